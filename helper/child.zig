@@ -1,0 +1,235 @@
+//! The child side: runs between clone3 and execve. It shares the caller's
+//! address space (CLONE_VM) or a copy of it, so it follows the rules of a
+//! vfork child: raw syscalls only, no allocation, no writes outside its own
+//! stack and its Context, never back into V8. Every failure is reported as
+//! one Record (op index, op code, errno) on the close-on-exec result pipe.
+
+const std = @import("std");
+const linux = std.os.linux;
+const SYS = linux.SYS;
+const program = @import("program.zig");
+const clone = @import("clone.zig");
+
+/// Placed by the parent at the top of the child's stack region.
+pub const Context = extern struct {
+    ops: [*]const program.Op,
+    op_count: u32,
+    result_fd: i32,
+    /// First op to run; a `fork` op sets it for the process it creates.
+    resume_at: u32,
+    _pad: u32 = 0,
+    /// Lowest address and size of the stack for the process a `fork` op makes.
+    fork_stack: u64,
+    fork_stack_len: u64,
+};
+
+/// Entry of the process made by sbox_spawn: signals are still blocked (the
+/// parent blocked them around clone3) and the handlers are V8's, so reset
+/// every handler to its default before unblocking anything.
+pub fn spawnEntry(arg: usize) callconv(.c) u8 {
+    resetSignals();
+    run(@ptrFromInt(arg));
+}
+
+/// Entry of the process made by a `fork` op: it inherits default handlers.
+fn forkEntry(arg: usize) callconv(.c) u8 {
+    run(@ptrFromInt(arg));
+}
+
+fn run(ctx: *Context) noreturn {
+    var i: u32 = ctx.resume_at;
+    while (i < ctx.op_count) : (i += 1) {
+        const op = &ctx.ops[i];
+        const rc = step(ctx, i, op);
+        if (errnoOf(rc)) |e| fail(ctx, i, op.code, e);
+    }
+    // link() guarantees the last op is exec, which only returns on failure.
+    unreachable;
+}
+
+fn step(ctx: *Context, index: u32, op: *const program.Op) usize {
+    const a = op.args;
+    return switch (op.code) {
+        .wait_parent => waitParent(@intCast(a[0])),
+        .mount => mount(op),
+        .mkdir => allowExisting(linux.syscall3(.mkdirat, at_fdcwd, a[0], a[1])),
+        .touch => touch(a[0], a[1]),
+        .symlink => allowExisting(linux.syscall3(.symlinkat, a[0], at_fdcwd, a[1])),
+        .pivot_root => pivotRoot(a[0]),
+        .sethostname => linux.syscall2(.sethostname, a[0], cstrlen(a[0])),
+        .loopback_up => loopbackUp(),
+        .dup2 => if (a[0] == a[1])
+            linux.syscall3(.fcntl, a[0], linux.F.SETFD, 0)
+        else
+            linux.syscall3(.dup3, a[0], a[1], 0),
+        .cloexec_from => linux.syscall3(.close_range, a[0], std.math.maxInt(u32), close_range_cloexec),
+        .chdir => linux.syscall1(.chdir, a[0]),
+        .setgroups => linux.syscall2(.setgroups, a[0], a[1]),
+        .setgid => linux.syscall3(.setresgid, a[0], a[0], a[0]),
+        .setuid => linux.syscall3(.setresuid, a[0], a[0], a[0]),
+        .exec => execSearch(op),
+        .setns => linux.syscall2(.setns, a[0], a[1]),
+        .unshare => linux.syscall1(.unshare, a[0]),
+        .prctl => linux.syscall5(.prctl, a[0], a[1], a[2], 0, 0),
+        .fork => fork(ctx, index, op),
+    };
+}
+
+const at_fdcwd: usize = @bitCast(@as(isize, linux.AT.FDCWD));
+const close_range_cloexec: usize = 4;
+
+fn errnoOf(rc: usize) ?u16 {
+    const signed: isize = @bitCast(rc);
+    if (signed < 0 and signed > -4096) return @intCast(-signed);
+    return null;
+}
+
+fn negErrno(e: linux.E) usize {
+    return @bitCast(-@as(isize, @intFromEnum(e)));
+}
+
+fn allowExisting(rc: usize) usize {
+    return if (errnoOf(rc) == @intFromEnum(linux.E.EXIST)) 0 else rc;
+}
+
+fn fail(ctx: *const Context, index: u32, code: program.Code, e: u16) noreturn {
+    const record = program.Record{ .kind = .failed, .op_index = index, .code = @intFromEnum(code), .value = e };
+    _ = linux.syscall3(.write, @bitCast(@as(isize, ctx.result_fd)), @intFromPtr(&record), @sizeOf(program.Record));
+    exit(1);
+}
+
+fn exit(status: u8) noreturn {
+    _ = linux.syscall1(.exit_group, status);
+    unreachable;
+}
+
+fn resetSignals() void {
+    const KSigaction = extern struct { handler: usize, flags: c_ulong, restorer: usize, mask: u64 };
+    const default = KSigaction{ .handler = 0, .flags = 0, .restorer = 0, .mask = 0 };
+    var sig: usize = 1;
+    while (sig < linux.NSIG) : (sig += 1) {
+        if (sig == linux.SIG.KILL or sig == linux.SIG.STOP) continue;
+        _ = linux.syscall4(.rt_sigaction, sig, @intFromPtr(&default), 0, 8);
+    }
+    const empty: u64 = 0;
+    _ = linux.syscall4(.rt_sigprocmask, linux.SIG.SETMASK, @intFromPtr(&empty), 0, 8);
+}
+
+fn waitParent(fd: i32) usize {
+    var byte: u8 = 0;
+    const rc = linux.syscall3(.read, @bitCast(@as(isize, fd)), @intFromPtr(&byte), 1);
+    if (errnoOf(rc) != null) return rc;
+    // End of file: the parent gave up on this child (it is being killed).
+    if (rc == 0) exit(1);
+    return linux.syscall1(.close, @bitCast(@as(isize, fd)));
+}
+
+fn mount(op: *const program.Op) usize {
+    const a = op.args;
+    var flags = a[3];
+    if (op.flags & program.mount_keep_locked_flags != 0) {
+        // An unprivileged remount must keep the flags the kernel locked when
+        // the mount was copied into this namespace: read them back first.
+        var st: [16]u64 = undefined;
+        const rc = linux.syscall2(.statfs, a[1], @intFromPtr(&st));
+        if (errnoOf(rc) != null) return rc;
+        const st_flags = st[10];
+        const keep = linux.MS.NOSUID | linux.MS.NODEV | linux.MS.NOEXEC | linux.MS.NOATIME | linux.MS.NODIRATIME;
+        flags |= st_flags & keep;
+        if (st_flags & 4096 != 0) flags |= linux.MS.RELATIME; // ST_RELATIME
+    }
+    return linux.syscall5(.mount, a[0], a[1], a[2], flags, a[4]);
+}
+
+fn touch(path: u64, mode: u64) usize {
+    const flags: u32 = @bitCast(linux.O{ .ACCMODE = .WRONLY, .CREAT = true, .CLOEXEC = true, .NOCTTY = true });
+    const fd = linux.syscall4(.openat, at_fdcwd, path, flags, mode);
+    if (errnoOf(fd) != null) return fd;
+    return linux.syscall1(.close, fd);
+}
+
+fn pivotRoot(new_root: u64) usize {
+    // pivot_root(".", ".") stacks the old root on top of the new one; a lazy
+    // unmount of "." then detaches it without needing a directory for it.
+    var rc = linux.syscall1(.chdir, new_root);
+    if (errnoOf(rc) != null) return rc;
+    rc = linux.syscall2(.pivot_root, @intFromPtr("."), @intFromPtr("."));
+    if (errnoOf(rc) != null) return rc;
+    rc = linux.syscall2(.umount2, @intFromPtr("."), linux.MNT.DETACH);
+    if (errnoOf(rc) != null) return rc;
+    return linux.syscall1(.chdir, @intFromPtr("/"));
+}
+
+fn loopbackUp() usize {
+    const fd = linux.syscall3(.socket, linux.AF.INET, linux.SOCK.DGRAM | linux.SOCK.CLOEXEC, 0);
+    if (errnoOf(fd) != null) return fd;
+    defer _ = linux.syscall1(.close, fd);
+    var ifr = [_]u8{0} ** 40; // struct ifreq: name[16], then the flags as a short
+    @memcpy(ifr[0..2], "lo");
+    var rc = linux.syscall3(.ioctl, fd, linux.SIOCGIFFLAGS, @intFromPtr(&ifr));
+    if (errnoOf(rc) != null) return rc;
+    const flags = std.mem.readInt(u16, ifr[16..18], .little) | 0x1 | 0x40; // IFF_UP | IFF_RUNNING
+    std.mem.writeInt(u16, ifr[16..18], flags, .little);
+    rc = linux.syscall3(.ioctl, fd, linux.SIOCSIFFLAGS, @intFromPtr(&ifr));
+    return rc;
+}
+
+fn cstrlen(p: u64) usize {
+    return std.mem.len(@as([*:0]const u8, @ptrFromInt(p)));
+}
+
+/// execve, with execvp's PATH search when the file has no slash: ENOENT and
+/// ENOTDIR try the next directory, EACCES is remembered, anything else stops.
+fn execSearch(op: *const program.Op) usize {
+    const a = op.args;
+    const file: [*:0]const u8 = @ptrFromInt(a[0]);
+    const name = std.mem.span(file);
+    if (a[3] == 0 or std.mem.indexOfScalar(u8, name, '/') != null) {
+        return linux.syscall3(.execve, a[0], a[1], a[2]);
+    }
+    const search = std.mem.span(@as([*:0]const u8, @ptrFromInt(a[3])));
+    var path_buf: [4096]u8 = undefined;
+    var result = negErrno(.NOENT);
+    var it = std.mem.splitScalar(u8, search, ':');
+    while (it.next()) |entry| {
+        const dir = if (entry.len == 0) "." else entry;
+        if (dir.len + 1 + name.len + 1 > path_buf.len) continue;
+        @memcpy(path_buf[0..dir.len], dir);
+        path_buf[dir.len] = '/';
+        @memcpy(path_buf[dir.len + 1 ..][0..name.len], name);
+        path_buf[dir.len + 1 + name.len] = 0;
+        const rc = linux.syscall3(.execve, @intFromPtr(&path_buf), a[1], a[2]);
+        switch (@as(linux.E, @enumFromInt(errnoOf(rc) orelse 0))) {
+            .NOENT, .NOTDIR, .NODEV, .TIMEDOUT, .STALE => {},
+            .ACCES => result = negErrno(.ACCES),
+            else => return rc,
+        }
+    }
+    return result;
+}
+
+/// A second clone3 from inside the container's namespaces (the exec path:
+/// setns only moves the caller's future children into the pid namespace).
+/// The new process continues with the next op; this one reports its pid.
+fn fork(ctx: *Context, index: u32, op: *const program.Op) usize {
+    const a = op.args;
+    // With CLONE_PARENT the kernel takes the exit signal from the caller and
+    // rejects any other (EINVAL).
+    const exit_signal: u64 = if (a[0] & linux.CLONE.PARENT != 0) 0 else linux.SIG.CHLD;
+    var args = clone.CloneArgs{ .flags = a[0], .exit_signal = exit_signal };
+    const cgroup_fd: i64 = @bitCast(a[1]);
+    if (cgroup_fd >= 0) {
+        args.flags |= linux.CLONE.INTO_CGROUP;
+        args.cgroup = @intCast(cgroup_fd);
+    }
+    if (args.flags & linux.CLONE.VM != 0) {
+        args.stack = ctx.fork_stack;
+        args.stack_size = ctx.fork_stack_len;
+    }
+    ctx.resume_at = index + 1;
+    const pid = clone.clone3(&args, forkEntry, @intFromPtr(ctx));
+    if (errnoOf(pid) != null) return pid;
+    const record = program.Record{ .kind = .forked, .op_index = index, .code = @intFromEnum(op.code), .value = @intCast(pid) };
+    _ = linux.syscall3(.write, @bitCast(@as(isize, ctx.result_fd)), @intFromPtr(&record), @sizeOf(program.Record));
+    exit(0);
+}

@@ -1,0 +1,243 @@
+//! libsbox: the mechanism half of sbox for Deno, opened with Deno.dlopen.
+//!
+//! Two kinds of export:
+//! - `sbox_spawn`: clone3 a child that runs a setup program (child.zig).
+//! - thin syscall wrappers, because the library runs with --allow-ffi only:
+//!   every file, pipe, signal and wait goes through here. They return the
+//!   raw kernel result: a value >= 0, or a negative errno.
+//!
+//! No libc: raw syscalls keep the child async-signal-safe and the library
+//! free of glibc version requirements.
+
+const std = @import("std");
+const linux = std.os.linux;
+const program = @import("program.zig");
+const child = @import("child.zig");
+const clone = @import("clone.zig");
+
+/// Stack for each process the helper creates (the spawned child, and the one
+/// a `fork` op makes). The deepest frame is execSearch's 4 KiB path buffer.
+const stack_len: usize = 64 * 1024;
+const guard_len: usize = 4096;
+/// [guard][fork stack][guard][spawn stack, Context at its top]
+const region_len: usize = 2 * (guard_len + stack_len);
+
+pub const SpawnResult = extern struct {
+    pid: i32,
+    pidfd: i32,
+    /// The child's stack region. With CLONE_VM the child runs on it until it
+    /// execs or exits: free it with sbox_stack_free only after the result
+    /// pipe reached end-of-file.
+    stack: u64,
+};
+
+fn errnoResult(rc: usize) isize {
+    return @bitCast(rc);
+}
+
+/// Starts a process that runs `prog` (see program.zig). `flags` are clone3
+/// flags (CLONE_PIDFD is added); `cgroup_fd` >= 0 adds CLONE_INTO_CGROUP.
+/// Returns 0 or a negative errno; -EINVAL for a malformed program.
+export fn sbox_spawn(prog: [*]u8, prog_len: usize, flags: u64, cgroup_fd: i32, result_fd: i32, out: *SpawnResult) isize {
+    const ops = program.link(prog[0..prog_len]) catch return -@as(isize, @intFromEnum(linux.E.INVAL));
+
+    const region_rc = linux.mmap(null, region_len, linux.PROT.NONE, .{ .TYPE = .PRIVATE, .ANONYMOUS = true, .NORESERVE = true }, -1, 0);
+    if (errnoOf(region_rc)) |e| return -@as(isize, e);
+    const region: [*]u8 = @ptrFromInt(region_rc);
+    const rw = linux.PROT.READ | linux.PROT.WRITE;
+    const fork_stack = region + guard_len;
+    const spawn_stack = region + 2 * guard_len + stack_len;
+    if (errnoOf(linux.mprotect(fork_stack, stack_len, rw))) |e| return unmapFailed(region, e);
+    if (errnoOf(linux.mprotect(spawn_stack, stack_len, rw))) |e| return unmapFailed(region, e);
+
+    const ctx_addr = std.mem.alignBackward(usize, @intFromPtr(spawn_stack) + stack_len - @sizeOf(child.Context), 16);
+    const ctx: *child.Context = @ptrFromInt(ctx_addr);
+    ctx.* = .{
+        .ops = ops.ptr,
+        .op_count = @intCast(ops.len),
+        .result_fd = result_fd,
+        .resume_at = 0,
+        .fork_stack = @intFromPtr(fork_stack),
+        .fork_stack_len = stack_len,
+    };
+
+    var pidfd: i32 = -1;
+    var args = clone.CloneArgs{
+        .flags = flags | linux.CLONE.PIDFD,
+        .pidfd = @intFromPtr(&pidfd),
+        .exit_signal = linux.SIG.CHLD,
+    };
+    if (cgroup_fd >= 0) {
+        args.flags |= linux.CLONE.INTO_CGROUP;
+        args.cgroup = @intCast(cgroup_fd);
+    }
+    if (flags & linux.CLONE.VM != 0) {
+        args.stack = @intFromPtr(spawn_stack);
+        args.stack_size = ctx_addr - @intFromPtr(spawn_stack);
+    }
+
+    // Block every signal around clone3: a signal delivered to the child
+    // before it reset the handlers would run V8's handler on the child stack.
+    const all = linux.sigfillset();
+    var old: linux.sigset_t = undefined;
+    _ = linux.syscall4(.rt_sigprocmask, linux.SIG.SETMASK, @intFromPtr(&all), @intFromPtr(&old), linux.NSIG / 8);
+    const pid = clone.clone3(&args, child.spawnEntry, ctx_addr);
+    _ = linux.syscall4(.rt_sigprocmask, linux.SIG.SETMASK, @intFromPtr(&old), 0, linux.NSIG / 8);
+
+    if (errnoOf(pid)) |e| return unmapFailed(region, e);
+    out.* = .{ .pid = @intCast(pid), .pidfd = pidfd, .stack = @intFromPtr(region) };
+    return 0;
+}
+
+fn unmapFailed(region: [*]u8, e: u16) isize {
+    _ = linux.munmap(region, region_len);
+    return -@as(isize, e);
+}
+
+export fn sbox_stack_free(stack: u64) isize {
+    if (stack == 0) return 0;
+    return errnoResult(linux.munmap(@ptrFromInt(stack), region_len));
+}
+
+fn errnoOf(rc: usize) ?u16 {
+    const signed: isize = @bitCast(rc);
+    if (signed < 0 and signed > -4096) return @intCast(-signed);
+    return null;
+}
+
+/// Size of a program header and op, so TypeScript can assert it agrees.
+export fn sbox_abi_version() u32 {
+    return (program.version << 16) | (@sizeOf(program.Op) << 8) | @sizeOf(program.Record);
+}
+
+// ---- thin syscall wrappers --------------------------------------------------
+
+const at_fdcwd: usize = @bitCast(@as(isize, linux.AT.FDCWD));
+
+fn fdArg(fd: i32) usize {
+    return @bitCast(@as(isize, fd));
+}
+
+export fn sbox_open(path: [*:0]const u8, flags: u32, mode: u32) isize {
+    return errnoResult(linux.syscall4(.openat, at_fdcwd, @intFromPtr(path), flags, mode));
+}
+
+export fn sbox_read(fd: i32, buf: [*]u8, len: usize) isize {
+    return errnoResult(linux.syscall3(.read, fdArg(fd), @intFromPtr(buf), len));
+}
+
+export fn sbox_write(fd: i32, buf: [*]const u8, len: usize) isize {
+    return errnoResult(linux.syscall3(.write, fdArg(fd), @intFromPtr(buf), len));
+}
+
+export fn sbox_close(fd: i32) isize {
+    return errnoResult(linux.syscall1(.close, fdArg(fd)));
+}
+
+export fn sbox_pipe2(fds: *[2]i32, flags: u32) isize {
+    return errnoResult(linux.syscall2(.pipe2, @intFromPtr(fds), flags));
+}
+
+export fn sbox_fcntl(fd: i32, cmd: i32, arg: u64) isize {
+    return errnoResult(linux.syscall3(.fcntl, fdArg(fd), fdArg(cmd), arg));
+}
+
+export fn sbox_mkdir(path: [*:0]const u8, mode: u32) isize {
+    return errnoResult(linux.syscall3(.mkdirat, at_fdcwd, @intFromPtr(path), mode));
+}
+
+export fn sbox_rmdir(path: [*:0]const u8) isize {
+    return errnoResult(linux.syscall3(.unlinkat, at_fdcwd, @intFromPtr(path), linux.AT.REMOVEDIR));
+}
+
+export fn sbox_unlink(path: [*:0]const u8) isize {
+    return errnoResult(linux.syscall3(.unlinkat, at_fdcwd, @intFromPtr(path), 0));
+}
+
+export fn sbox_getdents64(fd: i32, buf: [*]u8, len: usize) isize {
+    return errnoResult(linux.syscall3(.getdents64, fdArg(fd), @intFromPtr(buf), len));
+}
+
+/// statx of a path without following a final symlink unless `follow`.
+/// Writes mode (u32), uid, gid and size (u64) into `out`.
+export fn sbox_stat(path: [*:0]const u8, follow: bool, out: *[4]u64) isize {
+    var stx: linux.Statx = undefined;
+    const flags: u32 = if (follow) 0 else linux.AT.SYMLINK_NOFOLLOW;
+    const rc = linux.syscall5(.statx, at_fdcwd, @intFromPtr(path), flags, linux.STATX_BASIC_STATS, @intFromPtr(&stx));
+    if (errnoOf(rc) != null) return errnoResult(rc);
+    out.* = .{ stx.mode, stx.uid, stx.gid, stx.size };
+    return 0;
+}
+
+export fn sbox_kill(pid: i32, sig: i32) isize {
+    return errnoResult(linux.syscall2(.kill, fdArg(pid), fdArg(sig)));
+}
+
+export fn sbox_pidfd_open(pid: i32) isize {
+    return errnoResult(linux.syscall2(.pidfd_open, fdArg(pid), 0));
+}
+
+export fn sbox_pidfd_send_signal(pidfd: i32, sig: i32) isize {
+    return errnoResult(linux.syscall4(.pidfd_send_signal, fdArg(pidfd), fdArg(sig), 0, 0));
+}
+
+/// waitid(P_PIDFD). Writes si_code (CLD_EXITED, CLD_KILLED, CLD_DUMPED, ...)
+/// and si_status into `out`; returns 0, or -EAGAIN with WNOHANG and no exit.
+export fn sbox_waitid(pidfd: i32, options: u32, out: *[2]i32) isize {
+    var info = std.mem.zeroes(linux.siginfo_t);
+    const rc = linux.syscall5(.waitid, 3, fdArg(pidfd), @intFromPtr(&info), options, 0); // 3 = P_PIDFD
+    if (errnoOf(rc) != null) return errnoResult(rc);
+    if (info.fields.common.first.piduid.pid == 0) return -@as(isize, @intFromEnum(linux.E.AGAIN));
+    out.* = .{ info.code, info.fields.common.second.sigchld.status };
+    return 0;
+}
+
+export fn sbox_getids(out: *[4]u32) void {
+    out.* = .{
+        @truncate(linux.syscall0(.getuid)),
+        @truncate(linux.syscall0(.getgid)),
+        @truncate(linux.syscall0(.geteuid)),
+        @truncate(linux.syscall0(.getpid)),
+    };
+}
+
+export fn sbox_epoll_create() isize {
+    return errnoResult(linux.syscall1(.epoll_create1, linux.EPOLL.CLOEXEC));
+}
+
+export fn sbox_epoll_ctl(epfd: i32, op: i32, fd: i32, events: u32, data: u64) isize {
+    var ev = linux.epoll_event{ .events = events, .data = .{ .u64 = data } };
+    return errnoResult(linux.syscall4(.epoll_ctl, fdArg(epfd), fdArg(op), fdArg(fd), @intFromPtr(&ev)));
+}
+
+/// Waits for events and writes them as (events: u32, pad: u32, data: u64)
+/// pairs into `out`. Meant for a nonblocking FFI call: one thread waits for
+/// every container of the process.
+export fn sbox_epoll_wait(epfd: i32, out: [*]u64, max: u32, timeout_ms: i32) isize {
+    var events: [64]linux.epoll_event = undefined;
+    const n = @min(max, events.len);
+    const rc = linux.syscall6(.epoll_pwait, fdArg(epfd), @intFromPtr(&events), n, fdArg(timeout_ms), 0, 8);
+    if (errnoOf(rc) != null) return errnoResult(rc);
+    for (events[0..rc], 0..) |ev, i| {
+        out[2 * i] = ev.events;
+        out[2 * i + 1] = ev.data.u64;
+    }
+    return @intCast(rc);
+}
+
+export fn sbox_eventfd() isize {
+    return errnoResult(linux.syscall2(.eventfd2, 0, linux.EFD.CLOEXEC | linux.EFD.NONBLOCK));
+}
+
+/// A failed assertion must not unwind or print through std's locks: in a
+/// child that shares the caller's memory those belong to another process.
+pub const panic = std.debug.FullPanic(panicExit);
+
+fn panicExit(_: []const u8, _: ?usize) noreturn {
+    _ = linux.syscall1(.exit_group, 70);
+    unreachable;
+}
+
+test {
+    _ = program;
+}

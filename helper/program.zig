@@ -1,0 +1,187 @@
+//! The setup program: the byte buffer that TypeScript compiles (src/program.ts)
+//! and the child interprets after clone3 (child.zig).
+//!
+//! Layout, all integers little-endian native words:
+//!
+//!   Header   magic, version, op_count, byte_len
+//!   Op[op_count]   fixed 56-byte records: code, flags, six u64 arguments
+//!   data area      NUL-terminated strings and offset arrays
+//!
+//! String and array arguments are written as byte offsets from the start of
+//! the buffer (0 means "none"). `link` runs in the parent, before clone3: it
+//! checks every offset against the buffer and rewrites it in place into an
+//! absolute address, so the child only dereferences pointers that were
+//! already validated. The child never parses, allocates or fails on format.
+
+const std = @import("std");
+
+pub const magic: u32 = 0x31584253; // "SBX1"
+pub const version: u32 = 1;
+
+/// Explicit limits: a program larger than this is a bug in the compiler.
+pub const max_ops: u32 = 4096;
+pub const max_bytes: usize = 8 * 1024 * 1024;
+pub const max_array_len: usize = 65536;
+
+pub const Header = extern struct {
+    magic: u32,
+    version: u32,
+    op_count: u32,
+    byte_len: u32,
+};
+
+/// One step of the setup state machine. The numbers are shared with
+/// src/program.ts (`OpCode`); keep both lists in the same order.
+pub const Code = enum(u32) {
+    /// Block until the parent writes one byte on fd args[0] (id maps written).
+    wait_parent = 1,
+    /// mount(args[0] source, args[1] target, args[2] fstype, args[3] flags, args[4] data).
+    /// flags field bit 0: for a remount, keep the flags the kernel locked
+    /// (nosuid, nodev, noexec, atime) so that an unprivileged remount is allowed.
+    mount = 2,
+    /// mkdir(args[0] path, args[1] mode); an existing directory is fine.
+    mkdir = 3,
+    /// Create an empty file args[0] with mode args[1] (a bind-mount target).
+    touch = 4,
+    /// symlink(args[0] target, args[1] link path); an existing entry is fine.
+    symlink = 5,
+    /// Make args[0] the new root and detach the old one.
+    pivot_root = 6,
+    /// sethostname(args[0]).
+    sethostname = 7,
+    /// Bring the loopback interface up.
+    loopback_up = 8,
+    /// dup2(args[0], args[1]); equal fds only clear close-on-exec.
+    dup2 = 9,
+    /// Mark every fd >= args[0] close-on-exec.
+    cloexec_from = 10,
+    /// chdir(args[0]).
+    chdir = 11,
+    /// setgroups(args[0] count, args[1] array of u32 ids).
+    setgroups = 12,
+    /// setresgid(args[0]).
+    setgid = 13,
+    /// setresuid(args[0]).
+    setuid = 14,
+    /// execve(args[0] file, args[1] argv, args[2] envp), searching args[3]
+    /// (a PATH-style list) when the file has no slash. Always the last op.
+    exec = 15,
+    /// setns(args[0] fd, args[1] nstype).
+    setns = 16,
+    /// clone3(args[0] flags, into cgroup fd args[1] unless negative). The caller
+    /// reports the new pid on the result pipe and exits; the new process runs
+    /// the remaining ops.
+    fork = 17,
+    /// unshare(args[0]).
+    unshare = 18,
+    /// prctl(args[0], args[1], args[2]).
+    prctl = 19,
+
+    pub fn stringArgs(code: Code) u6 {
+        return switch (code) {
+            .mount => 0b10111,
+            .mkdir, .touch, .pivot_root, .sethostname, .chdir => 0b1,
+            .symlink => 0b11,
+            .exec => 0b1001,
+            else => 0,
+        };
+    }
+
+    pub fn arrayArgs(code: Code) u6 {
+        return switch (code) {
+            .exec => 0b110,
+            else => 0,
+        };
+    }
+};
+
+pub const mount_keep_locked_flags: u32 = 1;
+
+pub const Op = extern struct {
+    code: Code,
+    flags: u32,
+    args: [6]u64,
+};
+
+comptime {
+    std.debug.assert(@sizeOf(Header) == 16);
+    std.debug.assert(@sizeOf(Op) == 56);
+}
+
+/// What the child writes on the result pipe. A successful execve writes
+/// nothing: the pipe is close-on-exec, so the parent reads end-of-file.
+pub const Record = extern struct {
+    kind: RecordKind,
+    op_index: u32,
+    code: u32,
+    /// errno for `failed`, the new pid for `forked`.
+    value: i32,
+};
+
+pub const RecordKind = enum(u32) {
+    failed = 1,
+    forked = 2,
+};
+
+pub const LinkError = error{ BadHeader, BadOp, BadOffset, BadString, BadArray, NoExec };
+
+/// Validates `buf` and rewrites its offsets into addresses. Returns the ops.
+pub fn link(buf: []u8) LinkError![]Op {
+    if (buf.len < @sizeOf(Header) or buf.len > max_bytes) return error.BadHeader;
+    const header: *align(1) const Header = @ptrCast(buf.ptr);
+    if (header.magic != magic or header.version != version) return error.BadHeader;
+    if (header.byte_len != buf.len) return error.BadHeader;
+    if (header.op_count == 0 or header.op_count > max_ops) return error.BadHeader;
+    const ops_end = @sizeOf(Header) + @as(usize, header.op_count) * @sizeOf(Op);
+    if (ops_end > buf.len) return error.BadHeader;
+    if (@intFromPtr(buf.ptr) % 8 != 0) return error.BadHeader;
+    const ops: []Op = @as([*]Op, @ptrCast(@alignCast(buf.ptr + @sizeOf(Header))))[0..header.op_count];
+
+    const base = @intFromPtr(buf.ptr);
+    for (ops) |*op| {
+        _ = std.meta.intToEnum(Code, @intFromEnum(op.code)) catch return error.BadOp;
+        const strings = Code.stringArgs(op.code);
+        const arrays = Code.arrayArgs(op.code);
+        for (&op.args, 0..) |*arg, i| {
+            const bit = @as(u6, 1) << @intCast(i);
+            if (strings & bit != 0) {
+                if (arg.* != 0) arg.* = base + try checkString(buf, ops_end, arg.*);
+            } else if (arrays & bit != 0) {
+                arg.* = base + try linkArray(buf, ops_end, arg.*);
+            }
+        }
+        if (op.code == .setgroups) {
+            // args[1]: offset of args[0] u32 group ids.
+            const count = op.args[0];
+            const offset = op.args[1];
+            if (count > max_array_len or offset < ops_end or offset % 4 != 0) return error.BadArray;
+            if (offset + count * 4 > buf.len) return error.BadArray;
+            op.args[1] = base + offset;
+        }
+    }
+    if (ops[ops.len - 1].code != .exec) return error.NoExec;
+    return ops;
+}
+
+fn checkString(buf: []const u8, data_start: usize, offset: u64) LinkError!usize {
+    if (offset < data_start or offset >= buf.len) return error.BadOffset;
+    const start: usize = @intCast(offset);
+    if (std.mem.indexOfScalarPos(u8, buf, start, 0) == null) return error.BadString;
+    return start;
+}
+
+/// An array is a list of u64 string offsets ending with 0; each element is
+/// rewritten into an address, which gives the child a ready argv/envp.
+fn linkArray(buf: []u8, data_start: usize, offset: u64) LinkError!usize {
+    if (offset < data_start or offset % 8 != 0 or offset >= buf.len) return error.BadArray;
+    const start: usize = @intCast(offset);
+    const words: [*]u64 = @ptrCast(@alignCast(buf.ptr + start));
+    const max_words = (buf.len - start) / 8;
+    var i: usize = 0;
+    while (true) : (i += 1) {
+        if (i >= max_words or i > max_array_len) return error.BadArray;
+        if (words[i] == 0) break;
+        words[i] = @intFromPtr(buf.ptr) + try checkString(buf, data_start, words[i]);
+    }
+    return start;
+}

@@ -1,0 +1,50 @@
+//! Unit tests of the program format: link() must accept what src/program.ts
+//! writes and reject anything that would make the child read out of bounds.
+
+const std = @import("std");
+const program = @import("program.zig");
+
+fn buildExec(buf: []align(8) u8, file_off: u64) []u8 {
+    @memset(buf, 0);
+    const header: *program.Header = @ptrCast(buf.ptr);
+    const ops_end = @sizeOf(program.Header) + @sizeOf(program.Op);
+    const argv_off = ops_end;
+    const str_off = argv_off + 16;
+    header.* = .{ .magic = program.magic, .version = program.version, .op_count = 1, .byte_len = @intCast(str_off + 8) };
+    const op: *program.Op = @ptrCast(@alignCast(buf.ptr + @sizeOf(program.Header)));
+    op.* = .{ .code = .exec, .flags = 0, .args = .{ file_off, argv_off, argv_off + 8, 0, 0, 0 } };
+    std.mem.writeInt(u64, buf[argv_off..][0..8], str_off, .little);
+    @memcpy(buf[str_off..][0..5], "/bin\x00");
+    return buf[0 .. str_off + 8];
+}
+
+test "link rewrites offsets into addresses" {
+    var storage: [256]u8 align(8) = undefined;
+    const ops_end = @sizeOf(program.Header) + @sizeOf(program.Op);
+    const buf = buildExec(&storage, ops_end + 16);
+    const ops = try program.link(buf);
+    try std.testing.expectEqual(@as(usize, 1), ops.len);
+    const file: [*:0]const u8 = @ptrFromInt(ops[0].args[0]);
+    try std.testing.expectEqualStrings("/bin", std.mem.span(file));
+    const argv: [*]const u64 = @ptrFromInt(ops[0].args[1]);
+    try std.testing.expectEqual(ops[0].args[0], argv[0]);
+    try std.testing.expectEqual(@as(u64, 0), argv[1]);
+}
+
+test "link rejects offsets outside the data area" {
+    var storage: [256]u8 align(8) = undefined;
+    try std.testing.expectError(error.BadOffset, program.link(buildExec(&storage, 4)));
+    try std.testing.expectError(error.BadOffset, program.link(buildExec(&storage, 4000)));
+}
+
+test "link rejects a bad header and a program that does not end in exec" {
+    var storage: [256]u8 align(8) = undefined;
+    const ops_end = @sizeOf(program.Header) + @sizeOf(program.Op);
+    var buf = buildExec(&storage, ops_end + 16);
+    buf[0] ^= 1;
+    try std.testing.expectError(error.BadHeader, program.link(buf));
+    buf = buildExec(&storage, ops_end + 16);
+    const op: *program.Op = @ptrCast(@alignCast(buf.ptr + @sizeOf(program.Header)));
+    op.code = .chdir;
+    try std.testing.expectError(error.NoExec, program.link(buf));
+}

@@ -1,0 +1,52 @@
+/**
+ * sbox for Deno: tiny rootless Linux containers as a typed Deno API, the
+ * counterpart of the Rust crate `sbox`. A process starts in fresh user,
+ * mount, pid, net, ipc, uts, time and cgroup namespaces, on an overlay root,
+ * in a cgroup v2 group, and you learn exactly how it ended.
+ *
+ * Needs `--allow-ffi` and nothing else: the Zig helper library does clone3
+ * and the child's setup; this package does the policy.
+ *
+ * @example Run a command in a busybox image and capture its output
+ * ```ts ignore
+ * import { BaseMounts, Cgroup, Container, OverlayMount, ProcUserMapper } from "./mod.ts";
+ *
+ * const cgroup = Cgroup.current().child("sbox-example");
+ * await cgroup.create();
+ * const container = await Container.create({
+ *   rootfs: "/tmp/example/root",
+ *   cgroup,
+ *   userMapper: ProcUserMapper.newRoot(),
+ *   mounts: [
+ *     new OverlayMount(["/tmp/example/busybox"], "/tmp/example/upper", "/tmp/example/work"),
+ *     new BaseMounts(),
+ *   ],
+ * });
+ * const init = await container.start({
+ *   command: ["/bin/sh", "-c", "echo hello from $(hostname)"],
+ *   env: { PATH: "/bin" },
+ *   stdout: "piped",
+ * });
+ * const { code, stdout } = await init.output();
+ * console.log(code, new TextDecoder().decode(stdout));
+ * await container.destroy();
+ * await cgroup.remove();
+ * ```
+ *
+ * @module
+ */
+
+export { Cgroup, type CpuUsage, findCgroup2Mount, type MemoryEvents } from "./src/cgroup.ts";
+export { Container, type ContainerOptions, type ProcessOptions } from "./src/container.ts";
+export { SboxError, type SboxErrorOptions } from "./src/error.ts";
+export { BaseMounts, BindMount, type Mount, OverlayMount, TmpfsMount } from "./src/mount.ts";
+export { InitProcess, Process, type ProcessOutput, type ProcessStatus, type Stdio } from "./src/process.ts";
+export {
+  BinNewIdMapper,
+  type IdMapEntry,
+  ProcUserMapper,
+  runAsRoot,
+  runAsUser,
+  type UserMapper,
+} from "./src/user.ts";
+export type { SignalLike } from "./src/signal.ts";

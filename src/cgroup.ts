@@ -1,0 +1,315 @@
+/**
+ * cgroup v2, as files: a {@linkcode Cgroup} is a directory of the cgroup2
+ * mount. The mount is found in /proc/self/mountinfo, never assumed to be
+ * /sys/fs/cgroup (hybrid hosts mount it elsewhere).
+ *
+ * @module
+ */
+
+import { SboxError } from "./error.ts";
+import {
+  check,
+  close,
+  EBUSY,
+  EEXIST,
+  ENOENT,
+  O,
+  open,
+  readDir,
+  readTextFile,
+  stat,
+  tryMkdir,
+  tryOpen,
+  tryRmdir,
+  writeTextFile,
+} from "./sys.ts";
+
+/** Counters of `memory.events`. */
+export interface MemoryEvents {
+  low: number;
+  high: number;
+  max: number;
+  oom: number;
+  oomKill: number;
+  oomGroupKill: number;
+}
+
+/** CPU time from `cpu.stat`, in microseconds. */
+export interface CpuUsage {
+  usageUsec: number;
+  userUsec: number;
+  systemUsec: number;
+}
+
+/** Finds the cgroup2 mount point in /proc/self/mountinfo. */
+export function findCgroup2Mount(): string {
+  for (const line of readTextFile("/proc/self/mountinfo").split("\n")) {
+    const sep = line.indexOf(" - ");
+    if (sep < 0) continue;
+    const fstype = line.slice(sep + 3).split(" ")[0];
+    if (fstype === "cgroup2") return unescapeMountPath(line.slice(0, sep).split(" ")[4]);
+  }
+  throw new SboxError("no cgroup2 file system is mounted (looked in /proc/self/mountinfo)", {
+    step: "cgroup",
+  });
+}
+
+function unescapeMountPath(path: string): string {
+  return path.replace(/\\([0-7]{3})/g, (_, oct) => String.fromCharCode(parseInt(oct, 8)));
+}
+
+function validName(name: string): boolean {
+  return name.split("/").every((part) => part !== "" && part !== "." && part !== "..");
+}
+
+/**
+ * A cgroup v2 group: `mountPath` is the cgroup2 mount, `name` the path below
+ * it ("" for the root).
+ *
+ * @example Limits for a group of processes
+ * ```ts ignore
+ * import { Cgroup } from "./cgroup.ts";
+ *
+ * const parent = await Cgroup.current();
+ * const cgroup = parent.child("judge-1");
+ * await cgroup.create();
+ * await cgroup.setPidsLimit(64);
+ * // ... run processes in it ...
+ * await cgroup.remove();
+ * ```
+ */
+export class Cgroup {
+  /** Where cgroup2 is mounted, e.g. `/sys/fs/cgroup`. */
+  readonly mountPath: string;
+  /** Path of this group below the mount, without leading slash ("" is the root). */
+  readonly name: string;
+
+  /** A handle on the group `name` below `mountPath`; creates nothing. */
+  constructor(mountPath: string, name: string) {
+    if (!mountPath.startsWith("/")) {
+      throw SboxError.invalidOption("cgroup mountPath", `not absolute: ${mountPath}`);
+    }
+    const trimmed = name.replace(/^\/+|\/+$/g, "");
+    if (trimmed !== "" && !validName(trimmed)) {
+      throw SboxError.invalidOption("cgroup name", `bad name ${name}`);
+    }
+    this.mountPath = mountPath.replace(/\/+$/, "") || "/";
+    this.name = trimmed;
+  }
+
+  /** The cgroup of the calling process. */
+  static current(): Cgroup {
+    const mount = findCgroup2Mount();
+    const line = readTextFile("/proc/self/cgroup").split("\n").find((l) => l.startsWith("0::"));
+    if (!line) {
+      throw new SboxError("the process has no cgroup v2 entry in /proc/self/cgroup", { step: "cgroup" });
+    }
+    return new Cgroup(mount, line.slice(3).replace(/ \(deleted\)$/, ""));
+  }
+
+  /** Absolute path of the group's directory. */
+  get path(): string {
+    return this.name === "" ? this.mountPath : `${this.mountPath}/${this.name}`;
+  }
+
+  /** The parent group (the root is its own parent). */
+  parent(): Cgroup {
+    const slash = this.name.lastIndexOf("/");
+    return new Cgroup(this.mountPath, slash < 0 ? "" : this.name.slice(0, slash));
+  }
+
+  /** A child group handle (not created). */
+  child(name: string): Cgroup {
+    if (!validName(name)) throw SboxError.invalidOption("cgroup", `bad child name ${JSON.stringify(name)}`);
+    return new Cgroup(this.mountPath, this.name === "" ? name : `${this.name}/${name}`);
+  }
+
+  /** Whether the directory exists. */
+  exists(): boolean {
+    return stat(this.path)?.isDirectory ?? false;
+  }
+
+  /** Creates the group (and missing parents); an existing group is fine. */
+  create(): void {
+    const parts = this.name.split("/");
+    for (let i = 1; i <= parts.length && this.name !== ""; i++) {
+      const path = `${this.mountPath}/${parts.slice(0, i).join("/")}`;
+      const rc = tryMkdir(path, 0o755);
+      if (rc < 0 && -rc !== EEXIST) check(rc, "cgroup", `cannot create cgroup ${path}`);
+    }
+  }
+
+  /**
+   * Removes the group and its child groups. Processes left in them are
+   * killed first (cgroup.kill) and waited for.
+   */
+  async remove(): Promise<void> {
+    if (!this.exists()) return;
+    for (const entry of readDir(this.path)) {
+      if (entry.isDirectory) await this.child(entry.name).remove();
+    }
+    for (let attempt = 0;; attempt++) {
+      const rc = tryRmdir(this.path);
+      if (rc === 0 || -rc === ENOENT) return;
+      if (-rc !== EBUSY || attempt >= 200) check(rc, "cgroup", `cannot remove cgroup ${this.path}`);
+      if (attempt === 0) this.#killIfPossible();
+      await new Promise((resolve) => setTimeout(resolve, Math.min(1 + attempt, 20)));
+    }
+  }
+
+  #killIfPossible(): void {
+    try {
+      this.kill();
+    } catch {
+      // cgroup.kill needs Linux 5.14; rmdir keeps failing and reports EBUSY.
+    }
+  }
+
+  /** Kills every process in the group and its descendants (cgroup.kill). */
+  kill(): void {
+    this.#write("cgroup.kill", "1");
+  }
+
+  /** Moves a process into the group. */
+  addProcess(pid: number): void {
+    this.#write("cgroup.procs", String(pid));
+  }
+
+  /** Pids of the processes in the group itself (not its children). */
+  procs(): number[] {
+    return this.#read("cgroup.procs").split("\n").filter(Boolean).map(Number);
+  }
+
+  /** Whether any process is in the group or below (cgroup.events "populated"). */
+  populated(): boolean {
+    return /^populated 1$/m.test(this.#read("cgroup.events"));
+  }
+
+  /** Controllers available in this group. */
+  controllers(): string[] {
+    return this.#read("cgroup.controllers").split(/\s+/).filter(Boolean);
+  }
+
+  /** Controllers enabled for the children of this group. */
+  subtreeControllers(): string[] {
+    return this.#read("cgroup.subtree_control").split(/\s+/).filter(Boolean);
+  }
+
+  /** Enables controllers for the children, e.g. `["cpu", "memory", "pids"]`. */
+  addSubtreeControllers(names: string[]): void {
+    const available = this.controllers();
+    const missing = names.filter((n) => !available.includes(n));
+    if (missing.length > 0) this.#missingController(missing[0]);
+    this.#write("cgroup.subtree_control", names.map((n) => `+${n}`).join(" "));
+  }
+
+  /** memory.current in bytes. */
+  memoryCurrent(): number {
+    return Number(this.#controllerRead("memory", "memory.current"));
+  }
+
+  /** memory.peak in bytes. */
+  memoryPeak(): number {
+    return Number(this.#controllerRead("memory", "memory.peak"));
+  }
+
+  /** Counters of memory.events. */
+  memoryEvents(): MemoryEvents {
+    const fields = keyValues(this.#controllerRead("memory", "memory.events"));
+    return {
+      low: fields.low ?? 0,
+      high: fields.high ?? 0,
+      max: fields.max ?? 0,
+      oom: fields.oom ?? 0,
+      oomKill: fields.oom_kill ?? 0,
+      oomGroupKill: fields.oom_group_kill ?? 0,
+    };
+  }
+
+  /** memory.max: hard limit in bytes. */
+  setMemoryLimit(bytes: number): void {
+    this.#controllerWrite("memory", "memory.max", String(limitValue(bytes)));
+  }
+
+  /** memory.min: guaranteed memory in bytes. */
+  setMemoryGuarantee(bytes: number): void {
+    this.#controllerWrite("memory", "memory.min", String(limitValue(bytes)));
+  }
+
+  /** memory.swap.max in bytes. */
+  setSwapMemoryLimit(bytes: number): void {
+    this.#controllerWrite("memory", "memory.swap.max", String(limitValue(bytes)));
+  }
+
+  /** CPU time from cpu.stat (present without the cpu controller). */
+  cpuUsage(): CpuUsage {
+    const fields = keyValues(this.#read("cpu.stat"));
+    return {
+      usageUsec: fields.usage_usec ?? 0,
+      userUsec: fields.user_usec ?? 0,
+      systemUsec: fields.system_usec ?? 0,
+    };
+  }
+
+  /** cpu.max: `quotaUsec` of CPU time per `periodUsec`. */
+  setCpuLimit(quotaUsec: number, periodUsec = 100_000): void {
+    this.#controllerWrite("cpu", "cpu.max", `${limitValue(quotaUsec)} ${limitValue(periodUsec)}`);
+  }
+
+  /** pids.max. */
+  setPidsLimit(n: number): void {
+    this.#controllerWrite("pids", "pids.max", String(limitValue(n)));
+  }
+
+  /** Opens the directory for CLONE_INTO_CGROUP; the caller closes the fd. */
+  openDirectory(): number {
+    return open(this.path, O.RDONLY | O.DIRECTORY);
+  }
+
+  #read(file: string): string {
+    return readTextFile(`${this.path}/${file}`);
+  }
+
+  #write(file: string, text: string): void {
+    writeTextFile(`${this.path}/${file}`, text);
+  }
+
+  #controllerRead(controller: string, file: string): string {
+    this.#requireController(controller, file);
+    return this.#read(file);
+  }
+
+  #controllerWrite(controller: string, file: string, text: string): void {
+    this.#requireController(controller, file);
+    this.#write(file, text);
+  }
+
+  #requireController(controller: string, file: string): void {
+    const fd = tryOpen(`${this.path}/${file}`, O.RDONLY);
+    if (fd >= 0) return close(fd);
+    if (-fd === ENOENT && this.exists()) this.#missingController(controller);
+  }
+
+  #missingController(controller: string): never {
+    throw new SboxError(
+      `cgroup controller ${controller} is not available in ${this.path} ` +
+        `(enable it in the parent's cgroup.subtree_control)`,
+      { step: "cgroup" },
+    );
+  }
+}
+
+function limitValue(n: number): number | "max" {
+  if (n === Infinity) return "max";
+  if (!Number.isSafeInteger(n) || n < 0) throw SboxError.invalidOption("cgroup limit", `bad value ${n}`);
+  return n;
+}
+
+function keyValues(text: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const line of text.split("\n")) {
+    const [key, value] = line.split(" ");
+    if (key && value !== undefined) out[key] = Number(value);
+  }
+  return out;
+}

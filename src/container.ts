@@ -1,0 +1,387 @@
+/**
+ * A container: namespaces, a root file system and a cgroup, and the
+ * processes started in them. This is where options become setup programs:
+ * `start()` compiles the init path, `exec()` the join path, and both share
+ * the tail that sets up stdio, ids and execve (`compileProcessTail`).
+ *
+ * @module
+ */
+
+import { Cgroup } from "./cgroup.ts";
+import { SboxError } from "./error.ts";
+import { launch } from "./launch.ts";
+import { containerPath, type Mount } from "./mount.ts";
+import { checkStdio, InitProcess, Process, type Stdio, StdioPlan } from "./process.ts";
+import { CLONE, MS, ProgramBuilder } from "./program.ts";
+import { close, stat } from "./sys.ts";
+import { isMapped, type UserMapper } from "./user.ts";
+
+/** Options of {@linkcode Container.create}. */
+export interface ContainerOptions {
+  /** Absolute path of the directory that becomes "/" (the overlay is mounted on it). */
+  rootfs: string;
+  /** The container's cgroup (it must exist); processes go in it or in child groups. */
+  cgroup?: Cgroup;
+  /** Writes the id maps of the container's user namespace. */
+  userMapper: UserMapper;
+  /** Mounts in order, the root first: e.g. `[new OverlayMount(...), new BaseMounts()]`. */
+  mounts?: Mount[];
+  /** Hostname inside; default "sbox". */
+  hostname?: string;
+}
+
+/** Options of {@linkcode Container.start} and {@linkcode Container.exec}. */
+export interface ProcessOptions {
+  /** Program and arguments; a program without "/" is looked up in `env.PATH`. */
+  command: string[];
+  /** The complete environment: nothing is inherited from the host. */
+  env?: Record<string, string>;
+  /** Working directory inside the container; default "/". */
+  cwd?: string;
+  /** User id inside the container (must be mapped); default 0. */
+  uid?: number;
+  /** Group id inside the container (must be mapped); default 0. */
+  gid?: number;
+  /** Supplementary groups; default none. */
+  groups?: number[];
+  /** Name of a child cgroup of the container's cgroup to run in (created if missing). */
+  cgroup?: string;
+  /** Default "inherit". */
+  stdin?: Stdio;
+  /** Default "inherit". */
+  stdout?: Stdio;
+  /** Default "inherit". */
+  stderr?: Stdio;
+}
+
+/** The namespaces of a container: all that clone3 can make. */
+const NAMESPACES = CLONE.NEWUSER | CLONE.NEWNS | CLONE.NEWPID | CLONE.NEWNET | CLONE.NEWIPC | CLONE.NEWUTS |
+  CLONE.NEWCGROUP | CLONE.NEWTIME;
+/** What an exec'd process joins: all but the cgroup namespace, which it makes
+ * anew after landing in its own cgroup (a sibling of the init's cgroup would
+ * be outside the init's cgroup namespace). */
+const JOINED = NAMESPACES & ~CLONE.NEWCGROUP;
+const DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin";
+
+interface CheckedProcess {
+  command: string[];
+  env: string[];
+  searchPath: string;
+  cwd: string;
+  uid: number;
+  gid: number;
+  groups: number[];
+  cgroup: string | undefined;
+  stdio: [Stdio, Stdio, Stdio];
+}
+
+/**
+ * A container. Create it, `start()` its init process, `exec()` more
+ * processes into it, and `destroy()` it (or `await using`).
+ *
+ * @example Run a command in a busybox image
+ * ```ts ignore
+ * import { BaseMounts, Cgroup, Container, OverlayMount, ProcUserMapper } from "../mod.ts";
+ *
+ * const cgroup = Cgroup.current().child("example");
+ * await cgroup.create();
+ * await using container = await Container.create({
+ *   rootfs: "/tmp/c/root",
+ *   cgroup,
+ *   userMapper: ProcUserMapper.newRoot(),
+ *   mounts: [new OverlayMount(["/images/busybox"], "/tmp/c/upper", "/tmp/c/work"), new BaseMounts()],
+ * });
+ * const init = await container.start({ command: ["/bin/sh", "-c", "echo hi"], stdout: "piped" });
+ * const { stdout } = await init.output();
+ * ```
+ */
+export class Container implements AsyncDisposable {
+  /** The directory that becomes "/". */
+  readonly rootfs: string;
+  /** The container's cgroup, if any. */
+  readonly cgroup: Cgroup | undefined;
+  /** The id mapper of its user namespace. */
+  readonly userMapper: UserMapper;
+  /** Its mounts, in order. */
+  readonly mounts: readonly Mount[];
+  /** Its hostname. */
+  readonly hostname: string;
+  #init: InitProcess | undefined;
+  readonly #processes = new Set<Process>();
+  readonly #createdCgroups: Cgroup[] = [];
+  #destroyed = false;
+
+  private constructor(options: ContainerOptions) {
+    this.rootfs = options.rootfs.replace(/\/+$/, "");
+    this.cgroup = options.cgroup;
+    this.userMapper = options.userMapper;
+    this.mounts = [...(options.mounts ?? [])];
+    this.hostname = options.hostname ?? "sbox";
+  }
+
+  /** Validates the options; creates no process. */
+  static create(options: ContainerOptions): Promise<Container> {
+    return Promise.resolve().then(() => {
+      checkContainerOptions(options);
+      return new Container(options);
+    });
+  }
+
+  /** Starts the init process (pid 1 of the container). Only one per container. */
+  async start(options: ProcessOptions): Promise<InitProcess> {
+    this.#checkUsable();
+    if (this.#init) throw new SboxError("the container was already started", { step: "options" });
+    const p = this.#checkProcess(options);
+    const launched = await this.#launch(p, -1, (b, syncFd, stdio) => {
+      b.waitParent(syncFd);
+      // Nothing done in this mount namespace may propagate back to the host.
+      b.mount(null, "/", null, MS.REC | MS.PRIVATE, null, "cannot make / private");
+      if (!this.mounts.some((m) => m.target === "/")) {
+        // pivot_root needs a mount point: bind the rootfs on itself.
+        b.mount(this.rootfs, this.rootfs, null, MS.BIND | MS.REC, null, `cannot bind ${this.rootfs}`);
+      }
+      for (const mount of this.mounts) mount.compile(b, this.rootfs);
+      b.pivotRoot(this.rootfs);
+      b.sethostname(this.hostname);
+      b.loopbackUp();
+      compileProcessTail(b, p, stdio, this.userMapper.setgroupsAllowed);
+    });
+    this.#init = new InitProcess(launched.process, launched.parentFds);
+    this.#processes.add(this.#init);
+    return this.#init;
+  }
+
+  /** Starts another process in the namespaces of the running `init`. */
+  async exec(init: InitProcess, options: ProcessOptions): Promise<Process> {
+    this.#checkUsable();
+    if (init !== this.#init) {
+      throw new SboxError("exec: init is not this container's init process", { step: "options" });
+    }
+    if (init.exited) {
+      throw new SboxError("exec: the container's init process has exited", { step: "options" });
+    }
+    const p = this.#checkProcess(options);
+    const launched = await this.#launch(p, init.pidfd, (b, _syncFd, stdio, cgroupFd) => {
+      b.setns(init.pidfd, JOINED, "cannot join the container's namespaces");
+      // setns moves only future children into the pid namespace: clone again.
+      b.fork(CLONE.VM | CLONE.PARENT, cgroupFd);
+      b.unshare(CLONE.NEWCGROUP, "cannot create a cgroup namespace");
+      compileProcessTail(b, p, stdio, this.userMapper.setgroupsAllowed);
+    });
+    const process = new Process(launched.process, launched.parentFds);
+    this.#processes.add(process);
+    return process;
+  }
+
+  /** Kills every process of the container and removes the cgroups it created. */
+  async destroy(): Promise<void> {
+    if (this.#destroyed) return;
+    this.#destroyed = true;
+    if (this.cgroup?.exists()) {
+      try {
+        this.cgroup.kill();
+      } catch {
+        // Without cgroup.kill, killing init below ends its pid namespace.
+      }
+    }
+    await Promise.all([...this.#processes].map((p) => p.dispose()));
+    for (const cgroup of this.#createdCgroups.reverse()) await cgroup.remove();
+  }
+
+  /** `await using container = ...` destroys it at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.destroy();
+  }
+
+  #checkUsable(): void {
+    if (this.#destroyed) throw new SboxError("the container was destroyed", { step: "options" });
+  }
+
+  #checkProcess(options: ProcessOptions): CheckedProcess {
+    const p = checkProcessOptions(options);
+    if (!isMapped(this.userMapper.uidMap, p.uid)) {
+      throw SboxError.invalidOption("uid", `${p.uid} is not mapped into the container (uidMap)`);
+    }
+    for (const gid of [p.gid, ...p.groups]) {
+      if (!isMapped(this.userMapper.gidMap, gid)) {
+        throw SboxError.invalidOption("gid", `${gid} is not mapped into the container (gidMap)`);
+      }
+    }
+    if (p.groups.length > 0 && !this.userMapper.setgroupsAllowed) {
+      throw SboxError.invalidOption("groups", "this user mapper denies setgroups");
+    }
+    if (p.cgroup !== undefined && !this.cgroup) {
+      throw SboxError.invalidOption("cgroup", "the container has no cgroup to make a child cgroup in");
+    }
+    return p;
+  }
+
+  /** Creates the process's cgroup and stdio, then runs the launch sequence. */
+  async #launch(
+    p: CheckedProcess,
+    joinPidfd: number,
+    compile: (b: ProgramBuilder, syncFd: number, stdio: StdioPlan, cgroupFd: number) => void,
+  ) {
+    const joining = joinPidfd >= 0;
+    let cgroup = this.cgroup;
+    let created: Cgroup | undefined;
+    if (cgroup && p.cgroup !== undefined) {
+      cgroup = cgroup.child(p.cgroup);
+      if (!cgroup.exists()) {
+        cgroup.create();
+        created = cgroup;
+      }
+    }
+    let cgroupFd = -1;
+    let stdio: StdioPlan | undefined;
+    try {
+      cgroupFd = cgroup ? cgroup.openDirectory() : -1;
+      stdio = new StdioPlan(p.stdio);
+      const plan = stdio;
+      const process = await launch({
+        // The init path makes every namespace, with CLONE_VM so that no copy
+        // of V8's page tables is made. The exec path's first process joins
+        // the namespaces and forks; it cannot share our memory, because
+        // joining a time namespace needs a process that shares its memory
+        // with nobody (setns fails with EUSERS).
+        flags: joining ? 0n : NAMESPACES | CLONE.VM,
+        cgroupFd: joining ? -1 : cgroupFd,
+        sync: !joining,
+        childFds: [...plan.childFds, cgroupFd],
+        beforeStart: joining ? undefined : (pid) => this.userMapper.map(pid),
+        program: (syncFd) => {
+          const b = new ProgramBuilder();
+          compile(b, syncFd, plan, cgroupFd);
+          return b.build();
+        },
+      });
+      if (created) this.#createdCgroups.push(created);
+      return { process, parentFds: plan.parentFds };
+    } catch (err) {
+      // launch() closed the child's fds (and the cgroup fd) itself.
+      if (stdio) { for (const fd of stdio.parentFds) close(fd); }
+      else close(cgroupFd);
+      if (created) await created.remove();
+      throw err;
+    }
+  }
+}
+
+/** stdio, fds, cwd, ids and execve: the part init and exec share. */
+function compileProcessTail(
+  b: ProgramBuilder,
+  p: CheckedProcess,
+  stdio: StdioPlan,
+  setgroupsAllowed: boolean,
+): void {
+  stdio.compile(b);
+  b.cloexecFrom(3);
+  b.chdir(p.cwd);
+  if (setgroupsAllowed) b.setgroups(p.groups);
+  b.setgid(p.gid).setuid(p.uid);
+  b.exec(p.command[0], p.command, p.env, p.searchPath);
+}
+
+function checkContainerOptions(options: ContainerOptions): void {
+  if (!options || typeof options !== "object") throw SboxError.invalidOption("options", "must be an object");
+  const { rootfs, cgroup, userMapper, mounts, hostname } = options;
+  if (typeof rootfs !== "string" || !rootfs.startsWith("/")) {
+    throw SboxError.invalidOption("rootfs", `must be an absolute path, got ${JSON.stringify(rootfs)}`);
+  }
+  if (rootfs === "/" || rootfs.split("/").includes("..")) {
+    throw SboxError.invalidOption("rootfs", `must be a plain directory other than /, got ${rootfs}`);
+  }
+  if (!stat(rootfs)?.isDirectory) throw SboxError.invalidOption("rootfs", `${rootfs} is not a directory`);
+  if (cgroup !== undefined) {
+    if (!(cgroup instanceof Cgroup)) throw SboxError.invalidOption("cgroup", "must be a Cgroup");
+    if (!cgroup.exists()) {
+      throw SboxError.invalidOption("cgroup", `${cgroup.path} does not exist (call create())`);
+    }
+  }
+  if (!userMapper || typeof userMapper.map !== "function" || !Array.isArray(userMapper.uidMap)) {
+    throw SboxError.invalidOption(
+      "userMapper",
+      "must be a ProcUserMapper, a BinNewIdMapper or another UserMapper",
+    );
+  }
+  if (mounts !== undefined && !Array.isArray(mounts)) {
+    throw SboxError.invalidOption("mounts", "must be an array");
+  }
+  for (const mount of mounts ?? []) {
+    if (!mount || typeof mount.compile !== "function") throw SboxError.invalidOption("mounts", "not a Mount");
+    mount.validate();
+    containerPath(rootfs, mount.target);
+  }
+  if (
+    hostname !== undefined &&
+    (typeof hostname !== "string" || !/^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$/.test(hostname))
+  ) {
+    throw SboxError.invalidOption(
+      "hostname",
+      `must be 1-64 letters, digits, "." or "-", got ${JSON.stringify(hostname)}`,
+    );
+  }
+}
+
+function checkId(option: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > 0xfffffffe) {
+    throw SboxError.invalidOption(option, `must be an id from 0 to 4294967294, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** Validates process options before anything is created. */
+export function checkProcessOptions(options: ProcessOptions): CheckedProcess {
+  if (!options || typeof options !== "object") throw SboxError.invalidOption("options", "must be an object");
+  const { command, env = {}, cwd = "/", cgroup } = options;
+  if (!Array.isArray(command) || command.length === 0) {
+    throw SboxError.invalidOption("command", "must be a non-empty array of strings");
+  }
+  for (const arg of command) {
+    if (typeof arg !== "string" || arg.includes("\0")) {
+      throw SboxError.invalidOption(
+        "command",
+        `arguments must be strings without NUL bytes, got ${JSON.stringify(arg)}`,
+      );
+    }
+  }
+  if (command[0] === "") throw SboxError.invalidOption("command", "the program name is empty");
+  if (typeof env !== "object" || env === null) throw SboxError.invalidOption("env", "must be an object");
+  const envp: string[] = [];
+  for (const [key, value] of Object.entries(env)) {
+    if (key === "" || key.includes("=") || key.includes("\0")) {
+      throw SboxError.invalidOption("env", `bad variable name ${JSON.stringify(key)}`);
+    }
+    if (typeof value !== "string" || value.includes("\0")) {
+      throw SboxError.invalidOption("env", `value of ${key} must be a string without NUL bytes`);
+    }
+    envp.push(`${key}=${value}`);
+  }
+  if (typeof cwd !== "string" || !cwd.startsWith("/")) {
+    throw SboxError.invalidOption("cwd", `must be an absolute path, got ${JSON.stringify(cwd)}`);
+  }
+  if (
+    cgroup !== undefined &&
+    (typeof cgroup !== "string" || !/^[A-Za-z0-9_.-]+$/.test(cgroup) || /^\.+$/.test(cgroup))
+  ) {
+    throw SboxError.invalidOption("cgroup", `must be a plain cgroup name, got ${JSON.stringify(cgroup)}`);
+  }
+  const groups = options.groups ?? [];
+  if (!Array.isArray(groups)) throw SboxError.invalidOption("groups", "must be an array of ids");
+  return {
+    command: [...command],
+    env: envp,
+    searchPath: env.PATH ?? DEFAULT_PATH,
+    cwd,
+    uid: checkId("uid", options.uid, 0),
+    gid: checkId("gid", options.gid, 0),
+    groups: groups.map((g) => checkId("groups", g, 0)),
+    cgroup,
+    stdio: [
+      checkStdio("stdin", options.stdin),
+      checkStdio("stdout", options.stdout),
+      checkStdio("stderr", options.stderr),
+    ],
+  };
+}

@@ -1,0 +1,62 @@
+/**
+ * The one error type of sbox: every failure, from bad options to a failed
+ * mount inside the child, is an {@linkcode SboxError}.
+ *
+ * @module
+ */
+
+import { describeErrno, errnoName } from "./errno.ts";
+
+/** Options of {@linkcode SboxError}. */
+export interface SboxErrorOptions {
+  /** The setup step or operation that failed, e.g. `"exec"`, `"mount"`, `"options"`. */
+  step: string;
+  /** The errno number, when the kernel reported the failure. */
+  errno?: number;
+  /** The underlying error, if any. */
+  cause?: unknown;
+}
+
+/**
+ * An error raised by sbox. `step` names what failed; `errno` is the errno
+ * name (`"ENOENT"`) when the kernel reported it, and `errnoNumber` its value.
+ *
+ * @example Telling a missing program from other failures
+ * ```ts
+ * import { SboxError } from "./error.ts";
+ *
+ * function describe(err: unknown): string {
+ *   if (err instanceof SboxError && err.step === "exec" && err.errno === "ENOENT") {
+ *     return "command not found";
+ *   }
+ *   return String(err);
+ * }
+ * ```
+ */
+export class SboxError extends Error {
+  /** The setup step or operation that failed. */
+  readonly step: string;
+  /** The errno name, e.g. `"ENOENT"`, or `undefined` when no syscall failed. */
+  readonly errno: string | undefined;
+  /** The errno number, or `undefined`. */
+  readonly errnoNumber: number | undefined;
+
+  /** Creates an error; `message` should name the thing that failed. */
+  constructor(message: string, options: SboxErrorOptions) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "SboxError";
+    this.step = options.step;
+    this.errnoNumber = options.errno;
+    this.errno = options.errno === undefined ? undefined : errnoName(options.errno);
+  }
+
+  /** An error for a failed syscall: `"<what>: ENOENT (No such file or directory)"`. */
+  static fromErrno(step: string, what: string, errno: number): SboxError {
+    return new SboxError(`${what}: ${describeErrno(errno)}`, { step, errno });
+  }
+
+  /** An error for an invalid option, raised before any process exists. */
+  static invalidOption(option: string, problem: string): SboxError {
+    return new SboxError(`invalid option ${option}: ${problem}`, { step: "options" });
+  }
+}

@@ -1,0 +1,189 @@
+/**
+ * The launch sequence shared by every process sbox creates (a container's
+ * init, a process exec'd into it, a host helper such as newuidmap):
+ *
+ * 1. pipes: the result pipe (child → parent) and, when the parent has work to
+ *    do before the child may go on, the sync pipe (parent → child);
+ * 2. compile the program with those fd numbers and clone3 it (helper);
+ * 3. close the child's ends here, so that end-of-file means what it should;
+ * 4. `beforeStart(pid)`: write the id maps while the child waits;
+ * 5. release the child with one byte on the sync pipe;
+ * 6. read the result pipe to end-of-file (protocol.ts).
+ *
+ * On any failure everything is undone here: the child is killed and reaped,
+ * every fd closed and the child stack freed, then the error is thrown.
+ *
+ * @module
+ */
+
+import { helper } from "./ffi.ts";
+import { SboxError } from "./error.ts";
+import { describeErrno } from "./errno.ts";
+import { CLONE, type Program, ProgramBuilder } from "./program.ts";
+import { readRecords } from "./protocol.ts";
+import { reactor } from "./reactor.ts";
+import {
+  close,
+  num,
+  O,
+  open,
+  pidfdOpen,
+  pidfdSignal,
+  pipe,
+  setNonblocking,
+  waitPidfd,
+  type WaitResult,
+  writeAll,
+} from "./sys.ts";
+
+/** What to launch. */
+export interface LaunchSpec {
+  /** clone3 flags (namespaces, CLONE_VM). */
+  flags: bigint;
+  /** cgroup directory fd for CLONE_INTO_CGROUP, or -1. */
+  cgroupFd: number;
+  /** Compiles the program; `syncFd` is the read end the child waits on, or -1. */
+  program: (syncFd: number) => Program;
+  /** Whether the child must wait for `beforeStart`. */
+  sync: boolean;
+  /** fds that only the child needs (stdio ends): closed here after clone3. */
+  childFds: number[];
+  /** Runs while the child waits, e.g. writing its id maps. */
+  beforeStart?: (pid: number) => Promise<void> | void;
+}
+
+/** A running process created by {@linkcode launch}. */
+export interface Launched {
+  pid: number;
+  pidfd: number;
+}
+
+const SIGKILL = 9;
+
+/** Runs the launch sequence; see the module documentation. */
+export async function launch(spec: LaunchSpec): Promise<Launched> {
+  const lib = helper();
+  const opened: number[] = [];
+  let resultRead = -1, resultWrite = -1, syncRead = -1, syncWrite = -1;
+  let program: Program;
+  try {
+    [resultRead, resultWrite] = pipe();
+    opened.push(resultRead, resultWrite);
+    setNonblocking(resultRead);
+    if (spec.sync) {
+      [syncRead, syncWrite] = pipe();
+      opened.push(syncRead, syncWrite);
+    }
+    program = spec.program(syncRead);
+  } catch (err) {
+    for (const fd of [...opened, ...spec.childFds]) close(fd);
+    throw err;
+  }
+
+  const out = new BigInt64Array(2);
+  const outBytes = new Uint8Array(out.buffer);
+  const rc = num(
+    lib.sbox_spawn(
+      program.bytes,
+      BigInt(program.bytes.length),
+      spec.flags,
+      spec.cgroupFd,
+      resultWrite,
+      outBytes,
+    ),
+  );
+  for (const fd of [resultWrite, syncRead, ...spec.childFds]) close(fd);
+  if (rc < 0) {
+    close(resultRead);
+    close(syncWrite);
+    throw new SboxError(`cannot create the process (clone3): ${describeErrno(-rc)}`, {
+      step: "clone",
+      errno: -rc,
+    });
+  }
+  const pid = Number(out[0] & 0xffffffffn);
+  const pidfd = Number(out[0] >> 32n);
+  const stack = BigInt.asUintN(64, out[1]);
+
+  let records;
+  try {
+    if (spec.beforeStart) {
+      try {
+        await spec.beforeStart(pid);
+      } catch (err) {
+        // The child sees end-of-file on the sync pipe and exits; kill it anyway.
+        close(syncWrite);
+        syncWrite = -1;
+        pidfdSignal(pidfd, SIGKILL);
+        await readRecords(resultRead).catch(() => []);
+        throw err;
+      }
+    }
+    if (syncWrite >= 0) {
+      writeAll(syncWrite, new Uint8Array(1), "cannot release the child");
+      close(syncWrite);
+      syncWrite = -1;
+    }
+    records = await readRecords(resultRead);
+  } catch (err) {
+    close(syncWrite);
+    reactor().close(resultRead);
+    pidfdSignal(pidfd, SIGKILL);
+    await reap(pidfd);
+    lib.sbox_stack_free(stack);
+    throw err;
+  }
+  // End-of-file: every process that ran on the stack has exec'd or exited.
+  reactor().close(resultRead);
+  lib.sbox_stack_free(stack);
+
+  const failed = records.find((r) => r.kind === "failed");
+  const forked = records.find((r) => r.kind === "forked");
+  if (forked) await reap(pidfd); // the go-between of a fork op exits at once
+  if (failed) {
+    if (forked) await reap(pidfdOpen(forked.pid));
+    else await reap(pidfd);
+    const { step, what } = program.describe(failed.opIndex);
+    throw new SboxError(`${what}: ${describeErrno(failed.errno)}`, { step, errno: failed.errno });
+  }
+  if (forked) return { pid: forked.pid, pidfd: pidfdOpen(forked.pid) };
+  return { pid, pidfd };
+}
+
+/** Waits for a process to exit, reaps it and closes its pidfd. */
+export async function reap(pidfd: number): Promise<WaitResult> {
+  try {
+    for (;;) {
+      const result = waitPidfd(pidfd, false);
+      if (result) return result;
+      await reactor().readable(pidfd);
+    }
+  } finally {
+    reactor().close(pidfd);
+  }
+}
+
+/** Result of {@linkcode runHostCommand}. */
+export interface HostCommandResult {
+  code: number | null;
+  signal: number | null;
+}
+
+/**
+ * Runs a program on the host (no new namespaces) with stdin and stdout on
+ * /dev/null and stderr inherited, e.g. newuidmap. `argv[0]` must be absolute.
+ */
+export async function runHostCommand(argv: string[], env: string[] = []): Promise<HostCommandResult> {
+  const devNull = open("/dev/null", O.RDWR);
+  const launched = await launch({
+    flags: CLONE.VM,
+    cgroupFd: -1,
+    sync: false,
+    childFds: [devNull],
+    program: () =>
+      new ProgramBuilder().dup2(devNull, 0).dup2(devNull, 1).cloexecFrom(3).exec(argv[0], argv, env, null)
+        .build(),
+  });
+  const result = await reap(launched.pidfd);
+  return result.code === 1 ? { code: result.status, signal: null } : { code: null, signal: result.status };
+}

@@ -1,0 +1,310 @@
+/**
+ * Mounts of a container. Each mount compiles into setup ops (program.ts) that
+ * the child runs in its new mount namespace, before pivot_root, so targets
+ * are paths under the container's rootfs and sources are host paths. Order
+ * matters and is the caller's: the root ("/") first, then what goes on it.
+ *
+ * @module
+ */
+
+import { SboxError } from "./error.ts";
+import { MS, type ProgramBuilder } from "./program.ts";
+import { stat } from "./sys.ts";
+
+/** Something that can be mounted into a container. */
+export interface Mount {
+  /** Checks host paths; throws an SboxError naming the bad option. */
+  validate(): void;
+  /** Appends the ops that mount it under `rootfs`. */
+  compile(builder: ProgramBuilder, rootfs: string): void;
+  /** The container path it mounts on. */
+  readonly target: string;
+}
+
+/** `rootfs` + container path `target`, which must be absolute and plain. */
+export function containerPath(rootfs: string, target: string): string {
+  return target === "/" ? rootfs : `${rootfs}${target}`;
+}
+
+function checkTarget(option: string, target: string): string {
+  if (typeof target !== "string" || !target.startsWith("/")) {
+    throw SboxError.invalidOption(option, `target must be an absolute path, got ${JSON.stringify(target)}`);
+  }
+  if (target.split("/").some((part) => part === "..")) {
+    throw SboxError.invalidOption(option, `target must not contain "..": ${target}`);
+  }
+  return target === "/" ? "/" : target.replace(/\/+$/, "");
+}
+
+function checkHostDir(option: string, path: string): void {
+  if (typeof path !== "string" || !path.startsWith("/")) {
+    throw SboxError.invalidOption(option, `must be an absolute path, got ${JSON.stringify(path)}`);
+  }
+  if (!stat(path)?.isDirectory) throw SboxError.invalidOption(option, `${path} is not a directory`);
+}
+
+/**
+ * An overlay file system: read-only `lowerDirs` (first is on top) under a
+ * writable `upperDir`; `workDir` is overlayfs's scratch directory on the
+ * same file system as `upperDir`. Writes land in `upperDir` only.
+ *
+ * @example An image directory as the root, writes in a scratch directory
+ * ```ts ignore
+ * import { OverlayMount } from "./mount.ts";
+ *
+ * const root = new OverlayMount(["/images/busybox"], "/tmp/c1/upper", "/tmp/c1/work");
+ * ```
+ */
+export class OverlayMount implements Mount {
+  /** Read-only layers, top first. */
+  readonly lowerDirs: readonly string[];
+  /** The writable layer. */
+  readonly upperDir: string;
+  /** overlayfs's work directory. */
+  readonly workDir: string;
+  /** Container path, "/" by default. */
+  readonly target: string;
+
+  /** An overlay of `lowerDirs` with writes going to `upperDir`. */
+  constructor(lowerDirs: string[], upperDir: string, workDir: string, target = "/") {
+    this.lowerDirs = [...lowerDirs];
+    this.upperDir = upperDir;
+    this.workDir = workDir;
+    this.target = checkTarget("OverlayMount", target);
+  }
+
+  validate(): void {
+    if (this.lowerDirs.length === 0) {
+      throw SboxError.invalidOption("OverlayMount", "needs at least one lower directory");
+    }
+    for (const dir of [...this.lowerDirs, this.upperDir, this.workDir]) {
+      checkHostDir("OverlayMount", dir);
+      // overlayfs separates options with "," and layers with ":".
+      if (/[,:\\]/.test(dir)) {
+        throw SboxError.invalidOption("OverlayMount", `path contains , : or \\: ${dir}`);
+      }
+    }
+  }
+
+  compile(builder: ProgramBuilder, rootfs: string): void {
+    const target = containerPath(rootfs, this.target);
+    if (this.target !== "/") builder.mkdir(target);
+    const data = `lowerdir=${this.lowerDirs.join(":")},upperdir=${this.upperDir},workdir=${this.workDir}`;
+    builder.mount("overlay", target, "overlay", 0, data, `cannot mount overlay on ${this.target}`);
+  }
+}
+
+/**
+ * A bind mount of host path `source` on container path `target`,
+ * read-only with `{ readonly: true }`.
+ *
+ * @example Share a directory read-only
+ * ```ts ignore
+ * import { BindMount } from "./mount.ts";
+ *
+ * const tests = new BindMount("/srv/tests", "/tests", { readonly: true });
+ * ```
+ */
+export class BindMount implements Mount {
+  /** Host path. */
+  readonly source: string;
+  /** Container path. */
+  readonly target: string;
+  /** Whether the mount is read-only. */
+  readonly readonly: boolean;
+
+  /** Binds `source` (host) on `target` (container). */
+  constructor(source: string, target: string, options: { readonly?: boolean } = {}) {
+    this.source = source;
+    this.target = checkTarget("BindMount", target);
+    this.readonly = options.readonly ?? false;
+  }
+
+  validate(): void {
+    if (typeof this.source !== "string" || !this.source.startsWith("/")) {
+      throw SboxError.invalidOption(
+        "BindMount",
+        `source must be an absolute path, got ${JSON.stringify(this.source)}`,
+      );
+    }
+    if (!stat(this.source)) {
+      throw SboxError.invalidOption("BindMount", `source ${this.source} does not exist`);
+    }
+  }
+
+  compile(builder: ProgramBuilder, rootfs: string): void {
+    const target = containerPath(rootfs, this.target);
+    if (stat(this.source)?.isDirectory) builder.mkdir(target);
+    else builder.touch(target);
+    builder.mount(
+      this.source,
+      target,
+      null,
+      MS.BIND | MS.REC,
+      null,
+      `cannot bind ${this.source} on ${this.target}`,
+    );
+    if (this.readonly) {
+      builder.mount(
+        null,
+        target,
+        null,
+        MS.BIND | MS.REMOUNT | MS.RDONLY,
+        null,
+        `cannot make ${this.target} read-only`,
+        true,
+      );
+    }
+  }
+}
+
+/**
+ * A tmpfs on container path `target`; `size` in bytes (default: the
+ * kernel's, half of RAM).
+ *
+ * @example A 64 MiB /tmp
+ * ```ts ignore
+ * import { TmpfsMount } from "./mount.ts";
+ *
+ * const tmp = new TmpfsMount("/tmp", { size: 64 * 1024 * 1024 });
+ * ```
+ */
+export class TmpfsMount implements Mount {
+  /** Container path. */
+  readonly target: string;
+  /** Size limit in bytes, if any. */
+  readonly size: number | undefined;
+  /** Permission bits of the root directory. */
+  readonly mode: number;
+
+  /** A tmpfs on `target`. */
+  constructor(target: string, options: { size?: number; mode?: number } = {}) {
+    this.target = checkTarget("TmpfsMount", target);
+    this.size = options.size;
+    this.mode = options.mode ?? 0o1777;
+  }
+
+  validate(): void {
+    if (this.size !== undefined && (!Number.isSafeInteger(this.size) || this.size <= 0)) {
+      throw SboxError.invalidOption(
+        "TmpfsMount",
+        `size must be a positive number of bytes, got ${this.size}`,
+      );
+    }
+  }
+
+  compile(builder: ProgramBuilder, rootfs: string): void {
+    const target = containerPath(rootfs, this.target);
+    const size = this.size === undefined ? "" : `,size=${this.size}`;
+    builder.mkdir(target);
+    builder.mount(
+      "tmpfs",
+      target,
+      "tmpfs",
+      MS.NOSUID | MS.NODEV,
+      `mode=${this.mode.toString(8)}${size}`,
+      `cannot mount tmpfs on ${this.target}`,
+    );
+  }
+}
+
+/** Device nodes bound from the host into the container's /dev. */
+const DEVICES = ["null", "zero", "full", "random", "urandom", "tty"] as const;
+
+/**
+ * The file systems every Linux program expects: /proc, a read-only /sys,
+ * a /dev tmpfs with null, zero, full, random, urandom and tty bound from the
+ * host, /dev/pts (a new devpts instance), /dev/shm, /dev/mqueue and a
+ * read-only cgroup2 at /sys/fs/cgroup showing the container's own cgroup.
+ *
+ * @example The usual root of a container
+ * ```ts ignore
+ * import { BaseMounts, OverlayMount } from "./mount.ts";
+ *
+ * const mounts = [new OverlayMount(["/images/busybox"], "/tmp/up", "/tmp/work"), new BaseMounts()];
+ * ```
+ */
+export class BaseMounts implements Mount {
+  /** Mounted on the root. */
+  readonly target = "/";
+
+  validate(): void {}
+
+  compile(b: ProgramBuilder, rootfs: string): void {
+    const at = (path: string) => containerPath(rootfs, path);
+    const nosuidNodevNoexec = MS.NOSUID | MS.NODEV | MS.NOEXEC;
+    b.mkdir(at("/proc")).mount(
+      "proc",
+      at("/proc"),
+      "proc",
+      nosuidNodevNoexec,
+      null,
+      "cannot mount proc on /proc",
+    );
+    b.mkdir(at("/sys")).mount(
+      "sysfs",
+      at("/sys"),
+      "sysfs",
+      nosuidNodevNoexec | MS.RDONLY,
+      null,
+      "cannot mount sysfs on /sys",
+    );
+    b.mount(
+      "cgroup2",
+      at("/sys/fs/cgroup"),
+      "cgroup2",
+      nosuidNodevNoexec | MS.RDONLY,
+      null,
+      "cannot mount cgroup2 on /sys/fs/cgroup",
+    );
+    b.mkdir(at("/dev")).mount(
+      "tmpfs",
+      at("/dev"),
+      "tmpfs",
+      MS.NOSUID | MS.NOEXEC,
+      "mode=755,size=65536k",
+      "cannot mount tmpfs on /dev",
+    );
+    for (const device of DEVICES) {
+      // A tmpfs mounted in a user namespace cannot hold usable device nodes:
+      // bind the host's instead, as bubblewrap does.
+      b.touch(at(`/dev/${device}`), 0o666).mount(
+        `/dev/${device}`,
+        at(`/dev/${device}`),
+        null,
+        MS.BIND,
+        null,
+        `cannot bind /dev/${device}`,
+      );
+    }
+    b.mkdir(at("/dev/pts")).mount(
+      "devpts",
+      at("/dev/pts"),
+      "devpts",
+      MS.NOSUID | MS.NOEXEC,
+      "newinstance,ptmxmode=0666,mode=620",
+      "cannot mount devpts on /dev/pts",
+    );
+    b.symlink("pts/ptmx", at("/dev/ptmx"));
+    b.mkdir(at("/dev/shm")).mount(
+      "tmpfs",
+      at("/dev/shm"),
+      "tmpfs",
+      MS.NOSUID | MS.NODEV,
+      "mode=1777",
+      "cannot mount tmpfs on /dev/shm",
+    );
+    b.mkdir(at("/dev/mqueue")).mount(
+      "mqueue",
+      at("/dev/mqueue"),
+      "mqueue",
+      nosuidNodevNoexec,
+      null,
+      "cannot mount mqueue on /dev/mqueue",
+    );
+    b.symlink("/proc/self/fd", at("/dev/fd"));
+    b.symlink("/proc/self/fd/0", at("/dev/stdin"));
+    b.symlink("/proc/self/fd/1", at("/dev/stdout"));
+    b.symlink("/proc/self/fd/2", at("/dev/stderr"));
+  }
+}

@@ -1,0 +1,254 @@
+/**
+ * Processes created by sbox: their stdio pipes as Web streams, their exit
+ * status, and signals. Waiting costs no thread: exits and pipes are watched
+ * by the process-wide reactor (reactor.ts).
+ *
+ * @module
+ */
+
+import { SboxError } from "./error.ts";
+import type { Launched } from "./launch.ts";
+import { reactor } from "./reactor.ts";
+import { type SignalLike, signalName, signalNumber } from "./signal.ts";
+import {
+  close,
+  EAGAIN,
+  EINTR,
+  ESRCH,
+  O,
+  open,
+  pidfdSignal,
+  pipe,
+  setNonblocking,
+  tryRead,
+  tryWrite,
+  waitPidfd,
+} from "./sys.ts";
+import type { ProgramBuilder } from "./program.ts";
+
+/** What a process's stdin, stdout or stderr is connected to. */
+export type Stdio = "inherit" | "piped" | "null";
+
+/** How a process ended. */
+export interface ProcessStatus {
+  /** `code === 0` and no signal. */
+  success: boolean;
+  /** The exit code, or 128 + the signal number when killed. */
+  code: number;
+  /** The name of the signal that killed it, or null. */
+  signal: string | null;
+}
+
+/** Status and captured output of {@linkcode Process.output}. */
+export interface ProcessOutput extends ProcessStatus {
+  /** Everything written to stdout (empty unless stdout was "piped"). */
+  stdout: Uint8Array;
+  /** Everything written to stderr (empty unless stderr was "piped"). */
+  stderr: Uint8Array;
+}
+
+const STDIO_VALUES: readonly Stdio[] = ["inherit", "piped", "null"];
+
+/** Checks a stdio option; throws an SboxError naming it. */
+export function checkStdio(name: string, value: unknown): Stdio {
+  if (value === undefined) return "inherit";
+  if (!STDIO_VALUES.includes(value as Stdio)) {
+    throw SboxError.invalidOption(name, `must be "inherit", "piped" or "null", got ${JSON.stringify(value)}`);
+  }
+  return value as Stdio;
+}
+
+/** The parent's and the child's ends of the stdio a process asked for. */
+export class StdioPlan {
+  /** fds the child needs; the parent closes them after clone3. */
+  readonly childFds: number[] = [];
+  /** Parent ends: stdin (write), stdout and stderr (read). */
+  readonly parentFds: [number, number, number] = [-1, -1, -1];
+  readonly #dups: [number, number][] = [];
+
+  /** Opens what `modes` (stdin, stdout, stderr) need. */
+  constructor(modes: [Stdio, Stdio, Stdio]) {
+    try {
+      let devNull = -1;
+      modes.forEach((mode, target) => {
+        if (mode === "null") {
+          if (devNull < 0) {
+            devNull = open("/dev/null", O.RDWR);
+            this.childFds.push(devNull);
+          }
+          this.#dups.push([devNull, target]);
+        } else if (mode === "piped") {
+          const [read, write] = pipe();
+          const [child, parent] = target === 0 ? [read, write] : [write, read];
+          this.childFds.push(child);
+          this.parentFds[target] = parent;
+          setNonblocking(parent);
+          this.#dups.push([child, target]);
+        }
+      });
+    } catch (err) {
+      this.closeAll();
+      throw err;
+    }
+  }
+
+  /** Appends the dup2 ops; "inherit" needs none: fds 0-2 pass through. */
+  compile(builder: ProgramBuilder): void {
+    for (const [from, to] of this.#dups) builder.dup2(from, to);
+  }
+
+  /** Closes both ends (after a failed launch). */
+  closeAll(): void {
+    for (const fd of [...this.childFds, ...this.parentFds]) close(fd);
+  }
+}
+
+const SIGKILL = 9;
+
+/**
+ * A process running in a container (sbox's `Process`): created by
+ * `Container.exec`. {@linkcode InitProcess} is the container's first process.
+ */
+export class Process {
+  /** The pid, as seen from the host. */
+  readonly pid: number;
+  /** Resolves when the process has exited (and has been reaped). */
+  readonly status: Promise<ProcessStatus>;
+  /** The write end of a piped stdin, else null. */
+  readonly stdin: WritableStream<Uint8Array> | null;
+  /** The read end of a piped stdout, else null. */
+  readonly stdout: ReadableStream<Uint8Array> | null;
+  /** The read end of a piped stderr, else null. */
+  readonly stderr: ReadableStream<Uint8Array> | null;
+  readonly #pidfd: number;
+  #reaped = false;
+  readonly #openFds = new Set<number>();
+
+  /** @internal Wraps a launched process; use Container.start/exec. */
+  constructor(launched: Launched, parentFds: [number, number, number]) {
+    this.pid = launched.pid;
+    this.#pidfd = launched.pidfd;
+    for (const fd of parentFds) if (fd >= 0) this.#openFds.add(fd);
+    this.stdin = parentFds[0] >= 0 ? this.#writable(parentFds[0]) : null;
+    this.stdout = parentFds[1] >= 0 ? this.#readable(parentFds[1]) : null;
+    this.stderr = parentFds[2] >= 0 ? this.#readable(parentFds[2]) : null;
+    this.status = this.#wait();
+  }
+
+  async #wait(): Promise<ProcessStatus> {
+    for (;;) {
+      const result = waitPidfd(this.#pidfd, false);
+      if (result) {
+        // Mark first: once the pidfd is closed its number may be reused.
+        this.#reaped = true;
+        reactor().close(this.#pidfd);
+        if (result.code === 1) return { success: result.status === 0, code: result.status, signal: null };
+        return { success: false, code: 128 + result.status, signal: signalName(result.status) };
+      }
+      await reactor().readable(this.#pidfd);
+    }
+  }
+
+  /** Whether the process has exited and been reaped. */
+  get exited(): boolean {
+    return this.#reaped;
+  }
+
+  /** Sends a signal (default SIGTERM); does nothing once the process is reaped. */
+  kill(signal: SignalLike = "SIGTERM"): void {
+    const n = signalNumber(signal);
+    if (this.#reaped) return;
+    const rc = pidfdSignal(this.#pidfd, n);
+    if (rc < 0 && -rc !== ESRCH) throw SboxError.fromErrno("kill", `cannot signal process ${this.pid}`, -rc);
+  }
+
+  /** Waits for the exit and collects piped stdout and stderr. */
+  async output(): Promise<ProcessOutput> {
+    const [stdout, stderr, status] = await Promise.all([
+      collect(this.stdout),
+      collect(this.stderr),
+      this.status,
+    ]);
+    return { ...status, stdout, stderr };
+  }
+
+  /** @internal Kills the process and closes unread pipes (Container.destroy). */
+  async dispose(): Promise<void> {
+    if (!this.#reaped) pidfdSignal(this.#pidfd, SIGKILL);
+    await this.status;
+    for (const fd of this.#openFds) this.#closeFd(fd);
+  }
+
+  #closeFd(fd: number): void {
+    if (this.#openFds.delete(fd)) reactor().close(fd);
+  }
+
+  #readable(fd: number): ReadableStream<Uint8Array> {
+    return new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        const buf = new Uint8Array(65536);
+        for (;;) {
+          if (!this.#openFds.has(fd)) return controller.close();
+          const n = tryRead(fd, buf);
+          if (n > 0) return controller.enqueue(buf.slice(0, n));
+          if (n === 0) {
+            this.#closeFd(fd);
+            return controller.close();
+          }
+          if (-n === EAGAIN) await reactor().readable(fd);
+          else if (-n !== EINTR) {
+            this.#closeFd(fd);
+            return controller.error(SboxError.fromErrno("read", "cannot read from the process", -n));
+          }
+        }
+      },
+      cancel: () => this.#closeFd(fd),
+    });
+  }
+
+  #writable(fd: number): WritableStream<Uint8Array> {
+    return new WritableStream<Uint8Array>({
+      write: async (chunk) => {
+        let data = new Uint8Array(chunk);
+        while (data.length > 0) {
+          if (!this.#openFds.has(fd)) throw new SboxError("stdin is closed", { step: "write" });
+          const n = tryWrite(fd, data);
+          if (n >= 0) data = data.subarray(n);
+          else if (-n === EAGAIN) await reactor().writable(fd);
+          else if (-n !== EINTR) throw SboxError.fromErrno("write", "cannot write to the process", -n);
+        }
+      },
+      close: () => this.#closeFd(fd),
+      abort: () => this.#closeFd(fd),
+    });
+  }
+}
+
+/** A container's first process (sbox's `InitProcess`): pid 1 inside. */
+export class InitProcess extends Process {
+  /** @internal The pidfd, for joining its namespaces. */
+  readonly pidfd: number;
+
+  /** @internal Use Container.start. */
+  constructor(launched: Launched, parentFds: [number, number, number]) {
+    super(launched, parentFds);
+    this.pidfd = launched.pidfd;
+  }
+}
+
+async function collect(stream: ReadableStream<Uint8Array> | null): Promise<Uint8Array> {
+  if (!stream) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of stream) {
+    chunks.push(chunk);
+    total += chunk.length;
+  }
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
+}

@@ -1,0 +1,298 @@
+/**
+ * The op compiler: turns what the caller asked for into the setup program
+ * that the helper's child interprets between clone3 and execve (the format is
+ * described in helper/program.zig). The init path (`Container.start`), the
+ * exec path (`Container.exec`) and host commands (`newuidmap`, `runAsRoot`)
+ * all compile through this one builder and run on the one executor.
+ *
+ * @module
+ */
+
+import { SboxError } from "./error.ts";
+
+/** Op codes; keep in the order of `Code` in helper/program.zig. */
+export const OpCode = {
+  wait_parent: 1,
+  mount: 2,
+  mkdir: 3,
+  touch: 4,
+  symlink: 5,
+  pivot_root: 6,
+  sethostname: 7,
+  loopback_up: 8,
+  dup2: 9,
+  cloexec_from: 10,
+  chdir: 11,
+  setgroups: 12,
+  setgid: 13,
+  setuid: 14,
+  exec: 15,
+  setns: 16,
+  fork: 17,
+  unshare: 18,
+  prctl: 19,
+} as const;
+
+/** The name of a setup step, as reported in {@linkcode SboxError.step}. */
+export type OpName = keyof typeof OpCode;
+
+const OP_NAMES = Object.fromEntries(Object.entries(OpCode).map(([k, v]) => [v, k])) as Record<number, OpName>;
+
+/** mount(2) flags. */
+export const MS = {
+  RDONLY: 1,
+  NOSUID: 2,
+  NODEV: 4,
+  NOEXEC: 8,
+  REMOUNT: 32,
+  BIND: 4096,
+  REC: 16384,
+  PRIVATE: 1 << 18,
+} as const;
+
+/** clone3(2) and setns(2) namespace flags. */
+export const CLONE = {
+  NEWTIME: 0x80n,
+  VM: 0x100n,
+  PARENT: 0x8000n,
+  NEWNS: 0x20000n,
+  NEWCGROUP: 0x2000000n,
+  NEWUTS: 0x4000000n,
+  NEWIPC: 0x8000000n,
+  NEWUSER: 0x10000000n,
+  NEWPID: 0x20000000n,
+  NEWNET: 0x40000000n,
+} as const;
+
+const HEADER_BYTES = 16;
+const OP_BYTES = 56;
+const MAGIC = 0x31584253;
+const VERSION = 1;
+const MOUNT_KEEP_LOCKED_FLAGS = 1;
+
+type Arg =
+  | number
+  | bigint
+  | null
+  | { readonly str: string }
+  | { readonly strs: readonly string[] }
+  | { readonly u32s: readonly number[] };
+
+interface PendingOp {
+  code: number;
+  flags: number;
+  args: Arg[];
+  /** What failed, for the error message: "cannot mount proc on /proc". */
+  what: string;
+}
+
+/** One compiled program, with what each op does for error messages. */
+export interface Program {
+  bytes: Uint8Array<ArrayBuffer>;
+  /** Describes op `i` for an error: step name and "cannot ..." text. */
+  describe(index: number): { step: OpName; what: string };
+}
+
+const encoder = new TextEncoder();
+
+/** Builds a setup program op by op; `build()` encodes it. */
+export class ProgramBuilder {
+  readonly #ops: PendingOp[] = [];
+
+  #push(code: number, args: Arg[], what: string, flags = 0): this {
+    this.#ops.push({ code, flags, args, what });
+    return this;
+  }
+
+  /** Block until the parent has written the id maps. */
+  waitParent(fd: number): this {
+    return this.#push(OpCode.wait_parent, [fd], "cannot wait for the parent");
+  }
+
+  /** mount(2). `keepLockedFlags` for remounts of mounts inherited from the host. */
+  mount(
+    source: string | null,
+    target: string,
+    fstype: string | null,
+    flags: number,
+    data: string | null,
+    what: string,
+    keepLockedFlags = false,
+  ): this {
+    return this.#push(
+      OpCode.mount,
+      [s(source), { str: target }, s(fstype), flags, s(data)],
+      what,
+      keepLockedFlags ? MOUNT_KEEP_LOCKED_FLAGS : 0,
+    );
+  }
+
+  /** mkdir(2); an existing directory is fine. */
+  mkdir(path: string, mode = 0o755): this {
+    return this.#push(OpCode.mkdir, [{ str: path }, mode], `cannot create directory ${path}`);
+  }
+
+  /** Create an empty file to bind-mount onto. */
+  touch(path: string, mode = 0o644): this {
+    return this.#push(OpCode.touch, [{ str: path }, mode], `cannot create file ${path}`);
+  }
+
+  /** symlink(2); an existing entry is fine. */
+  symlink(target: string, path: string): this {
+    return this.#push(OpCode.symlink, [{ str: target }, { str: path }], `cannot create symlink ${path}`);
+  }
+
+  /** Make `path` the root and detach the old one. */
+  pivotRoot(path: string): this {
+    return this.#push(OpCode.pivot_root, [{ str: path }], `cannot pivot_root to ${path}`);
+  }
+
+  /** sethostname(2). */
+  sethostname(name: string): this {
+    return this.#push(OpCode.sethostname, [{ str: name }], `cannot set hostname ${name}`);
+  }
+
+  /** Bring `lo` up in the new network namespace. */
+  loopbackUp(): this {
+    return this.#push(OpCode.loopback_up, [], "cannot bring the loopback interface up");
+  }
+
+  /** dup2(2); `from === to` only clears close-on-exec. */
+  dup2(from: number, to: number): this {
+    return this.#push(OpCode.dup2, [from, to], `cannot set up fd ${to}`);
+  }
+
+  /** Mark every fd from `fd` up close-on-exec, so no host fd reaches the program. */
+  cloexecFrom(fd: number): this {
+    return this.#push(OpCode.cloexec_from, [fd], "cannot close inherited fds");
+  }
+
+  /** chdir(2). */
+  chdir(path: string): this {
+    return this.#push(OpCode.chdir, [{ str: path }], `cannot change directory to ${path}`);
+  }
+
+  /** setgroups(2). */
+  setgroups(groups: readonly number[]): this {
+    return this.#push(OpCode.setgroups, [groups.length, { u32s: groups }], "cannot set supplementary groups");
+  }
+
+  /** setresgid(2). */
+  setgid(gid: number): this {
+    return this.#push(OpCode.setgid, [gid], `cannot set gid ${gid}`);
+  }
+
+  /** setresuid(2). */
+  setuid(uid: number): this {
+    return this.#push(OpCode.setuid, [uid], `cannot set uid ${uid}`);
+  }
+
+  /** execve(2), searching `searchPath` (PATH syntax) for a name without a slash. */
+  exec(file: string, argv: readonly string[], envp: readonly string[], searchPath: string | null): this {
+    return this.#push(
+      OpCode.exec,
+      [{ str: file }, { strs: argv }, { strs: envp }, s(searchPath)],
+      `cannot exec ${file}`,
+    );
+  }
+
+  /** setns(2) into the namespaces `nstype` of the process behind pidfd `fd`. */
+  setns(fd: number, nstype: bigint, what: string): this {
+    return this.#push(OpCode.setns, [fd, nstype], what);
+  }
+
+  /** clone3 again; the new process runs the rest of the program. */
+  fork(flags: bigint, cgroupFd: number): this {
+    return this.#push(OpCode.fork, [flags, BigInt(cgroupFd)], "cannot create the process");
+  }
+
+  /** unshare(2). */
+  unshare(flags: bigint, what: string): this {
+    return this.#push(OpCode.unshare, [flags], what);
+  }
+
+  /** prctl(2). */
+  prctl(option: number, arg2: number, arg3: number, what: string): this {
+    return this.#push(OpCode.prctl, [option, arg2, arg3], what);
+  }
+
+  /** Encodes the program. */
+  build(): Program {
+    const ops = this.#ops.slice();
+    if (ops.length === 0 || ops[ops.length - 1].code !== OpCode.exec) {
+      throw new Error("sbox internal error: a program must end with exec");
+    }
+    const data = new DataArea(HEADER_BYTES + ops.length * OP_BYTES);
+    const encoded = ops.map((op) => ({ ...op, words: op.args.map((arg) => data.add(arg)) }));
+    const bytes = new Uint8Array(data.end);
+    const view = new DataView(bytes.buffer);
+    view.setUint32(0, MAGIC, true);
+    view.setUint32(4, VERSION, true);
+    view.setUint32(8, ops.length, true);
+    view.setUint32(12, bytes.length, true);
+    encoded.forEach((op, i) => {
+      const at = HEADER_BYTES + i * OP_BYTES;
+      view.setUint32(at, op.code, true);
+      view.setUint32(at + 4, op.flags, true);
+      op.words.forEach((word, j) => view.setBigUint64(at + 8 + 8 * j, word, true));
+    });
+    data.writeInto(bytes);
+    return {
+      bytes,
+      describe: (index) => ({
+        step: OP_NAMES[ops[index]?.code] ?? "exec",
+        what: ops[index]?.what ?? "setup failed",
+      }),
+    };
+  }
+}
+
+function s(value: string | null): Arg {
+  return value === null ? null : { str: value };
+}
+
+/** The strings and arrays after the ops, laid out as program.zig expects. */
+class DataArea {
+  readonly #chunks: { offset: number; bytes: Uint8Array }[] = [];
+  end: number;
+
+  constructor(start: number) {
+    this.end = start;
+  }
+
+  add(arg: Arg): bigint {
+    if (arg === null) return 0n;
+    if (typeof arg === "number") return BigInt.asUintN(64, BigInt(arg));
+    if (typeof arg === "bigint") return BigInt.asUintN(64, arg);
+    if ("str" in arg) return BigInt(this.#string(arg.str));
+    if ("strs" in arg) {
+      const offsets = arg.strs.map((str) => this.#string(str));
+      const words = new BigUint64Array(offsets.length + 1);
+      offsets.forEach((offset, i) => (words[i] = BigInt(offset)));
+      return BigInt(this.#append(new Uint8Array(words.buffer), 8));
+    }
+    for (const id of arg.u32s) {
+      if (!Number.isInteger(id) || id < 0 || id > 0xffffffff) throw new RangeError(`bad id ${id}`);
+    }
+    return BigInt(this.#append(new Uint8Array(Uint32Array.from(arg.u32s).buffer), 8));
+  }
+
+  #string(str: string): number {
+    if (str.includes("\0")) {
+      throw new SboxError(`a string contains a NUL byte: ${JSON.stringify(str)}`, { step: "options" });
+    }
+    const bytes = encoder.encode(str + "\0");
+    return this.#append(bytes, 1);
+  }
+
+  #append(bytes: Uint8Array, align: number): number {
+    const offset = Math.ceil(this.end / align) * align;
+    this.#chunks.push({ offset, bytes });
+    this.end = offset + bytes.length;
+    return offset;
+  }
+
+  writeInto(out: Uint8Array): void {
+    for (const { offset, bytes } of this.#chunks) out.set(bytes, offset);
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * One epoll loop for every container of the process. Waiting for exits
+ * (pidfds) and for pipes must not cost an OS thread per container: all
+ * interests sit in one epoll set, and at most one nonblocking FFI call
+ * (`sbox_epoll_wait`, on one of Deno's blocking-pool threads) waits for all
+ * of them. Interests are one-shot: a caller awaits `readable(fd)`, then reads
+ * until EAGAIN. Wake-ups may be spurious, so callers always retry the
+ * nonblocking operation that told them to wait.
+ *
+ * @module
+ */
+
+import { helper } from "./ffi.ts";
+import { check, close, tryRead } from "./sys.ts";
+
+const EPOLLIN = 0x001;
+const EPOLLOUT = 0x004;
+const EPOLLERR = 0x008;
+const EPOLLHUP = 0x010;
+const EPOLLONESHOT = 1 << 30;
+const EPOLL_CTL_ADD = 1;
+const EPOLL_CTL_DEL = 2;
+const EPOLL_CTL_MOD = 3;
+const MAX_EVENTS = 64;
+
+class Reactor {
+  readonly #epfd: number;
+  readonly #wakeFd: number;
+  /** fd → the resolver of the one pending wait on it. */
+  readonly #waiters = new Map<number, () => void>();
+  /** fds added to the epoll set (armed or not). */
+  readonly #registered = new Set<number>();
+  readonly #events = new BigUint64Array(2 * MAX_EVENTS);
+  #polling = false;
+
+  constructor() {
+    const lib = helper();
+    this.#epfd = check(lib.sbox_epoll_create(), "epoll", "cannot create an epoll instance");
+    this.#wakeFd = check(lib.sbox_eventfd(), "epoll", "cannot create an eventfd");
+    check(
+      lib.sbox_epoll_ctl(this.#epfd, EPOLL_CTL_ADD, this.#wakeFd, EPOLLIN, BigInt(this.#wakeFd)),
+      "epoll",
+      "cannot watch the eventfd",
+    );
+  }
+
+  /** Resolves once `fd` is readable, hung up or in error. */
+  readable(fd: number): Promise<void> {
+    return this.#wait(fd, EPOLLIN);
+  }
+
+  /** Resolves once `fd` is writable or in error. */
+  writable(fd: number): Promise<void> {
+    return this.#wait(fd, EPOLLOUT);
+  }
+
+  /** Stops watching `fd` and closes it. Always use this for watched fds. */
+  close(fd: number): void {
+    if (this.#registered.delete(fd)) {
+      helper().sbox_epoll_ctl(this.#epfd, EPOLL_CTL_DEL, fd, 0, 0n);
+    }
+    const waiter = this.#waiters.get(fd);
+    this.#waiters.delete(fd);
+    close(fd);
+    waiter?.();
+    this.#wakeIfIdle();
+  }
+
+  #wait(fd: number, events: number): Promise<void> {
+    if (this.#waiters.has(fd)) throw new Error(`sbox internal error: two waits on fd ${fd}`);
+    const { promise, resolve } = Promise.withResolvers<void>();
+    const op = this.#registered.has(fd) ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    check(
+      helper().sbox_epoll_ctl(this.#epfd, op, fd, events | EPOLLONESHOT, BigInt(fd)),
+      "epoll",
+      `cannot watch fd ${fd}`,
+    );
+    this.#registered.add(fd);
+    this.#waiters.set(fd, resolve);
+    this.#poll();
+    return promise;
+  }
+
+  #poll(): void {
+    if (this.#polling || this.#waiters.size === 0) return;
+    this.#polling = true;
+    helper().sbox_epoll_wait(this.#epfd, new Uint8Array(this.#events.buffer), MAX_EVENTS, -1).then((ret) => {
+      this.#polling = false;
+      const n = Number(ret);
+      for (let i = 0; i < n; i++) {
+        const fd = Number(this.#events[2 * i + 1]);
+        if (fd === this.#wakeFd) {
+          tryRead(this.#wakeFd, new Uint8Array(8));
+          continue;
+        }
+        const waiter = this.#waiters.get(fd);
+        if (waiter && (Number(this.#events[2 * i]) & (EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+          this.#waiters.delete(fd);
+          waiter();
+        }
+      }
+      this.#poll();
+    });
+  }
+
+  /** With nothing left to wait for, end the pending epoll_wait so that the
+   * process can exit: an outstanding FFI call keeps Deno's event loop alive. */
+  #wakeIfIdle(): void {
+    if (this.#polling && this.#waiters.size === 0) {
+      const one = new Uint8Array(8);
+      one[0] = 1;
+      helper().sbox_write(this.#wakeFd, one, 8n);
+    }
+  }
+
+  /** Number of pending waits (for tests). */
+  get pending(): number {
+    return this.#waiters.size;
+  }
+}
+
+let instance: Reactor | undefined;
+
+/** The process-wide reactor. */
+export function reactor(): Reactor {
+  instance ??= new Reactor();
+  return instance;
+}
+
+export type { Reactor };

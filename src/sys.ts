@@ -1,0 +1,281 @@
+/**
+ * Typed wrappers over the helper's syscalls. With only --allow-ffi every OS
+ * access of the library goes through here: files, directories, pipes,
+ * signals, waits. Each wrapper throws an {@linkcode SboxError} naming the
+ * operation and the path, or returns the raw result where a caller wants to
+ * handle an errno itself (`try*` functions).
+ *
+ * @module
+ */
+
+import { helper } from "./ffi.ts";
+import { SboxError } from "./error.ts";
+import { errnoNumber } from "./errno.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** open(2) flags; O_DIRECTORY and O_NOFOLLOW differ between architectures. */
+export const O = {
+  RDONLY: 0,
+  WRONLY: 1,
+  RDWR: 2,
+  CREAT: 0o100,
+  EXCL: 0o200,
+  NOCTTY: 0o400,
+  TRUNC: 0o1000,
+  APPEND: 0o2000,
+  NONBLOCK: 0o4000,
+  DIRECTORY: Deno.build.arch === "aarch64" ? 0o40000 : 0o200000,
+  NOFOLLOW: Deno.build.arch === "aarch64" ? 0o100000 : 0o400000,
+  CLOEXEC: 0o2000000,
+  PATH: 0o10000000,
+} as const;
+
+export const EAGAIN: number = errnoNumber("EAGAIN");
+export const EINTR: number = errnoNumber("EINTR");
+export const ENOENT: number = errnoNumber("ENOENT");
+export const EEXIST: number = errnoNumber("EEXIST");
+export const EBUSY: number = errnoNumber("EBUSY");
+export const ESRCH: number = errnoNumber("ESRCH");
+export const ENOTEMPTY: number = errnoNumber("ENOTEMPTY");
+
+/** A NUL-terminated copy of `s` for a syscall; rejects embedded NULs. */
+export function cstr(s: string): Uint8Array<ArrayBuffer> {
+  if (s.includes("\0")) {
+    throw new SboxError(`path contains a NUL byte: ${JSON.stringify(s)}`, { step: "options" });
+  }
+  const bytes = encoder.encode(s);
+  const out = new Uint8Array(bytes.length + 1);
+  out.set(bytes);
+  return out;
+}
+
+/** The number a helper call returned (>= 0 or a negative errno). */
+export function num(ret: number | bigint): number {
+  return Number(ret);
+}
+
+/** Returns `ret` or throws `"<what>: ENOENT (...)"` for a negative errno. */
+export function check(ret: number | bigint, step: string, what: string): number {
+  const n = Number(ret);
+  if (n < 0) throw SboxError.fromErrno(step, what, -n);
+  return n;
+}
+
+/** open(2): returns the fd or a negative errno. */
+export function tryOpen(path: string, flags: number, mode = 0o644): number {
+  return num(helper().sbox_open(cstr(path), flags | O.CLOEXEC, mode));
+}
+
+/** open(2), throwing on failure. */
+export function open(path: string, flags: number, mode = 0o644): number {
+  return check(tryOpen(path, flags, mode), "open", `cannot open ${path}`);
+}
+
+/** close(2); errors are ignored, as after close the fd is gone anyway. */
+export function close(fd: number): void {
+  if (fd >= 0) helper().sbox_close(fd);
+}
+
+/** read(2) into `buf`: bytes read, 0 at end of file, or a negative errno. */
+export function tryRead(fd: number, buf: Uint8Array<ArrayBuffer>): number {
+  return num(helper().sbox_read(fd, buf, BigInt(buf.length)));
+}
+
+/** write(2) of `data`: bytes written or a negative errno. */
+export function tryWrite(fd: number, data: Uint8Array<ArrayBuffer>): number {
+  return num(helper().sbox_write(fd, data, BigInt(data.length)));
+}
+
+/** Writes all of `data` to a blocking fd. */
+export function writeAll(fd: number, data: Uint8Array<ArrayBuffer>, what: string): void {
+  let offset = 0;
+  while (offset < data.length) {
+    const n = tryWrite(fd, data.subarray(offset));
+    if (n === -EINTR) continue;
+    offset += check(n, "write", what);
+  }
+}
+
+/** Reads a whole file, e.g. under /proc or /sys/fs/cgroup. */
+export function readFile(path: string): Uint8Array<ArrayBuffer> {
+  const fd = open(path, O.RDONLY);
+  try {
+    const chunks: Uint8Array<ArrayBuffer>[] = [];
+    let total = 0;
+    for (;;) {
+      const buf = new Uint8Array(65536);
+      const n = tryRead(fd, buf);
+      if (n === -EINTR) continue;
+      check(n, "read", `cannot read ${path}`);
+      if (n === 0) break;
+      chunks.push(buf.subarray(0, n));
+      total += n;
+    }
+    const out = new Uint8Array(total);
+    let offset = 0;
+    for (const chunk of chunks) {
+      out.set(chunk, offset);
+      offset += chunk.length;
+    }
+    return out;
+  } finally {
+    close(fd);
+  }
+}
+
+/** Reads a whole file as UTF-8 text. */
+export function readTextFile(path: string): string {
+  return decoder.decode(readFile(path));
+}
+
+/** Writes `text` to an existing file in one write(2), as kernel interfaces expect. */
+export function writeTextFile(path: string, text: string, flags: number = O.WRONLY): void {
+  const fd = open(path, flags);
+  try {
+    writeAll(fd, encoder.encode(text), `cannot write ${path}`);
+  } finally {
+    close(fd);
+  }
+}
+
+/** mkdir(2): 0 or a negative errno. */
+export function tryMkdir(path: string, mode = 0o755): number {
+  return num(helper().sbox_mkdir(cstr(path), mode));
+}
+
+/** rmdir(2): 0 or a negative errno. */
+export function tryRmdir(path: string): number {
+  return num(helper().sbox_rmdir(cstr(path)));
+}
+
+/** unlink(2): 0 or a negative errno. */
+export function tryUnlink(path: string): number {
+  return num(helper().sbox_unlink(cstr(path)));
+}
+
+/** What {@linkcode stat} reports. */
+export interface FileStat {
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  isDirectory: boolean;
+  isFile: boolean;
+  isSymlink: boolean;
+}
+
+/** statx(2) of `path`, or `undefined` when it does not exist. */
+export function stat(path: string, follow = true): FileStat | undefined {
+  const out = new BigUint64Array(4);
+  const n = num(helper().sbox_stat(cstr(path), follow, new Uint8Array(out.buffer)));
+  if (n === -ENOENT) return undefined;
+  check(n, "stat", `cannot stat ${path}`);
+  const mode = Number(out[0]);
+  const type = mode & 0o170000;
+  return {
+    mode,
+    uid: Number(out[1]),
+    gid: Number(out[2]),
+    size: Number(out[3]),
+    isDirectory: type === 0o040000,
+    isFile: type === 0o100000,
+    isSymlink: type === 0o120000,
+  };
+}
+
+/** Names in a directory, without `.` and `..`. */
+export function readDir(path: string): { name: string; isDirectory: boolean }[] {
+  const fd = open(path, O.RDONLY | O.DIRECTORY);
+  try {
+    const entries: { name: string; isDirectory: boolean }[] = [];
+    const buf = new Uint8Array(32768);
+    const view = new DataView(buf.buffer);
+    for (;;) {
+      const n = check(
+        helper().sbox_getdents64(fd, buf, BigInt(buf.length)),
+        "getdents",
+        `cannot list ${path}`,
+      );
+      if (n === 0) break;
+      // struct linux_dirent64: u64 ino, i64 off, u16 reclen, u8 type, name
+      for (let offset = 0; offset < n;) {
+        const reclen = view.getUint16(offset + 16, true);
+        const type = buf[offset + 18];
+        const nameStart = offset + 19;
+        const nameEnd = buf.indexOf(0, nameStart);
+        const name = decoder.decode(buf.subarray(nameStart, nameEnd));
+        if (name !== "." && name !== "..") entries.push({ name, isDirectory: type === 4 });
+        offset += reclen;
+      }
+    }
+    return entries;
+  } finally {
+    close(fd);
+  }
+}
+
+/** pipe2(O_CLOEXEC): `[readEnd, writeEnd]`. */
+export function pipe(): [number, number] {
+  const fds = new Int32Array(2);
+  check(helper().sbox_pipe2(new Uint8Array(fds.buffer), O.CLOEXEC), "pipe", "cannot create a pipe");
+  return [fds[0], fds[1]];
+}
+
+/** Sets O_NONBLOCK on an fd this process owns (F_SETFL). */
+export function setNonblocking(fd: number): void {
+  const F_GETFL = 3, F_SETFL = 4;
+  const flags = check(helper().sbox_fcntl(fd, F_GETFL, 0n), "fcntl", "cannot read fd flags");
+  check(helper().sbox_fcntl(fd, F_SETFL, BigInt(flags | O.NONBLOCK)), "fcntl", "cannot set O_NONBLOCK");
+}
+
+/** pidfd_send_signal(2): 0 or a negative errno (ESRCH once reaped). */
+export function pidfdSignal(pidfd: number, signal: number): number {
+  return num(helper().sbox_pidfd_send_signal(pidfd, signal));
+}
+
+/** pidfd_open(2), throwing on failure. */
+export function pidfdOpen(pid: number): number {
+  return check(helper().sbox_pidfd_open(pid), "pidfd_open", `cannot open pidfd of ${pid}`);
+}
+
+/** How a waited-for process ended. */
+export interface WaitResult {
+  /** si_code: 1 exited, 2 killed, 3 dumped core. */
+  code: number;
+  /** Exit status, or the signal number. */
+  status: number;
+}
+
+/** waitid(P_PIDFD, WEXITED [| WNOHANG]); `undefined` when WNOHANG finds it running. */
+export function waitPidfd(pidfd: number, block: boolean): WaitResult | undefined {
+  const WEXITED = 4, WNOHANG = 1, WALL = 0x40000000;
+  const out = new Int32Array(2);
+  for (;;) {
+    const n = num(
+      helper().sbox_waitid(pidfd, WEXITED | WALL | (block ? 0 : WNOHANG), new Uint8Array(out.buffer)),
+    );
+    if (n === -EINTR) continue;
+    if (n === -EAGAIN) return undefined;
+    check(n, "waitid", "cannot wait for a process");
+    return { code: out[0], status: out[1] };
+  }
+}
+
+/** The calling process's real and effective ids and pid. */
+export function ids(): { uid: number; gid: number; euid: number; pid: number } {
+  const out = new Uint32Array(4);
+  helper().sbox_getids(new Uint8Array(out.buffer));
+  return { uid: out[0], gid: out[1], euid: out[2], pid: out[3] };
+}
+
+/** The process environment, read from /proc/self/environ (no --allow-env needed). */
+export function environment(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const entry of readTextFile("/proc/self/environ").split("\0")) {
+    const eq = entry.indexOf("=");
+    if (eq > 0) env[entry.slice(0, eq)] = entry.slice(eq + 1);
+  }
+  return env;
+}

@@ -1,0 +1,276 @@
+/**
+ * User namespaces: who a container's ids are on the host. A mapper writes
+ * the uid and gid maps of a child that waits in its new user namespace
+ * (between clone3 and the release byte, see launch.ts).
+ *
+ * - {@linkcode ProcUserMapper} writes /proc/PID/{uid_map,setgroups,gid_map}
+ *   itself: root can map anything, a user only its own uid and gid.
+ * - {@linkcode BinNewIdMapper} runs the setuid `newuidmap`/`newgidmap`
+ *   (Debian's `uidmap`), which map the ranges of /etc/subuid and /etc/subgid.
+ *
+ * @module
+ */
+
+import { SboxError } from "./error.ts";
+import { launch, reap, runHostCommand } from "./launch.ts";
+import { CLONE, ProgramBuilder } from "./program.ts";
+import { signalName } from "./signal.ts";
+import { environment, ids, readTextFile, stat, writeTextFile } from "./sys.ts";
+
+/** One line of a uid or gid map: `size` ids from `containerId` are `hostId...` on the host. */
+export interface IdMapEntry {
+  /** First id inside the container. */
+  containerId: number;
+  /** First id on the host. */
+  hostId: number;
+  /** Number of consecutive ids. */
+  size: number;
+}
+
+/** Writes the id maps of new user namespaces. */
+export interface UserMapper {
+  /** The uid map written for every container. */
+  readonly uidMap: readonly IdMapEntry[];
+  /** The gid map written for every container. */
+  readonly gidMap: readonly IdMapEntry[];
+  /** Whether processes may call setgroups(2) (false when "deny" is written). */
+  readonly setgroupsAllowed: boolean;
+  /** Writes the maps of process `pid`, which waits in a new user namespace. */
+  map(pid: number): Promise<void> | void;
+}
+
+/** Whether `id` inside the container is mapped by `map`. */
+export function isMapped(map: readonly IdMapEntry[], id: number): boolean {
+  return map.some((e) => id >= e.containerId && id < e.containerId + e.size);
+}
+
+function validateMap(kind: string, map: readonly IdMapEntry[]): IdMapEntry[] {
+  if (!Array.isArray(map) || map.length === 0) throw SboxError.invalidOption(kind, "the map is empty");
+  if (map.length > 340) throw SboxError.invalidOption(kind, "more than 340 entries");
+  const entries = map.map((e) => ({ containerId: e.containerId, hostId: e.hostId, size: e.size }));
+  for (const e of entries) {
+    for (const [field, value] of Object.entries(e)) {
+      if (!Number.isInteger(value) || value < 0 || value > 0xfffffffe) {
+        throw SboxError.invalidOption(kind, `${field} must be an integer id, got ${value}`);
+      }
+    }
+    if (e.size < 1) throw SboxError.invalidOption(kind, "size must be at least 1");
+  }
+  const sorted = [...entries].sort((a, b) => a.containerId - b.containerId);
+  for (let i = 1; i < sorted.length; i++) {
+    if (sorted[i].containerId < sorted[i - 1].containerId + sorted[i - 1].size) {
+      throw SboxError.invalidOption(kind, `entries overlap at container id ${sorted[i].containerId}`);
+    }
+  }
+  return entries;
+}
+
+function mapText(map: readonly IdMapEntry[]): string {
+  return map.map((e) => `${e.containerId} ${e.hostId} ${e.size}\n`).join("");
+}
+
+/**
+ * Writes /proc/PID/uid_map, setgroups and gid_map directly. As root any map
+ * works; as a user only your own uid and gid, and setgroups is denied.
+ *
+ * @example Root in the container is the calling user
+ * ```ts ignore
+ * import { ProcUserMapper } from "./user.ts";
+ *
+ * const mapper = ProcUserMapper.newRoot(1000, 1000);
+ * ```
+ */
+export class ProcUserMapper implements UserMapper {
+  readonly uidMap: readonly IdMapEntry[];
+  readonly gidMap: readonly IdMapEntry[];
+  readonly setgroupsAllowed: boolean;
+
+  /** A mapper for the given maps, validated now. */
+  constructor(options: { uidMap: readonly IdMapEntry[]; gidMap: readonly IdMapEntry[] }) {
+    this.uidMap = validateMap("uidMap", options?.uidMap);
+    this.gidMap = validateMap("gidMap", options?.gidMap);
+    // Writing a gid map without CAP_SETGID on the host needs setgroups
+    // "deny" first, so that a process cannot drop groups that deny it access.
+    this.setgroupsAllowed = ids().euid === 0;
+  }
+
+  /** Maps container root (0) to host `uid`/`gid` (default: the caller's). */
+  static newRoot(uid?: number, gid?: number): ProcUserMapper {
+    const me = ids();
+    return new ProcUserMapper({
+      uidMap: [{ containerId: 0, hostId: uid ?? me.euid, size: 1 }],
+      gidMap: [{ containerId: 0, hostId: gid ?? me.gid, size: 1 }],
+    });
+  }
+
+  /** Writes the maps of `pid`. */
+  map(pid: number): void {
+    writeTextFile(`/proc/${pid}/uid_map`, mapText(this.uidMap));
+    if (!this.setgroupsAllowed) writeTextFile(`/proc/${pid}/setgroups`, "deny");
+    writeTextFile(`/proc/${pid}/gid_map`, mapText(this.gidMap));
+  }
+}
+
+/** Finds a program in the host's PATH (from /proc/self/environ) or the usual places. */
+export function findHostProgram(name: string): string {
+  const dirs = (environment().PATH ?? "").split(":").filter(Boolean);
+  for (const dir of [...dirs, "/usr/bin", "/bin", "/usr/sbin", "/sbin"]) {
+    const path = `${dir}/${name}`;
+    if (stat(path)?.isFile) return path;
+  }
+  throw new SboxError(`${name} not found in PATH (install Debian's uidmap package)`, { step: "user" });
+}
+
+/** A user's name from /etc/passwd, or undefined. */
+function userName(uid: number): string | undefined {
+  for (const line of readTextFile("/etc/passwd").split("\n")) {
+    const fields = line.split(":");
+    if (fields.length > 2 && Number(fields[2]) === uid && fields[2] !== "") return fields[0];
+  }
+  return undefined;
+}
+
+/** The first range of /etc/subuid or /etc/subgid for a user (by name or id). */
+export function subordinateRange(file: string, id: number): { start: number; count: number } {
+  const name = userName(id);
+  let text = "";
+  try {
+    text = readTextFile(file);
+  } catch {
+    // A missing file is the same as no entry.
+  }
+  for (const line of text.split("\n")) {
+    const [owner, start, count] = line.trim().split(":");
+    if ((owner === name || owner === String(id)) && Number(count) > 0) {
+      return { start: Number(start), count: Number(count) };
+    }
+  }
+  throw new SboxError(`no subordinate ids for ${name ?? id} in ${file}`, { step: "user" });
+}
+
+/**
+ * Maps through the setuid helpers `newuidmap` and `newgidmap`, which allow
+ * an unprivileged user the ranges listed in /etc/subuid and /etc/subgid.
+ *
+ * @example 65536 ids for a rootless container
+ * ```ts ignore
+ * import { BinNewIdMapper } from "./user.ts";
+ *
+ * const mapper = BinNewIdMapper.newRootSubid(1000, 1000);
+ * // container 0 = host 1000, container 1..65536 = the first /etc/subuid range
+ * ```
+ */
+export class BinNewIdMapper implements UserMapper {
+  readonly uidMap: readonly IdMapEntry[];
+  readonly gidMap: readonly IdMapEntry[];
+  readonly setgroupsAllowed = true;
+  readonly #newuidmap: string;
+  readonly #newgidmap: string;
+
+  /** A mapper for the given maps; finds newuidmap and newgidmap now. */
+  constructor(options: { uidMap: readonly IdMapEntry[]; gidMap: readonly IdMapEntry[] }) {
+    this.uidMap = validateMap("uidMap", options?.uidMap);
+    this.gidMap = validateMap("gidMap", options?.gidMap);
+    this.#newuidmap = findHostProgram("newuidmap");
+    this.#newgidmap = findHostProgram("newgidmap");
+  }
+
+  /** Container root (0) is host `uid`/`gid` (default: the caller's). */
+  static newRoot(uid?: number, gid?: number): BinNewIdMapper {
+    const me = ids();
+    return new BinNewIdMapper({
+      uidMap: [{ containerId: 0, hostId: uid ?? me.euid, size: 1 }],
+      gidMap: [{ containerId: 0, hostId: gid ?? me.gid, size: 1 }],
+    });
+  }
+
+  /** Container root is `uid`/`gid`; ids 1.. are the user's subordinate ranges. */
+  static newRootSubid(uid?: number, gid?: number): BinNewIdMapper {
+    const me = ids();
+    const hostUid = uid ?? me.euid, hostGid = gid ?? me.gid;
+    const subuid = subordinateRange("/etc/subuid", hostUid);
+    const subgid = subordinateRange("/etc/subgid", hostUid);
+    return new BinNewIdMapper({
+      uidMap: [{ containerId: 0, hostId: hostUid, size: 1 }, {
+        containerId: 1,
+        hostId: subuid.start,
+        size: subuid.count,
+      }],
+      gidMap: [{ containerId: 0, hostId: hostGid, size: 1 }, {
+        containerId: 1,
+        hostId: subgid.start,
+        size: subgid.count,
+      }],
+    });
+  }
+
+  /** Runs newuidmap and newgidmap for `pid`. */
+  async map(pid: number): Promise<void> {
+    for (const [program, map] of [[this.#newuidmap, this.uidMap], [this.#newgidmap, this.gidMap]] as const) {
+      const args = map.flatMap((e) => [e.containerId, e.hostId, e.size].map(String));
+      const result = await runHostCommand([program, String(pid), ...args]);
+      if (result.code !== 0) {
+        const how = result.code === null
+          ? `was killed by ${signalName(result.signal ?? 0)}`
+          : `exited with ${result.code}`;
+        throw new SboxError(`${program} ${pid} ${args.join(" ")} ${how}`, { step: "user" });
+      }
+    }
+  }
+}
+
+const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/**
+ * Runs `command` on the host's file system in a new user namespace as
+ * container `uid`/`gid`, e.g. to unpack or remove a root file system whose
+ * files belong to subordinate ids. Throws if it does not exit with 0.
+ *
+ * @example Remove a root file system owned by subordinate ids
+ * ```ts ignore
+ * import { BinNewIdMapper, runAsUser } from "./user.ts";
+ *
+ * await runAsUser(BinNewIdMapper.newRootSubid(), 0, 0, ["rm", "-rf", "/home/me/rootfs"]);
+ * ```
+ */
+export async function runAsUser(
+  mapper: UserMapper,
+  uid: number,
+  gid: number,
+  command: string[],
+): Promise<void> {
+  if (!Array.isArray(command) || command.length === 0) {
+    throw SboxError.invalidOption("command", "must not be empty");
+  }
+  if (!isMapped(mapper.uidMap, uid)) {
+    throw SboxError.invalidOption("uid", `${uid} is not mapped by the user mapper`);
+  }
+  if (!isMapped(mapper.gidMap, gid)) {
+    throw SboxError.invalidOption("gid", `${gid} is not mapped by the user mapper`);
+  }
+  const launched = await launch({
+    flags: CLONE.NEWUSER | CLONE.VM,
+    cgroupFd: -1,
+    sync: true,
+    childFds: [],
+    beforeStart: (pid) => mapper.map(pid),
+    program: (syncFd) => {
+      const b = new ProgramBuilder().waitParent(syncFd).cloexecFrom(3);
+      if (mapper.setgroupsAllowed) b.setgroups([]);
+      return b.setgid(gid).setuid(uid).exec(command[0], command, [`PATH=${DEFAULT_PATH}`], DEFAULT_PATH)
+        .build();
+    },
+  });
+  const result = await reap(launched.pidfd);
+  if (result.code !== 1 || result.status !== 0) {
+    const how = result.code === 1
+      ? `exited with ${result.status}`
+      : `was killed by ${signalName(result.status)}`;
+    throw new SboxError(`${command.join(" ")} ${how}`, { step: "run" });
+  }
+}
+
+/** {@linkcode runAsUser} as container root (0:0). */
+export function runAsRoot(mapper: UserMapper, command: string[]): Promise<void> {
+  return runAsUser(mapper, 0, 0, command);
+}

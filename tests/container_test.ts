@@ -1,0 +1,274 @@
+/**
+ * Ports of sbox's own container tests, plus what a container must isolate:
+ * run as root on the host (no cgroup controllers needed).
+ */
+
+import assert from "node:assert/strict";
+import { BindMount, Cgroup, Container, InitProcess, ProcUserMapper, SboxError, TmpfsMount } from "../mod.ts";
+import { busyboxContainer, busyboxImage, identityMapper, scratchDir, text } from "./fixtures.ts";
+
+const ENV = { PATH: "/bin:/usr/bin:/sbin:/usr/sbin" };
+
+async function sh(
+  container: Container,
+  script: string,
+  options: { init?: InitProcess; uid?: number; gid?: number; cgroup?: string; cwd?: string } = {},
+) {
+  const processOptions = {
+    command: ["/bin/sh", "-c", script],
+    env: ENV,
+    stdout: "piped" as const,
+    stderr: "piped" as const,
+    uid: options.uid,
+    gid: options.gid,
+    cgroup: options.cgroup,
+    cwd: options.cwd,
+  };
+  const process = options.init
+    ? await container.exec(options.init, processOptions)
+    : await container.start(processOptions);
+  const output = await process.output();
+  return { ...output, out: text(output.stdout), err: text(output.stderr) };
+}
+
+// Debian's busybox-static has no adduser applet: the "system" step adds the
+// user the way adduser does, by writing /etc/passwd, /etc/group and a home.
+const ADDUSER = "echo 'user:x:1000:1000::/home/user:/bin/sh' >> /etc/passwd && " +
+  "echo 'user:x:1000:' >> /etc/group && mkdir -p /home/user && chown 1000:1000 /home/user";
+
+Deno.test("sbox test_container: init, then adduser and id as 1000 in child cgroups", async () => {
+  await using setup = await busyboxContainer();
+  const { container, cgroup } = setup;
+  const init = await container.start({
+    command: ["/bin/sleep", "1000"],
+    env: ENV,
+    cgroup: "init",
+  });
+  assert.deepEqual(cgroup.child("init").procs(), [init.pid]);
+
+  const added = await sh(container, `${ADDUSER} && echo added`, { init, cgroup: "system" });
+  assert.equal(added.code, 0, added.err);
+  assert.equal(added.out, "added\n");
+
+  const id = await sh(container, "id; cat /proc/self/cgroup; touch /home/user/mine && stat -c %u /home/user/mine", { init, cgroup: "user", uid: 1000, gid: 1000 });
+  assert.equal(id.code, 0, id.err);
+  assert.match(id.out, /^uid=1000\(user\) gid=1000\(user\)/);
+  // Each exec'd process gets a cgroup namespace rooted at its own cgroup.
+  assert.match(id.out, /^0::\/$/m);
+  assert.match(id.out, /^1000$/m);
+  for (const name of ["init", "system", "user"]) assert.ok(cgroup.child(name).exists(), name);
+
+  init.kill("SIGKILL");
+  assert.deepEqual(await init.status, { success: false, code: 137, signal: "SIGKILL" });
+});
+
+Deno.test("stdio: piped stdin, stdout and stderr; null and inherit", async () => {
+  await using setup = await busyboxContainer();
+  const init = await setup.container.start({
+    command: ["/bin/sh", "-c", "cat; echo to-stderr >&2; exit 3"],
+    env: ENV,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const writer = init.stdin!.getWriter();
+  await writer.write(new TextEncoder().encode("hello "));
+  await writer.write(new TextEncoder().encode("world"));
+  await writer.close();
+  const output = await init.output();
+  assert.equal(text(output.stdout), "hello world");
+  assert.equal(text(output.stderr), "to-stderr\n");
+  assert.deepEqual([output.success, output.code, output.signal], [false, 3, null]);
+
+  const quiet = await setup.container.exec(init, { command: ["/bin/true"] }).catch((e) => e);
+  assert.ok(quiet instanceof SboxError, "exec after init exited must fail");
+});
+
+Deno.test("stdin null reads nothing; a large stdout arrives whole", async () => {
+  await using setup = await busyboxContainer();
+  const init = await setup.container.start({
+    command: ["/bin/sh", "-c", "cat; head -c 3000000 /dev/zero | tr '\\0' x"],
+    env: ENV,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  });
+  const output = await init.output();
+  assert.equal(output.code, 0);
+  assert.equal(output.stdout.length, 3_000_000);
+  assert.ok(output.stdout.every((b) => b === 0x78));
+});
+
+Deno.test("isolation: pid 1, hostname, only lo and up, no host processes", async () => {
+  await using setup = await busyboxContainer({ hostname: "judge-7" });
+  const result = await sh(
+    setup.container,
+    "echo $$; hostname; ls /sys/class/net; cat /sys/class/net/lo/operstate /sys/class/net/lo/flags; " +
+      "ls /proc | grep -c '^[0-9]'",
+  );
+  assert.equal(result.code, 0, result.err);
+  const [pid, hostname, ifaces, operstate, flags, processes] = result.out.trim().split("\n");
+  assert.equal(pid, "1");
+  assert.equal(hostname, "judge-7");
+  assert.equal(ifaces, "lo");
+  assert.equal(operstate, "unknown"); // lo reports "unknown" even when up
+  assert.equal(Number(flags) & 1, 1, "IFF_UP");
+  // sh, ls and grep at most: none of the host's processes.
+  assert.ok(Number(processes) <= 3, `saw ${processes} processes`);
+  // And the host has many more.
+  assert.ok([...Deno.readDirSync("/proc")].filter((e) => /^\d+$/.test(e.name)).length > 10);
+});
+
+Deno.test("overlay: writes land in the upper layer, never in the image", async () => {
+  await using setup = await busyboxContainer();
+  const result = await sh(setup.container, "echo secret > /etc/written && rm /bin/ls && echo ok");
+  assert.equal(result.out, "ok\n", result.err);
+  assert.equal(Deno.readTextFileSync(`${setup.upper}/etc/written`), "secret\n");
+  assert.throws(() => Deno.statSync(`${setup.image}/etc/written`));
+  assert.ok(Deno.lstatSync(`${setup.image}/bin/ls`).isSymlink, "the image keeps /bin/ls");
+});
+
+Deno.test("uid and gid maps are the ones configured", async () => {
+  const mapper = new ProcUserMapper({
+    uidMap: [{ containerId: 0, hostId: 0, size: 1 }, { containerId: 1000, hostId: 200000, size: 10 }],
+    gidMap: [{ containerId: 0, hostId: 0, size: 1 }, { containerId: 1000, hostId: 300000, size: 5 }],
+  });
+  await using setup = await busyboxContainer({ userMapper: mapper });
+  const init = await setup.container.start({ command: ["/bin/sleep", "100"], env: ENV });
+  const maps = await sh(setup.container, "cat /proc/self/uid_map /proc/self/gid_map", { init, uid: 1004, gid: 1001 });
+  assert.equal(maps.code, 0, maps.err);
+  assert.deepEqual(maps.out.trim().split("\n").map((l) => l.trim().split(/\s+/).join(" ")), [
+    "0 0 1",
+    "1000 200000 10",
+    "0 0 1",
+    "1000 300000 5",
+  ]);
+  // Seen from the host, the process runs as the mapped host ids.
+  const probe = await setup.container.exec(init, { command: ["/bin/sleep", "100"], env: ENV, uid: 1004, gid: 1001 });
+  const status = Deno.readTextFileSync(`/proc/${probe.pid}/status`);
+  assert.match(status, /^Uid:\s+200004\s+200004\s+200004\s+200004$/m);
+  assert.match(status, /^Gid:\s+300001\s+300001\s+300001\s+300001$/m);
+});
+
+Deno.test("exec joins the init's pid namespace and sees its processes", async () => {
+  await using setup = await busyboxContainer();
+  const init = await setup.container.start({ command: ["/bin/sleep", "1000"], env: ENV });
+  const result = await sh(setup.container, "echo $$; cat /proc/1/cmdline | tr '\\0' ' '; echo; hostname", { init });
+  assert.equal(result.code, 0, result.err);
+  const [pid, cmdline, hostname] = result.out.trim().split("\n");
+  assert.ok(Number(pid) > 1 && Number(pid) < 20, `pid ${pid}`);
+  assert.equal(cmdline.trim(), "/bin/sleep 1000");
+  assert.equal(hostname, "sbox");
+});
+
+Deno.test("bind and tmpfs mounts; cwd and env reach the program", async () => {
+  const image = busyboxImage();
+  const dir = scratchDir("mounts-");
+  for (const sub of ["root", "upper", "work", "shared", "ro"]) Deno.mkdirSync(`${dir}/${sub}`);
+  Deno.writeTextFileSync(`${dir}/ro/data`, "read me");
+  const { OverlayMount, BaseMounts } = await import("../mod.ts");
+  await using container = await Container.create({
+    rootfs: `${dir}/root`,
+    userMapper: identityMapper(),
+    mounts: [
+      new OverlayMount([image], `${dir}/upper`, `${dir}/work`),
+      new BaseMounts(),
+      new BindMount(`${dir}/shared`, "/shared"),
+      new BindMount(`${dir}/ro`, "/ro", { readonly: true }),
+      new TmpfsMount("/scratch", { size: 1024 * 1024 }),
+    ],
+  });
+  const result = await sh(
+    container,
+    "pwd; echo $GREETING; echo out > /shared/f; cat /ro/data; echo; echo x > /ro/y || echo ro-refused; " +
+      "grep ' /scratch ' /proc/mounts | grep -c size=1024k",
+    { cwd: "/shared" },
+  ).catch((e) => {
+    throw e;
+  });
+  // GREETING is unset: the environment is exactly what was given.
+  assert.equal(result.out, "/shared\n\nread me\nro-refused\n1\n", result.err);
+  assert.equal(Deno.readTextFileSync(`${dir}/shared/f`), "out\n");
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("the environment is complete: nothing is inherited", async () => {
+  await using setup = await busyboxContainer();
+  const init = await setup.container.start({
+    command: ["/usr/bin/env"],
+    env: { ONLY: "this", PATH: "/bin" },
+    stdout: "piped",
+  });
+  const output = await init.output();
+  assert.deepEqual(text(output.stdout).trim().split("\n").sort(), ["ONLY=this", "PATH=/bin"]);
+});
+
+Deno.test("Container.create and start reject bad options before any process exists", async () => {
+  const image = busyboxImage();
+  const dir = scratchDir("bad-");
+  Deno.mkdirSync(`${dir}/root`);
+  const mapper = ProcUserMapper.newRoot(0, 0);
+  const rejects = async (fn: () => Promise<unknown>, pattern: RegExp) => {
+    const err = await fn().then(() => undefined, (e) => e);
+    assert.ok(err instanceof SboxError, `expected SboxError, got ${err}`);
+    assert.equal(err.step, "options");
+    assert.match(err.message, pattern);
+  };
+  await rejects(() => Container.create({ rootfs: "relative/root", userMapper: mapper }), /invalid option rootfs/);
+  await rejects(() => Container.create({ rootfs: `${dir}/missing`, userMapper: mapper }), /rootfs: .* not a directory/);
+  await rejects(
+    () => Container.create({ rootfs: `${dir}/root`, userMapper: mapper, hostname: "bad host" }),
+    /invalid option hostname/,
+  );
+  await rejects(
+    () => Container.create({ rootfs: `${dir}/root`, userMapper: mapper, cgroup: new Cgroup("/nonexistent", "x") }),
+    /invalid option cgroup/,
+  );
+  const { OverlayMount } = await import("../mod.ts");
+  await rejects(
+    () =>
+      Container.create({
+        rootfs: `${dir}/root`,
+        userMapper: mapper,
+        mounts: [new OverlayMount([image], `${dir}/no-upper`, `${dir}/no-work`)],
+      }),
+    /OverlayMount: .*no-upper is not a directory/,
+  );
+  const container = await Container.create({ rootfs: `${dir}/root`, userMapper: mapper });
+  await rejects(() => container.start({ command: [] }), /invalid option command/);
+  await rejects(() => container.start({ command: ["/bin/sh"], uid: 1000 }), /invalid option uid: 1000 is not mapped/);
+  await rejects(() => container.start({ command: ["/bin/sh"], gid: 5 }), /invalid option gid: 5 is not mapped/);
+  await rejects(() => container.start({ command: ["/bin/sh"], cwd: "tmp" }), /invalid option cwd/);
+  await rejects(() => container.start({ command: ["/bin/sh"], env: { "A=B": "c" } }), /invalid option env/);
+  await rejects(
+    () => container.start({ command: ["/bin/sh"], stdout: "pipe" as "piped" }),
+    /invalid option stdout/,
+  );
+  await container.destroy();
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("a missing program rejects start() with SboxError step exec, errno ENOENT", async () => {
+  await using setup = await busyboxContainer();
+  const err = await setup.container.start({ command: ["/bin/nope"], env: ENV }).then(() => undefined, (e) => e);
+  assert.ok(err instanceof SboxError);
+  assert.equal(err.step, "exec");
+  assert.equal(err.errno, "ENOENT");
+  assert.equal(err.message, "cannot exec /bin/nope: ENOENT (No such file or directory)");
+  // Looked up in PATH too.
+  const viaPath = await setup.container.start({ command: ["nope"], env: ENV }).then(() => undefined, (e) => e);
+  assert.equal(viaPath?.message, "cannot exec nope: ENOENT (No such file or directory)");
+});
+
+Deno.test("a file that is not executable fails with EACCES; a bad cwd with step chdir", async () => {
+  await using setup = await busyboxContainer();
+  const notExec = await setup.container.start({ command: ["/etc/passwd"] }).then(() => undefined, (e) => e);
+  assert.equal(notExec?.step, "exec");
+  assert.equal(notExec?.errno, "EACCES");
+  const badCwd = await setup.container.start({ command: ["/bin/true"], cwd: "/missing" }).then(
+    () => undefined,
+    (e) => e,
+  );
+  assert.equal(badCwd?.step, "chdir");
+  assert.equal(badCwd?.message, "cannot change directory to /missing: ENOENT (No such file or directory)");
+});
