@@ -50,3 +50,4 @@ export {
   type UserMapper,
 } from "./src/user.ts";
 export type { SignalLike } from "./src/signal.ts";
+export { OpCode, type OpName, type Program, ProgramBuilder } from "./src/program.ts";

@@ -26,18 +26,27 @@ import {
 
 /** Counters of `memory.events`. */
 export interface MemoryEvents {
+  /** Times usage went below memory.low protection while reclaimed. */
   low: number;
+  /** Times usage went over memory.high and was throttled. */
   high: number;
+  /** Times usage hit memory.max. */
   max: number;
+  /** Times the OOM killer was invoked in the group. */
   oom: number;
+  /** Processes killed by the OOM killer. */
   oomKill: number;
+  /** Times the whole group was killed (memory.oom.group). */
   oomGroupKill: number;
 }
 
 /** CPU time from `cpu.stat`, in microseconds. */
 export interface CpuUsage {
+  /** Total CPU time. */
   usageUsec: number;
+  /** CPU time in user mode. */
   userUsec: number;
+  /** CPU time in the kernel. */
   systemUsec: number;
 }
 

@@ -73,6 +73,7 @@ export class OverlayMount implements Mount {
     this.target = checkTarget("OverlayMount", target);
   }
 
+  /** Checks that the layers are existing directories. */
   validate(): void {
     if (this.lowerDirs.length === 0) {
       throw SboxError.invalidOption("OverlayMount", "needs at least one lower directory");
@@ -86,6 +87,7 @@ export class OverlayMount implements Mount {
     }
   }
 
+  /** Appends the overlay mount. */
   compile(builder: ProgramBuilder, rootfs: string): void {
     const target = containerPath(rootfs, this.target);
     if (this.target !== "/") builder.mkdir(target);
@@ -120,6 +122,7 @@ export class BindMount implements Mount {
     this.readonly = options.readonly ?? false;
   }
 
+  /** Checks that the source exists. */
   validate(): void {
     if (typeof this.source !== "string" || !this.source.startsWith("/")) {
       throw SboxError.invalidOption(
@@ -132,6 +135,7 @@ export class BindMount implements Mount {
     }
   }
 
+  /** Appends the target creation, the bind and the read-only remount. */
   compile(builder: ProgramBuilder, rootfs: string): void {
     const target = containerPath(rootfs, this.target);
     if (stat(this.source)?.isDirectory) builder.mkdir(target);
@@ -184,6 +188,7 @@ export class TmpfsMount implements Mount {
     this.mode = options.mode ?? 0o1777;
   }
 
+  /** Checks the size. */
   validate(): void {
     if (this.size !== undefined && (!Number.isSafeInteger(this.size) || this.size <= 0)) {
       throw SboxError.invalidOption(
@@ -193,6 +198,7 @@ export class TmpfsMount implements Mount {
     }
   }
 
+  /** Appends the tmpfs mount. */
   compile(builder: ProgramBuilder, rootfs: string): void {
     const target = containerPath(rootfs, this.target);
     const size = this.size === undefined ? "" : `,size=${this.size}`;
@@ -228,8 +234,10 @@ export class BaseMounts implements Mount {
   /** Mounted on the root. */
   readonly target = "/";
 
+  /** Nothing to check: only the host's device nodes are used. */
   validate(): void {}
 
+  /** Appends the mounts, device binds and symlinks. */
   compile(b: ProgramBuilder, rootfs: string): void {
     const at = (path: string) => containerPath(rootfs, path);
     const nosuidNodevNoexec = MS.NOSUID | MS.NODEV | MS.NOEXEC;

@@ -11,7 +11,27 @@
 import { SboxError } from "./error.ts";
 
 /** Op codes; keep in the order of `Code` in helper/program.zig. */
-export const OpCode = {
+export const OpCode: {
+  readonly wait_parent: 1;
+  readonly mount: 2;
+  readonly mkdir: 3;
+  readonly touch: 4;
+  readonly symlink: 5;
+  readonly pivot_root: 6;
+  readonly sethostname: 7;
+  readonly loopback_up: 8;
+  readonly dup2: 9;
+  readonly cloexec_from: 10;
+  readonly chdir: 11;
+  readonly setgroups: 12;
+  readonly setgid: 13;
+  readonly setuid: 14;
+  readonly exec: 15;
+  readonly setns: 16;
+  readonly fork: 17;
+  readonly unshare: 18;
+  readonly prctl: 19;
+} = {
   wait_parent: 1,
   mount: 2,
   mkdir: 3,
@@ -88,6 +108,7 @@ interface PendingOp {
 
 /** One compiled program, with what each op does for error messages. */
 export interface Program {
+  /** The encoded program, as helper/program.zig reads it. */
   bytes: Uint8Array<ArrayBuffer>;
   /** Describes op `i` for an error: step name and "cannot ..." text. */
   describe(index: number): { step: OpName; what: string };

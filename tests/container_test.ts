@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { BindMount, Cgroup, Container, InitProcess, ProcUserMapper, SboxError, TmpfsMount } from "../mod.ts";
+import { BindMount, Cgroup, Container, type InitProcess, ProcUserMapper, SboxError, TmpfsMount } from "../mod.ts";
 import { busyboxContainer, busyboxImage, identityMapper, scratchDir, text } from "./fixtures.ts";
 
 const ENV = { PATH: "/bin:/usr/bin:/sbin:/usr/sbin" };
@@ -50,7 +50,11 @@ Deno.test("sbox test_container: init, then adduser and id as 1000 in child cgrou
   assert.equal(added.code, 0, added.err);
   assert.equal(added.out, "added\n");
 
-  const id = await sh(container, "id; cat /proc/self/cgroup; touch /home/user/mine && stat -c %u /home/user/mine", { init, cgroup: "user", uid: 1000, gid: 1000 });
+  const id = await sh(
+    container,
+    "id; cat /proc/self/cgroup; touch /home/user/mine && stat -c %u /home/user/mine",
+    { init, cgroup: "user", uid: 1000, gid: 1000 },
+  );
   assert.equal(id.code, 0, id.err);
   assert.match(id.out, /^uid=1000\(user\) gid=1000\(user\)/);
   // Each exec'd process gets a cgroup namespace rooted at its own cgroup.
@@ -135,7 +139,11 @@ Deno.test("uid and gid maps are the ones configured", async () => {
   });
   await using setup = await busyboxContainer({ userMapper: mapper });
   const init = await setup.container.start({ command: ["/bin/sleep", "100"], env: ENV });
-  const maps = await sh(setup.container, "cat /proc/self/uid_map /proc/self/gid_map", { init, uid: 1004, gid: 1001 });
+  const maps = await sh(setup.container, "cat /proc/self/uid_map /proc/self/gid_map", {
+    init,
+    uid: 1004,
+    gid: 1001,
+  });
   assert.equal(maps.code, 0, maps.err);
   assert.deepEqual(maps.out.trim().split("\n").map((l) => l.trim().split(/\s+/).join(" ")), [
     "0 0 1",
@@ -144,7 +152,12 @@ Deno.test("uid and gid maps are the ones configured", async () => {
     "1000 300000 5",
   ]);
   // Seen from the host, the process runs as the mapped host ids.
-  const probe = await setup.container.exec(init, { command: ["/bin/sleep", "100"], env: ENV, uid: 1004, gid: 1001 });
+  const probe = await setup.container.exec(init, {
+    command: ["/bin/sleep", "100"],
+    env: ENV,
+    uid: 1004,
+    gid: 1001,
+  });
   const status = Deno.readTextFileSync(`/proc/${probe.pid}/status`);
   assert.match(status, /^Uid:\s+200004\s+200004\s+200004\s+200004$/m);
   assert.match(status, /^Gid:\s+300001\s+300001\s+300001\s+300001$/m);
@@ -153,7 +166,9 @@ Deno.test("uid and gid maps are the ones configured", async () => {
 Deno.test("exec joins the init's pid namespace and sees its processes", async () => {
   await using setup = await busyboxContainer();
   const init = await setup.container.start({ command: ["/bin/sleep", "1000"], env: ENV });
-  const result = await sh(setup.container, "echo $$; cat /proc/1/cmdline | tr '\\0' ' '; echo; hostname", { init });
+  const result = await sh(setup.container, "echo $$; cat /proc/1/cmdline | tr '\\0' ' '; echo; hostname", {
+    init,
+  });
   assert.equal(result.code, 0, result.err);
   const [pid, cmdline, hostname] = result.out.trim().split("\n");
   assert.ok(Number(pid) > 1 && Number(pid) < 20, `pid ${pid}`);
@@ -214,14 +229,25 @@ Deno.test("Container.create and start reject bad options before any process exis
     assert.equal(err.step, "options");
     assert.match(err.message, pattern);
   };
-  await rejects(() => Container.create({ rootfs: "relative/root", userMapper: mapper }), /invalid option rootfs/);
-  await rejects(() => Container.create({ rootfs: `${dir}/missing`, userMapper: mapper }), /rootfs: .* not a directory/);
+  await rejects(
+    () => Container.create({ rootfs: "relative/root", userMapper: mapper }),
+    /invalid option rootfs/,
+  );
+  await rejects(
+    () => Container.create({ rootfs: `${dir}/missing`, userMapper: mapper }),
+    /rootfs: .* not a directory/,
+  );
   await rejects(
     () => Container.create({ rootfs: `${dir}/root`, userMapper: mapper, hostname: "bad host" }),
     /invalid option hostname/,
   );
   await rejects(
-    () => Container.create({ rootfs: `${dir}/root`, userMapper: mapper, cgroup: new Cgroup("/nonexistent", "x") }),
+    () =>
+      Container.create({
+        rootfs: `${dir}/root`,
+        userMapper: mapper,
+        cgroup: new Cgroup("/nonexistent", "x"),
+      }),
     /invalid option cgroup/,
   );
   const { OverlayMount } = await import("../mod.ts");
@@ -236,8 +262,14 @@ Deno.test("Container.create and start reject bad options before any process exis
   );
   const container = await Container.create({ rootfs: `${dir}/root`, userMapper: mapper });
   await rejects(() => container.start({ command: [] }), /invalid option command/);
-  await rejects(() => container.start({ command: ["/bin/sh"], uid: 1000 }), /invalid option uid: 1000 is not mapped/);
-  await rejects(() => container.start({ command: ["/bin/sh"], gid: 5 }), /invalid option gid: 5 is not mapped/);
+  await rejects(
+    () => container.start({ command: ["/bin/sh"], uid: 1000 }),
+    /invalid option uid: 1000 is not mapped/,
+  );
+  await rejects(
+    () => container.start({ command: ["/bin/sh"], gid: 5 }),
+    /invalid option gid: 5 is not mapped/,
+  );
   await rejects(() => container.start({ command: ["/bin/sh"], cwd: "tmp" }), /invalid option cwd/);
   await rejects(() => container.start({ command: ["/bin/sh"], env: { "A=B": "c" } }), /invalid option env/);
   await rejects(
@@ -250,13 +282,19 @@ Deno.test("Container.create and start reject bad options before any process exis
 
 Deno.test("a missing program rejects start() with SboxError step exec, errno ENOENT", async () => {
   await using setup = await busyboxContainer();
-  const err = await setup.container.start({ command: ["/bin/nope"], env: ENV }).then(() => undefined, (e) => e);
+  const err = await setup.container.start({ command: ["/bin/nope"], env: ENV }).then(
+    () => undefined,
+    (e) => e,
+  );
   assert.ok(err instanceof SboxError);
   assert.equal(err.step, "exec");
   assert.equal(err.errno, "ENOENT");
   assert.equal(err.message, "cannot exec /bin/nope: ENOENT (No such file or directory)");
   // Looked up in PATH too.
-  const viaPath = await setup.container.start({ command: ["nope"], env: ENV }).then(() => undefined, (e) => e);
+  const viaPath = await setup.container.start({ command: ["nope"], env: ENV }).then(
+    () => undefined,
+    (e) => e,
+  );
   assert.equal(viaPath?.message, "cannot exec nope: ENOENT (No such file or directory)");
 });
 

@@ -9,9 +9,8 @@ import { BaseMounts, Cgroup, Container, OverlayMount, ProcUserMapper } from "../
 import type { UserMapper } from "../mod.ts";
 
 const WORK = new URL("./.work/", import.meta.url).pathname;
-const BUSYBOX = "/bin/busybox";
 
-/** Builds (once) and returns a busybox image directory, owned by root. */
+/** Builds (once, with tools/busybox-image) and returns a busybox image directory. */
 export function busyboxImage(): string {
   const dir = `${WORK}busybox-image`;
   try {
@@ -19,36 +18,17 @@ export function busyboxImage(): string {
     return dir;
   } catch {
     // not built yet: start from scratch
-    try {
-      Deno.statSync(dir);
-      Deno.removeSync(dir, { recursive: true });
-    } catch {
-      // nothing to remove
-    }
   }
   try {
-    Deno.statSync(BUSYBOX);
+    Deno.removeSync(dir, { recursive: true });
   } catch {
-    throw new Error(`${BUSYBOX} is missing: install Debian's busybox-static (tools/setup does)`);
+    // nothing half-built to remove
   }
-  for (
-    const sub of ["bin", "sbin", "usr/bin", "usr/sbin", "etc", "tmp", "root", "home", "proc", "sys", "dev"]
-  ) {
-    Deno.mkdirSync(`${dir}/${sub}`, { recursive: true });
+  const script = new URL("../tools/busybox-image", import.meta.url).pathname;
+  const result = new Deno.Command(script, { args: [dir], stderr: "piped" }).outputSync();
+  if (!result.success) {
+    throw new Error(`tools/busybox-image failed: ${new TextDecoder().decode(result.stderr)}`);
   }
-  Deno.chmodSync(`${dir}/tmp`, 0o1777);
-  Deno.copyFileSync(BUSYBOX, `${dir}/bin/busybox`);
-  const list = new Deno.Command(BUSYBOX, { args: ["--list-full"], stdout: "piped" }).outputSync();
-  for (const applet of new TextDecoder().decode(list.stdout).split("\n").filter(Boolean)) {
-    if (applet === "bin/busybox") continue;
-    Deno.symlinkSync("/bin/busybox", `${dir}/${applet}`);
-  }
-  Deno.writeTextFileSync(
-    `${dir}/etc/passwd`,
-    "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
-  );
-  Deno.writeTextFileSync(`${dir}/etc/group`, "root:x:0:\nnogroup:x:65534:\n");
-  Deno.writeTextFileSync(`${dir}/etc/shadow`, "root:*:19000:0:99999:7:::\n");
   Deno.writeTextFileSync(`${dir}/.complete`, "");
   return dir;
 }
