@@ -39,7 +39,14 @@
 export { Cgroup, type CpuUsage, findCgroup2Mount, type MemoryEvents } from "./src/cgroup.ts";
 export { Container, type ContainerOptions, type ProcessOptions } from "./src/container.ts";
 export { SboxError, type SboxErrorOptions } from "./src/error.ts";
-export { BaseMounts, BindMount, type Mount, OverlayMount, TmpfsMount } from "./src/mount.ts";
+export {
+  BaseMounts,
+  BindMount,
+  type Mount,
+  OverlayMount,
+  type OverlayMountOptions,
+  TmpfsMount,
+} from "./src/mount.ts";
 export { InitProcess, Process, type ProcessOutput, type ProcessStatus, type Stdio } from "./src/process.ts";
 export {
   BinNewIdMapper,

@@ -4,8 +4,10 @@
  *
  * - floor: clone3 into the same eight namespaces (CLONE_VM), id maps
  *   written, execve, wait. No mounts, no pivot_root.
- * - container: Container.start with an overlay root and BaseMounts (what a
- *   judge runs), then waiting for the exit.
+ * - container: Container.start with an overlay root and BaseMounts, then
+ *   waiting for the exit. "temporary" keeps the upper layer in a tmpfs of the
+ *   container's own (what a judge runs: writes vanish); "on disk" puts it in a
+ *   directory on the host's disk, which overlayfs syncs when it goes away.
  * - bare fork+exec: clone3 with no namespace, for scale.
  *
  * `deno bench` prints each group's figures relative to its baseline (floor).
@@ -31,9 +33,9 @@ async function floor(namespaces: boolean): Promise<void> {
     sync: namespaces,
     childFds: [],
     beforeStart: namespaces ? (pid) => mapper.map(pid) : undefined,
-    program: (syncFd) => {
+    program: (sync) => {
       const b = new ProgramBuilder();
-      if (namespaces) b.waitParent(syncFd);
+      if (namespaces) b.waitParent(sync.read, sync.write);
       return b.exec("/bin/true", ["true"], [], null).build();
     },
   });
@@ -41,13 +43,16 @@ async function floor(namespaces: boolean): Promise<void> {
   if (status.status !== 0) throw new Error("true failed");
 }
 
-async function container(): Promise<void> {
+async function container(temporary: boolean): Promise<void> {
   // Container.create only validates; each start gets fresh namespaces. The
   // upper layer stays empty: /bin/true writes nothing.
+  const overlay = temporary
+    ? new OverlayMount([image])
+    : new OverlayMount([image], `${dir}/upper`, `${dir}/work`);
   const c = await Container.create({
     rootfs: `${dir}/root`,
     userMapper: mapper,
-    mounts: [new OverlayMount([image], `${dir}/upper`, `${dir}/work`), new BaseMounts()],
+    mounts: [overlay, new BaseMounts()],
   });
   const init = await c.start({ command: ["/bin/true"] });
   const status = await init.status;
@@ -58,7 +63,20 @@ Deno.bench({
   name: "floor: clone3 into 8 namespaces + execve",
   group: "start",
   baseline: true,
-  fn: () => floor(true),
+  fn: async () => await floor(true),
 });
-Deno.bench({ name: "container: overlay root + base mounts", group: "start", fn: container });
-Deno.bench({ name: "bare clone3 + execve, no namespaces", group: "start", fn: () => floor(false) });
+Deno.bench({
+  name: "container: temporary overlay + base mounts",
+  group: "start",
+  fn: async () => await container(true),
+});
+Deno.bench({
+  name: "container: on-disk overlay + base mounts",
+  group: "start",
+  fn: async () => await container(false),
+});
+Deno.bench({
+  name: "bare clone3 + execve, no namespaces",
+  group: "start",
+  fn: async () => await floor(false),
+});

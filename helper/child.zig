@@ -50,7 +50,7 @@ fn run(ctx: *Context) noreturn {
 fn step(ctx: *Context, index: u32, op: *const program.Op) usize {
     const a = op.args;
     return switch (op.code) {
-        .wait_parent => waitParent(@intCast(a[0])),
+        .wait_parent => waitParent(@intCast(a[0]), @intCast(a[1])),
         .mount => mount(op),
         .mkdir => allowExisting(linux.syscall3(.mkdirat, at_fdcwd, a[0], a[1])),
         .touch => touch(a[0], a[1]),
@@ -115,7 +115,10 @@ fn resetSignals() void {
     _ = linux.syscall4(.rt_sigprocmask, linux.SIG.SETMASK, @intFromPtr(&empty), 0, 8);
 }
 
-fn waitParent(fd: i32) usize {
+fn waitParent(fd: i32, parent_end: i32) usize {
+    // Our copy of the parent's end would keep the pipe open: without closing
+    // it, a parent that dies before releasing us would leave us waiting.
+    _ = linux.syscall1(.close, @bitCast(@as(isize, parent_end)));
     var byte: u8 = 0;
     const rc = linux.syscall3(.read, @bitCast(@as(isize, fd)), @intFromPtr(&byte), 1);
     if (errnoOf(rc) != null) return rc;

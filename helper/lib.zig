@@ -154,6 +154,10 @@ export fn sbox_unlink(path: [*:0]const u8) isize {
     return errnoResult(linux.syscall3(.unlinkat, at_fdcwd, @intFromPtr(path), 0));
 }
 
+export fn sbox_readlink(path: [*:0]const u8, buf: [*]u8, len: usize) isize {
+    return errnoResult(linux.syscall4(.readlinkat, at_fdcwd, @intFromPtr(path), @intFromPtr(buf), len));
+}
+
 export fn sbox_getdents64(fd: i32, buf: [*]u8, len: usize) isize {
     return errnoResult(linux.syscall3(.getdents64, fdArg(fd), @intFromPtr(buf), len));
 }

@@ -33,7 +33,8 @@ pub const Header = extern struct {
 /// One step of the setup state machine. The numbers are shared with
 /// src/program.ts (`OpCode`); keep both lists in the same order.
 pub const Code = enum(u32) {
-    /// Block until the parent writes one byte on fd args[0] (id maps written).
+    /// Block until the parent writes one byte on fd args[0] (id maps
+    /// written); args[1] is the parent's end, which the child closes first.
     wait_parent = 1,
     /// mount(args[0] source, args[1] target, args[2] fstype, args[3] flags, args[4] data).
     /// flags field bit 0: for a remount, keep the flags the kernel locked

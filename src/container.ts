@@ -9,7 +9,7 @@
 
 import { Cgroup } from "./cgroup.ts";
 import { SboxError } from "./error.ts";
-import { launch } from "./launch.ts";
+import { launch, type SyncPipe } from "./launch.ts";
 import { containerPath, type Mount } from "./mount.ts";
 import { checkStdio, InitProcess, Process, type Stdio, StdioPlan } from "./process.ts";
 import { CLONE, MS, ProgramBuilder } from "./program.ts";
@@ -132,8 +132,8 @@ export class Container implements AsyncDisposable {
     this.#checkUsable();
     if (this.#init) throw new SboxError("the container was already started", { step: "options" });
     const p = this.#checkProcess(options);
-    const launched = await this.#launch(p, -1, (b, syncFd, stdio) => {
-      b.waitParent(syncFd);
+    const launched = await this.#launch(p, -1, (b, sync, stdio) => {
+      b.waitParent(sync.read, sync.write);
       // Nothing done in this mount namespace may propagate back to the host.
       b.mount(null, "/", null, MS.REC | MS.PRIVATE, null, "cannot make / private");
       if (!this.mounts.some((m) => m.target === "/")) {
@@ -161,7 +161,7 @@ export class Container implements AsyncDisposable {
       throw new SboxError("exec: the container's init process has exited", { step: "options" });
     }
     const p = this.#checkProcess(options);
-    const launched = await this.#launch(p, init.pidfd, (b, _syncFd, stdio, cgroupFd) => {
+    const launched = await this.#launch(p, init.pidfd, (b, _sync, stdio, cgroupFd) => {
       b.setns(init.pidfd, JOINED, "cannot join the container's namespaces");
       // setns moves only future children into the pid namespace: clone again.
       b.fork(CLONE.VM | CLONE.PARENT, cgroupFd);
@@ -220,7 +220,7 @@ export class Container implements AsyncDisposable {
   async #launch(
     p: CheckedProcess,
     joinPidfd: number,
-    compile: (b: ProgramBuilder, syncFd: number, stdio: StdioPlan, cgroupFd: number) => void,
+    compile: (b: ProgramBuilder, sync: SyncPipe, stdio: StdioPlan, cgroupFd: number) => void,
   ) {
     const joining = joinPidfd >= 0;
     let cgroup = this.cgroup;
@@ -249,9 +249,9 @@ export class Container implements AsyncDisposable {
         sync: !joining,
         childFds: [...plan.childFds, cgroupFd],
         beforeStart: joining ? undefined : (pid) => this.userMapper.map(pid),
-        program: (syncFd) => {
+        program: (sync) => {
           const b = new ProgramBuilder();
-          compile(b, syncFd, plan, cgroupFd);
+          compile(b, sync, plan, cgroupFd);
           return b.build();
         },
       });

@@ -22,6 +22,7 @@ const SYMBOLS = {
   sbox_rmdir: { parameters: ["buffer"], result: "isize" },
   sbox_unlink: { parameters: ["buffer"], result: "isize" },
   sbox_getdents64: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  sbox_readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
   sbox_stat: { parameters: ["buffer", "bool", "buffer"], result: "isize" },
   sbox_kill: { parameters: ["i32", "i32"], result: "isize" },
   sbox_pidfd_open: { parameters: ["i32"], result: "isize" },

@@ -42,14 +42,20 @@ export interface LaunchSpec {
   flags: bigint;
   /** cgroup directory fd for CLONE_INTO_CGROUP, or -1. */
   cgroupFd: number;
-  /** Compiles the program; `syncFd` is the read end the child waits on, or -1. */
-  program: (syncFd: number) => Program;
+  /** Compiles the program; `sync` holds the pipe ends for `waitParent`, or -1s. */
+  program: (sync: SyncPipe) => Program;
   /** Whether the child must wait for `beforeStart`. */
   sync: boolean;
   /** fds that only the child needs (stdio ends): closed here after clone3. */
   childFds: number[];
   /** Runs while the child waits, e.g. writing its id maps. */
   beforeStart?: (pid: number) => Promise<void> | void;
+}
+
+/** The sync pipe: the child waits on `read`; `write` is the parent's end. */
+export interface SyncPipe {
+  read: number;
+  write: number;
 }
 
 /** A running process created by {@linkcode launch}. */
@@ -74,7 +80,7 @@ export async function launch(spec: LaunchSpec): Promise<Launched> {
       [syncRead, syncWrite] = pipe();
       opened.push(syncRead, syncWrite);
     }
-    program = spec.program(syncRead);
+    program = spec.program({ read: syncRead, write: syncWrite });
   } catch (err) {
     for (const fd of [...opened, ...spec.childFds]) close(fd);
     throw err;

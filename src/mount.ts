@@ -43,34 +43,50 @@ function checkHostDir(option: string, path: string): void {
   if (!stat(path)?.isDirectory) throw SboxError.invalidOption(option, `${path} is not a directory`);
 }
 
+/** Options of {@linkcode OverlayMount}. */
+export interface OverlayMountOptions {
+  /** Container path of the overlay; "/" by default. */
+  target?: string;
+  /** For a temporary upper layer: the size limit of its tmpfs in bytes. */
+  size?: number;
+}
+
 /**
  * An overlay file system: read-only `lowerDirs` (first is on top) under a
- * writable `upperDir`; `workDir` is overlayfs's scratch directory on the
- * same file system as `upperDir`. Writes land in `upperDir` only.
+ * writable upper layer. With `upperDir` and `workDir` (overlayfs's scratch
+ * directory, on the same file system), writes land in `upperDir` and stay.
+ * Without them the upper layer is temporary: a tmpfs that exists only in the
+ * container's mount namespace, so writes vanish with the container, nothing
+ * is left on the host even if the caller is killed, and nothing is synced
+ * to disk when it goes away.
  *
  * @example An image directory as the root, writes in a scratch directory
  * ```ts ignore
  * import { OverlayMount } from "./mount.ts";
  *
- * const root = new OverlayMount(["/images/busybox"], "/tmp/c1/upper", "/tmp/c1/work");
+ * const kept = new OverlayMount(["/images/busybox"], "/tmp/c1/upper", "/tmp/c1/work");
+ * const temporary = new OverlayMount(["/images/busybox"], undefined, undefined, { size: 64 << 20 });
  * ```
  */
 export class OverlayMount implements Mount {
   /** Read-only layers, top first. */
   readonly lowerDirs: readonly string[];
-  /** The writable layer. */
-  readonly upperDir: string;
-  /** overlayfs's work directory. */
-  readonly workDir: string;
+  /** The writable layer, or undefined for a temporary one. */
+  readonly upperDir: string | undefined;
+  /** overlayfs's work directory, or undefined for a temporary upper layer. */
+  readonly workDir: string | undefined;
   /** Container path, "/" by default. */
   readonly target: string;
+  /** Size limit of a temporary upper layer, in bytes. */
+  readonly size: number | undefined;
 
-  /** An overlay of `lowerDirs` with writes going to `upperDir`. */
-  constructor(lowerDirs: string[], upperDir: string, workDir: string, target = "/") {
+  /** An overlay of `lowerDirs`; writes go to `upperDir`, or to a temporary layer without one. */
+  constructor(lowerDirs: string[], upperDir?: string, workDir?: string, options: OverlayMountOptions = {}) {
     this.lowerDirs = [...lowerDirs];
     this.upperDir = upperDir;
     this.workDir = workDir;
-    this.target = checkTarget("OverlayMount", target);
+    this.target = checkTarget("OverlayMount", options.target ?? "/");
+    this.size = options.size;
   }
 
   /** Checks that the layers are existing directories. */
@@ -78,7 +94,20 @@ export class OverlayMount implements Mount {
     if (this.lowerDirs.length === 0) {
       throw SboxError.invalidOption("OverlayMount", "needs at least one lower directory");
     }
-    for (const dir of [...this.lowerDirs, this.upperDir, this.workDir]) {
+    if ((this.upperDir === undefined) !== (this.workDir === undefined)) {
+      throw SboxError.invalidOption("OverlayMount", "give both upperDir and workDir, or neither");
+    }
+    if (this.upperDir !== undefined && this.size !== undefined) {
+      throw SboxError.invalidOption("OverlayMount", "size applies only to a temporary upper layer");
+    }
+    if (this.size !== undefined && (!Number.isSafeInteger(this.size) || this.size <= 0)) {
+      throw SboxError.invalidOption(
+        "OverlayMount",
+        `size must be a positive number of bytes, got ${this.size}`,
+      );
+    }
+    const dirs = [...this.lowerDirs, this.upperDir, this.workDir].filter((d) => d !== undefined);
+    for (const dir of dirs) {
       checkHostDir("OverlayMount", dir);
       // overlayfs separates options with "," and layers with ":".
       if (/[,:\\]/.test(dir)) {
@@ -87,12 +116,45 @@ export class OverlayMount implements Mount {
     }
   }
 
-  /** Appends the overlay mount. */
+  /** Appends the overlay mount (and the tmpfs of a temporary upper layer). */
   compile(builder: ProgramBuilder, rootfs: string): void {
     const target = containerPath(rootfs, this.target);
     if (this.target !== "/") builder.mkdir(target);
-    const data = `lowerdir=${this.lowerDirs.join(":")},upperdir=${this.upperDir},workdir=${this.workDir}`;
-    builder.mount("overlay", target, "overlay", 0, data, `cannot mount overlay on ${this.target}`);
+    const what = `cannot mount overlay on ${this.target}`;
+    const lower = `lowerdir=${this.lowerDirs.join(":")}`;
+    if (this.upperDir !== undefined) {
+      builder.mount(
+        "overlay",
+        target,
+        "overlay",
+        0,
+        `${lower},upperdir=${this.upperDir},workdir=${this.workDir}`,
+        what,
+      );
+      return;
+    }
+    // A tmpfs on the target holds upper, work and the overlay's mount point;
+    // the overlay is then moved on top of the tmpfs, onto the target itself.
+    // The tmpfs stays underneath, reachable by the overlay only.
+    const size = this.size === undefined ? "" : `,size=${this.size}`;
+    builder.mount(
+      "tmpfs",
+      target,
+      "tmpfs",
+      MS.NOSUID | MS.NODEV,
+      `mode=755${size}`,
+      `cannot mount tmpfs on ${target}`,
+    );
+    builder.mkdir(`${target}/upper`).mkdir(`${target}/work`).mkdir(`${target}/merged`);
+    builder.mount(
+      "overlay",
+      `${target}/merged`,
+      "overlay",
+      0,
+      `${lower},upperdir=${target}/upper,workdir=${target}/work`,
+      what,
+    );
+    builder.mount(`${target}/merged`, target, null, MS.MOVE, null, what);
   }
 }
 

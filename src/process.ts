@@ -26,8 +26,12 @@ import {
 } from "./sys.ts";
 import type { ProgramBuilder } from "./program.ts";
 
-/** What a process's stdin, stdout or stderr is connected to. */
-export type Stdio = "inherit" | "piped" | "null";
+/**
+ * What a process's stdin, stdout or stderr is connected to. A number is an
+ * open fd of the caller (a file, a pipe) that the child gets as that stdio
+ * stream; the caller keeps it and closes it once `start()`/`exec()` returned.
+ */
+export type Stdio = "inherit" | "piped" | "null" | number;
 
 /** How a process ended. */
 export interface ProcessStatus {
@@ -52,8 +56,15 @@ const STDIO_VALUES: readonly Stdio[] = ["inherit", "piped", "null"];
 /** Checks a stdio option; throws an SboxError naming it. */
 export function checkStdio(name: string, value: unknown): Stdio {
   if (value === undefined) return "inherit";
+  if (typeof value === "number") {
+    if (Number.isInteger(value) && value >= 0 && value <= 0x7fffffff) return value;
+    throw SboxError.invalidOption(name, `an fd must be a non-negative integer, got ${value}`);
+  }
   if (!STDIO_VALUES.includes(value as Stdio)) {
-    throw SboxError.invalidOption(name, `must be "inherit", "piped" or "null", got ${JSON.stringify(value)}`);
+    throw SboxError.invalidOption(
+      name,
+      `must be "inherit", "piped", "null" or an fd, got ${JSON.stringify(value)}`,
+    );
   }
   return value as Stdio;
 }
@@ -71,7 +82,10 @@ export class StdioPlan {
     try {
       let devNull = -1;
       modes.forEach((mode, target) => {
-        if (mode === "null") {
+        if (typeof mode === "number") {
+          // The caller's fd: dup'd in the child, never closed here.
+          this.#dups.push([mode, target]);
+        } else if (mode === "null") {
           if (devNull < 0) {
             devNull = open("/dev/null", O.RDWR);
             this.childFds.push(devNull);

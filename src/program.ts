@@ -66,6 +66,7 @@ export const MS = {
   NOEXEC: 8,
   REMOUNT: 32,
   BIND: 4096,
+  MOVE: 8192,
   REC: 16384,
   PRIVATE: 1 << 18,
 } as const;
@@ -125,9 +126,9 @@ export class ProgramBuilder {
     return this;
   }
 
-  /** Block until the parent has written the id maps. */
-  waitParent(fd: number): this {
-    return this.#push(OpCode.wait_parent, [fd], "cannot wait for the parent");
+  /** Block on `fd` until the parent has written the id maps; `parentEnd` is closed first. */
+  waitParent(fd: number, parentEnd: number): this {
+    return this.#push(OpCode.wait_parent, [fd, parentEnd], "cannot wait for the parent");
   }
 
   /** mount(2). `keepLockedFlags` for remounts of mounts inherited from the host. */
@@ -243,21 +244,19 @@ export class ProgramBuilder {
     if (ops.length === 0 || ops[ops.length - 1].code !== OpCode.exec) {
       throw new Error("sbox internal error: a program must end with exec");
     }
-    const data = new DataArea(HEADER_BYTES + ops.length * OP_BYTES);
-    const encoded = ops.map((op) => ({ ...op, words: op.args.map((arg) => data.add(arg)) }));
-    const bytes = new Uint8Array(data.end);
+    const out = new ProgramWriter(HEADER_BYTES + ops.length * OP_BYTES);
+    ops.forEach((op, i) => {
+      const at = HEADER_BYTES + i * OP_BYTES;
+      out.u32(at, op.code);
+      out.u32(at + 4, op.flags);
+      op.args.forEach((arg, j) => out.word(at + 8 + 8 * j, out.add(arg)));
+    });
+    const bytes = out.finish();
     const view = new DataView(bytes.buffer);
     view.setUint32(0, MAGIC, true);
     view.setUint32(4, VERSION, true);
     view.setUint32(8, ops.length, true);
     view.setUint32(12, bytes.length, true);
-    encoded.forEach((op, i) => {
-      const at = HEADER_BYTES + i * OP_BYTES;
-      view.setUint32(at, op.code, true);
-      view.setUint32(at + 4, op.flags, true);
-      op.words.forEach((word, j) => view.setBigUint64(at + 8 + 8 * j, word, true));
-    });
-    data.writeInto(bytes);
     return {
       bytes,
       describe: (index) => ({
@@ -272,48 +271,81 @@ function s(value: string | null): Arg {
   return value === null ? null : { str: value };
 }
 
-/** The strings and arrays after the ops, laid out as program.zig expects. */
-class DataArea {
-  readonly #chunks: { offset: number; bytes: Uint8Array }[] = [];
-  end: number;
+/**
+ * Writes the op table and, after it, the data area (strings, arrays) that
+ * program.zig expects. One growing buffer: compiling runs on every start.
+ */
+class ProgramWriter {
+  #bytes: Uint8Array<ArrayBuffer>;
+  #view: DataView;
+  #end: number;
 
-  constructor(start: number) {
-    this.end = start;
+  constructor(dataStart: number) {
+    this.#bytes = new Uint8Array(Math.max(4096, dataStart * 2));
+    this.#view = new DataView(this.#bytes.buffer);
+    this.#end = dataStart;
   }
 
-  add(arg: Arg): bigint {
-    if (arg === null) return 0n;
-    if (typeof arg === "number") return BigInt.asUintN(64, BigInt(arg));
-    if (typeof arg === "bigint") return BigInt.asUintN(64, arg);
-    if ("str" in arg) return BigInt(this.#string(arg.str));
+  u32(at: number, value: number): void {
+    this.#view.setUint32(at, value, true);
+  }
+
+  /** A u64 argument: numbers below 2^32 (almost all) avoid BigInt. */
+  word(at: number, value: number | bigint): void {
+    if (typeof value === "number" && value >= 0 && value <= 0xffffffff) {
+      this.#view.setUint32(at, value, true);
+      this.#view.setUint32(at + 4, 0, true);
+    } else {
+      this.#view.setBigUint64(at, BigInt.asUintN(64, BigInt(value)), true);
+    }
+  }
+
+  /** Encodes one argument; returns its word (a value or a data offset). */
+  add(arg: Arg): number | bigint {
+    if (arg === null) return 0;
+    if (typeof arg === "number" || typeof arg === "bigint") return arg;
+    if ("str" in arg) return this.#string(arg.str);
     if ("strs" in arg) {
-      const offsets = arg.strs.map((str) => this.#string(str));
-      const words = new BigUint64Array(offsets.length + 1);
-      offsets.forEach((offset, i) => (words[i] = BigInt(offset)));
-      return BigInt(this.#append(new Uint8Array(words.buffer), 8));
+      const array = this.#reserve((arg.strs.length + 1) * 8, 8);
+      arg.strs.forEach((str, i) => this.word(array + 8 * i, this.#string(str)));
+      this.word(array + 8 * arg.strs.length, 0);
+      return array;
     }
-    for (const id of arg.u32s) {
+    const array = this.#reserve(arg.u32s.length * 4, 8);
+    arg.u32s.forEach((id, i) => {
       if (!Number.isInteger(id) || id < 0 || id > 0xffffffff) throw new RangeError(`bad id ${id}`);
-    }
-    return BigInt(this.#append(new Uint8Array(Uint32Array.from(arg.u32s).buffer), 8));
+      this.u32(array + 4 * i, id);
+    });
+    return array;
+  }
+
+  /** The encoded program, trimmed to its length. */
+  finish(): Uint8Array<ArrayBuffer> {
+    return this.#bytes.slice(0, this.#end);
   }
 
   #string(str: string): number {
     if (str.includes("\0")) {
       throw new SboxError(`a string contains a NUL byte: ${JSON.stringify(str)}`, { step: "options" });
     }
-    const bytes = encoder.encode(str + "\0");
-    return this.#append(bytes, 1);
-  }
-
-  #append(bytes: Uint8Array, align: number): number {
-    const offset = Math.ceil(this.end / align) * align;
-    this.#chunks.push({ offset, bytes });
-    this.end = offset + bytes.length;
+    const offset = this.#reserve(str.length * 3 + 1, 1);
+    const { written } = encoder.encodeInto(str, this.#bytes.subarray(offset));
+    this.#bytes[offset + written] = 0;
+    this.#end = offset + written + 1;
     return offset;
   }
 
-  writeInto(out: Uint8Array): void {
-    for (const { offset, bytes } of this.#chunks) out.set(bytes, offset);
+  /** Reserves `size` bytes at `align`, growing the buffer as needed. */
+  #reserve(size: number, align: number): number {
+    const offset = Math.ceil(this.#end / align) * align;
+    if (offset + size > this.#bytes.length) {
+      const grown = new Uint8Array(Math.max(this.#bytes.length * 2, offset + size + 4096));
+      grown.set(this.#bytes);
+      this.#bytes = grown;
+      this.#view = new DataView(grown.buffer);
+    }
+    this.#bytes.fill(0, offset, offset + size);
+    this.#end = offset + size;
+    return offset;
   }
 }

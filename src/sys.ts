@@ -155,6 +155,17 @@ export function tryUnlink(path: string): number {
   return num(helper().sbox_unlink(cstr(path)));
 }
 
+/** readlink(2): the target of the symbolic link `path`. */
+export function readLink(path: string): string {
+  const buf = new Uint8Array(4096);
+  const n = check(
+    helper().sbox_readlink(cstr(path), buf, BigInt(buf.length)),
+    "readlink",
+    `cannot read link ${path}`,
+  );
+  return decoder.decode(buf.subarray(0, n));
+}
+
 /** What {@linkcode stat} reports. */
 export interface FileStat {
   mode: number;

@@ -254,8 +254,8 @@ export async function runAsUser(
     sync: true,
     childFds: [],
     beforeStart: (pid) => mapper.map(pid),
-    program: (syncFd) => {
-      const b = new ProgramBuilder().waitParent(syncFd).cloexecFrom(3);
+    program: (sync) => {
+      const b = new ProgramBuilder().waitParent(sync.read, sync.write).cloexecFrom(3);
       if (mapper.setgroupsAllowed) b.setgroups([]);
       return b.setgid(gid).setuid(uid).exec(command[0], command, [`PATH=${DEFAULT_PATH}`], DEFAULT_PATH)
         .build();

@@ -4,7 +4,15 @@
  */
 
 import assert from "node:assert/strict";
-import { BindMount, Cgroup, Container, type InitProcess, ProcUserMapper, SboxError, TmpfsMount } from "../mod.ts";
+import {
+  BindMount,
+  Cgroup,
+  Container,
+  type InitProcess,
+  ProcUserMapper,
+  SboxError,
+  TmpfsMount,
+} from "../mod.ts";
 import { busyboxContainer, busyboxImage, identityMapper, scratchDir, text } from "./fixtures.ts";
 
 const ENV = { PATH: "/bin:/usr/bin:/sbin:/usr/sbin" };
@@ -309,4 +317,40 @@ Deno.test("a file that is not executable fails with EACCES; a bad cwd with step 
   );
   assert.equal(badCwd?.step, "chdir");
   assert.equal(badCwd?.message, "cannot change directory to /missing: ENOENT (No such file or directory)");
+});
+
+Deno.test("a temporary overlay keeps writes in the container's own tmpfs", async () => {
+  const image = busyboxImage();
+  const dir = scratchDir("temp-");
+  Deno.mkdirSync(`${dir}/root`);
+  const { OverlayMount, BaseMounts } = await import("../mod.ts");
+  await using container = await Container.create({
+    rootfs: `${dir}/root`,
+    userMapper: identityMapper(),
+    mounts: [new OverlayMount([image], undefined, undefined, { size: 1 << 20 }), new BaseMounts()],
+  });
+  const result = await sh(
+    container,
+    "echo kept > /etc/new && cat /etc/new && rm /bin/ls && ls /bin/ls 2>/dev/null || echo gone; " +
+      "head -c 2000000 /dev/zero > /big || echo full",
+  );
+  assert.equal(result.out, "kept\ngone\nfull\n", result.err);
+  // Nothing reached the image or the host directory.
+  assert.throws(() => Deno.statSync(`${image}/etc/new`));
+  assert.ok(Deno.lstatSync(`${image}/bin/ls`).isSymlink);
+  assert.deepEqual([...Deno.readDirSync(`${dir}/root`)], []);
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("OverlayMount rejects half a persistent layer", async () => {
+  const { OverlayMount } = await import("../mod.ts");
+  const dir = scratchDir("half-");
+  Deno.mkdirSync(`${dir}/root`);
+  const err = await Container.create({
+    rootfs: `${dir}/root`,
+    userMapper: identityMapper(),
+    mounts: [new OverlayMount([busyboxImage()], `${dir}`)],
+  }).then(() => undefined, (e) => e);
+  assert.match(String(err), /give both upperDir and workDir, or neither/);
+  Deno.removeSync(dir, { recursive: true });
 });

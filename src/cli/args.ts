@@ -1,0 +1,309 @@
+/**
+ * The command line, parsed: `sbox [--help|--version]` and
+ * `sbox run [OPTIONS] [--] COMMAND [ARG...]` become a {@linkcode Invocation}.
+ * Pure: no OS access, so that parsing can be tested (and `--help` shown)
+ * without --allow-ffi.
+ *
+ * Parsing uses `node:util`'s `parseArgs` (see docs/cli.md for why). It is
+ * told nothing about the command, so options end at the first argument that
+ * is not an option or an option's value, or at `--`:
+ * `sbox run --memory 64M ls -l` runs `ls -l`.
+ *
+ * @module
+ */
+
+import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
+import { SboxError } from "../error.ts";
+import { parseCount, parseCpus, parseDuration, parseSize } from "./units.ts";
+
+/** An extra mount asked for with `--bind` or `--tmpfs`, in command-line order. */
+export type MountSpec =
+  | { kind: "bind"; source: string; target: string; readonly: boolean }
+  | { kind: "tmpfs"; target: string; size: number | undefined };
+
+/** Everything `sbox run` was asked to do; unset options are `undefined`. */
+export interface RunOptions {
+  /** Program and arguments. */
+  command: string[];
+  /** Image directory (host path, may be relative); `undefined` for the host's root. */
+  rootfs?: string;
+  /** Extra mounts in command-line order. */
+  mounts: MountSpec[];
+  /** Variables given with `-e`, later ones winning. */
+  env: Record<string, string>;
+  /** Working directory in the container. */
+  cwd?: string;
+  /** User and group ids in the container. */
+  user?: { uid: number; gid: number | undefined };
+  /** Hostname of the container. */
+  hostname?: string;
+  /** Network: only "none" exists so far. */
+  net: "none";
+  /** memory.max in bytes. */
+  memory?: number;
+  /** memory.swap.max in bytes. */
+  swap?: number;
+  /** pids.max. */
+  pids?: number;
+  /** cpu.max quota per 100 ms period, in microseconds. */
+  cpuQuotaUsec?: number;
+  /** CPU-time limit of the whole container, in milliseconds. */
+  cpuTimeMs?: number;
+  /** Wall-clock limit, in milliseconds. */
+  wallTimeMs?: number;
+  /** Host file for stdin. */
+  stdin?: string;
+  /** Host file for stdout (created or truncated). */
+  stdout?: string;
+  /** Host file for stderr (created or truncated). */
+  stderr?: string;
+  /** Where the JSON report goes: a host file, or "-" for stderr. */
+  report?: string;
+  /** Parent cgroup of the container's cgroup. */
+  cgroup?: string;
+}
+
+/** What the command line asks for. */
+export type Invocation =
+  | { kind: "help"; topic: "main" | "run" }
+  | { kind: "version" }
+  | { kind: "run"; options: RunOptions };
+
+const MAIN_OPTIONS = {
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "V" },
+} as const satisfies ParseArgsOptionsConfig;
+
+const RUN_OPTIONS = {
+  rootfs: { type: "string" },
+  bind: { type: "string", multiple: true },
+  tmpfs: { type: "string", multiple: true },
+  env: { type: "string", short: "e", multiple: true },
+  cwd: { type: "string", short: "w" },
+  user: { type: "string", short: "u" },
+  hostname: { type: "string" },
+  net: { type: "string" },
+  memory: { type: "string" },
+  swap: { type: "string" },
+  pids: { type: "string" },
+  cpus: { type: "string" },
+  time: { type: "string" },
+  "wall-time": { type: "string" },
+  stdin: { type: "string" },
+  stdout: { type: "string" },
+  stderr: { type: "string" },
+  report: { type: "string" },
+  cgroup: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const satisfies ParseArgsOptionsConfig;
+
+/** A usage error: names what is wrong and where to read more. */
+function usage(message: string, topic: "sbox" | "sbox run"): SboxError {
+  return new SboxError(`${message} (see \`${topic} --help\`)`, { step: "options" });
+}
+
+/** Parses the arguments after `sbox`. Throws an SboxError (step "options") naming the problem. */
+export function parseCommandLine(argv: string[]): Invocation {
+  const [first, ...rest] = argv;
+  if (first === "run") return parseRun(rest);
+  if (first === "help") {
+    if (rest.length === 0) return { kind: "help", topic: "main" };
+    if (rest.length === 1 && rest[0] === "run") return { kind: "help", topic: "run" };
+    throw usage(`no help on ${JSON.stringify(rest.join(" "))}`, "sbox");
+  }
+  if (first === undefined) throw usage("missing command: try `sbox run -- COMMAND`", "sbox");
+  if (!first.startsWith("-")) throw usage(`unknown command ${JSON.stringify(first)}`, "sbox");
+  const { values } = strictParse(argv, MAIN_OPTIONS, "sbox");
+  if (values.help) return { kind: "help", topic: "main" };
+  if (values.version) return { kind: "version" };
+  throw usage("missing command", "sbox");
+}
+
+function parseRun(argv: string[]): Invocation {
+  const { optionArgs, command } = splitAtCommand(argv);
+  const { tokens } = strictParse(optionArgs, RUN_OPTIONS, "sbox run");
+  if (tokens.some((t) => t.kind === "option" && t.name === "help")) return { kind: "help", topic: "run" };
+  if (command.length === 0) throw usage("missing COMMAND to run", "sbox run");
+
+  const options: RunOptions = { command, mounts: [], env: {}, net: "none" };
+  const seen = new Set<string>();
+  for (const token of tokens) {
+    if (token.kind !== "option") continue;
+    const name = token.name as keyof typeof RUN_OPTIONS;
+    const value = token.value ?? "";
+    const option = `--${name}`;
+    const repeatable = "multiple" in RUN_OPTIONS[name];
+    if (!repeatable && seen.has(name)) throw usage(`${option} is given more than once`, "sbox run");
+    seen.add(name);
+    applyOption(options, name, option, value);
+  }
+  return { kind: "run", options };
+}
+
+function applyOption(
+  options: RunOptions,
+  name: keyof typeof RUN_OPTIONS,
+  option: string,
+  value: string,
+): void {
+  switch (name) {
+    case "rootfs":
+      options.rootfs = nonEmpty(option, value);
+      break;
+    case "bind":
+      options.mounts.push(parseBind(value));
+      break;
+    case "tmpfs":
+      options.mounts.push(parseTmpfs(value));
+      break;
+    case "env": {
+      const eq = value.indexOf("=");
+      if (eq <= 0) throw badValue(option, value, "NAME=VALUE");
+      options.env[value.slice(0, eq)] = value.slice(eq + 1);
+      break;
+    }
+    case "cwd":
+      options.cwd = absolute(option, value, "an absolute path in the container");
+      break;
+    case "user":
+      options.user = parseUser(value);
+      break;
+    case "hostname":
+      options.hostname = value;
+      break;
+    case "net":
+      options.net = parseNet(value);
+      break;
+    case "memory":
+      options.memory = parseSize(option, value);
+      break;
+    case "swap":
+      options.swap = parseSize(option, value, { allowZero: true });
+      break;
+    case "pids":
+      options.pids = parseCount(option, value);
+      break;
+    case "cpus":
+      options.cpuQuotaUsec = parseCpus(option, value);
+      break;
+    case "time":
+      options.cpuTimeMs = parseDuration(option, value);
+      break;
+    case "wall-time":
+      options.wallTimeMs = parseDuration(option, value);
+      break;
+    case "stdin":
+    case "stdout":
+    case "stderr":
+    case "report":
+    case "cgroup":
+      options[name] = nonEmpty(option, value);
+      break;
+    case "help":
+      break;
+  }
+}
+
+/**
+ * Splits `argv` into sbox's options and the command: the command starts at
+ * the first positional argument, or after `--`. A first pass that knows which
+ * options take values finds it; unknown options are rejected by the strict
+ * pass over what comes before.
+ */
+function splitAtCommand(argv: string[]): { optionArgs: string[]; command: string[] } {
+  const { tokens } = parseArgs({
+    args: argv,
+    options: RUN_OPTIONS,
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
+  const boundary = tokens.find((t) => t.kind === "positional" || t.kind === "option-terminator");
+  if (!boundary) return { optionArgs: argv, command: [] };
+  const skip = boundary.kind === "option-terminator" ? 1 : 0;
+  return { optionArgs: argv.slice(0, boundary.index), command: argv.slice(boundary.index + skip) };
+}
+
+function strictParse<T extends ParseArgsOptionsConfig>(
+  args: string[],
+  options: T,
+  topic: "sbox" | "sbox run",
+) {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: false, tokens: true });
+  } catch (err) {
+    throw usage(describeParseError(err), topic);
+  }
+}
+
+/** parseArgs's messages are long and multi-line; sbox prints one line. */
+function describeParseError(err: unknown): string {
+  const code = (err as { code?: string }).code;
+  const message = err instanceof Error ? err.message : String(err);
+  const option = /'(-[^' ]*)/.exec(message)?.[1] ?? "";
+  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") return `unknown option ${option}`;
+  if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
+    if (message.includes("argument missing")) return `option ${option} needs a value`;
+    if (message.includes("does not take an argument")) return `option ${option} does not take a value`;
+    if (message.includes("ambiguous")) {
+      return `option ${option} needs a value; to give one that starts with "-", write ${option}=VALUE`;
+    }
+  }
+  if (code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL") return "unexpected argument";
+  return message.split("\n")[0];
+}
+
+function badValue(option: string, value: string, expected: string): SboxError {
+  return SboxError.invalidOption(option, `bad value ${JSON.stringify(value)}: expected ${expected}`);
+}
+
+function nonEmpty(option: string, value: string): string {
+  if (value === "") throw badValue(option, value, "a non-empty value");
+  return value;
+}
+
+function absolute(option: string, value: string, expected: string): string {
+  if (!value.startsWith("/")) throw badValue(option, value, expected);
+  return value;
+}
+
+function parseBind(value: string): MountSpec {
+  const expected = "SRC:DST or SRC:DST:ro (DST an absolute path in the container)";
+  const parts = value.split(":");
+  if (parts.length < 2 || parts.length > 3) throw badValue("--bind", value, expected);
+  const [source, target, mode] = parts;
+  if (source === "" || !target.startsWith("/")) throw badValue("--bind", value, expected);
+  if (mode !== undefined && mode !== "ro" && mode !== "rw") throw badValue("--bind", value, expected);
+  return { kind: "bind", source, target, readonly: mode === "ro" };
+}
+
+function parseTmpfs(value: string): MountSpec {
+  const [target, size, ...extra] = value.split(":");
+  if (!target.startsWith("/") || extra.length > 0) {
+    throw badValue("--tmpfs", value, "DST or DST:SIZE (DST an absolute path in the container)");
+  }
+  return { kind: "tmpfs", target, size: size === undefined ? undefined : parseSize("--tmpfs", size) };
+}
+
+const MAX_ID = 0xfffffffe;
+
+function parseUser(value: string): { uid: number; gid: number | undefined } {
+  const match = /^(\d+)(?::(\d+))?$/.exec(value);
+  const uid = Number(match?.[1]);
+  const gid = match?.[2] === undefined ? undefined : Number(match[2]);
+  if (!match || uid > MAX_ID || (gid !== undefined && gid > MAX_ID)) {
+    throw badValue("--user", value, "UID or UID:GID, numbers from 0 to 4294967294");
+  }
+  return { uid, gid };
+}
+
+function parseNet(value: string): "none" {
+  if (value === "none") return value;
+  if (value === "slirp4netns" || value === "pasta") {
+    throw SboxError.invalidOption(
+      "--net",
+      `${value} is not available yet: this version of sbox supports only --net none (loopback only)`,
+    );
+  }
+  throw badValue("--net", value, "none, slirp4netns or pasta");
+}

@@ -1,0 +1,101 @@
+/**
+ * The help texts of `sbox --help` and `sbox run --help`. Kept beside each
+ * other and apart from the parser so that they read as documentation.
+ *
+ * @module
+ */
+
+/** `sbox --help`. */
+export function mainHelp(version: string): string {
+  return `sbox ${version}: run a command in a tiny Linux container
+
+Usage:
+  sbox run [OPTIONS] [--] COMMAND [ARG...]   run COMMAND in a new container
+  sbox --help | sbox run --help              show help
+  sbox --version                             show the version
+
+A container gets its own user, mount, pid, network, ipc, uts, time and cgroup
+namespaces, a root file system whose writes vanish afterwards, and a cgroup of
+its own for limits and accounting. Without --rootfs its root is a read-only
+view of the host's own root: every program of the host is there, writes go to
+a temporary layer.
+
+Examples:
+  sbox run -- ls -l /                        look around
+  sbox run --rootfs ./busybox -- sh          a shell in an image directory
+  sbox run --time 2s --wall-time 5s --memory 256M --swap 0 --pids 64 \\
+      --stdin in.txt --stdout out.txt --report - -- ./solution
+
+Run it with Deno, which needs --allow-ffi and nothing else:
+  deno run --allow-ffi sbox.ts run -- echo hello
+
+See \`sbox run --help\` for every option, and docs/cli.md.
+`;
+}
+
+/** `sbox run --help`. */
+export function runHelp(): string {
+  return `Usage: sbox run [OPTIONS] [--] COMMAND [ARG...]
+
+Runs COMMAND in a new container and exits with its status. Options end at the
+first argument that is not an option (or at --): \`sbox run ls -l\` runs \`ls -l\`.
+
+File system:
+  --rootfs DIR            image directory to use as the read-only lower layer
+                          of the root (default: the host's own root)
+  --bind SRC:DST[:ro]     bind host path SRC on DST in the container, read-only
+                          with :ro (repeatable)
+  --tmpfs DST[:SIZE]      mount a fresh tmpfs on DST, SIZE bytes at most
+                          (repeatable)
+  Writes anywhere else go to a temporary layer and vanish. /proc, /sys, /dev
+  and /tmp (a tmpfs) are always fresh.
+
+Process:
+  -e, --env NAME=VALUE    set a variable (repeatable); the environment is
+                          PATH and HOME plus these, nothing from the host
+  -w, --cwd DIR           working directory in the container (default: /)
+  -u, --user UID[:GID]    ids in the container (default: 0:0; GID defaults to
+                          the user's group in the image's /etc/passwd)
+  --hostname NAME         hostname (default: sbox)
+  --net none              network: none has only loopback, up (default);
+                          slirp4netns and pasta are not available yet
+
+Limits (cgroup v2; a limit whose controller is missing is an error):
+  --memory SIZE           memory.max, e.g. 256M; an OOM kill reports ML
+  --swap SIZE             memory.swap.max; 0 for none
+  --pids N                pids.max: processes and threads at most
+  --cpus N                CPU bandwidth, e.g. 0.5 or 2 CPUs
+  --time DUR              CPU time of all processes together, e.g. 2s
+  --wall-time DUR         wall-clock time, e.g. 10s
+  Over a time limit the whole container is killed and the report says TO.
+  SIZE: a number of bytes, or with k, M, G or T (powers of 1024): 64M, 1G.
+  DUR: a number with ms, s, m or h: 500ms, 1.5s, 2m.
+
+Judging:
+  --stdin FILE            read stdin from FILE (default: sbox's stdin)
+  --stdout FILE           write stdout to FILE, created or truncated
+  --stderr FILE           write stderr to FILE, created or truncated
+  --report FILE           write a JSON report to FILE, or to stderr with -
+  --cgroup PATH           parent cgroup of the container's cgroup, as a path in
+                          the cgroup2 mount or as in /proc/self/cgroup
+                          (default: sbox's own cgroup)
+
+Report: {"status","exitCode","signal","wallTimeMs","cpu":{"usageUsec",
+"userUsec","systemUsec"},"memoryPeakBytes","oomKilled","timedOut"}, status
+OK (exit 0), RE (non-zero exit), SG (killed by a signal), TO (time limit),
+ML (memory limit), XX (sbox failed).
+
+Exit status: the command's; 128+N when it was killed by signal N; 127 when it
+was not found; 126 when it could not be executed; 125 when sbox failed.
+
+Examples:
+  sbox run -- sh -c 'echo hi > /etc/motd; cat /etc/motd'   # the host is untouched
+  sbox run --rootfs ./busybox -u 65534 -w /tmp -- id
+  sbox run --bind "$PWD:/work:ro" -w /work -- make -n
+  sbox run --tmpfs /scratch:64M -e LANG=C.UTF-8 -- sh
+  sbox run --time 1s --report - -- sh -c 'while :; do :; done'
+  sbox run --rootfs ./image --memory 256M --swap 0 --pids 64 --time 2s \\
+      --wall-time 5s --stdin tests/1.in --stdout out/1.out --report out/1.json \\
+      -- /solution
+`;
+}

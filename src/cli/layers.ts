@@ -1,0 +1,51 @@
+/**
+ * Temporary upper layers for the overlays of a container's root.
+ *
+ * The upper and work directories of every overlay live on one tmpfs that
+ * the container mounts, in its own mount namespace, on an empty host
+ * directory. pivot_root then detaches that directory from the container's
+ * view; the overlays keep the tmpfs alive for as long as the container
+ * exists. So writes vanish with the container by construction, nothing is
+ * written to the host's disk (and nothing is left there if sbox is killed),
+ * and the tmpfs pages count toward the container's memory limit.
+ *
+ * @module
+ */
+
+import { MS, type ProgramBuilder } from "../program.ts";
+
+/** Where a container's overlays keep their writable layers. */
+export class TemporaryLayers {
+  /** The empty host directory the tmpfs is mounted on (in the container's namespace only). */
+  readonly dir: string;
+  #count = 0;
+
+  /** Layers on a tmpfs mounted on `dir`, an empty host directory. */
+  constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  /** Appends the tmpfs mount; call once, before the first {@linkcode overlay}. */
+  mountTmpfs(b: ProgramBuilder): void {
+    this.#count = 0;
+    b.mount(
+      "tmpfs",
+      this.dir,
+      "tmpfs",
+      MS.NOSUID | MS.NODEV,
+      "mode=700",
+      "cannot mount the tmpfs of the upper layers",
+    );
+  }
+
+  /**
+   * Appends an overlay of host directory `lower` on `target` (a path under
+   * the rootfs, which must exist), with a new upper layer of its own.
+   */
+  overlay(b: ProgramBuilder, lower: string, target: string, flags: number, what: string): void {
+    const n = this.#count++;
+    const upper = `${this.dir}/upper-${n}`, work = `${this.dir}/work-${n}`;
+    b.mkdir(upper).mkdir(work);
+    b.mount("overlay", target, "overlay", flags, `lowerdir=${lower},upperdir=${upper},workdir=${work}`, what);
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * `sbox`'s entry point, apart from sbox.ts so that it can be tested and
+ * embedded: parses the command line, shows help or runs, prints each
+ * failure as one line `sbox: ...` on stderr and returns the exit status.
+ *
+ * @module
+ */
+
+import { parseCommandLine, type RunOptions } from "./args.ts";
+import { mainHelp, runHelp } from "./help.ts";
+import { ReportWriter } from "./report.ts";
+import { runContainer } from "./run.ts";
+
+/** sbox's exit status when it fails itself (docker and podman use the same). */
+export const SBOX_FAILED = 125;
+
+const NEEDS_FFI = "--allow-ffi is needed (and nothing else): run `deno run --allow-ffi sbox.ts run ...`";
+
+function printError(message: string): void {
+  console.error(`sbox: ${message}`);
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * Runs the sbox command line `argv` (the arguments after the program name)
+ * and resolves to the exit status; prints to stdout and stderr.
+ */
+export async function main(argv: string[], version: string): Promise<number> {
+  let invocation;
+  try {
+    invocation = parseCommandLine(argv);
+  } catch (err) {
+    printError(messageOf(err));
+    return SBOX_FAILED;
+  }
+  switch (invocation.kind) {
+    case "help":
+      console.log(invocation.topic === "run" ? runHelp() : mainHelp(version));
+      return 0;
+    case "version":
+      console.log(`sbox ${version}`);
+      return 0;
+    case "run":
+      return await run(invocation.options);
+  }
+}
+
+async function run(options: RunOptions): Promise<number> {
+  // Without the permission Deno would ask on a terminal, or fail deep inside;
+  // say at once what is needed instead.
+  if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
+    printError(NEEDS_FFI);
+    return SBOX_FAILED;
+  }
+  let report: ReportWriter | undefined;
+  try {
+    if (options.report !== undefined) report = ReportWriter.open(options.report);
+  } catch (err) {
+    printError(`--report: ${messageOf(err)}`);
+    return SBOX_FAILED;
+  }
+  const result = await runContainer(options);
+  for (const message of result.messages) printError(message);
+  try {
+    report?.write(result.report);
+  } catch (err) {
+    printError(messageOf(err));
+    return SBOX_FAILED;
+  }
+  return result.exitStatus;
+}

@@ -1,0 +1,99 @@
+/**
+ * The mounts of a `sbox run` container, in order: the root (an image overlay
+ * with `--rootfs`, else the host's root, see hostroot.ts), the base file
+ * systems (/proc, /sys, /dev), a fresh tmpfs /tmp, then `--bind` and
+ * `--tmpfs` in command-line order, each with its missing parent directories.
+ *
+ * @module
+ */
+
+import { SboxError } from "../error.ts";
+import { BaseMounts, BindMount, containerPath, type Mount, TmpfsMount } from "../mount.ts";
+import type { ProgramBuilder } from "../program.ts";
+import { readLink, stat } from "../sys.ts";
+import type { MountSpec } from "./args.ts";
+import { HostRootMount, planHostRoot } from "./hostroot.ts";
+import type { TemporaryLayers } from "./layers.ts";
+
+/** A host path as given on the command line, made absolute against sbox's working directory. */
+export function hostPath(path: string): string {
+  if (path.startsWith("/")) return path;
+  const cwd = readLink("/proc/self/cwd");
+  return `${cwd === "/" ? "" : cwd}/${path.replace(/^(\.\/)+/, "")}`;
+}
+
+/** Checks `--rootfs` and returns the absolute image directory. */
+export function imageDir(rootfs: string): string {
+  const dir = hostPath(rootfs);
+  if (!stat(dir)?.isDirectory) throw SboxError.invalidOption("--rootfs", `${dir} is not a directory`);
+  return dir;
+}
+
+/**
+ * Creates the directories leading to `target` (not `target` itself), so that
+ * `--bind /src:/a/b/c` works where /a/b does not exist yet. They are created
+ * in the container's writable root and vanish with it.
+ */
+class ParentDirs implements Mount {
+  readonly target: string;
+
+  constructor(target: string) {
+    this.target = target;
+  }
+
+  validate(): void {}
+
+  compile(b: ProgramBuilder, rootfs: string): void {
+    const parts = this.target.split("/").filter(Boolean);
+    for (let i = 1; i < parts.length; i++) b.mkdir(containerPath(rootfs, `/${parts.slice(0, i).join("/")}`));
+  }
+}
+
+function userMount(spec: MountSpec): Mount[] {
+  if (spec.kind === "tmpfs") {
+    return [new ParentDirs(spec.target), new TmpfsMount(spec.target, { size: spec.size })];
+  }
+  const source = hostPath(spec.source);
+  if (!stat(source)) throw SboxError.invalidOption("--bind", `${source} does not exist`);
+  return [new ParentDirs(spec.target), new BindMount(source, spec.target, { readonly: spec.readonly })];
+}
+
+/** An image directory as the read-only lower layer of the root, with a temporary upper layer. */
+class ImageRootMount implements Mount {
+  readonly target = "/";
+  readonly #image: string;
+  readonly #layers: TemporaryLayers;
+
+  constructor(image: string, layers: TemporaryLayers) {
+    this.#image = image;
+    this.#layers = layers;
+  }
+
+  validate(): void {
+    // overlayfs separates its options with "," and its layers with ":".
+    if (/[,:\\]/.test(this.#image)) {
+      throw SboxError.invalidOption("--rootfs", `the path contains , : or \\: ${this.#image}`);
+    }
+  }
+
+  compile(b: ProgramBuilder, rootfs: string): void {
+    this.#layers.mountTmpfs(b);
+    this.#layers.overlay(b, this.#image, rootfs, 0, "cannot mount the overlay of the image on /");
+  }
+}
+
+/**
+ * All mounts of the container: `image` (an absolute directory) or the host's
+ * root as "/", with upper layers in `layers`, then the base file systems, /tmp
+ * and the user's mounts.
+ */
+export function containerMounts(
+  image: string | undefined,
+  userMounts: MountSpec[],
+  layers: TemporaryLayers,
+): Mount[] {
+  const root = image === undefined
+    ? new HostRootMount(planHostRoot(), layers)
+    : new ImageRootMount(image, layers);
+  return [root, new BaseMounts(), new TmpfsMount("/tmp"), ...userMounts.flatMap(userMount)];
+}

@@ -1,0 +1,249 @@
+/**
+ * `sbox run`: one command in a new container, start to finish.
+ *
+ * 1. check what can be checked before anything exists: the parent cgroup
+ *    and its controllers (enabling them for its children), the image, the
+ *    --stdin/--stdout/--stderr files;
+ * 2. create the container's cgroup with its limits, the scratch directory,
+ *    the mounts and the container;
+ * 3. start the command with the time limits watching, wait for it;
+ * 4. kill what is left, read what the cgroup used, remove everything.
+ *
+ * Every resource is released on every path, failures included.
+ *
+ * @module
+ */
+
+import type { Cgroup } from "../cgroup.ts";
+import { Container } from "../container.ts";
+import { SboxError } from "../error.ts";
+import type { InitProcess, ProcessStatus } from "../process.ts";
+import { signalNumber } from "../signal.ts";
+import type { RunOptions } from "./args.ts";
+import { pickUserMapper, resolveUser } from "./identity.ts";
+import {
+  createContainerCgroup,
+  enableControllers,
+  readUsage,
+  resolveParentCgroup,
+  type Usage,
+  waitUntilEmpty,
+} from "./limits.ts";
+import { TemporaryLayers } from "./layers.ts";
+import { containerMounts, imageDir } from "./mounts.ts";
+import { type Report, statusOf } from "./report.ts";
+import { ScratchDir } from "./scratch.ts";
+import { openStdio } from "./stdio.ts";
+import { Watchdog } from "./watchdog.ts";
+
+/** The default PATH inside the container (Debian's for root). */
+export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/** Signals that make sbox kill the container and stop. */
+const STOP_SIGNALS: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+
+/** How a run ended: sbox's exit status, the report, and the lines to print on stderr. */
+export interface RunResult {
+  /** The command's status; 128+N for signal N; 126/127 for exec failures; 125 if sbox failed. */
+  exitStatus: number;
+  /** The report (written only with --report). */
+  report: Report;
+  /** Why the run failed or was cut short (a failure of sbox, an exec failure, a limit), for stderr. */
+  messages: string[];
+}
+
+/** What a run found out, filled in as it goes. */
+interface RunState {
+  /** How the command's first process ended. */
+  status?: ProcessStatus;
+  /** Why the command could not be executed (step "exec"). */
+  execError?: SboxError;
+  usage: Usage;
+  wallTimeMs: number;
+  /** The time limit that was exceeded, if any. */
+  exceeded?: "--time" | "--wall-time";
+  /** A signal that sbox itself received. */
+  interrupted?: Deno.Signal;
+  /** A failure of sbox. */
+  error?: unknown;
+  /** Kills every process of the container (a no-op until there is one). */
+  kill: () => void;
+}
+
+const NO_USAGE: Usage = {
+  cpu: { usageUsec: 0, userUsec: 0, systemUsec: 0 },
+  memoryPeakBytes: null,
+  oomKilled: false,
+};
+
+/** Runs `options.command` in a new container; never throws for a failure of the run itself. */
+export async function runContainer(options: RunOptions): Promise<RunResult> {
+  const state: RunState = { usage: NO_USAGE, wallTimeMs: 0, kill: () => {} };
+  const resources = new AsyncDisposableStack();
+  // From here on an interrupt kills the container (once there is one) and
+  // lets the cleanup run, rather than ending sbox on the spot.
+  resources.defer(onStopSignals((signal) => {
+    state.interrupted ??= signal;
+    state.kill();
+  }));
+  try {
+    await execute(options, state, resources);
+  } catch (err) {
+    state.error = err;
+  }
+  try {
+    await resources.disposeAsync();
+  } catch (err) {
+    state.error ??= err instanceof SuppressedError ? err.error : err;
+  }
+  return summarize(options, state);
+}
+
+/** Sets up, runs and tears down the container; `resources` release what it created. */
+async function execute(
+  options: RunOptions,
+  state: RunState,
+  resources: AsyncDisposableStack,
+): Promise<void> {
+  const parent = resolveParentCgroup(options.cgroup);
+  enableControllers(parent, options);
+  const image = options.rootfs === undefined ? undefined : imageDir(options.rootfs);
+  const stdio = openStdio(options);
+  resources.defer(() => stdio.close());
+  const cgroup = await createContainerCgroup(parent, options);
+  resources.defer(() => cgroup.remove());
+  const scratch = ScratchDir.create();
+  resources.defer(() => scratch.remove());
+
+  const layers = new TemporaryLayers(scratch.mkdir("layers"));
+  const user = resolveUser(image ?? "/", options.user);
+  const container = await Container.create({
+    rootfs: scratch.mkdir("root"),
+    cgroup,
+    userMapper: pickUserMapper(),
+    mounts: containerMounts(image, options.mounts, layers),
+    hostname: options.hostname ?? "sbox",
+  });
+  resources.defer(() => container.destroy());
+
+  let init: InitProcess | undefined;
+  state.kill = () => killContainer(cgroup, init);
+  const watchdog = new Watchdog(cgroup, options, () => state.kill());
+  resources.defer(() => watchdog.stop());
+
+  if (state.interrupted) return; // do not even start
+  const started = performance.now();
+  watchdog.start();
+  try {
+    init = await container.start({
+      command: options.command,
+      env: { PATH: DEFAULT_PATH, HOME: user.home, ...options.env },
+      cwd: options.cwd ?? "/",
+      uid: user.uid,
+      gid: user.gid,
+      stdin: stdio.fds[0],
+      stdout: stdio.fds[1],
+      stderr: stdio.fds[2],
+    });
+  } catch (err) {
+    if (!(err instanceof SboxError && err.step === "exec")) throw err;
+    state.execError = err;
+  } finally {
+    stdio.close(); // the command has its own copies now
+  }
+  if (state.interrupted) state.kill(); // the signal came while the command was starting
+  if (init) state.status = await init.status;
+  state.wallTimeMs = performance.now() - started;
+  watchdog.stop();
+
+  // Whatever the first process left behind goes now; then the cgroup's
+  // figures are final.
+  await container.destroy();
+  await waitUntilEmpty(cgroup);
+  state.usage = readUsage(cgroup);
+  watchdog.settle(state.usage.cpu.usageUsec, state.wallTimeMs);
+  state.exceeded = watchdog.exceeded;
+  if (watchdog.failure) throw watchdog.failure;
+}
+
+/** The report, the exit status and the messages of a finished run. */
+function summarize(options: RunOptions, state: RunState): RunResult {
+  const { status, execError, usage, exceeded, interrupted } = state;
+  const error = interrupted
+    ? new SboxError(`interrupted by ${interrupted}: the container was killed`, { step: "run" })
+    : state.error;
+  const exitCode = status
+    ? (status.signal === null ? status.code : null)
+    : execError
+    ? execStatus(execError)
+    : null;
+  const signal = status?.signal ?? null;
+  const report: Report = {
+    status: statusOf({
+      failed: error !== undefined,
+      timedOut: !!exceeded,
+      oomKilled: usage.oomKilled,
+      signal,
+      exitCode,
+    }),
+    exitCode,
+    signal,
+    wallTimeMs: Math.round(state.wallTimeMs * 1000) / 1000,
+    cpu: usage.cpu,
+    memoryPeakBytes: usage.memoryPeakBytes,
+    oomKilled: usage.oomKilled,
+    timedOut: !!exceeded,
+  };
+
+  const messages: string[] = [];
+  if (execError) messages.push(execError.message);
+  if (exceeded === "--time") {
+    messages.push(`CPU-time limit of ${options.cpuTimeMs}ms exceeded (--time): the container was killed`);
+  } else if (exceeded === "--wall-time") {
+    messages.push(
+      `wall-clock limit of ${options.wallTimeMs}ms exceeded (--wall-time): the container was killed`,
+    );
+  }
+  if (usage.oomKilled) messages.push("out of memory: the kernel killed a process of the container");
+  if (error !== undefined) messages.push(describe(error));
+
+  let exitStatus: number;
+  if (interrupted) exitStatus = 128 + signalNumber(interrupted);
+  else if (error !== undefined) exitStatus = 125;
+  else if (execError) exitStatus = execStatus(execError);
+  else exitStatus = status!.code;
+  return { exitStatus, report, messages };
+}
+
+/** 127 when the command was not found, 126 when it could not be executed, as in shells. */
+function execStatus(err: SboxError): number {
+  return err.errno === "ENOENT" ? 127 : 126;
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
+
+/** Kills every process of the container: through its cgroup, else by killing its pid 1. */
+function killContainer(cgroup: Cgroup, init: InitProcess | undefined): void {
+  try {
+    cgroup.kill();
+  } catch {
+    // cgroup.kill needs Linux 5.14; the end of pid 1 ends its pid namespace.
+    try {
+      init?.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** Calls `onSignal` on SIGINT, SIGTERM or SIGHUP; returns the function that stops listening. */
+function onStopSignals(onSignal: (signal: Deno.Signal) => void): () => void {
+  const handlers = STOP_SIGNALS.map((signal) => [signal, () => onSignal(signal)] as const);
+  for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
+  return () => {
+    for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
+  };
+}

@@ -1,0 +1,91 @@
+/**
+ * The scratch directory of one `sbox run`, under /tmp: it holds the empty
+ * directories the container mounts its root and its upper layers' tmpfs on
+ * (layers.ts), in its own mount namespace. Removed afterwards, with anything
+ * found in it.
+ *
+ * The CLI runs with --allow-ffi only, so this uses the helper's syscall
+ * wrappers (src/sys.ts) rather than Deno.makeTempDir and Deno.remove.
+ *
+ * @module
+ */
+
+import { SboxError } from "../error.ts";
+import { errnoNumber } from "../errno.ts";
+import { check, EEXIST, ENOENT, ids, readDir, readTextFile, tryMkdir, tryRmdir, tryUnlink } from "../sys.ts";
+
+const EISDIR = errnoNumber("EISDIR");
+
+/** Always /tmp: the container never sees it (it gets a fresh /tmp). */
+const SCRATCH_PARENT = "/tmp";
+
+/** A private directory `/tmp/sbox-<pid>-<random>`; `remove()` deletes it and all below. */
+export class ScratchDir {
+  /** Absolute path of the directory. */
+  readonly path: string;
+
+  private constructor(path: string) {
+    this.path = path;
+  }
+
+  /** Creates a new, empty scratch directory (mode 0700). */
+  static create(): ScratchDir {
+    const { pid } = ids();
+    for (let attempt = 0;; attempt++) {
+      const random = [...crypto.getRandomValues(new Uint8Array(4))].map((b) =>
+        b.toString(16).padStart(2, "0")
+      );
+      const path = `${SCRATCH_PARENT}/sbox-${pid}-${random.join("")}`;
+      const rc = tryMkdir(path, 0o700);
+      if (rc === 0) return new ScratchDir(path);
+      if (-rc !== EEXIST || attempt >= 10) check(rc, "scratch", `cannot create a scratch directory ${path}`);
+    }
+  }
+
+  /** Creates the subdirectory `name` (e.g. "root") and returns its path. */
+  mkdir(name: string): string {
+    const path = `${this.path}/${name}`;
+    check(tryMkdir(path, 0o755), "scratch", `cannot create ${path}`);
+    return path;
+  }
+
+  /** Deletes the directory and its contents. */
+  remove(): void {
+    refuseMountsBelow(this.path);
+    removeTree(this.path);
+  }
+}
+
+/**
+ * Deletes `path` and everything below it, without following symbolic links.
+ * Files may belong to any id the container mapped: this needs a caller who
+ * may delete them (root, for now).
+ */
+export function removeTree(path: string): void {
+  for (const entry of readDir(path)) {
+    const child = `${path}/${entry.name}`;
+    if (entry.isDirectory) {
+      removeTree(child);
+      continue;
+    }
+    const rc = tryUnlink(child);
+    // Some file systems do not report entry types: a directory then fails here.
+    if (-rc === EISDIR) removeTree(child);
+    else if (rc < 0 && -rc !== ENOENT) check(rc, "scratch", `cannot remove ${child}`);
+  }
+  const rc = tryRmdir(path);
+  if (rc < 0 && -rc !== ENOENT) check(rc, "scratch", `cannot remove ${path}`);
+}
+
+/**
+ * The container's mounts live in its own mount namespace, so none should be
+ * visible here; if one were, deleting "its" files would delete the host's.
+ */
+function refuseMountsBelow(path: string): void {
+  for (const line of readTextFile("/proc/self/mountinfo").split("\n")) {
+    const mountPoint = line.split(" ")[4];
+    if (mountPoint === path || mountPoint?.startsWith(`${path}/`)) {
+      throw new SboxError(`not removing ${path}: ${mountPoint} is mounted below it`, { step: "scratch" });
+    }
+  }
+}

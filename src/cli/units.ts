@@ -1,0 +1,75 @@
+/**
+ * Strict parsers for the values of command-line options: sizes (`64M`),
+ * durations (`1.5s`), counts and CPU shares. Each returns a number or throws
+ * an {@linkcode SboxError} that names the option and the value, so that a typo
+ * in a judge's configuration stops the run instead of changing a limit.
+ *
+ * @module
+ */
+
+import { SboxError } from "../error.ts";
+
+/** Binary multiples: `k` is 1024 bytes, as in the kernel's cgroup files. */
+const SIZE_UNITS: Record<string, number> = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+
+/** Milliseconds per duration unit. */
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+function invalid(option: string, value: string, expected: string): SboxError {
+  return SboxError.invalidOption(option, `bad value ${JSON.stringify(value)}: expected ${expected}`);
+}
+
+/**
+ * A size in bytes: a whole number with an optional unit `k`, `M`, `G` or `T`
+ * (either case, powers of 1024): `512k`, `64M`, `1G`, `1048576`.
+ * `allowZero` admits `0` (e.g. `--swap 0`).
+ */
+export function parseSize(option: string, value: string, { allowZero = false } = {}): number {
+  const expected = "a size such as 512k, 64M, 1G or a number of bytes";
+  const match = /^(\d+)([kmgt]?)$/i.exec(value);
+  if (!match) throw invalid(option, value, expected);
+  const bytes = Number(match[1]) * SIZE_UNITS[match[2].toLowerCase()];
+  if (!Number.isSafeInteger(bytes)) throw invalid(option, value, `${expected} (this one is too large)`);
+  if (bytes === 0 && !allowZero) throw invalid(option, value, `${expected}, greater than 0`);
+  return bytes;
+}
+
+/**
+ * A duration in milliseconds: a number with a unit `ms`, `s`, `m` or `h`:
+ * `500ms`, `2s`, `1.5s`, `1m`. The unit is required: `2` could mean anything.
+ */
+export function parseDuration(option: string, value: string): number {
+  const expected = "a duration such as 500ms, 2s, 1.5s or 1m";
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(value);
+  if (!match) throw invalid(option, value, expected);
+  const ms = Number(match[1]) * DURATION_UNITS[match[2]];
+  if (!(ms > 0) || !Number.isFinite(ms) || ms > 2 ** 31 - 1) {
+    throw invalid(option, value, `${expected}, greater than 0 and below 24 days`);
+  }
+  return ms;
+}
+
+/** A whole number from 1 up (e.g. `--pids 64`). */
+export function parseCount(option: string, value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) {
+    throw invalid(option, value, "a whole number greater than 0");
+  }
+  return n;
+}
+
+/** Period of the CPU bandwidth limit, in microseconds (the kernel's default). */
+export const CPU_PERIOD_USEC = 100_000;
+
+/**
+ * A number of CPUs, possibly fractional (`0.5`, `2`), as the microseconds of
+ * CPU time allowed per {@linkcode CPU_PERIOD_USEC}. The kernel needs at least
+ * 1000 µs per period, so the smallest value is 0.01.
+ */
+export function parseCpus(option: string, value: string): number {
+  const expected = "a number of CPUs such as 0.5, 1 or 2 (at least 0.01)";
+  if (!/^\d+(?:\.\d+)?$/.test(value)) throw invalid(option, value, expected);
+  const quotaUsec = Math.round(Number(value) * CPU_PERIOD_USEC);
+  if (quotaUsec < 1000 || !Number.isSafeInteger(quotaUsec)) throw invalid(option, value, expected);
+  return quotaUsec;
+}

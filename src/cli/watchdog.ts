@@ -1,0 +1,86 @@
+/**
+ * The time limits of a run: `--time` (CPU time of the whole container) and
+ * `--wall-time`. When one is exceeded the whole container is killed, every
+ * process in its cgroup, not only the first one.
+ *
+ * CPU time comes from the cgroup's cpu.stat, which the kernel keeps even
+ * without the cpu controller. Nothing tells us when it crosses a value, so
+ * it is polled: a program may overrun `--time` by about one poll interval.
+ *
+ * @module
+ */
+
+import type { Cgroup } from "../cgroup.ts";
+
+/** How often cpu.stat is read while a CPU-time limit is set. */
+export const CPU_POLL_MS = 10;
+
+/** Limits in milliseconds; unset ones are not enforced. */
+export interface TimeLimitOptions {
+  cpuTimeMs?: number;
+  wallTimeMs?: number;
+}
+
+/** Enforces the time limits of one run: `start()`, then `stop()` once the command ended. */
+export class Watchdog {
+  /** Whether a limit was exceeded and the container killed for it. */
+  timedOut = false;
+  /** Which limit was exceeded first, for the message. */
+  exceeded: "--time" | "--wall-time" | undefined = undefined;
+  /** An error met while polling (the container is killed then, too). */
+  failure: unknown = undefined;
+  readonly #cgroup: Cgroup;
+  readonly #limits: TimeLimitOptions;
+  readonly #kill: () => void;
+  #timers: ReturnType<typeof setTimeout>[] = [];
+
+  /** Watches `cgroup`; `kill` kills every process of the container. */
+  constructor(cgroup: Cgroup, limits: TimeLimitOptions, kill: () => void) {
+    this.#cgroup = cgroup;
+    this.#limits = limits;
+    this.#kill = kill;
+  }
+
+  /** Starts the wall-clock timer and the CPU-time polling. */
+  start(): void {
+    const { cpuTimeMs, wallTimeMs } = this.#limits;
+    if (wallTimeMs !== undefined) {
+      this.#timers.push(setTimeout(() => this.#expire("--wall-time"), wallTimeMs));
+    }
+    if (cpuTimeMs !== undefined) this.#timers.push(setInterval(() => this.#checkCpu(), CPU_POLL_MS));
+  }
+
+  /** Stops watching. */
+  stop(): void {
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers = [];
+  }
+
+  /**
+   * Final account once the container is gone: a run that used more than a
+   * limit is over it, even if it ended between two polls.
+   */
+  settle(cpuUsageUsec: number, wallTimeMs: number): void {
+    const { cpuTimeMs, wallTimeMs: wallLimitMs } = this.#limits;
+    if (cpuTimeMs !== undefined && cpuUsageUsec > cpuTimeMs * 1000) this.exceeded ??= "--time";
+    if (wallLimitMs !== undefined && wallTimeMs > wallLimitMs) this.exceeded ??= "--wall-time";
+    this.timedOut = this.exceeded !== undefined;
+  }
+
+  #checkCpu(): void {
+    try {
+      if (this.#cgroup.cpuUsage().usageUsec > this.#limits.cpuTimeMs! * 1000) this.#expire("--time");
+    } catch (err) {
+      this.failure ??= err;
+      this.stop();
+      this.#kill();
+    }
+  }
+
+  #expire(limit: "--time" | "--wall-time"): void {
+    this.exceeded ??= limit;
+    this.timedOut = true;
+    this.stop();
+    this.#kill();
+  }
+}

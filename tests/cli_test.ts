@@ -1,0 +1,706 @@
+/**
+ * The command line as a user runs it: `deno run --allow-ffi sbox.ts run ...`
+ * in a subprocess, checking real exit codes, real output and what is left on
+ * the host afterwards. Run as root on the host (no cgroup controllers).
+ * The parsers of option values are checked directly at the end.
+ */
+
+import assert from "node:assert/strict";
+import { Cgroup } from "../mod.ts";
+import { parseCommandLine } from "../src/cli/args.ts";
+import { parseCpus, parseDuration, parseSize } from "../src/cli/units.ts";
+import { SboxError } from "../src/error.ts";
+import meta from "../deno.json" with { type: "json" };
+import { busyboxImage, scratchDir } from "./fixtures.ts";
+
+const SBOX = new URL("../sbox.ts", import.meta.url).pathname;
+/** Generous, only so that a hang fails instead of blocking the suite. */
+const TIMEOUT_MS = 120_000;
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** The pid of the sbox process, for leak checks. */
+  pid: number;
+}
+
+/** Runs `deno run --allow-ffi sbox.ts ARGS...` to the end. */
+async function sbox(args: string[], options: { stdin?: string; allowFfi?: boolean } = {}): Promise<Result> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...(options.allowFfi === false ? [] : ["--allow-ffi"]), SBOX, ...args],
+    stdin: options.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(TIMEOUT_MS),
+  }).spawn();
+  if (options.stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(options.stdin));
+    await writer.close();
+  }
+  const output = await child.output();
+  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr), pid: child.pid };
+}
+
+/** `sbox run --rootfs <busybox> ARGS...`. */
+function busybox(args: string[], options: { stdin?: string } = {}): Promise<Result> {
+  return sbox(["run", "--rootfs", busyboxImage(), ...args], options);
+}
+
+/** Checks that sbox failed itself: status 125 and one line naming the cause. */
+function assertSboxFailed(result: Result, pattern: RegExp): void {
+  assert.equal(result.code, 125, `expected 125, got ${result.code}: ${result.stderr}`);
+  const lines = result.stderr.trimEnd().split("\n");
+  assert.equal(lines.length, 1, `expected one line, got: ${result.stderr}`);
+  assert.match(lines[0], /^sbox: /);
+  assert.match(lines[0], pattern);
+}
+
+/** Nothing of sbox process `pid` may be left: no scratch directory, no cgroup. */
+function assertNothingLeft(pid: number): void {
+  const scratch = [...Deno.readDirSync("/tmp")].filter((e) => e.name.startsWith(`sbox-${pid}-`));
+  assert.deepEqual(scratch.map((e) => e.name), [], "scratch directories left in /tmp");
+  const parent = Cgroup.current().path;
+  const cgroups = [...Deno.readDirSync(parent)].filter((e) => e.name.startsWith(`sbox-${pid}-`));
+  assert.deepEqual(cgroups.map((e) => e.name), [], `cgroups left in ${parent}`);
+}
+
+/** Pids of host processes whose command line contains `marker`. */
+function processesWith(marker: string): number[] {
+  const found: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const cmdline = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).replaceAll("\0", " ");
+      if (cmdline.includes(marker)) found.push(Number(entry.name));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return found;
+}
+
+function report(text: string): Record<string, unknown> {
+  return JSON.parse(text.trim().split("\n").at(-1)!);
+}
+
+function randomName(): string {
+  return `sbox-cli-test-${crypto.randomUUID().slice(0, 8)}`;
+}
+
+const REPORT_KEYS = [
+  "status",
+  "exitCode",
+  "signal",
+  "wallTimeMs",
+  "cpu",
+  "memoryPeakBytes",
+  "oomKilled",
+  "timedOut",
+];
+
+// ---- help and start-up ------------------------------------------------------
+
+Deno.test("cli: --help, run --help and --version need no permission at all", async () => {
+  const help = await sbox(["--help"], { allowFfi: false });
+  assert.equal(help.code, 0, help.stderr);
+  assert.match(help.stdout, /sbox run \[OPTIONS\] \[--\] COMMAND/);
+  assert.match(help.stdout, /Examples:/);
+
+  const runHelp = await sbox(["run", "--help"], { allowFfi: false });
+  assert.equal(runHelp.code, 0, runHelp.stderr);
+  for (
+    const option of [
+      "--rootfs",
+      "--bind",
+      "--tmpfs",
+      "--env",
+      "--cwd",
+      "--user",
+      "--hostname",
+      "--net",
+      "--memory",
+      "--swap",
+      "--pids",
+      "--cpus",
+      "--time",
+      "--wall-time",
+      "--stdin",
+      "--stdout",
+      "--stderr",
+      "--report",
+      "--cgroup",
+    ]
+  ) assert.ok(runHelp.stdout.includes(option), `run --help does not mention ${option}`);
+  assert.equal((await sbox(["help", "run"], { allowFfi: false })).stdout, runHelp.stdout);
+
+  const version = await sbox(["--version"], { allowFfi: false });
+  assert.equal(version.code, 0);
+  assert.equal(version.stdout, `sbox ${meta.version}\n`);
+});
+
+Deno.test("cli: without --allow-ffi, run says how to run it and exits 125", async () => {
+  const result = await sbox(["run", "--", "/bin/true"], { allowFfi: false });
+  assertSboxFailed(result, /--allow-ffi/);
+  assert.match(result.stderr, /deno run --allow-ffi sbox\.ts/);
+});
+
+// ---- the host's root --------------------------------------------------------
+
+Deno.test("cli: the default root is the host's, and writes to it vanish", async () => {
+  const name = randomName();
+  const script = `echo top > /${name} && echo usr > /usr/${name} && echo etc >> /etc/os-release && ` +
+    `cat /${name} /usr/${name} && tail -n 1 /etc/os-release && hostname && echo $$ && ` +
+    `(readlink /bin || echo none); ls -A /tmp | wc -l; grep -c ' /tmp tmpfs ' /proc/mounts`;
+  const result = await sbox(["run", "--", "/bin/sh", "-c", script]);
+  assert.equal(result.code, 0, result.stderr);
+  const [top, usr, osRelease, hostname, pid, binLink, tmpEntries, tmpTmpfs] = result.stdout.trimEnd().split(
+    "\n",
+  );
+  assert.deepEqual([top, usr, osRelease, hostname, pid], ["top", "usr", "etc", "sbox", "1"]);
+  // Symbolic links of the host's root are there as links.
+  assert.equal(binLink, Deno.lstatSync("/bin").isSymlink ? Deno.readLinkSync("/bin") : "none");
+  // /tmp is a fresh, empty tmpfs.
+  assert.deepEqual([tmpEntries, tmpTmpfs], ["0", "1"]);
+
+  assert.throws(() => Deno.statSync(`/${name}`), Deno.errors.NotFound);
+  assert.throws(() => Deno.statSync(`/usr/${name}`), Deno.errors.NotFound);
+  assert.ok(
+    !Deno.readTextFileSync("/etc/os-release").endsWith("etc\n"),
+    "the host's /etc/os-release changed",
+  );
+  assertNothingLeft(result.pid);
+});
+
+Deno.test("cli: the host's programs and files are there, the environment is PATH and HOME only", async () => {
+  const result = await sbox(["run", "--", "env"]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.deepEqual(result.stdout.trimEnd().split("\n").sort(), [
+    "HOME=/root",
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+  ]);
+  const same = await sbox(["run", "--", "cat", "/etc/os-release"]);
+  assert.equal(same.stdout, Deno.readTextFileSync("/etc/os-release"));
+});
+
+// ---- an image ---------------------------------------------------------------
+
+Deno.test("cli: --rootfs runs in an image; writes vanish and the image is untouched", async () => {
+  const image = busyboxImage();
+  const result = await busybox([
+    "--",
+    "sh",
+    "-c",
+    "echo new > /etc/new && rm /bin/ls && cat /etc/new && ls /bin/ls 2>/dev/null || echo gone; cat /etc/passwd",
+  ]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stdout, `new\ngone\n${Deno.readTextFileSync(`${image}/etc/passwd`)}`);
+  assert.throws(() => Deno.statSync(`${image}/etc/new`), Deno.errors.NotFound);
+  assert.ok(Deno.lstatSync(`${image}/bin/ls`).isSymlink, "the image lost /bin/ls");
+  assertNothingLeft(result.pid);
+});
+
+Deno.test("cli: options end at the command; -- ends them explicitly", async () => {
+  const plain = await busybox(["echo", "-n", "hi", "-e", "x"]);
+  assert.equal(plain.code, 0, plain.stderr);
+  assert.equal(plain.stdout, "hi -e x");
+  const dashed = await busybox(["-e", "A=1", "--", "sh", "-c", "echo $A"]);
+  assert.equal(dashed.stdout, "1\n");
+});
+
+// ---- mounts -----------------------------------------------------------------
+
+Deno.test("cli: --bind read-write and read-only, with missing parents created", async () => {
+  const dir = scratchDir("cli-bind-");
+  Deno.mkdirSync(`${dir}/rw`);
+  Deno.mkdirSync(`${dir}/ro`);
+  Deno.writeTextFileSync(`${dir}/ro/data`, "read me");
+  Deno.writeTextFileSync(`${dir}/file`, "a file");
+  try {
+    const result = await busybox([
+      "--bind",
+      `${dir}/rw:/data`,
+      "--bind",
+      `${dir}/ro:/deep/er/ro:ro`,
+      "--bind",
+      `${dir}/file:/etc/file:ro`,
+      "--",
+      "sh",
+      "-c",
+      "echo out > /data/out && cat /deep/er/ro/data && echo && cat /etc/file && echo && " +
+      "(echo x > /deep/er/ro/x 2>/dev/null && echo wrote || echo refused) && " +
+      "(echo x > /etc/file 2>/dev/null && echo wrote || echo refused)",
+    ]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout, "read me\na file\nrefused\nrefused\n");
+    assert.equal(Deno.readTextFileSync(`${dir}/rw/out`), "out\n");
+    assert.throws(() => Deno.statSync(`${dir}/ro/x`), Deno.errors.NotFound);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("cli: --tmpfs with and without a size", async () => {
+  const result = await busybox([
+    "--tmpfs",
+    "/scratch:1M",
+    "--tmpfs",
+    "/a/b",
+    "--",
+    "sh",
+    "-c",
+    "echo x > /scratch/f && echo y > /a/b/g && cat /scratch/f /a/b/g && " +
+    "grep ' /scratch ' /proc/mounts | grep -c size=1024k; grep -c ' /a/b tmpfs ' /proc/mounts",
+  ]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stdout, "x\ny\n1\n1\n");
+});
+
+// ---- process settings -------------------------------------------------------
+
+Deno.test("cli: --env, --cwd, --user and --hostname reach the command", async () => {
+  const env = await busybox([
+    "-e",
+    "A=1",
+    "-e",
+    "B=x=y",
+    "-e",
+    "A=2",
+    "-e",
+    "PATH=/bin",
+    "--",
+    "/usr/bin/env",
+  ]);
+  assert.equal(env.code, 0, env.stderr);
+  assert.deepEqual(env.stdout.trimEnd().split("\n").sort(), ["A=2", "B=x=y", "HOME=/root", "PATH=/bin"]);
+
+  const who = await busybox([
+    "-w",
+    "/tmp",
+    "-u",
+    "65534",
+    "--hostname",
+    "judge-7",
+    "--",
+    "sh",
+    "-c",
+    "pwd; id -u; id -g; hostname; echo $HOME; touch mine && stat -c %u mine",
+  ]);
+  assert.equal(who.code, 0, who.stderr);
+  assert.equal(who.stdout, "/tmp\n65534\n65534\njudge-7\n/\n65534\n");
+
+  const ids = await busybox(["--user", "1000:2000", "--", "sh", "-c", "id -u; id -g; echo $HOME"]);
+  assert.equal(ids.stdout, "1000\n2000\n/\n", ids.stderr);
+});
+
+Deno.test("cli: --net none has only loopback, and it is up", async () => {
+  const result = await busybox([
+    "--net",
+    "none",
+    "--",
+    "sh",
+    "-c",
+    "ls /sys/class/net; cat /sys/class/net/lo/flags; ping -c 1 -W 2 127.0.0.1 >/dev/null && echo ping-ok",
+  ]);
+  assert.equal(result.code, 0, result.stderr);
+  const [ifaces, flags, ping] = result.stdout.trimEnd().split("\n");
+  assert.equal(ifaces, "lo");
+  assert.equal(Number(flags) & 1, 1, "IFF_UP");
+  assert.equal(ping, "ping-ok");
+});
+
+// ---- exit status ------------------------------------------------------------
+
+Deno.test("cli: exit status 0 and the command's own (7)", async () => {
+  assert.equal((await busybox(["true"])).code, 0);
+  const seven = await busybox(["sh", "-c", "exit 7"]);
+  assert.equal(seven.code, 7);
+  assert.equal(seven.stderr, "");
+});
+
+Deno.test("cli: 137 for a process killed by SIGKILL (kill -9 $$ in a child shell)", async () => {
+  // The command is the container's pid 1, which ignores signals it sends
+  // itself; a shell below it is an ordinary process.
+  const result = await busybox(["sh", "-c", 'sh -c "kill -9 \\$\\$"; exit $?']);
+  assert.equal(result.code, 137, result.stderr);
+});
+
+Deno.test("cli: 127 when the command is not found, 126 when it cannot be executed", async () => {
+  const missing = await busybox(["/bin/nope"]);
+  assert.equal(missing.code, 127);
+  assert.equal(missing.stderr, "sbox: cannot exec /bin/nope: ENOENT (No such file or directory)\n");
+  assert.equal((await busybox(["nope"])).code, 127);
+
+  const notExecutable = await busybox(["/etc/passwd"]);
+  assert.equal(notExecutable.code, 126);
+  assert.match(notExecutable.stderr, /^sbox: cannot exec \/etc\/passwd: EACCES/);
+  assertNothingLeft(notExecutable.pid);
+});
+
+Deno.test("cli: 125 and one line when sbox itself fails", async () => {
+  assertSboxFailed(await busybox(["-w", "/missing", "--", "true"]), /cannot change directory to \/missing/);
+  assertSboxFailed(await sbox(["run", "--rootfs", "/nonexistent", "--", "true"]), /--rootfs.*\/nonexistent/);
+});
+
+// ---- the report -------------------------------------------------------------
+
+Deno.test("cli: report OK to a file, RE to stderr", async () => {
+  const dir = scratchDir("cli-report-");
+  try {
+    const ok = await busybox(["--report", `${dir}/ok.json`, "--", "true"]);
+    assert.equal(ok.code, 0, ok.stderr);
+    const text = Deno.readTextFileSync(`${dir}/ok.json`);
+    const okReport = JSON.parse(text);
+    assert.deepEqual(Object.keys(okReport), REPORT_KEYS);
+    assert.deepEqual(Object.keys(okReport.cpu), ["usageUsec", "userUsec", "systemUsec"]);
+    assert.equal(okReport.status, "OK");
+    assert.equal(okReport.exitCode, 0);
+    assert.equal(okReport.signal, null);
+    assert.equal(typeof okReport.wallTimeMs, "number");
+    assert.ok(okReport.wallTimeMs > 0);
+    assert.ok(Number.isInteger(okReport.cpu.usageUsec));
+    assert.equal(okReport.memoryPeakBytes, null, "this host's cgroup2 has no memory controller");
+    assert.equal(okReport.oomKilled, false);
+    assert.equal(okReport.timedOut, false);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+
+  const re = await busybox(["--report", "-", "--", "sh", "-c", "exit 3"]);
+  assert.equal(re.code, 3);
+  assert.deepEqual(
+    { ...report(re.stderr), wallTimeMs: 0, cpu: 0 },
+    {
+      status: "RE",
+      exitCode: 3,
+      signal: null,
+      wallTimeMs: 0,
+      cpu: 0,
+      memoryPeakBytes: null,
+      oomKilled: false,
+      timedOut: false,
+    },
+  );
+  const notFound = await busybox(["--report", "-", "--", "/bin/nope"]);
+  assert.equal(notFound.code, 127);
+  assert.deepEqual([report(notFound.stderr).status, report(notFound.stderr).exitCode], ["RE", 127]);
+});
+
+Deno.test("cli: report SG when the command is killed by a signal", async () => {
+  const marker = randomName();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-ffi",
+      SBOX,
+      "run",
+      "--rootfs",
+      busyboxImage(),
+      "--report",
+      "-",
+      "--",
+      "sh",
+      "-c",
+      `echo ready; sleep 1000; : ${marker}`,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(TIMEOUT_MS),
+  }).spawn();
+  const reader = child.stdout.getReader();
+  const { value } = await reader.read();
+  assert.equal(new TextDecoder().decode(value), "ready\n");
+  // Only SIGKILL reaches a pid 1 from outside its namespace without a handler.
+  const [init] = processesWith(marker).filter((pid) =>
+    Deno.readTextFileSync(`/proc/${pid}/cmdline`).startsWith("sh")
+  );
+  assert.ok(init, "the container's first process is not visible on the host");
+  Deno.kill(init, "SIGKILL");
+  reader.releaseLock();
+  const output = await child.output();
+  assert.equal(output.code, 137);
+  const sg = report(new TextDecoder().decode(output.stderr));
+  assert.deepEqual([sg.status, sg.exitCode, sg.signal, sg.timedOut], ["SG", null, "SIGKILL", false]);
+  assertNothingLeft(child.pid);
+});
+
+Deno.test("cli: report TO for CPU time burnt by a forked process; the whole container is killed", async () => {
+  const marker = randomName();
+  const result = await busybox([
+    "--time",
+    "300ms",
+    "--report",
+    "-",
+    "--",
+    "sh",
+    "-c",
+    `sh -c "while :; do :; done; : ${marker}" & sleep 1000 & wait`,
+  ]);
+  assert.equal(result.code, 137, result.stderr);
+  assert.match(result.stderr, /^sbox: CPU-time limit of 300ms exceeded \(--time\)/);
+  const to = report(result.stderr);
+  assert.deepEqual([to.status, to.exitCode, to.signal, to.timedOut], ["TO", null, "SIGKILL", true]);
+  assert.ok((to.cpu as { usageUsec: number }).usageUsec >= 300_000, `cpu ${JSON.stringify(to.cpu)}`);
+  assert.deepEqual(processesWith(marker), []);
+  assertNothingLeft(result.pid);
+});
+
+Deno.test("cli: report TO for wall-clock time; no process and no cgroup is left", async () => {
+  const marker = randomName();
+  const result = await busybox([
+    "--wall-time",
+    "500ms",
+    "--report",
+    "-",
+    "--",
+    "sh",
+    "-c",
+    `sh -c "while :; do :; done; : ${marker}" & sh -c "sleep 1000; : ${marker}" & wait`,
+  ]);
+  assert.equal(result.code, 137, result.stderr);
+  assert.match(result.stderr, /^sbox: wall-clock limit of 500ms exceeded \(--wall-time\)/);
+  const to = report(result.stderr);
+  assert.deepEqual([to.status, to.signal, to.timedOut], ["TO", "SIGKILL", true]);
+  assert.ok((to.wallTimeMs as number) >= 500);
+  assert.deepEqual(processesWith(marker), [], "processes of the container are still running");
+  assertNothingLeft(result.pid);
+});
+
+Deno.test("cli: SIGINT to sbox kills the container and cleans up", async () => {
+  const marker = randomName();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-ffi",
+      SBOX,
+      "run",
+      "--rootfs",
+      busyboxImage(),
+      "--report",
+      "-",
+      "--",
+      "sh",
+      "-c",
+      `echo ready; sh -c "sleep 1000; : ${marker}"`,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(TIMEOUT_MS),
+  }).spawn();
+  const reader = child.stdout.getReader();
+  await reader.read();
+  reader.releaseLock();
+  child.kill("SIGINT");
+  const output = await child.output();
+  const stderr = new TextDecoder().decode(output.stderr);
+  assert.equal(output.code, 130, stderr);
+  assert.match(stderr, /^sbox: interrupted by SIGINT: the container was killed$/m);
+  assert.equal(report(stderr).status, "XX");
+  assert.deepEqual(processesWith(marker), []);
+  assertNothingLeft(child.pid);
+});
+
+// ---- limits on this host ----------------------------------------------------
+
+const controllers = Cgroup.current().controllers();
+
+for (
+  const [option, value, controller] of [["--memory", "64M", "memory"], ["--pids", "16", "pids"], [
+    "--cpus",
+    "0.5",
+    "cpu",
+  ]]
+) {
+  Deno.test({
+    name: `cli: ${option} fails with 125 and names the missing ${controller} controller and the cgroup`,
+    ignore: controllers.includes(controller),
+    fn: async () => {
+      const result = await busybox([option, value, "--", "true"]);
+      assertSboxFailed(
+        result,
+        new RegExp(`^sbox: ${option}: cgroup controller ${controller} is not available in /`),
+      );
+      assert.ok(result.stderr.includes(Cgroup.current().path), result.stderr);
+      assertNothingLeft(result.pid);
+    },
+  });
+}
+
+// ---- judge-style stdio ------------------------------------------------------
+
+Deno.test("cli: --stdin, --stdout and --stderr files", async () => {
+  const dir = scratchDir("cli-stdio-");
+  try {
+    Deno.writeTextFileSync(`${dir}/in`, "hello judge\n");
+    Deno.writeTextFileSync(`${dir}/out`, "old content that must go away\n");
+    const result = await busybox(
+      [
+        "--stdin",
+        `${dir}/in`,
+        "--stdout",
+        `${dir}/out`,
+        "--stderr",
+        `${dir}/err`,
+        "--",
+        "sh",
+        "-c",
+        "tr a-z A-Z; echo oops >&2",
+      ],
+      { stdin: "not this\n" },
+    );
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout, "");
+    assert.equal(result.stderr, "");
+    assert.equal(Deno.readTextFileSync(`${dir}/out`), "HELLO JUDGE\n");
+    assert.equal(Deno.readTextFileSync(`${dir}/err`), "oops\n");
+
+    const both = await busybox([
+      "--stdout",
+      `${dir}/both`,
+      "--stderr",
+      `${dir}/both`,
+      "--",
+      "sh",
+      "-c",
+      "echo one; echo two >&2; echo three",
+    ]);
+    assert.equal(both.code, 0, both.stderr);
+    assert.equal(Deno.readTextFileSync(`${dir}/both`), "one\ntwo\nthree\n");
+
+    const inherited = await busybox(["sh", "-c", "cat; echo err >&2"], { stdin: "piped in\n" });
+    assert.deepEqual([inherited.stdout, inherited.stderr], ["piped in\n", "err\n"]);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+// ---- bad values -------------------------------------------------------------
+
+Deno.test("cli: a bad value for any option fails with 125, naming the option and the value", async () => {
+  const cases: [string[], RegExp][] = [
+    [["--rootfs"], /option --rootfs needs a value/],
+    [["--rootfs", "/nonexistent-image"], /--rootfs: \/nonexistent-image is not a directory/],
+    [["--bind", "nocolon"], /--bind: bad value "nocolon"/],
+    [["--bind", "/tmp:relative"], /--bind: bad value "\/tmp:relative"/],
+    [["--bind", "/tmp:/x:rx"], /--bind: bad value "\/tmp:\/x:rx"/],
+    [["--bind", "/nonexistent-src:/x"], /--bind: \/nonexistent-src does not exist/],
+    [["--tmpfs", "relative"], /--tmpfs: bad value "relative"/],
+    [["--tmpfs", "/x:12Q"], /--tmpfs: bad value "12Q"/],
+    [["-e", "NOEQUALS"], /--env: bad value "NOEQUALS"/],
+    [["--env", "=value"], /--env: bad value "=value"/],
+    [["-w", "relative"], /--cwd: bad value "relative"/],
+    [["-u", "root"], /--user: bad value "root"/],
+    [["-u", "1:x"], /--user: bad value "1:x"/],
+    [["-u", "70000"], /uid: 70000 is not mapped/],
+    [["--hostname", "bad host"], /hostname: .*"bad host"/],
+    [["--net", "host"], /--net: bad value "host"/],
+    [["--net", "slirp4netns"], /--net: slirp4netns is not available yet/],
+    [["--net", "pasta"], /--net: pasta is not available yet/],
+    [["--memory", "0"], /--memory: bad value "0"/],
+    [["--memory", "1.5G"], /--memory: bad value "1.5G"/],
+    [["--memory", "64MB"], /--memory: bad value "64MB"/],
+    [["--memory=-1"], /--memory: bad value "-1"/],
+    [["--swap", "lots"], /--swap: bad value "lots"/],
+    [["--pids", "0"], /--pids: bad value "0"/],
+    [["--pids", "1.5"], /--pids: bad value "1.5"/],
+    [["--cpus", "0"], /--cpus: bad value "0"/],
+    [["--cpus", "two"], /--cpus: bad value "two"/],
+    [["--time", "5"], /--time: bad value "5"/],
+    [["--time", "0s"], /--time: bad value "0s"/],
+    [["--time", "1x"], /--time: bad value "1x"/],
+    [["--wall-time", "soon"], /--wall-time: bad value "soon"/],
+    [["--stdin", "/nonexistent-input"], /--stdin: cannot open \/nonexistent-input: ENOENT/],
+    [["--stdout", "/nonexistent-dir/out"], /--stdout: cannot open \/nonexistent-dir\/out: ENOENT/],
+    [["--stderr", ""], /--stderr: bad value ""/],
+    [["--report", "/nonexistent-dir/r.json"], /--report: cannot open \/nonexistent-dir\/r\.json: ENOENT/],
+    [["--cgroup", "relative"], /--cgroup: bad value "relative"/],
+    [["--cgroup", "/nonexistent-cgroup"], /--cgroup: cgroup .*\/nonexistent-cgroup does not exist/],
+    [["--bogus"], /unknown option --bogus/],
+    [["--hostname", "a", "--hostname", "b"], /--hostname is given more than once/],
+    [["--time"], /option --time needs a value/],
+  ];
+  // A few at a time: each case starts a Deno.
+  for (let i = 0; i < cases.length; i += 4) {
+    await Promise.all(
+      cases.slice(i, i + 4).map(async ([args, pattern]) => {
+        const result = await sbox(["run", ...args, "--", "true"]);
+        assertSboxFailed(result, pattern);
+        assertNothingLeft(result.pid);
+      }),
+    );
+  }
+  assertSboxFailed(await sbox(["run"]), /missing COMMAND/);
+  assertSboxFailed(await sbox([]), /missing command/);
+  assertSboxFailed(await sbox(["frob"]), /unknown command "frob"/);
+});
+
+// ---- the parsers, directly --------------------------------------------------
+
+Deno.test("cli units: sizes and durations parse strictly", () => {
+  assert.equal(parseSize("--memory", "512k"), 512 * 1024);
+  assert.equal(parseSize("--memory", "64M"), 64 * 1024 ** 2);
+  assert.equal(parseSize("--memory", "1G"), 1024 ** 3);
+  assert.equal(parseSize("--memory", "1g"), 1024 ** 3);
+  assert.equal(parseSize("--memory", "4096"), 4096);
+  assert.equal(parseSize("--swap", "0", { allowZero: true }), 0);
+  for (const bad of ["", "0", "1.5G", "64MB", "64 M", "-1", "M", "1e6", "0x10", "99999999999T"]) {
+    assert.throws(
+      () => parseSize("--memory", bad),
+      (e) => e instanceof SboxError && /--memory/.test(e.message),
+      bad,
+    );
+  }
+  assert.equal(parseDuration("--time", "500ms"), 500);
+  assert.equal(parseDuration("--time", "2s"), 2000);
+  assert.equal(parseDuration("--time", "1.5s"), 1500);
+  assert.equal(parseDuration("--time", "1m"), 60_000);
+  assert.equal(parseDuration("--time", "1h"), 3_600_000);
+  for (const bad of ["", "2", "0s", "0ms", "-1s", "1.s", ".5s", "1 s", "1sec", "1m30s", "1e3ms", "999h"]) {
+    assert.throws(
+      () => parseDuration("--time", bad),
+      (e) => e instanceof SboxError && /--time/.test(e.message),
+      bad,
+    );
+  }
+  assert.equal(parseCpus("--cpus", "0.5"), 50_000);
+  assert.equal(parseCpus("--cpus", "2"), 200_000);
+  assert.throws(() => parseCpus("--cpus", "0.001"), SboxError);
+});
+
+Deno.test("cli args: options, repeatable options and the command", () => {
+  const invocation = parseCommandLine([
+    "run",
+    "--bind",
+    "/a:/b:ro",
+    "--tmpfs",
+    "/t:1M",
+    "--bind",
+    "/c:/d",
+    "-e",
+    "X=1",
+    "-u",
+    "5:6",
+    "--time",
+    "1.5s",
+    "cmd",
+    "--bind",
+    "-x",
+  ]);
+  assert.equal(invocation.kind, "run");
+  if (invocation.kind !== "run") return;
+  const { options } = invocation;
+  assert.deepEqual(options.command, ["cmd", "--bind", "-x"]);
+  assert.deepEqual(options.mounts, [
+    { kind: "bind", source: "/a", target: "/b", readonly: true },
+    { kind: "tmpfs", target: "/t", size: 1024 * 1024 },
+    { kind: "bind", source: "/c", target: "/d", readonly: false },
+  ]);
+  assert.deepEqual(options.env, { X: "1" });
+  assert.deepEqual(options.user, { uid: 5, gid: 6 });
+  assert.equal(options.cpuTimeMs, 1500);
+  assert.deepEqual(parseCommandLine(["run", "--help"]), { kind: "help", topic: "run" });
+  assert.deepEqual(parseCommandLine(["run", "--", "--help"]).kind, "run");
+  assert.deepEqual(parseCommandLine(["--version"]), { kind: "version" });
+});
