@@ -38,6 +38,7 @@
 
 export { Cgroup, type CpuUsage, findCgroup2Mount, type MemoryEvents } from "./src/cgroup.ts";
 export { Container, type ContainerOptions, type ProcessOptions } from "./src/container.ts";
+export type { NetworkAttachment, NetworkManager } from "./src/network.ts";
 export { SboxError, type SboxErrorOptions } from "./src/error.ts";
 export {
   BaseMounts,

@@ -72,6 +72,7 @@ fn step(ctx: *Context, index: u32, op: *const program.Op) usize {
         .unshare => linux.syscall1(.unshare, a[0]),
         .prctl => linux.syscall5(.prctl, a[0], a[1], a[2], 0, 0),
         .fork => fork(ctx, index, op),
+        .write_file => writeFile(a[0], a[1], a[2]),
     };
 }
 
@@ -149,6 +150,23 @@ fn touch(path: u64, mode: u64) usize {
     const fd = linux.syscall4(.openat, at_fdcwd, path, flags, mode);
     if (errnoOf(fd) != null) return fd;
     return linux.syscall1(.close, fd);
+}
+
+fn writeFile(path: u64, data: u64, mode: u64) usize {
+    const flags: u32 = @bitCast(linux.O{ .ACCMODE = .WRONLY, .CREAT = true, .TRUNC = true, .CLOEXEC = true, .NOCTTY = true });
+    const fd = linux.syscall4(.openat, at_fdcwd, path, flags, mode);
+    if (errnoOf(fd) != null) return fd;
+    defer _ = linux.syscall1(.close, fd);
+    var rest = std.mem.span(@as([*:0]const u8, @ptrFromInt(data)));
+    while (rest.len > 0) {
+        const n = linux.syscall3(.write, fd, @intFromPtr(rest.ptr), rest.len);
+        if (errnoOf(n)) |e| {
+            if (e == @intFromEnum(linux.E.INTR)) continue;
+            return n;
+        }
+        rest = rest[n..];
+    }
+    return 0;
 }
 
 fn pivotRoot(new_root: u64) usize {

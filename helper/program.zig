@@ -77,11 +77,15 @@ pub const Code = enum(u32) {
     unshare = 18,
     /// prctl(args[0], args[1], args[2]).
     prctl = 19,
+    /// Write args[1] (a string) to file args[0], created with mode args[2]
+    /// and truncated: e.g. /etc/resolv.conf in the container's upper layer.
+    write_file = 20,
 
     pub fn stringArgs(code: Code) u6 {
         return switch (code) {
             .mount => 0b10111,
             .mkdir, .touch, .pivot_root, .sethostname, .chdir => 0b1,
+            .write_file => 0b11,
             .symlink => 0b11,
             .exec => 0b1001,
             else => 0,

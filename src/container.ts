@@ -15,6 +15,7 @@ import { checkStdio, InitProcess, Process, type Stdio, StdioPlan } from "./proce
 import { CLONE, MS, ProgramBuilder } from "./program.ts";
 import { close, stat } from "./sys.ts";
 import { isMapped, type UserMapper } from "./user.ts";
+import type { NetworkAttachment, NetworkManager } from "./network.ts";
 
 /** Options of {@linkcode Container.create}. */
 export interface ContainerOptions {
@@ -28,6 +29,8 @@ export interface ContainerOptions {
   mounts?: Mount[];
   /** Hostname inside; default "sbox". */
   hostname?: string;
+  /** Connects the network namespace; without one only `lo` is up. */
+  network?: NetworkManager;
 }
 
 /** Options of {@linkcode Container.start} and {@linkcode Container.exec}. */
@@ -106,6 +109,9 @@ export class Container implements AsyncDisposable {
   readonly mounts: readonly Mount[];
   /** Its hostname. */
   readonly hostname: string;
+  /** Its network manager, if any. */
+  readonly network: NetworkManager | undefined;
+  #network: NetworkAttachment | undefined;
   #init: InitProcess | undefined;
   readonly #processes = new Set<Process>();
   readonly #createdCgroups: Cgroup[] = [];
@@ -117,6 +123,7 @@ export class Container implements AsyncDisposable {
     this.userMapper = options.userMapper;
     this.mounts = [...(options.mounts ?? [])];
     this.hostname = options.hostname ?? "sbox";
+    this.network = options.network;
   }
 
   /** Validates the options; creates no process. */
@@ -144,10 +151,14 @@ export class Container implements AsyncDisposable {
       b.pivotRoot(this.rootfs);
       b.sethostname(this.hostname);
       b.loopbackUp();
+      this.network?.compile(b);
       compileProcessTail(b, p, stdio, this.userMapper.setgroupsAllowed);
     });
     this.#init = new InitProcess(launched.process, launched.parentFds);
     this.#processes.add(this.#init);
+    // The network lives as long as the init: its end ends the namespace.
+    const attachment = this.#network;
+    if (attachment) this.#init.status.finally(() => attachment.stop());
     return this.#init;
   }
 
@@ -185,6 +196,7 @@ export class Container implements AsyncDisposable {
       }
     }
     await Promise.all([...this.#processes].map((p) => p.dispose()));
+    await this.#network?.stop();
     for (const cgroup of this.#createdCgroups.reverse()) await cgroup.remove();
   }
 
@@ -214,6 +226,12 @@ export class Container implements AsyncDisposable {
       throw SboxError.invalidOption("cgroup", "the container has no cgroup to make a child cgroup in");
     }
     return p;
+  }
+
+  /** While the init waits: its id maps, then its network. */
+  async #prepareInit(pid: number): Promise<void> {
+    await this.userMapper.map(pid);
+    if (this.network) this.#network = await this.network.attach(pid);
   }
 
   /** Creates the process's cgroup and stdio, then runs the launch sequence. */
@@ -248,7 +266,7 @@ export class Container implements AsyncDisposable {
         cgroupFd: joining ? -1 : cgroupFd,
         sync: !joining,
         childFds: [...plan.childFds, cgroupFd],
-        beforeStart: joining ? undefined : (pid) => this.userMapper.map(pid),
+        beforeStart: joining ? undefined : (pid) => this.#prepareInit(pid),
         program: (sync) => {
           const b = new ProgramBuilder();
           compile(b, sync, plan, cgroupFd);
@@ -262,6 +280,10 @@ export class Container implements AsyncDisposable {
       if (stdio) { for (const fd of stdio.parentFds) close(fd); }
       else close(cgroupFd);
       if (created) await created.remove();
+      if (!joining) {
+        await this.#network?.stop();
+        this.#network = undefined;
+      }
       throw err;
     }
   }

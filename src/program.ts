@@ -31,6 +31,7 @@ export const OpCode: {
   readonly fork: 17;
   readonly unshare: 18;
   readonly prctl: 19;
+  readonly write_file: 20;
 } = {
   wait_parent: 1,
   mount: 2,
@@ -51,6 +52,7 @@ export const OpCode: {
   fork: 17,
   unshare: 18,
   prctl: 19,
+  write_file: 20,
 } as const;
 
 /** The name of a setup step, as reported in {@linkcode SboxError.step}. */
@@ -231,6 +233,11 @@ export class ProgramBuilder {
   /** unshare(2). */
   unshare(flags: bigint, what: string): this {
     return this.#push(OpCode.unshare, [flags], what);
+  }
+
+  /** Writes `text` to `path` (created with `mode`, truncated). */
+  writeFile(path: string, text: string, mode = 0o644): this {
+    return this.#push(OpCode.write_file, [{ str: path }, { str: text }, mode], `cannot write ${path}`);
   }
 
   /** prctl(2). */
