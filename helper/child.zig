@@ -31,6 +31,13 @@ pub fn spawnEntry(arg: usize) callconv(.c) u8 {
     run(@ptrFromInt(arg));
 }
 
+/// Entry of the command started by a `reaper` op: it inherits the reaper's
+/// blocked mask and no-op handlers, so reset them like spawnEntry does.
+fn reaperChildEntry(arg: usize) callconv(.c) u8 {
+    resetSignals();
+    run(@ptrFromInt(arg));
+}
+
 /// Entry of the process made by a `fork` op: it inherits default handlers.
 fn forkEntry(arg: usize) callconv(.c) u8 {
     run(@ptrFromInt(arg));
@@ -73,6 +80,7 @@ fn step(ctx: *Context, index: u32, op: *const program.Op) usize {
         .prctl => linux.syscall5(.prctl, a[0], a[1], a[2], 0, 0),
         .fork => fork(ctx, index, op),
         .write_file => writeFile(a[0], a[1], a[2]),
+        .reaper => reaper(ctx, index),
     };
 }
 
@@ -253,4 +261,91 @@ fn fork(ctx: *Context, index: u32, op: *const program.Op) usize {
     const record = program.Record{ .kind = .forked, .op_index = index, .code = @intFromEnum(op.code), .value = @intCast(pid) };
     _ = linux.syscall3(.write, @bitCast(@as(isize, ctx.result_fd)), @intFromPtr(&record), @sizeOf(program.Record));
     exit(0);
+}
+
+fn noopHandler(_: i32) callconv(.c) void {}
+
+fn report(fd: i32, kind: program.RecordKind, index: u32, value: i32) void {
+    const record = program.Record{ .kind = kind, .op_index = index, .code = @intFromEnum(program.Code.reaper), .value = value };
+    _ = linux.syscall3(.write, @bitCast(@as(isize, fd)), @intFromPtr(&record), @sizeOf(program.Record));
+}
+
+/// pid 1 of the container when the command should not be pid 1 itself: the
+/// kernel drops signals that a namespace's init sends itself (abort(),
+/// `kill -9 $$`), so a command running as pid 1 cannot die of them and its
+/// end would be misreported. Runs until the command ends, then exits, which
+/// ends the pid namespace.
+fn reaper(ctx: *Context, index: u32) usize {
+    const sig_all: u64 = ~@as(u64, 0);
+    // A handler that is not SIG_DFL makes the kernel deliver signals to
+    // pid 1; all are blocked, so they queue for the signalfd instead.
+    var rc = linux.syscall4(.rt_sigprocmask, linux.SIG.SETMASK, @intFromPtr(&sig_all), 0, 8);
+    if (errnoOf(rc) != null) return rc;
+    const KSigaction = extern struct { handler: usize, flags: c_ulong, restorer: usize, mask: u64 };
+    const catching = KSigaction{ .handler = @intFromPtr(&noopHandler), .flags = 0x04000000, .restorer = @intFromPtr(&noopHandler), .mask = sig_all };
+    var sig: usize = 1;
+    while (sig < linux.NSIG) : (sig += 1) {
+        if (sig == linux.SIG.KILL or sig == linux.SIG.STOP) continue;
+        _ = linux.syscall4(.rt_sigaction, sig, @intFromPtr(&catching), 0, 8);
+    }
+    const sfd = linux.syscall4(.signalfd4, @bitCast(@as(isize, -1)), @intFromPtr(&sig_all), 8, linux.SFD.CLOEXEC);
+    if (errnoOf(sfd) != null) return sfd;
+
+    // The command reports a failed step to us through a close-on-exec pipe:
+    // a record means it failed, end-of-file alone means it exec'd.
+    var exec_pipe: [2]i32 = undefined;
+    rc = linux.syscall2(.pipe2, @intFromPtr(&exec_pipe), @as(u32, @bitCast(linux.O{ .CLOEXEC = true })));
+    if (errnoOf(rc) != null) return rc;
+    const result_fd = ctx.result_fd;
+    ctx.result_fd = exec_pipe[1];
+    ctx.resume_at = index + 1;
+    var args = clone.CloneArgs{
+        .flags = linux.CLONE.VM,
+        .exit_signal = linux.SIG.CHLD,
+        .stack = ctx.fork_stack,
+        .stack_size = ctx.fork_stack_len,
+    };
+    const child = clone.clone3(&args, reaperChildEntry, @intFromPtr(ctx));
+    if (errnoOf(child) != null) {
+        ctx.result_fd = result_fd;
+        return child;
+    }
+    // ctx stays pointed at the exec pipe: the command shares this memory and
+    // reads ctx.result_fd when a step fails. We keep result_fd ourselves.
+    _ = linux.syscall1(.close, @bitCast(@as(isize, exec_pipe[1])));
+
+    var failure: program.Record = undefined;
+    var got: usize = 0;
+    while (true) {
+        got = linux.syscall3(.read, @bitCast(@as(isize, exec_pipe[0])), @intFromPtr(&failure), @sizeOf(program.Record));
+        if (errnoOf(got) != @intFromEnum(linux.E.INTR)) break;
+    }
+    _ = linux.syscall1(.close, @bitCast(@as(isize, exec_pipe[0])));
+    if (got == @sizeOf(program.Record)) {
+        // Pass the command's failure on as if it were ours, and end.
+        _ = linux.syscall3(.write, @bitCast(@as(isize, result_fd)), @intFromPtr(&failure), @sizeOf(program.Record));
+        exit(1);
+    }
+    report(result_fd, .started, index, @intCast(child));
+
+    var info: [128]u8 align(8) = undefined;
+    while (true) {
+        const n = linux.syscall3(.read, sfd, @intFromPtr(&info), info.len);
+        if (errnoOf(n) != null) continue;
+        const signo = std.mem.readInt(u32, info[0..4], .little);
+        if (signo != linux.SIG.CHLD) {
+            _ = linux.syscall2(.kill, child, signo);
+            continue;
+        }
+        // Reap everything that ended: the command, and orphans it left us.
+        while (true) {
+            var status: u32 = 0;
+            const pid = linux.syscall4(.wait4, @bitCast(@as(isize, -1)), @intFromPtr(&status), 1 | 0x40000000, 0);
+            if (errnoOf(pid) != null or pid == 0) break;
+            if (pid == child) {
+                report(result_fd, .exited, index, @bitCast(status));
+                exit(0);
+            }
+        }
+    }
 }

@@ -80,6 +80,10 @@ pub const Code = enum(u32) {
     /// Write args[1] (a string) to file args[0], created with mode args[2]
     /// and truncated: e.g. /etc/resolv.conf in the container's upper layer.
     write_file = 20,
+    /// Become a minimal init: clone3 the process that runs the remaining
+    /// ops, report `started` once it has exec'd, forward signals to it, reap
+    /// orphans, and report its wait status (`exited`) when it ends.
+    reaper = 21,
 
     pub fn stringArgs(code: Code) u6 {
         return switch (code) {
@@ -119,13 +123,17 @@ pub const Record = extern struct {
     kind: RecordKind,
     op_index: u32,
     code: u32,
-    /// errno for `failed`, the new pid for `forked`.
+    /// errno for `failed`, a pid for `forked`/`started`, a wait status for `exited`.
     value: i32,
 };
 
 pub const RecordKind = enum(u32) {
     failed = 1,
     forked = 2,
+    /// From a reaper: the command has exec'd; `value` is its pid inside.
+    started = 3,
+    /// From a reaper: the command ended; `value` is its raw wait status.
+    exited = 4,
 };
 
 pub const LinkError = error{ BadHeader, BadOp, BadOffset, BadString, BadArray, NoExec };

@@ -49,6 +49,15 @@ export interface ProcessOptions {
   groups?: number[];
   /** Name of a child cgroup of the container's cgroup to run in (created if missing). */
   cgroup?: string;
+  /**
+   * `start()` only. When true, pid 1 of the container is a minimal init from
+   * the helper that runs the command as its child (pid 2), forwards signals
+   * to it and reaps orphans. The status is then exactly the command's: a
+   * command that kills itself (`abort()`, `kill -9 $$`) is reported killed by
+   * that signal, which a pid 1 cannot receive from inside its own namespace.
+   * Default false: the command is pid 1, as in sbox.
+   */
+  reaper?: boolean;
   /** Default "inherit". */
   stdin?: Stdio;
   /** Default "inherit". */
@@ -152,6 +161,7 @@ export class Container implements AsyncDisposable {
       b.sethostname(this.hostname);
       b.loopbackUp();
       this.network?.compile(b);
+      if (options.reaper) b.reaper();
       compileProcessTail(b, p, stdio, this.userMapper.setgroupsAllowed);
     });
     this.#init = new InitProcess(launched.process, launched.parentFds);
@@ -388,6 +398,9 @@ export function checkProcessOptions(options: ProcessOptions): CheckedProcess {
     (typeof cgroup !== "string" || !/^[A-Za-z0-9_.-]+$/.test(cgroup) || /^\.+$/.test(cgroup))
   ) {
     throw SboxError.invalidOption("cgroup", `must be a plain cgroup name, got ${JSON.stringify(cgroup)}`);
+  }
+  if (options.reaper !== undefined && typeof options.reaper !== "boolean") {
+    throw SboxError.invalidOption("reaper", `must be a boolean, got ${JSON.stringify(options.reaper)}`);
   }
   const groups = options.groups ?? [];
   if (!Array.isArray(groups)) throw SboxError.invalidOption("groups", "must be an array of ids");

@@ -20,7 +20,7 @@ import { helper } from "./ffi.ts";
 import { SboxError } from "./error.ts";
 import { describeErrno } from "./errno.ts";
 import { CLONE, type Program, ProgramBuilder } from "./program.ts";
-import { readRecords } from "./protocol.ts";
+import { type ChildRecord, RecordReader } from "./protocol.ts";
 import { reactor } from "./reactor.ts";
 import {
   close,
@@ -62,6 +62,15 @@ export interface SyncPipe {
 export interface Launched {
   pid: number;
   pidfd: number;
+  /** For a reaper: the result pipe, still open; `exited` will come through it. */
+  channel?: StatusChannel;
+}
+
+/** The open result pipe of a reaper and how to let it go after end-of-file. */
+export interface StatusChannel {
+  reader: RecordReader;
+  /** Closes the pipe and frees the child stack: only after end-of-file. */
+  release(): void;
 }
 
 const SIGKILL = 9;
@@ -111,7 +120,17 @@ export async function launch(spec: LaunchSpec): Promise<Launched> {
   const pidfd = Number(out[0] >> 32n);
   const stack = BigInt.asUintN(64, out[1]);
 
-  let records;
+  const reader = new RecordReader(resultRead);
+  // Only once every process that runs on the child stack has exec'd or
+  // exited may it be freed: that is when the result pipe reaches end-of-file.
+  const release = () => {
+    reactor().close(resultRead);
+    lib.sbox_stack_free(stack);
+  };
+  const drain = async () => {
+    while (await reader.next().catch(() => undefined));
+  };
+  const records: ChildRecord[] = [];
   try {
     if (spec.beforeStart) {
       try {
@@ -121,7 +140,6 @@ export async function launch(spec: LaunchSpec): Promise<Launched> {
         close(syncWrite);
         syncWrite = -1;
         pidfdSignal(pidfd, SIGKILL);
-        await readRecords(resultRead).catch(() => []);
         throw err;
       }
     }
@@ -130,23 +148,25 @@ export async function launch(spec: LaunchSpec): Promise<Launched> {
       close(syncWrite);
       syncWrite = -1;
     }
-    records = await readRecords(resultRead);
+    for (let record = await reader.next(); record; record = await reader.next()) {
+      records.push(record);
+      // A reaper keeps the pipe open for the container's life.
+      if (record.kind === "started") return { pid, pidfd, channel: { reader, release } };
+    }
   } catch (err) {
     close(syncWrite);
-    reactor().close(resultRead);
     pidfdSignal(pidfd, SIGKILL);
+    await drain();
+    release();
     await reap(pidfd);
-    lib.sbox_stack_free(stack);
     throw err;
   }
-  // End-of-file: every process that ran on the stack has exec'd or exited.
-  reactor().close(resultRead);
-  lib.sbox_stack_free(stack);
+  release();
 
   const failed = records.find((r) => r.kind === "failed");
   const forked = records.find((r) => r.kind === "forked");
   if (forked) await reap(pidfd); // the go-between of a fork op exits at once
-  if (failed) {
+  if (failed?.kind === "failed") {
     if (forked) await reap(pidfdOpen(forked.pid));
     else await reap(pidfd);
     const { step, what } = program.describe(failed.opIndex);

@@ -7,7 +7,7 @@
  */
 
 import { SboxError } from "./error.ts";
-import type { Launched } from "./launch.ts";
+import type { Launched, StatusChannel } from "./launch.ts";
 import { reactor } from "./reactor.ts";
 import { type SignalLike, signalName, signalNumber } from "./signal.ts";
 import {
@@ -146,16 +146,27 @@ export class Process {
     this.stdin = parentFds[0] >= 0 ? this.#writable(parentFds[0]) : null;
     this.stdout = parentFds[1] >= 0 ? this.#readable(parentFds[1]) : null;
     this.stderr = parentFds[2] >= 0 ? this.#readable(parentFds[2]) : null;
-    this.status = this.#wait();
+    this.status = this.#wait(launched.channel);
   }
 
-  async #wait(): Promise<ProcessStatus> {
+  async #wait(channel: StatusChannel | undefined): Promise<ProcessStatus> {
+    // Under a reaper, the command's own end arrives as an `exited` record
+    // before the reaper (pid 1) exits; without one, the reaper's own end
+    // (killed from the host) is the answer.
+    let commandStatus: number | undefined;
+    if (channel) {
+      for (let record = await channel.reader.next(); record; record = await channel.reader.next()) {
+        if (record.kind === "exited") commandStatus = record.waitStatus;
+      }
+      channel.release();
+    }
     for (;;) {
       const result = waitPidfd(this.#pidfd, false);
       if (result) {
         // Mark first: once the pidfd is closed its number may be reused.
         this.#reaped = true;
         reactor().close(this.#pidfd);
+        if (commandStatus !== undefined) return fromWaitStatus(commandStatus);
         if (result.code === 1) return { success: result.status === 0, code: result.status, signal: null };
         return { success: false, code: 128 + result.status, signal: signalName(result.status) };
       }
@@ -248,6 +259,16 @@ export class InitProcess extends Process {
     super(launched, parentFds);
     this.pidfd = launched.pidfd;
   }
+}
+
+/** Decodes a raw wait status (exit code in bits 8-15, or a signal in bits 0-6). */
+function fromWaitStatus(status: number): ProcessStatus {
+  const signal = status & 0x7f;
+  if (signal === 0) {
+    const code = (status >> 8) & 0xff;
+    return { success: code === 0, code, signal: null };
+  }
+  return { success: false, code: 128 + signal, signal: signalName(signal) };
 }
 
 async function collect(stream: ReadableStream<Uint8Array> | null): Promise<Uint8Array> {

@@ -32,6 +32,7 @@ export const OpCode: {
   readonly unshare: 18;
   readonly prctl: 19;
   readonly write_file: 20;
+  readonly reaper: 21;
 } = {
   wait_parent: 1,
   mount: 2,
@@ -53,6 +54,7 @@ export const OpCode: {
   unshare: 18,
   prctl: 19,
   write_file: 20,
+  reaper: 21,
 } as const;
 
 /** The name of a setup step, as reported in {@linkcode SboxError.step}. */
@@ -238,6 +240,14 @@ export class ProgramBuilder {
   /** Writes `text` to `path` (created with `mode`, truncated). */
   writeFile(path: string, text: string, mode = 0o644): this {
     return this.#push(OpCode.write_file, [{ str: path }, { str: text }, mode], `cannot write ${path}`);
+  }
+
+  /**
+   * Become a minimal pid 1 that runs the rest of the program as its child,
+   * forwards signals to it, reaps orphans and reports how it ended.
+   */
+  reaper(): this {
+    return this.#push(OpCode.reaper, [], "cannot start the init process");
   }
 
   /** prctl(2). */

@@ -8,6 +8,10 @@
  * - `forked`: the pid of the process that runs the rest of the program.
  * - end-of-file with no `failed` record: the program is running.
  *
+ * A `reaper` op (a minimal pid 1 that runs the command as its child) keeps
+ * the pipe open for the container's life: it writes `started` once the
+ * command has exec'd, and `exited` with the command's wait status at the end.
+ *
  * @module
  */
 
@@ -17,45 +21,61 @@ import { check, EAGAIN, EINTR, tryRead } from "./sys.ts";
 /** A decoded record from the child (see `Record` in helper/program.zig). */
 export type ChildRecord =
   | { kind: "failed"; opIndex: number; opCode: number; errno: number }
-  | { kind: "forked"; opIndex: number; pid: number };
+  | { kind: "forked"; opIndex: number; pid: number }
+  | { kind: "started"; opIndex: number; pid: number }
+  | { kind: "exited"; opIndex: number; waitStatus: number };
 
 const RECORD_BYTES = 16;
-const KIND_FAILED = 1;
-const KIND_FORKED = 2;
+const KINDS = ["failed", "forked", "started", "exited"] as const;
 
 /** Decodes one record; throws on an unknown kind (a helper/TS mismatch). */
 export function decodeRecord(bytes: Uint8Array): ChildRecord {
   const view = new DataView(bytes.buffer, bytes.byteOffset, RECORD_BYTES);
-  const kind = view.getUint32(0, true);
+  const kind = KINDS[view.getUint32(0, true) - 1];
   const opIndex = view.getUint32(4, true);
   const opCode = view.getUint32(8, true);
   const value = view.getInt32(12, true);
-  if (kind === KIND_FAILED) return { kind: "failed", opIndex, opCode, errno: value };
-  if (kind === KIND_FORKED) return { kind: "forked", opIndex, pid: value };
-  throw new Error(`sbox internal error: unknown record kind ${kind}`);
+  switch (kind) {
+    case "failed":
+      return { kind, opIndex, opCode, errno: value };
+    case "forked":
+    case "started":
+      return { kind, opIndex, pid: value };
+    case "exited":
+      return { kind, opIndex, waitStatus: value };
+  }
+  throw new Error(`sbox internal error: unknown record kind ${view.getUint32(0, true)}`);
 }
 
-/** Reads every record from the nonblocking result pipe until end-of-file. */
-export async function readRecords(fd: number): Promise<ChildRecord[]> {
-  const records: ChildRecord[] = [];
-  const buf = new Uint8Array(RECORD_BYTES * 4);
-  let pending = new Uint8Array(0);
-  for (;;) {
-    const n = tryRead(fd, buf);
-    if (n === -EAGAIN) {
-      await reactor().readable(fd);
-      continue;
+/** Reads records from the nonblocking result pipe, one at a time. */
+export class RecordReader {
+  readonly fd: number;
+  readonly #buf = new Uint8Array(RECORD_BYTES * 4);
+  #pending = new Uint8Array(0);
+
+  /** Reads from `fd`, which must be nonblocking. */
+  constructor(fd: number) {
+    this.fd = fd;
+  }
+
+  /** The next record, or `undefined` at end-of-file. */
+  async next(): Promise<ChildRecord | undefined> {
+    while (this.#pending.length < RECORD_BYTES) {
+      const n = tryRead(this.fd, this.#buf);
+      if (n === -EAGAIN) {
+        await reactor().readable(this.fd);
+        continue;
+      }
+      if (n === -EINTR) continue;
+      check(n, "result", "cannot read the result pipe");
+      if (n === 0) return undefined;
+      const joined = new Uint8Array(this.#pending.length + n);
+      joined.set(this.#pending);
+      joined.set(this.#buf.subarray(0, n), this.#pending.length);
+      this.#pending = joined;
     }
-    if (n === -EINTR) continue;
-    check(n, "result", "cannot read the result pipe");
-    if (n === 0) return records;
-    const joined = new Uint8Array(pending.length + n);
-    joined.set(pending);
-    joined.set(buf.subarray(0, n), pending.length);
-    let offset = 0;
-    for (; offset + RECORD_BYTES <= joined.length; offset += RECORD_BYTES) {
-      records.push(decodeRecord(joined.subarray(offset, offset + RECORD_BYTES)));
-    }
-    pending = joined.slice(offset);
+    const record = decodeRecord(this.#pending.subarray(0, RECORD_BYTES));
+    this.#pending = this.#pending.slice(RECORD_BYTES);
+    return record;
   }
 }

@@ -159,7 +159,7 @@ Deno.test("cli: the default root is the host's, and writes to it vanish", async 
   const [top, usr, osRelease, hostname, pid, binLink, tmpEntries, tmpTmpfs] = result.stdout.trimEnd().split(
     "\n",
   );
-  assert.deepEqual([top, usr, osRelease, hostname, pid], ["top", "usr", "etc", "sbox", "1"]);
+  assert.deepEqual([top, usr, osRelease, hostname, pid], ["top", "usr", "etc", "sbox", "2"]);
   // Symbolic links of the host's root are there as links.
   assert.equal(binLink, Deno.lstatSync("/bin").isSymlink ? Deno.readLinkSync("/bin") : "none");
   // /tmp is a fresh, empty tmpfs.
@@ -320,11 +320,16 @@ Deno.test("cli: exit status 0 and the command's own (7)", async () => {
   assert.equal(seven.stderr, "");
 });
 
-Deno.test("cli: 137 for a process killed by SIGKILL (kill -9 $$ in a child shell)", async () => {
-  // The command is the container's pid 1, which ignores signals it sends
-  // itself; a shell below it is an ordinary process.
-  const result = await busybox(["sh", "-c", 'sh -c "kill -9 \\$\\$"; exit $?']);
+Deno.test("cli: 137 for a command killed by SIGKILL it sent itself (kill -9 $$)", async () => {
+  // pid 1 is the reaper, so the command can die of its own signals.
+  const result = await busybox(["--report", "-", "--", "sh", "-c", "kill -9 $$; echo survived"]);
   assert.equal(result.code, 137, result.stderr);
+  assert.equal(result.stdout, "");
+  const sg = report(result.stderr);
+  assert.deepEqual([sg.status, sg.signal], ["SG", "SIGKILL"]);
+  const aborted = await busybox(["--report", "-", "--", "sh", "-c", "kill -ABRT $$"]);
+  assert.equal(aborted.code, 134, aborted.stderr);
+  assert.equal(report(aborted.stderr).signal, "SIGABRT");
 });
 
 Deno.test("cli: 127 when the command is not found, 126 when it cannot be executed", async () => {
@@ -412,7 +417,7 @@ Deno.test("cli: report SG when the command is killed by a signal", async () => {
   const reader = child.stdout.getReader();
   const { value } = await reader.read();
   assert.equal(new TextDecoder().decode(value), "ready\n");
-  // Only SIGKILL reaches a pid 1 from outside its namespace without a handler.
+  // The command (pid 2 inside, under the reaper) killed from the host.
   const [init] = processesWith(marker).filter((pid) =>
     Deno.readTextFileSync(`/proc/${pid}/cmdline`).startsWith("sh")
   );

@@ -354,3 +354,61 @@ Deno.test("OverlayMount rejects half a persistent layer", async () => {
   assert.match(String(err), /give both upperDir and workDir, or neither/);
   Deno.removeSync(dir, { recursive: true });
 });
+
+Deno.test("reaper: the command is pid 2 and its own signals are reported exactly", async () => {
+  await using setup = await busyboxContainer();
+  const run = async (script: string, reaper: boolean) => {
+    const c = await Container.create({
+      rootfs: `${setup.dir}/root`,
+      userMapper: identityMapper(),
+      mounts: [...setup.container.mounts],
+    });
+    try {
+      const init = await c.start({ command: ["/bin/sh", "-c", script], env: ENV, stdout: "piped", reaper });
+      const output = await init.output();
+      return { ...output, out: text(output.stdout) };
+    } finally {
+      await c.destroy();
+    }
+  };
+  const pid = await run("echo $$; exit 7", true);
+  assert.deepEqual([pid.out, pid.code, pid.signal], ["2\n", 7, null]);
+  const killed = await run("kill -9 $$; echo survived", true);
+  assert.deepEqual([killed.out, killed.code, killed.signal], ["", 137, "SIGKILL"]);
+  const aborted = await run("kill -ABRT $$", true);
+  assert.deepEqual([aborted.code, aborted.signal], [134, "SIGABRT"]);
+  // Without the reaper the command is pid 1, which its own signals cannot kill.
+  const asInit = await run("kill -9 $$; echo survived", false);
+  assert.deepEqual([asInit.out, asInit.code], ["survived\n", 0]);
+});
+
+Deno.test("reaper: signals from the host reach the command; failures still reject start()", async () => {
+  await using setup = await busyboxContainer();
+  const init = await setup.container.start({
+    command: [
+      "/bin/sh",
+      "-c",
+      "trap 'echo got-term; exit 42' TERM; echo ready; while :; do sleep 0.05; done",
+    ],
+    env: ENV,
+    stdout: "piped",
+    reaper: true,
+  });
+  const reader = init.stdout!.getReader();
+  assert.equal(text((await reader.read()).value!), "ready\n");
+  init.kill("SIGTERM");
+  let rest = "";
+  for (let r = await reader.read(); !r.done; r = await reader.read()) rest += text(r.value);
+  assert.equal(rest, "got-term\n");
+  assert.deepEqual(await init.status, { success: false, code: 42, signal: null });
+
+  const other = await Container.create({
+    rootfs: `${setup.dir}/root`,
+    userMapper: identityMapper(),
+    mounts: [...setup.container.mounts],
+  });
+  const err = await other.start({ command: ["/bin/nope"], reaper: true }).then(() => undefined, (e) => e);
+  assert.equal(err?.message, "cannot exec /bin/nope: ENOENT (No such file or directory)");
+  assert.equal(err?.step, "exec");
+  await other.destroy();
+});

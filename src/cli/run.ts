@@ -144,6 +144,9 @@ async function execute(
       stdin: stdio.fds[0],
       stdout: stdio.fds[1],
       stderr: stdio.fds[2],
+      // pid 1 is the helper's reaper, so the command dies of its own signals
+      // (abort(), kill -9 $$) and the report says so.
+      reaper: true,
     });
   } catch (err) {
     if (!(err instanceof SboxError && err.step === "exec")) throw err;

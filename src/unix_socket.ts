@@ -1,0 +1,67 @@
+/**
+ * One request on a UNIX stream socket, e.g. slirp4netns's API socket: the
+ * helper library has no socket calls, so socket(2) and connect(2) come from
+ * the C library through FFI (still nothing beyond --allow-ffi); reading and
+ * writing use the helper's wrappers.
+ *
+ * @module
+ */
+
+import { SboxError } from "./error.ts";
+import { check, close, cstr, EINTR, tryRead, writeAll } from "./sys.ts";
+
+const AF_UNIX = 1;
+const SOCK_STREAM = 1;
+const SOCK_CLOEXEC = 0o2000000;
+/** sizeof(struct sockaddr_un): a 2-byte family, then 108 bytes of path. */
+const SOCKADDR_UN_BYTES = 110;
+
+const LIBC_SYMBOLS = {
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  __errno_location: { parameters: [], result: "pointer" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+let libc: Deno.DynamicLibrary<typeof LIBC_SYMBOLS> | undefined;
+
+function c(): Deno.DynamicLibrary<typeof LIBC_SYMBOLS>["symbols"] {
+  libc ??= Deno.dlopen("libc.so.6", LIBC_SYMBOLS);
+  return libc.symbols;
+}
+
+/** The errno of the last failed libc call (as a negative number, like the helper's). */
+function lastErrno(): number {
+  const p = c().__errno_location();
+  return p === null ? -1 : -new Deno.UnsafePointerView(p).getInt32();
+}
+
+/** Connects to the socket at `path`, writes `request`, and returns everything read until end-of-file. */
+export function unixRequest(path: string, request: string): string {
+  const address = new Uint8Array(SOCKADDR_UN_BYTES);
+  const pathBytes = cstr(path);
+  if (pathBytes.length > SOCKADDR_UN_BYTES - 2) {
+    throw new SboxError(`socket path too long: ${path}`, { step: "network" });
+  }
+  new DataView(address.buffer).setUint16(0, AF_UNIX, true);
+  address.set(pathBytes, 2);
+  const fd = c().socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  check(fd < 0 ? lastErrno() : fd, "network", "cannot create a UNIX socket");
+  try {
+    let rc: number;
+    do rc = c().connect(fd, address, SOCKADDR_UN_BYTES); while (rc < 0 && lastErrno() === -EINTR);
+    check(rc < 0 ? lastErrno() : 0, "network", `cannot connect to ${path}`);
+    writeAll(fd, new TextEncoder().encode(request), `cannot write to ${path}`);
+    const chunks: string[] = [];
+    const buf = new Uint8Array(4096);
+    const decoder = new TextDecoder();
+    for (;;) {
+      const n = tryRead(fd, buf);
+      if (n === -EINTR) continue;
+      if (check(n, "network", `cannot read from ${path}`) === 0) break;
+      chunks.push(decoder.decode(buf.subarray(0, n), { stream: true }));
+    }
+    return chunks.join("");
+  } finally {
+    close(fd);
+  }
+}
