@@ -194,6 +194,11 @@ export class Cgroup {
     return /^populated 1$/m.test(this.#read("cgroup.events"));
   }
 
+  /** Whether the memory controller accounts (and may limit) this group's memory. */
+  accountsMemory(): boolean {
+    return stat(`${this.path}/memory.max`) !== undefined;
+  }
+
   /** Controllers available in this group. */
   controllers(): string[] {
     return this.#read("cgroup.controllers").split(/\s+/).filter(Boolean);

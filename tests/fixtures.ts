@@ -5,31 +5,49 @@
  * (fds, children, cgroups, mounts) for leak checks.
  */
 
-import { BaseMounts, Cgroup, Container, OverlayMount, ProcUserMapper } from "../mod.ts";
-import type { UserMapper } from "../mod.ts";
+import {
+  BaseMounts,
+  BinNewIdMapper,
+  Cgroup,
+  Container,
+  OverlayMount,
+  ProcUserMapper,
+  runAsRoot,
+} from "../mod.ts";
+import type { NetworkManager, UserMapper } from "../mod.ts";
 
-const WORK = new URL("./.work/", import.meta.url).pathname;
+/** Scratch space of the tests: tests/.work, or $SBOX_TEST_WORK (e.g. for another user). */
+const WORK = Deno.env.get("SBOX_TEST_WORK")?.replace(/\/*$/, "/") ??
+  new URL("./.work/", import.meta.url).pathname;
 
-/** Builds (once, with tools/busybox-image) and returns a busybox image directory. */
+/**
+ * Builds (once, with tools/busybox-image) and returns a busybox image
+ * directory. Built under a temporary name and renamed into place, so that
+ * test processes running at the same time never see half an image.
+ */
 export function busyboxImage(): string {
   const dir = `${WORK}busybox-image`;
   try {
     Deno.statSync(`${dir}/.complete`);
     return dir;
   } catch {
-    // not built yet: start from scratch
+    // not built yet
   }
-  try {
-    Deno.removeSync(dir, { recursive: true });
-  } catch {
-    // nothing half-built to remove
-  }
+  Deno.mkdirSync(WORK, { recursive: true });
+  const building = Deno.makeTempDirSync({ dir: WORK, prefix: "busybox-image-building-" });
   const script = new URL("../tools/busybox-image", import.meta.url).pathname;
-  const result = new Deno.Command(script, { args: [dir], stderr: "piped" }).outputSync();
+  const result = new Deno.Command(script, { args: [building], stderr: "piped" }).outputSync();
   if (!result.success) {
     throw new Error(`tools/busybox-image failed: ${new TextDecoder().decode(result.stderr)}`);
   }
-  Deno.writeTextFileSync(`${dir}/.complete`, "");
+  Deno.chmodSync(building, 0o755);
+  Deno.writeTextFileSync(`${building}/.complete`, "");
+  try {
+    Deno.renameSync(building, dir);
+  } catch {
+    // Another process finished first: use its image.
+    Deno.removeSync(building, { recursive: true });
+  }
   return dir;
 }
 
@@ -39,10 +57,53 @@ export function scratchDir(prefix: string): string {
   return Deno.makeTempDirSync({ dir: WORK, prefix });
 }
 
-/** Maps container ids 0..65535 to the same host ids (tests run as root). */
+/** Whether the tests run as root. */
+export const isRoot: boolean = Deno.uid() === 0;
+
+/** Whether this user has /etc/subuid and /etc/subgid entries (and so container ids 0..65535). */
+export const hasSubordinateIds: boolean = !isRoot && (() => {
+  const name = Deno.env.get("USER") ?? "";
+  const listed = (file: string) => {
+    try {
+      return Deno.readTextFileSync(file).split("\n").some((line) => {
+        const owner = line.split(":")[0];
+        return owner !== "" && (owner === name || owner === String(Deno.uid()));
+      });
+    } catch {
+      return false;
+    }
+  };
+  return listed("/etc/subuid") && listed("/etc/subgid");
+})();
+
+/** Whether containers can have ids other than root (0): as root, or with subordinate ids. */
+export const canMapManyIds: boolean = isRoot || hasSubordinateIds;
+
+/** Why a test that needs ids other than root is skipped; printed once per skipped test. */
+export function skipWithoutManyIds(name: string): boolean {
+  if (canMapManyIds) return false;
+  console.log(`skipping "${name}": uid ${Deno.uid()} has no subordinate ids, only container root exists`);
+  return true;
+}
+
+/** Skips (with a printed reason) a test that needs root. */
+export function skipUnlessRoot(name: string): boolean {
+  if (isRoot) return false;
+  console.log(`skipping "${name}": needs root (uid ${Deno.uid()})`);
+  return true;
+}
+
+/**
+ * Maps container ids 0..65535 to the same host ids as root; as a user,
+ * the mapper `sbox run` would pick: with subordinate ids container root
+ * is the user and 1..65535 the subordinate range, without them only root.
+ */
 export function identityMapper(): UserMapper {
-  const map = [{ containerId: 0, hostId: 0, size: 65536 }];
-  return new ProcUserMapper({ uidMap: map, gidMap: map });
+  if (isRoot) {
+    const map = [{ containerId: 0, hostId: 0, size: 65536 }];
+    return new ProcUserMapper({ uidMap: map, gidMap: map });
+  }
+  return hasSubordinateIds ? BinNewIdMapper.newRootSubid() : ProcUserMapper.newRoot();
 }
 
 let counter = 0;
@@ -65,18 +126,20 @@ export interface BusyboxSetup extends AsyncDisposable {
 
 /** A container on a busybox overlay with base mounts and its own cgroup. */
 export async function busyboxContainer(
-  options: { userMapper?: UserMapper; hostname?: string; cgroup?: boolean } = {},
+  options: { userMapper?: UserMapper; hostname?: string; cgroup?: boolean; network?: NetworkManager } = {},
 ): Promise<BusyboxSetup> {
   const image = busyboxImage();
   const dir = scratchDir("c-");
   for (const sub of ["root", "upper", "work"]) Deno.mkdirSync(`${dir}/${sub}`);
   const cgroup = testCgroup();
+  const userMapper = options.userMapper ?? identityMapper();
   const container = await Container.create({
     rootfs: `${dir}/root`,
     cgroup: options.cgroup === false ? undefined : cgroup,
-    userMapper: options.userMapper ?? identityMapper(),
+    userMapper,
     mounts: [new OverlayMount([image], `${dir}/upper`, `${dir}/work`), new BaseMounts()],
     hostname: options.hostname,
+    network: options.network,
   });
   return {
     container,
@@ -87,9 +150,19 @@ export async function busyboxContainer(
     async [Symbol.asyncDispose]() {
       await container.destroy();
       await cgroup.remove();
-      Deno.removeSync(dir, { recursive: true });
+      await removeScratch(dir, userMapper);
     },
   };
+}
+
+/**
+ * Removes a scratch directory. A user cannot remove what the container
+ * wrote as other ids (or overlayfs's mode-000 work dir) directly: that goes
+ * through runAsRoot with the container's mapper, as a user would do it.
+ */
+export async function removeScratch(dir: string, mapper: UserMapper = identityMapper()): Promise<void> {
+  if (isRoot) return Deno.removeSync(dir, { recursive: true });
+  await runAsRoot(mapper, ["/bin/rm", "-rf", dir]);
 }
 
 /** Text of captured output. */
@@ -105,7 +178,11 @@ export function snapshot(): { fds: string[]; children: string[]; cgroups: string
     } catch {
       return `${e.name}->?`;
     }
-  }).filter((fd) => !fd.includes("/proc/self/fd") && !fd.includes(`/proc/${Deno.pid}/fd`)).sort();
+  })
+    // Not ours: the directory handle of this very listing ("?" once closed)
+    // and Deno's own sockets; the library never opens a socket here.
+    .filter((fd) => !fd.endsWith("->?") && !fd.includes("/proc/self/fd") && !fd.includes("->socket:"))
+    .sort();
   const children: string[] = [];
   for (const task of Deno.readDirSync("/proc/self/task")) {
     const list = Deno.readTextFileSync(`/proc/self/task/${task.name}/children`).trim();

@@ -1,0 +1,193 @@
+/**
+ * Real cgroup v2 limits, proven on a real kernel: run inside the VM tier
+ * (`tools/vm/run deno test -A tests/vm_limits_test.ts`), whose cgroup2 has
+ * the memory, pids and cpu controllers. On a host without them these tests
+ * fail, as they should: the point is to prove the limits.
+ */
+
+import assert from "node:assert/strict";
+import { BaseMounts, Cgroup, Container, OverlayMount } from "../mod.ts";
+import { busyboxImage, identityMapper, scratchDir } from "./fixtures.ts";
+
+const SBOX = new URL("../sbox.ts", import.meta.url).pathname;
+const ENV = { PATH: "/bin:/usr/bin" };
+const MiB = 1024 * 1024;
+
+/** A fresh cgroup below ours, with the limit controllers enabled for it. */
+function limitedCgroup(name: string): Cgroup {
+  const parent = Cgroup.current().parent();
+  const cgroup = parent.child(`vm-${name}-${crypto.randomUUID().slice(0, 6)}`);
+  cgroup.create();
+  return cgroup;
+}
+
+/**
+ * Runs `sbox run` on the busybox image with a JSON report on stderr. Its
+ * parent cgroup is a fresh, empty one: ours holds this test process, and a
+ * cgroup with processes cannot enable controllers for its children.
+ */
+async function sbox(args: string[]) {
+  const parent = limitedCgroup("cli");
+  try {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-ffi",
+        SBOX,
+        "run",
+        "--rootfs",
+        busyboxImage(),
+        "--cgroup",
+        parent.path,
+        "--report",
+        "-",
+        ...args,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(output.stderr);
+    const report = JSON.parse(stderr.trim().split("\n").at(-1)!);
+    return { code: output.code, stdout: new TextDecoder().decode(output.stdout), stderr, report };
+  } finally {
+    await parent.remove();
+  }
+}
+
+Deno.test("sbox test_cgroup: subtree controllers start empty, then cpu memory pids", async () => {
+  const cgroup = limitedCgroup("subtree");
+  try {
+    assert.deepEqual(cgroup.subtreeControllers(), []);
+    for (const name of ["cpu", "memory", "pids"]) assert.ok(cgroup.controllers().includes(name), name);
+    cgroup.addSubtreeControllers(["cpu", "memory", "pids"]);
+    assert.deepEqual(cgroup.subtreeControllers().sort(), ["cpu", "memory", "pids"]);
+    const child = cgroup.child("leaf");
+    child.create();
+    child.setMemoryLimit(64 * MiB);
+    child.setMemoryGuarantee(MiB);
+    child.setSwapMemoryLimit(0);
+    child.setPidsLimit(10);
+    child.setCpuLimit(50_000, 100_000);
+    assert.equal(Deno.readTextFileSync(`${child.path}/memory.max`).trim(), String(64 * MiB));
+    assert.equal(Deno.readTextFileSync(`${child.path}/memory.min`).trim(), String(MiB));
+    assert.equal(Deno.readTextFileSync(`${child.path}/memory.swap.max`).trim(), "0");
+    assert.equal(Deno.readTextFileSync(`${child.path}/pids.max`).trim(), "10");
+    assert.equal(Deno.readTextFileSync(`${child.path}/cpu.max`).trim(), "50000 100000");
+    assert.equal(child.memoryCurrent(), 0);
+    assert.deepEqual(child.memoryEvents(), { low: 0, high: 0, max: 0, oom: 0, oomKill: 0, oomGroupKill: 0 });
+  } finally {
+    await cgroup.remove();
+  }
+});
+
+Deno.test("sbox test_container_oom: 256 KiB, no swap: the program dies, memory.events counts it", async () => {
+  const cgroup = limitedCgroup("oom");
+  const dir = scratchDir("oom-");
+  Deno.mkdirSync(`${dir}/root`);
+  try {
+    cgroup.setMemoryLimit(256 * 1024);
+    cgroup.setSwapMemoryLimit(0);
+    await using container = await Container.create({
+      rootfs: `${dir}/root`,
+      cgroup,
+      userMapper: identityMapper(),
+      mounts: [new OverlayMount([busyboxImage()]), new BaseMounts()],
+    });
+    const init = await container.start({
+      // A shell variable of 4 MB: far over the limit.
+      command: ["/bin/sh", "-c", 'x=$(head -c 4000000 /dev/zero | tr "\\0" a); echo success'],
+      env: ENV,
+      stdout: "piped",
+      stderr: "null",
+    });
+    const output = await init.output();
+    assert.doesNotMatch(new TextDecoder().decode(output.stdout), /success/);
+    assert.ok(cgroup.memoryEvents().oom > 0, JSON.stringify(cgroup.memoryEvents()));
+    assert.ok(cgroup.memoryPeak() >= 256 * 1024 - 4096, `peak ${cgroup.memoryPeak()}`);
+  } finally {
+    await cgroup.remove();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("sbox run --memory 256K --swap 0 reports ML", async () => {
+  const result = await sbox([
+    "--memory",
+    "256K",
+    "--swap",
+    "0",
+    "--",
+    "sh",
+    "-c",
+    'x=$(head -c 4000000 /dev/zero | tr "\\0" a); echo success',
+  ]);
+  assert.doesNotMatch(result.stdout, /success/);
+  assert.equal(result.report.status, "ML", result.stderr);
+  assert.equal(result.report.oomKilled, true);
+  assert.ok(result.report.memoryPeakBytes >= 200 * 1024, JSON.stringify(result.report));
+});
+
+Deno.test("64 MiB under --memory 128M succeeds; the reported peak is the cgroup's, within 10% of 64 MiB", async () => {
+  // Pages of a tmpfs file are charged to the writer's cgroup: exactly 64 MiB.
+  const result = await sbox([
+    "--memory",
+    "128M",
+    "--",
+    "sh",
+    "-c",
+    "head -c 67108864 /dev/zero > /dev/shm/x && echo ok",
+  ]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stdout, "ok\n");
+  assert.equal(result.report.status, "OK");
+  const peak = result.report.memoryPeakBytes as number;
+  assert.ok(peak >= 64 * MiB && peak <= 64 * MiB * 1.1, `peak ${peak} bytes`);
+});
+
+Deno.test("a fork bomb under --pids 32 is contained and reported; the machine stays responsive", async () => {
+  const result = await sbox([
+    "--pids",
+    "32",
+    "--wall-time",
+    "3s",
+    "--",
+    "sh",
+    "-c",
+    "bomb() { bomb | bomb & }; while :; do bomb; done",
+  ]);
+  // It cannot grow past 32 processes: forks fail ("can't fork"), and the
+  // shell ends on such a failure or at the wall-clock limit. The report must
+  // say which of the two happened, consistently with the exit status.
+  assert.match(result.stderr, /can't fork: Resource temporarily unavailable/);
+  const expected = result.report.timedOut ? "TO" : result.report.exitCode === 0 ? "OK" : "RE";
+  assert.equal(result.report.status, expected, result.stderr);
+  assert.equal(result.code, result.report.timedOut ? 137 : result.report.exitCode);
+  // Still responsive: a fresh container runs at once.
+  const after = await sbox(["--", "echo", "alive"]);
+  assert.equal(after.stdout, "alive\n");
+});
+
+Deno.test("--cpus 0.5: a busy loop for 2 s of wall time uses about 1 s of CPU", async () => {
+  const result = await sbox(["--cpus", "0.5", "--wall-time", "2s", "--", "sh", "-c", "while :; do :; done"]);
+  assert.equal(result.report.status, "TO", result.stderr);
+  const cpuSeconds = result.report.cpu.usageUsec / 1e6;
+  // Tolerance: cpu.max is enforced per 100 ms period, and the VM's clock runs
+  // under emulation: 0.7 to 1.3 s.
+  assert.ok(cpuSeconds > 0.7 && cpuSeconds < 1.3, `used ${cpuSeconds} s of CPU`);
+});
+
+Deno.test("--time 1s ends a multi-process busy loop with TO", async () => {
+  const result = await sbox([
+    "--time",
+    "1s",
+    "--wall-time",
+    "30s",
+    "--",
+    "sh",
+    "-c",
+    "sh -c 'while :; do :; done' & sh -c 'while :; do :; done' & wait",
+  ]);
+  assert.equal(result.report.status, "TO", result.stderr);
+  assert.match(result.stderr, /CPU-time limit/);
+  assert.ok(result.report.cpu.usageUsec >= 1_000_000, JSON.stringify(result.report.cpu));
+});
