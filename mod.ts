@@ -38,10 +38,19 @@
 
 export { Cgroup, type CpuUsage, findCgroup2Mount, type MemoryEvents } from "./src/cgroup.ts";
 export { Container, type ContainerOptions, type ProcessOptions } from "./src/container.ts";
-export type { NetworkAttachment, NetworkManager } from "./src/network.ts";
+export {
+  CONTAINER_NETWORK,
+  type NetworkAttachment,
+  type NetworkManager,
+  PastaManager,
+  type PublishedPort,
+  Slirp4NetnsManager,
+  type UserModeNetworkOptions,
+} from "./src/network.ts";
 export { SboxError, type SboxErrorOptions } from "./src/error.ts";
 export {
   BaseMounts,
+  type BaseMountsOptions,
   BindMount,
   type Mount,
   OverlayMount,
@@ -59,3 +68,13 @@ export {
 } from "./src/user.ts";
 export type { SignalLike } from "./src/signal.ts";
 export { OpCode, type OpName, type Program, ProgramBuilder } from "./src/program.ts";
+export { CAPABILITIES, DEFAULT_CAPABILITIES } from "./src/security/capabilities.ts";
+export {
+  DEFAULT_SECCOMP_POLICY,
+  type SeccompAction,
+  type SeccompCondition,
+  type SeccompPolicy,
+  type SeccompRule,
+} from "./src/security/policy.ts";
+export { compileSeccomp, type SeccompArch } from "./src/security/seccomp.ts";
+export { DEFAULT_RLIMITS, RLIMIT_RESOURCES, type Rlimits, type RlimitValue } from "./src/security/rlimits.ts";

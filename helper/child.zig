@@ -81,6 +81,11 @@ fn step(ctx: *Context, index: u32, op: *const program.Op) usize {
         .fork => fork(ctx, index, op),
         .write_file => writeFile(a[0], a[1], a[2]),
         .reaper => reaper(ctx, index),
+        .seccomp => installFilter(a[0], a[1]),
+        .capbset_drop => dropBoundingSet(a[0]),
+        .capset => reduceCapabilities(a[0]),
+        .rlimit => setRlimit(a[0], a[1], a[2]),
+        .setsid => linux.syscall0(.setsid),
     };
 }
 
@@ -137,6 +142,12 @@ fn waitParent(fd: i32, parent_end: i32) usize {
 }
 
 fn mount(op: *const program.Op) usize {
+    const rc = mountOrRemount(op);
+    if (op.flags & program.mount_ignore_missing != 0 and errnoOf(rc) == @intFromEnum(linux.E.NOENT)) return 0;
+    return rc;
+}
+
+fn mountOrRemount(op: *const program.Op) usize {
     const a = op.args;
     var flags = a[3];
     if (op.flags & program.mount_keep_locked_flags != 0) {
@@ -151,6 +162,65 @@ fn mount(op: *const program.Op) usize {
         if (st_flags & 4096 != 0) flags |= linux.MS.RELATIME; // ST_RELATIME
     }
     return linux.syscall5(.mount, a[0], a[1], a[2], flags, a[4]);
+}
+
+/// seccomp(SECCOMP_SET_MODE_FILTER) with the filter link() checked. The
+/// kernel copies the filter, so the buffer may go away after this.
+fn installFilter(count: u64, filter: u64) usize {
+    std.debug.assert(count > 0 and count <= program.max_filter_len);
+    const SockFprog = extern struct { len: u16, filter: u64 };
+    const fprog = SockFprog{ .len = @intCast(count), .filter = filter };
+    const set_mode_filter: usize = 1;
+    return linux.syscall3(.seccomp, set_mode_filter, 0, @intFromPtr(&fprog));
+}
+
+const pr_capbset_drop: usize = 24;
+const pr_cap_ambient: usize = 47;
+const pr_cap_ambient_clear_all: usize = 4;
+/// The kernel numbers capabilities below 64 (two 32-bit words in capset).
+const max_capabilities: u32 = 64;
+
+/// Drops from the bounding set every capability not in `keep`. The kernel
+/// answers EINVAL past its last capability, which ends the walk.
+fn dropBoundingSet(keep: u64) usize {
+    var cap: u32 = 0;
+    while (cap < max_capabilities) : (cap += 1) {
+        if (keep & (@as(u64, 1) << @intCast(cap)) != 0) continue;
+        const rc = linux.syscall5(.prctl, pr_capbset_drop, cap, 0, 0, 0);
+        if (errnoOf(rc)) |e| {
+            if (e == @intFromEnum(linux.E.INVAL)) return 0;
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/// Permitted and effective become their intersection with `keep` (after a
+/// setuid to a non-zero id the kernel has already emptied them), the
+/// inheritable and ambient sets become empty: nothing is passed on to a
+/// program through file capabilities that the bounding set would not allow.
+fn reduceCapabilities(keep: u64) usize {
+    const Header = extern struct { version: u32, pid: i32 };
+    const Data = extern struct { effective: u32, permitted: u32, inheritable: u32 };
+    var header = Header{ .version = 0x20080522, .pid = 0 }; // _LINUX_CAPABILITY_VERSION_3
+    var data: [2]Data = undefined;
+    var rc = linux.syscall2(.capget, @intFromPtr(&header), @intFromPtr(&data));
+    if (errnoOf(rc) != null) return rc;
+    for (&data, 0..) |*word, i| {
+        const k: u32 = @truncate(keep >> @intCast(32 * i));
+        word.effective &= k;
+        word.permitted &= k;
+        word.inheritable = 0;
+    }
+    rc = linux.syscall2(.capset, @intFromPtr(&header), @intFromPtr(&data));
+    if (errnoOf(rc) != null) return rc;
+    return linux.syscall5(.prctl, pr_cap_ambient, pr_cap_ambient_clear_all, 0, 0, 0);
+}
+
+fn setRlimit(resource: u64, soft: u64, hard: u64) usize {
+    std.debug.assert(soft <= hard);
+    const limit = [2]u64{ soft, hard };
+    return linux.syscall4(.prlimit64, 0, resource, @intFromPtr(&limit), 0);
 }
 
 fn touch(path: u64, mode: u64) usize {

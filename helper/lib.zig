@@ -196,12 +196,14 @@ export fn sbox_waitid(pidfd: i32, options: u32, out: *[2]i32) isize {
     return 0;
 }
 
-export fn sbox_getids(out: *[4]u32) void {
+/// Writes uid, gid, euid, pid and egid into `out`.
+export fn sbox_getids(out: *[5]u32) void {
     out.* = .{
         @truncate(linux.syscall0(.getuid)),
         @truncate(linux.syscall0(.getgid)),
         @truncate(linux.syscall0(.geteuid)),
         @truncate(linux.syscall0(.getpid)),
+        @truncate(linux.syscall0(.getegid)),
     };
 }
 

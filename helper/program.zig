@@ -16,7 +16,7 @@
 const std = @import("std");
 
 pub const magic: u32 = 0x31584253; // "SBX1"
-pub const version: u32 = 1;
+pub const version: u32 = 2; // 2: security ops (seccomp, capabilities, rlimit, setsid)
 
 /// Explicit limits: a program larger than this is a bug in the compiler.
 pub const max_ops: u32 = 4096;
@@ -84,6 +84,20 @@ pub const Code = enum(u32) {
     /// ops, report `started` once it has exec'd, forward signals to it, reap
     /// orphans, and report its wait status (`exited`) when it ends.
     reaper = 21,
+    /// Install a seccomp filter: args[0] instructions (struct sock_filter,
+    /// 8 bytes each) at args[1]. no_new_privs must be set before (a prctl
+    /// op), so that it needs no privilege. The last op before exec.
+    seccomp = 22,
+    /// Drop every capability whose bit is clear in args[0] from the bounding
+    /// set. Needs CAP_SETPCAP: runs before setuid.
+    capbset_drop = 23,
+    /// Reduce the permitted, effective and inheritable sets to their
+    /// intersection with args[0], and clear the ambient set. After setuid.
+    capset = 24,
+    /// prlimit64(0, args[0] resource, {args[1] soft, args[2] hard}).
+    rlimit = 25,
+    /// setsid(): a new session without a controlling terminal.
+    setsid = 26,
 
     pub fn stringArgs(code: Code) u6 {
         return switch (code) {
@@ -105,6 +119,12 @@ pub const Code = enum(u32) {
 };
 
 pub const mount_keep_locked_flags: u32 = 1;
+/// Mount flags field bit 1: a missing target (ENOENT) is not an error, for
+/// masking paths that only some kernels have (/proc/sched_debug, ...).
+pub const mount_ignore_missing: u32 = 2;
+
+/// The kernel's limit on a classic BPF program (BPF_MAXINSNS).
+pub const max_filter_len: u64 = 4096;
 
 pub const Op = extern struct {
     code: Code,
@@ -169,6 +189,14 @@ pub fn link(buf: []u8) LinkError![]Op {
             const offset = op.args[1];
             if (count > max_array_len or offset < ops_end or offset % 4 != 0) return error.BadArray;
             if (offset + count * 4 > buf.len) return error.BadArray;
+            op.args[1] = base + offset;
+        }
+        if (op.code == .seccomp) {
+            // args[1]: offset of args[0] 8-byte struct sock_filter records.
+            const count = op.args[0];
+            const offset = op.args[1];
+            if (count == 0 or count > max_filter_len) return error.BadArray;
+            if (offset < ops_end or offset % 8 != 0 or offset + count * 8 > buf.len) return error.BadArray;
             op.args[1] = base + offset;
         }
     }

@@ -48,3 +48,32 @@ test "link rejects a bad header and a program that does not end in exec" {
     op.code = .chdir;
     try std.testing.expectError(error.NoExec, program.link(buf));
 }
+
+test "link checks a seccomp filter's bounds" {
+    var storage: [512]u8 align(8) = undefined;
+    @memset(&storage, 0);
+    const header: *program.Header = @ptrCast(&storage);
+    const ops_end = @sizeOf(program.Header) + 2 * @sizeOf(program.Op);
+    const filter_off = ops_end;
+    const argv_off = filter_off + 16;
+    const str_off = argv_off + 16;
+    const len = str_off + 8;
+    header.* = .{ .magic = program.magic, .version = program.version, .op_count = 2, .byte_len = len };
+    const ops: *[2]program.Op = @ptrCast(@alignCast(storage[@sizeOf(program.Header)..].ptr));
+    ops[0] = .{ .code = .seccomp, .flags = 0, .args = .{ 2, filter_off, 0, 0, 0, 0 } };
+    ops[1] = .{ .code = .exec, .flags = 0, .args = .{ str_off, argv_off, argv_off + 8, 0, 0, 0 } };
+    std.mem.writeInt(u64, storage[argv_off..][0..8], str_off, .little);
+    @memcpy(storage[str_off..][0..5], "/bin\x00");
+    var copy: [512]u8 align(8) = storage;
+    const linked = try program.link(copy[0..len]);
+    try std.testing.expectEqual(@intFromPtr(&copy) + filter_off, linked[0].args[1]);
+
+    copy = storage;
+    const too_long: *[2]program.Op = @ptrCast(@alignCast(copy[@sizeOf(program.Header)..].ptr));
+    too_long[0].args[0] = 64; // runs past the end of the buffer
+    try std.testing.expectError(error.BadArray, program.link(copy[0..len]));
+    copy = storage;
+    const misaligned: *[2]program.Op = @ptrCast(@alignCast(copy[@sizeOf(program.Header)..].ptr));
+    misaligned[0].args[1] = filter_off + 4;
+    try std.testing.expectError(error.BadArray, program.link(copy[0..len]));
+}

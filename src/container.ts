@@ -13,9 +13,19 @@ import { launch, type SyncPipe } from "./launch.ts";
 import { containerPath, type Mount } from "./mount.ts";
 import { checkStdio, InitProcess, Process, type Stdio, StdioPlan } from "./process.ts";
 import { CLONE, MS, ProgramBuilder } from "./program.ts";
-import { close, stat } from "./sys.ts";
-import { isMapped, type UserMapper } from "./user.ts";
+import { close, ids, stat } from "./sys.ts";
+import { hostId, isMapped, type UserMapper } from "./user.ts";
 import type { NetworkAttachment, NetworkManager } from "./network.ts";
+import type { SeccompPolicy } from "./security/policy.ts";
+import type { Rlimits } from "./security/rlimits.ts";
+import {
+  checkContainerSecurity,
+  checkProcessSecurity,
+  compileSecurity,
+  type ContainerSecurity,
+  dieWithParent,
+  type ProcessSecurity,
+} from "./security/security.ts";
 
 /** Options of {@linkcode Container.create}. */
 export interface ContainerOptions {
@@ -31,6 +41,22 @@ export interface ContainerOptions {
   hostname?: string;
   /** Connects the network namespace; without one only `lo` is up. */
   network?: NetworkManager;
+  /**
+   * Capabilities to keep beyond the default set (`DEFAULT_CAPABILITIES`:
+   * CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETUID, SETPCAP,
+   * NET_BIND_SERVICE, SYS_CHROOT, MKNOD, AUDIT_WRITE, SETFCAP), e.g.
+   * `["NET_RAW"]`, or `["ALL"]`. They are capabilities in the container's
+   * user namespace; a process with a uid other than 0 has none either way.
+   */
+  capAdd?: string[];
+  /** Capabilities to drop from the default set, e.g. `["SETUID", "SETGID"]`, or `["ALL"]`. */
+  capDrop?: string[];
+  /**
+   * The seccomp policy of every process: `DEFAULT_SECCOMP_POLICY` unless
+   * given, or "unconfined" for no filter (no_new_privs and the capability
+   * limits stay). See docs/security.md.
+   */
+  seccomp?: SeccompPolicy | "unconfined";
 }
 
 /** Options of {@linkcode Container.start} and {@linkcode Container.exec}. */
@@ -58,6 +84,17 @@ export interface ProcessOptions {
    * Default false: the command is pid 1, as in sbox.
    */
   reaper?: boolean;
+  /**
+   * Resource limits, e.g. `{ NOFILE: 64, FSIZE: 1 << 20 }`; `CORE` is 0
+   * unless given. They can only be lowered below the host's.
+   */
+  rlimits?: Rlimits;
+  /**
+   * Default true: the process starts a new session, detached from the
+   * caller's controlling terminal, so it cannot send it signals or type
+   * into it. false keeps the caller's session (interactive job control).
+   */
+  newSession?: boolean;
   /** Default "inherit". */
   stdin?: Stdio;
   /** Default "inherit". */
@@ -85,6 +122,7 @@ interface CheckedProcess {
   groups: number[];
   cgroup: string | undefined;
   stdio: [Stdio, Stdio, Stdio];
+  security: ProcessSecurity;
 }
 
 /**
@@ -120,13 +158,15 @@ export class Container implements AsyncDisposable {
   readonly hostname: string;
   /** Its network manager, if any. */
   readonly network: NetworkManager | undefined;
+  readonly #security: ContainerSecurity;
   #network: NetworkAttachment | undefined;
   #init: InitProcess | undefined;
   readonly #processes = new Set<Process>();
   readonly #createdCgroups: Cgroup[] = [];
   #destroyed = false;
 
-  private constructor(options: ContainerOptions) {
+  private constructor(options: ContainerOptions, security: ContainerSecurity) {
+    this.#security = security;
     this.rootfs = options.rootfs.replace(/\/+$/, "");
     this.cgroup = options.cgroup;
     this.userMapper = options.userMapper;
@@ -139,7 +179,7 @@ export class Container implements AsyncDisposable {
   static create(options: ContainerOptions): Promise<Container> {
     return Promise.resolve().then(() => {
       checkContainerOptions(options);
-      return new Container(options);
+      return new Container(options, checkContainerSecurity(options));
     });
   }
 
@@ -149,6 +189,8 @@ export class Container implements AsyncDisposable {
     if (this.#init) throw new SboxError("the container was already started", { step: "options" });
     const p = this.#checkProcess(options);
     const launched = await this.#launch(p, -1, (b, sync, stdio) => {
+      // First, then the wait: a parent that died before it is seen there.
+      dieWithParent(b);
       b.waitParent(sync.read, sync.write);
       // Nothing done in this mount namespace may propagate back to the host.
       b.mount(null, "/", null, MS.REC | MS.PRIVATE, null, "cannot make / private");
@@ -162,7 +204,7 @@ export class Container implements AsyncDisposable {
       b.loopbackUp();
       this.network?.compile(b);
       if (options.reaper) b.reaper();
-      compileProcessTail(b, p, stdio, this.userMapper.setgroupsAllowed);
+      compileProcessTail(b, p, stdio, this.userMapper.setgroupsAllowed, this.#security);
     });
     this.#init = new InitProcess(launched.process, launched.parentFds);
     this.#processes.add(this.#init);
@@ -183,11 +225,12 @@ export class Container implements AsyncDisposable {
     }
     const p = this.#checkProcess(options);
     const launched = await this.#launch(p, init.pidfd, (b, _sync, stdio, cgroupFd) => {
+      dieWithParent(b);
       b.setns(init.pidfd, JOINED, "cannot join the container's namespaces");
       // setns moves only future children into the pid namespace: clone again.
       b.fork(CLONE.VM | CLONE.PARENT, cgroupFd);
       b.unshare(CLONE.NEWCGROUP, "cannot create a cgroup namespace");
-      compileProcessTail(b, p, stdio, this.userMapper.setgroupsAllowed);
+      compileProcessTail(b, p, stdio, this.userMapper.setgroupsAllowed, this.#security);
     });
     const process = new Process(launched.process, launched.parentFds);
     this.#processes.add(process);
@@ -238,6 +281,22 @@ export class Container implements AsyncDisposable {
     return p;
   }
 
+  /**
+   * Whether the init may share this process's memory until it execs
+   * (CLONE_VM: no copy of V8's page tables, the fast path). Not when:
+   * - its cgroup accounts memory: the OOM killer kills every process that
+   *   shares the victim's memory, so an OOM during setup would kill us too;
+   * - it changes its host uid or gid: the kernel then marks the shared memory
+   *   not dumpable, which would lock this Deno process's own /proc files
+   *   (and tools such as pasta that open them) until it exits.
+   */
+  #mayShareMemory(p: CheckedProcess, cgroup: Cgroup | undefined): boolean {
+    if (cgroup?.accountsMemory()) return false;
+    const me = ids();
+    return hostId(this.userMapper.uidMap, p.uid) === me.euid &&
+      hostId(this.userMapper.gidMap, p.gid) === me.egid;
+  }
+
   /** While the init waits: its id maps, then its network. */
   async #prepareInit(pid: number): Promise<void> {
     await this.userMapper.map(pid);
@@ -267,12 +326,10 @@ export class Container implements AsyncDisposable {
       stdio = new StdioPlan(p.stdio);
       const plan = stdio;
       const process = await launch({
-        // The init path makes every namespace, with CLONE_VM so that no copy
-        // of V8's page tables is made. The exec path's first process joins
-        // the namespaces and forks; it cannot share our memory, because
-        // joining a time namespace needs a process that shares its memory
-        // with nobody (setns fails with EUSERS).
-        flags: joining ? 0n : NAMESPACES | CLONE.VM,
+        // The init path makes every namespace; the exec path's first process
+        // joins them and forks (it cannot share our memory: joining a time
+        // namespace needs a process that shares its memory with nobody).
+        flags: joining ? 0n : NAMESPACES | (this.#mayShareMemory(p, cgroup) ? CLONE.VM : 0n),
         cgroupFd: joining ? -1 : cgroupFd,
         sync: !joining,
         childFds: [...plan.childFds, cgroupFd],
@@ -299,18 +356,21 @@ export class Container implements AsyncDisposable {
   }
 }
 
-/** stdio, fds, cwd, ids and execve: the part init and exec share. */
+/** stdio, fds, cwd, security, ids and execve: the part init and exec share. */
 function compileProcessTail(
   b: ProgramBuilder,
   p: CheckedProcess,
   stdio: StdioPlan,
   setgroupsAllowed: boolean,
+  security: ContainerSecurity,
 ): void {
   stdio.compile(b);
   b.cloexecFrom(3);
   b.chdir(p.cwd);
-  if (setgroupsAllowed) b.setgroups(p.groups);
-  b.setgid(p.gid).setuid(p.uid);
+  compileSecurity(b, security, p.security, () => {
+    if (setgroupsAllowed) b.setgroups(p.groups);
+    b.setgid(p.gid).setuid(p.uid);
+  });
   b.exec(p.command[0], p.command, p.env, p.searchPath);
 }
 
@@ -418,5 +478,6 @@ export function checkProcessOptions(options: ProcessOptions): CheckedProcess {
       checkStdio("stdout", options.stdout),
       checkStdio("stderr", options.stderr),
     ],
+    security: checkProcessSecurity(options),
   };
 }

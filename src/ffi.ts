@@ -39,7 +39,7 @@ const SYMBOLS = {
 export type HelperSymbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
 /** ABI of the program format this module writes: version, Op size, Record size. */
-export const EXPECTED_ABI = (1 << 16) | (56 << 8) | 16;
+export const EXPECTED_ABI = (2 << 16) | (56 << 8) | 16;
 
 const ARCH_DIRS: Record<string, string> = { x86_64: "x86_64-linux", aarch64: "aarch64-linux" };
 

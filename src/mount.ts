@@ -280,24 +280,90 @@ export class TmpfsMount implements Mount {
 const DEVICES = ["null", "zero", "full", "random", "urandom", "tty"] as const;
 
 /**
+ * Paths of /proc and /sys that show or change the host rather than the
+ * container: files get /dev/null bound over them, directories an empty
+ * read-only tmpfs. The container's root is host root when ids are mapped
+ * one to one, and the kernel checks some of these by uid alone (writing
+ * /proc/sysrq-trigger needs no capability). Paths a kernel lacks are skipped.
+ */
+export const MASKED_PATHS: readonly { path: string; kind: "file" | "dir" }[] = [
+  { path: "/proc/kcore", kind: "file" },
+  { path: "/proc/keys", kind: "file" },
+  { path: "/proc/kmsg", kind: "file" },
+  { path: "/proc/latency_stats", kind: "file" },
+  { path: "/proc/timer_list", kind: "file" },
+  { path: "/proc/timer_stats", kind: "file" },
+  { path: "/proc/sched_debug", kind: "file" },
+  { path: "/proc/sysrq-trigger", kind: "file" },
+  { path: "/proc/kpagecount", kind: "file" },
+  { path: "/proc/kpageflags", kind: "file" },
+  { path: "/proc/kpagecgroup", kind: "file" },
+  { path: "/proc/acpi", kind: "dir" },
+  { path: "/proc/asound", kind: "dir" },
+  { path: "/proc/scsi", kind: "dir" },
+  { path: "/proc/driver", kind: "dir" },
+  { path: "/sys/firmware", kind: "dir" },
+  { path: "/sys/devices/virtual/powercap", kind: "dir" },
+  { path: "/sys/kernel/debug", kind: "dir" },
+  { path: "/sys/kernel/security", kind: "dir" },
+];
+
+/** Directories of /proc made read-only: system-wide settings and devices. */
+export const READONLY_PROC_PATHS: readonly string[] = ["/proc/sys", "/proc/bus", "/proc/irq", "/proc/fs"];
+
+/** Options of {@linkcode BaseMounts}. */
+export interface BaseMountsOptions {
+  /** Size limit of /dev/shm in bytes; default 64 MiB. */
+  shmSize?: number;
+  /** Mask {@linkcode MASKED_PATHS} and make /proc/sys, /proc/bus, /proc/irq, /proc/fs read-only; default true. */
+  maskPaths?: boolean;
+}
+
+/** The default size of /dev/shm, as Docker's. */
+export const DEFAULT_SHM_SIZE: number = 64 * 1024 * 1024;
+
+/**
  * The file systems every Linux program expects: /proc, a read-only /sys,
  * a /dev tmpfs with null, zero, full, random, urandom and tty bound from the
  * host, /dev/pts (a new devpts instance), /dev/shm, /dev/mqueue and a
  * read-only cgroup2 at /sys/fs/cgroup showing the container's own cgroup.
+ * Paths of /proc and /sys that reach the host are masked, and /proc/sys,
+ * /proc/bus, /proc/irq and /proc/fs are read-only ({@linkcode MASKED_PATHS}).
  *
  * @example The usual root of a container
  * ```ts ignore
  * import { BaseMounts, OverlayMount } from "./mount.ts";
  *
  * const mounts = [new OverlayMount(["/images/busybox"], "/tmp/up", "/tmp/work"), new BaseMounts()];
+ * const bigShm = new BaseMounts({ shmSize: 1024 * 1024 * 1024 });
  * ```
  */
 export class BaseMounts implements Mount {
   /** Mounted on the root. */
   readonly target = "/";
+  /** Size limit of /dev/shm in bytes. */
+  readonly shmSize: number;
+  /** Whether host-revealing paths are masked and /proc/sys is read-only. */
+  readonly maskPaths: boolean;
 
-  /** Nothing to check: only the host's device nodes are used. */
-  validate(): void {}
+  /** The base file systems; see {@linkcode BaseMountsOptions}. */
+  constructor(options: BaseMountsOptions = {}) {
+    this.shmSize = options.shmSize ?? DEFAULT_SHM_SIZE;
+    this.maskPaths = options.maskPaths ?? true;
+  }
+
+  /** Checks the options; only the host's device nodes are used. */
+  validate(): void {
+    if (!Number.isSafeInteger(this.shmSize) || this.shmSize <= 0) {
+      throw SboxError.invalidOption(
+        "BaseMounts",
+        `shmSize must be a positive number of bytes, got ${this.shmSize}`,
+      );
+    }
+    if (typeof this.maskPaths !== "boolean") {
+      throw SboxError.invalidOption("BaseMounts", "maskPaths must be a boolean");
+    }
+  }
 
   /** Appends the mounts, device binds and symlinks. */
   compile(b: ProgramBuilder, rootfs: string): void {
@@ -327,6 +393,7 @@ export class BaseMounts implements Mount {
       null,
       "cannot mount cgroup2 on /sys/fs/cgroup",
     );
+    if (this.maskPaths) compileMasks(b, rootfs);
     b.mkdir(at("/dev")).mount(
       "tmpfs",
       at("/dev"),
@@ -361,7 +428,7 @@ export class BaseMounts implements Mount {
       at("/dev/shm"),
       "tmpfs",
       MS.NOSUID | MS.NODEV,
-      "mode=1777",
+      `mode=1777,size=${this.shmSize}`,
       "cannot mount tmpfs on /dev/shm",
     );
     b.mkdir(at("/dev/mqueue")).mount(
@@ -376,5 +443,41 @@ export class BaseMounts implements Mount {
     b.symlink("/proc/self/fd/0", at("/dev/stdin"));
     b.symlink("/proc/self/fd/1", at("/dev/stdout"));
     b.symlink("/proc/self/fd/2", at("/dev/stderr"));
+  }
+}
+
+/** Masks and read-only remounts of /proc and /sys, after they are mounted and before pivot_root. */
+function compileMasks(b: ProgramBuilder, rootfs: string): void {
+  const ignoreMissing = true;
+  for (const { path, kind } of MASKED_PATHS) {
+    const at = containerPath(rootfs, path);
+    if (kind === "file") {
+      b.mount("/dev/null", at, null, MS.BIND, null, `cannot mask ${path}`, false, ignoreMissing);
+    } else {
+      b.mount(
+        "tmpfs",
+        at,
+        "tmpfs",
+        MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC,
+        "mode=555,size=4k",
+        `cannot mask ${path}`,
+        false,
+        ignoreMissing,
+      );
+    }
+  }
+  for (const path of READONLY_PROC_PATHS) {
+    const at = containerPath(rootfs, path);
+    b.mount(at, at, null, MS.BIND | MS.REC, null, `cannot bind ${path}`, false, ignoreMissing);
+    b.mount(
+      null,
+      at,
+      null,
+      MS.BIND | MS.REMOUNT | MS.RDONLY,
+      null,
+      `cannot make ${path} read-only`,
+      true,
+      ignoreMissing,
+    );
   }
 }

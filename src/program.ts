@@ -33,6 +33,11 @@ export const OpCode: {
   readonly prctl: 19;
   readonly write_file: 20;
   readonly reaper: 21;
+  readonly seccomp: 22;
+  readonly capbset_drop: 23;
+  readonly capset: 24;
+  readonly rlimit: 25;
+  readonly setsid: 26;
 } = {
   wait_parent: 1,
   mount: 2,
@@ -55,6 +60,11 @@ export const OpCode: {
   prctl: 19,
   write_file: 20,
   reaper: 21,
+  seccomp: 22,
+  capbset_drop: 23,
+  capset: 24,
+  rlimit: 25,
+  setsid: 26,
 } as const;
 
 /** The name of a setup step, as reported in {@linkcode SboxError.step}. */
@@ -92,8 +102,11 @@ export const CLONE = {
 const HEADER_BYTES = 16;
 const OP_BYTES = 56;
 const MAGIC = 0x31584253;
-const VERSION = 1;
+const VERSION = 2;
 const MOUNT_KEEP_LOCKED_FLAGS = 1;
+const MOUNT_IGNORE_MISSING = 2;
+/** The kernel's limit on a classic BPF program (BPF_MAXINSNS). */
+const MAX_FILTER_INSTRUCTIONS = 4096;
 
 type Arg =
   | number
@@ -101,7 +114,8 @@ type Arg =
   | null
   | { readonly str: string }
   | { readonly strs: readonly string[] }
-  | { readonly u32s: readonly number[] };
+  | { readonly u32s: readonly number[] }
+  | { readonly bytes: Uint8Array };
 
 interface PendingOp {
   code: number;
@@ -135,7 +149,10 @@ export class ProgramBuilder {
     return this.#push(OpCode.wait_parent, [fd, parentEnd], "cannot wait for the parent");
   }
 
-  /** mount(2). `keepLockedFlags` for remounts of mounts inherited from the host. */
+  /**
+   * mount(2). `keepLockedFlags` for remounts of mounts inherited from the
+   * host; `ignoreMissing` to skip a target the kernel does not have.
+   */
   mount(
     source: string | null,
     target: string,
@@ -144,12 +161,13 @@ export class ProgramBuilder {
     data: string | null,
     what: string,
     keepLockedFlags = false,
+    ignoreMissing = false,
   ): this {
     return this.#push(
       OpCode.mount,
       [s(source), { str: target }, s(fstype), flags, s(data)],
       what,
-      keepLockedFlags ? MOUNT_KEEP_LOCKED_FLAGS : 0,
+      (keepLockedFlags ? MOUNT_KEEP_LOCKED_FLAGS : 0) | (ignoreMissing ? MOUNT_IGNORE_MISSING : 0),
     );
   }
 
@@ -250,6 +268,39 @@ export class ProgramBuilder {
     return this.#push(OpCode.reaper, [], "cannot start the init process");
   }
 
+  /**
+   * Install the seccomp filter `filter` (struct sock_filter records, 8 bytes
+   * each). Needs no_new_privs first; put it right before `exec`.
+   */
+  seccomp(filter: Uint8Array): this {
+    const count = filter.length / 8;
+    if (!Number.isInteger(count) || count === 0 || count > MAX_FILTER_INSTRUCTIONS) {
+      throw new RangeError(`a seccomp filter has 1 to ${MAX_FILTER_INSTRUCTIONS} 8-byte instructions`);
+    }
+    return this.#push(OpCode.seccomp, [count, { bytes: filter }], "cannot install the seccomp filter");
+  }
+
+  /** Drop every capability not in `keep` (a bit mask) from the bounding set. */
+  capbsetDrop(keep: bigint): this {
+    return this.#push(OpCode.capbset_drop, [keep], "cannot drop capabilities from the bounding set");
+  }
+
+  /** Reduce the permitted and effective sets to `keep`, empty the inheritable and ambient sets. */
+  capset(keep: bigint): this {
+    return this.#push(OpCode.capset, [keep], "cannot set the capabilities");
+  }
+
+  /** prlimit64(2) of resource number `resource`; `name` is for the error message. */
+  rlimit(resource: number, soft: bigint, hard: bigint, name: string): this {
+    if (soft > hard) throw new RangeError(`rlimit ${name}: the soft limit is above the hard limit`);
+    return this.#push(OpCode.rlimit, [resource, soft, hard], `cannot set rlimit ${name}`);
+  }
+
+  /** setsid(2): a new session, without a controlling terminal. */
+  setsid(): this {
+    return this.#push(OpCode.setsid, [], "cannot create a new session");
+  }
+
   /** prctl(2). */
   prctl(option: number, arg2: number, arg3: number, what: string): this {
     return this.#push(OpCode.prctl, [option, arg2, arg3], what);
@@ -322,6 +373,11 @@ class ProgramWriter {
     if (arg === null) return 0;
     if (typeof arg === "number" || typeof arg === "bigint") return arg;
     if ("str" in arg) return this.#string(arg.str);
+    if ("bytes" in arg) {
+      const at = this.#reserve(arg.bytes.length, 8);
+      this.#bytes.set(arg.bytes, at);
+      return at;
+    }
     if ("strs" in arg) {
       const array = this.#reserve((arg.strs.length + 1) * 8, 8);
       arg.strs.forEach((str, i) => this.word(array + 8 * i, this.#string(str)));

@@ -275,10 +275,10 @@ export function waitPidfd(pidfd: number, block: boolean): WaitResult | undefined
 }
 
 /** The calling process's real and effective ids and pid. */
-export function ids(): { uid: number; gid: number; euid: number; pid: number } {
-  const out = new Uint32Array(4);
+export function ids(): { uid: number; gid: number; euid: number; egid: number; pid: number } {
+  const out = new Uint32Array(5);
   helper().sbox_getids(new Uint8Array(out.buffer));
-  return { uid: out[0], gid: out[1], euid: out[2], pid: out[3] };
+  return { uid: out[0], gid: out[1], euid: out[2], pid: out[3], egid: out[4] };
 }
 
 /** The process environment, read from /proc/self/environ (no --allow-env needed). */

@@ -44,6 +44,12 @@ export function isMapped(map: readonly IdMapEntry[], id: number): boolean {
   return map.some((e) => id >= e.containerId && id < e.containerId + e.size);
 }
 
+/** The host id of container id `id` under `map`, or undefined when unmapped. */
+export function hostId(map: readonly IdMapEntry[], id: number): number | undefined {
+  const entry = map.find((e) => id >= e.containerId && id < e.containerId + e.size);
+  return entry === undefined ? undefined : entry.hostId + (id - entry.containerId);
+}
+
 function validateMap(kind: string, map: readonly IdMapEntry[]): IdMapEntry[] {
   if (!Array.isArray(map) || map.length === 0) throw SboxError.invalidOption(kind, "the map is empty");
   if (map.length > 340) throw SboxError.invalidOption(kind, "more than 340 entries");
@@ -111,14 +117,19 @@ export class ProcUserMapper implements UserMapper {
   }
 }
 
-/** Finds a program in the host's PATH (from /proc/self/environ) or the usual places. */
-export function findHostProgram(name: string): string {
+/**
+ * Finds a program in the host's PATH (from /proc/self/environ) or the usual
+ * places; the error names the Debian package that has it.
+ */
+export function findHostProgram(name: string, debianPackage = "uidmap"): string {
   const dirs = (environment().PATH ?? "").split(":").filter(Boolean);
   for (const dir of [...dirs, "/usr/bin", "/bin", "/usr/sbin", "/sbin"]) {
     const path = `${dir}/${name}`;
     if (stat(path)?.isFile) return path;
   }
-  throw new SboxError(`${name} not found in PATH (install Debian's uidmap package)`, { step: "user" });
+  throw new SboxError(`${name} not found in PATH (install Debian's ${debianPackage} package)`, {
+    step: debianPackage === "uidmap" ? "user" : "network",
+  });
 }
 
 /** A user's name from /etc/passwd, or undefined. */
@@ -163,7 +174,12 @@ export function subordinateRange(file: string, id: number): { start: number; cou
 export class BinNewIdMapper implements UserMapper {
   readonly uidMap: readonly IdMapEntry[];
   readonly gidMap: readonly IdMapEntry[];
-  readonly setgroupsAllowed = true;
+  /**
+   * newgidmap writes "deny" to /proc/PID/setgroups when the gid map holds
+   * nothing but the caller's own gid (the one mapping that needs no
+   * /etc/subgid entry); then processes may not call setgroups(2).
+   */
+  readonly setgroupsAllowed: boolean;
   readonly #newuidmap: string;
   readonly #newgidmap: string;
 
@@ -173,6 +189,8 @@ export class BinNewIdMapper implements UserMapper {
     this.gidMap = validateMap("gidMap", options?.gidMap);
     this.#newuidmap = findHostProgram("newuidmap");
     this.#newgidmap = findHostProgram("newgidmap");
+    const me = ids();
+    this.setgroupsAllowed = this.gidMap.some((e) => e.size !== 1 || e.hostId !== me.gid);
   }
 
   /** Container root (0) is host `uid`/`gid` (default: the caller's). */
@@ -215,6 +233,14 @@ export class BinNewIdMapper implements UserMapper {
           : `exited with ${result.code}`;
         throw new SboxError(`${program} ${pid} ${args.join(" ")} ${how}`, { step: "user" });
       }
+    }
+    const setgroups = readTextFile(`/proc/${pid}/setgroups`).trim();
+    if ((setgroups === "allow") !== this.setgroupsAllowed) {
+      throw new SboxError(
+        `newgidmap left /proc/${pid}/setgroups at "${setgroups}", but the mapper expected ` +
+          `"${this.setgroupsAllowed ? "allow" : "deny"}"`,
+        { step: "user" },
+      );
     }
   }
 }

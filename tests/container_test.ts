@@ -13,7 +13,16 @@ import {
   SboxError,
   TmpfsMount,
 } from "../mod.ts";
-import { busyboxContainer, busyboxImage, identityMapper, scratchDir, text } from "./fixtures.ts";
+import {
+  busyboxContainer,
+  busyboxImage,
+  identityMapper,
+  removeScratch,
+  scratchDir,
+  skipUnlessRoot,
+  skipWithoutManyIds,
+  text,
+} from "./fixtures.ts";
 
 const ENV = { PATH: "/bin:/usr/bin:/sbin:/usr/sbin" };
 
@@ -44,7 +53,8 @@ async function sh(
 const ADDUSER = "echo 'user:x:1000:1000::/home/user:/bin/sh' >> /etc/passwd && " +
   "echo 'user:x:1000:' >> /etc/group && mkdir -p /home/user && chown 1000:1000 /home/user";
 
-Deno.test("sbox test_container: init, then adduser and id as 1000 in child cgroups", async () => {
+const ADDUSER_TEST = "sbox test_container: init, then adduser and id as 1000 in child cgroups";
+Deno.test(ADDUSER_TEST, { ignore: skipWithoutManyIds(ADDUSER_TEST) }, async () => {
   await using setup = await busyboxContainer();
   const { container, cgroup } = setup;
   const init = await container.start({
@@ -140,7 +150,12 @@ Deno.test("overlay: writes land in the upper layer, never in the image", async (
   assert.ok(Deno.lstatSync(`${setup.image}/bin/ls`).isSymlink, "the image keeps /bin/ls");
 });
 
-Deno.test("uid and gid maps are the ones configured", async () => {
+const MAPS_TEST = "uid and gid maps are the ones configured";
+// A user may map only their own ids with ProcUserMapper (rootless_test.ts checks
+// BinNewIdMapper's maps as a user).
+Deno.test(MAPS_TEST, {
+  ignore: skipUnlessRoot(MAPS_TEST, "ProcUserMapper maps other host ids only for root"),
+}, async () => {
   const mapper = new ProcUserMapper({
     uidMap: [{ containerId: 0, hostId: 0, size: 1 }, { containerId: 1000, hostId: 200000, size: 10 }],
     gidMap: [{ containerId: 0, hostId: 0, size: 1 }, { containerId: 1000, hostId: 300000, size: 5 }],
@@ -212,7 +227,7 @@ Deno.test("bind and tmpfs mounts; cwd and env reach the program", async () => {
   // GREETING is unset: the environment is exactly what was given.
   assert.equal(result.out, "/shared\n\nread me\nro-refused\n1\n", result.err);
   assert.equal(Deno.readTextFileSync(`${dir}/shared/f`), "out\n");
-  Deno.removeSync(dir, { recursive: true });
+  await removeScratch(dir);
 });
 
 Deno.test("the environment is complete: nothing is inherited", async () => {
@@ -411,4 +426,19 @@ Deno.test("reaper: signals from the host reach the command; failures still rejec
   assert.equal(err?.message, "cannot exec /bin/nope: ENOENT (No such file or directory)");
   assert.equal(err?.step, "exec");
   await other.destroy();
+});
+
+Deno.test("a start as another uid leaves this Deno process dumpable (pasta can still join later containers)", async () => {
+  // An init that shared our memory and changed its uid would make the kernel
+  // mark that memory, ours, not dumpable: our /proc files would turn root's,
+  // and pasta (which opens /proc/PID/ns of the container) would fail after.
+  {
+    await using setup = await busyboxContainer();
+    const init = await setup.container.start({ command: ["/bin/true"], uid: 1000, gid: 1000 });
+    assert.equal((await init.status).code, 0);
+  }
+  const { PastaManager } = await import("../mod.ts");
+  await using networked = await busyboxContainer({ network: new PastaManager() });
+  const result = await sh(networked.container, "ip -4 addr show eth0 | grep -o '10.0.2.100/24'");
+  assert.equal(result.out, "10.0.2.100/24\n", result.err);
 });

@@ -86,10 +86,10 @@ export function skipWithoutManyIds(name: string): boolean {
   return true;
 }
 
-/** Skips (with a printed reason) a test that needs root. */
-export function skipUnlessRoot(name: string): boolean {
+/** Skips (with a printed reason, once, at module load) a test that needs root. */
+export function skipUnlessRoot(name: string, why?: string): boolean {
   if (isRoot) return false;
-  console.log(`skipping "${name}": needs root (uid ${Deno.uid()})`);
+  console.log(`skipping "${name}": needs root (uid ${Deno.uid()})${why ? `: ${why}` : ""}`);
   return true;
 }
 
@@ -133,14 +133,23 @@ export async function busyboxContainer(
   for (const sub of ["root", "upper", "work"]) Deno.mkdirSync(`${dir}/${sub}`);
   const cgroup = testCgroup();
   const userMapper = options.userMapper ?? identityMapper();
-  const container = await Container.create({
-    rootfs: `${dir}/root`,
-    cgroup: options.cgroup === false ? undefined : cgroup,
-    userMapper,
-    mounts: [new OverlayMount([image], `${dir}/upper`, `${dir}/work`), new BaseMounts()],
-    hostname: options.hostname,
-    network: options.network,
-  });
+  let container: Container;
+  try {
+    container = await Container.create({
+      rootfs: `${dir}/root`,
+      cgroup: options.cgroup === false ? undefined : cgroup,
+      userMapper,
+      mounts: [new OverlayMount([image], `${dir}/upper`, `${dir}/work`), new BaseMounts()],
+      hostname: options.hostname,
+      network: options.network,
+    });
+  } catch (err) {
+    // Nothing of a failed setup may stay behind (the scratch dir holds only
+    // empty directories the caller created, so no mapper is needed).
+    await cgroup.remove();
+    Deno.removeSync(dir, { recursive: true });
+    throw err;
+  }
   return {
     container,
     cgroup,

@@ -21,6 +21,15 @@ function limitedCgroup(name: string): Cgroup {
   return cgroup;
 }
 
+/** The JSON report, the last line of stderr; throws with all of stderr when there is none. */
+function parseReport(stderr: string) {
+  try {
+    return JSON.parse(stderr.trim().split("\n").at(-1)!);
+  } catch {
+    throw new Error(`no report on stderr:\n${stderr}`);
+  }
+}
+
 /**
  * Runs `sbox run` on the busybox image with a JSON report on stderr. Its
  * parent cgroup is a fresh, empty one: ours holds this test process, and a
@@ -47,7 +56,7 @@ async function sbox(args: string[]) {
       stderr: "piped",
     }).output();
     const stderr = new TextDecoder().decode(output.stderr);
-    const report = JSON.parse(stderr.trim().split("\n").at(-1)!);
+    const report = parseReport(stderr);
     return { code: output.code, stdout: new TextDecoder().decode(output.stdout), stderr, report };
   } finally {
     await parent.remove();
@@ -190,4 +199,65 @@ Deno.test("--time 1s ends a multi-process busy loop with TO", async () => {
   assert.equal(result.report.status, "TO", result.stderr);
   assert.match(result.stderr, /CPU-time limit/);
   assert.ok(result.report.cpu.usageUsec >= 1_000_000, JSON.stringify(result.report.cpu));
+});
+
+Deno.test("an unprivileged user with a delegated cgroup subtree runs a limited container", async () => {
+  // Delegate as systemd does for user@1000.service: a subtree owned by the
+  // user, controllers enabled for its children, the user's processes in a
+  // leaf of it (a cgroup with enabled controllers cannot hold processes).
+  const delegated = Cgroup.current().child(`user-1000-${crypto.randomUUID().slice(0, 6)}`);
+  delegated.create();
+  delegated.addSubtreeControllers(["cpu", "memory", "pids"]);
+  const leaf = delegated.child("session");
+  leaf.create();
+  for (
+    const path of [
+      delegated.path,
+      ...["cgroup.procs", "cgroup.subtree_control", "cgroup.threads"].map((f) => `${delegated.path}/${f}`),
+      leaf.path,
+      `${leaf.path}/cgroup.procs`,
+    ]
+  ) {
+    Deno.chownSync(path, 1000, 1000);
+  }
+  const work = "/tmp/sboxtest-work";
+  Deno.mkdirSync(work, { recursive: true });
+  Deno.chownSync(work, 1000, 1000);
+  const runAsUser = async (limit: string) => {
+    // The shell moves itself into the leaf while still root, then becomes
+    // uid 1000 for good (su): sbox runs as the user, inside the delegated subtree.
+    const sbox = `env HOME=${work} DENO_DIR=${work}/deno ${Deno.execPath()} run --allow-ffi ${SBOX} run ` +
+      `--rootfs ${busyboxImage()} --cgroup ${delegated.path} --memory ${limit} --swap 0 --report - -- ` +
+      `sh -c 'id -u; head -c 33554432 /dev/zero > /dev/shm/x && echo wrote'`;
+    const script = `echo $$ > ${leaf.path}/cgroup.procs && exec su -s /bin/sh sboxtest -c "${sbox}"`;
+    const output = await new Deno.Command("/bin/sh", {
+      args: ["-c", script],
+      stdout: "piped",
+      stderr: "piped",
+    })
+      .output();
+    const stderr = new TextDecoder().decode(output.stderr);
+    return {
+      code: output.code,
+      stdout: new TextDecoder().decode(output.stdout),
+      stderr,
+      report: parseReport(stderr),
+    };
+  };
+  try {
+    const roomy = await runAsUser("128M");
+    assert.equal(roomy.code, 0, roomy.stderr);
+    assert.equal(roomy.stdout, "0\nwrote\n"); // root inside, the user outside
+    assert.equal(roomy.report.status, "OK");
+    assert.ok(roomy.report.memoryPeakBytes >= 32 * MiB, JSON.stringify(roomy.report));
+    const tight = await runAsUser("16M");
+    assert.equal(tight.report.status, "ML", tight.stderr);
+    assert.doesNotMatch(tight.stdout, /wrote/);
+    // sbox removed the container cgroups it made in the user's subtree.
+    assert.deepEqual([...Deno.readDirSync(delegated.path)].filter((e) => e.isDirectory).map((e) => e.name), [
+      "session",
+    ]);
+  } finally {
+    await delegated.remove();
+  }
 });

@@ -15,6 +15,8 @@
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { SboxError } from "../error.ts";
 import { parseCount, parseCpus, parseDuration, parseSize } from "./units.ts";
+import { CAPABILITIES } from "../security/capabilities.ts";
+import { RLIMIT_RESOURCES, type RlimitValue } from "../security/rlimits.ts";
 
 /** An extra mount asked for with `--bind` or `--tmpfs`, in command-line order. */
 export type MountSpec =
@@ -37,8 +39,14 @@ export interface RunOptions {
   user?: { uid: number; gid: number | undefined };
   /** Hostname of the container. */
   hostname?: string;
-  /** Network: only "none" exists so far. */
-  net: "none";
+  /** Network: "none" (loopback only), or a user-mode network daemon. */
+  net: NetworkKind;
+  /** With slirp4netns or pasta: the host's loopback is reachable at 10.0.2.2. */
+  allowHostLoopback: boolean;
+  /** With slirp4netns or pasta: host loopback ports forwarded into the container, in order. */
+  publish: { hostPort: number; containerPort: number }[];
+  /** Say on stderr what sbox chose (user mapper, cgroup, network). */
+  verbose: boolean;
   /** memory.max in bytes. */
   memory?: number;
   /** memory.swap.max in bytes. */
@@ -61,7 +69,18 @@ export interface RunOptions {
   report?: string;
   /** Parent cgroup of the container's cgroup. */
   cgroup?: string;
+  /** Capabilities added to the default set (`--cap-add`). */
+  capAdd?: string[];
+  /** Capabilities dropped from the default set (`--cap-drop`). */
+  capDrop?: string[];
+  /** `--seccomp`: "unconfined", or a host path of a JSON policy. */
+  seccomp?: string;
+  /** `--rlimit NAME=VALUE`, by resource name. */
+  rlimits?: Record<string, RlimitValue>;
 }
+
+/** The values of `--net`. */
+export type NetworkKind = "none" | "slirp4netns" | "pasta";
 
 /** What the command line asks for. */
 export type Invocation =
@@ -83,6 +102,9 @@ const RUN_OPTIONS = {
   user: { type: "string", short: "u" },
   hostname: { type: "string" },
   net: { type: "string" },
+  "allow-host-loopback": { type: "boolean" },
+  publish: { type: "string", short: "p", multiple: true },
+  verbose: { type: "boolean", short: "v" },
   memory: { type: "string" },
   swap: { type: "string" },
   pids: { type: "string" },
@@ -94,6 +116,10 @@ const RUN_OPTIONS = {
   stderr: { type: "string" },
   report: { type: "string" },
   cgroup: { type: "string" },
+  "cap-add": { type: "string", multiple: true },
+  "cap-drop": { type: "string", multiple: true },
+  seccomp: { type: "string" },
+  rlimit: { type: "string", multiple: true },
   help: { type: "boolean", short: "h" },
 } as const satisfies ParseArgsOptionsConfig;
 
@@ -125,7 +151,15 @@ function parseRun(argv: string[]): Invocation {
   if (tokens.some((t) => t.kind === "option" && t.name === "help")) return { kind: "help", topic: "run" };
   if (command.length === 0) throw usage("missing COMMAND to run", "sbox run");
 
-  const options: RunOptions = { command, mounts: [], env: {}, net: "none" };
+  const options: RunOptions = {
+    command,
+    mounts: [],
+    env: {},
+    net: "none",
+    allowHostLoopback: false,
+    publish: [],
+    verbose: false,
+  };
   const seen = new Set<string>();
   for (const token of tokens) {
     if (token.kind !== "option") continue;
@@ -136,6 +170,10 @@ function parseRun(argv: string[]): Invocation {
     if (!repeatable && seen.has(name)) throw usage(`${option} is given more than once`, "sbox run");
     seen.add(name);
     applyOption(options, name, option, value);
+  }
+  if (options.net === "none") {
+    if (options.allowHostLoopback) throw needsNetwork("--allow-host-loopback");
+    if (options.publish.length > 0) throw needsNetwork("--publish");
   }
   return { kind: "run", options };
 }
@@ -174,6 +212,15 @@ function applyOption(
     case "net":
       options.net = parseNet(value);
       break;
+    case "allow-host-loopback":
+      options.allowHostLoopback = true;
+      break;
+    case "publish":
+      options.publish.push(parsePublish(value));
+      break;
+    case "verbose":
+      options.verbose = true;
+      break;
     case "memory":
       options.memory = parseSize(option, value);
       break;
@@ -199,9 +246,47 @@ function applyOption(
     case "cgroup":
       options[name] = nonEmpty(option, value);
       break;
+    case "cap-add":
+      (options.capAdd ??= []).push(...parseCapabilities(option, value));
+      break;
+    case "cap-drop":
+      (options.capDrop ??= []).push(...parseCapabilities(option, value));
+      break;
+    case "seccomp":
+      options.seccomp = nonEmpty(option, value);
+      break;
+    case "rlimit": {
+      const [name, limit] = parseRlimit(value);
+      (options.rlimits ??= {})[name] = limit;
+      break;
+    }
     case "help":
       break;
   }
+}
+
+/** `--cap-add NET_RAW,SYS_PTRACE`: names with or without CAP_, any case, or ALL. */
+function parseCapabilities(option: string, value: string): string[] {
+  return value.split(",").map((name) => {
+    const bare = name.trim().toUpperCase().replace(/^CAP_/, "");
+    if (bare !== "ALL" && !(bare in CAPABILITIES)) {
+      throw badValue(option, value, "capability names such as NET_RAW or SYS_PTRACE, or ALL");
+    }
+    return bare;
+  });
+}
+
+/** `--rlimit NOFILE=64`, `--rlimit NOFILE=64:128` (soft:hard), `--rlimit CORE=unlimited`. */
+function parseRlimit(value: string): [string, RlimitValue] {
+  const expected = "NAME=LIMIT or NAME=SOFT:HARD, e.g. NOFILE=64 (LIMIT a number or unlimited)";
+  const match = /^([A-Za-z_]+)=(\d+|unlimited)(?::(\d+|unlimited))?$/.exec(value);
+  const name = match?.[1].toUpperCase().replace(/^RLIMIT_/, "");
+  if (!match || name === undefined || !(name in RLIMIT_RESOURCES)) {
+    throw badValue("--rlimit", value, expected);
+  }
+  const limit = (text: string) => (text === "unlimited" ? "unlimited" : Number(text));
+  if (match[3] === undefined) return [name, limit(match[2])];
+  return [name, { soft: limit(match[2]), hard: limit(match[3]) }];
 }
 
 /**
@@ -297,13 +382,20 @@ function parseUser(value: string): { uid: number; gid: number | undefined } {
   return { uid, gid };
 }
 
-function parseNet(value: string): "none" {
-  if (value === "none") return value;
-  if (value === "slirp4netns" || value === "pasta") {
-    throw SboxError.invalidOption(
-      "--net",
-      `${value} is not available yet: this version of sbox supports only --net none (loopback only)`,
-    );
-  }
+function parseNet(value: string): NetworkKind {
+  if (value === "none" || value === "slirp4netns" || value === "pasta") return value;
   throw badValue("--net", value, "none, slirp4netns or pasta");
+}
+
+function parsePublish(value: string): { hostPort: number; containerPort: number } {
+  const match = /^(\d{1,5}):(\d{1,5})$/.exec(value);
+  const hostPort = Number(match?.[1]), containerPort = Number(match?.[2]);
+  if (!match || hostPort < 1 || hostPort > 65535 || containerPort < 1 || containerPort > 65535) {
+    throw badValue("--publish", value, "HOST_PORT:CONTAINER_PORT, ports from 1 to 65535");
+  }
+  return { hostPort, containerPort };
+}
+
+function needsNetwork(option: string): SboxError {
+  return SboxError.invalidOption(option, "needs a network: add --net slirp4netns or --net pasta");
 }

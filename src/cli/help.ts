@@ -48,7 +48,7 @@ File system:
   --tmpfs DST[:SIZE]      mount a fresh tmpfs on DST, SIZE bytes at most
                           (repeatable)
   Writes anywhere else go to a temporary layer and vanish. /proc, /sys, /dev
-  and /tmp (a tmpfs) are always fresh.
+  and /tmp (a 64M tmpfs; --tmpfs /tmp:SIZE for another size) are always fresh.
 
 Process:
   -e, --env NAME=VALUE    set a variable (repeatable); the environment is
@@ -70,6 +70,16 @@ Limits (cgroup v2; a limit whose controller is missing is an error):
   Over a time limit the whole container is killed and the report says TO.
   SIZE: a number of bytes, or with k, M, G or T (powers of 1024): 64M, 1G.
   DUR: a number with ms, s, m or h: 500ms, 1.5s, 2m.
+
+Security (docs/security.md; on by default):
+  --cap-add CAP[,CAP]     keep capabilities beyond the default set, e.g.
+                          NET_RAW for ping (repeatable; ALL for every one)
+  --cap-drop CAP[,CAP]    drop capabilities from the default set (repeatable)
+  --seccomp FILE          seccomp policy from a JSON file instead of the
+                          default profile; --seccomp unconfined for none
+  --rlimit NAME=N         resource limit, e.g. NOFILE=64, NOFILE=64:128
+                          (soft:hard), FSIZE=1048576 (repeatable; CORE=0
+                          unless given)
 
 Judging:
   --stdin FILE            read stdin from FILE (default: sbox's stdin)

@@ -7,19 +7,63 @@
 
 import { SboxError } from "../error.ts";
 import { ids, readTextFile } from "../sys.ts";
-import { type IdMapEntry, ProcUserMapper, type UserMapper } from "../user.ts";
+import {
+  BinNewIdMapper,
+  findHostProgram,
+  type IdMapEntry,
+  ProcUserMapper,
+  subordinateRange,
+  type UserMapper,
+} from "../user.ts";
 
 /** Container ids 0..65535 are the same host ids: what root can give a container. */
 const IDENTITY_MAP: readonly IdMapEntry[] = [{ containerId: 0, hostId: 0, size: 65536 }];
 
+/** The user mapper `sbox run` uses, and why, for `--verbose`. */
+export interface PickedMapper {
+  mapper: UserMapper;
+  /** One line: which mapper and which ids, e.g. "newuidmap/newgidmap: 0 = 1000, 1-65536 = 100000-165535". */
+  description: string;
+}
+
 /**
- * Picks the user mapper for this caller. Root maps ids 0-65535 one to one;
- * anyone else gets container root as themselves only (subordinate ids through
- * newuidmap are for a later version).
+ * Picks the user mapper for this caller:
+ * - root: container ids 0-65535 are the same host ids;
+ * - a user with an /etc/subuid and /etc/subgid entry and newuidmap/newgidmap:
+ *   container root is the user, ids 1.. the subordinate range;
+ * - any other user: container root is the user, and no other id exists.
  */
-export function pickUserMapper(): UserMapper {
-  if (ids().euid === 0) return new ProcUserMapper({ uidMap: IDENTITY_MAP, gidMap: IDENTITY_MAP });
-  return ProcUserMapper.newRoot();
+export function pickUserMapper(): PickedMapper {
+  const me = ids();
+  if (me.euid === 0) {
+    return {
+      mapper: new ProcUserMapper({ uidMap: IDENTITY_MAP, gidMap: IDENTITY_MAP }),
+      description: "root: container ids 0-65535 are the same host ids (written to /proc/PID/uid_map)",
+    };
+  }
+  let reason: string;
+  try {
+    subordinateRange("/etc/subuid", me.euid);
+    subordinateRange("/etc/subgid", me.euid);
+    findHostProgram("newuidmap");
+    findHostProgram("newgidmap");
+    const mapper = BinNewIdMapper.newRootSubid();
+    const [, uids] = mapper.uidMap, [, gids] = mapper.gidMap;
+    return {
+      mapper,
+      description: `newuidmap/newgidmap: container root is uid ${me.euid} gid ${me.gid}; ` +
+        `uids 1-${uids.size} are ${uids.hostId}-${uids.hostId + uids.size - 1}, ` +
+        `gids 1-${gids.size} are ${gids.hostId}-${gids.hostId + gids.size - 1}`,
+    };
+  } catch (err) {
+    if (!(err instanceof SboxError)) throw err;
+    reason = err.message;
+  }
+  return {
+    mapper: ProcUserMapper.newRoot(),
+    description: `only container root, as uid ${me.euid} gid ${me.gid} (${reason}); ` +
+      "add an /etc/subuid and /etc/subgid entry for more ids",
+  };
 }
 
 /** The process's user inside the container. */

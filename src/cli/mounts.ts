@@ -1,14 +1,14 @@
 /**
  * The mounts of a `sbox run` container, in order: the root (an image overlay
  * with `--rootfs`, else the host's root, see hostroot.ts), the base file
- * systems (/proc, /sys, /dev), a fresh tmpfs /tmp, then `--bind` and
+ * systems (/proc, /sys, /dev), a fresh 64 MiB tmpfs /tmp, then `--bind` and
  * `--tmpfs` in command-line order, each with its missing parent directories.
  *
  * @module
  */
 
 import { SboxError } from "../error.ts";
-import { BaseMounts, BindMount, containerPath, type Mount, TmpfsMount } from "../mount.ts";
+import { BaseMounts, BindMount, containerPath, DEFAULT_SHM_SIZE, type Mount, TmpfsMount } from "../mount.ts";
 import type { ProgramBuilder } from "../program.ts";
 import { readLink, stat } from "../sys.ts";
 import type { MountSpec } from "./args.ts";
@@ -95,5 +95,11 @@ export function containerMounts(
   const root = image === undefined
     ? new HostRootMount(planHostRoot(), layers)
     : new ImageRootMount(image, layers);
-  return [root, new BaseMounts(), new TmpfsMount("/tmp"), ...userMounts.flatMap(userMount)];
+  // /tmp is bounded like /dev/shm; `--tmpfs /tmp:SIZE` mounts a bigger one over it.
+  return [
+    root,
+    new BaseMounts(),
+    new TmpfsMount("/tmp", { size: DEFAULT_SHM_SIZE }),
+    ...userMounts.flatMap(userMount),
+  ];
 }

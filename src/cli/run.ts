@@ -20,6 +20,7 @@ import { SboxError } from "../error.ts";
 import type { InitProcess, ProcessStatus } from "../process.ts";
 import { signalNumber } from "../signal.ts";
 import type { RunOptions } from "./args.ts";
+import { useCgroup } from "./cgroup_access.ts";
 import { pickUserMapper, resolveUser } from "./identity.ts";
 import {
   createContainerCgroup,
@@ -31,8 +32,10 @@ import {
 } from "./limits.ts";
 import { TemporaryLayers } from "./layers.ts";
 import { containerMounts, imageDir } from "./mounts.ts";
+import { describeNetwork, networkManager } from "./network.ts";
 import { type Report, statusOf } from "./report.ts";
 import { ScratchDir } from "./scratch.ts";
+import { securityOptions } from "./security.ts";
 import { openStdio } from "./stdio.ts";
 import { Watchdog } from "./watchdog.ts";
 
@@ -106,29 +109,39 @@ async function execute(
   resources: AsyncDisposableStack,
 ): Promise<void> {
   const parent = resolveParentCgroup(options.cgroup);
-  enableControllers(parent, options);
+  const withCgroup = useCgroup(parent, options);
+  if (withCgroup) enableControllers(parent, options);
   const image = options.rootfs === undefined ? undefined : imageDir(options.rootfs);
   const stdio = openStdio(options);
   resources.defer(() => stdio.close());
-  const cgroup = await createContainerCgroup(parent, options);
-  resources.defer(() => cgroup.remove());
+  const cgroup = withCgroup ? await createContainerCgroup(parent, options) : undefined;
+  resources.defer(() => cgroup?.remove());
   const scratch = ScratchDir.create();
   resources.defer(() => scratch.remove());
 
   const layers = new TemporaryLayers(scratch.mkdir("layers"));
   const user = resolveUser(image ?? "/", options.user);
+  const picked = pickUserMapper();
+  if (options.verbose) {
+    verbose(`user mapper: ${picked.description}`);
+    verbose(`cgroup: ${cgroup ? cgroup.path : `none (this user may not create cgroups in ${parent.path})`}`);
+    verbose(`network: ${describeNetwork(options)}`);
+  }
   const container = await Container.create({
     rootfs: scratch.mkdir("root"),
     cgroup,
-    userMapper: pickUserMapper(),
+    userMapper: picked.mapper,
+    network: networkManager(options),
     mounts: containerMounts(image, options.mounts, layers),
     hostname: options.hostname ?? "sbox",
+    ...securityOptions(options),
   });
   resources.defer(() => container.destroy());
 
   let init: InitProcess | undefined;
   state.kill = () => killContainer(cgroup, init);
-  const watchdog = new Watchdog(cgroup, options, () => state.kill());
+  // Without a cgroup there is no --time (useCgroup refused it): the watchdog never reads it.
+  const watchdog = new Watchdog(cgroup ?? parent, options, () => state.kill());
   resources.defer(() => watchdog.stop());
 
   if (state.interrupted) return; // do not even start
@@ -147,6 +160,7 @@ async function execute(
       // pid 1 is the helper's reaper, so the command dies of its own signals
       // (abort(), kill -9 $$) and the report says so.
       reaper: true,
+      rlimits: options.rlimits,
     });
   } catch (err) {
     if (!(err instanceof SboxError && err.step === "exec")) throw err;
@@ -162,8 +176,10 @@ async function execute(
   // Whatever the first process left behind goes now; then the cgroup's
   // figures are final.
   await container.destroy();
-  await waitUntilEmpty(cgroup);
-  state.usage = readUsage(cgroup);
+  if (cgroup) {
+    await waitUntilEmpty(cgroup);
+    state.usage = readUsage(cgroup);
+  }
   watchdog.settle(state.usage.cpu.usageUsec, state.wallTimeMs);
   state.exceeded = watchdog.exceeded;
   if (watchdog.failure) throw watchdog.failure;
@@ -229,17 +245,21 @@ function describe(err: unknown): string {
 }
 
 /** Kills every process of the container: through its cgroup, else by killing its pid 1. */
-function killContainer(cgroup: Cgroup, init: InitProcess | undefined): void {
+function killContainer(cgroup: Cgroup | undefined, init: InitProcess | undefined): void {
   try {
-    cgroup.kill();
+    if (cgroup) return cgroup.kill();
   } catch {
-    // cgroup.kill needs Linux 5.14; the end of pid 1 ends its pid namespace.
-    try {
-      init?.kill("SIGKILL");
-    } catch {
-      // already gone
-    }
+    // cgroup.kill needs Linux 5.14; killing pid 1 below ends its pid namespace.
   }
+  try {
+    init?.kill("SIGKILL");
+  } catch {
+    // already gone
+  }
+}
+
+function verbose(line: string): void {
+  console.error(`sbox: ${line}`);
 }
 
 /** Calls `onSignal` on SIGINT, SIGTERM or SIGHUP; returns the function that stops listening. */

@@ -16,5 +16,7 @@ const mapper: UserMapper = {
     return new Promise(() => {});
   },
 };
+// A promise that never settles does not keep Deno alive: a timer does.
+setInterval(() => {}, 60_000);
 const container = await Container.create({ rootfs, userMapper: mapper });
 await container.start({ command: ["/bin/true"] });

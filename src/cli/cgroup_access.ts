@@ -1,0 +1,50 @@
+/**
+ * Whether `sbox run` may make the container's cgroup. Root may; a user may
+ * below a cgroup delegated to them (owned by them, as systemd's
+ * `Delegate=yes` leaves it). Without one, a run without limits goes ahead
+ * with no cgroup of its own, and a run with limits stops with one line that
+ * says what to delegate.
+ *
+ * @module
+ */
+
+import type { Cgroup } from "../cgroup.ts";
+import { SboxError } from "../error.ts";
+import { ids, stat } from "../sys.ts";
+import type { RunOptions } from "./args.ts";
+
+/** The options that need a cgroup of the container's own. */
+const NEEDS_CGROUP = [
+  { key: "memory", option: "--memory" },
+  { key: "swap", option: "--swap" },
+  { key: "pids", option: "--pids" },
+  { key: "cpuQuotaUsec", option: "--cpus" },
+  { key: "cpuTimeMs", option: "--time" },
+] as const;
+
+/** Whether this process may create a child cgroup of `parent` and move processes into it. */
+export function mayCreateCgroups(parent: Cgroup): boolean {
+  const { euid } = ids();
+  if (euid === 0) return true;
+  const dir = stat(parent.path);
+  const procs = stat(`${parent.path}/cgroup.procs`);
+  return dir?.uid === euid && (dir.mode & 0o200) !== 0 && procs?.uid === euid;
+}
+
+/**
+ * Decides whether the run gets a cgroup below `parent`: true when the user
+ * may create one; false when not and nothing needs one; throws naming the
+ * option and what to delegate when a limit needs one.
+ */
+export function useCgroup(parent: Cgroup, options: RunOptions): boolean {
+  if (mayCreateCgroups(parent)) return true;
+  const wanted = NEEDS_CGROUP.find((n) => options[n.key] !== undefined);
+  if (!wanted) return false;
+  const { euid } = ids();
+  throw new SboxError(
+    `${wanted.option} needs a cgroup, but uid ${euid} may not create cgroups in ${parent.path}: ` +
+      `delegate one to the user (chown it and its cgroup.procs, cgroup.subtree_control and ` +
+      `cgroup.threads to uid ${euid}, as systemd's Delegate=yes does), run sbox in it, or name it with --cgroup`,
+    { step: "cgroup" },
+  );
+}

@@ -1,0 +1,163 @@
+/**
+ * Long-running programs on the host, such as the network daemons
+ * slirp4netns and pasta: started through the library's own launch sequence
+ * (FFI only, no Deno.Command), with chosen fds passed at chosen numbers,
+ * their stderr kept for error messages, and a handle to stop and reap them.
+ *
+ * A daemon gets SIGKILL when the thread that started it ends (PR_SET_PDEATHSIG),
+ * so even a crashed or killed Deno process leaves none behind.
+ *
+ * @module
+ */
+
+import { launch, reap } from "./launch.ts";
+import { CLONE, ProgramBuilder } from "./program.ts";
+import { reactor } from "./reactor.ts";
+import {
+  close,
+  EAGAIN,
+  EINTR,
+  O,
+  open,
+  pidfdSignal,
+  pipe,
+  setNonblocking,
+  tryRead,
+  type WaitResult,
+} from "./sys.ts";
+import { signalName } from "./signal.ts";
+
+const SIGKILL = 9;
+const PR_SET_PDEATHSIG = 1;
+/** How much of a daemon's stderr is kept for an error message. */
+const STDERR_KEPT = 4096;
+
+/** What to start: `argv[0]` absolute; `fds[i]` becomes fd `3 + i` in the program. */
+export interface HostDaemonSpec {
+  argv: string[];
+  /** fds of this process that the daemon gets as 3, 4, ...; closed here once it started. */
+  passFds?: number[];
+}
+
+/** A running host program; {@linkcode stop} kills and reaps it. */
+export class HostDaemon {
+  /** Its pid. */
+  readonly pid: number;
+  /** Resolves when it has exited and been reaped. */
+  readonly exited: Promise<WaitResult>;
+  /** Its program, for messages. */
+  readonly program: string;
+  readonly #pidfd: number;
+  readonly #stderr: Promise<string>;
+
+  private constructor(program: string, pid: number, pidfd: number, stderrRead: number) {
+    this.program = program;
+    this.pid = pid;
+    this.#pidfd = pidfd;
+    this.exited = reap(pidfd);
+    this.#stderr = keepTail(stderrRead);
+  }
+
+  /** Starts `spec.argv` with stdin and stdout on /dev/null and stderr kept. */
+  static async start(spec: HostDaemonSpec): Promise<HostDaemon> {
+    const passFds = spec.passFds ?? [];
+    let devNull = -1, stderrRead = -1, stderrWrite = -1;
+    try {
+      devNull = open("/dev/null", O.RDWR);
+      [stderrRead, stderrWrite] = pipe();
+      setNonblocking(stderrRead);
+    } catch (err) {
+      for (const fd of [devNull, stderrRead, stderrWrite, ...passFds]) close(fd);
+      throw err;
+    }
+    const sources = [devNull, devNull, stderrWrite, ...passFds];
+    let launched;
+    try {
+      launched = await launch({
+        flags: CLONE.VM,
+        cgroupFd: -1,
+        sync: false,
+        childFds: [devNull, stderrWrite, ...passFds],
+        program: () => {
+          const b = new ProgramBuilder();
+          placeFds(b, sources);
+          b.cloexecFrom(sources.length);
+          b.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, "cannot set the parent-death signal");
+          return b.exec(spec.argv[0], spec.argv, [], null).build();
+        },
+      });
+    } catch (err) {
+      close(stderrRead);
+      throw err;
+    }
+    return new HostDaemon(spec.argv[0], launched.pid, launched.pidfd, stderrRead);
+  }
+
+  /** Why it ended, with the last line it wrote on stderr: for error messages. */
+  async describeExit(): Promise<string> {
+    const result = await this.exited;
+    const how = result.code === 1
+      ? `exited with ${result.status}`
+      : `was killed by ${signalName(result.status)}`;
+    const said = (await this.#stderr).trim().split("\n").filter(Boolean).at(-1);
+    return said ? `${this.program} ${how}: ${said}` : `${this.program} ${how}`;
+  }
+
+  /** Kills it (SIGKILL) and waits until it is reaped; safe to call more than once. */
+  async stop(): Promise<void> {
+    pidfdSignal(this.#pidfd, SIGKILL); // ESRCH once reaped: nothing to do
+    await this.exited;
+    await this.#stderr;
+  }
+}
+
+/**
+ * dup2s `sources[i]` to fd `i` without clobbering a source before it is
+ * used: every source first goes to a staging fd above all of them.
+ */
+function placeFds(b: ProgramBuilder, sources: number[]): void {
+  const staging = Math.max(...sources, sources.length) + 1;
+  sources.forEach((fd, i) => b.dup2(fd, staging + i));
+  sources.forEach((_, i) => b.dup2(staging + i, i));
+}
+
+/** Reads `fd` to end-of-file, keeping the last bytes; closes it. */
+async function keepTail(fd: number): Promise<string> {
+  const buf = new Uint8Array(4096);
+  let kept = new Uint8Array(0);
+  try {
+    for (;;) {
+      const n = tryRead(fd, buf);
+      if (n === 0) break;
+      if (n > 0) {
+        const joined = new Uint8Array(kept.length + n);
+        joined.set(kept);
+        joined.set(buf.subarray(0, n), kept.length);
+        kept = joined.slice(Math.max(0, joined.length - STDERR_KEPT));
+      } else if (-n === EAGAIN) await reactor().readable(fd);
+      else if (-n !== EINTR) break;
+    }
+  } finally {
+    reactor().close(fd);
+  }
+  return new TextDecoder().decode(kept);
+}
+
+/**
+ * Waits until `fd` (nonblocking, the read end of a pipe the daemon writes
+ * when it is ready) has data: true, or end-of-file first: false. Closes it.
+ */
+export async function waitReady(fd: number): Promise<boolean> {
+  const buf = new Uint8Array(64);
+  try {
+    for (;;) {
+      const n = tryRead(fd, buf);
+      if (n > 0) return true;
+      if (n === 0) return false;
+      if (-n === EAGAIN) await reactor().readable(fd);
+      else if (-n !== EINTR) return false;
+    }
+  } finally {
+    reactor().close(fd);
+  }
+}

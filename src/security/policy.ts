@@ -1,0 +1,242 @@
+/**
+ * Seccomp policies: which system calls a container's processes may make,
+ * as data. A policy is a list of rules over syscall names; seccomp.ts
+ * compiles it into a BPF filter for one architecture, and `sbox run
+ * --seccomp FILE` reads the same shape from JSON.
+ *
+ * The default profile denies, with EPERM, what container runtimes' default
+ * profiles deny to a container without CAP_SYS_ADMIN: the kernel's keyring,
+ * BPF, performance events, modules, kexec, tracing other processes, every
+ * way to mount or to enter or create namespaces, the clock, swap, reboot,
+ * process accounting, and a few ioctls that reach outside (TIOCSTI types
+ * into a terminal). clone3 fails with ENOSYS instead, because its flags are
+ * in memory a filter cannot read: C libraries then fall back to clone, whose
+ * flags it can. Syscalls numbered above every one sbox knows (added by a
+ * later kernel) fail with ENOSYS too, so a new kernel does not widen the
+ * policy.
+ *
+ * @module
+ */
+
+/**
+ * What a matching rule does: `"allow"`; `"errno"` (fail with EPERM) or
+ * `{ errno: "ENOSYS" }` (with that errno); `"kill"` (the whole process);
+ * `"kill_thread"`; `"trap"` (SIGSYS); `"log"` (allow, and log to the audit log).
+ */
+export type SeccompAction = "allow" | "errno" | "kill" | "kill_thread" | "trap" | "log" | { errno: string };
+
+/**
+ * A condition on argument `arg` (0-5) of the syscall:
+ * - `eq` / `ne`: the argument equals / differs from `value`;
+ * - `masked_eq`: `arg & mask` equals `value`;
+ * - `has_any`: `arg & value` is not zero (any of those flag bits is set).
+ *
+ * `bits: 32` compares only the low half of the register, for arguments the
+ * kernel declares as `int` or `unsigned int` (ioctl's request, unshare's
+ * flags): the kernel ignores the high half, so a filter that compared it
+ * could be dodged by setting it. Values are numbers, or strings for
+ * hexadecimal ("0x5412") and values above 2^53.
+ */
+export interface SeccompCondition {
+  /** Argument index, 0 to 5. */
+  arg: number;
+  /** Comparison. */
+  op: "eq" | "ne" | "masked_eq" | "has_any";
+  /** Value to compare with (the flags for `has_any`). */
+  value: number | string;
+  /** The mask of `masked_eq`. */
+  mask?: number | string;
+  /** 32 for `int` arguments; default 64. */
+  bits?: 32 | 64;
+}
+
+/** Rules apply in order: the first whose syscall and conditions match decides. */
+export interface SeccompRule {
+  /** Syscall names; a name the target architecture lacks is skipped. */
+  syscalls: string[];
+  /** What to do when the rule matches. */
+  action: SeccompAction;
+  /** Conditions, all of which must hold; none means always. */
+  args?: SeccompCondition[];
+  /** Why: for people reading the policy. */
+  comment?: string;
+}
+
+/**
+ * A seccomp policy: rules, a default, and what to do with unknown syscalls.
+ *
+ * @example Deny one more syscall than the default profile
+ * ```ts
+ * import { DEFAULT_SECCOMP_POLICY, type SeccompPolicy } from "./policy.ts";
+ *
+ * const policy: SeccompPolicy = {
+ *   ...DEFAULT_SECCOMP_POLICY,
+ *   rules: [{ syscalls: ["chroot"], action: "errno" }, ...DEFAULT_SECCOMP_POLICY.rules],
+ * };
+ * ```
+ */
+export interface SeccompPolicy {
+  /** For syscalls that no rule matches. */
+  defaultAction: SeccompAction;
+  /** For syscall numbers above every known one (newer kernels); default: `defaultAction`. */
+  unknownAction?: SeccompAction;
+  /** The rules, first match wins. */
+  rules: SeccompRule[];
+}
+
+/** Every namespace flag of clone/unshare except CLONE_NEWTIME (0x80), which clone(2) reads as a signal bit. */
+const CLONE_NAMESPACES = 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000 |
+  0x00020000;
+const CLONE_NEWTIME = 0x80;
+const ENOSYS = { errno: "ENOSYS" } as const;
+
+/**
+ * The default profile. Every rule is a deny with EPERM except where it says
+ * otherwise; everything not listed is allowed.
+ *
+ * @example List what the default profile denies
+ * ```ts
+ * import { DEFAULT_SECCOMP_POLICY } from "./policy.ts";
+ *
+ * const denied = DEFAULT_SECCOMP_POLICY.rules.filter((r) => r.action !== "allow").flatMap((r) => r.syscalls);
+ * console.log(denied.includes("keyctl")); // true
+ * ```
+ */
+export const DEFAULT_SECCOMP_POLICY: SeccompPolicy = {
+  defaultAction: "allow",
+  unknownAction: ENOSYS,
+  rules: [
+    {
+      comment: "the kernel keyring is not namespaced: keys of the host's users are reachable",
+      syscalls: ["keyctl", "add_key", "request_key"],
+      action: "errno",
+    },
+    {
+      comment: "BPF programs, performance events and userfaultfd: kernel attack surface, and side channels",
+      syscalls: ["bpf", "perf_event_open", "userfaultfd"],
+      action: "errno",
+    },
+    {
+      comment: "kernel modules and kexec replace or extend the host's kernel",
+      syscalls: [
+        "init_module",
+        "finit_module",
+        "delete_module",
+        "create_module",
+        "query_module",
+        "get_kernel_syms",
+        "kexec_load",
+        "kexec_file_load",
+      ],
+      action: "errno",
+    },
+    {
+      comment: "tracing and reading other processes' memory",
+      syscalls: ["ptrace", "process_vm_readv", "process_vm_writev", "process_madvise", "pidfd_getfd", "kcmp"],
+      action: "errno",
+    },
+    {
+      comment: "mounting: the container's mount table is set up once, before the command runs",
+      syscalls: [
+        "mount",
+        "umount2",
+        "pivot_root",
+        "move_mount",
+        "open_tree",
+        "open_tree_attr",
+        "fsopen",
+        "fsconfig",
+        "fsmount",
+        "fspick",
+        "mount_setattr",
+      ],
+      action: "errno",
+    },
+    {
+      comment: "entering other namespaces",
+      syscalls: ["setns"],
+      action: "errno",
+    },
+    {
+      comment: "creating namespaces: a nested user namespace hands out every capability again",
+      syscalls: ["unshare"],
+      action: "errno",
+      args: [{ arg: 0, op: "has_any", value: CLONE_NAMESPACES | CLONE_NEWTIME, bits: 32 }],
+    },
+    {
+      comment: "clone with a namespace flag, as unshare",
+      syscalls: ["clone"],
+      action: "errno",
+      args: [{ arg: 0, op: "has_any", value: CLONE_NAMESPACES }],
+    },
+    {
+      comment: "clone3 passes its flags in memory that a filter cannot read: ENOSYS makes libcs use clone",
+      syscalls: ["clone3"],
+      action: ENOSYS,
+    },
+    {
+      comment: "TIOCSTI types into a terminal, TIOCLINUX reaches the console",
+      syscalls: ["ioctl"],
+      action: "errno",
+      args: [{ arg: 1, op: "eq", value: "0x5412", bits: 32 }],
+    },
+    {
+      syscalls: ["ioctl"],
+      action: "errno",
+      args: [{ arg: 1, op: "eq", value: "0x541c", bits: 32 }],
+    },
+    {
+      comment: "the host's clock, swap, power, accounting and kernel log",
+      syscalls: [
+        "settimeofday",
+        "clock_settime",
+        "clock_adjtime",
+        "reboot",
+        "swapon",
+        "swapoff",
+        "acct",
+        "syslog",
+        "vhangup",
+      ],
+      action: "errno",
+    },
+    {
+      comment:
+        "file handles bypass the mount table (the 'shocker' escape); quotas and fanotify are host-wide",
+      syscalls: [
+        "open_by_handle_at",
+        "quotactl",
+        "quotactl_fd",
+        "fanotify_init",
+        "lookup_dcookie",
+        "nfsservctl",
+      ],
+      action: "errno",
+    },
+    {
+      comment: "io_uring performs syscalls that this filter never sees",
+      syscalls: ["io_uring_setup", "io_uring_enter", "io_uring_register"],
+      action: "errno",
+    },
+    {
+      comment: "x86 I/O ports, LDT, and obsolete interfaces",
+      syscalls: ["iopl", "ioperm", "modify_ldt", "sysctl", "uselib"],
+      action: "errno",
+    },
+    {
+      comment: "personality: only the usual values (Linux, 32-bit Linux, UNAME26, and the query 0xffffffff)",
+      syscalls: ["personality"],
+      action: "allow",
+      args: [{ arg: 0, op: "eq", value: 0, bits: 32 }],
+    },
+    { syscalls: ["personality"], action: "allow", args: [{ arg: 0, op: "eq", value: 8, bits: 32 }] },
+    { syscalls: ["personality"], action: "allow", args: [{ arg: 0, op: "eq", value: "0x20000", bits: 32 }] },
+    { syscalls: ["personality"], action: "allow", args: [{ arg: 0, op: "eq", value: "0x20008", bits: 32 }] },
+    {
+      syscalls: ["personality"],
+      action: "allow",
+      args: [{ arg: 0, op: "eq", value: "0xffffffff", bits: 32 }],
+    },
+    { syscalls: ["personality"], action: "errno" },
+  ],
+};

@@ -1,0 +1,102 @@
+/**
+ * Resource limits (setrlimit) of a container's processes. Inside a user
+ * namespace a process can lower its limits but never raise a hard limit, so
+ * these can only make the host's limits stricter; asking for more than the
+ * host allows fails at start with EPERM, naming the limit.
+ *
+ * @module
+ */
+
+import { SboxError } from "../error.ts";
+
+/** Resource numbers (asm-generic, the same on x86_64 and aarch64). */
+export const RLIMIT_RESOURCES: Readonly<Record<string, number>> = {
+  CPU: 0,
+  FSIZE: 1,
+  DATA: 2,
+  STACK: 3,
+  CORE: 4,
+  RSS: 5,
+  NPROC: 6,
+  NOFILE: 7,
+  MEMLOCK: 8,
+  AS: 9,
+  LOCKS: 10,
+  SIGPENDING: 11,
+  MSGQUEUE: 12,
+  NICE: 13,
+  RTPRIO: 14,
+  RTTIME: 15,
+};
+
+/** A limit: a number (soft and hard alike), `"unlimited"`, or both halves apart. */
+export type RlimitValue =
+  | number
+  | "unlimited"
+  | { soft: number | "unlimited"; hard: number | "unlimited" };
+
+/**
+ * Limits by resource name (`NOFILE`, `CORE`, `NPROC`, `FSIZE`, `STACK`, ...).
+ * Note that `NPROC` counts every process of the same user id on the host,
+ * not only the container's.
+ *
+ * @example At most 64 open files and 1 MiB per file; core dumps allowed
+ * ```ts
+ * import type { Rlimits } from "./rlimits.ts";
+ *
+ * const rlimits: Rlimits = { NOFILE: 64, FSIZE: 1 << 20, CORE: "unlimited" };
+ * ```
+ */
+export type Rlimits = Partial<Record<keyof typeof RLIMIT_RESOURCES | string, RlimitValue>>;
+
+/** What every process gets unless its options say otherwise: no core dumps. */
+export const DEFAULT_RLIMITS: Readonly<Rlimits> = { CORE: 0 };
+
+/** One checked limit, ready for the `rlimit` op. */
+export interface CheckedRlimit {
+  name: string;
+  resource: number;
+  soft: bigint;
+  hard: bigint;
+}
+
+const INFINITY = (1n << 64n) - 1n;
+
+function limitValue(name: string, value: unknown): bigint {
+  if (value === "unlimited") return INFINITY;
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
+    throw SboxError.invalidOption(
+      "rlimits",
+      `${name} must be a non-negative integer or "unlimited", got ${JSON.stringify(value)}`,
+    );
+  }
+  return BigInt(value);
+}
+
+/** Validates `rlimits` over the defaults; the result is in resource order. */
+export function checkRlimits(rlimits: unknown): CheckedRlimit[] {
+  if (rlimits !== undefined && (typeof rlimits !== "object" || rlimits === null || Array.isArray(rlimits))) {
+    throw SboxError.invalidOption("rlimits", "must be an object such as { NOFILE: 64 }");
+  }
+  // By resource: "nofile" and "RLIMIT_NOFILE" name NOFILE too, and a
+  // caller's limit replaces the default one.
+  const byName = new Map<string, CheckedRlimit>();
+  for (const [key, value] of [...Object.entries(DEFAULT_RLIMITS), ...Object.entries(rlimits ?? {})]) {
+    const name = key.toUpperCase().replace(/^RLIMIT_/, "");
+    const resource = RLIMIT_RESOURCES[name];
+    if (resource === undefined) {
+      throw SboxError.invalidOption("rlimits", `unknown resource ${JSON.stringify(key)}`);
+    }
+    let soft: bigint, hard: bigint;
+    if (typeof value === "object" && value !== null) {
+      const pair = value as { soft?: unknown; hard?: unknown };
+      soft = limitValue(name, pair.soft);
+      hard = limitValue(name, pair.hard);
+      if (soft > hard) throw SboxError.invalidOption("rlimits", `${name}: soft limit above the hard limit`);
+    } else {
+      soft = hard = limitValue(name, value);
+    }
+    byName.set(name, { name, resource, soft, hard });
+  }
+  return [...byName.values()].sort((a, b) => a.resource - b.resource);
+}

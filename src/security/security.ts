@@ -1,0 +1,92 @@
+/**
+ * The security step of a container's processes, in one place: which ops go
+ * where in the setup program, and why in that order.
+ *
+ * The first op of every container program is `dieWithParent` (the process
+ * dies with the thread that created it). The tail of every process, after
+ * its stdio and working directory, is compiled by {@linkcode compileSecurity}:
+ *
+ * 1. setsid: a new session, without the caller's controlling terminal;
+ * 2. rlimits (CORE=0 by default);
+ * 3. drop the capability bounding set, while CAP_SETPCAP is still held;
+ * 4. setgroups/setgid/setuid (the caller's), which need CAP_SETGID/SETUID;
+ * 5. reduce permitted/effective, empty inheritable and ambient;
+ * 6. PR_SET_PDEATHSIG again: a change of credentials clears it;
+ * 7. no_new_privs, then the seccomp filter: last, so that the setup itself
+ *    is not filtered, and right before execve.
+ *
+ * @module
+ */
+
+import { SboxError } from "../error.ts";
+import type { ProgramBuilder } from "../program.ts";
+import { capabilityMask } from "./capabilities.ts";
+import { DEFAULT_SECCOMP_POLICY, type SeccompPolicy } from "./policy.ts";
+import { type CheckedRlimit, checkRlimits } from "./rlimits.ts";
+import { compileSeccomp } from "./seccomp.ts";
+
+const PR_SET_PDEATHSIG = 1;
+const PR_SET_NO_NEW_PRIVS = 38;
+const SIGKILL = 9;
+
+/** Container-wide security options, checked. */
+export interface ContainerSecurity {
+  /** Capabilities kept, as a bit mask. */
+  capabilities: bigint;
+  /** The compiled seccomp filter, or null for "unconfined". */
+  seccompFilter: Uint8Array | null;
+}
+
+/** Per-process security options, checked. */
+export interface ProcessSecurity {
+  rlimits: CheckedRlimit[];
+  newSession: boolean;
+}
+
+/** Checks `capAdd`, `capDrop` and `seccomp`, and compiles the filter once. */
+export function checkContainerSecurity(
+  options: { capAdd?: unknown; capDrop?: unknown; seccomp?: unknown },
+): ContainerSecurity {
+  const capabilities = capabilityMask(options.capAdd, options.capDrop);
+  const seccomp = options.seccomp ?? DEFAULT_SECCOMP_POLICY;
+  const seccompFilter = seccomp === "unconfined" ? null : compileSeccomp(seccomp as SeccompPolicy);
+  return { capabilities, seccompFilter };
+}
+
+/** Checks `rlimits` and `newSession`. */
+export function checkProcessSecurity(options: { rlimits?: unknown; newSession?: unknown }): ProcessSecurity {
+  if (options.newSession !== undefined && typeof options.newSession !== "boolean") {
+    throw SboxError.invalidOption(
+      "newSession",
+      `must be a boolean, got ${JSON.stringify(options.newSession)}`,
+    );
+  }
+  return { rlimits: checkRlimits(options.rlimits), newSession: options.newSession ?? true };
+}
+
+/**
+ * SIGKILL when the thread that created this process ends. The first op of a
+ * container's program, so that a Deno process killed even by SIGKILL takes
+ * its containers along: the init's death ends its pid namespace, which kills
+ * every process in it.
+ */
+export function dieWithParent(b: ProgramBuilder): void {
+  b.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, "cannot set the parent-death signal");
+}
+
+/** Appends the security ops around `setIds` (setgroups, setgid, setuid); see the module documentation. */
+export function compileSecurity(
+  b: ProgramBuilder,
+  container: ContainerSecurity,
+  process: ProcessSecurity,
+  setIds: () => void,
+): void {
+  if (process.newSession) b.setsid();
+  for (const limit of process.rlimits) b.rlimit(limit.resource, limit.soft, limit.hard, limit.name);
+  b.capbsetDrop(container.capabilities);
+  setIds();
+  b.capset(container.capabilities);
+  dieWithParent(b);
+  b.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, "cannot set no_new_privs");
+  if (container.seccompFilter) b.seccomp(container.seccompFilter);
+}

@@ -1,0 +1,340 @@
+/**
+ * Networking: `--net none|slirp4netns|pasta`, `--allow-host-loopback` and
+ * `--publish`, through the command line and the library. Traffic goes only
+ * to 127.0.0.1 and into namespaces the tests make: the checks that the
+ * host's loopback is unreachable run sbox in a network namespace of their
+ * own (root only), so that a connection to 10.0.2.2 cannot leave the machine.
+ *
+ * After every test no slirp4netns or pasta process of the test may be left.
+ */
+
+import assert from "node:assert/strict";
+import { PastaManager, Slirp4NetnsManager } from "../src/network.ts";
+import { SboxError } from "../src/error.ts";
+import { busyboxContainer, busyboxImage, scratchDir, skipUnlessRoot } from "./fixtures.ts";
+
+const SBOX = new URL("../sbox.ts", import.meta.url).pathname;
+/** Generous, only so that a hang fails instead of blocking the suite. */
+const TIMEOUT_MS = 120_000;
+const BACKENDS = ["slirp4netns", "pasta"] as const;
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+
+/** `deno run --allow-ffi sbox.ts run --rootfs <busybox> ARGS...` to the end. */
+async function busybox(args: string[]): Promise<Result> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-ffi", SBOX, "run", "--rootfs", busyboxImage(), ...args],
+    stdin: "null",
+    signal: AbortSignal.timeout(TIMEOUT_MS),
+  }).output();
+  return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
+}
+
+/** Pids of the slirp4netns and pasta processes running now. */
+function networkDaemons(): Set<string> {
+  const pids = new Set<string>();
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const program = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).split("\0")[0];
+      if (/(^|\/)(slirp4netns|pasta)$/.test(program)) pids.add(entry.name);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+/** A test that also checks that it leaves no network daemon behind. */
+function netTest(name: string, fn: () => Promise<void>, ignore = false): void {
+  Deno.test({
+    name,
+    ignore,
+    async fn() {
+      const before = networkDaemons();
+      await fn();
+      const left = [...networkDaemons()].filter((pid) => !before.has(pid));
+      assert.deepEqual(left, [], `network daemons left behind: ${left.join(", ")}`);
+    },
+  });
+}
+
+/** Waits (a generous bound, against hangs only) until `pid` no longer exists. */
+async function waitGone(pid: string): Promise<void> {
+  for (let i = 0; i < 3000; i++) {
+    try {
+      Deno.statSync(`/proc/${pid}`);
+    } catch {
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  assert.fail(`process ${pid} is still running`);
+}
+
+/** An HTTP server on the host's 127.0.0.1 that answers `body`. */
+function hostServer(body: string): Deno.HttpServer<Deno.NetAddr> {
+  return Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => new Response(body));
+}
+
+/** A free TCP port of 127.0.0.1. */
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+for (const net of BACKENDS) {
+  netTest(
+    `${net}: --allow-host-loopback reaches an HTTP server on the host's 127.0.0.1 at 10.0.2.2`,
+    async () => {
+      await using server = hostServer("hello from the host\n");
+      const result = await busybox([
+        "--net",
+        net,
+        "--allow-host-loopback",
+        "--",
+        "wget",
+        "-q",
+        "-O-",
+        `http://10.0.2.2:${server.addr.port}/`,
+      ]);
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(result.stdout, "hello from the host\n");
+    },
+  );
+
+  netTest(`${net}: --publish forwards a host loopback port to a server in the container`, async () => {
+    const hostPort = freePort();
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-ffi",
+        SBOX,
+        "run",
+        "--rootfs",
+        busyboxImage(),
+        "--net",
+        net,
+        "--publish",
+        `${hostPort}:8080`,
+        "--",
+        "sh",
+        "-c",
+        "mkdir /www && echo published > /www/index.html && httpd -p 8080 -h /www && echo ready && exec sleep 1000",
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(TIMEOUT_MS),
+    }).spawn();
+    const reader = child.stdout.getReader();
+    let seen = "";
+    while (!seen.includes("ready\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += decode(value);
+    }
+    assert.equal(seen, "ready\n");
+    const response = await fetch(`http://127.0.0.1:${hostPort}/`);
+    assert.equal(await response.text(), "published\n");
+    child.kill("SIGTERM"); // sbox kills the container and cleans up
+    reader.releaseLock();
+    const output = await child.output();
+    assert.equal(output.code, 128 + 15, decode(output.stderr));
+  });
+}
+
+netTest("slirp4netns and pasta give the same address, route and DNS", async () => {
+  const seen: string[] = [];
+  for (const net of BACKENDS) {
+    const result = await busybox([
+      "--net",
+      net,
+      "--",
+      "sh",
+      "-c",
+      "cat /etc/resolv.conf; ip -4 -o addr show eth0; ip -4 route",
+    ]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /^nameserver 10\.0\.2\.3$/m);
+    assert.match(result.stdout, /eth0\s+inet 10\.0\.2\.100\/24 /);
+    assert.match(result.stdout, /^default via 10\.0\.2\.2 dev eth0/m);
+    assert.match(result.stdout, /^10\.0\.2\.0\/24 dev eth0 .*src 10\.0\.2\.100/m);
+    // The same facts, whatever each backend adds (broadcast, "proto kernel").
+    seen.push(
+      result.stdout.split("\n").map((line) =>
+        line.replace(/ brd \S+| proto kernel|\\.*$| +valid_lft.*$/g, "").replace(/\s+/g, " ").trim()
+      ).join("\n"),
+    );
+  }
+  assert.equal(seen[0], seen[1]);
+});
+
+netTest("--net none: loopback works inside, the host cannot be reached", async () => {
+  await using server = hostServer("should not be seen\n");
+  const port = server.addr.port;
+  const result = await busybox([
+    "--",
+    "sh",
+    "-c",
+    [
+      "mkdir /www && echo inside > /www/index.html && httpd -p 127.0.0.1:8080 -h /www",
+      "wget -q -O- http://127.0.0.1:8080/",
+      // The gateway of the other backends, the host's port on our own loopback, the host's address.
+      "for host in 10.0.2.2 127.0.0.1 192.0.2.2; do",
+      `  wget -q -O- http://$host:${port}/ 2>/dev/null && echo "reached $host"`,
+      "done",
+      "ls /sys/class/net",
+    ].join("\n"),
+  ]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stdout, "inside\nlo\n");
+});
+
+/**
+ * Runs sbox in a network namespace of its own with an HTTP server on its
+ * 127.0.0.1:8000 (busybox httpd) and an outbound interface whose routes
+ * lead nowhere: what is not the host's loopback fails at once, and nothing
+ * leaves the machine.
+ */
+async function inIsolatedHost(sboxArgs: string[]): Promise<Result> {
+  const dir = scratchDir("isolated-");
+  try {
+    Deno.writeTextFileSync(`${dir}/index.html`, "isolated host\n");
+    const quote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
+    const script = [
+      "set -e",
+      "ip link set lo up",
+      "ip link add sboxh0 type veth peer name sboxh1",
+      "ip addr add 192.0.2.10/24 dev sboxh0",
+      "ip link set sboxh0 up && ip link set sboxh1 up",
+      "ip route add default via 192.0.2.1",
+      "ip route add unreachable 10.0.2.0/24",
+      `busybox httpd -f -p 127.0.0.1:8000 -h ${quote(dir)} & server=$!`,
+      "set +e",
+      [Deno.execPath(), "run", "--allow-ffi", SBOX, "run", "--rootfs", busyboxImage(), ...sboxArgs]
+        .map(quote).join(" "),
+      "status=$?",
+      "kill $server",
+      "exit $status",
+    ].join("\n");
+    const output = await new Deno.Command("unshare", {
+      args: ["--net", "--", "sh", "-c", script],
+      stdin: "null",
+      signal: AbortSignal.timeout(TIMEOUT_MS),
+    }).output();
+    return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+}
+
+for (const net of BACKENDS) {
+  const name = `${net}: the host's loopback is unreachable without --allow-host-loopback`;
+  netTest(name, async () => {
+    // `timeout` bounds a connection attempt that a backend drops silently.
+    const fetch = ["--", "timeout", "10", "wget", "-q", "-O-", "http://10.0.2.2:8000/"];
+    const denied = await inIsolatedHost(["--net", net, ...fetch]);
+    assert.notEqual(denied.code, 0, `the fetch should fail: ${denied.stdout}`);
+    assert.equal(denied.stdout, "");
+    assert.doesNotMatch(denied.stderr, /^sbox:/m, "sbox itself should not fail");
+    const allowed = await inIsolatedHost(["--net", net, "--allow-host-loopback", ...fetch]);
+    assert.equal(allowed.code, 0, allowed.stderr);
+    assert.equal(allowed.stdout, "isolated host\n");
+  }, skipUnlessRoot(name));
+}
+
+for (const [net, Manager] of [["slirp4netns", Slirp4NetnsManager], ["pasta", PastaManager]] as const) {
+  netTest(`${net}: the daemon ends when the container's init is killed, before destroy()`, async () => {
+    const before = networkDaemons();
+    await using setup = await busyboxContainer({ network: new Manager() });
+    const init = await setup.container.start({ command: ["/bin/sleep", "1000"], stdout: "null" });
+    const daemons = [...networkDaemons()].filter((pid) => !before.has(pid));
+    assert.equal(daemons.length, 1, `expected one daemon, found ${daemons.join(", ")}`);
+    init.kill("SIGKILL");
+    assert.equal((await init.status).signal, "SIGKILL");
+    await waitGone(daemons[0]);
+  });
+
+  netTest(`${net}: the CLI leaves no daemon when the container's process is killed`, async () => {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-ffi",
+        SBOX,
+        "run",
+        "--rootfs",
+        busyboxImage(),
+        "--net",
+        net,
+        "--",
+        "sh",
+        "-c",
+        "echo up; exec sleep 1000",
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(TIMEOUT_MS),
+    }).spawn();
+    const reader = child.stdout.getReader();
+    assert.equal(decode((await reader.read()).value!), "up\n");
+    reader.releaseLock();
+    const sleeper = [...Deno.readDirSync("/proc")].map((e) => e.name).find((pid) => {
+      try {
+        return Deno.readTextFileSync(`/proc/${pid}/cmdline`) === "sleep\x001000\x00" &&
+          descendsFrom(pid, String(child.pid));
+      } catch {
+        return false;
+      }
+    });
+    assert.ok(sleeper, "the container's process was not found");
+    Deno.kill(Number(sleeper), "SIGKILL");
+    const output = await child.output();
+    assert.equal(output.code, 128 + 9, decode(output.stderr));
+  });
+
+  Deno.test(`${net}: bad options are rejected before anything runs`, () => {
+    assert.throws(
+      () => new Manager({ publish: [{ hostPort: 0, containerPort: 80 }] }),
+      (err) => err instanceof SboxError && /publish: hostPort must be a port/.test(err.message),
+    );
+  });
+}
+
+/** Whether `pid`'s parent chain reaches `ancestor`. */
+function descendsFrom(pid: string, ancestor: string): boolean {
+  for (let current = pid; current !== "0" && current !== "1";) {
+    const status = Deno.readTextFileSync(`/proc/${current}/status`);
+    current = /^PPid:\s+(\d+)/m.exec(status)?.[1] ?? "0";
+    if (current === ancestor) return true;
+  }
+  return false;
+}
+
+Deno.test("--publish and --allow-host-loopback need a network; --net takes only known values", async () => {
+  for (
+    const [args, pattern] of [
+      [["--publish", "8080:80"], /--publish: needs a network: add --net slirp4netns or --net pasta/],
+      [["--allow-host-loopback"], /--allow-host-loopback: needs a network/],
+      [
+        ["--net", "pasta", "--publish", "8080"],
+        /--publish: bad value "8080": expected HOST_PORT:CONTAINER_PORT/,
+      ],
+      [["--net", "slirp4netns", "--publish", "0:80"], /--publish: bad value "0:80"/],
+      [["--net", "host"], /--net: bad value "host": expected none, slirp4netns or pasta/],
+    ] as const
+  ) {
+    const result = await busybox([...args, "--", "true"]);
+    assert.equal(result.code, 125, result.stderr);
+    assert.match(result.stderr, pattern);
+  }
+});

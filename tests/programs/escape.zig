@@ -1,0 +1,175 @@
+//! Attacks for tests/escape_test.ts, run inside a container (and, as a
+//! control, on the host). Each subcommand tries one thing with raw syscalls
+//! and prints one line: "<attack> ok" when the kernel allowed it, or
+//! "<attack> E<NAME>" with the errno that stopped it. Exit status 0 either
+//! way: the test decides what the answer means. Static, no libc.
+//!
+//!   escape kill PID | ptrace-child | ptrace PID | mount-root | remount-root
+//!   escape module | keyctl | bpf | perf | userns | clone-userns | clone3
+//!   escape tiocsti | tiocsti-high | io_uring | personality VALUE
+//!   escape connect PORT | fdbomb | chroot-breakout HOST_PATH | euid
+//!   escape read PATH | write PATH
+
+const std = @import("std");
+const linux = std.os.linux;
+
+var out_buf: [512]u8 = undefined;
+
+fn say(comptime fmt: []const u8, args: anytype) void {
+    const line = std.fmt.bufPrint(&out_buf, fmt ++ "\n", args) catch unreachable;
+    _ = linux.write(1, line.ptr, line.len);
+}
+
+fn errnoOf(rc: usize) ?linux.E {
+    const signed: isize = @bitCast(rc);
+    if (signed < 0 and signed > -4096) return @enumFromInt(-signed);
+    return null;
+}
+
+/// Prints "<name> ok" or "<name> E<NAME>" for a raw syscall result.
+fn report(name: []const u8, rc: usize) void {
+    if (errnoOf(rc)) |e| say("{s} E{s}", .{ name, @tagName(e) }) else say("{s} ok", .{name});
+}
+
+fn number(arg: [*:0]const u8) u64 {
+    const text = std.mem.span(arg);
+    if (std.mem.startsWith(u8, text, "0x")) return std.fmt.parseInt(u64, text[2..], 16) catch unreachable;
+    return std.fmt.parseInt(u64, text, 10) catch unreachable;
+}
+
+/// fork(), also on architectures without a fork syscall.
+fn fork() usize {
+    return linux.syscall5(.clone, linux.SIG.CHLD, 0, 0, 0, 0);
+}
+
+fn reapChild(pid: usize) void {
+    var status: u32 = 0;
+    _ = linux.syscall4(.wait4, pid, @intFromPtr(&status), 0, 0);
+}
+
+pub fn main() void {
+    const argv = std.os.argv;
+    if (argv.len < 2) {
+        say("usage: escape ATTACK [ARG]", .{});
+        linux.exit(2);
+    }
+    const attack = std.mem.span(argv[1]);
+    const arg: [*:0]const u8 = if (argv.len > 2) argv[2] else "";
+
+    if (eql(attack, "kill")) {
+        report(attack, linux.kill(@intCast(number(arg)), 0));
+    } else if (eql(attack, "ptrace")) {
+        const pid = number(arg);
+        const rc = linux.syscall4(.ptrace, 16, pid, 0, 0); // PTRACE_ATTACH
+        report(attack, rc);
+        if (errnoOf(rc) == null) _ = linux.syscall4(.ptrace, 17, pid, 0, 0); // PTRACE_DETACH
+    } else if (eql(attack, "ptrace-child")) {
+        // Tracing one's own child needs no privilege at all: only seccomp stops it.
+        const pid = fork();
+        if (pid == 0) {
+            while (true) _ = linux.syscall0(.pause);
+        }
+        report(attack, linux.syscall4(.ptrace, 16, pid, 0, 0));
+        _ = linux.kill(@intCast(pid), linux.SIG.KILL);
+        reapChild(pid);
+    } else if (eql(attack, "mount-root")) {
+        report(attack, linux.syscall5(.mount, @intFromPtr("none"), @intFromPtr("/"), @intFromPtr("tmpfs"), 0, 0));
+    } else if (eql(attack, "remount-root")) {
+        const flags = linux.MS.REMOUNT | linux.MS.BIND | linux.MS.RDONLY;
+        report(attack, linux.syscall5(.mount, 0, @intFromPtr("/"), 0, flags, 0));
+    } else if (eql(attack, "module")) {
+        const fd = linux.open("/bin/busybox", .{ .ACCMODE = .RDONLY }, 0);
+        report("finit_module", linux.syscall3(.finit_module, fd, @intFromPtr(""), 0));
+        var image = [_]u8{0} ** 64;
+        report("init_module", linux.syscall3(.init_module, @intFromPtr(&image), image.len, @intFromPtr("")));
+    } else if (eql(attack, "keyctl")) {
+        const key_spec_session_keyring: usize = @bitCast(@as(isize, -3));
+        report(attack, linux.syscall3(.keyctl, 0, key_spec_session_keyring, 1)); // KEYCTL_GET_KEYRING_ID, create
+    } else if (eql(attack, "bpf")) {
+        var attr = [_]u8{0} ** 128;
+        std.mem.writeInt(u32, attr[0..4], 2, .little); // BPF_MAP_TYPE_ARRAY
+        std.mem.writeInt(u32, attr[4..8], 4, .little); // key size
+        std.mem.writeInt(u32, attr[8..12], 4, .little); // value size
+        std.mem.writeInt(u32, attr[12..16], 1, .little); // max entries
+        report(attack, linux.syscall3(.bpf, 0, @intFromPtr(&attr), attr.len)); // BPF_MAP_CREATE
+    } else if (eql(attack, "perf")) {
+        var attr = [_]u8{0} ** 128;
+        std.mem.writeInt(u32, attr[0..4], 1, .little); // PERF_TYPE_SOFTWARE
+        std.mem.writeInt(u32, attr[4..8], 128, .little); // size
+        const cpu: usize = @bitCast(@as(isize, -1));
+        report(attack, linux.syscall5(.perf_event_open, @intFromPtr(&attr), 0, cpu, cpu, 0));
+    } else if (eql(attack, "userns")) {
+        report(attack, linux.syscall1(.unshare, linux.CLONE.NEWUSER));
+    } else if (eql(attack, "clone-userns")) {
+        const pid = linux.syscall5(.clone, linux.CLONE.NEWUSER | linux.SIG.CHLD, 0, 0, 0, 0);
+        if (pid == 0) linux.exit(0);
+        report(attack, pid);
+        if (errnoOf(pid) == null) reapChild(pid);
+    } else if (eql(attack, "clone3")) {
+        var args = [_]u64{0} ** 11;
+        args[4] = linux.SIG.CHLD; // exit_signal
+        const pid = linux.syscall2(.clone3, @intFromPtr(&args), @sizeOf(@TypeOf(args)));
+        if (pid == 0) linux.exit(0);
+        report(attack, pid);
+        if (errnoOf(pid) == null) reapChild(pid);
+    } else if (eql(attack, "tiocsti") or eql(attack, "tiocsti-high")) {
+        // The request is an unsigned int: the kernel ignores the upper half
+        // of the register, so a filter must too.
+        const request: usize = if (eql(attack, "tiocsti")) 0x5412 else 0x1_0000_5412;
+        const c: u8 = '#';
+        report(attack, linux.syscall3(.ioctl, 0, request, @intFromPtr(&c)));
+    } else if (eql(attack, "io_uring")) {
+        var params = [_]u8{0} ** 120;
+        report(attack, linux.syscall2(.io_uring_setup, 1, @intFromPtr(&params)));
+    } else if (eql(attack, "personality")) {
+        report(attack, linux.syscall1(.personality, number(arg)));
+    } else if (eql(attack, "connect")) {
+        const fd = linux.socket(linux.AF.INET, linux.SOCK.STREAM, 0);
+        var addr = linux.sockaddr.in{ .port = std.mem.nativeToBig(u16, @intCast(number(arg))), .addr = std.mem.nativeToBig(u32, 0x7f000001) };
+        report(attack, linux.connect(@intCast(fd), @ptrCast(&addr), @sizeOf(@TypeOf(addr))));
+    } else if (eql(attack, "fdbomb")) {
+        var count: usize = 0;
+        while (count < 1_000_000) : (count += 1) {
+            const fd = linux.open("/dev/null", .{ .ACCMODE = .RDONLY }, 0);
+            if (errnoOf(fd)) |e| {
+                say("{s} E{s} after {d}", .{ attack, @tagName(e), count });
+                return;
+            }
+        }
+        say("{s} ok after {d}", .{ attack, count });
+    } else if (eql(attack, "chroot-breakout")) {
+        // The classic: chroot into a subdirectory while keeping the working
+        // directory outside it, walk up, chroot there. After pivot_root and
+        // a detached old root there is nothing above "/" to reach.
+        _ = linux.mkdir("/tmp/breakout", 0o700);
+        var rc = linux.chroot("/tmp/breakout");
+        if (errnoOf(rc) != null) return report(attack, rc);
+        var i: usize = 0;
+        while (i < 64) : (i += 1) _ = linux.chdir("..");
+        rc = linux.chroot(".");
+        if (errnoOf(rc) != null) return report(attack, rc);
+        var st: linux.Stat = undefined;
+        rc = linux.stat(arg, &st);
+        if (errnoOf(rc)) |e| say("{s} host path E{s}", .{ attack, @tagName(e) }) else say("{s} host path visible", .{attack});
+    } else if (eql(attack, "euid")) {
+        say("euid {d}", .{linux.geteuid()});
+    } else if (eql(attack, "read")) {
+        const fd = linux.open(arg, .{ .ACCMODE = .RDONLY }, 0);
+        if (errnoOf(fd) != null) return report(attack, fd);
+        var buf: [4096]u8 = undefined;
+        const n = linux.read(@intCast(fd), &buf, buf.len);
+        if (errnoOf(n) != null) return report(attack, n);
+        say("{s} ok {d} bytes", .{ attack, n });
+    } else if (eql(attack, "write")) {
+        const fd = linux.open(arg, .{ .ACCMODE = .WRONLY }, 0);
+        if (errnoOf(fd) != null) return report(attack, fd);
+        report(attack, linux.write(@intCast(fd), "1\n", 2));
+    } else {
+        say("unknown attack {s}", .{attack});
+        linux.exit(2);
+    }
+}
+
+fn eql(a: []const u8, b: []const u8) bool {
+    return std.mem.eql(u8, a, b);
+}

@@ -1,0 +1,194 @@
+/**
+ * What only an unprivileged user can show (tools/test-rootless runs this
+ * file as a user with subordinate ids and as one without): the mapper
+ * `sbox run` picks, root file systems unpacked and removed through
+ * runAsRoot, setgroups as newgidmap leaves it, and runs without a cgroup
+ * of one's own. As root the user-only tests are skipped with a reason.
+ */
+
+import assert from "node:assert/strict";
+import { BinNewIdMapper, findCgroup2Mount, ProcUserMapper, runAsRoot } from "../mod.ts";
+import { pickUserMapper } from "../src/cli/identity.ts";
+import {
+  busyboxContainer,
+  busyboxImage,
+  hasSubordinateIds,
+  identityMapper,
+  isRoot,
+  scratchDir,
+  skipWithoutManyIds,
+  text,
+} from "./fixtures.ts";
+
+const SBOX = new URL("../sbox.ts", import.meta.url).pathname;
+const TIMEOUT_MS = 120_000;
+
+function skipAsRoot(name: string): boolean {
+  if (!isRoot) return false;
+  console.log(`skipping "${name}": only meaningful for an unprivileged user`);
+  return true;
+}
+
+async function sbox(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-ffi", SBOX, "run", "--rootfs", busyboxImage(), ...args],
+    stdin: "null",
+    signal: AbortSignal.timeout(TIMEOUT_MS),
+  }).output();
+  return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr) };
+}
+
+Deno.test("sbox run --verbose names the mapper it picked for this user", async () => {
+  const result = await sbox(["--verbose", "--", "cat", "/proc/self/uid_map"]);
+  assert.equal(result.code, 0, result.stderr);
+  const expected = isRoot
+    ? /user mapper: root:/
+    : hasSubordinateIds
+    ? /user mapper: newuidmap\/newgidmap:/
+    : /user mapper: only container root/;
+  assert.match(result.stderr, expected);
+  const lines = result.stdout.trim().split("\n").map((l) => l.trim().split(/\s+/).map(Number));
+  const picked = pickUserMapper().mapper;
+  assert.deepEqual(lines, picked.uidMap.map((e) => [e.containerId, e.hostId, e.size]));
+  if (!isRoot && !hasSubordinateIds) assert.ok(picked instanceof ProcUserMapper);
+  if (!isRoot && hasSubordinateIds) assert.ok(picked instanceof BinNewIdMapper);
+});
+
+{
+  const name = "runAsRoot: a root file system unpacked as the user keeps its owners and can be removed";
+  Deno.test({
+    name,
+    ignore: skipWithoutManyIds(name),
+    async fn() {
+      const dir = scratchDir("unpack-");
+      const mapper = identityMapper();
+      const rootfs = `${dir}/rootfs`;
+      // Unpack: a copy of the image, with one file of uid 1000 and one of nobody.
+      await runAsRoot(mapper, [
+        "/bin/sh",
+        "-c",
+        `cp -a ${busyboxImage()} ${rootfs} && touch ${rootfs}/home/u ${rootfs}/home/n && ` +
+        `chown 1000:1000 ${rootfs}/home/u && chown 65534:65534 ${rootfs}/home/n`,
+      ]);
+      const hostId = (containerId: number) => {
+        const entry = mapper.uidMap.find((e) =>
+          containerId >= e.containerId && containerId < e.containerId + e.size
+        )!;
+        return entry.hostId + containerId - entry.containerId;
+      };
+      assert.equal(Deno.statSync(`${rootfs}/home/u`).uid, hostId(1000));
+      assert.equal(Deno.statSync(`${rootfs}/home/n`).uid, hostId(65534));
+      assert.equal(Deno.statSync(`${rootfs}/bin/busybox`).uid, hostId(0));
+      // Seen from a container on that root, the owners are the container's ids again.
+      await runAsRoot(mapper, ["/bin/sh", "-c", `test "$(stat -c %u ${rootfs}/home/u)" = 1000`]);
+      await runAsRoot(mapper, ["rm", "-rf", rootfs]);
+      assert.throws(() => Deno.statSync(rootfs), Deno.errors.NotFound);
+      Deno.removeSync(dir, { recursive: true });
+    },
+  });
+}
+
+Deno.test("runAsRoot: files written as container root belong to the caller and can be removed", async () => {
+  const dir = scratchDir("own-");
+  await runAsRoot(identityMapper(), ["/bin/sh", "-c", `mkdir ${dir}/tree && echo x > ${dir}/tree/file`]);
+  assert.equal(Deno.statSync(`${dir}/tree/file`).uid, Deno.uid());
+  Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("setgroups: newgidmap's choice matches the mapper's, so a container starts", async () => {
+  for (
+    const mapper of [BinNewIdMapper.newRoot(), ...(hasSubordinateIds || isRoot ? [identityMapper()] : [])]
+  ) {
+    await using setup = await busyboxContainer({ userMapper: mapper, cgroup: false });
+    const init = await setup.container.start({
+      command: ["/bin/cat", "/proc/self/setgroups"],
+      stdout: "piped",
+    });
+    const output = await init.output();
+    assert.equal(output.code, 0);
+    assert.equal(text(output.stdout).trim(), mapper.setgroupsAllowed ? "allow" : "deny");
+  }
+});
+
+{
+  const name = "without a writable cgroup: no limits run, a limit fails with 125 naming what to delegate";
+  Deno.test({
+    name,
+    ignore: skipAsRoot(name),
+    async fn() {
+      const root = findCgroup2Mount();
+      const plain = await sbox(["--cgroup", root, "--verbose", "--", "echo", "ran"]);
+      assert.equal(plain.code, 0, plain.stderr);
+      assert.equal(plain.stdout, "ran\n");
+      assert.match(plain.stderr, /cgroup: none/);
+      const limited = await sbox(["--cgroup", root, "--pids", "10", "--", "echo", "ran"]);
+      assert.equal(limited.code, 125);
+      assert.equal(limited.stdout, "");
+      assert.match(
+        limited.stderr,
+        /^sbox: --pids needs a cgroup, but uid \d+ may not create cgroups in .*delegate/,
+      );
+    },
+  });
+}
+
+{
+  const name =
+    "the default root is the host's as the user sees it; writes vanish, other owners' files stay closed";
+  Deno.test({
+    name,
+    ignore: skipAsRoot(name),
+    async fn() {
+      const tag = `sbox-rootless-${Deno.pid}-${Date.now()}`;
+      // A file of the user's own, below directories of other owners (root's /var/tmp, ...).
+      const dir = scratchDir("hostroot-");
+      Deno.writeTextFileSync(`${dir}/mine`, "host\n");
+      const script = [
+        // The tmpfs root and the top of every overlay belong to container root, the user.
+        `echo top > /${tag} && echo usr > /usr/${tag} && cat /${tag} /usr/${tag}`,
+        "hostname; echo $$; id -u; ls -A /tmp | wc -l",
+        // Host files of other owners show as the overflow id and keep their modes.
+        "stat -c %u:%a /etc/passwd",
+        "(echo x >> /etc/passwd) 2>&1 || echo refused",
+        // A copy-up needs the parents' owners, which the user cannot set.
+        `(echo container >> ${dir}/mine) 2>&1 || echo refused`,
+        "(ls /root >/dev/null) 2>&1 || echo refused",
+      ].join("; ");
+      const result = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "--allow-ffi", SBOX, "run", "--", "/bin/sh", "-c", script],
+        stdin: "null",
+        signal: AbortSignal.timeout(TIMEOUT_MS),
+      }).output();
+      const stdout = text(result.stdout), stderr = text(result.stderr);
+      assert.equal(result.code, 0, stderr);
+      const lines = stdout.trimEnd().split("\n");
+      assert.deepEqual(lines.slice(0, 6), ["top", "usr", "sbox", "2", "0", "0"], stdout);
+      const passwdMode = (Deno.statSync("/etc/passwd").mode! & 0o777).toString(8);
+      assert.deepEqual(lines.slice(6, 9), [
+        `65534:${passwdMode}`,
+        "/bin/sh: 1: cannot create /etc/passwd: Permission denied",
+        "refused",
+      ]);
+      // The top-level directory itself is the overlay's own (no copy-up); below it,
+      // a directory of another owner on the way makes the copy-up fail.
+      const parts = dir.split("/").filter(Boolean);
+      const foreignParent = parts.slice(1).some((_, i) =>
+        Deno.statSync(`/${parts.slice(0, i + 2).join("/")}`).uid !== Deno.uid()
+      );
+      if (foreignParent) {
+        assert.deepEqual(lines.slice(9, 11), [
+          `/bin/sh: 1: cannot create ${dir}/mine: Value too large for defined data type`,
+          "refused",
+        ]);
+      }
+      const rootDenied = lines.at(-1) === "refused";
+      assert.equal(rootDenied, (Deno.statSync("/root").mode! & 0o005) !== 0o005, stdout);
+      // Nothing reached the host.
+      assert.throws(() => Deno.statSync(`/${tag}`), Deno.errors.NotFound);
+      assert.throws(() => Deno.statSync(`/usr/${tag}`), Deno.errors.NotFound);
+      assert.ok(!Deno.readTextFileSync("/etc/passwd").endsWith("x\n"), "the host's /etc/passwd changed");
+      assert.equal(Deno.readTextFileSync(`${dir}/mine`), "host\n");
+      Deno.removeSync(dir, { recursive: true });
+    },
+  });
+}
