@@ -21,6 +21,7 @@ import {
   open,
   pidfdSignal,
   pipe,
+  readDir,
   setNonblocking,
   tryRead,
   type WaitResult,
@@ -78,9 +79,11 @@ export class HostDaemon {
         cgroupFd: -1,
         sync: false,
         childFds: [devNull, stderrWrite, ...passFds],
+        // Built after launch opened its pipes: the staging fds must be above
+        // every fd open now, the result pipe's write end included.
         program: () => {
           const b = new ProgramBuilder();
-          placeFds(b, sources);
+          placeFds(b, sources, highestOpenFd());
           b.cloexecFrom(sources.length);
           b.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, "cannot set the parent-death signal");
           return b.exec(spec.argv[0], spec.argv, [], null).build();
@@ -113,12 +116,25 @@ export class HostDaemon {
 
 /**
  * dup2s `sources[i]` to fd `i` without clobbering a source before it is
- * used: every source first goes to a staging fd above all of them.
+ * used: every source first goes to a staging fd above all of them and above
+ * `highest`, the highest fd open in the parent. A staging fd must never be
+ * one the child still needs: dup2 onto launch's result pipe would close it,
+ * the parent would take the end-of-file for a successful exec and free the
+ * child's stack while the child still runs on it (SIGSEGV).
  */
-function placeFds(b: ProgramBuilder, sources: number[]): void {
-  const staging = Math.max(...sources, sources.length) + 1;
+function placeFds(b: ProgramBuilder, sources: number[], highest: number): void {
+  const staging = Math.max(...sources, sources.length, highest) + 1;
   sources.forEach((fd, i) => b.dup2(fd, staging + i));
   sources.forEach((_, i) => b.dup2(staging + i, i));
+}
+
+/** The highest fd this process has open (from /proc/self/fd). */
+function highestOpenFd(): number {
+  let highest = 2;
+  for (const { name } of readDir("/proc/self/fd")) {
+    if (/^\d+$/.test(name)) highest = Math.max(highest, Number(name));
+  }
+  return highest;
 }
 
 /** Reads `fd` to end-of-file, keeping the last bytes; closes it. */

@@ -31,12 +31,15 @@ function parseReport(stderr: string) {
 }
 
 /**
- * Runs `sbox run` on the busybox image with a JSON report on stderr. Its
- * parent cgroup is a fresh, empty one: ours holds this test process, and a
- * cgroup with processes cannot enable controllers for its children.
+ * Runs `sbox run` on the busybox image with a JSON report in a file (the
+ * command's own stderr may end mid-line when it is killed, so a report on
+ * stderr could share its line). Its parent cgroup is a fresh, empty one:
+ * ours holds this test process, and a cgroup with processes cannot enable
+ * controllers for its children.
  */
 async function sbox(args: string[]) {
   const parent = limitedCgroup("cli");
+  const reportFile = Deno.makeTempFileSync({ prefix: "sbox-report-" });
   try {
     const output = await new Deno.Command(Deno.execPath(), {
       args: [
@@ -49,17 +52,18 @@ async function sbox(args: string[]) {
         "--cgroup",
         parent.path,
         "--report",
-        "-",
+        reportFile,
         ...args,
       ],
       stdout: "piped",
       stderr: "piped",
     }).output();
     const stderr = new TextDecoder().decode(output.stderr);
-    const report = parseReport(stderr);
+    const report = parseReport(Deno.readTextFileSync(reportFile) || stderr);
     return { code: output.code, stdout: new TextDecoder().decode(output.stdout), stderr, report };
   } finally {
     await parent.remove();
+    Deno.removeSync(reportFile);
   }
 }
 
