@@ -542,8 +542,12 @@ Deno.test("a benign workload: Deno itself (threads, clone3 falling back to clone
       "run",
       "-e",
       "DENO_DIR=/tmp/deno",
+      // Deno may live anywhere, /tmp included, which the host-root view
+      // replaces with a fresh tmpfs: bring its directory along.
+      "--bind",
+      `${Deno.execPath().replace(/\/[^/]*$/, "")}:/opt/sbox-deno:ro`,
       "--",
-      Deno.execPath(),
+      "/opt/sbox-deno/deno",
       "eval",
       script,
     ],

@@ -288,14 +288,21 @@ for (const [net, Manager] of [["slirp4netns", Slirp4NetnsManager], ["pasta", Pas
     const reader = child.stdout.getReader();
     assert.equal(decode((await reader.read()).value!), "up\n");
     reader.releaseLock();
-    const sleeper = [...Deno.readDirSync("/proc")].map((e) => e.name).find((pid) => {
-      try {
-        return Deno.readTextFileSync(`/proc/${pid}/cmdline`) === "sleep\x001000\x00" &&
-          descendsFrom(pid, String(child.pid));
-      } catch {
-        return false;
-      }
-    });
+    // "up" comes before the shell's exec of sleep: look until sleep is there.
+    const findSleeper = () =>
+      [...Deno.readDirSync("/proc")].map((e) => e.name).find((pid) => {
+        try {
+          return Deno.readTextFileSync(`/proc/${pid}/cmdline`) === "sleep\x001000\x00" &&
+            descendsFrom(pid, String(child.pid));
+        } catch {
+          return false;
+        }
+      });
+    let sleeper = findSleeper();
+    for (let i = 0; !sleeper && i < 500; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      sleeper = findSleeper();
+    }
     assert.ok(sleeper, "the container's process was not found");
     Deno.kill(Number(sleeper), "SIGKILL");
     const output = await child.output();

@@ -192,3 +192,53 @@ Deno.test("setgroups: newgidmap's choice matches the mapper's, so a container st
     },
   });
 }
+
+{
+  const name = "BinNewIdMapper: the maps configured are the container's, seen from the host as mapped ids";
+  Deno.test({
+    name,
+    ignore: skipAsRoot(name) || skipWithoutManyIds(name),
+    async fn() {
+      const sub = identityMapper().uidMap[1].hostId;
+      const subGid = identityMapper().gidMap[1].hostId;
+      const mapper = new BinNewIdMapper({
+        uidMap: [{ containerId: 0, hostId: Deno.uid()!, size: 1 }, {
+          containerId: 1000,
+          hostId: sub + 10,
+          size: 10,
+        }],
+        gidMap: [{ containerId: 0, hostId: Deno.gid()!, size: 1 }, {
+          containerId: 1000,
+          hostId: subGid + 20,
+          size: 5,
+        }],
+      });
+      await using setup = await busyboxContainer({ userMapper: mapper, cgroup: false });
+      const init = await setup.container.start({ command: ["/bin/sleep", "100"] });
+      const probe = await setup.container.exec(init, {
+        command: ["/bin/sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; exec sleep 100"],
+        uid: 1004,
+        gid: 1001,
+        stdout: "piped",
+      });
+      const reader = probe.stdout!.getReader();
+      let out = "";
+      while (out.split("\n").length < 5) out += text((await reader.read()).value!);
+      reader.releaseLock();
+      assert.deepEqual(out.trim().split("\n").map((l) => l.trim().split(/\s+/).join(" ")), [
+        `0 ${Deno.uid()} 1`,
+        `1000 ${sub + 10} 10`,
+        `0 ${Deno.gid()} 1`,
+        `1000 ${subGid + 20} 5`,
+      ]);
+      const status = Deno.readTextFileSync(`/proc/${probe.pid}/status`);
+      assert.match(
+        status,
+        new RegExp(`^Uid:\\s+${sub + 14}\\s+${sub + 14}\\s+${sub + 14}\\s+${sub + 14}$`, "m"),
+      );
+      assert.match(status, new RegExp(`^Gid:\\s+${subGid + 21}(\\s+${subGid + 21}){3}$`, "m"));
+      probe.kill("SIGKILL");
+      await probe.status;
+    },
+  });
+}
