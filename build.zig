@@ -19,6 +19,17 @@ pub fn build(b: *std.Build) void {
         .omit_frame_pointer = false,
         .stack_protector = false,
     });
+    // pid 1 under a reaper (helper/init.zig): a small static program that the
+    // library carries inside and execs from a memfd.
+    const init = b.addExecutable(.{ .name = "sbox-init", .root_module = b.createModule(.{
+        .root_source_file = b.path("helper/init.zig"),
+        .target = target,
+        .optimize = .ReleaseSmall,
+        .link_libc = false,
+        .single_threaded = true,
+        .strip = true,
+    }) });
+    module.addAnonymousImport("sbox_init_elf", .{ .root_source_file = init.getEmittedBin() });
     const lib = b.addLibrary(.{ .linkage = .dynamic, .name = "sbox", .root_module = module });
     b.installArtifact(lib);
 

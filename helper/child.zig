@@ -9,6 +9,7 @@ const linux = std.os.linux;
 const SYS = linux.SYS;
 const program = @import("program.zig");
 const clone = @import("clone.zig");
+const reaper_loop = @import("reaper.zig");
 
 /// Placed by the parent at the top of the child's stack region.
 pub const Context = extern struct {
@@ -333,33 +334,19 @@ fn fork(ctx: *Context, index: u32, op: *const program.Op) usize {
     exit(0);
 }
 
-fn noopHandler(_: i32) callconv(.c) void {}
-
-fn report(fd: i32, kind: program.RecordKind, index: u32, value: i32) void {
-    const record = program.Record{ .kind = kind, .op_index = index, .code = @intFromEnum(program.Code.reaper), .value = value };
-    _ = linux.syscall3(.write, @bitCast(@as(isize, fd)), @intFromPtr(&record), @sizeOf(program.Record));
-}
-
 /// pid 1 of the container when the command should not be pid 1 itself: the
 /// kernel drops signals that a namespace's init sends itself (abort(),
 /// `kill -9 $$`), so a command running as pid 1 cannot die of them and its
-/// end would be misreported. Runs until the command ends, then exits, which
-/// ends the pid namespace.
+/// end would be misreported. Starts the command (the rest of the program) as
+/// its child, then becomes helper/init.zig, a static program of its own that
+/// supervises it (reaper.zig): pid 1 lives as long as the container, and
+/// must not keep the caller's memory (and so its secrets) mapped all along.
 fn reaper(ctx: *Context, index: u32) usize {
+    // Blocked until the supervisor's signalfd takes over (the mask survives
+    // execve); the command unblocks its own in reaperChildEntry.
     const sig_all: u64 = ~@as(u64, 0);
-    // A handler that is not SIG_DFL makes the kernel deliver signals to
-    // pid 1; all are blocked, so they queue for the signalfd instead.
     var rc = linux.syscall4(.rt_sigprocmask, linux.SIG.SETMASK, @intFromPtr(&sig_all), 0, 8);
     if (errnoOf(rc) != null) return rc;
-    const KSigaction = extern struct { handler: usize, flags: c_ulong, restorer: usize, mask: u64 };
-    const catching = KSigaction{ .handler = @intFromPtr(&noopHandler), .flags = 0x04000000, .restorer = @intFromPtr(&noopHandler), .mask = sig_all };
-    var sig: usize = 1;
-    while (sig < linux.NSIG) : (sig += 1) {
-        if (sig == linux.SIG.KILL or sig == linux.SIG.STOP) continue;
-        _ = linux.syscall4(.rt_sigaction, sig, @intFromPtr(&catching), 0, 8);
-    }
-    const sfd = linux.syscall4(.signalfd4, @bitCast(@as(isize, -1)), @intFromPtr(&sig_all), 8, linux.SFD.CLOEXEC);
-    if (errnoOf(sfd) != null) return sfd;
 
     // The command reports a failed step to us through a close-on-exec pipe:
     // a record means it failed, end-of-file alone means it exec'd.
@@ -383,39 +370,38 @@ fn reaper(ctx: *Context, index: u32) usize {
     // ctx stays pointed at the exec pipe: the command shares this memory and
     // reads ctx.result_fd when a step fails. We keep result_fd ourselves.
     _ = linux.syscall1(.close, @bitCast(@as(isize, exec_pipe[1])));
+    const watch = reaper_loop.Watch{ .result_fd = result_fd, .exec_fd = exec_pipe[0], .child = @intCast(child), .op_index = index };
+    execInit(watch);
+    // No memfd or no exec of it (vm.memfd_noexec=2): supervise from here.
+    reaper_loop.supervise(watch);
+}
 
-    var failure: program.Record = undefined;
-    var got: usize = 0;
-    while (true) {
-        got = linux.syscall3(.read, @bitCast(@as(isize, exec_pipe[0])), @intFromPtr(&failure), @sizeOf(program.Record));
-        if (errnoOf(got) != @intFromEnum(linux.E.INTR)) break;
-    }
-    _ = linux.syscall1(.close, @bitCast(@as(isize, exec_pipe[0])));
-    if (got == @sizeOf(program.Record)) {
-        // Pass the command's failure on as if it were ours, and end.
-        _ = linux.syscall3(.write, @bitCast(@as(isize, result_fd)), @intFromPtr(&failure), @sizeOf(program.Record));
-        exit(1);
-    }
-    report(result_fd, .started, index, @intCast(child));
+const init_elf = @embedFile("sbox_init_elf");
 
-    var info: [128]u8 align(8) = undefined;
-    while (true) {
-        const n = linux.syscall3(.read, sfd, @intFromPtr(&info), info.len);
-        if (errnoOf(n) != null) continue;
-        const signo = std.mem.readInt(u32, info[0..4], .little);
-        if (signo != linux.SIG.CHLD) {
-            _ = linux.syscall2(.kill, child, signo);
-            continue;
-        }
-        // Reap everything that ended: the command, and orphans it left us.
-        while (true) {
-            var status: u32 = 0;
-            const pid = linux.syscall4(.wait4, @bitCast(@as(isize, -1)), @intFromPtr(&status), 1 | 0x40000000, 0);
-            if (errnoOf(pid) != null or pid == 0) break;
-            if (pid == child) {
-                report(result_fd, .exited, index, @bitCast(status));
-                exit(0);
-            }
-        }
+/// Replaces this process with helper/init.zig, embedded in the library and
+/// run from a memfd, passing the watch on its command line. Returns on failure.
+fn execInit(watch: reaper_loop.Watch) void {
+    const mfd_cloexec: usize = 1;
+    const fd = linux.syscall2(.memfd_create, @intFromPtr("sbox-init"), mfd_cloexec);
+    if (errnoOf(fd) != null) return;
+    var written: usize = 0;
+    while (written < init_elf.len) {
+        const n = linux.syscall3(.write, fd, @intFromPtr(init_elf.ptr) + written, init_elf.len - written);
+        if (errnoOf(n) != null) return;
+        written += n;
     }
+    var numbers: [4][16]u8 = undefined;
+    const values = [4]u32{ @intCast(watch.result_fd), @intCast(watch.exec_fd), @intCast(watch.child), watch.op_index };
+    var argv: [6]?[*:0]const u8 = .{ "sbox-init", null, null, null, null, null };
+    for (values, 0..) |value, i| {
+        const text = std.fmt.bufPrintZ(&numbers[i], "{d}", .{value}) catch return;
+        argv[i + 1] = text.ptr;
+    }
+    // The two pipes must outlive the exec; every other fd closes there.
+    _ = linux.syscall3(.fcntl, @bitCast(@as(isize, watch.result_fd)), linux.F.SETFD, 0);
+    _ = linux.syscall3(.fcntl, @bitCast(@as(isize, watch.exec_fd)), linux.F.SETFD, 0);
+    const envp: [1]?[*:0]const u8 = .{null};
+    const at_empty_path: usize = 0x1000;
+    _ = linux.syscall5(.execveat, fd, @intFromPtr(""), @intFromPtr(&argv), @intFromPtr(&envp), at_empty_path);
+    _ = linux.syscall1(.close, fd);
 }

@@ -428,7 +428,9 @@ Deno.test("reaper: signals from the host reach the command; failures still rejec
   await other.destroy();
 });
 
-Deno.test("a start as another uid leaves this Deno process dumpable (pasta can still join later containers)", async () => {
+const DUMPABLE_TEST =
+  "a start as another uid leaves this Deno process dumpable (pasta can still join later containers)";
+Deno.test(DUMPABLE_TEST, { ignore: skipWithoutManyIds(DUMPABLE_TEST) }, async () => {
   // An init that shared our memory and changed its uid would make the kernel
   // mark that memory, ours, not dumpable: our /proc files would turn root's,
   // and pasta (which opens /proc/PID/ns of the container) would fail after.
@@ -441,4 +443,32 @@ Deno.test("a start as another uid leaves this Deno process dumpable (pasta can s
   await using networked = await busyboxContainer({ network: new PastaManager() });
   const result = await sh(networked.container, "ip -4 addr show eth0 | grep -o '10.0.2.100/24'");
   assert.equal(result.out, "10.0.2.100/24\n", result.err);
+});
+
+Deno.test("reaper: pid 1 holds none of the caller's memory, and nothing inside can read it", async () => {
+  await using setup = await busyboxContainer();
+  // Even with every capability and no seccomp filter.
+  await using container = await Container.create({
+    rootfs: `${setup.dir}/root`,
+    userMapper: identityMapper(),
+    mounts: [...setup.container.mounts],
+    capAdd: ["ALL"],
+    seccomp: "unconfined",
+  });
+  const init = await container.start({
+    command: [
+      "/bin/sh",
+      "-c",
+      "tr '\\0' ' ' < /proc/1/cmdline; echo; grep VmRSS /proc/1/status; " +
+      "head -c 16 /proc/1/mem >/dev/null 2>&1 && echo mem-readable || echo mem-denied",
+    ],
+    env: ENV,
+    stdout: "piped",
+    reaper: true,
+  });
+  const out = text((await init.output()).stdout).trim().split("\n");
+  assert.match(out[0], /^sbox-init \d+ \d+ 2 \d+ ?$/);
+  const rssKb = Number(/VmRSS:\s+(\d+) kB/.exec(out[1])?.[1]);
+  assert.ok(rssKb < 1024, `pid 1 uses ${rssKb} kB: it still maps the caller's memory`);
+  assert.equal(out[2], "mem-denied");
 });

@@ -1,0 +1,30 @@
+//! sbox-init: pid 1 of a container started with a reaper. A static program
+//! of its own, embedded in the helper library and exec'd from a memfd by the
+//! `reaper` op (child.zig), so that pid 1, which lives as long as the
+//! container, holds none of the caller's memory.
+//!
+//!   sbox-init RESULT_FD EXEC_FD COMMAND_PID OP_INDEX
+
+const std = @import("std");
+const linux = std.os.linux;
+const reaper = @import("reaper.zig");
+
+pub fn main() u8 {
+    // Nobody in the container may read or write this process's memory, not
+    // even with every capability there (non-dumpable: only CAP_SYS_PTRACE in
+    // the user namespace that made this memory, the caller's, would do).
+    const pr_set_dumpable = 4;
+    _ = linux.syscall2(.prctl, pr_set_dumpable, 0);
+    const args = std.os.argv;
+    if (args.len != 5) return 2;
+    var values: [4]u32 = undefined;
+    for (args[1..5], 0..) |arg, i| {
+        values[i] = std.fmt.parseInt(u32, std.mem.span(arg), 10) catch return 2;
+    }
+    reaper.supervise(.{
+        .result_fd = @intCast(values[0]),
+        .exec_fd = @intCast(values[1]),
+        .child = @intCast(values[2]),
+        .op_index = values[3],
+    });
+}

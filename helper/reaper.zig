@@ -1,0 +1,103 @@
+//! What pid 1 does under a `reaper` op, once the command is started:
+//! forward signals to the command, reap whatever ends, and report the
+//! command's start and end on the result pipe. Runs in helper/init.zig (a
+//! process of its own memory) or, when that cannot be exec'd, in place.
+
+const std = @import("std");
+const linux = std.os.linux;
+const program = @import("program.zig");
+
+/// What pid 1 watches; passed on init's command line.
+pub const Watch = struct {
+    /// The result pipe to the caller.
+    result_fd: i32,
+    /// Read end of the close-on-exec pipe of the command: a failure record,
+    /// or end-of-file once it exec'd.
+    exec_fd: i32,
+    /// The command's pid (inside the container).
+    child: i32,
+    /// Index of the reaper op, for the records.
+    op_index: u32,
+};
+
+fn isError(rc: usize) bool {
+    const signed: isize = @bitCast(rc);
+    return signed < 0 and signed > -4096;
+}
+
+fn fdArg(fd: i32) usize {
+    return @bitCast(@as(isize, fd));
+}
+
+fn noopHandler(_: i32) callconv(.c) void {}
+
+fn report(watch: Watch, kind: program.RecordKind, value: i32) void {
+    const record = program.Record{ .kind = kind, .op_index = watch.op_index, .code = @intFromEnum(program.Code.reaper), .value = value };
+    _ = linux.syscall3(.write, fdArg(watch.result_fd), @intFromPtr(&record), @sizeOf(program.Record));
+}
+
+fn exit(status: u8) noreturn {
+    _ = linux.syscall1(.exit_group, status);
+    unreachable;
+}
+
+/// Reaps every child that ended; reports and exits when the command did.
+fn reapAll(watch: Watch) void {
+    while (true) {
+        var status: u32 = 0;
+        const wnohang = 1;
+        const wall = 0x40000000;
+        const pid = linux.syscall4(.wait4, @bitCast(@as(isize, -1)), @intFromPtr(&status), wnohang | wall, 0);
+        if (isError(pid) or pid == 0) return;
+        if (pid == @as(usize, @intCast(watch.child))) {
+            report(watch, .exited, @bitCast(status));
+            exit(0);
+        }
+    }
+}
+
+pub fn supervise(watch: Watch) noreturn {
+    // A handler that is not SIG_DFL makes the kernel deliver signals to
+    // pid 1 at all; every signal is blocked, so they queue for the signalfd.
+    const sig_all: u64 = ~@as(u64, 0);
+    _ = linux.syscall4(.rt_sigprocmask, linux.SIG.SETMASK, @intFromPtr(&sig_all), 0, 8);
+    const KSigaction = extern struct { handler: usize, flags: c_ulong, restorer: usize, mask: u64 };
+    const sa_restorer = 0x04000000;
+    const catching = KSigaction{ .handler = @intFromPtr(&noopHandler), .flags = sa_restorer, .restorer = @intFromPtr(&noopHandler), .mask = sig_all };
+    var sig: usize = 1;
+    while (sig < linux.NSIG) : (sig += 1) {
+        if (sig == linux.SIG.KILL or sig == linux.SIG.STOP) continue;
+        _ = linux.syscall4(.rt_sigaction, sig, @intFromPtr(&catching), 0, 8);
+    }
+    const sfd = linux.syscall4(.signalfd4, @bitCast(@as(isize, -1)), @intFromPtr(&sig_all), 8, linux.SFD.CLOEXEC);
+    if (isError(sfd)) exit(1);
+
+    var failure: program.Record = undefined;
+    var got: usize = 0;
+    while (true) {
+        got = linux.syscall3(.read, fdArg(watch.exec_fd), @intFromPtr(&failure), @sizeOf(program.Record));
+        if (!isError(got) or got != @as(usize, @bitCast(-@as(isize, @intFromEnum(linux.E.INTR))))) break;
+    }
+    _ = linux.syscall1(.close, fdArg(watch.exec_fd));
+    if (got == @sizeOf(program.Record)) {
+        // Pass the command's failure on as if it were ours, and end.
+        _ = linux.syscall3(.write, fdArg(watch.result_fd), @intFromPtr(&failure), @sizeOf(program.Record));
+        exit(1);
+    }
+    report(watch, .started, watch.child);
+
+    // The command may have ended before the handlers were in place (its
+    // SIGCHLD then dropped): look before waiting.
+    reapAll(watch);
+    var info: [128]u8 align(8) = undefined;
+    while (true) {
+        const n = linux.syscall3(.read, sfd, @intFromPtr(&info), info.len);
+        if (isError(n)) continue;
+        const signo = std.mem.readInt(u32, info[0..4], .little);
+        if (signo == linux.SIG.CHLD) {
+            reapAll(watch);
+        } else {
+            _ = linux.syscall2(.kill, fdArg(watch.child), signo);
+        }
+    }
+}
