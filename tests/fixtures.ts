@@ -106,11 +106,13 @@ export function identityMapper(): UserMapper {
   return hasSubordinateIds ? BinNewIdMapper.newRootSubid() : ProcUserMapper.newRoot();
 }
 
-let counter = 0;
-
-/** A new, created cgroup below the test process's own. */
+/**
+ * A new, created cgroup below the test process's own. Named at random: test
+ * files may run at the same time in one process, each with its own copy of
+ * this module.
+ */
 export function testCgroup(): Cgroup {
-  const cgroup = Cgroup.current().child(`sbox-test-${Deno.pid}-${counter++}`);
+  const cgroup = Cgroup.current().child(`sbox-test-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`);
   cgroup.create();
   return cgroup;
 }
@@ -159,7 +161,9 @@ export async function busyboxContainer(
     async [Symbol.asyncDispose]() {
       await container.destroy();
       await cgroup.remove();
-      await removeScratch(dir, userMapper);
+      // The user's own full mapper, not the container's: a test may give the
+      // container a mapper that maps fewer ids, or one that fails on purpose.
+      await removeScratch(dir);
     },
   };
 }
@@ -198,9 +202,9 @@ export function snapshot(): { fds: string[]; children: string[]; cgroups: string
     if (list) children.push(...list.split(" "));
   }
   const root = Cgroup.current();
-  const cgroups = [...Deno.readDirSync(root.path)].filter((e) =>
-    e.isDirectory && e.name.startsWith("sbox-test")
-  )
+  // Only this process's: test files running at the same time make their own.
+  const cgroups = [...Deno.readDirSync(root.path)]
+    .filter((e) => e.isDirectory && e.name.startsWith(`sbox-test-${Deno.pid}-`))
     .map((e) => e.name).sort();
   const mounts = Deno.readTextFileSync("/proc/self/mountinfo").trim().split("\n").length;
   return { fds, children: children.sort(), cgroups, mounts };

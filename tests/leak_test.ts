@@ -68,7 +68,10 @@ Deno.test("a child waiting for its id maps exits when the Deno process that star
   const { value } = await reader.read();
   const pid = Number(new TextDecoder().decode(value).trim());
   assert.ok(pid > 0, "the child's pid");
-  assert.match(Deno.readTextFileSync(`/proc/${pid}/status`), /^State:\s+S/m, "the child waits");
+  // It may still be resetting its signal handlers: wait until it sleeps.
+  const sleeping = () => /^State:\s+S/m.test(Deno.readTextFileSync(`/proc/${pid}/status`));
+  for (let i = 0; i < 500 && !sleeping(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(sleeping(), "the child waits");
   parent.kill("SIGKILL");
   await parent.status;
   reader.releaseLock();
