@@ -45,6 +45,7 @@ export {
   PastaManager,
   type PublishedPort,
   Slirp4NetnsManager,
+  UserModeNetworkManager,
   type UserModeNetworkOptions,
 } from "./src/network.ts";
 export { SboxError, type SboxErrorOptions } from "./src/error.ts";

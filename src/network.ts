@@ -128,6 +128,35 @@ async function awaitDaemon(daemon: HostDaemon, readyFd: number): Promise<void> {
 }
 
 /**
+ * What slirp4netns and pasta share: the options, the daemon's path, and
+ * /etc/resolv.conf in the container. Each backend starts its own daemon.
+ */
+export abstract class UserModeNetworkManager implements NetworkManager {
+  /** Whether the host's loopback is reachable at 10.0.2.2. */
+  readonly allowHostLoopback: boolean;
+  /** Ports forwarded from the host's 127.0.0.1. */
+  readonly publish: readonly PublishedPort[];
+  /** Absolute path of the daemon. */
+  protected readonly program: string;
+
+  /** Validates the options and finds `name` (from Debian's `debianPackage`) now. */
+  constructor(options: UserModeNetworkOptions | undefined, name: string, debianPackage: string) {
+    const checked = checkOptions(options);
+    this.allowHostLoopback = checked.allowHostLoopback;
+    this.publish = checked.publish;
+    this.program = findHostProgram(name, debianPackage);
+  }
+
+  /** Writes /etc/resolv.conf in the container. */
+  compile(builder: ProgramBuilder): void {
+    compileResolvConf(builder);
+  }
+
+  /** Starts the daemon for `pid`'s namespaces; resolves once eth0 is configured. */
+  abstract attach(pid: number): Promise<NetworkAttachment>;
+}
+
+/**
  * Networking through slirp4netns (Debian's `slirp4netns`): a TAP device in
  * the container, user-mode TCP/IP on the host. The container is 10.0.2.100/24
  * with gateway 10.0.2.2 and DNS 10.0.2.3. Works for unprivileged users: the
@@ -141,24 +170,10 @@ async function awaitDaemon(daemon: HostDaemon, readyFd: number): Promise<void> {
  * // Container.create({ ..., network })
  * ```
  */
-export class Slirp4NetnsManager implements NetworkManager {
-  /** Whether the host's loopback is reachable at 10.0.2.2. */
-  readonly allowHostLoopback: boolean;
-  /** Ports forwarded from the host's 127.0.0.1. */
-  readonly publish: readonly PublishedPort[];
-  readonly #program: string;
-
+export class Slirp4NetnsManager extends UserModeNetworkManager {
   /** Validates the options and finds slirp4netns now. */
   constructor(options?: UserModeNetworkOptions) {
-    const checked = checkOptions(options);
-    this.allowHostLoopback = checked.allowHostLoopback;
-    this.publish = checked.publish;
-    this.#program = findHostProgram("slirp4netns", "slirp4netns");
-  }
-
-  /** Writes /etc/resolv.conf in the container. */
-  compile(builder: ProgramBuilder): void {
-    compileResolvConf(builder);
+    super(options, "slirp4netns", "slirp4netns");
   }
 
   /** Starts slirp4netns for `pid`'s namespaces and waits until eth0 is configured. */
@@ -176,7 +191,7 @@ export class Slirp4NetnsManager implements NetworkManager {
     }
     // fd 3: --ready-fd; fd 4: --exit-fd, whose write end we hold until stop().
     const argv = [
-      this.#program,
+      this.program,
       "--configure",
       `--mtu=${CONTAINER_NETWORK.mtu}`,
       "--ready-fd=3",
@@ -263,24 +278,10 @@ function addHostForward(apiSocket: string, port: PublishedPort): void {
  * // Container.create({ ..., network })
  * ```
  */
-export class PastaManager implements NetworkManager {
-  /** Whether the host's loopback is reachable at 10.0.2.2. */
-  readonly allowHostLoopback: boolean;
-  /** Ports forwarded from the host's 127.0.0.1. */
-  readonly publish: readonly PublishedPort[];
-  readonly #program: string;
-
+export class PastaManager extends UserModeNetworkManager {
   /** Validates the options and finds pasta now. */
   constructor(options?: UserModeNetworkOptions) {
-    const checked = checkOptions(options);
-    this.allowHostLoopback = checked.allowHostLoopback;
-    this.publish = checked.publish;
-    this.#program = findHostProgram("pasta", "passt");
-  }
-
-  /** Writes /etc/resolv.conf in the container. */
-  compile(builder: ProgramBuilder): void {
-    compileResolvConf(builder);
+    super(options, "pasta", "passt");
   }
 
   /** Starts pasta for `pid`'s namespaces and waits until eth0 is configured. */
@@ -289,7 +290,7 @@ export class PastaManager implements NetworkManager {
     const net = CONTAINER_NETWORK;
     const tcp = this.publish.map((p) => `127.0.0.1/${p.hostPort}:${p.containerPort}`).join(",");
     const argv = [
-      this.#program,
+      this.program,
       "--foreground",
       "--quiet",
       "--stderr",
