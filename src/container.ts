@@ -54,7 +54,8 @@ export interface ContainerOptions {
   /**
    * The seccomp policy of every process: `DEFAULT_SECCOMP_POLICY` unless
    * given, or "unconfined" for no filter (no_new_privs and the capability
-   * limits stay). See docs/security.md.
+   * limits stay). A policy object is compiled once and the filter reused:
+   * do not change it after passing it. See docs/security.md.
    */
   seccomp?: SeccompPolicy | "unconfined";
 }

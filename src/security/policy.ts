@@ -102,7 +102,7 @@ const ENOSYS = { errno: "ENOSYS" } as const;
  * console.log(denied.includes("keyctl")); // true
  * ```
  */
-export const DEFAULT_SECCOMP_POLICY: SeccompPolicy = {
+export const DEFAULT_SECCOMP_POLICY: SeccompPolicy = deepFreeze({
   defaultAction: "allow",
   unknownAction: ENOSYS,
   rules: [
@@ -239,4 +239,13 @@ export const DEFAULT_SECCOMP_POLICY: SeccompPolicy = {
     },
     { syscalls: ["personality"], action: "errno" },
   ],
-};
+});
+
+/** Freezes an object and everything in it: the default policy is shared by every container. */
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === "object") {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -49,8 +49,25 @@ export function checkContainerSecurity(
 ): ContainerSecurity {
   const capabilities = capabilityMask(options.capAdd, options.capDrop);
   const seccomp = options.seccomp ?? DEFAULT_SECCOMP_POLICY;
-  const seccompFilter = seccomp === "unconfined" ? null : compileSeccomp(seccomp as SeccompPolicy);
+  const seccompFilter = seccomp === "unconfined" ? null : compiledFilter(seccomp as SeccompPolicy);
   return { capabilities, seccompFilter };
+}
+
+/**
+ * Filters already compiled, by policy object: most containers share the
+ * default policy, and compiling it is a fair part of creating a container.
+ * A policy is data, so one compiled once stays right unless it is mutated
+ * afterwards, which the docs of `seccomp` forbid.
+ */
+const compiledFilters = new WeakMap<SeccompPolicy, ReturnType<typeof compileSeccomp>>();
+
+function compiledFilter(policy: SeccompPolicy): ReturnType<typeof compileSeccomp> {
+  let filter = compiledFilters.get(policy);
+  if (!filter) {
+    filter = compileSeccomp(policy);
+    compiledFilters.set(policy, filter);
+  }
+  return filter;
 }
 
 /** Checks `rlimits` and `newSession`. */
