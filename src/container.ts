@@ -13,7 +13,7 @@ import { launch, type SyncPipe } from "./launch.ts";
 import { containerPath, type Mount } from "./mount.ts";
 import { checkStdio, InitProcess, Process, type Stdio, StdioPlan } from "./process.ts";
 import { CLONE, MS, ProgramBuilder } from "./program.ts";
-import { close, ids, stat } from "./sys.ts";
+import { close, ids, O, stat, tryOpen } from "./sys.ts";
 import { hostId, isMapped, type UserMapper } from "./user.ts";
 import type { NetworkAttachment, NetworkManager } from "./network.ts";
 import type { SeccompPolicy } from "./security/policy.ts";
@@ -161,6 +161,8 @@ export class Container implements AsyncDisposable {
   readonly network: NetworkManager | undefined;
   readonly #security: ContainerSecurity;
   #network: NetworkAttachment | undefined;
+  /** fd of the starting init's mount namespace, handed to its InitProcess. */
+  #heldNamespace = -1;
   #init: InitProcess | undefined;
   readonly #processes = new Set<Process>();
   readonly #createdCgroups: Cgroup[] = [];
@@ -207,7 +209,8 @@ export class Container implements AsyncDisposable {
       if (options.reaper) b.reaper();
       compileProcessTail(b, p, stdio, this.userMapper.setgroupsAllowed, this.#security);
     });
-    this.#init = new InitProcess(launched.process, launched.parentFds);
+    this.#init = new InitProcess(launched.process, launched.parentFds, this.#heldNamespace);
+    this.#heldNamespace = -1;
     this.#processes.add(this.#init);
     // The network lives as long as the init: its end ends the namespace.
     const attachment = this.#network;
@@ -300,6 +303,10 @@ export class Container implements AsyncDisposable {
 
   /** While the init waits: its id maps, then its network. */
   async #prepareInit(pid: number): Promise<void> {
+    // Keep the mount namespace alive past the init's exit: otherwise the
+    // init unmounts every file system of the container on its exit path,
+    // before its parent even learns that it ended (see InitProcess).
+    this.#heldNamespace = tryOpen(`/proc/${pid}/ns/mnt`, O.RDONLY);
     await this.userMapper.map(pid);
     if (this.network) this.#network = await this.network.attach(pid);
   }
@@ -351,6 +358,8 @@ export class Container implements AsyncDisposable {
       if (!joining) {
         await this.#network?.stop();
         this.#network = undefined;
+        close(this.#heldNamespace);
+        this.#heldNamespace = -1;
       }
       throw err;
     }

@@ -7,6 +7,7 @@
  */
 
 import { SboxError } from "./error.ts";
+import { helper } from "./ffi.ts";
 import type { Launched, StatusChannel } from "./launch.ts";
 import { reactor } from "./reactor.ts";
 import { type SignalLike, signalName, signalNumber } from "./signal.ts";
@@ -136,10 +137,12 @@ export class Process {
   readonly stderr: ReadableStream<Uint8Array> | null;
   readonly #pidfd: number;
   #reaped = false;
+  #heldNamespace: number;
   readonly #openFds = new Set<number>();
 
   /** @internal Wraps a launched process; use Container.start/exec. */
-  constructor(launched: Launched, parentFds: [number, number, number]) {
+  constructor(launched: Launched, parentFds: [number, number, number], heldNamespace = -1) {
+    this.#heldNamespace = heldNamespace;
     this.pid = launched.pid;
     this.#pidfd = launched.pidfd;
     for (const fd of parentFds) if (fd >= 0) this.#openFds.add(fd);
@@ -166,11 +169,25 @@ export class Process {
         // Mark first: once the pidfd is closed its number may be reused.
         this.#reaped = true;
         reactor().close(this.#pidfd);
+        this.#releaseNamespace();
         if (commandStatus !== undefined) return fromWaitStatus(commandStatus);
         if (result.code === 1) return { success: result.status === 0, code: result.status, signal: null };
         return { success: false, code: 128 + result.status, signal: signalName(result.status) };
       }
       await reactor().readable(this.#pidfd);
+    }
+  }
+
+  /**
+   * Drops the reference on the init's mount namespace that the container
+   * took while the init started (see Container). Its last close unmounts the
+   * container's file systems: done on a pool thread, after the exit has been
+   * reported, instead of on the init's exit path.
+   */
+  #releaseNamespace(): void {
+    if (this.#heldNamespace >= 0) {
+      helper().sbox_close_in_background(this.#heldNamespace);
+      this.#heldNamespace = -1;
     }
   }
 
@@ -255,8 +272,8 @@ export class InitProcess extends Process {
   readonly pidfd: number;
 
   /** @internal Use Container.start. */
-  constructor(launched: Launched, parentFds: [number, number, number]) {
-    super(launched, parentFds);
+  constructor(launched: Launched, parentFds: [number, number, number], heldNamespace = -1) {
+    super(launched, parentFds, heldNamespace);
     this.pidfd = launched.pidfd;
   }
 }
