@@ -447,13 +447,24 @@ export class BaseMounts implements Mount {
 }
 
 /** Masks and read-only remounts of /proc and /sys, after they are mounted and before pivot_root. */
+/**
+ * The masked paths this kernel has. The container's /proc and /sys are fresh
+ * instances of the same kernel's, so the host's tell; ops still skip a path
+ * that is missing after all.
+ */
+let presentMasks: typeof MASKED_PATHS | undefined;
+
 function compileMasks(b: ProgramBuilder, rootfs: string): void {
   const ignoreMissing = true;
-  for (const { path, kind } of MASKED_PATHS) {
+  presentMasks ??= MASKED_PATHS.filter(({ path }) => stat(path) !== undefined);
+  // One empty read-only tmpfs, bound over every masked directory: a bind is
+  // cheaper to make and to tear down than a tmpfs of its own each.
+  let emptyDir: string | undefined;
+  for (const { path, kind } of presentMasks) {
     const at = containerPath(rootfs, path);
     if (kind === "file") {
       b.mount("/dev/null", at, null, MS.BIND, null, `cannot mask ${path}`, false, ignoreMissing);
-    } else {
+    } else if (emptyDir === undefined) {
       b.mount(
         "tmpfs",
         at,
@@ -461,9 +472,12 @@ function compileMasks(b: ProgramBuilder, rootfs: string): void {
         MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC,
         "mode=555,size=4k",
         `cannot mask ${path}`,
-        false,
-        ignoreMissing,
+        // Not skipped when missing: the binds below need it, and the host
+        // said it exists.
       );
+      emptyDir = at;
+    } else {
+      b.mount(emptyDir, at, null, MS.BIND, null, `cannot mask ${path}`, false, ignoreMissing);
     }
   }
   for (const path of READONLY_PROC_PATHS) {
