@@ -18,6 +18,8 @@ pub fn build(b: *std.Build) void {
         // frames plain so that nothing reaches for thread-local state.
         .omit_frame_pointer = false,
         .stack_protector = false,
+        // Debug info triples the file that every sbox process dlopens.
+        .strip = optimize != .Debug,
     });
     // pid 1 under a reaper (helper/init.zig): a small static program that the
     // library carries inside and execs from a memfd.
