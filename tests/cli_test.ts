@@ -718,3 +718,46 @@ Deno.test("cli args: options, repeatable options and the command", () => {
   assert.deepEqual(parseCommandLine(["run", "--", "--help"]).kind, "run");
   assert.deepEqual(parseCommandLine(["--version"]), { kind: "version" });
 });
+
+Deno.test("cli: what a SIGKILLed sbox left (scratch dir, cgroup) goes with the next run; its container died with it", async () => {
+  const marker = randomName();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-ffi",
+      SBOX,
+      "run",
+      "--rootfs",
+      busyboxImage(),
+      "--",
+      "sh",
+      "-c",
+      `echo ready; sleep 1000; : ${marker}`,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  assert.equal(new TextDecoder().decode((await reader.read()).value), "ready\n");
+  child.kill("SIGKILL");
+  await child.status;
+  reader.releaseLock();
+  await child.stdout.cancel();
+  await child.stderr.cancel();
+  // The container died with its owner (parent-death signal)...
+  for (let i = 0; i < 200 && processesWith(marker).length > 0; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.deepEqual(processesWith(marker), []);
+  // ...but the owner had no chance to remove its scratch dir and cgroup.
+  const left = () => ({
+    scratch: [...Deno.readDirSync("/tmp")].filter((e) => e.name.startsWith(`sbox-${child.pid}-`)).length,
+    cgroups:
+      [...Deno.readDirSync(Cgroup.current().path)].filter((e) => e.name.startsWith(`sbox-${child.pid}-`))
+        .length,
+  });
+  assert.deepEqual(left(), { scratch: 1, cgroups: 1 });
+  const next = await busybox(["true"]);
+  assert.equal(next.code, 0, next.stderr);
+  assert.deepEqual(left(), { scratch: 0, cgroups: 0 });
+});

@@ -35,6 +35,7 @@ import { containerMounts, imageDir } from "./mounts.ts";
 import { describeNetwork, networkManager } from "./network.ts";
 import { type Report, statusOf } from "./report.ts";
 import { ScratchDir } from "./scratch.ts";
+import { removeLeftovers } from "./leftovers.ts";
 import { securityOptions } from "./security.ts";
 import { openStdio } from "./stdio.ts";
 import { Watchdog } from "./watchdog.ts";
@@ -110,6 +111,8 @@ async function execute(
 ): Promise<void> {
   const parent = resolveParentCgroup(options.cgroup);
   const withCgroup = useCgroup(parent, options);
+  // What earlier runs that were killed left (a scratch dir, an empty cgroup).
+  await removeLeftovers(withCgroup ? parent : undefined);
   if (withCgroup) enableControllers(parent, options);
   const image = options.rootfs === undefined ? undefined : imageDir(options.rootfs);
   const stdio = openStdio(options);

@@ -42,6 +42,11 @@ export class ScratchDir {
     }
   }
 
+  /** An existing scratch directory, e.g. one a killed `sbox run` left (leftovers.ts). */
+  static adopt(path: string): ScratchDir {
+    return new ScratchDir(path);
+  }
+
   /** Creates the subdirectory `name` (e.g. "root") and returns its path. */
   mkdir(name: string): string {
     const path = `${this.path}/${name}`;
