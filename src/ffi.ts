@@ -16,8 +16,6 @@ const SYMBOLS = {
   sbox_read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   sbox_write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   sbox_close: { parameters: ["i32"], result: "isize" },
-  /** close(2) on a pool thread: for fds whose last close does real work. */
-  sbox_close_in_background: { name: "sbox_close", parameters: ["i32"], result: "isize", nonblocking: true },
   sbox_pipe2: { parameters: ["buffer", "u32"], result: "isize" },
   sbox_fcntl: { parameters: ["i32", "i32", "u64"], result: "isize" },
   sbox_mkdir: { parameters: ["buffer", "u32"], result: "isize" },

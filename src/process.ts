@@ -7,7 +7,6 @@
  */
 
 import { SboxError } from "./error.ts";
-import { helper } from "./ffi.ts";
 import type { Launched, StatusChannel } from "./launch.ts";
 import { reactor } from "./reactor.ts";
 import { type SignalLike, signalName, signalNumber } from "./signal.ts";
@@ -181,14 +180,15 @@ export class Process {
   /**
    * Drops the reference on the init's mount namespace that the container
    * took while the init started (see Container). Its last close unmounts the
-   * container's file systems: done on a pool thread, after the exit has been
-   * reported, instead of on the init's exit path.
+   * container's file systems: done once the exit has been reported (a later
+   * task of the event loop), instead of on the init's exit path. Not on a
+   * pool thread: a call still running there when its worker ends would run
+   * in an unloaded library.
    */
   #releaseNamespace(): void {
-    if (this.#heldNamespace >= 0) {
-      helper().sbox_close_in_background(this.#heldNamespace);
-      this.#heldNamespace = -1;
-    }
+    const fd = this.#heldNamespace;
+    this.#heldNamespace = -1;
+    if (fd >= 0) setTimeout(() => close(fd), 0);
   }
 
   /** Whether the process has exited and been reaped. */

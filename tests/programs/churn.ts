@@ -73,7 +73,11 @@ async function runOnce(kind: (typeof KINDS)[number] | "ok", reaper = false): Pro
   }
 }
 
+/** Each init's mount namespace is let go just after its exit is reported (InitProcess). */
+const settle = () => new Promise((resolve) => setTimeout(resolve, 100));
+
 await runOnce("ok"); // open the library, the reactor's epoll and eventfd
+await settle();
 const before = snapshot();
 const steps: Record<string, number> = {};
 for (let i = 0; i < 100; i++) {
@@ -82,8 +86,6 @@ for (let i = 0; i < 100; i++) {
   const step = await runOnce(kind, i % 2 === 0);
   steps[step] = (steps[step] ?? 0) + 1;
 }
-// Each init's mount namespace is let go on a pool thread after its exit
-// (InitProcess): give the last one that moment.
-await new Promise((resolve) => setTimeout(resolve, 100));
+await settle();
 const after = snapshot();
 console.log(JSON.stringify({ steps: Object.fromEntries(Object.entries(steps).sort()), before, after }));
