@@ -245,6 +245,15 @@ export class Cgroup {
     this.#controllerWrite("memory", "memory.max", String(limitValue(bytes)));
   }
 
+  /**
+   * memory.oom.group: when the OOM killer picks a process of this group, kill
+   * every process of it, as one unit (a judge's submission fails as a whole
+   * instead of going on without the process that was killed).
+   */
+  setMemoryOomGroup(enabled: boolean): void {
+    this.#controllerWrite("memory", "memory.oom.group", enabled ? "1" : "0");
+  }
+
   /** memory.min: guaranteed memory in bytes. */
   setMemoryGuarantee(bytes: number): void {
     this.#controllerWrite("memory", "memory.min", String(limitValue(bytes)));

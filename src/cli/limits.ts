@@ -83,8 +83,11 @@ export async function createContainerCgroup(parent: Cgroup, limits: CgroupLimits
       const value = limits[key];
       if (value === undefined) continue;
       try {
-        if (key === "memory") cgroup.setMemoryLimit(value);
-        else if (key === "swap") cgroup.setSwapMemoryLimit(value);
+        if (key === "memory") {
+          cgroup.setMemoryLimit(value);
+          // Out of memory, the whole container goes, as with a time limit.
+          cgroup.setMemoryOomGroup(true);
+        } else if (key === "swap") cgroup.setSwapMemoryLimit(value);
         else if (key === "pids") cgroup.setPidsLimit(value);
         else cgroup.setCpuLimit(value, CPU_PERIOD_USEC);
       } catch (err) {
