@@ -11,7 +11,7 @@ import { parseCommandLine } from "../src/cli/args.ts";
 import { parseCpus, parseDuration, parseSize } from "../src/cli/units.ts";
 import { SboxError } from "../src/error.ts";
 import meta from "../deno.json" with { type: "json" };
-import { busyboxImage, scratchDir, skipUnlessRoot, skipWithoutManyIds } from "./fixtures.ts";
+import { busyboxImage, sboxOnBusybox, scratchDir, skipUnlessRoot, skipWithoutManyIds } from "./fixtures.ts";
 
 const SBOX = new URL("../sbox.ts", import.meta.url).pathname;
 /** Generous, only so that a hang fails instead of blocking the suite. */
@@ -405,25 +405,14 @@ Deno.test("cli: report OK to a file, RE to stderr", async () => {
 
 Deno.test("cli: report SG when the command is killed by a signal", async () => {
   const marker = randomName();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-ffi",
-      SBOX,
-      "run",
-      "--rootfs",
-      busyboxImage(),
-      "--report",
-      "-",
-      "--",
-      "sh",
-      "-c",
-      `echo ready; sleep 1000; : ${marker}`,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(TIMEOUT_MS),
-  }).spawn();
+  const child = sboxOnBusybox([
+    "--report",
+    "-",
+    "--",
+    "sh",
+    "-c",
+    `echo ready; sleep 1000; : ${marker}`,
+  ]).spawn();
   const reader = child.stdout.getReader();
   const { value } = await reader.read();
   assert.equal(new TextDecoder().decode(value), "ready\n");
@@ -485,25 +474,14 @@ Deno.test("cli: report TO for wall-clock time; no process and no cgroup is left"
 
 Deno.test("cli: SIGINT to sbox kills the container and cleans up", async () => {
   const marker = randomName();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-ffi",
-      SBOX,
-      "run",
-      "--rootfs",
-      busyboxImage(),
-      "--report",
-      "-",
-      "--",
-      "sh",
-      "-c",
-      `echo ready; sh -c "sleep 1000; : ${marker}"`,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(TIMEOUT_MS),
-  }).spawn();
+  const child = sboxOnBusybox([
+    "--report",
+    "-",
+    "--",
+    "sh",
+    "-c",
+    `echo ready; sh -c "sleep 1000; : ${marker}"`,
+  ]).spawn();
   const reader = child.stdout.getReader();
   await reader.read();
   reader.releaseLock();
@@ -721,22 +699,12 @@ Deno.test("cli args: options, repeatable options and the command", () => {
 
 Deno.test("cli: what a SIGKILLed sbox left (scratch dir, cgroup) goes with the next run; its container died with it", async () => {
   const marker = randomName();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-ffi",
-      SBOX,
-      "run",
-      "--rootfs",
-      busyboxImage(),
-      "--",
-      "sh",
-      "-c",
-      `echo ready; sleep 1000; : ${marker}`,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = sboxOnBusybox([
+    "--",
+    "sh",
+    "-c",
+    `echo ready; sleep 1000; : ${marker}`,
+  ]).spawn();
   const reader = child.stdout.getReader();
   assert.equal(new TextDecoder().decode((await reader.read()).value), "ready\n");
   child.kill("SIGKILL");

@@ -178,6 +178,23 @@ export async function removeScratch(dir: string, mapper: UserMapper = identityMa
   await runAsRoot(mapper, ["/bin/rm", "-rf", dir]);
 }
 
+const SBOX = new URL("../sbox.ts", import.meta.url).pathname;
+
+/**
+ * `deno run --allow-ffi sbox.ts run --rootfs <busybox image> ARGS...`, as a
+ * user runs it: stdin /dev/null, stdout and stderr piped, and killed after
+ * two minutes so that a hang fails the test rather than stalling it.
+ */
+export function sboxOnBusybox(args: string[]): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-ffi", SBOX, "run", "--rootfs", busyboxImage(), ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(120_000),
+  });
+}
+
 /** Text of captured output. */
 export function text(bytes: Uint8Array): string {
   return new TextDecoder().decode(bytes);

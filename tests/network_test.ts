@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { PastaManager, Slirp4NetnsManager } from "../src/network.ts";
 import { SboxError } from "../src/error.ts";
-import { busyboxContainer, busyboxImage, scratchDir, skipUnlessRoot } from "./fixtures.ts";
+import { busyboxContainer, busyboxImage, sboxOnBusybox, scratchDir, skipUnlessRoot } from "./fixtures.ts";
 
 const SBOX = new URL("../sbox.ts", import.meta.url).pathname;
 /** Generous, only so that a hang fails instead of blocking the suite. */
@@ -28,11 +28,7 @@ const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
 /** `deno run --allow-ffi sbox.ts run --rootfs <busybox> ARGS...` to the end. */
 async function busybox(args: string[]): Promise<Result> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-ffi", SBOX, "run", "--rootfs", busyboxImage(), ...args],
-    stdin: "null",
-    signal: AbortSignal.timeout(TIMEOUT_MS),
-  }).output();
+  const output = await sboxOnBusybox(args).output();
   return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
 }
 
@@ -113,28 +109,16 @@ for (const net of BACKENDS) {
 
   netTest(`${net}: --publish forwards a host loopback port to a server in the container`, async () => {
     const hostPort = freePort();
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-ffi",
-        SBOX,
-        "run",
-        "--rootfs",
-        busyboxImage(),
-        "--net",
-        net,
-        "--publish",
-        `${hostPort}:8080`,
-        "--",
-        "sh",
-        "-c",
-        "mkdir /www && echo published > /www/index.html && httpd -p 8080 -h /www && echo ready && exec sleep 1000",
-      ],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      signal: AbortSignal.timeout(TIMEOUT_MS),
-    }).spawn();
+    const child = sboxOnBusybox([
+      "--net",
+      net,
+      "--publish",
+      `${hostPort}:8080`,
+      "--",
+      "sh",
+      "-c",
+      "mkdir /www && echo published > /www/index.html && httpd -p 8080 -h /www && echo ready && exec sleep 1000",
+    ]).spawn();
     const reader = child.stdout.getReader();
     let seen = "";
     while (!seen.includes("ready\n")) {
@@ -265,26 +249,14 @@ for (const [net, Manager] of [["slirp4netns", Slirp4NetnsManager], ["pasta", Pas
   });
 
   netTest(`${net}: the CLI leaves no daemon when the container's process is killed`, async () => {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-ffi",
-        SBOX,
-        "run",
-        "--rootfs",
-        busyboxImage(),
-        "--net",
-        net,
-        "--",
-        "sh",
-        "-c",
-        "echo up; exec sleep 1000",
-      ],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      signal: AbortSignal.timeout(TIMEOUT_MS),
-    }).spawn();
+    const child = sboxOnBusybox([
+      "--net",
+      net,
+      "--",
+      "sh",
+      "-c",
+      "echo up; exec sleep 1000",
+    ]).spawn();
     const reader = child.stdout.getReader();
     assert.equal(decode((await reader.read()).value!), "up\n");
     reader.releaseLock();

@@ -15,6 +15,7 @@ import {
   hasSubordinateIds,
   identityMapper,
   isRoot,
+  sboxOnBusybox,
   scratchDir,
   skipWithoutManyIds,
   text,
@@ -30,11 +31,7 @@ function skipAsRoot(name: string): boolean {
 }
 
 async function sbox(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-ffi", SBOX, "run", "--rootfs", busyboxImage(), ...args],
-    stdin: "null",
-    signal: AbortSignal.timeout(TIMEOUT_MS),
-  }).output();
+  const output = await sboxOnBusybox(args).output();
   return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr) };
 }
 

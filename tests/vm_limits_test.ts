@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { BaseMounts, Cgroup, Container, OverlayMount } from "../mod.ts";
-import { busyboxImage, identityMapper, scratchDir } from "./fixtures.ts";
+import { busyboxImage, identityMapper, sboxOnBusybox, scratchDir } from "./fixtures.ts";
 
 const SBOX = new URL("../sbox.ts", import.meta.url).pathname;
 const ENV = { PATH: "/bin:/usr/bin" };
@@ -41,23 +41,7 @@ async function sbox(args: string[]) {
   const parent = limitedCgroup("cli");
   const reportFile = Deno.makeTempFileSync({ prefix: "sbox-report-" });
   try {
-    const output = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-ffi",
-        SBOX,
-        "run",
-        "--rootfs",
-        busyboxImage(),
-        "--cgroup",
-        parent.path,
-        "--report",
-        reportFile,
-        ...args,
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+    const output = await sboxOnBusybox(["--cgroup", parent.path, "--report", reportFile, ...args]).output();
     const stderr = new TextDecoder().decode(output.stderr);
     const report = parseReport(Deno.readTextFileSync(reportFile) || stderr);
     return { code: output.code, stdout: new TextDecoder().decode(output.stdout), stderr, report };
