@@ -90,6 +90,15 @@ function randomName(): string {
   return `sbox-cli-test-${crypto.randomUUID().slice(0, 8)}`;
 }
 
+/** Starts `sbox run` on the busybox image with a command that prints "ready" first; returns once it has. */
+async function startUntilReady(args: string[]): Promise<Deno.ChildProcess> {
+  const child = sboxOnBusybox(args).spawn();
+  const reader = child.stdout.getReader();
+  assert.equal(new TextDecoder().decode((await reader.read()).value), "ready\n");
+  reader.releaseLock();
+  return child;
+}
+
 const REPORT_KEYS = [
   "status",
   "exitCode",
@@ -405,24 +414,20 @@ Deno.test("cli: report OK to a file, RE to stderr", async () => {
 
 Deno.test("cli: report SG when the command is killed by a signal", async () => {
   const marker = randomName();
-  const child = sboxOnBusybox([
+  const child = await startUntilReady([
     "--report",
     "-",
     "--",
     "sh",
     "-c",
     `echo ready; sleep 1000; : ${marker}`,
-  ]).spawn();
-  const reader = child.stdout.getReader();
-  const { value } = await reader.read();
-  assert.equal(new TextDecoder().decode(value), "ready\n");
+  ]);
   // The command (pid 2 inside, under the reaper) killed from the host.
   const [init] = processesWith(marker).filter((pid) =>
     Deno.readTextFileSync(`/proc/${pid}/cmdline`).startsWith("sh")
   );
   assert.ok(init, "the container's first process is not visible on the host");
   Deno.kill(init, "SIGKILL");
-  reader.releaseLock();
   const output = await child.output();
   assert.equal(output.code, 137);
   const sg = report(new TextDecoder().decode(output.stderr));
@@ -474,17 +479,14 @@ Deno.test("cli: report TO for wall-clock time; no process and no cgroup is left"
 
 Deno.test("cli: SIGINT to sbox kills the container and cleans up", async () => {
   const marker = randomName();
-  const child = sboxOnBusybox([
+  const child = await startUntilReady([
     "--report",
     "-",
     "--",
     "sh",
     "-c",
     `echo ready; sh -c "sleep 1000; : ${marker}"`,
-  ]).spawn();
-  const reader = child.stdout.getReader();
-  await reader.read();
-  reader.releaseLock();
+  ]);
   child.kill("SIGINT");
   const output = await child.output();
   const stderr = new TextDecoder().decode(output.stderr);
@@ -699,17 +701,9 @@ Deno.test("cli args: options, repeatable options and the command", () => {
 
 Deno.test("cli: what a SIGKILLed sbox left (scratch dir, cgroup) goes with the next run; its container died with it", async () => {
   const marker = randomName();
-  const child = sboxOnBusybox([
-    "--",
-    "sh",
-    "-c",
-    `echo ready; sleep 1000; : ${marker}`,
-  ]).spawn();
-  const reader = child.stdout.getReader();
-  assert.equal(new TextDecoder().decode((await reader.read()).value), "ready\n");
+  const child = await startUntilReady(["--", "sh", "-c", `echo ready; sleep 1000; : ${marker}`]);
   child.kill("SIGKILL");
   await child.status;
-  reader.releaseLock();
   await child.stdout.cancel();
   await child.stderr.cancel();
   // The container died with its owner (parent-death signal)...
