@@ -9,7 +9,6 @@
 import { SboxError } from "./error.ts";
 import {
   check,
-  close,
   EBUSY,
   EEXIST,
   ENOENT,
@@ -19,7 +18,6 @@ import {
   readTextFile,
   stat,
   tryMkdir,
-  tryOpen,
   tryRmdir,
   writeTextFile,
 } from "./sys.ts";
@@ -298,19 +296,23 @@ export class Cgroup {
   }
 
   #controllerRead(controller: string, file: string): string {
-    this.#requireController(controller, file);
-    return this.#read(file);
+    return this.#ofController(controller, () => this.#read(file));
   }
 
   #controllerWrite(controller: string, file: string, text: string): void {
-    this.#requireController(controller, file);
-    this.#write(file, text);
+    this.#ofController(controller, () => this.#write(file, text));
   }
 
-  #requireController(controller: string, file: string): void {
-    const fd = tryOpen(`${this.path}/${file}`, O.RDONLY);
-    if (fd >= 0) return close(fd);
-    if (-fd === ENOENT && this.exists()) this.#missingController(controller);
+  /** Runs `access`; a file missing from a group that exists means its controller is not enabled. */
+  #ofController<T>(controller: string, access: () => T): T {
+    try {
+      return access();
+    } catch (err) {
+      if (err instanceof SboxError && err.errnoNumber === ENOENT && this.exists()) {
+        this.#missingController(controller);
+      }
+      throw err;
+    }
   }
 
   #missingController(controller: string): never {
