@@ -6,11 +6,14 @@
  * The program, over struct seccomp_data { u32 nr; u32 arch; u64 ip; u64 args[6]; }:
  *
  *     load arch; not this architecture's audit arch → kill the process
- *     load nr;   (x86_64) an x32 syscall (nr >= 0x40000000) → kill
- *     binary search over the syscall numbers that have rules → block of nr
- *     above every known number → unknownAction; else → defaultAction
- *     block of nr: each rule in order: its conditions, then its action;
- *                  no rule matched → defaultAction
+ *     load nr;   binary search (one `jge` per level) over runs of numbers
+ *                that share an outcome → that outcome's block:
+ *                  numbers without rules → defaultAction
+ *                  numbers above every known one → unknownAction
+ *                  (x86_64) x32 syscalls, nr >= 0x40000000 → kill
+ *     block:     each rule in order: its conditions, then its action;
+ *                no rule matched → defaultAction. Numbers with the same
+ *                rules share a block; an unconditional rule is one `ret`.
  *
  * A foreign architecture (i386 through int 0x80, x32) would have other
  * numbers for the same syscalls: a process could dodge every rule by
@@ -71,6 +74,13 @@ interface Insn {
   ja?: string;
 }
 
+/** A jump that BPF cannot encode: backwards, or too far for a conditional jump. */
+class JumpRangeError extends Error {
+  constructor(target: string, distance: number) {
+    super(`sbox internal error: BPF jump to ${target} out of range (${distance})`);
+  }
+}
+
 /** A tiny assembler: instructions with symbolic labels, resolved at the end. */
 class Assembler {
   readonly insns: Insn[] = [];
@@ -117,9 +127,7 @@ class Assembler {
         if (at === undefined) throw new Error(`sbox internal error: BPF label ${target} undefined`);
         const d = at - (pc + 1);
         // BPF only jumps forward; conditional jumps reach 255 instructions.
-        if (d < 0 || d > max) {
-          throw new Error(`sbox internal error: BPF jump to ${target} out of range (${d})`);
-        }
+        if (d < 0 || d > max) throw new JumpRangeError(target, d);
         return d;
       };
       view.setUint16(pc * 8, insn.code, true);
@@ -303,6 +311,69 @@ function checkPolicy(policy: SeccompPolicy, arch: SeccompArch) {
   return { defaultAction, unknownAction, byNumber, maxNumber: Math.max(...table.values()) };
 }
 
+/** What one syscall number leads to: the label of a block, and the block's code. */
+interface Outcome {
+  label: string;
+  emit: (a: Assembler) => void;
+}
+
+/**
+ * The blocks of a policy, one per distinct outcome: numbers whose rules are
+ * the same share one block, and an unconditional rule is one `ret`, shared
+ * by every number that has it.
+ */
+class Outcomes {
+  readonly #byKey = new Map<string, Outcome>();
+
+  constructor(readonly defaultAction: number) {}
+
+  /** The block that returns `action`. */
+  ret(action: number): Outcome {
+    return this.#get(`ret ${action}`, (a) => a.ret(action));
+  }
+
+  /** The block that applies `rules` in order, then the default action. */
+  rules(rules: CheckedRule[]): Outcome {
+    // Rules after an unconditional one are never reached.
+    const reached = rules.findIndex((rule) => rule.conditions.length === 0);
+    const live = reached < 0 ? rules : rules.slice(0, reached + 1);
+    if (live.length === 0) return this.ret(this.defaultAction);
+    if (live[0].conditions.length === 0) return this.ret(live[0].action);
+    return this.#get(JSON.stringify(live), (a) => {
+      for (const rule of live) {
+        const next = a.fresh("next");
+        for (const condition of rule.conditions) emitCondition(a, condition, next);
+        a.ret(rule.action);
+        a.label(next);
+      }
+      a.ret(this.defaultAction);
+    });
+  }
+
+  #get(key: string, emit: (a: Assembler) => void): Outcome {
+    let outcome = this.#byKey.get(key);
+    if (!outcome) {
+      outcome = { label: `block${this.#byKey.size}`, emit };
+      this.#byKey.set(key, outcome);
+    }
+    return outcome;
+  }
+
+  /** Emits every block, each under its label. */
+  emitAll(a: Assembler): void {
+    for (const outcome of this.#byKey.values()) {
+      a.label(outcome.label);
+      outcome.emit(a);
+    }
+  }
+}
+
+/** Syscall numbers from `from` up to the next run's `from` share one outcome. */
+interface Run {
+  from: number;
+  outcome: Outcome;
+}
+
 /**
  * Compiles `policy` for `arch` (default: this machine's) into the bytes of
  * a BPF program (struct sock_filter records). Throws an SboxError naming
@@ -318,63 +389,16 @@ function checkPolicy(policy: SeccompPolicy, arch: SeccompArch) {
  * ```
  */
 export function compileSeccomp(policy: SeccompPolicy, arch: SeccompArch = hostArch()): Uint8Array {
-  const { defaultAction, unknownAction, byNumber, maxNumber } = checkPolicy(policy, arch);
-  const a = new Assembler();
-  const kill = "kill";
-  a.load(OFFSET_ARCH);
-  a.jump(BPF.JMP_JEQ_K, AUDIT_ARCH[arch], 0, kill);
-  a.load(OFFSET_NR);
-  if (arch === "x86_64") a.jump(BPF.JMP_JGE_K, X32_SYSCALL_BIT, kill, 0);
-
-  // Dispatch: a binary search over the numbers with rules, down to runs of
-  // a few equality tests. Far targets are reached with `ja` (32-bit offsets),
-  // so the conditional jumps stay short.
-  const numbers = [...byNumber.keys()].sort((x, y) => x - y);
-  const blockOf = (nr: number) => `nr${nr}`;
-  const fallback = "fallback";
-  const dispatch = (lo: number, hi: number): void => {
-    if (hi - lo <= 4) {
-      for (let i = lo; i < hi; i++) {
-        const miss = a.fresh("miss");
-        a.jump(BPF.JMP_JEQ_K, numbers[i], 0, miss);
-        a.goto(blockOf(numbers[i]));
-        a.label(miss);
-      }
-      a.goto(fallback);
-      return;
-    }
-    const mid = (lo + hi) >> 1;
-    const upper = a.fresh("upper");
-    const lower = a.fresh("lower");
-    a.jump(BPF.JMP_JGE_K, numbers[mid], 0, lower);
-    a.goto(upper);
-    a.label(lower);
-    dispatch(lo, mid);
-    a.label(upper);
-    dispatch(mid, hi);
-  };
-  dispatch(0, numbers.length);
-
-  a.label(fallback);
-  const unknown = a.fresh("unknown");
-  a.jump(BPF.JMP_JGT_K, maxNumber, unknown, 0);
-  a.ret(defaultAction);
-  a.label(unknown);
-  a.ret(unknownAction);
-  a.label(kill);
-  a.ret(SECCOMP_RET.KILL_PROCESS);
-
-  for (const nr of numbers) {
-    a.label(blockOf(nr));
-    for (const rule of byNumber.get(nr)!) {
-      const next = a.fresh("next");
-      for (const condition of rule.conditions) emitCondition(a, condition, next);
-      a.ret(rule.action);
-      a.label(next);
-    }
-    a.ret(defaultAction);
+  const checked = checkPolicy(policy, arch);
+  let bytes: Uint8Array;
+  try {
+    bytes = assemble(checked, arch, "short").encode();
+  } catch (err) {
+    // A policy with very many runs: jumps from the search tree to the
+    // blocks exceed 255 instructions, so every edge goes through `ja`.
+    if (!(err instanceof JumpRangeError)) throw err;
+    bytes = assemble(checked, arch, "long").encode();
   }
-  const bytes = a.encode();
   if (bytes.length / 8 > 4096) {
     throw SboxError.invalidOption(
       "seccomp",
@@ -382,6 +406,76 @@ export function compileSeccomp(policy: SeccompPolicy, arch: SeccompArch = hostAr
     );
   }
   return bytes;
+}
+
+/**
+ * The program. The kernel runs it on every syscall, and when it installs it
+ * runs it once for every syscall number to find those always allowed (its
+ * bitmap cache), besides translating and JIT-compiling it: its cost at
+ * start grows with the length of the program and of the paths through it.
+ * So the numbers are split into runs that share an outcome and found by a
+ * binary search over the runs' bounds, one `jge` per level, and the blocks
+ * are shared.
+ */
+function assemble(
+  { defaultAction, unknownAction, byNumber, maxNumber }: ReturnType<typeof checkPolicy>,
+  arch: SeccompArch,
+  jumps: "short" | "long",
+): Assembler {
+  const outcomes = new Outcomes(defaultAction);
+  const kill = outcomes.ret(SECCOMP_RET.KILL_PROCESS);
+  const runs: Run[] = [];
+  const addRun = (from: number, outcome: Outcome) => {
+    if (runs.at(-1)?.outcome !== outcome) runs.push({ from, outcome });
+  };
+  const noRules = outcomes.ret(defaultAction);
+  for (let nr = 0; nr <= maxNumber; nr++) {
+    const rules = byNumber.get(nr);
+    addRun(nr, rules ? outcomes.rules(rules) : noRules);
+  }
+  addRun(maxNumber + 1, outcomes.ret(unknownAction));
+  // x86_64: an x32 syscall (nr >= 0x40000000) has other numbers; kill it.
+  if (arch === "x86_64") addRun(X32_SYSCALL_BIT, kill);
+
+  const a = new Assembler();
+  a.load(OFFSET_ARCH);
+  // A foreign architecture (i386 through int 0x80) would dodge every rule.
+  if (jumps === "long") {
+    const native = a.fresh("native");
+    a.jump(BPF.JMP_JEQ_K, AUDIT_ARCH[arch], native, 0);
+    a.goto(kill.label);
+    a.label(native);
+  } else {
+    a.jump(BPF.JMP_JEQ_K, AUDIT_ARCH[arch], 0, kill.label);
+  }
+  a.load(OFFSET_NR);
+  const entry = (lo: number, hi: number) => hi - lo === 1 ? runs[lo].outcome.label : a.fresh("node");
+  const tree = (lo: number, hi: number, label: string) => {
+    if (hi - lo === 1) {
+      if (jumps === "long") {
+        a.label(label);
+        a.goto(runs[lo].outcome.label);
+      }
+      return;
+    }
+    a.label(label);
+    const mid = (lo + hi) >> 1;
+    const lower = jumps === "long" ? a.fresh("node") : entry(lo, mid);
+    const upper = jumps === "long" ? a.fresh("node") : entry(mid, hi);
+    if (jumps === "long") {
+      a.jump(BPF.JMP_JGE_K, runs[mid].from, 0, lower);
+      a.goto(upper);
+    } else {
+      a.jump(BPF.JMP_JGE_K, runs[mid].from, upper, lower);
+    }
+    tree(lo, mid, lower);
+    tree(mid, hi, upper);
+  };
+  const root = entry(0, runs.length);
+  if (runs.length === 1 && jumps === "short") a.goto(root);
+  else tree(0, runs.length, root);
+  outcomes.emitAll(a);
+  return a;
 }
 
 /** This machine's architecture, if seccomp filters can be compiled for it. */
