@@ -133,9 +133,10 @@ export class OverlayMount implements Mount {
       );
       return;
     }
-    // A tmpfs on the target holds upper, work and the overlay's mount point;
-    // the overlay is then moved on top of the tmpfs, onto the target itself.
-    // The tmpfs stays underneath, reachable by the overlay only.
+    // A tmpfs on the target holds upper and work; the overlay is mounted on
+    // top of it, on the target itself (overlayfs holds its layers by
+    // reference, not by path). The tmpfs stays underneath, reachable by the
+    // overlay only.
     const size = this.size === undefined ? "" : `,size=${this.size}`;
     builder.mount(
       "tmpfs",
@@ -145,16 +146,15 @@ export class OverlayMount implements Mount {
       `mode=755${size}`,
       `cannot mount tmpfs on ${target}`,
     );
-    builder.mkdir(`${target}/upper`).mkdir(`${target}/work`).mkdir(`${target}/merged`);
+    builder.mkdir(`${target}/upper`).mkdir(`${target}/work`);
     builder.mount(
       "overlay",
-      `${target}/merged`,
+      target,
       "overlay",
       0,
       `${lower},upperdir=${target}/upper,workdir=${target}/work`,
       what,
     );
-    builder.mount(`${target}/merged`, target, null, MS.MOVE, null, what);
   }
 }
 
@@ -483,14 +483,16 @@ function compileMasks(b: ProgramBuilder, rootfs: string): void {
   for (const path of READONLY_PROC_PATHS) {
     const at = containerPath(rootfs, path);
     b.mount(at, at, null, MS.BIND | MS.REC, null, `cannot bind ${path}`, false, ignoreMissing);
+    // The flags of our own proc mount, so no need to read them back first
+    // (nothing is locked in a mount this namespace made).
     b.mount(
       null,
       at,
       null,
-      MS.BIND | MS.REMOUNT | MS.RDONLY,
+      MS.BIND | MS.REMOUNT | MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC,
       null,
       `cannot make ${path} read-only`,
-      true,
+      false,
       ignoreMissing,
     );
   }

@@ -10,6 +10,7 @@ import { SboxError } from "./error.ts";
 import type { Launched, StatusChannel } from "./launch.ts";
 import { reactor } from "./reactor.ts";
 import { type SignalLike, signalName, signalNumber } from "./signal.ts";
+import { closeInBackground } from "./teardown.ts";
 import {
   close,
   EAGAIN,
@@ -180,15 +181,13 @@ export class Process {
   /**
    * Drops the reference on the init's mount namespace that the container
    * took while the init started (see Container). Its last close unmounts the
-   * container's file systems: done once the exit has been reported (a later
-   * task of the event loop), instead of on the init's exit path. Not on a
-   * pool thread: a call still running there when its worker ends would run
-   * in an unloaded library.
+   * container's file systems: done once the exit has been reported, on a
+   * pool thread (teardown.ts).
    */
   #releaseNamespace(): void {
     const fd = this.#heldNamespace;
     this.#heldNamespace = -1;
-    if (fd >= 0) setTimeout(() => close(fd), 0);
+    closeInBackground(fd);
   }
 
   /** Whether the process has exited and been reaped. */

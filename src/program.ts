@@ -9,6 +9,7 @@
  */
 
 import { SboxError } from "./error.ts";
+import { encodeUtf8Into } from "./cstring.ts";
 
 /** Op codes; keep in the order of `Code` in helper/program.zig. */
 export const OpCode: {
@@ -132,8 +133,6 @@ export interface Program {
   /** Describes op `i` for an error: step name and "cannot ..." text. */
   describe(index: number): { step: OpName; what: string };
 }
-
-const encoder = new TextEncoder();
 
 /** Builds a setup program op by op; `build()` encodes it. */
 export class ProgramBuilder {
@@ -402,7 +401,7 @@ class ProgramWriter {
       throw new SboxError(`a string contains a NUL byte: ${JSON.stringify(str)}`, { step: "options" });
     }
     const offset = this.#reserve(str.length * 3 + 1, 1);
-    const { written } = encoder.encodeInto(str, this.#bytes.subarray(offset));
+    const written = encodeUtf8Into(str, this.#bytes, offset);
     this.#bytes[offset + written] = 0;
     this.#end = offset + written + 1;
     return offset;
@@ -417,7 +416,7 @@ class ProgramWriter {
       this.#bytes = grown;
       this.#view = new DataView(grown.buffer);
     }
-    this.#bytes.fill(0, offset, offset + size);
+    // No fill: nothing past #end has been written, so it is still zero.
     this.#end = offset + size;
     return offset;
   }

@@ -11,8 +11,8 @@
 import { helper } from "./ffi.ts";
 import { SboxError } from "./error.ts";
 import { errnoNumber } from "./errno.ts";
+import { encodeUtf8Into } from "./cstring.ts";
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /** open(2) flags; O_DIRECTORY and O_NOFOLLOW differ between architectures. */
@@ -45,10 +45,9 @@ export function cstr(s: string): Uint8Array<ArrayBuffer> {
   if (s.includes("\0")) {
     throw new SboxError(`path contains a NUL byte: ${JSON.stringify(s)}`, { step: "options" });
   }
-  const bytes = encoder.encode(s);
-  const out = new Uint8Array(bytes.length + 1);
-  out.set(bytes);
-  return out;
+  const out = new Uint8Array(s.length * 3 + 1);
+  const length = encodeUtf8Into(s, out, 0);
+  return length === out.length - 1 ? out : out.slice(0, length + 1);
 }
 
 /** The number a helper call returned (>= 0 or a negative errno). */
@@ -134,7 +133,7 @@ export function readTextFile(path: string): string {
 export function writeTextFile(path: string, text: string, flags: number = O.WRONLY): void {
   const fd = open(path, flags);
   try {
-    writeAll(fd, encoder.encode(text), `cannot write ${path}`);
+    writeAll(fd, new TextEncoder().encode(text), `cannot write ${path}`);
   } finally {
     close(fd);
   }
