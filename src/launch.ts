@@ -22,7 +22,7 @@ import { describeErrno } from "./errno.ts";
 import { CLONE, type Program, ProgramBuilder } from "./program.ts";
 import { type ChildRecord, RecordReader } from "./protocol.ts";
 import { reactor } from "./reactor.ts";
-import { settleCloses } from "./teardown.ts";
+import { beginLaunch, endLaunch } from "./teardown.ts";
 import {
   close,
   num,
@@ -78,10 +78,17 @@ const SIGKILL = 9;
 
 /** Runs the launch sequence; see the module documentation. */
 export async function launch(spec: LaunchSpec): Promise<Launched> {
-  // clone3 would copy an fd that a background close has not yet removed,
-  // and the child would do the teardown that close was for.
-  const settling = settleCloses();
-  if (settling) await settling;
+  // Until the child has exec'd, it holds copies of our fds: background
+  // closes of container teardowns wait (teardown.ts).
+  await beginLaunch();
+  try {
+    return await launchChild(spec);
+  } finally {
+    endLaunch();
+  }
+}
+
+async function launchChild(spec: LaunchSpec): Promise<Launched> {
   const lib = helper();
   const opened: number[] = [];
   let resultRead = -1, resultWrite = -1, syncRead = -1, syncWrite = -1;

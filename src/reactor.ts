@@ -2,8 +2,8 @@
  * One epoll loop for every container of the process. Waiting for exits
  * (pidfds) and for pipes must not cost an OS thread per container: all
  * interests sit in one epoll set, and at most one nonblocking FFI call
- * (`sbox_epoll_wait`, on one of Deno's blocking-pool threads) waits for all
- * of them. Interests are one-shot: a caller awaits `readable(fd)`, then reads
+ * (libc's `epoll_wait`, on one of Deno's blocking-pool threads; see libc.ts)
+ * waits for all of them. Interests are one-shot: a caller awaits `readable(fd)`, then reads
  * until EAGAIN. Wake-ups may be spurious, so callers always retry the
  * nonblocking operation that told them to wait.
  *
@@ -11,6 +11,7 @@
  */
 
 import { helper } from "./ffi.ts";
+import { blockingLibc, EPOLL_EVENT } from "./libc.ts";
 import { check, close, tryRead } from "./sys.ts";
 
 const EPOLLIN = 0x001;
@@ -30,7 +31,9 @@ class Reactor {
   readonly #waiters = new Map<number, () => void>();
   /** fds added to the epoll set (armed or not). */
   readonly #registered = new Set<number>();
-  readonly #events = new BigUint64Array(2 * MAX_EVENTS);
+  /** struct epoll_event[MAX_EVENTS] for libc; the helper's wrapper fills u64 pairs instead. */
+  readonly #events = new Uint8Array(16 * MAX_EVENTS);
+  readonly #libc = blockingLibc();
   #polling = false;
 
   constructor() {
@@ -84,17 +87,26 @@ class Reactor {
   #poll(): void {
     if (this.#polling || this.#waiters.size === 0) return;
     this.#polling = true;
-    helper().sbox_epoll_wait(this.#epfd, new Uint8Array(this.#events.buffer), MAX_EVENTS, -1).then((ret) => {
+    const libc = this.#libc;
+    const wait = libc
+      ? libc.epoll_wait(this.#epfd, this.#events, MAX_EVENTS, -1)
+      : helper().sbox_epoll_wait(this.#epfd, this.#events, MAX_EVENTS, -1);
+    wait.then((ret) => {
       this.#polling = false;
+      // libc: -1 on EINTR; the helper: a negative errno. Either way, no events.
       const n = Number(ret);
+      const view = new DataView(this.#events.buffer);
+      const [size, dataOffset] = libc ? [EPOLL_EVENT.size, EPOLL_EVENT.dataOffset] : [16, 8];
       for (let i = 0; i < n; i++) {
-        const fd = Number(this.#events[2 * i + 1]);
+        const events = view.getUint32(i * size, true);
+        // The data word holds the fd (registered as a u64).
+        const fd = view.getUint32(i * size + dataOffset, true);
         if (fd === this.#wakeFd) {
           tryRead(this.#wakeFd, new Uint8Array(8));
           continue;
         }
         const waiter = this.#waiters.get(fd);
-        if (waiter && (Number(this.#events[2 * i]) & (EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+        if (waiter && (events & (EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP))) {
           this.#waiters.delete(fd);
           waiter();
         }

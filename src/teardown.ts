@@ -7,13 +7,15 @@
  * - not on the init's exit path: the container holds a reference to the
  *   mount namespace until the exit has been reported (see InitProcess);
  * - not on the event loop's thread: the close runs on one of Deno's
- *   blocking-pool threads, through libc's close. libc stays loaded for the
- *   life of the process, unlike the helper library, which Deno unloads with
- *   the Worker that opened it, even under a call still running;
+ *   blocking-pool threads, through libc's close (libc.ts says why libc's);
  * - not in the next container: clone3 copies every open fd into the child,
- *   so a reference still open then would be dropped by that child, at its
- *   execve. {@linkcode settleCloses} lets `launch` wait for a close that
- *   has not started yet (rare: the pool thread starts within microseconds).
+ *   so if our close came while that child still held its copy, the child's
+ *   close at execve would be the last. `launch` brackets each child's life
+ *   until execve with {@linkcode beginLaunch} and {@linkcode endLaunch},
+ *   and closes wait outside those brackets.
+ *
+ * At most two closes run at once, so that a burst of exits does not grow
+ * Deno's thread pool.
  *
  * Without libc.so.6 (a musl system) the close happens in a later task of
  * the event loop instead.
@@ -22,26 +24,17 @@
  */
 
 import { helper } from "./ffi.ts";
+import { blockingLibc } from "./libc.ts";
 import { close } from "./sys.ts";
 
-const LIBC_SYMBOLS = {
-  close: { parameters: ["i32"], result: "i32", nonblocking: true },
-} as const satisfies Deno.ForeignLibraryInterface;
-
-type Libc = Deno.DynamicLibrary<typeof LIBC_SYMBOLS>["symbols"];
-
-let libc: Libc | null | undefined;
-
-function openLibc(): Libc | null {
-  try {
-    return Deno.dlopen("libc.so.6", LIBC_SYMBOLS).symbols;
-  } catch {
-    return null;
-  }
-}
-
-/** Closes that have been handed to a pool thread and not yet finished. */
-const inFlight = new Set<{ fd: number; done: Promise<unknown> }>();
+/** At most this many closes run at once: a burst of exits must not grow the pool. */
+const MAX_RUNNING = 2;
+/** fds waiting for a pool thread. */
+const queue: number[] = [];
+/** Closes running on pool threads. */
+const running = new Set<{ fd: number; done: Promise<unknown> }>();
+/** Launches between their clone3 and the child's execve or exit. */
+let launching = 0;
 
 /**
  * Closes `fd` off the event loop's thread. Use it for fds whose close may
@@ -49,26 +42,48 @@ const inFlight = new Set<{ fd: number; done: Promise<unknown> }>();
  */
 export function closeInBackground(fd: number): void {
   if (fd < 0) return;
-  libc ??= openLibc();
-  if (!libc) {
+  if (!blockingLibc()) {
     setTimeout(() => close(fd), 0);
     return;
   }
-  const entry = { fd, done: Promise.resolve() as Promise<unknown> };
-  entry.done = libc.close(fd).finally(() => inFlight.delete(entry));
-  inFlight.add(entry);
+  queue.push(fd);
+  pump();
 }
 
 /**
- * A promise for the background closes that have not yet removed their fd
- * (which a clone3 now would copy into its child), or `undefined` when
- * there are none: the usual case, which costs no await.
+ * Starts queued closes, unless a launch is under way: its child holds copies
+ * of our fds until it execs, and if ours closed first, the child's would be
+ * the last close.
  */
-export function settleCloses(): Promise<unknown> | undefined {
-  if (inFlight.size === 0) return undefined;
+function pump(): void {
+  const libc = blockingLibc()!;
+  while (running.size < MAX_RUNNING && launching === 0 && queue.length > 0) {
+    const entry = { fd: queue.shift()!, done: Promise.resolve() as Promise<unknown> };
+    entry.done = libc.close(entry.fd).finally(() => {
+      running.delete(entry);
+      pump();
+    });
+    running.add(entry);
+  }
+}
+
+/**
+ * Call before clone3; {@linkcode endLaunch} once the child has exec'd or
+ * exited. Waits for a running close that has not yet removed its fd (clone3
+ * would copy it into the child, which would then do the teardown); rare, as
+ * the pool thread starts within microseconds.
+ */
+export async function beginLaunch(): Promise<void> {
+  launching++;
   const F_GETFD = 1;
   // EBADF: the close has started and the fd is gone. A valid fd may also be
   // a new file that reused the number: then this waits a little for nothing.
-  const open = [...inFlight].filter((entry) => Number(helper().sbox_fcntl(entry.fd, F_GETFD, 0n)) >= 0);
-  return open.length === 0 ? undefined : Promise.all(open.map((entry) => entry.done));
+  const open = [...running].filter((entry) => Number(helper().sbox_fcntl(entry.fd, F_GETFD, 0n)) >= 0);
+  if (open.length > 0) await Promise.all(open.map((entry) => entry.done));
+}
+
+/** See {@linkcode beginLaunch}. */
+export function endLaunch(): void {
+  launching--;
+  if (launching === 0 && queue.length > 0) pump();
 }

@@ -134,11 +134,16 @@ function maskOf(names: readonly string[]): bigint {
  * minus `capDrop` (`["ALL"]` drops every one, and then `capAdd` adds back).
  */
 export function capabilityMask(capAdd: unknown, capDrop: unknown): bigint {
+  // Every container start asks; BigInt arithmetic is slow enough to matter.
+  defaultMask ??= maskOf(DEFAULT_CAPABILITIES);
+  if (capAdd === undefined && capDrop === undefined) return defaultMask;
   const add = capabilityNames("capAdd", capAdd);
   const drop = capabilityNames("capDrop", capDrop);
-  const base = drop.includes("ALL") ? 0n : maskOf(DEFAULT_CAPABILITIES) & ~maskOf(drop);
+  const base = drop.includes("ALL") ? 0n : defaultMask & ~maskOf(drop);
   return base | maskOf(add);
 }
+
+let defaultMask: bigint | undefined;
 
 /** The names of the capabilities in `mask`, for reports and error messages. */
 export function capabilityNamesOf(mask: bigint): string[] {

@@ -1,0 +1,42 @@
+/**
+ * The C library's blocking calls, for Deno's blocking-pool threads.
+ *
+ * A nonblocking FFI call runs on a pool thread while the event loop goes
+ * on. Deno unloads a library with the Worker that opened it, even while such
+ * a call is still running in it: the call would then return into unmapped
+ * code. libc stays loaded for the life of the process (Deno itself links
+ * it), so the calls that may outlive a Worker go through libc. Without
+ * libc.so.6 (a musl system) this is `null` and callers fall back.
+ *
+ * @module
+ */
+
+const SYMBOLS = {
+  close: { parameters: ["i32"], result: "i32", nonblocking: true },
+  epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32", nonblocking: true },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** libc's functions used here; they return -1 on failure (errno is not read). */
+export type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+
+let libc: Libc | null | undefined;
+
+/** libc, opened on first use, or `null` when it cannot be opened. */
+export function blockingLibc(): Libc | null {
+  if (libc === undefined) {
+    try {
+      libc = Deno.dlopen("libc.so.6", SYMBOLS).symbols;
+    } catch {
+      libc = null;
+    }
+  }
+  return libc;
+}
+
+/**
+ * Size of struct epoll_event and the offset of its data field: packed on
+ * x86_64 (12 bytes), naturally aligned elsewhere (16).
+ */
+export const EPOLL_EVENT: { size: number; dataOffset: number } = Deno.build.arch === "x86_64"
+  ? { size: 12, dataOffset: 4 }
+  : { size: 16, dataOffset: 8 };
