@@ -15,7 +15,11 @@ import { stat } from "./sys.ts";
 export interface Mount {
   /** Checks host paths; throws an SboxError naming the bad option. */
   validate(): void;
-  /** Appends the ops that mount it under `rootfs`. */
+  /**
+   * Appends the ops that mount it under `rootfs`: the absolute path of the
+   * container's root directory, or "." (the working directory is then that
+   * root) for a mount whose target is not "/".
+   */
   compile(builder: ProgramBuilder, rootfs: string): void;
   /** The container path it mounts on. */
   readonly target: string;
