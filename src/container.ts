@@ -194,9 +194,10 @@ export class Container implements AsyncDisposable {
     const launched = await this.#launch(p, -1, (b, sync, stdio) => {
       // First, then the wait: a parent that died before it is seen there.
       dieWithParent(b);
-      b.waitParent(sync.read, sync.write);
       // Nothing done in this mount namespace may propagate back to the host.
+      // Needs no id map: done while the parent writes them.
       b.mount(null, "/", null, MS.REC | MS.PRIVATE, null, "cannot make / private");
+      b.waitParent(sync.read, sync.write);
       if (!this.mounts.some((m) => m.target === "/")) {
         // pivot_root needs a mount point: bind the rootfs on itself.
         b.mount(this.rootfs, this.rootfs, null, MS.BIND | MS.REC, null, `cannot bind ${this.rootfs}`);
@@ -303,12 +304,19 @@ export class Container implements AsyncDisposable {
 
   /** While the init waits: its id maps, then its network. */
   async #prepareInit(pid: number): Promise<void> {
-    // Keep the mount namespace alive past the init's exit: otherwise the
-    // init unmounts every file system of the container on its exit path,
-    // before its parent even learns that it ended (see InitProcess).
-    this.#heldNamespace = tryOpen(`/proc/${pid}/ns/mnt`, O.RDONLY);
     await this.userMapper.map(pid);
     if (this.network) this.#network = await this.network.attach(pid);
+  }
+
+  /**
+   * Once the init is released: keep its mount namespace alive past its exit.
+   * Otherwise the init unmounts every file system of the container on its
+   * exit path, before its parent even learns that it ended (see
+   * InitProcess). The init has all of its setup still ahead, so this does not
+   * delay it; should it be gone already (it failed), there is nothing to keep.
+   */
+  #holdNamespace(pid: number): void {
+    this.#heldNamespace = tryOpen(`/proc/${pid}/ns/mnt`, O.RDONLY);
   }
 
   /** Creates the process's cgroup and stdio, then runs the launch sequence. */
@@ -342,6 +350,7 @@ export class Container implements AsyncDisposable {
         sync: !joining,
         childFds: [...plan.childFds, cgroupFd],
         beforeStart: joining ? undefined : (pid) => this.#prepareInit(pid),
+        afterRelease: joining ? undefined : (pid) => this.#holdNamespace(pid),
         program: (sync) => {
           const b = new ProgramBuilder();
           compile(b, sync, plan, cgroupFd);

@@ -7,7 +7,8 @@
  * 2. compile the program with those fd numbers and clone3 it (helper);
  * 3. close the child's ends here, so that end-of-file means what it should;
  * 4. `beforeStart(pid)`: write the id maps while the child waits;
- * 5. release the child with one byte on the sync pipe;
+ * 5. release the child with one byte on the sync pipe, then
+ *    `afterRelease(pid)`, which overlaps the child's setup;
  * 6. read the result pipe to end-of-file (protocol.ts).
  *
  * On any failure everything is undone here: the child is killed and reaped,
@@ -51,6 +52,8 @@ export interface LaunchSpec {
   childFds: number[];
   /** Runs while the child waits, e.g. writing its id maps. */
   beforeStart?: (pid: number) => Promise<void> | void;
+  /** Runs right after the child is released, while it sets up. */
+  afterRelease?: (pid: number) => void;
 }
 
 /** The sync pipe: the child waits on `read`; `write` is the parent's end. */
@@ -159,6 +162,7 @@ async function launchChild(spec: LaunchSpec): Promise<Launched> {
       writeAll(syncWrite, new Uint8Array(1), "cannot release the child");
       close(syncWrite);
       syncWrite = -1;
+      spec.afterRelease?.(pid);
     }
     for (let record = await reader.next(); record; record = await reader.next()) {
       records.push(record);
