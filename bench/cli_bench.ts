@@ -44,7 +44,14 @@ async function run(args: string[]): Promise<void> {
 }
 
 for (const [i, { name, args }] of COMMANDS.entries()) {
-  Deno.bench({ name, group: "whole command", baseline: i === 0, n: 20, warmup: 2, fn: () => run(args) });
+  Deno.bench({
+    name,
+    group: "whole command",
+    baseline: i === 0,
+    n: 20,
+    warmup: 2,
+    fn: async () => await run(args),
+  });
 }
 
 function median(values: number[]): number {

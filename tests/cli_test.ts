@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { Cgroup } from "../mod.ts";
 import { parseCommandLine } from "../src/cli/args.ts";
+import { ArgvError, tokenize } from "../src/cli/argv.ts";
 import { parseCpus, parseDuration, parseSize } from "../src/cli/units.ts";
 import { SboxError } from "../src/error.ts";
 import meta from "../deno.json" with { type: "json" };
@@ -697,6 +698,51 @@ Deno.test("cli args: options, repeatable options and the command", () => {
   assert.deepEqual(parseCommandLine(["run", "--help"]), { kind: "help", topic: "run" });
   assert.deepEqual(parseCommandLine(["run", "--", "--help"]).kind, "run");
   assert.deepEqual(parseCommandLine(["--version"]), { kind: "version" });
+});
+
+Deno.test("cli argv: the tokenizer's conventions and its one-line errors", () => {
+  const options = {
+    env: { type: "string", short: "e", multiple: true },
+    verbose: { type: "boolean", short: "v" },
+    help: { type: "boolean", short: "h" },
+    cwd: { type: "string", short: "w" },
+  } as const;
+  const summary = (args: string[], strict = true) =>
+    tokenize(args, options, strict).map((t) =>
+      t.kind === "option" ? `${t.name}=${t.value}` : t.kind === "positional" ? `pos:${t.value}` : "--"
+    );
+  assert.deepEqual(summary(["--env", "A=1", "--env=B=2", "-eC=3", "-e", "D=4"]), [
+    "env=A=1",
+    "env=B=2",
+    "env=C=3",
+    "env=D=4",
+  ]);
+  assert.deepEqual(summary(["-vh", "-vw/x", "--cwd", "/y"]), [
+    "verbose=undefined",
+    "help=undefined",
+    "verbose=undefined",
+    "cwd=/x",
+    "cwd=/y",
+  ]);
+  assert.deepEqual(summary(["-v", "--", "-x", "y"]), ["verbose=undefined", "--", "pos:-x", "pos:y"]);
+  // Not strict: unknown options are booleans, positionals are kept.
+  assert.deepEqual(summary(["--bogus", "cmd", "--cwd"], false), [
+    "bogus=undefined",
+    "pos:cmd",
+    "cwd=undefined",
+  ]);
+  const fails = (args: string[], message: string) =>
+    assert.throws(
+      () => tokenize(args, options, true),
+      (e) => e instanceof ArgvError && e.message === message,
+    );
+  fails(["--bogus"], "unknown option --bogus");
+  fails(["-x"], "unknown option -x");
+  fails(["--cwd"], "option --cwd needs a value");
+  fails(["--cwd", "--"], 'option --cwd needs a value; to give one that starts with "-", write --cwd=VALUE');
+  fails(["--verbose=yes"], "option --verbose does not take a value");
+  fails(["cmd"], "unexpected argument");
+  assert.deepEqual(summary(["--cwd=-x"]), ["cwd=-x"]);
 });
 
 Deno.test("cli: what a SIGKILLed sbox left (scratch dir, cgroup) goes with the next run; its container died with it", async () => {

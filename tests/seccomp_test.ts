@@ -10,6 +10,7 @@ import { SboxError } from "../mod.ts";
 import { capabilityMask, capabilityNamesOf, DEFAULT_CAPABILITIES } from "../src/security/capabilities.ts";
 import { DEFAULT_SECCOMP_POLICY, type SeccompPolicy } from "../src/security/policy.ts";
 import { checkRlimits } from "../src/security/rlimits.ts";
+import { DEFAULT_FILTER_BASE64 } from "../src/security/default_filter.ts";
 import { AUDIT_ARCH, BPF, compileSeccomp, SECCOMP_RET } from "../src/security/seccomp.ts";
 import { type SeccompArch, syscallTable } from "../src/security/syscalls.ts";
 
@@ -268,6 +269,17 @@ for (const arch of ["x86_64", "aarch64"] as const) {
     assertMatchesOracle(policy, arch, filter);
   });
 }
+
+Deno.test("seccomp: the default filter shipped compiled is what the compiler makes of the default policy", () => {
+  for (const arch of ["x86_64", "aarch64"] as const) {
+    const shipped = Uint8Array.from(atob(DEFAULT_FILTER_BASE64[arch]), (c) => c.charCodeAt(0));
+    assert.deepEqual(
+      shipped,
+      compileSeccomp(DEFAULT_SECCOMP_POLICY, arch),
+      `src/security/default_filter.ts is stale for ${arch}: run tools/gen-default-filter.ts`,
+    );
+  }
+});
 
 Deno.test("seccomp: invalid policies are rejected naming the option", () => {
   const bad: unknown[] = [

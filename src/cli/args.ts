@@ -4,15 +4,15 @@
  * Pure: no OS access, so that parsing can be tested (and `--help` shown)
  * without --allow-ffi.
  *
- * Parsing uses `node:util`'s `parseArgs` (see docs/cli.md for why). It is
- * told nothing about the command, so options end at the first argument that
- * is not an option or an option's value, or at `--`:
- * `sbox run --memory 64M ls -l` runs `ls -l`.
+ * Parsing uses argv.ts, with the conventions of `node:util`'s `parseArgs`
+ * (see docs/cli.md for why). It is told nothing about the command, so
+ * options end at the first argument that is not an option or an option's
+ * value, or at `--`: `sbox run --memory 64M ls -l` runs `ls -l`.
  *
  * @module
  */
 
-import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
+import { ArgvError, type OptionSpec, type Token, tokenize } from "./argv.ts";
 import { SboxError } from "../error.ts";
 import { parseCount, parseCpus, parseDuration, parseSize } from "./units.ts";
 import { CAPABILITIES } from "../security/capabilities.ts";
@@ -91,7 +91,7 @@ export type Invocation =
 const MAIN_OPTIONS = {
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "V" },
-} as const satisfies ParseArgsOptionsConfig;
+} as const satisfies Record<string, OptionSpec>;
 
 const RUN_OPTIONS = {
   rootfs: { type: "string" },
@@ -121,7 +121,7 @@ const RUN_OPTIONS = {
   seccomp: { type: "string" },
   rlimit: { type: "string", multiple: true },
   help: { type: "boolean", short: "h" },
-} as const satisfies ParseArgsOptionsConfig;
+} as const satisfies Record<string, OptionSpec>;
 
 /** A usage error: names what is wrong and where to read more. */
 function usage(message: string, topic: "sbox" | "sbox run"): SboxError {
@@ -139,15 +139,15 @@ export function parseCommandLine(argv: string[]): Invocation {
   }
   if (first === undefined) throw usage("missing command: try `sbox run -- COMMAND`", "sbox");
   if (!first.startsWith("-")) throw usage(`unknown command ${JSON.stringify(first)}`, "sbox");
-  const { values } = strictParse(argv, MAIN_OPTIONS, "sbox");
-  if (values.help) return { kind: "help", topic: "main" };
-  if (values.version) return { kind: "version" };
+  const given = new Set(strictParse(argv, MAIN_OPTIONS, "sbox").map((t) => t.kind === "option" && t.name));
+  if (given.has("help")) return { kind: "help", topic: "main" };
+  if (given.has("version")) return { kind: "version" };
   throw usage("missing command", "sbox");
 }
 
 function parseRun(argv: string[]): Invocation {
   const { optionArgs, command } = splitAtCommand(argv);
-  const { tokens } = strictParse(optionArgs, RUN_OPTIONS, "sbox run");
+  const tokens = strictParse(optionArgs, RUN_OPTIONS, "sbox run");
   if (tokens.some((t) => t.kind === "option" && t.name === "help")) return { kind: "help", topic: "run" };
   if (command.length === 0) throw usage("missing COMMAND to run", "sbox run");
 
@@ -296,46 +296,24 @@ function parseRlimit(value: string): [string, RlimitValue] {
  * pass over what comes before.
  */
 function splitAtCommand(argv: string[]): { optionArgs: string[]; command: string[] } {
-  const { tokens } = parseArgs({
-    args: argv,
-    options: RUN_OPTIONS,
-    strict: false,
-    allowPositionals: true,
-    tokens: true,
-  });
+  const tokens = tokenize(argv, RUN_OPTIONS, false);
   const boundary = tokens.find((t) => t.kind === "positional" || t.kind === "option-terminator");
   if (!boundary) return { optionArgs: argv, command: [] };
   const skip = boundary.kind === "option-terminator" ? 1 : 0;
   return { optionArgs: argv.slice(0, boundary.index), command: argv.slice(boundary.index + skip) };
 }
 
-function strictParse<T extends ParseArgsOptionsConfig>(
+function strictParse(
   args: string[],
-  options: T,
+  options: Record<string, OptionSpec>,
   topic: "sbox" | "sbox run",
-) {
+): Token[] {
   try {
-    return parseArgs({ args, options, strict: true, allowPositionals: false, tokens: true });
+    return tokenize(args, options, true);
   } catch (err) {
-    throw usage(describeParseError(err), topic);
+    if (err instanceof ArgvError) throw usage(err.message, topic);
+    throw err;
   }
-}
-
-/** parseArgs's messages are long and multi-line; sbox prints one line. */
-function describeParseError(err: unknown): string {
-  const code = (err as { code?: string }).code;
-  const message = err instanceof Error ? err.message : String(err);
-  const option = /'(-[^' ]*)/.exec(message)?.[1] ?? "";
-  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") return `unknown option ${option}`;
-  if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
-    if (message.includes("argument missing")) return `option ${option} needs a value`;
-    if (message.includes("does not take an argument")) return `option ${option} does not take a value`;
-    if (message.includes("ambiguous")) {
-      return `option ${option} needs a value; to give one that starts with "-", write ${option}=VALUE`;
-    }
-  }
-  if (code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL") return "unexpected argument";
-  return message.split("\n")[0];
 }
 
 function badValue(option: string, value: string, expected: string): SboxError {

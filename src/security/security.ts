@@ -23,7 +23,8 @@ import type { ProgramBuilder } from "../program.ts";
 import { capabilityMask } from "./capabilities.ts";
 import { DEFAULT_SECCOMP_POLICY, type SeccompPolicy } from "./policy.ts";
 import { type CheckedRlimit, checkRlimits } from "./rlimits.ts";
-import { compileSeccomp } from "./seccomp.ts";
+import { DEFAULT_FILTER_BASE64 } from "./default_filter.ts";
+import { compileSeccomp, hostArch } from "./seccomp.ts";
 
 const PR_SET_PDEATHSIG = 1;
 const PR_SET_NO_NEW_PRIVS = 38;
@@ -57,14 +58,18 @@ export function checkContainerSecurity(
  * Filters already compiled, by policy object: most containers share the
  * default policy, and compiling it is a fair part of creating a container.
  * A policy is data, so one compiled once stays right unless it is mutated
- * afterwards, which the docs of `seccomp` forbid.
+ * afterwards, which the docs of `seccomp` forbid. The default policy comes
+ * compiled with sbox (default_filter.ts): the first compile in a process
+ * takes milliseconds, which every `sbox run` would pay.
  */
 const compiledFilters = new WeakMap<SeccompPolicy, ReturnType<typeof compileSeccomp>>();
 
 function compiledFilter(policy: SeccompPolicy): ReturnType<typeof compileSeccomp> {
   let filter = compiledFilters.get(policy);
   if (!filter) {
-    filter = compileSeccomp(policy);
+    filter = policy === DEFAULT_SECCOMP_POLICY
+      ? Uint8Array.from(atob(DEFAULT_FILTER_BASE64[hostArch()]), (c) => c.charCodeAt(0))
+      : compileSeccomp(policy);
     compiledFilters.set(policy, filter);
   }
   return filter;
