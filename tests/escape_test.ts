@@ -33,7 +33,9 @@ let escapeBinary: string | undefined;
 /** Builds tests/programs/escape.zig once per run (a static binary, no libc). */
 function escape(): string {
   if (escapeBinary) return escapeBinary;
-  const out = `${scratchDir("escape-bin-")}/escape`;
+  const dir = scratchDir("escape-bin-");
+  globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+  const out = `${dir}/escape`;
   const result = new Deno.Command(ZIG, {
     args: [
       "build-exe",
