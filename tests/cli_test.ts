@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { Cgroup } from "../mod.ts";
 import { parseCommandLine } from "../src/cli/args.ts";
 import { ArgvError, tokenize } from "../src/cli/argv.ts";
+import { SCRATCH_PARENTS } from "../src/cli/scratch.ts";
 import { parseCpus, parseDuration, parseSize } from "../src/cli/units.ts";
 import { SboxError } from "../src/error.ts";
 import meta from "../deno.json" with { type: "json" };
@@ -59,10 +60,18 @@ function assertSboxFailed(result: Result, pattern: RegExp): void {
   assert.match(lines[0], pattern);
 }
 
+/** Scratch directories of sbox process `pid`, wherever scratch.ts puts them. */
+function scratchDirsOf(pid: number): string[] {
+  return SCRATCH_PARENTS.flatMap((parent) =>
+    [...Deno.readDirSync(parent)].filter((e) => e.name.startsWith(`sbox-${pid}-`)).map((e) =>
+      `${parent}/${e.name}`
+    )
+  );
+}
+
 /** Nothing of sbox process `pid` may be left: no scratch directory, no cgroup. */
 function assertNothingLeft(pid: number): void {
-  const scratch = [...Deno.readDirSync("/tmp")].filter((e) => e.name.startsWith(`sbox-${pid}-`));
-  assert.deepEqual(scratch.map((e) => e.name), [], "scratch directories left in /tmp");
+  assert.deepEqual(scratchDirsOf(pid), [], "scratch directories left");
   const parent = Cgroup.current().path;
   const cgroups = [...Deno.readDirSync(parent)].filter((e) => e.name.startsWith(`sbox-${pid}-`));
   assert.deepEqual(cgroups.map((e) => e.name), [], `cgroups left in ${parent}`);
@@ -759,7 +768,7 @@ Deno.test("cli: what a SIGKILLed sbox left (scratch dir, cgroup) goes with the n
   assert.deepEqual(processesWith(marker), []);
   // ...but the owner had no chance to remove its scratch dir and cgroup.
   const left = () => ({
-    scratch: [...Deno.readDirSync("/tmp")].filter((e) => e.name.startsWith(`sbox-${child.pid}-`)).length,
+    scratch: scratchDirsOf(child.pid).length,
     cgroups:
       [...Deno.readDirSync(Cgroup.current().path)].filter((e) => e.name.startsWith(`sbox-${child.pid}-`))
         .length,

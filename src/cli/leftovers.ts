@@ -1,6 +1,7 @@
 /**
  * What a `sbox run` that was killed (even by SIGKILL, when nothing of it can
- * clean up) leaves behind: its scratch directory `/tmp/sbox-<pid>-<random>`
+ * clean up) leaves behind: its scratch directory `sbox-<pid>-<random>` (in
+ * /dev/shm or /tmp)
  * (empty mount points: the mounts themselves died with the container's mount
  * namespace) and its cgroup `sbox-<pid>-<n>` (empty: the container's
  * processes die with it, PR_SET_PDEATHSIG). The next `sbox run` removes
@@ -11,7 +12,7 @@
 
 import type { Cgroup } from "../cgroup.ts";
 import { ids, readDir, stat } from "../sys.ts";
-import { ScratchDir } from "./scratch.ts";
+import { SCRATCH_PARENTS, ScratchDir } from "./scratch.ts";
 
 /** Names as scratch.ts and limits.ts make them; nothing else is touched. */
 const SCRATCH_NAME = /^sbox-(\d+)-[0-9a-f]{8}$/;
@@ -34,19 +35,21 @@ function deadOwner(name: string, pattern: RegExp): number | undefined {
  */
 export async function removeLeftovers(parent: Cgroup | undefined): Promise<void> {
   const me = ids();
-  try {
-    for (const entry of readDir("/tmp")) {
-      if (!entry.isDirectory || deadOwner(entry.name, SCRATCH_NAME) === undefined) continue;
-      const path = `/tmp/${entry.name}`;
-      if (stat(path, false)?.uid !== me.euid) continue;
-      try {
-        ScratchDir.adopt(path).remove();
-      } catch {
-        // Something is mounted there after all, or it is not ours to remove.
+  for (const parent of SCRATCH_PARENTS) {
+    try {
+      for (const entry of readDir(parent)) {
+        if (!entry.isDirectory || deadOwner(entry.name, SCRATCH_NAME) === undefined) continue;
+        const path = `${parent}/${entry.name}`;
+        if (stat(path, false)?.uid !== me.euid) continue;
+        try {
+          ScratchDir.adopt(path).remove();
+        } catch {
+          // Something is mounted there after all, or it is not ours to remove.
+        }
       }
+    } catch {
+      // Missing or unreadable: nothing to do.
     }
-  } catch {
-    // /tmp unreadable: nothing to do.
   }
   if (!parent) return;
   try {

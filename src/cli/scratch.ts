@@ -1,8 +1,8 @@
 /**
- * The scratch directory of one `sbox run`, under /tmp: it holds the empty
- * directories the container mounts its root and its upper layers' tmpfs on
- * (layers.ts), in its own mount namespace. Removed afterwards, with anything
- * found in it.
+ * The scratch directory of one `sbox run`, under /dev/shm (or /tmp): it
+ * holds the empty directories the container mounts its root and its upper
+ * layers' tmpfs on (layers.ts), in its own mount namespace. Removed
+ * afterwards, with anything found in it.
  *
  * The CLI runs with --allow-ffi only, so this uses the helper's syscall
  * wrappers (src/sys.ts) rather than Deno.makeTempDir and Deno.remove.
@@ -16,10 +16,15 @@ import { check, EEXIST, ENOENT, ids, readDir, readTextFile, tryMkdir, tryRmdir, 
 
 const EISDIR = errnoNumber("EISDIR");
 
-/** Always /tmp: the container never sees it (it gets a fresh /tmp). */
-const SCRATCH_PARENT = "/tmp";
+/**
+ * Where scratch directories go, first choice first. A tmpfs: on a disk, each
+ * directory removed may wait for the disk (ext4 mounted with `discard`
+ * discards a directory's block synchronously: ~1 ms each). The container
+ * never sees either (it gets fresh ones).
+ */
+export const SCRATCH_PARENTS: readonly string[] = ["/dev/shm", "/tmp"];
 
-/** A private directory `/tmp/sbox-<pid>-<random>`; `remove()` deletes it and all below. */
+/** A private directory `/dev/shm/sbox-<pid>-<random>`; `remove()` deletes it and all below. */
 export class ScratchDir {
   /** Absolute path of the directory. */
   readonly path: string;
@@ -31,15 +36,21 @@ export class ScratchDir {
   /** Creates a new, empty scratch directory (mode 0700). */
   static create(): ScratchDir {
     const { pid } = ids();
-    for (let attempt = 0;; attempt++) {
-      const random = [...crypto.getRandomValues(new Uint8Array(4))].map((b) =>
-        b.toString(16).padStart(2, "0")
-      );
-      const path = `${SCRATCH_PARENT}/sbox-${pid}-${random.join("")}`;
-      const rc = tryMkdir(path, 0o700);
-      if (rc === 0) return new ScratchDir(path);
-      if (-rc !== EEXIST || attempt >= 10) check(rc, "scratch", `cannot create a scratch directory ${path}`);
+    for (const [i, parent] of SCRATCH_PARENTS.entries()) {
+      for (let attempt = 0;; attempt++) {
+        const random = [...crypto.getRandomValues(new Uint8Array(4))].map((b) =>
+          b.toString(16).padStart(2, "0")
+        );
+        const path = `${parent}/sbox-${pid}-${random.join("")}`;
+        const rc = tryMkdir(path, 0o700);
+        if (rc === 0) return new ScratchDir(path);
+        if (-rc === EEXIST && attempt < 10) continue;
+        // No such parent, or not writable: the next one.
+        if (i < SCRATCH_PARENTS.length - 1) break;
+        check(rc, "scratch", `cannot create a scratch directory ${path}`);
+      }
     }
+    throw new SboxError("no scratch directory", { step: "scratch" });
   }
 
   /** An existing scratch directory, e.g. one a killed `sbox run` left (leftovers.ts). */
