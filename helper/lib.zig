@@ -1,7 +1,8 @@
 //! libsbox: the mechanism half of sbox for Deno, opened with Deno.dlopen.
 //!
-//! Two kinds of export:
-//! - `sbox_spawn`: clone3 a child that runs a setup program (child.zig).
+//! Three exports: `sbox_abi_version`, `sbox_epoll_wait` (for a nonblocking
+//! FFI call) and `sbox_call`, which dispatches by number to
+//! - `sbox_spawn`: clone3 a child that runs a setup program (child.zig);
 //! - thin syscall wrappers, because the library runs with --allow-ffi only:
 //!   every file, pipe, signal and wait goes through here. They return the
 //!   raw kernel result: a value >= 0, or a negative errno.
@@ -38,7 +39,7 @@ fn errnoResult(rc: usize) isize {
 /// Starts a process that runs `prog` (see program.zig). `flags` are clone3
 /// flags (CLONE_PIDFD is added); `cgroup_fd` >= 0 adds CLONE_INTO_CGROUP.
 /// Returns 0 or a negative errno; -EINVAL for a malformed program.
-export fn sbox_spawn(prog: [*]u8, prog_len: usize, flags: u64, cgroup_fd: i32, result_fd: i32, out: *SpawnResult) isize {
+fn sbox_spawn(prog: [*]u8, prog_len: usize, flags: u64, cgroup_fd: i32, result_fd: i32, out: *SpawnResult) isize {
     const ops = program.link(prog[0..prog_len]) catch return -@as(isize, @intFromEnum(linux.E.INVAL));
 
     const region_rc = linux.mmap(null, region_len, linux.PROT.NONE, .{ .TYPE = .PRIVATE, .ANONYMOUS = true, .NORESERVE = true }, -1, 0);
@@ -94,7 +95,7 @@ fn unmapFailed(region: [*]u8, e: u16) isize {
     return -@as(isize, e);
 }
 
-export fn sbox_stack_free(stack: u64) isize {
+fn sbox_stack_free(stack: u64) isize {
     if (stack == 0) return 0;
     return errnoResult(linux.munmap(@ptrFromInt(stack), region_len));
 }
@@ -110,6 +111,78 @@ export fn sbox_abi_version() u32 {
     return (program.version << 16) | (@sizeOf(program.Op) << 8) | @sizeOf(program.Record);
 }
 
+// ---- one entry point ----------------------------------------------------------
+
+/// Every call from TypeScript but the nonblocking epoll_wait, by number:
+/// Deno builds a call stub for each symbol it opens (~0.3 ms each), which
+/// every `sbox run` would pay. Keep in step with `CALL` in src/ffi.ts.
+pub const Call = enum(u32) {
+    /// Returns the highest call number, so that TypeScript can check that its list agrees.
+    count = 0,
+    spawn = 1,
+    stack_free = 2,
+    open = 3,
+    read = 4,
+    write = 5,
+    close = 6,
+    pipe2 = 7,
+    fcntl = 8,
+    mkdir = 9,
+    rmdir = 10,
+    unlink = 11,
+    getdents64 = 12,
+    readlink = 13,
+    stat = 14,
+    kill = 15,
+    pidfd_open = 16,
+    pidfd_send_signal = 17,
+    waitid = 18,
+    getids = 19,
+    epoll_create = 20,
+    epoll_ctl = 21,
+    eventfd = 22,
+};
+
+/// Calls `call` with its arguments as 64-bit words: integers (an i32 in the
+/// low half) and addresses of buffers. Returns the call's result, or -EINVAL
+/// for an unknown call.
+export fn sbox_call(call: u32, a: u64, b: u64, c: u64, d: u64, e: u64, f: u64) isize {
+    const which = std.meta.intToEnum(Call, call) catch return -@as(isize, @intFromEnum(linux.E.INVAL));
+    return switch (which) {
+        .count => @intFromEnum(Call.eventfd),
+        .spawn => sbox_spawn(@ptrFromInt(a), b, c, int(d), int(e), @ptrFromInt(f)),
+        .stack_free => sbox_stack_free(a),
+        .open => sbox_open(@ptrFromInt(a), @truncate(b), @truncate(c)),
+        .read => sbox_read(int(a), @ptrFromInt(b), c),
+        .write => sbox_write(int(a), @ptrFromInt(b), c),
+        .close => sbox_close(int(a)),
+        .pipe2 => sbox_pipe2(@ptrFromInt(a), @truncate(b)),
+        .fcntl => sbox_fcntl(int(a), int(b), c),
+        .mkdir => sbox_mkdir(@ptrFromInt(a), @truncate(b)),
+        .rmdir => sbox_rmdir(@ptrFromInt(a)),
+        .unlink => sbox_unlink(@ptrFromInt(a)),
+        .getdents64 => sbox_getdents64(int(a), @ptrFromInt(b), c),
+        .readlink => sbox_readlink(@ptrFromInt(a), @ptrFromInt(b), c),
+        .stat => sbox_stat(@ptrFromInt(a), b != 0, @ptrFromInt(c)),
+        .kill => sbox_kill(int(a), int(b)),
+        .pidfd_open => sbox_pidfd_open(int(a)),
+        .pidfd_send_signal => sbox_pidfd_send_signal(int(a), int(b)),
+        .waitid => sbox_waitid(int(a), @truncate(b), @ptrFromInt(c)),
+        .getids => blk: {
+            sbox_getids(@ptrFromInt(a));
+            break :blk 0;
+        },
+        .epoll_create => sbox_epoll_create(),
+        .epoll_ctl => sbox_epoll_ctl(int(a), int(b), int(c), @truncate(d), e),
+        .eventfd => sbox_eventfd(),
+    };
+}
+
+/// An i32 passed in the low half of a word (TypeScript sends `n >>> 0`).
+fn int(word: u64) i32 {
+    return @bitCast(@as(u32, @truncate(word)));
+}
+
 // ---- thin syscall wrappers --------------------------------------------------
 
 const at_fdcwd: usize = @bitCast(@as(isize, linux.AT.FDCWD));
@@ -118,53 +191,53 @@ fn fdArg(fd: i32) usize {
     return @bitCast(@as(isize, fd));
 }
 
-export fn sbox_open(path: [*:0]const u8, flags: u32, mode: u32) isize {
+fn sbox_open(path: [*:0]const u8, flags: u32, mode: u32) isize {
     return errnoResult(linux.syscall4(.openat, at_fdcwd, @intFromPtr(path), flags, mode));
 }
 
-export fn sbox_read(fd: i32, buf: [*]u8, len: usize) isize {
+fn sbox_read(fd: i32, buf: [*]u8, len: usize) isize {
     return errnoResult(linux.syscall3(.read, fdArg(fd), @intFromPtr(buf), len));
 }
 
-export fn sbox_write(fd: i32, buf: [*]const u8, len: usize) isize {
+fn sbox_write(fd: i32, buf: [*]const u8, len: usize) isize {
     return errnoResult(linux.syscall3(.write, fdArg(fd), @intFromPtr(buf), len));
 }
 
-export fn sbox_close(fd: i32) isize {
+fn sbox_close(fd: i32) isize {
     return errnoResult(linux.syscall1(.close, fdArg(fd)));
 }
 
-export fn sbox_pipe2(fds: *[2]i32, flags: u32) isize {
+fn sbox_pipe2(fds: *[2]i32, flags: u32) isize {
     return errnoResult(linux.syscall2(.pipe2, @intFromPtr(fds), flags));
 }
 
-export fn sbox_fcntl(fd: i32, cmd: i32, arg: u64) isize {
+fn sbox_fcntl(fd: i32, cmd: i32, arg: u64) isize {
     return errnoResult(linux.syscall3(.fcntl, fdArg(fd), fdArg(cmd), arg));
 }
 
-export fn sbox_mkdir(path: [*:0]const u8, mode: u32) isize {
+fn sbox_mkdir(path: [*:0]const u8, mode: u32) isize {
     return errnoResult(linux.syscall3(.mkdirat, at_fdcwd, @intFromPtr(path), mode));
 }
 
-export fn sbox_rmdir(path: [*:0]const u8) isize {
+fn sbox_rmdir(path: [*:0]const u8) isize {
     return errnoResult(linux.syscall3(.unlinkat, at_fdcwd, @intFromPtr(path), linux.AT.REMOVEDIR));
 }
 
-export fn sbox_unlink(path: [*:0]const u8) isize {
+fn sbox_unlink(path: [*:0]const u8) isize {
     return errnoResult(linux.syscall3(.unlinkat, at_fdcwd, @intFromPtr(path), 0));
 }
 
-export fn sbox_readlink(path: [*:0]const u8, buf: [*]u8, len: usize) isize {
+fn sbox_readlink(path: [*:0]const u8, buf: [*]u8, len: usize) isize {
     return errnoResult(linux.syscall4(.readlinkat, at_fdcwd, @intFromPtr(path), @intFromPtr(buf), len));
 }
 
-export fn sbox_getdents64(fd: i32, buf: [*]u8, len: usize) isize {
+fn sbox_getdents64(fd: i32, buf: [*]u8, len: usize) isize {
     return errnoResult(linux.syscall3(.getdents64, fdArg(fd), @intFromPtr(buf), len));
 }
 
 /// statx of a path without following a final symlink unless `follow`.
 /// Writes mode (u32), uid, gid and size (u64) into `out`.
-export fn sbox_stat(path: [*:0]const u8, follow: bool, out: *[4]u64) isize {
+fn sbox_stat(path: [*:0]const u8, follow: bool, out: *[4]u64) isize {
     var stx: linux.Statx = undefined;
     const flags: u32 = if (follow) 0 else linux.AT.SYMLINK_NOFOLLOW;
     const rc = linux.syscall5(.statx, at_fdcwd, @intFromPtr(path), flags, linux.STATX_BASIC_STATS, @intFromPtr(&stx));
@@ -173,21 +246,21 @@ export fn sbox_stat(path: [*:0]const u8, follow: bool, out: *[4]u64) isize {
     return 0;
 }
 
-export fn sbox_kill(pid: i32, sig: i32) isize {
+fn sbox_kill(pid: i32, sig: i32) isize {
     return errnoResult(linux.syscall2(.kill, fdArg(pid), fdArg(sig)));
 }
 
-export fn sbox_pidfd_open(pid: i32) isize {
+fn sbox_pidfd_open(pid: i32) isize {
     return errnoResult(linux.syscall2(.pidfd_open, fdArg(pid), 0));
 }
 
-export fn sbox_pidfd_send_signal(pidfd: i32, sig: i32) isize {
+fn sbox_pidfd_send_signal(pidfd: i32, sig: i32) isize {
     return errnoResult(linux.syscall4(.pidfd_send_signal, fdArg(pidfd), fdArg(sig), 0, 0));
 }
 
 /// waitid(P_PIDFD). Writes si_code (CLD_EXITED, CLD_KILLED, CLD_DUMPED, ...)
 /// and si_status into `out`; returns 0, or -EAGAIN with WNOHANG and no exit.
-export fn sbox_waitid(pidfd: i32, options: u32, out: *[2]i32) isize {
+fn sbox_waitid(pidfd: i32, options: u32, out: *[2]i32) isize {
     var info = std.mem.zeroes(linux.siginfo_t);
     const rc = linux.syscall5(.waitid, 3, fdArg(pidfd), @intFromPtr(&info), options, 0); // 3 = P_PIDFD
     if (errnoOf(rc) != null) return errnoResult(rc);
@@ -197,7 +270,7 @@ export fn sbox_waitid(pidfd: i32, options: u32, out: *[2]i32) isize {
 }
 
 /// Writes uid, gid, euid, pid and egid into `out`.
-export fn sbox_getids(out: *[5]u32) void {
+fn sbox_getids(out: *[5]u32) void {
     out.* = .{
         @truncate(linux.syscall0(.getuid)),
         @truncate(linux.syscall0(.getgid)),
@@ -207,11 +280,11 @@ export fn sbox_getids(out: *[5]u32) void {
     };
 }
 
-export fn sbox_epoll_create() isize {
+fn sbox_epoll_create() isize {
     return errnoResult(linux.syscall1(.epoll_create1, linux.EPOLL.CLOEXEC));
 }
 
-export fn sbox_epoll_ctl(epfd: i32, op: i32, fd: i32, events: u32, data: u64) isize {
+fn sbox_epoll_ctl(epfd: i32, op: i32, fd: i32, events: u32, data: u64) isize {
     var ev = linux.epoll_event{ .events = events, .data = .{ .u64 = data } };
     return errnoResult(linux.syscall4(.epoll_ctl, fdArg(epfd), fdArg(op), fdArg(fd), @intFromPtr(&ev)));
 }
@@ -231,7 +304,7 @@ export fn sbox_epoll_wait(epfd: i32, out: [*]u64, max: u32, timeout_ms: i32) isi
     return @intCast(rc);
 }
 
-export fn sbox_eventfd() isize {
+fn sbox_eventfd() isize {
     return errnoResult(linux.syscall2(.eventfd2, 0, linux.EFD.CLOEXEC | linux.EFD.NONBLOCK));
 }
 

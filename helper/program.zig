@@ -16,7 +16,7 @@
 const std = @import("std");
 
 pub const magic: u32 = 0x31584253; // "SBX1"
-pub const version: u32 = 2; // 2: security ops (seccomp, capabilities, rlimit, setsid)
+pub const version: u32 = 3; // 2: security ops; 3: the library's calls through sbox_call
 
 /// Explicit limits: a program larger than this is a bug in the compiler.
 pub const max_ops: u32 = 4096;

@@ -7,47 +7,140 @@
 
 import { SboxError } from "./error.ts";
 
+/**
+ * The library's exports. Deno builds a call stub for each symbol it opens
+ * (~0.3 ms each, paid by every `sbox run`), so everything but the
+ * nonblocking epoll_wait goes through one, `sbox_call`, by number (`CALL`).
+ */
 const SYMBOLS = {
   sbox_abi_version: { parameters: [], result: "u32" },
-  sbox_spawn: { parameters: ["buffer", "usize", "u64", "i32", "i32", "buffer"], result: "isize" },
-  sbox_stack_free: { parameters: ["u64"], result: "isize" },
-  sbox_open: { parameters: ["buffer", "u32", "u32"], result: "isize" },
-  sbox_read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  sbox_write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  sbox_close: { parameters: ["i32"], result: "isize" },
-  sbox_pipe2: { parameters: ["buffer", "u32"], result: "isize" },
-  sbox_fcntl: { parameters: ["i32", "i32", "u64"], result: "isize" },
-  sbox_mkdir: { parameters: ["buffer", "u32"], result: "isize" },
-  sbox_rmdir: { parameters: ["buffer"], result: "isize" },
-  sbox_unlink: { parameters: ["buffer"], result: "isize" },
-  sbox_getdents64: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  sbox_readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
-  sbox_stat: { parameters: ["buffer", "bool", "buffer"], result: "isize" },
-  sbox_kill: { parameters: ["i32", "i32"], result: "isize" },
-  sbox_pidfd_open: { parameters: ["i32"], result: "isize" },
-  sbox_pidfd_send_signal: { parameters: ["i32", "i32"], result: "isize" },
-  sbox_waitid: { parameters: ["i32", "u32", "buffer"], result: "isize" },
-  sbox_getids: { parameters: ["buffer"], result: "void" },
-  sbox_epoll_create: { parameters: [], result: "isize" },
-  sbox_epoll_ctl: { parameters: ["i32", "i32", "i32", "u32", "u64"], result: "isize" },
+  sbox_call: { parameters: ["u32", "u64", "u64", "u64", "u64", "u64", "u64"], result: "isize" },
   sbox_epoll_wait: { parameters: ["i32", "buffer", "u32", "i32"], result: "isize", nonblocking: true },
-  sbox_eventfd: { parameters: [], result: "isize" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
-/** The helper's exported functions. */
-export type HelperSymbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+/** Numbers of `sbox_call`; keep in step with `Call` in helper/lib.zig. */
+const CALL = {
+  count: 0,
+  spawn: 1,
+  stack_free: 2,
+  open: 3,
+  read: 4,
+  write: 5,
+  close: 6,
+  pipe2: 7,
+  fcntl: 8,
+  mkdir: 9,
+  rmdir: 10,
+  unlink: 11,
+  getdents64: 12,
+  readlink: 13,
+  stat: 14,
+  kill: 15,
+  pidfd_open: 16,
+  pidfd_send_signal: 17,
+  waitid: 18,
+  getids: 19,
+  epoll_create: 20,
+  epoll_ctl: 21,
+  eventfd: 22,
+} as const;
+
+type Word = number | bigint;
+type Buffer = Uint8Array<ArrayBuffer>;
+
+/** The helper's calls, each returning the raw result: >= 0, or a negative errno. */
+export interface HelperSymbols {
+  sbox_spawn(prog: Buffer, len: Word, flags: bigint, cgroupFd: number, resultFd: number, out: Buffer): Word;
+  sbox_stack_free(stack: bigint): Word;
+  sbox_open(path: Buffer, flags: number, mode: number): Word;
+  sbox_read(fd: number, buf: Buffer, len: Word): Word;
+  sbox_write(fd: number, buf: Buffer, len: Word): Word;
+  sbox_close(fd: number): Word;
+  sbox_pipe2(fds: Buffer, flags: number): Word;
+  sbox_fcntl(fd: number, cmd: number, arg: Word): Word;
+  sbox_mkdir(path: Buffer, mode: number): Word;
+  sbox_rmdir(path: Buffer): Word;
+  sbox_unlink(path: Buffer): Word;
+  sbox_getdents64(fd: number, buf: Buffer, len: Word): Word;
+  sbox_readlink(path: Buffer, buf: Buffer, len: Word): Word;
+  sbox_stat(path: Buffer, follow: boolean, out: Buffer): Word;
+  sbox_kill(pid: number, signal: number): Word;
+  sbox_pidfd_open(pid: number): Word;
+  sbox_pidfd_send_signal(pidfd: number, signal: number): Word;
+  sbox_waitid(pidfd: number, options: number, out: Buffer): Word;
+  sbox_getids(out: Buffer): void;
+  sbox_epoll_create(): Word;
+  sbox_epoll_ctl(epfd: number, op: number, fd: number, events: number, data: bigint): Word;
+  sbox_eventfd(): Word;
+  /** Nonblocking: runs on a pool thread. */
+  sbox_epoll_wait(epfd: number, out: Buffer, max: number, timeoutMs: number): Promise<Word>;
+}
+
+/** A buffer's address, as a word for `sbox_call`. */
+function address(buffer: Buffer): Word {
+  return Deno.UnsafePointer.value(Deno.UnsafePointer.of(buffer));
+}
+
+/** An i32 as a word: the helper reads the low half (`int` in lib.zig). */
+function i32(n: number): number {
+  return n >>> 0;
+}
+
+function calls(lib: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"]): HelperSymbols {
+  // Deno takes a number or a bigint for a u64 argument; its types say bigint
+  // only, and a BigInt per argument would cost an allocation each.
+  const call = lib.sbox_call as unknown as (
+    call: number,
+    a: Word,
+    b: Word,
+    c: Word,
+    d: Word,
+    e: Word,
+    f: Word,
+  ) => Word;
+  return {
+    sbox_spawn: (prog, len, flags, cgroupFd, resultFd, out) =>
+      call(CALL.spawn, address(prog), len, flags, i32(cgroupFd), i32(resultFd), address(out)),
+    sbox_stack_free: (stack) => call(CALL.stack_free, stack, 0, 0, 0, 0, 0),
+    sbox_open: (path, flags, mode) => call(CALL.open, address(path), flags, mode, 0, 0, 0),
+    sbox_read: (fd, buf, len) => call(CALL.read, i32(fd), address(buf), len, 0, 0, 0),
+    sbox_write: (fd, buf, len) => call(CALL.write, i32(fd), address(buf), len, 0, 0, 0),
+    sbox_close: (fd) => call(CALL.close, i32(fd), 0, 0, 0, 0, 0),
+    sbox_pipe2: (fds, flags) => call(CALL.pipe2, address(fds), flags, 0, 0, 0, 0),
+    sbox_fcntl: (fd, cmd, arg) => call(CALL.fcntl, i32(fd), i32(cmd), arg, 0, 0, 0),
+    sbox_mkdir: (path, mode) => call(CALL.mkdir, address(path), mode, 0, 0, 0, 0),
+    sbox_rmdir: (path) => call(CALL.rmdir, address(path), 0, 0, 0, 0, 0),
+    sbox_unlink: (path) => call(CALL.unlink, address(path), 0, 0, 0, 0, 0),
+    sbox_getdents64: (fd, buf, len) => call(CALL.getdents64, i32(fd), address(buf), len, 0, 0, 0),
+    sbox_readlink: (path, buf, len) => call(CALL.readlink, address(path), address(buf), len, 0, 0, 0),
+    sbox_stat: (path, follow, out) => call(CALL.stat, address(path), follow ? 1 : 0, address(out), 0, 0, 0),
+    sbox_kill: (pid, signal) => call(CALL.kill, i32(pid), i32(signal), 0, 0, 0, 0),
+    sbox_pidfd_open: (pid) => call(CALL.pidfd_open, i32(pid), 0, 0, 0, 0, 0),
+    sbox_pidfd_send_signal: (pidfd, signal) =>
+      call(CALL.pidfd_send_signal, i32(pidfd), i32(signal), 0, 0, 0, 0),
+    sbox_waitid: (pidfd, options, out) => call(CALL.waitid, i32(pidfd), options, address(out), 0, 0, 0),
+    sbox_getids: (out) => void call(CALL.getids, address(out), 0, 0, 0, 0, 0),
+    sbox_epoll_create: () => call(CALL.epoll_create, 0, 0, 0, 0, 0, 0),
+    sbox_epoll_ctl: (epfd, op, fd, events, data) =>
+      call(CALL.epoll_ctl, i32(epfd), i32(op), i32(fd), events, data, 0),
+    sbox_eventfd: () => call(CALL.eventfd, 0, 0, 0, 0, 0, 0),
+    sbox_epoll_wait: (epfd, out, max, timeoutMs) => lib.sbox_epoll_wait(epfd, out, max, timeoutMs),
+  };
+}
 
 /** ABI of the program format this module writes: version, Op size, Record size. */
-export const EXPECTED_ABI = (2 << 16) | (56 << 8) | 16;
+export const EXPECTED_ABI = (3 << 16) | (56 << 8) | 16;
 
 const ARCH_DIRS: Record<string, string> = { x86_64: "x86_64-linux", aarch64: "aarch64-linux" };
 
-/** Where the library may be, most specific first. */
+/** Where the library may be, in the order tried. */
 function candidates(): string[] {
   const here = new URL(".", import.meta.url);
+  // A local build first: it is what a checkout runs, and newer than a
+  // packaged copy. Each miss costs a failed dlopen (~1 ms).
   const urls = [
-    new URL(`../helper/dist/${ARCH_DIRS[Deno.build.arch] ?? Deno.build.arch}/libsbox.so`, here),
     new URL("../zig-out/lib/libsbox.so", here),
+    new URL(`../helper/dist/${ARCH_DIRS[Deno.build.arch] ?? Deno.build.arch}/libsbox.so`, here),
   ];
   // Not node:url's fileURLToPath: the first node: import costs ~10 ms of
   // start-up, which every `sbox run` would pay.
@@ -55,10 +148,11 @@ function candidates(): string[] {
 }
 
 let library: Deno.DynamicLibrary<typeof SYMBOLS> | undefined;
+let symbols: HelperSymbols | undefined;
 
-/** The helper's symbols; opens the library on first use. */
+/** The helper's calls; opens the library on first use. */
 export function helper(): HelperSymbols {
-  if (library) return library.symbols;
+  if (symbols) return symbols;
   const errors: string[] = [];
   for (const path of candidates()) {
     try {
@@ -86,10 +180,20 @@ export function helper(): HelperSymbols {
     library = undefined;
     throw new SboxError(
       `the sbox helper library has ABI ${abi.toString(16)}, expected ${EXPECTED_ABI.toString(16)}`,
-      {
-        step: "ffi",
-      },
+      { step: "ffi" },
     );
   }
-  return library.symbols;
+  const highest = Number(
+    (library.symbols.sbox_call as unknown as (...args: number[]) => number)(CALL.count, 0, 0, 0, 0, 0, 0),
+  );
+  const expected = Math.max(...Object.values(CALL));
+  if (highest !== expected) {
+    library.close();
+    library = undefined;
+    throw new SboxError(`the sbox helper library has calls up to ${highest}, expected ${expected}`, {
+      step: "ffi",
+    });
+  }
+  symbols = calls(library.symbols);
+  return symbols;
 }

@@ -103,7 +103,7 @@ export const CLONE = {
 const HEADER_BYTES = 16;
 const OP_BYTES = 56;
 const MAGIC = 0x31584253;
-const VERSION = 2;
+const VERSION = 3;
 const MOUNT_KEEP_LOCKED_FLAGS = 1;
 const MOUNT_IGNORE_MISSING = 2;
 /** The kernel's limit on a classic BPF program (BPF_MAXINSNS). */
