@@ -15,7 +15,8 @@
  *   and closes wait outside those brackets.
  *
  * At most two closes run at once, so that a burst of exits does not grow
- * Deno's thread pool.
+ * Deno's thread pool, and at most {@linkcode MAX_DEFERRED} wait for
+ * launches to end.
  *
  * Without libc.so.6 (a musl system) the close happens in a later task of
  * the event loop instead.
@@ -29,6 +30,13 @@ import { close } from "./sys.ts";
 
 /** At most this many closes run at once: a burst of exits must not grow the pool. */
 const MAX_RUNNING = 2;
+/**
+ * Beyond this many waiting, closes go on even during launches: with starts
+ * always under way (many at once, back to back), waiting for a moment
+ * without one could hold every finished container's file systems. A child
+ * may then do a teardown; that costs it time, nothing else.
+ */
+export const MAX_DEFERRED = 8;
 /** fds waiting for a pool thread. */
 const queue: number[] = [];
 /** Closes running on pool threads. */
@@ -57,7 +65,7 @@ export function closeInBackground(fd: number): void {
  */
 function pump(): void {
   const libc = blockingLibc()!;
-  while (running.size < MAX_RUNNING && launching === 0 && queue.length > 0) {
+  while (running.size < MAX_RUNNING && queue.length > 0 && (launching === 0 || queue.length > MAX_DEFERRED)) {
     const entry = { fd: queue.shift()!, done: Promise.resolve() as Promise<unknown> };
     entry.done = libc.close(entry.fd).finally(() => {
       running.delete(entry);
@@ -85,5 +93,10 @@ export async function beginLaunch(): Promise<void> {
 /** See {@linkcode beginLaunch}. */
 export function endLaunch(): void {
   launching--;
-  if (launching === 0 && queue.length > 0) pump();
+  if (queue.length > 0) pump();
+}
+
+/** Closes waiting or running (for tests). */
+export function pendingCloses(): number {
+  return queue.length + running.size;
 }
