@@ -89,3 +89,27 @@ Deno.test("a child waiting for its id maps exits when the Deno process that star
   assert.ok(gone(), `child ${pid} outlived its parent`);
   Deno.removeSync(dir, { recursive: true });
 });
+
+Deno.test("a Worker ending while it waits for its container neither crashes Deno nor leaves the container", async () => {
+  const marker = `worker-end-${crypto.randomUUID()}`;
+  const script = new URL("./programs/worker_end.ts", import.meta.url).pathname;
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", script, marker],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(output.stderr);
+  assert.equal(output.signal, null, `killed by ${output.signal}: ${stderr}`);
+  assert.equal(output.code, 0, stderr);
+  assert.equal(new TextDecoder().decode(output.stdout), "survived\n");
+  // The container's init died with the Worker's thread (parent-death signal).
+  const left = [...Deno.readDirSync("/proc")].filter((e) => {
+    if (!/^\d+$/.test(e.name)) return false;
+    try {
+      return Deno.readTextFileSync(`/proc/${e.name}/cmdline`).includes(marker);
+    } catch {
+      return false;
+    }
+  });
+  assert.deepEqual(left.map((e) => e.name), [], "no process of the container is left");
+});
