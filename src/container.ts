@@ -242,7 +242,10 @@ export class Container implements AsyncDisposable {
     return process;
   }
 
-  /** Kills every process of the container and removes the cgroups it created. */
+  /**
+   * Kills every process of the container, waits until its file systems are
+   * unmounted, and removes the cgroups it created.
+   */
   async destroy(): Promise<void> {
     if (this.#destroyed) return;
     this.#destroyed = true;

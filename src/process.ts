@@ -10,7 +10,7 @@ import { SboxError } from "./error.ts";
 import type { Launched, StatusChannel } from "./launch.ts";
 import { reactor } from "./reactor.ts";
 import { type SignalLike, signalName, signalNumber } from "./signal.ts";
-import { closeInBackground } from "./teardown.ts";
+import { type BackgroundClose, closeInBackground } from "./teardown.ts";
 import {
   close,
   EAGAIN,
@@ -138,6 +138,8 @@ export class Process {
   readonly #pidfd: number;
   #reaped = false;
   #heldNamespace: number;
+  /** The close of the held mount namespace, once the exit was reported (teardown.ts). */
+  #release: BackgroundClose | undefined;
   readonly #openFds = new Set<number>();
 
   /** @internal Wraps a launched process; use Container.start/exec. */
@@ -187,7 +189,7 @@ export class Process {
   #releaseNamespace(): void {
     const fd = this.#heldNamespace;
     this.#heldNamespace = -1;
-    closeInBackground(fd);
+    this.#release = closeInBackground(fd);
   }
 
   /** Whether the process has exited and been reaped. */
@@ -213,11 +215,16 @@ export class Process {
     return { ...status, stdout, stderr };
   }
 
-  /** @internal Kills the process and closes unread pipes (Container.destroy). */
+  /**
+   * @internal Kills the process, closes unread pipes and waits until the
+   * container's file systems are gone (Container.destroy).
+   */
   async dispose(): Promise<void> {
     if (!this.#reaped) pidfdSignal(this.#pidfd, SIGKILL);
     await this.status;
     for (const fd of this.#openFds) this.#closeFd(fd);
+    this.#release?.hurry();
+    await this.#release?.done;
   }
 
   #closeFd(fd: number): void {

@@ -37,38 +37,62 @@ const MAX_RUNNING = 2;
  * may then do a teardown; that costs it time, nothing else.
  */
 export const MAX_DEFERRED = 8;
-/** fds waiting for a pool thread. */
-const queue: number[] = [];
+/** fds waiting for a pool thread, and what to call once each is closed. */
+const queue: { fd: number; resolve: () => void; urgent: boolean }[] = [];
 /** Closes running on pool threads. */
 const running = new Set<{ fd: number; done: Promise<unknown> }>();
 /** Launches between their clone3 and the child's execve or exit. */
 let launching = 0;
 
+/** A close handed to {@linkcode closeInBackground}. */
+export interface BackgroundClose {
+  /** Settles once the fd is closed (and so the teardown done); never rejects. */
+  readonly done: Promise<void>;
+  /** Starts the close even while launches are under way (someone waits for it). */
+  hurry(): void;
+}
+
 /**
  * Closes `fd` off the event loop's thread. Use it for fds whose close may
  * tear down a container.
  */
-export function closeInBackground(fd: number): void {
-  if (fd < 0) return;
+export function closeInBackground(fd: number): BackgroundClose {
+  if (fd < 0) return { done: Promise.resolve(), hurry() {} };
+  const { promise, resolve } = Promise.withResolvers<void>();
   if (!blockingLibc()) {
-    setTimeout(() => close(fd), 0);
-    return;
+    setTimeout(() => {
+      close(fd);
+      resolve();
+    }, 0);
+    return { done: promise, hurry() {} };
   }
-  queue.push(fd);
+  const waiting = { fd, resolve, urgent: false };
+  queue.push(waiting);
   pump();
+  return {
+    done: promise,
+    hurry() {
+      waiting.urgent = true;
+      pump();
+    },
+  };
 }
 
 /**
  * Starts queued closes, unless a launch is under way: its child holds copies
  * of our fds until it execs, and if ours closed first, the child's would be
- * the last close.
+ * the last close. Urgent ones, and any beyond MAX_DEFERRED, go anyway.
  */
 function pump(): void {
   const libc = blockingLibc()!;
-  while (running.size < MAX_RUNNING && queue.length > 0 && (launching === 0 || queue.length > MAX_DEFERRED)) {
-    const entry = { fd: queue.shift()!, done: Promise.resolve() as Promise<unknown> };
-    entry.done = libc.close(entry.fd).finally(() => {
+  while (running.size < MAX_RUNNING && queue.length > 0) {
+    const index = launching === 0 || queue.length > MAX_DEFERRED ? 0 : queue.findIndex((w) => w.urgent);
+    if (index < 0) return;
+    const [{ fd, resolve }] = queue.splice(index, 1);
+    const entry = { fd, done: Promise.resolve() as Promise<unknown> };
+    entry.done = libc.close(fd).finally(() => {
       running.delete(entry);
+      resolve();
       pump();
     });
     running.add(entry);

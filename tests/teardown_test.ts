@@ -39,20 +39,43 @@ Deno.test("teardown: a container's mount namespace is let go once its exit is re
   assert.equal(mountNamespaceFds(), before);
 });
 
+Deno.test("teardown: Container.destroy returns once the container's file systems are gone", async () => {
+  await settled();
+  const before = mountNamespaceFds();
+  const setup = await busyboxContainer();
+  const status = await (await setup.container.start({ command: ["/bin/true"] })).status;
+  assert.equal(status.code, 0);
+  // Even while another start is under way, which would defer the close.
+  await beginLaunch();
+  try {
+    await setup.container.destroy();
+  } finally {
+    endLaunch();
+  }
+  // No waiting here: destroy waited for the teardown.
+  assert.equal(mountNamespaceFds(), before);
+  await setup[Symbol.asyncDispose]();
+});
+
 Deno.test("teardown: while launches go on, at most MAX_DEFERRED containers wait for theirs", async () => {
   await settled();
   const before = mountNamespaceFds();
+  const setups: Awaited<ReturnType<typeof busyboxContainer>>[] = [];
   // As if another start were always under way.
   await beginLaunch();
   try {
     for (let i = 0; i < MAX_DEFERRED + 6; i++) {
-      await runOne();
+      const setup = await busyboxContainer();
+      setups.push(setup);
+      const status = await (await setup.container.start({ command: ["/bin/true"] })).status;
+      assert.equal(status.code, 0);
       // Each held namespace is waiting, running, or closed.
       assert.ok(mountNamespaceFds() - before <= MAX_DEFERRED + 2, `${mountNamespaceFds() - before} held`);
     }
     assert.ok(pendingCloses() >= MAX_DEFERRED - 1, "closes waited for the launch");
   } finally {
     endLaunch();
+    for (const setup of setups) await setup[Symbol.asyncDispose]();
   }
   await settled();
   assert.equal(mountNamespaceFds(), before);
