@@ -20,6 +20,7 @@ import {
   removeScratch,
   scratchDir,
   skipUnlessRoot,
+  skipWithout,
   skipWithoutManyIds,
   text,
 } from "./fixtures.ts";
@@ -395,6 +396,40 @@ Deno.test("reaper: the command is pid 2 and its own signals are reported exactly
   // Without the reaper the command is pid 1, which its own signals cannot kill.
   const asInit = await run("kill -9 $$; echo survived", false);
   assert.deepEqual([asInit.out, asInit.code], ["survived\n", 0]);
+});
+
+const FALLBACK_TEST = "reaper: where a memfd cannot be exec'd, it supervises in place and reports as exactly";
+const NOEXEC_SYSCTL = "/proc/sys/vm/memfd_noexec";
+Deno.test(FALLBACK_TEST, {
+  ignore: skipUnlessRoot(FALLBACK_TEST, "it sets vm.memfd_noexec in a pid namespace of its own") ||
+    skipWithout(NOEXEC_SYSCTL, FALLBACK_TEST, "a kernel with vm.memfd_noexec (6.3 or later)"),
+}, async () => {
+  const probe = new URL("./programs/reaper_probe.ts", import.meta.url).pathname;
+  const deno = `${Deno.execPath()} run --allow-all ${probe}`;
+  const run = async (command: string) => {
+    const output = await new Deno.Command("/bin/sh", {
+      args: ["-c", command],
+      stdout: "piped",
+      stderr: "piped",
+    })
+      .output();
+    assert.equal(output.code, 0, text(output.stderr));
+    return JSON.parse(text(output.stdout));
+  };
+  // Control: the reaper execs sbox-init from a memfd.
+  const usual = await run(deno);
+  assert.match(usual.pid1.out, /^sbox-init /);
+  // vm.memfd_noexec is per pid namespace (inherited by the ones made inside):
+  // 2 there refuses executable memfds, and nothing changes on the host.
+  const fallback = await run(
+    `exec unshare --pid --fork --mount-proc sh -c 'echo 2 > ${NOEXEC_SYSCTL} && exec ${deno}'`,
+  );
+  assert.doesNotMatch(fallback.pid1.out, /sbox-init/, "pid 1 stayed the reaper itself");
+  for (const result of [usual, fallback]) {
+    assert.deepEqual([result.pid1.code, result.pid1.signal], [7, null]);
+    assert.deepEqual(result.killed, { out: "", code: 137, signal: "SIGKILL" });
+  }
+  assert.equal(Deno.readTextFileSync(NOEXEC_SYSCTL).trim(), "0", "the host's setting is unchanged");
 });
 
 Deno.test("reaper: signals from the host reach the command; failures still reject start()", async () => {

@@ -86,6 +86,17 @@ export function skipWithoutManyIds(name: string): boolean {
   return true;
 }
 
+/** Skips (with a printed reason, once, at module load) a test that needs `path` to exist. */
+export function skipWithout(path: string, name: string, what: string): boolean {
+  try {
+    Deno.statSync(path);
+    return false;
+  } catch {
+    console.log(`skipping "${name}": needs ${what} (${path} is missing)`);
+    return true;
+  }
+}
+
 /** Skips (with a printed reason, once, at module load) a test that needs root. */
 export function skipUnlessRoot(name: string, why?: string): boolean {
   if (isRoot) return false;
