@@ -106,9 +106,10 @@ fn errnoOf(rc: usize) ?u16 {
     return null;
 }
 
-/// Size of a program header and op, so TypeScript can assert it agrees.
+/// The highest `sbox_call` number, the program format version and the sizes
+/// of an op and a record, so that TypeScript can check that it agrees.
 export fn sbox_abi_version() u32 {
-    return (program.version << 16) | (@sizeOf(program.Op) << 8) | @sizeOf(program.Record);
+    return (highest_call << 24) | (program.version << 16) | (@sizeOf(program.Op) << 8) | @sizeOf(program.Record);
 }
 
 // ---- one entry point ----------------------------------------------------------
@@ -117,8 +118,6 @@ export fn sbox_abi_version() u32 {
 /// Deno builds a call stub for each symbol it opens (~0.3 ms each), which
 /// every `sbox run` would pay. Keep in step with `CALL` in src/ffi.ts.
 pub const Call = enum(u32) {
-    /// Returns the highest call number, so that TypeScript can check that its list agrees.
-    count = 0,
     spawn = 1,
     stack_free = 2,
     open = 3,
@@ -143,13 +142,19 @@ pub const Call = enum(u32) {
     eventfd = 22,
 };
 
+/// Part of the ABI version, so that TypeScript can check that its list agrees.
+const highest_call: u32 = blk: {
+    var highest: u32 = 0;
+    for (std.enums.values(Call)) |call| highest = @max(highest, @intFromEnum(call));
+    break :blk highest;
+};
+
 /// Calls `call` with its arguments as 64-bit words: integers (an i32 in the
 /// low half) and addresses of buffers. Returns the call's result, or -EINVAL
 /// for an unknown call.
 export fn sbox_call(call: u32, a: u64, b: u64, c: u64, d: u64, e: u64, f: u64) isize {
     const which = std.meta.intToEnum(Call, call) catch return -@as(isize, @intFromEnum(linux.E.INVAL));
     return switch (which) {
-        .count => @intFromEnum(Call.eventfd),
         .spawn => sbox_spawn(@ptrFromInt(a), b, c, int(d), int(e), @ptrFromInt(f)),
         .stack_free => sbox_stack_free(a),
         .open => sbox_open(@ptrFromInt(a), @truncate(b), @truncate(c)),
