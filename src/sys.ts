@@ -13,6 +13,7 @@ import { SboxError } from "./error.ts";
 import { errnoNumber } from "./errno.ts";
 import { encodeUtf8Into } from "./cstring.ts";
 
+const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /** open(2) flags; O_DIRECTORY and O_NOFOLLOW differ between architectures. */
@@ -46,8 +47,7 @@ export function cstr(s: string): Uint8Array<ArrayBuffer> {
     throw new SboxError(`path contains a NUL byte: ${JSON.stringify(s)}`, { step: "options" });
   }
   const out = new Uint8Array(s.length * 3 + 1);
-  const length = encodeUtf8Into(s, out, 0);
-  return length === out.length - 1 ? out : out.slice(0, length + 1);
+  return out.subarray(0, encodeUtf8Into(s, out, 0) + 1);
 }
 
 /** The number a helper call returned (>= 0 or a negative errno). */
@@ -133,7 +133,7 @@ export function readTextFile(path: string): string {
 export function writeTextFile(path: string, text: string, flags: number = O.WRONLY): void {
   const fd = open(path, flags);
   try {
-    writeAll(fd, new TextEncoder().encode(text), `cannot write ${path}`);
+    writeAll(fd, encoder.encode(text), `cannot write ${path}`);
   } finally {
     close(fd);
   }
