@@ -72,10 +72,11 @@ export function tokenize(
     for (let k = 0; k < names.length; k++) {
       const rawName = long ? `--${names[k]}` : `-${names[k]}`;
       const name = long ? names[k] : byShort.get(names[k]);
-      const spec = name === undefined ? undefined : options[name];
-      if (name === undefined || spec === undefined || (long && !Object.hasOwn(options, name))) {
+      // Own properties only: "--constructor" is no option.
+      const spec = name !== undefined && Object.hasOwn(options, name) ? options[name] : undefined;
+      if (name === undefined || spec === undefined) {
         if (strict) throw new ArgvError(`unknown option ${rawName}`);
-        tokens.push({ kind: "option", index, name: long ? names[k] : names[k], rawName, value: undefined });
+        tokens.push({ kind: "option", index, name: names[k], rawName, value: undefined });
         continue;
       }
       let value: string | undefined;
