@@ -13,7 +13,14 @@ import { SCRATCH_PARENTS } from "../src/cli/scratch.ts";
 import { parseCpus, parseDuration, parseSize } from "../src/cli/units.ts";
 import { SboxError } from "../src/error.ts";
 import meta from "../deno.json" with { type: "json" };
-import { busyboxImage, sboxOnBusybox, scratchDir, skipUnlessRoot, skipWithoutManyIds } from "./fixtures.ts";
+import {
+  busyboxImage,
+  processesWith,
+  sboxOnBusybox,
+  scratchDir,
+  skipUnlessRoot,
+  skipWithoutManyIds,
+} from "./fixtures.ts";
 
 const SBOX = new URL("../sbox.ts", import.meta.url).pathname;
 /** Generous, only so that a hang fails instead of blocking the suite. */
@@ -75,21 +82,6 @@ function assertNothingLeft(pid: number): void {
   const parent = Cgroup.current().path;
   const cgroups = [...Deno.readDirSync(parent)].filter((e) => e.name.startsWith(`sbox-${pid}-`));
   assert.deepEqual(cgroups.map((e) => e.name), [], `cgroups left in ${parent}`);
-}
-
-/** Pids of host processes whose command line contains `marker`. */
-function processesWith(marker: string): number[] {
-  const found: number[] = [];
-  for (const entry of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    try {
-      const cmdline = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).replaceAll("\0", " ");
-      if (cmdline.includes(marker)) found.push(Number(entry.name));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return found;
 }
 
 function report(text: string): Record<string, unknown> {

@@ -22,7 +22,7 @@ import {
   type ProcessOptions,
   TmpfsMount,
 } from "../mod.ts";
-import { busyboxImage, identityMapper, scratchDir, testCgroup, text } from "./fixtures.ts";
+import { busyboxImage, identityMapper, processesWith, scratchDir, testCgroup, text } from "./fixtures.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const ZIG = `${ROOT}.tools/zig/ziglang/zig`;
@@ -437,25 +437,6 @@ Deno.test("a compiler runs unaffected: Zig builds a program inside the container
   }
 });
 
-/** Pids of host processes whose command line or environment contains `marker`. */
-function processesWith(marker: string): number[] {
-  const found: number[] = [];
-  for (const entry of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    for (const file of ["cmdline", "environ"]) {
-      try {
-        if (Deno.readTextFileSync(`/proc/${entry.name}/${file}`).includes(marker)) {
-          found.push(Number(entry.name));
-          break;
-        }
-      } catch {
-        // gone, or a kernel thread
-      }
-    }
-  }
-  return found;
-}
-
 Deno.test("kill -9 of the Deno process that owns containers leaves no container process", async () => {
   const marker = `sbox-owner-${crypto.randomUUID()}`;
   const owner = new Deno.Command(Deno.execPath(), {
@@ -469,16 +450,16 @@ Deno.test("kill -9 of the Deno process that owns containers leaves no container 
   assert.match(text(value!), /^ready /);
   // The owner itself, the reaper (which shares its memory), two shells and
   // three sleeps, and the exec'd sleep; the test must see them to prove anything.
-  const before = processesWith(marker).filter((pid) => pid !== owner.pid);
+  const before = processesWith(marker, ["cmdline", "environ"]).filter((pid) => pid !== owner.pid);
   assert.ok(before.length >= 6, `saw ${before.length} container processes`);
   owner.kill("SIGKILL");
   await owner.status;
   reader.releaseLock();
   await owner.stdout.cancel();
-  let left = processesWith(marker);
+  let left = processesWith(marker, ["cmdline", "environ"]);
   for (let i = 0; i < 300 && left.length > 0; i++) {
     await new Promise((r) => setTimeout(r, 10));
-    left = processesWith(marker);
+    left = processesWith(marker, ["cmdline", "environ"]);
   }
   assert.deepEqual(left, [], "container processes outlived their owner");
   // Its cgroups and scratch directories stay behind: it had no chance to remove them.

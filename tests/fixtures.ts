@@ -86,6 +86,31 @@ export function skipWithoutManyIds(name: string): boolean {
   return true;
 }
 
+/**
+ * Pids of host processes whose command line contains `marker`; with
+ * `["cmdline", "environ"]`, whose command line or environment does.
+ */
+export function processesWith(
+  marker: string,
+  files: readonly ("cmdline" | "environ")[] = ["cmdline"],
+): number[] {
+  const found: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    for (const file of files) {
+      try {
+        if (Deno.readTextFileSync(`/proc/${entry.name}/${file}`).includes(marker)) {
+          found.push(Number(entry.name));
+          break;
+        }
+      } catch {
+        // gone, or a kernel thread
+      }
+    }
+  }
+  return found;
+}
+
 /** Skips (with a printed reason, once, at module load) a test that needs `path` to exist. */
 export function skipWithout(path: string, name: string, what: string): boolean {
   try {

@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { busyboxContainer, scratchDir } from "./fixtures.ts";
+import { busyboxContainer, processesWith, scratchDir } from "./fixtures.ts";
 
 const ENV = { PATH: "/bin:/usr/bin" };
 
@@ -103,13 +103,5 @@ Deno.test("a Worker ending while it waits for its container neither crashes Deno
   assert.equal(output.code, 0, stderr);
   assert.equal(new TextDecoder().decode(output.stdout), "survived\n");
   // The container's init died with the Worker's thread (parent-death signal).
-  const left = [...Deno.readDirSync("/proc")].filter((e) => {
-    if (!/^\d+$/.test(e.name)) return false;
-    try {
-      return Deno.readTextFileSync(`/proc/${e.name}/cmdline`).includes(marker);
-    } catch {
-      return false;
-    }
-  });
-  assert.deepEqual(left.map((e) => e.name), [], "no process of the container is left");
+  assert.deepEqual(processesWith(marker), [], "no process of the container is left");
 });
