@@ -22,6 +22,14 @@ pub const Context = extern struct {
     /// Lowest address and size of the stack for the process a `fork` op makes.
     fork_stack: u64,
     fork_stack_len: u64,
+    /// The thread of a `net_spawn` op: its tid while it runs. The kernel
+    /// zeroes this word and wakes a futex waiter on it when the thread exits.
+    net_thread: i32 = 0,
+    /// The same tid, kept for `net_join` (0: no thread to join).
+    net_tid: i32 = 0,
+    /// What the thread leaves: an fd of its network namespace, or -errno.
+    net_result: i32 = 0,
+    _pad2: u32 = 0,
 };
 
 /// Entry of the process made by sbox_spawn: signals are still blocked (the
@@ -66,6 +74,8 @@ fn step(ctx: *Context, index: u32, op: *const program.Op) usize {
         .pivot_root => pivotRoot(a[0]),
         .sethostname => linux.syscall2(.sethostname, a[0], cstrlen(a[0])),
         .loopback_up => loopbackUp(),
+        .net_spawn => spawnNetwork(ctx),
+        .net_join => joinNetwork(ctx),
         .dup2 => if (a[0] == a[1])
             linux.syscall3(.fcntl, a[0], linux.F.SETFD, 0)
         else
@@ -263,14 +273,104 @@ fn loopbackUp() usize {
     const fd = linux.syscall3(.socket, linux.AF.INET, linux.SOCK.DGRAM | linux.SOCK.CLOEXEC, 0);
     if (errnoOf(fd) != null) return fd;
     defer _ = linux.syscall1(.close, fd);
+    return setLoopbackUp(fd);
+}
+
+/// `lo` up, through `socket` (any socket of the network namespace).
+fn setLoopbackUp(socket: usize) usize {
     var ifr = [_]u8{0} ** 40; // struct ifreq: name[16], then the flags as a short
     @memcpy(ifr[0..2], "lo");
-    var rc = linux.syscall3(.ioctl, fd, linux.SIOCGIFFLAGS, @intFromPtr(&ifr));
+    const rc = linux.syscall3(.ioctl, socket, linux.SIOCGIFFLAGS, @intFromPtr(&ifr));
     if (errnoOf(rc) != null) return rc;
     const flags = std.mem.readInt(u16, ifr[16..18], .little) | 0x1 | 0x40; // IFF_UP | IFF_RUNNING
     std.mem.writeInt(u16, ifr[16..18], flags, .little);
-    rc = linux.syscall3(.ioctl, fd, linux.SIOCSIFFLAGS, @intFromPtr(&ifr));
-    return rc;
+    return linux.syscall3(.ioctl, socket, linux.SIOCSIFFLAGS, @intFromPtr(&ifr));
+}
+
+/// Starts the network thread (see `net_spawn` in program.zig). It shares
+/// everything a thread shares; the kernel writes its tid to ctx.net_thread
+/// before it runs and clears it when it exits (the pthread_join protocol).
+fn spawnNetwork(ctx: *Context) usize {
+    std.debug.assert(ctx.net_tid == 0);
+    const C = linux.CLONE;
+    var args = clone.CloneArgs{
+        .flags = C.VM | C.FS | C.FILES | C.SIGHAND | C.THREAD | C.SYSVSEM | C.PARENT_SETTID | C.CHILD_CLEARTID,
+        .parent_tid = @intFromPtr(&ctx.net_thread),
+        .child_tid = @intFromPtr(&ctx.net_thread),
+        .stack = ctx.fork_stack,
+        .stack_size = ctx.fork_stack_len,
+    };
+    const tid = clone.clone3(&args, networkThread, @intFromPtr(ctx));
+    if (errnoOf(tid) == null) {
+        ctx.net_tid = @intCast(tid);
+        moveOffThisCpu(tid);
+        return 0;
+    }
+    // No thread (a cgroup's pids.max of 1, say): make it here, in turn.
+    const fd = newNetworkNamespace();
+    if (errnoOf(fd) != null) return fd;
+    return linux.syscall1(.close, fd);
+}
+
+/// The scheduler starts a new thread on its creator's CPU, where it would
+/// wait until we block: allow it every CPU we may use but ours, so that it
+/// runs beside us at once. With no other CPU, it stays where it is.
+fn moveOffThisCpu(tid: usize) void {
+    var mask = [_]u64{0} ** 16; // 1024 CPUs
+    const size = linux.syscall3(.sched_getaffinity, 0, @sizeOf(@TypeOf(mask)), @intFromPtr(&mask));
+    if (errnoOf(size) != null) return;
+    var cpu: u32 = 0;
+    if (errnoOf(linux.syscall3(.getcpu, @intFromPtr(&cpu), 0, 0)) != null) return;
+    if (cpu >= mask.len * 64) return;
+    mask[cpu / 64] &= ~(@as(u64, 1) << @intCast(cpu % 64));
+    for (mask) |word| {
+        if (word != 0) break;
+    } else return;
+    _ = linux.syscall3(.sched_setaffinity, tid, size, @intFromPtr(&mask));
+}
+
+fn networkThread(arg: usize) callconv(.c) u8 {
+    const ctx: *Context = @ptrFromInt(arg);
+    const rc = newNetworkNamespace();
+    ctx.net_result = if (errnoOf(rc)) |e| -@as(i32, e) else @intCast(rc);
+    return 0;
+}
+
+/// unshare(CLONE_NEWNET), `lo` up, and an fd of the new namespace (from a
+/// socket in it: SIOCGSKNS needs no /proc).
+fn newNetworkNamespace() usize {
+    var rc = linux.syscall1(.unshare, linux.CLONE.NEWNET);
+    if (errnoOf(rc) != null) return rc;
+    const socket = linux.syscall3(.socket, linux.AF.INET, linux.SOCK.DGRAM | linux.SOCK.CLOEXEC, 0);
+    if (errnoOf(socket) != null) return socket;
+    defer _ = linux.syscall1(.close, socket);
+    rc = setLoopbackUp(socket);
+    if (errnoOf(rc) != null) return rc;
+    const siocgskns: usize = 0x894C;
+    return linux.syscall3(.ioctl, socket, siocgskns, 0);
+}
+
+fn joinNetwork(ctx: *Context) usize {
+    if (ctx.net_tid == 0) return 0;
+    const futex_wait: usize = 0; // shared, as the kernel's wake at thread exit
+    while (true) {
+        const tid = @atomicLoad(i32, &ctx.net_thread, .acquire);
+        if (tid == 0) break;
+        _ = linux.syscall4(.futex, @intFromPtr(&ctx.net_thread), futex_wait, @as(u32, @bitCast(tid)), 0);
+    }
+    // The word is cleared early in the thread's exit; its pid is freed a bit
+    // later. Wait for that too, so that the next pid (a reaper's command,
+    // pid 2) is free: tgkill finds the thread until then.
+    const self = linux.syscall0(.getpid);
+    while (linux.syscall3(.tgkill, self, @as(u32, @bitCast(ctx.net_tid)), 0) == 0) {
+        _ = linux.syscall0(.sched_yield);
+    }
+    ctx.net_tid = 0;
+    const result = ctx.net_result;
+    if (result < 0) return negErrno(@enumFromInt(-result));
+    const fd: usize = @intCast(result);
+    defer _ = linux.syscall1(.close, fd);
+    return linux.syscall2(.setns, fd, linux.CLONE.NEWNET);
 }
 
 fn cstrlen(p: u64) usize {
@@ -355,11 +455,15 @@ fn reaper(ctx: *Context, index: u32) usize {
     const result_fd = ctx.result_fd;
     ctx.result_fd = exec_pipe[1];
     ctx.resume_at = index + 1;
+    // The command is pid 2, whatever took a pid before it (a network thread).
+    const command_pid = [1]i32{2};
     var args = clone.CloneArgs{
         .flags = linux.CLONE.VM,
         .exit_signal = linux.SIG.CHLD,
         .stack = ctx.fork_stack,
         .stack_size = ctx.fork_stack_len,
+        .set_tid = @intFromPtr(&command_pid),
+        .set_tid_size = command_pid.len,
     };
     const child = clone.clone3(&args, reaperChildEntry, @intFromPtr(ctx));
     if (errnoOf(child) != null) {

@@ -77,3 +77,34 @@ test "link checks a seccomp filter's bounds" {
     misaligned[0].args[1] = filter_off + 4;
     try std.testing.expectError(error.BadArray, program.link(copy[0..len]));
 }
+
+/// A program of `codes` (ops without arguments) and then exec.
+fn buildOps(storage: []align(8) u8, codes: []const program.Code) []u8 {
+    @memset(storage, 0);
+    const count = codes.len + 1;
+    const ops_end = @sizeOf(program.Header) + count * @sizeOf(program.Op);
+    const argv_off = ops_end;
+    const str_off = argv_off + 16;
+    const len = str_off + 8;
+    const header: *program.Header = @ptrCast(storage.ptr);
+    header.* = .{ .magic = program.magic, .version = program.version, .op_count = @intCast(count), .byte_len = @intCast(len) };
+    const ops: [*]program.Op = @ptrCast(@alignCast(storage.ptr + @sizeOf(program.Header)));
+    for (codes, 0..) |code, i| ops[i] = .{ .code = code, .flags = 0, .args = .{ 0, 0, 0, 0, 0, 0 } };
+    ops[codes.len] = .{ .code = .exec, .flags = 0, .args = .{ str_off, argv_off, argv_off + 8, 0, 0, 0 } };
+    std.mem.writeInt(u64, storage[argv_off..][0..8], str_off, .little);
+    @memcpy(storage[str_off..][0..5], "/bin\x00");
+    return storage[0..len];
+}
+
+test "link: a network thread is joined before any op that uses its stack, and made once" {
+    var storage: [1024]u8 align(8) = undefined;
+    _ = try program.link(buildOps(&storage, &.{ .net_spawn, .mkdir, .net_join, .reaper }));
+    _ = try program.link(buildOps(&storage, &.{.net_join})); // nothing to join: fine
+    const bad = [_][]const program.Code{
+        &.{.net_spawn}, // exec while it runs
+        &.{ .net_spawn, .reaper },
+        &.{ .net_spawn, .fork },
+        &.{ .net_spawn, .net_join, .net_spawn, .net_join },
+    };
+    for (bad) |codes| try std.testing.expectError(error.BadOp, program.link(buildOps(&storage, codes)));
+}

@@ -191,13 +191,20 @@ export class Container implements AsyncDisposable {
     this.#checkUsable();
     if (this.#init) throw new SboxError("the container was already started", { step: "options" });
     const p = this.#checkProcess(options);
-    const launched = await this.#launch(p, -1, (b, sync, stdio) => {
+    // A network manager attaches to the network namespace before the init
+    // is released, so it must come with clone3. Otherwise a thread of the
+    // init makes it while the init mounts (ProgramBuilder.spawnNetwork).
+    const netOnThread = !this.network;
+    const namespaces = netOnThread ? NAMESPACES & ~CLONE.NEWNET : NAMESPACES;
+    const launched = await this.#launch(p, namespaces, -1, (b, sync, stdio) => {
       // First, then the wait: a parent that died before it is seen there.
       dieWithParent(b);
       // Nothing done in this mount namespace may propagate back to the host.
       // Needs no id map: done while the parent writes them.
       b.mount(null, "/", null, MS.REC | MS.PRIVATE, null, "cannot make / private");
       b.waitParent(sync.read, sync.write);
+      // After the wait: the parent's CPU is free then.
+      if (netOnThread) b.spawnNetwork();
       if (!this.mounts.some((m) => m.target === "/")) {
         // pivot_root needs a mount point: bind the rootfs on itself.
         b.mount(this.rootfs, this.rootfs, null, MS.BIND | MS.REC, null, `cannot bind ${this.rootfs}`);
@@ -205,7 +212,7 @@ export class Container implements AsyncDisposable {
       compileMounts(b, this.rootfs, this.mounts);
       b.pivotRoot(this.rootfs);
       b.sethostname(this.hostname);
-      b.loopbackUp();
+      if (!netOnThread) b.loopbackUp();
       this.network?.compile(b);
       if (options.reaper) b.reaper();
       compileProcessTail(b, p, stdio, this.userMapper.setgroupsAllowed, this.#security);
@@ -229,7 +236,7 @@ export class Container implements AsyncDisposable {
       throw new SboxError("exec: the container's init process has exited", { step: "options" });
     }
     const p = this.#checkProcess(options);
-    const launched = await this.#launch(p, init.pidfd, (b, _sync, stdio, cgroupFd) => {
+    const launched = await this.#launch(p, 0n, init.pidfd, (b, _sync, stdio, cgroupFd) => {
       dieWithParent(b);
       b.setns(init.pidfd, JOINED, "cannot join the container's namespaces");
       // setns moves only future children into the pid namespace: clone again.
@@ -322,9 +329,13 @@ export class Container implements AsyncDisposable {
     this.#heldNamespace = tryOpen(`/proc/${pid}/ns/mnt`, O.RDONLY);
   }
 
-  /** Creates the process's cgroup and stdio, then runs the launch sequence. */
+  /**
+   * Creates the process's cgroup and stdio, then runs the launch sequence:
+   * into new `namespaces`, or joining those of the init behind `joinPidfd`.
+   */
   async #launch(
     p: CheckedProcess,
+    namespaces: bigint,
     joinPidfd: number,
     compile: (b: ProgramBuilder, sync: SyncPipe, stdio: StdioPlan, cgroupFd: number) => void,
   ) {
@@ -348,7 +359,7 @@ export class Container implements AsyncDisposable {
         // The init path makes every namespace; the exec path's first process
         // joins them and forks (it cannot share our memory: joining a time
         // namespace needs a process that shares its memory with nobody).
-        flags: joining ? 0n : NAMESPACES | (this.#mayShareMemory(p, cgroup) ? CLONE.VM : 0n),
+        flags: joining ? 0n : namespaces | (this.#mayShareMemory(p, cgroup) ? CLONE.VM : 0n),
         cgroupFd: joining ? -1 : cgroupFd,
         sync: !joining,
         childFds: [...plan.childFds, cgroupFd],

@@ -6,6 +6,7 @@
  */
 
 import { SboxError } from "./error.ts";
+import { OP_BYTES, PROGRAM_VERSION } from "./program.ts";
 
 /**
  * The library's exports. Deno builds a call stub for each symbol it opens
@@ -132,7 +133,7 @@ function calls(lib: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"]): HelperSymbo
  * the program format version, Op size and Record size.
  */
 export const EXPECTED_ABI: number =
-  ((Math.max(...Object.values(CALL)) << 24) | (3 << 16) | (56 << 8) | 16) >>> 0;
+  ((Math.max(...Object.values(CALL)) << 24) | (PROGRAM_VERSION << 16) | (OP_BYTES << 8) | 16) >>> 0;
 
 const ARCH_DIRS: Record<string, string> = { x86_64: "x86_64-linux", aarch64: "aarch64-linux" };
 

@@ -384,23 +384,7 @@ export class BaseMounts implements Mount {
       null,
       "cannot mount proc on /proc",
     );
-    b.mkdir(at("/sys")).mount(
-      "sysfs",
-      at("/sys"),
-      "sysfs",
-      nosuidNodevNoexec | MS.RDONLY,
-      null,
-      "cannot mount sysfs on /sys",
-    );
-    b.mount(
-      "cgroup2",
-      at("/sys/fs/cgroup"),
-      "cgroup2",
-      nosuidNodevNoexec | MS.RDONLY,
-      null,
-      "cannot mount cgroup2 on /sys/fs/cgroup",
-    );
-    if (this.maskPaths) compileMasks(b, rootfs);
+    const emptyDir = this.maskPaths ? compileMasks(b, rootfs, "/proc") : undefined;
     b.mkdir(at("/dev")).mount(
       "tmpfs",
       at("/dev"),
@@ -450,10 +434,28 @@ export class BaseMounts implements Mount {
     b.symlink("/proc/self/fd/0", at("/dev/stdin"));
     b.symlink("/proc/self/fd/1", at("/dev/stdout"));
     b.symlink("/proc/self/fd/2", at("/dev/stderr"));
+    // Last: sysfs waits for the network namespace, which a thread may still
+    // be making meanwhile (ProgramBuilder.spawnNetwork).
+    b.mkdir(at("/sys")).mount(
+      "sysfs",
+      at("/sys"),
+      "sysfs",
+      nosuidNodevNoexec | MS.RDONLY,
+      null,
+      "cannot mount sysfs on /sys",
+    );
+    b.mount(
+      "cgroup2",
+      at("/sys/fs/cgroup"),
+      "cgroup2",
+      nosuidNodevNoexec | MS.RDONLY,
+      null,
+      "cannot mount cgroup2 on /sys/fs/cgroup",
+    );
+    if (this.maskPaths) compileMasks(b, rootfs, "/sys", emptyDir);
   }
 }
 
-/** Masks and read-only remounts of /proc and /sys, after they are mounted and before pivot_root. */
 /**
  * The masked paths this kernel has. The container's /proc and /sys are fresh
  * instances of the same kernel's, so the host's tell; ops still skip a path
@@ -461,13 +463,23 @@ export class BaseMounts implements Mount {
  */
 let presentMasks: typeof MASKED_PATHS | undefined;
 
-function compileMasks(b: ProgramBuilder, rootfs: string): void {
+/**
+ * Masks the paths under `fs` ("/proc" or "/sys", mounted already), and for
+ * /proc makes {@linkcode READONLY_PROC_PATHS} read-only. Directories are
+ * covered by binds of one empty read-only tmpfs (cheaper to make and to tear
+ * down than a tmpfs each): `emptyDir` is a path covered so already, if any.
+ * Returns the one to pass next time.
+ */
+function compileMasks(
+  b: ProgramBuilder,
+  rootfs: string,
+  fs: "/proc" | "/sys",
+  emptyDir?: string,
+): string | undefined {
   const ignoreMissing = true;
   presentMasks ??= MASKED_PATHS.filter(({ path }) => stat(path) !== undefined);
-  // One empty read-only tmpfs, bound over every masked directory: a bind is
-  // cheaper to make and to tear down than a tmpfs of its own each.
-  let emptyDir: string | undefined;
   for (const { path, kind } of presentMasks) {
+    if (!path.startsWith(`${fs}/`)) continue;
     const at = containerPath(rootfs, path);
     if (kind === "file") {
       b.mount("/dev/null", at, null, MS.BIND, null, `cannot mask ${path}`, false, ignoreMissing);
@@ -487,6 +499,7 @@ function compileMasks(b: ProgramBuilder, rootfs: string): void {
       b.mount(emptyDir, at, null, MS.BIND, null, `cannot mask ${path}`, false, ignoreMissing);
     }
   }
+  if (fs === "/sys") return emptyDir;
   for (const path of READONLY_PROC_PATHS) {
     const at = containerPath(rootfs, path);
     b.mount(at, at, null, MS.BIND | MS.REC, null, `cannot bind ${path}`, false, ignoreMissing);
@@ -503,4 +516,5 @@ function compileMasks(b: ProgramBuilder, rootfs: string): void {
       ignoreMissing,
     );
   }
+  return emptyDir;
 }

@@ -21,6 +21,16 @@ function limitedCgroup(name: string): Cgroup {
   return cgroup;
 }
 
+/** A container of the busybox image in `cgroup`, with a temporary upper layer. */
+function busyboxContainer(cgroup: Cgroup, rootfs: string): Promise<Container> {
+  return Container.create({
+    rootfs,
+    cgroup,
+    userMapper: identityMapper(),
+    mounts: [new OverlayMount([busyboxImage()]), new BaseMounts()],
+  });
+}
+
 /** The JSON report, the last line of stderr; throws with all of stderr when there is none. */
 function parseReport(stderr: string) {
   try {
@@ -88,12 +98,7 @@ Deno.test("sbox test_container_oom: 256 KiB, no swap: the program dies, memory.e
     // then prints "success" with a short string: kill them all as one.
     cgroup.setMemoryOomGroup(true);
     assert.equal(Deno.readTextFileSync(`${cgroup.path}/memory.oom.group`).trim(), "1");
-    await using container = await Container.create({
-      rootfs: `${dir}/root`,
-      cgroup,
-      userMapper: identityMapper(),
-      mounts: [new OverlayMount([busyboxImage()]), new BaseMounts()],
-    });
+    await using container = await busyboxContainer(cgroup, `${dir}/root`);
     const init = await container.start({
       // A shell variable of 4 MB: far over the limit.
       command: ["/bin/sh", "-c", 'x=$(head -c 4000000 /dev/zero | tr "\\0" a); echo success'],
@@ -105,6 +110,34 @@ Deno.test("sbox test_container_oom: 256 KiB, no swap: the program dies, memory.e
     assert.doesNotMatch(new TextDecoder().decode(output.stdout), /success/);
     assert.ok(cgroup.memoryEvents().oom > 0, JSON.stringify(cgroup.memoryEvents()));
     assert.ok(cgroup.memoryPeak() >= 256 * 1024 - 4096, `peak ${cgroup.memoryPeak()}`);
+  } finally {
+    await cgroup.remove();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("pids.max 1: the init alone gets its own network namespace, made without a thread", async () => {
+  const cgroup = limitedCgroup("onepid");
+  const dir = scratchDir("onepid-");
+  Deno.mkdirSync(`${dir}/root`);
+  try {
+    cgroup.setPidsLimit(1);
+    await using container = await busyboxContainer(cgroup, `${dir}/root`);
+    // cat is pid 1 and the one task the cgroup allows: the thread that
+    // makes the network namespace cannot be created, so the init makes it.
+    const init = await container.start({
+      command: ["/bin/cat", "/sys/class/net/lo/flags", "/proc/net/dev"],
+      env: ENV,
+      stdout: "piped",
+    });
+    const output = await init.output();
+    const lines = new TextDecoder().decode(output.stdout).trim().split("\n");
+    assert.ok(output.success, lines.join("\n"));
+    assert.equal(lines[0], "0x9"); // IFF_UP | IFF_LOOPBACK
+    const interfaces = lines.slice(3).map((line) => line.trim().split(":")[0]);
+    assert.deepEqual(interfaces, ["lo"]);
+    const refused = Number(/^max (\d+)$/m.exec(Deno.readTextFileSync(`${cgroup.path}/pids.events`))?.[1]);
+    assert.ok(refused >= 1, `pids.events: ${refused} refused`);
   } finally {
     await cgroup.remove();
     Deno.removeSync(dir, { recursive: true });

@@ -1,0 +1,44 @@
+/**
+ * The op compiler's rules that the helper's link() also enforces, checked
+ * on the encoded program: a network thread is joined before the first op
+ * that needs its namespace or its stack.
+ */
+
+import assert from "node:assert/strict";
+import { MS, OP_BYTES, OpCode, ProgramBuilder } from "../src/program.ts";
+
+const HEADER_BYTES = 16;
+
+/** The op codes of an encoded program, in order. */
+function opCodes(bytes: Uint8Array): number[] {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const count = view.getUint32(8, true);
+  return Array.from({ length: count }, (_, i) => view.getUint32(HEADER_BYTES + i * OP_BYTES, true));
+}
+
+const exec = (b: ProgramBuilder) => b.exec("/bin/true", ["true"], [], null).build().bytes;
+
+Deno.test("ProgramBuilder joins the network thread before sysfs, fork, reaper and exec, once", () => {
+  const { net_spawn: spawn, net_join: join, mount, mkdir, fork, reaper, exec: execOp } = OpCode;
+  let b = new ProgramBuilder().spawnNetwork().mkdir("proc");
+  b.mount("proc", "proc", "proc", 0, null, "proc").mount("sysfs", "sys", "sysfs", MS.RDONLY, null, "sysfs");
+  b.mount("cgroup2", "sys/fs/cgroup", "cgroup2", 0, null, "cgroup2");
+  assert.deepEqual(opCodes(exec(b)), [spawn, mkdir, mount, join, mount, mount, execOp]);
+
+  b = new ProgramBuilder().spawnNetwork().fork(0n, -1);
+  assert.deepEqual(opCodes(exec(b)), [spawn, join, fork, execOp]);
+  b = new ProgramBuilder().spawnNetwork().reaper();
+  assert.deepEqual(opCodes(exec(b)), [spawn, join, reaper, execOp]);
+  b = new ProgramBuilder().spawnNetwork();
+  assert.deepEqual(opCodes(exec(b)), [spawn, join, execOp]);
+  // Nothing to join: no op.
+  assert.deepEqual(opCodes(exec(new ProgramBuilder().joinNetwork())), [execOp]);
+});
+
+Deno.test("ProgramBuilder makes one network thread per program", () => {
+  assert.throws(() => new ProgramBuilder().spawnNetwork().spawnNetwork(), /a second network thread/);
+  assert.throws(
+    () => new ProgramBuilder().spawnNetwork().joinNetwork().spawnNetwork(),
+    /a second network thread/,
+  );
+});
