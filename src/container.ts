@@ -24,6 +24,7 @@ import {
   compileSecurity,
   type ContainerSecurity,
   dieWithParent,
+  dropBoundingSet,
   type ProcessSecurity,
 } from "./security/security.ts";
 
@@ -205,6 +206,7 @@ export class Container implements AsyncDisposable {
       b.waitParent(sync.read, sync.write);
       // After the wait: the parent's CPU is free then.
       if (netOnThread) b.spawnNetwork();
+      dropBoundingSet(b, this.#security);
       if (!this.mounts.some((m) => m.target === "/")) {
         // pivot_root needs a mount point: bind the rootfs on itself.
         b.mount(this.rootfs, this.rootfs, null, MS.BIND | MS.REC, null, `cannot bind ${this.rootfs}`);
@@ -215,7 +217,7 @@ export class Container implements AsyncDisposable {
       if (!netOnThread) b.loopbackUp();
       this.network?.compile(b);
       if (options.reaper) b.reaper();
-      compileProcessTail(b, p, stdio, this.userMapper.setgroupsAllowed, this.#security);
+      compileProcessTail(b, p, stdio, this.userMapper.setgroupsAllowed, this.#security, true);
     });
     this.#init = new InitProcess(launched.process, launched.parentFds, this.#heldNamespace);
     this.#heldNamespace = -1;
@@ -410,13 +412,17 @@ function compileMounts(b: ProgramBuilder, rootfs: string, mounts: readonly Mount
   }
 }
 
-/** stdio, fds, cwd, security, ids and execve: the part init and exec share. */
+/**
+ * stdio, fds, cwd, security, ids and execve: the part init and exec share.
+ * `boundingSetDropped`: the init drops it before its mounts.
+ */
 function compileProcessTail(
   b: ProgramBuilder,
   p: CheckedProcess,
   stdio: StdioPlan,
   setgroupsAllowed: boolean,
   security: ContainerSecurity,
+  boundingSetDropped = false,
 ): void {
   stdio.compile(b);
   b.cloexecFrom(3);
@@ -424,7 +430,7 @@ function compileProcessTail(
   compileSecurity(b, security, p.security, () => {
     if (setgroupsAllowed) b.setgroups(p.groups);
     b.setgid(p.gid).setuid(p.uid);
-  });
+  }, boundingSetDropped);
   b.exec(p.command[0], p.command, p.env, p.searchPath);
 }
 

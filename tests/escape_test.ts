@@ -361,6 +361,11 @@ Deno.test("capabilities: the default set, as uid 1000 none, capAdd and capDrop",
   assert.match(bare, /^Seccomp:\s+0$/m);
   await using dropped = await container({ capDrop: ["CHOWN"] });
   assert.match(await run(dropped, ["/bin/sh", "-c", "touch /f && chown 1000 /f"]), /Operation not permitted/);
+  // Under a reaper, pid 1 (the supervisor) holds no more than its command.
+  await using reaped = await container();
+  const pid1 = await run(reaped, ["/bin/sh", "-c", "grep -E '^Cap' /proc/1/status"], { reaper: true });
+  assert.equal(caps(pid1, "CapBnd"), 0xa80405fbn);
+  assert.equal(caps(pid1, "CapPrm") & ~0xa80405fbn, 0n);
 });
 
 Deno.test("exec'd processes get the same restrictions", async () => {

@@ -8,7 +8,9 @@
  *
  * 1. setsid: a new session, without the caller's controlling terminal;
  * 2. rlimits (CORE=0 by default);
- * 3. drop the capability bounding set, while CAP_SETPCAP is still held;
+ * 3. drop the capability bounding set, while CAP_SETPCAP is still held
+ *    (a container's init does it before its mounts instead, see
+ *    {@linkcode dropBoundingSet});
  * 4. setgroups/setgid/setuid (the caller's), which need CAP_SETGID/SETUID;
  * 5. reduce permitted/effective, empty inheritable and ambient;
  * 6. PR_SET_PDEATHSIG again: a change of credentials clears it;
@@ -96,16 +98,32 @@ export function dieWithParent(b: ProgramBuilder): void {
   b.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, "cannot set the parent-death signal");
 }
 
-/** Appends the security ops around `setIds` (setgroups, setgid, setuid); see the module documentation. */
+/**
+ * Drops from the bounding set every capability the container does not keep.
+ * It needs CAP_SETPCAP and leaves the permitted and effective sets as they
+ * are, so the setup's mounts can follow. A container's init does it before
+ * them: a reaper (pid 1), which execs its supervisor before the command's
+ * security step, then holds no capability the command could not get.
+ */
+export function dropBoundingSet(b: ProgramBuilder, container: ContainerSecurity): void {
+  b.capbsetDrop(container.capabilities);
+}
+
+/**
+ * Appends the security ops around `setIds` (setgroups, setgid, setuid); see
+ * the module documentation. `boundingSetDropped`: by
+ * {@linkcode dropBoundingSet}, earlier in the program.
+ */
 export function compileSecurity(
   b: ProgramBuilder,
   container: ContainerSecurity,
   process: ProcessSecurity,
   setIds: () => void,
+  boundingSetDropped = false,
 ): void {
   if (process.newSession) b.setsid();
   for (const limit of process.rlimits) b.rlimit(limit.resource, limit.soft, limit.hard, limit.name);
-  b.capbsetDrop(container.capabilities);
+  if (!boundingSetDropped) dropBoundingSet(b, container);
   setIds();
   b.capset(container.capabilities);
   dieWithParent(b);
