@@ -372,9 +372,14 @@ export class BaseMounts implements Mount {
     }
   }
 
-  /** Appends the mounts, device binds and symlinks. */
+  /**
+   * Appends the mounts, device binds and symlinks, at paths relative to the
+   * root (it mounts nothing on the root itself): some forty of them, each a
+   * shorter walk for the kernel than from the host's "/".
+   */
   compile(b: ProgramBuilder, rootfs: string): void {
-    const at = (path: string) => containerPath(rootfs, path);
+    if (rootfs !== ".") b.chdir(rootfs);
+    const at = (path: string) => containerPath(".", path);
     const nosuidNodevNoexec = MS.NOSUID | MS.NODEV | MS.NOEXEC;
     b.mkdir(at("/proc")).mount(
       "proc",
@@ -384,7 +389,7 @@ export class BaseMounts implements Mount {
       null,
       "cannot mount proc on /proc",
     );
-    const emptyDir = this.maskPaths ? compileMasks(b, rootfs, "/proc") : undefined;
+    const emptyDir = this.maskPaths ? compileMasks(b, ".", "/proc") : undefined;
     b.mkdir(at("/dev")).mount(
       "tmpfs",
       at("/dev"),
@@ -452,7 +457,7 @@ export class BaseMounts implements Mount {
       null,
       "cannot mount cgroup2 on /sys/fs/cgroup",
     );
-    if (this.maskPaths) compileMasks(b, rootfs, "/sys", emptyDir);
+    if (this.maskPaths) compileMasks(b, ".", "/sys", emptyDir);
   }
 }
 
