@@ -389,7 +389,7 @@ export class BaseMounts implements Mount {
       null,
       "cannot mount proc on /proc",
     );
-    const emptyDir = this.maskPaths ? compileMasks(b, ".", "/proc") : undefined;
+    if (this.maskPaths) compileMasks(b, "/proc");
     b.mkdir(at("/dev")).mount(
       "tmpfs",
       at("/dev"),
@@ -457,7 +457,7 @@ export class BaseMounts implements Mount {
       null,
       "cannot mount cgroup2 on /sys/fs/cgroup",
     );
-    if (this.maskPaths) compileMasks(b, ".", "/sys", emptyDir);
+    if (this.maskPaths) compileMasks(b, "/sys");
   }
 }
 
@@ -469,26 +469,22 @@ export class BaseMounts implements Mount {
 let presentMasks: typeof MASKED_PATHS | undefined;
 
 /**
- * Masks the paths under `fs` ("/proc" or "/sys", mounted already), and for
- * /proc makes {@linkcode READONLY_PROC_PATHS} read-only. Directories are
- * covered by binds of one empty read-only tmpfs (cheaper to make and to tear
- * down than a tmpfs each): `emptyDir` is a path covered so already, if any.
- * Returns the one to pass next time.
+ * Masks the paths under `fs` ("/proc" or "/sys", mounted already) at paths
+ * relative to the working directory (the container's root), and for /proc
+ * makes {@linkcode READONLY_PROC_PATHS} read-only. Directories are covered
+ * by one empty read-only tmpfs, on the first of them, and binds of it on the
+ * others: cheaper to make and to tear down than a tmpfs each.
  */
-function compileMasks(
-  b: ProgramBuilder,
-  rootfs: string,
-  fs: "/proc" | "/sys",
-  emptyDir?: string,
-): string | undefined {
+function compileMasks(b: ProgramBuilder, fs: "/proc" | "/sys"): void {
   const ignoreMissing = true;
   presentMasks ??= MASKED_PATHS.filter(({ path }) => stat(path) !== undefined);
+  const emptyDir = presentMasks.find(({ kind }) => kind === "dir")?.path;
   for (const { path, kind } of presentMasks) {
     if (!path.startsWith(`${fs}/`)) continue;
-    const at = containerPath(rootfs, path);
+    const at = containerPath(".", path);
     if (kind === "file") {
       b.mount("/dev/null", at, null, MS.BIND, null, `cannot mask ${path}`, false, ignoreMissing);
-    } else if (emptyDir === undefined) {
+    } else if (path === emptyDir) {
       b.mount(
         "tmpfs",
         at,
@@ -496,17 +492,17 @@ function compileMasks(
         MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC,
         "mode=555,size=4k",
         `cannot mask ${path}`,
-        // Not skipped when missing: the binds below need it, and the host
-        // said it exists.
+        // Not skipped when missing: the binds need it, and the host said it
+        // exists.
       );
-      emptyDir = at;
     } else {
-      b.mount(emptyDir, at, null, MS.BIND, null, `cannot mask ${path}`, false, ignoreMissing);
+      const source = containerPath(".", emptyDir!);
+      b.mount(source, at, null, MS.BIND, null, `cannot mask ${path}`, false, ignoreMissing);
     }
   }
-  if (fs === "/sys") return emptyDir;
+  if (fs === "/sys") return;
   for (const path of READONLY_PROC_PATHS) {
-    const at = containerPath(rootfs, path);
+    const at = containerPath(".", path);
     b.mount(at, at, null, MS.BIND | MS.REC, null, `cannot bind ${path}`, false, ignoreMissing);
     // The flags of our own proc mount, so no need to read them back first
     // (nothing is locked in a mount this namespace made).
@@ -521,5 +517,4 @@ function compileMasks(
       ignoreMissing,
     );
   }
-  return emptyDir;
 }
