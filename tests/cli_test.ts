@@ -15,16 +15,15 @@ import { SboxError } from "../src/error.ts";
 import meta from "../deno.json" with { type: "json" };
 import {
   busyboxImage,
+  COMMAND_TIMEOUT_MS,
   processesWith,
+  SBOX,
   sboxOnBusybox,
   scratchDir,
   skipUnlessRoot,
   skipWithoutManyIds,
+  text,
 } from "./fixtures.ts";
-
-const SBOX = new URL("../sbox.ts", import.meta.url).pathname;
-/** Generous, only so that a hang fails instead of blocking the suite. */
-const TIMEOUT_MS = 120_000;
 
 interface Result {
   code: number;
@@ -41,7 +40,7 @@ async function sbox(args: string[], options: { stdin?: string; allowFfi?: boolea
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
-    signal: AbortSignal.timeout(TIMEOUT_MS),
+    signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
   }).spawn();
   if (options.stdin !== undefined) {
     const writer = child.stdin.getWriter();
@@ -49,8 +48,7 @@ async function sbox(args: string[], options: { stdin?: string; allowFfi?: boolea
     await writer.close();
   }
   const output = await child.output();
-  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-  return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr), pid: child.pid };
+  return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr), pid: child.pid };
 }
 
 /** `sbox run --rootfs <busybox> ARGS...`. */
@@ -96,7 +94,7 @@ function randomName(): string {
 async function startUntilReady(args: string[]): Promise<Deno.ChildProcess> {
   const child = sboxOnBusybox(args).spawn();
   const reader = child.stdout.getReader();
-  assert.equal(new TextDecoder().decode((await reader.read()).value), "ready\n");
+  assert.equal(text((await reader.read()).value!), "ready\n");
   reader.releaseLock();
   return child;
 }
@@ -432,7 +430,7 @@ Deno.test("cli: report SG when the command is killed by a signal", async () => {
   Deno.kill(init, "SIGKILL");
   const output = await child.output();
   assert.equal(output.code, 137);
-  const sg = report(new TextDecoder().decode(output.stderr));
+  const sg = report(text(output.stderr));
   assert.deepEqual([sg.status, sg.exitCode, sg.signal, sg.timedOut], ["SG", null, "SIGKILL", false]);
   assertNothingLeft(child.pid);
 });
@@ -491,7 +489,7 @@ Deno.test("cli: SIGINT to sbox kills the container and cleans up", async () => {
   ]);
   child.kill("SIGINT");
   const output = await child.output();
-  const stderr = new TextDecoder().decode(output.stderr);
+  const stderr = text(output.stderr);
   assert.equal(output.code, 130, stderr);
   assert.match(stderr, /^sbox: interrupted by SIGINT: the container was killed$/m);
   assert.equal(report(stderr).status, "XX");

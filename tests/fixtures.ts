@@ -214,12 +214,15 @@ export async function removeScratch(dir: string, mapper: UserMapper = identityMa
   await runAsRoot(mapper, ["/bin/rm", "-rf", dir]);
 }
 
-const SBOX = new URL("../sbox.ts", import.meta.url).pathname;
+/** Path of sbox.ts, the command line, for tests that run it as a user would. */
+export const SBOX: string = new URL("../sbox.ts", import.meta.url).pathname;
+/** Generous, only so that a hung command fails its test instead of stalling the suite. */
+export const COMMAND_TIMEOUT_MS = 120_000;
 
 /**
  * `deno run --allow-ffi sbox.ts run --rootfs <busybox image> ARGS...`, as a
  * user runs it: stdin /dev/null, stdout and stderr piped, and killed after
- * two minutes so that a hang fails the test rather than stalling it.
+ * {@linkcode COMMAND_TIMEOUT_MS}.
  */
 export function sboxOnBusybox(args: string[]): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
@@ -227,7 +230,7 @@ export function sboxOnBusybox(args: string[]): Deno.Command {
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-    signal: AbortSignal.timeout(120_000),
+    signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
   });
 }
 

@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { busyboxContainer, processesWith, scratchDir } from "./fixtures.ts";
+import { busyboxContainer, processesWith, scratchDir, text } from "./fixtures.ts";
 
 const ENV = { PATH: "/bin:/usr/bin" };
 
@@ -19,8 +19,8 @@ Deno.test("100 starts, a fifth failing at different steps, leave nothing behind"
     stdout: "piped",
     stderr: "piped",
   }).output();
-  assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
-  const { steps, before, after } = JSON.parse(new TextDecoder().decode(output.stdout));
+  assert.equal(output.code, 0, text(output.stderr));
+  const { steps, before, after } = JSON.parse(text(output.stdout));
   assert.deepEqual(steps, {
     chdir: 3,
     exec: 11, // ENOENT and EACCES at start (4 each), ENOENT on the exec path (3)
@@ -48,7 +48,7 @@ Deno.test("200 containers at once run on a fixed number of threads", async () =>
     );
     const during = threads();
     const outputs = await Promise.all(inits.map((p) => p.output()));
-    assert.ok(outputs.every((o) => o.code === 0 && new TextDecoder().decode(o.stdout) === "done\n"));
+    assert.ok(outputs.every((o) => o.code === 0 && text(o.stdout) === "done\n"));
     console.log(`threads: ${baseline} before, ${during} with 200 containers running`);
     assert.ok(during <= baseline + 2, `threads grew from ${baseline} to ${during}`);
   } finally {
@@ -66,7 +66,7 @@ Deno.test("a child waiting for its id maps exits when the Deno process that star
   }).spawn();
   const reader = parent.stdout.getReader();
   const { value } = await reader.read();
-  const pid = Number(new TextDecoder().decode(value).trim());
+  const pid = Number(text(value!).trim());
   assert.ok(pid > 0, "the child's pid");
   // It may still be resetting its signal handlers: wait until it sleeps.
   const sleeping = () => /^State:\s+S/m.test(Deno.readTextFileSync(`/proc/${pid}/status`));
@@ -98,10 +98,10 @@ Deno.test("a Worker ending while it waits for its container neither crashes Deno
     stdout: "piped",
     stderr: "piped",
   }).output();
-  const stderr = new TextDecoder().decode(output.stderr);
+  const stderr = text(output.stderr);
   assert.equal(output.signal, null, `killed by ${output.signal}: ${stderr}`);
   assert.equal(output.code, 0, stderr);
-  assert.equal(new TextDecoder().decode(output.stdout), "survived\n");
+  assert.equal(text(output.stdout), "survived\n");
   // The container's init died with the Worker's thread (parent-death signal).
   assert.deepEqual(processesWith(marker), [], "no process of the container is left");
 });

@@ -11,11 +11,17 @@
 import assert from "node:assert/strict";
 import { PastaManager, Slirp4NetnsManager } from "../src/network.ts";
 import { SboxError } from "../src/error.ts";
-import { busyboxContainer, busyboxImage, sboxOnBusybox, scratchDir, skipUnlessRoot } from "./fixtures.ts";
+import {
+  busyboxContainer,
+  busyboxImage,
+  COMMAND_TIMEOUT_MS,
+  SBOX,
+  sboxOnBusybox,
+  scratchDir,
+  skipUnlessRoot,
+  text,
+} from "./fixtures.ts";
 
-const SBOX = new URL("../sbox.ts", import.meta.url).pathname;
-/** Generous, only so that a hang fails instead of blocking the suite. */
-const TIMEOUT_MS = 120_000;
 const BACKENDS = ["slirp4netns", "pasta"] as const;
 
 interface Result {
@@ -24,12 +30,10 @@ interface Result {
   stderr: string;
 }
 
-const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-
 /** `deno run --allow-ffi sbox.ts run --rootfs <busybox> ARGS...` to the end. */
 async function busybox(args: string[]): Promise<Result> {
   const output = await sboxOnBusybox(args).output();
-  return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
+  return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr) };
 }
 
 /** Pids of the slirp4netns and pasta processes running now. */
@@ -124,7 +128,7 @@ for (const net of BACKENDS) {
     while (!seen.includes("ready\n")) {
       const { value, done } = await reader.read();
       if (done) break;
-      seen += decode(value);
+      seen += text(value);
     }
     assert.equal(seen, "ready\n");
     const response = await fetch(`http://127.0.0.1:${hostPort}/`);
@@ -132,7 +136,7 @@ for (const net of BACKENDS) {
     child.kill("SIGTERM"); // sbox kills the container and cleans up
     reader.releaseLock();
     const output = await child.output();
-    assert.equal(output.code, 128 + 15, decode(output.stderr));
+    assert.equal(output.code, 128 + 15, text(output.stderr));
   });
 }
 
@@ -213,9 +217,9 @@ async function inIsolatedHost(sboxArgs: string[]): Promise<Result> {
     const output = await new Deno.Command("unshare", {
       args: ["--net", "--", "sh", "-c", script],
       stdin: "null",
-      signal: AbortSignal.timeout(TIMEOUT_MS),
+      signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
     }).output();
-    return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
+    return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr) };
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
@@ -258,7 +262,7 @@ for (const [net, Manager] of [["slirp4netns", Slirp4NetnsManager], ["pasta", Pas
       "echo up; exec sleep 1000",
     ]).spawn();
     const reader = child.stdout.getReader();
-    assert.equal(decode((await reader.read()).value!), "up\n");
+    assert.equal(text((await reader.read()).value!), "up\n");
     reader.releaseLock();
     // "up" comes before the shell's exec of sleep: look until sleep is there.
     const findSleeper = () =>
@@ -278,7 +282,7 @@ for (const [net, Manager] of [["slirp4netns", Slirp4NetnsManager], ["pasta", Pas
     assert.ok(sleeper, "the container's process was not found");
     Deno.kill(Number(sleeper), "SIGKILL");
     const output = await child.output();
-    assert.equal(output.code, 128 + 9, decode(output.stderr));
+    assert.equal(output.code, 128 + 9, text(output.stderr));
   });
 
   Deno.test(`${net}: bad options are rejected before anything runs`, () => {

@@ -12,17 +12,16 @@ import { pickUserMapper } from "../src/cli/identity.ts";
 import {
   busyboxContainer,
   busyboxImage,
+  COMMAND_TIMEOUT_MS,
   hasSubordinateIds,
   identityMapper,
   isRoot,
+  SBOX,
   sboxOnBusybox,
   scratchDir,
   skipWithoutManyIds,
   text,
 } from "./fixtures.ts";
-
-const SBOX = new URL("../sbox.ts", import.meta.url).pathname;
-const TIMEOUT_MS = 120_000;
 
 function skipAsRoot(name: string): boolean {
   if (!isRoot) return false;
@@ -154,7 +153,7 @@ Deno.test("setgroups: newgidmap's choice matches the mapper's, so a container st
       const result = await new Deno.Command(Deno.execPath(), {
         args: ["run", "--allow-ffi", SBOX, "run", "--", "/bin/sh", "-c", script],
         stdin: "null",
-        signal: AbortSignal.timeout(TIMEOUT_MS),
+        signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
       }).output();
       const stdout = text(result.stdout), stderr = text(result.stderr);
       assert.equal(result.code, 0, stderr);

@@ -7,9 +7,8 @@
 
 import assert from "node:assert/strict";
 import { BaseMounts, Cgroup, Container, OverlayMount } from "../mod.ts";
-import { busyboxImage, identityMapper, sboxOnBusybox, scratchDir } from "./fixtures.ts";
+import { busyboxImage, identityMapper, SBOX, sboxOnBusybox, scratchDir, text } from "./fixtures.ts";
 
-const SBOX = new URL("../sbox.ts", import.meta.url).pathname;
 const ENV = { PATH: "/bin:/usr/bin" };
 const MiB = 1024 * 1024;
 
@@ -52,9 +51,9 @@ async function sbox(args: string[]) {
   const reportFile = Deno.makeTempFileSync({ prefix: "sbox-report-" });
   try {
     const output = await sboxOnBusybox(["--cgroup", parent.path, "--report", reportFile, ...args]).output();
-    const stderr = new TextDecoder().decode(output.stderr);
+    const stderr = text(output.stderr);
     const report = parseReport(Deno.readTextFileSync(reportFile) || stderr);
-    return { code: output.code, stdout: new TextDecoder().decode(output.stdout), stderr, report };
+    return { code: output.code, stdout: text(output.stdout), stderr, report };
   } finally {
     await parent.remove();
     Deno.removeSync(reportFile);
@@ -107,7 +106,7 @@ Deno.test("sbox test_container_oom: 256 KiB, no swap: the program dies, memory.e
       stderr: "null",
     });
     const output = await init.output();
-    assert.doesNotMatch(new TextDecoder().decode(output.stdout), /success/);
+    assert.doesNotMatch(text(output.stdout), /success/);
     assert.ok(cgroup.memoryEvents().oom > 0, JSON.stringify(cgroup.memoryEvents()));
     assert.ok(cgroup.memoryPeak() >= 256 * 1024 - 4096, `peak ${cgroup.memoryPeak()}`);
   } finally {
@@ -131,7 +130,7 @@ Deno.test("pids.max 1: the init alone gets its own network namespace, made witho
       stdout: "piped",
     });
     const output = await init.output();
-    const lines = new TextDecoder().decode(output.stdout).trim().split("\n");
+    const lines = text(output.stdout).trim().split("\n");
     assert.ok(output.success, lines.join("\n"));
     assert.equal(lines[0], "0x9"); // IFF_UP | IFF_LOOPBACK
     const interfaces = lines.slice(3).map((line) => line.trim().split(":")[0]);
@@ -261,10 +260,10 @@ Deno.test("an unprivileged user with a delegated cgroup subtree runs a limited c
       stderr: "piped",
     })
       .output();
-    const stderr = new TextDecoder().decode(output.stderr);
+    const stderr = text(output.stderr);
     return {
       code: output.code,
-      stdout: new TextDecoder().decode(output.stdout),
+      stdout: text(output.stdout),
       stderr,
       report: parseReport(stderr),
     };
