@@ -6,15 +6,16 @@
  * one imported was the slower); alternating, because this shared machine
  * drifts by more than the changes worth measuring.
  *
- * Run: deno run --allow-all bench/compare_ratio.ts OTHER_CHECKOUT [ROUNDS, default 8] [RUNS, default 150]
- * (the other checkout needs its helper built: `zig build --release` there).
+ * Run: deno run --allow-all bench/compare_ratio.ts OTHER_CHECKOUT [ROUNDS, default 8] [RUNS, default 150] [GAP_MS, default 0]
+ * (the other checkout needs its helper built: `zig build --release` there, and a
+ * start_ratio.ts that takes GAP_MS, or it measures back to back).
  *
  * @module
  */
 
-const [other, rounds = "8", runs = "150"] = Deno.args;
+const [other, rounds = "8", runs = "150", gapMs = "0"] = Deno.args;
 if (!other) {
-  console.error("usage: compare_ratio.ts OTHER_CHECKOUT [ROUNDS] [RUNS]");
+  console.error("usage: compare_ratio.ts OTHER_CHECKOUT [ROUNDS] [RUNS] [GAP_MS]");
   Deno.exit(2);
 }
 const here = new URL("..", import.meta.url).pathname;
@@ -23,7 +24,7 @@ const checkouts = { other, this: here };
 /** The temporary-overlay container's ratio to the floor, from one run of start_ratio.ts. */
 async function ratio(checkout: string): Promise<number> {
   const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", `${checkout}/bench/start_ratio.ts`, runs],
+    args: ["run", "--allow-all", `${checkout}/bench/start_ratio.ts`, runs, gapMs],
     stderr: "inherit",
   }).output();
   const text = new TextDecoder().decode(output.stdout);

@@ -8,11 +8,17 @@
  * would put each container's teardown into the next floor run, and flatter
  * the ratio.
  *
+ * With GAP_MS, each start waits that long first (untimed): isolated
+ * starts, as between a judge's test runs, when the previous container's
+ * teardown and the kernel's cleanup of its network namespace have finished
+ * and the CPUs have gone idle. Back to back (the default), those compete
+ * with the next start for this machine's two CPUs.
+ *
  * It also prints the CPU time each start costs the whole machine (every
  * task on every CPU, from /proc/stat: kernel threads too, such as the one
  * that frees a network namespace), beside its wall-clock time.
  *
- * Run: deno run --allow-all bench/start_ratio.ts [RUNS, default 400]
+ * Run: deno run --allow-all bench/start_ratio.ts [RUNS, default 400] [GAP_MS, default 0]
  */
 
 import { container, floor } from "./start_cases.ts";
@@ -32,6 +38,11 @@ function cpuBusyMs(): number {
 }
 
 const runs = Number(Deno.args[0] ?? 400);
+const gapMs = Number(Deno.args[1] ?? 0);
+if (!(runs > 0) || !(gapMs >= 0)) {
+  console.error("usage: start_ratio.ts [RUNS] [GAP_MS]");
+  Deno.exit(2);
+}
 const times = new Map<string, number[]>(Object.keys(CASES).map((name) => [name, []]));
 const cpu = new Map<string, number>(Object.keys(CASES).map((name) => [name, 0]));
 for (const run of Object.values(CASES)) for (let i = 0; i < BLOCK; i++) await run(); // warm-up
@@ -39,6 +50,7 @@ for (let block = 0; block < Math.ceil(runs / (BLOCK - 1)); block++) {
   for (const [name, run] of Object.entries(CASES)) {
     let busy = 0;
     for (let i = 0; i < BLOCK; i++) {
+      if (gapMs > 0) await new Promise((resolve) => setTimeout(resolve, gapMs));
       if (i === 1) busy = cpuBusyMs();
       const start = performance.now();
       await run();
@@ -53,8 +65,9 @@ const quantile = (values: number[], q: number) =>
 const [floorName] = Object.keys(CASES);
 const floorMedian = quantile(times.get(floorName)!, 0.5);
 console.log(
-  `${runs} runs of each case, in blocks of ${BLOCK - 1}; milliseconds (p25 / median / p75), ` +
-    "then CPU time per start (all CPUs):",
+  `${runs} runs of each case, in blocks of ${BLOCK - 1}, ` +
+    (gapMs > 0 ? `each after a ${gapMs} ms pause` : "back to back") +
+    "; milliseconds (p25 / median / p75), then CPU time per start (all CPUs):",
 );
 for (const [name, values] of times) {
   const [p25, p50, p75] = [0.25, 0.5, 0.75].map((q) => quantile(values, q).toFixed(2));
