@@ -194,7 +194,9 @@ pub fn link(buf: []u8) LinkError![]Op {
             .net_join => if (network_thread == .running) {
                 network_thread = .joined;
             },
-            .fork, .reaper, .exec => if (network_thread == .running) return error.BadOp,
+            // The thread runs on the stack of fork and reaper; after setuid,
+            // capset or seccomp, the join's setns may be refused.
+            .fork, .reaper, .exec, .setuid, .capset, .seccomp => if (network_thread == .running) return error.BadOp,
             else => {},
         }
         const strings = Code.stringArgs(op.code);

@@ -96,7 +96,7 @@ fn buildOps(storage: []align(8) u8, codes: []const program.Code) []u8 {
     return storage[0..len];
 }
 
-test "link: a network thread is joined before any op that uses its stack, and made once" {
+test "link: a network thread is joined before any op that uses its stack or gives up privilege, and made once" {
     var storage: [1024]u8 align(8) = undefined;
     _ = try program.link(buildOps(&storage, &.{ .net_spawn, .mkdir, .net_join, .reaper }));
     _ = try program.link(buildOps(&storage, &.{.net_join})); // nothing to join: fine
@@ -104,6 +104,9 @@ test "link: a network thread is joined before any op that uses its stack, and ma
         &.{.net_spawn}, // exec while it runs
         &.{ .net_spawn, .reaper },
         &.{ .net_spawn, .fork },
+        &.{ .net_spawn, .setuid },
+        &.{ .net_spawn, .capset },
+        &.{ .net_spawn, .seccomp },
         &.{ .net_spawn, .net_join, .net_spawn, .net_join },
     };
     for (bad) |codes| try std.testing.expectError(error.BadOp, program.link(buildOps(&storage, codes)));

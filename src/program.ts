@@ -216,7 +216,8 @@ export class ProgramBuilder {
    * namespace costs more than all the other namespaces together (~0.6 ms),
    * and so overlaps the mounts. The builder joins before the first op that
    * needs it: a sysfs mount (see `mount`), `fork` or `reaper` (the thread
-   * runs on their stack), and `exec`.
+   * runs on their stack), and `exec`; and before `setuid`, `capset` and
+   * `seccomp`, after which the join's setns may be refused.
    */
   spawnNetwork(): this {
     if (this.#networkThread !== "none") throw new Error("sbox internal error: a second network thread");
@@ -258,6 +259,7 @@ export class ProgramBuilder {
 
   /** setresuid(2). */
   setuid(uid: number): this {
+    this.joinNetwork(); // a uid other than 0 has no CAP_SYS_ADMIN left for setns
     return this.#push(OpCode.setuid, [uid], `cannot set uid ${uid}`);
   }
 
@@ -310,6 +312,7 @@ export class ProgramBuilder {
     if (!Number.isInteger(count) || count === 0 || count > MAX_FILTER_INSTRUCTIONS) {
       throw new RangeError(`a seccomp filter has 1 to ${MAX_FILTER_INSTRUCTIONS} 8-byte instructions`);
     }
+    this.joinNetwork(); // the filter may deny setns
     return this.#push(OpCode.seccomp, [count, { bytes: filter }], "cannot install the seccomp filter");
   }
 
@@ -320,6 +323,7 @@ export class ProgramBuilder {
 
   /** Reduce the permitted and effective sets to `keep`, empty the inheritable and ambient sets. */
   capset(keep: bigint): this {
+    this.joinNetwork(); // setns needs CAP_SYS_ADMIN, which `keep` may not hold
     return this.#push(OpCode.capset, [keep], "cannot set the capabilities");
   }
 

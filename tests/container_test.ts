@@ -142,6 +142,49 @@ Deno.test("isolation: pid 1, hostname, only lo and up, no host processes", async
   assert.ok([...Deno.readDirSync("/proc")].filter((e) => /^\d+$/.test(e.name)).length > 10);
 });
 
+// Without BaseMounts nothing mounts sysfs, the op that used to join the
+// network thread early: the join must still come before the process gives
+// up the capability that setns needs.
+Deno.test("a container without BaseMounts has its own network namespace, as root and as a user", async () => {
+  const dir = scratchDir("no-base-");
+  try {
+    Deno.mkdirSync(`${dir}/root`);
+    const { OverlayMount } = await import("../mod.ts");
+    await using container = await Container.create({
+      rootfs: `${dir}/root`,
+      userMapper: identityMapper(),
+      mounts: [new OverlayMount([busyboxImage()])],
+    });
+    const init = await container.start({
+      command: ["/bin/sh", "-c", "ip -o link; ls /proc | wc -l"],
+      env: ENV,
+      stdout: "piped",
+      stderr: "piped",
+    });
+    const output = await init.output();
+    assert.equal(output.code, 0, text(output.stderr));
+    const [link, procEntries] = text(output.stdout).trim().split("\n");
+    assert.match(link, /^1: lo: <LOOPBACK,UP,LOWER_UP>/);
+    assert.equal(procEntries.trim(), "0", "no /proc was mounted");
+
+    await using asUser = await Container.create({
+      rootfs: `${dir}/root`,
+      userMapper: identityMapper(),
+      mounts: [new OverlayMount([busyboxImage()])],
+    });
+    const user = await asUser.start({
+      command: ["/usr/bin/id", "-u"],
+      uid: 1000,
+      gid: 1000,
+      stdout: "piped",
+    });
+    const userOutput = await user.output();
+    assert.equal(text(userOutput.stdout), "1000\n");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("overlay: writes land in the upper layer, never in the image", async () => {
   await using setup = await busyboxContainer();
   const result = await sh(setup.container, "echo secret > /etc/written && rm /bin/ls && echo ok");

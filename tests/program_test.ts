@@ -1,7 +1,8 @@
 /**
  * The op compiler's rules that the helper's link() also enforces, checked
  * on the encoded program: a network thread is joined before the first op
- * that needs its namespace or its stack.
+ * that needs its namespace or its stack, or that may take away the
+ * privilege to join it.
  */
 
 import assert from "node:assert/strict";
@@ -18,7 +19,7 @@ function opCodes(bytes: Uint8Array): number[] {
 
 const exec = (b: ProgramBuilder) => b.exec("/bin/true", ["true"], [], null).build().bytes;
 
-Deno.test("ProgramBuilder joins the network thread before sysfs, fork, reaper and exec, once", () => {
+Deno.test("ProgramBuilder joins the network thread before sysfs, fork, reaper, exec and privilege drops, once", () => {
   const { net_spawn: spawn, net_join: join, mount, mkdir, fork, reaper, exec: execOp } = OpCode;
   let b = new ProgramBuilder().spawnNetwork().mkdir("proc");
   b.mount("proc", "proc", "proc", 0, null, "proc").mount("sysfs", "sys", "sysfs", MS.RDONLY, null, "sysfs");
@@ -31,6 +32,14 @@ Deno.test("ProgramBuilder joins the network thread before sysfs, fork, reaper an
   assert.deepEqual(opCodes(exec(b)), [spawn, join, reaper, execOp]);
   b = new ProgramBuilder().spawnNetwork();
   assert.deepEqual(opCodes(exec(b)), [spawn, join, execOp]);
+  // The join's setns needs CAP_SYS_ADMIN: before the ops that can take it away.
+  const { setuid, capset, seccomp } = OpCode;
+  b = new ProgramBuilder().spawnNetwork().setuid(1000);
+  assert.deepEqual(opCodes(exec(b)), [spawn, join, setuid, execOp]);
+  b = new ProgramBuilder().spawnNetwork().capset(0n);
+  assert.deepEqual(opCodes(exec(b)), [spawn, join, capset, execOp]);
+  b = new ProgramBuilder().spawnNetwork().seccomp(new Uint8Array(8));
+  assert.deepEqual(opCodes(exec(b)), [spawn, join, seccomp, execOp]);
   // Nothing to join: no op.
   assert.deepEqual(opCodes(exec(new ProgramBuilder().joinNetwork())), [execOp]);
 });
