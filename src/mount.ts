@@ -30,6 +30,19 @@ export function containerPath(rootfs: string, target: string): string {
   return target === "/" ? rootfs : `${rootfs}${target}`;
 }
 
+/**
+ * The options of an overlay mount. `userxattr`: the overlay is always
+ * mounted in the container's user namespace, where the kernel refuses the
+ * `trusted.overlay.*` xattrs that mark opaque directories; without it,
+ * removing or replacing a directory of a lower layer (`rm -rf /etc`, a
+ * package manager renaming a directory) fails with EIO. The `user.overlay.*`
+ * ones need Linux 5.11 and an upper file system with user xattrs (tmpfs,
+ * ext4, xfs, btrfs).
+ */
+export function overlayOptions(lowerDirs: string, upperDir: string, workDir: string): string {
+  return `lowerdir=${lowerDirs},upperdir=${upperDir},workdir=${workDir},userxattr`;
+}
+
 function checkTarget(option: string, target: string): string {
   if (typeof target !== "string" || !target.startsWith("/")) {
     throw SboxError.invalidOption(option, `target must be an absolute path, got ${JSON.stringify(target)}`);
@@ -125,14 +138,14 @@ export class OverlayMount implements Mount {
     const target = containerPath(rootfs, this.target);
     if (this.target !== "/") builder.mkdir(target);
     const what = `cannot mount overlay on ${this.target}`;
-    const lower = `lowerdir=${this.lowerDirs.join(":")}`;
+    const lower = this.lowerDirs.join(":");
     if (this.upperDir !== undefined) {
       builder.mount(
         "overlay",
         target,
         "overlay",
         0,
-        `${lower},upperdir=${this.upperDir},workdir=${this.workDir}`,
+        overlayOptions(lower, this.upperDir, this.workDir!),
         what,
       );
       return;
@@ -156,7 +169,7 @@ export class OverlayMount implements Mount {
       target,
       "overlay",
       0,
-      `${lower},upperdir=${target}/upper,workdir=${target}/work`,
+      overlayOptions(lower, `${target}/upper`, `${target}/work`),
       what,
     );
   }

@@ -17,6 +17,8 @@ import {
   busyboxImage,
   COMMAND_TIMEOUT_MS,
   processesWith,
+  REPLACE_DIR_SCRIPT,
+  replacedDirOutput,
   SBOX,
   sboxOnBusybox,
   scratchDir,
@@ -189,6 +191,25 @@ Deno.test(HOST_ROOT_TEST, {
   assertNothingLeft(result.pid);
 });
 
+const HOST_DIR_TEST = "cli: a host directory can be removed and made again in the container, not on the host";
+Deno.test(HOST_DIR_TEST, {
+  // docs/rootless.md: the copy-up of a parent with an unmapped owner fails.
+  ignore: skipUnlessRoot(HOST_DIR_TEST, "the scratch directory's parents belong to ids a user cannot map"),
+}, async () => {
+  const dir = scratchDir("host-dir-");
+  try {
+    Deno.mkdirSync(`${dir}/sub`);
+    Deno.writeTextFileSync(`${dir}/sub/kept`, "kept");
+    const script = `rm -rf ${dir}/sub && mkdir ${dir}/sub && ls -A ${dir}/sub | wc -l`;
+    const result = await sbox(["run", "--", "/bin/sh", "-c", script]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout.trim(), "0");
+    assert.equal(Deno.readTextFileSync(`${dir}/sub/kept`), "kept");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("cli: the host's programs and files are there, the environment is PATH and HOME only", async () => {
   const result = await sbox(["run", "--", "env"]);
   assert.equal(result.code, 0, result.stderr);
@@ -215,6 +236,14 @@ Deno.test("cli: --rootfs runs in an image; writes vanish and the image is untouc
   assert.throws(() => Deno.statSync(`${image}/etc/new`), Deno.errors.NotFound);
   assert.ok(Deno.lstatSync(`${image}/bin/ls`).isSymlink, "the image lost /bin/ls");
   assertNothingLeft(result.pid);
+});
+
+Deno.test("cli: --rootfs: an image directory can be removed, made again empty, and renamed", async () => {
+  const image = busyboxImage();
+  const result = await busybox(["--", "sh", "-c", REPLACE_DIR_SCRIPT]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stdout, replacedDirOutput(image));
+  assert.ok(Deno.statSync(`${image}/etc/passwd`).isFile, "the image lost /etc/passwd");
 });
 
 Deno.test("cli: options end at the command; -- ends them explicitly", async () => {

@@ -18,6 +18,8 @@ import {
   busyboxImage,
   identityMapper,
   removeScratch,
+  REPLACE_DIR_SCRIPT,
+  replacedDirOutput,
   scratchDir,
   skipUnlessRoot,
   skipWithout,
@@ -201,6 +203,29 @@ Deno.test("overlay: writes land in the upper layer, never in the image", async (
   assert.equal(Deno.readTextFileSync(`${setup.upper}/etc/written`), "secret\n");
   assert.throws(() => Deno.statSync(`${setup.image}/etc/written`));
   assert.ok(Deno.lstatSync(`${setup.image}/bin/ls`).isSymlink, "the image keeps /bin/ls");
+});
+
+// The overlay is mounted in the container's user namespace, where the
+// kernel refuses trusted.* xattrs: overlayOptions asks for user.* ones.
+// Without them, rmdir of an image directory failed with EIO.
+Deno.test("overlay: an image directory can be removed, made again empty, and renamed", async () => {
+  await using setup = await busyboxContainer();
+  const result = await sh(setup.container, REPLACE_DIR_SCRIPT);
+  assert.equal(result.out, replacedDirOutput(setup.image), result.err);
+  assert.ok(Deno.statSync(`${setup.image}/etc/passwd`).isFile, "the image lost /etc/passwd");
+  assert.ok(Deno.statSync(`${setup.image}/sbin`).isDirectory, "the image lost /sbin");
+
+  const dir = scratchDir("replace-");
+  Deno.mkdirSync(`${dir}/root`);
+  const { OverlayMount, BaseMounts } = await import("../mod.ts");
+  await using temporary = await Container.create({
+    rootfs: `${dir}/root`,
+    userMapper: identityMapper(),
+    mounts: [new OverlayMount([setup.image]), new BaseMounts()],
+  });
+  const again = await sh(temporary, REPLACE_DIR_SCRIPT);
+  assert.equal(again.out, replacedDirOutput(setup.image), again.err);
+  Deno.removeSync(dir, { recursive: true });
 });
 
 const MAPS_TEST = "uid and gid maps are the ones configured";

@@ -57,6 +57,19 @@ export function scratchDir(prefix: string): string {
   return Deno.makeTempDirSync({ dir: WORK, prefix });
 }
 
+/**
+ * Removes /etc and makes it again, and renames /sbin, in a busybox image:
+ * overlayfs must mark the new /etc opaque (mount.ts's overlayOptions says
+ * why that needed `userxattr`). Prints what {@linkcode replacedDirOutput} says.
+ */
+export const REPLACE_DIR_SCRIPT = "rm -rf /etc && mkdir /etc && ls -A /etc | wc -l && " +
+  "mv /sbin /sbin2 && ls /sbin2 | wc -l && (ls -d /sbin 2>/dev/null || echo moved)";
+
+/** What {@linkcode REPLACE_DIR_SCRIPT} prints in a container of `image`. */
+export function replacedDirOutput(image: string): string {
+  return `0\n${[...Deno.readDirSync(`${image}/sbin`)].length}\nmoved\n`;
+}
+
 /** Whether the tests run as root. */
 export const isRoot: boolean = Deno.uid() === 0;
 

@@ -12,6 +12,7 @@
  * @module
  */
 
+import { overlayOptions } from "../mount.ts";
 import { MS, type ProgramBuilder } from "../program.ts";
 
 /** Where a container's overlays keep their writable layers. */
@@ -46,6 +47,6 @@ export class TemporaryLayers {
     const n = this.#count++;
     const upper = `${this.dir}/upper-${n}`, work = `${this.dir}/work-${n}`;
     b.mkdir(upper).mkdir(work);
-    b.mount("overlay", target, "overlay", flags, `lowerdir=${lower},upperdir=${upper},workdir=${work}`, what);
+    b.mount("overlay", target, "overlay", flags, overlayOptions(lower, upper, work), what);
   }
 }
