@@ -12,7 +12,7 @@ import { SboxError } from "./error.ts";
 import { launch, type SyncPipe } from "./launch.ts";
 import { containerPath, type Mount } from "./mount.ts";
 import { checkStdio, InitProcess, Process, type Stdio, StdioPlan } from "./process.ts";
-import { CLONE, MS, ProgramBuilder } from "./program.ts";
+import { CLONE, MS, PROGRAM_LIMITS, ProgramBuilder } from "./program.ts";
 import { close, ids, O, stat, tryOpen } from "./sys.ts";
 import { hostId, isMapped, type UserMapper } from "./user.ts";
 import type { NetworkAttachment, NetworkManager } from "./network.ts";
@@ -499,6 +499,12 @@ export function checkProcessOptions(options: ProcessOptions): CheckedProcess {
     }
   }
   if (command[0] === "") throw SboxError.invalidOption("command", "the program name is empty");
+  if (command.length > PROGRAM_LIMITS.arrayEntries) {
+    throw SboxError.invalidOption(
+      "command",
+      `${command.length} arguments, at most ${PROGRAM_LIMITS.arrayEntries}`,
+    );
+  }
   if (typeof env !== "object" || env === null) throw SboxError.invalidOption("env", "must be an object");
   const envp: string[] = [];
   for (const [key, value] of Object.entries(env)) {
@@ -509,6 +515,9 @@ export function checkProcessOptions(options: ProcessOptions): CheckedProcess {
       throw SboxError.invalidOption("env", `value of ${key} must be a string without NUL bytes`);
     }
     envp.push(`${key}=${value}`);
+  }
+  if (envp.length > PROGRAM_LIMITS.arrayEntries) {
+    throw SboxError.invalidOption("env", `${envp.length} variables, at most ${PROGRAM_LIMITS.arrayEntries}`);
   }
   if (typeof cwd !== "string" || !cwd.startsWith("/")) {
     throw SboxError.invalidOption("cwd", `must be an absolute path, got ${JSON.stringify(cwd)}`);
@@ -524,6 +533,12 @@ export function checkProcessOptions(options: ProcessOptions): CheckedProcess {
   }
   const groups = options.groups ?? [];
   if (!Array.isArray(groups)) throw SboxError.invalidOption("groups", "must be an array of ids");
+  if (groups.length > PROGRAM_LIMITS.arrayEntries) {
+    throw SboxError.invalidOption(
+      "groups",
+      `${groups.length} groups, at most ${PROGRAM_LIMITS.arrayEntries}`,
+    );
+  }
   return {
     command: [...command],
     env: envp,

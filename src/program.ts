@@ -114,6 +114,12 @@ const MOUNT_KEEP_LOCKED_FLAGS = 1;
 const MOUNT_IGNORE_MISSING = 2;
 /** The kernel's limit on a classic BPF program (BPF_MAXINSNS). */
 const MAX_FILTER_INSTRUCTIONS = 4096;
+/**
+ * The helper's limits on a program (`max_ops`, `max_bytes` and
+ * `max_array_len` in helper/program.zig), checked here first so that a
+ * program past them is an error that says why, before any process exists.
+ */
+export const PROGRAM_LIMITS = { ops: 4096, bytes: 8 * 1024 * 1024, arrayEntries: 65536 } as const;
 
 type Arg =
   | number
@@ -349,6 +355,12 @@ export class ProgramBuilder {
     if (ops.length === 0 || ops[ops.length - 1].code !== OpCode.exec) {
       throw new Error("sbox internal error: a program must end with exec");
     }
+    if (ops.length > PROGRAM_LIMITS.ops) {
+      throw new SboxError(
+        `the setup program has ${ops.length} steps, at most ${PROGRAM_LIMITS.ops}: too many mounts`,
+        { step: "options" },
+      );
+    }
     const out = new ProgramWriter(HEADER_BYTES + ops.length * OP_BYTES);
     ops.forEach((op, i) => {
       const at = HEADER_BYTES + i * OP_BYTES;
@@ -357,6 +369,13 @@ export class ProgramBuilder {
       op.args.forEach((arg, j) => out.word(at + 8 + 8 * j, out.add(arg)));
     });
     const bytes = out.finish();
+    if (bytes.length > PROGRAM_LIMITS.bytes) {
+      throw new SboxError(
+        `the setup program is ${bytes.length} bytes, at most ${PROGRAM_LIMITS.bytes}: ` +
+          "the command, the environment or the paths are too long",
+        { step: "options" },
+      );
+    }
     const view = new DataView(bytes.buffer);
     view.setUint32(0, MAGIC, true);
     view.setUint32(4, PROGRAM_VERSION, true);

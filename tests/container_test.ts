@@ -13,6 +13,7 @@ import {
   SboxError,
   TmpfsMount,
 } from "../mod.ts";
+import { PROGRAM_LIMITS } from "../src/program.ts";
 import {
   busyboxContainer,
   busyboxImage,
@@ -376,6 +377,26 @@ Deno.test("Container.create and start reject bad options before any process exis
   await rejects(
     () => container.start({ command: ["/bin/sh"], stdout: "pipe" as "piped" }),
     /invalid option stdout/,
+  );
+  // Past the helper's limits on a setup program (leak_test.ts checks that
+  // nothing stays behind).
+  const names = Array.from({ length: PROGRAM_LIMITS.arrayEntries + 1 }, (_, i) => `V${i}`);
+  await rejects(
+    () => container.start({ command: ["/bin/sh", ...names] }),
+    /invalid option command: 65538 arguments, at most 65536/,
+  );
+  await rejects(
+    () => container.start({ command: ["/bin/sh"], env: Object.fromEntries(names.map((name) => [name, ""])) }),
+    /invalid option env: 65537 variables, at most 65536/,
+  );
+  const crowded = await Container.create({
+    rootfs: `${dir}/root`,
+    userMapper: mapper,
+    mounts: Array.from({ length: 2100 }, (_, i) => new TmpfsMount(`/m${i}`)),
+  });
+  await rejects(
+    () => crowded.start({ command: ["/bin/sh"] }),
+    /setup program has \d+ steps, at most 4096: too many mounts/,
   );
   await container.destroy();
   Deno.removeSync(dir, { recursive: true });

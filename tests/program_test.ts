@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { MS, OP_BYTES, OpCode, ProgramBuilder } from "../src/program.ts";
+import { MS, OP_BYTES, OpCode, PROGRAM_LIMITS, ProgramBuilder } from "../src/program.ts";
 
 const HEADER_BYTES = 16;
 
@@ -50,4 +50,24 @@ Deno.test("ProgramBuilder makes one network thread per program", () => {
     () => new ProgramBuilder().spawnNetwork().joinNetwork().spawnNetwork(),
     /a second network thread/,
   );
+});
+
+Deno.test("PROGRAM_LIMITS are the helper's, and a program past them is an error that says why", () => {
+  const zig = Deno.readTextFileSync(new URL("../helper/program.zig", import.meta.url));
+  const limit = (name: string) => {
+    const expression = new RegExp(`pub const ${name}: \\w+ = ([\\d *]+);`).exec(zig)?.[1];
+    assert.ok(expression, `${name} not found in helper/program.zig`);
+    return expression.split("*").reduce((product, factor) => product * Number(factor.trim()), 1);
+  };
+  assert.deepEqual(PROGRAM_LIMITS, {
+    ops: limit("max_ops"),
+    bytes: limit("max_bytes"),
+    arrayEntries: limit("max_array_len"),
+  });
+
+  const tooMany = new ProgramBuilder();
+  for (let i = 0; i < PROGRAM_LIMITS.ops; i++) tooMany.mkdir(`d${i}`);
+  assert.throws(() => exec(tooMany), /the setup program has 4097 steps, at most 4096: too many mounts/);
+  const tooLong = new ProgramBuilder().mkdir("x".repeat(PROGRAM_LIMITS.bytes));
+  assert.throws(() => exec(tooLong), /the setup program is \d+ bytes, at most 8388608/);
 });

@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { BindMount, Container, SboxError, type UserMapper } from "../../mod.ts";
+import { BindMount, Container, SboxError, TmpfsMount, type UserMapper } from "../../mod.ts";
 import { busyboxContainer, identityMapper, scratchDir, snapshot } from "../fixtures.ts";
 
 const ENV = { PATH: "/bin:/usr/bin" };
@@ -25,7 +25,7 @@ function failingMapper(): UserMapper {
 }
 
 /** Each kind fails at a different place; "ok" succeeds. */
-const KINDS = ["exec-enoent", "exec-eacces", "chdir", "mount", "mapper", "exec-path"] as const;
+const KINDS = ["exec-enoent", "exec-eacces", "chdir", "mount", "mapper", "exec-path", "program"] as const;
 
 async function runOnce(kind: (typeof KINDS)[number] | "ok", reaper = false): Promise<string> {
   await using setup = await busyboxContainer({ userMapper: kind === "mapper" ? failingMapper() : undefined });
@@ -40,6 +40,19 @@ async function runOnce(kind: (typeof KINDS)[number] | "ok", reaper = false): Pro
       cgroup: setup.cgroup,
       userMapper: identityMapper(),
       mounts: [...setup.container.mounts, new BindMount(`${extraDir}/file`, "/etc/passwd/file")],
+    });
+  }
+  if (kind === "program") {
+    // More mounts than one setup program holds: refused after the stdio
+    // pipes and the child cgroup exist, before clone3.
+    container = await Container.create({
+      rootfs: `${setup.dir}/root`,
+      cgroup: setup.cgroup,
+      userMapper: identityMapper(),
+      mounts: [
+        ...setup.container.mounts,
+        ...Array.from({ length: 2100 }, (_, i) => new TmpfsMount(`/m${i}`)),
+      ],
     });
   }
   try {
