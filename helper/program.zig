@@ -18,7 +18,8 @@ const std = @import("std");
 pub const magic: u32 = 0x31584253; // "SBX1"
 pub const version: u32 = 4; // 2: security ops; 3: the library's calls through sbox_call; 4: network thread
 
-/// Explicit limits: a program larger than this is a bug in the compiler.
+/// Explicit limits. The compiler checks them first (PROGRAM_LIMITS in
+/// src/program.ts, which a test keeps equal) and says which was passed.
 pub const max_ops: u32 = 4096;
 pub const max_bytes: usize = 8 * 1024 * 1024;
 pub const max_array_len: usize = 65536;
