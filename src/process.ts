@@ -197,7 +197,13 @@ export class Process {
     return this.#reaped;
   }
 
-  /** Sends a signal (default SIGTERM); does nothing once the process is reaped. */
+  /**
+   * Sends a signal (default SIGTERM); does nothing once the process is
+   * reaped. A container's init is pid 1 of its pid namespace, and the kernel
+   * delivers to it only SIGKILL, SIGSTOP and the signals it has a handler
+   * for: most programs ignore this SIGTERM as init. Start with
+   * `reaper: true` to have it forwarded to the command, or send SIGKILL.
+   */
   kill(signal: SignalLike = "SIGTERM"): void {
     const n = signalNumber(signal);
     if (this.#reaped) return;
