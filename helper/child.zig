@@ -10,6 +10,8 @@ const SYS = linux.SYS;
 const program = @import("program.zig");
 const clone = @import("clone.zig");
 const reaper_loop = @import("reaper.zig");
+const own_mounts = @import("own_mounts.zig");
+const OwnMounts = own_mounts.OwnMounts;
 
 /// Placed by the parent at the top of the child's stack region.
 pub const Context = extern struct {
@@ -53,24 +55,24 @@ fn forkEntry(arg: usize) callconv(.c) u8 {
 }
 
 fn run(ctx: *Context) noreturn {
+    // A process made by a fork op starts with an empty record: it trusts less.
+    var own = OwnMounts{};
     var i: u32 = ctx.resume_at;
     while (i < ctx.op_count) : (i += 1) {
         const op = &ctx.ops[i];
-        const rc = step(ctx, i, op);
+        const rc = step(ctx, i, op, &own);
         if (errnoOf(rc)) |e| fail(ctx, i, op.code, e);
     }
     // link() guarantees the last op is exec, which only returns on failure.
     unreachable;
 }
 
-fn step(ctx: *Context, index: u32, op: *const program.Op) usize {
+fn step(ctx: *Context, index: u32, op: *const program.Op, own: *OwnMounts) usize {
     const a = op.args;
     return switch (op.code) {
         .wait_parent => waitParent(@intCast(a[0]), @intCast(a[1])),
-        .mount => mount(op),
-        .mkdir => allowExisting(linux.syscall3(.mkdirat, at_fdcwd, a[0], a[1])),
-        .touch => touch(a[0], a[1]),
-        .symlink => allowExisting(linux.syscall3(.symlinkat, a[0], at_fdcwd, a[1])),
+        .mount => mount(op, own),
+        .mkdir, .touch, .symlink => createEntry(op, own),
         .pivot_root => pivotRoot(a[0]),
         .sethostname => linux.syscall2(.sethostname, a[0], cstrlen(a[0])),
         .loopback_up => loopbackUp(),
@@ -81,7 +83,10 @@ fn step(ctx: *Context, index: u32, op: *const program.Op) usize {
         else
             linux.syscall3(.dup3, a[0], a[1], 0),
         .cloexec_from => linux.syscall3(.close_range, a[0], std.math.maxInt(u32), close_range_cloexec),
-        .chdir => linux.syscall1(.chdir, a[0]),
+        .chdir => blk: {
+            own.forget(); // relative paths lead somewhere else now
+            break :blk linux.syscall1(.chdir, a[0]);
+        },
         .setgroups => linux.syscall2(.setgroups, a[0], a[1]),
         .setgid => linux.syscall3(.setresgid, a[0], a[0], a[0]),
         .setuid => linux.syscall3(.setresuid, a[0], a[0], a[0]),
@@ -152,10 +157,33 @@ fn waitParent(fd: i32, parent_end: i32) usize {
     return linux.syscall1(.close, @bitCast(@as(isize, fd)));
 }
 
-fn mount(op: *const program.Op) usize {
-    const rc = mountOrRemount(op);
+fn mount(op: *const program.Op, own: *OwnMounts) usize {
+    const a = op.args;
+    const bind = a[3] & linux.MS.BIND != 0;
+    var rc: usize = 0;
+    if (bind and a[0] != 0) rc = checkInRoot(own, a[0], .whole); // a path only for a bind
+    if (errnoOf(rc) == null) rc = checkInRoot(own, a[1], .whole);
+    if (errnoOf(rc) == null) rc = mountOrRemount(op);
+    if (errnoOf(rc) == null) recordMount(own, a, bind);
     if (op.flags & program.mount_ignore_missing != 0 and errnoOf(rc) == @intFromEnum(linux.E.NOENT)) return 0;
     return rc;
+}
+
+/// Notes what a mount shows (own_mounts.zig): a new file system other than
+/// an overlay is own, a bind is as own as its source.
+fn recordMount(own: *OwnMounts, a: [6]u64, bind: bool) void {
+    const target = cstr(a[1]);
+    if (target[0] == '/') return own.forget();
+    if (a[3] & linux.MS.REMOUNT != 0) return;
+    const is_own = if (bind)
+        a[0] != 0 and cstr(a[0])[0] != '/' and own.contains(cstr(a[0]))
+    else
+        a[2] != 0 and !std.mem.eql(u8, cstr(a[2]), "overlay");
+    own.record(target, is_own);
+}
+
+fn cstr(p: u64) [:0]const u8 {
+    return std.mem.span(@as([*:0]const u8, @ptrFromInt(p)));
 }
 
 fn mountOrRemount(op: *const program.Op) usize {
@@ -234,10 +262,62 @@ fn setRlimit(resource: u64, soft: u64, hard: u64) usize {
     return linux.syscall4(.prlimit64, 0, resource, @intFromPtr(&limit), 0);
 }
 
-/// An empty regular file; one that exists already is fine. mknod makes it
-/// in one syscall where open and close take two.
-fn touch(path: u64, mode: u64) usize {
-    return allowExisting(linux.syscall4(.mknodat, at_fdcwd, path, linux.S.IFREG | (mode & 0o7777), 0));
+/// mkdir, touch (an empty regular file, made by mknod in one syscall where
+/// open and close take two) or symlink, once the parent of the new entry
+/// passed `checkInRoot`. An existing entry is fine: a mount on it checks it
+/// whole.
+fn createEntry(op: *const program.Op, own: *const OwnMounts) usize {
+    const a = op.args;
+    const rc = checkInRoot(own, if (op.code == .symlink) a[1] else a[0], .parent);
+    if (errnoOf(rc) != null) return rc;
+    return allowExisting(switch (op.code) {
+        .mkdir => linux.syscall3(.mkdirat, at_fdcwd, a[0], a[1]),
+        .touch => linux.syscall4(.mknodat, at_fdcwd, a[0], linux.S.IFREG | (a[1] & 0o7777), 0),
+        .symlink => linux.syscall3(.symlinkat, a[0], at_fdcwd, a[1]),
+        else => unreachable,
+    });
+}
+
+// Relative paths lie in the container's root: the image and the upper
+// layer, which a container's earlier runs may have written when the upper
+// layer is kept. A symbolic link there, followed now, would lead the setup
+// out of the root, to create files or mount over paths of the host as the
+// mapped root (host root under the default id map). So before an op uses a
+// relative path, the child walks it with openat2 and RESOLVE_NO_SYMLINKS |
+// RESOLVE_BENEATH, and fails with ELOOP at a link. Nothing untrusted runs
+// during the setup, so the path cannot change between the walk and the op.
+// Absolute paths are the host's, given by the caller; after pivot_root every
+// path resolves inside the container. Paths in file systems the setup
+// mounted itself need no walk (own_mounts.zig).
+
+const OpenHow = extern struct { flags: u64, mode: u64, resolve: u64 };
+const resolve_no_symlinks: u64 = 0x04;
+const resolve_beneath: u64 = 0x08;
+
+fn checkInRoot(own: *const OwnMounts, path_arg: u64, part: enum { whole, parent }) usize {
+    const full = cstr(path_arg);
+    if (full.len == 0 or full[0] == '/') return 0;
+    if (part == .whole) return if (own.contains(full)) 0 else walkInRoot(full.ptr);
+    const path = own_mounts.plain(full);
+    // The parent of a path without a slash is the root itself.
+    const slash = std.mem.lastIndexOfScalar(u8, path, '/') orelse return 0;
+    if (own.contains(path[0..slash])) return 0;
+    var parent: [std.os.linux.PATH_MAX]u8 = undefined;
+    std.debug.assert(slash < parent.len);
+    @memcpy(parent[0..slash], path[0..slash]);
+    parent[slash] = 0;
+    return walkInRoot(@ptrCast(&parent));
+}
+
+fn walkInRoot(path: [*:0]const u8) usize {
+    const how = OpenHow{
+        .flags = @as(u32, @bitCast(linux.O{ .PATH = true, .CLOEXEC = true })),
+        .mode = 0,
+        .resolve = resolve_no_symlinks | resolve_beneath,
+    };
+    const fd = linux.syscall4(.openat2, at_fdcwd, @intFromPtr(path), @intFromPtr(&how), @sizeOf(OpenHow));
+    if (errnoOf(fd) != null) return fd;
+    return linux.syscall1(.close, fd);
 }
 
 fn writeFile(path: u64, data: u64, mode: u64) usize {

@@ -111,3 +111,7 @@ test "link: a network thread is joined before any op that uses its stack or give
     };
     for (bad) |codes| try std.testing.expectError(error.BadOp, program.link(buildOps(&storage, codes)));
 }
+
+test {
+    _ = @import("own_mounts.zig");
+}

@@ -146,7 +146,15 @@ export interface Program {
   describe(index: number): { step: OpName; what: string };
 }
 
-/** Builds a setup program op by op; `build()` encodes it. */
+/**
+ * Builds a setup program op by op; `build()` encodes it.
+ *
+ * Relative paths are paths in the container's root (the working directory
+ * during the mounts). The child walks each of them for symbolic links before
+ * it uses one, except in file systems it mounted itself (helper/child.zig,
+ * `checkInRoot`): the image or a kept upper layer could otherwise lead the
+ * setup out of the root.
+ */
 export class ProgramBuilder {
   readonly #ops: PendingOp[] = [];
   /** The network thread of `spawnNetwork`: none yet, running, or joined. */
@@ -188,17 +196,21 @@ export class ProgramBuilder {
 
   /** mkdir(2); an existing directory is fine. */
   mkdir(path: string, mode = 0o755): this {
-    return this.#push(OpCode.mkdir, [{ str: path }, mode], `cannot create directory ${path}`);
+    return this.#push(OpCode.mkdir, [{ str: path }, mode], `cannot create directory ${shown(path)}`);
   }
 
   /** Create an empty file to bind-mount onto. */
   touch(path: string, mode = 0o644): this {
-    return this.#push(OpCode.touch, [{ str: path }, mode], `cannot create file ${path}`);
+    return this.#push(OpCode.touch, [{ str: path }, mode], `cannot create file ${shown(path)}`);
   }
 
   /** symlink(2); an existing entry is fine. */
   symlink(target: string, path: string): this {
-    return this.#push(OpCode.symlink, [{ str: target }, { str: path }], `cannot create symlink ${path}`);
+    return this.#push(
+      OpCode.symlink,
+      [{ str: target }, { str: path }],
+      `cannot create symlink ${shown(path)}`,
+    );
   }
 
   /** Make `path` the root and detach the old one. */
@@ -389,6 +401,11 @@ export class ProgramBuilder {
       }),
     };
   }
+}
+
+/** A path for an error message: one in the container's root ("./etc") as the container sees it ("/etc"). */
+function shown(path: string): string {
+  return path.startsWith("./") ? path.slice(1) : path;
 }
 
 function s(value: string | null): Arg {

@@ -286,6 +286,33 @@ Deno.test("cli: --bind read-write and read-only, with missing parents created", 
   }
 });
 
+Deno.test("cli: --bind through a symbolic link of the image that leads out of it fails; nothing reaches the host", async () => {
+  const dir = scratchDir("cli-link-");
+  try {
+    // An image whose /mnt points at a host directory.
+    Deno.mkdirSync(`${dir}/victim`);
+    Deno.mkdirSync(`${dir}/image`);
+    Deno.symlinkSync(`${dir}/victim`, `${dir}/image/mnt`);
+    Deno.writeTextFileSync(`${dir}/file`, "a file");
+    const result = await sbox([
+      "run",
+      "--rootfs",
+      `${dir}/image`,
+      "--bind",
+      `${dir}/file:/mnt/sub/file`,
+      "--",
+      "/x",
+    ]);
+    assertSboxFailed(
+      result,
+      /cannot create directory \/mnt\/sub: ELOOP .*symbolic link in the container's root/,
+    );
+    assert.deepEqual([...Deno.readDirSync(`${dir}/victim`)], [], "nothing was created on the host");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("cli: --tmpfs with and without a size", async () => {
   const result = await busybox([
     "--tmpfs",

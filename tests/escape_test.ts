@@ -318,6 +318,48 @@ Deno.test("/tmp and /dev/shm fill up at their size limit", async () => {
   assert.match(out, /^\S+\s+65536\s/m, "/dev/shm is 64 MiB by default");
 });
 
+// A container may leave symbolic links in an upper layer that is kept for
+// its next run. The next start's setup must not follow them out of the
+// root: as the mapped root (host root here) it would create files, or mount,
+// on the host's paths.
+Deno.test("a symbolic link planted in a kept upper layer does not lead the next setup onto the host", async () => {
+  const victim = scratchDir("victim-");
+  try {
+    await using setup = await container();
+    const planted = await run(setup, [
+      "/bin/sh",
+      "-c",
+      `rm -rf /mnt && ln -s ${victim} /mnt && echo planted`,
+    ]);
+    assert.equal(planted, "planted\n");
+    // The control: the link is there, pointing at the host's directory.
+    assert.equal(Deno.readLinkSync(`${setup.dir}/upper/mnt`), victim);
+
+    Deno.writeTextFileSync(`${setup.dir}/payload`, "payload");
+    for (
+      const [mount, step] of [
+        [new BindMount(`${setup.dir}/payload`, "/mnt/planted-file"), "touch"],
+        [new TmpfsMount("/mnt/planted-dir/sub"), "mkdir"],
+        [new BindMount(`${setup.dir}/payload`, "/mnt"), "mount"],
+      ] as const
+    ) {
+      const next = await Container.create({
+        rootfs: `${setup.dir}/root`,
+        userMapper: identityMapper(),
+        mounts: [...setup.container.mounts, mount],
+      });
+      const err = await next.start({ command: ["/bin/true"] }).then(() => undefined, (e) => e);
+      await next.destroy();
+      assert.equal(err?.errno, "ELOOP", `${mount.target}: ${err}`);
+      assert.equal(err?.step, step);
+      assert.match(err.message, /a symbolic link in the container's root, which sbox does not follow/);
+    }
+    assert.deepEqual([...Deno.readDirSync(victim)], [], "nothing was created on the host");
+  } finally {
+    Deno.removeSync(victim, { recursive: true });
+  }
+});
+
 Deno.test("TIOCSTI is denied, and the process has no controlling terminal", async () => {
   assert.equal(onHost(["tiocsti-high"]).startsWith("tiocsti-high E"), true);
   await using setup = await container();
