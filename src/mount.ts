@@ -31,6 +31,19 @@ export function containerPath(rootfs: string, target: string): string {
 }
 
 /**
+ * Appends a mkdir for each parent directory of container path `target`
+ * (not `target` itself), so that a mount may go below directories the image
+ * lacks, as with `mkdir -p`. Existing ones are fine. The child checks each
+ * for symbolic links first, so none of them is made outside the root.
+ */
+function compileParents(builder: ProgramBuilder, rootfs: string, target: string): void {
+  const parts = target.split("/").filter(Boolean);
+  for (let i = 1; i < parts.length; i++) {
+    builder.mkdir(containerPath(rootfs, `/${parts.slice(0, i).join("/")}`));
+  }
+}
+
+/**
  * The options of an overlay mount. `userxattr`: the overlay is always
  * mounted in the container's user namespace, where the kernel refuses the
  * `trusted.overlay.*` xattrs that mark opaque directories; without it,
@@ -136,7 +149,10 @@ export class OverlayMount implements Mount {
   /** Appends the overlay mount (and the tmpfs of a temporary upper layer). */
   compile(builder: ProgramBuilder, rootfs: string): void {
     const target = containerPath(rootfs, this.target);
-    if (this.target !== "/") builder.mkdir(target);
+    if (this.target !== "/") {
+      compileParents(builder, rootfs, this.target);
+      builder.mkdir(target);
+    }
     const what = `cannot mount overlay on ${this.target}`;
     const lower = this.lowerDirs.join(":");
     if (this.upperDir !== undefined) {
@@ -177,7 +193,8 @@ export class OverlayMount implements Mount {
 
 /**
  * A bind mount of host path `source` on container path `target`,
- * read-only with `{ readonly: true }`.
+ * read-only with `{ readonly: true }`. The target and its missing parent
+ * directories are made in the container's root.
  *
  * @example Share a directory read-only
  * ```ts ignore
@@ -217,6 +234,7 @@ export class BindMount implements Mount {
   /** Appends the target creation, the bind and the read-only remount. */
   compile(builder: ProgramBuilder, rootfs: string): void {
     const target = containerPath(rootfs, this.target);
+    compileParents(builder, rootfs, this.target);
     if (stat(this.source)?.isDirectory) builder.mkdir(target);
     else builder.touch(target);
     builder.mount(
@@ -243,7 +261,8 @@ export class BindMount implements Mount {
 
 /**
  * A tmpfs on container path `target`; `size` in bytes (default: the
- * kernel's, half of RAM).
+ * kernel's, half of RAM). The target and its missing parent directories are
+ * made in the container's root.
  *
  * @example A 64 MiB /tmp
  * ```ts ignore
@@ -281,6 +300,7 @@ export class TmpfsMount implements Mount {
   compile(builder: ProgramBuilder, rootfs: string): void {
     const target = containerPath(rootfs, this.target);
     const size = this.size === undefined ? "" : `,size=${this.size}`;
+    compileParents(builder, rootfs, this.target);
     builder.mkdir(target);
     builder.mount(
       "tmpfs",

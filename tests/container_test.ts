@@ -309,6 +309,29 @@ Deno.test("bind and tmpfs mounts; cwd and env reach the program", async () => {
   await removeScratch(dir);
 });
 
+Deno.test("mounts below directories the image lacks make them, as mkdir -p does", async () => {
+  const dir = scratchDir("parents-");
+  try {
+    Deno.mkdirSync(`${dir}/root`);
+    Deno.writeTextFileSync(`${dir}/file`, "a file");
+    const { OverlayMount, BaseMounts } = await import("../mod.ts");
+    await using container = await Container.create({
+      rootfs: `${dir}/root`,
+      userMapper: identityMapper(),
+      mounts: [
+        new OverlayMount([busyboxImage()]),
+        new BaseMounts(),
+        new BindMount(`${dir}/file`, "/a/b/c/file", { readonly: true }),
+        new TmpfsMount("/x/y/z"),
+      ],
+    });
+    const result = await sh(container, "cat /a/b/c/file && echo && grep -c ' /x/y/z tmpfs ' /proc/mounts");
+    assert.equal(result.out, "a file\n1\n", result.err);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("the environment is complete: nothing is inherited", async () => {
   await using setup = await busyboxContainer();
   const init = await setup.container.start({

@@ -2,13 +2,13 @@
  * The mounts of a `sbox run` container, in order: the root (an image overlay
  * with `--rootfs`, else the host's root, see hostroot.ts), the base file
  * systems (/proc, /sys, /dev), a fresh 64 MiB tmpfs /tmp, then `--bind` and
- * `--tmpfs` in command-line order, each with its missing parent directories.
+ * `--tmpfs` in command-line order (each makes its missing parent directories).
  *
  * @module
  */
 
 import { SboxError } from "../error.ts";
-import { BaseMounts, BindMount, containerPath, DEFAULT_SHM_SIZE, type Mount, TmpfsMount } from "../mount.ts";
+import { BaseMounts, BindMount, DEFAULT_SHM_SIZE, type Mount, TmpfsMount } from "../mount.ts";
 import type { ProgramBuilder } from "../program.ts";
 import { readLink, stat } from "../sys.ts";
 import type { MountSpec } from "./args.ts";
@@ -29,33 +29,13 @@ export function imageDir(rootfs: string): string {
   return dir;
 }
 
-/**
- * Creates the directories leading to `target` (not `target` itself), so that
- * `--bind /src:/a/b/c` works where /a/b does not exist yet. They are created
- * in the container's writable root and vanish with it.
- */
-class ParentDirs implements Mount {
-  readonly target: string;
-
-  constructor(target: string) {
-    this.target = target;
-  }
-
-  validate(): void {}
-
-  compile(b: ProgramBuilder, rootfs: string): void {
-    const parts = this.target.split("/").filter(Boolean);
-    for (let i = 1; i < parts.length; i++) b.mkdir(containerPath(rootfs, `/${parts.slice(0, i).join("/")}`));
-  }
-}
-
 function userMount(spec: MountSpec): Mount[] {
   if (spec.kind === "tmpfs") {
-    return [new ParentDirs(spec.target), new TmpfsMount(spec.target, { size: spec.size })];
+    return [new TmpfsMount(spec.target, { size: spec.size })];
   }
   const source = hostPath(spec.source);
   if (!stat(source)) throw SboxError.invalidOption("--bind", `${source} does not exist`);
-  return [new ParentDirs(spec.target), new BindMount(source, spec.target, { readonly: spec.readonly })];
+  return [new BindMount(source, spec.target, { readonly: spec.readonly })];
 }
 
 /** An image directory as the read-only lower layer of the root, with a temporary upper layer. */
