@@ -196,7 +196,9 @@ Deno.test(HOST_DIR_TEST, {
   // docs/rootless.md: the copy-up of a parent with an unmapped owner fails.
   ignore: skipUnlessRoot(HOST_DIR_TEST, "the scratch directory's parents belong to ids a user cannot map"),
 }, async () => {
-  const dir = scratchDir("host-dir-");
+  // Not in the tests' scratch directory, which may be under /tmp: the host's
+  // root view has a fresh /tmp.
+  const dir = Deno.makeTempDirSync({ dir: "/var/tmp", prefix: "sbox-host-dir-" });
   try {
     Deno.mkdirSync(`${dir}/sub`);
     Deno.writeTextFileSync(`${dir}/sub/kept`, "kept");
