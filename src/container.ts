@@ -168,6 +168,10 @@ export class Container implements AsyncDisposable {
   readonly #processes = new Set<Process>();
   readonly #createdCgroups: Cgroup[] = [];
   #destroyed = false;
+  /** A start() under way: a second one is refused at once. */
+  #starting = false;
+  /** Starts and execs under way, with the bookkeeping of what they make: destroy() waits for them. */
+  readonly #launches = new Set<Promise<unknown>>();
 
   private constructor(options: ContainerOptions, security: ContainerSecurity) {
     this.#security = security;
@@ -190,8 +194,19 @@ export class Container implements AsyncDisposable {
   /** Starts the init process (pid 1 of the container). Only one per container. */
   async start(options: ProcessOptions): Promise<InitProcess> {
     this.#checkUsable();
-    if (this.#init) throw new SboxError("the container was already started", { step: "options" });
+    if (this.#init || this.#starting) {
+      throw new SboxError("the container was already started", { step: "options" });
+    }
     const p = this.#checkProcess(options);
+    this.#starting = true;
+    try {
+      return await this.#tracked(() => this.#startInit(p, options));
+    } finally {
+      this.#starting = false;
+    }
+  }
+
+  async #startInit(p: CheckedProcess, options: ProcessOptions): Promise<InitProcess> {
     // A network manager attaches to the network namespace before the init
     // is released, so it must come with clone3. Otherwise a thread of the
     // init makes it while the init mounts (ProgramBuilder.spawnNetwork).
@@ -238,6 +253,10 @@ export class Container implements AsyncDisposable {
       throw new SboxError("exec: the container's init process has exited", { step: "options" });
     }
     const p = this.#checkProcess(options);
+    return this.#tracked(() => this.#execProcess(init, p));
+  }
+
+  async #execProcess(init: InitProcess, p: CheckedProcess): Promise<Process> {
     const launched = await this.#launch(p, 0n, init.pidfd, (b, _sync, stdio, cgroupFd) => {
       dieWithParent(b);
       b.setns(init.pidfd, JOINED, "cannot join the container's namespaces");
@@ -265,6 +284,8 @@ export class Container implements AsyncDisposable {
         // Without cgroup.kill, killing init below ends its pid namespace.
       }
     }
+    // Starts and execs under way finish first: what they make dies below too.
+    await Promise.allSettled([...this.#launches]);
     await Promise.all([...this.#processes].map((p) => p.dispose()));
     await this.#network?.stop();
     for (const cgroup of this.#createdCgroups.reverse()) await cgroup.remove();
@@ -273,6 +294,17 @@ export class Container implements AsyncDisposable {
   /** `await using container = ...` destroys it at the end of the scope. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.destroy();
+  }
+
+  /** Runs `work` (a launch and the bookkeeping of what it made) where destroy() waits for it. */
+  async #tracked<T>(work: () => Promise<T>): Promise<T> {
+    const running = work();
+    this.#launches.add(running);
+    try {
+      return await running;
+    } finally {
+      this.#launches.delete(running);
+    }
   }
 
   #checkUsable(): void {

@@ -425,6 +425,18 @@ Deno.test("Container.create and start reject bad options before any process exis
   Deno.removeSync(dir, { recursive: true });
 });
 
+Deno.test("a second start() while one is under way is refused; destroy() during start() kills the init", async () => {
+  // No cgroup: its cgroup.kill would catch the init anyway.
+  await using setup = await busyboxContainer({ cgroup: false });
+  const first = setup.container.start({ command: ["/bin/sleep", "10"], env: ENV });
+  const second = await setup.container.start({ command: ["/bin/true"] }).then(() => undefined, (e) => e);
+  assert.ok(second instanceof SboxError);
+  assert.match(second.message, /already started/);
+  await setup.container.destroy();
+  const status = await (await first).status;
+  assert.deepEqual([status.success, status.signal], [false, "SIGKILL"]);
+});
+
 Deno.test("a missing program rejects start() with SboxError step exec, errno ENOENT", async () => {
   await using setup = await busyboxContainer();
   const err = await setup.container.start({ command: ["/bin/nope"], env: ENV }).then(

@@ -23,11 +23,12 @@ Deno.test("100 starts, a fifth failing at different steps, leave nothing behind"
   const { steps, before, after } = JSON.parse(text(output.stdout));
   assert.deepEqual(steps, {
     chdir: 3,
-    exec: 9, // ENOENT and EACCES at start, ENOENT on the exec path (3 each)
+    destroyed: 2, // destroy() while start() is under way
+    exec: 8, // ENOENT and EACCES at start (3 each), ENOENT on the exec path (2)
     ok: 80,
     options: 2, // too many mounts for one setup program
     touch: 3, // the mount kind fails creating its target under a file
-    user: 3,
+    user: 2,
   });
   assert.deepEqual(after.fds, before.fds, "the same open fds");
   assert.deepEqual(after.children, [], "no child processes or zombies");

@@ -25,7 +25,16 @@ function failingMapper(): UserMapper {
 }
 
 /** Each kind fails at a different place; "ok" succeeds. */
-const KINDS = ["exec-enoent", "exec-eacces", "chdir", "mount", "mapper", "exec-path", "program"] as const;
+const KINDS = [
+  "exec-enoent",
+  "exec-eacces",
+  "chdir",
+  "mount",
+  "mapper",
+  "exec-path",
+  "program",
+  "destroyed",
+] as const;
 
 async function runOnce(kind: (typeof KINDS)[number] | "ok", reaper = false): Promise<string> {
   await using setup = await busyboxContainer({ userMapper: kind === "mapper" ? failingMapper() : undefined });
@@ -54,6 +63,21 @@ async function runOnce(kind: (typeof KINDS)[number] | "ok", reaper = false): Pro
         ...Array.from({ length: 2100 }, (_, i) => new TmpfsMount(`/m${i}`)),
       ],
     });
+  }
+  if (kind === "destroyed") {
+    // destroy() while start() is under way: it waits for the start, then
+    // kills what it made. Without a cgroup, whose cgroup.kill would catch
+    // the init anyway.
+    container = await Container.create({
+      rootfs: `${setup.dir}/root`,
+      userMapper: identityMapper(),
+      mounts: setup.container.mounts,
+    });
+    const starting = container.start({ command: ["/bin/sleep", "10"], env: ENV, reaper });
+    await container.destroy();
+    const status = await starting.then((init) => init.status, () => ({ signal: "SIGKILL" }));
+    assert.equal(status.signal, "SIGKILL");
+    return "destroyed";
   }
   try {
     const command = kind === "exec-enoent"
