@@ -173,10 +173,10 @@ fn mount(op: *const program.Op, own: *OwnMounts) usize {
 /// an overlay is own, a bind is as own as its source.
 fn recordMount(own: *OwnMounts, a: [6]u64, bind: bool) void {
     const target = cstr(a[1]);
-    if (target[0] == '/') return own.forget();
+    if (!inRoot(target)) return own.forget();
     if (a[3] & linux.MS.REMOUNT != 0) return;
     const is_own = if (bind)
-        a[0] != 0 and cstr(a[0])[0] != '/' and own.contains(cstr(a[0]))
+        a[0] != 0 and inRoot(cstr(a[0])) and own.contains(cstr(a[0]))
     else
         a[2] != 0 and !std.mem.eql(u8, cstr(a[2]), "overlay");
     own.record(target, is_own);
@@ -184,6 +184,11 @@ fn recordMount(own: *OwnMounts, a: [6]u64, bind: bool) void {
 
 fn cstr(p: u64) [:0]const u8 {
     return std.mem.span(@as([*:0]const u8, @ptrFromInt(p)));
+}
+
+/// Whether `path` is relative: a path in the container's root (see `checkInRoot`).
+fn inRoot(path: []const u8) bool {
+    return path.len > 0 and path[0] != '/';
 }
 
 fn mountOrRemount(op: *const program.Op) usize {
@@ -296,14 +301,14 @@ const resolve_beneath: u64 = 0x08;
 
 fn checkInRoot(own: *const OwnMounts, path_arg: u64, part: enum { whole, parent }) usize {
     const full = cstr(path_arg);
-    if (full.len == 0 or full[0] == '/') return 0;
+    if (!inRoot(full)) return 0;
     if (part == .whole) return if (own.contains(full)) 0 else walkInRoot(full.ptr);
     const path = own_mounts.plain(full);
     // The parent of a path without a slash is the root itself.
     const slash = std.mem.lastIndexOfScalar(u8, path, '/') orelse return 0;
     if (own.contains(path[0..slash])) return 0;
     var parent: [std.os.linux.PATH_MAX]u8 = undefined;
-    std.debug.assert(slash < parent.len);
+    if (slash >= parent.len) return negErrno(.NAMETOOLONG);
     @memcpy(parent[0..slash], path[0..slash]);
     parent[slash] = 0;
     return walkInRoot(@ptrCast(&parent));
