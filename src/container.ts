@@ -253,7 +253,7 @@ export class Container implements AsyncDisposable {
       throw new SboxError("exec: the container's init process has exited", { step: "options" });
     }
     const p = this.#checkProcess(options);
-    return this.#tracked(() => this.#execProcess(init, p));
+    return await this.#tracked(() => this.#execProcess(init, p));
   }
 
   async #execProcess(init: InitProcess, p: CheckedProcess): Promise<Process> {

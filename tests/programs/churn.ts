@@ -71,7 +71,7 @@ async function runOnce(kind: (typeof KINDS)[number] | "ok", reaper = false): Pro
     container = await Container.create({
       rootfs: `${setup.dir}/root`,
       userMapper: identityMapper(),
-      mounts: setup.container.mounts,
+      mounts: [...setup.container.mounts],
     });
     const starting = container.start({ command: ["/bin/sleep", "10"], env: ENV, reaper });
     await container.destroy();
