@@ -160,23 +160,30 @@ fn waitParent(fd: i32, parent_end: i32) usize {
 fn mount(op: *const program.Op, own: *OwnMounts) usize {
     const a = op.args;
     const bind = a[3] & linux.MS.BIND != 0;
-    var rc: usize = 0;
-    if (bind and a[0] != 0) rc = checkInRoot(own, a[0], .whole); // a path only for a bind
-    if (errnoOf(rc) == null) rc = checkInRoot(own, a[1], .whole);
-    if (errnoOf(rc) == null) rc = mountOrRemount(op);
-    if (errnoOf(rc) == null) recordMount(own, a, bind);
+    var source = InRoot{};
+    var target = InRoot{};
+    defer source.close();
+    defer target.close();
+    var rc = if (bind and a[0] != 0) source.resolve(own, a[0]) else a[0]; // a path only for a bind
+    if (errnoOf(rc) == null) rc = target.resolve(own, a[1]);
+    if (errnoOf(rc) == null) rc = mountOrRemount(op, source.pathOr(a[0]), target.pathOr(a[1]));
+    if (errnoOf(rc) == null) {
+        // Through a link, the mount went somewhere the record cannot name.
+        if (target.fd >= 0) own.forget() else recordMount(own, a, bind and source.fd < 0);
+    }
     if (op.flags & program.mount_ignore_missing != 0 and errnoOf(rc) == @intFromEnum(linux.E.NOENT)) return 0;
     return rc;
 }
 
 /// Notes what a mount shows (own_mounts.zig): a new file system other than
-/// an overlay is own, a bind is as own as its source.
-fn recordMount(own: *OwnMounts, a: [6]u64, bind: bool) void {
+/// an overlay is own; a bind is as own as its source, which `own_source`
+/// says may count (not one reached through a link).
+fn recordMount(own: *OwnMounts, a: [6]u64, own_source: bool) void {
     const target = cstr(a[1]);
     if (!inRoot(target)) return own.forget();
     if (a[3] & linux.MS.REMOUNT != 0) return;
-    const is_own = if (bind)
-        a[0] != 0 and inRoot(cstr(a[0])) and own.contains(cstr(a[0]))
+    const is_own = if (a[3] & linux.MS.BIND != 0)
+        own_source and a[0] != 0 and inRoot(cstr(a[0])) and own.contains(cstr(a[0]))
     else
         a[2] != 0 and !std.mem.eql(u8, cstr(a[2]), "overlay");
     own.record(target, is_own);
@@ -186,26 +193,21 @@ fn cstr(p: u64) [:0]const u8 {
     return std.mem.span(@as([*:0]const u8, @ptrFromInt(p)));
 }
 
-/// Whether `path` is relative: a path in the container's root (see `checkInRoot`).
-fn inRoot(path: []const u8) bool {
-    return path.len > 0 and path[0] != '/';
-}
-
-fn mountOrRemount(op: *const program.Op) usize {
+fn mountOrRemount(op: *const program.Op, source: u64, target: u64) usize {
     const a = op.args;
     var flags = a[3];
     if (op.flags & program.mount_keep_locked_flags != 0) {
         // An unprivileged remount must keep the flags the kernel locked when
         // the mount was copied into this namespace: read them back first.
         var st: [16]u64 = undefined;
-        const rc = linux.syscall2(.statfs, a[1], @intFromPtr(&st));
+        const rc = linux.syscall2(.statfs, target, @intFromPtr(&st));
         if (errnoOf(rc) != null) return rc;
         const st_flags = st[10];
         const keep = linux.MS.NOSUID | linux.MS.NODEV | linux.MS.NOEXEC | linux.MS.NOATIME | linux.MS.NODIRATIME;
         flags |= st_flags & keep;
         if (st_flags & 4096 != 0) flags |= linux.MS.RELATIME; // ST_RELATIME
     }
-    return linux.syscall5(.mount, a[0], a[1], a[2], flags, a[4]);
+    return linux.syscall5(.mount, source, target, a[2], flags, a[4]);
 }
 
 /// seccomp(SECCOMP_SET_MODE_FILTER) with the filter link() checked. The
@@ -268,61 +270,102 @@ fn setRlimit(resource: u64, soft: u64, hard: u64) usize {
 }
 
 /// mkdir, touch (an empty regular file, made by mknod in one syscall where
-/// open and close take two) or symlink, once the parent of the new entry
-/// passed `checkInRoot`. An existing entry is fine: a mount on it checks it
+/// open and close take two) or symlink, in the parent directory as
+/// `InRoot` resolves it. An existing entry is fine: a mount on it resolves it
 /// whole.
 fn createEntry(op: *const program.Op, own: *const OwnMounts) usize {
     const a = op.args;
-    const rc = checkInRoot(own, if (op.code == .symlink) a[1] else a[0], .parent);
-    if (errnoOf(rc) != null) return rc;
+    const full = cstr(if (op.code == .symlink) a[1] else a[0]);
+    const path = own_mounts.plain(full);
+    var dir = InRoot{};
+    defer dir.close();
+    var name: [*:0]const u8 = full.ptr;
+    if (inRoot(full)) {
+        if (std.mem.lastIndexOfScalar(u8, path, '/')) |slash| {
+            var parent: [std.os.linux.PATH_MAX]u8 = undefined;
+            if (slash >= parent.len) return negErrno(.NAMETOOLONG);
+            @memcpy(parent[0..slash], path[0..slash]);
+            parent[slash] = 0;
+            const rc = dir.resolve(own, @intFromPtr(&parent));
+            if (errnoOf(rc) != null) return rc;
+            // Through a link: create in the directory it led to.
+            if (dir.fd >= 0) name = full[full.len - path.len + slash + 1 ..].ptr;
+        }
+    }
+    const at: usize = if (dir.fd >= 0) @bitCast(dir.fd) else at_fdcwd;
     return allowExisting(switch (op.code) {
-        .mkdir => linux.syscall3(.mkdirat, at_fdcwd, a[0], a[1]),
-        .touch => linux.syscall4(.mknodat, at_fdcwd, a[0], linux.S.IFREG | (a[1] & 0o7777), 0),
-        .symlink => linux.syscall3(.symlinkat, a[0], at_fdcwd, a[1]),
+        .mkdir => linux.syscall3(.mkdirat, at, @intFromPtr(name), a[1]),
+        .touch => linux.syscall4(.mknodat, at, @intFromPtr(name), linux.S.IFREG | (a[1] & 0o7777), 0),
+        .symlink => linux.syscall3(.symlinkat, a[0], at, @intFromPtr(name)),
         else => unreachable,
     });
 }
 
-// Relative paths lie in the container's root: the image and the upper
-// layer, which a container's earlier runs may have written when the upper
-// layer is kept. A symbolic link there, followed now, would lead the setup
-// out of the root, to create files or mount over paths of the host as the
-// mapped root (host root under the default id map). So before an op uses a
-// relative path, the child walks it with openat2 and RESOLVE_NO_SYMLINKS |
-// RESOLVE_BENEATH, and fails with ELOOP at a link. Nothing untrusted runs
-// during the setup, so the path cannot change between the walk and the op.
-// Absolute paths are the host's, given by the caller; after pivot_root every
-// path resolves inside the container. Paths in file systems the setup
-// mounted itself need no walk (own_mounts.zig).
+/// A relative path of an op: a path in the container's root, the working
+/// directory during the mounts. Its image and upper layer may hold symbolic
+/// links that a container's earlier run left (a kept upper layer) or that
+/// the image has (/var/run -> /run). Followed as the host would, an absolute
+/// one leads out of the root, and the setup, as the mapped root (host root
+/// under the default id map), would create files or mount on the host. So a
+/// path is resolved as the container will see it: openat2 with
+/// RESOLVE_IN_ROOT, which takes the root for "/" and never leaves it, and
+/// the op uses /proc/self/fd/N of the result (mount) or creates its entry in
+/// the resolved directory. Nothing untrusted runs during the setup, so
+/// nothing changes between the resolution and the op. Most paths have no
+/// link, and are used as they are once a walk with RESOLVE_NO_SYMLINKS
+/// says so; paths in file systems the setup mounted itself are not walked
+/// at all (own_mounts.zig). Absolute paths are the host's, given by the
+/// caller; after pivot_root every path resolves inside the container.
+const InRoot = struct {
+    /// An O_PATH fd of a path that went through a link, or -1.
+    fd: isize = -1,
+    /// "/proc/self/fd/N" of `fd`.
+    proc_path: [32]u8 = undefined,
+
+    /// Resolves relative `path`; returns 0 or -errno. Then `pathOr` gives what the op uses.
+    fn resolve(self: *InRoot, own: *const OwnMounts, path_arg: u64) usize {
+        const path = cstr(path_arg);
+        if (!inRoot(path) or own.contains(path)) return 0;
+        const plain = openat2(path.ptr, resolve_no_symlinks | resolve_beneath);
+        if (errnoOf(plain) == null) return linux.syscall1(.close, plain);
+        if (errnoOf(plain) != @intFromEnum(linux.E.LOOP)) return plain;
+        const linked = openat2(path.ptr, resolve_in_root | resolve_no_magiclinks);
+        if (errnoOf(linked) != null) return linked;
+        self.fd = @bitCast(linked);
+        _ = std.fmt.bufPrintZ(&self.proc_path, "/proc/self/fd/{d}", .{linked}) catch unreachable;
+        return 0;
+    }
+
+    /// The path the op uses: `/proc/self/fd/N` after a link, else the op's own.
+    fn pathOr(self: *const InRoot, path_arg: u64) u64 {
+        return if (self.fd >= 0) @intFromPtr(&self.proc_path) else path_arg;
+    }
+
+    fn close(self: *InRoot) void {
+        if (self.fd >= 0) _ = linux.syscall1(.close, @bitCast(self.fd));
+        self.fd = -1;
+    }
+};
 
 const OpenHow = extern struct { flags: u64, mode: u64, resolve: u64 };
+const resolve_no_magiclinks: u64 = 0x02;
 const resolve_no_symlinks: u64 = 0x04;
 const resolve_beneath: u64 = 0x08;
+const resolve_in_root: u64 = 0x10;
 
-fn checkInRoot(own: *const OwnMounts, path_arg: u64, part: enum { whole, parent }) usize {
-    const full = cstr(path_arg);
-    if (!inRoot(full)) return 0;
-    if (part == .whole) return if (own.contains(full)) 0 else walkInRoot(full.ptr);
-    const path = own_mounts.plain(full);
-    // The parent of a path without a slash is the root itself.
-    const slash = std.mem.lastIndexOfScalar(u8, path, '/') orelse return 0;
-    if (own.contains(path[0..slash])) return 0;
-    var parent: [std.os.linux.PATH_MAX]u8 = undefined;
-    if (slash >= parent.len) return negErrno(.NAMETOOLONG);
-    @memcpy(parent[0..slash], path[0..slash]);
-    parent[slash] = 0;
-    return walkInRoot(@ptrCast(&parent));
-}
-
-fn walkInRoot(path: [*:0]const u8) usize {
+/// An O_PATH fd of `path`, relative to the working directory, resolved with `resolve`.
+fn openat2(path: [*:0]const u8, resolve: u64) usize {
     const how = OpenHow{
         .flags = @as(u32, @bitCast(linux.O{ .PATH = true, .CLOEXEC = true })),
         .mode = 0,
-        .resolve = resolve_no_symlinks | resolve_beneath,
+        .resolve = resolve,
     };
-    const fd = linux.syscall4(.openat2, at_fdcwd, @intFromPtr(path), @intFromPtr(&how), @sizeOf(OpenHow));
-    if (errnoOf(fd) != null) return fd;
-    return linux.syscall1(.close, fd);
+    return linux.syscall4(.openat2, at_fdcwd, @intFromPtr(path), @intFromPtr(&how), @sizeOf(OpenHow));
+}
+
+/// Whether `path` is relative: a path in the container's root (see `InRoot`).
+fn inRoot(path: []const u8) bool {
+    return path.len > 0 and path[0] != '/';
 }
 
 fn writeFile(path: u64, data: u64, mode: u64) usize {

@@ -78,11 +78,6 @@ export interface StatusChannel {
 }
 
 const SIGKILL = 9;
-const ELOOP = 40;
-/** Steps whose paths in the container's root the child checks for symbolic links (ProgramBuilder). */
-const PATH_STEPS: ReadonlySet<string> = new Set(["mount", "mkdir", "touch", "symlink"]);
-const SYMLINK_HINT = "; the path has a symbolic link in the container's root, which sbox does not follow " +
-  "while it sets the container up (write the path without it)";
 
 /** Runs the launch sequence; see the module documentation. */
 export async function launch(spec: LaunchSpec): Promise<Launched> {
@@ -191,8 +186,7 @@ async function launchChild(spec: LaunchSpec): Promise<Launched> {
     if (forked) await reap(pidfdOpen(forked.pid));
     else await reap(pidfd);
     const { step, what } = program.describe(failed.opIndex);
-    const hint = failed.errno === ELOOP && PATH_STEPS.has(step) ? SYMLINK_HINT : "";
-    throw new SboxError(`${what}: ${describeErrno(failed.errno)}${hint}`, { step, errno: failed.errno });
+    throw new SboxError(`${what}: ${describeErrno(failed.errno)}`, { step, errno: failed.errno });
   }
   if (forked) return { pid: forked.pid, pidfd: pidfdOpen(forked.pid) };
   return { pid, pidfd };

@@ -150,10 +150,9 @@ export interface Program {
  * Builds a setup program op by op; `build()` encodes it.
  *
  * Relative paths are paths in the container's root (the working directory
- * during the mounts). The child walks each of them for symbolic links before
- * it uses one, except in file systems it mounted itself (helper/child.zig,
- * `checkInRoot`): the image or a kept upper layer could otherwise lead the
- * setup out of the root.
+ * during the mounts). The child resolves their symbolic links as the
+ * container will see them, inside the root (helper/child.zig, `InRoot`): a
+ * link in the image or a kept upper layer cannot lead the setup out of it.
  */
 export class ProgramBuilder {
   readonly #ops: PendingOp[] = [];

@@ -305,10 +305,8 @@ Deno.test("cli: --bind through a symbolic link of the image that leads out of it
       "--",
       "/x",
     ]);
-    assertSboxFailed(
-      result,
-      /cannot create directory \/mnt\/sub: ELOOP .*symbolic link in the container's root/,
-    );
+    // Inside the root, the link leads to a path that does not exist there.
+    assertSboxFailed(result, /cannot create directory \/mnt\/sub: ENOENT/);
     assert.deepEqual([...Deno.readDirSync(`${dir}/victim`)], [], "nothing was created on the host");
   } finally {
     Deno.removeSync(dir, { recursive: true });

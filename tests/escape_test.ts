@@ -319,23 +319,26 @@ Deno.test("/tmp and /dev/shm fill up at their size limit", async () => {
 });
 
 // A container may leave symbolic links in an upper layer that is kept for
-// its next run. The next start's setup must not follow them out of the
-// root: as the mapped root (host root here) it would create files, or mount,
-// on the host's paths.
+// its next run. The next start's setup resolves them as the container sees
+// them, inside its root: followed as the host would, an absolute one would
+// make the setup, as the mapped root (host root here), create files or
+// mount on the host's paths.
 Deno.test("a symbolic link planted in a kept upper layer does not lead the next setup onto the host", async () => {
   const victim = scratchDir("victim-");
   try {
     await using setup = await container();
-    const planted = await run(setup, [
-      "/bin/sh",
-      "-c",
-      `rm -rf /mnt && ln -s ${victim} /mnt && echo planted`,
-    ]);
-    assert.equal(planted, "planted\n");
+    const script = `rm -rf /mnt && ln -s ${victim} /mnt && ln -s /etc /etc-link && echo planted`;
+    assert.equal(await run(setup, ["/bin/sh", "-c", script]), "planted\n");
     // The control: the link is there, pointing at the host's directory.
     assert.equal(Deno.readLinkSync(`${setup.dir}/upper/mnt`), victim);
 
     Deno.writeTextFileSync(`${setup.dir}/payload`, "payload");
+    const next = (mount: Mount) =>
+      Container.create({
+        rootfs: `${setup.dir}/root`,
+        userMapper: identityMapper(),
+        mounts: [...setup.container.mounts, mount],
+      });
     for (
       const [mount, step] of [
         [new BindMount(`${setup.dir}/payload`, "/mnt/planted-file"), "touch"],
@@ -343,18 +346,21 @@ Deno.test("a symbolic link planted in a kept upper layer does not lead the next 
         [new BindMount(`${setup.dir}/payload`, "/mnt"), "mount"],
       ] as const
     ) {
-      const next = await Container.create({
-        rootfs: `${setup.dir}/root`,
-        userMapper: identityMapper(),
-        mounts: [...setup.container.mounts, mount],
-      });
-      const err = await next.start({ command: ["/bin/true"] }).then(() => undefined, (e) => e);
-      await next.destroy();
-      assert.equal(err?.errno, "ELOOP", `${mount.target}: ${err}`);
-      assert.equal(err?.step, step);
-      assert.match(err.message, /a symbolic link in the container's root, which sbox does not follow/);
+      // Inside the root, the link leads to a path that does not exist there.
+      await using c = await next(mount);
+      const err = await c.start({ command: ["/bin/true"] }).then(() => undefined, (e) => e);
+      assert.deepEqual([err?.step, err?.errno], [step, "ENOENT"], `${mount.target}: ${err}`);
     }
     assert.deepEqual([...Deno.readDirSync(victim)], [], "nothing was created on the host");
+
+    // A link to a path of the container works as the container sees it.
+    await using linked = await next(
+      new BindMount(`${setup.dir}/payload`, "/etc-link/planted", { readonly: true }),
+    );
+    const output = await (await linked.start({ command: ["/bin/cat", "/etc/planted"], stdout: "piped" }))
+      .output();
+    assert.equal(text(output.stdout), "payload");
+    assert.throws(() => Deno.statSync("/etc/planted"), Deno.errors.NotFound);
   } finally {
     Deno.removeSync(victim, { recursive: true });
   }
