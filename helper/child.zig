@@ -166,6 +166,12 @@ fn mount(op: *const program.Op, own: *OwnMounts) usize {
     defer target.close();
     var rc = if (bind and a[0] != 0) source.resolve(own, a[0]) else a[0]; // a path only for a bind
     if (errnoOf(rc) == null) rc = target.resolve(own, a[1]);
+    // overlayfs resolves the layer paths in its options itself, as the host
+    // would (a temporary upper layer's are relative: ./target/upper): an
+    // overlay goes only on a target reached without a link.
+    if (errnoOf(rc) == null and target.fd >= 0 and a[2] != 0 and std.mem.eql(u8, cstr(a[2]), "overlay")) {
+        rc = negErrno(.LOOP);
+    }
     if (errnoOf(rc) == null) rc = mountOrRemount(op, source.pathOr(a[0]), target.pathOr(a[1]));
     if (errnoOf(rc) == null) {
         // Through a link, the mount went somewhere the record cannot name.

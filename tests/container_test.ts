@@ -332,6 +332,37 @@ Deno.test("mounts below directories the image lacks make them, as mkdir -p does"
   }
 });
 
+Deno.test("links in the image on the way to a mount's target are followed inside the root", async () => {
+  const dir = scratchDir("links-");
+  try {
+    Deno.mkdirSync(`${dir}/root`);
+    Deno.mkdirSync(`${dir}/layer`);
+    Deno.symlinkSync("/etc", `${dir}/layer/conf`); // absolute: the container's /etc
+    Deno.symlinkSync("../tmp", `${dir}/layer/scratch`);
+    Deno.writeTextFileSync(`${dir}/file`, "bound\n");
+    const { OverlayMount, BaseMounts } = await import("../mod.ts");
+    const layers = () => [new OverlayMount([`${dir}/layer`, busyboxImage()]), new BaseMounts()];
+    await using container = await Container.create({
+      rootfs: `${dir}/root`,
+      userMapper: identityMapper(),
+      mounts: [...layers(), new BindMount(`${dir}/file`, "/conf/bound"), new TmpfsMount("/scratch/sub/t")],
+    });
+    const result = await sh(container, "cat /etc/bound; grep -c ' /tmp/sub/t tmpfs ' /proc/mounts");
+    assert.equal(result.out, "bound\n1\n", result.err);
+    assert.throws(() => Deno.statSync("/etc/bound"), Deno.errors.NotFound);
+    // overlayfs would follow the link in its own options as the host does.
+    await using overlay = await Container.create({
+      rootfs: `${dir}/root`,
+      userMapper: identityMapper(),
+      mounts: [...layers(), new OverlayMount([`${dir}/layer`], undefined, undefined, { target: "/conf" })],
+    });
+    const err = await overlay.start({ command: ["/bin/true"] }).then(() => undefined, (e) => e);
+    assert.deepEqual([err?.step, err?.errno], ["mount", "ELOOP"]);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("the environment is complete: nothing is inherited", async () => {
   await using setup = await busyboxContainer();
   const init = await setup.container.start({
