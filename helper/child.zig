@@ -374,8 +374,14 @@ fn inRoot(path: []const u8) bool {
     return path.len > 0 and path[0] != '/';
 }
 
+/// Replaces `path` with a new regular file holding `data`. Whatever was
+/// there goes first: an image's /etc/resolv.conf is often a link into a
+/// directory the container lacks (/run/systemd/resolve), which a write
+/// through it would fail on.
 fn writeFile(path: u64, data: u64, mode: u64) usize {
-    const flags: u32 = @bitCast(linux.O{ .ACCMODE = .WRONLY, .CREAT = true, .TRUNC = true, .CLOEXEC = true, .NOCTTY = true });
+    const gone = linux.syscall3(.unlinkat, at_fdcwd, path, 0);
+    if (errnoOf(gone)) |e| if (e != @intFromEnum(linux.E.NOENT)) return gone;
+    const flags: u32 = @bitCast(linux.O{ .ACCMODE = .WRONLY, .CREAT = true, .EXCL = true, .NOFOLLOW = true, .CLOEXEC = true, .NOCTTY = true });
     const fd = linux.syscall4(.openat, at_fdcwd, path, flags, mode);
     if (errnoOf(fd) != null) return fd;
     defer _ = linux.syscall1(.close, fd);

@@ -306,7 +306,7 @@ export class ProgramBuilder {
     return this.#push(OpCode.unshare, [flags], what);
   }
 
-  /** Writes `text` to `path` (created with `mode`, truncated). */
+  /** Replaces `path` (a file or a link, not followed) with a new file of `mode` holding `text`. */
   writeFile(path: string, text: string, mode = 0o644): this {
     return this.#push(OpCode.write_file, [{ str: path }, { str: text }, mode], `cannot write ${path}`);
   }

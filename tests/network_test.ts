@@ -15,6 +15,7 @@ import {
   busyboxContainer,
   busyboxImage,
   COMMAND_TIMEOUT_MS,
+  identityMapper,
   SBOX,
   sboxOnBusybox,
   scratchDir,
@@ -164,6 +165,32 @@ netTest("slirp4netns and pasta give the same address, route and DNS", async () =
     );
   }
   assert.equal(seen[0], seen[1]);
+});
+
+// Ubuntu's images link /etc/resolv.conf into /run/systemd/resolve, which a
+// container lacks: the file sbox writes replaces the link.
+netTest("a network's /etc/resolv.conf replaces a dangling link of the image", async () => {
+  const dir = scratchDir("resolv-");
+  try {
+    Deno.mkdirSync(`${dir}/layer/etc`, { recursive: true });
+    Deno.mkdirSync(`${dir}/root`);
+    Deno.symlinkSync("../run/systemd/resolve/stub-resolv.conf", `${dir}/layer/etc/resolv.conf`);
+    const { BaseMounts, Container, OverlayMount } = await import("../mod.ts");
+    for (const Manager of [Slirp4NetnsManager, PastaManager]) {
+      await using container = await Container.create({
+        rootfs: `${dir}/root`,
+        userMapper: identityMapper(),
+        network: new Manager(),
+        mounts: [new OverlayMount([`${dir}/layer`, busyboxImage()]), new BaseMounts()],
+      });
+      const init = await container.start({ command: ["/bin/cat", "/etc/resolv.conf"], stdout: "piped" });
+      const output = await init.output();
+      assert.equal(text(output.stdout), "nameserver 10.0.2.3\n", Manager.name);
+    }
+    assert.ok(Deno.lstatSync(`${dir}/layer/etc/resolv.conf`).isSymlink, "the image keeps its link");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
 
 netTest("--net none: loopback works inside, the host cannot be reached", async () => {
