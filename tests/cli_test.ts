@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { Cgroup } from "../mod.ts";
-import { parseCommandLine } from "../src/cli/args.ts";
+import { parseCommandLine, RUN_OPTIONS } from "../src/cli/args.ts";
 import { ArgvError, tokenize } from "../src/cli/argv.ts";
 import { SCRATCH_PARENTS } from "../src/cli/scratch.ts";
 import { parseCpus, parseDuration, parseSize } from "../src/cli/units.ts";
@@ -122,29 +122,12 @@ Deno.test("cli: --help, run --help and --version need no permission at all", asy
 
   const runHelp = await sbox(["run", "--help"], { allowFfi: false });
   assert.equal(runHelp.code, 0, runHelp.stderr);
-  for (
-    const option of [
-      "--rootfs",
-      "--bind",
-      "--tmpfs",
-      "--env",
-      "--cwd",
-      "--user",
-      "--hostname",
-      "--net",
-      "--memory",
-      "--swap",
-      "--pids",
-      "--cpus",
-      "--time",
-      "--wall-time",
-      "--stdin",
-      "--stdout",
-      "--stderr",
-      "--report",
-      "--cgroup",
-    ]
-  ) assert.ok(runHelp.stdout.includes(option), `run --help does not mention ${option}`);
+  // Every option the parser knows, in the help and in docs/cli.md.
+  const docs = Deno.readTextFileSync(new URL("../docs/cli.md", import.meta.url));
+  for (const name of Object.keys(RUN_OPTIONS)) {
+    assert.ok(runHelp.stdout.includes(`--${name}`), `run --help does not mention --${name}`);
+    assert.ok(docs.includes(`--${name}`), `docs/cli.md does not mention --${name}`);
+  }
   assert.equal((await sbox(["help", "run"], { allowFfi: false })).stdout, runHelp.stdout);
 
   const version = await sbox(["--version"], { allowFfi: false });

@@ -93,7 +93,8 @@ const MAIN_OPTIONS = {
   version: { type: "boolean", short: "V" },
 } as const satisfies Record<string, OptionSpec>;
 
-const RUN_OPTIONS = {
+/** The options of `sbox run`, which its help and docs/cli.md describe (a test checks). */
+export const RUN_OPTIONS = {
   rootfs: { type: "string" },
   bind: { type: "string", multiple: true },
   tmpfs: { type: "string", multiple: true },

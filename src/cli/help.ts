@@ -57,8 +57,17 @@ Process:
   -u, --user UID[:GID]    ids in the container (default: 0:0; GID defaults to
                           the user's group in the image's /etc/passwd)
   --hostname NAME         hostname (default: sbox)
-  --net none              network: none has only loopback, up (default);
-                          slirp4netns and pasta are not available yet
+  -v, --verbose           say what sbox chose (user mapper, cgroup, network)
+  -h, --help              show this help
+
+Network (docs/network.md):
+  --net MODE              none: only loopback, up (default); slirp4netns or
+                          pasta: user-mode networking, address 10.0.2.100/24,
+                          gateway 10.0.2.2, DNS 10.0.2.3
+  --allow-host-loopback   with a network: the host's 127.0.0.1 is reachable at
+                          10.0.2.2 (unreachable by default)
+  -p, --publish H:C       with a network: the host's 127.0.0.1:H forwards to
+                          the container's port C (repeatable)
 
 Limits (cgroup v2; a limit whose controller is missing is an error):
   --memory SIZE           memory.max, e.g. 256M; an OOM kill reports ML
