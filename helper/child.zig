@@ -74,7 +74,7 @@ fn step(ctx: *Context, index: u32, op: *const program.Op, own: *OwnMounts) usize
         .mount => mount(op, own),
         .mkdir, .touch, .symlink => createEntry(op, own),
         .pivot_root => pivotRoot(a[0]),
-        .sethostname => linux.syscall2(.sethostname, a[0], cstrlen(a[0])),
+        .sethostname => linux.syscall2(.sethostname, a[0], cstr(a[0]).len),
         .loopback_up => loopbackUp(),
         .net_spawn => spawnNetwork(ctx),
         .net_join => joinNetwork(ctx),
@@ -173,23 +173,21 @@ fn mount(op: *const program.Op, own: *OwnMounts) usize {
         rc = negErrno(.LOOP);
     }
     if (errnoOf(rc) == null) rc = mountOrRemount(op, source.pathOr(a[0]), target.pathOr(a[1]));
-    if (errnoOf(rc) == null) {
-        // Through a link, the mount went somewhere the record cannot name.
-        if (target.fd >= 0) own.forget() else recordMount(own, a, bind and source.fd < 0);
-    }
+    if (errnoOf(rc) == null) recordMount(own, a, source.fd >= 0, target.fd >= 0);
     if (op.flags & program.mount_ignore_missing != 0 and errnoOf(rc) == @intFromEnum(linux.E.NOENT)) return 0;
     return rc;
 }
 
 /// Notes what a mount shows (own_mounts.zig): a new file system other than
-/// an overlay is own; a bind is as own as its source, which `own_source`
-/// says may count (not one reached through a link).
-fn recordMount(own: *OwnMounts, a: [6]u64, own_source: bool) void {
+/// an overlay is own; a bind is as own as its source. A mount on a host path,
+/// or on a path reached through a link, went somewhere the record cannot
+/// name: it forgets all it holds.
+fn recordMount(own: *OwnMounts, a: [6]u64, source_linked: bool, target_linked: bool) void {
     const target = cstr(a[1]);
-    if (!inRoot(target)) return own.forget();
+    if (!inRoot(target) or target_linked) return own.forget();
     if (a[3] & linux.MS.REMOUNT != 0) return;
     const is_own = if (a[3] & linux.MS.BIND != 0)
-        own_source and a[0] != 0 and inRoot(cstr(a[0])) and own.contains(cstr(a[0]))
+        !source_linked and a[0] != 0 and inRoot(cstr(a[0])) and own.contains(cstr(a[0]))
     else
         a[2] != 0 and !std.mem.eql(u8, cstr(a[2]), "overlay");
     own.record(target, is_own);
@@ -385,7 +383,7 @@ fn writeFile(path: u64, data: u64, mode: u64) usize {
     const fd = linux.syscall4(.openat, at_fdcwd, path, flags, mode);
     if (errnoOf(fd) != null) return fd;
     defer _ = linux.syscall1(.close, fd);
-    var rest = std.mem.span(@as([*:0]const u8, @ptrFromInt(data)));
+    var rest: []const u8 = cstr(data);
     while (rest.len > 0) {
         const n = linux.syscall3(.write, fd, @intFromPtr(rest.ptr), rest.len);
         if (errnoOf(n)) |e| {
@@ -513,10 +511,6 @@ fn joinNetwork(ctx: *Context) usize {
     return linux.syscall2(.setns, fd, linux.CLONE.NEWNET);
 }
 
-fn cstrlen(p: u64) usize {
-    return std.mem.len(@as([*:0]const u8, @ptrFromInt(p)));
-}
-
 /// execve, with execvp's PATH search when the file has no slash: ENOENT and
 /// ENOTDIR try the next directory, EACCES is remembered, anything else stops.
 fn execSearch(op: *const program.Op) usize {
@@ -526,7 +520,7 @@ fn execSearch(op: *const program.Op) usize {
     if (a[3] == 0 or std.mem.indexOfScalar(u8, name, '/') != null) {
         return linux.syscall3(.execve, a[0], a[1], a[2]);
     }
-    const search = std.mem.span(@as([*:0]const u8, @ptrFromInt(a[3])));
+    const search = cstr(a[3]);
     var path_buf: [4096]u8 = undefined;
     var result = negErrno(.NOENT);
     var it = std.mem.splitScalar(u8, search, ':');

@@ -109,7 +109,8 @@ pub const Code = enum(u32) {
     /// Wait for the thread of `net_spawn` to be gone (its pid freed too),
     /// then setns into its network namespace. A no-op without a thread, or
     /// once joined. link() checks that every `net_spawn` is joined before an
-    /// op that uses the fork stack (fork, reaper) and before exec.
+    /// op that uses the fork stack (fork, reaper), before one after which
+    /// setns may be refused (setuid, capset, seccomp), and before exec.
     net_join = 28,
 
     pub fn stringArgs(code: Code) u6 {
