@@ -9,6 +9,7 @@ import {
   Cgroup,
   Container,
   type InitProcess,
+  type Mount,
   ProcUserMapper,
   SboxError,
   TmpfsMount,
@@ -145,15 +146,16 @@ Deno.test("isolation: pid 1, hostname, only lo and up, no host processes", async
   assert.ok([...Deno.readDirSync("/proc")].filter((e) => /^\d+$/.test(e.name)).length > 10);
 });
 
+/** A container of `mounts` with the identity id map, its root directory made at `${dir}/root`. */
+function containerIn(dir: string, mounts: Mount[]): Promise<Container> {
+  Deno.mkdirSync(`${dir}/root`, { recursive: true });
+  return Container.create({ rootfs: `${dir}/root`, userMapper: identityMapper(), mounts });
+}
+
 /** A container with an overlay root only: no BaseMounts, so no sysfs mount. */
 async function overlayOnlyContainer(dir: string): Promise<Container> {
-  Deno.mkdirSync(`${dir}/root`, { recursive: true });
   const { OverlayMount } = await import("../mod.ts");
-  return Container.create({
-    rootfs: `${dir}/root`,
-    userMapper: identityMapper(),
-    mounts: [new OverlayMount([busyboxImage()])],
-  });
+  return containerIn(dir, [new OverlayMount([busyboxImage()])]);
 }
 
 // Without BaseMounts, no sysfs mount makes the child join the network
@@ -217,13 +219,8 @@ Deno.test("overlay: an image directory can be removed, made again empty, and ren
   assert.ok(Deno.statSync(`${setup.image}/sbin`).isDirectory, "the image lost /sbin");
 
   const dir = scratchDir("replace-");
-  Deno.mkdirSync(`${dir}/root`);
   const { OverlayMount, BaseMounts } = await import("../mod.ts");
-  await using temporary = await Container.create({
-    rootfs: `${dir}/root`,
-    userMapper: identityMapper(),
-    mounts: [new OverlayMount([setup.image]), new BaseMounts()],
-  });
+  await using temporary = await containerIn(dir, [new OverlayMount([setup.image]), new BaseMounts()]);
   const again = await sh(temporary, REPLACE_DIR_SCRIPT);
   assert.equal(again.out, replacedDirOutput(setup.image), again.err);
   Deno.removeSync(dir, { recursive: true });
@@ -312,19 +309,14 @@ Deno.test("bind and tmpfs mounts; cwd and env reach the program", async () => {
 Deno.test("mounts below directories the image lacks make them, as mkdir -p does", async () => {
   const dir = scratchDir("parents-");
   try {
-    Deno.mkdirSync(`${dir}/root`);
     Deno.writeTextFileSync(`${dir}/file`, "a file");
     const { OverlayMount, BaseMounts } = await import("../mod.ts");
-    await using container = await Container.create({
-      rootfs: `${dir}/root`,
-      userMapper: identityMapper(),
-      mounts: [
-        new OverlayMount([busyboxImage()]),
-        new BaseMounts(),
-        new BindMount(`${dir}/file`, "/a/b/c/file", { readonly: true }),
-        new TmpfsMount("/x/y/z"),
-      ],
-    });
+    await using container = await containerIn(dir, [
+      new OverlayMount([busyboxImage()]),
+      new BaseMounts(),
+      new BindMount(`${dir}/file`, "/a/b/c/file", { readonly: true }),
+      new TmpfsMount("/x/y/z"),
+    ]);
     const result = await sh(container, "cat /a/b/c/file && echo && grep -c ' /x/y/z tmpfs ' /proc/mounts");
     assert.equal(result.out, "a file\n1\n", result.err);
   } finally {
@@ -335,27 +327,25 @@ Deno.test("mounts below directories the image lacks make them, as mkdir -p does"
 Deno.test("links in the image on the way to a mount's target are followed inside the root", async () => {
   const dir = scratchDir("links-");
   try {
-    Deno.mkdirSync(`${dir}/root`);
     Deno.mkdirSync(`${dir}/layer`);
     Deno.symlinkSync("/etc", `${dir}/layer/conf`); // absolute: the container's /etc
     Deno.symlinkSync("../tmp", `${dir}/layer/scratch`);
     Deno.writeTextFileSync(`${dir}/file`, "bound\n");
     const { OverlayMount, BaseMounts } = await import("../mod.ts");
     const layers = () => [new OverlayMount([`${dir}/layer`, busyboxImage()]), new BaseMounts()];
-    await using container = await Container.create({
-      rootfs: `${dir}/root`,
-      userMapper: identityMapper(),
-      mounts: [...layers(), new BindMount(`${dir}/file`, "/conf/bound"), new TmpfsMount("/scratch/sub/t")],
-    });
+    await using container = await containerIn(dir, [
+      ...layers(),
+      new BindMount(`${dir}/file`, "/conf/bound"),
+      new TmpfsMount("/scratch/sub/t"),
+    ]);
     const result = await sh(container, "cat /etc/bound; grep -c ' /tmp/sub/t tmpfs ' /proc/mounts");
     assert.equal(result.out, "bound\n1\n", result.err);
     assert.throws(() => Deno.statSync("/etc/bound"), Deno.errors.NotFound);
     // overlayfs would follow the link in its own options as the host does.
-    await using overlay = await Container.create({
-      rootfs: `${dir}/root`,
-      userMapper: identityMapper(),
-      mounts: [...layers(), new OverlayMount([`${dir}/layer`], undefined, undefined, { target: "/conf" })],
-    });
+    await using overlay = await containerIn(dir, [
+      ...layers(),
+      new OverlayMount([`${dir}/layer`], undefined, undefined, { target: "/conf" }),
+    ]);
     const err = await overlay.start({ command: ["/bin/true"] }).then(() => undefined, (e) => e);
     assert.deepEqual([err?.step, err?.errno], ["mount", "ELOOP"]);
   } finally {
@@ -502,13 +492,11 @@ Deno.test("a file that is not executable fails with EACCES; a bad cwd with step 
 Deno.test("a temporary overlay keeps writes in the container's own tmpfs", async () => {
   const image = busyboxImage();
   const dir = scratchDir("temp-");
-  Deno.mkdirSync(`${dir}/root`);
   const { OverlayMount, BaseMounts } = await import("../mod.ts");
-  await using container = await Container.create({
-    rootfs: `${dir}/root`,
-    userMapper: identityMapper(),
-    mounts: [new OverlayMount([image], undefined, undefined, { size: 1 << 20 }), new BaseMounts()],
-  });
+  await using container = await containerIn(dir, [
+    new OverlayMount([image], undefined, undefined, { size: 1 << 20 }),
+    new BaseMounts(),
+  ]);
   const result = await sh(
     container,
     "echo kept > /etc/new && cat /etc/new && rm /bin/ls && ls /bin/ls 2>/dev/null || echo gone; " +
@@ -525,12 +513,10 @@ Deno.test("a temporary overlay keeps writes in the container's own tmpfs", async
 Deno.test("OverlayMount rejects half a persistent layer", async () => {
   const { OverlayMount } = await import("../mod.ts");
   const dir = scratchDir("half-");
-  Deno.mkdirSync(`${dir}/root`);
-  const err = await Container.create({
-    rootfs: `${dir}/root`,
-    userMapper: identityMapper(),
-    mounts: [new OverlayMount([busyboxImage()], `${dir}`)],
-  }).then(() => undefined, (e) => e);
+  const err = await containerIn(dir, [new OverlayMount([busyboxImage()], `${dir}`)]).then(
+    () => undefined,
+    (e) => e,
+  );
   assert.match(String(err), /give both upperDir and workDir, or neither/);
   Deno.removeSync(dir, { recursive: true });
 });
