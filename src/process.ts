@@ -13,6 +13,7 @@ import { type SignalLike, signalName, signalNumber } from "./signal.ts";
 import { type BackgroundClose, closeInBackground } from "./teardown.ts";
 import {
   close,
+  concatBytes,
   EAGAIN,
   EINTR,
   ESRCH,
@@ -303,16 +304,6 @@ function fromWaitStatus(status: number): ProcessStatus {
 async function collect(stream: ReadableStream<Uint8Array> | null): Promise<Uint8Array> {
   if (!stream) return new Uint8Array(0);
   const chunks: Uint8Array[] = [];
-  let total = 0;
-  for await (const chunk of stream) {
-    chunks.push(chunk);
-    total += chunk.length;
-  }
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
+  for await (const chunk of stream) chunks.push(chunk);
+  return concatBytes(chunks);
 }

@@ -97,12 +97,22 @@ export function writeAll(fd: number, data: Uint8Array<ArrayBuffer>, what: string
   }
 }
 
+/** `chunks` one after the other, in one new array. */
+export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(chunks.reduce((total, chunk) => total + chunk.length, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
+}
+
 /** Reads a whole file, e.g. under /proc or /sys/fs/cgroup. */
 export function readFile(path: string): Uint8Array<ArrayBuffer> {
   const fd = open(path, O.RDONLY);
   try {
-    const chunks: Uint8Array<ArrayBuffer>[] = [];
-    let total = 0;
+    const chunks: Uint8Array[] = [];
     for (;;) {
       const buf = new Uint8Array(65536);
       const n = tryRead(fd, buf);
@@ -110,15 +120,8 @@ export function readFile(path: string): Uint8Array<ArrayBuffer> {
       check(n, "read", `cannot read ${path}`);
       if (n === 0) break;
       chunks.push(buf.subarray(0, n));
-      total += n;
     }
-    const out = new Uint8Array(total);
-    let offset = 0;
-    for (const chunk of chunks) {
-      out.set(chunk, offset);
-      offset += chunk.length;
-    }
-    return out;
+    return concatBytes(chunks);
   } finally {
     close(fd);
   }
