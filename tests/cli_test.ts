@@ -296,6 +296,43 @@ Deno.test("cli: --bind through a symbolic link of the image that leads out of it
   }
 });
 
+Deno.test("cli: --cwd makes a missing directory and its parents, as mkdir -p, inside the root", async () => {
+  const made = await busybox(["-w", "/new/deep/../dir/./", "--", "sh", "-c", "pwd; stat -c '%u %a' . /new"]);
+  assert.equal(made.code, 0, made.stderr);
+  assert.equal(made.stdout, "/new/dir\n0 755\n0 755\n");
+  // An existing directory is used as it is; one on a mount is made there.
+  const existing = await busybox(["-w", "/etc", "--", "sh", "-c", "pwd; stat -c '%u %a' ."]);
+  assert.equal(existing.stdout, `/etc\n${Deno.statSync(`${busyboxImage()}/etc`).uid} 755\n`, existing.stderr);
+  const onMount = await busybox([
+    "--tmpfs",
+    "/data",
+    "-w",
+    "/data/x",
+    "--",
+    "sh",
+    "-c",
+    "pwd; stat -f -c %T .",
+  ]);
+  assert.equal(onMount.stdout, "/data/x\ntmpfs\n", onMount.stderr);
+  assertSboxFailed(
+    await busybox(["-w", "/etc/passwd/x", "--", "true"]),
+    /cannot create directory \/etc\/passwd\/x: ENOTDIR/,
+  );
+
+  const dir = scratchDir("cli-cwd-link-");
+  try {
+    // An image whose /mnt points at a host directory: followed inside the root only.
+    Deno.mkdirSync(`${dir}/victim`);
+    Deno.mkdirSync(`${dir}/image`);
+    Deno.symlinkSync(`${dir}/victim`, `${dir}/image/mnt`);
+    const result = await sbox(["run", "--rootfs", `${dir}/image`, "-w", "/mnt/sub", "--", "/x"]);
+    assertSboxFailed(result, /cannot create directory \/mnt\/sub: ENOENT/);
+    assert.deepEqual([...Deno.readDirSync(`${dir}/victim`)], [], "nothing was created on the host");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("cli: --tmpfs with and without a size", async () => {
   const result = await busybox([
     "--tmpfs",
@@ -403,7 +440,10 @@ Deno.test("cli: 127 when the command is not found, 126 when it cannot be execute
 });
 
 Deno.test("cli: 125 and one line when sbox itself fails", async () => {
-  assertSboxFailed(await busybox(["-w", "/missing", "--", "true"]), /cannot change directory to \/missing/);
+  assertSboxFailed(
+    await busybox(["-w", "/etc/passwd", "--", "true"]),
+    /cannot change directory to \/etc\/passwd: ENOTDIR/,
+  );
   assertSboxFailed(await sbox(["run", "--rootfs", "/nonexistent", "--", "true"]), /--rootfs.*\/nonexistent/);
 });
 
@@ -733,6 +773,10 @@ Deno.test("cli args: options, repeatable options and the command", () => {
   assert.deepEqual(options.env, { X: "1" });
   assert.deepEqual(options.user, { uid: 5, gid: 6 });
   assert.equal(options.cpuTimeMs, 1500);
+  for (const [given, clean] of [["/a/../../b/./c//", "/b/c"], ["/..", "/"], ["/x/", "/x"]]) {
+    const cwd = parseCommandLine(["run", "-w", given, "x"]);
+    assert.equal(cwd.kind === "run" && cwd.options.cwd, clean, given);
+  }
   assert.deepEqual(parseCommandLine(["run", "--help"]), { kind: "help", topic: "run" });
   assert.deepEqual(parseCommandLine(["run", "--", "--help"]).kind, "run");
   assert.deepEqual(parseCommandLine(["--version"]), { kind: "version" });

@@ -33,7 +33,7 @@ export interface RunOptions {
   mounts: MountSpec[];
   /** Variables given with `-e`, later ones winning. */
   env: Record<string, string>;
-  /** Working directory in the container. */
+  /** Working directory in the container, cleaned (see {@linkcode cleanPath}); made if missing. */
   cwd?: string;
   /** User and group ids in the container. */
   user?: { uid: number; gid: number | undefined };
@@ -202,7 +202,7 @@ function applyOption(
       break;
     }
     case "cwd":
-      options.cwd = absolute(option, value, "an absolute path in the container");
+      options.cwd = cleanPath(absolute(option, value, "an absolute path in the container"));
       break;
     case "user":
       options.user = parseUser(value);
@@ -329,6 +329,20 @@ function nonEmpty(option: string, value: string): string {
 function absolute(option: string, value: string, expected: string): string {
   if (!value.startsWith("/")) throw badValue(option, value, expected);
   return value;
+}
+
+/**
+ * An absolute path without "." and ".." components or repeated slashes, by
+ * its text alone, as Docker cleans `-w`: "/a/../b/./c/" is "/b/c", and ".."
+ * at the root stays there.
+ */
+export function cleanPath(path: string): string {
+  const parts: string[] = [];
+  for (const part of path.split("/")) {
+    if (part === "..") parts.pop();
+    else if (part !== "" && part !== ".") parts.push(part);
+  }
+  return `/${parts.join("/")}`;
 }
 
 function parseBind(value: string): MountSpec {

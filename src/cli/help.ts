@@ -53,7 +53,7 @@ File system:
 Process:
   -e, --env NAME=VALUE    set a variable (repeatable); the environment is
                           PATH and HOME plus these, nothing from the host
-  -w, --cwd DIR           working directory in the container (default: /)
+  -w, --cwd DIR           working directory in the container, made if missing (default: /)
   -u, --user UID[:GID]    ids in the container (default: 0:0; GID defaults to
                           the user's group in the image's /etc/passwd)
   --hostname NAME         hostname (default: sbox)

@@ -2,7 +2,8 @@
  * The mounts of a `sbox run` container, in order: the root (an image overlay
  * with `--rootfs`, else the host's root, see hostroot.ts), the base file
  * systems (/proc, /sys, /dev), a fresh 64 MiB tmpfs /tmp, then `--bind` and
- * `--tmpfs` in command-line order (each makes its missing parent directories).
+ * `--tmpfs` in command-line order (each makes its missing parent directories),
+ * and last the `--cwd` directory where it is missing.
  *
  * @module
  */
@@ -63,14 +64,38 @@ class ImageRootMount implements Mount {
 }
 
 /**
+ * The `--cwd` directory, made with its missing parents as `mkdir -p` does
+ * (as Docker does for `-w`): owned by the container's root, mode 0755. It
+ * mounts nothing and comes after every mount, so the directory is made on
+ * whatever is mounted there; an existing one is left as it is. The child
+ * resolves the path inside the root, so a symbolic link in the image cannot
+ * lead it out.
+ */
+class WorkingDirectory implements Mount {
+  readonly target: string;
+
+  constructor(target: string) {
+    this.target = target;
+  }
+
+  validate(): void {}
+
+  compile(b: ProgramBuilder, rootfs: string): void {
+    const parts = this.target.split("/").filter(Boolean);
+    for (let i = 1; i <= parts.length; i++) b.mkdir(`${rootfs}/${parts.slice(0, i).join("/")}`);
+  }
+}
+
+/**
  * All mounts of the container: `image` (an absolute directory) or the host's
- * root as "/", with upper layers in `layers`, then the base file systems, /tmp
- * and the user's mounts.
+ * root as "/", with upper layers in `layers`, then the base file systems, /tmp,
+ * the user's mounts and the working directory `cwd` (absolute; "/" for none).
  */
 export function containerMounts(
   image: string | undefined,
   userMounts: MountSpec[],
   layers: TemporaryLayers,
+  cwd = "/",
 ): Mount[] {
   const root = image === undefined
     ? new HostRootMount(planHostRoot(), layers)
@@ -81,5 +106,6 @@ export function containerMounts(
     new BaseMounts(),
     new TmpfsMount("/tmp", { size: DEFAULT_SHM_SIZE }),
     ...userMounts.flatMap(userMount),
+    ...(cwd === "/" ? [] : [new WorkingDirectory(cwd)]),
   ];
 }

@@ -135,7 +135,7 @@ async function execute(
     cgroup,
     userMapper: picked.mapper,
     network: networkManager(options),
-    mounts: containerMounts(image, options.mounts, layers),
+    mounts: containerMounts(image, options.mounts, layers, options.cwd),
     hostname: options.hostname ?? "sbox",
     ...securityOptions(options),
   });
