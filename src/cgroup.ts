@@ -172,7 +172,12 @@ export class Cgroup {
     }
   }
 
-  /** Kills every process in the group and its descendants (cgroup.kill). */
+  /**
+   * Kills every process in the group and its descendants (cgroup.kill).
+   * On some kernels (Linux 6.18 here), a process cloned into the group
+   * afterwards is killed at once, so a container started in it dies with
+   * SIGKILL before it runs: give the next container a new group.
+   */
   kill(): void {
     this.#write("cgroup.kill", "1");
   }

@@ -10,8 +10,8 @@
 import { Cgroup } from "./cgroup.ts";
 import { SboxError } from "./error.ts";
 import { launch, type SyncPipe } from "./launch.ts";
-import { containerPath, type Mount } from "./mount.ts";
-import { checkStdio, InitProcess, Process, type Stdio, StdioPlan } from "./process.ts";
+import { containerPath, type Mount, plainAbsolutePath } from "./mount.ts";
+import { checkCommand, checkId, checkStdio, InitProcess, Process, type Stdio, StdioPlan } from "./process.ts";
 import { CLONE, MS, PROGRAM_LIMITS, ProgramBuilder } from "./program.ts";
 import { close, ids, O, stat, tryOpen } from "./sys.ts";
 import { hostId, isMapped, type UserMapper } from "./user.ts";
@@ -175,7 +175,7 @@ export class Container implements AsyncDisposable {
 
   private constructor(options: ContainerOptions, security: ContainerSecurity) {
     this.#security = security;
-    this.rootfs = options.rootfs.replace(/\/+$/, "");
+    this.rootfs = plainAbsolutePath(options.rootfs);
     this.cgroup = options.cgroup;
     this.userMapper = options.userMapper;
     this.mounts = [...(options.mounts ?? [])];
@@ -277,13 +277,11 @@ export class Container implements AsyncDisposable {
   async destroy(): Promise<void> {
     if (this.#destroyed) return;
     this.#destroyed = true;
-    if (this.cgroup?.exists()) {
-      try {
-        this.cgroup.kill();
-      } catch {
-        // Without cgroup.kill, killing init below ends its pid namespace.
-      }
-    }
+    // Every process of the container is in the init's pid namespace, so
+    // killing the init (dispose, below) kills them all. Not cgroup.kill: the
+    // group is the caller's, who may give it to the next container, and on
+    // some kernels (6.18 here) a process later cloned into a group that was
+    // killed is killed at once.
     // Starts and execs under way finish first: what they make dies below too.
     await Promise.allSettled([...this.#launches]);
     await Promise.all([...this.#processes].map((p) => p.dispose()));
@@ -472,7 +470,10 @@ function checkContainerOptions(options: ContainerOptions): void {
   if (typeof rootfs !== "string" || !rootfs.startsWith("/")) {
     throw SboxError.invalidOption("rootfs", `must be an absolute path, got ${JSON.stringify(rootfs)}`);
   }
-  if (rootfs === "/" || rootfs.split("/").includes("..")) {
+  if (rootfs.includes("\0")) {
+    throw SboxError.invalidOption("rootfs", `contains a NUL byte: ${JSON.stringify(rootfs)}`);
+  }
+  if (plainAbsolutePath(rootfs) === "/" || rootfs.split("/").includes("..")) {
     throw SboxError.invalidOption("rootfs", `must be a plain directory other than /, got ${rootfs}`);
   }
   if (!stat(rootfs)?.isDirectory) throw SboxError.invalidOption("rootfs", `${rootfs} is not a directory`);
@@ -481,8 +482,12 @@ function checkContainerOptions(options: ContainerOptions): void {
     if (!cgroup.exists()) {
       throw SboxError.invalidOption("cgroup", `${cgroup.path} does not exist (call create())`);
     }
+    checkNotHoldingCaller(cgroup);
   }
-  if (!userMapper || typeof userMapper.map !== "function" || !Array.isArray(userMapper.uidMap)) {
+  if (
+    !userMapper || typeof userMapper.map !== "function" || !Array.isArray(userMapper.uidMap) ||
+    !Array.isArray(userMapper.gidMap)
+  ) {
     throw SboxError.invalidOption(
       "userMapper",
       "must be a ProcUserMapper, a BinNewIdMapper or another UserMapper",
@@ -507,37 +512,31 @@ function checkContainerOptions(options: ContainerOptions): void {
   }
 }
 
-function checkId(option: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > 0xfffffffe) {
-    throw SboxError.invalidOption(option, `must be an id from 0 to 4294967294, got ${JSON.stringify(value)}`);
+/**
+ * Refuses a group that holds this process: its limits would bind the caller
+ * too, and killing the container's group (Cgroup.kill) would kill it.
+ */
+function checkNotHoldingCaller(cgroup: Cgroup): void {
+  const own = Cgroup.current();
+  const inside = own.mountPath === cgroup.mountPath &&
+    (cgroup.name === "" || own.name === cgroup.name || own.name.startsWith(`${cgroup.name}/`));
+  if (inside) {
+    throw SboxError.invalidOption(
+      "cgroup",
+      `${cgroup.path} holds this process (${own.path}): give the container a group of its own ` +
+        '(e.g. Cgroup.current().child("c1"), then create())',
+    );
   }
-  return value;
 }
 
 /** Validates process options before anything is created. */
 export function checkProcessOptions(options: ProcessOptions): CheckedProcess {
   if (!options || typeof options !== "object") throw SboxError.invalidOption("options", "must be an object");
   const { command, env = {}, cwd = "/", cgroup } = options;
-  if (!Array.isArray(command) || command.length === 0) {
-    throw SboxError.invalidOption("command", "must be a non-empty array of strings");
+  checkCommand(command);
+  if (typeof env !== "object" || env === null || Array.isArray(env)) {
+    throw SboxError.invalidOption("env", "must be an object of NAME: value");
   }
-  for (const arg of command) {
-    if (typeof arg !== "string" || arg.includes("\0")) {
-      throw SboxError.invalidOption(
-        "command",
-        `arguments must be strings without NUL bytes, got ${JSON.stringify(arg)}`,
-      );
-    }
-  }
-  if (command[0] === "") throw SboxError.invalidOption("command", "the program name is empty");
-  if (command.length > PROGRAM_LIMITS.arrayEntries) {
-    throw SboxError.invalidOption(
-      "command",
-      `${command.length} arguments, at most ${PROGRAM_LIMITS.arrayEntries}`,
-    );
-  }
-  if (typeof env !== "object" || env === null) throw SboxError.invalidOption("env", "must be an object");
   const envp: string[] = [];
   for (const [key, value] of Object.entries(env)) {
     if (key === "" || key.includes("=") || key.includes("\0")) {
@@ -551,8 +550,11 @@ export function checkProcessOptions(options: ProcessOptions): CheckedProcess {
   if (envp.length > PROGRAM_LIMITS.arrayEntries) {
     throw SboxError.invalidOption("env", `${envp.length} variables, at most ${PROGRAM_LIMITS.arrayEntries}`);
   }
-  if (typeof cwd !== "string" || !cwd.startsWith("/")) {
-    throw SboxError.invalidOption("cwd", `must be an absolute path, got ${JSON.stringify(cwd)}`);
+  if (typeof cwd !== "string" || !cwd.startsWith("/") || cwd.includes("\0")) {
+    throw SboxError.invalidOption(
+      "cwd",
+      `must be an absolute path without NUL bytes, got ${JSON.stringify(cwd)}`,
+    );
   }
   if (
     cgroup !== undefined &&

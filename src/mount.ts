@@ -56,14 +56,26 @@ export function overlayOptions(lowerDirs: string, upperDir: string, workDir: str
   return `lowerdir=${lowerDirs},upperdir=${upperDir},workdir=${workDir},userxattr`;
 }
 
+/**
+ * `path` without repeated slashes, "." components or a trailing slash:
+ * "//a/./b/" is "/a/b", and "//" or "/." is "/". Text only: ".." stays, for
+ * the callers to refuse.
+ */
+export function plainAbsolutePath(path: string): string {
+  return `/${path.split("/").filter((part) => part !== "" && part !== ".").join("/")}`;
+}
+
 function checkTarget(option: string, target: string): string {
   if (typeof target !== "string" || !target.startsWith("/")) {
     throw SboxError.invalidOption(option, `target must be an absolute path, got ${JSON.stringify(target)}`);
   }
+  if (target.includes("\0")) {
+    throw SboxError.invalidOption(option, `target contains a NUL byte: ${JSON.stringify(target)}`);
+  }
   if (target.split("/").some((part) => part === "..")) {
     throw SboxError.invalidOption(option, `target must not contain "..": ${target}`);
   }
-  return target === "/" ? "/" : target.replace(/\/+$/, "");
+  return plainAbsolutePath(target);
 }
 
 function checkHostDir(option: string, path: string): void {
@@ -112,6 +124,12 @@ export class OverlayMount implements Mount {
 
   /** An overlay of `lowerDirs`; writes go to `upperDir`, or to a temporary layer without one. */
   constructor(lowerDirs: string[], upperDir?: string, workDir?: string, options: OverlayMountOptions = {}) {
+    if (!Array.isArray(lowerDirs)) {
+      throw SboxError.invalidOption(
+        "OverlayMount",
+        `lowerDirs must be an array of directories, got ${JSON.stringify(lowerDirs)}`,
+      );
+    }
     this.lowerDirs = [...lowerDirs];
     this.upperDir = upperDir;
     this.workDir = workDir;
@@ -135,6 +153,9 @@ export class OverlayMount implements Mount {
         "OverlayMount",
         `size must be a positive number of bytes, got ${this.size}`,
       );
+    }
+    if (this.upperDir !== undefined && this.upperDir === this.workDir) {
+      throw SboxError.invalidOption("OverlayMount", `upperDir and workDir must differ: ${this.upperDir}`);
     }
     const dirs = [...this.lowerDirs, this.upperDir, this.workDir].filter((d) => d !== undefined);
     for (const dir of dirs) {
@@ -286,12 +307,20 @@ export class TmpfsMount implements Mount {
     this.mode = options.mode ?? 0o1777;
   }
 
-  /** Checks the size. */
+  /** Checks the size and the mode. */
   validate(): void {
     if (this.size !== undefined && (!Number.isSafeInteger(this.size) || this.size <= 0)) {
       throw SboxError.invalidOption(
         "TmpfsMount",
         `size must be a positive number of bytes, got ${this.size}`,
+      );
+    }
+    if (!Number.isInteger(this.mode) || this.mode < 0 || this.mode > 0o7777) {
+      throw SboxError.invalidOption(
+        "TmpfsMount",
+        `mode must be permission bits from 0 to 0o7777, got ${
+          typeof this.mode === "number" ? this.mode : JSON.stringify(this.mode)
+        }`,
       );
     }
   }

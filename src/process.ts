@@ -26,7 +26,7 @@ import {
   tryWrite,
   waitPidfd,
 } from "./sys.ts";
-import type { ProgramBuilder } from "./program.ts";
+import { PROGRAM_LIMITS, type ProgramBuilder } from "./program.ts";
 
 /**
  * What a process's stdin, stdout or stderr is connected to. A number is an
@@ -54,6 +54,38 @@ export interface ProcessOutput extends ProcessStatus {
 }
 
 const STDIO_VALUES: readonly Stdio[] = ["inherit", "piped", "null"];
+
+/** Checks a uid or gid option (`fallback` when undefined); throws an SboxError naming it. */
+export function checkId(option: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > 0xfffffffe) {
+    const shown = typeof value === "number" ? String(value) : JSON.stringify(value);
+    throw SboxError.invalidOption(option, `must be an id from 0 to 4294967294, got ${shown}`);
+  }
+  return value;
+}
+
+/** Checks a command: a program and its arguments, strings without NUL bytes. */
+export function checkCommand(command: unknown): asserts command is string[] {
+  if (!Array.isArray(command) || command.length === 0) {
+    throw SboxError.invalidOption("command", "must be a non-empty array of strings");
+  }
+  for (const arg of command) {
+    if (typeof arg !== "string" || arg.includes("\0")) {
+      throw SboxError.invalidOption(
+        "command",
+        `arguments must be strings without NUL bytes, got ${JSON.stringify(arg)}`,
+      );
+    }
+  }
+  if (command[0] === "") throw SboxError.invalidOption("command", "the program name is empty");
+  if (command.length > PROGRAM_LIMITS.arrayEntries) {
+    throw SboxError.invalidOption(
+      "command",
+      `${command.length} arguments, at most ${PROGRAM_LIMITS.arrayEntries}`,
+    );
+  }
+}
 
 /** Checks a stdio option; throws an SboxError naming it. */
 export function checkStdio(name: string, value: unknown): Stdio {

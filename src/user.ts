@@ -13,6 +13,7 @@
 
 import { SboxError } from "./error.ts";
 import { launch, reap, runHostCommand } from "./launch.ts";
+import { checkCommand, checkId } from "./process.ts";
 import { CLONE, ProgramBuilder } from "./program.ts";
 import { signalName } from "./signal.ts";
 import { environment, ids, readTextFile, stat, writeTextFile } from "./sys.ts";
@@ -53,19 +54,41 @@ export function hostId(map: readonly IdMapEntry[], id: number): number | undefin
 function validateMap(kind: string, map: readonly IdMapEntry[]): IdMapEntry[] {
   if (!Array.isArray(map) || map.length === 0) throw SboxError.invalidOption(kind, "the map is empty");
   if (map.length > 340) throw SboxError.invalidOption(kind, "more than 340 entries");
-  const entries = map.map((e) => ({ containerId: e.containerId, hostId: e.hostId, size: e.size }));
+  const entries = map.map((e) => {
+    if (!e || typeof e !== "object") {
+      throw SboxError.invalidOption(
+        kind,
+        `an entry must be { containerId, hostId, size }, got ${JSON.stringify(e)}`,
+      );
+    }
+    return { containerId: e.containerId, hostId: e.hostId, size: e.size };
+  });
   for (const e of entries) {
     for (const [field, value] of Object.entries(e)) {
-      if (!Number.isInteger(value) || value < 0 || value > 0xfffffffe) {
-        throw SboxError.invalidOption(kind, `${field} must be an integer id, got ${value}`);
+      if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > 0xfffffffe) {
+        const shown = typeof value === "number" ? String(value) : JSON.stringify(value);
+        throw SboxError.invalidOption(kind, `${field} must be an integer id, got ${shown}`);
       }
     }
     if (e.size < 1) throw SboxError.invalidOption(kind, "size must be at least 1");
+    // The kernel's ids are 32-bit, and 4294967295 is the invalid id.
+    for (const side of ["containerId", "hostId"] as const) {
+      if (e[side] + e.size > 0xffffffff) {
+        throw SboxError.invalidOption(
+          kind,
+          `${side} ${e[side]} + size ${e.size} goes past the last id, 4294967294`,
+        );
+      }
+    }
   }
-  const sorted = [...entries].sort((a, b) => a.containerId - b.containerId);
-  for (let i = 1; i < sorted.length; i++) {
-    if (sorted[i].containerId < sorted[i - 1].containerId + sorted[i - 1].size) {
-      throw SboxError.invalidOption(kind, `entries overlap at container id ${sorted[i].containerId}`);
+  // The kernel refuses overlaps on either side.
+  for (const side of ["containerId", "hostId"] as const) {
+    const sorted = [...entries].sort((a, b) => a[side] - b[side]);
+    for (let i = 1; i < sorted.length; i++) {
+      if (sorted[i][side] < sorted[i - 1][side] + sorted[i - 1].size) {
+        const where = side === "containerId" ? "container" : "host";
+        throw SboxError.invalidOption(kind, `entries overlap at ${where} id ${sorted[i][side]}`);
+      }
     }
   }
   return entries;
@@ -265,9 +288,9 @@ export async function runAsUser(
   gid: number,
   command: string[],
 ): Promise<void> {
-  if (!Array.isArray(command) || command.length === 0) {
-    throw SboxError.invalidOption("command", "must not be empty");
-  }
+  checkCommand(command);
+  checkId("uid", uid, 0);
+  checkId("gid", gid, 0);
   if (!isMapped(mapper.uidMap, uid)) {
     throw SboxError.invalidOption("uid", `${uid} is not mapped by the user mapper`);
   }

@@ -5,14 +5,19 @@
 
 import assert from "node:assert/strict";
 import {
+  BaseMounts,
   BindMount,
   Cgroup,
   Container,
+  type IdMapEntry,
   type InitProcess,
   type Mount,
+  OverlayMount,
   ProcUserMapper,
+  runAsUser,
   SboxError,
   TmpfsMount,
+  type UserMapper,
 } from "../mod.ts";
 import { PROGRAM_LIMITS } from "../src/program.ts";
 import {
@@ -26,6 +31,7 @@ import {
   skipUnlessRoot,
   skipWithout,
   skipWithoutManyIds,
+  snapshot,
   text,
 } from "./fixtures.ts";
 
@@ -154,7 +160,6 @@ function containerIn(dir: string, mounts: Mount[]): Promise<Container> {
 
 /** A container with an overlay root only: no BaseMounts, so no sysfs mount. */
 async function overlayOnlyContainer(dir: string): Promise<Container> {
-  const { OverlayMount } = await import("../mod.ts");
   return containerIn(dir, [new OverlayMount([busyboxImage()])]);
 }
 
@@ -396,7 +401,25 @@ Deno.test("Container.create and start reject bad options before any process exis
       }),
     /invalid option cgroup/,
   );
-  const { OverlayMount } = await import("../mod.ts");
+  for (const rootfs of ["//", "///", "/.", "/./", `${dir}/root/..`]) {
+    await rejects(
+      () => Container.create({ rootfs, userMapper: mapper }),
+      /invalid option rootfs: must be a plain directory other than \//,
+    );
+  }
+  await rejects(
+    () => Container.create({ rootfs: `${dir}/root`, userMapper: mapper, cgroup: Cgroup.current() }),
+    /invalid option cgroup: .* holds this process/,
+  );
+  await rejects(
+    // A mapper of another kind must still give both maps.
+    () =>
+      Container.create({
+        rootfs: `${dir}/root`,
+        userMapper: { uidMap: mapper.uidMap, setgroupsAllowed: false, map() {} } as unknown as UserMapper,
+      }),
+    /invalid option userMapper/,
+  );
   await rejects(
     () =>
       Container.create({
@@ -406,6 +429,34 @@ Deno.test("Container.create and start reject bad options before any process exis
       }),
     /OverlayMount: .*no-upper is not a directory/,
   );
+  await rejects(
+    () =>
+      Container.create({
+        rootfs: `${dir}/root`,
+        userMapper: mapper,
+        mounts: [new OverlayMount([image], `${dir}/root`, `${dir}/root`)],
+      }),
+    /OverlayMount: upperDir and workDir must differ/,
+  );
+  await rejects(
+    async () => new OverlayMount(image as unknown as string[]),
+    /OverlayMount: lowerDirs must be an array/,
+  );
+  for (const mode of [-1, Number.NaN, 1.5, 0o17777, "755"]) {
+    await rejects(
+      () =>
+        Container.create({
+          rootfs: `${dir}/root`,
+          userMapper: mapper,
+          mounts: [new TmpfsMount("/t", { mode: mode as number })],
+        }),
+      /invalid option TmpfsMount: mode must be permission bits/,
+    );
+  }
+  await rejects(async () => new TmpfsMount("/a\0b"), /invalid option TmpfsMount: target contains a NUL byte/);
+  // "//" and "/." are the root, as the kernel reads them.
+  assert.equal(new TmpfsMount("//").target, "/");
+  assert.equal(new BindMount("/tmp", "/./a//b/").target, "/a/b");
   const container = await Container.create({ rootfs: `${dir}/root`, userMapper: mapper });
   await rejects(() => container.start({ command: [] }), /invalid option command/);
   await rejects(
@@ -417,6 +468,15 @@ Deno.test("Container.create and start reject bad options before any process exis
     /invalid option gid: 5 is not mapped/,
   );
   await rejects(() => container.start({ command: ["/bin/sh"], cwd: "tmp" }), /invalid option cwd/);
+  await rejects(() => container.start({ command: ["/bin/sh"], cwd: "/tmp\0x" }), /invalid option cwd: .*NUL/);
+  await rejects(
+    () => container.start({ command: ["/bin/sh"], env: ["PATH=/bin"] as unknown as Record<string, string> }),
+    /invalid option env: must be an object/,
+  );
+  await rejects(
+    () => container.start({ command: ["/bin/sh"], uid: Number.NaN }),
+    /invalid option uid: .*got NaN/,
+  );
   await rejects(() => container.start({ command: ["/bin/sh"], env: { "A=B": "c" } }), /invalid option env/);
   await rejects(
     () => container.start({ command: ["/bin/sh"], stdout: "pipe" as "piped" }),
@@ -444,6 +504,79 @@ Deno.test("Container.create and start reject bad options before any process exis
   );
   await container.destroy();
   Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("id maps the kernel would refuse and bad runAsUser arguments are rejected before any process exists", async () => {
+  const bad: [unknown[], RegExp][] = [
+    [
+      [{ containerId: 0, hostId: 0, size: 10 }, { containerId: 100, hostId: 5, size: 10 }],
+      /overlap at host id 5/,
+    ],
+    [
+      [{ containerId: 0, hostId: 0, size: 10 }, { containerId: 5, hostId: 100, size: 10 }],
+      /overlap at container id 5/,
+    ],
+    [[{ containerId: 4294967290, hostId: 0, size: 10 }], /containerId 4294967290 \+ size 10 goes past/],
+    [[{ containerId: 0, hostId: 4294967290, size: 10 }], /hostId 4294967290 \+ size 10 goes past/],
+    [[null], /an entry must be \{ containerId, hostId, size \}/],
+    [[{ containerId: "0", hostId: 0, size: 1 }], /containerId must be an integer id, got "0"/],
+  ];
+  for (const [uidMap, pattern] of bad) {
+    assert.throws(
+      () =>
+        new ProcUserMapper({
+          uidMap: uidMap as IdMapEntry[],
+          gidMap: [{ containerId: 0, hostId: 0, size: 1 }],
+        }),
+      (err: unknown) => err instanceof SboxError && err.step === "options" && pattern.test(err.message),
+      `${JSON.stringify(uidMap)}`,
+    );
+  }
+  const mapper = identityMapper();
+  const before = snapshot().children;
+  const calls: [() => Promise<void>, RegExp][] = [
+    [() => runAsUser(mapper, 1.5, 0, ["/bin/true"]), /invalid option uid: must be an id .* got 1.5/],
+    [() => runAsUser(mapper, 0, "0" as unknown as number, ["/bin/true"]), /invalid option gid: .* got "0"/],
+    [
+      () => runAsUser(mapper, 0, 0, ["/bin/echo", 5 as unknown as string]),
+      /invalid option command: arguments/,
+    ],
+    [() => runAsUser(mapper, 0, 0, [""]), /invalid option command: the program name is empty/],
+  ];
+  for (const [call, pattern] of calls) {
+    const err = await call().then(() => undefined, (e) => e);
+    assert.ok(err instanceof SboxError && pattern.test(err.message), `${err}`);
+  }
+  assert.deepEqual(snapshot().children, before, "a process was left");
+});
+
+Deno.test("a cgroup serves one container after another; destroy() leaves another container's init in it alive", async () => {
+  await using first = await busyboxContainer();
+  const init = await first.container.start({ command: ["/bin/sleep", "10"], env: ENV });
+  // A second container in the same group.
+  const second = await Container.create({
+    rootfs: first.container.rootfs,
+    userMapper: first.container.userMapper,
+    cgroup: first.cgroup,
+    mounts: [new OverlayMount([first.image]), new BaseMounts()],
+  });
+  const running = await second.start({ command: ["/bin/sleep", "10"], env: ENV });
+  await first.container.destroy();
+  assert.deepEqual((await init.status).signal, "SIGKILL");
+  assert.equal(running.exited, false, "destroying the first container killed the second's init");
+  await second.destroy();
+  assert.deepEqual((await running.status).signal, "SIGKILL");
+  // The group was emptied by destroy(): a third container runs in it.
+  const third = await Container.create({
+    rootfs: first.container.rootfs,
+    userMapper: first.container.userMapper,
+    cgroup: first.cgroup,
+    mounts: [new OverlayMount([first.image]), new BaseMounts()],
+  });
+  const output = await (await third.start({ command: ["/bin/echo", "ran"], env: ENV, stdout: "piped" }))
+    .output();
+  await third.destroy();
+  assert.deepEqual([output.success, new TextDecoder().decode(output.stdout)], [true, "ran\n"]);
 });
 
 Deno.test("a second start() while one is under way is refused; destroy() during start() kills the init", async () => {
@@ -511,7 +644,6 @@ Deno.test("a temporary overlay keeps writes in the container's own tmpfs", async
 });
 
 Deno.test("OverlayMount rejects half a persistent layer", async () => {
-  const { OverlayMount } = await import("../mod.ts");
   const dir = scratchDir("half-");
   const err = await containerIn(dir, [new OverlayMount([busyboxImage()], `${dir}`)]).then(
     () => undefined,
