@@ -200,6 +200,10 @@ fn cstr(p: u64) [:0]const u8 {
 fn mountOrRemount(op: *const program.Op, source: u64, target: u64) usize {
     const a = op.args;
     var flags = a[3];
+    const MS = linux.MS;
+    if (flags & (MS.REMOUNT | MS.BIND | MS.REC) == MS.REMOUNT | MS.BIND | MS.REC) {
+        return setMountFlagsRecursive(target, flags);
+    }
     if (op.flags & program.mount_keep_locked_flags != 0) {
         // An unprivileged remount must keep the flags the kernel locked when
         // the mount was copied into this namespace: read them back first.
@@ -212,6 +216,24 @@ fn mountOrRemount(op: *const program.Op, source: u64, target: u64) usize {
         if (st_flags & 4096 != 0) flags |= linux.MS.RELATIME; // ST_RELATIME
     }
     return linux.syscall5(.mount, source, target, a[2], flags, a[4]);
+}
+
+/// A bind remount with MS_REC: mount(2) would change the target's mount
+/// alone and leave the mounts below it as they are (a read-only bind of a
+/// tree with a mount inside would be writable there), so mount_setattr sets
+/// the flags on every mount of the tree (AT_RECURSIVE, Linux 5.12). It only
+/// sets: flags the kernel locked stay, as they must.
+fn setMountFlagsRecursive(target: u64, flags: u64) usize {
+    const MS = linux.MS;
+    const MountAttr = extern struct { attr_set: u64, attr_clr: u64, propagation: u64, userns_fd: u64 };
+    // MOUNT_ATTR_RDONLY, _NOSUID, _NODEV, _NOEXEC (linux/mount.h).
+    var attr = MountAttr{ .attr_set = 0, .attr_clr = 0, .propagation = 0, .userns_fd = 0 };
+    if (flags & MS.RDONLY != 0) attr.attr_set |= 0x1;
+    if (flags & MS.NOSUID != 0) attr.attr_set |= 0x2;
+    if (flags & MS.NODEV != 0) attr.attr_set |= 0x4;
+    if (flags & MS.NOEXEC != 0) attr.attr_set |= 0x8;
+    const at_recursive: usize = 0x8000;
+    return linux.syscall5(.mount_setattr, at_fdcwd, target, at_recursive, @intFromPtr(&attr), @sizeOf(MountAttr));
 }
 
 /// seccomp(SECCOMP_SET_MODE_FILTER) with the filter link() checked. The

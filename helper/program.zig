@@ -40,6 +40,8 @@ pub const Code = enum(u32) {
     /// mount(args[0] source, args[1] target, args[2] fstype, args[3] flags, args[4] data).
     /// flags field bit 0: for a remount, keep the flags the kernel locked
     /// (nosuid, nodev, noexec, atime) so that an unprivileged remount is allowed.
+    /// A bind remount with MS_REC sets its flags on every mount of the tree
+    /// (mount_setattr), which mount(2) cannot.
     mount = 2,
     /// mkdir(args[0] path, args[1] mode); an existing directory is fine.
     mkdir = 3,

@@ -214,7 +214,7 @@ export class OverlayMount implements Mount {
 
 /**
  * A bind mount of host path `source` on container path `target`,
- * read-only with `{ readonly: true }`. The target and its missing parent
+ * read-only with `{ readonly: true }` (the mounts inside it too). The target and its missing parent
  * directories are made in the container's root.
  *
  * @example Share a directory read-only
@@ -267,14 +267,14 @@ export class BindMount implements Mount {
       `cannot bind ${this.source} on ${this.target}`,
     );
     if (this.readonly) {
+      // MS_REC: the mounts the source has inside are read-only too.
       builder.mount(
         null,
         target,
         null,
-        MS.BIND | MS.REMOUNT | MS.RDONLY,
+        MS.BIND | MS.REMOUNT | MS.RDONLY | MS.REC,
         null,
         `cannot make ${this.target} read-only`,
-        true,
       );
     }
   }

@@ -171,7 +171,10 @@ export class ProgramBuilder {
 
   /**
    * mount(2). `keepLockedFlags` for remounts of mounts inherited from the
-   * host; `ignoreMissing` to skip a target the kernel does not have.
+   * host; `ignoreMissing` to skip a target the kernel does not have. A bind
+   * remount with `MS.REC` sets its flags (read-only, nosuid, nodev, noexec)
+   * on every mount of the tree, through mount_setattr: what mount(2) does
+   * not, and what a read-only bind of a tree with mounts in it needs.
    */
   mount(
     source: string | null,

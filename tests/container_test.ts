@@ -311,6 +311,31 @@ Deno.test("bind and tmpfs mounts; cwd and env reach the program", async () => {
   await removeScratch(dir);
 });
 
+Deno.test("a read-only bind is read-only all through: the mounts inside its source too", async () => {
+  const dir = scratchDir("ro-tree-");
+  Deno.mkdirSync(`${dir}/tree/inner`, { recursive: true });
+  // A mount inside the source, on the host: a tmpfs.
+  const mounted = new Deno.Command("mount", { args: ["-t", "tmpfs", "tmpfs", `${dir}/tree/inner`] })
+    .outputSync();
+  assert.ok(mounted.success, new TextDecoder().decode(mounted.stderr));
+  try {
+    await using container = await containerIn(dir, [
+      new OverlayMount([busyboxImage()]),
+      new BaseMounts(),
+      new BindMount(`${dir}/tree`, "/o", { readonly: true }),
+    ]);
+    const result = await sh(
+      container,
+      "touch /o/x 2>/dev/null || echo top-refused; touch /o/inner/y 2>/dev/null || echo inner-refused",
+    );
+    assert.equal(result.out, "top-refused\ninner-refused\n", result.err);
+    assert.deepEqual([...Deno.readDirSync(`${dir}/tree/inner`)], [], "a write reached the host");
+  } finally {
+    new Deno.Command("umount", { args: [`${dir}/tree/inner`] }).outputSync();
+    await removeScratch(dir);
+  }
+});
+
 Deno.test("mounts below directories the image lacks make them, as mkdir -p does", async () => {
   const dir = scratchDir("parents-");
   try {

@@ -157,14 +157,14 @@ export class HostRootMount implements Mount {
           if (stat(entry.path)?.isDirectory) b.mkdir(at);
           else b.touch(at);
           b.mount(entry.path, at, null, MS.BIND | MS.REC, null, `cannot bind ${entry.path}`);
+          // MS_REC: a mount that appeared below it since the plan was made is read-only too.
           b.mount(
             null,
             at,
             null,
-            MS.BIND | MS.REMOUNT | MS.RDONLY | MS.NOSUID,
+            MS.BIND | MS.REMOUNT | MS.RDONLY | MS.NOSUID | MS.REC,
             null,
             `cannot make ${entry.path} read-only`,
-            true,
           );
           break;
         case "overlay":
