@@ -68,7 +68,14 @@ export {
   type UserMapper,
 } from "./src/user.ts";
 export type { SignalLike } from "./src/signal.ts";
-export { OpCode, type OpName, type Program, ProgramBuilder } from "./src/program.ts";
+export {
+  type IdMaps,
+  OpCode,
+  type OpName,
+  type Program,
+  ProgramBuilder,
+  UNCHANGED_ID,
+} from "./src/program.ts";
 export { CAPABILITIES, DEFAULT_CAPABILITIES } from "./src/security/capabilities.ts";
 export {
   DEFAULT_SECCOMP_POLICY,

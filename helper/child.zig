@@ -319,12 +319,26 @@ fn createEntry(op: *const program.Op, own: *const OwnMounts) usize {
         }
     }
     const at: usize = if (dir.fd >= 0) @bitCast(dir.fd) else at_fdcwd;
+    if (op.code == .mkdir and op.flags & program.mkdir_owned != 0) return mkdirOwned(at, name, a[1], a[2], a[3]);
     return allowExisting(switch (op.code) {
         .mkdir => linux.syscall3(.mkdirat, at, @intFromPtr(name), a[1]),
         .touch => linux.syscall4(.mknodat, at, @intFromPtr(name), linux.S.IFREG | (a[1] & 0o7777), 0),
         .symlink => linux.syscall3(.symlinkat, a[0], at, @intFromPtr(name)),
         else => unreachable,
     });
+}
+
+/// mkdir of a directory with exactly `mode` and owner `uid`:`gid` (ids of
+/// this user namespace; 0xffffffff leaves one as it is): the upper layer of
+/// an overlay, whose root directory shows as the overlay's own (a host /root
+/// of mode 0700 stays 0700). An existing directory is left as it is.
+fn mkdirOwned(at: usize, name: [*:0]const u8, mode: u64, uid: u64, gid: u64) usize {
+    var rc = linux.syscall3(.mkdirat, at, @intFromPtr(name), 0o700);
+    if (errnoOf(rc) != null) return allowExisting(rc);
+    rc = linux.syscall5(.fchownat, at, @intFromPtr(name), uid, gid, 0);
+    if (errnoOf(rc) != null) return rc;
+    // After the chown, which clears set-id bits; and past the umask.
+    return linux.syscall3(.fchmodat, at, @intFromPtr(name), mode & 0o7777);
 }
 
 /// A relative path of an op: a path in the container's root, the working

@@ -44,6 +44,8 @@ pub const Code = enum(u32) {
     /// (mount_setattr), which mount(2) cannot.
     mount = 2,
     /// mkdir(args[0] path, args[1] mode); an existing directory is fine.
+    /// flags field bit 0 (`mkdir_owned`): a new directory gets exactly that
+    /// mode (no umask) and owner args[2]:args[3] (0xffffffff: unchanged).
     mkdir = 3,
     /// Create an empty file args[0] with mode args[1] (a bind-mount target).
     touch = 4,
@@ -135,6 +137,8 @@ pub const Code = enum(u32) {
 };
 
 pub const mount_keep_locked_flags: u32 = 1;
+/// Mkdir flags field bit 0: see `Code.mkdir`.
+pub const mkdir_owned: u32 = 1;
 /// Mount flags field bit 1: a missing target (ENOENT) is not an error, for
 /// masking paths that only some kernels have (/proc/sched_debug, ...).
 pub const mount_ignore_missing: u32 = 2;

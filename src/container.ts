@@ -398,7 +398,8 @@ export class Container implements AsyncDisposable {
         beforeStart: joining ? undefined : (pid) => this.#prepareInit(pid),
         afterRelease: joining ? undefined : (pid) => this.#holdNamespace(pid),
         program: (sync) => {
-          const b = new ProgramBuilder();
+          // The exec path joins the init's user namespace: the same maps.
+          const b = new ProgramBuilder(this.userMapper);
           compile(b, sync, plan, cgroupFd);
           return b.build();
         },

@@ -8,8 +8,9 @@
  */
 
 import { SboxError } from "./error.ts";
-import { MS, type ProgramBuilder } from "./program.ts";
+import { MS, type ProgramBuilder, UNCHANGED_ID } from "./program.ts";
 import { stat } from "./sys.ts";
+import type { IdMapEntry } from "./user.ts";
 
 /** Something that can be mounted into a container. */
 export interface Mount {
@@ -41,6 +42,27 @@ function compileParents(builder: ProgramBuilder, rootfs: string, target: string)
   for (let i = 1; i < parts.length; i++) {
     builder.mkdir(containerPath(rootfs, `/${parts.slice(0, i).join("/")}`));
   }
+}
+
+/**
+ * Appends a mkdir of `path` with the mode and owner of host directory
+ * `like`: for the upper layer of an overlay, whose root directory is what
+ * the overlay shows as its own (a host /root of mode 0700 must stay 0700).
+ * The owner goes through the builder's id maps; one they leave out (host
+ * root under a rootless map) stays the container's root, never an id that
+ * would make some container user its owner.
+ */
+export function mkdirLike(builder: ProgramBuilder, path: string, like: string): void {
+  const host = stat(like);
+  if (!host) return void builder.mkdir(path);
+  const inside = (map: readonly IdMapEntry[] | undefined, id: number) => {
+    const entry = map?.find((e) => id >= e.hostId && id < e.hostId + e.size);
+    return entry ? entry.containerId + (id - entry.hostId) : UNCHANGED_ID;
+  };
+  builder.mkdir(path, host.mode & 0o7777, {
+    uid: inside(builder.idMaps?.uidMap, host.uid),
+    gid: inside(builder.idMaps?.gidMap, host.gid),
+  });
 }
 
 /**
@@ -200,7 +222,9 @@ export class OverlayMount implements Mount {
       `mode=755${size}`,
       `cannot mount tmpfs on ${target}`,
     );
-    builder.mkdir(`${target}/upper`).mkdir(`${target}/work`);
+    // The upper layer's root directory is the overlay's: it takes the top lower one's mode and owner.
+    mkdirLike(builder, `${target}/upper`, this.lowerDirs[0]);
+    builder.mkdir(`${target}/work`);
     builder.mount(
       "overlay",
       target,

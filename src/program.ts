@@ -10,6 +10,7 @@
 
 import { SboxError } from "./error.ts";
 import { encodeUtf8Into } from "./cstring.ts";
+import type { IdMapEntry, UserMapper } from "./user.ts";
 
 /** Op codes; keep in the order of `Code` in helper/program.zig. */
 export const OpCode: {
@@ -112,6 +113,18 @@ const MAGIC = 0x31584253;
 export const PROGRAM_VERSION = 4;
 const MOUNT_KEEP_LOCKED_FLAGS = 1;
 const MOUNT_IGNORE_MISSING = 2;
+const MKDIR_OWNED = 1;
+
+/** An id for chown(2) that leaves the owner (or group) as it is. */
+export const UNCHANGED_ID = 0xffffffff;
+
+/** The uid and gid maps of a user namespace (a {@linkcode UserMapper} has them). */
+export interface IdMaps {
+  /** The uid map. */
+  readonly uidMap: readonly IdMapEntry[];
+  /** The gid map. */
+  readonly gidMap: readonly IdMapEntry[];
+}
 /** The kernel's limit on a classic BPF program (BPF_MAXINSNS). */
 const MAX_FILTER_INSTRUCTIONS = 4096;
 /**
@@ -155,7 +168,19 @@ export interface Program {
  * link in the image or a kept upper layer cannot lead the setup out of it.
  */
 export class ProgramBuilder {
+  /**
+   * The id maps of the user namespace the program runs in, if it has its
+   * own: ops that give a file an owner (mount.ts's `mkdirLike`) translate
+   * host ids with them.
+   */
+  readonly idMaps: IdMaps | undefined;
   readonly #ops: PendingOp[] = [];
+
+  /** An empty program; `idMaps`: see {@linkcode ProgramBuilder.idMaps}. */
+  constructor(idMaps?: IdMaps) {
+    this.idMaps = idMaps;
+  }
+
   /** The network thread of `spawnNetwork`: none yet, running, or joined. */
   #networkThread: "none" | "running" | "joined" = "none";
 
@@ -196,9 +221,15 @@ export class ProgramBuilder {
     );
   }
 
-  /** mkdir(2); an existing directory is fine. */
-  mkdir(path: string, mode = 0o755): this {
-    return this.#push(OpCode.mkdir, [{ str: path }, mode], `cannot create directory ${shown(path)}`);
+  /**
+   * mkdir(2); an existing directory is fine (and left as it is). With
+   * `owner` (ids in the container; `UNCHANGED_ID` for either leaves it to
+   * the creator), a new directory gets it and exactly `mode`, umask aside.
+   */
+  mkdir(path: string, mode = 0o755, owner?: { uid: number; gid: number }): this {
+    const what = `cannot create directory ${shown(path)}`;
+    if (!owner) return this.#push(OpCode.mkdir, [{ str: path }, mode], what);
+    return this.#push(OpCode.mkdir, [{ str: path }, mode, owner.uid, owner.gid], what, MKDIR_OWNED);
   }
 
   /** Create an empty file to bind-mount onto. */

@@ -21,7 +21,7 @@
  * @module
  */
 
-import { containerPath, type Mount } from "../mount.ts";
+import { containerPath, mkdirLike, type Mount } from "../mount.ts";
 import { MS, type ProgramBuilder } from "../program.ts";
 import { readDir, readLink, readTextFile, stat } from "../sys.ts";
 import type { TemporaryLayers } from "./layers.ts";
@@ -148,7 +148,7 @@ export class HostRootMount implements Mount {
       const at = containerPath(rootfs, entry.path);
       switch (entry.kind) {
         case "dir":
-          b.mkdir(at);
+          mkdirLike(b, at, entry.path); // on the tmpfs root: as the host's, not 0755 root
           break;
         case "symlink":
           b.symlink(entry.target, at);

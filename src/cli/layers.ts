@@ -12,7 +12,7 @@
  * @module
  */
 
-import { overlayOptions } from "../mount.ts";
+import { mkdirLike, overlayOptions } from "../mount.ts";
 import { MS, type ProgramBuilder } from "../program.ts";
 
 /** Where a container's overlays keep their writable layers. */
@@ -46,7 +46,9 @@ export class TemporaryLayers {
   overlay(b: ProgramBuilder, lower: string, target: string, flags: number, what: string): void {
     const n = this.#count++;
     const upper = `${this.dir}/upper-${n}`, work = `${this.dir}/work-${n}`;
-    b.mkdir(upper).mkdir(work);
+    // The upper layer's root directory is the overlay's: it takes the lower one's mode and owner.
+    mkdirLike(b, upper, lower);
+    b.mkdir(work);
     b.mount("overlay", target, "overlay", flags, overlayOptions(lower, upper, work), what);
   }
 }
