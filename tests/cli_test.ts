@@ -576,6 +576,45 @@ Deno.test("cli: SIGINT to sbox kills the container and cleans up", async () => {
   assertNothingLeft(child.pid);
 });
 
+/** Whether some socket listens on TCP port `port` (any address, IPv4 or IPv6). */
+function tcpListening(port: number): boolean {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, "0");
+  return ["/proc/net/tcp", "/proc/net/tcp6"].some((file) =>
+    Deno.readTextFileSync(file).split("\n").slice(1).some((line) => {
+      const [, local, , state] = line.trim().split(/\s+/);
+      return state === "0A" && local?.endsWith(`:${hexPort}`); // 0A: LISTEN
+    })
+  );
+}
+
+Deno.test("cli: SIGUSR1 to sbox is ignored: no inspector on port 9229, the command runs on", async () => {
+  const INSPECTOR_PORT = 9229;
+  assert.ok(!tcpListening(INSPECTOR_PORT), "something else already listens on port 9229");
+  // SigIgn of a process of the command: sbox's SIGUSR1 disposition must not reach it.
+  const child = await startUntilReady([
+    "--report",
+    "-",
+    "--",
+    "sh",
+    "-c",
+    "echo ready; sleep 2; grep SigIgn /proc/self/status",
+  ]);
+  // Deno installs its SIGUSR1 handler 500 ms after start; "ready" came after start.
+  await new Promise((resolve) => setTimeout(resolve, 700));
+  child.kill("SIGUSR1");
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const listening = tcpListening(INSPECTOR_PORT);
+  const output = await child.output();
+  const stderr = text(output.stderr);
+  assert.ok(!listening, "a socket listens on port 9229 after SIGUSR1: Deno's inspector");
+  assert.equal(output.code, 0, stderr);
+  assert.equal(report(stderr).status, "OK");
+  assert.equal(stderr.trimEnd().split("\n").length, 1, stderr);
+  const sigIgn = BigInt(`0x${/SigIgn:\s*([0-9a-f]+)/.exec(text(output.stdout))![1]}`);
+  assert.equal(sigIgn & (1n << 9n), 0n, "the command inherited SIGUSR1 ignored");
+  assertNothingLeft(child.pid);
+});
+
 // ---- limits on this host ----------------------------------------------------
 
 const controllers = Cgroup.current().controllers();
