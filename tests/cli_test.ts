@@ -36,9 +36,13 @@ interface Result {
 }
 
 /** Runs `deno run --allow-ffi sbox.ts ARGS...` to the end. */
-async function sbox(args: string[], options: { stdin?: string; allowFfi?: boolean } = {}): Promise<Result> {
+async function sbox(
+  args: string[],
+  options: { stdin?: string; allowFfi?: boolean; cwd?: string } = {},
+): Promise<Result> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", ...(options.allowFfi === false ? [] : ["--allow-ffi"]), SBOX, ...args],
+    cwd: options.cwd,
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
@@ -445,6 +449,34 @@ Deno.test("cli: 125 and one line when sbox itself fails", async () => {
     /cannot change directory to \/etc\/passwd: ENOTDIR/,
   );
   assertSboxFailed(await sbox(["run", "--rootfs", "/nonexistent", "--", "true"]), /--rootfs.*\/nonexistent/);
+});
+
+Deno.test("cli: / as --rootfs, or as the destination of --bind or --tmpfs, fails with 125 naming the option", async () => {
+  const dir = scratchDir("cli-root-");
+  try {
+    Deno.symlinkSync("/", `${dir}/root-link`);
+    const rootfs =
+      /^sbox: invalid option --rootfs: .* is the host's root \/, which is the default: leave --rootfs out$/;
+    const cases: [string[], RegExp][] = [
+      [["--rootfs", "/"], rootfs],
+      [["--rootfs", "//."], rootfs],
+      [["--rootfs", `${dir}/root-link`], rootfs],
+      [["--rootfs", "/.."], rootfs],
+      [["--bind", "/tmp:/"], /^sbox: invalid option --bind: bad value "\/tmp:\/": DST cannot be \//],
+      [["--bind", "/tmp://:ro"], /^sbox: invalid option --bind: bad value "\/tmp:\/\/:ro": DST cannot be \//],
+      [["--tmpfs", "/"], /^sbox: invalid option --tmpfs: bad value "\/": DST cannot be \//],
+      [["--tmpfs", "/.:1M"], /^sbox: invalid option --tmpfs: bad value "\/.:1M": DST cannot be \//],
+    ];
+    for (const [args, pattern] of cases) {
+      const result = await sbox(["run", ...args, "--", "true"]);
+      assertSboxFailed(result, pattern);
+      assertNothingLeft(result.pid);
+    }
+    // Relative to sbox's working directory.
+    assertSboxFailed(await sbox(["run", "--rootfs", ".", "--", "true"], { cwd: "/" }), rootfs);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
 
 // ---- the report -------------------------------------------------------------

@@ -352,6 +352,7 @@ function parseBind(value: string): MountSpec {
   const [source, target, mode] = parts;
   if (source === "" || !target.startsWith("/")) throw badValue("--bind", value, expected);
   if (mode !== undefined && mode !== "ro" && mode !== "rw") throw badValue("--bind", value, expected);
+  checkDestination("--bind", value, target);
   return { kind: "bind", source, target, readonly: mode === "ro" };
 }
 
@@ -360,7 +361,24 @@ function parseTmpfs(value: string): MountSpec {
   if (!target.startsWith("/") || extra.length > 0) {
     throw badValue("--tmpfs", value, "DST or DST:SIZE (DST an absolute path in the container)");
   }
+  checkDestination("--tmpfs", value, target);
   return { kind: "tmpfs", target, size: size === undefined ? undefined : parseSize("--tmpfs", size) };
+}
+
+/**
+ * Refuses the container's root as a mount destination, however it is
+ * spelled ("//", "/."), as Docker does: a mount there would hide the whole
+ * root file system, /proc, /dev and /tmp included.
+ */
+function checkDestination(option: string, value: string, target: string): void {
+  if (cleanPath(target) === "/") {
+    throw SboxError.invalidOption(
+      option,
+      `bad value ${
+        JSON.stringify(value)
+      }: DST cannot be / (the container's root; --rootfs DIR gives another)`,
+    );
+  }
 }
 
 const MAX_ID = 0xfffffffe;

@@ -49,6 +49,7 @@ File system:
                           (repeatable)
   Writes anywhere else go to a temporary layer and vanish. /proc, /sys, /dev
   and /tmp (a 64M tmpfs; --tmpfs /tmp:SIZE for another size) are always fresh.
+  DST cannot be /, nor --rootfs the host's / (the default: leave it out).
 
 Process:
   -e, --env NAME=VALUE    set a variable (repeatable); the environment is

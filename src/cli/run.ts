@@ -1,8 +1,8 @@
 /**
  * `sbox run`: one command in a new container, start to finish.
  *
- * 1. check what can be checked before anything exists: the parent cgroup
- *    and its controllers (enabling them for its children), the image, the
+ * 1. check what can be checked before anything exists: the image, the
+ *    parent cgroup and its controllers (enabling them for its children), the
  *    --stdin/--stdout/--stderr files;
  * 2. create the container's cgroup with its limits, the scratch directory,
  *    the mounts and the container;
@@ -109,12 +109,12 @@ async function execute(
   state: RunState,
   resources: AsyncDisposableStack,
 ): Promise<void> {
+  const image = options.rootfs === undefined ? undefined : imageDir(options.rootfs);
   const parent = resolveParentCgroup(options.cgroup);
   const withCgroup = useCgroup(parent, options);
   // What earlier runs that were killed left (a scratch dir, an empty cgroup).
   await removeLeftovers(withCgroup ? parent : undefined);
   if (withCgroup) enableControllers(parent, options);
-  const image = options.rootfs === undefined ? undefined : imageDir(options.rootfs);
   const stdio = openStdio(options);
   resources.defer(() => stdio.close());
   const cgroup = withCgroup ? await createContainerCgroup(parent, options) : undefined;
