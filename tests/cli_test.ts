@@ -780,6 +780,21 @@ Deno.test("cli: a bad value for any option fails with 125, naming the option and
   assertSboxFailed(await sbox(["frob"]), /unknown command "frob"/);
 });
 
+Deno.test('cli: the hint for a value that starts with "-" gives forms that work, for short and long options', async () => {
+  for (const option of ["-e", "--env"]) {
+    const refused = await sbox(["run", option, "-x=1", "--", "true"]);
+    assertSboxFailed(refused, new RegExp(`option ${option} needs a value; .* write `));
+    // Each form the hint gives, with VALUE replaced, sets the variable "-x".
+    const forms = /write (.*) \(see/.exec(refused.stderr)![1].split(" or ");
+    assert.ok(forms.length > 0 && forms.every((form) => form.includes("VALUE")), refused.stderr);
+    for (const form of forms) {
+      const result = await sbox(["run", form.replace("VALUE", "-x=1"), "--", "/usr/bin/env"]);
+      assert.equal(result.code, 0, `${form}: ${result.stderr}`);
+      assert.ok(result.stdout.split("\n").includes("-x=1"), `${form}: ${result.stdout}`);
+    }
+  }
+});
+
 // ---- the parsers, directly --------------------------------------------------
 
 Deno.test("cli units: sizes and durations parse strictly", () => {
@@ -893,6 +908,10 @@ Deno.test("cli argv: the tokenizer's conventions and its one-line errors", () =>
   fails(["-x"], "unknown option -x");
   fails(["--cwd"], "option --cwd needs a value");
   fails(["--cwd", "--"], 'option --cwd needs a value; to give one that starts with "-", write --cwd=VALUE');
+  fails(
+    ["-w", "-x"],
+    'option -w needs a value; to give one that starts with "-", write -wVALUE or --cwd=VALUE',
+  );
   fails(["--verbose=yes"], "option --verbose does not take a value");
   fails(["cmd"], "unexpected argument");
   assert.deepEqual(summary(["--cwd=-x"]), ["cwd=-x"]);
