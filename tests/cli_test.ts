@@ -721,6 +721,45 @@ Deno.test("cli: --stdin, --stdout and --stderr files", async () => {
   }
 });
 
+Deno.test("cli: --stdout and --stderr naming one file in two ways share it, as >f 2>&1", async () => {
+  const dir = scratchDir("cli-same-file-");
+  try {
+    Deno.writeTextFileSync(`${dir}/hard`, "old content that must go away\n");
+    Deno.linkSync(`${dir}/hard`, `${dir}/hard-link`);
+    Deno.writeTextFileSync(`${dir}/target`, "");
+    Deno.symlinkSync(`${dir}/target`, `${dir}/symlink`);
+    const spellings = [
+      ["o.txt", "./o.txt"], // relative, two spellings (o.txt does not exist yet)
+      [`${dir}//o2.txt`, `${dir}/./o2.txt`],
+      [`${dir}/hard`, `${dir}/hard-link`], // one inode, two names
+      [`${dir}/symlink`, `${dir}/target`],
+    ];
+    for (const [stdout, stderr] of spellings) {
+      const result = await sbox(
+        [
+          "run",
+          "--rootfs",
+          busyboxImage(),
+          "--stdout",
+          stdout,
+          "--stderr",
+          stderr,
+          "--",
+          "sh",
+          "-c",
+          "echo a; echo B >&2; echo c",
+        ],
+        { cwd: dir },
+      );
+      assert.equal(result.code, 0, result.stderr);
+      const file = stdout.startsWith("/") ? stdout : `${dir}/${stdout}`;
+      assert.equal(Deno.readTextFileSync(file), "a\nB\nc\n", `--stdout ${stdout} --stderr ${stderr}`);
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 // ---- bad values -------------------------------------------------------------
 
 Deno.test("cli: a bad value for any option fails with 125, naming the option and the value", async () => {
