@@ -55,9 +55,10 @@ Process:
   -e, --env NAME=VALUE    set a variable (repeatable); the environment is
                           PATH and HOME plus these, nothing from the host
   -w, --cwd DIR           working directory in the container, made if missing (default: /)
-  -u, --user UID[:GID]    ids in the container (default: 0:0; GID defaults to
-                          the user's group in the image's /etc/passwd)
-  --hostname NAME         hostname (default: sbox)
+  -u, --user UID[:GID]    ids in the container, 0-65535 as root (default: 0:0;
+                          GID defaults to the user's group in the image's
+                          /etc/passwd)
+  --hostname NAME         hostname: 1-64 letters, digits, . or - (default: sbox)
   -v, --verbose           say what sbox chose (user mapper, cgroup, network)
   -h, --help              show this help
 
