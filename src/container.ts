@@ -465,6 +465,9 @@ function compileProcessTail(
   b.exec(p.command[0], p.command, p.env, p.searchPath);
 }
 
+/** A hostname the container accepts: 1-64 letters, digits, "." or "-", not starting with "." or "-". */
+export const HOSTNAME: RegExp = /^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$/;
+
 function checkContainerOptions(options: ContainerOptions): void {
   if (!options || typeof options !== "object") throw SboxError.invalidOption("options", "must be an object");
   const { rootfs, cgroup, userMapper, mounts, hostname } = options;
@@ -504,7 +507,7 @@ function checkContainerOptions(options: ContainerOptions): void {
   }
   if (
     hostname !== undefined &&
-    (typeof hostname !== "string" || !/^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$/.test(hostname))
+    (typeof hostname !== "string" || !HOSTNAME.test(hostname))
   ) {
     throw SboxError.invalidOption(
       "hostname",

@@ -36,9 +36,13 @@ interface Result {
 }
 
 /** Runs `deno run --allow-ffi sbox.ts ARGS...` to the end. */
-async function sbox(args: string[], options: { stdin?: string; allowFfi?: boolean } = {}): Promise<Result> {
+async function sbox(
+  args: string[],
+  options: { stdin?: string; allowFfi?: boolean; cwd?: string } = {},
+): Promise<Result> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", ...(options.allowFfi === false ? [] : ["--allow-ffi"]), SBOX, ...args],
+    cwd: options.cwd,
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
@@ -463,6 +467,34 @@ Deno.test("cli: 125 and one line when sbox itself fails", async () => {
   assertSboxFailed(await sbox(["run", "--rootfs", "/nonexistent", "--", "true"]), /--rootfs.*\/nonexistent/);
 });
 
+Deno.test("cli: / as --rootfs, or as the destination of --bind or --tmpfs, fails with 125 naming the option", async () => {
+  const dir = scratchDir("cli-root-");
+  try {
+    Deno.symlinkSync("/", `${dir}/root-link`);
+    const rootfs =
+      /^sbox: invalid option --rootfs: .* is the host's root \/, which is the default: leave --rootfs out$/;
+    const cases: [string[], RegExp][] = [
+      [["--rootfs", "/"], rootfs],
+      [["--rootfs", "//."], rootfs],
+      [["--rootfs", `${dir}/root-link`], rootfs],
+      [["--rootfs", "/.."], rootfs],
+      [["--bind", "/tmp:/"], /^sbox: invalid option --bind: bad value "\/tmp:\/": DST cannot be \//],
+      [["--bind", "/tmp://:ro"], /^sbox: invalid option --bind: bad value "\/tmp:\/\/:ro": DST cannot be \//],
+      [["--tmpfs", "/"], /^sbox: invalid option --tmpfs: bad value "\/": DST cannot be \//],
+      [["--tmpfs", "/.:1M"], /^sbox: invalid option --tmpfs: bad value "\/.:1M": DST cannot be \//],
+    ];
+    for (const [args, pattern] of cases) {
+      const result = await sbox(["run", ...args, "--", "true"]);
+      assertSboxFailed(result, pattern);
+      assertNothingLeft(result.pid);
+    }
+    // Relative to sbox's working directory.
+    assertSboxFailed(await sbox(["run", "--rootfs", ".", "--", "true"], { cwd: "/" }), rootfs);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 // ---- the report -------------------------------------------------------------
 
 Deno.test("cli: report OK to a file, RE to stderr", async () => {
@@ -592,6 +624,45 @@ Deno.test("cli: SIGINT to sbox kills the container and cleans up", async () => {
   assertNothingLeft(child.pid);
 });
 
+/** Whether some socket listens on TCP port `port` (any address, IPv4 or IPv6). */
+function tcpListening(port: number): boolean {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, "0");
+  return ["/proc/net/tcp", "/proc/net/tcp6"].some((file) =>
+    Deno.readTextFileSync(file).split("\n").slice(1).some((line) => {
+      const [, local, , state] = line.trim().split(/\s+/);
+      return state === "0A" && local?.endsWith(`:${hexPort}`); // 0A: LISTEN
+    })
+  );
+}
+
+Deno.test("cli: SIGUSR1 to sbox is ignored: no inspector on port 9229, the command runs on", async () => {
+  const INSPECTOR_PORT = 9229;
+  assert.ok(!tcpListening(INSPECTOR_PORT), "something else already listens on port 9229");
+  // SigIgn of a process of the command: sbox's SIGUSR1 disposition must not reach it.
+  const child = await startUntilReady([
+    "--report",
+    "-",
+    "--",
+    "sh",
+    "-c",
+    "echo ready; sleep 2; grep SigIgn /proc/self/status",
+  ]);
+  // Deno installs its SIGUSR1 handler 500 ms after start; "ready" came after start.
+  await new Promise((resolve) => setTimeout(resolve, 700));
+  child.kill("SIGUSR1");
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const listening = tcpListening(INSPECTOR_PORT);
+  const output = await child.output();
+  const stderr = text(output.stderr);
+  assert.ok(!listening, "a socket listens on port 9229 after SIGUSR1: Deno's inspector");
+  assert.equal(output.code, 0, stderr);
+  assert.equal(report(stderr).status, "OK");
+  assert.equal(stderr.trimEnd().split("\n").length, 1, stderr);
+  const sigIgn = BigInt(`0x${/SigIgn:\s*([0-9a-f]+)/.exec(text(output.stdout))![1]}`);
+  assert.equal(sigIgn & (1n << 9n), 0n, "the command inherited SIGUSR1 ignored");
+  assertNothingLeft(child.pid);
+});
+
 // ---- limits on this host ----------------------------------------------------
 
 const controllers = Cgroup.current().controllers();
@@ -666,6 +737,45 @@ Deno.test("cli: --stdin, --stdout and --stderr files", async () => {
   }
 });
 
+Deno.test("cli: --stdout and --stderr naming one file in two ways share it, as >f 2>&1", async () => {
+  const dir = scratchDir("cli-same-file-");
+  try {
+    Deno.writeTextFileSync(`${dir}/hard`, "old content that must go away\n");
+    Deno.linkSync(`${dir}/hard`, `${dir}/hard-link`);
+    Deno.writeTextFileSync(`${dir}/target`, "");
+    Deno.symlinkSync(`${dir}/target`, `${dir}/symlink`);
+    const spellings = [
+      ["o.txt", "./o.txt"], // relative, two spellings (o.txt does not exist yet)
+      [`${dir}//o2.txt`, `${dir}/./o2.txt`],
+      [`${dir}/hard`, `${dir}/hard-link`], // one inode, two names
+      [`${dir}/symlink`, `${dir}/target`],
+    ];
+    for (const [stdout, stderr] of spellings) {
+      const result = await sbox(
+        [
+          "run",
+          "--rootfs",
+          busyboxImage(),
+          "--stdout",
+          stdout,
+          "--stderr",
+          stderr,
+          "--",
+          "sh",
+          "-c",
+          "echo a; echo B >&2; echo c",
+        ],
+        { cwd: dir },
+      );
+      assert.equal(result.code, 0, result.stderr);
+      const file = stdout.startsWith("/") ? stdout : `${dir}/${stdout}`;
+      assert.equal(Deno.readTextFileSync(file), "a\nB\nc\n", `--stdout ${stdout} --stderr ${stderr}`);
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 // ---- bad values -------------------------------------------------------------
 
 Deno.test("cli: a bad value for any option fails with 125, naming the option and the value", async () => {
@@ -683,8 +793,6 @@ Deno.test("cli: a bad value for any option fails with 125, naming the option and
     [["-w", "relative"], /--cwd: bad value "relative"/],
     [["-u", "root"], /--user: bad value "root"/],
     [["-u", "1:x"], /--user: bad value "1:x"/],
-    [["-u", "70000"], /uid: 70000 is not mapped/],
-    [["--hostname", "bad host"], /hostname: .*"bad host"/],
     [["--net", "host"], /--net: bad value "host"/],
     [["--net", "pasta", "--publish", "80"], /--publish: bad value "80": expected HOST_PORT:CONTAINER_PORT/],
     [["--memory", "0"], /--memory: bad value "0"/],
@@ -723,6 +831,59 @@ Deno.test("cli: a bad value for any option fails with 125, naming the option and
   assertSboxFailed(await sbox(["run"]), /missing COMMAND/);
   assertSboxFailed(await sbox([]), /missing command/);
   assertSboxFailed(await sbox(["frob"]), /unknown command "frob"/);
+});
+
+Deno.test('cli: the hint for a value that starts with "-" gives forms that work, for short and long options', async () => {
+  for (const option of ["-e", "--env"]) {
+    const refused = await sbox(["run", option, "-x=1", "--", "true"]);
+    assertSboxFailed(refused, new RegExp(`option ${option} needs a value; .* write `));
+    // Each form the hint gives, with VALUE replaced, sets the variable "-x".
+    const forms = /write (.*) \(see/.exec(refused.stderr)![1].split(" or ");
+    assert.ok(forms.length > 0 && forms.every((form) => form.includes("VALUE")), refused.stderr);
+    for (const form of forms) {
+      const result = await sbox(["run", form.replace("VALUE", "-x=1"), "--", "/usr/bin/env"]);
+      assert.equal(result.code, 0, `${form}: ${result.stderr}`);
+      assert.ok(result.stdout.split("\n").includes("-x=1"), `${form}: ${result.stdout}`);
+    }
+  }
+});
+
+Deno.test("cli: values the library would refuse are refused naming the command-line option and the value", async () => {
+  // [arguments, option, value]: the line must be `sbox: invalid option OPTION: ...VALUE...`.
+  const cases: [string[], string, string][] = [
+    [["-u", "70000"], "--user", "70000"],
+    [["--user", "0:70000"], "--user", "70000"],
+    [["--hostname", ""], "--hostname", '""'],
+    [["--hostname", "bad host"], "--hostname", '"bad host"'],
+    [["--hostname", "a".repeat(65)], "--hostname", "a".repeat(65)],
+    [["--bind", "/tmp:/../x"], "--bind", '"/tmp:/../x"'],
+    [["--bind", "/tmp:/a/../../x:ro"], "--bind", '"/tmp:/a/../../x:ro"'],
+    [["--tmpfs", "/../x"], "--tmpfs", '"/../x"'],
+    [["--tmpfs", "/x/..:1M"], "--tmpfs", '"/x/..:1M"'],
+    [["--rlimit", "NOFILE=64:32"], "--rlimit", '"NOFILE=64:32"'],
+    [["--rlimit", "NOFILE=99999999999999999999"], "--rlimit", '"NOFILE=99999999999999999999"'],
+    [["--cgroup", "/../x"], "--cgroup", '"/../x"'],
+    [["--cgroup", "/sys/fs/cgroup/./x"], "--cgroup", '"/sys/fs/cgroup/./x"'],
+  ];
+  for (let i = 0; i < cases.length; i += 4) {
+    await Promise.all(
+      cases.slice(i, i + 4).map(async ([args, option, value]) => {
+        const result = await sbox(["run", "--rootfs", busyboxImage(), ...args, "--", "true"]);
+        assertSboxFailed(result, new RegExp(`^sbox: invalid option ${option}: `));
+        assert.ok(result.stderr.includes(value), `${args.join(" ")}: ${result.stderr}`);
+        assertNothingLeft(result.pid);
+      }),
+    );
+  }
+  // The ids the container has are named: as root, the identity map's; a
+  // user's come from /etc/subuid (docs/rootless.md).
+  const ids = Deno.uid() === 0 ? "0-65535" : "[-0-9, ]+";
+  assert.match(
+    (await sbox(["run", "-u", "70000", "--", "true"])).stderr,
+    new RegExp(
+      `^sbox: invalid option --user: uid 70000 is not mapped into the container, whose ids are ${ids}\n$`,
+    ),
+  );
 });
 
 // ---- the parsers, directly --------------------------------------------------
@@ -838,6 +999,10 @@ Deno.test("cli argv: the tokenizer's conventions and its one-line errors", () =>
   fails(["-x"], "unknown option -x");
   fails(["--cwd"], "option --cwd needs a value");
   fails(["--cwd", "--"], 'option --cwd needs a value; to give one that starts with "-", write --cwd=VALUE');
+  fails(
+    ["-w", "-x"],
+    'option -w needs a value; to give one that starts with "-", write -wVALUE or --cwd=VALUE',
+  );
   fails(["--verbose=yes"], "option --verbose does not take a value");
   fails(["cmd"], "unexpected argument");
   assert.deepEqual(summary(["--cwd=-x"]), ["cwd=-x"]);

@@ -13,6 +13,7 @@
  */
 
 import { ArgvError, type OptionSpec, type Token, tokenize } from "./argv.ts";
+import { HOSTNAME } from "../container.ts";
 import { SboxError } from "../error.ts";
 import { parseCount, parseCpus, parseDuration, parseSize } from "./units.ts";
 import { CAPABILITIES } from "../security/capabilities.ts";
@@ -208,6 +209,8 @@ function applyOption(
       options.user = parseUser(value);
       break;
     case "hostname":
+      // Checked here, as the library would, to name the option in the error.
+      if (!HOSTNAME.test(value)) throw badValue(option, value, '1-64 letters, digits, "." or "-"');
       options.hostname = value;
       break;
     case "net":
@@ -244,8 +247,10 @@ function applyOption(
     case "stdout":
     case "stderr":
     case "report":
-    case "cgroup":
       options[name] = nonEmpty(option, value);
+      break;
+    case "cgroup":
+      options.cgroup = parseCgroup(value);
       break;
     case "cap-add":
       (options.capAdd ??= []).push(...parseCapabilities(option, value));
@@ -285,9 +290,30 @@ function parseRlimit(value: string): [string, RlimitValue] {
   if (!match || name === undefined || !(name in RLIMIT_RESOURCES)) {
     throw badValue("--rlimit", value, expected);
   }
-  const limit = (text: string) => (text === "unlimited" ? "unlimited" : Number(text));
-  if (match[3] === undefined) return [name, limit(match[2])];
-  return [name, { soft: limit(match[2]), hard: limit(match[3]) }];
+  const limit = (text: string): number | "unlimited" => (text === "unlimited" ? "unlimited" : Number(text));
+  const [soft, hard] = [limit(match[2]), limit(match[3] ?? match[2])];
+  // What the library would refuse, refused here to name the option.
+  const numeric = [soft, hard].filter((n) => n !== "unlimited");
+  if (!numeric.every(Number.isSafeInteger)) throw badValue("--rlimit", value, `${expected}, at most 2^53-1`);
+  if (hard !== "unlimited" && (soft === "unlimited" || soft > hard)) {
+    throw badValue("--rlimit", value, `${expected}, SOFT not above HARD`);
+  }
+  return [name, match[3] === undefined ? soft : { soft, hard }];
+}
+
+/**
+ * `--cgroup PATH`: absolute, without "." or ".." components (a cgroup has no
+ * such names); repeated slashes are dropped.
+ */
+function parseCgroup(value: string): string {
+  if (!value.startsWith("/") || value.split("/").some((part) => part === "." || part === "..")) {
+    throw badValue(
+      "--cgroup",
+      value,
+      'an absolute path without "." or ".." such as /sys/fs/cgroup/judge or /judge',
+    );
+  }
+  return cleanPath(value);
 }
 
 /**
@@ -352,6 +378,7 @@ function parseBind(value: string): MountSpec {
   const [source, target, mode] = parts;
   if (source === "" || !target.startsWith("/")) throw badValue("--bind", value, expected);
   if (mode !== undefined && mode !== "ro" && mode !== "rw") throw badValue("--bind", value, expected);
+  checkDestination("--bind", value, target);
   return { kind: "bind", source, target, readonly: mode === "ro" };
 }
 
@@ -360,17 +387,37 @@ function parseTmpfs(value: string): MountSpec {
   if (!target.startsWith("/") || extra.length > 0) {
     throw badValue("--tmpfs", value, "DST or DST:SIZE (DST an absolute path in the container)");
   }
+  checkDestination("--tmpfs", value, target);
   return { kind: "tmpfs", target, size: size === undefined ? undefined : parseSize("--tmpfs", size) };
+}
+
+/**
+ * Refuses what the library would refuse in a mount destination (".."), to
+ * name the option, and the container's root however it is spelled ("//",
+ * "/."), as Docker does: a mount there would hide the whole root file
+ * system, /proc, /dev and /tmp included.
+ */
+function checkDestination(option: string, value: string, target: string): void {
+  if (target.split("/").includes("..")) throw badValue(option, value, 'a DST without ".." components');
+  if (cleanPath(target) === "/") {
+    throw SboxError.invalidOption(
+      option,
+      `bad value ${
+        JSON.stringify(value)
+      }: DST cannot be / (the container's root; --rootfs DIR gives another)`,
+    );
+  }
 }
 
 const MAX_ID = 0xfffffffe;
 
+/** `-u UID[:GID]`; which ids the container has is checked with its id map (identity.ts). */
 function parseUser(value: string): { uid: number; gid: number | undefined } {
   const match = /^(\d+)(?::(\d+))?$/.exec(value);
   const uid = Number(match?.[1]);
   const gid = match?.[2] === undefined ? undefined : Number(match[2]);
   if (!match || uid > MAX_ID || (gid !== undefined && gid > MAX_ID)) {
-    throw badValue("--user", value, "UID or UID:GID, numbers from 0 to 4294967294");
+    throw badValue("--user", value, "UID or UID:GID, numeric ids such as 65534 or 1000:1000");
   }
   return { uid, gid };
 }

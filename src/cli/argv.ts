@@ -90,8 +90,11 @@ export function tokenize(
         } else if (i + 1 < args.length) {
           value = args[++i];
           if (strict && value.length > 1 && value.startsWith("-")) {
+            // A short option takes "=" as part of its value (-e=X is "=X"), so its
+            // forms are -eVALUE and the long one.
+            const forms = long ? `${rawName}=VALUE` : `${rawName}VALUE or --${name}=VALUE`;
             throw new ArgvError(
-              `option ${rawName} needs a value; to give one that starts with "-", write ${rawName}=VALUE`,
+              `option ${rawName} needs a value; to give one that starts with "-", write ${forms}`,
             );
           }
         } else if (strict) {

@@ -49,14 +49,16 @@ File system:
                           (repeatable)
   Writes anywhere else go to a temporary layer and vanish. /proc, /sys, /dev
   and /tmp (a 64M tmpfs; --tmpfs /tmp:SIZE for another size) are always fresh.
+  DST cannot be /, nor --rootfs the host's / (the default: leave it out).
 
 Process:
   -e, --env NAME=VALUE    set a variable (repeatable); the environment is
                           PATH and HOME plus these, nothing from the host
   -w, --cwd DIR           working directory in the container, made if missing (default: /)
-  -u, --user UID[:GID]    ids in the container (default: 0:0; GID defaults to
-                          the user's group in the image's /etc/passwd)
-  --hostname NAME         hostname (default: sbox)
+  -u, --user UID[:GID]    ids in the container, 0-65535 as root (default: 0:0;
+                          GID defaults to the user's group in the image's
+                          /etc/passwd)
+  --hostname NAME         hostname: 1-64 letters, digits, . or - (default: sbox)
   -v, --verbose           say what sbox chose (user mapper, cgroup, network)
   -h, --help              show this help
 
@@ -106,6 +108,8 @@ ML (memory limit), XX (sbox failed).
 
 Exit status: the command's; 128+N when it was killed by signal N; 127 when it
 was not found; 126 when it could not be executed; 125 when sbox failed.
+sbox ignores SIGUSR1 (Deno would open its debugger on it); SIGINT, SIGTERM and
+SIGHUP kill the container and exit with 128+N.
 
 Examples:
   sbox run -- sh -c 'echo hi > /etc/motd; cat /etc/motd'   # the host is untouched

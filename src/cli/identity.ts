@@ -11,6 +11,7 @@ import {
   BinNewIdMapper,
   findHostProgram,
   type IdMapEntry,
+  isMapped,
   ProcUserMapper,
   subordinateRange,
   type UserMapper,
@@ -88,6 +89,35 @@ export function resolveUser(rootDir: string, user: { uid: number; gid?: number }
     gid: user?.gid ?? entry?.gid ?? (user ? uid : 0),
     home: entry?.home || (uid === 0 ? "/root" : "/"),
   };
+}
+
+/**
+ * Throws an error naming `--user` unless the container has `user`'s ids:
+ * the library would refuse them when the command starts, naming its own
+ * fields; here nothing exists yet.
+ */
+export function checkUserMapped(user: ContainerUser, mapper: UserMapper): void {
+  for (
+    const [kind, id, map] of [["uid", user.uid, mapper.uidMap], ["gid", user.gid, mapper.gidMap]] as const
+  ) {
+    if (!isMapped(map, id)) {
+      throw SboxError.invalidOption(
+        "--user",
+        `${kind} ${id} is not mapped into the container, whose ids are ${describeIds(map)}`,
+      );
+    }
+  }
+}
+
+/** The container ids of an id map, adjacent ranges joined: "0-65535". */
+function describeIds(map: readonly IdMapEntry[]): string {
+  const ranges: [number, number][] = [];
+  for (const { containerId, size } of [...map].sort((a, b) => a.containerId - b.containerId)) {
+    const last = ranges.at(-1);
+    if (last && last[1] + 1 === containerId) last[1] += size;
+    else ranges.push([containerId, containerId + size - 1]);
+  }
+  return ranges.map(([first, end]) => (first === end ? `${first}` : `${first}-${end}`)).join(", ");
 }
 
 function passwdEntry(rootDir: string, uid: number): { gid: number; home: string } | undefined {

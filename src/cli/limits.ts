@@ -28,16 +28,11 @@ const LIMITS = [
 
 /**
  * The parent cgroup: `--cgroup PATH` (a directory of the cgroup2 mount, or a
- * cgroup path as in /proc/self/cgroup such as `/judge`), else sbox's own.
+ * cgroup path as in /proc/self/cgroup such as `/judge`; absolute and clean,
+ * see args.ts), else sbox's own.
  */
 export function resolveParentCgroup(spec: string | undefined): Cgroup {
   if (spec === undefined) return Cgroup.current();
-  if (!spec.startsWith("/")) {
-    throw SboxError.invalidOption(
-      "--cgroup",
-      `bad value ${JSON.stringify(spec)}: expected an absolute path such as /sys/fs/cgroup/judge or /judge`,
-    );
-  }
   const mount = findCgroup2Mount();
   const name = spec === mount || spec.startsWith(`${mount}/`) ? spec.slice(mount.length) : spec;
   const cgroup = new Cgroup(mount, name);

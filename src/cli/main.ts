@@ -8,6 +8,7 @@
 
 import { parseCommandLine, type RunOptions } from "./args.ts";
 import { mainHelp, runHelp } from "./help.ts";
+import { ignoreInspectorSignal } from "./inspector_signal.ts";
 import { ReportWriter } from "./report.ts";
 import { runContainer } from "./run.ts";
 
@@ -53,6 +54,13 @@ async function run(options: RunOptions): Promise<number> {
   // say at once what is needed instead.
   if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
     printError(NEEDS_FFI);
+    return SBOX_FAILED;
+  }
+  // First, before anything exists: SIGUSR1 would open Deno's inspector.
+  try {
+    ignoreInspectorSignal();
+  } catch (err) {
+    printError(messageOf(err));
     return SBOX_FAILED;
   }
   let report: ReportWriter | undefined;

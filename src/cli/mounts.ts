@@ -11,7 +11,7 @@
 import { SboxError } from "../error.ts";
 import { BaseMounts, BindMount, DEFAULT_SHM_SIZE, type Mount, TmpfsMount } from "../mount.ts";
 import type { ProgramBuilder } from "../program.ts";
-import { readLink, stat } from "../sys.ts";
+import { close, O, open, readLink, stat } from "../sys.ts";
 import type { MountSpec } from "./args.ts";
 import { HostRootMount, planHostRoot } from "./hostroot.ts";
 import type { TemporaryLayers } from "./layers.ts";
@@ -27,7 +27,26 @@ export function hostPath(path: string): string {
 export function imageDir(rootfs: string): string {
   const dir = hostPath(rootfs);
   if (!stat(dir)?.isDirectory) throw SboxError.invalidOption("--rootfs", `${dir} is not a directory`);
+  // overlayfs refuses the host's root as a lower layer (EINVAL), however it
+  // is spelled ("//.", "..", a link to it); and without --rootfs the root
+  // is the host's anyway.
+  if (resolvedPath(dir) === "/") {
+    throw SboxError.invalidOption(
+      "--rootfs",
+      `${rootfs} is the host's root /, which is the default: leave --rootfs out`,
+    );
+  }
   return dir;
+}
+
+/** The path the kernel resolves `path` to: absolute, without links, "." or "..". */
+function resolvedPath(path: string): string {
+  const fd = open(path, O.PATH);
+  try {
+    return readLink(`/proc/self/fd/${fd}`);
+  } finally {
+    close(fd);
+  }
 }
 
 function userMount(spec: MountSpec): Mount[] {

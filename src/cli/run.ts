@@ -1,9 +1,9 @@
 /**
  * `sbox run`: one command in a new container, start to finish.
  *
- * 1. check what can be checked before anything exists: the parent cgroup
- *    and its controllers (enabling them for its children), the image, the
- *    --stdin/--stdout/--stderr files;
+ * 1. check what can be checked before anything exists: the image, the
+ *    user's ids against the id map, the parent cgroup and its controllers
+ *    (enabling them for its children), the --stdin/--stdout/--stderr files;
  * 2. create the container's cgroup with its limits, the scratch directory,
  *    the mounts and the container;
  * 3. start the command with the time limits watching, wait for it;
@@ -21,7 +21,7 @@ import type { InitProcess, ProcessStatus } from "../process.ts";
 import { signalNumber } from "../signal.ts";
 import type { RunOptions } from "./args.ts";
 import { useCgroup } from "./cgroup_access.ts";
-import { pickUserMapper, resolveUser } from "./identity.ts";
+import { checkUserMapped, pickUserMapper, resolveUser } from "./identity.ts";
 import {
   createContainerCgroup,
   enableControllers,
@@ -109,12 +109,15 @@ async function execute(
   state: RunState,
   resources: AsyncDisposableStack,
 ): Promise<void> {
+  const image = options.rootfs === undefined ? undefined : imageDir(options.rootfs);
+  const user = resolveUser(image ?? "/", options.user);
+  const picked = pickUserMapper();
+  checkUserMapped(user, picked.mapper);
   const parent = resolveParentCgroup(options.cgroup);
   const withCgroup = useCgroup(parent, options);
   // What earlier runs that were killed left (a scratch dir, an empty cgroup).
   await removeLeftovers(withCgroup ? parent : undefined);
   if (withCgroup) enableControllers(parent, options);
-  const image = options.rootfs === undefined ? undefined : imageDir(options.rootfs);
   const stdio = openStdio(options);
   resources.defer(() => stdio.close());
   const cgroup = withCgroup ? await createContainerCgroup(parent, options) : undefined;
@@ -123,8 +126,6 @@ async function execute(
   resources.defer(() => scratch.remove());
 
   const layers = new TemporaryLayers(scratch.mkdir("layers"));
-  const user = resolveUser(image ?? "/", options.user);
-  const picked = pickUserMapper();
   if (options.verbose) {
     verbose(`user mapper: ${picked.description}`);
     verbose(`cgroup: ${cgroup ? cgroup.path : `none (this user may not create cgroups in ${parent.path})`}`);

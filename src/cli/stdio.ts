@@ -7,7 +7,7 @@
  */
 
 import { SboxError } from "../error.ts";
-import { close, O, open } from "../sys.ts";
+import { close, O, open, readLink, readTextFile } from "../sys.ts";
 import type { RunOptions } from "./args.ts";
 
 /** The files of --stdin, --stdout and --stderr, opened by sbox on the host. */
@@ -23,6 +23,7 @@ export interface OpenStdio {
  * mode 0644). Throws an SboxError naming the option, having closed what it opened.
  */
 export function openStdio(options: Pick<RunOptions, "stdin" | "stdout" | "stderr">): OpenStdio {
+  // Open fds by flags and the identity of their file.
   const opened = new Map<string, number>();
   const fds: OpenStdio["fds"] = ["inherit", "inherit", "inherit"];
   const closeAll = () => {
@@ -31,17 +32,30 @@ export function openStdio(options: Pick<RunOptions, "stdin" | "stdout" | "stderr
   };
   const openOne = (option: string, path: string | undefined, flags: number): number | "inherit" => {
     if (path === undefined) return "inherit";
-    // --stdout and --stderr naming one file share it, as `>f 2>&1` does.
-    const key = `${flags}:${path}`;
-    const known = opened.get(key);
-    if (known !== undefined) return known;
+    let fd: number;
     try {
-      const fd = open(path, flags, 0o644);
-      opened.set(key, fd);
-      return fd;
+      fd = open(path, flags, 0o644);
     } catch (err) {
       throw new SboxError(`${option}: ${(err as Error).message}`, { step: "open", cause: err });
     }
+    // --stdout and --stderr naming one file share one open file (one
+    // offset), as `>f 2>&1` does, however the file is named: "f" and "./f",
+    // a link, another hard link. Two opens would each write from offset 0
+    // over the other. Truncating it twice is harmless: nothing is written yet.
+    let key: string;
+    try {
+      key = `${flags}:${fileIdentity(fd)}`;
+    } catch (err) {
+      close(fd);
+      throw err;
+    }
+    const known = opened.get(key);
+    if (known !== undefined) {
+      close(fd);
+      return known;
+    }
+    opened.set(key, fd);
+    return fd;
   };
   try {
     const write = O.WRONLY | O.CREAT | O.TRUNC;
@@ -53,4 +67,21 @@ export function openStdio(options: Pick<RunOptions, "stdin" | "stdout" | "stderr
     throw err;
   }
   return { fds, close: closeAll };
+}
+
+/**
+ * The file open as `fd`, as "device:inode": the inode from
+ * /proc/self/fdinfo, the device ("major:minor") of the mount it names there
+ * from /proc/self/mountinfo (the helper's stat() gives neither). Where
+ * fdinfo has no "ino" (older kernels), the path the kernel resolved stands
+ * in: it misses hard links only.
+ */
+function fileIdentity(fd: number): string {
+  const info = readTextFile(`/proc/self/fdinfo/${fd}`);
+  const mountId = /^mnt_id:\s*(\d+)$/m.exec(info)?.[1];
+  const inode = /^ino:\s*(\d+)$/m.exec(info)?.[1];
+  const device = readTextFile("/proc/self/mountinfo").split("\n").map((line) => line.split(" "))
+    .find((fields) => fields[0] === mountId)?.[2];
+  if (inode === undefined || device === undefined) return readLink(`/proc/self/fd/${fd}`);
+  return `${device}:${inode}`;
 }
