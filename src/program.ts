@@ -10,7 +10,7 @@
 
 import { SboxError } from "./error.ts";
 import { encodeUtf8Into } from "./cstring.ts";
-import type { IdMapEntry, UserMapper } from "./user.ts";
+import type { IdMapEntry } from "./user.ts";
 
 /** Op codes; keep in the order of `Code` in helper/program.zig. */
 export const OpCode: {
@@ -118,7 +118,7 @@ const MKDIR_OWNED = 1;
 /** An id for chown(2) that leaves the owner (or group) as it is. */
 export const UNCHANGED_ID = 0xffffffff;
 
-/** The uid and gid maps of a user namespace (a {@linkcode UserMapper} has them). */
+/** The uid and gid maps of a user namespace (a `UserMapper` has them). */
 export interface IdMaps {
   /** The uid map. */
   readonly uidMap: readonly IdMapEntry[];
