@@ -16,4 +16,4 @@ import { main } from "./src/cli/main.ts";
 
 export { main };
 
-if (import.meta.main) Deno.exit(await main(Deno.args, meta.version));
+if (import.meta.main) Deno.exit(await main(Deno.args, meta.version, true));

@@ -316,6 +316,25 @@ Deno.test(HOST_MODES_TEST, { ignore: skipWithoutManyIds(HOST_MODES_TEST) }, asyn
   }
 });
 
+Deno.test("cli: an argument that is not valid UTF-8 is refused, not passed on changed", async () => {
+  // Deno.args has U+FFFD for the byte 0xff; bash passes the byte itself.
+  const run = (script: string) =>
+    new Deno.Command("bash", {
+      args: ["-c", script, Deno.execPath(), SBOX, busyboxImage()],
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+    }).output();
+  const bad = await run(`exec "$0" run --allow-ffi "$1" run --rootfs "$2" -- /bin/echo $'a\\xffb'`);
+  assert.equal(bad.code, 125);
+  assert.match(text(bad.stderr), /^sbox: argument 6 \("a\ufffdb"\) is not valid UTF-8/);
+  assert.equal(text(bad.stdout), "");
+  const badEnv = await run(`exec "$0" run --allow-ffi "$1" run --rootfs "$2" -e $'V=\\xff' -- /bin/true`);
+  assert.match(text(badEnv.stderr), /^sbox: argument 5 .* is not valid UTF-8/);
+  const good = await run(`exec "$0" run --allow-ffi "$1" run --rootfs "$2" -- /bin/echo $'caf\\xc3\\xa9'`);
+  assert.equal(text(good.stdout), "café\n", text(good.stderr));
+});
+
 Deno.test("cli: --cwd makes a missing directory and its parents, as mkdir -p, inside the root", async () => {
   const made = await busybox(["-w", "/new/deep/../dir/./", "--", "sh", "-c", "pwd; stat -c '%u %a' . /new"]);
   assert.equal(made.code, 0, made.stderr);

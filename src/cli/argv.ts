@@ -106,3 +106,35 @@ export function tokenize(
   }
   return tokens;
 }
+
+/**
+ * The index of the first of `args` (the end of this process's command line,
+ * as `Deno.args` gives it) that is not the bytes the command line holds, or
+ * -1. Deno decodes the command line as UTF-8 and puts U+FFFD where bytes are
+ * not: an argument or a file name in another encoding would reach the
+ * container changed. `commandLine`: the bytes of /proc/self/cmdline.
+ *
+ * @example
+ * ```ts
+ * import { inexactArgument } from "./argv.ts";
+ *
+ * const raw = new Uint8Array([...new TextEncoder().encode("deno\0run\0"), 0xff, 0]);
+ * console.assert(inexactArgument(["run", "\ufffd"], raw) === 1);
+ * ```
+ */
+export function inexactArgument(args: readonly string[], commandLine: Uint8Array): number {
+  const entries: Uint8Array[] = [];
+  let start = 0;
+  for (let i = 0; i < commandLine.length; i++) {
+    if (commandLine[i] === 0) {
+      entries.push(commandLine.subarray(start, i));
+      start = i + 1;
+    }
+  }
+  const tail = entries.slice(entries.length - args.length);
+  const encoder = new TextEncoder();
+  return args.findIndex((arg, i) => {
+    const bytes = encoder.encode(arg);
+    return tail[i] === undefined || bytes.length !== tail[i].length || bytes.some((b, j) => b !== tail[i][j]);
+  });
+}

@@ -6,7 +6,9 @@
  * @module
  */
 
+import { readFile } from "../sys.ts";
 import { parseCommandLine, type RunOptions } from "./args.ts";
+import { inexactArgument } from "./argv.ts";
 import { mainHelp, runHelp } from "./help.ts";
 import { ignoreInspectorSignal } from "./inspector_signal.ts";
 import { ReportWriter } from "./report.ts";
@@ -27,9 +29,22 @@ function messageOf(err: unknown): string {
 
 /**
  * Runs the sbox command line `argv` (the arguments after the program name)
- * and resolves to the exit status; prints to stdout and stderr.
+ * and resolves to the exit status; prints to stdout and stderr. With
+ * `fromCommandLine` (sbox.ts: `argv` is `Deno.args`), an argument that is
+ * not valid UTF-8 on the command line is refused instead of passed on
+ * changed.
  */
-export async function main(argv: string[], version: string): Promise<number> {
+export async function main(argv: string[], version: string, fromCommandLine = false): Promise<number> {
+  if (fromCommandLine && Deno.permissions.querySync({ name: "ffi" }).state === "granted") {
+    const index = inexactArgument(argv, readFile("/proc/self/cmdline"));
+    if (index >= 0) {
+      printError(
+        `argument ${index + 1} (${JSON.stringify(argv[index])}) is not valid UTF-8: ` +
+          "sbox passes arguments and variables on as UTF-8 text",
+      );
+      return SBOX_FAILED;
+    }
+  }
   let invocation;
   try {
     invocation = parseCommandLine(argv);
