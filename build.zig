@@ -5,7 +5,10 @@
 const std = @import("std");
 
 pub fn build(b: *std.Build) void {
-    const target = b.standardTargetOptions(.{});
+    // A library that other machines load (a JSR package, a compiled
+    // binary, the VM tier's guest, whose emulated CPU has no AVX): built for
+    // the architecture's baseline CPU, not this machine's, by default.
+    const target = b.standardTargetOptions(.{ .default_target = .{ .cpu_model = .baseline } });
     const optimize = b.standardOptimizeOption(.{ .preferred_optimize_mode = .ReleaseSafe });
 
     const module = b.createModule(.{
