@@ -167,7 +167,8 @@ export class Container implements AsyncDisposable {
   #init: InitProcess | undefined;
   readonly #processes = new Set<Process>();
   readonly #createdCgroups: Cgroup[] = [];
-  #destroyed = false;
+  /** The destruction, once destroy() was called: every later call waits for the same one. */
+  #destruction: Promise<void> | undefined;
   /** A start() under way: a second one is refused at once. */
   #starting = false;
   /** Starts and execs under way, with the bookkeeping of what they make: destroy() waits for them. */
@@ -272,11 +273,15 @@ export class Container implements AsyncDisposable {
 
   /**
    * Kills every process of the container, waits until its file systems are
-   * unmounted, and removes the cgroups it created.
+   * unmounted, and removes the cgroups it created. A call while another is
+   * under way (a timeout's and `await using`'s, say) waits for the same end.
    */
-  async destroy(): Promise<void> {
-    if (this.#destroyed) return;
-    this.#destroyed = true;
+  destroy(): Promise<void> {
+    this.#destruction ??= this.#destroy();
+    return this.#destruction;
+  }
+
+  async #destroy(): Promise<void> {
     // Every process of the container is in the init's pid namespace, so
     // killing the init (dispose, below) kills them all. Not cgroup.kill: the
     // group is the caller's, who may give it to the next container, and on
@@ -306,7 +311,7 @@ export class Container implements AsyncDisposable {
   }
 
   #checkUsable(): void {
-    if (this.#destroyed) throw new SboxError("the container was destroyed", { step: "options" });
+    if (this.#destruction) throw new SboxError("the container was destroyed", { step: "options" });
   }
 
   #checkProcess(options: ProcessOptions): CheckedProcess {

@@ -592,6 +592,17 @@ Deno.test("a second start() while one is under way is refused; destroy() during 
   assert.deepEqual([status.success, status.signal], [false, "SIGKILL"]);
 });
 
+Deno.test("a destroy() called while another is under way returns only once the container is gone", async () => {
+  await using setup = await busyboxContainer();
+  const init = await setup.container.start({ command: ["/bin/sleep", "100"], env: ENV });
+  const exec = await setup.container.exec(init, { command: ["/bin/sleep", "100"], env: ENV });
+  // E.g. a timeout's destroy() and then the one of `await using`.
+  const first = setup.container.destroy();
+  await setup.container.destroy();
+  assert.deepEqual([init.exited, exec.exited], [true, true], "the second destroy() returned before the end");
+  await first;
+});
+
 Deno.test("a missing program rejects start() with SboxError step exec, errno ENOENT", async () => {
   await using setup = await busyboxContainer();
   const err = await setup.container.start({ command: ["/bin/nope"], env: ENV }).then(
