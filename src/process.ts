@@ -293,16 +293,27 @@ export class Process {
     });
   }
 
+  async #writeAll(fd: number, data: Uint8Array<ArrayBuffer>): Promise<void> {
+    while (data.length > 0) {
+      if (!this.#openFds.has(fd)) throw new SboxError("stdin is closed", { step: "write" });
+      const n = tryWrite(fd, data);
+      if (n >= 0) data = data.subarray(n);
+      else if (-n === EAGAIN) await reactor().writable(fd);
+      else if (-n !== EINTR) throw SboxError.fromErrno("write", "cannot write to the process", -n);
+    }
+  }
+
   #writable(fd: number): WritableStream<Uint8Array> {
     return new WritableStream<Uint8Array>({
       write: async (chunk) => {
-        let data = new Uint8Array(chunk);
-        while (data.length > 0) {
-          if (!this.#openFds.has(fd)) throw new SboxError("stdin is closed", { step: "write" });
-          const n = tryWrite(fd, data);
-          if (n >= 0) data = data.subarray(n);
-          else if (-n === EAGAIN) await reactor().writable(fd);
-          else if (-n !== EINTR) throw SboxError.fromErrno("write", "cannot write to the process", -n);
+        try {
+          await this.#writeAll(fd, new Uint8Array(chunk));
+        } catch (err) {
+          // A sink that throws errors the stream for good: neither close()
+          // nor abort() reaches it after that, so the pipe (EPIPE: the
+          // process exited without reading) would stay open until dispose().
+          this.#closeFd(fd);
+          throw err;
         }
       },
       close: () => this.#closeFd(fd),
