@@ -117,6 +117,32 @@ Deno.test("stdio: piped stdin, stdout and stderr; null and inherit", async () =>
   assert.ok(quiet instanceof SboxError, "exec after init exited must fail");
 });
 
+Deno.test("stdin takes any ArrayBufferView by its bytes; another chunk fails with a TypeError and ends it", async () => {
+  await using setup = await busyboxContainer();
+  const init = await setup.container.start({ command: ["/bin/sleep", "100"], env: ENV });
+  const cat = () =>
+    setup.container.exec(init, { command: ["/bin/cat"], env: ENV, stdin: "piped", stdout: "piped" });
+  const views = await cat();
+  const writer = views.stdin!.getWriter();
+  const bytes = new Uint8Array([0, 1, 2, 3, 4, 5, 6, 7, 8]);
+  await writer.write(bytes.subarray(1, 3));
+  await writer.write(new DataView(bytes.buffer, 3, 2));
+  // In memory order, whatever the machine's byte order.
+  await writer.write(new Uint16Array(bytes.buffer.slice(5, 9)));
+  await writer.close();
+  assert.deepEqual([...(await views.output()).stdout], [1, 2, 3, 4, 5, 6, 7, 8]);
+
+  for (const chunk of ["text", 42, [1, 2], new ArrayBuffer(2), null]) {
+    const process = await cat();
+    const write = process.stdin!.getWriter().write(chunk as unknown as ArrayBufferView);
+    const err = await write.then(() => undefined, (e) => e);
+    assert.ok(err instanceof TypeError, `${Object.prototype.toString.call(chunk)}: ${err}`);
+    // The pipe is closed: cat reads end-of-file at once, having read nothing.
+    const output = await process.output();
+    assert.deepEqual([output.code, output.stdout.length], [0, 0]);
+  }
+});
+
 Deno.test("stdin null reads nothing; a large stdout arrives whole", async () => {
   await using setup = await busyboxContainer();
   const init = await setup.container.start({
