@@ -13,7 +13,7 @@ import { launch, type SyncPipe } from "./launch.ts";
 import { containerPath, type Mount, plainAbsolutePath } from "./mount.ts";
 import { checkCommand, checkId, checkStdio, InitProcess, Process, type Stdio, StdioPlan } from "./process.ts";
 import { CLONE, MS, PROGRAM_LIMITS, ProgramBuilder } from "./program.ts";
-import { close, ids, O, stat, tryOpen } from "./sys.ts";
+import { close, dupCloexec, ids, O, stat, tryOpen } from "./sys.ts";
 import { hostId, isMapped, type UserMapper } from "./user.ts";
 import type { NetworkAttachment, NetworkManager } from "./network.ts";
 import type { SeccompPolicy } from "./security/policy.ts";
@@ -254,13 +254,25 @@ export class Container implements AsyncDisposable {
       throw new SboxError("exec: the container's init process has exited", { step: "options" });
     }
     const p = this.#checkProcess(options);
-    return await this.#tracked(() => this.#execProcess(init, p));
+    // The launch compiles its setns after an await (it may wait for another
+    // container's teardown). Were the init reaped meanwhile, its pidfd would
+    // be closed and the number could name any newer fd, even another
+    // container's pidfd. A copy taken now, while the init is known not to be
+    // reaped, names this init whatever happens (setns fails with ESRCH once
+    // it has ended).
+    const pidfd = dupCloexec(init.pidfd);
+    try {
+      return await this.#tracked(() => this.#execProcess(pidfd, p));
+    } finally {
+      close(pidfd);
+    }
   }
 
-  async #execProcess(init: InitProcess, p: CheckedProcess): Promise<Process> {
-    const launched = await this.#launch(p, 0n, init.pidfd, (b, _sync, stdio, cgroupFd) => {
+  /** `initPidfd`: exec()'s own copy of the init's pidfd. */
+  async #execProcess(initPidfd: number, p: CheckedProcess): Promise<Process> {
+    const launched = await this.#launch(p, 0n, initPidfd, (b, _sync, stdio, cgroupFd) => {
       dieWithParent(b);
-      b.setns(init.pidfd, JOINED, "cannot join the container's namespaces");
+      b.setns(initPidfd, JOINED, "cannot join the container's namespaces");
       // setns moves only future children into the pid namespace: clone again.
       b.fork(CLONE.VM | CLONE.PARENT, cgroupFd);
       b.unshare(CLONE.NEWCGROUP, "cannot create a cgroup namespace");

@@ -20,6 +20,8 @@ import {
   type UserMapper,
 } from "../mod.ts";
 import { PROGRAM_LIMITS } from "../src/program.ts";
+import { reactor } from "../src/reactor.ts";
+import { close, dupCloexec, O, open } from "../src/sys.ts";
 import {
   busyboxContainer,
   busyboxImage,
@@ -304,6 +306,70 @@ Deno.test("exec joins the init's pid namespace and sees its processes", async ()
   assert.ok(Number(pid) > 1 && Number(pid) < 20, `pid ${pid}`);
   assert.equal(cmdline.trim(), "/bin/sleep 1000");
   assert.equal(hostname, "sbox");
+});
+
+Deno.test("exec() into an init reaped while the exec waits joins nothing else, and leaks no fd", async () => {
+  reactor(); // made at first use, its fds last as long as the process
+  const before = snapshot().fds;
+  const target = await busyboxContainer();
+  const dir = scratchDir("slow-teardown-");
+  const slow = await containerIn(dir, [
+    new OverlayMount([busyboxImage()]),
+    new BaseMounts(),
+    new TmpfsMount("/big"),
+  ]);
+  let devNull = -1, reused = -1;
+  try {
+    const init = await target.container.start({ command: ["/bin/sleep", "100"], env: ENV });
+    // The exec must wait, between its checks and its setns, until the init
+    // is reaped (its pidfd closed, the number free for any new fd). A launch
+    // waits there for a container teardown under way whose fd number is
+    // open (teardown.ts): one of many files takes a while, and its number is
+    // taken again as soon as its close has started, as any new fd may do.
+    const slowInit = await slow.start({
+      command: ["/bin/sh", "-c", "cd /big && seq 50000 | xargs touch && echo ready && exec sleep 100"],
+      env: ENV,
+      stdout: "piped",
+    });
+    const reader = slowInit.stdout!.getReader();
+    assert.equal(text((await reader.read()).value!), "ready\n");
+    reader.releaseLock();
+    const namespace = Deno.readLinkSync(`/proc/${slowInit.pid}/ns/mnt`);
+    const link = (fd: string) => {
+      try {
+        return Deno.readLinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        return undefined;
+      }
+    };
+    const held = [...Deno.readDirSync("/proc/self/fd")].map((e) => e.name).filter((fd) =>
+      link(fd) === namespace
+    );
+    assert.equal(held.length, 1, "the container holds its mount namespace");
+    devNull = open("/dev/null", O.RDONLY);
+    slowInit.kill("SIGKILL");
+    await slowInit.status;
+    // Its teardown's close has begun once the fd is gone.
+    while (link(held[0]) === namespace) await new Promise((resolve) => setTimeout(resolve, 0));
+    reused = dupCloexec(devNull, Number(held[0]));
+    assert.equal(reused, Number(held[0]), "took the number of the teardown's fd");
+
+    // In one tick: the exec passes its checks and waits for that teardown;
+    // meanwhile the init dies and is reaped.
+    const exec = target.container.exec(init, { command: ["/bin/hostname"], env: ENV, stdout: "piped" });
+    init.kill("SIGKILL");
+    const err = await exec.then((p) => p.output().then((o) => `ran, hostname ${text(o.stdout)}`), (e) => e);
+    assert.ok(init.exited, "the init was not reaped while the exec waited: no race was made");
+    assert.ok(err instanceof SboxError, `the exec: ${err}`);
+    assert.equal(err.errno, "ESRCH", err.message);
+  } finally {
+    close(reused);
+    close(devNull);
+    await slow.destroy();
+    await removeScratch(dir);
+    await target[Symbol.asyncDispose]();
+  }
+  assert.deepEqual(snapshot().fds, before, "the same open fds");
 });
 
 Deno.test("bind and tmpfs mounts; cwd and env reach the program", async () => {
