@@ -20,8 +20,9 @@ import {
   type UserMapper,
 } from "../mod.ts";
 import { PROGRAM_LIMITS } from "../src/program.ts";
+import { helper } from "../src/ffi.ts";
 import { reactor } from "../src/reactor.ts";
-import { close, dupCloexec, O, open } from "../src/sys.ts";
+import { close, dupCloexec, O, open, pipe, setNonblocking, tryRead } from "../src/sys.ts";
 import {
   busyboxContainer,
   busyboxImage,
@@ -847,6 +848,85 @@ Deno.test("reaper: signals from the host reach the command; failures still rejec
   assert.equal(err?.message, "cannot exec /bin/nope: ENOENT (No such file or directory)");
   assert.equal(err?.step, "exec");
   await other.destroy();
+});
+
+/** Clears FD_CLOEXEC: `fd` is then passed on as a Deno process's parent may pass one to it. */
+function inheritable(fd: number): number {
+  const F_SETFD = 2;
+  assert.equal(Number(helper().sbox_fcntl(fd, F_SETFD, 0n)), 0);
+  return fd;
+}
+
+Deno.test("reaper: pid 1 holds its pipe to us, its signalfd and /dev/null on 0-2, nothing of ours", async () => {
+  await using setup = await busyboxContainer();
+  const file = `${setup.dir}/inherited`;
+  Deno.writeTextFileSync(file, "");
+  const inherited = inheritable(open(file, O.RDONLY));
+  try {
+    const init = await setup.container.start({
+      command: ["/bin/sleep", "100"],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+      reaper: true,
+    });
+    // start() returns once pid 1 has reported the command started: it holds
+    // what it will hold from then on.
+    const fds = [...Deno.readDirSync(`/proc/${init.pid}/fd`)]
+      .map((e) => [Number(e.name), Deno.readLinkSync(`/proc/${init.pid}/fd/${e.name}`)] as const)
+      .sort(([a], [b]) => a - b);
+    const ours = new Set([...Deno.readDirSync("/proc/self/fd")].map((e) => {
+      try {
+        return Deno.readLinkSync(`/proc/self/fd/${e.name}`);
+      } catch {
+        return "";
+      }
+    }));
+    const seen = fds.map(([fd, link]) =>
+      fd <= 2 ? `${fd} ${link}` : link.startsWith("pipe:") && ours.has(link) ? "our pipe" : link
+    );
+    assert.deepEqual(seen.sort(), [
+      "0 /dev/null",
+      "1 /dev/null",
+      "2 /dev/null",
+      "anon_inode:[signalfd]",
+      "our pipe",
+    ]);
+    init.kill("SIGKILL");
+    await init.status;
+  } finally {
+    close(inherited);
+  }
+});
+
+Deno.test("reaper: a host pipe given as stdout reaches end-of-file once the command closes it", async () => {
+  await using setup = await busyboxContainer();
+  let [read, write] = pipe();
+  setNonblocking(read);
+  try {
+    const init = await setup.container.start({
+      command: ["/bin/sh", "-c", "echo out; exec >&-; echo closed >&2; exec sleep 100"],
+      env: ENV,
+      stdout: inheritable(write),
+      stderr: "piped",
+      reaper: true,
+    });
+    close(write); // as a caller does once start() returned
+    write = -1;
+    const reader = init.stderr!.getReader();
+    assert.equal(text((await reader.read()).value!), "closed\n");
+    reader.releaseLock();
+    const buf = new Uint8Array(16);
+    assert.equal(text(buf.subarray(0, tryRead(read, buf))), "out\n");
+    // 0: no process has the write end open any more; -EAGAIN: one still does.
+    assert.equal(tryRead(read, buf), 0, "a process of the running container still holds the pipe");
+    assert.equal(init.exited, false);
+    init.kill("SIGKILL");
+    await init.status;
+  } finally {
+    close(read);
+    close(write);
+  }
 });
 
 const DUMPABLE_TEST =
