@@ -348,7 +348,7 @@ function bytesOf(chunk: unknown): Uint8Array<ArrayBuffer> {
   }
   const { buffer, byteOffset, byteLength } = chunk;
   const bytes = new Uint8Array(buffer, byteOffset, byteLength);
-  // A view of shared memory is copied: FFI takes none.
+  // A view of shared memory is copied: tryWrite takes bytes of an ArrayBuffer.
   return buffer instanceof ArrayBuffer ? bytes as Uint8Array<ArrayBuffer> : bytes.slice();
 }
 
