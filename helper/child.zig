@@ -643,10 +643,39 @@ fn reaper(ctx: *Context, index: u32) usize {
     // ctx stays pointed at the exec pipe: the command shares this memory and
     // reads ctx.result_fd when a step fails. We keep result_fd ourselves.
     _ = linux.syscall1(.close, @bitCast(@as(isize, exec_pipe[1])));
+    keepOnly(.{ result_fd, exec_pipe[0] });
     const watch = reaper_loop.Watch{ .result_fd = result_fd, .exec_fd = exec_pipe[0], .child = @intCast(child), .op_index = index };
     execInit(watch);
     // No memfd or no exec of it (vm.memfd_noexec=2): supervise from here.
     reaper_loop.supervise(watch);
+}
+
+/// From here pid 1 holds `keep` (its two pipes) and 0-2 on the container's
+/// /dev/null (closed where there is none): a stray write to stderr reaches
+/// nobody, and the fds it opens later never take 0-2. Every other fd goes: the caller's stdio and the fds
+/// it inherited without close-on-exec would otherwise stay open as long as
+/// the container (a host pipe's reader would wait for end-of-file until
+/// then), and where init.zig cannot be exec'd, every fd of the caller. The
+/// command has its own copy of the fd table, and its stdio comes from the
+/// ops after the fork.
+fn keepOnly(keep: [2]i32) void {
+    const flags: u32 = @bitCast(linux.O{ .ACCMODE = .RDWR, .NOCTTY = true, .NONBLOCK = true, .CLOEXEC = true });
+    const dev_null = linux.syscall3(.openat, at_fdcwd, @intFromPtr("/dev/null"), flags);
+    var fd: usize = 0;
+    while (fd < 3) : (fd += 1) {
+        if (fd == keep[0] or fd == keep[1] or fd == dev_null) continue;
+        _ = if (errnoOf(dev_null) == null) linux.syscall3(.dup3, dev_null, fd, 0) else linux.syscall1(.close, fd);
+    }
+    // close_range over the gaps between the kept fds, /dev/null's included.
+    var first: u32 = 3;
+    const low: u32 = @intCast(@min(keep[0], keep[1]));
+    const high: u32 = @intCast(@max(keep[0], keep[1]));
+    for ([2]u32{ low, high }) |kept| {
+        if (kept < first) continue;
+        if (kept > first) _ = linux.syscall3(.close_range, first, kept - 1, 0);
+        first = kept + 1;
+    }
+    _ = linux.syscall3(.close_range, first, std.math.maxInt(u32), 0);
 }
 
 const init_elf = @embedFile("sbox_init_elf");
@@ -670,7 +699,7 @@ fn execInit(watch: reaper_loop.Watch) void {
         const text = std.fmt.bufPrintZ(&numbers[i], "{d}", .{value}) catch return;
         argv[i + 1] = text.ptr;
     }
-    // The two pipes must outlive the exec; every other fd closes there.
+    // The two pipes must outlive the exec; keepOnly closed the rest.
     _ = linux.syscall3(.fcntl, @bitCast(@as(isize, watch.result_fd)), linux.F.SETFD, 0);
     _ = linux.syscall3(.fcntl, @bitCast(@as(isize, watch.exec_fd)), linux.F.SETFD, 0);
     const envp: [1]?[*:0]const u8 = .{null};

@@ -13,7 +13,7 @@ import { launch, type SyncPipe } from "./launch.ts";
 import { containerPath, type Mount, plainAbsolutePath } from "./mount.ts";
 import { checkCommand, checkId, checkStdio, InitProcess, Process, type Stdio, StdioPlan } from "./process.ts";
 import { CLONE, MS, PROGRAM_LIMITS, ProgramBuilder } from "./program.ts";
-import { close, ids, O, stat, tryOpen } from "./sys.ts";
+import { close, dupCloexec, ids, O, stat, tryOpen } from "./sys.ts";
 import { hostId, isMapped, type UserMapper } from "./user.ts";
 import type { NetworkAttachment, NetworkManager } from "./network.ts";
 import type { SeccompPolicy } from "./security/policy.ts";
@@ -167,7 +167,8 @@ export class Container implements AsyncDisposable {
   #init: InitProcess | undefined;
   readonly #processes = new Set<Process>();
   readonly #createdCgroups: Cgroup[] = [];
-  #destroyed = false;
+  /** The destruction, once destroy() was called: every later call waits for the same one. */
+  #destruction: Promise<void> | undefined;
   /** A start() under way: a second one is refused at once. */
   #starting = false;
   /** Starts and execs under way, with the bookkeeping of what they make: destroy() waits for them. */
@@ -253,13 +254,25 @@ export class Container implements AsyncDisposable {
       throw new SboxError("exec: the container's init process has exited", { step: "options" });
     }
     const p = this.#checkProcess(options);
-    return await this.#tracked(() => this.#execProcess(init, p));
+    // The launch compiles its setns after an await (it may wait for another
+    // container's teardown). Were the init reaped meanwhile, its pidfd would
+    // be closed and the number could name any newer fd, even another
+    // container's pidfd. A copy taken now, while the init is known not to be
+    // reaped, names this init whatever happens (setns fails with ESRCH once
+    // it has ended).
+    const pidfd = dupCloexec(init.pidfd);
+    try {
+      return await this.#tracked(() => this.#execProcess(pidfd, p));
+    } finally {
+      close(pidfd);
+    }
   }
 
-  async #execProcess(init: InitProcess, p: CheckedProcess): Promise<Process> {
-    const launched = await this.#launch(p, 0n, init.pidfd, (b, _sync, stdio, cgroupFd) => {
+  /** `initPidfd`: exec()'s own copy of the init's pidfd. */
+  async #execProcess(initPidfd: number, p: CheckedProcess): Promise<Process> {
+    const launched = await this.#launch(p, 0n, initPidfd, (b, _sync, stdio, cgroupFd) => {
       dieWithParent(b);
-      b.setns(init.pidfd, JOINED, "cannot join the container's namespaces");
+      b.setns(initPidfd, JOINED, "cannot join the container's namespaces");
       // setns moves only future children into the pid namespace: clone again.
       b.fork(CLONE.VM | CLONE.PARENT, cgroupFd);
       b.unshare(CLONE.NEWCGROUP, "cannot create a cgroup namespace");
@@ -272,11 +285,15 @@ export class Container implements AsyncDisposable {
 
   /**
    * Kills every process of the container, waits until its file systems are
-   * unmounted, and removes the cgroups it created.
+   * unmounted, and removes the cgroups it created. A call while another is
+   * under way (a timeout's and `await using`'s, say) waits for the same end.
    */
-  async destroy(): Promise<void> {
-    if (this.#destroyed) return;
-    this.#destroyed = true;
+  destroy(): Promise<void> {
+    this.#destruction ??= this.#destroy();
+    return this.#destruction;
+  }
+
+  async #destroy(): Promise<void> {
     // Every process of the container is in the init's pid namespace, so
     // killing the init (dispose, below) kills them all. Not cgroup.kill: the
     // group is the caller's, who may give it to the next container, and on
@@ -306,7 +323,7 @@ export class Container implements AsyncDisposable {
   }
 
   #checkUsable(): void {
-    if (this.#destroyed) throw new SboxError("the container was destroyed", { step: "options" });
+    if (this.#destruction) throw new SboxError("the container was destroyed", { step: "options" });
   }
 
   #checkProcess(options: ProcessOptions): CheckedProcess {

@@ -162,8 +162,13 @@ export class Process {
   readonly pid: number;
   /** Resolves when the process has exited (and has been reaped). */
   readonly status: Promise<ProcessStatus>;
-  /** The write end of a piped stdin, else null. */
-  readonly stdin: WritableStream<Uint8Array> | null;
+  /**
+   * The write end of a piped stdin, else null. It takes Uint8Array chunks,
+   * and any other ArrayBufferView (a DataView, a Uint16Array, ...) as the
+   * bytes it spans, in memory order; anything else (a string: encode it
+   * first) fails the write with a TypeError, which ends the stream.
+   */
+  readonly stdin: WritableStream<ArrayBufferView> | null;
   /** The read end of a piped stdout, else null. */
   readonly stdout: ReadableStream<Uint8Array> | null;
   /** The read end of a piped stderr, else null. */
@@ -293,16 +298,28 @@ export class Process {
     });
   }
 
-  #writable(fd: number): WritableStream<Uint8Array> {
-    return new WritableStream<Uint8Array>({
+  async #writeAll(fd: number, data: Uint8Array<ArrayBuffer>): Promise<void> {
+    while (data.length > 0) {
+      if (!this.#openFds.has(fd)) throw new SboxError("stdin is closed", { step: "write" });
+      const n = tryWrite(fd, data);
+      if (n >= 0) data = data.subarray(n);
+      else if (-n === EAGAIN) await reactor().writable(fd);
+      else if (-n !== EINTR) throw SboxError.fromErrno("write", "cannot write to the process", -n);
+    }
+  }
+
+  #writable(fd: number): WritableStream<ArrayBufferView> {
+    return new WritableStream<ArrayBufferView>({
       write: async (chunk) => {
-        let data = new Uint8Array(chunk);
-        while (data.length > 0) {
-          if (!this.#openFds.has(fd)) throw new SboxError("stdin is closed", { step: "write" });
-          const n = tryWrite(fd, data);
-          if (n >= 0) data = data.subarray(n);
-          else if (-n === EAGAIN) await reactor().writable(fd);
-          else if (-n !== EINTR) throw SboxError.fromErrno("write", "cannot write to the process", -n);
+        try {
+          await this.#writeAll(fd, bytesOf(chunk));
+        } catch (err) {
+          // A sink that throws errors the stream for good: neither close()
+          // nor abort() reaches it after that, so the pipe (EPIPE: the
+          // process exited without reading; a chunk of the wrong type) would
+          // stay open until dispose().
+          this.#closeFd(fd);
+          throw err;
         }
       },
       close: () => this.#closeFd(fd),
@@ -321,6 +338,18 @@ export class InitProcess extends Process {
     super(launched, parentFds, heldNamespace);
     this.pidfd = launched.pidfd;
   }
+}
+
+/** The bytes a stdin chunk stands for; see {@linkcode Process.stdin}. */
+function bytesOf(chunk: unknown): Uint8Array<ArrayBuffer> {
+  if (!ArrayBuffer.isView(chunk)) {
+    const kind = chunk === null ? "null" : typeof chunk === "object" ? chunk.constructor?.name : typeof chunk;
+    throw new TypeError(`stdin takes a Uint8Array or another ArrayBufferView, got ${kind ?? "an object"}`);
+  }
+  const { buffer, byteOffset, byteLength } = chunk;
+  const bytes = new Uint8Array(buffer, byteOffset, byteLength);
+  // A view of shared memory is copied: tryWrite takes bytes of an ArrayBuffer.
+  return buffer instanceof ArrayBuffer ? bytes as Uint8Array<ArrayBuffer> : bytes.slice();
 }
 
 /** Decodes a raw wait status (exit code in bits 8-15, or a signal in bits 0-6). */

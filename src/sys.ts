@@ -236,6 +236,12 @@ export function pipe(): [number, number] {
   return [fds[0], fds[1]];
 }
 
+/** fcntl(F_DUPFD_CLOEXEC): another fd of the same file, the lowest free one from `lowest` on. */
+export function dupCloexec(fd: number, lowest = 0): number {
+  const F_DUPFD_CLOEXEC = 1030;
+  return check(helper().sbox_fcntl(fd, F_DUPFD_CLOEXEC, BigInt(lowest)), "fcntl", "cannot duplicate an fd");
+}
+
 /** Sets O_NONBLOCK on an fd this process owns (F_SETFL). */
 export function setNonblocking(fd: number): void {
   const F_GETFL = 3, F_SETFL = 4;

@@ -20,6 +20,9 @@ import {
   type UserMapper,
 } from "../mod.ts";
 import { PROGRAM_LIMITS } from "../src/program.ts";
+import { helper } from "../src/ffi.ts";
+import { reactor } from "../src/reactor.ts";
+import { close, dupCloexec, O, open, pipe, setNonblocking, tryRead } from "../src/sys.ts";
 import {
   busyboxContainer,
   busyboxImage,
@@ -115,6 +118,32 @@ Deno.test("stdio: piped stdin, stdout and stderr; null and inherit", async () =>
 
   const quiet = await setup.container.exec(init, { command: ["/bin/true"] }).catch((e) => e);
   assert.ok(quiet instanceof SboxError, "exec after init exited must fail");
+});
+
+Deno.test("stdin takes any ArrayBufferView by its bytes; another chunk fails with a TypeError and ends it", async () => {
+  await using setup = await busyboxContainer();
+  const init = await setup.container.start({ command: ["/bin/sleep", "100"], env: ENV });
+  const cat = () =>
+    setup.container.exec(init, { command: ["/bin/cat"], env: ENV, stdin: "piped", stdout: "piped" });
+  const views = await cat();
+  const writer = views.stdin!.getWriter();
+  const bytes = new Uint8Array([0, 1, 2, 3, 4, 5, 6, 7, 8]);
+  await writer.write(bytes.subarray(1, 3));
+  await writer.write(new DataView(bytes.buffer, 3, 2));
+  // In memory order, whatever the machine's byte order.
+  await writer.write(new Uint16Array(bytes.buffer.slice(5, 9)));
+  await writer.close();
+  assert.deepEqual([...(await views.output()).stdout], [1, 2, 3, 4, 5, 6, 7, 8]);
+
+  for (const chunk of ["text", 42, [1, 2], new ArrayBuffer(2), null]) {
+    const process = await cat();
+    const write = process.stdin!.getWriter().write(chunk as unknown as ArrayBufferView);
+    const err = await write.then(() => undefined, (e) => e);
+    assert.ok(err instanceof TypeError, `${Object.prototype.toString.call(chunk)}: ${err}`);
+    // The pipe is closed: cat reads end-of-file at once, having read nothing.
+    const output = await process.output();
+    assert.deepEqual([output.code, output.stdout.length], [0, 0]);
+  }
 });
 
 Deno.test("stdin null reads nothing; a large stdout arrives whole", async () => {
@@ -278,6 +307,70 @@ Deno.test("exec joins the init's pid namespace and sees its processes", async ()
   assert.ok(Number(pid) > 1 && Number(pid) < 20, `pid ${pid}`);
   assert.equal(cmdline.trim(), "/bin/sleep 1000");
   assert.equal(hostname, "sbox");
+});
+
+Deno.test("exec() into an init reaped while the exec waits joins nothing else, and leaks no fd", async () => {
+  reactor(); // made at first use, its fds last as long as the process
+  const before = snapshot().fds;
+  const target = await busyboxContainer();
+  const dir = scratchDir("slow-teardown-");
+  const slow = await containerIn(dir, [
+    new OverlayMount([busyboxImage()]),
+    new BaseMounts(),
+    new TmpfsMount("/big"),
+  ]);
+  let devNull = -1, reused = -1;
+  try {
+    const init = await target.container.start({ command: ["/bin/sleep", "100"], env: ENV });
+    // The exec must wait, between its checks and its setns, until the init
+    // is reaped (its pidfd closed, the number free for any new fd). A launch
+    // waits there for a container teardown under way whose fd number is
+    // open (teardown.ts): one of many files takes a while, and its number is
+    // taken again as soon as its close has started, as any new fd may do.
+    const slowInit = await slow.start({
+      command: ["/bin/sh", "-c", "cd /big && seq 50000 | xargs touch && echo ready && exec sleep 100"],
+      env: ENV,
+      stdout: "piped",
+    });
+    const reader = slowInit.stdout!.getReader();
+    assert.equal(text((await reader.read()).value!), "ready\n");
+    reader.releaseLock();
+    const namespace = Deno.readLinkSync(`/proc/${slowInit.pid}/ns/mnt`);
+    const link = (fd: string) => {
+      try {
+        return Deno.readLinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        return undefined;
+      }
+    };
+    const held = [...Deno.readDirSync("/proc/self/fd")].map((e) => e.name).filter((fd) =>
+      link(fd) === namespace
+    );
+    assert.equal(held.length, 1, "the container holds its mount namespace");
+    devNull = open("/dev/null", O.RDONLY);
+    slowInit.kill("SIGKILL");
+    await slowInit.status;
+    // Its teardown's close has begun once the fd is gone.
+    while (link(held[0]) === namespace) await new Promise((resolve) => setTimeout(resolve, 0));
+    reused = dupCloexec(devNull, Number(held[0]));
+    assert.equal(reused, Number(held[0]), "took the number of the teardown's fd");
+
+    // In one tick: the exec passes its checks and waits for that teardown;
+    // meanwhile the init dies and is reaped.
+    const exec = target.container.exec(init, { command: ["/bin/hostname"], env: ENV, stdout: "piped" });
+    init.kill("SIGKILL");
+    const err = await exec.then((p) => p.output().then((o) => `ran, hostname ${text(o.stdout)}`), (e) => e);
+    assert.ok(init.exited, "the init was not reaped while the exec waited: no race was made");
+    assert.ok(err instanceof SboxError, `the exec: ${err}`);
+    assert.equal(err.errno, "ESRCH", err.message);
+  } finally {
+    close(reused);
+    close(devNull);
+    await slow.destroy();
+    await removeScratch(dir);
+    await target[Symbol.asyncDispose]();
+  }
+  assert.deepEqual(snapshot().fds, before, "the same open fds");
 });
 
 Deno.test("bind and tmpfs mounts; cwd and env reach the program", async () => {
@@ -644,6 +737,17 @@ Deno.test("a second start() while one is under way is refused; destroy() during 
   assert.deepEqual([status.success, status.signal], [false, "SIGKILL"]);
 });
 
+Deno.test("a destroy() called while another is under way returns only once the container is gone", async () => {
+  await using setup = await busyboxContainer();
+  const init = await setup.container.start({ command: ["/bin/sleep", "100"], env: ENV });
+  const exec = await setup.container.exec(init, { command: ["/bin/sleep", "100"], env: ENV });
+  // E.g. a timeout's destroy() and then the one of `await using`.
+  const first = setup.container.destroy();
+  await setup.container.destroy();
+  assert.deepEqual([init.exited, exec.exited], [true, true], "the second destroy() returned before the end");
+  await first;
+});
+
 Deno.test("a missing program rejects start() with SboxError step exec, errno ENOENT", async () => {
   await using setup = await busyboxContainer();
   const err = await setup.container.start({ command: ["/bin/nope"], env: ENV }).then(
@@ -796,6 +900,85 @@ Deno.test("reaper: signals from the host reach the command; failures still rejec
   assert.equal(err?.message, "cannot exec /bin/nope: ENOENT (No such file or directory)");
   assert.equal(err?.step, "exec");
   await other.destroy();
+});
+
+/** Clears FD_CLOEXEC: `fd` is then passed on as a Deno process's parent may pass one to it. */
+function inheritable(fd: number): number {
+  const F_SETFD = 2;
+  assert.equal(Number(helper().sbox_fcntl(fd, F_SETFD, 0n)), 0);
+  return fd;
+}
+
+Deno.test("reaper: pid 1 holds its pipe to us, its signalfd and /dev/null on 0-2, nothing of ours", async () => {
+  await using setup = await busyboxContainer();
+  const file = `${setup.dir}/inherited`;
+  Deno.writeTextFileSync(file, "");
+  const inherited = inheritable(open(file, O.RDONLY));
+  try {
+    const init = await setup.container.start({
+      command: ["/bin/sleep", "100"],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+      reaper: true,
+    });
+    // start() returns once pid 1 has reported the command started: it holds
+    // what it will hold from then on.
+    const fds = [...Deno.readDirSync(`/proc/${init.pid}/fd`)]
+      .map((e) => [Number(e.name), Deno.readLinkSync(`/proc/${init.pid}/fd/${e.name}`)] as const)
+      .sort(([a], [b]) => a - b);
+    const ours = new Set([...Deno.readDirSync("/proc/self/fd")].map((e) => {
+      try {
+        return Deno.readLinkSync(`/proc/self/fd/${e.name}`);
+      } catch {
+        return "";
+      }
+    }));
+    const seen = fds.map(([fd, link]) =>
+      fd <= 2 ? `${fd} ${link}` : link.startsWith("pipe:") && ours.has(link) ? "our pipe" : link
+    );
+    assert.deepEqual(seen.sort(), [
+      "0 /dev/null",
+      "1 /dev/null",
+      "2 /dev/null",
+      "anon_inode:[signalfd]",
+      "our pipe",
+    ]);
+    init.kill("SIGKILL");
+    await init.status;
+  } finally {
+    close(inherited);
+  }
+});
+
+Deno.test("reaper: a host pipe given as stdout reaches end-of-file once the command closes it", async () => {
+  await using setup = await busyboxContainer();
+  let [read, write] = pipe();
+  setNonblocking(read);
+  try {
+    const init = await setup.container.start({
+      command: ["/bin/sh", "-c", "echo out; exec >&-; echo closed >&2; exec sleep 100"],
+      env: ENV,
+      stdout: inheritable(write),
+      stderr: "piped",
+      reaper: true,
+    });
+    close(write); // as a caller does once start() returned
+    write = -1;
+    const reader = init.stderr!.getReader();
+    assert.equal(text((await reader.read()).value!), "closed\n");
+    reader.releaseLock();
+    const buf = new Uint8Array(16);
+    assert.equal(text(buf.subarray(0, tryRead(read, buf))), "out\n");
+    // 0: no process has the write end open any more; -EAGAIN: one still does.
+    assert.equal(tryRead(read, buf), 0, "a process of the running container still holds the pipe");
+    assert.equal(init.exited, false);
+    init.kill("SIGKILL");
+    await init.status;
+  } finally {
+    close(read);
+    close(write);
+  }
 });
 
 const DUMPABLE_TEST =

@@ -1,12 +1,12 @@
 /**
  * Nothing leaks: after 100 starts, a fifth of them failing at different
  * steps, the test process holds the same fds, has no children or zombies,
- * no cgroups and no mounts it created. And many containers at once cost no
- * thread each.
+ * no cgroups and no mounts it created; a stdin whose write failed lets its
+ * pipe go at once. And many containers at once cost no thread each.
  */
 
 import assert from "node:assert/strict";
-import { busyboxContainer, processesWith, scratchDir, text } from "./fixtures.ts";
+import { busyboxContainer, processesWith, scratchDir, snapshot, text } from "./fixtures.ts";
 
 const ENV = { PATH: "/bin:/usr/bin" };
 
@@ -34,6 +34,20 @@ Deno.test("100 starts, a fifth failing at different steps, leave nothing behind"
   assert.deepEqual(after.children, [], "no child processes or zombies");
   assert.deepEqual(after.cgroups, before.cgroups, "no cgroups left");
   assert.equal(after.mounts, before.mounts, "no mounts left");
+});
+
+Deno.test("a write to a piped stdin that fails (EPIPE) lets the pipe go at once, not at destroy()", async () => {
+  await using setup = await busyboxContainer();
+  const init = await setup.container.start({ command: ["/bin/sleep", "100"], env: ENV });
+  const before = snapshot().fds;
+  for (let i = 0; i < 20; i++) {
+    // It exits without reading: the write finds no reader.
+    const process = await setup.container.exec(init, { command: ["/bin/true"], env: ENV, stdin: "piped" });
+    await process.status;
+    const err = await process.stdin!.getWriter().write(new Uint8Array(100)).then(() => undefined, (e) => e);
+    assert.equal(err?.errno, "EPIPE", `the write: ${err}`);
+  }
+  assert.deepEqual(snapshot().fds, before, "the same open fds while the container still runs");
 });
 
 Deno.test("200 containers at once run on a fixed number of threads", async () => {
