@@ -37,14 +37,35 @@ async function busybox(args: string[]): Promise<Result> {
   return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr) };
 }
 
-/** Pids of the slirp4netns and pasta processes running now. */
+/** The parent of process `pid`, or undefined once it is gone. */
+function parentOf(pid: string): string | undefined {
+  try {
+    // The fields after the command's name, which may hold spaces and ")".
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Pids of the slirp4netns and pasta processes running now below this test
+ * process (started by the library here, or by an sbox command it runs):
+ * another test run on the machine has daemons of its own.
+ */
 function networkDaemons(): Set<string> {
   const pids = new Set<string>();
+  const ours = (pid: string) => {
+    for (let p: string | undefined = parentOf(pid); p !== undefined && p !== "0"; p = parentOf(p)) {
+      if (p === String(Deno.pid)) return true;
+    }
+    return false;
+  };
   for (const entry of Deno.readDirSync("/proc")) {
     if (!/^\d+$/.test(entry.name)) continue;
     try {
       const program = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).split("\0")[0];
-      if (/(^|\/)(slirp4netns|pasta)$/.test(program)) pids.add(entry.name);
+      if (/(^|\/)(slirp4netns|pasta)$/.test(program) && ours(entry.name)) pids.add(entry.name);
     } catch {
       // gone meanwhile
     }
