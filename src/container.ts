@@ -25,6 +25,7 @@ import {
   type ContainerSecurity,
   dieWithParent,
   dropBoundingSet,
+  hideFromContainer,
   type ProcessSecurity,
 } from "./security/security.ts";
 
@@ -272,6 +273,8 @@ export class Container implements AsyncDisposable {
   async #execProcess(initPidfd: number, p: CheckedProcess): Promise<Process> {
     const launched = await this.#launch(p, 0n, initPidfd, (b, _sync, stdio, cgroupFd) => {
       dieWithParent(b);
+      // Before anything of the container can see it: a copy of our memory and fds.
+      hideFromContainer(b);
       b.setns(initPidfd, JOINED, "cannot join the container's namespaces");
       // setns moves only future children into the pid namespace: clone again.
       b.fork(CLONE.VM | CLONE.PARENT, cgroupFd);

@@ -416,6 +416,35 @@ Deno.test("capabilities: the default set, as uid 1000 none, capAdd and capDrop",
   assert.equal(caps(pid1, "CapPrm") & ~0xa80405fbn, 0n);
 });
 
+Deno.test("a process exec'd into the container shows nothing of the host while it sets up", async () => {
+  // The container's root (the init, /escape catch-exec) reads, over and
+  // over, /proc/PID/environ of the next pid of its namespace: the exec'd
+  // process, a copy of this Deno process's memory and fds until its execve.
+  // Once its capabilities are the container's (capset), only its not being
+  // dumpable keeps the container out: a race the old code lost in most
+  // tries. A try where the catcher read nothing before the command's own
+  // environment ("late", "missed") proves nothing.
+  const commandEnv = `PATH=${ENV.PATH}`;
+  const results: string[] = [];
+  for (let attempt = 0; attempt < 40 && results.filter((r) => r === "denied").length < 10; attempt++) {
+    await using setup = await container();
+    const init = await setup.container.start({
+      command: ["/escape", "catch-exec", commandEnv],
+      env: ENV,
+      stdout: "piped",
+      stdin: "null",
+    });
+    const reader = init.stdout!.pipeThrough(new TextDecoderStream()).getReader();
+    let seen = "";
+    while (!seen.includes("ready\n")) seen += (await reader.read()).value;
+    await (await setup.container.exec(init, { command: ["/bin/true"], env: ENV })).status;
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) seen += chunk.value;
+    results.push(seen.split("\n")[1].replace("catch-exec ", ""));
+  }
+  assert.ok(!results.includes("leaked"), `the host's environment leaked: ${results.join(" ")}`);
+  assert.ok(results.filter((r) => r === "denied").length >= 10, `too few catches: ${results.join(" ")}`);
+});
+
 Deno.test("exec'd processes get the same restrictions", async () => {
   await using setup = await container();
   const init = await setup.container.start({ command: ["/bin/sleep", "100"], env: ENV });

@@ -28,6 +28,7 @@ import { type CheckedRlimit, checkRlimits } from "./rlimits.ts";
 import { DEFAULT_FILTER_BASE64 } from "./default_filter.ts";
 import { compileSeccomp, hostArch } from "./seccomp.ts";
 
+const PR_SET_DUMPABLE = 4;
 const PR_SET_PDEATHSIG = 1;
 const PR_SET_NO_NEW_PRIVS = 38;
 const SIGKILL = 9;
@@ -96,6 +97,21 @@ export function checkProcessSecurity(options: { rlimits?: unknown; newSession?: 
  */
 export function dieWithParent(b: ProgramBuilder): void {
   b.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, "cannot set the parent-death signal");
+}
+
+/**
+ * Makes the process's memory not dumpable, until its execve (which makes the
+ * command's memory dumpable again, as usual). For the exec path's first
+ * process, a copy of this Deno process's memory and fds: the process it
+ * forks into the container's pid namespace shares that memory and runs
+ * there as the container's root until its execve. Dumpable, it would be open
+ * to the container's root through /proc/PID/mem, environ and fd: our heap,
+ * our environment, and every fd we hold (a cgroup's directory fd leads to
+ * the host's "/"). Not dumpable, those need CAP_SYS_PTRACE in the host's
+ * user namespace. Never on the init path: with CLONE_VM the memory is ours.
+ */
+export function hideFromContainer(b: ProgramBuilder): void {
+  b.prctl(PR_SET_DUMPABLE, 0, 0, "cannot make the process not dumpable");
 }
 
 /**

@@ -8,7 +8,7 @@
 //!   escape module | keyctl | bpf | perf | userns | clone-userns | clone3
 //!   escape tiocsti | tiocsti-high | io_uring | personality VALUE
 //!   escape connect PORT | fdbomb | chroot-breakout HOST_PATH | euid
-//!   escape read PATH | write PATH
+//!   escape read PATH | write PATH | catch-exec ENVIRONMENT
 
 const std = @import("std");
 const linux = std.os.linux;
@@ -164,6 +164,8 @@ pub fn main() void {
         const fd = linux.open(arg, .{ .ACCMODE = .WRONLY }, 0);
         if (errnoOf(fd) != null) return report(attack, fd);
         report(attack, linux.write(@intCast(fd), "1\n", 2));
+    } else if (eql(attack, "catch-exec")) {
+        catchExec(std.mem.span(arg));
     } else {
         say("unknown attack {s}", .{attack});
         linux.exit(2);
@@ -172,4 +174,53 @@ pub fn main() void {
 
 fn eql(a: []const u8, b: []const u8) bool {
     return std.mem.eql(u8, a, b);
+}
+
+/// Waits for the next process of this pid namespace (one the host execs
+/// into the container with the environment ARG alone) and reads its
+/// /proc/PID/environ until that process has exec'd: while it sets up, a
+/// copy of the host process's. Prints "catch-exec leaked" when it read
+/// another environment than ARG, "catch-exec denied" when it was refused
+/// until the exec (or the end), "catch-exec late" when the first read was
+/// already the command's, "catch-exec missed" when it never saw the process.
+/// Gives up 2 s after "ready".
+fn catchExec(command_env: []const u8) void {
+    var last: [16]u8 = undefined;
+    const fd = linux.open("/proc/sys/kernel/ns_last_pid", .{ .ACCMODE = .RDONLY }, 0);
+    const n = linux.read(@intCast(fd), &last, last.len);
+    _ = linux.close(@intCast(fd));
+    const next = (std.fmt.parseInt(u32, std.mem.trimRight(u8, last[0..n], "\n"), 10) catch unreachable) + 1;
+    var path_buf: [32]u8 = undefined;
+    const environ = std.fmt.bufPrintZ(&path_buf, "/proc/{d}/environ", .{next}) catch unreachable;
+    const deadline = seconds() + 2;
+    say("ready", .{});
+    var seen = false;
+    var denied = false;
+    while (seconds() < deadline) {
+        const opened = linux.open(environ, .{ .ACCMODE = .RDONLY }, 0);
+        if (errnoOf(opened)) |e| {
+            if (e == .NOENT) {
+                if (seen) break; // gone
+                continue; // not yet
+            }
+            seen = true;
+            denied = true;
+            continue;
+        }
+        seen = true;
+        var buf: [4096]u8 = undefined;
+        const len = linux.read(@intCast(opened), &buf, buf.len);
+        _ = linux.close(@intCast(opened));
+        if (errnoOf(len) != null or len == 0) continue; // no memory: exiting
+        const text = std.mem.trimRight(u8, buf[0..len], "\x00");
+        if (!std.mem.eql(u8, text, command_env)) return say("catch-exec leaked", .{});
+        return say("catch-exec {s}", .{if (denied) "denied" else "late"});
+    }
+    say("catch-exec {s}", .{if (denied) "denied" else "missed"});
+}
+
+fn seconds() i64 {
+    var now: linux.timespec = undefined;
+    _ = linux.clock_gettime(.MONOTONIC, &now);
+    return now.sec;
 }
