@@ -164,7 +164,12 @@ function userName(uid: number): string | undefined {
   return undefined;
 }
 
-/** The first range of /etc/subuid or /etc/subgid for a user (by name or id). */
+/**
+ * The first range of /etc/subuid or /etc/subgid for a user (by name or id).
+ * Read as newuidmap reads it: `OWNER:START:COUNT`, decimal numbers, nothing
+ * else on the line; a line that is not so is skipped, as newuidmap skips it
+ * (taking it would pick a range that newuidmap then refuses).
+ */
 export function subordinateRange(file: string, id: number): { start: number; count: number } {
   const name = userName(id);
   let text = "";
@@ -174,7 +179,9 @@ export function subordinateRange(file: string, id: number): { start: number; cou
     // A missing file is the same as no entry.
   }
   for (const line of text.split("\n")) {
-    const [owner, start, count] = line.trim().split(":");
+    const entry = /^([^:\s]+):(\d{1,10}):(\d{1,10})$/.exec(line);
+    if (!entry) continue;
+    const [, owner, start, count] = entry;
     if ((owner === name || owner === String(id)) && Number(count) > 0) {
       return { start: Number(start), count: Number(count) };
     }

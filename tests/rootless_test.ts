@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { BinNewIdMapper, findCgroup2Mount, ProcUserMapper, runAsRoot } from "../mod.ts";
 import { pickUserMapper } from "../src/cli/identity.ts";
+import { subordinateRange } from "../src/user.ts";
 import {
   busyboxContainer,
   busyboxImage,
@@ -238,3 +239,28 @@ Deno.test("setgroups: newgidmap's choice matches the mapper's, so a container st
     },
   });
 }
+
+Deno.test("subordinateRange reads /etc/subuid as newuidmap does: lines that are not OWNER:START:COUNT are skipped", () => {
+  const dir = scratchDir("subuid-");
+  try {
+    const uid = Deno.uid()!;
+    const name = uid === 0 ? "root" : String(uid);
+    const file = `${dir}/subuid`;
+    Deno.writeTextFileSync(
+      file,
+      [
+        `${name}::65536`,
+        ` ${name}:100000:65536`,
+        `${name}:1e5:65536`,
+        `${name}:abc:65536`,
+        `${name}:200000:0`,
+      ]
+        .concat([`${name}:300000:65536`, `${name}:400000:65536`]).join("\n") + "\n",
+    );
+    assert.deepEqual(subordinateRange(file, uid), { start: 300000, count: 65536 });
+    Deno.writeTextFileSync(file, `${name}:1e5:65536\n`);
+    assert.throws(() => subordinateRange(file, uid), /no subordinate ids for .* in .*subuid/);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});

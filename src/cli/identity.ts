@@ -43,11 +43,16 @@ export function pickUserMapper(): PickedMapper {
     };
   }
   let reason: string;
+  // What would give more ids, for the step that failed.
+  let hint = "add an /etc/subuid and /etc/subgid entry for more ids";
   try {
     subordinateRange("/etc/subuid", me.euid);
     subordinateRange("/etc/subgid", me.euid);
+    hint =
+      "install newuidmap and newgidmap (Debian's package uidmap) for the ids of /etc/subuid and /etc/subgid";
     findHostProgram("newuidmap");
     findHostProgram("newgidmap");
+    hint = "check the entries of /etc/subuid and /etc/subgid";
     const mapper = BinNewIdMapper.newRootSubid();
     const [, uids] = mapper.uidMap, [, gids] = mapper.gidMap;
     return {
@@ -62,8 +67,7 @@ export function pickUserMapper(): PickedMapper {
   }
   return {
     mapper: ProcUserMapper.newRoot(),
-    description: `only container root, as uid ${me.euid} gid ${me.gid} (${reason}); ` +
-      "add an /etc/subuid and /etc/subgid entry for more ids",
+    description: `only container root, as uid ${me.euid} gid ${me.gid} (${reason}); ${hint}`,
   };
 }
 
