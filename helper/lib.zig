@@ -140,6 +140,7 @@ pub const Call = enum(u32) {
     epoll_create = 20,
     epoll_ctl = 21,
     eventfd = 22,
+    flock = 23,
 };
 
 /// Part of the ABI version, so that TypeScript can check that its list agrees.
@@ -180,6 +181,7 @@ export fn sbox_call(call: u32, a: u64, b: u64, c: u64, d: u64, e: u64, f: u64) i
         .epoll_create => sbox_epoll_create(),
         .epoll_ctl => sbox_epoll_ctl(int(a), int(b), int(c), @truncate(d), e),
         .eventfd => sbox_eventfd(),
+        .flock => sbox_flock(int(a), int(b)),
     };
 }
 
@@ -249,6 +251,12 @@ fn sbox_stat(path: [*:0]const u8, follow: bool, out: *[4]u64) isize {
     if (errnoOf(rc) != null) return errnoResult(rc);
     out.* = .{ stx.mode, stx.uid, stx.gid, stx.size };
     return 0;
+}
+
+/// flock(2): `sbox run` holds one on its scratch directory and cgroup, so
+/// that a later run can tell them from those of a run that is gone.
+fn sbox_flock(fd: i32, op: i32) isize {
+    return errnoResult(linux.syscall2(.flock, fdArg(fd), fdArg(op)));
 }
 
 fn sbox_kill(pid: i32, sig: i32) isize {

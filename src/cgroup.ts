@@ -136,13 +136,20 @@ export class Cgroup {
     return stat(this.path)?.isDirectory ?? false;
   }
 
-  /** Creates the group (and missing parents); an existing group is fine. */
-  create(): void {
+  /**
+   * Creates the group (and missing parents). An existing group is fine,
+   * unless `exclusive`: then the group itself must be new (EEXIST), so that
+   * a group someone else made is never taken for one's own.
+   */
+  create(options: { exclusive?: boolean } = {}): void {
     const parts = this.name.split("/");
     for (let i = 1; i <= parts.length && this.name !== ""; i++) {
       const path = `${this.mountPath}/${parts.slice(0, i).join("/")}`;
       const rc = tryMkdir(path, 0o755);
-      if (rc < 0 && -rc !== EEXIST) check(rc, "cgroup", `cannot create cgroup ${path}`);
+      const last = i === parts.length;
+      if (rc < 0 && (-rc !== EEXIST || (last && options.exclusive))) {
+        check(rc, "cgroup", `cannot create cgroup ${path}`);
+      }
     }
   }
 
@@ -218,6 +225,11 @@ export class Cgroup {
     const missing = names.filter((n) => !available.includes(n));
     if (missing.length > 0) this.#missingController(missing[0]);
     this.#write("cgroup.subtree_control", names.map((n) => `+${n}`).join(" "));
+  }
+
+  /** Stops handing controllers to the children, e.g. `["pids"]`. */
+  removeSubtreeControllers(names: string[]): void {
+    this.#write("cgroup.subtree_control", names.map((n) => `-${n}`).join(" "));
   }
 
   /** memory.current in bytes. */

@@ -43,6 +43,7 @@ const CALL = {
   epoll_create: 20,
   epoll_ctl: 21,
   eventfd: 22,
+  flock: 23,
 } as const;
 
 type Word = number | bigint;
@@ -72,6 +73,7 @@ export interface HelperSymbols {
   sbox_epoll_create(): Word;
   sbox_epoll_ctl(epfd: number, op: number, fd: number, events: number, data: bigint): Word;
   sbox_eventfd(): Word;
+  sbox_flock(fd: number, operation: number): Word;
   /** Nonblocking: runs on a pool thread. */
   sbox_epoll_wait(epfd: number, out: Buffer, max: number, timeoutMs: number): Promise<Word>;
 }
@@ -124,6 +126,7 @@ function calls(lib: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"]): HelperSymbo
     sbox_epoll_ctl: (epfd, op, fd, events, data) =>
       call(CALL.epoll_ctl, i32(epfd), i32(op), i32(fd), events, data, 0),
     sbox_eventfd: () => call(CALL.eventfd, 0, 0, 0, 0, 0, 0),
+    sbox_flock: (fd, operation) => call(CALL.flock, i32(fd), i32(operation), 0, 0, 0, 0),
     sbox_epoll_wait: (epfd, out, max, timeoutMs) => lib.sbox_epoll_wait(epfd, out, max, timeoutMs),
   };
 }

@@ -249,6 +249,14 @@ export function setNonblocking(fd: number): void {
   check(helper().sbox_fcntl(fd, F_SETFL, BigInt(flags | O.NONBLOCK)), "fcntl", "cannot set O_NONBLOCK");
 }
 
+/** flock(2) operations. */
+export const LOCK = { EX: 2, NB: 4 } as const;
+
+/** flock(2): 0 or a negative errno (-EAGAIN, alias EWOULDBLOCK, when another holds the lock, with LOCK.NB). */
+export function tryFlock(fd: number, operation: number): number {
+  return num(helper().sbox_flock(fd, operation));
+}
+
 /** pidfd_send_signal(2): 0 or a negative errno (ESRCH once reaped). */
 export function pidfdSignal(pidfd: number, signal: number): number {
   return num(helper().sbox_pidfd_send_signal(pidfd, signal));

@@ -38,6 +38,22 @@ Deno.test("create, child, parent, remove", async () => {
   await cgroup.remove(); // and a missing group is fine
 });
 
+Deno.test("create({ exclusive: true }) makes missing parents but refuses a group that exists", async () => {
+  const parent = Cgroup.current().child(`sbox-test-${Deno.pid}-exclusive`);
+  const cgroup = parent.child("a");
+  try {
+    cgroup.create({ exclusive: true }); // the parent is made too
+    assert.ok(cgroup.exists());
+    assert.throws(
+      () => cgroup.create({ exclusive: true }),
+      (err) => err instanceof SboxError && err.errno === "EEXIST",
+    );
+    parent.child("b").create({ exclusive: true }); // an existing parent is fine
+  } finally {
+    await parent.remove();
+  }
+});
+
 Deno.test("bad cgroup names are rejected", () => {
   assert.throws(() => new Cgroup("relative", "x"), SboxError);
   assert.throws(() => Cgroup.current().child("../escape"), /bad child name/);

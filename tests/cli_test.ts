@@ -821,6 +821,11 @@ Deno.test("cli: a bad value for any option fails with 125, naming the option and
     [["--swap", "lots"], /--swap: bad value "lots"/],
     [["--pids", "0"], /--pids: bad value "0"/],
     [["--pids", "1.5"], /--pids: bad value "1.5"/],
+    // The container's pid 1 is the reaper, so one process could not even start the command.
+    [
+      ["--pids", "1"],
+      /--pids: bad value "1": expected a whole number from 2 \(the container's pid 1 is sbox's reaper/,
+    ],
     [["--cpus", "0"], /--cpus: bad value "0"/],
     [["--cpus", "two"], /--cpus: bad value "two"/],
     [["--time", "5"], /--time: bad value "5"/],
@@ -1050,4 +1055,86 @@ Deno.test("cli: what a SIGKILLed sbox left (scratch dir, cgroup) goes with the n
   const next = await busybox(["true"]);
   assert.equal(next.code, 0, next.stderr);
   assert.deepEqual(left(), { scratch: 0, cgroups: 0 });
+});
+
+// ---- runs in other pid namespaces ---------------------------------------------
+
+/** util-linux unshare: what follows runs as pid 1 of a new pid namespace, with its own /proc. */
+const NEW_PID_NAMESPACE = ["unshare", "--pid", "--fork", "--mount-proc"];
+
+/** `sbox run ARGS...` on the busybox image, behind `prefix` (e.g. {@linkcode NEW_PID_NAMESPACE}). */
+function sboxCommand(prefix: string[], args: string[], stdin: "null" | "piped"): Deno.Command {
+  const [program, ...rest] = [
+    ...prefix,
+    Deno.execPath(),
+    ...["run", "--allow-ffi", SBOX, "run", "--rootfs", busyboxImage(), ...args],
+  ];
+  return new Deno.Command(program, {
+    args: rest,
+    stdin,
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+  });
+}
+
+/**
+ * Starts a run that prints "ready" and then waits for a line on its stdin,
+ * so that it lasts exactly as long as the test wants; `finish()` sends the
+ * line "go" and returns how it ended.
+ */
+async function startWaitingRun(prefix: string[]): Promise<{ pid: number; finish: () => Promise<Result> }> {
+  const command = ["--report", "-", "--", "sh", "-c", 'echo ready; read line; echo "got $line"'];
+  const child = sboxCommand(prefix, command, "piped").spawn();
+  const reader = child.stdout.getReader();
+  const first = await reader.read();
+  reader.releaseLock();
+  const finish = async (): Promise<Result> => {
+    const writer = child.stdin.getWriter();
+    // A run that already ended (it failed) has closed the pipe: its output tells.
+    await writer.write(new TextEncoder().encode("go\n")).then(() => writer.close()).catch(() => {});
+    const output = await child.output();
+    return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr), pid: child.pid };
+  };
+  if (first.done || text(first.value) !== "ready\n") {
+    const result = await finish();
+    assert.fail(`the waiting run did not start: ${JSON.stringify(result)}`);
+  }
+  return { pid: child.pid, finish };
+}
+
+/** Checks that a run of {@linkcode startWaitingRun} ran to its end, undisturbed. */
+function assertFinishedUndisturbed(result: Result): void {
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stdout, "got go\n");
+  assert.equal(report(result.stderr).status, "OK", result.stderr);
+}
+
+const SAME_PID_TEST =
+  "cli: two runs whose sbox has the same pid (1, in two pid namespaces) do not share a cgroup";
+const WHY_ROOT = "unshare --pid needs CAP_SYS_ADMIN";
+Deno.test(SAME_PID_TEST, { ignore: skipUnlessRoot(SAME_PID_TEST, WHY_ROOT) }, async () => {
+  // Judge workers in containers: each sbox is pid 1 of its own pid namespace,
+  // and their cgroups are below one parent (here: this test's cgroup).
+  const first = await startWaitingRun(NEW_PID_NAMESPACE);
+  const second = await sboxCommand(NEW_PID_NAMESPACE, ["--report", "-", "--", "true"], "null").output();
+  assert.equal(second.code, 0, text(second.stderr));
+  // With one cgroup for both, the second run's clean-up killed the first one's command.
+  assertFinishedUndisturbed(await first.finish());
+});
+
+const OTHER_PID_NS_TEST =
+  "cli: a run in another pid namespace leaves a live run's scratch dir and cgroup alone";
+Deno.test(OTHER_PID_NS_TEST, { ignore: skipUnlessRoot(OTHER_PID_NS_TEST, WHY_ROOT) }, async () => {
+  // The first run's pid does not exist in the second one's pid namespace:
+  // only its lock says that it is alive.
+  const first = await startWaitingRun([]);
+  const second = await sboxCommand(NEW_PID_NAMESPACE, ["--report", "-", "--", "true"], "null").output();
+  assert.equal(second.code, 0, text(second.stderr));
+  const ownCgroups = () =>
+    [...Deno.readDirSync(Cgroup.current().path)].filter((e) => e.name.startsWith(`sbox-${first.pid}-`));
+  assert.equal(scratchDirsOf(first.pid).length, 1, "the live run's scratch directory was removed");
+  assert.equal(ownCgroups().length, 1, "the live run's cgroup was removed");
+  assertFinishedUndisturbed(await first.finish());
+  assertNothingLeft(first.pid);
 });

@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import { BaseMounts, Cgroup, Container, OverlayMount } from "../mod.ts";
+import { restoreControllers } from "../src/cli/limits.ts";
 import { busyboxImage, identityMapper, SBOX, sboxOnBusybox, scratchDir, text } from "./fixtures.ts";
 
 const ENV = { PATH: "/bin:/usr/bin" };
@@ -48,6 +49,15 @@ function parseReport(stderr: string) {
  */
 async function sbox(args: string[]) {
   const parent = limitedCgroup("cli");
+  try {
+    return await sboxIn(parent, args);
+  } finally {
+    await parent.remove();
+  }
+}
+
+/** `sbox run` on the busybox image with `--cgroup parent`, as {@linkcode sbox}. */
+async function sboxIn(parent: Cgroup, args: string[]) {
   const reportFile = Deno.makeTempFileSync({ prefix: "sbox-report-" });
   try {
     const output = await sboxOnBusybox(["--cgroup", parent.path, "--report", reportFile, ...args]).output();
@@ -55,9 +65,28 @@ async function sbox(args: string[]) {
     const report = parseReport(Deno.readTextFileSync(reportFile) || stderr);
     return { code: output.code, stdout: text(output.stdout), stderr, report };
   } finally {
-    await parent.remove();
     Deno.removeSync(reportFile);
   }
+}
+
+/**
+ * A fresh cgroup that holds a process of its own (a sleep), as the cgroup a
+ * judge worker runs in does, with `controllers` enabled for its children
+ * first. Disposing of it kills the sleep and removes the cgroup.
+ */
+function populatedCgroup(controllers: string[] = []): { cgroup: Cgroup } & AsyncDisposable {
+  const cgroup = limitedCgroup("populated");
+  cgroup.addSubtreeControllers(controllers);
+  const sleep = new Deno.Command("sleep", { args: ["1000"] }).spawn();
+  cgroup.addProcess(sleep.pid);
+  return {
+    cgroup,
+    async [Symbol.asyncDispose]() {
+      sleep.kill("SIGKILL");
+      await sleep.status;
+      await cgroup.remove();
+    },
+  };
 }
 
 Deno.test("sbox test_cgroup: subtree controllers start empty, then cpu memory pids", async () => {
@@ -283,5 +312,77 @@ Deno.test("an unprivileged user with a delegated cgroup subtree runs a limited c
     ]);
   } finally {
     await delegated.remove();
+  }
+});
+
+Deno.test("a parent cgroup with processes: --memory, --pids, --cpus stop with one line and change nothing", async () => {
+  await using populated = populatedCgroup();
+  const parent = populated.cgroup;
+  for (
+    const [option, value, controller] of [["--memory", "64M", "memory"], ["--pids", "16", "pids"], [
+      "--cpus",
+      "0.5",
+      "cpu",
+    ]]
+  ) {
+    const result = await sboxIn(parent, [option, value, "--", "true"]);
+    assert.equal(result.code, 125, result.stderr);
+    assert.match(
+      result.stderr,
+      new RegExp(
+        `^sbox: ${option}: cannot hand cgroup controller ${controller} to the children of ${parent.path}: ` +
+          `it has processes of its own`,
+        "m",
+      ),
+    );
+    // Left enabled, pids or cpu would make every later run from here fail.
+    assert.deepEqual(parent.subtreeControllers(), [], `after ${option}`);
+  }
+  // A run without limits goes on, without the memory controller: no peak memory.
+  const plain = await sboxIn(parent, ["--", "echo", "ok"]);
+  assert.equal(plain.code, 0, plain.stderr);
+  assert.equal(plain.stdout, "ok\n");
+  assert.equal(plain.report.memoryPeakBytes, null);
+  assert.deepEqual(parent.subtreeControllers(), []);
+});
+
+Deno.test("restoreControllers takes pids back from a parent a process joined, unless a child group is left", async () => {
+  // What enableControllers leaves when a process joins the parent between
+  // its check and the container's start: pids enabled in a populated parent.
+  await using populated = populatedCgroup(["pids"]);
+  const parent = populated.cgroup;
+  const child = parent.child("other-run");
+  child.create();
+  restoreControllers(parent, ["pids"]);
+  assert.deepEqual(parent.subtreeControllers(), ["pids"], "another run's group may be using pids");
+  await child.remove();
+  restoreControllers(parent, ["pids"]);
+  assert.deepEqual(parent.subtreeControllers(), []);
+});
+
+Deno.test("a run without --memory reports its peak memory when the parent offers the controller", async () => {
+  // A fresh parent: memory offered, not yet handed down.
+  const result = await sbox(["--", "sh", "-c", "head -c 8388608 /dev/zero > /dev/shm/x"]);
+  assert.equal(result.code, 0, result.stderr);
+  const peak = result.report.memoryPeakBytes;
+  assert.ok(typeof peak === "number" && peak >= 8 * MiB, JSON.stringify(result.report));
+});
+
+Deno.test("--wall-time shorter than the start: TO, with a message and exit status true to what happened", async () => {
+  const result = await sbox(["--wall-time", "1ms", "--", "true"]);
+  assert.equal(result.report.status, "TO", result.stderr);
+  if (result.report.signal === "SIGKILL") {
+    assert.equal(result.code, 137, result.stderr);
+    assert.match(
+      result.stderr,
+      /^sbox: wall-clock limit of 1ms exceeded \(--wall-time\): the container was killed$/m,
+    );
+  } else {
+    // `true` was done before the kill came: its own status, and no claim of a kill.
+    assert.equal(result.code, result.report.exitCode, result.stderr);
+    assert.match(
+      result.stderr,
+      /^sbox: wall-clock limit of 1ms exceeded \(--wall-time\): the command ended before it could be killed$/m,
+    );
   }
 });

@@ -232,7 +232,13 @@ function applyOption(
       options.swap = parseSize(option, value, { allowZero: true });
       break;
     case "pids":
-      options.pids = parseCount(option, value);
+      // With 1, the kernel refuses the command's process (EAGAIN): say why here.
+      options.pids = parseCount(
+        option,
+        value,
+        2,
+        "the container's pid 1 is sbox's reaper, the command a second process",
+      );
       break;
     case "cpus":
       options.cpuQuotaUsec = parseCpus(option, value);

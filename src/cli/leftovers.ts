@@ -3,61 +3,78 @@
  * clean up) leaves behind: its scratch directory `sbox-<pid>-<random>` (in
  * /dev/shm or /tmp)
  * (empty mount points: the mounts themselves died with the container's mount
- * namespace) and its cgroup `sbox-<pid>-<n>` (empty: the container's
+ * namespace) and its cgroup `sbox-<pid>-<random>` (empty: the container's
  * processes die with it, PR_SET_PDEATHSIG). The next `sbox run` removes
- * those of processes that are gone.
+ * them.
+ *
+ * Only what is provably abandoned: a run holds a lock on both for its whole
+ * life (ownership.ts), which dies with it, so a directory whose lock can be
+ * taken has no owner left. The pid in the name proves nothing: a run in
+ * another pid namespace (a judge worker in a container) has a pid that may
+ * be free or another process's here. And a cgroup is only ever rmdir'd,
+ * which the kernel refuses while a process is in it: nothing is killed.
  *
  * @module
  */
 
 import type { Cgroup } from "../cgroup.ts";
-import { ids, readDir, stat } from "../sys.ts";
+import { ids, readDir, stat, tryRmdir } from "../sys.ts";
+import { OWNED_NAME, tryLockDir } from "./ownership.ts";
 import { SCRATCH_PARENTS, ScratchDir } from "./scratch.ts";
-
-/** Names as scratch.ts and limits.ts make them; nothing else is touched. */
-const SCRATCH_NAME = /^sbox-(\d+)-[0-9a-f]{8}$/;
-const CGROUP_NAME = /^sbox-(\d+)-\d+$/;
-
-/** The pid in a leftover's name when that process is gone, else undefined. */
-function deadOwner(name: string, pattern: RegExp): number | undefined {
-  const match = pattern.exec(name);
-  if (!match) return undefined;
-  const pid = Number(match[1]);
-  // A live process of that pid (a reused pid included) keeps it: when in
-  // doubt, leave it.
-  return stat(`/proc/${pid}`) === undefined ? pid : undefined;
-}
 
 /**
  * Removes the scratch directories (ours only: owned by our uid) and the
  * cgroups below `parent` of `sbox run`s that are gone. Never fails: a
  * leftover that cannot be removed now stays for a later run.
  */
-export async function removeLeftovers(parent: Cgroup | undefined): Promise<void> {
+export function removeLeftovers(parent: Cgroup | undefined): void {
   const me = ids();
   for (const parent of SCRATCH_PARENTS) {
-    try {
-      for (const entry of readDir(parent)) {
-        if (!entry.isDirectory || deadOwner(entry.name, SCRATCH_NAME) === undefined) continue;
-        const path = `${parent}/${entry.name}`;
-        if (stat(path, false)?.uid !== me.euid) continue;
-        try {
-          ScratchDir.adopt(path).remove();
-        } catch {
-          // Something is mounted there after all, or it is not ours to remove.
-        }
+    for (const name of ownedNames(parent)) {
+      const path = `${parent}/${name}`;
+      if (stat(path, false)?.uid !== me.euid) continue;
+      try {
+        const lock = tryLockDir(path);
+        // remove() drops the lock.
+        if (lock) ScratchDir.adopt(path, lock).remove();
+      } catch {
+        // Something is mounted there after all, or it is not ours to remove.
       }
-    } catch {
-      // Missing or unreadable: nothing to do.
     }
   }
   if (!parent) return;
-  try {
-    for (const entry of readDir(parent.path)) {
-      if (!entry.isDirectory || deadOwner(entry.name, CGROUP_NAME) === undefined) continue;
-      await parent.child(entry.name).remove().catch(() => {});
+  for (const name of ownedNames(parent.path)) {
+    try {
+      const lock = tryLockDir(`${parent.path}/${name}`);
+      if (!lock) continue;
+      try {
+        removeEmptyCgroup(`${parent.path}/${name}`);
+      } finally {
+        lock.release();
+      }
+    } catch {
+      // Not ours to remove.
     }
-  } catch {
-    // The parent cgroup is not readable: nothing to do.
   }
+}
+
+/** Names of the directories in `dir` that sbox made; none if it cannot be read. */
+function ownedNames(dir: string): string[] {
+  try {
+    return readDir(dir).filter((e) => e.isDirectory && OWNED_NAME.test(e.name)).map((e) => e.name);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * rmdir of a cgroup and the groups below it (a container may make some),
+ * deepest first. A group with a process in it stays (EBUSY), and so do the
+ * groups above it.
+ */
+function removeEmptyCgroup(path: string): void {
+  for (const entry of readDir(path)) {
+    if (entry.isDirectory) removeEmptyCgroup(`${path}/${entry.name}`);
+  }
+  tryRmdir(path);
 }

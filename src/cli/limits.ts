@@ -5,14 +5,17 @@
  * A limit whose controller is missing is an error, never a run without the
  * limit: the parent must offer the controller (cgroup.controllers) and hand
  * it to its children (cgroup.subtree_control, which sbox writes if needed).
+ * The memory controller is handed down whenever the parent offers it, for
+ * the report's memoryPeakBytes, limit or not.
  *
  * @module
  */
 
 import { Cgroup, type CpuUsage, findCgroup2Mount } from "../cgroup.ts";
 import { SboxError } from "../error.ts";
-import { ids } from "../sys.ts";
+import { readDir, stat } from "../sys.ts";
 import type { RunOptions } from "./args.ts";
+import { claimDir, type DirLock, ownedName } from "./ownership.ts";
 import { CPU_PERIOD_USEC } from "./units.ts";
 
 /** The limits of `RunOptions` that need a cgroup controller. */
@@ -41,16 +44,31 @@ export function resolveParentCgroup(spec: string | undefined): Cgroup {
 }
 
 /**
- * Makes sure `parent` hands every controller the limits need to its
- * children. Throws one line naming the option, the controller and the path.
+ * Whether `parent` holds processes of its own. The kernel then refuses to
+ * hand memory to its children (EBUSY), and worse, lets it hand pids and cpu
+ * (controllers that may be threaded) but then refuses to start any process
+ * in a child (clone3: ENOTSUP), for this run and every later one, limits or
+ * not. The root cgroup is exempt from that rule: the only one without a
+ * cgroup.type file (its name is no sign: in a cgroup namespace, the root of
+ * the mount is some other cgroup).
  */
-export function enableControllers(parent: Cgroup, limits: CgroupLimits): void {
-  const wanted = LIMITS.filter((l) => limits[l.key] !== undefined);
-  if (wanted.length === 0) return;
+function hasOwnProcesses(parent: Cgroup): boolean {
+  return stat(`${parent.path}/cgroup.type`) !== undefined && parent.procs().length > 0;
+}
+
+/**
+ * Makes sure `parent` hands its children every controller the limits need,
+ * and memory whenever it offers it (so that every run reports its peak
+ * memory, not only those with --memory). Checks before it changes anything:
+ * throws one line naming the option, the controller and the path. Returns
+ * the controllers it enabled, for {@linkcode restoreControllers}.
+ */
+export function enableControllers(parent: Cgroup, limits: CgroupLimits): string[] {
   const available = parent.controllers();
   const enabled = parent.subtreeControllers();
-  for (const { option, controller } of wanted) {
-    if (enabled.includes(controller)) continue;
+  const needed = new Map<string, string>(); // controller -> the option that needs it
+  for (const { key, option, controller } of LIMITS) {
+    if (limits[key] === undefined || enabled.includes(controller)) continue;
     if (!available.includes(controller)) {
       throw new SboxError(
         `${option}: cgroup controller ${controller} is not available in ${parent.path} ` +
@@ -58,21 +76,89 @@ export function enableControllers(parent: Cgroup, limits: CgroupLimits): void {
         { step: "cgroup" },
       );
     }
-    try {
-      parent.addSubtreeControllers([controller]);
-      enabled.push(controller);
-    } catch (err) {
-      throw new SboxError(`${option}: ${(err as Error).message}`, { step: "cgroup", cause: err });
+    if (!needed.has(controller)) needed.set(controller, option);
+  }
+  const forAccounting = available.includes("memory") && !enabled.includes("memory") &&
+    !needed.has("memory");
+  if (needed.size === 0 && !forAccounting) return [];
+  if (hasOwnProcesses(parent)) {
+    const [controller, option] = [...needed][0] ?? [];
+    // Memory for the report only: the run goes on without it (memoryPeakBytes null).
+    if (controller === undefined) return [];
+    throw new SboxError(
+      `${option}: cannot hand cgroup controller ${controller} to the children of ${parent.path}: ` +
+        `it has processes of its own (the kernel allows that only in the root cgroup); ` +
+        `give --cgroup a cgroup without processes`,
+      { step: "cgroup" },
+    );
+  }
+  const added: string[] = [];
+  try {
+    for (const [controller, option] of needed) {
+      try {
+        parent.addSubtreeControllers([controller]);
+      } catch (err) {
+        throw new SboxError(`${option}: ${(err as Error).message}`, { step: "cgroup", cause: err });
+      }
+      added.push(controller);
     }
+  } catch (err) {
+    restoreControllers(parent, added);
+    throw err;
+  }
+  if (forAccounting) {
+    try {
+      parent.addSubtreeControllers(["memory"]);
+      added.push("memory");
+    } catch {
+      // A process joined the parent since the check, or this user may not
+      // write its cgroup.subtree_control: no peak memory in the report.
+    }
+  }
+  return added;
+}
+
+/**
+ * Takes back the controllers {@linkcode enableControllers} enabled, when
+ * the container could not be started after all: only if `parent` now has
+ * processes of its own (one joined it after the check), where they would
+ * make every later run fail, and no child group is left that another run
+ * may be using them in. Never throws.
+ */
+export function restoreControllers(parent: Cgroup, added: readonly string[]): void {
+  try {
+    if (added.length === 0 || !hasOwnProcesses(parent)) return;
+    if (readDir(parent.path).some((entry) => entry.isDirectory)) return;
+    parent.removeSubtreeControllers([...added]);
+  } catch {
+    // The parent is gone or not ours to change: nothing to take back.
   }
 }
 
-let cgroupCount = 0;
+/** The container's cgroup, held as this run's own (ownership.ts). */
+export interface ContainerCgroup {
+  cgroup: Cgroup;
+  /** Removes the cgroup (killing what is left in it), then drops the lock. */
+  remove(): Promise<void>;
+}
 
-/** Creates the container's cgroup `sbox-<pid>-<n>` below `parent` and writes the limits into it. */
-export async function createContainerCgroup(parent: Cgroup, limits: CgroupLimits): Promise<Cgroup> {
-  const cgroup = parent.child(`sbox-${ids().pid}-${cgroupCount++}`);
-  cgroup.create();
+/**
+ * Creates the container's cgroup `sbox-<pid>-<random>` below `parent`, new
+ * (never one that exists: another run's), locks it, and writes the limits
+ * into it.
+ */
+export async function createContainerCgroup(parent: Cgroup, limits: CgroupLimits): Promise<ContainerCgroup> {
+  const { cgroup, lock } = newLockedCgroup(parent);
+  const owned: ContainerCgroup = {
+    cgroup,
+    remove: async () => {
+      try {
+        await cgroup.remove();
+      } finally {
+        lock.release();
+      }
+    },
+  };
   try {
     for (const { key, option } of LIMITS) {
       const value = limits[key];
@@ -90,10 +176,23 @@ export async function createContainerCgroup(parent: Cgroup, limits: CgroupLimits
       }
     }
   } catch (err) {
-    await cgroup.remove();
+    await owned.remove();
     throw err;
   }
-  return cgroup;
+  return owned;
+}
+
+/** A new cgroup below `parent`, of a name no other run has, locked as ours. */
+function newLockedCgroup(parent: Cgroup): { cgroup: Cgroup; lock: DirLock } {
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const cgroup = parent.child(ownedName());
+    cgroup.create({ exclusive: true });
+    const lock = claimDir(cgroup.path);
+    if (lock) return { cgroup, lock };
+    // Another run's sweep took it for a leftover in the moment before the
+    // lock, and removes it: another name.
+  }
+  throw new SboxError(`cannot keep a cgroup in ${parent.path}`, { step: "cgroup" });
 }
 
 /** What the container used, read from its cgroup once its processes are gone. */

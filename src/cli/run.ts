@@ -27,6 +27,7 @@ import {
   enableControllers,
   readUsage,
   resolveParentCgroup,
+  restoreControllers,
   type Usage,
   waitUntilEmpty,
 } from "./limits.ts";
@@ -116,12 +117,19 @@ async function execute(
   const parent = resolveParentCgroup(options.cgroup);
   const withCgroup = useCgroup(parent, options);
   // What earlier runs that were killed left (a scratch dir, an empty cgroup).
-  await removeLeftovers(withCgroup ? parent : undefined);
-  if (withCgroup) enableControllers(parent, options);
+  removeLeftovers(withCgroup ? parent : undefined);
+  const enabled = withCgroup ? enableControllers(parent, options) : [];
+  // Runs last, once the container's cgroup is gone: if the container could
+  // not be started in it, the controllers enabled for it may have to go.
+  let commandStarted = false;
+  resources.defer(() => {
+    if (!commandStarted) restoreControllers(parent, enabled);
+  });
   const stdio = openStdio(options);
   resources.defer(() => stdio.close());
-  const cgroup = withCgroup ? await createContainerCgroup(parent, options) : undefined;
-  resources.defer(() => cgroup?.remove());
+  const owned = withCgroup ? await createContainerCgroup(parent, options) : undefined;
+  resources.defer(() => owned?.remove());
+  const cgroup = owned?.cgroup;
   const scratch = ScratchDir.create();
   resources.defer(() => scratch.remove());
 
@@ -172,7 +180,10 @@ async function execute(
   } finally {
     stdio.close(); // the command has its own copies now
   }
-  if (state.interrupted) state.kill(); // the signal came while the command was starting
+  commandStarted = true; // in its cgroup: the command ran, or its exec failed
+  // A signal or a time limit (shorter than the start) that came while the
+  // command was starting: the kill may have found no process yet.
+  if (state.interrupted || watchdog.exceeded) state.kill();
   if (init) state.status = await init.status;
   state.wallTimeMs = performance.now() - started;
   watchdog.stop();
@@ -220,12 +231,17 @@ function summarize(options: RunOptions, state: RunState): RunResult {
 
   const messages: string[] = [];
   if (execError) messages.push(execError.message);
-  if (exceeded === "--time") {
-    messages.push(`CPU-time limit of ${options.cpuTimeMs}ms exceeded (--time): the container was killed`);
-  } else if (exceeded === "--wall-time") {
-    messages.push(
-      `wall-clock limit of ${options.wallTimeMs}ms exceeded (--wall-time): the container was killed`,
-    );
+  if (exceeded) {
+    const limit = exceeded === "--time"
+      ? `CPU-time limit of ${options.cpuTimeMs}ms`
+      : `wall-clock limit of ${options.wallTimeMs}ms`;
+    // The kill may come too late: the command ended between two checks of
+    // --time, or during a start that took longer than the limit. It is TO
+    // all the same (it used more than allowed), with its own exit status.
+    const outcome = signal === "SIGKILL"
+      ? "the container was killed"
+      : "the command ended before it could be killed";
+    messages.push(`${limit} exceeded (${exceeded}): ${outcome}`);
   }
   if (usage.oomKilled) messages.push("out of memory: the kernel killed a process of the container");
   if (error !== undefined) messages.push(describe(error));

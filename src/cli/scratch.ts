@@ -2,7 +2,9 @@
  * The scratch directory of one `sbox run`, under /dev/shm (or /tmp): it
  * holds the empty directories the container mounts its root and its upper
  * layers' tmpfs on (layers.ts), in its own mount namespace. Removed
- * afterwards, with anything found in it.
+ * afterwards, with anything found in it. The run holds a lock on it while it
+ * lasts (ownership.ts), so that another run's sweep of leftovers
+ * (leftovers.ts) leaves it alone.
  *
  * The CLI runs with --allow-ffi only, so this uses the helper's syscall
  * wrappers (src/sys.ts) rather than Deno.makeTempDir and Deno.remove.
@@ -12,7 +14,8 @@
 
 import { SboxError } from "../error.ts";
 import { errnoNumber } from "../errno.ts";
-import { check, EEXIST, ENOENT, ids, readDir, readTextFile, tryMkdir, tryRmdir, tryUnlink } from "../sys.ts";
+import { check, EEXIST, ENOENT, readDir, readTextFile, tryMkdir, tryRmdir, tryUnlink } from "../sys.ts";
+import { claimDir, type DirLock, ownedName } from "./ownership.ts";
 
 const EISDIR = errnoNumber("EISDIR");
 
@@ -28,22 +31,26 @@ export const SCRATCH_PARENTS: readonly string[] = ["/dev/shm", "/tmp"];
 export class ScratchDir {
   /** Absolute path of the directory. */
   readonly path: string;
+  readonly #lock: DirLock;
 
-  private constructor(path: string) {
+  private constructor(path: string, lock: DirLock) {
     this.path = path;
+    this.#lock = lock;
   }
 
   /** Creates a new, empty scratch directory (mode 0700). */
   static create(): ScratchDir {
-    const { pid } = ids();
     for (const [i, parent] of SCRATCH_PARENTS.entries()) {
       for (let attempt = 0;; attempt++) {
-        const random = [...crypto.getRandomValues(new Uint8Array(4))].map((b) =>
-          b.toString(16).padStart(2, "0")
-        );
-        const path = `${parent}/sbox-${pid}-${random.join("")}`;
+        const path = `${parent}/${ownedName()}`;
         const rc = tryMkdir(path, 0o700);
-        if (rc === 0) return new ScratchDir(path);
+        if (rc === 0) {
+          const lock = claimDir(path);
+          if (lock) return new ScratchDir(path, lock);
+          // A sweep removed it before we locked it (ownership.ts): another name.
+          if (attempt < 10) continue;
+          throw new SboxError(`cannot keep a scratch directory in ${parent}`, { step: "scratch" });
+        }
         if (-rc === EEXIST && attempt < 10) continue;
         // No such parent, or not writable: the next one.
         if (i < SCRATCH_PARENTS.length - 1) break;
@@ -53,9 +60,9 @@ export class ScratchDir {
     throw new SboxError("no scratch directory", { step: "scratch" });
   }
 
-  /** An existing scratch directory, e.g. one a killed `sbox run` left (leftovers.ts). */
-  static adopt(path: string): ScratchDir {
-    return new ScratchDir(path);
+  /** An existing scratch directory whose lock the caller took: one a killed `sbox run` left (leftovers.ts). */
+  static adopt(path: string, lock: DirLock): ScratchDir {
+    return new ScratchDir(path, lock);
   }
 
   /** Creates the subdirectory `name` (e.g. "root") and returns its path. */
@@ -65,10 +72,15 @@ export class ScratchDir {
     return path;
   }
 
-  /** Deletes the directory and its contents. */
+  /** Deletes the directory and its contents, then drops the lock. */
   remove(): void {
-    refuseMountsBelow(this.path);
-    removeTree(this.path);
+    try {
+      refuseMountsBelow(this.path);
+      removeTree(this.path);
+    } finally {
+      // Only now: with the lock dropped first, a sweep could remove it too.
+      this.#lock.release();
+    }
   }
 }
 

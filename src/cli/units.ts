@@ -49,11 +49,11 @@ export function parseDuration(option: string, value: string): number {
   return ms;
 }
 
-/** A whole number from 1 up (e.g. `--pids 64`). */
-export function parseCount(option: string, value: string): number {
+/** A whole number from `min` up (e.g. `--pids 64`); `why` explains a `min` above 1 in the error. */
+export function parseCount(option: string, value: string, min = 1, why = ""): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) {
-    throw invalid(option, value, "a whole number greater than 0");
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min) {
+    throw invalid(option, value, `a whole number from ${min}${why ? ` (${why})` : ""}`);
   }
   return n;
 }

@@ -1,0 +1,66 @@
+/**
+ * Which run a scratch directory or a container cgroup belongs to, and
+ * whether that run is still alive: its owner holds an exclusive flock(2) on
+ * the directory for as long as the run lasts, and the kernel drops the lock
+ * when the owner dies, however it dies. A pid in a name cannot tell that:
+ * judge workers in containers run sbox in pid namespaces of their own, each
+ * seeing its own pids, while their cgroups (and maybe /dev/shm) are shared.
+ *
+ * The owner makes the directory, then locks it; a sweep (leftovers.ts) that
+ * finds it unlocked in between takes the lock and removes it, so the owner
+ * checks, once it holds the lock, that its directory is still there, and
+ * else makes another.
+ *
+ * @module
+ */
+
+import { close, EAGAIN, ENOENT, ids, LOCK, O, stat, tryFlock, tryOpen } from "../sys.ts";
+import { SboxError } from "../error.ts";
+
+/**
+ * A new name `sbox-<pid>-<8 hex digits>` for a scratch directory or a
+ * cgroup. The pid says whose it is to a reader in the same pid namespace;
+ * the random part keeps apart two runs whose pids are the same number in
+ * different pid namespaces.
+ */
+export function ownedName(): string {
+  const random = [...crypto.getRandomValues(new Uint8Array(4))].map((b) => b.toString(16).padStart(2, "0"));
+  return `sbox-${ids().pid}-${random.join("")}`;
+}
+
+/** Names {@linkcode ownedName} makes, the only ones leftovers.ts touches. */
+export const OWNED_NAME: RegExp = /^sbox-\d+-[0-9a-f]{8}$/;
+
+/** An exclusive lock on a directory; `release()` drops it (after the directory is removed). */
+export interface DirLock {
+  release(): void;
+}
+
+/**
+ * Locks directory `path` without waiting: the lock, or undefined when
+ * another process holds it or the directory is gone.
+ */
+export function tryLockDir(path: string): DirLock | undefined {
+  const fd = tryOpen(path, O.RDONLY | O.DIRECTORY);
+  if (-fd === ENOENT) return undefined;
+  if (fd < 0) throw SboxError.fromErrno("lock", `cannot open ${path}`, -fd);
+  const rc = tryFlock(fd, LOCK.EX | LOCK.NB);
+  if (rc < 0) {
+    close(fd);
+    if (-rc === EAGAIN) return undefined;
+    throw SboxError.fromErrno("lock", `cannot lock ${path}`, -rc);
+  }
+  return { release: () => close(fd) };
+}
+
+/**
+ * Claims directory `path`, which the caller has just made: locks it and
+ * checks that it is still there. Undefined when a sweep removed it first
+ * (the caller makes one of another name).
+ */
+export function claimDir(path: string): DirLock | undefined {
+  const lock = tryLockDir(path);
+  if (lock && stat(path, false)?.isDirectory) return lock;
+  lock?.release();
+  return undefined;
+}
