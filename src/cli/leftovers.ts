@@ -4,14 +4,17 @@
  * /dev/shm or /tmp)
  * (empty mount points: the mounts themselves died with the container's mount
  * namespace) and its cgroup `sbox-<pid>-<n>` (empty: the container's
- * processes die with it, PR_SET_PDEATHSIG). The next `sbox run` removes
- * those of processes that are gone.
+ * processes die with it, PR_SET_PDEATHSIG), and with `--net slirp4netns
+ * --publish` the API socket `/tmp/sbox-slirp4netns-<pid>-<random>.sock`
+ * (slirp4netns dies with it too, before it can remove the socket). The next
+ * `sbox run` removes those of processes that are gone.
  *
  * @module
  */
 
 import type { Cgroup } from "../cgroup.ts";
-import { ids, readDir, stat } from "../sys.ts";
+import { SLIRP4NETNS_SOCKET_DIR, SLIRP4NETNS_SOCKET_NAME } from "../network.ts";
+import { ids, readDir, stat, tryUnlink } from "../sys.ts";
 import { SCRATCH_PARENTS, ScratchDir } from "./scratch.ts";
 
 /** Names as scratch.ts and limits.ts make them; nothing else is touched. */
@@ -29,9 +32,9 @@ function deadOwner(name: string, pattern: RegExp): number | undefined {
 }
 
 /**
- * Removes the scratch directories (ours only: owned by our uid) and the
- * cgroups below `parent` of `sbox run`s that are gone. Never fails: a
- * leftover that cannot be removed now stays for a later run.
+ * Removes the scratch directories and slirp4netns sockets (ours only: owned
+ * by our uid) and the cgroups below `parent` of `sbox run`s that are gone.
+ * Never fails: a leftover that cannot be removed now stays for a later run.
  */
 export async function removeLeftovers(parent: Cgroup | undefined): Promise<void> {
   const me = ids();
@@ -51,6 +54,7 @@ export async function removeLeftovers(parent: Cgroup | undefined): Promise<void>
       // Missing or unreadable: nothing to do.
     }
   }
+  removeSockets(me.euid);
   if (!parent) return;
   try {
     for (const entry of readDir(parent.path)) {
@@ -59,5 +63,20 @@ export async function removeLeftovers(parent: Cgroup | undefined): Promise<void>
     }
   } catch {
     // The parent cgroup is not readable: nothing to do.
+  }
+}
+
+/** The slirp4netns API sockets owned by `uid` whose sbox process is gone. */
+function removeSockets(uid: number): void {
+  try {
+    for (const entry of readDir(SLIRP4NETNS_SOCKET_DIR)) {
+      if (deadOwner(entry.name, SLIRP4NETNS_SOCKET_NAME) === undefined) continue;
+      const path = `${SLIRP4NETNS_SOCKET_DIR}/${entry.name}`;
+      const found = stat(path, false);
+      const S_IFSOCK = 0o140000;
+      if (found?.uid === uid && (found.mode & 0o170000) === S_IFSOCK) tryUnlink(path);
+    }
+  } catch {
+    // Unreadable: nothing to do.
   }
 }
