@@ -40,6 +40,7 @@ export { Cgroup, type CpuUsage, findCgroup2Mount, type MemoryEvents } from "./sr
 export { Container, type ContainerOptions, type ProcessOptions } from "./src/container.ts";
 export {
   CONTAINER_NETWORK,
+  NETWORK_READY_TIMEOUT_MS,
   type NetworkAttachment,
   type NetworkManager,
   PastaManager,

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { launch, reap } from "./launch.ts";
+import { launch } from "./launch.ts";
 import { CLONE, ProgramBuilder } from "./program.ts";
 import { reactor } from "./reactor.ts";
 import {
@@ -24,6 +24,7 @@ import {
   readDir,
   setNonblocking,
   tryRead,
+  waitPidfd,
   type WaitResult,
 } from "./sys.ts";
 import { signalName } from "./signal.ts";
@@ -48,14 +49,17 @@ export class HostDaemon {
   readonly exited: Promise<WaitResult>;
   /** Its program, for messages. */
   readonly program: string;
-  readonly #pidfd: number;
+  /** -1 once reaped: the number may then name any newer fd, another container's pidfd even. */
+  #pidfd: number;
   readonly #stderr: Promise<string>;
+  /** The first stop(): every later call returns it. */
+  #stopping: Promise<void> | undefined;
 
   private constructor(program: string, pid: number, pidfd: number, stderrRead: number) {
     this.program = program;
     this.pid = pid;
     this.#pidfd = pidfd;
-    this.exited = reap(pidfd);
+    this.exited = this.#reap();
     this.#stderr = keepTail(stderrRead);
   }
 
@@ -106,11 +110,32 @@ export class HostDaemon {
     return said ? `${this.program} ${how}: ${said}` : `${this.program} ${how}`;
   }
 
-  /** Kills it (SIGKILL) and waits until it is reaped; safe to call more than once. */
-  async stop(): Promise<void> {
-    pidfdSignal(this.#pidfd, SIGKILL); // ESRCH once reaped: nothing to do
-    await this.exited;
-    await this.#stderr;
+  /**
+   * Kills it (SIGKILL) unless it has been reaped, and waits until it is.
+   * Later calls return the first call's promise and signal nothing.
+   */
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      if (this.#pidfd >= 0) pidfdSignal(this.#pidfd, SIGKILL);
+      await this.exited;
+      await this.#stderr;
+    })();
+    return this.#stopping;
+  }
+
+  /** Waits for the exit, then forgets the pidfd before closing it (see #pidfd). */
+  async #reap(): Promise<WaitResult> {
+    try {
+      for (;;) {
+        const result = waitPidfd(this.#pidfd, false);
+        if (result) return result;
+        await reactor().readable(this.#pidfd);
+      }
+    } finally {
+      const pidfd = this.#pidfd;
+      this.#pidfd = -1;
+      reactor().close(pidfd);
+    }
   }
 }
 
@@ -161,19 +186,27 @@ async function keepTail(fd: number): Promise<string> {
 
 /**
  * Waits until `fd` (nonblocking, the read end of a pipe the daemon writes
- * when it is ready) has data: true, or end-of-file first: false. Closes it.
+ * when it is ready) has data: "ready"; end-of-file first (the daemon is
+ * gone): "exited"; neither within `timeoutMs`: "timeout". Closes it.
  */
-export async function waitReady(fd: number): Promise<boolean> {
+export async function waitReady(fd: number, timeoutMs: number): Promise<"ready" | "exited" | "timeout"> {
   const buf = new Uint8Array(64);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), timeoutMs);
+  });
   try {
     for (;;) {
       const n = tryRead(fd, buf);
-      if (n > 0) return true;
-      if (n === 0) return false;
-      if (-n === EAGAIN) await reactor().readable(fd);
-      else if (-n !== EINTR) return false;
+      if (n > 0) return "ready";
+      if (n === 0) return "exited";
+      if (-n === EAGAIN) {
+        // On "timeout" the wait stays registered: the close below ends it.
+        if (await Promise.race([reactor().readable(fd), expired]) === "timeout") return "timeout";
+      } else if (-n !== EINTR) return "exited";
     }
   } finally {
+    clearTimeout(timer);
     reactor().close(fd);
   }
 }

@@ -7,16 +7,17 @@
  * Two managers run a user-mode network daemon on the host, attached to the
  * container's namespaces: {@linkcode Slirp4NetnsManager} and
  * {@linkcode PastaManager}. Both give the same addressing (see
- * {@linkcode CONTAINER_NETWORK}), so switching between them changes nothing
- * inside the container.
+ * {@linkcode CONTAINER_NETWORK}); they differ in how a published port's
+ * connections arrive (see {@linkcode PastaManager}).
  *
  * @module
  */
 
+import { describeErrno } from "./errno.ts";
 import { SboxError } from "./error.ts";
 import { HostDaemon, waitReady } from "./host.ts";
 import type { ProgramBuilder } from "./program.ts";
-import { close, ids, pipe, setNonblocking, stat, tryUnlink } from "./sys.ts";
+import { close, ENOENT, ids, O, pipe, setNonblocking, stat, tryOpen, tryUnlink } from "./sys.ts";
 import { unixRequest } from "./unix_socket.ts";
 import { findHostProgram } from "./user.ts";
 
@@ -45,12 +46,26 @@ export interface PublishedPort {
   containerPort: number;
 }
 
+/**
+ * How long a network daemon may take to configure the container's interface
+ * (default of {@linkcode UserModeNetworkOptions.readyTimeoutMs}): it usually
+ * takes milliseconds; one that never gets there would hold the container's
+ * start, and with it `destroy()`, forever.
+ */
+export const NETWORK_READY_TIMEOUT_MS = 10_000;
+
 /** Options of {@linkcode Slirp4NetnsManager} and {@linkcode PastaManager}. */
 export interface UserModeNetworkOptions {
   /** Make the host's loopback reachable at the gateway address 10.0.2.2; default false. */
   allowHostLoopback?: boolean;
-  /** TCP ports of the host's 127.0.0.1 forwarded into the container. */
+  /** TCP ports of the host's 127.0.0.1 forwarded into the container; each host port at most once. */
   publish?: PublishedPort[];
+  /**
+   * Milliseconds the daemon has to configure the container's interface;
+   * then it is killed and the start fails. Default
+   * {@linkcode NETWORK_READY_TIMEOUT_MS}.
+   */
+  readyTimeoutMs?: number;
 }
 
 /** The addressing both managers give a container. */
@@ -65,6 +80,21 @@ export const CONTAINER_NETWORK = {
 } as const;
 
 const RESOLV_CONF = `nameserver ${CONTAINER_NETWORK.dns}\n`;
+
+/**
+ * The first host port that `publish` lists twice, if any. Checked before
+ * anything starts (here and by the command line's --publish): the daemon
+ * would fail only once the container exists (slirp4netns on the second
+ * add_hostfwd, pasta on its command line).
+ */
+export function repeatedHostPort(publish: readonly PublishedPort[]): number | undefined {
+  const seen = new Set<number>();
+  for (const { hostPort } of publish) {
+    if (seen.has(hostPort)) return hostPort;
+    seen.add(hostPort);
+  }
+  return undefined;
+}
 
 function checkOptions(options: UserModeNetworkOptions | undefined): Required<UserModeNetworkOptions> {
   if (options !== undefined && (typeof options !== "object" || options === null)) {
@@ -81,7 +111,18 @@ function checkOptions(options: UserModeNetworkOptions | undefined): Required<Use
     }
     return { hostPort: p.hostPort, containerPort: p.containerPort };
   });
-  return { allowHostLoopback: options?.allowHostLoopback === true, publish: checked };
+  const repeated = repeatedHostPort(checked);
+  if (repeated !== undefined) {
+    throw SboxError.invalidOption("publish", `host port ${repeated} is published more than once`);
+  }
+  const readyTimeoutMs = options?.readyTimeoutMs ?? NETWORK_READY_TIMEOUT_MS;
+  if (typeof readyTimeoutMs !== "number" || !(readyTimeoutMs > 0) || readyTimeoutMs > 2 ** 31 - 1) {
+    throw SboxError.invalidOption(
+      "readyTimeoutMs",
+      `must be a number of milliseconds > 0, got ${readyTimeoutMs}`,
+    );
+  }
+  return { allowHostLoopback: options?.allowHostLoopback === true, publish: checked, readyTimeoutMs };
 }
 
 /** Writes the container's /etc/resolv.conf (on the overlay's upper layer). */
@@ -103,28 +144,43 @@ function readyPipe(): { read: number; write: number } {
 }
 
 /**
- * Both daemons open /dev/net/tun as the caller inside the container's
- * namespaces; a user needs it world read-writable (Debian's udev default).
+ * Both daemons open /dev/net/tun as the caller (its host ids and groups)
+ * inside the container's namespaces. Checked by opening it read-write here,
+ * as the same caller: whatever grants access (the other bits, the owning
+ * group, ownership, an ACL) is honoured, and the daemon's own error, which
+ * comes only after the container exists, is avoided. Exported for the tests,
+ * which give it a file of their own.
  */
-function checkTunDevice(program: string): void {
-  if (ids().euid === 0) return;
-  const tun = stat("/dev/net/tun");
-  if (!tun || (tun.mode & 0o006) !== 0o006) {
-    throw new SboxError(
-      `${program} needs /dev/net/tun, which uid ${ids().euid} may not open` +
-        (tun ? ` (mode ${(tun.mode & 0o777).toString(8)}; Debian's default is 666)` : " (it does not exist)"),
-      { step: "network" },
-    );
+export function checkTunDevice(program: string, device = "/dev/net/tun"): void {
+  const fd = tryOpen(device, O.RDWR);
+  if (fd >= 0) {
+    close(fd);
+    return;
   }
-}
-
-/** Waits for the daemon's ready signal; on failure stops it and throws why. */
-async function awaitDaemon(daemon: HostDaemon, readyFd: number): Promise<void> {
-  if (await waitReady(readyFd)) return;
-  await daemon.stop();
-  throw new SboxError(`cannot connect the container's network: ${await daemon.describeExit()}`, {
+  const tun = -fd === ENOENT ? undefined : stat(device);
+  const why = tun
+    ? `${describeErrno(-fd)}; mode ${(tun.mode & 0o777).toString(8)}, owner ${tun.uid}:${tun.gid}` +
+      "; Debian's default is 666"
+    : -fd === ENOENT
+    ? "it does not exist"
+    : describeErrno(-fd);
+  throw new SboxError(`${program} needs ${device}, which uid ${ids().euid} may not open (${why})`, {
     step: "network",
   });
+}
+
+/**
+ * Waits for the daemon's ready signal, at most `timeoutMs`; on failure
+ * stops it and throws why.
+ */
+async function awaitDaemon(daemon: HostDaemon, readyFd: number, timeoutMs: number): Promise<void> {
+  const outcome = await waitReady(readyFd, timeoutMs);
+  if (outcome === "ready") return;
+  await daemon.stop();
+  const why = outcome === "timeout"
+    ? `${daemon.program} did not configure the container's interface within ${timeoutMs} ms (killed)`
+    : await daemon.describeExit();
+  throw new SboxError(`cannot connect the container's network: ${why}`, { step: "network" });
 }
 
 /**
@@ -136,6 +192,8 @@ export abstract class UserModeNetworkManager implements NetworkManager {
   readonly allowHostLoopback: boolean;
   /** Ports forwarded from the host's 127.0.0.1. */
   readonly publish: readonly PublishedPort[];
+  /** How long the daemon may take to become ready, in milliseconds. */
+  readonly readyTimeoutMs: number;
   /** Absolute path of the daemon. */
   protected readonly program: string;
 
@@ -144,6 +202,7 @@ export abstract class UserModeNetworkManager implements NetworkManager {
     const checked = checkOptions(options);
     this.allowHostLoopback = checked.allowHostLoopback;
     this.publish = checked.publish;
+    this.readyTimeoutMs = checked.readyTimeoutMs;
     this.program = findHostProgram(name, debianPackage);
   }
 
@@ -211,14 +270,18 @@ export class Slirp4NetnsManager extends UserModeNetworkManager {
       close(exit.write);
       throw err;
     }
-    const stop = async () => {
-      close(exit.write);
-      exit.write = -1;
-      await daemon.stop();
-      if (apiSocket) tryUnlink(apiSocket);
-    };
+    // Called when the init ends and again by destroy(): the first call's
+    // promise serves both, so the socket's path is unlinked once only.
+    let stopping: Promise<void> | undefined;
+    const stop = () =>
+      stopping ??= (async () => {
+        close(exit.write);
+        exit.write = -1;
+        await daemon.stop();
+        if (apiSocket) tryUnlink(apiSocket);
+      })();
     try {
-      await awaitDaemon(daemon, ready.read);
+      await awaitDaemon(daemon, ready.read, this.readyTimeoutMs);
       for (const port of this.publish) addHostForward(apiSocket!, port);
     } catch (err) {
       await stop();
@@ -228,10 +291,19 @@ export class Slirp4NetnsManager extends UserModeNetworkManager {
   }
 }
 
+/** Where slirp4netns's API sockets go (only with published ports). */
+export const SLIRP4NETNS_SOCKET_DIR = "/tmp";
+/**
+ * The name of such a socket: this process's pid, 12 random hex digits.
+ * slirp4netns killed with its owner leaves it behind: `sbox run` removes
+ * those whose pid is gone (cli/leftovers.ts).
+ */
+export const SLIRP4NETNS_SOCKET_NAME: RegExp = /^sbox-slirp4netns-(\d+)-[0-9a-f]{12}\.sock$/;
+
 /** A fresh path for slirp4netns's API socket. */
 function socketPath(): string {
   const random = [...crypto.getRandomValues(new Uint8Array(6))].map((b) => b.toString(16).padStart(2, "0"));
-  return `/tmp/sbox-slirp4netns-${ids().pid}-${random.join("")}.sock`;
+  return `${SLIRP4NETNS_SOCKET_DIR}/sbox-slirp4netns-${ids().pid}-${random.join("")}.sock`;
 }
 
 /** Asks slirp4netns to forward 127.0.0.1:hostPort to the container's port. */
@@ -270,6 +342,11 @@ function addHostForward(apiSocket: string, port: PublishedPort): void {
  * 10.0.2.2, DNS 10.0.2.3 (forwarded to the host's resolver). No ports are
  * forwarded in either direction unless published.
  *
+ * Unlike slirp4netns, pasta hands a published port's connections to the
+ * container's loopback: they come from 127.0.0.1 and reach servers that
+ * listen on the container's 127.0.0.1 only. This pasta has no option to
+ * send them through eth0 instead (docs/network.md).
+ *
  * @example A container whose host loopback is reachable at 10.0.2.2
  * ```ts ignore
  * import { PastaManager } from "../mod.ts";
@@ -288,7 +365,11 @@ export class PastaManager extends UserModeNetworkManager {
   async attach(pid: number): Promise<NetworkAttachment> {
     checkTunDevice("pasta");
     const net = CONTAINER_NETWORK;
-    const tcp = this.publish.map((p) => `127.0.0.1/${p.hostPort}:${p.containerPort}`).join(",");
+    // One -t per port: this pasta (Debian 12's) takes an address only for
+    // a whole list ("127.0.0.1/80,127.0.0.1/81" is an invalid specifier).
+    const tcp = this.publish.length === 0
+      ? ["--tcp-ports=none"]
+      : this.publish.map((p) => `--tcp-ports=127.0.0.1/${p.hostPort}:${p.containerPort}`);
     const argv = [
       this.program,
       "--foreground",
@@ -307,7 +388,7 @@ export class PastaManager extends UserModeNetworkManager {
       // Nothing is forwarded unless published: not the container's ports
       // to the host (-t/-u), not the host's ports to the container's
       // loopback (-T/-U), which would open the host's loopback.
-      `--tcp-ports=${tcp || "none"}`,
+      ...tcp,
       "--udp-ports=none",
       "--tcp-ns=none",
       "--udp-ns=none",
@@ -327,7 +408,7 @@ export class PastaManager extends UserModeNetworkManager {
       throw err;
     }
     try {
-      await awaitDaemon(daemon, ready.read);
+      await awaitDaemon(daemon, ready.read, this.readyTimeoutMs);
     } catch (err) {
       await daemon.stop();
       throw err;

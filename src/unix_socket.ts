@@ -7,6 +7,7 @@
  * @module
  */
 
+import { errnoNumber } from "./errno.ts";
 import { SboxError } from "./error.ts";
 import { check, close, cstr, EINTR, tryRead, writeAll } from "./sys.ts";
 
@@ -35,8 +36,23 @@ function lastErrno(): number {
   return p === null ? -1 : -new Deno.UnsafePointerView(p).getInt32();
 }
 
-/** Connects to the socket at `path`, writes `request`, and returns everything read until end-of-file. */
-export function unixRequest(path: string, request: string): string {
+/**
+ * Whether a process may still listen on the socket at `path`: false only
+ * when a connection is refused (ECONNREFUSED: its owner is gone) or the
+ * socket is gone; a connection taken is closed at once, and any other
+ * failure (a full backlog, say) counts as alive.
+ */
+export function unixListening(path: string): boolean {
+  const fd = connectTo(path);
+  if (fd >= 0) {
+    close(fd);
+    return true;
+  }
+  return fd !== -errnoNumber("ECONNREFUSED") && fd !== -errnoNumber("ENOENT");
+}
+
+/** A connected socket fd, or the negative errno of connect(2); throws for other failures. */
+function connectTo(path: string): number {
   const address = new Uint8Array(SOCKADDR_UN_BYTES);
   const pathBytes = cstr(path);
   if (pathBytes.length > SOCKADDR_UN_BYTES - 2) {
@@ -46,10 +62,18 @@ export function unixRequest(path: string, request: string): string {
   address.set(pathBytes, 2);
   const fd = c().socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   check(fd < 0 ? lastErrno() : fd, "network", "cannot create a UNIX socket");
+  let rc: number;
+  do rc = c().connect(fd, address, SOCKADDR_UN_BYTES); while (rc < 0 && lastErrno() === -EINTR);
+  if (rc === 0) return fd;
+  const errno = lastErrno();
+  close(fd);
+  return errno;
+}
+
+/** Connects to the socket at `path`, writes `request`, and returns everything read until end-of-file. */
+export function unixRequest(path: string, request: string): string {
+  const fd = check(connectTo(path), "network", `cannot connect to ${path}`);
   try {
-    let rc: number;
-    do rc = c().connect(fd, address, SOCKADDR_UN_BYTES); while (rc < 0 && lastErrno() === -EINTR);
-    check(rc < 0 ? lastErrno() : 0, "network", `cannot connect to ${path}`);
     writeAll(fd, new TextEncoder().encode(request), `cannot write to ${path}`);
     const chunks: string[] = [];
     const buf = new Uint8Array(4096);

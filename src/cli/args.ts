@@ -15,6 +15,7 @@
 import { ArgvError, type OptionSpec, type Token, tokenize } from "./argv.ts";
 import { HOSTNAME } from "../container.ts";
 import { SboxError } from "../error.ts";
+import { repeatedHostPort } from "../network.ts";
 import { parseCount, parseCpus, parseDuration, parseSize } from "./units.ts";
 import { CAPABILITIES } from "../security/capabilities.ts";
 import { RLIMIT_RESOURCES, type RlimitValue } from "../security/rlimits.ts";
@@ -176,6 +177,10 @@ function parseRun(argv: string[]): Invocation {
   if (options.net === "none") {
     if (options.allowHostLoopback) throw needsNetwork("--allow-host-loopback");
     if (options.publish.length > 0) throw needsNetwork("--publish");
+  }
+  const repeated = repeatedHostPort(options.publish);
+  if (repeated !== undefined) {
+    throw SboxError.invalidOption("--publish", `host port ${repeated} is published more than once`);
   }
   return { kind: "run", options };
 }

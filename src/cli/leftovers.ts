@@ -4,28 +4,33 @@
  * /dev/shm or /tmp)
  * (empty mount points: the mounts themselves died with the container's mount
  * namespace) and its cgroup `sbox-<pid>-<random>` (empty: the container's
- * processes die with it, PR_SET_PDEATHSIG). The next `sbox run` removes
- * them.
+ * processes die with it, PR_SET_PDEATHSIG), and with `--net slirp4netns
+ * --publish` the API socket `/tmp/sbox-slirp4netns-<pid>-<random>.sock`
+ * (slirp4netns dies with it too, before it can remove the socket). The next
+ * `sbox run` removes them.
  *
- * Only what is provably abandoned: a run holds a lock on both for its whole
- * life (ownership.ts), which dies with it, so a directory whose lock can be
- * taken has no owner left. The pid in the name proves nothing: a run in
- * another pid namespace (a judge worker in a container) has a pid that may
- * be free or another process's here. And a cgroup is only ever rmdir'd,
- * which the kernel refuses while a process is in it: nothing is killed.
+ * Only what is provably abandoned: a run holds a lock on its directory and
+ * cgroup for its whole life (ownership.ts), which dies with it, so one whose
+ * lock can be taken has no owner left; a socket is abandoned when nothing
+ * listens on it. The pid in the name proves nothing: a run in another pid
+ * namespace (a judge worker in a container) has a pid that may be free or
+ * another process's here. And a cgroup is only ever rmdir'd, which the
+ * kernel refuses while a process is in it: nothing is killed.
  *
  * @module
  */
 
 import type { Cgroup } from "../cgroup.ts";
-import { ids, readDir, stat, tryRmdir } from "../sys.ts";
+import { SLIRP4NETNS_SOCKET_DIR, SLIRP4NETNS_SOCKET_NAME } from "../network.ts";
+import { ids, readDir, stat, tryRmdir, tryUnlink } from "../sys.ts";
+import { unixListening } from "../unix_socket.ts";
 import { OWNED_NAME, tryLockDir } from "./ownership.ts";
 import { SCRATCH_PARENTS, ScratchDir } from "./scratch.ts";
 
 /**
- * Removes the scratch directories (ours only: owned by our uid) and the
- * cgroups below `parent` of `sbox run`s that are gone. Never fails: a
- * leftover that cannot be removed now stays for a later run.
+ * Removes the scratch directories and slirp4netns sockets (ours only: owned
+ * by our uid) and the cgroups below `parent` of `sbox run`s that are gone.
+ * Never fails: a leftover that cannot be removed now stays for a later run.
  */
 export function removeLeftovers(parent: Cgroup | undefined): void {
   const me = ids();
@@ -42,6 +47,7 @@ export function removeLeftovers(parent: Cgroup | undefined): void {
       }
     }
   }
+  removeSockets(me.euid);
   if (!parent) return;
   for (const name of ownedNames(parent.path)) {
     try {
@@ -77,4 +83,20 @@ function removeEmptyCgroup(path: string): void {
     if (entry.isDirectory) removeEmptyCgroup(`${path}/${entry.name}`);
   }
   tryRmdir(path);
+}
+
+/** The slirp4netns API sockets owned by `uid` that nothing listens on any more. */
+function removeSockets(uid: number): void {
+  try {
+    for (const entry of readDir(SLIRP4NETNS_SOCKET_DIR)) {
+      if (!SLIRP4NETNS_SOCKET_NAME.test(entry.name)) continue;
+      const path = `${SLIRP4NETNS_SOCKET_DIR}/${entry.name}`;
+      const found = stat(path, false);
+      const S_IFSOCK = 0o140000;
+      if (found?.uid !== uid || (found.mode & 0o170000) !== S_IFSOCK) continue;
+      if (!unixListening(path)) tryUnlink(path);
+    }
+  } catch {
+    // Unreadable: nothing to do.
+  }
 }
