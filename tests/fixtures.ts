@@ -278,3 +278,20 @@ export function snapshot(): { fds: string[]; children: string[]; cgroups: string
   const mounts = Deno.readTextFileSync("/proc/self/mountinfo").trim().split("\n").length;
   return { fds, children: children.sort(), cgroups, mounts };
 }
+
+/**
+ * Waits (a generous bound, against hangs only) until process `pid` is
+ * dead: gone, or a zombie, as an orphan is until whoever adopted it reaps
+ * it. Fails naming `what` if it still runs.
+ */
+export async function waitDead(pid: string | number, what = `process ${pid}`): Promise<void> {
+  const dead = () => {
+    try {
+      return /^State:\s+Z/m.test(Deno.readTextFileSync(`/proc/${pid}/status`));
+    } catch {
+      return true;
+    }
+  };
+  for (let i = 0; i < 3000 && !dead(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  if (!dead()) throw new Error(`${what} is still running`);
+}

@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { busyboxContainer, processesWith, scratchDir, snapshot, text } from "./fixtures.ts";
+import { busyboxContainer, processesWith, scratchDir, snapshot, text, waitDead } from "./fixtures.ts";
 
 const ENV = { PATH: "/bin:/usr/bin" };
 
@@ -93,16 +93,8 @@ Deno.test("a child waiting for its id maps exits when the Deno process that star
   reader.releaseLock();
   await parent.stdout.cancel();
   // The child sees end-of-file on the sync pipe and exits (it may stay a
-  // zombie of whoever adopts it); give it a generous while.
-  const gone = () => {
-    try {
-      return /^State:\s+Z/m.test(Deno.readTextFileSync(`/proc/${pid}/status`));
-    } catch {
-      return true;
-    }
-  };
-  for (let i = 0; i < 500 && !gone(); i++) await new Promise((r) => setTimeout(r, 10));
-  assert.ok(gone(), `child ${pid} outlived its parent`);
+  // zombie of whoever adopts it).
+  await waitDead(pid, `child ${pid}, which outlived its parent,`);
   Deno.removeSync(dir, { recursive: true });
 });
 

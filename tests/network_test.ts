@@ -23,6 +23,7 @@ import {
   scratchDir,
   skipUnlessRoot,
   text,
+  waitDead,
 } from "./fixtures.ts";
 
 const BACKENDS = ["slirp4netns", "pasta"] as const;
@@ -115,22 +116,6 @@ async function waitGone(pid: string): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   assert.fail(`process ${pid} is still running`);
-}
-
-/**
- * Waits (a generous bound) until `pid` is dead: gone, or a zombie, as an
- * orphan is until the process that adopted it reaps it.
- */
-async function waitDead(pid: string): Promise<void> {
-  const dead = () => {
-    try {
-      return /^State:\s+Z/m.test(Deno.readTextFileSync(`/proc/${pid}/status`));
-    } catch {
-      return true;
-    }
-  };
-  for (let i = 0; i < 3000 && !dead(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
-  assert.ok(dead(), `process ${pid} is still running`);
 }
 
 /** An HTTP server on the host's 127.0.0.1 that answers `body`. */
