@@ -66,7 +66,9 @@ function unescapeMountPath(path: string): string {
 }
 
 function validName(name: string): boolean {
-  return name.split("/").every((part) => part !== "" && part !== "." && part !== "..");
+  // No control characters: a newline would break the lines of /proc/PID/cgroup.
+  return ![...name].some((c) => c < " " || c === "\x7f") &&
+    name.split("/").every((part) => part !== "" && part !== "." && part !== "..");
 }
 
 /**
@@ -114,6 +116,22 @@ export class Cgroup {
     return new Cgroup(mount, line.slice(3).replace(/ \(deleted\)$/, ""));
   }
 
+  /**
+   * Whether `other` is this group or a group below it.
+   *
+   * @example
+   * ```ts ignore
+   * import { Cgroup } from "./cgroup.ts";
+   *
+   * const parent = Cgroup.current();
+   * console.assert(parent.contains(parent.child("a/b")));
+   * ```
+   */
+  contains(other: Cgroup): boolean {
+    return other.mountPath === this.mountPath &&
+      (this.name === "" || other.name === this.name || other.name.startsWith(`${this.name}/`));
+  }
+
   /** Absolute path of the group's directory. */
   get path(): string {
     return this.name === "" ? this.mountPath : `${this.mountPath}/${this.name}`;
@@ -159,6 +177,13 @@ export class Cgroup {
    */
   async remove(): Promise<void> {
     if (!this.exists()) return;
+    // It would kill this process (and, for the root, everything).
+    if (this.name === "" || this.contains(Cgroup.current())) {
+      throw SboxError.invalidOption(
+        "cgroup",
+        `${this.path} holds this process: it cannot be removed from here`,
+      );
+    }
     for (const entry of readDir(this.path)) {
       if (entry.isDirectory) await this.child(entry.name).remove();
     }
@@ -291,7 +316,11 @@ export class Cgroup {
 
   /** cpu.max: `quotaUsec` of CPU time per `periodUsec`. */
   setCpuLimit(quotaUsec: number, periodUsec = 100_000): void {
-    this.#controllerWrite("cpu", "cpu.max", `${limitValue(quotaUsec)} ${limitValue(periodUsec)}`);
+    // The period has no "max": only the quota may be unlimited.
+    if (!Number.isSafeInteger(periodUsec) || periodUsec <= 0) {
+      throw SboxError.invalidOption("cgroup limit", `bad CPU period ${periodUsec}`);
+    }
+    this.#controllerWrite("cpu", "cpu.max", `${limitValue(quotaUsec)} ${periodUsec}`);
   }
 
   /** pids.max. */

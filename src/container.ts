@@ -542,9 +542,7 @@ function checkContainerOptions(options: ContainerOptions): void {
  */
 function checkNotHoldingCaller(cgroup: Cgroup): void {
   const own = Cgroup.current();
-  const inside = own.mountPath === cgroup.mountPath &&
-    (cgroup.name === "" || own.name === cgroup.name || own.name.startsWith(`${cgroup.name}/`));
-  if (inside) {
+  if (cgroup.contains(own)) {
     throw SboxError.invalidOption(
       "cgroup",
       `${cgroup.path} holds this process (${own.path}): give the container a group of its own ` +

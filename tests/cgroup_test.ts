@@ -58,6 +58,24 @@ Deno.test("bad cgroup names are rejected", () => {
   assert.throws(() => new Cgroup("relative", "x"), SboxError);
   assert.throws(() => Cgroup.current().child("../escape"), /bad child name/);
   assert.throws(() => Cgroup.current().child(""), /bad child name/);
+  assert.throws(() => Cgroup.current().child("a\nb"), /bad child name/);
+});
+
+Deno.test("remove() refuses a group that holds this process; the CPU period must be a number of microseconds", async () => {
+  const own = Cgroup.current();
+  for (const holding of [own, new Cgroup(own.mountPath, ""), ...(own.name ? [own.parent()!] : [])]) {
+    const err = await holding.remove().then(() => undefined, (e) => e);
+    assert.ok(err instanceof SboxError && /holds this process/.test(err.message), `${holding.path}: ${err}`);
+  }
+  assert.ok(own.contains(own.child("a/b")) && !own.child("a").contains(own));
+  const cgroup = testCgroup();
+  try {
+    for (const period of [Infinity, 0, 1.5]) {
+      assert.throws(() => cgroup.setCpuLimit(50_000, period), /bad CPU period/);
+    }
+  } finally {
+    await cgroup.remove();
+  }
 });
 
 Deno.test("processes: addProcess, procs, populated, kill", async () => {
