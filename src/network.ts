@@ -122,7 +122,14 @@ function checkOptions(options: UserModeNetworkOptions | undefined): Required<Use
       `must be a number of milliseconds > 0, got ${readyTimeoutMs}`,
     );
   }
-  return { allowHostLoopback: options?.allowHostLoopback === true, publish: checked, readyTimeoutMs };
+  const allowHostLoopback = options?.allowHostLoopback ?? false;
+  if (typeof allowHostLoopback !== "boolean") {
+    throw SboxError.invalidOption(
+      "allowHostLoopback",
+      `must be a boolean, got ${JSON.stringify(allowHostLoopback)}`,
+    );
+  }
+  return { allowHostLoopback, publish: checked, readyTimeoutMs };
 }
 
 /** Writes the container's /etc/resolv.conf (on the overlay's upper layer). */

@@ -448,6 +448,10 @@ for (const [net, Manager] of MANAGERS) {
         err.message === "invalid option publish: host port 8080 is published more than once",
     );
     assert.throws(
+      () => new Manager({ allowHostLoopback: "yes" as unknown as boolean }),
+      /invalid option allowHostLoopback: must be a boolean, got "yes"/,
+    );
+    assert.throws(
       () => new Manager({ readyTimeoutMs: 0 }),
       (err) =>
         err instanceof SboxError && /readyTimeoutMs: must be a number of milliseconds > 0/.test(err.message),
