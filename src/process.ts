@@ -169,9 +169,14 @@ export class Process {
    * first) fails the write with a TypeError, which ends the stream.
    */
   readonly stdin: WritableStream<ArrayBufferView> | null;
-  /** The read end of a piped stdout, else null. */
+  /**
+   * The read end of a piped stdout, else null. Read it (or use output()):
+   * a process whose pipe is full waits for the reader, so one that writes
+   * more than the pipe holds (64 KiB) and is never read never ends, as
+   * with `Deno.Command`.
+   */
   readonly stdout: ReadableStream<Uint8Array> | null;
-  /** The read end of a piped stderr, else null. */
+  /** The read end of a piped stderr, else null; read it, as stdout. */
   readonly stderr: ReadableStream<Uint8Array> | null;
   readonly #pidfd: number;
   #reaped = false;
