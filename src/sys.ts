@@ -242,11 +242,12 @@ export function dupCloexec(fd: number, lowest = 0): number {
   return check(helper().sbox_fcntl(fd, F_DUPFD_CLOEXEC, BigInt(lowest)), "fcntl", "cannot duplicate an fd");
 }
 
-/** Sets O_NONBLOCK on an fd this process owns (F_SETFL). */
-export function setNonblocking(fd: number): void {
+/** Sets O_NONBLOCK on an fd this process owns (F_SETFL); `on` false clears it. */
+export function setNonblocking(fd: number, on = true): void {
   const F_GETFL = 3, F_SETFL = 4;
   const flags = check(helper().sbox_fcntl(fd, F_GETFL, 0n), "fcntl", "cannot read fd flags");
-  check(helper().sbox_fcntl(fd, F_SETFL, BigInt(flags | O.NONBLOCK)), "fcntl", "cannot set O_NONBLOCK");
+  const next = on ? flags | O.NONBLOCK : flags & ~O.NONBLOCK;
+  check(helper().sbox_fcntl(fd, F_SETFL, BigInt(next)), "fcntl", "cannot change O_NONBLOCK");
 }
 
 /** flock(2) operations. */

@@ -335,6 +335,54 @@ Deno.test("cli: an argument that is not valid UTF-8 is refused, not passed on ch
   assert.equal(text(good.stdout), "café\n", text(good.stderr));
 });
 
+Deno.test("cli: a hostile image's /etc/passwd and FIFOs given as files neither hang sbox nor show host files", async () => {
+  const dir = scratchDir("cli-hostile-");
+  // sbox must end by itself; a hang is cut short here (SIGKILL: SIGTERM
+  // cannot reach a JS thread stuck in a blocking open).
+  const run = async (args: string[]) => {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-ffi", SBOX, "run", ...args],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const hang = setTimeout(() => child.kill("SIGKILL"), 20_000);
+    const r = await child.output();
+    clearTimeout(hang);
+    return { code: r.code, stdout: text(r.stdout), stderr: text(r.stderr) };
+  };
+  try {
+    const image = `${dir}/image`;
+    new Deno.Command("cp", { args: ["-a", busyboxImage(), image] }).outputSync();
+    const passwd = `${image}/etc/passwd`;
+    const idOf = ["--rootfs", image, "--", "sh", "-c", "id -g; echo $HOME"];
+    // A FIFO: opening it would wait for a writer forever.
+    Deno.removeSync(passwd);
+    assert.ok(new Deno.Command("mkfifo", { args: [passwd] }).outputSync().success);
+    const fifo = await run(idOf);
+    assert.deepEqual([fifo.code, fifo.stdout], [0, "0\n/root\n"], fifo.stderr);
+    // Endless: reading it all would take all memory.
+    Deno.removeSync(passwd);
+    Deno.symlinkSync("/dev/zero", passwd);
+    const endless = await run(idOf);
+    assert.deepEqual([endless.code, endless.stdout], [0, "0\n/root\n"], endless.stderr);
+    // /etc leading to a host directory: its passwd is not the image's to give.
+    Deno.mkdirSync(`${dir}/host-etc`, { mode: 0o700 });
+    Deno.writeTextFileSync(`${dir}/host-etc/passwd`, "root:x:0:4242:root:/host-only:/bin/sh\n", {
+      mode: 0o600,
+    });
+    Deno.renameSync(`${image}/etc`, `${image}/etc.real`);
+    Deno.symlinkSync(`${dir}/host-etc`, `${image}/etc`);
+    const linked = await run(idOf);
+    assert.deepEqual([linked.code, linked.stdout], [0, "0\n/root\n"], linked.stderr);
+    // A FIFO as --stdin, without a writer: the command starts (and does not read it).
+    assert.ok(new Deno.Command("mkfifo", { args: [`${dir}/in`] }).outputSync().success);
+    const stdin = await run(["--rootfs", busyboxImage(), "--stdin", `${dir}/in`, "--", "/bin/true"]);
+    assert.equal(stdin.code, 0, stdin.stderr);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("cli: --cwd makes a missing directory and its parents, as mkdir -p, inside the root", async () => {
   const made = await busybox(["-w", "/new/deep/../dir/./", "--", "sh", "-c", "pwd; stat -c '%u %a' . /new"]);
   assert.equal(made.code, 0, made.stderr);

@@ -6,7 +6,7 @@
  */
 
 import { SboxError } from "../error.ts";
-import { ids, readTextFile } from "../sys.ts";
+import { check, close, concatBytes, EINTR, ids, O, stat, tryOpen, tryRead } from "../sys.ts";
 import {
   BinNewIdMapper,
   findHostProgram,
@@ -125,13 +125,8 @@ function describeIds(map: readonly IdMapEntry[]): string {
 }
 
 function passwdEntry(rootDir: string, uid: number): { gid: number; home: string } | undefined {
-  let text: string;
-  try {
-    text = readTextFile(`${rootDir === "/" ? "" : rootDir}/etc/passwd`);
-  } catch (err) {
-    if (err instanceof SboxError) return undefined; // no passwd file: an image without users
-    throw err;
-  }
+  const text = readPasswd(rootDir);
+  if (text === undefined) return undefined; // an image without users
   for (const line of text.split("\n")) {
     const fields = line.split(":");
     if (fields.length >= 6 && fields[2] === String(uid) && /^\d+$/.test(fields[3])) {
@@ -139,4 +134,49 @@ function passwdEntry(rootDir: string, uid: number): { gid: number; home: string 
     }
   }
   return undefined;
+}
+
+/** More than any real passwd file holds; a bigger one is refused, not read into memory. */
+const PASSWD_MAX_BYTES = 4 << 20;
+
+/**
+ * `rootDir`/etc/passwd, read without trusting the image, which may be
+ * anyone's: no link is followed in `etc` or `passwd` (an image whose /etc
+ * leads to a host directory would show a host file), a FIFO does not block
+ * (O_NONBLOCK, and only a regular file is read), and a file past
+ * {@linkcode PASSWD_MAX_BYTES} is an error rather than all of memory (a
+ * link to /dev/zero). Undefined when there is no such regular file.
+ */
+function readPasswd(rootDir: string): string | undefined {
+  const etc = tryOpen(`${rootDir === "/" ? "" : rootDir}/etc`, O.RDONLY | O.DIRECTORY | O.NOFOLLOW);
+  if (etc < 0) return undefined;
+  try {
+    const fd = tryOpen(`/proc/self/fd/${etc}/passwd`, O.RDONLY | O.NONBLOCK | O.NOFOLLOW);
+    if (fd < 0) return undefined;
+    try {
+      if (!stat(`/proc/self/fd/${fd}`)?.isFile) return undefined;
+      const chunks: Uint8Array[] = [];
+      let total = 0;
+      for (;;) {
+        const chunk = new Uint8Array(65536);
+        const n = tryRead(fd, chunk);
+        if (n === -EINTR) continue;
+        check(n, "user", `cannot read ${rootDir}/etc/passwd`);
+        if (n === 0) break;
+        total += n;
+        if (total > PASSWD_MAX_BYTES) {
+          throw SboxError.invalidOption(
+            "--rootfs",
+            `${rootDir}/etc/passwd is larger than ${PASSWD_MAX_BYTES} bytes`,
+          );
+        }
+        chunks.push(chunk.subarray(0, n));
+      }
+      return new TextDecoder().decode(concatBytes(chunks));
+    } finally {
+      close(fd);
+    }
+  } finally {
+    close(etc);
+  }
 }

@@ -7,7 +7,7 @@
  */
 
 import { SboxError } from "../error.ts";
-import { close, O, open, readLink, readTextFile } from "../sys.ts";
+import { close, O, open, readLink, readTextFile, setNonblocking } from "../sys.ts";
 import type { RunOptions } from "./args.ts";
 
 /** The files of --stdin, --stdout and --stderr, opened by sbox on the host. */
@@ -34,7 +34,17 @@ export function openStdio(options: Pick<RunOptions, "stdin" | "stdout" | "stderr
     if (path === undefined) return "inherit";
     let fd: number;
     try {
-      fd = open(path, flags, 0o644);
+      // O_NONBLOCK: a FIFO without a writer (--stdin) opens at once instead
+      // of blocking sbox, where no signal reaches the JS thread stuck in the
+      // call; one without a reader (--stdout) fails with ENXIO. The command
+      // gets a blocking fd, as from a shell's redirection.
+      fd = open(path, flags | O.NONBLOCK, 0o644);
+      try {
+        setNonblocking(fd, false);
+      } catch (err) {
+        close(fd);
+        throw err;
+      }
     } catch (err) {
       throw new SboxError(`${option}: ${(err as Error).message}`, { step: "open", cause: err });
     }
