@@ -112,19 +112,29 @@ export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array<ArrayBuff
 export function readFile(path: string): Uint8Array<ArrayBuffer> {
   const fd = open(path, O.RDONLY);
   try {
-    const chunks: Uint8Array[] = [];
-    for (;;) {
-      const buf = new Uint8Array(65536);
-      const n = tryRead(fd, buf);
-      if (n === -EINTR) continue;
-      check(n, "read", `cannot read ${path}`);
-      if (n === 0) break;
-      chunks.push(buf.subarray(0, n));
-    }
-    return concatBytes(chunks);
+    return readAll(fd, path);
   } finally {
     close(fd);
   }
+}
+
+/**
+ * Reads `fd` (`what` names it in errors) to end-of-file, or until it has
+ * read more than `limit` bytes: a result longer than `limit` says the file
+ * is bigger, without reading it all.
+ */
+export function readAll(fd: number, what: string, limit = Infinity): Uint8Array<ArrayBuffer> {
+  const chunks: Uint8Array[] = [];
+  for (let total = 0; total <= limit;) {
+    const buf = new Uint8Array(65536);
+    const n = tryRead(fd, buf);
+    if (n === -EINTR) continue;
+    check(n, "read", `cannot read ${what}`);
+    if (n === 0) break;
+    chunks.push(buf.subarray(0, n));
+    total += n;
+  }
+  return concatBytes(chunks);
 }
 
 /** Reads a whole file as UTF-8 text. */

@@ -6,7 +6,7 @@
  */
 
 import { SboxError } from "../error.ts";
-import { check, close, concatBytes, EINTR, ids, O, stat, tryOpen, tryRead } from "../sys.ts";
+import { close, ids, O, readAll, stat, tryOpen } from "../sys.ts";
 import {
   BinNewIdMapper,
   findHostProgram,
@@ -155,24 +155,14 @@ function readPasswd(rootDir: string): string | undefined {
     if (fd < 0) return undefined;
     try {
       if (!stat(`/proc/self/fd/${fd}`)?.isFile) return undefined;
-      const chunks: Uint8Array[] = [];
-      let total = 0;
-      for (;;) {
-        const chunk = new Uint8Array(65536);
-        const n = tryRead(fd, chunk);
-        if (n === -EINTR) continue;
-        check(n, "user", `cannot read ${rootDir}/etc/passwd`);
-        if (n === 0) break;
-        total += n;
-        if (total > PASSWD_MAX_BYTES) {
-          throw SboxError.invalidOption(
-            "--rootfs",
-            `${rootDir}/etc/passwd is larger than ${PASSWD_MAX_BYTES} bytes`,
-          );
-        }
-        chunks.push(chunk.subarray(0, n));
+      const bytes = readAll(fd, `${rootDir}/etc/passwd`, PASSWD_MAX_BYTES);
+      if (bytes.length > PASSWD_MAX_BYTES) {
+        throw SboxError.invalidOption(
+          "--rootfs",
+          `${rootDir}/etc/passwd is larger than ${PASSWD_MAX_BYTES} bytes`,
+        );
       }
-      return new TextDecoder().decode(concatBytes(chunks));
+      return new TextDecoder().decode(bytes);
     } finally {
       close(fd);
     }
