@@ -10,7 +10,7 @@
 import { Cgroup } from "./cgroup.ts";
 import { SboxError } from "./error.ts";
 import { launch, type SyncPipe } from "./launch.ts";
-import { containerPath, type Mount, plainAbsolutePath } from "./mount.ts";
+import { cleanPath, containerPath, type Mount } from "./mount.ts";
 import { checkCommand, checkId, checkStdio, InitProcess, Process, type Stdio, StdioPlan } from "./process.ts";
 import { CLONE, MS, PROGRAM_LIMITS, ProgramBuilder } from "./program.ts";
 import { close, dupCloexec, ids, O, stat, tryOpen } from "./sys.ts";
@@ -177,7 +177,7 @@ export class Container implements AsyncDisposable {
 
   private constructor(options: ContainerOptions, security: ContainerSecurity) {
     this.#security = security;
-    this.rootfs = plainAbsolutePath(options.rootfs);
+    this.rootfs = cleanPath(options.rootfs);
     this.cgroup = options.cgroup;
     this.userMapper = options.userMapper;
     this.mounts = [...(options.mounts ?? [])];
@@ -497,7 +497,7 @@ function checkContainerOptions(options: ContainerOptions): void {
   if (rootfs.includes("\0")) {
     throw SboxError.invalidOption("rootfs", `contains a NUL byte: ${JSON.stringify(rootfs)}`);
   }
-  if (plainAbsolutePath(rootfs) === "/" || rootfs.split("/").includes("..")) {
+  if (cleanPath(rootfs) === "/" || rootfs.split("/").includes("..")) {
     throw SboxError.invalidOption("rootfs", `must be a plain directory other than /, got ${rootfs}`);
   }
   if (!stat(rootfs)?.isDirectory) throw SboxError.invalidOption("rootfs", `${rootfs} is not a directory`);

@@ -10,7 +10,7 @@
 import { SboxError } from "./error.ts";
 import { MS, type ProgramBuilder, UNCHANGED_ID } from "./program.ts";
 import { stat } from "./sys.ts";
-import type { IdMapEntry } from "./user.ts";
+import { containerId } from "./user.ts";
 
 /** Something that can be mounted into a container. */
 export interface Mount {
@@ -37,7 +37,7 @@ export function containerPath(rootfs: string, target: string): string {
  * lacks, as with `mkdir -p`. Existing ones are fine. The child checks each
  * for symbolic links first, so none of them is made outside the root.
  */
-function compileParents(builder: ProgramBuilder, rootfs: string, target: string): void {
+export function compileParents(builder: ProgramBuilder, rootfs: string, target: string): void {
   const parts = target.split("/").filter(Boolean);
   for (let i = 1; i < parts.length; i++) {
     builder.mkdir(containerPath(rootfs, `/${parts.slice(0, i).join("/")}`));
@@ -55,13 +55,10 @@ function compileParents(builder: ProgramBuilder, rootfs: string, target: string)
 export function mkdirLike(builder: ProgramBuilder, path: string, like: string): void {
   const host = stat(like);
   if (!host) return void builder.mkdir(path);
-  const inside = (map: readonly IdMapEntry[] | undefined, id: number) => {
-    const entry = map?.find((e) => id >= e.hostId && id < e.hostId + e.size);
-    return entry ? entry.containerId + (id - entry.hostId) : UNCHANGED_ID;
-  };
+  const maps = builder.idMaps;
   builder.mkdir(path, host.mode & 0o7777, {
-    uid: inside(builder.idMaps?.uidMap, host.uid),
-    gid: inside(builder.idMaps?.gidMap, host.gid),
+    uid: (maps && containerId(maps.uidMap, host.uid)) ?? UNCHANGED_ID,
+    gid: (maps && containerId(maps.gidMap, host.gid)) ?? UNCHANGED_ID,
   });
 }
 
@@ -79,12 +76,18 @@ export function overlayOptions(lowerDirs: string, upperDir: string, workDir: str
 }
 
 /**
- * `path` without repeated slashes, "." components or a trailing slash:
- * "//a/./b/" is "/a/b", and "//" or "/." is "/". Text only: ".." stays, for
- * the callers to refuse.
+ * An absolute path without "." and ".." components or repeated slashes, by
+ * its text alone, as Docker cleans `-w`: "/a/../b/./c/" is "/b/c", "//" or
+ * "/." is "/", and ".." at the root stays there. Callers for whom ".." is an
+ * error (a mount target, a rootfs) refuse it first.
  */
-export function plainAbsolutePath(path: string): string {
-  return `/${path.split("/").filter((part) => part !== "" && part !== ".").join("/")}`;
+export function cleanPath(path: string): string {
+  const parts: string[] = [];
+  for (const part of path.split("/")) {
+    if (part === "..") parts.pop();
+    else if (part !== "" && part !== ".") parts.push(part);
+  }
+  return `/${parts.join("/")}`;
 }
 
 function checkTarget(option: string, target: string): string {
@@ -97,7 +100,7 @@ function checkTarget(option: string, target: string): string {
   if (target.split("/").some((part) => part === "..")) {
     throw SboxError.invalidOption(option, `target must not contain "..": ${target}`);
   }
-  return plainAbsolutePath(target);
+  return cleanPath(target);
 }
 
 function checkHostDir(option: string, path: string): void {

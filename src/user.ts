@@ -45,6 +45,12 @@ export function isMapped(map: readonly IdMapEntry[], id: number): boolean {
   return map.some((e) => id >= e.containerId && id < e.containerId + e.size);
 }
 
+/** The container id of host id `id` under `map`, or undefined when unmapped. */
+export function containerId(map: readonly IdMapEntry[], id: number): number | undefined {
+  const entry = map.find((e) => id >= e.hostId && id < e.hostId + e.size);
+  return entry === undefined ? undefined : entry.containerId + (id - entry.hostId);
+}
+
 /** The host id of container id `id` under `map`, or undefined when unmapped. */
 export function hostId(map: readonly IdMapEntry[], id: number): number | undefined {
   const entry = map.find((e) => id >= e.containerId && id < e.containerId + e.size);

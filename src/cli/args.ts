@@ -15,6 +15,7 @@
 import { ArgvError, type OptionSpec, type Token, tokenize } from "./argv.ts";
 import { HOSTNAME } from "../container.ts";
 import { SboxError } from "../error.ts";
+import { cleanPath } from "../mount.ts";
 import { repeatedHostPort } from "../network.ts";
 import { parseCount, parseCpus, parseDuration, parseSize } from "./units.ts";
 import { CAPABILITIES } from "../security/capabilities.ts";
@@ -366,20 +367,6 @@ function nonEmpty(option: string, value: string): string {
 function absolute(option: string, value: string, expected: string): string {
   if (!value.startsWith("/")) throw badValue(option, value, expected);
   return value;
-}
-
-/**
- * An absolute path without "." and ".." components or repeated slashes, by
- * its text alone, as Docker cleans `-w`: "/a/../b/./c/" is "/b/c", and ".."
- * at the root stays there.
- */
-export function cleanPath(path: string): string {
-  const parts: string[] = [];
-  for (const part of path.split("/")) {
-    if (part === "..") parts.pop();
-    else if (part !== "" && part !== ".") parts.push(part);
-  }
-  return `/${parts.join("/")}`;
 }
 
 function parseBind(value: string): MountSpec {

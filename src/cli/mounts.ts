@@ -9,7 +9,15 @@
  */
 
 import { SboxError } from "../error.ts";
-import { BaseMounts, BindMount, DEFAULT_SHM_SIZE, type Mount, TmpfsMount } from "../mount.ts";
+import {
+  BaseMounts,
+  BindMount,
+  compileParents,
+  containerPath,
+  DEFAULT_SHM_SIZE,
+  type Mount,
+  TmpfsMount,
+} from "../mount.ts";
 import type { ProgramBuilder } from "../program.ts";
 import { close, O, open, readLink, stat } from "../sys.ts";
 import type { MountSpec } from "./args.ts";
@@ -100,8 +108,8 @@ class WorkingDirectory implements Mount {
   validate(): void {}
 
   compile(b: ProgramBuilder, rootfs: string): void {
-    const parts = this.target.split("/").filter(Boolean);
-    for (let i = 1; i <= parts.length; i++) b.mkdir(`${rootfs}/${parts.slice(0, i).join("/")}`);
+    compileParents(b, rootfs, this.target);
+    b.mkdir(containerPath(rootfs, this.target));
   }
 }
 
