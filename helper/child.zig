@@ -652,12 +652,12 @@ fn reaper(ctx: *Context, index: u32) usize {
 
 /// From here pid 1 holds `keep` (its two pipes) and 0-2 on the container's
 /// /dev/null (closed where there is none): a stray write to stderr reaches
-/// nobody, and the fds it opens later never take 0-2. Every other fd goes: the caller's stdio and the fds
-/// it inherited without close-on-exec would otherwise stay open as long as
-/// the container (a host pipe's reader would wait for end-of-file until
-/// then), and where init.zig cannot be exec'd, every fd of the caller. The
-/// command has its own copy of the fd table, and its stdio comes from the
-/// ops after the fork.
+/// nobody, and the fds it opens later never take 0-2. Every other fd goes:
+/// the caller's stdio and the fds it inherited without close-on-exec would
+/// otherwise stay open as long as the container (a host pipe's reader would
+/// wait for end-of-file until then), and where init.zig cannot be exec'd,
+/// every fd of the caller. The command has its own copy of the fd table,
+/// and its stdio comes from the ops after the fork.
 fn keepOnly(keep: [2]i32) void {
     const flags: u32 = @bitCast(linux.O{ .ACCMODE = .RDWR, .NOCTTY = true, .NONBLOCK = true, .CLOEXEC = true });
     const dev_null = linux.syscall3(.openat, at_fdcwd, @intFromPtr("/dev/null"), flags);
