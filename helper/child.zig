@@ -159,7 +159,8 @@ fn waitParent(fd: i32, parent_end: i32) usize {
 
 fn mount(op: *const program.Op, own: *OwnMounts) usize {
     const a = op.args;
-    const bind = a[3] & linux.MS.BIND != 0;
+    const MS = linux.MS;
+    const bind = a[3] & MS.BIND != 0;
     var source = InRoot{};
     var target = InRoot{};
     defer source.close();
@@ -169,12 +170,46 @@ fn mount(op: *const program.Op, own: *OwnMounts) usize {
     // overlayfs resolves the layer paths in its options itself, as the host
     // would (a temporary upper layer's are relative: ./target/upper): an
     // overlay goes only on a target reached without a link.
-    if (errnoOf(rc) == null and target.fd >= 0 and a[2] != 0 and std.mem.eql(u8, cstr(a[2]), "overlay")) {
+    if (errnoOf(rc) == null and target.linked and a[2] != 0 and std.mem.eql(u8, cstr(a[2]), "overlay")) {
         rc = negErrno(.LOOP);
     }
-    if (errnoOf(rc) == null) rc = mountOrRemount(op, source.pathOr(a[0]), target.pathOr(a[1]));
-    if (errnoOf(rc) == null) recordMount(own, a, source.fd >= 0, target.fd >= 0);
+    if (errnoOf(rc) == null) {
+        rc = if (bind and a[3] & (MS.RDONLY | MS.REMOUNT) == MS.RDONLY)
+            bindReadOnly(source.pathOr(a[0]), &target, a[1], a[3])
+        else
+            mountOrRemount(op, source.pathOr(a[0]), target.pathOr(a[1]));
+    }
+    if (errnoOf(rc) == null) recordMount(own, a, source.linked, target.linked);
     if (op.flags & program.mount_ignore_missing != 0 and errnoOf(rc) == @intFromEnum(linux.E.NOENT)) return 0;
+    return rc;
+}
+
+/// A bind that is read-only from the start: mount(2) ignores MS_RDONLY on a
+/// bind, and a remount after it would resolve the target's path again,
+/// which a host user who can write to a bind's source could have pointed
+/// elsewhere in between (the remount would then miss). So the tree is
+/// cloned detached (open_tree), made read-only there, every mount of it
+/// with MS_REC, and attached at the target's fd (move_mount).
+fn bindReadOnly(source: u64, target: *const InRoot, target_path: u64, flags: u64) usize {
+    const MS = linux.MS;
+    const open_tree_clone: usize = 1;
+    const at_recursive: usize = 0x8000;
+    const at_empty_path: usize = 0x1000;
+    const cloexec: usize = @as(u32, @bitCast(linux.O{ .CLOEXEC = true }));
+    const recursive = if (flags & MS.REC != 0) at_recursive else 0;
+    const tree = linux.syscall3(.open_tree, at_fdcwd, source, open_tree_clone | cloexec | recursive);
+    if (errnoOf(tree) != null) return tree;
+    defer _ = linux.syscall1(.close, tree);
+    var attr = mountAttr(flags);
+    var rc = linux.syscall5(.mount_setattr, tree, @intFromPtr(""), at_empty_path | recursive, @intFromPtr(&attr), @sizeOf(MountAttr));
+    if (errnoOf(rc) != null) return rc;
+    const move_mount_f_empty_path: usize = 0x4;
+    const move_mount_t_empty_path: usize = 0x40;
+    if (target.fd >= 0) {
+        rc = linux.syscall5(.move_mount, tree, @intFromPtr(""), @bitCast(target.fd), @intFromPtr(""), move_mount_f_empty_path | move_mount_t_empty_path);
+    } else {
+        rc = linux.syscall5(.move_mount, tree, @intFromPtr(""), at_fdcwd, target_path, move_mount_f_empty_path);
+    }
     return rc;
 }
 
@@ -224,16 +259,23 @@ fn mountOrRemount(op: *const program.Op, source: u64, target: u64) usize {
 /// the flags on every mount of the tree (AT_RECURSIVE, Linux 5.12). It only
 /// sets: flags the kernel locked stay, as they must.
 fn setMountFlagsRecursive(target: u64, flags: u64) usize {
+    var attr = mountAttr(flags);
+    const at_recursive: usize = 0x8000;
+    return linux.syscall5(.mount_setattr, at_fdcwd, target, at_recursive, @intFromPtr(&attr), @sizeOf(MountAttr));
+}
+
+/// struct mount_attr (linux/mount.h).
+const MountAttr = extern struct { attr_set: u64, attr_clr: u64, propagation: u64, userns_fd: u64 };
+
+/// The MOUNT_ATTR_RDONLY, _NOSUID, _NODEV and _NOEXEC of mount(2) `flags`, to set.
+fn mountAttr(flags: u64) MountAttr {
     const MS = linux.MS;
-    const MountAttr = extern struct { attr_set: u64, attr_clr: u64, propagation: u64, userns_fd: u64 };
-    // MOUNT_ATTR_RDONLY, _NOSUID, _NODEV, _NOEXEC (linux/mount.h).
     var attr = MountAttr{ .attr_set = 0, .attr_clr = 0, .propagation = 0, .userns_fd = 0 };
     if (flags & MS.RDONLY != 0) attr.attr_set |= 0x1;
     if (flags & MS.NOSUID != 0) attr.attr_set |= 0x2;
     if (flags & MS.NODEV != 0) attr.attr_set |= 0x4;
     if (flags & MS.NOEXEC != 0) attr.attr_set |= 0x8;
-    const at_recursive: usize = 0x8000;
-    return linux.syscall5(.mount_setattr, at_fdcwd, target, at_recursive, @intFromPtr(&attr), @sizeOf(MountAttr));
+    return attr;
 }
 
 /// seccomp(SECCOMP_SET_MODE_FILTER) with the filter link() checked. The
@@ -314,7 +356,7 @@ fn createEntry(op: *const program.Op, own: *const OwnMounts) usize {
             parent[slash] = 0;
             const rc = dir.resolve(own, @intFromPtr(&parent));
             if (errnoOf(rc) != null) return rc;
-            // Through a link: create in the directory it led to.
+            // Resolved (not own): create in the directory the walk found.
             if (dir.fd >= 0) name = full[full.len - path.len + slash + 1 ..].ptr;
         }
     }
@@ -350,15 +392,19 @@ fn mkdirOwned(at: usize, name: [*:0]const u8, mode: u64, uid: u64, gid: u64) usi
 /// path is resolved as the container will see it: openat2 with
 /// RESOLVE_IN_ROOT, which takes the root for "/" and never leaves it, and
 /// the op uses /proc/self/fd/N of the result (mount) or creates its entry in
-/// the resolved directory. Nothing untrusted runs during the setup, so
-/// nothing changes between the resolution and the op. Most paths have no
-/// link, and are used as they are once a walk with RESOLVE_NO_SYMLINKS
-/// says so; paths in file systems the setup mounted itself are not walked
-/// at all (own_mounts.zig). Absolute paths are the host's, given by the
-/// caller; after pivot_root every path resolves inside the container.
+/// the resolved directory. The op always uses the fd of the resolution, never
+/// the path again: a bind's source may be writable by someone else (a host
+/// user, another container), who could swap a directory on the path for a
+/// link between a second walk and the first. Most paths have no link, and
+/// are resolved with RESOLVE_NO_SYMLINKS first; paths in file systems the
+/// setup mounted itself are not walked at all (own_mounts.zig): nobody else
+/// reaches those. Absolute paths are the host's, given by the caller; after
+/// pivot_root every path resolves inside the container.
 const InRoot = struct {
-    /// An O_PATH fd of a path that went through a link, or -1.
+    /// An O_PATH fd of the resolved path, or -1 (an own or absolute path: used as it is).
     fd: isize = -1,
+    /// Whether the resolution went through a link.
+    linked: bool = false,
     /// "/proc/self/fd/N" of `fd`.
     proc_path: [32]u8 = undefined,
 
@@ -366,17 +412,18 @@ const InRoot = struct {
     fn resolve(self: *InRoot, own: *const OwnMounts, path_arg: u64) usize {
         const path = cstr(path_arg);
         if (!inRoot(path) or own.contains(path)) return 0;
-        const plain = openat2(path.ptr, resolve_no_symlinks | resolve_beneath);
-        if (errnoOf(plain) == null) return linux.syscall1(.close, plain);
-        if (errnoOf(plain) != @intFromEnum(linux.E.LOOP)) return plain;
-        const linked = openat2(path.ptr, resolve_in_root | resolve_no_magiclinks);
-        if (errnoOf(linked) != null) return linked;
-        self.fd = @bitCast(linked);
-        _ = std.fmt.bufPrintZ(&self.proc_path, "/proc/self/fd/{d}", .{linked}) catch unreachable;
+        var fd = openat2(path.ptr, resolve_no_symlinks | resolve_beneath);
+        if (errnoOf(fd) == @intFromEnum(linux.E.LOOP)) {
+            fd = openat2(path.ptr, resolve_in_root | resolve_no_magiclinks);
+            self.linked = true;
+        }
+        if (errnoOf(fd) != null) return fd;
+        self.fd = @bitCast(fd);
+        _ = std.fmt.bufPrintZ(&self.proc_path, "/proc/self/fd/{d}", .{fd}) catch unreachable;
         return 0;
     }
 
-    /// The path the op uses: `/proc/self/fd/N` after a link, else the op's own.
+    /// The path the op uses: `/proc/self/fd/N` of a resolved path, else the op's own.
     fn pathOr(self: *const InRoot, path_arg: u64) u64 {
         return if (self.fd >= 0) @intFromPtr(&self.proc_path) else path_arg;
     }

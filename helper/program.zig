@@ -41,7 +41,8 @@ pub const Code = enum(u32) {
     /// flags field bit 0: for a remount, keep the flags the kernel locked
     /// (nosuid, nodev, noexec, atime) so that an unprivileged remount is allowed.
     /// A bind remount with MS_REC sets its flags on every mount of the tree
-    /// (mount_setattr), which mount(2) cannot.
+    /// (mount_setattr), which mount(2) cannot. A bind (not a remount) with
+    /// MS_RDONLY is attached read-only (open_tree, mount_setattr, move_mount).
     mount = 2,
     /// mkdir(args[0] path, args[1] mode); an existing directory is fine.
     /// flags field bit 0 (`mkdir_owned`): a new directory gets exactly that

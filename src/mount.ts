@@ -71,8 +71,38 @@ export function mkdirLike(builder: ProgramBuilder, path: string, like: string): 
  * ones need Linux 5.11 and an upper file system with user xattrs (tmpfs,
  * ext4, xfs, btrfs).
  */
-export function overlayOptions(lowerDirs: string, upperDir: string, workDir: string): string {
-  return `lowerdir=${lowerDirs},upperdir=${upperDir},workdir=${workDir},userxattr`;
+export function overlayOptions(
+  lowerDirs: readonly string[],
+  upperDir: string,
+  workDir: string,
+  option = "OverlayMount",
+): string {
+  const lower = lowerDirs.map(escapeOverlayPath).join(":");
+  const options = `lowerdir=${lower},upperdir=${escapeOverlayPath(upperDir)},workdir=${
+    escapeOverlayPath(workDir)
+  },userxattr`;
+  // mount(2) takes one page of options and cuts the rest off without a word:
+  // the kernel would mount fewer layers, or no upper layer, or no userxattr.
+  const bytes = new TextEncoder().encode(options).length;
+  if (bytes > MAX_MOUNT_DATA) {
+    throw SboxError.invalidOption(
+      option,
+      `the overlay's options (its layer paths) are ${bytes} bytes, more than mount(2) takes ` +
+        `(${MAX_MOUNT_DATA}): use fewer layers or shorter paths`,
+    );
+  }
+  return options;
+}
+
+/** The most option bytes mount(2) reads: a page, less its final NUL (4 KiB pages are the smallest). */
+const MAX_MOUNT_DATA = 4095;
+
+/**
+ * A path as overlayfs reads it in its options: "," separates options and
+ * ":" layers, and a backslash escapes either (and itself).
+ */
+function escapeOverlayPath(path: string): string {
+  return path.replace(/[\\,:]/g, (c) => `\\${c}`);
 }
 
 /**
@@ -183,13 +213,7 @@ export class OverlayMount implements Mount {
       throw SboxError.invalidOption("OverlayMount", `upperDir and workDir must differ: ${this.upperDir}`);
     }
     const dirs = [...this.lowerDirs, this.upperDir, this.workDir].filter((d) => d !== undefined);
-    for (const dir of dirs) {
-      checkHostDir("OverlayMount", dir);
-      // overlayfs separates options with "," and layers with ":".
-      if (/[,:\\]/.test(dir)) {
-        throw SboxError.invalidOption("OverlayMount", `path contains , : or \\: ${dir}`);
-      }
-    }
+    for (const dir of dirs) checkHostDir("OverlayMount", dir);
   }
 
   /** Appends the overlay mount (and the tmpfs of a temporary upper layer). */
@@ -200,14 +224,13 @@ export class OverlayMount implements Mount {
       builder.mkdir(target);
     }
     const what = `cannot mount overlay on ${this.target}`;
-    const lower = this.lowerDirs.join(":");
     if (this.upperDir !== undefined) {
       builder.mount(
         "overlay",
         target,
         "overlay",
         0,
-        overlayOptions(lower, this.upperDir, this.workDir!),
+        overlayOptions(this.lowerDirs, this.upperDir, this.workDir!),
         what,
       );
       return;
@@ -233,7 +256,7 @@ export class OverlayMount implements Mount {
       target,
       "overlay",
       0,
-      overlayOptions(lower, `${target}/upper`, `${target}/work`),
+      overlayOptions(this.lowerDirs, `${target}/upper`, `${target}/work`),
       what,
     );
   }
@@ -279,31 +302,25 @@ export class BindMount implements Mount {
     }
   }
 
-  /** Appends the target creation, the bind and the read-only remount. */
+  /** Appends the target creation and the bind. */
   compile(builder: ProgramBuilder, rootfs: string): void {
     const target = containerPath(rootfs, this.target);
     compileParents(builder, rootfs, this.target);
     if (stat(this.source)?.isDirectory) builder.mkdir(target);
     else builder.touch(target);
+    // Read-only: one op, MS_RDONLY on the bind itself, which the helper makes
+    // read-only before it is attached (child.zig, bindReadOnly); MS_REC: the
+    // mounts the source has inside are read-only too.
     builder.mount(
       this.source,
       target,
       null,
-      MS.BIND | MS.REC,
+      MS.BIND | MS.REC | (this.readonly ? MS.RDONLY : 0),
       null,
-      `cannot bind ${this.source} on ${this.target}`,
+      this.readonly
+        ? `cannot bind ${this.source} read-only on ${this.target}`
+        : `cannot bind ${this.source} on ${this.target}`,
     );
-    if (this.readonly) {
-      // MS_REC: the mounts the source has inside are read-only too.
-      builder.mount(
-        null,
-        target,
-        null,
-        MS.BIND | MS.REMOUNT | MS.RDONLY | MS.REC,
-        null,
-        `cannot make ${this.target} read-only`,
-      );
-    }
   }
 }
 

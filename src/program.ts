@@ -199,7 +199,9 @@ export class ProgramBuilder {
    * host; `ignoreMissing` to skip a target the kernel does not have. A bind
    * remount with `MS.REC` sets its flags (read-only, nosuid, nodev, noexec)
    * on every mount of the tree, through mount_setattr: what mount(2) does
-   * not, and what a read-only bind of a tree with mounts in it needs.
+   * not, and what a read-only bind of a tree with mounts in it needs. A
+   * bind (not a remount) with `MS.RDONLY` is read-only from the start: the
+   * helper clones the tree, sets the flags and attaches it, all by fd.
    */
   mount(
     source: string | null,

@@ -800,6 +800,64 @@ Deno.test("a temporary overlay keeps writes in the container's own tmpfs", async
   Deno.removeSync(dir, { recursive: true });
 });
 
+Deno.test("overlay layer paths with , : and \\ are escaped: nothing injects options, nothing is refused", async () => {
+  const dir = scratchDir("comma-");
+  try {
+    // Layers whose paths hold the characters overlayfs's options use.
+    const lower = `${dir}/low,er:1\\x`;
+    const upper = `${dir}/up,per`;
+    const work = `${dir}/wo:rk`;
+    for (const d of [lower, upper, work]) Deno.mkdirSync(d);
+    Deno.writeTextFileSync(`${lower}/seen`, "lower");
+    // A target written as options: unescaped, the temporary overlay's upper
+    // layer would be this host directory.
+    const host = `${dir}/host`;
+    Deno.mkdirSync(`${host}/upper`, { recursive: true });
+    Deno.mkdirSync(`${host}/work`);
+    const injected = `/t,upperdir=${host}/upper,workdir=${host}/work`;
+    await using container = await containerIn(dir, [
+      new OverlayMount([busyboxImage()]),
+      new OverlayMount([lower], upper, work, { target: "/kept" }),
+      new OverlayMount([lower], undefined, undefined, { target: injected }),
+      new OverlayMount([lower], undefined, undefined, { target: "/data,v2" }),
+    ]);
+    const result = await sh(
+      container,
+      `cat /kept/seen && echo new > /kept/new && echo x > '${injected}/x' && cat '${injected}/seen' /data,v2/seen`,
+    );
+    assert.equal(result.out, "lowerlowerlower", result.err);
+    assert.equal(Deno.readTextFileSync(`${upper}/new`), "new\n");
+    assert.deepEqual([...Deno.readDirSync(`${host}/upper`)], [], "the injected upper layer got nothing");
+  } finally {
+    removeScratch(dir);
+  }
+});
+
+Deno.test("an overlay with more option bytes than mount(2) takes is refused before any process exists", async () => {
+  const dir = scratchDir("long-");
+  try {
+    // 60 layers of ~70 bytes each: over 4095 bytes of options.
+    const layers = Array.from({ length: 60 }, (_, i) => `${dir}/${"l".repeat(60)}-${i}`);
+    for (const layer of layers) Deno.mkdirSync(layer);
+    const before = snapshot();
+    const container = await containerIn(dir, [
+      new OverlayMount([busyboxImage(), ...layers]),
+      new BaseMounts(),
+    ]);
+    const err = await container.start({ command: ["/bin/true"] }).then(() => undefined, (e) => e);
+    assert(err instanceof SboxError, String(err));
+    assert.equal(err.step, "options");
+    assert.match(
+      err.message,
+      /OverlayMount: the overlay's options \(its layer paths\) are \d+ bytes, more than mount\(2\) takes \(4095\)/,
+    );
+    await container.destroy();
+    assert.deepEqual(snapshot(), before);
+  } finally {
+    removeScratch(dir);
+  }
+});
+
 Deno.test("OverlayMount rejects half a persistent layer", async () => {
   const dir = scratchDir("half-");
   const err = await containerIn(dir, [new OverlayMount([busyboxImage()], `${dir}`)]).then(

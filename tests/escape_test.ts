@@ -366,6 +366,69 @@ Deno.test("a symbolic link planted in a kept upper layer does not lead the next 
   }
 });
 
+Deno.test("a host user racing the setup with links on a bind's source gets no mount or file onto the host", async () => {
+  // The source of a bind is a host directory that someone else may write
+  // to. There a racer trades a directory and a link to a host directory
+  // all the time, while containers mount a tmpfs and a read-only bind below
+  // the path that goes through them. The setup must use what it resolved,
+  // never walk the path again: else the tmpfs's directory lands on the host
+  // (the old setup did within ~100 starts), or the read-only flag goes to
+  // another mount and the bind stays writable.
+  const dir = scratchDir("race-");
+  const shared = `${dir}/shared`;
+  const host = `${dir}/host`;
+  const secret = `${dir}/secret`;
+  for (const d of [`${shared}/a/ro`, host, `${host}/ro`, secret, `${dir}/root`]) {
+    Deno.mkdirSync(d, { recursive: true });
+  }
+  Deno.symlinkSync(host, `${shared}/b`);
+  Deno.writeTextFileSync(`${secret}/file`, "secret");
+  const racer = new Deno.Command(escape(), { args: ["swap", shared], stdout: "piped" }).spawn();
+  try {
+    const image = busyboxImage();
+    const outcomes = new Map<string, number>();
+    for (let i = 0; i < 400; i++) {
+      await using c = await Container.create({
+        rootfs: `${dir}/root`,
+        userMapper: identityMapper(),
+        mounts: [
+          new OverlayMount([image]),
+          new BindMount(shared, "/data"),
+          new TmpfsMount(`/data/a/sub${i}`),
+          new BindMount(secret, "/data/a/ro", { readonly: true }),
+        ],
+      });
+      const script =
+        "if [ -f /data/a/ro/file ]; then echo x > /data/a/ro/file 2>/dev/null && echo WRITABLE || echo ro; " +
+        "else echo missing; fi";
+      const outcome = await c.start({
+        command: ["/bin/sh", "-c", script],
+        env: ENV,
+        stdout: "piped",
+        stderr: "null",
+      })
+        .then((init) => init.output()).then((o) => text(o.stdout).trim(), (e) => `error ${e.step}`);
+      outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+      assert.notEqual(outcome, "WRITABLE", "a read-only bind was writable");
+      assert.deepEqual(
+        [...Deno.readDirSync(host)].map((e) => e.name),
+        ["ro"],
+        `start ${i}: the host dir changed`,
+      );
+    }
+    assert.equal(Deno.readTextFileSync(`${secret}/file`), "secret");
+    // The race did happen: some starts saw the link (an error, or the
+    // mounts not where the script looks), some did not.
+    console.log("outcomes:", Object.fromEntries(outcomes));
+    assert(outcomes.size > 1, `no race seen: ${JSON.stringify(Object.fromEntries(outcomes))}`);
+  } finally {
+    racer.kill("SIGKILL");
+    await racer.status;
+    await racer.stdout.cancel();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("TIOCSTI is denied, and the process has no controlling terminal", async () => {
   assert.equal(onHost(["tiocsti-high"]).startsWith("tiocsti-high E"), true);
   await using setup = await container();

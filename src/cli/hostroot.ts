@@ -169,7 +169,14 @@ export class HostRootMount implements Mount {
           break;
         case "overlay":
           b.mkdir(at);
-          this.#layers.overlay(b, entry.path, at, MS.NOSUID, `cannot mount overlay on ${entry.path}`);
+          this.#layers.overlay(
+            b,
+            entry.path,
+            at,
+            MS.NOSUID,
+            `cannot mount overlay on ${entry.path}`,
+            "the host's root",
+          );
           break;
       }
     }

@@ -9,6 +9,7 @@
 //!   escape tiocsti | tiocsti-high | io_uring | personality VALUE
 //!   escape connect PORT | fdbomb | chroot-breakout HOST_PATH | euid
 //!   escape read PATH | write PATH | catch-exec ENVIRONMENT
+//!   escape swap DIR (on the host: exchanges DIR/a and DIR/b until killed)
 
 const std = @import("std");
 const linux = std.os.linux;
@@ -166,6 +167,16 @@ pub fn main() void {
         report(attack, linux.write(@intCast(fd), "1\n", 2));
     } else if (eql(attack, "catch-exec")) {
         catchExec(std.mem.span(arg));
+    } else if (eql(attack, "swap")) {
+        // A host user racing the setup: a directory and a link on the path of
+        // a mount trade places all the time (renameat2 RENAME_EXCHANGE).
+        const dir = linux.open(arg, .{ .ACCMODE = .RDONLY, .DIRECTORY = true }, 0);
+        if (errnoOf(dir) != null) return report(attack, dir);
+        const rename_exchange: usize = 2;
+        while (true) {
+            const rc = linux.syscall5(.renameat2, dir, @intFromPtr("a"), dir, @intFromPtr("b"), rename_exchange);
+            if (errnoOf(rc) != null) return report(attack, rc);
+        }
     } else {
         say("unknown attack {s}", .{attack});
         linux.exit(2);
