@@ -155,7 +155,9 @@ export interface OverlayMountOptions {
  * Without them the upper layer is temporary: a tmpfs that exists only in the
  * container's mount namespace, so writes vanish with the container, nothing
  * is left on the host even if the caller is killed, and nothing is synced
- * to disk when it goes away.
+ * to disk when it goes away. A kept `upperDir` and `workDir` serve one
+ * container at a time (overlayfs only warns when two mount them; both then
+ * misbehave), and sbox does not lock them.
  *
  * @example An image directory as the root, writes in a scratch directory
  * ```ts ignore
