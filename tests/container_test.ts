@@ -829,7 +829,7 @@ Deno.test("overlay layer paths with , : and \\ are escaped: nothing injects opti
     assert.equal(Deno.readTextFileSync(`${upper}/new`), "new\n");
     assert.deepEqual([...Deno.readDirSync(`${host}/upper`)], [], "the injected upper layer got nothing");
   } finally {
-    removeScratch(dir);
+    await removeScratch(dir);
   }
 });
 
@@ -854,7 +854,7 @@ Deno.test("an overlay with more option bytes than mount(2) takes is refused befo
     await container.destroy();
     assert.deepEqual(snapshot(), before);
   } finally {
-    removeScratch(dir);
+    await removeScratch(dir);
   }
 });
 

@@ -14,8 +14,17 @@
  *   with an upper layer of its own (layers.ts: on a tmpfs, so writes vanish);
  * - a directory with mounts below it is created empty and filled the same
  *   way, one level further down, until no mount is below;
- * - symbolic links are recreated, files (and directories on file systems
- *   overlayfs cannot stack on) are bound read-only;
+ * - symbolic links are recreated, regular files (and directories on file
+ *   systems overlayfs cannot stack on) are bound read-only, nosuid and
+ *   nodev;
+ * - sockets, FIFOs and device nodes are left out: through a bind (which
+ *   read-only does not cover for them) the container's root, the host's
+ *   root under the default id map, could talk to host daemons
+ *   (/run/docker.sock), or write to a host disk or terminal;
+ * - the kernel's own file systems (proc, sysfs, devtmpfs, devpts, ...)
+ *   mounted anywhere in the host's tree show as empty directories: a host
+ *   proc, say a chroot's /proc, leads through /proc/PID/root to the host's
+ *   writable root;
  * - /proc, /sys, /dev and /tmp are left out: the container gets fresh ones.
  *
  * @module
@@ -44,6 +53,35 @@ const OVERLAY_LOWER_FS = new Set([
   "nfs",
   "nfs4",
   "virtiofs",
+]);
+
+/**
+ * The kernel's own file systems: what they show is the host's (its
+ * processes, devices, terminals, kernel state), not files. Wherever one is
+ * mounted in the host's tree, the container sees an empty directory.
+ */
+const KERNEL_FS = new Set([
+  "proc",
+  "sysfs",
+  "devtmpfs",
+  "devpts",
+  "cgroup",
+  "cgroup2",
+  "debugfs",
+  "tracefs",
+  "securityfs",
+  "bpf",
+  "binfmt_misc",
+  "mqueue",
+  "hugetlbfs",
+  "pstore",
+  "efivarfs",
+  "configfs",
+  "fusectl",
+  "autofs",
+  "nsfs",
+  "rpc_pipefs",
+  "selinuxfs",
 ]);
 
 /** One entry of the host's tree, as it appears in the container. */
@@ -103,12 +141,16 @@ export function planHostRoot(): HostEntry[] {
       if (!info) continue; // gone since readDir
       if (info.isSymlink) {
         entries.push({ kind: "symlink", path, target: readLink(path) });
-      } else if (!info.isDirectory) {
+      } else if (info.isFile) {
         entries.push({ kind: "bind", path });
+      } else if (!info.isDirectory) {
+        continue; // a socket, FIFO or device node: left out
+      } else if (KERNEL_FS.has(fstypeOf(path))) {
+        entries.push({ kind: "dir", path }); // empty, whatever is mounted below
       } else if (hasMountBelow(path)) {
         entries.push({ kind: "dir", path });
         visit(path);
-      } else if (OVERLAY_LOWER_FS.has(fstypeOf(path)) && !/[,:\\]/.test(path)) {
+      } else if (OVERLAY_LOWER_FS.has(fstypeOf(path))) {
         entries.push({ kind: "overlay", path });
       } else {
         entries.push({ kind: "bind", path });
@@ -123,6 +165,8 @@ export function planHostRoot(): HostEntry[] {
  * The host's root as a {@linkcode Mount} on "/": see the module
  * documentation. Everything is mounted nosuid: with ids mapped one to one, a
  * set-uid program of the host would otherwise give its host owner's rights.
+ * Binds are nodev too: they come from the host's own mounts, which the
+ * kernel does not mark nodev as it does every mount made in a user namespace.
  */
 export class HostRootMount implements Mount {
   /** Mounted on the root. */
@@ -162,7 +206,7 @@ export class HostRootMount implements Mount {
             null,
             at,
             null,
-            MS.BIND | MS.REMOUNT | MS.RDONLY | MS.NOSUID | MS.REC,
+            MS.BIND | MS.REMOUNT | MS.RDONLY | MS.NOSUID | MS.NODEV | MS.REC,
             null,
             `cannot make ${entry.path} read-only`,
           );

@@ -8,8 +8,8 @@
  * profiles deny to a container without CAP_SYS_ADMIN: the kernel's keyring,
  * BPF, performance events, modules, kexec, tracing other processes, every
  * way to mount or to enter or create namespaces, the clock, swap, reboot,
- * process accounting, and a few ioctls that reach outside (TIOCSTI types
- * into a terminal). clone3 fails with ENOSYS instead, because its flags are
+ * process accounting, vsock sockets (which no network namespace confines),
+ * and a few ioctls that reach outside (TIOCSTI types into a terminal). clone3 fails with ENOSYS instead, because its flags are
  * in memory a filter cannot read: C libraries then fall back to clone, whose
  * flags it can. Syscalls numbered above every one sbox knows (added by a
  * later kernel) fail with ENOSYS too, so a new kernel does not widen the
@@ -217,6 +217,13 @@ export const DEFAULT_SECCOMP_POLICY: SeccompPolicy = deepFreeze({
       comment: "io_uring performs syscalls that this filter never sees",
       syscalls: ["io_uring_setup", "io_uring_enter", "io_uring_register"],
       action: "errno",
+    },
+    {
+      comment:
+        "AF_VSOCK (40): vsock has no network namespace, so it reaches the host's and the hypervisor's ports",
+      syscalls: ["socket"],
+      action: "errno",
+      args: [{ arg: 0, op: "eq", value: 40, bits: 32 }],
     },
     {
       comment: "x86 I/O ports, LDT, and obsolete interfaces",

@@ -6,7 +6,7 @@
 //!
 //!   escape kill PID | ptrace-child | ptrace PID | mount-root | remount-root
 //!   escape module | keyctl | bpf | perf | userns | clone-userns | clone3
-//!   escape tiocsti | tiocsti-high | io_uring | personality VALUE
+//!   escape tiocsti | tiocsti-high | io_uring | personality VALUE | vsock
 //!   escape connect PORT | fdbomb | chroot-breakout HOST_PATH | euid
 //!   escape read PATH | write PATH | catch-exec ENVIRONMENT
 //!   escape swap DIR (on the host: exchanges DIR/a and DIR/b until killed)
@@ -119,6 +119,11 @@ pub fn main() void {
         const request: usize = if (eql(attack, "tiocsti")) 0x5412 else 0x1_0000_5412;
         const c: u8 = '#';
         report(attack, linux.syscall3(.ioctl, 0, request, @intFromPtr(&c)));
+    } else if (eql(attack, "vsock")) {
+        const af_vsock: usize = 40;
+        const fd = linux.socket(af_vsock, linux.SOCK.STREAM, 0);
+        report(attack, fd);
+        if (errnoOf(fd) == null) _ = linux.close(@intCast(fd));
     } else if (eql(attack, "io_uring")) {
         var params = [_]u8{0} ** 120;
         report(attack, linux.syscall2(.io_uring_setup, 1, @intFromPtr(&params)));
