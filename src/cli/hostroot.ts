@@ -23,8 +23,8 @@
  *   (/run/docker.sock), or write to a host disk or terminal;
  * - the kernel's own file systems (proc, sysfs, devtmpfs, devpts, ...)
  *   mounted anywhere in the host's tree show as empty directories: a host
- *   proc, say a chroot's /proc, leads through /proc/PID/root to the host's
- *   writable root;
+ *   proc (a chroot's /proc, say) lists every host process, a devpts holds
+ *   the host's terminals;
  * - /proc, /sys, /dev and /tmp are left out: the container gets fresh ones.
  *
  * @module
