@@ -102,11 +102,20 @@ export interface ProcessOptions {
    * into it. false keeps the caller's session (interactive job control).
    */
   newSession?: boolean;
-  /** Default "inherit". */
+  /**
+   * Default "inherit". With "piped", as with `Deno.Command`, our end of the
+   * pipe stays open until it is closed (`stdin.close()`, `abort()`) or the
+   * container destroyed; and the container keeps the Process until then.
+   */
   stdin?: Stdio;
-  /** Default "inherit". */
+  /**
+   * Default "inherit". With "piped", as with `Deno.Command`, our end of the
+   * pipe stays open until it is read to end-of-file (`output()` does),
+   * cancelled, or the container destroyed; and the container keeps the
+   * Process until then.
+   */
   stdout?: Stdio;
-  /** Default "inherit". */
+  /** Default "inherit"; "piped" as for stdout. */
   stderr?: Stdio;
 }
 
@@ -170,6 +179,7 @@ export class Container implements AsyncDisposable {
   /** fd of the starting init's mount namespace, handed to its InitProcess. */
   #heldNamespace = -1;
   #init: InitProcess | undefined;
+  /** Processes for destroy() to kill, or whose pipes it must close. */
   readonly #processes = new Set<Process>();
   /** Child cgroups this container made in which a process started, by name: destroy() removes them. */
   readonly #createdCgroups = new Map<string, Cgroup>();
@@ -294,6 +304,10 @@ export class Container implements AsyncDisposable {
     });
     const process = new Process(launched.process, launched.parentFds);
     this.#processes.add(process);
+    // Once it is done, destroy() has nothing to do for it (it holds no
+    // namespace): let it go, or a container that runs for long would keep
+    // every process it ever ran.
+    process.done.then(() => this.#processes.delete(process));
     return process;
   }
 
