@@ -41,7 +41,7 @@ export interface ProcessStatus {
   success: boolean;
   /** The exit code, or 128 + the signal number when killed. */
   code: number;
-  /** The name of the signal that killed it, or null. */
+  /** The name of the signal that killed it (`"SIGRT34"` for a real-time one; kill() takes each), or null. */
   signal: string | null;
 }
 

@@ -16,6 +16,7 @@ import {
   ProcUserMapper,
   runAsUser,
   SboxError,
+  type SignalLike,
   TmpfsMount,
   type UserMapper,
 } from "../mod.ts";
@@ -23,6 +24,7 @@ import { PROGRAM_LIMITS } from "../src/program.ts";
 import { helper } from "../src/ffi.ts";
 import { reactor } from "../src/reactor.ts";
 import { reap } from "../src/launch.ts";
+import { signalName, signalNumber } from "../src/signal.ts";
 import {
   close,
   dupCloexec,
@@ -978,6 +980,49 @@ Deno.test(FALLBACK_TEST, {
     assert.deepEqual(result.killed, { out: "", code: 137, signal: "SIGKILL" });
   }
   assert.equal(Deno.readTextFileSync(NOEXEC_SYSCTL).trim(), "0", "the host's setting is unchanged");
+});
+
+Deno.test("kill() takes every name a status gives and Deno's aliases; anything else is an SboxError naming it", async () => {
+  for (let n = 1; n <= 64; n++) assert.equal(signalNumber(signalName(n) as SignalLike), n, signalName(n));
+  await using setup = await busyboxContainer();
+  const init = await setup.container.start({ command: ["/bin/sleep", "100"], env: ENV });
+  const sent: [SignalLike, string][] = [
+    ["SIGRT34", "SIGRT34"],
+    [64, "SIGRT64"],
+    ["SIGIOT", "SIGABRT"],
+    ["SIGPOLL", "SIGIO"],
+    ["SIGUNUSED", "SIGSYS"],
+  ];
+  for (const [signal, reported] of sent) {
+    const process = await setup.container.exec(init, { command: ["/bin/sleep", "100"], env: ENV });
+    process.kill(signal);
+    assert.equal((await process.status).signal, reported, `kill(${signal})`);
+  }
+  const bad = [
+    "SIGEMT",
+    "SIGINFO",
+    "SIGBREAK",
+    "SIGRT31",
+    "SIGRT65",
+    "SIGRT034",
+    "sigterm",
+    "",
+    0,
+    65,
+    1.5,
+    NaN,
+  ];
+  for (const signal of [...bad, null, {}]) {
+    const shown = typeof signal === "string" ? JSON.stringify(signal) : String(signal);
+    assert.throws(
+      () => init.kill(signal as SignalLike),
+      (err: unknown) =>
+        err instanceof SboxError && err.step === "options" &&
+        err.message.startsWith("invalid option signal:") &&
+        err.message.endsWith(`got ${shown}`),
+      `kill(${shown})`,
+    );
+  }
 });
 
 Deno.test("reaper: signals from the host reach the command; failures still reject start()", async () => {
