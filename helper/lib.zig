@@ -141,6 +141,7 @@ pub const Call = enum(u32) {
     epoll_ctl = 21,
     eventfd = 22,
     flock = 23,
+    waitpid = 24,
 };
 
 /// Part of the ABI version, so that TypeScript can check that its list agrees.
@@ -182,6 +183,7 @@ export fn sbox_call(call: u32, a: u64, b: u64, c: u64, d: u64, e: u64, f: u64) i
         .epoll_ctl => sbox_epoll_ctl(int(a), int(b), int(c), @truncate(d), e),
         .eventfd => sbox_eventfd(),
         .flock => sbox_flock(int(a), int(b)),
+        .waitpid => sbox_waitpid(int(a), @truncate(b), @ptrFromInt(c)),
     };
 }
 
@@ -274,8 +276,18 @@ fn sbox_pidfd_send_signal(pidfd: i32, sig: i32) isize {
 /// waitid(P_PIDFD). Writes si_code (CLD_EXITED, CLD_KILLED, CLD_DUMPED, ...)
 /// and si_status into `out`; returns 0, or -EAGAIN with WNOHANG and no exit.
 fn sbox_waitid(pidfd: i32, options: u32, out: *[2]i32) isize {
+    return waitFor(3, pidfd, options, out); // 3 = P_PIDFD
+}
+
+/// waitid(P_PID), as sbox_waitid: for a child of ours that has no pidfd
+/// (pidfd_open failed), whose pid stays its own until it is reaped.
+fn sbox_waitpid(pid: i32, options: u32, out: *[2]i32) isize {
+    return waitFor(1, pid, options, out); // 1 = P_PID
+}
+
+fn waitFor(idtype: usize, id: i32, options: u32, out: *[2]i32) isize {
     var info = std.mem.zeroes(linux.siginfo_t);
-    const rc = linux.syscall5(.waitid, 3, fdArg(pidfd), @intFromPtr(&info), options, 0); // 3 = P_PIDFD
+    const rc = linux.syscall5(.waitid, idtype, fdArg(id), @intFromPtr(&info), options, 0);
     if (errnoOf(rc) != null) return errnoResult(rc);
     if (info.fields.common.first.piduid.pid == 0) return -@as(isize, @intFromEnum(linux.E.AGAIN));
     out.* = .{ info.code, info.fields.common.second.sigchld.status };

@@ -13,7 +13,7 @@ import { launch, type SyncPipe } from "./launch.ts";
 import { cleanPath, containerPath, type Mount } from "./mount.ts";
 import { checkCommand, checkId, checkStdio, InitProcess, Process, type Stdio, StdioPlan } from "./process.ts";
 import { CLONE, MS, PROGRAM_LIMITS, ProgramBuilder } from "./program.ts";
-import { close, dupCloexec, ids, O, stat, tryOpen } from "./sys.ts";
+import { close, dupCloexec, ids, O, stat, tryOpen, tryRmdir } from "./sys.ts";
 import { hostId, isMapped, type UserMapper } from "./user.ts";
 import type { NetworkAttachment, NetworkManager } from "./network.ts";
 import type { SeccompPolicy } from "./security/policy.ts";
@@ -76,7 +76,11 @@ export interface ProcessOptions {
   gid?: number;
   /** Supplementary groups; default none. */
   groups?: number[];
-  /** Name of a child cgroup of the container's cgroup to run in (created if missing). */
+  /**
+   * Name of a child cgroup of the container's cgroup to run in, created if
+   * missing. A group the container made is removed by destroy(), or at
+   * once by a failed start or exec that had it to itself.
+   */
   cgroup?: string;
   /**
    * `start()` only. When true, pid 1 of the container is a minimal init from
@@ -98,11 +102,20 @@ export interface ProcessOptions {
    * into it. false keeps the caller's session (interactive job control).
    */
   newSession?: boolean;
-  /** Default "inherit". */
+  /**
+   * Default "inherit". With "piped", as with `Deno.Command`, our end of the
+   * pipe stays open until it is closed (`stdin.close()`, `abort()`) or the
+   * container destroyed; and the container keeps the Process until then.
+   */
   stdin?: Stdio;
-  /** Default "inherit". */
+  /**
+   * Default "inherit". With "piped", as with `Deno.Command`, our end of the
+   * pipe stays open until it is read to end-of-file (`output()` does),
+   * cancelled, or the container destroyed; and the container keeps the
+   * Process until then.
+   */
   stdout?: Stdio;
-  /** Default "inherit". */
+  /** Default "inherit"; "piped" as for stdout. */
   stderr?: Stdio;
 }
 
@@ -166,8 +179,16 @@ export class Container implements AsyncDisposable {
   /** fd of the starting init's mount namespace, handed to its InitProcess. */
   #heldNamespace = -1;
   #init: InitProcess | undefined;
+  /** Processes for destroy() to kill, or whose pipes it must close. */
   readonly #processes = new Set<Process>();
-  readonly #createdCgroups: Cgroup[] = [];
+  /** Child cgroups this container made in which a process started, by name: destroy() removes them. */
+  readonly #createdCgroups = new Map<string, Cgroup>();
+  /**
+   * Child cgroups this container made in which no process has started yet,
+   * by name, with the number of launches under way into each: a failed
+   * launch removes one only when it was the last of them.
+   */
+  readonly #newCgroups = new Map<string, { cgroup: Cgroup; launches: number }>();
   /** The destruction, once destroy() was called: every later call waits for the same one. */
   #destruction: Promise<void> | undefined;
   /** A start() under way: a second one is refused at once. */
@@ -283,6 +304,10 @@ export class Container implements AsyncDisposable {
     });
     const process = new Process(launched.process, launched.parentFds);
     this.#processes.add(process);
+    // Once it is done, destroy() has nothing to do for it (it holds no
+    // namespace): let it go, or a container that runs for long would keep
+    // every process it ever ran.
+    process.done.then(() => this.#processes.delete(process));
     return process;
   }
 
@@ -306,7 +331,8 @@ export class Container implements AsyncDisposable {
     await Promise.allSettled([...this.#launches]);
     await Promise.all([...this.#processes].map((p) => p.dispose()));
     await this.#network?.stop();
-    for (const cgroup of this.#createdCgroups.reverse()) await cgroup.remove();
+    // Launches are over: every group made is the container's by now.
+    for (const cgroup of this.#createdCgroups.values()) await cgroup.remove();
   }
 
   /** `await using container = ...` destroys it at the end of the scope. */
@@ -382,6 +408,43 @@ export class Container implements AsyncDisposable {
   }
 
   /**
+   * The child cgroup `name` for a launch, made if missing. A launch into a
+   * group this container made, before any process started there, is counted
+   * (`#newCgroups`) until its `#leaveChildCgroup`.
+   */
+  #enterChildCgroup(name: string): Cgroup {
+    const cgroup = this.cgroup!.child(name);
+    let fresh = this.#newCgroups.get(name);
+    if (!fresh && !cgroup.exists()) {
+      cgroup.create();
+      fresh = { cgroup, launches: 0 };
+      this.#newCgroups.set(name, fresh);
+    }
+    if (fresh) fresh.launches++;
+    return cgroup;
+  }
+
+  /**
+   * A launch into the child cgroup `name` ended; `started`: its process
+   * runs. A group this container made is the container's once a process
+   * started in it, removed by destroy(). Until then the last failed launch
+   * into it removes it, so that a failure alone leaves nothing behind; an
+   * earlier one must not: another launch may be about to clone into the
+   * group, or its process may be there already. Never with cgroup.kill
+   * either (Cgroup.remove), which would kill such a process: only processes
+   * of failed launches were in the group, and they are reaped, so rmdir
+   * suffices; should it fail all the same, destroy() has another go.
+   */
+  #leaveChildCgroup(name: string, started: boolean): void {
+    const fresh = this.#newCgroups.get(name);
+    if (!fresh) return;
+    fresh.launches--;
+    if (!started && fresh.launches > 0) return;
+    this.#newCgroups.delete(name);
+    if (started || tryRmdir(fresh.cgroup.path) < 0) this.#createdCgroups.set(name, fresh.cgroup);
+  }
+
+  /**
    * Creates the process's cgroup and stdio, then runs the launch sequence:
    * into new `namespaces`, or joining those of the init behind `joinPidfd`.
    */
@@ -392,15 +455,9 @@ export class Container implements AsyncDisposable {
     compile: (b: ProgramBuilder, sync: SyncPipe, stdio: StdioPlan, cgroupFd: number) => void,
   ) {
     const joining = joinPidfd >= 0;
-    let cgroup = this.cgroup;
-    let created: Cgroup | undefined;
-    if (cgroup && p.cgroup !== undefined) {
-      cgroup = cgroup.child(p.cgroup);
-      if (!cgroup.exists()) {
-        cgroup.create();
-        created = cgroup;
-      }
-    }
+    // #checkProcess refused a child cgroup without a container cgroup.
+    const child = this.cgroup ? p.cgroup : undefined;
+    const cgroup = child ? this.#enterChildCgroup(child) : this.cgroup;
     let cgroupFd = -1;
     let stdio: StdioPlan | undefined;
     try {
@@ -424,13 +481,13 @@ export class Container implements AsyncDisposable {
           return b.build();
         },
       });
-      if (created) this.#createdCgroups.push(created);
+      if (child) this.#leaveChildCgroup(child, true);
       return { process, parentFds: plan.parentFds };
     } catch (err) {
       // launch() closed the child's fds (and the cgroup fd) itself.
       if (stdio) { for (const fd of stdio.parentFds) close(fd); }
       else close(cgroupFd);
-      if (created) await created.remove();
+      if (child) this.#leaveChildCgroup(child, false);
       if (!joining) {
         await this.#network?.stop();
         this.#network = undefined;

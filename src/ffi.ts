@@ -44,6 +44,7 @@ const CALL = {
   epoll_ctl: 21,
   eventfd: 22,
   flock: 23,
+  waitpid: 24,
 } as const;
 
 type Word = number | bigint;
@@ -69,6 +70,7 @@ export interface HelperSymbols {
   sbox_pidfd_open(pid: number): Word;
   sbox_pidfd_send_signal(pidfd: number, signal: number): Word;
   sbox_waitid(pidfd: number, options: number, out: Buffer): Word;
+  sbox_waitpid(pid: number, options: number, out: Buffer): Word;
   sbox_getids(out: Buffer): void;
   sbox_epoll_create(): Word;
   sbox_epoll_ctl(epfd: number, op: number, fd: number, events: number, data: bigint): Word;
@@ -121,6 +123,7 @@ function calls(lib: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"]): HelperSymbo
     sbox_pidfd_send_signal: (pidfd, signal) =>
       call(CALL.pidfd_send_signal, i32(pidfd), i32(signal), 0, 0, 0, 0),
     sbox_waitid: (pidfd, options, out) => call(CALL.waitid, i32(pidfd), options, address(out), 0, 0, 0),
+    sbox_waitpid: (pid, options, out) => call(CALL.waitpid, i32(pid), options, address(out), 0, 0, 0),
     sbox_getids: (out) => void call(CALL.getids, address(out), 0, 0, 0, 0, 0),
     sbox_epoll_create: () => call(CALL.epoll_create, 0, 0, 0, 0, 0, 0),
     sbox_epoll_ctl: (epfd, op, fd, events, data) =>

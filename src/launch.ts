@@ -29,10 +29,12 @@ import {
   num,
   O,
   open,
-  pidfdOpen,
   pidfdSignal,
   pipe,
   setNonblocking,
+  tryKill,
+  tryPidfdOpen,
+  waitPid,
   waitPidfd,
   type WaitResult,
   writeAll,
@@ -183,13 +185,34 @@ async function launchChild(spec: LaunchSpec): Promise<Launched> {
   const forked = records.find((r) => r.kind === "forked");
   if (forked) await reap(pidfd); // the go-between of a fork op exits at once
   if (failed?.kind === "failed") {
-    if (forked) await reap(pidfdOpen(forked.pid));
+    // The failure is the one to report; adopt() reaps the process either way.
+    if (forked) await adopt(forked.pid).then(reap, () => undefined);
     else await reap(pidfd);
     const { step, what } = program.describe(failed.opIndex);
     throw new SboxError(`${what}: ${describeErrno(failed.errno)}`, { step, errno: failed.errno });
   }
-  if (forked) return { pid: forked.pid, pidfd: pidfdOpen(forked.pid) };
+  if (forked) return { pid: forked.pid, pidfd: await adopt(forked.pid) };
   return { pid, pidfd };
+}
+
+/**
+ * A pidfd of the process a fork op made, a child of ours (CLONE_PARENT).
+ * Should pidfd_open fail (EMFILE: a full fd table), the process is killed
+ * and reaped by its pid, which names no other process until then, and the
+ * error is thrown: left unreaped, it would keep the container's init from
+ * ever ending (the end of a pid namespace waits until every process in it
+ * is reaped), and destroy() from returning.
+ */
+async function adopt(pid: number): Promise<number> {
+  const pidfd = tryPidfdOpen(pid);
+  if (pidfd >= 0) return pidfd;
+  tryKill(pid, SIGKILL);
+  // Polled: without a pidfd there is nothing to wait on, and a blocking
+  // wait would stall the event loop for as long as the exit takes.
+  for (let attempt = 0; !waitPid(pid, false); attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, Math.min(1 + attempt, 20)));
+  }
+  throw SboxError.fromErrno("pidfd_open", `cannot open a pidfd of process ${pid}, which was killed`, -pidfd);
 }
 
 /** Waits for a process to exit, reaps it and closes its pidfd. */

@@ -41,7 +41,7 @@ export interface ProcessStatus {
   success: boolean;
   /** The exit code, or 128 + the signal number when killed. */
   code: number;
-  /** The name of the signal that killed it, or null. */
+  /** The name of the signal that killed it (`"SIGRT34"` for a real-time one; kill() takes each), or null. */
   signal: string | null;
 }
 
@@ -166,14 +166,16 @@ export class Process {
    * The write end of a piped stdin, else null. It takes Uint8Array chunks,
    * and any other ArrayBufferView (a DataView, a Uint16Array, ...) as the
    * bytes it spans, in memory order; anything else (a string: encode it
-   * first) fails the write with a TypeError, which ends the stream.
+   * first) fails the write with a TypeError, which ends the stream. Close
+   * it when done: its fd stays open until then, or until destroy().
    */
   readonly stdin: WritableStream<ArrayBufferView> | null;
   /**
    * The read end of a piped stdout, else null. Read it (or use output()):
    * a process whose pipe is full waits for the reader, so one that writes
    * more than the pipe holds (64 KiB) and is never read never ends, as
-   * with `Deno.Command`.
+   * with `Deno.Command`. Its fd stays open until it is read to end-of-file
+   * or cancelled, or until destroy().
    */
   readonly stdout: ReadableStream<Uint8Array> | null;
   /** The read end of a piped stderr, else null; read it, as stdout. */
@@ -184,6 +186,7 @@ export class Process {
   /** The close of the held mount namespace, once the exit was reported (teardown.ts). */
   #release: BackgroundClose | undefined;
   readonly #openFds = new Set<number>();
+  readonly #done = Promise.withResolvers<void>();
 
   /** @internal Wraps a launched process; use Container.start/exec. */
   constructor(launched: Launched, parentFds: [number, number, number], heldNamespace = -1) {
@@ -215,6 +218,7 @@ export class Process {
         this.#reaped = true;
         reactor().close(this.#pidfd);
         this.#releaseNamespace();
+        this.#checkDone();
         if (commandStatus !== undefined) return fromWaitStatus(commandStatus);
         if (result.code === 1) return { success: result.status === 0, code: result.status, signal: null };
         return { success: false, code: 128 + result.status, signal: signalName(result.status) };
@@ -238,6 +242,19 @@ export class Process {
   /** Whether the process has exited and been reaped. */
   get exited(): boolean {
     return this.#reaped;
+  }
+
+  /**
+   * @internal Resolves once the process is reaped and no pipe of ours to it
+   * is open (each read to end-of-file, cancelled or closed): dispose() has
+   * nothing left to do then but wait for the release of a held namespace.
+   */
+  get done(): Promise<void> {
+    return this.#done.promise;
+  }
+
+  #checkDone(): void {
+    if (this.#reaped && this.#openFds.size === 0) this.#done.resolve();
   }
 
   /**
@@ -277,7 +294,9 @@ export class Process {
   }
 
   #closeFd(fd: number): void {
-    if (this.#openFds.delete(fd)) reactor().close(fd);
+    if (!this.#openFds.delete(fd)) return;
+    reactor().close(fd);
+    this.#checkDone();
   }
 
   #readable(fd: number): ReadableStream<Uint8Array> {

@@ -273,9 +273,22 @@ export function pidfdSignal(pidfd: number, signal: number): number {
   return num(helper().sbox_pidfd_send_signal(pidfd, signal));
 }
 
+/** pidfd_open(2): the pidfd or a negative errno. */
+export function tryPidfdOpen(pid: number): number {
+  return num(helper().sbox_pidfd_open(pid));
+}
+
 /** pidfd_open(2), throwing on failure. */
 export function pidfdOpen(pid: number): number {
-  return check(helper().sbox_pidfd_open(pid), "pidfd_open", `cannot open pidfd of ${pid}`);
+  return check(tryPidfdOpen(pid), "pidfd_open", `cannot open pidfd of ${pid}`);
+}
+
+/**
+ * kill(2): 0 or a negative errno. Only for a child of ours not yet reaped,
+ * whose pid cannot name another process; anything else has a pidfd.
+ */
+export function tryKill(pid: number, signal: number): number {
+  return num(helper().sbox_kill(pid, signal));
 }
 
 /** How a waited-for process ended. */
@@ -288,12 +301,26 @@ export interface WaitResult {
 
 /** waitid(P_PIDFD, WEXITED [| WNOHANG]); `undefined` when WNOHANG finds it running. */
 export function waitPidfd(pidfd: number, block: boolean): WaitResult | undefined {
+  return waitFor((options, out) => helper().sbox_waitid(pidfd, options, out), block);
+}
+
+/**
+ * waitid(P_PID, WEXITED [| WNOHANG]), as {@linkcode waitPidfd}, for a child
+ * of ours that has no pidfd (see {@linkcode tryKill}).
+ */
+export function waitPid(pid: number, block: boolean): WaitResult | undefined {
+  return waitFor((options, out) => helper().sbox_waitpid(pid, options, out), block);
+}
+
+function waitFor(
+  waitid: (options: number, out: Uint8Array<ArrayBuffer>) => number | bigint,
+  block: boolean,
+): WaitResult | undefined {
+  // __WALL: a process made with CLONE_PARENT has no exit signal.
   const WEXITED = 4, WNOHANG = 1, WALL = 0x40000000;
   const out = new Int32Array(2);
   for (;;) {
-    const n = num(
-      helper().sbox_waitid(pidfd, WEXITED | WALL | (block ? 0 : WNOHANG), new Uint8Array(out.buffer)),
-    );
+    const n = num(waitid(WEXITED | WALL | (block ? 0 : WNOHANG), new Uint8Array(out.buffer)));
     if (n === -EINTR) continue;
     if (n === -EAGAIN) return undefined;
     check(n, "waitid", "cannot wait for a process");

@@ -140,3 +140,42 @@ Deno.test({
     await cgroup.remove();
   }
 });
+
+Deno.test("a failed exec into a new child cgroup kills and removes nothing another exec uses", async () => {
+  await using setup = await busyboxContainer();
+  const { container, cgroup } = setup;
+  const env = { PATH: "/bin" };
+  const init = await container.start({ command: ["/bin/sleep", "100"], env });
+  // Alone, a failed exec leaves no cgroup behind.
+  const alone = await container.exec(init, { command: ["/bin/true"], cwd: "/nonexistent", cgroup: "alone" })
+    .then(() => undefined, (e) => e);
+  assert.equal(alone?.step, "chdir", `the exec: ${alone}`);
+  assert.equal(cgroup.child("alone").exists(), false, "the failed exec left its cgroup");
+  // Two failing together: the last one removes it.
+  const both = await Promise.allSettled(
+    [1, 2].map(() => container.exec(init, { command: ["/bin/true"], cwd: "/nonexistent", cgroup: "both" })),
+  );
+  assert.deepEqual(both.map((r) => r.status), ["rejected", "rejected"]);
+  assert.equal(cgroup.child("both").exists(), false, "two failed execs left their cgroup");
+  // The failing exec makes the group (at once, in the call); the valid one
+  // finds it there. Each round a new group: the race is the first use.
+  const names = Array.from({ length: 10 }, (_, i) => `g${i}`);
+  for (const name of names) {
+    const failing = container.exec(init, { command: ["/bin/sh"], cwd: "/nonexistent", cgroup: name });
+    const valid = container.exec(init, { command: ["/bin/sleep", "100"], env, cgroup: name });
+    const err = await failing.then(() => undefined, (e) => e);
+    assert.equal(err?.step, "chdir", `the failing exec: ${err}`);
+    const process = await valid;
+    assert.ok(cgroup.child(name).exists(), `${name} was removed under the valid exec`);
+    assert.deepEqual(cgroup.child(name).procs(), [process.pid], `${name}: the valid exec's process is in it`);
+    // SIGTERM ends it (it is not pid 1): a cgroup.kill would have said SIGKILL.
+    process.kill("SIGTERM");
+    assert.equal((await process.status).signal, "SIGTERM", `${name}: the valid exec's process was killed`);
+  }
+  // What a process ran in is the container's until destroy().
+  for (const name of names) assert.ok(cgroup.child(name).exists(), name);
+  await container.destroy();
+  for (const name of names) {
+    assert.equal(cgroup.child(name).exists(), false, `${name} is left after destroy()`);
+  }
+});

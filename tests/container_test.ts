@@ -16,13 +16,25 @@ import {
   ProcUserMapper,
   runAsUser,
   SboxError,
+  type SignalLike,
   TmpfsMount,
   type UserMapper,
 } from "../mod.ts";
 import { PROGRAM_LIMITS } from "../src/program.ts";
 import { helper } from "../src/ffi.ts";
 import { reactor } from "../src/reactor.ts";
-import { close, dupCloexec, O, open, pipe, setNonblocking, tryRead } from "../src/sys.ts";
+import { reap } from "../src/launch.ts";
+import { signalName, signalNumber } from "../src/signal.ts";
+import {
+  close,
+  dupCloexec,
+  O,
+  open,
+  pidfdOpen as openPidfd,
+  pipe,
+  setNonblocking,
+  tryRead,
+} from "../src/sys.ts";
 import {
   busyboxContainer,
   busyboxImage,
@@ -371,6 +383,47 @@ Deno.test("exec() into an init reaped while the exec waits joins nothing else, a
     await target[Symbol.asyncDispose]();
   }
   assert.deepEqual(snapshot().fds, before, "the same open fds");
+});
+
+Deno.test("an exec whose process gets no pidfd (EMFILE) kills and reaps it; destroy() still returns", async () => {
+  await using setup = await busyboxContainer();
+  const init = await setup.container.start({ command: ["/bin/sleep", "100"], env: ENV });
+  const before = snapshot().children;
+  // As with a full fd table: pidfd_open is the one call of an exec that
+  // opens an fd after the process was made (a child of ours, CLONE_PARENT).
+  const lib = helper();
+  const pidfdOpen = lib.sbox_pidfd_open;
+  lib.sbox_pidfd_open = () => -24; // EMFILE
+  let running, failing;
+  try {
+    [running, failing] = await Promise.all([
+      setup.container.exec(init, { command: ["/bin/sleep", "100"], env: ENV }),
+      setup.container.exec(init, { command: ["/bin/true"], env: ENV, cwd: "/nonexistent" }),
+    ].map((exec) => exec.then(() => undefined, (e) => e)));
+  } finally {
+    lib.sbox_pidfd_open = pidfdOpen;
+  }
+  const left = snapshot().children.filter((pid) => !before.includes(pid));
+  const { promise: late, resolve: giveUp } = Promise.withResolvers<boolean>();
+  const timer = setTimeout(() => giveUp(false), 5000);
+  try {
+    assert.deepEqual(left, [], "a process of the execs is left, unreaped");
+    // The init's end waits until every process of its pid namespace is reaped.
+    const ended = await Promise.race([setup.container.destroy().then(() => true), late]);
+    assert.ok(ended, "destroy() did not return in 5 s");
+    assert.ok(running instanceof SboxError, `the exec: ${running}`);
+    assert.equal(running.errno, "EMFILE");
+    assert.match(running.message, /^cannot open a pidfd of process \d+, which was killed: EMFILE/);
+    // A failure of the process itself is still the one reported.
+    assert.equal(failing?.step, "chdir", `the failing exec: ${failing}`);
+  } finally {
+    clearTimeout(timer);
+    // What the old code left: killed and reaped here, so that the container can end.
+    for (const pid of left) {
+      Deno.kill(Number(pid), "SIGKILL");
+      await reap(openPidfd(Number(pid)));
+    }
+  }
 });
 
 Deno.test("bind and tmpfs mounts; cwd and env reach the program", async () => {
@@ -927,6 +980,49 @@ Deno.test(FALLBACK_TEST, {
     assert.deepEqual(result.killed, { out: "", code: 137, signal: "SIGKILL" });
   }
   assert.equal(Deno.readTextFileSync(NOEXEC_SYSCTL).trim(), "0", "the host's setting is unchanged");
+});
+
+Deno.test("kill() takes every name a status gives and Deno's aliases; anything else is an SboxError naming it", async () => {
+  for (let n = 1; n <= 64; n++) assert.equal(signalNumber(signalName(n) as SignalLike), n, signalName(n));
+  await using setup = await busyboxContainer();
+  const init = await setup.container.start({ command: ["/bin/sleep", "100"], env: ENV });
+  const sent: [SignalLike, string][] = [
+    ["SIGRT34", "SIGRT34"],
+    [64, "SIGRT64"],
+    ["SIGIOT", "SIGABRT"],
+    ["SIGPOLL", "SIGIO"],
+    ["SIGUNUSED", "SIGSYS"],
+  ];
+  for (const [signal, reported] of sent) {
+    const process = await setup.container.exec(init, { command: ["/bin/sleep", "100"], env: ENV });
+    process.kill(signal);
+    assert.equal((await process.status).signal, reported, `kill(${signal})`);
+  }
+  const bad = [
+    "SIGEMT",
+    "SIGINFO",
+    "SIGBREAK",
+    "SIGRT31",
+    "SIGRT65",
+    "SIGRT034",
+    "sigterm",
+    "",
+    0,
+    65,
+    1.5,
+    NaN,
+  ];
+  for (const signal of [...bad, null, {}]) {
+    const shown = typeof signal === "string" ? JSON.stringify(signal) : String(signal);
+    assert.throws(
+      () => init.kill(signal as SignalLike),
+      (err: unknown) =>
+        err instanceof SboxError && err.step === "options" &&
+        err.message.startsWith("invalid option signal:") &&
+        err.message.endsWith(`got ${shown}`),
+      `kill(${shown})`,
+    );
+  }
 });
 
 Deno.test("reaper: signals from the host reach the command; failures still reject start()", async () => {

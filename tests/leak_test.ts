@@ -113,3 +113,19 @@ Deno.test("a Worker ending while it waits for its container neither crashes Deno
   // The container's init died with the Worker's thread (parent-death signal).
   assert.deepEqual(processesWith(marker), [], "no process of the container is left");
 });
+
+Deno.test("a container that stays up keeps no process that ended with its pipes read; destroy() closes an unread one", async () => {
+  // In a process of its own, to collect garbage (--expose-gc).
+  const script = new URL("./programs/exec_gc.ts", import.meta.url).pathname;
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--v8-flags=--expose-gc", script],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(output.code, 0, text(output.stderr));
+  const { alive, total, fds } = JSON.parse(text(output.stdout));
+  assert.equal(alive, 0, `${alive} of ${total} ended processes are still kept`);
+  const unread = fds.whileUnread.filter((fd: string) => !fds.before.includes(fd));
+  assert.equal(unread.length, 1, `the unread stdout holds one fd until destroy(): ${unread}`);
+  assert.ok(!fds.after.includes(unread[0]), "destroy() closed the unread stdout");
+});
