@@ -13,7 +13,7 @@ import { launch, type SyncPipe } from "./launch.ts";
 import { cleanPath, containerPath, type Mount } from "./mount.ts";
 import { checkCommand, checkId, checkStdio, InitProcess, Process, type Stdio, StdioPlan } from "./process.ts";
 import { CLONE, MS, PROGRAM_LIMITS, ProgramBuilder } from "./program.ts";
-import { close, dupCloexec, ids, O, stat, tryOpen, tryRmdir } from "./sys.ts";
+import { check, close, dupCloexec, EBUSY, ENOENT, ids, O, stat, tryOpen, tryRmdir } from "./sys.ts";
 import { hostId, isMapped, type UserMapper } from "./user.ts";
 import type { NetworkAttachment, NetworkManager } from "./network.ts";
 import type { SeccompPolicy } from "./security/policy.ts";
@@ -331,8 +331,11 @@ export class Container implements AsyncDisposable {
     await Promise.allSettled([...this.#launches]);
     await Promise.all([...this.#processes].map((p) => p.dispose()));
     await this.#network?.stop();
-    // Launches are over: every group made is the container's by now.
-    for (const cgroup of this.#createdCgroups.values()) await cgroup.remove();
+    // Launches are over: every group made is the container's by now. Its
+    // processes are reaped, so its groups are empty unless another container
+    // given the same parent uses the same child name: rmdir alone, never
+    // Cgroup.remove()'s cgroup.kill, which would kill that one's processes.
+    for (const cgroup of this.#createdCgroups.values()) await removeUnlessUsed(cgroup);
   }
 
   /** `await using container = ...` destroys it at the end of the scope. */
@@ -496,6 +499,21 @@ export class Container implements AsyncDisposable {
       }
       throw err;
     }
+  }
+}
+
+/**
+ * rmdir of a child cgroup a container made, once its processes are reaped.
+ * EBUSY a moment longer (a process's exit leaves its group just after the
+ * reap, on some kernels) is waited out; a group still busy after that holds
+ * someone else's processes and is left to them.
+ */
+async function removeUnlessUsed(cgroup: Cgroup): Promise<void> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const rc = tryRmdir(cgroup.path);
+    if (rc === 0 || rc === -ENOENT) return;
+    if (rc !== -EBUSY) check(rc, "cgroup", `cannot remove cgroup ${cgroup.path}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
 

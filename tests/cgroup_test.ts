@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { Cgroup, findCgroup2Mount, SboxError } from "../mod.ts";
+import { Cgroup, Container, findCgroup2Mount, OverlayMount, SboxError } from "../mod.ts";
 import { busyboxContainer, testCgroup } from "./fixtures.ts";
 
 Deno.test("cgroup2 is found in /proc/self/mountinfo, not assumed", () => {
@@ -177,5 +177,29 @@ Deno.test("a failed exec into a new child cgroup kills and removes nothing anoth
   await container.destroy();
   for (const name of names) {
     assert.equal(cgroup.child(name).exists(), false, `${name} is left after destroy()`);
+  }
+});
+
+Deno.test("destroy() removes the child cgroups it made with rmdir alone: another container's process there lives", async () => {
+  // Two containers given one parent cgroup, both running in a child named
+  // "init": the first made it, the second found it. The first's destroy()
+  // must not kill the second's process to remove the group.
+  await using first = await busyboxContainer();
+  const env = { PATH: "/bin" };
+  Deno.mkdirSync(`${first.dir}/root2`);
+  const second = await Container.create({
+    rootfs: `${first.dir}/root2`,
+    cgroup: first.cgroup,
+    userMapper: first.container.userMapper,
+    mounts: [new OverlayMount([first.image])],
+  });
+  try {
+    await first.container.start({ command: ["/bin/sleep", "100"], env, cgroup: "init" });
+    const other = await second.start({ command: ["/bin/sleep", "100"], env, cgroup: "init" });
+    await first.container.destroy();
+    assert.ok(first.cgroup.child("init").exists(), "the group in use was removed");
+    assert.deepEqual(first.cgroup.child("init").procs(), [other.pid], "the other container's process died");
+  } finally {
+    await second.destroy();
   }
 });
