@@ -113,3 +113,35 @@ Deno.test("a Worker ending while it waits for its container neither crashes Deno
   // The container's init died with the Worker's thread (parent-death signal).
   assert.deepEqual(processesWith(marker), [], "no process of the container is left");
 });
+
+/** Runs tests/programs/worker_leftovers.ts for `round`, in a process of its own. */
+async function workerLeftovers(round: "running" | "destroyed") {
+  // A process of its own: the Workers' fds and children are the process's.
+  const script = new URL("./programs/worker_leftovers.ts", import.meta.url).pathname;
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", script, round],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(output.code, 0, text(output.stderr));
+  return JSON.parse(text(output.stdout));
+}
+
+Deno.test("a Worker terminated while its container runs leaves no process, zombie or fd of it", async () => {
+  const { baseline, after, processes } = await workerLeftovers("running");
+  // Its init and exec()'d process die with the Worker's thread; they used
+  // to stay: the exec()'d one a zombie nobody reaped, the init waiting in
+  // the kernel for it. Every fd the Worker held is closed: its pidfds,
+  // pipes, reactor and the held mount namespace (the container's mounts).
+  assert.deepEqual(processes, ["gone", "gone"], "the Worker's init and exec()'d process");
+  assert.deepEqual(after.children, [], "no child processes or zombies");
+  assert.deepEqual(after.fds, baseline.fds, "the same open fds");
+});
+
+Deno.test("a Worker that destroyed its container leaves no fd when terminated", async () => {
+  const { baseline, after, processes } = await workerLeftovers("destroyed");
+  assert.deepEqual(processes, ["gone", "gone"]);
+  assert.deepEqual(after.children, []);
+  // Its reactor's epoll fd and eventfd used to stay.
+  assert.deepEqual(after.fds, baseline.fds, "the same open fds");
+});
