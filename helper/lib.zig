@@ -15,13 +15,14 @@ const linux = std.os.linux;
 const program = @import("program.zig");
 const child = @import("child.zig");
 const clone = @import("clone.zig");
+const janitor = @import("janitor.zig");
 
 /// Stack for each process the helper creates (the spawned child, and the one
 /// a `fork` op makes). The deepest frame is execSearch's 4 KiB path buffer.
 const stack_len: usize = 64 * 1024;
 const guard_len: usize = 4096;
 /// [guard][fork stack][guard][spawn stack, Context at its top]
-const region_len: usize = 2 * (guard_len + stack_len);
+pub const region_len: usize = 2 * (guard_len + stack_len);
 
 pub const SpawnResult = extern struct {
     pid: i32,
@@ -87,6 +88,8 @@ fn sbox_spawn(prog: [*]u8, prog_len: usize, flags: u64, cgroup_fd: i32, result_f
 
     if (errnoOf(pid)) |e| return unmapFailed(region, e);
     out.* = .{ .pid = @intCast(pid), .pidfd = pidfd, .stack = @intFromPtr(region) };
+    janitor.adopt(.pidfd, @intCast(pidfd));
+    janitor.adopt(.stack, @intFromPtr(region));
     return 0;
 }
 
@@ -97,6 +100,7 @@ fn unmapFailed(region: [*]u8, e: u16) isize {
 
 fn sbox_stack_free(stack: u64) isize {
     if (stack == 0) return 0;
+    janitor.forget(stack, true);
     return errnoResult(linux.munmap(@ptrFromInt(stack), region_len));
 }
 
@@ -142,6 +146,8 @@ pub const Call = enum(u32) {
     eventfd = 22,
     flock = 23,
     waitpid = 24,
+    track = 25,
+    forget = 26,
 };
 
 /// Part of the ABI version, so that TypeScript can check that its list agrees.
@@ -184,6 +190,11 @@ export fn sbox_call(call: u32, a: u64, b: u64, c: u64, d: u64, e: u64, f: u64) i
         .eventfd => sbox_eventfd(),
         .flock => sbox_flock(int(a), int(b)),
         .waitpid => sbox_waitpid(int(a), @truncate(b), @ptrFromInt(c)),
+        .track => janitor.track(),
+        .forget => blk: {
+            janitor.forget(@as(u32, @bitCast(int(a))), false);
+            break :blk 0;
+        },
     };
 }
 
@@ -200,8 +211,14 @@ fn fdArg(fd: i32) usize {
     return @bitCast(@as(isize, fd));
 }
 
+/// A new fd (or a negative errno), recorded for the calling isolate (janitor.zig).
+fn adopted(kind: janitor.Kind, rc: usize) isize {
+    if (errnoOf(rc) == null) janitor.adopt(kind, rc);
+    return errnoResult(rc);
+}
+
 fn sbox_open(path: [*:0]const u8, flags: u32, mode: u32) isize {
-    return errnoResult(linux.syscall4(.openat, at_fdcwd, @intFromPtr(path), flags, mode));
+    return adopted(.fd, linux.syscall4(.openat, at_fdcwd, @intFromPtr(path), flags, mode));
 }
 
 fn sbox_read(fd: i32, buf: [*]u8, len: usize) isize {
@@ -213,15 +230,25 @@ fn sbox_write(fd: i32, buf: [*]const u8, len: usize) isize {
 }
 
 fn sbox_close(fd: i32) isize {
+    if (fd >= 0) janitor.forget(@intCast(fd), false);
     return errnoResult(linux.syscall1(.close, fdArg(fd)));
 }
 
 fn sbox_pipe2(fds: *[2]i32, flags: u32) isize {
-    return errnoResult(linux.syscall2(.pipe2, @intFromPtr(fds), flags));
+    const rc = linux.syscall2(.pipe2, @intFromPtr(fds), flags);
+    if (errnoOf(rc) == null) {
+        janitor.adopt(.fd, @intCast(fds[0]));
+        janitor.adopt(.fd, @intCast(fds[1]));
+    }
+    return errnoResult(rc);
 }
 
 fn sbox_fcntl(fd: i32, cmd: i32, arg: u64) isize {
-    return errnoResult(linux.syscall3(.fcntl, fdArg(fd), fdArg(cmd), arg));
+    const rc = linux.syscall3(.fcntl, fdArg(fd), fdArg(cmd), arg);
+    const dupfd = 0;
+    const dupfd_cloexec = 1030;
+    if (cmd == dupfd or cmd == dupfd_cloexec) return adopted(.fd, rc);
+    return errnoResult(rc);
 }
 
 fn sbox_mkdir(path: [*:0]const u8, mode: u32) isize {
@@ -266,7 +293,7 @@ fn sbox_kill(pid: i32, sig: i32) isize {
 }
 
 fn sbox_pidfd_open(pid: i32) isize {
-    return errnoResult(linux.syscall2(.pidfd_open, fdArg(pid), 0));
+    return adopted(.pidfd, linux.syscall2(.pidfd_open, fdArg(pid), 0));
 }
 
 fn sbox_pidfd_send_signal(pidfd: i32, sig: i32) isize {
@@ -306,7 +333,7 @@ fn sbox_getids(out: *[5]u32) void {
 }
 
 fn sbox_epoll_create() isize {
-    return errnoResult(linux.syscall1(.epoll_create1, linux.EPOLL.CLOEXEC));
+    return adopted(.fd, linux.syscall1(.epoll_create1, linux.EPOLL.CLOEXEC));
 }
 
 fn sbox_epoll_ctl(epfd: i32, op: i32, fd: i32, events: u32, data: u64) isize {
@@ -330,7 +357,7 @@ export fn sbox_epoll_wait(epfd: i32, out: [*]u64, max: u32, timeout_ms: i32) isi
 }
 
 fn sbox_eventfd() isize {
-    return errnoResult(linux.syscall2(.eventfd2, 0, linux.EFD.CLOEXEC | linux.EFD.NONBLOCK));
+    return adopted(.eventfd, linux.syscall2(.eventfd2, 0, linux.EFD.CLOEXEC | linux.EFD.NONBLOCK));
 }
 
 /// A failed assertion must not unwind or print through std's locks: in a

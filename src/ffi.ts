@@ -6,6 +6,7 @@
  */
 
 import { SboxError } from "./error.ts";
+import { pinLibrary } from "./libc.ts";
 import { OP_BYTES, PROGRAM_VERSION } from "./program.ts";
 
 /**
@@ -45,6 +46,8 @@ const CALL = {
   eventfd: 22,
   flock: 23,
   waitpid: 24,
+  track: 25,
+  forget: 26,
 } as const;
 
 type Word = number | bigint;
@@ -76,6 +79,10 @@ export interface HelperSymbols {
   sbox_epoll_ctl(epfd: number, op: number, fd: number, events: number, data: bigint): Word;
   sbox_eventfd(): Word;
   sbox_flock(fd: number, operation: number): Word;
+  /** Records what this isolate's thread creates from now on (helper/janitor.zig). */
+  sbox_track(): Word;
+  /** Forgets an fd about to be closed by other means than sbox_close (libc's). */
+  sbox_forget(fd: number): Word;
   /** Nonblocking: runs on a pool thread. */
   sbox_epoll_wait(epfd: number, out: Buffer, max: number, timeoutMs: number): Promise<Word>;
 }
@@ -130,6 +137,8 @@ function calls(lib: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"]): HelperSymbo
       call(CALL.epoll_ctl, i32(epfd), i32(op), i32(fd), events, data, 0),
     sbox_eventfd: () => call(CALL.eventfd, 0, 0, 0, 0, 0, 0),
     sbox_flock: (fd, operation) => call(CALL.flock, i32(fd), i32(operation), 0, 0, 0, 0),
+    sbox_track: () => call(CALL.track, 0, 0, 0, 0, 0, 0),
+    sbox_forget: (fd) => call(CALL.forget, i32(fd), 0, 0, 0, 0, 0),
     sbox_epoll_wait: (epfd, out, max, timeoutMs) => lib.sbox_epoll_wait(epfd, out, max, timeoutMs),
   };
 }
@@ -164,9 +173,11 @@ let symbols: HelperSymbols | undefined;
 export function helper(): HelperSymbols {
   if (symbols) return symbols;
   const errors: string[] = [];
+  let opened = "";
   for (const path of candidates()) {
     try {
       library = Deno.dlopen(path, SYMBOLS);
+      opened = path;
       break;
     } catch (err) {
       if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied) {
@@ -194,5 +205,26 @@ export function helper(): HelperSymbols {
     );
   }
   symbols = calls(library.symbols);
+  if (inWorker()) trackWorker(opened, symbols);
   return symbols;
+}
+
+/** Whether this isolate is a Worker's. */
+function inWorker(): boolean {
+  // deno-lint-ignore no-explicit-any
+  const scope = globalThis as any;
+  return typeof scope.WorkerGlobalScope !== "undefined" && scope instanceof scope.WorkerGlobalScope;
+}
+
+/**
+ * A terminated Worker runs no more code of its own, so the library lets go of
+ * what its isolate held: its children, fds and child stacks (helper/janitor.zig,
+ * which runs a thread of the library). That needs the library to stay
+ * loaded after the Worker is gone, which Deno would unload: pinned first
+ * (RTLD_NODELETE), else nothing is recorded. Best effort: a kernel without
+ * PIDFD_THREAD (before Linux 6.9) or a C library without dlopen (musl)
+ * leaves a terminated Worker's resources as they are.
+ */
+function trackWorker(path: string, lib: HelperSymbols): void {
+  if (pinLibrary(path)) lib.sbox_track();
 }

@@ -34,6 +34,30 @@ export function blockingLibc(): Libc | null {
 }
 
 /**
+ * Makes the library at `path`, already opened by Deno.dlopen, stay loaded
+ * for the life of the process (dlopen with RTLD_NOLOAD | RTLD_NODELETE): no
+ * Worker's end unloads it then. Returns whether that worked (it needs glibc
+ * 2.34 or later, whose libc.so.6 has dlopen).
+ */
+export function pinLibrary(path: string): boolean {
+  const RTLD_NOW = 2, RTLD_NOLOAD = 4, RTLD_NODELETE = 0x1000;
+  try {
+    // Its own handle: only Workers pay for the call stub, and a handle
+    // that is never closed costs nothing.
+    const { symbols } = Deno.dlopen(
+      "libc.so.6",
+      {
+        dlopen: { parameters: ["buffer", "i32"], result: "pointer" },
+      } as const,
+    );
+    const cpath = new TextEncoder().encode(path + "\0");
+    return symbols.dlopen(cpath, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE) !== null;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Size of struct epoll_event and the offset of its data field: packed on
  * x86_64 (12 bytes), naturally aligned elsewhere (16).
  */

@@ -90,6 +90,9 @@ function pump(): void {
     if (index < 0) return;
     const [{ fd, resolve }] = queue.splice(index, 1);
     const entry = { fd, done: Promise.resolve() as Promise<unknown> };
+    // libc's close bypasses the helper, which records a Worker's fds
+    // (helper/janitor.zig): it must not close this number again later.
+    helper().sbox_forget(fd);
     entry.done = libc.close(fd).finally(() => {
       running.delete(entry);
       resolve();

@@ -129,3 +129,35 @@ Deno.test("a container that stays up keeps no process that ended with its pipes 
   assert.equal(unread.length, 1, `the unread stdout holds one fd until destroy(): ${unread}`);
   assert.ok(!fds.after.includes(unread[0]), "destroy() closed the unread stdout");
 });
+
+/** Runs tests/programs/worker_leftovers.ts for `round`, in a process of its own. */
+async function workerLeftovers(round: "running" | "destroyed") {
+  // A process of its own: the Workers' fds and children are the process's.
+  const script = new URL("./programs/worker_leftovers.ts", import.meta.url).pathname;
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", script, round],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(output.code, 0, text(output.stderr));
+  return JSON.parse(text(output.stdout));
+}
+
+Deno.test("a Worker terminated while its container runs leaves no process, zombie or fd of it", async () => {
+  const { baseline, after, processes } = await workerLeftovers("running");
+  // Its init and exec()'d process die with the Worker's thread; they used
+  // to stay: the exec()'d one a zombie nobody reaped, the init waiting in
+  // the kernel for it. Every fd the Worker held is closed: its pidfds,
+  // pipes, reactor and the held mount namespace (the container's mounts).
+  assert.deepEqual(processes, ["gone", "gone"], "the Worker's init and exec()'d process");
+  assert.deepEqual(after.children, [], "no child processes or zombies");
+  assert.deepEqual(after.fds, baseline.fds, "the same open fds");
+});
+
+Deno.test("a Worker that destroyed its container leaves no fd when terminated", async () => {
+  const { baseline, after, processes } = await workerLeftovers("destroyed");
+  assert.deepEqual(processes, ["gone", "gone"]);
+  assert.deepEqual(after.children, []);
+  // Its reactor's epoll fd and eventfd used to stay.
+  assert.deepEqual(after.fds, baseline.fds, "the same open fds");
+});

@@ -1,0 +1,323 @@
+//! What each Worker's isolate holds, process-wide, and a thread that lets it
+//! go once the Worker's thread has ended.
+//!
+//! Deno runs each Worker's isolate on a thread of its own, and terminating a
+//! Worker runs none of its code: not an unload event, not a finalizer. The
+//! Worker's children die with its thread (their parent-death signal), but
+//! they stay zombies of this process that nobody reaps (a container's init
+//! even waits, in the kernel, until every process of its pid namespace is
+//! reaped), and the isolate's fds stay open: pidfds, pipes, the reactor's
+//! epoll fd and eventfd, the held mount namespace (the container's file
+//! systems stay mounted). Only this library, loaded once per process, sees
+//! every isolate's calls.
+//!
+//! An isolate that calls `track` (src/ffi.ts does, in a Worker) becomes an
+//! owner: every fd, pidfd and child stack the library creates on its thread
+//! is recorded, and every close forgets it. A janitor thread waits on a
+//! pidfd of each owner's thread (PIDFD_THREAD, Linux 6.9). When one ends, the
+//! janitor kills the owner's children, reaps them (each as it ends, so that
+//! an init waiting for an exec'd process is not waited for first), wakes the
+//! owner's reactor wait (its eventfd), and a little later closes every fd
+//! and frees the stacks. The janitor runs only while there are owners or
+//! leftovers: a process without Workers never has one.
+//!
+//! The thread runs code of this library: src/ffi.ts makes it stay loaded
+//! (RTLD_NODELETE) before it calls `track`.
+
+const std = @import("std");
+const linux = std.os.linux;
+const clone = @import("clone.zig");
+const lib = @import("lib.zig");
+
+pub const Kind = enum(u8) {
+    free = 0,
+    /// Closed.
+    fd,
+    /// A pidfd of a child: killed, reaped, closed.
+    pidfd,
+    /// An eventfd: written (waking a reactor wait), then closed.
+    eventfd,
+    /// A child stack region (address): unmapped once every child is reaped.
+    stack,
+};
+
+const Entry = struct {
+    /// The owner's thread id; 0 once the owner is gone (the janitor's alone).
+    owner: i32 = 0,
+    kind: Kind = .free,
+    /// Reaped (a pidfd of an ended owner), so only the close remains.
+    reaped: bool = false,
+    value: u64 = 0,
+};
+
+const Owner = struct {
+    tid: i32 = 0,
+    /// PIDFD_THREAD pidfd of the thread, in the janitor's epoll set.
+    pidfd: i32 = -1,
+};
+
+/// Past these, more is not recorded (and would leak as before).
+const max_entries = 1024;
+const max_owners = 64;
+/// How long after an owner ended its fds stay open: its reactor's
+/// epoll_wait, woken through the eventfd, must have returned by then (an
+/// eventfd closed first would leave it waiting for good on a pool thread).
+const grace_ns: u64 = 200 * std.time.ns_per_ms;
+/// How often the janitor looks for ended children while some remain.
+const poll_ms: i32 = 20;
+const stack_len: usize = 64 * 1024;
+const guard_len: usize = 4096;
+
+var lock_word = std.atomic.Value(u32).init(0);
+var entries = [_]Entry{.{}} ** max_entries;
+/// Entries in use are below this index.
+var high: usize = 0;
+var owners = [_]Owner{.{}} ** max_owners;
+/// Owners, read without the lock: no owner, nothing to record.
+var owner_count = std.atomic.Value(u32).init(0);
+/// Entries whose owner ended, not yet closed.
+var leftovers: usize = 0;
+/// When the last owner ended (CLOCK_MONOTONIC, ns).
+var last_end_ns: u64 = 0;
+var running = false;
+var epfd: i32 = -1;
+/// The janitor's stack, mapped once and reused by each janitor.
+var stack_region: usize = 0;
+/// The janitor's tid while it runs; the kernel clears it (CLONE_CHILD_CLEARTID)
+/// once the thread is gone, so that the next one may take the stack.
+var thread_word: i32 align(4) = 0;
+
+fn isError(rc: usize) bool {
+    const signed: isize = @bitCast(rc);
+    return signed < 0 and signed > -4096;
+}
+
+fn fdArg(fd: i32) usize {
+    return @bitCast(@as(isize, fd));
+}
+
+fn lock() void {
+    while (lock_word.cmpxchgWeak(0, 1, .acquire, .monotonic) != null) {
+        _ = linux.syscall0(.sched_yield);
+    }
+}
+
+fn unlock() void {
+    lock_word.store(0, .release);
+}
+
+fn gettid() i32 {
+    return @intCast(linux.syscall0(.gettid));
+}
+
+fn nowNs() u64 {
+    var ts: linux.timespec = undefined;
+    _ = linux.syscall2(.clock_gettime, @intFromEnum(linux.CLOCK.MONOTONIC), @intFromPtr(&ts));
+    return @as(u64, @intCast(ts.sec)) * std.time.ns_per_s + @as(u64, @intCast(ts.nsec));
+}
+
+fn ownerIndex(tid: i32) ?usize {
+    for (&owners, 0..) |*o, i| if (o.tid == tid) return i;
+    return null;
+}
+
+/// Makes the calling thread an owner. Returns 0 or a negative errno (EINVAL
+/// from a kernel without PIDFD_THREAD: nothing is recorded then).
+pub fn track() isize {
+    const tid = gettid();
+    lock();
+    defer unlock();
+    if (ownerIndex(tid) != null) return 0;
+    const slot = ownerIndex(0) orelse return -@as(isize, @intFromEnum(linux.E.NOSPC));
+    const pidfd_thread: usize = 0o200; // PIDFD_THREAD (O_EXCL)
+    const pidfd = linux.syscall2(.pidfd_open, @intCast(tid), pidfd_thread);
+    if (isError(pidfd)) return @bitCast(pidfd);
+    if (!running) {
+        const rc = start();
+        if (rc < 0) {
+            _ = linux.syscall1(.close, pidfd);
+            return rc;
+        }
+    }
+    var ev = linux.epoll_event{ .events = linux.EPOLL.IN, .data = .{ .u64 = slot } };
+    const ctl = linux.syscall4(.epoll_ctl, fdArg(epfd), linux.EPOLL.CTL_ADD, pidfd, @intFromPtr(&ev));
+    if (isError(ctl)) {
+        _ = linux.syscall1(.close, pidfd);
+        return @bitCast(ctl);
+    }
+    owners[slot] = .{ .tid = tid, .pidfd = @intCast(pidfd) };
+    _ = owner_count.fetchAdd(1, .release);
+    return 0;
+}
+
+/// Records what the calling thread just created, if it is an owner.
+pub fn adopt(kind: Kind, value: u64) void {
+    if (owner_count.load(.acquire) == 0) return;
+    const tid = gettid();
+    lock();
+    defer unlock();
+    if (ownerIndex(tid) == null) return;
+    for (entries[0..high]) |*e| {
+        if (e.kind == .free) {
+            e.* = .{ .owner = tid, .kind = kind, .value = value };
+            return;
+        }
+    }
+    if (high == max_entries) return;
+    entries[high] = .{ .owner = tid, .kind = kind, .value = value };
+    high += 1;
+}
+
+/// Forgets a closed fd (`stack` false) or a freed stack of the calling thread.
+pub fn forget(value: u64, stack: bool) void {
+    if (owner_count.load(.acquire) == 0) return;
+    const tid = gettid();
+    lock();
+    defer unlock();
+    for (entries[0..high]) |*e| {
+        if (e.owner != tid or e.value != value or e.kind == .free) continue;
+        if ((e.kind == .stack) != stack) continue;
+        e.* = .{};
+        break;
+    }
+    while (high > 0 and entries[high - 1].kind == .free) high -= 1;
+}
+
+/// Starts the janitor; called with the lock held.
+fn start() isize {
+    // The previous janitor released the lock before it ended: wait until
+    // its thread is gone before reusing the stack.
+    while (true) {
+        const word = @atomicLoad(i32, &thread_word, .acquire);
+        if (word == 0) break;
+        _ = linux.futex_4arg(&thread_word, .{ .cmd = .WAIT, .private = false }, @bitCast(word), null);
+    }
+    if (stack_region == 0) {
+        const rc = linux.mmap(null, guard_len + stack_len, linux.PROT.NONE, .{ .TYPE = .PRIVATE, .ANONYMOUS = true, .NORESERVE = true }, -1, 0);
+        if (isError(rc)) return @bitCast(rc);
+        if (isError(linux.mprotect(@ptrFromInt(rc + guard_len), stack_len, linux.PROT.READ | linux.PROT.WRITE))) {
+            _ = linux.munmap(@ptrFromInt(rc), guard_len + stack_len);
+            return -@as(isize, @intFromEnum(linux.E.NOMEM));
+        }
+        stack_region = rc;
+    }
+    const ep = linux.syscall1(.epoll_create1, linux.EPOLL.CLOEXEC);
+    if (isError(ep)) return @bitCast(ep);
+    epfd = @intCast(ep);
+
+    const C = linux.CLONE;
+    var args = clone.CloneArgs{
+        .flags = C.VM | C.FS | C.FILES | C.SIGHAND | C.THREAD | C.SYSVSEM | C.PARENT_SETTID | C.CHILD_CLEARTID,
+        .parent_tid = @intFromPtr(&thread_word),
+        .child_tid = @intFromPtr(&thread_word),
+        .stack = stack_region + guard_len,
+        .stack_size = stack_len,
+    };
+    // The thread starts with every signal blocked and keeps them so: a
+    // handler of Deno's (glibc's, V8's) must never run on it, as it has no
+    // thread state of theirs.
+    const all = linux.sigfillset();
+    var old: linux.sigset_t = undefined;
+    _ = linux.syscall4(.rt_sigprocmask, linux.SIG.SETMASK, @intFromPtr(&all), @intFromPtr(&old), linux.NSIG / 8);
+    const tid = clone.clone3(&args, janitorEntry, 0);
+    _ = linux.syscall4(.rt_sigprocmask, linux.SIG.SETMASK, @intFromPtr(&old), 0, linux.NSIG / 8);
+    if (isError(tid)) {
+        _ = linux.syscall1(.close, ep);
+        epfd = -1;
+        return @bitCast(tid);
+    }
+    running = true;
+    return 0;
+}
+
+fn janitorEntry(_: usize) callconv(.c) u8 {
+    var events: [16]linux.epoll_event = undefined;
+    while (true) {
+        lock();
+        const idle = owner_count.load(.acquire) == 0 and leftovers == 0;
+        if (idle) {
+            // Under the lock: a `track` from now on starts another janitor.
+            running = false;
+            const ep = epfd;
+            epfd = -1;
+            unlock();
+            _ = linux.syscall1(.close, fdArg(ep));
+            return 0;
+        }
+        const ep = epfd;
+        const timeout: i32 = if (leftovers > 0) poll_ms else -1;
+        unlock();
+        const rc = linux.syscall6(.epoll_pwait, fdArg(ep), @intFromPtr(&events), events.len, fdArg(timeout), 0, 8);
+        const n: usize = if (isError(rc)) 0 else rc;
+        for (events[0..n]) |ev| ownerEnded(@intCast(ev.data.u64));
+        sweep();
+    }
+}
+
+/// An owner's thread has ended: its children are killed and its reactor woken.
+fn ownerEnded(slot: usize) void {
+    lock();
+    defer unlock();
+    const owner = owners[slot];
+    if (owner.tid == 0) return;
+    _ = linux.syscall1(.close, fdArg(owner.pidfd));
+    owners[slot] = .{};
+    _ = owner_count.fetchSub(1, .release);
+    for (entries[0..high]) |*e| {
+        if (e.owner != owner.tid or e.kind == .free) continue;
+        e.owner = 0;
+        leftovers += 1;
+        const fd: usize = @truncate(e.value);
+        switch (e.kind) {
+            .pidfd => _ = linux.syscall4(.pidfd_send_signal, fd, linux.SIG.KILL, 0, 0),
+            .eventfd => {
+                const one: u64 = 1;
+                _ = linux.syscall3(.write, fd, @intFromPtr(&one), 8);
+            },
+            else => {},
+        }
+    }
+    last_end_ns = nowNs();
+}
+
+/// Reaps the leftover children that ended; once all are and the grace time
+/// has passed, closes the leftover fds and frees the stacks (outside the
+/// lock: the last close of a mount namespace unmounts a container's file
+/// systems, which takes a while).
+fn sweep() void {
+    var done: [max_entries]Entry = undefined;
+    var count: usize = 0;
+    {
+        lock();
+        defer unlock();
+        if (leftovers == 0) return;
+        var alive: usize = 0;
+        for (entries[0..high]) |*e| {
+            if (e.owner != 0 or e.kind != .pidfd or e.reaped) continue;
+            var info = std.mem.zeroes(linux.siginfo_t);
+            const wexited = 4;
+            const wnohang = 1;
+            const wall = 0x40000000;
+            const rc = linux.syscall5(.waitid, 3, @truncate(e.value), @intFromPtr(&info), wexited | wnohang | wall, 0); // 3 = P_PIDFD
+            // An error (ECHILD: reaped already) leaves nothing to wait for either.
+            if (isError(rc) or info.fields.common.first.piduid.pid != 0) e.reaped = true else alive += 1;
+        }
+        if (alive > 0 or nowNs() - last_end_ns < grace_ns) return;
+        // The slots are free from now on; the fds stay open until closed
+        // below, so no one else can be given their numbers meanwhile.
+        for (entries[0..high]) |*e| {
+            if (e.owner != 0 or e.kind == .free) continue;
+            done[count] = e.*;
+            count += 1;
+            e.* = .{};
+        }
+        while (high > 0 and entries[high - 1].kind == .free) high -= 1;
+        leftovers -= count;
+    }
+    for (done[0..count]) |e| {
+        switch (e.kind) {
+            .stack => _ = linux.munmap(@ptrFromInt(e.value), lib.region_len),
+            else => _ = linux.syscall1(.close, @truncate(e.value)),
+        }
+    }
+}
