@@ -316,48 +316,54 @@ Deno.test(HOST_MODES_TEST, { ignore: skipWithoutManyIds(HOST_MODES_TEST) }, asyn
   }
 });
 
-Deno.test("cli: the host-root view shows no host socket, FIFO, device or kernel file system", async () => {
-  // A host directory shaped like /run: a mount below it (so its entries are
-  // planned one by one), a daemon's socket, a FIFO, a device node, a proc
-  // mount (a chroot's /proc: its /proc/PID/root leads to the host's
-  // writable root) and a directory on a file system overlayfs cannot stack
-  // on (bound read-only: nodev must hold there).
-  const dir = scratchDir("hostview-");
-  const mounted: string[] = [];
-  const listener = Deno.listen({ transport: "unix", path: `${dir}/daemon.sock` });
-  try {
-    for (const sub of ["lock", "proc", "ram"]) Deno.mkdirSync(`${dir}/${sub}`);
-    const mount = async (args: string[], at: string) => {
-      const result = await new Deno.Command("mount", { args: [...args, at] }).output();
-      assert(result.success, `mount ${args.join(" ")} ${at}`);
-      mounted.unshift(at);
-    };
-    await mount(["-t", "tmpfs", "tmpfs"], `${dir}/lock`);
-    await mount(["-t", "proc", "proc"], `${dir}/proc`);
-    await mount(["-t", "ramfs", "ramfs"], `${dir}/ram`);
-    const mknod = (args: string[]) => new Deno.Command("mknod", { args }).output();
-    assert((await mknod([`${dir}/zero`, "c", "1", "5"])).success);
-    assert((await mknod([`${dir}/ram/zero`, "c", "1", "5"])).success);
-    assert((await mknod([`${dir}/fifo`, "p"])).success);
-    Deno.writeTextFileSync(`${dir}/file`, "plain");
-    Deno.writeTextFileSync(`${dir}/ram/file`, "in ramfs");
+const HOST_VIEW_TEST = "cli: the host-root view shows no host socket, FIFO, device or kernel file system";
+Deno.test(
+  HOST_VIEW_TEST,
+  { ignore: skipUnlessRoot(HOST_VIEW_TEST, "it mounts file systems on the host") },
+  async () => {
+    // A host directory shaped like /run: a mount below it (so its entries are
+    // planned one by one), a daemon's socket, a FIFO, a device node, a proc
+    // mount (a chroot's /proc: its /proc/PID/root leads to the host's
+    // writable root) and a directory on a file system overlayfs cannot stack
+    // on (bound read-only: nodev must hold there). Not under /tmp, which the
+    // container gets a fresh one of.
+    const dir = Deno.makeTempDirSync({ dir: "/var/tmp", prefix: "sbox-hostview-" });
+    const mounted: string[] = [];
+    const listener = Deno.listen({ transport: "unix", path: `${dir}/daemon.sock` });
+    try {
+      for (const sub of ["lock", "proc", "ram"]) Deno.mkdirSync(`${dir}/${sub}`);
+      const mount = async (args: string[], at: string) => {
+        const result = await new Deno.Command("mount", { args: [...args, at] }).output();
+        assert(result.success, `mount ${args.join(" ")} ${at}`);
+        mounted.unshift(at);
+      };
+      await mount(["-t", "tmpfs", "tmpfs"], `${dir}/lock`);
+      await mount(["-t", "proc", "proc"], `${dir}/proc`);
+      await mount(["-t", "ramfs", "ramfs"], `${dir}/ram`);
+      const mknod = (args: string[]) => new Deno.Command("mknod", { args }).output();
+      assert((await mknod([`${dir}/zero`, "c", "1", "5"])).success);
+      assert((await mknod([`${dir}/ram/zero`, "c", "1", "5"])).success);
+      assert((await mknod([`${dir}/fifo`, "p"])).success);
+      Deno.writeTextFileSync(`${dir}/file`, "plain");
+      Deno.writeTextFileSync(`${dir}/ram/file`, "in ramfs");
 
-    const script =
-      `ls -A ${dir}; cat ${dir}/file; echo; ls -A ${dir}/proc | wc -l; cat ${dir}/ram/file; echo; ` +
-      `head -c 1 ${dir}/ram/zero >/dev/null 2>&1 && echo device readable || echo device refused`;
-    const result = await sbox(["run", "--", "/bin/sh", "-c", script]);
-    assert.equal(result.code, 0, result.stderr);
-    assert.equal(
-      result.stdout,
-      ["file", "lock", "proc", "ram", "plain", "0", "in ramfs", "device refused", ""].join("\n"),
-      result.stderr,
-    );
-  } finally {
-    listener.close();
-    for (const at of mounted) await new Deno.Command("umount", { args: [at] }).output();
-    Deno.removeSync(dir, { recursive: true });
-  }
-});
+      const script =
+        `ls -A ${dir}; cat ${dir}/file; echo; ls -A ${dir}/proc | wc -l; cat ${dir}/ram/file; echo; ` +
+        `head -c 1 ${dir}/ram/zero >/dev/null 2>&1 && echo device readable || echo device refused`;
+      const result = await sbox(["run", "--", "/bin/sh", "-c", script]);
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(
+        result.stdout,
+        ["file", "lock", "proc", "ram", "plain", "0", "in ramfs", "device refused", ""].join("\n"),
+        result.stderr,
+      );
+    } finally {
+      listener.close();
+      for (const at of mounted) await new Deno.Command("umount", { args: [at] }).output();
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+);
 
 Deno.test("cli: an argument that is not valid UTF-8 is refused, not passed on changed", async () => {
   // Deno.args has U+FFFD for the byte 0xff; bash passes the byte itself.
