@@ -383,6 +383,97 @@ Deno.test("cli: a hostile image's /etc/passwd and FIFOs given as files neither h
   }
 });
 
+/**
+ * `sbox ARGS...`, cut short by SIGKILL after `ms` (a JS thread stuck in a
+ * blocking FFI call does not see SIGTERM); `hung` says it was.
+ */
+async function sboxWithin(ms: number, args: string[]): Promise<Result & { hung: boolean }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-ffi", SBOX, ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let hung = false;
+  const timer = setTimeout(() => {
+    hung = true;
+    child.kill("SIGKILL");
+  }, ms);
+  const output = await child.output();
+  clearTimeout(timer);
+  return {
+    code: output.code,
+    stdout: text(output.stdout),
+    stderr: text(output.stderr),
+    pid: child.pid,
+    hung,
+  };
+}
+
+Deno.test("cli: --seccomp FILE must hold a policy object; only the word unconfined turns the filter off", async () => {
+  const dir = scratchDir("cli-seccomp-");
+  try {
+    const seccompOf = async (value: string) => {
+      const result = await sbox(["run", "--seccomp", value, "--", "grep", "^Seccomp:", "/proc/self/status"]);
+      assert.equal(result.code, 0, result.stderr);
+      return result.stdout.split(/\s+/)[1];
+    };
+    assert.equal(await seccompOf("unconfined"), "0");
+    Deno.writeTextFileSync(`${dir}/allow.json`, '{"defaultAction": "allow", "rules": []}');
+    assert.equal(await seccompOf(`${dir}/allow.json`), "2");
+    const refused: [string, RegExp][] = [
+      ['"unconfined"', /must hold a policy object .*, not "unconfined"/],
+      ["null", /must hold a policy object .*, not null/],
+      ["[]", /must hold a policy object .*, not an array/],
+      ["42", /must hold a policy object .*, not 42/],
+      ["{nope", /is not JSON/],
+      ['{"defaultAction": "allow"}', /: rules must be an array$/m],
+    ];
+    await Promise.all(refused.map(async ([content, pattern], i) => {
+      const file = `${dir}/policy-${i}.json`;
+      Deno.writeTextFileSync(file, content);
+      const result = await sbox(["run", "--seccomp", file, "--", "true"]);
+      assertSboxFailed(result, new RegExp(`^sbox: invalid option --seccomp: ${file}`));
+      assert.match(result.stderr, pattern, `${content}: ${result.stderr}`);
+      assertNothingLeft(result.pid);
+    }));
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("cli: a FIFO or a device as --seccomp or --report fails at once, before anything is created", async () => {
+  const dir = scratchDir("cli-fifo-");
+  try {
+    // One FIFO each: two runs opening one FIFO would meet there.
+    for (const name of ["policy", "report"]) {
+      assert.ok(new Deno.Command("mkfifo", { args: [`${dir}/${name}`] }).outputSync().success);
+    }
+    const cases: [string[], RegExp][] = [
+      // Reading it would wait for a writer.
+      [
+        ["--seccomp", `${dir}/policy`],
+        /^sbox: invalid option --seccomp: policy .*\/policy is not a regular file$/,
+      ],
+      // A device (/dev/zero would be endless).
+      [
+        ["--seccomp", "/dev/null"],
+        /^sbox: invalid option --seccomp: policy \/dev\/null is not a regular file$/,
+      ],
+      // Writing it would wait for a reader, as for --stdout.
+      [["--report", `${dir}/report`], /^sbox: --report: cannot open .*\/report: ENXIO/],
+    ];
+    await Promise.all(cases.map(async ([args, pattern]) => {
+      const result = await sboxWithin(15_000, ["run", ...args, "--", "true"]);
+      assert.ok(!result.hung, `${args.join(" ")} hung`);
+      assertSboxFailed(result, pattern);
+      assertNothingLeft(result.pid);
+    }));
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("cli: --cwd makes a missing directory and its parents, as mkdir -p, inside the root", async () => {
   const made = await busybox(["-w", "/new/deep/../dir/./", "--", "sh", "-c", "pwd; stat -c '%u %a' . /new"]);
   assert.equal(made.code, 0, made.stderr);

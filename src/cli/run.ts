@@ -2,7 +2,7 @@
  * `sbox run`: one command in a new container, start to finish.
  *
  * 1. check what can be checked before anything exists: the image, the
- *    user's ids against the id map, the parent cgroup and its controllers
+ *    --seccomp policy, the user's ids against the id map, the parent cgroup and its controllers
  *    (enabling them for its children), the --stdin/--stdout/--stderr files;
  * 2. create the container's cgroup with its limits, the scratch directory,
  *    the mounts and the container;
@@ -112,6 +112,8 @@ async function execute(
 ): Promise<void> {
   const image = options.rootfs === undefined ? undefined : imageDir(options.rootfs);
   const user = resolveUser(image ?? "/", options.user);
+  // The --seccomp file is read and checked before anything exists.
+  const security = securityOptions(options);
   const picked = pickUserMapper();
   checkUserMapped(user, picked.mapper);
   const parent = resolveParentCgroup(options.cgroup);
@@ -146,7 +148,7 @@ async function execute(
     network: networkManager(options),
     mounts: containerMounts(image, options.mounts, layers, options.cwd),
     hostname: options.hostname ?? "sbox",
-    ...securityOptions(options),
+    ...security,
   });
   resources.defer(() => container.destroy());
 
