@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { Cgroup } from "../mod.ts";
-import { parseCommandLine, RUN_OPTIONS } from "../src/cli/args.ts";
+import { parseCommandLine, reportPathOf, RUN_OPTIONS } from "../src/cli/args.ts";
 import { ArgvError, tokenize } from "../src/cli/argv.ts";
 import { SCRATCH_PARENTS } from "../src/cli/scratch.ts";
 import { parseCpus, parseDuration, parseSize } from "../src/cli/units.ts";
@@ -697,6 +697,47 @@ Deno.test("cli: report OK to a file, RE to stderr", async () => {
   assert.deepEqual([report(notFound.stderr).status, report(notFound.stderr).exitCode], ["RE", 127]);
 });
 
+Deno.test("cli: a command line that does not parse still writes an XX report to its --report FILE", async () => {
+  const dir = scratchDir("cli-report-xx-");
+  try {
+    const file = `${dir}/r.json`;
+    const cases: [string[], RegExp][] = [
+      [["--report", file, "--memory", "64MB", "--", "true"], /--memory: bad value "64MB"/],
+      [["--bogus", `--report=${file}`, "--", "true"], /unknown option --bogus/],
+      [["--report", file], /missing COMMAND/],
+      [["--report", file, "--rootfs", "/nonexistent-image", "--", "true"], /--rootfs/],
+    ];
+    for (const [args, pattern] of cases) {
+      Deno.writeTextFileSync(file, "STALE\n");
+      const result = await sbox(["run", ...args]);
+      assertSboxFailed(result, pattern);
+      assert.deepEqual(JSON.parse(Deno.readTextFileSync(file)), {
+        status: "XX",
+        exitCode: null,
+        signal: null,
+        wallTimeMs: 0,
+        cpu: { usageUsec: 0, userUsec: 0, systemUsec: 0 },
+        memoryPeakBytes: null,
+        oomKilled: false,
+        timedOut: false,
+      }, args.join(" "));
+    }
+    // --report - goes to stderr, after the line that says why.
+    const toStderr = await sbox(["run", "--report", "-", "--bogus", "--", "true"]);
+    assert.equal(toStderr.code, 125);
+    assert.match(toStderr.stderr, /^sbox: unknown option --bogus/);
+    assert.equal(report(toStderr.stderr).status, "XX");
+    // Where --report is not surely sbox's option, nothing is written.
+    for (const args of [["--bogus", "--", "prog", "--report", file], ["-e", "--report", file]]) {
+      Deno.writeTextFileSync(file, "STALE\n");
+      assert.equal((await sbox(["run", ...args])).code, 125);
+      assert.equal(Deno.readTextFileSync(file), "STALE\n", args.join(" "));
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("cli: report SG when the command is killed by a signal", async () => {
   const marker = randomName();
   const child = await startUntilReady([
@@ -1120,6 +1161,24 @@ Deno.test("cli args: options, repeatable options and the command", () => {
   assert.deepEqual(parseCommandLine(["run", "--help"]), { kind: "help", topic: "run" });
   assert.deepEqual(parseCommandLine(["run", "--", "--help"]).kind, "run");
   assert.deepEqual(parseCommandLine(["--version"]), { kind: "version" });
+});
+
+Deno.test("cli args: reportPathOf finds --report FILE only where it surely is one, parsable or not", () => {
+  const cases: [string[], string | undefined][] = [
+    [["run", "--report", "r.json", "--memory", "64MB", "--", "true"], "r.json"],
+    [["run", "--bogus", "--report=r.json"], "r.json"],
+    [["run", "--report", "-", "--", "true"], "-"],
+    [["run", "--report", "r.json"], "r.json"], // no COMMAND
+    [["run", "--", "prog", "--report", "r.json"], undefined], // the command's
+    [["run", "prog", "--report", "r.json"], undefined],
+    [["run", "-e", "--report", "r.json"], undefined], // -e's value, then the command
+    [["run", "--report", "--memory", "1G"], undefined], // a forgotten value
+    [["run", "--report=--x", "--", "true"], "--x"], // attached: meant
+    [["run", "--report", "a", "--report", "b"], undefined], // which one?
+    [["run", "--report", ""], undefined],
+    [["--report", "r.json", "run"], undefined],
+  ];
+  for (const [argv, expected] of cases) assert.equal(reportPathOf(argv), expected, argv.join(" "));
 });
 
 Deno.test("cli argv: the tokenizer's conventions and its one-line errors", () => {

@@ -54,6 +54,20 @@ export function statusOf(outcome: Outcome): Status {
   return outcome.exitCode === 0 ? "OK" : "RE";
 }
 
+/** The report of a run that failed before its command started: XX, nothing used. */
+export function failedReport(): Report {
+  return {
+    status: "XX",
+    exitCode: null,
+    signal: null,
+    wallTimeMs: 0,
+    cpu: { usageUsec: 0, userUsec: 0, systemUsec: 0 },
+    memoryPeakBytes: null,
+    oomKilled: false,
+    timedOut: false,
+  };
+}
+
 /** The report as one line of JSON, fields in the documented order. */
 export function formatReport(report: Report): string {
   const ordered: Report = {
