@@ -823,6 +823,54 @@ Deno.test("cli: SIGINT to sbox kills the container and cleans up", async () => {
   assertNothingLeft(child.pid);
 });
 
+Deno.test("cli: every other signal that would end sbox kills the container and cleans up too; SIGXFSZ is ignored", async () => {
+  // Each of these ended sbox on the spot: no report, the cgroup and the scratch directory left.
+  const stopping: [Deno.Signal, number][] = [
+    ["SIGHUP", 1],
+    ["SIGQUIT", 3],
+    ["SIGUSR2", 12],
+    ["SIGALRM", 14],
+    ["SIGTERM", 15],
+    ["SIGSTKFLT", 16],
+    ["SIGXCPU", 24],
+    ["SIGVTALRM", 26],
+    ["SIGPROF", 27],
+    ["SIGIO", 29],
+    ["SIGPWR", 30],
+  ];
+  for (let i = 0; i < stopping.length; i += 4) {
+    await Promise.all(
+      stopping.slice(i, i + 4).map(async ([signal, number]) => {
+        const marker = randomName();
+        const child = await startUntilReady([
+          "--report",
+          "-",
+          "--",
+          "sh",
+          "-c",
+          `echo ready; sh -c "sleep 1000; : ${marker}"`,
+        ]);
+        child.kill(signal);
+        const output = await child.output();
+        const stderr = text(output.stderr);
+        assert.equal(output.code, 128 + number, `${signal}: ${stderr}`);
+        assert.match(stderr, new RegExp(`^sbox: interrupted by ${signal}: the container was killed$`, "m"));
+        assert.equal(report(stderr).status, "XX");
+        assert.deepEqual(processesWith(marker), []);
+        assertNothingLeft(child.pid);
+      }),
+    );
+  }
+  // SIGXFSZ: a write of sbox's over a file-size limit fails (EFBIG) instead; the command runs on.
+  const child = await startUntilReady(["--report", "-", "--", "sh", "-c", "echo ready; sleep 1; echo done"]);
+  child.kill("SIGXFSZ");
+  const output = await child.output();
+  assert.equal(output.code, 0, text(output.stderr));
+  assert.equal(text(output.stdout), "done\n");
+  assert.equal(report(text(output.stderr)).status, "OK");
+  assertNothingLeft(child.pid);
+});
+
 /** Whether some socket listens on TCP port `port` (any address, IPv4 or IPv6). */
 function tcpListening(port: number): boolean {
   const hexPort = port.toString(16).toUpperCase().padStart(4, "0");

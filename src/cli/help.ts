@@ -108,8 +108,9 @@ ML (memory limit), XX (sbox failed).
 
 Exit status: the command's; 128+N when it was killed by signal N; 127 when it
 was not found; 126 when it could not be executed; 125 when sbox failed.
-sbox ignores SIGUSR1 (Deno would open its debugger on it); SIGINT, SIGTERM and
-SIGHUP kill the container and exit with 128+N.
+sbox ignores SIGUSR1 (Deno would open its debugger on it) and SIGXFSZ; SIGINT,
+SIGTERM, SIGHUP, SIGQUIT and the other signals that would end it kill the
+container, clean up and exit with 128+N.
 
 Examples:
   sbox run -- sh -c 'echo hi > /etc/motd; cat /etc/motd'   # the host is untouched

@@ -99,13 +99,23 @@ async function run(options: RunOptions): Promise<number> {
     printError(`--report: ${messageOf(err)}`);
     return SBOX_FAILED;
   }
-  const result = await runContainer(options);
-  for (const message of result.messages) printError(message);
+  // SIGXFSZ (sbox run under a file-size rlimit) would kill sbox on its
+  // first oversized write, the report's, with the run's clean-up done but no
+  // word said; with a listener the write fails with EFBIG and says so. A
+  // listener, not SIG_IGN: the command's processes start with it at its default.
+  const ignore = () => {};
+  Deno.addSignalListener("SIGXFSZ", ignore);
   try {
-    report?.write(result.report);
-  } catch (err) {
-    printError(messageOf(err));
-    return SBOX_FAILED;
+    const result = await runContainer(options);
+    for (const message of result.messages) printError(message);
+    try {
+      report?.write(result.report);
+    } catch (err) {
+      printError(messageOf(err));
+      return SBOX_FAILED;
+    }
+    return result.exitStatus;
+  } finally {
+    Deno.removeSignalListener("SIGXFSZ", ignore);
   }
-  return result.exitStatus;
 }
