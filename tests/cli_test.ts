@@ -1028,7 +1028,8 @@ Deno.test("cli: --stdout and --stderr naming one file in two ways share it, as >
 Deno.test("cli: a bad value for any option fails with 125, naming the option and the value", async () => {
   const cases: [string[], RegExp][] = [
     [["--rootfs"], /option --rootfs needs a value/],
-    [["--rootfs", "/nonexistent-image"], /--rootfs: \/nonexistent-image is not a directory/],
+    [["--rootfs", "/nonexistent-image"], /--rootfs: \/nonexistent-image does not exist$/m],
+    [["--rootfs", "/etc/passwd"], /--rootfs: \/etc\/passwd is not a directory$/m],
     [["--bind", "nocolon"], /--bind: bad value "nocolon"/],
     [["--bind", "/tmp:relative"], /--bind: bad value "\/tmp:relative"/],
     [["--bind", "/tmp:/x:rx"], /--bind: bad value "\/tmp:\/x:rx"/],
@@ -1107,6 +1108,11 @@ Deno.test("cli: values the library would refuse are refused naming the command-l
     [["--user", "0:70000"], "--user", "70000"],
     [["--hostname", ""], "--hostname", '""'],
     [["--hostname", "bad host"], "--hostname", '"bad host"'],
+    [
+      ["--hostname", ".x"],
+      "--hostname",
+      '".x": expected 1-64 letters, digits, "." or "-", starting with a letter or digit',
+    ],
     [["--hostname", "a".repeat(65)], "--hostname", "a".repeat(65)],
     [["--bind", "/tmp:/../x"], "--bind", '"/tmp:/../x"'],
     [["--bind", "/tmp:/a/../../x:ro"], "--bind", '"/tmp:/a/../../x:ro"'],

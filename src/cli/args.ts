@@ -240,7 +240,9 @@ function applyOption(
       break;
     case "hostname":
       // Checked here, as the library would, to name the option in the error.
-      if (!HOSTNAME.test(value)) throw badValue(option, value, '1-64 letters, digits, "." or "-"');
+      if (!HOSTNAME.test(value)) {
+        throw badValue(option, value, '1-64 letters, digits, "." or "-", starting with a letter or digit');
+      }
       options.hostname = value;
       break;
     case "net":
