@@ -43,8 +43,8 @@ first argument that is not an option (or at --): \`sbox run ls -l\` runs \`ls -l
 File system:
   --rootfs DIR            image directory to use as the read-only lower layer
                           of the root (default: the host's own root)
-  --bind SRC:DST[:ro]     bind host path SRC on DST in the container, read-only
-                          with :ro (repeatable)
+  --bind SRC:DST[:MODE]   bind host path SRC on DST in the container, read-only
+                          with :ro, read-write with :rw (default) (repeatable)
   --tmpfs DST[:SIZE]      mount a fresh tmpfs on DST, SIZE bytes at most
                           (repeatable)
   Writes anywhere else go to a temporary layer and vanish. /proc, /sys, /dev
