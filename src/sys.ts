@@ -137,6 +137,31 @@ export function readAll(fd: number, what: string, limit = Infinity): Uint8Array<
   return concatBytes(chunks);
 }
 
+/**
+ * Reads the regular file `path`, one a user named (`what` names it in
+ * errors): opened with O_NONBLOCK, so that a FIFO without a writer cannot
+ * block sbox in an FFI call no signal interrupts, then refused unless it is
+ * a regular file (a FIFO, a device such as /dev/zero). More than `limit`
+ * bytes is an error rather than all of memory.
+ */
+export function readRegularFile(path: string, what: string, limit: number): Uint8Array<ArrayBuffer> {
+  const fd = open(path, O.RDONLY | O.NONBLOCK);
+  try {
+    if (!stat(`/proc/self/fd/${fd}`)?.isFile) {
+      throw new SboxError(`${what} ${path} is not a regular file`, { step: "open" });
+    }
+    // A regular file ignores O_NONBLOCK; cleared all the same, as for a shell's redirection.
+    setNonblocking(fd, false);
+    const bytes = readAll(fd, `${what} ${path}`, limit);
+    if (bytes.length > limit) {
+      throw new SboxError(`${what} ${path} is larger than ${limit} bytes`, { step: "read" });
+    }
+    return bytes;
+  } finally {
+    close(fd);
+  }
+}
+
 /** Reads a whole file as UTF-8 text. */
 export function readTextFile(path: string): string {
   return decoder.decode(readFile(path));

@@ -16,7 +16,7 @@ import { launch, reap, runHostCommand } from "./launch.ts";
 import { checkCommand, checkId } from "./process.ts";
 import { CLONE, ProgramBuilder } from "./program.ts";
 import { signalName } from "./signal.ts";
-import { environment, ids, readTextFile, stat, writeTextFile } from "./sys.ts";
+import { environment, type FileStat, ids, readTextFile, stat, writeTextFile } from "./sys.ts";
 
 /** One line of a uid or gid map: `size` ids from `containerId` are `hostId...` on the host. */
 export interface IdMapEntry {
@@ -154,7 +154,16 @@ export function findHostProgram(name: string, debianPackage = "uidmap"): string 
   const dirs = (environment().PATH ?? "").split(":").filter(Boolean);
   for (const dir of [...dirs, "/usr/bin", "/bin", "/usr/sbin", "/sbin"]) {
     const path = `${dir}/${name}`;
-    if (stat(path)?.isFile) return path;
+    let found: FileStat | undefined;
+    try {
+      found = stat(path);
+    } catch {
+      // As execvp does: a directory this user may not search (EACCES, such
+      // as root's ~/go/bin in an inherited PATH), an entry that is no
+      // directory (ENOTDIR) or a loop of links is skipped, not fatal.
+      continue;
+    }
+    if (found?.isFile) return path;
   }
   throw new SboxError(`${name} not found in PATH (install Debian's ${debianPackage} package)`, {
     step: debianPackage === "uidmap" ? "user" : "network",

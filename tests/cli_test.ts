@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { Cgroup } from "../mod.ts";
-import { parseCommandLine, RUN_OPTIONS } from "../src/cli/args.ts";
+import { parseCommandLine, reportPathOf, RUN_OPTIONS } from "../src/cli/args.ts";
 import { ArgvError, tokenize } from "../src/cli/argv.ts";
 import { SCRATCH_PARENTS } from "../src/cli/scratch.ts";
 import { parseCpus, parseDuration, parseSize } from "../src/cli/units.ts";
@@ -432,6 +432,97 @@ Deno.test("cli: a hostile image's /etc/passwd and FIFOs given as files neither h
   }
 });
 
+/**
+ * `sbox ARGS...`, cut short by SIGKILL after `ms` (a JS thread stuck in a
+ * blocking FFI call does not see SIGTERM); `hung` says it was.
+ */
+async function sboxWithin(ms: number, args: string[]): Promise<Result & { hung: boolean }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-ffi", SBOX, ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let hung = false;
+  const timer = setTimeout(() => {
+    hung = true;
+    child.kill("SIGKILL");
+  }, ms);
+  const output = await child.output();
+  clearTimeout(timer);
+  return {
+    code: output.code,
+    stdout: text(output.stdout),
+    stderr: text(output.stderr),
+    pid: child.pid,
+    hung,
+  };
+}
+
+Deno.test("cli: --seccomp FILE must hold a policy object; only the word unconfined turns the filter off", async () => {
+  const dir = scratchDir("cli-seccomp-");
+  try {
+    const seccompOf = async (value: string) => {
+      const result = await sbox(["run", "--seccomp", value, "--", "grep", "^Seccomp:", "/proc/self/status"]);
+      assert.equal(result.code, 0, result.stderr);
+      return result.stdout.split(/\s+/)[1];
+    };
+    assert.equal(await seccompOf("unconfined"), "0");
+    Deno.writeTextFileSync(`${dir}/allow.json`, '{"defaultAction": "allow", "rules": []}');
+    assert.equal(await seccompOf(`${dir}/allow.json`), "2");
+    const refused: [string, RegExp][] = [
+      ['"unconfined"', /must hold a policy object .*, not "unconfined"/],
+      ["null", /must hold a policy object .*, not null/],
+      ["[]", /must hold a policy object .*, not an array/],
+      ["42", /must hold a policy object .*, not 42/],
+      ["{nope", /is not JSON/],
+      ['{"defaultAction": "allow"}', /: rules must be an array$/m],
+    ];
+    await Promise.all(refused.map(async ([content, pattern], i) => {
+      const file = `${dir}/policy-${i}.json`;
+      Deno.writeTextFileSync(file, content);
+      const result = await sbox(["run", "--seccomp", file, "--", "true"]);
+      assertSboxFailed(result, new RegExp(`^sbox: invalid option --seccomp: ${file}`));
+      assert.match(result.stderr, pattern, `${content}: ${result.stderr}`);
+      assertNothingLeft(result.pid);
+    }));
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("cli: a FIFO or a device as --seccomp or --report fails at once, before anything is created", async () => {
+  const dir = scratchDir("cli-fifo-");
+  try {
+    // One FIFO each: two runs opening one FIFO would meet there.
+    for (const name of ["policy", "report"]) {
+      assert.ok(new Deno.Command("mkfifo", { args: [`${dir}/${name}`] }).outputSync().success);
+    }
+    const cases: [string[], RegExp][] = [
+      // Reading it would wait for a writer.
+      [
+        ["--seccomp", `${dir}/policy`],
+        /^sbox: invalid option --seccomp: policy .*\/policy is not a regular file$/,
+      ],
+      // A device (/dev/zero would be endless).
+      [
+        ["--seccomp", "/dev/null"],
+        /^sbox: invalid option --seccomp: policy \/dev\/null is not a regular file$/,
+      ],
+      // Writing it would wait for a reader, as for --stdout.
+      [["--report", `${dir}/report`], /^sbox: --report: cannot open .*\/report: ENXIO/],
+    ];
+    await Promise.all(cases.map(async ([args, pattern]) => {
+      const result = await sboxWithin(15_000, ["run", ...args, "--", "true"]);
+      assert.ok(!result.hung, `${args.join(" ")} hung`);
+      assertSboxFailed(result, pattern);
+      assertNothingLeft(result.pid);
+    }));
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("cli: --cwd makes a missing directory and its parents, as mkdir -p, inside the root", async () => {
   const made = await busybox(["-w", "/new/deep/../dir/./", "--", "sh", "-c", "pwd; stat -c '%u %a' . /new"]);
   assert.equal(made.code, 0, made.stderr);
@@ -655,6 +746,47 @@ Deno.test("cli: report OK to a file, RE to stderr", async () => {
   assert.deepEqual([report(notFound.stderr).status, report(notFound.stderr).exitCode], ["RE", 127]);
 });
 
+Deno.test("cli: a command line that does not parse still writes an XX report to its --report FILE", async () => {
+  const dir = scratchDir("cli-report-xx-");
+  try {
+    const file = `${dir}/r.json`;
+    const cases: [string[], RegExp][] = [
+      [["--report", file, "--memory", "64MB", "--", "true"], /--memory: bad value "64MB"/],
+      [["--bogus", `--report=${file}`, "--", "true"], /unknown option --bogus/],
+      [["--report", file], /missing COMMAND/],
+      [["--report", file, "--rootfs", "/nonexistent-image", "--", "true"], /--rootfs/],
+    ];
+    for (const [args, pattern] of cases) {
+      Deno.writeTextFileSync(file, "STALE\n");
+      const result = await sbox(["run", ...args]);
+      assertSboxFailed(result, pattern);
+      assert.deepEqual(JSON.parse(Deno.readTextFileSync(file)), {
+        status: "XX",
+        exitCode: null,
+        signal: null,
+        wallTimeMs: 0,
+        cpu: { usageUsec: 0, userUsec: 0, systemUsec: 0 },
+        memoryPeakBytes: null,
+        oomKilled: false,
+        timedOut: false,
+      }, args.join(" "));
+    }
+    // --report - goes to stderr, after the line that says why.
+    const toStderr = await sbox(["run", "--report", "-", "--bogus", "--", "true"]);
+    assert.equal(toStderr.code, 125);
+    assert.match(toStderr.stderr, /^sbox: unknown option --bogus/);
+    assert.equal(report(toStderr.stderr).status, "XX");
+    // Where --report is not surely sbox's option, nothing is written.
+    for (const args of [["--bogus", "--", "prog", "--report", file], ["-e", "--report", file]]) {
+      Deno.writeTextFileSync(file, "STALE\n");
+      assert.equal((await sbox(["run", ...args])).code, 125);
+      assert.equal(Deno.readTextFileSync(file), "STALE\n", args.join(" "));
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("cli: report SG when the command is killed by a signal", async () => {
   const marker = randomName();
   const child = await startUntilReady([
@@ -737,6 +869,54 @@ Deno.test("cli: SIGINT to sbox kills the container and cleans up", async () => {
   assert.match(stderr, /^sbox: interrupted by SIGINT: the container was killed$/m);
   assert.equal(report(stderr).status, "XX");
   assert.deepEqual(processesWith(marker), []);
+  assertNothingLeft(child.pid);
+});
+
+Deno.test("cli: every other signal that would end sbox kills the container and cleans up too; SIGXFSZ is ignored", async () => {
+  // Each of these ended sbox on the spot: no report, the cgroup and the scratch directory left.
+  const stopping: [Deno.Signal, number][] = [
+    ["SIGHUP", 1],
+    ["SIGQUIT", 3],
+    ["SIGUSR2", 12],
+    ["SIGALRM", 14],
+    ["SIGTERM", 15],
+    ["SIGSTKFLT", 16],
+    ["SIGXCPU", 24],
+    ["SIGVTALRM", 26],
+    ["SIGPROF", 27],
+    ["SIGIO", 29],
+    ["SIGPWR", 30],
+  ];
+  for (let i = 0; i < stopping.length; i += 4) {
+    await Promise.all(
+      stopping.slice(i, i + 4).map(async ([signal, number]) => {
+        const marker = randomName();
+        const child = await startUntilReady([
+          "--report",
+          "-",
+          "--",
+          "sh",
+          "-c",
+          `echo ready; sh -c "sleep 1000; : ${marker}"`,
+        ]);
+        child.kill(signal);
+        const output = await child.output();
+        const stderr = text(output.stderr);
+        assert.equal(output.code, 128 + number, `${signal}: ${stderr}`);
+        assert.match(stderr, new RegExp(`^sbox: interrupted by ${signal}: the container was killed$`, "m"));
+        assert.equal(report(stderr).status, "XX");
+        assert.deepEqual(processesWith(marker), []);
+        assertNothingLeft(child.pid);
+      }),
+    );
+  }
+  // SIGXFSZ: a write of sbox's over a file-size limit fails (EFBIG) instead; the command runs on.
+  const child = await startUntilReady(["--report", "-", "--", "sh", "-c", "echo ready; sleep 1; echo done"]);
+  child.kill("SIGXFSZ");
+  const output = await child.output();
+  assert.equal(output.code, 0, text(output.stderr));
+  assert.equal(text(output.stdout), "done\n");
+  assert.equal(report(text(output.stderr)).status, "OK");
   assertNothingLeft(child.pid);
 });
 
@@ -897,7 +1077,8 @@ Deno.test("cli: --stdout and --stderr naming one file in two ways share it, as >
 Deno.test("cli: a bad value for any option fails with 125, naming the option and the value", async () => {
   const cases: [string[], RegExp][] = [
     [["--rootfs"], /option --rootfs needs a value/],
-    [["--rootfs", "/nonexistent-image"], /--rootfs: \/nonexistent-image is not a directory/],
+    [["--rootfs", "/nonexistent-image"], /--rootfs: \/nonexistent-image does not exist$/m],
+    [["--rootfs", "/etc/passwd"], /--rootfs: \/etc\/passwd is not a directory$/m],
     [["--bind", "nocolon"], /--bind: bad value "nocolon"/],
     [["--bind", "/tmp:relative"], /--bind: bad value "\/tmp:relative"/],
     [["--bind", "/tmp:/x:rx"], /--bind: bad value "\/tmp:\/x:rx"/],
@@ -976,6 +1157,11 @@ Deno.test("cli: values the library would refuse are refused naming the command-l
     [["--user", "0:70000"], "--user", "70000"],
     [["--hostname", ""], "--hostname", '""'],
     [["--hostname", "bad host"], "--hostname", '"bad host"'],
+    [
+      ["--hostname", ".x"],
+      "--hostname",
+      '".x": expected 1-64 letters, digits, "." or "-", starting with a letter or digit',
+    ],
     [["--hostname", "a".repeat(65)], "--hostname", "a".repeat(65)],
     [["--bind", "/tmp:/../x"], "--bind", '"/tmp:/../x"'],
     [["--bind", "/tmp:/a/../../x:ro"], "--bind", '"/tmp:/a/../../x:ro"'],
@@ -1078,6 +1264,24 @@ Deno.test("cli args: options, repeatable options and the command", () => {
   assert.deepEqual(parseCommandLine(["run", "--help"]), { kind: "help", topic: "run" });
   assert.deepEqual(parseCommandLine(["run", "--", "--help"]).kind, "run");
   assert.deepEqual(parseCommandLine(["--version"]), { kind: "version" });
+});
+
+Deno.test("cli args: reportPathOf finds --report FILE only where it surely is one, parsable or not", () => {
+  const cases: [string[], string | undefined][] = [
+    [["run", "--report", "r.json", "--memory", "64MB", "--", "true"], "r.json"],
+    [["run", "--bogus", "--report=r.json"], "r.json"],
+    [["run", "--report", "-", "--", "true"], "-"],
+    [["run", "--report", "r.json"], "r.json"], // no COMMAND
+    [["run", "--", "prog", "--report", "r.json"], undefined], // the command's
+    [["run", "prog", "--report", "r.json"], undefined],
+    [["run", "-e", "--report", "r.json"], undefined], // -e's value, then the command
+    [["run", "--report", "--memory", "1G"], undefined], // a forgotten value
+    [["run", "--report=--x", "--", "true"], "--x"], // attached: meant
+    [["run", "--report", "a", "--report", "b"], undefined], // which one?
+    [["run", "--report", ""], undefined],
+    [["--report", "r.json", "run"], undefined],
+  ];
+  for (const [argv, expected] of cases) assert.equal(reportPathOf(argv), expected, argv.join(" "));
 });
 
 Deno.test("cli argv: the tokenizer's conventions and its one-line errors", () => {

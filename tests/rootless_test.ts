@@ -35,6 +35,24 @@ async function sbox(args: string[]): Promise<{ code: number; stdout: string; std
   return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr) };
 }
 
+Deno.test("findHostProgram skips PATH entries it cannot search, as execvp does", async () => {
+  // /etc/passwd/...: ENOTDIR for anyone; /root/...: EACCES for a user (/root
+  // is 0700), where newRootSubid() failed and sbox fell back to root only.
+  const path = "/etc/passwd:/root/.local/bin:/usr/bin:/bin";
+  const code = `
+    import { findHostProgram } from ${JSON.stringify(new URL("../src/user.ts", import.meta.url).href)};
+    console.log(findHostProgram("newuidmap"));
+  `;
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--no-config", code],
+    env: { PATH: path },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(output.code, 0, text(output.stderr));
+  assert.match(text(output.stdout), /^\/(usr\/)?bin\/newuidmap\n$/);
+});
+
 Deno.test("sbox run --verbose names the mapper it picked for this user", async () => {
   const result = await sbox(["--verbose", "--", "cat", "/proc/self/uid_map"]);
   assert.equal(result.code, 0, result.stderr);

@@ -149,6 +149,30 @@ export function parseCommandLine(argv: string[]): Invocation {
   throw usage("missing command", "sbox");
 }
 
+/**
+ * The `--report` file of a `sbox run` command line that may not parse, so
+ * that a judge gets its XX report even when another option is bad. Only
+ * what is surely `--report FILE` counts: an option before the command (and
+ * before `--`), given once, with a value that is not empty and, unless
+ * attached with `=`, does not look like an option (`--report --memory 1G`
+ * names no file). Pure, like the parser.
+ */
+export function reportPathOf(argv: readonly string[]): string | undefined {
+  if (argv[0] !== "run") return undefined;
+  const rest = argv.slice(1);
+  const found: (string | undefined)[] = [];
+  for (const token of tokenize(rest, RUN_OPTIONS, false)) {
+    if (token.kind !== "option") break; // the command, or `--`
+    if (token.name !== "report") continue;
+    const value = token.value;
+    const attached = rest[token.index].startsWith("--report=");
+    const plain = value !== undefined && value !== "" &&
+      (attached || value === "-" || !value.startsWith("-"));
+    found.push(plain ? value : undefined);
+  }
+  return found.length === 1 ? found[0] : undefined;
+}
+
 function parseRun(argv: string[]): Invocation {
   const { optionArgs, command } = splitAtCommand(argv);
   const tokens = strictParse(optionArgs, RUN_OPTIONS, "sbox run");
@@ -216,7 +240,9 @@ function applyOption(
       break;
     case "hostname":
       // Checked here, as the library would, to name the option in the error.
-      if (!HOSTNAME.test(value)) throw badValue(option, value, '1-64 letters, digits, "." or "-"');
+      if (!HOSTNAME.test(value)) {
+        throw badValue(option, value, '1-64 letters, digits, "." or "-", starting with a letter or digit');
+      }
       options.hostname = value;
       break;
     case "net":

@@ -43,8 +43,8 @@ first argument that is not an option (or at --): \`sbox run ls -l\` runs \`ls -l
 File system:
   --rootfs DIR            image directory to use as the read-only lower layer
                           of the root (default: the host's own root)
-  --bind SRC:DST[:ro]     bind host path SRC on DST in the container, read-only
-                          with :ro (repeatable)
+  --bind SRC:DST[:MODE]   bind host path SRC on DST in the container, read-only
+                          with :ro, read-write with :rw (default) (repeatable)
   --tmpfs DST[:SIZE]      mount a fresh tmpfs on DST, SIZE bytes at most
                           (repeatable)
   Writes anywhere else go to a temporary layer and vanish. /proc, /sys, /dev
@@ -108,8 +108,9 @@ ML (memory limit), XX (sbox failed).
 
 Exit status: the command's; 128+N when it was killed by signal N; 127 when it
 was not found; 126 when it could not be executed; 125 when sbox failed.
-sbox ignores SIGUSR1 (Deno would open its debugger on it); SIGINT, SIGTERM and
-SIGHUP kill the container and exit with 128+N.
+sbox ignores SIGUSR1 (Deno would open its debugger on it) and SIGXFSZ; SIGINT,
+SIGTERM, SIGHUP, SIGQUIT and the other signals that would end it kill the
+container, clean up and exit with 128+N.
 
 Examples:
   sbox run -- sh -c 'echo hi > /etc/motd; cat /etc/motd'   # the host is untouched

@@ -7,11 +7,11 @@
  */
 
 import { readFile } from "../sys.ts";
-import { parseCommandLine, type RunOptions } from "./args.ts";
+import { parseCommandLine, reportPathOf, type RunOptions } from "./args.ts";
 import { inexactArgument } from "./argv.ts";
 import { mainHelp, runHelp } from "./help.ts";
 import { ignoreInspectorSignal } from "./inspector_signal.ts";
-import { ReportWriter } from "./report.ts";
+import { failedReport, ReportWriter } from "./report.ts";
 import { runContainer } from "./run.ts";
 
 /** sbox's exit status when it fails itself (docker and podman use the same). */
@@ -35,22 +35,36 @@ function messageOf(err: unknown): string {
  * changed.
  */
 export async function main(argv: string[], version: string, fromCommandLine = false): Promise<number> {
-  if (fromCommandLine && Deno.permissions.querySync({ name: "ffi" }).state === "granted") {
+  const ffi = Deno.permissions.querySync({ name: "ffi" }).state === "granted";
+  // A judge reads the report, not sbox's stderr: where the command line
+  // names a report file, a failure to parse it still writes XX there.
+  const failed = (message: string): number => {
+    printError(message);
+    const path = reportPathOf(argv);
+    // U+FFFD: the name is not the one given (see inexactArgument).
+    if (ffi && path !== undefined && !path.includes("\ufffd")) {
+      try {
+        ReportWriter.open(path).write(failedReport());
+      } catch (err) {
+        printError(`--report: ${messageOf(err)}`);
+      }
+    }
+    return SBOX_FAILED;
+  };
+  if (fromCommandLine && ffi) {
     const index = inexactArgument(argv, readFile("/proc/self/cmdline"));
     if (index >= 0) {
-      printError(
+      return failed(
         `argument ${index + 1} (${JSON.stringify(argv[index])}) is not valid UTF-8: ` +
           "sbox passes arguments and variables on as UTF-8 text",
       );
-      return SBOX_FAILED;
     }
   }
   let invocation;
   try {
     invocation = parseCommandLine(argv);
   } catch (err) {
-    printError(messageOf(err));
-    return SBOX_FAILED;
+    return failed(messageOf(err));
   }
   switch (invocation.kind) {
     case "help":
@@ -85,13 +99,23 @@ async function run(options: RunOptions): Promise<number> {
     printError(`--report: ${messageOf(err)}`);
     return SBOX_FAILED;
   }
-  const result = await runContainer(options);
-  for (const message of result.messages) printError(message);
+  // SIGXFSZ (sbox run under a file-size rlimit) would kill sbox on its
+  // first oversized write, the report's, with the run's clean-up done but no
+  // word said; with a listener the write fails with EFBIG and says so. A
+  // listener, not SIG_IGN: the command's processes start with it at its default.
+  const ignore = () => {};
+  Deno.addSignalListener("SIGXFSZ", ignore);
   try {
-    report?.write(result.report);
-  } catch (err) {
-    printError(messageOf(err));
-    return SBOX_FAILED;
+    const result = await runContainer(options);
+    for (const message of result.messages) printError(message);
+    try {
+      report?.write(result.report);
+    } catch (err) {
+      printError(messageOf(err));
+      return SBOX_FAILED;
+    }
+    return result.exitStatus;
+  } finally {
+    Deno.removeSignalListener("SIGXFSZ", ignore);
   }
-  return result.exitStatus;
 }

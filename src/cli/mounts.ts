@@ -34,7 +34,9 @@ export function hostPath(path: string): string {
 /** Checks `--rootfs` and returns the absolute image directory. */
 export function imageDir(rootfs: string): string {
   const dir = hostPath(rootfs);
-  if (!stat(dir)?.isDirectory) throw SboxError.invalidOption("--rootfs", `${dir} is not a directory`);
+  const found = stat(dir);
+  if (!found) throw SboxError.invalidOption("--rootfs", `${dir} does not exist`);
+  if (!found.isDirectory) throw SboxError.invalidOption("--rootfs", `${dir} is not a directory`);
   // overlayfs refuses the host's root as a lower layer (EINVAL), however it
   // is spelled ("//.", "..", a link to it); and without --rootfs the root
   // is the host's anyway.

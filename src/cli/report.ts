@@ -7,7 +7,7 @@
  */
 
 import type { CpuUsage } from "../cgroup.ts";
-import { close, O, open, writeAll } from "../sys.ts";
+import { close, O, open, setNonblocking, writeAll } from "../sys.ts";
 
 /**
  * How a run ended, judge style: `OK` exit 0, `RE` non-zero exit (also when
@@ -54,6 +54,20 @@ export function statusOf(outcome: Outcome): Status {
   return outcome.exitCode === 0 ? "OK" : "RE";
 }
 
+/** The report of a run that failed before its command started: XX, nothing used. */
+export function failedReport(): Report {
+  return {
+    status: "XX",
+    exitCode: null,
+    signal: null,
+    wallTimeMs: 0,
+    cpu: { usageUsec: 0, userUsec: 0, systemUsec: 0 },
+    memoryPeakBytes: null,
+    oomKilled: false,
+    timedOut: false,
+  };
+}
+
 /** The report as one line of JSON, fields in the documented order. */
 export function formatReport(report: Report): string {
   const ordered: Report = {
@@ -89,10 +103,22 @@ export class ReportWriter {
     this.#path = path;
   }
 
-  /** Opens `path` ("-" for stderr). */
+  /**
+   * Opens `path` ("-" for stderr), as --stdout opens its file: O_NONBLOCK,
+   * so that a FIFO without a reader fails at once (ENXIO) instead of
+   * blocking sbox where no signal reaches it; then a blocking fd, so that
+   * the report is written whole.
+   */
   static open(path: string): ReportWriter {
     if (path === "-") return new ReportWriter(STDERR, path);
-    return new ReportWriter(open(path, O.WRONLY | O.CREAT | O.TRUNC, 0o644), path);
+    const fd = open(path, O.WRONLY | O.CREAT | O.TRUNC | O.NONBLOCK, 0o644);
+    try {
+      setNonblocking(fd, false);
+    } catch (err) {
+      close(fd);
+      throw err;
+    }
+    return new ReportWriter(fd, path);
   }
 
   /** Writes the report and closes the file. */

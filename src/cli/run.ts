@@ -2,7 +2,7 @@
  * `sbox run`: one command in a new container, start to finish.
  *
  * 1. check what can be checked before anything exists: the image, the
- *    user's ids against the id map, the parent cgroup and its controllers
+ *    --seccomp policy, the user's ids against the id map, the parent cgroup and its controllers
  *    (enabling them for its children), the --stdin/--stdout/--stderr files;
  * 2. create the container's cgroup with its limits, the scratch directory,
  *    the mounts and the container;
@@ -44,8 +44,33 @@ import { Watchdog } from "./watchdog.ts";
 /** The default PATH inside the container (Debian's for root). */
 export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/** Signals that make sbox kill the container and stop. */
-const STOP_SIGNALS: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+/**
+ * Signals that make sbox kill the container, clean up, write an XX report
+ * and exit with 128+N: every signal whose default is to end a process and
+ * that someone sends to stop it (a terminal's SIGINT and SIGQUIT, `kill`,
+ * `timeout -s`, a lost session's SIGHUP, a CPU-time rlimit's SIGXCPU, a
+ * power failure's SIGPWR), instead of dying on the spot with the container's
+ * cgroup and scratch directory left behind. Not here: SIGUSR1 (ignored, see
+ * inspector_signal.ts), SIGXFSZ (a no-op listener in main.ts: an oversized
+ * write fails with EFBIG instead), SIGPIPE (Deno ignores it: a write fails
+ * with EPIPE), SIGKILL and SIGSTOP (cannot be caught), and the signals of a
+ * fault of sbox's own (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP,
+ * SIGSYS), which must stay fatal rather than let a broken process go on.
+ */
+export const STOP_SIGNALS: readonly Deno.Signal[] = [
+  "SIGHUP",
+  "SIGINT",
+  "SIGQUIT",
+  "SIGUSR2",
+  "SIGALRM",
+  "SIGTERM",
+  "SIGSTKFLT",
+  "SIGXCPU",
+  "SIGVTALRM",
+  "SIGPROF",
+  "SIGIO",
+  "SIGPWR",
+];
 
 /** How a run ended: sbox's exit status, the report, and the lines to print on stderr. */
 export interface RunResult {
@@ -112,6 +137,8 @@ async function execute(
 ): Promise<void> {
   const image = options.rootfs === undefined ? undefined : imageDir(options.rootfs);
   const user = resolveUser(image ?? "/", options.user);
+  // The --seccomp file is read and checked before anything exists.
+  const security = securityOptions(options);
   const picked = pickUserMapper();
   checkUserMapped(user, picked.mapper);
   const parent = resolveParentCgroup(options.cgroup);
@@ -146,7 +173,7 @@ async function execute(
     network: networkManager(options),
     mounts: containerMounts(image, options.mounts, layers, options.cwd),
     hostname: options.hostname ?? "sbox",
-    ...securityOptions(options),
+    ...security,
   });
   resources.defer(() => container.destroy());
 
@@ -282,7 +309,7 @@ function verbose(line: string): void {
   console.error(`sbox: ${line}`);
 }
 
-/** Calls `onSignal` on SIGINT, SIGTERM or SIGHUP; returns the function that stops listening. */
+/** Calls `onSignal` on each of {@linkcode STOP_SIGNALS}; returns the function that stops listening. */
 function onStopSignals(onSignal: (signal: Deno.Signal) => void): () => void {
   const handlers = STOP_SIGNALS.map((signal) => [signal, () => onSignal(signal)] as const);
   for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);

@@ -9,29 +9,61 @@
 import type { ContainerOptions } from "../container.ts";
 import { SboxError } from "../error.ts";
 import type { SeccompPolicy } from "../security/policy.ts";
-import { readTextFile } from "../sys.ts";
+import { checkContainerSecurity } from "../security/security.ts";
+import { readRegularFile } from "../sys.ts";
 import type { RunOptions } from "./args.ts";
 import { hostPath } from "./mounts.ts";
 
-/** The container options that `options` asks for; reads a `--seccomp` policy file. */
-export function securityOptions(
-  options: RunOptions,
-): Pick<ContainerOptions, "capAdd" | "capDrop" | "seccomp"> {
+/** The container options a `sbox run` asks for, checked. */
+export type SecurityOptions = Pick<ContainerOptions, "capAdd" | "capDrop" | "seccomp">;
+
+/** Far more than any real policy (the kernel takes 4096 instructions); a bigger file is refused unread. */
+const POLICY_MAX_BYTES = 16 << 20;
+
+/**
+ * The container options that `options` asks for. Reads and checks a
+ * `--seccomp` policy file, so call it before anything is created: a bad
+ * policy fails naming `--seccomp` and the file, and a FIFO cannot block.
+ */
+export function securityOptions(options: RunOptions): SecurityOptions {
   return { capAdd: options.capAdd, capDrop: options.capDrop, seccomp: seccompOption(options.seccomp) };
 }
 
 function seccompOption(value: string | undefined): SeccompPolicy | "unconfined" | undefined {
+  // Only the word on the command line turns the filter off: a file always
+  // holds a policy (a file holding "unconfined" is a mistake, not a wish).
   if (value === undefined || value === "unconfined") return value;
   const path = hostPath(value);
   let text: string;
   try {
-    text = readTextFile(path);
+    text = new TextDecoder().decode(readRegularFile(path, "policy", POLICY_MAX_BYTES));
   } catch (err) {
     throw SboxError.invalidOption("--seccomp", err instanceof Error ? err.message : String(err));
   }
+  let policy: unknown;
   try {
-    return JSON.parse(text) as SeccompPolicy;
+    policy = JSON.parse(text);
   } catch (err) {
     throw SboxError.invalidOption("--seccomp", `${path} is not JSON: ${(err as Error).message}`);
   }
+  // null, a string ("unconfined"), a number or an array are no policy; the
+  // library would take null for its default policy and "unconfined" for none.
+  if (policy === null || typeof policy !== "object" || Array.isArray(policy)) {
+    throw SboxError.invalidOption(
+      "--seccomp",
+      `${path} must hold a policy object such as {"defaultAction": "allow", "rules": []}, ` +
+        `not ${policy === null ? "null" : Array.isArray(policy) ? "an array" : JSON.stringify(policy)} ` +
+        "(--seccomp unconfined, not a file, turns the filter off)",
+    );
+  }
+  // Checked (and compiled, once: the library finds it compiled) here, to
+  // name the option and the file rather than the library's "seccomp".
+  try {
+    checkContainerSecurity({ seccomp: policy });
+  } catch (err) {
+    if (!(err instanceof SboxError && err.step === "options")) throw err;
+    const problem = err.message.replace(/^invalid option seccomp: /, "");
+    throw SboxError.invalidOption("--seccomp", `${path}: ${problem}`);
+  }
+  return policy as SeccompPolicy;
 }
