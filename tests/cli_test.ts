@@ -560,6 +560,32 @@ Deno.test("cli: --cwd makes a missing directory and its parents, as mkdir -p, in
   }
 });
 
+Deno.test("cli: --write-limit bounds what is written to the root, at the top and in every layer, host root or image", async () => {
+  // 2 MB into a 1 MiB limit: at the top of / (the root's own directory),
+  // in a layer, and both together, on the host's root and on an image.
+  const script = "head -c 2000000 /dev/zero > /big 2>/dev/null; echo top $?; rm -f /big; " +
+    "head -c 2000000 /dev/zero > /etc/big 2>/dev/null; echo layer $?; rm -f /etc/big; " +
+    "head -c 700000 /dev/zero > /a && head -c 700000 /dev/zero > /etc/b 2>/dev/null; echo both $?";
+  const expected = "top 1\nlayer 1\nboth 1\n";
+  const host = await sbox(["run", "--write-limit", "1M", "--", "/bin/sh", "-c", script]);
+  assert.equal(host.stdout, expected, host.stderr);
+  const image = await sbox([
+    "run",
+    "--rootfs",
+    busyboxImage(),
+    "--write-limit",
+    "1M",
+    "--",
+    "/bin/sh",
+    "-c",
+    script,
+  ]);
+  assert.equal(image.stdout.split("\n").slice(1).join("\n"), "layer 1\nboth 1\n", image.stderr);
+  // The default: 1 GiB, as df shows it.
+  const df = await sbox(["run", "--rootfs", busyboxImage(), "--", "/bin/sh", "-c", "df -k / | tail -1"]);
+  assert.equal(df.stdout.trim().split(/\s+/)[1], String(1024 * 1024), df.stderr);
+});
+
 Deno.test("cli: --tmpfs with and without a size", async () => {
   const result = await busybox([
     "--tmpfs",
@@ -1095,6 +1121,7 @@ Deno.test("cli: a bad value for any option fails with 125, naming the option and
     [["--memory", "0"], /--memory: bad value "0"/],
     [["--memory", "1.5G"], /--memory: bad value "1.5G"/],
     [["--memory", "64MB"], /--memory: bad value "64MB"/],
+    [["--write-limit", "lots"], /--write-limit: bad value "lots"/],
     [["--memory=-1"], /--memory: bad value "-1"/],
     [["--swap", "lots"], /--swap: bad value "lots"/],
     [["--pids", "0"], /--pids: bad value "0"/],

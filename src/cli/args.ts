@@ -50,6 +50,8 @@ export interface RunOptions {
   publish: { hostPort: number; containerPort: number }[];
   /** Say on stderr what sbox chose (user mapper, cgroup, network). */
   verbose: boolean;
+  /** Bytes the container may write to its root (the tmpfs of its temporary layers). */
+  writeLimit: number;
   /** memory.max in bytes. */
   memory?: number;
   /** memory.swap.max in bytes. */
@@ -101,6 +103,7 @@ export const RUN_OPTIONS = {
   rootfs: { type: "string" },
   bind: { type: "string", multiple: true },
   tmpfs: { type: "string", multiple: true },
+  "write-limit": { type: "string" },
   env: { type: "string", short: "e", multiple: true },
   cwd: { type: "string", short: "w" },
   user: { type: "string", short: "u" },
@@ -126,6 +129,13 @@ export const RUN_OPTIONS = {
   rlimit: { type: "string", multiple: true },
   help: { type: "boolean", short: "h" },
 } as const satisfies Record<string, OptionSpec>;
+
+/**
+ * The default of `--write-limit`: what a container may write to its root.
+ * The layers are a tmpfs, in memory; without a memory controller nothing
+ * else would bound them but half of the host's RAM, the kernel's default.
+ */
+export const DEFAULT_WRITE_LIMIT = 1024 ** 3;
 
 /** A usage error: names what is wrong and where to read more. */
 function usage(message: string, topic: "sbox" | "sbox run"): SboxError {
@@ -187,6 +197,7 @@ function parseRun(argv: string[]): Invocation {
     allowHostLoopback: false,
     publish: [],
     verbose: false,
+    writeLimit: DEFAULT_WRITE_LIMIT,
   };
   const seen = new Set<string>();
   for (const token of tokens) {
@@ -259,6 +270,9 @@ function applyOption(
       break;
     case "memory":
       options.memory = parseSize(option, value);
+      break;
+    case "write-limit":
+      options.writeLimit = parseSize(option, value);
       break;
     case "swap":
       options.swap = parseSize(option, value, { allowZero: true });

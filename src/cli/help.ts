@@ -47,6 +47,8 @@ File system:
                           with :ro, read-write with :rw (default) (repeatable)
   --tmpfs DST[:SIZE]      mount a fresh tmpfs on DST, SIZE bytes at most
                           (repeatable)
+  --write-limit SIZE      bytes the command may write to the root's temporary
+                          layer, in memory (default: 1G)
   Writes anywhere else go to a temporary layer and vanish. /proc, /sys, /dev
   and /tmp (a 64M tmpfs; --tmpfs /tmp:SIZE for another size) are always fresh.
   DST cannot be /, nor --rootfs the host's / (the default: leave it out).

@@ -9,7 +9,9 @@
  * mounts below it (EINVAL, "failed to clone lowerpath"). So the root is
  * built one level down instead:
  *
- * - "/" is a fresh tmpfs (so new top-level entries can be written);
+ * - "/" is a fresh directory of the layers' tmpfs (layers.ts), bound on
+ *   the rootfs (so new top-level entries can be written, within the same
+ *   size limit as every upper layer);
  * - each directory of the host's "/" becomes an overlay of that directory
  *   with an upper layer of its own (layers.ts: on a tmpfs, so writes vanish);
  * - a directory with mounts below it is created empty and filled the same
@@ -187,7 +189,7 @@ export class HostRootMount implements Mount {
   /** Appends the tmpfs root and a mount, directory or link per entry. */
   compile(b: ProgramBuilder, rootfs: string): void {
     this.#layers.mountTmpfs(b);
-    b.mount("tmpfs", rootfs, "tmpfs", MS.NOSUID | MS.NODEV, "mode=755", "cannot mount tmpfs on /");
+    this.#layers.bindRoot(b, rootfs);
     for (const entry of this.entries) {
       const at = containerPath(rootfs, entry.path);
       switch (entry.kind) {

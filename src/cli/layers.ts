@@ -7,23 +7,28 @@
  * view; the overlays keep the tmpfs alive for as long as the container
  * exists. So writes vanish with the container by construction, nothing is
  * written to the host's disk (and nothing is left there if sbox is killed),
- * and the tmpfs pages count toward the container's memory limit.
+ * and the tmpfs pages count toward the container's memory limit. The
+ * tmpfs's size bounds them all (`--write-limit`); the host-root view's "/"
+ * is a directory of it too (bound on the rootfs), under the same bound.
  *
  * @module
  */
 
 import { mkdirLike, overlayOptions } from "../mount.ts";
-import { MS, type ProgramBuilder } from "../program.ts";
+import { MS, type ProgramBuilder, UNCHANGED_ID } from "../program.ts";
 
 /** Where a container's overlays keep their writable layers. */
 export class TemporaryLayers {
   /** The empty host directory the tmpfs is mounted on (in the container's namespace only). */
   readonly dir: string;
+  /** The tmpfs's size in bytes: all the layers together. */
+  readonly size: number;
   #count = 0;
 
-  /** Layers on a tmpfs mounted on `dir`, an empty host directory. */
-  constructor(dir: string) {
+  /** Layers on a tmpfs of `size` bytes mounted on `dir`, an empty host directory. */
+  constructor(dir: string, size: number) {
     this.dir = dir;
+    this.size = size;
   }
 
   /** Appends the tmpfs mount; call once, before the first {@linkcode overlay}. */
@@ -34,9 +39,20 @@ export class TemporaryLayers {
       this.dir,
       "tmpfs",
       MS.NOSUID | MS.NODEV,
-      "mode=700",
+      `mode=700,size=${this.size}`,
       "cannot mount the tmpfs of the upper layers",
     );
+  }
+
+  /**
+   * Appends a new directory of the tmpfs, bound on `rootfs`: a root whose
+   * new entries count toward the same size as the layers. Call after
+   * {@linkcode mountTmpfs}.
+   */
+  bindRoot(b: ProgramBuilder, rootfs: string): void {
+    // Exactly 0755, whatever the umask, as the tmpfs root it replaces was.
+    b.mkdir(`${this.dir}/root`, 0o755, { uid: UNCHANGED_ID, gid: UNCHANGED_ID });
+    b.mount(`${this.dir}/root`, rootfs, null, MS.BIND, null, "cannot bind the root's directory on /");
   }
 
   /**

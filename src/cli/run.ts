@@ -160,7 +160,7 @@ async function execute(
   const scratch = ScratchDir.create();
   resources.defer(() => scratch.remove());
 
-  const layers = new TemporaryLayers(scratch.mkdir("layers"));
+  const layers = new TemporaryLayers(scratch.mkdir("layers"), options.writeLimit);
   if (options.verbose) {
     verbose(`user mapper: ${picked.description}`);
     verbose(`cgroup: ${cgroup ? cgroup.path : `none (this user may not create cgroups in ${parent.path})`}`);
