@@ -63,6 +63,14 @@ const max_owners = 64;
 /// epoll_wait, woken through the eventfd, must have returned by then (an
 /// eventfd closed first would leave it waiting for good on a pool thread).
 const grace_ns: u64 = 200 * std.time.ns_per_ms;
+/// How long the janitor waits for children that do not end before it closes
+/// the fds all the same. A Worker terminated while an exec() launch was under
+/// way leaves its exec'd process unrecorded (its pid reaches TypeScript through
+/// the result pipe, a few event-loop turns later): a zombie nobody may reap
+/// (another isolate's could be its twin), and the container's init waits in
+/// the kernel for it until the process ends. Without a limit the janitor would
+/// wait for that init for good, and close nothing of any Worker.
+const give_up_ns: u64 = 5 * std.time.ns_per_s;
 /// How often the janitor looks for ended children while some remain.
 const poll_ms: i32 = 20;
 const stack_len: usize = 64 * 1024;
@@ -302,7 +310,8 @@ fn sweep() void {
             // An error (ECHILD: reaped already) leaves nothing to wait for either.
             if (isError(rc) or info.fields.common.first.piduid.pid != 0) e.reaped = true else alive += 1;
         }
-        if (alive > 0 or nowNs() - last_end_ns < grace_ns) return;
+        const since = nowNs() - last_end_ns;
+        if (since < grace_ns or (alive > 0 and since < give_up_ns)) return;
         // The slots are free from now on; the fds stay open until closed
         // below, so no one else can be given their numbers meanwhile.
         for (entries[0..high]) |*e| {

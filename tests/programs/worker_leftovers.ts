@@ -6,7 +6,12 @@
  * - "running": the Worker's container has a running init and a running
  *   exec()'d process when the main thread terminates the Worker;
  * - "destroyed": the Worker destroyed its container before it was
- *   terminated.
+ *   terminated;
+ * - "exec-loop": four Workers, each terminated at a random moment while it
+ *   runs exec() after exec() into its container. One terminated inside an
+ *   exec() launch leaves its exec'd process unrecorded (helper/janitor.zig):
+ *   that process and its init may stay, but every fd must go, within the
+ *   janitor's 5 s.
  *
  * Waits (up to 5 s) until the Worker's processes are gone and this process
  * has no child and the baseline's fds, then prints what it found as JSON:
@@ -20,7 +25,7 @@
 const scope = globalThis as any;
 const inWorker = typeof scope.WorkerGlobalScope !== "undefined" && scope instanceof scope.WorkerGlobalScope;
 
-type Round = "plain" | "running" | "destroyed";
+type Round = "plain" | "running" | "destroyed" | "exec-loop";
 
 if (inWorker) {
   scope.onmessage = async (event: MessageEvent<{ round: Round; rootfs: string }>) => {
@@ -34,6 +39,10 @@ if (inWorker) {
       mounts: [new OverlayMount([busyboxImage()]), new BaseMounts()],
     });
     const init = await container.start({ command: ["/bin/sleep", "100"], stdout: "piped" });
+    if (round === "exec-loop") {
+      scope.postMessage([init.pid]);
+      for (;;) await (await container.exec(init, { command: ["/bin/true"] })).status;
+    }
     const exec = await container.exec(init, { command: ["/bin/sleep", "101"], stdout: "piped" });
     if (round === "destroyed") await container.destroy();
     scope.postMessage([init.pid, exec.pid]);
@@ -58,8 +67,9 @@ if (inWorker) {
     const done = Promise.withResolvers<number[]>();
     worker.onmessage = (event) => done.resolve(event.data);
     worker.onerror = (event) => done.reject(new Error(event.message));
-    worker.postMessage({ round, rootfs });
+    worker.postMessage({ round, rootfs: round === "exec-loop" ? scratchDir("worker-exec-") : rootfs });
     const pids = await done.promise;
+    if (round === "exec-loop") await sleep(20 + Math.random() * 100);
     worker.terminate();
     return pids;
   };
@@ -69,13 +79,17 @@ if (inWorker) {
     await sleep(200);
   }
   const baseline = snapshot();
-  const pids = await runWorker(Deno.args[0] === "destroyed" ? "destroyed" : "running");
+  const round = (["destroyed", "exec-loop"].includes(Deno.args[0]) ? Deno.args[0] : "running") as Round;
+  const pids: number[] = [];
+  for (let i = 0; i < (round === "exec-loop" ? 4 : 1); i++) pids.push(...await runWorker(round));
   let after = snapshot();
   let processes = pids.map(state);
+  const sameFds = () => JSON.stringify(openFiles(after.fds)) === JSON.stringify(openFiles(baseline.fds));
   const settled = () =>
-    processes.every((s) => s === "gone") && after.children.length === 0 &&
-    JSON.stringify(openFiles(after.fds)) === JSON.stringify(openFiles(baseline.fds));
-  for (let i = 0; i < 50 && !settled(); i++) {
+    round === "exec-loop"
+      ? sameFds()
+      : processes.every((s) => s === "gone") && after.children.length === 0 && sameFds();
+  for (let i = 0; i < 80 && !settled(); i++) {
     await sleep(100);
     after = snapshot();
     processes = pids.map(state);
