@@ -254,7 +254,13 @@ export class Container implements AsyncDisposable {
       b.sethostname(this.hostname);
       if (!netOnThread) b.loopbackUp();
       this.network?.compile(b);
-      if (options.reaper) b.reaper();
+      if (options.reaper) {
+        // pid 1 too leaves the caller's session and process group: else a
+        // Ctrl-C or a group signal on the caller's terminal reaches it, and
+        // it forwards every signal to the command.
+        if (p.security.newSession) b.setsid();
+        b.reaper();
+      }
       compileProcessTail(b, p, stdio, this.userMapper.setgroupsAllowed, this.#security, true);
     });
     this.#init = new InitProcess(launched.process, launched.parentFds, this.#heldNamespace);

@@ -946,6 +946,12 @@ Deno.test("reaper: the command is pid 2 and its own signals are reported exactly
   // Without the reaper the command is pid 1, which its own signals cannot kill.
   const asInit = await run("kill -9 $$; echo survived", false);
   assert.deepEqual([asInit.out, asInit.code], ["survived\n", 0]);
+  // pid 1 and the command each lead a session of their own: nothing of the
+  // caller's terminal or process group reaches pid 1 (which would forward
+  // it). Fields 5 and 6 of /proc/PID/stat: process group, session; outside
+  // the container's pid namespace, the caller's show as 0.
+  const sessions = await run("cut -d' ' -f5,6 /proc/1/stat /proc/self/stat", true);
+  assert.equal(sessions.out, "1 1\n2 2\n");
 });
 
 const FALLBACK_TEST = "reaper: where a memfd cannot be exec'd, it supervises in place and reports as exactly";
