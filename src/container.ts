@@ -665,6 +665,14 @@ export function checkProcessOptions(options: ProcessOptions): CheckedProcess {
   ) {
     throw SboxError.invalidOption("cgroup", `must be a plain cgroup name, got ${JSON.stringify(cgroup)}`);
   }
+  // The kernel's interface files ("cgroup.procs", "memory.max") share the
+  // directory: such a name is a file, never a group.
+  if (cgroup !== undefined && /^(cgroup|cpu|cpuset|io|memory|pids|hugetlb|rdma|misc|irq)\./.test(cgroup)) {
+    throw SboxError.invalidOption(
+      "cgroup",
+      `${JSON.stringify(cgroup)} is the name of a cgroup interface file, not a group`,
+    );
+  }
   if (options.reaper !== undefined && typeof options.reaper !== "boolean") {
     throw SboxError.invalidOption("reaper", `must be a boolean, got ${JSON.stringify(options.reaper)}`);
   }

@@ -677,6 +677,9 @@ Deno.test("Container.create and start reject bad options before any process exis
     /invalid option uid: .*got NaN/,
   );
   await rejects(() => container.start({ command: ["/bin/sh"], env: { "A=B": "c" } }), /invalid option env/);
+  for (const cgroup of ["a/b", "..", "cgroup.procs", "memory.max"]) {
+    await rejects(() => container.start({ command: ["/bin/sh"], cgroup }), /invalid option cgroup/);
+  }
   await rejects(
     () => container.start({ command: ["/bin/sh"], stdout: "pipe" as "piped" }),
     /invalid option stdout/,
