@@ -10,9 +10,11 @@ const linux = std.os.linux;
 const reaper = @import("reaper.zig");
 
 pub fn main() u8 {
-    // Nobody in the container may read or write this process's memory, not
-    // even with every capability there (non-dumpable: only CAP_SYS_PTRACE in
-    // the user namespace that made this memory, the caller's, would do).
+    // Non-dumpable: no process of the container without CAP_SYS_PTRACE may
+    // read or write this process's memory or open its fds. That capability
+    // in the container's user namespace (where this program was exec'd)
+    // would do: a container given SYS_PTRACE can rewrite what this process
+    // reports (docs/security.md).
     const pr_set_dumpable = 4;
     _ = linux.syscall2(.prctl, pr_set_dumpable, 0);
     const args = std.os.argv;
