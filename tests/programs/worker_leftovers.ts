@@ -62,12 +62,16 @@ if (inWorker) {
   /** What the fds are open on, without their numbers: the Workers' own
    * runtimes (an epoll fd and an eventfd each) take other numbers each time. */
   const openFiles = (fds: string[]) => fds.map((fd) => fd.replace(/^\d+->/, "")).sort();
+  /** The exec-loop Workers' own root directories, removed at the end. */
+  const rootfses = [rootfs];
   const runWorker = async (round: Round): Promise<number[]> => {
     const worker = new Worker(import.meta.url, { type: "module" });
     const done = Promise.withResolvers<number[]>();
     worker.onmessage = (event) => done.resolve(event.data);
     worker.onerror = (event) => done.reject(new Error(event.message));
-    worker.postMessage({ round, rootfs: round === "exec-loop" ? scratchDir("worker-exec-") : rootfs });
+    const workerRootfs = round === "exec-loop" ? scratchDir("worker-exec-") : rootfs;
+    if (workerRootfs !== rootfs) rootfses.push(workerRootfs);
+    worker.postMessage({ round, rootfs: workerRootfs });
     const pids = await done.promise;
     if (round === "exec-loop") await sleep(20 + Math.random() * 100);
     worker.terminate();
@@ -100,7 +104,9 @@ if (inWorker) {
     processes,
   }));
   // Without the fix the Worker's init may still hold the rootfs: best effort.
-  try {
-    Deno.removeSync(rootfs, { recursive: true });
-  } catch { /* reported above */ }
+  for (const dir of rootfses) {
+    try {
+      Deno.removeSync(dir, { recursive: true });
+    } catch { /* reported above */ }
+  }
 }
