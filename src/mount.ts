@@ -106,6 +106,18 @@ function escapeOverlayPath(path: string): string {
 }
 
 /**
+ * The size options of a tmpfs of `bytes`: its size, and as many inodes as
+ * it has pages (at least 1024). A size alone bounds the data, not the
+ * files: empty files cost none of it, yet each takes about a kilobyte of
+ * kernel memory, and the kernel's default allows millions of them (half of
+ * RAM in pages), which nothing else bounds where there is no memory
+ * controller. One per page keeps that memory under a third of the size.
+ */
+export function tmpfsLimits(bytes: number): string {
+  return `size=${bytes},nr_inodes=${Math.max(1024, Math.ceil(bytes / 4096))}`;
+}
+
+/**
  * An absolute path without "." and ".." components or repeated slashes, by
  * its text alone, as Docker cleans `-w`: "/a/../b/./c/" is "/b/c", "//" or
  * "/." is "/", and ".." at the root stays there. Callers for whom ".." is an
@@ -241,7 +253,7 @@ export class OverlayMount implements Mount {
     // top of it, on the target itself (overlayfs holds its layers by
     // reference, not by path). The tmpfs stays underneath, reachable by the
     // overlay only.
-    const size = this.size === undefined ? "" : `,size=${this.size}`;
+    const size = this.size === undefined ? "" : `,${tmpfsLimits(this.size)}`;
     builder.mount(
       "tmpfs",
       target,
@@ -374,7 +386,7 @@ export class TmpfsMount implements Mount {
   /** Appends the tmpfs mount. */
   compile(builder: ProgramBuilder, rootfs: string): void {
     const target = containerPath(rootfs, this.target);
-    const size = this.size === undefined ? "" : `,size=${this.size}`;
+    const size = this.size === undefined ? "" : `,${tmpfsLimits(this.size)}`;
     compileParents(builder, rootfs, this.target);
     builder.mkdir(target);
     builder.mount(
@@ -503,7 +515,7 @@ export class BaseMounts implements Mount {
       at("/dev"),
       "tmpfs",
       MS.NOSUID | MS.NOEXEC,
-      "mode=755,size=65536k",
+      `mode=755,${tmpfsLimits(64 * 1024 * 1024)}`,
       "cannot mount tmpfs on /dev",
     );
     for (const device of DEVICES) {
@@ -532,7 +544,7 @@ export class BaseMounts implements Mount {
       at("/dev/shm"),
       "tmpfs",
       MS.NOSUID | MS.NODEV,
-      `mode=1777,size=${this.shmSize}`,
+      `mode=1777,${tmpfsLimits(this.shmSize)}`,
       "cannot mount tmpfs on /dev/shm",
     );
     b.mkdir(at("/dev/mqueue")).mount(

@@ -569,18 +569,17 @@ Deno.test("cli: --write-limit bounds what is written to the root, at the top and
   const expected = "top 1\nlayer 1\nboth 1\n";
   const host = await sbox(["run", "--write-limit", "1M", "--", "/bin/sh", "-c", script]);
   assert.equal(host.stdout, expected, host.stderr);
-  const image = await sbox([
-    "run",
-    "--rootfs",
-    busyboxImage(),
-    "--write-limit",
-    "1M",
-    "--",
-    "/bin/sh",
-    "-c",
-    script,
-  ]);
+  const inImage = (script: string) =>
+    sbox(["run", "--rootfs", busyboxImage(), "--write-limit", "1M", "--", "/bin/sh", "-c", script]);
+  const image = await inImage(script);
   assert.equal(image.stdout.split("\n").slice(1).join("\n"), "layer 1\nboth 1\n", image.stderr);
+  // Files are bounded too, not only bytes: one inode per page of the limit,
+  // at least 1024 (empty files take no bytes, but kernel memory each).
+  const files = await inImage(
+    "i=0; while [ $i -lt 1100 ]; do touch /f$i 2>/dev/null || break; i=$((i+1)); done; echo $i",
+  );
+  const made = Number(files.stdout.trim());
+  assert.ok(made > 900 && made < 1024, `${made} files in a 1 MiB limit: ${files.stderr}`);
   // The default: 1 GiB, as df shows it.
   const df = await sbox(["run", "--rootfs", busyboxImage(), "--", "/bin/sh", "-c", "df -k / | tail -1"]);
   assert.equal(df.stdout.trim().split(/\s+/)[1], String(1024 * 1024), df.stderr);
@@ -1092,6 +1091,17 @@ Deno.test("cli: --stdout and --stderr naming one file in two ways share it, as >
       assert.equal(result.code, 0, result.stderr);
       const file = stdout.startsWith("/") ? stdout : `${dir}/${stdout}`;
       assert.equal(Deno.readTextFileSync(file), "a\nB\nc\n", `--stdout ${stdout} --stderr ${stderr}`);
+    }
+    // The report is written at the end from offset 0: over the output, with
+    // the output's tail after it. Refused, however the file is named.
+    for (const [output, report] of [["--stdout", "./o.txt"], ["--stderr", `${dir}/hard-link`]]) {
+      const file = output === "--stdout" ? "o.txt" : `${dir}/hard`;
+      const result = await sbox(
+        ["run", "--rootfs", busyboxImage(), output, file, "--report", report, "--", "echo", "a"],
+        { cwd: dir },
+      );
+      assert.equal(result.code, 125, result.stderr);
+      assert.match(result.stderr, new RegExp(`^sbox: --report and ${output} name the same file`, "m"));
     }
   } finally {
     Deno.removeSync(dir, { recursive: true });

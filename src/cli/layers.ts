@@ -14,7 +14,7 @@
  * @module
  */
 
-import { mkdirLike, overlayOptions } from "../mount.ts";
+import { mkdirLike, overlayOptions, tmpfsLimits } from "../mount.ts";
 import { MS, type ProgramBuilder, UNCHANGED_ID } from "../program.ts";
 
 /** Where a container's overlays keep their writable layers. */
@@ -39,7 +39,7 @@ export class TemporaryLayers {
       this.dir,
       "tmpfs",
       MS.NOSUID | MS.NODEV,
-      `mode=700,size=${this.size}`,
+      `mode=700,${tmpfsLimits(this.size)}`,
       "cannot mount the tmpfs of the upper layers",
     );
   }

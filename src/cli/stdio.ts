@@ -22,7 +22,7 @@ export interface OpenStdio {
  * Opens the files (stdin read-only; stdout and stderr created or truncated,
  * mode 0644). Throws an SboxError naming the option, having closed what it opened.
  */
-export function openStdio(options: Pick<RunOptions, "stdin" | "stdout" | "stderr">): OpenStdio {
+export function openStdio(options: Pick<RunOptions, "stdin" | "stdout" | "stderr" | "report">): OpenStdio {
   // Open fds by flags and the identity of their file.
   const opened = new Map<string, number>();
   const fds: OpenStdio["fds"] = ["inherit", "inherit", "inherit"];
@@ -72,11 +72,32 @@ export function openStdio(options: Pick<RunOptions, "stdin" | "stdout" | "stderr
     fds[0] = openOne("--stdin", options.stdin, O.RDONLY);
     fds[1] = openOne("--stdout", options.stdout, write);
     fds[2] = openOne("--stderr", options.stderr, write);
+    refuseReportFile(options.report, [["--stdout", fds[1]], ["--stderr", fds[2]]]);
   } catch (err) {
     closeAll();
     throw err;
   }
   return { fds, close: closeAll };
+}
+
+/**
+ * The report (opened already, by main.ts) must not be a file the command
+ * writes to: written at the end from offset 0, it would overwrite the
+ * output, and the output's tail would follow it.
+ */
+function refuseReportFile(report: string | undefined, outputs: [string, number | "inherit"][]): void {
+  if (report === undefined || report === "-") return;
+  const fd = open(report, O.PATH);
+  try {
+    const identity = fileIdentity(fd);
+    for (const [option, out] of outputs) {
+      if (out !== "inherit" && fileIdentity(out) === identity) {
+        throw new SboxError(`--report and ${option} name the same file: ${report}`, { step: "options" });
+      }
+    }
+  } finally {
+    close(fd);
+  }
 }
 
 /**
