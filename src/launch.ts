@@ -19,7 +19,7 @@
 
 import { helper } from "./ffi.ts";
 import { SboxError } from "./error.ts";
-import { describeErrno } from "./errno.ts";
+import { describeErrno, errnoNumber } from "./errno.ts";
 import { CLONE, type Program, ProgramBuilder } from "./program.ts";
 import { type ChildRecord, RecordReader } from "./protocol.ts";
 import { reactor } from "./reactor.ts";
@@ -189,10 +189,25 @@ async function launchChild(spec: LaunchSpec): Promise<Launched> {
     if (forked) await adopt(forked.pid).then(reap, () => undefined);
     else await reap(pidfd);
     const { step, what } = program.describe(failed.opIndex);
-    throw new SboxError(`${what}: ${describeErrno(failed.errno)}`, { step, errno: failed.errno });
+    throw new SboxError(`${what}: ${describeErrno(failed.errno)}${hintFor(failed.errno)}`, {
+      step,
+      errno: failed.errno,
+    });
   }
   if (forked) return { pid: forked.pid, pidfd: await adopt(forked.pid) };
   return { pid, pidfd };
+}
+
+/**
+ * What an errno of the setup means where it is not plain. EOVERFLOW: to
+ * write in a directory of an overlay, the kernel copies it up with its
+ * owner, which must be an id of the container; a host directory of an id
+ * outside its map (host root's, under a user's container) cannot be.
+ */
+function hintFor(errno: number): string {
+  if (errno !== errnoNumber("EOVERFLOW")) return "";
+  return " (a directory on the way belongs to a host id outside the container's id map, so the overlay " +
+    "cannot copy it up to write in it: see docs/rootless.md)";
 }
 
 /**

@@ -148,6 +148,40 @@ Deno.test("setgroups: newgidmap's choice matches the mapper's, so a container st
 }
 
 {
+  const name = "a -w directory below a host directory of an unmapped owner fails with one line that says why";
+  Deno.test({
+    name,
+    ignore: skipAsRoot(name),
+    async fn() {
+      // On the host's root: /var/tmp is root's, and its overlay cannot copy
+      // it up under the user's id map (EOVERFLOW).
+      const output = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--allow-ffi",
+          SBOX,
+          "run",
+          "-w",
+          `/var/tmp/sbox-rootless-${Deno.pid}/new`,
+          "--",
+          "pwd",
+        ],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+        signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+      }).output();
+      const result = { code: output.code, stderr: text(output.stderr) };
+      assert.equal(result.code, 125, result.stderr);
+      assert.match(
+        result.stderr,
+        /^sbox: cannot create directory .*: EOVERFLOW .* outside the container's id map/,
+      );
+    },
+  });
+}
+
+{
   const name =
     "the default root is the host's as the user sees it; writes vanish, other owners' files stay closed";
   Deno.test({

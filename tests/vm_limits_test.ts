@@ -276,13 +276,15 @@ Deno.test("an unprivileged user with a delegated cgroup subtree runs a limited c
   const work = "/tmp/sboxtest-work";
   Deno.mkdirSync(work, { recursive: true });
   Deno.chownSync(work, 1000, 1000);
-  const runAsUser = async (limit: string) => {
+  const runAsUser = async (limit: string, inside = true) => {
     // The shell moves itself into the leaf while still root, then becomes
-    // uid 1000 for good (su): sbox runs as the user, inside the delegated subtree.
+    // uid 1000 for good (su): sbox runs as the user, inside the delegated subtree
+    // (or, with `inside` false, where the test itself runs: outside it).
     const sbox = `env HOME=${work} DENO_DIR=${work}/deno ${Deno.execPath()} run --allow-ffi ${SBOX} run ` +
       `--rootfs ${busyboxImage()} --cgroup ${delegated.path} --memory ${limit} --swap 0 --report - -- ` +
       `sh -c 'id -u; head -c 33554432 /dev/zero > /dev/shm/x && echo wrote'`;
-    const script = `echo $$ > ${leaf.path}/cgroup.procs && exec su -s /bin/sh sboxtest -c "${sbox}"`;
+    const join = inside ? `echo $$ > ${leaf.path}/cgroup.procs && ` : "";
+    const script = `${join}exec su -s /bin/sh sboxtest -c "${sbox}"`;
     const output = await new Deno.Command("/bin/sh", {
       args: ["-c", script],
       stdout: "piped",
@@ -303,6 +305,12 @@ Deno.test("an unprivileged user with a delegated cgroup subtree runs a limited c
     assert.equal(roomy.stdout, "0\nwrote\n"); // root inside, the user outside
     assert.equal(roomy.report.status, "OK");
     assert.ok(roomy.report.memoryPeakBytes >= 32 * MiB, JSON.stringify(roomy.report));
+    // From outside the subtree the user may make a group there but not move
+    // a process into it (the common ancestor's cgroup.procs is root's):
+    // one line that says so, not clone3's bare EACCES.
+    const outside = await runAsUser("128M", false);
+    assert.equal(outside.code, 125, outside.stderr);
+    assert.match(outside.stderr, /^sbox: --memory needs a cgroup, but .* outside it .*: run sbox inside it/m);
     const tight = await runAsUser("16M");
     assert.equal(tight.report.status, "ML", tight.stderr);
     assert.doesNotMatch(tight.stdout, /wrote/);

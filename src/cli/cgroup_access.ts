@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { Cgroup } from "../cgroup.ts";
+import { Cgroup } from "../cgroup.ts";
 import { SboxError } from "../error.ts";
 import { ids, stat } from "../sys.ts";
 import type { RunOptions } from "./args.ts";
@@ -24,25 +24,43 @@ const NEEDS_CGROUP = [
 
 /** Whether this process may create a child cgroup of `parent` and move processes into it. */
 export function mayCreateCgroups(parent: Cgroup): boolean {
+  return whyNot(parent) === undefined;
+}
+
+/** Why this process may not create a child cgroup of `parent` and start processes in it, or undefined. */
+function whyNot(parent: Cgroup): string | undefined {
   const { euid } = ids();
-  if (euid === 0) return true;
+  if (euid === 0) return undefined;
   const dir = stat(parent.path);
   const procs = stat(`${parent.path}/cgroup.procs`);
-  return dir?.uid === euid && (dir.mode & 0o200) !== 0 && procs?.uid === euid;
+  if (!(dir?.uid === euid && (dir.mode & 0o200) !== 0 && procs?.uid === euid)) {
+    return `uid ${euid} may not create cgroups in ${parent.path}`;
+  }
+  // Starting a process in a cgroup moves it there, which needs write access
+  // to cgroup.procs of the common ancestor of where it comes from and where
+  // it goes: the delegated group itself only when sbox runs inside it.
+  const own = Cgroup.current();
+  if (!parent.contains(own)) {
+    return `uid ${euid} may create cgroups in ${parent.path}, but not start processes there from ` +
+      `sbox's own cgroup ${own.path}, which is outside it (moving a process needs write access to ` +
+      `cgroup.procs of both groups' common ancestor): run sbox inside it`;
+  }
+  return undefined;
 }
 
 /**
  * Decides whether the run gets a cgroup below `parent`: true when the user
  * may create one; false when not and nothing needs one; throws naming the
- * option and what to delegate when a limit needs one.
+ * option and what to delegate when a limit or `--cgroup` needs one.
  */
 export function useCgroup(parent: Cgroup, options: RunOptions): boolean {
-  if (mayCreateCgroups(parent)) return true;
+  const reason = whyNot(parent);
+  if (reason === undefined) return true;
   const wanted = NEEDS_CGROUP.find((n) => options[n.key] !== undefined);
   if (!wanted) return false;
   const { euid } = ids();
   throw new SboxError(
-    `${wanted.option} needs a cgroup, but uid ${euid} may not create cgroups in ${parent.path}: ` +
+    `${wanted.option} needs a cgroup, but ${reason}: ` +
       `delegate one to the user (chown it and its cgroup.procs, cgroup.subtree_control and ` +
       `cgroup.threads to uid ${euid}, as systemd's Delegate=yes does), run sbox in it, or name it with --cgroup`,
     { step: "cgroup" },
