@@ -267,7 +267,14 @@ export function snapshot(): { fds: string[]; children: string[]; cgroups: string
     .sort();
   const children: string[] = [];
   for (const task of Deno.readDirSync("/proc/self/task")) {
-    const list = Deno.readTextFileSync(`/proc/self/task/${task.name}/children`).trim();
+    let list: string;
+    try {
+      list = Deno.readTextFileSync(`/proc/self/task/${task.name}/children`).trim();
+    } catch (err) {
+      // A thread that ended since the listing (a Worker's, a pool thread).
+      if (err instanceof Deno.errors.NotFound) continue;
+      throw err;
+    }
     if (list) children.push(...list.split(" "));
   }
   const root = Cgroup.current();
