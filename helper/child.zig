@@ -508,14 +508,12 @@ fn setLoopbackUp(socket: usize) usize {
     return linux.syscall3(.ioctl, socket, linux.SIOCSIFFLAGS, @intFromPtr(&ifr));
 }
 
-/// Starts the network thread (see `net_spawn` in program.zig). It shares
-/// everything a thread shares; the kernel writes its tid to ctx.net_thread
-/// before it runs and clears it when it exits (the pthread_join protocol).
+/// Starts the network thread (see `net_spawn` in program.zig), with
+/// ctx.net_thread as its tid word (clone.zig, `thread_flags`).
 fn spawnNetwork(ctx: *Context) usize {
     std.debug.assert(ctx.net_tid == 0);
-    const C = linux.CLONE;
     var args = clone.CloneArgs{
-        .flags = C.VM | C.FS | C.FILES | C.SIGHAND | C.THREAD | C.SYSVSEM | C.PARENT_SETTID | C.CHILD_CLEARTID,
+        .flags = clone.thread_flags,
         .parent_tid = @intFromPtr(&ctx.net_thread),
         .child_tid = @intFromPtr(&ctx.net_thread),
         .stack = ctx.fork_stack,
@@ -573,12 +571,7 @@ fn newNetworkNamespace() usize {
 
 fn joinNetwork(ctx: *Context) usize {
     if (ctx.net_tid == 0) return 0;
-    const futex_wait: usize = 0; // shared, as the kernel's wake at thread exit
-    while (true) {
-        const tid = @atomicLoad(i32, &ctx.net_thread, .acquire);
-        if (tid == 0) break;
-        _ = linux.syscall4(.futex, @intFromPtr(&ctx.net_thread), futex_wait, @as(u32, @bitCast(tid)), 0);
-    }
+    clone.joinThread(&ctx.net_thread);
     // The word is cleared early in the thread's exit; its pid is freed a bit
     // later. Wait for that too, so that the next pid (a reaper's command,
     // pid 2) is free: tgkill finds the thread until then.

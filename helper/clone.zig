@@ -27,6 +27,27 @@ comptime {
 
 pub const Entry = *const fn (arg: usize) callconv(.c) u8;
 
+/// A thread of the calling process: it shares everything a thread shares,
+/// and the kernel writes its tid to the word given as `parent_tid` and
+/// `child_tid` before it runs, then clears that word and wakes a futex
+/// waiter on it when the thread exits (the pthread_join protocol; see
+/// `joinThread`).
+pub const thread_flags: u64 = blk: {
+    const C = std.os.linux.CLONE;
+    break :blk C.VM | C.FS | C.FILES | C.SIGHAND | C.THREAD | C.SYSVSEM | C.PARENT_SETTID | C.CHILD_CLEARTID;
+};
+
+/// Waits until the thread started with `thread_flags` and `word` as its tid
+/// word has exited: the kernel has cleared the word.
+pub fn joinThread(word: *i32) void {
+    const futex_wait: usize = 0; // shared, as the kernel's wake at thread exit
+    while (true) {
+        const tid = @atomicLoad(i32, word, .acquire);
+        if (tid == 0) return;
+        _ = std.os.linux.syscall4(.futex, @intFromPtr(word), futex_wait, @as(u32, @bitCast(tid)), 0);
+    }
+}
+
 /// Returns the child's pid (or a negative errno as usize) in the parent; the
 /// child runs `entry(arg)` and exits with its return value. With a stack in
 /// `args`, the child starts on it; without one (no CLONE_VM) it runs on its

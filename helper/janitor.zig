@@ -73,8 +73,8 @@ const grace_ns: u64 = 200 * std.time.ns_per_ms;
 const give_up_ns: u64 = 5 * std.time.ns_per_s;
 /// How often the janitor looks for ended children while some remain.
 const poll_ms: i32 = 20;
-const stack_len: usize = 64 * 1024;
-const guard_len: usize = 4096;
+const stack_len = lib.stack_len;
+const guard_len = lib.guard_len;
 
 var lock_word = std.atomic.Value(u32).init(0);
 var entries = [_]Entry{.{}} ** max_entries;
@@ -195,11 +195,7 @@ pub fn forget(value: u64, stack: bool) void {
 fn start() isize {
     // The previous janitor released the lock before it ended: wait until
     // its thread is gone before reusing the stack.
-    while (true) {
-        const word = @atomicLoad(i32, &thread_word, .acquire);
-        if (word == 0) break;
-        _ = linux.futex_4arg(&thread_word, .{ .cmd = .WAIT, .private = false }, @bitCast(word), null);
-    }
+    clone.joinThread(&thread_word);
     if (stack_region == 0) {
         const rc = linux.mmap(null, guard_len + stack_len, linux.PROT.NONE, .{ .TYPE = .PRIVATE, .ANONYMOUS = true, .NORESERVE = true }, -1, 0);
         if (isError(rc)) return @bitCast(rc);
@@ -213,9 +209,8 @@ fn start() isize {
     if (isError(ep)) return @bitCast(ep);
     epfd = @intCast(ep);
 
-    const C = linux.CLONE;
     var args = clone.CloneArgs{
-        .flags = C.VM | C.FS | C.FILES | C.SIGHAND | C.THREAD | C.SYSVSEM | C.PARENT_SETTID | C.CHILD_CLEARTID,
+        .flags = clone.thread_flags,
         .parent_tid = @intFromPtr(&thread_word),
         .child_tid = @intFromPtr(&thread_word),
         .stack = stack_region + guard_len,

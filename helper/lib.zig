@@ -18,9 +18,10 @@ const clone = @import("clone.zig");
 const janitor = @import("janitor.zig");
 
 /// Stack for each process the helper creates (the spawned child, and the one
-/// a `fork` op makes). The deepest frame is execSearch's 4 KiB path buffer.
-const stack_len: usize = 64 * 1024;
-const guard_len: usize = 4096;
+/// a `fork` op makes), and for the janitor's thread (janitor.zig). The
+/// deepest frame is execSearch's 4 KiB path buffer.
+pub const stack_len: usize = 64 * 1024;
+pub const guard_len: usize = 4096;
 /// [guard][fork stack][guard][spawn stack, Context at its top]
 pub const region_len: usize = 2 * (guard_len + stack_len);
 
