@@ -116,31 +116,32 @@ Deno.test("a Worker ending while it waits for its container neither crashes Deno
 
 Deno.test("a container that stays up keeps no process that ended with its pipes read; destroy() closes an unread one", async () => {
   // In a process of its own, to collect garbage (--expose-gc).
-  const script = new URL("./programs/exec_gc.ts", import.meta.url).pathname;
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "--v8-flags=--expose-gc", script],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.equal(output.code, 0, text(output.stderr));
-  const { alive, total, fds } = JSON.parse(text(output.stdout));
+  const { alive, total, fds } = await programJson("exec_gc.ts", [], ["--v8-flags=--expose-gc"]);
   assert.equal(alive, 0, `${alive} of ${total} ended processes are still kept`);
   const unread = fds.whileUnread.filter((fd: string) => !fds.before.includes(fd));
   assert.equal(unread.length, 1, `the unread stdout holds one fd until destroy(): ${unread}`);
   assert.ok(!fds.after.includes(unread[0]), "destroy() closed the unread stdout");
 });
 
-/** Runs tests/programs/worker_leftovers.ts for `round`, in a process of its own. */
-async function workerLeftovers(round: "running" | "destroyed" | "exec-loop") {
-  // A process of its own: the Workers' fds and children are the process's.
-  const script = new URL("./programs/worker_leftovers.ts", import.meta.url).pathname;
+/**
+ * Runs tests/programs/`name` with `args` in a Deno process of its own
+ * (`flags` before the script), which must exit 0; returns the JSON it printed.
+ */
+async function programJson(name: string, args: string[], flags: string[] = []) {
+  const script = new URL(`./programs/${name}`, import.meta.url).pathname;
   const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", script, round],
+    args: ["run", "--allow-all", ...flags, script, ...args],
     stdout: "piped",
     stderr: "piped",
   }).output();
   assert.equal(output.code, 0, text(output.stderr));
   return JSON.parse(text(output.stdout));
+}
+
+/** Runs tests/programs/worker_leftovers.ts for `round`, in a process of its own. */
+function workerLeftovers(round: "running" | "destroyed" | "exec-loop") {
+  // A process of its own: the Workers' fds and children are the process's.
+  return programJson("worker_leftovers.ts", [round]);
 }
 
 Deno.test("a Worker terminated while its container runs leaves no process, zombie or fd of it", async () => {
