@@ -187,6 +187,8 @@ export class Process {
   #release: BackgroundClose | undefined;
   readonly #openFds = new Set<number>();
   readonly #done = Promise.withResolvers<void>();
+  /** The result of the first output() call, which every later call returns. */
+  #output: Promise<ProcessOutput> | undefined;
 
   /** @internal Wraps a launched process; use Container.start/exec. */
   constructor(launched: Launched, parentFds: [number, number, number], heldNamespace = -1) {
@@ -271,14 +273,27 @@ export class Process {
     if (rc < 0 && -rc !== ESRCH) throw SboxError.fromErrno("kill", `cannot signal process ${this.pid}`, -rc);
   }
 
-  /** Waits for the exit and collects piped stdout and stderr. */
-  async output(): Promise<ProcessOutput> {
-    const [stdout, stderr, status] = await Promise.all([
-      collect(this.stdout),
-      collect(this.stderr),
-      this.status,
-    ]);
-    return { ...status, stdout, stderr };
+  /**
+   * Waits for the exit and collects piped stdout and stderr. Later calls
+   * return the same result. Rejects with an {@linkcode SboxError} (step
+   * `"output"`) when a reader of {@linkcode stdout} or {@linkcode stderr}
+   * holds the stream; what such a reader has already taken is not in the
+   * result.
+   */
+  output(): Promise<ProcessOutput> {
+    if (this.#output) return this.#output;
+    for (const [name, stream] of [["stdout", this.stdout], ["stderr", this.stderr]] as const) {
+      if (stream?.locked) {
+        return Promise.reject(
+          new SboxError(`output(): ${name} is already being read by a reader of the stream`, {
+            step: "output",
+          }),
+        );
+      }
+    }
+    this.#output = Promise.all([collect(this.stdout), collect(this.stderr), this.status])
+      .then(([stdout, stderr, status]) => ({ ...status, stdout, stderr }));
+    return this.#output;
   }
 
   /**

@@ -158,6 +158,30 @@ Deno.test("stdin takes any ArrayBufferView by its bytes; another chunk fails wit
   }
 });
 
+Deno.test("output() twice gives one result; with a reader holding stdout it rejects with SboxError", async () => {
+  for (const withReader of [false, true]) {
+    await using setup = await busyboxContainer();
+    const init = await setup.container.start({
+      command: ["/bin/sh", "-c", "echo out; echo err >&2"],
+      env: ENV,
+      stdout: "piped",
+      stderr: "piped",
+    });
+    if (withReader) {
+      const reader = init.stdout!.getReader();
+      const err = await init.output().then(() => undefined, (e) => e);
+      assert.ok(err instanceof SboxError && err.step === "output", String(err));
+      assert.match(err.message, /stdout is already being read/);
+      reader.releaseLock();
+    }
+    const [first, second] = await Promise.all([init.output(), init.output()]);
+    const third = await init.output();
+    for (const output of [first, second, third]) {
+      assert.deepEqual([text(output.stdout), text(output.stderr), output.code], ["out\n", "err\n", 0]);
+    }
+  }
+});
+
 Deno.test("stdin null reads nothing; a large stdout arrives whole", async () => {
   await using setup = await busyboxContainer();
   const init = await setup.container.start({
