@@ -88,7 +88,10 @@ export interface ProcessOptions {
    * to it and reaps orphans. The status is then exactly the command's: a
    * command that kills itself (`abort()`, `kill -9 $$`) is reported killed by
    * that signal, which a pid 1 cannot receive from inside its own namespace.
-   * Default false: the command is pid 1, as in sbox.
+   * `kill()` reaches the command through it, except for the two signals no
+   * process can catch: SIGKILL ends pid 1 and with it the whole container,
+   * and SIGSTOP stops pid 1 and not the command (as under Docker's
+   * `--init`). Default false: the command is pid 1, as in sbox.
    */
   reaper?: boolean;
   /**
