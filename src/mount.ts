@@ -501,15 +501,6 @@ export class BaseMounts implements Mount {
     if (rootfs !== ".") b.chdir(rootfs);
     const at = (path: string) => containerPath(".", path);
     const nosuidNodevNoexec = MS.NOSUID | MS.NODEV | MS.NOEXEC;
-    b.mkdir(at("/proc")).mount(
-      "proc",
-      at("/proc"),
-      "proc",
-      nosuidNodevNoexec,
-      null,
-      "cannot mount proc on /proc",
-    );
-    if (this.maskPaths) compileMasks(b, "/proc");
     b.mkdir(at("/dev")).mount(
       "tmpfs",
       at("/dev"),
@@ -520,16 +511,31 @@ export class BaseMounts implements Mount {
     );
     for (const device of DEVICES) {
       // A tmpfs mounted in a user namespace cannot hold usable device nodes:
-      // bind the host's instead, as bubblewrap does.
+      // bind the host's instead, as bubblewrap does. Read-only: the node is
+      // the host's inode, which the container's root (the host's root under
+      // the identity map) could otherwise chmod or chown for the whole host
+      // (/dev/null 0600). Reads and writes of a device do not need a
+      // writable mount.
       b.touch(at(`/dev/${device}`), 0o666).mount(
         `/dev/${device}`,
         at(`/dev/${device}`),
         null,
-        MS.BIND,
+        MS.BIND | MS.RDONLY | MS.NOSUID | MS.NOEXEC,
         null,
         `cannot bind /dev/${device}`,
       );
     }
+    // After /dev: the masks of /proc are binds of the container's read-only
+    // /dev/null, and so read-only too (a bind keeps its source's flags).
+    b.mkdir(at("/proc")).mount(
+      "proc",
+      at("/proc"),
+      "proc",
+      nosuidNodevNoexec,
+      null,
+      "cannot mount proc on /proc",
+    );
+    if (this.maskPaths) compileMasks(b, "/proc");
     b.mkdir(at("/dev/pts")).mount(
       "devpts",
       at("/dev/pts"),
@@ -603,7 +609,8 @@ function compileMasks(b: ProgramBuilder, fs: "/proc" | "/sys"): void {
     if (!path.startsWith(`${fs}/`)) continue;
     const at = containerPath(".", path);
     if (kind === "file") {
-      b.mount("/dev/null", at, null, MS.BIND, null, `cannot mask ${path}`, false, ignoreMissing);
+      // The container's /dev/null (BaseMounts binds it read-only first).
+      b.mount("./dev/null", at, null, MS.BIND, null, `cannot mask ${path}`, false, ignoreMissing);
     } else if (path === emptyDir) {
       b.mount(
         "tmpfs",

@@ -266,6 +266,34 @@ Deno.test("/proc/sys is read-only and host-revealing /proc files are masked", as
   );
 });
 
+Deno.test("the host's device nodes bound into /dev and over masked files cannot be chmod'ed or chown'ed", async () => {
+  const nodes = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"];
+  const before = new Map(nodes.map((path) => [path, Deno.statSync(path)]));
+  try {
+    await using setup = await container();
+    const out = await run(setup, [
+      "/bin/sh",
+      "-c",
+      // /proc/keys and /proc/timer_list are masked with /dev/null.
+      "for f in /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty /proc/keys /proc/timer_list; do" +
+      " [ -e $f ] || continue; chmod 0600 $f 2>/dev/null && echo chmod $f; chown 1000 $f 2>/dev/null && echo chown $f;" +
+      " done; echo x > /dev/null && head -c 3 /dev/zero | wc -c",
+    ]);
+    assert.equal(out, "3\n", "no chmod or chown succeeded; /dev/null and /dev/zero still work");
+  } finally {
+    for (const [path, info] of before) {
+      // Put back what an old sbox let the container change, for the host's sake.
+      const now = Deno.statSync(path);
+      if (now.mode !== info.mode) Deno.chmodSync(path, info.mode! & 0o7777);
+      if (now.uid !== info.uid || now.gid !== info.gid) Deno.chownSync(path, info.uid, info.gid);
+    }
+  }
+  for (const [path, info] of before) {
+    const now = Deno.statSync(path);
+    assert.deepEqual([now.mode, now.uid, now.gid], [info.mode, info.uid, info.gid], `${path} on the host`);
+  }
+});
+
 Deno.test("the old root is unreachable: a chroot break-out ends at the container's /", async () => {
   const hostPath = scratchDir("marker-");
   try {
