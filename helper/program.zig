@@ -16,7 +16,7 @@
 const std = @import("std");
 
 pub const magic: u32 = 0x31584253; // "SBX1"
-pub const version: u32 = 4; // 2: security ops; 3: the library's calls through sbox_call; 4: network thread
+pub const version: u32 = 5; // 2: security ops; 3: the library's calls through sbox_call; 4: network thread; 5: setup_cpu record
 
 /// Explicit limits. The compiler checks them first (PROGRAM_LIMITS in
 /// src/program.ts, which a test keeps equal) and says which was passed.
@@ -175,6 +175,10 @@ pub const RecordKind = enum(u32) {
     started = 3,
     /// From a reaper: the command ended; `value` is its raw wait status.
     exited = 4,
+    /// From a reaper, just before `started`: the CPU time pid 1 has used so
+    /// far, in microseconds: the container's setup (the network thread's
+    /// included), which its cgroup counts too.
+    setup_cpu = 5,
 };
 
 pub const LinkError = error{ BadHeader, BadOp, BadOffset, BadString, BadArray, NoExec };

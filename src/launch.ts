@@ -70,6 +70,8 @@ export interface Launched {
   pidfd: number;
   /** For a reaper: the result pipe, still open; `exited` will come through it. */
   channel?: StatusChannel;
+  /** For a reaper: the CPU time of the setup in microseconds (its `setupCpu` record). */
+  setupCpuUsec?: number;
 }
 
 /** The open result pipe of a reaper and how to let it go after end-of-file. */
@@ -166,10 +168,12 @@ async function launchChild(spec: LaunchSpec): Promise<Launched> {
       syncWrite = -1;
       spec.afterRelease?.(pid);
     }
+    let setupCpuUsec: number | undefined;
     for (let record = await reader.next(); record; record = await reader.next()) {
       records.push(record);
+      if (record.kind === "setupCpu") setupCpuUsec = record.usec;
       // A reaper keeps the pipe open for the container's life.
-      if (record.kind === "started") return { pid, pidfd, channel: { reader, release } };
+      if (record.kind === "started") return { pid, pidfd, channel: { reader, release }, setupCpuUsec };
     }
   } catch (err) {
     close(syncWrite);

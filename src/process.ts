@@ -371,11 +371,20 @@ export class Process {
 export class InitProcess extends Process {
   /** @internal The pidfd, for joining its namespaces. */
   readonly pidfd: number;
+  /**
+   * With `reaper: true`: the CPU time in microseconds that pid 1 spent
+   * setting the container up before the command started (the mounts, the
+   * network namespace, the security step). The container's cgroup counts it
+   * too: subtract it from `cgroup.cpuUsage()` for the command's own.
+   * Undefined without a reaper.
+   */
+  readonly setupCpuUsec: number | undefined;
 
   /** @internal Use Container.start. */
   constructor(launched: Launched, parentFds: [number, number, number], heldNamespace = -1) {
     super(launched, parentFds, heldNamespace);
     this.pidfd = launched.pidfd;
+    this.setupCpuUsec = launched.setupCpuUsec;
   }
 }
 

@@ -9,8 +9,9 @@
  * - end-of-file with no `failed` record: the program is running.
  *
  * A `reaper` op (a minimal pid 1 that runs the command as its child) keeps
- * the pipe open for the container's life: it writes `started` once the
- * command has exec'd, and `exited` with the command's wait status at the end.
+ * the pipe open for the container's life: it writes `setupCpu` (the CPU time
+ * of the setup, all done by pid 1) and `started` once the command has
+ * exec'd, and `exited` with the command's wait status at the end.
  *
  * @module
  */
@@ -23,10 +24,11 @@ export type ChildRecord =
   | { kind: "failed"; opIndex: number; opCode: number; errno: number }
   | { kind: "forked"; opIndex: number; pid: number }
   | { kind: "started"; opIndex: number; pid: number }
-  | { kind: "exited"; opIndex: number; waitStatus: number };
+  | { kind: "exited"; opIndex: number; waitStatus: number }
+  | { kind: "setupCpu"; opIndex: number; usec: number };
 
 const RECORD_BYTES = 16;
-const KINDS = ["failed", "forked", "started", "exited"] as const;
+const KINDS = ["failed", "forked", "started", "exited", "setupCpu"] as const;
 
 /** Decodes one record; throws on an unknown kind (a helper/TS mismatch). */
 export function decodeRecord(bytes: Uint8Array): ChildRecord {
@@ -43,6 +45,8 @@ export function decodeRecord(bytes: Uint8Array): ChildRecord {
       return { kind, opIndex, pid: value };
     case "exited":
       return { kind, opIndex, waitStatus: value };
+    case "setupCpu":
+      return { kind, opIndex, usec: value };
   }
   throw new Error(`sbox internal error: unknown record kind ${view.getUint32(0, true)}`);
 }

@@ -771,6 +771,20 @@ Deno.test("cli: report OK to a file, RE to stderr", async () => {
   assert.deepEqual([report(notFound.stderr).status, report(notFound.stderr).exitCode], ["RE", 127]);
 });
 
+Deno.test("cli: times count from the command's start: the setup's CPU and wall time are not the command's", async () => {
+  // The setup costs the container's cgroup 3-6 ms of CPU; busybox's true
+  // itself, from its fork to its exit, about 1 ms.
+  const quick = await busybox(["--time", "2ms", "--report", "-", "--", "true"]);
+  const ok = report(quick.stderr);
+  assert.deepEqual([quick.code, ok.status, ok.timedOut], [0, "OK", false], quick.stderr);
+  const cpu = ok.cpu as { usageUsec: number; userUsec: number; systemUsec: number };
+  assert.ok(cpu.usageUsec > 0 && cpu.usageUsec < 2000, JSON.stringify(cpu));
+  assert.ok(cpu.userUsec >= 0 && cpu.systemUsec >= 0, JSON.stringify(cpu));
+  // A command that never ran used nothing.
+  const notFound = report((await busybox(["--report", "-", "--", "/bin/nope"])).stderr);
+  assert.deepEqual([notFound.wallTimeMs, notFound.cpu], [0, { usageUsec: 0, userUsec: 0, systemUsec: 0 }]);
+});
+
 Deno.test("cli: a command line that does not parse still writes an XX report to its --report FILE", async () => {
   const dir = scratchDir("cli-report-xx-");
   try {

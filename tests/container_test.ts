@@ -182,6 +182,18 @@ Deno.test("output() twice gives one result; with a reader holding stdout it reje
   }
 });
 
+Deno.test("with a reaper, init.setupCpuUsec is the CPU time pid 1 spent on the setup", async () => {
+  await using setup = await busyboxContainer();
+  const plain = await setup.container.start({ command: ["/bin/true"], env: ENV });
+  assert.equal(plain.setupCpuUsec, undefined, "no reaper, no figure");
+  await plain.status;
+  await using setup2 = await busyboxContainer();
+  const reaped = await setup2.container.start({ command: ["/bin/true"], env: ENV, reaper: true });
+  // Mounts, namespaces, the security step: hundreds of microseconds at least.
+  assert.ok(typeof reaped.setupCpuUsec === "number" && reaped.setupCpuUsec > 50, String(reaped.setupCpuUsec));
+  await reaped.status;
+});
+
 Deno.test("stdin null reads nothing; a large stdout arrives whole", async () => {
   await using setup = await busyboxContainer();
   const init = await setup.container.start({

@@ -220,6 +220,18 @@ export function readUsage(cgroup: Cgroup): Usage {
   return { cpu, memoryPeakBytes, oomKilled: events.oomKill > 0 || events.oomGroupKill > 0 };
 }
 
+/**
+ * The command's share of the cgroup's CPU time `total`: without the
+ * `setupUsec` that pid 1 spent setting the container up. The setup is
+ * mostly the kernel's work (mounts, namespaces), so it comes off the system
+ * time first.
+ */
+export function commandCpu(total: CpuUsage, setupUsec: number): CpuUsage {
+  const systemUsec = Math.max(0, total.systemUsec - setupUsec);
+  const userUsec = Math.max(0, total.userUsec - Math.max(0, setupUsec - total.systemUsec));
+  return { usageUsec: Math.max(0, total.usageUsec - setupUsec), userUsec, systemUsec };
+}
+
 /** Waits (up to `timeoutMs`) until no process is left in `cgroup`; throws if some stay. */
 export async function waitUntilEmpty(cgroup: Cgroup, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

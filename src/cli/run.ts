@@ -6,7 +6,7 @@
  *    (enabling them for its children), the --stdin/--stdout/--stderr files;
  * 2. create the container's cgroup with its limits, the scratch directory,
  *    the mounts and the container;
- * 3. start the command with the time limits watching, wait for it;
+ * 3. start the command, then watch its time limits (from its start), wait for it;
  * 4. kill what is left, read what the cgroup used, remove everything.
  *
  * Every resource is released on every path, failures included.
@@ -23,6 +23,7 @@ import type { RunOptions } from "./args.ts";
 import { useCgroup } from "./cgroup_access.ts";
 import { checkUserMapped, pickUserMapper, resolveUser } from "./identity.ts";
 import {
+  commandCpu,
   createContainerCgroup,
   enableControllers,
   readUsage,
@@ -184,8 +185,6 @@ async function execute(
   resources.defer(() => watchdog.stop());
 
   if (state.interrupted) return; // do not even start
-  const started = performance.now();
-  watchdog.start();
   try {
     init = await container.start({
       command: options.command,
@@ -207,12 +206,18 @@ async function execute(
   } finally {
     stdio.close(); // the command has its own copies now
   }
+  // The command's times count from here, when it has exec'd: the setup is
+  // sbox's time (7-40 ms of wall time with a network, 3-6 ms of CPU), and
+  // a judge's limits are the command's.
+  const started = performance.now();
   commandStarted = true; // in its cgroup: the command ran, or its exec failed
-  // A signal or a time limit (shorter than the start) that came while the
-  // command was starting: the kill may have found no process yet.
-  if (state.interrupted || watchdog.exceeded) state.kill();
+  const setupCpuUsec = init?.setupCpuUsec ?? 0;
+  if (init) watchdog.start(setupCpuUsec);
+  // A signal that came while the command was starting: the kill may have
+  // found no process yet.
+  if (state.interrupted) state.kill();
   if (init) state.status = await init.status;
-  state.wallTimeMs = performance.now() - started;
+  state.wallTimeMs = init ? performance.now() - started : 0;
   watchdog.stop();
 
   // Whatever the first process left behind goes now; then the cgroup's
@@ -220,7 +225,10 @@ async function execute(
   await container.destroy();
   if (cgroup) {
     await waitUntilEmpty(cgroup);
-    state.usage = readUsage(cgroup);
+    const usage = readUsage(cgroup);
+    // A command that never ran (its exec failed) used nothing.
+    const cpu = init ? commandCpu(usage.cpu, setupCpuUsec) : NO_USAGE.cpu;
+    state.usage = { ...usage, cpu };
   }
   watchdog.settle(state.usage.cpu.usageUsec, state.wallTimeMs);
   state.exceeded = watchdog.exceeded;

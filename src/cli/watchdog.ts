@@ -3,9 +3,11 @@
  * `--wall-time`. When one is exceeded the whole container is killed, every
  * process in its cgroup, not only the first one.
  *
- * CPU time comes from the cgroup's cpu.stat, which the kernel keeps even
- * without the cpu controller. Nothing tells us when it crosses a value, so
- * it is polled: a program may overrun `--time` by about one poll interval.
+ * Both count from the command's start: the container's setup is sbox's
+ * time, not the command's. CPU time comes from the cgroup's cpu.stat, which
+ * the kernel keeps even without the cpu controller, less the setup's share
+ * (pid 1 reports it). Nothing tells us when it crosses a value, so it is
+ * polled: a program may overrun `--time` by about one poll interval.
  *
  * @module
  */
@@ -33,6 +35,8 @@ export class Watchdog {
   readonly #limits: TimeLimitOptions;
   readonly #kill: () => void;
   #timers: ReturnType<typeof setTimeout>[] = [];
+  /** CPU time of the cgroup that is not the command's: the container's setup. */
+  #setupCpuUsec = 0;
 
   /** Watches `cgroup`; `kill` kills every process of the container. */
   constructor(cgroup: Cgroup, limits: TimeLimitOptions, kill: () => void) {
@@ -41,8 +45,13 @@ export class Watchdog {
     this.#kill = kill;
   }
 
-  /** Starts the wall-clock timer and the CPU-time polling. */
-  start(): void {
+  /**
+   * Starts the wall-clock timer and the CPU-time polling, once the command
+   * has started; `setupCpuUsec` of the cgroup's CPU time was the setup's,
+   * not the command's.
+   */
+  start(setupCpuUsec = 0): void {
+    this.#setupCpuUsec = setupCpuUsec;
     const { cpuTimeMs, wallTimeMs } = this.#limits;
     if (wallTimeMs !== undefined) {
       this.#timers.push(setTimeout(() => this.#expire("--wall-time"), wallTimeMs));
@@ -69,7 +78,8 @@ export class Watchdog {
 
   #checkCpu(): void {
     try {
-      if (this.#cgroup.cpuUsage().usageUsec > this.#limits.cpuTimeMs! * 1000) this.#expire("--time");
+      const usageUsec = this.#cgroup.cpuUsage().usageUsec - this.#setupCpuUsec;
+      if (usageUsec > this.#limits.cpuTimeMs! * 1000) this.#expire("--time");
     } catch (err) {
       this.failure ??= err;
       this.stop();
