@@ -264,6 +264,13 @@ export class Slirp4NetnsManager extends UserModeNetworkManager {
       "--exit-fd=4",
       "--netns-type=path",
       `--userns-path=/proc/${pid}/ns/user`,
+      // slirp4netns parses every packet the container sends, and runs as the
+      // caller (root, with every capability, when sbox is root): confine it
+      // as pasta confines itself. The sandbox is a mount namespace of its
+      // own with an empty root and no capabilities but NET_BIND_SERVICE;
+      // the filter denies the syscalls it never needs.
+      "--enable-sandbox",
+      "--enable-seccomp",
       ...(this.allowHostLoopback ? [] : ["--disable-host-loopback"]),
       ...(apiSocket ? [`--api-socket=${apiSocket}`] : []),
       `/proc/${pid}/ns/net`,

@@ -220,6 +220,32 @@ for (const net of BACKENDS) {
     );
   });
 
+  // Each daemon parses every packet the container sends: it must not run
+  // with the caller's full root (pasta confines itself; slirp4netns needs
+  // --enable-sandbox and --enable-seccomp).
+  netTest(
+    `${net}: the network daemon runs under a seccomp filter, no_new_privs and few capabilities`,
+    async () => {
+      const hostPort = freePort();
+      // deno-lint-ignore require-await
+      await whilePublished(net, [`${hostPort}:8080`], "true", async () => {
+        const daemons = [...networkDaemons()];
+        assert.equal(daemons.length, 1, `daemons: ${daemons}`);
+        const status = Deno.readTextFileSync(`/proc/${daemons[0]}/status`);
+        const field = (name: string) => new RegExp(`^${name}:\\s+(\\S+)$`, "m").exec(status)?.[1];
+        assert.equal(field("Seccomp"), "2", `${net} has no seccomp filter`);
+        assert.equal(field("NoNewPrivs"), "1", `${net} may gain privileges`);
+        const effective = BigInt(`0x${field("CapEff")}`);
+        const netBindService = 1n << 10n;
+        assert.equal(
+          effective & ~netBindService & ~(1n << 21n),
+          0n,
+          `${net} keeps capabilities ${field("CapEff")}`,
+        );
+      });
+    },
+  );
+
   // pasta took one -t for all ports, which Debian 12's pasta rejects.
   netTest(`${net}: two published ports each reach their own server`, async () => {
     const [first, second] = [freePort(), freePort()];
