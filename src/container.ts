@@ -10,7 +10,7 @@
 import { Cgroup } from "./cgroup.ts";
 import { SboxError } from "./error.ts";
 import { launch, type SyncPipe } from "./launch.ts";
-import { cleanPath, containerPath, type Mount } from "./mount.ts";
+import { cleanPath, containerPath, type Mount, replacesRoot } from "./mount.ts";
 import { checkCommand, checkId, checkStdio, InitProcess, Process, type Stdio, StdioPlan } from "./process.ts";
 import { CLONE, MS, PROGRAM_LIMITS, ProgramBuilder } from "./program.ts";
 import { check, close, dupCloexec, EBUSY, ENOENT, ids, O, stat, tryOpen, tryRmdir } from "./sys.ts";
@@ -37,7 +37,11 @@ export interface ContainerOptions {
   cgroup?: Cgroup;
   /** Writes the id maps of the container's user namespace. */
   userMapper: UserMapper;
-  /** Mounts in order, the root first: e.g. `[new OverlayMount(...), new BaseMounts()]`. */
+  /**
+   * Mounts in order, the root first: e.g. `[new OverlayMount(...), new BaseMounts()]`.
+   * Without a mount on "/" the rootfs directory itself is the root, e.g.
+   * `[new BaseMounts()]` on an unpacked image.
+   */
   mounts?: Mount[];
   /** Hostname inside; default "sbox". */
   hostname?: string;
@@ -248,7 +252,7 @@ export class Container implements AsyncDisposable {
       // After the wait: the parent's CPU is free then.
       if (netOnThread) b.spawnNetwork();
       dropBoundingSet(b, this.#security);
-      if (!this.mounts.some((m) => m.target === "/")) {
+      if (!this.mounts.some(replacesRoot)) {
         // pivot_root needs a mount point: bind the rootfs on itself.
         b.mount(this.rootfs, this.rootfs, null, MS.BIND | MS.REC, null, `cannot bind ${this.rootfs}`);
       }

@@ -24,6 +24,19 @@ export interface Mount {
   compile(builder: ProgramBuilder, rootfs: string): void;
   /** The container path it mounts on. */
   readonly target: string;
+  /**
+   * Whether it mounts a file system on "/" itself, in place of the rootfs
+   * directory; default: whether `target` is "/". Without such a mount the
+   * container binds the rootfs on itself, since pivot_root needs a mount
+   * point. {@linkcode BaseMounts} says false: its target is "/", yet it
+   * mounts only below it.
+   */
+  readonly mountsOnRoot?: boolean;
+}
+
+/** Whether `mount` replaces the root: see {@linkcode Mount.mountsOnRoot}. */
+export function replacesRoot(mount: Mount): boolean {
+  return mount.mountsOnRoot ?? mount.target === "/";
 }
 
 /** `rootfs` + container path `target`, which must be absolute and plain. */
@@ -468,6 +481,8 @@ export const DEFAULT_SHM_SIZE: number = 64 * 1024 * 1024;
 export class BaseMounts implements Mount {
   /** Mounted on the root. */
   readonly target = "/";
+  /** It mounts nothing on "/" itself: a plain rootfs directory still needs its bind. */
+  readonly mountsOnRoot = false;
   /** Size limit of /dev/shm in bytes. */
   readonly shmSize: number;
   /** Whether host-revealing paths are masked and /proc/sys is read-only. */

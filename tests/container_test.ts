@@ -251,6 +251,34 @@ Deno.test("a container without BaseMounts has its own network namespace with lo 
   }
 });
 
+// BaseMounts' target is "/", yet it mounts nothing there: the rootfs still
+// needs its bind on itself, or pivot_root fails with EINVAL.
+Deno.test("BaseMounts and a TmpfsMount on a ready-made rootfs, without an overlay", async () => {
+  const dir = scratchDir("plain-root-");
+  try {
+    const root = `${dir}/root`;
+    const copy = new Deno.Command("cp", { args: ["-a", busyboxImage(), root] }).outputSync();
+    assert.ok(copy.success, text(copy.stderr));
+    const lists: [string, Mount[]][] = [
+      ["BaseMounts", [new BaseMounts()]],
+      ["BaseMounts + TmpfsMount", [new BaseMounts(), new TmpfsMount("/tmp")]],
+      ["TmpfsMount + BaseMounts", [new TmpfsMount("/tmp"), new BaseMounts()]],
+    ];
+    for (const [name, mounts] of lists) {
+      await using container = await Container.create({ rootfs: root, userMapper: identityMapper(), mounts });
+      const result = await sh(
+        container,
+        "ls /dev/null /proc/self/status && awk '$2 == \"/tmp\" { print $3 }' /proc/mounts",
+      );
+      assert.equal(result.code, 0, `${name}: ${result.err}`);
+      const tmp = mounts.some((m) => m instanceof TmpfsMount) ? "tmpfs\n" : "";
+      assert.equal(result.out, `/dev/null\n/proc/self/status\n${tmp}`, name);
+    }
+  } finally {
+    await removeScratch(dir);
+  }
+});
+
 const NO_BASE_USER_TEST = "a container without BaseMounts runs a process as uid 1000";
 Deno.test(NO_BASE_USER_TEST, { ignore: skipWithoutManyIds(NO_BASE_USER_TEST) }, async () => {
   const dir = scratchDir("no-base-");
