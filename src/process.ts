@@ -47,10 +47,14 @@ export interface ProcessStatus {
 
 /** Status and captured output of {@linkcode Process.output}. */
 export interface ProcessOutput extends ProcessStatus {
-  /** Everything written to stdout (empty unless stdout was "piped"). */
-  stdout: Uint8Array;
-  /** Everything written to stderr (empty unless stderr was "piped"). */
-  stderr: Uint8Array;
+  /**
+   * Everything written to stdout (empty unless stdout was "piped"). In an
+   * ArrayBuffer of its own, as `Deno.Command`'s: a `BlobPart` and a
+   * `BufferSource` as it is.
+   */
+  stdout: Uint8Array<ArrayBuffer>;
+  /** Everything written to stderr (empty unless stderr was "piped"); as stdout. */
+  stderr: Uint8Array<ArrayBuffer>;
 }
 
 const STDIO_VALUES: readonly Stdio[] = ["inherit", "piped", "null"];
@@ -177,9 +181,9 @@ export class Process {
    * with `Deno.Command`. Its fd stays open until it is read to end-of-file
    * or cancelled, or until destroy().
    */
-  readonly stdout: ReadableStream<Uint8Array> | null;
+  readonly stdout: ReadableStream<Uint8Array<ArrayBuffer>> | null;
   /** The read end of a piped stderr, else null; read it, as stdout. */
-  readonly stderr: ReadableStream<Uint8Array> | null;
+  readonly stderr: ReadableStream<Uint8Array<ArrayBuffer>> | null;
   readonly #pidfd: number;
   #reaped = false;
   #heldNamespace: number;
@@ -314,13 +318,14 @@ export class Process {
     this.#checkDone();
   }
 
-  #readable(fd: number): ReadableStream<Uint8Array> {
-    return new ReadableStream<Uint8Array>({
+  #readable(fd: number): ReadableStream<Uint8Array<ArrayBuffer>> {
+    return new ReadableStream<Uint8Array<ArrayBuffer>>({
       pull: async (controller) => {
         const buf = new Uint8Array(65536);
         for (;;) {
           if (!this.#openFds.has(fd)) return controller.close();
           const n = tryRead(fd, buf);
+          // A copy, not a view of `buf`: each chunk has an ArrayBuffer of its own.
           if (n > 0) return controller.enqueue(buf.slice(0, n));
           if (n === 0) {
             this.#closeFd(fd);
@@ -401,7 +406,9 @@ function fromWaitStatus(status: number): ProcessStatus {
   return { success: false, code: 128 + signal, signal: signalName(signal) };
 }
 
-async function collect(stream: ReadableStream<Uint8Array> | null): Promise<Uint8Array> {
+async function collect(
+  stream: ReadableStream<Uint8Array<ArrayBuffer>> | null,
+): Promise<Uint8Array<ArrayBuffer>> {
   if (!stream) return new Uint8Array(0);
   const chunks: Uint8Array[] = [];
   for await (const chunk of stream) chunks.push(chunk);
