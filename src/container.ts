@@ -409,7 +409,14 @@ export class Container implements AsyncDisposable {
   /** While the init waits: its id maps, then its network. */
   async #prepareInit(pid: number): Promise<void> {
     await this.userMapper.map(pid);
-    if (this.network) this.#network = await this.network.attach(pid);
+    if (!this.network) return;
+    const attachment: unknown = await this.network.attach(pid);
+    // Its stop() ends the network with the init: without one, a TypeError later.
+    if (!attachment || typeof (attachment as Partial<NetworkAttachment>).stop !== "function") {
+      const problem = "the network manager's attach() did not resolve to a NetworkAttachment (with stop())";
+      throw new SboxError(problem, { step: "network" });
+    }
+    this.#network = attachment as NetworkAttachment;
   }
 
   /**
@@ -578,7 +585,7 @@ export const HOSTNAME: RegExp = /^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$/;
 
 function checkContainerOptions(options: ContainerOptions): void {
   if (!options || typeof options !== "object") throw SboxError.invalidOption("options", "must be an object");
-  const { rootfs, cgroup, userMapper, mounts, hostname } = options;
+  const { rootfs, cgroup, userMapper, mounts, hostname, network } = options;
   if (typeof rootfs !== "string" || !rootfs.startsWith("/")) {
     throw SboxError.invalidOption("rootfs", `must be an absolute path, got ${JSON.stringify(rootfs)}`);
   }
@@ -605,6 +612,7 @@ function checkContainerOptions(options: ContainerOptions): void {
       "must be a ProcUserMapper, a BinNewIdMapper or another UserMapper",
     );
   }
+  checkNetwork(network);
   if (mounts !== undefined && !Array.isArray(mounts)) {
     throw SboxError.invalidOption("mounts", "must be an array");
   }
@@ -620,6 +628,24 @@ function checkContainerOptions(options: ContainerOptions): void {
     throw SboxError.invalidOption(
       "hostname",
       `must be 1-64 letters, digits, "." or "-", got ${JSON.stringify(hostname)}`,
+    );
+  }
+}
+
+/**
+ * A network manager has the methods start() calls: else it would fail with
+ * a TypeError, and attach() only once the init exists.
+ */
+function checkNetwork(network: unknown): void {
+  if (network === undefined) return;
+  const manager = network as Partial<Record<keyof NetworkManager, unknown>> | null;
+  if (
+    !manager || typeof manager !== "object" || typeof manager.compile !== "function" ||
+    typeof manager.attach !== "function"
+  ) {
+    throw SboxError.invalidOption(
+      "network",
+      "must be a Slirp4NetnsManager, a PastaManager or another NetworkManager (with compile() and attach())",
     );
   }
 }

@@ -12,6 +12,7 @@ import {
   type IdMapEntry,
   type InitProcess,
   type Mount,
+  type NetworkManager,
   OverlayMount,
   ProcUserMapper,
   runAsUser,
@@ -47,6 +48,7 @@ import {
   skipWithout,
   skipWithoutManyIds,
   snapshot,
+  testCgroup,
   text,
 } from "./fixtures.ts";
 
@@ -758,6 +760,41 @@ Deno.test("Container.create and start reject bad options before any process exis
   );
   await container.destroy();
   Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("a network without NetworkManager's methods is refused by Container.create; nothing is left", async () => {
+  const dir = scratchDir("bad-net-");
+  Deno.mkdirSync(`${dir}/root`);
+  const cgroup = testCgroup();
+  const options = { rootfs: `${dir}/root`, cgroup, userMapper: identityMapper() };
+  try {
+    reactor(); // made by the first start of the process, then kept: no leak
+    const before = snapshot();
+    for (const network of ["slirp4netns", {}, null, 5, { compile() {}, attach: 5 }, { attach() {} }]) {
+      const err = await Container.create({ ...options, network: network as unknown as NetworkManager })
+        .then(() => undefined, (e) => e);
+      assert.ok(err instanceof SboxError && err.step === "options", `${JSON.stringify(network)}: ${err}`);
+      assert.match(
+        err.message,
+        /^invalid option network: must be a Slirp4NetnsManager, a PastaManager or another NetworkManager/,
+      );
+    }
+    assert.deepEqual(snapshot(), before);
+    // An attach() that resolves to no NetworkAttachment: only the start can
+    // tell, and its process goes.
+    const container = await Container.create({
+      ...options,
+      network: { compile() {}, attach: () => Promise.resolve({}) } as unknown as NetworkManager,
+    });
+    const err = await container.start({ command: ["/bin/true"] }).then(() => undefined, (e) => e);
+    assert.ok(err instanceof SboxError && err.step === "network", String(err));
+    assert.match(err.message, /attach\(\) did not resolve to a NetworkAttachment/);
+    await container.destroy();
+    assert.deepEqual(snapshot(), before);
+  } finally {
+    await cgroup.remove();
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
 
 Deno.test("id maps the kernel would refuse and bad runAsUser arguments are rejected before any process exists", async () => {
