@@ -179,10 +179,18 @@ export class Process {
    * a process whose pipe is full waits for the reader, so one that writes
    * more than the pipe holds (64 KiB) and is never read never ends, as
    * with `Deno.Command`. Its fd stays open until it is read to end-of-file
-   * or cancelled, or until destroy().
+   * or cancelled, or until destroy(). Cancelling closes the pipe, but the
+   * SIGPIPE of a later write does not reach a container's init that is the
+   * command itself (pid 1, without `reaper: true`): the kernel drops the
+   * signals pid 1 has no handler for, so a writer that ignores EPIPE keeps
+   * running. Start it with `reaper: true`, or `kill("SIGKILL")` it (see
+   * kill(): it ignores SIGTERM as well).
    */
   readonly stdout: ReadableStream<Uint8Array<ArrayBuffer>> | null;
-  /** The read end of a piped stderr, else null; read it, as stdout. */
+  /**
+   * The read end of a piped stderr, else null; read it, as stdout (and
+   * cancelling it does not end an init without `reaper: true` either).
+   */
   readonly stderr: ReadableStream<Uint8Array<ArrayBuffer>> | null;
   readonly #pidfd: number;
   #reaped = false;
