@@ -65,6 +65,25 @@ function unescapeMountPath(path: string): string {
   return path.replace(/\\([0-7]{3})/g, (_, oct) => String.fromCharCode(parseInt(oct, 8)));
 }
 
+/**
+ * The kernel's interface files ("cgroup.procs", "memory.max") share a
+ * group's directory with its child groups: a name of theirs is a file, or
+ * would be one once its controller is enabled, never a group.
+ */
+const INTERFACE_FILE = /^(cgroup|cpu|cpuset|io|memory|pids|hugetlb|rdma|misc|irq)\./;
+
+/** Whether `part` (one component of a group's path) is the name of a cgroup interface file. */
+export function isInterfaceFileName(part: string): boolean {
+  return INTERFACE_FILE.test(part);
+}
+
+function interfaceFileError(part: string): SboxError {
+  return SboxError.invalidOption(
+    "cgroup",
+    `${JSON.stringify(part)} is the name of a cgroup interface file, not a group`,
+  );
+}
+
 function validName(name: string): boolean {
   // No control characters: a newline would break the lines of /proc/PID/cgroup.
   return ![...name].some((c) => c < " " || c === "\x7f") &&
@@ -143,9 +162,23 @@ export class Cgroup {
     return new Cgroup(this.mountPath, slash < 0 ? "" : this.name.slice(0, slash));
   }
 
-  /** A child group handle (not created). */
+  /**
+   * A child group handle (not created). `name` may have several parts
+   * ("a/b"); none may be the name of an interface file ("memory.max").
+   */
   child(name: string): Cgroup {
     if (!validName(name)) throw SboxError.invalidOption("cgroup", `bad child name ${JSON.stringify(name)}`);
+    const file = name.split("/").find(isInterfaceFileName);
+    if (file !== undefined) throw interfaceFileError(file);
+    return this.#below(name);
+  }
+
+  /**
+   * The group `name` below this one, unchecked for interface-file names:
+   * for groups that exist already, which the kernel may have let someone
+   * name so (a "memory.x" where memory is not enabled).
+   */
+  #below(name: string): Cgroup {
     return new Cgroup(this.mountPath, this.name === "" ? name : `${this.name}/${name}`);
   }
 
@@ -163,10 +196,18 @@ export class Cgroup {
     const parts = this.name.split("/");
     for (let i = 1; i <= parts.length && this.name !== ""; i++) {
       const path = `${this.mountPath}/${parts.slice(0, i).join("/")}`;
+      // An existing group of such a name is someone's; a new one is refused.
+      if (isInterfaceFileName(parts[i - 1]) && !stat(path)?.isDirectory) {
+        throw interfaceFileError(parts[i - 1]);
+      }
       const rc = tryMkdir(path, 0o755);
       const last = i === parts.length;
       if (rc < 0 && (-rc !== EEXIST || (last && options.exclusive))) {
         check(rc, "cgroup", `cannot create cgroup ${path}`);
+      }
+      // EEXIST is an existing group only when it is a directory.
+      if (rc < 0 && !stat(path)?.isDirectory) {
+        throw SboxError.fromErrno("cgroup", `cannot create cgroup ${path} (a file is in the way)`, EEXIST);
       }
     }
   }
@@ -185,7 +226,7 @@ export class Cgroup {
       );
     }
     for (const entry of readDir(this.path)) {
-      if (entry.isDirectory) await this.child(entry.name).remove();
+      if (entry.isDirectory) await this.#below(entry.name).remove();
     }
     for (let attempt = 0;; attempt++) {
       const rc = tryRmdir(this.path);

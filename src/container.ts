@@ -7,7 +7,7 @@
  * @module
  */
 
-import { Cgroup } from "./cgroup.ts";
+import { Cgroup, isInterfaceFileName } from "./cgroup.ts";
 import { SboxError } from "./error.ts";
 import { launch, type SyncPipe } from "./launch.ts";
 import { cleanPath, containerPath, type Mount, replacesRoot } from "./mount.ts";
@@ -698,9 +698,7 @@ export function checkProcessOptions(options: ProcessOptions): CheckedProcess {
   ) {
     throw SboxError.invalidOption("cgroup", `must be a plain cgroup name, got ${JSON.stringify(cgroup)}`);
   }
-  // The kernel's interface files ("cgroup.procs", "memory.max") share the
-  // directory: such a name is a file, never a group.
-  if (cgroup !== undefined && /^(cgroup|cpu|cpuset|io|memory|pids|hugetlb|rdma|misc|irq)\./.test(cgroup)) {
+  if (cgroup !== undefined && isInterfaceFileName(cgroup)) {
     throw SboxError.invalidOption(
       "cgroup",
       `${JSON.stringify(cgroup)} is the name of a cgroup interface file, not a group`,

@@ -61,6 +61,28 @@ Deno.test("bad cgroup names are rejected", () => {
   assert.throws(() => Cgroup.current().child("a\nb"), /bad child name/);
 });
 
+Deno.test("the name of a cgroup interface file is never taken for a group", async () => {
+  const cgroup = testCgroup();
+  try {
+    for (const name of ["cgroup.procs", "memory.max", "a/pids.max"]) {
+      assert.throws(
+        () => cgroup.child(name),
+        /^SboxError: invalid option cgroup: "(cgroup\.procs|memory\.max|pids\.max)" is the name of a cgroup interface file/,
+        name,
+      );
+    }
+    // A handle made otherwise: create() makes no such group, nor says it did.
+    for (const name of ["cgroup.procs", "memory.max"]) {
+      const handle = new Cgroup(cgroup.mountPath, `${cgroup.name}/${name}`);
+      assert.throws(() => handle.create(), /is the name of a cgroup interface file, not a group/, name);
+      assert.equal(handle.exists(), false);
+    }
+    assert.deepEqual([...Deno.readDirSync(cgroup.path)].filter((e) => e.isDirectory), []);
+  } finally {
+    await cgroup.remove();
+  }
+});
+
 Deno.test("remove() refuses a group that holds this process; the CPU period must be a number of microseconds", async () => {
   const own = Cgroup.current();
   for (const holding of [own, new Cgroup(own.mountPath, ""), ...(own.name ? [own.parent()!] : [])]) {
