@@ -7,6 +7,7 @@
  */
 
 import { SboxError } from "./error.ts";
+import { cleanPath } from "./mount.ts";
 import {
   check,
   EBUSY,
@@ -59,6 +60,45 @@ export function findCgroup2Mount(): string {
   throw new SboxError("no cgroup2 file system is mounted (looked in /proc/self/mountinfo)", {
     step: "cgroup",
   });
+}
+
+/**
+ * The file system type of the mount that holds `path` (absolute and clean),
+ * by its text: the deepest mount point on its way, the top one of a stack.
+ */
+function fileSystemAt(path: string): string | undefined {
+  let best: { point: string; type: string } | undefined;
+  for (const line of readTextFile("/proc/self/mountinfo").split("\n")) {
+    const sep = line.indexOf(" - ");
+    if (sep < 0) continue;
+    const point = unescapeMountPath(line.slice(0, sep).split(" ")[4]);
+    const holds = point === "/" || path === point || path.startsWith(`${point}/`);
+    // Later lines are mounted later: on an equal point, over the earlier ones.
+    if (holds && point.length >= (best?.point.length ?? 0)) {
+      best = { point, type: line.slice(sep + 3).split(" ")[0] };
+    }
+  }
+  return best?.type;
+}
+
+/**
+ * Refuses a group that is not on a cgroup2 file system: a plain directory,
+ * a v1 hierarchy, or the tmpfs that holds those on a hybrid host. There,
+ * create() would make a mere directory, and clone3 fail with EBADF.
+ */
+export function checkOnCgroup2(cgroup: Cgroup): void {
+  const type = fileSystemAt(cleanPath(cgroup.path));
+  if (type === "cgroup2") return;
+  let where: string;
+  try {
+    where = `the cgroup2 mount is ${findCgroup2Mount()}, see findCgroup2Mount()`;
+  } catch {
+    where = "no cgroup2 file system is mounted";
+  }
+  throw SboxError.invalidOption(
+    "cgroup",
+    `${cgroup.path} is not on a cgroup2 file system (it is on ${type ?? "no mount"}; ${where})`,
+  );
 }
 
 function unescapeMountPath(path: string): string {
@@ -190,9 +230,11 @@ export class Cgroup {
   /**
    * Creates the group (and missing parents). An existing group is fine,
    * unless `exclusive`: then the group itself must be new (EEXIST), so that
-   * a group someone else made is never taken for one's own.
+   * a group someone else made is never taken for one's own. Refused
+   * (an SboxError naming `cgroup`) unless `mountPath` is a cgroup2 mount.
    */
   create(options: { exclusive?: boolean } = {}): void {
+    checkOnCgroup2(this);
     const parts = this.name.split("/");
     for (let i = 1; i <= parts.length && this.name !== ""; i++) {
       const path = `${this.mountPath}/${parts.slice(0, i).join("/")}`;

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { Cgroup, isInterfaceFileName } from "./cgroup.ts";
+import { Cgroup, checkOnCgroup2, isInterfaceFileName } from "./cgroup.ts";
 import { SboxError } from "./error.ts";
 import { launch, type SyncPipe } from "./launch.ts";
 import { cleanPath, containerPath, type Mount, replacesRoot } from "./mount.ts";
@@ -33,7 +33,7 @@ import {
 export interface ContainerOptions {
   /** Absolute path of the directory that becomes "/" (the overlay is mounted on it). */
   rootfs: string;
-  /** The container's cgroup (it must exist); processes go in it or in child groups. */
+  /** The container's cgroup (it must exist, on the cgroup2 file system); processes go in it or in child groups. */
   cgroup?: Cgroup;
   /** Writes the id maps of the container's user namespace. */
   userMapper: UserMapper;
@@ -601,6 +601,7 @@ function checkContainerOptions(options: ContainerOptions): void {
     if (!cgroup.exists()) {
       throw SboxError.invalidOption("cgroup", `${cgroup.path} does not exist (call create())`);
     }
+    checkOnCgroup2(cgroup);
     checkNotHoldingCaller(cgroup);
   }
   if (

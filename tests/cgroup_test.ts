@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { Cgroup, Container, findCgroup2Mount, OverlayMount, SboxError } from "../mod.ts";
-import { busyboxContainer, testCgroup } from "./fixtures.ts";
+import { busyboxContainer, identityMapper, scratchDir, testCgroup } from "./fixtures.ts";
 
 Deno.test("cgroup2 is found in /proc/self/mountinfo, not assumed", () => {
   const mount = findCgroup2Mount();
@@ -80,6 +80,31 @@ Deno.test("the name of a cgroup interface file is never taken for a group", asyn
     assert.deepEqual([...Deno.readDirSync(cgroup.path)].filter((e) => e.isDirectory), []);
   } finally {
     await cgroup.remove();
+  }
+});
+
+Deno.test("a Cgroup whose mountPath is not a cgroup2 mount is refused by create() and Container.create", async () => {
+  const dir = scratchDir("not-cgroup-");
+  try {
+    Deno.mkdirSync(`${dir}/root`);
+    Deno.mkdirSync(`${dir}/made`);
+    const notCgroup =
+      /^SboxError: invalid option cgroup: \S+ is not on a cgroup2 file system \(it is on \w+; the cgroup2 mount is /;
+    const fresh = new Cgroup(dir, "fresh");
+    assert.throws(() => fresh.create(), notCgroup);
+    assert.equal(fresh.exists(), false, "create() made a directory");
+    const err = await Container.create({
+      rootfs: `${dir}/root`,
+      cgroup: new Cgroup(dir, "made"),
+      userMapper: identityMapper(),
+    }).then(() => undefined, (e) => e);
+    assert.ok(err instanceof SboxError && err.step === "options", String(err));
+    assert.match(String(err), notCgroup);
+    // The cgroup2 mount itself, by another spelling, is one.
+    const own = Cgroup.current();
+    new Cgroup(`/${own.mountPath}/.`, own.name).create();
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
   }
 });
 
