@@ -87,9 +87,9 @@ export interface ProcessOptions {
    */
   cgroup?: string;
   /**
-   * `start()` only. When true, pid 1 of the container is a minimal init from
-   * the helper that runs the command as its child (pid 2), forwards signals
-   * to it and reaps orphans. The status is then exactly the command's: a
+   * `start()` only (`exec()` refuses true). When true, pid 1 of the
+   * container is a minimal init from the helper that runs the command as
+   * its child (pid 2), forwards signals to it and reaps orphans. The status is then exactly the command's: a
    * command that kills itself (`abort()`, `kill -9 $$`) is reported killed by
    * that signal, which a pid 1 cannot receive from inside its own namespace.
    * `kill()` reaches the command through it, except for the two signals no
@@ -289,6 +289,12 @@ export class Container implements AsyncDisposable {
       throw new SboxError("exec: the container's init process has exited", { step: "options" });
     }
     const p = this.#checkProcess(options);
+    if (options.reaper) {
+      throw SboxError.invalidOption(
+        "reaper",
+        "start() only: an exec'd process is never pid 1, and has no reaper",
+      );
+    }
     // The launch compiles its setns after an await (it may wait for another
     // container's teardown). Were the init reaped meanwhile, its pidfd would
     // be closed and the number could name any newer fd, even another

@@ -17,6 +17,7 @@ import {
   EAGAIN,
   EINTR,
   ESRCH,
+  isOpenFd,
   O,
   open,
   pidfdSignal,
@@ -95,8 +96,12 @@ export function checkCommand(command: unknown): asserts command is string[] {
 export function checkStdio(name: string, value: unknown): Stdio {
   if (value === undefined) return "inherit";
   if (typeof value === "number") {
-    if (Number.isInteger(value) && value >= 0 && value <= 0x7fffffff) return value;
-    throw SboxError.invalidOption(name, `an fd must be a non-negative integer, got ${value}`);
+    if (!Number.isInteger(value) || value < 0 || value > 0x7fffffff) {
+      throw SboxError.invalidOption(name, `an fd must be a non-negative integer, got ${value}`);
+    }
+    // Here, not in the child: its dup2 would fail with EBADF after clone3.
+    if (!isOpenFd(value)) throw SboxError.invalidOption(name, `fd ${value} is not open`);
+    return value;
   }
   if (!STDIO_VALUES.includes(value as Stdio)) {
     throw SboxError.invalidOption(

@@ -762,6 +762,32 @@ Deno.test("Container.create and start reject bad options before any process exis
   Deno.removeSync(dir, { recursive: true });
 });
 
+Deno.test("a stdio fd that is not open, and reaper given to exec(), are refused before any process exists", async () => {
+  await using setup = await busyboxContainer();
+  const before = snapshot();
+  for (const name of ["stdin", "stdout", "stderr"] as const) {
+    const err = await setup.container.start({ command: ["/bin/true"], [name]: 9999 }).then(
+      () => undefined,
+      (e) => e,
+    );
+    assert.ok(err instanceof SboxError && err.step === "options", `${name}: ${err}`);
+    assert.equal(err.message, `invalid option ${name}: fd 9999 is not open`);
+  }
+  assert.deepEqual(snapshot(), before);
+  const init = await setup.container.start({ command: ["/bin/sleep", "100"] });
+  const running = snapshot().children;
+  const err = await setup.container.exec(init, { command: ["/bin/true"], reaper: true }).then(
+    () => undefined,
+    (e) => e,
+  );
+  assert.ok(err instanceof SboxError && err.step === "options", String(err));
+  assert.match(err.message, /^invalid option reaper: start\(\) only/);
+  assert.deepEqual(snapshot().children, running);
+  // false, start()'s default, asks for nothing exec() lacks.
+  const exec = await setup.container.exec(init, { command: ["/bin/true"], reaper: false });
+  assert.equal((await exec.status).code, 0);
+});
+
 Deno.test("a network without NetworkManager's methods is refused by Container.create; nothing is left", async () => {
   const dir = scratchDir("bad-net-");
   Deno.mkdirSync(`${dir}/root`);
