@@ -297,8 +297,13 @@ export class Cgroup {
     this.#write("cgroup.kill", "1");
   }
 
-  /** Moves a process into the group. */
+  /** Moves process `pid` (a host pid) into the group. */
   addProcess(pid: number): void {
+    // The kernel's EINVAL for 1.5 or -1 would name neither the pid nor what is wrong with it.
+    if (!Number.isSafeInteger(pid) || pid <= 0) {
+      const shown = typeof pid === "number" ? String(pid) : JSON.stringify(pid);
+      throw SboxError.invalidOption("pid", `must be a process id (a positive integer), got ${shown}`);
+    }
     this.#write("cgroup.procs", String(pid));
   }
 

@@ -158,11 +158,16 @@ function checkTarget(option: string, target: string): string {
   return cleanPath(target);
 }
 
-function checkHostDir(option: string, path: string): void {
+/** Checks host directory `path`, which `what` names in `option` ("upperDir" of "OverlayMount"). */
+function checkHostDir(option: string, what: string, path: string): void {
   if (typeof path !== "string" || !path.startsWith("/")) {
-    throw SboxError.invalidOption(option, `must be an absolute path, got ${JSON.stringify(path)}`);
+    throw SboxError.invalidOption(option, `${what} must be an absolute path, got ${JSON.stringify(path)}`);
   }
-  if (!stat(path)?.isDirectory) throw SboxError.invalidOption(option, `${path} is not a directory`);
+  // Before stat, whose own message would name neither the mount nor the path's role.
+  if (path.includes("\0")) {
+    throw SboxError.invalidOption(option, `${what} contains a NUL byte: ${JSON.stringify(path)}`);
+  }
+  if (!stat(path)?.isDirectory) throw SboxError.invalidOption(option, `${what} ${path} is not a directory`);
 }
 
 /** Options of {@linkcode OverlayMount}. */
@@ -239,8 +244,9 @@ export class OverlayMount implements Mount {
     if (this.upperDir !== undefined && this.upperDir === this.workDir) {
       throw SboxError.invalidOption("OverlayMount", `upperDir and workDir must differ: ${this.upperDir}`);
     }
-    const dirs = [...this.lowerDirs, this.upperDir, this.workDir].filter((d) => d !== undefined);
-    for (const dir of dirs) checkHostDir("OverlayMount", dir);
+    this.lowerDirs.forEach((dir, i) => checkHostDir("OverlayMount", `lowerDirs[${i}]`, dir));
+    if (this.upperDir !== undefined) checkHostDir("OverlayMount", "upperDir", this.upperDir);
+    if (this.workDir !== undefined) checkHostDir("OverlayMount", "workDir", this.workDir);
   }
 
   /** Appends the overlay mount (and the tmpfs of a temporary upper layer). */
@@ -322,6 +328,12 @@ export class BindMount implements Mount {
       throw SboxError.invalidOption(
         "BindMount",
         `source must be an absolute path, got ${JSON.stringify(this.source)}`,
+      );
+    }
+    if (this.source.includes("\0")) {
+      throw SboxError.invalidOption(
+        "BindMount",
+        `source contains a NUL byte: ${JSON.stringify(this.source)}`,
       );
     }
     if (!stat(this.source)) {

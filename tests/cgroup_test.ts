@@ -129,6 +129,15 @@ Deno.test("processes: addProcess, procs, populated, kill", async () => {
   const cgroup = testCgroup();
   const child = new Deno.Command("/bin/sleep", { args: ["100"] }).spawn();
   try {
+    for (const pid of [1.5, -1, 0, Number.NaN, "1" as unknown as number]) {
+      assert.throws(
+        () => cgroup.addProcess(pid),
+        (err: unknown) =>
+          err instanceof SboxError && err.step === "options" &&
+          /^invalid option pid: must be a process id \(a positive integer\), got /.test(err.message),
+        String(pid),
+      );
+    }
     cgroup.addProcess(child.pid);
     assert.deepEqual(cgroup.procs(), [child.pid]);
     assert.equal(cgroup.populated(), true);

@@ -707,6 +707,24 @@ Deno.test("Container.create and start reject bad options before any process exis
     );
   }
   await rejects(() => new TmpfsMount("/a\0b"), /invalid option TmpfsMount: target contains a NUL byte/);
+  // A NUL byte in a host path names the mount and the path's role, not only the path.
+  const nulPaths: [Mount, RegExp][] = [
+    [
+      new OverlayMount([image, `${image}\0x`]),
+      /^invalid option OverlayMount: lowerDirs\[1\] contains a NUL byte/,
+    ],
+    [
+      new OverlayMount([image], `${dir}/upper\0`, `${dir}/work`),
+      /^invalid option OverlayMount: upperDir contains a NUL byte/,
+    ],
+    [new BindMount("/etc\0", "/x"), /^invalid option BindMount: source contains a NUL byte/],
+  ];
+  for (const [mount, pattern] of nulPaths) {
+    await rejects(
+      () => Container.create({ rootfs: `${dir}/root`, userMapper: mapper, mounts: [mount] }),
+      pattern,
+    );
+  }
   // "//" and "/." are the root, as the kernel reads them.
   assert.equal(new TmpfsMount("//").target, "/");
   assert.equal(new BindMount("/tmp", "/./a//b/").target, "/a/b");
