@@ -8,6 +8,7 @@
 
 import { SboxError } from "./error.ts";
 import { cleanPath } from "./mount.ts";
+import { checkOptionsObject } from "./options.ts";
 import {
   check,
   EBUSY,
@@ -233,7 +234,8 @@ export class Cgroup {
    * a group someone else made is never taken for one's own. Refused
    * (an SboxError naming `cgroup`) unless `mountPath` is a cgroup2 mount.
    */
-  create(options: { exclusive?: boolean } = {}): void {
+  create(options?: { exclusive?: boolean }): void {
+    options = checkOptionsObject("Cgroup.create", options, { exclusive: true });
     checkOnCgroup2(this);
     const parts = this.name.split("/");
     for (let i = 1; i <= parts.length && this.name !== ""; i++) {

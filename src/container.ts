@@ -10,6 +10,7 @@
 import { Cgroup, checkOnCgroup2, isInterfaceFileName } from "./cgroup.ts";
 import { SboxError } from "./error.ts";
 import { launch, type SyncPipe } from "./launch.ts";
+import { checkKnownKeys, type KnownKeys } from "./options.ts";
 import { cleanPath, containerPath, type Mount, replacesRoot } from "./mount.ts";
 import { checkCommand, checkId, checkStdio, InitProcess, Process, type Stdio, StdioPlan } from "./process.ts";
 import { CLONE, MS, PROGRAM_LIMITS, ProgramBuilder } from "./program.ts";
@@ -125,6 +126,36 @@ export interface ProcessOptions {
   /** Default "inherit"; "piped" as for stdout. */
   stderr?: Stdio;
 }
+
+/** Every key of {@linkcode ContainerOptions}: any other is refused. */
+const CONTAINER_OPTIONS: KnownKeys<ContainerOptions> = {
+  rootfs: true,
+  cgroup: true,
+  userMapper: true,
+  mounts: true,
+  hostname: true,
+  network: true,
+  capAdd: true,
+  capDrop: true,
+  seccomp: true,
+};
+
+/** Every key of {@linkcode ProcessOptions}: any other is refused. */
+const PROCESS_OPTIONS: KnownKeys<ProcessOptions> = {
+  command: true,
+  env: true,
+  cwd: true,
+  uid: true,
+  gid: true,
+  groups: true,
+  cgroup: true,
+  reaper: true,
+  rlimits: true,
+  newSession: true,
+  stdin: true,
+  stdout: true,
+  stderr: true,
+};
 
 /** The namespaces of a container: all that clone3 can make. */
 const NAMESPACES = CLONE.NEWUSER | CLONE.NEWNS | CLONE.NEWPID | CLONE.NEWNET | CLONE.NEWIPC | CLONE.NEWUTS |
@@ -591,6 +622,7 @@ export const HOSTNAME: RegExp = /^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$/;
 
 function checkContainerOptions(options: ContainerOptions): void {
   if (!options || typeof options !== "object") throw SboxError.invalidOption("options", "must be an object");
+  checkKnownKeys(options, CONTAINER_OPTIONS);
   const { rootfs, cgroup, userMapper, mounts, hostname, network } = options;
   if (typeof rootfs !== "string" || !rootfs.startsWith("/")) {
     throw SboxError.invalidOption("rootfs", `must be an absolute path, got ${JSON.stringify(rootfs)}`);
@@ -675,6 +707,7 @@ function checkNotHoldingCaller(cgroup: Cgroup): void {
 /** Validates process options before anything is created. */
 export function checkProcessOptions(options: ProcessOptions): CheckedProcess {
   if (!options || typeof options !== "object") throw SboxError.invalidOption("options", "must be an object");
+  checkKnownKeys(options, PROCESS_OPTIONS);
   const { command, env = {}, cwd = "/", cgroup } = options;
   checkCommand(command);
   if (typeof env !== "object" || env === null || Array.isArray(env)) {

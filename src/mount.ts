@@ -8,6 +8,7 @@
  */
 
 import { SboxError } from "./error.ts";
+import { checkOptionsObject } from "./options.ts";
 import { MS, type ProgramBuilder, UNCHANGED_ID } from "./program.ts";
 import { stat } from "./sys.ts";
 import { containerId } from "./user.ts";
@@ -210,7 +211,8 @@ export class OverlayMount implements Mount {
   readonly size: number | undefined;
 
   /** An overlay of `lowerDirs`; writes go to `upperDir`, or to a temporary layer without one. */
-  constructor(lowerDirs: string[], upperDir?: string, workDir?: string, options: OverlayMountOptions = {}) {
+  constructor(lowerDirs: string[], upperDir?: string, workDir?: string, options?: OverlayMountOptions) {
+    options = checkOptionsObject("OverlayMount", options, { target: true, size: true });
     if (!Array.isArray(lowerDirs)) {
       throw SboxError.invalidOption(
         "OverlayMount",
@@ -316,7 +318,8 @@ export class BindMount implements Mount {
   readonly readonly: boolean;
 
   /** Binds `source` (host) on `target` (container). */
-  constructor(source: string, target: string, options: { readonly?: boolean } = {}) {
+  constructor(source: string, target: string, options?: { readonly?: boolean }) {
+    options = checkOptionsObject("BindMount", options, { readonly: true });
     this.source = source;
     this.target = checkTarget("BindMount", target);
     this.readonly = options.readonly ?? false;
@@ -384,7 +387,8 @@ export class TmpfsMount implements Mount {
   readonly mode: number;
 
   /** A tmpfs on `target`. */
-  constructor(target: string, options: { size?: number; mode?: number } = {}) {
+  constructor(target: string, options?: { size?: number; mode?: number }) {
+    options = checkOptionsObject("TmpfsMount", options, { size: true, mode: true });
     this.target = checkTarget("TmpfsMount", target);
     this.size = options.size;
     this.mode = options.mode ?? 0o1777;
@@ -501,7 +505,8 @@ export class BaseMounts implements Mount {
   readonly maskPaths: boolean;
 
   /** The base file systems; see {@linkcode BaseMountsOptions}. */
-  constructor(options: BaseMountsOptions = {}) {
+  constructor(options?: BaseMountsOptions) {
+    options = checkOptionsObject("BaseMounts", options, { shmSize: true, maskPaths: true });
     this.shmSize = options.shmSize ?? DEFAULT_SHM_SIZE;
     this.maskPaths = options.maskPaths ?? true;
   }

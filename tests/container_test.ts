@@ -14,10 +14,12 @@ import {
   type Mount,
   type NetworkManager,
   OverlayMount,
+  PastaManager,
   ProcUserMapper,
   runAsUser,
   SboxError,
   type SignalLike,
+  Slirp4NetnsManager,
   TmpfsMount,
   type UserMapper,
 } from "../mod.ts";
@@ -778,6 +780,72 @@ Deno.test("Container.create and start reject bad options before any process exis
   );
   await container.destroy();
   Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("a misspelled option key is refused, naming it and the closest known key", async () => {
+  const dir = scratchDir("keys-");
+  Deno.mkdirSync(`${dir}/root`);
+  const options = { rootfs: `${dir}/root`, userMapper: identityMapper() };
+  // Built elsewhere (a configuration, a spread), where TypeScript cannot tell.
+  const loose = <T>(value: object) => value as T;
+  const refused = async (fn: () => unknown, message: string) => {
+    const err = await Promise.resolve().then(fn).then(() => undefined, (e) => e);
+    assert.ok(err instanceof SboxError && err.step === "options", `${message}: ${err}`);
+    assert.equal(err.message, message);
+  };
+  try {
+    const before = snapshot();
+    await refused(
+      () => Container.create(loose({ ...options, hostName: "judge" })),
+      "invalid option hostName: unknown option (did you mean hostname?)",
+    );
+    await refused(
+      () => Container.create(loose({ ...options, cpaAdd: ["NET_RAW"] })),
+      "invalid option cpaAdd: unknown option (did you mean capAdd?)",
+    );
+    const container = await Container.create(options);
+    const command = ["/bin/true"];
+    await refused(
+      () => container.start(loose({ command, enviroment: { A: "1" } })),
+      "invalid option enviroment: unknown option",
+    );
+    await refused(
+      () => container.start(loose({ command, stdOut: "piped" })),
+      "invalid option stdOut: unknown option (did you mean stdout?)",
+    );
+    await refused(
+      () => new BindMount("/tmp", "/x", loose({ readOnly: true })),
+      "invalid option BindMount: unknown option readOnly (did you mean readonly?)",
+    );
+    await refused(
+      () => new TmpfsMount("/t", loose({ sise: 1 << 20 })),
+      "invalid option TmpfsMount: unknown option sise (did you mean size?)",
+    );
+    await refused(
+      () => new OverlayMount([busyboxImage()], undefined, undefined, loose({ traget: "/x" })),
+      "invalid option OverlayMount: unknown option traget (did you mean target?)",
+    );
+    await refused(
+      () => new BaseMounts(loose({ "shm size": 1 })),
+      'invalid option BaseMounts: unknown option "shm size" (did you mean shmSize?)',
+    );
+    await refused(
+      () => new PastaManager(loose({ allowHostLoopbak: true })),
+      "invalid option network: unknown option allowHostLoopbak (did you mean allowHostLoopback?)",
+    );
+    await refused(
+      () => new Slirp4NetnsManager({ publish: [loose({ hostport: 8080, containerPort: 80 })] }),
+      "invalid option publish: unknown option hostport (did you mean hostPort?)",
+    );
+    await refused(
+      () => Cgroup.current().child("never-made").create(loose({ exclusiv: true })),
+      "invalid option Cgroup.create: unknown option exclusiv (did you mean exclusive?)",
+    );
+    assert.deepEqual(snapshot(), before);
+    await container.destroy();
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
 
 Deno.test("a stdio fd that is not open, and reaper given to exec(), are refused before any process exists", async () => {
