@@ -139,12 +139,14 @@ function validName(name: string): boolean {
  * ```ts ignore
  * import { Cgroup } from "./cgroup.ts";
  *
- * const parent = await Cgroup.current();
- * const cgroup = parent.child("judge-1");
- * await cgroup.create();
- * await cgroup.setPidsLimit(64);
- * // ... run processes in it ...
- * await cgroup.remove();
+ * const cgroup = Cgroup.current().child("judge-1");
+ * cgroup.create();
+ * try {
+ *   cgroup.setPidsLimit(64); // fails where the pids controller is not enabled
+ *   // ... run processes in it ...
+ * } finally {
+ *   await cgroup.remove();
+ * }
  * ```
  */
 export class Cgroup {

@@ -188,15 +188,20 @@ interface CheckedProcess {
  * import { BaseMounts, Cgroup, Container, OverlayMount, ProcUserMapper } from "../mod.ts";
  *
  * const cgroup = Cgroup.current().child("example");
- * await cgroup.create();
- * await using container = await Container.create({
- *   rootfs: "/tmp/c/root",
- *   cgroup,
- *   userMapper: ProcUserMapper.newRoot(),
- *   mounts: [new OverlayMount(["/images/busybox"], "/tmp/c/upper", "/tmp/c/work"), new BaseMounts()],
- * });
- * const init = await container.start({ command: ["/bin/sh", "-c", "echo hi"], stdout: "piped" });
- * const { stdout } = await init.output();
+ * cgroup.create();
+ * try {
+ *   // Destroyed at the end of the block, before its cgroup is removed.
+ *   await using container = await Container.create({
+ *     rootfs: "/tmp/c/root",
+ *     cgroup,
+ *     userMapper: ProcUserMapper.newRoot(),
+ *     mounts: [new OverlayMount(["/images/busybox"], "/tmp/c/upper", "/tmp/c/work"), new BaseMounts()],
+ *   });
+ *   const init = await container.start({ command: ["/bin/sh", "-c", "echo hi"], stdout: "piped" });
+ *   const { stdout } = await init.output();
+ * } finally {
+ *   await cgroup.remove();
+ * }
  * ```
  */
 export class Container implements AsyncDisposable {
