@@ -9,28 +9,35 @@
  *
  * @example Run a command in a busybox image and capture its output
  * ```ts ignore
- * import { BaseMounts, Cgroup, Container, OverlayMount, ProcUserMapper } from "./mod.ts";
+ * import { BaseMounts, Cgroup, Container, OverlayMount, ProcUserMapper, runAsRoot } from "./mod.ts";
  *
- * const cgroup = Cgroup.current().child("sbox-example");
- * await cgroup.create();
- * const container = await Container.create({
- *   rootfs: "/tmp/example/root",
- *   cgroup,
- *   userMapper: ProcUserMapper.newRoot(),
- *   mounts: [
- *     new OverlayMount(["/tmp/example/busybox"], "/tmp/example/upper", "/tmp/example/work"),
- *     new BaseMounts(),
- *   ],
- * });
- * const init = await container.start({
- *   command: ["/bin/sh", "-c", "echo hello from $(hostname)"],
- *   env: { PATH: "/bin" },
- *   stdout: "piped",
- * });
- * const { code, stdout } = await init.output();
- * console.log(code, new TextDecoder().decode(stdout));
- * await container.destroy();
- * await cgroup.remove();
+ * // An image directory, e.g. one made by `tools/busybox-image /tmp/sbox-image`.
+ * const image = "/tmp/sbox-image";
+ * const state = "/tmp/sbox-hello";
+ * const userMapper = ProcUserMapper.newRoot();
+ * // As container root: the overlay's upper layer then belongs to it.
+ * await runAsRoot(userMapper, ["mkdir", "-p", `${state}/root`, `${state}/upper`, `${state}/work`]);
+ * const cgroup = Cgroup.current().child("sbox-hello");
+ * cgroup.create();
+ * try {
+ *   // Destroyed at the end of this block, before its cgroup goes.
+ *   await using container = await Container.create({
+ *     rootfs: `${state}/root`,
+ *     cgroup,
+ *     userMapper,
+ *     mounts: [new OverlayMount([image], `${state}/upper`, `${state}/work`), new BaseMounts()],
+ *   });
+ *   const init = await container.start({
+ *     command: ["/bin/sh", "-c", "echo hello from $(hostname)"],
+ *     env: { PATH: "/bin" },
+ *     stdout: "piped",
+ *   });
+ *   const { code, stdout } = await init.output();
+ *   console.log(code, new TextDecoder().decode(stdout));
+ * } finally {
+ *   await cgroup.remove();
+ *   await runAsRoot(userMapper, ["rm", "-rf", state]);
+ * }
  * ```
  *
  * @module

@@ -7,6 +7,8 @@
  */
 
 import { SboxError } from "./error.ts";
+import { cleanPath } from "./mount.ts";
+import { checkOptionsObject } from "./options.ts";
 import {
   check,
   EBUSY,
@@ -61,8 +63,66 @@ export function findCgroup2Mount(): string {
   });
 }
 
+/**
+ * The file system type of the mount that holds `path` (absolute and clean),
+ * by its text: the deepest mount point on its way, the top one of a stack.
+ */
+function fileSystemAt(path: string): string | undefined {
+  let best: { point: string; type: string } | undefined;
+  for (const line of readTextFile("/proc/self/mountinfo").split("\n")) {
+    const sep = line.indexOf(" - ");
+    if (sep < 0) continue;
+    const point = unescapeMountPath(line.slice(0, sep).split(" ")[4]);
+    const holds = point === "/" || path === point || path.startsWith(`${point}/`);
+    // Later lines are mounted later: on an equal point, over the earlier ones.
+    if (holds && point.length >= (best?.point.length ?? 0)) {
+      best = { point, type: line.slice(sep + 3).split(" ")[0] };
+    }
+  }
+  return best?.type;
+}
+
+/**
+ * Refuses a group that is not on a cgroup2 file system: a plain directory,
+ * a v1 hierarchy, or the tmpfs that holds those on a hybrid host. There,
+ * create() would make a mere directory, and clone3 fail with EBADF.
+ */
+export function checkOnCgroup2(cgroup: Cgroup): void {
+  const type = fileSystemAt(cleanPath(cgroup.path));
+  if (type === "cgroup2") return;
+  let where: string;
+  try {
+    where = `the cgroup2 mount is ${findCgroup2Mount()}, see findCgroup2Mount()`;
+  } catch {
+    where = "no cgroup2 file system is mounted";
+  }
+  throw SboxError.invalidOption(
+    "cgroup",
+    `${cgroup.path} is not on a cgroup2 file system (it is on ${type ?? "no mount"}; ${where})`,
+  );
+}
+
 function unescapeMountPath(path: string): string {
   return path.replace(/\\([0-7]{3})/g, (_, oct) => String.fromCharCode(parseInt(oct, 8)));
+}
+
+/**
+ * The kernel's interface files ("cgroup.procs", "memory.max") share a
+ * group's directory with its child groups: a name of theirs is a file, or
+ * would be one once its controller is enabled, never a group.
+ */
+const INTERFACE_FILE = /^(cgroup|cpu|cpuset|io|memory|pids|hugetlb|rdma|misc|irq)\./;
+
+/** Whether `part` (one component of a group's path) is the name of a cgroup interface file. */
+export function isInterfaceFileName(part: string): boolean {
+  return INTERFACE_FILE.test(part);
+}
+
+function interfaceFileError(part: string): SboxError {
+  return SboxError.invalidOption(
+    "cgroup",
+    `${JSON.stringify(part)} is the name of a cgroup interface file, not a group`,
+  );
 }
 
 function validName(name: string): boolean {
@@ -79,12 +139,14 @@ function validName(name: string): boolean {
  * ```ts ignore
  * import { Cgroup } from "./cgroup.ts";
  *
- * const parent = await Cgroup.current();
- * const cgroup = parent.child("judge-1");
- * await cgroup.create();
- * await cgroup.setPidsLimit(64);
- * // ... run processes in it ...
- * await cgroup.remove();
+ * const cgroup = Cgroup.current().child("judge-1");
+ * cgroup.create();
+ * try {
+ *   cgroup.setPidsLimit(64); // fails where the pids controller is not enabled
+ *   // ... run processes in it ...
+ * } finally {
+ *   await cgroup.remove();
+ * }
  * ```
  */
 export class Cgroup {
@@ -143,9 +205,23 @@ export class Cgroup {
     return new Cgroup(this.mountPath, slash < 0 ? "" : this.name.slice(0, slash));
   }
 
-  /** A child group handle (not created). */
+  /**
+   * A child group handle (not created). `name` may have several parts
+   * ("a/b"); none may be the name of an interface file ("memory.max").
+   */
   child(name: string): Cgroup {
     if (!validName(name)) throw SboxError.invalidOption("cgroup", `bad child name ${JSON.stringify(name)}`);
+    const file = name.split("/").find(isInterfaceFileName);
+    if (file !== undefined) throw interfaceFileError(file);
+    return this.#below(name);
+  }
+
+  /**
+   * The group `name` below this one, unchecked for interface-file names:
+   * for groups that exist already, which the kernel may have let someone
+   * name so (a "memory.x" where memory is not enabled).
+   */
+  #below(name: string): Cgroup {
     return new Cgroup(this.mountPath, this.name === "" ? name : `${this.name}/${name}`);
   }
 
@@ -157,16 +233,27 @@ export class Cgroup {
   /**
    * Creates the group (and missing parents). An existing group is fine,
    * unless `exclusive`: then the group itself must be new (EEXIST), so that
-   * a group someone else made is never taken for one's own.
+   * a group someone else made is never taken for one's own. Refused
+   * (an SboxError naming `cgroup`) unless `mountPath` is a cgroup2 mount.
    */
-  create(options: { exclusive?: boolean } = {}): void {
+  create(options?: { exclusive?: boolean }): void {
+    options = checkOptionsObject("Cgroup.create", options, { exclusive: true });
+    checkOnCgroup2(this);
     const parts = this.name.split("/");
     for (let i = 1; i <= parts.length && this.name !== ""; i++) {
       const path = `${this.mountPath}/${parts.slice(0, i).join("/")}`;
+      // An existing group of such a name is someone's; a new one is refused.
+      if (isInterfaceFileName(parts[i - 1]) && !stat(path)?.isDirectory) {
+        throw interfaceFileError(parts[i - 1]);
+      }
       const rc = tryMkdir(path, 0o755);
       const last = i === parts.length;
       if (rc < 0 && (-rc !== EEXIST || (last && options.exclusive))) {
         check(rc, "cgroup", `cannot create cgroup ${path}`);
+      }
+      // EEXIST is an existing group only when it is a directory.
+      if (rc < 0 && !stat(path)?.isDirectory) {
+        throw SboxError.fromErrno("cgroup", `cannot create cgroup ${path} (a file is in the way)`, EEXIST);
       }
     }
   }
@@ -185,7 +272,7 @@ export class Cgroup {
       );
     }
     for (const entry of readDir(this.path)) {
-      if (entry.isDirectory) await this.child(entry.name).remove();
+      if (entry.isDirectory) await this.#below(entry.name).remove();
     }
     for (let attempt = 0;; attempt++) {
       const rc = tryRmdir(this.path);
@@ -214,8 +301,13 @@ export class Cgroup {
     this.#write("cgroup.kill", "1");
   }
 
-  /** Moves a process into the group. */
+  /** Moves process `pid` (a host pid) into the group. */
   addProcess(pid: number): void {
+    // The kernel's EINVAL for 1.5 or -1 would name neither the pid nor what is wrong with it.
+    if (!Number.isSafeInteger(pid) || pid <= 0) {
+      const shown = typeof pid === "number" ? String(pid) : JSON.stringify(pid);
+      throw SboxError.invalidOption("pid", `must be a process id (a positive integer), got ${shown}`);
+    }
     this.#write("cgroup.procs", String(pid));
   }
 

@@ -7,10 +7,11 @@
  * @module
  */
 
-import { Cgroup } from "./cgroup.ts";
+import { Cgroup, checkOnCgroup2, isInterfaceFileName } from "./cgroup.ts";
 import { SboxError } from "./error.ts";
 import { launch, type SyncPipe } from "./launch.ts";
-import { cleanPath, containerPath, type Mount } from "./mount.ts";
+import { checkKnownKeys, type KnownKeys } from "./options.ts";
+import { cleanPath, containerPath, type Mount, replacesRoot } from "./mount.ts";
 import { checkCommand, checkId, checkStdio, InitProcess, Process, type Stdio, StdioPlan } from "./process.ts";
 import { CLONE, MS, PROGRAM_LIMITS, ProgramBuilder } from "./program.ts";
 import { check, close, dupCloexec, EBUSY, ENOENT, ids, O, stat, tryOpen, tryRmdir } from "./sys.ts";
@@ -33,11 +34,15 @@ import {
 export interface ContainerOptions {
   /** Absolute path of the directory that becomes "/" (the overlay is mounted on it). */
   rootfs: string;
-  /** The container's cgroup (it must exist); processes go in it or in child groups. */
+  /** The container's cgroup (it must exist, on the cgroup2 file system); processes go in it or in child groups. */
   cgroup?: Cgroup;
   /** Writes the id maps of the container's user namespace. */
   userMapper: UserMapper;
-  /** Mounts in order, the root first: e.g. `[new OverlayMount(...), new BaseMounts()]`. */
+  /**
+   * Mounts in order, the root first: e.g. `[new OverlayMount(...), new BaseMounts()]`.
+   * Without a mount on "/" the rootfs directory itself is the root, e.g.
+   * `[new BaseMounts()]` on an unpacked image.
+   */
   mounts?: Mount[];
   /** Hostname inside; default "sbox". */
   hostname?: string;
@@ -83,9 +88,9 @@ export interface ProcessOptions {
    */
   cgroup?: string;
   /**
-   * `start()` only. When true, pid 1 of the container is a minimal init from
-   * the helper that runs the command as its child (pid 2), forwards signals
-   * to it and reaps orphans. The status is then exactly the command's: a
+   * `start()` only (`exec()` refuses true). When true, pid 1 of the
+   * container is a minimal init from the helper that runs the command as
+   * its child (pid 2), forwards signals to it and reaps orphans. The status is then exactly the command's: a
    * command that kills itself (`abort()`, `kill -9 $$`) is reported killed by
    * that signal, which a pid 1 cannot receive from inside its own namespace.
    * `kill()` reaches the command through it, except for the two signals no
@@ -122,6 +127,36 @@ export interface ProcessOptions {
   stderr?: Stdio;
 }
 
+/** Every key of {@linkcode ContainerOptions}: any other is refused. */
+const CONTAINER_OPTIONS: KnownKeys<ContainerOptions> = {
+  rootfs: true,
+  cgroup: true,
+  userMapper: true,
+  mounts: true,
+  hostname: true,
+  network: true,
+  capAdd: true,
+  capDrop: true,
+  seccomp: true,
+};
+
+/** Every key of {@linkcode ProcessOptions}: any other is refused. */
+const PROCESS_OPTIONS: KnownKeys<ProcessOptions> = {
+  command: true,
+  env: true,
+  cwd: true,
+  uid: true,
+  gid: true,
+  groups: true,
+  cgroup: true,
+  reaper: true,
+  rlimits: true,
+  newSession: true,
+  stdin: true,
+  stdout: true,
+  stderr: true,
+};
+
 /** The namespaces of a container: all that clone3 can make. */
 const NAMESPACES = CLONE.NEWUSER | CLONE.NEWNS | CLONE.NEWPID | CLONE.NEWNET | CLONE.NEWIPC | CLONE.NEWUTS |
   CLONE.NEWCGROUP | CLONE.NEWTIME;
@@ -153,15 +188,20 @@ interface CheckedProcess {
  * import { BaseMounts, Cgroup, Container, OverlayMount, ProcUserMapper } from "../mod.ts";
  *
  * const cgroup = Cgroup.current().child("example");
- * await cgroup.create();
- * await using container = await Container.create({
- *   rootfs: "/tmp/c/root",
- *   cgroup,
- *   userMapper: ProcUserMapper.newRoot(),
- *   mounts: [new OverlayMount(["/images/busybox"], "/tmp/c/upper", "/tmp/c/work"), new BaseMounts()],
- * });
- * const init = await container.start({ command: ["/bin/sh", "-c", "echo hi"], stdout: "piped" });
- * const { stdout } = await init.output();
+ * cgroup.create();
+ * try {
+ *   // Destroyed at the end of the block, before its cgroup is removed.
+ *   await using container = await Container.create({
+ *     rootfs: "/tmp/c/root",
+ *     cgroup,
+ *     userMapper: ProcUserMapper.newRoot(),
+ *     mounts: [new OverlayMount(["/images/busybox"], "/tmp/c/upper", "/tmp/c/work"), new BaseMounts()],
+ *   });
+ *   const init = await container.start({ command: ["/bin/sh", "-c", "echo hi"], stdout: "piped" });
+ *   const { stdout } = await init.output();
+ * } finally {
+ *   await cgroup.remove();
+ * }
  * ```
  */
 export class Container implements AsyncDisposable {
@@ -248,7 +288,7 @@ export class Container implements AsyncDisposable {
       // After the wait: the parent's CPU is free then.
       if (netOnThread) b.spawnNetwork();
       dropBoundingSet(b, this.#security);
-      if (!this.mounts.some((m) => m.target === "/")) {
+      if (!this.mounts.some(replacesRoot)) {
         // pivot_root needs a mount point: bind the rootfs on itself.
         b.mount(this.rootfs, this.rootfs, null, MS.BIND | MS.REC, null, `cannot bind ${this.rootfs}`);
       }
@@ -285,6 +325,12 @@ export class Container implements AsyncDisposable {
       throw new SboxError("exec: the container's init process has exited", { step: "options" });
     }
     const p = this.#checkProcess(options);
+    if (options.reaper) {
+      throw SboxError.invalidOption(
+        "reaper",
+        "start() only: an exec'd process is never pid 1, and has no reaper",
+      );
+    }
     // The launch compiles its setns after an await (it may wait for another
     // container's teardown). Were the init reaped meanwhile, its pidfd would
     // be closed and the number could name any newer fd, even another
@@ -405,7 +451,14 @@ export class Container implements AsyncDisposable {
   /** While the init waits: its id maps, then its network. */
   async #prepareInit(pid: number): Promise<void> {
     await this.userMapper.map(pid);
-    if (this.network) this.#network = await this.network.attach(pid);
+    if (!this.network) return;
+    const attachment: unknown = await this.network.attach(pid);
+    // Its stop() ends the network with the init: without one, a TypeError later.
+    if (!attachment || typeof (attachment as Partial<NetworkAttachment>).stop !== "function") {
+      const problem = "the network manager's attach() did not resolve to a NetworkAttachment (with stop())";
+      throw new SboxError(problem, { step: "network" });
+    }
+    this.#network = attachment as NetworkAttachment;
   }
 
   /**
@@ -574,7 +627,8 @@ export const HOSTNAME: RegExp = /^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$/;
 
 function checkContainerOptions(options: ContainerOptions): void {
   if (!options || typeof options !== "object") throw SboxError.invalidOption("options", "must be an object");
-  const { rootfs, cgroup, userMapper, mounts, hostname } = options;
+  checkKnownKeys(options, CONTAINER_OPTIONS);
+  const { rootfs, cgroup, userMapper, mounts, hostname, network } = options;
   if (typeof rootfs !== "string" || !rootfs.startsWith("/")) {
     throw SboxError.invalidOption("rootfs", `must be an absolute path, got ${JSON.stringify(rootfs)}`);
   }
@@ -590,6 +644,7 @@ function checkContainerOptions(options: ContainerOptions): void {
     if (!cgroup.exists()) {
       throw SboxError.invalidOption("cgroup", `${cgroup.path} does not exist (call create())`);
     }
+    checkOnCgroup2(cgroup);
     checkNotHoldingCaller(cgroup);
   }
   if (
@@ -601,6 +656,7 @@ function checkContainerOptions(options: ContainerOptions): void {
       "must be a ProcUserMapper, a BinNewIdMapper or another UserMapper",
     );
   }
+  checkNetwork(network);
   if (mounts !== undefined && !Array.isArray(mounts)) {
     throw SboxError.invalidOption("mounts", "must be an array");
   }
@@ -616,6 +672,24 @@ function checkContainerOptions(options: ContainerOptions): void {
     throw SboxError.invalidOption(
       "hostname",
       `must be 1-64 letters, digits, "." or "-", got ${JSON.stringify(hostname)}`,
+    );
+  }
+}
+
+/**
+ * A network manager has the methods start() calls: else it would fail with
+ * a TypeError, and attach() only once the init exists.
+ */
+function checkNetwork(network: unknown): void {
+  if (network === undefined) return;
+  const manager = network as Partial<Record<keyof NetworkManager, unknown>> | null;
+  if (
+    !manager || typeof manager !== "object" || typeof manager.compile !== "function" ||
+    typeof manager.attach !== "function"
+  ) {
+    throw SboxError.invalidOption(
+      "network",
+      "must be a Slirp4NetnsManager, a PastaManager or another NetworkManager (with compile() and attach())",
     );
   }
 }
@@ -638,6 +712,7 @@ function checkNotHoldingCaller(cgroup: Cgroup): void {
 /** Validates process options before anything is created. */
 export function checkProcessOptions(options: ProcessOptions): CheckedProcess {
   if (!options || typeof options !== "object") throw SboxError.invalidOption("options", "must be an object");
+  checkKnownKeys(options, PROCESS_OPTIONS);
   const { command, env = {}, cwd = "/", cgroup } = options;
   checkCommand(command);
   if (typeof env !== "object" || env === null || Array.isArray(env)) {
@@ -668,9 +743,7 @@ export function checkProcessOptions(options: ProcessOptions): CheckedProcess {
   ) {
     throw SboxError.invalidOption("cgroup", `must be a plain cgroup name, got ${JSON.stringify(cgroup)}`);
   }
-  // The kernel's interface files ("cgroup.procs", "memory.max") share the
-  // directory: such a name is a file, never a group.
-  if (cgroup !== undefined && /^(cgroup|cpu|cpuset|io|memory|pids|hugetlb|rdma|misc|irq)\./.test(cgroup)) {
+  if (cgroup !== undefined && isInterfaceFileName(cgroup)) {
     throw SboxError.invalidOption(
       "cgroup",
       `${JSON.stringify(cgroup)} is the name of a cgroup interface file, not a group`,

@@ -8,6 +8,7 @@
  */
 
 import { SboxError } from "./error.ts";
+import { checkOptionsObject } from "./options.ts";
 import { MS, type ProgramBuilder, UNCHANGED_ID } from "./program.ts";
 import { stat } from "./sys.ts";
 import { containerId } from "./user.ts";
@@ -24,6 +25,19 @@ export interface Mount {
   compile(builder: ProgramBuilder, rootfs: string): void;
   /** The container path it mounts on. */
   readonly target: string;
+  /**
+   * Whether it mounts a file system on "/" itself, in place of the rootfs
+   * directory; default: whether `target` is "/". Without such a mount the
+   * container binds the rootfs on itself, since pivot_root needs a mount
+   * point. {@linkcode BaseMounts} says false: its target is "/", yet it
+   * mounts only below it.
+   */
+  readonly mountsOnRoot?: boolean;
+}
+
+/** Whether `mount` replaces the root: see {@linkcode Mount.mountsOnRoot}. */
+export function replacesRoot(mount: Mount): boolean {
+  return mount.mountsOnRoot ?? mount.target === "/";
 }
 
 /** `rootfs` + container path `target`, which must be absolute and plain. */
@@ -145,11 +159,16 @@ function checkTarget(option: string, target: string): string {
   return cleanPath(target);
 }
 
-function checkHostDir(option: string, path: string): void {
+/** Checks host directory `path`, which `what` names in `option` ("upperDir" of "OverlayMount"). */
+function checkHostDir(option: string, what: string, path: string): void {
   if (typeof path !== "string" || !path.startsWith("/")) {
-    throw SboxError.invalidOption(option, `must be an absolute path, got ${JSON.stringify(path)}`);
+    throw SboxError.invalidOption(option, `${what} must be an absolute path, got ${JSON.stringify(path)}`);
   }
-  if (!stat(path)?.isDirectory) throw SboxError.invalidOption(option, `${path} is not a directory`);
+  // Before stat, whose own message would name neither the mount nor the path's role.
+  if (path.includes("\0")) {
+    throw SboxError.invalidOption(option, `${what} contains a NUL byte: ${JSON.stringify(path)}`);
+  }
+  if (!stat(path)?.isDirectory) throw SboxError.invalidOption(option, `${what} ${path} is not a directory`);
 }
 
 /** Options of {@linkcode OverlayMount}. */
@@ -192,7 +211,8 @@ export class OverlayMount implements Mount {
   readonly size: number | undefined;
 
   /** An overlay of `lowerDirs`; writes go to `upperDir`, or to a temporary layer without one. */
-  constructor(lowerDirs: string[], upperDir?: string, workDir?: string, options: OverlayMountOptions = {}) {
+  constructor(lowerDirs: string[], upperDir?: string, workDir?: string, options?: OverlayMountOptions) {
+    options = checkOptionsObject("OverlayMount", options, { target: true, size: true });
     if (!Array.isArray(lowerDirs)) {
       throw SboxError.invalidOption(
         "OverlayMount",
@@ -226,8 +246,9 @@ export class OverlayMount implements Mount {
     if (this.upperDir !== undefined && this.upperDir === this.workDir) {
       throw SboxError.invalidOption("OverlayMount", `upperDir and workDir must differ: ${this.upperDir}`);
     }
-    const dirs = [...this.lowerDirs, this.upperDir, this.workDir].filter((d) => d !== undefined);
-    for (const dir of dirs) checkHostDir("OverlayMount", dir);
+    this.lowerDirs.forEach((dir, i) => checkHostDir("OverlayMount", `lowerDirs[${i}]`, dir));
+    if (this.upperDir !== undefined) checkHostDir("OverlayMount", "upperDir", this.upperDir);
+    if (this.workDir !== undefined) checkHostDir("OverlayMount", "workDir", this.workDir);
   }
 
   /** Appends the overlay mount (and the tmpfs of a temporary upper layer). */
@@ -297,7 +318,8 @@ export class BindMount implements Mount {
   readonly readonly: boolean;
 
   /** Binds `source` (host) on `target` (container). */
-  constructor(source: string, target: string, options: { readonly?: boolean } = {}) {
+  constructor(source: string, target: string, options?: { readonly?: boolean }) {
+    options = checkOptionsObject("BindMount", options, { readonly: true });
     this.source = source;
     this.target = checkTarget("BindMount", target);
     this.readonly = options.readonly ?? false;
@@ -309,6 +331,12 @@ export class BindMount implements Mount {
       throw SboxError.invalidOption(
         "BindMount",
         `source must be an absolute path, got ${JSON.stringify(this.source)}`,
+      );
+    }
+    if (this.source.includes("\0")) {
+      throw SboxError.invalidOption(
+        "BindMount",
+        `source contains a NUL byte: ${JSON.stringify(this.source)}`,
       );
     }
     if (!stat(this.source)) {
@@ -359,7 +387,8 @@ export class TmpfsMount implements Mount {
   readonly mode: number;
 
   /** A tmpfs on `target`. */
-  constructor(target: string, options: { size?: number; mode?: number } = {}) {
+  constructor(target: string, options?: { size?: number; mode?: number }) {
+    options = checkOptionsObject("TmpfsMount", options, { size: true, mode: true });
     this.target = checkTarget("TmpfsMount", target);
     this.size = options.size;
     this.mode = options.mode ?? 0o1777;
@@ -468,13 +497,16 @@ export const DEFAULT_SHM_SIZE: number = 64 * 1024 * 1024;
 export class BaseMounts implements Mount {
   /** Mounted on the root. */
   readonly target = "/";
+  /** It mounts nothing on "/" itself: a plain rootfs directory still needs its bind. */
+  readonly mountsOnRoot = false;
   /** Size limit of /dev/shm in bytes. */
   readonly shmSize: number;
   /** Whether host-revealing paths are masked and /proc/sys is read-only. */
   readonly maskPaths: boolean;
 
   /** The base file systems; see {@linkcode BaseMountsOptions}. */
-  constructor(options: BaseMountsOptions = {}) {
+  constructor(options?: BaseMountsOptions) {
+    options = checkOptionsObject("BaseMounts", options, { shmSize: true, maskPaths: true });
     this.shmSize = options.shmSize ?? DEFAULT_SHM_SIZE;
     this.maskPaths = options.maskPaths ?? true;
   }

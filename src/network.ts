@@ -15,6 +15,7 @@
 
 import { describeErrno } from "./errno.ts";
 import { SboxError } from "./error.ts";
+import { checkKnownKeys } from "./options.ts";
 import { HostDaemon, waitReady } from "./host.ts";
 import type { ProgramBuilder } from "./program.ts";
 import { close, ENOENT, ids, O, pipe, setNonblocking, stat, tryOpen, tryUnlink } from "./sys.ts";
@@ -100,9 +101,13 @@ function checkOptions(options: UserModeNetworkOptions | undefined): Required<Use
   if (options !== undefined && (typeof options !== "object" || options === null)) {
     throw SboxError.invalidOption("network", "options must be an object");
   }
+  if (options) {
+    checkKnownKeys(options, { allowHostLoopback: true, publish: true, readyTimeoutMs: true }, "network");
+  }
   const publish = options?.publish ?? [];
   if (!Array.isArray(publish)) throw SboxError.invalidOption("publish", "must be an array");
   const checked = publish.map((p) => {
+    if (p && typeof p === "object") checkKnownKeys(p, { hostPort: true, containerPort: true }, "publish");
     for (const key of ["hostPort", "containerPort"] as const) {
       const port = p?.[key];
       if (!Number.isInteger(port) || port < 1 || port > 65535) {

@@ -17,6 +17,7 @@ import {
   EAGAIN,
   EINTR,
   ESRCH,
+  isOpenFd,
   O,
   open,
   pidfdSignal,
@@ -47,10 +48,14 @@ export interface ProcessStatus {
 
 /** Status and captured output of {@linkcode Process.output}. */
 export interface ProcessOutput extends ProcessStatus {
-  /** Everything written to stdout (empty unless stdout was "piped"). */
-  stdout: Uint8Array;
-  /** Everything written to stderr (empty unless stderr was "piped"). */
-  stderr: Uint8Array;
+  /**
+   * Everything written to stdout (empty unless stdout was "piped"). In an
+   * ArrayBuffer of its own, as `Deno.Command`'s: a `BlobPart` and a
+   * `BufferSource` as it is.
+   */
+  stdout: Uint8Array<ArrayBuffer>;
+  /** Everything written to stderr (empty unless stderr was "piped"); as stdout. */
+  stderr: Uint8Array<ArrayBuffer>;
 }
 
 const STDIO_VALUES: readonly Stdio[] = ["inherit", "piped", "null"];
@@ -91,8 +96,12 @@ export function checkCommand(command: unknown): asserts command is string[] {
 export function checkStdio(name: string, value: unknown): Stdio {
   if (value === undefined) return "inherit";
   if (typeof value === "number") {
-    if (Number.isInteger(value) && value >= 0 && value <= 0x7fffffff) return value;
-    throw SboxError.invalidOption(name, `an fd must be a non-negative integer, got ${value}`);
+    if (!Number.isInteger(value) || value < 0 || value > 0x7fffffff) {
+      throw SboxError.invalidOption(name, `an fd must be a non-negative integer, got ${value}`);
+    }
+    // Here, not in the child: its dup2 would fail with EBADF after clone3.
+    if (!isOpenFd(value)) throw SboxError.invalidOption(name, `fd ${value} is not open`);
+    return value;
   }
   if (!STDIO_VALUES.includes(value as Stdio)) {
     throw SboxError.invalidOption(
@@ -175,11 +184,19 @@ export class Process {
    * a process whose pipe is full waits for the reader, so one that writes
    * more than the pipe holds (64 KiB) and is never read never ends, as
    * with `Deno.Command`. Its fd stays open until it is read to end-of-file
-   * or cancelled, or until destroy().
+   * or cancelled, or until destroy(). Cancelling closes the pipe, but the
+   * SIGPIPE of a later write does not reach a container's init that is the
+   * command itself (pid 1, without `reaper: true`): the kernel drops the
+   * signals pid 1 has no handler for, so a writer that ignores EPIPE keeps
+   * running. Start it with `reaper: true`, or `kill("SIGKILL")` it (see
+   * kill(): it ignores SIGTERM as well).
    */
-  readonly stdout: ReadableStream<Uint8Array> | null;
-  /** The read end of a piped stderr, else null; read it, as stdout. */
-  readonly stderr: ReadableStream<Uint8Array> | null;
+  readonly stdout: ReadableStream<Uint8Array<ArrayBuffer>> | null;
+  /**
+   * The read end of a piped stderr, else null; read it, as stdout (and
+   * cancelling it does not end an init without `reaper: true` either).
+   */
+  readonly stderr: ReadableStream<Uint8Array<ArrayBuffer>> | null;
   readonly #pidfd: number;
   #reaped = false;
   #heldNamespace: number;
@@ -314,13 +331,14 @@ export class Process {
     this.#checkDone();
   }
 
-  #readable(fd: number): ReadableStream<Uint8Array> {
-    return new ReadableStream<Uint8Array>({
+  #readable(fd: number): ReadableStream<Uint8Array<ArrayBuffer>> {
+    return new ReadableStream<Uint8Array<ArrayBuffer>>({
       pull: async (controller) => {
         const buf = new Uint8Array(65536);
         for (;;) {
           if (!this.#openFds.has(fd)) return controller.close();
           const n = tryRead(fd, buf);
+          // A copy, not a view of `buf`: each chunk has an ArrayBuffer of its own.
           if (n > 0) return controller.enqueue(buf.slice(0, n));
           if (n === 0) {
             this.#closeFd(fd);
@@ -410,7 +428,9 @@ function fromWaitStatus(status: number): ProcessStatus {
   return { success: false, code: 128 + signal, signal: signalName(signal) };
 }
 
-async function collect(stream: ReadableStream<Uint8Array> | null): Promise<Uint8Array> {
+async function collect(
+  stream: ReadableStream<Uint8Array<ArrayBuffer>> | null,
+): Promise<Uint8Array<ArrayBuffer>> {
   if (!stream) return new Uint8Array(0);
   const chunks: Uint8Array[] = [];
   for await (const chunk of stream) chunks.push(chunk);

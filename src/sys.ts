@@ -277,6 +277,12 @@ export function dupCloexec(fd: number, lowest = 0): number {
   return check(helper().sbox_fcntl(fd, F_DUPFD_CLOEXEC, BigInt(lowest)), "fcntl", "cannot duplicate an fd");
 }
 
+/** Whether `fd` is open in this process (fcntl F_GETFD does not fail with EBADF). */
+export function isOpenFd(fd: number): boolean {
+  const F_GETFD = 1;
+  return num(helper().sbox_fcntl(fd, F_GETFD, 0n)) >= 0;
+}
+
 /** Sets O_NONBLOCK on an fd this process owns (F_SETFL); `on` false clears it. */
 export function setNonblocking(fd: number, on = true): void {
   const F_GETFL = 3, F_SETFL = 4;

@@ -26,7 +26,7 @@
 
 import { helper } from "./ffi.ts";
 import { blockingLibc } from "./libc.ts";
-import { close } from "./sys.ts";
+import { close, isOpenFd } from "./sys.ts";
 
 /** At most this many closes run at once: a burst of exits must not grow the pool. */
 const MAX_RUNNING = 2;
@@ -110,10 +110,9 @@ function pump(): void {
  */
 export async function beginLaunch(): Promise<void> {
   launching++;
-  const F_GETFD = 1;
   // EBADF: the close has started and the fd is gone. A valid fd may also be
   // a new file that reused the number: then this waits a little for nothing.
-  const open = [...running].filter((entry) => Number(helper().sbox_fcntl(entry.fd, F_GETFD, 0n)) >= 0);
+  const open = [...running].filter((entry) => isOpenFd(entry.fd));
   if (open.length > 0) await Promise.all(open.map((entry) => entry.done));
 }
 

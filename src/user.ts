@@ -208,7 +208,7 @@ export function subordinateRange(file: string, id: number): { start: number; cou
  * Maps through the setuid helpers `newuidmap` and `newgidmap`, which allow
  * an unprivileged user the ranges listed in /etc/subuid and /etc/subgid.
  *
- * @example 65536 ids for a rootless container
+ * @example Root and 65536 more ids for a rootless container
  * ```ts ignore
  * import { BinNewIdMapper } from "./user.ts";
  *

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { Cgroup, Container, findCgroup2Mount, OverlayMount, SboxError } from "../mod.ts";
-import { busyboxContainer, testCgroup } from "./fixtures.ts";
+import { busyboxContainer, identityMapper, scratchDir, testCgroup } from "./fixtures.ts";
 
 Deno.test("cgroup2 is found in /proc/self/mountinfo, not assumed", () => {
   const mount = findCgroup2Mount();
@@ -61,6 +61,53 @@ Deno.test("bad cgroup names are rejected", () => {
   assert.throws(() => Cgroup.current().child("a\nb"), /bad child name/);
 });
 
+Deno.test("the name of a cgroup interface file is never taken for a group", async () => {
+  const cgroup = testCgroup();
+  try {
+    for (const name of ["cgroup.procs", "memory.max", "a/pids.max"]) {
+      assert.throws(
+        () => cgroup.child(name),
+        /^SboxError: invalid option cgroup: "(cgroup\.procs|memory\.max|pids\.max)" is the name of a cgroup interface file/,
+        name,
+      );
+    }
+    // A handle made otherwise: create() makes no such group, nor says it did.
+    for (const name of ["cgroup.procs", "memory.max"]) {
+      const handle = new Cgroup(cgroup.mountPath, `${cgroup.name}/${name}`);
+      assert.throws(() => handle.create(), /is the name of a cgroup interface file, not a group/, name);
+      assert.equal(handle.exists(), false);
+    }
+    assert.deepEqual([...Deno.readDirSync(cgroup.path)].filter((e) => e.isDirectory), []);
+  } finally {
+    await cgroup.remove();
+  }
+});
+
+Deno.test("a Cgroup whose mountPath is not a cgroup2 mount is refused by create() and Container.create", async () => {
+  const dir = scratchDir("not-cgroup-");
+  try {
+    Deno.mkdirSync(`${dir}/root`);
+    Deno.mkdirSync(`${dir}/made`);
+    const notCgroup =
+      /^SboxError: invalid option cgroup: \S+ is not on a cgroup2 file system \(it is on \w+; the cgroup2 mount is /;
+    const fresh = new Cgroup(dir, "fresh");
+    assert.throws(() => fresh.create(), notCgroup);
+    assert.equal(fresh.exists(), false, "create() made a directory");
+    const err = await Container.create({
+      rootfs: `${dir}/root`,
+      cgroup: new Cgroup(dir, "made"),
+      userMapper: identityMapper(),
+    }).then(() => undefined, (e) => e);
+    assert.ok(err instanceof SboxError && err.step === "options", String(err));
+    assert.match(String(err), notCgroup);
+    // The cgroup2 mount itself, by another spelling, is one.
+    const own = Cgroup.current();
+    new Cgroup(`/${own.mountPath}/.`, own.name).create();
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("remove() refuses a group that holds this process; the CPU period must be a number of microseconds", async () => {
   const own = Cgroup.current();
   for (const holding of [own, new Cgroup(own.mountPath, ""), ...(own.name ? [own.parent()!] : [])]) {
@@ -82,6 +129,15 @@ Deno.test("processes: addProcess, procs, populated, kill", async () => {
   const cgroup = testCgroup();
   const child = new Deno.Command("/bin/sleep", { args: ["100"] }).spawn();
   try {
+    for (const pid of [1.5, -1, 0, Number.NaN, "1" as unknown as number]) {
+      assert.throws(
+        () => cgroup.addProcess(pid),
+        (err: unknown) =>
+          err instanceof SboxError && err.step === "options" &&
+          /^invalid option pid: must be a process id \(a positive integer\), got /.test(err.message),
+        String(pid),
+      );
+    }
     cgroup.addProcess(child.pid);
     assert.deepEqual(cgroup.procs(), [child.pid]);
     assert.equal(cgroup.populated(), true);

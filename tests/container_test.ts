@@ -12,11 +12,14 @@ import {
   type IdMapEntry,
   type InitProcess,
   type Mount,
+  type NetworkManager,
   OverlayMount,
+  PastaManager,
   ProcUserMapper,
   runAsUser,
   SboxError,
   type SignalLike,
+  Slirp4NetnsManager,
   TmpfsMount,
   type UserMapper,
 } from "../mod.ts";
@@ -47,6 +50,7 @@ import {
   skipWithout,
   skipWithoutManyIds,
   snapshot,
+  testCgroup,
   text,
 } from "./fixtures.ts";
 
@@ -260,6 +264,34 @@ Deno.test("a container without BaseMounts has its own network namespace with lo 
     assert.equal(procEntries.trim(), "0", "no /proc was mounted");
   } finally {
     Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+// BaseMounts' target is "/", yet it mounts nothing there: the rootfs still
+// needs its bind on itself, or pivot_root fails with EINVAL.
+Deno.test("BaseMounts and a TmpfsMount on a ready-made rootfs, without an overlay", async () => {
+  const dir = scratchDir("plain-root-");
+  try {
+    const root = `${dir}/root`;
+    const copy = new Deno.Command("cp", { args: ["-a", busyboxImage(), root] }).outputSync();
+    assert.ok(copy.success, text(copy.stderr));
+    const lists: [string, Mount[]][] = [
+      ["BaseMounts", [new BaseMounts()]],
+      ["BaseMounts + TmpfsMount", [new BaseMounts(), new TmpfsMount("/tmp")]],
+      ["TmpfsMount + BaseMounts", [new TmpfsMount("/tmp"), new BaseMounts()]],
+    ];
+    for (const [name, mounts] of lists) {
+      await using container = await Container.create({ rootfs: root, userMapper: identityMapper(), mounts });
+      const result = await sh(
+        container,
+        "ls /dev/null /proc/self/status && awk '$2 == \"/tmp\" { print $3 }' /proc/mounts",
+      );
+      assert.equal(result.code, 0, `${name}: ${result.err}`);
+      const tmp = mounts.some((m) => m instanceof TmpfsMount) ? "tmpfs\n" : "";
+      assert.equal(result.out, `/dev/null\n/proc/self/status\n${tmp}`, name);
+    }
+  } finally {
+    await removeScratch(dir);
   }
 });
 
@@ -689,6 +721,24 @@ Deno.test("Container.create and start reject bad options before any process exis
     );
   }
   await rejects(() => new TmpfsMount("/a\0b"), /invalid option TmpfsMount: target contains a NUL byte/);
+  // A NUL byte in a host path names the mount and the path's role, not only the path.
+  const nulPaths: [Mount, RegExp][] = [
+    [
+      new OverlayMount([image, `${image}\0x`]),
+      /^invalid option OverlayMount: lowerDirs\[1\] contains a NUL byte/,
+    ],
+    [
+      new OverlayMount([image], `${dir}/upper\0`, `${dir}/work`),
+      /^invalid option OverlayMount: upperDir contains a NUL byte/,
+    ],
+    [new BindMount("/etc\0", "/x"), /^invalid option BindMount: source contains a NUL byte/],
+  ];
+  for (const [mount, pattern] of nulPaths) {
+    await rejects(
+      () => Container.create({ rootfs: `${dir}/root`, userMapper: mapper, mounts: [mount] }),
+      pattern,
+    );
+  }
   // "//" and "/." are the root, as the kernel reads them.
   assert.equal(new TmpfsMount("//").target, "/");
   assert.equal(new BindMount("/tmp", "/./a//b/").target, "/a/b");
@@ -742,6 +792,133 @@ Deno.test("Container.create and start reject bad options before any process exis
   );
   await container.destroy();
   Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("a misspelled option key is refused, naming it and the closest known key", async () => {
+  const dir = scratchDir("keys-");
+  Deno.mkdirSync(`${dir}/root`);
+  const options = { rootfs: `${dir}/root`, userMapper: identityMapper() };
+  // Built elsewhere (a configuration, a spread), where TypeScript cannot tell.
+  const loose = <T>(value: object) => value as T;
+  const refused = async (fn: () => unknown, message: string) => {
+    const err = await Promise.resolve().then(fn).then(() => undefined, (e) => e);
+    assert.ok(err instanceof SboxError && err.step === "options", `${message}: ${err}`);
+    assert.equal(err.message, message);
+  };
+  try {
+    const before = snapshot();
+    await refused(
+      () => Container.create(loose({ ...options, hostName: "judge" })),
+      "invalid option hostName: unknown option (did you mean hostname?)",
+    );
+    await refused(
+      () => Container.create(loose({ ...options, cpaAdd: ["NET_RAW"] })),
+      "invalid option cpaAdd: unknown option (did you mean capAdd?)",
+    );
+    const container = await Container.create(options);
+    const command = ["/bin/true"];
+    await refused(
+      () => container.start(loose({ command, enviroment: { A: "1" } })),
+      "invalid option enviroment: unknown option",
+    );
+    await refused(
+      () => container.start(loose({ command, stdOut: "piped" })),
+      "invalid option stdOut: unknown option (did you mean stdout?)",
+    );
+    await refused(
+      () => new BindMount("/tmp", "/x", loose({ readOnly: true })),
+      "invalid option BindMount: unknown option readOnly (did you mean readonly?)",
+    );
+    await refused(
+      () => new TmpfsMount("/t", loose({ sise: 1 << 20 })),
+      "invalid option TmpfsMount: unknown option sise (did you mean size?)",
+    );
+    await refused(
+      () => new OverlayMount([busyboxImage()], undefined, undefined, loose({ traget: "/x" })),
+      "invalid option OverlayMount: unknown option traget (did you mean target?)",
+    );
+    await refused(
+      () => new BaseMounts(loose({ "shm size": 1 })),
+      'invalid option BaseMounts: unknown option "shm size" (did you mean shmSize?)',
+    );
+    await refused(
+      () => new PastaManager(loose({ allowHostLoopbak: true })),
+      "invalid option network: unknown option allowHostLoopbak (did you mean allowHostLoopback?)",
+    );
+    await refused(
+      () => new Slirp4NetnsManager({ publish: [loose({ hostport: 8080, containerPort: 80 })] }),
+      "invalid option publish: unknown option hostport (did you mean hostPort?)",
+    );
+    await refused(
+      () => Cgroup.current().child("never-made").create(loose({ exclusiv: true })),
+      "invalid option Cgroup.create: unknown option exclusiv (did you mean exclusive?)",
+    );
+    assert.deepEqual(snapshot(), before);
+    await container.destroy();
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("a stdio fd that is not open, and reaper given to exec(), are refused before any process exists", async () => {
+  await using setup = await busyboxContainer();
+  const before = snapshot();
+  for (const name of ["stdin", "stdout", "stderr"] as const) {
+    const err = await setup.container.start({ command: ["/bin/true"], [name]: 9999 }).then(
+      () => undefined,
+      (e) => e,
+    );
+    assert.ok(err instanceof SboxError && err.step === "options", `${name}: ${err}`);
+    assert.equal(err.message, `invalid option ${name}: fd 9999 is not open`);
+  }
+  assert.deepEqual(snapshot(), before);
+  const init = await setup.container.start({ command: ["/bin/sleep", "100"] });
+  const running = snapshot().children;
+  const err = await setup.container.exec(init, { command: ["/bin/true"], reaper: true }).then(
+    () => undefined,
+    (e) => e,
+  );
+  assert.ok(err instanceof SboxError && err.step === "options", String(err));
+  assert.match(err.message, /^invalid option reaper: start\(\) only/);
+  assert.deepEqual(snapshot().children, running);
+  // false, start()'s default, asks for nothing exec() lacks.
+  const exec = await setup.container.exec(init, { command: ["/bin/true"], reaper: false });
+  assert.equal((await exec.status).code, 0);
+});
+
+Deno.test("a network without NetworkManager's methods is refused by Container.create; nothing is left", async () => {
+  const dir = scratchDir("bad-net-");
+  Deno.mkdirSync(`${dir}/root`);
+  const cgroup = testCgroup();
+  const options = { rootfs: `${dir}/root`, cgroup, userMapper: identityMapper() };
+  try {
+    reactor(); // made by the first start of the process, then kept: no leak
+    const before = snapshot();
+    for (const network of ["slirp4netns", {}, null, 5, { compile() {}, attach: 5 }, { attach() {} }]) {
+      const err = await Container.create({ ...options, network: network as unknown as NetworkManager })
+        .then(() => undefined, (e) => e);
+      assert.ok(err instanceof SboxError && err.step === "options", `${JSON.stringify(network)}: ${err}`);
+      assert.match(
+        err.message,
+        /^invalid option network: must be a Slirp4NetnsManager, a PastaManager or another NetworkManager/,
+      );
+    }
+    assert.deepEqual(snapshot(), before);
+    // An attach() that resolves to no NetworkAttachment: only the start can
+    // tell, and its process goes.
+    const container = await Container.create({
+      ...options,
+      network: { compile() {}, attach: () => Promise.resolve({}) } as unknown as NetworkManager,
+    });
+    const err = await container.start({ command: ["/bin/true"] }).then(() => undefined, (e) => e);
+    assert.ok(err instanceof SboxError && err.step === "network", String(err));
+    assert.match(err.message, /attach\(\) did not resolve to a NetworkAttachment/);
+    await container.destroy();
+    assert.deepEqual(snapshot(), before);
+  } finally {
+    await cgroup.remove();
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
 
 Deno.test("id maps the kernel would refuse and bad runAsUser arguments are rejected before any process exists", async () => {

@@ -1,6 +1,6 @@
 /**
- * The README's library example runs as written, with --allow-ffi only, and
- * cleans up after itself.
+ * The README's library example and mod.ts's module example run as written,
+ * with --allow-ffi only, and clean up after themselves.
  */
 
 import assert from "node:assert/strict";
@@ -16,27 +16,44 @@ function exampleCode(): string {
   return match[1];
 }
 
-Deno.test("README library example runs as written with --allow-ffi only", async () => {
-  const image = "/tmp/sbox-image";
-  const made = new Deno.Command(`${ROOT}tools/busybox-image`, { args: [image] }).outputSync();
+/** The module example of mod.ts: its first ```ts block, without the JSDoc's " * ". */
+function moduleExampleCode(): string {
+  const source = Deno.readTextFileSync(`${ROOT}mod.ts`);
+  const match = /```ts ignore\n([\s\S]*?) \* ```/.exec(source);
+  assert.ok(match, "mod.ts has a ```ts example");
+  return match[1].replace(/^ \*( |$)/gm, "");
+}
+
+/** Runs `code` with --allow-ffi only, next to mod.ts, so that its import of "./mod.ts" resolves as written. */
+async function runExample(code: string): Promise<string> {
+  const made = new Deno.Command(`${ROOT}tools/busybox-image`, { args: ["/tmp/sbox-image"] }).outputSync();
   assert.ok(made.success, "tools/busybox-image");
-  // Next to mod.ts, so that its import of "./mod.ts" resolves as written.
   const file = `${ROOT}.readme_example_${Deno.pid}.ts`;
-  Deno.writeTextFileSync(file, exampleCode());
+  Deno.writeTextFileSync(file, code);
   try {
     const output = await new Deno.Command(Deno.execPath(), {
       args: ["run", "--allow-ffi", file],
       stdout: "piped",
       stderr: "piped",
     }).output();
-    const stdout = new TextDecoder().decode(output.stdout);
-    const stderr = new TextDecoder().decode(output.stderr);
-    assert.equal(output.code, 0, stderr);
-    assert.match(stdout, /^0 Hello, World\nuid=0\(root\) gid=0\(root\)/);
-    assert.match(stdout, /^0::\/$/m, "its own cgroup namespace");
-    assert.throws(() => Deno.statSync("/tmp/sbox-state"), "the state dir is removed");
-    assert.equal(Cgroup.current().child("sbox-example").exists(), false, "the cgroup is removed");
+    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+    return new TextDecoder().decode(output.stdout);
   } finally {
     Deno.removeSync(file);
   }
+}
+
+Deno.test("README library example runs as written with --allow-ffi only", async () => {
+  const stdout = await runExample(exampleCode());
+  assert.match(stdout, /^0 Hello, World\nuid=0\(root\) gid=0\(root\)/);
+  assert.match(stdout, /^0::\/$/m, "its own cgroup namespace");
+  assert.throws(() => Deno.statSync("/tmp/sbox-state"), "the state dir is removed");
+  assert.equal(Cgroup.current().child("sbox-example").exists(), false, "the cgroup is removed");
+});
+
+Deno.test("mod.ts's module example runs as written with --allow-ffi only", async () => {
+  const stdout = await runExample(moduleExampleCode());
+  assert.equal(stdout, "0 hello from sbox\n\n");
+  assert.throws(() => Deno.statSync("/tmp/sbox-hello"), "the state dir is removed");
+  assert.equal(Cgroup.current().child("sbox-hello").exists(), false, "the cgroup is removed");
 });

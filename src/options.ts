@@ -1,0 +1,84 @@
+/**
+ * Option objects are checked key by key: a misspelled key (`hostName`,
+ * `enviroment`) would otherwise be ignored without a word, and a default
+ * would stand in for what the caller meant: a limit or a security option
+ * that silently does not apply. TypeScript catches it in an object literal,
+ * not in options built elsewhere (a JSON configuration, a spread).
+ *
+ * @module
+ */
+
+import { SboxError } from "./error.ts";
+
+/**
+ * Every key of options type `T`, each mapped to true: a list of the known
+ * keys that the compiler keeps complete, as it must name each key of `T`.
+ */
+export type KnownKeys<T> = Record<keyof Required<T>, true>;
+
+/**
+ * Refuses a key of `options` that `known` lacks, suggesting the closest
+ * known one. Without `within` the keys are options themselves
+ * (`invalid option hostName: unknown option (did you mean hostname?)`);
+ * with it they belong to that option (`invalid option BindMount: unknown
+ * option readOnly (did you mean readonly?)`).
+ */
+export function checkKnownKeys(options: object, known: Record<string, true>, within?: string): void {
+  for (const key of Object.keys(options)) {
+    if (Object.hasOwn(known, key)) continue;
+    const guess = closest(key, Object.keys(known));
+    const hint = guess === undefined ? "" : ` (did you mean ${guess}?)`;
+    const shown = /^[A-Za-z_$][\w$]*$/.test(key) ? key : JSON.stringify(key);
+    throw within === undefined
+      ? SboxError.invalidOption(shown, `unknown option${hint}`)
+      : SboxError.invalidOption(within, `unknown option ${shown}${hint}`);
+  }
+}
+
+/**
+ * The options object of `within` (a constructor's last argument): undefined
+ * for the defaults, else an object of `known` keys only.
+ */
+export function checkOptionsObject<T extends object>(
+  within: string,
+  options: T | undefined,
+  known: KnownKeys<T>,
+): T {
+  if (options === undefined) return {} as T;
+  if (typeof options !== "object" || options === null || Array.isArray(options)) {
+    throw SboxError.invalidOption(within, `options must be an object, got ${JSON.stringify(options)}`);
+  }
+  checkKnownKeys(options, known, within);
+  return options;
+}
+
+/**
+ * The known key a misspelled `key` most likely meant: one that differs in
+ * case only, or else by at most two edits (and fewer than half its length,
+ * so that a short key is not "corrected" into an unrelated one).
+ */
+function closest(key: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.min(3, Math.ceil(key.length / 2));
+  for (const candidate of known) {
+    const distance = candidate.toLowerCase() === key.toLowerCase() ? 0 : editDistance(key, candidate);
+    if (distance < bestDistance) [best, bestDistance] = [candidate, distance];
+  }
+  return best;
+}
+
+/** Levenshtein distance, with a swap of two neighbours as one edit ("cpaAdd"). */
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.length][b.length];
+}
