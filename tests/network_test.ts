@@ -153,7 +153,7 @@ async function whilePublished(
   net: string,
   publish: string[],
   script: string,
-  check: () => Promise<void>,
+  check: () => void | Promise<void>,
 ): Promise<void> {
   const child = sboxOnBusybox([
     "--net",
@@ -227,8 +227,7 @@ for (const net of BACKENDS) {
     `${net}: the network daemon runs under a seccomp filter, no_new_privs and few capabilities`,
     async () => {
       const hostPort = freePort();
-      // deno-lint-ignore require-await
-      await whilePublished(net, [`${hostPort}:8080`], "true", async () => {
+      await whilePublished(net, [`${hostPort}:8080`], "true", () => {
         const daemons = [...networkDaemons()];
         assert.equal(daemons.length, 1, `daemons: ${daemons}`);
         const status = Deno.readTextFileSync(`/proc/${daemons[0]}/status`);
