@@ -23,6 +23,7 @@ import {
   pidfdSignal,
   pipe,
   setNonblocking,
+  stat,
   tryRead,
   tryWrite,
   waitPidfd,
@@ -94,15 +95,17 @@ export function checkCommand(command: unknown): asserts command is string[] {
 
 /** Checks a stdio option; throws an SboxError naming it. */
 export function checkStdio(name: string, value: unknown): Stdio {
-  if (value === undefined) return "inherit";
+  if (value === undefined) value = "inherit";
   if (typeof value === "number") {
     if (!Number.isInteger(value) || value < 0 || value > 0x7fffffff) {
       throw SboxError.invalidOption(name, `an fd must be a non-negative integer, got ${value}`);
     }
     // Here, not in the child: its dup2 would fail with EBADF after clone3.
     if (!isOpenFd(value)) throw SboxError.invalidOption(name, `fd ${value} is not open`);
+    refuseEscapingFd(name, value);
     return value;
   }
+  if (value === "inherit") refuseEscapingFd(name, STDIO_NAMES.indexOf(name as typeof STDIO_NAMES[number]));
   if (!STDIO_VALUES.includes(value as Stdio)) {
     throw SboxError.invalidOption(
       name,
@@ -110,6 +113,28 @@ export function checkStdio(name: string, value: unknown): Stdio {
     );
   }
   return value as Stdio;
+}
+
+const STDIO_NAMES = ["stdin", "stdout", "stderr"] as const;
+
+/**
+ * Refuses an fd that would hand the container a way out: a directory (from
+ * it, `/proc/self/fd/N/..` climbs to the host's own root, past pivot_root)
+ * or a block device (reopened through `/proc/self/fd/N` by the container's
+ * root, a host disk to write to). `fd` < 0: nothing to check.
+ */
+function refuseEscapingFd(name: string, fd: number): void {
+  if (fd < 0) return;
+  const info = stat(`/proc/self/fd/${fd}`);
+  if (!info) return; // a closed inherited fd: the child gets none either
+  const type = info.mode & 0o170000;
+  if (info.isDirectory || type === 0o060000) {
+    const what = info.isDirectory ? "a directory" : "a block device";
+    throw SboxError.invalidOption(
+      name,
+      `fd ${fd} is ${what}, which would give the container the host's files (give a file, a pipe or a terminal)`,
+    );
+  }
 }
 
 /** The parent's and the child's ends of the stdio a process asked for. */

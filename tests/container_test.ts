@@ -36,6 +36,7 @@ import {
   pidfdOpen as openPidfd,
   pipe,
   setNonblocking,
+  stat,
   tryRead,
 } from "../src/sys.ts";
 import {
@@ -196,6 +197,34 @@ Deno.test("with a reaper, init.setupCpuUsec is the CPU time pid 1 spent on the s
   // Mounts, namespaces, the security step: hundreds of microseconds at least.
   assert.ok(typeof reaped.setupCpuUsec === "number" && reaped.setupCpuUsec > 50, String(reaped.setupCpuUsec));
   await reaped.status;
+});
+
+Deno.test("a directory or a block device as a stdio fd is refused before any process exists", async () => {
+  await using setup = await busyboxContainer();
+  const dir = open(setup.dir, O.RDONLY | O.CLOEXEC);
+  const block = ["/dev/loop0", "/dev/vda", "/dev/sda"].find((path) => stat(path) !== undefined);
+  // O_PATH: a block device opens without any access to it.
+  const device = block === undefined ? -1 : open(block, O.PATH | O.CLOEXEC);
+  try {
+    const before = snapshot();
+    for (
+      const [name, fd, what] of [["stdin", dir, "a directory"], ["stdout", device, "a block device"]] as const
+    ) {
+      if (fd < 0) {
+        console.log(`skipping the ${what} case: no block device found`);
+        continue;
+      }
+      const err = await setup.container.start({ command: ["/bin/true"], env: ENV, [name]: fd }).catch((e) =>
+        e
+      );
+      assert.ok(err instanceof SboxError && err.step === "options", String(err));
+      assert.match(err.message, new RegExp(`invalid option ${name}: fd ${fd} is ${what}`));
+    }
+    assert.deepEqual(snapshot(), before, "nothing was created");
+  } finally {
+    close(dir);
+    if (device >= 0) close(device);
+  }
 });
 
 Deno.test("stdin null reads nothing; a large stdout arrives whole", async () => {
