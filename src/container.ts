@@ -17,6 +17,7 @@ import { CLONE, MS, PROGRAM_LIMITS, ProgramBuilder } from "./program.ts";
 import { check, close, dupCloexec, EBUSY, ENOENT, ids, O, stat, tryOpen, tryRmdir } from "./sys.ts";
 import { hostId, isMapped, type UserMapper } from "./user.ts";
 import type { NetworkAttachment, NetworkManager } from "./network.ts";
+import { CAPABILITIES } from "./security/capabilities.ts";
 import type { SeccompPolicy } from "./security/policy.ts";
 import type { Rlimits } from "./security/rlimits.ts";
 import {
@@ -253,7 +254,9 @@ export class Container implements AsyncDisposable {
   static create(options: ContainerOptions): Promise<Container> {
     return Promise.resolve().then(() => {
       checkContainerOptions(options);
-      return new Container(options, checkContainerSecurity(options));
+      const security = checkContainerSecurity(options);
+      checkRawNetworkAccess(options.network, security.capabilities);
+      return new Container(options, security);
     });
   }
 
@@ -624,6 +627,27 @@ function compileProcessTail(
 
 /** A hostname the container accepts: 1-64 letters, digits, "." or "-", not starting with "." or "-". */
 export const HOSTNAME: RegExp = /^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$/;
+
+/**
+ * slirp4netns and pasta forward whatever frames the container sends, and
+ * connect to their destination from the host: a frame to 127.0.0.1, sent
+ * past the container's own kernel (a packet socket: NET_RAW) or routed out
+ * through the gateway (NET_ADMIN), reaches the host's loopback, which
+ * `allowHostLoopback: false` is meant to keep out. So those capabilities
+ * with such a network need that option set.
+ */
+function checkRawNetworkAccess(network: ContainerOptions["network"], capabilities: bigint): void {
+  if ((network as { allowHostLoopback?: unknown } | undefined)?.allowHostLoopback !== false) return;
+  for (const name of ["NET_RAW", "NET_ADMIN"]) {
+    if ((capabilities & (1n << BigInt(CAPABILITIES[name]))) === 0n) continue;
+    throw SboxError.invalidOption(
+      "capAdd",
+      `${name} with a network lets the container send frames to 127.0.0.1 that the network daemon ` +
+        "delivers to the host's loopback: give the network allowHostLoopback: true to accept that " +
+        "(--allow-host-loopback)",
+    );
+  }
+}
 
 function checkContainerOptions(options: ContainerOptions): void {
   if (!options || typeof options !== "object") throw SboxError.invalidOption("options", "must be an object");

@@ -10,6 +10,7 @@
  * @module
  */
 
+import { SboxError } from "./error.ts";
 import { launch } from "./launch.ts";
 import { CLONE, ProgramBuilder } from "./program.ts";
 import { reactor } from "./reactor.ts";
@@ -39,6 +40,11 @@ export interface HostDaemonSpec {
   argv: string[];
   /** fds of this process that the daemon gets as 3, 4, ...; closed here once it started. */
   passFds?: number[];
+  /**
+   * The step its failure to start is reported as (`"network"`): never
+   * `"exec"`, which names the container's command not starting.
+   */
+  step: string;
 }
 
 /** A running host program; {@linkcode stop} kills and reaps it. */
@@ -95,7 +101,8 @@ export class HostDaemon {
       });
     } catch (err) {
       close(stderrRead);
-      throw err;
+      if (!(err instanceof SboxError) || err.step !== "exec") throw err;
+      throw new SboxError(err.message, { step: spec.step, errno: err.errnoNumber, cause: err });
     }
     return new HostDaemon(spec.argv[0], launched.pid, launched.pidfd, stderrRead);
   }

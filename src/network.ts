@@ -283,7 +283,7 @@ export class Slirp4NetnsManager extends UserModeNetworkManager {
     ];
     let daemon: HostDaemon;
     try {
-      daemon = await HostDaemon.start({ argv, passFds: [ready.write, exit.read] });
+      daemon = await HostDaemon.start({ argv, passFds: [ready.write, exit.read], step: "network" });
     } catch (err) {
       close(ready.read);
       close(exit.write);
@@ -421,7 +421,7 @@ export class PastaManager extends UserModeNetworkManager {
     const ready = readyPipe();
     let daemon: HostDaemon;
     try {
-      daemon = await HostDaemon.start({ argv, passFds: [ready.write] });
+      daemon = await HostDaemon.start({ argv, passFds: [ready.write], step: "network" });
     } catch (err) {
       close(ready.read);
       throw err;

@@ -163,7 +163,8 @@ export function findHostProgram(name: string, debianPackage = "uidmap"): string 
       // directory (ENOTDIR) or a loop of links is skipped, not fatal.
       continue;
     }
-    if (found?.isFile) return path;
+    // As execvp: a file no one may execute is passed over, not chosen.
+    if (found?.isFile && (found.mode & 0o111) !== 0) return path;
   }
   throw new SboxError(`${name} not found in PATH (install Debian's ${debianPackage} package)`, {
     step: debianPackage === "uidmap" ? "user" : "network",

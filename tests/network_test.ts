@@ -11,6 +11,7 @@
 import assert from "node:assert/strict";
 import { checkTunDevice, PastaManager, Slirp4NetnsManager } from "../src/network.ts";
 import { SboxError } from "../src/error.ts";
+import { Container } from "../src/container.ts";
 import { close, dupCloexec, pidfdOpen } from "../src/sys.ts";
 import {
   busyboxContainer,
@@ -244,6 +245,79 @@ for (const net of BACKENDS) {
       });
     },
   );
+
+  // The daemon is sbox's business: a file of its name that no one may
+  // execute is passed over (as execvp does), and one that fails to exec is
+  // sbox's failure (125, XX), not the command's "not found" (127, RE).
+  netTest(
+    `${net}: a daemon in PATH that cannot be executed is skipped, or fails the run as sbox's own`,
+    async () => {
+      const dir = scratchDir("net-path-");
+      try {
+        const run = (extra: string) =>
+          new Deno.Command(Deno.execPath(), {
+            args: [
+              "run",
+              "--allow-ffi",
+              SBOX,
+              "run",
+              "--rootfs",
+              busyboxImage(),
+              "--net",
+              net,
+              "--report",
+              "-",
+              "--",
+              "echo",
+              "ran",
+            ],
+            env: { PATH: `${extra}:/usr/local/bin:/usr/bin:/bin` },
+            stdin: "null",
+            stdout: "piped",
+            stderr: "piped",
+            signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+          }).output();
+        Deno.mkdirSync(`${dir}/plain`);
+        Deno.writeTextFileSync(`${dir}/plain/${net}`, "not a program\n", { mode: 0o644 });
+        const skipped = await run(`${dir}/plain`);
+        assert.deepEqual([skipped.code, text(skipped.stdout)], [0, "ran\n"], text(skipped.stderr));
+        Deno.mkdirSync(`${dir}/broken`);
+        Deno.writeTextFileSync(`${dir}/broken/${net}`, "#!/nonexistent/interpreter\n", { mode: 0o755 });
+        const broken = await run(`${dir}/broken`);
+        const stderr = text(broken.stderr);
+        assert.equal(broken.code, 125, stderr);
+        assert.match(stderr, new RegExp(`^sbox: cannot exec ${dir}/broken/${net}: ENOENT`));
+        assert.equal(JSON.parse(stderr.trim().split("\n").at(-1)!).status, "XX");
+      } finally {
+        Deno.removeSync(dir, { recursive: true });
+      }
+    },
+  );
+
+  // With a packet socket (NET_RAW) or its own routes (NET_ADMIN) the
+  // container can hand the daemon frames for 127.0.0.1, which it delivers
+  // to the host's loopback: such a container needs allowHostLoopback.
+  Deno.test(`${net}: NET_RAW or NET_ADMIN with a network needs allowHostLoopback`, async () => {
+    const Manager = MANAGERS.find(([name]) => name === net)![1];
+    const dir = scratchDir("net-raw-");
+    try {
+      const base = { rootfs: dir, userMapper: identityMapper() };
+      for (const cap of ["NET_RAW", "NET_ADMIN", "ALL"]) {
+        const err = await Container.create({ ...base, network: new Manager(), capAdd: [cap] }).catch((e) =>
+          e
+        );
+        assert.ok(err instanceof SboxError && err.step === "options", `${cap}: ${err}`);
+        assert.match(
+          err.message,
+          /^invalid option capAdd: NET_(RAW|ADMIN) with a network .* allowHostLoopback: true/,
+        );
+        await Container.create({ ...base, network: new Manager({ allowHostLoopback: true }), capAdd: [cap] });
+        await Container.create({ ...base, capAdd: [cap] });
+      }
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  });
 
   // pasta took one -t for all ports, which Debian 12's pasta rejects.
   netTest(`${net}: two published ports each reach their own server`, async () => {

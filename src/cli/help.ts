@@ -86,7 +86,8 @@ Limits (cgroup v2; a limit whose controller is missing is an error):
 
 Security (docs/security.md; on by default):
   --cap-add CAP[,CAP]     keep capabilities beyond the default set, e.g.
-                          NET_RAW for ping (repeatable; ALL for every one)
+                          NET_RAW for ping (repeatable; ALL for every one; NET_RAW and
+                          NET_ADMIN with --net need --allow-host-loopback)
   --cap-drop CAP[,CAP]    drop capabilities from the default set (repeatable)
   --seccomp FILE          seccomp policy from a JSON file instead of the
                           default profile; --seccomp unconfined for none
