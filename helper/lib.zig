@@ -149,6 +149,7 @@ pub const Call = enum(u32) {
     waitpid = 24,
     track = 25,
     forget = 26,
+    fstat = 32,
 };
 
 /// Part of the ABI version, so that TypeScript can check that its list agrees.
@@ -196,6 +197,7 @@ export fn sbox_call(call: u32, a: u64, b: u64, c: u64, d: u64, e: u64, f: u64) i
             janitor.forget(@as(u32, @bitCast(int(a))), false);
             break :blk 0;
         },
+        .fstat => sbox_fstat(int(a), @ptrFromInt(b)),
     };
 }
 
@@ -280,6 +282,17 @@ fn sbox_stat(path: [*:0]const u8, follow: bool, out: *[4]u64) isize {
     const rc = linux.syscall5(.statx, at_fdcwd, @intFromPtr(path), flags, linux.STATX_BASIC_STATS, @intFromPtr(&stx));
     if (errnoOf(rc) != null) return errnoResult(rc);
     out.* = .{ stx.mode, stx.uid, stx.gid, stx.size };
+    return 0;
+}
+
+/// statx of an open fd (AT_EMPTY_PATH). Writes mode, uid, gid, size, the
+/// major and minor of the device it is (rdev; 0 for other files), the major
+/// and minor of the device it is on, and its inode number into `out`.
+fn sbox_fstat(fd: i32, out: *[9]u64) isize {
+    var stx: linux.Statx = undefined;
+    const rc = linux.syscall5(.statx, fdArg(fd), @intFromPtr(""), linux.AT.EMPTY_PATH, linux.STATX_BASIC_STATS, @intFromPtr(&stx));
+    if (errnoOf(rc) != null) return errnoResult(rc);
+    out.* = .{ stx.mode, stx.uid, stx.gid, stx.size, stx.rdev_major, stx.rdev_minor, stx.dev_major, stx.dev_minor, stx.ino };
     return 0;
 }
 

@@ -40,6 +40,7 @@ export const EEXIST: number = errnoNumber("EEXIST");
 export const EBUSY: number = errnoNumber("EBUSY");
 export const ESRCH: number = errnoNumber("ESRCH");
 export const ENOTEMPTY: number = errnoNumber("ENOTEMPTY");
+export const EBADF: number = errnoNumber("EBADF");
 
 /** A NUL-terminated copy of `s` for a syscall; rejects embedded NULs. */
 export function cstr(s: string): Uint8Array<ArrayBuffer> {
@@ -230,6 +231,44 @@ export function stat(path: string, follow = true): FileStat | undefined {
     isDirectory: type === 0o040000,
     isFile: type === 0o100000,
     isSymlink: type === 0o120000,
+  };
+}
+
+/** What {@linkcode fstat} reports: {@linkcode FileStat}, and the device a device node is. */
+export interface FdStat extends FileStat {
+  isCharDevice: boolean;
+  isBlockDevice: boolean;
+  isFifo: boolean;
+  /** Major number of the device the file is (0 for other files). */
+  rdevMajor: number;
+  /** Minor number of the device the file is (0 for other files). */
+  rdevMinor: number;
+  /** The device the file is on and its inode number, "major:minor:inode": which file it is. */
+  identity: string;
+}
+
+/** statx(2) of the open fd `fd`, or `undefined` when `fd` is not open (EBADF). */
+export function fstat(fd: number): FdStat | undefined {
+  const out = new BigUint64Array(9);
+  const n = num(helper().sbox_fstat(fd, new Uint8Array(out.buffer)));
+  if (n === -EBADF) return undefined;
+  check(n, "stat", `cannot stat fd ${fd}`);
+  const mode = Number(out[0]);
+  const type = mode & 0o170000;
+  return {
+    mode,
+    uid: Number(out[1]),
+    gid: Number(out[2]),
+    size: Number(out[3]),
+    isDirectory: type === 0o040000,
+    isFile: type === 0o100000,
+    isSymlink: type === 0o120000,
+    isCharDevice: type === 0o020000,
+    isBlockDevice: type === 0o060000,
+    isFifo: type === 0o010000,
+    rdevMajor: Number(out[4]),
+    rdevMinor: Number(out[5]),
+    identity: `${out[6]}:${out[7]}:${out[8]}`,
   };
 }
 

@@ -1108,6 +1108,84 @@ Deno.test("cli: --stdout and --stderr naming one file in two ways share it, as >
   }
 });
 
+/**
+ * `sbox run --rootfs <busybox> ARGS...` started by /bin/sh, so that
+ * `redirect` (e.g. `<"$f"`, `1<"$f"`) can give sbox a directory or a device
+ * as its own fd 0-2, which Deno.Command cannot; "$f" is `file`.
+ */
+async function busyboxFromShell(args: string[], redirect: string, file: string): Promise<Result> {
+  const output = await new Deno.Command("/bin/sh", {
+    args: [
+      "-c",
+      `s=$1 image=$2 f=$3; shift 3; exec "$0" run --allow-ffi "$s" run --rootfs "$image" "$@" ${redirect}`,
+      Deno.execPath(),
+      SBOX,
+      busyboxImage(),
+      file,
+      ...args,
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+  }).output();
+  return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr), pid: NaN };
+}
+
+Deno.test("cli: a directory or a block device as stdio is refused, named or inherited, before anything is created", async () => {
+  const dir = scratchDir("cli-stdio-dir-");
+  try {
+    const out = `${dir}/out`;
+    const block = [...Deno.readDirSync("/dev")].map((e) => `/dev/${e.name}`).find((path) => {
+      try {
+        return Deno.statSync(path).isBlockDevice;
+      } catch {
+        return false;
+      }
+    });
+    const named: [string[], RegExp][] = [
+      // From a directory's fd, `..` climbs to the host's / (past --rootfs).
+      [["--stdin", dir, "--stdout", out], /^sbox: --stdin: .*cli-stdio-dir-\w+ is a directory, not a file/],
+      [["--stdout", dir], /^sbox: --stdout: .*cli-stdio-dir-\w+ is a directory, not a file/],
+      [["--stderr", `${dir}/.`], /^sbox: --stderr: .*cli-stdio-dir-\w+\/\. is a directory, not a file/],
+    ];
+    if (block) {
+      named.push([["--stdin", block, "--stdout", out], /^sbox: --stdin: \/dev\/\S+ is a block device/]);
+    } else console.log("no block device in /dev: --stdin BLOCKDEV is not tried");
+    await Promise.all(named.map(async ([args, pattern]) => {
+      const result = await sbox(["run", "--rootfs", busyboxImage(), ...args, "--", "true"]);
+      assertSboxFailed(result, pattern);
+      assertNothingLeft(result.pid);
+    }));
+    // sbox's own fds 0-2, which the command would inherit (`sbox run < dir` in bash).
+    const inherited: [string, string[], RegExp][] = [
+      [
+        '<"$f"',
+        ["--stdout", out],
+        /^sbox: sbox's stdin \(fd 0\), which the command would inherit, is a directory/,
+      ],
+      ['1<"$f"', [], /^sbox: sbox's stdout \(fd 1\), which the command would inherit, is a directory/],
+      // sbox's stderr is the directory: its message is lost, the report says XX.
+      ['2<"$f"', ["--stdout", out], /^$/],
+    ];
+    for (const [i, [redirect, args, pattern]] of inherited.entries()) {
+      const reportFile = `${dir}-report-${i}.json`;
+      try {
+        const result = await busyboxFromShell(["--report", reportFile, ...args, "--", "true"], redirect, dir);
+        assert.equal(result.code, 125, `${redirect}: ${result.stderr}`);
+        assert.match(result.stderr.trimEnd(), pattern, redirect);
+        assert.equal(JSON.parse(Deno.readTextFileSync(reportFile)).status, "XX", redirect);
+      } finally {
+        Deno.removeSync(reportFile);
+      }
+    }
+    // Nothing was created: not even the --stdout file.
+    assert.throws(() => Deno.statSync(out), Deno.errors.NotFound);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 // ---- bad values -------------------------------------------------------------
 
 Deno.test("cli: a bad value for any option fails with 125, naming the option and the value", async () => {

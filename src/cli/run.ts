@@ -39,7 +39,7 @@ import { type Report, statusOf } from "./report.ts";
 import { ScratchDir } from "./scratch.ts";
 import { removeLeftovers } from "./leftovers.ts";
 import { securityOptions } from "./security.ts";
-import { openStdio } from "./stdio.ts";
+import { checkStdio, openStdio } from "./stdio.ts";
 import { Watchdog } from "./watchdog.ts";
 
 /** The default PATH inside the container (Debian's for root). */
@@ -140,6 +140,7 @@ async function execute(
   const user = resolveUser(image ?? "/", options.user);
   // The --seccomp file is read and checked before anything exists.
   const security = securityOptions(options);
+  checkStdio(options);
   const picked = pickUserMapper();
   checkUserMapped(user, picked.mapper);
   const parent = resolveParentCgroup(options.cgroup);

@@ -1,13 +1,19 @@
 /**
  * Judge-style stdio: the files of `--stdin`, `--stdout` and `--stderr`,
  * opened by sbox on the host before the container starts and handed to the
- * command as its fds 0, 1 and 2.
+ * command as its fds 0, 1 and 2, and sbox's own fds 0-2, which the command
+ * inherits where an option is not given.
+ *
+ * Each is an fd of a host file, in the host's mount tree. A directory or a
+ * block device is refused, named or inherited: from a directory's fd `..`
+ * climbs to the host's `/`, past any `--rootfs`, and a block device is a
+ * host disk.
  *
  * @module
  */
 
 import { SboxError } from "../error.ts";
-import { close, O, open, readLink, readTextFile, setNonblocking } from "../sys.ts";
+import { close, type FdStat, fstat, O, open, readLink, readTextFile, setNonblocking, stat } from "../sys.ts";
 import type { RunOptions } from "./args.ts";
 
 /** The files of --stdin, --stdout and --stderr, opened by sbox on the host. */
@@ -18,11 +24,40 @@ export interface OpenStdio {
   close(): void;
 }
 
+type StdioOptions = Pick<RunOptions, "stdin" | "stdout" | "stderr">;
+
+const OPTIONS = ["--stdin", "--stdout", "--stderr"] as const;
+const NAMES = ["stdin", "stdout", "stderr"] as const;
+
+/**
+ * Refuses, before anything exists, stdio that is a directory or a block
+ * device: a file named by an option (when it exists; {@linkcode openStdio}
+ * checks what it opens again) or sbox's own fd 0-2 where the command would
+ * inherit it. Throws an SboxError naming the option or the fd.
+ */
+export function checkStdio(options: StdioOptions): void {
+  const paths = [options.stdin, options.stdout, options.stderr];
+  paths.forEach((path, fd) => {
+    if (path === undefined) {
+      refuseInherited(fd, fstat(fd));
+      return;
+    }
+    let found;
+    try {
+      found = stat(path);
+    } catch {
+      return; // the open says why
+    }
+    const refused = found && refusal(found.mode);
+    if (refused) throw new SboxError(`${OPTIONS[fd]}: ${path} is ${refused}`, { step: "options" });
+  });
+}
+
 /**
  * Opens the files (stdin read-only; stdout and stderr created or truncated,
  * mode 0644). Throws an SboxError naming the option, having closed what it opened.
  */
-export function openStdio(options: Pick<RunOptions, "stdin" | "stdout" | "stderr" | "report">): OpenStdio {
+export function openStdio(options: StdioOptions & Pick<RunOptions, "report">): OpenStdio {
   // Open fds by flags and the identity of their file.
   const opened = new Map<string, number>();
   const fds: OpenStdio["fds"] = ["inherit", "inherit", "inherit"];
@@ -48,6 +83,12 @@ export function openStdio(options: Pick<RunOptions, "stdin" | "stdout" | "stderr
     } catch (err) {
       throw new SboxError(`${option}: ${(err as Error).message}`, { step: "open", cause: err });
     }
+    const found = fstat(fd)!;
+    const refused = refusal(found.mode);
+    if (refused) {
+      close(fd);
+      throw new SboxError(`${option}: ${path} is ${refused}`, { step: "open" });
+    }
     // --stdout and --stderr naming one file share one open file (one
     // offset), as `>f 2>&1` does, however the file is named: "f" and "./f",
     // a link, another hard link. Two opens would each write from offset 0
@@ -72,12 +113,38 @@ export function openStdio(options: Pick<RunOptions, "stdin" | "stdout" | "stderr
     fds[0] = openOne("--stdin", options.stdin, O.RDONLY);
     fds[1] = openOne("--stdout", options.stdout, write);
     fds[2] = openOne("--stderr", options.stderr, write);
+    fds.forEach((fd, i) => {
+      if (fd === "inherit") refuseInherited(i, fstat(i));
+    });
     refuseReportFile(options.report, [["--stdout", fds[1]], ["--stderr", fds[2]]]);
   } catch (err) {
     closeAll();
     throw err;
   }
   return { fds, close: closeAll };
+}
+
+/** Why a file of mode `mode` cannot be stdio, or undefined when it can. */
+function refusal(mode: number): string | undefined {
+  switch (mode & 0o170000) {
+    case 0o040000:
+      return "a directory, not a file: as stdio its fd would lead out of the container into the host's files";
+    case 0o060000:
+      return "a block device: as stdio it would give the command a host disk";
+  }
+  return undefined;
+}
+
+/** Refuses sbox's own fd `fd` (`found` is its fstat) as the command's stdio where {@linkcode refusal} does. */
+function refuseInherited(fd: number, found: FdStat | undefined): void {
+  const refused = found && refusal(found.mode);
+  if (refused) {
+    throw new SboxError(
+      `sbox's ${NAMES[fd]} (fd ${fd}), which the command would inherit, is ${refused}; ` +
+        `give ${OPTIONS[fd]} FILE, or redirect it`,
+      { step: "options" },
+    );
+  }
 }
 
 /**
