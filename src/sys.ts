@@ -40,7 +40,10 @@ export const EEXIST: number = errnoNumber("EEXIST");
 export const EBUSY: number = errnoNumber("EBUSY");
 export const ESRCH: number = errnoNumber("ESRCH");
 export const ENOTEMPTY: number = errnoNumber("ENOTEMPTY");
+export const EPERM: number = errnoNumber("EPERM");
+export const EINVAL: number = errnoNumber("EINVAL");
 export const EBADF: number = errnoNumber("EBADF");
+export const ENOSYS: number = errnoNumber("ENOSYS");
 
 /** A NUL-terminated copy of `s` for a syscall; rejects embedded NULs. */
 export function cstr(s: string): Uint8Array<ArrayBuffer> {
@@ -270,6 +273,26 @@ export function fstat(fd: number): FdStat | undefined {
     rdevMinor: Number(out[5]),
     identity: `${out[6]}:${out[7]}:${out[8]}`,
   };
+}
+
+/** open_tree(2) flags (OPEN_TREE_CLOEXEC is always added) and AT_EMPTY_PATH. */
+export const OPEN_TREE = { CLONE: 1, EMPTY_PATH: 0x1000 } as const;
+
+/** mount_setattr(2) attributes. */
+export const MOUNT_ATTR = { RDONLY: 0x1, NOSUID: 0x2, NODEV: 0x4, NOEXEC: 0x8 } as const;
+
+/**
+ * open_tree(2) of `path` from `dirfd` ("" with OPEN_TREE.EMPTY_PATH: of
+ * `dirfd` itself): an O_PATH fd of the mount, or a detached copy of it with
+ * OPEN_TREE.CLONE, or a negative errno (EPERM without CAP_SYS_ADMIN).
+ */
+export function tryOpenTree(dirfd: number, path: string, flags: number): number {
+  return num(helper().sbox_open_tree(dirfd, cstr(path), flags | O.CLOEXEC));
+}
+
+/** mount_setattr(2) setting the MOUNT_ATTR bits `attrSet` on the mount `dirfd` is (AT_EMPTY_PATH): 0 or a negative errno. */
+export function tryMountSetattr(dirfd: number, attrSet: number): number {
+  return num(helper().sbox_mount_setattr(dirfd, cstr(""), OPEN_TREE.EMPTY_PATH, attrSet));
 }
 
 /** Names in a directory, without `.` and `..`. */

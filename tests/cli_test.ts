@@ -1186,6 +1186,63 @@ Deno.test("cli: a directory or a block device as stdio is refused, named or inhe
   }
 });
 
+const WHY_STDIO_ROOT = "only a root sbox maps the host's root into the container";
+/**
+ * A busybox shell script that makes each of `attacks` on the files behind
+ * fds 7-9 (the script's `prelude` makes them copies of 0-2, so that an
+ * attack's own redirections cannot change what it aims at) and prints
+ * "refused: ATTACK" or "done: ATTACK" for each on its fd 2.
+ */
+function attackScript(prelude: string[], attacks: string[]): string {
+  return [
+    "exec 7<&0 8>&1 9>&2",
+    ...prelude,
+    'try() { if eval "$1" 2>/dev/null; then echo "done: $1" >&2; else echo "refused: $1" >&2; fi; }',
+    ...attacks.map((attack) => `try '${attack}'`),
+  ].join("\n");
+}
+
+/** Owner and permission bits of `path`. */
+function ownerOf(path: string): { uid: number; gid: number; mode: number } {
+  const info = Deno.statSync(path);
+  return { uid: info.uid!, gid: info.gid!, mode: info.mode! & 0o7777 };
+}
+
+const STDIN_FILE_TEST =
+  "cli: as root, the container's root cannot chmod, chown or rewrite the --stdin file, or a device as --stdout";
+Deno.test(STDIN_FILE_TEST, { ignore: skipUnlessRoot(STDIN_FILE_TEST, WHY_STDIO_ROOT) }, async () => {
+  const dir = scratchDir("cli-stdin-guard-");
+  try {
+    const input = `${dir}/in`, device = `${dir}/null`;
+    Deno.writeTextFileSync(input, "hello judge\n");
+    Deno.chmodSync(input, 0o600);
+    // A node of /dev/null of the test's own: a failure changes it, not the host's /dev/null.
+    assert.ok(new Deno.Command("mknod", { args: [device, "c", "1", "3"] }).outputSync().success);
+    Deno.chmodSync(device, 0o666);
+    const attacks = [
+      "chmod 0666 /proc/$$/fd/7",
+      "chown 1:1 /proc/$$/fd/7",
+      "echo PWNED >/proc/$$/fd/7", // the judge's input, rewritten for every later run
+      "chmod 0600 /proc/$$/fd/8",
+      "chown 1:1 /proc/$$/fd/8",
+    ];
+    // Read as usual: through fd 0, and opened anew through /proc.
+    const script = attackScript(["wc -c >&2", "cat /proc/$$/fd/7 >&2", "echo into the device"], attacks);
+    const result = await busybox(["--stdin", input, "--stdout", device, "--", "sh", "-c", script]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout, "");
+    assert.equal(
+      result.stderr,
+      ["12", "hello judge", ...attacks.map((a) => `refused: ${a}`)].join("\n") + "\n",
+    );
+    assert.equal(Deno.readTextFileSync(input), "hello judge\n");
+    assert.deepEqual(ownerOf(input), { uid: 0, gid: 0, mode: 0o600 });
+    assert.deepEqual(ownerOf(device), { uid: 0, gid: 0, mode: 0o666 });
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 // ---- bad values -------------------------------------------------------------
 
 Deno.test("cli: a bad value for any option fails with 125, naming the option and the value", async () => {

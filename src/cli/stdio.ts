@@ -4,23 +4,54 @@
  * command as its fds 0, 1 and 2, and sbox's own fds 0-2, which the command
  * inherits where an option is not given.
  *
- * Each is an fd of a host file, in the host's mount tree. A directory or a
- * block device is refused, named or inherited: from a directory's fd `..`
- * climbs to the host's `/`, past any `--rootfs`, and a block device is a
- * host disk.
+ * Each is an fd of a host file, in the host's mount tree. Under the
+ * identity map (sbox run as root) the container's root is the host's root
+ * for it: through the fd it could chmod or chown the file, or reopen
+ * `/proc/self/fd/N` for writing, and the change outlasts the container (a
+ * set-uid-root program made of `--stdout`, an overwritten `--stdin`, the
+ * caller's terminal opened to every user). So:
+ * - a directory or a block device is refused, named or inherited: from a
+ *   directory's fd `..` climbs to the host's `/`, past any `--rootfs`, and a
+ *   block device is a host disk;
+ * - `--stdin`, and a FIFO or a device as `--stdout` or `--stderr`, is
+ *   opened through a private read-only copy of its mount: chmod, chown and
+ *   a reopen for writing get EROFS, while reads, and writes to a device or
+ *   a FIFO, work as before.
+ * Where sbox may not do that (rootless: no CAP_SYS_ADMIN) the files are
+ * given as they are; the container's root is then the calling user, with no
+ * more rights over them than that user.
  *
  * @module
  */
 
 import { SboxError } from "../error.ts";
-import { close, type FdStat, fstat, O, open, readLink, readTextFile, setNonblocking, stat } from "../sys.ts";
+import {
+  check,
+  close,
+  EINVAL,
+  ENOSYS,
+  EPERM,
+  type FdStat,
+  fstat,
+  MOUNT_ATTR,
+  O,
+  open,
+  OPEN_TREE,
+  readLink,
+  readTextFile,
+  setNonblocking,
+  stat,
+  tryMountSetattr,
+  tryOpen,
+  tryOpenTree,
+} from "../sys.ts";
 import type { RunOptions } from "./args.ts";
 
 /** The files of --stdin, --stdout and --stderr, opened by sbox on the host. */
 export interface OpenStdio {
   /** For each of stdin, stdout, stderr: an open fd, or "inherit". */
   fds: [number | "inherit", number | "inherit", number | "inherit"];
-  /** Closes the files (again: harmless). */
+  /** Closes the fds the command was given (again: harmless). */
   close(): void;
 }
 
@@ -55,73 +86,124 @@ export function checkStdio(options: StdioOptions): void {
 
 /**
  * Opens the files (stdin read-only; stdout and stderr created or truncated,
- * mode 0644). Throws an SboxError naming the option, having closed what it opened.
+ * mode 0644) and, where sbox may, guards them against the container's root
+ * (see the module's comment). Throws an SboxError naming the option or fd,
+ * having closed what it opened.
  */
 export function openStdio(options: StdioOptions & Pick<RunOptions, "report">): OpenStdio {
-  // Open fds by flags and the identity of their file.
-  const opened = new Map<string, number>();
-  const fds: OpenStdio["fds"] = ["inherit", "inherit", "inherit"];
-  const closeAll = () => {
-    for (const fd of opened.values()) close(fd);
-    opened.clear();
-  };
-  const openOne = (option: string, path: string | undefined, flags: number): number | "inherit" => {
-    if (path === undefined) return "inherit";
-    let fd: number;
+  const files = new StdioFiles();
+  try {
+    const write = O.WRONLY | O.CREAT | O.TRUNC;
+    const fds: OpenStdio["fds"] = [
+      files.named("--stdin", options.stdin, O.RDONLY) ?? files.inherited(0),
+      files.named("--stdout", options.stdout, write) ?? files.inherited(1),
+      files.named("--stderr", options.stderr, write) ?? files.inherited(2),
+    ];
+    refuseReportFile(options.report, files.outputIdentities);
+    return { fds, close: () => files.close() };
+  } catch (err) {
+    files.close();
+    throw err;
+  }
+}
+
+/** What {@linkcode openStdio} opened, for the command. */
+class StdioFiles {
+  /** Fds the command gets (and ones in between), closed once it has its own copies. */
+  #given = new Set<number>();
+  /**
+   * Open fds by flags and the identity of their file: --stdout and --stderr
+   * naming one file share one open file (one offset), as `>f 2>&1` does,
+   * however the file is named: "f" and "./f", a link, another hard link. Two
+   * opens would each write from offset 0 over the other. Truncating it twice
+   * is harmless: nothing is written yet.
+   */
+  #byIdentity = new Map<string, number>();
+  /** The file of each output option, as {@linkcode fileIdentity} names it. */
+  readonly outputIdentities: [string, string][] = [];
+
+  /** Opens and guards the file of `option`, or undefined when it is not given. */
+  named(option: string, path: string | undefined, flags: number): number | undefined {
+    if (path === undefined) return undefined;
     try {
-      // O_NONBLOCK: a FIFO without a writer (--stdin) opens at once instead
-      // of blocking sbox, where no signal reaches the JS thread stuck in the
-      // call; one without a reader (--stdout) fails with ENXIO. The command
-      // gets a blocking fd, as from a shell's redirection.
-      fd = open(path, flags | O.NONBLOCK, 0o644);
-      try {
-        setNonblocking(fd, false);
-      } catch (err) {
-        close(fd);
-        throw err;
-      }
+      return this.#openNamed(option, path, flags);
     } catch (err) {
       throw new SboxError(`${option}: ${(err as Error).message}`, { step: "open", cause: err });
     }
-    const found = fstat(fd)!;
+  }
+
+  #openNamed(option: string, path: string, flags: number): number {
+    // O_NONBLOCK: a FIFO without a writer (--stdin) opens at once instead
+    // of blocking sbox, where no signal reaches the JS thread stuck in the
+    // call; one without a reader (--stdout) fails with ENXIO. The command
+    // gets a blocking fd, as from a shell's redirection.
+    const opened = this.#keep(open(path, flags | O.NONBLOCK, 0o644));
+    const found = fstat(opened)!;
     const refused = refusal(found.mode);
-    if (refused) {
-      close(fd);
-      throw new SboxError(`${option}: ${path} is ${refused}`, { step: "open" });
-    }
-    // --stdout and --stderr naming one file share one open file (one
-    // offset), as `>f 2>&1` does, however the file is named: "f" and "./f",
-    // a link, another hard link. Two opens would each write from offset 0
-    // over the other. Truncating it twice is harmless: nothing is written yet.
-    let key: string;
-    try {
-      key = `${flags}:${fileIdentity(fd)}`;
-    } catch (err) {
-      close(fd);
-      throw err;
-    }
-    const known = opened.get(key);
+    if (refused) throw new SboxError(`${path} is ${refused}`, { step: "open" });
+    // Before a read-only view replaces it: a detached mount is in no
+    // mountinfo, which fileIdentity reads.
+    const identity = fileIdentity(opened);
+    if (flags !== O.RDONLY) this.outputIdentities.push([option, identity]);
+    const key = `${flags}:${identity}`;
+    const known = this.#byIdentity.get(key);
     if (known !== undefined) {
-      close(fd);
+      this.#close(opened);
       return known;
     }
-    opened.set(key, fd);
+    let fd = opened;
+    // A regular file as --stdout or --stderr must stay writable.
+    if (!found.isFile || flags === O.RDONLY) {
+      // O_CREAT and O_TRUNC did their work on the first open.
+      const view = this.#openReadOnly(opened, flags & ~(O.CREAT | O.TRUNC));
+      if (view !== undefined) {
+        this.#close(opened);
+        fd = view;
+      }
+    }
+    setNonblocking(fd, false);
+    this.#byIdentity.set(key, fd);
     return fd;
-  };
-  try {
-    const write = O.WRONLY | O.CREAT | O.TRUNC;
-    fds[0] = openOne("--stdin", options.stdin, O.RDONLY);
-    fds[1] = openOne("--stdout", options.stdout, write);
-    fds[2] = openOne("--stderr", options.stderr, write);
-    fds.forEach((fd, i) => {
-      if (fd === "inherit") refuseInherited(i, fstat(i));
-    });
-    refuseReportFile(options.report, [["--stdout", fds[1]], ["--stderr", fds[2]]]);
-  } catch (err) {
-    closeAll();
-    throw err;
   }
-  return { fds, close: closeAll };
+
+  /** What the command gets for sbox's own fd `fd`: "inherit", unless it is refused. */
+  inherited(fd: number): "inherit" {
+    refuseInherited(fd, fstat(fd));
+    return "inherit";
+  }
+
+  /**
+   * `fd`'s file opened anew with `flags` through a read-only mount (see
+   * {@linkcode readOnlyMount}), or undefined where sbox may not make one.
+   */
+  #openReadOnly(fd: number, flags: number): number | undefined {
+    const tree = readOnlyMount(fd);
+    if (tree === undefined) return undefined;
+    try {
+      // Through /proc: openat has no empty path. O_NOCTTY: a terminal must
+      // not become sbox's. The mount lives on as long as the file.
+      const opened = tryOpen(`/proc/self/fd/${tree}`, flags | O.NONBLOCK | O.NOCTTY);
+      return this.#keep(check(opened, "open", "cannot open it again through a read-only mount"));
+    } finally {
+      close(tree);
+    }
+  }
+
+  /** Closes what the command was given. */
+  close(): void {
+    for (const fd of this.#given) close(fd);
+    this.#given.clear();
+  }
+
+  #keep(fd: number): number {
+    this.#given.add(fd);
+    return fd;
+  }
+
+  #close(fd: number): void {
+    this.#given.delete(fd);
+    close(fd);
+  }
 }
 
 /** Why a file of mode `mode` cannot be stdio, or undefined when it can. */
@@ -148,17 +230,46 @@ function refuseInherited(fd: number, found: FdStat | undefined): void {
 }
 
 /**
+ * A private read-only copy of the mount of `fd`'s file, holding that file
+ * alone: an O_PATH fd of a detached mount (open_tree OPEN_TREE_CLONE), made
+ * read-only, nosuid and noexec; or undefined where sbox may not make one
+ * (no CAP_SYS_ADMIN, as rootless; a kernel before 5.12). A file opened
+ * through it keeps the mount, and so its flags, after the fd is closed:
+ * chmod, chown, setxattr and a write open of a regular file get EROFS.
+ * Writes to a device or a FIFO are not writes to the file system: they
+ * still work. Not nodev: a device given as stdio must still open.
+ */
+function readOnlyMount(fd: number): number | undefined {
+  const tree = tryOpenTree(fd, "", OPEN_TREE.CLONE | OPEN_TREE.EMPTY_PATH);
+  // EINVAL: an unbindable mount, which cannot be cloned.
+  if (tree === -EPERM || tree === -ENOSYS || tree === -EINVAL) return undefined;
+  check(tree, "open_tree", "cannot make a read-only mount of it");
+  try {
+    const rc = tryMountSetattr(tree, MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NOEXEC);
+    if (rc === -ENOSYS) {
+      close(tree);
+      return undefined;
+    }
+    check(rc, "mount_setattr", "cannot make a mount of it read-only");
+  } catch (err) {
+    close(tree);
+    throw err;
+  }
+  return tree;
+}
+
+/**
  * The report (opened already, by main.ts) must not be a file the command
  * writes to: written at the end from offset 0, it would overwrite the
  * output, and the output's tail would follow it.
  */
-function refuseReportFile(report: string | undefined, outputs: [string, number | "inherit"][]): void {
+function refuseReportFile(report: string | undefined, outputs: readonly [string, string][]): void {
   if (report === undefined || report === "-") return;
   const fd = open(report, O.PATH);
   try {
     const identity = fileIdentity(fd);
     for (const [option, out] of outputs) {
-      if (out !== "inherit" && fileIdentity(out) === identity) {
+      if (out === identity) {
         throw new SboxError(`--report and ${option} name the same file: ${report}`, { step: "options" });
       }
     }
