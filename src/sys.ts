@@ -345,10 +345,16 @@ export function isOpenFd(fd: number): boolean {
   return num(helper().sbox_fcntl(fd, F_GETFD, 0n)) >= 0;
 }
 
+/** The access mode and status flags of an fd (F_GETFL): O.RDONLY, O.WRONLY or O.RDWR, O.APPEND, O.NONBLOCK, ... */
+export function fdFlags(fd: number): number {
+  const F_GETFL = 3;
+  return check(helper().sbox_fcntl(fd, F_GETFL, 0n), "fcntl", "cannot read fd flags");
+}
+
 /** Sets O_NONBLOCK on an fd this process owns (F_SETFL); `on` false clears it. */
 export function setNonblocking(fd: number, on = true): void {
-  const F_GETFL = 3, F_SETFL = 4;
-  const flags = check(helper().sbox_fcntl(fd, F_GETFL, 0n), "fcntl", "cannot read fd flags");
+  const F_SETFL = 4;
+  const flags = fdFlags(fd);
   const next = on ? flags | O.NONBLOCK : flags & ~O.NONBLOCK;
   check(helper().sbox_fcntl(fd, F_SETFL, BigInt(next)), "fcntl", "cannot change O_NONBLOCK");
 }

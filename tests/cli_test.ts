@@ -23,6 +23,7 @@ import {
   sboxOnBusybox,
   scratchDir,
   skipUnlessRoot,
+  skipWithout,
   skipWithoutManyIds,
   text,
 } from "./fixtures.ts";
@@ -1111,13 +1112,19 @@ Deno.test("cli: --stdout and --stderr naming one file in two ways share it, as >
 /**
  * `sbox run --rootfs <busybox> ARGS...` started by /bin/sh, so that
  * `redirect` (e.g. `<"$f"`, `1<"$f"`) can give sbox a directory or a device
- * as its own fd 0-2, which Deno.Command cannot; "$f" is `file`.
+ * as its own fd 0-2, which Deno.Command cannot; "$f" is `file`. `prefix`
+ * runs sbox behind a command (`unshare --mount`).
  */
-async function busyboxFromShell(args: string[], redirect: string, file: string): Promise<Result> {
+async function busyboxFromShell(
+  args: string[],
+  redirect: string,
+  file: string,
+  prefix = "",
+): Promise<Result> {
   const output = await new Deno.Command("/bin/sh", {
     args: [
       "-c",
-      `s=$1 image=$2 f=$3; shift 3; exec "$0" run --allow-ffi "$s" run --rootfs "$image" "$@" ${redirect}`,
+      `s=$1 image=$2 f=$3; shift 3; exec ${prefix} "$0" run --allow-ffi "$s" run --rootfs "$image" "$@" ${redirect}`,
       Deno.execPath(),
       SBOX,
       busyboxImage(),
@@ -1238,6 +1245,69 @@ Deno.test(STDIN_FILE_TEST, { ignore: skipUnlessRoot(STDIN_FILE_TEST, WHY_STDIO_R
     assert.equal(Deno.readTextFileSync(input), "hello judge\n");
     assert.deepEqual(ownerOf(input), { uid: 0, gid: 0, mode: 0o600 });
     assert.deepEqual(ownerOf(device), { uid: 0, gid: 0, mode: 0o666 });
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+const STDIO_DEVICES_TEST =
+  "cli: as root, the container's root cannot chmod or chown an inherited device or terminal, and still uses it";
+Deno.test(STDIO_DEVICES_TEST, { ignore: skipUnlessRoot(STDIO_DEVICES_TEST, WHY_STDIO_ROOT) }, async () => {
+  const dir = scratchDir("cli-stdio-dev-");
+  try {
+    // A node of /dev/full of the test's own: a failure changes it, not the host's /dev/full.
+    const full = `${dir}/full`;
+    assert.ok(new Deno.Command("mknod", { args: [full, "c", "1", "7"] }).outputSync().success);
+    Deno.chmodSync(full, 0o666);
+    const attacks = ["chmod 0600 /proc/$$/fd/7", "chown 1:1 /proc/$$/fd/7"];
+    const script = attackScript(["echo x >&7 || echo write-failed >&2"], attacks);
+    // Also from a mount namespace of its own, where the fd's mount (the
+    // caller's) cannot be cloned: the same file is found at its path.
+    for (const prefix of ["", "unshare --mount"]) {
+      const device = await busyboxFromShell(["--", "sh", "-c", script], '0<>"$f"', full, prefix);
+      assert.equal(device.code, 0, `${prefix}: ${device.stderr}`);
+      // Written through the read-only view, /dev/full still answers ENOSPC.
+      assert.match(device.stderr, /No space left on device\n/);
+      assert.ok(
+        device.stderr.endsWith(["write-failed", ...attacks.map((a) => `refused: ${a}`)].join("\n") + "\n"),
+        `${prefix}: ${device.stderr}`,
+      );
+      const node = Deno.statSync(full);
+      assert.deepEqual([node.mode! & 0o7777, node.uid, node.gid, node.rdev], [0o666, 0, 0, (1 << 8) | 7]);
+    }
+
+    // The caller's terminal: script(1) runs sbox on a new pty, as its fds 0-2.
+    if (skipWithout("/usr/bin/script", STDIO_DEVICES_TEST, "util-linux's script")) return;
+    const inContainer = `${dir}/in-container.sh`, inPty = `${dir}/in-pty.sh`;
+    Deno.writeTextFileSync(
+      inContainer,
+      attackScript(["[ -t 0 ] && [ -t 2 ] && echo terminal >&2", "echo written >&7"], attacks),
+    );
+    Deno.writeTextFileSync(
+      inPty,
+      [
+        'stat -c "before %a %u" "$(tty)"',
+        '"$1" run --allow-ffi "$2" run --rootfs "$3" -- sh -c "$(cat "$4")"',
+        'stat -c "after %a %u" "$(tty)"',
+      ].join("\n"),
+    );
+    const quote = (arg: string) => `'${arg.replaceAll("'", `'"'"'`)}'`;
+    const pty = await new Deno.Command("script", {
+      args: [
+        "-qec",
+        ["sh", inPty, Deno.execPath(), SBOX, busyboxImage(), inContainer].map(quote).join(" "),
+        "/dev/null",
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+    }).output();
+    const lines = text(pty.stdout).replaceAll("\r", "").trimEnd().split("\n");
+    assert.equal(pty.code, 0, lines.join("\n"));
+    const before = lines[0].replace("before", "after");
+    assert.match(before, /^after \d+ 0$/);
+    assert.deepEqual(lines.slice(1), ["terminal", "written", ...attacks.map((a) => `refused: ${a}`), before]);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

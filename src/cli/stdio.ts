@@ -13,13 +13,15 @@
  * - a directory or a block device is refused, named or inherited: from a
  *   directory's fd `..` climbs to the host's `/`, past any `--rootfs`, and a
  *   block device is a host disk;
- * - `--stdin`, and a FIFO or a device as `--stdout` or `--stderr`, is
- *   opened through a private read-only copy of its mount: chmod, chown and
- *   a reopen for writing get EROFS, while reads, and writes to a device or
- *   a FIFO, work as before.
+ * - `--stdin`, and a FIFO or a device as `--stdout`, `--stderr` or an
+ *   inherited fd, is opened through a private read-only copy of its mount:
+ *   chmod, chown and a reopen for writing get EROFS, while reads, and writes
+ *   to a device or a FIFO, work as before.
  * Where sbox may not do that (rootless: no CAP_SYS_ADMIN) the files are
- * given as they are; the container's root is then the calling user, with no
- * more rights over them than that user.
+ * given as they are; the container's root is then the calling user, with
+ * no more rights over them than that user. Inherited regular files, FIFOs
+ * and sockets are given as they are too: a regular file opened anew would
+ * lose the offset a shell's `>>log 2>&1` shares.
  *
  * @module
  */
@@ -31,6 +33,7 @@ import {
   EINVAL,
   ENOSYS,
   EPERM,
+  fdFlags,
   type FdStat,
   fstat,
   MOUNT_ATTR,
@@ -86,9 +89,9 @@ export function checkStdio(options: StdioOptions): void {
 
 /**
  * Opens the files (stdin read-only; stdout and stderr created or truncated,
- * mode 0644) and, where sbox may, guards them against the container's root
- * (see the module's comment). Throws an SboxError naming the option or fd,
- * having closed what it opened.
+ * mode 0644) and, where sbox may, guards them and the inherited devices
+ * against the container's root (see the module's comment). Throws an
+ * SboxError naming the option or fd, having closed what it opened.
  */
 export function openStdio(options: StdioOptions & Pick<RunOptions, "report">): OpenStdio {
   const files = new StdioFiles();
@@ -166,20 +169,46 @@ class StdioFiles {
     return fd;
   }
 
-  /** What the command gets for sbox's own fd `fd`: "inherit", unless it is refused. */
-  inherited(fd: number): "inherit" {
-    refuseInherited(fd, fstat(fd));
-    return "inherit";
+  /**
+   * What the command gets for sbox's own fd `fd`: "inherit", or where sbox
+   * is root and it is a character device (a terminal, /dev/null, /dev/full),
+   * the device opened anew through a read-only view, with the same access
+   * mode and flags.
+   */
+  inherited(fd: number): number | "inherit" {
+    const found = fstat(fd);
+    refuseInherited(fd, found);
+    if (!found?.isCharDevice) return "inherit";
+    try {
+      // The multiplexer opened anew would be a new terminal, not this one.
+      const refused = found.rdevMajor === 5 && found.rdevMinor === 2
+        ? `a pseudo-terminal master (/dev/ptmx), which opened anew would be another terminal; ` +
+          `give ${OPTIONS[fd]} FILE, or redirect it`
+        : undefined;
+      const flags = fdFlags(fd);
+      const view = this.#openReadOnly(fd, flags & (O.WRONLY | O.RDWR | O.APPEND), refused);
+      if (view === undefined) return "inherit";
+      setNonblocking(view, (flags & O.NONBLOCK) !== 0);
+      return view;
+    } catch (err) {
+      throw new SboxError(`sbox's ${NAMES[fd]} (fd ${fd}): ${(err as Error).message}`, {
+        step: "open",
+        cause: err,
+      });
+    }
   }
 
   /**
    * `fd`'s file opened anew with `flags` through a read-only mount (see
    * {@linkcode readOnlyMount}), or undefined where sbox may not make one.
+   * `refused`, why a file must not be opened anew, is thrown instead where
+   * it would be.
    */
-  #openReadOnly(fd: number, flags: number): number | undefined {
+  #openReadOnly(fd: number, flags: number, refused?: string): number | undefined {
     const tree = readOnlyMount(fd);
     if (tree === undefined) return undefined;
     try {
+      if (refused !== undefined) throw new SboxError(refused, { step: "options" });
       // Through /proc: openat has no empty path. O_NOCTTY: a terminal must
       // not become sbox's. The mount lives on as long as the file.
       const opened = tryOpen(`/proc/self/fd/${tree}`, flags | O.NONBLOCK | O.NOCTTY);
@@ -240,8 +269,20 @@ function refuseInherited(fd: number, found: FdStat | undefined): void {
  * still work. Not nodev: a device given as stdio must still open.
  */
 function readOnlyMount(fd: number): number | undefined {
-  const tree = tryOpenTree(fd, "", OPEN_TREE.CLONE | OPEN_TREE.EMPTY_PATH);
-  // EINVAL: an unbindable mount, which cannot be cloned.
+  const flags = OPEN_TREE.CLONE | OPEN_TREE.EMPTY_PATH;
+  let tree = tryOpenTree(fd, "", flags);
+  if (tree === -EINVAL) {
+    // The fd's mount is not in sbox's mount namespace (an fd opened before
+    // `unshare -m`, by systemd for a unit with a namespace of its own), and
+    // only a mount of one's own can be cloned: the same file where its path
+    // leads here, if it is there.
+    const same = sameFileHere(fd);
+    if (same !== undefined) {
+      tree = tryOpenTree(same, "", flags);
+      close(same);
+    }
+  }
+  // EINVAL still: not found here, or on an unbindable mount.
   if (tree === -EPERM || tree === -ENOSYS || tree === -EINVAL) return undefined;
   check(tree, "open_tree", "cannot make a read-only mount of it");
   try {
@@ -256,6 +297,26 @@ function readOnlyMount(fd: number): number | undefined {
     throw err;
   }
   return tree;
+}
+
+/**
+ * An O_PATH fd of the file open as `fd`, reached by the path the kernel
+ * names for it in sbox's mount namespace, or undefined where that path does
+ * not lead to the very same file.
+ */
+function sameFileHere(fd: number): number | undefined {
+  let path;
+  try {
+    path = readLink(`/proc/self/fd/${fd}`);
+  } catch {
+    return undefined;
+  }
+  if (!path.startsWith("/")) return undefined; // "pipe:[...]", "anon_inode:..."
+  const here = tryOpen(path, O.PATH);
+  if (here < 0) return undefined;
+  if (fstat(here)?.identity === fstat(fd)?.identity) return here;
+  close(here);
+  return undefined;
 }
 
 /**
