@@ -152,6 +152,8 @@ pub const Call = enum(u32) {
     open_tree = 30,
     mount_setattr = 31,
     fstat = 32,
+    fchown = 33,
+    fchmod = 34,
 };
 
 /// Part of the ABI version, so that TypeScript can check that its list agrees.
@@ -202,6 +204,8 @@ export fn sbox_call(call: u32, a: u64, b: u64, c: u64, d: u64, e: u64, f: u64) i
         .open_tree => sbox_open_tree(int(a), @ptrFromInt(b), @truncate(c)),
         .mount_setattr => sbox_mount_setattr(int(a), @ptrFromInt(b), @truncate(c), d),
         .fstat => sbox_fstat(int(a), @ptrFromInt(b)),
+        .fchown => sbox_fchown(int(a), @truncate(b), @truncate(c)),
+        .fchmod => sbox_fchmod(int(a), @truncate(b)),
     };
 }
 
@@ -298,6 +302,14 @@ fn sbox_fstat(fd: i32, out: *[9]u64) isize {
     if (errnoOf(rc) != null) return errnoResult(rc);
     out.* = .{ stx.mode, stx.uid, stx.gid, stx.size, stx.rdev_major, stx.rdev_minor, stx.dev_major, stx.dev_minor, stx.ino };
     return 0;
+}
+
+fn sbox_fchown(fd: i32, uid: u32, gid: u32) isize {
+    return errnoResult(linux.syscall3(.fchown, fdArg(fd), uid, gid));
+}
+
+fn sbox_fchmod(fd: i32, mode: u32) isize {
+    return errnoResult(linux.syscall2(.fchmod, fdArg(fd), mode));
 }
 
 /// open_tree(2): with OPEN_TREE_CLONE, a detached copy of the mount at

@@ -51,6 +51,8 @@ const CALL = {
   open_tree: 30,
   mount_setattr: 31,
   fstat: 32,
+  fchown: 33,
+  fchmod: 34,
 } as const;
 
 type Word = number | bigint;
@@ -89,6 +91,8 @@ export interface HelperSymbols {
   sbox_open_tree(dirfd: number, path: Buffer, flags: number): Word;
   sbox_mount_setattr(dirfd: number, path: Buffer, atFlags: number, attrSet: number): Word;
   sbox_fstat(fd: number, out: Buffer): Word;
+  sbox_fchown(fd: number, uid: number, gid: number): Word;
+  sbox_fchmod(fd: number, mode: number): Word;
   /** Nonblocking: runs on a pool thread. */
   sbox_epoll_wait(epfd: number, out: Buffer, max: number, timeoutMs: number): Promise<Word>;
 }
@@ -149,6 +153,8 @@ function calls(lib: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"]): HelperSymbo
     sbox_mount_setattr: (dirfd, path, atFlags, attrSet) =>
       call(CALL.mount_setattr, i32(dirfd), address(path), atFlags, attrSet, 0, 0),
     sbox_fstat: (fd, out) => call(CALL.fstat, i32(fd), address(out), 0, 0, 0, 0),
+    sbox_fchown: (fd, uid, gid) => call(CALL.fchown, i32(fd), uid, gid, 0, 0, 0),
+    sbox_fchmod: (fd, mode) => call(CALL.fchmod, i32(fd), mode, 0, 0, 0, 0),
     sbox_epoll_wait: (epfd, out, max, timeoutMs) => lib.sbox_epoll_wait(epfd, out, max, timeoutMs),
   };
 }

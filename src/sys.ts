@@ -275,6 +275,16 @@ export function fstat(fd: number): FdStat | undefined {
   };
 }
 
+/** fchown(2): 0 or a negative errno. */
+export function tryFchown(fd: number, uid: number, gid: number): number {
+  return num(helper().sbox_fchown(fd, uid >>> 0, gid >>> 0));
+}
+
+/** fchmod(2): 0 or a negative errno. */
+export function tryFchmod(fd: number, mode: number): number {
+  return num(helper().sbox_fchmod(fd, mode));
+}
+
 /** open_tree(2) flags (OPEN_TREE_CLOEXEC is always added) and AT_EMPTY_PATH. */
 export const OPEN_TREE = { CLONE: 1, EMPTY_PATH: 0x1000 } as const;
 

@@ -1250,6 +1250,76 @@ Deno.test(STDIN_FILE_TEST, { ignore: skipUnlessRoot(STDIN_FILE_TEST, WHY_STDIO_R
   }
 });
 
+const STDOUT_FILES_TEST =
+  "cli: as root, the container's root cannot chmod or chown the --stdout and --stderr files; they keep their owners";
+Deno.test(STDOUT_FILES_TEST, { ignore: skipUnlessRoot(STDOUT_FILES_TEST, WHY_STDIO_ROOT) }, async () => {
+  const dir = scratchDir("cli-stdout-guard-");
+  try {
+    const out = `${dir}/out`, err = `${dir}/err`;
+    Deno.writeTextFileSync(out, "old content that must go away\n");
+    Deno.chownSync(out, 1234, 5678);
+    Deno.chmodSync(out, 0o640);
+    const attacks = [
+      "chmod 4755 /proc/$$/fd/8", // a set-uid-root program made of --stdout
+      "chown 0:0 /proc/$$/fd/8",
+      "chmod 4755 /proc/$$/fd/9",
+      "chown 1:1 /proc/$$/fd/9",
+      "echo PWNED >>/proc/$$/fd/8",
+    ];
+    const script = attackScript(["cat /bin/busybox"], attacks);
+    const result = await busybox(["--stdout", out, "--stderr", err, "--", "sh", "-c", script]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(Deno.readTextFileSync(err), attacks.map((a) => `refused: ${a}\n`).join(""));
+    assert.deepEqual(Deno.readFileSync(out), Deno.readFileSync(`${busyboxImage()}/bin/busybox`));
+    // Owners and modes as before the run; a new file root's, 0644 (less the umask).
+    assert.deepEqual(ownerOf(out), { uid: 1234, gid: 5678, mode: 0o640 });
+    assert.deepEqual(ownerOf(err), { uid: 0, gid: 0, mode: 0o644 & ~Deno.umask() });
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+const STDOUT_KILLED_TEST =
+  "cli: as root, a --stdout file belongs to unmapped ids while the run lasts, and stays so when sbox is killed";
+Deno.test(STDOUT_KILLED_TEST, { ignore: skipUnlessRoot(STDOUT_KILLED_TEST, WHY_STDIO_ROOT) }, async () => {
+  const dir = scratchDir("cli-stdout-killed-");
+  try {
+    const out = `${dir}/out`;
+    Deno.writeTextFileSync(out, "");
+    Deno.chmodSync(out, 0o4755);
+    const child = sboxOnBusybox(["--stdout", out, "--", "sh", "-c", "echo ready >&2; sleep 1000"]).spawn();
+    const reader = child.stderr.getReader();
+    assert.equal(text((await reader.read()).value!), "ready\n");
+    reader.releaseLock();
+    const running = ownerOf(out);
+    child.kill("SIGKILL");
+    await child.status;
+    await child.stdout.cancel();
+    await child.stderr.cancel();
+    // The next run removes what the killed one left (scratch dir, cgroup).
+    const next = await busybox(["true"]);
+    assert.equal(next.code, 0, next.stderr);
+    // The highest ids of sbox's user namespace (4294967294 on the host),
+    // which no container maps. A crash leaves a file no one owns, without
+    // its set-uid bit: harmless.
+    const highest = (map: string) =>
+      Math.min(
+        0xfffffffe,
+        Math.max(
+          ...Deno.readTextFileSync(map).trim().split("\n").map((line) => {
+            const [inside, , count] = line.trim().split(/\s+/).map(Number);
+            return inside + count - 1;
+          }),
+        ),
+      );
+    const away = { uid: highest("/proc/self/uid_map"), gid: highest("/proc/self/gid_map") };
+    assert.deepEqual(running, { ...away, mode: 0o755 });
+    assert.deepEqual(ownerOf(out), { ...away, mode: 0o755 });
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 const STDIO_DEVICES_TEST =
   "cli: as root, the container's root cannot chmod or chown an inherited device or terminal, and still uses it";
 Deno.test(STDIO_DEVICES_TEST, { ignore: skipUnlessRoot(STDIO_DEVICES_TEST, WHY_STDIO_ROOT) }, async () => {

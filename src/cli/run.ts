@@ -154,8 +154,14 @@ async function execute(
   resources.defer(() => {
     if (!commandStarted) restoreControllers(parent, enabled);
   });
-  const stdio = openStdio(options);
-  resources.defer(() => stdio.close());
+  const stdio = openStdio(options, picked.mapper);
+  // The outputs get their owners back only once no process of the container
+  // can hold them (stdio.ts): not after a destroy() that failed.
+  let containerExists = false;
+  resources.defer(() => {
+    stdio.close();
+    if (!containerExists) stdio.restoreOwners();
+  });
   const owned = withCgroup ? await createContainerCgroup(parent, options) : undefined;
   resources.defer(() => owned?.remove());
   const cgroup = owned?.cgroup;
@@ -177,7 +183,11 @@ async function execute(
     hostname: options.hostname ?? "sbox",
     ...security,
   });
-  resources.defer(() => container.destroy());
+  containerExists = true;
+  resources.defer(async () => {
+    await container.destroy();
+    containerExists = false;
+  });
 
   let init: InitProcess | undefined;
   state.kill = () => killContainer(cgroup, init);

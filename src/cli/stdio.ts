@@ -16,12 +16,15 @@
  * - `--stdin`, and a FIFO or a device as `--stdout`, `--stderr` or an
  *   inherited fd, is opened through a private read-only copy of its mount:
  *   chmod, chown and a reopen for writing get EROFS, while reads, and writes
- *   to a device or a FIFO, work as before.
- * Where sbox may not do that (rootless: no CAP_SYS_ADMIN) the files are
- * given as they are; the container's root is then the calling user, with
- * no more rights over them than that user. Inherited regular files, FIFOs
- * and sockets are given as they are too: a regular file opened anew would
- * lose the offset a shell's `>>log 2>&1` shares.
+ *   to a device or a FIFO, work as before;
+ * - a regular file as `--stdout` or `--stderr`, which must stay writable,
+ *   belongs for the run to ids the container does not map, and gets its
+ *   owner and mode back once the container is gone.
+ * Where sbox may not do that (rootless: no CAP_SYS_ADMIN, no CAP_CHOWN) the
+ * files are given as they are; the container's root is then the calling
+ * user, with no more rights over them than that user. Inherited regular
+ * files, FIFOs and sockets are given as they are too: a regular file opened
+ * anew would lose the offset a shell's `>>log 2>&1` shares.
  *
  * @module
  */
@@ -44,18 +47,27 @@ import {
   readTextFile,
   setNonblocking,
   stat,
+  tryFchmod,
+  tryFchown,
   tryMountSetattr,
   tryOpen,
   tryOpenTree,
 } from "../sys.ts";
+import { containerId, type UserMapper } from "../user.ts";
 import type { RunOptions } from "./args.ts";
 
 /** The files of --stdin, --stdout and --stderr, opened by sbox on the host. */
 export interface OpenStdio {
   /** For each of stdin, stdout, stderr: an open fd, or "inherit". */
   fds: [number | "inherit", number | "inherit", number | "inherit"];
-  /** Closes the fds the command was given (again: harmless). */
+  /** Closes the fds the command was given (again: harmless); outputs waiting for {@linkcode restoreOwners} stay open. */
   close(): void;
+  /**
+   * Gives each `--stdout`/`--stderr` file the owner and mode it had (without
+   * set-id bits) and closes it. Only once no process of the container is
+   * left: one holding the fd could chmod the file again.
+   */
+  restoreOwners(): void;
 }
 
 type StdioOptions = Pick<RunOptions, "stdin" | "stdout" | "stderr">;
@@ -90,11 +102,15 @@ export function checkStdio(options: StdioOptions): void {
 /**
  * Opens the files (stdin read-only; stdout and stderr created or truncated,
  * mode 0644) and, where sbox may, guards them and the inherited devices
- * against the container's root (see the module's comment). Throws an
- * SboxError naming the option or fd, having closed what it opened.
+ * against the container's root (see the module's comment). `containerIds`
+ * are the id maps of the run's container. Throws an SboxError naming the
+ * option or fd, having closed what it opened and given back what it changed.
  */
-export function openStdio(options: StdioOptions & Pick<RunOptions, "report">): OpenStdio {
-  const files = new StdioFiles();
+export function openStdio(
+  options: StdioOptions & Pick<RunOptions, "report">,
+  containerIds: Pick<UserMapper, "uidMap" | "gidMap">,
+): OpenStdio {
+  const files = new StdioFiles(containerIds);
   try {
     const write = O.WRONLY | O.CREAT | O.TRUNC;
     const fds: OpenStdio["fds"] = [
@@ -103,17 +119,35 @@ export function openStdio(options: StdioOptions & Pick<RunOptions, "report">): O
       files.named("--stderr", options.stderr, write) ?? files.inherited(2),
     ];
     refuseReportFile(options.report, files.outputIdentities);
-    return { fds, close: () => files.close() };
+    return { fds, close: () => files.close(), restoreOwners: () => files.restoreOwners() };
   } catch (err) {
     files.close();
+    try {
+      files.restoreOwners();
+    } catch {
+      // the first failure is the one to report
+    }
     throw err;
   }
 }
 
-/** What {@linkcode openStdio} opened, for the command. */
+/** An output file owned by unmapped ids for the run, and what to give back. */
+interface DisownedOutput {
+  option: string;
+  path: string;
+  /** Kept open until the owner is back: the path may lead elsewhere by then. */
+  fd: number;
+  uid: number;
+  gid: number;
+  mode: number;
+}
+
+/** What {@linkcode openStdio} opened and changed, for the command and for the clean-up. */
 class StdioFiles {
   /** Fds the command gets (and ones in between), closed once it has its own copies. */
   #given = new Set<number>();
+  /** Outputs to give back their owner and mode to, fds kept open until then. */
+  #disowned: DisownedOutput[] = [];
   /**
    * Open fds by flags and the identity of their file: --stdout and --stderr
    * naming one file share one open file (one offset), as `>f 2>&1` does,
@@ -124,6 +158,10 @@ class StdioFiles {
   #byIdentity = new Map<string, number>();
   /** The file of each output option, as {@linkcode fileIdentity} names it. */
   readonly outputIdentities: [string, string][] = [];
+  /** Ids outside the container's maps, once looked for; null when there are none. */
+  #awayIds?: { uid: number; gid: number } | null;
+
+  constructor(readonly containerIds: Pick<UserMapper, "uidMap" | "gidMap">) {}
 
   /** Opens and guards the file of `option`, or undefined when it is not given. */
   named(option: string, path: string | undefined, flags: number): number | undefined {
@@ -155,8 +193,9 @@ class StdioFiles {
       return known;
     }
     let fd = opened;
-    // A regular file as --stdout or --stderr must stay writable.
-    if (!found.isFile || flags === O.RDONLY) {
+    if (found.isFile && flags !== O.RDONLY) {
+      this.#disown(option, path, opened, found);
+    } else {
       // O_CREAT and O_TRUNC did their work on the first open.
       const view = this.#openReadOnly(opened, flags & ~(O.CREAT | O.TRUNC));
       if (view !== undefined) {
@@ -216,6 +255,50 @@ class StdioFiles {
     } finally {
       close(tree);
     }
+  }
+
+  /**
+   * Makes an output file belong to ids the container does not map: its root
+   * is then neither the owner nor privileged over the file (a capability
+   * counts only over files whose owner and group it maps), so chmod, chown,
+   * a new ACL or file capability, and a reopen for writing fail, while the
+   * fd the command has writes as before. Simpler than an idmapped mount of
+   * it (which needs a user namespace made for the purpose and a file system
+   * that supports one), and a crash of sbox leaves at worst a file owned by
+   * an id no one has, with the mode it had: nothing anyone gains from. A
+   * chown also drops the file's set-id bits and file capabilities.
+   */
+  #disown(option: string, path: string, fd: number, found: FdStat): void {
+    this.#awayIds ??= unmappedIds(this.containerIds) ?? null;
+    if (this.#awayIds === null) return;
+    const rc = tryFchown(fd, this.#awayIds.uid, this.#awayIds.gid);
+    // No CAP_CHOWN (rootless), or a file system that does not let root
+    // chown (NFS's root_squash): the file stays as it is.
+    if (rc === -EPERM) return;
+    check(rc, "chown", `cannot change the owner of ${path}`);
+    this.#given.delete(fd);
+    // No set-id bits back (the chown cleared them): the content is the
+    // container's now, and with them it would be a set-id program of its choosing.
+    this.#disowned.push({ option, path, fd, uid: found.uid, gid: found.gid, mode: found.mode & 0o1777 });
+  }
+
+  /** Gives the outputs their owners and modes back; throws for the first that fails. */
+  restoreOwners(): void {
+    let failure: SboxError | undefined;
+    for (const out of this.#disowned.splice(0)) {
+      try {
+        check(tryFchown(out.fd, out.uid, out.gid), "chown", `cannot give ${out.path} its owner back`);
+        check(tryFchmod(out.fd, out.mode), "chmod", `cannot give ${out.path} its mode back`);
+      } catch (err) {
+        failure ??= new SboxError(`${out.option}: ${(err as Error).message}`, {
+          step: "cleanup",
+          cause: err,
+        });
+      } finally {
+        close(out.fd);
+      }
+    }
+    if (failure) throw failure;
   }
 
   /** Closes what the command was given. */
@@ -317,6 +400,30 @@ function sameFileHere(fd: number): number | undefined {
   if (fstat(here)?.identity === fstat(fd)?.identity) return here;
   close(here);
   return undefined;
+}
+
+/**
+ * A uid and a gid that exist for sbox (the highest of its user namespace:
+ * 4294967294 on the host) but not in the container, or undefined when the
+ * container maps them.
+ */
+function unmappedIds(
+  containerIds: Pick<UserMapper, "uidMap" | "gidMap">,
+): { uid: number; gid: number } | undefined {
+  const uid = highestId("/proc/self/uid_map"), gid = highestId("/proc/self/gid_map");
+  if (containerId(containerIds.uidMap, uid) !== undefined) return undefined;
+  if (containerId(containerIds.gidMap, gid) !== undefined) return undefined;
+  return { uid, gid };
+}
+
+/** The highest id a uid_map or gid_map gives this process, short of (uid_t)-1, which chown takes as "unchanged". */
+function highestId(mapFile: string): number {
+  let highest = 0;
+  for (const line of readTextFile(mapFile).trim().split("\n")) {
+    const [inside, , count] = line.trim().split(/\s+/).map(Number);
+    highest = Math.max(highest, inside + count - 1);
+  }
+  return Math.min(highest, 0xfffffffe);
 }
 
 /**
