@@ -265,7 +265,7 @@ fn setMountFlagsRecursive(target: u64, flags: u64) usize {
 }
 
 /// struct mount_attr (linux/mount.h).
-const MountAttr = extern struct { attr_set: u64, attr_clr: u64, propagation: u64, userns_fd: u64 };
+pub const MountAttr = extern struct { attr_set: u64, attr_clr: u64, propagation: u64, userns_fd: u64 };
 
 /// The MOUNT_ATTR_RDONLY, _NOSUID, _NODEV and _NOEXEC of mount(2) `flags`, to set.
 fn mountAttr(flags: u64) MountAttr {

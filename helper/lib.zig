@@ -149,6 +149,11 @@ pub const Call = enum(u32) {
     waitpid = 24,
     track = 25,
     forget = 26,
+    open_tree = 30,
+    mount_setattr = 31,
+    fstat = 32,
+    fchown = 33,
+    fchmod = 34,
 };
 
 /// Part of the ABI version, so that TypeScript can check that its list agrees.
@@ -196,6 +201,11 @@ export fn sbox_call(call: u32, a: u64, b: u64, c: u64, d: u64, e: u64, f: u64) i
             janitor.forget(@as(u32, @bitCast(int(a))), false);
             break :blk 0;
         },
+        .open_tree => sbox_open_tree(int(a), @ptrFromInt(b), @truncate(c)),
+        .mount_setattr => sbox_mount_setattr(int(a), @ptrFromInt(b), @truncate(c), d),
+        .fstat => sbox_fstat(int(a), @ptrFromInt(b)),
+        .fchown => sbox_fchown(int(a), @truncate(b), @truncate(c)),
+        .fchmod => sbox_fchmod(int(a), @truncate(b)),
     };
 }
 
@@ -281,6 +291,39 @@ fn sbox_stat(path: [*:0]const u8, follow: bool, out: *[4]u64) isize {
     if (errnoOf(rc) != null) return errnoResult(rc);
     out.* = .{ stx.mode, stx.uid, stx.gid, stx.size };
     return 0;
+}
+
+/// statx of an open fd (AT_EMPTY_PATH). Writes mode, uid, gid, size, the
+/// major and minor of the device it is (rdev; 0 for other files), the major
+/// and minor of the device it is on, and its inode number into `out`.
+fn sbox_fstat(fd: i32, out: *[9]u64) isize {
+    var stx: linux.Statx = undefined;
+    const rc = linux.syscall5(.statx, fdArg(fd), @intFromPtr(""), linux.AT.EMPTY_PATH, linux.STATX_BASIC_STATS, @intFromPtr(&stx));
+    if (errnoOf(rc) != null) return errnoResult(rc);
+    out.* = .{ stx.mode, stx.uid, stx.gid, stx.size, stx.rdev_major, stx.rdev_minor, stx.dev_major, stx.dev_minor, stx.ino };
+    return 0;
+}
+
+fn sbox_fchown(fd: i32, uid: u32, gid: u32) isize {
+    return errnoResult(linux.syscall3(.fchown, fdArg(fd), uid, gid));
+}
+
+fn sbox_fchmod(fd: i32, mode: u32) isize {
+    return errnoResult(linux.syscall2(.fchmod, fdArg(fd), mode));
+}
+
+/// open_tree(2): with OPEN_TREE_CLONE, a detached copy of the mount at
+/// `path` (from `dirfd`; "" with AT_EMPTY_PATH for `dirfd` itself), which
+/// lives as long as this fd or a file opened through it.
+fn sbox_open_tree(dirfd: i32, path: [*:0]const u8, flags: u32) isize {
+    return adopted(.fd, linux.syscall3(.open_tree, fdArg(dirfd), @intFromPtr(path), flags));
+}
+
+/// mount_setattr(2) setting the MOUNT_ATTR_* bits `attr_set` (none cleared,
+/// propagation and id mapping left as they are).
+fn sbox_mount_setattr(dirfd: i32, path: [*:0]const u8, at_flags: u32, attr_set: u64) isize {
+    var attr = child.MountAttr{ .attr_set = attr_set, .attr_clr = 0, .propagation = 0, .userns_fd = 0 };
+    return errnoResult(linux.syscall5(.mount_setattr, fdArg(dirfd), @intFromPtr(path), at_flags, @intFromPtr(&attr), @sizeOf(child.MountAttr)));
 }
 
 /// flock(2): `sbox run` holds one on its scratch directory and cgroup, so

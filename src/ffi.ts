@@ -48,6 +48,11 @@ const CALL = {
   waitpid: 24,
   track: 25,
   forget: 26,
+  open_tree: 30,
+  mount_setattr: 31,
+  fstat: 32,
+  fchown: 33,
+  fchmod: 34,
 } as const;
 
 type Word = number | bigint;
@@ -83,6 +88,11 @@ export interface HelperSymbols {
   sbox_track(): Word;
   /** Forgets an fd about to be closed by other means than sbox_close (libc's). */
   sbox_forget(fd: number): Word;
+  sbox_open_tree(dirfd: number, path: Buffer, flags: number): Word;
+  sbox_mount_setattr(dirfd: number, path: Buffer, atFlags: number, attrSet: number): Word;
+  sbox_fstat(fd: number, out: Buffer): Word;
+  sbox_fchown(fd: number, uid: number, gid: number): Word;
+  sbox_fchmod(fd: number, mode: number): Word;
   /** Nonblocking: runs on a pool thread. */
   sbox_epoll_wait(epfd: number, out: Buffer, max: number, timeoutMs: number): Promise<Word>;
 }
@@ -139,6 +149,12 @@ function calls(lib: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"]): HelperSymbo
     sbox_flock: (fd, operation) => call(CALL.flock, i32(fd), i32(operation), 0, 0, 0, 0),
     sbox_track: () => call(CALL.track, 0, 0, 0, 0, 0, 0),
     sbox_forget: (fd) => call(CALL.forget, i32(fd), 0, 0, 0, 0, 0),
+    sbox_open_tree: (dirfd, path, flags) => call(CALL.open_tree, i32(dirfd), address(path), flags, 0, 0, 0),
+    sbox_mount_setattr: (dirfd, path, atFlags, attrSet) =>
+      call(CALL.mount_setattr, i32(dirfd), address(path), atFlags, attrSet, 0, 0),
+    sbox_fstat: (fd, out) => call(CALL.fstat, i32(fd), address(out), 0, 0, 0, 0),
+    sbox_fchown: (fd, uid, gid) => call(CALL.fchown, i32(fd), uid, gid, 0, 0, 0),
+    sbox_fchmod: (fd, mode) => call(CALL.fchmod, i32(fd), mode, 0, 0, 0, 0),
     sbox_epoll_wait: (epfd, out, max, timeoutMs) => lib.sbox_epoll_wait(epfd, out, max, timeoutMs),
   };
 }

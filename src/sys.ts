@@ -40,6 +40,10 @@ export const EEXIST: number = errnoNumber("EEXIST");
 export const EBUSY: number = errnoNumber("EBUSY");
 export const ESRCH: number = errnoNumber("ESRCH");
 export const ENOTEMPTY: number = errnoNumber("ENOTEMPTY");
+export const EPERM: number = errnoNumber("EPERM");
+export const EINVAL: number = errnoNumber("EINVAL");
+export const EBADF: number = errnoNumber("EBADF");
+export const ENOSYS: number = errnoNumber("ENOSYS");
 
 /** A NUL-terminated copy of `s` for a syscall; rejects embedded NULs. */
 export function cstr(s: string): Uint8Array<ArrayBuffer> {
@@ -233,6 +237,74 @@ export function stat(path: string, follow = true): FileStat | undefined {
   };
 }
 
+/** What {@linkcode fstat} reports: {@linkcode FileStat}, and the device a device node is. */
+export interface FdStat extends FileStat {
+  isCharDevice: boolean;
+  isBlockDevice: boolean;
+  isFifo: boolean;
+  /** Major number of the device the file is (0 for other files). */
+  rdevMajor: number;
+  /** Minor number of the device the file is (0 for other files). */
+  rdevMinor: number;
+  /** The device the file is on and its inode number, "major:minor:inode": which file it is. */
+  identity: string;
+}
+
+/** statx(2) of the open fd `fd`, or `undefined` when `fd` is not open (EBADF). */
+export function fstat(fd: number): FdStat | undefined {
+  const out = new BigUint64Array(9);
+  const n = num(helper().sbox_fstat(fd, new Uint8Array(out.buffer)));
+  if (n === -EBADF) return undefined;
+  check(n, "stat", `cannot stat fd ${fd}`);
+  const mode = Number(out[0]);
+  const type = mode & 0o170000;
+  return {
+    mode,
+    uid: Number(out[1]),
+    gid: Number(out[2]),
+    size: Number(out[3]),
+    isDirectory: type === 0o040000,
+    isFile: type === 0o100000,
+    isSymlink: type === 0o120000,
+    isCharDevice: type === 0o020000,
+    isBlockDevice: type === 0o060000,
+    isFifo: type === 0o010000,
+    rdevMajor: Number(out[4]),
+    rdevMinor: Number(out[5]),
+    identity: `${out[6]}:${out[7]}:${out[8]}`,
+  };
+}
+
+/** fchown(2): 0 or a negative errno. */
+export function tryFchown(fd: number, uid: number, gid: number): number {
+  return num(helper().sbox_fchown(fd, uid >>> 0, gid >>> 0));
+}
+
+/** fchmod(2): 0 or a negative errno. */
+export function tryFchmod(fd: number, mode: number): number {
+  return num(helper().sbox_fchmod(fd, mode));
+}
+
+/** open_tree(2) flags (OPEN_TREE_CLOEXEC is always added) and AT_EMPTY_PATH. */
+export const OPEN_TREE = { CLONE: 1, EMPTY_PATH: 0x1000 } as const;
+
+/** mount_setattr(2) attributes. */
+export const MOUNT_ATTR = { RDONLY: 0x1, NOSUID: 0x2, NODEV: 0x4, NOEXEC: 0x8 } as const;
+
+/**
+ * open_tree(2) of `path` from `dirfd` ("" with OPEN_TREE.EMPTY_PATH: of
+ * `dirfd` itself): an O_PATH fd of the mount, or a detached copy of it with
+ * OPEN_TREE.CLONE, or a negative errno (EPERM without CAP_SYS_ADMIN).
+ */
+export function tryOpenTree(dirfd: number, path: string, flags: number): number {
+  return num(helper().sbox_open_tree(dirfd, cstr(path), flags | O.CLOEXEC));
+}
+
+/** mount_setattr(2) setting the MOUNT_ATTR bits `attrSet` on the mount `dirfd` is (AT_EMPTY_PATH): 0 or a negative errno. */
+export function tryMountSetattr(dirfd: number, attrSet: number): number {
+  return num(helper().sbox_mount_setattr(dirfd, cstr(""), OPEN_TREE.EMPTY_PATH, attrSet));
+}
+
 /** Names in a directory, without `.` and `..`. */
 export function readDir(path: string): { name: string; isDirectory: boolean }[] {
   const fd = open(path, O.RDONLY | O.DIRECTORY);
@@ -283,10 +355,16 @@ export function isOpenFd(fd: number): boolean {
   return num(helper().sbox_fcntl(fd, F_GETFD, 0n)) >= 0;
 }
 
+/** The access mode and status flags of an fd (F_GETFL): O.RDONLY, O.WRONLY or O.RDWR, O.APPEND, O.NONBLOCK, ... */
+export function fdFlags(fd: number): number {
+  const F_GETFL = 3;
+  return check(helper().sbox_fcntl(fd, F_GETFL, 0n), "fcntl", "cannot read fd flags");
+}
+
 /** Sets O_NONBLOCK on an fd this process owns (F_SETFL); `on` false clears it. */
 export function setNonblocking(fd: number, on = true): void {
-  const F_GETFL = 3, F_SETFL = 4;
-  const flags = check(helper().sbox_fcntl(fd, F_GETFL, 0n), "fcntl", "cannot read fd flags");
+  const F_SETFL = 4;
+  const flags = fdFlags(fd);
   const next = on ? flags | O.NONBLOCK : flags & ~O.NONBLOCK;
   check(helper().sbox_fcntl(fd, F_SETFL, BigInt(next)), "fcntl", "cannot change O_NONBLOCK");
 }

@@ -23,6 +23,7 @@ import {
   sboxOnBusybox,
   scratchDir,
   skipUnlessRoot,
+  skipWithout,
   skipWithoutManyIds,
   text,
 } from "./fixtures.ts";
@@ -1103,6 +1104,280 @@ Deno.test("cli: --stdout and --stderr naming one file in two ways share it, as >
       assert.equal(result.code, 125, result.stderr);
       assert.match(result.stderr, new RegExp(`^sbox: --report and ${output} name the same file`, "m"));
     }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+/**
+ * `sbox run --rootfs <busybox> ARGS...` started by /bin/sh, so that
+ * `redirect` (e.g. `<"$f"`, `1<"$f"`) can give sbox a directory or a device
+ * as its own fd 0-2, which Deno.Command cannot; "$f" is `file`. `prefix`
+ * runs sbox behind a command (`unshare --mount`).
+ */
+async function busyboxFromShell(
+  args: string[],
+  redirect: string,
+  file: string,
+  prefix = "",
+): Promise<Result> {
+  const output = await new Deno.Command("/bin/sh", {
+    args: [
+      "-c",
+      `s=$1 image=$2 f=$3; shift 3; exec ${prefix} "$0" run --allow-ffi "$s" run --rootfs "$image" "$@" ${redirect}`,
+      Deno.execPath(),
+      SBOX,
+      busyboxImage(),
+      file,
+      ...args,
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+  }).output();
+  return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr), pid: NaN };
+}
+
+Deno.test("cli: a directory or a block device as stdio is refused, named or inherited, before anything is created", async () => {
+  const dir = scratchDir("cli-stdio-dir-");
+  try {
+    const out = `${dir}/out`;
+    const block = [...Deno.readDirSync("/dev")].map((e) => `/dev/${e.name}`).find((path) => {
+      try {
+        return Deno.statSync(path).isBlockDevice;
+      } catch {
+        return false;
+      }
+    });
+    const named: [string[], RegExp][] = [
+      // From a directory's fd, `..` climbs to the host's / (past --rootfs).
+      [["--stdin", dir, "--stdout", out], /^sbox: --stdin: .*cli-stdio-dir-\w+ is a directory, not a file/],
+      [["--stdout", dir], /^sbox: --stdout: .*cli-stdio-dir-\w+ is a directory, not a file/],
+      [["--stderr", `${dir}/.`], /^sbox: --stderr: .*cli-stdio-dir-\w+\/\. is a directory, not a file/],
+    ];
+    if (block) {
+      named.push([["--stdin", block, "--stdout", out], /^sbox: --stdin: \/dev\/\S+ is a block device/]);
+    } else console.log("no block device in /dev: --stdin BLOCKDEV is not tried");
+    await Promise.all(named.map(async ([args, pattern]) => {
+      const result = await sbox(["run", "--rootfs", busyboxImage(), ...args, "--", "true"]);
+      assertSboxFailed(result, pattern);
+      assertNothingLeft(result.pid);
+    }));
+    // sbox's own fds 0-2, which the command would inherit (`sbox run < dir` in bash).
+    const inherited: [string, string[], RegExp][] = [
+      [
+        '<"$f"',
+        ["--stdout", out],
+        /^sbox: sbox's stdin \(fd 0\), which the command would inherit, is a directory/,
+      ],
+      ['1<"$f"', [], /^sbox: sbox's stdout \(fd 1\), which the command would inherit, is a directory/],
+      // sbox's stderr is the directory: its message is lost, the report says XX.
+      ['2<"$f"', ["--stdout", out], /^$/],
+    ];
+    for (const [i, [redirect, args, pattern]] of inherited.entries()) {
+      const reportFile = `${dir}-report-${i}.json`;
+      try {
+        const result = await busyboxFromShell(["--report", reportFile, ...args, "--", "true"], redirect, dir);
+        assert.equal(result.code, 125, `${redirect}: ${result.stderr}`);
+        assert.match(result.stderr.trimEnd(), pattern, redirect);
+        assert.equal(JSON.parse(Deno.readTextFileSync(reportFile)).status, "XX", redirect);
+      } finally {
+        Deno.removeSync(reportFile);
+      }
+    }
+    // Nothing was created: not even the --stdout file.
+    assert.throws(() => Deno.statSync(out), Deno.errors.NotFound);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+const WHY_STDIO_ROOT = "only a root sbox maps the host's root into the container";
+/**
+ * A busybox shell script that makes each of `attacks` on the files behind
+ * fds 7-9 (the script's `prelude` makes them copies of 0-2, so that an
+ * attack's own redirections cannot change what it aims at) and prints
+ * "refused: ATTACK" or "done: ATTACK" for each on its fd 2.
+ */
+function attackScript(prelude: string[], attacks: string[]): string {
+  return [
+    "exec 7<&0 8>&1 9>&2",
+    ...prelude,
+    'try() { if eval "$1" 2>/dev/null; then echo "done: $1" >&2; else echo "refused: $1" >&2; fi; }',
+    ...attacks.map((attack) => `try '${attack}'`),
+  ].join("\n");
+}
+
+/** Owner and permission bits of `path`. */
+function ownerOf(path: string): { uid: number; gid: number; mode: number } {
+  const info = Deno.statSync(path);
+  return { uid: info.uid!, gid: info.gid!, mode: info.mode! & 0o7777 };
+}
+
+const STDIN_FILE_TEST =
+  "cli: as root, the container's root cannot chmod, chown or rewrite the --stdin file, or a device as --stdout";
+Deno.test(STDIN_FILE_TEST, { ignore: skipUnlessRoot(STDIN_FILE_TEST, WHY_STDIO_ROOT) }, async () => {
+  const dir = scratchDir("cli-stdin-guard-");
+  try {
+    const input = `${dir}/in`, device = `${dir}/null`;
+    Deno.writeTextFileSync(input, "hello judge\n");
+    Deno.chmodSync(input, 0o600);
+    // A node of /dev/null of the test's own: a failure changes it, not the host's /dev/null.
+    assert.ok(new Deno.Command("mknod", { args: [device, "c", "1", "3"] }).outputSync().success);
+    Deno.chmodSync(device, 0o666);
+    const attacks = [
+      "chmod 0666 /proc/$$/fd/7",
+      "chown 1:1 /proc/$$/fd/7",
+      "echo PWNED >/proc/$$/fd/7", // the judge's input, rewritten for every later run
+      "chmod 0600 /proc/$$/fd/8",
+      "chown 1:1 /proc/$$/fd/8",
+    ];
+    // Read as usual: through fd 0, and opened anew through /proc.
+    const script = attackScript(["wc -c >&2", "cat /proc/$$/fd/7 >&2", "echo into the device"], attacks);
+    const result = await busybox(["--stdin", input, "--stdout", device, "--", "sh", "-c", script]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout, "");
+    assert.equal(
+      result.stderr,
+      ["12", "hello judge", ...attacks.map((a) => `refused: ${a}`)].join("\n") + "\n",
+    );
+    assert.equal(Deno.readTextFileSync(input), "hello judge\n");
+    assert.deepEqual(ownerOf(input), { uid: 0, gid: 0, mode: 0o600 });
+    assert.deepEqual(ownerOf(device), { uid: 0, gid: 0, mode: 0o666 });
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+const STDOUT_FILES_TEST =
+  "cli: as root, the container's root cannot chmod or chown the --stdout and --stderr files; they keep their owners";
+Deno.test(STDOUT_FILES_TEST, { ignore: skipUnlessRoot(STDOUT_FILES_TEST, WHY_STDIO_ROOT) }, async () => {
+  const dir = scratchDir("cli-stdout-guard-");
+  try {
+    const out = `${dir}/out`, err = `${dir}/err`;
+    Deno.writeTextFileSync(out, "old content that must go away\n");
+    Deno.chownSync(out, 1234, 5678);
+    Deno.chmodSync(out, 0o640);
+    const attacks = [
+      "chmod 4755 /proc/$$/fd/8", // a set-uid-root program made of --stdout
+      "chown 0:0 /proc/$$/fd/8",
+      "chmod 4755 /proc/$$/fd/9",
+      "chown 1:1 /proc/$$/fd/9",
+      "echo PWNED >>/proc/$$/fd/8",
+    ];
+    const script = attackScript(["cat /bin/busybox"], attacks);
+    const result = await busybox(["--stdout", out, "--stderr", err, "--", "sh", "-c", script]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(Deno.readTextFileSync(err), attacks.map((a) => `refused: ${a}\n`).join(""));
+    assert.deepEqual(Deno.readFileSync(out), Deno.readFileSync(`${busyboxImage()}/bin/busybox`));
+    // Owners and modes as before the run; a new file root's, 0644 (less the umask).
+    assert.deepEqual(ownerOf(out), { uid: 1234, gid: 5678, mode: 0o640 });
+    assert.deepEqual(ownerOf(err), { uid: 0, gid: 0, mode: 0o644 & ~Deno.umask() });
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+const STDOUT_KILLED_TEST =
+  "cli: as root, a --stdout file belongs to unmapped ids while the run lasts, and stays so when sbox is killed";
+Deno.test(STDOUT_KILLED_TEST, { ignore: skipUnlessRoot(STDOUT_KILLED_TEST, WHY_STDIO_ROOT) }, async () => {
+  const dir = scratchDir("cli-stdout-killed-");
+  try {
+    const out = `${dir}/out`;
+    Deno.writeTextFileSync(out, "");
+    Deno.chmodSync(out, 0o4755);
+    const child = sboxOnBusybox(["--stdout", out, "--", "sh", "-c", "echo ready >&2; sleep 1000"]).spawn();
+    const reader = child.stderr.getReader();
+    assert.equal(text((await reader.read()).value!), "ready\n");
+    reader.releaseLock();
+    const running = ownerOf(out);
+    child.kill("SIGKILL");
+    await child.status;
+    await child.stdout.cancel();
+    await child.stderr.cancel();
+    // The next run removes what the killed one left (scratch dir, cgroup).
+    const next = await busybox(["true"]);
+    assert.equal(next.code, 0, next.stderr);
+    // The highest ids of sbox's user namespace (4294967294 on the host),
+    // which no container maps. A crash leaves a file no one owns, without
+    // its set-uid bit: harmless.
+    const highest = (map: string) =>
+      Math.min(
+        0xfffffffe,
+        Math.max(
+          ...Deno.readTextFileSync(map).trim().split("\n").map((line) => {
+            const [inside, , count] = line.trim().split(/\s+/).map(Number);
+            return inside + count - 1;
+          }),
+        ),
+      );
+    const away = { uid: highest("/proc/self/uid_map"), gid: highest("/proc/self/gid_map") };
+    assert.deepEqual(running, { ...away, mode: 0o755 });
+    assert.deepEqual(ownerOf(out), { ...away, mode: 0o755 });
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+const STDIO_DEVICES_TEST =
+  "cli: as root, the container's root cannot chmod or chown an inherited device or terminal, and still uses it";
+Deno.test(STDIO_DEVICES_TEST, { ignore: skipUnlessRoot(STDIO_DEVICES_TEST, WHY_STDIO_ROOT) }, async () => {
+  const dir = scratchDir("cli-stdio-dev-");
+  try {
+    // A node of /dev/full of the test's own: a failure changes it, not the host's /dev/full.
+    const full = `${dir}/full`;
+    assert.ok(new Deno.Command("mknod", { args: [full, "c", "1", "7"] }).outputSync().success);
+    Deno.chmodSync(full, 0o666);
+    const attacks = ["chmod 0600 /proc/$$/fd/7", "chown 1:1 /proc/$$/fd/7"];
+    const script = attackScript(["echo x >&7 || echo write-failed >&2"], attacks);
+    // Also from a mount namespace of its own, where the fd's mount (the
+    // caller's) cannot be cloned: the same file is found at its path.
+    for (const prefix of ["", "unshare --mount"]) {
+      const device = await busyboxFromShell(["--", "sh", "-c", script], '0<>"$f"', full, prefix);
+      assert.equal(device.code, 0, `${prefix}: ${device.stderr}`);
+      // Written through the read-only view, /dev/full still answers ENOSPC.
+      assert.match(device.stderr, /No space left on device\n/);
+      assert.ok(
+        device.stderr.endsWith(["write-failed", ...attacks.map((a) => `refused: ${a}`)].join("\n") + "\n"),
+        `${prefix}: ${device.stderr}`,
+      );
+      const node = Deno.statSync(full);
+      assert.deepEqual([node.mode! & 0o7777, node.uid, node.gid, node.rdev], [0o666, 0, 0, (1 << 8) | 7]);
+    }
+
+    // The caller's terminal: script(1) runs sbox on a new pty, as its fds 0-2.
+    if (skipWithout("/usr/bin/script", STDIO_DEVICES_TEST, "util-linux's script")) return;
+    const inContainer = `${dir}/in-container.sh`, inPty = `${dir}/in-pty.sh`;
+    Deno.writeTextFileSync(
+      inContainer,
+      attackScript(["[ -t 0 ] && [ -t 2 ] && echo terminal >&2", "echo written >&7"], attacks),
+    );
+    Deno.writeTextFileSync(
+      inPty,
+      [
+        'stat -c "before %a %u" "$(tty)"',
+        '"$1" run --allow-ffi "$2" run --rootfs "$3" -- sh -c "$(cat "$4")"',
+        'stat -c "after %a %u" "$(tty)"',
+      ].join("\n"),
+    );
+    const quote = (arg: string) => `'${arg.replaceAll("'", `'"'"'`)}'`;
+    const pty = await new Deno.Command("script", {
+      args: [
+        "-qec",
+        ["sh", inPty, Deno.execPath(), SBOX, busyboxImage(), inContainer].map(quote).join(" "),
+        "/dev/null",
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+    }).output();
+    const lines = text(pty.stdout).replaceAll("\r", "").trimEnd().split("\n");
+    assert.equal(pty.code, 0, lines.join("\n"));
+    const before = lines[0].replace("before", "after");
+    assert.match(before, /^after \d+ 0$/);
+    assert.deepEqual(lines.slice(1), ["terminal", "written", ...attacks.map((a) => `refused: ${a}`), before]);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

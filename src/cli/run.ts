@@ -39,7 +39,7 @@ import { type Report, statusOf } from "./report.ts";
 import { ScratchDir } from "./scratch.ts";
 import { removeLeftovers } from "./leftovers.ts";
 import { securityOptions } from "./security.ts";
-import { openStdio } from "./stdio.ts";
+import { checkStdio, openStdio } from "./stdio.ts";
 import { Watchdog } from "./watchdog.ts";
 
 /** The default PATH inside the container (Debian's for root). */
@@ -140,6 +140,7 @@ async function execute(
   const user = resolveUser(image ?? "/", options.user);
   // The --seccomp file is read and checked before anything exists.
   const security = securityOptions(options);
+  checkStdio(options);
   const picked = pickUserMapper();
   checkUserMapped(user, picked.mapper);
   const parent = resolveParentCgroup(options.cgroup);
@@ -153,8 +154,14 @@ async function execute(
   resources.defer(() => {
     if (!commandStarted) restoreControllers(parent, enabled);
   });
-  const stdio = openStdio(options);
-  resources.defer(() => stdio.close());
+  const stdio = openStdio(options, picked.mapper);
+  // The outputs get their owners back only once no process of the container
+  // can hold them (stdio.ts): not after a destroy() that failed.
+  let containerExists = false;
+  resources.defer(() => {
+    stdio.close();
+    if (!containerExists) stdio.restoreOwners();
+  });
   const owned = withCgroup ? await createContainerCgroup(parent, options) : undefined;
   resources.defer(() => owned?.remove());
   const cgroup = owned?.cgroup;
@@ -176,7 +183,11 @@ async function execute(
     hostname: options.hostname ?? "sbox",
     ...security,
   });
-  resources.defer(() => container.destroy());
+  containerExists = true;
+  resources.defer(async () => {
+    await container.destroy();
+    containerExists = false;
+  });
 
   let init: InitProcess | undefined;
   state.kill = () => killContainer(cgroup, init);

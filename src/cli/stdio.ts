@@ -1,83 +1,429 @@
 /**
  * Judge-style stdio: the files of `--stdin`, `--stdout` and `--stderr`,
  * opened by sbox on the host before the container starts and handed to the
- * command as its fds 0, 1 and 2.
+ * command as its fds 0, 1 and 2, and sbox's own fds 0-2, which the command
+ * inherits where an option is not given.
+ *
+ * Each is an fd of a host file, in the host's mount tree. Under the
+ * identity map (sbox run as root) the container's root is the host's root
+ * for it: through the fd it could chmod or chown the file, or reopen
+ * `/proc/self/fd/N` for writing, and the change outlasts the container (a
+ * set-uid-root program made of `--stdout`, an overwritten `--stdin`, the
+ * caller's terminal opened to every user). So:
+ * - a directory or a block device is refused, named or inherited: from a
+ *   directory's fd `..` climbs to the host's `/`, past any `--rootfs`, and a
+ *   block device is a host disk;
+ * - `--stdin`, and a FIFO or a device as `--stdout`, `--stderr` or an
+ *   inherited fd, is opened through a private read-only copy of its mount:
+ *   chmod, chown and a reopen for writing get EROFS, while reads, and writes
+ *   to a device or a FIFO, work as before;
+ * - a regular file as `--stdout` or `--stderr`, which must stay writable,
+ *   belongs for the run to ids the container does not map, and gets its
+ *   owner and mode back once the container is gone.
+ * Where sbox may not do that (rootless: no CAP_SYS_ADMIN, no CAP_CHOWN) the
+ * files are given as they are; the container's root is then the calling
+ * user, with no more rights over them than that user. Inherited regular
+ * files, FIFOs and sockets are given as they are too: a regular file opened
+ * anew would lose the offset a shell's `>>log 2>&1` shares.
  *
  * @module
  */
 
 import { SboxError } from "../error.ts";
-import { close, O, open, readLink, readTextFile, setNonblocking } from "../sys.ts";
+import {
+  check,
+  close,
+  EINVAL,
+  ENOSYS,
+  EPERM,
+  fdFlags,
+  type FdStat,
+  fstat,
+  MOUNT_ATTR,
+  O,
+  open,
+  OPEN_TREE,
+  readLink,
+  readTextFile,
+  setNonblocking,
+  stat,
+  tryFchmod,
+  tryFchown,
+  tryMountSetattr,
+  tryOpen,
+  tryOpenTree,
+} from "../sys.ts";
+import { containerId, type UserMapper } from "../user.ts";
 import type { RunOptions } from "./args.ts";
 
 /** The files of --stdin, --stdout and --stderr, opened by sbox on the host. */
 export interface OpenStdio {
   /** For each of stdin, stdout, stderr: an open fd, or "inherit". */
   fds: [number | "inherit", number | "inherit", number | "inherit"];
-  /** Closes the files (again: harmless). */
+  /** Closes the fds the command was given (again: harmless); outputs waiting for {@linkcode restoreOwners} stay open. */
   close(): void;
+  /**
+   * Gives each `--stdout`/`--stderr` file the owner and mode it had (without
+   * set-id bits) and closes it. Only once no process of the container is
+   * left: one holding the fd could chmod the file again.
+   */
+  restoreOwners(): void;
+}
+
+type StdioOptions = Pick<RunOptions, "stdin" | "stdout" | "stderr">;
+
+const OPTIONS = ["--stdin", "--stdout", "--stderr"] as const;
+const NAMES = ["stdin", "stdout", "stderr"] as const;
+
+/**
+ * Refuses, before anything exists, stdio that is a directory or a block
+ * device: a file named by an option (when it exists; {@linkcode openStdio}
+ * checks what it opens again) or sbox's own fd 0-2 where the command would
+ * inherit it. Throws an SboxError naming the option or the fd.
+ */
+export function checkStdio(options: StdioOptions): void {
+  const paths = [options.stdin, options.stdout, options.stderr];
+  paths.forEach((path, fd) => {
+    if (path === undefined) {
+      refuseInherited(fd, fstat(fd));
+      return;
+    }
+    let found;
+    try {
+      found = stat(path);
+    } catch {
+      return; // the open says why
+    }
+    const refused = found && refusal(found.mode);
+    if (refused) throw new SboxError(`${OPTIONS[fd]}: ${path} is ${refused}`, { step: "options" });
+  });
 }
 
 /**
  * Opens the files (stdin read-only; stdout and stderr created or truncated,
- * mode 0644). Throws an SboxError naming the option, having closed what it opened.
+ * mode 0644) and, where sbox may, guards them and the inherited devices
+ * against the container's root (see the module's comment). `containerIds`
+ * are the id maps of the run's container. Throws an SboxError naming the
+ * option or fd, having closed what it opened and given back what it changed.
  */
-export function openStdio(options: Pick<RunOptions, "stdin" | "stdout" | "stderr" | "report">): OpenStdio {
-  // Open fds by flags and the identity of their file.
-  const opened = new Map<string, number>();
-  const fds: OpenStdio["fds"] = ["inherit", "inherit", "inherit"];
-  const closeAll = () => {
-    for (const fd of opened.values()) close(fd);
-    opened.clear();
-  };
-  const openOne = (option: string, path: string | undefined, flags: number): number | "inherit" => {
-    if (path === undefined) return "inherit";
-    let fd: number;
+export function openStdio(
+  options: StdioOptions & Pick<RunOptions, "report">,
+  containerIds: Pick<UserMapper, "uidMap" | "gidMap">,
+): OpenStdio {
+  const files = new StdioFiles(containerIds);
+  try {
+    const write = O.WRONLY | O.CREAT | O.TRUNC;
+    const fds: OpenStdio["fds"] = [
+      files.named("--stdin", options.stdin, O.RDONLY) ?? files.inherited(0),
+      files.named("--stdout", options.stdout, write) ?? files.inherited(1),
+      files.named("--stderr", options.stderr, write) ?? files.inherited(2),
+    ];
+    refuseReportFile(options.report, files.outputIdentities);
+    return { fds, close: () => files.close(), restoreOwners: () => files.restoreOwners() };
+  } catch (err) {
+    files.close();
     try {
-      // O_NONBLOCK: a FIFO without a writer (--stdin) opens at once instead
-      // of blocking sbox, where no signal reaches the JS thread stuck in the
-      // call; one without a reader (--stdout) fails with ENXIO. The command
-      // gets a blocking fd, as from a shell's redirection.
-      fd = open(path, flags | O.NONBLOCK, 0o644);
-      try {
-        setNonblocking(fd, false);
-      } catch (err) {
-        close(fd);
-        throw err;
-      }
+      files.restoreOwners();
+    } catch {
+      // the first failure is the one to report
+    }
+    throw err;
+  }
+}
+
+/** An output file owned by unmapped ids for the run, and what to give back. */
+interface DisownedOutput {
+  option: string;
+  path: string;
+  /** Kept open until the owner is back: the path may lead elsewhere by then. */
+  fd: number;
+  uid: number;
+  gid: number;
+  mode: number;
+}
+
+/** What {@linkcode openStdio} opened and changed, for the command and for the clean-up. */
+class StdioFiles {
+  /** Fds the command gets (and ones in between), closed once it has its own copies. */
+  #given = new Set<number>();
+  /** Outputs to give back their owner and mode to, fds kept open until then. */
+  #disowned: DisownedOutput[] = [];
+  /**
+   * Open fds by flags and the identity of their file: --stdout and --stderr
+   * naming one file share one open file (one offset), as `>f 2>&1` does,
+   * however the file is named: "f" and "./f", a link, another hard link. Two
+   * opens would each write from offset 0 over the other. Truncating it twice
+   * is harmless: nothing is written yet.
+   */
+  #byIdentity = new Map<string, number>();
+  /** The file of each output option, as {@linkcode fileIdentity} names it. */
+  readonly outputIdentities: [string, string][] = [];
+  /** Ids outside the container's maps, once looked for; null when there are none. */
+  #awayIds?: { uid: number; gid: number } | null;
+
+  constructor(readonly containerIds: Pick<UserMapper, "uidMap" | "gidMap">) {}
+
+  /** Opens and guards the file of `option`, or undefined when it is not given. */
+  named(option: string, path: string | undefined, flags: number): number | undefined {
+    if (path === undefined) return undefined;
+    try {
+      return this.#openNamed(option, path, flags);
     } catch (err) {
       throw new SboxError(`${option}: ${(err as Error).message}`, { step: "open", cause: err });
     }
-    // --stdout and --stderr naming one file share one open file (one
-    // offset), as `>f 2>&1` does, however the file is named: "f" and "./f",
-    // a link, another hard link. Two opens would each write from offset 0
-    // over the other. Truncating it twice is harmless: nothing is written yet.
-    let key: string;
-    try {
-      key = `${flags}:${fileIdentity(fd)}`;
-    } catch (err) {
-      close(fd);
-      throw err;
-    }
-    const known = opened.get(key);
+  }
+
+  #openNamed(option: string, path: string, flags: number): number {
+    // O_NONBLOCK: a FIFO without a writer (--stdin) opens at once instead
+    // of blocking sbox, where no signal reaches the JS thread stuck in the
+    // call; one without a reader (--stdout) fails with ENXIO. The command
+    // gets a blocking fd, as from a shell's redirection.
+    const opened = this.#keep(open(path, flags | O.NONBLOCK, 0o644));
+    const found = fstat(opened)!;
+    const refused = refusal(found.mode);
+    if (refused) throw new SboxError(`${path} is ${refused}`, { step: "open" });
+    // Before a read-only view replaces it: a detached mount is in no
+    // mountinfo, which fileIdentity reads.
+    const identity = fileIdentity(opened);
+    if (flags !== O.RDONLY) this.outputIdentities.push([option, identity]);
+    const key = `${flags}:${identity}`;
+    const known = this.#byIdentity.get(key);
     if (known !== undefined) {
-      close(fd);
+      this.#close(opened);
       return known;
     }
-    opened.set(key, fd);
+    let fd = opened;
+    if (found.isFile && flags !== O.RDONLY) {
+      this.#disown(option, path, opened, found);
+    } else {
+      // O_CREAT and O_TRUNC did their work on the first open.
+      const view = this.#openReadOnly(opened, flags & ~(O.CREAT | O.TRUNC));
+      if (view !== undefined) {
+        this.#close(opened);
+        fd = view;
+      }
+    }
+    setNonblocking(fd, false);
+    this.#byIdentity.set(key, fd);
     return fd;
-  };
+  }
+
+  /**
+   * What the command gets for sbox's own fd `fd`: "inherit", or where sbox
+   * is root and it is a character device (a terminal, /dev/null, /dev/full),
+   * the device opened anew through a read-only view, with the same access
+   * mode and flags.
+   */
+  inherited(fd: number): number | "inherit" {
+    const found = fstat(fd);
+    refuseInherited(fd, found);
+    if (!found?.isCharDevice) return "inherit";
+    try {
+      // The multiplexer opened anew would be a new terminal, not this one.
+      const refused = found.rdevMajor === 5 && found.rdevMinor === 2
+        ? `a pseudo-terminal master (/dev/ptmx), which opened anew would be another terminal; ` +
+          `give ${OPTIONS[fd]} FILE, or redirect it`
+        : undefined;
+      const flags = fdFlags(fd);
+      const view = this.#openReadOnly(fd, flags & (O.WRONLY | O.RDWR | O.APPEND), refused);
+      if (view === undefined) return "inherit";
+      setNonblocking(view, (flags & O.NONBLOCK) !== 0);
+      return view;
+    } catch (err) {
+      throw new SboxError(`sbox's ${NAMES[fd]} (fd ${fd}): ${(err as Error).message}`, {
+        step: "open",
+        cause: err,
+      });
+    }
+  }
+
+  /**
+   * `fd`'s file opened anew with `flags` through a read-only mount (see
+   * {@linkcode readOnlyMount}), or undefined where sbox may not make one.
+   * `refused`, why a file must not be opened anew, is thrown instead where
+   * it would be.
+   */
+  #openReadOnly(fd: number, flags: number, refused?: string): number | undefined {
+    const tree = readOnlyMount(fd);
+    if (tree === undefined) return undefined;
+    try {
+      if (refused !== undefined) throw new SboxError(refused, { step: "options" });
+      // Through /proc: openat has no empty path. O_NOCTTY: a terminal must
+      // not become sbox's. The mount lives on as long as the file.
+      const opened = tryOpen(`/proc/self/fd/${tree}`, flags | O.NONBLOCK | O.NOCTTY);
+      return this.#keep(check(opened, "open", "cannot open it again through a read-only mount"));
+    } finally {
+      close(tree);
+    }
+  }
+
+  /**
+   * Makes an output file belong to ids the container does not map: its root
+   * is then neither the owner nor privileged over the file (a capability
+   * counts only over files whose owner and group it maps), so chmod, chown,
+   * a new ACL or file capability, and a reopen for writing fail, while the
+   * fd the command has writes as before. Simpler than an idmapped mount of
+   * it (which needs a user namespace made for the purpose and a file system
+   * that supports one), and a crash of sbox leaves at worst a file owned by
+   * an id no one has, with the mode it had: nothing anyone gains from. A
+   * chown also drops the file's set-id bits and file capabilities.
+   */
+  #disown(option: string, path: string, fd: number, found: FdStat): void {
+    this.#awayIds ??= unmappedIds(this.containerIds) ?? null;
+    if (this.#awayIds === null) return;
+    const rc = tryFchown(fd, this.#awayIds.uid, this.#awayIds.gid);
+    // No CAP_CHOWN (rootless), or a file system that does not let root
+    // chown (NFS's root_squash): the file stays as it is.
+    if (rc === -EPERM) return;
+    check(rc, "chown", `cannot change the owner of ${path}`);
+    this.#given.delete(fd);
+    // No set-id bits back (the chown cleared them): the content is the
+    // container's now, and with them it would be a set-id program of its choosing.
+    this.#disowned.push({ option, path, fd, uid: found.uid, gid: found.gid, mode: found.mode & 0o1777 });
+  }
+
+  /** Gives the outputs their owners and modes back; throws for the first that fails. */
+  restoreOwners(): void {
+    let failure: SboxError | undefined;
+    for (const out of this.#disowned.splice(0)) {
+      try {
+        check(tryFchown(out.fd, out.uid, out.gid), "chown", `cannot give ${out.path} its owner back`);
+        check(tryFchmod(out.fd, out.mode), "chmod", `cannot give ${out.path} its mode back`);
+      } catch (err) {
+        failure ??= new SboxError(`${out.option}: ${(err as Error).message}`, {
+          step: "cleanup",
+          cause: err,
+        });
+      } finally {
+        close(out.fd);
+      }
+    }
+    if (failure) throw failure;
+  }
+
+  /** Closes what the command was given. */
+  close(): void {
+    for (const fd of this.#given) close(fd);
+    this.#given.clear();
+  }
+
+  #keep(fd: number): number {
+    this.#given.add(fd);
+    return fd;
+  }
+
+  #close(fd: number): void {
+    this.#given.delete(fd);
+    close(fd);
+  }
+}
+
+/** Why a file of mode `mode` cannot be stdio, or undefined when it can. */
+function refusal(mode: number): string | undefined {
+  switch (mode & 0o170000) {
+    case 0o040000:
+      return "a directory, not a file: as stdio its fd would lead out of the container into the host's files";
+    case 0o060000:
+      return "a block device: as stdio it would give the command a host disk";
+  }
+  return undefined;
+}
+
+/** Refuses sbox's own fd `fd` (`found` is its fstat) as the command's stdio where {@linkcode refusal} does. */
+function refuseInherited(fd: number, found: FdStat | undefined): void {
+  const refused = found && refusal(found.mode);
+  if (refused) {
+    throw new SboxError(
+      `sbox's ${NAMES[fd]} (fd ${fd}), which the command would inherit, is ${refused}; ` +
+        `give ${OPTIONS[fd]} FILE, or redirect it`,
+      { step: "options" },
+    );
+  }
+}
+
+/**
+ * A private read-only copy of the mount of `fd`'s file, holding that file
+ * alone: an O_PATH fd of a detached mount (open_tree OPEN_TREE_CLONE), made
+ * read-only, nosuid and noexec; or undefined where sbox may not make one
+ * (no CAP_SYS_ADMIN, as rootless; a kernel before 5.12). A file opened
+ * through it keeps the mount, and so its flags, after the fd is closed:
+ * chmod, chown, setxattr and a write open of a regular file get EROFS.
+ * Writes to a device or a FIFO are not writes to the file system: they
+ * still work. Not nodev: a device given as stdio must still open.
+ */
+function readOnlyMount(fd: number): number | undefined {
+  const flags = OPEN_TREE.CLONE | OPEN_TREE.EMPTY_PATH;
+  let tree = tryOpenTree(fd, "", flags);
+  if (tree === -EINVAL) {
+    // The fd's mount is not in sbox's mount namespace (an fd opened before
+    // `unshare -m`, by systemd for a unit with a namespace of its own), and
+    // only a mount of one's own can be cloned: the same file where its path
+    // leads here, if it is there.
+    const same = sameFileHere(fd);
+    if (same !== undefined) {
+      tree = tryOpenTree(same, "", flags);
+      close(same);
+    }
+  }
+  // EINVAL still: not found here, or on an unbindable mount.
+  if (tree === -EPERM || tree === -ENOSYS || tree === -EINVAL) return undefined;
+  check(tree, "open_tree", "cannot make a read-only mount of it");
   try {
-    const write = O.WRONLY | O.CREAT | O.TRUNC;
-    fds[0] = openOne("--stdin", options.stdin, O.RDONLY);
-    fds[1] = openOne("--stdout", options.stdout, write);
-    fds[2] = openOne("--stderr", options.stderr, write);
-    refuseReportFile(options.report, [["--stdout", fds[1]], ["--stderr", fds[2]]]);
+    const rc = tryMountSetattr(tree, MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NOEXEC);
+    if (rc === -ENOSYS) {
+      close(tree);
+      return undefined;
+    }
+    check(rc, "mount_setattr", "cannot make a mount of it read-only");
   } catch (err) {
-    closeAll();
+    close(tree);
     throw err;
   }
-  return { fds, close: closeAll };
+  return tree;
+}
+
+/**
+ * An O_PATH fd of the file open as `fd`, reached by the path the kernel
+ * names for it in sbox's mount namespace, or undefined where that path does
+ * not lead to the very same file.
+ */
+function sameFileHere(fd: number): number | undefined {
+  let path;
+  try {
+    path = readLink(`/proc/self/fd/${fd}`);
+  } catch {
+    return undefined;
+  }
+  if (!path.startsWith("/")) return undefined; // "pipe:[...]", "anon_inode:..."
+  const here = tryOpen(path, O.PATH);
+  if (here < 0) return undefined;
+  if (fstat(here)?.identity === fstat(fd)?.identity) return here;
+  close(here);
+  return undefined;
+}
+
+/**
+ * A uid and a gid that exist for sbox (the highest of its user namespace:
+ * 4294967294 on the host) but not in the container, or undefined when the
+ * container maps them.
+ */
+function unmappedIds(
+  containerIds: Pick<UserMapper, "uidMap" | "gidMap">,
+): { uid: number; gid: number } | undefined {
+  const uid = highestId("/proc/self/uid_map"), gid = highestId("/proc/self/gid_map");
+  if (containerId(containerIds.uidMap, uid) !== undefined) return undefined;
+  if (containerId(containerIds.gidMap, gid) !== undefined) return undefined;
+  return { uid, gid };
+}
+
+/** The highest id a uid_map or gid_map gives this process, short of (uid_t)-1, which chown takes as "unchanged". */
+function highestId(mapFile: string): number {
+  let highest = 0;
+  for (const line of readTextFile(mapFile).trim().split("\n")) {
+    const [inside, , count] = line.trim().split(/\s+/).map(Number);
+    highest = Math.max(highest, inside + count - 1);
+  }
+  return Math.min(highest, 0xfffffffe);
 }
 
 /**
@@ -85,13 +431,13 @@ export function openStdio(options: Pick<RunOptions, "stdin" | "stdout" | "stderr
  * writes to: written at the end from offset 0, it would overwrite the
  * output, and the output's tail would follow it.
  */
-function refuseReportFile(report: string | undefined, outputs: [string, number | "inherit"][]): void {
+function refuseReportFile(report: string | undefined, outputs: readonly [string, string][]): void {
   if (report === undefined || report === "-") return;
   const fd = open(report, O.PATH);
   try {
     const identity = fileIdentity(fd);
     for (const [option, out] of outputs) {
-      if (out !== "inherit" && fileIdentity(out) === identity) {
+      if (out === identity) {
         throw new SboxError(`--report and ${option} name the same file: ${report}`, { step: "options" });
       }
     }
