@@ -149,11 +149,11 @@ pub const Call = enum(u32) {
     waitpid = 24,
     track = 25,
     forget = 26,
-    open_tree = 30,
-    mount_setattr = 31,
-    fstat = 32,
-    fchown = 33,
-    fchmod = 34,
+    open_tree = 27,
+    mount_setattr = 28,
+    fstat = 29,
+    fchown = 30,
+    fchmod = 31,
 };
 
 /// Part of the ABI version, so that TypeScript can check that its list agrees.

@@ -48,11 +48,11 @@ const CALL = {
   waitpid: 24,
   track: 25,
   forget: 26,
-  open_tree: 30,
-  mount_setattr: 31,
-  fstat: 32,
-  fchown: 33,
-  fchmod: 34,
+  open_tree: 27,
+  mount_setattr: 28,
+  fstat: 29,
+  fchown: 30,
+  fchmod: 31,
 } as const;
 
 type Word = number | bigint;
