@@ -271,10 +271,12 @@ export class Slirp4NetnsManager extends UserModeNetworkManager {
       `--userns-path=/proc/${pid}/ns/user`,
       // slirp4netns parses every packet the container sends, and runs as the
       // caller (root, with every capability, when sbox is root): confine it
-      // as pasta confines itself. The sandbox is a mount namespace of its
-      // own with an empty root and no capabilities but NET_BIND_SERVICE;
-      // the filter denies the syscalls it never needs.
-      "--enable-sandbox",
+      // as pasta confines itself. The filter denies the syscalls it never
+      // needs. The sandbox (a mount namespace of its own with an empty root,
+      // no capabilities but NET_BIND_SERVICE) needs root: run by a user,
+      // slirp4netns may not make a mount namespace ("parent failed"), and
+      // has no more rights than that user anyway.
+      ...(ids().euid === 0 ? ["--enable-sandbox"] : []),
       "--enable-seccomp",
       ...(this.allowHostLoopback ? [] : ["--disable-host-loopback"]),
       ...(apiSocket ? [`--api-socket=${apiSocket}`] : []),
