@@ -96,6 +96,7 @@ fn step(ctx: *Context, index: u32, op: *const program.Op, own: *OwnMounts) usize
         .prctl => linux.syscall5(.prctl, a[0], a[1], a[2], 0, 0),
         .fork => fork(ctx, index, op),
         .write_file => writeFile(a[0], a[1], a[2]),
+        .write_existing => writeExisting(a[0], a[1]),
         .reaper => reaper(ctx, index),
         .seccomp => installFilter(a[0], a[1]),
         .capbset_drop => dropBoundingSet(a[0]),
@@ -466,6 +467,19 @@ fn writeFile(path: u64, data: u64, mode: u64) usize {
     const fd = linux.syscall4(.openat, at_fdcwd, path, flags, mode);
     if (errnoOf(fd) != null) return fd;
     defer _ = linux.syscall1(.close, fd);
+    return writeAll(fd, data);
+}
+
+fn writeExisting(path: u64, data: u64) usize {
+    const flags: u32 = @bitCast(linux.O{ .ACCMODE = .WRONLY, .NOFOLLOW = true, .CLOEXEC = true, .NOCTTY = true });
+    const fd = linux.syscall3(.openat, at_fdcwd, path, flags);
+    if (errnoOf(fd) != null) return fd;
+    defer _ = linux.syscall1(.close, fd);
+    return writeAll(fd, data);
+}
+
+/// Writes the string at `data` whole to `fd`.
+fn writeAll(fd: usize, data: u64) usize {
     var rest: []const u8 = cstr(data);
     while (rest.len > 0) {
         const n = linux.syscall3(.write, fd, @intFromPtr(rest.ptr), rest.len);

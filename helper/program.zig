@@ -117,12 +117,16 @@ pub const Code = enum(u32) {
     /// op that uses the fork stack (fork, reaper), before one after which
     /// setns may be refused (setuid, capset, seccomp), and before exec.
     net_join = 28,
+    /// Write args[1] (a string) to the existing file args[0], neither created
+    /// nor truncated: a sysctl of the process's own namespaces, such as
+    /// /proc/sys/kernel/shmmax of its IPC namespace.
+    write_existing = 29,
 
     pub fn stringArgs(code: Code) u6 {
         return switch (code) {
             .mount => 0b10111,
             .mkdir, .touch, .pivot_root, .sethostname, .chdir => 0b1,
-            .write_file => 0b11,
+            .write_file, .write_existing => 0b11,
             .symlink => 0b11,
             .exec => 0b1001,
             else => 0,

@@ -18,6 +18,7 @@ import { check, close, dupCloexec, EBUSY, ENOENT, ids, O, stat, tryOpen, tryRmdi
 import { hostId, isMapped, type UserMapper } from "./user.ts";
 import type { NetworkAttachment, NetworkManager } from "./network.ts";
 import { CAPABILITIES } from "./security/capabilities.ts";
+import { compileIpcLimits } from "./security/ipc_limits.ts";
 import type { SeccompPolicy } from "./security/policy.ts";
 import type { Rlimits } from "./security/rlimits.ts";
 import {
@@ -290,6 +291,9 @@ export class Container implements AsyncDisposable {
       b.waitParent(sync.read, sync.write);
       // After the wait: the parent's CPU is free then.
       if (netOnThread) b.spawnNetwork();
+      // After the wait too: the sysctls belong to the namespace's root,
+      // which needs its id map.
+      compileIpcLimits(b);
       dropBoundingSet(b, this.#security);
       if (!this.mounts.some(replacesRoot)) {
         // pivot_root needs a mount point: bind the rootfs on itself.

@@ -42,6 +42,7 @@ export const OpCode: {
   readonly setsid: 26;
   readonly net_spawn: 27;
   readonly net_join: 28;
+  readonly write_existing: 29;
 } = {
   wait_parent: 1,
   mount: 2,
@@ -71,6 +72,7 @@ export const OpCode: {
   setsid: 26,
   net_spawn: 27,
   net_join: 28,
+  write_existing: 29,
 } as const;
 
 /** The name of a setup step, as reported in {@linkcode SboxError.step}. */
@@ -345,6 +347,11 @@ export class ProgramBuilder {
   /** Replaces `path` (a file or a link, not followed) with a new file of `mode` holding `text`. */
   writeFile(path: string, text: string, mode = 0o644): this {
     return this.#push(OpCode.write_file, [{ str: path }, { str: text }, mode], `cannot write ${path}`);
+  }
+
+  /** Write `text` to the existing file `path` (a sysctl), without creating or truncating it. */
+  writeExisting(path: string, text: string): this {
+    return this.#push(OpCode.write_existing, [{ str: path }, { str: text }], `cannot write ${path}`);
   }
 
   /**

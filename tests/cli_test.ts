@@ -772,6 +772,30 @@ Deno.test("cli: report OK to a file, RE to stderr", async () => {
   assert.deepEqual([report(notFound.stderr).status, report(notFound.stderr).exitCode], ["RE", 127]);
 });
 
+Deno.test("cli: the container's IPC namespace bounds SysV shared memory, semaphores and message queues", async () => {
+  // The kernel's defaults for a new IPC namespace bound nothing (shmmax
+  // 2^64): kernel memory no rlimit counts. python3 from the host's root.
+  const script = [
+    "import ctypes, os",
+    "libc = ctypes.CDLL(None, use_errno=True)",
+    "def shm(size):",
+    "    i = libc.shmget(0, ctypes.c_size_t(size), 0o1600)",
+    "    if i < 0: return os.strerror(ctypes.get_errno())",
+    "    libc.shmctl(i, 0, None)",
+    "    return 'ok'",
+    "def sem(n):",
+    "    i = libc.semget(0, n, 0o1600)",
+    "    if i < 0: return os.strerror(ctypes.get_errno())",
+    "    libc.semctl(i, 0, 0)",
+    "    return 'ok'",
+    "print(shm(32 << 20), shm(128 << 20), sem(250), sem(1000))",
+    "print(open('/proc/sys/kernel/msgmni').read().strip())",
+  ].join("\n");
+  const result = await sbox(["run", "--", "python3", "-c", script]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stdout, "ok Invalid argument ok Invalid argument\n256\n");
+});
+
 Deno.test("cli: times count from the command's start: the setup's CPU and wall time are not the command's", async () => {
   // The setup costs the container's cgroup 3-6 ms of CPU; busybox's true
   // itself, from its fork to its exit, about 1 ms.
