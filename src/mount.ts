@@ -547,12 +547,13 @@ export class BaseMounts implements Mount {
       // the host's inode, which the container's root (the host's root under
       // the identity map) could otherwise chmod or chown for the whole host
       // (/dev/null 0600). Reads and writes of a device do not need a
-      // writable mount.
+      // writable mount. Not noexec: mmap of /dev/zero with PROT_EXEC (JITs,
+      // allocators) needs an exec mount, as on the host.
       b.touch(at(`/dev/${device}`), 0o666).mount(
         `/dev/${device}`,
         at(`/dev/${device}`),
         null,
-        MS.BIND | MS.RDONLY | MS.NOSUID | MS.NOEXEC,
+        MS.BIND | MS.RDONLY | MS.NOSUID,
         null,
         `cannot bind /dev/${device}`,
       );

@@ -772,6 +772,15 @@ Deno.test("cli: report OK to a file, RE to stderr", async () => {
   assert.deepEqual([report(notFound.stderr).status, report(notFound.stderr).exitCode], ["RE", 127]);
 });
 
+Deno.test("cli: /dev/zero maps executable, as on the host (the device binds are read-only, not noexec)", async () => {
+  const script = "import mmap, os\n" +
+    "fd = os.open('/dev/zero', os.O_RDWR)\n" +
+    "m = mmap.mmap(fd, 4096, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)\n" +
+    "print('mapped', len(m))";
+  const result = await sbox(["run", "--", "python3", "-c", script]);
+  assert.deepEqual([result.code, result.stdout], [0, "mapped 4096\n"], result.stderr);
+});
+
 Deno.test("cli: the container's IPC namespace bounds SysV shared memory, semaphores and message queues", async () => {
   // The kernel's defaults for a new IPC namespace bound nothing (shmmax
   // 2^64): kernel memory no rlimit counts. python3 from the host's root.

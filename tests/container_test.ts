@@ -221,6 +221,27 @@ Deno.test("a directory or a block device as a stdio fd is refused before any pro
       assert.match(err.message, new RegExp(`invalid option ${name}: fd ${fd} is ${what}`));
     }
     assert.deepEqual(snapshot(), before, "nothing was created");
+
+    // The caller's own fd 0, inherited: checked at every start, as fds 0-2
+    // may change in between (a check once per process let this through).
+    const libc = Deno.dlopen("libc.so.6", {
+      dup: { parameters: ["i32"], result: "i32" },
+      dup2: { parameters: ["i32", "i32"], result: "i32" },
+    });
+    const saved = libc.symbols.dup(0);
+    try {
+      await (await setup.container.start({ command: ["/bin/true"], env: ENV, stdin: "inherit" })).status;
+      libc.symbols.dup2(dir, 0);
+      await using again = await busyboxContainer();
+      const err = await again.container.start({ command: ["/bin/true"], env: ENV, stdin: "inherit" })
+        .catch((e) => e);
+      assert.ok(err instanceof SboxError, `a directory as the caller's fd 0 was given: ${err}`);
+      assert.match(err.message, /invalid option stdin: fd 0 is a directory/);
+    } finally {
+      libc.symbols.dup2(saved, 0);
+      close(saved);
+      libc.close();
+    }
   } finally {
     close(dir);
     if (device >= 0) close(device);
