@@ -1416,6 +1416,55 @@ Deno.test(STDIO_DEVICES_TEST, { ignore: skipUnlessRoot(STDIO_DEVICES_TEST, WHY_S
   }
 });
 
+const STDIO_TTY_TEST =
+  "cli: as root, an inherited /dev/tty is refused: opened anew it could be another terminal";
+Deno.test(STDIO_TTY_TEST, { ignore: skipUnlessRoot(STDIO_TTY_TEST, WHY_STDIO_ROOT) }, async () => {
+  if (skipWithout("/usr/bin/script", STDIO_TTY_TEST, "util-linux's script")) return;
+  const quote = (arg: string) => `'${arg.replaceAll("'", `'"'"'`)}'`;
+  const command = [
+    Deno.execPath(),
+    "run",
+    "--allow-ffi",
+    SBOX,
+    "run",
+    "--rootfs",
+    busyboxImage(),
+    "--",
+    "true",
+  ]
+    .map(quote).join(" ");
+  const pty = await new Deno.Command("script", {
+    args: ["-qec", `${command} </dev/tty; echo "status $?"`, "/dev/null"],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+  }).output();
+  const out = text(pty.stdout).replaceAll("\r", "");
+  assert.match(
+    out,
+    /^sbox: sbox's stdin \(fd 0\): \/dev\/tty or \/dev\/console, which opened anew could be another terminal/m,
+  );
+  assert.match(out, /^status 125$/m);
+});
+
+Deno.test("cli: as root, an output that already belongs to the ids of a running output is refused", {
+  ignore: skipUnlessRoot("an output owned by the away ids", WHY_STDIO_ROOT),
+}, async () => {
+  const dir = scratchDir("cli-stdio-away-");
+  try {
+    const out = `${dir}/out`;
+    Deno.writeTextFileSync(out, "");
+    // What another run's output, or a killed run's, looks like.
+    Deno.chownSync(out, 0xfffffffe, 0xfffffffe);
+    const result = await busybox(["--stdout", out, "--", "echo", "x"]);
+    assertSboxFailed(result, /--stdout: .*out belongs to 4294967294:4294967294, .*another run is writing it/);
+    assert.equal(Deno.readTextFileSync(out), "", "nothing written");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 // ---- bad values -------------------------------------------------------------
 
 Deno.test("cli: a bad value for any option fails with 125, naming the option and the value", async () => {

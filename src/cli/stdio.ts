@@ -218,11 +218,15 @@ class StdioFiles {
     const found = fstat(fd);
     refuseInherited(fd, found);
     if (!found?.isCharDevice) return "inherit";
+    // Only a device that is the same device when opened anew: /dev/tty and
+    // /dev/console lead to whichever terminal the opener has, the
+    // multiplexer makes a new terminal, and a cloning device (tun, fuse,
+    // kvm: misc, major 10) a new instance. Others are given as they are.
+    if (!reopensAsItself(found.rdevMajor) && found.rdevMajor !== 5) return "inherit";
     try {
-      // The multiplexer opened anew would be a new terminal, not this one.
-      const refused = found.rdevMajor === 5 && found.rdevMinor === 2
-        ? `a pseudo-terminal master (/dev/ptmx), which opened anew would be another terminal; ` +
-          `give ${OPTIONS[fd]} FILE, or redirect it`
+      const refused = found.rdevMajor === 5
+        ? `${found.rdevMinor === 2 ? "a pseudo-terminal master (/dev/ptmx)" : "/dev/tty or /dev/console"}, ` +
+          `which opened anew could be another terminal; give ${OPTIONS[fd]} FILE, or the terminal itself`
         : undefined;
       const flags = fdFlags(fd);
       const view = this.#openReadOnly(fd, flags & (O.WRONLY | O.RDWR | O.APPEND), refused);
@@ -271,6 +275,15 @@ class StdioFiles {
   #disown(option: string, path: string, fd: number, found: FdStat): void {
     this.#awayIds ??= unmappedIds(this.containerIds) ?? null;
     if (this.#awayIds === null) return;
+    if (found.uid === this.#awayIds.uid && found.gid === this.#awayIds.gid) {
+      // Its owner to give back would be the away ids themselves: another
+      // run writes this file now, or one was killed while it did.
+      throw new SboxError(
+        `${path} belongs to ${found.uid}:${found.gid}, the ids an output gets while a run writes it: ` +
+          "another run is writing it, or one was killed; give it its owner back (chown) or name another file",
+        { step: "options" },
+      );
+    }
     const rc = tryFchown(fd, this.#awayIds.uid, this.#awayIds.gid);
     // No CAP_CHOWN (rootless), or a file system that does not let root
     // chown (NFS's root_squash): the file stays as it is.
@@ -316,6 +329,16 @@ class StdioFiles {
     this.#given.delete(fd);
     close(fd);
   }
+}
+
+/**
+ * Whether a character device of major number `major` is the same device
+ * each time it is opened: the memory devices (null, zero, full, random,
+ * urandom: 1), terminals and serial lines (4), pseudo-terminal slaves
+ * (136-143), USB serial lines (166, 188).
+ */
+function reopensAsItself(major: number): boolean {
+  return major === 1 || major === 4 || (major >= 136 && major <= 143) || major === 166 || major === 188;
 }
 
 /** Why a file of mode `mode` cannot be stdio, or undefined when it can. */
