@@ -100,9 +100,18 @@ Deno.test("a Cgroup whose mountPath is not a cgroup2 mount is refused by create(
     }).then(() => undefined, (e) => e);
     assert.ok(err instanceof SboxError && err.step === "options", String(err));
     assert.match(String(err), notCgroup);
-    // The cgroup2 mount itself, by another spelling, is one.
+    // The cgroup2 mount itself, by another spelling, is one; and through a
+    // symbolic link, which the kernel follows.
     const own = Cgroup.current();
     new Cgroup(`/${own.mountPath}/.`, own.name).create();
+    Deno.symlinkSync(own.mountPath, `${dir}/link`);
+    const linked = new Cgroup(`${dir}/link`, `${own.name === "" ? "" : `${own.name}/`}sbox-link-${Deno.pid}`);
+    try {
+      linked.create();
+      assert.ok(linked.exists());
+    } finally {
+      await linked.remove();
+    }
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
