@@ -224,6 +224,11 @@ export function stat(path: string, follow = true): FileStat | undefined {
   const n = num(helper().sbox_stat(cstr(path), follow, new Uint8Array(out.buffer)));
   if (n === -ENOENT) return undefined;
   check(n, "stat", `cannot stat ${path}`);
+  return fileStatOf(out);
+}
+
+/** The FileStat of the helper's stat words: mode, uid, gid, size first. */
+function fileStatOf(out: BigUint64Array): FileStat {
   const mode = Number(out[0]);
   const type = mode & 0o170000;
   return {
@@ -256,16 +261,9 @@ export function fstat(fd: number): FdStat | undefined {
   const n = num(helper().sbox_fstat(fd, new Uint8Array(out.buffer)));
   if (n === -EBADF) return undefined;
   check(n, "stat", `cannot stat fd ${fd}`);
-  const mode = Number(out[0]);
-  const type = mode & 0o170000;
+  const type = Number(out[0]) & 0o170000;
   return {
-    mode,
-    uid: Number(out[1]),
-    gid: Number(out[2]),
-    size: Number(out[3]),
-    isDirectory: type === 0o040000,
-    isFile: type === 0o100000,
-    isSymlink: type === 0o120000,
+    ...fileStatOf(out),
     isCharDevice: type === 0o020000,
     isBlockDevice: type === 0o060000,
     isFifo: type === 0o010000,
