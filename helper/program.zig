@@ -16,7 +16,7 @@
 const std = @import("std");
 
 pub const magic: u32 = 0x31584253; // "SBX1"
-pub const version: u32 = 5; // 2: security ops; 3: the library's calls through sbox_call; 4: network thread; 5: setup_cpu record
+pub const version: u32 = 5; // 2: security ops; 3: the library's calls through sbox_call; 4: network thread; 5: setup_cpu, started_at, exited_at records
 
 /// Explicit limits. The compiler checks them first (PROGRAM_LIMITS in
 /// src/program.ts, which a test keeps equal) and says which was passed.
@@ -183,6 +183,12 @@ pub const RecordKind = enum(u32) {
     /// far, in microseconds: the container's setup (the network thread's
     /// included), which its cgroup counts too.
     setup_cpu = 5,
+    /// From a reaper, just before `started`: CLOCK_MONOTONIC when it saw the
+    /// command's execve, in microseconds, the low 31 bits.
+    started_at = 6,
+    /// From a reaper, just before `exited`: the same clock when it reaped the
+    /// command.
+    exited_at = 7,
 };
 
 pub const LinkError = error{ BadHeader, BadOp, BadOffset, BadString, BadArray, NoExec };

@@ -45,6 +45,16 @@ fn ownCpuUsec() i32 {
     return @intCast(@min(usec, std.math.maxInt(i32)));
 }
 
+/// CLOCK_MONOTONIC in microseconds, its low 31 bits (a record's value is an
+/// i32): it wraps every ~36 minutes, which the caller undoes with its own
+/// coarser clock.
+fn monotonicUsec() i32 {
+    var ts: linux.timespec = undefined;
+    if (isError(linux.syscall2(.clock_gettime, @intFromEnum(linux.CLOCK.MONOTONIC), @intFromPtr(&ts)))) return 0;
+    const usec = @as(u64, @intCast(ts.sec)) * std.time.us_per_s + @as(u64, @intCast(ts.nsec)) / std.time.ns_per_us;
+    return @intCast(usec & 0x7fffffff);
+}
+
 fn exit(status: u8) noreturn {
     _ = linux.syscall1(.exit_group, status);
     unreachable;
@@ -59,6 +69,7 @@ fn reapAll(watch: Watch) void {
         const pid = linux.syscall4(.wait4, @bitCast(@as(isize, -1)), @intFromPtr(&status), wnohang | wall, 0);
         if (isError(pid) or pid == 0) return;
         if (pid == @as(usize, @intCast(watch.child))) {
+            report(watch, .exited_at, monotonicUsec());
             report(watch, .exited, @bitCast(status));
             exit(0);
         }
@@ -97,6 +108,10 @@ pub fn supervise(watch: Watch) noreturn {
     // network thread included: a process's CPU clock outlives execve), so
     // that the caller can tell it from the command's in the cgroup's figure.
     report(watch, .setup_cpu, ownCpuUsec());
+    // When the command's execve was seen here, and (reapAll) when its end:
+    // the caller's own clock sees both later, by as long as its event loop
+    // takes to read them, which a loaded machine stretches.
+    report(watch, .started_at, monotonicUsec());
     report(watch, .started, watch.child);
 
     // The command may have ended before the handlers were in place (its

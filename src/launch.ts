@@ -72,6 +72,14 @@ export interface Launched {
   channel?: StatusChannel;
   /** For a reaper: the CPU time of the setup in microseconds (its `setupCpu` record). */
   setupCpuUsec?: number;
+  /** For a reaper: when it saw the command's execve (its `startedAt` record), and when this process read that. */
+  startedAt?: ReaperTime;
+}
+
+/** A time of pid 1's clock (microseconds, low 31 bits), and `performance.now()` when it was read here. */
+export interface ReaperTime {
+  usec: number;
+  seenMs: number;
 }
 
 /** The open result pipe of a reaper and how to let it go after end-of-file. */
@@ -169,11 +177,15 @@ async function launchChild(spec: LaunchSpec): Promise<Launched> {
       spec.afterRelease?.(pid);
     }
     let setupCpuUsec: number | undefined;
+    let startedAt: ReaperTime | undefined;
     for (let record = await reader.next(); record; record = await reader.next()) {
       records.push(record);
       if (record.kind === "setupCpu") setupCpuUsec = record.usec;
+      if (record.kind === "startedAt") startedAt = { usec: record.usec, seenMs: performance.now() };
       // A reaper keeps the pipe open for the container's life.
-      if (record.kind === "started") return { pid, pidfd, channel: { reader, release }, setupCpuUsec };
+      if (record.kind === "started") {
+        return { pid, pidfd, channel: { reader, release }, setupCpuUsec, startedAt };
+      }
     }
   } catch (err) {
     close(syncWrite);

@@ -7,7 +7,7 @@
  */
 
 import { SboxError } from "./error.ts";
-import type { Launched, StatusChannel } from "./launch.ts";
+import type { Launched, ReaperTime, StatusChannel } from "./launch.ts";
 import { reactor } from "./reactor.ts";
 import { type SignalLike, signalName, signalNumber } from "./signal.ts";
 import { type BackgroundClose, closeInBackground } from "./teardown.ts";
@@ -232,6 +232,8 @@ export class Process {
   readonly #done = Promise.withResolvers<void>();
   /** The result of the first output() call, which every later call returns. */
   #output: Promise<ProcessOutput> | undefined;
+  /** @internal Under a reaper: when pid 1 reaped the command (see InitProcess.wallTimeMs). */
+  protected exitedAt: ReaperTime | undefined;
 
   /** @internal Wraps a launched process; use Container.start/exec. */
   constructor(launched: Launched, parentFds: [number, number, number], heldNamespace = -1) {
@@ -253,6 +255,7 @@ export class Process {
     if (channel) {
       for (let record = await channel.reader.next(); record; record = await channel.reader.next()) {
         if (record.kind === "exited") commandStatus = record.waitStatus;
+        if (record.kind === "exitedAt") this.exitedAt = { usec: record.usec, seenMs: performance.now() };
       }
       channel.release();
     }
@@ -424,11 +427,32 @@ export class InitProcess extends Process {
    */
   readonly setupCpuUsec: number | undefined;
 
+  readonly #startedAt: ReaperTime | undefined;
+
   /** @internal Use Container.start. */
   constructor(launched: Launched, parentFds: [number, number, number], heldNamespace = -1) {
     super(launched, parentFds, heldNamespace);
     this.pidfd = launched.pidfd;
     this.setupCpuUsec = launched.setupCpuUsec;
+    this.#startedAt = launched.startedAt;
+  }
+
+  /**
+   * With `reaper: true`, once `status` has resolved: the command's
+   * wall-clock time in milliseconds, from its `execve` to its end, as pid 1
+   * saw them (this process sees both later, by as long as its event loop
+   * takes to read them). Undefined without a reaper, before the end, or when
+   * the command was killed with pid 1 (a SIGKILL of the whole container).
+   */
+  get wallTimeMs(): number | undefined {
+    const start = this.#startedAt, end = this.exitedAt;
+    if (!start || !end) return undefined;
+    // pid 1's clock comes in 31 bits of microseconds: the wraps (every
+    // ~36 minutes) that this process's own clock saw go back in.
+    const wrapMs = 2 ** 31 / 1000;
+    const ownMs = ((end.usec - start.usec + 2 ** 31) % 2 ** 31) / 1000;
+    const seenMs = end.seenMs - start.seenMs;
+    return ownMs + Math.round((seenMs - ownMs) / wrapMs) * wrapMs;
   }
 }
 

@@ -10,8 +10,9 @@
  *
  * A `reaper` op (a minimal pid 1 that runs the command as its child) keeps
  * the pipe open for the container's life: it writes `setupCpu` (the CPU time
- * of the setup, all done by pid 1) and `started` once the command has
- * exec'd, and `exited` with the command's wait status at the end.
+ * of the setup, all done by pid 1), `startedAt` (its clock) and `started`
+ * once the command has exec'd, and `exitedAt` and `exited` with the
+ * command's wait status at the end.
  *
  * @module
  */
@@ -25,10 +26,11 @@ export type ChildRecord =
   | { kind: "forked"; opIndex: number; pid: number }
   | { kind: "started"; opIndex: number; pid: number }
   | { kind: "exited"; opIndex: number; waitStatus: number }
-  | { kind: "setupCpu"; opIndex: number; usec: number };
+  | { kind: "setupCpu"; opIndex: number; usec: number }
+  | { kind: "startedAt" | "exitedAt"; opIndex: number; usec: number };
 
 const RECORD_BYTES = 16;
-const KINDS = ["failed", "forked", "started", "exited", "setupCpu"] as const;
+const KINDS = ["failed", "forked", "started", "exited", "setupCpu", "startedAt", "exitedAt"] as const;
 
 /** Decodes one record; throws on an unknown kind (a helper/TS mismatch). */
 export function decodeRecord(bytes: Uint8Array): ChildRecord {
@@ -46,6 +48,8 @@ export function decodeRecord(bytes: Uint8Array): ChildRecord {
     case "exited":
       return { kind, opIndex, waitStatus: value };
     case "setupCpu":
+    case "startedAt":
+    case "exitedAt":
       return { kind, opIndex, usec: value };
   }
   throw new Error(`sbox internal error: unknown record kind ${view.getUint32(0, true)}`);

@@ -805,6 +805,30 @@ Deno.test("cli: the container's IPC namespace bounds SysV shared memory, semapho
   assert.equal(result.stdout, "ok Invalid argument ok Invalid argument\n256\n");
 });
 
+Deno.test("cli: --wall-time is judged by pid 1's clock: a command that ended in time while sbox lagged is OK", async () => {
+  // sbox stopped (as a loaded machine would delay its event loop) while the
+  // command ends at 0.5 s; it wakes after the 1 s limit has passed.
+  const child = await startUntilReady([
+    "--wall-time",
+    "1s",
+    "--report",
+    "-",
+    "--",
+    "sh",
+    "-c",
+    "echo ready; sleep 0.5",
+  ]);
+  Deno.kill(child.pid, "SIGSTOP");
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  Deno.kill(child.pid, "SIGCONT");
+  const output = await child.output();
+  const stderr = text(output.stderr);
+  const ok = report(stderr);
+  assert.deepEqual([output.code, ok.status, ok.timedOut], [0, "OK", false], stderr);
+  const wall = ok.wallTimeMs as number;
+  assert.ok(wall >= 500 && wall < 1000, `wallTimeMs ${wall}: the command's, not sbox's 1.5 s pause`);
+});
+
 Deno.test("cli: times count from the command's start: a command that never ran used no time", async () => {
   // The setup's CPU (3-6 ms) comes off the cgroup's figure (pid 1 reports
   // it: container_test checks InitProcess.setupCpuUsec), and the clock

@@ -197,6 +197,9 @@ Deno.test("with a reaper, init.setupCpuUsec is the CPU time pid 1 spent on the s
   // Mounts, namespaces, the security step: hundreds of microseconds at least.
   assert.ok(typeof reaped.setupCpuUsec === "number" && reaped.setupCpuUsec > 50, String(reaped.setupCpuUsec));
   await reaped.status;
+  // And its wall time, execve to end, as pid 1 saw them.
+  assert.ok(typeof reaped.wallTimeMs === "number" && reaped.wallTimeMs >= 0, String(reaped.wallTimeMs));
+  assert.equal(plain.wallTimeMs, undefined);
 });
 
 Deno.test("a directory or a block device as a stdio fd is refused before any process exists", async () => {

@@ -228,7 +228,10 @@ async function execute(
   // found no process yet.
   if (state.interrupted) state.kill();
   if (init) state.status = await init.status;
-  state.wallTimeMs = init ? performance.now() - started : 0;
+  // pid 1's figure where it has one: this process sees the start and the
+  // end later, by as long as its event loop takes to read them.
+  const exactWallTimeMs = init?.wallTimeMs;
+  state.wallTimeMs = init ? exactWallTimeMs ?? performance.now() - started : 0;
   watchdog.stop();
 
   // Whatever the first process left behind goes now; then the cgroup's
@@ -241,7 +244,7 @@ async function execute(
     const cpu = init ? commandCpu(usage.cpu, setupCpuUsec) : NO_USAGE.cpu;
     state.usage = { ...usage, cpu };
   }
-  watchdog.settle(state.usage.cpu.usageUsec, state.wallTimeMs);
+  watchdog.settle(state.usage.cpu.usageUsec, state.wallTimeMs, exactWallTimeMs !== undefined);
   state.exceeded = watchdog.exceeded;
   if (watchdog.failure) throw watchdog.failure;
 }

@@ -69,8 +69,14 @@ export class Watchdog {
    * Final account once the container is gone: a run that used more than a
    * limit is over it, even if it ended between two polls.
    */
-  settle(cpuUsageUsec: number, wallTimeMs: number): void {
+  settle(cpuUsageUsec: number, wallTimeMs: number, exactWallTime = false): void {
     const { cpuTimeMs, wallTimeMs: wallLimitMs } = this.#limits;
+    // The timer fired, but pid 1 saw the command end in time: sbox's event
+    // loop only read that late (a loaded machine). Its kill found nothing
+    // of the command left to kill.
+    if (this.exceeded === "--wall-time" && exactWallTime && wallTimeMs <= wallLimitMs!) {
+      this.exceeded = undefined;
+    }
     if (cpuTimeMs !== undefined && cpuUsageUsec > cpuTimeMs * 1000) this.exceeded ??= "--time";
     if (wallLimitMs !== undefined && wallTimeMs > wallLimitMs) this.exceeded ??= "--wall-time";
     this.timedOut = this.exceeded !== undefined;
