@@ -18,7 +18,20 @@ import { SboxError } from "./error.ts";
 import { checkKnownKeys } from "./options.ts";
 import { HostDaemon, waitReady } from "./host.ts";
 import type { ProgramBuilder } from "./program.ts";
-import { close, ENOENT, ids, O, pipe, setNonblocking, stat, tryOpen, tryUnlink } from "./sys.ts";
+import {
+  check,
+  close,
+  ENOENT,
+  ids,
+  O,
+  pipe,
+  setNonblocking,
+  stat,
+  tryMkdir,
+  tryOpen,
+  tryRmdir,
+  tryUnlink,
+} from "./sys.ts";
 import { unixRequest } from "./unix_socket.ts";
 import { findHostProgram } from "./user.ts";
 
@@ -251,6 +264,14 @@ export class Slirp4NetnsManager extends UserModeNetworkManager {
   async attach(pid: number): Promise<NetworkAttachment> {
     checkTunDevice("slirp4netns");
     const apiSocket = this.publish.length > 0 ? socketPath() : undefined;
+    // Gone once the ports are published: anyone who can connect to it can
+    // add forwards to this container, on any host address and port the
+    // daemon may bind (0.0.0.0:81 for a root sbox's).
+    const removeSocket = () => {
+      if (!apiSocket) return;
+      tryUnlink(apiSocket);
+      tryRmdir(apiSocket.slice(0, apiSocket.lastIndexOf("/")));
+    };
     const ready = readyPipe();
     let exit: { read: number; write: number };
     try {
@@ -299,11 +320,12 @@ export class Slirp4NetnsManager extends UserModeNetworkManager {
         close(exit.write);
         exit.write = -1;
         await daemon.stop();
-        if (apiSocket) tryUnlink(apiSocket);
+        removeSocket();
       })();
     try {
       await awaitDaemon(daemon, ready.read, this.readyTimeoutMs);
       for (const port of this.publish) addHostForward(apiSocket!, port);
+      removeSocket();
     } catch (err) {
       await stop();
       throw err;
@@ -312,19 +334,26 @@ export class Slirp4NetnsManager extends UserModeNetworkManager {
   }
 }
 
-/** Where slirp4netns's API sockets go (only with published ports). */
+/** Where the directories of slirp4netns's API sockets go (only with published ports). */
 export const SLIRP4NETNS_SOCKET_DIR = "/tmp";
 /**
- * The name of such a socket: this process's pid, 12 random hex digits.
- * slirp4netns killed with its owner leaves it behind: `sbox run` removes
- * those whose pid is gone (cli/leftovers.ts).
+ * The name of such a directory: this process's pid, 12 random hex digits.
+ * It holds the socket, `api.sock`, until the ports are published. A run
+ * killed before that leaves it behind: `sbox run` removes those in which
+ * nothing listens (cli/leftovers.ts).
  */
-export const SLIRP4NETNS_SOCKET_NAME: RegExp = /^sbox-slirp4netns-(\d+)-[0-9a-f]{12}\.sock$/;
+export const SLIRP4NETNS_SOCKET_NAME: RegExp = /^sbox-slirp4netns-(\d+)-[0-9a-f]{12}$/;
 
-/** A fresh path for slirp4netns's API socket. */
+/**
+ * A fresh path for slirp4netns's API socket, in a directory of mode 0700
+ * made for it: the socket itself gets the caller's umask (0777 under
+ * `umask 000`), which would let any local user connect.
+ */
 function socketPath(): string {
   const random = [...crypto.getRandomValues(new Uint8Array(6))].map((b) => b.toString(16).padStart(2, "0"));
-  return `${SLIRP4NETNS_SOCKET_DIR}/sbox-slirp4netns-${ids().pid}-${random.join("")}.sock`;
+  const dir = `${SLIRP4NETNS_SOCKET_DIR}/sbox-slirp4netns-${ids().pid}-${random.join("")}`;
+  check(tryMkdir(dir, 0o700), "network", `cannot make ${dir}`);
+  return `${dir}/api.sock`;
 }
 
 /** Asks slirp4netns to forward 127.0.0.1:hostPort to the container's port. */

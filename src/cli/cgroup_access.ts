@@ -56,13 +56,25 @@ function whyNot(parent: Cgroup): string | undefined {
 export function useCgroup(parent: Cgroup, options: RunOptions): boolean {
   const reason = whyNot(parent);
   if (reason === undefined) return true;
+  const { euid } = ids();
+  const delegate =
+    `chown it and its cgroup.procs, cgroup.subtree_control and cgroup.threads to uid ${euid}, ` +
+    "as systemd's Delegate=yes does";
+  // A --cgroup given by name is wanted: for its accounting, its kill and its
+  // own limits, which a run without it would silently lack.
+  if (options.cgroup !== undefined) {
+    throw new SboxError(
+      `--cgroup ${options.cgroup} cannot be used: ${reason}: delegate it to the user (${delegate})`,
+      {
+        step: "cgroup",
+      },
+    );
+  }
   const wanted = NEEDS_CGROUP.find((n) => options[n.key] !== undefined);
   if (!wanted) return false;
-  const { euid } = ids();
   throw new SboxError(
     `${wanted.option} needs a cgroup, but ${reason}: ` +
-      `delegate one to the user (chown it and its cgroup.procs, cgroup.subtree_control and ` +
-      `cgroup.threads to uid ${euid}, as systemd's Delegate=yes does), run sbox in it, or name it with --cgroup`,
+      `delegate one to the user (${delegate}), run sbox in it, or name it with --cgroup`,
     { step: "cgroup" },
   );
 }

@@ -85,16 +85,18 @@ function removeEmptyCgroup(path: string): void {
   tryRmdir(path);
 }
 
-/** The slirp4netns API sockets owned by `uid` that nothing listens on any more. */
+/** The directories of slirp4netns API sockets owned by `uid` in which nothing listens any more. */
 function removeSockets(uid: number): void {
   try {
     for (const entry of readDir(SLIRP4NETNS_SOCKET_DIR)) {
       if (!SLIRP4NETNS_SOCKET_NAME.test(entry.name)) continue;
-      const path = `${SLIRP4NETNS_SOCKET_DIR}/${entry.name}`;
-      const found = stat(path, false);
-      const S_IFSOCK = 0o140000;
-      if (found?.uid !== uid || (found.mode & 0o170000) !== S_IFSOCK) continue;
-      if (!unixListening(path)) tryUnlink(path);
+      const dir = `${SLIRP4NETNS_SOCKET_DIR}/${entry.name}`;
+      const found = stat(dir, false);
+      if (found?.uid !== uid || !found.isDirectory) continue;
+      const socket = `${dir}/api.sock`;
+      if (stat(socket, false) !== undefined && unixListening(socket)) continue;
+      tryUnlink(socket);
+      tryRmdir(dir);
     }
   } catch {
     // Unreadable: nothing to do.
