@@ -135,14 +135,15 @@ Deno.test("setgroups: newgidmap's choice matches the mapper's, so a container st
       const root = findCgroup2Mount();
       // It was run without one, silently (only --verbose said so): no
       // accounting, no kill, none of its limits.
-      for (const limits of [[], ["--pids", "10"]]) {
+      const cases: [string[], RegExp][] = [
+        [[], /^sbox: --cgroup \S+ cannot be used: uid \d+ may not create cgroups in .*delegate it/],
+        [["--pids", "10"], /^sbox: --pids needs a cgroup, but uid \d+ may not create cgroups in .*delegate/],
+      ];
+      for (const [limits, message] of cases) {
         const result = await sbox(["--cgroup", root, ...limits, "--", "echo", "ran"]);
         assert.equal(result.code, 125, result.stderr);
         assert.equal(result.stdout, "");
-        assert.match(
-          result.stderr,
-          /^sbox: --cgroup \S+ cannot be used: uid \d+ may not create cgroups in .*delegate it/,
-        );
+        assert.match(result.stderr, message);
       }
     },
   });

@@ -57,24 +57,22 @@ export function useCgroup(parent: Cgroup, options: RunOptions): boolean {
   const reason = whyNot(parent);
   if (reason === undefined) return true;
   const { euid } = ids();
-  const delegate =
-    `chown it and its cgroup.procs, cgroup.subtree_control and cgroup.threads to uid ${euid}, ` +
-    "as systemd's Delegate=yes does";
-  // A --cgroup given by name is wanted: for its accounting, its kill and its
-  // own limits, which a run without it would silently lack.
-  if (options.cgroup !== undefined) {
+  const delegate = "chown it and its cgroup.procs, cgroup.subtree_control and cgroup.threads to uid " +
+    `${euid}, as systemd's Delegate=yes does`;
+  const limit = NEEDS_CGROUP.find((n) => options[n.key] !== undefined);
+  if (limit) {
     throw new SboxError(
-      `--cgroup ${options.cgroup} cannot be used: ${reason}: delegate it to the user (${delegate})`,
-      {
-        step: "cgroup",
-      },
+      `${limit.option} needs a cgroup, but ${reason}: ` +
+        `delegate one to the user (${delegate}), run sbox in it, or name it with --cgroup`,
+      { step: "cgroup" },
     );
   }
-  const wanted = NEEDS_CGROUP.find((n) => options[n.key] !== undefined);
-  if (!wanted) return false;
-  throw new SboxError(
-    `${wanted.option} needs a cgroup, but ${reason}: ` +
-      `delegate one to the user (${delegate}), run sbox in it, or name it with --cgroup`,
-    { step: "cgroup" },
-  );
+  // A --cgroup named is wanted even without limits: for its accounting, its
+  // kill and its own limits, which a run without it would silently lack.
+  if (options.cgroup !== undefined) {
+    // The reason that is not about delegation says its own cure.
+    const cure = reason.endsWith("run sbox inside it") ? "" : `: delegate it to the user (${delegate})`;
+    throw new SboxError(`--cgroup ${options.cgroup} cannot be used: ${reason}${cure}`, { step: "cgroup" });
+  }
+  return false;
 }
