@@ -126,6 +126,14 @@ function realPath(path: string): string {
   }
 }
 
+/**
+ * Groups this process killed with {@linkcode Cgroup.kill} and has not
+ * removed since: on Linux 6.18 the kernel kills a process cloned into one
+ * at once, so a container started there would die during its setup, its
+ * start looking like a success and its status SIGKILL.
+ */
+const killedGroups = new Set<string>();
+
 function unescapeMountPath(path: string): string {
   return path.replace(/\\([0-7]{3})/g, (_, oct) => String.fromCharCode(parseInt(oct, 8)));
 }
@@ -271,6 +279,7 @@ export class Cgroup {
         throw interfaceFileError(parts[i - 1]);
       }
       const rc = tryMkdir(path, 0o755);
+      if (rc === 0) killedGroups.delete(path);
       const last = i === parts.length;
       if (rc < 0 && (-rc !== EEXIST || (last && options.exclusive))) {
         check(rc, "cgroup", `cannot create cgroup ${path}`);
@@ -300,7 +309,10 @@ export class Cgroup {
     }
     for (let attempt = 0;; attempt++) {
       const rc = tryRmdir(this.path);
-      if (rc === 0 || -rc === ENOENT) return;
+      if (rc === 0 || -rc === ENOENT) {
+        killedGroups.delete(this.path); // a group made again by that name is a new one
+        return;
+      }
       if (-rc !== EBUSY || attempt >= 200) check(rc, "cgroup", `cannot remove cgroup ${this.path}`);
       if (attempt === 0) this.#killIfPossible();
       await new Promise((resolve) => setTimeout(resolve, Math.min(1 + attempt, 20)));
@@ -318,11 +330,13 @@ export class Cgroup {
   /**
    * Kills every process in the group and its descendants (cgroup.kill).
    * On some kernels (Linux 6.18 here), a process cloned into the group
-   * afterwards is killed at once, so a container started in it dies with
-   * SIGKILL before it runs: give the next container a new group.
+   * afterwards is killed at once, so a container started in it would die
+   * with SIGKILL before it runs: starting one there is refused (an
+   * SboxError naming `cgroup`) until the group is removed and made anew.
    */
   kill(): void {
     this.#write("cgroup.kill", "1");
+    killedGroups.add(this.path);
   }
 
   /** Moves process `pid` (a host pid) into the group. */
@@ -446,6 +460,19 @@ export class Cgroup {
 
   /** Opens the directory for CLONE_INTO_CGROUP; the caller closes the fd. */
   openDirectory(): number {
+    // Here, where a process is about to be cloned into the group.
+    for (
+      let path = this.path;
+      path.length >= this.mountPath.length;
+      path = path.slice(0, path.lastIndexOf("/"))
+    ) {
+      if (!killedGroups.has(path)) continue;
+      throw SboxError.invalidOption(
+        "cgroup",
+        `${this.path} is in a group killed with kill() (${path}): a process started there afterwards is ` +
+          "killed at once, before it runs (Linux 6.18); start it in a new group",
+      );
+    }
     return open(this.path, O.RDONLY | O.DIRECTORY);
   }
 

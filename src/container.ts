@@ -318,7 +318,10 @@ export class Container implements AsyncDisposable {
     this.#processes.add(this.#init);
     // The network lives as long as the init: its end ends the namespace.
     const attachment = this.#network;
-    if (attachment) this.#init.status.finally(() => attachment.stop());
+    // destroy() stops it too and reports a failure there, to a caller who
+    // can catch it; this promise has no one to reject to (a rejection of a
+    // custom manager's stop() here ended the Deno process).
+    if (attachment) this.#init.status.finally(() => attachment.stop()).catch(() => {});
     return this.#init;
   }
 
@@ -561,7 +564,8 @@ export class Container implements AsyncDisposable {
       else close(cgroupFd);
       if (child) this.#leaveChildCgroup(child, false);
       if (!joining) {
-        await this.#network?.stop();
+        // The start's own error is the one to report.
+        await this.#network?.stop().catch(() => {});
         this.#network = undefined;
         close(this.#heldNamespace);
         this.#heldNamespace = -1;

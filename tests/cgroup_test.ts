@@ -6,7 +6,14 @@
 
 import assert from "node:assert/strict";
 import { Cgroup, Container, findCgroup2Mount, OverlayMount, SboxError } from "../mod.ts";
-import { busyboxContainer, identityMapper, scratchDir, testCgroup } from "./fixtures.ts";
+import {
+  busyboxContainer,
+  busyboxImage,
+  identityMapper,
+  scratchDir,
+  snapshot,
+  testCgroup,
+} from "./fixtures.ts";
 
 Deno.test("cgroup2 is found in /proc/self/mountinfo, not assumed", () => {
   const mount = findCgroup2Mount();
@@ -266,5 +273,34 @@ Deno.test("destroy() removes the child cgroups it made with rmdir alone: another
     assert.deepEqual(first.cgroup.child("init").procs(), [other.pid], "the other container's process died");
   } finally {
     await second.destroy();
+  }
+});
+
+Deno.test("a group killed with kill() takes no new container until it is made anew; nothing is left", async () => {
+  const cgroup = testCgroup();
+  try {
+    cgroup.kill();
+    const start = async (group: Cgroup) => {
+      await using container = await Container.create({
+        rootfs: busyboxImage(),
+        cgroup: group,
+        userMapper: identityMapper(),
+      });
+      const init = await container.start({ command: ["/bin/echo", "ran"], stdout: "piped" });
+      return new TextDecoder().decode((await init.output()).stdout);
+    };
+    const before = snapshot();
+    // It started, then died of the group's kill before it ran: status
+    // SIGKILL with nothing written, or EPIPE at the release.
+    const err = await start(cgroup).then((out) => `ran: ${JSON.stringify(out)}`, (e) => e);
+    assert.ok(err instanceof SboxError && err.step === "options", String(err));
+    assert.match(err.message, /^invalid option cgroup: \S+ is in a group killed with kill\(\)/);
+    assert.deepEqual(snapshot(), before, "no process or fd was made");
+    // A group of that name made anew is a new group.
+    await cgroup.remove();
+    cgroup.create();
+    assert.equal(await start(cgroup), "ran\n");
+  } finally {
+    await cgroup.remove();
   }
 });

@@ -974,6 +974,22 @@ Deno.test("a network without NetworkManager's methods is refused by Container.cr
   }
 });
 
+Deno.test("a custom network whose stop() rejects fails destroy(), not the Deno process", async () => {
+  const network = {
+    compile() {},
+    attach: () => Promise.resolve({ stop: () => Promise.reject(new Error("stop failed")) }),
+  } as unknown as NetworkManager;
+  // The image is its own root: no mounts, nothing to clean but the network.
+  const container = await Container.create({ rootfs: busyboxImage(), userMapper: identityMapper(), network });
+  const init = await container.start({ command: ["/bin/true"] });
+  await init.status;
+  // The init's end stops the network too, with no one to report to: that
+  // rejection was unhandled (a test fails on it).
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  const err = await container.destroy().then(() => undefined, (e) => e);
+  assert.match(String(err), /stop failed/);
+});
+
 Deno.test("id maps the kernel would refuse and bad runAsUser arguments are rejected before any process exists", async () => {
   const bad: [unknown[], RegExp][] = [
     [
