@@ -11,15 +11,14 @@ import { cleanPath } from "./mount.ts";
 import { checkOptionsObject } from "./options.ts";
 import {
   check,
-  close,
   EBUSY,
   EEXIST,
   ENOENT,
   O,
   open,
   readDir,
-  readLink,
   readTextFile,
+  resolvedPath,
   stat,
   tryMkdir,
   tryRmdir,
@@ -92,7 +91,12 @@ function fileSystemAt(path: string): string | undefined {
 export function checkOnCgroup2(cgroup: Cgroup): void {
   // The mount path resolved (it exists; the group may not yet), then the
   // group's name: cgroup2 has no links of its own.
-  const mount = realPath(cleanPath(cgroup.mountPath));
+  let mount = cleanPath(cgroup.mountPath);
+  try {
+    mount = resolvedPath(mount);
+  } catch {
+    // Missing: fileSystemAt tells on the path as it is.
+  }
   const type = fileSystemAt(cgroup.name === "" ? mount : cleanPath(`${mount}/${cgroup.name}`));
   if (type === "cgroup2") return;
   let where: string;
@@ -105,25 +109,6 @@ export function checkOnCgroup2(cgroup: Cgroup): void {
     "cgroup",
     `${cgroup.path} is not on a cgroup2 file system (it is on ${type ?? "no mount"}; ${where})`,
   );
-}
-
-/**
- * `path` with its symbolic links resolved, as the kernel resolved it (the
- * link of an O_PATH fd in /proc/self/fd), so that a group reached through a
- * link is looked up at its real mount; `path` itself when it does not exist.
- */
-function realPath(path: string): string {
-  let fd: number;
-  try {
-    fd = open(path, O.PATH | O.CLOEXEC);
-  } catch {
-    return path;
-  }
-  try {
-    return readLink(`/proc/self/fd/${fd}`);
-  } finally {
-    close(fd);
-  }
 }
 
 /**

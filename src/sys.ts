@@ -207,6 +207,20 @@ export function readLink(path: string): string {
   return decoder.decode(buf.subarray(0, n));
 }
 
+/**
+ * The path the kernel resolves `path` to: absolute, without links, "." or
+ * "..": the link of an O_PATH fd of it in /proc/self/fd. Throws (an
+ * SboxError of step "open") when `path` cannot be opened.
+ */
+export function resolvedPath(path: string): string {
+  const fd = open(path, O.PATH);
+  try {
+    return readLink(`/proc/self/fd/${fd}`);
+  } finally {
+    close(fd);
+  }
+}
+
 /** What {@linkcode stat} reports. */
 export interface FileStat {
   mode: number;

@@ -19,7 +19,7 @@ import {
   TmpfsMount,
 } from "../mount.ts";
 import type { ProgramBuilder } from "../program.ts";
-import { close, O, open, readLink, stat } from "../sys.ts";
+import { readLink, resolvedPath, stat } from "../sys.ts";
 import type { MountSpec } from "./args.ts";
 import { HostRootMount, planHostRoot } from "./hostroot.ts";
 import type { TemporaryLayers } from "./layers.ts";
@@ -47,16 +47,6 @@ export function imageDir(rootfs: string): string {
     );
   }
   return dir;
-}
-
-/** The path the kernel resolves `path` to: absolute, without links, "." or "..". */
-function resolvedPath(path: string): string {
-  const fd = open(path, O.PATH);
-  try {
-    return readLink(`/proc/self/fd/${fd}`);
-  } finally {
-    close(fd);
-  }
 }
 
 function userMount(spec: MountSpec): Mount[] {
