@@ -118,19 +118,31 @@ export function checkStdio(name: string, value: unknown): Stdio {
 const STDIO_NAMES = ["stdin", "stdout", "stderr"] as const;
 
 /**
- * Refuses an fd that would hand the container a way out: a directory (from
- * it, `/proc/self/fd/N/..` climbs to the host's own root, past pivot_root)
- * or a block device (reopened through `/proc/self/fd/N` by the container's
- * root, a host disk to write to). `fd` < 0: nothing to check.
+ * What a file of mode `mode` is when it must not be a container's stdio,
+ * else undefined: a directory (from its fd, `/proc/self/fd/N/..` climbs to
+ * the host's own root, past pivot_root) or a block device (reopened through
+ * `/proc/self/fd/N` by the container's root, a host disk to write to). The
+ * library refuses such fds, and `sbox run` such files and inherited fds.
  */
+export function escapingStdio(mode: number): "a directory" | "a block device" | undefined {
+  switch (mode & 0o170000) {
+    case 0o040000:
+      return "a directory";
+    case 0o060000:
+      return "a block device";
+  }
+  return undefined;
+}
+
+/** Refuses an fd that {@linkcode escapingStdio} names. `fd` < 0: nothing to check. */
 function refuseEscapingFd(name: string, fd: number): void {
   if (fd < 0) return;
   // fstat, every time: ~1 µs, where a stat of /proc/self/fd/N cost ~3% of a
   // start; and fds 0-2 can change between starts (dup2), so no cache.
   const info = fstat(fd);
   if (!info) return; // a closed inherited fd: the child gets none either
-  if (info.isDirectory || info.isBlockDevice) {
-    const what = info.isDirectory ? "a directory" : "a block device";
+  const what = escapingStdio(info.mode);
+  if (what) {
     throw SboxError.invalidOption(
       name,
       `fd ${fd} is ${what}, which would give the container the host's files (give a file, a pipe or a terminal)`,

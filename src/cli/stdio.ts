@@ -30,6 +30,7 @@
  */
 
 import { SboxError } from "../error.ts";
+import { escapingStdio } from "../process.ts";
 import {
   check,
   close,
@@ -343,10 +344,10 @@ function reopensAsItself(major: number): boolean {
 
 /** Why a file of mode `mode` cannot be stdio, or undefined when it can. */
 function refusal(mode: number): string | undefined {
-  switch (mode & 0o170000) {
-    case 0o040000:
+  switch (escapingStdio(mode)) {
+    case "a directory":
       return "a directory, not a file: as stdio its fd would lead out of the container into the host's files";
-    case 0o060000:
+    case "a block device":
       return "a block device: as stdio it would give the command a host disk";
   }
   return undefined;
