@@ -21,7 +21,9 @@ import {
   replacedDirOutput,
   SBOX,
   sboxOnBusybox,
+  sboxOnBusyboxArgv,
   scratchDir,
+  shellQuote,
   skipUnlessRoot,
   skipWithout,
   skipWithoutManyIds,
@@ -1412,11 +1414,10 @@ Deno.test(STDIO_DEVICES_TEST, { ignore: skipUnlessRoot(STDIO_DEVICES_TEST, WHY_S
         'stat -c "after %a %u" "$(tty)"',
       ].join("\n"),
     );
-    const quote = (arg: string) => `'${arg.replaceAll("'", `'"'"'`)}'`;
     const pty = await new Deno.Command("script", {
       args: [
         "-qec",
-        ["sh", inPty, Deno.execPath(), SBOX, busyboxImage(), inContainer].map(quote).join(" "),
+        ["sh", inPty, Deno.execPath(), SBOX, busyboxImage(), inContainer].map(shellQuote).join(" "),
         "/dev/null",
       ],
       stdin: "null",
@@ -1438,19 +1439,7 @@ const STDIO_TTY_TEST =
   "cli: as root, an inherited /dev/tty is refused: opened anew it could be another terminal";
 Deno.test(STDIO_TTY_TEST, { ignore: skipUnlessRoot(STDIO_TTY_TEST, WHY_STDIO_ROOT) }, async () => {
   if (skipWithout("/usr/bin/script", STDIO_TTY_TEST, "util-linux's script")) return;
-  const quote = (arg: string) => `'${arg.replaceAll("'", `'"'"'`)}'`;
-  const command = [
-    Deno.execPath(),
-    "run",
-    "--allow-ffi",
-    SBOX,
-    "run",
-    "--rootfs",
-    busyboxImage(),
-    "--",
-    "true",
-  ]
-    .map(quote).join(" ");
+  const command = sboxOnBusyboxArgv(["--", "true"]).map(shellQuote).join(" ");
   const pty = await new Deno.Command("script", {
     args: ["-qec", `${command} </dev/tty; echo "status $?"`, "/dev/null"],
     stdin: "null",

@@ -237,14 +237,26 @@ export const COMMAND_TIMEOUT_MS = 120_000;
  * user runs it: stdin /dev/null, stdout and stderr piped, and killed after
  * {@linkcode COMMAND_TIMEOUT_MS}.
  */
-export function sboxOnBusybox(args: string[]): Deno.Command {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-ffi", SBOX, "run", "--rootfs", busyboxImage(), ...args],
+export function sboxOnBusybox(args: string[], env?: Record<string, string>): Deno.Command {
+  const [program, ...rest] = sboxOnBusyboxArgv(args);
+  return new Deno.Command(program, {
+    args: rest,
+    env,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
     signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
   });
+}
+
+/** The command line of {@linkcode sboxOnBusybox}, Deno's path first: for a shell to run. */
+export function sboxOnBusyboxArgv(args: string[]): string[] {
+  return [Deno.execPath(), "run", "--allow-ffi", SBOX, "run", "--rootfs", busyboxImage(), ...args];
+}
+
+/** `arg` quoted for sh: in single quotes, each of its own as '"'"'. */
+export function shellQuote(arg: string): string {
+  return `'${arg.replaceAll("'", `'"'"'`)}'`;
 }
 
 /** Text of captured output. */

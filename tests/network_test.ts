@@ -19,9 +19,10 @@ import {
   COMMAND_TIMEOUT_MS,
   identityMapper,
   isRoot,
-  SBOX,
   sboxOnBusybox,
+  sboxOnBusyboxArgv,
   scratchDir,
+  shellQuote,
   skipUnlessRoot,
   text,
 } from "./fixtures.ts";
@@ -254,27 +255,8 @@ for (const net of BACKENDS) {
       const dir = scratchDir("net-path-");
       try {
         const run = (extra: string) =>
-          new Deno.Command(Deno.execPath(), {
-            args: [
-              "run",
-              "--allow-ffi",
-              SBOX,
-              "run",
-              "--rootfs",
-              busyboxImage(),
-              "--net",
-              net,
-              "--report",
-              "-",
-              "--",
-              "echo",
-              "ran",
-            ],
-            env: { PATH: `${extra}:/usr/local/bin:/usr/bin:/bin` },
-            stdin: "null",
-            stdout: "piped",
-            stderr: "piped",
-            signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+          sboxOnBusybox(["--net", net, "--report", "-", "--", "echo", "ran"], {
+            PATH: `${extra}:/usr/local/bin:/usr/bin:/bin`,
           }).output();
         Deno.mkdirSync(`${dir}/plain`);
         Deno.writeTextFileSync(`${dir}/plain/${net}`, "not a program\n", { mode: 0o644 });
@@ -439,7 +421,6 @@ async function inIsolatedHost(sboxArgs: string[]): Promise<Result> {
   const dir = scratchDir("isolated-");
   try {
     Deno.writeTextFileSync(`${dir}/index.html`, "isolated host\n");
-    const quote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
     const script = [
       "set -e",
       "ip link set lo up",
@@ -448,10 +429,9 @@ async function inIsolatedHost(sboxArgs: string[]): Promise<Result> {
       "ip link set sboxh0 up && ip link set sboxh1 up",
       "ip route add default via 192.0.2.1",
       "ip route add unreachable 10.0.2.0/24",
-      `busybox httpd -f -p 127.0.0.1:8000 -h ${quote(dir)} & server=$!`,
+      `busybox httpd -f -p 127.0.0.1:8000 -h ${shellQuote(dir)} & server=$!`,
       "set +e",
-      [Deno.execPath(), "run", "--allow-ffi", SBOX, "run", "--rootfs", busyboxImage(), ...sboxArgs]
-        .map(quote).join(" "),
+      sboxOnBusyboxArgv(sboxArgs).map(shellQuote).join(" "),
       "status=$?",
       "kill $server",
       "exit $status",
