@@ -107,14 +107,17 @@ export class HostDaemon {
     return new HostDaemon(spec.argv[0], launched.pid, launched.pidfd, stderrRead);
   }
 
-  /** Why it ended, with the last line it wrote on stderr: for error messages. */
-  async describeExit(): Promise<string> {
+  /**
+   * Why it ended, with the last line it wrote on stderr: for error messages.
+   * `shown` names it there (default: its program).
+   */
+  async describeExit(shown: string = this.program): Promise<string> {
     const result = await this.exited;
     const how = result.code === 1
       ? `exited with ${result.status}`
       : `was killed by ${signalName(result.status)}`;
     const said = (await this.#stderr).trim().split("\n").filter(Boolean).at(-1);
-    return said ? `${this.program} ${how}: ${said}` : `${this.program} ${how}`;
+    return said ? `${shown} ${how}: ${said}` : `${shown} ${how}`;
   }
 
   /**

@@ -20,15 +20,13 @@
 import { helper } from "./ffi.ts";
 import { SboxError } from "./error.ts";
 import { describeErrno, errnoNumber } from "./errno.ts";
-import { CLONE, type Program, ProgramBuilder } from "./program.ts";
+import type { Program } from "./program.ts";
 import { type ChildRecord, RecordReader } from "./protocol.ts";
 import { reactor } from "./reactor.ts";
 import { beginLaunch, endLaunch } from "./teardown.ts";
 import {
   close,
   num,
-  O,
-  open,
   pidfdSignal,
   pipe,
   setNonblocking,
@@ -257,29 +255,4 @@ export async function reap(pidfd: number): Promise<WaitResult> {
   } finally {
     reactor().close(pidfd);
   }
-}
-
-/** Result of {@linkcode runHostCommand}. */
-export interface HostCommandResult {
-  code: number | null;
-  signal: number | null;
-}
-
-/**
- * Runs a program on the host (no new namespaces) with stdin and stdout on
- * /dev/null and stderr inherited, e.g. newuidmap. `argv[0]` must be absolute.
- */
-export async function runHostCommand(argv: string[], env: string[] = []): Promise<HostCommandResult> {
-  const devNull = open("/dev/null", O.RDWR);
-  const launched = await launch({
-    flags: CLONE.VM,
-    cgroupFd: -1,
-    sync: false,
-    childFds: [devNull],
-    program: () =>
-      new ProgramBuilder().dup2(devNull, 0).dup2(devNull, 1).cloexecFrom(3).exec(argv[0], argv, env, null)
-        .build(),
-  });
-  const result = await reap(launched.pidfd);
-  return result.code === 1 ? { code: result.status, signal: null } : { code: null, signal: result.status };
 }

@@ -12,7 +12,8 @@
  */
 
 import { SboxError } from "./error.ts";
-import { launch, reap, runHostCommand } from "./launch.ts";
+import { HostDaemon } from "./host.ts";
+import { launch, reap } from "./launch.ts";
 import { checkCommand, checkId } from "./process.ts";
 import { CLONE, ProgramBuilder } from "./program.ts";
 import { signalName } from "./signal.ts";
@@ -191,8 +192,18 @@ export function subordinateRange(file: string, id: number): { start: number; cou
   let text = "";
   try {
     text = readTextFile(file);
-  } catch {
-    // A missing file is the same as no entry.
+  } catch (err) {
+    // A missing file is the same as no entry. One we may not read is not:
+    // newuidmap (set-uid root) may well read it, so saying "no entry" would
+    // send the user looking in the wrong place.
+    if (!(err instanceof SboxError) || err.errno !== "ENOENT") {
+      const why = err instanceof SboxError ? err.message : String(err);
+      throw new SboxError(`${why}, so the subordinate ids of ${name ?? id} are unknown`, {
+        step: "user",
+        errno: err instanceof SboxError ? err.errnoNumber : undefined,
+        cause: err,
+      });
+    }
   }
   for (const line of text.split("\n")) {
     const entry = /^([^:\s]+):(\d{1,10}):(\d{1,10})$/.exec(line);
@@ -203,6 +214,29 @@ export function subordinateRange(file: string, id: number): { start: number; cou
     }
   }
   throw new SboxError(`no subordinate ids for ${name ?? id} in ${file}`, { step: "user" });
+}
+
+/**
+ * The maps of a rootless container with subordinate ids: container root is
+ * `root`, container ids 1.. are the ranges.
+ */
+export function rootAndSubordinateMaps(
+  root: { uid: number; gid: number },
+  subuid: { start: number; count: number },
+  subgid: { start: number; count: number },
+): { uidMap: IdMapEntry[]; gidMap: IdMapEntry[] } {
+  return {
+    uidMap: [{ containerId: 0, hostId: root.uid, size: 1 }, {
+      containerId: 1,
+      hostId: subuid.start,
+      size: subuid.count,
+    }],
+    gidMap: [{ containerId: 0, hostId: root.gid, size: 1 }, {
+      containerId: 1,
+      hostId: subgid.start,
+      size: subgid.count,
+    }],
+  };
 }
 
 /**
@@ -252,32 +286,33 @@ export class BinNewIdMapper implements UserMapper {
   static newRootSubid(uid?: number, gid?: number): BinNewIdMapper {
     const me = ids();
     const hostUid = uid ?? me.euid, hostGid = gid ?? me.gid;
-    const subuid = subordinateRange("/etc/subuid", hostUid);
-    const subgid = subordinateRange("/etc/subgid", hostUid);
-    return new BinNewIdMapper({
-      uidMap: [{ containerId: 0, hostId: hostUid, size: 1 }, {
-        containerId: 1,
-        hostId: subuid.start,
-        size: subuid.count,
-      }],
-      gidMap: [{ containerId: 0, hostId: hostGid, size: 1 }, {
-        containerId: 1,
-        hostId: subgid.start,
-        size: subgid.count,
-      }],
-    });
+    return new BinNewIdMapper(
+      rootAndSubordinateMaps(
+        { uid: hostUid, gid: hostGid },
+        subordinateRange("/etc/subuid", hostUid),
+        subordinateRange("/etc/subgid", hostUid),
+      ),
+    );
   }
 
   /** Runs newuidmap and newgidmap for `pid`. */
   async map(pid: number): Promise<void> {
     for (const [program, map] of [[this.#newuidmap, this.uidMap], [this.#newgidmap, this.gidMap]] as const) {
-      const args = map.flatMap((e) => [e.containerId, e.hostId, e.size].map(String));
-      const result = await runHostCommand([program, String(pid), ...args]);
-      if (result.code !== 0) {
-        const how = result.code === null
-          ? `was killed by ${signalName(result.signal ?? 0)}`
-          : `exited with ${result.code}`;
-        throw new SboxError(`${program} ${pid} ${args.join(" ")} ${how}`, { step: "user" });
+      const argv = [
+        program,
+        String(pid),
+        ...map.flatMap((e) => [e.containerId, e.hostId, e.size].map(String)),
+      ];
+      // Its stderr is kept: why it refused ("uid range [0-1) -> [1002-1003)
+      // not allowed") belongs in the error, not on the caller's terminal.
+      const run = await HostDaemon.start({ argv, step: "user" });
+      try {
+        const result = await run.exited;
+        if (result.code !== 1 || result.status !== 0) {
+          throw new SboxError(await run.describeExit(argv.join(" ")), { step: "user" });
+        }
+      } finally {
+        await run.stop();
       }
     }
     const setgroups = readTextFile(`/proc/${pid}/setgroups`).trim();

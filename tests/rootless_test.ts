@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { BinNewIdMapper, findCgroup2Mount, ProcUserMapper, runAsRoot } from "../mod.ts";
+import { BinNewIdMapper, findCgroup2Mount, ProcUserMapper, runAsRoot, SboxError } from "../mod.ts";
 import { pickUserMapper } from "../src/cli/identity.ts";
 import { subordinateRange } from "../src/user.ts";
 import {
@@ -293,6 +293,102 @@ Deno.test("setgroups: newgidmap's choice matches the mapper's, so a container st
     },
   });
 }
+
+Deno.test("subordinateRange: an unreadable file is an error that says so, a missing one means no entry", () => {
+  const dir = scratchDir("subuid-");
+  try {
+    // A directory: unreadable for root too (EISDIR), as a 0600 file is for a user.
+    assert.throws(
+      () => subordinateRange(dir, 4242),
+      (err: unknown) =>
+        err instanceof SboxError && err.errno === "EISDIR" &&
+        /cannot read .*subuid-.*: EISDIR.*, so the subordinate ids of 4242 are unknown/.test(err.message),
+    );
+    assert.throws(() => subordinateRange(`${dir}/missing`, 4242), /no subordinate ids for 4242 in .*missing/);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("pickUserMapper warns when a user's subordinate ids exist but cannot be used, not when there are none", () => {
+  const dir = scratchDir("subuid-");
+  try {
+    // A user no passwd file names: newuidmap takes its entries by number.
+    const me = { euid: 4242, gid: 4343 };
+    const files = { subuid: `${dir}/subuid`, subgid: `${dir}/subgid` };
+    const write = (file: string, entry: string | null) => {
+      try {
+        Deno.removeSync(file, { recursive: true });
+      } catch {
+        // not there
+      }
+      if (entry === "dir") Deno.mkdirSync(file);
+      else if (entry !== null) Deno.writeTextFileSync(file, entry + "\n");
+    };
+    const picked = (subuid: string | null, subgid: string | null) => {
+      write(files.subuid, subuid);
+      write(files.subgid, subgid);
+      return pickUserMapper(me, files);
+    };
+
+    const usable = picked("4242:200000:65536", "4242:300000:65536");
+    assert.ok(usable.mapper instanceof BinNewIdMapper);
+    assert.deepEqual(usable.mapper.uidMap, [
+      { containerId: 0, hostId: 4242, size: 1 },
+      { containerId: 1, hostId: 200000, size: 65536 },
+    ]);
+    assert.deepEqual(usable.mapper.gidMap, [
+      { containerId: 0, hostId: 4343, size: 1 },
+      { containerId: 1, hostId: 300000, size: 65536 },
+    ]);
+    assert.equal(usable.warning, undefined);
+
+    // Nothing asked for: root only, quietly (--verbose says why).
+    for (const none of [picked(null, null), picked("other:200000:65536", "4242:300000:65536")]) {
+      assert.ok(none.mapper instanceof ProcUserMapper);
+      assert.deepEqual(none.mapper.uidMap, [{ containerId: 0, hostId: 4242, size: 1 }]);
+      assert.equal(none.warning, undefined);
+      assert.match(none.description, /only container root, .*no subordinate ids for 4242/);
+    }
+
+    const unusable: [string | null, string | null, RegExp][] = [
+      // The range holds the user's own uid: newuidmap would map it twice.
+      ["4242:1000:65536", "4242:300000:65536", /overlap at host id 4242.*check the entries/],
+      ["4242:4294967000:1000", "4242:300000:65536", /check the entries/],
+      ["4242:200000:65536", null, /no subordinate ids for 4242 in .*subgid/],
+      [
+        "dir",
+        "4242:300000:65536",
+        /cannot read .*subuid: EISDIR.*make \/etc\/subuid and \/etc\/subgid readable/,
+      ],
+    ];
+    for (const [subuid, subgid, why] of unusable) {
+      const result = picked(subuid, subgid);
+      assert.ok(result.mapper instanceof ProcUserMapper, `${subuid} / ${subgid}`);
+      assert.match(result.warning ?? "", /^the subordinate ids cannot be used, so only container root/);
+      assert.match(result.warning ?? "", why);
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("BinNewIdMapper: newuidmap's own reason for refusing is in the error", async () => {
+  // A pid that names no process: newuidmap refuses it for root too.
+  const mapper = new BinNewIdMapper({
+    uidMap: [{ containerId: 0, hostId: Deno.uid()!, size: 1 }],
+    gidMap: [{ containerId: 0, hostId: Deno.gid()!, size: 1 }],
+  });
+  const noProcess = 4194304 + 1; // above pid_max's highest value
+  await assert.rejects(
+    () => mapper.map(noProcess),
+    (err: unknown) =>
+      err instanceof SboxError && err.step === "user" &&
+      new RegExp(`^/\\S*newuidmap ${noProcess} 0 ${Deno.uid()} 1 exited with 1: \\S*newuidmap: .+`).test(
+        err.message,
+      ),
+  );
+});
 
 Deno.test("subordinateRange reads /etc/subuid as newuidmap does: lines that are not OWNER:START:COUNT are skipped", () => {
   const dir = scratchDir("subuid-");

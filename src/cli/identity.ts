@@ -13,6 +13,7 @@ import {
   type IdMapEntry,
   isMapped,
   ProcUserMapper,
+  rootAndSubordinateMaps,
   subordinateRange,
   type UserMapper,
 } from "../user.ts";
@@ -25,6 +26,12 @@ export interface PickedMapper {
   mapper: UserMapper;
   /** One line: which mapper and which ids, e.g. "newuidmap/newgidmap: 0 = 1000, 1-65536 = 100000-165535". */
   description: string;
+  /**
+   * Set when the user has subordinate ids that cannot be used (an entry that
+   * newuidmap would refuse, an unreadable file, no newuidmap): they asked for
+   * more than root only, so `sbox run` says so even without --verbose.
+   */
+  warning?: string;
 }
 
 /**
@@ -34,8 +41,10 @@ export interface PickedMapper {
  *   container root is the user, ids 1.. the subordinate range;
  * - any other user: container root is the user, and no other id exists.
  */
-export function pickUserMapper(): PickedMapper {
-  const me = ids();
+export function pickUserMapper(
+  me: { euid: number; gid: number } = ids(),
+  files: { subuid: string; subgid: string } = { subuid: "/etc/subuid", subgid: "/etc/subgid" },
+): PickedMapper {
   if (me.euid === 0) {
     return {
       mapper: new ProcUserMapper({ uidMap: IDENTITY_MAP, gidMap: IDENTITY_MAP }),
@@ -45,15 +54,18 @@ export function pickUserMapper(): PickedMapper {
   let reason: string;
   // What would give more ids, for the step that failed.
   let hint = "add an /etc/subuid and /etc/subgid entry for more ids";
+  // Whether the user has an /etc/subuid entry (or may have: the file is unreadable).
+  let hasEntry = false;
   try {
-    subordinateRange("/etc/subuid", me.euid);
-    subordinateRange("/etc/subgid", me.euid);
+    const subuid = subordinateRange(files.subuid, me.euid);
+    hasEntry = true;
+    const subgid = subordinateRange(files.subgid, me.euid);
     hint =
       "install newuidmap and newgidmap (Debian's package uidmap) for the ids of /etc/subuid and /etc/subgid";
     findHostProgram("newuidmap");
     findHostProgram("newgidmap");
     hint = "check the entries of /etc/subuid and /etc/subgid";
-    const mapper = BinNewIdMapper.newRootSubid();
+    const mapper = new BinNewIdMapper(rootAndSubordinateMaps({ uid: me.euid, gid: me.gid }, subuid, subgid));
     const [, uids] = mapper.uidMap, [, gids] = mapper.gidMap;
     return {
       mapper,
@@ -64,10 +76,18 @@ export function pickUserMapper(): PickedMapper {
   } catch (err) {
     if (!(err instanceof SboxError)) throw err;
     reason = err.message;
+    // No entry at all (no errno: the file was read) is the common case of a
+    // user who never asked for subordinate ids; an unreadable file may hold one.
+    if (err.errno !== undefined && !hasEntry) {
+      hasEntry = true;
+      hint = "make /etc/subuid and /etc/subgid readable to all (0644), as Debian has them";
+    }
   }
+  const description = `only container root, as uid ${me.euid} gid ${me.gid} (${reason}); ${hint}`;
   return {
-    mapper: ProcUserMapper.newRoot(),
-    description: `only container root, as uid ${me.euid} gid ${me.gid} (${reason}); ${hint}`,
+    mapper: ProcUserMapper.newRoot(me.euid, me.gid),
+    description,
+    warning: hasEntry ? `the subordinate ids cannot be used, so ${description}` : undefined,
   };
 }
 

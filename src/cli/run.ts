@@ -169,6 +169,7 @@ async function execute(
   resources.defer(() => scratch.remove());
 
   const layers = new TemporaryLayers(scratch.mkdir("layers"), options.writeLimit);
+  if (picked.warning) verbose(`warning: ${picked.warning}`);
   if (options.verbose) {
     verbose(`user mapper: ${picked.description}`);
     verbose(`cgroup: ${cgroup ? cgroup.path : `none (this user may not create cgroups in ${parent.path})`}`);
