@@ -277,7 +277,7 @@ export async function runHostCommand(argv: string[], env: string[] = []): Promis
     sync: false,
     childFds: [devNull],
     program: () =>
-      new ProgramBuilder().dup2(devNull, 0).dup2(devNull, 1).cloexecFrom(3).exec(argv[0], argv, env, null)
+      new ProgramBuilder().dup2(devNull, 0).dup2(devNull, 1).closeFrom(3).exec(argv[0], argv, env, null)
         .build(),
   });
   const result = await reap(launched.pidfd);
