@@ -9,7 +9,7 @@
  */
 
 import assert from "node:assert/strict";
-import { SboxError } from "../mod.ts";
+import { type Process, type ProcessOptions, SboxError } from "../mod.ts";
 import { busyboxContainer, text } from "./fixtures.ts";
 
 const ENV = { PATH: "/bin:/usr/bin:/sbin:/usr/sbin" };
@@ -30,6 +30,23 @@ function plantFdLinks(upper: string): void {
   for (const n of FDS) Deno.symlinkSync(`/proc/self/fd/${n}`, `${upper}/w${n}`);
 }
 
+/** `ls -a UP` from /wN, started by `start` (exec or start); "refused" when sbox refused that cwd. */
+async function listing(start: (options: ProcessOptions) => Promise<Process>, n: number): Promise<string> {
+  try {
+    const p = await start({
+      command: ["/bin/ls", "-a", UP],
+      cwd: `/w${n}`,
+      env: ENV,
+      stdout: "piped",
+      stdin: "null",
+    });
+    return text((await p.output()).stdout);
+  } catch (err) {
+    if (!(err instanceof SboxError) || err.step !== "chdir") throw err;
+    return "refused";
+  }
+}
+
 /** What a listing of `UP` from each cwd gave: "refused" when sbox refused the cwd. */
 function checkListings(results: Map<number, string>, expected: string): void {
   const escaped = [...results].filter(([, listing]) => listing !== "refused" && listing !== expected);
@@ -47,19 +64,7 @@ Deno.test("exec(): a cwd the container linked to /proc/self/fd/N leads nowhere o
   const init = await setup.container.start({ command: ["/bin/sleep", "1000"], env: ENV, stdin: "null" });
   const results = new Map<number, string>();
   for (const n of FDS) {
-    try {
-      const p = await setup.container.exec(init, {
-        command: ["/bin/ls", "-a", UP],
-        cwd: `/w${n}`,
-        env: ENV,
-        stdout: "piped",
-        stdin: "null",
-      });
-      results.set(n, text((await p.output()).stdout));
-    } catch (err) {
-      if (!(err instanceof SboxError) || err.step !== "chdir") throw err;
-      results.set(n, "refused");
-    }
+    results.set(n, await listing((options) => setup.container.exec(init, options), n));
   }
   checkListings(results, expected);
   // The plain paths still work, through an ordinary link too.
@@ -81,19 +86,7 @@ Deno.test("start(): a cwd linked to /proc/self/fd/N in a kept upper layer leads 
   for (const n of FDS) {
     await using setup = await busyboxContainer();
     plantFdLinks(setup.upper);
-    try {
-      const p = await setup.container.start({
-        command: ["/bin/ls", "-a", UP],
-        cwd: `/w${n}`,
-        env: ENV,
-        stdout: "piped",
-        stdin: "null",
-      });
-      results.set(n, text((await p.output()).stdout));
-    } catch (err) {
-      if (!(err instanceof SboxError) || err.step !== "chdir") throw err;
-      results.set(n, "refused");
-    }
+    results.set(n, await listing((options) => setup.container.start(options), n));
   }
   checkListings(results, expected);
 });
