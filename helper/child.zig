@@ -82,10 +82,10 @@ fn step(ctx: *Context, index: u32, op: *const program.Op, own: *OwnMounts) usize
             linux.syscall3(.fcntl, a[0], linux.F.SETFD, 0)
         else
             linux.syscall3(.dup3, a[0], a[1], 0),
-        .cloexec_from => linux.syscall3(.close_range, a[0], std.math.maxInt(u32), close_range_cloexec),
+        .close_from => closeFrom(ctx, a[0]),
         .chdir => blk: {
             own.forget(); // relative paths lead somewhere else now
-            break :blk linux.syscall1(.chdir, a[0]);
+            break :blk changeDirectory(a[0]);
         },
         .setgroups => linux.syscall2(.setgroups, a[0], a[1]),
         .setgid => linux.syscall3(.setresgid, a[0], a[0], a[0]),
@@ -97,6 +97,7 @@ fn step(ctx: *Context, index: u32, op: *const program.Op, own: *OwnMounts) usize
         .fork => fork(ctx, index, op),
         .write_file => writeFile(a[0], a[1], a[2]),
         .write_existing => writeExisting(a[0], a[1]),
+        .confine_exec => confineExec(),
         .reaper => reaper(ctx, index),
         .seccomp => installFilter(a[0], a[1]),
         .capbset_drop => dropBoundingSet(a[0]),
@@ -107,7 +108,6 @@ fn step(ctx: *Context, index: u32, op: *const program.Op, own: *OwnMounts) usize
 }
 
 const at_fdcwd: usize = @bitCast(@as(isize, linux.AT.FDCWD));
-const close_range_cloexec: usize = 4;
 
 fn errnoOf(rc: usize) ?u16 {
     const signed: isize = @bitCast(rc);
@@ -454,6 +454,59 @@ fn openat2(path: [*:0]const u8, resolve: u64) usize {
 /// Whether `path` is relative: a path in the container's root (see `InRoot`).
 fn inRoot(path: []const u8) bool {
     return path.len > 0 and path[0] != '/';
+}
+
+/// Closes every fd from `first` up but the result pipe: see `close_from`.
+fn closeFrom(ctx: *const Context, first: u64) usize {
+    const last = std.math.maxInt(u32);
+    const keep: u64 = @intCast(ctx.result_fd);
+    if (keep < first) return linux.syscall3(.close_range, first, last, 0);
+    if (keep > first) {
+        const rc = linux.syscall3(.close_range, first, keep - 1, 0);
+        if (errnoOf(rc) != null) return rc;
+    }
+    return linux.syscall3(.close_range, keep + 1, last, 0);
+}
+
+/// chdir without magic links: the container may have put a link to
+/// /proc/self/fd/N or /proc/self/cwd where the caller's cwd is, and this
+/// process is still a copy of the caller until it execs.
+fn changeDirectory(path: u64) usize {
+    const how = OpenHow{
+        .flags = @as(u32, @bitCast(linux.O{ .PATH = true, .DIRECTORY = true, .CLOEXEC = true })),
+        .mode = 0,
+        .resolve = resolve_no_magiclinks,
+    };
+    const fd = linux.syscall4(.openat2, at_fdcwd, path, @intFromPtr(&how), @sizeOf(OpenHow));
+    if (errnoOf(fd) != null) return fd;
+    defer _ = linux.syscall1(.close, fd);
+    return linux.syscall1(.fchdir, fd);
+}
+
+/// See `confine_exec` in program.zig.
+fn confineExec() usize {
+    const access_fs_execute: u64 = 1 << 0;
+    const rule_path_beneath: usize = 1;
+    // struct landlock_ruleset_attr, as its first ABI has it.
+    const ruleset_attr = [1]u64{access_fs_execute};
+    const ruleset = linux.syscall3(.landlock_create_ruleset, @intFromPtr(&ruleset_attr), @sizeOf(@TypeOf(ruleset_attr)), 0);
+    if (errnoOf(ruleset)) |e| {
+        // No Landlock in this kernel, or not enabled at boot.
+        if (e == @intFromEnum(linux.E.NOSYS) or e == @intFromEnum(linux.E.OPNOTSUPP)) return 0;
+        return ruleset;
+    }
+    defer _ = linux.syscall1(.close, ruleset);
+    const root = openat2("/", resolve_no_symlinks);
+    if (errnoOf(root) != null) return root;
+    defer _ = linux.syscall1(.close, root);
+    // struct landlock_path_beneath_attr { u64 allowed_access; s32 parent_fd; } packed.
+    var beneath: [12]u8 = undefined;
+    std.mem.writeInt(u64, beneath[0..8], access_fs_execute, .little);
+    std.mem.writeInt(i32, beneath[8..12], @intCast(root), .little);
+    const rc = linux.syscall4(.landlock_add_rule, ruleset, rule_path_beneath, @intFromPtr(&beneath), 0);
+    if (errnoOf(rc) != null) return rc;
+    // Needs no_new_privs or CAP_SYS_ADMIN here: the container's root still has it.
+    return linux.syscall2(.landlock_restrict_self, ruleset, 0);
 }
 
 /// Replaces `path` with a new regular file holding `data`. Whatever was

@@ -16,7 +16,7 @@
 const std = @import("std");
 
 pub const magic: u32 = 0x31584253; // "SBX1"
-pub const version: u32 = 5; // 2: security ops; 3: the library's calls through sbox_call; 4: network thread; 5: setup_cpu, started_at, exited_at records
+pub const version: u32 = 6; // 2: security ops; 3: the library's calls through sbox_call; 4: network thread; 5: setup_cpu, started_at, exited_at records; 6: close_from, confine_exec
 
 /// Explicit limits. The compiler checks them first (PROGRAM_LIMITS in
 /// src/program.ts, which a test keeps equal) and says which was passed.
@@ -60,9 +60,13 @@ pub const Code = enum(u32) {
     loopback_up = 8,
     /// dup2(args[0], args[1]); equal fds only clear close-on-exec.
     dup2 = 9,
-    /// Mark every fd >= args[0] close-on-exec.
-    cloexec_from = 10,
-    /// chdir(args[0]).
+    /// Close every fd >= args[0] but the result pipe (close-on-exec
+    /// already). Closed, not marked close-on-exec: until execve a path
+    /// through /proc/self/fd/N would lead to what they are (a host
+    /// directory such as the container's cgroup), past the container's root.
+    close_from = 10,
+    /// chdir to args[0], resolved without magic links (/proc/self/fd/N,
+    /// /proc/self/exe...), which lead out of the container's root.
     chdir = 11,
     /// setgroups(args[0] count, args[1] array of u32 ids).
     setgroups = 12,
@@ -121,6 +125,15 @@ pub const Code = enum(u32) {
     /// nor truncated: a sysctl of the process's own namespaces, such as
     /// /proc/sys/kernel/shmmax of its IPC namespace.
     write_existing = 29,
+    /// Landlock (Linux 5.13): from here on this process and all it starts
+    /// may execute only files beneath the current root, as program, script
+    /// interpreter or ELF interpreter alike. A process cloned from the
+    /// caller has the caller's program (Deno) as /proc/self/exe until it
+    /// execs: a link to it planted in the container, or a script's
+    /// `#!/proc/self/exe`, would run the host's Deno binary in the
+    /// container, which could then write it through /proc/PID/exe. Nothing
+    /// to do where the kernel has no Landlock.
+    confine_exec = 30,
 
     pub fn stringArgs(code: Code) u6 {
         return switch (code) {
@@ -219,7 +232,8 @@ pub fn link(buf: []u8) LinkError![]Op {
             },
             // The thread runs on the stack of fork and reaper; after setuid,
             // capset or seccomp, the join's setns may be refused.
-            .fork, .reaper, .exec, .setuid, .capset, .seccomp => if (network_thread == .running) return error.BadOp,
+            // close_from would close the namespace fd the thread leaves.
+            .fork, .reaper, .exec, .setuid, .capset, .seccomp, .close_from => if (network_thread == .running) return error.BadOp,
             else => {},
         }
         const strings = Code.stringArgs(op.code);

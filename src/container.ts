@@ -365,7 +365,10 @@ export class Container implements AsyncDisposable {
       // setns moves only future children into the pid namespace: clone again.
       b.fork(CLONE.VM | CLONE.PARENT, cgroupFd);
       b.unshare(CLONE.NEWCGROUP, "cannot create a cgroup namespace");
-      compileProcessTail(b, p, stdio, this.userMapper.setgroupsAllowed, this.#security);
+      // The container runs already and may have planted a link to
+      // /proc/self/exe (Deno's program, until this process execs) on the
+      // command's path, or a script whose interpreter is one.
+      compileProcessTail(b, p, stdio, this.userMapper.setgroupsAllowed, this.#security, false, true);
     });
     const process = new Process(launched.process, launched.parentFds);
     this.#processes.add(process);
@@ -392,7 +395,11 @@ export class Container implements AsyncDisposable {
     // group is the caller's, who may give it to the next container, and on
     // some kernels (6.18 here) a process later cloned into a group that was
     // killed is killed at once.
-    // Starts and execs under way finish first: what they make dies below too.
+    // The init first: a process exec'd into the container can be stopped
+    // (SIGSTOP) by the container before its execve, and its launch would
+    // then never end. Killing the init ends the pid namespace, and it.
+    this.#init?.kill("SIGKILL");
+    // Starts and execs under way finish then: what they make dies below too.
     await Promise.allSettled([...this.#launches]);
     await Promise.all([...this.#processes].map((p) => p.dispose()));
     await this.#network?.stop();
@@ -622,10 +629,15 @@ function compileProcessTail(
   setgroupsAllowed: boolean,
   security: ContainerSecurity,
   boundingSetDropped = false,
+  confineExec = false,
 ): void {
   stdio.compile(b);
-  b.cloexecFrom(3);
+  // Before the chdir and the exec, which resolve paths the container may
+  // have planted: a /proc/self/fd/N link would lead to what we hold open
+  // (the container's cgroup directory, say) and from there to the host's /.
+  b.closeFrom(3);
   b.chdir(p.cwd);
+  if (confineExec) b.confineExec();
   compileSecurity(b, security, p.security, () => {
     if (setgroupsAllowed) b.setgroups(p.groups);
     b.setgid(p.gid).setuid(p.uid);

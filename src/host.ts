@@ -94,7 +94,7 @@ export class HostDaemon {
         program: () => {
           const b = new ProgramBuilder();
           placeFds(b, sources, highestOpenFd());
-          b.cloexecFrom(sources.length);
+          b.closeFrom(sources.length);
           b.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, "cannot set the parent-death signal");
           return b.exec(spec.argv[0], spec.argv, [], null).build();
         },

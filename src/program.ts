@@ -23,7 +23,7 @@ export const OpCode: {
   readonly sethostname: 7;
   readonly loopback_up: 8;
   readonly dup2: 9;
-  readonly cloexec_from: 10;
+  readonly close_from: 10;
   readonly chdir: 11;
   readonly setgroups: 12;
   readonly setgid: 13;
@@ -43,6 +43,7 @@ export const OpCode: {
   readonly net_spawn: 27;
   readonly net_join: 28;
   readonly write_existing: 29;
+  readonly confine_exec: 30;
 } = {
   wait_parent: 1,
   mount: 2,
@@ -53,7 +54,7 @@ export const OpCode: {
   sethostname: 7,
   loopback_up: 8,
   dup2: 9,
-  cloexec_from: 10,
+  close_from: 10,
   chdir: 11,
   setgroups: 12,
   setgid: 13,
@@ -73,6 +74,7 @@ export const OpCode: {
   net_spawn: 27,
   net_join: 28,
   write_existing: 29,
+  confine_exec: 30,
 } as const;
 
 /** The name of a setup step, as reported in {@linkcode SboxError.step}. */
@@ -112,7 +114,7 @@ const HEADER_BYTES = 16;
 export const OP_BYTES = 56;
 const MAGIC = 0x31584253;
 /** The program format version (`version` in helper/program.zig). */
-export const PROGRAM_VERSION = 5;
+export const PROGRAM_VERSION = 6;
 const MOUNT_KEEP_LOCKED_FLAGS = 1;
 const MOUNT_IGNORE_MISSING = 2;
 const MKDIR_OWNED = 1;
@@ -292,12 +294,25 @@ export class ProgramBuilder {
     return this.#push(OpCode.dup2, [from, to], `cannot set up fd ${to}`);
   }
 
-  /** Mark every fd from `fd` up close-on-exec, so no host fd reaches the program. */
-  cloexecFrom(fd: number): this {
-    return this.#push(OpCode.cloexec_from, [fd], "cannot close inherited fds");
+  /**
+   * Close every fd from `fd` up but the result pipe, so no host fd reaches
+   * the program, nor a path through /proc/self/fd/N before it execs.
+   */
+  closeFrom(fd: number): this {
+    this.joinNetwork(); // the thread leaves its namespace's fd
+    return this.#push(OpCode.close_from, [fd], "cannot close inherited fds");
   }
 
-  /** chdir(2). */
+  /**
+   * From here on, only files beneath the current root may be executed
+   * (Landlock; nothing where the kernel has none): see `confine_exec` in
+   * helper/program.zig.
+   */
+  confineExec(): this {
+    return this.#push(OpCode.confine_exec, [], "cannot confine exec to the container's root (Landlock)");
+  }
+
+  /** chdir(2), resolved without magic links such as /proc/self/fd/N. */
   chdir(path: string): this {
     return this.#push(OpCode.chdir, [{ str: path }], `cannot change directory to ${path}`);
   }

@@ -362,7 +362,7 @@ export async function runAsUser(
     childFds: [],
     beforeStart: (pid) => mapper.map(pid),
     program: (sync) => {
-      const b = new ProgramBuilder().waitParent(sync.read, sync.write).cloexecFrom(3);
+      const b = new ProgramBuilder().waitParent(sync.read, sync.write).closeFrom(3);
       if (mapper.setgroupsAllowed) b.setgroups([]);
       return b.setgid(gid).setuid(uid).exec(command[0], command, [`PATH=${DEFAULT_PATH}`], DEFAULT_PATH)
         .build();
