@@ -162,18 +162,34 @@ fn mount(op: *const program.Op, own: *OwnMounts) usize {
     const a = op.args;
     const MS = linux.MS;
     const bind = a[3] & MS.BIND != 0;
+    // Decided before this mount is recorded: a missing target is skipped
+    // only in a file system the program mounted itself (the proc or sysfs
+    // just made), where it means this kernel lacks the entry. Anywhere else
+    // the op's path led somewhere it was not meant to go, and skipping it
+    // would drop a mask without a word (program.zig, `mount_ignore_missing`).
+    const skip_missing = op.flags & program.mount_ignore_missing != 0 and
+        inRoot(cstr(a[1])) and own.contains(cstr(a[1]));
+    // overlayfs resolves the layer paths in its options itself, as the host
+    // would (a temporary upper layer's are relative: ./target/upper): an
+    // overlay goes only on a target reached without a link. So do the ops
+    // that ask for it (`mount_target_no_link`: /dev, /proc and /sys, whose
+    // masks follow by path).
+    const no_link = op.flags & program.mount_target_no_link != 0 or
+        (a[2] != 0 and std.mem.eql(u8, cstr(a[2]), "overlay"));
     var source = InRoot{};
     var target = InRoot{};
     defer source.close();
     defer target.close();
-    var rc = if (bind and a[0] != 0) source.resolve(own, a[0]) else a[0]; // a path only for a bind
-    if (errnoOf(rc) == null) rc = target.resolve(own, a[1]);
-    // overlayfs resolves the layer paths in its options itself, as the host
-    // would (a temporary upper layer's are relative: ./target/upper): an
-    // overlay goes only on a target reached without a link.
-    if (errnoOf(rc) == null and target.linked and a[2] != 0 and std.mem.eql(u8, cstr(a[2]), "overlay")) {
-        rc = negErrno(.LOOP);
+    if (bind and a[0] != 0) { // a path only for a bind
+        // A source that cannot be resolved is an error even with
+        // mount_ignore_missing: a mask's source (the container's /dev/null)
+        // is always there unless a link moved it. (A source in an own file
+        // system is not resolved here: missing, it fails the mount itself,
+        // which is then as skippable as its target.)
+        const rc = source.resolve(own, a[0], .follow);
+        if (errnoOf(rc) != null) return rc;
     }
+    var rc = target.resolve(own, a[1], if (no_link) .refuse else .follow);
     if (errnoOf(rc) == null) {
         rc = if (bind and a[3] & (MS.RDONLY | MS.REMOUNT) == MS.RDONLY)
             bindReadOnly(source.pathOr(a[0]), &target, a[1], a[3])
@@ -181,7 +197,7 @@ fn mount(op: *const program.Op, own: *OwnMounts) usize {
             mountOrRemount(op, source.pathOr(a[0]), target.pathOr(a[1]));
     }
     if (errnoOf(rc) == null) recordMount(own, a, source.linked, target.linked);
-    if (op.flags & program.mount_ignore_missing != 0 and errnoOf(rc) == @intFromEnum(linux.E.NOENT)) return 0;
+    if (skip_missing and errnoOf(rc) == @intFromEnum(linux.E.NOENT)) return 0;
     return rc;
 }
 
@@ -355,7 +371,7 @@ fn createEntry(op: *const program.Op, own: *const OwnMounts) usize {
             if (slash >= parent.len) return negErrno(.NAMETOOLONG);
             @memcpy(parent[0..slash], path[0..slash]);
             parent[slash] = 0;
-            const rc = dir.resolve(own, @intFromPtr(&parent));
+            const rc = dir.resolve(own, @intFromPtr(&parent), .follow);
             if (errnoOf(rc) != null) return rc;
             // Resolved (not own): create in the directory the walk found.
             if (dir.fd >= 0) name = full[full.len - path.len + slash + 1 ..].ptr;
@@ -400,7 +416,11 @@ fn mkdirOwned(at: usize, name: [*:0]const u8, mode: u64, uid: u64, gid: u64) usi
 /// are resolved with RESOLVE_NO_SYMLINKS first; paths in file systems the
 /// setup mounted itself are not walked at all (own_mounts.zig): nobody else
 /// reaches those. Absolute paths are the host's, given by the caller; after
-/// pivot_root every path resolves inside the container.
+/// pivot_root every path resolves inside the container. Some mounts refuse
+/// a link on the way instead (`Links.refuse`): an overlay, whose options
+/// the kernel resolves again as the host would, and /dev, /proc and /sys,
+/// which could change what the link means once mounted (program.zig,
+/// `mount_target_no_link`).
 const InRoot = struct {
     /// An O_PATH fd of the resolved path, or -1 (an own or absolute path: used as it is).
     fd: isize = -1,
@@ -409,12 +429,17 @@ const InRoot = struct {
     /// "/proc/self/fd/N" of `fd`.
     proc_path: [32]u8 = undefined,
 
+    /// What `resolve` does with a link on the way: follow it inside the
+    /// root, or fail with ELOOP (a mount that must not go through one).
+    const Links = enum { follow, refuse };
+
     /// Resolves relative `path`; returns 0 or -errno. Then `pathOr` gives what the op uses.
-    fn resolve(self: *InRoot, own: *const OwnMounts, path_arg: u64) usize {
+    fn resolve(self: *InRoot, own: *const OwnMounts, path_arg: u64, links: Links) usize {
         const path = cstr(path_arg);
         if (!inRoot(path) or own.contains(path)) return 0;
         var fd = openat2(path.ptr, resolve_no_symlinks | resolve_beneath);
         if (errnoOf(fd) == @intFromEnum(linux.E.LOOP)) {
+            if (links == .refuse) return fd;
             fd = openat2(path.ptr, resolve_in_root | resolve_no_magiclinks);
             self.linked = true;
         }

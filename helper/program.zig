@@ -16,7 +16,7 @@
 const std = @import("std");
 
 pub const magic: u32 = 0x31584253; // "SBX1"
-pub const version: u32 = 6; // 2: security ops; 3: the library's calls through sbox_call; 4: network thread; 5: setup_cpu, started_at, exited_at records; 6: close_from, confine_exec
+pub const version: u32 = 6; // 2: security ops; 3: the library's calls through sbox_call; 4: network thread; 5: setup_cpu, started_at, exited_at records; 6: close_from, confine_exec, mount_target_no_link
 
 /// Explicit limits. The compiler checks them first (PROGRAM_LIMITS in
 /// src/program.ts, which a test keeps equal) and says which was passed.
@@ -43,6 +43,7 @@ pub const Code = enum(u32) {
     /// A bind remount with MS_REC sets its flags on every mount of the tree
     /// (mount_setattr), which mount(2) cannot. A bind (not a remount) with
     /// MS_RDONLY is attached read-only (open_tree, mount_setattr, move_mount).
+    /// Bits 1 and 2: `mount_ignore_missing`, `mount_target_no_link`.
     mount = 2,
     /// mkdir(args[0] path, args[1] mode); an existing directory is fine.
     /// flags field bit 0 (`mkdir_owned`): a new directory gets exactly that
@@ -158,8 +159,20 @@ pub const mount_keep_locked_flags: u32 = 1;
 /// Mkdir flags field bit 0: see `Code.mkdir`.
 pub const mkdir_owned: u32 = 1;
 /// Mount flags field bit 1: a missing target (ENOENT) is not an error, for
-/// masking paths that only some kernels have (/proc/sched_debug, ...).
+/// masking paths that only some kernels have (/proc/sched_debug, ...). Only
+/// where the target lies in a file system the program mounted itself
+/// (own_mounts.zig): the proc or sysfs just made, where a missing entry can
+/// only mean this kernel lacks it. Elsewhere, and for a source that cannot
+/// be resolved, ENOENT means the op went somewhere else than meant (an
+/// image's link that changed meaning once a mount covered part of its way),
+/// and skipping it would silently drop a mask.
 pub const mount_ignore_missing: u32 = 2;
+/// Mount flags field bit 2: the target must be reached without any symbolic
+/// link, else the op fails with ELOOP. For /dev, /proc and /sys of an image:
+/// mounted where a link points, they can change what the link means (a link
+/// through the new mount point), and the masks and read-only binds that
+/// follow by path would then miss them.
+pub const mount_target_no_link: u32 = 4;
 
 /// The kernel's limit on a classic BPF program (BPF_MAXINSNS).
 pub const max_filter_len: u64 = 4096;

@@ -20,7 +20,7 @@
 import { helper } from "./ffi.ts";
 import { SboxError } from "./error.ts";
 import { describeErrno, errnoNumber } from "./errno.ts";
-import type { Program } from "./program.ts";
+import type { OpName, Program } from "./program.ts";
 import { type ChildRecord, RecordReader } from "./protocol.ts";
 import { reactor } from "./reactor.ts";
 import { beginLaunch, endLaunch } from "./teardown.ts";
@@ -203,7 +203,7 @@ async function launchChild(spec: LaunchSpec): Promise<Launched> {
     if (forked) await adopt(forked.pid).then(reap, () => undefined);
     else await reap(pidfd);
     const { step, what } = program.describe(failed.opIndex);
-    throw new SboxError(`${what}: ${describeErrno(failed.errno)}${hintFor(failed.errno)}`, {
+    throw new SboxError(`${what}: ${describeErrno(failed.errno)}${hintFor(failed.errno, step)}`, {
       step,
       errno: failed.errno,
     });
@@ -213,12 +213,19 @@ async function launchChild(spec: LaunchSpec): Promise<Launched> {
 }
 
 /**
- * What an errno of the setup means where it is not plain. EOVERFLOW: to
+ * What an errno of `step` means where it is not plain. EOVERFLOW: to
  * write in a directory of an overlay, the kernel copies it up with its
  * owner, which must be an id of the container; a host directory of an id
  * outside its map (host root's, under a user's container) cannot be.
+ * ELOOP of a mount: the helper refuses a symbolic link at the target of an
+ * overlay and of /dev, /proc and /sys (program.ts, `targetNoLink`), which
+ * an image may well have.
  */
-function hintFor(errno: number): string {
+function hintFor(errno: number, step: OpName): string {
+  if (errno === errnoNumber("ELOOP") && step === "mount") {
+    return " (a symbolic link on the way: /dev, /proc, /sys and overlays are mounted only on a path " +
+      "of the image, or of a kept upper layer, that has none)";
+  }
   if (errno !== errnoNumber("EOVERFLOW")) return "";
   return " (a directory on the way belongs to a host id outside the container's id map, so the overlay " +
     "cannot copy it up to write in it: see docs/rootless.md)";

@@ -485,6 +485,8 @@ export const DEFAULT_SHM_SIZE: number = 64 * 1024 * 1024;
  * read-only cgroup2 at /sys/fs/cgroup showing the container's own cgroup.
  * Paths of /proc and /sys that reach the host are masked, and /proc/sys,
  * /proc/bus, /proc/irq and /proc/fs are read-only ({@linkcode MASKED_PATHS}).
+ * An image (or kept upper layer) with a symbolic link at /dev, /proc or /sys
+ * is refused: the start fails with ELOOP rather than mount where it points.
  *
  * @example The usual root of a container
  * ```ts ignore
@@ -533,14 +535,16 @@ export class BaseMounts implements Mount {
     if (rootfs !== ".") b.chdir(rootfs);
     const at = (path: string) => containerPath(".", path);
     const nosuidNodevNoexec = MS.NOSUID | MS.NODEV | MS.NOEXEC;
-    b.mkdir(at("/dev")).mount(
-      "tmpfs",
-      at("/dev"),
-      "tmpfs",
-      MS.NOSUID | MS.NOEXEC,
-      `mode=755,${tmpfsLimits(64 * 1024 * 1024)}`,
-      "cannot mount tmpfs on /dev",
-    );
+    // /dev, /proc, /sys and /sys/fs/cgroup of the image: never through a
+    // symbolic link there (ELOOP). Mounted where a link points, a file
+    // system can change what the link means once it covers part of its way
+    // (/proc -> /m/n/v/self/../../../v, with the image's m/n/v/self, leads
+    // to /m/n/v before procfs is mounted there and to /m/v after), and the
+    // masks and read-only binds that follow by path would miss it.
+    const newFs = (fstype: string, path: string, flags: number, data: string | null) =>
+      b.mount(fstype, at(path), fstype, flags, data, `cannot mount ${fstype} on ${path}`, false, false, true);
+    b.mkdir(at("/dev"));
+    newFs("tmpfs", "/dev", MS.NOSUID | MS.NOEXEC, `mode=755,${tmpfsLimits(64 * 1024 * 1024)}`);
     for (const device of DEVICES) {
       // A tmpfs mounted in a user namespace cannot hold usable device nodes:
       // bind the host's instead, as bubblewrap does. Read-only: the node is
@@ -560,14 +564,8 @@ export class BaseMounts implements Mount {
     }
     // After /dev: the masks of /proc are binds of the container's read-only
     // /dev/null, and so read-only too (a bind keeps its source's flags).
-    b.mkdir(at("/proc")).mount(
-      "proc",
-      at("/proc"),
-      "proc",
-      nosuidNodevNoexec,
-      null,
-      "cannot mount proc on /proc",
-    );
+    b.mkdir(at("/proc"));
+    newFs("proc", "/proc", nosuidNodevNoexec, null);
     if (this.maskPaths) compileMasks(b, "/proc");
     b.mkdir(at("/dev/pts")).mount(
       "devpts",
@@ -600,22 +598,9 @@ export class BaseMounts implements Mount {
     b.symlink("/proc/self/fd/2", at("/dev/stderr"));
     // Last: sysfs waits for the network namespace, which a thread may still
     // be making meanwhile (ProgramBuilder.spawnNetwork).
-    b.mkdir(at("/sys")).mount(
-      "sysfs",
-      at("/sys"),
-      "sysfs",
-      nosuidNodevNoexec | MS.RDONLY,
-      null,
-      "cannot mount sysfs on /sys",
-    );
-    b.mount(
-      "cgroup2",
-      at("/sys/fs/cgroup"),
-      "cgroup2",
-      nosuidNodevNoexec | MS.RDONLY,
-      null,
-      "cannot mount cgroup2 on /sys/fs/cgroup",
-    );
+    b.mkdir(at("/sys"));
+    newFs("sysfs", "/sys", nosuidNodevNoexec | MS.RDONLY, null);
+    newFs("cgroup2", "/sys/fs/cgroup", nosuidNodevNoexec | MS.RDONLY, null);
     if (this.maskPaths) compileMasks(b, "/sys");
   }
 }
@@ -633,6 +618,12 @@ let presentMasks: typeof MASKED_PATHS | undefined;
  * makes {@linkcode READONLY_PROC_PATHS} read-only. Directories are covered
  * by one empty read-only tmpfs, on the first of them, and binds of it on the
  * others: cheaper to make and to tear down than a tmpfs each.
+ *
+ * A path this kernel lacks is skipped (`ignoreMissing`), but the helper
+ * skips it only inside the proc or sysfs the setup just mounted: a mask
+ * whose path is missing anywhere else, or whose source (the container's
+ * /dev/null) cannot be found, went somewhere it was not meant to, and
+ * fails the start rather than leave the file unmasked.
  */
 function compileMasks(b: ProgramBuilder, fs: "/proc" | "/sys"): void {
   const ignoreMissing = true;

@@ -117,6 +117,7 @@ const MAGIC = 0x31584253;
 export const PROGRAM_VERSION = 6;
 const MOUNT_KEEP_LOCKED_FLAGS = 1;
 const MOUNT_IGNORE_MISSING = 2;
+const MOUNT_TARGET_NO_LINK = 4;
 const MKDIR_OWNED = 1;
 
 /** An id for chown(2) that leaves the owner (or group) as it is. */
@@ -200,12 +201,21 @@ export class ProgramBuilder {
 
   /**
    * mount(2). `keepLockedFlags` for remounts of mounts inherited from the
-   * host; `ignoreMissing` to skip a target the kernel does not have. A bind
-   * remount with `MS.REC` sets its flags (read-only, nosuid, nodev, noexec)
-   * on every mount of the tree, through mount_setattr: what mount(2) does
-   * not, and what a read-only bind of a tree with mounts in it needs. A
-   * bind (not a remount) with `MS.RDONLY` is read-only from the start: the
-   * helper clones the tree, sets the flags and attaches it, all by fd.
+   * host. `ignoreMissing` to skip a target the kernel does not have: only
+   * one inside a file system this program mounted itself (a proc or sysfs
+   * just made); a target missing anywhere else, or a source missing in the
+   * image, is still an error, since the op's path then led somewhere else
+   * than meant.
+   * `targetNoLink`: fail with ELOOP where the target is, or goes through, a
+   * symbolic link (of the image, or of a kept upper layer) rather than mount
+   * where it points: for a file system that later ops find by path again
+   * (the masks of /proc), where a link through the new mount point could
+   * lead them elsewhere. A bind remount with `MS.REC` sets its flags
+   * (read-only, nosuid, nodev, noexec) on every mount of the tree, through
+   * mount_setattr: what mount(2) does not, and what a read-only bind of a
+   * tree with mounts in it needs. A bind (not a remount) with `MS.RDONLY` is
+   * read-only from the start: the helper clones the tree, sets the flags and
+   * attaches it, all by fd.
    */
   mount(
     source: string | null,
@@ -216,6 +226,7 @@ export class ProgramBuilder {
     what: string,
     keepLockedFlags = false,
     ignoreMissing = false,
+    targetNoLink = false,
   ): this {
     // sysfs shows the network devices of the mounting process's namespace.
     if (fstype === "sysfs") this.joinNetwork();
@@ -223,7 +234,8 @@ export class ProgramBuilder {
       OpCode.mount,
       [s(source), { str: target }, s(fstype), flags, s(data)],
       what,
-      (keepLockedFlags ? MOUNT_KEEP_LOCKED_FLAGS : 0) | (ignoreMissing ? MOUNT_IGNORE_MISSING : 0),
+      (keepLockedFlags ? MOUNT_KEEP_LOCKED_FLAGS : 0) | (ignoreMissing ? MOUNT_IGNORE_MISSING : 0) |
+        (targetNoLink ? MOUNT_TARGET_NO_LINK : 0),
     );
   }
 

@@ -20,9 +20,21 @@ import {
   type Mount,
   OverlayMount,
   type ProcessOptions,
+  SboxError,
   TmpfsMount,
 } from "../mod.ts";
-import { busyboxImage, identityMapper, processesWith, scratchDir, testCgroup, text } from "./fixtures.ts";
+import { MASKED_PATHS, READONLY_PROC_PATHS } from "../src/mount.ts";
+import { MS } from "../src/program.ts";
+import {
+  busyboxImage,
+  identityMapper,
+  processesWith,
+  removeScratch,
+  SBOX,
+  scratchDir,
+  testCgroup,
+  text,
+} from "./fixtures.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const ZIG = `${ROOT}.tools/zig/ziglang/zig`;
@@ -398,6 +410,170 @@ Deno.test("a symbolic link planted in a kept upper layer does not lead the next 
     assert.throws(() => Deno.statSync("/etc/planted"), Deno.errors.NotFound);
   } finally {
     Deno.removeSync(victim, { recursive: true });
+  }
+});
+
+// An image, or a kept upper layer, may have a symbolic link at /proc, /dev
+// or /sys. BaseMounts once mounted proc, the /dev tmpfs or sysfs where the
+// link pointed, and the link could change meaning once the new file system
+// covered part of its way: the masks and the read-only /proc/sys, which
+// follow by path, then missed, were skipped as "missing", and a root
+// container could write the host's sysctls (kernel.core_pattern). The
+// layouts are those that showed it; each start must now fail, naming the
+// mount point and ELOOP, and nothing may run.
+
+/**
+ * Copies the busybox image, runs shell script `plant` in the copy's top
+ * directory, and checks that a container of it (an overlay with a kept
+ * upper layer, and BaseMounts) does not start: the error names the mount,
+ * `what` ("proc on /proc"), and ELOOP, and the command never runs. With
+ * `cli`, `sbox run --rootfs` of the copy fails the same way, with status 125.
+ */
+async function assertImageRefused(prefix: string, plant: string, what: string, cli = false): Promise<void> {
+  const dir = scratchDir(prefix);
+  const image = `${dir}/image`;
+  try {
+    const make = (args: string[], cwd?: string) => {
+      const result = new Deno.Command(args[0], { args: args.slice(1), cwd, stderr: "piped" }).outputSync();
+      if (!result.success) throw new Error(`${args.join(" ")}: ${text(result.stderr)}`);
+    };
+    make(["cp", "-a", busyboxImage(), image]);
+    make(["/bin/sh", "-c", plant], image);
+    for (const sub of ["root", "upper", "work"]) Deno.mkdirSync(`${dir}/${sub}`);
+    {
+      await using c = await Container.create({
+        rootfs: `${dir}/root`,
+        userMapper: identityMapper(),
+        mounts: [new OverlayMount([image], `${dir}/upper`, `${dir}/work`), new BaseMounts()],
+      });
+      const err = await c.start({ command: ["/bin/sh", "-c", "echo RAN"], env: ENV, stdout: "piped" })
+        .then((init) => init.output(), (err: Error) => err);
+      if (!(err instanceof SboxError)) {
+        assert.fail(`the container started: ${"stdout" in err ? text(err.stdout) : err}`);
+      }
+      assert.deepEqual([err.step, err.errno], ["mount", "ELOOP"], err.message);
+      assert.ok(err.message.startsWith(`cannot mount ${what}: ELOOP`), err.message);
+      assert.match(err.message, /symbolic link/);
+    }
+    if (cli) {
+      const sbox = ["run", "--allow-ffi", SBOX, "run", "--rootfs", image, "--", "sh", "-c", "echo RAN"];
+      const result = await new Deno.Command(Deno.execPath(), {
+        args: sbox,
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.deepEqual([result.code, text(result.stdout)], [125, ""], text(result.stderr));
+      assert.ok(text(result.stderr).startsWith(`sbox: cannot mount ${what}: ELOOP`), text(result.stderr));
+    }
+  } finally {
+    await removeScratch(dir);
+  }
+}
+
+Deno.test("an image with a link at /proc that procfs would change is refused, not left without masks", async () => {
+  // /proc -> /m/n/v while m/n/v/self is the image's link to /m/n/x/y/z, and
+  // -> /m/v once procfs (whose self is a pid) is mounted on /m/n/v: the
+  // masks and the read-only /proc/sys went to /m/v/..., which is missing.
+  await assertImageRefused(
+    "link-proc-",
+    "rmdir proc && mkdir -p m/n/v m/n/x/y/z m/v/acpi && ln -s /m/n/x/y/z m/n/v/self && " +
+      "ln -s /m/n/v/self/../../../v proc",
+    "proc on /proc",
+    true,
+  );
+});
+
+Deno.test("an image with a link at /dev through /proc is refused, not left with host /proc files unmasked", async () => {
+  // /dev -> /proc/self/../../w leads to /a/w while proc/self is the image's
+  // link to /a/b/c, and to /w once procfs is mounted: the file masks'
+  // source, ./dev/null, was then missing, and /proc/keys and
+  // /proc/timer_list showed the host's.
+  await assertImageRefused(
+    "link-dev-",
+    "rmdir dev proc && mkdir -p proc a/b/c a/w w && ln -s /a/b/c proc/self && ln -s /proc/self/../../w dev",
+    "tmpfs on /dev",
+  );
+});
+
+Deno.test("an image with a link at /sys that sysfs would change is refused, not left with /sys/firmware unmasked", async () => {
+  // The /proc layout's twin: sysfs on /s/n/v, its masks sent to /s/v.
+  await assertImageRefused(
+    "link-sys-",
+    "rmdir sys && mkdir -p s/n/v s/n/x/y/z s/v/fs/cgroup && ln -s /s/n/x/y/z s/n/v/fs && " +
+      "ln -s /s/n/v/fs/../../../v sys",
+    "sysfs on /sys",
+  );
+});
+
+Deno.test("a plain image still gets every mask and the read-only /proc directories", async () => {
+  await using setup = await container();
+  const out = await run(setup, ["/bin/sh", "-c", "/escape read /proc/keys; cat /proc/self/mountinfo"]);
+  // Masked (/dev/null reads nothing), or absent from this kernel.
+  assert.match(out, /^read (ok 0 bytes|ENOENT)\n/);
+  // Mount point -> per-mount options; read-only is checked there, not by
+  // writing: a regression must not change the host's sysctls.
+  const mounts = new Map(
+    out.split("\n").slice(1).filter(Boolean).map((line) => {
+      const fields = line.split(" ");
+      return [fields[4], fields[5].split(",")];
+    }),
+  );
+  const onHost = (path: string) => {
+    try {
+      Deno.lstatSync(path);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  for (const { path } of MASKED_PATHS) {
+    if (onHost(path)) assert.ok(mounts.has(path), `${path} is masked`);
+  }
+  for (const path of READONLY_PROC_PATHS) {
+    if (onHost(path)) {
+      assert.ok(mounts.get(path)?.includes("ro"), `${path} is read-only: ${mounts.get(path)}`);
+    }
+  }
+  assert.ok(mounts.get("/proc/sys")?.includes("ro"), "/proc/sys is read-only");
+});
+
+Deno.test("ignoreMissing skips a missing target only in a file system the setup mounted, never a missing source", async () => {
+  const dir = scratchDir("missing-");
+  for (const sub of ["root", "upper", "work"]) Deno.mkdirSync(`${dir}/${sub}`);
+  /** A mask-like bind with ignoreMissing, after a tmpfs on /x (own) holding an empty file. */
+  const mask = (what: string, source: string, target: string): Mount => ({
+    target: "/x",
+    validate() {},
+    compile(b, rootfs) {
+      b.mkdir(`${rootfs}/x`).mount("tmpfs", `${rootfs}/x`, "tmpfs", 0, null, "cannot mount tmpfs on /x");
+      b.touch(`${rootfs}/x/file`);
+      b.mount(`${rootfs}/${source}`, `${rootfs}/${target}`, null, MS.BIND, null, what, false, true);
+    },
+  });
+  const start = async (mount: Mount) => {
+    await using c = await Container.create({
+      rootfs: `${dir}/root`,
+      userMapper: identityMapper(),
+      mounts: [new OverlayMount([busyboxImage()], `${dir}/upper`, `${dir}/work`), new BaseMounts(), mount],
+    });
+    return await c.start({ command: ["/bin/true"], env: ENV }).then((init) => init.status)
+      .then(() => "ran", (err) => `${err.step}: ${err.message}`);
+  };
+  try {
+    // A target missing in the tmpfs the setup made: what ignoreMissing is for.
+    assert.equal(await start(mask("cannot mask /x/missing", "x/file", "x/missing")), "ran");
+    // A target missing in the image, or a source missing there: an error.
+    assert.equal(
+      await start(mask("cannot mask /missing/file", "x/file", "missing/file")),
+      "mount: cannot mask /missing/file: ENOENT (No such file or directory)",
+    );
+    assert.equal(
+      await start(mask("cannot mask /x/file", "missing", "x/file")),
+      "mount: cannot mask /x/file: ENOENT (No such file or directory)",
+    );
+  } finally {
+    await removeScratch(dir);
   }
 });
 
