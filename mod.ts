@@ -78,6 +78,7 @@ export {
 export type { SignalLike } from "./src/signal.ts";
 export {
   type IdMaps,
+  type MountOpOptions,
   OpCode,
   type OpName,
   type Program,

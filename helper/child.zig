@@ -180,7 +180,15 @@ fn mount(op: *const program.Op, own: *OwnMounts) usize {
     var target = InRoot{};
     defer source.close();
     defer target.close();
-    if (bind and a[0] != 0) { // a path only for a bind
+    if (op.flags & program.mount_host_source != 0) {
+        // Gone, behind a link now, or of another kind: not what was planned.
+        const rc = source.openHostSource(a[0], a[5]);
+        if (errnoOf(rc)) |e| return switch (e) {
+            @intFromEnum(linux.E.NOENT), @intFromEnum(linux.E.LOOP), @intFromEnum(linux.E.NOTDIR) => 0,
+            else => rc,
+        };
+        if (source.fd < 0) return 0;
+    } else if (bind and a[0] != 0) { // a path only for a bind
         // A source that cannot be resolved is an error even with
         // mount_ignore_missing: a mask's source (the container's /dev/null)
         // is always there unless a link moved it. (A source in an own file
@@ -198,6 +206,7 @@ fn mount(op: *const program.Op, own: *OwnMounts) usize {
     }
     if (errnoOf(rc) == null) recordMount(own, a, source.linked, target.linked);
     if (skip_missing and errnoOf(rc) == @intFromEnum(linux.E.NOENT)) return 0;
+    if (op.flags & program.mount_skip_gone_lower != 0 and errnoOf(rc) == @intFromEnum(linux.E.NOENT)) return 0;
     return rc;
 }
 
@@ -444,6 +453,24 @@ const InRoot = struct {
             self.linked = true;
         }
         if (errnoOf(fd) != null) return fd;
+        self.fd = @bitCast(fd);
+        _ = std.fmt.bufPrintZ(&self.proc_path, "/proc/self/fd/{d}", .{fd}) catch unreachable;
+        return 0;
+    }
+
+    /// Opens absolute host path `path_arg` without following any symbolic
+    /// link (see `mount_host_source`); keeps the fd only if the file is of
+    /// type `kind` (S_IFREG, S_IFDIR). Returns 0 or -errno; no fd: another kind.
+    fn openHostSource(self: *InRoot, path_arg: u64, kind: u64) usize {
+        const fd = openat2(@ptrFromInt(path_arg), resolve_no_symlinks);
+        if (errnoOf(fd) != null) return fd;
+        var stx: linux.Statx = undefined;
+        const at_empty_path: u32 = 0x1000;
+        const rc = linux.syscall5(.statx, fd, @intFromPtr(""), at_empty_path, linux.STATX_TYPE, @intFromPtr(&stx));
+        if (errnoOf(rc) != null or stx.mode & linux.S.IFMT != kind) {
+            _ = linux.syscall1(.close, fd);
+            return if (errnoOf(rc) != null) rc else 0;
+        }
         self.fd = @bitCast(fd);
         _ = std.fmt.bufPrintZ(&self.proc_path, "/proc/self/fd/{d}", .{fd}) catch unreachable;
         return 0;

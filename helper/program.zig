@@ -173,6 +173,18 @@ pub const mount_ignore_missing: u32 = 2;
 /// through the new mount point), and the masks and read-only binds that
 /// follow by path would then miss them.
 pub const mount_target_no_link: u32 = 4;
+/// Mount flags field bit 3: a bind whose source is a host path the caller
+/// planned (the host-root view of `sbox run`) as a regular file or a
+/// directory, args[5] (S_IFREG or S_IFDIR). It is opened without following
+/// any symbolic link and bound from that fd, and only while it is still of
+/// that kind: a host user who can write where it lies may have swapped it
+/// for a link (to a daemon's socket, to "/") since the plan, or removed it.
+/// Then the op does nothing, as if the entry had gone a moment earlier.
+pub const mount_host_source: u32 = 8;
+/// Mount flags field bit 4: an overlay whose lower directory (a host path
+/// the caller planned) may be gone: its ENOENT is not an error, and the
+/// target stays the empty directory it was.
+pub const mount_skip_gone_lower: u32 = 16;
 
 /// The kernel's limit on a classic BPF program (BPF_MAXINSNS).
 pub const max_filter_len: u64 = 4096;

@@ -542,7 +542,9 @@ export class BaseMounts implements Mount {
     // to /m/n/v before procfs is mounted there and to /m/v after), and the
     // masks and read-only binds that follow by path would miss it.
     const newFs = (fstype: string, path: string, flags: number, data: string | null) =>
-      b.mount(fstype, at(path), fstype, flags, data, `cannot mount ${fstype} on ${path}`, false, false, true);
+      b.mount(fstype, at(path), fstype, flags, data, `cannot mount ${fstype} on ${path}`, {
+        targetNoLink: true,
+      });
     b.mkdir(at("/dev"));
     newFs("tmpfs", "/dev", MS.NOSUID | MS.NOEXEC, `mode=755,${tmpfsLimits(64 * 1024 * 1024)}`);
     for (const device of DEVICES) {
@@ -634,7 +636,7 @@ function compileMasks(b: ProgramBuilder, fs: "/proc" | "/sys"): void {
     const at = containerPath(".", path);
     if (kind === "file") {
       // The container's /dev/null (BaseMounts binds it read-only first).
-      b.mount("./dev/null", at, null, MS.BIND, null, `cannot mask ${path}`, false, ignoreMissing);
+      b.mount("./dev/null", at, null, MS.BIND, null, `cannot mask ${path}`, { ignoreMissing });
     } else if (path === emptyDir) {
       b.mount(
         "tmpfs",
@@ -648,13 +650,13 @@ function compileMasks(b: ProgramBuilder, fs: "/proc" | "/sys"): void {
       );
     } else {
       const source = containerPath(".", emptyDir!);
-      b.mount(source, at, null, MS.BIND, null, `cannot mask ${path}`, false, ignoreMissing);
+      b.mount(source, at, null, MS.BIND, null, `cannot mask ${path}`, { ignoreMissing });
     }
   }
   if (fs === "/sys") return;
   for (const path of READONLY_PROC_PATHS) {
     const at = containerPath(".", path);
-    b.mount(at, at, null, MS.BIND | MS.REC, null, `cannot bind ${path}`, false, ignoreMissing);
+    b.mount(at, at, null, MS.BIND | MS.REC, null, `cannot bind ${path}`, { ignoreMissing });
     // The flags of our own proc mount, so no need to read them back first
     // (nothing is locked in a mount this namespace made).
     b.mount(
@@ -664,8 +666,7 @@ function compileMasks(b: ProgramBuilder, fs: "/proc" | "/sys"): void {
       MS.BIND | MS.REMOUNT | MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC,
       null,
       `cannot make ${path} read-only`,
-      false,
-      ignoreMissing,
+      { ignoreMissing },
     );
   }
 }

@@ -118,6 +118,40 @@ export const PROGRAM_VERSION = 6;
 const MOUNT_KEEP_LOCKED_FLAGS = 1;
 const MOUNT_IGNORE_MISSING = 2;
 const MOUNT_TARGET_NO_LINK = 4;
+const MOUNT_HOST_SOURCE = 8;
+const MOUNT_SKIP_GONE_LOWER = 16;
+/** S_IFREG and S_IFDIR, the kinds of a planned host source (`mount_host_source` in helper/program.zig). */
+const HOST_SOURCE_KIND = { file: 0o100000, directory: 0o040000 } as const;
+
+/** How the helper treats the paths of a {@linkcode ProgramBuilder.mount} op. */
+export interface MountOpOptions {
+  /** For a remount of a mount inherited from the host: keep the flags the kernel locked. */
+  keepLockedFlags?: boolean;
+  /**
+   * Skip a target the kernel does not have: only one inside a file system
+   * this program mounted itself (a proc or sysfs just made); a target missing
+   * anywhere else, or a source missing in the image, is still an error, since
+   * the op's path then led somewhere else than meant.
+   */
+  ignoreMissing?: boolean;
+  /**
+   * Fail with ELOOP where the target is, or goes through, a symbolic link
+   * (of the image, or of a kept upper layer) rather than mount where it
+   * points: for a file system that later ops find by path again (the masks
+   * of /proc), where a link through the new mount point could lead them
+   * elsewhere.
+   */
+  targetNoLink?: boolean;
+  /**
+   * A bind of a host path planned as this kind of file: opened without
+   * following any symbolic link and bound from that fd, and skipped (the op
+   * does nothing) when it is gone or no longer of this kind, as a host user
+   * who can write where it lies may have made it since the plan.
+   */
+  hostSource?: "file" | "directory";
+  /** An overlay whose lower directory may be gone by now: then it is skipped. */
+  skipGoneLower?: boolean;
+}
 const MKDIR_OWNED = 1;
 
 /** An id for chown(2) that leaves the owner (or group) as it is. */
@@ -200,22 +234,12 @@ export class ProgramBuilder {
   }
 
   /**
-   * mount(2). `keepLockedFlags` for remounts of mounts inherited from the
-   * host. `ignoreMissing` to skip a target the kernel does not have: only
-   * one inside a file system this program mounted itself (a proc or sysfs
-   * just made); a target missing anywhere else, or a source missing in the
-   * image, is still an error, since the op's path then led somewhere else
-   * than meant.
-   * `targetNoLink`: fail with ELOOP where the target is, or goes through, a
-   * symbolic link (of the image, or of a kept upper layer) rather than mount
-   * where it points: for a file system that later ops find by path again
-   * (the masks of /proc), where a link through the new mount point could
-   * lead them elsewhere. A bind remount with `MS.REC` sets its flags
-   * (read-only, nosuid, nodev, noexec) on every mount of the tree, through
-   * mount_setattr: what mount(2) does not, and what a read-only bind of a
-   * tree with mounts in it needs. A bind (not a remount) with `MS.RDONLY` is
-   * read-only from the start: the helper clones the tree, sets the flags and
-   * attaches it, all by fd.
+   * mount(2), with the helper's checks of its paths (see {@linkcode MountOpOptions}).
+   * A bind remount with `MS.REC` sets its flags (read-only, nosuid, nodev,
+   * noexec) on every mount of the tree, through mount_setattr: what mount(2)
+   * does not, and what a read-only bind of a tree with mounts in it needs. A
+   * bind (not a remount) with `MS.RDONLY` is read-only from the start: the
+   * helper clones the tree, sets the flags and attaches it, all by fd.
    */
   mount(
     source: string | null,
@@ -224,18 +248,20 @@ export class ProgramBuilder {
     flags: number,
     data: string | null,
     what: string,
-    keepLockedFlags = false,
-    ignoreMissing = false,
-    targetNoLink = false,
+    options: MountOpOptions = {},
   ): this {
     // sysfs shows the network devices of the mounting process's namespace.
     if (fstype === "sysfs") this.joinNetwork();
+    const kind = options.hostSource === undefined ? 0 : HOST_SOURCE_KIND[options.hostSource];
     return this.#push(
       OpCode.mount,
-      [s(source), { str: target }, s(fstype), flags, s(data)],
+      [s(source), { str: target }, s(fstype), flags, s(data), kind],
       what,
-      (keepLockedFlags ? MOUNT_KEEP_LOCKED_FLAGS : 0) | (ignoreMissing ? MOUNT_IGNORE_MISSING : 0) |
-        (targetNoLink ? MOUNT_TARGET_NO_LINK : 0),
+      (options.keepLockedFlags ? MOUNT_KEEP_LOCKED_FLAGS : 0) |
+        (options.ignoreMissing ? MOUNT_IGNORE_MISSING : 0) |
+        (options.targetNoLink ? MOUNT_TARGET_NO_LINK : 0) |
+        (options.hostSource ? MOUNT_HOST_SOURCE : 0) |
+        (options.skipGoneLower ? MOUNT_SKIP_GONE_LOWER : 0),
     );
   }
 

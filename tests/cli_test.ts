@@ -6,7 +6,9 @@
  */
 
 import assert from "node:assert/strict";
-import { Cgroup } from "../mod.ts";
+import { BaseMounts, Cgroup, Container } from "../mod.ts";
+import { HostRootMount, planHostRoot } from "../src/cli/hostroot.ts";
+import { TemporaryLayers } from "../src/cli/layers.ts";
 import { parseCommandLine, reportPathOf, RUN_OPTIONS } from "../src/cli/args.ts";
 import { ArgvError, tokenize } from "../src/cli/argv.ts";
 import { SCRATCH_PARENTS } from "../src/cli/scratch.ts";
@@ -16,6 +18,7 @@ import meta from "../deno.json" with { type: "json" };
 import {
   busyboxImage,
   COMMAND_TIMEOUT_MS,
+  identityMapper,
   processesWith,
   REPLACE_DIR_SCRIPT,
   replacedDirOutput,
@@ -343,6 +346,9 @@ Deno.test(
       await mount(["-t", "tmpfs", "tmpfs"], `${dir}/lock`);
       await mount(["-t", "proc", "proc"], `${dir}/proc`);
       await mount(["-t", "ramfs", "ramfs"], `${dir}/ram`);
+      // A kernel file system on a file (`ip netns add`'s /run/netns/NAME): a handle of the host's namespace.
+      Deno.writeTextFileSync(`${dir}/netns`, "");
+      await mount(["--bind", "/proc/self/ns/net"], `${dir}/netns`);
       const mknod = (args: string[]) => new Deno.Command("mknod", { args }).output();
       assert((await mknod([`${dir}/zero`, "c", "1", "5"])).success);
       assert((await mknod([`${dir}/ram/zero`, "c", "1", "5"])).success);
@@ -364,6 +370,87 @@ Deno.test(
       listener.close();
       for (const at of mounted) await new Deno.Command("umount", { args: [at] }).output();
       Deno.removeSync(dir, { recursive: true });
+    }
+  },
+);
+
+const HOST_RACE_TEST =
+  "cli: a host-root entry swapped for a link or gone since the plan is left out, not followed";
+Deno.test(
+  HOST_RACE_TEST,
+  { ignore: skipUnlessRoot(HOST_RACE_TEST, "it mounts a file system on the host") },
+  async () => {
+    // The entries of a directory with a mount below it are planned one by
+    // one (hostroot.ts), and mounted a moment later: a host user who can
+    // write there may swap a planned file for a link, to a root daemon's
+    // socket or to "/", or remove it, in between. Planned first, then
+    // changed so, then mounted.
+    const dir = Deno.makeTempDirSync({ dir: "/var/tmp", prefix: "sbox-hostrace-" });
+    const scratch = scratchDir("hostrace-");
+    const listener = Deno.listen({ transport: "unix", path: `${dir}/daemon.sock` });
+    let mounted = false;
+    try {
+      Deno.mkdirSync(`${dir}/lock`);
+      assert(
+        (await new Deno.Command("mount", { args: ["-t", "tmpfs", "tmpfs", `${dir}/lock`] }).output()).success,
+      );
+      mounted = true;
+      for (const name of ["plain", "swapped", "swapped-root", "gone"]) {
+        Deno.writeTextFileSync(`${dir}/${name}`, name);
+      }
+      Deno.mkdirSync(`${dir}/gone-dir`);
+      const entries = planHostRoot();
+      const planned = (path: string) => entries.find((e) => e.path === path)?.kind;
+      assert.deepEqual(
+        ["plain", "swapped", "swapped-root", "gone", "gone-dir"].map((name) => planned(`${dir}/${name}`)),
+        ["bind", "bind", "bind", "bind", "overlay"],
+      );
+      for (const name of ["swapped", "swapped-root", "gone"]) Deno.removeSync(`${dir}/${name}`);
+      Deno.removeSync(`${dir}/gone-dir`);
+      Deno.symlinkSync(`${dir}/daemon.sock`, `${dir}/swapped`);
+      Deno.symlinkSync("/", `${dir}/swapped-root`);
+
+      for (const sub of ["root", "layers"]) Deno.mkdirSync(`${scratch}/${sub}`);
+      const container = await Container.create({
+        rootfs: `${scratch}/root`,
+        userMapper: identityMapper(),
+        mounts: [
+          new HostRootMount(entries, new TemporaryLayers(`${scratch}/layers`, 64 << 20)),
+          new BaseMounts(),
+        ],
+      });
+      try {
+        const p = await container.start({
+          command: [
+            "/bin/sh",
+            "-c",
+            `cd ${dir} && stat -c '%n %F' plain swapped swapped-root gone gone-dir; ls -A gone-dir; cat plain`,
+          ],
+          env: { PATH: "/usr/bin:/bin" },
+          stdout: "piped",
+          stderr: "piped",
+        });
+        const output = await p.output();
+        assert.equal(
+          text(output.stdout),
+          [
+            "plain regular file",
+            "swapped regular empty file",
+            "swapped-root regular empty file",
+            "gone regular empty file",
+            "gone-dir directory",
+            "plain",
+          ].join("\n"),
+          text(output.stderr),
+        );
+      } finally {
+        await container.destroy();
+      }
+    } finally {
+      listener.close();
+      if (mounted) await new Deno.Command("umount", { args: [`${dir}/lock`] }).output();
+      Deno.removeSync(dir, { recursive: true });
+      Deno.removeSync(scratch, { recursive: true });
     }
   },
 );

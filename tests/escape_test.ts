@@ -548,7 +548,9 @@ Deno.test("ignoreMissing skips a missing target only in a file system the setup 
     compile(b, rootfs) {
       b.mkdir(`${rootfs}/x`).mount("tmpfs", `${rootfs}/x`, "tmpfs", 0, null, "cannot mount tmpfs on /x");
       b.touch(`${rootfs}/x/file`);
-      b.mount(`${rootfs}/${source}`, `${rootfs}/${target}`, null, MS.BIND, null, what, false, true);
+      b.mount(`${rootfs}/${source}`, `${rootfs}/${target}`, null, MS.BIND, null, what, {
+        ignoreMissing: true,
+      });
     },
   });
   const start = async (mount: Mount) => {

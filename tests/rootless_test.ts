@@ -20,6 +20,7 @@ import {
   SBOX,
   sboxOnBusybox,
   scratchDir,
+  skipWithout,
   skipWithoutManyIds,
   text,
 } from "./fixtures.ts";
@@ -290,6 +291,30 @@ Deno.test("setgroups: newgidmap's choice matches the mapper's, so a container st
       assert.match(status, new RegExp(`^Gid:\\s+${subGid + 21}(\\s+${subGid + 21}){3}$`, "m"));
       probe.kill("SIGKILL");
       await probe.status;
+    },
+  });
+}
+
+{
+  const name =
+    "sbox run without --rootfs: a directory the user may not list, with a mount below it, shows empty";
+  // tools/test-rootless makes it (as root) before it runs this file as the users.
+  const privateDir = "/srv/sbox-rootless-private";
+  Deno.test({
+    name,
+    ignore: skipAsRoot(name) || skipWithout(privateDir, name, "the directory tools/test-rootless makes"),
+    async fn() {
+      // The sbox run without --rootfs, of this user.
+      const output = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "--allow-ffi", SBOX, "run", "--", "/bin/sh", "-c", `ls -A ${privateDir}; echo listed`],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+        signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+      }).output();
+      assert.equal(output.code, 0, text(output.stderr));
+      // Empty: what is below it is not the user's to see.
+      assert.equal(text(output.stdout), "listed\n");
     },
   });
 }

@@ -27,13 +27,19 @@
  *   mounted anywhere in the host's tree show as empty directories: a host
  *   proc (a chroot's /proc, say) lists every host process, a devpts holds
  *   the host's terminals;
- * - /proc, /sys, /dev and /tmp are left out: the container gets fresh ones.
+ * - /proc, /sys, /dev and /tmp are left out: the container gets fresh ones;
+ * - the plan is made here, the mounts a moment later in the child: a bind
+ *   is of what the plan found or nothing (`hostSource`: a host user may
+ *   have swapped the entry for a link since), an overlay of a directory
+ *   gone since leaves it empty, and a directory the user may not list shows
+ *   empty (rootless: what lies below is not theirs to see).
  *
  * @module
  */
 
 import { containerPath, mkdirLike, type Mount } from "../mount.ts";
 import { MS, type ProgramBuilder } from "../program.ts";
+import { SboxError } from "../error.ts";
 import { readDir, readLink, readTextFile, stat } from "../sys.ts";
 import type { TemporaryLayers } from "./layers.ts";
 
@@ -92,8 +98,8 @@ export type HostEntry =
   | { kind: "dir"; path: string }
   /** A writable view of a host directory, with a temporary upper layer. */
   | { kind: "overlay"; path: string }
-  /** A read-only bind mount of a host file or directory. */
-  | { kind: "bind"; path: string }
+  /** A read-only bind mount of a host file or directory, as the plan found it. */
+  | { kind: "bind"; path: string; directory: boolean }
   /** A symbolic link, recreated as it is on the host. */
   | { kind: "symlink"; path: string; target: string };
 
@@ -136,15 +142,27 @@ export function planHostRoot(): HostEntry[] {
   const hasMountBelow = (dir: string) => mounts.some((m) => m.path.startsWith(`${dir}/`));
 
   const visit = (dir: string): void => {
-    for (const { name } of readDir(dir)) {
+    let names: { name: string }[];
+    try {
+      names = readDir(dir);
+    } catch (err) {
+      // A directory the user may not list (rootless: another user's
+      // /run/user/UID, Docker's 0710 /var/lib/docker) shows empty, as it
+      // does to them on the host: what lies below is theirs no more.
+      if (err instanceof SboxError && (err.errno === "EACCES" || err.errno === "ENOENT")) return;
+      throw err;
+    }
+    for (const { name } of names) {
       const path = dir === "/" ? `/${name}` : `${dir}/${name}`;
       if (REPLACED.has(path)) continue;
       const info = stat(path, false);
       if (!info) continue; // gone since readDir
       if (info.isSymlink) {
         entries.push({ kind: "symlink", path, target: readLink(path) });
+      } else if (KERNEL_FS.has(fstypeOf(path)) && !info.isDirectory) {
+        continue; // a kernel file system mounted on a file (a netns of `ip netns add`): left out
       } else if (info.isFile) {
-        entries.push({ kind: "bind", path });
+        entries.push({ kind: "bind", path, directory: false });
       } else if (!info.isDirectory) {
         continue; // a socket, FIFO or device node: left out
       } else if (KERNEL_FS.has(fstypeOf(path))) {
@@ -155,7 +173,7 @@ export function planHostRoot(): HostEntry[] {
       } else if (OVERLAY_LOWER_FS.has(fstypeOf(path))) {
         entries.push({ kind: "overlay", path });
       } else {
-        entries.push({ kind: "bind", path });
+        entries.push({ kind: "bind", path, directory: true });
       }
     }
   };
@@ -200,20 +218,27 @@ export class HostRootMount implements Mount {
           b.symlink(entry.target, at);
           break;
         case "bind":
-          if (stat(entry.path)?.isDirectory) b.mkdir(at);
+          // As planned, whatever the path is by now: the entries lie where
+          // host users may write (a directory with a mount below it, such
+          // as /run/user/UID), and the helper binds the entry only while
+          // it is still of its planned kind, never through a link to it
+          // (a daemon's socket, "/"). Read-only from the start, every mount
+          // of it (MS_REC: one that appeared below it since the plan too).
+          if (entry.directory) b.mkdir(at);
           else b.touch(at);
-          b.mount(entry.path, at, null, MS.BIND | MS.REC, null, `cannot bind ${entry.path}`);
-          // MS_REC: a mount that appeared below it since the plan was made is read-only too.
           b.mount(
-            null,
+            entry.path,
             at,
             null,
-            MS.BIND | MS.REMOUNT | MS.RDONLY | MS.NOSUID | MS.NODEV | MS.REC,
+            MS.BIND | MS.REC | MS.RDONLY | MS.NOSUID | MS.NODEV,
             null,
-            `cannot make ${entry.path} read-only`,
+            `cannot bind ${entry.path}`,
+            { hostSource: entry.directory ? "directory" : "file" },
           );
           break;
         case "overlay":
+          // A directory gone since the plan stays empty: an entry that comes
+          // and goes on the host does not fail the run.
           b.mkdir(at);
           this.#layers.overlay(
             b,
@@ -222,6 +247,7 @@ export class HostRootMount implements Mount {
             MS.NOSUID,
             `cannot mount overlay on ${entry.path}`,
             "the host's root",
+            true,
           );
           break;
       }

@@ -58,7 +58,8 @@ export class TemporaryLayers {
   /**
    * Appends an overlay of host directory `lower` on `target` (a path under
    * the rootfs, which must exist), with a new upper layer of its own.
-   * `option` is what an error about its options names.
+   * `option` is what an error about its options names. `skipGoneLower`:
+   * a `lower` gone by the time the child mounts it leaves `target` empty.
    */
   overlay(
     b: ProgramBuilder,
@@ -67,12 +68,15 @@ export class TemporaryLayers {
     flags: number,
     what: string,
     option: string,
+    skipGoneLower = false,
   ): void {
     const n = this.#count++;
     const upper = `${this.dir}/upper-${n}`, work = `${this.dir}/work-${n}`;
     // The upper layer's root directory is the overlay's: it takes the lower one's mode and owner.
     mkdirLike(b, upper, lower);
     b.mkdir(work);
-    b.mount("overlay", target, "overlay", flags, overlayOptions([lower], upper, work, option), what);
+    b.mount("overlay", target, "overlay", flags, overlayOptions([lower], upper, work, option), what, {
+      skipGoneLower,
+    });
   }
 }
