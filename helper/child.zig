@@ -461,10 +461,7 @@ const InRoot = struct {
     /// Opens absolute host path `path_arg` without following any symbolic
     /// link (see `mount_host_source`); keeps the fd only if the file is of
     /// type `kind` (S_IFREG, S_IFDIR). Returns 0 or -errno; no fd: another kind.
-    /// Not inlined: its Statx (256 bytes) in `mount`'s frame, which every
-    /// container's setup runs through, made starts ~5% slower
-    /// (bench/compare_ratio.ts), for an op only the host-root view uses.
-    noinline fn openHostSource(self: *InRoot, path_arg: u64, kind: u64) usize {
+    fn openHostSource(self: *InRoot, path_arg: u64, kind: u64) usize {
         const fd = openat2(@ptrFromInt(path_arg), resolve_no_symlinks);
         if (errnoOf(fd) != null) return fd;
         var stx: linux.Statx = undefined;
