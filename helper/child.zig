@@ -85,7 +85,10 @@ fn step(ctx: *Context, index: u32, op: *const program.Op, own: *OwnMounts) usize
         .close_from => closeFrom(ctx, a[0]),
         .chdir => blk: {
             own.forget(); // relative paths lead somewhere else now
-            break :blk changeDirectory(a[0]);
+            break :blk if (op.flags & program.chdir_no_magic_links != 0)
+                changeDirectory(a[0])
+            else
+                linux.syscall1(.chdir, a[0]);
         },
         .setgroups => linux.syscall2(.setgroups, a[0], a[1]),
         .setgid => linux.syscall3(.setresgid, a[0], a[0], a[0]),

@@ -66,8 +66,10 @@ pub const Code = enum(u32) {
     /// through /proc/self/fd/N would lead to what they are (a host
     /// directory such as the container's cgroup), past the container's root.
     close_from = 10,
-    /// chdir to args[0], resolved without magic links (/proc/self/fd/N,
-    /// /proc/self/exe...), which lead out of the container's root.
+    /// chdir(args[0]). flags field bit 0 (`chdir_no_magic_links`): resolved
+    /// without magic links (/proc/self/fd/N, /proc/self/cwd...), which lead
+    /// out of the container's root: for the command's working directory, a
+    /// path the container may have planted, not the caller's rootfs.
     chdir = 11,
     /// setgroups(args[0] count, args[1] array of u32 ids).
     setgroups = 12,
@@ -158,6 +160,8 @@ pub const Code = enum(u32) {
 pub const mount_keep_locked_flags: u32 = 1;
 /// Mkdir flags field bit 0: see `Code.mkdir`.
 pub const mkdir_owned: u32 = 1;
+/// Chdir flags field bit 0: see `Code.chdir`.
+pub const chdir_no_magic_links: u32 = 1;
 /// Mount flags field bit 1: a missing target (ENOENT) is not an error, for
 /// masking paths that only some kernels have (/proc/sched_debug, ...). Only
 /// where the target lies in a file system the program mounted itself

@@ -636,7 +636,7 @@ function compileProcessTail(
   // have planted: a /proc/self/fd/N link would lead to what we hold open
   // (the container's cgroup directory, say) and from there to the host's /.
   b.closeFrom(3);
-  b.chdir(p.cwd);
+  b.chdir(p.cwd, true);
   if (confineExec) b.confineExec();
   compileSecurity(b, security, p.security, () => {
     if (setgroupsAllowed) b.setgroups(p.groups);

@@ -153,6 +153,7 @@ export interface MountOpOptions {
   skipGoneLower?: boolean;
 }
 const MKDIR_OWNED = 1;
+const CHDIR_NO_MAGIC_LINKS = 1;
 
 /** An id for chown(2) that leaves the owner (or group) as it is. */
 export const UNCHANGED_ID = 0xffffffff;
@@ -350,9 +351,19 @@ export class ProgramBuilder {
     return this.#push(OpCode.confine_exec, [], "cannot confine exec to the container's root (Landlock)");
   }
 
-  /** chdir(2), resolved without magic links such as /proc/self/fd/N. */
-  chdir(path: string): this {
-    return this.#push(OpCode.chdir, [{ str: path }], `cannot change directory to ${path}`);
+  /**
+   * chdir(2). `noMagicLinks`: resolved without magic links such as
+   * /proc/self/fd/N, for a path in the container (the command's working
+   * directory), where the container may have planted one; the caller's own
+   * paths (a rootfs named through /proc/self/root) may use them.
+   */
+  chdir(path: string, noMagicLinks = false): this {
+    return this.#push(
+      OpCode.chdir,
+      [{ str: path }],
+      `cannot change directory to ${path}`,
+      noMagicLinks ? CHDIR_NO_MAGIC_LINKS : 0,
+    );
   }
 
   /** setgroups(2). */

@@ -9,8 +9,8 @@
  */
 
 import assert from "node:assert/strict";
-import { type Process, type ProcessOptions, SboxError } from "../mod.ts";
-import { busyboxContainer, text } from "./fixtures.ts";
+import { BaseMounts, Container, OverlayMount, type Process, type ProcessOptions, SboxError } from "../mod.ts";
+import { busyboxContainer, busyboxImage, identityMapper, scratchDir, text } from "./fixtures.ts";
 
 const ENV = { PATH: "/bin:/usr/bin:/sbin:/usr/sbin" };
 /** fds a copy of this process may hold: Deno's own, pipes, the container's cgroup directory... */
@@ -155,5 +155,25 @@ Deno.test("destroy() ends even while a process exec'd into the container is stop
     Deno.writeTextFileSync(`${frozen}/cgroup.freeze`, "0");
     await setup.container.destroy();
     Deno.removeSync(frozen);
+  }
+});
+
+Deno.test("a rootfs the caller names through /proc/self/root still works: only the command's cwd is kept from magic links", async () => {
+  const dir = scratchDir("magic-rootfs-");
+  try {
+    Deno.mkdirSync(`${dir}/root`);
+    const container = await Container.create({
+      rootfs: `/proc/self/root${dir}/root`,
+      userMapper: identityMapper(),
+      mounts: [new OverlayMount([busyboxImage()]), new BaseMounts()],
+    });
+    try {
+      const p = await container.start({ command: ["/bin/echo", "started"], env: ENV, stdout: "piped" });
+      assert.equal(text((await p.output()).stdout), "started\n");
+    } finally {
+      await container.destroy();
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
   }
 });
