@@ -1244,6 +1244,21 @@ Deno.test("cli: --stdout and --stderr naming one file in two ways share it, as >
       assert.equal(result.code, 125, result.stderr);
       assert.match(result.stderr, new RegExp(`^sbox: --report and ${output} name the same file`, "m"));
     }
+    // --stdin as an output would be emptied before the command read it: the
+    // run looked fine. Refused before anything is truncated.
+    Deno.writeTextFileSync(`${dir}/input`, "the test's input\n");
+    Deno.symlinkSync("input", `${dir}/input-link`);
+    for (
+      const [output, name] of [["--stdout", "input"], ["--stderr", "input-link"], ["--report", "input-link"]]
+    ) {
+      const result = await sbox(
+        ["run", "--rootfs", busyboxImage(), "--stdin", "input", output, name, "--", "cat"],
+        { cwd: dir },
+      );
+      assert.equal(result.code, 125, result.stderr);
+      assert.match(result.stderr, new RegExp(`--stdin and ${output} name the same file: ${name}`));
+      assert.equal(Deno.readTextFileSync(`${dir}/input`), "the test's input\n", `${output} ${name}`);
+    }
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
@@ -1752,6 +1767,13 @@ Deno.test("cli args: options, repeatable options and the command", () => {
   assert.deepEqual(parseCommandLine(["run", "--help"]), { kind: "help", topic: "run" });
   assert.deepEqual(parseCommandLine(["run", "--", "--help"]).kind, "run");
   assert.deepEqual(parseCommandLine(["--version"]), { kind: "version" });
+  // Capability names with or without CAP_; ALL only as itself (no capability is named CAP_ALL).
+  const caps = parseCommandLine(["run", "--cap-add", "cap_net_raw,SYS_PTRACE", "--cap-drop", "all", "x"]);
+  assert.deepEqual(caps.kind === "run" && [caps.options.capAdd, caps.options.capDrop], [
+    ["NET_RAW", "SYS_PTRACE"],
+    ["ALL"],
+  ]);
+  assert.throws(() => parseCommandLine(["run", "--cap-add", "CAP_ALL", "x"]), /--cap-add.*CAP_ALL/);
 });
 
 Deno.test("cli args: reportPathOf finds --report FILE only where it surely is one, parsable or not", () => {

@@ -309,6 +309,16 @@ Deno.test("seccomp: invalid policies are rejected naming the option", () => {
         args: [{ arg: 0, op: "eq", value: "0x100000000", bits: 32 }],
       }],
     },
+    // Misspelled keys: each would have dropped what it says without a word.
+    {
+      defaultAction: "errno",
+      rules: [{ syscalls: ["mkdir"], action: "allow", argz: [{ arg: 1, op: "eq", value: 0o700 }] }],
+    },
+    { defaultActoin: "allow", defaultAction: "errno", rules: [] },
+    {
+      defaultAction: "allow",
+      rules: [{ syscalls: ["read"], action: "errno", args: [{ arg: 0, op: "eq", vaule: 3 }] }],
+    },
   ];
   for (const policy of bad) {
     assert.throws(
@@ -317,6 +327,17 @@ Deno.test("seccomp: invalid policies are rejected naming the option", () => {
       JSON.stringify(policy),
     );
   }
+});
+
+Deno.test("seccomp: a misspelled key is named, with the key it most likely meant", () => {
+  const policy = {
+    defaultAction: "errno",
+    rules: [{ syscalls: ["mkdir"], action: "allow", argz: [{ arg: 1, op: "eq", value: 0o700 }] }],
+  };
+  assert.throws(
+    () => compileSeccomp(policy as SeccompPolicy, "x86_64"),
+    /unknown option argz \(did you mean args\?\)/,
+  );
 });
 
 Deno.test("capabilities: default set, add, drop, ALL", () => {

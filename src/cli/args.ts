@@ -326,8 +326,10 @@ function applyOption(
 /** `--cap-add NET_RAW,SYS_PTRACE`: names with or without CAP_, any case, or ALL. */
 function parseCapabilities(option: string, value: string): string[] {
   return value.split(",").map((name) => {
-    const bare = name.trim().toUpperCase().replace(/^CAP_/, "");
-    if (bare !== "ALL" && !(bare in CAPABILITIES)) {
+    const upper = name.trim().toUpperCase();
+    // ALL, not CAP_ALL: no capability has that name (Docker refuses it too).
+    const bare = upper === "ALL" ? upper : upper.replace(/^CAP_/, "");
+    if (bare === "ALL" ? upper !== "ALL" : !(bare in CAPABILITIES)) {
       throw badValue(option, value, "capability names such as NET_RAW or SYS_PTRACE, or ALL");
     }
     return bare;

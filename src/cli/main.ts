@@ -13,6 +13,7 @@ import { mainHelp, runHelp } from "./help.ts";
 import { ignoreInspectorSignal } from "./inspector_signal.ts";
 import { failedReport, ReportWriter } from "./report.ts";
 import { runContainer } from "./run.ts";
+import { refuseStdinAsOutput } from "./stdio.ts";
 
 /** sbox's exit status when it fails itself (docker and podman use the same). */
 export const SBOX_FAILED = 125;
@@ -94,6 +95,8 @@ async function run(options: RunOptions): Promise<number> {
   }
   let report: ReportWriter | undefined;
   try {
+    // Before the report's open truncates it: it may be the input.
+    refuseStdinAsOutput(options.stdin, [["--report", options.report]]);
     if (options.report !== undefined) report = ReportWriter.open(options.report);
   } catch (err) {
     printError(`--report: ${messageOf(err)}`);

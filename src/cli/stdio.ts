@@ -111,6 +111,7 @@ export function openStdio(
   options: StdioOptions & Pick<RunOptions, "report">,
   containerIds: Pick<UserMapper, "uidMap" | "gidMap">,
 ): OpenStdio {
+  refuseStdinAsOutput(options.stdin, [["--stdout", options.stdout], ["--stderr", options.stderr]]);
   const files = new StdioFiles(containerIds);
   try {
     const write = O.WRONLY | O.CREAT | O.TRUNC;
@@ -448,6 +449,40 @@ function highestId(mapFile: string): number {
     highest = Math.max(highest, inside + count - 1);
   }
   return Math.min(highest, 0xfffffffe);
+}
+
+/**
+ * Refuses an output that is the `--stdin` file (by any name: a link, another
+ * hard link): opened for writing it would be emptied before the command
+ * read it, and the run would look fine. `outputs` are [option, path] pairs
+ * (the report's too: main.ts checks it before it opens, and so truncates,
+ * the report). Nothing is opened but O_PATH, so nothing is truncated.
+ */
+export function refuseStdinAsOutput(
+  stdin: string | undefined,
+  outputs: readonly [string, string | undefined][],
+): void {
+  if (stdin === undefined) return;
+  const input = identityOfPath(stdin);
+  if (input === undefined) return; // the open of --stdin says why
+  for (const [option, path] of outputs) {
+    if (path === undefined || path === "-" || identityOfPath(path) !== input) continue;
+    throw new SboxError(
+      `--stdin and ${option} name the same file: ${path} (written, it would be emptied before the command reads it)`,
+      { step: "options" },
+    );
+  }
+}
+
+/** {@linkcode fileIdentity} of the file at `path`, or undefined when it cannot be opened (it may not exist yet). */
+function identityOfPath(path: string): string | undefined {
+  const fd = tryOpen(path, O.PATH);
+  if (fd < 0) return undefined;
+  try {
+    return fileIdentity(fd);
+  } finally {
+    close(fd);
+  }
 }
 
 /**

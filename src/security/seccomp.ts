@@ -24,7 +24,8 @@
 
 import { SboxError } from "../error.ts";
 import { errnoNumber } from "../errno.ts";
-import type { SeccompAction, SeccompCondition, SeccompPolicy } from "./policy.ts";
+import { checkKnownKeys, type KnownKeys } from "../options.ts";
+import type { SeccompAction, SeccompCondition, SeccompPolicy, SeccompRule } from "./policy.ts";
 import { type SeccompArch, syscallTable } from "./syscalls.ts";
 
 export type { SeccompArch } from "./syscalls.ts";
@@ -198,6 +199,7 @@ function checkCondition(condition: SeccompCondition): CheckedCondition {
   if (!condition || typeof condition !== "object") {
     throw SboxError.invalidOption("seccomp", "a condition is not an object");
   }
+  checkKnownKeys(condition, CONDITION_KEYS, "seccomp");
   const { arg, op, bits = 64 } = condition;
   if (!Number.isInteger(arg) || arg < 0 || arg > 5) {
     throw SboxError.invalidOption("seccomp", `condition arg must be 0 to 5, got ${JSON.stringify(arg)}`);
@@ -273,11 +275,24 @@ interface CheckedRule {
   conditions: CheckedCondition[];
 }
 
+const POLICY_KEYS: KnownKeys<SeccompPolicy> = { defaultAction: true, unknownAction: true, rules: true };
+const RULE_KEYS: KnownKeys<SeccompRule> = { syscalls: true, action: true, args: true, comment: true };
+const CONDITION_KEYS: KnownKeys<SeccompCondition> = {
+  arg: true,
+  op: true,
+  value: true,
+  mask: true,
+  bits: true,
+};
+
 /** Validates `policy` (e.g. parsed from JSON) and groups its rules by syscall number for `arch`. */
 function checkPolicy(policy: SeccompPolicy, arch: SeccompArch) {
   if (!policy || typeof policy !== "object") {
     throw SboxError.invalidOption("seccomp", 'must be a policy object or "unconfined"');
   }
+  // A misspelled key would drop what it says without a word: a rule's
+  // "argz" would allow its syscall whatever the arguments.
+  checkKnownKeys(policy, POLICY_KEYS, "seccomp");
   if (!Array.isArray(policy.rules)) throw SboxError.invalidOption("seccomp", "rules must be an array");
   const defaultAction = actionValue(policy.defaultAction);
   const unknownAction = policy.unknownAction === undefined
@@ -290,6 +305,7 @@ function checkPolicy(policy: SeccompPolicy, arch: SeccompArch) {
     if (!rule || typeof rule !== "object" || !Array.isArray(rule.syscalls) || rule.syscalls.length === 0) {
       throw SboxError.invalidOption("seccomp", "each rule needs a non-empty syscalls array");
     }
+    checkKnownKeys(rule, RULE_KEYS, "seccomp");
     if (rule.args !== undefined && !Array.isArray(rule.args)) {
       throw SboxError.invalidOption("seccomp", "a rule's args must be an array of conditions");
     }
