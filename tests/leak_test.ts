@@ -66,7 +66,10 @@ Deno.test("200 containers at once run on a fixed number of threads", async () =>
     const outputs = await Promise.all(inits.map((p) => p.output()));
     assert.ok(outputs.every((o) => o.code === 0 && text(o.stdout) === "done\n"));
     console.log(`threads: ${baseline} before, ${during} with 200 containers running`);
-    assert.ok(during <= baseline + 2, `threads grew from ${baseline} to ${during}`);
+    // A few may come and go on their own under load (V8's helpers, Deno's
+    // blocking pool running the teardown's closes): CI once saw 11 to 14.
+    // A thread per container would be 200 more.
+    assert.ok(during <= baseline + 8, `threads grew from ${baseline} to ${during}`);
   } finally {
     for (const s of setups) await s[Symbol.asyncDispose]();
   }
