@@ -1259,6 +1259,16 @@ Deno.test("cli: --stdout and --stderr naming one file in two ways share it, as >
       assert.match(result.stderr, new RegExp(`--stdin and ${output} name the same file: ${name}`));
       assert.equal(Deno.readTextFileSync(`${dir}/input`), "the test's input\n", `${output} ${name}`);
     }
+    // A device is no file to empty: /dev/null in and out throws all I/O away, as it always did.
+    const devNull = await sbox([
+      "run",
+      "--rootfs",
+      busyboxImage(),
+      ...["--stdin", "--stdout", "--stderr", "--report"].flatMap((option) => [option, "/dev/null"]),
+      "--",
+      "cat",
+    ]);
+    assert.equal(devNull.code, 0, devNull.stderr);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

@@ -338,6 +338,18 @@ Deno.test("seccomp: a misspelled key is named, with the key it most likely meant
     () => compileSeccomp(policy as SeccompPolicy, "x86_64"),
     /unknown option argz \(did you mean args\?\)/,
   );
+  // A comment is welcome at every level.
+  const commented: SeccompPolicy = {
+    comment: "mkdir only with mode 0700",
+    defaultAction: "allow",
+    rules: [{
+      comment: "why",
+      syscalls: ["mkdir"],
+      action: "errno",
+      args: [{ comment: "the mode", arg: 1, op: "ne", value: 0o700 }],
+    }],
+  };
+  assert.ok(compileSeccomp(commented, "x86_64").length > 0);
 });
 
 Deno.test("capabilities: default set, add, drop, ALL", () => {

@@ -452,7 +452,7 @@ function highestId(mapFile: string): number {
 }
 
 /**
- * Refuses an output that is the `--stdin` file (by any name: a link, another
+ * Refuses an output that is the `--stdin` regular file (by any name: a link, another
  * hard link): opened for writing it would be emptied before the command
  * read it, and the run would look fine. `outputs` are [option, path] pairs
  * (the report's too: main.ts checks it before it opens, and so truncates,
@@ -462,7 +462,9 @@ export function refuseStdinAsOutput(
   stdin: string | undefined,
   outputs: readonly [string, string | undefined][],
 ): void {
-  if (stdin === undefined) return;
+  // Only a regular file loses its content to O_TRUNC: /dev/null as input
+  // and output at once is the usual way to throw all I/O away.
+  if (stdin === undefined || !stat(stdin)?.isFile) return;
   const input = identityOfPath(stdin);
   if (input === undefined) return; // the open of --stdin says why
   for (const [option, path] of outputs) {
@@ -491,7 +493,8 @@ function identityOfPath(path: string): string | undefined {
  * output, and the output's tail would follow it.
  */
 function refuseReportFile(report: string | undefined, outputs: readonly [string, string][]): void {
-  if (report === undefined || report === "-") return;
+  // A device (/dev/null) is no file the report could write over.
+  if (report === undefined || report === "-" || !stat(report)?.isFile) return;
   const fd = open(report, O.PATH);
   try {
     const identity = fileIdentity(fd);

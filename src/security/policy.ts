@@ -48,6 +48,8 @@ export interface SeccompCondition {
   mask?: number | string;
   /** 32 for `int` arguments; default 64. */
   bits?: 32 | 64;
+  /** Why: for people reading the policy. */
+  comment?: string;
 }
 
 /** Rules apply in order: the first whose syscall and conditions match decides. */
@@ -76,6 +78,8 @@ export interface SeccompRule {
  * ```
  */
 export interface SeccompPolicy {
+  /** Why: for people reading the policy. */
+  comment?: string;
   /** For syscalls that no rule matches. */
   defaultAction: SeccompAction;
   /** For syscall numbers above every known one (newer kernels); default: `defaultAction`. */

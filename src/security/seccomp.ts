@@ -275,7 +275,12 @@ interface CheckedRule {
   conditions: CheckedCondition[];
 }
 
-const POLICY_KEYS: KnownKeys<SeccompPolicy> = { defaultAction: true, unknownAction: true, rules: true };
+const POLICY_KEYS: KnownKeys<SeccompPolicy> = {
+  comment: true,
+  defaultAction: true,
+  unknownAction: true,
+  rules: true,
+};
 const RULE_KEYS: KnownKeys<SeccompRule> = { syscalls: true, action: true, args: true, comment: true };
 const CONDITION_KEYS: KnownKeys<SeccompCondition> = {
   arg: true,
@@ -283,6 +288,7 @@ const CONDITION_KEYS: KnownKeys<SeccompCondition> = {
   value: true,
   mask: true,
   bits: true,
+  comment: true,
 };
 
 /** Validates `policy` (e.g. parsed from JSON) and groups its rules by syscall number for `arch`. */
