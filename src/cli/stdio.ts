@@ -464,11 +464,10 @@ export function refuseStdinAsOutput(
 ): void {
   // Only a regular file loses its content to O_TRUNC: /dev/null as input
   // and output at once is the usual way to throw all I/O away.
-  if (stdin === undefined || !stat(stdin)?.isFile) return;
-  const input = identityOfPath(stdin);
-  if (input === undefined) return; // the open of --stdin says why
+  const input = stdin === undefined ? undefined : regularFileIdentity(stdin);
+  if (input === undefined) return; // none, not a regular file, or the open of --stdin says why
   for (const [option, path] of outputs) {
-    if (path === undefined || path === "-" || identityOfPath(path) !== input) continue;
+    if (path === undefined || path === "-" || regularFileIdentity(path) !== input) continue;
     throw new SboxError(
       `--stdin and ${option} name the same file: ${path} (written, it would be emptied before the command reads it)`,
       { step: "options" },
@@ -476,12 +475,17 @@ export function refuseStdinAsOutput(
   }
 }
 
-/** {@linkcode fileIdentity} of the file at `path`, or undefined when it cannot be opened (it may not exist yet). */
-function identityOfPath(path: string): string | undefined {
+/**
+ * {@linkcode fileIdentity} of the regular file at `path`, or undefined when
+ * it is another kind of file (a device is no file to empty or write over)
+ * or cannot be opened (it may not exist yet). One O_PATH open: the kind and
+ * the identity are of the same file.
+ */
+function regularFileIdentity(path: string): string | undefined {
   const fd = tryOpen(path, O.PATH);
   if (fd < 0) return undefined;
   try {
-    return fileIdentity(fd);
+    return fstat(fd)?.isFile ? fileIdentity(fd) : undefined;
   } finally {
     close(fd);
   }
@@ -493,18 +497,12 @@ function identityOfPath(path: string): string | undefined {
  * output, and the output's tail would follow it.
  */
 function refuseReportFile(report: string | undefined, outputs: readonly [string, string][]): void {
-  // A device (/dev/null) is no file the report could write over.
-  if (report === undefined || report === "-" || !stat(report)?.isFile) return;
-  const fd = open(report, O.PATH);
-  try {
-    const identity = fileIdentity(fd);
-    for (const [option, out] of outputs) {
-      if (out === identity) {
-        throw new SboxError(`--report and ${option} name the same file: ${report}`, { step: "options" });
-      }
+  if (report === undefined || report === "-") return;
+  const identity = regularFileIdentity(report);
+  for (const [option, out] of outputs) {
+    if (identity !== undefined && out === identity) {
+      throw new SboxError(`--report and ${option} name the same file: ${report}`, { step: "options" });
     }
-  } finally {
-    close(fd);
   }
 }
 
