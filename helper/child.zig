@@ -456,8 +456,7 @@ const InRoot = struct {
             self.linked = true;
         }
         if (errnoOf(fd) != null) return fd;
-        self.fd = @bitCast(fd);
-        _ = std.fmt.bufPrintZ(&self.proc_path, "/proc/self/fd/{d}", .{fd}) catch unreachable;
+        self.keep(fd);
         return 0;
     }
 
@@ -474,9 +473,14 @@ const InRoot = struct {
             _ = linux.syscall1(.close, fd);
             return if (errnoOf(rc) != null) rc else 0;
         }
+        self.keep(fd);
+        return 0;
+    }
+
+    /// Takes `fd` (an O_PATH fd of the resolved file) as the one the op uses.
+    fn keep(self: *InRoot, fd: usize) void {
         self.fd = @bitCast(fd);
         _ = std.fmt.bufPrintZ(&self.proc_path, "/proc/self/fd/{d}", .{fd}) catch unreachable;
-        return 0;
     }
 
     /// The path the op uses: `/proc/self/fd/N` of a resolved path, else the op's own.
@@ -527,12 +531,8 @@ fn closeFrom(ctx: *const Context, first: u64) usize {
 /// /proc/self/fd/N or /proc/self/cwd where the caller's cwd is, and this
 /// process is still a copy of the caller until it execs.
 fn changeDirectory(path: u64) usize {
-    const how = OpenHow{
-        .flags = @as(u32, @bitCast(linux.O{ .PATH = true, .DIRECTORY = true, .CLOEXEC = true })),
-        .mode = 0,
-        .resolve = resolve_no_magiclinks,
-    };
-    const fd = linux.syscall4(.openat2, at_fdcwd, path, @intFromPtr(&how), @sizeOf(OpenHow));
+    // fchdir of anything but a directory fails with ENOTDIR, as chdir does.
+    const fd = openat2(@ptrFromInt(path), resolve_no_magiclinks);
     if (errnoOf(fd) != null) return fd;
     defer _ = linux.syscall1(.close, fd);
     return linux.syscall1(.fchdir, fd);
