@@ -263,21 +263,10 @@ fn cstr(p: u64) [:0]const u8 {
 
 fn mountOrRemount(op: *const program.Op, source: u64, target: u64) usize {
     const a = op.args;
-    var flags = a[3];
+    const flags = a[3];
     const MS = linux.MS;
     if (flags & (MS.REMOUNT | MS.BIND | MS.REC) == MS.REMOUNT | MS.BIND | MS.REC) {
         return setMountFlagsRecursive(target, flags);
-    }
-    if (op.flags & program.mount_keep_locked_flags != 0) {
-        // An unprivileged remount must keep the flags the kernel locked when
-        // the mount was copied into this namespace: read them back first.
-        var st: [16]u64 = undefined;
-        const rc = linux.syscall2(.statfs, target, @intFromPtr(&st));
-        if (errnoOf(rc) != null) return rc;
-        const st_flags = st[10];
-        const keep = linux.MS.NOSUID | linux.MS.NODEV | linux.MS.NOEXEC | linux.MS.NOATIME | linux.MS.NODIRATIME;
-        flags |= st_flags & keep;
-        if (st_flags & 4096 != 0) flags |= linux.MS.RELATIME; // ST_RELATIME
     }
     return linux.syscall5(.mount, source, target, a[2], flags, a[4]);
 }

@@ -38,12 +38,11 @@ pub const Code = enum(u32) {
     /// written); args[1] is the parent's end, which the child closes first.
     wait_parent = 1,
     /// mount(args[0] source, args[1] target, args[2] fstype, args[3] flags, args[4] data).
-    /// flags field bit 0: for a remount, keep the flags the kernel locked
-    /// (nosuid, nodev, noexec, atime) so that an unprivileged remount is allowed.
     /// A bind remount with MS_REC sets its flags on every mount of the tree
     /// (mount_setattr), which mount(2) cannot. A bind (not a remount) with
     /// MS_RDONLY is attached read-only (open_tree, mount_setattr, move_mount).
-    /// Bits 1 and 2: `mount_ignore_missing`, `mount_target_no_link`.
+    /// Flags field bits 1-4: `mount_ignore_missing`, `mount_target_no_link`,
+    /// `mount_host_source`, `mount_skip_gone_lower` (bit 0 is unused).
     mount = 2,
     /// mkdir(args[0] path, args[1] mode); an existing directory is fine.
     /// flags field bit 0 (`mkdir_owned`): a new directory gets exactly that
@@ -157,7 +156,6 @@ pub const Code = enum(u32) {
     }
 };
 
-pub const mount_keep_locked_flags: u32 = 1;
 /// Mkdir flags field bit 0: see `Code.mkdir`.
 pub const mkdir_owned: u32 = 1;
 /// Chdir flags field bit 0: see `Code.chdir`.

@@ -311,7 +311,7 @@ export class Container implements AsyncDisposable {
         if (p.security.newSession) b.setsid();
         b.reaper();
       }
-      compileProcessTail(b, p, stdio, this.userMapper.setgroupsAllowed, this.#security, true);
+      compileProcessTail(b, p, stdio, this.userMapper.setgroupsAllowed, this.#security, "init");
     });
     this.#init = new InitProcess(launched.process, launched.parentFds, this.#heldNamespace);
     this.#heldNamespace = -1;
@@ -368,7 +368,7 @@ export class Container implements AsyncDisposable {
       // The container runs already and may have planted a link to
       // /proc/self/exe (Deno's program, until this process execs) on the
       // command's path, or a script whose interpreter is one.
-      compileProcessTail(b, p, stdio, this.userMapper.setgroupsAllowed, this.#security, false, true);
+      compileProcessTail(b, p, stdio, this.userMapper.setgroupsAllowed, this.#security, "exec");
     });
     const process = new Process(launched.process, launched.parentFds);
     this.#processes.add(process);
@@ -620,7 +620,10 @@ function compileMounts(b: ProgramBuilder, rootfs: string, mounts: readonly Mount
 
 /**
  * stdio, fds, cwd, security, ids and execve: the part init and exec share.
- * `boundingSetDropped`: the init drops it before its mounts.
+ * They differ in two steps. The init dropped the bounding set already,
+ * before its mounts. A process `exec()` starts is still a copy of Deno
+ * until its execve, and /proc/self/exe is Deno's program: it is confined
+ * to executing files beneath the container's root (security.md).
  */
 function compileProcessTail(
   b: ProgramBuilder,
@@ -628,8 +631,7 @@ function compileProcessTail(
   stdio: StdioPlan,
   setgroupsAllowed: boolean,
   security: ContainerSecurity,
-  boundingSetDropped = false,
-  confineExec = false,
+  path: "init" | "exec",
 ): void {
   stdio.compile(b);
   // Before the chdir and the exec, which resolve paths the container may
@@ -637,11 +639,11 @@ function compileProcessTail(
   // (the container's cgroup directory, say) and from there to the host's /.
   b.closeFrom(3);
   b.chdir(p.cwd, true);
-  if (confineExec) b.confineExec();
+  if (path === "exec") b.confineExec();
   compileSecurity(b, security, p.security, () => {
     if (setgroupsAllowed) b.setgroups(p.groups);
     b.setgid(p.gid).setuid(p.uid);
-  }, boundingSetDropped);
+  }, path === "init");
   b.exec(p.command[0], p.command, p.env, p.searchPath);
 }
 

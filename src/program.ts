@@ -115,7 +115,6 @@ export const OP_BYTES = 56;
 const MAGIC = 0x31584253;
 /** The program format version (`version` in helper/program.zig). */
 export const PROGRAM_VERSION = 6;
-const MOUNT_KEEP_LOCKED_FLAGS = 1;
 const MOUNT_IGNORE_MISSING = 2;
 const MOUNT_TARGET_NO_LINK = 4;
 const MOUNT_HOST_SOURCE = 8;
@@ -125,8 +124,6 @@ const HOST_SOURCE_KIND = { file: 0o100000, directory: 0o040000 } as const;
 
 /** How the helper treats the paths of a {@linkcode ProgramBuilder.mount} op. */
 export interface MountOpOptions {
-  /** For a remount of a mount inherited from the host: keep the flags the kernel locked. */
-  keepLockedFlags?: boolean;
   /**
    * Skip a target the kernel does not have: only one inside a file system
    * this program mounted itself (a proc or sysfs just made); a target missing
@@ -258,8 +255,7 @@ export class ProgramBuilder {
       OpCode.mount,
       [s(source), { str: target }, s(fstype), flags, s(data), kind],
       what,
-      (options.keepLockedFlags ? MOUNT_KEEP_LOCKED_FLAGS : 0) |
-        (options.ignoreMissing ? MOUNT_IGNORE_MISSING : 0) |
+      (options.ignoreMissing ? MOUNT_IGNORE_MISSING : 0) |
         (options.targetNoLink ? MOUNT_TARGET_NO_LINK : 0) |
         (options.hostSource ? MOUNT_HOST_SOURCE : 0) |
         (options.skipGoneLower ? MOUNT_SKIP_GONE_LOWER : 0),
