@@ -181,13 +181,27 @@ function userName(uid: number): string | undefined {
   return undefined;
 }
 
+/** A range of subordinate ids: host ids `start` to `start + count - 1`. */
+export interface SubordinateRange {
+  start: number;
+  count: number;
+}
+
 /**
- * The first range of /etc/subuid or /etc/subgid for a user (by name or id).
- * Read as newuidmap reads it: `OWNER:START:COUNT`, decimal numbers, nothing
- * else on the line; a line that is not so is skipped, as newuidmap skips it
- * (taking it would pick a range that newuidmap then refuses).
+ * The kernel takes at most this many lines in a uid_map or gid_map
+ * (UID_GID_MAP_MAX_EXTENTS); one is the user's own id.
  */
-export function subordinateRange(file: string, id: number): { start: number; count: number } {
+const MAX_SUBORDINATE_RANGES = 339;
+
+/**
+ * The ranges of /etc/subuid or /etc/subgid for a user (by name or id), in
+ * the file's order. Read as newuidmap reads it: `OWNER:START:COUNT`,
+ * decimal numbers, nothing else on the line; a line that is not so is
+ * skipped, as newuidmap skips it (taking it would pick a range that
+ * newuidmap then refuses). Which of them a map can use is for
+ * {@linkcode rootAndSubordinateMaps} to say.
+ */
+export function subordinateRanges(file: string, id: number): SubordinateRange[] {
   const name = userName(id);
   let text = "";
   try {
@@ -205,38 +219,64 @@ export function subordinateRange(file: string, id: number): { start: number; cou
       });
     }
   }
+  const ranges: SubordinateRange[] = [];
   for (const line of text.split("\n")) {
     const entry = /^([^:\s]+):(\d{1,10}):(\d{1,10})$/.exec(line);
     if (!entry) continue;
     const [, owner, start, count] = entry;
     if ((owner === name || owner === String(id)) && Number(count) > 0) {
-      return { start: Number(start), count: Number(count) };
+      ranges.push({ start: Number(start), count: Number(count) });
     }
   }
-  throw new SboxError(`no subordinate ids for ${name ?? id} in ${file}`, { step: "user" });
+  if (ranges.length === 0) {
+    throw new SboxError(`no subordinate ids for ${name ?? id} in ${file}`, { step: "user" });
+  }
+  return ranges;
 }
 
 /**
  * The maps of a rootless container with subordinate ids: container root is
- * `root`, container ids 1.. are the ranges.
+ * `root`, container ids 1.. are the ranges, one after another in the given
+ * order (podman maps them so too). A range the kernel would refuse is left
+ * out: one that holds `root`'s own id (a host id mapped twice), overlaps an
+ * earlier range, or goes past the last id; so are ranges past the kernel's
+ * 340 lines. Throws if no range is left.
  */
 export function rootAndSubordinateMaps(
   root: { uid: number; gid: number },
-  subuid: { start: number; count: number },
-  subgid: { start: number; count: number },
+  subuids: readonly SubordinateRange[],
+  subgids: readonly SubordinateRange[],
 ): { uidMap: IdMapEntry[]; gidMap: IdMapEntry[] } {
-  return {
-    uidMap: [{ containerId: 0, hostId: root.uid, size: 1 }, {
-      containerId: 1,
-      hostId: subuid.start,
-      size: subuid.count,
-    }],
-    gidMap: [{ containerId: 0, hostId: root.gid, size: 1 }, {
-      containerId: 1,
-      hostId: subgid.start,
-      size: subgid.count,
-    }],
-  };
+  return { uidMap: mapAfterRoot("uid", root.uid, subuids), gidMap: mapAfterRoot("gid", root.gid, subgids) };
+}
+
+function mapAfterRoot(
+  kind: "uid" | "gid",
+  rootId: number,
+  ranges: readonly SubordinateRange[],
+): IdMapEntry[] {
+  const map: IdMapEntry[] = [{ containerId: 0, hostId: rootId, size: 1 }];
+  let next = 1;
+  for (const { start, count } of ranges) {
+    if (map.length > MAX_SUBORDINATE_RANGES) break;
+    // 4294967295 is the invalid id, on either side.
+    if (start + count > 0xffffffff || next + count > 0xffffffff) continue;
+    if (map.some((e) => start < e.hostId + e.size && e.hostId < start + count)) continue;
+    map.push({ containerId: next, hostId: start, size: count });
+    next += count;
+  }
+  if (map.length === 1) {
+    const first = ranges[0];
+    throw new SboxError(
+      first
+        ? `no subordinate ${kind} range can be mapped: each holds ${kind} ${rootId} (container root ` +
+          `already), overlaps another or goes past the last id (the first: ${first.start}-` +
+          `${first.start + first.count - 1})`
+        : `no subordinate ${kind} ranges`,
+      { step: "user" },
+    );
+  }
+  return map;
 }
 
 /**
@@ -248,7 +288,7 @@ export function rootAndSubordinateMaps(
  * import { BinNewIdMapper } from "./user.ts";
  *
  * const mapper = BinNewIdMapper.newRootSubid(1000, 1000);
- * // container 0 = host 1000, container 1..65536 = the first /etc/subuid range
+ * // container 0 = host 1000, container 1.. = the /etc/subuid ranges, one after another
  * ```
  */
 export class BinNewIdMapper implements UserMapper {
@@ -282,15 +322,19 @@ export class BinNewIdMapper implements UserMapper {
     });
   }
 
-  /** Container root is `uid`/`gid`; ids 1.. are the user's subordinate ranges. */
+  /**
+   * Container root is `uid`/`gid`; ids 1.. are the user's subordinate
+   * ranges of /etc/subuid and /etc/subgid, one after another in the files'
+   * order (`rootAndSubordinateMaps`).
+   */
   static newRootSubid(uid?: number, gid?: number): BinNewIdMapper {
     const me = ids();
     const hostUid = uid ?? me.euid, hostGid = gid ?? me.gid;
     return new BinNewIdMapper(
       rootAndSubordinateMaps(
         { uid: hostUid, gid: hostGid },
-        subordinateRange("/etc/subuid", hostUid),
-        subordinateRange("/etc/subgid", hostUid),
+        subordinateRanges("/etc/subuid", hostUid),
+        subordinateRanges("/etc/subgid", hostUid),
       ),
     );
   }

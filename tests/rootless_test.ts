@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { BinNewIdMapper, findCgroup2Mount, ProcUserMapper, runAsRoot, SboxError } from "../mod.ts";
 import { pickUserMapper } from "../src/cli/identity.ts";
-import { subordinateRange } from "../src/user.ts";
+import { subordinateRanges } from "../src/user.ts";
 import {
   busyboxContainer,
   busyboxImage,
@@ -100,6 +100,33 @@ Deno.test("sbox run --verbose names the mapper it picked for this user", async (
       await runAsRoot(mapper, ["rm", "-rf", rootfs]);
       assert.throws(() => Deno.statSync(rootfs), Deno.errors.NotFound);
       Deno.removeSync(dir, { recursive: true });
+    },
+  });
+}
+
+{
+  // tools/test-rootless gives sboxsub two ranges; podman maps all of them too.
+  const name = "newRootSubid maps every /etc/subuid range: an id past the first range is one of the second";
+  // The files themselves say whether the user has two ranges, not the code under test.
+  const entries = (file: string) =>
+    Deno.readTextFileSync(file).split("\n").filter((line) => line.split(":")[0] === Deno.env.get("USER"))
+      .map((line) => ({ start: Number(line.split(":")[1]), count: Number(line.split(":")[2]) }));
+  const [subuids, subgids] = hasSubordinateIds ? [entries("/etc/subuid"), entries("/etc/subgid")] : [[], []];
+  const twoRanges = subuids.length >= 2 && subgids.length >= 2;
+  if (!twoRanges) console.log(`skipping "${name}": needs a user with two /etc/subuid and /etc/subgid ranges`);
+  Deno.test({
+    name,
+    ignore: !twoRanges,
+    async fn() {
+      const mapper = identityMapper();
+      const dir = scratchDir("ranges-");
+      // Container ids 1.. are the first range, then the second.
+      const id = 1 + subuids[0].count + 7, gid = 1 + subgids[0].count + 7;
+      await runAsRoot(mapper, ["/bin/sh", "-c", `touch ${dir}/f && chown ${id}:${gid} ${dir}/f`]);
+      const st = Deno.statSync(`${dir}/f`);
+      assert.equal(st.uid, subuids[1].start + 7);
+      assert.equal(st.gid, subgids[1].start + 7);
+      await runAsRoot(mapper, ["rm", "-rf", dir]);
     },
   });
 }
@@ -319,17 +346,20 @@ Deno.test("setgroups: newgidmap's choice matches the mapper's, so a container st
   });
 }
 
-Deno.test("subordinateRange: an unreadable file is an error that says so, a missing one means no entry", () => {
+Deno.test("subordinateRanges: an unreadable file is an error that says so, a missing one means no entry", () => {
   const dir = scratchDir("subuid-");
   try {
     // A directory: unreadable for root too (EISDIR), as a 0600 file is for a user.
     assert.throws(
-      () => subordinateRange(dir, 4242),
+      () => subordinateRanges(dir, 4242),
       (err: unknown) =>
         err instanceof SboxError && err.errno === "EISDIR" &&
         /cannot read .*subuid-.*: EISDIR.*, so the subordinate ids of 4242 are unknown/.test(err.message),
     );
-    assert.throws(() => subordinateRange(`${dir}/missing`, 4242), /no subordinate ids for 4242 in .*missing/);
+    assert.throws(
+      () => subordinateRanges(`${dir}/missing`, 4242),
+      /no subordinate ids for 4242 in .*missing/,
+    );
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
@@ -368,6 +398,33 @@ Deno.test("pickUserMapper warns when a user's subordinate ids exist but cannot b
     ]);
     assert.equal(usable.warning, undefined);
 
+    // Every range, one after another in the file's order; those the kernel
+    // would refuse are left out: the own id, an overlap, past the last id.
+    const several = picked(
+      [
+        "4242:200000:65536",
+        "4242:1000:65536",
+        "4242:210000:10",
+        "4242:4294967000:1000",
+        "other:500000:100",
+        "4242:100000:1000",
+      ].join("\n"),
+      "4242:300000:65536\n4242:400000:5",
+    );
+    assert.ok(several.mapper instanceof BinNewIdMapper);
+    assert.deepEqual(several.mapper.uidMap, [
+      { containerId: 0, hostId: 4242, size: 1 },
+      { containerId: 1, hostId: 200000, size: 65536 },
+      { containerId: 65537, hostId: 100000, size: 1000 },
+    ]);
+    assert.deepEqual(several.mapper.gidMap, [
+      { containerId: 0, hostId: 4343, size: 1 },
+      { containerId: 1, hostId: 300000, size: 65536 },
+      { containerId: 65537, hostId: 400000, size: 5 },
+    ]);
+    assert.equal(several.warning, undefined);
+    assert.match(several.description, /uids 1-65536 are 200000-265535, 65537-66536 are 100000-100999, gids /);
+
     // Nothing asked for: root only, quietly (--verbose says why).
     for (const none of [picked(null, null), picked("other:200000:65536", "4242:300000:65536")]) {
       assert.ok(none.mapper instanceof ProcUserMapper);
@@ -378,8 +435,9 @@ Deno.test("pickUserMapper warns when a user's subordinate ids exist but cannot b
 
     const unusable: [string | null, string | null, RegExp][] = [
       // The range holds the user's own uid: newuidmap would map it twice.
-      ["4242:1000:65536", "4242:300000:65536", /overlap at host id 4242.*check the entries/],
-      ["4242:4294967000:1000", "4242:300000:65536", /check the entries/],
+      ["4242:1000:65536", "4242:300000:65536", /each holds uid 4242 .*first: 1000-66535.*check the entries/],
+      ["4242:4294967000:1000", "4242:300000:65536", /goes past the last id.*check the entries/],
+      ["4242:200000:65536", "4242:1:5000", /no subordinate gid range can be mapped.*check the entries/],
       ["4242:200000:65536", null, /no subordinate ids for 4242 in .*subgid/],
       [
         "dir",
@@ -415,7 +473,7 @@ Deno.test("BinNewIdMapper: newuidmap's own reason for refusing is in the error",
   );
 });
 
-Deno.test("subordinateRange reads /etc/subuid as newuidmap does: lines that are not OWNER:START:COUNT are skipped", () => {
+Deno.test("subordinateRanges reads /etc/subuid as newuidmap does: lines that are not OWNER:START:COUNT are skipped", () => {
   const dir = scratchDir("subuid-");
   try {
     const uid = Deno.uid()!;
@@ -432,9 +490,12 @@ Deno.test("subordinateRange reads /etc/subuid as newuidmap does: lines that are 
       ]
         .concat([`${name}:300000:65536`, `${name}:400000:65536`]).join("\n") + "\n",
     );
-    assert.deepEqual(subordinateRange(file, uid), { start: 300000, count: 65536 });
+    assert.deepEqual(subordinateRanges(file, uid), [{ start: 300000, count: 65536 }, {
+      start: 400000,
+      count: 65536,
+    }]);
     Deno.writeTextFileSync(file, `${name}:1e5:65536\n`);
-    assert.throws(() => subordinateRange(file, uid), /no subordinate ids for .* in .*subuid/);
+    assert.throws(() => subordinateRanges(file, uid), /no subordinate ids for .* in .*subuid/);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

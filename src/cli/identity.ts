@@ -14,7 +14,7 @@ import {
   isMapped,
   ProcUserMapper,
   rootAndSubordinateMaps,
-  subordinateRange,
+  subordinateRanges,
   type UserMapper,
 } from "../user.ts";
 
@@ -24,7 +24,10 @@ const IDENTITY_MAP: readonly IdMapEntry[] = [{ containerId: 0, hostId: 0, size: 
 /** The user mapper `sbox run` uses, and why, for `--verbose`. */
 export interface PickedMapper {
   mapper: UserMapper;
-  /** One line: which mapper and which ids, e.g. "newuidmap/newgidmap: 0 = 1000, 1-65536 = 100000-165535". */
+  /**
+   * One line: which mapper and which ids, e.g. "newuidmap/newgidmap: container
+   * root is uid 1000 gid 1000; uids 1-65536 are 100000-165535, gids ...".
+   */
   description: string;
   /**
    * Set when the user has subordinate ids that cannot be used (an entry that
@@ -37,8 +40,9 @@ export interface PickedMapper {
 /**
  * Picks the user mapper for this caller:
  * - root: container ids 0-65535 are the same host ids;
- * - a user with an /etc/subuid and /etc/subgid entry and newuidmap/newgidmap:
- *   container root is the user, ids 1.. the subordinate range;
+ * - a user with /etc/subuid and /etc/subgid entries and newuidmap/newgidmap:
+ *   container root is the user, ids 1.. the subordinate ranges, one after
+ *   another;
  * - any other user: container root is the user, and no other id exists.
  */
 export function pickUserMapper(
@@ -57,21 +61,21 @@ export function pickUserMapper(
   // Whether the user has an /etc/subuid entry (or may have: the file is unreadable).
   let hasEntry = false;
   try {
-    const subuid = subordinateRange(files.subuid, me.euid);
+    const subuids = subordinateRanges(files.subuid, me.euid);
     hasEntry = true;
-    const subgid = subordinateRange(files.subgid, me.euid);
+    const subgids = subordinateRanges(files.subgid, me.euid);
     hint =
       "install newuidmap and newgidmap (Debian's package uidmap) for the ids of /etc/subuid and /etc/subgid";
     findHostProgram("newuidmap");
     findHostProgram("newgidmap");
     hint = "check the entries of /etc/subuid and /etc/subgid";
-    const mapper = new BinNewIdMapper(rootAndSubordinateMaps({ uid: me.euid, gid: me.gid }, subuid, subgid));
-    const [, uids] = mapper.uidMap, [, gids] = mapper.gidMap;
+    const mapper = new BinNewIdMapper(
+      rootAndSubordinateMaps({ uid: me.euid, gid: me.gid }, subuids, subgids),
+    );
     return {
       mapper,
       description: `newuidmap/newgidmap: container root is uid ${me.euid} gid ${me.gid}; ` +
-        `uids 1-${uids.size} are ${uids.hostId}-${uids.hostId + uids.size - 1}, ` +
-        `gids 1-${gids.size} are ${gids.hostId}-${gids.hostId + gids.size - 1}`,
+        `uids ${describeRanges(mapper.uidMap)}, gids ${describeRanges(mapper.gidMap)}`,
     };
   } catch (err) {
     if (!(err instanceof SboxError)) throw err;
@@ -89,6 +93,13 @@ export function pickUserMapper(
     description,
     warning: hasEntry ? `the subordinate ids cannot be used, so ${description}` : undefined,
   };
+}
+
+/** The subordinate part of a map (all but container root): "1-65536 are 100000-165535, 65537-... are ...". */
+function describeRanges(map: readonly IdMapEntry[]): string {
+  return map.slice(1).map((e) =>
+    `${e.containerId}-${e.containerId + e.size - 1} are ${e.hostId}-${e.hostId + e.size - 1}`
+  ).join(", ");
 }
 
 /** The process's user inside the container. */
