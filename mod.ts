@@ -61,9 +61,11 @@ export {
   BaseMounts,
   type BaseMountsOptions,
   BindMount,
+  MASKED_PATHS,
   type Mount,
   OverlayMount,
   type OverlayMountOptions,
+  READONLY_PROC_PATHS,
   TmpfsMount,
 } from "./src/mount.ts";
 export { InitProcess, Process, type ProcessOutput, type ProcessStatus, type Stdio } from "./src/process.ts";

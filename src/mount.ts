@@ -445,33 +445,59 @@ const DEVICES = ["null", "zero", "full", "random", "urandom", "tty"] as const;
  * /sys/kernel/debug and /sys/kernel/security, empty in a new sysfs (on the
  * host, other file systems are mounted there). tests/escape_test.ts checks
  * both in a container without masks.
+ *
+ * Frozen: every container's masks come from it.
+ *
+ * @example What BaseMounts hides
+ * ```ts
+ * import { MASKED_PATHS } from "./mount.ts";
+ *
+ * console.log(MASKED_PATHS.map(({ path }) => path).includes("/proc/keys")); // true
+ * ```
  */
-export const MASKED_PATHS: readonly { path: string; kind: "file" | "dir" }[] = [
-  { path: "/proc/keys", kind: "file" },
-  { path: "/proc/latency_stats", kind: "file" },
-  { path: "/proc/timer_list", kind: "file" },
-  { path: "/proc/timer_stats", kind: "file" },
-  { path: "/proc/sched_debug", kind: "file" },
-  { path: "/proc/sysrq-trigger", kind: "file" },
-  { path: "/proc/kpagecount", kind: "file" },
-  { path: "/proc/kpageflags", kind: "file" },
-  { path: "/proc/kpagecgroup", kind: "file" },
-  { path: "/proc/acpi", kind: "dir" },
-  { path: "/proc/asound", kind: "dir" },
-  { path: "/proc/scsi", kind: "dir" },
-  { path: "/proc/driver", kind: "dir" },
-  { path: "/sys/firmware", kind: "dir" },
-  { path: "/sys/devices/virtual/powercap", kind: "dir" },
-];
+export const MASKED_PATHS: readonly Readonly<{ path: string; kind: "file" | "dir" }>[] = Object.freeze(
+  ([
+    { path: "/proc/keys", kind: "file" },
+    { path: "/proc/latency_stats", kind: "file" },
+    { path: "/proc/timer_list", kind: "file" },
+    { path: "/proc/timer_stats", kind: "file" },
+    { path: "/proc/sched_debug", kind: "file" },
+    { path: "/proc/sysrq-trigger", kind: "file" },
+    { path: "/proc/kpagecount", kind: "file" },
+    { path: "/proc/kpageflags", kind: "file" },
+    { path: "/proc/kpagecgroup", kind: "file" },
+    { path: "/proc/acpi", kind: "dir" },
+    { path: "/proc/asound", kind: "dir" },
+    { path: "/proc/scsi", kind: "dir" },
+    { path: "/proc/driver", kind: "dir" },
+    { path: "/sys/firmware", kind: "dir" },
+    { path: "/sys/devices/virtual/powercap", kind: "dir" },
+  ] as const).map((entry) => Object.freeze(entry)),
+);
 
-/** Directories of /proc made read-only: system-wide settings and devices. */
-export const READONLY_PROC_PATHS: readonly string[] = ["/proc/sys", "/proc/bus", "/proc/irq", "/proc/fs"];
+/**
+ * Directories of /proc that BaseMounts makes read-only: system-wide
+ * settings and devices. Frozen, as {@linkcode MASKED_PATHS}.
+ *
+ * @example
+ * ```ts
+ * import { READONLY_PROC_PATHS } from "./mount.ts";
+ *
+ * console.log(READONLY_PROC_PATHS.includes("/proc/sys")); // true
+ * ```
+ */
+export const READONLY_PROC_PATHS: readonly string[] = Object.freeze([
+  "/proc/sys",
+  "/proc/bus",
+  "/proc/irq",
+  "/proc/fs",
+]);
 
 /** Options of {@linkcode BaseMounts}. */
 export interface BaseMountsOptions {
   /** Size limit of /dev/shm in bytes; default 64 MiB. */
   shmSize?: number;
-  /** Mask {@linkcode MASKED_PATHS} and make /proc/sys, /proc/bus, /proc/irq, /proc/fs read-only; default true. */
+  /** Mask {@linkcode MASKED_PATHS} and make {@linkcode READONLY_PROC_PATHS} read-only; default true. */
   maskPaths?: boolean;
 }
 

@@ -538,6 +538,15 @@ Deno.test("a plain image still gets every mask and the read-only /proc directori
   assert.ok(mounts.get("/proc/sys")?.includes("ro"), "/proc/sys is read-only");
 });
 
+Deno.test("MASKED_PATHS and READONLY_PROC_PATHS are exported, and frozen: a caller cannot weaken every container", async () => {
+  const mod = await import("../mod.ts");
+  assert.equal(mod.MASKED_PATHS, MASKED_PATHS);
+  assert.equal(mod.READONLY_PROC_PATHS, READONLY_PROC_PATHS);
+  assert.ok(Object.isFrozen(MASKED_PATHS) && MASKED_PATHS.every((entry) => Object.isFrozen(entry)));
+  assert.ok(Object.isFrozen(READONLY_PROC_PATHS));
+  assert.throws(() => (MASKED_PATHS as unknown as unknown[]).pop(), TypeError);
+});
+
 Deno.test("ignoreMissing skips a missing target only in a file system the setup mounted, never a missing source", async () => {
   const dir = scratchDir("missing-");
   for (const sub of ["root", "upper", "work"]) Deno.mkdirSync(`${dir}/${sub}`);

@@ -300,6 +300,36 @@ for (const net of BACKENDS) {
     }
   });
 
+  // The same refusal from sbox run names the command line's options, not the library's.
+  Deno.test(`${net}: sbox run refuses --cap-add NET_RAW or NET_ADMIN without --allow-host-loopback, naming both`, async () => {
+    for (
+      const [caps, shown] of [["NET_RAW", "NET_RAW"], ["chown,cap_net_admin", "NET_ADMIN"], [
+        "ALL",
+        "ALL \\(which includes NET_RAW\\)",
+      ]]
+    ) {
+      const refused = await busybox(["--net", net, "--cap-add", caps, "--", "true"]);
+      assert.equal(refused.code, 125, refused.stderr);
+      assert.match(
+        refused.stderr,
+        new RegExp(
+          `^sbox: invalid option --cap-add: ${shown} with --net ${net} .* add --allow-host-loopback to accept that\n$`,
+        ),
+      );
+    }
+    // Accepted: the run goes on past the check.
+    const accepted = await busybox([
+      "--net",
+      net,
+      "--allow-host-loopback",
+      "--cap-add",
+      "NET_RAW",
+      "--",
+      "true",
+    ]);
+    assert.doesNotMatch(accepted.stderr, /--cap-add/);
+  });
+
   // pasta took one -t for all ports, which Debian 12's pasta rejects.
   netTest(`${net}: two published ports each reach their own server`, async () => {
     const [first, second] = [freePort(), freePort()];

@@ -412,7 +412,7 @@ function absolute(option: string, value: string, expected: string): string {
 }
 
 function parseBind(value: string): MountSpec {
-  const expected = "SRC:DST or SRC:DST:ro (DST an absolute path in the container)";
+  const expected = "SRC:DST, SRC:DST:ro or SRC:DST:rw (DST an absolute path in the container)";
   const parts = value.split(":");
   if (parts.length < 2 || parts.length > 3) throw badValue("--bind", value, expected);
   const [source, target, mode] = parts;

@@ -37,8 +37,10 @@ export type RlimitValue =
 
 /**
  * Limits by resource name (`NOFILE`, `CORE`, `NPROC`, `FSIZE`, `STACK`, ...).
- * Note that `NPROC` counts every process of the same user id on the host,
- * not only the container's.
+ * `NPROC` counts the processes of one uid in the container's user
+ * namespace, not the host's processes of the host id it maps to, and a
+ * process whose uid is the host's root (the container's root under the
+ * identity map) is exempt (docs/security.md).
  *
  * @example At most 64 open files and 1 MiB per file; core dumps allowed
  * ```ts
