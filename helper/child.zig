@@ -32,6 +32,11 @@ pub const Context = extern struct {
     /// What the thread leaves: an fd of its network namespace, or -errno.
     net_result: i32 = 0,
     _pad2: u32 = 0,
+    /// Address of a word in memory shared with the caller (janitor.zig,
+    /// `reserveForkSlot`), or 0: a `fork` op stores the pid it made there
+    /// before anything else, so that the caller's janitor can reap it should
+    /// the Worker that launched it end before the pid reaches TypeScript.
+    fork_pid_slot: u64 = 0,
 };
 
 /// Entry of the process made by sbox_spawn: signals are still blocked (the
@@ -749,6 +754,14 @@ fn fork(ctx: *Context, index: u32, op: *const program.Op) usize {
     ctx.resume_at = index + 1;
     const pid = clone.clone3(&args, forkEntry, @intFromPtr(ctx));
     if (errnoOf(pid) != null) return pid;
+    // First: the caller's janitor reaps what is in the slot should the
+    // Worker that launched us end now. (Killed between clone3's last check
+    // for a fatal signal and this store, a few microseconds, we would still
+    // leave the process unrecorded.)
+    if (ctx.fork_pid_slot != 0) {
+        const slot: *i32 = @ptrFromInt(ctx.fork_pid_slot);
+        @atomicStore(i32, slot, @intCast(pid), .release);
+    }
     const record = program.Record{ .kind = .forked, .op_index = index, .code = @intFromEnum(op.code), .value = @intCast(pid) };
     _ = linux.syscall3(.write, @bitCast(@as(isize, ctx.result_fd)), @intFromPtr(&record), @sizeOf(program.Record));
     exit(0);

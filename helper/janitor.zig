@@ -13,7 +13,8 @@
 //!
 //! An isolate that calls `track` (src/ffi.ts does, in a Worker) becomes an
 //! owner: every fd, pidfd and child stack the library creates on its thread
-//! is recorded, and every close forgets it. A janitor thread waits on a
+//! is recorded, and every close forgets it; so is the pid of a process that
+//! an exec() launch forks, in a slot of shared memory (`reserveForkSlot`). A janitor thread waits on a
 //! pidfd of each owner's thread (PIDFD_THREAD, Linux 6.9). When one ends, the
 //! janitor kills the owner's children, reaps them (each as it ends, so that
 //! an init waiting for an exec'd process is not waited for first), wakes the
@@ -39,6 +40,10 @@ pub const Kind = enum(u8) {
     eventfd,
     /// A child stack region (address): unmapped once every child is reaped.
     stack,
+    /// A fork slot (index into `fork_pids`), reserved by a launch whose
+    /// program forks: if it holds a pid once the owner ended, that process
+    /// is killed and reaped like a pidfd's.
+    fork_slot,
 };
 
 const Entry = struct {
@@ -64,13 +69,21 @@ const max_owners = 64;
 /// eventfd closed first would leave it waiting for good on a pool thread).
 const grace_ns: u64 = 200 * std.time.ns_per_ms;
 /// How long the janitor waits for children that do not end before it closes
-/// the fds all the same. A Worker terminated while an exec() launch was under
-/// way leaves its exec'd process unrecorded (its pid reaches TypeScript through
-/// the result pipe, a few event-loop turns later): a zombie nobody may reap
-/// (another isolate's could be its twin), and the container's init waits in
-/// the kernel for it until the process ends. Without a limit the janitor would
-/// wait for that init for good, and close nothing of any Worker.
+/// the fds all the same: without a limit, one process that cannot end (in
+/// the kernel for good) would keep it from closing anything of any Worker.
 const give_up_ns: u64 = 5 * std.time.ns_per_s;
+/// Fork slots: words in a page shared with every process the library forks
+/// without CLONE_VM (MAP_SHARED survives fork). The exec() path's first
+/// process forks the command's process as a child of ours (CLONE_PARENT),
+/// and its pid reaches TypeScript only through the result pipe, some
+/// event-loop turns later. A Worker terminated in between would leave that
+/// process unrecorded: a zombie nobody may reap by pid (another isolate's
+/// child could be its twin), for which the container's init then waits in
+/// the kernel until this process ends. The fork op stores the pid in its
+/// launch's slot first; TypeScript's pidfd_open of it frees the slot.
+const max_fork_slots = 1024;
+var fork_pids: ?*[max_fork_slots]i32 = null;
+var fork_slot_used = [_]bool{false} ** max_fork_slots;
 /// How often the janitor looks for ended children while some remain.
 const poll_ms: i32 = 20;
 const stack_len = lib.stack_len;
@@ -165,15 +178,81 @@ pub fn adopt(kind: Kind, value: u64) void {
     lock();
     defer unlock();
     if (ownerIndex(tid) == null) return;
+    _ = record(tid, kind, value);
+}
+
+/// An entry for `owner`, with the lock held; false when the table is full.
+fn record(owner: i32, kind: Kind, value: u64) bool {
     for (entries[0..high]) |*e| {
         if (e.kind == .free) {
-            e.* = .{ .owner = tid, .kind = kind, .value = value };
-            return;
+            e.* = .{ .owner = owner, .kind = kind, .value = value };
+            return true;
         }
     }
-    if (high == max_entries) return;
-    entries[high] = .{ .owner = tid, .kind = kind, .value = value };
+    if (high == max_entries) return false;
+    entries[high] = .{ .owner = owner, .kind = kind, .value = value };
     high += 1;
+    return true;
+}
+
+/// For a launch whose program forks, on an owner's thread: the address of a
+/// fork slot for Context.fork_pid_slot, recorded for the owner; 0 when the
+/// thread is no owner (the main thread's children die with the process) or
+/// no slot is left (the fork is then unrecorded, as without slots).
+pub fn reserveForkSlot() u64 {
+    if (owner_count.load(.acquire) == 0) return 0;
+    const tid = gettid();
+    lock();
+    defer unlock();
+    if (ownerIndex(tid) == null) return 0;
+    if (fork_pids == null) {
+        const rc = linux.mmap(null, @sizeOf([max_fork_slots]i32), linux.PROT.READ | linux.PROT.WRITE, .{ .TYPE = .SHARED, .ANONYMOUS = true }, -1, 0);
+        if (isError(rc)) return 0;
+        fork_pids = @ptrFromInt(rc);
+    }
+    const index = std.mem.indexOfScalar(bool, &fork_slot_used, false) orelse return 0;
+    if (!record(tid, .fork_slot, index)) return 0;
+    fork_slot_used[index] = true;
+    @atomicStore(i32, &fork_pids.?[index], 0, .release);
+    return @intFromPtr(&fork_pids.?[index]);
+}
+
+/// The slot at `address` (from `reserveForkSlot`) is done with: always when
+/// `pid` is 0 (the launch failed, or its process exited without a fork),
+/// else only if it holds `pid` (TypeScript has a pidfd of that process now).
+pub fn releaseForkSlot(address: u64, pid: i32) void {
+    const pids = fork_pids orelse return;
+    if (address == 0) return;
+    const index = (address - @intFromPtr(pids)) / @sizeOf(i32);
+    std.debug.assert(index < max_fork_slots);
+    lock();
+    defer unlock();
+    const held = @atomicLoad(i32, &pids[index], .acquire);
+    if (pid != 0 and held != pid) return;
+    if (pid == 0 and held != 0) return; // forked: freed when TypeScript adopts the pid
+    for (entries[0..high]) |*e| {
+        if (e.kind != .fork_slot or e.value != index or e.owner == 0) continue;
+        e.* = .{};
+        fork_slot_used[index] = false;
+        break;
+    }
+    while (high > 0 and entries[high - 1].kind == .free) high -= 1;
+}
+
+/// TypeScript opened a pidfd of `pid`: the calling owner's slot holding it,
+/// if any, is done with.
+pub fn adoptedForkedPid(pid: i32) void {
+    if (owner_count.load(.acquire) == 0 or pid <= 0) return;
+    const pids = fork_pids orelse return;
+    const tid = gettid();
+    var address: u64 = 0;
+    lock();
+    for (entries[0..high]) |e| {
+        if (e.kind != .fork_slot or e.owner != tid) continue;
+        if (@atomicLoad(i32, &pids[e.value], .acquire) == pid) address = @intFromPtr(&pids[e.value]);
+    }
+    unlock();
+    releaseForkSlot(address, pid);
 }
 
 /// Forgets a closed fd (`stack` false) or a freed stack of the calling thread.
@@ -294,6 +373,20 @@ fn sweep() void {
         lock();
         defer unlock();
         if (leftovers == 0) return;
+        // A slot that holds a pid: that process is ours, not reaped by
+        // anyone (its owner is gone), so the pid still names it. Kill it
+        // and reap it as a pidfd's. Until the final pass, an empty slot is
+        // looked at again: the owner's launch may still be in its fork.
+        for (entries[0..high]) |*e| {
+            if (e.owner != 0 or e.kind != .fork_slot) continue;
+            const pid = @atomicRmw(i32, &fork_pids.?[e.value], .Xchg, 0, .acq_rel);
+            if (pid <= 0) continue;
+            const pidfd = linux.syscall2(.pidfd_open, @intCast(pid), 0);
+            if (isError(pidfd)) continue;
+            _ = linux.syscall4(.pidfd_send_signal, pidfd, linux.SIG.KILL, 0, 0);
+            fork_slot_used[e.value] = false;
+            e.* = .{ .owner = 0, .kind = .pidfd, .value = pidfd };
+        }
         var alive: usize = 0;
         for (entries[0..high]) |*e| {
             if (e.owner != 0 or e.kind != .pidfd or e.reaped) continue;
@@ -311,6 +404,7 @@ fn sweep() void {
         // below, so no one else can be given their numbers meanwhile.
         for (entries[0..high]) |*e| {
             if (e.owner != 0 or e.kind == .free) continue;
+            if (e.kind == .fork_slot) fork_slot_used[e.value] = false;
             done[count] = e.*;
             count += 1;
             e.* = .{};
@@ -321,6 +415,7 @@ fn sweep() void {
     for (done[0..count]) |e| {
         switch (e.kind) {
             .stack => _ = linux.munmap(@ptrFromInt(e.value), lib.region_len),
+            .fork_slot => {},
             else => _ = linux.syscall1(.close, @truncate(e.value)),
         }
     }

@@ -53,8 +53,8 @@ fn sbox_spawn(prog: [*]u8, prog_len: usize, flags: u64, cgroup_fd: i32, result_f
     if (errnoOf(linux.mprotect(fork_stack, stack_len, rw))) |e| return unmapFailed(region, e);
     if (errnoOf(linux.mprotect(spawn_stack, stack_len, rw))) |e| return unmapFailed(region, e);
 
-    const ctx_addr = std.mem.alignBackward(usize, @intFromPtr(spawn_stack) + stack_len - @sizeOf(child.Context), 16);
-    const ctx: *child.Context = @ptrFromInt(ctx_addr);
+    const ctx = contextOf(region);
+    const ctx_addr = @intFromPtr(ctx);
     ctx.* = .{
         .ops = ops.ptr,
         .op_count = @intCast(ops.len),
@@ -63,6 +63,9 @@ fn sbox_spawn(prog: [*]u8, prog_len: usize, flags: u64, cgroup_fd: i32, result_f
         .fork_stack = @intFromPtr(fork_stack),
         .fork_stack_len = stack_len,
     };
+    for (ops) |op| {
+        if (op.code == .fork) ctx.fork_pid_slot = janitor.reserveForkSlot();
+    }
 
     var pidfd: i32 = -1;
     var args = clone.CloneArgs{
@@ -87,11 +90,20 @@ fn sbox_spawn(prog: [*]u8, prog_len: usize, flags: u64, cgroup_fd: i32, result_f
     const pid = clone.clone3(&args, child.spawnEntry, ctx_addr);
     _ = linux.syscall4(.rt_sigprocmask, linux.SIG.SETMASK, @intFromPtr(&old), 0, linux.NSIG / 8);
 
-    if (errnoOf(pid)) |e| return unmapFailed(region, e);
+    if (errnoOf(pid)) |e| {
+        janitor.releaseForkSlot(ctx.fork_pid_slot, 0);
+        return unmapFailed(region, e);
+    }
     out.* = .{ .pid = @intCast(pid), .pidfd = pidfd, .stack = @intFromPtr(region) };
     janitor.adopt(.pidfd, @intCast(pidfd));
     janitor.adopt(.stack, @intFromPtr(region));
     return 0;
+}
+
+/// Where sbox_spawn puts the child's Context: the top of the spawn stack.
+fn contextOf(region: [*]u8) *child.Context {
+    const spawn_stack = region + 2 * guard_len + stack_len;
+    return @ptrFromInt(std.mem.alignBackward(usize, @intFromPtr(spawn_stack) + stack_len - @sizeOf(child.Context), 16));
 }
 
 fn unmapFailed(region: [*]u8, e: u16) isize {
@@ -101,6 +113,9 @@ fn unmapFailed(region: [*]u8, e: u16) isize {
 
 fn sbox_stack_free(stack: u64) isize {
     if (stack == 0) return 0;
+    // The child has exited (TypeScript frees its stack at the end of its
+    // result pipe): a slot it forked into waits for the pidfd_open of that pid.
+    janitor.releaseForkSlot(contextOf(@ptrFromInt(stack)).fork_pid_slot, 0);
     janitor.forget(stack, true);
     return errnoResult(linux.munmap(@ptrFromInt(stack), region_len));
 }
@@ -337,7 +352,11 @@ fn sbox_kill(pid: i32, sig: i32) isize {
 }
 
 fn sbox_pidfd_open(pid: i32) isize {
-    return adopted(.pidfd, linux.syscall2(.pidfd_open, fdArg(pid), 0));
+    const rc = adopted(.pidfd, linux.syscall2(.pidfd_open, fdArg(pid), 0));
+    // Recorded now as a pidfd (or, on failure, killed and reaped by pid in
+    // TypeScript): the fork slot that held it is done with.
+    janitor.adoptedForkedPid(pid);
+    return rc;
 }
 
 fn sbox_pidfd_send_signal(pidfd: i32, sig: i32) isize {

@@ -8,10 +8,9 @@
  * - "destroyed": the Worker destroyed its container before it was
  *   terminated;
  * - "exec-loop": four Workers, each terminated at a random moment while it
- *   runs exec() after exec() into its container. One terminated inside an
- *   exec() launch leaves its exec'd process unrecorded (helper/janitor.zig):
- *   that process and its init may stay, but every fd must go, within the
- *   janitor's 5 s.
+ *   runs exec() after exec() into its container, so mostly inside an exec()
+ *   launch, before the exec'd process's pid has reached TypeScript (the
+ *   janitor finds it in its fork slot, helper/janitor.zig).
  *
  * Waits (up to 5 s) until the Worker's processes are gone and this process
  * has no child and the baseline's fds, then prints what it found as JSON:
@@ -89,10 +88,7 @@ if (inWorker) {
   let after = snapshot();
   let processes = pids.map(state);
   const sameFds = () => JSON.stringify(openFiles(after.fds)) === JSON.stringify(openFiles(baseline.fds));
-  const settled = () =>
-    round === "exec-loop"
-      ? sameFds()
-      : processes.every((s) => s === "gone") && after.children.length === 0 && sameFds();
+  const settled = () => processes.every((s) => s === "gone") && after.children.length === 0 && sameFds();
   for (let i = 0; i < 80 && !settled(); i++) {
     await sleep(100);
     after = snapshot();
