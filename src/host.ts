@@ -14,6 +14,7 @@ import { SboxError } from "./error.ts";
 import { launch } from "./launch.ts";
 import { CLONE, ProgramBuilder } from "./program.ts";
 import { reactor } from "./reactor.ts";
+import { dieWithParent } from "./security/security.ts";
 import {
   close,
   EAGAIN,
@@ -31,7 +32,6 @@ import {
 import { signalName } from "./signal.ts";
 
 const SIGKILL = 9;
-const PR_SET_PDEATHSIG = 1;
 /** How much of a daemon's stderr is kept for an error message. */
 const STDERR_KEPT = 4096;
 
@@ -87,15 +87,18 @@ export class HostDaemon {
       launched = await launch({
         flags: CLONE.VM,
         cgroupFd: -1,
-        sync: false,
+        // The parent-death signal first, then the wait: a caller that died
+        // before the prctl is seen there (end of file), not missed.
+        sync: true,
         childFds: [devNull, stderrWrite, ...passFds],
         // Built after launch opened its pipes: the staging fds must be above
         // every fd open now, the result pipe's write end included.
-        program: () => {
+        program: (sync) => {
           const b = new ProgramBuilder();
+          dieWithParent(b);
+          b.waitParent(sync.read, sync.write);
           placeFds(b, sources, highestOpenFd());
           b.closeFrom(sources.length);
-          b.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, "cannot set the parent-death signal");
           return b.exec(spec.argv[0], spec.argv, [], null).build();
         },
       });

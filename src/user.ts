@@ -16,6 +16,7 @@ import { HostDaemon } from "./host.ts";
 import { launch, reap } from "./launch.ts";
 import { checkCommand, checkId } from "./process.ts";
 import { CLONE, ProgramBuilder } from "./program.ts";
+import { dieWithParent } from "./security/security.ts";
 import { signalName } from "./signal.ts";
 import { environment, type FileStat, ids, readTextFile, stat, writeTextFile } from "./sys.ts";
 
@@ -377,6 +378,12 @@ const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
  * container `uid`/`gid`, e.g. to unpack or remove a root file system whose
  * files belong to subordinate ids. Throws if it does not exit with 0.
  *
+ * The command is pid 1 of a pid namespace of its own, so that it and all
+ * it starts end with the caller, even one killed with SIGKILL (the
+ * parent-death signal reaches the command; the end of the namespace's pid
+ * 1 ends the rest). Like any pid 1, it does not die of a signal it has no
+ * handler for, other than SIGKILL.
+ *
  * @example Remove a root file system owned by subordinate ids
  * ```ts ignore
  * import { BinNewIdMapper, runAsUser } from "./user.ts";
@@ -400,16 +407,22 @@ export async function runAsUser(
     throw SboxError.invalidOption("gid", `${gid} is not mapped by the user mapper`);
   }
   const launched = await launch({
-    flags: CLONE.NEWUSER | CLONE.VM,
+    flags: CLONE.NEWUSER | CLONE.NEWPID | CLONE.VM,
     cgroupFd: -1,
     sync: true,
     childFds: [],
     beforeStart: (pid) => mapper.map(pid),
     program: (sync) => {
-      const b = new ProgramBuilder().waitParent(sync.read, sync.write).closeFrom(3);
+      // The command dies with the caller, as every process sbox makes: first
+      // (a caller that died before it is seen at the wait), and again after
+      // the change of ids, which clears it.
+      const b = new ProgramBuilder();
+      dieWithParent(b);
+      b.waitParent(sync.read, sync.write).closeFrom(3);
       if (mapper.setgroupsAllowed) b.setgroups([]);
-      return b.setgid(gid).setuid(uid).exec(command[0], command, [`PATH=${DEFAULT_PATH}`], DEFAULT_PATH)
-        .build();
+      b.setgid(gid).setuid(uid);
+      dieWithParent(b);
+      return b.exec(command[0], command, [`PATH=${DEFAULT_PATH}`], DEFAULT_PATH).build();
     },
   });
   const result = await reap(launched.pidfd);

@@ -13,6 +13,7 @@ import { subordinateRanges } from "../src/user.ts";
 import {
   busyboxContainer,
   busyboxImage,
+  canMapManyIds,
   COMMAND_TIMEOUT_MS,
   hasSubordinateIds,
   identityMapper,
@@ -130,6 +131,48 @@ Deno.test("sbox run --verbose names the mapper it picked for this user", async (
     },
   });
 }
+
+Deno.test("runAsRoot and runAsUser: the command and its children die with their caller, killed with SIGKILL", async () => {
+  // As root and, where there are more ids, as uid 1000: a change of ids
+  // clears the parent-death signal, so it is set again after it.
+  for (const uid of canMapManyIds ? [0, 1000] : [0]) {
+    // In the sleep's own argument too: the shell's child must go as well.
+    const marker = `60.${crypto.getRandomValues(new Uint32Array(1))[0]}`;
+    const code = `
+      import { runAsUser } from ${JSON.stringify(new URL("../mod.ts", import.meta.url).href)};
+      import { identityMapper } from ${JSON.stringify(new URL("./fixtures.ts", import.meta.url).href)};
+      await runAsUser(identityMapper(), ${uid}, ${uid}, ["/bin/sh", "-c", "echo started; sleep ${marker}; :"]);
+    `;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["eval", code],
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const reader = child.stdout.getReader();
+    let out = "";
+    while (!out.includes("started\n")) {
+      const { value, done } = await reader.read();
+      assert.ok(!done, `the command did not start: ${out}`);
+      out += text(value);
+    }
+    child.kill("SIGKILL");
+    await child.status;
+    reader.releaseLock();
+    await child.stdout.cancel();
+    const orphans = () =>
+      [...Deno.readDirSync("/proc")].filter((e) => /^\d+$/.test(e.name)).filter((e) => {
+        try {
+          return Deno.readTextFileSync(`/proc/${e.name}/cmdline`).includes(marker);
+        } catch {
+          return false;
+        }
+      }).map((e) => e.name);
+    for (let i = 0; i < 50 && orphans().length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    const left = orphans();
+    for (const pid of left) Deno.kill(Number(pid), "SIGKILL");
+    assert.deepEqual(left, [], `uid ${uid}: the command outlived its caller`);
+  }
+});
 
 Deno.test("runAsRoot: files written as container root belong to the caller and can be removed", async () => {
   const dir = scratchDir("own-");
