@@ -212,10 +212,23 @@ fn mount(op: *const program.Op, own: *OwnMounts) usize {
         else
             mountOrRemount(op, source.pathOr(a[0]), target.pathOr(a[1]));
     }
+    if (errnoOf(rc) == null and op.flags & program.mount_check_writable != 0 and a[3] & MS.RDONLY == 0) {
+        rc = checkWritable(a[1]);
+    }
     if (errnoOf(rc) == null) recordMount(own, a, source.linked, target.linked);
     if (skip_missing and errnoOf(rc) == @intFromEnum(linux.E.NOENT)) return 0;
     if (op.flags & program.mount_skip_gone_lower != 0 and errnoOf(rc) == @intFromEnum(linux.E.NOENT)) return 0;
     return rc;
+}
+
+/// EROFS if the file system now at `path` is read-only. By the op's path,
+/// not a held fd: an fd of the target names the directory the mount covers.
+fn checkWritable(path: u64) usize {
+    var st: [16]u64 = undefined; // struct statfs: f_flags is the 11th word
+    const rc = linux.syscall2(.statfs, path, @intFromPtr(&st));
+    if (errnoOf(rc) != null) return rc;
+    const st_rdonly = 1;
+    return if (st[10] & st_rdonly != 0) negErrno(.ROFS) else 0;
 }
 
 /// A bind that is read-only from the start: mount(2) ignores MS_RDONLY on a

@@ -16,7 +16,7 @@
 const std = @import("std");
 
 pub const magic: u32 = 0x31584253; // "SBX1"
-pub const version: u32 = 6; // 2: security ops; 3: the library's calls through sbox_call; 4: network thread; 5: setup_cpu, started_at, exited_at records; 6: close_from, confine_exec, mount_target_no_link
+pub const version: u32 = 7; // 2: security ops; 3: the library's calls through sbox_call; 4: network thread; 5: setup_cpu, started_at, exited_at records; 6: close_from, confine_exec, mount_target_no_link; 7: mount_check_writable, Context.fork_pid_slot
 
 /// Explicit limits. The compiler checks them first (PROGRAM_LIMITS in
 /// src/program.ts, which a test keeps equal) and says which was passed.
@@ -41,8 +41,9 @@ pub const Code = enum(u32) {
     /// A bind remount with MS_REC sets its flags on every mount of the tree
     /// (mount_setattr), which mount(2) cannot. A bind (not a remount) with
     /// MS_RDONLY is attached read-only (open_tree, mount_setattr, move_mount).
-    /// Flags field bits 1-4: `mount_ignore_missing`, `mount_target_no_link`,
-    /// `mount_host_source`, `mount_skip_gone_lower` (bit 0 is unused).
+    /// Flags field bits 1-5: `mount_ignore_missing`, `mount_target_no_link`,
+    /// `mount_host_source`, `mount_skip_gone_lower`, `mount_check_writable`
+    /// (bit 0 is unused).
     mount = 2,
     /// mkdir(args[0] path, args[1] mode); an existing directory is fine.
     /// flags field bit 0 (`mkdir_owned`): a new directory gets exactly that
@@ -187,6 +188,10 @@ pub const mount_host_source: u32 = 8;
 /// the caller planned) may be gone: its ENOENT is not an error, and the
 /// target stays the empty directory it was.
 pub const mount_skip_gone_lower: u32 = 16;
+/// Mount flags field bit 5: a mount without MS_RDONLY that comes out
+/// read-only fails with EROFS (overlayfs falls back to read-only, with only
+/// a kernel log line, when it cannot make its work directory).
+pub const mount_check_writable: u32 = 32;
 
 /// The kernel's limit on a classic BPF program (BPF_MAXINSNS).
 pub const max_filter_len: u64 = 4096;

@@ -350,6 +350,8 @@ export class Container implements AsyncDisposable {
     const pidfd = dupCloexec(init.pidfd);
     try {
       return await this.#tracked(() => this.#execProcess(pidfd, p));
+    } catch (err) {
+      throw await explainEndedInit(err, init);
     } finally {
       close(pidfd);
     }
@@ -595,6 +597,28 @@ async function removeUnlessUsed(cgroup: Cgroup): Promise<void> {
     if (rc !== -EBUSY) check(rc, "cgroup", `cannot remove cgroup ${cgroup.path}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
+}
+
+/**
+ * The kernel refuses a new process in a pid namespace whose init is ending
+ * with ENOMEM, which reads as a shortage of memory. When the fork of an
+ * exec() fails so and the init has ended (within a moment: its end waits
+ * until the rest of its namespace has), say that instead.
+ */
+export async function explainEndedInit(err: unknown, init: InitProcess): Promise<unknown> {
+  if (!(err instanceof SboxError) || err.step !== "fork" || err.errno !== "ENOMEM") return err;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const ended = await Promise.race([
+    init.status.then(() => true, () => true),
+    new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), 200)),
+  ]);
+  clearTimeout(timer);
+  if (!ended) return err;
+  return new SboxError(
+    "exec: the container's init process has exited (the kernel refused the process with ENOMEM, as it does " +
+      "in a pid namespace that is ending)",
+    { step: "fork", errno: err.errnoNumber, cause: err },
+  );
 }
 
 /**

@@ -219,12 +219,17 @@ async function launchChild(spec: LaunchSpec): Promise<Launched> {
  * outside its map (host root's, under a user's container) cannot be.
  * ELOOP of a mount: the helper refuses a symbolic link at the target of an
  * overlay and of /dev, /proc and /sys (program.ts, `targetNoLink`), which
- * an image may well have.
+ * an image may well have. EROFS of a mount: an overlay that came out
+ * read-only (program.ts, `checkWritable`).
  */
 function hintFor(errno: number, step: OpName): string {
   if (errno === errnoNumber("ELOOP") && step === "mount") {
     return " (a symbolic link on the way: /dev, /proc, /sys and overlays are mounted only on a path " +
       "of the image, or of a kept upper layer, that has none)";
+  }
+  if (errno === errnoNumber("EROFS") && step === "mount") {
+    return " (the overlay came out read-only: the kernel could not make its work directory, so the upper " +
+      "layer's file system may be out of space or inodes; the kernel's log says why)";
   }
   if (errno !== errnoNumber("EOVERFLOW")) return "";
   return " (a directory on the way belongs to a host id outside the container's id map, so the overlay " +

@@ -188,7 +188,10 @@ export interface OverlayMountOptions {
  * is left on the host even if the caller is killed, and nothing is synced
  * to disk when it goes away. A kept `upperDir` and `workDir` serve one
  * container at a time (overlayfs only warns when two mount them; both then
- * misbehave), and sbox does not lock them.
+ * misbehave), and sbox does not lock them. Where overlayfs cannot make
+ * its work directory (the upper layer's file system out of space or
+ * inodes), it would mount read-only with only a line in the kernel's log;
+ * the start fails with EROFS instead.
  *
  * @example An image directory as the root, writes in a scratch directory
  * ```ts ignore
@@ -267,6 +270,7 @@ export class OverlayMount implements Mount {
         0,
         overlayOptions(this.lowerDirs, this.upperDir, this.workDir!),
         what,
+        { checkWritable: true },
       );
       return;
     }
@@ -293,6 +297,7 @@ export class OverlayMount implements Mount {
       0,
       overlayOptions(this.lowerDirs, `${target}/upper`, `${target}/work`),
       what,
+      { checkWritable: true },
     );
   }
 }

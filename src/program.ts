@@ -114,11 +114,12 @@ const HEADER_BYTES = 16;
 export const OP_BYTES = 56;
 const MAGIC = 0x31584253;
 /** The program format version (`version` in helper/program.zig). */
-export const PROGRAM_VERSION = 6;
+export const PROGRAM_VERSION = 7;
 const MOUNT_IGNORE_MISSING = 2;
 const MOUNT_TARGET_NO_LINK = 4;
 const MOUNT_HOST_SOURCE = 8;
 const MOUNT_SKIP_GONE_LOWER = 16;
+const MOUNT_CHECK_WRITABLE = 32;
 /** S_IFREG and S_IFDIR, the kinds of a planned host source (`mount_host_source` in helper/program.zig). */
 const HOST_SOURCE_KIND = { file: 0o100000, directory: 0o040000 } as const;
 
@@ -148,6 +149,13 @@ export interface MountOpOptions {
   hostSource?: "file" | "directory";
   /** An overlay whose lower directory may be gone by now: then it is skipped. */
   skipGoneLower?: boolean;
+  /**
+   * Fail with EROFS when a mount asked to be writable comes out read-only:
+   * overlayfs does that, with only a line in the kernel's log, when it
+   * cannot make its work directory (an upper layer's file system out of
+   * inodes or space).
+   */
+  checkWritable?: boolean;
 }
 const MKDIR_OWNED = 1;
 const CHDIR_NO_MAGIC_LINKS = 1;
@@ -258,7 +266,8 @@ export class ProgramBuilder {
       (options.ignoreMissing ? MOUNT_IGNORE_MISSING : 0) |
         (options.targetNoLink ? MOUNT_TARGET_NO_LINK : 0) |
         (options.hostSource ? MOUNT_HOST_SOURCE : 0) |
-        (options.skipGoneLower ? MOUNT_SKIP_GONE_LOWER : 0),
+        (options.skipGoneLower ? MOUNT_SKIP_GONE_LOWER : 0) |
+        (options.checkWritable ? MOUNT_CHECK_WRITABLE : 0),
     );
   }
 

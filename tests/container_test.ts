@@ -23,6 +23,8 @@ import {
   TmpfsMount,
   type UserMapper,
 } from "../mod.ts";
+import { explainEndedInit } from "../src/container.ts";
+import { errnoNumber } from "../src/errno.ts";
 import { PROGRAM_LIMITS } from "../src/program.ts";
 import { helper } from "../src/ffi.ts";
 import { reactor } from "../src/reactor.ts";
@@ -625,6 +627,52 @@ Deno.test(
       assert.deepEqual([...Deno.readDirSync(`${dir}/tree/inner`)], [], "a write reached the host");
     } finally {
       new Deno.Command("umount", { args: [`${dir}/tree/inner`] }).outputSync();
+      await removeScratch(dir);
+    }
+  },
+);
+
+const FULL_UPPER_TEST =
+  "an upper layer on a file system out of inodes fails the start with EROFS, not a read-only root";
+Deno.test(
+  FULL_UPPER_TEST,
+  { ignore: skipUnlessRoot(FULL_UPPER_TEST, "it mounts a tmpfs on the host") },
+  async () => {
+    const dir = scratchDir("full-upper-");
+    const fs = `${dir}/fs`;
+    Deno.mkdirSync(fs);
+    const mounted = new Deno.Command("mount", {
+      args: ["-t", "tmpfs", "-o", "size=1m,nr_inodes=64", "tmpfs", fs],
+    })
+      .outputSync();
+    assert.ok(mounted.success, new TextDecoder().decode(mounted.stderr));
+    try {
+      Deno.mkdirSync(`${fs}/upper`);
+      Deno.mkdirSync(`${fs}/work`);
+      // Every inode taken: overlayfs cannot make work/work, and used to fall
+      // back to a read-only mount with only a line in the kernel's log.
+      for (let i = 0;; i++) {
+        try {
+          Deno.writeFileSync(`${fs}/f${i}`, new Uint8Array());
+        } catch {
+          break;
+        }
+      }
+      const container = await containerIn(dir, [
+        new OverlayMount([busyboxImage()], `${fs}/upper`, `${fs}/work`),
+        new BaseMounts(),
+      ]);
+      const err = await container.start({ command: ["/bin/true"] }).catch((e) => e);
+      await container.destroy();
+      assert.ok(err instanceof SboxError, String(err));
+      assert.equal(err.step, "mount");
+      assert.equal(err.errno, "EROFS");
+      assert.match(
+        err.message,
+        /^cannot mount overlay on \/: EROFS .*came out read-only.*out of space or inodes/,
+      );
+    } finally {
+      new Deno.Command("umount", { args: [fs] }).outputSync();
       await removeScratch(dir);
     }
   },
@@ -1469,4 +1517,27 @@ Deno.test("reaper: pid 1 holds none of the caller's memory, and nothing inside c
   const rssKb = Number(/VmRSS:\s+(\d+) kB/.exec(out[1])?.[1]);
   assert.ok(rssKb < 1024, `pid 1 uses ${rssKb} kB: it still maps the caller's memory`);
   assert.equal(out[2], "mem-denied");
+});
+
+Deno.test("exec(): an ENOMEM fork while the init is ending says the init has exited, not that memory ran out", async () => {
+  // The kernel race itself (exec()'s setns before the init's end, its fork
+  // after) hit about one exec() in 60; the mapping is tested directly.
+  const enomem = () =>
+    new SboxError("cannot create the process: ENOMEM (Cannot allocate memory)", {
+      step: "fork",
+      errno: errnoNumber("ENOMEM"),
+    });
+  await using setup = await busyboxContainer();
+  const running = await setup.container.start({ command: ["/bin/sleep", "100"] });
+  const kept = enomem();
+  assert.equal(await explainEndedInit(kept, running), kept, "a running init: the error as it was");
+  running.kill("SIGKILL");
+  await running.status;
+  const explained = await explainEndedInit(enomem(), running) as SboxError;
+  assert.ok(explained instanceof SboxError);
+  assert.match(explained.message, /^exec: the container's init process has exited \(.*ENOMEM/);
+  assert.equal(explained.step, "fork");
+  assert.equal(explained.errno, "ENOMEM");
+  const other = new SboxError("cannot join the container's namespaces: ESRCH", { step: "setns" });
+  assert.equal(await explainEndedInit(other, running), other, "other errors pass through");
 });

@@ -77,6 +77,7 @@ export class TemporaryLayers {
     b.mkdir(work);
     b.mount("overlay", target, "overlay", flags, overlayOptions([lower], upper, work, option), what, {
       skipGoneLower,
+      checkWritable: true,
     });
   }
 }
