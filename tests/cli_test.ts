@@ -1058,6 +1058,41 @@ async function assertStoppedBy(signal: Deno.Signal, number: number): Promise<voi
 
 Deno.test("cli: SIGINT to sbox kills the container and cleans up", () => assertStoppedBy("SIGINT", 2));
 
+Deno.test("cli: a signal after a limit killed the container leaves the verdict TO, not XX", async () => {
+  // sbox is stopped before its 500 ms wall-clock timer and continued after
+  // it with a SIGINT pending: the timer fires first (the verdict is TO), then
+  // the signal comes. It used to print a second cause, exit 130 and report XX.
+  const marker = randomName();
+  const child = await startUntilReady([
+    "--report",
+    "-",
+    "--wall-time",
+    "500ms",
+    "--",
+    "sh",
+    "-c",
+    `echo ready; sh -c "sleep 1000; : ${marker}"`,
+  ]);
+  while (processesWith(marker).length === 0) await new Promise((r) => setTimeout(r, 1));
+  // Once its timer runs (it starts when the command has started), before it fires.
+  await new Promise((r) => setTimeout(r, 150));
+  child.kill("SIGSTOP");
+  await new Promise((r) => setTimeout(r, 600));
+  child.kill("SIGINT");
+  child.kill("SIGCONT");
+  const output = await child.output();
+  const stderr = text(output.stderr);
+  assert.equal(output.code, 137, stderr);
+  assert.doesNotMatch(stderr, /interrupted/);
+  assert.match(
+    stderr,
+    /^sbox: wall-clock limit of 500ms exceeded \(--wall-time\): the container was killed$/m,
+  );
+  assert.equal(report(stderr).status, "TO");
+  assert.deepEqual(processesWith(marker), []);
+  assertNothingLeft(child.pid);
+});
+
 Deno.test("cli: every other signal that would end sbox kills the container and cleans up too; SIGXFSZ is ignored", async () => {
   // Each of these ended sbox on the spot: no report, the cgroup and the scratch directory left.
   const stopping: [Deno.Signal, number][] = [

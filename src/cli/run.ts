@@ -93,8 +93,13 @@ interface RunState {
   wallTimeMs: number;
   /** The time limit that was exceeded, if any. */
   exceeded?: "--time" | "--wall-time";
-  /** A signal that sbox itself received. */
+  /** A signal that sbox itself received, while the run was not yet decided. */
   interrupted?: Deno.Signal;
+  /**
+   * The run's outcome is known: the command ended, or a limit killed it. A
+   * signal from then on finds only the cleanup under way, which goes on.
+   */
+  decided?: boolean;
   /** A failure of sbox. */
   error?: unknown;
   /** Kills every process of the container (a no-op until there is one). */
@@ -114,6 +119,8 @@ export async function runContainer(options: RunOptions): Promise<RunResult> {
   // From here on an interrupt kills the container (once there is one) and
   // lets the cleanup run, rather than ending sbox on the spot.
   resources.defer(onStopSignals((signal) => {
+    // Once decided, the report stays the run's (TO, say), not XX.
+    if (state.decided) return;
     state.interrupted ??= signal;
     state.kill();
   }));
@@ -193,7 +200,10 @@ async function execute(
   let init: InitProcess | undefined;
   state.kill = () => killContainer(cgroup, init);
   // Without a cgroup there is no --time (useCgroup refused it): the watchdog never reads it.
-  const watchdog = new Watchdog(cgroup ?? parent, options, () => state.kill());
+  const watchdog = new Watchdog(cgroup ?? parent, options, () => {
+    state.decided = true;
+    state.kill();
+  });
   resources.defer(() => watchdog.stop());
 
   if (state.interrupted) return; // do not even start
@@ -229,6 +239,7 @@ async function execute(
   // found no process yet.
   if (state.interrupted) state.kill();
   if (init) state.status = await init.status;
+  state.decided = true;
   // pid 1's figure where it has one: this process sees the start and the
   // end later, by as long as its event loop takes to read them.
   const exactWallTimeMs = init?.wallTimeMs;
