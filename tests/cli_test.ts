@@ -1994,3 +1994,27 @@ Deno.test(OTHER_PID_NS_TEST, { ignore: skipUnlessRoot(OTHER_PID_NS_TEST, WHY_ROO
   assertFinishedUndisturbed(await first.finish());
   assertNothingLeft(first.pid);
 });
+
+const FULL_SCRATCH_TEST = "cli: with /dev/shm and /tmp out of inodes, the error names both";
+Deno.test(
+  FULL_SCRATCH_TEST,
+  { ignore: skipUnlessRoot(FULL_SCRATCH_TEST, "it mounts file systems in a mount namespace of its own") },
+  async () => {
+    // A tmpfs of one inode (its root) on each, in a mount namespace of sbox's own.
+    const full = "mount -t tmpfs -o size=64k,nr_inodes=1 tmpfs";
+    const script = `${full} /dev/shm && ${full} /tmp && exec ` +
+      sboxOnBusyboxArgv(["--report", "-", "--", "true"]).map(shellQuote).join(" ");
+    const output = await new Deno.Command("unshare", {
+      args: ["--mount", "--propagation", "private", "sh", "-c", script],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = text(output.stderr);
+    assert.equal(output.code, 125, stderr);
+    assert.match(
+      stderr,
+      /^sbox: cannot create a scratch directory \/tmp\/sbox-\S+ \(tried first: \/dev\/shm: ENOSPC\): ENOSPC/m,
+    );
+    assert.equal(report(stderr).status, "XX");
+  },
+);

@@ -13,7 +13,7 @@
  */
 
 import { SboxError } from "../error.ts";
-import { errnoNumber } from "../errno.ts";
+import { errnoName, errnoNumber } from "../errno.ts";
 import { check, EEXIST, ENOENT, readDir, readTextFile, tryMkdir, tryRmdir, tryUnlink } from "../sys.ts";
 import { claimDir, type DirLock, ownedName } from "./ownership.ts";
 
@@ -40,6 +40,8 @@ export class ScratchDir {
 
   /** Creates a new, empty scratch directory (mode 0700). */
   static create(): ScratchDir {
+    // Why the earlier parents were passed over, for the error of the last.
+    const passed: string[] = [];
     for (const [i, parent] of SCRATCH_PARENTS.entries()) {
       for (let attempt = 0;; attempt++) {
         const path = `${parent}/${ownedName()}`;
@@ -53,8 +55,12 @@ export class ScratchDir {
         }
         if (-rc === EEXIST && attempt < 10) continue;
         // No such parent, or not writable: the next one.
-        if (i < SCRATCH_PARENTS.length - 1) break;
-        check(rc, "scratch", `cannot create a scratch directory ${path}`);
+        if (i < SCRATCH_PARENTS.length - 1) {
+          passed.push(`${parent}: ${errnoName(-rc)}`);
+          break;
+        }
+        const before = passed.length > 0 ? ` (tried first: ${passed.join(", ")})` : "";
+        check(rc, "scratch", `cannot create a scratch directory ${path}${before}`);
       }
     }
     throw new SboxError("no scratch directory", { step: "scratch" });
