@@ -14,13 +14,14 @@
 //! An isolate that calls `track` (src/ffi.ts does, in a Worker) becomes an
 //! owner: every fd, pidfd and child stack the library creates on its thread
 //! is recorded, and every close forgets it; so is the pid of a process that
-//! an exec() launch forks, in a slot of shared memory (`reserveForkSlot`). A janitor thread waits on a
-//! pidfd of each owner's thread (PIDFD_THREAD, Linux 6.9). When one ends, the
-//! janitor kills the owner's children, reaps them (each as it ends, so that
-//! an init waiting for an exec'd process is not waited for first), wakes the
-//! owner's reactor wait (its eventfd), and a little later closes every fd
-//! and frees the stacks. The janitor runs only while there are owners or
-//! leftovers: a process without Workers never has one.
+//! an exec() launch forks, in a slot of shared memory (`reserveForkSlot`).
+//! A janitor thread waits on a pidfd of each owner's thread (PIDFD_THREAD,
+//! Linux 6.9). When one ends, the janitor kills the owner's children, reaps
+//! them (each as it ends, so that an init waiting for an exec'd process is
+//! not waited for first), wakes the owner's reactor wait (its eventfd), and
+//! a little later closes every fd and frees the stacks. The janitor runs
+//! only while there are owners or leftovers: a process without Workers
+//! never has one.
 //!
 //! The thread runs code of this library: src/ffi.ts makes it stay loaded
 //! (RTLD_NODELETE) before it calls `track`.
