@@ -1995,14 +1995,15 @@ Deno.test(OTHER_PID_NS_TEST, { ignore: skipUnlessRoot(OTHER_PID_NS_TEST, WHY_ROO
   assertNothingLeft(first.pid);
 });
 
-const FULL_SCRATCH_TEST = "cli: with /dev/shm and /tmp out of inodes, the error names both";
+const FULL_SCRATCH_TEST = "cli: with neither /dev/shm nor /tmp writable, the error names both";
 Deno.test(
   FULL_SCRATCH_TEST,
   { ignore: skipUnlessRoot(FULL_SCRATCH_TEST, "it mounts file systems in a mount namespace of its own") },
   async () => {
-    // A tmpfs of one inode (its root) on each, in a mount namespace of sbox's own.
-    const full = "mount -t tmpfs -o size=64k,nr_inodes=1 tmpfs";
-    const script = `${full} /dev/shm && ${full} /tmp && exec ` +
+    // In a mount namespace of sbox's own: a tmpfs of one inode (its root) on
+    // /dev/shm, and /tmp read-only (not covered: the checkout may be there).
+    const script = "mount -t tmpfs -o size=64k,nr_inodes=1 tmpfs /dev/shm && mount --bind /tmp /tmp && " +
+      "mount -o remount,bind,ro /tmp && exec " +
       sboxOnBusyboxArgv(["--report", "-", "--", "true"]).map(shellQuote).join(" ");
     const output = await new Deno.Command("unshare", {
       args: ["--mount", "--propagation", "private", "sh", "-c", script],
@@ -2013,7 +2014,7 @@ Deno.test(
     assert.equal(output.code, 125, stderr);
     assert.match(
       stderr,
-      /^sbox: cannot create a scratch directory \/tmp\/sbox-\S+ \(tried first: \/dev\/shm: ENOSPC\): ENOSPC/m,
+      /^sbox: cannot create a scratch directory \/tmp\/sbox-\S+ \(tried first: \/dev\/shm: ENOSPC\): EROFS/m,
     );
     assert.equal(report(stderr).status, "XX");
   },
