@@ -13,11 +13,10 @@
 
 import { SboxError } from "./error.ts";
 import { HostDaemon } from "./host.ts";
-import { launch, reap } from "./launch.ts";
-import { checkCommand, checkId } from "./process.ts";
+import { launch } from "./launch.ts";
+import { checkCommand, checkId, Process } from "./process.ts";
 import { CLONE, ProgramBuilder } from "./program.ts";
 import { dieWithParent } from "./security/security.ts";
-import { signalName } from "./signal.ts";
 import { environment, type FileStat, ids, readTextFile, stat, writeTextFile } from "./sys.ts";
 
 /** One line of a uid or gid map: `size` ids from `containerId` are `hostId...` on the host. */
@@ -378,11 +377,10 @@ const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
  * container `uid`/`gid`, e.g. to unpack or remove a root file system whose
  * files belong to subordinate ids. Throws if it does not exit with 0.
  *
- * The command is pid 1 of a pid namespace of its own, so that it and all
- * it starts end with the caller, even one killed with SIGKILL (the
- * parent-death signal reaches the command; the end of the namespace's pid
- * 1 ends the rest). Like any pid 1, it does not die of a signal it has no
- * handler for, other than SIGKILL.
+ * The command runs in a pid namespace of its own, as pid 2 under a small
+ * pid 1 that passes every signal on to it: the command and all it starts
+ * end with the caller, even one killed with SIGKILL (pid 1 has a
+ * parent-death signal, and its end ends the namespace).
  *
  * @example Remove a root file system owned by subordinate ids
  * ```ts ignore
@@ -413,23 +411,25 @@ export async function runAsUser(
     childFds: [],
     beforeStart: (pid) => mapper.map(pid),
     program: (sync) => {
-      // The command dies with the caller, as every process sbox makes: first
-      // (a caller that died before it is seen at the wait), and again after
-      // the change of ids, which clears it.
+      // pid 1 dies with the caller, as every process sbox makes (first: a
+      // caller that died before it is seen at the wait), and its end ends
+      // the namespace, and so the command and all it started. pid 1 is the
+      // helper's reaper, which passes every signal on to the command: a
+      // command that were pid 1 itself would not die of the signals it does
+      // not handle (Ctrl-C, SIGTERM).
       const b = new ProgramBuilder();
       dieWithParent(b);
-      b.waitParent(sync.read, sync.write).closeFrom(3);
+      b.waitParent(sync.read, sync.write).closeFrom(3).reaper();
       if (mapper.setgroupsAllowed) b.setgroups([]);
       b.setgid(gid).setuid(uid);
+      // The change of ids cleared it.
       dieWithParent(b);
       return b.exec(command[0], command, [`PATH=${DEFAULT_PATH}`], DEFAULT_PATH).build();
     },
   });
-  const result = await reap(launched.pidfd);
-  if (result.code !== 1 || result.status !== 0) {
-    const how = result.code === 1
-      ? `exited with ${result.status}`
-      : `was killed by ${signalName(result.status)}`;
+  const status = await new Process(launched, [-1, -1, -1]).status;
+  if (!status.success) {
+    const how = status.signal === null ? `exited with ${status.code}` : `was killed by ${status.signal}`;
     throw new SboxError(`${command.join(" ")} ${how}`, { step: "run" });
   }
 }

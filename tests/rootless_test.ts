@@ -18,6 +18,7 @@ import {
   hasSubordinateIds,
   identityMapper,
   isRoot,
+  processesWith,
   SBOX,
   sboxOnBusybox,
   scratchDir,
@@ -171,6 +172,26 @@ Deno.test("runAsRoot and runAsUser: the command and its children die with their 
     const left = orphans();
     for (const pid of left) Deno.kill(Number(pid), "SIGKILL");
     assert.deepEqual(left, [], `uid ${uid}: the command outlived its caller`);
+  }
+});
+
+Deno.test("runAsRoot: the command dies of a signal it does not handle, sent to it or to its pid 1", async () => {
+  // In a pid namespace of its own the command must not be pid 1, which the
+  // kernel shields from such signals (Ctrl-C, SIGTERM did nothing).
+  for (const target of ["command", "pid 1"] as const) {
+    const marker = `30.${crypto.getRandomValues(new Uint32Array(1))[0]}`;
+    const run = runAsRoot(identityMapper(), ["sleep", marker]).then(() => "ended", (err) => String(err));
+    let pids: number[] = [];
+    while ((pids = processesWith(marker)).length === 0) await new Promise((r) => setTimeout(r, 5));
+    const [command] = pids;
+    const parent = Number(/^PPid:\s+(\d+)$/m.exec(Deno.readTextFileSync(`/proc/${command}/status`))![1]);
+    Deno.kill(target === "command" ? command : parent, target === "command" ? "SIGTERM" : "SIGINT");
+    const outcome = await run;
+    assert.match(
+      outcome,
+      new RegExp(`sleep ${marker} was killed by ${target === "command" ? "SIGTERM" : "SIGINT"}`),
+      target,
+    );
   }
 });
 
