@@ -58,6 +58,9 @@ export function hostId(map: readonly IdMapEntry[], id: number): number | undefin
   return entry === undefined ? undefined : entry.hostId + (id - entry.containerId);
 }
 
+/** A uid_map or gid_map write must be shorter than a page (4096 bytes on the architectures sbox builds for). */
+const MAP_TEXT_MAX = 4096;
+
 function validateMap(kind: string, map: readonly IdMapEntry[]): IdMapEntry[] {
   if (!Array.isArray(map) || map.length === 0) throw SboxError.invalidOption(kind, "the map is empty");
   if (map.length > 340) throw SboxError.invalidOption(kind, "more than 340 entries");
@@ -87,6 +90,14 @@ function validateMap(kind: string, map: readonly IdMapEntry[]): IdMapEntry[] {
         );
       }
     }
+  }
+  // The kernel takes a map in one write of less than a page.
+  const bytes = mapText(entries).length;
+  if (bytes >= MAP_TEXT_MAX) {
+    throw SboxError.invalidOption(
+      kind,
+      `${bytes} bytes as text, and the kernel takes at most ${MAP_TEXT_MAX - 1}`,
+    );
   }
   // The kernel refuses overlaps on either side.
   for (const side of ["containerId", "hostId"] as const) {
@@ -240,7 +251,7 @@ export function subordinateRanges(file: string, id: number): SubordinateRange[] 
  * order (podman maps them so too). A range the kernel would refuse is left
  * out: one that holds `root`'s own id (a host id mapped twice), overlaps an
  * earlier range, or goes past the last id; so are ranges past the kernel's
- * 340 lines. Throws if no range is left.
+ * limits of 340 lines and one page of text. Throws if no range is left.
  */
 export function rootAndSubordinateMaps(
   root: { uid: number; gid: number },
@@ -257,12 +268,16 @@ function mapAfterRoot(
 ): IdMapEntry[] {
   const map: IdMapEntry[] = [{ containerId: 0, hostId: rootId, size: 1 }];
   let next = 1;
+  let bytes = mapText(map).length;
   for (const { start, count } of ranges) {
     if (map.length > MAX_SUBORDINATE_RANGES) break;
     // 4294967295 is the invalid id, on either side.
     if (start + count > 0xffffffff || next + count > 0xffffffff) continue;
     if (map.some((e) => start < e.hostId + e.size && e.hostId < start + count)) continue;
-    map.push({ containerId: next, hostId: start, size: count });
+    const entry = { containerId: next, hostId: start, size: count };
+    bytes += mapText([entry]).length;
+    if (bytes >= MAP_TEXT_MAX) break;
+    map.push(entry);
     next += count;
   }
   if (map.length === 1) {

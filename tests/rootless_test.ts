@@ -489,6 +489,27 @@ Deno.test("pickUserMapper warns when a user's subordinate ids exist but cannot b
     assert.equal(several.warning, undefined);
     assert.match(several.description, /uids 1-65536 are 200000-265535, 65537-66536 are 100000-100999, gids /);
 
+    // The kernel takes a map of less than a page of text: 200 ranges are cut
+    // there, where newuidmap's write failed with EINVAL.
+    const many = picked(
+      Array.from({ length: 200 }, (_, i) => `4242:${1000000 + i * 100000}:65536`).join("\n"),
+      "4242:300000:65536",
+    );
+    assert.ok(many.mapper instanceof BinNewIdMapper);
+    const text = many.mapper.uidMap.map((e) => `${e.containerId} ${e.hostId} ${e.size}\n`).join("");
+    assert.ok(
+      many.mapper.uidMap.length > 100 && text.length < 4096,
+      `${many.mapper.uidMap.length}, ${text.length}`,
+    );
+    assert.throws(
+      () =>
+        new ProcUserMapper({
+          uidMap: many.mapper.uidMap.concat([{ containerId: 4e9, hostId: 9e8, size: 1 }]),
+          gidMap: [],
+        }),
+      /invalid option uidMap: 4\d\d\d bytes as text, and the kernel takes at most 4095/,
+    );
+
     // Nothing asked for: root only, quietly (--verbose says why).
     for (const none of [picked(null, null), picked("other:200000:65536", "4242:300000:65536")]) {
       assert.ok(none.mapper instanceof ProcUserMapper);
