@@ -281,10 +281,21 @@ fn cstr(p: u64) [:0]const u8 {
 
 fn mountOrRemount(op: *const program.Op, source: u64, target: u64) usize {
     const a = op.args;
-    const flags = a[3];
+    var flags = a[3];
     const MS = linux.MS;
     if (flags & (MS.REMOUNT | MS.BIND | MS.REC) == MS.REMOUNT | MS.BIND | MS.REC) {
         return setMountFlagsRecursive(target, flags);
+    }
+    if (op.flags & program.mount_keep_locked_flags != 0) {
+        // An unprivileged remount must keep the flags the kernel locked when
+        // the mount was copied into this namespace: read them back first.
+        var st: [16]u64 = undefined;
+        const rc = linux.syscall2(.statfs, target, @intFromPtr(&st));
+        if (errnoOf(rc) != null) return rc;
+        const st_flags = st[10];
+        const keep = MS.NOSUID | MS.NODEV | MS.NOEXEC | MS.NOATIME | MS.NODIRATIME;
+        flags |= st_flags & keep;
+        if (st_flags & 4096 != 0) flags |= MS.RELATIME; // ST_RELATIME
     }
     return linux.syscall5(.mount, source, target, a[2], flags, a[4]);
 }

@@ -377,13 +377,16 @@ fn sweep() void {
         // A slot that holds a pid: that process is ours, not reaped by
         // anyone (its owner is gone), so the pid still names it. Kill it
         // and reap it as a pidfd's. Until the final pass, an empty slot is
-        // looked at again: the owner's launch may still be in its fork.
+        // looked at again: the owner's launch may still be in its fork. So
+        // is one whose pidfd_open failed (a full fd table, say): the pid
+        // stays in the slot, and names the process until it is reaped.
         for (entries[0..high]) |*e| {
             if (e.owner != 0 or e.kind != .fork_slot) continue;
-            const pid = @atomicRmw(i32, &fork_pids.?[e.value], .Xchg, 0, .acq_rel);
+            const pid = @atomicLoad(i32, &fork_pids.?[e.value], .acquire);
             if (pid <= 0) continue;
             const pidfd = linux.syscall2(.pidfd_open, @intCast(pid), 0);
             if (isError(pidfd)) continue;
+            @atomicStore(i32, &fork_pids.?[e.value], 0, .release);
             _ = linux.syscall4(.pidfd_send_signal, pidfd, linux.SIG.KILL, 0, 0);
             fork_slot_used[e.value] = false;
             e.* = .{ .owner = 0, .kind = .pidfd, .value = pidfd };

@@ -41,9 +41,9 @@ pub const Code = enum(u32) {
     /// A bind remount with MS_REC sets its flags on every mount of the tree
     /// (mount_setattr), which mount(2) cannot. A bind (not a remount) with
     /// MS_RDONLY is attached read-only (open_tree, mount_setattr, move_mount).
-    /// Flags field bits 1-5: `mount_ignore_missing`, `mount_target_no_link`,
-    /// `mount_host_source`, `mount_skip_gone_lower`, `mount_check_writable`
-    /// (bit 0 is unused).
+    /// Flags field bits 0-5: `mount_keep_locked_flags`, `mount_ignore_missing`,
+    /// `mount_target_no_link`, `mount_host_source`, `mount_skip_gone_lower`,
+    /// `mount_check_writable`.
     mount = 2,
     /// mkdir(args[0] path, args[1] mode); an existing directory is fine.
     /// flags field bit 0 (`mkdir_owned`): a new directory gets exactly that
@@ -157,6 +157,10 @@ pub const Code = enum(u32) {
     }
 };
 
+/// Mount flags field bit 0: for a remount, keep the flags the kernel locked
+/// (nosuid, nodev, noexec, atime), so that an unprivileged remount is
+/// allowed. sbox's own mounts do not use it; a caller's Mount may.
+pub const mount_keep_locked_flags: u32 = 1;
 /// Mkdir flags field bit 0: see `Code.mkdir`.
 pub const mkdir_owned: u32 = 1;
 /// Chdir flags field bit 0: see `Code.chdir`.

@@ -228,8 +228,8 @@ function hintFor(errno: number, step: OpName): string {
       "of the image, or of a kept upper layer, that has none)";
   }
   if (errno === errnoNumber("EROFS") && step === "mount") {
-    return " (the overlay came out read-only: the kernel could not make its work directory, so the upper " +
-      "layer's file system may be out of space or inodes; the kernel's log says why)";
+    return " (the overlay came out read-only: overlayfs could not make its work directory, as when the work " +
+      "directory is not writable or the upper layer's file system is out of space or inodes)";
   }
   if (errno !== errnoNumber("EOVERFLOW")) return "";
   return " (a directory on the way belongs to a host id outside the container's id map, so the overlay " +

@@ -189,8 +189,8 @@ export interface OverlayMountOptions {
  * to disk when it goes away. A kept `upperDir` and `workDir` serve one
  * container at a time (overlayfs only warns when two mount them; both then
  * misbehave), and sbox does not lock them. Where overlayfs cannot make
- * its work directory (the upper layer's file system out of space or
- * inodes), it would mount read-only with only a line in the kernel's log;
+ * its work directory (not writable, or the upper layer's file system out
+ * of space or inodes), it would mount read-only with only a line in the kernel's log;
  * the start fails with EROFS instead.
  *
  * @example An image directory as the root, writes in a scratch directory

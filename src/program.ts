@@ -115,6 +115,7 @@ export const OP_BYTES = 56;
 const MAGIC = 0x31584253;
 /** The program format version (`version` in helper/program.zig). */
 export const PROGRAM_VERSION = 7;
+const MOUNT_KEEP_LOCKED_FLAGS = 1;
 const MOUNT_IGNORE_MISSING = 2;
 const MOUNT_TARGET_NO_LINK = 4;
 const MOUNT_HOST_SOURCE = 8;
@@ -125,6 +126,12 @@ const HOST_SOURCE_KIND = { file: 0o100000, directory: 0o040000 } as const;
 
 /** How the helper treats the paths of a {@linkcode ProgramBuilder.mount} op. */
 export interface MountOpOptions {
+  /**
+   * For a remount of a mount inherited from the host: keep the flags the
+   * kernel locked (nosuid, nodev, noexec, atime), which an unprivileged
+   * remount may not clear. sbox's own mounts do not use it.
+   */
+  keepLockedFlags?: boolean;
   /**
    * Skip a target the kernel does not have: only one inside a file system
    * this program mounted itself (a proc or sysfs just made); a target missing
@@ -152,8 +159,8 @@ export interface MountOpOptions {
   /**
    * Fail with EROFS when a mount asked to be writable comes out read-only:
    * overlayfs does that, with only a line in the kernel's log, when it
-   * cannot make its work directory (an upper layer's file system out of
-   * inodes or space).
+   * cannot make its work directory (one not writable, or an upper layer's
+   * file system out of inodes or space).
    */
   checkWritable?: boolean;
 }
@@ -263,7 +270,8 @@ export class ProgramBuilder {
       OpCode.mount,
       [s(source), { str: target }, s(fstype), flags, s(data), kind],
       what,
-      (options.ignoreMissing ? MOUNT_IGNORE_MISSING : 0) |
+      (options.keepLockedFlags ? MOUNT_KEEP_LOCKED_FLAGS : 0) |
+        (options.ignoreMissing ? MOUNT_IGNORE_MISSING : 0) |
         (options.targetNoLink ? MOUNT_TARGET_NO_LINK : 0) |
         (options.hostSource ? MOUNT_HOST_SOURCE : 0) |
         (options.skipGoneLower ? MOUNT_SKIP_GONE_LOWER : 0) |

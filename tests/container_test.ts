@@ -25,7 +25,7 @@ import {
 } from "../mod.ts";
 import { explainEndedInit } from "../src/container.ts";
 import { errnoNumber } from "../src/errno.ts";
-import { PROGRAM_LIMITS } from "../src/program.ts";
+import { MS, PROGRAM_LIMITS } from "../src/program.ts";
 import { helper } from "../src/ffi.ts";
 import { reactor } from "../src/reactor.ts";
 import { reap } from "../src/launch.ts";
@@ -632,6 +632,51 @@ Deno.test(
   },
 );
 
+const LOCKED_FLAGS_TEST =
+  "MountOpOptions.keepLockedFlags: a caller's remount of a nosuid,nodev host mount keeps its locked flags";
+Deno.test(
+  LOCKED_FLAGS_TEST,
+  { ignore: skipUnlessRoot(LOCKED_FLAGS_TEST, "it mounts a tmpfs on the host") },
+  async () => {
+    const dir = scratchDir("locked-");
+    const fs = `${dir}/fs`;
+    Deno.mkdirSync(fs);
+    const mounted = new Deno.Command("mount", { args: ["-t", "tmpfs", "-o", "nosuid,nodev", "tmpfs", fs] })
+      .outputSync();
+    assert.ok(mounted.success, new TextDecoder().decode(mounted.stderr));
+    try {
+      // A Mount of the caller's own: a read-only remount of the bind below it.
+      const remount = (keepLockedFlags: boolean): Mount => ({
+        target: "/x",
+        validate() {},
+        compile(b, rootfs) {
+          b.mount(null, `${rootfs}/x`, null, MS.REMOUNT | MS.BIND | MS.RDONLY, null, "cannot remount /x", {
+            keepLockedFlags,
+          });
+        },
+      });
+      for (const keep of [false, true]) {
+        const container = await containerIn(dir, [
+          new OverlayMount([busyboxImage()]),
+          new BindMount(fs, "/x"),
+          remount(keep),
+        ]);
+        const result = await sh(container, "touch /x/f 2>&1").catch((e) => e);
+        await container.destroy();
+        if (!keep) {
+          // The kernel locked nosuid and nodev when the mount was copied into the container's namespace.
+          assert.ok(result instanceof SboxError && result.errno === "EPERM", String(result));
+        } else {
+          assert.match(result.out, /Read-only file system/);
+        }
+      }
+    } finally {
+      new Deno.Command("umount", { args: [fs] }).outputSync();
+      await removeScratch(dir);
+    }
+  },
+);
+
 const FULL_UPPER_TEST =
   "an upper layer on a file system out of inodes fails the start with EROFS, not a read-only root";
 Deno.test(
@@ -669,7 +714,7 @@ Deno.test(
       assert.equal(err.errno, "EROFS");
       assert.match(
         err.message,
-        /^cannot mount overlay on \/: EROFS .*came out read-only.*out of space or inodes/,
+        /^cannot mount overlay on \/: EROFS .*came out read-only: overlayfs could not make its work directory/,
       );
     } finally {
       new Deno.Command("umount", { args: [fs] }).outputSync();
