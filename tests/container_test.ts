@@ -44,6 +44,7 @@ import {
 import {
   busyboxContainer,
   busyboxImage,
+  hostTmpfs,
   identityMapper,
   removeScratch,
   REPLACE_DIR_SCRIPT,
@@ -609,11 +610,9 @@ Deno.test(
   async () => {
     const dir = scratchDir("ro-tree-");
     Deno.mkdirSync(`${dir}/tree/inner`, { recursive: true });
-    // A mount inside the source, on the host: a tmpfs.
-    const mounted = new Deno.Command("mount", { args: ["-t", "tmpfs", "tmpfs", `${dir}/tree/inner`] })
-      .outputSync();
-    assert.ok(mounted.success, new TextDecoder().decode(mounted.stderr));
     try {
+      // A mount inside the source, on the host: a tmpfs.
+      using _inner = hostTmpfs(`${dir}/tree/inner`);
       await using container = await containerIn(dir, [
         new OverlayMount([busyboxImage()]),
         new BaseMounts(),
@@ -626,7 +625,6 @@ Deno.test(
       assert.equal(result.out, "top-refused\ninner-refused\n", result.err);
       assert.deepEqual([...Deno.readDirSync(`${dir}/tree/inner`)], [], "a write reached the host");
     } finally {
-      new Deno.Command("umount", { args: [`${dir}/tree/inner`] }).outputSync();
       await removeScratch(dir);
     }
   },
@@ -641,10 +639,8 @@ Deno.test(
     const dir = scratchDir("locked-");
     const fs = `${dir}/fs`;
     Deno.mkdirSync(fs);
-    const mounted = new Deno.Command("mount", { args: ["-t", "tmpfs", "-o", "nosuid,nodev", "tmpfs", fs] })
-      .outputSync();
-    assert.ok(mounted.success, new TextDecoder().decode(mounted.stderr));
     try {
+      using _fs = hostTmpfs(fs, "nosuid,nodev");
       // A Mount of the caller's own: a read-only remount of the bind below it.
       const remount = (keepLockedFlags: boolean): Mount => ({
         target: "/x",
@@ -671,7 +667,6 @@ Deno.test(
         }
       }
     } finally {
-      new Deno.Command("umount", { args: [fs] }).outputSync();
       await removeScratch(dir);
     }
   },
@@ -686,12 +681,8 @@ Deno.test(
     const dir = scratchDir("full-upper-");
     const fs = `${dir}/fs`;
     Deno.mkdirSync(fs);
-    const mounted = new Deno.Command("mount", {
-      args: ["-t", "tmpfs", "-o", "size=1m,nr_inodes=64", "tmpfs", fs],
-    })
-      .outputSync();
-    assert.ok(mounted.success, new TextDecoder().decode(mounted.stderr));
     try {
+      using _fs = hostTmpfs(fs, "size=1m,nr_inodes=64");
       Deno.mkdirSync(`${fs}/upper`);
       Deno.mkdirSync(`${fs}/work`);
       // Every inode taken: overlayfs cannot make work/work, and used to fall
@@ -717,7 +708,6 @@ Deno.test(
         /^cannot mount overlay on \/: EROFS .*came out read-only: overlayfs could not make its work directory/,
       );
     } finally {
-      new Deno.Command("umount", { args: [fs] }).outputSync();
       await removeScratch(dir);
     }
   },

@@ -259,6 +259,17 @@ export function shellQuote(arg: string): string {
   return `'${arg.replaceAll("'", `'"'"'`)}'`;
 }
 
+/**
+ * Mounts a tmpfs with mount(8) `options` on host directory `at` (root
+ * only); the result unmounts it when disposed (`using`).
+ */
+export function hostTmpfs(at: string, options = ""): Disposable {
+  const args = ["-t", "tmpfs", ...(options ? ["-o", options] : []), "tmpfs", at];
+  const mounted = new Deno.Command("mount", { args }).outputSync();
+  if (!mounted.success) throw new Error(`mount ${args.join(" ")}: ${text(mounted.stderr)}`);
+  return { [Symbol.dispose]: () => void new Deno.Command("umount", { args: [at] }).outputSync() };
+}
+
 /** Text of captured output. */
 export function text(bytes: Uint8Array): string {
   return new TextDecoder().decode(bytes);
