@@ -31,7 +31,9 @@ pub const Context = extern struct {
     net_tid: i32 = 0,
     /// What the thread leaves: an fd of its network namespace, or -errno.
     net_result: i32 = 0,
-    _pad2: u32 = 0,
+    /// Set by a `reaper` op for its command: the exec op sends the time just
+    /// before its execve (reaper.zig, `supervise`).
+    report_exec_start: u32 = 0,
     /// Address of a word in memory shared with the caller (janitor.zig,
     /// `reserveForkSlot`), or 0: a `fork` op stores the pid it made there
     /// before anything else, so that the caller's janitor can reap it should
@@ -98,7 +100,7 @@ fn step(ctx: *Context, index: u32, op: *const program.Op, own: *OwnMounts) usize
         .setgroups => linux.syscall2(.setgroups, a[0], a[1]),
         .setgid => linux.syscall3(.setresgid, a[0], a[0], a[0]),
         .setuid => linux.syscall3(.setresuid, a[0], a[0], a[0]),
-        .exec => execSearch(op),
+        .exec => exec(ctx, index, op),
         .setns => linux.syscall2(.setns, a[0], a[1]),
         .unshare => linux.syscall1(.unshare, a[0]),
         .prctl => linux.syscall5(.prctl, a[0], a[1], a[2], 0, 0),
@@ -727,6 +729,16 @@ fn joinNetwork(ctx: *Context) usize {
     return linux.syscall2(.setns, fd, linux.CLONE.NEWNET);
 }
 
+/// The command's execve. Under a reaper, first the time (best effort: a
+/// seccomp policy may deny the write; pid 1 then reads its own clock).
+fn exec(ctx: *Context, index: u32, op: *const program.Op) usize {
+    if (ctx.report_exec_start != 0) {
+        const record = program.Record{ .kind = .started_at, .op_index = index, .code = @intFromEnum(op.code), .value = reaper_loop.monotonicUsec() };
+        _ = linux.syscall3(.write, @bitCast(@as(isize, ctx.result_fd)), @intFromPtr(&record), @sizeOf(program.Record));
+    }
+    return execSearch(op);
+}
+
 /// execve, with execvp's PATH search when the file has no slash: ENOENT and
 /// ENOTDIR try the next directory, EACCES is remembered, anything else stops.
 fn execSearch(op: *const program.Op) usize {
@@ -812,6 +824,7 @@ fn reaper(ctx: *Context, index: u32) usize {
     if (errnoOf(rc) != null) return rc;
     const result_fd = ctx.result_fd;
     ctx.result_fd = exec_pipe[1];
+    ctx.report_exec_start = 1;
     ctx.resume_at = index + 1;
     // The command is pid 2, whatever took a pid before it (a network thread).
     const command_pid = [1]i32{2};

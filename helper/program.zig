@@ -232,8 +232,10 @@ pub const RecordKind = enum(u32) {
     /// far, in microseconds: the container's setup (the network thread's
     /// included), which its cgroup counts too.
     setup_cpu = 5,
-    /// From a reaper, just before `started`: CLOCK_MONOTONIC when it saw the
-    /// command's execve, in microseconds, the low 31 bits.
+    /// From a reaper, just before `started`: CLOCK_MONOTONIC just before the
+    /// command's execve, in microseconds, the low 31 bits: the command's own
+    /// reading, which pid 1 passes on, or pid 1's when it saw the execve.
+    /// Also from the command to pid 1, on its exec pipe.
     started_at = 6,
     /// From a reaper, just before `exited`: the same clock when it reaped the
     /// command.

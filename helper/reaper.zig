@@ -48,7 +48,7 @@ fn ownCpuUsec() i32 {
 /// CLOCK_MONOTONIC in microseconds, its low 31 bits (a record's value is an
 /// i32): it wraps every ~36 minutes, which the caller undoes with its own
 /// coarser clock.
-fn monotonicUsec() i32 {
+pub fn monotonicUsec() i32 {
     var ts: linux.timespec = undefined;
     if (isError(linux.syscall2(.clock_gettime, @intFromEnum(linux.CLOCK.MONOTONIC), @intFromPtr(&ts)))) return 0;
     const usec = @as(u64, @intCast(ts.sec)) * std.time.us_per_s + @as(u64, @intCast(ts.nsec)) / std.time.ns_per_us;
@@ -92,11 +92,21 @@ pub fn supervise(watch: Watch) noreturn {
     const sfd = linux.syscall4(.signalfd4, @bitCast(@as(isize, -1)), @intFromPtr(&sig_all), 8, linux.SFD.CLOEXEC);
     if (isError(sfd)) exit(1);
 
+    // The command's own clock reading just before its execve, if it sent
+    // one: this process shares the container's CPU limit (cpu.max), and a
+    // command whose threads use up the quota would keep us from reading
+    // the clock ourselves until the next period: its start would look late.
+    var command_start: ?i32 = null;
     var failure: program.Record = undefined;
     var got: usize = 0;
     while (true) {
         got = linux.syscall3(.read, fdArg(watch.exec_fd), @intFromPtr(&failure), @sizeOf(program.Record));
-        if (!isError(got) or got != @as(usize, @bitCast(-@as(isize, @intFromEnum(linux.E.INTR))))) break;
+        if (got == @as(usize, @bitCast(-@as(isize, @intFromEnum(linux.E.INTR))))) continue;
+        if (got == @sizeOf(program.Record) and failure.kind == .started_at) {
+            command_start = failure.value;
+            continue;
+        }
+        break;
     }
     _ = linux.syscall1(.close, fdArg(watch.exec_fd));
     if (got == @sizeOf(program.Record)) {
@@ -111,7 +121,7 @@ pub fn supervise(watch: Watch) noreturn {
     // When the command's execve was seen here, and (reapAll) when its end:
     // the caller's own clock sees both later, by as long as its event loop
     // takes to read them, which a loaded machine stretches.
-    report(watch, .started_at, monotonicUsec());
+    report(watch, .started_at, command_start orelse monotonicUsec());
     report(watch, .started, watch.child);
 
     // The command may have ended before the handlers were in place (its

@@ -53,6 +53,7 @@ const CALL = {
   fstat: 29,
   fchown: 30,
   fchmod: 31,
+  monotonic_usec: 32,
 } as const;
 
 type Word = number | bigint;
@@ -93,6 +94,8 @@ export interface HelperSymbols {
   sbox_fstat(fd: number, out: Buffer): Word;
   sbox_fchown(fd: number, uid: number, gid: number): Word;
   sbox_fchmod(fd: number, mode: number): Word;
+  /** CLOCK_MONOTONIC in microseconds (the clock of a reaper's `startedAt`). */
+  sbox_monotonic_usec(): Word;
   /** Nonblocking: runs on a pool thread. */
   sbox_epoll_wait(epfd: number, out: Buffer, max: number, timeoutMs: number): Promise<Word>;
 }
@@ -155,6 +158,7 @@ function calls(lib: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"]): HelperSymbo
     sbox_fstat: (fd, out) => call(CALL.fstat, i32(fd), address(out), 0, 0, 0, 0),
     sbox_fchown: (fd, uid, gid) => call(CALL.fchown, i32(fd), uid, gid, 0, 0, 0),
     sbox_fchmod: (fd, mode) => call(CALL.fchmod, i32(fd), mode, 0, 0, 0, 0),
+    sbox_monotonic_usec: () => call(CALL.monotonic_usec, 0, 0, 0, 0, 0, 0),
     sbox_epoll_wait: (epfd, out, max, timeoutMs) => lib.sbox_epoll_wait(epfd, out, max, timeoutMs),
   };
 }

@@ -19,6 +19,7 @@ import {
   ESRCH,
   fstat,
   isOpenFd,
+  monotonicUsec,
   O,
   open,
   pidfdSignal,
@@ -450,10 +451,23 @@ export class InitProcess extends Process {
   }
 
   /**
+   * @internal With `reaper: true`: how long ago the command exec'd, in
+   * milliseconds, by the clock the command read just before its `execve`.
+   * The report of it reaches this process late when pid 1 waits for CPU time
+   * (the container's `cpu.max` holds pid 1 too); a timer started on its
+   * arrival would run late by as much.
+   */
+  get msSinceCommandStart(): number | undefined {
+    const start = this.#startedAt;
+    if (!start) return undefined;
+    return ((monotonicUsec() % 2 ** 31) - start.usec + 2 ** 31) % 2 ** 31 / 1000;
+  }
+
+  /**
    * With `reaper: true`, once `status` has resolved: the command's
-   * wall-clock time in milliseconds, from its `execve` to its end, as pid 1
-   * saw them (this process sees both later, by as long as its event loop
-   * takes to read them). Undefined without a reaper, before the end, or when
+   * wall-clock time in milliseconds, from just before its `execve` (its own
+   * clock reading) to its end, as pid 1 saw it (this process sees both
+   * later, by as long as its event loop takes to read them). Undefined without a reaper, before the end, or when
    * the command was killed with pid 1 (a SIGKILL of the whole container).
    */
   get wallTimeMs(): number | undefined {

@@ -394,6 +394,11 @@ export function pidfdSignal(pidfd: number, signal: number): number {
   return num(helper().sbox_pidfd_send_signal(pidfd, signal));
 }
 
+/** CLOCK_MONOTONIC in microseconds: the clock of a reaper's records, which performance.now() is not. */
+export function monotonicUsec(): number {
+  return Number(helper().sbox_monotonic_usec());
+}
+
 /** pidfd_open(2): the pidfd or a negative errno. */
 export function tryPidfdOpen(pid: number): number {
   return num(helper().sbox_pidfd_open(pid));

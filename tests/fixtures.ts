@@ -251,7 +251,12 @@ export function sboxOnBusybox(args: string[], env?: Record<string, string>): Den
 
 /** The command line of {@linkcode sboxOnBusybox}, Deno's path first: for a shell to run. */
 export function sboxOnBusyboxArgv(args: string[]): string[] {
-  return [Deno.execPath(), "run", "--allow-ffi", SBOX, "run", "--rootfs", busyboxImage(), ...args];
+  return sboxArgv(["--rootfs", busyboxImage(), ...args]);
+}
+
+/** `deno run --allow-ffi sbox.ts run ARGS...`, Deno's path first (the host's root, without a --rootfs). */
+export function sboxArgv(args: string[]): string[] {
+  return [Deno.execPath(), "run", "--allow-ffi", SBOX, "run", ...args];
 }
 
 /** `arg` quoted for sh: in single quotes, each of its own as '"'"'. */

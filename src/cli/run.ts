@@ -228,13 +228,16 @@ async function execute(
   } finally {
     stdio.close(); // the command has its own copies now
   }
-  // The command's times count from here, when it has exec'd: the setup is
-  // sbox's time (7-40 ms of wall time with a network, 3-6 ms of CPU), and
-  // a judge's limits are the command's.
-  const started = performance.now();
+  // The command's times count from its execve: the setup is sbox's time
+  // (7-40 ms of wall time with a network, 3-6 ms of CPU), and a judge's
+  // limits are the command's. The news of the execve may come late (pid 1
+  // shares the container's cpu.max): the command's own clock reading says
+  // how late.
+  const sinceStartMs = init?.msSinceCommandStart ?? 0;
+  const started = performance.now() - sinceStartMs;
   commandStarted = true; // in its cgroup: the command ran, or its exec failed
   const setupCpuUsec = init?.setupCpuUsec ?? 0;
-  if (init) watchdog.start(setupCpuUsec);
+  if (init) watchdog.start(setupCpuUsec, sinceStartMs);
   // A signal that came while the command was starting: the kill may have
   // found no process yet.
   if (state.interrupted) state.kill();

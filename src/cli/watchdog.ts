@@ -48,13 +48,15 @@ export class Watchdog {
   /**
    * Starts the wall-clock timer and the CPU-time polling, once the command
    * has started; `setupCpuUsec` of the cgroup's CPU time was the setup's,
-   * not the command's.
+   * not the command's; `sinceStartMs`: how long ago the command started
+   * (the news of it may come late), which the wall-clock timer has used up.
    */
-  start(setupCpuUsec = 0): void {
+  start(setupCpuUsec = 0, sinceStartMs = 0): void {
     this.#setupCpuUsec = setupCpuUsec;
     const { cpuTimeMs, wallTimeMs } = this.#limits;
     if (wallTimeMs !== undefined) {
-      this.#timers.push(setTimeout(() => this.#expire("--wall-time"), wallTimeMs));
+      const left = Math.max(0, wallTimeMs - sinceStartMs);
+      this.#timers.push(setTimeout(() => this.#expire("--wall-time"), left));
     }
     if (cpuTimeMs !== undefined) this.#timers.push(setInterval(() => this.#checkCpu(), CPU_POLL_MS));
   }
