@@ -23,6 +23,7 @@ import { describeErrno, errnoNumber } from "./errno.ts";
 import type { OpName, Program } from "./program.ts";
 import { type ChildRecord, RecordReader } from "./protocol.ts";
 import { reactor } from "./reactor.ts";
+import { signalName } from "./signal.ts";
 import { beginLaunch, endLaunch } from "./teardown.ts";
 import {
   close,
@@ -209,6 +210,15 @@ async function launchChild(spec: LaunchSpec): Promise<Launched> {
     });
   }
   if (forked) return { pid: forked.pid, pidfd: await adopt(forked.pid) };
+  if (program.hasReaper) {
+    // pid 1 reports the command's start; it ended before, with no failure
+    // to tell: killed (a memory limit the setup hit, a kill from outside).
+    const ended = await reap(pidfd);
+    const how = ended.code === 1
+      ? `exited with ${ended.status}`
+      : `was killed by ${signalName(ended.status)}`;
+    throw new SboxError(`the container's pid 1 ${how} before the command started`, { step: "reaper" });
+  }
   return { pid, pidfd };
 }
 

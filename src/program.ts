@@ -209,6 +209,8 @@ export interface Program {
   bytes: Uint8Array<ArrayBuffer>;
   /** Describes op `i` for an error: step name and "cannot ..." text. */
   describe(index: number): { step: OpName; what: string };
+  /** Whether it has a `reaper` op, whose pid 1 reports the command's start. */
+  hasReaper: boolean;
 }
 
 /**
@@ -514,6 +516,7 @@ export class ProgramBuilder {
     view.setUint32(12, bytes.length, true);
     return {
       bytes,
+      hasReaper: ops.some((op) => op.code === OpCode.reaper),
       describe: (index) => ({
         step: OP_NAMES[ops[index]?.code] ?? "exec",
         what: ops[index]?.what ?? "setup failed",

@@ -172,10 +172,10 @@ Deno.test("pids.max 1: the init alone gets its own network namespace, made witho
   }
 });
 
-Deno.test("sbox run --memory 256K --swap 0 reports ML", async () => {
+Deno.test("sbox run --memory 1M --swap 0 reports ML", async () => {
   const result = await sbox([
     "--memory",
-    "256K",
+    "1M",
     "--swap",
     "0",
     "--",
@@ -187,6 +187,20 @@ Deno.test("sbox run --memory 256K --swap 0 reports ML", async () => {
   assert.equal(result.report.status, "ML", result.stderr);
   assert.equal(result.report.oomKilled, true);
   assert.ok(result.report.memoryPeakBytes >= 200 * 1024, JSON.stringify(result.report));
+});
+
+Deno.test("--memory below what the setup needs: XX and 125, naming --memory, not an ML of a command that never ran", async () => {
+  // The container's pid 1 was OOM-killed while it mounted, and the report
+  // said ML with the setup's CPU and time as the command's.
+  const result = await sbox(["--memory", "64K", "--swap", "0", "--", "/bin/true"]);
+  assert.equal(result.code, 125, result.stderr);
+  assert.equal(result.report.status, "XX", result.stderr);
+  assert.match(
+    result.stderr,
+    /^sbox: the container ran out of memory before the command started: --memory 65536 bytes is less than its setup needs$/m,
+  );
+  assert.equal(result.report.wallTimeMs, 0);
+  assert.equal(result.report.cpu.usageUsec, 0);
 });
 
 Deno.test("64 MiB under --memory 128M succeeds; the reported peak is the cgroup's, within 10% of 64 MiB", async () => {

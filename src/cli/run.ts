@@ -223,6 +223,17 @@ async function execute(
       rlimits: options.rlimits,
     });
   } catch (err) {
+    if (err instanceof SboxError && err.step === "reaper" && cgroup && readUsage(cgroup).oomKilled) {
+      // The setup (mounts, namespaces) needs memory too: a limit below it
+      // kills pid 1 before the command runs, which is no ML of the command's.
+      const limit = options.memory === undefined
+        ? "the memory limit of a parent cgroup"
+        : `--memory ${options.memory} bytes`;
+      throw new SboxError(
+        `the container ran out of memory before the command started: ${limit} is less than its setup needs`,
+        { step: "run", cause: err },
+      );
+    }
     if (!(err instanceof SboxError && err.step === "exec")) throw err;
     state.execError = err;
   } finally {
