@@ -272,8 +272,11 @@ Deno.test("--cpus 0.1: a burst of busy threads at the start does not hide a run 
         "0.1",
         "--wall-time",
         "1s",
+        // Bound in: the host-root view has a /tmp of its own, and CI's checkout is in /tmp.
+        "--bind",
+        `${burst}:/burst:ro`,
         "--",
-        burst,
+        "/burst",
         "1100",
         "8",
         "100",
