@@ -134,9 +134,14 @@ fn allowExisting(rc: usize) usize {
 }
 
 fn fail(ctx: *const Context, index: u32, code: program.Code, e: u16) noreturn {
-    const record = program.Record{ .kind = .failed, .op_index = index, .code = @intFromEnum(code), .value = e };
-    _ = linux.syscall3(.write, @bitCast(@as(isize, ctx.result_fd)), @intFromPtr(&record), @sizeOf(program.Record));
+    send(ctx, .failed, index, code, e);
     exit(1);
+}
+
+/// One record on the result pipe (best effort: nothing is left to tell a failure to).
+fn send(ctx: *const Context, kind: program.RecordKind, index: u32, code: program.Code, value: i32) void {
+    const record = program.Record{ .kind = kind, .op_index = index, .code = @intFromEnum(code), .value = value };
+    _ = linux.syscall3(.write, @bitCast(@as(isize, ctx.result_fd)), @intFromPtr(&record), @sizeOf(program.Record));
 }
 
 fn exit(status: u8) noreturn {
@@ -226,11 +231,19 @@ fn mount(op: *const program.Op, own: *OwnMounts) usize {
 /// EROFS if the file system now at `path` is read-only. By the op's path,
 /// not a held fd: an fd of the target names the directory the mount covers.
 fn checkWritable(path: u64) usize {
-    var st: [16]u64 = undefined; // struct statfs: f_flags is the 11th word
-    const rc = linux.syscall2(.statfs, path, @intFromPtr(&st));
+    var st_flags: u64 = 0;
+    const rc = statfsFlags(path, &st_flags);
     if (errnoOf(rc) != null) return rc;
     const st_rdonly = 1;
-    return if (st[10] & st_rdonly != 0) negErrno(.ROFS) else 0;
+    return if (st_flags & st_rdonly != 0) negErrno(.ROFS) else 0;
+}
+
+/// statfs(2)'s f_flags (ST_*) of the file system at `path`; returns 0 or -errno.
+fn statfsFlags(path: u64, flags: *u64) usize {
+    var st: [16]u64 = undefined; // struct statfs: f_flags is the 11th word
+    const rc = linux.syscall2(.statfs, path, @intFromPtr(&st));
+    if (errnoOf(rc) == null) flags.* = st[10];
+    return rc;
 }
 
 /// A bind that is read-only from the start: mount(2) ignores MS_RDONLY on a
@@ -291,10 +304,9 @@ fn mountOrRemount(op: *const program.Op, source: u64, target: u64) usize {
     if (op.flags & program.mount_keep_locked_flags != 0) {
         // An unprivileged remount must keep the flags the kernel locked when
         // the mount was copied into this namespace: read them back first.
-        var st: [16]u64 = undefined;
-        const rc = linux.syscall2(.statfs, target, @intFromPtr(&st));
+        var st_flags: u64 = 0;
+        const rc = statfsFlags(target, &st_flags);
         if (errnoOf(rc) != null) return rc;
-        const st_flags = st[10];
         const keep = MS.NOSUID | MS.NODEV | MS.NOEXEC | MS.NOATIME | MS.NODIRATIME;
         flags |= st_flags & keep;
         if (st_flags & 4096 != 0) flags |= MS.RELATIME; // ST_RELATIME
@@ -732,10 +744,7 @@ fn joinNetwork(ctx: *Context) usize {
 /// The command's execve. Under a reaper, first the time (best effort: a
 /// seccomp policy may deny the write; pid 1 then reads its own clock).
 fn exec(ctx: *Context, index: u32, op: *const program.Op) usize {
-    if (ctx.report_exec_start != 0) {
-        const record = program.Record{ .kind = .started_at, .op_index = index, .code = @intFromEnum(op.code), .value = reaper_loop.monotonicUsec() };
-        _ = linux.syscall3(.write, @bitCast(@as(isize, ctx.result_fd)), @intFromPtr(&record), @sizeOf(program.Record));
-    }
+    if (ctx.report_exec_start != 0) send(ctx, .started_at, index, op.code, reaper_loop.monotonicUsec());
     return execSearch(op);
 }
 
@@ -798,8 +807,7 @@ fn fork(ctx: *Context, index: u32, op: *const program.Op) usize {
         const slot: *i32 = @ptrFromInt(ctx.fork_pid_slot);
         @atomicStore(i32, slot, @intCast(pid), .release);
     }
-    const record = program.Record{ .kind = .forked, .op_index = index, .code = @intFromEnum(op.code), .value = @intCast(pid) };
-    _ = linux.syscall3(.write, @bitCast(@as(isize, ctx.result_fd)), @intFromPtr(&record), @sizeOf(program.Record));
+    send(ctx, .forked, index, op.code, @intCast(pid));
     exit(0);
 }
 
