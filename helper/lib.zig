@@ -16,6 +16,7 @@ const program = @import("program.zig");
 const child = @import("child.zig");
 const clone = @import("clone.zig");
 const janitor = @import("janitor.zig");
+const reaper = @import("reaper.zig");
 
 /// Stack for each process the helper creates (the spawned child, and the one
 /// a `fork` op makes), and for the janitor's thread (janitor.zig). The
@@ -225,7 +226,8 @@ export fn sbox_call(call: u32, a: u64, b: u64, c: u64, d: u64, e: u64, f: u64) i
         .fstat => sbox_fstat(int(a), @ptrFromInt(b)),
         .fchown => sbox_fchown(int(a), @truncate(b), @truncate(c)),
         .fchmod => sbox_fchmod(int(a), @truncate(b)),
-        .monotonic_usec => sbox_monotonic_usec(),
+        // The same reading as a reaper's records: the low 31 bits.
+        .monotonic_usec => reaper.monotonicUsec(),
     };
 }
 
@@ -326,13 +328,6 @@ fn sbox_fstat(fd: i32, out: *[9]u64) isize {
 
 fn sbox_fchown(fd: i32, uid: u32, gid: u32) isize {
     return errnoResult(linux.syscall3(.fchown, fdArg(fd), uid, gid));
-}
-
-fn sbox_monotonic_usec() isize {
-    var ts: linux.timespec = undefined;
-    const rc = linux.syscall2(.clock_gettime, @intFromEnum(linux.CLOCK.MONOTONIC), @intFromPtr(&ts));
-    if (errnoOf(rc)) |e| return -@as(isize, e);
-    return @as(isize, ts.sec) * std.time.us_per_s + @divTrunc(@as(isize, ts.nsec), std.time.ns_per_us);
 }
 
 fn sbox_fchmod(fd: i32, mode: u32) isize {

@@ -94,7 +94,7 @@ export interface HelperSymbols {
   sbox_fstat(fd: number, out: Buffer): Word;
   sbox_fchown(fd: number, uid: number, gid: number): Word;
   sbox_fchmod(fd: number, mode: number): Word;
-  /** CLOCK_MONOTONIC in microseconds (the clock of a reaper's `startedAt`). */
+  /** CLOCK_MONOTONIC in microseconds, its low 31 bits, as a reaper's records have it. */
   sbox_monotonic_usec(): Word;
   /** Nonblocking: runs on a pool thread. */
   sbox_epoll_wait(epfd: number, out: Buffer, max: number, timeoutMs: number): Promise<Word>;

@@ -460,15 +460,16 @@ export class InitProcess extends Process {
   get msSinceCommandStart(): number | undefined {
     const start = this.#startedAt;
     if (!start) return undefined;
-    return ((monotonicUsec() % 2 ** 31) - start.usec + 2 ** 31) % 2 ** 31 / 1000;
+    return wrappedMs(start.usec, monotonicUsec());
   }
 
   /**
    * With `reaper: true`, once `status` has resolved: the command's
    * wall-clock time in milliseconds, from just before its `execve` (its own
    * clock reading) to its end, as pid 1 saw it (this process sees both
-   * later, by as long as its event loop takes to read them). Undefined without a reaper, before the end, or when
-   * the command was killed with pid 1 (a SIGKILL of the whole container).
+   * later, by as long as its event loop takes to read them). Undefined
+   * without a reaper, before the end, or when the command was killed with
+   * pid 1 (a SIGKILL of the whole container).
    */
   get wallTimeMs(): number | undefined {
     const start = this.#startedAt, end = this.exitedAt;
@@ -476,10 +477,15 @@ export class InitProcess extends Process {
     // pid 1's clock comes in 31 bits of microseconds: the wraps (every
     // ~36 minutes) that this process's own clock saw go back in.
     const wrapMs = 2 ** 31 / 1000;
-    const ownMs = ((end.usec - start.usec + 2 ** 31) % 2 ** 31) / 1000;
+    const ownMs = wrappedMs(start.usec, end.usec);
     const seenMs = end.seenMs - start.seenMs;
     return ownMs + Math.round((seenMs - ownMs) / wrapMs) * wrapMs;
   }
+}
+
+/** Milliseconds from `from` to `to`, readings of a reaper's clock (31 bits of microseconds), less than one wrap apart. */
+function wrappedMs(from: number, to: number): number {
+  return ((to - from + 2 ** 31) % 2 ** 31) / 1000;
 }
 
 /** The bytes a stdin chunk stands for; see {@linkcode Process.stdin}. */

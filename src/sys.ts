@@ -394,7 +394,10 @@ export function pidfdSignal(pidfd: number, signal: number): number {
   return num(helper().sbox_pidfd_send_signal(pidfd, signal));
 }
 
-/** CLOCK_MONOTONIC in microseconds: the clock of a reaper's records, which performance.now() is not. */
+/**
+ * CLOCK_MONOTONIC in microseconds, its low 31 bits: the clock of a reaper's
+ * records (which performance.now() is not), as they have it.
+ */
 export function monotonicUsec(): number {
   return Number(helper().sbox_monotonic_usec());
 }
