@@ -680,19 +680,23 @@ export const HOSTNAME: RegExp = /^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$/;
  * past the container's own kernel (a packet socket: NET_RAW) or routed out
  * through the gateway (NET_ADMIN), reaches the host's loopback, which
  * `allowHostLoopback: false` is meant to keep out. So those capabilities
- * with such a network need that option set.
+ * with such a network need that option set. Returns the first of them in
+ * `capabilities`, or undefined; `sbox run` asks too, to name its options.
  */
+export function hostLoopbackCapability(capabilities: bigint): string | undefined {
+  return ["NET_RAW", "NET_ADMIN"].find((name) => (capabilities & (1n << BigInt(CAPABILITIES[name]))) !== 0n);
+}
+
 function checkRawNetworkAccess(network: ContainerOptions["network"], capabilities: bigint): void {
   if ((network as { allowHostLoopback?: unknown } | undefined)?.allowHostLoopback !== false) return;
-  for (const name of ["NET_RAW", "NET_ADMIN"]) {
-    if ((capabilities & (1n << BigInt(CAPABILITIES[name]))) === 0n) continue;
-    throw SboxError.invalidOption(
-      "capAdd",
-      `${name} with a network lets the container send frames to 127.0.0.1 that the network daemon ` +
-        "delivers to the host's loopback: give the network allowHostLoopback: true to accept that " +
-        "(--allow-host-loopback)",
-    );
-  }
+  const name = hostLoopbackCapability(capabilities);
+  if (name === undefined) return;
+  throw SboxError.invalidOption(
+    "capAdd",
+    `${name} with a network lets the container send frames to 127.0.0.1 that the network daemon ` +
+      "delivers to the host's loopback: give the network allowHostLoopback: true to accept that " +
+      "(--allow-host-loopback)",
+  );
 }
 
 function checkContainerOptions(options: ContainerOptions): void {

@@ -6,10 +6,10 @@
  * @module
  */
 
-import type { ContainerOptions } from "../container.ts";
+import { type ContainerOptions, hostLoopbackCapability } from "../container.ts";
 import { SboxError } from "../error.ts";
 import type { SeccompPolicy } from "../security/policy.ts";
-import { CAPABILITIES } from "../security/capabilities.ts";
+import { capabilityMask } from "../security/capabilities.ts";
 import { checkContainerSecurity } from "../security/security.ts";
 import { readRegularFile } from "../sys.ts";
 import type { RunOptions } from "./args.ts";
@@ -33,24 +33,22 @@ export function securityOptions(options: RunOptions): SecurityOptions {
 
 /**
  * The library refuses NET_RAW or NET_ADMIN with a network that keeps the
- * host's loopback out (Container.create says why), naming its own options;
- * here the same check names the command line's.
+ * host's loopback out (`hostLoopbackCapability` says why), naming its own
+ * options; here the same check names the command line's.
  */
 function checkRawNetworkCapabilities(options: RunOptions): void {
   if (options.net === "none" || options.allowHostLoopback) return;
-  const { capabilities } = checkContainerSecurity({ capAdd: options.capAdd, capDrop: options.capDrop });
-  for (const name of ["NET_RAW", "NET_ADMIN"]) {
-    if ((capabilities & (1n << BigInt(CAPABILITIES[name]))) === 0n) continue;
-    const added = options.capAdd ?? [];
-    const given = added.some((c) => c.toUpperCase().replace(/^CAP_/, "") === name)
-      ? name
-      : `${added.join(",")} (which includes ${name})`;
-    throw SboxError.invalidOption(
-      "--cap-add",
-      `${given} with --net ${options.net} lets the container send frames to 127.0.0.1 that the network ` +
-        "daemon delivers to the host's loopback: add --allow-host-loopback to accept that",
-    );
-  }
+  const name = hostLoopbackCapability(capabilityMask(options.capAdd, options.capDrop));
+  if (name === undefined) return;
+  const added = options.capAdd ?? [];
+  const given = added.some((c) => c.toUpperCase().replace(/^CAP_/, "") === name)
+    ? name
+    : `${added.join(",")} (which includes ${name})`;
+  throw SboxError.invalidOption(
+    "--cap-add",
+    `${given} with --net ${options.net} lets the container send frames to 127.0.0.1 that the network ` +
+      "daemon delivers to the host's loopback: add --allow-host-loopback to accept that",
+  );
 }
 
 function seccompOption(value: string | undefined): SeccompPolicy | "unconfined" | undefined {
