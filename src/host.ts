@@ -11,7 +11,7 @@
  */
 
 import { SboxError } from "./error.ts";
-import { launch } from "./launch.ts";
+import { describeEnd, launch } from "./launch.ts";
 import { CLONE, ProgramBuilder } from "./program.ts";
 import { reactor } from "./reactor.ts";
 import { dieWithParent } from "./security/security.ts";
@@ -29,7 +29,6 @@ import {
   waitPidfd,
   type WaitResult,
 } from "./sys.ts";
-import { signalName } from "./signal.ts";
 
 const SIGKILL = 9;
 /** How much of a daemon's stderr is kept for an error message. */
@@ -115,10 +114,7 @@ export class HostDaemon {
    * `shown` names it there (default: its program).
    */
   async describeExit(shown: string = this.program): Promise<string> {
-    const result = await this.exited;
-    const how = result.code === 1
-      ? `exited with ${result.status}`
-      : `was killed by ${signalName(result.status)}`;
+    const how = describeEnd(await this.exited);
     const said = (await this.#stderr).trim().split("\n").filter(Boolean).at(-1);
     return said ? `${shown} ${how}: ${said}` : `${shown} ${how}`;
   }

@@ -213,10 +213,7 @@ async function launchChild(spec: LaunchSpec): Promise<Launched> {
   if (program.hasReaper) {
     // pid 1 reports the command's start; it ended before, with no failure
     // to tell: killed (a memory limit the setup hit, a kill from outside).
-    const ended = await reap(pidfd);
-    const how = ended.code === 1
-      ? `exited with ${ended.status}`
-      : `was killed by ${signalName(ended.status)}`;
+    const how = describeEnd(await reap(pidfd));
     throw new SboxError(`the container's pid 1 ${how} before the command started`, { step: "reaper" });
   }
   return { pid, pidfd };
@@ -264,6 +261,11 @@ async function adopt(pid: number): Promise<number> {
     await new Promise((resolve) => setTimeout(resolve, Math.min(1 + attempt, 20)));
   }
   throw SboxError.fromErrno("pidfd_open", `cannot open a pidfd of process ${pid}, which was killed`, -pidfd);
+}
+
+/** How a process ended, for a message: "exited with 3", "was killed by SIGKILL". */
+export function describeEnd(result: WaitResult): string {
+  return result.code === 1 ? `exited with ${result.status}` : `was killed by ${signalName(result.status)}`;
 }
 
 /** Waits for a process to exit, reaps it and closes its pidfd. */
