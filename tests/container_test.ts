@@ -44,12 +44,12 @@ import {
 import {
   busyboxContainer,
   busyboxImage,
-  hostTmpfs,
   identityMapper,
   removeScratch,
   REPLACE_DIR_SCRIPT,
   replacedDirOutput,
   scratchDir,
+  scratchTmpfs,
   skipUnlessRoot,
   skipWithout,
   skipWithoutManyIds,
@@ -608,25 +608,20 @@ Deno.test(
   RO_TREE_TEST,
   { ignore: skipUnlessRoot(RO_TREE_TEST, "it mounts a tmpfs on the host") },
   async () => {
-    const dir = scratchDir("ro-tree-");
-    Deno.mkdirSync(`${dir}/tree/inner`, { recursive: true });
-    try {
-      // A mount inside the source, on the host: a tmpfs.
-      using _inner = hostTmpfs(`${dir}/tree/inner`);
-      await using container = await containerIn(dir, [
-        new OverlayMount([busyboxImage()]),
-        new BaseMounts(),
-        new BindMount(`${dir}/tree`, "/o", { readonly: true }),
-      ]);
-      const result = await sh(
-        container,
-        "touch /o/x 2>/dev/null || echo top-refused; touch /o/inner/y 2>/dev/null || echo inner-refused",
-      );
-      assert.equal(result.out, "top-refused\ninner-refused\n", result.err);
-      assert.deepEqual([...Deno.readDirSync(`${dir}/tree/inner`)], [], "a write reached the host");
-    } finally {
-      await removeScratch(dir);
-    }
+    // A mount inside the source, on the host: a tmpfs.
+    await using scratch = scratchTmpfs("ro-tree-", "tree/inner");
+    const { dir } = scratch;
+    await using container = await containerIn(dir, [
+      new OverlayMount([busyboxImage()]),
+      new BaseMounts(),
+      new BindMount(`${dir}/tree`, "/o", { readonly: true }),
+    ]);
+    const result = await sh(
+      container,
+      "touch /o/x 2>/dev/null || echo top-refused; touch /o/inner/y 2>/dev/null || echo inner-refused",
+    );
+    assert.equal(result.out, "top-refused\ninner-refused\n", result.err);
+    assert.deepEqual([...Deno.readDirSync(`${dir}/tree/inner`)], [], "a write reached the host");
   },
 );
 
@@ -636,38 +631,32 @@ Deno.test(
   LOCKED_FLAGS_TEST,
   { ignore: skipUnlessRoot(LOCKED_FLAGS_TEST, "it mounts a tmpfs on the host") },
   async () => {
-    const dir = scratchDir("locked-");
-    const fs = `${dir}/fs`;
-    Deno.mkdirSync(fs);
-    try {
-      using _fs = hostTmpfs(fs, "nosuid,nodev");
-      // A Mount of the caller's own: a read-only remount of the bind below it.
-      const remount = (keepLockedFlags: boolean): Mount => ({
-        target: "/x",
-        validate() {},
-        compile(b, rootfs) {
-          b.mount(null, `${rootfs}/x`, null, MS.REMOUNT | MS.BIND | MS.RDONLY, null, "cannot remount /x", {
-            keepLockedFlags,
-          });
-        },
-      });
-      for (const keep of [false, true]) {
-        const container = await containerIn(dir, [
-          new OverlayMount([busyboxImage()]),
-          new BindMount(fs, "/x"),
-          remount(keep),
-        ]);
-        const result = await sh(container, "touch /x/f 2>&1").catch((e) => e);
-        await container.destroy();
-        if (!keep) {
-          // The kernel locked nosuid and nodev when the mount was copied into the container's namespace.
-          assert.ok(result instanceof SboxError && result.errno === "EPERM", String(result));
-        } else {
-          assert.match(result.out, /Read-only file system/);
-        }
+    await using scratch = scratchTmpfs("locked-", "fs", "nosuid,nodev");
+    const { dir, fs } = scratch;
+    // A Mount of the caller's own: a read-only remount of the bind below it.
+    const remount = (keepLockedFlags: boolean): Mount => ({
+      target: "/x",
+      validate() {},
+      compile(b, rootfs) {
+        b.mount(null, `${rootfs}/x`, null, MS.REMOUNT | MS.BIND | MS.RDONLY, null, "cannot remount /x", {
+          keepLockedFlags,
+        });
+      },
+    });
+    for (const keep of [false, true]) {
+      const container = await containerIn(dir, [
+        new OverlayMount([busyboxImage()]),
+        new BindMount(fs, "/x"),
+        remount(keep),
+      ]);
+      const result = await sh(container, "touch /x/f 2>&1").catch((e) => e);
+      await container.destroy();
+      if (!keep) {
+        // The kernel locked nosuid and nodev when the mount was copied into the container's namespace.
+        assert.ok(result instanceof SboxError && result.errno === "EPERM", String(result));
+      } else {
+        assert.match(result.out, /Read-only file system/);
       }
-    } finally {
-      await removeScratch(dir);
     }
   },
 );
@@ -678,38 +667,32 @@ Deno.test(
   FULL_UPPER_TEST,
   { ignore: skipUnlessRoot(FULL_UPPER_TEST, "it mounts a tmpfs on the host") },
   async () => {
-    const dir = scratchDir("full-upper-");
-    const fs = `${dir}/fs`;
-    Deno.mkdirSync(fs);
-    try {
-      using _fs = hostTmpfs(fs, "size=1m,nr_inodes=64");
-      Deno.mkdirSync(`${fs}/upper`);
-      Deno.mkdirSync(`${fs}/work`);
-      // Every inode taken: overlayfs cannot make work/work, and used to fall
-      // back to a read-only mount with only a line in the kernel's log.
-      for (let i = 0;; i++) {
-        try {
-          Deno.writeFileSync(`${fs}/f${i}`, new Uint8Array());
-        } catch {
-          break;
-        }
+    await using scratch = scratchTmpfs("full-upper-", "fs", "size=1m,nr_inodes=64");
+    const { dir, fs } = scratch;
+    Deno.mkdirSync(`${fs}/upper`);
+    Deno.mkdirSync(`${fs}/work`);
+    // Every inode taken: overlayfs cannot make work/work, and used to fall
+    // back to a read-only mount with only a line in the kernel's log.
+    for (let i = 0;; i++) {
+      try {
+        Deno.writeFileSync(`${fs}/f${i}`, new Uint8Array());
+      } catch {
+        break;
       }
-      const container = await containerIn(dir, [
-        new OverlayMount([busyboxImage()], `${fs}/upper`, `${fs}/work`),
-        new BaseMounts(),
-      ]);
-      const err = await container.start({ command: ["/bin/true"] }).catch((e) => e);
-      await container.destroy();
-      assert.ok(err instanceof SboxError, String(err));
-      assert.equal(err.step, "mount");
-      assert.equal(err.errno, "EROFS");
-      assert.match(
-        err.message,
-        /^cannot mount overlay on \/: EROFS .*came out read-only: overlayfs could not make its work directory/,
-      );
-    } finally {
-      await removeScratch(dir);
     }
+    const container = await containerIn(dir, [
+      new OverlayMount([busyboxImage()], `${fs}/upper`, `${fs}/work`),
+      new BaseMounts(),
+    ]);
+    const err = await container.start({ command: ["/bin/true"] }).catch((e) => e);
+    await container.destroy();
+    assert.ok(err instanceof SboxError, String(err));
+    assert.equal(err.step, "mount");
+    assert.equal(err.errno, "EROFS");
+    assert.match(
+      err.message,
+      /^cannot mount overlay on \/: EROFS .*came out read-only: overlayfs could not make its work directory/,
+    );
   },
 );
 

@@ -265,14 +265,32 @@ export function shellQuote(arg: string): string {
 }
 
 /**
- * Mounts a tmpfs with mount(8) `options` on host directory `at` (root
- * only); the result unmounts it when disposed (`using`).
+ * A new scratch directory (`dir`) with a tmpfs mounted on the host at
+ * `dir/sub` (`fs`), with mount(8) `options`; root only. Disposing of it
+ * (`await using`) unmounts the tmpfs and removes the directory.
  */
-export function hostTmpfs(at: string, options = ""): Disposable {
-  const args = ["-t", "tmpfs", ...(options ? ["-o", options] : []), "tmpfs", at];
+export function scratchTmpfs(
+  prefix: string,
+  sub: string,
+  options = "",
+): { dir: string; fs: string } & AsyncDisposable {
+  const dir = scratchDir(prefix);
+  const fs = `${dir}/${sub}`;
+  Deno.mkdirSync(fs, { recursive: true });
+  const args = ["-t", "tmpfs", ...(options ? ["-o", options] : []), "tmpfs", fs];
   const mounted = new Deno.Command("mount", { args }).outputSync();
-  if (!mounted.success) throw new Error(`mount ${args.join(" ")}: ${text(mounted.stderr)}`);
-  return { [Symbol.dispose]: () => void new Deno.Command("umount", { args: [at] }).outputSync() };
+  if (!mounted.success) {
+    Deno.removeSync(dir, { recursive: true });
+    throw new Error(`mount ${args.join(" ")}: ${text(mounted.stderr)}`);
+  }
+  return {
+    dir,
+    fs,
+    async [Symbol.asyncDispose]() {
+      new Deno.Command("umount", { args: [fs] }).outputSync();
+      await removeScratch(dir);
+    },
+  };
 }
 
 /** Text of captured output. */
