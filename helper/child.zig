@@ -460,7 +460,9 @@ fn mkdirOwned(at: usize, name: [*:0]const u8, mode: u64, uid: u64, gid: u64) usi
 /// are resolved with RESOLVE_NO_SYMLINKS first; paths in file systems the
 /// setup mounted itself are not walked at all (own_mounts.zig): nobody else
 /// reaches those. Absolute paths are the host's, given by the caller; after
-/// pivot_root every path resolves inside the container. Some mounts refuse
+/// pivot_root every path resolves inside the container, once `close_from`
+/// has closed the caller's fds, which a link to /proc/self/fd/N would reach
+/// (container.ts puts it right after pivot_root). Some mounts refuse
 /// a link on the way instead (`Links.refuse`): an overlay, whose options
 /// the kernel resolves again as the host would, and /dev, /proc and /sys,
 /// which could change what the link means once mounted (program.zig,
@@ -861,12 +863,12 @@ fn reaper(ctx: *Context, index: u32) usize {
 
 /// From here pid 1 holds `keep` (its two pipes) and 0-2 on the container's
 /// /dev/null (closed where there is none): a stray write to stderr reaches
-/// nobody, and the fds it opens later never take 0-2. Every other fd goes:
-/// the caller's stdio and the fds it inherited without close-on-exec would
-/// otherwise stay open as long as the container (a host pipe's reader would
-/// wait for end-of-file until then), and where init.zig cannot be exec'd,
-/// every fd of the caller. The command has its own copy of the fd table,
-/// and its stdio comes from the ops after the fork.
+/// nobody, and the fds it opens later never take 0-2. Every other fd goes.
+/// The ops before the fork put the command's stdio on 0-2 and closed the
+/// caller's fds (container.ts, `compileStdio`); held by pid 1 too, a stdout
+/// pipe would reach end-of-file for its reader only when the whole container
+/// ends, not when the command does. The command has its own copy of the fd
+/// table, and keeps them.
 fn keepOnly(keep: [2]i32) void {
     const flags: u32 = @bitCast(linux.O{ .ACCMODE = .RDWR, .NOCTTY = true, .NONBLOCK = true, .CLOEXEC = true });
     const dev_null = linux.syscall3(.openat, at_fdcwd, @intFromPtr("/dev/null"), flags);

@@ -90,8 +90,8 @@ pub const Code = enum(u32) {
     unshare = 18,
     /// prctl(args[0], args[1], args[2]).
     prctl = 19,
-    /// Write args[1] (a string) to file args[0], created with mode args[2]
-    /// and truncated: e.g. /etc/resolv.conf in the container's upper layer.
+    /// Replace file args[0] (unlinked first, not followed) with a new file of
+    /// mode args[2] holding args[1] (a string): e.g. /etc/resolv.conf.
     write_file = 20,
     /// Become a minimal init: clone3 the process that runs the remaining
     /// ops, report `started` once it has exec'd, forward signals to it, reap
@@ -122,7 +122,8 @@ pub const Code = enum(u32) {
     /// then setns into its network namespace. A no-op without a thread, or
     /// once joined. link() checks that every `net_spawn` is joined before an
     /// op that uses the fork stack (fork, reaper), before one after which
-    /// setns may be refused (setuid, capset, seccomp), and before exec.
+    /// setns may be refused (setuid, capset, seccomp), before close_from
+    /// (the thread's namespace fd), and before exec.
     net_join = 28,
     /// Write args[1] (a string) to the existing file args[0], neither created
     /// nor truncated: a sysctl of the process's own namespaces, such as

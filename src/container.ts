@@ -301,6 +301,8 @@ export class Container implements AsyncDisposable {
       }
       compileMounts(b, this.rootfs, this.mounts);
       b.pivotRoot(this.rootfs);
+      // Right after pivot_root, before any op that takes a path: see compileStdio.
+      compileStdio(b, stdio);
       b.sethostname(this.hostname);
       if (!netOnThread) b.loopbackUp();
       this.network?.compile(b);
@@ -311,7 +313,7 @@ export class Container implements AsyncDisposable {
         if (p.security.newSession) b.setsid();
         b.reaper();
       }
-      compileProcessTail(b, p, stdio, this.userMapper.setgroupsAllowed, this.#security, "init");
+      compileProcessTail(b, p, this.userMapper.setgroupsAllowed, this.#security, "init");
     });
     this.#init = new InitProcess(launched.process, launched.parentFds, this.#heldNamespace);
     this.#heldNamespace = -1;
@@ -367,10 +369,12 @@ export class Container implements AsyncDisposable {
       // setns moves only future children into the pid namespace: clone again.
       b.fork(CLONE.VM | CLONE.PARENT, cgroupFd);
       b.unshare(CLONE.NEWCGROUP, "cannot create a cgroup namespace");
+      compileStdio(b, stdio);
       // The container runs already and may have planted a link to
       // /proc/self/exe (Deno's program, until this process execs) on the
-      // command's path, or a script whose interpreter is one.
-      compileProcessTail(b, p, stdio, this.userMapper.setgroupsAllowed, this.#security, "exec");
+      // command's path, or a script whose interpreter is one: the tail
+      // confines exec to the container's root.
+      compileProcessTail(b, p, this.userMapper.setgroupsAllowed, this.#security, "exec");
     });
     const process = new Process(launched.process, launched.parentFds);
     this.#processes.add(process);
@@ -643,31 +647,42 @@ function compileMounts(b: ProgramBuilder, rootfs: string, mounts: readonly Mount
 }
 
 /**
- * stdio, fds, cwd, security, ids and execve: the part init and exec share.
- * They differ in two steps. The init dropped the bounding set already,
- * before its mounts. A process `exec()` starts is still a copy of Deno
- * until its execve, and /proc/self/exe is Deno's program: it is confined
- * to executing files beneath the container's root (security.md).
+ * The process's stdio on fds 0-2, and every other fd closed but the result
+ * pipe. Both paths do it as soon as the process's root is the container's
+ * (the init after pivot_root, exec after its setns), before any op that
+ * resolves a path the container may have planted: until then the process
+ * holds a copy of every fd of ours, and a link to /proc/self/fd/N would
+ * lead through one (the container's cgroup directory, a directory a caller
+ * holds open) to the host. The network's /etc/resolv.conf once went there.
+ * Before a `reaper` op too: pid 1 puts /dev/null on its own 0-2, and the
+ * command keeps its copy of these.
+ */
+function compileStdio(b: ProgramBuilder, stdio: StdioPlan): void {
+  stdio.compile(b);
+  b.closeFrom(3);
+}
+
+/**
+ * cwd, security, ids and execve: the part init and exec share, after
+ * {@linkcode compileStdio}. They differ in two steps. The init dropped the
+ * bounding set already, before its mounts. A process `exec()` starts is
+ * still a copy of Deno until its execve, and /proc/self/exe is Deno's
+ * program: it is confined to executing files beneath the container's root
+ * (security.md).
  */
 function compileProcessTail(
   b: ProgramBuilder,
   p: CheckedProcess,
-  stdio: StdioPlan,
   setgroupsAllowed: boolean,
   security: ContainerSecurity,
-  path: "init" | "exec",
+  kind: "init" | "exec",
 ): void {
-  stdio.compile(b);
-  // Before the chdir and the exec, which resolve paths the container may
-  // have planted: a /proc/self/fd/N link would lead to what we hold open
-  // (the container's cgroup directory, say) and from there to the host's /.
-  b.closeFrom(3);
   b.chdir(p.cwd, true);
-  if (path === "exec") b.confineExec();
+  if (kind === "exec") b.confineExec();
   compileSecurity(b, security, p.security, () => {
     if (setgroupsAllowed) b.setgroups(p.groups);
     b.setgid(p.gid).setuid(p.uid);
-  }, path === "init");
+  }, kind === "init");
   b.exec(p.command[0], p.command, p.env, p.searchPath);
 }
 

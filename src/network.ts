@@ -43,7 +43,11 @@ export interface NetworkAttachment {
 
 /** Connects a container's network namespace, e.g. through slirp4netns or pasta. */
 export interface NetworkManager {
-  /** Appends ops the container runs after pivot_root, e.g. writing /etc/resolv.conf. */
+  /**
+   * Appends ops the container runs after pivot_root, e.g. writing
+   * /etc/resolv.conf. Only the process's stdio and the result pipe are open
+   * then: a path through /proc/self/fd/N reaches none of the caller's fds.
+   */
   compile(builder: ProgramBuilder): void;
   /**
    * Connects the network namespace of `pid`, whose id maps are written; the

@@ -327,8 +327,9 @@ export class ProgramBuilder {
    * namespace costs more than all the other namespaces together (~0.6 ms),
    * and so overlaps the mounts. The builder joins before the first op that
    * needs it: a sysfs mount (see `mount`), `fork` or `reaper` (the thread
-   * runs on their stack), and `exec`; and before `setuid`, `capset` and
-   * `seccomp`, after which the join's setns may be refused.
+   * runs on their stack), `closeFrom` (the thread's namespace fd), and
+   * `exec`; and before `setuid`, `capset` and `seccomp`, after which the
+   * join's setns may be refused.
    */
   spawnNetwork(): this {
     if (this.#networkThread !== "none") throw new Error("sbox internal error: a second network thread");

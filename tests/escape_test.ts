@@ -21,10 +21,12 @@ import {
   OverlayMount,
   type ProcessOptions,
   SboxError,
+  Slirp4NetnsManager,
   TmpfsMount,
 } from "../mod.ts";
 import { MASKED_PATHS, READONLY_PROC_PATHS } from "../src/mount.ts";
 import { MS } from "../src/program.ts";
+import { close, O, open } from "../src/sys.ts";
 import {
   busyboxImage,
   identityMapper,
@@ -409,6 +411,30 @@ Deno.test("a symbolic link planted in a kept upper layer does not lead the next 
     assert.equal(text(output.stdout), "payload");
     assert.throws(() => Deno.statSync("/etc/planted"), Deno.errors.NotFound);
   } finally {
+    Deno.removeSync(victim, { recursive: true });
+  }
+});
+
+// After pivot_root, every absolute path resolves in the container, but a
+// link to /proc/self/fd/N leads through any fd the setup still holds: each
+// a copy of one of ours until the setup closes them. The network's
+// /etc/resolv.conf op once ran before that, as the mapped root: it deleted
+// and created resolv.conf in a directory of the host the caller held open.
+Deno.test("a link to /proc/self/fd/N in a kept upper layer does not lead the network's setup to a directory we hold open", async () => {
+  const victim = scratchDir("victim-");
+  Deno.writeTextFileSync(`${victim}/resolv.conf`, "the host's own\n");
+  const held = open(victim, O.RDONLY | O.DIRECTORY | O.CLOEXEC);
+  try {
+    await using setup = await container({ network: new Slirp4NetnsManager() });
+    Deno.symlinkSync(`/proc/self/fd/${held}`, `${setup.dir}/upper/etc`);
+    const err = await setup.container.start({ command: ["/bin/true"] }).then(() => undefined, (e) => e);
+    // Inside the root, the link leads nowhere: the op fails there.
+    assert.ok(err instanceof SboxError, `the start succeeded or failed otherwise: ${err}`);
+    assert.deepEqual([err.step, err.errno], ["write_file", "ENOENT"], err.message);
+    assert.deepEqual([...Deno.readDirSync(victim)].map((e) => e.name), ["resolv.conf"]);
+    assert.equal(Deno.readTextFileSync(`${victim}/resolv.conf`), "the host's own\n");
+  } finally {
+    close(held);
     Deno.removeSync(victim, { recursive: true });
   }
 });
