@@ -5,7 +5,7 @@
  *
  * @example Run a command in a container
  * ```sh
- * deno run --allow-ffi sbox.ts run --memory 256M --time 2s --report - -- ./solution
+ * deno run --allow-ffi sbox.ts run --memory 256M --time 2s --report - -- "$PWD/solution"
  * ```
  *
  * @module

@@ -19,7 +19,7 @@
 
 import { busyboxImage, scratchDir } from "../tests/fixtures.ts";
 
-const SBOX = new URL("../sbox.ts", import.meta.url).pathname;
+const SBOX = decodeURIComponent(new URL("../sbox.ts", import.meta.url).pathname);
 const dir = scratchDir("cli-bench-");
 const EMPTY = `${dir}/empty.ts`;
 Deno.writeTextFileSync(EMPTY, "");

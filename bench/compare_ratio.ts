@@ -18,7 +18,7 @@ if (!other) {
   console.error("usage: compare_ratio.ts OTHER_CHECKOUT [ROUNDS] [RUNS] [GAP_MS]");
   Deno.exit(2);
 }
-const here = new URL("..", import.meta.url).pathname;
+const here = decodeURIComponent(new URL("..", import.meta.url).pathname);
 const checkouts = { other, this: here };
 
 /** The temporary-overlay container's ratio to the floor, from one run of start_ratio.ts. */

@@ -186,19 +186,32 @@ function candidates(): string[] {
   return urls.filter((url) => url.protocol === "file:").map((url) => decodeURIComponent(url.pathname));
 }
 
+/** What to do when no library could be opened, for a copy of sbox loaded from `moduleUrl`. */
+function remedy(moduleUrl: string): string {
+  if (!moduleUrl.startsWith("file:")) {
+    return `this copy of sbox was loaded from ${new URL("..", moduleUrl)}, which does not deliver ` +
+      "libsbox.so: use a checkout of sbox, set up with ./tools/setup (README, Distribution)";
+  }
+  return "run ./tools/setup in sbox's checkout, which builds it (zig build --release)";
+}
+
 let library: Deno.DynamicLibrary<typeof SYMBOLS> | undefined;
 let symbols: HelperSymbols | undefined;
 
-/** The helper's calls; opens the library on first use. */
+/**
+ * The helper's calls; opens the library on first use: the first of
+ * {@linkcode candidates} that loads and has the ABI this module expects
+ * (a build left from another version of sbox is passed over, and named if
+ * nothing else will do).
+ */
 export function helper(): HelperSymbols {
   if (symbols) return symbols;
   const errors: string[] = [];
   let opened = "";
   for (const path of candidates()) {
+    let candidate: Deno.DynamicLibrary<typeof SYMBOLS>;
     try {
-      library = Deno.dlopen(path, SYMBOLS);
-      opened = path;
-      break;
+      candidate = Deno.dlopen(path, SYMBOLS);
     } catch (err) {
       if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied) {
         throw new SboxError("sbox needs --allow-ffi (and nothing else): run with `deno run --allow-ffi`", {
@@ -206,23 +219,30 @@ export function helper(): HelperSymbols {
           cause: err,
         });
       }
-      errors.push(`${path}: ${(err as Error).message}`);
+      // Deno says "Could not open library: " twice; a library built for
+      // another architecture reads as ENOENT ("No such file or directory").
+      const message = (err as Error).message.replaceAll("Could not open library: ", "");
+      errors.push(`${path}: ${message}`);
+      continue;
     }
+    const abi = candidate.symbols.sbox_abi_version();
+    if (abi === EXPECTED_ABI) {
+      library = candidate;
+      opened = path;
+      break;
+    }
+    candidate.close();
+    errors.push(
+      `${path} is from another version of sbox (ABI ${abi.toString(16)}, expected ${
+        EXPECTED_ABI.toString(16)
+      })`,
+    );
   }
   if (!library) {
-    throw new SboxError(
-      `cannot open the sbox helper library (build it with \`zig build --release\`): ${errors.join("; ")}`,
-      { step: "ffi" },
-    );
-  }
-  const abi = library.symbols.sbox_abi_version();
-  if (abi !== EXPECTED_ABI) {
-    library.close();
-    library = undefined;
-    throw new SboxError(
-      `the sbox helper library has ABI ${abi.toString(16)}, expected ${EXPECTED_ABI.toString(16)}`,
-      { step: "ffi" },
-    );
+    const tried = errors.length > 0 ? ` (${errors.join("; ")})` : "";
+    throw new SboxError(`cannot open the sbox helper library: ${remedy(import.meta.url)}${tried}`, {
+      step: "ffi",
+    });
   }
   symbols = calls(library.symbols);
   if (inWorker()) trackWorker(opened, symbols);

@@ -151,6 +151,33 @@ Deno.test("cli: without --allow-ffi, run says how to run it and exits 125", asyn
   assert.match(result.stderr, /deno run --allow-ffi sbox\.ts/);
 });
 
+Deno.test("cli: without a helper library, help and version work and run says what to do, exiting 125", async () => {
+  // A copy of the sources, as before ./tools/setup built the library.
+  const dir = scratchDir("nolib-");
+  try {
+    const root = decodeURIComponent(new URL("../", import.meta.url).pathname);
+    Deno.copyFileSync(`${root}sbox.ts`, `${dir}/sbox.ts`);
+    Deno.copyFileSync(`${root}deno.json`, `${dir}/deno.json`);
+    const copy = new Deno.Command("/bin/cp", { args: ["-r", `${root}src`, `${dir}/src`] }).outputSync();
+    assert.ok(copy.success, text(copy.stderr));
+    const inCopy = (args: string[]) =>
+      new Deno.Command(Deno.execPath(), { args: ["run", "--allow-ffi", `${dir}/sbox.ts`, ...args] }).output();
+    const help = await inCopy(["--help"]);
+    assert.equal(help.code, 0, text(help.stderr));
+    assert.match(text(help.stdout), /sbox run \[OPTIONS\]/);
+    assert.equal(text((await inCopy(["--version"])).stdout), `sbox ${meta.version}\n`);
+    const run = await inCopy(["run", "--", "/bin/true"]);
+    const result = { code: run.code, stdout: text(run.stdout), stderr: text(run.stderr), pid: 0 };
+    assertSboxFailed(
+      result,
+      /^sbox: cannot open the sbox helper library: run \.\/tools\/setup in sbox's checkout/,
+    );
+    assert.ok(result.stderr.includes(`${dir}/zig-out/lib/libsbox.so`), result.stderr);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 // ---- the host's root --------------------------------------------------------
 
 const HOST_ROOT_TEST = "cli: the default root is the host's, and writes to it vanish";
@@ -1884,7 +1911,7 @@ Deno.test("cli argv: the tokenizer's conventions and its one-line errors", () =>
     'option -w needs a value; to give one that starts with "-", write -wVALUE or --cwd=VALUE',
   );
   fails(["--verbose=yes"], "option --verbose does not take a value");
-  fails(["cmd"], "unexpected argument");
+  fails(["cmd"], `unexpected argument "cmd"`);
   assert.deepEqual(summary(["--cwd=-x"]), ["cwd=-x"]);
 });
 

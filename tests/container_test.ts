@@ -1311,7 +1311,7 @@ Deno.test(FALLBACK_TEST, {
   ignore: skipUnlessRoot(FALLBACK_TEST, "it sets vm.memfd_noexec in a pid namespace of its own") ||
     skipWithout(NOEXEC_SYSCTL, FALLBACK_TEST, "a kernel with vm.memfd_noexec (6.3 or later)"),
 }, async () => {
-  const probe = new URL("./programs/reaper_probe.ts", import.meta.url).pathname;
+  const probe = decodeURIComponent(new URL("./programs/reaper_probe.ts", import.meta.url).pathname);
   const deno = `${Deno.execPath()} run --allow-all ${probe}`;
   const run = async (command: string) => {
     const output = await new Deno.Command("/bin/sh", {

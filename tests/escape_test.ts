@@ -38,7 +38,7 @@ import {
   text,
 } from "./fixtures.ts";
 
-const ROOT = new URL("../", import.meta.url).pathname;
+const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname);
 const ZIG = `${ROOT}.tools/zig/ziglang/zig`;
 const ENV = { PATH: "/bin:/usr/bin:/sbin:/usr/sbin" };
 

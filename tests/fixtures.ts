@@ -18,7 +18,7 @@ import type { NetworkManager, UserMapper } from "../mod.ts";
 
 /** Scratch space of the tests: tests/.work, or $SBOX_TEST_WORK (e.g. for another user). */
 const WORK = Deno.env.get("SBOX_TEST_WORK")?.replace(/\/*$/, "/") ??
-  new URL("./.work/", import.meta.url).pathname;
+  decodeURIComponent(new URL("./.work/", import.meta.url).pathname);
 
 /**
  * Builds (once, with tools/busybox-image) and returns a busybox image
@@ -35,7 +35,7 @@ export function busyboxImage(): string {
   }
   Deno.mkdirSync(WORK, { recursive: true });
   const building = Deno.makeTempDirSync({ dir: WORK, prefix: "busybox-image-building-" });
-  const script = new URL("../tools/busybox-image", import.meta.url).pathname;
+  const script = decodeURIComponent(new URL("../tools/busybox-image", import.meta.url).pathname);
   const result = new Deno.Command(script, { args: [building], stderr: "piped" }).outputSync();
   if (!result.success) {
     throw new Error(`tools/busybox-image failed: ${new TextDecoder().decode(result.stderr)}`);
@@ -228,7 +228,7 @@ export async function removeScratch(dir: string, mapper: UserMapper = identityMa
 }
 
 /** Path of sbox.ts, the command line, for tests that run it as a user would. */
-export const SBOX: string = new URL("../sbox.ts", import.meta.url).pathname;
+export const SBOX: string = decodeURIComponent(new URL("../sbox.ts", import.meta.url).pathname);
 /** Generous, only so that a hung command fails its test instead of stalling the suite. */
 export const COMMAND_TIMEOUT_MS = 120_000;
 

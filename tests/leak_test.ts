@@ -13,7 +13,7 @@ const ENV = { PATH: "/bin:/usr/bin" };
 Deno.test("100 starts, a fifth failing at different steps, leave nothing behind", async () => {
   // In a process of its own, so that nothing else (other tests, Deno's own
   // pipes for their subprocesses) opens or closes fds meanwhile.
-  const script = new URL("./programs/churn.ts", import.meta.url).pathname;
+  const script = decodeURIComponent(new URL("./programs/churn.ts", import.meta.url).pathname);
   const output = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", script],
     stdout: "piped",
@@ -77,7 +77,7 @@ Deno.test("200 containers at once run on a fixed number of threads", async () =>
 
 Deno.test("a child waiting for its id maps exits when the Deno process that started it dies", async () => {
   const dir = scratchDir("orphan-");
-  const script = new URL("./programs/stuck_mapper.ts", import.meta.url).pathname;
+  const script = decodeURIComponent(new URL("./programs/stuck_mapper.ts", import.meta.url).pathname);
   const parent = new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-ffi", script, dir],
     stdout: "piped",
@@ -103,7 +103,7 @@ Deno.test("a child waiting for its id maps exits when the Deno process that star
 
 Deno.test("a Worker ending while it waits for its container neither crashes Deno nor leaves the container", async () => {
   const marker = `worker-end-${crypto.randomUUID()}`;
-  const script = new URL("./programs/worker_end.ts", import.meta.url).pathname;
+  const script = decodeURIComponent(new URL("./programs/worker_end.ts", import.meta.url).pathname);
   const output = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", script, marker],
     stdout: "piped",
@@ -131,7 +131,7 @@ Deno.test("a container that stays up keeps no process that ended with its pipes 
  * (`flags` before the script), which must exit 0; returns the JSON it printed.
  */
 async function programJson(name: string, args: string[], flags: string[] = []) {
-  const script = new URL(`./programs/${name}`, import.meta.url).pathname;
+  const script = decodeURIComponent(new URL(`./programs/${name}`, import.meta.url).pathname);
   const output = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", ...flags, script, ...args],
     stdout: "piped",

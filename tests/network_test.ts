@@ -612,7 +612,7 @@ for (const [net, Manager] of MANAGERS) {
       const fake = `#!/bin/sh\necho $$ >> '${dir}/pids'\nexec sleep 1000\n`;
       Deno.writeTextFileSync(`${dir}/bin/${net}`, fake, { mode: 0o755 });
       Deno.writeTextFileSync(`${dir}/pids`, "");
-      const program = new URL("./programs/never_ready.ts", import.meta.url).pathname;
+      const program = decodeURIComponent(new URL("./programs/never_ready.ts", import.meta.url).pathname);
       const output = await new Deno.Command(Deno.execPath(), {
         args: ["run", "-A", program, net, "200", `${dir}/pids`],
         env: { PATH: `${dir}/bin:${Deno.env.get("PATH") ?? "/usr/bin:/bin"}` },

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { Cgroup } from "../mod.ts";
 
-const ROOT = new URL("../", import.meta.url).pathname;
+const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname);
 
 function exampleCode(): string {
   const readme = Deno.readTextFileSync(`${ROOT}README.md`);

@@ -258,7 +258,7 @@ Deno.test("--cpus 0.1: a burst of busy threads at the start does not hide a run 
   // once it ran again, up to hundreds of ms late, and a run of 1.1 s could be
   // OK with 0.9 s as its time (one run in three, in the host-root view, whose
   // setup uses more of the quota). tools/vm/run builds the program.
-  const burst = new URL("../zig-out/bin/vm_burst", import.meta.url).pathname;
+  const burst = decodeURIComponent(new URL("../zig-out/bin/vm_burst", import.meta.url).pathname);
   const parent = limitedCgroup("burst");
   try {
     for (let run = 0; run < 4; run++) {

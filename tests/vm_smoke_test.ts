@@ -13,7 +13,7 @@ import assert from "node:assert/strict";
 
 const CGROUP2 = "/sys/fs/cgroup";
 const LIMIT_CONTROLLERS = ["cpu", "memory", "pids"];
-const repo = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
+const repo = decodeURIComponent(new URL("../", import.meta.url).pathname).replace(/\/$/, "");
 
 /** Mounts from /proc/self/mountinfo: mount point and file system type. */
 function mounts(): { point: string; fstype: string }[] {

@@ -61,7 +61,7 @@ export function tokenize(
       break;
     }
     if (!arg.startsWith("-") || arg === "-") {
-      if (strict) throw new ArgvError("unexpected argument");
+      if (strict) throw new ArgvError(`unexpected argument ${JSON.stringify(arg)}`);
       tokens.push({ kind: "positional", index, value: arg });
       continue;
     }

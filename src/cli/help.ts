@@ -24,7 +24,7 @@ Examples:
   sbox run -- ls -l /                        look around
   sbox run --rootfs ./busybox -- sh          a shell in an image directory
   sbox run --time 2s --wall-time 5s --memory 256M --swap 0 --pids 64 \\
-      --stdin in.txt --stdout out.txt --report - -- ./solution
+      --stdin in.txt --stdout out.txt --report - -- "$PWD/solution"
 
 Run it with Deno, which needs --allow-ffi and nothing else:
   deno run --allow-ffi sbox.ts run -- echo hello

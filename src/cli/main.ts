@@ -52,8 +52,18 @@ export async function main(argv: string[], version: string, fromCommandLine = fa
     }
     return SBOX_FAILED;
   };
+  // The check reads through the helper library: where that cannot be
+  // opened (not built, from another version), help and version still work,
+  // and a run fails with what to do.
+  let noHelper: string | undefined;
   if (fromCommandLine && ffi) {
-    const index = inexactArgument(argv, readFile("/proc/self/cmdline"));
+    let cmdline: Uint8Array | undefined;
+    try {
+      cmdline = readFile("/proc/self/cmdline");
+    } catch (err) {
+      noHelper = messageOf(err);
+    }
+    const index = cmdline ? inexactArgument(argv, cmdline) : -1;
     if (index >= 0) {
       return failed(
         `argument ${index + 1} (${JSON.stringify(argv[index])}) is not valid UTF-8: ` +
@@ -75,7 +85,14 @@ export async function main(argv: string[], version: string, fromCommandLine = fa
       console.log(`sbox ${version}`);
       return 0;
     case "run":
-      return await run(invocation.options);
+      if (noHelper !== undefined) return failed(noHelper);
+      try {
+        return await run(invocation.options);
+      } catch (err) {
+        // run() says what failed and returns 125 itself; this is for what
+        // it did not foresee, which would otherwise end Deno with a trace.
+        return failed(messageOf(err));
+      }
   }
 }
 
