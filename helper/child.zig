@@ -6,7 +6,6 @@
 
 const std = @import("std");
 const linux = std.os.linux;
-const SYS = linux.SYS;
 const program = @import("program.zig");
 const clone = @import("clone.zig");
 const reaper_loop = @import("reaper.zig");

@@ -64,7 +64,7 @@ fn sbox_spawn(prog: [*]u8, prog_len: usize, flags: u64, cgroup_fd: i32, result_f
         .fork_stack = @intFromPtr(fork_stack),
         .fork_stack_len = stack_len,
     };
-    // One slot: a program has at most one fork op (the exec path's).
+    // One slot: link() allows at most one fork op (the exec path's).
     for (ops) |op| {
         if (op.code != .fork) continue;
         ctx.fork_pid_slot = janitor.reserveForkSlot();

@@ -1,6 +1,6 @@
 //! Which paths in the container's root lie in file systems the setup
 //! program mounted itself. The child walks a path in the root for symbolic
-//! links before an op uses it (child.zig, `checkInRoot`), except where this
+//! links before an op uses it (child.zig, `InRoot.resolve`), except where this
 //! record says the path lies in an own mount: a new tmpfs, proc or sysfs, or
 //! a bind of a path in one, holds only what the kernel and the program put
 //! there. A bind of a host path or an overlay of an image is not own.

@@ -259,8 +259,14 @@ pub fn link(buf: []u8) LinkError![]Op {
 
     const base = @intFromPtr(buf.ptr);
     var network_thread: enum { none, running, joined } = .none;
+    // At most one: sbox_spawn reserves one fork slot per program.
+    var forked = false;
     for (ops) |*op| {
         _ = std.meta.intToEnum(Code, @intFromEnum(op.code)) catch return error.BadOp;
+        if (op.code == .fork) {
+            if (forked) return error.BadOp;
+            forked = true;
+        }
         switch (op.code) {
             .net_spawn => {
                 if (network_thread != .none) return error.BadOp;

@@ -112,6 +112,12 @@ test "link: a network thread is joined before any op that uses its stack or give
     for (bad) |codes| try std.testing.expectError(error.BadOp, program.link(buildOps(&storage, codes)));
 }
 
+test "link: at most one fork op, as sbox_spawn reserves one fork slot" {
+    var storage: [1024]u8 align(8) = undefined;
+    _ = try program.link(buildOps(&storage, &.{.fork}));
+    try std.testing.expectError(error.BadOp, program.link(buildOps(&storage, &.{ .fork, .fork })));
+}
+
 test {
     _ = @import("own_mounts.zig");
 }

@@ -71,7 +71,11 @@ export interface ContainerOptions {
 
 /** Options of {@linkcode Container.start} and {@linkcode Container.exec}. */
 export interface ProcessOptions {
-  /** Program and arguments; a program without "/" is looked up in `env.PATH`. */
+  /**
+   * Program and arguments; a program without "/" is looked up in `env.PATH`,
+   * or without one in /usr/local/bin:/usr/bin:/bin (and the command gets no
+   * PATH variable).
+   */
   command: string[];
   /** The complete environment: nothing is inherited from the host. */
   env?: Record<string, string>;
@@ -166,7 +170,11 @@ const NAMESPACES = CLONE.NEWUSER | CLONE.NEWNS | CLONE.NEWPID | CLONE.NEWNET | C
  * anew after landing in its own cgroup (a sibling of the init's cgroup would
  * be outside the init's cgroup namespace). */
 const JOINED = NAMESPACES & ~CLONE.NEWCGROUP;
-const DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin";
+/**
+ * Where a program named without "/" is looked for when `env` has no PATH
+ * (the command then gets no PATH variable either), as execvp does.
+ */
+const SEARCH_PATH_WITHOUT_ENV = "/usr/local/bin:/usr/bin:/bin";
 
 interface CheckedProcess {
   command: string[];
@@ -852,7 +860,7 @@ export function checkProcessOptions(options: ProcessOptions): CheckedProcess {
   return {
     command: [...command],
     env: envp,
-    searchPath: env.PATH ?? DEFAULT_PATH,
+    searchPath: env.PATH ?? SEARCH_PATH_WITHOUT_ENV,
     cwd,
     uid: checkId("uid", options.uid, 0),
     gid: checkId("gid", options.gid, 0),

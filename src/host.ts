@@ -136,7 +136,7 @@ export class HostDaemon {
   async #reap(): Promise<WaitResult> {
     try {
       for (;;) {
-        const result = waitPidfd(this.#pidfd, false);
+        const result = waitPidfd(this.#pidfd);
         if (result) return result;
         await reactor().readable(this.#pidfd);
       }

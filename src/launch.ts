@@ -257,7 +257,7 @@ async function adopt(pid: number): Promise<number> {
   tryKill(pid, SIGKILL);
   // Polled: without a pidfd there is nothing to wait on, and a blocking
   // wait would stall the event loop for as long as the exit takes.
-  for (let attempt = 0; !waitPid(pid, false); attempt++) {
+  for (let attempt = 0; !waitPid(pid); attempt++) {
     await new Promise((resolve) => setTimeout(resolve, Math.min(1 + attempt, 20)));
   }
   throw SboxError.fromErrno("pidfd_open", `cannot open a pidfd of process ${pid}, which was killed`, -pidfd);
@@ -265,14 +265,14 @@ async function adopt(pid: number): Promise<number> {
 
 /** How a process ended, for a message: "exited with 3", "was killed by SIGKILL". */
 export function describeEnd(result: WaitResult): string {
-  return result.code === 1 ? `exited with ${result.status}` : `was killed by ${signalName(result.status)}`;
+  return result.exited ? `exited with ${result.status}` : `was killed by ${signalName(result.status)}`;
 }
 
 /** Waits for a process to exit, reaps it and closes its pidfd. */
 export async function reap(pidfd: number): Promise<WaitResult> {
   try {
     for (;;) {
-      const result = waitPidfd(pidfd, false);
+      const result = waitPidfd(pidfd);
       if (result) return result;
       await reactor().readable(pidfd);
     }

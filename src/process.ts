@@ -273,7 +273,7 @@ export class Process {
       channel.release();
     }
     for (;;) {
-      const result = waitPidfd(this.#pidfd, false);
+      const result = waitPidfd(this.#pidfd);
       if (result) {
         // Mark first: once the pidfd is closed its number may be reused.
         this.#reaped = true;
@@ -281,7 +281,7 @@ export class Process {
         this.#releaseNamespace();
         this.#checkDone();
         if (commandStatus !== undefined) return fromWaitStatus(commandStatus);
-        if (result.code === 1) return { success: result.status === 0, code: result.status, signal: null };
+        if (result.exited) return { success: result.status === 0, code: result.status, signal: null };
         return { success: false, code: 128 + result.status, signal: signalName(result.status) };
       }
       await reactor().readable(this.#pidfd);

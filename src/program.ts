@@ -518,10 +518,15 @@ export class ProgramBuilder {
     return {
       bytes,
       hasReaper: ops.some((op) => op.code === OpCode.reaper),
-      describe: (index) => ({
-        step: OP_NAMES[ops[index]?.code] ?? "exec",
-        what: ops[index]?.what ?? "setup failed",
-      }),
+      describe: (index) => {
+        const op = ops[index];
+        // The helper names an op of this program: anything else means the
+        // two sides disagree, which no errno of the step would explain.
+        if (op === undefined) {
+          throw new Error(`sbox internal error: the helper names op ${index} of ${ops.length}`);
+        }
+        return { step: OP_NAMES[op.code], what: op.what };
+      },
     };
   }
 }

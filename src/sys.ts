@@ -172,8 +172,8 @@ export function readTextFile(path: string): string {
 }
 
 /** Writes `text` to an existing file in one write(2), as kernel interfaces expect. */
-export function writeTextFile(path: string, text: string, flags: number = O.WRONLY): void {
-  const fd = open(path, flags);
+export function writeTextFile(path: string, text: string): void {
+  const fd = open(path, O.WRONLY);
   try {
     writeAll(fd, encoder.encode(text), `cannot write ${path}`);
   } finally {
@@ -422,38 +422,41 @@ export function tryKill(pid: number, signal: number): number {
 
 /** How a waited-for process ended. */
 export interface WaitResult {
-  /** si_code: 1 exited, 2 killed, 3 dumped core. */
-  code: number;
-  /** Exit status, or the signal number. */
+  /** Whether it exited (si_code CLD_EXITED), rather than died of a signal. */
+  exited: boolean;
+  /** The exit status if it exited, else the signal's number. */
   status: number;
 }
 
-/** waitid(P_PIDFD, WEXITED [| WNOHANG]); `undefined` when WNOHANG finds it running. */
-export function waitPidfd(pidfd: number, block: boolean): WaitResult | undefined {
-  return waitFor((options, out) => helper().sbox_waitid(pidfd, options, out), block);
+/**
+ * waitid(P_PIDFD, WEXITED | WNOHANG): `undefined` while it runs. Never
+ * blocking: the caller waits for the pidfd to become readable first.
+ */
+export function waitPidfd(pidfd: number): WaitResult | undefined {
+  return waitFor((options, out) => helper().sbox_waitid(pidfd, options, out));
 }
 
 /**
- * waitid(P_PID, WEXITED [| WNOHANG]), as {@linkcode waitPidfd}, for a child
+ * waitid(P_PID, WEXITED | WNOHANG), as {@linkcode waitPidfd}, for a child
  * of ours that has no pidfd (see {@linkcode tryKill}).
  */
-export function waitPid(pid: number, block: boolean): WaitResult | undefined {
-  return waitFor((options, out) => helper().sbox_waitpid(pid, options, out), block);
+export function waitPid(pid: number): WaitResult | undefined {
+  return waitFor((options, out) => helper().sbox_waitpid(pid, options, out));
 }
 
 function waitFor(
   waitid: (options: number, out: Uint8Array<ArrayBuffer>) => number | bigint,
-  block: boolean,
 ): WaitResult | undefined {
   // __WALL: a process made with CLONE_PARENT has no exit signal.
   const WEXITED = 4, WNOHANG = 1, WALL = 0x40000000;
+  const CLD_EXITED = 1;
   const out = new Int32Array(2);
   for (;;) {
-    const n = num(waitid(WEXITED | WALL | (block ? 0 : WNOHANG), new Uint8Array(out.buffer)));
+    const n = num(waitid(WEXITED | WALL | WNOHANG, new Uint8Array(out.buffer)));
     if (n === -EINTR) continue;
     if (n === -EAGAIN) return undefined;
     check(n, "waitid", "cannot wait for a process");
-    return { code: out[0], status: out[1] };
+    return { exited: out[0] === CLD_EXITED, status: out[1] };
   }
 }
 

@@ -367,7 +367,7 @@ export class BinNewIdMapper implements UserMapper {
       const run = await HostDaemon.start({ argv, step: "user" });
       try {
         const result = await run.exited;
-        if (result.code !== 1 || result.status !== 0) {
+        if (!result.exited || result.status !== 0) {
           throw new SboxError(await run.describeExit(argv.join(" ")), { step: "user" });
         }
       } finally {
@@ -385,7 +385,8 @@ export class BinNewIdMapper implements UserMapper {
   }
 }
 
-const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/** Debian's PATH for root: runAsUser's command gets it, and so does `sbox run`'s by default. */
+export const ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /**
  * Runs `command` on the host's file system in a new user namespace as
@@ -439,7 +440,7 @@ export async function runAsUser(
       b.setgid(gid).setuid(uid);
       // The change of ids cleared it.
       dieWithParent(b);
-      return b.exec(command[0], command, [`PATH=${DEFAULT_PATH}`], DEFAULT_PATH).build();
+      return b.exec(command[0], command, [`PATH=${ROOT_PATH}`], ROOT_PATH).build();
     },
   });
   const status = await new Process(launched, [-1, -1, -1]).status;

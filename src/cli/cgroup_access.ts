@@ -22,11 +22,6 @@ const NEEDS_CGROUP = [
   { key: "cpuTimeMs", option: "--time" },
 ] as const;
 
-/** Whether this process may create a child cgroup of `parent` and move processes into it. */
-export function mayCreateCgroups(parent: Cgroup): boolean {
-  return whyNot(parent) === undefined;
-}
-
 /** Why this process may not create a child cgroup of `parent` and start processes in it, or undefined. */
 function whyNot(parent: Cgroup): string | undefined {
   const { euid } = ids();

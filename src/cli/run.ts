@@ -19,6 +19,7 @@ import { Container } from "../container.ts";
 import { SboxError } from "../error.ts";
 import type { InitProcess, ProcessStatus } from "../process.ts";
 import { signalNumber } from "../signal.ts";
+import { ROOT_PATH } from "../user.ts";
 import type { RunOptions } from "./args.ts";
 import { useCgroup } from "./cgroup_access.ts";
 import { checkUserMapped, pickUserMapper, resolveUser } from "./identity.ts";
@@ -41,9 +42,6 @@ import { removeLeftovers } from "./leftovers.ts";
 import { securityOptions } from "./security.ts";
 import { checkStdio, openStdio } from "./stdio.ts";
 import { Watchdog } from "./watchdog.ts";
-
-/** The default PATH inside the container (Debian's for root). */
-export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /**
  * Signals that make sbox kill the container, clean up, write an XX report
@@ -210,7 +208,7 @@ async function execute(
   try {
     init = await container.start({
       command: options.command,
-      env: { PATH: DEFAULT_PATH, HOME: user.home, ...options.env },
+      env: { PATH: ROOT_PATH, HOME: user.home, ...options.env },
       cwd: options.cwd ?? "/",
       uid: user.uid,
       gid: user.gid,
