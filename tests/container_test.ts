@@ -1312,10 +1312,13 @@ Deno.test(FALLBACK_TEST, {
     skipWithout(NOEXEC_SYSCTL, FALLBACK_TEST, "a kernel with vm.memfd_noexec (6.3 or later)"),
 }, async () => {
   const probe = decodeURIComponent(new URL("./programs/reaper_probe.ts", import.meta.url).pathname);
-  const deno = `${Deno.execPath()} run --allow-all ${probe}`;
+  // Through the environment: the paths may hold spaces, and the command
+  // runs in a shell within a shell.
+  const deno = `"$PROBE_DENO" run --allow-all "$PROBE"`;
   const run = async (command: string) => {
     const output = await new Deno.Command("/bin/sh", {
       args: ["-c", command],
+      env: { PROBE_DENO: Deno.execPath(), PROBE: probe },
       stdout: "piped",
       stderr: "piped",
     })
