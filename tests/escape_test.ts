@@ -34,6 +34,7 @@ import {
   removeScratch,
   SBOX,
   scratchDir,
+  shellQuote,
   testCgroup,
   text,
 } from "./fixtures.ts";
@@ -376,7 +377,7 @@ Deno.test("a symbolic link planted in a kept upper layer does not lead the next 
   const victim = scratchDir("victim-");
   try {
     await using setup = await container();
-    const script = `rm -rf /mnt && ln -s ${victim} /mnt && ln -s /etc /etc-link && echo planted`;
+    const script = `rm -rf /mnt && ln -s ${shellQuote(victim)} /mnt && ln -s /etc /etc-link && echo planted`;
     assert.equal(await run(setup, ["/bin/sh", "-c", script]), "planted\n");
     // The control: the link is there, pointing at the host's directory.
     assert.equal(Deno.readLinkSync(`${setup.dir}/upper/mnt`), victim);
@@ -863,7 +864,7 @@ Deno.test("kill -9 of the Deno process that owns containers leaves no container 
   }
   assert.deepEqual(left, [], "container processes outlived their owner");
   // Its cgroups and scratch directories stay behind: it had no chance to remove them.
-  for (const name of text(value!).trim().split(" ").slice(1)) {
+  for (const name of JSON.parse(text(value!).trim().slice("ready ".length)) as string[]) {
     if (name.startsWith("/")) Deno.removeSync(name, { recursive: true });
     else await new Cgroup(Cgroup.current().mountPath, name).remove();
   }

@@ -22,6 +22,7 @@ import {
   SBOX,
   sboxOnBusybox,
   scratchDir,
+  shellQuote,
   skipWithout,
   skipWithoutManyIds,
   text,
@@ -85,8 +86,8 @@ Deno.test("sbox run --verbose names the mapper it picked for this user", async (
       await runAsRoot(mapper, [
         "/bin/sh",
         "-c",
-        `cp -a ${busyboxImage()} ${rootfs} && touch ${rootfs}/home/u ${rootfs}/home/n && ` +
-        `chown 1000:1000 ${rootfs}/home/u && chown 65534:65534 ${rootfs}/home/n`,
+        `cp -a ${shellQuote(busyboxImage())} ${shellQuote(rootfs)} && cd ${shellQuote(rootfs)} && ` +
+        "touch home/u home/n && chown 1000:1000 home/u && chown 65534:65534 home/n",
       ]);
       const hostId = (containerId: number) => {
         const entry = mapper.uidMap.find((e) =>
@@ -124,7 +125,11 @@ Deno.test("sbox run --verbose names the mapper it picked for this user", async (
       const dir = scratchDir("ranges-");
       // Container ids 1.. are the first range, then the second.
       const id = 1 + subuids[0].count + 7, gid = 1 + subgids[0].count + 7;
-      await runAsRoot(mapper, ["/bin/sh", "-c", `touch ${dir}/f && chown ${id}:${gid} ${dir}/f`]);
+      await runAsRoot(mapper, [
+        "/bin/sh",
+        "-c",
+        `touch ${shellQuote(`${dir}/f`)} && chown ${id}:${gid} ${shellQuote(`${dir}/f`)}`,
+      ]);
       const st = Deno.statSync(`${dir}/f`);
       assert.equal(st.uid, subuids[1].start + 7);
       assert.equal(st.gid, subgids[1].start + 7);
@@ -197,7 +202,11 @@ Deno.test("runAsRoot: the command dies of a signal it does not handle, sent to i
 
 Deno.test("runAsRoot: files written as container root belong to the caller and can be removed", async () => {
   const dir = scratchDir("own-");
-  await runAsRoot(identityMapper(), ["/bin/sh", "-c", `mkdir ${dir}/tree && echo x > ${dir}/tree/file`]);
+  await runAsRoot(identityMapper(), [
+    "/bin/sh",
+    "-c",
+    `cd ${shellQuote(dir)} && mkdir tree && echo x > tree/file`,
+  ]);
   assert.equal(Deno.statSync(`${dir}/tree/file`).uid, Deno.uid());
   Deno.removeSync(dir, { recursive: true });
 });

@@ -20,5 +20,6 @@ const init = await withReaper.container.start({ command: script, env, reaper: tr
 await withReaper.container.exec(init, { command: ["/bin/sleep", "1000"], env });
 const plain = await busyboxContainer();
 await plain.container.start({ command: script, env });
-console.log("ready", withReaper.cgroup.name, withReaper.dir, plain.cgroup.name, plain.dir);
+// JSON: a checkout's path may hold spaces.
+console.log("ready", JSON.stringify([withReaper.cgroup.name, withReaper.dir, plain.cgroup.name, plain.dir]));
 await new Promise(() => {}); // until killed
