@@ -10,7 +10,7 @@
 import { SboxError } from "./error.ts";
 import { checkOptionsObject } from "./options.ts";
 import { MS, type ProgramBuilder, UNCHANGED_ID } from "./program.ts";
-import { stat } from "./sys.ts";
+import { resolvedPath, stat } from "./sys.ts";
 import { containerId } from "./user.ts";
 
 /** Something that can be mounted into a container. */
@@ -171,6 +171,49 @@ function checkHostDir(option: string, what: string, path: string): void {
   if (!stat(path)?.isDirectory) throw SboxError.invalidOption(option, `${what} ${path} is not a directory`);
 }
 
+/**
+ * Refuses overlay directories (`[what, path]`, each an existing directory)
+ * of which one is, holds or lies inside another. overlayfs needs them apart
+ * and would fail in the child, after the process exists, with an error that
+ * names neither: ELOOP ("overlapping lowerdir path", also for two lower
+ * layers) or EINVAL ("workdir and upperdir must be separate subtrees"). It
+ * even mounts a workDir inside a lower layer, and then writes its scratch
+ * files into that layer. Paths are compared as the kernel resolves them, as
+ * overlayfs does: a link to another layer is the same directory.
+ */
+function checkLayersApart(layers: readonly [string, string][]): void {
+  const resolved = layers.map(([, path]) => resolvedPath(path));
+  for (let i = 0; i < layers.length; i++) {
+    for (let j = i + 1; j < layers.length; j++) {
+      const relation = layerRelation(resolved[i], resolved[j]);
+      if (relation === undefined) continue;
+      const [a, b] = [layerName(layers[i], resolved[i]), layerName(layers[j], resolved[j])];
+      const problem = relation === "same"
+        ? `${a} and ${b} are the same directory`
+        : relation === "inside"
+        ? `${a} is inside ${b}`
+        : `${b} is inside ${a}`;
+      throw SboxError.invalidOption(
+        "OverlayMount",
+        `${problem}: overlayfs needs its lower, upper and work directories apart, none inside another`,
+      );
+    }
+  }
+}
+
+/** How resolved path `a` stands to `b`: the same, inside it, holding it, or apart (undefined). */
+function layerRelation(a: string, b: string): "same" | "inside" | "holds" | undefined {
+  if (a === b) return "same";
+  if (b === "/" || a.startsWith(`${b}/`)) return "inside";
+  if (a === "/" || b.startsWith(`${a}/`)) return "holds";
+  return undefined;
+}
+
+/** "upperDir /x/up" for a message, with the resolved path where a link made it another. */
+function layerName([what, path]: [string, string], resolved: string): string {
+  return cleanPath(path) === resolved ? `${what} ${path}` : `${what} ${path} (${resolved})`;
+}
+
 /** Options of {@linkcode OverlayMount}. */
 export interface OverlayMountOptions {
   /** Container path of the overlay; "/" by default. */
@@ -229,7 +272,7 @@ export class OverlayMount implements Mount {
     this.size = options.size;
   }
 
-  /** Checks that the layers are existing directories. */
+  /** Checks that the layers are existing directories, none the same as or inside another. */
   validate(): void {
     if (this.lowerDirs.length === 0) {
       throw SboxError.invalidOption("OverlayMount", "needs at least one lower directory");
@@ -246,12 +289,10 @@ export class OverlayMount implements Mount {
         `size must be a positive number of bytes, got ${this.size}`,
       );
     }
-    if (this.upperDir !== undefined && this.upperDir === this.workDir) {
-      throw SboxError.invalidOption("OverlayMount", `upperDir and workDir must differ: ${this.upperDir}`);
-    }
-    this.lowerDirs.forEach((dir, i) => checkHostDir("OverlayMount", `lowerDirs[${i}]`, dir));
-    if (this.upperDir !== undefined) checkHostDir("OverlayMount", "upperDir", this.upperDir);
-    if (this.workDir !== undefined) checkHostDir("OverlayMount", "workDir", this.workDir);
+    const layers = this.lowerDirs.map((dir, i): [string, string] => [`lowerDirs[${i}]`, dir]);
+    if (this.upperDir !== undefined) layers.push(["upperDir", this.upperDir], ["workDir", this.workDir!]);
+    for (const [what, dir] of layers) checkHostDir("OverlayMount", what, dir);
+    checkLayersApart(layers);
   }
 
   /** Appends the overlay mount (and the tmpfs of a temporary upper layer). */

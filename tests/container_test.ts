@@ -738,6 +738,8 @@ Deno.test("links in the image on the way to a mount's target are followed inside
     ]);
     const err = await overlay.start({ command: ["/bin/true"] }).then(() => undefined, (e) => e);
     assert.deepEqual([err?.step, err?.errno], ["mount", "ELOOP"]);
+    // overlayfs gives ELOOP for overlapping layers too: the hint names both causes.
+    assert.match(err.message, /a symbolic link on the way: an overlay .*; or layers that overlap/);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
@@ -822,7 +824,7 @@ Deno.test("Container.create and start reject bad options before any process exis
         userMapper: mapper,
         mounts: [new OverlayMount([image], `${dir}/root`, `${dir}/root`)],
       }),
-    /OverlayMount: upperDir and workDir must differ/,
+    /OverlayMount: upperDir .*root and workDir .*root are the same directory/,
   );
   await rejects(
     () => new OverlayMount(image as unknown as string[]),
@@ -911,6 +913,70 @@ Deno.test("Container.create and start reject bad options before any process exis
   );
   await container.destroy();
   Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("OverlayMount refuses layers that overlap, naming both, before any process exists", async () => {
+  const image = busyboxImage();
+  const dir = scratchDir("overlap-");
+  for (const sub of ["root", "lower/inner", "upper/work", "work", "other"]) {
+    Deno.mkdirSync(`${dir}/${sub}`, { recursive: true });
+  }
+  Deno.symlinkSync(`${dir}/upper`, `${dir}/link`);
+  const mapper = ProcUserMapper.newRoot(0, 0);
+  // overlayfs would fail each in the child: ELOOP or EINVAL, naming no layer.
+  const cases: [OverlayMount, string][] = [
+    [
+      new OverlayMount([image], image, `${dir}/work`),
+      `lowerDirs[0] ${image} and upperDir ${image} are the same directory`,
+    ],
+    [
+      new OverlayMount([image], `${dir}/upper`, `${dir}/upper/work`),
+      `workDir ${dir}/upper/work is inside upperDir ${dir}/upper`,
+    ],
+    [
+      new OverlayMount([image], `${dir}/upper/work`, `${dir}/upper`),
+      `upperDir ${dir}/upper/work is inside workDir ${dir}/upper`,
+    ],
+    [
+      new OverlayMount([`${dir}/lower/inner`], `${dir}/lower`, `${dir}/work`),
+      `lowerDirs[0] ${dir}/lower/inner is inside upperDir ${dir}/lower`,
+    ],
+    [
+      new OverlayMount([`${dir}/lower`], `${dir}/other`, `${dir}/lower/inner`),
+      `workDir ${dir}/lower/inner is inside lowerDirs[0] ${dir}/lower`,
+    ],
+    [
+      new OverlayMount([`${dir}/lower`, `${dir}/lower/inner`]),
+      `lowerDirs[1] ${dir}/lower/inner is inside lowerDirs[0] ${dir}/lower`,
+    ],
+    // Through a link, as overlayfs resolves it.
+    [
+      new OverlayMount([image], `${dir}/upper`, `${dir}/link/work`),
+      `workDir ${dir}/link/work (${dir}/upper/work) is inside upperDir ${dir}/upper`,
+    ],
+  ];
+  try {
+    const before = snapshot();
+    for (const [mount, problem] of cases) {
+      const err = await Container.create({ rootfs: `${dir}/root`, userMapper: mapper, mounts: [mount] })
+        .then(() => undefined, (e) => e);
+      assert.ok(err instanceof SboxError && err.step === "options", `${problem}: ${err}`);
+      assert.equal(
+        err.message,
+        `invalid option OverlayMount: ${problem}: overlayfs needs its lower, upper and work directories apart, ` +
+          "none inside another",
+      );
+    }
+    assert.deepEqual(snapshot(), before);
+    // Apart, side by side: fine.
+    await Container.create({
+      rootfs: `${dir}/root`,
+      userMapper: mapper,
+      mounts: [new OverlayMount([`${dir}/lower`, image], `${dir}/other`, `${dir}/work`)],
+    }).then((container) => container.destroy());
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
 
 Deno.test("a misspelled option key is refused, naming it and the closest known key", async () => {
