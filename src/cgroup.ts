@@ -8,7 +8,7 @@
 
 import { SboxError } from "./error.ts";
 import { cleanPath } from "./mount.ts";
-import { checkOptionsObject } from "./options.ts";
+import { checkBoolean, checkOptionsObject } from "./options.ts";
 import {
   check,
   EBUSY,
@@ -255,6 +255,7 @@ export class Cgroup {
    */
   create(options?: { exclusive?: boolean }): void {
     options = checkOptionsObject("Cgroup.create", options, { exclusive: true });
+    checkBoolean("Cgroup.create", options.exclusive, "exclusive");
     checkOnCgroup2(this);
     const parts = this.name.split("/");
     for (let i = 1; i <= parts.length && this.name !== ""; i++) {
@@ -406,6 +407,13 @@ export class Cgroup {
    * instead of going on without the process that was killed).
    */
   setMemoryOomGroup(enabled: boolean): void {
+    // Not by truthiness: "false" would write 1, and no argument 0.
+    if (typeof enabled !== "boolean") {
+      throw SboxError.invalidOption(
+        "Cgroup.setMemoryOomGroup",
+        `enabled must be a boolean, got ${JSON.stringify(enabled)}`,
+      );
+    }
     this.#controllerWrite("memory", "memory.oom.group", enabled ? "1" : "0");
   }
 

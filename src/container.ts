@@ -10,7 +10,7 @@
 import { Cgroup, checkOnCgroup2, isInterfaceFileName } from "./cgroup.ts";
 import { SboxError } from "./error.ts";
 import { launch, type SyncPipe } from "./launch.ts";
-import { checkKnownKeys, type KnownKeys } from "./options.ts";
+import { checkBoolean, checkKnownKeys, type KnownKeys } from "./options.ts";
 import { cleanPath, containerPath, type Mount, replacesRoot } from "./mount.ts";
 import { checkCommand, checkId, checkStdio, InitProcess, Process, type Stdio, StdioPlan } from "./process.ts";
 import { CLONE, MS, PROGRAM_LIMITS, ProgramBuilder } from "./program.ts";
@@ -838,9 +838,7 @@ export function checkProcessOptions(options: ProcessOptions): CheckedProcess {
       `${JSON.stringify(cgroup)} is the name of a cgroup interface file, not a group`,
     );
   }
-  if (options.reaper !== undefined && typeof options.reaper !== "boolean") {
-    throw SboxError.invalidOption("reaper", `must be a boolean, got ${JSON.stringify(options.reaper)}`);
-  }
+  checkBoolean("reaper", options.reaper);
   const groups = options.groups ?? [];
   if (!Array.isArray(groups)) throw SboxError.invalidOption("groups", "must be an array of ids");
   if (groups.length > PROGRAM_LIMITS.arrayEntries) {

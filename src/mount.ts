@@ -8,7 +8,7 @@
  */
 
 import { SboxError } from "./error.ts";
-import { checkOptionsObject } from "./options.ts";
+import { checkBoolean, checkOptionsObject } from "./options.ts";
 import { MS, type ProgramBuilder, UNCHANGED_ID } from "./program.ts";
 import { resolvedPath, stat } from "./sys.ts";
 import { containerId } from "./user.ts";
@@ -371,8 +371,9 @@ export class BindMount implements Mount {
     this.readonly = options.readonly ?? false;
   }
 
-  /** Checks that the source exists. */
+  /** Checks that the source exists and that `readonly` is a boolean. */
   validate(): void {
+    checkBoolean("BindMount", this.readonly, "readonly");
     if (typeof this.source !== "string" || !this.source.startsWith("/")) {
       throw SboxError.invalidOption(
         "BindMount",
@@ -593,9 +594,7 @@ export class BaseMounts implements Mount {
         `shmSize must be a positive number of bytes, got ${this.shmSize}`,
       );
     }
-    if (typeof this.maskPaths !== "boolean") {
-      throw SboxError.invalidOption("BaseMounts", "maskPaths must be a boolean");
-    }
+    checkBoolean("BaseMounts", this.maskPaths, "maskPaths");
   }
 
   /**

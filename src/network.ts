@@ -15,7 +15,7 @@
 
 import { describeErrno } from "./errno.ts";
 import { SboxError } from "./error.ts";
-import { checkKnownKeys } from "./options.ts";
+import { checkBoolean, checkKnownKeys } from "./options.ts";
 import { HostDaemon, waitReady } from "./host.ts";
 import type { ProgramBuilder } from "./program.ts";
 import {
@@ -145,12 +145,7 @@ function checkOptions(options: UserModeNetworkOptions | undefined): Required<Use
     );
   }
   const allowHostLoopback = options?.allowHostLoopback ?? false;
-  if (typeof allowHostLoopback !== "boolean") {
-    throw SboxError.invalidOption(
-      "allowHostLoopback",
-      `must be a boolean, got ${JSON.stringify(allowHostLoopback)}`,
-    );
-  }
+  checkBoolean("allowHostLoopback", allowHostLoopback);
   return { allowHostLoopback, publish: checked, readyTimeoutMs };
 }
 

@@ -53,6 +53,22 @@ export function checkOptionsObject<T extends object>(
 }
 
 /**
+ * Refuses a flag that is not a boolean; undefined (the default) passes.
+ * Taken by truthiness, the string "false" from a JSON configuration would
+ * turn the flag on without a word. Names `key` within `option` when given
+ * (`invalid option BindMount: readonly must be a boolean, got "false"`).
+ */
+export function checkBoolean(
+  option: string,
+  value: unknown,
+  key?: string,
+): asserts value is boolean | undefined {
+  if (value === undefined || typeof value === "boolean") return;
+  const what = key === undefined ? "must" : `${key} must`;
+  throw SboxError.invalidOption(option, `${what} be a boolean, got ${JSON.stringify(value)}`);
+}
+
+/**
  * The known key a misspelled `key` most likely meant: one that differs in
  * case only, or else by at most two edits (and fewer than half its length,
  * so that a short key is not "corrected" into an unrelated one).

@@ -61,6 +61,30 @@ Deno.test("create({ exclusive: true }) makes missing parents but refuses a group
   }
 });
 
+Deno.test("a flag that is not a boolean is refused, naming it, before the group is touched", async () => {
+  const cgroup = testCgroup();
+  const made = cgroup.child("made");
+  const loose = (value: unknown) => value as boolean;
+  try {
+    assert.throws(
+      () => made.create({ exclusive: loose("yes") }),
+      /^SboxError: invalid option Cgroup\.create: exclusive must be a boolean, got "yes"$/,
+    );
+    assert.equal(made.exists(), false);
+    // "false" would write 1 to memory.oom.group; checked before the controller.
+    for (const [value, shown] of [["false", '"false"'], [undefined, "undefined"], [1, "1"]]) {
+      assert.throws(
+        () => cgroup.setMemoryOomGroup(loose(value)),
+        new RegExp(
+          `^SboxError: invalid option Cgroup\\.setMemoryOomGroup: enabled must be a boolean, got ${shown}$`,
+        ),
+      );
+    }
+  } finally {
+    await cgroup.remove();
+  }
+});
+
 Deno.test("bad cgroup names are rejected", () => {
   assert.throws(() => new Cgroup("relative", "x"), SboxError);
   assert.throws(() => Cgroup.current().child("../escape"), /bad child name/);

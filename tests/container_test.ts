@@ -979,6 +979,35 @@ Deno.test("OverlayMount refuses layers that overlap, naming both, before any pro
   }
 });
 
+Deno.test("a mount's flag that is not a boolean is refused, not taken by truthiness", async () => {
+  const dir = scratchDir("flags-");
+  Deno.mkdirSync(`${dir}/root`);
+  const loose = (value: unknown) => value as boolean;
+  const cases: [Mount, string][] = [
+    // "false" would make the bind read-only.
+    [
+      new BindMount(dir, "/x", { readonly: loose("false") }),
+      'BindMount: readonly must be a boolean, got "false"',
+    ],
+    [new BindMount(dir, "/x", { readonly: loose(1) }), "BindMount: readonly must be a boolean, got 1"],
+    [new BaseMounts({ maskPaths: loose("no") }), 'BaseMounts: maskPaths must be a boolean, got "no"'],
+  ];
+  try {
+    for (const [mount, problem] of cases) {
+      const err = await Container.create({
+        rootfs: `${dir}/root`,
+        userMapper: identityMapper(),
+        mounts: [mount],
+      })
+        .then(() => undefined, (e) => e);
+      assert.ok(err instanceof SboxError && err.step === "options", `${problem}: ${err}`);
+      assert.equal(err.message, `invalid option ${problem}`);
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("a misspelled option key is refused, naming it and the closest known key", async () => {
   const dir = scratchDir("keys-");
   Deno.mkdirSync(`${dir}/root`);
