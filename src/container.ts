@@ -10,7 +10,7 @@
 import { Cgroup, checkOnCgroup2, isInterfaceFileName } from "./cgroup.ts";
 import { SboxError } from "./error.ts";
 import { launch, type SyncPipe } from "./launch.ts";
-import { checkBoolean, checkKnownKeys, type KnownKeys } from "./options.ts";
+import { checkBoolean, checkKnownKeys, isPlainObject, kindOf, type KnownKeys } from "./options.ts";
 import { cleanPath, containerPath, type Mount, replacesRoot } from "./mount.ts";
 import { checkCommand, checkId, checkStdio, InitProcess, Process, type Stdio, StdioPlan } from "./process.ts";
 import { CLONE, MS, PROGRAM_LIMITS, ProgramBuilder } from "./program.ts";
@@ -804,8 +804,8 @@ export function checkProcessOptions(options: ProcessOptions): CheckedProcess {
   checkKnownKeys(options, PROCESS_OPTIONS);
   const { command, env = {}, cwd = "/", cgroup } = options;
   checkCommand(command);
-  if (typeof env !== "object" || env === null || Array.isArray(env)) {
-    throw SboxError.invalidOption("env", "must be an object of NAME: value");
+  if (!isPlainObject(env)) {
+    throw SboxError.invalidOption("env", `must be a plain object of NAME: value, got ${kindOf(env)}`);
   }
   const envp: string[] = [];
   for (const [key, value] of Object.entries(env)) {

@@ -53,6 +53,27 @@ export function checkOptionsObject<T extends object>(
 }
 
 /**
+ * Whether `value` is a plain object: an object literal, a parsed JSON
+ * object or one without a prototype. Options read as key and value pairs
+ * need one: `Object.entries` sees no entries in a Map, nor the getters of a
+ * class, and the option would be empty without a word.
+ */
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== "object" || value === null) return false;
+  const prototype = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
+}
+
+/** What a value that is not a plain object is, for a message: "an array", "a Map", "null", "5". */
+export function kindOf(value: unknown): string {
+  if (Array.isArray(value)) return "an array";
+  if (typeof value !== "object" || value === null) return JSON.stringify(value) ?? String(value);
+  const name = Object.getPrototypeOf(value)?.constructor?.name;
+  if (typeof name !== "string" || name === "") return "an object of a class";
+  return `${/^[AEIOU]/i.test(name) ? "an" : "a"} ${name}`;
+}
+
+/**
  * Refuses a flag that is not a boolean; undefined (the default) passes.
  * Taken by truthiness, the string "false" from a JSON configuration would
  * turn the flag on without a word. Names `key` within `option` when given

@@ -877,8 +877,20 @@ Deno.test("Container.create and start reject bad options before any process exis
   await rejects(() => container.start({ command: ["/bin/sh"], cwd: "/tmp\0x" }), /invalid option cwd: .*NUL/);
   await rejects(
     () => container.start({ command: ["/bin/sh"], env: ["PATH=/bin"] as unknown as Record<string, string> }),
-    /invalid option env: must be an object/,
+    /invalid option env: must be a plain object of NAME: value, got an array/,
   );
+  // Object.entries sees nothing in a Map or in a class's getters: the environment would be empty, silently.
+  class Env {
+    get PATH(): string {
+      return "/bin";
+    }
+  }
+  for (const [env, kind] of [[new Map([["PATH", "/bin"]]), "a Map"], [new Env(), "an Env"]] as const) {
+    await rejects(
+      () => container.start({ command: ["/bin/sh"], env: env as unknown as Record<string, string> }),
+      new RegExp(`^invalid option env: must be a plain object of NAME: value, got ${kind}$`),
+    );
+  }
   await rejects(
     () => container.start({ command: ["/bin/sh"], uid: Number.NaN }),
     /invalid option uid: .*got NaN/,

@@ -377,4 +377,10 @@ Deno.test("rlimits: CORE=0 by default, names, pairs, errors", () => {
   assert.throws(() => checkRlimits({ NOFILE: -1 }), /NOFILE must be a non-negative integer/);
   assert.throws(() => checkRlimits({ NOFILE: { soft: 9, hard: 8 } }), /soft limit above the hard limit/);
   assert.throws(() => checkRlimits([1]), /invalid option rlimits/);
+  // A Map has no entries for Object.entries: it would give the defaults, silently.
+  assert.throws(
+    () => checkRlimits(new Map([["NOFILE", 10]])),
+    /^SboxError: invalid option rlimits: must be a plain object such as \{ NOFILE: 64 \}, got a Map$/,
+  );
+  assert.deepEqual(checkRlimits(Object.assign(Object.create(null), { CORE: 1 }))[0].soft, 1n);
 });

@@ -8,6 +8,7 @@
  */
 
 import { SboxError } from "../error.ts";
+import { isPlainObject, kindOf } from "../options.ts";
 
 /** Resource numbers (asm-generic, the same on x86_64 and aarch64). */
 export const RLIMIT_RESOURCES: Readonly<Record<string, number>> = {
@@ -77,8 +78,11 @@ function limitValue(name: string, value: unknown): bigint {
 
 /** Validates `rlimits` over the defaults; the result is in resource order. */
 export function checkRlimits(rlimits: unknown): CheckedRlimit[] {
-  if (rlimits !== undefined && (typeof rlimits !== "object" || rlimits === null || Array.isArray(rlimits))) {
-    throw SboxError.invalidOption("rlimits", "must be an object such as { NOFILE: 64 }");
+  if (rlimits !== undefined && !isPlainObject(rlimits)) {
+    throw SboxError.invalidOption(
+      "rlimits",
+      `must be a plain object such as { NOFILE: 64 }, got ${kindOf(rlimits)}`,
+    );
   }
   // By resource: "nofile" and "RLIMIT_NOFILE" name NOFILE too, and a
   // caller's limit replaces the default one.
