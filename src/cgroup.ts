@@ -8,7 +8,7 @@
 
 import { SboxError } from "./error.ts";
 import { cleanPath } from "./mount.ts";
-import { checkBoolean, checkOptionsObject } from "./options.ts";
+import { checkBoolean, checkOptionsObject, show } from "./options.ts";
 import {
   check,
   EBUSY,
@@ -138,7 +138,7 @@ export function isInterfaceFileName(part: string): boolean {
 function interfaceFileError(part: string): SboxError {
   return SboxError.invalidOption(
     "cgroup",
-    `${JSON.stringify(part)} is the name of a cgroup interface file, not a group`,
+    `${show(part)} is the name of a cgroup interface file, not a group`,
   );
 }
 
@@ -227,7 +227,7 @@ export class Cgroup {
    * ("a/b"); none may be the name of an interface file ("memory.max").
    */
   child(name: string): Cgroup {
-    if (!validName(name)) throw SboxError.invalidOption("cgroup", `bad child name ${JSON.stringify(name)}`);
+    if (!validName(name)) throw SboxError.invalidOption("cgroup", `bad child name ${show(name)}`);
     const file = name.split("/").find(isInterfaceFileName);
     if (file !== undefined) throw interfaceFileError(file);
     return this.#below(name);
@@ -329,8 +329,7 @@ export class Cgroup {
   addProcess(pid: number): void {
     // The kernel's EINVAL for 1.5 or -1 would name neither the pid nor what is wrong with it.
     if (!Number.isSafeInteger(pid) || pid <= 0) {
-      const shown = typeof pid === "number" ? String(pid) : JSON.stringify(pid);
-      throw SboxError.invalidOption("pid", `must be a process id (a positive integer), got ${shown}`);
+      throw SboxError.invalidOption("pid", `must be a process id (a positive integer), got ${show(pid)}`);
     }
     this.#write("cgroup.procs", String(pid));
   }
@@ -411,7 +410,7 @@ export class Cgroup {
     if (typeof enabled !== "boolean") {
       throw SboxError.invalidOption(
         "Cgroup.setMemoryOomGroup",
-        `enabled must be a boolean, got ${JSON.stringify(enabled)}`,
+        `enabled must be a boolean, got ${show(enabled)}`,
       );
     }
     this.#controllerWrite("memory", "memory.oom.group", enabled ? "1" : "0");
@@ -441,7 +440,7 @@ export class Cgroup {
   setCpuLimit(quotaUsec: number, periodUsec = 100_000): void {
     // The period has no "max": only the quota may be unlimited.
     if (!Number.isSafeInteger(periodUsec) || periodUsec <= 0) {
-      throw SboxError.invalidOption("cgroup limit", `bad CPU period ${periodUsec}`);
+      throw SboxError.invalidOption("cgroup limit", `bad CPU period ${show(periodUsec)}`);
     }
     this.#controllerWrite("cpu", "cpu.max", `${limitValue(quotaUsec)} ${periodUsec}`);
   }
@@ -508,7 +507,9 @@ export class Cgroup {
 
 function limitValue(n: number): number | "max" {
   if (n === Infinity) return "max";
-  if (!Number.isSafeInteger(n) || n < 0) throw SboxError.invalidOption("cgroup limit", `bad value ${n}`);
+  if (!Number.isSafeInteger(n) || n < 0) {
+    throw SboxError.invalidOption("cgroup limit", `bad value ${show(n)}`);
+  }
   return n;
 }
 

@@ -10,7 +10,7 @@
 import { Cgroup, checkOnCgroup2, isInterfaceFileName } from "./cgroup.ts";
 import { SboxError } from "./error.ts";
 import { launch, type SyncPipe } from "./launch.ts";
-import { checkBoolean, checkKnownKeys, isPlainObject, kindOf, type KnownKeys } from "./options.ts";
+import { checkBoolean, checkKnownKeys, isPlainObject, kindOf, type KnownKeys, show } from "./options.ts";
 import { cleanPath, containerPath, type Mount, replacesRoot } from "./mount.ts";
 import { checkCommand, checkId, checkStdio, InitProcess, Process, type Stdio, StdioPlan } from "./process.ts";
 import { CLONE, MS, PROGRAM_LIMITS, ProgramBuilder } from "./program.ts";
@@ -719,10 +719,10 @@ function checkContainerOptions(options: ContainerOptions): void {
   checkKnownKeys(options, CONTAINER_OPTIONS);
   const { rootfs, cgroup, userMapper, mounts, hostname, network } = options;
   if (typeof rootfs !== "string" || !rootfs.startsWith("/")) {
-    throw SboxError.invalidOption("rootfs", `must be an absolute path, got ${JSON.stringify(rootfs)}`);
+    throw SboxError.invalidOption("rootfs", `must be an absolute path, got ${show(rootfs)}`);
   }
   if (rootfs.includes("\0")) {
-    throw SboxError.invalidOption("rootfs", `contains a NUL byte: ${JSON.stringify(rootfs)}`);
+    throw SboxError.invalidOption("rootfs", `contains a NUL byte: ${show(rootfs)}`);
   }
   if (cleanPath(rootfs) === "/" || rootfs.split("/").includes("..")) {
     throw SboxError.invalidOption("rootfs", `must be a plain directory other than /, got ${rootfs}`);
@@ -760,7 +760,7 @@ function checkContainerOptions(options: ContainerOptions): void {
   ) {
     throw SboxError.invalidOption(
       "hostname",
-      `must be 1-64 letters, digits, "." or "-", got ${JSON.stringify(hostname)}`,
+      `must be 1-64 letters, digits, "." or "-", got ${show(hostname)}`,
     );
   }
 }
@@ -810,7 +810,7 @@ export function checkProcessOptions(options: ProcessOptions): CheckedProcess {
   const envp: string[] = [];
   for (const [key, value] of Object.entries(env)) {
     if (key === "" || key.includes("=") || key.includes("\0")) {
-      throw SboxError.invalidOption("env", `bad variable name ${JSON.stringify(key)}`);
+      throw SboxError.invalidOption("env", `bad variable name ${show(key)}`);
     }
     if (typeof value !== "string" || value.includes("\0")) {
       throw SboxError.invalidOption("env", `value of ${key} must be a string without NUL bytes`);
@@ -823,19 +823,19 @@ export function checkProcessOptions(options: ProcessOptions): CheckedProcess {
   if (typeof cwd !== "string" || !cwd.startsWith("/") || cwd.includes("\0")) {
     throw SboxError.invalidOption(
       "cwd",
-      `must be an absolute path without NUL bytes, got ${JSON.stringify(cwd)}`,
+      `must be an absolute path without NUL bytes, got ${show(cwd)}`,
     );
   }
   if (
     cgroup !== undefined &&
     (typeof cgroup !== "string" || !/^[A-Za-z0-9_.-]+$/.test(cgroup) || /^\.+$/.test(cgroup))
   ) {
-    throw SboxError.invalidOption("cgroup", `must be a plain cgroup name, got ${JSON.stringify(cgroup)}`);
+    throw SboxError.invalidOption("cgroup", `must be a plain cgroup name, got ${show(cgroup)}`);
   }
   if (cgroup !== undefined && isInterfaceFileName(cgroup)) {
     throw SboxError.invalidOption(
       "cgroup",
-      `${JSON.stringify(cgroup)} is the name of a cgroup interface file, not a group`,
+      `${show(cgroup)} is the name of a cgroup interface file, not a group`,
     );
   }
   checkBoolean("reaper", options.reaper);

@@ -8,7 +8,7 @@
  */
 
 import { SboxError } from "./error.ts";
-import { checkBoolean, checkOptionsObject } from "./options.ts";
+import { checkBoolean, checkOptionsObject, show } from "./options.ts";
 import { MS, type ProgramBuilder, UNCHANGED_ID } from "./program.ts";
 import { resolvedPath, stat } from "./sys.ts";
 import { containerId } from "./user.ts";
@@ -148,10 +148,10 @@ export function cleanPath(path: string): string {
 
 function checkTarget(option: string, target: string): string {
   if (typeof target !== "string" || !target.startsWith("/")) {
-    throw SboxError.invalidOption(option, `target must be an absolute path, got ${JSON.stringify(target)}`);
+    throw SboxError.invalidOption(option, `target must be an absolute path, got ${show(target)}`);
   }
   if (target.includes("\0")) {
-    throw SboxError.invalidOption(option, `target contains a NUL byte: ${JSON.stringify(target)}`);
+    throw SboxError.invalidOption(option, `target contains a NUL byte: ${show(target)}`);
   }
   if (target.split("/").some((part) => part === "..")) {
     throw SboxError.invalidOption(option, `target must not contain "..": ${target}`);
@@ -162,11 +162,11 @@ function checkTarget(option: string, target: string): string {
 /** Checks host directory `path`, which `what` names in `option` ("upperDir" of "OverlayMount"). */
 function checkHostDir(option: string, what: string, path: string): void {
   if (typeof path !== "string" || !path.startsWith("/")) {
-    throw SboxError.invalidOption(option, `${what} must be an absolute path, got ${JSON.stringify(path)}`);
+    throw SboxError.invalidOption(option, `${what} must be an absolute path, got ${show(path)}`);
   }
   // Before stat, whose own message would name neither the mount nor the path's role.
   if (path.includes("\0")) {
-    throw SboxError.invalidOption(option, `${what} contains a NUL byte: ${JSON.stringify(path)}`);
+    throw SboxError.invalidOption(option, `${what} contains a NUL byte: ${show(path)}`);
   }
   if (!stat(path)?.isDirectory) throw SboxError.invalidOption(option, `${what} ${path} is not a directory`);
 }
@@ -262,7 +262,7 @@ export class OverlayMount implements Mount {
     if (!Array.isArray(lowerDirs)) {
       throw SboxError.invalidOption(
         "OverlayMount",
-        `lowerDirs must be an array of directories, got ${JSON.stringify(lowerDirs)}`,
+        `lowerDirs must be an array of directories, got ${show(lowerDirs)}`,
       );
     }
     this.lowerDirs = [...lowerDirs];
@@ -286,7 +286,7 @@ export class OverlayMount implements Mount {
     if (this.size !== undefined && (!Number.isSafeInteger(this.size) || this.size <= 0)) {
       throw SboxError.invalidOption(
         "OverlayMount",
-        `size must be a positive number of bytes, got ${this.size}`,
+        `size must be a positive number of bytes, got ${show(this.size)}`,
       );
     }
     const layers = this.lowerDirs.map((dir, i): [string, string] => [`lowerDirs[${i}]`, dir]);
@@ -377,13 +377,13 @@ export class BindMount implements Mount {
     if (typeof this.source !== "string" || !this.source.startsWith("/")) {
       throw SboxError.invalidOption(
         "BindMount",
-        `source must be an absolute path, got ${JSON.stringify(this.source)}`,
+        `source must be an absolute path, got ${show(this.source)}`,
       );
     }
     if (this.source.includes("\0")) {
       throw SboxError.invalidOption(
         "BindMount",
-        `source contains a NUL byte: ${JSON.stringify(this.source)}`,
+        `source contains a NUL byte: ${show(this.source)}`,
       );
     }
     if (!stat(this.source)) {
@@ -446,15 +446,13 @@ export class TmpfsMount implements Mount {
     if (this.size !== undefined && (!Number.isSafeInteger(this.size) || this.size <= 0)) {
       throw SboxError.invalidOption(
         "TmpfsMount",
-        `size must be a positive number of bytes, got ${this.size}`,
+        `size must be a positive number of bytes, got ${show(this.size)}`,
       );
     }
     if (!Number.isInteger(this.mode) || this.mode < 0 || this.mode > 0o7777) {
       throw SboxError.invalidOption(
         "TmpfsMount",
-        `mode must be permission bits from 0 to 0o7777, got ${
-          typeof this.mode === "number" ? this.mode : JSON.stringify(this.mode)
-        }`,
+        `mode must be permission bits from 0 to 0o7777, got ${show(this.mode)}`,
       );
     }
   }
@@ -591,7 +589,7 @@ export class BaseMounts implements Mount {
     if (!Number.isSafeInteger(this.shmSize) || this.shmSize <= 0) {
       throw SboxError.invalidOption(
         "BaseMounts",
-        `shmSize must be a positive number of bytes, got ${this.shmSize}`,
+        `shmSize must be a positive number of bytes, got ${show(this.shmSize)}`,
       );
     }
     checkBoolean("BaseMounts", this.maskPaths, "maskPaths");

@@ -15,7 +15,7 @@
 
 import { describeErrno } from "./errno.ts";
 import { SboxError } from "./error.ts";
-import { checkBoolean, checkKnownKeys } from "./options.ts";
+import { checkBoolean, checkKnownKeys, show } from "./options.ts";
 import { HostDaemon, waitReady } from "./host.ts";
 import type { ProgramBuilder } from "./program.ts";
 import {
@@ -128,7 +128,7 @@ function checkOptions(options: UserModeNetworkOptions | undefined): Required<Use
     for (const key of ["hostPort", "containerPort"] as const) {
       const port = p?.[key];
       if (!Number.isInteger(port) || port < 1 || port > 65535) {
-        throw SboxError.invalidOption("publish", `${key} must be a port from 1 to 65535, got ${port}`);
+        throw SboxError.invalidOption("publish", `${key} must be a port from 1 to 65535, got ${show(port)}`);
       }
     }
     return { hostPort: p.hostPort, containerPort: p.containerPort };
@@ -141,7 +141,7 @@ function checkOptions(options: UserModeNetworkOptions | undefined): Required<Use
   if (typeof readyTimeoutMs !== "number" || !(readyTimeoutMs > 0) || readyTimeoutMs > 2 ** 31 - 1) {
     throw SboxError.invalidOption(
       "readyTimeoutMs",
-      `must be a number of milliseconds > 0, got ${readyTimeoutMs}`,
+      `must be a number of milliseconds > 0, got ${show(readyTimeoutMs)}`,
     );
   }
   const allowHostLoopback = options?.allowHostLoopback ?? false;

@@ -12,6 +12,7 @@
  */
 
 import { SboxError } from "./error.ts";
+import { show } from "./options.ts";
 import { HostDaemon } from "./host.ts";
 import { launch } from "./launch.ts";
 import { checkCommand, checkId, Process } from "./process.ts";
@@ -68,7 +69,7 @@ function validateMap(kind: string, map: readonly IdMapEntry[]): IdMapEntry[] {
     if (!e || typeof e !== "object") {
       throw SboxError.invalidOption(
         kind,
-        `an entry must be { containerId, hostId, size }, got ${JSON.stringify(e)}`,
+        `an entry must be { containerId, hostId, size }, got ${show(e)}`,
       );
     }
     return { containerId: e.containerId, hostId: e.hostId, size: e.size };
@@ -76,8 +77,7 @@ function validateMap(kind: string, map: readonly IdMapEntry[]): IdMapEntry[] {
   for (const e of entries) {
     for (const [field, value] of Object.entries(e)) {
       if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > 0xfffffffe) {
-        const shown = typeof value === "number" ? String(value) : JSON.stringify(value);
-        throw SboxError.invalidOption(kind, `${field} must be an integer id, got ${shown}`);
+        throw SboxError.invalidOption(kind, `${field} must be an integer id, got ${show(value)}`);
       }
     }
     if (e.size < 1) throw SboxError.invalidOption(kind, "size must be at least 1");

@@ -927,6 +927,89 @@ Deno.test("Container.create and start reject bad options before any process exis
   Deno.removeSync(dir, { recursive: true });
 });
 
+Deno.test("a BigInt, a symbol, a function, NaN or Infinity in an option is shown in the error naming it", async () => {
+  const dir = scratchDir("values-");
+  Deno.mkdirSync(`${dir}/root`);
+  const rootfs = `${dir}/root`, userMapper = identityMapper(), command = ["/bin/true"];
+  // Built elsewhere (JSON with a reviver, `any`), where TypeScript cannot tell.
+  const loose = <T>(value: unknown) => value as T;
+  const container = await Container.create({ rootfs, userMapper });
+  // JSON.stringify threw "Do not know how to serialize a BigInt" in place of
+  // each of these errors, and showed NaN and Infinity as null.
+  const cases: [() => unknown, string][] = [
+    [() => container.start({ command, uid: loose(0n) }), "uid: must be an id from 0 to 4294967294, got 0n"],
+    [() => Container.create({ rootfs: loose(1n), userMapper }), "rootfs: must be an absolute path, got 1n"],
+    [
+      () => Container.create({ rootfs, userMapper, hostname: loose(1n) }),
+      'hostname: must be 1-64 letters, digits, "." or "-", got 1n',
+    ],
+    [
+      () => Container.create({ rootfs, userMapper, capAdd: [loose(1n)] }),
+      "capAdd: not a capability name: 1n",
+    ],
+    [
+      () => container.start({ command: [loose(1n)] }),
+      "command: arguments must be strings without NUL bytes, got 1n",
+    ],
+    [
+      () => container.start({ command, cwd: loose(Symbol("x")) }),
+      "cwd: must be an absolute path without NUL bytes, got Symbol(x)",
+    ],
+    [
+      () => container.start({ command, stdout: loose(1n) }),
+      'stdout: must be "inherit", "piped", "null" or an fd, got 1n',
+    ],
+    [
+      () => container.start({ command, cgroup: loose(() => 1) }),
+      "cgroup: must be a plain cgroup name, got a function",
+    ],
+    [() => container.start({ command, reaper: loose(1n) }), "reaper: must be a boolean, got 1n"],
+    [
+      () => container.start({ command, rlimits: { NOFILE: loose(1n) } }),
+      'rlimits: NOFILE must be a non-negative integer or "unlimited", got 1n',
+    ],
+    [
+      () => container.start({ command, rlimits: { NOFILE: NaN } }),
+      'rlimits: NOFILE must be a non-negative integer or "unlimited", got NaN',
+    ],
+    [
+      () => container.start({ command, rlimits: { NOFILE: Infinity } }),
+      'rlimits: NOFILE must be a non-negative integer or "unlimited", got Infinity',
+    ],
+    [() => new OverlayMount(loose(1n)), "OverlayMount: lowerDirs must be an array of directories, got 1n"],
+    [() => new BindMount("/tmp", loose(1n)), "BindMount: target must be an absolute path, got 1n"],
+    [
+      () => new TmpfsMount("/t", { size: loose(1n) }).validate(),
+      "TmpfsMount: size must be a positive number of bytes, got 1n",
+    ],
+    [
+      () => new TmpfsMount("/t", { mode: loose(1n) }).validate(),
+      "TmpfsMount: mode must be permission bits from 0 to 0o7777, got 1n",
+    ],
+    [
+      () => new Slirp4NetnsManager({ allowHostLoopback: loose(1n) }),
+      "allowHostLoopback: must be a boolean, got 1n",
+    ],
+    [
+      () => new Slirp4NetnsManager({ readyTimeoutMs: loose(Symbol("t")) }),
+      "readyTimeoutMs: must be a number of milliseconds > 0, got Symbol(t)",
+    ],
+    [() => ProcUserMapper.newRoot(loose(1n)), "uidMap: hostId must be an integer id, got 1n"],
+  ];
+  try {
+    const before = snapshot();
+    for (const [fn, problem] of cases) {
+      const err = await Promise.resolve().then(fn).then(() => undefined, (e) => e);
+      assert.ok(err instanceof SboxError && err.step === "options", `${problem}: ${err}`);
+      assert.equal(err.message, `invalid option ${problem}`);
+    }
+    assert.deepEqual(snapshot(), before);
+  } finally {
+    await container.destroy();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("OverlayMount refuses layers that overlap, naming both, before any process exists", async () => {
   const image = busyboxImage();
   const dir = scratchDir("overlap-");
@@ -1477,7 +1560,7 @@ Deno.test("kill() takes every name a status gives and Deno's aliases; anything e
     NaN,
   ];
   for (const signal of [...bad, null, {}]) {
-    const shown = typeof signal === "string" ? JSON.stringify(signal) : String(signal);
+    const shown = typeof signal === "number" || signal === null ? String(signal) : JSON.stringify(signal);
     assert.throws(
       () => init.kill(signal as SignalLike),
       (err: unknown) =>

@@ -8,7 +8,7 @@
  */
 
 import { SboxError } from "../error.ts";
-import { isPlainObject, kindOf } from "../options.ts";
+import { isPlainObject, kindOf, show } from "../options.ts";
 
 /** Resource numbers (asm-generic, the same on x86_64 and aarch64). */
 export const RLIMIT_RESOURCES: Readonly<Record<string, number>> = {
@@ -70,7 +70,7 @@ function limitValue(name: string, value: unknown): bigint {
   if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
     throw SboxError.invalidOption(
       "rlimits",
-      `${name} must be a non-negative integer or "unlimited", got ${JSON.stringify(value)}`,
+      `${name} must be a non-negative integer or "unlimited", got ${show(value)}`,
     );
   }
   return BigInt(value);
@@ -91,7 +91,7 @@ export function checkRlimits(rlimits: unknown): CheckedRlimit[] {
     const name = key.toUpperCase().replace(/^RLIMIT_/, "");
     const resource = RLIMIT_RESOURCES[name];
     if (resource === undefined) {
-      throw SboxError.invalidOption("rlimits", `unknown resource ${JSON.stringify(key)}`);
+      throw SboxError.invalidOption("rlimits", `unknown resource ${show(key)}`);
     }
     let soft: bigint, hard: bigint;
     if (typeof value === "object" && value !== null) {
