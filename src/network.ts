@@ -15,7 +15,7 @@
 
 import { describeErrno } from "./errno.ts";
 import { SboxError } from "./error.ts";
-import { checkBoolean, checkKnownKeys, show } from "./options.ts";
+import { checkBoolean, checkKnownKeys, checkOptionsObject, show } from "./options.ts";
 import { HostDaemon, waitReady } from "./host.ts";
 import type { ProgramBuilder } from "./program.ts";
 import {
@@ -115,13 +115,13 @@ export function repeatedHostPort(publish: readonly PublishedPort[]): number | un
 }
 
 function checkOptions(options: UserModeNetworkOptions | undefined): Required<UserModeNetworkOptions> {
-  if (options !== undefined && (typeof options !== "object" || options === null)) {
-    throw SboxError.invalidOption("network", "options must be an object");
-  }
-  if (options) {
-    checkKnownKeys(options, { allowHostLoopback: true, publish: true, readyTimeoutMs: true }, "network");
-  }
-  const publish = options?.publish ?? [];
+  // An array too: its keys are none of these, and it would pass as the defaults.
+  options = checkOptionsObject("network", options, {
+    allowHostLoopback: true,
+    publish: true,
+    readyTimeoutMs: true,
+  });
+  const publish = options.publish ?? [];
   if (!Array.isArray(publish)) throw SboxError.invalidOption("publish", "must be an array");
   const checked = publish.map((p) => {
     if (p && typeof p === "object") checkKnownKeys(p, { hostPort: true, containerPort: true }, "publish");
@@ -137,14 +137,14 @@ function checkOptions(options: UserModeNetworkOptions | undefined): Required<Use
   if (repeated !== undefined) {
     throw SboxError.invalidOption("publish", `host port ${repeated} is published more than once`);
   }
-  const readyTimeoutMs = options?.readyTimeoutMs ?? NETWORK_READY_TIMEOUT_MS;
+  const readyTimeoutMs = options.readyTimeoutMs ?? NETWORK_READY_TIMEOUT_MS;
   if (typeof readyTimeoutMs !== "number" || !(readyTimeoutMs > 0) || readyTimeoutMs > 2 ** 31 - 1) {
     throw SboxError.invalidOption(
       "readyTimeoutMs",
       `must be a number of milliseconds > 0, got ${show(readyTimeoutMs)}`,
     );
   }
-  const allowHostLoopback = options?.allowHostLoopback ?? false;
+  const allowHostLoopback = options.allowHostLoopback ?? false;
   checkBoolean("allowHostLoopback", allowHostLoopback);
   return { allowHostLoopback, publish: checked, readyTimeoutMs };
 }

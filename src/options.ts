@@ -83,7 +83,7 @@ export function show(value: unknown): string {
  * need one: `Object.entries` sees no entries in a Map, nor the getters of a
  * class, and the option would be empty without a word.
  */
-export function isPlainObject(value: unknown): value is Record<string, unknown> {
+export function isPlainObject<T>(value: T): value is T & object {
   if (typeof value !== "object" || value === null) return false;
   const prototype = Object.getPrototypeOf(value);
   return prototype === Object.prototype || prototype === null;

@@ -1150,6 +1150,11 @@ Deno.test("a misspelled option key is refused, naming it and the closest known k
       () => new BaseMounts(loose({ "shm size": 1 })),
       'invalid option BaseMounts: unknown option "shm size" (did you mean shmSize?)',
     );
+    // An array has none of the keys, and passed as the defaults.
+    await refused(
+      () => new Slirp4NetnsManager(loose([])),
+      "invalid option network: options must be an object, got []",
+    );
     await refused(
       () => new PastaManager(loose({ allowHostLoopbak: true })),
       "invalid option network: unknown option allowHostLoopbak (did you mean allowHostLoopback?)",
@@ -1261,7 +1266,16 @@ Deno.test("id maps the kernel would refuse and bad runAsUser arguments are rejec
     [[null], /an entry must be \{ containerId, hostId, size \}/],
     [[{ containerId: "0", hostId: 0, size: 1 }], /containerId must be an integer id, got "0"/],
   ];
-  for (const [uidMap, pattern] of bad) {
+  for (
+    const [uidMap, pattern] of [
+      ...bad,
+      // Unknown keys were ignored: a misspelled size stood as no size.
+      [
+        [{ containerId: 0, hostId: 0, size: 1, sise: 5 }],
+        /^invalid option uidMap: unknown option sise \(did you mean size\?\)$/,
+      ],
+    ] as [unknown[], RegExp][]
+  ) {
     assert.throws(
       () =>
         new ProcUserMapper({
@@ -1270,6 +1284,22 @@ Deno.test("id maps the kernel would refuse and bad runAsUser arguments are rejec
         }),
       (err: unknown) => err instanceof SboxError && err.step === "options" && pattern.test(err.message),
       `${JSON.stringify(uidMap)}`,
+    );
+  }
+  const gidMap = [{ containerId: 0, hostId: 0, size: 1 }];
+  const badOptions: [unknown, RegExp][] = [
+    [
+      { uidMap: gidMap, gidMap, setgroups: false },
+      /^invalid option ProcUserMapper: unknown option setgroups$/,
+    ],
+    [null, /^invalid option ProcUserMapper: options must be \{ uidMap, gidMap \}, got null$/],
+    [[], /^invalid option ProcUserMapper: options must be \{ uidMap, gidMap \}, got \[\]$/],
+  ];
+  for (const [options, pattern] of badOptions) {
+    assert.throws(
+      () => new ProcUserMapper(options as ConstructorParameters<typeof ProcUserMapper>[0]),
+      (err: unknown) => err instanceof SboxError && err.step === "options" && pattern.test(err.message),
+      JSON.stringify(options),
     );
   }
   const mapper = identityMapper();

@@ -8,7 +8,7 @@
  */
 
 import { SboxError } from "../error.ts";
-import { isPlainObject, kindOf, show } from "../options.ts";
+import { checkKnownKeys, isPlainObject, kindOf, show } from "../options.ts";
 
 /** Resource numbers (asm-generic, the same on x86_64 and aarch64). */
 export const RLIMIT_RESOURCES: Readonly<Record<string, number>> = {
@@ -94,10 +94,12 @@ export function checkRlimits(rlimits: unknown): CheckedRlimit[] {
       throw SboxError.invalidOption("rlimits", `unknown resource ${show(key)}`);
     }
     let soft: bigint, hard: bigint;
-    if (typeof value === "object" && value !== null) {
+    if (isPlainObject(value)) {
+      // A misspelled "hrad" would leave a limit unset without a word.
+      checkKnownKeys(value, { soft: true, hard: true }, "rlimits");
       const pair = value as { soft?: unknown; hard?: unknown };
-      soft = limitValue(name, pair.soft);
-      hard = limitValue(name, pair.hard);
+      soft = limitValue(`${name}.soft`, pair.soft);
+      hard = limitValue(`${name}.hard`, pair.hard);
       if (soft > hard) throw SboxError.invalidOption("rlimits", `${name}: soft limit above the hard limit`);
     } else {
       soft = hard = limitValue(name, value);
