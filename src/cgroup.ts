@@ -361,6 +361,7 @@ export class Cgroup {
 
   /** Enables controllers for the children, e.g. `["cpu", "memory", "pids"]`. */
   addSubtreeControllers(names: string[]): void {
+    checkControllerNames("Cgroup.addSubtreeControllers", names);
     const available = this.controllers();
     const missing = names.filter((n) => !available.includes(n));
     if (missing.length > 0) this.#missingController(missing[0]);
@@ -369,6 +370,7 @@ export class Cgroup {
 
   /** Stops handing controllers to the children, e.g. `["pids"]`. */
   removeSubtreeControllers(names: string[]): void {
+    checkControllerNames("Cgroup.removeSubtreeControllers", names);
     this.#write("cgroup.subtree_control", names.map((n) => `-${n}`).join(" "));
   }
 
@@ -501,6 +503,30 @@ export class Cgroup {
       `cgroup controller ${controller} is not available in ${this.path} ` +
         `(enable it in the parent's cgroup.subtree_control)`,
       { step: "cgroup" },
+    );
+  }
+}
+
+/** A controller's name as the kernel spells them: "cpu", "memory", "perf_event". */
+const CONTROLLER_NAME = /^[a-z_]+$/;
+
+/**
+ * Refuses anything but an array of controller names. The kernel reads
+ * cgroup.subtree_control as words with a sign each: the name "cpu +memory"
+ * would make a remove enable memory, and a bad name gets a bare EINVAL.
+ */
+function checkControllerNames(method: string, names: unknown): void {
+  if (!Array.isArray(names)) {
+    throw SboxError.invalidOption(
+      method,
+      `names must be an array such as ["cpu", "memory"], got ${show(names)}`,
+    );
+  }
+  const bad = names.findIndex((name) => typeof name !== "string" || !CONTROLLER_NAME.test(name));
+  if (bad >= 0) {
+    throw SboxError.invalidOption(
+      method,
+      `not a controller name: ${show(names[bad])} (lowercase letters and "_" only)`,
     );
   }
 }

@@ -85,6 +85,38 @@ Deno.test("a flag that is not a boolean is refused, naming it, before the group 
   }
 });
 
+Deno.test("subtree controller names are checked before the write: a name cannot carry another", async () => {
+  const cgroup = testCgroup();
+  const loose = (value: unknown) => value as string[];
+  try {
+    for (const method of ["addSubtreeControllers", "removeSubtreeControllers"] as const) {
+      // "-cpu +memory" would enable memory in a remove.
+      for (
+        const [names, shown] of [[["cpu +memory"], '"cpu +memory"'], [["pids", ""], '""'], [
+          [5],
+          "5",
+        ]] as const
+      ) {
+        assert.throws(
+          () => cgroup[method](loose(names)),
+          new RegExp(
+            `^SboxError: invalid option Cgroup\\.${method}: not a controller name: ${
+              shown.replace("+", "\\+")
+            } `,
+          ),
+        );
+      }
+      assert.throws(
+        () => cgroup[method](loose("memory")),
+        new RegExp(`^SboxError: invalid option Cgroup\\.${method}: names must be an array .*, got "memory"$`),
+      );
+    }
+    assert.deepEqual(cgroup.subtreeControllers(), []);
+  } finally {
+    await cgroup.remove();
+  }
+});
+
 Deno.test("bad cgroup names are rejected", () => {
   assert.throws(() => new Cgroup("relative", "x"), SboxError);
   assert.throws(() => Cgroup.current().child("../escape"), /bad child name/);
