@@ -11,7 +11,7 @@ import { Cgroup, checkOnCgroup2, isInterfaceFileName } from "./cgroup.ts";
 import { SboxError } from "./error.ts";
 import { launch, type SyncPipe } from "./launch.ts";
 import { checkBoolean, checkKnownKeys, isPlainObject, kindOf, type KnownKeys, show } from "./options.ts";
-import { cleanPath, containerPath, type Mount, replacesRoot } from "./mount.ts";
+import { checkTarget, cleanPath, type Mount, replacesRoot } from "./mount.ts";
 import { checkCommand, checkId, checkStdio, InitProcess, Process, type Stdio, StdioPlan } from "./process.ts";
 import { CLONE, MS, PROGRAM_LIMITS, ProgramBuilder } from "./program.ts";
 import { check, close, dupCloexec, EBUSY, ENOENT, ids, O, stat, tryOpen, tryRmdir } from "./sys.ts";
@@ -749,11 +749,7 @@ function checkContainerOptions(options: ContainerOptions): void {
   if (mounts !== undefined && !Array.isArray(mounts)) {
     throw SboxError.invalidOption("mounts", "must be an array");
   }
-  for (const mount of mounts ?? []) {
-    if (!mount || typeof mount.compile !== "function") throw SboxError.invalidOption("mounts", "not a Mount");
-    mount.validate();
-    containerPath(rootfs, mount.target);
-  }
+  (mounts ?? []).forEach(checkMount);
   if (
     hostname !== undefined &&
     (typeof hostname !== "string" || !HOSTNAME.test(hostname))
@@ -763,6 +759,20 @@ function checkContainerOptions(options: ContainerOptions): void {
       `must be 1-64 letters, digits, "." or "-", got ${show(hostname)}`,
     );
   }
+}
+
+/**
+ * Checks mount `i` as start() will use it: a custom Mount's target is
+ * checked nowhere else, nor a BindMount's changed since its constructor
+ * checked it. The helper refuses a target that leads out of the root, but
+ * in the child, with an EXDEV that names neither the mount nor why.
+ */
+function checkMount(mount: Mount, i: number): void {
+  if (!mount || typeof mount.compile !== "function" || typeof mount.validate !== "function") {
+    throw SboxError.invalidOption(`mounts[${i}]`, "not a Mount (it needs validate(), compile() and target)");
+  }
+  mount.validate();
+  checkTarget(`mounts[${i}]`, mount.target);
 }
 
 /**

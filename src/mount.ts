@@ -146,7 +146,11 @@ export function cleanPath(path: string): string {
   return `/${parts.join("/")}`;
 }
 
-function checkTarget(option: string, target: string): string {
+/**
+ * Checks container path `target` of a mount that `option` names: absolute,
+ * without NUL bytes or ".."; returns it cleaned.
+ */
+export function checkTarget(option: string, target: string): string {
   if (typeof target !== "string" || !target.startsWith("/")) {
     throw SboxError.invalidOption(option, `target must be an absolute path, got ${show(target)}`);
   }

@@ -1103,6 +1103,38 @@ Deno.test("a mount's flag that is not a boolean is refused, not taken by truthin
   }
 });
 
+Deno.test("every mount's target is checked by Container.create, a custom Mount's too", async () => {
+  const dir = scratchDir("targets-");
+  Deno.mkdirSync(`${dir}/root`);
+  const custom = (target: string) => ({ target, validate() {}, compile() {} }) as Mount;
+  const moved = new BindMount(dir, "/x");
+  (moved as { target: string }).target = "relative"; // after the constructor checked it
+  const cases: [unknown[], string][] = [
+    // The helper refused these only in the child: EXDEV, naming neither mount nor reason.
+    [[custom("/../../../tmp/x")], 'mounts[0]: target must not contain "..": /../../../tmp/x'],
+    [[new TmpfsMount("/t"), moved], 'mounts[1]: target must be an absolute path, got "relative"'],
+    [[custom("/a\0b")], 'mounts[0]: target contains a NUL byte: "/a\\u0000b"'],
+    // A TypeError before ("mount.validate is not a function").
+    [[{ target: "/", compile() {} }], "mounts[0]: not a Mount (it needs validate(), compile() and target)"],
+  ];
+  try {
+    const before = snapshot();
+    for (const [mounts, problem] of cases) {
+      const err = await Container.create({
+        rootfs: `${dir}/root`,
+        userMapper: identityMapper(),
+        mounts: mounts as Mount[],
+      })
+        .then(() => undefined, (e) => e);
+      assert.ok(err instanceof SboxError && err.step === "options", `${problem}: ${err}`);
+      assert.equal(err.message, `invalid option ${problem}`);
+    }
+    assert.deepEqual(snapshot(), before);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("a misspelled option key is refused, naming it and the closest known key", async () => {
   const dir = scratchDir("keys-");
   Deno.mkdirSync(`${dir}/root`);
