@@ -112,6 +112,21 @@ export function checkOnCgroup2(cgroup: Cgroup): void {
 }
 
 /**
+ * The bounds of cpu.max (kernel/sched/core.c): a period of 1 ms to 1 s
+ * (min_cfs_quota_period, max_cfs_quota_period) and a quota of 1 ms up to
+ * 2^44-1 µs (max_cfs_runtime, "more than 203 days"). The kernel refuses
+ * others with a bare EINVAL.
+ */
+export const CPU_LIMIT_BOUNDS = {
+  minUsec: 1000,
+  maxPeriodUsec: 1_000_000,
+  maxQuotaUsec: 2 ** 44 - 1,
+} as const;
+
+/** The largest pids.max the kernel takes: PID_MAX_LIMIT of 64-bit Linux (4 Mi); more is EINVAL. */
+export const PIDS_LIMIT_MAX = 4_194_304;
+
+/**
  * Groups this process killed with {@linkcode Cgroup.kill} and has not
  * removed since: on Linux 6.18 the kernel kills a process cloned into one
  * at once, so a container started there would die during its setup, its
@@ -399,7 +414,7 @@ export class Cgroup {
 
   /** memory.max: hard limit in bytes. */
   setMemoryLimit(bytes: number): void {
-    this.#controllerWrite("memory", "memory.max", String(limitValue(bytes)));
+    this.#controllerWrite("memory", "memory.max", String(limitValue("Cgroup.setMemoryLimit", bytes)));
   }
 
   /**
@@ -420,12 +435,16 @@ export class Cgroup {
 
   /** memory.min: guaranteed memory in bytes. */
   setMemoryGuarantee(bytes: number): void {
-    this.#controllerWrite("memory", "memory.min", String(limitValue(bytes)));
+    this.#controllerWrite("memory", "memory.min", String(limitValue("Cgroup.setMemoryGuarantee", bytes)));
   }
 
   /** memory.swap.max in bytes. */
   setSwapMemoryLimit(bytes: number): void {
-    this.#controllerWrite("memory", "memory.swap.max", String(limitValue(bytes)));
+    this.#controllerWrite(
+      "memory",
+      "memory.swap.max",
+      String(limitValue("Cgroup.setSwapMemoryLimit", bytes)),
+    );
   }
 
   /** CPU time from cpu.stat (present without the cpu controller). */
@@ -438,18 +457,40 @@ export class Cgroup {
     };
   }
 
-  /** cpu.max: `quotaUsec` of CPU time per `periodUsec`. */
+  /**
+   * cpu.max: `quotaUsec` of CPU time per `periodUsec` (Infinity: no limit).
+   * The kernel takes a period of 1000 to 1000000 µs and a quota from 1000 to
+   * 2^44-1 µs ({@linkcode CPU_LIMIT_BOUNDS}); others are refused here.
+   */
   setCpuLimit(quotaUsec: number, periodUsec = 100_000): void {
+    const { minUsec, maxPeriodUsec, maxQuotaUsec } = CPU_LIMIT_BOUNDS;
     // The period has no "max": only the quota may be unlimited.
-    if (!Number.isSafeInteger(periodUsec) || periodUsec <= 0) {
-      throw SboxError.invalidOption("cgroup limit", `bad CPU period ${show(periodUsec)}`);
+    if (!Number.isSafeInteger(periodUsec) || periodUsec < minUsec || periodUsec > maxPeriodUsec) {
+      throw SboxError.invalidOption(
+        "Cgroup.setCpuLimit",
+        `bad CPU period ${show(periodUsec)}: the kernel takes ${minUsec} to ${maxPeriodUsec} µs`,
+      );
     }
-    this.#controllerWrite("cpu", "cpu.max", `${limitValue(quotaUsec)} ${periodUsec}`);
+    const quota = limitValue("Cgroup.setCpuLimit", quotaUsec);
+    if (quota !== "max" && (quota < minUsec || quota > maxQuotaUsec)) {
+      throw SboxError.invalidOption(
+        "Cgroup.setCpuLimit",
+        `bad CPU quota ${quota}: the kernel takes ${minUsec} to ${maxQuotaUsec} µs (or Infinity, no limit)`,
+      );
+    }
+    this.#controllerWrite("cpu", "cpu.max", `${quota} ${periodUsec}`);
   }
 
-  /** pids.max. */
+  /** pids.max: at most {@linkcode PIDS_LIMIT_MAX}, or Infinity (no limit). */
   setPidsLimit(n: number): void {
-    this.#controllerWrite("pids", "pids.max", String(limitValue(n)));
+    const limit = limitValue("Cgroup.setPidsLimit", n);
+    if (limit !== "max" && limit > PIDS_LIMIT_MAX) {
+      throw SboxError.invalidOption(
+        "Cgroup.setPidsLimit",
+        `bad value ${limit}: the kernel takes at most ${PIDS_LIMIT_MAX} (or Infinity, no limit)`,
+      );
+    }
+    this.#controllerWrite("pids", "pids.max", String(limit));
   }
 
   /** Opens the directory for CLONE_INTO_CGROUP; the caller closes the fd. */
@@ -531,11 +572,10 @@ function checkControllerNames(method: string, names: unknown): void {
   }
 }
 
-function limitValue(n: number): number | "max" {
+/** A limit for `method` ("Cgroup.setMemoryLimit"): a whole number, or "max" for Infinity. */
+function limitValue(method: string, n: number): number | "max" {
   if (n === Infinity) return "max";
-  if (!Number.isSafeInteger(n) || n < 0) {
-    throw SboxError.invalidOption("cgroup limit", `bad value ${show(n)}`);
-  }
+  if (!Number.isSafeInteger(n) || n < 0) throw SboxError.invalidOption(method, `bad value ${show(n)}`);
   return n;
 }
 

@@ -192,6 +192,32 @@ Deno.test("remove() refuses a group that holds this process; the CPU period must
     for (const period of [Infinity, 0, 1.5]) {
       assert.throws(() => cgroup.setCpuLimit(50_000, period), /bad CPU period/);
     }
+    // The kernel's bounds, before the controller is asked for (a bare EINVAL from cpu.max and pids.max before).
+    for (const period of [999, 1_000_001]) {
+      assert.throws(
+        () => cgroup.setCpuLimit(50_000, period),
+        new RegExp(
+          `^SboxError: invalid option Cgroup\\.setCpuLimit: bad CPU period ${period}: the kernel takes 1000 to 1000000 µs$`,
+        ),
+      );
+    }
+    for (const quota of [0, 999, 2 ** 44]) {
+      assert.throws(
+        () => cgroup.setCpuLimit(quota),
+        new RegExp(
+          `^SboxError: invalid option Cgroup\\.setCpuLimit: bad CPU quota ${quota}: the kernel takes 1000 to 17592186044415 µs`,
+        ),
+      );
+    }
+    assert.throws(
+      () => cgroup.setPidsLimit(4_194_305),
+      /^SboxError: invalid option Cgroup\.setPidsLimit: bad value 4194305: the kernel takes at most 4194304/,
+    );
+    // The message names the setter.
+    assert.throws(
+      () => cgroup.setMemoryLimit(-1),
+      /^SboxError: invalid option Cgroup\.setMemoryLimit: bad value -1$/,
+    );
   } finally {
     await cgroup.remove();
   }

@@ -13,6 +13,7 @@
  */
 
 import { ArgvError, type OptionSpec, type Token, tokenize } from "./argv.ts";
+import { PIDS_LIMIT_MAX } from "../cgroup.ts";
 import { HOSTNAME } from "../container.ts";
 import { SboxError } from "../error.ts";
 import { cleanPath } from "../mount.ts";
@@ -278,12 +279,15 @@ function applyOption(
       options.swap = parseSize(option, value, { allowZero: true });
       break;
     case "pids":
-      // With 1, the kernel refuses the command's process (EAGAIN): say why here.
+      // With 1, the kernel refuses the command's process (EAGAIN); above
+      // PID_MAX_LIMIT, the limit itself (EINVAL): say why here.
       options.pids = parseCount(
         option,
         value,
         2,
-        "the container's pid 1 is sbox's reaper, the command a second process",
+        PIDS_LIMIT_MAX,
+        `at least 2: the container's pid 1 is sbox's reaper, the command a second process; ` +
+          "at most the kernel's PID_MAX_LIMIT",
       );
       break;
     case "cpus":
