@@ -157,9 +157,13 @@ function interfaceFileError(part: string): SboxError {
   );
 }
 
+/** Whether `text` has a control character: a newline in a group's name would break the lines of /proc/PID/cgroup. */
+export function hasControlCharacter(text: string): boolean {
+  return [...text].some((c) => c < " " || c === "\x7f");
+}
+
 function validName(name: string): boolean {
-  // No control characters: a newline would break the lines of /proc/PID/cgroup.
-  return ![...name].some((c) => c < " " || c === "\x7f") &&
+  return typeof name === "string" && !hasControlCharacter(name) &&
     name.split("/").every((part) => part !== "" && part !== "." && part !== "..");
 }
 
@@ -189,12 +193,13 @@ export class Cgroup {
 
   /** A handle on the group `name` below `mountPath`; creates nothing. */
   constructor(mountPath: string, name: string) {
-    if (!mountPath.startsWith("/")) {
-      throw SboxError.invalidOption("cgroup mountPath", `not absolute: ${mountPath}`);
+    if (typeof mountPath !== "string" || !mountPath.startsWith("/")) {
+      throw SboxError.invalidOption("cgroup mountPath", `not absolute: ${show(mountPath)}`);
     }
-    const trimmed = name.replace(/^\/+|\/+$/g, "");
+    // Quoted: a newline in it would break the message's one line.
+    const trimmed = typeof name === "string" ? name.replace(/^\/+|\/+$/g, "") : name;
     if (trimmed !== "" && !validName(trimmed)) {
-      throw SboxError.invalidOption("cgroup name", `bad name ${name}`);
+      throw SboxError.invalidOption("cgroup name", `bad name ${show(name)}`);
     }
     this.mountPath = mountPath.replace(/\/+$/, "") || "/";
     this.name = trimmed;
@@ -222,6 +227,9 @@ export class Cgroup {
    * ```
    */
   contains(other: Cgroup): boolean {
+    if (!(other instanceof Cgroup)) {
+      throw SboxError.invalidOption("Cgroup.contains", `must be given a Cgroup, got ${show(other)}`);
+    }
     return other.mountPath === this.mountPath &&
       (this.name === "" || other.name === this.name || other.name.startsWith(`${this.name}/`));
   }

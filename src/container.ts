@@ -15,7 +15,7 @@ import { checkTarget, cleanPath, type Mount, replacesRoot } from "./mount.ts";
 import { checkCommand, checkId, checkStdio, InitProcess, Process, type Stdio, StdioPlan } from "./process.ts";
 import { CLONE, MS, PROGRAM_LIMITS, ProgramBuilder } from "./program.ts";
 import { check, close, dupCloexec, EBUSY, ENOENT, ids, O, stat, tryOpen, tryRmdir } from "./sys.ts";
-import { hostId, isMapped, type UserMapper } from "./user.ts";
+import { checkUserMapper, hostId, isMapped, type UserMapper } from "./user.ts";
 import type { NetworkAttachment, NetworkManager } from "./network.ts";
 import { CAPABILITIES } from "./security/capabilities.ts";
 import { compileIpcLimits } from "./security/ipc_limits.ts";
@@ -441,10 +441,12 @@ export class Container implements AsyncDisposable {
     if (!isMapped(this.userMapper.uidMap, p.uid)) {
       throw SboxError.invalidOption("uid", `${p.uid} is not mapped into the container (uidMap)`);
     }
-    for (const gid of [p.gid, ...p.groups]) {
-      if (!isMapped(this.userMapper.gidMap, gid)) {
-        throw SboxError.invalidOption("gid", `${gid} is not mapped into the container (gidMap)`);
-      }
+    if (!isMapped(this.userMapper.gidMap, p.gid)) {
+      throw SboxError.invalidOption("gid", `${p.gid} is not mapped into the container (gidMap)`);
+    }
+    const unmapped = p.groups.find((gid) => !isMapped(this.userMapper.gidMap, gid));
+    if (unmapped !== undefined) {
+      throw SboxError.invalidOption("groups", `${unmapped} is not mapped into the container (gidMap)`);
     }
     if (p.groups.length > 0 && !this.userMapper.setgroupsAllowed) {
       throw SboxError.invalidOption("groups", "this user mapper denies setgroups");
@@ -736,15 +738,7 @@ function checkContainerOptions(options: ContainerOptions): void {
     checkOnCgroup2(cgroup);
     checkNotHoldingCaller(cgroup);
   }
-  if (
-    !userMapper || typeof userMapper.map !== "function" || !Array.isArray(userMapper.uidMap) ||
-    !Array.isArray(userMapper.gidMap)
-  ) {
-    throw SboxError.invalidOption(
-      "userMapper",
-      "must be a ProcUserMapper, a BinNewIdMapper or another UserMapper",
-    );
-  }
+  checkUserMapper(userMapper);
   checkNetwork(network);
   if (mounts !== undefined && !Array.isArray(mounts)) {
     throw SboxError.invalidOption("mounts", "must be an array");

@@ -42,6 +42,20 @@ export interface UserMapper {
   map(pid: number): Promise<void> | void;
 }
 
+/**
+ * Refuses a `userMapper` without the maps and the map() that a launch
+ * uses: else a TypeError, or a map() call that fails with the child waiting.
+ */
+export function checkUserMapper(mapper: unknown): asserts mapper is UserMapper {
+  const m = mapper as Partial<Record<keyof UserMapper, unknown>> | null | undefined;
+  if (!m || typeof m.map !== "function" || !Array.isArray(m.uidMap) || !Array.isArray(m.gidMap)) {
+    throw SboxError.invalidOption(
+      "userMapper",
+      "must be a ProcUserMapper, a BinNewIdMapper or another UserMapper",
+    );
+  }
+}
+
 /** Whether `id` inside the container is mapped by `map`. */
 export function isMapped(map: readonly IdMapEntry[], id: number): boolean {
   return map.some((e) => id >= e.containerId && id < e.containerId + e.size);
@@ -424,6 +438,7 @@ export async function runAsUser(
   gid: number,
   command: string[],
 ): Promise<void> {
+  checkUserMapper(mapper);
   checkCommand(command);
   checkId("uid", uid, 0);
   checkId("gid", gid, 0);

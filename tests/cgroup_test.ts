@@ -122,6 +122,27 @@ Deno.test("bad cgroup names are rejected", () => {
   assert.throws(() => Cgroup.current().child("../escape"), /bad child name/);
   assert.throws(() => Cgroup.current().child(""), /bad child name/);
   assert.throws(() => Cgroup.current().child("a\nb"), /bad child name/);
+  // Quoted, on one line: the name was printed raw, its newline breaking the message.
+  const mount = Cgroup.current().mountPath;
+  assert.throws(() => new Cgroup(mount, "a\nb"), /^SboxError: invalid option cgroup name: bad name "a\\nb"$/);
+  // SboxErrors naming what was wrong, where TypeErrors were.
+  const loose = <T>(value: unknown) => value as T;
+  assert.throws(
+    () => new Cgroup(loose(5), "x"),
+    /^SboxError: invalid option cgroup mountPath: not absolute: 5$/,
+  );
+  assert.throws(
+    () => new Cgroup(mount, loose(undefined)),
+    /^SboxError: invalid option cgroup name: bad name undefined$/,
+  );
+  assert.throws(
+    () => Cgroup.current().child(loose(undefined)),
+    /^SboxError: invalid option cgroup: bad child name undefined$/,
+  );
+  assert.throws(
+    () => Cgroup.current().contains(loose(null)),
+    /^SboxError: invalid option Cgroup\.contains: must be given a Cgroup, got null$/,
+  );
 });
 
 Deno.test("the name of a cgroup interface file is never taken for a group", async () => {

@@ -1699,6 +1699,11 @@ Deno.test("cli: a bad value for any option fails with 125, naming the option and
     [["--stderr", ""], /--stderr: bad value ""/],
     [["--report", "/nonexistent-dir/r.json"], /--report: cannot open \/nonexistent-dir\/r\.json: ENOENT/],
     [["--cgroup", "relative"], /--cgroup: bad value "relative"/],
+    // One line, naming --cgroup: the library's "cgroup name" error printed the newline raw.
+    [
+      ["--cgroup", "/sbox-x\ny"],
+      /^sbox: invalid option --cgroup: bad value "\/sbox-x\\ny": expected .*control characters/,
+    ],
     [["--cgroup", "/nonexistent-cgroup"], /--cgroup: cgroup .*\/nonexistent-cgroup does not exist/],
     [["--bogus"], /unknown option --bogus/],
     [["--hostname", "a", "--hostname", "b"], /--hostname is given more than once/],

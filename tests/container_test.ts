@@ -873,6 +873,11 @@ Deno.test("Container.create and start reject bad options before any process exis
     () => container.start({ command: ["/bin/sh"], gid: 5 }),
     /invalid option gid: 5 is not mapped/,
   );
+  // Named as groups, not gid.
+  await rejects(
+    () => container.start({ command: ["/bin/sh"], groups: [0, 1000] }),
+    /^invalid option groups: 1000 is not mapped into the container \(gidMap\)$/,
+  );
   await rejects(() => container.start({ command: ["/bin/sh"], cwd: "tmp" }), /invalid option cwd/);
   await rejects(() => container.start({ command: ["/bin/sh"], cwd: "/tmp\0x" }), /invalid option cwd: .*NUL/);
   await rejects(
@@ -1344,6 +1349,12 @@ Deno.test("id maps the kernel would refuse and bad runAsUser arguments are rejec
       /invalid option command: arguments/,
     ],
     [() => runAsUser(mapper, 0, 0, [""]), /invalid option command: the program name is empty/],
+    // A TypeError before.
+    [
+      () => runAsUser(null as unknown as UserMapper, 0, 0, ["/bin/true"]),
+      /^invalid option userMapper: must be a/,
+    ],
+    [() => runAsUser({} as UserMapper, 0, 0, ["/bin/true"]), /^invalid option userMapper: must be a/],
   ];
   for (const [call, pattern] of calls) {
     const err = await call().then(() => undefined, (e) => e);

@@ -13,7 +13,7 @@
  */
 
 import { ArgvError, type OptionSpec, type Token, tokenize } from "./argv.ts";
-import { PIDS_LIMIT_MAX } from "../cgroup.ts";
+import { hasControlCharacter, PIDS_LIMIT_MAX } from "../cgroup.ts";
 import { HOSTNAME } from "../container.ts";
 import { SboxError } from "../error.ts";
 import { cleanPath } from "../mount.ts";
@@ -364,11 +364,16 @@ function parseRlimit(value: string): [string, RlimitValue] {
  * such names); repeated slashes are dropped.
  */
 function parseCgroup(value: string): string {
-  if (!value.startsWith("/") || value.split("/").some((part) => part === "." || part === "..")) {
+  // Control characters here, where the error names --cgroup on one line:
+  // the library's would name "cgroup name", a newline breaking its line.
+  if (
+    !value.startsWith("/") || value.split("/").some((part) => part === "." || part === "..") ||
+    hasControlCharacter(value)
+  ) {
     throw badValue(
       "--cgroup",
       value,
-      'an absolute path without "." or ".." such as /sys/fs/cgroup/judge or /judge',
+      'an absolute path without "." or ".." or control characters such as /sys/fs/cgroup/judge or /judge',
     );
   }
   return cleanPath(value);
