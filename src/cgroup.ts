@@ -8,7 +8,7 @@
 
 import { SboxError } from "./error.ts";
 import { cleanPath } from "./mount.ts";
-import { checkOptionsObject } from "./options.ts";
+import { checkBoolean, checkOptionsObject, show } from "./options.ts";
 import {
   check,
   EBUSY,
@@ -112,6 +112,21 @@ export function checkOnCgroup2(cgroup: Cgroup): void {
 }
 
 /**
+ * The bounds of cpu.max (kernel/sched/core.c): a period of 1 ms to 1 s
+ * (min_cfs_quota_period, max_cfs_quota_period) and a quota of 1 ms up to
+ * 2^44-1 µs (max_cfs_runtime, "more than 203 days"). The kernel refuses
+ * others with a bare EINVAL.
+ */
+export const CPU_LIMIT_BOUNDS = {
+  minUsec: 1000,
+  maxPeriodUsec: 1_000_000,
+  maxQuotaUsec: 2 ** 44 - 1,
+} as const;
+
+/** The largest pids.max the kernel takes: PID_MAX_LIMIT of 64-bit Linux (4 Mi); more is EINVAL. */
+export const PIDS_LIMIT_MAX = 4_194_304;
+
+/**
  * Groups this process killed with {@linkcode Cgroup.kill} and has not
  * removed since: on Linux 6.18 the kernel kills a process cloned into one
  * at once, so a container started there would die during its setup, its
@@ -138,13 +153,17 @@ export function isInterfaceFileName(part: string): boolean {
 function interfaceFileError(part: string): SboxError {
   return SboxError.invalidOption(
     "cgroup",
-    `${JSON.stringify(part)} is the name of a cgroup interface file, not a group`,
+    `${show(part)} is the name of a cgroup interface file, not a group`,
   );
 }
 
+/** Whether `text` has a control character: a newline in a group's name would break the lines of /proc/PID/cgroup. */
+export function hasControlCharacter(text: string): boolean {
+  return [...text].some((c) => c < " " || c === "\x7f");
+}
+
 function validName(name: string): boolean {
-  // No control characters: a newline would break the lines of /proc/PID/cgroup.
-  return ![...name].some((c) => c < " " || c === "\x7f") &&
+  return typeof name === "string" && !hasControlCharacter(name) &&
     name.split("/").every((part) => part !== "" && part !== "." && part !== "..");
 }
 
@@ -174,12 +193,13 @@ export class Cgroup {
 
   /** A handle on the group `name` below `mountPath`; creates nothing. */
   constructor(mountPath: string, name: string) {
-    if (!mountPath.startsWith("/")) {
-      throw SboxError.invalidOption("cgroup mountPath", `not absolute: ${mountPath}`);
+    if (typeof mountPath !== "string" || !mountPath.startsWith("/")) {
+      throw SboxError.invalidOption("cgroup mountPath", `not absolute: ${show(mountPath)}`);
     }
-    const trimmed = name.replace(/^\/+|\/+$/g, "");
+    // Quoted: a newline in it would break the message's one line.
+    const trimmed = typeof name === "string" ? name.replace(/^\/+|\/+$/g, "") : name;
     if (trimmed !== "" && !validName(trimmed)) {
-      throw SboxError.invalidOption("cgroup name", `bad name ${name}`);
+      throw SboxError.invalidOption("cgroup name", `bad name ${show(name)}`);
     }
     this.mountPath = mountPath.replace(/\/+$/, "") || "/";
     this.name = trimmed;
@@ -207,6 +227,9 @@ export class Cgroup {
    * ```
    */
   contains(other: Cgroup): boolean {
+    if (!(other instanceof Cgroup)) {
+      throw SboxError.invalidOption("Cgroup.contains", `must be given a Cgroup, got ${show(other)}`);
+    }
     return other.mountPath === this.mountPath &&
       (this.name === "" || other.name === this.name || other.name.startsWith(`${this.name}/`));
   }
@@ -227,7 +250,7 @@ export class Cgroup {
    * ("a/b"); none may be the name of an interface file ("memory.max").
    */
   child(name: string): Cgroup {
-    if (!validName(name)) throw SboxError.invalidOption("cgroup", `bad child name ${JSON.stringify(name)}`);
+    if (!validName(name)) throw SboxError.invalidOption("cgroup", `bad child name ${show(name)}`);
     const file = name.split("/").find(isInterfaceFileName);
     if (file !== undefined) throw interfaceFileError(file);
     return this.#below(name);
@@ -255,6 +278,7 @@ export class Cgroup {
    */
   create(options?: { exclusive?: boolean }): void {
     options = checkOptionsObject("Cgroup.create", options, { exclusive: true });
+    checkBoolean("Cgroup.create", options.exclusive, "exclusive");
     checkOnCgroup2(this);
     const parts = this.name.split("/");
     for (let i = 1; i <= parts.length && this.name !== ""; i++) {
@@ -328,8 +352,7 @@ export class Cgroup {
   addProcess(pid: number): void {
     // The kernel's EINVAL for 1.5 or -1 would name neither the pid nor what is wrong with it.
     if (!Number.isSafeInteger(pid) || pid <= 0) {
-      const shown = typeof pid === "number" ? String(pid) : JSON.stringify(pid);
-      throw SboxError.invalidOption("pid", `must be a process id (a positive integer), got ${shown}`);
+      throw SboxError.invalidOption("pid", `must be a process id (a positive integer), got ${show(pid)}`);
     }
     this.#write("cgroup.procs", String(pid));
   }
@@ -361,6 +384,7 @@ export class Cgroup {
 
   /** Enables controllers for the children, e.g. `["cpu", "memory", "pids"]`. */
   addSubtreeControllers(names: string[]): void {
+    checkControllerNames("Cgroup.addSubtreeControllers", names);
     const available = this.controllers();
     const missing = names.filter((n) => !available.includes(n));
     if (missing.length > 0) this.#missingController(missing[0]);
@@ -369,6 +393,7 @@ export class Cgroup {
 
   /** Stops handing controllers to the children, e.g. `["pids"]`. */
   removeSubtreeControllers(names: string[]): void {
+    checkControllerNames("Cgroup.removeSubtreeControllers", names);
     this.#write("cgroup.subtree_control", names.map((n) => `-${n}`).join(" "));
   }
 
@@ -397,7 +422,7 @@ export class Cgroup {
 
   /** memory.max: hard limit in bytes. */
   setMemoryLimit(bytes: number): void {
-    this.#controllerWrite("memory", "memory.max", String(limitValue(bytes)));
+    this.#controllerWrite("memory", "memory.max", String(limitValue("Cgroup.setMemoryLimit", bytes)));
   }
 
   /**
@@ -406,17 +431,28 @@ export class Cgroup {
    * instead of going on without the process that was killed).
    */
   setMemoryOomGroup(enabled: boolean): void {
+    // Not by truthiness: "false" would write 1, and no argument 0.
+    if (typeof enabled !== "boolean") {
+      throw SboxError.invalidOption(
+        "Cgroup.setMemoryOomGroup",
+        `enabled must be a boolean, got ${show(enabled)}`,
+      );
+    }
     this.#controllerWrite("memory", "memory.oom.group", enabled ? "1" : "0");
   }
 
   /** memory.min: guaranteed memory in bytes. */
   setMemoryGuarantee(bytes: number): void {
-    this.#controllerWrite("memory", "memory.min", String(limitValue(bytes)));
+    this.#controllerWrite("memory", "memory.min", String(limitValue("Cgroup.setMemoryGuarantee", bytes)));
   }
 
   /** memory.swap.max in bytes. */
   setSwapMemoryLimit(bytes: number): void {
-    this.#controllerWrite("memory", "memory.swap.max", String(limitValue(bytes)));
+    this.#controllerWrite(
+      "memory",
+      "memory.swap.max",
+      String(limitValue("Cgroup.setSwapMemoryLimit", bytes)),
+    );
   }
 
   /** CPU time from cpu.stat (present without the cpu controller). */
@@ -429,18 +465,40 @@ export class Cgroup {
     };
   }
 
-  /** cpu.max: `quotaUsec` of CPU time per `periodUsec`. */
+  /**
+   * cpu.max: `quotaUsec` of CPU time per `periodUsec` (Infinity: no limit).
+   * The kernel takes a period of 1000 to 1000000 µs and a quota from 1000 to
+   * 2^44-1 µs ({@linkcode CPU_LIMIT_BOUNDS}); others are refused here.
+   */
   setCpuLimit(quotaUsec: number, periodUsec = 100_000): void {
+    const { minUsec, maxPeriodUsec, maxQuotaUsec } = CPU_LIMIT_BOUNDS;
     // The period has no "max": only the quota may be unlimited.
-    if (!Number.isSafeInteger(periodUsec) || periodUsec <= 0) {
-      throw SboxError.invalidOption("cgroup limit", `bad CPU period ${periodUsec}`);
+    if (!Number.isSafeInteger(periodUsec) || periodUsec < minUsec || periodUsec > maxPeriodUsec) {
+      throw SboxError.invalidOption(
+        "Cgroup.setCpuLimit",
+        `bad CPU period ${show(periodUsec)}: the kernel takes ${minUsec} to ${maxPeriodUsec} µs`,
+      );
     }
-    this.#controllerWrite("cpu", "cpu.max", `${limitValue(quotaUsec)} ${periodUsec}`);
+    const quota = limitValue("Cgroup.setCpuLimit", quotaUsec);
+    if (quota !== "max" && (quota < minUsec || quota > maxQuotaUsec)) {
+      throw SboxError.invalidOption(
+        "Cgroup.setCpuLimit",
+        `bad CPU quota ${quota}: the kernel takes ${minUsec} to ${maxQuotaUsec} µs (or Infinity, no limit)`,
+      );
+    }
+    this.#controllerWrite("cpu", "cpu.max", `${quota} ${periodUsec}`);
   }
 
-  /** pids.max. */
+  /** pids.max: at most {@linkcode PIDS_LIMIT_MAX}, or Infinity (no limit). */
   setPidsLimit(n: number): void {
-    this.#controllerWrite("pids", "pids.max", String(limitValue(n)));
+    const limit = limitValue("Cgroup.setPidsLimit", n);
+    if (limit !== "max" && limit > PIDS_LIMIT_MAX) {
+      throw SboxError.invalidOption(
+        "Cgroup.setPidsLimit",
+        `bad value ${limit}: the kernel takes at most ${PIDS_LIMIT_MAX} (or Infinity, no limit)`,
+      );
+    }
+    this.#controllerWrite("pids", "pids.max", String(limit));
   }
 
   /** Opens the directory for CLONE_INTO_CGROUP; the caller closes the fd. */
@@ -498,9 +556,34 @@ export class Cgroup {
   }
 }
 
-function limitValue(n: number): number | "max" {
+/** A controller's name as the kernel spells them: "cpu", "memory", "perf_event". */
+const CONTROLLER_NAME = /^[a-z_]+$/;
+
+/**
+ * Refuses anything but an array of controller names. The kernel reads
+ * cgroup.subtree_control as words with a sign each: the name "cpu +memory"
+ * would make a remove enable memory, and a bad name gets a bare EINVAL.
+ */
+function checkControllerNames(method: string, names: unknown): void {
+  if (!Array.isArray(names)) {
+    throw SboxError.invalidOption(
+      method,
+      `names must be an array such as ["cpu", "memory"], got ${show(names)}`,
+    );
+  }
+  const bad = names.findIndex((name) => typeof name !== "string" || !CONTROLLER_NAME.test(name));
+  if (bad >= 0) {
+    throw SboxError.invalidOption(
+      method,
+      `not a controller name: ${show(names[bad])} (lowercase letters and "_" only)`,
+    );
+  }
+}
+
+/** A limit for `method` ("Cgroup.setMemoryLimit"): a whole number, or "max" for Infinity. */
+function limitValue(method: string, n: number): number | "max" {
   if (n === Infinity) return "max";
-  if (!Number.isSafeInteger(n) || n < 0) throw SboxError.invalidOption("cgroup limit", `bad value ${n}`);
+  if (!Number.isSafeInteger(n) || n < 0) throw SboxError.invalidOption(method, `bad value ${show(n)}`);
   return n;
 }
 

@@ -10,12 +10,12 @@
 import { Cgroup, checkOnCgroup2, isInterfaceFileName } from "./cgroup.ts";
 import { SboxError } from "./error.ts";
 import { launch, type SyncPipe } from "./launch.ts";
-import { checkKnownKeys, type KnownKeys } from "./options.ts";
-import { cleanPath, containerPath, type Mount, replacesRoot } from "./mount.ts";
+import { checkBoolean, checkKnownKeys, isPlainObject, kindOf, type KnownKeys, show } from "./options.ts";
+import { checkTarget, cleanPath, type Mount, replacesRoot } from "./mount.ts";
 import { checkCommand, checkId, checkStdio, InitProcess, Process, type Stdio, StdioPlan } from "./process.ts";
 import { CLONE, MS, PROGRAM_LIMITS, ProgramBuilder } from "./program.ts";
 import { check, close, dupCloexec, EBUSY, ENOENT, ids, O, stat, tryOpen, tryRmdir } from "./sys.ts";
-import { hostId, isMapped, type UserMapper } from "./user.ts";
+import { checkUserMapper, hostId, isMapped, type UserMapper } from "./user.ts";
 import type { NetworkAttachment, NetworkManager } from "./network.ts";
 import { CAPABILITIES } from "./security/capabilities.ts";
 import { compileIpcLimits } from "./security/ipc_limits.ts";
@@ -449,10 +449,12 @@ export class Container implements AsyncDisposable {
     if (!isMapped(this.userMapper.uidMap, p.uid)) {
       throw SboxError.invalidOption("uid", `${p.uid} is not mapped into the container (uidMap)`);
     }
-    for (const gid of [p.gid, ...p.groups]) {
-      if (!isMapped(this.userMapper.gidMap, gid)) {
-        throw SboxError.invalidOption("gid", `${gid} is not mapped into the container (gidMap)`);
-      }
+    if (!isMapped(this.userMapper.gidMap, p.gid)) {
+      throw SboxError.invalidOption("gid", `${p.gid} is not mapped into the container (gidMap)`);
+    }
+    const unmapped = p.groups.find((gid) => !isMapped(this.userMapper.gidMap, gid));
+    if (unmapped !== undefined) {
+      throw SboxError.invalidOption("groups", `${unmapped} is not mapped into the container (gidMap)`);
     }
     if (p.groups.length > 0 && !this.userMapper.setgroupsAllowed) {
       throw SboxError.invalidOption("groups", "this user mapper denies setgroups");
@@ -727,10 +729,10 @@ function checkContainerOptions(options: ContainerOptions): void {
   checkKnownKeys(options, CONTAINER_OPTIONS);
   const { rootfs, cgroup, userMapper, mounts, hostname, network } = options;
   if (typeof rootfs !== "string" || !rootfs.startsWith("/")) {
-    throw SboxError.invalidOption("rootfs", `must be an absolute path, got ${JSON.stringify(rootfs)}`);
+    throw SboxError.invalidOption("rootfs", `must be an absolute path, got ${show(rootfs)}`);
   }
   if (rootfs.includes("\0")) {
-    throw SboxError.invalidOption("rootfs", `contains a NUL byte: ${JSON.stringify(rootfs)}`);
+    throw SboxError.invalidOption("rootfs", `contains a NUL byte: ${show(rootfs)}`);
   }
   if (cleanPath(rootfs) === "/" || rootfs.split("/").includes("..")) {
     throw SboxError.invalidOption("rootfs", `must be a plain directory other than /, got ${rootfs}`);
@@ -744,33 +746,35 @@ function checkContainerOptions(options: ContainerOptions): void {
     checkOnCgroup2(cgroup);
     checkNotHoldingCaller(cgroup);
   }
-  if (
-    !userMapper || typeof userMapper.map !== "function" || !Array.isArray(userMapper.uidMap) ||
-    !Array.isArray(userMapper.gidMap)
-  ) {
-    throw SboxError.invalidOption(
-      "userMapper",
-      "must be a ProcUserMapper, a BinNewIdMapper or another UserMapper",
-    );
-  }
+  checkUserMapper(userMapper);
   checkNetwork(network);
   if (mounts !== undefined && !Array.isArray(mounts)) {
     throw SboxError.invalidOption("mounts", "must be an array");
   }
-  for (const mount of mounts ?? []) {
-    if (!mount || typeof mount.compile !== "function") throw SboxError.invalidOption("mounts", "not a Mount");
-    mount.validate();
-    containerPath(rootfs, mount.target);
-  }
+  (mounts ?? []).forEach(checkMount);
   if (
     hostname !== undefined &&
     (typeof hostname !== "string" || !HOSTNAME.test(hostname))
   ) {
     throw SboxError.invalidOption(
       "hostname",
-      `must be 1-64 letters, digits, "." or "-", got ${JSON.stringify(hostname)}`,
+      `must be 1-64 letters, digits, "." or "-", got ${show(hostname)}`,
     );
   }
+}
+
+/**
+ * Checks mount `i` as start() will use it: a custom Mount's target is
+ * checked nowhere else, nor a BindMount's changed since its constructor
+ * checked it. The helper refuses a target that leads out of the root, but
+ * in the child, with an EXDEV that names neither the mount nor why.
+ */
+function checkMount(mount: Mount, i: number): void {
+  if (!mount || typeof mount.compile !== "function" || typeof mount.validate !== "function") {
+    throw SboxError.invalidOption(`mounts[${i}]`, "not a Mount (it needs validate(), compile() and target)");
+  }
+  mount.validate();
+  checkTarget(`mounts[${i}]`, mount.target);
 }
 
 /**
@@ -812,13 +816,13 @@ export function checkProcessOptions(options: ProcessOptions): CheckedProcess {
   checkKnownKeys(options, PROCESS_OPTIONS);
   const { command, env = {}, cwd = "/", cgroup } = options;
   checkCommand(command);
-  if (typeof env !== "object" || env === null || Array.isArray(env)) {
-    throw SboxError.invalidOption("env", "must be an object of NAME: value");
+  if (!isPlainObject(env)) {
+    throw SboxError.invalidOption("env", `must be a plain object of NAME: value, got ${kindOf(env)}`);
   }
   const envp: string[] = [];
   for (const [key, value] of Object.entries(env)) {
     if (key === "" || key.includes("=") || key.includes("\0")) {
-      throw SboxError.invalidOption("env", `bad variable name ${JSON.stringify(key)}`);
+      throw SboxError.invalidOption("env", `bad variable name ${show(key)}`);
     }
     if (typeof value !== "string" || value.includes("\0")) {
       throw SboxError.invalidOption("env", `value of ${key} must be a string without NUL bytes`);
@@ -831,24 +835,22 @@ export function checkProcessOptions(options: ProcessOptions): CheckedProcess {
   if (typeof cwd !== "string" || !cwd.startsWith("/") || cwd.includes("\0")) {
     throw SboxError.invalidOption(
       "cwd",
-      `must be an absolute path without NUL bytes, got ${JSON.stringify(cwd)}`,
+      `must be an absolute path without NUL bytes, got ${show(cwd)}`,
     );
   }
   if (
     cgroup !== undefined &&
     (typeof cgroup !== "string" || !/^[A-Za-z0-9_.-]+$/.test(cgroup) || /^\.+$/.test(cgroup))
   ) {
-    throw SboxError.invalidOption("cgroup", `must be a plain cgroup name, got ${JSON.stringify(cgroup)}`);
+    throw SboxError.invalidOption("cgroup", `must be a plain cgroup name, got ${show(cgroup)}`);
   }
   if (cgroup !== undefined && isInterfaceFileName(cgroup)) {
     throw SboxError.invalidOption(
       "cgroup",
-      `${JSON.stringify(cgroup)} is the name of a cgroup interface file, not a group`,
+      `${show(cgroup)} is the name of a cgroup interface file, not a group`,
     );
   }
-  if (options.reaper !== undefined && typeof options.reaper !== "boolean") {
-    throw SboxError.invalidOption("reaper", `must be a boolean, got ${JSON.stringify(options.reaper)}`);
-  }
+  checkBoolean("reaper", options.reaper);
   const groups = options.groups ?? [];
   if (!Array.isArray(groups)) throw SboxError.invalidOption("groups", "must be an array of ids");
   if (groups.length > PROGRAM_LIMITS.arrayEntries) {

@@ -204,7 +204,7 @@ async function launchChild(spec: LaunchSpec): Promise<Launched> {
     if (forked) await adopt(forked.pid).then(reap, () => undefined);
     else await reap(pidfd);
     const { step, what } = program.describe(failed.opIndex);
-    throw new SboxError(`${what}: ${describeErrno(failed.errno)}${hintFor(failed.errno, step)}`, {
+    throw new SboxError(`${what}: ${describeErrno(failed.errno)}${hintFor(failed.errno, step, what)}`, {
       step,
       errno: failed.errno,
     });
@@ -226,10 +226,18 @@ async function launchChild(spec: LaunchSpec): Promise<Launched> {
  * outside its map (host root's, under a user's container) cannot be.
  * ELOOP of a mount: the helper refuses a symbolic link at the target of an
  * overlay and of /dev, /proc and /sys (program.ts, `targetNoLink`), which
- * an image may well have. EROFS of a mount: an overlay that came out
- * read-only (program.ts, `checkWritable`).
+ * an image may well have; overlayfs also gives it for layers that overlap,
+ * which OverlayMount.validate() refuses by path, but not a bind mount of one
+ * layer inside another. Ops of overlays say so in `what` ("cannot mount
+ * overlay on /"), of OverlayMount and of `sbox run` alike. EROFS of a mount:
+ * an overlay that came out read-only (program.ts, `checkWritable`).
  */
-function hintFor(errno: number, step: OpName): string {
+function hintFor(errno: number, step: OpName, what: string): string {
+  if (errno === errnoNumber("ELOOP") && step === "mount" && what.startsWith("cannot mount overlay ")) {
+    return " (a symbolic link on the way: an overlay is mounted only on a path of the image, or of a kept " +
+      "upper layer, that has none; or layers that overlap: overlayfs refuses a lower, upper or work " +
+      "directory that is, holds or lies inside another)";
+  }
   if (errno === errnoNumber("ELOOP") && step === "mount") {
     return " (a symbolic link on the way: /dev, /proc, /sys and overlays are mounted only on a path " +
       "of the image, or of a kept upper layer, that has none)";

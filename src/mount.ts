@@ -8,9 +8,9 @@
  */
 
 import { SboxError } from "./error.ts";
-import { checkOptionsObject } from "./options.ts";
+import { checkBoolean, checkOptionsObject, show } from "./options.ts";
 import { MS, type ProgramBuilder, UNCHANGED_ID } from "./program.ts";
-import { stat } from "./sys.ts";
+import { resolvedPath, stat } from "./sys.ts";
 import { containerId } from "./user.ts";
 
 /** Something that can be mounted into a container. */
@@ -146,12 +146,16 @@ export function cleanPath(path: string): string {
   return `/${parts.join("/")}`;
 }
 
-function checkTarget(option: string, target: string): string {
+/**
+ * Checks container path `target` of a mount that `option` names: absolute,
+ * without NUL bytes or ".."; returns it cleaned.
+ */
+export function checkTarget(option: string, target: string): string {
   if (typeof target !== "string" || !target.startsWith("/")) {
-    throw SboxError.invalidOption(option, `target must be an absolute path, got ${JSON.stringify(target)}`);
+    throw SboxError.invalidOption(option, `target must be an absolute path, got ${show(target)}`);
   }
   if (target.includes("\0")) {
-    throw SboxError.invalidOption(option, `target contains a NUL byte: ${JSON.stringify(target)}`);
+    throw SboxError.invalidOption(option, `target contains a NUL byte: ${show(target)}`);
   }
   if (target.split("/").some((part) => part === "..")) {
     throw SboxError.invalidOption(option, `target must not contain "..": ${target}`);
@@ -162,13 +166,56 @@ function checkTarget(option: string, target: string): string {
 /** Checks host directory `path`, which `what` names in `option` ("upperDir" of "OverlayMount"). */
 function checkHostDir(option: string, what: string, path: string): void {
   if (typeof path !== "string" || !path.startsWith("/")) {
-    throw SboxError.invalidOption(option, `${what} must be an absolute path, got ${JSON.stringify(path)}`);
+    throw SboxError.invalidOption(option, `${what} must be an absolute path, got ${show(path)}`);
   }
   // Before stat, whose own message would name neither the mount nor the path's role.
   if (path.includes("\0")) {
-    throw SboxError.invalidOption(option, `${what} contains a NUL byte: ${JSON.stringify(path)}`);
+    throw SboxError.invalidOption(option, `${what} contains a NUL byte: ${show(path)}`);
   }
   if (!stat(path)?.isDirectory) throw SboxError.invalidOption(option, `${what} ${path} is not a directory`);
+}
+
+/**
+ * Refuses overlay directories (`[what, path]`, each an existing directory)
+ * of which one is, holds or lies inside another. overlayfs needs them apart
+ * and would fail in the child, after the process exists, with an error that
+ * names neither: ELOOP ("overlapping lowerdir path", also for two lower
+ * layers) or EINVAL ("workdir and upperdir must be separate subtrees"). It
+ * even mounts a workDir inside a lower layer, and then writes its scratch
+ * files into that layer. Paths are compared as the kernel resolves them, as
+ * overlayfs does: a link to another layer is the same directory.
+ */
+function checkLayersApart(layers: readonly [string, string][]): void {
+  const resolved = layers.map(([, path]) => resolvedPath(path));
+  for (let i = 0; i < layers.length; i++) {
+    for (let j = i + 1; j < layers.length; j++) {
+      const relation = layerRelation(resolved[i], resolved[j]);
+      if (relation === undefined) continue;
+      const [a, b] = [layerName(layers[i], resolved[i]), layerName(layers[j], resolved[j])];
+      const problem = relation === "same"
+        ? `${a} and ${b} are the same directory`
+        : relation === "inside"
+        ? `${a} is inside ${b}`
+        : `${b} is inside ${a}`;
+      throw SboxError.invalidOption(
+        "OverlayMount",
+        `${problem}: overlayfs needs its lower, upper and work directories apart, none inside another`,
+      );
+    }
+  }
+}
+
+/** How resolved path `a` stands to `b`: the same, inside it, holding it, or apart (undefined). */
+function layerRelation(a: string, b: string): "same" | "inside" | "holds" | undefined {
+  if (a === b) return "same";
+  if (b === "/" || a.startsWith(`${b}/`)) return "inside";
+  if (a === "/" || b.startsWith(`${a}/`)) return "holds";
+  return undefined;
+}
+
+/** "upperDir /x/up" for a message, with the resolved path where a link made it another. */
+function layerName([what, path]: [string, string], resolved: string): string {
+  return cleanPath(path) === resolved ? `${what} ${path}` : `${what} ${path} (${resolved})`;
 }
 
 /** Options of {@linkcode OverlayMount}. */
@@ -219,7 +266,7 @@ export class OverlayMount implements Mount {
     if (!Array.isArray(lowerDirs)) {
       throw SboxError.invalidOption(
         "OverlayMount",
-        `lowerDirs must be an array of directories, got ${JSON.stringify(lowerDirs)}`,
+        `lowerDirs must be an array of directories, got ${show(lowerDirs)}`,
       );
     }
     this.lowerDirs = [...lowerDirs];
@@ -229,7 +276,7 @@ export class OverlayMount implements Mount {
     this.size = options.size;
   }
 
-  /** Checks that the layers are existing directories. */
+  /** Checks that the layers are existing directories, none the same as or inside another. */
   validate(): void {
     if (this.lowerDirs.length === 0) {
       throw SboxError.invalidOption("OverlayMount", "needs at least one lower directory");
@@ -243,15 +290,13 @@ export class OverlayMount implements Mount {
     if (this.size !== undefined && (!Number.isSafeInteger(this.size) || this.size <= 0)) {
       throw SboxError.invalidOption(
         "OverlayMount",
-        `size must be a positive number of bytes, got ${this.size}`,
+        `size must be a positive number of bytes, got ${show(this.size)}`,
       );
     }
-    if (this.upperDir !== undefined && this.upperDir === this.workDir) {
-      throw SboxError.invalidOption("OverlayMount", `upperDir and workDir must differ: ${this.upperDir}`);
-    }
-    this.lowerDirs.forEach((dir, i) => checkHostDir("OverlayMount", `lowerDirs[${i}]`, dir));
-    if (this.upperDir !== undefined) checkHostDir("OverlayMount", "upperDir", this.upperDir);
-    if (this.workDir !== undefined) checkHostDir("OverlayMount", "workDir", this.workDir);
+    const layers = this.lowerDirs.map((dir, i): [string, string] => [`lowerDirs[${i}]`, dir]);
+    if (this.upperDir !== undefined) layers.push(["upperDir", this.upperDir], ["workDir", this.workDir!]);
+    for (const [what, dir] of layers) checkHostDir("OverlayMount", what, dir);
+    checkLayersApart(layers);
   }
 
   /** Appends the overlay mount (and the tmpfs of a temporary upper layer). */
@@ -330,18 +375,19 @@ export class BindMount implements Mount {
     this.readonly = options.readonly ?? false;
   }
 
-  /** Checks that the source exists. */
+  /** Checks that the source exists and that `readonly` is a boolean. */
   validate(): void {
+    checkBoolean("BindMount", this.readonly, "readonly");
     if (typeof this.source !== "string" || !this.source.startsWith("/")) {
       throw SboxError.invalidOption(
         "BindMount",
-        `source must be an absolute path, got ${JSON.stringify(this.source)}`,
+        `source must be an absolute path, got ${show(this.source)}`,
       );
     }
     if (this.source.includes("\0")) {
       throw SboxError.invalidOption(
         "BindMount",
-        `source contains a NUL byte: ${JSON.stringify(this.source)}`,
+        `source contains a NUL byte: ${show(this.source)}`,
       );
     }
     if (!stat(this.source)) {
@@ -404,15 +450,13 @@ export class TmpfsMount implements Mount {
     if (this.size !== undefined && (!Number.isSafeInteger(this.size) || this.size <= 0)) {
       throw SboxError.invalidOption(
         "TmpfsMount",
-        `size must be a positive number of bytes, got ${this.size}`,
+        `size must be a positive number of bytes, got ${show(this.size)}`,
       );
     }
     if (!Number.isInteger(this.mode) || this.mode < 0 || this.mode > 0o7777) {
       throw SboxError.invalidOption(
         "TmpfsMount",
-        `mode must be permission bits from 0 to 0o7777, got ${
-          typeof this.mode === "number" ? this.mode : JSON.stringify(this.mode)
-        }`,
+        `mode must be permission bits from 0 to 0o7777, got ${show(this.mode)}`,
       );
     }
   }
@@ -549,12 +593,10 @@ export class BaseMounts implements Mount {
     if (!Number.isSafeInteger(this.shmSize) || this.shmSize <= 0) {
       throw SboxError.invalidOption(
         "BaseMounts",
-        `shmSize must be a positive number of bytes, got ${this.shmSize}`,
+        `shmSize must be a positive number of bytes, got ${show(this.shmSize)}`,
       );
     }
-    if (typeof this.maskPaths !== "boolean") {
-      throw SboxError.invalidOption("BaseMounts", "maskPaths must be a boolean");
-    }
+    checkBoolean("BaseMounts", this.maskPaths, "maskPaths");
   }
 
   /**

@@ -15,7 +15,7 @@
 
 import { describeErrno } from "./errno.ts";
 import { SboxError } from "./error.ts";
-import { checkKnownKeys } from "./options.ts";
+import { checkBoolean, checkKnownKeys, checkOptionsObject, show } from "./options.ts";
 import { HostDaemon, waitReady } from "./host.ts";
 import type { ProgramBuilder } from "./program.ts";
 import {
@@ -115,20 +115,20 @@ export function repeatedHostPort(publish: readonly PublishedPort[]): number | un
 }
 
 function checkOptions(options: UserModeNetworkOptions | undefined): Required<UserModeNetworkOptions> {
-  if (options !== undefined && (typeof options !== "object" || options === null)) {
-    throw SboxError.invalidOption("network", "options must be an object");
-  }
-  if (options) {
-    checkKnownKeys(options, { allowHostLoopback: true, publish: true, readyTimeoutMs: true }, "network");
-  }
-  const publish = options?.publish ?? [];
+  // An array too: its keys are none of these, and it would pass as the defaults.
+  options = checkOptionsObject("network", options, {
+    allowHostLoopback: true,
+    publish: true,
+    readyTimeoutMs: true,
+  });
+  const publish = options.publish ?? [];
   if (!Array.isArray(publish)) throw SboxError.invalidOption("publish", "must be an array");
   const checked = publish.map((p) => {
     if (p && typeof p === "object") checkKnownKeys(p, { hostPort: true, containerPort: true }, "publish");
     for (const key of ["hostPort", "containerPort"] as const) {
       const port = p?.[key];
       if (!Number.isInteger(port) || port < 1 || port > 65535) {
-        throw SboxError.invalidOption("publish", `${key} must be a port from 1 to 65535, got ${port}`);
+        throw SboxError.invalidOption("publish", `${key} must be a port from 1 to 65535, got ${show(port)}`);
       }
     }
     return { hostPort: p.hostPort, containerPort: p.containerPort };
@@ -137,20 +137,15 @@ function checkOptions(options: UserModeNetworkOptions | undefined): Required<Use
   if (repeated !== undefined) {
     throw SboxError.invalidOption("publish", `host port ${repeated} is published more than once`);
   }
-  const readyTimeoutMs = options?.readyTimeoutMs ?? NETWORK_READY_TIMEOUT_MS;
+  const readyTimeoutMs = options.readyTimeoutMs ?? NETWORK_READY_TIMEOUT_MS;
   if (typeof readyTimeoutMs !== "number" || !(readyTimeoutMs > 0) || readyTimeoutMs > 2 ** 31 - 1) {
     throw SboxError.invalidOption(
       "readyTimeoutMs",
-      `must be a number of milliseconds > 0, got ${readyTimeoutMs}`,
+      `must be a number of milliseconds > 0, got ${show(readyTimeoutMs)}`,
     );
   }
-  const allowHostLoopback = options?.allowHostLoopback ?? false;
-  if (typeof allowHostLoopback !== "boolean") {
-    throw SboxError.invalidOption(
-      "allowHostLoopback",
-      `must be a boolean, got ${JSON.stringify(allowHostLoopback)}`,
-    );
-  }
+  const allowHostLoopback = options.allowHostLoopback ?? false;
+  checkBoolean("allowHostLoopback", allowHostLoopback);
   return { allowHostLoopback, publish: checked, readyTimeoutMs };
 }
 

@@ -28,7 +28,7 @@ export function checkKnownKeys(options: object, known: Record<string, true>, wit
     if (Object.hasOwn(known, key)) continue;
     const guess = closest(key, Object.keys(known));
     const hint = guess === undefined ? "" : ` (did you mean ${guess}?)`;
-    const shown = /^[A-Za-z_$][\w$]*$/.test(key) ? key : JSON.stringify(key);
+    const shown = /^[A-Za-z_$][\w$]*$/.test(key) ? key : show(key);
     throw within === undefined
       ? SboxError.invalidOption(shown, `unknown option${hint}`)
       : SboxError.invalidOption(within, `unknown option ${shown}${hint}`);
@@ -46,10 +46,72 @@ export function checkOptionsObject<T extends object>(
 ): T {
   if (options === undefined) return {} as T;
   if (typeof options !== "object" || options === null || Array.isArray(options)) {
-    throw SboxError.invalidOption(within, `options must be an object, got ${JSON.stringify(options)}`);
+    throw SboxError.invalidOption(within, `options must be an object, got ${show(options)}`);
   }
   checkKnownKeys(options, known, within);
   return options;
+}
+
+/**
+ * A caller's value for a message: JSON where that shows it (a string
+ * quoted, so that a newline in it stays on the message's one line), else
+ * what JSON would hide or throw on: NaN and Infinity (JSON's null), a
+ * BigInt as `1n` (JSON.stringify throws "Do not know how to serialize a
+ * BigInt", and that TypeError would be the caller's error instead of the
+ * one naming the option), a symbol, a function, undefined.
+ */
+export function show(value: unknown): string {
+  if (typeof value === "number") return String(value);
+  if (typeof value === "bigint") return `${value}n`;
+  if (typeof value === "function") return "a function";
+  try {
+    const json = JSON.stringify(value);
+    if (json !== undefined) return json;
+  } catch {
+    // A BigInt inside an object, or a cycle: String() below.
+  }
+  try {
+    return String(value);
+  } catch {
+    return "an object"; // no toString: one without a prototype
+  }
+}
+
+/**
+ * Whether `value` is a plain object: an object literal, a parsed JSON
+ * object or one without a prototype. Options read as key and value pairs
+ * need one: `Object.entries` sees no entries in a Map, nor the getters of a
+ * class, and the option would be empty without a word.
+ */
+export function isPlainObject<T>(value: T): value is T & object {
+  if (typeof value !== "object" || value === null) return false;
+  const prototype = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
+}
+
+/** What a value that is not a plain object is, for a message: "an array", "a Map", "null", "5". */
+export function kindOf(value: unknown): string {
+  if (Array.isArray(value)) return "an array";
+  if (typeof value !== "object" || value === null) return show(value);
+  const name = Object.getPrototypeOf(value)?.constructor?.name;
+  if (typeof name !== "string" || name === "") return "an object of a class";
+  return `${/^[AEIOU]/i.test(name) ? "an" : "a"} ${name}`;
+}
+
+/**
+ * Refuses a flag that is not a boolean; undefined (the default) passes.
+ * Taken by truthiness, the string "false" from a JSON configuration would
+ * turn the flag on without a word. Names `key` within `option` when given
+ * (`invalid option BindMount: readonly must be a boolean, got "false"`).
+ */
+export function checkBoolean(
+  option: string,
+  value: unknown,
+  key?: string,
+): asserts value is boolean | undefined {
+  if (value === undefined || typeof value === "boolean") return;
+  const what = key === undefined ? "must" : `${key} must`;
+  throw SboxError.invalidOption(option, `${what} be a boolean, got ${show(value)}`);
 }
 
 /**

@@ -7,6 +7,7 @@
  */
 
 import { SboxError } from "./error.ts";
+import { show } from "./options.ts";
 import type { Launched, ReaperTime, StatusChannel } from "./launch.ts";
 import { reactor } from "./reactor.ts";
 import { type SignalLike, signalName, signalNumber } from "./signal.ts";
@@ -66,8 +67,7 @@ const STDIO_VALUES: readonly Stdio[] = ["inherit", "piped", "null"];
 export function checkId(option: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > 0xfffffffe) {
-    const shown = typeof value === "number" ? String(value) : JSON.stringify(value);
-    throw SboxError.invalidOption(option, `must be an id from 0 to 4294967294, got ${shown}`);
+    throw SboxError.invalidOption(option, `must be an id from 0 to 4294967294, got ${show(value)}`);
   }
   return value;
 }
@@ -81,7 +81,7 @@ export function checkCommand(command: unknown): asserts command is string[] {
     if (typeof arg !== "string" || arg.includes("\0")) {
       throw SboxError.invalidOption(
         "command",
-        `arguments must be strings without NUL bytes, got ${JSON.stringify(arg)}`,
+        `arguments must be strings without NUL bytes, got ${show(arg)}`,
       );
     }
   }
@@ -110,7 +110,7 @@ export function checkStdio(name: string, value: unknown): Stdio {
   if (!STDIO_VALUES.includes(value as Stdio)) {
     throw SboxError.invalidOption(
       name,
-      `must be "inherit", "piped", "null" or an fd, got ${JSON.stringify(value)}`,
+      `must be "inherit", "piped", "null" or an fd, got ${show(value)}`,
     );
   }
   return value as Stdio;

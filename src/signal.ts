@@ -5,6 +5,7 @@
  */
 
 import { SboxError } from "./error.ts";
+import { show } from "./options.ts";
 
 const NAMES = [
   "",
@@ -71,10 +72,9 @@ export function signalNumber(signal: SignalLike): number {
     // Exactly as signalName writes it: no "SIGRT034".
     if (rt >= RT_MIN && rt <= RT_MAX && signalName(rt) === signal) return rt;
   }
-  const shown = typeof signal === "string" ? JSON.stringify(signal) : String(signal);
   throw SboxError.invalidOption(
     "signal",
-    `must be a Linux signal's name ("SIGTERM", "SIGRT34") or number (1 to 64), got ${shown}`,
+    `must be a Linux signal's name ("SIGTERM", "SIGRT34") or number (1 to 64), got ${show(signal)}`,
   );
 }
 

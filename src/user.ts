@@ -12,6 +12,7 @@
  */
 
 import { SboxError } from "./error.ts";
+import { checkKnownKeys, isPlainObject, type KnownKeys, show } from "./options.ts";
 import { HostDaemon } from "./host.ts";
 import { launch } from "./launch.ts";
 import { checkCommand, checkId, Process } from "./process.ts";
@@ -41,6 +42,20 @@ export interface UserMapper {
   map(pid: number): Promise<void> | void;
 }
 
+/**
+ * Refuses a `userMapper` without the maps and the map() that a launch
+ * uses: else a TypeError, or a map() call that fails with the child waiting.
+ */
+export function checkUserMapper(mapper: unknown): asserts mapper is UserMapper {
+  const m = mapper as Partial<Record<keyof UserMapper, unknown>> | null | undefined;
+  if (!m || typeof m.map !== "function" || !Array.isArray(m.uidMap) || !Array.isArray(m.gidMap)) {
+    throw SboxError.invalidOption(
+      "userMapper",
+      "must be a ProcUserMapper, a BinNewIdMapper or another UserMapper",
+    );
+  }
+}
+
 /** Whether `id` inside the container is mapped by `map`. */
 export function isMapped(map: readonly IdMapEntry[], id: number): boolean {
   return map.some((e) => id >= e.containerId && id < e.containerId + e.size);
@@ -61,23 +76,38 @@ export function hostId(map: readonly IdMapEntry[], id: number): number | undefin
 /** A uid_map or gid_map write must be shorter than a page (4096 bytes on the architectures sbox builds for). */
 const MAP_TEXT_MAX = 4096;
 
+const ENTRY_KEYS: KnownKeys<IdMapEntry> = { containerId: true, hostId: true, size: true };
+
+/** The maps of a mapper's `options`, checked; `within` names the mapper. */
+function validateMaps(
+  within: string,
+  options: { uidMap: readonly IdMapEntry[]; gidMap: readonly IdMapEntry[] },
+): { uidMap: IdMapEntry[]; gidMap: IdMapEntry[] } {
+  // A misspelled gidMap would read as an empty map, which names only gidMap.
+  if (!isPlainObject(options)) {
+    throw SboxError.invalidOption(within, `options must be { uidMap, gidMap }, got ${show(options)}`);
+  }
+  checkKnownKeys(options, { uidMap: true, gidMap: true }, within);
+  return { uidMap: validateMap("uidMap", options.uidMap), gidMap: validateMap("gidMap", options.gidMap) };
+}
+
 function validateMap(kind: string, map: readonly IdMapEntry[]): IdMapEntry[] {
   if (!Array.isArray(map) || map.length === 0) throw SboxError.invalidOption(kind, "the map is empty");
   if (map.length > 340) throw SboxError.invalidOption(kind, "more than 340 entries");
   const entries = map.map((e) => {
-    if (!e || typeof e !== "object") {
+    if (!isPlainObject(e)) {
       throw SboxError.invalidOption(
         kind,
-        `an entry must be { containerId, hostId, size }, got ${JSON.stringify(e)}`,
+        `an entry must be { containerId, hostId, size }, got ${show(e)}`,
       );
     }
+    checkKnownKeys(e, ENTRY_KEYS, kind);
     return { containerId: e.containerId, hostId: e.hostId, size: e.size };
   });
   for (const e of entries) {
     for (const [field, value] of Object.entries(e)) {
       if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > 0xfffffffe) {
-        const shown = typeof value === "number" ? String(value) : JSON.stringify(value);
-        throw SboxError.invalidOption(kind, `${field} must be an integer id, got ${shown}`);
+        throw SboxError.invalidOption(kind, `${field} must be an integer id, got ${show(value)}`);
       }
     }
     if (e.size < 1) throw SboxError.invalidOption(kind, "size must be at least 1");
@@ -134,8 +164,7 @@ export class ProcUserMapper implements UserMapper {
 
   /** A mapper for the given maps, validated now. */
   constructor(options: { uidMap: readonly IdMapEntry[]; gidMap: readonly IdMapEntry[] }) {
-    this.uidMap = validateMap("uidMap", options?.uidMap);
-    this.gidMap = validateMap("gidMap", options?.gidMap);
+    ({ uidMap: this.uidMap, gidMap: this.gidMap } = validateMaps("ProcUserMapper", options));
     // Writing a gid map without CAP_SETGID on the host needs setgroups
     // "deny" first, so that a process cannot drop groups that deny it access.
     this.setgroupsAllowed = ids().euid === 0;
@@ -320,8 +349,7 @@ export class BinNewIdMapper implements UserMapper {
 
   /** A mapper for the given maps; finds newuidmap and newgidmap now. */
   constructor(options: { uidMap: readonly IdMapEntry[]; gidMap: readonly IdMapEntry[] }) {
-    this.uidMap = validateMap("uidMap", options?.uidMap);
-    this.gidMap = validateMap("gidMap", options?.gidMap);
+    ({ uidMap: this.uidMap, gidMap: this.gidMap } = validateMaps("BinNewIdMapper", options));
     this.#newuidmap = findHostProgram("newuidmap");
     this.#newgidmap = findHostProgram("newgidmap");
     const me = ids();
@@ -411,6 +439,7 @@ export async function runAsUser(
   gid: number,
   command: string[],
 ): Promise<void> {
+  checkUserMapper(mapper);
   checkCommand(command);
   checkId("uid", uid, 0);
   checkId("gid", gid, 0);

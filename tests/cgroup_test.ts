@@ -61,11 +61,88 @@ Deno.test("create({ exclusive: true }) makes missing parents but refuses a group
   }
 });
 
+Deno.test("a flag that is not a boolean is refused, naming it, before the group is touched", async () => {
+  const cgroup = testCgroup();
+  const made = cgroup.child("made");
+  const loose = (value: unknown) => value as boolean;
+  try {
+    assert.throws(
+      () => made.create({ exclusive: loose("yes") }),
+      /^SboxError: invalid option Cgroup\.create: exclusive must be a boolean, got "yes"$/,
+    );
+    assert.equal(made.exists(), false);
+    // "false" would write 1 to memory.oom.group; checked before the controller.
+    for (const [value, shown] of [["false", '"false"'], [undefined, "undefined"], [1, "1"]]) {
+      assert.throws(
+        () => cgroup.setMemoryOomGroup(loose(value)),
+        new RegExp(
+          `^SboxError: invalid option Cgroup\\.setMemoryOomGroup: enabled must be a boolean, got ${shown}$`,
+        ),
+      );
+    }
+  } finally {
+    await cgroup.remove();
+  }
+});
+
+Deno.test("subtree controller names are checked before the write: a name cannot carry another", async () => {
+  const cgroup = testCgroup();
+  const loose = (value: unknown) => value as string[];
+  try {
+    for (const method of ["addSubtreeControllers", "removeSubtreeControllers"] as const) {
+      // "-cpu +memory" would enable memory in a remove.
+      for (
+        const [names, shown] of [[["cpu +memory"], '"cpu +memory"'], [["pids", ""], '""'], [
+          [5],
+          "5",
+        ]] as const
+      ) {
+        assert.throws(
+          () => cgroup[method](loose(names)),
+          new RegExp(
+            `^SboxError: invalid option Cgroup\\.${method}: not a controller name: ${
+              shown.replace("+", "\\+")
+            } `,
+          ),
+        );
+      }
+      assert.throws(
+        () => cgroup[method](loose("memory")),
+        new RegExp(`^SboxError: invalid option Cgroup\\.${method}: names must be an array .*, got "memory"$`),
+      );
+    }
+    assert.deepEqual(cgroup.subtreeControllers(), []);
+  } finally {
+    await cgroup.remove();
+  }
+});
+
 Deno.test("bad cgroup names are rejected", () => {
   assert.throws(() => new Cgroup("relative", "x"), SboxError);
   assert.throws(() => Cgroup.current().child("../escape"), /bad child name/);
   assert.throws(() => Cgroup.current().child(""), /bad child name/);
   assert.throws(() => Cgroup.current().child("a\nb"), /bad child name/);
+  // Quoted, on one line: the name was printed raw, its newline breaking the message.
+  const mount = Cgroup.current().mountPath;
+  assert.throws(() => new Cgroup(mount, "a\nb"), /^SboxError: invalid option cgroup name: bad name "a\\nb"$/);
+  // SboxErrors naming what was wrong, where TypeErrors were.
+  const loose = <T>(value: unknown) => value as T;
+  assert.throws(
+    () => new Cgroup(loose(5), "x"),
+    /^SboxError: invalid option cgroup mountPath: not absolute: 5$/,
+  );
+  assert.throws(
+    () => new Cgroup(mount, loose(undefined)),
+    /^SboxError: invalid option cgroup name: bad name undefined$/,
+  );
+  assert.throws(
+    () => Cgroup.current().child(loose(undefined)),
+    /^SboxError: invalid option cgroup: bad child name undefined$/,
+  );
+  assert.throws(
+    () => Cgroup.current().contains(loose(null)),
+    /^SboxError: invalid option Cgroup\.contains: must be given a Cgroup, got null$/,
+  );
 });
 
 Deno.test("the name of a cgroup interface file is never taken for a group", async () => {
@@ -136,6 +213,32 @@ Deno.test("remove() refuses a group that holds this process; the CPU period must
     for (const period of [Infinity, 0, 1.5]) {
       assert.throws(() => cgroup.setCpuLimit(50_000, period), /bad CPU period/);
     }
+    // The kernel's bounds, before the controller is asked for (a bare EINVAL from cpu.max and pids.max before).
+    for (const period of [999, 1_000_001]) {
+      assert.throws(
+        () => cgroup.setCpuLimit(50_000, period),
+        new RegExp(
+          `^SboxError: invalid option Cgroup\\.setCpuLimit: bad CPU period ${period}: the kernel takes 1000 to 1000000 µs$`,
+        ),
+      );
+    }
+    for (const quota of [0, 999, 2 ** 44]) {
+      assert.throws(
+        () => cgroup.setCpuLimit(quota),
+        new RegExp(
+          `^SboxError: invalid option Cgroup\\.setCpuLimit: bad CPU quota ${quota}: the kernel takes 1000 to 17592186044415 µs`,
+        ),
+      );
+    }
+    assert.throws(
+      () => cgroup.setPidsLimit(4_194_305),
+      /^SboxError: invalid option Cgroup\.setPidsLimit: bad value 4194305: the kernel takes at most 4194304/,
+    );
+    // The message names the setter.
+    assert.throws(
+      () => cgroup.setMemoryLimit(-1),
+      /^SboxError: invalid option Cgroup\.setMemoryLimit: bad value -1$/,
+    );
   } finally {
     await cgroup.remove();
   }

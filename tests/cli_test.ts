@@ -1677,7 +1677,16 @@ Deno.test("cli: a bad value for any option fails with 125, naming the option and
     // The container's pid 1 is the reaper, so one process could not even start the command.
     [
       ["--pids", "1"],
-      /--pids: bad value "1": expected a whole number from 2 \(the container's pid 1 is sbox's reaper/,
+      /--pids: bad value "1": expected a whole number from 2 to 4194304 \(at least 2: the container's pid 1 is sbox's reaper/,
+    ],
+    // Past what the kernel takes: a bare EINVAL from pids.max or cpu.max before.
+    [
+      ["--pids", "4194305"],
+      /--pids: bad value "4194305": expected a whole number from 2 to 4194304 \(.*PID_MAX_LIMIT\)$/m,
+    ],
+    [
+      ["--cpus", "175921861"],
+      /--cpus: bad value "175921861": expected a number of CPUs .*\(0\.01 to 175921860\)$/m,
     ],
     [["--cpus", "0"], /--cpus: bad value "0"/],
     [["--cpus", "two"], /--cpus: bad value "two"/],
@@ -1690,6 +1699,11 @@ Deno.test("cli: a bad value for any option fails with 125, naming the option and
     [["--stderr", ""], /--stderr: bad value ""/],
     [["--report", "/nonexistent-dir/r.json"], /--report: cannot open \/nonexistent-dir\/r\.json: ENOENT/],
     [["--cgroup", "relative"], /--cgroup: bad value "relative"/],
+    // One line, naming --cgroup: the library's "cgroup name" error printed the newline raw.
+    [
+      ["--cgroup", "/sbox-x\ny"],
+      /^sbox: invalid option --cgroup: bad value "\/sbox-x\\ny": expected .*control characters/,
+    ],
     [["--cgroup", "/nonexistent-cgroup"], /--cgroup: cgroup .*\/nonexistent-cgroup does not exist/],
     [["--bogus"], /unknown option --bogus/],
     [["--hostname", "a", "--hostname", "b"], /--hostname is given more than once/],
@@ -1799,6 +1813,9 @@ Deno.test("cli units: sizes and durations parse strictly", () => {
   assert.equal(parseCpus("--cpus", "0.5"), 50_000);
   assert.equal(parseCpus("--cpus", "2"), 200_000);
   assert.throws(() => parseCpus("--cpus", "0.001"), SboxError);
+  // The kernel's largest quota, 2^44-1 µs, per 100 ms.
+  assert.equal(parseCpus("--cpus", "175921860"), 17_592_186_000_000);
+  assert.throws(() => parseCpus("--cpus", "175921861"), /expected a number of CPUs .*\(0\.01 to 175921860\)/);
 });
 
 Deno.test("cli args: options, repeatable options and the command", () => {

@@ -738,6 +738,8 @@ Deno.test("links in the image on the way to a mount's target are followed inside
     ]);
     const err = await overlay.start({ command: ["/bin/true"] }).then(() => undefined, (e) => e);
     assert.deepEqual([err?.step, err?.errno], ["mount", "ELOOP"]);
+    // overlayfs gives ELOOP for overlapping layers too: the hint names both causes.
+    assert.match(err.message, /a symbolic link on the way: an overlay .*; or layers that overlap/);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
@@ -822,7 +824,7 @@ Deno.test("Container.create and start reject bad options before any process exis
         userMapper: mapper,
         mounts: [new OverlayMount([image], `${dir}/root`, `${dir}/root`)],
       }),
-    /OverlayMount: upperDir and workDir must differ/,
+    /OverlayMount: upperDir .*root and workDir .*root are the same directory/,
   );
   await rejects(
     () => new OverlayMount(image as unknown as string[]),
@@ -871,12 +873,29 @@ Deno.test("Container.create and start reject bad options before any process exis
     () => container.start({ command: ["/bin/sh"], gid: 5 }),
     /invalid option gid: 5 is not mapped/,
   );
+  // Named as groups, not gid.
+  await rejects(
+    () => container.start({ command: ["/bin/sh"], groups: [0, 1000] }),
+    /^invalid option groups: 1000 is not mapped into the container \(gidMap\)$/,
+  );
   await rejects(() => container.start({ command: ["/bin/sh"], cwd: "tmp" }), /invalid option cwd/);
   await rejects(() => container.start({ command: ["/bin/sh"], cwd: "/tmp\0x" }), /invalid option cwd: .*NUL/);
   await rejects(
     () => container.start({ command: ["/bin/sh"], env: ["PATH=/bin"] as unknown as Record<string, string> }),
-    /invalid option env: must be an object/,
+    /invalid option env: must be a plain object of NAME: value, got an array/,
   );
+  // Object.entries sees nothing in a Map or in a class's getters: the environment would be empty, silently.
+  class Env {
+    get PATH(): string {
+      return "/bin";
+    }
+  }
+  for (const [env, kind] of [[new Map([["PATH", "/bin"]]), "a Map"], [new Env(), "an Env"]] as const) {
+    await rejects(
+      () => container.start({ command: ["/bin/sh"], env: env as unknown as Record<string, string> }),
+      new RegExp(`^invalid option env: must be a plain object of NAME: value, got ${kind}$`),
+    );
+  }
   await rejects(
     () => container.start({ command: ["/bin/sh"], uid: Number.NaN }),
     /invalid option uid: .*got NaN/,
@@ -911,6 +930,214 @@ Deno.test("Container.create and start reject bad options before any process exis
   );
   await container.destroy();
   Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("a BigInt, a symbol, a function, NaN or Infinity in an option is shown in the error naming it", async () => {
+  const dir = scratchDir("values-");
+  Deno.mkdirSync(`${dir}/root`);
+  const rootfs = `${dir}/root`, userMapper = identityMapper(), command = ["/bin/true"];
+  // Built elsewhere (JSON with a reviver, `any`), where TypeScript cannot tell.
+  const loose = <T>(value: unknown) => value as T;
+  const container = await Container.create({ rootfs, userMapper });
+  // JSON.stringify threw "Do not know how to serialize a BigInt" in place of
+  // each of these errors, and showed NaN and Infinity as null.
+  const cases: [() => unknown, string][] = [
+    [() => container.start({ command, uid: loose(0n) }), "uid: must be an id from 0 to 4294967294, got 0n"],
+    [() => Container.create({ rootfs: loose(1n), userMapper }), "rootfs: must be an absolute path, got 1n"],
+    [
+      () => Container.create({ rootfs, userMapper, hostname: loose(1n) }),
+      'hostname: must be 1-64 letters, digits, "." or "-", got 1n',
+    ],
+    [
+      () => Container.create({ rootfs, userMapper, capAdd: [loose(1n)] }),
+      "capAdd: not a capability name: 1n",
+    ],
+    [
+      () => container.start({ command: [loose(1n)] }),
+      "command: arguments must be strings without NUL bytes, got 1n",
+    ],
+    [
+      () => container.start({ command, cwd: loose(Symbol("x")) }),
+      "cwd: must be an absolute path without NUL bytes, got Symbol(x)",
+    ],
+    [
+      () => container.start({ command, stdout: loose(1n) }),
+      'stdout: must be "inherit", "piped", "null" or an fd, got 1n',
+    ],
+    [
+      () => container.start({ command, cgroup: loose(() => 1) }),
+      "cgroup: must be a plain cgroup name, got a function",
+    ],
+    [() => container.start({ command, reaper: loose(1n) }), "reaper: must be a boolean, got 1n"],
+    [
+      () => container.start({ command, rlimits: { NOFILE: loose(1n) } }),
+      'rlimits: NOFILE must be a non-negative integer or "unlimited", got 1n',
+    ],
+    [
+      () => container.start({ command, rlimits: { NOFILE: NaN } }),
+      'rlimits: NOFILE must be a non-negative integer or "unlimited", got NaN',
+    ],
+    [
+      () => container.start({ command, rlimits: { NOFILE: Infinity } }),
+      'rlimits: NOFILE must be a non-negative integer or "unlimited", got Infinity',
+    ],
+    [() => new OverlayMount(loose(1n)), "OverlayMount: lowerDirs must be an array of directories, got 1n"],
+    [() => new BindMount("/tmp", loose(1n)), "BindMount: target must be an absolute path, got 1n"],
+    [
+      () => new TmpfsMount("/t", { size: loose(1n) }).validate(),
+      "TmpfsMount: size must be a positive number of bytes, got 1n",
+    ],
+    [
+      () => new TmpfsMount("/t", { mode: loose(1n) }).validate(),
+      "TmpfsMount: mode must be permission bits from 0 to 0o7777, got 1n",
+    ],
+    [
+      () => new Slirp4NetnsManager({ allowHostLoopback: loose(1n) }),
+      "allowHostLoopback: must be a boolean, got 1n",
+    ],
+    [
+      () => new Slirp4NetnsManager({ readyTimeoutMs: loose(Symbol("t")) }),
+      "readyTimeoutMs: must be a number of milliseconds > 0, got Symbol(t)",
+    ],
+    [() => ProcUserMapper.newRoot(loose(1n)), "uidMap: hostId must be an integer id, got 1n"],
+  ];
+  try {
+    const before = snapshot();
+    for (const [fn, problem] of cases) {
+      const err = await Promise.resolve().then(fn).then(() => undefined, (e) => e);
+      assert.ok(err instanceof SboxError && err.step === "options", `${problem}: ${err}`);
+      assert.equal(err.message, `invalid option ${problem}`);
+    }
+    assert.deepEqual(snapshot(), before);
+  } finally {
+    await container.destroy();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("OverlayMount refuses layers that overlap, naming both, before any process exists", async () => {
+  const image = busyboxImage();
+  const dir = scratchDir("overlap-");
+  for (const sub of ["root", "lower/inner", "upper/work", "work", "other"]) {
+    Deno.mkdirSync(`${dir}/${sub}`, { recursive: true });
+  }
+  Deno.symlinkSync(`${dir}/upper`, `${dir}/link`);
+  const mapper = ProcUserMapper.newRoot(0, 0);
+  // overlayfs would fail each in the child: ELOOP or EINVAL, naming no layer.
+  const cases: [OverlayMount, string][] = [
+    [
+      new OverlayMount([image], image, `${dir}/work`),
+      `lowerDirs[0] ${image} and upperDir ${image} are the same directory`,
+    ],
+    [
+      new OverlayMount([image], `${dir}/upper`, `${dir}/upper/work`),
+      `workDir ${dir}/upper/work is inside upperDir ${dir}/upper`,
+    ],
+    [
+      new OverlayMount([image], `${dir}/upper/work`, `${dir}/upper`),
+      `upperDir ${dir}/upper/work is inside workDir ${dir}/upper`,
+    ],
+    [
+      new OverlayMount([`${dir}/lower/inner`], `${dir}/lower`, `${dir}/work`),
+      `lowerDirs[0] ${dir}/lower/inner is inside upperDir ${dir}/lower`,
+    ],
+    [
+      new OverlayMount([`${dir}/lower`], `${dir}/other`, `${dir}/lower/inner`),
+      `workDir ${dir}/lower/inner is inside lowerDirs[0] ${dir}/lower`,
+    ],
+    [
+      new OverlayMount([`${dir}/lower`, `${dir}/lower/inner`]),
+      `lowerDirs[1] ${dir}/lower/inner is inside lowerDirs[0] ${dir}/lower`,
+    ],
+    // Through a link, as overlayfs resolves it.
+    [
+      new OverlayMount([image], `${dir}/upper`, `${dir}/link/work`),
+      `workDir ${dir}/link/work (${dir}/upper/work) is inside upperDir ${dir}/upper`,
+    ],
+  ];
+  try {
+    const before = snapshot();
+    for (const [mount, problem] of cases) {
+      const err = await Container.create({ rootfs: `${dir}/root`, userMapper: mapper, mounts: [mount] })
+        .then(() => undefined, (e) => e);
+      assert.ok(err instanceof SboxError && err.step === "options", `${problem}: ${err}`);
+      assert.equal(
+        err.message,
+        `invalid option OverlayMount: ${problem}: overlayfs needs its lower, upper and work directories apart, ` +
+          "none inside another",
+      );
+    }
+    assert.deepEqual(snapshot(), before);
+    // Apart, side by side: fine.
+    await Container.create({
+      rootfs: `${dir}/root`,
+      userMapper: mapper,
+      mounts: [new OverlayMount([`${dir}/lower`, image], `${dir}/other`, `${dir}/work`)],
+    }).then((container) => container.destroy());
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("a mount's flag that is not a boolean is refused, not taken by truthiness", async () => {
+  const dir = scratchDir("flags-");
+  Deno.mkdirSync(`${dir}/root`);
+  const loose = (value: unknown) => value as boolean;
+  const cases: [Mount, string][] = [
+    // "false" would make the bind read-only.
+    [
+      new BindMount(dir, "/x", { readonly: loose("false") }),
+      'BindMount: readonly must be a boolean, got "false"',
+    ],
+    [new BindMount(dir, "/x", { readonly: loose(1) }), "BindMount: readonly must be a boolean, got 1"],
+    [new BaseMounts({ maskPaths: loose("no") }), 'BaseMounts: maskPaths must be a boolean, got "no"'],
+  ];
+  try {
+    for (const [mount, problem] of cases) {
+      const err = await Container.create({
+        rootfs: `${dir}/root`,
+        userMapper: identityMapper(),
+        mounts: [mount],
+      })
+        .then(() => undefined, (e) => e);
+      assert.ok(err instanceof SboxError && err.step === "options", `${problem}: ${err}`);
+      assert.equal(err.message, `invalid option ${problem}`);
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("every mount's target is checked by Container.create, a custom Mount's too", async () => {
+  const dir = scratchDir("targets-");
+  Deno.mkdirSync(`${dir}/root`);
+  const custom = (target: string) => ({ target, validate() {}, compile() {} }) as Mount;
+  const moved = new BindMount(dir, "/x");
+  (moved as { target: string }).target = "relative"; // after the constructor checked it
+  const cases: [unknown[], string][] = [
+    // The helper refused these only in the child: EXDEV, naming neither mount nor reason.
+    [[custom("/../../../tmp/x")], 'mounts[0]: target must not contain "..": /../../../tmp/x'],
+    [[new TmpfsMount("/t"), moved], 'mounts[1]: target must be an absolute path, got "relative"'],
+    [[custom("/a\0b")], 'mounts[0]: target contains a NUL byte: "/a\\u0000b"'],
+    // A TypeError before ("mount.validate is not a function").
+    [[{ target: "/", compile() {} }], "mounts[0]: not a Mount (it needs validate(), compile() and target)"],
+  ];
+  try {
+    const before = snapshot();
+    for (const [mounts, problem] of cases) {
+      const err = await Container.create({
+        rootfs: `${dir}/root`,
+        userMapper: identityMapper(),
+        mounts: mounts as Mount[],
+      })
+        .then(() => undefined, (e) => e);
+      assert.ok(err instanceof SboxError && err.step === "options", `${problem}: ${err}`);
+      assert.equal(err.message, `invalid option ${problem}`);
+    }
+    assert.deepEqual(snapshot(), before);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
 
 Deno.test("a misspelled option key is refused, naming it and the closest known key", async () => {
@@ -959,6 +1186,11 @@ Deno.test("a misspelled option key is refused, naming it and the closest known k
     await refused(
       () => new BaseMounts(loose({ "shm size": 1 })),
       'invalid option BaseMounts: unknown option "shm size" (did you mean shmSize?)',
+    );
+    // An array has none of the keys, and passed as the defaults.
+    await refused(
+      () => new Slirp4NetnsManager(loose([])),
+      "invalid option network: options must be an object, got []",
     );
     await refused(
       () => new PastaManager(loose({ allowHostLoopbak: true })),
@@ -1071,7 +1303,16 @@ Deno.test("id maps the kernel would refuse and bad runAsUser arguments are rejec
     [[null], /an entry must be \{ containerId, hostId, size \}/],
     [[{ containerId: "0", hostId: 0, size: 1 }], /containerId must be an integer id, got "0"/],
   ];
-  for (const [uidMap, pattern] of bad) {
+  for (
+    const [uidMap, pattern] of [
+      ...bad,
+      // Unknown keys were ignored: a misspelled size stood as no size.
+      [
+        [{ containerId: 0, hostId: 0, size: 1, sise: 5 }],
+        /^invalid option uidMap: unknown option sise \(did you mean size\?\)$/,
+      ],
+    ] as [unknown[], RegExp][]
+  ) {
     assert.throws(
       () =>
         new ProcUserMapper({
@@ -1080,6 +1321,22 @@ Deno.test("id maps the kernel would refuse and bad runAsUser arguments are rejec
         }),
       (err: unknown) => err instanceof SboxError && err.step === "options" && pattern.test(err.message),
       `${JSON.stringify(uidMap)}`,
+    );
+  }
+  const gidMap = [{ containerId: 0, hostId: 0, size: 1 }];
+  const badOptions: [unknown, RegExp][] = [
+    [
+      { uidMap: gidMap, gidMap, setgroups: false },
+      /^invalid option ProcUserMapper: unknown option setgroups$/,
+    ],
+    [null, /^invalid option ProcUserMapper: options must be \{ uidMap, gidMap \}, got null$/],
+    [[], /^invalid option ProcUserMapper: options must be \{ uidMap, gidMap \}, got \[\]$/],
+  ];
+  for (const [options, pattern] of badOptions) {
+    assert.throws(
+      () => new ProcUserMapper(options as ConstructorParameters<typeof ProcUserMapper>[0]),
+      (err: unknown) => err instanceof SboxError && err.step === "options" && pattern.test(err.message),
+      JSON.stringify(options),
     );
   }
   const mapper = identityMapper();
@@ -1092,6 +1349,12 @@ Deno.test("id maps the kernel would refuse and bad runAsUser arguments are rejec
       /invalid option command: arguments/,
     ],
     [() => runAsUser(mapper, 0, 0, [""]), /invalid option command: the program name is empty/],
+    // A TypeError before.
+    [
+      () => runAsUser(null as unknown as UserMapper, 0, 0, ["/bin/true"]),
+      /^invalid option userMapper: must be a/,
+    ],
+    [() => runAsUser({} as UserMapper, 0, 0, ["/bin/true"]), /^invalid option userMapper: must be a/],
   ];
   for (const [call, pattern] of calls) {
     const err = await call().then(() => undefined, (e) => e);
@@ -1373,7 +1636,7 @@ Deno.test("kill() takes every name a status gives and Deno's aliases; anything e
     NaN,
   ];
   for (const signal of [...bad, null, {}]) {
-    const shown = typeof signal === "string" ? JSON.stringify(signal) : String(signal);
+    const shown = typeof signal === "number" || signal === null ? String(signal) : JSON.stringify(signal);
     assert.throws(
       () => init.kill(signal as SignalLike),
       (err: unknown) =>

@@ -338,6 +338,15 @@ Deno.test("seccomp: a misspelled key is named, with the key it most likely meant
     () => compileSeccomp(policy as SeccompPolicy, "x86_64"),
     /unknown option argz \(did you mean args\?\)/,
   );
+  // In an errno action too, which was not checked: "code" would be ignored.
+  const action = {
+    defaultAction: "allow",
+    rules: [{ syscalls: ["mkdir"], action: { errno: "EPERM", code: 1 } }],
+  };
+  assert.throws(
+    () => compileSeccomp(action as SeccompPolicy, "x86_64"),
+    /^SboxError: invalid option seccomp: unknown option code$/,
+  );
   // A comment is welcome at every level.
   const commented: SeccompPolicy = {
     comment: "mkdir only with mode 0700",
@@ -376,5 +385,21 @@ Deno.test("rlimits: CORE=0 by default, names, pairs, errors", () => {
   assert.throws(() => checkRlimits({ FILES: 1 }), /invalid option rlimits: unknown resource "FILES"/);
   assert.throws(() => checkRlimits({ NOFILE: -1 }), /NOFILE must be a non-negative integer/);
   assert.throws(() => checkRlimits({ NOFILE: { soft: 9, hard: 8 } }), /soft limit above the hard limit/);
+  // A misspelled key of a pair was ignored without a word.
+  assert.throws(
+    () => checkRlimits({ NOFILE: { soft: 10, hard: 20, hrad: 5 } }),
+    /^SboxError: invalid option rlimits: unknown option hrad \(did you mean hard\?\)$/,
+  );
+  assert.throws(
+    () => checkRlimits({ NOFILE: { soft: 10 } }),
+    /^SboxError: invalid option rlimits: NOFILE\.hard must be a non-negative integer or "unlimited", got undefined$/,
+  );
+  assert.throws(() => checkRlimits({ NOFILE: [10, 20] }), /NOFILE must be .*, got \[10,20\]$/);
   assert.throws(() => checkRlimits([1]), /invalid option rlimits/);
+  // A Map has no entries for Object.entries: it would give the defaults, silently.
+  assert.throws(
+    () => checkRlimits(new Map([["NOFILE", 10]])),
+    /^SboxError: invalid option rlimits: must be a plain object such as \{ NOFILE: 64 \}, got a Map$/,
+  );
+  assert.deepEqual(checkRlimits(Object.assign(Object.create(null), { CORE: 1 }))[0].soft, 1n);
 });

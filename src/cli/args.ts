@@ -13,6 +13,7 @@
  */
 
 import { ArgvError, type OptionSpec, type Token, tokenize } from "./argv.ts";
+import { hasControlCharacter, PIDS_LIMIT_MAX } from "../cgroup.ts";
 import { HOSTNAME } from "../container.ts";
 import { SboxError } from "../error.ts";
 import { cleanPath } from "../mount.ts";
@@ -278,12 +279,15 @@ function applyOption(
       options.swap = parseSize(option, value, { allowZero: true });
       break;
     case "pids":
-      // With 1, the kernel refuses the command's process (EAGAIN): say why here.
+      // With 1, the kernel refuses the command's process (EAGAIN); above
+      // PID_MAX_LIMIT, the limit itself (EINVAL): say why here.
       options.pids = parseCount(
         option,
         value,
         2,
-        "the container's pid 1 is sbox's reaper, the command a second process",
+        PIDS_LIMIT_MAX,
+        `at least 2: the container's pid 1 is sbox's reaper, the command a second process; ` +
+          "at most the kernel's PID_MAX_LIMIT",
       );
       break;
     case "cpus":
@@ -360,11 +364,16 @@ function parseRlimit(value: string): [string, RlimitValue] {
  * such names); repeated slashes are dropped.
  */
 function parseCgroup(value: string): string {
-  if (!value.startsWith("/") || value.split("/").some((part) => part === "." || part === "..")) {
+  // Control characters here, where the error names --cgroup on one line:
+  // the library's would name "cgroup name", a newline breaking its line.
+  if (
+    !value.startsWith("/") || value.split("/").some((part) => part === "." || part === "..") ||
+    hasControlCharacter(value)
+  ) {
     throw badValue(
       "--cgroup",
       value,
-      'an absolute path without "." or ".." such as /sys/fs/cgroup/judge or /judge',
+      'an absolute path without "." or ".." or control characters such as /sys/fs/cgroup/judge or /judge',
     );
   }
   return cleanPath(value);

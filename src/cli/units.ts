@@ -7,6 +7,7 @@
  * @module
  */
 
+import { CPU_LIMIT_BOUNDS } from "../cgroup.ts";
 import { SboxError } from "../error.ts";
 
 /** Binary multiples: `k` is 1024 bytes, as in the kernel's cgroup files. */
@@ -49,11 +50,14 @@ export function parseDuration(option: string, value: string): number {
   return ms;
 }
 
-/** A whole number from `min` up (e.g. `--pids 64`); `why` explains a `min` above 1 in the error. */
-export function parseCount(option: string, value: string, min = 1, why = ""): number {
+/**
+ * A whole number from `min` to `max` (e.g. `--pids 64`); `why` explains the
+ * bounds in the error.
+ */
+export function parseCount(option: string, value: string, min: number, max: number, why = ""): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min) {
-    throw invalid(option, value, `a whole number from ${min}${why ? ` (${why})` : ""}`);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw invalid(option, value, `a whole number from ${min} to ${max}${why ? ` (${why})` : ""}`);
   }
   return n;
 }
@@ -61,15 +65,20 @@ export function parseCount(option: string, value: string, min = 1, why = ""): nu
 /** Period of the CPU bandwidth limit, in microseconds (the kernel's default). */
 export const CPU_PERIOD_USEC = 100_000;
 
+/** The most CPUs `--cpus` takes: the kernel's largest quota per {@linkcode CPU_PERIOD_USEC}. */
+export const MAX_CPUS: number = Math.floor(CPU_LIMIT_BOUNDS.maxQuotaUsec / CPU_PERIOD_USEC);
+
 /**
  * A number of CPUs, possibly fractional (`0.5`, `2`), as the microseconds of
- * CPU time allowed per {@linkcode CPU_PERIOD_USEC}. The kernel needs at least
- * 1000 µs per period, so the smallest value is 0.01.
+ * CPU time allowed per {@linkcode CPU_PERIOD_USEC}. The kernel takes 1000 µs
+ * to 2^44-1 µs per period, so the values are 0.01 to {@linkcode MAX_CPUS}.
  */
 export function parseCpus(option: string, value: string): number {
-  const expected = "a number of CPUs such as 0.5, 1 or 2 (at least 0.01)";
+  const expected = `a number of CPUs such as 0.5, 1 or 2 (0.01 to ${MAX_CPUS})`;
   if (!/^\d+(?:\.\d+)?$/.test(value)) throw invalid(option, value, expected);
   const quotaUsec = Math.round(Number(value) * CPU_PERIOD_USEC);
-  if (quotaUsec < 1000 || !Number.isSafeInteger(quotaUsec)) throw invalid(option, value, expected);
+  if (quotaUsec < CPU_LIMIT_BOUNDS.minUsec || quotaUsec > CPU_LIMIT_BOUNDS.maxQuotaUsec) {
+    throw invalid(option, value, expected);
+  }
   return quotaUsec;
 }

@@ -18,6 +18,7 @@
  */
 
 import { SboxError } from "../error.ts";
+import { show } from "../options.ts";
 
 /**
  * Capability numbers (linux/capability.h), without the `CAP_` prefix: the
@@ -110,11 +111,11 @@ function capabilityNames(option: string, names: unknown): string[] {
   if (!Array.isArray(names)) throw SboxError.invalidOption(option, "must be an array of capability names");
   return names.map((name) => {
     if (typeof name !== "string") {
-      throw SboxError.invalidOption(option, `not a capability name: ${JSON.stringify(name)}`);
+      throw SboxError.invalidOption(option, `not a capability name: ${show(name)}`);
     }
     const bare = name.toUpperCase().replace(/^CAP_/, "");
     if (bare !== "ALL" && !(bare in CAPABILITIES)) {
-      throw SboxError.invalidOption(option, `unknown capability ${JSON.stringify(name)}`);
+      throw SboxError.invalidOption(option, `unknown capability ${show(name)}`);
     }
     return bare;
   });

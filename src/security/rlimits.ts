@@ -8,6 +8,7 @@
  */
 
 import { SboxError } from "../error.ts";
+import { checkKnownKeys, isPlainObject, kindOf, show } from "../options.ts";
 
 /** Resource numbers (asm-generic, the same on x86_64 and aarch64). */
 export const RLIMIT_RESOURCES: Readonly<Record<string, number>> = {
@@ -69,7 +70,7 @@ function limitValue(name: string, value: unknown): bigint {
   if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
     throw SboxError.invalidOption(
       "rlimits",
-      `${name} must be a non-negative integer or "unlimited", got ${JSON.stringify(value)}`,
+      `${name} must be a non-negative integer or "unlimited", got ${show(value)}`,
     );
   }
   return BigInt(value);
@@ -77,8 +78,11 @@ function limitValue(name: string, value: unknown): bigint {
 
 /** Validates `rlimits` over the defaults; the result is in resource order. */
 export function checkRlimits(rlimits: unknown): CheckedRlimit[] {
-  if (rlimits !== undefined && (typeof rlimits !== "object" || rlimits === null || Array.isArray(rlimits))) {
-    throw SboxError.invalidOption("rlimits", "must be an object such as { NOFILE: 64 }");
+  if (rlimits !== undefined && !isPlainObject(rlimits)) {
+    throw SboxError.invalidOption(
+      "rlimits",
+      `must be a plain object such as { NOFILE: 64 }, got ${kindOf(rlimits)}`,
+    );
   }
   // By resource: "nofile" and "RLIMIT_NOFILE" name NOFILE too, and a
   // caller's limit replaces the default one.
@@ -87,13 +91,15 @@ export function checkRlimits(rlimits: unknown): CheckedRlimit[] {
     const name = key.toUpperCase().replace(/^RLIMIT_/, "");
     const resource = RLIMIT_RESOURCES[name];
     if (resource === undefined) {
-      throw SboxError.invalidOption("rlimits", `unknown resource ${JSON.stringify(key)}`);
+      throw SboxError.invalidOption("rlimits", `unknown resource ${show(key)}`);
     }
     let soft: bigint, hard: bigint;
-    if (typeof value === "object" && value !== null) {
+    if (isPlainObject(value)) {
+      // A misspelled "hrad" would leave a limit unset without a word.
+      checkKnownKeys(value, { soft: true, hard: true }, "rlimits");
       const pair = value as { soft?: unknown; hard?: unknown };
-      soft = limitValue(name, pair.soft);
-      hard = limitValue(name, pair.hard);
+      soft = limitValue(`${name}.soft`, pair.soft);
+      hard = limitValue(`${name}.hard`, pair.hard);
       if (soft > hard) throw SboxError.invalidOption("rlimits", `${name}: soft limit above the hard limit`);
     } else {
       soft = hard = limitValue(name, value);

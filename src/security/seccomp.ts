@@ -24,7 +24,7 @@
 
 import { SboxError } from "../error.ts";
 import { errnoNumber } from "../errno.ts";
-import { checkKnownKeys, type KnownKeys } from "../options.ts";
+import { checkKnownKeys, isPlainObject, type KnownKeys, show } from "../options.ts";
 import type { SeccompAction, SeccompCondition, SeccompPolicy, SeccompRule } from "./policy.ts";
 import { type SeccompArch, syscallTable } from "./syscalls.ts";
 
@@ -156,16 +156,17 @@ export function actionValue(action: SeccompAction): number {
     case "log":
       return SECCOMP_RET.LOG;
   }
-  if (typeof action === "object" && action !== null && typeof action.errno === "string") {
+  if (isPlainObject(action) && typeof action.errno === "string") {
+    checkKnownKeys(action, { errno: true }, "seccomp");
     try {
       return SECCOMP_RET.ERRNO | errnoNumber(action.errno);
     } catch {
-      throw SboxError.invalidOption("seccomp", `unknown errno ${JSON.stringify(action.errno)}`);
+      throw SboxError.invalidOption("seccomp", `unknown errno ${show(action.errno)}`);
     }
   }
   throw SboxError.invalidOption(
     "seccomp",
-    `bad action ${JSON.stringify(action)}: expected "allow", "errno", "kill", "kill_thread", "trap", "log" ` +
+    `bad action ${show(action)}: expected "allow", "errno", "kill", "kill_thread", "trap", "log" ` +
       `or { "errno": "ENOSYS" }`,
   );
 }
@@ -178,7 +179,7 @@ function halves(option: string, value: unknown): { lo: number; hi: number } {
   else {
     throw SboxError.invalidOption(
       "seccomp",
-      `${option} must be a non-negative integer or a string such as "0x5412", got ${JSON.stringify(value)}`,
+      `${option} must be a non-negative integer or a string such as "0x5412", got ${show(value)}`,
     );
   }
   if (big >= 1n << 64n) {
@@ -202,12 +203,12 @@ function checkCondition(condition: SeccompCondition): CheckedCondition {
   checkKnownKeys(condition, CONDITION_KEYS, "seccomp");
   const { arg, op, bits = 64 } = condition;
   if (!Number.isInteger(arg) || arg < 0 || arg > 5) {
-    throw SboxError.invalidOption("seccomp", `condition arg must be 0 to 5, got ${JSON.stringify(arg)}`);
+    throw SboxError.invalidOption("seccomp", `condition arg must be 0 to 5, got ${show(arg)}`);
   }
   if (!["eq", "ne", "masked_eq", "has_any"].includes(op)) {
     throw SboxError.invalidOption(
       "seccomp",
-      `condition op must be eq, ne, masked_eq or has_any, got ${JSON.stringify(op)}`,
+      `condition op must be eq, ne, masked_eq or has_any, got ${show(op)}`,
     );
   }
   if (bits !== 32 && bits !== 64) throw SboxError.invalidOption("seccomp", `condition bits must be 32 or 64`);
@@ -321,7 +322,7 @@ function checkPolicy(policy: SeccompPolicy, arch: SeccompArch) {
     };
     for (const name of rule.syscalls) {
       if (typeof name !== "string" || !known.has(name)) {
-        throw SboxError.invalidOption("seccomp", `unknown syscall ${JSON.stringify(name)}`);
+        throw SboxError.invalidOption("seccomp", `unknown syscall ${show(name)}`);
       }
       const nr = table.get(name);
       if (nr === undefined) continue; // another architecture's syscall

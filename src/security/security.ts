@@ -20,7 +20,7 @@
  * @module
  */
 
-import { SboxError } from "../error.ts";
+import { checkBoolean } from "../options.ts";
 import type { ProgramBuilder } from "../program.ts";
 import { capabilityMask } from "./capabilities.ts";
 import { DEFAULT_SECCOMP_POLICY, type SeccompPolicy } from "./policy.ts";
@@ -80,12 +80,7 @@ function compiledFilter(policy: SeccompPolicy): ReturnType<typeof compileSeccomp
 
 /** Checks `rlimits` and `newSession`. */
 export function checkProcessSecurity(options: { rlimits?: unknown; newSession?: unknown }): ProcessSecurity {
-  if (options.newSession !== undefined && typeof options.newSession !== "boolean") {
-    throw SboxError.invalidOption(
-      "newSession",
-      `must be a boolean, got ${JSON.stringify(options.newSession)}`,
-    );
-  }
+  checkBoolean("newSession", options.newSession);
   return { rlimits: checkRlimits(options.rlimits), newSession: options.newSession ?? true };
 }
 
