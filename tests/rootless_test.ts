@@ -99,7 +99,11 @@ Deno.test("sbox run --verbose names the mapper it picked for this user", async (
       assert.equal(Deno.statSync(`${rootfs}/home/n`).uid, hostId(65534));
       assert.equal(Deno.statSync(`${rootfs}/bin/busybox`).uid, hostId(0));
       // Seen from a container on that root, the owners are the container's ids again.
-      await runAsRoot(mapper, ["/bin/sh", "-c", `test "$(stat -c %u ${shellQuote(`${rootfs}/home/u`)})" = 1000`]);
+      await runAsRoot(mapper, [
+        "/bin/sh",
+        "-c",
+        `test "$(stat -c %u ${shellQuote(`${rootfs}/home/u`)})" = 1000`,
+      ]);
       await runAsRoot(mapper, ["rm", "-rf", rootfs]);
       assert.throws(() => Deno.statSync(rootfs), Deno.errors.NotFound);
       Deno.removeSync(dir, { recursive: true });
