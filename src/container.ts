@@ -12,7 +12,16 @@ import { SboxError } from "./error.ts";
 import { launch, type SyncPipe } from "./launch.ts";
 import { checkBoolean, checkKnownKeys, isPlainObject, kindOf, type KnownKeys, show } from "./options.ts";
 import { checkTarget, cleanPath, type Mount, replacesRoot } from "./mount.ts";
-import { checkCommand, checkId, checkStdio, InitProcess, Process, type Stdio, StdioPlan } from "./process.ts";
+import {
+  checkCommand,
+  checkId,
+  checkStdio,
+  InitProcess,
+  notPassable,
+  Process,
+  type Stdio,
+  StdioPlan,
+} from "./process.ts";
 import { CLONE, MS, PROGRAM_LIMITS, ProgramBuilder } from "./program.ts";
 import { check, close, dupCloexec, EBUSY, ENOENT, ids, O, stat, tryOpen, tryRmdir } from "./sys.ts";
 import { checkUserMapper, hostId, isMapped, type UserMapper } from "./user.ts";
@@ -821,12 +830,12 @@ export function checkProcessOptions(options: ProcessOptions): CheckedProcess {
   }
   const envp: string[] = [];
   for (const [key, value] of Object.entries(env)) {
-    if (key === "" || key.includes("=") || key.includes("\0")) {
+    if (key === "" || key.includes("=") || notPassable(key)) {
       throw SboxError.invalidOption("env", `bad variable name ${show(key)}`);
     }
-    if (typeof value !== "string" || value.includes("\0")) {
-      throw SboxError.invalidOption("env", `value of ${key} must be a string without NUL bytes`);
-    }
+    if (typeof value !== "string") throw SboxError.invalidOption("env", `value of ${key} must be a string`);
+    const problem = notPassable(value);
+    if (problem) throw SboxError.invalidOption("env", `value of ${key} holds ${problem}`);
     envp.push(`${key}=${value}`);
   }
   if (envp.length > PROGRAM_LIMITS.arrayEntries) {

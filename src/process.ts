@@ -72,18 +72,29 @@ export function checkId(option: string, value: unknown, fallback: number): numbe
   return value;
 }
 
-/** Checks a command: a program and its arguments, strings without NUL bytes. */
+/**
+ * Why `text` cannot be passed on as it is, or undefined: the program gets
+ * UTF-8 bytes, NUL-terminated, and a lone surrogate (half of a UTF-16 pair)
+ * has no UTF-8 form: it would arrive as U+FFFD, a text other than the one
+ * given (the command line refuses such an argument too).
+ */
+export function notPassable(text: string): string | undefined {
+  if (text.includes("\0")) return "a NUL byte";
+  if (!text.isWellFormed()) return "a lone surrogate, which has no UTF-8 form";
+  return undefined;
+}
+
+/** Checks a command: a program and its arguments, strings without NUL bytes or lone surrogates. */
 export function checkCommand(command: unknown): asserts command is string[] {
   if (!Array.isArray(command) || command.length === 0) {
     throw SboxError.invalidOption("command", "must be a non-empty array of strings");
   }
   for (const arg of command) {
-    if (typeof arg !== "string" || arg.includes("\0")) {
-      throw SboxError.invalidOption(
-        "command",
-        `arguments must be strings without NUL bytes, got ${show(arg)}`,
-      );
+    if (typeof arg !== "string") {
+      throw SboxError.invalidOption("command", `arguments must be strings, got ${show(arg)}`);
     }
+    const problem = notPassable(arg);
+    if (problem) throw SboxError.invalidOption("command", `an argument holds ${problem}: ${show(arg)}`);
   }
   if (command[0] === "") throw SboxError.invalidOption("command", "the program name is empty");
   if (command.length > PROGRAM_LIMITS.arrayEntries) {

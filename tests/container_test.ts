@@ -954,7 +954,7 @@ Deno.test("a BigInt, a symbol, a function, NaN or Infinity in an option is shown
     ],
     [
       () => container.start({ command: [loose(1n)] }),
-      "command: arguments must be strings without NUL bytes, got 1n",
+      "command: arguments must be strings, got 1n",
     ],
     [
       () => container.start({ command, cwd: loose(Symbol("x")) }),
@@ -1138,6 +1138,40 @@ Deno.test("every mount's target is checked by Container.create, a custom Mount's
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
+});
+
+// The library once passed a lone surrogate on as U+FFFD, and took CAP_ALL
+// for ALL, where `sbox run` refuses both.
+Deno.test("a lone surrogate in command or env, and capAdd CAP_ALL, are refused as the command line refuses them", async () => {
+  const rootfs = busyboxImage();
+  const userMapper = identityMapper();
+  const refused = async (fn: () => unknown, message: string) => {
+    const err = await Promise.resolve().then(fn).then(() => undefined, (e) => e);
+    assert.ok(err instanceof SboxError, `expected SboxError, got ${err}`);
+    assert.deepEqual([err.step, err.message], ["options", `invalid option ${message}`]);
+  };
+  await using container = await Container.create({ rootfs, userMapper });
+  const lone = "a\uD800b";
+  await refused(
+    () => container.start({ command: ["/bin/echo", lone] }),
+    `command: an argument holds a lone surrogate, which has no UTF-8 form: "a\\ud800b"`,
+  );
+  await refused(
+    () => container.start({ command: ["/bin/true"], env: { X: lone } }),
+    "env: value of X holds a lone surrogate, which has no UTF-8 form",
+  );
+  await refused(
+    () => container.start({ command: ["/bin/true"], env: { [lone]: "1" } }),
+    `env: bad variable name "a\\ud800b"`,
+  );
+  await refused(
+    () => Container.create({ rootfs, userMapper, capAdd: ["CAP_ALL"] }),
+    'capAdd: unknown capability "CAP_ALL"',
+  );
+  // Whole pairs and "ALL" itself pass.
+  const init = await container.start({ command: ["/bin/echo", "\u{1F600}"], stdout: "piped" });
+  assert.equal(text((await init.output()).stdout), "\u{1F600}\n");
+  await (await Container.create({ rootfs, userMapper, capAdd: ["ALL"] })).destroy();
 });
 
 Deno.test("a misspelled option key is refused, naming it and the closest known key", async () => {

@@ -105,7 +105,11 @@ export const DEFAULT_CAPABILITIES: readonly string[] = [
   "SETFCAP",
 ];
 
-/** `"CAP_NET_RAW"`, `"net_raw"` and `"NET_RAW"` all name CAP_NET_RAW; `"ALL"` names every one. */
+/**
+ * `"CAP_NET_RAW"`, `"net_raw"` and `"NET_RAW"` all name CAP_NET_RAW; `"ALL"`
+ * names every one, and `"CAP_ALL"` none (no capability has that name; the
+ * command line and Docker refuse it too).
+ */
 function capabilityNames(option: string, names: unknown): string[] {
   if (names === undefined) return [];
   if (!Array.isArray(names)) throw SboxError.invalidOption(option, "must be an array of capability names");
@@ -113,8 +117,9 @@ function capabilityNames(option: string, names: unknown): string[] {
     if (typeof name !== "string") {
       throw SboxError.invalidOption(option, `not a capability name: ${show(name)}`);
     }
-    const bare = name.toUpperCase().replace(/^CAP_/, "");
-    if (bare !== "ALL" && !(bare in CAPABILITIES)) {
+    const upper = name.toUpperCase();
+    const bare = upper === "ALL" ? upper : upper.replace(/^CAP_/, "");
+    if (bare === "ALL" ? upper !== "ALL" : !(bare in CAPABILITIES)) {
       throw SboxError.invalidOption(option, `unknown capability ${show(name)}`);
     }
     return bare;
