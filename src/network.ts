@@ -25,6 +25,7 @@ import {
   ids,
   O,
   pipe,
+  readTextFile,
   setNonblocking,
   stat,
   tryMkdir,
@@ -378,10 +379,28 @@ function addHostForward(apiSocket: string, port: PublishedPort): void {
     throw new SboxError(
       `cannot publish 127.0.0.1:${port.hostPort} to port ${port.containerPort}: ${
         parsed.error.desc ?? JSON.stringify(parsed.error)
-      }`,
+      }${whyNoForward(port.hostPort)}`,
       { step: "network" },
     );
   }
+}
+
+/**
+ * slirp4netns says only "slirp_add_hostfwd failed" when it cannot bind the
+ * host port: name the two usual causes.
+ */
+function whyNoForward(hostPort: number): string {
+  let unprivileged = 0;
+  try {
+    unprivileged = Number(readTextFile("/proc/sys/net/ipv4/ip_unprivileged_port_start").trim());
+  } catch {
+    // no such setting: every port needs root below 1024 then, as before it existed
+    unprivileged = 1024;
+  }
+  if (ids().euid !== 0 && hostPort < unprivileged) {
+    return ` (a port below ${unprivileged}, net.ipv4.ip_unprivileged_port_start, needs root)`;
+  }
+  return " (is the port in use?)";
 }
 
 /**

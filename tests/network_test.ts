@@ -634,6 +634,24 @@ for (const [net, Manager] of MANAGERS) {
   });
 }
 
+// slirp4netns says only "slirp_add_hostfwd failed" when it cannot bind the
+// host port, which left the user to guess why.
+netTest(
+  "slirp4netns: publishing a host port in use fails the run with 125, asking whether it is in use",
+  async () => {
+    using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    const result = await busybox(["--net", "slirp4netns", "-p", `${port}:80`, "--", "true"]);
+    assert.equal(result.code, 125, result.stderr);
+    assert.match(
+      result.stderr,
+      new RegExp(
+        `^sbox: cannot publish 127\\.0\\.0\\.1:${port} to port 80: .*\\(is the port in use\\?\\)\n$`,
+      ),
+    );
+  },
+);
+
 // slirp4netns's API socket lets whoever connects add forwards (on any host
 // address and port the daemon may bind): it lives in a 0700 directory only
 // until the ports are published, then goes. A run killed before that
