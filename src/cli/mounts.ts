@@ -19,7 +19,8 @@ import {
   TmpfsMount,
 } from "../mount.ts";
 import type { ProgramBuilder } from "../program.ts";
-import { readLink, resolvedPath, stat } from "../sys.ts";
+import { close, ids, O, readLink, resolvedPath, stat, tryOpen } from "../sys.ts";
+import { describeErrno } from "../errno.ts";
 import type { MountSpec } from "./args.ts";
 import { HostRootMount, planHostRoot } from "./hostroot.ts";
 import type { TemporaryLayers } from "./layers.ts";
@@ -46,6 +47,17 @@ export function imageDir(rootfs: string): string {
       `${rootfs} is the host's root /, which is the default: leave --rootfs out`,
     );
   }
+  // The setup reads it as sbox's own user: one who may not (an image of
+  // another user, mode 0700) got "cannot create directory /dev: EACCES",
+  // which named neither the option nor the directory.
+  const fd = tryOpen(`${dir}/.`, O.RDONLY | O.DIRECTORY);
+  if (fd < 0) {
+    throw SboxError.invalidOption(
+      "--rootfs",
+      `${dir} cannot be read by uid ${ids().euid}: ${describeErrno(-fd)}`,
+    );
+  }
+  close(fd);
   return dir;
 }
 
