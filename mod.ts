@@ -44,7 +44,8 @@
  */
 
 export { Cgroup, type CpuUsage, findCgroup2Mount, type MemoryEvents } from "./src/cgroup.ts";
-export { Container, type ContainerOptions, type ProcessOptions } from "./src/container.ts";
+export { Container } from "./src/container.ts";
+export type { ContainerOptions, ProcessOptions } from "./src/container_options.ts";
 export {
   CONTAINER_NETWORK,
   NETWORK_READY_TIMEOUT_MS,

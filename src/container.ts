@@ -1,176 +1,40 @@
 /**
  * A container: namespaces, a root file system and a cgroup, and the
- * processes started in them. This is where options become setup programs:
- * `start()` compiles the init path, `exec()` the join path, and both share
- * the tail that sets up stdio, ids and execve (`compileProcessTail`).
+ * processes started in them. This is where options, once checked
+ * (container_options.ts), become setup programs: `start()` compiles the
+ * init path, `exec()` the join path, and both share the steps that set up
+ * stdio (`compileStdio`), then ids, security and execve
+ * (`compileProcessTail`).
  *
  * @module
  */
 
-import { Cgroup, checkOnCgroup2, isInterfaceFileName } from "./cgroup.ts";
+import type { Cgroup } from "./cgroup.ts";
+import {
+  checkContainerOptions,
+  type CheckedProcess,
+  checkProcessOptions,
+  checkRawNetworkAccess,
+  type ContainerOptions,
+  type ProcessOptions,
+} from "./container_options.ts";
 import { SboxError } from "./error.ts";
 import { launch, type SyncPipe } from "./launch.ts";
-import { checkBoolean, checkKnownKeys, isPlainObject, kindOf, type KnownKeys, show } from "./options.ts";
-import { checkTarget, cleanPath, type Mount, replacesRoot } from "./mount.ts";
-import {
-  checkCommand,
-  checkId,
-  checkStdio,
-  InitProcess,
-  notPassable,
-  Process,
-  type Stdio,
-  StdioPlan,
-} from "./process.ts";
-import { CLONE, MS, PROGRAM_LIMITS, ProgramBuilder } from "./program.ts";
-import { check, close, dupCloexec, EBUSY, ENOENT, ids, O, stat, tryOpen, tryRmdir } from "./sys.ts";
-import { checkUserMapper, hostId, isMapped, type UserMapper } from "./user.ts";
+import { cleanPath, type Mount, replacesRoot } from "./mount.ts";
+import { InitProcess, Process, StdioPlan } from "./process.ts";
+import { CLONE, MS, ProgramBuilder } from "./program.ts";
+import { check, close, dupCloexec, EBUSY, ENOENT, ids, O, tryOpen, tryRmdir } from "./sys.ts";
+import { hostId, isMapped, type UserMapper } from "./user.ts";
 import type { NetworkAttachment, NetworkManager } from "./network.ts";
-import { CAPABILITIES } from "./security/capabilities.ts";
 import { compileIpcLimits } from "./security/ipc_limits.ts";
-import type { SeccompPolicy } from "./security/policy.ts";
-import type { Rlimits } from "./security/rlimits.ts";
 import {
   checkContainerSecurity,
-  checkProcessSecurity,
   compileSecurity,
   type ContainerSecurity,
   dieWithParent,
   dropBoundingSet,
   hideFromContainer,
-  type ProcessSecurity,
 } from "./security/security.ts";
-
-/** Options of {@linkcode Container.create}. */
-export interface ContainerOptions {
-  /** Absolute path of the directory that becomes "/" (the overlay is mounted on it). */
-  rootfs: string;
-  /** The container's cgroup (it must exist, on the cgroup2 file system); processes go in it or in child groups. */
-  cgroup?: Cgroup;
-  /** Writes the id maps of the container's user namespace. */
-  userMapper: UserMapper;
-  /**
-   * Mounts in order, the root first: e.g. `[new OverlayMount(...), new BaseMounts()]`.
-   * Without a mount on "/" the rootfs directory itself is the root, e.g.
-   * `[new BaseMounts()]` on an unpacked image.
-   */
-  mounts?: Mount[];
-  /** Hostname inside; default "sbox". */
-  hostname?: string;
-  /** Connects the network namespace; without one only `lo` is up. */
-  network?: NetworkManager;
-  /**
-   * Capabilities to keep beyond the default set (`DEFAULT_CAPABILITIES`:
-   * CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETUID, SETPCAP,
-   * NET_BIND_SERVICE, SYS_CHROOT, MKNOD, AUDIT_WRITE, SETFCAP), e.g.
-   * `["NET_RAW"]`, or `["ALL"]`. They are capabilities in the container's
-   * user namespace; a process with a uid other than 0 has none either way.
-   */
-  capAdd?: string[];
-  /** Capabilities to drop from the default set, e.g. `["SETUID", "SETGID"]`, or `["ALL"]`. */
-  capDrop?: string[];
-  /**
-   * The seccomp policy of every process: `DEFAULT_SECCOMP_POLICY` unless
-   * given, or "unconfined" for no filter (no_new_privs and the capability
-   * limits stay). A policy object is compiled once and the filter reused:
-   * do not change it after passing it. See docs/security.md.
-   */
-  seccomp?: SeccompPolicy | "unconfined";
-}
-
-/** Options of {@linkcode Container.start} and {@linkcode Container.exec}. */
-export interface ProcessOptions {
-  /**
-   * Program and arguments; a program without "/" is looked up in `env.PATH`,
-   * or without one in /usr/local/bin:/usr/bin:/bin (and the command gets no
-   * PATH variable).
-   */
-  command: string[];
-  /** The complete environment: nothing is inherited from the host. */
-  env?: Record<string, string>;
-  /** Working directory inside the container; default "/". */
-  cwd?: string;
-  /** User id inside the container (must be mapped); default 0. */
-  uid?: number;
-  /** Group id inside the container (must be mapped); default 0. */
-  gid?: number;
-  /** Supplementary groups; default none. */
-  groups?: number[];
-  /**
-   * Name of a child cgroup of the container's cgroup to run in, created if
-   * missing. A group the container made is removed by destroy(), or at
-   * once by a failed start or exec that had it to itself.
-   */
-  cgroup?: string;
-  /**
-   * `start()` only (`exec()` refuses true). When true, pid 1 of the
-   * container is a minimal init from the helper that runs the command as
-   * its child (pid 2), forwards signals to it and reaps orphans. The status is then exactly the command's: a
-   * command that kills itself (`abort()`, `kill -9 $$`) is reported killed by
-   * that signal, which a pid 1 cannot receive from inside its own namespace.
-   * `kill()` reaches the command through it, except for the two signals no
-   * process can catch: SIGKILL ends pid 1 and with it the whole container,
-   * and SIGSTOP stops pid 1 and not the command (as under Docker's
-   * `--init`). Default false: the command is pid 1, as in sbox.
-   */
-  reaper?: boolean;
-  /**
-   * Resource limits, e.g. `{ NOFILE: 64, FSIZE: 1 << 20 }`; `CORE` is 0
-   * unless given. They can only be lowered below the host's.
-   */
-  rlimits?: Rlimits;
-  /**
-   * Default true: the process starts a new session, detached from the
-   * caller's controlling terminal, so it cannot send it signals or type
-   * into it. false keeps the caller's session (interactive job control).
-   */
-  newSession?: boolean;
-  /**
-   * Default "inherit". With "piped", as with `Deno.Command`, our end of the
-   * pipe stays open until it is closed (`stdin.close()`, `abort()`) or the
-   * container destroyed; and the container keeps the Process until then.
-   */
-  stdin?: Stdio;
-  /**
-   * Default "inherit". With "piped", as with `Deno.Command`, our end of the
-   * pipe stays open until it is read to end-of-file (`output()` does),
-   * cancelled, or the container destroyed; and the container keeps the
-   * Process until then.
-   */
-  stdout?: Stdio;
-  /** Default "inherit"; "piped" as for stdout. */
-  stderr?: Stdio;
-}
-
-/** Every key of {@linkcode ContainerOptions}: any other is refused. */
-const CONTAINER_OPTIONS: KnownKeys<ContainerOptions> = {
-  rootfs: true,
-  cgroup: true,
-  userMapper: true,
-  mounts: true,
-  hostname: true,
-  network: true,
-  capAdd: true,
-  capDrop: true,
-  seccomp: true,
-};
-
-/** Every key of {@linkcode ProcessOptions}: any other is refused. */
-const PROCESS_OPTIONS: KnownKeys<ProcessOptions> = {
-  command: true,
-  env: true,
-  cwd: true,
-  uid: true,
-  gid: true,
-  groups: true,
-  cgroup: true,
-  reaper: true,
-  rlimits: true,
-  newSession: true,
-  stdin: true,
-  stdout: true,
-  stderr: true,
-};
 
 /** The namespaces of a container: all that clone3 can make. */
 const NAMESPACES = CLONE.NEWUSER | CLONE.NEWNS | CLONE.NEWPID | CLONE.NEWNET | CLONE.NEWIPC | CLONE.NEWUTS |
@@ -179,25 +43,6 @@ const NAMESPACES = CLONE.NEWUSER | CLONE.NEWNS | CLONE.NEWPID | CLONE.NEWNET | C
  * anew after landing in its own cgroup (a sibling of the init's cgroup would
  * be outside the init's cgroup namespace). */
 const JOINED = NAMESPACES & ~CLONE.NEWCGROUP;
-/**
- * Where a program named without "/" is looked for when `env` has no PATH
- * (the command then gets no PATH variable either), as execvp does.
- */
-const SEARCH_PATH_WITHOUT_ENV = "/usr/local/bin:/usr/bin:/bin";
-
-interface CheckedProcess {
-  command: string[];
-  env: string[];
-  searchPath: string;
-  cwd: string;
-  uid: number;
-  gid: number;
-  groups: number[];
-  cgroup: string | undefined;
-  stdio: [Stdio, Stdio, Stdio];
-  security: ProcessSecurity;
-}
-
 /**
  * A container. Create it, `start()` its init process, `exec()` more
  * processes into it, and `destroy()` it (or `await using`).
@@ -703,185 +548,4 @@ function compileProcessTail(
     b.setgid(p.gid).setuid(p.uid);
   }, kind === "init");
   b.exec(p.command[0], p.command, p.env, p.searchPath);
-}
-
-/** A hostname the container accepts: 1-64 letters, digits, "." or "-", not starting with "." or "-". */
-export const HOSTNAME: RegExp = /^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$/;
-
-/**
- * slirp4netns and pasta forward whatever frames the container sends, and
- * connect to their destination from the host: a frame to 127.0.0.1, sent
- * past the container's own kernel (a packet socket: NET_RAW) or routed out
- * through the gateway (NET_ADMIN), reaches the host's loopback, which
- * `allowHostLoopback: false` is meant to keep out. So those capabilities
- * with such a network need that option set. Returns the first of them in
- * `capabilities`, or undefined; `sbox run` asks too, to name its options.
- */
-export function hostLoopbackCapability(capabilities: bigint): string | undefined {
-  return ["NET_RAW", "NET_ADMIN"].find((name) => (capabilities & (1n << BigInt(CAPABILITIES[name]))) !== 0n);
-}
-
-function checkRawNetworkAccess(network: ContainerOptions["network"], capabilities: bigint): void {
-  if ((network as { allowHostLoopback?: unknown } | undefined)?.allowHostLoopback !== false) return;
-  const name = hostLoopbackCapability(capabilities);
-  if (name === undefined) return;
-  throw SboxError.invalidOption(
-    "capAdd",
-    `${name} with a network lets the container send frames to 127.0.0.1 that the network daemon ` +
-      "delivers to the host's loopback: give the network allowHostLoopback: true to accept that " +
-      "(--allow-host-loopback)",
-  );
-}
-
-function checkContainerOptions(options: ContainerOptions): void {
-  if (!options || typeof options !== "object") throw SboxError.invalidOption("options", "must be an object");
-  checkKnownKeys(options, CONTAINER_OPTIONS);
-  const { rootfs, cgroup, userMapper, mounts, hostname, network } = options;
-  if (typeof rootfs !== "string" || !rootfs.startsWith("/")) {
-    throw SboxError.invalidOption("rootfs", `must be an absolute path, got ${show(rootfs)}`);
-  }
-  if (rootfs.includes("\0")) {
-    throw SboxError.invalidOption("rootfs", `contains a NUL byte: ${show(rootfs)}`);
-  }
-  if (cleanPath(rootfs) === "/" || rootfs.split("/").includes("..")) {
-    throw SboxError.invalidOption("rootfs", `must be a plain directory other than /, got ${rootfs}`);
-  }
-  if (!stat(rootfs)?.isDirectory) throw SboxError.invalidOption("rootfs", `${rootfs} is not a directory`);
-  if (cgroup !== undefined) {
-    if (!(cgroup instanceof Cgroup)) throw SboxError.invalidOption("cgroup", "must be a Cgroup");
-    if (!cgroup.exists()) {
-      throw SboxError.invalidOption("cgroup", `${cgroup.path} does not exist (call create())`);
-    }
-    checkOnCgroup2(cgroup);
-    checkNotHoldingCaller(cgroup);
-  }
-  checkUserMapper(userMapper);
-  checkNetwork(network);
-  if (mounts !== undefined && !Array.isArray(mounts)) {
-    throw SboxError.invalidOption("mounts", "must be an array");
-  }
-  (mounts ?? []).forEach(checkMount);
-  if (
-    hostname !== undefined &&
-    (typeof hostname !== "string" || !HOSTNAME.test(hostname))
-  ) {
-    throw SboxError.invalidOption(
-      "hostname",
-      `must be 1-64 letters, digits, "." or "-", got ${show(hostname)}`,
-    );
-  }
-}
-
-/**
- * Checks mount `i` as start() will use it: a custom Mount's target is
- * checked nowhere else, nor a BindMount's changed since its constructor
- * checked it. The helper refuses a target that leads out of the root, but
- * in the child, with an EXDEV that names neither the mount nor why.
- */
-function checkMount(mount: Mount, i: number): void {
-  if (!mount || typeof mount.compile !== "function" || typeof mount.validate !== "function") {
-    throw SboxError.invalidOption(`mounts[${i}]`, "not a Mount (it needs validate(), compile() and target)");
-  }
-  mount.validate();
-  checkTarget(`mounts[${i}]`, mount.target);
-}
-
-/**
- * A network manager has the methods start() calls: else it would fail with
- * a TypeError, and attach() only once the init exists.
- */
-function checkNetwork(network: unknown): void {
-  if (network === undefined) return;
-  const manager = network as Partial<Record<keyof NetworkManager, unknown>> | null;
-  if (
-    !manager || typeof manager !== "object" || typeof manager.compile !== "function" ||
-    typeof manager.attach !== "function"
-  ) {
-    throw SboxError.invalidOption(
-      "network",
-      "must be a Slirp4NetnsManager, a PastaManager or another NetworkManager (with compile() and attach())",
-    );
-  }
-}
-
-/**
- * Refuses a group that holds this process: its limits would bind the caller
- * too, and killing the container's group (Cgroup.kill) would kill it.
- */
-function checkNotHoldingCaller(cgroup: Cgroup): void {
-  const own = Cgroup.current();
-  if (cgroup.contains(own)) {
-    throw SboxError.invalidOption(
-      "cgroup",
-      `${cgroup.path} holds this process (${own.path}): give the container a group of its own ` +
-        '(e.g. Cgroup.current().child("c1"), then create())',
-    );
-  }
-}
-
-/** Validates process options before anything is created. */
-export function checkProcessOptions(options: ProcessOptions): CheckedProcess {
-  if (!options || typeof options !== "object") throw SboxError.invalidOption("options", "must be an object");
-  checkKnownKeys(options, PROCESS_OPTIONS);
-  const { command, env = {}, cwd = "/", cgroup } = options;
-  checkCommand(command);
-  if (!isPlainObject(env)) {
-    throw SboxError.invalidOption("env", `must be a plain object of NAME: value, got ${kindOf(env)}`);
-  }
-  const envp: string[] = [];
-  for (const [key, value] of Object.entries(env)) {
-    if (key === "" || key.includes("=") || notPassable(key)) {
-      throw SboxError.invalidOption("env", `bad variable name ${show(key)}`);
-    }
-    if (typeof value !== "string") throw SboxError.invalidOption("env", `value of ${key} must be a string`);
-    const problem = notPassable(value);
-    if (problem) throw SboxError.invalidOption("env", `value of ${key} holds ${problem}`);
-    envp.push(`${key}=${value}`);
-  }
-  if (envp.length > PROGRAM_LIMITS.arrayEntries) {
-    throw SboxError.invalidOption("env", `${envp.length} variables, at most ${PROGRAM_LIMITS.arrayEntries}`);
-  }
-  if (typeof cwd !== "string" || !cwd.startsWith("/") || cwd.includes("\0")) {
-    throw SboxError.invalidOption(
-      "cwd",
-      `must be an absolute path without NUL bytes, got ${show(cwd)}`,
-    );
-  }
-  if (
-    cgroup !== undefined &&
-    (typeof cgroup !== "string" || !/^[A-Za-z0-9_.-]+$/.test(cgroup) || /^\.+$/.test(cgroup))
-  ) {
-    throw SboxError.invalidOption("cgroup", `must be a plain cgroup name, got ${show(cgroup)}`);
-  }
-  if (cgroup !== undefined && isInterfaceFileName(cgroup)) {
-    throw SboxError.invalidOption(
-      "cgroup",
-      `${show(cgroup)} is the name of a cgroup interface file, not a group`,
-    );
-  }
-  checkBoolean("reaper", options.reaper);
-  const groups = options.groups ?? [];
-  if (!Array.isArray(groups)) throw SboxError.invalidOption("groups", "must be an array of ids");
-  if (groups.length > PROGRAM_LIMITS.arrayEntries) {
-    throw SboxError.invalidOption(
-      "groups",
-      `${groups.length} groups, at most ${PROGRAM_LIMITS.arrayEntries}`,
-    );
-  }
-  return {
-    command: [...command],
-    env: envp,
-    searchPath: env.PATH ?? SEARCH_PATH_WITHOUT_ENV,
-    cwd,
-    uid: checkId("uid", options.uid, 0),
-    gid: checkId("gid", options.gid, 0),
-    groups: groups.map((g) => checkId("groups", g, 0)),
-    cgroup,
-    stdio: [
-      checkStdio("stdin", options.stdin),
-      checkStdio("stdout", options.stdout),
-      checkStdio("stderr", options.stderr),
-    ],
-    security: checkProcessSecurity(options),
-  };
 }

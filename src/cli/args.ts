@@ -14,7 +14,7 @@
 
 import { ArgvError, type OptionSpec, type Token, tokenize } from "./argv.ts";
 import { hasControlCharacter, PIDS_LIMIT_MAX } from "../cgroup.ts";
-import { HOSTNAME } from "../container.ts";
+import { HOSTNAME } from "../container_options.ts";
 import { SboxError } from "../error.ts";
 import { cleanPath } from "../mount.ts";
 import { repeatedHostPort } from "../network.ts";

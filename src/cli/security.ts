@@ -6,7 +6,7 @@
  * @module
  */
 
-import { type ContainerOptions, hostLoopbackCapability } from "../container.ts";
+import { type ContainerOptions, hostLoopbackCapability } from "../container_options.ts";
 import { SboxError } from "../error.ts";
 import type { SeccompPolicy } from "../security/policy.ts";
 import { capabilityMask } from "../security/capabilities.ts";
