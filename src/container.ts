@@ -98,6 +98,8 @@ export class Container implements AsyncDisposable {
   readonly #newCgroups = new Map<string, { cgroup: Cgroup; launches: number }>();
   /** The destruction, once destroy() was called: every later call waits for the same one. */
   #destruction: Promise<void> | undefined;
+  /** Aborted by destroy(): see LaunchSpec.cancel (launch.ts). */
+  readonly #destroying = new AbortController();
   /** A start() under way: a second one is refused at once. */
   #starting = false;
   /** Starts and execs under way, with the bookkeeping of what they make: destroy() waits for them. */
@@ -251,6 +253,10 @@ export class Container implements AsyncDisposable {
    * Kills every process of the container, waits until its file systems are
    * unmounted, and removes the cgroups it created. A call while another is
    * under way (a timeout's and `await using`'s, say) waits for the same end.
+   * A start that waits for the mapper's `map()` or the network's `attach()`
+   * is waited for too, but a caller's that does not settle within a second
+   * (sbox's own network: its `readyTimeoutMs` more) is given up on: that
+   * start rejects with step `"destroyed"`.
    */
   destroy(): Promise<void> {
     this.#destruction ??= this.#destroy();
@@ -267,6 +273,13 @@ export class Container implements AsyncDisposable {
     // (SIGSTOP) by the container before its execve, and its launch would
     // then never end. Killing the init ends the pid namespace, and it.
     this.#init?.kill("SIGKILL");
+    // A start waiting for the caller's map() or attach() that never ends
+    // is given up on after a grace period (#cancelGraceMs).
+    this.#destroying.abort(
+      new SboxError("the container was destroyed while its start waited for the user mapper or network", {
+        step: "destroyed",
+      }),
+    );
     // Starts and execs under way finish then: what they make dies below too.
     await Promise.allSettled([...this.#launches]);
     await Promise.all([...this.#processes].map((p) => p.dispose()));
@@ -336,16 +349,32 @@ export class Container implements AsyncDisposable {
   }
 
   /** While the init waits: its id maps, then its network. */
-  async #prepareInit(pid: number): Promise<void> {
+  async #prepareInit(pid: number, launch: { abandoned: boolean }): Promise<void> {
     await this.userMapper.map(pid);
-    if (!this.network) return;
+    // Given up on by destroy() (LaunchSpec.cancel): the child is gone.
+    if (!this.network || launch.abandoned) return;
     const attachment: unknown = await this.network.attach(pid);
     // Its stop() ends the network with the init: without one, a TypeError later.
     if (!attachment || typeof (attachment as Partial<NetworkAttachment>).stop !== "function") {
       const problem = "the network manager's attach() did not resolve to a NetworkAttachment (with stop())";
       throw new SboxError(problem, { step: "network" });
     }
+    // Too late: no one else will stop it.
+    if (launch.abandoned) return await (attachment as NetworkAttachment).stop();
     this.#network = attachment as NetworkAttachment;
+  }
+
+  /**
+   * How long destroy() lets a start's `map()` and `attach()` go on before it
+   * gives up on them: a second, plus the network's own readiness timeout
+   * where it has one (sbox's managers: `readyTimeoutMs`), so that sbox's own
+   * parts are always waited for and leave nothing behind. A caller's that
+   * never settles is abandoned then (LaunchSpec.cancel); should its
+   * attachment come later after all, it is stopped at once.
+   */
+  #cancelGraceMs(): number {
+    const readyTimeoutMs = (this.network as { readyTimeoutMs?: unknown } | undefined)?.readyTimeoutMs;
+    return 1000 + (typeof readyTimeoutMs === "number" && readyTimeoutMs > 0 ? readyTimeoutMs : 0);
   }
 
   /**
@@ -412,6 +441,8 @@ export class Container implements AsyncDisposable {
     const cgroup = child ? this.#enterChildCgroup(child) : this.cgroup;
     let cgroupFd = -1;
     let stdio: StdioPlan | undefined;
+    // Whether destroy() gave up on this launch's map() or attach().
+    const given = { abandoned: false };
     try {
       cgroupFd = cgroup ? cgroup.openDirectory() : -1;
       stdio = new StdioPlan(p.stdio);
@@ -424,7 +455,8 @@ export class Container implements AsyncDisposable {
         cgroupFd: joining ? -1 : cgroupFd,
         sync: !joining,
         childFds: [...plan.childFds, cgroupFd],
-        beforeStart: joining ? undefined : (pid) => this.#prepareInit(pid),
+        beforeStart: joining ? undefined : (pid) => this.#prepareInit(pid, given),
+        cancel: { signal: this.#destroying.signal, graceMs: this.#cancelGraceMs() },
         afterRelease: joining ? undefined : (pid) => this.#holdNamespace(pid),
         program: (sync) => {
           // The exec path joins the init's user namespace: the same maps.
@@ -436,6 +468,7 @@ export class Container implements AsyncDisposable {
       if (child) this.#leaveChildCgroup(child, true);
       return { process, parentFds: plan.parentFds };
     } catch (err) {
+      given.abandoned = err === this.#destroying.signal.reason;
       // launch() closed the child's fds (and the cgroup fd) itself.
       if (stdio) { for (const fd of stdio.parentFds) close(fd); }
       else close(cgroupFd);

@@ -53,6 +53,14 @@ export interface LaunchSpec {
   childFds: number[];
   /** Runs while the child waits, e.g. writing its id maps. */
   beforeStart?: (pid: number) => Promise<void> | void;
+  /**
+   * Once aborted, `beforeStart` has `graceMs` more to settle (then the
+   * launch goes on as if nothing happened); still pending after that (a
+   * caller's mapper or network that never settles), the launch gives up on
+   * it: the child is killed, and the launch rejects with the abort's reason.
+   * Container.destroy() aborts it.
+   */
+  cancel?: { signal: AbortSignal; graceMs: number };
   /** Runs right after the child is released, while it sets up. */
   afterRelease?: (pid: number) => void;
 }
@@ -89,6 +97,23 @@ export interface StatusChannel {
 }
 
 const SIGKILL = 9;
+
+/** `work`, unless {@linkcode LaunchSpec.cancel} gives up on it first: see there. */
+function unlessAbandoned<T>(work: Promise<T> | T, cancel: LaunchSpec["cancel"]): Promise<T> {
+  const pending = Promise.resolve(work);
+  if (!cancel) return pending;
+  const { signal, graceMs } = cancel;
+  return new Promise<T>((resolve, reject) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const abandon = () => timer = setTimeout(() => reject(signal.reason), graceMs);
+    if (signal.aborted) abandon();
+    else signal.addEventListener("abort", abandon, { once: true });
+    pending.then(resolve, reject).finally(() => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", abandon);
+    });
+  });
+}
 
 /** Runs the launch sequence; see the module documentation. */
 export async function launch(spec: LaunchSpec): Promise<Launched> {
@@ -160,7 +185,7 @@ async function launchChild(spec: LaunchSpec): Promise<Launched> {
   try {
     if (spec.beforeStart) {
       try {
-        await spec.beforeStart(pid);
+        await unlessAbandoned(spec.beforeStart(pid), spec.cancel);
       } catch (err) {
         // The child sees end-of-file on the sync pipe and exits; kill it anyway.
         close(syncWrite);

@@ -1438,6 +1438,51 @@ Deno.test("a second start() while one is under way is refused; destroy() during 
   assert.deepEqual([status.success, status.signal], [false, "SIGKILL"]);
 });
 
+// A caller's mapper or network manager runs while the child waits; destroy()
+// waited for it, and for good when it never settled.
+Deno.test("destroy() gives up on a start stuck in the caller's map() or attach(): it rejects, nothing is left", async () => {
+  const mapper = identityMapper();
+  const stuckMapper: UserMapper = {
+    uidMap: mapper.uidMap,
+    gidMap: mapper.gidMap,
+    setgroupsAllowed: mapper.setgroupsAllowed,
+    map: () => new Promise<void>(() => {}),
+  };
+  let attached = 0, stopped = 0;
+  // attach() settles only after destroy() has given up on it.
+  let settle = () => {};
+  const lateNetwork = {
+    compile() {},
+    attach: () =>
+      new Promise((resolve) => {
+        settle = () => {
+          attached++;
+          resolve({ stop: () => (stopped++, Promise.resolve()) });
+        };
+      }),
+  } as unknown as NetworkManager;
+  // The first launch of a process makes the reactor's epoll and eventfd.
+  await using warm = await Container.create({ rootfs: busyboxImage(), userMapper: mapper });
+  await (await warm.start({ command: ["/bin/true"] })).status;
+  const before = snapshot();
+  for (const [userMapper, network] of [[stuckMapper, undefined], [mapper, lateNetwork]] as const) {
+    const container = await Container.create({ rootfs: busyboxImage(), userMapper, network });
+    const start = container.start({ command: ["/bin/true"] }).then(() => undefined, (e) => e);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await container.destroy();
+    const err = await start;
+    assert.ok(err instanceof SboxError, `${err}`);
+    assert.equal(err.step, "destroyed", err.message);
+    assert.match(err.message, /destroyed while its start waited for the user mapper or network/);
+  }
+  settle();
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.deepEqual([attached, stopped], [1, 1], "the late attachment was not stopped");
+  const after = snapshot();
+  assert.deepEqual(after.children, before.children, "a process was left");
+  assert.deepEqual(after.fds, before.fds, "an fd was left");
+});
+
 Deno.test("a destroy() called while another is under way returns only once the container is gone", async () => {
   await using setup = await busyboxContainer();
   const init = await setup.container.start({ command: ["/bin/sleep", "100"], env: ENV });
