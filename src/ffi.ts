@@ -186,6 +186,28 @@ function candidates(): string[] {
   return urls.filter((url) => url.protocol === "file:").map((url) => decodeURIComponent(url.pathname));
 }
 
+/**
+ * glibc reports a library built for another architecture as "No such file
+ * or directory": say so when the file is there after all. Asked of libc
+ * itself, as the helper is what failed to load; only on this failure path.
+ */
+function otherArchitecture(path: string): string {
+  try {
+    const { symbols } = Deno.dlopen(
+      "libc.so.6",
+      {
+        access: { parameters: ["buffer", "i32"], result: "i32" },
+      } as const,
+    );
+    const exists = symbols.access(new TextEncoder().encode(`${path}\0`), 0) === 0;
+    return exists
+      ? ` (the file is there: built for another architecture? this machine is ${Deno.build.arch})`
+      : "";
+  } catch {
+    return "";
+  }
+}
+
 /** What to do when no library could be opened, for a copy of sbox loaded from `moduleUrl`. */
 function remedy(moduleUrl: string): string {
   if (!moduleUrl.startsWith("file:")) {
@@ -219,10 +241,9 @@ export function helper(): HelperSymbols {
           cause: err,
         });
       }
-      // Deno says "Could not open library: " twice; a library built for
-      // another architecture reads as ENOENT ("No such file or directory").
+      // Deno says "Could not open library: " twice.
       const message = (err as Error).message.replaceAll("Could not open library: ", "");
-      errors.push(`${path}: ${message}`);
+      errors.push(`${path}: ${message}${message.includes("No such file") ? otherArchitecture(path) : ""}`);
       continue;
     }
     const abi = candidate.symbols.sbox_abi_version();

@@ -174,6 +174,23 @@ Deno.test("cli: without a helper library, help and version work and run says wha
       /^sbox: cannot open the sbox helper library: run \.\/tools\/setup in sbox's checkout/,
     );
     assert.ok(result.stderr.includes(`${dir}/zig-out/lib/libsbox.so`), result.stderr);
+    assert.doesNotMatch(result.stderr, /another architecture/);
+
+    // A library for another machine (e_machine patched), which glibc reports
+    // as "No such file or directory" although it is there.
+    const library = Deno.readFileSync(`${root}zig-out/lib/libsbox.so`);
+    const E_MACHINE = 18, EM_AARCH64 = 183, EM_X86_64 = 62;
+    library[E_MACHINE] = Deno.build.arch === "aarch64" ? EM_X86_64 : EM_AARCH64;
+    Deno.mkdirSync(`${dir}/zig-out/lib`, { recursive: true });
+    Deno.writeFileSync(`${dir}/zig-out/lib/libsbox.so`, library);
+    const foreign = await inCopy(["run", "--", "/bin/true"]);
+    assert.equal(foreign.code, 125, text(foreign.stderr));
+    assert.match(
+      text(foreign.stderr),
+      new RegExp(
+        `libsbox\\.so: .*\\(the file is there: built for another architecture\\? this machine is ${Deno.build.arch}\\)`,
+      ),
+    );
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
