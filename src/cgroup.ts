@@ -51,7 +51,17 @@ export interface CpuUsage {
   systemUsec: number;
 }
 
-/** Finds the cgroup2 mount point in /proc/self/mountinfo. */
+/**
+ * Finds the cgroup2 mount point in /proc/self/mountinfo.
+ *
+ * @example Where the containers' groups can go
+ * ```ts
+ * import { Cgroup, findCgroup2Mount } from "./cgroup.ts";
+ *
+ * const mount = findCgroup2Mount(); // e.g. "/sys/fs/cgroup"
+ * const judge = new Cgroup(mount, "judge");
+ * ```
+ */
 export function findCgroup2Mount(): string {
   for (const line of readTextFile("/proc/self/mountinfo").split("\n")) {
     const sep = line.indexOf(" - ");

@@ -70,6 +70,13 @@ export interface PublishedPort {
  * (default of {@linkcode UserModeNetworkOptions.readyTimeoutMs}): it usually
  * takes milliseconds; one that never gets there would hold the container's
  * start, and with it `destroy()`, forever.
+ *
+ * @example A slower machine's daemon gets longer
+ * ```ts
+ * import { NETWORK_READY_TIMEOUT_MS, Slirp4NetnsManager } from "./network.ts";
+ *
+ * const network = new Slirp4NetnsManager({ readyTimeoutMs: 3 * NETWORK_READY_TIMEOUT_MS });
+ * ```
  */
 export const NETWORK_READY_TIMEOUT_MS = 10_000;
 
@@ -87,7 +94,16 @@ export interface UserModeNetworkOptions {
   readyTimeoutMs?: number;
 }
 
-/** The addressing both managers give a container. */
+/**
+ * The addressing both managers give a container.
+ *
+ * @example Where the container reaches the host's loopback (with allowHostLoopback)
+ * ```ts
+ * import { CONTAINER_NETWORK } from "./network.ts";
+ *
+ * const url = `http://${CONTAINER_NETWORK.gateway}:8080/`; // http://10.0.2.2:8080/
+ * ```
+ */
 export const CONTAINER_NETWORK = {
   /** The container's interface. */
   interface: "eth0",
@@ -211,6 +227,15 @@ async function awaitDaemon(daemon: HostDaemon, readyFd: number, timeoutMs: numbe
 /**
  * What slirp4netns and pasta share: the options, the daemon's path, and
  * /etc/resolv.conf in the container. Each backend starts its own daemon.
+ *
+ * @example Either backend, as a user chooses
+ * ```ts
+ * import { PastaManager, Slirp4NetnsManager, type UserModeNetworkManager } from "./network.ts";
+ *
+ * const backend: string = "pasta";
+ * const network: UserModeNetworkManager = backend === "pasta" ? new PastaManager() : new Slirp4NetnsManager();
+ * console.log(network.readyTimeoutMs); // 10000
+ * ```
  */
 export abstract class UserModeNetworkManager implements NetworkManager {
   /** Whether the host's loopback is reachable at 10.0.2.2. */

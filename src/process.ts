@@ -215,6 +215,18 @@ const SIGKILL = 9;
 /**
  * A process running in a container (sbox's `Process`): created by
  * `Container.exec`. {@linkcode InitProcess} is the container's first process.
+ *
+ * @example A second process in a running container, as uid 1000
+ * ```ts
+ * import type { Container } from "./container.ts";
+ * import type { InitProcess } from "./process.ts";
+ *
+ * async function whoami(container: Container, init: InitProcess): Promise<string> {
+ *   const process = await container.exec(init, { command: ["/bin/id", "-u"], uid: 1000, gid: 1000, stdout: "piped" });
+ *   const { stdout } = await process.output();
+ *   return new TextDecoder().decode(stdout).trim(); // "1000"
+ * }
+ * ```
  */
 export class Process {
   /** The pid, as seen from the host. */
@@ -438,7 +450,21 @@ export class Process {
   }
 }
 
-/** A container's first process (sbox's `InitProcess`): pid 1 inside. */
+/**
+ * A container's first process (sbox's `InitProcess`): pid 1 inside.
+ *
+ * @example Stop it after two seconds of wall time
+ * ```ts
+ * import type { InitProcess } from "./process.ts";
+ *
+ * async function withDeadline(init: InitProcess): Promise<string | null> {
+ *   const timer = setTimeout(() => init.kill("SIGKILL"), 2000);
+ *   const status = await init.status;
+ *   clearTimeout(timer);
+ *   return status.signal; // "SIGKILL" when the deadline hit
+ * }
+ * ```
+ */
 export class InitProcess extends Process {
   /** @internal The pidfd, for joining its namespaces. */
   readonly pidfd: number;

@@ -12,7 +12,16 @@ import { SboxError } from "./error.ts";
 import { encodeUtf8Into } from "./cstring.ts";
 import type { IdMapEntry } from "./user.ts";
 
-/** Op codes; keep in the order of `Code` in helper/program.zig. */
+/**
+ * Op codes; keep in the order of `Code` in helper/program.zig.
+ *
+ * @example
+ * ```ts
+ * import { OpCode } from "./program.ts";
+ *
+ * console.log(OpCode.exec); // the number helper/program.zig gives `exec`
+ * ```
+ */
 export const OpCode: {
   readonly wait_parent: 1;
   readonly mount: 2;
@@ -167,7 +176,16 @@ export interface MountOpOptions {
 const MKDIR_OWNED = 1;
 const CHDIR_NO_MAGIC_LINKS = 1;
 
-/** An id for chown(2) that leaves the owner (or group) as it is. */
+/**
+ * An id for chown(2) that leaves the owner (or group) as it is.
+ *
+ * @example A directory whose group is the container's 100, its owner the creator
+ * ```ts
+ * import { ProgramBuilder, UNCHANGED_ID } from "./program.ts";
+ *
+ * new ProgramBuilder().mkdir("./srv", 0o2775, { uid: UNCHANGED_ID, gid: 100 });
+ * ```
+ */
 export const UNCHANGED_ID = 0xffffffff;
 
 /** The uid and gid maps of a user namespace (a `UserMapper` has them). */
@@ -220,6 +238,22 @@ export interface Program {
  * during the mounts). The child resolves their symbolic links as the
  * container will see them, inside the root (helper/child.zig, `InRoot`): a
  * link in the image or a kept upper layer cannot lead the setup out of it.
+ *
+ * @example A custom Mount: a read-only tmpfs at /opt/empty
+ * ```ts
+ * import type { Mount } from "./mount.ts";
+ * import { MS, type ProgramBuilder } from "./program.ts";
+ *
+ * const emptyOpt: Mount = {
+ *   target: "/opt/empty",
+ *   validate() {},
+ *   compile(b: ProgramBuilder) {
+ *     // Relative: a path in the container's root, the working directory now.
+ *     b.mkdir("./opt").mkdir("./opt/empty");
+ *     b.mount("tmpfs", "./opt/empty", "tmpfs", MS.RDONLY | MS.NOSUID | MS.NODEV, "size=4k", "cannot mount /opt/empty");
+ *   },
+ * };
+ * ```
  */
 export class ProgramBuilder {
   /**

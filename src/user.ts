@@ -479,7 +479,16 @@ export async function runAsUser(
   }
 }
 
-/** {@linkcode runAsUser} as container root (0:0). */
+/**
+ * {@linkcode runAsUser} as container root (0:0).
+ *
+ * @example Remove a kept upper layer whose files belong to subordinate ids
+ * ```ts ignore
+ * import { BinNewIdMapper, runAsRoot } from "./user.ts";
+ *
+ * await runAsRoot(BinNewIdMapper.newRootSubid(), ["/bin/rm", "-rf", "/home/me/layers/upper"]);
+ * ```
+ */
 export function runAsRoot(mapper: UserMapper, command: string[]): Promise<void> {
   return runAsUser(mapper, 0, 0, command);
 }

@@ -10,7 +10,16 @@
 import { SboxError } from "../error.ts";
 import { checkKnownKeys, isPlainObject, kindOf, show } from "../options.ts";
 
-/** Resource numbers (asm-generic, the same on x86_64 and aarch64). */
+/**
+ * Resource numbers (asm-generic, the same on x86_64 and aarch64).
+ *
+ * @example The names rlimits accept
+ * ```ts
+ * import { RLIMIT_RESOURCES } from "./rlimits.ts";
+ *
+ * console.log(Object.keys(RLIMIT_RESOURCES).includes("NOFILE")); // true
+ * ```
+ */
 export const RLIMIT_RESOURCES: Readonly<Record<string, number>> = {
   CPU: 0,
   FSIZE: 1,
@@ -52,7 +61,16 @@ export type RlimitValue =
  */
 export type Rlimits = Partial<Record<keyof typeof RLIMIT_RESOURCES | string, RlimitValue>>;
 
-/** What every process gets unless its options say otherwise: no core dumps. */
+/**
+ * What every process gets unless its options say otherwise: no core dumps.
+ *
+ * @example Keep the default and add a limit
+ * ```ts
+ * import { DEFAULT_RLIMITS, type Rlimits } from "./rlimits.ts";
+ *
+ * const rlimits: Rlimits = { ...DEFAULT_RLIMITS, NOFILE: 64 };
+ * ```
+ */
 export const DEFAULT_RLIMITS: Readonly<Rlimits> = { CORE: 0 };
 
 /** One checked limit, ready for the `rlimit` op. */
