@@ -6,6 +6,7 @@
 
 const std = @import("std");
 const linux = std.os.linux;
+const sys = @import("sys.zig");
 const program = @import("program.zig");
 const clone = @import("clone.zig");
 const reaper_loop = @import("reaper.zig");
@@ -116,13 +117,9 @@ fn step(ctx: *Context, index: u32, op: *const program.Op, own: *OwnMounts) usize
     };
 }
 
-const at_fdcwd: usize = @bitCast(@as(isize, linux.AT.FDCWD));
-
-fn errnoOf(rc: usize) ?u16 {
-    const signed: isize = @bitCast(rc);
-    if (signed < 0 and signed > -4096) return @intCast(-signed);
-    return null;
-}
+const at_fdcwd = sys.at_fdcwd;
+const errnoOf = sys.errnoOf;
+const exit = sys.exit;
 
 fn negErrno(e: linux.E) usize {
     return @bitCast(-@as(isize, @intFromEnum(e)));
@@ -141,11 +138,6 @@ fn fail(ctx: *const Context, index: u32, code: program.Code, e: u16) noreturn {
 fn send(ctx: *const Context, kind: program.RecordKind, index: u32, code: program.Code, value: i32) void {
     const record = program.Record{ .kind = kind, .op_index = index, .code = @intFromEnum(code), .value = value };
     _ = linux.syscall3(.write, @bitCast(@as(isize, ctx.result_fd)), @intFromPtr(&record), @sizeOf(program.Record));
-}
-
-fn exit(status: u8) noreturn {
-    _ = linux.syscall1(.exit_group, status);
-    unreachable;
 }
 
 fn resetSignals() void {
@@ -254,15 +246,13 @@ fn statfsFlags(path: u64, flags: *u64) usize {
 fn bindReadOnly(source: u64, target: *const InRoot, target_path: u64, flags: u64) usize {
     const MS = linux.MS;
     const open_tree_clone: usize = 1;
-    const at_recursive: usize = 0x8000;
-    const at_empty_path: usize = 0x1000;
     const cloexec: usize = @as(u32, @bitCast(linux.O{ .CLOEXEC = true }));
-    const recursive = if (flags & MS.REC != 0) at_recursive else 0;
+    const recursive = if (flags & MS.REC != 0) @as(usize, linux.AT.RECURSIVE) else 0;
     const tree = linux.syscall3(.open_tree, at_fdcwd, source, open_tree_clone | cloexec | recursive);
     if (errnoOf(tree) != null) return tree;
     defer _ = linux.syscall1(.close, tree);
     var attr = mountAttr(flags);
-    var rc = linux.syscall5(.mount_setattr, tree, @intFromPtr(""), at_empty_path | recursive, @intFromPtr(&attr), @sizeOf(MountAttr));
+    var rc = linux.syscall5(.mount_setattr, tree, @intFromPtr(""), linux.AT.EMPTY_PATH | recursive, @intFromPtr(&attr), @sizeOf(MountAttr));
     if (errnoOf(rc) != null) return rc;
     const move_mount_f_empty_path: usize = 0x4;
     const move_mount_t_empty_path: usize = 0x40;
@@ -320,8 +310,7 @@ fn mountOrRemount(op: *const program.Op, source: u64, target: u64) usize {
 /// sets: flags the kernel locked stay, as they must.
 fn setMountFlagsRecursive(target: u64, flags: u64) usize {
     var attr = mountAttr(flags);
-    const at_recursive: usize = 0x8000;
-    return linux.syscall5(.mount_setattr, at_fdcwd, target, at_recursive, @intFromPtr(&attr), @sizeOf(MountAttr));
+    return linux.syscall5(.mount_setattr, at_fdcwd, target, linux.AT.RECURSIVE, @intFromPtr(&attr), @sizeOf(MountAttr));
 }
 
 /// struct mount_attr (linux/mount.h).
@@ -500,8 +489,7 @@ const InRoot = struct {
         const fd = openat2(@ptrFromInt(path_arg), resolve_no_symlinks);
         if (errnoOf(fd) != null) return fd;
         var stx: linux.Statx = undefined;
-        const at_empty_path: u32 = 0x1000;
-        const rc = linux.syscall5(.statx, fd, @intFromPtr(""), at_empty_path, linux.STATX_TYPE, @intFromPtr(&stx));
+        const rc = linux.syscall5(.statx, fd, @intFromPtr(""), linux.AT.EMPTY_PATH, linux.STATX_TYPE, @intFromPtr(&stx));
         if (errnoOf(rc) != null or stx.mode & linux.S.IFMT != kind) {
             _ = linux.syscall1(.close, fd);
             return if (errnoOf(rc) != null) rc else 0;
@@ -913,7 +901,6 @@ fn execInit(watch: reaper_loop.Watch) void {
     _ = linux.syscall3(.fcntl, @bitCast(@as(isize, watch.result_fd)), linux.F.SETFD, 0);
     _ = linux.syscall3(.fcntl, @bitCast(@as(isize, watch.exec_fd)), linux.F.SETFD, 0);
     const envp: [1]?[*:0]const u8 = .{null};
-    const at_empty_path: usize = 0x1000;
-    _ = linux.syscall5(.execveat, fd, @intFromPtr(""), @intFromPtr(&argv), @intFromPtr(&envp), at_empty_path);
+    _ = linux.syscall5(.execveat, fd, @intFromPtr(""), @intFromPtr(&argv), @intFromPtr(&envp), linux.AT.EMPTY_PATH);
     _ = linux.syscall1(.close, fd);
 }

@@ -28,6 +28,7 @@
 
 const std = @import("std");
 const linux = std.os.linux;
+const sys = @import("sys.zig");
 const clone = @import("clone.zig");
 const lib = @import("lib.zig");
 
@@ -109,14 +110,8 @@ var stack_region: usize = 0;
 /// once the thread is gone, so that the next one may take the stack.
 var thread_word: i32 align(4) = 0;
 
-fn isError(rc: usize) bool {
-    const signed: isize = @bitCast(rc);
-    return signed < 0 and signed > -4096;
-}
-
-fn fdArg(fd: i32) usize {
-    return @bitCast(@as(isize, fd));
-}
+const isError = sys.isError;
+const fdArg = sys.fdArg;
 
 fn lock() void {
     while (lock_word.cmpxchgWeak(0, 1, .acquire, .monotonic) != null) {

@@ -12,6 +12,7 @@
 
 const std = @import("std");
 const linux = std.os.linux;
+const sys = @import("sys.zig");
 const program = @import("program.zig");
 const child = @import("child.zig");
 const clone = @import("clone.zig");
@@ -124,11 +125,7 @@ fn sbox_stack_free(stack: u64) isize {
     return errnoResult(linux.munmap(@ptrFromInt(stack), region_len));
 }
 
-fn errnoOf(rc: usize) ?u16 {
-    const signed: isize = @bitCast(rc);
-    if (signed < 0 and signed > -4096) return @intCast(-signed);
-    return null;
-}
+const errnoOf = sys.errnoOf;
 
 /// The highest `sbox_call` number, the program format version and the sizes
 /// of an op and a record, so that TypeScript can check that it agrees.
@@ -238,11 +235,8 @@ fn int(word: u64) i32 {
 
 // ---- thin syscall wrappers --------------------------------------------------
 
-const at_fdcwd: usize = @bitCast(@as(isize, linux.AT.FDCWD));
-
-fn fdArg(fd: i32) usize {
-    return @bitCast(@as(isize, fd));
-}
+const at_fdcwd = sys.at_fdcwd;
+const fdArg = sys.fdArg;
 
 /// A new fd (or a negative errno), recorded for the calling isolate (janitor.zig).
 fn adopted(kind: janitor.Kind, rc: usize) isize {

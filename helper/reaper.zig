@@ -5,6 +5,7 @@
 
 const std = @import("std");
 const linux = std.os.linux;
+const sys = @import("sys.zig");
 const program = @import("program.zig");
 
 /// What pid 1 watches; passed on init's command line.
@@ -20,14 +21,8 @@ pub const Watch = struct {
     op_index: u32,
 };
 
-fn isError(rc: usize) bool {
-    const signed: isize = @bitCast(rc);
-    return signed < 0 and signed > -4096;
-}
-
-fn fdArg(fd: i32) usize {
-    return @bitCast(@as(isize, fd));
-}
+const isError = sys.isError;
+const fdArg = sys.fdArg;
 
 fn noopHandler(_: i32) callconv(.c) void {}
 
@@ -55,10 +50,7 @@ pub fn monotonicUsec() i32 {
     return @intCast(usec & 0x7fffffff);
 }
 
-fn exit(status: u8) noreturn {
-    _ = linux.syscall1(.exit_group, status);
-    unreachable;
-}
+const exit = sys.exit;
 
 /// Reaps every child that ended; reports and exits when the command did.
 fn reapAll(watch: Watch) void {

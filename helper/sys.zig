@@ -1,0 +1,31 @@
+//! The raw-syscall helpers every file of the helper uses: reading an errno
+//! out of a return value, passing an fd, ending the process. A leaf module,
+//! so that init.zig (a program of its own) shares it with the library.
+
+const linux = @import("std").os.linux;
+
+/// AT_FDCWD as a syscall argument.
+pub const at_fdcwd: usize = @bitCast(@as(isize, linux.AT.FDCWD));
+
+/// The errno of a raw syscall's return value, or null when it succeeded.
+pub fn errnoOf(rc: usize) ?u16 {
+    const signed: isize = @bitCast(rc);
+    if (signed < 0 and signed > -4096) return @intCast(-signed);
+    return null;
+}
+
+/// Whether a raw syscall's return value is an error.
+pub fn isError(rc: usize) bool {
+    return errnoOf(rc) != null;
+}
+
+/// An fd as a syscall argument (sign-extended: -1 stays -1).
+pub fn fdArg(fd: i32) usize {
+    return @bitCast(@as(isize, fd));
+}
+
+/// exit_group(status): every thread of the process ends.
+pub fn exit(status: u8) noreturn {
+    _ = linux.syscall1(.exit_group, status);
+    unreachable;
+}
