@@ -22,23 +22,28 @@ const NEEDS_CGROUP = [
   { key: "cpuTimeMs", option: "--time" },
 ] as const;
 
-/** Why this process may not create a child cgroup of `parent` and start processes in it, or undefined. */
-function whyNot(parent: Cgroup): string | undefined {
+/**
+ * Why this process may not create a child cgroup of `parent` and start
+ * processes in it, or undefined. `notDelegated`: the group is not the
+ * user's, and delegating it is the cure; otherwise `reason` names its own.
+ */
+function whyNot(parent: Cgroup): { reason: string; notDelegated: boolean } | undefined {
   const { euid } = ids();
   if (euid === 0) return undefined;
   const dir = stat(parent.path);
   const procs = stat(`${parent.path}/cgroup.procs`);
   if (!(dir?.uid === euid && (dir.mode & 0o200) !== 0 && procs?.uid === euid)) {
-    return `uid ${euid} may not create cgroups in ${parent.path}`;
+    return { reason: `uid ${euid} may not create cgroups in ${parent.path}`, notDelegated: true };
   }
   // Starting a process in a cgroup moves it there, which needs write access
   // to cgroup.procs of the common ancestor of where it comes from and where
   // it goes: the delegated group itself only when sbox runs inside it.
   const own = Cgroup.current();
   if (!parent.contains(own)) {
-    return `uid ${euid} may create cgroups in ${parent.path}, but not start processes there from ` +
+    const reason = `uid ${euid} may create cgroups in ${parent.path}, but not start processes there from ` +
       `sbox's own cgroup ${own.path}, which is outside it (moving a process needs write access to ` +
       `cgroup.procs of both groups' common ancestor): run sbox inside it`;
+    return { reason, notDelegated: false };
   }
   return undefined;
 }
@@ -49,8 +54,9 @@ function whyNot(parent: Cgroup): string | undefined {
  * option and what to delegate when a limit or `--cgroup` needs one.
  */
 export function useCgroup(parent: Cgroup, options: RunOptions): boolean {
-  const reason = whyNot(parent);
-  if (reason === undefined) return true;
+  const why = whyNot(parent);
+  if (why === undefined) return true;
+  const { reason } = why;
   const { euid } = ids();
   const delegate = "chown it and its cgroup.procs, cgroup.subtree_control and cgroup.threads to uid " +
     `${euid}, as systemd's Delegate=yes does`;
@@ -66,7 +72,7 @@ export function useCgroup(parent: Cgroup, options: RunOptions): boolean {
   // kill and its own limits, which a run without it would silently lack.
   if (options.cgroup !== undefined) {
     // The reason that is not about delegation says its own cure.
-    const cure = reason.endsWith("run sbox inside it") ? "" : `: delegate it to the user (${delegate})`;
+    const cure = why.notDelegated ? `: delegate it to the user (${delegate})` : "";
     throw new SboxError(`--cgroup ${options.cgroup} cannot be used: ${reason}${cure}`, { step: "cgroup" });
   }
   return false;

@@ -174,11 +174,11 @@ async function execute(
   resources.defer(() => scratch.remove());
 
   const layers = new TemporaryLayers(scratch.mkdir("layers"), options.writeLimit);
-  if (picked.warning) verbose(`warning: ${picked.warning}`);
+  if (picked.warning) note(`warning: ${picked.warning}`);
   if (options.verbose) {
-    verbose(`user mapper: ${picked.description}`);
-    verbose(`cgroup: ${cgroup ? cgroup.path : `none (this user may not create cgroups in ${parent.path})`}`);
-    verbose(`network: ${describeNetwork(options)}`);
+    note(`user mapper: ${picked.description}`);
+    note(`cgroup: ${cgroup ? cgroup.path : `none (this user may not create cgroups in ${parent.path})`}`);
+    note(`network: ${describeNetwork(options)}`);
   }
   const container = await Container.create({
     rootfs: scratch.mkdir("root"),
@@ -351,7 +351,8 @@ function killContainer(cgroup: Cgroup | undefined, init: InitProcess | undefined
   }
 }
 
-function verbose(line: string): void {
+/** One line of sbox's own on stderr: a warning, or what --verbose asks for. */
+function note(line: string): void {
   console.error(`sbox: ${line}`);
 }
 
