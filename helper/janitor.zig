@@ -63,9 +63,15 @@ const Owner = struct {
     pidfd: i32 = -1,
 };
 
-/// Past these, more is not recorded (and would leak as before).
-const max_entries = 1024;
-const max_owners = 64;
+/// Limits for the whole process. A running container holds about four
+/// entries (its pidfd, two pipes, the held mount namespace): some 4000
+/// containers across every Worker. Past `max_entries` more is not recorded
+/// (and would leak as without a janitor); a 257th Worker's `track` fails
+/// (ENOSPC), and src/ffi.ts refuses it sbox, by name. The table is scanned
+/// linearly, which at this size is a few microseconds a close, in Workers
+/// only; its pages are touched only as far as it is used.
+const max_entries = 16384;
+const max_owners = 256;
 /// How long after an owner ended its fds stay open: its reactor's
 /// epoll_wait, woken through the eventfd, must have returned by then (an
 /// eventfd closed first would leave it waiting for good on a pool thread).
@@ -358,12 +364,17 @@ fn ownerEnded(slot: usize) void {
     last_end_ns = nowNs();
 }
 
+/// What `sweep` takes out of the table to close outside the lock: static,
+/// as it is larger than the janitor's stack. Only the janitor thread (one
+/// at a time) uses it.
+var sweep_done: [max_entries]Entry = undefined;
+
 /// Reaps the leftover children that ended; once all are and the grace time
 /// has passed, closes the leftover fds and frees the stacks (outside the
 /// lock: the last close of a mount namespace unmounts a container's file
 /// systems, which takes a while).
 fn sweep() void {
-    var done: [max_entries]Entry = undefined;
+    const done = &sweep_done;
     var count: usize = 0;
     {
         lock();

@@ -265,8 +265,17 @@ export function helper(): HelperSymbols {
       step: "ffi",
     });
   }
-  symbols = calls(library.symbols);
-  if (inWorker()) trackWorker(opened, symbols);
+  const helperCalls = calls(library.symbols);
+  if (inWorker()) {
+    try {
+      trackWorker(opened, helperCalls);
+    } catch (err) {
+      library.close();
+      library = undefined;
+      throw err;
+    }
+  }
+  symbols = helperCalls;
   return symbols;
 }
 
@@ -287,5 +296,14 @@ function inWorker(): boolean {
  * leaves a terminated Worker's resources as they are.
  */
 function trackWorker(path: string, lib: HelperSymbols): void {
-  if (pinLibrary(path)) lib.sbox_track();
+  if (!pinLibrary(path)) return;
+  const ENOSPC = 28;
+  // Untracked, this Worker's containers would outlive its termination: say
+  // so now rather than leak then.
+  if (Number(lib.sbox_track()) === -ENOSPC) {
+    throw new SboxError(
+      "too many Workers use sbox at once (256, helper/janitor.zig): end one before another starts containers",
+      { step: "ffi" },
+    );
+  }
 }

@@ -142,7 +142,7 @@ async function programJson(name: string, args: string[], flags: string[] = []) {
 }
 
 /** Runs tests/programs/worker_leftovers.ts for `round`, in a process of its own. */
-function workerLeftovers(round: "running" | "destroyed" | "exec-loop") {
+function workerLeftovers(round: "running" | "destroyed" | "exec-loop" | "many") {
   // A process of its own: the Workers' fds and children are the process's.
   return programJson("worker_leftovers.ts", [round]);
 }
@@ -164,6 +164,14 @@ Deno.test("Workers terminated at random moments of exec() after exec() leave no 
   // init waited in the kernel for it, until the Deno process ended.
   const { baseline, after, processes } = await workerLeftovers("exec-loop");
   assert.deepEqual(processes, ["gone", "gone", "gone", "gone"], "the Workers' inits");
+  assert.deepEqual(after.children, [], "no child processes or zombies");
+  assert.deepEqual(after.fds, baseline.fds, "the same open fds");
+});
+
+Deno.test("a Worker terminated with 300 containers running leaves none of them: no process, zombie or fd", async () => {
+  const { baseline, after, processes } = await workerLeftovers("many");
+  assert.equal(processes.length, 300);
+  assert.deepEqual(processes.filter((s: string) => s !== "gone"), [], "the Worker's inits");
   assert.deepEqual(after.children, [], "no child processes or zombies");
   assert.deepEqual(after.fds, baseline.fds, "the same open fds");
 });

@@ -10,7 +10,9 @@
  * - "exec-loop": four Workers, each terminated at a random moment while it
  *   runs exec() after exec() into its container, so mostly inside an exec()
  *   launch, before the exec'd process's pid has reached TypeScript (the
- *   janitor finds it in its fork slot, helper/janitor.zig).
+ *   janitor finds it in its fork slot, helper/janitor.zig);
+ * - "many": the Worker has 300 containers running, ~1200 fds and pidfds
+ *   (the janitor's table once held 1024, and silently missed the rest).
  *
  * Waits (up to 5 s) until the Worker's processes are gone and this process
  * has no child and the baseline's fds, then prints what it found as JSON:
@@ -24,7 +26,7 @@
 const scope = globalThis as any;
 const inWorker = typeof scope.WorkerGlobalScope !== "undefined" && scope instanceof scope.WorkerGlobalScope;
 
-type Round = "plain" | "running" | "destroyed" | "exec-loop";
+type Round = "plain" | "running" | "destroyed" | "exec-loop" | "many";
 
 if (inWorker) {
   scope.onmessage = async (event: MessageEvent<{ round: Round; rootfs: string }>) => {
@@ -32,6 +34,19 @@ if (inWorker) {
     if (round === "plain") return scope.postMessage([]);
     const { BaseMounts, Container, OverlayMount } = await import("../../mod.ts");
     const { busyboxImage, identityMapper } = await import("../fixtures.ts");
+    if (round === "many") {
+      const pids: number[] = [];
+      for (let i = 0; i < 300; i++) {
+        const each = await Container.create({
+          rootfs,
+          userMapper: identityMapper(),
+          mounts: [new OverlayMount([busyboxImage()]), new BaseMounts()],
+        });
+        const init = await each.start({ command: ["/bin/sleep", "100"], stdout: "piped", stderr: "piped" });
+        pids.push(init.pid);
+      }
+      return scope.postMessage(pids);
+    }
     const container = await Container.create({
       rootfs,
       userMapper: identityMapper(),
@@ -82,7 +97,8 @@ if (inWorker) {
     await sleep(200);
   }
   const baseline = snapshot();
-  const round = (["destroyed", "exec-loop"].includes(Deno.args[0]) ? Deno.args[0] : "running") as Round;
+  const round =
+    (["destroyed", "exec-loop", "many"].includes(Deno.args[0]) ? Deno.args[0] : "running") as Round;
   const pids: number[] = [];
   for (let i = 0; i < (round === "exec-loop" ? 4 : 1); i++) pids.push(...await runWorker(round));
   let after = snapshot();
