@@ -50,9 +50,18 @@ export class SboxError extends Error {
     this.errno = options.errno === undefined ? undefined : errnoName(options.errno);
   }
 
-  /** An error for a failed syscall: `"<what>: ENOENT (No such file or directory)"`. */
+  /**
+   * An error for a failed syscall: `"<what>: ENOENT (No such file or
+   * directory)"`. EMFILE says which limit: many containers at once run into
+   * it, and "Too many open files" alone does not say that it is this
+   * process's, nor what counts.
+   */
   static fromErrno(step: string, what: string, errno: number): SboxError {
-    return new SboxError(`${what}: ${describeErrno(errno)}`, { step, errno });
+    const EMFILE = 24;
+    const hint = errno === EMFILE
+      ? " (this process's limit of open files, RLIMIT_NOFILE, `ulimit -n`: a running container holds about 4)"
+      : "";
+    return new SboxError(`${what}: ${describeErrno(errno)}${hint}`, { step, errno });
   }
 
   /** An error for an invalid option, raised before any process exists. */

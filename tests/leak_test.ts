@@ -126,6 +126,22 @@ Deno.test("a container that stays up keeps no process that ended with its pipes 
   assert.ok(!fds.after.includes(unread[0]), "destroy() closed the unread stdout");
 });
 
+// Many containers at once meet the fd limit first; "Too many open files"
+// alone did not say whose limit it is, nor what counts.
+Deno.test("the fd limit stops a start with an EMFILE that names RLIMIT_NOFILE, and every container still goes", async () => {
+  const script = decodeURIComponent(new URL("./programs/fd_limit.ts", import.meta.url).pathname);
+  const output = await new Deno.Command("/bin/sh", {
+    args: ["-c", 'ulimit -n 64 && exec "$DENO" run --allow-all "$SCRIPT"'],
+    env: { DENO: Deno.execPath(), SCRIPT: script },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(output.code, 0, text(output.stderr));
+  const { message, started } = JSON.parse(text(output.stdout));
+  assert.ok(started > 1 && started < 200, `${started} containers`);
+  assert.match(message, /EMFILE \(Too many open files\) \(this process's limit of open files, RLIMIT_NOFILE/);
+});
+
 /**
  * Runs tests/programs/`name` with `args` in a Deno process of its own
  * (`flags` before the script), which must exit 0; returns the JSON it printed.
