@@ -243,7 +243,9 @@ export function helper(): HelperSymbols {
       }
       // Deno says "Could not open library: " twice.
       const message = (err as Error).message.replaceAll("Could not open library: ", "");
-      errors.push(`${path}: ${message}${message.includes("No such file") ? otherArchitecture(path) : ""}`);
+      // It names the path itself, as dlerror() does.
+      const named = message.startsWith(path) ? message : `${path}: ${message}`;
+      errors.push(`${named}${message.includes("No such file") ? otherArchitecture(path) : ""}`);
       continue;
     }
     const abi = candidate.symbols.sbox_abi_version();

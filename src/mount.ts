@@ -177,13 +177,15 @@ function checkHostDir(option: string, what: string, path: string): void {
 
 /**
  * Refuses overlay directories (`[what, path]`, each an existing directory)
- * of which one is, holds or lies inside another. overlayfs needs them apart
- * and would fail in the child, after the process exists, with an error that
- * names neither: ELOOP ("overlapping lowerdir path", also for two lower
- * layers) or EINVAL ("workdir and upperdir must be separate subtrees"). It
- * even mounts a workDir inside a lower layer, and then writes its scratch
- * files into that layer. Paths are compared as the kernel resolves them, as
- * overlayfs does: a link to another layer is the same directory.
+ * of which one is, holds or lies inside another. Most such layouts overlayfs
+ * refuses itself, but in the child, after the process exists, with an error
+ * that names neither: ELOOP ("overlapping lowerdir path", also for two lower
+ * layers) or EINVAL ("workdir and upperdir must be separate subtrees"). An
+ * upper or work directory inside a lower layer it does mount (it checks only
+ * the lower layers' ancestors): the container's writes then change a lower
+ * layer under the mounted overlay, which overlayfs leaves undefined. Paths
+ * are compared as the kernel resolves them, as overlayfs does: a link to
+ * another layer is the same directory.
  */
 function checkLayersApart(layers: readonly [string, string][]): void {
   const resolved = layers.map(([, path]) => resolvedPath(path));
@@ -199,7 +201,9 @@ function checkLayersApart(layers: readonly [string, string][]): void {
         : `${b} is inside ${a}`;
       throw SboxError.invalidOption(
         "OverlayMount",
-        `${problem}: overlayfs needs its lower, upper and work directories apart, none inside another`,
+        `${problem}: keep the lower, upper and work directories apart, none inside another (overlayfs ` +
+          "refuses most such layouts, and with an upper or work directory inside a lower one the " +
+          "container's writes would change that lower layer under the overlay, which it leaves undefined)",
       );
     }
   }

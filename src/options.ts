@@ -79,21 +79,37 @@ export function show(value: unknown): string {
 
 /**
  * Whether `value` is a plain object: an object literal, a parsed JSON
- * object or one without a prototype. Options read as key and value pairs
- * need one: `Object.entries` sees no entries in a Map, nor the getters of a
- * class, and the option would be empty without a word.
+ * object, one without a prototype, or one of those from another realm
+ * (node:vm). Options read as key and value pairs need one: `Object.entries`
+ * sees no entries in a Map, nor the getters of a class, nor what an object
+ * inherits, and the option would be empty without a word.
  */
 export function isPlainObject<T>(value: T): value is T & object {
   if (typeof value !== "object" || value === null) return false;
   const prototype = Object.getPrototypeOf(value);
-  return prototype === Object.prototype || prototype === null;
+  // Some realm's Object.prototype is the one prototype whose own is null.
+  return prototype === null || Object.getPrototypeOf(prototype) === null;
 }
 
-/** What a value that is not a plain object is, for a message: "an array", "a Map", "null", "5". */
+/**
+ * Whether `value` is an object whose properties are read by name (an id
+ * map entry, an rlimit pair): anything but null, a primitive or an array.
+ * A class's instance does, its getters included.
+ */
+export function isRecord<T>(value: T): value is T & object {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/**
+ * What a value that is not a plain object is, for a message: "an array",
+ * "a Map", "an object that inherits its properties", "null", "5".
+ */
 export function kindOf(value: unknown): string {
   if (Array.isArray(value)) return "an array";
   if (typeof value !== "object" || value === null) return show(value);
-  const name = Object.getPrototypeOf(value)?.constructor?.name;
+  const prototype = Object.getPrototypeOf(value);
+  const name = prototype?.constructor?.name;
+  if (name === "Object") return "an object that inherits its properties";
   if (typeof name !== "string" || name === "") return "an object of a class";
   return `${/^[AEIOU]/i.test(name) ? "an" : "a"} ${name}`;
 }

@@ -269,6 +269,8 @@ export class ProgramBuilder {
     this.idMaps = idMaps;
   }
 
+  /** Whether a `fork` op was added: a program has at most one. */
+  #forked = false;
   /** The network thread of `spawnNetwork`: none yet, running, or joined. */
   #networkThread: "none" | "running" | "joined" = "none";
 
@@ -447,8 +449,12 @@ export class ProgramBuilder {
     return this.#push(OpCode.setns, [fd, nstype], what);
   }
 
-  /** clone3 again; the new process runs the rest of the program. */
+  /** clone3 again; the new process runs the rest of the program. At most once. */
   fork(flags: bigint, cgroupFd: number): this {
+    // helper/program.zig's link() refuses a second: sbox_spawn reserves one
+    // fork slot per program (janitor.zig), and would report it as EINVAL.
+    if (this.#forked) throw new Error("sbox internal error: a second fork op in one program");
+    this.#forked = true;
     this.joinNetwork(); // the network thread runs on the stack of the new process
     return this.#push(OpCode.fork, [flags, BigInt(cgroupFd)], "cannot create the process");
   }

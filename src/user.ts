@@ -12,7 +12,7 @@
  */
 
 import { SboxError } from "./error.ts";
-import { checkKnownKeys, isPlainObject, type KnownKeys, show } from "./options.ts";
+import { checkKnownKeys, isRecord, type KnownKeys, show } from "./options.ts";
 import { HostDaemon } from "./host.ts";
 import { launch } from "./launch.ts";
 import { checkCommand, checkId, Process } from "./process.ts";
@@ -84,7 +84,7 @@ function validateMaps(
   options: { uidMap: readonly IdMapEntry[]; gidMap: readonly IdMapEntry[] },
 ): { uidMap: IdMapEntry[]; gidMap: IdMapEntry[] } {
   // A misspelled gidMap would read as an empty map, which names only gidMap.
-  if (!isPlainObject(options)) {
+  if (!isRecord(options)) {
     throw SboxError.invalidOption(within, `options must be { uidMap, gidMap }, got ${show(options)}`);
   }
   checkKnownKeys(options, { uidMap: true, gidMap: true }, within);
@@ -95,7 +95,7 @@ function validateMap(kind: string, map: readonly IdMapEntry[]): IdMapEntry[] {
   if (!Array.isArray(map) || map.length === 0) throw SboxError.invalidOption(kind, "the map is empty");
   if (map.length > 340) throw SboxError.invalidOption(kind, "more than 340 entries");
   const entries = map.map((e) => {
-    if (!isPlainObject(e)) {
+    if (!isRecord(e)) {
       throw SboxError.invalidOption(
         kind,
         `an entry must be { containerId, hostId, size }, got ${show(e)}`,

@@ -173,8 +173,16 @@ Deno.test("cli: without a helper library, help and version work and run says wha
       result,
       /^sbox: cannot open the sbox helper library: run \.\/tools\/setup in sbox's checkout/,
     );
-    assert.ok(result.stderr.includes(`${dir}/zig-out/lib/libsbox.so`), result.stderr);
+    // Named once, not twice as dlerror() already names it.
+    assert.equal(result.stderr.split(`${dir}/zig-out/lib/libsbox.so`).length, 2, result.stderr);
     assert.doesNotMatch(result.stderr, /another architecture/);
+    // No report can be written without the helper: said in one more line, not the cause again.
+    const reported = await inCopy(["run", "--report", `${dir}/report.json`, "--", "/bin/true"]);
+    const lines = text(reported.stderr).trimEnd().split("\n");
+    assert.equal(reported.code, 125);
+    assert.equal(lines.length, 2, text(reported.stderr));
+    assert.match(lines[0], /^sbox: cannot open the sbox helper library: /);
+    assert.equal(lines[1], `sbox: --report: no report written to ${dir}/report.json`);
 
     // A library for another machine (e_machine patched), which glibc reports
     // as "No such file or directory" although it is there.
@@ -1669,7 +1677,7 @@ Deno.test("cli: as root, an output that already belongs to the ids of a running 
 // It got "cannot create directory /dev: EACCES", naming neither. Root reads
 // every directory: the rootless tier runs it, as sboxsub and sboxnosub.
 const UNREADABLE_IMAGE_TEST =
-  "cli: an image directory the user may not read is refused, naming --rootfs and it";
+  "cli: an image directory the user may not enter is refused, naming --rootfs and it; one it may only search runs";
 const unreadableImageSkipped = isRoot;
 if (unreadableImageSkipped) {
   console.log(`skipping "${UNREADABLE_IMAGE_TEST}": root reads every directory; tools/test-rootless runs it`);
@@ -1684,8 +1692,20 @@ Deno.test({ name: UNREADABLE_IMAGE_TEST, ignore: unreadableImageSkipped }, async
   const result = await sbox(["run", "--rootfs", "/root", "--", "/bin/true"]);
   assertSboxFailed(
     result,
-    new RegExp(`^sbox: invalid option --rootfs: /root cannot be read by uid ${Deno.uid()}: EACCES`),
+    new RegExp(`^sbox: invalid option --rootfs: /root cannot be entered by uid ${Deno.uid()}: EACCES`),
   );
+  // Search permission is what the setup needs: a directory it may not list runs.
+  const dir = scratchDir("search-only-");
+  try {
+    const copy = new Deno.Command("/bin/cp", { args: ["-a", busyboxImage(), `${dir}/image`] }).outputSync();
+    assert.ok(copy.success, text(copy.stderr));
+    Deno.chmodSync(`${dir}/image`, 0o311);
+    const ran = await sbox(["run", "--rootfs", `${dir}/image`, "--", "/bin/echo", "ran"]);
+    assert.deepEqual([ran.code, ran.stdout], [0, "ran\n"], ran.stderr);
+  } finally {
+    Deno.chmodSync(`${dir}/image`, 0o755);
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
 
 Deno.test("cli: a bad value for any option fails with 125, naming the option and the value", async () => {

@@ -1063,8 +1063,9 @@ Deno.test("OverlayMount refuses layers that overlap, naming both, before any pro
       assert.ok(err instanceof SboxError && err.step === "options", `${problem}: ${err}`);
       assert.equal(
         err.message,
-        `invalid option OverlayMount: ${problem}: overlayfs needs its lower, upper and work directories apart, ` +
-          "none inside another",
+        `invalid option OverlayMount: ${problem}: keep the lower, upper and work directories apart, none inside ` +
+          "another (overlayfs refuses most such layouts, and with an upper or work directory inside a lower " +
+          "one the container's writes would change that lower layer under the overlay, which it leaves undefined)",
       );
     }
     assert.deepEqual(snapshot(), before);
@@ -1172,6 +1173,40 @@ Deno.test("a lone surrogate in command or env, and capAdd CAP_ALL, are refused a
   const init = await container.start({ command: ["/bin/echo", "\u{1F600}"], stdout: "piped" });
   assert.equal(text((await init.output()).stdout), "\u{1F600}\n");
   await (await Container.create({ rootfs, userMapper, capAdd: ["ALL"] })).destroy();
+});
+
+// The checks that refuse a Map or a class's getters as env (Object.entries
+// sees nothing there) once refused data that works: an env of another realm,
+// and id map entries and rlimit pairs that are class instances.
+Deno.test("an env of another realm, and map entries and rlimit pairs of a class, are taken; an inherited env is refused", async () => {
+  const { runInNewContext } = await import("node:vm");
+  class Entry {
+    constructor(readonly containerId: number, readonly hostId: number, readonly size: number) {}
+  }
+  class Pair {
+    soft = 10;
+    hard = 20;
+  }
+  const userMapper = new ProcUserMapper({
+    uidMap: [new Entry(0, 0, 65536)],
+    gidMap: [new Entry(0, 0, 65536)],
+  });
+  await using container = await Container.create({ rootfs: busyboxImage(), userMapper });
+  const init = await container.start({
+    command: ["/bin/sh", "-c", 'echo "$FOO $(ulimit -Sn) $(ulimit -Hn)"'],
+    env: runInNewContext('({ FOO: "from-vm" })'),
+    rlimits: { NOFILE: new Pair() as unknown as { soft: number; hard: number } },
+    stdout: "piped",
+  });
+  assert.equal(text((await init.output()).stdout), "from-vm 10 20\n");
+  await using other = await Container.create({ rootfs: busyboxImage(), userMapper });
+  const err = await other.start({ command: ["/bin/true"], env: Object.create({ FOO: "inherited" }) })
+    .then(() => undefined, (e) => e);
+  assert.ok(err instanceof SboxError, `${err}`);
+  assert.equal(
+    err.message,
+    "invalid option env: must be a plain object of NAME: value, got an object that inherits its properties",
+  );
 });
 
 Deno.test("a misspelled option key is refused, naming it and the closest known key", async () => {

@@ -52,6 +52,13 @@ Deno.test("ProgramBuilder makes one network thread per program", () => {
   );
 });
 
+// link() refuses a second (one fork slot per program), which reached the
+// caller as "cannot create the process (clone3): EINVAL".
+Deno.test("ProgramBuilder makes one fork op per program", () => {
+  const b = new ProgramBuilder().fork(0n, -1);
+  assert.throws(() => b.fork(0n, -1), /sbox internal error: a second fork op in one program/);
+});
+
 Deno.test("PROGRAM_LIMITS are the helper's, and a program past them is an error that says why", () => {
   const zig = Deno.readTextFileSync(new URL("../helper/program.zig", import.meta.url));
   const limit = (name: string) => {

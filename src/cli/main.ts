@@ -37,6 +37,8 @@ function messageOf(err: unknown): string {
  */
 export async function main(argv: string[], version: string, fromCommandLine = false): Promise<number> {
   const ffi = Deno.permissions.querySync({ name: "ffi" }).state === "granted";
+  // Set when the helper library cannot be opened: see below.
+  let noHelper: string | undefined;
   // A judge reads the report, not sbox's stderr: where the command line
   // names a report file, a failure to parse it still writes XX there.
   const failed = (message: string): number => {
@@ -44,6 +46,11 @@ export async function main(argv: string[], version: string, fromCommandLine = fa
     const path = reportPathOf(argv);
     // U+FFFD: the name is not the one given (see inexactArgument).
     if (ffi && path !== undefined && !path.includes("\ufffd")) {
+      // sbox writes files through the helper: the line above said why not.
+      if (noHelper !== undefined) {
+        printError(`--report: no report written to ${path}`);
+        return SBOX_FAILED;
+      }
       try {
         ReportWriter.open(path).write(failedReport());
       } catch (err) {
@@ -55,7 +62,6 @@ export async function main(argv: string[], version: string, fromCommandLine = fa
   // The check reads through the helper library: where that cannot be
   // opened (not built, from another version), help and version still work,
   // and a run fails with what to do.
-  let noHelper: string | undefined;
   if (fromCommandLine && ffi) {
     let cmdline: Uint8Array | undefined;
     try {

@@ -47,14 +47,16 @@ export function imageDir(rootfs: string): string {
       `${rootfs} is the host's root /, which is the default: leave --rootfs out`,
     );
   }
-  // The setup reads it as sbox's own user: one who may not (an image of
+  // The setup walks it as sbox's own user: one who may not (an image of
   // another user, mode 0700) got "cannot create directory /dev: EACCES",
-  // which named neither the option nor the directory.
-  const fd = tryOpen(`${dir}/.`, O.RDONLY | O.DIRECTORY);
+  // which named neither the option nor the directory. Search permission is
+  // what it needs (an O_PATH open of "DIR/." asks for that alone): a mode
+  // 0711 image runs.
+  const fd = tryOpen(`${dir}/.`, O.PATH | O.DIRECTORY);
   if (fd < 0) {
     throw SboxError.invalidOption(
       "--rootfs",
-      `${dir} cannot be read by uid ${ids().euid}: ${describeErrno(-fd)}`,
+      `${dir} cannot be entered by uid ${ids().euid}: ${describeErrno(-fd)}`,
     );
   }
   close(fd);

@@ -8,7 +8,7 @@
  */
 
 import { SboxError } from "../error.ts";
-import { checkKnownKeys, isPlainObject, kindOf, show } from "../options.ts";
+import { checkKnownKeys, isPlainObject, isRecord, kindOf, show } from "../options.ts";
 
 /**
  * Resource numbers (asm-generic, the same on x86_64 and aarch64).
@@ -112,7 +112,7 @@ export function checkRlimits(rlimits: unknown): CheckedRlimit[] {
       throw SboxError.invalidOption("rlimits", `unknown resource ${show(key)}`);
     }
     let soft: bigint, hard: bigint;
-    if (isPlainObject(value)) {
+    if (isRecord(value)) {
       // A misspelled "hrad" would leave a limit unset without a word.
       checkKnownKeys(value, { soft: true, hard: true }, "rlimits");
       const pair = value as { soft?: unknown; hard?: unknown };

@@ -24,7 +24,7 @@
 
 import { SboxError } from "../error.ts";
 import { errnoNumber } from "../errno.ts";
-import { checkKnownKeys, isPlainObject, type KnownKeys, show } from "../options.ts";
+import { checkKnownKeys, isRecord, type KnownKeys, show } from "../options.ts";
 import type { SeccompAction, SeccompCondition, SeccompPolicy, SeccompRule } from "./policy.ts";
 import { type SeccompArch, syscallTable } from "./syscalls.ts";
 
@@ -156,7 +156,7 @@ export function actionValue(action: SeccompAction): number {
     case "log":
       return SECCOMP_RET.LOG;
   }
-  if (isPlainObject(action) && typeof action.errno === "string") {
+  if (isRecord(action) && typeof action.errno === "string") {
     checkKnownKeys(action, { errno: true }, "seccomp");
     try {
       return SECCOMP_RET.ERRNO | errnoNumber(action.errno);
