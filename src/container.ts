@@ -456,7 +456,12 @@ export class Container implements AsyncDisposable {
         sync: !joining,
         childFds: [...plan.childFds, cgroupFd],
         beforeStart: joining ? undefined : (pid) => this.#prepareInit(pid, given),
-        cancel: { signal: this.#destroying.signal, graceMs: this.#cancelGraceMs() },
+        cancel: {
+          signal: this.#destroying.signal,
+          graceMs: this.#cancelGraceMs(),
+          // At once: a map() that settles a moment later attaches nothing.
+          onAbandon: () => given.abandoned = true,
+        },
         afterRelease: joining ? undefined : (pid) => this.#holdNamespace(pid),
         program: (sync) => {
           // The exec path joins the init's user namespace: the same maps.

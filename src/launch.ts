@@ -60,7 +60,7 @@ export interface LaunchSpec {
    * it: the child is killed, and the launch rejects with the abort's reason.
    * Container.destroy() aborts it.
    */
-  cancel?: { signal: AbortSignal; graceMs: number };
+  cancel?: { signal: AbortSignal; graceMs: number; onAbandon?: () => void };
   /** Runs right after the child is released, while it sets up. */
   afterRelease?: (pid: number) => void;
 }
@@ -105,7 +105,11 @@ function unlessAbandoned<T>(work: Promise<T> | T, cancel: LaunchSpec["cancel"]):
   const { signal, graceMs } = cancel;
   return new Promise<T>((resolve, reject) => {
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const abandon = () => timer = setTimeout(() => reject(signal.reason), graceMs);
+    const abandon = () =>
+      timer = setTimeout(() => {
+        cancel.onAbandon?.();
+        reject(signal.reason);
+      }, graceMs);
     if (signal.aborted) abandon();
     else signal.addEventListener("abort", abandon, { once: true });
     pending.then(resolve, reject).finally(() => {

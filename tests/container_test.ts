@@ -1497,8 +1497,10 @@ Deno.test("destroy() gives up on a start stuck in the caller's map() or attach()
       }),
   } as unknown as NetworkManager;
   // The first launch of a process makes the reactor's epoll and eventfd.
-  await using warm = await Container.create({ rootfs: busyboxImage(), userMapper: mapper });
+  // Destroyed before the snapshot: its held namespace closes in the background.
+  const warm = await Container.create({ rootfs: busyboxImage(), userMapper: mapper });
   await (await warm.start({ command: ["/bin/true"] })).status;
+  await warm.destroy();
   const before = snapshot();
   for (const [userMapper, network] of [[stuckMapper, undefined], [mapper, lateNetwork]] as const) {
     const container = await Container.create({ rootfs: busyboxImage(), userMapper, network });
