@@ -126,6 +126,14 @@ pub fn supervise(watch: Watch) noreturn {
         const signo = std.mem.readInt(u32, info[0..4], .little);
         if (signo == linux.SIG.CHLD) {
             reapAll(watch);
+        } else if (signo == linux.SIG.INT or signo == linux.SIG.QUIT) {
+            // A terminal's keys: to the command's process group, as a
+            // terminal sends them (its pgid is its pid: it leads a session or
+            // at least a group of its own), so that an interactive shell's
+            // running child is interrupted and the shell goes on. The command
+            // alone if it has left its group.
+            const group = -@as(isize, watch.child);
+            if (isError(linux.syscall2(.kill, @bitCast(group), signo))) _ = linux.syscall2(.kill, fdArg(watch.child), signo);
         } else {
             _ = linux.syscall2(.kill, fdArg(watch.child), signo);
         }

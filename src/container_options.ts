@@ -86,13 +86,15 @@ export interface ProcessOptions {
   /**
    * `start()` only (`exec()` refuses true). When true, pid 1 of the
    * container is a minimal init from the helper that runs the command as
-   * its child (pid 2), forwards signals to it and reaps orphans. The status is then exactly the command's: a
-   * command that kills itself (`abort()`, `kill -9 $$`) is reported killed by
-   * that signal, which a pid 1 cannot receive from inside its own namespace.
-   * `kill()` reaches the command through it, except for the two signals no
-   * process can catch: SIGKILL ends pid 1 and with it the whole container,
-   * and SIGSTOP stops pid 1 and not the command (as under Docker's
-   * `--init`). Default false: the command is pid 1, as in sbox.
+   * its child (pid 2), forwards signals to it and reaps orphans. The status
+   * is then exactly the command's: a command that kills itself (`abort()`,
+   * `kill -9 $$`) is reported killed by that signal, which a pid 1 cannot
+   * receive from inside its own namespace. `kill()` reaches the command
+   * through it (SIGINT and SIGQUIT its process group, as a terminal's keys
+   * do, so that a shell's running program gets them too), except for the
+   * two signals no process can catch: SIGKILL ends pid 1 and with it the
+   * whole container, and SIGSTOP stops pid 1 and not the command (as under
+   * Docker's `--init`). Default false: the command is pid 1, as in sbox.
    */
   reaper?: boolean;
   /**

@@ -1111,6 +1111,67 @@ async function assertStoppedBy(signal: Deno.Signal, number: number): Promise<voi
 
 Deno.test("cli: SIGINT to sbox kills the container and cleans up", () => assertStoppedBy("SIGINT", 2));
 
+/** `sbox` in a shell command line of {@linkcode onTerminal}, whatever the paths hold. */
+const SBOX_IN_SHELL = '"$DENO" run --allow-ffi "$SBOX_TS"';
+
+/**
+ * Runs shell command line `line` on a pseudo-terminal (util-linux's
+ * `script`), types `key` once the output shows "ready", and returns what the
+ * terminal showed and how `script` ended (the status of `line`, 128+N for a
+ * death by signal N). {@linkcode SBOX_IN_SHELL} in `line` runs `sbox`.
+ */
+async function onTerminal(line: string, key: string): Promise<{ shown: string; code: number }> {
+  const child = new Deno.Command("/usr/bin/script", {
+    args: ["-qefc", line, "/dev/null"],
+    // script runs `line` with $SHELL: bash's own way with a Ctrl-C, whoever runs the tests.
+    env: { DENO: Deno.execPath(), SBOX_TS: SBOX, SHELL: "/bin/bash" },
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  let shown = "";
+  const reader = child.stdout.getReader();
+  while (!shown.includes("ready")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    shown += text(value);
+  }
+  await writer.write(new TextEncoder().encode(key));
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    shown += text(value);
+  }
+  await writer.close().catch(() => {});
+  const { code } = await child.status;
+  await child.stderr.cancel();
+  return { shown, code };
+}
+
+// With the terminal on its stdin, sbox ran as the one foreground program:
+// Ctrl-C killed the whole container, even at an idle shell prompt, with its
+// writes. Now the keys go to the command's process group, as in a terminal.
+Deno.test("cli: on a terminal, Ctrl-C interrupts the command's running program, not the container", async () => {
+  const image = shellQuote(busyboxImage());
+  const script = shellQuote('trap "echo trapped" INT; echo ready; sleep 10; echo "after $?"; exit 3');
+  const { shown, code } = await onTerminal(
+    `exec ${SBOX_IN_SHELL} run --rootfs ${image} -- sh -c ${script}`,
+    "\x03",
+  );
+  assert.match(shown, /trapped\r?\nafter 130\r?\n/, shown);
+  assert.doesNotMatch(shown, /interrupted by SIGINT/);
+  assert.equal(code, 3, shown);
+  // The command dies of it, and so does sbox: a shell's loop of runs stops
+  // there, as for any program (it went on when sbox exited 130).
+  const loop = `for i in 1 2; do ${SBOX_IN_SHELL} run --rootfs ${image} -- sh -c 'echo ready; sleep 5'; ` +
+    'echo "loop $i $?"; done';
+  const died = await onTerminal(`exec bash -c ${shellQuote(loop)}`, "\x03");
+  assert.doesNotMatch(died.shown, /loop 1/, died.shown);
+  assert.equal(died.code, 128 + 2, died.shown);
+});
+
 Deno.test("cli: a signal after a limit killed the container leaves the verdict TO, not XX", async () => {
   // sbox is stopped before its 500 ms wall-clock timer and continued after
   // it with a SIGINT pending: the timer fires first (the verdict is TO), then

@@ -6,7 +6,8 @@
  * @module
  */
 
-import { readFile } from "../sys.ts";
+import { ids, readFile, tryKill } from "../sys.ts";
+import { signalNumber } from "../signal.ts";
 import { parseCommandLine, reportPathOf, type RunOptions } from "./args.ts";
 import { inexactArgument } from "./argv.ts";
 import { mainHelp, runHelp } from "./help.ts";
@@ -140,8 +141,20 @@ async function run(options: RunOptions): Promise<number> {
       printError(messageOf(err));
       return SBOX_FAILED;
     }
+    if (result.reraise) dieOf(result.reraise);
     return result.exitStatus;
   } finally {
     Deno.removeSignalListener("SIGXFSZ", ignore);
   }
+}
+
+/**
+ * Ends this process by `signal` (the run's listeners are gone, so Deno's
+ * default action is back): a shell then sees sbox die of the terminal's
+ * Ctrl-C as its command did, and stops a loop. Returns should the signal
+ * not end it (ignored by whoever started sbox); the exit status says the
+ * same then.
+ */
+function dieOf(signal: Deno.Signal): void {
+  tryKill(ids().pid, signalNumber(signal));
 }

@@ -79,6 +79,12 @@ export interface RunResult {
   report: Report;
   /** Why the run failed or was cut short (a failure of sbox, an exec failure, a limit), for stderr. */
   messages: string[];
+  /**
+   * The terminal's Ctrl-C or Ctrl-\ that sbox passed on to the command, of
+   * which the command died: sbox dies of it too, once done, so that a shell
+   * running sbox in a loop stops, as it does for any program.
+   */
+  reraise?: Deno.Signal;
 }
 
 /** What a run found out, filled in as it goes. */
@@ -102,7 +108,26 @@ interface RunState {
   error?: unknown;
   /** Kills every process of the container (a no-op until there is one). */
   kill: () => void;
+  /**
+   * With a terminal on stdin, once the command runs: passes the terminal's
+   * SIGINT or SIGQUIT on to the command's process group (see
+   * {@linkcode TERMINAL_KEYS}).
+   */
+  forward?: (signal: Deno.Signal) => void;
+  /** The last signal `forward` passed on. */
+  forwarded?: Deno.Signal;
 }
+
+/**
+ * The signals a terminal's keys send (Ctrl-C, Ctrl-\). With the terminal on
+ * sbox's stdin (an interactive `sbox run -- sh`), they go to the command's
+ * process group, as they would in the terminal: the running program is
+ * interrupted, an interactive shell prints a new prompt, and the container
+ * and its writes stay. The terminal delivers them to sbox alone: the
+ * command runs in a session of its own (security.md). Without a terminal on
+ * stdin they stop the run, as the other signals of STOP_SIGNALS do.
+ */
+const TERMINAL_KEYS: readonly Deno.Signal[] = ["SIGINT", "SIGQUIT"];
 
 const NO_USAGE: Usage = {
   cpu: { usageUsec: 0, userUsec: 0, systemUsec: 0 },
@@ -119,6 +144,10 @@ export async function runContainer(options: RunOptions): Promise<RunResult> {
   resources.defer(onStopSignals((signal) => {
     // Once decided, the report stays the run's (TO, say), not XX.
     if (state.decided) return;
+    if (state.forward && TERMINAL_KEYS.includes(signal)) {
+      state.forwarded = signal;
+      return state.forward(signal);
+    }
     state.interrupted ??= signal;
     state.kill();
   }));
@@ -247,6 +276,10 @@ async function execute(
   commandStarted = true; // in its cgroup: the command ran, or its exec failed
   const setupCpuUsec = init?.setupCpuUsec ?? 0;
   if (init) watchdog.start(setupCpuUsec, sinceStartMs);
+  const running = init;
+  if (running && options.stdin === undefined && Deno.stdin.isTerminal()) {
+    state.forward = (signal) => running.kill(signal);
+  }
   // A signal that came while the command was starting: the kill may have
   // found no process yet.
   if (state.interrupted) state.kill();
@@ -324,7 +357,10 @@ function summarize(options: RunOptions, state: RunState): RunResult {
   else if (error !== undefined) exitStatus = 125;
   else if (execError) exitStatus = execStatus(execError);
   else exitStatus = status!.code;
-  return { exitStatus, report, messages };
+  const reraise = !interrupted && status?.signal && status.signal === state.forwarded
+    ? state.forwarded
+    : undefined;
+  return { exitStatus, report, messages, reraise };
 }
 
 /** 127 when the command was not found, 126 when it could not be executed, as in shells. */
