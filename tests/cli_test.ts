@@ -1172,6 +1172,19 @@ Deno.test("cli: on a terminal, Ctrl-C interrupts the command's running program, 
   assert.equal(died.code, 128 + 2, died.shown);
 });
 
+// A full-screen program killed with the container left the terminal raw:
+// no echo, no line editing, for the shell the user came back to.
+Deno.test("cli: on a terminal, the terminal's modes are put back after the run", async () => {
+  const image = shellQuote(busyboxImage());
+  // It ends its own way here (a Ctrl-C would end the shell around sbox too).
+  const inside = shellQuote("stty -echo -icanon; echo ready; sleep 1");
+  const line =
+    `${SBOX_IN_SHELL} run --rootfs ${image} -- sh -c ${inside}; stty -a | tr ' ' '\\n' | grep -x -- '-\\?echo'`;
+  const { shown } = await onTerminal(line, "");
+  assert.match(shown, /\r?\necho\r?\n/, shown);
+  assert.doesNotMatch(shown, /-echo/, shown);
+});
+
 Deno.test("cli: a signal after a limit killed the container leaves the verdict TO, not XX", async () => {
   // sbox is stopped before its 500 ms wall-clock timer and continued after
   // it with a SIGINT pending: the timer fires first (the verdict is TO), then

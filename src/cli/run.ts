@@ -41,6 +41,7 @@ import { ScratchDir } from "./scratch.ts";
 import { removeLeftovers } from "./leftovers.ts";
 import { securityOptions } from "./security.ts";
 import { checkStdio, openStdio } from "./stdio.ts";
+import { saveTerminalModes } from "./terminal.ts";
 import { Watchdog } from "./watchdog.ts";
 
 /**
@@ -139,6 +140,9 @@ const NO_USAGE: Usage = {
 export async function runContainer(options: RunOptions): Promise<RunResult> {
   const state: RunState = { usage: NO_USAGE, wallTimeMs: 0, kill: () => {} };
   const resources = new AsyncDisposableStack();
+  // Put back last, once the container and what ran in it are gone.
+  const restoreTerminal = saveTerminalModes();
+  if (restoreTerminal) resources.defer(restoreTerminal);
   // From here on an interrupt kills the container (once there is one) and
   // lets the cleanup run, rather than ending sbox on the spot.
   resources.defer(onStopSignals((signal) => {
