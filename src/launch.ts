@@ -208,13 +208,14 @@ const waitingTurns: (() => void)[] = [];
 let turnTaken = false;
 let sliceStartMs = 0;
 
-async function takeTurn(): Promise<void> {
+/** Takes the turn: at once (undefined), or a promise of it when another launch has it. */
+function takeTurn(): Promise<void> | undefined {
   if (!turnTaken) {
     turnTaken = true;
     sliceStartMs = performance.now();
-    return;
+    return undefined;
   }
-  await new Promise<void>((resolve) => waitingTurns.push(resolve));
+  return new Promise<void>((resolve) => waitingTurns.push(resolve));
 }
 
 /** Hands the turn to the next waiting launch, if any, in this slice or after a yield. */
@@ -233,7 +234,9 @@ function endTurn(): void {
 
 async function launchChild(spec: LaunchSpec): Promise<Launched> {
   const lib = helper();
-  await takeTurn();
+  // Not awaited when free: a launch alone goes on in the same task.
+  const turn = takeTurn();
+  if (turn) await turn;
   let spawned: Spawned;
   try {
     spawned = spawn(spec);

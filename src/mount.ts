@@ -188,6 +188,9 @@ function checkHostDir(option: string, what: string, path: string): void {
  * another layer is the same directory.
  */
 function checkLayersApart(layers: readonly [string, string][]): void {
+  // One layer (a temporary overlay of one image, the usual start) has
+  // nothing to overlap: no resolution, which costs three calls a layer.
+  if (layers.length < 2) return;
   const resolved = layers.map(([, path]) => resolvedPath(path));
   for (let i = 0; i < layers.length; i++) {
     for (let j = i + 1; j < layers.length; j++) {
