@@ -193,56 +193,37 @@ function spawn(spec: LaunchSpec): Spawned {
 }
 
 /**
- * Launches take turns at their synchronous part (the program's compile and
- * clone3: 1-3 ms each). A burst of hundreds started together would
- * otherwise run back to back as one long task, with every timer (a judge's
- * wall-time kill) and every exit waiting behind it: 300 starts held the
- * event loop for half a second, 1000 exec()s for three. So after
- * `TURN_SLICE_MS` of launches back to back, the next waits for a task of
- * its own (setTimeout), and timers and I/O go first. A launch alone, or the
- * next within the slice, goes on at once: the yield costs ~1-2 ms, which a
- * start of its own must not pay.
+ * Launches share the event loop in slices. A launch's synchronous part (the
+ * program's compile and clone3: 1-3 ms) runs without a break, and a burst
+ * of hundreds started together ran back to back as one long task, with
+ * every timer (a judge's wall-time kill) and every exit waiting behind it:
+ * 300 starts held the loop for half a second, 1000 exec()s for three. So a
+ * slice of launches lasts `TURN_SLICE_MS`; a launch that finds it older
+ * waits for a task of its own (setTimeout), after the timers and I/O due.
+ * A zero timer set when a slice begins ends it once the loop has turned: a
+ * launch alone, or one after a pause, never waits.
  */
 const TURN_SLICE_MS = 10;
-const waitingTurns: (() => void)[] = [];
-let turnTaken = false;
-let sliceStartMs = 0;
+/** When the current slice began; undefined once the event loop has turned since. */
+let sliceStartMs: number | undefined;
 
-/** Takes the turn: at once (undefined), or a promise of it when another launch has it. */
-function takeTurn(): Promise<void> | undefined {
-  if (!turnTaken) {
-    turnTaken = true;
-    sliceStartMs = performance.now();
+/** undefined: go on now; or a promise to wait for before asking again. */
+function turnWait(): Promise<void> | undefined {
+  const now = performance.now();
+  if (sliceStartMs === undefined) {
+    sliceStartMs = now;
+    setTimeout(() => sliceStartMs = undefined, 0);
     return undefined;
   }
-  return new Promise<void>((resolve) => waitingTurns.push(resolve));
-}
-
-/** Hands the turn to the next waiting launch, if any, in this slice or after a yield. */
-function endTurn(): void {
-  const next = waitingTurns.shift();
-  if (!next) {
-    turnTaken = false;
-    return;
-  }
-  if (performance.now() - sliceStartMs < TURN_SLICE_MS) return next();
-  setTimeout(() => {
-    sliceStartMs = performance.now();
-    next();
-  }, 0);
+  if (now - sliceStartMs < TURN_SLICE_MS) return undefined;
+  return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
 async function launchChild(spec: LaunchSpec): Promise<Launched> {
   const lib = helper();
-  // Not awaited when free: a launch alone goes on in the same task.
-  const turn = takeTurn();
-  if (turn) await turn;
-  let spawned: Spawned;
-  try {
-    spawned = spawn(spec);
-  } finally {
-    endTurn();
-  }
+  // Not awaited when there is no wait: a launch alone goes on in the same task.
+  for (let wait = turnWait(); wait; wait = turnWait()) await wait;
+  const spawned = spawn(spec);
   const { pid, pidfd, stack, program, resultRead } = spawned;
   let { syncWrite } = spawned;
 
