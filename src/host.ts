@@ -19,11 +19,13 @@ import {
   close,
   EAGAIN,
   EINTR,
+  EMFILE,
   O,
   open,
   pidfdSignal,
   pipe,
   readDir,
+  readTextFile,
   setNonblocking,
   tryRead,
   waitPidfd,
@@ -96,7 +98,7 @@ export class HostDaemon {
           const b = new ProgramBuilder();
           dieWithParent(b);
           b.waitParent(sync.read, sync.write);
-          placeFds(b, sources, highestOpenFd());
+          placeFds(b, sources, highestOpenFd(), spec.step, spec.argv[0]);
           b.closeFrom(sources.length);
           return b.exec(spec.argv[0], spec.argv, [], null).build();
         },
@@ -156,10 +158,29 @@ export class HostDaemon {
  * the parent would take the end-of-file for a successful exec and free the
  * child's stack while the child still runs on it (SIGSEGV).
  */
-function placeFds(b: ProgramBuilder, sources: number[], highest: number): void {
+function placeFds(
+  b: ProgramBuilder,
+  sources: number[],
+  highest: number,
+  step: string,
+  program: string,
+): void {
   const staging = Math.max(...sources, sources.length, highest) + 1;
+  // dup2 onto an fd at or above the limit fails (EBADF, "cannot set up fd
+  // N" from the child, which named no cause): this process has too many
+  // open for the daemon's fds to find room above them all.
+  if (staging + sources.length > openFileLimit()) {
+    throw SboxError.fromErrno(step, `cannot hand ${program} its fds`, EMFILE);
+  }
   sources.forEach((fd, i) => b.dup2(fd, staging + i));
   sources.forEach((_, i) => b.dup2(staging + i, i));
+}
+
+/** The soft RLIMIT_NOFILE of this process (from /proc/self/limits); Infinity when unlimited or unknown. */
+function openFileLimit(): number {
+  const line = /^Max open files\s+(\S+)/m.exec(readTextFile("/proc/self/limits"))?.[1];
+  const limit = Number(line);
+  return Number.isSafeInteger(limit) ? limit : Infinity;
 }
 
 /** The highest fd this process has open (from /proc/self/fd). */

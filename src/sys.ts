@@ -35,6 +35,7 @@ export const O = {
 
 export const EAGAIN: number = errnoNumber("EAGAIN");
 export const EINTR: number = errnoNumber("EINTR");
+export const EMFILE: number = errnoNumber("EMFILE");
 export const ENOENT: number = errnoNumber("ENOENT");
 export const EEXIST: number = errnoNumber("EEXIST");
 export const EBUSY: number = errnoNumber("EBUSY");

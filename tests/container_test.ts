@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import {
   BaseMounts,
   BindMount,
+  BinNewIdMapper,
   Cgroup,
   Container,
   type IdMapEntry,
@@ -1187,10 +1188,11 @@ Deno.test("an env of another realm, and map entries and rlimit pairs of a class,
     soft = 10;
     hard = 20;
   }
-  const userMapper = new ProcUserMapper({
-    uidMap: [new Entry(0, 0, 65536)],
-    gidMap: [new Entry(0, 0, 65536)],
-  });
+  // The test's own maps (as a user: the user's ids), as class instances.
+  const own = identityMapper();
+  const entries = (map: readonly IdMapEntry[]) => map.map((e) => new Entry(e.containerId, e.hostId, e.size));
+  const maps = { uidMap: entries(own.uidMap), gidMap: entries(own.gidMap) };
+  const userMapper = own instanceof BinNewIdMapper ? new BinNewIdMapper(maps) : new ProcUserMapper(maps);
   await using container = await Container.create({ rootfs: busyboxImage(), userMapper });
   const init = await container.start({
     command: ["/bin/sh", "-c", 'echo "$FOO $(ulimit -Sn) $(ulimit -Hn)"'],

@@ -131,14 +131,15 @@ Deno.test("a container that stays up keeps no process that ended with its pipes 
 Deno.test("the fd limit stops a start with an EMFILE that names RLIMIT_NOFILE, and every container still goes", async () => {
   const script = decodeURIComponent(new URL("./programs/fd_limit.ts", import.meta.url).pathname);
   const output = await new Deno.Command("/bin/sh", {
-    args: ["-c", 'ulimit -n 64 && exec "$DENO" run --allow-all "$SCRIPT"'],
+    args: ["-c", 'ulimit -n 96 && exec "$DENO" run --allow-all "$SCRIPT"'],
     env: { DENO: Deno.execPath(), SCRIPT: script },
     stdout: "piped",
     stderr: "piped",
   }).output();
   assert.equal(output.code, 0, text(output.stderr));
   const { message, started } = JSON.parse(text(output.stdout));
-  assert.ok(started > 1 && started < 200, `${started} containers`);
+  // A user's start opens more (newuidmap's pipes): the first may be the one.
+  assert.ok(started >= 1 && started < 200, `${started} containers`);
   assert.match(message, /EMFILE \(Too many open files\) \(this process's limit of open files, RLIMIT_NOFILE/);
 });
 

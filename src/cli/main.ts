@@ -6,7 +6,7 @@
  * @module
  */
 
-import { ids, readFile, tryKill } from "../sys.ts";
+import { readFile } from "../sys.ts";
 import { signalNumber } from "../signal.ts";
 import { parseCommandLine, reportPathOf, type RunOptions } from "./args.ts";
 import { inexactArgument } from "./argv.ts";
@@ -149,12 +149,24 @@ async function run(options: RunOptions): Promise<number> {
 }
 
 /**
- * Ends this process by `signal` (the run's listeners are gone, so Deno's
- * default action is back): a shell then sees sbox die of the terminal's
- * Ctrl-C as its command did, and stops a loop. Returns should the signal
- * not end it (ignored by whoever started sbox); the exit status says the
- * same then.
+ * Ends this process by `signal`: a shell then sees sbox die of the
+ * terminal's Ctrl-C as its command did, and stops a loop. The signal's
+ * action goes back to the default first: Deno's handler stays installed
+ * once a listener was bound, listeners gone or not, and would drop it.
+ * Returns should that fail; the exit status says the same then.
  */
 function dieOf(signal: Deno.Signal): void {
-  tryKill(ids().pid, signalNumber(signal));
+  try {
+    const libc = Deno.dlopen(
+      "libc.so.6",
+      {
+        signal: { parameters: ["i32", "pointer"], result: "pointer" },
+        raise: { parameters: ["i32"], result: "i32" },
+      } as const,
+    );
+    libc.symbols.signal(signalNumber(signal), null); // SIG_DFL
+    libc.symbols.raise(signalNumber(signal));
+  } catch {
+    // no libc: the exit status tells the same
+  }
 }
