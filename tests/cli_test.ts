@@ -1155,7 +1155,10 @@ async function onTerminal(line: string, key: string): Promise<{ shown: string; c
 // writes. Now the keys go to the command's process group, as in a terminal.
 Deno.test("cli: on a terminal, Ctrl-C interrupts the command's running program, not the container", async () => {
   const image = shellQuote(busyboxImage());
-  const script = shellQuote('trap "echo trapped" INT; echo ready; sleep 10; echo "after $?"; exit 3');
+  // "ready" comes from the child that then becomes sleep: a Ctrl-C right after it finds the child either way.
+  const script = shellQuote(
+    'trap "echo trapped" INT; sh -c "echo ready; exec sleep 10"; echo "after $?"; exit 3',
+  );
   const { shown, code } = await onTerminal(
     `exec ${SBOX_IN_SHELL} run --rootfs ${image} -- sh -c ${script}`,
     "\x03",
