@@ -19,7 +19,7 @@ import { SboxError } from "../error.ts";
 import { cleanPath } from "../mount.ts";
 import { repeatedHostPort } from "../network.ts";
 import { parseCount, parseCpus, parseDuration, parseSize } from "./units.ts";
-import { CAPABILITIES } from "../security/capabilities.ts";
+import { capabilityName } from "../security/capabilities.ts";
 import { RLIMIT_RESOURCES, type RlimitValue } from "../security/rlimits.ts";
 
 /** An extra mount asked for with `--bind` or `--tmpfs`, in command-line order. */
@@ -330,10 +330,8 @@ function applyOption(
 /** `--cap-add NET_RAW,SYS_PTRACE`: names with or without CAP_, any case, or ALL. */
 function parseCapabilities(option: string, value: string): string[] {
   return value.split(",").map((name) => {
-    const upper = name.trim().toUpperCase();
-    // ALL, not CAP_ALL: no capability has that name (Docker refuses it too).
-    const bare = upper === "ALL" ? upper : upper.replace(/^CAP_/, "");
-    if (bare === "ALL" ? upper !== "ALL" : !(bare in CAPABILITIES)) {
+    const bare = capabilityName(name.trim());
+    if (bare === undefined) {
       throw badValue(option, value, "capability names such as NET_RAW or SYS_PTRACE, or ALL");
     }
     return bare;

@@ -41,9 +41,8 @@ function checkRawNetworkCapabilities(options: RunOptions): void {
   const name = hostLoopbackCapability(capabilityMask(options.capAdd, options.capDrop));
   if (name === undefined) return;
   const added = options.capAdd ?? [];
-  const given = added.some((c) => c.toUpperCase().replace(/^CAP_/, "") === name)
-    ? name
-    : `${added.join(",")} (which includes ${name})`;
+  // parseCapabilities gave the names as capabilityName() spells them.
+  const given = added.includes(name) ? name : `${added.join(",")} (which includes ${name})`;
   throw SboxError.invalidOption(
     "--cap-add",
     `${given} with --net ${options.net} lets the container send frames to 127.0.0.1 that the network ` +

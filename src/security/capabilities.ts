@@ -106,10 +106,25 @@ export const DEFAULT_CAPABILITIES: readonly string[] = [
 ];
 
 /**
- * `"CAP_NET_RAW"`, `"net_raw"` and `"NET_RAW"` all name CAP_NET_RAW; `"ALL"`
- * names every one, and `"CAP_ALL"` none (no capability has that name; the
- * command line and Docker refuse it too).
+ * The capability `name` names, without `CAP_`, or undefined: `"CAP_NET_RAW"`,
+ * `"net_raw"` and `"NET_RAW"` all name NET_RAW; `"ALL"` names every one, and
+ * `"CAP_ALL"` none (no capability has that name; Docker refuses it too).
+ * The library's `capAdd`/`capDrop` and `sbox run --cap-add` both read names so.
+ *
+ * @example
+ * ```ts
+ * import { capabilityName } from "./capabilities.ts";
+ *
+ * console.log(capabilityName("cap_net_raw"), capabilityName("CAP_ALL")); // "NET_RAW" undefined
+ * ```
  */
+export function capabilityName(name: string): string | undefined {
+  const upper = name.toUpperCase();
+  if (upper === "ALL") return upper;
+  const bare = upper.replace(/^CAP_/, "");
+  return bare in CAPABILITIES ? bare : undefined;
+}
+
 function capabilityNames(option: string, names: unknown): string[] {
   if (names === undefined) return [];
   if (!Array.isArray(names)) throw SboxError.invalidOption(option, "must be an array of capability names");
@@ -117,11 +132,8 @@ function capabilityNames(option: string, names: unknown): string[] {
     if (typeof name !== "string") {
       throw SboxError.invalidOption(option, `not a capability name: ${show(name)}`);
     }
-    const upper = name.toUpperCase();
-    const bare = upper === "ALL" ? upper : upper.replace(/^CAP_/, "");
-    if (bare === "ALL" ? upper !== "ALL" : !(bare in CAPABILITIES)) {
-      throw SboxError.invalidOption(option, `unknown capability ${show(name)}`);
-    }
+    const bare = capabilityName(name);
+    if (bare === undefined) throw SboxError.invalidOption(option, `unknown capability ${show(name)}`);
     return bare;
   });
 }
