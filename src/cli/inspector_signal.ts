@@ -1,4 +1,8 @@
 /**
+ * Signal actions set through libc's signal(), past Deno's signal registry:
+ * SIGUSR1 ignored, and (`dieOf`) a signal's default action put back for sbox
+ * to die of it.
+ *
  * SIGUSR1, ignored. Since 2.9.2 Deno opens its inspector on
  * 127.0.0.1:9229 when it gets SIGUSR1, as Node does, without any
  * authentication: whoever connects runs code in sbox, which holds FFI and
@@ -17,6 +21,21 @@ const SIG_IGN = 1n;
 /** SIG_ERR of <signal.h>, (void *) -1, as an unsigned address. */
 const SIG_ERR = 0xffff_ffff_ffff_ffffn;
 
+const LIBC_SIGNAL = {
+  signal: { parameters: ["i32", "pointer"], result: "pointer" },
+  raise: { parameters: ["i32"], result: "i32" },
+} as const;
+
+/** Runs `use` with libc's signal() and raise(); throws where libc cannot be opened. */
+function withLibcSignal<T>(use: (libc: Deno.DynamicLibrary<typeof LIBC_SIGNAL>["symbols"]) => T): T {
+  const libc = Deno.dlopen("libc.so.6", LIBC_SIGNAL);
+  try {
+    return use(libc.symbols);
+  } finally {
+    libc.close();
+  }
+}
+
 /**
  * Sets SIGUSR1 to SIG_IGN for the whole process. Throws an SboxError when it
  * cannot, so that sbox never runs with the inspector one signal away.
@@ -34,15 +53,11 @@ export function ignoreInspectorSignal(): void {
   Deno.removeSignalListener("SIGUSR1", noop);
   let previous: bigint;
   try {
-    const libc = Deno.dlopen("libc.so.6", {
-      signal: { parameters: ["i32", "pointer"], result: "pointer" },
-    });
-    try {
-      const result = libc.symbols.signal(signalNumber("SIGUSR1"), Deno.UnsafePointer.create(SIG_IGN));
-      previous = BigInt(Deno.UnsafePointer.value(result));
-    } finally {
-      libc.close();
-    }
+    previous = withLibcSignal((libc) =>
+      BigInt(
+        Deno.UnsafePointer.value(libc.signal(signalNumber("SIGUSR1"), Deno.UnsafePointer.create(SIG_IGN))),
+      )
+    );
   } catch (err) {
     throw new SboxError(`cannot ignore SIGUSR1, on which Deno opens its inspector: ${err}`, {
       step: "signal",
@@ -53,5 +68,23 @@ export function ignoreInspectorSignal(): void {
     throw new SboxError("cannot ignore SIGUSR1, on which Deno opens its inspector: signal() failed", {
       step: "signal",
     });
+  }
+}
+
+/**
+ * Ends this process by `signal`: a shell then sees sbox die of the
+ * terminal's Ctrl-C as its command did, and stops a loop. The signal's
+ * action goes back to the default first: Deno's handler stays installed
+ * once a listener was bound, listeners gone or not, and would drop it.
+ * Returns should that fail; the exit status says the same then.
+ */
+export function dieOf(signal: Deno.Signal): void {
+  try {
+    withLibcSignal((libc) => {
+      libc.signal(signalNumber(signal), null); // SIG_DFL
+      libc.raise(signalNumber(signal));
+    });
+  } catch {
+    // no libc: the exit status tells the same
   }
 }

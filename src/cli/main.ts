@@ -7,11 +7,10 @@
  */
 
 import { readFile } from "../sys.ts";
-import { signalNumber } from "../signal.ts";
 import { parseCommandLine, reportPathOf, type RunOptions } from "./args.ts";
 import { inexactArgument } from "./argv.ts";
 import { mainHelp, runHelp } from "./help.ts";
-import { ignoreInspectorSignal } from "./inspector_signal.ts";
+import { dieOf, ignoreInspectorSignal } from "./inspector_signal.ts";
 import { failedReport, ReportWriter } from "./report.ts";
 import { runContainer } from "./run.ts";
 import { refuseStdinAsOutput } from "./stdio.ts";
@@ -145,28 +144,5 @@ async function run(options: RunOptions): Promise<number> {
     return result.exitStatus;
   } finally {
     Deno.removeSignalListener("SIGXFSZ", ignore);
-  }
-}
-
-/**
- * Ends this process by `signal`: a shell then sees sbox die of the
- * terminal's Ctrl-C as its command did, and stops a loop. The signal's
- * action goes back to the default first: Deno's handler stays installed
- * once a listener was bound, listeners gone or not, and would drop it.
- * Returns should that fail; the exit status says the same then.
- */
-function dieOf(signal: Deno.Signal): void {
-  try {
-    const libc = Deno.dlopen(
-      "libc.so.6",
-      {
-        signal: { parameters: ["i32", "pointer"], result: "pointer" },
-        raise: { parameters: ["i32"], result: "i32" },
-      } as const,
-    );
-    libc.symbols.signal(signalNumber(signal), null); // SIG_DFL
-    libc.symbols.raise(signalNumber(signal));
-  } catch {
-    // no libc: the exit status tells the same
   }
 }
