@@ -5,7 +5,7 @@
  * @module
  */
 
-import { describeErrno, errnoName } from "./errno.ts";
+import { describeErrno, errnoName, errnoNumber } from "./errno.ts";
 
 /** Options of {@linkcode SboxError}. */
 export interface SboxErrorOptions {
@@ -57,8 +57,7 @@ export class SboxError extends Error {
    * process's, nor what counts.
    */
   static fromErrno(step: string, what: string, errno: number): SboxError {
-    const EMFILE = 24;
-    const hint = errno === EMFILE
+    const hint = errno === errnoNumber("EMFILE")
       ? " (this process's limit of open files, RLIMIT_NOFILE, `ulimit -n`: a running container holds about 4)"
       : "";
     return new SboxError(`${what}: ${describeErrno(errno)}${hint}`, { step, errno });

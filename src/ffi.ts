@@ -5,6 +5,7 @@
  * @module
  */
 
+import { errnoNumber } from "./errno.ts";
 import { SboxError } from "./error.ts";
 import { pinLibrary } from "./libc.ts";
 import { OP_BYTES, PROGRAM_VERSION } from "./program.ts";
@@ -299,10 +300,9 @@ function inWorker(): boolean {
  */
 function trackWorker(path: string, lib: HelperSymbols): void {
   if (!pinLibrary(path)) return;
-  const ENOSPC = 28;
   // Untracked, this Worker's containers would outlive its termination: say
   // so now rather than leak then.
-  if (Number(lib.sbox_track()) === -ENOSPC) {
+  if (Number(lib.sbox_track()) === -errnoNumber("ENOSPC")) {
     throw new SboxError(
       "too many Workers use sbox at once (256, helper/janitor.zig): end one before another starts containers",
       { step: "ffi" },
