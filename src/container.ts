@@ -473,7 +473,6 @@ export class Container implements AsyncDisposable {
       if (child) this.#leaveChildCgroup(child, true);
       return { process, parentFds: plan.parentFds };
     } catch (err) {
-      given.abandoned = err === this.#destroying.signal.reason;
       // launch() closed the child's fds (and the cgroup fd) itself.
       if (stdio) { for (const fd of stdio.parentFds) close(fd); }
       else close(cgroupFd);
