@@ -197,6 +197,11 @@ fn record(owner: i32, kind: Kind, value: u64) bool {
     return true;
 }
 
+/// Lowers `high` past the free entries at the table's end; with the lock held.
+fn trimHigh() void {
+    while (high > 0 and entries[high - 1].kind == .free) high -= 1;
+}
+
 /// For a launch whose program forks, on an owner's thread: the address of a
 /// fork slot for Context.fork_pid_slot, recorded for the owner; 0 when the
 /// thread is no owner (the main thread's children die with the process) or
@@ -238,7 +243,7 @@ pub fn releaseForkSlot(address: u64, pid: i32) void {
         fork_slot_used[index] = false;
         break;
     }
-    while (high > 0 and entries[high - 1].kind == .free) high -= 1;
+    trimHigh();
 }
 
 /// TypeScript opened a pidfd of `pid`: the calling owner's slot holding it,
@@ -269,7 +274,7 @@ pub fn forget(value: u64, stack: bool) void {
         e.* = .{};
         break;
     }
-    while (high > 0 and entries[high - 1].kind == .free) high -= 1;
+    trimHigh();
 }
 
 /// Starts the janitor; called with the lock held.
@@ -419,7 +424,7 @@ fn sweep() void {
             count += 1;
             e.* = .{};
         }
-        while (high > 0 and entries[high - 1].kind == .free) high -= 1;
+        trimHigh();
         leftovers -= count;
     }
     for (done[0..count]) |e| {
