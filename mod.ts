@@ -69,7 +69,14 @@ export {
   READONLY_PROC_PATHS,
   TmpfsMount,
 } from "./src/mount.ts";
-export { InitProcess, Process, type ProcessOutput, type ProcessStatus, type Stdio } from "./src/process.ts";
+export {
+  InitProcess,
+  type OutputOptions,
+  Process,
+  type ProcessOutput,
+  type ProcessStatus,
+  type Stdio,
+} from "./src/process.ts";
 export {
   BinNewIdMapper,
   type IdMapEntry,

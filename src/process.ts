@@ -7,7 +7,7 @@
  */
 
 import { SboxError } from "./error.ts";
-import { show } from "./options.ts";
+import { checkOptionsObject, show } from "./options.ts";
 import type { Launched, ReaperTime, StatusChannel } from "./launch.ts";
 import { reactor } from "./reactor.ts";
 import { type SignalLike, signalName, signalNumber } from "./signal.ts";
@@ -59,6 +59,41 @@ export interface ProcessOutput extends ProcessStatus {
   stdout: Uint8Array<ArrayBuffer>;
   /** Everything written to stderr (empty unless stderr was "piped"); as stdout. */
   stderr: Uint8Array<ArrayBuffer>;
+  /**
+   * The piped stream that went past {@linkcode OutputOptions.maxBytes}
+   * first, for which the process was killed (`signal` is then `"SIGKILL"`,
+   * unless it had ended already), or null. That stream holds the first
+   * `maxBytes` bytes.
+   */
+  exceeded: "stdout" | "stderr" | null;
+}
+
+/**
+ * Options of {@linkcode Process.output}.
+ *
+ * @example A judge's output limit: 1 MiB of each stream, then the program is killed
+ * ```ts
+ * import type { Process } from "./process.ts";
+ *
+ * async function judged(process: Process): Promise<string> {
+ *   const result = await process.output({ maxBytes: 1 << 20 });
+ *   if (result.exceeded) return "output limit exceeded";
+ *   return result.success ? "ok" : "runtime error";
+ * }
+ * ```
+ */
+export interface OutputOptions {
+  /**
+   * The most bytes kept of each piped stream, stdout and stderr each. The
+   * first byte past it gets the process killed (SIGKILL) and the stream
+   * closed, so that a program that writes without end cannot fill this
+   * process's memory: without it, output() keeps everything, as
+   * `Deno.Command`'s does. An integer from 0 to 2^53 - 1; default: no limit.
+   * SIGKILL ends only this process: a container's init takes every process
+   * of the container with it, an exec'd process does not (its children that
+   * share the pipe get EPIPE once it is closed).
+   */
+  maxBytes?: number;
 }
 
 const STDIO_VALUES: readonly Stdio[] = ["inherit", "piped", "null"];
@@ -356,14 +391,22 @@ export class Process {
   }
 
   /**
-   * Waits for the exit and collects piped stdout and stderr. Later calls
-   * return the same result. Rejects with an {@linkcode SboxError} (step
-   * `"output"`) when a reader of {@linkcode stdout} or {@linkcode stderr}
-   * holds the stream; what such a reader has already taken is not in the
-   * result.
+   * Waits for the exit and collects piped stdout and stderr, each up to
+   * `options.maxBytes` (see {@linkcode OutputOptions}). Later calls return
+   * the first call's result, whatever their options. Rejects with an
+   * {@linkcode SboxError} (step `"output"`) when a reader of
+   * {@linkcode stdout} or {@linkcode stderr} holds the stream (what such a
+   * reader has already taken is not in the result), or (step `"options"`)
+   * for a `maxBytes` that is not an integer from 0 to 2^53 - 1.
    */
-  output(): Promise<ProcessOutput> {
+  output(options?: OutputOptions): Promise<ProcessOutput> {
     if (this.#output) return this.#output;
+    let maxBytes: number;
+    try {
+      maxBytes = checkOutputOptions(options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     for (const [name, stream] of [["stdout", this.stdout], ["stderr", this.stderr]] as const) {
       if (stream?.locked) {
         return Promise.reject(
@@ -373,8 +416,16 @@ export class Process {
         );
       }
     }
-    this.#output = Promise.all([collect(this.stdout), collect(this.stderr), this.status])
-      .then(([stdout, stderr, status]) => ({ ...status, stdout, stderr }));
+    let exceeded: "stdout" | "stderr" | null = null;
+    const overflow = (name: "stdout" | "stderr") => {
+      exceeded ??= name;
+      if (!this.#reaped) pidfdSignal(this.#pidfd, SIGKILL);
+    };
+    this.#output = Promise.all([
+      collect(this.stdout, maxBytes, () => overflow("stdout")),
+      collect(this.stderr, maxBytes, () => overflow("stderr")),
+      this.status,
+    ]).then(([stdout, stderr, status]) => ({ ...status, stdout, stderr, exceeded }));
     return this.#output;
   }
 
@@ -547,11 +598,39 @@ function fromWaitStatus(status: number): ProcessStatus {
   return { success: false, code: 128 + signal, signal: signalName(signal) };
 }
 
+/** Reads `stream` to its end, or to `maxBytes`: then calls `overflow` and closes it. */
 async function collect(
   stream: ReadableStream<Uint8Array<ArrayBuffer>> | null,
+  maxBytes: number,
+  overflow: () => void,
 ): Promise<Uint8Array<ArrayBuffer>> {
   if (!stream) return new Uint8Array(0);
   const chunks: Uint8Array[] = [];
-  for await (const chunk of stream) chunks.push(chunk);
+  let kept = 0;
+  const reader = stream.getReader();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    if (value.length > maxBytes - kept) {
+      chunks.push(value.subarray(0, maxBytes - kept));
+      overflow();
+      // Closes our end: a writer left (an exec'd process's children) gets EPIPE.
+      await reader.cancel();
+      break;
+    }
+    chunks.push(value);
+    kept += value.length;
+  }
+  reader.releaseLock();
   return concatBytes(chunks);
+}
+
+/** The `maxBytes` of output()'s options (Infinity when not given); throws an SboxError for a bad one. */
+function checkOutputOptions(options: OutputOptions | undefined): number {
+  const { maxBytes } = checkOptionsObject("output()", options, { maxBytes: true });
+  if (maxBytes === undefined) return Infinity;
+  if (typeof maxBytes !== "number" || !Number.isSafeInteger(maxBytes) || maxBytes < 0) {
+    throw SboxError.invalidOption("maxBytes", `must be an integer from 0 to 2^53 - 1, got ${show(maxBytes)}`);
+  }
+  return maxBytes;
 }

@@ -191,6 +191,89 @@ Deno.test("output() twice gives one result; with a reader holding stdout it reje
   }
 });
 
+// output() kept everything: a program that writes without end (model-written
+// code, a judge's submission) filled this process's memory.
+Deno.test("output({ maxBytes }) keeps that much of each stream and kills a process that writes more", async () => {
+  const run = async (script: string, maxBytes: number) => {
+    await using setup = await busyboxContainer();
+    const init = await setup.container.start({
+      command: ["/bin/sh", "-c", script],
+      env: ENV,
+      stdout: "piped",
+      stderr: "piped",
+    });
+    return await init.output({ maxBytes });
+  };
+  // 3 MB of zeros against 100000 bytes: killed long before its end (the pipe holds 64 KiB).
+  const big = await run("head -c 3000000 /dev/zero; echo done >&2", 100000);
+  assert.deepEqual(
+    [big.exceeded, big.stdout.length, big.stdout.every((b) => b === 0), big.signal, text(big.stderr)],
+    ["stdout", 100000, true, "SIGKILL", ""],
+  );
+  // Exactly the limit is kept whole; one byte more is not.
+  const exact = await run("head -c 50000 /dev/zero >&2; echo out", 50000);
+  assert.deepEqual([exact.exceeded, exact.stderr.length, text(exact.stdout), exact.code], [
+    null,
+    50000,
+    "out\n",
+    0,
+  ]);
+  // (It would end by itself: the 50000 bytes fit in the pipe. The sleep
+  // waits for the kill.)
+  const over = await run("head -c 50000 /dev/zero >&2; exec sleep 1000", 49999);
+  assert.deepEqual([over.exceeded, over.stderr.length, over.signal], ["stderr", 49999, "SIGKILL"]);
+  // Zero: the first byte is one too many.
+  const zero = await run("echo x", 0);
+  assert.deepEqual([zero.exceeded, zero.stdout.length], ["stdout", 0]);
+});
+
+Deno.test("output({ maxBytes }) of an exec'd process closes the pipe on its children too; the container lives", async () => {
+  await using setup = await busyboxContainer();
+  const init = await setup.container.start({ command: ["/bin/sleep", "1000"], env: ENV });
+  const writer = await setup.container.exec(init, {
+    // A child that shares the pipe outlives the killed shell; once the
+    // pipe is closed, its next write fails and it ends.
+    command: [
+      "/bin/sh",
+      "-c",
+      '(head -c 10000000 /dev/zero; echo "head $?" > /tmp/ended) & head -c 10000000 /dev/zero; wait',
+    ],
+    env: ENV,
+    stdout: "piped",
+  });
+  const result = await writer.output({ maxBytes: 1000 });
+  assert.deepEqual([result.exceeded, result.stdout.length, result.signal], ["stdout", 1000, "SIGKILL"]);
+  // 141: 128 + SIGPIPE. Without the close, head waits on a full pipe for ever (timeout's 124).
+  const ended = await sh(
+    setup.container,
+    "timeout 10 sh -c 'until [ -s /tmp/ended ]; do sleep 0.05; done'; cat /tmp/ended",
+    {
+      init,
+    },
+  );
+  assert.equal(ended.out, "head 141\n", ended.err);
+});
+
+Deno.test("output() refuses bad options, naming them, and the process can still be collected", async () => {
+  await using setup = await busyboxContainer();
+  const init = await setup.container.start({ command: ["/bin/echo", "hi"], env: ENV, stdout: "piped" });
+  const cases: [unknown, RegExp][] = [
+    [{ maxBytes: -1 }, /^invalid option maxBytes: must be an integer from 0 to 2\^53 - 1, got -1$/],
+    [{ maxBytes: 1.5 }, /maxBytes: .* got 1\.5$/],
+    [{ maxBytes: "10" }, /maxBytes: .* got "10"$/],
+    [{ maxBytes: 2 ** 53 }, /maxBytes: .* got 9007199254740992$/],
+    [{ maxbytes: 10 }, /^invalid option output\(\): unknown option maxbytes \(did you mean maxBytes\?\)$/],
+    [null, /^invalid option output\(\): options must be an object, got null$/],
+  ];
+  for (const [options, message] of cases) {
+    const err = await init.output(options as { maxBytes?: number }).then(() => undefined, (e) => e);
+    assert.ok(err instanceof SboxError && err.step === "options", `${JSON.stringify(options)}: ${err}`);
+    assert.match(err.message, message);
+  }
+  const output = await init.output();
+  assert.deepEqual([text(output.stdout), output.code, output.exceeded], ["hi\n", 0, null]);
+});
+
 Deno.test("with a reaper, init.setupCpuUsec is the CPU time pid 1 spent on the setup", async () => {
   await using setup = await busyboxContainer();
   const plain = await setup.container.start({ command: ["/bin/true"], env: ENV });
