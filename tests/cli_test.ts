@@ -2065,6 +2065,10 @@ Deno.test("cli argv: the tokenizer's conventions and its one-line errors", () =>
     'option -w needs a value; to give one that starts with "-", write -wVALUE or --cwd=VALUE',
   );
   fails(["--verbose=yes"], "option --verbose does not take a value");
+  // It said "unknown option -=".
+  fails(["-v=1"], 'option -v does not take a value (in "-v=1")');
+  fails(["-hv="], 'option -v does not take a value (in "-hv=")');
+  fails(["-="], "unknown option -=");
   fails(["cmd"], `unexpected argument "cmd"`);
   assert.deepEqual(summary(["--cwd=-x"]), ["cwd=-x"]);
 });

@@ -75,6 +75,10 @@ export function tokenize(
       // Own properties only: "--constructor" is no option.
       const spec = name !== undefined && Object.hasOwn(options, name) ? options[name] : undefined;
       if (name === undefined || spec === undefined) {
+        // -v=1: the group -v, -=, -1; the "=" is what went wrong.
+        if (strict && names[k] === "=" && k > 0) {
+          throw new ArgvError(`option -${names[k - 1]} does not take a value (in ${JSON.stringify(arg)})`);
+        }
         if (strict) throw new ArgvError(`unknown option ${rawName}`);
         tokens.push({ kind: "option", index, name: names[k], rawName, value: undefined });
         continue;
