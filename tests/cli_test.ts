@@ -2002,6 +2002,43 @@ Deno.test("cli args: options, repeatable options and the command", () => {
   assert.throws(() => parseCommandLine(["run", "--cap-add", "CAP_ALL", "x"]), /--cap-add.*CAP_ALL/);
 });
 
+// They failed later, as "cannot stat" or "cannot create directory" and the
+// whole 5000-byte path, naming no option.
+Deno.test("cli args: a path the kernel would refuse as too long is refused naming its option", () => {
+  const long = "/" + "a".repeat(5000);
+  const name = "/x/" + "\u00e9".repeat(200); // 400 bytes in one component
+  const cases: [string[], RegExp][] = [
+    [["--rootfs", long], /^invalid option --rootfs: a path of 5001 bytes, "\/a{39}"\.\.\.: at most 4095$/],
+    [["--bind", `${long}:/x`], /^invalid option --bind: a path of 5001 bytes/],
+    [
+      ["--bind", `/tmp:${name}`],
+      /^invalid option --bind: a file name of 400 bytes, "\u00e9{40}"\.\.\.: at most 255$/,
+    ],
+    [["--tmpfs", name], /^invalid option --tmpfs: a file name of 400 bytes/],
+    [["-w", long], /^invalid option --cwd: a path of 5001 bytes/],
+    [["--stdin", name], /^invalid option --stdin: a file name of 400 bytes/],
+    [["--stdout", long], /^invalid option --stdout: a path of 5001 bytes/],
+    [["--stderr", long], /^invalid option --stderr: a path of 5001 bytes/],
+    [["--report", long], /^invalid option --report: a path of 5001 bytes/],
+    [["--seccomp", long], /^invalid option --seccomp: a path of 5001 bytes/],
+  ];
+  for (const [args, message] of cases) {
+    assert.throws(
+      () => parseCommandLine(["run", ...args, "--", "true"]),
+      (e) => e instanceof SboxError && message.test(e.message),
+      args[0],
+    );
+  }
+  // 4095 bytes and a 255-byte name are the kernel's limits, and pass.
+  const longest = "/" + "b/".repeat(2046) + "bb";
+  assert.equal(new TextEncoder().encode(longest).length, 4095);
+  assert.doesNotThrow(() =>
+    parseCommandLine(["run", "--stdout", longest, "-w", "/" + "c".repeat(255), "--", "true"])
+  );
+  // No XX report is tried at such a path: it printed a second error with the whole path.
+  assert.equal(reportPathOf(["run", "--report", long, "--", "true"]), undefined);
+});
+
 Deno.test("cli args: reportPathOf finds --report FILE only where it surely is one, parsable or not", () => {
   const cases: [string[], string | undefined][] = [
     [["run", "--report", "r.json", "--memory", "64MB", "--", "true"], "r.json"],

@@ -166,7 +166,8 @@ export function parseCommandLine(argv: string[]): Invocation {
  * what is surely `--report FILE` counts: an option before the command (and
  * before `--`), given once, with a value that is not empty and, unless
  * attached with `=`, does not look like an option (`--report --memory 1G`
- * names no file). Pure, like the parser.
+ * names no file), and that the kernel would take as a path. Pure, like the
+ * parser.
  */
 export function reportPathOf(argv: readonly string[]): string | undefined {
   if (argv[0] !== "run") return undefined;
@@ -178,7 +179,7 @@ export function reportPathOf(argv: readonly string[]): string | undefined {
     const value = token.value;
     const attached = rest[token.index].startsWith("--report=");
     const plain = value !== undefined && value !== "" &&
-      (attached || value === "-" || !value.startsWith("-"));
+      (attached || value === "-" || !value.startsWith("-")) && pathLengthOk(value);
     found.push(plain ? value : undefined);
   }
   return found.length === 1 ? found[0] : undefined;
@@ -230,7 +231,7 @@ function applyOption(
 ): void {
   switch (name) {
     case "rootfs":
-      options.rootfs = nonEmpty(option, value);
+      options.rootfs = checkPathLength(option, nonEmpty(option, value));
       break;
     case "bind":
       options.mounts.push(parseBind(value));
@@ -303,7 +304,7 @@ function applyOption(
     case "stdout":
     case "stderr":
     case "report":
-      options[name] = nonEmpty(option, value);
+      options[name] = checkPathLength(option, nonEmpty(option, value));
       break;
     case "cgroup":
       options.cgroup = parseCgroup(value);
@@ -315,7 +316,7 @@ function applyOption(
       (options.capDrop ??= []).push(...parseCapabilities(option, value));
       break;
     case "seccomp":
-      options.seccomp = nonEmpty(option, value);
+      options.seccomp = checkPathLength(option, nonEmpty(option, value));
       break;
     case "rlimit": {
       const [name, limit] = parseRlimit(value);
@@ -415,7 +416,50 @@ function nonEmpty(option: string, value: string): string {
 
 function absolute(option: string, value: string, expected: string): string {
   if (!value.startsWith("/")) throw badValue(option, value, expected);
-  return value;
+  return checkPathLength(option, value);
+}
+
+/** PATH_MAX and NAME_MAX of <linux/limits.h>: a path's bytes with its NUL, a component's. */
+const PATH_MAX = 4096;
+const NAME_MAX = 255;
+
+/**
+ * Refuses a path the kernel would refuse with ENAMETOOLONG, naming the
+ * option: the failure came later, as "cannot stat" and the whole path, with
+ * no option named. `option`'s value is `path` (or holds it).
+ */
+function checkPathLength(option: string, path: string): string {
+  const encoder = new TextEncoder();
+  const bytes = encoder.encode(path).length;
+  if (bytes >= PATH_MAX) {
+    throw SboxError.invalidOption(
+      option,
+      `a path of ${bytes} bytes, ${shortened(path)}: at most ${PATH_MAX - 1}`,
+    );
+  }
+  const long = path.split("/").find((part) => encoder.encode(part).length > NAME_MAX);
+  if (long !== undefined) {
+    throw SboxError.invalidOption(
+      option,
+      `a file name of ${encoder.encode(long).length} bytes, ${shortened(long)}: at most ${NAME_MAX}`,
+    );
+  }
+  return path;
+}
+
+/** Whether the kernel takes `path` as to its length (see checkPathLength). */
+function pathLengthOk(path: string): boolean {
+  try {
+    checkPathLength("", path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** `text` quoted, cut to its first 40 characters for a message. */
+function shortened(text: string): string {
+  return text.length <= 40 ? JSON.stringify(text) : `${JSON.stringify(text.slice(0, 40))}...`;
 }
 
 function parseBind(value: string): MountSpec {
@@ -425,6 +469,8 @@ function parseBind(value: string): MountSpec {
   const [source, target, mode] = parts;
   if (source === "" || !target.startsWith("/")) throw badValue("--bind", value, expected);
   if (mode !== undefined && mode !== "ro" && mode !== "rw") throw badValue("--bind", value, expected);
+  checkPathLength("--bind", source);
+  checkPathLength("--bind", target);
   checkDestination("--bind", value, target);
   return { kind: "bind", source, target, readonly: mode === "ro" };
 }
@@ -435,6 +481,7 @@ function parseTmpfs(value: string): MountSpec {
     throw badValue("--tmpfs", value, "DST or DST:SIZE (DST an absolute path in the container)");
   }
   checkDestination("--tmpfs", value, target);
+  checkPathLength("--tmpfs", target);
   return { kind: "tmpfs", target, size: size === undefined ? undefined : parseSize("--tmpfs", size) };
 }
 
