@@ -132,9 +132,13 @@ export class Container implements AsyncDisposable {
       throw new SboxError("the container was already started", { step: "options" });
     }
     const p = this.#checkProcess(options);
+    // Before anything exists: the reason, as fetch() rejects with it.
+    p.signal?.throwIfAborted();
     this.#starting = true;
     try {
-      return await this.#tracked(() => this.#startInit(p, options));
+      const init = await this.#tracked(() => this.#startInit(p, options));
+      if (p.signal) init.killOnAbort(p.signal);
+      return init;
     } finally {
       this.#starting = false;
     }
@@ -213,9 +217,12 @@ export class Container implements AsyncDisposable {
     // container's pidfd. A copy taken now, while the init is known not to be
     // reaped, names this init whatever happens (setns fails with ESRCH once
     // it has ended).
+    p.signal?.throwIfAborted();
     const pidfd = dupCloexec(init.pidfd);
     try {
-      return await this.#tracked(() => this.#execProcess(pidfd, p));
+      const process = await this.#tracked(() => this.#execProcess(pidfd, p));
+      if (p.signal) process.killOnAbort(p.signal);
+      return process;
     } catch (err) {
       throw await explainEndedInit(err, init);
     } finally {

@@ -123,6 +123,20 @@ export interface ProcessOptions {
   stdout?: Stdio;
   /** Default "inherit"; "piped" as for stdout. */
   stderr?: Stdio;
+  /**
+   * Ends the process when it aborts: `AbortSignal.timeout(ms)` for a
+   * wall-clock limit, a request's signal to stop when its client goes. The
+   * process is sent SIGKILL, not `Deno.Command`'s SIGTERM: as a container's
+   * pid 1 a command would not even get SIGTERM (see kill()), and code you do
+   * not trust must not be able to refuse. An init takes the whole container
+   * with it; an exec'd process ends alone. Aborted already when `start()` or
+   * `exec()` is called, the call rejects with the signal's `reason` (an
+   * `AbortError` or `TimeoutError` DOMException unless you gave another)
+   * before anything is created, as `fetch` does; once the process runs, its
+   * `status` says SIGKILL. For a gentler end, listen to the signal yourself
+   * and call `kill("SIGTERM")`.
+   */
+  signal?: AbortSignal;
 }
 
 /** Every key of {@linkcode ContainerOptions}: any other is refused. */
@@ -153,6 +167,7 @@ const PROCESS_OPTIONS: KnownKeys<ProcessOptions> = {
   stdin: true,
   stdout: true,
   stderr: true,
+  signal: true,
 };
 
 /**
@@ -173,6 +188,7 @@ export interface CheckedProcess {
   cgroup: string | undefined;
   stdio: [Stdio, Stdio, Stdio];
   security: ProcessSecurity;
+  signal: AbortSignal | undefined;
 }
 
 /** A hostname the container accepts: 1-64 letters, digits, "." or "-", not starting with "." or "-". */
@@ -353,5 +369,11 @@ export function checkProcessOptions(options: ProcessOptions): CheckedProcess {
       checkStdio("stderr", options.stderr),
     ],
     security: checkProcessSecurity(options),
+    signal: checkAbortSignal(options.signal),
   };
+}
+
+function checkAbortSignal(signal: unknown): AbortSignal | undefined {
+  if (signal === undefined || signal instanceof AbortSignal) return signal;
+  throw SboxError.invalidOption("signal", `must be an AbortSignal, got ${show(signal)}`);
 }

@@ -430,6 +430,21 @@ export class Process {
   }
 
   /**
+   * @internal Sends SIGKILL when `signal` aborts (at once if it has), until
+   * the process is reaped; then the listener goes, so that one long-lived
+   * signal can serve any number of processes (ProcessOptions.signal).
+   */
+  killOnAbort(signal: AbortSignal): void {
+    const kill = () => {
+      if (!this.#reaped) pidfdSignal(this.#pidfd, SIGKILL);
+    };
+    if (signal.aborted) return kill();
+    signal.addEventListener("abort", kill, { once: true });
+    const forget = () => signal.removeEventListener("abort", kill);
+    this.status.then(forget, forget);
+  }
+
+  /**
    * @internal Kills the process, closes unread pipes and waits until the
    * container's file systems are gone (Container.destroy).
    */

@@ -274,6 +274,93 @@ Deno.test("output() refuses bad options, naming them, and the process can still 
   assert.deepEqual([text(output.stdout), output.code, output.exceeded], ["hi\n", 0, null]);
 });
 
+Deno.test("signal: an AbortSignal ends the init (the container) or an exec'd process with SIGKILL", async () => {
+  await using setup = await busyboxContainer();
+  const initAbort = new AbortController();
+  const init = await setup.container.start({
+    command: ["/bin/sleep", "1000"],
+    env: ENV,
+    signal: initAbort.signal,
+  });
+  // An exec'd process ends alone: the container goes on.
+  const execAbort = new AbortController();
+  const sleeper = await setup.container.exec(init, {
+    command: ["/bin/sleep", "1000"],
+    env: ENV,
+    signal: execAbort.signal,
+  });
+  execAbort.abort();
+  assert.equal((await sleeper.status).signal, "SIGKILL");
+  assert.equal((await sh(setup.container, "echo alive", { init })).out, "alive\n");
+  // A timeout's signal: a wall-clock limit. The init is pid 1 and ignores SIGTERM; SIGKILL ends it.
+  const timed = await setup.container.exec(init, {
+    command: ["/bin/sleep", "1000"],
+    env: ENV,
+    signal: AbortSignal.timeout(50),
+  });
+  assert.equal((await timed.status).signal, "SIGKILL");
+  initAbort.abort();
+  assert.equal((await init.status).signal, "SIGKILL");
+});
+
+Deno.test("signal: aborted already, start() and exec() reject with its reason and create nothing", async () => {
+  await using setup = await busyboxContainer();
+  const before = snapshot();
+  const reason = new Error("the client went away");
+  const err = await setup.container.start({
+    command: ["/bin/true"],
+    env: ENV,
+    signal: AbortSignal.abort(reason),
+  })
+    .then(() => undefined, (e) => e);
+  assert.equal(err, reason);
+  assert.deepEqual(snapshot(), before);
+  // The container was not started: it still can be.
+  const init = await setup.container.start({ command: ["/bin/sleep", "1000"], env: ENV });
+  const execErr = await setup.container.exec(init, {
+    command: ["/bin/true"],
+    env: ENV,
+    signal: AbortSignal.abort(),
+  })
+    .then(() => undefined, (e) => e);
+  assert.ok(execErr instanceof DOMException && execErr.name === "AbortError", String(execErr));
+  // Not an AbortSignal: refused as any bad option.
+  const bad = await setup.container.exec(init, {
+    command: ["/bin/true"],
+    env: ENV,
+    signal: { aborted: true } as unknown as AbortSignal,
+  }).then(() => undefined, (e) => e);
+  assert.ok(bad instanceof SboxError && bad.step === "options", String(bad));
+  assert.equal(bad.message, `invalid option signal: must be an AbortSignal, got {"aborted":true}`);
+});
+
+Deno.test("signal: one long-lived signal serves many processes; each one's listener goes when it ends", async () => {
+  await using setup = await busyboxContainer();
+  const controller = new AbortController();
+  const { signal } = controller;
+  let listeners = 0;
+  const add = signal.addEventListener.bind(signal);
+  const remove = signal.removeEventListener.bind(signal);
+  signal.addEventListener = (...args: Parameters<typeof add>) => {
+    listeners++;
+    add(...args);
+  };
+  signal.removeEventListener = (...args: Parameters<typeof remove>) => {
+    listeners--;
+    remove(...args);
+  };
+  const init = await setup.container.start({ command: ["/bin/sleep", "1000"], env: ENV, signal });
+  for (let i = 0; i < 5; i++) {
+    const process = await setup.container.exec(init, { command: ["/bin/true"], env: ENV, signal });
+    assert.equal((await process.status).code, 0);
+  }
+  assert.equal(listeners, 1, "the init's alone");
+  init.kill("SIGKILL");
+  await init.status;
+  assert.equal(listeners, 0);
+  controller.abort(); // nothing left to kill: no error
+});
+
 Deno.test("with a reaper, init.setupCpuUsec is the CPU time pid 1 spent on the setup", async () => {
   await using setup = await busyboxContainer();
   const plain = await setup.container.start({ command: ["/bin/true"], env: ENV });
