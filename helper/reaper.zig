@@ -68,6 +68,13 @@ fn reapAll(watch: Watch) void {
     }
 }
 
+/// Sends `signo` to the process group of `child` (its pgid is its pid), or to
+/// `child` alone if it has left its group.
+fn toGroup(child: i32, signo: u32) void {
+    const group = -@as(isize, child);
+    if (isError(linux.syscall2(.kill, @bitCast(group), signo))) _ = linux.syscall2(.kill, fdArg(child), signo);
+}
+
 pub fn supervise(watch: Watch) noreturn {
     // A handler that is not SIG_DFL makes the kernel deliver signals to
     // pid 1 at all; every signal is blocked, so they queue for the signalfd.
@@ -132,8 +139,20 @@ pub fn supervise(watch: Watch) noreturn {
             // at least a group of its own), so that an interactive shell's
             // running child is interrupted and the shell goes on. The command
             // alone if it has left its group.
-            const group = -@as(isize, watch.child);
-            if (isError(linux.syscall2(.kill, @bitCast(group), signo))) _ = linux.syscall2(.kill, fdArg(watch.child), signo);
+            toGroup(watch.child, signo);
+        } else if (signo == linux.SIG.TSTP) {
+            // The terminal's Ctrl-Z, which sbox passes on before it stops
+            // itself: the whole group stops, a shell's running child with
+            // it, as in a terminal. As SIGSTOP: the kernel discards the
+            // default stop of SIGTSTP in an orphaned process group, and the
+            // command's is one when it leads a session of its own (its
+            // parent, pid 1, is outside it). A program that catches SIGTSTP
+            // is stopped without being told.
+            toGroup(watch.child, linux.SIG.STOP);
+        } else if (signo == linux.SIG.CONT) {
+            // `fg` or `bg`: the group stopped above goes on, not the command
+            // alone.
+            toGroup(watch.child, signo);
         } else {
             _ = linux.syscall2(.kill, fdArg(watch.child), signo);
         }

@@ -90,11 +90,14 @@ export interface ProcessOptions {
    * is then exactly the command's: a command that kills itself (`abort()`,
    * `kill -9 $$`) is reported killed by that signal, which a pid 1 cannot
    * receive from inside its own namespace. `kill()` reaches the command
-   * through it (SIGINT and SIGQUIT its process group, as a terminal's keys
-   * do, so that a shell's running program gets them too), except for the
-   * two signals no process can catch: SIGKILL ends pid 1 and with it the
-   * whole container, and SIGSTOP stops pid 1 and not the command (as under
-   * Docker's `--init`). Default false: the command is pid 1, as in sbox.
+   * through it: SIGINT, SIGQUIT and SIGCONT its process group, as a
+   * terminal's keys and a shell's `fg` do, so that a shell's running program
+   * gets them too, and SIGTSTP stops that group with SIGSTOP (the kernel
+   * discards SIGTSTP's stop in an orphaned group, which the command's in a
+   * session of its own is). Not the two signals no process can catch:
+   * SIGKILL ends pid 1 and with it the whole container, and SIGSTOP stops
+   * pid 1 and not the command (as under Docker's `--init`). Default false:
+   * the command is pid 1, as in sbox.
    */
   reaper?: boolean;
   /**

@@ -21,6 +21,7 @@ import {
   identityMapper,
   isRoot,
   processesWith,
+  processState,
   REPLACE_DIR_SCRIPT,
   replacedDirOutput,
   SBOX,
@@ -1114,13 +1115,28 @@ Deno.test("cli: SIGINT to sbox kills the container and cleans up", () => assertS
 /** `sbox` in a shell command line of {@linkcode onTerminal}, whatever the paths hold. */
 const SBOX_IN_SHELL = '"$DENO" run --allow-ffi "$SBOX_TS"';
 
+/** One step of {@linkcode onTerminal}. */
+interface TerminalStep {
+  /** Text the terminal must show, after what the previous step waited for. */
+  waitFor: string;
+  /** Runs once it has, before `keys` are typed (it records; an assertion there would leave `line` hanging). */
+  look?: () => Promise<void>;
+  /** What is typed then. */
+  keys: string;
+}
+
 /**
  * Runs shell command line `line` on a pseudo-terminal (util-linux's
- * `script`), types `key` once the output shows "ready", and returns what the
- * terminal showed and how `script` ended (the status of `line`, 128+N for a
- * death by signal N). {@linkcode SBOX_IN_SHELL} in `line` runs `sbox`.
+ * `script`), goes through `steps` in order (once the output shows a step's
+ * text, types its keys), and returns what the terminal showed and how
+ * `script` ended (the status of `line`, 128+N for a death by signal N). A
+ * step whose text never comes and those after it are skipped.
+ * {@linkcode SBOX_IN_SHELL} in `line` runs `sbox`.
  */
-async function onTerminal(line: string, key: string): Promise<{ shown: string; code: number }> {
+async function onTerminal(
+  line: string,
+  steps: readonly TerminalStep[],
+): Promise<{ shown: string; code: number }> {
   const child = new Deno.Command("/usr/bin/script", {
     args: ["-qefc", line, "/dev/null"],
     // script runs `line` with $SHELL: bash's own way with a Ctrl-C, whoever runs the tests.
@@ -1133,16 +1149,23 @@ async function onTerminal(line: string, key: string): Promise<{ shown: string; c
   const writer = child.stdin.getWriter();
   let shown = "";
   const reader = child.stdout.getReader();
-  while (!shown.includes("ready")) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    shown += text(value);
+  let from = 0;
+  let ended = false;
+  for (const step of steps) {
+    while (!ended && shown.indexOf(step.waitFor, from) < 0) {
+      const { value, done } = await reader.read();
+      if (done) ended = true;
+      else shown += text(value);
+    }
+    if (ended) break;
+    from = shown.indexOf(step.waitFor, from) + step.waitFor.length;
+    await step.look?.();
+    await writer.write(new TextEncoder().encode(step.keys));
   }
-  await writer.write(new TextEncoder().encode(key));
-  for (;;) {
+  while (!ended) {
     const { value, done } = await reader.read();
-    if (done) break;
-    shown += text(value);
+    if (done) ended = true;
+    else shown += text(value);
   }
   await writer.close().catch(() => {});
   const { code } = await child.status;
@@ -1161,7 +1184,7 @@ Deno.test("cli: on a terminal, Ctrl-C interrupts the command's running program, 
   );
   const { shown, code } = await onTerminal(
     `exec ${SBOX_IN_SHELL} run --rootfs ${image} -- sh -c ${script}`,
-    "\x03",
+    [{ waitFor: "ready", keys: "\x03" }],
   );
   assert.match(shown, /trapped\r?\nafter 130\r?\n/, shown);
   assert.doesNotMatch(shown, /interrupted by SIGINT/);
@@ -1170,9 +1193,82 @@ Deno.test("cli: on a terminal, Ctrl-C interrupts the command's running program, 
   // there, as for any program (it went on when sbox exited 130).
   const loop = `for i in 1 2; do ${SBOX_IN_SHELL} run --rootfs ${image} -- sh -c 'echo ready; sleep 5'; ` +
     'echo "loop $i $?"; done';
-  const died = await onTerminal(`exec bash -c ${shellQuote(loop)}`, "\x03");
+  const died = await onTerminal(`exec bash -c ${shellQuote(loop)}`, [{ waitFor: "ready", keys: "\x03" }]);
   assert.doesNotMatch(died.shown, /loop 1/, died.shown);
   assert.equal(died.code, 128 + 2, died.shown);
+});
+
+/**
+ * The states of the processes of a run given `-e MARK=<marker>`: sbox's
+ * (the one whose command line holds the marker and starts with Deno) and
+ * those of the container (with the marker in their environment).
+ */
+function markedStates(marker: string): { sbox: string[]; container: string[] } {
+  const sbox = processesWith(marker).filter((pid) => {
+    try {
+      return Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0")[0] === Deno.execPath();
+    } catch {
+      return false;
+    }
+  });
+  return { sbox: sbox.map(processState), container: processesWith(marker, ["environ"]).map(processState) };
+}
+
+// Ctrl-Z stopped sbox alone: the container, in a session of its own, ran on
+// unwatched by the time limits and went on reading the terminal that the
+// user's shell had taken back, so the keys typed were split between them.
+Deno.test("cli: on a terminal, Ctrl-Z stops the command's processes with sbox, and fg continues them", async () => {
+  const image = shellQuote(busyboxImage());
+  const marker = randomName();
+  // Texts waited for after `fg` hold "$?": bash's `fg` prints the job's command line.
+  const inner = 'echo ready; sleep 2; echo "slept $?"; exec sleep 10';
+  const outer = `trap "echo trapped" INT; sh -c ${shellQuote(inner)}; echo "inner $?"`;
+  const line =
+    `set -m; ${SBOX_IN_SHELL} run --rootfs ${image} -e MARK=${marker} -- sh -c ${shellQuote(outer)}; ` +
+    'echo "stopped $?"; read x; fg; echo "after $?"';
+  let stopped = markedStates(marker);
+  const all = (states: string[]) => states.length > 0 && states.every((state) => state === "T");
+  const { shown, code } = await onTerminal(line, [
+    { waitFor: "ready", keys: "\x1a" },
+    {
+      waitFor: "stopped 148",
+      // The stop is passed on asynchronously: through sbox's event loop and pid 1.
+      look: async () => {
+        const deadline = Date.now() + 10_000;
+        while (!(all(stopped.sbox) && all(stopped.container)) && Date.now() < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          stopped = markedStates(marker);
+        }
+      },
+      keys: "\n", // for `read`: then `fg`
+    },
+    // Ctrl-C after a stop and `fg` still interrupts the running program.
+    { waitFor: "slept 0", keys: "\x03" },
+  ]);
+  // sbox; the shell, its child `sh` and that one's `sleep 2` (unless the stop came before its fork).
+  assert.equal(stopped.sbox.length, 1, `sbox's process: ${JSON.stringify(stopped)}\n${shown}`);
+  assert.ok(
+    all(stopped.sbox) && stopped.container.length >= 2 && all(stopped.container),
+    JSON.stringify(stopped),
+  );
+  assert.match(shown, /trapped\r?\ninner 130\r?\n/, shown);
+  assert.match(shown, /after 0\r?\n/, shown);
+  assert.equal(code, 0, shown);
+  assert.deepEqual(processesWith(marker, ["environ"]), []);
+});
+
+// sbox exec'd by the terminal's session leader: its process group is
+// orphaned and the kernel discards its stop (no shell could continue it), so
+// the command's processes, stopped first, must go on at once too.
+Deno.test("cli: on a terminal, Ctrl-Z that cannot stop sbox does not leave the command stopped", async () => {
+  const image = shellQuote(busyboxImage());
+  const script = shellQuote('echo ready; sleep 1; echo "slept $?"');
+  const { shown, code } = await onTerminal(
+    `exec ${SBOX_IN_SHELL} run --rootfs ${image} -- sh -c ${script}`,
+    [{ waitFor: "ready", keys: "\x1a" }],
+  );
+  assert.match(shown, /slept 0\r?\n/, shown);
+  assert.equal(code, 0, shown);
 });
 
 // A full-screen program killed with the container left the terminal raw:
@@ -1183,7 +1279,7 @@ Deno.test("cli: on a terminal, the terminal's modes are put back after the run",
   const inside = shellQuote("stty -echo -icanon; echo ready; sleep 1");
   const line =
     `${SBOX_IN_SHELL} run --rootfs ${image} -- sh -c ${inside}; stty -a | tr ' ' '\\n' | grep -x -- '-\\?echo'`;
-  const { shown } = await onTerminal(line, "");
+  const { shown } = await onTerminal(line, [{ waitFor: "ready", keys: "" }]);
   assert.match(shown, /\r?\necho\r?\n/, shown);
   assert.doesNotMatch(shown, /-echo/, shown);
 });

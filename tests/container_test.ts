@@ -46,6 +46,8 @@ import {
   busyboxContainer,
   busyboxImage,
   identityMapper,
+  processesWith,
+  processState,
   removeScratch,
   REPLACE_DIR_SCRIPT,
   replacedDirOutput,
@@ -1995,6 +1997,38 @@ Deno.test("reaper: signals from the host reach the command; failures still rejec
   assert.equal(err?.message, "cannot exec /bin/nope: ENOENT (No such file or directory)");
   assert.equal(err?.step, "exec");
   await other.destroy();
+});
+
+// SIGTSTP went to the command alone, whose process group (orphaned, in a
+// session of its own) has the kernel discard its stop: nothing stopped.
+Deno.test("reaper: SIGTSTP stops the command's process group, SIGCONT continues it", async () => {
+  await using setup = await busyboxContainer();
+  const marker = `sbox-tstp-${crypto.randomUUID().slice(0, 8)}`;
+  const init = await setup.container.start({
+    command: ["/bin/sh", "-c", 'sh -c "echo ready; exec sleep 100"; echo after'],
+    env: { ...ENV, MARK: marker },
+    stdout: "piped",
+    reaper: true,
+  });
+  const reader = init.stdout!.getReader();
+  assert.equal(text((await reader.read()).value!), "ready\n");
+  // The outer shell and its child (sleep, or the shell about to become it).
+  const states = () => processesWith(marker, ["environ"]).map(processState);
+  const until = async (wanted: (seen: string[]) => boolean) => {
+    for (let i = 0; i < 500 && !wanted(states()); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    return states();
+  };
+  init.kill("SIGTSTP");
+  const stopped = await until((seen) => seen.length === 2 && seen.every((state) => state === "T"));
+  assert.deepEqual(stopped, ["T", "T"]);
+  init.kill("SIGCONT");
+  const going = await until((seen) => seen.length === 2 && seen.every((state) => state !== "T"));
+  assert.equal(going.length, 2);
+  assert.ok(going.every((state) => state !== "T"), going.join());
+  init.kill("SIGKILL");
+  await init.status;
 });
 
 /** Clears FD_CLOEXEC: `fd` is then passed on as a Deno process's parent may pass one to it. */

@@ -124,6 +124,16 @@ export function processesWith(
   return found;
 }
 
+/** The state letter of process `pid` (field 3 of /proc/PID/stat: "T" when stopped), or "gone". */
+export function processState(pid: number): string {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2)[0];
+  } catch {
+    return "gone";
+  }
+}
+
 /** Skips (with a printed reason, once, at module load) a test that needs `path` to exist. */
 export function skipWithout(path: string, name: string, what: string): boolean {
   try {

@@ -23,6 +23,7 @@ import { ROOT_PATH } from "../user.ts";
 import type { RunOptions } from "./args.ts";
 import { useCgroup } from "./cgroup_access.ts";
 import { checkUserMapped, pickUserMapper, resolveUser } from "./identity.ts";
+import { stopLikeDefault } from "./inspector_signal.ts";
 import {
   commandCpu,
   createContainerCgroup,
@@ -112,11 +113,13 @@ interface RunState {
   /**
    * With a terminal on stdin, once the command runs: passes the terminal's
    * SIGINT or SIGQUIT on to the command's process group (see
-   * {@linkcode TERMINAL_KEYS}).
+   * {@linkcode TERMINAL_KEYS}), and SIGTSTP and SIGCONT (see `onCtrlZ`).
    */
   forward?: (signal: Deno.Signal) => void;
   /** The last signal `forward` passed on. */
   forwarded?: Deno.Signal;
+  /** A Ctrl-Z that came before the command ran: sbox stops with it once it runs. */
+  stopPending?: boolean;
 }
 
 /**
@@ -155,6 +158,8 @@ export async function runContainer(options: RunOptions): Promise<RunResult> {
     state.interrupted ??= signal;
     state.kill();
   }));
+  // The same condition as state.forward's, less the running command.
+  if (options.stdin === undefined && Deno.stdin.isTerminal()) resources.defer(onCtrlZ(state));
   try {
     await execute(options, state, resources);
   } catch (err) {
@@ -283,6 +288,7 @@ async function execute(
   const running = init;
   if (running && options.stdin === undefined && Deno.stdin.isTerminal()) {
     state.forward = (signal) => running.kill(signal);
+    if (state.stopPending) stopWithCommand(state.forward);
   }
   // A signal that came while the command was starting: the kill may have
   // found no process yet.
@@ -394,6 +400,54 @@ function killContainer(cgroup: Cgroup | undefined, init: InitProcess | undefined
 /** One line of sbox's own on stderr: a warning, or what --verbose asks for. */
 function note(line: string): void {
   console.error(`sbox: ${line}`);
+}
+
+/**
+ * With the terminal on sbox's stdin: the terminal's Ctrl-Z (SIGTSTP) reaches
+ * sbox alone, the command running in a session of its own. Stopping sbox
+ * alone left the container running, unwatched by the time limits, and
+ * reading the terminal the user's shell had taken back: the keys typed were
+ * split between two shells. So the command's process group stops first,
+ * then sbox; when sbox is continued (`fg`, `bg`), so is the group (see
+ * {@linkcode stopWithCommand}).
+ *
+ * A Ctrl-Z during the setup waits for the command to run, a few tens of
+ * milliseconds: stopped then, sbox could not stop a command that starts
+ * while it is stopped. One that comes with no command run (its exec failed,
+ * the setup failed) is dropped: sbox is about to end. Once the run is
+ * decided, sbox stops alone: the container is dead or being killed.
+ * Returns what stops listening; from then on Deno's handler, which stays,
+ * applies the default action itself (Deno 2.9.6), so a later Ctrl-Z stops
+ * sbox as before the run.
+ */
+function onCtrlZ(state: RunState): () => void {
+  const listener = () => {
+    if (state.decided) stopLikeDefault("SIGTSTP");
+    else if (state.forward) stopWithCommand(state.forward);
+    else state.stopPending = true;
+  };
+  Deno.addSignalListener("SIGTSTP", listener);
+  return () => Deno.removeSignalListener("SIGTSTP", listener);
+}
+
+/**
+ * Passes SIGTSTP on to the command (pid 1 stops its process group), stops
+ * sbox as the kernel would, and once sbox is continued passes SIGCONT on.
+ * The stop returns at once when the kernel discards it (sbox's process
+ * group is orphaned when sbox was exec'd by the terminal's session leader:
+ * no shell is there to continue it), and the command goes on at once too.
+ */
+function stopWithCommand(forward: (signal: Deno.Signal) => void): void {
+  const pass = (signal: Deno.Signal) => {
+    try {
+      forward(signal);
+    } catch {
+      // a failed signal keeps sbox neither from stopping nor from going on
+    }
+  };
+  pass("SIGTSTP");
+  stopLikeDefault("SIGTSTP");
+  pass("SIGCONT");
 }
 
 /** Calls `onSignal` on each of {@linkcode STOP_SIGNALS}; returns the function that stops listening. */
