@@ -120,6 +120,12 @@ interface RunState {
   forwarded?: Deno.Signal;
   /** A Ctrl-Z that came before the command ran: sbox stops with it once it runs. */
   stopPending?: boolean;
+  /** sbox's stdin is a terminal (and no --stdin was given): its keys are the command's. */
+  onTerminal: boolean;
+  /** container.start() is under way: the command may run already. */
+  starting?: boolean;
+  /** A Ctrl-C or Ctrl-\ that came while the command was starting: passed on once it runs. */
+  heldKey?: Deno.Signal;
 }
 
 /**
@@ -141,7 +147,8 @@ const NO_USAGE: Usage = {
 
 /** Runs `options.command` in a new container; never throws for a failure of the run itself. */
 export async function runContainer(options: RunOptions): Promise<RunResult> {
-  const state: RunState = { usage: NO_USAGE, wallTimeMs: 0, kill: () => {} };
+  const onTerminal = options.stdin === undefined && Deno.stdin.isTerminal();
+  const state: RunState = { usage: NO_USAGE, wallTimeMs: 0, kill: () => {}, onTerminal };
   const resources = new AsyncDisposableStack();
   // Put back last, once the container and what ran in it are gone.
   const restoreTerminal = saveTerminalModes();
@@ -155,11 +162,19 @@ export async function runContainer(options: RunOptions): Promise<RunResult> {
       state.forwarded = signal;
       return state.forward(signal);
     }
+    // The command may have run, and shown its prompt, before start()
+    // returns: a key typed then is the command's too. A second one while
+    // the start still waits (a network that is slow to come up) stops the
+    // run, as before the start.
+    if (state.onTerminal && state.starting && !state.heldKey && TERMINAL_KEYS.includes(signal)) {
+      state.heldKey = signal;
+      return;
+    }
     state.interrupted ??= signal;
     state.kill();
   }));
   // The same condition as state.forward's, less the running command.
-  if (options.stdin === undefined && Deno.stdin.isTerminal()) resources.defer(onCtrlZ(state));
+  if (onTerminal) resources.defer(onCtrlZ(state));
   try {
     await execute(options, state, resources);
   } catch (err) {
@@ -243,6 +258,7 @@ async function execute(
   resources.defer(() => watchdog.stop());
 
   if (state.interrupted) return; // do not even start
+  state.starting = true;
   try {
     init = await container.start({
       command: options.command,
@@ -273,6 +289,7 @@ async function execute(
     if (!(err instanceof SboxError && err.step === "exec")) throw err;
     state.execError = err;
   } finally {
+    state.starting = false;
     stdio.close(); // the command has its own copies now
   }
   // The command's times count from its execve: the setup is sbox's time
@@ -286,8 +303,12 @@ async function execute(
   const setupCpuUsec = init?.setupCpuUsec ?? 0;
   if (init) watchdog.start(setupCpuUsec, sinceStartMs);
   const running = init;
-  if (running && options.stdin === undefined && Deno.stdin.isTerminal()) {
+  if (running && state.onTerminal) {
     state.forward = (signal) => running.kill(signal);
+    if (state.heldKey && !state.interrupted) {
+      state.forwarded = state.heldKey;
+      state.forward(state.heldKey);
+    }
     if (state.stopPending) stopWithCommand(state.forward);
   }
   // A signal that came while the command was starting: the kill may have
