@@ -430,6 +430,14 @@ export class Cgroup {
     };
   }
 
+  /**
+   * pids.events "max": how many times a fork or clone in this group (or a
+   * group below it) was refused because pids.max was reached.
+   */
+  pidsMaxEvents(): number {
+    return keyValues(this.#controllerRead("pids", "pids.events")).max ?? 0;
+  }
+
   /** memory.max: hard limit in bytes. */
   setMemoryLimit(bytes: number): void {
     this.#controllerWrite("memory", "memory.max", String(limitValue("Cgroup.setMemoryLimit", bytes)));

@@ -203,12 +203,16 @@ export interface Usage {
   memoryPeakBytes: number | null;
   /** Whether memory.events counted an OOM kill. */
   oomKilled: boolean;
+  /** Forks refused at pids.max (pids.events "max"); 0 without the pids controller. */
+  forksRefused: number;
 }
 
-/** Reads CPU time, peak memory and OOM kills of `cgroup`. */
+/** Reads CPU time, peak memory, OOM kills and forks refused of `cgroup`. */
 export function readUsage(cgroup: Cgroup): Usage {
   const cpu = cgroup.cpuUsage();
-  if (!cgroup.controllers().includes("memory")) return { cpu, memoryPeakBytes: null, oomKilled: false };
+  const controllers = cgroup.controllers();
+  const forksRefused = controllers.includes("pids") ? cgroup.pidsMaxEvents() : 0;
+  if (!controllers.includes("memory")) return { cpu, memoryPeakBytes: null, oomKilled: false, forksRefused };
   let memoryPeakBytes: number | null = null;
   try {
     memoryPeakBytes = cgroup.memoryPeak();
@@ -217,7 +221,7 @@ export function readUsage(cgroup: Cgroup): Usage {
     if (!(err instanceof SboxError)) throw err;
   }
   const events = cgroup.memoryEvents();
-  return { cpu, memoryPeakBytes, oomKilled: events.oomKill > 0 || events.oomGroupKill > 0 };
+  return { cpu, memoryPeakBytes, oomKilled: events.oomKill > 0 || events.oomGroupKill > 0, forksRefused };
 }
 
 /**

@@ -143,6 +143,7 @@ const NO_USAGE: Usage = {
   cpu: { usageUsec: 0, userUsec: 0, systemUsec: 0 },
   memoryPeakBytes: null,
   oomKilled: false,
+  forksRefused: 0,
 };
 
 /** Runs `options.command` in a new container; never throws for a failure of the run itself. */
@@ -381,6 +382,16 @@ function summarize(options: RunOptions, state: RunState): RunResult {
     messages.push(`${limit} exceeded (${exceeded}): ${outcome}`);
   }
   if (usage.oomKilled) messages.push("out of memory: the kernel killed a process of the container");
+  // The report has no field for it (its format is fixed); a program that
+  // cannot fork fails its own way ("can't fork", Go's "failed to create new
+  // OS thread"), which a judge should not read as the program's fault alone.
+  if (usage.forksRefused > 0) {
+    const limit = options.pids === undefined
+      ? "the process limit of a parent cgroup"
+      : `--pids ${options.pids}`;
+    const times = usage.forksRefused === 1 ? "once" : `${usage.forksRefused} times`;
+    messages.push(`process limit reached (${limit}): a fork or a new thread was refused ${times}`);
+  }
   if (error !== undefined) messages.push(describe(error));
 
   let exitStatus: number;
