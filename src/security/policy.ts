@@ -135,13 +135,8 @@ export const DEFAULT_SECCOMP_POLICY: SeccompPolicy = deepFreeze({
       action: "errno",
     },
     {
-      // Not ptrace: AddressSanitizer's leak check, gdb and strace need it, and
-      // the kernel's own checks keep it within the container's reach (a
-      // non-dumpable target, the reaper and exec()'s setup, needs
-      // CAP_SYS_PTRACE; a tracer needs a superset of its target's
-      // capabilities; no_new_privs), as Docker's profile reasons since 4.8.
-      comment: "reading other processes' memory, taking their fds, comparing kernel objects",
-      syscalls: ["process_vm_readv", "process_vm_writev", "process_madvise", "pidfd_getfd", "kcmp"],
+      comment: "tracing and reading other processes' memory",
+      syscalls: ["ptrace", "process_vm_readv", "process_vm_writev", "process_madvise", "pidfd_getfd", "kcmp"],
       action: "errno",
     },
     {
