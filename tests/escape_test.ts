@@ -167,7 +167,7 @@ Deno.test("host processes cannot be seen or signalled", async () => {
 Deno.test("ptrace is denied, even of one's own child (seccomp)", async () => {
   assert.equal(await attack(["ptrace-child"], UNCONFINED), "ptrace-child ok", "control: unconfined");
   assert.equal(await attack(["ptrace-child"]), "ptrace-child EPERM");
-  // pid 1 is the helper's reaper, which keeps more capabilities than its child.
+  // pid 1 is the helper's reaper, which has no filter of its own: the command's keeps it out.
   assert.equal(await attack(["ptrace", "1"], {}, { reaper: true }), "ptrace EPERM");
 });
 
