@@ -380,6 +380,22 @@ fn reduceCapabilities(keep: u64) usize {
     return linux.syscall5(.prctl, pr_cap_ambient, pr_cap_ambient_clear_all, 0, 0, 0);
 }
 
+/// CAP_DAC_OVERRIDE (1) and CAP_DAC_READ_SEARCH (2).
+const cap_dac_override_and_read_search: u64 = (1 << 1) | (1 << 2);
+
+/// Clears `caps` from the effective set only: permitted keeps them, so the
+/// next execve (as uid 0) has them again.
+fn dropFromEffective(caps: u64) usize {
+    const Header = extern struct { version: u32, pid: i32 };
+    const Data = extern struct { effective: u32, permitted: u32, inheritable: u32 };
+    var header = Header{ .version = 0x20080522, .pid = 0 }; // _LINUX_CAPABILITY_VERSION_3
+    var data: [2]Data = undefined;
+    const rc = linux.syscall2(.capget, @intFromPtr(&header), @intFromPtr(&data));
+    if (errnoOf(rc) != null) return rc;
+    for (&data, 0..) |*word, i| word.effective &= ~@as(u32, @truncate(caps >> @intCast(32 * i)));
+    return linux.syscall2(.capset, @intFromPtr(&header), @intFromPtr(&data));
+}
+
 fn setRlimit(resource: u64, soft: u64, hard: u64) usize {
     std.debug.assert(soft <= hard);
     const limit = [2]u64{ soft, hard };
@@ -900,6 +916,16 @@ fn execInit(watch: reaper_loop.Watch) void {
     // The two pipes must outlive the exec; keepOnly closed the rest.
     _ = linux.syscall3(.fcntl, @bitCast(@as(isize, watch.result_fd)), linux.F.SETFD, 0);
     _ = linux.syscall3(.fcntl, @bitCast(@as(isize, watch.exec_fd)), linux.F.SETFD, 0);
+    // Not dumpable from the execve on, not from init.zig's prctl a few
+    // microseconds later: in between, the command (which may run by then)
+    // could open /proc/1/mem and keep the fd, and with it write pid 1's
+    // memory and the records it sends. The kernel makes an exec non-dumpable
+    // when the program's file is one the process may not read: execute-only,
+    // with the two capabilities that read any file out of the effective set.
+    // The exec gives them back (uid 0); this process's others stay.
+    // Best effort: should either fail, the window is as it was.
+    _ = linux.syscall2(.fchmod, fd, 0o100);
+    _ = dropFromEffective(cap_dac_override_and_read_search);
     const envp: [1]?[*:0]const u8 = .{null};
     _ = linux.syscall5(.execveat, fd, @intFromPtr(""), @intFromPtr(&argv), @intFromPtr(&envp), linux.AT.EMPTY_PATH);
     _ = linux.syscall1(.close, fd);
