@@ -20,6 +20,7 @@ import { SboxError } from "../error.ts";
 import type { InitProcess, ProcessStatus } from "../process.ts";
 import { signalNumber } from "../signal.ts";
 import { ROOT_PATH } from "../user.ts";
+import { readFile } from "../sys.ts";
 import type { RunOptions } from "./args.ts";
 import { useCgroup } from "./cgroup_access.ts";
 import { checkUserMapped, pickUserMapper, resolveUser } from "./identity.ts";
@@ -465,11 +466,16 @@ function onCtrlZ(state: RunState): () => void {
 /**
  * Passes SIGTSTP on to the command (pid 1 stops its process group), stops
  * sbox as the kernel would, and once sbox is continued passes SIGCONT on.
- * The stop returns at once when the kernel discards it (sbox's process
- * group is orphaned when sbox was exec'd by the terminal's session leader:
- * no shell is there to continue it), and the command goes on at once too.
+ * Where the kernel would discard the stop (sbox's process group is orphaned
+ * when sbox was exec'd by the terminal's session leader: no shell is there
+ * to continue it), neither the command nor sbox stops.
  */
 function stopWithCommand(forward: (signal: Deno.Signal) => void): void {
+  // The kernel would discard this stop, so sbox does nothing at all: were
+  // it to pass SIGTSTP and then SIGCONT on at once, pid 1 could take both
+  // from its signalfd together, which gives them by number, SIGCONT (18)
+  // before SIGTSTP (20), and the command would stay stopped.
+  if (processGroupOrphaned()) return;
   const pass = (signal: Deno.Signal) => {
     try {
       forward(signal);
@@ -480,6 +486,40 @@ function stopWithCommand(forward: (signal: Deno.Signal) => void): void {
   pass("SIGTSTP");
   stopLikeDefault("SIGTSTP");
   pass("SIGCONT");
+}
+
+/** Parent pid, process group and session of a process, from /proc/PID/stat; undefined if gone. */
+function processIds(pid: number | "self"): { ppid: number; pgrp: number; session: number } | undefined {
+  let stat: string;
+  try {
+    // Through the helper: sbox has no read permission of Deno's.
+    stat = new TextDecoder().decode(readFile(`/proc/${pid}/stat`));
+  } catch {
+    return undefined;
+  }
+  // After the command's name, which may hold spaces and parentheses: state ppid pgrp session.
+  const [, ppid, pgrp, session] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return { ppid: Number(ppid), pgrp: Number(pgrp), session: Number(session) };
+}
+
+/**
+ * Whether sbox's process group is orphaned, where the kernel discards a
+ * terminal's stop: no shell of the session outside the group is there to
+ * continue it (sbox exec'd by the session's leader, say). Follows sbox's
+ * ancestors while they are in its group; the group's other members (the
+ * rest of a pipeline) are not looked at.
+ */
+function processGroupOrphaned(): boolean {
+  const self = processIds("self");
+  if (!self) return false;
+  let ids = self;
+  for (let depth = 0; depth < 64; depth++) {
+    const parent = ids.ppid > 0 ? processIds(ids.ppid) : undefined;
+    if (!parent || parent.session !== self.session) return true;
+    if (parent.pgrp !== self.pgrp) return false;
+    ids = parent;
+  }
+  return false;
 }
 
 /** Calls `onSignal` on each of {@linkcode STOP_SIGNALS}; returns the function that stops listening. */
