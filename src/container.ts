@@ -221,6 +221,12 @@ export class Container implements AsyncDisposable {
     const pidfd = dupCloexec(init.pidfd);
     try {
       const process = await this.#tracked(() => this.#execProcess(pidfd, p));
+      // destroy() came while the exec was under way: the process dies with
+      // the container, perhaps before its execve (which, killed then, would
+      // still read as a start). Say so instead of handing out a dead process.
+      if (this.#destroying.signal.aborted) {
+        throw new SboxError("the container was destroyed while exec() was under way", { step: "destroyed" });
+      }
       if (p.signal) process.killOnAbort(p.signal);
       return process;
     } catch (err) {
