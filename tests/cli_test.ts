@@ -2133,6 +2133,12 @@ Deno.test("cli args: a path the kernel would refuse as too long is refused namin
   assert.doesNotThrow(() =>
     parseCommandLine(["run", "--stdout", longest, "-w", "/" + "c".repeat(255), "--", "true"])
   );
+  // The path's start is cut between characters, not inside a UTF-16 pair (it printed "\ud83d").
+  assert.throws(
+    () =>
+      parseCommandLine(["run", "--rootfs", "/" + "a".repeat(38) + "\u{1f600}".repeat(1100), "--", "true"]),
+    (e) => e instanceof SboxError && e.message.includes(`"/${"a".repeat(38)}\u{1f600}"...`),
+  );
   // No XX report is tried at such a path: it printed a second error with the whole path.
   assert.equal(reportPathOf(["run", "--report", long, "--", "true"]), undefined);
 });

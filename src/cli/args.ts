@@ -457,9 +457,10 @@ function pathLengthOk(path: string): boolean {
   }
 }
 
-/** `text` quoted, cut to its first 40 characters for a message. */
+/** `text` quoted, cut to its first 40 code points (never half of a UTF-16 pair) for a message. */
 function shortened(text: string): string {
-  return text.length <= 40 ? JSON.stringify(text) : `${JSON.stringify(text.slice(0, 40))}...`;
+  const points = [...text];
+  return points.length <= 40 ? JSON.stringify(text) : `${JSON.stringify(points.slice(0, 40).join(""))}...`;
 }
 
 function parseBind(value: string): MountSpec {
