@@ -90,8 +90,10 @@ export interface OutputOptions {
    * process's memory: without it, output() keeps everything, as
    * `Deno.Command`'s does. An integer from 0 to 2^53 - 1; default: no limit.
    * SIGKILL ends only this process: a container's init takes every process
-   * of the container with it, an exec'd process does not (its children that
-   * share the pipe get EPIPE once it is closed).
+   * of the container with it, an exec'd process does not. Its children that
+   * share the stream that went over get EPIPE once it is closed; one that
+   * holds the other stream open keeps output() waiting for it, as without
+   * a limit. Bound the time with the process's `signal` option.
    */
   maxBytes?: number;
 }
