@@ -383,16 +383,20 @@ fn reduceCapabilities(keep: u64) usize {
 /// CAP_DAC_OVERRIDE (1) and CAP_DAC_READ_SEARCH (2).
 const cap_dac_override_and_read_search: u64 = (1 << 1) | (1 << 2);
 
-/// Clears `caps` from the effective set only: permitted keeps them, so the
-/// next execve (as uid 0) has them again.
-fn dropFromEffective(caps: u64) usize {
+/// Clears `caps` from the effective set (`on` false), or puts them back
+/// (true): permitted keeps them all along, and the next execve (as uid 0)
+/// has them again.
+fn setEffective(caps: u64, on: bool) usize {
     const Header = extern struct { version: u32, pid: i32 };
     const Data = extern struct { effective: u32, permitted: u32, inheritable: u32 };
     var header = Header{ .version = 0x20080522, .pid = 0 }; // _LINUX_CAPABILITY_VERSION_3
     var data: [2]Data = undefined;
     const rc = linux.syscall2(.capget, @intFromPtr(&header), @intFromPtr(&data));
     if (errnoOf(rc) != null) return rc;
-    for (&data, 0..) |*word, i| word.effective &= ~@as(u32, @truncate(caps >> @intCast(32 * i)));
+    for (&data, 0..) |*word, i| {
+        const bits: u32 = @truncate(caps >> @intCast(32 * i));
+        word.effective = if (on) word.effective | (bits & word.permitted) else word.effective & ~bits;
+    }
     return linux.syscall2(.capset, @intFromPtr(&header), @intFromPtr(&data));
 }
 
@@ -925,8 +929,10 @@ fn execInit(watch: reaper_loop.Watch) void {
     // The exec gives them back (uid 0); this process's others stay.
     // Best effort: should either fail, the window is as it was.
     _ = linux.syscall2(.fchmod, fd, 0o100);
-    _ = dropFromEffective(cap_dac_override_and_read_search);
+    const dropped = errnoOf(setEffective(cap_dac_override_and_read_search, false)) == null;
     const envp: [1]?[*:0]const u8 = .{null};
     _ = linux.syscall5(.execveat, fd, @intFromPtr(""), @intFromPtr(&argv), @intFromPtr(&envp), linux.AT.EMPTY_PATH);
     _ = linux.syscall1(.close, fd);
+    // Supervising in place (the caller goes on): with the capabilities it had.
+    if (dropped) _ = setEffective(cap_dac_override_and_read_search, true);
 }

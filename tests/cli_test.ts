@@ -10,6 +10,7 @@ import { BaseMounts, Cgroup, Container } from "../mod.ts";
 import { HostRootMount, planHostRoot } from "../src/cli/hostroot.ts";
 import { TemporaryLayers } from "../src/cli/layers.ts";
 import { parseCommandLine, reportPathOf, RUN_OPTIONS } from "../src/cli/args.ts";
+import { processGroupOrphaned } from "../src/cli/run.ts";
 import { ArgvError, tokenize } from "../src/cli/argv.ts";
 import { SCRATCH_PARENTS } from "../src/cli/scratch.ts";
 import { parseCpus, parseDuration, parseSize } from "../src/cli/units.ts";
@@ -1255,6 +1256,47 @@ Deno.test("cli: on a terminal, Ctrl-Z stops the command's processes with sbox, a
   assert.match(shown, /after 0\r?\n/, shown);
   assert.equal(code, 0, shown);
   assert.deepEqual(processesWith(marker, ["environ"]), []);
+});
+
+// A parent that could not be read (ppid 0: a parent in a pid namespace above,
+// or one hidden by hidepid) counted as "orphaned", so Ctrl-Z did nothing while
+// the rest of the job stopped (review19).
+Deno.test("cli: the orphaned-group check follows sbox's ancestors in its group and trusts no unknown parent", () => {
+  type Ids = { ppid: number; pgrp: number; session: number };
+  const table = (entries: Record<string, Ids>) => (pid: number | "self") => entries[String(pid)];
+  // Parent: the job-control shell, same session, another group.
+  assert.equal(
+    processGroupOrphaned(
+      table({ self: { ppid: 10, pgrp: 20, session: 10 }, 10: { ppid: 1, pgrp: 10, session: 10 } }),
+    ),
+    false,
+  );
+  // exec'd by the session leader's parent (script): another session.
+  assert.equal(
+    processGroupOrphaned(
+      table({ self: { ppid: 5, pgrp: 20, session: 20 }, 5: { ppid: 1, pgrp: 5, session: 5 } }),
+    ),
+    true,
+  );
+  // A shell in the same group, whose parent is in another session.
+  assert.equal(
+    processGroupOrphaned(table({
+      self: { ppid: 30, pgrp: 20, session: 20 },
+      30: { ppid: 5, pgrp: 20, session: 20 },
+      5: { ppid: 1, pgrp: 5, session: 5 },
+    })),
+    true,
+  );
+  // Unknown: a parent pid of 0, or a parent that cannot be read.
+  assert.equal(
+    processGroupOrphaned(
+      table({ self: { ppid: 30, pgrp: 20, session: 10 }, 30: { ppid: 0, pgrp: 20, session: 10 } }),
+    ),
+    false,
+  );
+  assert.equal(processGroupOrphaned(table({ self: { ppid: 30, pgrp: 20, session: 10 } })), false);
+  // This test's own process: whatever runs it, the walk ends.
+  assert.equal(typeof processGroupOrphaned(), "boolean");
 });
 
 // sbox exec'd by the terminal's session leader: its process group is

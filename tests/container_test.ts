@@ -1920,6 +1920,10 @@ Deno.test(FALLBACK_TEST, {
   assert.doesNotMatch(fallback.pid1.out, /sbox-init/, "pid 1 stayed the reaper itself");
   for (const result of [usual, fallback]) {
     assert.deepEqual([result.pid1.code, result.pid1.signal], [7, null]);
+    // CAP_DAC_OVERRIDE, out of the effective set only for the exec of
+    // sbox-init (child.zig, execInit): back once it runs, or in place.
+    const effective = BigInt("0x" + /CapEff:\s+([0-9a-f]+)/.exec(result.pid1.out)![1]);
+    assert.notEqual(effective & 2n, 0n, result.pid1.out);
     assert.deepEqual(result.killed, { out: "", code: 137, signal: "SIGKILL" });
   }
   assert.equal(Deno.readTextFileSync(NOEXEC_SYSCTL).trim(), "0", "the host's setting is unchanged");

@@ -489,7 +489,9 @@ function stopWithCommand(forward: (signal: Deno.Signal) => void): void {
 }
 
 /** Parent pid, process group and session of a process, from /proc/PID/stat; undefined if gone. */
-function processIds(pid: number | "self"): { ppid: number; pgrp: number; session: number } | undefined {
+export function processIds(
+  pid: number | "self",
+): { ppid: number; pgrp: number; session: number } | undefined {
   let stat: string;
   try {
     // Through the helper: sbox has no read permission of Deno's.
@@ -507,15 +509,25 @@ function processIds(pid: number | "self"): { ppid: number; pgrp: number; session
  * terminal's stop: no shell of the session outside the group is there to
  * continue it (sbox exec'd by the session's leader, say). Follows sbox's
  * ancestors while they are in its group; the group's other members (the
- * rest of a pipeline) are not looked at.
+ * rest of a pipeline) are not looked at. `lookup` reads a process's ids.
+ *
+ * @example
+ * ```ts
+ * import { processGroupOrphaned } from "./run.ts";
+ *
+ * if (processGroupOrphaned()) console.log("a terminal's Ctrl-Z would not stop this process");
+ * ```
  */
-function processGroupOrphaned(): boolean {
-  const self = processIds("self");
+export function processGroupOrphaned(lookup: typeof processIds = processIds): boolean {
+  const self = lookup("self");
   if (!self) return false;
   let ids = self;
   for (let depth = 0; depth < 64; depth++) {
-    const parent = ids.ppid > 0 ? processIds(ids.ppid) : undefined;
-    if (!parent || parent.session !== self.session) return true;
+    // A parent that cannot be seen (in a pid namespace above: ppid 0; or
+    // behind hidepid) says nothing: stop, as before this check.
+    const parent = ids.ppid > 0 ? lookup(ids.ppid) : undefined;
+    if (!parent) return false;
+    if (parent.session !== self.session) return true;
     if (parent.pgrp !== self.pgrp) return false;
     ids = parent;
   }

@@ -32,7 +32,7 @@ try {
       await container.destroy();
     }
   };
-  const pid1 = await run("tr '\\0' ' ' < /proc/1/cmdline; exit 7");
+  const pid1 = await run("tr '\\0' ' ' < /proc/1/cmdline; echo; grep CapEff /proc/1/status; exit 7");
   const killed = await run("kill -9 $$; echo survived");
   console.log(JSON.stringify({ pid1, killed }));
 } finally {
