@@ -421,7 +421,7 @@ export class Process {
     let exceeded: "stdout" | "stderr" | null = null;
     const overflow = (name: "stdout" | "stderr") => {
       exceeded ??= name;
-      if (!this.#reaped) pidfdSignal(this.#pidfd, SIGKILL);
+      this.#killUnlessReaped();
     };
     this.#output = Promise.all([
       collect(this.stdout, maxBytes, () => overflow("stdout")),
@@ -437,9 +437,7 @@ export class Process {
    * signal can serve any number of processes (ProcessOptions.signal).
    */
   killOnAbort(signal: AbortSignal): void {
-    const kill = () => {
-      if (!this.#reaped) pidfdSignal(this.#pidfd, SIGKILL);
-    };
+    const kill = () => this.#killUnlessReaped();
     if (signal.aborted) return kill();
     signal.addEventListener("abort", kill, { once: true });
     const forget = () => signal.removeEventListener("abort", kill);
@@ -451,11 +449,19 @@ export class Process {
    * container's file systems are gone (Container.destroy).
    */
   async dispose(): Promise<void> {
-    if (!this.#reaped) pidfdSignal(this.#pidfd, SIGKILL);
+    this.#killUnlessReaped();
     await this.status;
     for (const fd of this.#openFds) this.#closeFd(fd);
     this.#release?.hurry();
     await this.#release?.done;
+  }
+
+  /**
+   * SIGKILL through the pidfd, unless the process is reaped: its pidfd is
+   * closed then, and the number may name another fd.
+   */
+  #killUnlessReaped(): void {
+    if (!this.#reaped) pidfdSignal(this.#pidfd, SIGKILL);
   }
 
   #closeFd(fd: number): void {
