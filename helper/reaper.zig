@@ -133,11 +133,12 @@ pub fn supervise(watch: Watch) noreturn {
         const signo = std.mem.readInt(u32, info[0..4], .little);
         if (signo == linux.SIG.CHLD) {
             reapAll(watch);
-        } else if (signo == linux.SIG.INT or signo == linux.SIG.QUIT) {
-            // A terminal's keys: to the command's process group, as a
-            // terminal sends them (its pgid is its pid: it leads a session or
-            // at least a group of its own), so that an interactive shell's
-            // running child is interrupted and the shell goes on. The command
+        } else if (signo == linux.SIG.INT or signo == linux.SIG.QUIT or signo == linux.SIG.CONT) {
+            // A terminal's keys, and `fg` or `bg` after a stop (below): to
+            // the command's process group, as a terminal and a shell send
+            // them (its pgid is its pid: it leads a session or at least a
+            // group of its own), so that an interactive shell's running
+            // child is interrupted, or goes on, with the shell. The command
             // alone if it has left its group.
             toGroup(watch.child, signo);
         } else if (signo == linux.SIG.TSTP) {
@@ -149,10 +150,6 @@ pub fn supervise(watch: Watch) noreturn {
             // parent, pid 1, is outside it). A program that catches SIGTSTP
             // is stopped without being told.
             toGroup(watch.child, linux.SIG.STOP);
-        } else if (signo == linux.SIG.CONT) {
-            // `fg` or `bg`: the group stopped above goes on, not the command
-            // alone.
-            toGroup(watch.child, signo);
         } else {
             _ = linux.syscall2(.kill, fdArg(watch.child), signo);
         }
