@@ -179,7 +179,7 @@ export function reportPathOf(argv: readonly string[]): string | undefined {
     const value = token.value;
     const attached = rest[token.index].startsWith("--report=");
     const plain = value !== undefined && value !== "" &&
-      (attached || value === "-" || !value.startsWith("-")) && pathLengthOk(value);
+      (attached || value === "-" || !value.startsWith("-")) && pathLengthProblem(value) === undefined;
     found.push(plain ? value : undefined);
   }
   return found.length === 1 ? found[0] : undefined;
@@ -424,37 +424,30 @@ const PATH_MAX = 4096;
 const NAME_MAX = 255;
 
 /**
+ * Why the kernel would refuse `path` with ENAMETOOLONG, or undefined: too
+ * many bytes in all, or in one of its file names.
+ */
+function pathLengthProblem(path: string): string | undefined {
+  const bytes = (text: string) => new TextEncoder().encode(text).length;
+  if (bytes(path) >= PATH_MAX) {
+    return `a path of ${bytes(path)} bytes, ${shortened(path)}: at most ${PATH_MAX - 1}`;
+  }
+  const long = path.split("/").find((part) => bytes(part) > NAME_MAX);
+  if (long !== undefined) {
+    return `a file name of ${bytes(long)} bytes, ${shortened(long)}: at most ${NAME_MAX}`;
+  }
+  return undefined;
+}
+
+/**
  * Refuses a path the kernel would refuse with ENAMETOOLONG, naming the
  * option: the failure came later, as "cannot stat" and the whole path, with
  * no option named. `option`'s value is `path` (or holds it).
  */
 function checkPathLength(option: string, path: string): string {
-  const encoder = new TextEncoder();
-  const bytes = encoder.encode(path).length;
-  if (bytes >= PATH_MAX) {
-    throw SboxError.invalidOption(
-      option,
-      `a path of ${bytes} bytes, ${shortened(path)}: at most ${PATH_MAX - 1}`,
-    );
-  }
-  const long = path.split("/").find((part) => encoder.encode(part).length > NAME_MAX);
-  if (long !== undefined) {
-    throw SboxError.invalidOption(
-      option,
-      `a file name of ${encoder.encode(long).length} bytes, ${shortened(long)}: at most ${NAME_MAX}`,
-    );
-  }
+  const problem = pathLengthProblem(path);
+  if (problem !== undefined) throw SboxError.invalidOption(option, problem);
   return path;
-}
-
-/** Whether the kernel takes `path` as to its length (see checkPathLength). */
-function pathLengthOk(path: string): boolean {
-  try {
-    checkPathLength("", path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** `text` quoted, cut to its first 40 code points (never half of a UTF-16 pair) for a message. */
