@@ -358,24 +358,52 @@ fn dropBoundingSet(keep: u64) usize {
     return 0;
 }
 
+/// A process's capability sets, as 64-bit masks (capget/capset give them as
+/// two 32-bit words each).
+const CapSets = struct { effective: u64, permitted: u64, inheritable: u64 };
+
+const CapHeader = extern struct { version: u32, pid: i32 };
+const CapWord = extern struct { effective: u32, permitted: u32, inheritable: u32 };
+const cap_version_3: u32 = 0x20080522; // _LINUX_CAPABILITY_VERSION_3
+
+/// This process's capability sets, into `sets`; returns capget's result.
+fn capGet(sets: *CapSets) usize {
+    var header = CapHeader{ .version = cap_version_3, .pid = 0 };
+    var words: [2]CapWord = undefined;
+    const rc = linux.syscall2(.capget, @intFromPtr(&header), @intFromPtr(&words));
+    if (errnoOf(rc) != null) return rc;
+    sets.* = .{
+        .effective = words[0].effective | @as(u64, words[1].effective) << 32,
+        .permitted = words[0].permitted | @as(u64, words[1].permitted) << 32,
+        .inheritable = words[0].inheritable | @as(u64, words[1].inheritable) << 32,
+    };
+    return rc;
+}
+
+/// Sets this process's capability sets to `sets`; returns capset's result.
+fn capSet(sets: CapSets) usize {
+    var header = CapHeader{ .version = cap_version_3, .pid = 0 };
+    var words: [2]CapWord = undefined;
+    for (&words, 0..) |*word, i| {
+        const shift: u6 = @intCast(32 * i);
+        word.* = .{
+            .effective = @truncate(sets.effective >> shift),
+            .permitted = @truncate(sets.permitted >> shift),
+            .inheritable = @truncate(sets.inheritable >> shift),
+        };
+    }
+    return linux.syscall2(.capset, @intFromPtr(&header), @intFromPtr(&words));
+}
+
 /// Permitted and effective become their intersection with `keep` (after a
 /// setuid to a non-zero id the kernel has already emptied them), the
 /// inheritable and ambient sets become empty: nothing is passed on to a
 /// program through file capabilities that the bounding set would not allow.
 fn reduceCapabilities(keep: u64) usize {
-    const Header = extern struct { version: u32, pid: i32 };
-    const Data = extern struct { effective: u32, permitted: u32, inheritable: u32 };
-    var header = Header{ .version = 0x20080522, .pid = 0 }; // _LINUX_CAPABILITY_VERSION_3
-    var data: [2]Data = undefined;
-    var rc = linux.syscall2(.capget, @intFromPtr(&header), @intFromPtr(&data));
+    var sets: CapSets = undefined;
+    var rc = capGet(&sets);
     if (errnoOf(rc) != null) return rc;
-    for (&data, 0..) |*word, i| {
-        const k: u32 = @truncate(keep >> @intCast(32 * i));
-        word.effective &= k;
-        word.permitted &= k;
-        word.inheritable = 0;
-    }
-    rc = linux.syscall2(.capset, @intFromPtr(&header), @intFromPtr(&data));
+    rc = capSet(.{ .effective = sets.effective & keep, .permitted = sets.permitted & keep, .inheritable = 0 });
     if (errnoOf(rc) != null) return rc;
     return linux.syscall5(.prctl, pr_cap_ambient, pr_cap_ambient_clear_all, 0, 0, 0);
 }
@@ -387,17 +415,11 @@ const cap_dac_override_and_read_search: u64 = (1 << 1) | (1 << 2);
 /// (true): permitted keeps them all along, and the next execve (as uid 0)
 /// has them again.
 fn setEffective(caps: u64, on: bool) usize {
-    const Header = extern struct { version: u32, pid: i32 };
-    const Data = extern struct { effective: u32, permitted: u32, inheritable: u32 };
-    var header = Header{ .version = 0x20080522, .pid = 0 }; // _LINUX_CAPABILITY_VERSION_3
-    var data: [2]Data = undefined;
-    const rc = linux.syscall2(.capget, @intFromPtr(&header), @intFromPtr(&data));
+    var sets: CapSets = undefined;
+    const rc = capGet(&sets);
     if (errnoOf(rc) != null) return rc;
-    for (&data, 0..) |*word, i| {
-        const bits: u32 = @truncate(caps >> @intCast(32 * i));
-        word.effective = if (on) word.effective | (bits & word.permitted) else word.effective & ~bits;
-    }
-    return linux.syscall2(.capset, @intFromPtr(&header), @intFromPtr(&data));
+    sets.effective = if (on) sets.effective | (caps & sets.permitted) else sets.effective & ~caps;
+    return capSet(sets);
 }
 
 fn setRlimit(resource: u64, soft: u64, hard: u64) usize {
