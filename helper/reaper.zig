@@ -133,13 +133,16 @@ pub fn supervise(watch: Watch) noreturn {
         const signo = std.mem.readInt(u32, info[0..4], .little);
         if (signo == linux.SIG.CHLD) {
             reapAll(watch);
-        } else if (signo == linux.SIG.INT or signo == linux.SIG.QUIT or signo == linux.SIG.CONT) {
-            // A terminal's keys, and `fg` or `bg` after a stop (below): to
-            // the command's process group, as a terminal and a shell send
-            // them (its pgid is its pid: it leads a session or at least a
-            // group of its own), so that an interactive shell's running
-            // child is interrupted, or goes on, with the shell. The command
-            // alone if it has left its group.
+        } else if (signo == linux.SIG.INT or signo == linux.SIG.QUIT or signo == linux.SIG.CONT or
+            signo == linux.SIG.WINCH)
+        {
+            // A terminal's keys, `fg` or `bg` after a stop (below), and a
+            // resized window: to the command's process group, as a terminal
+            // and a shell send them (its pgid is its pid: it leads a session
+            // or at least a group of its own), so that an interactive
+            // shell's running child is interrupted, goes on, or redraws
+            // (vi, less, top), with the shell. The command alone if it has
+            // left its group.
             toGroup(watch.child, signo);
         } else if (signo == linux.SIG.TSTP) {
             // The terminal's Ctrl-Z, which sbox passes on before it stops

@@ -1315,6 +1315,45 @@ Deno.test("cli: on a terminal, Ctrl-Z that cannot stop sbox does not leave the c
   assert.equal(code, 0, shown);
 });
 
+// The command runs in a session of its own, so a resized window's SIGWINCH
+// reached sbox alone, and vi, less or top in the container did not redraw;
+// and without TERM, `clear` and `less` refused or degraded.
+Deno.test("cli: on a terminal, a resize reaches the command, and TERM is passed", async () => {
+  const image = shellQuote(busyboxImage());
+  const dir = Deno.makeTempDirSync({ prefix: "sbox-winch-" });
+  try {
+    const ttyFile = `${dir}/tty`;
+    // A program the command runs (a shell's vi, say) must redraw: the trap is
+    // a child's. It runs between two sleeps; the loop ends it either way.
+    const child = shellQuote(
+      'trap \'echo "WINCH $(stty size)"; exit 0\' WINCH; echo "ready [$TERM]"; ' +
+        "i=0; while [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; exit 1",
+    );
+    const script = shellQuote(`sh -c ${child}; echo "inner $?"`);
+    const piped = shellQuote('echo "piped [$TERM]"');
+    const line =
+      `tty > ${ttyFile}; export TERM=sbox-test-term; ${SBOX_IN_SHELL} run --rootfs ${image} -- sh -c ${script}; ` +
+      `echo "resized $?"; ${SBOX_IN_SHELL} run --rootfs ${image} -- sh -c ${piped} < /dev/null`;
+    const { shown, code } = await onTerminal(line, [{
+      waitFor: "ready [sbox-test-term]",
+      // What a terminal emulator does on a resize: set the size, which signals the foreground group.
+      look: async () => {
+        const tty = Deno.readTextFileSync(ttyFile).trim();
+        const stty = await new Deno.Command("stty", { args: ["-F", tty, "rows", "41", "cols", "101"] })
+          .output();
+        assert.equal(stty.code, 0, text(stty.stderr));
+      },
+      keys: "",
+    }]);
+    assert.match(shown, /WINCH 41 101\r?\ninner 0\r?\nresized 0\r?\n/, shown);
+    // Not on a terminal: the environment is the run's own.
+    assert.match(shown, /piped \[\]\r?\n/, shown);
+    assert.equal(code, 0, shown);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 // A full-screen program killed with the container left the terminal raw:
 // no echo, no line editing, for the shell the user came back to.
 Deno.test("cli: on a terminal, the terminal's modes are put back after the run", async () => {

@@ -56,6 +56,7 @@ File system:
 Process:
   -e, --env NAME=VALUE    set a variable (repeatable); the environment is
                           PATH and HOME plus these, nothing from the host
+                          but TERM when stdin is a terminal
   -w, --cwd DIR           working directory in the container, made if missing (default: /)
   -u, --user UID[:GID]    ids in the container, 0-65535 as root (default: 0:0;
                           GID defaults to the user's group in the image's

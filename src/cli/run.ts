@@ -20,7 +20,7 @@ import { SboxError } from "../error.ts";
 import type { InitProcess, ProcessStatus } from "../process.ts";
 import { signalNumber } from "../signal.ts";
 import { ROOT_PATH } from "../user.ts";
-import { readFile } from "../sys.ts";
+import { environment, readFile } from "../sys.ts";
 import type { RunOptions } from "./args.ts";
 import { useCgroup } from "./cgroup_access.ts";
 import { checkUserMapped, pickUserMapper, resolveUser } from "./identity.ts";
@@ -114,11 +114,14 @@ interface RunState {
   /**
    * With a terminal on stdin, once the command runs: passes the terminal's
    * SIGINT or SIGQUIT on to the command's process group (see
-   * {@linkcode TERMINAL_KEYS}), and SIGTSTP and SIGCONT (see `onCtrlZ`).
+   * {@linkcode TERMINAL_KEYS}), SIGTSTP and SIGCONT (see `onCtrlZ`), and
+   * SIGWINCH (see `onResize`).
    */
   forward?: (signal: Deno.Signal) => void;
   /** The last signal `forward` passed on. */
   forwarded?: Deno.Signal;
+  /** A window's resize that came before the command ran: passed on once it runs. */
+  resizePending?: boolean;
   /** A Ctrl-Z that came before the command ran: sbox stops with it once it runs. */
   stopPending?: boolean;
   /** sbox's stdin is a terminal (and no --stdin was given): its keys are the command's. */
@@ -176,7 +179,10 @@ export async function runContainer(options: RunOptions): Promise<RunResult> {
     state.kill();
   }));
   // The same condition as state.forward's, less the running command.
-  if (onTerminal) resources.defer(onCtrlZ(state));
+  if (onTerminal) {
+    resources.defer(onCtrlZ(state));
+    resources.defer(onResize(state));
+  }
   try {
     await execute(options, state, resources);
   } catch (err) {
@@ -264,7 +270,7 @@ async function execute(
   try {
     init = await container.start({
       command: options.command,
-      env: { PATH: ROOT_PATH, HOME: user.home, ...options.env },
+      env: { PATH: ROOT_PATH, HOME: user.home, ...terminalType(state.onTerminal), ...options.env },
       cwd: options.cwd ?? "/",
       uid: user.uid,
       gid: user.gid,
@@ -311,6 +317,7 @@ async function execute(
       state.forwarded = state.heldKey;
       state.forward(state.heldKey);
     }
+    if (state.resizePending) state.forward("SIGWINCH");
     if (state.stopPending) stopWithCommand(state.forward);
   }
   // A signal that came while the command was starting: the kill may have
@@ -430,6 +437,17 @@ function killContainer(cgroup: Cgroup | undefined, init: InitProcess | undefined
   }
 }
 
+/**
+ * `TERM` from sbox's environment when the terminal is on sbox's stdin (and
+ * so the command's): full-screen programs (`clear`, `less`, `vim`, `top`)
+ * need it, as `docker run -t` sets it. Nothing otherwise: the environment is
+ * the run's own, not the host's. `-e TERM=...` overrides it.
+ */
+function terminalType(onTerminal: boolean): { TERM?: string } {
+  const term = onTerminal ? environment().TERM : undefined;
+  return term ? { TERM: term } : {};
+}
+
 /** One line of sbox's own on stderr: a warning, or what --verbose asks for. */
 function note(line: string): void {
   console.error(`sbox: ${line}`);
@@ -461,6 +479,25 @@ function onCtrlZ(state: RunState): () => void {
   };
   Deno.addSignalListener("SIGTSTP", listener);
   return () => Deno.removeSignalListener("SIGTSTP", listener);
+}
+
+/**
+ * With the terminal on sbox's stdin: a resized window's SIGWINCH goes to the
+ * terminal's foreground process group, sbox's, and not to the command, which
+ * runs in a session of its own. Passed on to the command's process group, so
+ * that a full-screen program (vi, less, top) redraws for the new size, which
+ * it reads from the terminal as before. One that comes before the command
+ * runs is passed on once it runs, as a Ctrl-C is: the command may have read
+ * the old size already. Returns what stops listening.
+ */
+function onResize(state: RunState): () => void {
+  const listener = () => {
+    if (state.decided) return;
+    if (state.forward) state.forward("SIGWINCH");
+    else state.resizePending = true;
+  };
+  Deno.addSignalListener("SIGWINCH", listener);
+  return () => Deno.removeSignalListener("SIGWINCH", listener);
 }
 
 /**
