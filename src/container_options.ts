@@ -102,7 +102,9 @@ export interface ProcessOptions {
   reaper?: boolean;
   /**
    * Resource limits, e.g. `{ NOFILE: 64, FSIZE: 1 << 20 }`; `CORE` is 0
-   * unless given. They can only be lowered below the host's.
+   * unless given, and `NOFILE`'s soft limit 1024 (Deno raised this
+   * process's to its hard limit, which the command would inherit), the
+   * hard one kept. They can only be lowered below the host's.
    */
   rlimits?: Rlimits;
   /**

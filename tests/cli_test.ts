@@ -271,6 +271,28 @@ Deno.test("cli: the host's programs and files are there, the environment is PATH
   assert.equal(same.stdout, Deno.readTextFileSync("/etc/os-release"));
 });
 
+Deno.test("cli: the command's soft limit of open files is 1024, not the one Deno raised its own to", async () => {
+  // Deno raises its soft RLIMIT_NOFILE to the hard limit at start; the
+  // command got that (20000 here) where a shell's child gets 1024.
+  const hard = /^Max open files\s+\S+\s+(\S+)/m.exec(Deno.readTextFileSync("/proc/self/limits"))?.[1];
+  const result = await sbox(["run", "--", "sh", "-c", "ulimit -Sn; ulimit -Hn"]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stdout, `${Number(hard) < 1024 ? hard : 1024}\n${hard}\n`);
+  const asked = await sbox([
+    "run",
+    "--rlimit",
+    "NOFILE=2000:3000",
+    "--",
+    "sh",
+    "-c",
+    "ulimit -Sn; ulimit -Hn",
+  ]);
+  assert.equal(asked.stdout, "2000\n3000\n", asked.stderr);
+  // The command may raise its own soft limit up to the hard one.
+  const raised = await sbox(["run", "--", "sh", "-c", `ulimit -Sn ${hard} && ulimit -Sn`]);
+  assert.equal(raised.stdout, `${hard}\n`, raised.stderr);
+});
+
 // ---- an image ---------------------------------------------------------------
 
 Deno.test("cli: --rootfs runs in an image; writes vanish and the image is untouched", async () => {

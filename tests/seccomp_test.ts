@@ -375,8 +375,13 @@ Deno.test("capabilities: default set, add, drop, ALL", () => {
   assert.throws(() => capabilityMask(undefined, "ALL"), /invalid option capDrop/);
 });
 
-Deno.test("rlimits: CORE=0 by default, names, pairs, errors", () => {
-  assert.deepEqual(checkRlimits(undefined), [{ name: "CORE", resource: 4, soft: 0n, hard: 0n }]);
+Deno.test("rlimits: CORE=0 and NOFILE 1024 by default, names, pairs, errors", () => {
+  const hardFiles = /^Max open files\s+\S+\s+(\S+)/m.exec(Deno.readTextFileSync("/proc/self/limits"))?.[1];
+  const hard = hardFiles === "unlimited" ? (1n << 64n) - 1n : BigInt(hardFiles!);
+  assert.deepEqual(checkRlimits(undefined), [
+    { name: "CORE", resource: 4, soft: 0n, hard: 0n },
+    { name: "NOFILE", resource: 7, soft: hard < 1024n ? hard : 1024n, hard },
+  ]);
   assert.deepEqual(checkRlimits({ nofile: 64, RLIMIT_CORE: "unlimited", STACK: { soft: 8, hard: 16 } }), [
     { name: "STACK", resource: 3, soft: 8n, hard: 16n },
     { name: "CORE", resource: 4, soft: (1n << 64n) - 1n, hard: (1n << 64n) - 1n },

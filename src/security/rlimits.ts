@@ -9,6 +9,7 @@
 
 import { SboxError } from "../error.ts";
 import { checkKnownKeys, isPlainObject, isRecord, kindOf, show } from "../options.ts";
+import { readTextFile } from "../sys.ts";
 
 /**
  * Resource numbers (asm-generic, the same on x86_64 and aarch64).
@@ -63,6 +64,9 @@ export type Rlimits = Partial<Record<keyof typeof RLIMIT_RESOURCES | string, Rli
 
 /**
  * What every process gets unless its options say otherwise: no core dumps.
+ * Besides these, `NOFILE`'s soft limit starts at 1024 (or the hard limit if
+ * that is lower) with the hard limit as this process's: see
+ * {@linkcode checkRlimits}.
  *
  * @example Keep the default and add a limit
  * ```ts
@@ -94,7 +98,33 @@ function limitValue(name: string, value: unknown): bigint {
   return BigInt(value);
 }
 
-/** Validates `rlimits` over the defaults; the result is in resource order. */
+/** The soft limit of open files a process starts with on Linux (`INR_OPEN_CUR`), which `select(2)` needs. */
+export const DEFAULT_OPEN_FILES = 1024n;
+
+let openFilesHard: bigint | undefined;
+
+/**
+ * This process's hard `RLIMIT_NOFILE`, read once from /proc/self/limits
+ * (no process changes its own hard limit up, and Deno never does).
+ */
+function openFilesHardLimit(): bigint {
+  if (openFilesHard === undefined) {
+    const value = /^Max open files\s+\S+\s+(\S+)/m.exec(readTextFile("/proc/self/limits"))?.[1];
+    openFilesHard = value === undefined || value === "unlimited" ? INFINITY : BigInt(value);
+  }
+  return openFilesHard;
+}
+
+/**
+ * Validates `rlimits` over the defaults; the result is in resource order.
+ *
+ * Unless `rlimits` names `NOFILE`, the soft limit of open files is put back
+ * to 1024 (at most the hard limit), the hard one kept: Deno raises its own
+ * soft limit to the hard one at start, which children would otherwise
+ * inherit (20000 and more instead of the 1024 a shell gives). The caller's
+ * soft limit from before Deno started is lost to it; a command that needs
+ * more raises its soft limit itself, up to the hard one.
+ */
 export function checkRlimits(rlimits: unknown): CheckedRlimit[] {
   if (rlimits !== undefined && !isPlainObject(rlimits)) {
     throw SboxError.invalidOption(
@@ -123,6 +153,11 @@ export function checkRlimits(rlimits: unknown): CheckedRlimit[] {
       soft = hard = limitValue(name, value);
     }
     byName.set(name, { name, resource, soft, hard });
+  }
+  if (!byName.has("NOFILE")) {
+    const hard = openFilesHardLimit();
+    const soft = hard < DEFAULT_OPEN_FILES ? hard : DEFAULT_OPEN_FILES;
+    byName.set("NOFILE", { name: "NOFILE", resource: RLIMIT_RESOURCES.NOFILE, soft, hard });
   }
   return [...byName.values()].sort((a, b) => a.resource - b.resource);
 }
