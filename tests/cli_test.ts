@@ -1088,6 +1088,51 @@ Deno.test("cli: report TO for CPU time burnt by a forked process; the whole cont
   assertNothingLeft(result.pid);
 });
 
+Deno.test("cli: --extra-time moves the kill, not the limit: a command that ends in it is TO with its own status", async () => {
+  // Over --time by far, within --time plus --extra-time: not killed, TO.
+  const cpu = await busybox([
+    "--time",
+    "10ms",
+    "--extra-time",
+    "60s",
+    "--report",
+    "-",
+    "--",
+    "sh",
+    "-c",
+    "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; exit 4",
+  ]);
+  assert.equal(cpu.code, 4, cpu.stderr);
+  assert.match(
+    cpu.stderr,
+    /^sbox: CPU-time limit of 10ms exceeded \(--time\): the command ended within --extra-time 60000ms$/m,
+  );
+  const over = report(cpu.stderr);
+  assert.deepEqual([over.status, over.exitCode, over.signal, over.timedOut], ["TO", 4, null, true]);
+  assert.ok((over.cpu as { usageUsec: number }).usageUsec > 10_000, `cpu ${JSON.stringify(over.cpu)}`);
+  // Past both, the container is killed as without it.
+  const wall = await busybox([
+    "--wall-time",
+    "100ms",
+    "--extra-time",
+    "200ms",
+    "--report",
+    "-",
+    "--",
+    "sleep",
+    "60",
+  ]);
+  assert.equal(wall.code, 137, wall.stderr);
+  assert.match(
+    wall.stderr,
+    /^sbox: wall-clock limit of 100ms exceeded \(--wall-time\): the container was killed$/m,
+  );
+  const killed = report(wall.stderr);
+  assert.deepEqual([killed.status, killed.signal, killed.timedOut], ["TO", "SIGKILL", true]);
+  assert.ok((killed.wallTimeMs as number) >= 300, `wallTimeMs ${killed.wallTimeMs}`);
+  assertNothingLeft(wall.pid);
+});
+
 Deno.test("cli: report TO for wall-clock time; no process and no cgroup is left", async () => {
   const marker = randomName();
   const result = await busybox([
@@ -2032,6 +2077,8 @@ Deno.test("cli: a bad value for any option fails with 125, naming the option and
     [["--time", "0s"], /--time: bad value "0s"/],
     [["--time", "1x"], /--time: bad value "1x"/],
     [["--wall-time", "soon"], /--wall-time: bad value "soon"/],
+    [["--extra-time", "1s"], /--extra-time: extends a time limit: add --time or --wall-time$/m],
+    [["--time", "1s", "--extra-time", "1"], /--extra-time: bad value "1"/],
     [["--stdin", "/nonexistent-input"], /--stdin: cannot open \/nonexistent-input: ENOENT/],
     [["--stdout", "/nonexistent-dir/out"], /--stdout: cannot open \/nonexistent-dir\/out: ENOENT/],
     [["--stderr", ""], /--stderr: bad value ""/],

@@ -65,6 +65,8 @@ export interface RunOptions {
   cpuTimeMs?: number;
   /** Wall-clock limit, in milliseconds. */
   wallTimeMs?: number;
+  /** How much longer than a time limit the container may run before it is killed, in milliseconds. */
+  extraTimeMs?: number;
   /** Host file for stdin. */
   stdin?: string;
   /** Host file for stdout (created or truncated). */
@@ -119,6 +121,7 @@ export const RUN_OPTIONS = {
   cpus: { type: "string" },
   time: { type: "string" },
   "wall-time": { type: "string" },
+  "extra-time": { type: "string" },
   stdin: { type: "string" },
   stdout: { type: "string" },
   stderr: { type: "string" },
@@ -212,6 +215,11 @@ function parseRun(argv: string[]): Invocation {
     seen.add(name);
     applyOption(options, name, option, value);
   }
+  if (
+    options.extraTimeMs !== undefined && options.cpuTimeMs === undefined && options.wallTimeMs === undefined
+  ) {
+    throw SboxError.invalidOption("--extra-time", "extends a time limit: add --time or --wall-time");
+  }
   if (options.net === "none") {
     if (options.allowHostLoopback) throw needsNetwork("--allow-host-loopback");
     if (options.publish.length > 0) throw needsNetwork("--publish");
@@ -299,6 +307,9 @@ function applyOption(
       break;
     case "wall-time":
       options.wallTimeMs = parseDuration(option, value);
+      break;
+    case "extra-time":
+      options.extraTimeMs = parseDuration(option, value);
       break;
     case "stdin":
     case "stdout":

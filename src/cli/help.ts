@@ -81,6 +81,8 @@ Limits (cgroup v2; a limit whose controller is missing is an error):
   --cpus N                CPU bandwidth, e.g. 0.5 or 2 CPUs
   --time DUR              CPU time of all processes together, e.g. 2s
   --wall-time DUR         wall-clock time, e.g. 10s
+  --extra-time DUR        run this much past a time limit before the kill,
+                          so the report shows how far over it went
   Over a time limit the whole container is killed and the report says TO.
   SIZE: a number of bytes, or with k, M, G or T (powers of 1024): 64M, 1G.
   DUR: a number with ms, s, m or h: 500ms, 1.5s, 2m.

@@ -382,10 +382,13 @@ function summarize(options: RunOptions, state: RunState): RunResult {
       ? `CPU-time limit of ${options.cpuTimeMs}ms`
       : `wall-clock limit of ${options.wallTimeMs}ms`;
     // The kill may come too late: the command ended between two checks of
-    // --time, or during a start that took longer than the limit. It is TO
-    // all the same (it used more than allowed), with its own exit status.
+    // --time, or during a start that took longer than the limit, or within
+    // --extra-time. It is TO all the same (it used more than allowed), with
+    // its own exit status.
     const outcome = signal === "SIGKILL"
       ? "the container was killed"
+      : options.extraTimeMs !== undefined
+      ? `the command ended within --extra-time ${options.extraTimeMs}ms`
       : "the command ended before it could be killed";
     messages.push(`${limit} exceeded (${exceeded}): ${outcome}`);
   }

@@ -8,6 +8,9 @@
  * the kernel keeps even without the cpu controller, less the setup's share
  * (pid 1 reports it). Nothing tells us when it crosses a value, so it is
  * polled: a program may overrun `--time` by about one poll interval.
+ * `--extra-time` lets the container run that much longer than either limit
+ * before it is killed, as isolate's does, so that a judge sees how far over
+ * a program went; the run is over a limit all the same.
  *
  * @module
  */
@@ -21,6 +24,8 @@ export const CPU_POLL_MS = 10;
 export interface TimeLimitOptions {
   cpuTimeMs?: number;
   wallTimeMs?: number;
+  /** How much longer than either limit the container runs before the kill. */
+  extraTimeMs?: number;
 }
 
 /** Enforces the time limits of one run: `start()`, then `stop()` once the command ended. */
@@ -53,9 +58,9 @@ export class Watchdog {
    */
   start(setupCpuUsec = 0, sinceStartMs = 0): void {
     this.#setupCpuUsec = setupCpuUsec;
-    const { cpuTimeMs, wallTimeMs } = this.#limits;
+    const { cpuTimeMs, wallTimeMs, extraTimeMs = 0 } = this.#limits;
     if (wallTimeMs !== undefined) {
-      const left = Math.max(0, wallTimeMs - sinceStartMs);
+      const left = Math.max(0, wallTimeMs + extraTimeMs - sinceStartMs);
       this.#timers.push(setTimeout(() => this.#expire("--wall-time"), left));
     }
     if (cpuTimeMs !== undefined) this.#timers.push(setInterval(() => this.#checkCpu(), CPU_POLL_MS));
@@ -87,7 +92,8 @@ export class Watchdog {
   #checkCpu(): void {
     try {
       const usageUsec = this.#cgroup.cpuUsage().usageUsec - this.#setupCpuUsec;
-      if (usageUsec > this.#limits.cpuTimeMs! * 1000) this.#expire("--time");
+      const { cpuTimeMs, extraTimeMs = 0 } = this.#limits;
+      if (usageUsec > (cpuTimeMs! + extraTimeMs) * 1000) this.#expire("--time");
     } catch (err) {
       this.failure ??= err;
       this.stop();
