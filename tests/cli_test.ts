@@ -11,6 +11,7 @@ import { HostRootMount, planHostRoot } from "../src/cli/hostroot.ts";
 import { TemporaryLayers } from "../src/cli/layers.ts";
 import { parseCommandLine, reportPathOf, RUN_OPTIONS } from "../src/cli/args.ts";
 import { processGroupOrphaned } from "../src/cli/run.ts";
+import { commandEnvironment } from "../src/cli/environment.ts";
 import { ArgvError, tokenize } from "../src/cli/argv.ts";
 import { SCRATCH_PARENTS } from "../src/cli/scratch.ts";
 import { parseCpus, parseDuration, parseSize } from "../src/cli/units.ts";
@@ -47,11 +48,12 @@ interface Result {
 /** Runs `deno run --allow-ffi sbox.ts ARGS...` to the end. */
 async function sbox(
   args: string[],
-  options: { stdin?: string; allowFfi?: boolean; cwd?: string } = {},
+  options: { stdin?: string; allowFfi?: boolean; cwd?: string; env?: Record<string, string> } = {},
 ): Promise<Result> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", ...(options.allowFfi === false ? [] : ["--allow-ffi"]), SBOX, ...args],
     cwd: options.cwd,
+    env: options.env,
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
@@ -782,6 +784,65 @@ Deno.test(SETTINGS_TEST, { ignore: skipWithoutManyIds(SETTINGS_TEST) }, async ()
 
   const ids = await busybox(["--user", "1000:2000", "--", "sh", "-c", "id -u; id -g; echo $HOME"]);
   assert.equal(ids.stdout, "1000\n2000\n/\n", ids.stderr);
+});
+
+Deno.test("cli: -e NAME passes sbox's own value of NAME, off the command line; unset, NAME is left out", async () => {
+  const secret = `s3cret-${crypto.randomUUID()}`;
+  const result = await sbox(
+    [
+      ...["run", "-e", "SBOX_TEST_TOKEN", "-e", "GONE=1", "-e", "GONE", "-e", "SBOX_TEST_UNSET"],
+      ...["-e", "HOME", "--", "/usr/bin/env"],
+    ],
+    { env: { SBOX_TEST_TOKEN: secret, GONE: "host", HOME: "/home/judge" } },
+  );
+  assert.equal(result.code, 0, result.stderr);
+  // GONE=1 is replaced by -e GONE's sbox value; SBOX_TEST_UNSET is set in no environment.
+  assert.deepEqual(result.stdout.trimEnd().split("\n").sort(), [
+    "GONE=host",
+    "HOME=/home/judge",
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    `SBOX_TEST_TOKEN=${secret}`,
+  ]);
+  // Set but empty is set.
+  const empty = await sbox(["run", "-e", "GONE=1", "-e", "GONE", "--", "/usr/bin/env"], {
+    env: { GONE: "" },
+  });
+  assert.equal(empty.code, 0, empty.stderr);
+  assert.ok(empty.stdout.split("\n").includes("GONE="), empty.stdout);
+  // Unset in sbox's environment, -e NAME removes what an earlier -e (or the default) gave.
+  const unset = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-ffi", SBOX, "run", "-e", "A=1", "-e", "A", "-e", "HOME", "--", "/usr/bin/env"],
+    clearEnv: true,
+    stdin: "null",
+  }).outputSync();
+  assert.equal(unset.code, 0, text(unset.stderr));
+  assert.deepEqual(text(unset.stdout).trimEnd().split("\n"), [
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+  ]);
+});
+
+Deno.test("cli environment: -e settings apply in order over the defaults; a value that is not UTF-8 is refused", () => {
+  const variable = (name: string) => ({ TOKEN: "t", EMPTY: "", BAD: null })[name];
+  const env = commandEnvironment({ PATH: "/bin", HOME: "/root" }, [
+    { kind: "set", name: "A", value: "1" },
+    { kind: "inherit", name: "A" }, // unset: removes A
+    { kind: "inherit", name: "TOKEN" },
+    { kind: "set", name: "TOKEN", value: "later" },
+    { kind: "inherit", name: "EMPTY" },
+    { kind: "inherit", name: "HOME" }, // unset: removes the default
+    { kind: "set", name: "__proto__", value: "p" },
+  ], { variable });
+  assert.deepEqual(Object.entries(env), [["PATH", "/bin"], ["TOKEN", "later"], ["EMPTY", ""], [
+    "__proto__",
+    "p",
+  ]]);
+  assert.throws(
+    () => commandEnvironment({}, [{ kind: "inherit", name: "BAD" }], { variable }),
+    (e) =>
+      e instanceof SboxError && e.step === "options" &&
+      e.message ===
+        "invalid option --env: BAD: sbox's value of BAD is not valid UTF-8, which sbox cannot pass on unchanged",
+  );
 });
 
 Deno.test("cli: --net none has only loopback, and it is up", async () => {
@@ -1975,7 +2036,7 @@ Deno.test("cli: a bad value for any option fails with 125, naming the option and
     [["--bind", "/nonexistent-src:/x"], /--bind: \/nonexistent-src does not exist/],
     [["--tmpfs", "relative"], /--tmpfs: bad value "relative"/],
     [["--tmpfs", "/x:12Q"], /--tmpfs: bad value "12Q"/],
-    [["-e", "NOEQUALS"], /--env: bad value "NOEQUALS"/],
+    [["-e", ""], /--env: bad value "": expected NAME=VALUE, or NAME for sbox's own value of NAME/],
     [["--env", "=value"], /--env: bad value "=value"/],
     [["-w", "relative"], /--cwd: bad value "relative"/],
     [["-u", "root"], /--user: bad value "root"/],
@@ -2162,7 +2223,13 @@ Deno.test("cli args: options, repeatable options and the command", () => {
     { kind: "tmpfs", target: "/t", size: 1024 * 1024 },
     { kind: "bind", source: "/c", target: "/d", readonly: false },
   ]);
-  assert.deepEqual(options.env, { X: "1" });
+  assert.deepEqual(options.env, [{ kind: "set", name: "X", value: "1" }]);
+  const inherited = parseCommandLine(["run", "-e", "TOKEN", "-e", "A=", "-eB=c=d", "x"]);
+  assert.deepEqual(inherited.kind === "run" && inherited.options.env, [
+    { kind: "inherit", name: "TOKEN" },
+    { kind: "set", name: "A", value: "" },
+    { kind: "set", name: "B", value: "c=d" },
+  ]);
   assert.deepEqual(options.user, { uid: 5, gid: 6 });
   assert.equal(options.cpuTimeMs, 1500);
   for (const [given, clean] of [["/a/../../b/./c//", "/b/c"], ["/..", "/"], ["/x/", "/x"]]) {

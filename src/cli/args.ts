@@ -27,6 +27,15 @@ export type MountSpec =
   | { kind: "bind"; source: string; target: string; readonly: boolean }
   | { kind: "tmpfs"; target: string; size: number | undefined };
 
+/**
+ * One `-e` of the command line: `-e NAME=VALUE` sets NAME; `-e NAME` gives
+ * it sbox's own value of NAME, or leaves it out where sbox has none (see
+ * environment.ts, which reads that value: parsing reads nothing).
+ */
+export type EnvSetting =
+  | { kind: "set"; name: string; value: string }
+  | { kind: "inherit"; name: string };
+
 /** Everything `sbox run` was asked to do; unset options are `undefined`. */
 export interface RunOptions {
   /** Program and arguments. */
@@ -35,8 +44,8 @@ export interface RunOptions {
   rootfs?: string;
   /** Extra mounts in command-line order. */
   mounts: MountSpec[];
-  /** Variables given with `-e`, later ones winning. */
-  env: Record<string, string>;
+  /** The `-e` options in command-line order, later ones winning. */
+  env: EnvSetting[];
   /** Working directory in the container, cleaned (see {@linkcode cleanPath}); made if missing. */
   cwd?: string;
   /** User and group ids in the container. */
@@ -194,7 +203,7 @@ function parseRun(argv: string[]): Invocation {
   const options: RunOptions = {
     command,
     mounts: [],
-    env: {},
+    env: [],
     net: "none",
     allowHostLoopback: false,
     publish: [],
@@ -239,12 +248,9 @@ function applyOption(
     case "tmpfs":
       options.mounts.push(parseTmpfs(value));
       break;
-    case "env": {
-      const eq = value.indexOf("=");
-      if (eq <= 0) throw badValue(option, value, "NAME=VALUE");
-      options.env[value.slice(0, eq)] = value.slice(eq + 1);
+    case "env":
+      options.env.push(parseEnv(option, value));
       break;
-    }
     case "cwd":
       options.cwd = cleanPath(absolute(option, value, "an absolute path in the container"));
       break;
@@ -326,6 +332,20 @@ function applyOption(
     case "help":
       break;
   }
+}
+
+/**
+ * `-e NAME=VALUE`, or `-e NAME` for sbox's own value of NAME (Docker's
+ * `-e`), which keeps a secret off sbox's command line: any local user can
+ * read that in /proc/PID/cmdline, not sbox's environment.
+ */
+function parseEnv(option: string, value: string): EnvSetting {
+  const eq = value.indexOf("=");
+  if (eq === 0 || value === "") {
+    throw badValue(option, value, "NAME=VALUE, or NAME for sbox's own value of NAME");
+  }
+  if (eq < 0) return { kind: "inherit", name: value };
+  return { kind: "set", name: value.slice(0, eq), value: value.slice(eq + 1) };
 }
 
 /** `--cap-add NET_RAW,SYS_PTRACE`: names with or without CAP_, any case, or ALL. */

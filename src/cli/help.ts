@@ -57,6 +57,8 @@ Process:
   -e, --env NAME=VALUE    set a variable (repeatable); the environment is
                           PATH and HOME plus these, nothing from the host
                           but TERM when stdin is a terminal
+  -e, --env NAME          NAME with sbox's own value, which stays off the
+                          command line (a secret); none where sbox has none
   -w, --cwd DIR           working directory in the container, made if missing (default: /)
   -u, --user UID[:GID]    ids in the container, 0-65535 as root (default: 0:0;
                           GID defaults to the user's group in the image's

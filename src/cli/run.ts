@@ -23,6 +23,7 @@ import { ROOT_PATH } from "../user.ts";
 import { environment, readFile } from "../sys.ts";
 import type { RunOptions } from "./args.ts";
 import { useCgroup } from "./cgroup_access.ts";
+import { commandEnvironment } from "./environment.ts";
 import { checkUserMapped, pickUserMapper, resolveUser } from "./identity.ts";
 import { stopLikeDefault } from "./inspector_signal.ts";
 import {
@@ -204,6 +205,11 @@ async function execute(
 ): Promise<void> {
   const image = options.rootfs === undefined ? undefined : imageDir(options.rootfs);
   const user = resolveUser(image ?? "/", options.user);
+  // -e NAME reads sbox's own environment: refused, if it must be, before anything exists.
+  const env = commandEnvironment(
+    { PATH: ROOT_PATH, HOME: user.home, ...terminalType(state.onTerminal) },
+    options.env,
+  );
   // The --seccomp file is read and checked before anything exists.
   const security = securityOptions(options);
   checkStdio(options);
@@ -270,7 +276,7 @@ async function execute(
   try {
     init = await container.start({
       command: options.command,
-      env: { PATH: ROOT_PATH, HOME: user.home, ...terminalType(state.onTerminal), ...options.env },
+      env,
       cwd: options.cwd ?? "/",
       uid: user.uid,
       gid: user.gid,
