@@ -11,7 +11,7 @@ import { HostRootMount, planHostRoot } from "../src/cli/hostroot.ts";
 import { TemporaryLayers } from "../src/cli/layers.ts";
 import { parseCommandLine, reportPathOf, RUN_OPTIONS } from "../src/cli/args.ts";
 import { processGroupOrphaned } from "../src/cli/run.ts";
-import { commandEnvironment } from "../src/cli/environment.ts";
+import { commandEnvironment, parseEnvFile } from "../src/cli/environment.ts";
 import { ArgvError, tokenize } from "../src/cli/argv.ts";
 import { SCRATCH_PARENTS } from "../src/cli/scratch.ts";
 import { parseCpus, parseDuration, parseSize } from "../src/cli/units.ts";
@@ -831,18 +831,148 @@ Deno.test("cli environment: -e settings apply in order over the defaults; a valu
     { kind: "inherit", name: "EMPTY" },
     { kind: "inherit", name: "HOME" }, // unset: removes the default
     { kind: "set", name: "__proto__", value: "p" },
-  ], { variable });
+  ], { variable, readFile: () => new Uint8Array() });
   assert.deepEqual(Object.entries(env), [["PATH", "/bin"], ["TOKEN", "later"], ["EMPTY", ""], [
     "__proto__",
     "p",
   ]]);
   assert.throws(
-    () => commandEnvironment({}, [{ kind: "inherit", name: "BAD" }], { variable }),
+    () =>
+      commandEnvironment({}, [{ kind: "inherit", name: "BAD" }], {
+        variable,
+        readFile: () => new Uint8Array(),
+      }),
     (e) =>
       e instanceof SboxError && e.step === "options" &&
       e.message ===
         "invalid option --env: BAD: sbox's value of BAD is not valid UTF-8, which sbox cannot pass on unchanged",
   );
+});
+
+Deno.test("cli: --env-file FILE sets its NAME=VALUE lines as they are, NAME alone from sbox's own environment", async () => {
+  const dir = scratchDir("cli-env-file-");
+  try {
+    Deno.writeTextFileSync(
+      `${dir}/vars.env`,
+      [
+        "# a comment",
+        "",
+        '  QUOTED="a b"  ',
+        "HASH=x # not a comment",
+        "CRLF=dos\r",
+        "B=from-file",
+        "SBOX_TEST_TOKEN",
+        "SBOX_TEST_UNSET",
+        "EMPTY=",
+        "URL=a=b",
+      ].join("\n"),
+    );
+    // In command-line order: the file's B replaces the -e before it; its line SBOX_TEST_UNSET
+    // (unset in sbox's environment) is followed by an -e that sets it.
+    const result = await sbox(
+      [
+        "run",
+        "-e",
+        "B=earlier",
+        "--env-file",
+        "vars.env",
+        "-e",
+        "SBOX_TEST_UNSET=later",
+        "--",
+        "/usr/bin/env",
+      ],
+      { cwd: dir, env: { SBOX_TEST_TOKEN: "s3cret" } },
+    );
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(result.stdout.trimEnd().split("\n").sort(), [
+      "B=from-file",
+      "CRLF=dos",
+      "EMPTY=",
+      "HASH=x # not a comment",
+      "HOME=/root",
+      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+      'QUOTED="a b"  ',
+      "SBOX_TEST_TOKEN=s3cret",
+      "SBOX_TEST_UNSET=later",
+      "URL=a=b",
+    ]);
+    // -e after the file wins over it, and the file over -e before it.
+    const later = await sbox(["run", "--env-file", `${dir}/vars.env`, "-e", "B=last", "--", "/usr/bin/env"]);
+    assert.ok(later.stdout.split("\n").includes("B=last"), later.stdout);
+
+    // Errors name the file and the line; 125 and an XX report, as for any bad option.
+    Deno.writeTextFileSync(`${dir}/bad.env`, "A=1\n# fine\nexport B=2\n");
+    Deno.writeTextFileSync(`${dir}/r.json`, "STALE\n");
+    const bad = await sbox([
+      "run",
+      "--report",
+      `${dir}/r.json`,
+      "--env-file",
+      `${dir}/bad.env`,
+      "--",
+      "true",
+    ]);
+    assertSboxFailed(
+      bad,
+      new RegExp(
+        `^sbox: invalid option --env-file: ${dir}/bad\\.env:3: variable name "export B" holds white space$`,
+      ),
+    );
+    assert.equal(JSON.parse(Deno.readTextFileSync(`${dir}/r.json`)).status, "XX");
+    assertNothingLeft(bad.pid);
+    const missing = await sbox(["run", "--env-file", "nope.env", "--", "true"], { cwd: dir });
+    assertSboxFailed(
+      missing,
+      new RegExp(`^sbox: invalid option --env-file: cannot open ${dir}/nope\\.env: ENOENT`),
+    );
+    // A FIFO is refused, not waited on.
+    new Deno.Command("mkfifo", { args: [`${dir}/fifo`] }).outputSync();
+    const fifo = await sbox(["run", "--env-file", `${dir}/fifo`, "--", "true"]);
+    assertSboxFailed(fifo, /--env-file: env file .*\/fifo is not a regular file/);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("cli environment: parseEnvFile takes Docker's env-file lines as they are, and names the line of an error", () => {
+  const encode = (text: string) => new TextEncoder().encode(text);
+  assert.deepEqual(
+    parseEnvFile(encode("\ufeffA=1\n\t# c\n \t\r\nB\n  C= x \r\nD='q'\\n\nE==\n"), "f"),
+    [
+      { line: 1, name: "A", value: "1" },
+      { line: 4, name: "B" },
+      { line: 5, name: "C", value: " x " },
+      { line: 6, name: "D", value: "'q'\\n" },
+      { line: 7, name: "E", value: "=" },
+    ],
+  );
+  const cases: [Uint8Array, string][] = [
+    [encode("A=1\n=2\n"), 'f:2: no variable name before "="'],
+    [encode("A B=1"), 'f:1: variable name "A B" holds white space'],
+    [encode("A\t=1"), 'f:1: variable name "A\\t" holds white space'],
+    [encode("\n\nA=x\0y"), "f:3: holds a NUL byte"],
+    [new Uint8Array([0x41, 0x3d, 0x31, 0x0a, 0x42, 0x3d, 0xff]), "f:2: not valid UTF-8"],
+  ];
+  for (const [bytes, message] of cases) {
+    assert.throws(
+      () => parseEnvFile(bytes, "f"),
+      (e) => e instanceof SboxError && e.message === `invalid option --env-file: ${message}`,
+      message,
+    );
+  }
+  // A line NAME takes sbox's value, as -e NAME does; one that is not UTF-8 is refused naming the line.
+  const sources = {
+    variable: (name: string) => ({ T: "t", BAD: null })[name],
+    readFile: () => encode("T\nU=1\nU\nBAD\n"),
+  };
+  assert.throws(
+    () => commandEnvironment({}, [{ kind: "file", path: "/e" }], sources),
+    (e) =>
+      e instanceof SboxError &&
+      /^invalid option --env-file: \/e:4: sbox's value of BAD is not valid UTF-8/.test(e.message),
+  );
+  sources.readFile = () => encode("T\nU=1\nU\n");
+  assert.deepEqual(commandEnvironment({ U: "0" }, [{ kind: "file", path: "/e" }], sources), { T: "t" });
 });
 
 Deno.test("cli: --net none has only loopback, and it is up", async () => {
@@ -2038,6 +2168,7 @@ Deno.test("cli: a bad value for any option fails with 125, naming the option and
     [["--tmpfs", "/x:12Q"], /--tmpfs: bad value "12Q"/],
     [["-e", ""], /--env: bad value "": expected NAME=VALUE, or NAME for sbox's own value of NAME/],
     [["--env", "=value"], /--env: bad value "=value"/],
+    [["--env-file", ""], /--env-file: bad value ""/],
     [["-w", "relative"], /--cwd: bad value "relative"/],
     [["-u", "root"], /--user: bad value "root"/],
     [["-u", "1:x"], /--user: bad value "1:x"/],
@@ -2230,6 +2361,13 @@ Deno.test("cli args: options, repeatable options and the command", () => {
     { kind: "set", name: "A", value: "" },
     { kind: "set", name: "B", value: "c=d" },
   ]);
+  const files = parseCommandLine(["run", "-e", "A=1", "--env-file", "f.env", "-e", "B", "--env-file=g", "x"]);
+  assert.deepEqual(files.kind === "run" && files.options.env, [
+    { kind: "set", name: "A", value: "1" },
+    { kind: "file", path: "f.env" },
+    { kind: "inherit", name: "B" },
+    { kind: "file", path: "g" },
+  ]);
   assert.deepEqual(options.user, { uid: 5, gid: 6 });
   assert.equal(options.cpuTimeMs, 1500);
   for (const [given, clean] of [["/a/../../b/./c//", "/b/c"], ["/..", "/"], ["/x/", "/x"]]) {
@@ -2267,6 +2405,7 @@ Deno.test("cli args: a path the kernel would refuse as too long is refused namin
     [["--stderr", long], /^invalid option --stderr: a path of 5001 bytes/],
     [["--report", long], /^invalid option --report: a path of 5001 bytes/],
     [["--seccomp", long], /^invalid option --seccomp: a path of 5001 bytes/],
+    [["--env-file", long], /^invalid option --env-file: a path of 5001 bytes/],
   ];
   for (const [args, message] of cases) {
     assert.throws(

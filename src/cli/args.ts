@@ -28,13 +28,15 @@ export type MountSpec =
   | { kind: "tmpfs"; target: string; size: number | undefined };
 
 /**
- * One `-e` of the command line: `-e NAME=VALUE` sets NAME; `-e NAME` gives
- * it sbox's own value of NAME, or leaves it out where sbox has none (see
- * environment.ts, which reads that value: parsing reads nothing).
+ * One `-e` or `--env-file` of the command line: `-e NAME=VALUE` sets NAME;
+ * `-e NAME` gives it sbox's own value of NAME, or leaves it out where sbox
+ * has none; `--env-file FILE` does either for each line of FILE (see
+ * environment.ts, which reads those: parsing reads nothing).
  */
 export type EnvSetting =
   | { kind: "set"; name: string; value: string }
-  | { kind: "inherit"; name: string };
+  | { kind: "inherit"; name: string }
+  | { kind: "file"; path: string };
 
 /** Everything `sbox run` was asked to do; unset options are `undefined`. */
 export interface RunOptions {
@@ -44,7 +46,7 @@ export interface RunOptions {
   rootfs?: string;
   /** Extra mounts in command-line order. */
   mounts: MountSpec[];
-  /** The `-e` options in command-line order, later ones winning. */
+  /** The `-e` and `--env-file` options in command-line order, later ones winning. */
   env: EnvSetting[];
   /** Working directory in the container, cleaned (see {@linkcode cleanPath}); made if missing. */
   cwd?: string;
@@ -115,6 +117,7 @@ export const RUN_OPTIONS = {
   tmpfs: { type: "string", multiple: true },
   "write-limit": { type: "string" },
   env: { type: "string", short: "e", multiple: true },
+  "env-file": { type: "string", multiple: true },
   cwd: { type: "string", short: "w" },
   user: { type: "string", short: "u" },
   hostname: { type: "string" },
@@ -250,6 +253,9 @@ function applyOption(
       break;
     case "env":
       options.env.push(parseEnv(option, value));
+      break;
+    case "env-file":
+      options.env.push({ kind: "file", path: checkPathLength(option, nonEmpty(option, value)) });
       break;
     case "cwd":
       options.cwd = cleanPath(absolute(option, value, "an absolute path in the container"));

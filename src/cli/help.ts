@@ -59,6 +59,9 @@ Process:
                           but TERM when stdin is a terminal
   -e, --env NAME          NAME with sbox's own value, which stays off the
                           command line (a secret); none where sbox has none
+  --env-file FILE         variables from FILE in Docker's format (repeatable):
+                          NAME=VALUE lines, VALUE as it is (quotes kept);
+                          a line NAME is -e NAME; # starts a comment line
   -w, --cwd DIR           working directory in the container, made if missing (default: /)
   -u, --user UID[:GID]    ids in the container, 0-65535 as root (default: 0:0;
                           GID defaults to the user's group in the image's
