@@ -1181,6 +1181,12 @@ Deno.test("cli: a command line that does not parse still writes an XX report to 
       [["--bogus", `--report=${file}`, "--", "true"], /unknown option --bogus/],
       [["--report", file], /missing COMMAND/],
       [["--report", file, "--rootfs", "/nonexistent-image", "--", "true"], /--rootfs/],
+      // Docker's -h NAME (--hostname): read as help, it ran nothing, exited 0 and left the stale report.
+      [
+        ["--report", file, "-h", "judge1", "--", "true"],
+        /^sbox: -h is --help, which takes no other arguments; the hostname option is --hostname/,
+      ],
+      [["--report", file, "--help", "--", "true"], /^sbox: --help takes no other arguments/],
     ];
     for (const [args, pattern] of cases) {
       Deno.writeTextFileSync(file, "STALE\n");
@@ -2375,6 +2381,20 @@ Deno.test("cli args: options, repeatable options and the command", () => {
     assert.equal(cwd.kind === "run" && cwd.options.cwd, clean, given);
   }
   assert.deepEqual(parseCommandLine(["run", "--help"]), { kind: "help", topic: "run" });
+  assert.deepEqual(parseCommandLine(["run", "-h"]), { kind: "help", topic: "run" });
+  // Help only alone: with anything else it is an error, which writes the XX report.
+  for (const argv of [["-h", "judge1"], ["-vh", "x"], ["--memory", "1G", "--help"], ["--help", "--"]]) {
+    const message = argv.includes("--help")
+      ? /^--help takes no other arguments/
+      : /^-h is --help, .*--hostname/;
+    assert.throws(
+      () => parseCommandLine(["run", ...argv]),
+      (e) => e instanceof SboxError && e.step === "options" && message.test(e.message),
+      argv.join(" "),
+    );
+  }
+  assert.deepEqual(parseCommandLine(["help", "run"]), { kind: "help", topic: "run" });
+  assert.deepEqual(parseCommandLine(["-h"]), { kind: "help", topic: "main" });
   assert.deepEqual(parseCommandLine(["run", "--", "--help"]).kind, "run");
   assert.deepEqual(parseCommandLine(["--version"]), { kind: "version" });
   // Capability names with or without CAP_; ALL only as itself (no capability is named CAP_ALL).

@@ -200,7 +200,11 @@ export function reportPathOf(argv: readonly string[]): string | undefined {
 function parseRun(argv: string[]): Invocation {
   const { optionArgs, command } = splitAtCommand(argv);
   const tokens = strictParse(optionArgs, RUN_OPTIONS, "sbox run");
-  if (tokens.some((t) => t.kind === "option" && t.name === "help")) return { kind: "help", topic: "run" };
+  const help = tokens.find((t) => t.kind === "option" && t.name === "help");
+  if (help) {
+    if (argv.length === 1) return { kind: "help", topic: "run" };
+    throw helpWithOthers(help.kind === "option" && help.rawName === "-h");
+  }
   if (command.length === 0) throw usage("missing COMMAND to run", "sbox run");
 
   const options: RunOptions = {
@@ -233,6 +237,18 @@ function parseRun(argv: string[]): Invocation {
     throw SboxError.invalidOption("--publish", `host port ${repeated} is published more than once`);
   }
   return { kind: "run", options };
+}
+
+/**
+ * `--help` given with other arguments: an error, not help. Docker's `-h NAME`
+ * sets the hostname; read as help it ran nothing, exited 0 and left a
+ * `--report` file of an earlier run in place, which a judge would read as
+ * this run's. As an error it writes the XX report (main.ts).
+ */
+function helpWithOthers(short: boolean): SboxError {
+  return short
+    ? usage("-h is --help, which takes no other arguments; the hostname option is --hostname", "sbox run")
+    : usage("--help takes no other arguments", "sbox run");
 }
 
 function applyOption(

@@ -68,7 +68,7 @@ Process:
                           /etc/passwd)
   --hostname NAME         hostname: 1-64 letters, digits, . or - (default: sbox)
   -v, --verbose           say what sbox chose (user mapper, cgroup, network)
-  -h, --help              show this help
+  -h, --help              show this help; alone only (-h is not --hostname)
 
 Network (docs/network.md):
   --net MODE              none: only loopback, up (default); slirp4netns or
