@@ -1020,6 +1020,20 @@ Deno.test("cli: 127 when the command is not found, 126 when it cannot be execute
   assert.equal(missing.code, 127);
   assert.equal(missing.stderr, "sbox: cannot exec /bin/nope: ENOENT (No such file or directory)\n");
   assert.equal((await busybox(["nope"])).code, 127);
+  // Docker's -v SRC:DST is --verbose here: the bind becomes the command, and a hint says so.
+  const dir = scratchDir("cli-bind-hint-");
+  try {
+    const asDocker = await busybox(["--report", `${dir}/r.json`, "-v", "/tmp:/s:ro", "--", "ls", "/s"]);
+    assert.equal(asDocker.code, 127, asDocker.stderr);
+    assert.equal(
+      asDocker.stderr.trimEnd().split("\n").at(-1),
+      "sbox: cannot exec /tmp:/s:ro: ENOENT (No such file or directory) (a bind is --bind SRC:DST; -v is --verbose)",
+    );
+    const report = JSON.parse(Deno.readTextFileSync(`${dir}/r.json`));
+    assert.deepEqual([report.status, report.exitCode], ["RE", 127]);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 
   const notExecutable = await busybox(["/etc/passwd"]);
   assert.equal(notExecutable.code, 126);

@@ -67,7 +67,8 @@ Process:
                           GID defaults to the user's group in the image's
                           /etc/passwd)
   --hostname NAME         hostname: 1-64 letters, digits, . or - (default: sbox)
-  -v, --verbose           say what sbox chose (user mapper, cgroup, network)
+  -v, --verbose           say what sbox chose (user mapper, cgroup, network);
+                          not Docker's -v SRC:DST, which is --bind here
   -h, --help              show this help; alone only (-h is not --hostname)
 
 Network (docs/network.md):

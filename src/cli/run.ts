@@ -382,7 +382,7 @@ function summarize(options: RunOptions, state: RunState): RunResult {
   };
 
   const messages: string[] = [];
-  if (execError) messages.push(execError.message);
+  if (execError) messages.push(execError.message + bindHint(options.command[0], execError));
   if (exceeded) {
     const limit = exceeded === "--time"
       ? `CPU-time limit of ${options.cpuTimeMs}ms`
@@ -417,6 +417,18 @@ function summarize(options: RunOptions, state: RunState): RunResult {
     ? state.forwarded
     : undefined;
   return { exitStatus, report, messages, reraise };
+}
+
+/**
+ * What to say after `cannot exec PROGRAM: ENOENT` when PROGRAM looks like a
+ * bind (`/src:/dst:ro`): Docker's `-v SRC:DST` is sbox's --verbose, which
+ * leaves the bind as the command. Only a hint: the run stays a command not
+ * found (127, RE), which it is.
+ */
+function bindHint(program: string, err: SboxError): string {
+  return err.errno === "ENOENT" && program.includes(":")
+    ? " (a bind is --bind SRC:DST; -v is --verbose)"
+    : "";
 }
 
 /** 127 when the command was not found, 126 when it could not be executed, as in shells. */
