@@ -975,6 +975,24 @@ Deno.test("cli environment: parseEnvFile takes Docker's env-file lines as they a
   assert.deepEqual(commandEnvironment({ U: "0" }, [{ kind: "file", path: "/e" }], sources), { T: "t" });
 });
 
+Deno.test("cli: --rlimit AS=256M and FSIZE=1M:2M reach the command in bytes", async () => {
+  const result = await sbox([
+    "run",
+    "--rlimit",
+    "AS=256M",
+    "--rlimit",
+    "FSIZE=1M:2M",
+    "--",
+    "cat",
+    "/proc/self/limits",
+  ]);
+  assert.equal(result.code, 0, result.stderr);
+  const limit = (name: string) =>
+    result.stdout.split("\n").find((l) => l.startsWith(name))?.split(/\s{2,}/).slice(1, 3);
+  assert.deepEqual(limit("Max address space"), ["268435456", "268435456"]);
+  assert.deepEqual(limit("Max file size"), ["1048576", "2097152"]);
+});
+
 Deno.test("cli: --net none has only loopback, and it is up", async () => {
   const result = await busybox([
     "--net",
@@ -2418,6 +2436,51 @@ Deno.test("cli args: options, repeatable options and the command", () => {
     ["ALL"],
   ]);
   assert.throws(() => parseCommandLine(["run", "--cap-add", "CAP_ALL", "x"]), /--cap-add.*CAP_ALL/);
+});
+
+Deno.test("cli args: --rlimit takes the units of --memory for the resources that count bytes, and only for them", () => {
+  const rlimits = (...values: string[]) => {
+    const invocation = parseCommandLine(["run", ...values.flatMap((v) => ["--rlimit", v]), "x"]);
+    return invocation.kind === "run" ? invocation.options.rlimits : undefined;
+  };
+  assert.deepEqual(
+    rlimits("AS=256M", "fsize=64k:1g", "RLIMIT_STACK=8M:unlimited", "CORE=0", "MEMLOCK=4096"),
+    {
+      AS: 256 * 1024 ** 2,
+      FSIZE: { soft: 64 * 1024, hard: 1024 ** 3 },
+      STACK: { soft: 8 * 1024 ** 2, hard: "unlimited" },
+      CORE: 0,
+      MEMLOCK: 4096,
+    },
+  );
+  assert.deepEqual(rlimits("DATA=1T", "RSS=2m", "MSGQUEUE=1K", "NOFILE=64:128"), {
+    DATA: 1024 ** 4,
+    RSS: 2 * 1024 ** 2,
+    MSGQUEUE: 1024,
+    NOFILE: { soft: 64, hard: 128 },
+  });
+  const refused: [string, RegExp][] = [
+    [
+      "NOFILE=64k",
+      /"NOFILE=64k": expected a number without a unit for NOFILE, which counts no bytes \(k, M, G and T are for FSIZE, /,
+    ],
+    ["NPROC=1:2M", /expected a number without a unit for NPROC/],
+    ["AS=1.5G", /"AS=1\.5G": expected NAME=LIMIT or NAME=SOFT:HARD, e\.g\. NOFILE=64 or AS=256M/],
+    ["AS=256MB", /"AS=256MB": expected NAME=LIMIT/],
+    ["AS=2G:1G", /SOFT not above HARD/],
+    ["AS=99999999999T", /at most 2\^53-1/],
+    ["AS=", /expected NAME=LIMIT/],
+    ["AS=1:2:3", /expected NAME=LIMIT/],
+  ];
+  for (const [value, message] of refused) {
+    assert.throws(
+      () => rlimits(value),
+      (e) =>
+        e instanceof SboxError && e.message.startsWith("invalid option --rlimit: ") &&
+        message.test(e.message),
+      value,
+    );
+  }
 });
 
 // They failed later, as "cannot stat" or "cannot create directory" and the

@@ -18,7 +18,7 @@ import { HOSTNAME } from "../container_options.ts";
 import { SboxError } from "../error.ts";
 import { cleanPath } from "../mount.ts";
 import { repeatedHostPort } from "../network.ts";
-import { parseCount, parseCpus, parseDuration, parseSize } from "./units.ts";
+import { parseCount, parseCpus, parseDuration, parseSize, sizeInBytes } from "./units.ts";
 import { capabilityName } from "../security/capabilities.ts";
 import { RLIMIT_RESOURCES, type RlimitValue } from "../security/rlimits.ts";
 
@@ -381,15 +381,39 @@ function parseCapabilities(option: string, value: string): string[] {
   });
 }
 
-/** `--rlimit NOFILE=64`, `--rlimit NOFILE=64:128` (soft:hard), `--rlimit CORE=unlimited`. */
+/**
+ * The resources whose limits are bytes: their values take the units of
+ * `--memory` (`AS=256M`), as nsjail's and isolate's users think in MB or KB.
+ */
+const SIZE_RLIMITS: ReadonlySet<string> = new Set("FSIZE DATA STACK CORE RSS MEMLOCK AS MSGQUEUE".split(" "));
+
+/**
+ * `--rlimit NOFILE=64`, `--rlimit NOFILE=64:128` (soft:hard), `--rlimit
+ * CORE=unlimited`, `--rlimit AS=256M` (a size, for the resources that count
+ * bytes).
+ */
 function parseRlimit(value: string): [string, RlimitValue] {
-  const expected = "NAME=LIMIT or NAME=SOFT:HARD, e.g. NOFILE=64 (LIMIT a number or unlimited)";
-  const match = /^([A-Za-z_]+)=(\d+|unlimited)(?::(\d+|unlimited))?$/.exec(value);
+  const expected = "NAME=LIMIT or NAME=SOFT:HARD, e.g. NOFILE=64 or AS=256M " +
+    "(LIMIT a number, a size with k, M, G or T for a limit in bytes, or unlimited)";
+  const match = /^([A-Za-z_]+)=([^:]+)(?::([^:]+))?$/.exec(value);
   const name = match?.[1].toUpperCase().replace(/^RLIMIT_/, "");
   if (!match || name === undefined || !(name in RLIMIT_RESOURCES)) {
     throw badValue("--rlimit", value, expected);
   }
-  const limit = (text: string): number | "unlimited" => (text === "unlimited" ? "unlimited" : Number(text));
+  const isSize = SIZE_RLIMITS.has(name);
+  const limit = (text: string): number | "unlimited" => {
+    if (text === "unlimited") return "unlimited";
+    const n = isSize ? sizeInBytes(text) : /^\d+$/.test(text) ? Number(text) : undefined;
+    if (n !== undefined) return n;
+    if (sizeInBytes(text) === undefined) throw badValue("--rlimit", value, expected);
+    throw badValue(
+      "--rlimit",
+      value,
+      `a number without a unit for ${name}, which counts no bytes (k, M, G and T are for ${
+        [...SIZE_RLIMITS].join(", ")
+      })`,
+    );
+  };
   const [soft, hard] = [limit(match[2]), limit(match[3] ?? match[2])];
   // What the library would refuse, refused here to name the option.
   const numeric = [soft, hard].filter((n) => n !== "unlimited");

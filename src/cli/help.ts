@@ -99,8 +99,8 @@ Security (docs/security.md; on by default):
   --seccomp FILE          seccomp policy from a JSON file instead of the
                           default profile; --seccomp unconfined for none
   --rlimit NAME=N         resource limit, e.g. NOFILE=64, NOFILE=64:128
-                          (soft:hard), FSIZE=1048576 (repeatable; CORE=0
-                          unless given)
+                          (soft:hard), AS=256M, FSIZE=1M (SIZE for the limits
+                          in bytes; repeatable; CORE=0 unless given)
 
 Judging:
   --stdin FILE            read stdin from FILE (default: sbox's stdin)
