@@ -16,6 +16,7 @@ import { ArgvError, tokenize } from "../src/cli/argv.ts";
 import { SCRATCH_PARENTS } from "../src/cli/scratch.ts";
 import { parseCpus, parseDuration, parseSize } from "../src/cli/units.ts";
 import { SboxError } from "../src/error.ts";
+import { ownHardLimits, RLIMIT_RESOURCES } from "../src/security/rlimits.ts";
 import meta from "../deno.json" with { type: "json" };
 import {
   busyboxImage,
@@ -991,6 +992,36 @@ Deno.test("cli: --rlimit AS=256M and FSIZE=1M:2M reach the command in bytes", as
     result.stdout.split("\n").find((l) => l.startsWith(name))?.split(/\s{2,}/).slice(1, 3);
   assert.deepEqual(limit("Max address space"), ["268435456", "268435456"]);
   assert.deepEqual(limit("Max file size"), ["1048576", "2097152"]);
+});
+
+Deno.test("cli: --rlimit above sbox's own hard limit says that it cannot be raised, and what sbox's is", async () => {
+  const ownNofile = /^Max open files +\S+ +(\d+)/m.exec(Deno.readTextFileSync("/proc/self/limits"))![1];
+  const above = String(BigInt(ownNofile) + 1n);
+  for (const [value, asked] of [[`NOFILE=${above}`, above], ["NOFILE=64:unlimited", "unlimited"]]) {
+    const result = await sbox(["run", "--rlimit", value, "--", "true"]);
+    // It was "cannot set rlimit NOFILE: EPERM (Operation not permitted)".
+    assertSboxFailed(
+      result,
+      new RegExp(
+        `^sbox: cannot raise NOFILE's hard limit to ${asked}, above this process's ${ownNofile}: EPERM \\(`,
+      ),
+    );
+    assertNothingLeft(result.pid);
+  }
+});
+
+Deno.test("cli rlimits: ownHardLimits reads the hard column of /proc/self/limits by resource", () => {
+  const limits = [
+    "Limit                     Soft Limit           Hard Limit           Units     ",
+    "Max cpu time              unlimited            unlimited            seconds   ",
+    "Max file size             1024                 12345678901234567890 bytes     ",
+    "Max data size             unlimited            0                    bytes     ",
+  ].join("\n");
+  assert.deepEqual(ownHardLimits(limits), [(1n << 64n) - 1n, 12345678901234567890n, 0n]);
+  const own = ownHardLimits();
+  assert.equal(own.length, Object.keys(RLIMIT_RESOURCES).length);
+  const nofile = /^Max open files +\S+ +(\d+)/m.exec(Deno.readTextFileSync("/proc/self/limits"))![1];
+  assert.equal(own[RLIMIT_RESOURCES.NOFILE], BigInt(nofile));
 });
 
 Deno.test("cli: --net none has only loopback, and it is up", async () => {
