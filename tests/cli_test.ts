@@ -625,6 +625,11 @@ Deno.test("cli: --seccomp FILE must hold a policy object; only the word unconfin
       ["42", /must hold a policy object .*, not 42/],
       ["{nope", /is not JSON/],
       ['{"defaultAction": "allow"}', /: rules must be an array$/m],
+      // Docker's format: it said "unknown option syscalls", as if a key were misspelled.
+      [
+        '{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}',
+        /: this looks like a Docker\/OCI seccomp profile \(it has "syscalls"\), which sbox does not read: .*security\.md/,
+      ],
     ];
     await Promise.all(refused.map(async ([content, pattern], i) => {
       const file = `${dir}/policy-${i}.json`;

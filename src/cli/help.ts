@@ -96,8 +96,9 @@ Security (docs/security.md; on by default):
                           NET_RAW for ping (repeatable; ALL for every one; NET_RAW and
                           NET_ADMIN with --net need --allow-host-loopback)
   --cap-drop CAP[,CAP]    drop capabilities from the default set (repeatable)
-  --seccomp FILE          seccomp policy from a JSON file instead of the
-                          default profile; --seccomp unconfined for none
+  --seccomp FILE          seccomp policy from a JSON file (sbox's format, not
+                          Docker's) instead of the default profile;
+                          --seccomp unconfined for none
   --rlimit NAME=N         resource limit, e.g. NOFILE=64, NOFILE=64:128
                           (soft:hard), AS=256M, FSIZE=1M (SIZE for the limits
                           in bytes; repeatable; CORE=0 unless given)
