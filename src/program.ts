@@ -507,10 +507,19 @@ export class ProgramBuilder {
     return this.#push(OpCode.capset, [keep], "cannot set the capabilities");
   }
 
-  /** prlimit64(2) of resource number `resource`; `name` is for the error message. */
-  rlimit(resource: number, soft: bigint, hard: bigint, name: string): this {
+  /**
+   * prlimit64(2) of resource number `resource`, named `name`; `what` is the
+   * message of its failure, before the errno.
+   */
+  rlimit(
+    resource: number,
+    soft: bigint,
+    hard: bigint,
+    name: string,
+    what = `cannot set rlimit ${name}`,
+  ): this {
     if (soft > hard) throw new RangeError(`rlimit ${name}: the soft limit is above the hard limit`);
-    return this.#push(OpCode.rlimit, [resource, soft, hard], `cannot set rlimit ${name}`);
+    return this.#push(OpCode.rlimit, [resource, soft, hard], what);
   }
 
   /** setsid(2): a new session, without a controlling terminal. */

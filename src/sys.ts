@@ -15,6 +15,7 @@ import { encodeUtf8Into } from "./cstring.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** open(2) flags; O_DIRECTORY and O_NOFOLLOW differ between architectures. */
 export const O = {
@@ -476,4 +477,29 @@ export function environment(): Record<string, string> {
     if (eq > 0) env[entry.slice(0, eq)] = entry.slice(eq + 1);
   }
   return env;
+}
+
+/**
+ * One variable of the process environment, read exactly from
+ * /proc/self/environ (no --allow-env needed): its value; `undefined` where
+ * it is not set; `null` where its value is not valid UTF-8, which no string
+ * could pass on unchanged ({@linkcode environment} shows U+FFFD there).
+ */
+export function environmentVariable(name: string): string | null | undefined {
+  const prefix = encoder.encode(`${name}=`);
+  const environ = readFile("/proc/self/environ");
+  for (let start = 0; start < environ.length;) {
+    const nul = environ.indexOf(0, start);
+    const end = nul < 0 ? environ.length : nul;
+    const entry = environ.subarray(start, end);
+    if (entry.length >= prefix.length && prefix.every((byte, i) => entry[i] === byte)) {
+      try {
+        return strictDecoder.decode(entry.subarray(prefix.length));
+      } catch {
+        return null;
+      }
+    }
+    start = end + 1;
+  }
+  return undefined;
 }

@@ -11,10 +11,12 @@ import { HostRootMount, planHostRoot } from "../src/cli/hostroot.ts";
 import { TemporaryLayers } from "../src/cli/layers.ts";
 import { parseCommandLine, reportPathOf, RUN_OPTIONS } from "../src/cli/args.ts";
 import { processGroupOrphaned } from "../src/cli/run.ts";
+import { commandEnvironment, parseEnvFile } from "../src/cli/environment.ts";
 import { ArgvError, tokenize } from "../src/cli/argv.ts";
 import { SCRATCH_PARENTS } from "../src/cli/scratch.ts";
 import { parseCpus, parseDuration, parseSize } from "../src/cli/units.ts";
 import { SboxError } from "../src/error.ts";
+import { ownHardLimits, RLIMIT_RESOURCES } from "../src/security/rlimits.ts";
 import meta from "../deno.json" with { type: "json" };
 import {
   busyboxImage,
@@ -47,11 +49,12 @@ interface Result {
 /** Runs `deno run --allow-ffi sbox.ts ARGS...` to the end. */
 async function sbox(
   args: string[],
-  options: { stdin?: string; allowFfi?: boolean; cwd?: string } = {},
+  options: { stdin?: string; allowFfi?: boolean; cwd?: string; env?: Record<string, string> } = {},
 ): Promise<Result> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", ...(options.allowFfi === false ? [] : ["--allow-ffi"]), SBOX, ...args],
     cwd: options.cwd,
+    env: options.env,
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
@@ -644,6 +647,11 @@ Deno.test("cli: --seccomp FILE must hold a policy object; only the word unconfin
       ["42", /must hold a policy object .*, not 42/],
       ["{nope", /is not JSON/],
       ['{"defaultAction": "allow"}', /: rules must be an array$/m],
+      // Docker's format: it said "unknown option syscalls", as if a key were misspelled.
+      [
+        '{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}',
+        /: this looks like a Docker\/OCI seccomp profile \(it has "syscalls"\), which sbox does not read: .*security\.md/,
+      ],
     ];
     await Promise.all(refused.map(async ([content, pattern], i) => {
       const file = `${dir}/policy-${i}.json`;
@@ -806,6 +814,243 @@ Deno.test(SETTINGS_TEST, { ignore: skipWithoutManyIds(SETTINGS_TEST) }, async ()
   assert.equal(ids.stdout, "1000\n2000\n/\n", ids.stderr);
 });
 
+Deno.test("cli: -e NAME passes sbox's own value of NAME, off the command line; unset, NAME is left out", async () => {
+  const secret = `s3cret-${crypto.randomUUID()}`;
+  const result = await sbox(
+    [
+      ...["run", "-e", "SBOX_TEST_TOKEN", "-e", "GONE=1", "-e", "GONE", "-e", "SBOX_TEST_UNSET"],
+      ...["-e", "HOME", "--", "/usr/bin/env"],
+    ],
+    { env: { SBOX_TEST_TOKEN: secret, GONE: "host", HOME: "/home/judge" } },
+  );
+  assert.equal(result.code, 0, result.stderr);
+  // GONE=1 is replaced by -e GONE's sbox value; SBOX_TEST_UNSET is set in no environment.
+  assert.deepEqual(result.stdout.trimEnd().split("\n").sort(), [
+    "GONE=host",
+    "HOME=/home/judge",
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    `SBOX_TEST_TOKEN=${secret}`,
+  ]);
+  // Set but empty is set.
+  const empty = await sbox(["run", "-e", "GONE=1", "-e", "GONE", "--", "/usr/bin/env"], {
+    env: { GONE: "" },
+  });
+  assert.equal(empty.code, 0, empty.stderr);
+  assert.ok(empty.stdout.split("\n").includes("GONE="), empty.stdout);
+  // Unset in sbox's environment, -e NAME removes what an earlier -e (or the default) gave.
+  const unset = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-ffi", SBOX, "run", "-e", "A=1", "-e", "A", "-e", "HOME", "--", "/usr/bin/env"],
+    clearEnv: true,
+    stdin: "null",
+  }).outputSync();
+  assert.equal(unset.code, 0, text(unset.stderr));
+  assert.deepEqual(text(unset.stdout).trimEnd().split("\n"), [
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+  ]);
+});
+
+Deno.test("cli environment: -e settings apply in order over the defaults; a value that is not UTF-8 is refused", () => {
+  const variable = (name: string) => ({ TOKEN: "t", EMPTY: "", BAD: null })[name];
+  const env = commandEnvironment({ PATH: "/bin", HOME: "/root" }, [
+    { kind: "set", name: "A", value: "1" },
+    { kind: "inherit", name: "A" }, // unset: removes A
+    { kind: "inherit", name: "TOKEN" },
+    { kind: "set", name: "TOKEN", value: "later" },
+    { kind: "inherit", name: "EMPTY" },
+    { kind: "inherit", name: "HOME" }, // unset: removes the default
+    { kind: "set", name: "__proto__", value: "p" },
+  ], { variable, readFile: () => new Uint8Array() });
+  assert.deepEqual(Object.entries(env), [["PATH", "/bin"], ["TOKEN", "later"], ["EMPTY", ""], [
+    "__proto__",
+    "p",
+  ]]);
+  assert.throws(
+    () =>
+      commandEnvironment({}, [{ kind: "inherit", name: "BAD" }], {
+        variable,
+        readFile: () => new Uint8Array(),
+      }),
+    (e) =>
+      e instanceof SboxError && e.step === "options" &&
+      e.message ===
+        "invalid option --env: BAD: sbox's value of BAD is not valid UTF-8, which sbox cannot pass on unchanged",
+  );
+});
+
+Deno.test("cli: --env-file FILE sets its NAME=VALUE lines as they are, NAME alone from sbox's own environment", async () => {
+  const dir = scratchDir("cli-env-file-");
+  try {
+    Deno.writeTextFileSync(
+      `${dir}/vars.env`,
+      [
+        "# a comment",
+        "",
+        '  QUOTED="a b"  ',
+        "HASH=x # not a comment",
+        "CRLF=dos\r",
+        "B=from-file",
+        "SBOX_TEST_TOKEN",
+        "SBOX_TEST_UNSET",
+        "EMPTY=",
+        "URL=a=b",
+      ].join("\n"),
+    );
+    // In command-line order: the file's B replaces the -e before it; its line SBOX_TEST_UNSET
+    // (unset in sbox's environment) is followed by an -e that sets it.
+    const result = await sbox(
+      [
+        "run",
+        "-e",
+        "B=earlier",
+        "--env-file",
+        "vars.env",
+        "-e",
+        "SBOX_TEST_UNSET=later",
+        "--",
+        "/usr/bin/env",
+      ],
+      { cwd: dir, env: { SBOX_TEST_TOKEN: "s3cret" } },
+    );
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(result.stdout.trimEnd().split("\n").sort(), [
+      "B=from-file",
+      "CRLF=dos",
+      "EMPTY=",
+      "HASH=x # not a comment",
+      "HOME=/root",
+      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+      'QUOTED="a b"  ',
+      "SBOX_TEST_TOKEN=s3cret",
+      "SBOX_TEST_UNSET=later",
+      "URL=a=b",
+    ]);
+    // -e after the file wins over it, and the file over -e before it.
+    const later = await sbox(["run", "--env-file", `${dir}/vars.env`, "-e", "B=last", "--", "/usr/bin/env"]);
+    assert.ok(later.stdout.split("\n").includes("B=last"), later.stdout);
+
+    // Errors name the file and the line; 125 and an XX report, as for any bad option.
+    Deno.writeTextFileSync(`${dir}/bad.env`, "A=1\n# fine\nexport B=2\n");
+    Deno.writeTextFileSync(`${dir}/r.json`, "STALE\n");
+    const bad = await sbox([
+      "run",
+      "--report",
+      `${dir}/r.json`,
+      "--env-file",
+      `${dir}/bad.env`,
+      "--",
+      "true",
+    ]);
+    assertSboxFailed(
+      bad,
+      new RegExp(
+        `^sbox: invalid option --env-file: ${dir}/bad\\.env:3: variable name "export B" holds white space$`,
+      ),
+    );
+    assert.equal(JSON.parse(Deno.readTextFileSync(`${dir}/r.json`)).status, "XX");
+    assertNothingLeft(bad.pid);
+    const missing = await sbox(["run", "--env-file", "nope.env", "--", "true"], { cwd: dir });
+    assertSboxFailed(
+      missing,
+      new RegExp(`^sbox: invalid option --env-file: cannot open ${dir}/nope\\.env: ENOENT`),
+    );
+    // A FIFO is refused, not waited on.
+    new Deno.Command("mkfifo", { args: [`${dir}/fifo`] }).outputSync();
+    const fifo = await sbox(["run", "--env-file", `${dir}/fifo`, "--", "true"]);
+    assertSboxFailed(fifo, /--env-file: env file .*\/fifo is not a regular file/);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("cli environment: parseEnvFile takes Docker's env-file lines as they are, and names the line of an error", () => {
+  const encode = (text: string) => new TextEncoder().encode(text);
+  assert.deepEqual(
+    parseEnvFile(encode("\ufeffA=1\n\t# c\n \t\r\nB\n  C= x \r\nD='q'\\n\nE==\n"), "f"),
+    [
+      { line: 1, name: "A", value: "1" },
+      { line: 4, name: "B" },
+      { line: 5, name: "C", value: " x " },
+      { line: 6, name: "D", value: "'q'\\n" },
+      { line: 7, name: "E", value: "=" },
+    ],
+  );
+  const cases: [Uint8Array, string][] = [
+    [encode("A=1\n=2\n"), 'f:2: no variable name before "="'],
+    [encode("A B=1"), 'f:1: variable name "A B" holds white space'],
+    [encode("A\t=1"), 'f:1: variable name "A\\t" holds white space'],
+    [encode("\n\nA=x\0y"), "f:3: holds a NUL byte"],
+    [new Uint8Array([0x41, 0x3d, 0x31, 0x0a, 0x42, 0x3d, 0xff]), "f:2: not valid UTF-8"],
+  ];
+  for (const [bytes, message] of cases) {
+    assert.throws(
+      () => parseEnvFile(bytes, "f"),
+      (e) => e instanceof SboxError && e.message === `invalid option --env-file: ${message}`,
+      message,
+    );
+  }
+  // A line NAME takes sbox's value, as -e NAME does; one that is not UTF-8 is refused naming the line.
+  const sources = {
+    variable: (name: string) => ({ T: "t", BAD: null })[name],
+    readFile: () => encode("T\nU=1\nU\nBAD\n"),
+  };
+  assert.throws(
+    () => commandEnvironment({}, [{ kind: "file", path: "/e" }], sources),
+    (e) =>
+      e instanceof SboxError &&
+      /^invalid option --env-file: \/e:4: sbox's value of BAD is not valid UTF-8/.test(e.message),
+  );
+  sources.readFile = () => encode("T\nU=1\nU\n");
+  assert.deepEqual(commandEnvironment({ U: "0" }, [{ kind: "file", path: "/e" }], sources), { T: "t" });
+});
+
+Deno.test("cli: --rlimit AS=256M and FSIZE=1M:2M reach the command in bytes", async () => {
+  const result = await sbox([
+    "run",
+    "--rlimit",
+    "AS=256M",
+    "--rlimit",
+    "FSIZE=1M:2M",
+    "--",
+    "cat",
+    "/proc/self/limits",
+  ]);
+  assert.equal(result.code, 0, result.stderr);
+  const limit = (name: string) =>
+    result.stdout.split("\n").find((l) => l.startsWith(name))?.split(/\s{2,}/).slice(1, 3);
+  assert.deepEqual(limit("Max address space"), ["268435456", "268435456"]);
+  assert.deepEqual(limit("Max file size"), ["1048576", "2097152"]);
+});
+
+Deno.test("cli: --rlimit above sbox's own hard limit says that it cannot be raised, and what sbox's is", async () => {
+  const ownNofile = /^Max open files +\S+ +(\d+)/m.exec(Deno.readTextFileSync("/proc/self/limits"))![1];
+  const above = String(BigInt(ownNofile) + 1n);
+  for (const [value, asked] of [[`NOFILE=${above}`, above], ["NOFILE=64:unlimited", "unlimited"]]) {
+    const result = await sbox(["run", "--rlimit", value, "--", "true"]);
+    // It was "cannot set rlimit NOFILE: EPERM (Operation not permitted)".
+    assertSboxFailed(
+      result,
+      new RegExp(
+        `^sbox: cannot raise NOFILE's hard limit to ${asked}, above this process's ${ownNofile}: EPERM \\(`,
+      ),
+    );
+    assertNothingLeft(result.pid);
+  }
+});
+
+Deno.test("cli rlimits: ownHardLimits reads the hard column of /proc/self/limits by resource", () => {
+  const limits = [
+    "Limit                     Soft Limit           Hard Limit           Units     ",
+    "Max cpu time              unlimited            unlimited            seconds   ",
+    "Max file size             1024                 12345678901234567890 bytes     ",
+    "Max data size             unlimited            0                    bytes     ",
+  ].join("\n");
+  assert.deepEqual(ownHardLimits(limits), [(1n << 64n) - 1n, 12345678901234567890n, 0n]);
+  const own = ownHardLimits();
+  assert.equal(own.length, Object.keys(RLIMIT_RESOURCES).length);
+  const nofile = /^Max open files +\S+ +(\d+)/m.exec(Deno.readTextFileSync("/proc/self/limits"))![1];
+  assert.equal(own[RLIMIT_RESOURCES.NOFILE], BigInt(nofile));
+});
+
 Deno.test("cli: --net none has only loopback, and it is up", async () => {
   const result = await busybox([
     "--net",
@@ -851,6 +1096,20 @@ Deno.test("cli: 127 when the command is not found, 126 when it cannot be execute
   assert.equal(missing.code, 127);
   assert.equal(missing.stderr, "sbox: cannot exec /bin/nope: ENOENT (No such file or directory)\n");
   assert.equal((await busybox(["nope"])).code, 127);
+  // Docker's -v SRC:DST is --verbose here: the bind becomes the command, and a hint says so.
+  const dir = scratchDir("cli-bind-hint-");
+  try {
+    const asDocker = await busybox(["--report", `${dir}/r.json`, "-v", "/tmp:/s:ro", "--", "ls", "/s"]);
+    assert.equal(asDocker.code, 127, asDocker.stderr);
+    assert.equal(
+      asDocker.stderr.trimEnd().split("\n").at(-1),
+      "sbox: cannot exec /tmp:/s:ro: ENOENT (No such file or directory) (a bind is --bind SRC:DST; -v is --verbose)",
+    );
+    const report = JSON.parse(Deno.readTextFileSync(`${dir}/r.json`));
+    assert.deepEqual([report.status, report.exitCode], ["RE", 127]);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 
   const notExecutable = await busybox(["/etc/passwd"]);
   assert.equal(notExecutable.code, 126);
@@ -1012,6 +1271,12 @@ Deno.test("cli: a command line that does not parse still writes an XX report to 
       [["--bogus", `--report=${file}`, "--", "true"], /unknown option --bogus/],
       [["--report", file], /missing COMMAND/],
       [["--report", file, "--rootfs", "/nonexistent-image", "--", "true"], /--rootfs/],
+      // Docker's -h NAME (--hostname): read as help, it ran nothing, exited 0 and left the stale report.
+      [
+        ["--report", file, "-h", "judge1", "--", "true"],
+        /^sbox: -h is --help, which takes no other arguments; the hostname option is --hostname/,
+      ],
+      [["--report", file, "--help", "--", "true"], /^sbox: --help takes no other arguments/],
     ];
     for (const [args, pattern] of cases) {
       Deno.writeTextFileSync(file, "STALE\n");
@@ -2042,8 +2307,9 @@ Deno.test("cli: a bad value for any option fails with 125, naming the option and
     [["--bind", "/nonexistent-src:/x"], /--bind: \/nonexistent-src does not exist/],
     [["--tmpfs", "relative"], /--tmpfs: bad value "relative"/],
     [["--tmpfs", "/x:12Q"], /--tmpfs: bad value "12Q"/],
-    [["-e", "NOEQUALS"], /--env: bad value "NOEQUALS"/],
+    [["-e", ""], /--env: bad value "": expected NAME=VALUE, or NAME for sbox's own value of NAME/],
     [["--env", "=value"], /--env: bad value "=value"/],
+    [["--env-file", ""], /--env-file: bad value ""/],
     [["-w", "relative"], /--cwd: bad value "relative"/],
     [["-u", "root"], /--user: bad value "root"/],
     [["-u", "1:x"], /--user: bad value "1:x"/],
@@ -2231,7 +2497,20 @@ Deno.test("cli args: options, repeatable options and the command", () => {
     { kind: "tmpfs", target: "/t", size: 1024 * 1024 },
     { kind: "bind", source: "/c", target: "/d", readonly: false },
   ]);
-  assert.deepEqual(options.env, { X: "1" });
+  assert.deepEqual(options.env, [{ kind: "set", name: "X", value: "1" }]);
+  const inherited = parseCommandLine(["run", "-e", "TOKEN", "-e", "A=", "-eB=c=d", "x"]);
+  assert.deepEqual(inherited.kind === "run" && inherited.options.env, [
+    { kind: "inherit", name: "TOKEN" },
+    { kind: "set", name: "A", value: "" },
+    { kind: "set", name: "B", value: "c=d" },
+  ]);
+  const files = parseCommandLine(["run", "-e", "A=1", "--env-file", "f.env", "-e", "B", "--env-file=g", "x"]);
+  assert.deepEqual(files.kind === "run" && files.options.env, [
+    { kind: "set", name: "A", value: "1" },
+    { kind: "file", path: "f.env" },
+    { kind: "inherit", name: "B" },
+    { kind: "file", path: "g" },
+  ]);
   assert.deepEqual(options.user, { uid: 5, gid: 6 });
   assert.equal(options.cpuTimeMs, 1500);
   for (const [given, clean] of [["/a/../../b/./c//", "/b/c"], ["/..", "/"], ["/x/", "/x"]]) {
@@ -2239,6 +2518,20 @@ Deno.test("cli args: options, repeatable options and the command", () => {
     assert.equal(cwd.kind === "run" && cwd.options.cwd, clean, given);
   }
   assert.deepEqual(parseCommandLine(["run", "--help"]), { kind: "help", topic: "run" });
+  assert.deepEqual(parseCommandLine(["run", "-h"]), { kind: "help", topic: "run" });
+  // Help only alone: with anything else it is an error, which writes the XX report.
+  for (const argv of [["-h", "judge1"], ["-vh", "x"], ["--memory", "1G", "--help"], ["--help", "--"]]) {
+    const message = argv.includes("--help")
+      ? /^--help takes no other arguments/
+      : /^-h is --help, .*--hostname/;
+    assert.throws(
+      () => parseCommandLine(["run", ...argv]),
+      (e) => e instanceof SboxError && e.step === "options" && message.test(e.message),
+      argv.join(" "),
+    );
+  }
+  assert.deepEqual(parseCommandLine(["help", "run"]), { kind: "help", topic: "run" });
+  assert.deepEqual(parseCommandLine(["-h"]), { kind: "help", topic: "main" });
   assert.deepEqual(parseCommandLine(["run", "--", "--help"]).kind, "run");
   assert.deepEqual(parseCommandLine(["--version"]), { kind: "version" });
   // Capability names with or without CAP_; ALL only as itself (no capability is named CAP_ALL).
@@ -2248,6 +2541,51 @@ Deno.test("cli args: options, repeatable options and the command", () => {
     ["ALL"],
   ]);
   assert.throws(() => parseCommandLine(["run", "--cap-add", "CAP_ALL", "x"]), /--cap-add.*CAP_ALL/);
+});
+
+Deno.test("cli args: --rlimit takes the units of --memory for the resources that count bytes, and only for them", () => {
+  const rlimits = (...values: string[]) => {
+    const invocation = parseCommandLine(["run", ...values.flatMap((v) => ["--rlimit", v]), "x"]);
+    return invocation.kind === "run" ? invocation.options.rlimits : undefined;
+  };
+  assert.deepEqual(
+    rlimits("AS=256M", "fsize=64k:1g", "RLIMIT_STACK=8M:unlimited", "CORE=0", "MEMLOCK=4096"),
+    {
+      AS: 256 * 1024 ** 2,
+      FSIZE: { soft: 64 * 1024, hard: 1024 ** 3 },
+      STACK: { soft: 8 * 1024 ** 2, hard: "unlimited" },
+      CORE: 0,
+      MEMLOCK: 4096,
+    },
+  );
+  assert.deepEqual(rlimits("DATA=1T", "RSS=2m", "MSGQUEUE=1K", "NOFILE=64:128"), {
+    DATA: 1024 ** 4,
+    RSS: 2 * 1024 ** 2,
+    MSGQUEUE: 1024,
+    NOFILE: { soft: 64, hard: 128 },
+  });
+  const refused: [string, RegExp][] = [
+    [
+      "NOFILE=64k",
+      /"NOFILE=64k": expected a number without a unit for NOFILE, which counts no bytes \(k, M, G and T are for FSIZE, /,
+    ],
+    ["NPROC=1:2M", /expected a number without a unit for NPROC/],
+    ["AS=1.5G", /"AS=1\.5G": expected NAME=LIMIT or NAME=SOFT:HARD, e\.g\. NOFILE=64 or AS=256M/],
+    ["AS=256MB", /"AS=256MB": expected NAME=LIMIT/],
+    ["AS=2G:1G", /SOFT not above HARD/],
+    ["AS=99999999999T", /at most 2\^53-1/],
+    ["AS=", /expected NAME=LIMIT/],
+    ["AS=1:2:3", /expected NAME=LIMIT/],
+  ];
+  for (const [value, message] of refused) {
+    assert.throws(
+      () => rlimits(value),
+      (e) =>
+        e instanceof SboxError && e.message.startsWith("invalid option --rlimit: ") &&
+        message.test(e.message),
+      value,
+    );
+  }
 });
 
 // They failed later, as "cannot stat" or "cannot create directory" and the
@@ -2269,6 +2607,7 @@ Deno.test("cli args: a path the kernel would refuse as too long is refused namin
     [["--stderr", long], /^invalid option --stderr: a path of 5001 bytes/],
     [["--report", long], /^invalid option --report: a path of 5001 bytes/],
     [["--seccomp", long], /^invalid option --seccomp: a path of 5001 bytes/],
+    [["--env-file", long], /^invalid option --env-file: a path of 5001 bytes/],
   ];
   for (const [args, message] of cases) {
     assert.throws(

@@ -361,6 +361,36 @@ Deno.test("seccomp: a misspelled key is named, with the key it most likely meant
   assert.ok(compileSeccomp(commented, "x86_64").length > 0);
 });
 
+Deno.test("seccomp: a Docker/OCI profile is refused as one, not as a misspelled key", () => {
+  const cases: [object, string][] = [
+    [
+      { defaultAction: "SCMP_ACT_ERRNO", architectures: ["SCMP_ARCH_X86_64"], syscalls: [] },
+      'it has "syscalls"', // the first of its own keys, in sbox's order
+    ],
+    [
+      { defaultAction: "SCMP_ACT_ALLOW", syscalls: [{ names: ["mkdir"], action: "SCMP_ACT_ERRNO" }] },
+      'it has "syscalls"',
+    ],
+    [{ defaultAction: "SCMP_ACT_ALLOW", rules: [] }, 'its defaultAction is "SCMP_ACT_ALLOW"'],
+  ];
+  for (const [profile, sign] of cases) {
+    assert.throws(
+      () => compileSeccomp(profile as SeccompPolicy, "x86_64"),
+      (e) =>
+        e instanceof SboxError &&
+        e.message === `invalid option seccomp: this looks like a Docker/OCI seccomp profile (${sign}), ` +
+            "which sbox does not read: an sbox policy has a format of its own, " +
+            '{"defaultAction": "allow", "rules": [{"syscalls": [...], "action": "errno"}]} (docs/security.md)',
+      sign,
+    );
+  }
+  // A key of neither format is still a misspelling.
+  assert.throws(
+    () => compileSeccomp({ defaultAction: "allow", rules: [], rulez: [] } as SeccompPolicy, "x86_64"),
+    /unknown option rulez \(did you mean rules\?\)/,
+  );
+});
+
 Deno.test("capabilities: default set, add, drop, ALL", () => {
   assert.deepEqual(
     capabilityNamesOf(capabilityMask(undefined, undefined)).sort(),

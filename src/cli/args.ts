@@ -18,7 +18,7 @@ import { HOSTNAME } from "../container_options.ts";
 import { SboxError } from "../error.ts";
 import { cleanPath } from "../mount.ts";
 import { repeatedHostPort } from "../network.ts";
-import { parseCount, parseCpus, parseDuration, parseSize } from "./units.ts";
+import { parseCount, parseCpus, parseDuration, parseSize, sizeInBytes } from "./units.ts";
 import { capabilityName } from "../security/capabilities.ts";
 import { RLIMIT_RESOURCES, type RlimitValue } from "../security/rlimits.ts";
 
@@ -26,6 +26,17 @@ import { RLIMIT_RESOURCES, type RlimitValue } from "../security/rlimits.ts";
 export type MountSpec =
   | { kind: "bind"; source: string; target: string; readonly: boolean }
   | { kind: "tmpfs"; target: string; size: number | undefined };
+
+/**
+ * One `-e` or `--env-file` of the command line: `-e NAME=VALUE` sets NAME;
+ * `-e NAME` gives it sbox's own value of NAME, or leaves it out where sbox
+ * has none; `--env-file FILE` does either for each line of FILE (see
+ * environment.ts, which reads those: parsing reads nothing).
+ */
+export type EnvSetting =
+  | { kind: "set"; name: string; value: string }
+  | { kind: "inherit"; name: string }
+  | { kind: "file"; path: string };
 
 /** Everything `sbox run` was asked to do; unset options are `undefined`. */
 export interface RunOptions {
@@ -35,8 +46,8 @@ export interface RunOptions {
   rootfs?: string;
   /** Extra mounts in command-line order. */
   mounts: MountSpec[];
-  /** Variables given with `-e`, later ones winning. */
-  env: Record<string, string>;
+  /** The `-e` and `--env-file` options in command-line order, later ones winning. */
+  env: EnvSetting[];
   /** Working directory in the container, cleaned (see {@linkcode cleanPath}); made if missing. */
   cwd?: string;
   /** User and group ids in the container. */
@@ -108,6 +119,7 @@ export const RUN_OPTIONS = {
   tmpfs: { type: "string", multiple: true },
   "write-limit": { type: "string" },
   env: { type: "string", short: "e", multiple: true },
+  "env-file": { type: "string", multiple: true },
   cwd: { type: "string", short: "w" },
   user: { type: "string", short: "u" },
   hostname: { type: "string" },
@@ -191,13 +203,17 @@ export function reportPathOf(argv: readonly string[]): string | undefined {
 function parseRun(argv: string[]): Invocation {
   const { optionArgs, command } = splitAtCommand(argv);
   const tokens = strictParse(optionArgs, RUN_OPTIONS, "sbox run");
-  if (tokens.some((t) => t.kind === "option" && t.name === "help")) return { kind: "help", topic: "run" };
+  const help = tokens.find((t) => t.kind === "option" && t.name === "help");
+  if (help) {
+    if (argv.length === 1) return { kind: "help", topic: "run" };
+    throw helpWithOthers(help.kind === "option" && help.rawName === "-h");
+  }
   if (command.length === 0) throw usage("missing COMMAND to run", "sbox run");
 
   const options: RunOptions = {
     command,
     mounts: [],
-    env: {},
+    env: [],
     net: "none",
     allowHostLoopback: false,
     publish: [],
@@ -231,6 +247,18 @@ function parseRun(argv: string[]): Invocation {
   return { kind: "run", options };
 }
 
+/**
+ * `--help` given with other arguments: an error, not help. Docker's `-h NAME`
+ * sets the hostname; read as help it ran nothing, exited 0 and left a
+ * `--report` file of an earlier run in place, which a judge would read as
+ * this run's. As an error it writes the XX report (main.ts).
+ */
+function helpWithOthers(short: boolean): SboxError {
+  return short
+    ? usage("-h is --help, which takes no other arguments; the hostname option is --hostname", "sbox run")
+    : usage("--help takes no other arguments", "sbox run");
+}
+
 function applyOption(
   options: RunOptions,
   name: keyof typeof RUN_OPTIONS,
@@ -247,12 +275,12 @@ function applyOption(
     case "tmpfs":
       options.mounts.push(parseTmpfs(value));
       break;
-    case "env": {
-      const eq = value.indexOf("=");
-      if (eq <= 0) throw badValue(option, value, "NAME=VALUE");
-      options.env[value.slice(0, eq)] = value.slice(eq + 1);
+    case "env":
+      options.env.push(parseEnv(option, value));
       break;
-    }
+    case "env-file":
+      options.env.push({ kind: "file", path: checkPathLength(option, nonEmpty(option, value)) });
+      break;
     case "cwd":
       options.cwd = cleanPath(absolute(option, value, "an absolute path in the container"));
       break;
@@ -339,6 +367,20 @@ function applyOption(
   }
 }
 
+/**
+ * `-e NAME=VALUE`, or `-e NAME` for sbox's own value of NAME (Docker's
+ * `-e`), which keeps a secret off sbox's command line: any local user can
+ * read that in /proc/PID/cmdline, not sbox's environment.
+ */
+function parseEnv(option: string, value: string): EnvSetting {
+  const eq = value.indexOf("=");
+  if (eq === 0 || value === "") {
+    throw badValue(option, value, "NAME=VALUE, or NAME for sbox's own value of NAME");
+  }
+  if (eq < 0) return { kind: "inherit", name: value };
+  return { kind: "set", name: value.slice(0, eq), value: value.slice(eq + 1) };
+}
+
 /** `--cap-add NET_RAW,SYS_PTRACE`: names with or without CAP_, any case, or ALL. */
 function parseCapabilities(option: string, value: string): string[] {
   return value.split(",").map((name) => {
@@ -350,15 +392,39 @@ function parseCapabilities(option: string, value: string): string[] {
   });
 }
 
-/** `--rlimit NOFILE=64`, `--rlimit NOFILE=64:128` (soft:hard), `--rlimit CORE=unlimited`. */
+/**
+ * The resources whose limits are bytes: their values take the units of
+ * `--memory` (`AS=256M`), as nsjail's and isolate's users think in MB or KB.
+ */
+const SIZE_RLIMITS: ReadonlySet<string> = new Set("FSIZE DATA STACK CORE RSS MEMLOCK AS MSGQUEUE".split(" "));
+
+/**
+ * `--rlimit NOFILE=64`, `--rlimit NOFILE=64:128` (soft:hard), `--rlimit
+ * CORE=unlimited`, `--rlimit AS=256M` (a size, for the resources that count
+ * bytes).
+ */
 function parseRlimit(value: string): [string, RlimitValue] {
-  const expected = "NAME=LIMIT or NAME=SOFT:HARD, e.g. NOFILE=64 (LIMIT a number or unlimited)";
-  const match = /^([A-Za-z_]+)=(\d+|unlimited)(?::(\d+|unlimited))?$/.exec(value);
+  const expected = "NAME=LIMIT or NAME=SOFT:HARD, e.g. NOFILE=64 or AS=256M " +
+    "(LIMIT a number, a size with k, M, G or T for a limit in bytes, or unlimited)";
+  const match = /^([A-Za-z_]+)=([^:]+)(?::([^:]+))?$/.exec(value);
   const name = match?.[1].toUpperCase().replace(/^RLIMIT_/, "");
   if (!match || name === undefined || !(name in RLIMIT_RESOURCES)) {
     throw badValue("--rlimit", value, expected);
   }
-  const limit = (text: string): number | "unlimited" => (text === "unlimited" ? "unlimited" : Number(text));
+  const isSize = SIZE_RLIMITS.has(name);
+  const limit = (text: string): number | "unlimited" => {
+    if (text === "unlimited") return "unlimited";
+    const n = isSize ? sizeInBytes(text) : /^\d+$/.test(text) ? Number(text) : undefined;
+    if (n !== undefined) return n;
+    if (sizeInBytes(text) === undefined) throw badValue("--rlimit", value, expected);
+    throw badValue(
+      "--rlimit",
+      value,
+      `a number without a unit for ${name}, which counts no bytes (k, M, G and T are for ${
+        [...SIZE_RLIMITS].join(", ")
+      })`,
+    );
+  };
   const [soft, hard] = [limit(match[2]), limit(match[3] ?? match[2])];
   // What the library would refuse, refused here to name the option.
   const numeric = [soft, hard].filter((n) => n !== "unlimited");

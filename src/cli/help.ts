@@ -57,13 +57,19 @@ Process:
   -e, --env NAME=VALUE    set a variable (repeatable); the environment is
                           PATH and HOME plus these, nothing from the host
                           but TERM when stdin is a terminal
+  -e, --env NAME          NAME with sbox's own value, which stays off the
+                          command line (a secret); none where sbox has none
+  --env-file FILE         variables from FILE in Docker's format (repeatable):
+                          NAME=VALUE lines, VALUE as it is (quotes kept);
+                          a line NAME is -e NAME; # starts a comment line
   -w, --cwd DIR           working directory in the container, made if missing (default: /)
   -u, --user UID[:GID]    ids in the container, 0-65535 as root (default: 0:0;
                           GID defaults to the user's group in the image's
                           /etc/passwd)
   --hostname NAME         hostname: 1-64 letters, digits, . or - (default: sbox)
-  -v, --verbose           say what sbox chose (user mapper, cgroup, network)
-  -h, --help              show this help
+  -v, --verbose           say what sbox chose (user mapper, cgroup, network);
+                          not Docker's -v SRC:DST, which is --bind here
+  -h, --help              show this help; alone only (-h is not --hostname)
 
 Network (docs/network.md):
   --net MODE              none: only loopback, up (default); slirp4netns or
@@ -92,11 +98,12 @@ Security (docs/security.md; on by default):
                           NET_RAW for ping (repeatable; ALL for every one; NET_RAW and
                           NET_ADMIN with --net need --allow-host-loopback)
   --cap-drop CAP[,CAP]    drop capabilities from the default set (repeatable)
-  --seccomp FILE          seccomp policy from a JSON file instead of the
-                          default profile; --seccomp unconfined for none
+  --seccomp FILE          seccomp policy from a JSON file (sbox's format, not
+                          Docker's) instead of the default profile;
+                          --seccomp unconfined for none
   --rlimit NAME=N         resource limit, e.g. NOFILE=64, NOFILE=64:128
-                          (soft:hard), FSIZE=1048576 (repeatable; CORE=0
-                          unless given)
+                          (soft:hard), AS=256M, FSIZE=1M (SIZE for the limits
+                          in bytes; repeatable; CORE=0 unless given)
 
 Judging:
   --stdin FILE            read stdin from FILE (default: sbox's stdin)

@@ -23,6 +23,7 @@ import { ROOT_PATH } from "../user.ts";
 import { environment, readFile } from "../sys.ts";
 import type { RunOptions } from "./args.ts";
 import { useCgroup } from "./cgroup_access.ts";
+import { commandEnvironment } from "./environment.ts";
 import { checkUserMapped, pickUserMapper, resolveUser } from "./identity.ts";
 import { stopLikeDefault } from "./inspector_signal.ts";
 import {
@@ -204,6 +205,11 @@ async function execute(
 ): Promise<void> {
   const image = options.rootfs === undefined ? undefined : imageDir(options.rootfs);
   const user = resolveUser(image ?? "/", options.user);
+  // -e NAME reads sbox's own environment: refused, if it must be, before anything exists.
+  const env = commandEnvironment(
+    { PATH: ROOT_PATH, HOME: user.home, ...terminalType(state.onTerminal) },
+    options.env,
+  );
   // The --seccomp file is read and checked before anything exists.
   const security = securityOptions(options);
   checkStdio(options);
@@ -270,7 +276,7 @@ async function execute(
   try {
     init = await container.start({
       command: options.command,
-      env: { PATH: ROOT_PATH, HOME: user.home, ...terminalType(state.onTerminal), ...options.env },
+      env,
       cwd: options.cwd ?? "/",
       uid: user.uid,
       gid: user.gid,
@@ -376,7 +382,7 @@ function summarize(options: RunOptions, state: RunState): RunResult {
   };
 
   const messages: string[] = [];
-  if (execError) messages.push(execError.message);
+  if (execError) messages.push(execError.message + bindHint(options.command[0], execError));
   if (exceeded) {
     const limit = exceeded === "--time"
       ? `CPU-time limit of ${options.cpuTimeMs}ms`
@@ -414,6 +420,18 @@ function summarize(options: RunOptions, state: RunState): RunResult {
     ? state.forwarded
     : undefined;
   return { exitStatus, report, messages, reraise };
+}
+
+/**
+ * What to say after `cannot exec PROGRAM: ENOENT` when PROGRAM looks like a
+ * bind (`/src:/dst:ro`): Docker's `-v SRC:DST` is sbox's --verbose, which
+ * leaves the bind as the command. Only a hint: the run stays a command not
+ * found (127, RE), which it is.
+ */
+function bindHint(program: string, err: SboxError): string {
+  return err.errno === "ENOENT" && program.includes(":")
+    ? " (a bind is --bind SRC:DST; -v is --verbose)"
+    : "";
 }
 
 /** 127 when the command was not found, 126 when it could not be executed, as in shells. */

@@ -27,12 +27,21 @@ function invalid(option: string, value: string, expected: string): SboxError {
  */
 export function parseSize(option: string, value: string, { allowZero = false } = {}): number {
   const expected = "a size such as 512k, 64M, 1G or a number of bytes";
-  const match = /^(\d+)([kmgt]?)$/i.exec(value);
-  if (!match) throw invalid(option, value, expected);
-  const bytes = Number(match[1]) * SIZE_UNITS[match[2].toLowerCase()];
+  const bytes = sizeInBytes(value);
+  if (bytes === undefined) throw invalid(option, value, expected);
   if (!Number.isSafeInteger(bytes)) throw invalid(option, value, `${expected} (this one is too large)`);
   if (bytes === 0 && !allowZero) throw invalid(option, value, `${expected}, greater than 0`);
   return bytes;
+}
+
+/**
+ * The bytes of size `value` as {@linkcode parseSize} reads it (`64M`,
+ * `4096`), or undefined when it is no size; not checked further (0, or too
+ * large to be exact).
+ */
+export function sizeInBytes(value: string): number | undefined {
+  const match = /^(\d+)([kmgt]?)$/i.exec(value);
+  return match ? Number(match[1]) * SIZE_UNITS[match[2].toLowerCase()] : undefined;
 }
 
 /**

@@ -1,14 +1,16 @@
 /**
  * Resource limits (setrlimit) of a container's processes. Inside a user
  * namespace a process can lower its limits but never raise a hard limit, so
- * these can only make the host's limits stricter; asking for more than the
- * host allows fails at start with EPERM, naming the limit.
+ * these can only make the host's limits stricter; asking for a hard limit
+ * above this process's fails at start with EPERM, and a message that says
+ * so (see {@linkcode compileRlimits}).
  *
  * @module
  */
 
 import { SboxError } from "../error.ts";
 import { checkKnownKeys, isPlainObject, isRecord, kindOf, show } from "../options.ts";
+import type { ProgramBuilder } from "../program.ts";
 import { readTextFile } from "../sys.ts";
 
 /**
@@ -101,18 +103,15 @@ function limitValue(name: string, value: unknown): bigint {
 /** The soft limit of open files a process starts with on Linux (`INR_OPEN_CUR`), which `select(2)` needs. */
 export const DEFAULT_OPEN_FILES = 1024n;
 
-let openFilesHard: bigint | undefined;
+let processHardLimits: bigint[] | undefined;
 
 /**
- * This process's hard `RLIMIT_NOFILE`, read once from /proc/self/limits
- * (no process changes its own hard limit up, and Deno never does).
+ * This process's hard limits, read once: Deno never changes its own, and
+ * another process lowering them (prlimit) is a case not worth a read of
+ * /proc/self/limits at every start.
  */
-function openFilesHardLimit(): bigint {
-  if (openFilesHard === undefined) {
-    const value = /^Max open files\s+\S+\s+(\S+)/m.exec(readTextFile("/proc/self/limits"))?.[1];
-    openFilesHard = value === undefined || value === "unlimited" ? INFINITY : BigInt(value);
-  }
-  return openFilesHard;
+function hardLimits(): bigint[] {
+  return processHardLimits ??= ownHardLimits();
 }
 
 /**
@@ -155,9 +154,56 @@ export function checkRlimits(rlimits: unknown): CheckedRlimit[] {
     byName.set(name, { name, resource, soft, hard });
   }
   if (!byName.has("NOFILE")) {
-    const hard = openFilesHardLimit();
+    const hard = hardLimits()[RLIMIT_RESOURCES.NOFILE] ?? INFINITY;
     const soft = hard < DEFAULT_OPEN_FILES ? hard : DEFAULT_OPEN_FILES;
     byName.set("NOFILE", { name: "NOFILE", resource: RLIMIT_RESOURCES.NOFILE, soft, hard });
   }
   return [...byName.values()].sort((a, b) => a.resource - b.resource);
+}
+
+/**
+ * The `rlimit` ops of `limits`. The container's processes start with this
+ * process's limits and cannot raise a hard one: that needs CAP_SYS_RESOURCE
+ * in the host's user namespace, which no process in a container has, root
+ * or not. Asked for all the same, the op fails with a bare EPERM, so its
+ * message says why, with this process's hard limit.
+ */
+export function compileRlimits(b: ProgramBuilder, limits: readonly CheckedRlimit[]): void {
+  // Only a limit above 0 may raise one (the default CORE=0 cannot).
+  const own = limits.some((limit) => limit.hard > 0n) ? hardLimits() : [];
+  for (const limit of limits) {
+    const ownHard = own[limit.resource];
+    const what = ownHard !== undefined && limit.hard > ownHard
+      ? `cannot raise ${limit.name}'s hard limit to ${shownLimit(limit.hard)}, above this process's ` +
+        shownLimit(ownHard)
+      : `cannot set rlimit ${limit.name}`;
+    b.rlimit(limit.resource, limit.soft, limit.hard, limit.name, what);
+  }
+}
+
+function shownLimit(value: bigint): string {
+  return value === INFINITY ? "unlimited" : String(value);
+}
+
+/**
+ * This process's hard limits by resource number, from `limits`, the text of
+ * /proc/self/limits (read through the helper by default); a row that cannot
+ * be read is left out. The kernel prints the rows in resource order, each
+ * value in a column of its own: `%-25s %-20s %-20s %-10s`.
+ *
+ * @example
+ * ```ts
+ * import { ownHardLimits, RLIMIT_RESOURCES } from "./rlimits.ts";
+ *
+ * console.log(ownHardLimits()[RLIMIT_RESOURCES.NOFILE]); // e.g. 524288n
+ * ```
+ */
+export function ownHardLimits(limits: string = readTextFile("/proc/self/limits")): bigint[] {
+  const hard: bigint[] = [];
+  limits.split("\n").slice(1, 1 + Object.keys(RLIMIT_RESOURCES).length).forEach((row, resource) => {
+    const value = row.slice(47, 67).trim();
+    if (value === "unlimited") hard[resource] = INFINITY;
+    else if (/^\d+$/.test(value)) hard[resource] = BigInt(value);
+  });
+  return hard;
 }

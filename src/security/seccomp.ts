@@ -292,11 +292,45 @@ const CONDITION_KEYS: KnownKeys<SeccompCondition> = {
   comment: true,
 };
 
+/** The keys of a Docker (OCI runtime-spec) seccomp profile that an sbox policy does not have. */
+const DOCKER_PROFILE_KEYS = [
+  "syscalls",
+  "architectures",
+  "archMap",
+  "defaultErrnoRet",
+  "flags",
+  "listenerPath",
+];
+
+/**
+ * Refuses a Docker/OCI seccomp profile (`{"defaultAction": "SCMP_ACT_ERRNO",
+ * "syscalls": [...]}`) as such: else the first key of its own, "unknown
+ * option syscalls", would be all the error said, as if a key were
+ * misspelled, when the whole format is another.
+ */
+function refuseDockerProfile(policy: object): void {
+  const action = (policy as { defaultAction?: unknown }).defaultAction;
+  const key = DOCKER_PROFILE_KEYS.find((name) => Object.hasOwn(policy, name));
+  const sign = key !== undefined
+    ? `it has ${JSON.stringify(key)}`
+    : typeof action === "string" && action.startsWith("SCMP_ACT_")
+    ? `its defaultAction is ${JSON.stringify(action)}`
+    : undefined;
+  if (sign === undefined) return;
+  throw SboxError.invalidOption(
+    "seccomp",
+    `this looks like a Docker/OCI seccomp profile (${sign}), which sbox does not read: ` +
+      "an sbox policy has a format of its own, " +
+      '{"defaultAction": "allow", "rules": [{"syscalls": [...], "action": "errno"}]} (docs/security.md)',
+  );
+}
+
 /** Validates `policy` (e.g. parsed from JSON) and groups its rules by syscall number for `arch`. */
 function checkPolicy(policy: SeccompPolicy, arch: SeccompArch) {
   if (!policy || typeof policy !== "object") {
     throw SboxError.invalidOption("seccomp", 'must be a policy object or "unconfined"');
   }
+  refuseDockerProfile(policy);
   // A misspelled key would drop what it says without a word: a rule's
   // "argz" would allow its syscall whatever the arguments.
   checkKnownKeys(policy, POLICY_KEYS, "seccomp");

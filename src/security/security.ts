@@ -24,7 +24,7 @@ import { checkBoolean } from "../options.ts";
 import type { ProgramBuilder } from "../program.ts";
 import { capabilityMask } from "./capabilities.ts";
 import { DEFAULT_SECCOMP_POLICY, type SeccompPolicy } from "./policy.ts";
-import { type CheckedRlimit, checkRlimits } from "./rlimits.ts";
+import { type CheckedRlimit, checkRlimits, compileRlimits } from "./rlimits.ts";
 import { DEFAULT_FILTER_BASE64 } from "./default_filter.ts";
 import { compileSeccomp, hostArch } from "./seccomp.ts";
 
@@ -133,7 +133,7 @@ export function compileSecurity(
   boundingSetDropped = false,
 ): void {
   if (process.newSession) b.setsid();
-  for (const limit of process.rlimits) b.rlimit(limit.resource, limit.soft, limit.hard, limit.name);
+  compileRlimits(b, process.rlimits);
   if (!boundingSetDropped) dropBoundingSet(b, container);
   setIds();
   b.capset(container.capabilities);

@@ -1,0 +1,167 @@
+/**
+ * The command's environment: sbox's defaults (`PATH`, `HOME`, `TERM` on a
+ * terminal) with the `-e` and `--env-file` options applied in command-line
+ * order. `-e NAME` reads sbox's own environment here, and `--env-file` its
+ * file, through the helper (sbox runs with --allow-ffi alone, no
+ * --allow-env or --allow-read), and not while parsing, which reads nothing.
+ *
+ * @module
+ */
+
+import { SboxError } from "../error.ts";
+import { notPassable } from "../process.ts";
+import { environmentVariable, readRegularFile } from "../sys.ts";
+import type { EnvSetting } from "./args.ts";
+import { hostPath } from "./mounts.ts";
+
+/** Where the settings' values come from; tests give their own. */
+export interface EnvironmentSources {
+  /** sbox's own variable NAME: its value, `undefined` if unset, `null` if not valid UTF-8. */
+  variable: (name: string) => string | null | undefined;
+  /** The bytes of an `--env-file` (an absolute host path); throws an Error that says why not. */
+  readFile: (path: string) => Uint8Array;
+}
+
+/**
+ * Far more than execve takes (128 KiB a variable, a quarter of the stack
+ * limit in all): a bigger file is refused unread.
+ */
+const ENV_FILE_MAX_BYTES = 16 << 20;
+
+const HOST_SOURCES: EnvironmentSources = {
+  variable: environmentVariable,
+  // A regular file only: a FIFO would block sbox (docs/cli.md).
+  readFile: (path) => readRegularFile(path, "env file", ENV_FILE_MAX_BYTES),
+};
+
+/** One line of an env file that sets a variable: `NAME=VALUE`, or `NAME` (`value` undefined). */
+export interface EnvFileLine {
+  /** The line's number, from 1. */
+  line: number;
+  name: string;
+  value?: string;
+}
+
+/**
+ * `base` with `settings` applied in order, a later one winning. `-e NAME`
+ * (and a line `NAME` of an env file) takes sbox's value of NAME; where sbox
+ * has none, the command has none either, whatever `base` or an earlier
+ * setting gave it (Docker's `-e NAME`). `--env-file` paths are relative to
+ * sbox's working directory. Throws an {@linkcode SboxError} (step
+ * "options") naming the option, and an env file's line.
+ *
+ * @example `-e TOKEN` passes sbox's TOKEN without showing it on the command line
+ * ```ts
+ * import { commandEnvironment } from "./environment.ts";
+ *
+ * const env = commandEnvironment({ PATH: "/bin" }, [{ kind: "inherit", name: "TOKEN" }], {
+ *   variable: (name) => (name === "TOKEN" ? "s3cret" : undefined),
+ *   readFile: () => new Uint8Array(),
+ * });
+ * console.log(env); // { PATH: "/bin", TOKEN: "s3cret" }
+ * ```
+ */
+export function commandEnvironment(
+  base: Readonly<Record<string, string>>,
+  settings: readonly EnvSetting[],
+  sources: EnvironmentSources = HOST_SOURCES,
+): Record<string, string> {
+  // A Map, not an object: a variable may be named __proto__.
+  const env = new Map(Object.entries(base));
+  for (const setting of settings) {
+    if (setting.kind === "set") env.set(setting.name, setting.value);
+    else if (setting.kind === "inherit") {
+      inherit(env, setting.name, sources.variable(setting.name), "--env", setting.name);
+    } else {
+      const path = hostPath(setting.path);
+      for (const { line, name, value } of parseEnvFile(readEnvFile(path, sources), path)) {
+        if (value !== undefined) env.set(name, value);
+        else inherit(env, name, sources.variable(name), "--env-file", `${path}:${line}`);
+      }
+    }
+  }
+  return Object.fromEntries(env);
+}
+
+function readEnvFile(path: string, sources: EnvironmentSources): Uint8Array {
+  try {
+    return sources.readFile(path);
+  } catch (err) {
+    throw SboxError.invalidOption("--env-file", err instanceof Error ? err.message : String(err));
+  }
+}
+
+/**
+ * Gives `name` sbox's `value` of it, or removes it where sbox has none; a
+ * value that is not UTF-8 is refused, naming `option` and `where`, as sbox
+ * refuses such an argument rather than pass on another text.
+ */
+function inherit(
+  env: Map<string, string>,
+  name: string,
+  value: string | null | undefined,
+  option: string,
+  where: string,
+): void {
+  if (value === null) {
+    throw SboxError.invalidOption(
+      option,
+      `${where}: sbox's value of ${name} is not valid UTF-8, which sbox cannot pass on unchanged`,
+    );
+  }
+  if (value === undefined) env.delete(name);
+  else env.set(name, value);
+}
+
+const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/**
+ * The variables of env file `bytes` (`path` names it in errors), in
+ * Docker's `--env-file` format: one `NAME=VALUE` or `NAME` a line; leading
+ * white space dropped (a byte-order mark too), then empty lines and lines
+ * that start with `#` skipped; a `\r` before the `\n` dropped. VALUE is the
+ * rest of the line as it is: no quotes are removed, no escapes or `$`
+ * expanded, trailing spaces kept. NAME may hold no white space (`A = 1` is
+ * an error, not a variable "A "). Text that is not UTF-8 and NUL bytes are
+ * errors. Errors name the file and the line.
+ *
+ * @example
+ * ```ts
+ * import { parseEnvFile } from "./environment.ts";
+ *
+ * const lines = parseEnvFile(new TextEncoder().encode("# db\nUSER=judge\nTOKEN\n"), "vars.env");
+ * console.log(lines); // [{ line: 2, name: "USER", value: "judge" }, { line: 3, name: "TOKEN" }]
+ * ```
+ */
+export function parseEnvFile(bytes: Uint8Array, path: string): EnvFileLine[] {
+  const lines: EnvFileLine[] = [];
+  let start = 0;
+  for (let number = 1; start < bytes.length; number++) {
+    const newline = bytes.indexOf(0x0a, start);
+    const end = newline < 0 ? bytes.length : newline;
+    const parsed = parseEnvLine(bytes.subarray(start, end), `${path}:${number}`);
+    if (parsed) lines.push({ line: number, ...parsed });
+    start = end + 1;
+  }
+  return lines;
+}
+
+/** One line of an env file, without its `\n`; `where` names it in errors. Undefined for none. */
+function parseEnvLine(bytes: Uint8Array, where: string): { name: string; value?: string } | undefined {
+  const refuse = (problem: string) => SboxError.invalidOption("--env-file", `${where}: ${problem}`);
+  let text: string;
+  try {
+    text = UTF8.decode(bytes);
+  } catch {
+    throw refuse("not valid UTF-8");
+  }
+  const line = text.replace(/\r$/, "").replace(/^\s+/, "");
+  if (line === "" || line.startsWith("#")) return undefined;
+  const eq = line.indexOf("=");
+  const name = eq < 0 ? line : line.slice(0, eq);
+  if (name === "") throw refuse(`no variable name before "="`);
+  if (/\s/.test(name)) throw refuse(`variable name ${JSON.stringify(name)} holds white space`);
+  const problem = notPassable(line);
+  if (problem) throw refuse(`holds ${problem}`);
+  return eq < 0 ? { name } : { name, value: line.slice(eq + 1) };
+}
