@@ -20,7 +20,10 @@ pub const Context = extern struct {
     result_fd: i32,
     /// First op to run; a `fork` op sets it for the process it creates.
     resume_at: u32,
-    _pad: u32 = 0,
+    /// The caller's umask. The setup runs with none (spawnEntry), so that
+    /// the files and directories it makes have exactly the modes their ops
+    /// give; every program it starts gets this one back (`restoreUmask`).
+    umask: u32 = 0,
     /// Lowest address and size of the stack for the process a `fork` op makes.
     fork_stack: u64,
     fork_stack_len: u64,
@@ -46,7 +49,10 @@ pub const Context = extern struct {
 /// every handler to its default before unblocking anything.
 pub fn spawnEntry(arg: usize) callconv(.c) u8 {
     resetSignals();
-    run(@ptrFromInt(arg));
+    const ctx: *Context = @ptrFromInt(arg);
+    // umask(2) cannot fail; processes a fork op makes inherit the 0.
+    ctx.umask = @intCast(linux.syscall1(.umask, 0));
+    run(ctx);
 }
 
 /// Entry of the command started by a `reaper` op: it inherits the reaper's
@@ -109,7 +115,13 @@ fn step(ctx: *Context, index: u32, op: *const program.Op, own: *OwnMounts) usize
         .write_existing => writeExisting(a[0], a[1]),
         .confine_exec => confineExec(),
         .reaper => reaper(ctx, index),
-        .seccomp => installFilter(a[0], a[1]),
+        .seccomp => blk: {
+            // Before the filter, which may deny umask(2): the setup has
+            // nothing left to create, and a denied restore must not leave
+            // the command with none.
+            restoreUmask(ctx);
+            break :blk installFilter(a[0], a[1]);
+        },
         .capbset_drop => dropBoundingSet(a[0]),
         .capset => reduceCapabilities(a[0]),
         .rlimit => setRlimit(a[0], a[1], a[2]),
@@ -138,6 +150,12 @@ fn fail(ctx: *const Context, index: u32, code: program.Code, e: u16) noreturn {
 fn send(ctx: *const Context, kind: program.RecordKind, index: u32, code: program.Code, value: i32) void {
     const record = program.Record{ .kind = kind, .op_index = index, .code = @intFromEnum(code), .value = value };
     _ = linux.syscall3(.write, @bitCast(@as(isize, ctx.result_fd)), @intFromPtr(&record), @sizeOf(program.Record));
+}
+
+/// Gives this process the caller's umask back (see `Context.umask`): for
+/// the program it is about to become.
+fn restoreUmask(ctx: *const Context) void {
+    _ = linux.syscall1(.umask, ctx.umask);
 }
 
 fn resetSignals() void {
@@ -470,7 +488,7 @@ fn mkdirOwned(at: usize, name: [*:0]const u8, mode: u64, uid: u64, gid: u64) usi
     if (errnoOf(rc) != null) return allowExisting(rc);
     rc = linux.syscall5(.fchownat, at, @intFromPtr(name), uid, gid, 0);
     if (errnoOf(rc) != null) return rc;
-    // After the chown, which clears set-id bits; and past the umask.
+    // After the chown, which clears set-id bits.
     return linux.syscall3(.fchmodat, at, @intFromPtr(name), mode & 0o7777);
 }
 
@@ -775,6 +793,7 @@ fn joinNetwork(ctx: *Context) usize {
 /// The command's execve. Under a reaper, first the time (best effort: a
 /// seccomp policy may deny the write; pid 1 then reads its own clock).
 fn exec(ctx: *Context, index: u32, op: *const program.Op) usize {
+    restoreUmask(ctx);
     if (ctx.report_exec_start != 0) send(ctx, .started_at, index, op.code, reaper_loop.monotonicUsec());
     return execSearch(op);
 }
@@ -883,6 +902,8 @@ fn reaper(ctx: *Context, index: u32) usize {
     // ctx stays pointed at the exec pipe: the command shares this memory and
     // reads ctx.result_fd when a step fails. We keep result_fd ourselves.
     _ = linux.syscall1(.close, @bitCast(@as(isize, exec_pipe[1])));
+    restoreUmask(ctx); // pid 1 creates nothing: its own umask is the caller's, as the command's
+
     keepOnly(.{ result_fd, exec_pipe[0] });
     const watch = reaper_loop.Watch{ .result_fd = result_fd, .exec_fd = exec_pipe[0], .child = @intCast(child), .op_index = index };
     execInit(watch);

@@ -12,6 +12,11 @@
 //! checks every offset against the buffer and rewrites it in place into an
 //! absolute address, so the child only dereferences pointers that were
 //! already validated. The child never parses, allocates or fails on format.
+//!
+//! The child runs its ops with umask 0: the modes that ops give (mkdir,
+//! touch, write_file) are exactly the modes made, whatever the caller's
+//! umask. It gets the caller's umask back for the programs it starts: the
+//! command (exec, or from the seccomp op on), and pid 1 of a `reaper`.
 
 const std = @import("std");
 
@@ -46,8 +51,8 @@ pub const Code = enum(u32) {
     /// `mount_check_writable`.
     mount = 2,
     /// mkdir(args[0] path, args[1] mode); an existing directory is fine.
-    /// flags field bit 0 (`mkdir_owned`): a new directory gets exactly that
-    /// mode (no umask) and owner args[2]:args[3] (0xffffffff: unchanged).
+    /// flags field bit 0 (`mkdir_owned`): a new directory gets that mode
+    /// after a chown (which clears set-id bits) to owner args[2]:args[3] (0xffffffff: unchanged).
     mkdir = 3,
     /// Create an empty file args[0] with mode args[1] (a bind-mount target).
     touch = 4,

@@ -318,9 +318,11 @@ export class ProgramBuilder {
   }
 
   /**
-   * mkdir(2); an existing directory is fine (and left as it is). With
-   * `owner` (ids in the container; `UNCHANGED_ID` for either leaves it to
-   * the creator), a new directory gets it and exactly `mode`, umask aside.
+   * mkdir(2); an existing directory is fine (and left as it is). A new
+   * directory gets exactly `mode`: the setup runs with umask 0, whatever
+   * the caller's (which the command gets back at its execve). With `owner`
+   * (ids in the container; `UNCHANGED_ID` for either leaves it to the
+   * creator), it gets that owner too.
    */
   mkdir(path: string, mode = 0o755, owner?: { uid: number; gid: number }): this {
     const what = `cannot create directory ${shown(path)}`;

@@ -705,6 +705,43 @@ Deno.test("cli: --cwd makes a missing directory and its parents, as mkdir -p, in
   }
 });
 
+Deno.test("cli: sbox's own directories and files have their modes whatever the umask; the command gets the caller's", async () => {
+  const dir = scratchDir("cli-umask-");
+  try {
+    // A hardened service's umask: it reached the setup, which made the
+    // directories 0700 and resolv.conf 0600, out of reach of -u 1000.
+    const result = await busyboxFromShell(
+      [
+        "--net",
+        "slirp4netns",
+        "--bind",
+        `${dir}:/deep/er/ws`,
+        "--tmpfs",
+        "/cache/x",
+        "-w",
+        "/job/dir",
+        "--",
+        "sh",
+        "-c",
+        "stat -c '%a %n' /deep /deep/er /cache /job /job/dir /etc/resolv.conf; umask; " +
+        "touch /tmp/f && mkdir /tmp/d && stat -c '%a %n' /tmp/f /tmp/d",
+      ],
+      "",
+      "",
+      "",
+      "umask 077;",
+    );
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(
+      result.stdout,
+      "755 /deep\n755 /deep/er\n755 /cache\n755 /job\n755 /job/dir\n644 /etc/resolv.conf\n0077\n" +
+        "600 /tmp/f\n700 /tmp/d\n",
+    );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("cli: --write-limit bounds what is written to the root, at the top and in every layer, host root or image", async () => {
   // 2 MB into a 1 MiB limit: at the top of / (the root's own directory),
   // in a layer, and both together, on the host's root and on an image.
@@ -1622,18 +1659,20 @@ Deno.test("cli: --stdout and --stderr naming one file in two ways share it, as >
  * `sbox run --rootfs <busybox> ARGS...` started by /bin/sh, so that
  * `redirect` (e.g. `<"$f"`, `1<"$f"`) can give sbox a directory or a device
  * as its own fd 0-2, which Deno.Command cannot; "$f" is `file`. `prefix`
- * runs sbox behind a command (`unshare --mount`).
+ * runs sbox behind a command (`unshare --mount`); `setup` is shell code run
+ * before (`umask 077;`).
  */
 async function busyboxFromShell(
   args: string[],
   redirect: string,
   file: string,
   prefix = "",
+  setup = "",
 ): Promise<Result> {
   const output = await new Deno.Command("/bin/sh", {
     args: [
       "-c",
-      `s=$1 image=$2 f=$3; shift 3; exec ${prefix} "$0" run --allow-ffi "$s" run --rootfs "$image" "$@" ${redirect}`,
+      `s=$1 image=$2 f=$3; shift 3; ${setup} exec ${prefix} "$0" run --allow-ffi "$s" run --rootfs "$image" "$@" ${redirect}`,
       Deno.execPath(),
       SBOX,
       busyboxImage(),
