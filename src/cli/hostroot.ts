@@ -126,8 +126,25 @@ function hostMounts(): HostMount[] {
   return mounts;
 }
 
-/** Lists how the host's tree maps into the container, parents before children. */
-export function planHostRoot(): HostEntry[] {
+/**
+ * Lists how the host's tree maps into the container, parents before
+ * children. `writtenLater`: files the setup writes itself after the mounts
+ * (the network's /etc/resolv.conf), which the plan leaves out where it
+ * would bind or link them. In a directory with mounts below it (/etc on a
+ * Docker or Kubernetes host, whose /etc/resolv.conf is itself a mount
+ * point) each file is a read-only bind, which the write could neither
+ * replace nor write through (`EBUSY`, `EROFS`); in an overlay they are no
+ * entry of their own, and the write replaces them in its upper layer.
+ *
+ * @example The plan for a container with a network
+ * ```ts
+ * import { planHostRoot } from "./hostroot.ts";
+ *
+ * const entries = planHostRoot(new Set(["/etc/resolv.conf"]));
+ * console.log(entries.some((e) => e.path === "/etc/resolv.conf")); // false
+ * ```
+ */
+export function planHostRoot(writtenLater: ReadonlySet<string> = new Set()): HostEntry[] {
   const mounts = hostMounts();
   const entries: HostEntry[] = [];
 
@@ -157,6 +174,7 @@ export function planHostRoot(): HostEntry[] {
       if (REPLACED.has(path)) continue;
       const info = stat(path, false);
       if (!info) continue; // gone since readDir
+      if (writtenLater.has(path) && !info.isDirectory) continue;
       if (info.isSymlink) {
         entries.push({ kind: "symlink", path, target: readLink(path) });
       } else if (KERNEL_FS.has(fstypeOf(path)) && !info.isDirectory) {

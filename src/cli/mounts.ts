@@ -119,15 +119,19 @@ class WorkingDirectory implements Mount {
  * All mounts of the container: `image` (an absolute directory) or the host's
  * root as "/", with upper layers in `layers`, then the base file systems, /tmp,
  * the user's mounts and the working directory `cwd` (absolute; "/" for none).
+ * `writtenLater`: files that the setup writes after the mounts (the
+ * network's /etc/resolv.conf), which the host's root leaves out (see
+ * {@linkcode planHostRoot}).
  */
 export function containerMounts(
   image: string | undefined,
   userMounts: MountSpec[],
   layers: TemporaryLayers,
   cwd = "/",
+  writtenLater: ReadonlySet<string> = new Set(),
 ): Mount[] {
   const root = image === undefined
-    ? new HostRootMount(planHostRoot(), layers)
+    ? new HostRootMount(planHostRoot(writtenLater), layers)
     : new ImageRootMount(image, layers);
   // /tmp is bounded like /dev/shm; `--tmpfs /tmp:SIZE` mounts a bigger one over it.
   return [

@@ -20,6 +20,7 @@ import { SboxError } from "../error.ts";
 import type { InitProcess, ProcessStatus } from "../process.ts";
 import { signalNumber } from "../signal.ts";
 import { ROOT_PATH } from "../user.ts";
+import { RESOLV_CONF_PATH } from "../network.ts";
 import { environment, readFile } from "../sys.ts";
 import type { RunOptions } from "./args.ts";
 import { useCgroup } from "./cgroup_access.ts";
@@ -241,12 +242,15 @@ async function execute(
     note(`cgroup: ${cgroup ? cgroup.path : `none (this user may not create cgroups in ${parent.path})`}`);
     note(`network: ${describeNetwork(options)}`);
   }
+  const network = networkManager(options);
+  // A network writes its own resolv.conf: the host's root must not bind one there.
+  const writtenLater = new Set(network ? [RESOLV_CONF_PATH] : []);
   const container = await Container.create({
     rootfs: scratch.mkdir("root"),
     cgroup,
     userMapper: picked.mapper,
-    network: networkManager(options),
-    mounts: containerMounts(image, options.mounts, layers, options.cwd),
+    network,
+    mounts: containerMounts(image, options.mounts, layers, options.cwd, writtenLater),
     hostname: options.hostname ?? "sbox",
     ...security,
   });
