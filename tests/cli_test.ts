@@ -821,6 +821,55 @@ Deno.test(SETTINGS_TEST, { ignore: skipWithoutManyIds(SETTINGS_TEST) }, async ()
   assert.equal(ids.stdout, "1000\n2000\n/\n", ids.stderr);
 });
 
+Deno.test("cli: the hostname resolves: /etc/hosts keeps the root's lines and gets one for it", async () => {
+  // The host's root: its lines, then the hostname's; glibc resolves it.
+  const lookup = "cat /etc/hosts; echo ==; getent hosts judge-7";
+  const host = await sbox(["run", "--hostname", "judge-7", "--", "sh", "-c", lookup]);
+  assert.equal(host.code, 0, host.stderr);
+  const [hosts, resolved] = host.stdout.split("==\n");
+  const hostLines = Deno.readTextFileSync("/etc/hosts");
+  assert.equal(hosts, `${hostLines}${hostLines.endsWith("\n") ? "" : "\n"}127.0.1.1\tjudge-7\n`);
+  assert.match(resolved, /^127\.0\.1\.1\s+judge-7\n$/);
+
+  const dir = scratchDir("cli-hosts-");
+  try {
+    const image = `${dir}/image`;
+    new Deno.Command("cp", { args: ["-a", busyboxImage(), image] }).outputSync();
+    const show = (...args: string[]) =>
+      sbox(["run", "--rootfs", image, ...args, "--", "sh", "-c", "cat /etc/hosts; echo ==; hostname -i"]);
+    // No /etc/hosts in the image: localhost's lines too.
+    const none = await show();
+    assert.equal(
+      none.stdout,
+      "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tsbox\n==\n127.0.1.1\n",
+      none.stderr,
+    );
+    // The image's lines, its last one without a newline.
+    Deno.writeTextFileSync(`${image}/etc/hosts`, "# image\n10.9.8.7\tknown other");
+    const own = await show("--hostname", "judge-7");
+    assert.equal(
+      own.stdout,
+      "# image\n10.9.8.7\tknown other\n127.0.1.1\tjudge-7\n==\n127.0.1.1\n",
+      own.stderr,
+    );
+    // A name the image's file gives an address already: left as it is.
+    const known = await show("--hostname", "OTHER");
+    assert.equal(known.stdout, "# image\n10.9.8.7\tknown other==\n10.9.8.7\n", known.stderr);
+    // A --bind onto /etc/hosts is the user's file.
+    Deno.writeTextFileSync(`${dir}/hosts`, "10.1.1.1\tbound\n");
+    const bound = await show("--bind", `${dir}/hosts:/etc/hosts:ro`, "--hostname", "bound");
+    assert.equal(bound.stdout, "10.1.1.1\tbound\n==\n10.1.1.1\n", bound.stderr);
+    // A link (to a host file): not read, and left as it is.
+    Deno.removeSync(`${image}/etc/hosts`);
+    Deno.writeTextFileSync(`${dir}/secret`, "10.6.6.6\tsecret\n");
+    Deno.symlinkSync(`${dir}/secret`, `${image}/etc/hosts`);
+    const linked = await sbox(["run", "--rootfs", image, "--", "readlink", "/etc/hosts"]);
+    assert.equal(linked.stdout, `${dir}/secret\n`, linked.stderr);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("cli: --net none has only loopback, and it is up", async () => {
   const result = await busybox([
     "--net",

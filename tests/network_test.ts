@@ -500,36 +500,43 @@ for (const net of BACKENDS) {
 
 /**
  * Runs sbox on the host's root in a mount namespace of its own whose
- * /etc/resolv.conf is a bind mount of a file, as in every Docker, Podman or
- * Kubernetes container (where CI runners live): the host-root view then
- * makes /etc a directory of read-only binds.
+ * /etc/resolv.conf and /etc/hosts are bind mounts of files, as in every
+ * Docker, Podman or Kubernetes container (where CI runners live): the
+ * host-root view then makes /etc a directory of read-only binds.
  */
-async function onHostWithMountedResolvConf(sboxArgs: string[]): Promise<Result> {
-  const dir = scratchDir("resolv-mounted-");
+async function onDockerLikeHost(sboxArgs: string[]): Promise<Result> {
+  const dir = scratchDir("etc-mounted-");
   try {
     Deno.writeTextFileSync(`${dir}/resolv.conf`, "nameserver 127.0.0.53\n");
-    const script = `mount --bind ${shellQuote(`${dir}/resolv.conf`)} /etc/resolv.conf && exec ${
-      sboxArgv(sboxArgs).map(shellQuote).join(" ")
-    }`;
+    Deno.writeTextFileSync(`${dir}/hosts`, "127.0.0.1\tlocalhost\n172.17.0.2\tf00d\n");
+    const script = [
+      `mount --bind ${shellQuote(`${dir}/resolv.conf`)} /etc/resolv.conf`,
+      `mount --bind ${shellQuote(`${dir}/hosts`)} /etc/hosts`,
+      `exec ${sboxArgv(sboxArgs).map(shellQuote).join(" ")}`,
+    ].join(" && ");
     return await inNewNamespace("--mount", script);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
 }
 
-const MOUNTED_RESOLV_TEST = "a host whose /etc/resolv.conf is a mount point: the network writes its own";
-netTest(MOUNTED_RESOLV_TEST, async () => {
-  // The host's file, bound read-only like the rest of /etc, without a network.
-  const none = await onHostWithMountedResolvConf(["--", "cat", "/etc/resolv.conf"]);
+const MOUNTED_ETC_TEST = "a host whose /etc/resolv.conf and /etc/hosts are mount points: sbox writes its own";
+netTest(MOUNTED_ETC_TEST, async () => {
+  // The host's resolv.conf, bound read-only like the rest of /etc, without
+  // a network; its hosts file with the container's hostname.
+  const none = await onDockerLikeHost(["--", "cat", "/etc/resolv.conf", "/etc/hosts"]);
   assert.equal(none.code, 0, none.stderr);
-  assert.equal(none.stdout, "nameserver 127.0.0.53\n");
+  assert.equal(
+    none.stdout,
+    "nameserver 127.0.0.53\n127.0.0.1\tlocalhost\n172.17.0.2\tf00d\n127.0.1.1\tsbox\n",
+  );
   for (const net of BACKENDS) {
     // It failed: "cannot write /etc/resolv.conf: EBUSY", on the bind the plan made.
-    const result = await onHostWithMountedResolvConf(["--net", net, "--", "cat", "/etc/resolv.conf"]);
+    const result = await onDockerLikeHost(["--net", net, "--", "cat", "/etc/resolv.conf"]);
     assert.equal(result.code, 0, `${net}: ${result.stderr}`);
     assert.equal(result.stdout, "nameserver 10.0.2.3\n", net);
   }
-}, skipUnlessRoot(MOUNTED_RESOLV_TEST));
+}, skipUnlessRoot(MOUNTED_ETC_TEST));
 
 for (const [net, Manager] of MANAGERS) {
   netTest(`${net}: the daemon ends when the container's init is killed, before destroy()`, async () => {

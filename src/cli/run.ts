@@ -20,7 +20,6 @@ import { SboxError } from "../error.ts";
 import type { InitProcess, ProcessStatus } from "../process.ts";
 import { signalNumber } from "../signal.ts";
 import { ROOT_PATH } from "../user.ts";
-import { RESOLV_CONF_PATH } from "../network.ts";
 import { environment, readFile } from "../sys.ts";
 import type { RunOptions } from "./args.ts";
 import { useCgroup } from "./cgroup_access.ts";
@@ -243,15 +242,18 @@ async function execute(
     note(`network: ${describeNetwork(options)}`);
   }
   const network = networkManager(options);
-  // A network writes its own resolv.conf: the host's root must not bind one there.
-  const writtenLater = new Set(network ? [RESOLV_CONF_PATH] : []);
+  const hostname = options.hostname ?? "sbox";
   const container = await Container.create({
     rootfs: scratch.mkdir("root"),
     cgroup,
     userMapper: picked.mapper,
     network,
-    mounts: containerMounts(image, options.mounts, layers, options.cwd, writtenLater),
-    hostname: options.hostname ?? "sbox",
+    mounts: containerMounts(image, options.mounts, layers, {
+      cwd: options.cwd,
+      hostname,
+      network: !!network,
+    }),
+    hostname,
     ...security,
   });
   containerExists = true;
