@@ -32,7 +32,9 @@
  *   is of what the plan found or nothing (`hostSource`: a host user may
  *   have swapped the entry for a link since), an overlay of a directory
  *   gone since leaves it empty, and a directory the user may not list shows
- *   empty (rootless: what lies below is not theirs to see).
+ *   empty (rootless: what lies below is not theirs to see); one the user
+ *   may not even search (rootless: /root) is an empty directory of the
+ *   tmpfs root, which can be written, where an overlay could not.
  *
  * @module
  */
@@ -40,7 +42,10 @@
 import { containerPath, mkdirLike, type Mount } from "../mount.ts";
 import { MS, type ProgramBuilder } from "../program.ts";
 import { SboxError } from "../error.ts";
-import { readDir, readLink, readTextFile, stat } from "../sys.ts";
+import { close, O, readDir, readLink, readTextFile, stat, tryOpen } from "../sys.ts";
+import { errnoNumber } from "../errno.ts";
+
+const EACCES = errnoNumber("EACCES");
 import type { TemporaryLayers } from "./layers.ts";
 
 /** Host directories the container gets fresh instances of instead (BaseMounts, a tmpfs /tmp). */
@@ -127,6 +132,22 @@ function hostMounts(): HostMount[] {
 }
 
 /**
+ * Whether this process may search host directory `path` (look names up in
+ * it): an O_PATH open of "path/." asks for that alone. Rootless, a user may
+ * not search host root's /root (0700). Overlaid, it would show as the
+ * container root's own, yet nothing could be made in it: overlayfs looks a
+ * new name up in the lower layer too, as the user (EACCES), so HOME=/root
+ * was not writable. One gone since the plan read its parent counts as
+ * searchable (an overlay of it leaves it empty).
+ */
+function searchable(path: string): boolean {
+  const fd = tryOpen(`${path}/.`, O.PATH | O.DIRECTORY);
+  if (fd === -EACCES) return false;
+  if (fd >= 0) close(fd);
+  return true;
+}
+
+/**
  * Lists how the host's tree maps into the container, parents before
  * children. `writtenLater`: files the setup writes itself after the mounts
  * (the network's /etc/resolv.conf), which the plan leaves out where it
@@ -188,6 +209,8 @@ export function planHostRoot(writtenLater: ReadonlySet<string> = new Set()): Hos
       } else if (hasMountBelow(path)) {
         entries.push({ kind: "dir", path });
         visit(path);
+      } else if (!searchable(path)) {
+        entries.push({ kind: "dir", path }); // empty, as it is to the user, and writable
       } else if (OVERLAY_LOWER_FS.has(fstypeOf(path))) {
         entries.push({ kind: "overlay", path });
       } else {
