@@ -20,7 +20,10 @@ pub const Context = extern struct {
     result_fd: i32,
     /// First op to run; a `fork` op sets it for the process it creates.
     resume_at: u32,
-    _pad: u32 = 0,
+    /// The caller's umask. The setup runs with none (spawnEntry), so that
+    /// the files and directories it makes have exactly the modes their ops
+    /// give; every program it starts gets this one back (`restoreUmask`).
+    umask: u32 = 0,
     /// Lowest address and size of the stack for the process a `fork` op makes.
     fork_stack: u64,
     fork_stack_len: u64,
@@ -46,7 +49,10 @@ pub const Context = extern struct {
 /// every handler to its default before unblocking anything.
 pub fn spawnEntry(arg: usize) callconv(.c) u8 {
     resetSignals();
-    run(@ptrFromInt(arg));
+    const ctx: *Context = @ptrFromInt(arg);
+    // umask(2) cannot fail; processes a fork op makes inherit the 0.
+    ctx.umask = @intCast(linux.syscall1(.umask, 0));
+    run(ctx);
 }
 
 /// Entry of the command started by a `reaper` op: it inherits the reaper's
@@ -105,11 +111,17 @@ fn step(ctx: *Context, index: u32, op: *const program.Op, own: *OwnMounts) usize
         .unshare => linux.syscall1(.unshare, a[0]),
         .prctl => linux.syscall5(.prctl, a[0], a[1], a[2], 0, 0),
         .fork => fork(ctx, index, op),
-        .write_file => writeFile(a[0], a[1], a[2]),
+        .write_file => writeFile(op, own),
         .write_existing => writeExisting(a[0], a[1]),
         .confine_exec => confineExec(),
         .reaper => reaper(ctx, index),
-        .seccomp => installFilter(a[0], a[1]),
+        .seccomp => blk: {
+            // Before the filter, which may deny umask(2): the setup has
+            // nothing left to create, and a denied restore must not leave
+            // the command with none.
+            restoreUmask(ctx);
+            break :blk installFilter(a[0], a[1]);
+        },
         .capbset_drop => dropBoundingSet(a[0]),
         .capset => reduceCapabilities(a[0]),
         .rlimit => setRlimit(a[0], a[1], a[2]),
@@ -138,6 +150,12 @@ fn fail(ctx: *const Context, index: u32, code: program.Code, e: u16) noreturn {
 fn send(ctx: *const Context, kind: program.RecordKind, index: u32, code: program.Code, value: i32) void {
     const record = program.Record{ .kind = kind, .op_index = index, .code = @intFromEnum(code), .value = value };
     _ = linux.syscall3(.write, @bitCast(@as(isize, ctx.result_fd)), @intFromPtr(&record), @sizeOf(program.Record));
+}
+
+/// Gives this process the caller's umask back (see `Context.umask`): for
+/// the program it is about to become.
+fn restoreUmask(ctx: *const Context) void {
+    _ = linux.syscall1(.umask, ctx.umask);
 }
 
 fn resetSignals() void {
@@ -434,24 +452,12 @@ fn setRlimit(resource: u64, soft: u64, hard: u64) usize {
 /// whole.
 fn createEntry(op: *const program.Op, own: *const OwnMounts) usize {
     const a = op.args;
-    const full = cstr(if (op.code == .symlink) a[1] else a[0]);
-    const path = own_mounts.plain(full);
     var dir = InRoot{};
     defer dir.close();
-    var name: [*:0]const u8 = full.ptr;
-    if (inRoot(full)) {
-        if (std.mem.lastIndexOfScalar(u8, path, '/')) |slash| {
-            var parent: [std.os.linux.PATH_MAX]u8 = undefined;
-            if (slash >= parent.len) return negErrno(.NAMETOOLONG);
-            @memcpy(parent[0..slash], path[0..slash]);
-            parent[slash] = 0;
-            const rc = dir.resolve(own, @intFromPtr(&parent), .follow);
-            if (errnoOf(rc) != null) return rc;
-            // Resolved (not own): create in the directory the walk found.
-            if (dir.fd >= 0) name = full[full.len - path.len + slash + 1 ..].ptr;
-        }
-    }
-    const at: usize = if (dir.fd >= 0) @bitCast(dir.fd) else at_fdcwd;
+    var name: [*:0]const u8 = undefined;
+    const rc = resolveParent(own, cstr(if (op.code == .symlink) a[1] else a[0]), &dir, &name);
+    if (errnoOf(rc) != null) return rc;
+    const at = dir.dirFd();
     if (op.code == .mkdir and op.flags & program.mkdir_owned != 0) return mkdirOwned(at, name, a[1], a[2], a[3]);
     return allowExisting(switch (op.code) {
         .mkdir => linux.syscall3(.mkdirat, at, @intFromPtr(name), a[1]),
@@ -459,6 +465,27 @@ fn createEntry(op: *const program.Op, own: *const OwnMounts) usize {
         .symlink => linux.syscall3(.symlinkat, a[0], at, @intFromPtr(name)),
         else => unreachable,
     });
+}
+
+/// Where an entry of path `full` is made: for a relative path (one in the
+/// container's root, see `InRoot`) with a parent, `dir` gets the parent as
+/// resolved inside the root and `name` the last component; else (an
+/// absolute or own path, or one without a slash) `name` is `full` itself,
+/// used from the working directory. Returns 0 or -errno.
+fn resolveParent(own: *const OwnMounts, full: [:0]const u8, dir: *InRoot, name: *[*:0]const u8) usize {
+    name.* = full.ptr;
+    if (!inRoot(full)) return 0;
+    const path = own_mounts.plain(full);
+    const slash = std.mem.lastIndexOfScalar(u8, path, '/') orelse return 0;
+    var parent: [std.os.linux.PATH_MAX]u8 = undefined;
+    if (slash >= parent.len) return negErrno(.NAMETOOLONG);
+    @memcpy(parent[0..slash], path[0..slash]);
+    parent[slash] = 0;
+    const rc = dir.resolve(own, @intFromPtr(&parent), .follow);
+    if (errnoOf(rc) != null) return rc;
+    // Resolved (not own): the entry goes in the directory the walk found.
+    if (dir.fd >= 0) name.* = full[full.len - path.len + slash + 1 ..].ptr;
+    return 0;
 }
 
 /// mkdir of a directory with exactly `mode` and owner `uid`:`gid` (ids of
@@ -470,7 +497,7 @@ fn mkdirOwned(at: usize, name: [*:0]const u8, mode: u64, uid: u64, gid: u64) usi
     if (errnoOf(rc) != null) return allowExisting(rc);
     rc = linux.syscall5(.fchownat, at, @intFromPtr(name), uid, gid, 0);
     if (errnoOf(rc) != null) return rc;
-    // After the chown, which clears set-id bits; and past the umask.
+    // After the chown, which clears set-id bits.
     return linux.syscall3(.fchmodat, at, @intFromPtr(name), mode & 0o7777);
 }
 
@@ -551,6 +578,11 @@ const InRoot = struct {
         return if (self.fd >= 0) @intFromPtr(&self.proc_path) else path_arg;
     }
 
+    /// The dirfd for an *at call on a name in the resolved directory, else AT_FDCWD.
+    fn dirFd(self: *const InRoot) usize {
+        return if (self.fd >= 0) @bitCast(self.fd) else at_fdcwd;
+    }
+
     fn close(self: *InRoot) void {
         if (self.fd >= 0) _ = linux.syscall1(.close, @bitCast(self.fd));
         self.fd = -1;
@@ -627,15 +659,33 @@ fn confineExec() usize {
     return linux.syscall2(.landlock_restrict_self, ruleset, 0);
 }
 
-/// Replaces `path` with a new regular file holding `data`. Whatever was
-/// there goes first: an image's /etc/resolv.conf is often a link into a
-/// directory the container lacks (/run/systemd/resolve), which a write
-/// through it would fail on.
-fn writeFile(path: u64, data: u64, mode: u64) usize {
-    const gone = linux.syscall3(.unlinkat, at_fdcwd, path, 0);
+/// Replaces the file at the op's path with a new regular file holding
+/// `data`. Whatever was there goes first: an image's /etc/resolv.conf is
+/// often a link into a directory the container lacks
+/// (/run/systemd/resolve), which a write through it would fail on. A
+/// relative path is resolved inside the root, as `createEntry` does. With
+/// `write_file_optional`, a directory the process may not write (or a
+/// read-only one) leaves the file as it is.
+fn writeFile(op: *const program.Op, own: *const OwnMounts) usize {
+    const rc = replaceFile(own, cstr(op.args[0]), op.args[1], op.args[2]);
+    if (op.flags & program.write_file_optional == 0) return rc;
+    return switch (@as(linux.E, @enumFromInt(errnoOf(rc) orelse 0))) {
+        .ACCES, .PERM, .ROFS => 0,
+        else => rc,
+    };
+}
+
+fn replaceFile(own: *const OwnMounts, path: [:0]const u8, data: u64, mode: u64) usize {
+    var dir = InRoot{};
+    defer dir.close();
+    var name: [*:0]const u8 = undefined;
+    const rc = resolveParent(own, path, &dir, &name);
+    if (errnoOf(rc) != null) return rc;
+    const at = dir.dirFd();
+    const gone = linux.syscall3(.unlinkat, at, @intFromPtr(name), 0);
     if (errnoOf(gone)) |e| if (e != @intFromEnum(linux.E.NOENT)) return gone;
     const flags: u32 = @bitCast(linux.O{ .ACCMODE = .WRONLY, .CREAT = true, .EXCL = true, .NOFOLLOW = true, .CLOEXEC = true, .NOCTTY = true });
-    const fd = linux.syscall4(.openat, at_fdcwd, path, flags, mode);
+    const fd = linux.syscall4(.openat, at, @intFromPtr(name), flags, mode);
     if (errnoOf(fd) != null) return fd;
     defer _ = linux.syscall1(.close, fd);
     return writeAll(fd, data);
@@ -775,6 +825,7 @@ fn joinNetwork(ctx: *Context) usize {
 /// The command's execve. Under a reaper, first the time (best effort: a
 /// seccomp policy may deny the write; pid 1 then reads its own clock).
 fn exec(ctx: *Context, index: u32, op: *const program.Op) usize {
+    restoreUmask(ctx);
     if (ctx.report_exec_start != 0) send(ctx, .started_at, index, op.code, reaper_loop.monotonicUsec());
     return execSearch(op);
 }
@@ -883,6 +934,8 @@ fn reaper(ctx: *Context, index: u32) usize {
     // ctx stays pointed at the exec pipe: the command shares this memory and
     // reads ctx.result_fd when a step fails. We keep result_fd ourselves.
     _ = linux.syscall1(.close, @bitCast(@as(isize, exec_pipe[1])));
+    restoreUmask(ctx); // pid 1 creates nothing: its own umask is the caller's, as the command's
+
     keepOnly(.{ result_fd, exec_pipe[0] });
     const watch = reaper_loop.Watch{ .result_fd = result_fd, .exec_fd = exec_pipe[0], .child = @intCast(child), .op_index = index };
     execInit(watch);

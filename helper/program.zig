@@ -12,11 +12,16 @@
 //! checks every offset against the buffer and rewrites it in place into an
 //! absolute address, so the child only dereferences pointers that were
 //! already validated. The child never parses, allocates or fails on format.
+//!
+//! The child runs its ops with umask 0: the modes that ops give (mkdir,
+//! touch, write_file) are exactly the modes made, whatever the caller's
+//! umask. It gets the caller's umask back for the programs it starts: the
+//! command (exec, or from the seccomp op on), and pid 1 of a `reaper`.
 
 const std = @import("std");
 
 pub const magic: u32 = 0x31584253; // "SBX1"
-pub const version: u32 = 7; // 2: security ops; 3: the library's calls through sbox_call; 4: network thread; 5: setup_cpu, started_at, exited_at records; 6: close_from, confine_exec, mount_target_no_link; 7: mount_check_writable, Context.fork_pid_slot
+pub const version: u32 = 8; // 2: security ops; 3: the library's calls through sbox_call; 4: network thread; 5: setup_cpu, started_at, exited_at records; 6: close_from, confine_exec, mount_target_no_link; 7: mount_check_writable, Context.fork_pid_slot; 8: write_file resolves relative paths in the root, write_file_optional
 
 /// Explicit limits. The compiler checks them first (PROGRAM_LIMITS in
 /// src/program.ts, which a test keeps equal) and says which was passed.
@@ -46,8 +51,8 @@ pub const Code = enum(u32) {
     /// `mount_check_writable`.
     mount = 2,
     /// mkdir(args[0] path, args[1] mode); an existing directory is fine.
-    /// flags field bit 0 (`mkdir_owned`): a new directory gets exactly that
-    /// mode (no umask) and owner args[2]:args[3] (0xffffffff: unchanged).
+    /// flags field bit 0 (`mkdir_owned`): a new directory gets that mode
+    /// after a chown (which clears set-id bits) to owner args[2]:args[3] (0xffffffff: unchanged).
     mkdir = 3,
     /// Create an empty file args[0] with mode args[1] (a bind-mount target).
     touch = 4,
@@ -91,7 +96,10 @@ pub const Code = enum(u32) {
     /// prctl(args[0], args[1], args[2]).
     prctl = 19,
     /// Replace file args[0] (unlinked first, not followed) with a new file of
-    /// mode args[2] holding args[1] (a string): e.g. /etc/resolv.conf.
+    /// mode args[2] holding args[1] (a string): e.g. /etc/resolv.conf. A
+    /// relative path's directory is resolved inside the root, as for mkdir.
+    /// flags field bit 0 (`write_file_optional`): EACCES, EPERM or EROFS
+    /// leave the file as it was, without an error.
     write_file = 20,
     /// Become a minimal init: clone3 the process that runs the remaining
     /// ops, report `started` once it has exec'd, forward signals to it, reap
@@ -164,6 +172,8 @@ pub const Code = enum(u32) {
 pub const mount_keep_locked_flags: u32 = 1;
 /// Mkdir flags field bit 0: see `Code.mkdir`.
 pub const mkdir_owned: u32 = 1;
+/// Write_file flags field bit 0: see `Code.write_file`.
+pub const write_file_optional: u32 = 1;
 /// Chdir flags field bit 0: see `Code.chdir`.
 pub const chdir_no_magic_links: u32 = 1;
 /// Mount flags field bit 1: a missing target (ENOENT) is not an error, for

@@ -117,6 +117,20 @@ export const CONTAINER_NETWORK = {
 const RESOLV_CONF = `nameserver ${CONTAINER_NETWORK.dns}\n`;
 
 /**
+ * The file a {@linkcode UserModeNetworkManager} writes in the container,
+ * replacing what the root has there: a root that is to take it must not
+ * have a mount on it, which could be neither replaced nor written (`EBUSY`).
+ *
+ * @example The host-root view of `sbox run` leaves the host's out with a network
+ * ```ts
+ * import { RESOLV_CONF_PATH } from "./network.ts";
+ *
+ * const writtenLater = new Set([RESOLV_CONF_PATH]); // "/etc/resolv.conf"
+ * ```
+ */
+export const RESOLV_CONF_PATH = "/etc/resolv.conf";
+
+/**
  * The first host port that `publish` lists twice, if any. Checked before
  * anything starts (here and by the command line's --publish): the daemon
  * would fail only once the container exists (slirp4netns on the second
@@ -168,7 +182,7 @@ function checkOptions(options: UserModeNetworkOptions | undefined): Required<Use
 
 /** Writes the container's /etc/resolv.conf (on the overlay's upper layer). */
 function compileResolvConf(builder: ProgramBuilder): void {
-  builder.mkdir("/etc").writeFile("/etc/resolv.conf", RESOLV_CONF);
+  builder.mkdir("/etc").writeFile(RESOLV_CONF_PATH, RESOLV_CONF);
 }
 
 /** A pipe whose read end is ours (nonblocking) and whose write end goes to the daemon. */

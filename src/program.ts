@@ -123,7 +123,7 @@ const HEADER_BYTES = 16;
 export const OP_BYTES = 56;
 const MAGIC = 0x31584253;
 /** The program format version (`version` in helper/program.zig). */
-export const PROGRAM_VERSION = 7;
+export const PROGRAM_VERSION = 8;
 const MOUNT_KEEP_LOCKED_FLAGS = 1;
 const MOUNT_IGNORE_MISSING = 2;
 const MOUNT_TARGET_NO_LINK = 4;
@@ -174,6 +174,7 @@ export interface MountOpOptions {
   checkWritable?: boolean;
 }
 const MKDIR_OWNED = 1;
+const WRITE_FILE_OPTIONAL = 1;
 const CHDIR_NO_MAGIC_LINKS = 1;
 
 /**
@@ -318,9 +319,11 @@ export class ProgramBuilder {
   }
 
   /**
-   * mkdir(2); an existing directory is fine (and left as it is). With
-   * `owner` (ids in the container; `UNCHANGED_ID` for either leaves it to
-   * the creator), a new directory gets it and exactly `mode`, umask aside.
+   * mkdir(2); an existing directory is fine (and left as it is). A new
+   * directory gets exactly `mode`: the setup runs with umask 0, whatever
+   * the caller's (which the command gets back at its execve). With `owner`
+   * (ids in the container; `UNCHANGED_ID` for either leaves it to the
+   * creator), it gets that owner too.
    */
   mkdir(path: string, mode = 0o755, owner?: { uid: number; gid: number }): this {
     const what = `cannot create directory ${shown(path)}`;
@@ -464,9 +467,20 @@ export class ProgramBuilder {
     return this.#push(OpCode.unshare, [flags], what);
   }
 
-  /** Replaces `path` (a file or a link, not followed) with a new file of `mode` holding `text`. */
-  writeFile(path: string, text: string, mode = 0o644): this {
-    return this.#push(OpCode.write_file, [{ str: path }, { str: text }, mode], `cannot write ${path}`);
+  /**
+   * Replaces `path` (a file or a link, not followed) with a new file of
+   * `mode` holding `text`. A relative path (in the container's root) has its
+   * directory resolved inside the root, as for `mkdir`. `optional`: where
+   * the process may not write that directory (EACCES, EPERM, EROFS), the
+   * file stays as it was, without an error.
+   */
+  writeFile(path: string, text: string, mode = 0o644, options: { optional?: boolean } = {}): this {
+    return this.#push(
+      OpCode.write_file,
+      [{ str: path }, { str: text }, mode],
+      `cannot write ${shown(path)}`,
+      options.optional ? WRITE_FILE_OPTIONAL : 0,
+    );
   }
 
   /** Write `text` to the existing file `path` (a sysctl), without creating or truncating it. */

@@ -735,6 +735,43 @@ Deno.test("cli: --cwd makes a missing directory and its parents, as mkdir -p, in
   }
 });
 
+Deno.test("cli: sbox's own directories and files have their modes whatever the umask; the command gets the caller's", async () => {
+  const dir = scratchDir("cli-umask-");
+  try {
+    // A hardened service's umask: it reached the setup, which made the
+    // directories 0700 and resolv.conf 0600, out of reach of -u 1000.
+    const result = await busyboxFromShell(
+      [
+        "--net",
+        "slirp4netns",
+        "--bind",
+        `${dir}:/deep/er/ws`,
+        "--tmpfs",
+        "/cache/x",
+        "-w",
+        "/job/dir",
+        "--",
+        "sh",
+        "-c",
+        "stat -c '%a %n' /deep /deep/er /cache /job /job/dir /etc/resolv.conf; umask; " +
+        "touch /tmp/f && mkdir /tmp/d && stat -c '%a %n' /tmp/f /tmp/d",
+      ],
+      "",
+      "",
+      "",
+      "umask 077;",
+    );
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(
+      result.stdout,
+      "755 /deep\n755 /deep/er\n755 /cache\n755 /job\n755 /job/dir\n644 /etc/resolv.conf\n0077\n" +
+        "600 /tmp/f\n700 /tmp/d\n",
+    );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("cli: --write-limit bounds what is written to the root, at the top and in every layer, host root or image", async () => {
   // 2 MB into a 1 MiB limit: at the top of / (the root's own directory),
   // in a layer, and both together, on the host's root and on an image.
@@ -957,6 +994,55 @@ Deno.test("cli: --env-file FILE sets its NAME=VALUE lines as they are, NAME alon
     new Deno.Command("mkfifo", { args: [`${dir}/fifo`] }).outputSync();
     const fifo = await sbox(["run", "--env-file", `${dir}/fifo`, "--", "true"]);
     assertSboxFailed(fifo, /--env-file: env file .*\/fifo is not a regular file/);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("cli: the hostname resolves: /etc/hosts keeps the root's lines and gets one for it", async () => {
+  // The host's root: its lines, then the hostname's; glibc resolves it.
+  const lookup = "cat /etc/hosts; echo ==; getent hosts judge-7";
+  const host = await sbox(["run", "--hostname", "judge-7", "--", "sh", "-c", lookup]);
+  assert.equal(host.code, 0, host.stderr);
+  const [hosts, resolved] = host.stdout.split("==\n");
+  const hostLines = Deno.readTextFileSync("/etc/hosts");
+  assert.equal(hosts, `${hostLines}${hostLines.endsWith("\n") ? "" : "\n"}127.0.1.1\tjudge-7\n`);
+  assert.match(resolved, /^127\.0\.1\.1\s+judge-7\n$/);
+
+  const dir = scratchDir("cli-hosts-");
+  try {
+    const image = `${dir}/image`;
+    new Deno.Command("cp", { args: ["-a", busyboxImage(), image] }).outputSync();
+    const show = (...args: string[]) =>
+      sbox(["run", "--rootfs", image, ...args, "--", "sh", "-c", "cat /etc/hosts; echo ==; hostname -i"]);
+    // No /etc/hosts in the image: localhost's lines too.
+    const none = await show();
+    assert.equal(
+      none.stdout,
+      "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tsbox\n==\n127.0.1.1\n",
+      none.stderr,
+    );
+    // The image's lines, its last one without a newline.
+    Deno.writeTextFileSync(`${image}/etc/hosts`, "# image\n10.9.8.7\tknown other");
+    const own = await show("--hostname", "judge-7");
+    assert.equal(
+      own.stdout,
+      "# image\n10.9.8.7\tknown other\n127.0.1.1\tjudge-7\n==\n127.0.1.1\n",
+      own.stderr,
+    );
+    // A name the image's file gives an address already: left as it is.
+    const known = await show("--hostname", "OTHER");
+    assert.equal(known.stdout, "# image\n10.9.8.7\tknown other==\n10.9.8.7\n", known.stderr);
+    // A --bind onto /etc/hosts is the user's file.
+    Deno.writeTextFileSync(`${dir}/hosts`, "10.1.1.1\tbound\n");
+    const bound = await show("--bind", `${dir}/hosts:/etc/hosts:ro`, "--hostname", "bound");
+    assert.equal(bound.stdout, "10.1.1.1\tbound\n==\n10.1.1.1\n", bound.stderr);
+    // A link (to a host file): not read, and left as it is.
+    Deno.removeSync(`${image}/etc/hosts`);
+    Deno.writeTextFileSync(`${dir}/secret`, "10.6.6.6\tsecret\n");
+    Deno.symlinkSync(`${dir}/secret`, `${image}/etc/hosts`);
+    const linked = await sbox(["run", "--rootfs", image, "--", "readlink", "/etc/hosts"]);
+    assert.equal(linked.stdout, `${dir}/secret\n`, linked.stderr);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
@@ -1954,18 +2040,20 @@ Deno.test("cli: --stdout and --stderr naming one file in two ways share it, as >
  * `sbox run --rootfs <busybox> ARGS...` started by /bin/sh, so that
  * `redirect` (e.g. `<"$f"`, `1<"$f"`) can give sbox a directory or a device
  * as its own fd 0-2, which Deno.Command cannot; "$f" is `file`. `prefix`
- * runs sbox behind a command (`unshare --mount`).
+ * runs sbox behind a command (`unshare --mount`); `setup` is shell code run
+ * before (`umask 077;`).
  */
 async function busyboxFromShell(
   args: string[],
   redirect: string,
   file: string,
   prefix = "",
+  setup = "",
 ): Promise<Result> {
   const output = await new Deno.Command("/bin/sh", {
     args: [
       "-c",
-      `s=$1 image=$2 f=$3; shift 3; exec ${prefix} "$0" run --allow-ffi "$s" run --rootfs "$image" "$@" ${redirect}`,
+      `s=$1 image=$2 f=$3; shift 3; ${setup} exec ${prefix} "$0" run --allow-ffi "$s" run --rootfs "$image" "$@" ${redirect}`,
       Deno.execPath(),
       SBOX,
       busyboxImage(),

@@ -24,7 +24,7 @@ import {
   Slirp4NetnsManager,
   TmpfsMount,
 } from "../mod.ts";
-import { MASKED_PATHS, READONLY_PROC_PATHS } from "../src/mount.ts";
+import { compileParents, MASKED_PATHS, READONLY_PROC_PATHS } from "../src/mount.ts";
 import { MS } from "../src/program.ts";
 import { close, O, open } from "../src/sys.ts";
 import {
@@ -610,6 +610,65 @@ Deno.test("ignoreMissing skips a missing target only in a file system the setup 
       await start(mask("cannot mask /x/file", "missing", "x/file")),
       "mount: cannot mask /x/file: ENOENT (No such file or directory)",
     );
+  } finally {
+    await removeScratch(dir);
+  }
+});
+
+Deno.test("writeFile of a path in the root goes where the container sees it; optional skips a read-only directory", async () => {
+  const dir = scratchDir("write-file-");
+  for (const sub of ["root", "layer", "victim", "ro"]) Deno.mkdirSync(`${dir}/${sub}`);
+  // An image's link to a host directory: followed as the host would, the
+  // setup (the host's root here) would write the file there.
+  Deno.symlinkSync(`${dir}/victim`, `${dir}/layer/out`);
+  const write = (path: string, optional: boolean): Mount => ({
+    target: path,
+    validate() {},
+    compile(b, rootfs) {
+      b.writeFile(`${rootfs}${path}`, "written\n", 0o644, { optional });
+    },
+  });
+  const start = async (mounts: Mount[]) => {
+    await using c = await Container.create({
+      rootfs: `${dir}/root`,
+      userMapper: identityMapper(),
+      mounts: [new OverlayMount([`${dir}/layer`, busyboxImage()]), new BaseMounts(), ...mounts],
+    });
+    const init = await c.start({
+      command: ["/bin/cat", "/out/x", "/ro/x"],
+      env: ENV,
+      stdout: "piped",
+      stderr: "null",
+    })
+      .catch((err) => err as SboxError);
+    return init instanceof SboxError ? `${init.step}: ${init.message}` : text((await init.output()).stdout);
+  };
+  try {
+    assert.equal(
+      await start([write("/out/x", false)]),
+      "write_file: cannot write /out/x: ENOENT (No such file or directory)",
+    );
+    assert.deepEqual([...Deno.readDirSync(`${dir}/victim`)], [], "nothing was written on the host");
+    // The link's target made inside the root: the file lands there.
+    const made: Mount = {
+      target: `${dir}/victim`,
+      validate() {},
+      compile(b, rootfs) {
+        compileParents(b, rootfs, `${dir}/victim/x`);
+      },
+    };
+    const readOnly = new BindMount(`${dir}/ro`, "/ro", { readonly: true });
+    assert.equal(
+      await start([made, readOnly, write("/ro/x", false)]),
+      "write_file: cannot write /ro/x: EROFS (Read-only file system)",
+    );
+    assert.equal(
+      await start([made, readOnly, write("/out/x", false), write("/ro/x", true)]),
+      "written\n",
+      "/ro/x stays missing: cat fails on it, after /out/x",
+    );
+    assert.deepEqual([...Deno.readDirSync(`${dir}/victim`)], [], "nothing was written on the host");
+    assert.deepEqual([...Deno.readDirSync(`${dir}/ro`)], []);
   } finally {
     await removeScratch(dir);
   }

@@ -19,6 +19,7 @@ import {
   COMMAND_TIMEOUT_MS,
   identityMapper,
   isRoot,
+  sboxArgv,
   sboxOnBusybox,
   sboxOnBusyboxArgv,
   scratchDir,
@@ -441,6 +442,16 @@ netTest("--net none: loopback works inside, the host cannot be reached", async (
   assert.equal(result.stdout, "inside\nlo\n");
 });
 
+/** Runs shell `script` in a new namespace of `kind` (unshare's `--net`, `--mount`: private); root only. */
+async function inNewNamespace(kind: "--net" | "--mount", script: string): Promise<Result> {
+  const output = await new Deno.Command("unshare", {
+    args: [kind, "--", "sh", "-c", script],
+    stdin: "null",
+    signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+  }).output();
+  return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr) };
+}
+
 /**
  * Runs sbox in a network namespace of its own with an HTTP server on its
  * 127.0.0.1:8000 (busybox httpd) and an outbound interface whose routes
@@ -466,12 +477,7 @@ async function inIsolatedHost(sboxArgs: string[]): Promise<Result> {
       "kill $server",
       "exit $status",
     ].join("\n");
-    const output = await new Deno.Command("unshare", {
-      args: ["--net", "--", "sh", "-c", script],
-      stdin: "null",
-      signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
-    }).output();
-    return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr) };
+    return await inNewNamespace("--net", script);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
@@ -491,6 +497,46 @@ for (const net of BACKENDS) {
     assert.equal(allowed.stdout, "isolated host\n");
   }, skipUnlessRoot(name));
 }
+
+/**
+ * Runs sbox on the host's root in a mount namespace of its own whose
+ * /etc/resolv.conf and /etc/hosts are bind mounts of files, as in every
+ * Docker, Podman or Kubernetes container (where CI runners live): the
+ * host-root view then makes /etc a directory of read-only binds.
+ */
+async function onDockerLikeHost(sboxArgs: string[]): Promise<Result> {
+  const dir = scratchDir("etc-mounted-");
+  try {
+    Deno.writeTextFileSync(`${dir}/resolv.conf`, "nameserver 127.0.0.53\n");
+    Deno.writeTextFileSync(`${dir}/hosts`, "127.0.0.1\tlocalhost\n172.17.0.2\tf00d\n");
+    const script = [
+      `mount --bind ${shellQuote(`${dir}/resolv.conf`)} /etc/resolv.conf`,
+      `mount --bind ${shellQuote(`${dir}/hosts`)} /etc/hosts`,
+      `exec ${sboxArgv(sboxArgs).map(shellQuote).join(" ")}`,
+    ].join(" && ");
+    return await inNewNamespace("--mount", script);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+}
+
+const MOUNTED_ETC_TEST = "a host whose /etc/resolv.conf and /etc/hosts are mount points: sbox writes its own";
+netTest(MOUNTED_ETC_TEST, async () => {
+  // The host's resolv.conf, bound read-only like the rest of /etc, without
+  // a network; its hosts file with the container's hostname.
+  const none = await onDockerLikeHost(["--", "cat", "/etc/resolv.conf", "/etc/hosts"]);
+  assert.equal(none.code, 0, none.stderr);
+  assert.equal(
+    none.stdout,
+    "nameserver 127.0.0.53\n127.0.0.1\tlocalhost\n172.17.0.2\tf00d\n127.0.1.1\tsbox\n",
+  );
+  for (const net of BACKENDS) {
+    // It failed: "cannot write /etc/resolv.conf: EBUSY", on the bind the plan made.
+    const result = await onDockerLikeHost(["--net", net, "--", "cat", "/etc/resolv.conf"]);
+    assert.equal(result.code, 0, `${net}: ${result.stderr}`);
+    assert.equal(result.stdout, "nameserver 10.0.2.3\n", net);
+  }
+}, skipUnlessRoot(MOUNTED_ETC_TEST));
 
 for (const [net, Manager] of MANAGERS) {
   netTest(`${net}: the daemon ends when the container's init is killed, before destroy()`, async () => {

@@ -66,7 +66,8 @@ Process:
   -u, --user UID[:GID]    ids in the container, 0-65535 as root (default: 0:0;
                           GID defaults to the user's group in the image's
                           /etc/passwd)
-  --hostname NAME         hostname: 1-64 letters, digits, . or - (default: sbox)
+  --hostname NAME         hostname: 1-64 letters, digits, . or - (default: sbox);
+                          /etc/hosts gets "127.0.1.1 NAME"
   -v, --verbose           say what sbox chose (user mapper, cgroup, network);
                           not Docker's -v SRC:DST, which is --bind here
   -h, --help              show this help; alone only (-h is not --hostname)

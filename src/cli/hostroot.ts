@@ -32,7 +32,9 @@
  *   is of what the plan found or nothing (`hostSource`: a host user may
  *   have swapped the entry for a link since), an overlay of a directory
  *   gone since leaves it empty, and a directory the user may not list shows
- *   empty (rootless: what lies below is not theirs to see).
+ *   empty (rootless: what lies below is not theirs to see); one the user
+ *   may not even search (rootless: /root) is an empty directory of the
+ *   tmpfs root, which can be written, where an overlay could not.
  *
  * @module
  */
@@ -40,7 +42,10 @@
 import { containerPath, mkdirLike, type Mount } from "../mount.ts";
 import { MS, type ProgramBuilder } from "../program.ts";
 import { SboxError } from "../error.ts";
-import { readDir, readLink, readTextFile, stat } from "../sys.ts";
+import { close, O, readDir, readLink, readTextFile, stat, tryOpen } from "../sys.ts";
+import { errnoNumber } from "../errno.ts";
+
+const EACCES = errnoNumber("EACCES");
 import type { TemporaryLayers } from "./layers.ts";
 
 /** Host directories the container gets fresh instances of instead (BaseMounts, a tmpfs /tmp). */
@@ -126,8 +131,41 @@ function hostMounts(): HostMount[] {
   return mounts;
 }
 
-/** Lists how the host's tree maps into the container, parents before children. */
-export function planHostRoot(): HostEntry[] {
+/**
+ * Whether this process may search host directory `path` (look names up in
+ * it): an O_PATH open of "path/." asks for that alone. Rootless, a user may
+ * not search host root's /root (0700). Overlaid, it would show as the
+ * container root's own, yet nothing could be made in it: overlayfs looks a
+ * new name up in the lower layer too, as the user (EACCES), so HOME=/root
+ * was not writable. One gone since the plan read its parent counts as
+ * searchable (an overlay of it leaves it empty).
+ */
+function searchable(path: string): boolean {
+  const fd = tryOpen(`${path}/.`, O.PATH | O.DIRECTORY);
+  if (fd === -EACCES) return false;
+  if (fd >= 0) close(fd);
+  return true;
+}
+
+/**
+ * Lists how the host's tree maps into the container, parents before
+ * children. `writtenLater`: files the setup writes itself after the mounts
+ * (the network's /etc/resolv.conf), which the plan leaves out where it
+ * would bind or link them. In a directory with mounts below it (/etc on a
+ * Docker or Kubernetes host, whose /etc/resolv.conf is itself a mount
+ * point) each file is a read-only bind, which the write could neither
+ * replace nor write through (`EBUSY`, `EROFS`); in an overlay they are no
+ * entry of their own, and the write replaces them in its upper layer.
+ *
+ * @example The plan for a container with a network
+ * ```ts
+ * import { planHostRoot } from "./hostroot.ts";
+ *
+ * const entries = planHostRoot(new Set(["/etc/resolv.conf"]));
+ * console.log(entries.some((e) => e.path === "/etc/resolv.conf")); // false
+ * ```
+ */
+export function planHostRoot(writtenLater: ReadonlySet<string> = new Set()): HostEntry[] {
   const mounts = hostMounts();
   const entries: HostEntry[] = [];
 
@@ -157,6 +195,7 @@ export function planHostRoot(): HostEntry[] {
       if (REPLACED.has(path)) continue;
       const info = stat(path, false);
       if (!info) continue; // gone since readDir
+      if (writtenLater.has(path) && !info.isDirectory) continue;
       if (info.isSymlink) {
         entries.push({ kind: "symlink", path, target: readLink(path) });
       } else if (KERNEL_FS.has(fstypeOf(path)) && !info.isDirectory) {
@@ -170,6 +209,8 @@ export function planHostRoot(): HostEntry[] {
       } else if (hasMountBelow(path)) {
         entries.push({ kind: "dir", path });
         visit(path);
+      } else if (!searchable(path)) {
+        entries.push({ kind: "dir", path }); // empty, as it is to the user, and writable
       } else if (OVERLAY_LOWER_FS.has(fstypeOf(path))) {
         entries.push({ kind: "overlay", path });
       } else {

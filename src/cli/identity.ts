@@ -6,7 +6,8 @@
  */
 
 import { SboxError } from "../error.ts";
-import { close, ids, O, readAll, stat, tryOpen } from "../sys.ts";
+import { ids } from "../sys.ts";
+import { readEtcFile } from "./etc.ts";
 import {
   BinNewIdMapper,
   findHostProgram,
@@ -171,33 +172,18 @@ function passwdEntry(rootDir: string, uid: number): { gid: number; home: string 
 const PASSWD_MAX_BYTES = 4 << 20;
 
 /**
- * `rootDir`/etc/passwd, read without trusting the image, which may be
- * anyone's: no link is followed in `etc` or `passwd` (an image whose /etc
- * leads to a host directory would show a host file), a FIFO does not block
- * (O_NONBLOCK, and only a regular file is read), and a file past
- * {@linkcode PASSWD_MAX_BYTES} is an error rather than all of memory (a
- * link to /dev/zero). Undefined when there is no such regular file.
+ * `rootDir`/etc/passwd, read without trusting the image (see
+ * {@linkcode readEtcFile}); a file past {@linkcode PASSWD_MAX_BYTES} is an
+ * error. Undefined when there is no such regular file.
  */
 function readPasswd(rootDir: string): string | undefined {
-  const etc = tryOpen(`${rootDir === "/" ? "" : rootDir}/etc`, O.RDONLY | O.DIRECTORY | O.NOFOLLOW);
-  if (etc < 0) return undefined;
-  try {
-    const fd = tryOpen(`/proc/self/fd/${etc}/passwd`, O.RDONLY | O.NONBLOCK | O.NOFOLLOW);
-    if (fd < 0) return undefined;
-    try {
-      if (!stat(`/proc/self/fd/${fd}`)?.isFile) return undefined;
-      const bytes = readAll(fd, `${rootDir}/etc/passwd`, PASSWD_MAX_BYTES);
-      if (bytes.length > PASSWD_MAX_BYTES) {
-        throw SboxError.invalidOption(
-          "--rootfs",
-          `${rootDir}/etc/passwd is larger than ${PASSWD_MAX_BYTES} bytes`,
-        );
-      }
-      return new TextDecoder().decode(bytes);
-    } finally {
-      close(fd);
-    }
-  } finally {
-    close(etc);
+  const bytes = readEtcFile(rootDir, "passwd", PASSWD_MAX_BYTES);
+  if (!(bytes instanceof Uint8Array)) return undefined;
+  if (bytes.length > PASSWD_MAX_BYTES) {
+    throw SboxError.invalidOption(
+      "--rootfs",
+      `${rootDir}/etc/passwd is larger than ${PASSWD_MAX_BYTES} bytes`,
+    );
   }
+  return new TextDecoder().decode(bytes);
 }

@@ -1,9 +1,10 @@
 /**
  * The mounts of a `sbox run` container, in order: the root (an image overlay
  * with `--rootfs`, else the host's root, see hostroot.ts), the base file
- * systems (/proc, /sys, /dev), a fresh 64 MiB tmpfs /tmp, then `--bind` and
- * `--tmpfs` in command-line order (each makes its missing parent directories),
- * and last the `--cwd` directory where it is missing.
+ * systems (/proc, /sys, /dev), a fresh 64 MiB tmpfs /tmp, the container's
+ * /etc/hosts (etc.ts), then `--bind` and `--tmpfs` in command-line order
+ * (each makes its missing parent directories), and last the `--cwd`
+ * directory where it is missing.
  *
  * @module
  */
@@ -23,6 +24,8 @@ import { close, ids, O, readLink, resolvedPath, stat, tryOpen } from "../sys.ts"
 import { describeErrno } from "../errno.ts";
 import type { MountSpec } from "./args.ts";
 import { HostRootMount, planHostRoot } from "./hostroot.ts";
+import { HOSTS_PATH, HostsFile, hostsWithHostname } from "./etc.ts";
+import { RESOLV_CONF_PATH } from "../network.ts";
 import type { TemporaryLayers } from "./layers.ts";
 
 /** A host path as given on the command line, made absolute against sbox's working directory. */
@@ -115,25 +118,44 @@ class WorkingDirectory implements Mount {
   }
 }
 
+/** What the root of {@linkcode containerMounts} is set up for, besides the mounts. */
+export interface RootSettings {
+  /** The working directory (absolute), made where missing; "/" or none: the root, which exists. */
+  cwd?: string;
+  /** The container's hostname, which /etc/hosts gets a line for (etc.ts, `hostsWithHostname`). */
+  hostname: string;
+  /** Whether a network writes /etc/resolv.conf after the mounts. */
+  network: boolean;
+}
+
 /**
  * All mounts of the container: `image` (an absolute directory) or the host's
- * root as "/", with upper layers in `layers`, then the base file systems, /tmp,
- * the user's mounts and the working directory `cwd` (absolute; "/" for none).
+ * root as "/", with upper layers in `layers`, then the base file systems,
+ * /tmp, the container's /etc/hosts, the user's mounts and the working
+ * directory `settings.cwd`. The host's root leaves out the files that the
+ * setup writes itself (see {@linkcode planHostRoot}): /etc/hosts, and
+ * /etc/resolv.conf with a network.
  */
 export function containerMounts(
   image: string | undefined,
   userMounts: MountSpec[],
   layers: TemporaryLayers,
-  cwd = "/",
+  settings: RootSettings,
 ): Mount[] {
+  const hosts = hostsWithHostname(image ?? "/", settings.hostname);
+  const writtenLater = new Set<string>();
+  if (hosts !== undefined) writtenLater.add(HOSTS_PATH);
+  if (settings.network) writtenLater.add(RESOLV_CONF_PATH);
   const root = image === undefined
-    ? new HostRootMount(planHostRoot(), layers)
+    ? new HostRootMount(planHostRoot(writtenLater), layers)
     : new ImageRootMount(image, layers);
+  const cwd = settings.cwd ?? "/";
   // /tmp is bounded like /dev/shm; `--tmpfs /tmp:SIZE` mounts a bigger one over it.
   return [
     root,
     new BaseMounts(),
     new TmpfsMount("/tmp", { size: DEFAULT_SHM_SIZE }),
+    ...(hosts === undefined ? [] : [new HostsFile(hosts)]),
     ...userMounts.flatMap(userMount),
     ...(cwd === "/" ? [] : [new WorkingDirectory(cwd)]),
   ];

@@ -247,13 +247,19 @@ async function execute(
     note(`cgroup: ${cgroup ? cgroup.path : `none (this user may not create cgroups in ${parent.path})`}`);
     note(`network: ${describeNetwork(options)}`);
   }
+  const network = networkManager(options);
+  const hostname = options.hostname ?? "sbox";
   const container = await Container.create({
     rootfs: scratch.mkdir("root"),
     cgroup,
     userMapper: picked.mapper,
-    network: networkManager(options),
-    mounts: containerMounts(image, options.mounts, layers, options.cwd),
-    hostname: options.hostname ?? "sbox",
+    network,
+    mounts: containerMounts(image, options.mounts, layers, {
+      cwd: options.cwd,
+      hostname,
+      network: !!network,
+    }),
+    hostname,
     ...security,
   });
   containerExists = true;

@@ -1,0 +1,149 @@
+/**
+ * Files of the container root's /etc that `sbox run` reads (the user's
+ * /etc/passwd entry) or writes (/etc/hosts with the container's hostname).
+ * The root is the host's or an image, which may be anyone's: its files are
+ * read without following any link, and written by the container's setup,
+ * inside the root, in its temporary upper layer.
+ *
+ * @module
+ */
+
+import { containerPath, type Mount } from "../mount.ts";
+import type { ProgramBuilder } from "../program.ts";
+import { close, ENOENT, O, readAll, stat, tryOpen } from "../sys.ts";
+
+/**
+ * What the root's /etc holds under a name: the bytes of a regular file (at
+ * most `limit` + 1 of them: more than `limit` says it is bigger), "missing"
+ * where /etc is a directory without that name, "unusable" for anything else
+ * (no /etc directory, a link, a FIFO, a device).
+ */
+export type EtcFile = Uint8Array<ArrayBuffer> | "missing" | "unusable";
+
+/**
+ * Reads `rootDir`/etc/`name` (`rootDir` is the host directory that becomes
+ * "/") without trusting the image, which may be anyone's: no link is
+ * followed in `etc` or `name` (an image whose /etc leads to a host
+ * directory would show a host file), a FIFO does not block (O_NONBLOCK, and
+ * only a regular file is read), and no more than `limit` + 1 bytes are
+ * read (a link to /dev/zero would be all of memory).
+ *
+ * @example
+ * ```ts
+ * import { readEtcFile } from "./etc.ts";
+ *
+ * const passwd = readEtcFile("/", "passwd", 1 << 20);
+ * if (passwd instanceof Uint8Array) console.log(new TextDecoder().decode(passwd).split("\n")[0]);
+ * ```
+ */
+export function readEtcFile(rootDir: string, name: string, limit: number): EtcFile {
+  const etc = tryOpen(`${rootDir === "/" ? "" : rootDir}/etc`, O.RDONLY | O.DIRECTORY | O.NOFOLLOW);
+  if (etc < 0) return "unusable";
+  try {
+    const fd = tryOpen(`/proc/self/fd/${etc}/${name}`, O.RDONLY | O.NONBLOCK | O.NOFOLLOW);
+    if (fd === -ENOENT) return "missing";
+    if (fd < 0) return "unusable";
+    try {
+      if (!stat(`/proc/self/fd/${fd}`)?.isFile) return "unusable";
+      return readAll(fd, `${rootDir}/etc/${name}`, limit);
+    } finally {
+      close(fd);
+    }
+  } finally {
+    close(etc);
+  }
+}
+
+/** Where the container's hosts file is. */
+export const HOSTS_PATH = "/etc/hosts";
+
+/** More than any hosts file sbox adds a line to; a bigger one is left as it is. */
+const HOSTS_MAX_BYTES = 1 << 20;
+
+/** /etc/hosts for a root without one: what Debian's netbase writes. */
+const DEFAULT_HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+
+/**
+ * The address of the hostname line: on the loopback, so that it resolves
+ * with or without a network, as Debian's installer puts a host without a
+ * fixed address there.
+ */
+const HOSTNAME_ADDRESS = "127.0.1.1";
+
+/**
+ * The container's /etc/hosts: the root's own (`rootDir`/etc/hosts, or
+ * {@linkcode DEFAULT_HOSTS} where /etc has none) with a line that makes
+ * `hostname` resolve (`hostname -f`, Python's `gethostbyname(gethostname())`,
+ * Java's `InetAddress.getLocalHost()`), as Docker and Podman add one.
+ * Undefined where no line is needed (one names it already) or none can be
+ * added to what is there: no /etc directory, a link, something other than
+ * a regular file, a file over 1 MiB, not UTF-8, or with a NUL byte.
+ *
+ * @example
+ * ```ts
+ * import { hostsWithHostname } from "./etc.ts";
+ *
+ * console.log(hostsWithHostname("/", "sbox")); // the host's lines and "127.0.1.1\tsbox"
+ * ```
+ */
+export function hostsWithHostname(rootDir: string, hostname: string): string | undefined {
+  const file = readEtcFile(rootDir, "hosts", HOSTS_MAX_BYTES);
+  if (file === "unusable") return undefined;
+  let text = DEFAULT_HOSTS;
+  if (file !== "missing") {
+    if (file.length > HOSTS_MAX_BYTES) return undefined;
+    try {
+      text = new TextDecoder("utf-8", { fatal: true }).decode(file);
+    } catch {
+      return undefined; // rewritten as UTF-8, its other bytes would change
+    }
+    if (text.includes("\0")) return undefined;
+  }
+  if (namesHost(text, hostname)) return undefined;
+  const separator = text === "" || text.endsWith("\n") ? "" : "\n";
+  return `${text}${separator}${HOSTNAME_ADDRESS}\t${hostname}\n`;
+}
+
+/** Whether a line of hosts file `text` gives `hostname` an address (names are case-insensitive). */
+function namesHost(text: string, hostname: string): boolean {
+  const wanted = hostname.toLowerCase();
+  return text.split("\n").some((line) => {
+    const [, ...names] = line.replace(/#.*/, "").trim().split(/\s+/);
+    return names.some((name) => name.toLowerCase() === wanted);
+  });
+}
+
+/**
+ * The container's /etc/hosts (see {@linkcode hostsWithHostname}), written
+ * on the root's temporary upper layer after the root's mounts and before
+ * the user's (a `--bind` onto /etc/hosts still wins). Where the container's
+ * root may not write /etc (rootless, an image whose /etc belongs to host
+ * root), the root's own stays.
+ *
+ * @example
+ * ```ts
+ * import { HostsFile } from "./etc.ts";
+ *
+ * const hosts = new HostsFile("127.0.0.1\tlocalhost\n127.0.1.1\tsbox\n");
+ * console.log(hosts.target); // "/etc/hosts"
+ * ```
+ */
+export class HostsFile implements Mount {
+  /** Where it is written. */
+  readonly target = HOSTS_PATH;
+  /** What it holds. */
+  readonly text: string;
+
+  /** A hosts file that holds `text`. */
+  constructor(text: string) {
+    this.text = text;
+  }
+
+  /** Nothing to check: the text comes from the root and a checked hostname. */
+  validate(): void {}
+
+  /** Appends the write, resolved inside the root, skipped where /etc may not be written. */
+  compile(b: ProgramBuilder, rootfs: string): void {
+    b.writeFile(containerPath(rootfs, this.target), this.text, 0o644, { optional: true });
+  }
+}
