@@ -7,9 +7,18 @@
  */
 
 import assert from "node:assert/strict";
-import { BinNewIdMapper, findCgroup2Mount, ProcUserMapper, runAsRoot, SboxError } from "../mod.ts";
+import {
+  BindMount,
+  BinNewIdMapper,
+  findCgroup2Mount,
+  ProcUserMapper,
+  runAsRoot,
+  SboxError,
+  type UserMapper,
+} from "../mod.ts";
 import { pickUserMapper } from "../src/cli/identity.ts";
-import { subordinateRanges } from "../src/user.ts";
+import { IPC_LIMITS } from "../src/security/ipc_limits.ts";
+import { keepIdMaps, setupIds, subordinateRanges } from "../src/user.ts";
 import {
   busyboxContainer,
   busyboxImage,
@@ -598,3 +607,103 @@ Deno.test("subordinateRanges reads /etc/subuid as newuidmap does: lines that are
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test("keepIdMaps: the user's own ids stay, the subordinate ranges fill the others from 0 around them", () => {
+  const own = { uid: 4242, gid: 4343 };
+  const maps = keepIdMaps(own, [{ start: 200000, count: 65536 }], [
+    { start: 300000, count: 1000 },
+    { start: 400000, count: 5000 },
+  ]);
+  assert.deepEqual(maps.uidMap, [
+    { containerId: 0, hostId: 200000, size: 4242 },
+    { containerId: 4242, hostId: 4242, size: 1 },
+    { containerId: 4243, hostId: 204242, size: 61294 },
+  ]);
+  // The first range ends before the own gid: the second is split around it.
+  assert.deepEqual(maps.gidMap, [
+    { containerId: 0, hostId: 300000, size: 1000 },
+    { containerId: 1000, hostId: 400000, size: 3343 },
+    { containerId: 4343, hostId: 4343, size: 1 },
+    { containerId: 4344, hostId: 403343, size: 1657 },
+  ]);
+  // An own id past every range stays where it is; a range that holds it is left out.
+  assert.deepEqual(
+    keepIdMaps({ uid: 70000, gid: 70000 }, [{ start: 60000, count: 20000 }, {
+      start: 100000,
+      count: 10,
+    }], [{ start: 100000, count: 10 }]).uidMap,
+    [
+      { containerId: 0, hostId: 100000, size: 10 },
+      { containerId: 70000, hostId: 70000, size: 1 },
+    ],
+  );
+  assert.throws(
+    () => keepIdMaps(own, [{ start: 4000, count: 1000 }], [{ start: 300000, count: 10 }]),
+    /no subordinate uid range can be mapped: each holds uid 4242 \(the same id inside already\)/,
+  );
+  // The setup becomes container root where there is one, else keeps the user's ids.
+  assert.deepEqual(setupIds(maps, { euid: 4242, egid: 4343 }), { uid: 0, gid: 0 });
+  const single = [{ containerId: 4242, hostId: 4242, size: 1 }];
+  assert.deepEqual(setupIds({ uidMap: single, gidMap: single }, { euid: 4242, egid: 4242 }), {
+    uid: undefined,
+    gid: undefined,
+  });
+  const root = [{ containerId: 0, hostId: 4242, size: 1 }, { containerId: 1, hostId: 200000, size: 10 }];
+  assert.deepEqual(setupIds({ uidMap: root, gidMap: root }, { euid: 4242, egid: 4242 }), {
+    uid: undefined,
+    gid: undefined,
+  });
+});
+
+{
+  // As root, maps such as a user's: ids 1000 are the "user", 100000.. the subordinate ids.
+  const name =
+    "Container with keep-id maps: the command runs as the user's own id; IPC limits where there is a root";
+  const mappers: [string, () => UserMapper][] = isRoot
+    ? [
+      ["own id only", () => ProcUserMapper.keepId(1000, 1000)],
+      ["subordinate ids", () => {
+        const range = [{ start: 100000, count: 65536 }];
+        return new ProcUserMapper(keepIdMaps({ uid: 1000, gid: 1000 }, range, range));
+      }],
+    ]
+    : [
+      ["own id only", () => ProcUserMapper.keepId()],
+      ...(hasSubordinateIds
+        ? [["subordinate ids", () => BinNewIdMapper.keepIdSubid()] as [string, () => UserMapper]]
+        : []),
+    ];
+  Deno.test(name, async () => {
+    const [uid, gid] = isRoot ? [1000, 1000] : [Deno.uid()!, Deno.gid()!];
+    for (const [kind, mapper] of mappers) {
+      const userMapper = mapper();
+      const project = scratchDir("keepid-");
+      if (isRoot) Deno.chownSync(project, uid, gid);
+      await using setup = await busyboxContainer({
+        userMapper,
+        cgroup: false,
+        mounts: [new BindMount(project, "/w")],
+      });
+      // As root, the layers are root's, an id these maps leave out; a user's are the user's.
+      if (isRoot) {
+        for (const dir of ["", "/root", "/upper", "/work"]) Deno.chownSync(`${setup.dir}${dir}`, uid, gid);
+      }
+      const init = await setup.container.start({
+        command: ["/bin/sh", "-c", "id -u; id -g; cat /proc/sys/kernel/shmmax; touch /w/made"],
+        uid,
+        gid,
+        stdout: "piped",
+        stderr: "piped",
+      });
+      const output = await init.output();
+      assert.equal(output.code, 0, `${kind}: ${text(output.stderr)}`);
+      const [idU, idG, shmmax] = text(output.stdout).trim().split("\n");
+      assert.deepEqual([idU, idG], [String(uid), String(gid)], kind);
+      const made = Deno.statSync(`${project}/made`);
+      assert.deepEqual([made.uid, made.gid], [uid, gid], kind);
+      // The setup wrote the IPC limits as container root, where the maps have one.
+      if (kind === "subordinate ids") assert.equal(shmmax, IPC_LIMITS["kernel/shmmax"], kind);
+      Deno.removeSync(project, { recursive: true });
+    }
+  });
+}
