@@ -24,7 +24,7 @@ import { cleanPath, type Mount, replacesRoot } from "./mount.ts";
 import { InitProcess, Process, StdioPlan } from "./process.ts";
 import { CLONE, MS, ProgramBuilder } from "./program.ts";
 import { check, close, dupCloexec, EBUSY, ENOENT, ids, O, tryOpen, tryRmdir } from "./sys.ts";
-import { hostId, isMapped, type UserMapper } from "./user.ts";
+import { hostId, type IdMapEntry, isMapped, setupIds, type UserMapper } from "./user.ts";
 import type { NetworkAttachment, NetworkManager } from "./network.ts";
 import { compileIpcLimits } from "./security/ipc_limits.ts";
 import {
@@ -34,6 +34,7 @@ import {
   dieWithParent,
   dropBoundingSet,
   hideFromContainer,
+  takeSetupIds,
 } from "./security/security.ts";
 
 /** The namespaces of a container: all that clone3 can make. */
@@ -157,11 +158,15 @@ export class Container implements AsyncDisposable {
       // Needs no id map: done while the parent writes them.
       b.mount(null, "/", null, MS.REC | MS.PRIVATE, null, "cannot make / private");
       b.waitParent(sync.read, sync.write);
+      // The maps are written: the setup becomes container root where the
+      // caller is another id in the container (keep-id maps, setupIds).
+      takeSetupIds(b, setupIds(this.userMapper));
       // After the wait: the parent's CPU is free then.
       if (netOnThread) b.spawnNetwork();
       // After the wait too: the sysctls belong to the namespace's root,
-      // which needs its id map.
-      compileIpcLimits(b);
+      // which needs its id map. Maps without a container root leave none
+      // but the host's: the kernel's defaults stay (security.md).
+      if (isMapped(this.userMapper.uidMap, 0)) compileIpcLimits(b);
       dropBoundingSet(b, this.#security);
       if (!this.mounts.some(replacesRoot)) {
         // pivot_root needs a mount point: bind the rootfs on itself.
@@ -350,15 +355,19 @@ export class Container implements AsyncDisposable {
    * (CLONE_VM: no copy of V8's page tables, the fast path). Not when:
    * - its cgroup accounts memory: the OOM killer kills every process that
    *   shares the victim's memory, so an OOM during setup would kill us too;
-   * - it changes its host uid or gid: the kernel then marks the shared memory
-   *   not dumpable, which would lock this Deno process's own /proc files
-   *   (and tools such as pasta that open them) until it exits.
+   * - it changes its host uid or gid, for its setup (`setupIds`) or for the
+   *   command: the kernel then marks the shared memory not dumpable, which
+   *   would lock this Deno process's own /proc files (and tools such as
+   *   pasta that open them) until it exits.
    */
   #mayShareMemory(p: CheckedProcess, cgroup: Cgroup | undefined): boolean {
     if (cgroup?.accountsMemory()) return false;
     const me = ids();
-    return hostId(this.userMapper.uidMap, p.uid) === me.euid &&
-      hostId(this.userMapper.gidMap, p.gid) === me.egid;
+    const setup = setupIds(this.userMapper, me);
+    const staysAs = (map: readonly IdMapEntry[], hostOwn: number, ...taken: (number | undefined)[]) =>
+      taken.every((id) => id === undefined || hostId(map, id) === hostOwn);
+    return staysAs(this.userMapper.uidMap, me.euid, setup.uid, p.uid) &&
+      staysAs(this.userMapper.gidMap, me.egid, setup.gid, p.gid);
   }
 
   /** While the init waits: its id maps, then its network. */

@@ -73,6 +73,43 @@ export function hostId(map: readonly IdMapEntry[], id: number): number | undefin
   return entry === undefined ? undefined : entry.hostId + (id - entry.containerId);
 }
 
+/**
+ * The container ids that the setup of a container's init takes once its
+ * maps are written, each undefined where it keeps the one it has. After
+ * clone3 the child holds every capability in its new user namespace, but
+ * its ids are still the caller's host ids seen through the maps: container
+ * root when the caller is mapped to it (sbox run as root, `newRoot`,
+ * `newRootSubid`), else another id (keep-id maps), or none (the overflow
+ * id). Some of the setup needs the namespace's root itself, which no
+ * capability replaces: the IPC sysctls (ipc_limits.ts). So the setup
+ * becomes container root wherever the maps have one. Where they have none,
+ * it keeps the caller's ids, and what needs root is left out (security.md);
+ * where they have neither root nor the caller's id, it takes the lowest id
+ * they have: a file system mounted in the container refuses to create a
+ * file for an id it cannot store (EOVERFLOW).
+ *
+ * @example A keep-id map with subordinate ids: the setup becomes container root
+ * ```ts
+ * import { setupIds } from "./user.ts";
+ *
+ * const map = [{ containerId: 0, hostId: 100000, size: 1000 }, { containerId: 1000, hostId: 1000, size: 1 }];
+ * setupIds({ uidMap: map, gidMap: map }, { euid: 1000, egid: 1000 }); // { uid: 0, gid: 0 }
+ * ```
+ */
+export function setupIds(
+  maps: { readonly uidMap: readonly IdMapEntry[]; readonly gidMap: readonly IdMapEntry[] },
+  me: { euid: number; egid: number } = ids(),
+): { uid: number | undefined; gid: number | undefined } {
+  const setupId = (map: readonly IdMapEntry[], own: number) => {
+    const mine = containerId(map, own);
+    if (mine === 0) return undefined;
+    if (isMapped(map, 0)) return 0;
+    if (mine !== undefined) return undefined;
+    return Math.min(...map.map((e) => e.containerId));
+  };
+  return { uid: setupId(maps.uidMap, me.euid), gid: setupId(maps.gidMap, me.egid) };
+}
+
 /** A uid_map or gid_map write must be shorter than a page (4096 bytes on the architectures sbox builds for). */
 const MAP_TEXT_MAX = 4096;
 
@@ -176,6 +213,22 @@ export class ProcUserMapper implements UserMapper {
     return new ProcUserMapper({
       uidMap: [{ containerId: 0, hostId: uid ?? me.euid, size: 1 }],
       gidMap: [{ containerId: 0, hostId: gid ?? me.gid, size: 1 }],
+    });
+  }
+
+  /**
+   * The user's own uid and gid (default: the caller's) are the same ids in
+   * the container, and no other id exists: what a user without subordinate
+   * ids can map to run as themselves, not as root (`sbox run --keep-id`).
+   * The container has no root, so the setup skips what only the namespace's
+   * root may do: the IPC limits (security.md).
+   */
+  static keepId(uid?: number, gid?: number): ProcUserMapper {
+    const me = ids();
+    const hostUid = uid ?? me.euid, hostGid = gid ?? me.gid;
+    return new ProcUserMapper({
+      uidMap: [{ containerId: hostUid, hostId: hostUid, size: 1 }],
+      gidMap: [{ containerId: hostGid, hostId: hostGid, size: 1 }],
     });
   }
 
@@ -287,40 +340,94 @@ export function rootAndSubordinateMaps(
   subuids: readonly SubordinateRange[],
   subgids: readonly SubordinateRange[],
 ): { uidMap: IdMapEntry[]; gidMap: IdMapEntry[] } {
-  return { uidMap: mapAfterRoot("uid", root.uid, subuids), gidMap: mapAfterRoot("gid", root.gid, subgids) };
+  const own = (id: number) => ({ entry: { containerId: 0, hostId: id, size: 1 }, role: "container root" });
+  return {
+    uidMap: mapAround("uid", own(root.uid), 1, subuids),
+    gidMap: mapAround("gid", own(root.gid), 1, subgids),
+  };
 }
 
-function mapAfterRoot(
+/**
+ * The maps of podman's `--userns=keep-id`: the user's own uid and gid are the
+ * same ids in the container, and the subordinate ranges fill the other ids
+ * from 0 on, one after another in the given order, around the user's own id.
+ * For uid 1000 and `100000:65536`: container 0-999 are 100000-100999, 1000
+ * is 1000, 1001-65536 are 101000-165535. Ranges are left out as
+ * {@linkcode rootAndSubordinateMaps} leaves them out; throws if none is left.
+ *
+ * @example
+ * ```ts
+ * import { keepIdMaps } from "./user.ts";
+ *
+ * const { uidMap } = keepIdMaps({ uid: 1000, gid: 1000 }, [{ start: 100000, count: 65536 }], [
+ *   { start: 100000, count: 65536 },
+ * ]);
+ * // [{ containerId: 0, hostId: 100000, size: 1000 }, { containerId: 1000, hostId: 1000, size: 1 },
+ * //  { containerId: 1001, hostId: 101000, size: 64536 }]
+ * ```
+ */
+export function keepIdMaps(
+  own: { uid: number; gid: number },
+  subuids: readonly SubordinateRange[],
+  subgids: readonly SubordinateRange[],
+): { uidMap: IdMapEntry[]; gidMap: IdMapEntry[] } {
+  const same = (id: number) => ({
+    entry: { containerId: id, hostId: id, size: 1 },
+    role: "the same id inside",
+  });
+  return {
+    uidMap: mapAround("uid", same(own.uid), 0, subuids),
+    gidMap: mapAround("gid", same(own.gid), 0, subgids),
+  };
+}
+
+/**
+ * A map of the user's own id (`own.entry`, one id) and the subordinate
+ * `ranges`, laid out one after another from container id `from` on; a range
+ * that reaches the own entry's container id is split around it. Ranges the
+ * kernel would refuse are left out (see rootAndSubordinateMaps). Sorted by
+ * container id. `own.role` says what the own id is, for the error.
+ */
+function mapAround(
   kind: "uid" | "gid",
-  rootId: number,
+  own: { entry: IdMapEntry; role: string },
+  from: number,
   ranges: readonly SubordinateRange[],
 ): IdMapEntry[] {
-  const map: IdMapEntry[] = [{ containerId: 0, hostId: rootId, size: 1 }];
-  let next = 1;
+  const map: IdMapEntry[] = [own.entry];
+  const skipped = own.entry.containerId;
+  let next = from;
   let bytes = mapText(map).length;
   for (const { start, count } of ranges) {
-    if (map.length > MAX_SUBORDINATE_RANGES) break;
+    // The container ids the range takes, one more when it goes around the own id.
+    const around = next <= skipped && skipped < next + count ? 1 : 0;
     // 4294967295 is the invalid id, on either side.
-    if (start + count > 0xffffffff || next + count > 0xffffffff) continue;
+    if (start + count > 0xffffffff || next + count + around > 0xffffffff) continue;
     if (map.some((e) => start < e.hostId + e.size && e.hostId < start + count)) continue;
-    const entry = { containerId: next, hostId: start, size: count };
-    bytes += mapText([entry]).length;
+    const pieces = around
+      ? [
+        { containerId: next, hostId: start, size: skipped - next },
+        { containerId: skipped + 1, hostId: start + skipped - next, size: next + count - skipped },
+      ].filter((e) => e.size > 0)
+      : [{ containerId: next, hostId: start, size: count }];
+    if (map.length + pieces.length > MAX_SUBORDINATE_RANGES + 1) break;
+    bytes += mapText(pieces).length;
     if (bytes >= MAP_TEXT_MAX) break;
-    map.push(entry);
-    next += count;
+    map.push(...pieces);
+    next += count + around;
   }
   if (map.length === 1) {
     const first = ranges[0];
     throw new SboxError(
       first
-        ? `no subordinate ${kind} range can be mapped: each holds ${kind} ${rootId} (container root ` +
+        ? `no subordinate ${kind} range can be mapped: each holds ${kind} ${own.entry.hostId} (${own.role} ` +
           `already), overlaps another or goes past the last id (the first: ${first.start}-` +
           `${first.start + first.count - 1})`
         : `no subordinate ${kind} ranges`,
       { step: "user" },
     );
   }
-  return map;
+  return map.sort((a, b) => a.containerId - b.containerId);
 }
 
 /**
@@ -371,10 +478,24 @@ export class BinNewIdMapper implements UserMapper {
    * order (`rootAndSubordinateMaps`).
    */
   static newRootSubid(uid?: number, gid?: number): BinNewIdMapper {
+    return BinNewIdMapper.#withSubordinateIds(rootAndSubordinateMaps, uid, gid);
+  }
+
+  /**
+   * podman's `--userns=keep-id`: `uid`/`gid` (default: the caller's) are the
+   * same ids in the container, and the user's subordinate ranges fill the
+   * others from container root on (`keepIdMaps`).
+   */
+  static keepIdSubid(uid?: number, gid?: number): BinNewIdMapper {
+    return BinNewIdMapper.#withSubordinateIds(keepIdMaps, uid, gid);
+  }
+
+  /** The maps `layout` makes of `uid`/`gid` (default: the caller's) and their /etc/subuid and /etc/subgid ranges. */
+  static #withSubordinateIds(layout: typeof keepIdMaps, uid?: number, gid?: number): BinNewIdMapper {
     const me = ids();
     const hostUid = uid ?? me.euid, hostGid = gid ?? me.gid;
     return new BinNewIdMapper(
-      rootAndSubordinateMaps(
+      layout(
         { uid: hostUid, gid: hostGid },
         subordinateRanges("/etc/subuid", hostUid),
         subordinateRanges("/etc/subgid", hostUid),

@@ -14,7 +14,7 @@ import {
   ProcUserMapper,
   runAsRoot,
 } from "../mod.ts";
-import type { NetworkManager, UserMapper } from "../mod.ts";
+import type { Mount, NetworkManager, UserMapper } from "../mod.ts";
 
 /** Scratch space of the tests: tests/.work, or $SBOX_TEST_WORK (e.g. for another user). */
 const WORK = Deno.env.get("SBOX_TEST_WORK")?.replace(/\/*$/, "/") ??
@@ -185,9 +185,15 @@ export interface BusyboxSetup extends AsyncDisposable {
   dir: string;
 }
 
-/** A container on a busybox overlay with base mounts and its own cgroup. */
+/** A container on a busybox overlay with base mounts (then `mounts`) and its own cgroup. */
 export async function busyboxContainer(
-  options: { userMapper?: UserMapper; hostname?: string; cgroup?: boolean; network?: NetworkManager } = {},
+  options: {
+    userMapper?: UserMapper;
+    hostname?: string;
+    cgroup?: boolean;
+    network?: NetworkManager;
+    mounts?: Mount[];
+  } = {},
 ): Promise<BusyboxSetup> {
   const image = busyboxImage();
   const dir = scratchDir("c-");
@@ -200,7 +206,11 @@ export async function busyboxContainer(
       rootfs: `${dir}/root`,
       cgroup: options.cgroup === false ? undefined : cgroup,
       userMapper,
-      mounts: [new OverlayMount([image], `${dir}/upper`, `${dir}/work`), new BaseMounts()],
+      mounts: [
+        new OverlayMount([image], `${dir}/upper`, `${dir}/work`),
+        new BaseMounts(),
+        ...options.mounts ?? [],
+      ],
       hostname: options.hostname,
       network: options.network,
     });

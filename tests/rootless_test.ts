@@ -7,9 +7,18 @@
  */
 
 import assert from "node:assert/strict";
-import { BinNewIdMapper, findCgroup2Mount, ProcUserMapper, runAsRoot, SboxError } from "../mod.ts";
+import {
+  BindMount,
+  BinNewIdMapper,
+  findCgroup2Mount,
+  ProcUserMapper,
+  runAsRoot,
+  SboxError,
+  type UserMapper,
+} from "../mod.ts";
 import { pickUserMapper } from "../src/cli/identity.ts";
-import { subordinateRanges } from "../src/user.ts";
+import { IPC_LIMITS } from "../src/security/ipc_limits.ts";
+import { keepIdMaps, setupIds, subordinateRanges } from "../src/user.ts";
 import {
   busyboxContainer,
   busyboxImage,
@@ -20,6 +29,7 @@ import {
   isRoot,
   processesWith,
   SBOX,
+  sboxArgv,
   sboxOnBusybox,
   scratchDir,
   shellQuote,
@@ -36,6 +46,19 @@ function skipAsRoot(name: string): boolean {
 
 async function sbox(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const output = await sboxOnBusybox(args).output();
+  return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr) };
+}
+
+/** `sbox run ARGS` without --rootfs: on the host's root, as this user sees it. */
+async function sboxOnHost(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const [program, ...rest] = sboxArgv(args);
+  const output = await new Deno.Command(program, {
+    args: rest,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+  }).output();
   return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr) };
 }
 
@@ -414,16 +437,10 @@ Deno.test("setgroups: newgidmap's choice matches the mapper's, so a container st
     ignore: skipAsRoot(name) || skipWithout(privateDir, name, "the directory tools/test-rootless makes"),
     async fn() {
       // The sbox run without --rootfs, of this user.
-      const output = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "--allow-ffi", SBOX, "run", "--", "/bin/sh", "-c", `ls -A ${privateDir}; echo listed`],
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-        signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
-      }).output();
-      assert.equal(output.code, 0, text(output.stderr));
+      const result = await sboxOnHost(["--", "/bin/sh", "-c", `ls -A ${privateDir}; echo listed`]);
+      assert.equal(result.code, 0, result.stderr);
       // Empty: what is below it is not the user's to see.
-      assert.equal(text(output.stdout), "listed\n");
+      assert.equal(result.stdout, "listed\n");
     },
   });
 }
@@ -601,5 +618,221 @@ Deno.test("subordinateRanges reads /etc/subuid as newuidmap does: lines that are
     assert.throws(() => subordinateRanges(file, uid), /no subordinate ids for .* in .*subuid/);
   } finally {
     Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("keepIdMaps: the user's own ids stay, the subordinate ranges fill the others from 0 around them", () => {
+  const own = { uid: 4242, gid: 4343 };
+  const maps = keepIdMaps(own, [{ start: 200000, count: 65536 }], [
+    { start: 300000, count: 1000 },
+    { start: 400000, count: 5000 },
+  ]);
+  assert.deepEqual(maps.uidMap, [
+    { containerId: 0, hostId: 200000, size: 4242 },
+    { containerId: 4242, hostId: 4242, size: 1 },
+    { containerId: 4243, hostId: 204242, size: 61294 },
+  ]);
+  // The first range ends before the own gid: the second is split around it.
+  assert.deepEqual(maps.gidMap, [
+    { containerId: 0, hostId: 300000, size: 1000 },
+    { containerId: 1000, hostId: 400000, size: 3343 },
+    { containerId: 4343, hostId: 4343, size: 1 },
+    { containerId: 4344, hostId: 403343, size: 1657 },
+  ]);
+  // An own id past every range stays where it is; a range that holds it is left out.
+  assert.deepEqual(
+    keepIdMaps({ uid: 70000, gid: 70000 }, [{ start: 60000, count: 20000 }, {
+      start: 100000,
+      count: 10,
+    }], [{ start: 100000, count: 10 }]).uidMap,
+    [
+      { containerId: 0, hostId: 100000, size: 10 },
+      { containerId: 70000, hostId: 70000, size: 1 },
+    ],
+  );
+  assert.throws(
+    () => keepIdMaps(own, [{ start: 4000, count: 1000 }], [{ start: 300000, count: 10 }]),
+    /no subordinate uid range can be mapped: each holds uid 4242 \(the same id inside already\)/,
+  );
+  // The setup becomes container root where there is one, else keeps the user's ids.
+  assert.deepEqual(setupIds(maps, { euid: 4242, egid: 4343 }), { uid: 0, gid: 0 });
+  const single = [{ containerId: 4242, hostId: 4242, size: 1 }];
+  assert.deepEqual(setupIds({ uidMap: single, gidMap: single }, { euid: 4242, egid: 4242 }), {
+    uid: undefined,
+    gid: undefined,
+  });
+  const root = [{ containerId: 0, hostId: 4242, size: 1 }, { containerId: 1, hostId: 200000, size: 10 }];
+  assert.deepEqual(setupIds({ uidMap: root, gidMap: root }, { euid: 4242, egid: 4242 }), {
+    uid: undefined,
+    gid: undefined,
+  });
+});
+
+Deno.test("pickUserMapper with keep-id: newuidmap's keep-id maps with subordinate ids, the own ids alone without", () => {
+  const dir = scratchDir("subuid-");
+  try {
+    const me = { euid: 4242, gid: 4343 };
+    const files = { subuid: `${dir}/subuid`, subgid: `${dir}/subgid` };
+    Deno.writeTextFileSync(files.subuid, "4242:200000:65536\n");
+    Deno.writeTextFileSync(files.subgid, "4242:300000:65536\n");
+    const withIds = pickUserMapper(me, files, true);
+    assert.ok(withIds.mapper instanceof BinNewIdMapper);
+    const range = (start: number) => [{ start, count: 65536 }];
+    assert.deepEqual(
+      withIds.mapper.uidMap,
+      keepIdMaps({ uid: 4242, gid: 4343 }, range(200000), range(300000)).uidMap,
+    );
+    assert.match(
+      withIds.description,
+      /^newuidmap\/newgidmap, keep-id: uid 4242 gid 4343 are the same ids inside; uids 0-4241 are 200000-204241, 4243-65536 are 204242-265535, gids 0-4342 are 300000-304342, /,
+    );
+    Deno.removeSync(files.subuid);
+    const without = pickUserMapper(me, files, true);
+    assert.ok(without.mapper instanceof ProcUserMapper);
+    assert.deepEqual(without.mapper.uidMap, [{ containerId: 4242, hostId: 4242, size: 1 }]);
+    assert.deepEqual(without.mapper.gidMap, [{ containerId: 4343, hostId: 4343, size: 1 }]);
+    assert.match(
+      without.description,
+      /^only uid 4242 gid 4343, the same ids inside, and no container root, so the kernel's IPC limits stay/,
+    );
+    assert.equal(without.warning, undefined);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+{
+  // As root, maps such as a user's: ids 1000 are the "user", 100000.. the subordinate ids.
+  const name =
+    "Container with keep-id maps: the command runs as the user's own id; IPC limits where there is a root";
+  const mappers: [string, () => UserMapper][] = isRoot
+    ? [
+      ["own id only", () => ProcUserMapper.keepId(1000, 1000)],
+      ["subordinate ids", () => {
+        const range = [{ start: 100000, count: 65536 }];
+        return new ProcUserMapper(keepIdMaps({ uid: 1000, gid: 1000 }, range, range));
+      }],
+    ]
+    : [
+      ["own id only", () => ProcUserMapper.keepId()],
+      ...(hasSubordinateIds
+        ? [["subordinate ids", () => BinNewIdMapper.keepIdSubid()] as [string, () => UserMapper]]
+        : []),
+    ];
+  Deno.test(name, async () => {
+    const [uid, gid] = isRoot ? [1000, 1000] : [Deno.uid()!, Deno.gid()!];
+    for (const [kind, mapper] of mappers) {
+      const userMapper = mapper();
+      const project = scratchDir("keepid-");
+      if (isRoot) Deno.chownSync(project, uid, gid);
+      await using setup = await busyboxContainer({
+        userMapper,
+        cgroup: false,
+        mounts: [new BindMount(project, "/w")],
+      });
+      // As root, the layers are root's, an id these maps leave out; a user's are the user's.
+      if (isRoot) {
+        for (const dir of ["", "/root", "/upper", "/work"]) Deno.chownSync(`${setup.dir}${dir}`, uid, gid);
+      }
+      const init = await setup.container.start({
+        command: ["/bin/sh", "-c", "id -u; id -g; cat /proc/sys/kernel/shmmax; touch /w/made"],
+        uid,
+        gid,
+        stdout: "piped",
+        stderr: "piped",
+      });
+      const output = await init.output();
+      assert.equal(output.code, 0, `${kind}: ${text(output.stderr)}`);
+      const [idU, idG, shmmax] = text(output.stdout).trim().split("\n");
+      assert.deepEqual([idU, idG], [String(uid), String(gid)], kind);
+      const made = Deno.statSync(`${project}/made`);
+      assert.deepEqual([made.uid, made.gid], [uid, gid], kind);
+      // The setup wrote the IPC limits as container root, where the maps have one.
+      if (kind === "subordinate ids") assert.equal(shmmax, IPC_LIMITS["kernel/shmmax"], kind);
+      Deno.removeSync(project, { recursive: true });
+    }
+  });
+}
+
+{
+  const name =
+    "sbox run --keep-id: the command is the caller's uid and gid, writes a bound directory as the caller, and may refuse root";
+  Deno.test({
+    name,
+    ignore: skipAsRoot(name),
+    async fn() {
+      const project = scratchDir("keepid-");
+      // What initdb, makepkg and test suites do: refuse to run as root.
+      const script = '[ "$(id -u)" != 0 ] || { echo "refusing root" >&2; exit 3; }; id -u; id -g; touch made';
+      const result = await sbox([
+        "--keep-id",
+        "--bind",
+        `${project}:/w`,
+        "-w",
+        "/w",
+        "--",
+        "/bin/sh",
+        "-c",
+        script,
+      ]);
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(result.stdout, `${Deno.uid()}\n${Deno.gid()}\n`);
+      const made = Deno.statSync(`${project}/made`);
+      assert.deepEqual([made.uid, made.gid], [Deno.uid(), Deno.gid()]);
+      Deno.removeSync(project, { recursive: true });
+    },
+  });
+}
+
+{
+  const initdb = ["/usr/local/bin/initdb", "/usr/bin/initdb"].find((path) => {
+    try {
+      return Deno.statSync(path).isFile;
+    } catch {
+      return false;
+    }
+  });
+  const name = "sbox run --keep-id runs PostgreSQL's initdb, which refuses root, on the host's root";
+  Deno.test({
+    name,
+    ignore: skipAsRoot(name) || skipWithout(initdb ?? "/usr/bin/initdb", name, "PostgreSQL's initdb"),
+    async fn() {
+      const result = await sboxOnHost([
+        "--keep-id",
+        "--",
+        "/bin/sh",
+        "-c",
+        `${initdb} --no-sync -D /tmp/db >/tmp/initdb.log 2>&1 && echo initialized || cat /tmp/initdb.log`,
+      ]);
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(result.stdout, "initialized\n");
+    },
+  });
+}
+
+Deno.test("sbox run --keep-id is refused as root, and with a -u of another uid, with 125 before anything runs", async () => {
+  const cases: [string[], RegExp][] = isRoot
+    ? [[
+      ["--keep-id"],
+      /^sbox: invalid option --keep-id: sbox runs as root, .*use -u UID\[:GID\]|run as a user with -u UID/,
+    ]]
+    : [
+      [
+        ["--keep-id", "-u", "0"],
+        /^sbox: invalid option --user: uid 0 with --keep-id, which runs the command as your own uid \d+/,
+      ],
+      [
+        ["-u", `${Deno.uid()! + 1}:${Deno.gid()}`, "--keep-id"],
+        /^sbox: invalid option --user: uid \d+ with --keep-id/,
+      ],
+    ];
+  for (const [options, message] of cases) {
+    const report = `${scratchDir("keepid-report-")}/report.json`;
+    const result = await sbox([...options, "--report", report, "--", "echo", "ran"]);
+    assert.equal(result.code, 125, result.stderr);
+    assert.equal(result.stdout, "");
+    assert.match(result.stderr, message);
+    assert.equal(JSON.parse(Deno.readTextFileSync(report)).status, "XX");
+    Deno.removeSync(report.slice(0, report.lastIndexOf("/")), { recursive: true });
   }
 });

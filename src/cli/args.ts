@@ -52,6 +52,8 @@ export interface RunOptions {
   cwd?: string;
   /** User and group ids in the container. */
   user?: { uid: number; gid: number | undefined };
+  /** Run as the caller's own uid and gid, the same ids in the container (rootless only). */
+  keepId: boolean;
   /** Hostname of the container. */
   hostname?: string;
   /** Network: "none" (loopback only), or a user-mode network daemon. */
@@ -122,6 +124,7 @@ export const RUN_OPTIONS = {
   "env-file": { type: "string", multiple: true },
   cwd: { type: "string", short: "w" },
   user: { type: "string", short: "u" },
+  "keep-id": { type: "boolean" },
   hostname: { type: "string" },
   net: { type: "string" },
   "allow-host-loopback": { type: "boolean" },
@@ -214,6 +217,7 @@ function parseRun(argv: string[]): Invocation {
     command,
     mounts: [],
     env: [],
+    keepId: false,
     net: "none",
     allowHostLoopback: false,
     publish: [],
@@ -286,6 +290,9 @@ function applyOption(
       break;
     case "user":
       options.user = parseUser(value);
+      break;
+    case "keep-id":
+      options.keepId = true;
       break;
     case "hostname":
       // Checked here, as the library would, to name the option in the error.

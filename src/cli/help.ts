@@ -66,6 +66,10 @@ Process:
   -u, --user UID[:GID]    ids in the container, 0-65535 as root (default: 0:0;
                           GID defaults to the user's group in the image's
                           /etc/passwd)
+  --keep-id               rootless: run as your own uid and gid, the same ids
+                          inside, so that the command is not root and owns
+                          your files in --bind directories (podman's
+                          --userns=keep-id; docs/rootless.md)
   --hostname NAME         hostname: 1-64 letters, digits, . or - (default: sbox);
                           /etc/hosts gets "127.0.1.1 NAME"
   -v, --verbose           say what sbox chose (user mapper, cgroup, network);

@@ -7,12 +7,14 @@
 
 import { SboxError } from "../error.ts";
 import { ids } from "../sys.ts";
+import type { RunOptions } from "./args.ts";
 import { readEtcFile } from "./etc.ts";
 import {
   BinNewIdMapper,
   findHostProgram,
   type IdMapEntry,
   isMapped,
+  keepIdMaps,
   ProcUserMapper,
   rootAndSubordinateMaps,
   subordinateRanges,
@@ -43,12 +45,17 @@ export interface PickedMapper {
  * - root: container ids 0-65535 are the same host ids;
  * - a user with /etc/subuid and /etc/subgid entries and newuidmap/newgidmap:
  *   container root is the user, ids 1.. the subordinate ranges, one after
- *   another;
- * - any other user: container root is the user, and no other id exists.
+ *   another; with `keepId`, the user's uid and gid are the same ids in the
+ *   container, and the ranges fill the others from 0 on (`keepIdMaps`);
+ * - any other user: container root is the user, and no other id exists;
+ *   with `keepId`, the user's own ids are the only ones, and there is no
+ *   container root.
+ * `keepId` is for a user only: {@linkcode requestedUser} refuses it for root.
  */
 export function pickUserMapper(
   me: { euid: number; gid: number } = ids(),
   files: { subuid: string; subgid: string } = { subuid: "/etc/subuid", subgid: "/etc/subgid" },
+  keepId = false,
 ): PickedMapper {
   if (me.euid === 0) {
     return {
@@ -70,13 +77,18 @@ export function pickUserMapper(
     findHostProgram("newuidmap");
     findHostProgram("newgidmap");
     hint = "check the entries of /etc/subuid and /etc/subgid";
+    const own = { uid: me.euid, gid: me.gid };
     const mapper = new BinNewIdMapper(
-      rootAndSubordinateMaps({ uid: me.euid, gid: me.gid }, subuids, subgids),
+      keepId ? keepIdMaps(own, subuids, subgids) : rootAndSubordinateMaps(own, subuids, subgids),
     );
+    const ranges = `uids ${describeRanges(mapper.uidMap, me.euid)}, gids ${
+      describeRanges(mapper.gidMap, me.gid)
+    }`;
     return {
       mapper,
-      description: `newuidmap/newgidmap: container root is uid ${me.euid} gid ${me.gid}; ` +
-        `uids ${describeRanges(mapper.uidMap)}, gids ${describeRanges(mapper.gidMap)}`,
+      description: keepId
+        ? `newuidmap/newgidmap, keep-id: uid ${me.euid} gid ${me.gid} are the same ids inside; ${ranges}`
+        : `newuidmap/newgidmap: container root is uid ${me.euid} gid ${me.gid}; ${ranges}`,
     };
   } catch (err) {
     if (!(err instanceof SboxError)) throw err;
@@ -88,19 +100,53 @@ export function pickUserMapper(
       hint = "make /etc/subuid and /etc/subgid readable to all (0644), as Debian has them";
     }
   }
-  const description = `only container root, as uid ${me.euid} gid ${me.gid} (${reason}); ${hint}`;
+  const description = keepId
+    ? `only uid ${me.euid} gid ${me.gid}, the same ids inside, and no container root, so the kernel's IPC ` +
+      `limits stay (${reason}); ${hint}`
+    : `only container root, as uid ${me.euid} gid ${me.gid} (${reason}); ${hint}`;
   return {
-    mapper: ProcUserMapper.newRoot(me.euid, me.gid),
+    mapper: keepId ? ProcUserMapper.keepId(me.euid, me.gid) : ProcUserMapper.newRoot(me.euid, me.gid),
     description,
     warning: hasEntry ? `the subordinate ids cannot be used, so ${description}` : undefined,
   };
 }
 
-/** The subordinate part of a map (all but container root): "1-65536 are 100000-165535, 65537-... are ...". */
-function describeRanges(map: readonly IdMapEntry[]): string {
-  return map.slice(1).map((e) =>
+/**
+ * The subordinate part of a map, all but the user's own id `own`:
+ * "1-65536 are 100000-165535, 65537-... are ...".
+ */
+function describeRanges(map: readonly IdMapEntry[], own: number): string {
+  return map.filter((e) => e.hostId !== own).map((e) =>
     `${e.containerId}-${e.containerId + e.size - 1} are ${e.hostId}-${e.hostId + e.size - 1}`
   ).join(", ");
+}
+
+/**
+ * The ids asked for: `-u`, or with `--keep-id` the caller's own uid (and
+ * gid, unless `-u UID:GID` names another). Throws, naming the option, for a
+ * `--keep-id` that cannot be: sbox run as root, whose container has the
+ * host's ids as they are already, or a `-u` of another uid.
+ */
+export function requestedUser(
+  options: Pick<RunOptions, "user" | "keepId">,
+  me: { euid: number; gid: number } = ids(),
+): { uid: number; gid?: number } | undefined {
+  if (!options.keepId) return options.user;
+  if (me.euid === 0) {
+    throw SboxError.invalidOption(
+      "--keep-id",
+      "sbox runs as root, whose containers have the host's ids 0-65535 as they are: run as a user with " +
+        "-u UID[:GID] instead (e.g. -u 1000:1000 owns the files of host uid 1000)",
+    );
+  }
+  if (options.user && options.user.uid !== me.euid) {
+    throw SboxError.invalidOption(
+      "--user",
+      `uid ${options.user.uid} with --keep-id, which runs the command as your own uid ${me.euid}: ` +
+        `leave -u out (or give ${me.euid}:GID), or leave --keep-id out to run as another id`,
+    );
+  }
+  return { uid: me.euid, gid: options.user?.gid ?? me.gid };
 }
 
 /** The process's user inside the container. */

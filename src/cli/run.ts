@@ -24,7 +24,7 @@ import { environment, readFile } from "../sys.ts";
 import type { RunOptions } from "./args.ts";
 import { useCgroup } from "./cgroup_access.ts";
 import { commandEnvironment } from "./environment.ts";
-import { checkUserMapped, pickUserMapper, resolveUser } from "./identity.ts";
+import { checkUserMapped, pickUserMapper, requestedUser, resolveUser } from "./identity.ts";
 import { stopLikeDefault } from "./inspector_signal.ts";
 import {
   commandCpu,
@@ -203,8 +203,10 @@ async function execute(
   state: RunState,
   resources: AsyncDisposableStack,
 ): Promise<void> {
+  // --keep-id as root, or with another -u, before anything else.
+  const requested = requestedUser(options);
   const image = options.rootfs === undefined ? undefined : imageDir(options.rootfs);
-  const user = resolveUser(image ?? "/", options.user);
+  const user = resolveUser(image ?? "/", requested);
   // -e NAME reads sbox's own environment: refused, if it must be, before anything exists.
   const env = commandEnvironment(
     { PATH: ROOT_PATH, HOME: user.home, ...terminalType(state.onTerminal) },
@@ -213,7 +215,7 @@ async function execute(
   // The --seccomp file is read and checked before anything exists.
   const security = securityOptions(options);
   checkStdio(options);
-  const picked = pickUserMapper();
+  const picked = pickUserMapper(undefined, undefined, options.keepId);
   checkUserMapped(user, picked.mapper);
   const parent = resolveParentCgroup(options.cgroup);
   const withCgroup = useCgroup(parent, options);

@@ -110,6 +110,28 @@ export function hideFromContainer(b: ProgramBuilder): void {
 }
 
 /**
+ * Takes the ids a container's setup runs as (`setupIds`, src/user.ts):
+ * setresgid, then setresuid; nothing where both stay. A change of ids makes
+ * the kernel clear the parent-death signal and mark the process not
+ * dumpable, so both are set again. Not dumpable, the process's /proc files
+ * would be closed to the caller, who owns the container's user namespace:
+ * start() opens the init's mount namespace there once it runs, to hold it
+ * past the init's exit. The memory is the init's own copy by then, never
+ * the caller's (Container's `#mayShareMemory`), and no other process of
+ * the container exists yet.
+ */
+export function takeSetupIds(
+  b: ProgramBuilder,
+  ids: { uid: number | undefined; gid: number | undefined },
+): void {
+  if (ids.uid === undefined && ids.gid === undefined) return;
+  if (ids.gid !== undefined) b.setgid(ids.gid);
+  if (ids.uid !== undefined) b.setuid(ids.uid);
+  b.prctl(PR_SET_DUMPABLE, 1, 0, "cannot make the process dumpable again");
+  dieWithParent(b);
+}
+
+/**
  * Drops from the bounding set every capability the container does not keep.
  * It needs CAP_SETPCAP and leaves the permitted and effective sets as they
  * are, so the setup's mounts can follow. A container's init does it before
