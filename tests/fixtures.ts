@@ -187,7 +187,12 @@ export interface BusyboxSetup extends AsyncDisposable {
 
 /** A container on a busybox overlay with base mounts and its own cgroup. */
 export async function busyboxContainer(
-  options: { userMapper?: UserMapper; hostname?: string; cgroup?: boolean; network?: NetworkManager } = {},
+  options: {
+    userMapper?: UserMapper;
+    hostname?: string;
+    cgroup?: boolean;
+    network?: NetworkManager | "host";
+  } = {},
 ): Promise<BusyboxSetup> {
   const image = busyboxImage();
   const dir = scratchDir("c-");
@@ -357,4 +362,24 @@ export async function waitDead(pid: string | number, what = `process ${pid}`): P
   };
   for (let i = 0; i < 3000 && !dead(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
   if (!dead()) throw new Error(`${what} is still running`);
+}
+
+/** A TCP listener on the host's 127.0.0.1 that sends `message` to its first client, then closes it. */
+export interface HostListener extends Disposable {
+  /** Its port. */
+  port: number;
+  /** Settles once the message is sent. */
+  served: Promise<void>;
+}
+
+/** Opens a {@linkcode HostListener}; `using` closes it. */
+export function listenOnHostLoopback(message: string): HostListener {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const served = listener.accept().then(async (conn) => {
+    await conn.write(new TextEncoder().encode(message));
+    conn.close();
+  });
+  // A test that fails before a client came closes the listener: not an error of its own.
+  served.catch(() => {});
+  return { port: listener.addr.port, served, [Symbol.dispose]: () => listener.close() };
 }

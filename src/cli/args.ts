@@ -43,7 +43,7 @@ export interface RunOptions {
   user?: { uid: number; gid: number | undefined };
   /** Hostname of the container. */
   hostname?: string;
-  /** Network: "none" (loopback only), or a user-mode network daemon. */
+  /** Network: "none" (loopback only), a user-mode network daemon, or "host" (the caller's namespace). */
   net: NetworkKind;
   /** With slirp4netns or pasta: the host's loopback is reachable at 10.0.2.2. */
   allowHostLoopback: boolean;
@@ -88,7 +88,7 @@ export interface RunOptions {
 }
 
 /** The values of `--net`. */
-export type NetworkKind = "none" | "slirp4netns" | "pasta";
+export type NetworkKind = "none" | "slirp4netns" | "pasta" | "host";
 
 /** What the command line asks for. */
 export type Invocation =
@@ -220,9 +220,9 @@ function parseRun(argv: string[]): Invocation {
   ) {
     throw SboxError.invalidOption("--extra-time", "extends a time limit: add --time or --wall-time");
   }
-  if (options.net === "none") {
-    if (options.allowHostLoopback) throw needsNetwork("--allow-host-loopback");
-    if (options.publish.length > 0) throw needsNetwork("--publish");
+  if (options.net === "none" || options.net === "host") {
+    if (options.allowHostLoopback) throw needsNetwork("--allow-host-loopback", options.net);
+    if (options.publish.length > 0) throw needsNetwork("--publish", options.net);
   }
   const repeated = repeatedHostPort(options.publish);
   if (repeated !== undefined) {
@@ -522,8 +522,8 @@ function parseUser(value: string): { uid: number; gid: number | undefined } {
 }
 
 function parseNet(value: string): NetworkKind {
-  if (value === "none" || value === "slirp4netns" || value === "pasta") return value;
-  throw badValue("--net", value, "none, slirp4netns or pasta");
+  if (value === "none" || value === "slirp4netns" || value === "pasta" || value === "host") return value;
+  throw badValue("--net", value, "none, slirp4netns, pasta or host");
 }
 
 function parsePublish(value: string): { hostPort: number; containerPort: number } {
@@ -535,6 +535,18 @@ function parsePublish(value: string): { hostPort: number; containerPort: number 
   return { hostPort, containerPort };
 }
 
-function needsNetwork(option: string): SboxError {
-  return SboxError.invalidOption(option, "needs a network: add --net slirp4netns or --net pasta");
+/**
+ * `option` is a setting of the user-mode network daemons. With `--net host`
+ * there is none: the host's loopback is the container's own, and a port it
+ * listens on is a host port already.
+ */
+function needsNetwork(option: string, net: "none" | "host"): SboxError {
+  if (net === "none") {
+    return SboxError.invalidOption(option, "needs a network: add --net slirp4netns or --net pasta");
+  }
+  return SboxError.invalidOption(
+    option,
+    "means nothing with --net host: the container has the host's network, whose 127.0.0.1 and ports " +
+      "are its own (the option is for --net slirp4netns or --net pasta)",
+  );
 }

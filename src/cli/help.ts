@@ -50,7 +50,8 @@ File system:
   --write-limit SIZE      bytes the command may write to the root's temporary
                           layer, in memory (default: 1G)
   Writes anywhere else go to a temporary layer and vanish. /proc, /sys, /dev
-  and /tmp (a 64M tmpfs; --tmpfs /tmp:SIZE for another size) are always fresh.
+  and /tmp (a 64M tmpfs; --tmpfs /tmp:SIZE for another size) are always fresh
+  (but /sys with --net host: the host's, read-only).
   DST cannot be /, nor --rootfs the host's / (the default: leave it out).
 
 Process:
@@ -68,11 +69,14 @@ Process:
 Network (docs/network.md):
   --net MODE              none: only loopback, up (default); slirp4netns or
                           pasta: user-mode networking, address 10.0.2.100/24,
-                          gateway 10.0.2.2, DNS 10.0.2.3
-  --allow-host-loopback   with a network: the host's 127.0.0.1 is reachable at
-                          10.0.2.2 (unreachable by default)
-  -p, --publish H:C       with a network: the host's 127.0.0.1:H forwards to
-                          the container's port C (repeatable)
+                          gateway 10.0.2.2, DNS 10.0.2.3; host: the host's own
+                          network, not isolated: the command reaches all the
+                          host can, its 127.0.0.1 services and abstract Unix
+                          sockets too (it cannot reconfigure it)
+  --allow-host-loopback   with slirp4netns or pasta: the host's 127.0.0.1 is
+                          reachable at 10.0.2.2 (unreachable by default)
+  -p, --publish H:C       with slirp4netns or pasta: the host's 127.0.0.1:H
+                          forwards to the container's port C (repeatable)
 
 Limits (cgroup v2; a limit whose controller is missing is an error):
   --memory SIZE           memory.max, e.g. 256M; an OOM kill reports ML
@@ -90,7 +94,8 @@ Limits (cgroup v2; a limit whose controller is missing is an error):
 Security (docs/security.md; on by default):
   --cap-add CAP[,CAP]     keep capabilities beyond the default set, e.g.
                           NET_RAW for ping (repeatable; ALL for every one; NET_RAW and
-                          NET_ADMIN with --net need --allow-host-loopback)
+                          NET_ADMIN with slirp4netns or pasta need
+                          --allow-host-loopback)
   --cap-drop CAP[,CAP]    drop capabilities from the default set (repeatable)
   --seccomp FILE          seccomp policy from a JSON file instead of the
                           default profile; --seccomp unconfined for none

@@ -40,7 +40,7 @@
 import { containerPath, mkdirLike, type Mount } from "../mount.ts";
 import { MS, type ProgramBuilder } from "../program.ts";
 import { SboxError } from "../error.ts";
-import { readDir, readLink, readTextFile, stat } from "../sys.ts";
+import { type MountEntry, mountTable, readDir, readLink, stat } from "../sys.ts";
 import type { TemporaryLayers } from "./layers.ts";
 
 /** Host directories the container gets fresh instances of instead (BaseMounts, a tmpfs /tmp). */
@@ -103,36 +103,13 @@ export type HostEntry =
   /** A symbolic link, recreated as it is on the host. */
   | { kind: "symlink"; path: string; target: string };
 
-/** A mount point of the host, from /proc/self/mountinfo. */
-interface HostMount {
-  path: string;
-  fstype: string;
-}
-
-function unescape(path: string): string {
-  return path.replace(/\\([0-7]{3})/g, (_, oct) => String.fromCharCode(parseInt(oct, 8)));
-}
-
-function hostMounts(): HostMount[] {
-  const mounts: HostMount[] = [];
-  for (const line of readTextFile("/proc/self/mountinfo").split("\n")) {
-    const sep = line.indexOf(" - ");
-    if (sep < 0) continue;
-    mounts.push({
-      path: unescape(line.slice(0, sep).split(" ")[4]),
-      fstype: line.slice(sep + 3).split(" ")[0],
-    });
-  }
-  return mounts;
-}
-
 /** Lists how the host's tree maps into the container, parents before children. */
 export function planHostRoot(): HostEntry[] {
-  const mounts = hostMounts();
+  const mounts = mountTable();
   const entries: HostEntry[] = [];
 
   const fstypeOf = (path: string): string => {
-    let best: HostMount | undefined;
+    let best: MountEntry | undefined;
     for (const m of mounts) {
       const contains = m.path === "/" || path === m.path || path.startsWith(`${m.path}/`);
       if (contains && (!best || m.path.length >= best.path.length)) best = m;
