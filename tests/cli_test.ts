@@ -359,6 +359,49 @@ Deno.test("cli: --bind read-write and read-only, with missing parents created", 
   }
 });
 
+Deno.test("cli: --bind SRC:DST:try binds a SRC that exists and skips one that does not; only ENOENT is skipped", async () => {
+  const dir = scratchDir("cli-bind-try-");
+  Deno.mkdirSync(`${dir}/present`);
+  Deno.writeTextFileSync(`${dir}/present/data`, "here");
+  Deno.symlinkSync(`${dir}/gone`, `${dir}/dangling`);
+  try {
+    const result = await busybox([
+      "-v",
+      "--bind",
+      `${dir}/present:/opt/present:ro,try`,
+      "--bind",
+      `${dir}/missing:/opt/missing:try`,
+      "--bind",
+      `${dir}/dangling:/opt/dangling:rw,try`,
+      "--",
+      "sh",
+      "-c",
+      "cat /opt/present/data; echo; (touch /opt/present/x 2>/dev/null && echo wrote || echo refused); " +
+      "ls /opt",
+    ]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout, "here\nrefused\npresent\n");
+    for (const name of ["missing", "dangling"]) {
+      assert.match(
+        result.stderr,
+        new RegExp(`^sbox: bind: ${dir}/${name} does not exist: skipped \\(:try\\)$`, "m"),
+      );
+    }
+    // Without try a missing SRC stops sbox, as before; with try, any other
+    // failure to reach SRC does too (here ENOTDIR: a file on its way).
+    assertSboxFailed(
+      await busybox(["--bind", `${dir}/missing:/opt/missing:ro`, "--", "true"]),
+      /^sbox: invalid option --bind: .*\/missing does not exist \(add :try to skip it\)$/,
+    );
+    assertSboxFailed(
+      await busybox(["--bind", `${dir}/present/data/x:/opt/x:try`, "--", "true"]),
+      /^sbox: invalid option --bind: cannot stat .*\/present\/data\/x: ENOTDIR/,
+    );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("cli: --bind through a symbolic link of the image that leads out of it fails; nothing reaches the host", async () => {
   const dir = scratchDir("cli-link-");
   try {
@@ -2128,6 +2171,11 @@ Deno.test("cli: a bad value for any option fails with 125, naming the option and
     [["--bind", "nocolon"], /--bind: bad value "nocolon"/],
     [["--bind", "/tmp:relative"], /--bind: bad value "\/tmp:relative"/],
     [["--bind", "/tmp:/x:rx"], /--bind: bad value "\/tmp:\/x:rx"/],
+    // OPTS: one of ro and rw at most, each option once, no empty or unknown one.
+    ...["ro,rw", "try,try", "ro,ro", ",try", "ro,", "maybe", "ro:try"].map((opts): [string[], RegExp] => [
+      ["--bind", `/tmp:/x:${opts}`],
+      new RegExp(`--bind: bad value "/tmp:/x:${opts}": expected SRC:DST or SRC:DST:OPTS`),
+    ]),
     [["--bind", "/nonexistent-src:/x"], /--bind: \/nonexistent-src does not exist/],
     [["--tmpfs", "relative"], /--tmpfs: bad value "relative"/],
     [["--tmpfs", "/x:12Q"], /--tmpfs: bad value "12Q"/],
@@ -2316,10 +2364,19 @@ Deno.test("cli args: options, repeatable options and the command", () => {
   const { options } = invocation;
   assert.deepEqual(options.command, ["cmd", "--bind", "-x"]);
   assert.deepEqual(options.mounts, [
-    { kind: "bind", source: "/a", target: "/b", readonly: true },
+    { kind: "bind", source: "/a", target: "/b", readonly: true, optional: false },
     { kind: "tmpfs", target: "/t", size: 1024 * 1024 },
-    { kind: "bind", source: "/c", target: "/d", readonly: false },
+    { kind: "bind", source: "/c", target: "/d", readonly: false, optional: false },
   ]);
+  // try, alone or with ro or rw, in either order.
+  for (
+    const [opts, readonly] of [["try", false], ["ro,try", true], ["try,ro", true], ["rw,try", false]] as const
+  ) {
+    const parsed = parseCommandLine(["run", "--bind", `/a:/b:${opts}`, "x"]);
+    assert.deepEqual(parsed.kind === "run" && parsed.options.mounts, [
+      { kind: "bind", source: "/a", target: "/b", readonly, optional: true },
+    ]);
+  }
   assert.deepEqual(options.env, { X: "1" });
   assert.deepEqual(options.user, { uid: 5, gid: 6 });
   assert.equal(options.cpuTimeMs, 1500);

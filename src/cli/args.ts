@@ -22,9 +22,12 @@ import { parseCount, parseCpus, parseDuration, parseSize } from "./units.ts";
 import { capabilityName } from "../security/capabilities.ts";
 import { RLIMIT_RESOURCES, type RlimitValue } from "../security/rlimits.ts";
 
-/** An extra mount asked for with `--bind` or `--tmpfs`, in command-line order. */
+/**
+ * An extra mount asked for with `--bind` or `--tmpfs`, in command-line order.
+ * An `optional` bind (`:try`) is left out when its source does not exist.
+ */
 export type MountSpec =
-  | { kind: "bind"; source: string; target: string; readonly: boolean }
+  | { kind: "bind"; source: string; target: string; readonly: boolean; optional: boolean }
   | { kind: "tmpfs"; target: string; size: number | undefined };
 
 /** Everything `sbox run` was asked to do; unset options are `undefined`. */
@@ -467,17 +470,28 @@ function shortened(text: string): string {
   return points.length <= 40 ? JSON.stringify(text) : `${JSON.stringify(points.slice(0, 40).join(""))}...`;
 }
 
+/**
+ * `--bind SRC:DST[:OPTIONS]`, OPTIONS a comma-separated list as Docker's
+ * `-v` has (`ro,z`): `ro` or `rw`, and `try` for a bind that is skipped
+ * when SRC does not exist (bwrap's `--bind-try`, isolate's `:maybe`).
+ */
 function parseBind(value: string): MountSpec {
-  const expected = "SRC:DST, SRC:DST:ro or SRC:DST:rw (DST an absolute path in the container)";
+  const expected = "SRC:DST or SRC:DST:OPTS, OPTS a comma-separated list of ro or rw, and try, such as " +
+    "ro,try (DST an absolute path in the container)";
   const parts = value.split(":");
   if (parts.length < 2 || parts.length > 3) throw badValue("--bind", value, expected);
-  const [source, target, mode] = parts;
+  const [source, target, list] = parts;
   if (source === "" || !target.startsWith("/")) throw badValue("--bind", value, expected);
-  if (mode !== undefined && mode !== "ro" && mode !== "rw") throw badValue("--bind", value, expected);
+  const options = list === undefined ? [] : list.split(",");
+  const known = (option: string) => option === "ro" || option === "rw" || option === "try";
+  const modes = options.filter((option) => option === "ro" || option === "rw");
+  if (!options.every(known) || new Set(options).size < options.length || modes.length > 1) {
+    throw badValue("--bind", value, expected);
+  }
   checkPathLength("--bind", source);
   checkPathLength("--bind", target);
   checkDestination("--bind", value, target);
-  return { kind: "bind", source, target, readonly: mode === "ro" };
+  return { kind: "bind", source, target, readonly: modes[0] === "ro", optional: options.includes("try") };
 }
 
 function parseTmpfs(value: string): MountSpec {

@@ -43,8 +43,10 @@ first argument that is not an option (or at --): \`sbox run ls -l\` runs \`ls -l
 File system:
   --rootfs DIR            image directory to use as the read-only lower layer
                           of the root (default: the host's own root)
-  --bind SRC:DST[:MODE]   bind host path SRC on DST in the container, read-only
-                          with :ro, read-write with :rw (default) (repeatable)
+  --bind SRC:DST[:OPTS]   bind host path SRC on DST in the container; OPTS, a
+                          comma-separated list: ro (read-only) or rw (default),
+                          try (skip the bind if SRC does not exist), e.g.
+                          SRC:DST:ro,try (repeatable)
   --tmpfs DST[:SIZE]      mount a fresh tmpfs on DST, SIZE bytes at most
                           (repeatable)
   --write-limit SIZE      bytes the command may write to the root's temporary

@@ -246,7 +246,9 @@ async function execute(
     cgroup,
     userMapper: picked.mapper,
     network: networkManager(options),
-    mounts: containerMounts(image, options.mounts, layers, options.cwd),
+    mounts: containerMounts(image, options.mounts, layers, options.cwd, (source) => {
+      if (options.verbose) note(`bind: ${source} does not exist: skipped (:try)`);
+    }),
     hostname: options.hostname ?? "sbox",
     ...security,
   });
