@@ -80,8 +80,8 @@ export class Container implements AsyncDisposable {
   readonly mounts: readonly Mount[];
   /** Its hostname. */
   readonly hostname: string;
-  /** Its network manager, if any. */
-  readonly network: NetworkManager | undefined;
+  /** Its network manager, `"host"` for the caller's network namespace, or undefined for `lo` alone. */
+  readonly network: NetworkManager | "host" | undefined;
   readonly #security: ContainerSecurity;
   #network: NetworkAttachment | undefined;
   /** fd of the starting init's mount namespace, handed to its InitProcess. */
@@ -148,9 +148,12 @@ export class Container implements AsyncDisposable {
   async #startInit(p: CheckedProcess, options: ProcessOptions): Promise<InitProcess> {
     // A network manager attaches to the network namespace before the init
     // is released, so it must come with clone3. Otherwise a thread of the
-    // init makes it while the init mounts (ProgramBuilder.spawnNetwork).
-    const netOnThread = !this.network;
-    const namespaces = netOnThread ? NAMESPACES & ~CLONE.NEWNET : NAMESPACES;
+    // init makes it while the init mounts (ProgramBuilder.spawnNetwork),
+    // unless the init keeps the caller's.
+    const manager = this.#manager;
+    const hostNetwork = this.network === "host";
+    const netOnThread = !manager && !hostNetwork;
+    const namespaces = manager ? NAMESPACES : NAMESPACES & ~CLONE.NEWNET;
     const launched = await this.#launch(p, namespaces, -1, (b, sync, stdio) => {
       // First, then the wait: a parent that died before it is seen there.
       dieWithParent(b);
@@ -163,6 +166,7 @@ export class Container implements AsyncDisposable {
       takeSetupIds(b, setupIds(this.userMapper));
       // After the wait: the parent's CPU is free then.
       if (netOnThread) b.spawnNetwork();
+      if (hostNetwork) b.keepHostNetwork();
       // After the wait too: the sysctls belong to the namespace's root,
       // which needs its id map. Maps without a container root leave none
       // but the host's: the kernel's defaults stay (security.md).
@@ -177,8 +181,8 @@ export class Container implements AsyncDisposable {
       // Right after pivot_root, before any op that takes a path: see compileStdio.
       compileStdio(b, stdio);
       b.sethostname(this.hostname);
-      if (!netOnThread) b.loopbackUp();
-      this.network?.compile(b);
+      if (manager) b.loopbackUp();
+      manager?.compile(b);
       if (options.reaper) {
         // pid 1 too leaves the caller's session and process group: else a
         // Ctrl-C or a group signal on the caller's terminal reaches it, and
@@ -247,7 +251,7 @@ export class Container implements AsyncDisposable {
       dieWithParent(b);
       // Before anything of the container can see it: a copy of our memory and fds.
       hideFromContainer(b);
-      b.setns(initPidfd, JOINED, "cannot join the container's namespaces");
+      b.setns(initPidfd, this.#joined(), "cannot join the container's namespaces");
       // setns moves only future children into the pid namespace: clone again.
       b.fork(CLONE.VM | CLONE.PARENT, cgroupFd);
       b.unshare(CLONE.NEWCGROUP, "cannot create a cgroup namespace");
@@ -325,6 +329,21 @@ export class Container implements AsyncDisposable {
     }
   }
 
+  /** The network manager, if the container has one (not `"host"`). */
+  get #manager(): NetworkManager | undefined {
+    return this.network === "host" ? undefined : this.network;
+  }
+
+  /**
+   * The namespaces an exec'd process joins. Not the network namespace of a
+   * host-network container: the process has it already (launched from this
+   * one), and setns into it needs CAP_SYS_ADMIN over the host's user
+   * namespace, which a rootless caller does not have (EPERM).
+   */
+  #joined(): bigint {
+    return this.network === "host" ? JOINED & ~CLONE.NEWNET : JOINED;
+  }
+
   #checkUsable(): void {
     if (this.#destruction) throw new SboxError("the container was destroyed", { step: "options" });
   }
@@ -374,8 +393,8 @@ export class Container implements AsyncDisposable {
   async #prepareInit(pid: number, launch: { abandoned: boolean }): Promise<void> {
     await this.userMapper.map(pid);
     // Given up on by destroy() (LaunchSpec.cancel): the child is gone.
-    if (!this.network || launch.abandoned) return;
-    const attachment: unknown = await this.network.attach(pid);
+    if (!this.#manager || launch.abandoned) return;
+    const attachment: unknown = await this.#manager.attach(pid);
     // Its stop() ends the network with the init: without one, a TypeError later.
     if (!attachment || typeof (attachment as Partial<NetworkAttachment>).stop !== "function") {
       const problem = "the network manager's attach() did not resolve to a NetworkAttachment (with stop())";
@@ -395,7 +414,7 @@ export class Container implements AsyncDisposable {
    * attachment come later after all, it is stopped at once.
    */
   #cancelGraceMs(): number {
-    const readyTimeoutMs = (this.network as { readyTimeoutMs?: unknown } | undefined)?.readyTimeoutMs;
+    const readyTimeoutMs = (this.#manager as { readyTimeoutMs?: unknown } | undefined)?.readyTimeoutMs;
     return 1000 + (typeof readyTimeoutMs === "number" && readyTimeoutMs > 0 ? readyTimeoutMs : 0);
   }
 

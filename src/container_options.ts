@@ -38,8 +38,29 @@ export interface ContainerOptions {
   mounts?: Mount[];
   /** Hostname inside; default "sbox". */
   hostname?: string;
-  /** Connects the network namespace; without one only `lo` is up. */
-  network?: NetworkManager;
+  /**
+   * The container's network. A {@linkcode NetworkManager} connects its own
+   * network namespace (e.g. `new Slirp4NetnsManager()`); without one, that
+   * namespace has only `lo`, up. `"host"` makes no network namespace: the
+   * container has the caller's, its interfaces, routes and ports, the
+   * services on its 127.0.0.1 and its abstract Unix sockets included, and
+   * /sys (which `BaseMounts` then binds read-only from the host: a new sysfs
+   * cannot be mounted there). It still cannot change them: its capabilities
+   * are its user namespace's, not the host's (see docs/security.md).
+   *
+   * @example A container that reaches the host's services directly
+   * ```ts ignore
+   * import { BaseMounts, Container, ProcUserMapper } from "../mod.ts";
+   *
+   * const container = await Container.create({
+   *   rootfs: "/tmp/c/root",
+   *   userMapper: ProcUserMapper.newRoot(),
+   *   mounts: [new BaseMounts()],
+   *   network: "host",
+   * });
+   * ```
+   */
+  network?: NetworkManager | "host";
   /**
    * Capabilities to keep beyond the default set (`DEFAULT_CAPABILITIES`:
    * CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETUID, SETPCAP,
@@ -282,7 +303,7 @@ function checkMount(mount: Mount, i: number): void {
  * a TypeError, and attach() only once the init exists.
  */
 function checkNetwork(network: unknown): void {
-  if (network === undefined) return;
+  if (network === undefined || network === "host") return;
   const manager = network as Partial<Record<keyof NetworkManager, unknown>> | null;
   if (
     !manager || typeof manager !== "object" || typeof manager.compile !== "function" ||
@@ -290,7 +311,7 @@ function checkNetwork(network: unknown): void {
   ) {
     throw SboxError.invalidOption(
       "network",
-      "must be a Slirp4NetnsManager, a PastaManager or another NetworkManager (with compile() and attach())",
+      'must be "host", a Slirp4NetnsManager, a PastaManager or another NetworkManager (with compile() and attach())',
     );
   }
 }

@@ -10,7 +10,7 @@
 import { SboxError } from "./error.ts";
 import { checkBoolean, checkOptionsObject, show } from "./options.ts";
 import { MS, type ProgramBuilder, UNCHANGED_ID } from "./program.ts";
-import { resolvedPath, stat } from "./sys.ts";
+import { mountTable, resolvedPath, stat } from "./sys.ts";
 import { containerId } from "./user.ts";
 
 /** Something that can be mounted into a container. */
@@ -561,8 +561,9 @@ export interface BaseMountsOptions {
 export const DEFAULT_SHM_SIZE: number = 64 * 1024 * 1024;
 
 /**
- * The file systems every Linux program expects: /proc, a read-only /sys,
- * a /dev tmpfs with null, zero, full, random, urandom and tty bound from the
+ * The file systems every Linux program expects: /proc, a read-only /sys
+ * (a new sysfs; in a container with `network: "host"` the host's, bound,
+ * with the mounts below it covered), a /dev tmpfs with null, zero, full, random, urandom and tty bound from the
  * host, /dev/pts (a new devpts instance), /dev/shm, /dev/mqueue and a
  * read-only cgroup2 at /sys/fs/cgroup showing the container's own cgroup.
  * Paths of /proc and /sys that reach the host are masked, and /proc/sys,
@@ -681,10 +682,58 @@ export class BaseMounts implements Mount {
     // Last: sysfs waits for the network namespace, which a thread may still
     // be making meanwhile (ProgramBuilder.spawnNetwork).
     b.mkdir(at("/sys"));
-    newFs("sysfs", "/sys", nosuidNodevNoexec | MS.RDONLY, null);
+    if (b.hostNetwork) compileHostSys(b, at("/sys"));
+    else newFs("sysfs", "/sys", nosuidNodevNoexec | MS.RDONLY, null);
     newFs("cgroup2", "/sys/fs/cgroup", nosuidNodevNoexec | MS.RDONLY, null);
     if (this.maskPaths) compileMasks(b, "/sys");
   }
+}
+
+/**
+ * /sys of a container in the caller's network namespace (`network:
+ * "host"`). The kernel mounts a sysfs only for a process with CAP_SYS_ADMIN
+ * over the owner of its network namespace (sysfs shows that namespace's
+ * interfaces): the host's user namespace here, where the container has no
+ * capability. So the host's /sys is bound instead, read-only: recursively,
+ * as a bind of it alone is refused (EINVAL: the mounts below it are
+ * locked). It shows what a new sysfs would, the kernel and the network
+ * namespace being the same; the host's mounts below it (debugfs, tracefs,
+ * securityfs, bpf, ...), which a new sysfs would not have, are covered by
+ * an empty directory each, and /sys/fs/cgroup gets the container's own
+ * cgroup2 next. A mount the host adds below /sys after this plan is not
+ * covered: it comes from the mount table as the program is compiled.
+ */
+function compileHostSys(b: ProgramBuilder, target: string): void {
+  const flags = MS.BIND | MS.REC | MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC;
+  b.mount("/sys", target, null, flags, null, "cannot bind the host's /sys (network: host)", {
+    targetNoLink: true,
+  });
+  for (const path of outermostMountsBelow("/sys", "/sys/fs/cgroup")) {
+    mountEmptyDir(b, containerPath(".", path), `cannot cover the host's ${path}`);
+  }
+}
+
+/**
+ * The mount points of this process's mount table strictly below `dir`,
+ * leaving out `replaced` and what is below it, and any below another one
+ * listed (covered with it): e.g. /sys/kernel/debug, not
+ * /sys/kernel/debug/tracing.
+ */
+function outermostMountsBelow(dir: string, replaced: string): string[] {
+  const within = (path: string, top: string) => path === top || path.startsWith(`${top}/`);
+  const below = mountTable().map(({ path }) => path).filter((path) =>
+    path.startsWith(`${dir}/`) && !within(path, replaced)
+  );
+  const outermost: string[] = [];
+  for (const path of below.sort((a, b) => a.length - b.length)) {
+    if (!outermost.some((top) => within(path, top))) outermost.push(path);
+  }
+  return outermost;
+}
+
+/** An empty read-only tmpfs on `at`: what a masked or covered directory shows. */
+function mountEmptyDir(b: ProgramBuilder, at: string, what: string): void {
+  b.mount("tmpfs", at, "tmpfs", MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC, "mode=555,size=4k", what);
 }
 
 /**
@@ -718,16 +767,9 @@ function compileMasks(b: ProgramBuilder, fs: "/proc" | "/sys"): void {
       // The container's /dev/null (BaseMounts binds it read-only first).
       b.mount("./dev/null", at, null, MS.BIND, null, `cannot mask ${path}`, { ignoreMissing });
     } else if (path === emptyDir) {
-      b.mount(
-        "tmpfs",
-        at,
-        "tmpfs",
-        MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC,
-        "mode=555,size=4k",
-        `cannot mask ${path}`,
-        // Not skipped when missing: the binds need it, and the host said it
-        // exists.
-      );
+      // Not skipped when missing: the binds need it, and the host said it
+      // exists.
+      mountEmptyDir(b, at, `cannot mask ${path}`);
     } else {
       const source = containerPath(".", emptyDir!);
       b.mount(source, at, null, MS.BIND, null, `cannot mask ${path}`, { ignoreMissing });

@@ -272,8 +272,11 @@ export class ProgramBuilder {
 
   /** Whether a `fork` op was added: a program has at most one. */
   #forked = false;
-  /** The network thread of `spawnNetwork`: none yet, running, or joined. */
-  #networkThread: "none" | "running" | "joined" = "none";
+  /**
+   * The network thread of `spawnNetwork`: none yet, running, or joined; or
+   * "host" after `keepHostNetwork`, which rules one out.
+   */
+  #networkThread: "none" | "running" | "joined" | "host" = "none";
 
   #push(code: number, args: Arg[], what: string, flags = 0): this {
     this.#ops.push({ code, flags, args, what });
@@ -374,6 +377,26 @@ export class ProgramBuilder {
     if (this.#networkThread !== "none") throw new Error("sbox internal error: a second network thread");
     this.#networkThread = "running";
     return this.#push(OpCode.net_spawn, [], "cannot create the network namespace");
+  }
+
+  /**
+   * Notes that the program stays in the caller's network namespace (a
+   * container with `network: "host"`); adds no op. Mounts ask
+   * {@linkcode ProgramBuilder.hostNetwork}: a sysfs cannot be mounted then
+   * (the kernel wants CAP_SYS_ADMIN over the namespace's owner, the host's
+   * user namespace), so `BaseMounts` binds the host's /sys instead.
+   */
+  keepHostNetwork(): this {
+    if (this.#networkThread !== "none") {
+      throw new Error("sbox internal error: a network thread and the host's");
+    }
+    this.#networkThread = "host";
+    return this;
+  }
+
+  /** Whether `keepHostNetwork` was called: the program has the caller's network namespace. */
+  get hostNetwork(): boolean {
+    return this.#networkThread === "host";
   }
 
   /** Wait for the thread of `spawnNetwork` and join its namespace; nothing without one. */

@@ -173,6 +173,31 @@ export function readTextFile(path: string): string {
   return decoder.decode(readFile(path));
 }
 
+/** A mount of this process's mount namespace, as /proc/self/mountinfo lists it. */
+export interface MountEntry {
+  /** Mount point, with the kernel's octal escapes (`\040` for a space) undone. */
+  path: string;
+  /** File system type, e.g. "sysfs". */
+  fstype: string;
+}
+
+/** This process's mounts, in mountinfo's order (a mount after the one it is mounted on). */
+export function mountTable(): MountEntry[] {
+  const mounts: MountEntry[] = [];
+  for (const line of readTextFile("/proc/self/mountinfo").split("\n")) {
+    const sep = line.indexOf(" - ");
+    if (sep < 0) continue;
+    mounts.push({
+      path: line.slice(0, sep).split(" ")[4].replace(
+        /\\([0-7]{3})/g,
+        (_, oct) => String.fromCharCode(parseInt(oct, 8)),
+      ),
+      fstype: line.slice(sep + 3).split(" ")[0],
+    });
+  }
+  return mounts;
+}
+
 /** Writes `text` to an existing file in one write(2), as kernel interfaces expect. */
 export function writeTextFile(path: string, text: string): void {
   const fd = open(path, O.WRONLY);

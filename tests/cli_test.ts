@@ -23,6 +23,7 @@ import {
   COMMAND_TIMEOUT_MS,
   identityMapper,
   isRoot,
+  listenOnHostLoopback,
   processesWith,
   processState,
   REPLACE_DIR_SCRIPT,
@@ -356,6 +357,49 @@ Deno.test("cli: --bind read-write and read-only, with missing parents created", 
     assert.equal(result.stdout, "read me\na file\nrefused\nrefused\n");
     assert.equal(Deno.readTextFileSync(`${dir}/rw/out`), "out\n");
     assert.throws(() => Deno.statSync(`${dir}/ro/x`), Deno.errors.NotFound);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("cli: --bind SRC:DST:try binds a SRC that exists and skips one that does not; only ENOENT is skipped", async () => {
+  const dir = scratchDir("cli-bind-try-");
+  Deno.mkdirSync(`${dir}/present`);
+  Deno.writeTextFileSync(`${dir}/present/data`, "here");
+  Deno.symlinkSync(`${dir}/gone`, `${dir}/dangling`);
+  try {
+    const result = await busybox([
+      "-v",
+      "--bind",
+      `${dir}/present:/opt/present:ro,try`,
+      "--bind",
+      `${dir}/missing:/opt/missing:try`,
+      "--bind",
+      `${dir}/dangling:/opt/dangling:rw,try`,
+      "--",
+      "sh",
+      "-c",
+      "cat /opt/present/data; echo; (touch /opt/present/x 2>/dev/null && echo wrote || echo refused); " +
+      "ls /opt",
+    ]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout, "here\nrefused\npresent\n");
+    for (const name of ["missing", "dangling"]) {
+      assert.match(
+        result.stderr,
+        new RegExp(`^sbox: bind: ${dir}/${name} does not exist: skipped \\(:try\\)$`, "m"),
+      );
+    }
+    // Without try a missing SRC stops sbox, as before; with try, any other
+    // failure to reach SRC does too (here ENOTDIR: a file on its way).
+    assertSboxFailed(
+      await busybox(["--bind", `${dir}/missing:/opt/missing:ro`, "--", "true"]),
+      /^sbox: invalid option --bind: .*\/missing does not exist \(add :try to skip it\)$/,
+    );
+    assertSboxFailed(
+      await busybox(["--bind", `${dir}/present/data/x:/opt/x:try`, "--", "true"]),
+      /^sbox: invalid option --bind: cannot stat .*\/present\/data\/x: ENOTDIR/,
+    );
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
@@ -1154,6 +1198,94 @@ Deno.test("cli: --net none has only loopback, and it is up", async () => {
   assert.equal(ifaces, "lo");
   assert.equal(Number(flags) & 1, 1, "IFF_UP");
   assert.equal(ping, "ping-ok");
+});
+
+/** The interface names of /proc/net/dev (the network namespace of its reader), sorted. */
+function interfaceNames(procNetDev: string): string[] {
+  return procNetDev.split("\n").slice(2).map((line) => line.split(":")[0].trim()).filter((name) => name)
+    .sort();
+}
+
+Deno.test("cli: --net host has the host's interfaces and reaches a listener on the host's 127.0.0.1", async () => {
+  using listener = listenOnHostLoopback("from the host\n");
+  const result = await busybox([
+    "--net",
+    "host",
+    "--",
+    "sh",
+    "-c",
+    `cat /proc/net/dev; echo ---; ls /sys/class/net; echo ---; nc 127.0.0.1 ${listener.port}`,
+  ]);
+  assert.equal(result.code, 0, result.stderr);
+  const [procNetDev, sysClassNet, received] = result.stdout.split("---\n");
+  const host = interfaceNames(Deno.readTextFileSync("/proc/net/dev"));
+  assert.ok(host.length > 1, `the host has more than lo: ${host}`);
+  assert.deepEqual(interfaceNames(procNetDev), host);
+  assert.deepEqual(sysClassNet.trim().split(/\s+/).sort(), host);
+  assert.equal(received, "from the host\n");
+  await listener.served;
+});
+
+Deno.test("cli: --net host cannot change the host's network, even with NET_ADMIN added", async () => {
+  const loFlags = () => Deno.readTextFileSync("/sys/class/net/lo/flags");
+  const before = loFlags();
+  const result = await busybox([
+    "--net",
+    "host",
+    "--cap-add",
+    "NET_ADMIN",
+    "--",
+    "sh",
+    "-c",
+    // NET_ADMIN of the container's user namespace, which does not own the
+    // host's network namespace: both must fail.
+    "ip link set lo down && echo lo-down; ip addr add 10.99.0.1/32 dev lo && echo added; echo done",
+  ]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stdout, "done\n", result.stderr);
+  assert.equal(result.stderr.match(/Operation not permitted/g)?.length, 2, result.stderr);
+  assert.equal(loFlags(), before);
+});
+
+Deno.test("cli: --net host refuses --publish and --allow-host-loopback with 125, saying why", async () => {
+  for (const option of [["--publish", "8080:80"], ["--allow-host-loopback"]]) {
+    assertSboxFailed(
+      await busybox(["--net", "host", ...option, "--", "true"]),
+      new RegExp(
+        `^sbox: invalid option ${
+          option[0]
+        }: means nothing with --net host: the container has the host's network`,
+      ),
+    );
+  }
+});
+
+/**
+ * What the container shows of /sys: a covered host mount, a write, the file
+ * system at /sys/fs/cgroup (its magic number: 63677270 is cgroup2's).
+ */
+const SYS_PROBE = 'echo "security: $(ls -A /sys/kernel/security)"; ' +
+  "(touch /sys/kernel/new 2>/dev/null && echo sys: wrote || echo sys: refused); " +
+  'echo "cgroup: $(stat -f -c %t /sys/fs/cgroup)"';
+const HOST_SYS_TEST =
+  "cli: --net host binds the host's /sys read-only, with its mounts covered and its own cgroup2";
+Deno.test({
+  name: HOST_SYS_TEST,
+  ignore: skipUnlessRoot(HOST_SYS_TEST, "it mounts below /sys in a mount namespace of its own (unshare -m)"),
+  async fn() {
+    // A host mount below /sys, in a mount namespace of the test's own: the
+    // container must not see what it holds.
+    const script = "mount -t tmpfs hostfs /sys/kernel/security && touch /sys/kernel/security/host-file && " +
+      `exec ${sboxOnBusyboxArgv(["--net", "host", "--", "sh", "-c", SYS_PROBE]).map(shellQuote).join(" ")}`;
+    const output = await new Deno.Command("unshare", {
+      args: ["-m", "--propagation", "private", "sh", "-c", script],
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+    }).output();
+    assert.equal(output.code, 0, text(output.stderr));
+    assert.equal(text(output.stdout), "security: \nsys: refused\ncgroup: 63677270\n");
+  },
 });
 
 // ---- exit status ------------------------------------------------------------
@@ -2392,6 +2524,11 @@ Deno.test("cli: a bad value for any option fails with 125, naming the option and
     [["--bind", "nocolon"], /--bind: bad value "nocolon"/],
     [["--bind", "/tmp:relative"], /--bind: bad value "\/tmp:relative"/],
     [["--bind", "/tmp:/x:rx"], /--bind: bad value "\/tmp:\/x:rx"/],
+    // OPTS: one of ro and rw at most, each option once, no empty or unknown one.
+    ...["ro,rw", "try,try", "ro,ro", ",try", "ro,", "maybe", "ro:try"].map((opts): [string[], RegExp] => [
+      ["--bind", `/tmp:/x:${opts}`],
+      new RegExp(`--bind: bad value "/tmp:/x:${opts}": expected SRC:DST or SRC:DST:OPTS`),
+    ]),
     [["--bind", "/nonexistent-src:/x"], /--bind: \/nonexistent-src does not exist/],
     [["--tmpfs", "relative"], /--tmpfs: bad value "relative"/],
     [["--tmpfs", "/x:12Q"], /--tmpfs: bad value "12Q"/],
@@ -2401,7 +2538,7 @@ Deno.test("cli: a bad value for any option fails with 125, naming the option and
     [["-w", "relative"], /--cwd: bad value "relative"/],
     [["-u", "root"], /--user: bad value "root"/],
     [["-u", "1:x"], /--user: bad value "1:x"/],
-    [["--net", "host"], /--net: bad value "host"/],
+    [["--net", "bridge"], /--net: bad value "bridge": expected none, slirp4netns, pasta or host$/m],
     [["--net", "pasta", "--publish", "80"], /--publish: bad value "80": expected HOST_PORT:CONTAINER_PORT/],
     [["--memory", "0"], /--memory: bad value "0"/],
     [["--memory", "1.5G"], /--memory: bad value "1.5G"/],
@@ -2581,10 +2718,19 @@ Deno.test("cli args: options, repeatable options and the command", () => {
   const { options } = invocation;
   assert.deepEqual(options.command, ["cmd", "--bind", "-x"]);
   assert.deepEqual(options.mounts, [
-    { kind: "bind", source: "/a", target: "/b", readonly: true },
+    { kind: "bind", source: "/a", target: "/b", readonly: true, optional: false },
     { kind: "tmpfs", target: "/t", size: 1024 * 1024 },
-    { kind: "bind", source: "/c", target: "/d", readonly: false },
+    { kind: "bind", source: "/c", target: "/d", readonly: false, optional: false },
   ]);
+  // try, alone or with ro or rw, in either order.
+  for (
+    const [opts, readonly] of [["try", false], ["ro,try", true], ["try,ro", true], ["rw,try", false]] as const
+  ) {
+    const parsed = parseCommandLine(["run", "--bind", `/a:/b:${opts}`, "x"]);
+    assert.deepEqual(parsed.kind === "run" && parsed.options.mounts, [
+      { kind: "bind", source: "/a", target: "/b", readonly, optional: true },
+    ]);
+  }
   assert.deepEqual(options.env, [{ kind: "set", name: "X", value: "1" }]);
   const inherited = parseCommandLine(["run", "-e", "TOKEN", "-e", "A=", "-eB=c=d", "x"]);
   assert.deepEqual(inherited.kind === "run" && inherited.options.env, [

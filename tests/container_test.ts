@@ -496,6 +496,23 @@ Deno.test("a container without BaseMounts has its own network namespace with lo 
   }
 });
 
+Deno.test("network \"host\": the init and an exec'd process have the caller's network namespace", async () => {
+  await using setup = await busyboxContainer({ network: "host" });
+  const init = await setup.container.start({ command: ["/bin/sleep", "1000"], env: ENV });
+  const ours = Deno.readLinkSync("/proc/self/ns/net");
+  assert.equal(Deno.readLinkSync(`/proc/${init.pid}/ns/net`), ours);
+  // exec() joins the other namespaces, not this one: setns into the host's
+  // needs CAP_SYS_ADMIN over the host's user namespace, which a user lacks
+  // (tools/test-rootless).
+  const joined = await sh(setup.container, "readlink /proc/self/ns/net; ls /sys/class/net", { init });
+  assert.equal(joined.code, 0, joined.err);
+  const [netns, ...interfaces] = joined.out.trim().split(/\s+/);
+  assert.equal(netns, ours);
+  assert.deepEqual(interfaces.sort(), [...Deno.readDirSync("/sys/class/net")].map((e) => e.name).sort());
+  init.kill("SIGKILL");
+  await init.status;
+});
+
 // BaseMounts' target is "/", yet it mounts nothing there: the rootfs still
 // needs its bind on itself, or pivot_root fails with EINVAL.
 Deno.test("BaseMounts and a TmpfsMount on a ready-made rootfs, without an overlay", async () => {
@@ -1494,7 +1511,7 @@ Deno.test("a network without NetworkManager's methods is refused by Container.cr
       assert.ok(err instanceof SboxError && err.step === "options", `${JSON.stringify(network)}: ${err}`);
       assert.match(
         err.message,
-        /^invalid option network: must be a Slirp4NetnsManager, a PastaManager or another NetworkManager/,
+        /^invalid option network: must be "host", a Slirp4NetnsManager, a PastaManager or another NetworkManager/,
       );
     }
     assert.deepEqual(snapshot(), before);

@@ -191,7 +191,7 @@ export async function busyboxContainer(
     userMapper?: UserMapper;
     hostname?: string;
     cgroup?: boolean;
-    network?: NetworkManager;
+    network?: NetworkManager | "host";
     mounts?: Mount[];
   } = {},
 ): Promise<BusyboxSetup> {
@@ -367,4 +367,24 @@ export async function waitDead(pid: string | number, what = `process ${pid}`): P
   };
   for (let i = 0; i < 3000 && !dead(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
   if (!dead()) throw new Error(`${what} is still running`);
+}
+
+/** A TCP listener on the host's 127.0.0.1 that sends `message` to its first client, then closes it. */
+export interface HostListener extends Disposable {
+  /** Its port. */
+  port: number;
+  /** Settles once the message is sent. */
+  served: Promise<void>;
+}
+
+/** Opens a {@linkcode HostListener}; `using` closes it. */
+export function listenOnHostLoopback(message: string): HostListener {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const served = listener.accept().then(async (conn) => {
+    await conn.write(new TextEncoder().encode(message));
+    conn.close();
+  });
+  // A test that fails before a client came closes the listener: not an error of its own.
+  served.catch(() => {});
+  return { port: listener.addr.port, served, [Symbol.dispose]: () => listener.close() };
 }

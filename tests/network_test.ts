@@ -831,7 +831,7 @@ Deno.test("--publish and --allow-host-loopback need a network; --net takes only 
         ["--net", "pasta", "-p", "8080:80", "-p", "8081:80", "-p", "8080:81"],
         /^sbox: invalid option --publish: host port 8080 is published more than once$/m,
       ],
-      [["--net", "host"], /--net: bad value "host": expected none, slirp4netns or pasta/],
+      [["--net", "bridge"], /--net: bad value "bridge": expected none, slirp4netns, pasta or host/],
     ] as const
   ) {
     const result = await busybox([...args, "--", "true"]);

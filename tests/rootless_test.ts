@@ -27,6 +27,7 @@ import {
   hasSubordinateIds,
   identityMapper,
   isRoot,
+  listenOnHostLoopback,
   processesWith,
   SBOX,
   sboxArgv,
@@ -94,6 +95,27 @@ Deno.test("sbox run --verbose names the mapper it picked for this user", async (
   assert.deepEqual(lines, picked.uidMap.map((e) => [e.containerId, e.hostId, e.size]));
   if (!isRoot && !hasSubordinateIds) assert.ok(picked instanceof ProcUserMapper);
   if (!isRoot && hasSubordinateIds) assert.ok(picked instanceof BinNewIdMapper);
+});
+
+// Sharing the caller's network namespace needs no privilege: no namespace
+// is made, no daemon runs; /sys is the host's, bound (a user may not mount
+// a sysfs for the host's network namespace).
+Deno.test("sbox run --net host works for this user: the host's interfaces and listeners, none changed", async () => {
+  using listener = listenOnHostLoopback("from the host\n");
+  const result = await sbox([
+    "--net",
+    "host",
+    "--",
+    "sh",
+    "-c",
+    `ls /sys/class/net; nc 127.0.0.1 ${listener.port}; ip link set lo down || echo refused`,
+  ]);
+  assert.equal(result.code, 0, result.stderr);
+  const lines = result.stdout.trim().split("\n");
+  const host = [...Deno.readDirSync("/sys/class/net")].map((e) => e.name).sort();
+  assert.deepEqual(lines.slice(0, host.length).sort(), host);
+  assert.deepEqual(lines.slice(host.length), ["from the host", "refused"]);
+  await listener.served;
 });
 
 {

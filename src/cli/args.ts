@@ -22,9 +22,12 @@ import { parseCount, parseCpus, parseDuration, parseSize, sizeInBytes } from "./
 import { capabilityName } from "../security/capabilities.ts";
 import { RLIMIT_RESOURCES, type RlimitValue } from "../security/rlimits.ts";
 
-/** An extra mount asked for with `--bind` or `--tmpfs`, in command-line order. */
+/**
+ * An extra mount asked for with `--bind` or `--tmpfs`, in command-line order.
+ * An `optional` bind (`:try`) is left out when its source does not exist.
+ */
 export type MountSpec =
-  | { kind: "bind"; source: string; target: string; readonly: boolean }
+  | { kind: "bind"; source: string; target: string; readonly: boolean; optional: boolean }
   | { kind: "tmpfs"; target: string; size: number | undefined };
 
 /**
@@ -56,7 +59,7 @@ export interface RunOptions {
   keepId: boolean;
   /** Hostname of the container. */
   hostname?: string;
-  /** Network: "none" (loopback only), or a user-mode network daemon. */
+  /** Network: "none" (loopback only), a user-mode network daemon, or "host" (the caller's namespace). */
   net: NetworkKind;
   /** With slirp4netns or pasta: the host's loopback is reachable at 10.0.2.2. */
   allowHostLoopback: boolean;
@@ -101,7 +104,7 @@ export interface RunOptions {
 }
 
 /** The values of `--net`. */
-export type NetworkKind = "none" | "slirp4netns" | "pasta";
+export type NetworkKind = "none" | "slirp4netns" | "pasta" | "host";
 
 /** What the command line asks for. */
 export type Invocation =
@@ -240,9 +243,9 @@ function parseRun(argv: string[]): Invocation {
   ) {
     throw SboxError.invalidOption("--extra-time", "extends a time limit: add --time or --wall-time");
   }
-  if (options.net === "none") {
-    if (options.allowHostLoopback) throw needsNetwork("--allow-host-loopback");
-    if (options.publish.length > 0) throw needsNetwork("--publish");
+  if (options.net === "none" || options.net === "host") {
+    if (options.allowHostLoopback) throw needsNetwork("--allow-host-loopback", options.net);
+    if (options.publish.length > 0) throw needsNetwork("--publish", options.net);
   }
   const repeated = repeatedHostPort(options.publish);
   if (repeated !== undefined) {
@@ -540,17 +543,28 @@ function shortened(text: string): string {
   return points.length <= 40 ? JSON.stringify(text) : `${JSON.stringify(points.slice(0, 40).join(""))}...`;
 }
 
+/**
+ * `--bind SRC:DST[:OPTIONS]`, OPTIONS a comma-separated list as Docker's
+ * `-v` has (`ro,z`): `ro` or `rw`, and `try` for a bind that is skipped
+ * when SRC does not exist (bwrap's `--bind-try`, isolate's `:maybe`).
+ */
 function parseBind(value: string): MountSpec {
-  const expected = "SRC:DST, SRC:DST:ro or SRC:DST:rw (DST an absolute path in the container)";
+  const expected = "SRC:DST or SRC:DST:OPTS, OPTS a comma-separated list of ro or rw, and try, such as " +
+    "ro,try (DST an absolute path in the container)";
   const parts = value.split(":");
   if (parts.length < 2 || parts.length > 3) throw badValue("--bind", value, expected);
-  const [source, target, mode] = parts;
+  const [source, target, list] = parts;
   if (source === "" || !target.startsWith("/")) throw badValue("--bind", value, expected);
-  if (mode !== undefined && mode !== "ro" && mode !== "rw") throw badValue("--bind", value, expected);
+  const options = list === undefined ? [] : list.split(",");
+  const known = (option: string) => option === "ro" || option === "rw" || option === "try";
+  const modes = options.filter((option) => option === "ro" || option === "rw");
+  if (!options.every(known) || new Set(options).size < options.length || modes.length > 1) {
+    throw badValue("--bind", value, expected);
+  }
   checkPathLength("--bind", source);
   checkPathLength("--bind", target);
   checkDestination("--bind", value, target);
-  return { kind: "bind", source, target, readonly: mode === "ro" };
+  return { kind: "bind", source, target, readonly: modes[0] === "ro", optional: options.includes("try") };
 }
 
 function parseTmpfs(value: string): MountSpec {
@@ -595,8 +609,8 @@ function parseUser(value: string): { uid: number; gid: number | undefined } {
 }
 
 function parseNet(value: string): NetworkKind {
-  if (value === "none" || value === "slirp4netns" || value === "pasta") return value;
-  throw badValue("--net", value, "none, slirp4netns or pasta");
+  if (value === "none" || value === "slirp4netns" || value === "pasta" || value === "host") return value;
+  throw badValue("--net", value, "none, slirp4netns, pasta or host");
 }
 
 function parsePublish(value: string): { hostPort: number; containerPort: number } {
@@ -608,6 +622,18 @@ function parsePublish(value: string): { hostPort: number; containerPort: number 
   return { hostPort, containerPort };
 }
 
-function needsNetwork(option: string): SboxError {
-  return SboxError.invalidOption(option, "needs a network: add --net slirp4netns or --net pasta");
+/**
+ * `option` is a setting of the user-mode network daemons. With `--net host`
+ * there is none: the host's loopback is the container's own, and a port it
+ * listens on is a host port already.
+ */
+function needsNetwork(option: string, net: "none" | "host"): SboxError {
+  if (net === "none") {
+    return SboxError.invalidOption(option, "needs a network: add --net slirp4netns or --net pasta");
+  }
+  return SboxError.invalidOption(
+    option,
+    "means nothing with --net host: the container has the host's network, whose 127.0.0.1 and ports " +
+      "are its own (the option is for --net slirp4netns or --net pasta)",
+  );
 }

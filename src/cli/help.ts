@@ -43,14 +43,17 @@ first argument that is not an option (or at --): \`sbox run ls -l\` runs \`ls -l
 File system:
   --rootfs DIR            image directory to use as the read-only lower layer
                           of the root (default: the host's own root)
-  --bind SRC:DST[:MODE]   bind host path SRC on DST in the container, read-only
-                          with :ro, read-write with :rw (default) (repeatable)
+  --bind SRC:DST[:OPTS]   bind host path SRC on DST in the container; OPTS, a
+                          comma-separated list: ro (read-only) or rw (default),
+                          try (skip the bind if SRC does not exist), e.g.
+                          SRC:DST:ro,try (repeatable)
   --tmpfs DST[:SIZE]      mount a fresh tmpfs on DST, SIZE bytes at most
                           (repeatable)
   --write-limit SIZE      bytes the command may write to the root's temporary
                           layer, in memory (default: 1G)
   Writes anywhere else go to a temporary layer and vanish. /proc, /sys, /dev
-  and /tmp (a 64M tmpfs; --tmpfs /tmp:SIZE for another size) are always fresh.
+  and /tmp (a 64M tmpfs; --tmpfs /tmp:SIZE for another size) are always fresh
+  (but /sys with --net host: the host's, read-only).
   DST cannot be /, nor --rootfs the host's / (the default: leave it out).
 
 Process:
@@ -79,11 +82,14 @@ Process:
 Network (docs/network.md):
   --net MODE              none: only loopback, up (default); slirp4netns or
                           pasta: user-mode networking, address 10.0.2.100/24,
-                          gateway 10.0.2.2, DNS 10.0.2.3
-  --allow-host-loopback   with a network: the host's 127.0.0.1 is reachable at
-                          10.0.2.2 (unreachable by default)
-  -p, --publish H:C       with a network: the host's 127.0.0.1:H forwards to
-                          the container's port C (repeatable)
+                          gateway 10.0.2.2, DNS 10.0.2.3; host: the host's own
+                          network, not isolated: the command reaches all the
+                          host can, its 127.0.0.1 services and abstract Unix
+                          sockets too (it cannot reconfigure it)
+  --allow-host-loopback   with slirp4netns or pasta: the host's 127.0.0.1 is
+                          reachable at 10.0.2.2 (unreachable by default)
+  -p, --publish H:C       with slirp4netns or pasta: the host's 127.0.0.1:H
+                          forwards to the container's port C (repeatable)
 
 Limits (cgroup v2; a limit whose controller is missing is an error):
   --memory SIZE           memory.max, e.g. 256M; an OOM kill reports ML
@@ -101,7 +107,8 @@ Limits (cgroup v2; a limit whose controller is missing is an error):
 Security (docs/security.md; on by default):
   --cap-add CAP[,CAP]     keep capabilities beyond the default set, e.g.
                           NET_RAW for ping (repeatable; ALL for every one; NET_RAW and
-                          NET_ADMIN with --net need --allow-host-loopback)
+                          NET_ADMIN with slirp4netns or pasta need
+                          --allow-host-loopback)
   --cap-drop CAP[,CAP]    drop capabilities from the default set (repeatable)
   --seccomp FILE          seccomp policy from a JSON file (sbox's format, not
                           Docker's) instead of the default profile;

@@ -42,7 +42,7 @@
 import { containerPath, mkdirLike, type Mount } from "../mount.ts";
 import { MS, type ProgramBuilder } from "../program.ts";
 import { SboxError } from "../error.ts";
-import { close, O, readDir, readLink, readTextFile, stat, tryOpen } from "../sys.ts";
+import { close, type MountEntry, mountTable, O, readDir, readLink, stat, tryOpen } from "../sys.ts";
 import { errnoNumber } from "../errno.ts";
 
 const EACCES = errnoNumber("EACCES");
@@ -108,29 +108,6 @@ export type HostEntry =
   /** A symbolic link, recreated as it is on the host. */
   | { kind: "symlink"; path: string; target: string };
 
-/** A mount point of the host, from /proc/self/mountinfo. */
-interface HostMount {
-  path: string;
-  fstype: string;
-}
-
-function unescape(path: string): string {
-  return path.replace(/\\([0-7]{3})/g, (_, oct) => String.fromCharCode(parseInt(oct, 8)));
-}
-
-function hostMounts(): HostMount[] {
-  const mounts: HostMount[] = [];
-  for (const line of readTextFile("/proc/self/mountinfo").split("\n")) {
-    const sep = line.indexOf(" - ");
-    if (sep < 0) continue;
-    mounts.push({
-      path: unescape(line.slice(0, sep).split(" ")[4]),
-      fstype: line.slice(sep + 3).split(" ")[0],
-    });
-  }
-  return mounts;
-}
-
 /**
  * Whether this process may search host directory `path` (look names up in
  * it): an O_PATH open of "path/." asks for that alone. Rootless, a user may
@@ -166,11 +143,11 @@ function searchable(path: string): boolean {
  * ```
  */
 export function planHostRoot(writtenLater: ReadonlySet<string> = new Set()): HostEntry[] {
-  const mounts = hostMounts();
+  const mounts = mountTable();
   const entries: HostEntry[] = [];
 
   const fstypeOf = (path: string): string => {
-    let best: HostMount | undefined;
+    let best: MountEntry | undefined;
     for (const m of mounts) {
       const contains = m.path === "/" || path === m.path || path.startsWith(`${m.path}/`);
       if (contains && (!best || m.path.length >= best.path.length)) best = m;

@@ -66,13 +66,35 @@ export function imageDir(rootfs: string): string {
   return dir;
 }
 
-function userMount(spec: MountSpec): Mount[] {
+/**
+ * The mount of a `--bind` or `--tmpfs`, or none for a `:try` bind whose
+ * source does not exist (ENOENT, a link to nothing included). Checked here,
+ * before any process exists, as every bind source is; any other failure to
+ * stat the source (EACCES, ENOTDIR, ELOOP) is an error, optional or not.
+ */
+function userMount(spec: MountSpec, onSkipped: (source: string) => void): Mount[] {
   if (spec.kind === "tmpfs") {
     return [new TmpfsMount(spec.target, { size: spec.size })];
   }
   const source = hostPath(spec.source);
-  if (!stat(source)) throw SboxError.invalidOption("--bind", `${source} does not exist`);
+  if (!bindSourceExists(source)) {
+    if (!spec.optional) {
+      throw SboxError.invalidOption("--bind", `${source} does not exist (add :try to skip it)`);
+    }
+    onSkipped(source);
+    return [];
+  }
   return [new BindMount(source, spec.target, { readonly: spec.readonly })];
+}
+
+/** Whether a bind's source exists: false for ENOENT only; another error names --bind and the errno. */
+function bindSourceExists(source: string): boolean {
+  try {
+    return stat(source) !== undefined; // undefined: ENOENT
+  } catch (err) {
+    if (!(err instanceof SboxError) || err.errnoNumber === undefined) throw err;
+    throw SboxError.invalidOption("--bind", `cannot stat ${source}: ${describeErrno(err.errnoNumber)}`);
+  }
 }
 
 /** An image directory as the read-only lower layer of the root, with a temporary upper layer. */
@@ -126,6 +148,8 @@ export interface RootSettings {
   hostname: string;
   /** Whether a network writes /etc/resolv.conf after the mounts. */
   network: boolean;
+  /** Hears of each `:try` bind left out, by its source. */
+  onSkipped?: (source: string) => void;
 }
 
 /**
@@ -135,6 +159,7 @@ export interface RootSettings {
  * directory `settings.cwd`. The host's root leaves out the files that the
  * setup writes itself (see {@linkcode planHostRoot}): /etc/hosts, and
  * /etc/resolv.conf with a network.
+ * `settings.onSkipped` hears of each `:try` bind left out, by its source.
  */
 export function containerMounts(
   image: string | undefined,
@@ -156,7 +181,7 @@ export function containerMounts(
     new BaseMounts(),
     new TmpfsMount("/tmp", { size: DEFAULT_SHM_SIZE }),
     ...(hosts === undefined ? [] : [new HostsFile(hosts)]),
-    ...userMounts.flatMap(userMount),
+    ...userMounts.flatMap((spec) => userMount(spec, settings.onSkipped ?? (() => {}))),
     ...(cwd === "/" ? [] : [new WorkingDirectory(cwd)]),
   ];
 }

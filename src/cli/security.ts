@@ -37,7 +37,10 @@ export function securityOptions(options: RunOptions): SecurityOptions {
  * options; here the same check names the command line's.
  */
 function checkRawNetworkCapabilities(options: RunOptions): void {
-  if (options.net === "none" || options.allowHostLoopback) return;
+  // Only a daemon forwards frames, and none and host have none (with host,
+  // NET_RAW and NET_ADMIN count in the container's user namespace, which
+  // does not own the host's network: the kernel refuses them there).
+  if (options.net === "none" || options.net === "host" || options.allowHostLoopback) return;
   const name = hostLoopbackCapability(capabilityMask(options.capAdd, options.capDrop));
   if (name === undefined) return;
   const added = options.capAdd ?? [];
