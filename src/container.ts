@@ -136,9 +136,7 @@ export class Container implements AsyncDisposable {
     p.signal?.throwIfAborted();
     this.#starting = true;
     try {
-      const init = await this.#tracked(() => this.#startInit(p, options));
-      if (p.signal) init.killOnAbort(p.signal);
-      return init;
+      return await this.#tracked(() => this.#startInit(p, options));
     } finally {
       this.#starting = false;
     }
@@ -183,7 +181,7 @@ export class Container implements AsyncDisposable {
       }
       compileProcessTail(b, p, this.userMapper.setgroupsAllowed, this.#security, "init");
     });
-    this.#init = new InitProcess(launched.process, launched.parentFds, this.#heldNamespace);
+    this.#init = new InitProcess(launched.process, launched.parentFds, this.#heldNamespace, p.signal);
     this.#heldNamespace = -1;
     this.#processes.add(this.#init);
     // The network lives as long as the init: its end ends the namespace.
@@ -227,7 +225,6 @@ export class Container implements AsyncDisposable {
       if (this.#destroying.signal.aborted) {
         throw new SboxError("the container was destroyed while exec() was under way", { step: "destroyed" });
       }
-      if (p.signal) process.killOnAbort(p.signal);
       return process;
     } catch (err) {
       throw await explainEndedInit(err, init);
@@ -253,7 +250,7 @@ export class Container implements AsyncDisposable {
       // confines exec to the container's root.
       compileProcessTail(b, p, this.userMapper.setgroupsAllowed, this.#security, "exec");
     });
-    const process = new Process(launched.process, launched.parentFds);
+    const process = new Process(launched.process, launched.parentFds, -1, p.signal);
     this.#processes.add(process);
     // Once it is done, destroy() has nothing to do for it (it holds no
     // namespace): let it go, or a container that runs for long would keep

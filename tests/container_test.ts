@@ -16,6 +16,8 @@ import {
   type NetworkManager,
   OverlayMount,
   PastaManager,
+  type Process,
+  type ProcessOutput,
   ProcUserMapper,
   runAsUser,
   SboxError,
@@ -357,10 +359,174 @@ Deno.test("signal: one long-lived signal serves many processes; each one's liste
     assert.equal((await process.status).code, 0);
   }
   assert.equal(listeners, 1, "the init's alone");
+  // Kept while a pipe of the process is open: what it started may hold it.
+  const piped = await setup.container.exec(init, {
+    command: ["/bin/echo"],
+    env: ENV,
+    stdout: "piped",
+    signal,
+  });
+  await piped.status;
+  assert.equal(listeners, 2, "the init's and the piped process's");
+  await piped.output();
+  assert.equal(listeners, 1, "the init's alone, once the pipe is read to its end");
   init.kill("SIGKILL");
   await init.status;
   assert.equal(listeners, 0);
   controller.abort(); // nothing left to kill: no error
+});
+
+/**
+ * output() of `process`, which must settle within 10 s, a bound far above
+ * the time it takes: a hang fails the test instead of holding it until
+ * the container is destroyed.
+ */
+async function outputSettled(process: Process, options?: { maxBytes?: number }): Promise<ProcessOutput> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((resolve) => timer = setTimeout(() => resolve("late"), 10_000));
+  try {
+    const result = await Promise.race([process.output(options), late]);
+    assert.ok(result !== "late", "output() did not settle after the abort");
+    return result;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Execs `sh -c script` with piped stdio and a signal, and aborts it once
+ * the shell has ended (and `beforeAbort` has returned): an abort that
+ * comes after the reap. Returns the process and its output.
+ */
+async function abortedAfterEnd(
+  container: Container,
+  init: InitProcess,
+  script: string,
+  options: { maxBytes?: number; beforeAbort?: () => Promise<void> } = {},
+): Promise<{ process: Process; result: ProcessOutput }> {
+  const controller = new AbortController();
+  const process = await container.exec(init, {
+    command: ["/bin/sh", "-c", script],
+    env: ENV,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    signal: controller.signal,
+  });
+  const output = outputSettled(process, { maxBytes: options.maxBytes });
+  await process.status;
+  await options.beforeAbort?.();
+  controller.abort();
+  return { process, result: await output };
+}
+
+/**
+ * Waits until `ps` in the container lists a process that runs (not a
+ * zombie) with command line `args`, or none when `running` is false; fails
+ * after 10 s, a bound against hangs only.
+ */
+async function awaitProcess(
+  container: Container,
+  init: InitProcess,
+  args: string,
+  running: boolean,
+): Promise<void> {
+  // "[x]yz" matches "xyz" but not grep's own command line.
+  const listed = `ps -o stat,args | grep -v ^Z | grep -q '[${args[0]}]${args.slice(1)}$'`;
+  const loop = `${running ? "until" : "while"} ${listed}; do sleep 0.05; done`;
+  const result = await sh(container, `timeout 10 sh -c "${loop}" && echo ok`, { init });
+  assert.equal(result.out, "ok\n", `${args} ${running ? "does not run" : "still runs"}: ${result.err}`);
+}
+
+Deno.test("signal: output() of an aborted exec settles; its background job dies with its process group", async () => {
+  await using setup = await busyboxContainer();
+  const init = await setup.container.start({ command: ["/bin/sleep", "1000"], env: ENV });
+  // A timeout while the command runs (for 1000 s).
+  const running = await setup.container.exec(init, {
+    command: ["/bin/sh", "-c", "(sleep 1009; echo late) & exec sleep 1010"],
+    env: ENV,
+    stdout: "piped",
+    signal: AbortSignal.timeout(500),
+  });
+  const killed = await outputSettled(running);
+  assert.deepEqual([text(killed.stdout), killed.signal], ["", "SIGKILL"]);
+  await awaitProcess(setup.container, init, "sleep 1009", false);
+  // An abort after the end: the shell ends at once, and the job it left holds stdout.
+  const { result } = await abortedAfterEnd(setup.container, init, "(sleep 1001; echo late) & echo started", {
+    beforeAbort: () => awaitProcess(setup.container, init, "sleep 1001", true),
+  });
+  assert.deepEqual([text(result.stdout), result.code, result.signal], ["started\n", 0, null]);
+  // Killed, not just let go of (a zombie of pid 1's once dead).
+  await awaitProcess(setup.container, init, "sleep 1001", false);
+});
+
+Deno.test("signal: before Linux 6.9 (no PIDFD_SIGNAL_PROCESS_GROUP) an exec's group is killed by number while it runs", async () => {
+  await using setup = await busyboxContainer();
+  const init = await setup.container.start({ command: ["/bin/sleep", "1000"], env: ENV });
+  const lib = helper();
+  const send = lib.sbox_pidfd_send_signal;
+  // What such a kernel answers to the flag.
+  lib.sbox_pidfd_send_signal = (pidfd, signal, flags) =>
+    flags ? -errnoNumber("EINVAL") : send(pidfd, signal, flags);
+  try {
+    const controller = new AbortController();
+    const shell = await setup.container.exec(init, {
+      command: ["/bin/sh", "-c", "sleep 1007 & exec sleep 1008"],
+      env: ENV,
+      stdout: "piped",
+      signal: controller.signal,
+    });
+    await awaitProcess(setup.container, init, "sleep 1007", true);
+    controller.abort();
+    assert.equal((await outputSettled(shell)).signal, "SIGKILL");
+    await awaitProcess(setup.container, init, "sleep 1007", false);
+  } finally {
+    lib.sbox_pidfd_send_signal = send;
+  }
+});
+
+Deno.test("signal: output() of an aborted exec settles though a setsid'd daemon holds its pipes; the daemon lives on", async () => {
+  await using setup = await busyboxContainer();
+  const init = await setup.container.start({ command: ["/bin/sleep", "1000"], env: ENV });
+  // An abort while the command runs (for 1000 s), once the daemon has left the group.
+  const controller = new AbortController();
+  const running = await setup.container.exec(init, {
+    command: ["/bin/sh", "-c", "setsid sleep 1002 & exec sleep 1003"],
+    env: ENV,
+    stdout: "piped",
+    stderr: "piped",
+    signal: controller.signal,
+  });
+  const killed = outputSettled(running);
+  await awaitProcess(setup.container, init, "sleep 1002", true);
+  controller.abort();
+  assert.equal((await killed).signal, "SIGKILL");
+  // And after its end: the shell exits 0, the daemon keeps stdin, stdout and stderr.
+  const { process, result } = await abortedAfterEnd(
+    setup.container,
+    init,
+    "setsid sleep 1004 & echo started",
+    {
+      beforeAbort: () => awaitProcess(setup.container, init, "sleep 1004", true),
+    },
+  );
+  assert.deepEqual([text(result.stdout), result.code, result.signal], ["started\n", 0, null]);
+  // stdin is closed too: a write fails instead of waiting for a reader.
+  await assert.rejects(process.stdin!.getWriter().write(new Uint8Array(1)), /stdin is closed/);
+  // Out of the group's reach: they run until destroy().
+  await awaitProcess(setup.container, init, "sleep 1002", true);
+  await awaitProcess(setup.container, init, "sleep 1004", true);
+});
+
+Deno.test("signal: bounds output({ maxBytes }) of an exec whose background job holds the other stream", async () => {
+  await using setup = await busyboxContainer();
+  const init = await setup.container.start({ command: ["/bin/sleep", "1000"], env: ENV });
+  // Killed for its stdout (the abort comes after that); the sleep holds stderr.
+  const { result } = await abortedAfterEnd(setup.container, init, "sleep 1000 & yes", { maxBytes: 65536 });
+  assert.deepEqual(
+    [result.exceeded, result.stdout.length, result.stderr.length, result.signal],
+    ["stdout", 65536, 0, "SIGKILL"],
+  );
 });
 
 Deno.test("with a reaper, init.setupCpuUsec is the CPU time pid 1 spent on the setup", async () => {
