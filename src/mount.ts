@@ -10,7 +10,7 @@
 import { SboxError } from "./error.ts";
 import { checkBoolean, checkOptionsObject, show } from "./options.ts";
 import { MS, type ProgramBuilder, UNCHANGED_ID } from "./program.ts";
-import { resolvedPath, stat } from "./sys.ts";
+import { readTextFile, resolvedPath, stat } from "./sys.ts";
 import { containerId } from "./user.ts";
 
 /** Something that can be mounted into a container. */
@@ -164,7 +164,7 @@ export function checkTarget(option: string, target: string): string {
 }
 
 /** Checks host directory `path`, which `what` names in `option` ("upperDir" of "OverlayMount"). */
-function checkHostDir(option: string, what: string, path: string): void {
+export function checkHostDir(option: string, what: string, path: string): void {
   if (typeof path !== "string" || !path.startsWith("/")) {
     throw SboxError.invalidOption(option, `${what} must be an absolute path, got ${show(path)}`);
   }
@@ -223,6 +223,56 @@ function layerRelation(a: string, b: string): "same" | "inside" | "holds" | unde
 /** "upperDir /x/up" for a message, with the resolved path where a link made it another. */
 function layerName([what, path]: [string, string], resolved: string): string {
   return cleanPath(path) === resolved ? `${what} ${path}` : `${what} ${path} (${resolved})`;
+}
+
+/** A mount point of the host, from /proc/self/mountinfo. */
+export interface HostMountPoint {
+  path: string;
+  fstype: string;
+}
+
+function unescapeMountPath(path: string): string {
+  return path.replace(/\\([0-7]{3})/g, (_, oct) => String.fromCharCode(parseInt(oct, 8)));
+}
+
+/** The mount points of this process's mount namespace. */
+export function hostMounts(): HostMountPoint[] {
+  const mounts: HostMountPoint[] = [];
+  for (const line of readTextFile("/proc/self/mountinfo").split("\n")) {
+    const sep = line.indexOf(" - ");
+    if (sep < 0) continue;
+    mounts.push({
+      path: unescapeMountPath(line.slice(0, sep).split(" ")[4]),
+      fstype: line.slice(sep + 3).split(" ")[0],
+    });
+  }
+  return mounts;
+}
+
+/**
+ * Refuses lower layers (`[what, path]`, each an existing directory) with a
+ * host mount below them. The kernel locks every mount it copies into the
+ * container's mount namespace, owned by a user namespace of its own, and
+ * overlayfs refuses a lower layer with locked mounts below it, in the
+ * child, with a bare EINVAL (its log says "failed to clone lowerpath"):
+ * the host's "/" always has some.
+ */
+function checkNoMountsBelow(lowers: readonly [string, string][]): void {
+  const mounts = hostMounts();
+  for (const layer of lowers) {
+    const dir = resolvedPath(layer[1]);
+    const below = mounts.find((m) => dir === "/" ? m.path !== "/" : m.path.startsWith(`${dir}/`));
+    if (!below) continue;
+    const remedy = dir === "/"
+      ? ": for the host's root use HostRootMount, which overlays its directories apart"
+      : "";
+    throw SboxError.invalidOption(
+      "OverlayMount",
+      `${layerName(layer, dir)} has a mount below it (${below.path}), which the kernel locks in the ` +
+        `container's user namespace, and overlayfs refuses a lower layer with locked mounts below it ` +
+        `(EINVAL)${remedy}`,
+    );
+  }
 }
 
 /** Options of {@linkcode OverlayMount}. */
@@ -304,6 +354,7 @@ export class OverlayMount implements Mount {
     if (this.upperDir !== undefined) layers.push(["upperDir", this.upperDir], ["workDir", this.workDir!]);
     for (const [what, dir] of layers) checkHostDir("OverlayMount", what, dir);
     checkLayersApart(layers);
+    checkNoMountsBelow(layers.slice(0, this.lowerDirs.length));
   }
 
   /** Appends the overlay mount (and the tmpfs of a temporary upper layer). */

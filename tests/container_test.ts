@@ -10,6 +10,7 @@ import {
   BinNewIdMapper,
   Cgroup,
   Container,
+  HostRootMount,
   type IdMapEntry,
   type InitProcess,
   type Mount,
@@ -48,6 +49,7 @@ import {
   busyboxContainer,
   busyboxImage,
   identityMapper,
+  isRoot,
   processesWith,
   processState,
   removeScratch,
@@ -1414,6 +1416,129 @@ Deno.test("OverlayMount refuses layers that overlap, naming both, before any pro
       userMapper: mapper,
       mounts: [new OverlayMount([`${dir}/lower`, image], `${dir}/other`, `${dir}/work`)],
     }).then((container) => container.destroy());
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("OverlayMount refuses a lower layer with a mount below it, the host's / included, naming HostRootMount", async () => {
+  const dir = scratchDir("mount-below-");
+  Deno.mkdirSync(`${dir}/root`);
+  try {
+    // overlayfs refused both in the child with a bare EINVAL: the mounts below are locked.
+    const cases: [string, RegExp][] = [
+      [
+        "/",
+        /^lowerDirs\[0\] \/ has a mount below it \(\/[^)]+\), .*: for the host's root use HostRootMount, /,
+      ],
+      ["/dev", /^lowerDirs\[0\] \/dev has a mount below it \(\/dev\/[^)]+\), .*\(EINVAL\)$/],
+    ];
+    for (const [lower, problem] of cases) {
+      const err = await Container.create({
+        rootfs: `${dir}/root`,
+        userMapper: identityMapper(),
+        mounts: [new OverlayMount([lower])],
+      }).then(() => undefined, (e) => e);
+      assert.ok(err instanceof SboxError && err.step === "options", `${lower}: ${err}`);
+      assert.match(err.message.replace("invalid option OverlayMount: ", ""), problem);
+      assert.match(
+        err.message,
+        /which the kernel locks in the container's user namespace, and overlayfs refuses /,
+      );
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("HostRootMount: the host's root as the container's, in a tmpfs of its size; writes vanish", async () => {
+  const dir = scratchDir("host-root-");
+  try {
+    for (const sub of ["root", "layers"]) Deno.mkdirSync(`${dir}/${sub}`);
+    Deno.writeTextFileSync(`${dir}/host-file`, "from the host\n");
+    const container = await Container.create({
+      rootfs: `${dir}/root`,
+      userMapper: identityMapper(),
+      mounts: [new HostRootMount({ layersDir: `${dir}/layers`, size: 64 << 20 }), new BaseMounts()],
+    });
+    // As a user, a host file below directories of unmapped owners cannot be
+    // copied up (docs/rootless.md); "/" is the container's own.
+    const change = isRoot ? ` && echo changed > ${dir}/host-file && cat ${dir}/host-file` : "";
+    try {
+      const init = await container.start({
+        command: [
+          "/bin/sh",
+          "-c",
+          `cat ${dir}/host-file && echo top > /new-top && cat /new-top && ` +
+          `df -k / | tail -n 1 | awk '{ print $2 }'${change}`,
+        ],
+        env: { PATH: "/usr/bin:/bin" },
+        stdout: "piped",
+        stderr: "piped",
+      });
+      const output = await init.output();
+      assert.equal(
+        text(output.stdout),
+        `from the host\ntop\n65536\n${change && "changed\n"}`,
+        text(output.stderr),
+      );
+    } finally {
+      await container.destroy();
+    }
+    assert.equal(Deno.readTextFileSync(`${dir}/host-file`), "from the host\n");
+    assert.deepEqual([...Deno.readDirSync(`${dir}/layers`)], []);
+    assert.equal(stat("/new-top"), undefined);
+  } finally {
+    await removeScratch(dir);
+  }
+});
+
+Deno.test("HostRootMount refuses a layersDir that is missing or not apart from the rootfs, and a size that is not positive", async () => {
+  const dir = scratchDir("host-root-options-");
+  for (const sub of ["root", "layers"]) Deno.mkdirSync(`${dir}/${sub}`);
+  const refused = async (mount: HostRootMount, stage: "create" | "start") => {
+    const before = snapshot();
+    const err = await Container.create({
+      rootfs: `${dir}/root`,
+      userMapper: identityMapper(),
+      mounts: [mount],
+    })
+      .then((container) =>
+        stage === "create"
+          ? undefined
+          : container.start({ command: ["/bin/true"] }).finally(() => container.destroy())
+      )
+      .then(() => undefined, (e) => e);
+    assert.ok(err instanceof SboxError && err.step === "options", String(err));
+    assert.deepEqual(snapshot(), before);
+    return err.message;
+  };
+  try {
+    assert.equal(
+      await refused(new HostRootMount({ layersDir: `${dir}/missing` }), "create"),
+      `invalid option HostRootMount: layersDir ${dir}/missing is not a directory`,
+    );
+    assert.equal(
+      await refused(new HostRootMount({ layersDir: `${dir}/layers`, size: 0 }), "create"),
+      "invalid option HostRootMount: size must be a positive number of bytes, got 0",
+    );
+    // Checked once the rootfs is known: the one would hide the other.
+    Deno.mkdirSync(`${dir}/root/layers`);
+    for (const layersDir of [`${dir}/root/layers`, dir]) {
+      assert.equal(
+        await refused(new HostRootMount({ layersDir }), "start"),
+        `invalid option HostRootMount: layersDir ${layersDir} and the rootfs ${dir}/root must lie apart, ` +
+          "neither inside the other",
+      );
+    }
+    assert.equal(
+      await refused(new HostRootMount(undefined as unknown as { layersDir: string }), "create"),
+      "invalid option HostRootMount: layersDir must be an absolute path, got undefined",
+    );
+    assert.throws(
+      () => new HostRootMount({ layersDir: `${dir}/layers`, sizes: 1 } as { layersDir: string }),
+      /^SboxError: invalid option HostRootMount: unknown option sizes \(did you mean size\?\)$/,
+    );
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

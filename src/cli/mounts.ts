@@ -1,6 +1,6 @@
 /**
  * The mounts of a `sbox run` container, in order: the root (an image overlay
- * with `--rootfs`, else the host's root, see hostroot.ts), the base file
+ * with `--rootfs`, else the host's root, see host_root.ts), the base file
  * systems (/proc, /sys, /dev), a fresh 64 MiB tmpfs /tmp, then `--bind` and
  * `--tmpfs` in command-line order (each makes its missing parent directories),
  * and last the `--cwd` directory where it is missing.
@@ -22,8 +22,8 @@ import type { ProgramBuilder } from "../program.ts";
 import { close, ids, O, readLink, resolvedPath, stat, tryOpen } from "../sys.ts";
 import { describeErrno } from "../errno.ts";
 import type { MountSpec } from "./args.ts";
-import { HostRootMount, planHostRoot } from "./hostroot.ts";
-import type { TemporaryLayers } from "./layers.ts";
+import { HostRootMount } from "../host_root.ts";
+import type { TemporaryLayers } from "../temporary_layers.ts";
 
 /** A host path as given on the command line, made absolute against sbox's working directory. */
 export function hostPath(path: string): string {
@@ -127,7 +127,7 @@ export function containerMounts(
   cwd = "/",
 ): Mount[] {
   const root = image === undefined
-    ? new HostRootMount(planHostRoot(), layers)
+    ? new HostRootMount({ layersDir: layers.dir, size: layers.size })
     : new ImageRootMount(image, layers);
   // /tmp is bounded like /dev/shm; `--tmpfs /tmp:SIZE` mounts a bigger one over it.
   return [
