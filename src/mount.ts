@@ -279,7 +279,13 @@ function checkNoMountsBelow(lowers: readonly [string, string][]): void {
 export interface OverlayMountOptions {
   /** Container path of the overlay; "/" by default. */
   target?: string;
-  /** For a temporary upper layer: the size limit of its tmpfs in bytes. */
+  /**
+   * For a temporary upper layer: the size limit of its tmpfs in bytes, all
+   * the container writes there. Default: the kernel's for a tmpfs, half of
+   * the host's RAM, for each container. Its pages are memory: where no
+   * memory controller bounds the container, give a size (`sbox run` gives
+   * 1 GiB, its `--write-limit`).
+   */
   size?: number;
 }
 

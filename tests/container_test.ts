@@ -531,6 +531,61 @@ Deno.test("signal: bounds output({ maxBytes }) of an exec whose background job h
   );
 });
 
+Deno.test("files in and out of a running container as tar over an exec's stdio; a link it planted leads nowhere on the host", async () => {
+  await using setup = await busyboxContainer();
+  const dir = scratchDir("tar-");
+  try {
+    Deno.writeTextFileSync(`${dir}/victim`, "host data\n");
+    Deno.mkdirSync(`${dir}/in`);
+    Deno.writeTextFileSync(`${dir}/in/input.txt`, "uploaded\n");
+    const archive = await new Deno.Command("tar", {
+      args: ["-C", `${dir}/in`, "-cf", "-", "."],
+      stdout: "piped",
+    })
+      .output();
+    assert.ok(archive.success);
+    const init = await setup.container.start({ command: ["/bin/sleep", "1000"], env: ENV, reaper: true });
+    // The container plants links to host paths where the files will go.
+    await sh(
+      setup.container,
+      `mkdir /work && ln -s ${dir}/victim /work/input.txt && ln -s /etc/shadow /work/out`,
+      {
+        init,
+      },
+    );
+    const untar = await setup.container.exec(init, {
+      command: ["tar", "-C", "/work", "-xf", "-"],
+      env: ENV,
+      stdin: "piped",
+      stderr: "piped",
+    });
+    const writer = untar.stdin!.getWriter();
+    await writer.write(archive.stdout);
+    await writer.close();
+    const unpacked = await untar.output();
+    assert.equal(unpacked.code, 0, text(unpacked.stderr));
+    const packed = await setup.container.exec(init, {
+      command: ["tar", "-C", "/work", "-cf", "-", "input.txt", "out"],
+      env: ENV,
+      stdout: "piped",
+    });
+    const out = await packed.output();
+    assert.equal(out.code, 0);
+    const listed = new Deno.Command("tar", { args: ["-tvf", "-"], stdin: "piped", stdout: "piped" }).spawn();
+    const listWriter = listed.stdin.getWriter();
+    await listWriter.write(out.stdout);
+    await listWriter.close();
+    const listing = text((await listed.output()).stdout);
+    // In the archive as what they are inside the container: a file, and a link (not the host's /etc/shadow).
+    assert.match(listing, /^-.* input\.txt$/m);
+    assert.match(listing, /^l.* out -> \/etc\/shadow$/m);
+    assert.equal((await sh(setup.container, "cat /work/input.txt", { init })).out, "uploaded\n");
+    assert.equal(Deno.readTextFileSync(`${dir}/victim`), "host data\n");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("with a reaper, init.setupCpuUsec is the CPU time pid 1 spent on the setup", async () => {
   await using setup = await busyboxContainer();
   const plain = await setup.container.start({ command: ["/bin/true"], env: ENV });
