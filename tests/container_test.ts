@@ -2505,6 +2505,47 @@ Deno.test("reaper: pid 1 holds none of the caller's memory, and nothing inside c
   assert.equal(out[2], "mem-denied");
 });
 
+Deno.test("exec(): a join refused because the init ended says so, and is destroy()'s one error when destroy() ended it", async () => {
+  for (const end of ["destroy", "kill"] as const) {
+    await using setup = await busyboxContainer();
+    const init = await setup.container.start({ command: ["/bin/sleep", "1000"], env: ENV });
+    const lib = helper();
+    const spawn = lib.sbox_spawn;
+    let destroyed: Promise<void> | undefined;
+    // Right before the exec's first process is spawned, the init is ended
+    // and waited for until it has exited: that process's setns then fails
+    // with ESRCH, as when destroy() or the init's end comes at that moment.
+    lib.sbox_spawn = (...args) => {
+      lib.sbox_spawn = spawn;
+      if (end === "destroy") destroyed = setup.container.destroy();
+      else init.kill("SIGKILL");
+      for (const deadline = Date.now() + 10_000; !["Z", "gone"].includes(processState(init.pid));) {
+        if (Date.now() > deadline) throw new Error("the init did not end");
+      }
+      return spawn(...args);
+    };
+    try {
+      const err = await setup.container.exec(init, { command: ["/bin/true"], env: ENV })
+        .then(() => undefined, (e) => e);
+      assert.ok(err instanceof SboxError, `${end}: ${err}`);
+      if (end === "destroy") {
+        // As an exec that got further when destroy() came.
+        assert.deepEqual([err.step, err.message], [
+          "destroyed",
+          "the container was destroyed while exec() was under way",
+        ]);
+      } else {
+        assert.deepEqual([err.step, err.errno], ["setns", "ESRCH"]);
+        assert.match(err.message, /^exec: the container's init process has exited \(cannot join .*: ESRCH /);
+      }
+      assert.match(String((err.cause as Error)?.message), /^cannot join the container's namespaces: ESRCH/);
+    } finally {
+      lib.sbox_spawn = spawn;
+    }
+    await destroyed;
+  }
+});
+
 Deno.test("exec(): an ENOMEM fork while the init is ending says the init has exited, not that memory ran out", async () => {
   // The kernel race itself (exec()'s setns before the init's end, its fork
   // after) hit about one exec() in 60; the mapping is tested directly.
