@@ -69,6 +69,7 @@ export {
   READONLY_PROC_PATHS,
   TmpfsMount,
 } from "./src/mount.ts";
+export { DEFAULT_HOST_ROOT_SIZE, HostRootMount, type HostRootMountOptions } from "./src/host_root.ts";
 export {
   InitProcess,
   type OutputOptions,

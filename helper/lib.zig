@@ -155,7 +155,8 @@ pub const Call = enum(u32) {
     stat = 14,
     kill = 15,
     pidfd_open = 16,
-    pidfd_send_signal = 17,
+    // 17 was pidfd_send_signal without flags: renumbered (33) when it took
+    // them, so that the ABI check refuses a library that would ignore them.
     waitid = 18,
     getids = 19,
     epoll_create = 20,
@@ -171,6 +172,7 @@ pub const Call = enum(u32) {
     fchown = 30,
     fchmod = 31,
     monotonic_usec = 32,
+    pidfd_send_signal = 33,
 };
 
 /// Part of the ABI version, so that TypeScript can check that its list agrees.
@@ -202,7 +204,7 @@ export fn sbox_call(call: u32, a: u64, b: u64, c: u64, d: u64, e: u64, f: u64) i
         .stat => sbox_stat(@ptrFromInt(a), b != 0, @ptrFromInt(c)),
         .kill => sbox_kill(int(a), int(b)),
         .pidfd_open => sbox_pidfd_open(int(a)),
-        .pidfd_send_signal => sbox_pidfd_send_signal(int(a), int(b)),
+        .pidfd_send_signal => sbox_pidfd_send_signal(int(a), int(b), @truncate(c)),
         .waitid => sbox_waitid(int(a), @truncate(b), @ptrFromInt(c)),
         .getids => blk: {
             sbox_getids(@ptrFromInt(a));
@@ -360,8 +362,10 @@ fn sbox_pidfd_open(pid: i32) isize {
     return rc;
 }
 
-fn sbox_pidfd_send_signal(pidfd: i32, sig: i32) isize {
-    return errnoResult(linux.syscall4(.pidfd_send_signal, fdArg(pidfd), fdArg(sig), 0, 0));
+/// pidfd_send_signal(2); `flags` may name the scope, e.g. PIDFD_SIGNAL_PROCESS_GROUP
+/// (Linux 6.9; EINVAL before).
+fn sbox_pidfd_send_signal(pidfd: i32, sig: i32, flags: u32) isize {
+    return errnoResult(linux.syscall4(.pidfd_send_signal, fdArg(pidfd), fdArg(sig), 0, flags));
 }
 
 /// waitid(P_PIDFD). Writes si_code (CLD_EXITED, CLD_KILLED, CLD_DUMPED, ...)

@@ -137,9 +137,7 @@ export class Container implements AsyncDisposable {
     p.signal?.throwIfAborted();
     this.#starting = true;
     try {
-      const init = await this.#tracked(() => this.#startInit(p, options));
-      if (p.signal) init.killOnAbort(p.signal);
-      return init;
+      return await this.#tracked(() => this.#startInit(p, options));
     } finally {
       this.#starting = false;
     }
@@ -192,7 +190,7 @@ export class Container implements AsyncDisposable {
       }
       compileProcessTail(b, p, this.userMapper.setgroupsAllowed, this.#security, "init");
     });
-    this.#init = new InitProcess(launched.process, launched.parentFds, this.#heldNamespace);
+    this.#init = new InitProcess(launched.process, launched.parentFds, this.#heldNamespace, p.signal);
     this.#heldNamespace = -1;
     this.#processes.add(this.#init);
     // The network lives as long as the init: its end ends the namespace.
@@ -204,7 +202,12 @@ export class Container implements AsyncDisposable {
     return this.#init;
   }
 
-  /** Starts another process in the namespaces of the running `init`. */
+  /**
+   * Starts another process in the namespaces of the running `init`. When
+   * destroy() comes while it is under way, it rejects with an
+   * {@linkcode SboxError} of step `"destroyed"`, however far it got; when
+   * the init ends meanwhile, with one that says the init has exited.
+   */
   async exec(init: InitProcess, options: ProcessOptions): Promise<Process> {
     this.#checkUsable();
     if (init !== this.#init) {
@@ -233,13 +236,10 @@ export class Container implements AsyncDisposable {
       // destroy() came while the exec was under way: the process dies with
       // the container, perhaps before its execve (which, killed then, would
       // still read as a start). Say so instead of handing out a dead process.
-      if (this.#destroying.signal.aborted) {
-        throw new SboxError("the container was destroyed while exec() was under way", { step: "destroyed" });
-      }
-      if (p.signal) process.killOnAbort(p.signal);
+      if (this.#destroying.signal.aborted) throw destroyedDuringExec();
       return process;
     } catch (err) {
-      throw await explainEndedInit(err, init);
+      throw await explainEndedInit(err, init, this.#destroying.signal.aborted);
     } finally {
       close(pidfd);
     }
@@ -262,7 +262,7 @@ export class Container implements AsyncDisposable {
       // confines exec to the container's root.
       compileProcessTail(b, p, this.userMapper.setgroupsAllowed, this.#security, "exec");
     });
-    const process = new Process(launched.process, launched.parentFds);
+    const process = new Process(launched.process, launched.parentFds, -1, p.signal);
     this.#processes.add(process);
     // Once it is done, destroy() has nothing to do for it (it holds no
     // namespace): let it go, or a container that runs for long would keep
@@ -545,14 +545,36 @@ async function removeUnlessUsed(cgroup: Cgroup): Promise<void> {
   }
 }
 
+/** What exec() rejects with when destroy() came while it was under way, however far it got. */
+function destroyedDuringExec(cause?: unknown): SboxError {
+  return new SboxError("the container was destroyed while exec() was under way", {
+    step: "destroyed",
+    cause,
+  });
+}
+
 /**
- * The kernel refuses a new process in a pid namespace whose init is ending
- * with ENOMEM, which reads as a shortage of memory. When the fork of an
- * exec() fails so and the init has ended (within a moment: its end waits
- * until the rest of its namespace has), say that instead.
+ * An exec() failure that the init's end caused, said as such: with
+ * `destroyed`, as the same error as an exec that got further when destroy()
+ * came. The join fails with ESRCH once the init has exited. The kernel
+ * refuses a new process in a pid namespace whose init is ending with
+ * ENOMEM, which reads as a shortage of memory: when the fork fails so and
+ * the init has ended (within a moment: its end waits until the rest of its
+ * namespace has), say that instead. Any other error is returned as it is.
  */
-export async function explainEndedInit(err: unknown, init: InitProcess): Promise<unknown> {
-  if (!(err instanceof SboxError) || err.step !== "fork" || err.errno !== "ENOMEM") return err;
+export async function explainEndedInit(err: unknown, init: InitProcess, destroyed = false): Promise<unknown> {
+  if (!(err instanceof SboxError)) return err;
+  const joinRefused = err.step === "setns" && err.errno === "ESRCH";
+  const forkRefused = err.step === "fork" && err.errno === "ENOMEM";
+  if (!joinRefused && !forkRefused) return err;
+  if (destroyed) return destroyedDuringExec(err);
+  if (joinRefused) {
+    return new SboxError(`exec: the container's init process has exited (${err.message})`, {
+      step: "setns",
+      errno: err.errnoNumber,
+      cause: err,
+    });
+  }
   let timer: ReturnType<typeof setTimeout> | undefined;
   const ended = await Promise.race([
     init.status.then(() => true, () => true),

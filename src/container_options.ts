@@ -155,12 +155,30 @@ export interface ProcessOptions {
    * process is sent SIGKILL, not `Deno.Command`'s SIGTERM: as a container's
    * pid 1 a command would not even get SIGTERM (see kill()), and code you do
    * not trust must not be able to refuse. An init takes the whole container
-   * with it; an exec'd process ends alone. Aborted already when `start()` or
-   * `exec()` is called, the call rejects with the signal's `reason` (an
-   * `AbortError` or `TimeoutError` DOMException unless you gave another)
-   * before anything is created, as `fetch` does; once the process runs, its
-   * `status` says SIGKILL. For a gentler end, listen to the signal yourself
-   * and call `kill("SIGTERM")`.
+   * with it. An exec'd process takes its process group with it: with
+   * `newSession` (the default) the group it leads, which holds what it
+   * started (a shell's `cmd &`, a pipeline) unless that moved to a group or
+   * session of its own. The group is killed even when the abort comes after
+   * the process ended, while a pipe of ours to it is open (before Linux 6.9,
+   * only while the process runs).
+   *
+   * The signal also bounds the wait for output(): once the process is
+   * reaped, its stdout and stderr end with what their pipes hold then,
+   * without waiting for the end-of-file that a writer left over would hold
+   * back, and stdin is closed. output() resolves with what was read and the
+   * process's status. A writer left over (a `setsid` daemon, a job-control
+   * shell's job) keeps running in the container until destroy(), and gets
+   * EPIPE from the closed pipes; to end it too, give each exec a child
+   * `cgroup` of its own and `Cgroup.kill()` that group (then remove it: a
+   * killed group takes no new process).
+   *
+   * Aborted already when `start()` or `exec()` is called, the call rejects
+   * with the signal's `reason` (an `AbortError` or `TimeoutError`
+   * DOMException unless you gave another) before anything is created, as
+   * `fetch` does; once the process runs, its `status` says SIGKILL (unless
+   * it had ended by itself). The listener stays on the signal until the
+   * process is reaped and its pipes are closed. For a gentler end, listen to
+   * the signal yourself and call `kill("SIGTERM")`.
    */
   signal?: AbortSignal;
 }

@@ -39,7 +39,7 @@ const CALL = {
   stat: 14,
   kill: 15,
   pidfd_open: 16,
-  pidfd_send_signal: 17,
+  // 17 was pidfd_send_signal without flags (see Call in helper/lib.zig).
   waitid: 18,
   getids: 19,
   epoll_create: 20,
@@ -55,6 +55,7 @@ const CALL = {
   fchown: 30,
   fchmod: 31,
   monotonic_usec: 32,
+  pidfd_send_signal: 33,
 } as const;
 
 type Word = number | bigint;
@@ -78,7 +79,7 @@ export interface HelperSymbols {
   sbox_stat(path: Buffer, follow: boolean, out: Buffer): Word;
   sbox_kill(pid: number, signal: number): Word;
   sbox_pidfd_open(pid: number): Word;
-  sbox_pidfd_send_signal(pidfd: number, signal: number): Word;
+  sbox_pidfd_send_signal(pidfd: number, signal: number, flags: number): Word;
   sbox_waitid(pidfd: number, options: number, out: Buffer): Word;
   sbox_waitpid(pid: number, options: number, out: Buffer): Word;
   sbox_getids(out: Buffer): void;
@@ -141,8 +142,8 @@ function calls(lib: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"]): HelperSymbo
     sbox_stat: (path, follow, out) => call(CALL.stat, address(path), follow ? 1 : 0, address(out), 0, 0, 0),
     sbox_kill: (pid, signal) => call(CALL.kill, i32(pid), i32(signal), 0, 0, 0, 0),
     sbox_pidfd_open: (pid) => call(CALL.pidfd_open, i32(pid), 0, 0, 0, 0, 0),
-    sbox_pidfd_send_signal: (pidfd, signal) =>
-      call(CALL.pidfd_send_signal, i32(pidfd), i32(signal), 0, 0, 0, 0),
+    sbox_pidfd_send_signal: (pidfd, signal, flags) =>
+      call(CALL.pidfd_send_signal, i32(pidfd), i32(signal), flags, 0, 0, 0),
     sbox_waitid: (pidfd, options, out) => call(CALL.waitid, i32(pidfd), options, address(out), 0, 0, 0),
     sbox_waitpid: (pid, options, out) => call(CALL.waitpid, i32(pid), options, address(out), 0, 0, 0),
     sbox_getids: (out) => void call(CALL.getids, address(out), 0, 0, 0, 0, 0),

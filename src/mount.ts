@@ -164,7 +164,7 @@ export function checkTarget(option: string, target: string): string {
 }
 
 /** Checks host directory `path`, which `what` names in `option` ("upperDir" of "OverlayMount"). */
-function checkHostDir(option: string, what: string, path: string): void {
+export function checkHostDir(option: string, what: string, path: string): void {
   if (typeof path !== "string" || !path.startsWith("/")) {
     throw SboxError.invalidOption(option, `${what} must be an absolute path, got ${show(path)}`);
   }
@@ -225,11 +225,43 @@ function layerName([what, path]: [string, string], resolved: string): string {
   return cleanPath(path) === resolved ? `${what} ${path}` : `${what} ${path} (${resolved})`;
 }
 
+/**
+ * Refuses lower layers (`[what, path]`, each an existing directory) with a
+ * host mount below them. The kernel locks every mount it copies into the
+ * container's mount namespace, owned by a user namespace of its own, and
+ * overlayfs refuses a lower layer with locked mounts below it, in the
+ * child, with a bare EINVAL (its log says "failed to clone lowerpath"):
+ * the host's "/" always has some.
+ */
+function checkNoMountsBelow(lowers: readonly [string, string][]): void {
+  const mounts = mountTable();
+  for (const layer of lowers) {
+    const dir = resolvedPath(layer[1]);
+    const below = mounts.find((m) => dir === "/" ? m.path !== "/" : m.path.startsWith(`${dir}/`));
+    if (!below) continue;
+    const remedy = dir === "/"
+      ? ": for the host's root use HostRootMount, which overlays its directories apart"
+      : "";
+    throw SboxError.invalidOption(
+      "OverlayMount",
+      `${layerName(layer, dir)} has a mount below it (${below.path}), which the kernel locks in the ` +
+        `container's user namespace, and overlayfs refuses a lower layer with locked mounts below it ` +
+        `(EINVAL)${remedy}`,
+    );
+  }
+}
+
 /** Options of {@linkcode OverlayMount}. */
 export interface OverlayMountOptions {
   /** Container path of the overlay; "/" by default. */
   target?: string;
-  /** For a temporary upper layer: the size limit of its tmpfs in bytes. */
+  /**
+   * For a temporary upper layer: the size limit of its tmpfs in bytes, all
+   * the container writes there. Default: the kernel's for a tmpfs, half of
+   * the host's RAM, for each container. Its pages are memory: where no
+   * memory controller bounds the container, give a size (`sbox run` gives
+   * 1 GiB, its `--write-limit`).
+   */
   size?: number;
 }
 
@@ -304,6 +336,7 @@ export class OverlayMount implements Mount {
     if (this.upperDir !== undefined) layers.push(["upperDir", this.upperDir], ["workDir", this.workDir!]);
     for (const [what, dir] of layers) checkHostDir("OverlayMount", what, dir);
     checkLayersApart(layers);
+    checkNoMountsBelow(layers.slice(0, this.lowerDirs.length));
   }
 
   /** Appends the overlay mount (and the tmpfs of a temporary upper layer). */

@@ -17,6 +17,7 @@ import {
   concatBytes,
   EAGAIN,
   EINTR,
+  EINVAL,
   ESRCH,
   fstat,
   isOpenFd,
@@ -24,8 +25,10 @@ import {
   O,
   open,
   pidfdSignal,
+  pidfdSignalGroup,
   pipe,
   setNonblocking,
+  tryKill,
   tryRead,
   tryWrite,
   waitPidfd,
@@ -93,7 +96,9 @@ export interface OutputOptions {
    * of the container with it, an exec'd process does not. Its children that
    * share the stream that went over get EPIPE once it is closed; one that
    * holds the other stream open keeps output() waiting for it, as without
-   * a limit. Bound the time with the process's `signal` option.
+   * a limit. The process's `signal` option bounds that wait: when it
+   * aborts, the process group is killed and output() stops waiting for the
+   * pipes (see `ProcessOptions.signal`).
    */
   maxBytes?: number;
 }
@@ -298,6 +303,19 @@ export class Process {
   readonly stderr: ReadableStream<Uint8Array<ArrayBuffer>> | null;
   readonly #pidfd: number;
   #reaped = false;
+  /**
+   * With a signal, the pidfd stays open after the reap, until the process
+   * is done: an abort's group kill needs it then (see #abort).
+   */
+  readonly #pidfdOutlivesReap: boolean;
+  #pidfdClosed = false;
+  /** Our end of a piped stdin, or -1. */
+  readonly #stdinFd: number;
+  /**
+   * Set once an aborted process is reaped: the read ends no longer wait
+   * for more, and end with what their pipes hold (see #stopWaitingForPipes).
+   */
+  #pipesEnding = false;
   #heldNamespace: number;
   /** The close of the held mount namespace, once the exit was reported (teardown.ts). */
   #release: BackgroundClose | undefined;
@@ -308,16 +326,27 @@ export class Process {
   /** @internal Under a reaper: when pid 1 reaped the command (see InitProcess.wallTimeMs). */
   protected exitedAt: ReaperTime | undefined;
 
-  /** @internal Wraps a launched process; use Container.start/exec. */
-  constructor(launched: Launched, parentFds: [number, number, number], heldNamespace = -1) {
+  /**
+   * @internal Wraps a launched process, ended when `signal` aborts (see
+   * #killOnAbort); use Container.start/exec.
+   */
+  constructor(
+    launched: Launched,
+    parentFds: [number, number, number],
+    heldNamespace = -1,
+    signal?: AbortSignal,
+  ) {
     this.#heldNamespace = heldNamespace;
     this.pid = launched.pid;
     this.#pidfd = launched.pidfd;
     for (const fd of parentFds) if (fd >= 0) this.#openFds.add(fd);
+    this.#stdinFd = parentFds[0];
     this.stdin = parentFds[0] >= 0 ? this.#writable(parentFds[0]) : null;
     this.stdout = parentFds[1] >= 0 ? this.#readable(parentFds[1]) : null;
     this.stderr = parentFds[2] >= 0 ? this.#readable(parentFds[2]) : null;
+    this.#pidfdOutlivesReap = signal !== undefined;
     this.status = this.#wait(launched.channel);
+    if (signal) this.#killOnAbort(signal);
   }
 
   async #wait(channel: StatusChannel | undefined): Promise<ProcessStatus> {
@@ -335,9 +364,10 @@ export class Process {
     for (;;) {
       const result = waitPidfd(this.#pidfd);
       if (result) {
-        // Mark first: once the pidfd is closed its number may be reused.
+        // Mark first: from now on the pidfd names no process (and once it
+        // is closed, its number may name another fd).
         this.#reaped = true;
-        reactor().close(this.#pidfd);
+        if (!this.#pidfdOutlivesReap) this.#closePidfd();
         this.#releaseNamespace();
         this.#checkDone();
         if (commandStatus !== undefined) return fromWaitStatus(commandStatus);
@@ -375,7 +405,15 @@ export class Process {
   }
 
   #checkDone(): void {
-    if (this.#reaped && this.#openFds.size === 0) this.#done.resolve();
+    if (!this.#reaped || this.#openFds.size > 0) return;
+    this.#closePidfd();
+    this.#done.resolve();
+  }
+
+  #closePidfd(): void {
+    if (this.#pidfdClosed) return;
+    this.#pidfdClosed = true;
+    reactor().close(this.#pidfd);
   }
 
   /**
@@ -432,16 +470,58 @@ export class Process {
   }
 
   /**
-   * @internal Sends SIGKILL when `signal` aborts (at once if it has), until
-   * the process is reaped; then the listener goes, so that one long-lived
-   * signal can serve any number of processes (ProcessOptions.signal).
+   * Ends the process when `signal` aborts (at once if it has), as
+   * ProcessOptions.signal describes, until it is done (reaped, and no pipe
+   * of ours to it open): then the listener goes, so that one long-lived
+   * signal can serve any number of processes.
    */
-  killOnAbort(signal: AbortSignal): void {
-    const kill = () => this.#killUnlessReaped();
-    if (signal.aborted) return kill();
-    signal.addEventListener("abort", kill, { once: true });
-    const forget = () => signal.removeEventListener("abort", kill);
-    this.status.then(forget, forget);
+  #killOnAbort(signal: AbortSignal): void {
+    const abort = () => this.#abort();
+    if (signal.aborted) return abort();
+    signal.addEventListener("abort", abort, { once: true });
+    const forget = () => signal.removeEventListener("abort", abort);
+    this.done.then(forget, forget);
+  }
+
+  /**
+   * SIGKILL to the process and to the process group it leads, then, once
+   * it is reaped, no more waiting on its pipes: what it started in the
+   * background may hold them, and a setsid'd daemon, out of the group's
+   * reach, for ever.
+   */
+  #abort(): void {
+    this.#killUnlessReaped();
+    this.#killGroup();
+    const stop = () => this.#stopWaitingForPipes();
+    this.status.then(stop, stop);
+  }
+
+  /**
+   * SIGKILL to the process group whose id is this process's pid: with
+   * `newSession` (the default) the one it leads, which holds everything it
+   * started but what moved to a group or session of its own; without, none
+   * unless it made one (ESRCH). Through the pidfd, which reaches the group
+   * after the leader's reap too (pidfdSignalGroup). Before Linux 6.9, by
+   * number, and only until the reap: until then the number is this
+   * process's.
+   */
+  #killGroup(): void {
+    if (this.#pidfdClosed) return;
+    const rc = pidfdSignalGroup(this.#pidfd, SIGKILL);
+    if (rc === -EINVAL && !this.#reaped) tryKill(-this.pid, SIGKILL);
+  }
+
+  /**
+   * stdout and stderr end with what their pipes hold when next read, not
+   * waiting for more (a read that waits is woken), and stdin is closed
+   * (a write that waits for room fails).
+   */
+  #stopWaitingForPipes(): void {
+    this.#pipesEnding = true;
+    for (const fd of this.#openFds) {
+      if (fd === this.#stdinFd) this.#closeFd(fd);
+      else reactor().interrupt(fd);
+    }
   }
 
   /**
@@ -483,8 +563,13 @@ export class Process {
             this.#closeFd(fd);
             return controller.close();
           }
-          if (-n === EAGAIN) await reactor().readable(fd);
-          else if (-n !== EINTR) {
+          if (-n === EAGAIN) {
+            if (!this.#pipesEnding) await reactor().readable(fd);
+            else {
+              this.#closeFd(fd);
+              return controller.close();
+            }
+          } else if (-n !== EINTR) {
             this.#closeFd(fd);
             return controller.error(SboxError.fromErrno("read", "cannot read from the process", -n));
           }
@@ -554,8 +639,13 @@ export class InitProcess extends Process {
   readonly #startedAt: ReaperTime | undefined;
 
   /** @internal Use Container.start. */
-  constructor(launched: Launched, parentFds: [number, number, number], heldNamespace = -1) {
-    super(launched, parentFds, heldNamespace);
+  constructor(
+    launched: Launched,
+    parentFds: [number, number, number],
+    heldNamespace = -1,
+    signal?: AbortSignal,
+  ) {
+    super(launched, parentFds, heldNamespace, signal);
     this.pidfd = launched.pidfd;
     this.setupCpuUsec = launched.setupCpuUsec;
     this.#startedAt = launched.startedAt;

@@ -69,6 +69,18 @@ class Reactor {
     this.#wakeIfIdle();
   }
 
+  /**
+   * Ends the pending wait on `fd`, if any, as a spurious wake-up would: its
+   * caller retries, and decides again whether to wait. The fd stays watched.
+   */
+  interrupt(fd: number): void {
+    const waiter = this.#waiters.get(fd);
+    if (!waiter) return;
+    this.#waiters.delete(fd);
+    waiter();
+    this.#wakeIfIdle();
+  }
+
   #wait(fd: number, events: number): Promise<void> {
     if (this.#waiters.has(fd)) throw new Error(`sbox internal error: two waits on fd ${fd}`);
     const { promise, resolve } = Promise.withResolvers<void>();

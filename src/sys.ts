@@ -418,7 +418,22 @@ export function tryFlock(fd: number, operation: number): number {
 
 /** pidfd_send_signal(2): 0 or a negative errno (ESRCH once reaped). */
 export function pidfdSignal(pidfd: number, signal: number): number {
-  return num(helper().sbox_pidfd_send_signal(pidfd, signal));
+  return num(helper().sbox_pidfd_send_signal(pidfd, signal, 0));
+}
+
+/** pidfd_send_signal(2)'s flag that sends to a process group: Linux 6.9 (EINVAL before). */
+const PIDFD_SIGNAL_PROCESS_GROUP = 4;
+
+/**
+ * pidfd_send_signal(2) to the process group whose id is the pidfd's
+ * process: 0, or a negative errno (ESRCH when no process is in that
+ * group, EINVAL before Linux 6.9). The pidfd names the pid itself, not a
+ * number: it reaches that group even once its leader has been reaped
+ * (the group's members keep the pid in use), and never a later group that
+ * got the same number.
+ */
+export function pidfdSignalGroup(pidfd: number, signal: number): number {
+  return num(helper().sbox_pidfd_send_signal(pidfd, signal, PIDFD_SIGNAL_PROCESS_GROUP));
 }
 
 /**
@@ -441,7 +456,8 @@ export function pidfdOpen(pid: number): number {
 
 /**
  * kill(2): 0 or a negative errno. Only for a child of ours not yet reaped,
- * whose pid cannot name another process; anything else has a pidfd.
+ * whose pid cannot name another process (nor, negated, another process
+ * group); anything else has a pidfd.
  */
 export function tryKill(pid: number, signal: number): number {
   return num(helper().sbox_kill(pid, signal));

@@ -7,8 +7,8 @@
 
 import assert from "node:assert/strict";
 import { BaseMounts, Cgroup, Container } from "../mod.ts";
-import { HostRootMount, planHostRoot } from "../src/cli/hostroot.ts";
-import { TemporaryLayers } from "../src/cli/layers.ts";
+import { planHostRoot, PlannedHostRoot } from "../src/host_root.ts";
+import { TemporaryLayers } from "../src/temporary_layers.ts";
 import { parseCommandLine, reportPathOf, RUN_OPTIONS } from "../src/cli/args.ts";
 import { processGroupOrphaned } from "../src/cli/run.ts";
 import { commandEnvironment, parseEnvFile } from "../src/cli/environment.ts";
@@ -433,7 +433,7 @@ Deno.test("cli: --bind through a symbolic link of the image that leads out of it
 const HOST_MODES_TEST = "cli: the host's directories keep their mode and owner in the host-root container";
 Deno.test(HOST_MODES_TEST, { ignore: skipWithoutManyIds(HOST_MODES_TEST) }, async () => {
   // The top directories of the host's root are overlays with upper layers
-  // of their own (hostroot.ts): /root is 0700 on the host, and must stay so.
+  // of their own (host_root.ts): /root is 0700 on the host, and must stay so.
   // As a user, host root is outside the id map: /root stays the container root's.
   const result = await sbox(["run", "-u", "65534", "--", "sh", "-c", "stat -c '%a %u %g' /root; ls /root"]);
   const host = Deno.statSync("/root");
@@ -505,7 +505,7 @@ Deno.test(
   { ignore: skipUnlessRoot(HOST_RACE_TEST, "it mounts a file system on the host") },
   async () => {
     // The entries of a directory with a mount below it are planned one by
-    // one (hostroot.ts), and mounted a moment later: a host user who can
+    // one (host_root.ts), and mounted a moment later: a host user who can
     // write there may swap a planned file for a link, to a root daemon's
     // socket or to "/", or remove it, in between. Planned first, then
     // changed so, then mounted.
@@ -539,7 +539,7 @@ Deno.test(
         rootfs: `${scratch}/root`,
         userMapper: identityMapper(),
         mounts: [
-          new HostRootMount(entries, new TemporaryLayers(`${scratch}/layers`, 64 << 20)),
+          new PlannedHostRoot(entries, new TemporaryLayers(`${scratch}/layers`, 64 << 20)),
           new BaseMounts(),
         ],
       });

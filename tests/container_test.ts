@@ -10,12 +10,15 @@ import {
   BinNewIdMapper,
   Cgroup,
   Container,
+  HostRootMount,
   type IdMapEntry,
   type InitProcess,
   type Mount,
   type NetworkManager,
   OverlayMount,
   PastaManager,
+  type Process,
+  type ProcessOutput,
   ProcUserMapper,
   runAsUser,
   SboxError,
@@ -46,6 +49,7 @@ import {
   busyboxContainer,
   busyboxImage,
   identityMapper,
+  isRoot,
   processesWith,
   processState,
   removeScratch,
@@ -357,10 +361,229 @@ Deno.test("signal: one long-lived signal serves many processes; each one's liste
     assert.equal((await process.status).code, 0);
   }
   assert.equal(listeners, 1, "the init's alone");
+  // Kept while a pipe of the process is open: what it started may hold it.
+  const piped = await setup.container.exec(init, {
+    command: ["/bin/echo"],
+    env: ENV,
+    stdout: "piped",
+    signal,
+  });
+  await piped.status;
+  assert.equal(listeners, 2, "the init's and the piped process's");
+  await piped.output();
+  assert.equal(listeners, 1, "the init's alone, once the pipe is read to its end");
   init.kill("SIGKILL");
   await init.status;
   assert.equal(listeners, 0);
   controller.abort(); // nothing left to kill: no error
+});
+
+/**
+ * output() of `process`, which must settle within 10 s, a bound far above
+ * the time it takes: a hang fails the test instead of holding it until
+ * the container is destroyed.
+ */
+async function outputSettled(process: Process, options?: { maxBytes?: number }): Promise<ProcessOutput> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((resolve) => timer = setTimeout(() => resolve("late"), 10_000));
+  try {
+    const result = await Promise.race([process.output(options), late]);
+    assert.ok(result !== "late", "output() did not settle after the abort");
+    return result;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Execs `sh -c script` with piped stdio and a signal, and aborts it once
+ * the shell has ended (and `beforeAbort` has returned): an abort that
+ * comes after the reap. Returns the process and its output.
+ */
+async function abortedAfterEnd(
+  container: Container,
+  init: InitProcess,
+  script: string,
+  options: { maxBytes?: number; beforeAbort?: () => Promise<void> } = {},
+): Promise<{ process: Process; result: ProcessOutput }> {
+  const controller = new AbortController();
+  const process = await container.exec(init, {
+    command: ["/bin/sh", "-c", script],
+    env: ENV,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    signal: controller.signal,
+  });
+  const output = outputSettled(process, { maxBytes: options.maxBytes });
+  await process.status;
+  await options.beforeAbort?.();
+  controller.abort();
+  return { process, result: await output };
+}
+
+/**
+ * Waits until `ps` in the container lists a process that runs (not a
+ * zombie) with command line `args`, or none when `running` is false; fails
+ * after 10 s, a bound against hangs only.
+ */
+async function awaitProcess(
+  container: Container,
+  init: InitProcess,
+  args: string,
+  running: boolean,
+): Promise<void> {
+  // "[x]yz" matches "xyz" but not grep's own command line.
+  const listed = `ps -o stat,args | grep -v ^Z | grep -q '[${args[0]}]${args.slice(1)}$'`;
+  const loop = `${running ? "until" : "while"} ${listed}; do sleep 0.05; done`;
+  const result = await sh(container, `timeout 10 sh -c "${loop}" && echo ok`, { init });
+  assert.equal(result.out, "ok\n", `${args} ${running ? "does not run" : "still runs"}: ${result.err}`);
+}
+
+Deno.test("signal: output() of an aborted exec settles; its background job dies with its process group", async () => {
+  await using setup = await busyboxContainer();
+  const init = await setup.container.start({ command: ["/bin/sleep", "1000"], env: ENV });
+  // A timeout while the command runs (for 1000 s).
+  const running = await setup.container.exec(init, {
+    command: ["/bin/sh", "-c", "(sleep 1009; echo late) & exec sleep 1010"],
+    env: ENV,
+    stdout: "piped",
+    signal: AbortSignal.timeout(500),
+  });
+  const killed = await outputSettled(running);
+  assert.deepEqual([text(killed.stdout), killed.signal], ["", "SIGKILL"]);
+  await awaitProcess(setup.container, init, "sleep 1009", false);
+  // An abort after the end: the shell ends at once, and the job it left holds stdout.
+  const { result } = await abortedAfterEnd(setup.container, init, "(sleep 1001; echo late) & echo started", {
+    beforeAbort: () => awaitProcess(setup.container, init, "sleep 1001", true),
+  });
+  assert.deepEqual([text(result.stdout), result.code, result.signal], ["started\n", 0, null]);
+  // Killed, not just let go of (a zombie of pid 1's once dead).
+  await awaitProcess(setup.container, init, "sleep 1001", false);
+});
+
+Deno.test("signal: before Linux 6.9 (no PIDFD_SIGNAL_PROCESS_GROUP) an exec's group is killed by number while it runs", async () => {
+  await using setup = await busyboxContainer();
+  const init = await setup.container.start({ command: ["/bin/sleep", "1000"], env: ENV });
+  const lib = helper();
+  const send = lib.sbox_pidfd_send_signal;
+  // What such a kernel answers to the flag.
+  lib.sbox_pidfd_send_signal = (pidfd, signal, flags) =>
+    flags ? -errnoNumber("EINVAL") : send(pidfd, signal, flags);
+  try {
+    const controller = new AbortController();
+    const shell = await setup.container.exec(init, {
+      command: ["/bin/sh", "-c", "sleep 1007 & exec sleep 1008"],
+      env: ENV,
+      stdout: "piped",
+      signal: controller.signal,
+    });
+    await awaitProcess(setup.container, init, "sleep 1007", true);
+    controller.abort();
+    assert.equal((await outputSettled(shell)).signal, "SIGKILL");
+    await awaitProcess(setup.container, init, "sleep 1007", false);
+  } finally {
+    lib.sbox_pidfd_send_signal = send;
+  }
+});
+
+Deno.test("signal: output() of an aborted exec settles though a setsid'd daemon holds its pipes; the daemon lives on", async () => {
+  await using setup = await busyboxContainer();
+  const init = await setup.container.start({ command: ["/bin/sleep", "1000"], env: ENV });
+  // An abort while the command runs (for 1000 s), once the daemon has left the group.
+  const controller = new AbortController();
+  const running = await setup.container.exec(init, {
+    command: ["/bin/sh", "-c", "setsid sleep 1002 & exec sleep 1003"],
+    env: ENV,
+    stdout: "piped",
+    stderr: "piped",
+    signal: controller.signal,
+  });
+  const killed = outputSettled(running);
+  await awaitProcess(setup.container, init, "sleep 1002", true);
+  controller.abort();
+  assert.equal((await killed).signal, "SIGKILL");
+  // And after its end: the shell exits 0, the daemon keeps stdin, stdout and stderr.
+  const { process, result } = await abortedAfterEnd(
+    setup.container,
+    init,
+    "setsid sleep 1004 & echo started",
+    {
+      beforeAbort: () => awaitProcess(setup.container, init, "sleep 1004", true),
+    },
+  );
+  assert.deepEqual([text(result.stdout), result.code, result.signal], ["started\n", 0, null]);
+  // stdin is closed too: a write fails instead of waiting for a reader.
+  await assert.rejects(process.stdin!.getWriter().write(new Uint8Array(1)), /stdin is closed/);
+  // Out of the group's reach: they run until destroy().
+  await awaitProcess(setup.container, init, "sleep 1002", true);
+  await awaitProcess(setup.container, init, "sleep 1004", true);
+});
+
+Deno.test("signal: bounds output({ maxBytes }) of an exec whose background job holds the other stream", async () => {
+  await using setup = await busyboxContainer();
+  const init = await setup.container.start({ command: ["/bin/sleep", "1000"], env: ENV });
+  // Killed for its stdout (the abort comes after that); the sleep holds stderr.
+  const { result } = await abortedAfterEnd(setup.container, init, "sleep 1000 & yes", { maxBytes: 65536 });
+  assert.deepEqual(
+    [result.exceeded, result.stdout.length, result.stderr.length, result.signal],
+    ["stdout", 65536, 0, "SIGKILL"],
+  );
+});
+
+Deno.test("files in and out of a running container as tar over an exec's stdio; a link it planted leads nowhere on the host", async () => {
+  await using setup = await busyboxContainer();
+  const dir = scratchDir("tar-");
+  try {
+    Deno.writeTextFileSync(`${dir}/victim`, "host data\n");
+    Deno.mkdirSync(`${dir}/in`);
+    Deno.writeTextFileSync(`${dir}/in/input.txt`, "uploaded\n");
+    const archive = await new Deno.Command("tar", {
+      args: ["-C", `${dir}/in`, "-cf", "-", "."],
+      stdout: "piped",
+    })
+      .output();
+    assert.ok(archive.success);
+    const init = await setup.container.start({ command: ["/bin/sleep", "1000"], env: ENV, reaper: true });
+    // The container plants links to host paths where the files will go.
+    await sh(
+      setup.container,
+      `mkdir /work && ln -s ${dir}/victim /work/input.txt && ln -s /etc/shadow /work/out`,
+      {
+        init,
+      },
+    );
+    const untar = await setup.container.exec(init, {
+      command: ["tar", "-C", "/work", "-xf", "-"],
+      env: ENV,
+      stdin: "piped",
+      stderr: "piped",
+    });
+    const writer = untar.stdin!.getWriter();
+    await writer.write(archive.stdout);
+    await writer.close();
+    const unpacked = await untar.output();
+    assert.equal(unpacked.code, 0, text(unpacked.stderr));
+    const packed = await setup.container.exec(init, {
+      command: ["tar", "-C", "/work", "-cf", "-", "input.txt", "out"],
+      env: ENV,
+      stdout: "piped",
+    });
+    const out = await packed.output();
+    assert.equal(out.code, 0);
+    const listed = new Deno.Command("tar", { args: ["-tvf", "-"], stdin: "piped", stdout: "piped" }).spawn();
+    const listWriter = listed.stdin.getWriter();
+    await listWriter.write(out.stdout);
+    await listWriter.close();
+    const listing = text((await listed.output()).stdout);
+    // In the archive as what they are inside the container: a file, and a link (not the host's /etc/shadow).
+    assert.match(listing, /^-.* input\.txt$/m);
+    assert.match(listing, /^l.* out -> \/etc\/shadow$/m);
+    assert.equal((await sh(setup.container, "cat /work/input.txt", { init })).out, "uploaded\n");
+    assert.equal(Deno.readTextFileSync(`${dir}/victim`), "host data\n");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
 
 Deno.test("with a reaper, init.setupCpuUsec is the CPU time pid 1 spent on the setup", async () => {
@@ -1270,6 +1493,129 @@ Deno.test("OverlayMount refuses layers that overlap, naming both, before any pro
   }
 });
 
+Deno.test("OverlayMount refuses a lower layer with a mount below it, the host's / included, naming HostRootMount", async () => {
+  const dir = scratchDir("mount-below-");
+  Deno.mkdirSync(`${dir}/root`);
+  try {
+    // overlayfs refused both in the child with a bare EINVAL: the mounts below are locked.
+    const cases: [string, RegExp][] = [
+      [
+        "/",
+        /^lowerDirs\[0\] \/ has a mount below it \(\/[^)]+\), .*: for the host's root use HostRootMount, /,
+      ],
+      ["/dev", /^lowerDirs\[0\] \/dev has a mount below it \(\/dev\/[^)]+\), .*\(EINVAL\)$/],
+    ];
+    for (const [lower, problem] of cases) {
+      const err = await Container.create({
+        rootfs: `${dir}/root`,
+        userMapper: identityMapper(),
+        mounts: [new OverlayMount([lower])],
+      }).then(() => undefined, (e) => e);
+      assert.ok(err instanceof SboxError && err.step === "options", `${lower}: ${err}`);
+      assert.match(err.message.replace("invalid option OverlayMount: ", ""), problem);
+      assert.match(
+        err.message,
+        /which the kernel locks in the container's user namespace, and overlayfs refuses /,
+      );
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("HostRootMount: the host's root as the container's, in a tmpfs of its size; writes vanish", async () => {
+  const dir = scratchDir("host-root-");
+  try {
+    for (const sub of ["root", "layers"]) Deno.mkdirSync(`${dir}/${sub}`);
+    Deno.writeTextFileSync(`${dir}/host-file`, "from the host\n");
+    const container = await Container.create({
+      rootfs: `${dir}/root`,
+      userMapper: identityMapper(),
+      mounts: [new HostRootMount({ layersDir: `${dir}/layers`, size: 64 << 20 }), new BaseMounts()],
+    });
+    // As a user, a host file below directories of unmapped owners cannot be
+    // copied up (docs/rootless.md); "/" is the container's own.
+    const change = isRoot ? ` && echo changed > ${dir}/host-file && cat ${dir}/host-file` : "";
+    try {
+      const init = await container.start({
+        command: [
+          "/bin/sh",
+          "-c",
+          `cat ${dir}/host-file && echo top > /new-top && cat /new-top && ` +
+          `df -k / | tail -n 1 | awk '{ print $2 }'${change}`,
+        ],
+        env: { PATH: "/usr/bin:/bin" },
+        stdout: "piped",
+        stderr: "piped",
+      });
+      const output = await init.output();
+      assert.equal(
+        text(output.stdout),
+        `from the host\ntop\n65536\n${change && "changed\n"}`,
+        text(output.stderr),
+      );
+    } finally {
+      await container.destroy();
+    }
+    assert.equal(Deno.readTextFileSync(`${dir}/host-file`), "from the host\n");
+    assert.deepEqual([...Deno.readDirSync(`${dir}/layers`)], []);
+    assert.equal(stat("/new-top"), undefined);
+  } finally {
+    await removeScratch(dir);
+  }
+});
+
+Deno.test("HostRootMount refuses a layersDir that is missing or not apart from the rootfs, and a size that is not positive", async () => {
+  const dir = scratchDir("host-root-options-");
+  for (const sub of ["root", "layers"]) Deno.mkdirSync(`${dir}/${sub}`);
+  const refused = async (mount: HostRootMount, stage: "create" | "start") => {
+    const before = snapshot();
+    const err = await Container.create({
+      rootfs: `${dir}/root`,
+      userMapper: identityMapper(),
+      mounts: [mount],
+    })
+      .then((container) =>
+        stage === "create"
+          ? undefined
+          : container.start({ command: ["/bin/true"] }).finally(() => container.destroy())
+      )
+      .then(() => undefined, (e) => e);
+    assert.ok(err instanceof SboxError && err.step === "options", String(err));
+    assert.deepEqual(snapshot(), before);
+    return err.message;
+  };
+  try {
+    assert.equal(
+      await refused(new HostRootMount({ layersDir: `${dir}/missing` }), "create"),
+      `invalid option HostRootMount: layersDir ${dir}/missing is not a directory`,
+    );
+    assert.equal(
+      await refused(new HostRootMount({ layersDir: `${dir}/layers`, size: 0 }), "create"),
+      "invalid option HostRootMount: size must be a positive number of bytes, got 0",
+    );
+    // Checked once the rootfs is known: the one would hide the other.
+    Deno.mkdirSync(`${dir}/root/layers`);
+    for (const layersDir of [`${dir}/root/layers`, dir]) {
+      assert.equal(
+        await refused(new HostRootMount({ layersDir }), "start"),
+        `invalid option HostRootMount: layersDir ${layersDir} and the rootfs ${dir}/root must lie apart, ` +
+          "neither inside the other",
+      );
+    }
+    assert.equal(
+      await refused(new HostRootMount(undefined as unknown as { layersDir: string }), "create"),
+      "invalid option HostRootMount: layersDir must be an absolute path, got undefined",
+    );
+    assert.throws(
+      () => new HostRootMount({ layersDir: `${dir}/layers`, sizes: 1 } as { layersDir: string }),
+      /^SboxError: invalid option HostRootMount: unknown option sizes \(did you mean size\?\)$/,
+    );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("a mount's flag that is not a boolean is refused, not taken by truthiness", async () => {
   const dir = scratchDir("flags-");
   Deno.mkdirSync(`${dir}/root`);
@@ -2174,6 +2520,47 @@ Deno.test("reaper: pid 1 holds none of the caller's memory, and nothing inside c
   const rssKb = Number(/VmRSS:\s+(\d+) kB/.exec(out[1])?.[1]);
   assert.ok(rssKb < 1024, `pid 1 uses ${rssKb} kB: it still maps the caller's memory`);
   assert.equal(out[2], "mem-denied");
+});
+
+Deno.test("exec(): a join refused because the init ended says so, and is destroy()'s one error when destroy() ended it", async () => {
+  for (const end of ["destroy", "kill"] as const) {
+    await using setup = await busyboxContainer();
+    const init = await setup.container.start({ command: ["/bin/sleep", "1000"], env: ENV });
+    const lib = helper();
+    const spawn = lib.sbox_spawn;
+    let destroyed: Promise<void> | undefined;
+    // Right before the exec's first process is spawned, the init is ended
+    // and waited for until it has exited: that process's setns then fails
+    // with ESRCH, as when destroy() or the init's end comes at that moment.
+    lib.sbox_spawn = (...args) => {
+      lib.sbox_spawn = spawn;
+      if (end === "destroy") destroyed = setup.container.destroy();
+      else init.kill("SIGKILL");
+      for (const deadline = Date.now() + 10_000; !["Z", "gone"].includes(processState(init.pid));) {
+        if (Date.now() > deadline) throw new Error("the init did not end");
+      }
+      return spawn(...args);
+    };
+    try {
+      const err = await setup.container.exec(init, { command: ["/bin/true"], env: ENV })
+        .then(() => undefined, (e) => e);
+      assert.ok(err instanceof SboxError, `${end}: ${err}`);
+      if (end === "destroy") {
+        // As an exec that got further when destroy() came.
+        assert.deepEqual([err.step, err.message], [
+          "destroyed",
+          "the container was destroyed while exec() was under way",
+        ]);
+      } else {
+        assert.deepEqual([err.step, err.errno], ["setns", "ESRCH"]);
+        assert.match(err.message, /^exec: the container's init process has exited \(cannot join .*: ESRCH /);
+      }
+      assert.match(String((err.cause as Error)?.message), /^cannot join the container's namespaces: ESRCH/);
+    } finally {
+      lib.sbox_spawn = spawn;
+    }
+    await destroyed;
+  }
 });
 
 Deno.test("exec(): an ENOMEM fork while the init is ending says the init has exited, not that memory ran out", async () => {

@@ -1,6 +1,6 @@
 /**
  * The mounts of a `sbox run` container, in order: the root (an image overlay
- * with `--rootfs`, else the host's root, see hostroot.ts), the base file
+ * with `--rootfs`, else the host's root, see host_root.ts), the base file
  * systems (/proc, /sys, /dev), a fresh 64 MiB tmpfs /tmp, the container's
  * /etc/hosts (etc.ts), then `--bind` and `--tmpfs` in command-line order
  * (each makes its missing parent directories), and last the `--cwd`
@@ -23,10 +23,10 @@ import type { ProgramBuilder } from "../program.ts";
 import { close, ids, O, readLink, resolvedPath, stat, tryOpen } from "../sys.ts";
 import { describeErrno } from "../errno.ts";
 import type { MountSpec } from "./args.ts";
-import { HostRootMount, planHostRoot } from "./hostroot.ts";
+import { planHostRoot, PlannedHostRoot } from "../host_root.ts";
 import { HOSTS_PATH, HostsFile, hostsWithHostname } from "./etc.ts";
 import { RESOLV_CONF_PATH } from "../network.ts";
-import type { TemporaryLayers } from "./layers.ts";
+import type { TemporaryLayers } from "../temporary_layers.ts";
 
 /** A host path as given on the command line, made absolute against sbox's working directory. */
 export function hostPath(path: string): string {
@@ -172,7 +172,7 @@ export function containerMounts(
   if (hosts !== undefined) writtenLater.add(HOSTS_PATH);
   if (settings.network) writtenLater.add(RESOLV_CONF_PATH);
   const root = image === undefined
-    ? new HostRootMount(planHostRoot(writtenLater), layers)
+    ? new PlannedHostRoot(planHostRoot(writtenLater), layers)
     : new ImageRootMount(image, layers);
   const cwd = settings.cwd ?? "/";
   // /tmp is bounded like /dev/shm; `--tmpfs /tmp:SIZE` mounts a bigger one over it.

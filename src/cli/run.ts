@@ -36,7 +36,7 @@ import {
   type Usage,
   waitUntilEmpty,
 } from "./limits.ts";
-import { TemporaryLayers } from "./layers.ts";
+import { TemporaryLayers } from "../temporary_layers.ts";
 import { containerMounts, imageDir } from "./mounts.ts";
 import { describeNetwork, networkManager } from "./network.ts";
 import { type Report, statusOf } from "./report.ts";

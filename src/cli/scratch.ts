@@ -1,7 +1,7 @@
 /**
  * The scratch directory of one `sbox run`, under /dev/shm (or /tmp): it
  * holds the empty directories the container mounts its root and its upper
- * layers' tmpfs on (layers.ts), in its own mount namespace. Removed
+ * layers' tmpfs on (temporary_layers.ts), in its own mount namespace. Removed
  * afterwards, with anything found in it. The run holds a lock on it while it
  * lasts (ownership.ts), so that another run's sweep of leftovers
  * (leftovers.ts) leaves it alone.

@@ -1,6 +1,7 @@
 /**
  * The host's own root as a container's root, with writes that vanish: what
- * `sbox run` uses without `--rootfs`.
+ * `sbox run` uses without `--rootfs`, and {@linkcode HostRootMount} gives
+ * the library.
  *
  * One overlay with the host's "/" as its lower layer cannot be mounted from
  * inside a user namespace: "/" has other mounts below it (/proc, /dev, ...),
@@ -9,11 +10,11 @@
  * mounts below it (EINVAL, "failed to clone lowerpath"). So the root is
  * built one level down instead:
  *
- * - "/" is a fresh directory of the layers' tmpfs (layers.ts), bound on
+ * - "/" is a fresh directory of the layers' tmpfs (temporary_layers.ts), bound on
  *   the rootfs (so new top-level entries can be written, within the same
  *   size limit as every upper layer);
  * - each directory of the host's "/" becomes an overlay of that directory
- *   with an upper layer of its own (layers.ts: on a tmpfs, so writes vanish);
+ *   with an upper layer of its own (on that tmpfs, so writes vanish);
  * - a directory with mounts below it is created empty and filled the same
  *   way, one level further down, until no mount is below;
  * - symbolic links are recreated, regular files (and directories on file
@@ -39,14 +40,25 @@
  * @module
  */
 
-import { containerPath, mkdirLike, type Mount } from "../mount.ts";
-import { MS, type ProgramBuilder } from "../program.ts";
-import { SboxError } from "../error.ts";
-import { close, type MountEntry, mountTable, O, readDir, readLink, stat, tryOpen } from "../sys.ts";
-import { errnoNumber } from "../errno.ts";
+import { checkHostDir, containerPath, mkdirLike, type Mount } from "./mount.ts";
+import { MS, type ProgramBuilder } from "./program.ts";
+import { SboxError } from "./error.ts";
+import { errnoNumber } from "./errno.ts";
+import { checkOptionsObject, show } from "./options.ts";
+import {
+  close,
+  type MountEntry,
+  mountTable,
+  O,
+  readDir,
+  readLink,
+  resolvedPath,
+  stat,
+  tryOpen,
+} from "./sys.ts";
+import { TemporaryLayers } from "./temporary_layers.ts";
 
 const EACCES = errnoNumber("EACCES");
-import type { TemporaryLayers } from "./layers.ts";
 
 /** Host directories the container gets fresh instances of instead (BaseMounts, a tmpfs /tmp). */
 const REPLACED = new Set(["/proc", "/sys", "/dev", "/tmp"]);
@@ -136,7 +148,7 @@ function searchable(path: string): boolean {
  *
  * @example The plan for a container with a network
  * ```ts
- * import { planHostRoot } from "./hostroot.ts";
+ * import { planHostRoot } from "./host_root.ts";
  *
  * const entries = planHostRoot(new Set(["/etc/resolv.conf"]));
  * console.log(entries.some((e) => e.path === "/etc/resolv.conf")); // false
@@ -199,14 +211,129 @@ export function planHostRoot(writtenLater: ReadonlySet<string> = new Set()): Hos
   return entries;
 }
 
+/** Options of {@linkcode HostRootMount}. */
+export interface HostRootMountOptions {
+  /**
+   * An empty host directory: the container mounts the tmpfs that holds its
+   * writes on it, in its own mount namespace, so on the host it stays
+   * empty, even if the caller is killed. It and the rootfs directory lie
+   * apart, neither inside the other. Several containers may share it;
+   * remove it once they are destroyed.
+   */
+  layersDir: string;
+  /**
+   * The size of that tmpfs in bytes: everything the container writes to
+   * its root, together (and one inode per 4 KiB). Default 1 GiB, as
+   * `sbox run`'s `--write-limit`. Its pages are memory, counted toward the
+   * container's memory limit where a memory controller is given.
+   */
+  size?: number;
+}
+
+/** {@linkcode HostRootMountOptions.size}'s default: `sbox run`'s `--write-limit`. */
+export const DEFAULT_HOST_ROOT_SIZE: number = 1024 ** 3;
+
 /**
- * The host's root as a {@linkcode Mount} on "/": see the module
- * documentation. Everything is mounted nosuid: with ids mapped one to one, a
+ * The host's own root as the container's root, with writes that vanish:
+ * what `sbox run` uses without `--rootfs`. Your programs (python3, a
+ * compiler) run as installed, and nothing the container writes reaches the
+ * host. `new OverlayMount(["/"])` cannot do this: the mounts below the
+ * host's "/" (/proc, /boot, ...) are locked in the container's user
+ * namespace, and overlayfs refuses a lower layer with locked mounts below
+ * it. So each directory of "/" is an overlay of its own, one level further
+ * down where mounts lie below, with its upper layer on one tmpfs on
+ * `layersDir`; files are bound read-only; the kernel's file systems
+ * (another proc, devpts, ...) show as empty directories; sockets, FIFOs
+ * and devices are left out (no host daemon's socket). /proc, /sys, /dev and
+ * /tmp are left out as well: add {@linkcode BaseMounts} and a
+ * {@linkcode TmpfsMount} on /tmp. Everything is nosuid, and binds nodev.
+ * The host's tree is read when the container starts. Without root, what the
+ * caller may not list shows empty, and the rest keeps its host owners
+ * (unmapped ones show as 65534). On a host whose /etc has mounts below it
+ * (Docker, Kubernetes: /etc/resolv.conf is one), each file of /etc is a
+ * read-only bind, which a network manager cannot replace with its own
+ * resolv.conf (`EBUSY`): `sbox run` leaves that file out of its plan, this
+ * class does not yet.
+ *
+ * @example A container on the host's root, as `sbox run` makes one
+ * ```ts ignore
+ * import { BaseMounts, Container, HostRootMount, ProcUserMapper, TmpfsMount } from "../mod.ts";
+ *
+ * const state = await Deno.makeTempDir();
+ * await Deno.mkdir(`${state}/root`);
+ * await Deno.mkdir(`${state}/layers`);
+ * const container = await Container.create({
+ *   rootfs: `${state}/root`,
+ *   userMapper: ProcUserMapper.newRoot(),
+ *   mounts: [
+ *     new HostRootMount({ layersDir: `${state}/layers`, size: 256 << 20 }),
+ *     new BaseMounts(),
+ *     new TmpfsMount("/tmp", { size: 64 << 20 }),
+ *   ],
+ * });
+ * try {
+ *   const init = await container.start({
+ *     command: ["python3", "-c", "print(2 + 2)"],
+ *     env: { PATH: "/usr/bin:/bin" },
+ *     stdout: "piped",
+ *   });
+ *   console.log(new TextDecoder().decode((await init.output()).stdout)); // 4
+ * } finally {
+ *   await container.destroy();
+ *   await Deno.remove(state, { recursive: true });
+ * }
+ * ```
+ */
+export class HostRootMount implements Mount {
+  /** Mounted on the root. */
+  readonly target = "/";
+  /** Where the tmpfs of the writes is mounted (in the container's namespace only). */
+  readonly layersDir: string;
+  /** The size of that tmpfs in bytes. */
+  readonly size: number;
+
+  /** The host's root, with writes on a tmpfs of `options.size` on `options.layersDir`. */
+  constructor(options: HostRootMountOptions) {
+    options = checkOptionsObject("HostRootMount", options, { layersDir: true, size: true });
+    this.layersDir = options.layersDir;
+    this.size = options.size ?? DEFAULT_HOST_ROOT_SIZE;
+  }
+
+  /** Checks that `layersDir` is a directory and `size` a positive number of bytes. */
+  validate(): void {
+    checkHostDir("HostRootMount", "layersDir", this.layersDir);
+    if (!Number.isSafeInteger(this.size) || this.size <= 0) {
+      throw SboxError.invalidOption(
+        "HostRootMount",
+        `size must be a positive number of bytes, got ${show(this.size)}`,
+      );
+    }
+  }
+
+  /** Reads the host's tree now and appends the tmpfs, the root and a mount, directory or link per entry. */
+  compile(b: ProgramBuilder, rootfs: string): void {
+    const layers = resolvedPath(this.layersDir), root = resolvedPath(rootfs);
+    if (layers === root || layers.startsWith(`${root}/`) || root.startsWith(`${layers}/`)) {
+      // The root's bind would hide the layers from the overlays mounted
+      // after it, or the layers' tmpfs the rootfs.
+      throw SboxError.invalidOption(
+        "HostRootMount",
+        `layersDir ${this.layersDir} and the rootfs ${rootfs} must lie apart, neither inside the other`,
+      );
+    }
+    new PlannedHostRoot(planHostRoot(), new TemporaryLayers(this.layersDir, this.size)).compile(b, rootfs);
+  }
+}
+
+/**
+ * A plan of the host's root (see {@linkcode planHostRoot}) as a
+ * {@linkcode Mount} on "/": what {@linkcode HostRootMount} mounts, and a
+ * test with a plan it changed. Everything is mounted nosuid: with ids mapped one to one, a
  * set-uid program of the host would otherwise give its host owner's rights.
  * Binds are nodev too: they come from the host's own mounts, which the
  * kernel does not mark nodev as it does every mount made in a user namespace.
  */
-export class HostRootMount implements Mount {
+export class PlannedHostRoot implements Mount {
   /** Mounted on the root. */
   readonly target = "/";
   /** What is mounted, parents first. */

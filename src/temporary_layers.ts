@@ -8,14 +8,15 @@
  * exists. So writes vanish with the container by construction, nothing is
  * written to the host's disk (and nothing is left there if sbox is killed),
  * and the tmpfs pages count toward the container's memory limit. The
- * tmpfs's size bounds them all (`--write-limit`); the host-root view's "/"
- * is a directory of it too (bound on the rootfs), under the same bound.
+ * tmpfs's size bounds them all (`sbox run --write-limit`, HostRootMount's
+ * `size`); the host-root view's "/" is a directory of it too (bound on the
+ * rootfs), under the same bound.
  *
  * @module
  */
 
-import { mkdirLike, overlayOptions, tmpfsLimits } from "../mount.ts";
-import { MS, type ProgramBuilder, UNCHANGED_ID } from "../program.ts";
+import { mkdirLike, overlayOptions, tmpfsLimits } from "./mount.ts";
+import { MS, type ProgramBuilder, UNCHANGED_ID } from "./program.ts";
 
 /** Where a container's overlays keep their writable layers. */
 export class TemporaryLayers {
