@@ -52,6 +52,7 @@ import {
   O,
   readDir,
   readLink,
+  readRegularFile,
   resolvedPath,
   stat,
   tryOpen,
@@ -118,7 +119,35 @@ export type HostEntry =
   /** A read-only bind mount of a host file or directory, as the plan found it. */
   | { kind: "bind"; path: string; directory: boolean }
   /** A symbolic link, recreated as it is on the host. */
-  | { kind: "symlink"; path: string; target: string };
+  | { kind: "symlink"; path: string; target: string }
+  /** A small host file that the setup may write over later, copied onto the tmpfs root as `text`. */
+  | { kind: "copy"; path: string; text: string };
+
+/**
+ * Files that a later step of the setup writes over: a network manager's
+ * /etc/resolv.conf, `sbox run`'s /etc/hosts. Where the plan would bind one
+ * (in a directory with mounts below it: /etc on a Docker or Kubernetes
+ * host, whose /etc/resolv.conf is itself a mount point), that write could
+ * neither replace the bind nor write through it (`EBUSY`, `EROFS`); a copy
+ * on the tmpfs root can be replaced, and without such a step it shows what
+ * the host's does.
+ */
+const REWRITTEN = new Set(["/etc/resolv.conf", "/etc/hosts"]);
+
+/** At most this much of a {@linkcode REWRITTEN} file is copied; a bigger one is bound. */
+const COPY_MAX_BYTES = 64 << 10;
+
+const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+/** The text of host file `path` to copy, or undefined where it is to be bound (unreadable, big, not UTF-8). */
+function copyText(path: string): string | undefined {
+  try {
+    const bytes = readRegularFile(path, "host file", COPY_MAX_BYTES + 1);
+    return bytes.length > COPY_MAX_BYTES ? undefined : STRICT_UTF8.decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * Whether this process may search host directory `path` (look names up in
@@ -138,23 +167,17 @@ function searchable(path: string): boolean {
 
 /**
  * Lists how the host's tree maps into the container, parents before
- * children. `writtenLater`: files the setup writes itself after the mounts
- * (the network's /etc/resolv.conf), which the plan leaves out where it
- * would bind or link them. In a directory with mounts below it (/etc on a
- * Docker or Kubernetes host, whose /etc/resolv.conf is itself a mount
- * point) each file is a read-only bind, which the write could neither
- * replace nor write through (`EBUSY`, `EROFS`); in an overlay they are no
- * entry of their own, and the write replaces them in its upper layer.
+ * children.
  *
- * @example The plan for a container with a network
+ * @example The plan's first entries
  * ```ts
  * import { planHostRoot } from "./host_root.ts";
  *
- * const entries = planHostRoot(new Set(["/etc/resolv.conf"]));
- * console.log(entries.some((e) => e.path === "/etc/resolv.conf")); // false
+ * const entries = planHostRoot();
+ * console.log(entries.some((e) => e.path === "/usr")); // true
  * ```
  */
-export function planHostRoot(writtenLater: ReadonlySet<string> = new Set()): HostEntry[] {
+export function planHostRoot(): HostEntry[] {
   const mounts = mountTable();
   const entries: HostEntry[] = [];
 
@@ -184,13 +207,15 @@ export function planHostRoot(writtenLater: ReadonlySet<string> = new Set()): Hos
       if (REPLACED.has(path)) continue;
       const info = stat(path, false);
       if (!info) continue; // gone since readDir
-      if (writtenLater.has(path) && !info.isDirectory) continue;
       if (info.isSymlink) {
         entries.push({ kind: "symlink", path, target: readLink(path) });
       } else if (KERNEL_FS.has(fstypeOf(path)) && !info.isDirectory) {
         continue; // a kernel file system mounted on a file (a netns of `ip netns add`): left out
       } else if (info.isFile) {
-        entries.push({ kind: "bind", path, directory: false });
+        const text = REWRITTEN.has(path) ? copyText(path) : undefined;
+        entries.push(
+          text === undefined ? { kind: "bind", path, directory: false } : { kind: "copy", path, text },
+        );
       } else if (!info.isDirectory) {
         continue; // a socket, FIFO or device node: left out
       } else if (KERNEL_FS.has(fstypeOf(path))) {
@@ -249,11 +274,9 @@ export const DEFAULT_HOST_ROOT_SIZE: number = 1024 ** 3;
  * {@linkcode TmpfsMount} on /tmp. Everything is nosuid, and binds nodev.
  * The host's tree is read when the container starts. Without root, what the
  * caller may not list shows empty, and the rest keeps its host owners
- * (unmapped ones show as 65534). On a host whose /etc has mounts below it
- * (Docker, Kubernetes: /etc/resolv.conf is one), each file of /etc is a
- * read-only bind, which a network manager cannot replace with its own
- * resolv.conf (`EBUSY`): `sbox run` leaves that file out of its plan, this
- * class does not yet.
+ * (unmapped ones show as 65534). /etc/resolv.conf and /etc/hosts are
+ * copied where they would be bound (a host whose /etc has mounts below it),
+ * so that a network manager can write its own resolv.conf.
  *
  * @example A container on the host's root, as `sbox run` makes one
  * ```ts ignore
@@ -361,6 +384,9 @@ export class PlannedHostRoot implements Mount {
           break;
         case "symlink":
           b.symlink(entry.target, at);
+          break;
+        case "copy":
+          b.writeFile(at, entry.text);
           break;
         case "bind":
           // As planned, whatever the path is by now: the entries lie where

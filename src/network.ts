@@ -120,12 +120,13 @@ const RESOLV_CONF = `nameserver ${CONTAINER_NETWORK.dns}\n`;
  * The file a {@linkcode UserModeNetworkManager} writes in the container,
  * replacing what the root has there: a root that is to take it must not
  * have a mount on it, which could be neither replaced nor written (`EBUSY`).
+ * {@linkcode HostRootMount} copies the host's where it would bind it.
  *
- * @example The host-root view of `sbox run` leaves the host's out with a network
+ * @example
  * ```ts
  * import { RESOLV_CONF_PATH } from "./network.ts";
  *
- * const writtenLater = new Set([RESOLV_CONF_PATH]); // "/etc/resolv.conf"
+ * console.log(RESOLV_CONF_PATH); // "/etc/resolv.conf"
  * ```
  */
 export const RESOLV_CONF_PATH = "/etc/resolv.conf";

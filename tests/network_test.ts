@@ -504,7 +504,7 @@ for (const net of BACKENDS) {
  * Docker, Podman or Kubernetes container (where CI runners live): the
  * host-root view then makes /etc a directory of read-only binds.
  */
-async function onDockerLikeHost(sboxArgs: string[]): Promise<Result> {
+async function onDockerLikeHost(sboxArgs: string[], argv = sboxArgv(sboxArgs)): Promise<Result> {
   const dir = scratchDir("etc-mounted-");
   try {
     Deno.writeTextFileSync(`${dir}/resolv.conf`, "nameserver 127.0.0.53\n");
@@ -512,7 +512,7 @@ async function onDockerLikeHost(sboxArgs: string[]): Promise<Result> {
     const script = [
       `mount --bind ${shellQuote(`${dir}/resolv.conf`)} /etc/resolv.conf`,
       `mount --bind ${shellQuote(`${dir}/hosts`)} /etc/hosts`,
-      `exec ${sboxArgv(sboxArgs).map(shellQuote).join(" ")}`,
+      `exec ${argv.map(shellQuote).join(" ")}`,
     ].join(" && ");
     return await inNewNamespace("--mount", script);
   } finally {
@@ -537,6 +537,47 @@ netTest(MOUNTED_ETC_TEST, async () => {
     assert.equal(result.stdout, "nameserver 10.0.2.3\n", net);
   }
 }, skipUnlessRoot(MOUNTED_ETC_TEST));
+
+const MOUNTED_ETC_LIBRARY_TEST =
+  "HostRootMount on a host whose /etc/resolv.conf is a mount point: a network writes its own";
+netTest(MOUNTED_ETC_LIBRARY_TEST, async () => {
+  // The library's host root has no plan of sbox run's to leave the file
+  // out: it copies it. It failed: "cannot write /etc/resolv.conf: EBUSY".
+  const dir = scratchDir("hostroot-net-");
+  try {
+    const script = `${dir}/run.ts`;
+    Deno.writeTextFileSync(
+      script,
+      `import { BaseMounts, Container, HostRootMount, ProcUserMapper, Slirp4NetnsManager } from ${
+        JSON.stringify(new URL("../mod.ts", import.meta.url).href)
+      };
+const [dir, net] = Deno.args;
+const container = await Container.create({
+  rootfs: dir + "/root",
+  userMapper: ProcUserMapper.newRoot(),
+  mounts: [new HostRootMount({ layersDir: dir + "/layers" }), new BaseMounts()],
+  network: net === "none" ? undefined : new Slirp4NetnsManager(),
+});
+try {
+  const init = await container.start({ command: ["/bin/cat", "/etc/resolv.conf"], stdout: "piped" });
+  await Deno.stdout.write((await init.output()).stdout);
+} finally {
+  await container.destroy();
+}
+`,
+    );
+    for (const sub of ["root", "layers"]) Deno.mkdirSync(`${dir}/${sub}`);
+    for (
+      const [net, expected] of [["none", "nameserver 127.0.0.53\n"], ["slirp4netns", "nameserver 10.0.2.3\n"]]
+    ) {
+      const result = await onDockerLikeHost([], [Deno.execPath(), "run", "-A", script, dir, net]);
+      assert.equal(result.code, 0, `${net}: ${result.stderr}`);
+      assert.equal(result.stdout, expected, net);
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+}, skipUnlessRoot(MOUNTED_ETC_LIBRARY_TEST));
 
 for (const [net, Manager] of MANAGERS) {
   netTest(`${net}: the daemon ends when the container's init is killed, before destroy()`, async () => {

@@ -24,8 +24,7 @@ import { close, ids, O, readLink, resolvedPath, stat, tryOpen } from "../sys.ts"
 import { describeErrno } from "../errno.ts";
 import type { MountSpec } from "./args.ts";
 import { planHostRoot, PlannedHostRoot } from "../host_root.ts";
-import { HOSTS_PATH, HostsFile, hostsWithHostname } from "./etc.ts";
-import { RESOLV_CONF_PATH } from "../network.ts";
+import { HostsFile, hostsWithHostname } from "./etc.ts";
 import type { TemporaryLayers } from "../temporary_layers.ts";
 
 /** A host path as given on the command line, made absolute against sbox's working directory. */
@@ -146,8 +145,6 @@ export interface RootSettings {
   cwd?: string;
   /** The container's hostname, which /etc/hosts gets a line for (etc.ts, `hostsWithHostname`). */
   hostname: string;
-  /** Whether a network writes /etc/resolv.conf after the mounts. */
-  network: boolean;
   /** Hears of each `:try` bind left out, by its source. */
   onSkipped?: (source: string) => void;
 }
@@ -156,9 +153,7 @@ export interface RootSettings {
  * All mounts of the container: `image` (an absolute directory) or the host's
  * root as "/", with upper layers in `layers`, then the base file systems,
  * /tmp, the container's /etc/hosts, the user's mounts and the working
- * directory `settings.cwd`. The host's root leaves out the files that the
- * setup writes itself (see {@linkcode planHostRoot}): /etc/hosts, and
- * /etc/resolv.conf with a network.
+ * directory `settings.cwd`.
  * `settings.onSkipped` hears of each `:try` bind left out, by its source.
  */
 export function containerMounts(
@@ -168,11 +163,8 @@ export function containerMounts(
   settings: RootSettings,
 ): Mount[] {
   const hosts = hostsWithHostname(image ?? "/", settings.hostname);
-  const writtenLater = new Set<string>();
-  if (hosts !== undefined) writtenLater.add(HOSTS_PATH);
-  if (settings.network) writtenLater.add(RESOLV_CONF_PATH);
   const root = image === undefined
-    ? new PlannedHostRoot(planHostRoot(writtenLater), layers)
+    ? new PlannedHostRoot(planHostRoot(), layers)
     : new ImageRootMount(image, layers);
   const cwd = settings.cwd ?? "/";
   // /tmp is bounded like /dev/shm; `--tmpfs /tmp:SIZE` mounts a bigger one over it.

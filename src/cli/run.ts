@@ -259,8 +259,6 @@ async function execute(
     mounts: containerMounts(image, options.mounts, layers, {
       cwd: options.cwd,
       hostname,
-      // "host" keeps the host's resolv.conf: no manager writes one.
-      network: network !== undefined && network !== "host",
       onSkipped: (source) => {
         if (options.verbose) note(`bind: ${source} does not exist: skipped (:try)`);
       },
