@@ -121,6 +121,7 @@ const REPORT_KEYS = [
   "wallTimeMs",
   "cpu",
   "memoryPeakBytes",
+  "maxRssBytes",
   "oomKilled",
   "timedOut",
 ];
@@ -890,6 +891,10 @@ Deno.test("cli: report OK to a file, RE to stderr", async () => {
     assert.ok(okReport.wallTimeMs > 0);
     assert.ok(Number.isInteger(okReport.cpu.usageUsec));
     assert.equal(okReport.memoryPeakBytes, null, "this host's cgroup2 has no memory controller");
+    assert.ok(
+      Number.isInteger(okReport.maxRssBytes) && okReport.maxRssBytes > 0,
+      String(okReport.maxRssBytes),
+    );
     assert.equal(okReport.oomKilled, false);
     assert.equal(okReport.timedOut, false);
   } finally {
@@ -899,7 +904,7 @@ Deno.test("cli: report OK to a file, RE to stderr", async () => {
   const re = await busybox(["--report", "-", "--", "sh", "-c", "exit 3"]);
   assert.equal(re.code, 3);
   assert.deepEqual(
-    { ...report(re.stderr), wallTimeMs: 0, cpu: 0 },
+    { ...report(re.stderr), wallTimeMs: 0, cpu: 0, maxRssBytes: 0 },
     {
       status: "RE",
       exitCode: 3,
@@ -907,6 +912,7 @@ Deno.test("cli: report OK to a file, RE to stderr", async () => {
       wallTimeMs: 0,
       cpu: 0,
       memoryPeakBytes: null,
+      maxRssBytes: 0,
       oomKilled: false,
       timedOut: false,
     },
@@ -979,6 +985,22 @@ Deno.test("cli: times count from the command's start: a command that never ran u
   // starts at the command's start; so a command whose exec failed used none.
   const notFound = report((await busybox(["--report", "-", "--", "/bin/nope"])).stderr);
   assert.deepEqual([notFound.wallTimeMs, notFound.cpu], [0, { usageUsec: 0, userUsec: 0, systemUsec: 0 }]);
+  assert.equal(notFound.maxRssBytes, null);
+});
+
+Deno.test("cli: maxRssBytes is the command's own peak resident set: 64 MiB held by tail, little for true", async () => {
+  const MiB = 1 << 20;
+  // tail keeps its input's last ten lines: 64 MiB without a newline is one.
+  const big = await busybox(["--report", "-", "--", "sh", "-c", "head -c 64m /dev/zero | tail >/dev/null"]);
+  assert.equal(big.code, 0, big.stderr);
+  const bigRss = report(big.stderr).maxRssBytes as number;
+  assert.ok(bigRss >= 64 * MiB && bigRss < 80 * MiB, `maxRssBytes ${bigRss}`);
+  // The command's process starts from pid 1's memory: not from a copy of
+  // sbox's own (tens of MiB, which the kernel would count in its peak).
+  const small = await busybox(["--report", "-", "--", "true"]);
+  assert.equal(small.code, 0, small.stderr);
+  const smallRss = report(small.stderr).maxRssBytes as number;
+  assert.ok(smallRss > 0 && smallRss < 8 * MiB, `maxRssBytes ${smallRss}`);
 });
 
 Deno.test("cli: a command line that does not parse still writes an XX report to its --report FILE", async () => {
@@ -1002,6 +1024,7 @@ Deno.test("cli: a command line that does not parse still writes an XX report to 
         wallTimeMs: 0,
         cpu: { usageUsec: 0, userUsec: 0, systemUsec: 0 },
         memoryPeakBytes: null,
+        maxRssBytes: null,
         oomKilled: false,
         timedOut: false,
       }, args.join(" "));

@@ -106,7 +106,8 @@ Judging:
                           (default: sbox's own cgroup)
 
 Report: {"status","exitCode","signal","wallTimeMs","cpu":{"usageUsec",
-"userUsec","systemUsec"},"memoryPeakBytes","oomKilled","timedOut"}, status
+"userUsec","systemUsec"},"memoryPeakBytes","maxRssBytes","oomKilled",
+"timedOut"}, status
 OK (exit 0), RE (non-zero exit), SG (killed by a signal), TO (time limit),
 ML (memory limit), XX (sbox failed).
 

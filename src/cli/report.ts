@@ -26,10 +26,22 @@ export interface Report {
   signal: string | null;
   /** Wall-clock time of the run in milliseconds. */
   wallTimeMs: number;
-  /** CPU time of every process of the container, in microseconds. */
+  /**
+   * CPU time in microseconds: of every process of the container (its
+   * cgroup's cpu.stat, less the setup's), or without a cgroup of the command
+   * and the processes waited for (getrusage, see `maxRssBytes`).
+   */
   cpu: CpuUsage;
   /** Peak memory of the container in bytes; null without the memory controller. */
   memoryPeakBytes: number | null;
+  /**
+   * The largest resident set, in bytes, of the command or of any process
+   * that was waited for (`ru_maxrss` of pid 1's RUSAGE_CHILDREN: the
+   * command, the orphans pid 1 reaped, and the processes these waited
+   * for); null when pid 1 did not report it (killed with the command, the
+   * command never ran).
+   */
+  maxRssBytes: number | null;
   /** Whether the kernel killed a process of the container for lack of memory. */
   oomKilled: boolean;
   /** Whether a time limit was exceeded (the container was then killed). */
@@ -63,6 +75,7 @@ export function failedReport(): Report {
     wallTimeMs: 0,
     cpu: { usageUsec: 0, userUsec: 0, systemUsec: 0 },
     memoryPeakBytes: null,
+    maxRssBytes: null,
     oomKilled: false,
     timedOut: false,
   };
@@ -81,6 +94,7 @@ export function formatReport(report: Report): string {
       systemUsec: report.cpu.systemUsec,
     },
     memoryPeakBytes: report.memoryPeakBytes,
+    maxRssBytes: report.maxRssBytes,
     oomKilled: report.oomKilled,
     timedOut: report.timedOut,
   };
