@@ -1003,6 +1003,46 @@ Deno.test("cli: maxRssBytes is the command's own peak resident set: 64 MiB held 
   assert.ok(smallRss > 0 && smallRss < 8 * MiB, `maxRssBytes ${smallRss}`);
 });
 
+Deno.test("cli: a command that replaces or writes its --report file in its read-write bind gets XX, and the report back", async () => {
+  const dir = scratchDir("cli-report-spoof-");
+  try {
+    const fake = '{"status":"OK","exitCode":0}';
+    const cases: [string, string, RegExp][] = [
+      // Unlinked and made anew: sbox's report went to the unlinked file.
+      ["rm /ws/rep.json /ws/job.out; echo 'all tests passed' > /ws/job.out", "replaced", /was replaced/],
+      // Written in place, longer than the report: its last line stayed.
+      [`printf '%400s\\n' '' > /ws/rep.json`, "written", /was written to/],
+    ];
+    for (const [script, how, message] of cases) {
+      const ws = `${dir}/${how}`;
+      Deno.mkdirSync(ws);
+      const result = await busybox([
+        "--bind",
+        `${ws}:/ws`,
+        "--report",
+        `${ws}/rep.json`,
+        "--stdout",
+        `${ws}/job.out`,
+        "--",
+        "sh",
+        "-c",
+        `echo 'real output'; ${script}; echo '${fake}' >> /ws/rep.json; exit 3`,
+      ]);
+      assert.equal(result.code, 125, result.stderr);
+      assert.match(result.stderr, new RegExp(`^sbox: --report \\S+/rep.json ${message.source}`, "m"));
+      // One line of JSON, sbox's: the run's figures, and XX.
+      const written = JSON.parse(Deno.readTextFileSync(`${ws}/rep.json`));
+      assert.deepEqual([written.status, written.exitCode], ["XX", 3], how);
+      if (how === "replaced") {
+        // The output cannot be put back (it went to the unlinked file): said.
+        assert.match(result.stderr, /^sbox: warning: --stdout \S+\/job.out was replaced during the run/m);
+      }
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("cli: a command line that does not parse still writes an XX report to its --report FILE", async () => {
   const dir = scratchDir("cli-report-xx-");
   try {

@@ -111,6 +111,8 @@ interface RunState {
   decided?: boolean;
   /** A failure of sbox. */
   error?: unknown;
+  /** Lines for stderr about what went wrong without failing the run (a replaced --stdout). */
+  warnings: string[];
   /** Kills every process of the container (a no-op until there is one). */
   kill: () => void;
   /**
@@ -155,7 +157,14 @@ const NO_USAGE: Usage = {
 /** Runs `options.command` in a new container; never throws for a failure of the run itself. */
 export async function runContainer(options: RunOptions): Promise<RunResult> {
   const onTerminal = options.stdin === undefined && Deno.stdin.isTerminal();
-  const state: RunState = { usage: NO_USAGE, maxRssBytes: null, wallTimeMs: 0, kill: () => {}, onTerminal };
+  const state: RunState = {
+    usage: NO_USAGE,
+    maxRssBytes: null,
+    wallTimeMs: 0,
+    kill: () => {},
+    onTerminal,
+    warnings: [],
+  };
   const resources = new AsyncDisposableStack();
   // Put back last, once the container and what ran in it are gone.
   const restoreTerminal = saveTerminalModes();
@@ -336,6 +345,7 @@ async function execute(
   // Whatever the first process left behind goes now; then the cgroup's
   // figures are final.
   await container.destroy();
+  state.warnings.push(...stdio.replacedOutputs());
   const waited = init?.resourceUsage;
   state.maxRssBytes = waited?.maxRssBytes ?? null;
   if (cgroup) {
@@ -385,7 +395,7 @@ function summarize(options: RunOptions, state: RunState): RunResult {
     timedOut: !!exceeded,
   };
 
-  const messages: string[] = [];
+  const messages: string[] = [...state.warnings];
   if (execError) messages.push(execError.message);
   if (exceeded) {
     const limit = exceeded === "--time"
