@@ -76,6 +76,7 @@ export {
   Process,
   type ProcessOutput,
   type ProcessStatus,
+  type ResourceUsage,
   type Stdio,
 } from "./src/process.ts";
 export {

@@ -11,6 +11,7 @@ const program = @import("program.zig");
 const clone = @import("clone.zig");
 const reaper_loop = @import("reaper.zig");
 const own_mounts = @import("own_mounts.zig");
+const caller_memory = @import("caller_memory.zig");
 const OwnMounts = own_mounts.OwnMounts;
 
 /// Placed by the parent at the top of the child's stack region.
@@ -42,6 +43,13 @@ pub const Context = extern struct {
     /// before anything else, so that the caller's janitor can reap it should
     /// the Worker that launched it end before the pid reaches TypeScript.
     fork_pid_slot: u64 = 0,
+    /// 1 when this process has a copy of the caller's memory (sbox_spawn
+    /// without CLONE_VM), which `drop_caller_memory` may unmap; 0 when it
+    /// shares the caller's memory, which nothing here may unmap.
+    own_memory: u32 = 0,
+    /// Set by `drop_caller_memory` once it has dropped that copy and reset
+    /// the peak resident set: a reaper then reports its command's ru_maxrss.
+    caller_memory_dropped: u32 = 0,
 };
 
 /// Entry of the process made by sbox_spawn: signals are still blocked (the
@@ -126,6 +134,7 @@ fn step(ctx: *Context, index: u32, op: *const program.Op, own: *OwnMounts) usize
         .capset => reduceCapabilities(a[0]),
         .rlimit => setRlimit(a[0], a[1], a[2]),
         .setsid => linux.syscall0(.setsid),
+        .drop_caller_memory => dropCallerMemory(ctx),
     };
 }
 
@@ -633,6 +642,20 @@ fn changeDirectory(path: u64) usize {
     return linux.syscall1(.fchdir, fd);
 }
 
+/// See `drop_caller_memory` in program.zig. The stacks' region (lib.zig):
+/// the fork stack up to the Context at the top of the spawn stack.
+fn dropCallerMemory(ctx: *Context) usize {
+    if (ctx.own_memory == 0) return 0;
+    const program_start = @intFromPtr(ctx.ops) - @sizeOf(program.Header);
+    const header: *const program.Header = @ptrFromInt(program_start);
+    const stack_start = ctx.fork_stack;
+    const stack_end = @intFromPtr(ctx) + @sizeOf(Context);
+    if (caller_memory.drop(program_start, program_start + header.byte_len, stack_start, stack_end)) {
+        ctx.caller_memory_dropped = 1;
+    }
+    return 0;
+}
+
 /// See `confine_exec` in program.zig.
 fn confineExec() usize {
     const access_fs_execute: u64 = 1 << 0;
@@ -937,7 +960,13 @@ fn reaper(ctx: *Context, index: u32) usize {
     restoreUmask(ctx); // pid 1 creates nothing: its own umask is the caller's, as the command's
 
     keepOnly(.{ result_fd, exec_pipe[0] });
-    const watch = reaper_loop.Watch{ .result_fd = result_fd, .exec_fd = exec_pipe[0], .child = @intCast(child), .op_index = index };
+    const watch = reaper_loop.Watch{
+        .result_fd = result_fd,
+        .exec_fd = exec_pipe[0],
+        .child = @intCast(child),
+        .op_index = index,
+        .own_peak = ctx.caller_memory_dropped != 0,
+    };
     execInit(watch);
     // No memfd or no exec of it (vm.memfd_noexec=2): supervise from here.
     reaper_loop.supervise(watch);
@@ -985,9 +1014,9 @@ fn execInit(watch: reaper_loop.Watch) void {
         if (errnoOf(n) != null) return;
         written += n;
     }
-    var numbers: [4][16]u8 = undefined;
-    const values = [4]u32{ @intCast(watch.result_fd), @intCast(watch.exec_fd), @intCast(watch.child), watch.op_index };
-    var argv: [6]?[*:0]const u8 = .{ "sbox-init", null, null, null, null, null };
+    var numbers: [5][16]u8 = undefined;
+    const values = [5]u32{ @intCast(watch.result_fd), @intCast(watch.exec_fd), @intCast(watch.child), watch.op_index, @intFromBool(watch.own_peak) };
+    var argv: [7]?[*:0]const u8 = .{ "sbox-init", null, null, null, null, null, null };
     for (values, 0..) |value, i| {
         const text = std.fmt.bufPrintZ(&numbers[i], "{d}", .{value}) catch return;
         argv[i + 1] = text.ptr;

@@ -3,7 +3,7 @@
 //! `reaper` op (child.zig), so that pid 1, which lives as long as the
 //! container, holds none of the caller's memory.
 //!
-//!   sbox-init RESULT_FD EXEC_FD COMMAND_PID OP_INDEX
+//!   sbox-init RESULT_FD EXEC_FD COMMAND_PID OP_INDEX OWN_PEAK
 
 const std = @import("std");
 const linux = std.os.linux;
@@ -18,9 +18,9 @@ pub fn main() u8 {
     const pr_set_dumpable = 4;
     _ = linux.syscall2(.prctl, pr_set_dumpable, 0);
     const args = std.os.argv;
-    if (args.len != 5) return 2;
-    var values: [4]u32 = undefined;
-    for (args[1..5], 0..) |arg, i| {
+    if (args.len != 6) return 2;
+    var values: [5]u32 = undefined;
+    for (args[1..6], 0..) |arg, i| {
         values[i] = std.fmt.parseInt(u32, std.mem.span(arg), 10) catch return 2;
     }
     reaper.supervise(.{
@@ -28,5 +28,6 @@ pub fn main() u8 {
         .exec_fd = @intCast(values[1]),
         .child = @intCast(values[2]),
         .op_index = values[3],
+        .own_peak = values[4] != 0,
     });
 }

@@ -64,6 +64,7 @@ fn sbox_spawn(prog: [*]u8, prog_len: usize, flags: u64, cgroup_fd: i32, result_f
         .resume_at = 0,
         .fork_stack = @intFromPtr(fork_stack),
         .fork_stack_len = stack_len,
+        .own_memory = @intFromBool(flags & linux.CLONE.VM == 0),
     };
     // One slot: link() allows at most one fork op (the exec path's).
     for (ops) |op| {
@@ -82,10 +83,10 @@ fn sbox_spawn(prog: [*]u8, prog_len: usize, flags: u64, cgroup_fd: i32, result_f
         args.flags |= linux.CLONE.INTO_CGROUP;
         args.cgroup = @intCast(cgroup_fd);
     }
-    if (flags & linux.CLONE.VM != 0) {
-        args.stack = @intFromPtr(spawn_stack);
-        args.stack_size = ctx_addr - @intFromPtr(spawn_stack);
-    }
+    // Without CLONE_VM too: a `drop_caller_memory` op unmaps the copy of the
+    // calling thread's stack, and the child must not run on it then.
+    args.stack = @intFromPtr(spawn_stack);
+    args.stack_size = ctx_addr - @intFromPtr(spawn_stack);
 
     // Block every signal around clone3: a signal delivered to the child
     // before it reset the handlers would run V8's handler on the child stack.

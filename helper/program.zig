@@ -21,7 +21,7 @@
 const std = @import("std");
 
 pub const magic: u32 = 0x31584253; // "SBX1"
-pub const version: u32 = 8; // 2: security ops; 3: the library's calls through sbox_call; 4: network thread; 5: setup_cpu, started_at, exited_at records; 6: close_from, confine_exec, mount_target_no_link; 7: mount_check_writable, Context.fork_pid_slot; 8: write_file resolves relative paths in the root, write_file_optional
+pub const version: u32 = 9; // 2: security ops; 3: the library's calls through sbox_call; 4: network thread; 5: setup_cpu, started_at, exited_at records; 6: close_from, confine_exec, mount_target_no_link; 7: mount_check_writable, Context.fork_pid_slot; 8: write_file resolves relative paths in the root, write_file_optional; 9: drop_caller_memory, max_rss, user_time, system_time records
 
 /// Explicit limits. The compiler checks them first (PROGRAM_LIMITS in
 /// src/program.ts, which a test keeps equal) and says which was passed.
@@ -146,6 +146,16 @@ pub const Code = enum(u32) {
     /// container, which could then write it through /proc/PID/exe. Nothing
     /// to do where the kernel has no Landlock.
     confine_exec = 30,
+    /// With a copy of the caller's memory (sbox_spawn without CLONE_VM):
+    /// unmap all of it but the helper library, this program, the stacks and
+    /// the thread's TLS block, and reset the peak resident set
+    /// (caller_memory.zig). A reaper's command then starts from a few
+    /// hundred KiB, and its ru_maxrss is its own: the reaper reports
+    /// `max_rss` only after this op succeeded. Never fails: where the
+    /// memory is the caller's (CLONE_VM) it does nothing, and what it could
+    /// not do only leaves the figure unreported. No `fork` op may follow
+    /// (its pid slot is the caller's memory).
+    drop_caller_memory = 31,
 
     pub fn stringArgs(code: Code) u6 {
         return switch (code) {
@@ -228,7 +238,9 @@ pub const Record = extern struct {
     kind: RecordKind,
     op_index: u32,
     code: u32,
-    /// errno for `failed`, a pid for `forked`/`started`, a wait status for `exited`.
+    /// errno for `failed`, a pid for `forked`/`started`, a wait status for
+    /// `exited`; the low 32 bits of a 64-bit figure (`user_time`,
+    /// `system_time`), whose high 32 bits are in `code`.
     value: i32,
 };
 
@@ -251,6 +263,19 @@ pub const RecordKind = enum(u32) {
     /// From a reaper, just before `exited`: the same clock when it reaped the
     /// command.
     exited_at = 7,
+    /// From a reaper, just before `exited`, the next three: what pid 1's
+    /// reaped children used (getrusage RUSAGE_CHILDREN once it reaped the
+    /// command): the command, the orphans pid 1 reaped before it, and every
+    /// process these waited for. This one: the largest resident set of any
+    /// of them (ru_maxrss), in KiB, at most maxInt(i32). Only after a
+    /// `drop_caller_memory` that succeeded: else the command's figure holds
+    /// the caller's memory.
+    max_rss = 8,
+    /// Their CPU time in user mode (ru_utime), in microseconds: 64 bits,
+    /// `code` holding the high half and `value` the low half.
+    user_time = 9,
+    /// Their CPU time in the kernel (ru_stime), as `user_time`.
+    system_time = 10,
 };
 
 pub const LinkError = error{ BadHeader, BadOp, BadOffset, BadString, BadArray, NoExec };
@@ -271,12 +296,14 @@ pub fn link(buf: []u8) LinkError![]Op {
     var network_thread: enum { none, running, joined } = .none;
     // At most one: sbox_spawn reserves one fork slot per program.
     var forked = false;
+    var memory_dropped = false;
     for (ops) |*op| {
         _ = std.meta.intToEnum(Code, @intFromEnum(op.code)) catch return error.BadOp;
         if (op.code == .fork) {
-            if (forked) return error.BadOp;
+            if (forked or memory_dropped) return error.BadOp;
             forked = true;
         }
+        if (op.code == .drop_caller_memory) memory_dropped = true;
         switch (op.code) {
             .net_spawn => {
                 if (network_thread != .none) return error.BadOp;

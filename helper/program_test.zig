@@ -121,3 +121,31 @@ test "link: at most one fork op, as sbox_spawn reserves one fork slot" {
 test {
     _ = @import("own_mounts.zig");
 }
+
+/// Lays out in `storage` a program of `first` then an exec of "/bin";
+/// returns its length.
+fn programEndingInExec(storage: *align(8) [512]u8, first: []const program.Op) usize {
+    @memset(storage, 0);
+    const op_count: u32 = @intCast(first.len + 1);
+    const ops_end = @sizeOf(program.Header) + op_count * @sizeOf(program.Op);
+    const argv_off = ops_end;
+    const str_off = argv_off + 16;
+    const header: *program.Header = @ptrCast(storage);
+    header.* = .{ .magic = program.magic, .version = program.version, .op_count = op_count, .byte_len = str_off + 8 };
+    const ops: [*]program.Op = @ptrCast(@alignCast(storage[@sizeOf(program.Header)..].ptr));
+    @memcpy(ops[0..first.len], first);
+    ops[first.len] = .{ .code = .exec, .flags = 0, .args = .{ str_off, argv_off, argv_off + 8, 0, 0, 0 } };
+    std.mem.writeInt(u64, storage[argv_off..][0..8], str_off, .little);
+    @memcpy(storage[str_off..][0..5], "/bin\x00");
+    return str_off + 8;
+}
+
+test "link refuses a fork op after drop_caller_memory, whose pid slot would be unmapped" {
+    const fork = program.Op{ .code = .fork, .flags = 0, .args = .{ 0, 0, 0, 0, 0, 0 } };
+    const drop = program.Op{ .code = .drop_caller_memory, .flags = 0, .args = .{ 0, 0, 0, 0, 0, 0 } };
+    var storage: [512]u8 align(8) = undefined;
+    var len = programEndingInExec(&storage, &.{ fork, drop });
+    _ = try program.link(storage[0..len]);
+    len = programEndingInExec(&storage, &.{ drop, fork });
+    try std.testing.expectError(error.BadOp, program.link(storage[0..len]));
+}

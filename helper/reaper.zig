@@ -19,6 +19,10 @@ pub const Watch = struct {
     child: i32,
     /// Index of the reaper op, for the records.
     op_index: u32,
+    /// The command started from this process's own small memory (a
+    /// `drop_caller_memory` op succeeded), not from a copy of the caller's:
+    /// its ru_maxrss is its own, and `max_rss` is reported.
+    own_peak: bool,
 };
 
 const isError = sys.isError;
@@ -50,6 +54,37 @@ pub fn monotonicUsec() i32 {
     return @intCast(usec & 0x7fffffff);
 }
 
+/// Sends a 64-bit figure as one record: the high half in `code`, the low
+/// half in `value` (see `Record`).
+fn report64(watch: Watch, kind: program.RecordKind, value: u64) void {
+    const record = program.Record{
+        .kind = kind,
+        .op_index = watch.op_index,
+        .code = @truncate(value >> 32),
+        .value = @bitCast(@as(u32, @truncate(value))),
+    };
+    _ = linux.syscall3(.write, fdArg(watch.result_fd), @intFromPtr(&record), @sizeOf(program.Record));
+}
+
+fn timevalUsec(tv: linux.timeval) u64 {
+    return @as(u64, @intCast(@max(tv.sec, 0))) * std.time.us_per_s + @as(u64, @intCast(@max(tv.usec, 0)));
+}
+
+/// Reports what this process's reaped children used: called once the
+/// command is reaped, so it covers the command, the orphans reaped before it
+/// (pid 1 waits for every child, reapAll) and whatever each of them waited
+/// for. Not pid 1's own setup, and not the processes still running, which
+/// die with pid 1 unwaited. The peak only when the command started from
+/// small memory (`Watch.own_peak`). Nothing if getrusage fails.
+fn reportChildrenUsage(watch: Watch) void {
+    var usage: linux.rusage = undefined;
+    const children: isize = linux.rusage.CHILDREN;
+    if (isError(linux.syscall2(.getrusage, @bitCast(children), @intFromPtr(&usage)))) return;
+    if (watch.own_peak) report(watch, .max_rss, @intCast(std.math.clamp(usage.maxrss, 0, std.math.maxInt(i32))));
+    report64(watch, .user_time, timevalUsec(usage.utime));
+    report64(watch, .system_time, timevalUsec(usage.stime));
+}
+
 const exit = sys.exit;
 
 /// Reaps every child that ended; reports and exits when the command did.
@@ -62,6 +97,7 @@ fn reapAll(watch: Watch) void {
         if (isError(pid) or pid == 0) return;
         if (pid == @as(usize, @intCast(watch.child))) {
             report(watch, .exited_at, monotonicUsec());
+            reportChildrenUsage(watch);
             report(watch, .exited, @bitCast(status));
             exit(0);
         }

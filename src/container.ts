@@ -152,9 +152,14 @@ export class Container implements AsyncDisposable {
     const hostNetwork = this.network === "host";
     const netOnThread = !manager && !hostNetwork;
     const namespaces = manager ? NAMESPACES : NAMESPACES & ~CLONE.NEWNET;
-    const launched = await this.#launch(p, namespaces, -1, (b, sync, stdio) => {
+    const reaper = options.reaper === true;
+    const launched = await this.#launch(p, namespaces, -1, reaper, (b, sync, stdio) => {
       // First, then the wait: a parent that died before it is seen there.
       dieWithParent(b);
+      // A copy of our memory (#mayShareMemory), dropped at once: the
+      // command, which starts from what is left, then reports its own peak
+      // (InitProcess.resourceUsage). While the parent writes the id maps.
+      if (reaper) b.dropCallerMemory();
       // Nothing done in this mount namespace may propagate back to the host.
       // Needs no id map: done while the parent writes them.
       b.mount(null, "/", null, MS.REC | MS.PRIVATE, null, "cannot make / private");
@@ -181,7 +186,7 @@ export class Container implements AsyncDisposable {
       b.sethostname(this.hostname);
       if (manager) b.loopbackUp();
       manager?.compile(b);
-      if (options.reaper) {
+      if (reaper) {
         // pid 1 too leaves the caller's session and process group: else a
         // Ctrl-C or a group signal on the caller's terminal reaches it, and
         // it forwards every signal to the command.
@@ -247,7 +252,7 @@ export class Container implements AsyncDisposable {
 
   /** `initPidfd`: exec()'s own copy of the init's pidfd. */
   async #execProcess(initPidfd: number, p: CheckedProcess): Promise<Process> {
-    const launched = await this.#launch(p, 0n, initPidfd, (b, _sync, stdio, cgroupFd) => {
+    const launched = await this.#launch(p, 0n, initPidfd, false, (b, _sync, stdio, cgroupFd) => {
       dieWithParent(b);
       // Before anything of the container can see it: a copy of our memory and fds.
       hideFromContainer(b);
@@ -377,10 +382,12 @@ export class Container implements AsyncDisposable {
    * - it changes its host uid or gid, for its setup (`setupIds`) or for the
    *   command: the kernel then marks the shared memory not dumpable, which
    *   would lock this Deno process's own /proc files (and tools such as
-   *   pasta that open them) until it exits.
+   *   pasta that open them) until it exits;
+   * - it is a reaper: its command, cloned from it, would count our memory in
+   *   its peak (ru_maxrss); a copy is dropped first (`dropCallerMemory`).
    */
-  #mayShareMemory(p: CheckedProcess, cgroup: Cgroup | undefined): boolean {
-    if (cgroup?.accountsMemory()) return false;
+  #mayShareMemory(p: CheckedProcess, cgroup: Cgroup | undefined, reaper: boolean): boolean {
+    if (reaper || cgroup?.accountsMemory()) return false;
     const me = ids();
     const setup = setupIds(this.userMapper, me);
     const staysAs = (map: readonly IdMapEntry[], hostOwn: number, ...taken: (number | undefined)[]) =>
@@ -469,11 +476,13 @@ export class Container implements AsyncDisposable {
   /**
    * Creates the process's cgroup and stdio, then runs the launch sequence:
    * into new `namespaces`, or joining those of the init behind `joinPidfd`.
+   * `reaper`: an init with a reaper, which never shares our memory.
    */
   async #launch(
     p: CheckedProcess,
     namespaces: bigint,
     joinPidfd: number,
+    reaper: boolean,
     compile: (b: ProgramBuilder, sync: SyncPipe, stdio: StdioPlan, cgroupFd: number) => void,
   ) {
     const joining = joinPidfd >= 0;
@@ -492,7 +501,7 @@ export class Container implements AsyncDisposable {
         // The init path makes every namespace; the exec path's first process
         // joins them and forks (it cannot share our memory: joining a time
         // namespace needs a process that shares its memory with nobody).
-        flags: joining ? 0n : namespaces | (this.#mayShareMemory(p, cgroup) ? CLONE.VM : 0n),
+        flags: joining ? 0n : namespaces | (this.#mayShareMemory(p, cgroup, reaper) ? CLONE.VM : 0n),
         cgroupFd: joining ? -1 : cgroupFd,
         sync: !joining,
         childFds: [...plan.childFds, cgroupFd],

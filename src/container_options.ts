@@ -117,7 +117,12 @@ export interface ProcessOptions {
    * discards SIGTSTP's stop in an orphaned group, which the command's in a
    * session of its own is). Not the two signals no process can catch:
    * SIGKILL ends pid 1 and with it the whole container, and SIGSTOP stops
-   * pid 1 and not the command (as under Docker's `--init`). Default false:
+   * pid 1 and not the command (as under Docker's `--init`). Pid 1 also
+   * reports what the command and the processes waited for used
+   * (`InitProcess.resourceUsage`: peak resident set and CPU time, with or
+   * without a cgroup); for that figure the init starts from a copy of this
+   * process's memory, which it drops at once, rather than sharing it
+   * (CLONE_VM): a start costs the copy of the page tables. Default false:
    * the command is pid 1, as in sbox.
    */
   reaper?: boolean;

@@ -52,6 +52,49 @@ export interface ProcessStatus {
   signal: string | null;
 }
 
+/**
+ * What a container's command and its descendants used, as the kernel's
+ * `getrusage(RUSAGE_CHILDREN)` counts it for pid 1 (a reaper) once the
+ * command has ended: see {@linkcode InitProcess.resourceUsage}.
+ *
+ * It covers the processes that were waited for: the command, every orphan
+ * (a process whose parent ended first) that pid 1 reaped before the command
+ * ended, and, through each of these, every child it waited for. Not pid 1's
+ * own setup, and not a process still running or not yet reaped when the
+ * command ended: it dies with the container, and no one waits for it.
+ *
+ * @example Memory and CPU time of a judged program
+ * ```ts
+ * import type { InitProcess } from "./process.ts";
+ *
+ * async function used(init: InitProcess): Promise<string> {
+ *   await init.status;
+ *   const usage = init.resourceUsage;
+ *   if (!usage) return "no figure (killed with pid 1, or started without a reaper)";
+ *   const memory = usage.maxRssBytes === null ? "?" : `${usage.maxRssBytes >> 20}`;
+ *   return `${memory} MiB, ${(usage.userUsec + usage.systemUsec) / 1000} ms of CPU`;
+ * }
+ * ```
+ */
+export interface ResourceUsage {
+  /**
+   * The largest resident set of any one of those processes, in bytes
+   * (`ru_maxrss`, which the kernel keeps in KiB, times 1024): the peak of
+   * the biggest, not a sum. Pages of files it mapped count (its program and
+   * libraries); page cache it only read, and its writes to a tmpfs, do
+   * not. It includes the few hundred KiB of sbox's setup code that the
+   * command's process ran before its `execve`. Null where pid 1 could not
+   * first drop its copy of this process's memory, which the command's
+   * process starts from and the kernel would count too: without a
+   * `/proc/self/clear_refs`, or with a shadow stack (CET, GCS).
+   */
+  maxRssBytes: number | null;
+  /** Their CPU time in user mode, in microseconds (`ru_utime`). */
+  userUsec: number;
+  /** Their CPU time in the kernel, in microseconds (`ru_stime`). */
+  systemUsec: number;
+}
+
 /** Status and captured output of {@linkcode Process.output}. */
 export interface ProcessOutput extends ProcessStatus {
   /**
@@ -325,6 +368,8 @@ export class Process {
   #output: Promise<ProcessOutput> | undefined;
   /** @internal Under a reaper: when pid 1 reaped the command (see InitProcess.wallTimeMs). */
   protected exitedAt: ReaperTime | undefined;
+  /** @internal Under a reaper: what pid 1's reaped children used (see InitProcess.resourceUsage). */
+  protected childrenUsage: ResourceUsage | undefined;
 
   /**
    * @internal Wraps a launched process, ended when `signal` aborts (see
@@ -355,11 +400,16 @@ export class Process {
     // (killed from the host) is the answer.
     let commandStatus: number | undefined;
     if (channel) {
+      const usage: Partial<ResourceUsage> = { maxRssBytes: null };
       for (let record = await channel.reader.next(); record; record = await channel.reader.next()) {
         if (record.kind === "exited") commandStatus = record.waitStatus;
         if (record.kind === "exitedAt") this.exitedAt = { usec: record.usec, seenMs: performance.now() };
+        if (record.kind === "maxRss") usage.maxRssBytes = record.kib * 1024;
+        if (record.kind === "userTime") usage.userUsec = record.usec;
+        if (record.kind === "systemTime") usage.systemUsec = record.usec;
       }
       channel.release();
+      this.childrenUsage = completeUsage(usage);
     }
     for (;;) {
       const result = waitPidfd(this.#pidfd);
@@ -682,6 +732,28 @@ export class InitProcess extends Process {
     const seenMs = end.seenMs - start.seenMs;
     return ownMs + Math.round((seenMs - ownMs) / wrapMs) * wrapMs;
   }
+
+  /**
+   * With `reaper: true`, once `status` has resolved: the largest resident
+   * set and the CPU time of the command and of the processes waited for
+   * (see {@linkcode ResourceUsage} for which), as pid 1 read them when it
+   * reaped the command. Needs no cgroup and no controller, unlike
+   * `cgroup.cpuUsage()` and `cgroup.memoryPeak()`, which count every
+   * process of the cgroup, pid 1's setup included, waited for or not.
+   * Undefined without a reaper, before the end, when the command could not
+   * be executed, or when it was killed with pid 1 (a SIGKILL of the whole
+   * container: a kill() of this process, `cgroup.kill()`, destroy()).
+   */
+  get resourceUsage(): ResourceUsage | undefined {
+    return this.childrenUsage;
+  }
+}
+
+/** The usage if pid 1 sent its times (none when getrusage failed), else undefined. */
+function completeUsage(usage: Partial<ResourceUsage>): ResourceUsage | undefined {
+  const { maxRssBytes = null, userUsec, systemUsec } = usage;
+  if (userUsec === undefined || systemUsec === undefined) return undefined;
+  return { maxRssBytes, userUsec, systemUsec };
 }
 
 /** Milliseconds from `from` to `to`, readings of a reaper's clock (31 bits of microseconds), less than one wrap apart. */

@@ -53,6 +53,7 @@ export const OpCode: {
   readonly net_join: 28;
   readonly write_existing: 29;
   readonly confine_exec: 30;
+  readonly drop_caller_memory: 31;
 } = {
   wait_parent: 1,
   mount: 2,
@@ -84,6 +85,7 @@ export const OpCode: {
   net_join: 28,
   write_existing: 29,
   confine_exec: 30,
+  drop_caller_memory: 31,
 } as const;
 
 /** The name of a setup step, as reported in {@linkcode SboxError.step}. */
@@ -123,7 +125,7 @@ const HEADER_BYTES = 16;
 export const OP_BYTES = 56;
 const MAGIC = 0x31584253;
 /** The program format version (`version` in helper/program.zig). */
-export const PROGRAM_VERSION = 8;
+export const PROGRAM_VERSION = 9;
 const MOUNT_KEEP_LOCKED_FLAGS = 1;
 const MOUNT_IGNORE_MISSING = 2;
 const MOUNT_TARGET_NO_LINK = 4;
@@ -427,6 +429,16 @@ export class ProgramBuilder {
    */
   confineExec(): this {
     return this.#push(OpCode.confine_exec, [], "cannot confine exec to the container's root (Landlock)");
+  }
+
+  /**
+   * With a copy of this process's memory (a spawn without CLONE_VM): drop
+   * all of it the setup does not use and reset the peak resident set, so
+   * that a reaper's command starts from little and its `ru_maxrss` is its
+   * own (see `drop_caller_memory` in helper/program.zig). Never fails.
+   */
+  dropCallerMemory(): this {
+    return this.#push(OpCode.drop_caller_memory, [], "cannot drop the copy of the caller's memory");
   }
 
   /**

@@ -11,8 +11,9 @@
  * A `reaper` op (a minimal pid 1 that runs the command as its child) keeps
  * the pipe open for the container's life: it writes `setupCpu` (the CPU time
  * of the setup, all done by pid 1), `startedAt` (its clock) and `started`
- * once the command has exec'd, and `exitedAt` and `exited` with the
- * command's wait status at the end.
+ * once the command has exec'd, and at the end `exitedAt`, then `maxRss`,
+ * `userTime` and `systemTime` (what its reaped children used: getrusage's
+ * RUSAGE_CHILDREN), then `exited` with the command's wait status.
  *
  * @module
  */
@@ -27,10 +28,23 @@ export type ChildRecord =
   | { kind: "started"; opIndex: number; pid: number }
   | { kind: "exited"; opIndex: number; waitStatus: number }
   | { kind: "setupCpu"; opIndex: number; usec: number }
-  | { kind: "startedAt" | "exitedAt"; opIndex: number; usec: number };
+  | { kind: "startedAt" | "exitedAt"; opIndex: number; usec: number }
+  | { kind: "maxRss"; opIndex: number; kib: number }
+  | { kind: "userTime" | "systemTime"; opIndex: number; usec: number };
 
 const RECORD_BYTES = 16;
-const KINDS = ["failed", "forked", "started", "exited", "setupCpu", "startedAt", "exitedAt"] as const;
+const KINDS = [
+  "failed",
+  "forked",
+  "started",
+  "exited",
+  "setupCpu",
+  "startedAt",
+  "exitedAt",
+  "maxRss",
+  "userTime",
+  "systemTime",
+] as const;
 
 /** Decodes one record; throws on an unknown kind (a helper/TS mismatch). */
 export function decodeRecord(bytes: Uint8Array): ChildRecord {
@@ -51,6 +65,12 @@ export function decodeRecord(bytes: Uint8Array): ChildRecord {
     case "startedAt":
     case "exitedAt":
       return { kind, opIndex, usec: value };
+    case "maxRss":
+      return { kind, opIndex, kib: value };
+    case "userTime":
+    case "systemTime":
+      // 64 bits: the high half where other records have their op code.
+      return { kind, opIndex, usec: opCode * 2 ** 32 + (value >>> 0) };
   }
   throw new Error(`sbox internal error: unknown record kind ${view.getUint32(0, true)}`);
 }

@@ -314,6 +314,21 @@ export function fstat(fd: number): FdStat | undefined {
   };
 }
 
+/**
+ * {@linkcode FdStat.identity} of the file `path` leads to now (links
+ * followed), or undefined when nothing is there. An O_PATH open: no FIFO
+ * blocks it, and no file is opened for reading.
+ */
+export function identityOf(path: string): string | undefined {
+  const fd = tryOpen(path, O.PATH);
+  if (fd < 0) return undefined;
+  try {
+    return fstat(fd)?.identity;
+  } finally {
+    close(fd);
+  }
+}
+
 /** fchown(2): 0 or a negative errno. */
 export function tryFchown(fd: number, uid: number, gid: number): number {
   return num(helper().sbox_fchown(fd, uid >>> 0, gid >>> 0));

@@ -125,6 +125,7 @@ const REPORT_KEYS = [
   "wallTimeMs",
   "cpu",
   "memoryPeakBytes",
+  "maxRssBytes",
   "oomKilled",
   "timedOut",
 ];
@@ -1389,6 +1390,10 @@ Deno.test("cli: report OK to a file, RE to stderr", async () => {
     assert.ok(okReport.wallTimeMs > 0);
     assert.ok(Number.isInteger(okReport.cpu.usageUsec));
     assert.equal(okReport.memoryPeakBytes, null, "this host's cgroup2 has no memory controller");
+    assert.ok(
+      Number.isInteger(okReport.maxRssBytes) && okReport.maxRssBytes > 0,
+      String(okReport.maxRssBytes),
+    );
     assert.equal(okReport.oomKilled, false);
     assert.equal(okReport.timedOut, false);
   } finally {
@@ -1398,7 +1403,7 @@ Deno.test("cli: report OK to a file, RE to stderr", async () => {
   const re = await busybox(["--report", "-", "--", "sh", "-c", "exit 3"]);
   assert.equal(re.code, 3);
   assert.deepEqual(
-    { ...report(re.stderr), wallTimeMs: 0, cpu: 0 },
+    { ...report(re.stderr), wallTimeMs: 0, cpu: 0, maxRssBytes: 0 },
     {
       status: "RE",
       exitCode: 3,
@@ -1406,6 +1411,7 @@ Deno.test("cli: report OK to a file, RE to stderr", async () => {
       wallTimeMs: 0,
       cpu: 0,
       memoryPeakBytes: null,
+      maxRssBytes: 0,
       oomKilled: false,
       timedOut: false,
     },
@@ -1478,6 +1484,62 @@ Deno.test("cli: times count from the command's start: a command that never ran u
   // starts at the command's start; so a command whose exec failed used none.
   const notFound = report((await busybox(["--report", "-", "--", "/bin/nope"])).stderr);
   assert.deepEqual([notFound.wallTimeMs, notFound.cpu], [0, { usageUsec: 0, userUsec: 0, systemUsec: 0 }]);
+  assert.equal(notFound.maxRssBytes, null);
+});
+
+Deno.test("cli: maxRssBytes is the command's own peak resident set: 64 MiB held by tail, little for true", async () => {
+  const MiB = 1 << 20;
+  // tail keeps its input's last ten lines: 64 MiB without a newline is one.
+  const big = await busybox(["--report", "-", "--", "sh", "-c", "head -c 64m /dev/zero | tail >/dev/null"]);
+  assert.equal(big.code, 0, big.stderr);
+  const bigRss = report(big.stderr).maxRssBytes as number;
+  assert.ok(bigRss >= 64 * MiB && bigRss < 80 * MiB, `maxRssBytes ${bigRss}`);
+  // The command's process starts from pid 1's memory: not from a copy of
+  // sbox's own (tens of MiB, which the kernel would count in its peak).
+  const small = await busybox(["--report", "-", "--", "true"]);
+  assert.equal(small.code, 0, small.stderr);
+  const smallRss = report(small.stderr).maxRssBytes as number;
+  assert.ok(smallRss > 0 && smallRss < 8 * MiB, `maxRssBytes ${smallRss}`);
+});
+
+Deno.test("cli: a command that replaces or writes its --report file in its read-write bind gets XX, and the report back", async () => {
+  const dir = scratchDir("cli-report-spoof-");
+  try {
+    const fake = '{"status":"OK","exitCode":0}';
+    const cases: [string, string, RegExp][] = [
+      // Unlinked and made anew: sbox's report went to the unlinked file.
+      ["rm /ws/rep.json /ws/job.out; echo 'all tests passed' > /ws/job.out", "replaced", /was replaced/],
+      // Written in place, longer than the report: its last line stayed.
+      [`printf '%400s\\n' '' > /ws/rep.json`, "written", /was written to/],
+    ];
+    for (const [script, how, message] of cases) {
+      const ws = `${dir}/${how}`;
+      Deno.mkdirSync(ws);
+      const result = await busybox([
+        "--bind",
+        `${ws}:/ws`,
+        "--report",
+        `${ws}/rep.json`,
+        "--stdout",
+        `${ws}/job.out`,
+        "--",
+        "sh",
+        "-c",
+        `echo 'real output'; ${script}; echo '${fake}' >> /ws/rep.json; exit 3`,
+      ]);
+      assert.equal(result.code, 125, result.stderr);
+      assert.match(result.stderr, new RegExp(`^sbox: --report \\S+/rep.json ${message.source}`, "m"));
+      // One line of JSON, sbox's: the run's figures, and XX.
+      const written = JSON.parse(Deno.readTextFileSync(`${ws}/rep.json`));
+      assert.deepEqual([written.status, written.exitCode], ["XX", 3], how);
+      if (how === "replaced") {
+        // The output cannot be put back (it went to the unlinked file): said.
+        assert.match(result.stderr, /^sbox: warning: --stdout \S+\/job.out was replaced during the run/m);
+      }
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
 
 Deno.test("cli: a command line that does not parse still writes an XX report to its --report FILE", async () => {
@@ -1507,6 +1569,7 @@ Deno.test("cli: a command line that does not parse still writes an XX report to 
         wallTimeMs: 0,
         cpu: { usageUsec: 0, userUsec: 0, systemUsec: 0 },
         memoryPeakBytes: null,
+        maxRssBytes: null,
         oomKilled: false,
         timedOut: false,
       }, args.join(" "));

@@ -601,6 +601,28 @@ Deno.test("with a reaper, init.setupCpuUsec is the CPU time pid 1 spent on the s
   assert.equal(plain.wallTimeMs, undefined);
 });
 
+Deno.test("with a reaper, init.resourceUsage is what the command and the processes it waited for used", async () => {
+  const MiB = 1 << 20;
+  await using setup = await busyboxContainer();
+  const plain = await setup.container.start({ command: ["/bin/true"], env: ENV });
+  await plain.status;
+  assert.equal(plain.resourceUsage, undefined, "no reaper, no figure");
+  await using big = await busyboxContainer();
+  // tail, a child of the shell, holds its 32 MiB line; the shell waits for it.
+  const script = "head -c 32m /dev/zero | tail >/dev/null";
+  const held = await big.container.start({ command: ["/bin/sh", "-c", script], env: ENV, reaper: true });
+  await held.status;
+  const usage = held.resourceUsage!;
+  assert.ok(usage.maxRssBytes! >= 32 * MiB && usage.maxRssBytes! < 48 * MiB, JSON.stringify(usage));
+  assert.ok(usage.userUsec + usage.systemUsec > 0, JSON.stringify(usage));
+  // pid 1 dropped its copy of this process's memory (tens of MiB) before
+  // the command was cloned from it: the kernel would count it in the peak.
+  await using small = await busyboxContainer();
+  const init = await small.container.start({ command: ["/bin/true"], env: ENV, reaper: true });
+  await init.status;
+  assert.ok(init.resourceUsage!.maxRssBytes! < 8 * MiB, JSON.stringify(init.resourceUsage));
+});
+
 Deno.test("a directory or a block device as a stdio fd is refused before any process exists", async () => {
   await using setup = await busyboxContainer();
   const dir = open(setup.dir, O.RDONLY | O.CLOEXEC);
@@ -2516,7 +2538,8 @@ Deno.test("reaper: pid 1 holds none of the caller's memory, and nothing inside c
     reaper: true,
   });
   const out = text((await init.output()).stdout).trim().split("\n");
-  assert.match(out[0], /^sbox-init \d+ \d+ 2 \d+ ?$/);
+  // RESULT_FD EXEC_FD COMMAND_PID OP_INDEX OWN_PEAK (its copy of the caller's memory dropped)
+  assert.match(out[0], /^sbox-init \d+ \d+ 2 \d+ 1 ?$/);
   const rssKb = Number(/VmRSS:\s+(\d+) kB/.exec(out[1])?.[1]);
   assert.ok(rssKb < 1024, `pid 1 uses ${rssKb} kB: it still maps the caller's memory`);
   assert.equal(out[2], "mem-denied");

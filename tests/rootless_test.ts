@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import {
   BindMount,
   BinNewIdMapper,
+  Cgroup,
   findCgroup2Mount,
   ProcUserMapper,
   runAsRoot,
@@ -294,6 +295,49 @@ Deno.test("setgroups: newgidmap's choice matches the mapper's, so a container st
         assert.equal(result.code, 125, result.stderr);
         assert.equal(result.stdout, "");
         assert.match(result.stderr, message);
+      }
+    },
+  });
+}
+
+{
+  const name =
+    "sbox run without a cgroup of its own: the report's CPU time and peak memory are pid 1's getrusage";
+  Deno.test({
+    name,
+    ignore: skipAsRoot(name),
+    async fn() {
+      // A cgroup of the user's that sbox may not create cgroups in (its
+      // directory not writable): sbox, started in it, runs without one.
+      const closed = Cgroup.current().child(`sbox-rootless-closed-${Deno.pid}`);
+      closed.create();
+      Deno.chmodSync(closed.path, 0o555);
+      try {
+        const busy =
+          "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; head -c 32m /dev/zero | tail >/dev/null";
+        const sboxRun = [Deno.execPath(), "run", "--allow-ffi", SBOX, "run", "--verbose", "--report", "-"]
+          .map(shellQuote).join(" ");
+        const output = await new Deno.Command("/bin/sh", {
+          args: [
+            "-c",
+            `echo $$ > ${closed.path}/cgroup.procs && exec ${sboxRun} -- /bin/sh -c ${shellQuote(busy)}`,
+          ],
+          stdin: "null",
+          stdout: "piped",
+          stderr: "piped",
+          signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+        }).output();
+        const stderr = text(output.stderr);
+        assert.equal(output.code, 0, stderr);
+        assert.match(stderr, /^sbox: cgroup: none \(this user may not create cgroups in /m);
+        const report = JSON.parse(stderr.trimEnd().split("\n").at(-1)!);
+        const { usageUsec, userUsec, systemUsec } = report.cpu;
+        // Tenths of a second of the shell's loop, which cpu.stat is not there to count.
+        assert.ok(userUsec > 10_000 && usageUsec === userUsec + systemUsec, JSON.stringify(report));
+        assert.ok(report.maxRssBytes >= 32 << 20 && report.maxRssBytes < 48 << 20, JSON.stringify(report));
+        assert.equal(report.memoryPeakBytes, null);
+      } finally {
+        Deno.removeSync(closed.path);
       }
     },
   });

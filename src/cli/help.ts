@@ -127,9 +127,11 @@ Judging:
                           (default: sbox's own cgroup)
 
 Report: {"status","exitCode","signal","wallTimeMs","cpu":{"usageUsec",
-"userUsec","systemUsec"},"memoryPeakBytes","oomKilled","timedOut"}, status
+"userUsec","systemUsec"},"memoryPeakBytes","maxRssBytes","oomKilled",
+"timedOut"}, status
 OK (exit 0), RE (non-zero exit), SG (killed by a signal), TO (time limit),
-ML (memory limit), XX (sbox failed).
+ML (memory limit), XX (sbox failed, or the command replaced or wrote its
+report file: keep it out of read-write binds).
 
 Exit status: the command's; 128+N when it was killed by signal N; 127 when it
 was not found; 126 when it could not be executed; 125 when sbox failed.

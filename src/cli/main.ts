@@ -11,8 +11,8 @@ import { parseCommandLine, reportPathOf, type RunOptions } from "./args.ts";
 import { inexactArgument } from "./argv.ts";
 import { mainHelp, runHelp } from "./help.ts";
 import { dieOf, ignoreInspectorSignal } from "./inspector_signal.ts";
-import { failedReport, ReportWriter } from "./report.ts";
-import { runContainer } from "./run.ts";
+import { failedReport, ReportWriter, type Tampering } from "./report.ts";
+import { runContainer, type RunResult } from "./run.ts";
 import { refuseStdinAsOutput } from "./stdio.ts";
 
 /** sbox's exit status when it fails itself (docker and podman use the same). */
@@ -102,6 +102,25 @@ export async function main(argv: string[], version: string, fromCommandLine = fa
   }
 }
 
+/**
+ * A run whose report file was tampered with (the command can, where the file
+ * lies in a read-write --bind): its figures are sbox's own, but a judge or a
+ * CI that reads that file must not take the verdict for the command's. So
+ * the run is XX, with status 125 and a line that says why.
+ */
+function distrusted(result: RunResult, path: string, tampering: Tampering): RunResult {
+  const what = tampering === "replaced"
+    ? "was replaced during the run (unlinked or renamed, and made anew)"
+    : "was written to during the run";
+  const message = `--report ${path} ${what}, by the command (it can where the file lies in a read-write ` +
+    "--bind) or by another process: the run is XX, and sbox writes its report there anew";
+  return {
+    exitStatus: SBOX_FAILED,
+    report: { ...result.report, status: "XX" },
+    messages: [...result.messages, message],
+  };
+}
+
 async function run(options: RunOptions): Promise<number> {
   // Without the permission Deno would ask on a terminal, or fail deep inside;
   // say at once what is needed instead.
@@ -132,7 +151,10 @@ async function run(options: RunOptions): Promise<number> {
   const ignore = () => {};
   Deno.addSignalListener("SIGXFSZ", ignore);
   try {
-    const result = await runContainer(options);
+    let result = await runContainer(options);
+    // The container is gone: no process of the run can touch the file now.
+    const tampering = report?.tampering();
+    if (tampering) result = distrusted(result, options.report!, tampering);
     for (const message of result.messages) printError(message);
     try {
       report?.write(result.report);

@@ -17,7 +17,7 @@
 import type { Cgroup } from "../cgroup.ts";
 import { Container } from "../container.ts";
 import { SboxError } from "../error.ts";
-import type { InitProcess, ProcessStatus } from "../process.ts";
+import type { InitProcess, ProcessStatus, ResourceUsage } from "../process.ts";
 import { signalNumber } from "../signal.ts";
 import { ROOT_PATH } from "../user.ts";
 import { environment, readFile } from "../sys.ts";
@@ -98,6 +98,8 @@ interface RunState {
   /** Why the command could not be executed (step "exec"). */
   execError?: SboxError;
   usage: Usage;
+  /** The command's peak resident set (InitProcess.resourceUsage), if pid 1 reported one. */
+  maxRssBytes: number | null;
   wallTimeMs: number;
   /** The time limit that was exceeded, if any. */
   exceeded?: "--time" | "--wall-time";
@@ -110,6 +112,8 @@ interface RunState {
   decided?: boolean;
   /** A failure of sbox. */
   error?: unknown;
+  /** Lines for stderr about what went wrong without failing the run (a replaced --stdout). */
+  warnings: string[];
   /** Kills every process of the container (a no-op until there is one). */
   kill: () => void;
   /**
@@ -154,7 +158,14 @@ const NO_USAGE: Usage = {
 /** Runs `options.command` in a new container; never throws for a failure of the run itself. */
 export async function runContainer(options: RunOptions): Promise<RunResult> {
   const onTerminal = options.stdin === undefined && Deno.stdin.isTerminal();
-  const state: RunState = { usage: NO_USAGE, wallTimeMs: 0, kill: () => {}, onTerminal };
+  const state: RunState = {
+    usage: NO_USAGE,
+    maxRssBytes: null,
+    wallTimeMs: 0,
+    kill: () => {},
+    onTerminal,
+    warnings: [],
+  };
   const resources = new AsyncDisposableStack();
   // Put back last, once the container and what ran in it are gone.
   const restoreTerminal = saveTerminalModes();
@@ -350,12 +361,20 @@ async function execute(
   // Whatever the first process left behind goes now; then the cgroup's
   // figures are final.
   await container.destroy();
+  state.warnings.push(...stdio.replacedOutputs());
+  const waited = init?.resourceUsage;
+  state.maxRssBytes = waited?.maxRssBytes ?? null;
   if (cgroup) {
     await waitUntilEmpty(cgroup);
     const usage = readUsage(cgroup);
     // A command that never ran (its exec failed) used nothing.
     const cpu = init ? commandCpu(usage.cpu, setupCpuUsec) : NO_USAGE.cpu;
     state.usage = { ...usage, cpu };
+  } else if (waited) {
+    // No cpu.stat to read (a rootless user without a cgroup of its own):
+    // what pid 1 reaped used, which leaves out processes still running at
+    // the command's end.
+    state.usage = { ...NO_USAGE, cpu: waitedCpu(waited) };
   }
   watchdog.settle(state.usage.cpu.usageUsec, state.wallTimeMs, exactWallTimeMs !== undefined);
   state.exceeded = watchdog.exceeded;
@@ -387,11 +406,12 @@ function summarize(options: RunOptions, state: RunState): RunResult {
     wallTimeMs: Math.round(state.wallTimeMs * 1000) / 1000,
     cpu: usage.cpu,
     memoryPeakBytes: usage.memoryPeakBytes,
+    maxRssBytes: state.maxRssBytes,
     oomKilled: usage.oomKilled,
     timedOut: !!exceeded,
   };
 
-  const messages: string[] = [];
+  const messages: string[] = [...state.warnings];
   if (execError) messages.push(execError.message + bindHint(options.command[0], execError));
   if (exceeded) {
     const limit = exceeded === "--time"
@@ -442,6 +462,15 @@ function bindHint(program: string, err: SboxError): string {
   return err.errno === "ENOENT" && program.includes(":")
     ? " (a bind is --bind SRC:DST; -v is --verbose)"
     : "";
+}
+
+/** The report's cpu figures from getrusage's: user and kernel time, and their sum. */
+function waitedCpu(usage: ResourceUsage): Usage["cpu"] {
+  return {
+    usageUsec: usage.userUsec + usage.systemUsec,
+    userUsec: usage.userUsec,
+    systemUsec: usage.systemUsec,
+  };
 }
 
 /** 127 when the command was not found, 126 when it could not be executed, as in shells. */

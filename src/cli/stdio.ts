@@ -40,6 +40,7 @@ import {
   fdFlags,
   type FdStat,
   fstat,
+  identityOf,
   MOUNT_ATTR,
   O,
   open,
@@ -69,6 +70,14 @@ export interface OpenStdio {
    * left: one holding the fd could chmod the file again.
    */
   restoreOwners(): void;
+  /**
+   * A warning for each `--stdout`/`--stderr` path that leads to another file
+   * than the one opened: the command, which can where the file lies in a
+   * read-write `--bind`, unlinked or renamed it and made a file of its own
+   * there. What it wrote went to the file opened, which is gone; sbox cannot
+   * put it back. Ask once no process of the container is left.
+   */
+  replacedOutputs(): string[];
 }
 
 type StdioOptions = Pick<RunOptions, "stdin" | "stdout" | "stderr">;
@@ -121,7 +130,12 @@ export function openStdio(
       files.named("--stderr", options.stderr, write) ?? files.inherited(2),
     ];
     refuseReportFile(options.report, files.outputIdentities);
-    return { fds, close: () => files.close(), restoreOwners: () => files.restoreOwners() };
+    return {
+      fds,
+      close: () => files.close(),
+      restoreOwners: () => files.restoreOwners(),
+      replacedOutputs: () => files.replacedOutputs(),
+    };
   } catch (err) {
     files.close();
     try {
@@ -160,6 +174,8 @@ class StdioFiles {
   #byIdentity = new Map<string, number>();
   /** The file of each output option, as {@linkcode fileIdentity} names it. */
   readonly outputIdentities: [string, string][] = [];
+  /** Each output option's path and the file it led to (`fstat(fd).identity`). */
+  readonly #outputs: { option: string; path: string; identity: string }[] = [];
   /** Ids outside the container's maps, once looked for; null when there are none. */
   #awayIds?: { uid: number; gid: number } | null;
 
@@ -187,7 +203,10 @@ class StdioFiles {
     // Before a read-only view replaces it: a detached mount is in no
     // mountinfo, which fileIdentity reads.
     const identity = fileIdentity(opened);
-    if (flags !== O.RDONLY) this.outputIdentities.push([option, identity]);
+    if (flags !== O.RDONLY) {
+      this.outputIdentities.push([option, identity]);
+      this.#outputs.push({ option, path, identity: found.identity });
+    }
     const key = `${flags}:${identity}`;
     const known = this.#byIdentity.get(key);
     if (known !== undefined) {
@@ -314,6 +333,15 @@ class StdioFiles {
       }
     }
     if (failure) throw failure;
+  }
+
+  /** See {@linkcode OpenStdio.replacedOutputs}. */
+  replacedOutputs(): string[] {
+    return this.#outputs.filter((out) => identityOf(out.path) !== out.identity).map((out) =>
+      `warning: ${out.option} ${out.path} was replaced during the run (unlinked or renamed, and made anew), ` +
+      "by the command (it can where the file lies in a read-write --bind) or by another process: what the " +
+      "command wrote there went to the file it replaced, and the file there now is not sbox's"
+    );
   }
 
   /** Closes what the command was given. */
