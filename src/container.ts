@@ -153,13 +153,14 @@ export class Container implements AsyncDisposable {
     const netOnThread = !manager && !hostNetwork;
     const namespaces = manager ? NAMESPACES : NAMESPACES & ~CLONE.NEWNET;
     const reaper = options.reaper === true;
-    const launched = await this.#launch(p, namespaces, -1, reaper, (b, sync, stdio) => {
+    const dropMemory = reaper && options.measureMaxRss === true;
+    const launched = await this.#launch(p, namespaces, -1, dropMemory, (b, sync, stdio) => {
       // First, then the wait: a parent that died before it is seen there.
       dieWithParent(b);
       // A copy of our memory (#mayShareMemory), dropped at once: the
       // command, which starts from what is left, then reports its own peak
       // (InitProcess.resourceUsage). While the parent writes the id maps.
-      if (reaper) b.dropCallerMemory();
+      if (dropMemory) b.dropCallerMemory();
       // Nothing done in this mount namespace may propagate back to the host.
       // Needs no id map: done while the parent writes them.
       b.mount(null, "/", null, MS.REC | MS.PRIVATE, null, "cannot make / private");
@@ -383,11 +384,12 @@ export class Container implements AsyncDisposable {
    *   command: the kernel then marks the shared memory not dumpable, which
    *   would lock this Deno process's own /proc files (and tools such as
    *   pasta that open them) until it exits;
-   * - it is a reaper: its command, cloned from it, would count our memory in
-   *   its peak (ru_maxrss); a copy is dropped first (`dropCallerMemory`).
+   * - it is a reaper that measures its command's peak (`measureMaxRss`):
+   *   the command, cloned from it, would count our memory in its ru_maxrss;
+   *   a copy is dropped first (`dropCallerMemory`).
    */
-  #mayShareMemory(p: CheckedProcess, cgroup: Cgroup | undefined, reaper: boolean): boolean {
-    if (reaper || cgroup?.accountsMemory()) return false;
+  #mayShareMemory(p: CheckedProcess, cgroup: Cgroup | undefined, dropMemory: boolean): boolean {
+    if (dropMemory || cgroup?.accountsMemory()) return false;
     const me = ids();
     const setup = setupIds(this.userMapper, me);
     const staysAs = (map: readonly IdMapEntry[], hostOwn: number, ...taken: (number | undefined)[]) =>
@@ -476,13 +478,13 @@ export class Container implements AsyncDisposable {
   /**
    * Creates the process's cgroup and stdio, then runs the launch sequence:
    * into new `namespaces`, or joining those of the init behind `joinPidfd`.
-   * `reaper`: an init with a reaper, which never shares our memory.
+   * `dropMemory`: an init that drops a copy of our memory, and so never shares it.
    */
   async #launch(
     p: CheckedProcess,
     namespaces: bigint,
     joinPidfd: number,
-    reaper: boolean,
+    dropMemory: boolean,
     compile: (b: ProgramBuilder, sync: SyncPipe, stdio: StdioPlan, cgroupFd: number) => void,
   ) {
     const joining = joinPidfd >= 0;
@@ -501,7 +503,7 @@ export class Container implements AsyncDisposable {
         // The init path makes every namespace; the exec path's first process
         // joins them and forks (it cannot share our memory: joining a time
         // namespace needs a process that shares its memory with nobody).
-        flags: joining ? 0n : namespaces | (this.#mayShareMemory(p, cgroup, reaper) ? CLONE.VM : 0n),
+        flags: joining ? 0n : namespaces | (this.#mayShareMemory(p, cgroup, dropMemory) ? CLONE.VM : 0n),
         cgroupFd: joining ? -1 : cgroupFd,
         sync: !joining,
         childFds: [...plan.childFds, cgroupFd],

@@ -83,10 +83,11 @@ export interface ResourceUsage {
    * the biggest, not a sum. Pages of files it mapped count (its program and
    * libraries); page cache it only read, and its writes to a tmpfs, do
    * not. It includes the few hundred KiB of sbox's setup code that the
-   * command's process ran before its `execve`. Null where pid 1 could not
-   * first drop its copy of this process's memory, which the command's
-   * process starts from and the kernel would count too: without a
-   * `/proc/self/clear_refs`, or with a shadow stack (CET, GCS).
+   * command's process ran before its `execve`. Null unless the start asked
+   * for it (`measureMaxRss`), and where pid 1 could not first drop its copy
+   * of this process's memory, which the command's process starts from and
+   * the kernel would count too: without a `/proc/self/clear_refs`, or with
+   * a shadow stack (CET, GCS).
    */
   maxRssBytes: number | null;
   /** Their CPU time in user mode, in microseconds (`ru_utime`). */

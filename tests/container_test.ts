@@ -610,7 +610,12 @@ Deno.test("with a reaper, init.resourceUsage is what the command and the process
   await using big = await busyboxContainer();
   // tail, a child of the shell, holds its 32 MiB line; the shell waits for it.
   const script = "head -c 32m /dev/zero | tail >/dev/null";
-  const held = await big.container.start({ command: ["/bin/sh", "-c", script], env: ENV, reaper: true });
+  const held = await big.container.start({
+    command: ["/bin/sh", "-c", script],
+    env: ENV,
+    reaper: true,
+    measureMaxRss: true,
+  });
   await held.status;
   const usage = held.resourceUsage!;
   assert.ok(usage.maxRssBytes! >= 32 * MiB && usage.maxRssBytes! < 48 * MiB, JSON.stringify(usage));
@@ -618,9 +623,37 @@ Deno.test("with a reaper, init.resourceUsage is what the command and the process
   // pid 1 dropped its copy of this process's memory (tens of MiB) before
   // the command was cloned from it: the kernel would count it in the peak.
   await using small = await busyboxContainer();
-  const init = await small.container.start({ command: ["/bin/true"], env: ENV, reaper: true });
+  const init = await small.container.start({
+    command: ["/bin/true"],
+    env: ENV,
+    reaper: true,
+    measureMaxRss: true,
+  });
   await init.status;
   assert.ok(init.resourceUsage!.maxRssBytes! < 8 * MiB, JSON.stringify(init.resourceUsage));
+  // Not asked for: pid 1 shares our memory, and reports CPU time alone.
+  await using unmeasured = await busyboxContainer();
+  const cpuOnly = await unmeasured.container.start({
+    command: ["/bin/sh", "-c", script],
+    env: ENV,
+    reaper: true,
+  });
+  await cpuOnly.status;
+  assert.equal(cpuOnly.resourceUsage!.maxRssBytes, null, JSON.stringify(cpuOnly.resourceUsage));
+  assert.ok(cpuOnly.resourceUsage!.userUsec + cpuOnly.resourceUsage!.systemUsec > 0);
+  // It needs a reaper, and start().
+  await using refused = await busyboxContainer();
+  await assert.rejects(
+    () => refused.container.start({ command: ["/bin/true"], measureMaxRss: true }),
+    /^SboxError: invalid option measureMaxRss: needs reaper: true \(pid 1 measures it\)$/,
+  );
+  const sleeper = await refused.container.start({ command: ["/bin/sleep", "100"], env: ENV });
+  await assert.rejects(
+    () => refused.container.exec(sleeper, { command: ["/bin/true"], measureMaxRss: true }),
+    /invalid option measureMaxRss: needs reaper: true/,
+  );
+  sleeper.kill("SIGKILL");
+  await sleeper.status;
 });
 
 Deno.test("a directory or a block device as a stdio fd is refused before any process exists", async () => {
@@ -2536,6 +2569,7 @@ Deno.test("reaper: pid 1 holds none of the caller's memory, and nothing inside c
     env: ENV,
     stdout: "piped",
     reaper: true,
+    measureMaxRss: true,
   });
   const out = text((await init.output()).stdout).trim().split("\n");
   // RESULT_FD EXEC_FD COMMAND_PID OP_INDEX OWN_PEAK (its copy of the caller's memory dropped)

@@ -307,6 +307,8 @@ async function execute(
       // pid 1 is the helper's reaper, so the command dies of its own signals
       // (abort(), kill -9 $$) and the report says so.
       reaper: true,
+      // The report's maxRssBytes; the copy it takes is of a small heap.
+      measureMaxRss: true,
       rlimits: options.rlimits,
     });
   } catch (err) {
