@@ -40,7 +40,7 @@
  * @module
  */
 
-import { checkHostDir, containerPath, mkdirLike, type Mount } from "./mount.ts";
+import { checkHostDir, containerPath, mkdirLike, type Mount, pathRelation } from "./mount.ts";
 import { MS, type ProgramBuilder } from "./program.ts";
 import { SboxError } from "./error.ts";
 import { errnoNumber } from "./errno.ts";
@@ -134,8 +134,13 @@ export type HostEntry =
  */
 const REWRITTEN = new Set(["/etc/resolv.conf", "/etc/hosts"]);
 
-/** At most this much of a {@linkcode REWRITTEN} file is copied; a bigger one is bound. */
-const COPY_MAX_BYTES = 64 << 10;
+/**
+ * At most this much of a {@linkcode REWRITTEN} file is copied; a bigger one
+ * is bound. `sbox run` rewrites a hosts file up to the same size (and
+ * leaves a bigger one as it is): a bound file it would rewrite fails the
+ * start (`EBUSY`).
+ */
+export const COPY_MAX_BYTES = 1 << 20;
 
 const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -336,7 +341,9 @@ export class HostRootMount implements Mount {
   /** Reads the host's tree now and appends the tmpfs, the root and a mount, directory or link per entry. */
   compile(b: ProgramBuilder, rootfs: string): void {
     const layers = resolvedPath(this.layersDir), root = resolvedPath(rootfs);
-    if (layers === root || layers.startsWith(`${root}/`) || root.startsWith(`${layers}/`)) {
+    // "/" holds every path: a layersDir "/" would put the tmpfs over the
+    // host's whole tree in the container's namespace, which the plan reads.
+    if (pathRelation(layers, root) !== undefined) {
       // The root's bind would hide the layers from the overlays mounted
       // after it, or the layers' tmpfs the rootfs.
       throw SboxError.invalidOption(

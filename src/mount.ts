@@ -194,7 +194,7 @@ function checkLayersApart(layers: readonly [string, string][]): void {
   const resolved = layers.map(([, path]) => resolvedPath(path));
   for (let i = 0; i < layers.length; i++) {
     for (let j = i + 1; j < layers.length; j++) {
-      const relation = layerRelation(resolved[i], resolved[j]);
+      const relation = pathRelation(resolved[i], resolved[j]);
       if (relation === undefined) continue;
       const [a, b] = [layerName(layers[i], resolved[i]), layerName(layers[j], resolved[j])];
       const problem = relation === "same"
@@ -212,8 +212,11 @@ function checkLayersApart(layers: readonly [string, string][]): void {
   }
 }
 
-/** How resolved path `a` stands to `b`: the same, inside it, holding it, or apart (undefined). */
-function layerRelation(a: string, b: string): "same" | "inside" | "holds" | undefined {
+/**
+ * How resolved path `a` stands to `b`: the same, inside it, holding it, or
+ * apart (undefined). "/" holds every other path.
+ */
+export function pathRelation(a: string, b: string): "same" | "inside" | "holds" | undefined {
   if (a === b) return "same";
   if (b === "/" || a.startsWith(`${b}/`)) return "inside";
   if (a === "/" || b.startsWith(`${a}/`)) return "holds";

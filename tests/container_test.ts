@@ -1651,7 +1651,7 @@ Deno.test("HostRootMount refuses a layersDir that is missing or not apart from t
     );
     // Checked once the rootfs is known: the one would hide the other.
     Deno.mkdirSync(`${dir}/root/layers`);
-    for (const layersDir of [`${dir}/root/layers`, dir]) {
+    for (const layersDir of [`${dir}/root/layers`, dir, "/"]) {
       assert.equal(
         await refused(new HostRootMount({ layersDir }), "start"),
         `invalid option HostRootMount: layersDir ${layersDir} and the rootfs ${dir}/root must lie apart, ` +

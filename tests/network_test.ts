@@ -504,11 +504,15 @@ for (const net of BACKENDS) {
  * Docker, Podman or Kubernetes container (where CI runners live): the
  * host-root view then makes /etc a directory of read-only binds.
  */
-async function onDockerLikeHost(sboxArgs: string[], argv = sboxArgv(sboxArgs)): Promise<Result> {
+async function onDockerLikeHost(
+  sboxArgs: string[],
+  argv = sboxArgv(sboxArgs),
+  hosts = "127.0.0.1\tlocalhost\n172.17.0.2\tf00d\n",
+): Promise<Result> {
   const dir = scratchDir("etc-mounted-");
   try {
     Deno.writeTextFileSync(`${dir}/resolv.conf`, "nameserver 127.0.0.53\n");
-    Deno.writeTextFileSync(`${dir}/hosts`, "127.0.0.1\tlocalhost\n172.17.0.2\tf00d\n");
+    Deno.writeTextFileSync(`${dir}/hosts`, hosts);
     const script = [
       `mount --bind ${shellQuote(`${dir}/resolv.conf`)} /etc/resolv.conf`,
       `mount --bind ${shellQuote(`${dir}/hosts`)} /etc/hosts`,
@@ -530,6 +534,13 @@ netTest(MOUNTED_ETC_TEST, async () => {
     none.stdout,
     "nameserver 127.0.0.53\n127.0.0.1\tlocalhost\n172.17.0.2\tf00d\n127.0.1.1\tsbox\n",
   );
+  // A hosts file of 100 KiB: copied, not bound, so the line can be added (it
+  // failed with "cannot write /etc/hosts: EBUSY" when the copy's limit was
+  // below the rewrite's).
+  const comments = "# a long hosts file\n".repeat(5000);
+  const big = await onDockerLikeHost(["--", "tail", "-n", "1", "/etc/hosts"], undefined, comments);
+  assert.equal(big.code, 0, big.stderr);
+  assert.equal(big.stdout, "127.0.1.1\tsbox\n");
   for (const net of BACKENDS) {
     // It failed: "cannot write /etc/resolv.conf: EBUSY", on the bind the plan made.
     const result = await onDockerLikeHost(["--net", net, "--", "cat", "/etc/resolv.conf"]);

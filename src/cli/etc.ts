@@ -8,6 +8,7 @@
  * @module
  */
 
+import { COPY_MAX_BYTES } from "../host_root.ts";
 import { containerPath, type Mount } from "../mount.ts";
 import type { ProgramBuilder } from "../program.ts";
 import { close, ENOENT, O, readAll, stat, tryOpen } from "../sys.ts";
@@ -57,8 +58,12 @@ export function readEtcFile(rootDir: string, name: string, limit: number): EtcFi
 /** Where the container's hosts file is. */
 export const HOSTS_PATH = "/etc/hosts";
 
-/** More than any hosts file sbox adds a line to; a bigger one is left as it is. */
-const HOSTS_MAX_BYTES = 1 << 20;
+/**
+ * More than any hosts file sbox adds a line to; a bigger one is left as it
+ * is. The host's root copies one up to this size rather than bind it, so
+ * that the line can be added.
+ */
+const HOSTS_MAX_BYTES = COPY_MAX_BYTES;
 
 /** /etc/hosts for a root without one: what Debian's netbase writes. */
 const DEFAULT_HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
