@@ -11,12 +11,12 @@
 import { Cgroup, checkOnCgroup2, isInterfaceFileName } from "./cgroup.ts";
 import { SboxError } from "./error.ts";
 import { checkBoolean, checkKnownKeys, isPlainObject, kindOf, type KnownKeys, show } from "./options.ts";
-import { checkTarget, cleanPath, type Mount } from "./mount.ts";
+import { BindMount, checkTarget, cleanPath, type Mount } from "./mount.ts";
 import { checkCommand, checkId, checkStdio, notPassable, type Stdio } from "./process.ts";
 import { PROGRAM_LIMITS } from "./program.ts";
 import { stat } from "./sys.ts";
 import { checkUserMapper, type UserMapper } from "./user.ts";
-import type { NetworkManager } from "./network.ts";
+import { type NetworkManager, RESOLV_CONF_PATH, UserModeNetworkManager } from "./network.ts";
 import { CAPABILITIES } from "./security/capabilities.ts";
 import type { SeccompPolicy } from "./security/policy.ts";
 import type { Rlimits } from "./security/rlimits.ts";
@@ -146,7 +146,11 @@ export interface ProcessOptions {
   /**
    * Default true: the process starts a new session, detached from the
    * caller's controlling terminal, so it cannot send it signals or type
-   * into it. false keeps the caller's session (interactive job control).
+   * into it. false keeps the caller's session (interactive job control)
+   * and its process group: the kernel delivers a group signal whatever the
+   * pid namespace, so `kill(0, sig)` in the container reaches this Deno
+   * process and its parent shell's group where the ids allow it (the same
+   * uid, or a container root mapped to the host's). For trusted commands.
    */
   newSession?: boolean;
   /**
@@ -307,6 +311,7 @@ export function checkContainerOptions(options: ContainerOptions): void {
     throw SboxError.invalidOption("mounts", "must be an array");
   }
   (mounts ?? []).forEach(checkMount);
+  checkResolvConfNotBound(network, mounts ?? []);
   if (
     hostname !== undefined &&
     (typeof hostname !== "string" || !HOSTNAME.test(hostname))
@@ -314,6 +319,27 @@ export function checkContainerOptions(options: ContainerOptions): void {
     throw SboxError.invalidOption(
       "hostname",
       `must be 1-64 letters, digits, "." or "-", got ${show(hostname)}`,
+    );
+  }
+}
+
+/**
+ * sbox's networks write /etc/resolv.conf after every mount: a bind on /etc
+ * or on the file itself would take that write, into a host directory (a
+ * read-write bind of the host's), or fail it in the child (`EROFS`,
+ * `EBUSY` on a bound file). Refused here, naming the bind.
+ */
+function checkResolvConfNotBound(network: ContainerOptions["network"], mounts: readonly Mount[]): void {
+  if (!(network instanceof UserModeNetworkManager)) return;
+  const taker = mounts.find((m) =>
+    m instanceof BindMount && ["/etc", RESOLV_CONF_PATH].includes(cleanPath(m.target))
+  );
+  if (taker instanceof BindMount) {
+    throw SboxError.invalidOption(
+      "mounts",
+      `the bind of ${taker.source} on ${taker.target} would take the network's ${RESOLV_CONF_PATH}, which it ` +
+        "writes after the mounts (into the host's files, or failing on a read-only one): bind your own " +
+        "resolv.conf elsewhere, or the directory's files one by one",
     );
   }
 }

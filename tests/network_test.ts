@@ -549,6 +549,36 @@ netTest(MOUNTED_ETC_TEST, async () => {
   }
 }, skipUnlessRoot(MOUNTED_ETC_TEST));
 
+netTest(
+  "a bind on /etc or /etc/resolv.conf with a network is refused: the network's write would go into it",
+  async () => {
+    const dir = scratchDir("etc-bound-");
+    try {
+      Deno.mkdirSync(`${dir}/etc`);
+      Deno.writeTextFileSync(`${dir}/etc/resolv.conf`, "the host's own\n");
+      for (
+        const bind of [`${dir}/etc:/etc`, `${dir}/etc:/etc:ro`, `${dir}/etc/resolv.conf:/etc/resolv.conf`]
+      ) {
+        const output = await sboxOnBusybox(["--net", "slirp4netns", "--bind", bind, "--", "true"]).output();
+        const stderr = text(output.stderr);
+        assert.equal(output.code, 125, `${bind}: ${stderr}`);
+        assert.match(
+          stderr,
+          /^sbox: invalid option mounts: the bind of .* would take the network's \/etc\/resolv\.conf/m,
+        );
+        // It wrote "nameserver 10.0.2.3" into the host's directory.
+        assert.equal(Deno.readTextFileSync(`${dir}/etc/resolv.conf`), "the host's own\n", bind);
+      }
+      // Without a network, the bind is the user's to make.
+      const none = await sboxOnBusybox(["--bind", `${dir}/etc:/etc`, "--", "cat", "/etc/resolv.conf"])
+        .output();
+      assert.equal(text(none.stdout), "the host's own\n", text(none.stderr));
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+);
+
 const MOUNTED_ETC_LIBRARY_TEST =
   "HostRootMount on a host whose /etc/resolv.conf is a mount point: a network writes its own";
 netTest(MOUNTED_ETC_LIBRARY_TEST, async () => {

@@ -243,6 +243,10 @@ function parseRun(argv: string[]): Invocation {
   ) {
     throw SboxError.invalidOption("--extra-time", "extends a time limit: add --time or --wall-time");
   }
+  // The wall-clock timer's delay: a longer one fires at once (setTimeout).
+  if ((options.wallTimeMs ?? 0) + (options.extraTimeMs ?? 0) > 2 ** 31 - 1) {
+    throw SboxError.invalidOption("--extra-time", "with --wall-time, at most 24 days together");
+  }
   if (options.net === "none" || options.net === "host") {
     if (options.allowHostLoopback) throw needsNetwork("--allow-host-loopback", options.net);
     if (options.publish.length > 0) throw needsNetwork("--publish", options.net);

@@ -160,7 +160,11 @@ function parseEnvLine(bytes: Uint8Array, where: string): { name: string; value?:
   const eq = line.indexOf("=");
   const name = eq < 0 ? line : line.slice(0, eq);
   if (name === "") throw refuse(`no variable name before "="`);
-  if (/\s/.test(name)) throw refuse(`variable name ${JSON.stringify(name)} holds white space`);
+  // Only what comes before the white space: a line "TOKEN s3cret" (an "="
+  // forgotten) would put a secret in a CI log.
+  if (/\s/.test(name)) {
+    throw refuse(`the variable name ${JSON.stringify(name.split(/\s/)[0])} is followed by white space`);
+  }
   const problem = notPassable(line);
   if (problem) throw refuse(`holds ${problem}`);
   return eq < 0 ? { name } : { name, value: line.slice(eq + 1) };
