@@ -194,7 +194,7 @@ export function planHostRoot(): HostEntry[] {
     }
     return best?.fstype ?? "";
   };
-  const hasMountBelow = (dir: string) => mounts.some((m) => m.path.startsWith(`${dir}/`));
+  const hasMountBelow = (dir: string) => mounts.some((m) => pathRelation(m.path, dir) === "inside");
 
   const visit = (dir: string): void => {
     let names: { name: string }[];

@@ -230,23 +230,23 @@ function layerName([what, path]: [string, string], resolved: string): string {
 
 /**
  * Refuses lower layers (`[what, path]`, each an existing directory) with a
- * host mount below them. The kernel locks every mount it copies into the
+ * host mount below them, naming `option`. The kernel locks every mount it copies into the
  * container's mount namespace, owned by a user namespace of its own, and
  * overlayfs refuses a lower layer with locked mounts below it, in the
  * child, with a bare EINVAL (its log says "failed to clone lowerpath"):
  * the host's "/" always has some.
  */
-function checkNoMountsBelow(lowers: readonly [string, string][]): void {
+export function checkNoMountsBelow(option: string, lowers: readonly [string, string][]): void {
   const mounts = mountTable();
   for (const layer of lowers) {
     const dir = resolvedPath(layer[1]);
-    const below = mounts.find((m) => dir === "/" ? m.path !== "/" : m.path.startsWith(`${dir}/`));
+    const below = mounts.find((m) => pathRelation(m.path, dir) === "inside");
     if (!below) continue;
     const remedy = dir === "/"
       ? ": for the host's root use HostRootMount, which overlays its directories apart"
       : "";
     throw SboxError.invalidOption(
-      "OverlayMount",
+      option,
       `${layerName(layer, dir)} has a mount below it (${below.path}), which the kernel locks in the ` +
         `container's user namespace, and overlayfs refuses a lower layer with locked mounts below it ` +
         `(EINVAL)${remedy}`,
@@ -339,7 +339,7 @@ export class OverlayMount implements Mount {
     if (this.upperDir !== undefined) layers.push(["upperDir", this.upperDir], ["workDir", this.workDir!]);
     for (const [what, dir] of layers) checkHostDir("OverlayMount", what, dir);
     checkLayersApart(layers);
-    checkNoMountsBelow(layers.slice(0, this.lowerDirs.length));
+    checkNoMountsBelow("OverlayMount", layers.slice(0, this.lowerDirs.length));
   }
 
   /** Appends the overlay mount (and the tmpfs of a temporary upper layer). */

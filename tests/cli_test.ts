@@ -447,6 +447,32 @@ Deno.test(HOST_MODES_TEST, { ignore: skipWithoutManyIds(HOST_MODES_TEST) }, asyn
   }
 });
 
+const IMAGE_MOUNT_TEST = "cli: --rootfs with a mount below the image is refused, naming the mount";
+Deno.test(
+  IMAGE_MOUNT_TEST,
+  { ignore: skipUnlessRoot(IMAGE_MOUNT_TEST, "it mounts a file system on the host") },
+  async () => {
+    // overlayfs refuses a lower layer with (locked) mounts below it: the
+    // child failed with a bare "cannot mount the overlay of the image on /: EINVAL".
+    const dir = scratchDir("cli-image-mount-");
+    const image = `${dir}/image`;
+    new Deno.Command("cp", { args: ["-a", busyboxImage(), image] }).outputSync();
+    const mounted = new Deno.Command("mount", { args: ["-t", "tmpfs", "none", `${image}/tmp`] }).outputSync();
+    assert(mounted.success, "mount tmpfs");
+    try {
+      const result = await sbox(["run", "--rootfs", image, "--", "true"]);
+      assertSboxFailed(
+        result,
+        new RegExp(`^sbox: invalid option --rootfs: image ${image} has a mount below it \\(${image}/tmp\\)`),
+      );
+      assertNothingLeft(result.pid);
+    } finally {
+      new Deno.Command("umount", { args: [`${image}/tmp`] }).outputSync();
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+);
+
 const HOST_VIEW_TEST = "cli: the host-root view shows no host socket, FIFO, device or kernel file system";
 Deno.test(
   HOST_VIEW_TEST,

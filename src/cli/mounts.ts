@@ -13,6 +13,7 @@ import { SboxError } from "../error.ts";
 import {
   BaseMounts,
   BindMount,
+  checkNoMountsBelow,
   compileParents,
   containerPath,
   DEFAULT_SHM_SIZE,
@@ -49,6 +50,9 @@ export function imageDir(rootfs: string): string {
       `${rootfs} is the host's root /, which is the default: leave --rootfs out`,
     );
   }
+  // A mount below the image (a chroot's /proc, a bound cache) would fail
+  // its overlay in the child with a bare EINVAL.
+  checkNoMountsBelow("--rootfs", [["image", dir]]);
   // The setup walks it as sbox's own user: one who may not (an image of
   // another user, mode 0700) got "cannot create directory /dev: EACCES",
   // which named neither the option nor the directory. Search permission is
