@@ -46,7 +46,11 @@ export interface ContainerOptions {
    * services on its 127.0.0.1 and its abstract Unix sockets included, and
    * /sys (which `BaseMounts` then binds read-only from the host: a new sysfs
    * cannot be mounted there). It still cannot change them: its capabilities
-   * are its user namespace's, not the host's (see docs/security.md).
+   * are its user namespace's, not the host's. But under the identity map its
+   * root is the host's uid 0 there, for the kernel's checks by uid alone:
+   * a root service's `SO_REUSEPORT` port, peer credentials, root's files in
+   * /proc/net such as iptables' `xt_recent` lists; a `uid` other than 0
+   * avoids that (see docs/security.md, "Host network").
    *
    * @example A container that reaches the host's services directly
    * ```ts ignore

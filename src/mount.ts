@@ -9,8 +9,8 @@
 
 import { SboxError } from "./error.ts";
 import { checkBoolean, checkOptionsObject, show } from "./options.ts";
-import { MS, type ProgramBuilder, UNCHANGED_ID } from "./program.ts";
-import { mountTable, resolvedPath, stat } from "./sys.ts";
+import { type MountOpOptions, MS, type ProgramBuilder, UNCHANGED_ID } from "./program.ts";
+import { mountTable, readDir, resolvedPath, stat } from "./sys.ts";
 import { containerId } from "./user.ts";
 
 /** Something that can be mounted into a container. */
@@ -735,9 +735,11 @@ export class BaseMounts implements Mount {
  * locked). It shows what a new sysfs would, the kernel and the network
  * namespace being the same; the host's mounts below it (debugfs, tracefs,
  * securityfs, bpf, ...), which a new sysfs would not have, are covered by
- * an empty directory each, and /sys/fs/cgroup gets the container's own
- * cgroup2 next. A mount the host adds below /sys after this plan is not
- * covered: it comes from the mount table as the program is compiled.
+ * an empty directory each, a file mounted there (lxcfs binds files such as
+ * /sys/devices/system/cpu/online) by an empty file, and /sys/fs/cgroup gets
+ * the container's own cgroup2 next. A mount the host adds below /sys after
+ * this plan is not covered: it comes from the mount table as the program is
+ * compiled.
  */
 function compileHostSys(b: ProgramBuilder, target: string): void {
   const flags = MS.BIND | MS.REC | MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC;
@@ -745,8 +747,27 @@ function compileHostSys(b: ProgramBuilder, target: string): void {
     targetNoLink: true,
   });
   for (const path of outermostMountsBelow("/sys", "/sys/fs/cgroup")) {
-    mountEmptyDir(b, containerPath(".", path), `cannot cover the host's ${path}`);
+    const at = containerPath(".", path);
+    const what = `cannot cover the host's ${path}`;
+    // A tmpfs goes only on a directory (ENOTDIR on a file).
+    if (isFileMountPoint(path)) mountEmptyFile(b, at, what);
+    else mountEmptyDir(b, at, what);
   }
+}
+
+/**
+ * Whether the mount point `path` is a file (or another non-directory), as
+ * its parent's listing says: the kernel mounts a file only on a file and a
+ * directory only on a directory, and the listing does not ask the mounted
+ * file system, which may be a FUSE one whose daemon is gone or that refuses
+ * a stat (lxcfs). A mount point the listing lacks (gone since the mount
+ * table was read) counts as a directory: its cover then fails the start.
+ */
+function isFileMountPoint(path: string): boolean {
+  const slash = path.lastIndexOf("/");
+  const name = path.slice(slash + 1);
+  const entry = readDir(path.slice(0, slash) || "/").find((entry) => entry.name === name);
+  return entry !== undefined && !entry.isDirectory;
 }
 
 /**
@@ -770,6 +791,15 @@ function outermostMountsBelow(dir: string, replaced: string): string[] {
 /** An empty read-only tmpfs on `at`: what a masked or covered directory shows. */
 function mountEmptyDir(b: ProgramBuilder, at: string, what: string): void {
   b.mount("tmpfs", at, "tmpfs", MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC, "mode=555,size=4k", what);
+}
+
+/**
+ * The container's /dev/null bound on `at`: what a masked or covered file
+ * shows, empty. Read-only, as BaseMounts binds /dev/null first (a bind
+ * keeps its source's flags); writes to it are swallowed, as a device's.
+ */
+function mountEmptyFile(b: ProgramBuilder, at: string, what: string, options?: MountOpOptions): void {
+  b.mount("./dev/null", at, null, MS.BIND, null, what, options);
 }
 
 /**
@@ -800,8 +830,7 @@ function compileMasks(b: ProgramBuilder, fs: "/proc" | "/sys"): void {
     if (!path.startsWith(`${fs}/`)) continue;
     const at = containerPath(".", path);
     if (kind === "file") {
-      // The container's /dev/null (BaseMounts binds it read-only first).
-      b.mount("./dev/null", at, null, MS.BIND, null, `cannot mask ${path}`, { ignoreMissing });
+      mountEmptyFile(b, at, `cannot mask ${path}`, { ignoreMissing });
     } else if (path === emptyDir) {
       // Not skipped when missing: the binds need it, and the host said it
       // exists.

@@ -1292,17 +1292,21 @@ Deno.test("cli: --net host refuses --publish and --allow-host-loopback with 125,
  * system at /sys/fs/cgroup (its magic number: 63677270 is cgroup2's).
  */
 const SYS_PROBE = 'echo "security: $(ls -A /sys/kernel/security)"; ' +
+  'echo "cpus: $(cat /sys/devices/system/cpu/online)"; ' +
   "(touch /sys/kernel/new 2>/dev/null && echo sys: wrote || echo sys: refused); " +
   'echo "cgroup: $(stat -f -c %t /sys/fs/cgroup)"';
 const HOST_SYS_TEST =
-  "cli: --net host binds the host's /sys read-only, with its mounts covered and its own cgroup2";
+  "cli: --net host binds the host's /sys read-only, with its mounts (directories and files) covered and its own cgroup2";
 Deno.test({
   name: HOST_SYS_TEST,
   ignore: skipUnlessRoot(HOST_SYS_TEST, "it mounts below /sys in a mount namespace of its own (unshare -m)"),
   async fn() {
-    // A host mount below /sys, in a mount namespace of the test's own: the
-    // container must not see what it holds.
-    const script = "mount -t tmpfs hostfs /sys/kernel/security && touch /sys/kernel/security/host-file && " +
+    // Host mounts below /sys, in a mount namespace of the test's own: a
+    // directory, and a file bound over a sysfs file as lxcfs does. The
+    // container must not see what they hold.
+    const script = "mount -t tmpfs hostfs /sys/kernel/security && " +
+      "echo host-only > /sys/kernel/security/host-file && " +
+      "mount --bind /sys/kernel/security/host-file /sys/devices/system/cpu/online && " +
       `exec ${sboxOnBusyboxArgv(["--net", "host", "--", "sh", "-c", SYS_PROBE]).map(shellQuote).join(" ")}`;
     const output = await new Deno.Command("unshare", {
       args: ["-m", "--propagation", "private", "sh", "-c", script],
@@ -1311,7 +1315,7 @@ Deno.test({
       signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
     }).output();
     assert.equal(output.code, 0, text(output.stderr));
-    assert.equal(text(output.stdout), "security: \nsys: refused\ncgroup: 63677270\n");
+    assert.equal(text(output.stdout), "security: \ncpus: \nsys: refused\ncgroup: 63677270\n");
   },
 });
 

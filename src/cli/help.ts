@@ -85,7 +85,9 @@ Network (docs/network.md):
                           gateway 10.0.2.2, DNS 10.0.2.3; host: the host's own
                           network, not isolated: the command reaches all the
                           host can, its 127.0.0.1 services and abstract Unix
-                          sockets too (it cannot reconfigure it)
+                          sockets too (it cannot reconfigure it; as root it
+                          is the host's uid 0 there: use -u UID, see
+                          docs/security.md)
   --allow-host-loopback   with slirp4netns or pasta: the host's 127.0.0.1 is
                           reachable at 10.0.2.2 (unreachable by default)
   -p, --publish H:C       with slirp4netns or pasta: the host's 127.0.0.1:H
