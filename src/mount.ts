@@ -777,9 +777,10 @@ function isFileMountPoint(path: string): boolean {
  * /sys/kernel/debug/tracing.
  */
 function outermostMountsBelow(dir: string, replaced: string): string[] {
-  const within = (path: string, top: string) => path === top || path.startsWith(`${top}/`);
+  const within = (path: string, top: string) =>
+    pathRelation(path, top) === "same" || pathRelation(path, top) === "inside";
   const below = mountTable().map(({ path }) => path).filter((path) =>
-    path.startsWith(`${dir}/`) && !within(path, replaced)
+    pathRelation(path, dir) === "inside" && !within(path, replaced)
   );
   const outermost: string[] = [];
   for (const path of below.sort((a, b) => a.length - b.length)) {
