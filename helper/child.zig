@@ -113,7 +113,10 @@ fn step(ctx: *Context, index: u32, op: *const program.Op, own: *OwnMounts) usize
         },
         .setgroups => linux.syscall2(.setgroups, a[0], a[1]),
         .setgid => linux.syscall3(.setresgid, a[0], a[0], a[0]),
-        .setuid => linux.syscall3(.setresuid, a[0], a[0], a[0]),
+        .setuid => if (op.flags & program.setuid_keep_capabilities != 0)
+            setuidKeepingCapabilities(a[0])
+        else
+            linux.syscall3(.setresuid, a[0], a[0], a[0]),
         .exec => exec(ctx, index, op),
         .setns => linux.syscall2(.setns, a[0], a[1]),
         .unshare => linux.syscall1(.unshare, a[0]),
@@ -433,6 +436,24 @@ fn reduceCapabilities(keep: u64) usize {
     rc = capSet(.{ .effective = sets.effective & keep, .permitted = sets.permitted & keep, .inheritable = 0 });
     if (errnoOf(rc) != null) return rc;
     return linux.syscall5(.prctl, pr_cap_ambient, pr_cap_ambient_clear_all, 0, 0, 0);
+}
+
+const pr_get_securebits: usize = 27;
+const pr_set_securebits: usize = 28;
+const secbit_no_setuid_fixup: usize = 1 << 2;
+
+/// setresuid(uid) with the capability sets left as they are: the securebit
+/// SECBIT_NO_SETUID_FIXUP for this call alone, then the bits the process
+/// had (inherited from the caller, usually none). Changing them needs
+/// CAP_SETPCAP, which the call leaves in place.
+fn setuidKeepingCapabilities(uid: u64) usize {
+    const bits = linux.syscall5(.prctl, pr_get_securebits, 0, 0, 0, 0);
+    if (errnoOf(bits) != null) return bits;
+    const set = linux.syscall5(.prctl, pr_set_securebits, bits | secbit_no_setuid_fixup, 0, 0, 0);
+    if (errnoOf(set) != null) return set;
+    const rc = linux.syscall3(.setresuid, uid, uid, uid);
+    const restored = linux.syscall5(.prctl, pr_set_securebits, bits, 0, 0, 0);
+    return if (errnoOf(rc) != null) rc else restored;
 }
 
 /// CAP_DAC_OVERRIDE (1) and CAP_DAC_READ_SEARCH (2).

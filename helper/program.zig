@@ -21,7 +21,7 @@
 const std = @import("std");
 
 pub const magic: u32 = 0x31584253; // "SBX1"
-pub const version: u32 = 9; // 2: security ops; 3: the library's calls through sbox_call; 4: network thread; 5: setup_cpu, started_at, exited_at records; 6: close_from, confine_exec, mount_target_no_link; 7: mount_check_writable, Context.fork_pid_slot; 8: write_file resolves relative paths in the root, write_file_optional; 9: drop_caller_memory, max_rss, user_time, system_time records
+pub const version: u32 = 10; // 2: security ops; 3: the library's calls through sbox_call; 4: network thread; 5: setup_cpu, started_at, exited_at records; 6: close_from, confine_exec, mount_target_no_link; 7: mount_check_writable, Context.fork_pid_slot; 8: write_file resolves relative paths in the root, write_file_optional; 9: drop_caller_memory, max_rss, user_time, system_time records; 10: setuid_keep_capabilities
 
 /// Explicit limits. The compiler checks them first (PROGRAM_LIMITS in
 /// src/program.ts, which a test keeps equal) and says which was passed.
@@ -80,7 +80,8 @@ pub const Code = enum(u32) {
     setgroups = 12,
     /// setresgid(args[0]).
     setgid = 13,
-    /// setresuid(args[0]).
+    /// setresuid(args[0]). flags field bit 0 (`setuid_keep_capabilities`):
+    /// the capability sets stay as they are.
     setuid = 14,
     /// execve(args[0] file, args[1] argv, args[2] envp), searching args[3]
     /// (a PATH-style list) when the file has no slash. Always the last op.
@@ -186,6 +187,13 @@ pub const mkdir_owned: u32 = 1;
 pub const write_file_optional: u32 = 1;
 /// Chdir flags field bit 0: see `Code.chdir`.
 pub const chdir_no_magic_links: u32 = 1;
+/// Setuid flags field bit 0: the change of uid leaves the capability sets
+/// as they are (SECBIT_NO_SETUID_FIXUP for the call alone). The kernel
+/// would empty the permitted and effective sets when every uid goes from 0
+/// to another: a setup that is container root only for the writes that
+/// need it (the IPC sysctls), and its own uid again for the mounts, keeps
+/// the capabilities of its user namespace that those need.
+pub const setuid_keep_capabilities: u32 = 1;
 /// Mount flags field bit 1: a missing target (ENOENT) is not an error, for
 /// masking paths that only some kernels have (/proc/sched_debug, ...). Only
 /// where the target lies in a file system the program mounted itself

@@ -24,10 +24,11 @@ import { cleanPath, type Mount, replacesRoot } from "./mount.ts";
 import { InitProcess, Process, StdioPlan } from "./process.ts";
 import { CLONE, MS, ProgramBuilder } from "./program.ts";
 import { check, close, dupCloexec, EBUSY, ENOENT, ids, O, tryOpen, tryRmdir } from "./sys.ts";
-import { hostId, type IdMapEntry, isMapped, setupIds, type UserMapper } from "./user.ts";
+import { hostId, type IdMapEntry, isMapped, setupIds, setupUidBesideRoot, type UserMapper } from "./user.ts";
 import type { NetworkAttachment, NetworkManager } from "./network.ts";
 import { compileIpcLimits } from "./security/ipc_limits.ts";
 import {
+  asContainerRoot,
   checkContainerSecurity,
   compileSecurity,
   type ContainerSecurity,
@@ -165,16 +166,18 @@ export class Container implements AsyncDisposable {
       // Needs no id map: done while the parent writes them.
       b.mount(null, "/", null, MS.REC | MS.PRIVATE, null, "cannot make / private");
       b.waitParent(sync.read, sync.write);
-      // The maps are written: the setup becomes container root where the
-      // caller is another id in the container (keep-id maps, setupIds).
+      // The maps are written. The setup stays the caller wherever the maps
+      // have the caller (setupIds: it then reaches the host paths the plan
+      // was made for, and what it makes in the caller's binds is the
+      // caller's); a caller they leave out takes their lowest ids.
       takeSetupIds(b, setupIds(this.userMapper));
+      // After the wait too: the sysctls belong to the namespace's root,
+      // which needs its id map. Before the network thread: a change of uid
+      // would join it at once.
+      compileIpcLimitsAsRoot(b, this.userMapper);
       // After the wait: the parent's CPU is free then.
       if (netOnThread) b.spawnNetwork();
       if (hostNetwork) b.keepHostNetwork();
-      // After the wait too: the sysctls belong to the namespace's root,
-      // which needs its id map. Maps without a container root leave none
-      // but the host's: the kernel's defaults stay (security.md).
-      if (isMapped(this.userMapper.uidMap, 0)) compileIpcLimits(b);
       dropBoundingSet(b, this.#security);
       if (!this.mounts.some(replacesRoot)) {
         // pivot_root needs a mount point: bind the rootfs on itself.
@@ -380,7 +383,8 @@ export class Container implements AsyncDisposable {
    * (CLONE_VM: no copy of V8's page tables, the fast path). Not when:
    * - its cgroup accounts memory: the OOM killer kills every process that
    *   shares the victim's memory, so an OOM during setup would kill us too;
-   * - it changes its host uid or gid, for its setup (`setupIds`) or for the
+   * - it changes its host uid or gid, for its setup (`setupIds`, and
+   *   container root for the IPC sysctls: `setupUidBesideRoot`) or for the
    *   command: the kernel then marks the shared memory not dumpable, which
    *   would lock this Deno process's own /proc files (and tools such as
    *   pasta that open them) until it exits;
@@ -392,9 +396,10 @@ export class Container implements AsyncDisposable {
     if (dropMemory || cgroup?.accountsMemory()) return false;
     const me = ids();
     const setup = setupIds(this.userMapper, me);
+    const rootForSysctls = setupUidBesideRoot(this.userMapper, me) === undefined ? undefined : 0;
     const staysAs = (map: readonly IdMapEntry[], hostOwn: number, ...taken: (number | undefined)[]) =>
       taken.every((id) => id === undefined || hostId(map, id) === hostOwn);
-    return staysAs(this.userMapper.uidMap, me.euid, setup.uid, p.uid) &&
+    return staysAs(this.userMapper.uidMap, me.euid, setup.uid, rootForSysctls, p.uid) &&
       staysAs(this.userMapper.gidMap, me.egid, setup.gid, p.gid);
   }
 
@@ -619,6 +624,21 @@ function compileMounts(b: ProgramBuilder, rootfs: string, mounts: readonly Mount
     inRootfs = true;
     mount.compile(b, ".");
   }
+}
+
+/**
+ * The IPC limits (ipc_limits.ts), written as container root, the only id
+ * that may write them. A setup that is another id (keep-id maps with
+ * subordinate ids) becomes root for these writes alone, then its own uid
+ * again with its capabilities (`asContainerRoot`); the rest of the setup
+ * needs none of root's own. Maps without a container root leave none but
+ * the host's: the kernel's defaults stay (security.md).
+ */
+function compileIpcLimitsAsRoot(b: ProgramBuilder, maps: UserMapper): void {
+  if (!isMapped(maps.uidMap, 0)) return;
+  const back = setupUidBesideRoot(maps);
+  if (back === undefined) compileIpcLimits(b);
+  else asContainerRoot(b, back, () => compileIpcLimits(b));
 }
 
 /**

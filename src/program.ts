@@ -125,7 +125,7 @@ const HEADER_BYTES = 16;
 export const OP_BYTES = 56;
 const MAGIC = 0x31584253;
 /** The program format version (`version` in helper/program.zig). */
-export const PROGRAM_VERSION = 9;
+export const PROGRAM_VERSION = 10;
 const MOUNT_KEEP_LOCKED_FLAGS = 1;
 const MOUNT_IGNORE_MISSING = 2;
 const MOUNT_TARGET_NO_LINK = 4;
@@ -178,6 +178,7 @@ export interface MountOpOptions {
 const MKDIR_OWNED = 1;
 const WRITE_FILE_OPTIONAL = 1;
 const CHDIR_NO_MAGIC_LINKS = 1;
+const SETUID_KEEP_CAPABILITIES = 1;
 
 /**
  * An id for chown(2) that leaves the owner (or group) as it is.
@@ -466,10 +467,26 @@ export class ProgramBuilder {
     return this.#push(OpCode.setgid, [gid], `cannot set gid ${gid}`);
   }
 
-  /** setresuid(2). */
-  setuid(uid: number): this {
+  /**
+   * setresuid(2). `keepCapabilities`: the capability sets stay as they are
+   * (SECBIT_NO_SETUID_FIXUP for the call alone), where the kernel would
+   * empty the permitted and effective sets once no uid is 0 any more: for a
+   * setup that becomes container root for a few writes and then its own
+   * uid again (`asContainerRoot`, src/security/security.ts).
+   *
+   * @example Root for one write, then uid 1000 again, still with every capability
+   * ```ts
+   * import { ProgramBuilder } from "./program.ts";
+   *
+   * new ProgramBuilder().setuid(0, { keepCapabilities: true })
+   *   .writeExisting("/proc/sys/kernel/msgmni", "256")
+   *   .setuid(1000, { keepCapabilities: true });
+   * ```
+   */
+  setuid(uid: number, options: { keepCapabilities?: boolean } = {}): this {
     this.joinNetwork(); // a uid other than 0 has no CAP_SYS_ADMIN left for setns
-    return this.#push(OpCode.setuid, [uid], `cannot set uid ${uid}`);
+    const flags = options.keepCapabilities ? SETUID_KEEP_CAPABILITIES : 0;
+    return this.#push(OpCode.setuid, [uid], `cannot set uid ${uid}`, flags);
   }
 
   /** execve(2), searching `searchPath` (PATH syntax) for a name without a slash. */

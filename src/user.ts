@@ -80,34 +80,68 @@ export function hostId(map: readonly IdMapEntry[], id: number): number | undefin
  * its ids are still the caller's host ids seen through the maps: container
  * root when the caller is mapped to it (sbox run as root, `newRoot`,
  * `newRootSubid`), else another id (keep-id maps), or none (the overflow
- * id). Some of the setup needs the namespace's root itself, which no
- * capability replaces: the IPC sysctls (ipc_limits.ts). So the setup
- * becomes container root wherever the maps have one. Where they have none,
- * it keeps the caller's ids, and what needs root is left out (security.md);
- * where they have neither root nor the caller's id, it takes the lowest id
- * they have: a file system mounted in the container refuses to create a
- * file for an id it cannot store (EOVERFLOW).
+ * id). Wherever the caller is mapped, the setup keeps the caller's ids, so
+ * that on the host it is exactly the caller with the namespace's
+ * capabilities, whatever the maps:
+ * - the host paths it mounts (bind sources, overlay layers, the host's
+ *   root) were planned as the caller, who may reach some that another id
+ *   may not: an ACL such as udisks2's on `/media/$USER` names the user, and
+ *   the capabilities count only on inodes of mapped ids. Keep-id maps'
+ *   container root is a subordinate id, which failed there with EACCES;
+ * - the directories and files it makes in the caller's binds (a missing
+ *   `-w`, mount points) belong to the caller: under keep-id maps, the
+ *   command itself. As container root they were the subordinate id's,
+ *   which neither the command nor the caller could write or remove.
+ * The one step that needs the namespace's root itself, which no capability
+ * replaces, the IPC sysctls, takes it for those writes alone
+ * ({@linkcode setupUidBesideRoot}). Where the caller is not mapped, the setup
+ * takes the lowest id the maps have: a file system mounted in the container
+ * refuses to create a file for an id it cannot store (EOVERFLOW).
  *
- * @example A keep-id map with subordinate ids: the setup becomes container root
+ * @example A keep-id map with subordinate ids: the setup keeps the caller's ids
  * ```ts
  * import { setupIds } from "./user.ts";
  *
  * const map = [{ containerId: 0, hostId: 100000, size: 1000 }, { containerId: 1000, hostId: 1000, size: 1 }];
- * setupIds({ uidMap: map, gidMap: map }, { euid: 1000, egid: 1000 }); // { uid: 0, gid: 0 }
+ * setupIds({ uidMap: map, gidMap: map }, { euid: 1000, egid: 1000 }); // { uid: undefined, gid: undefined }
+ * setupIds({ uidMap: map, gidMap: map }, { euid: 0, egid: 0 }); // { uid: 0, gid: 0 }: root is not mapped
  * ```
  */
 export function setupIds(
   maps: { readonly uidMap: readonly IdMapEntry[]; readonly gidMap: readonly IdMapEntry[] },
   me: { euid: number; egid: number } = ids(),
 ): { uid: number | undefined; gid: number | undefined } {
-  const setupId = (map: readonly IdMapEntry[], own: number) => {
-    const mine = containerId(map, own);
-    if (mine === 0) return undefined;
-    if (isMapped(map, 0)) return 0;
-    if (mine !== undefined) return undefined;
-    return Math.min(...map.map((e) => e.containerId));
-  };
+  const setupId = (map: readonly IdMapEntry[], own: number) =>
+    containerId(map, own) !== undefined ? undefined : Math.min(...map.map((e) => e.containerId));
   return { uid: setupId(maps.uidMap, me.euid), gid: setupId(maps.gidMap, me.egid) };
+}
+
+/**
+ * The setup's uid in the container where the maps have a container root
+ * but the setup runs as another id ({@linkcode setupIds}; keep-id maps with
+ * subordinate ids). Only the namespace's root may write its IPC sysctls (a
+ * capability does not count: `ipc_permissions` in the kernel's
+ * `ipc/ipc_sysctl.c`), so the setup becomes container root for those
+ * writes and this uid again right after (`asContainerRoot`,
+ * src/security/security.ts). Undefined where the setup is container root
+ * already, and where the maps have no root (then nothing can write them,
+ * and the kernel's defaults stay).
+ *
+ * @example Keep-id maps with subordinate ids: uid 1000 around the writes as root
+ * ```ts
+ * import { setupUidBesideRoot } from "./user.ts";
+ *
+ * const map = [{ containerId: 0, hostId: 100000, size: 1000 }, { containerId: 1000, hostId: 1000, size: 1 }];
+ * setupUidBesideRoot({ uidMap: map, gidMap: map }, { euid: 1000, egid: 1000 }); // 1000
+ * ```
+ */
+export function setupUidBesideRoot(
+  maps: { readonly uidMap: readonly IdMapEntry[]; readonly gidMap: readonly IdMapEntry[] },
+  me: { euid: number; egid: number } = ids(),
+): number | undefined {
+  if (!isMapped(maps.uidMap, 0)) return undefined;
+  const uid = setupIds(maps, me).uid ?? containerId(maps.uidMap, me.euid);
+  return uid === 0 ? undefined : uid;
 }
 
 /** A uid_map or gid_map write must be shorter than a page (4096 bytes on the architectures sbox builds for). */

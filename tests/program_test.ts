@@ -78,3 +78,17 @@ Deno.test("PROGRAM_LIMITS are the helper's, and a program past them is an error 
   const tooLong = new ProgramBuilder().mkdir("x".repeat(PROGRAM_LIMITS.bytes));
   assert.throws(() => exec(tooLong), /the setup program is \d+ bytes, at most 8388608/);
 });
+
+// A setup that becomes container root for the IPC sysctls alone, then its
+// own uid again (asContainerRoot): the helper keeps the capability sets
+// across such a setuid only with the op's flag bit 0 set.
+Deno.test("ProgramBuilder.setuid sets the keep-capabilities flag only when asked", () => {
+  const setuidFlags = (b: ProgramBuilder) => {
+    const bytes = exec(b);
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    assert.equal(view.getUint32(HEADER_BYTES, true), OpCode.setuid);
+    return view.getUint32(HEADER_BYTES + 4, true);
+  };
+  assert.equal(setuidFlags(new ProgramBuilder().setuid(0, { keepCapabilities: true })), 1);
+  assert.equal(setuidFlags(new ProgramBuilder().setuid(1000)), 0);
+});

@@ -19,7 +19,7 @@ import {
 } from "../mod.ts";
 import { pickUserMapper } from "../src/cli/identity.ts";
 import { IPC_LIMITS } from "../src/security/ipc_limits.ts";
-import { keepIdMaps, setupIds, subordinateRanges } from "../src/user.ts";
+import { keepIdMaps, setupIds, setupUidBesideRoot, subordinateRanges } from "../src/user.ts";
 import {
   busyboxContainer,
   busyboxImage,
@@ -44,6 +44,19 @@ function skipAsRoot(name: string): boolean {
   if (!isRoot) return false;
   console.log(`skipping "${name}": only meaningful for an unprivileged user`);
   return true;
+}
+
+/**
+ * Directories tools/test-rootless makes as root before it runs this file as
+ * the users. `privateDir`: 0700, with a mount below it (as Docker's 0710
+ * /var/lib/docker). `aclDir`: root's, 0700, with user:USER:r-x, and a tmpfs
+ * on stick/ (udisks2's /media/$USER with a USB stick mounted).
+ */
+const ROOTLESS_FIXTURES = { privateDir: "/srv/sbox-rootless-private", aclDir: "/srv/sbox-rootless-acl" };
+
+/** Skips a test that needs one of {@linkcode ROOTLESS_FIXTURES}. */
+function skipWithoutRootlessFixture(path: string, name: string): boolean {
+  return skipAsRoot(name) || skipWithout(path, name, "the directory tools/test-rootless makes");
 }
 
 async function sbox(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -496,11 +509,10 @@ Deno.test("setgroups: newgidmap's choice matches the mapper's, so a container st
 {
   const name =
     "sbox run without --rootfs: a directory the user may not list, with a mount below it, shows empty";
-  // tools/test-rootless makes it (as root) before it runs this file as the users.
-  const privateDir = "/srv/sbox-rootless-private";
+  const { privateDir } = ROOTLESS_FIXTURES;
   Deno.test({
     name,
-    ignore: skipAsRoot(name) || skipWithout(privateDir, name, "the directory tools/test-rootless makes"),
+    ignore: skipWithoutRootlessFixture(privateDir, name),
     async fn() {
       // The sbox run without --rootfs, of this user.
       const result = await sboxOnHost(["--", "/bin/sh", "-c", `ls -A ${privateDir}; echo listed`]);
@@ -720,18 +732,23 @@ Deno.test("keepIdMaps: the user's own ids stay, the subordinate ranges fill the 
     () => keepIdMaps(own, [{ start: 4000, count: 1000 }], [{ start: 300000, count: 10 }]),
     /no subordinate uid range can be mapped: each holds uid 4242 \(the same id inside already\)/,
   );
-  // The setup becomes container root where there is one, else keeps the user's ids.
-  assert.deepEqual(setupIds(maps, { euid: 4242, egid: 4343 }), { uid: 0, gid: 0 });
+  // The setup keeps the user's ids wherever the maps have them, and becomes
+  // container root only for the IPC sysctls, where there is a root.
+  const me = { euid: 4242, egid: 4343 };
+  assert.deepEqual(setupIds(maps, me), { uid: undefined, gid: undefined });
+  assert.equal(setupUidBesideRoot(maps, me), 4242);
   const single = [{ containerId: 4242, hostId: 4242, size: 1 }];
-  assert.deepEqual(setupIds({ uidMap: single, gidMap: single }, { euid: 4242, egid: 4242 }), {
-    uid: undefined,
-    gid: undefined,
-  });
+  const onlyOwn = { uidMap: single, gidMap: single };
+  assert.deepEqual(setupIds(onlyOwn, { euid: 4242, egid: 4242 }), { uid: undefined, gid: undefined });
+  assert.equal(setupUidBesideRoot(onlyOwn, { euid: 4242, egid: 4242 }), undefined);
   const root = [{ containerId: 0, hostId: 4242, size: 1 }, { containerId: 1, hostId: 200000, size: 10 }];
-  assert.deepEqual(setupIds({ uidMap: root, gidMap: root }, { euid: 4242, egid: 4242 }), {
-    uid: undefined,
-    gid: undefined,
-  });
+  const rootMaps = { uidMap: root, gidMap: root };
+  assert.deepEqual(setupIds(rootMaps, { euid: 4242, egid: 4242 }), { uid: undefined, gid: undefined });
+  assert.equal(setupUidBesideRoot(rootMaps, { euid: 4242, egid: 4242 }), undefined);
+  // A caller the maps leave out (root with a user's keep-id maps) takes their lowest ids: root.
+  assert.deepEqual(setupIds(maps, { euid: 0, egid: 0 }), { uid: 0, gid: 0 });
+  assert.equal(setupUidBesideRoot(maps, { euid: 0, egid: 0 }), undefined);
+  assert.deepEqual(setupIds(onlyOwn, { euid: 0, egid: 0 }), { uid: 4242, gid: 4242 });
 });
 
 Deno.test("pickUserMapper with keep-id: newuidmap's keep-id maps with subordinate ids, the own ids alone without", () => {
@@ -845,6 +862,85 @@ Deno.test("pickUserMapper with keep-id: newuidmap's keep-id maps with subordinat
       assert.equal(result.stdout, `${Deno.uid()}\n${Deno.gid()}\n`);
       const made = Deno.statSync(`${project}/made`);
       assert.deepEqual([made.uid, made.gid], [Deno.uid(), Deno.gid()]);
+      Deno.removeSync(project, { recursive: true });
+    },
+  });
+}
+
+{
+  const name =
+    "sbox run --keep-id reaches a bind source, and the host's root, below a directory only an ACL opens to the user";
+  const { aclDir } = ROOTLESS_FIXTURES;
+  Deno.test({
+    name,
+    ignore: skipWithoutRootlessFixture(aclDir, name),
+    async fn() {
+      const dir = Deno.makeTempDirSync({ dir: `${aclDir}/stick`, prefix: "keepid-acl-" });
+      try {
+        Deno.writeTextFileSync(`${dir}/data`, "on the stick\n");
+        // The setup mounts both as the user, whom the ACL lets search
+        // aclDir. With --keep-id it was container root, a subordinate id
+        // the ACL does not name: "cannot bind ...: EACCES", 125.
+        for (const options of [[], ["--keep-id"]]) {
+          const script = "cat data; touch made";
+          const bound = await sbox([
+            ...options,
+            "--bind",
+            `${dir}:/w`,
+            "-w",
+            "/w",
+            "--",
+            "/bin/sh",
+            "-c",
+            script,
+          ]);
+          assert.equal(bound.code, 0, `[${options}] ${bound.stderr}`);
+          assert.equal(bound.stdout, "on the stick\n");
+          // The stick is a mount below a directory of the host's root: an overlay of its own.
+          const onHost = await sboxOnHost([...options, "--", "cat", `${dir}/data`]);
+          assert.equal(onHost.code, 0, `[${options}] ${onHost.stderr}`);
+          assert.equal(onHost.stdout, "on the stick\n");
+        }
+        const made = Deno.statSync(`${dir}/made`);
+        assert.deepEqual([made.uid, made.gid], [Deno.uid(), Deno.gid()]);
+      } finally {
+        Deno.removeSync(dir, { recursive: true });
+      }
+    },
+  });
+}
+
+{
+  const name = "sbox run --keep-id makes a missing -w, and a mount's parents, in the user's bind as the user";
+  Deno.test({
+    name,
+    ignore: skipAsRoot(name),
+    async fn() {
+      const project = scratchDir("keepid-dirs-");
+      // The setup makes a/b (the -w) and t/mnt (--tmpfs's target, with its
+      // parent) in the user's project on the host. As container root they
+      // were a subordinate id's: the command could not write its own working
+      // directory, and the user could not remove them.
+      const result = await sbox([
+        "--keep-id",
+        "--bind",
+        `${project}:/w`,
+        "-w",
+        "/w/a/b",
+        "--tmpfs",
+        "/w/t/mnt",
+        "--",
+        "/bin/sh",
+        "-c",
+        "touch made && echo wrote",
+      ]);
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(result.stdout, "wrote\n");
+      for (const path of ["a", "a/b", "a/b/made", "t", "t/mnt"]) {
+        const made = Deno.statSync(`${project}/${path}`);
+        assert.deepEqual([made.uid, made.gid], [Deno.uid(), Deno.gid()], path);
+      }
+      // The user's own: removed without runAsRoot.
       Deno.removeSync(project, { recursive: true });
     },
   });

@@ -110,15 +110,9 @@ export function hideFromContainer(b: ProgramBuilder): void {
 }
 
 /**
- * Takes the ids a container's setup runs as (`setupIds`, src/user.ts):
- * setresgid, then setresuid; nothing where both stay. A change of ids makes
- * the kernel clear the parent-death signal and mark the process not
- * dumpable, so both are set again. Not dumpable, the process's /proc files
- * would be closed to the caller, who owns the container's user namespace:
- * start() opens the init's mount namespace there once it runs, to hold it
- * past the init's exit. The memory is the init's own copy by then, never
- * the caller's (Container's `#mayShareMemory`), and no other process of
- * the container exists yet.
+ * Takes the ids a container's setup runs as (`setupIds`, src/user.ts), where
+ * the caller is not mapped: setresgid, then setresuid; nothing where both
+ * stay. Then {@linkcode afterIdChange}.
  */
 export function takeSetupIds(
   b: ProgramBuilder,
@@ -127,6 +121,40 @@ export function takeSetupIds(
   if (ids.uid === undefined && ids.gid === undefined) return;
   if (ids.gid !== undefined) b.setgid(ids.gid);
   if (ids.uid !== undefined) b.setuid(ids.uid);
+  afterIdChange(b);
+}
+
+/**
+ * Runs `steps` as container root, then as uid `back` again: in a setup
+ * that runs as another id than root (the caller's own, under keep-id maps:
+ * `setupUidBesideRoot`, src/user.ts), for the writes that only the
+ * namespace's root may do, the IPC sysctls. The rest of the setup stays the
+ * caller: its mounts look host paths up, and make directories in the
+ * caller's binds, as the caller. Both changes keep the capability sets as
+ * they are (`setuid`'s `keepCapabilities`): on the way back from uid 0 the
+ * kernel would empty them, and the mounts after need them. The gid stays:
+ * the sysctls' owner bits go by the effective uid alone. The parent-death
+ * signal is set again at once (while root too), and dumpable once back:
+ * {@linkcode afterIdChange}.
+ */
+export function asContainerRoot(b: ProgramBuilder, back: number, steps: () => void): void {
+  b.setuid(0, { keepCapabilities: true });
+  dieWithParent(b);
+  steps();
+  b.setuid(back, { keepCapabilities: true });
+  afterIdChange(b);
+}
+
+/**
+ * A change of ids makes the kernel clear the parent-death signal and mark
+ * the process not dumpable, so both are set again. Not dumpable, the
+ * process's /proc files would be closed to the caller, who owns the
+ * container's user namespace: start() opens the init's mount namespace
+ * there once it runs, to hold it past the init's exit. The memory is the
+ * init's own copy by then, never the caller's (Container's
+ * `#mayShareMemory`), and no other process of the container exists yet.
+ */
+function afterIdChange(b: ProgramBuilder): void {
   b.prctl(PR_SET_DUMPABLE, 1, 0, "cannot make the process dumpable again");
   dieWithParent(b);
 }
