@@ -1579,7 +1579,9 @@ Deno.test("OverlayMount refuses a lower layer with a mount below it, the host's 
 });
 
 Deno.test("HostRootMount: the host's root as the container's, in a tmpfs of its size; writes vanish", async () => {
-  const dir = scratchDir("host-root-");
+  // Not under /tmp (a checkout may lie there): the host root leaves /tmp
+  // out, for a fresh one.
+  const dir = Deno.makeTempDirSync({ dir: "/var/tmp", prefix: "sbox-host-root-" });
   try {
     for (const sub of ["root", "layers"]) Deno.mkdirSync(`${dir}/${sub}`);
     Deno.writeTextFileSync(`${dir}/host-file`, "from the host\n");
