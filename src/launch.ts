@@ -19,7 +19,7 @@
 
 import { helper } from "./ffi.ts";
 import { SboxError } from "./error.ts";
-import { describeErrno, errnoNumber } from "./errno.ts";
+import { describeErrno, errnoName, errnoNumber } from "./errno.ts";
 import type { OpName, Program } from "./program.ts";
 import { type ChildRecord, RecordReader } from "./protocol.ts";
 import { reactor } from "./reactor.ts";
@@ -284,8 +284,10 @@ async function launchChild(spec: LaunchSpec): Promise<Launched> {
     // The failure is the one to report; adopt() reaps the process either way.
     if (forked) await adopt(forked.pid).then(reap, () => undefined);
     else await reap(pidfd);
-    const { step, what } = program.describe(failed.opIndex);
-    throw new SboxError(`${what}: ${describeErrno(failed.errno)}${hintFor(failed.errno, step, what)}`, {
+    const { step, what, explain } = program.describe(failed.opIndex);
+    const why = explain?.(errnoName(failed.errno));
+    const hint = why === undefined ? hintFor(failed.errno, step, what) : `: ${why}`;
+    throw new SboxError(`${what}: ${describeErrno(failed.errno)}${hint}`, {
       step,
       errno: failed.errno,
     });

@@ -174,6 +174,14 @@ export interface MountOpOptions {
    * file system out of inodes or space).
    */
   checkWritable?: boolean;
+  /**
+   * Says why the op failed with errno `errno` (a name, "EINVAL"), where
+   * the kernel's errno alone would not, or undefined: asked only after a
+   * failure, so that a check that costs a read of the host's state (its
+   * mount table) is paid by the failing start alone. Its text follows the
+   * errno in the error's message.
+   */
+  explain?: (errno: string) => string | undefined;
 }
 const MKDIR_OWNED = 1;
 const WRITE_FILE_OPTIONAL = 1;
@@ -223,14 +231,16 @@ interface PendingOp {
   args: Arg[];
   /** What failed, for the error message: "cannot mount proc on /proc". */
   what: string;
+  /** Why it failed, asked after a failure (see {@linkcode MountOpOptions.explain}). */
+  explain?: (errno: string) => string | undefined;
 }
 
 /** One compiled program, with what each op does for error messages. */
 export interface Program {
   /** The encoded program, as helper/program.zig reads it. */
   bytes: Uint8Array<ArrayBuffer>;
-  /** Describes op `i` for an error: step name and "cannot ..." text. */
-  describe(index: number): { step: OpName; what: string };
+  /** Describes op `i` for an error: step name, "cannot ..." text, and what explains its errnos, if anything. */
+  describe(index: number): { step: OpName; what: string; explain?: (errno: string) => string | undefined };
   /** Whether it has a `reaper` op, whose pid 1 reports the command's start. */
   hasReaper: boolean;
 }
@@ -281,8 +291,8 @@ export class ProgramBuilder {
    */
   #networkThread: "none" | "running" | "joined" | "host" = "none";
 
-  #push(code: number, args: Arg[], what: string, flags = 0): this {
-    this.#ops.push({ code, flags, args, what });
+  #push(code: number, args: Arg[], what: string, flags = 0, explain?: PendingOp["explain"]): this {
+    this.#ops.push({ code, flags, args, what, explain });
     return this;
   }
 
@@ -321,6 +331,7 @@ export class ProgramBuilder {
         (options.hostSource ? MOUNT_HOST_SOURCE : 0) |
         (options.skipGoneLower ? MOUNT_SKIP_GONE_LOWER : 0) |
         (options.checkWritable ? MOUNT_CHECK_WRITABLE : 0),
+      options.explain,
     );
   }
 
@@ -640,7 +651,7 @@ export class ProgramBuilder {
         if (op === undefined) {
           throw new Error(`sbox internal error: the helper names op ${index} of ${ops.length}`);
         }
-        return { step: OP_NAMES[op.code], what: op.what };
+        return { step: OP_NAMES[op.code], what: op.what, explain: op.explain };
       },
     };
   }

@@ -1548,26 +1548,44 @@ Deno.test("OverlayMount refuses layers that overlap, naming both, before any pro
   }
 });
 
-Deno.test("OverlayMount refuses a lower layer with a mount below it, the host's / included, naming HostRootMount", async () => {
+Deno.test("OverlayMount: a lower layer with a mount below it, the host's / included, is refused or explained, naming HostRootMount", async () => {
   const dir = scratchDir("mount-below-");
   Deno.mkdirSync(`${dir}/root`);
+  Deno.symlinkSync("/", `${dir}/to-root`);
   try {
     // overlayfs refused both in the child with a bare EINVAL: the mounts below are locked.
+    // "/" by its text, before any process exists.
+    const root = await Container.create({
+      rootfs: `${dir}/root`,
+      userMapper: identityMapper(),
+      mounts: [new OverlayMount(["/"])],
+    }).then(() => undefined, (e) => e);
+    assert.ok(root instanceof SboxError && root.step === "options", `${root}`);
+    assert.match(
+      root.message,
+      /^invalid option OverlayMount: lowerDirs\[0\] \/ has mounts below it, which the kernel locks .*: for the host's root use HostRootMount, /,
+    );
+    // Others by the overlay's failure: the mount table is read only then.
     const cases: [string, RegExp][] = [
+      ["/dev", /: lowerDirs\[0\] \/dev has a mount below it \(\/dev\/[^)]+\), .*\(EINVAL\)$/],
       [
-        "/",
-        /^lowerDirs\[0\] \/ has a mount below it \(\/[^)]+\), .*: for the host's root use HostRootMount, /,
+        `${dir}/to-root`,
+        /: lowerDirs\[0\] \S+\/to-root \(\/\) has a mount below it .*: for the host's root use HostRootMount, /,
       ],
-      ["/dev", /^lowerDirs\[0\] \/dev has a mount below it \(\/dev\/[^)]+\), .*\(EINVAL\)$/],
     ];
     for (const [lower, problem] of cases) {
-      const err = await Container.create({
+      await using container = await Container.create({
         rootfs: `${dir}/root`,
         userMapper: identityMapper(),
         mounts: [new OverlayMount([lower])],
-      }).then(() => undefined, (e) => e);
-      assert.ok(err instanceof SboxError && err.step === "options", `${lower}: ${err}`);
-      assert.match(err.message.replace("invalid option OverlayMount: ", ""), problem);
+      });
+      const err = await container.start({ command: ["/bin/true"] }).then(() => undefined, (e) => e);
+      assert.ok(
+        err instanceof SboxError && err.step === "mount" && err.errno === "EINVAL",
+        `${lower}: ${err}`,
+      );
+      assert.match(err.message, /^cannot mount overlay on \/: EINVAL \(Invalid argument\): lowerDirs/);
+      assert.match(err.message, problem);
       assert.match(
         err.message,
         /which the kernel locks in the container's user namespace, and overlayfs refuses /,
