@@ -485,7 +485,7 @@ fn createEntry(op: *const program.Op, own: *const OwnMounts) usize {
     var dir = InRoot{};
     defer dir.close();
     var name: [*:0]const u8 = undefined;
-    const rc = resolveParent(own, cstr(if (op.code == .symlink) a[1] else a[0]), &dir, &name);
+    const rc = resolveParent(own, cstr(if (op.code == .symlink) a[1] else a[0]), &dir, &name, .follow);
     if (errnoOf(rc) != null) return rc;
     const at = dir.dirFd();
     if (op.code == .mkdir and op.flags & program.mkdir_owned != 0) return mkdirOwned(at, name, a[1], a[2], a[3]);
@@ -502,7 +502,7 @@ fn createEntry(op: *const program.Op, own: *const OwnMounts) usize {
 /// resolved inside the root and `name` the last component; else (an
 /// absolute or own path, or one without a slash) `name` is `full` itself,
 /// used from the working directory. Returns 0 or -errno.
-fn resolveParent(own: *const OwnMounts, full: [:0]const u8, dir: *InRoot, name: *[*:0]const u8) usize {
+fn resolveParent(own: *const OwnMounts, full: [:0]const u8, dir: *InRoot, name: *[*:0]const u8, links: InRoot.Links) usize {
     name.* = full.ptr;
     if (!inRoot(full)) return 0;
     const path = own_mounts.plain(full);
@@ -511,7 +511,7 @@ fn resolveParent(own: *const OwnMounts, full: [:0]const u8, dir: *InRoot, name: 
     if (slash >= parent.len) return negErrno(.NAMETOOLONG);
     @memcpy(parent[0..slash], path[0..slash]);
     parent[slash] = 0;
-    const rc = dir.resolve(own, @intFromPtr(&parent), .follow);
+    const rc = dir.resolve(own, @intFromPtr(&parent), links);
     if (errnoOf(rc) != null) return rc;
     // Resolved (not own): the entry goes in the directory the walk found.
     if (dir.fd >= 0) name.* = full[full.len - path.len + slash + 1 ..].ptr;
@@ -711,7 +711,8 @@ fn confineExec() usize {
 /// `write_file_optional`, a directory the process may not write (or a
 /// read-only one) leaves the file as it is.
 fn writeFile(op: *const program.Op, own: *const OwnMounts) usize {
-    const rc = replaceFile(own, cstr(op.args[0]), op.args[1], op.args[2]);
+    const links: InRoot.Links = if (op.flags & program.write_file_no_link != 0) .refuse else .follow;
+    const rc = replaceFile(own, cstr(op.args[0]), op.args[1], op.args[2], links);
     if (op.flags & program.write_file_optional == 0) return rc;
     return switch (@as(linux.E, @enumFromInt(errnoOf(rc) orelse 0))) {
         .ACCES, .PERM, .ROFS => 0,
@@ -719,11 +720,11 @@ fn writeFile(op: *const program.Op, own: *const OwnMounts) usize {
     };
 }
 
-fn replaceFile(own: *const OwnMounts, path: [:0]const u8, data: u64, mode: u64) usize {
+fn replaceFile(own: *const OwnMounts, path: [:0]const u8, data: u64, mode: u64, links: InRoot.Links) usize {
     var dir = InRoot{};
     defer dir.close();
     var name: [*:0]const u8 = undefined;
-    const rc = resolveParent(own, path, &dir, &name);
+    const rc = resolveParent(own, path, &dir, &name, links);
     if (errnoOf(rc) != null) return rc;
     const at = dir.dirFd();
     const gone = linux.syscall3(.unlinkat, at, @intFromPtr(name), 0);
@@ -1051,7 +1052,8 @@ fn execInit(watch: reaper_loop.Watch) void {
     // memory and the records it sends. The kernel makes an exec non-dumpable
     // when the program's file is one the process may not read: execute-only,
     // with the two capabilities that read any file out of the effective set.
-    // The exec gives them back (uid 0); this process's others stay.
+    // The exec gives them back (uid 0); this process's others stay. Under
+    // keep-id maps pid 1 is the caller's uid and holds none after the exec.
     // Best effort: should either fail, the window is as it was.
     _ = linux.syscall2(.fchmod, fd, 0o100);
     const dropped = errnoOf(setEffective(cap_dac_override_and_read_search, false)) == null;

@@ -21,7 +21,7 @@
 const std = @import("std");
 
 pub const magic: u32 = 0x31584253; // "SBX1"
-pub const version: u32 = 10; // 2: security ops; 3: the library's calls through sbox_call; 4: network thread; 5: setup_cpu, started_at, exited_at records; 6: close_from, confine_exec, mount_target_no_link; 7: mount_check_writable, Context.fork_pid_slot; 8: write_file resolves relative paths in the root, write_file_optional; 9: drop_caller_memory, max_rss, user_time, system_time records; 10: setuid_keep_capabilities
+pub const version: u32 = 11; // 2: security ops; 3: the library's calls through sbox_call; 4: network thread; 5: setup_cpu, started_at, exited_at records; 6: close_from, confine_exec, mount_target_no_link; 7: mount_check_writable, Context.fork_pid_slot; 8: write_file resolves relative paths in the root, write_file_optional; 9: drop_caller_memory, max_rss, user_time, system_time records; 10: setuid_keep_capabilities; 11: write_file_no_link
 
 /// Explicit limits. The compiler checks them first (PROGRAM_LIMITS in
 /// src/program.ts, which a test keeps equal) and says which was passed.
@@ -100,7 +100,9 @@ pub const Code = enum(u32) {
     /// mode args[2] holding args[1] (a string): e.g. /etc/resolv.conf. A
     /// relative path's directory is resolved inside the root, as for mkdir.
     /// flags field bit 0 (`write_file_optional`): EACCES, EPERM or EROFS
-    /// leave the file as it was, without an error.
+    /// leave the file as it was, without an error. Bit 1
+    /// (`write_file_no_link`): a relative path's directory reached through
+    /// a symbolic link fails with ELOOP rather than be followed.
     write_file = 20,
     /// Become a minimal init: clone3 the process that runs the remaining
     /// ops, report `started` once it has exec'd, forward signals to it, reap
@@ -183,8 +185,9 @@ pub const Code = enum(u32) {
 pub const mount_keep_locked_flags: u32 = 1;
 /// Mkdir flags field bit 0: see `Code.mkdir`.
 pub const mkdir_owned: u32 = 1;
-/// Write_file flags field bit 0: see `Code.write_file`.
+/// Write_file flags field bits 0 and 1: see `Code.write_file`.
 pub const write_file_optional: u32 = 1;
+pub const write_file_no_link: u32 = 2;
 /// Chdir flags field bit 0: see `Code.chdir`.
 pub const chdir_no_magic_links: u32 = 1;
 /// Setuid flags field bit 0: the change of uid leaves the capability sets

@@ -433,7 +433,8 @@ export class Container implements AsyncDisposable {
   }
 
   /**
-   * Once the init is released: keep its mount namespace alive past its exit.
+   * Once the init is released (before, where its setup changes ids:
+   * `#setupChangesIds`): keep its mount namespace alive past its exit.
    * Otherwise the init unmounts every file system of the container on its
    * exit path, before its parent even learns that it ended (see
    * InitProcess). The init has all of its setup still ahead, so this does not
@@ -441,6 +442,24 @@ export class Container implements AsyncDisposable {
    */
   #holdNamespace(pid: number): void {
     this.#heldNamespace = tryOpen(`/proc/${pid}/ns/mnt`, O.RDONLY);
+  }
+
+  #changesIds: boolean | undefined;
+
+  /**
+   * Whether the init's setup changes its uid or gid (keep-id maps, a caller
+   * the maps leave out): each change makes it not dumpable until its next
+   * op, and its /proc files, the namespace's too, refuse us (EACCES) in that
+   * window. Its namespace is then held before the release, at the cost of
+   * that open on the start's path (~1.5% of such starts missed it after).
+   */
+  #setupChangesIds(): boolean {
+    if (this.#changesIds === undefined) {
+      const setup = setupIds(this.userMapper);
+      this.#changesIds = setup.uid !== undefined || setup.gid !== undefined ||
+        setupUidBesideRoot(this.userMapper) !== undefined;
+    }
+    return this.#changesIds;
   }
 
   /**
@@ -512,14 +531,17 @@ export class Container implements AsyncDisposable {
         cgroupFd: joining ? -1 : cgroupFd,
         sync: !joining,
         childFds: [...plan.childFds, cgroupFd],
-        beforeStart: joining ? undefined : (pid) => this.#prepareInit(pid, given),
+        beforeStart: joining ? undefined : (pid) => {
+          if (this.#setupChangesIds()) this.#holdNamespace(pid);
+          return this.#prepareInit(pid, given);
+        },
         cancel: {
           signal: this.#destroying.signal,
           graceMs: this.#cancelGraceMs(),
           // At once: a map() that settles a moment later attaches nothing.
           onAbandon: () => given.abandoned = true,
         },
-        afterRelease: joining ? undefined : (pid) => this.#holdNamespace(pid),
+        afterRelease: joining || this.#setupChangesIds() ? undefined : (pid) => this.#holdNamespace(pid),
         program: (sync) => {
           // The exec path joins the init's user namespace: the same maps.
           const b = new ProgramBuilder(this.userMapper);

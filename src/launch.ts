@@ -321,6 +321,10 @@ function hintFor(errno: number, step: OpName, what: string): string {
       "upper layer, that has none; or layers that overlap: overlayfs refuses a lower, upper or work " +
       "directory that is, holds or lies inside another)";
   }
+  if (errno === errnoNumber("ELOOP") && step === "write_file") {
+    return " (its directory is a symbolic link, which the setup does not follow for this file: it could lead " +
+      "into a mount of the caller's)";
+  }
   if (errno === errnoNumber("ELOOP") && step === "mount") {
     return " (a symbolic link on the way: /dev, /proc, /sys and overlays are mounted only on a path " +
       "of the image, or of a kept upper layer, that has none)";

@@ -181,9 +181,15 @@ function checkOptions(options: UserModeNetworkOptions | undefined): Required<Use
   return { allowHostLoopback, publish: checked, readyTimeoutMs };
 }
 
-/** Writes the container's /etc/resolv.conf (on the overlay's upper layer). */
+/**
+ * Writes the container's /etc/resolv.conf (on the overlay's upper layer),
+ * after pivot_root and every mount: by a path in the root ("./etc", the
+ * working directory is the root then) whose /etc may not be a link, which
+ * could send the write into a mount of the caller's (an image's
+ * `/etc -> /work`, and a `--bind` of a host directory on /work).
+ */
 function compileResolvConf(builder: ProgramBuilder): void {
-  builder.mkdir("/etc").writeFile(RESOLV_CONF_PATH, RESOLV_CONF);
+  builder.mkdir("/etc").writeFile(`.${RESOLV_CONF_PATH}`, RESOLV_CONF, 0o644, { noLink: true });
 }
 
 /** A pipe whose read end is ours (nonblocking) and whose write end goes to the daemon. */

@@ -125,7 +125,7 @@ const HEADER_BYTES = 16;
 export const OP_BYTES = 56;
 const MAGIC = 0x31584253;
 /** The program format version (`version` in helper/program.zig). */
-export const PROGRAM_VERSION = 10;
+export const PROGRAM_VERSION = 11;
 const MOUNT_KEEP_LOCKED_FLAGS = 1;
 const MOUNT_IGNORE_MISSING = 2;
 const MOUNT_TARGET_NO_LINK = 4;
@@ -185,6 +185,7 @@ export interface MountOpOptions {
 }
 const MKDIR_OWNED = 1;
 const WRITE_FILE_OPTIONAL = 1;
+const WRITE_FILE_NO_LINK = 2;
 const CHDIR_NO_MAGIC_LINKS = 1;
 const SETUID_KEEP_CAPABILITIES = 1;
 
@@ -535,14 +536,22 @@ export class ProgramBuilder {
    * `mode` holding `text`. A relative path (in the container's root) has its
    * directory resolved inside the root, as for `mkdir`. `optional`: where
    * the process may not write that directory (EACCES, EPERM, EROFS), the
-   * file stays as it was, without an error.
+   * file stays as it was, without an error. `noLink`: a relative path's
+   * directory reached through a symbolic link fails with ELOOP instead of
+   * being followed (a file the setup writes after the user's mounts, which
+   * an image's link could send into one of them).
    */
-  writeFile(path: string, text: string, mode = 0o644, options: { optional?: boolean } = {}): this {
+  writeFile(
+    path: string,
+    text: string,
+    mode = 0o644,
+    options: { optional?: boolean; noLink?: boolean } = {},
+  ): this {
     return this.#push(
       OpCode.write_file,
       [{ str: path }, { str: text }, mode],
       `cannot write ${shown(path)}`,
-      options.optional ? WRITE_FILE_OPTIONAL : 0,
+      (options.optional ? WRITE_FILE_OPTIONAL : 0) | (options.noLink ? WRITE_FILE_NO_LINK : 0),
     );
   }
 

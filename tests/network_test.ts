@@ -579,6 +579,48 @@ netTest(
   },
 );
 
+netTest(
+  "an image whose /etc is a link into a bind: the network's resolv.conf is not written through it",
+  async () => {
+    const dir = scratchDir("etc-linked-");
+    try {
+      const image = `${dir}/image`;
+      new Deno.Command("cp", { args: ["-a", busyboxImage(), image] }).outputSync();
+      Deno.renameSync(`${image}/etc`, `${image}/real-etc`);
+      Deno.symlinkSync("/work", `${image}/etc`);
+      Deno.mkdirSync(`${image}/work`);
+      Deno.mkdirSync(`${dir}/bound`);
+      Deno.writeTextFileSync(`${dir}/bound/resolv.conf`, "the host's own\n");
+      const [program, ...args] = sboxArgv([
+        "--rootfs",
+        image,
+        "--net",
+        "slirp4netns",
+        "--bind",
+        `${dir}/bound:/work`,
+        "--",
+        "true",
+      ]);
+      const output = await new Deno.Command(program, {
+        args,
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const stderr = text(output.stderr);
+      assert.equal(output.code, 125, stderr);
+      assert.match(
+        stderr,
+        /^sbox: cannot write \/etc\/resolv\.conf: ELOOP .*its directory is a symbolic link/m,
+      );
+      // It wrote "nameserver 10.0.2.3" over the host's file, as the container's root.
+      assert.equal(Deno.readTextFileSync(`${dir}/bound/resolv.conf`), "the host's own\n");
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+);
+
 const MOUNTED_ETC_LIBRARY_TEST =
   "HostRootMount on a host whose /etc/resolv.conf is a mount point: a network writes its own";
 netTest(MOUNTED_ETC_LIBRARY_TEST, async () => {

@@ -160,11 +160,9 @@ function parseEnvLine(bytes: Uint8Array, where: string): { name: string; value?:
   const eq = line.indexOf("=");
   const name = eq < 0 ? line : line.slice(0, eq);
   if (name === "") throw refuse(`no variable name before "="`);
-  // Only what comes before the white space: a line "TOKEN s3cret" (an "="
-  // forgotten) would put a secret in a CI log.
-  if (/\s/.test(name)) {
-    throw refuse(`the variable name ${JSON.stringify(name.split(/\s/)[0])} is followed by white space`);
-  }
+  // Not quoted: a line "TOKEN s3cret" (an "=" forgotten), or a pasted
+  // secret alone, would put it in a CI log. The line's number says where.
+  if (/\s/.test(name)) throw refuse('a variable name holds white space (is an "=" missing?)');
   const problem = notPassable(line);
   if (problem) throw refuse(`holds ${problem}`);
   return eq < 0 ? { name } : { name, value: line.slice(eq + 1) };
