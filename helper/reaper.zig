@@ -91,17 +91,32 @@ const exit = sys.exit;
 fn reapAll(watch: Watch) void {
     while (true) {
         var status: u32 = 0;
-        const wnohang = 1;
-        const wall = 0x40000000;
-        const pid = linux.syscall4(.wait4, @bitCast(@as(isize, -1)), @intFromPtr(&status), wnohang | wall, 0);
+        const pid = reapOne(&status);
         if (isError(pid) or pid == 0) return;
         if (pid == @as(usize, @intCast(watch.child))) {
             report(watch, .exited_at, monotonicUsec());
+            // The kernel hands back the command first where orphans have
+            // ended too (it was pid 1's child first): theirs count in the
+            // figures as well, so every process that has ended is reaped
+            // before getrusage, not only those wait4 gave back earlier.
+            var other: u32 = 0;
+            while (true) {
+                const ended = reapOne(&other);
+                if (isError(ended) or ended == 0) break;
+            }
             reportChildrenUsage(watch);
             report(watch, .exited, @bitCast(status));
             exit(0);
         }
     }
+}
+
+/// wait4(-1) for any child that has ended, without waiting: its pid, 0 for
+/// none, or an error (ECHILD: no child at all).
+fn reapOne(status: *u32) usize {
+    const wnohang = 1;
+    const wall = 0x40000000;
+    return linux.syscall4(.wait4, @bitCast(@as(isize, -1)), @intFromPtr(status), wnohang | wall, 0);
 }
 
 /// Sends `signo` to the process group of `child` (its pgid is its pid), or to

@@ -1664,28 +1664,43 @@ Deno.test("cli: report TO for CPU time burnt by a forked process; the whole cont
   assertNothingLeft(result.pid);
 });
 
+/** About 100 ms of a shell's CPU. */
+const BUSY_LOOP = "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done";
+
 Deno.test("cli: --extra-time moves the kill, not the limit: a command that ends in it is TO with its own status", async () => {
+  // The busy loop, then `end`, under --time 10ms.
+  const busy = (extra: string, end: string) =>
+    busybox([
+      "--time",
+      "10ms",
+      "--extra-time",
+      extra,
+      "--report",
+      "-",
+      "--",
+      "sh",
+      "-c",
+      `${BUSY_LOOP}; ${end}`,
+    ]);
+  const ended =
+    /^sbox: CPU-time limit of 10ms exceeded \(--time\): the command ended within --extra-time 60000ms$/m;
   // Over --time by far, within --time plus --extra-time: not killed, TO.
-  const cpu = await busybox([
-    "--time",
-    "10ms",
-    "--extra-time",
-    "60s",
-    "--report",
-    "-",
-    "--",
-    "sh",
-    "-c",
-    "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; exit 4",
-  ]);
+  const cpu = await busy("60s", "exit 4");
   assert.equal(cpu.code, 4, cpu.stderr);
-  assert.match(
-    cpu.stderr,
-    /^sbox: CPU-time limit of 10ms exceeded \(--time\): the command ended within --extra-time 60000ms$/m,
-  );
+  assert.match(cpu.stderr, ended);
   const over = report(cpu.stderr);
   assert.deepEqual([over.status, over.exitCode, over.signal, over.timedOut], ["TO", 4, null, true]);
   assert.ok((over.cpu as { usageUsec: number }).usageUsec > 10_000, `cpu ${JSON.stringify(over.cpu)}`);
+  // A command that kills itself in the extra time was not killed by sbox
+  // (the line said "the container was killed" for any SIGKILL).
+  const selfKilled = await busy("60s", "kill -KILL $$");
+  assert.equal(selfKilled.code, 137, selfKilled.stderr);
+  assert.match(selfKilled.stderr, ended);
+  assert.equal(report(selfKilled.stderr).status, "TO");
+  // isolate's default -x 0: no extra time, the kill at the limit.
+  const none = await busy("0s", "while :; do :; done");
+  assert.equal(none.code, 137, none.stderr);
+  assert.match(none.stderr, /^sbox: CPU-time limit of 10ms exceeded \(--time\): the container was killed$/m);
   // Past both, the container is killed as without it.
   const wall = await busybox([
     "--wall-time",

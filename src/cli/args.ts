@@ -351,7 +351,8 @@ function applyOption(
       options.wallTimeMs = parseDuration(option, value);
       break;
     case "extra-time":
-      options.extraTimeMs = parseDuration(option, value);
+      // 0s: isolate's default -x 0, which a judge's settings may carry over.
+      options.extraTimeMs = parseDuration(option, value, { allowZero: true });
       break;
     case "stdin":
     case "stdout":

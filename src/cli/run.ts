@@ -110,6 +110,8 @@ interface RunState {
    * signal from then on finds only the cleanup under way, which goes on.
    */
   decided?: boolean;
+  /** The watchdog killed the container for a time limit (a command that killed itself was not). */
+  killedForTime?: boolean;
   /** A failure of sbox. */
   error?: unknown;
   /** Lines for stderr about what went wrong without failing the run (a replaced --stdout). */
@@ -288,6 +290,7 @@ async function execute(
   // Without a cgroup there is no --time (useCgroup refused it): the watchdog never reads it.
   const watchdog = new Watchdog(cgroup ?? parent, options, () => {
     state.decided = true;
+    state.killedForTime = true;
     state.kill();
   });
   resources.defer(() => watchdog.stop());
@@ -423,9 +426,9 @@ function summarize(options: RunOptions, state: RunState): RunResult {
     // --time, or during a start that took longer than the limit, or within
     // --extra-time. It is TO all the same (it used more than allowed), with
     // its own exit status.
-    const outcome = signal === "SIGKILL"
+    const outcome = state.killedForTime
       ? "the container was killed"
-      : options.extraTimeMs !== undefined
+      : options.extraTimeMs
       ? `the command ended within --extra-time ${options.extraTimeMs}ms`
       : "the command ended before it could be killed";
     messages.push(`${limit} exceeded (${exceeded}): ${outcome}`);

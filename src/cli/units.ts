@@ -48,13 +48,14 @@ export function sizeInBytes(value: string): number | undefined {
  * A duration in milliseconds: a number with a unit `ms`, `s`, `m` or `h`:
  * `500ms`, `2s`, `1.5s`, `1m`. The unit is required: `2` could mean anything.
  */
-export function parseDuration(option: string, value: string): number {
+export function parseDuration(option: string, value: string, options: { allowZero?: boolean } = {}): number {
   const expected = "a duration such as 500ms, 2s, 1.5s or 1m";
   const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(value);
   if (!match) throw invalid(option, value, expected);
   const ms = Number(match[1]) * DURATION_UNITS[match[2]];
-  if (!(ms > 0) || !Number.isFinite(ms) || ms > 2 ** 31 - 1) {
-    throw invalid(option, value, `${expected}, greater than 0 and below 24 days`);
+  if (!(ms > 0 || (options.allowZero && ms === 0)) || !Number.isFinite(ms) || ms > 2 ** 31 - 1) {
+    const least = options.allowZero ? "0 or more" : "greater than 0";
+    throw invalid(option, value, `${expected}, ${least} and below 24 days`);
   }
   return ms;
 }
