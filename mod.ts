@@ -1,8 +1,9 @@
 /**
  * sbox for Deno: tiny rootless Linux containers as a typed Deno API, the
  * counterpart of the Rust crate `sbox`. A process starts in fresh user,
- * mount, pid, net, ipc, uts, time and cgroup namespaces, on an overlay root,
- * in a cgroup v2 group, and you learn exactly how it ended.
+ * mount, pid, net (unless `network: "host"`), ipc, uts, time and cgroup
+ * namespaces, on an overlay root, in a cgroup v2 group, and you learn
+ * exactly how it ended.
  *
  * Needs `--allow-ffi` and nothing else: the Zig helper library does clone3
  * and the child's setup; this package does the policy.

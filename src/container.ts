@@ -447,11 +447,13 @@ export class Container implements AsyncDisposable {
   #changesIds: boolean | undefined;
 
   /**
-   * Whether the init's setup changes its uid or gid (keep-id maps, a caller
-   * the maps leave out): each change makes it not dumpable until its next
-   * op, and its /proc files, the namespace's too, refuse us (EACCES) in that
-   * window. Its namespace is then held before the release, at the cost of
-   * that open on the start's path (~1.5% of such starts missed it after).
+   * Whether the init's setup changes its uid or gid (a caller the maps
+   * leave out; keep-id maps with subordinate ids, whose setup is container
+   * root for the IPC sysctls): each change makes it not dumpable until its
+   * next op, and its /proc files, the namespace's too, refuse us (EACCES)
+   * in that window. Its namespace is then held before the release, at the
+   * cost of that open on the start's path (~1.5% of such starts missed it
+   * after).
    */
   #setupChangesIds(): boolean {
     if (this.#changesIds === undefined) {

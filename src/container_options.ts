@@ -40,8 +40,10 @@ export interface ContainerOptions {
   hostname?: string;
   /**
    * The container's network. A {@linkcode NetworkManager} connects its own
-   * network namespace (e.g. `new Slirp4NetnsManager()`); without one, that
-   * namespace has only `lo`, up. `"host"` makes no network namespace: the
+   * network namespace (e.g. `new Slirp4NetnsManager()`) and writes the
+   * container's /etc/resolv.conf after the mounts, so a `BindMount` on /etc
+   * or /etc/resolv.conf is refused with one; without one, that namespace
+   * has only `lo`, up. `"host"` makes no network namespace: the
    * container has the caller's, its interfaces, routes and ports, the
    * services on its 127.0.0.1 and its abstract Unix sockets included, and
    * /sys (which `BaseMounts` then binds read-only from the host: a new sysfs
@@ -328,6 +330,29 @@ export function checkContainerOptions(options: ContainerOptions): void {
 }
 
 /**
+ * Whether a bind on `target`, a path in the container, would take the
+ * /etc/resolv.conf that sbox's networks write after every mount: a bind on
+ * /etc or on the file itself, however the path is spelled. The one rule of
+ * create()'s check and of the CLI's check of `--bind` with a network.
+ *
+ * @example
+ * ```ts
+ * import { bindTakesResolvConf } from "./container_options.ts";
+ * console.log(bindTakesResolvConf("/etc/./")); // true
+ * console.log(bindTakesResolvConf("/etc/hosts")); // false
+ * ```
+ */
+export function bindTakesResolvConf(target: string): boolean {
+  return ["/etc", RESOLV_CONF_PATH].includes(cleanPath(target));
+}
+
+/** Why a bind that {@linkcode bindTakesResolvConf} is refused with a network, and what to do instead. */
+export const RESOLV_CONF_TAKEN: string =
+  `would take the network's ${RESOLV_CONF_PATH}, which it writes after ` +
+  "the mounts (into the host's files, or failing on a read-only one): bind your own resolv.conf elsewhere, " +
+  "or the directory's files one by one";
+
+/**
  * sbox's networks write /etc/resolv.conf after every mount: a bind on /etc
  * or on the file itself would take that write, into a host directory (a
  * read-write bind of the host's), or fail it in the child (`EROFS`,
@@ -335,15 +360,11 @@ export function checkContainerOptions(options: ContainerOptions): void {
  */
 function checkResolvConfNotBound(network: ContainerOptions["network"], mounts: readonly Mount[]): void {
   if (!(network instanceof UserModeNetworkManager)) return;
-  const taker = mounts.find((m) =>
-    m instanceof BindMount && ["/etc", RESOLV_CONF_PATH].includes(cleanPath(m.target))
-  );
+  const taker = mounts.find((m) => m instanceof BindMount && bindTakesResolvConf(m.target));
   if (taker instanceof BindMount) {
     throw SboxError.invalidOption(
       "mounts",
-      `the bind of ${taker.source} on ${taker.target} would take the network's ${RESOLV_CONF_PATH}, which it ` +
-        "writes after the mounts (into the host's files, or failing on a read-only one): bind your own " +
-        "resolv.conf elsewhere, or the directory's files one by one",
+      `the bind of ${taker.source} on ${taker.target} ${RESOLV_CONF_TAKEN}`,
     );
   }
 }

@@ -63,8 +63,10 @@ export function compileParents(builder: ProgramBuilder, rootfs: string, target: 
  * `like`: for the upper layer of an overlay, whose root directory is what
  * the overlay shows as its own (a host /root of mode 0700 must stay 0700).
  * The owner goes through the builder's id maps; one they leave out (host
- * root under a rootless map) stays the container's root, never an id that
- * would make some container user its owner.
+ * root under a rootless map) stays the setup's: the container's root, or
+ * under keep-id maps the caller's own uid, the command's in `sbox run
+ * --keep-id` (see setupIds in user.ts); never an id that would make another
+ * container user its owner.
  */
 export function mkdirLike(builder: ProgramBuilder, path: string, like: string): void {
   const host = stat(like);
@@ -288,7 +290,12 @@ export interface OverlayMountOptions {
  * misbehave), and sbox does not lock them. Where overlayfs cannot make
  * its work directory (not writable, or the upper layer's file system out
  * of space or inodes), it would mount read-only with only a line in the kernel's log;
- * the start fails with EROFS instead.
+ * the start fails with EROFS instead. A lower layer with a mount below it
+ * cannot be stacked in the container's user namespace (the kernel locks
+ * that mount, and overlayfs refuses the layer with EINVAL): a lower of "/"
+ * is refused by `Container.create()` (use `HostRootMount`), and any other
+ * such lower fails the start with an EINVAL whose message names the layer
+ * and the mount below it.
  *
  * @example An image directory as the root, writes in a scratch directory
  * ```ts ignore
@@ -419,7 +426,10 @@ export class OverlayMount implements Mount {
 /**
  * A bind mount of host path `source` on container path `target`,
  * read-only with `{ readonly: true }` (the mounts inside it too). The target and its missing parent
- * directories are made in the container's root.
+ * directories are made in the container's root. With a network manager
+ * (`Slirp4NetnsManager`, `PastaManager`), a bind on /etc or
+ * /etc/resolv.conf is refused by `Container.create()`: the network writes
+ * /etc/resolv.conf after the mounts, which would go into the source.
  *
  * @example Share a directory read-only
  * ```ts ignore

@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import { checkTunDevice, PastaManager, Slirp4NetnsManager } from "../src/network.ts";
 import { SboxError } from "../src/error.ts";
 import { Container } from "../src/container.ts";
+import { BindMount } from "../src/mount.ts";
 import { close, dupCloexec, pidfdOpen } from "../src/sys.ts";
 import {
   busyboxContainer,
@@ -556,19 +557,37 @@ netTest(
     try {
       Deno.mkdirSync(`${dir}/etc`);
       Deno.writeTextFileSync(`${dir}/etc/resolv.conf`, "the host's own\n");
-      for (
-        const bind of [`${dir}/etc:/etc`, `${dir}/etc:/etc:ro`, `${dir}/etc/resolv.conf:/etc/resolv.conf`]
-      ) {
-        const output = await sboxOnBusybox(["--net", "slirp4netns", "--bind", bind, "--", "true"]).output();
+      const binds = [
+        ["slirp4netns", `${dir}/etc:/etc`],
+        ["pasta", `${dir}/etc:/etc/./:ro`],
+        ["slirp4netns", `${dir}/etc/resolv.conf:/etc/resolv.conf`],
+      ];
+      for (const [net, bind] of binds) {
+        const output = await sboxOnBusybox(["--net", net, "--bind", bind, "--", "true"]).output();
         const stderr = text(output.stderr);
         assert.equal(output.code, 125, `${bind}: ${stderr}`);
-        assert.match(
-          stderr,
-          /^sbox: invalid option mounts: the bind of .* would take the network's \/etc\/resolv\.conf/m,
+        // It named the library's option: "invalid option mounts: the bind of ...".
+        const [source, target] = bind.split(":");
+        assert.equal(
+          stderr.split("\n")[0],
+          `sbox: invalid option --bind: ${source}:${target} with --net ${net} would take the network's ` +
+            "/etc/resolv.conf, which it writes after the mounts (into the host's files, or failing on a " +
+            "read-only one): bind your own resolv.conf elsewhere, or the directory's files one by one",
         );
         // It wrote "nameserver 10.0.2.3" into the host's directory.
         assert.equal(Deno.readTextFileSync(`${dir}/etc/resolv.conf`), "the host's own\n", bind);
       }
+      // The library refuses it by its own option's name.
+      await assert.rejects(
+        busyboxContainer({
+          network: new Slirp4NetnsManager(),
+          mounts: [new BindMount(`${dir}/etc`, "/etc/")],
+        }),
+        (err: unknown) =>
+          err instanceof SboxError && err.message.startsWith(
+            `invalid option mounts: the bind of ${dir}/etc on /etc would take the network's /etc/resolv.conf`,
+          ),
+      );
       // Without a network, the bind is the user's to make.
       const none = await sboxOnBusybox(["--bind", `${dir}/etc:/etc`, "--", "cat", "/etc/resolv.conf"])
         .output();

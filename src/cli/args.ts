@@ -14,7 +14,7 @@
 
 import { ArgvError, type OptionSpec, type Token, tokenize } from "./argv.ts";
 import { hasControlCharacter, PIDS_LIMIT_MAX } from "../cgroup.ts";
-import { HOSTNAME } from "../container_options.ts";
+import { bindTakesResolvConf, HOSTNAME, RESOLV_CONF_TAKEN } from "../container_options.ts";
 import { SboxError } from "../error.ts";
 import { cleanPath } from "../mount.ts";
 import { repeatedHostPort } from "../network.ts";
@@ -247,15 +247,33 @@ function parseRun(argv: string[]): Invocation {
   if ((options.wallTimeMs ?? 0) + (options.extraTimeMs ?? 0) > 2 ** 31 - 1) {
     throw SboxError.invalidOption("--extra-time", "with --wall-time, at most 24 days together");
   }
+  checkNetworkOptions(options);
+  return { kind: "run", options };
+}
+
+/**
+ * The options that depend on `--net`: `--allow-host-loopback` and
+ * `--publish` need a network of its own, and with one a `--bind` may not
+ * take its /etc/resolv.conf. create() refuses such a bind too, but by the
+ * library's option name (`mounts`), which the command line does not have.
+ */
+function checkNetworkOptions(options: RunOptions): void {
   if (options.net === "none" || options.net === "host") {
     if (options.allowHostLoopback) throw needsNetwork("--allow-host-loopback", options.net);
     if (options.publish.length > 0) throw needsNetwork("--publish", options.net);
+    return;
   }
   const repeated = repeatedHostPort(options.publish);
   if (repeated !== undefined) {
     throw SboxError.invalidOption("--publish", `host port ${repeated} is published more than once`);
   }
-  return { kind: "run", options };
+  const taker = options.mounts.find((m) => m.kind === "bind" && bindTakesResolvConf(m.target));
+  if (taker?.kind === "bind") {
+    throw SboxError.invalidOption(
+      "--bind",
+      `${taker.source}:${taker.target} with --net ${options.net} ${RESOLV_CONF_TAKEN}`,
+    );
+  }
 }
 
 /**

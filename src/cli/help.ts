@@ -14,11 +14,11 @@ Usage:
   sbox --help | sbox run --help              show help
   sbox --version                             show the version
 
-A container gets its own user, mount, pid, network, ipc, uts, time and cgroup
-namespaces, a root file system whose writes vanish afterwards, and a cgroup of
-its own for limits and accounting. Without --rootfs its root is a read-only
-view of the host's own root: every program of the host is there, writes go to
-a temporary layer.
+A container gets its own user, mount, pid, network (unless --net host), ipc,
+uts, time and cgroup namespaces, a root file system whose writes vanish
+afterwards, and a cgroup of its own for limits and accounting. Without
+--rootfs its root is a read-only view of the host's own root: every program
+of the host is there, writes go to a temporary layer.
 
 Examples:
   sbox run -- ls -l /                        look around
@@ -117,7 +117,8 @@ Security (docs/security.md; on by default):
                           --seccomp unconfined for none
   --rlimit NAME=N         resource limit, e.g. NOFILE=64, NOFILE=64:128
                           (soft:hard), AS=256M, FSIZE=1M (SIZE for the limits
-                          in bytes; repeatable; CORE=0 unless given)
+                          in bytes; repeatable; unless given, CORE=0 and a
+                          soft NOFILE of 1024)
 
 Judging:
   --stdin FILE            read stdin from FILE (default: sbox's stdin)
