@@ -170,11 +170,12 @@ export class Container implements AsyncDisposable {
       // have the caller (setupIds: it then reaches the host paths the plan
       // was made for, and what it makes in the caller's binds is the
       // caller's); a caller they leave out takes their lowest ids.
-      takeSetupIds(b, setupIds(this.userMapper));
+      const setup = this.#setupIdentity();
+      takeSetupIds(b, setup.ids);
       // After the wait too: the sysctls belong to the namespace's root,
       // which needs its id map. Before the network thread: a change of uid
       // would join it at once.
-      compileIpcLimitsAsRoot(b, this.userMapper);
+      compileIpcLimitsAsRoot(b, this.userMapper, setup.uidBesideRoot);
       // After the wait: the parent's CPU is free then.
       if (netOnThread) b.spawnNetwork();
       if (hostNetwork) b.keepHostNetwork();
@@ -394,13 +395,12 @@ export class Container implements AsyncDisposable {
    */
   #mayShareMemory(p: CheckedProcess, cgroup: Cgroup | undefined, dropMemory: boolean): boolean {
     if (dropMemory || cgroup?.accountsMemory()) return false;
-    const me = ids();
-    const setup = setupIds(this.userMapper, me);
-    const rootForSysctls = setupUidBesideRoot(this.userMapper, me) === undefined ? undefined : 0;
+    const { me, ids, uidBesideRoot } = this.#setupIdentity();
+    const rootForSysctls = uidBesideRoot === undefined ? undefined : 0;
     const staysAs = (map: readonly IdMapEntry[], hostOwn: number, ...taken: (number | undefined)[]) =>
       taken.every((id) => id === undefined || hostId(map, id) === hostOwn);
-    return staysAs(this.userMapper.uidMap, me.euid, setup.uid, rootForSysctls, p.uid) &&
-      staysAs(this.userMapper.gidMap, me.egid, setup.gid, p.gid);
+    return staysAs(this.userMapper.uidMap, me.euid, ids.uid, rootForSysctls, p.uid) &&
+      staysAs(this.userMapper.gidMap, me.egid, ids.gid, p.gid);
   }
 
   /** While the init waits: its id maps, then its network. */
@@ -444,7 +444,24 @@ export class Container implements AsyncDisposable {
     this.#heldNamespace = tryOpen(`/proc/${pid}/ns/mnt`, O.RDONLY);
   }
 
-  #changesIds: boolean | undefined;
+  #setup: SetupIdentity | undefined;
+
+  /**
+   * Who the init's setup is, from the maps and this process's ids, which
+   * neither change: worked out once, for every start's program and its
+   * memory sharing (a `setupIds` and an `ids()` call each, four a start).
+   */
+  #setupIdentity(): SetupIdentity {
+    if (!this.#setup) {
+      const me = ids();
+      this.#setup = {
+        me,
+        ids: setupIds(this.userMapper, me),
+        uidBesideRoot: setupUidBesideRoot(this.userMapper, me),
+      };
+    }
+    return this.#setup;
+  }
 
   /**
    * Whether the init's setup changes its uid or gid (a caller the maps
@@ -456,12 +473,8 @@ export class Container implements AsyncDisposable {
    * after).
    */
   #setupChangesIds(): boolean {
-    if (this.#changesIds === undefined) {
-      const setup = setupIds(this.userMapper);
-      this.#changesIds = setup.uid !== undefined || setup.gid !== undefined ||
-        setupUidBesideRoot(this.userMapper) !== undefined;
-    }
-    return this.#changesIds;
+    const { ids, uidBesideRoot } = this.#setupIdentity();
+    return ids.uid !== undefined || ids.gid !== undefined || uidBesideRoot !== undefined;
   }
 
   /**
@@ -585,6 +598,16 @@ async function removeUnlessUsed(cgroup: Cgroup): Promise<void> {
   }
 }
 
+/** Who a container's init runs its setup as (Container's `#setupIdentity`). */
+interface SetupIdentity {
+  /** This process's ids. */
+  me: { euid: number; egid: number };
+  /** The container ids the setup takes (`setupIds`). */
+  ids: { uid: number | undefined; gid: number | undefined };
+  /** The uid it comes back to after the IPC sysctls as root, if it is another (`setupUidBesideRoot`). */
+  uidBesideRoot: number | undefined;
+}
+
 /** What exec() rejects with when destroy() came while it was under way, however far it got. */
 function destroyedDuringExec(cause?: unknown): SboxError {
   return new SboxError("the container was destroyed while exec() was under way", {
@@ -654,13 +677,13 @@ function compileMounts(b: ProgramBuilder, rootfs: string, mounts: readonly Mount
  * The IPC limits (ipc_limits.ts), written as container root, the only id
  * that may write them. A setup that is another id (keep-id maps with
  * subordinate ids) becomes root for these writes alone, then its own uid
- * again with its capabilities (`asContainerRoot`); the rest of the setup
- * needs none of root's own. Maps without a container root leave none but
- * the host's: the kernel's defaults stay (security.md).
+ * again with its capabilities (`asContainerRoot`), `back` (see
+ * `setupUidBesideRoot`); the rest of the setup needs none of root's own.
+ * Maps without a container root leave none but the host's: the kernel's
+ * defaults stay (security.md).
  */
-function compileIpcLimitsAsRoot(b: ProgramBuilder, maps: UserMapper): void {
+function compileIpcLimitsAsRoot(b: ProgramBuilder, maps: UserMapper, back: number | undefined): void {
   if (!isMapped(maps.uidMap, 0)) return;
-  const back = setupUidBesideRoot(maps);
   if (back === undefined) compileIpcLimits(b);
   else asContainerRoot(b, back, () => compileIpcLimits(b));
 }
