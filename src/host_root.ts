@@ -40,7 +40,7 @@
  * @module
  */
 
-import { checkHostDir, containerPath, mkdirLike, type Mount, pathRelation } from "./mount.ts";
+import { checkHostDir, containerPath, isWithin, mkdirLike, type Mount, pathRelation } from "./mount.ts";
 import { MS, type ProgramBuilder } from "./program.ts";
 import { SboxError } from "./error.ts";
 import { errnoNumber } from "./errno.ts";
@@ -189,8 +189,7 @@ export function planHostRoot(): HostEntry[] {
   const fstypeOf = (path: string): string => {
     let best: MountEntry | undefined;
     for (const m of mounts) {
-      const contains = m.path === "/" || path === m.path || path.startsWith(`${m.path}/`);
-      if (contains && (!best || m.path.length >= best.path.length)) best = m;
+      if (isWithin(path, m.path) && (!best || m.path.length >= best.path.length)) best = m;
     }
     return best?.fstype ?? "";
   };

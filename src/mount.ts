@@ -225,6 +225,12 @@ export function pathRelation(a: string, b: string): "same" | "inside" | "holds" 
   return undefined;
 }
 
+/** Whether resolved path `path` is `dir` or lies inside it ("/" holds every path). */
+export function isWithin(path: string, dir: string): boolean {
+  const relation = pathRelation(path, dir);
+  return relation === "same" || relation === "inside";
+}
+
 /** "upperDir /x/up" for a message, with the resolved path where a link made it another. */
 function layerName([what, path]: [string, string], resolved: string): string {
   return cleanPath(path) === resolved ? `${what} ${path}` : `${what} ${path} (${resolved})`;
@@ -813,14 +819,12 @@ function isFileMountPoint(path: string): boolean {
  * /sys/kernel/debug/tracing.
  */
 function outermostMountsBelow(dir: string, replaced: string): string[] {
-  const within = (path: string, top: string) =>
-    pathRelation(path, top) === "same" || pathRelation(path, top) === "inside";
   const below = mountTable().map(({ path }) => path).filter((path) =>
-    pathRelation(path, dir) === "inside" && !within(path, replaced)
+    pathRelation(path, dir) === "inside" && !isWithin(path, replaced)
   );
   const outermost: string[] = [];
   for (const path of below.sort((a, b) => a.length - b.length)) {
-    if (!outermost.some((top) => within(path, top))) outermost.push(path);
+    if (!outermost.some((top) => isWithin(path, top))) outermost.push(path);
   }
   return outermost;
 }
