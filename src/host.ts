@@ -14,6 +14,7 @@ import { SboxError } from "./error.ts";
 import { describeEnd, launch } from "./launch.ts";
 import { CLONE, ProgramBuilder } from "./program.ts";
 import { reactor } from "./reactor.ts";
+import { ownLimits, RLIMIT_RESOURCES } from "./security/rlimits.ts";
 import { dieWithParent } from "./security/security.ts";
 import {
   close,
@@ -25,7 +26,6 @@ import {
   pidfdSignal,
   pipe,
   readDir,
-  readTextFile,
   setNonblocking,
   tryRead,
   waitPidfd,
@@ -178,8 +178,7 @@ function placeFds(
 
 /** The soft RLIMIT_NOFILE of this process (from /proc/self/limits); Infinity when unlimited or unknown. */
 function openFileLimit(): number {
-  const line = /^Max open files\s+(\S+)/m.exec(readTextFile("/proc/self/limits"))?.[1];
-  const limit = Number(line);
+  const limit = Number(ownLimits("soft")[RLIMIT_RESOURCES.NOFILE] ?? Infinity);
   return Number.isSafeInteger(limit) ? limit : Infinity;
 }
 

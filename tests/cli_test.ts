@@ -16,7 +16,7 @@ import { ArgvError, tokenize } from "../src/cli/argv.ts";
 import { SCRATCH_PARENTS } from "../src/cli/scratch.ts";
 import { parseCpus, parseDuration, parseSize } from "../src/cli/units.ts";
 import { SboxError } from "../src/error.ts";
-import { ownHardLimits, RLIMIT_RESOURCES } from "../src/security/rlimits.ts";
+import { ownLimits, RLIMIT_RESOURCES } from "../src/security/rlimits.ts";
 import meta from "../deno.json" with { type: "json" };
 import {
   busyboxImage,
@@ -1194,15 +1194,16 @@ Deno.test("cli: --rlimit above sbox's own hard limit says that it cannot be rais
   }
 });
 
-Deno.test("cli rlimits: ownHardLimits reads the hard column of /proc/self/limits by resource", () => {
+Deno.test("cli rlimits: ownLimits reads the soft or hard column of /proc/self/limits by resource", () => {
   const limits = [
     "Limit                     Soft Limit           Hard Limit           Units     ",
     "Max cpu time              unlimited            unlimited            seconds   ",
     "Max file size             1024                 12345678901234567890 bytes     ",
     "Max data size             unlimited            0                    bytes     ",
   ].join("\n");
-  assert.deepEqual(ownHardLimits(limits), [(1n << 64n) - 1n, 12345678901234567890n, 0n]);
-  const own = ownHardLimits();
+  assert.deepEqual(ownLimits("hard", limits), [(1n << 64n) - 1n, 12345678901234567890n, 0n]);
+  assert.deepEqual(ownLimits("soft", limits), [(1n << 64n) - 1n, 1024n, (1n << 64n) - 1n]);
+  const own = ownLimits("hard");
   assert.equal(own.length, Object.keys(RLIMIT_RESOURCES).length);
   const nofile = /^Max open files +\S+ +(\d+)/m.exec(Deno.readTextFileSync("/proc/self/limits"))![1];
   assert.equal(own[RLIMIT_RESOURCES.NOFILE], BigInt(nofile));

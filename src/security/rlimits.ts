@@ -111,7 +111,7 @@ let processHardLimits: bigint[] | undefined;
  * /proc/self/limits at every start.
  */
 function hardLimits(): bigint[] {
-  return processHardLimits ??= ownHardLimits();
+  return processHardLimits ??= ownLimits("hard");
 }
 
 /**
@@ -185,25 +185,32 @@ function shownLimit(value: bigint): string {
   return value === INFINITY ? "unlimited" : String(value);
 }
 
+/** Where each column of /proc/self/limits lies in a row: the kernel prints `%-25s %-20s %-20s %-10s`. */
+const LIMIT_COLUMNS = { soft: [26, 46], hard: [47, 67] } as const;
+
 /**
- * This process's hard limits by resource number, from `limits`, the text of
- * /proc/self/limits (read through the helper by default); a row that cannot
- * be read is left out. The kernel prints the rows in resource order, each
- * value in a column of its own: `%-25s %-20s %-20s %-10s`.
+ * This process's soft or hard limits by resource number, from `limits`, the
+ * text of /proc/self/limits (read through the helper by default); a row
+ * that cannot be read is left out. The kernel prints the rows in resource
+ * order.
  *
  * @example
  * ```ts
- * import { ownHardLimits, RLIMIT_RESOURCES } from "./rlimits.ts";
+ * import { ownLimits, RLIMIT_RESOURCES } from "./rlimits.ts";
  *
- * console.log(ownHardLimits()[RLIMIT_RESOURCES.NOFILE]); // e.g. 524288n
+ * console.log(ownLimits("hard")[RLIMIT_RESOURCES.NOFILE]); // e.g. 524288n
  * ```
  */
-export function ownHardLimits(limits: string = readTextFile("/proc/self/limits")): bigint[] {
-  const hard: bigint[] = [];
+export function ownLimits(
+  column: "soft" | "hard",
+  limits: string = readTextFile("/proc/self/limits"),
+): bigint[] {
+  const [from, to] = LIMIT_COLUMNS[column];
+  const values: bigint[] = [];
   limits.split("\n").slice(1, 1 + Object.keys(RLIMIT_RESOURCES).length).forEach((row, resource) => {
-    const value = row.slice(47, 67).trim();
-    if (value === "unlimited") hard[resource] = INFINITY;
-    else if (/^\d+$/.test(value)) hard[resource] = BigInt(value);
+    const value = row.slice(from, to).trim();
+    if (value === "unlimited") values[resource] = INFINITY;
+    else if (/^\d+$/.test(value)) values[resource] = BigInt(value);
   });
-  return hard;
+  return values;
 }
