@@ -126,6 +126,20 @@ fn toGroup(child: i32, signo: u32) void {
     if (isError(linux.syscall2(.kill, @bitCast(group), signo))) _ = linux.syscall2(.kill, fdArg(child), signo);
 }
 
+/// The signal by which the caller asks pid 1 to kill the container's other
+/// processes (InitProcess.killCommand): SIGRTMAX. Sent from inside the
+/// container, it is forwarded to the command like any other.
+pub const kill_request: u32 = 64;
+
+/// Whether a signalfd record is a plain kill() from outside the container's
+/// pid namespace: the kernel gives such a sender's pid as 0, and the code
+/// SI_USER (0) cannot be forged by rt_sigqueueinfo for another process.
+fn fromCaller(info: *const [128]u8) bool {
+    const code = std.mem.readInt(i32, info[8..12], .little);
+    const pid = std.mem.readInt(u32, info[12..16], .little);
+    return code == 0 and pid == 0;
+}
+
 pub fn supervise(watch: Watch) noreturn {
     // A handler that is not SIG_DFL makes the kernel deliver signals to
     // pid 1 at all; every signal is blocked, so they queue for the signalfd.
@@ -195,6 +209,15 @@ pub fn supervise(watch: Watch) noreturn {
             // (vi, less, top), with the shell. The command alone if it has
             // left its group.
             toGroup(watch.child, signo);
+        } else if (signo == kill_request and fromCaller(&info)) {
+            // InitProcess.killCommand: every process of the container but
+            // this one dies, and the command's end is reported as any other
+            // (reapAll), its figures (max_rss, times) with it, which a kill
+            // of pid 1 itself would lose. kill(-1) from a pid namespace's
+            // init reaches every other process of the namespace, nested ones
+            // included; pid 1 is root in the container, or shares the
+            // command's uid under keep-id maps, so none is out of its reach.
+            _ = linux.syscall2(.kill, @bitCast(@as(isize, -1)), linux.SIG.KILL);
         } else if (signo == linux.SIG.TSTP) {
             // The terminal's Ctrl-Z, which sbox passes on before it stops
             // itself: the whole group stops, a shell's running child with

@@ -299,6 +299,16 @@ export class StdioPlan {
 const SIGKILL = 9;
 
 /**
+ * SIGRTMAX: sent from outside the container, pid 1's request to kill every
+ * other process (helper/reaper.zig, `kill_request`); from inside, forwarded
+ * to the command as any other signal.
+ */
+const KILL_REQUEST_SIGNAL = 64;
+
+/** How long killCommand waits for pid 1 to end before it kills it too. */
+const KILL_COMMAND_GRACE_MS = 1000;
+
+/**
  * A process running in a container (sbox's `Process`): created by
  * `Container.exec`. {@linkcode InitProcess} is the container's first process.
  *
@@ -472,7 +482,9 @@ export class Process {
    * reaped. A container's init is pid 1 of its pid namespace, and the kernel
    * delivers to it only SIGKILL, SIGSTOP and the signals it has a handler
    * for: most programs ignore this SIGTERM as init. Start with
-   * `reaper: true` to have it forwarded to the command, or send SIGKILL.
+   * `reaper: true` to have it forwarded to the command (all but SIGRTMAX,
+   * which asks that pid 1 kill the rest: see `InitProcess.killCommand`), or
+   * send SIGKILL.
    */
   kill(signal: SignalLike = "SIGTERM"): void {
     const n = signalNumber(signal);
@@ -688,6 +700,8 @@ export class InitProcess extends Process {
   readonly setupCpuUsec: number | undefined;
 
   readonly #startedAt: ReaperTime | undefined;
+  /** Started with `reaper: true`: pid 1 is sbox's, and takes killCommand's request. */
+  readonly #underReaper: boolean;
 
   /** @internal Use Container.start. */
   constructor(
@@ -700,6 +714,39 @@ export class InitProcess extends Process {
     this.pidfd = launched.pidfd;
     this.setupCpuUsec = launched.setupCpuUsec;
     this.#startedAt = launched.startedAt;
+    this.#underReaper = launched.channel !== undefined;
+  }
+
+  /**
+   * Kills the command and everything else in the container but pid 1, which
+   * with `reaper: true` then reaps the command and reports as after any
+   * other end: `status` says SIGKILL, and `wallTimeMs` and `resourceUsage`
+   * have their figures. `kill("SIGKILL")` kills pid 1, and with it the whole
+   * container at once, which loses them: use this for a time limit whose
+   * report needs the peak memory of the program it stopped. Should pid 1
+   * not have ended a second later (a host's SIGSTOP, or the container's
+   * `cpu.max` holding it), SIGKILL to it ends the container all the same.
+   * Without a reaper, the same as `kill("SIGKILL")`. Does nothing once the
+   * process is reaped.
+   *
+   * @example A time limit that keeps the memory figure
+   * ```ts
+   * import type { InitProcess } from "./process.ts";
+   *
+   * async function peakWithin(init: InitProcess, ms: number): Promise<number | null | undefined> {
+   *   const timer = setTimeout(() => init.killCommand(), ms);
+   *   await init.status;
+   *   clearTimeout(timer);
+   *   return init.resourceUsage?.maxRssBytes; // with measureMaxRss: true
+   * }
+   * ```
+   */
+  killCommand(): void {
+    if (!this.#underReaper) return this.kill("SIGKILL");
+    this.kill(KILL_REQUEST_SIGNAL);
+    const timer = setTimeout(() => this.kill("SIGKILL"), KILL_COMMAND_GRACE_MS);
+    const clear = () => clearTimeout(timer);
+    this.status.then(clear, clear);
   }
 
   /**
@@ -743,7 +790,8 @@ export class InitProcess extends Process {
    * process of the cgroup, pid 1's setup included, waited for or not.
    * Undefined without a reaper, before the end, when the command could not
    * be executed, or when it was killed with pid 1 (a SIGKILL of the whole
-   * container: a kill() of this process, `cgroup.kill()`, destroy()).
+   * container: a kill() of this process, `cgroup.kill()`, destroy()), which
+   * killCommand() avoids.
    */
   get resourceUsage(): ResourceUsage | undefined {
     return this.childrenUsage;

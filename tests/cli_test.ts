@@ -1661,6 +1661,9 @@ Deno.test("cli: report TO for CPU time burnt by a forked process; the whole cont
   const to = report(result.stderr);
   assert.deepEqual([to.status, to.exitCode, to.signal, to.timedOut], ["TO", null, "SIGKILL", true]);
   assert.ok((to.cpu as { usageUsec: number }).usageUsec >= 300_000, `cpu ${JSON.stringify(to.cpu)}`);
+  // pid 1 killed the rest and reported: the peak of what it reaped (the
+  // shell, busybox: about a MiB), as a judge shows for a run over its limit.
+  assert.ok(typeof to.maxRssBytes === "number" && to.maxRssBytes > 0, `maxRssBytes ${to.maxRssBytes}`);
   assert.deepEqual(processesWith(marker), []);
   assertNothingLeft(result.pid);
 });
@@ -2682,7 +2685,7 @@ Deno.test("cli: a bad value for any option fails with 125, naming the option and
     // Past setTimeout's 2^31-1 ms, the kill came at once.
     [
       ["--wall-time", "500h", "--extra-time", "100h"],
-      /--extra-time: with --wall-time, at most 24 days together$/m,
+      /--extra-time: with --wall-time, at most 2147483647ms \(about 24.8 days\) together$/m,
     ],
     [["--stdin", "/nonexistent-input"], /--stdin: cannot open \/nonexistent-input: ENOENT/],
     [["--stdout", "/nonexistent-dir/out"], /--stdout: cannot open \/nonexistent-dir\/out: ENOENT/],
@@ -2793,6 +2796,9 @@ Deno.test("cli units: sizes and durations parse strictly", () => {
   assert.equal(parseDuration("--time", "1.5s"), 1500);
   assert.equal(parseDuration("--time", "1m"), 60_000);
   assert.equal(parseDuration("--time", "1h"), 3_600_000);
+  // The most setTimeout takes, 2^31-1 ms: 596h passes, and the error gives the bound.
+  assert.equal(parseDuration("--time", "596h"), 2_145_600_000);
+  assert.throws(() => parseDuration("--time", "597h"), /at most 2147483647ms \(about 24\.8 days\)/);
   for (const bad of ["", "2", "0s", "0ms", "-1s", "1.s", ".5s", "1 s", "1sec", "1m30s", "1e3ms", "999h"]) {
     assert.throws(
       () => parseDuration("--time", bad),

@@ -656,6 +656,52 @@ Deno.test("with a reaper, init.resourceUsage is what the command and the process
   await sleeper.status;
 });
 
+Deno.test("killCommand keeps the peak of the command it kills; SIGRTMAX from inside is only forwarded", async () => {
+  const MiB = 1 << 20;
+  await using setup = await busyboxContainer();
+  // The command itself (the shell) holds 24 MiB in a variable, then sleeps.
+  const init = await setup.container.start({
+    command: ["/bin/sh", "-c", "x=$(head -c 24m /dev/zero | tr '\\0' a); echo held; sleep 1000"],
+    env: ENV,
+    reaper: true,
+    measureMaxRss: true,
+    stdout: "piped",
+  });
+  const reader = init.stdout!.getReader();
+  assert.equal(text((await reader.read()).value!), "held\n");
+  init.killCommand();
+  assert.equal((await init.status).signal, "SIGKILL");
+  reader.releaseLock();
+  assert.ok(init.resourceUsage!.maxRssBytes! >= 24 * MiB, JSON.stringify(init.resourceUsage));
+  // From inside, SIGRTMAX to pid 1 is forwarded to the command like any
+  // other signal: the shell dies of it, and a background sleep is not
+  // killed by pid 1 (it dies with the container after).
+  await using inside = await busyboxContainer();
+  const forwarded = await inside.container.start({
+    command: ["/bin/sh", "-c", "sleep 1000 & kill -64 1; wait"],
+    env: ENV,
+    reaper: true,
+  });
+  assert.equal((await forwarded.status).signal, "SIGRT64");
+  // Without a reaper, killCommand is kill("SIGKILL").
+  await using plain = await busyboxContainer();
+  const bare = await plain.container.start({ command: ["/bin/sleep", "1000"], env: ENV });
+  bare.killCommand();
+  assert.equal((await bare.status).signal, "SIGKILL");
+});
+
+Deno.test("killCommand kills pid 1 after a second when pid 1 does not answer", async () => {
+  await using setup = await busyboxContainer();
+  const init = await setup.container.start({ command: ["/bin/sleep", "1000"], env: ENV, reaper: true });
+  // A stopped pid 1 reads no request: the request waits in its queue.
+  init.kill("SIGSTOP");
+  while (processState(init.pid) !== "T") await new Promise((ok) => setTimeout(ok, 5));
+  init.killCommand();
+  const status = await init.status;
+  assert.equal(status.signal, "SIGKILL");
+  assert.equal(init.resourceUsage, undefined, "pid 1 was killed: no figures");
+});
+
 Deno.test("a directory or a block device as a stdio fd is refused before any process exists", async () => {
   await using setup = await busyboxContainer();
   const dir = open(setup.dir, O.RDONLY | O.CLOEXEC);

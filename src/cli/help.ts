@@ -16,7 +16,8 @@ Usage:
 
 A container gets its own user, mount, pid, network (unless --net host), ipc,
 uts, time and cgroup namespaces, a root file system whose writes vanish
-afterwards, and a cgroup of its own for limits and accounting. Without
+afterwards, and a cgroup of its own for limits and accounting (as root or
+with a delegated cgroup: a user without one runs without limits). Without
 --rootfs its root is a read-only view of the host's own root: every program
 of the host is there, writes go to a temporary layer.
 

@@ -291,7 +291,10 @@ async function execute(
   const watchdog = new Watchdog(cgroup ?? parent, options, () => {
     state.decided = true;
     state.killedForTime = true;
-    state.kill();
+    // Through pid 1, which then reports the command's figures (maxRssBytes,
+    // its wall time): a judge shows the memory of a run stopped at its limit.
+    if (init) init.killCommand();
+    else state.kill();
   });
   resources.defer(() => watchdog.stop());
 

@@ -55,7 +55,7 @@ export function parseDuration(option: string, value: string, options: { allowZer
   const ms = Number(match[1]) * DURATION_UNITS[match[2]];
   if (!(ms > 0 || (options.allowZero && ms === 0)) || !Number.isFinite(ms) || ms > 2 ** 31 - 1) {
     const least = options.allowZero ? "0 or more" : "greater than 0";
-    throw invalid(option, value, `${expected}, ${least} and below 24 days`);
+    throw invalid(option, value, `${expected}, ${least} and at most 2147483647ms (about 24.8 days)`);
   }
   return ms;
 }
