@@ -191,6 +191,10 @@ pub fn supervise(watch: Watch) noreturn {
     // The command may have ended before the handlers were in place (its
     // SIGCHLD then dropped): look before waiting.
     reapAll(watch);
+    // Every reaper is its container's pid 1 (exec() has none). Should one
+    // ever not be, the kill request must not become a kill(-1) of its own,
+    // which would reach the whole container, not only its command.
+    const is_namespace_init = linux.getpid() == 1;
     var info: [128]u8 align(8) = undefined;
     while (true) {
         const n = linux.syscall3(.read, sfd, @intFromPtr(&info), info.len);
@@ -209,7 +213,7 @@ pub fn supervise(watch: Watch) noreturn {
             // (vi, less, top), with the shell. The command alone if it has
             // left its group.
             toGroup(watch.child, signo);
-        } else if (signo == kill_request and fromCaller(&info)) {
+        } else if (signo == kill_request and is_namespace_init and fromCaller(&info)) {
             // InitProcess.killCommand: every process of the container but
             // this one dies, and the command's end is reported as any other
             // (reapAll), its figures (max_rss, times) with it, which a kill

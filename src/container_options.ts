@@ -180,7 +180,8 @@ export interface ProcessOptions {
    * process is sent SIGKILL, not `Deno.Command`'s SIGTERM: as a container's
    * pid 1 a command would not even get SIGTERM (see kill()), and code you do
    * not trust must not be able to refuse. An init takes the whole container
-   * with it. An exec'd process takes its process group with it: with
+   * with it; with `reaper: true` through pid 1 (`InitProcess.killCommand`),
+   * which keeps `resourceUsage` and `wallTimeMs`. An exec'd process takes its process group with it: with
    * `newSession` (the default) the group it leads, which holds what it
    * started (a shell's `cmd &`, a pipeline) unless that moved to a group or
    * session of its own. The group is killed even when the abort comes after

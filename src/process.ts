@@ -137,7 +137,9 @@ export interface OutputOptions {
    * process's memory: without it, output() keeps everything, as
    * `Deno.Command`'s does. An integer from 0 to 2^53 - 1; default: no limit.
    * SIGKILL ends only this process: a container's init takes every process
-   * of the container with it, an exec'd process does not. Its children that
+   * of the container with it (with `reaper: true` through pid 1, which keeps
+   * `resourceUsage`; the stream is closed once that is done), an exec'd
+   * process does not. Its children that
    * share the stream that went over get EPIPE once it is closed; one that
    * holds the other stream open keeps output() waiting for it, as without
    * a limit. The process's `signal` option bounds that wait: when it
@@ -520,9 +522,12 @@ export class Process {
       }
     }
     let exceeded: "stdout" | "stderr" | null = null;
-    const overflow = (name: "stdout" | "stderr") => {
+    const overflow = async (name: "stdout" | "stderr") => {
       exceeded ??= name;
-      this.#killUnlessReaped();
+      // A kill through pid 1 (under a reaper) takes a moment: the pipe
+      // stays open until it is done, or a writer that found it closed
+      // first would die of SIGPIPE, not of the limit's SIGKILL.
+      await this.killAtLimit(false);
     };
     this.#output = Promise.all([
       collect(this.stdout, maxBytes, () => overflow("stdout")),
@@ -553,8 +558,7 @@ export class Process {
    * reach, for ever.
    */
   #abort(): void {
-    this.#killUnlessReaped();
-    this.#killGroup();
+    this.killAtLimit(true);
     const stop = () => this.#stopWaitingForPipes();
     this.status.then(stop, stop);
   }
@@ -597,6 +601,18 @@ export class Process {
     for (const fd of this.#openFds) this.#closeFd(fd);
     this.#release?.hurry();
     await this.#release?.done;
+  }
+
+  /**
+   * How a limit ends this process (its `signal`'s abort, output()'s
+   * `maxBytes`): SIGKILL to it, and with `group` to the process group it
+   * leads. An InitProcess under a reaper goes through pid 1 instead
+   * (killCommand), which keeps the command's figures, and returns what
+   * ends once the kill is done.
+   */
+  protected killAtLimit(group: boolean): Promise<unknown> | void {
+    this.#killUnlessReaped();
+    if (group) this.#killGroup();
   }
 
   /**
@@ -718,6 +734,18 @@ export class InitProcess extends Process {
   }
 
   /**
+   * Through pid 1 under a reaper (killCommand): the whole container dies
+   * all the same, pid 1's process group included, and the figures stay.
+   * An abort already there when the base constructor runs comes before
+   * `#underReaper` is set: a plain kill then.
+   */
+  protected override killAtLimit(group: boolean): Promise<unknown> | void {
+    if (!(#underReaper in this && this.#underReaper)) return super.killAtLimit(group);
+    this.killCommand();
+    return this.status;
+  }
+
+  /**
    * Kills the command and everything else in the container but pid 1, which
    * with `reaper: true` then reaps the command and reports as after any
    * other end: `status` says SIGKILL, and `wallTimeMs` and `resourceUsage`
@@ -836,7 +864,7 @@ function fromWaitStatus(status: number): ProcessStatus {
 async function collect(
   stream: ReadableStream<Uint8Array<ArrayBuffer>> | null,
   maxBytes: number,
-  overflow: () => void,
+  overflow: () => Promise<void>,
 ): Promise<Uint8Array<ArrayBuffer>> {
   if (!stream) return new Uint8Array(0);
   const chunks: Uint8Array[] = [];
@@ -847,7 +875,7 @@ async function collect(
     if (done) break;
     if (value.length > maxBytes - kept) {
       chunks.push(value.subarray(0, maxBytes - kept));
-      overflow();
+      await overflow();
       // Closes our end: a writer left (an exec'd process's children) gets EPIPE.
       await reader.cancel();
       break;

@@ -690,6 +690,39 @@ Deno.test("killCommand keeps the peak of the command it kills; SIGRTMAX from ins
   assert.equal((await bare.status).signal, "SIGKILL");
 });
 
+Deno.test("under a reaper, a signal's abort and output()'s maxBytes end the run through pid 1: the figures stay", async () => {
+  const MiB = 1 << 20;
+  // Holds 16 MiB in the shell, then writes without end (or sleeps).
+  const hold = "x=$(head -c 16m /dev/zero | tr '\\0' a); echo held";
+  await using aborted = await busyboxContainer();
+  const abort = new AbortController();
+  const timed = await aborted.container.start({
+    command: ["/bin/sh", "-c", `${hold}; sleep 1000 & wait`],
+    env: ENV,
+    reaper: true,
+    measureMaxRss: true,
+    stdout: "piped",
+    signal: abort.signal,
+  });
+  const reader = timed.stdout!.getReader();
+  assert.equal(text((await reader.read()).value!), "held\n");
+  reader.releaseLock();
+  abort.abort();
+  assert.equal((await timed.status).signal, "SIGKILL");
+  assert.ok(timed.resourceUsage!.maxRssBytes! >= 16 * MiB, JSON.stringify(timed.resourceUsage));
+  await using flooded = await busyboxContainer();
+  const writer = await flooded.container.start({
+    command: ["/bin/sh", "-c", `${hold}; exec yes`],
+    env: ENV,
+    reaper: true,
+    measureMaxRss: true,
+    stdout: "piped",
+  });
+  const result = await writer.output({ maxBytes: 100_000 });
+  assert.deepEqual([result.exceeded, result.signal], ["stdout", "SIGKILL"]);
+  assert.ok(writer.resourceUsage!.maxRssBytes! >= 16 * MiB, JSON.stringify(writer.resourceUsage));
+});
+
 Deno.test("killCommand kills pid 1 after a second when pid 1 does not answer", async () => {
   await using setup = await busyboxContainer();
   const init = await setup.container.start({ command: ["/bin/sleep", "1000"], env: ENV, reaper: true });

@@ -245,7 +245,10 @@ function parseRun(argv: string[]): Invocation {
   }
   // The wall-clock timer's delay: a longer one fires at once (setTimeout).
   if ((options.wallTimeMs ?? 0) + (options.extraTimeMs ?? 0) > 2 ** 31 - 1) {
-    throw SboxError.invalidOption("--extra-time", "with --wall-time, at most 2147483647ms (about 24.8 days) together");
+    throw SboxError.invalidOption(
+      "--extra-time",
+      "with --wall-time, at most 2147483647ms (about 24.8 days) together",
+    );
   }
   checkNetworkOptions(options);
   return { kind: "run", options };
