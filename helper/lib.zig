@@ -174,6 +174,7 @@ pub const Call = enum(u32) {
     fchmod = 31,
     monotonic_usec = 32,
     pidfd_send_signal = 33,
+    pidfd_queue_signal = 34,
 };
 
 /// Part of the ABI version, so that TypeScript can check that its list agrees.
@@ -206,6 +207,7 @@ export fn sbox_call(call: u32, a: u64, b: u64, c: u64, d: u64, e: u64, f: u64) i
         .kill => sbox_kill(int(a), int(b)),
         .pidfd_open => sbox_pidfd_open(int(a)),
         .pidfd_send_signal => sbox_pidfd_send_signal(int(a), int(b), @truncate(c)),
+        .pidfd_queue_signal => sbox_pidfd_queue_signal(int(a), int(b), c),
         .waitid => sbox_waitid(int(a), @truncate(b), @ptrFromInt(c)),
         .getids => blk: {
             sbox_getids(@ptrFromInt(a));
@@ -367,6 +369,23 @@ fn sbox_pidfd_open(pid: i32) isize {
 /// (Linux 6.9; EINVAL before).
 fn sbox_pidfd_send_signal(pidfd: i32, sig: i32, flags: u32) isize {
     return errnoResult(linux.syscall4(.pidfd_send_signal, fdArg(pidfd), fdArg(sig), 0, flags));
+}
+
+/// pidfd_send_signal(2) with a siginfo of our own: the code SI_QUEUE and
+/// `value` as si_value, as sigqueue(3) would send it. Returns 0 or a negative
+/// errno: -EAGAIN when the target's queue of pending signals is full (a
+/// queued signal is refused then, never delivered without its value).
+fn sbox_pidfd_queue_signal(pidfd: i32, sig: i32, value: u64) isize {
+    // The kernel's siginfo on 64-bit targets: signo, errno, code, then the
+    // union at offset 16 (_rt: si_pid, si_uid, si_value).
+    var info = [_]u8{0} ** 128;
+    const si_queue: i32 = -1;
+    std.mem.writeInt(i32, info[0..4], sig, .little);
+    std.mem.writeInt(i32, info[8..12], si_queue, .little);
+    std.mem.writeInt(u32, info[16..20], @bitCast(linux.getpid()), .little);
+    std.mem.writeInt(u32, info[20..24], linux.getuid(), .little);
+    std.mem.writeInt(u64, info[24..32], value, .little);
+    return errnoResult(linux.syscall4(.pidfd_send_signal, fdArg(pidfd), fdArg(sig), @intFromPtr(&info), 0));
 }
 
 /// waitid(P_PIDFD). Writes si_code (CLD_EXITED, CLD_KILLED, CLD_DUMPED, ...)

@@ -21,7 +21,7 @@
 const std = @import("std");
 
 pub const magic: u32 = 0x31584253; // "SBX1"
-pub const version: u32 = 11; // 2: security ops; 3: the library's calls through sbox_call; 4: network thread; 5: setup_cpu, started_at, exited_at records; 6: close_from, confine_exec, mount_target_no_link; 7: mount_check_writable, Context.fork_pid_slot; 8: write_file resolves relative paths in the root, write_file_optional; 9: drop_caller_memory, max_rss, user_time, system_time records; 10: setuid_keep_capabilities; 11: write_file_no_link
+pub const version: u32 = 12; // 2: security ops; 3: the library's calls through sbox_call; 4: network thread; 5: setup_cpu, started_at, exited_at records; 6: close_from, confine_exec, mount_target_no_link; 7: mount_check_writable, Context.fork_pid_slot; 8: write_file resolves relative paths in the root, write_file_optional; 9: drop_caller_memory, max_rss, user_time, system_time records; 10: setuid_keep_capabilities; 11: write_file_no_link; 12: kill_token record
 
 /// Explicit limits. The compiler checks them first (PROGRAM_LIMITS in
 /// src/program.ts, which a test keeps equal) and says which was passed.
@@ -287,6 +287,10 @@ pub const RecordKind = enum(u32) {
     user_time = 9,
     /// Their CPU time in the kernel (ru_stime), as `user_time`.
     system_time = 10,
+    /// From a reaper, just before `started`: 64 random bits, the high half
+    /// in `code` and the low half in `value`, that the caller's kill request
+    /// must carry (reaper.zig, `kill_request`). Only the caller learns them.
+    kill_token = 11,
 };
 
 pub const LinkError = error{ BadHeader, BadOp, BadOffset, BadString, BadArray, NoExec };

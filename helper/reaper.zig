@@ -127,17 +127,33 @@ fn toGroup(child: i32, signo: u32) void {
 }
 
 /// The signal by which the caller asks pid 1 to kill the container's other
-/// processes (InitProcess.killCommand): SIGRTMAX. Sent from inside the
-/// container, it is forwarded to the command like any other.
+/// processes (InitProcess.killCommand): SIGRTMAX, queued with the kill token
+/// as its value. Any other SIGRTMAX, from inside the container or not, is
+/// forwarded to the command like any other signal.
 pub const kill_request: u32 = 64;
 
-/// Whether a signalfd record is a plain kill() from outside the container's
-/// pid namespace: the kernel gives such a sender's pid as 0, and the code
-/// SI_USER (0) cannot be forged by rt_sigqueueinfo for another process.
-fn fromCaller(info: *const [128]u8) bool {
+/// 64 random bits that a kill request must carry, sent to the caller on the
+/// result pipe and kept nowhere the container can read: this process's
+/// memory (it is not dumpable, init.zig) and the pipe. The sender of a
+/// signal cannot be told apart otherwise: si_pid 0 and the code SI_USER are
+/// what any kill() has once the kernel dropped its details, which a command
+/// brings about by using up pid 1's queue of pending signals (lowering its
+/// RLIMIT_SIGPENDING, or queuing its own). Null when getrandom failed: then
+/// no request is taken, and the caller kills pid 1 instead.
+fn newKillToken() ?u64 {
+    var token: u64 = 0;
+    const n = linux.syscall3(.getrandom, @intFromPtr(&token), @sizeOf(u64), 0);
+    return if (n == @sizeOf(u64)) token else null;
+}
+
+/// Whether a signalfd record is the caller's kill request: SIGRTMAX with
+/// the code SI_QUEUE and the token as its value (ssi_ptr, offset 48).
+fn isKillRequest(info: *const [128]u8, token: ?u64) bool {
+    const expected = token orelse return false;
+    const si_queue = -1;
     const code = std.mem.readInt(i32, info[8..12], .little);
-    const pid = std.mem.readInt(u32, info[12..16], .little);
-    return code == 0 and pid == 0;
+    const value = std.mem.readInt(u64, info[48..56], .little);
+    return code == si_queue and value == expected;
 }
 
 pub fn supervise(watch: Watch) noreturn {
@@ -186,6 +202,9 @@ pub fn supervise(watch: Watch) noreturn {
     // the caller's own clock sees both later, by as long as its event loop
     // takes to read them, which a loaded machine stretches.
     report(watch, .started_at, command_start orelse monotonicUsec());
+    // Drawn once the command has exec'd: until then it shared this memory.
+    const kill_token = newKillToken();
+    if (kill_token) |token| report64(watch, .kill_token, token);
     report(watch, .started, watch.child);
 
     // The command may have ended before the handlers were in place (its
@@ -213,7 +232,7 @@ pub fn supervise(watch: Watch) noreturn {
             // (vi, less, top), with the shell. The command alone if it has
             // left its group.
             toGroup(watch.child, signo);
-        } else if (signo == kill_request and is_namespace_init and fromCaller(&info)) {
+        } else if (signo == kill_request and is_namespace_init and isKillRequest(&info, kill_token)) {
             // InitProcess.killCommand: every process of the container but
             // this one dies, and the command's end is reported as any other
             // (reapAll), its figures (max_rss, times) with it, which a kill

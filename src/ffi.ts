@@ -56,6 +56,7 @@ const CALL = {
   fchmod: 31,
   monotonic_usec: 32,
   pidfd_send_signal: 33,
+  pidfd_queue_signal: 34,
 } as const;
 
 type Word = number | bigint;
@@ -80,6 +81,7 @@ export interface HelperSymbols {
   sbox_kill(pid: number, signal: number): Word;
   sbox_pidfd_open(pid: number): Word;
   sbox_pidfd_send_signal(pidfd: number, signal: number, flags: number): Word;
+  sbox_pidfd_queue_signal(pidfd: number, signal: number, value: bigint): Word;
   sbox_waitid(pidfd: number, options: number, out: Buffer): Word;
   sbox_waitpid(pid: number, options: number, out: Buffer): Word;
   sbox_getids(out: Buffer): void;
@@ -144,6 +146,8 @@ function calls(lib: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"]): HelperSymbo
     sbox_pidfd_open: (pid) => call(CALL.pidfd_open, i32(pid), 0, 0, 0, 0, 0),
     sbox_pidfd_send_signal: (pidfd, signal, flags) =>
       call(CALL.pidfd_send_signal, i32(pidfd), i32(signal), flags, 0, 0, 0),
+    sbox_pidfd_queue_signal: (pidfd, signal, value) =>
+      call(CALL.pidfd_queue_signal, i32(pidfd), i32(signal), value, 0, 0, 0),
     sbox_waitid: (pidfd, options, out) => call(CALL.waitid, i32(pidfd), options, address(out), 0, 0, 0),
     sbox_waitpid: (pid, options, out) => call(CALL.waitpid, i32(pid), options, address(out), 0, 0, 0),
     sbox_getids: (out) => void call(CALL.getids, address(out), 0, 0, 0, 0, 0),

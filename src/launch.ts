@@ -81,6 +81,8 @@ export interface Launched {
   setupCpuUsec?: number;
   /** For a reaper: when it saw the command's execve (its `startedAt` record), and when this process read that. */
   startedAt?: ReaperTime;
+  /** For a reaper: the value its kill request must carry (its `killToken` record), if it drew one. */
+  killToken?: bigint;
 }
 
 /** A time of pid 1's clock (microseconds, low 31 bits), and `performance.now()` when it was read here. */
@@ -258,13 +260,15 @@ async function launchChild(spec: LaunchSpec): Promise<Launched> {
     }
     let setupCpuUsec: number | undefined;
     let startedAt: ReaperTime | undefined;
+    let killToken: bigint | undefined;
     for (let record = await reader.next(); record; record = await reader.next()) {
       records.push(record);
       if (record.kind === "setupCpu") setupCpuUsec = record.usec;
       if (record.kind === "startedAt") startedAt = { usec: record.usec, seenMs: performance.now() };
+      if (record.kind === "killToken") killToken = record.token;
       // A reaper keeps the pipe open for the container's life.
       if (record.kind === "started") {
-        return { pid, pidfd, channel: { reader, release }, setupCpuUsec, startedAt };
+        return { pid, pidfd, channel: { reader, release }, setupCpuUsec, startedAt, killToken };
       }
     }
   } catch (err) {

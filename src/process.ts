@@ -24,6 +24,7 @@ import {
   monotonicUsec,
   O,
   open,
+  pidfdQueueSignal,
   pidfdSignal,
   pidfdSignalGroup,
   pipe,
@@ -301,9 +302,9 @@ export class StdioPlan {
 const SIGKILL = 9;
 
 /**
- * SIGRTMAX: sent from outside the container, pid 1's request to kill every
- * other process (helper/reaper.zig, `kill_request`); from inside, forwarded
- * to the command as any other signal.
+ * SIGRTMAX: queued with pid 1's kill token as its value, pid 1's request to
+ * kill every other process (helper/reaper.zig, `kill_request`); any other
+ * SIGRTMAX is forwarded to the command as any other signal.
  */
 const KILL_REQUEST_SIGNAL = 64;
 
@@ -716,8 +717,11 @@ export class InitProcess extends Process {
   readonly setupCpuUsec: number | undefined;
 
   readonly #startedAt: ReaperTime | undefined;
-  /** Started with `reaper: true`: pid 1 is sbox's, and takes killCommand's request. */
-  readonly #underReaper: boolean;
+  /**
+   * Started with `reaper: true`: pid 1 is sbox's, and takes killCommand's
+   * request, which must carry this value (only pid 1 and we know it).
+   */
+  readonly #killToken: bigint | undefined;
 
   /** @internal Use Container.start. */
   constructor(
@@ -730,17 +734,17 @@ export class InitProcess extends Process {
     this.pidfd = launched.pidfd;
     this.setupCpuUsec = launched.setupCpuUsec;
     this.#startedAt = launched.startedAt;
-    this.#underReaper = launched.channel !== undefined;
+    this.#killToken = launched.killToken;
   }
 
   /**
    * Through pid 1 under a reaper (killCommand): the whole container dies
    * all the same, pid 1's process group included, and the figures stay.
    * An abort already there when the base constructor runs comes before
-   * `#underReaper` is set: a plain kill then.
+   * `#killToken` is set: a plain kill then.
    */
   protected override killAtLimit(group: boolean): Promise<unknown> | void {
-    if (!(#underReaper in this && this.#underReaper)) return super.killAtLimit(group);
+    if (!(#killToken in this && this.#killToken !== undefined)) return super.killAtLimit(group);
     this.killCommand();
     return this.status;
   }
@@ -753,7 +757,10 @@ export class InitProcess extends Process {
    * container at once, which loses them: use this for a time limit whose
    * report needs the peak memory of the program it stopped. Should pid 1
    * not have ended a second later (a host's SIGSTOP, or the container's
-   * `cpu.max` holding it), SIGKILL to it ends the container all the same.
+   * `cpu.max` holding it), SIGKILL to it ends the container all the same,
+   * as it does at once should pid 1's queue of pending signals be full (the
+   * command can fill it). The request carries a token only pid 1 and this
+   * process know: a signal from inside the container cannot pass for it.
    * Without a reaper, the same as `kill("SIGKILL")`. Does nothing once the
    * process is reaped.
    *
@@ -770,8 +777,11 @@ export class InitProcess extends Process {
    * ```
    */
   killCommand(): void {
-    if (!this.#underReaper) return this.kill("SIGKILL");
-    this.kill(KILL_REQUEST_SIGNAL);
+    const token = this.#killToken;
+    if (token === undefined || this.exited) return this.kill("SIGKILL");
+    // EAGAIN: pid 1's queue of pending signals is full (the command can
+    // fill it), and a queued signal is refused then, not delivered bare.
+    if (pidfdQueueSignal(this.pidfd, KILL_REQUEST_SIGNAL, token) < 0) return this.kill("SIGKILL");
     const timer = setTimeout(() => this.kill("SIGKILL"), KILL_COMMAND_GRACE_MS);
     const clear = () => clearTimeout(timer);
     this.status.then(clear, clear);

@@ -10,8 +10,9 @@
  *
  * A `reaper` op (a minimal pid 1 that runs the command as its child) keeps
  * the pipe open for the container's life: it writes `setupCpu` (the CPU time
- * of the setup, all done by pid 1), `startedAt` (its clock) and `started`
- * once the command has exec'd, and at the end `exitedAt`, then `maxRss`,
+ * of the setup, all done by pid 1), `startedAt` (its clock), `killToken` (the
+ * value InitProcess.killCommand's request must carry) and `started` once the
+ * command has exec'd, and at the end `exitedAt`, then `maxRss`,
  * `userTime` and `systemTime` (what its reaped children used: getrusage's
  * RUSAGE_CHILDREN), then `exited` with the command's wait status.
  *
@@ -30,7 +31,8 @@ export type ChildRecord =
   | { kind: "setupCpu"; opIndex: number; usec: number }
   | { kind: "startedAt" | "exitedAt"; opIndex: number; usec: number }
   | { kind: "maxRss"; opIndex: number; kib: number }
-  | { kind: "userTime" | "systemTime"; opIndex: number; usec: number };
+  | { kind: "userTime" | "systemTime"; opIndex: number; usec: number }
+  | { kind: "killToken"; opIndex: number; token: bigint };
 
 const RECORD_BYTES = 16;
 const KINDS = [
@@ -44,6 +46,7 @@ const KINDS = [
   "maxRss",
   "userTime",
   "systemTime",
+  "killToken",
 ] as const;
 
 /** Decodes one record; throws on an unknown kind (a helper/TS mismatch). */
@@ -71,6 +74,8 @@ export function decodeRecord(bytes: Uint8Array): ChildRecord {
     case "systemTime":
       // 64 bits: the high half where other records have their op code.
       return { kind, opIndex, usec: opCode * 2 ** 32 + (value >>> 0) };
+    case "killToken":
+      return { kind, opIndex, token: (BigInt(opCode) << 32n) | BigInt(value >>> 0) };
   }
   throw new Error(`sbox internal error: unknown record kind ${view.getUint32(0, true)}`);
 }

@@ -436,6 +436,15 @@ export function pidfdSignal(pidfd: number, signal: number): number {
   return num(helper().sbox_pidfd_send_signal(pidfd, signal, 0));
 }
 
+/**
+ * pidfd_send_signal(2) of a signal queued as sigqueue(3) does, with the code
+ * SI_QUEUE and `value` as its si_value: 0, or a negative errno (ESRCH once
+ * reaped, EAGAIN when the target's queue of pending signals is full).
+ */
+export function pidfdQueueSignal(pidfd: number, signal: number, value: bigint): number {
+  return num(helper().sbox_pidfd_queue_signal(pidfd, signal, value));
+}
+
 /** pidfd_send_signal(2)'s flag that sends to a process group: Linux 6.9 (EINVAL before). */
 const PIDFD_SIGNAL_PROCESS_GROUP = 4;
 

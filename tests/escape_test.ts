@@ -171,6 +171,37 @@ Deno.test("ptrace is denied, even of one's own child (seccomp)", async () => {
   assert.equal(await attack(["ptrace", "1"], {}, { reaper: true }), "ptrace EPERM");
 });
 
+Deno.test("pid 1 takes a kill request only with its token: a SIGRTMAX from inside, even one the kernel stripped of its sender, is forwarded", async () => {
+  // With pid 1's RLIMIT_SIGPENDING at 0, the kernel delivers a kill() to it
+  // without its details: code SI_USER and pid 0, as a kill() from outside
+  // the container has. pid 1 forwards it to the command all the same.
+  await using setup = await container();
+  const forged = await setup.container.start({
+    command: ["/bin/sh", "-c", "/escape sigpending-pid1; kill -64 1; sleep 1000"],
+    env: ENV,
+    stdout: "piped",
+    reaper: true,
+  });
+  const output = await forged.output();
+  assert.equal(text(output.stdout), "sigpending-pid1 ok\n");
+  assert.equal(output.signal, "SIGRT64", "forwarded to the shell, not taken as a request to kill it");
+  // The request itself is queued with its token; with pid 1's queue full
+  // the kernel refuses it (EAGAIN), and killCommand kills pid 1 instead.
+  await using full = await container();
+  const sleeper = await full.container.start({
+    command: ["/bin/sh", "-c", "/escape sigpending-pid1; exec sleep 1000"],
+    env: ENV,
+    stdout: "piped",
+    reaper: true,
+  });
+  const reader = sleeper.stdout!.getReader();
+  assert.equal(text((await reader.read()).value!), "sigpending-pid1 ok\n");
+  reader.releaseLock();
+  sleeper.killCommand();
+  assert.equal((await sleeper.status).signal, "SIGKILL");
+  assert.equal(sleeper.resourceUsage, undefined, "pid 1 was killed: no figures");
+});
+
 Deno.test("mounting or remounting over / fails (seccomp, then CAP_SYS_ADMIN)", async () => {
   const control = await attack(["mount-root"], { ...UNCONFINED, capAdd: ["SYS_ADMIN"] });
   assert.equal(control, "mount-root ok", "control: with SYS_ADMIN and no filter, a user namespace may mount");

@@ -9,6 +9,8 @@
 //!   escape tiocsti | tiocsti-high | io_uring | personality VALUE | vsock
 //!   escape connect PORT | fdbomb | chroot-breakout HOST_PATH | euid
 //!   escape read PATH | write PATH | catch-exec ENVIRONMENT
+//!   escape sigpending-pid1 (sets pid 1's RLIMIT_SIGPENDING to 0: a signal
+//!     sent to it then arrives without its sender's details)
 //!   escape swap DIR (on the host: exchanges DIR/a and DIR/b until killed)
 
 const std = @import("std");
@@ -59,6 +61,10 @@ pub fn main() void {
 
     if (eql(attack, "kill")) {
         report(attack, linux.kill(@intCast(number(arg)), 0));
+    } else if (eql(attack, "sigpending-pid1")) {
+        const none = [2]u64{ 0, 0 };
+        const rlimit_sigpending = 11;
+        report(attack, linux.syscall4(.prlimit64, 1, rlimit_sigpending, @intFromPtr(&none), 0));
     } else if (eql(attack, "ptrace")) {
         const pid = number(arg);
         const rc = linux.syscall4(.ptrace, 16, pid, 0, 0); // PTRACE_ATTACH
