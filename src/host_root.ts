@@ -125,20 +125,21 @@ export type HostEntry =
 
 /**
  * Files that a later step of the setup writes over: a network manager's
- * /etc/resolv.conf, `sbox run`'s /etc/hosts. Where the plan would bind one
- * (in a directory with mounts below it: /etc on a Docker or Kubernetes
- * host, whose /etc/resolv.conf is itself a mount point), that write could
+ * /etc/resolv.conf, `sbox run`'s /etc/hosts and /etc/hostname. Where the
+ * plan would bind one (in a directory with mounts below it: /etc on a
+ * Docker or Kubernetes host, whose /etc/resolv.conf, /etc/hosts and
+ * /etc/hostname are themselves mount points), that write could
  * neither replace the bind nor write through it (`EBUSY`, `EROFS`); a copy
  * on the tmpfs root can be replaced, and without such a step it shows what
  * the host's does.
  */
-const REWRITTEN = new Set(["/etc/resolv.conf", "/etc/hosts"]);
+const REWRITTEN = new Set(["/etc/resolv.conf", "/etc/hosts", "/etc/hostname"]);
 
 /**
  * At most this much of a {@linkcode REWRITTEN} file is copied; a bigger one
- * is bound. `sbox run` rewrites a hosts file up to the same size (and
- * leaves a bigger one as it is): a bound file it would rewrite fails the
- * start (`EBUSY`).
+ * is bound. `sbox run` rewrites a hosts or hostname file up to the same
+ * size (and leaves a bigger one as it is): a bound file it would rewrite
+ * fails the start (`EBUSY`).
  */
 export const COPY_MAX_BYTES = 1 << 20;
 
@@ -278,9 +279,10 @@ export const DEFAULT_HOST_ROOT_SIZE: number = 1024 ** 3;
  * {@linkcode TmpfsMount} on /tmp. Everything is nosuid, and binds nodev.
  * The host's tree is read when the container starts. Without root, what the
  * caller may not list shows empty, and the rest keeps its host owners
- * (unmapped ones show as 65534). /etc/resolv.conf and /etc/hosts are
- * copied where they would be bound (a host whose /etc has mounts below it),
- * so that a network manager can write its own resolv.conf.
+ * (unmapped ones show as 65534). /etc/resolv.conf, /etc/hosts and
+ * /etc/hostname are copied where they would be bound (a host whose /etc has
+ * mounts below it), so that a network manager can write its own
+ * resolv.conf.
  *
  * @example A container on the host's root, as `sbox run` makes one
  * ```ts ignore

@@ -82,10 +82,11 @@ export function mkdirLike(builder: ProgramBuilder, path: string, like: string): 
  * The options of an overlay mount. `userxattr`: the overlay is always
  * mounted in the container's user namespace, where the kernel refuses the
  * `trusted.overlay.*` xattrs that mark opaque directories; without it,
- * removing or replacing a directory of a lower layer (`rm -rf /etc`, a
- * package manager renaming a directory) fails with EIO. The `user.overlay.*`
- * ones need Linux 5.11 and an upper file system with user xattrs (tmpfs,
- * ext4, xfs, btrfs).
+ * removing or replacing a directory of a lower layer (`rm -rf /etc`, then
+ * `mkdir /etc`) fails with EIO. Renaming one fails with EXDEV either way:
+ * that needs `redirect_dir`, which no user namespace may have. The
+ * `user.overlay.*` ones need Linux 5.11 and an upper file system with user
+ * xattrs (tmpfs, ext4, xfs, btrfs).
  */
 export function overlayOptions(
   lowerDirs: readonly string[],

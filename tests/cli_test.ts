@@ -625,6 +625,27 @@ Deno.test("cli: an argument that is not valid UTF-8 is refused, not passed on ch
   assert.equal(text(good.stdout), "café\n", text(good.stderr));
 });
 
+Deno.test("cli: 65536 arguments run; more, or more variables, are refused in the command line's words", async () => {
+  const numbers = Array.from({ length: 65532 }, (_, i) => String(i));
+  const most = await busybox(["--", "sh", "-c", 'echo "$#"', "x", ...numbers]);
+  assert.equal(most.stdout, "65532\n", most.stderr);
+  // It said "invalid option command: 65537 arguments, at most 65536".
+  const many = await busybox(["--", "sh", "-c", 'echo "$#"', "x", ...numbers, "one more"]);
+  assertSboxFailed(many, /^sbox: the command has 65537 arguments \(COMMAND and its ARGs\), at most 65536: /);
+  const dir = scratchDir("cli-many-env-");
+  try {
+    // With PATH and HOME: 65537. It said "invalid option env: ...".
+    Deno.writeTextFileSync(`${dir}/env`, numbers.concat("a", "b", "c").map((n) => `V${n}=1\n`).join(""));
+    const env = await busybox(["--env-file", `${dir}/env`, "--", "true"]);
+    assertSboxFailed(
+      env,
+      /^sbox: the command's environment has 65537 variables, at most 65536 \(-e, --env-file\)$/,
+    );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("cli: a hostile image's /etc/passwd and FIFOs given as files neither hang sbox nor show host files", async () => {
   const dir = scratchDir("cli-hostile-");
   // sbox must end by itself; a hang is cut short here (SIGKILL: SIGTERM
@@ -1114,6 +1135,65 @@ Deno.test("cli: the hostname resolves: /etc/hosts keeps the root's lines and get
     Deno.symlinkSync(`${dir}/secret`, `${image}/etc/hosts`);
     const linked = await sbox(["run", "--rootfs", image, "--", "readlink", "/etc/hosts"]);
     assert.equal(linked.stdout, `${dir}/secret\n`, linked.stderr);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+const HOSTNAME_FILE_TEST = "cli: /etc/hostname holds the --hostname, as /etc/hosts resolves it";
+Deno.test(HOSTNAME_FILE_TEST, async () => {
+  // The host's root: the host's /etc/hostname ("vm", say) was shown.
+  const host = await sbox(["run", "--hostname", "judge-7", "--", "cat", "/etc/hostname"]);
+  assert.equal(host.code, 0, host.stderr);
+  assert.equal(host.stdout, "judge-7\n");
+
+  const dir = scratchDir("cli-hostname-");
+  try {
+    const image = `${dir}/image`;
+    new Deno.Command("cp", { args: ["-a", busyboxImage(), image] }).outputSync();
+    Deno.writeTextFileSync(`${image}/etc/hostname`, "image\n");
+    const show = (...args: string[]) =>
+      sbox(["run", "--rootfs", image, ...args, "--", "cat", "/etc/hostname"]);
+    // The image's file, replaced in the upper layer: the image keeps its own.
+    const own = await show();
+    assert.equal(own.stdout, "sbox\n", own.stderr);
+    assert.equal(Deno.readTextFileSync(`${image}/etc/hostname`), "image\n");
+    // An image without one gets one.
+    Deno.removeSync(`${image}/etc/hostname`);
+    const none = await show("--hostname", "judge-7");
+    assert.equal(none.stdout, "judge-7\n", none.stderr);
+    // A --bind onto /etc/hostname is the user's file.
+    Deno.writeTextFileSync(`${dir}/hostname`, "bound\n");
+    const bound = await show("--bind", `${dir}/hostname:/etc/hostname:ro`, "--hostname", "judge-7");
+    assert.equal(bound.stdout, "bound\n", bound.stderr);
+    // A link (to a host file) is left as it is, as /etc/hosts is.
+    Deno.symlinkSync(`${dir}/hostname`, `${image}/etc/hostname`);
+    const linked = await sbox(["run", "--rootfs", image, "--", "readlink", "/etc/hostname"]);
+    assert.equal(linked.stdout, `${dir}/hostname\n`, linked.stderr);
+    if (!isRoot) return;
+    // A host whose /etc/hostname is a mount point, as in every Docker,
+    // Podman or Kubernetes container: copied, so that it can be replaced.
+    const script = `mount --bind ${shellQuote(`${dir}/hostname`)} /etc/hostname && exec ${
+      [
+        Deno.execPath(),
+        "run",
+        "--allow-ffi",
+        SBOX,
+        "run",
+        "--hostname",
+        "judge-7",
+        "--",
+        "cat",
+        "/etc/hostname",
+      ]
+        .map(shellQuote).join(" ")
+    }`;
+    const mounted = await new Deno.Command("unshare", {
+      args: ["--mount", "--", "sh", "-c", script],
+      stdin: "null",
+      signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+    }).output();
+    assert.equal(text(mounted.stdout), "judge-7\n", text(mounted.stderr));
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

@@ -58,7 +58,8 @@ export function scratchDir(prefix: string): string {
 }
 
 /**
- * Removes /etc and makes it again, and renames /sbin, in a busybox image:
+ * Removes /etc and makes it again, and moves /sbin (`mv` copies it: a
+ * rename of an image directory fails with EXDEV), in a busybox image:
  * overlayfs must mark the new /etc opaque (mount.ts's overlayOptions says
  * why that needed `userxattr`). Prints what {@linkcode replacedDirOutput} says.
  */

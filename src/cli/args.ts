@@ -17,6 +17,7 @@ import { hasControlCharacter, PIDS_LIMIT_MAX } from "../cgroup.ts";
 import { bindTakesResolvConf, HOSTNAME, RESOLV_CONF_TAKEN } from "../container_options.ts";
 import { SboxError } from "../error.ts";
 import { cleanPath } from "../mount.ts";
+import { PROGRAM_LIMITS } from "../program.ts";
 import { repeatedHostPort } from "../network.ts";
 import { parseCount, parseCpus, parseDuration, parseSize, sizeInBytes } from "./units.ts";
 import { capabilityName } from "../security/capabilities.ts";
@@ -215,6 +216,14 @@ function parseRun(argv: string[]): Invocation {
     throw helpWithOthers(help.kind === "option" && help.rawName === "-h");
   }
   if (command.length === 0) throw usage("missing COMMAND to run", "sbox run");
+  // The library's limit, said in the command line's words (it names its option `command`).
+  if (command.length > PROGRAM_LIMITS.arrayEntries) {
+    throw new SboxError(
+      `the command has ${command.length} arguments (COMMAND and its ARGs), at most ` +
+        `${PROGRAM_LIMITS.arrayEntries}: pass a long list in a file or on stdin`,
+      { step: "options" },
+    );
+  }
 
   const options: RunOptions = {
     command,

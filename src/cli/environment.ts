@@ -10,6 +10,7 @@
 
 import { SboxError } from "../error.ts";
 import { notPassable } from "../process.ts";
+import { PROGRAM_LIMITS } from "../program.ts";
 import { environmentVariable, readRegularFile } from "../sys.ts";
 import type { EnvSetting } from "./args.ts";
 import { hostPath } from "./mounts.ts";
@@ -48,7 +49,8 @@ export interface EnvFileLine {
  * has none, the command has none either, whatever `base` or an earlier
  * setting gave it (Docker's `-e NAME`). `--env-file` paths are relative to
  * sbox's working directory. Throws an {@linkcode SboxError} (step
- * "options") naming the option, and an env file's line.
+ * "options") naming the option, and an env file's line; or saying that the
+ * environment has more variables than a container takes (65536).
  *
  * @example `-e TOKEN` passes sbox's TOKEN without showing it on the command line
  * ```ts
@@ -79,6 +81,14 @@ export function commandEnvironment(
         else inherit(env, name, sources.variable(name), "--env-file", `${path}:${line}`);
       }
     }
+  }
+  // The library's limit, said in the command line's words (it names its option `env`).
+  if (env.size > PROGRAM_LIMITS.arrayEntries) {
+    throw new SboxError(
+      `the command's environment has ${env.size} variables, at most ${PROGRAM_LIMITS.arrayEntries} ` +
+        "(-e, --env-file)",
+      { step: "options" },
+    );
   }
   return Object.fromEntries(env);
 }

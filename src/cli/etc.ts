@@ -1,6 +1,7 @@
 /**
  * Files of the container root's /etc that `sbox run` reads (the user's
- * /etc/passwd entry) or writes (/etc/hosts with the container's hostname).
+ * /etc/passwd entry) or writes (/etc/hosts with a line for the container's
+ * hostname, /etc/hostname with the name).
  * The root is the host's or an image, which may be anyone's: its files are
  * read without following any link, and written by the container's setup,
  * inside the root, in its temporary upper layer.
@@ -118,29 +119,65 @@ function namesHost(text: string, hostname: string): boolean {
   });
 }
 
+/** Where the container's hostname file is. */
+export const HOSTNAME_PATH = "/etc/hostname";
+
 /**
- * The container's /etc/hosts (see {@linkcode hostsWithHostname}), written
- * on the root's temporary upper layer after the root's mounts and before
- * the user's (a `--bind` onto /etc/hosts still wins). Where the container's
- * root may not write /etc (rootless, an image whose /etc belongs to host
- * root), the root's own stays.
+ * The container's /etc/hostname: the hostname and a newline, as Docker and
+ * Podman write it, so that a program that reads the file rather than
+ * calling gethostname(2) (`hostname -F`, a service's configuration) sees
+ * the container's name, not the host's or the image's. Written where the
+ * root has none too. Undefined where the root's file is left as it is, as
+ * its /etc/hosts would be: no /etc directory, a link, something other than
+ * a regular file, over 1 MiB or not UTF-8 (the host's root binds such a
+ * file rather than copy it, and a bound file cannot be replaced).
  *
  * @example
  * ```ts
- * import { HostsFile } from "./etc.ts";
+ * import { hostnameFile } from "./etc.ts";
  *
- * const hosts = new HostsFile("127.0.0.1\tlocalhost\n127.0.1.1\tsbox\n");
+ * console.log(hostnameFile("/", "judge-7")); // "judge-7\n"
+ * ```
+ */
+export function hostnameFile(rootDir: string, hostname: string): string | undefined {
+  const file = readEtcFile(rootDir, "hostname", COPY_MAX_BYTES);
+  if (file === "unusable") return undefined;
+  if (file !== "missing") {
+    if (file.length > COPY_MAX_BYTES) return undefined;
+    try {
+      new TextDecoder("utf-8", { fatal: true }).decode(file);
+    } catch {
+      return undefined; // the host's root binds it: the write would fail (EBUSY)
+    }
+  }
+  return `${hostname}\n`;
+}
+
+/**
+ * A file of the container's /etc that `sbox run` writes: /etc/hosts (see
+ * {@linkcode hostsWithHostname}) or /etc/hostname (see
+ * {@linkcode hostnameFile}). Written on the root's temporary upper layer
+ * after the root's mounts and before the user's (a `--bind` onto it still
+ * wins). Where the container's root may not write /etc (rootless, an image
+ * whose /etc belongs to host root), the root's own stays.
+ *
+ * @example
+ * ```ts
+ * import { HOSTS_PATH, WrittenEtcFile } from "./etc.ts";
+ *
+ * const hosts = new WrittenEtcFile(HOSTS_PATH, "127.0.0.1\tlocalhost\n127.0.1.1\tsbox\n");
  * console.log(hosts.target); // "/etc/hosts"
  * ```
  */
-export class HostsFile implements Mount {
+export class WrittenEtcFile implements Mount {
   /** Where it is written. */
-  readonly target = HOSTS_PATH;
+  readonly target: string;
   /** What it holds. */
   readonly text: string;
 
-  /** A hosts file that holds `text`. */
-  constructor(text: string) {
+  /** A file at `target` (an absolute path in /etc) that holds `text`. */
+  constructor(target: string, text: string) {
+    this.target = target;
     this.text = text;
   }
 

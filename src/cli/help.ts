@@ -75,7 +75,8 @@ Process:
                           your files in --bind directories (podman's
                           --userns=keep-id; docs/rootless.md)
   --hostname NAME         hostname: 1-64 letters, digits, . or - (default: sbox);
-                          /etc/hosts gets "127.0.1.1 NAME"
+                          /etc/hostname holds NAME, /etc/hosts gets
+                          "127.0.1.1 NAME"
   -v, --verbose           say what sbox chose (user mapper, cgroup, network);
                           not Docker's -v SRC:DST, which is --bind here
   -h, --help              show this help; alone only (-h is not --hostname)

@@ -2,7 +2,7 @@
  * The mounts of a `sbox run` container, in order: the root (an image overlay
  * with `--rootfs`, else the host's root, see host_root.ts), the base file
  * systems (/proc, /sys, /dev), a fresh 64 MiB tmpfs /tmp, the container's
- * /etc/hosts (etc.ts), then `--bind` and `--tmpfs` in command-line order
+ * /etc/hosts and /etc/hostname (etc.ts), then `--bind` and `--tmpfs` in command-line order
  * (each makes its missing parent directories), and last the `--cwd`
  * directory where it is missing.
  *
@@ -25,7 +25,7 @@ import { close, ids, O, readLink, resolvedPath, stat, tryOpen } from "../sys.ts"
 import { describeErrno } from "../errno.ts";
 import type { MountSpec } from "./args.ts";
 import { planHostRoot, PlannedHostRoot } from "../host_root.ts";
-import { HostsFile, hostsWithHostname } from "./etc.ts";
+import { HOSTNAME_PATH, hostnameFile, HOSTS_PATH, hostsWithHostname, WrittenEtcFile } from "./etc.ts";
 import type { TemporaryLayers } from "../temporary_layers.ts";
 
 /** A host path as given on the command line, made absolute against sbox's working directory. */
@@ -147,7 +147,7 @@ class WorkingDirectory implements Mount {
 export interface RootSettings {
   /** The working directory (absolute), made where missing; "/" or none: the root, which exists. */
   cwd?: string;
-  /** The container's hostname, which /etc/hosts gets a line for (etc.ts, `hostsWithHostname`). */
+  /** The container's hostname: /etc/hosts gets a line for it, /etc/hostname holds it (etc.ts). */
   hostname: string;
   /** Hears of each `:try` bind left out, by its source. */
   onSkipped?: (source: string) => void;
@@ -156,7 +156,7 @@ export interface RootSettings {
 /**
  * All mounts of the container: `image` (an absolute directory) or the host's
  * root as "/", with upper layers in `layers`, then the base file systems,
- * /tmp, the container's /etc/hosts, the user's mounts and the working
+ * /tmp, the container's /etc/hosts and /etc/hostname, the user's mounts and the working
  * directory `settings.cwd`.
  * `settings.onSkipped` hears of each `:try` bind left out, by its source.
  */
@@ -167,6 +167,7 @@ export function containerMounts(
   settings: RootSettings,
 ): Mount[] {
   const hosts = hostsWithHostname(image ?? "/", settings.hostname);
+  const hostname = hostnameFile(image ?? "/", settings.hostname);
   const root = image === undefined
     ? new PlannedHostRoot(planHostRoot(), layers)
     : new ImageRootMount(image, layers);
@@ -176,7 +177,8 @@ export function containerMounts(
     root,
     new BaseMounts(),
     new TmpfsMount("/tmp", { size: DEFAULT_SHM_SIZE }),
-    ...(hosts === undefined ? [] : [new HostsFile(hosts)]),
+    ...(hosts === undefined ? [] : [new WrittenEtcFile(HOSTS_PATH, hosts)]),
+    ...(hostname === undefined ? [] : [new WrittenEtcFile(HOSTNAME_PATH, hostname)]),
     ...userMounts.flatMap((spec) => userMount(spec, settings.onSkipped ?? (() => {}))),
     ...(cwd === "/" ? [] : [new WorkingDirectory(cwd)]),
   ];
