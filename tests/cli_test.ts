@@ -29,6 +29,7 @@ import {
   REPLACE_DIR_SCRIPT,
   replacedDirOutput,
   SBOX,
+  sboxArgv,
   sboxOnBusybox,
   sboxOnBusyboxArgv,
   scratchDir,
@@ -1701,6 +1702,56 @@ Deno.test("cli: a command line that does not parse still writes an XX report to 
   }
 });
 
+/** Runs `argv` (Deno's path first) through sh as `exec argv REDIRECT`, after `setup`. */
+async function inShell(argv: string[], redirect: string, setup = ""): Promise<Result> {
+  const child = new Deno.Command("sh", {
+    args: ["-c", `${setup}\nexec "$@" ${redirect}`, "sh", ...argv],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+  }).spawn();
+  const output = await child.output();
+  return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr), pid: child.pid };
+}
+
+Deno.test("cli: a stderr that cannot be written loses neither the report nor the exit status", async () => {
+  // A line of sbox's on such a stderr threw: the run ended with status 1
+  // and an empty report (or, over a file-size limit, died of SIGXFSZ).
+  const dir = scratchDir("cli-stderr-full-");
+  try {
+    const file = `${dir}/r.json`;
+    // A log past the file-size limit, which sbox's stderr appends to: sparse,
+    // past the limit whether sh counts it in blocks of 512 or 1024 bytes.
+    const log = `${dir}/log`;
+    Deno.writeFileSync(log, new Uint8Array());
+    Deno.truncateSync(log, 1100 * 2 ** 20);
+    const overLimit = ["ulimit -f 1048576", `2>>${log}`] as const;
+    const cases: [string, string, string[], number, string][] = [
+      ["", "2>/dev/full", ["--verbose", "--", "/nonexistent"], 127, "RE"],
+      ["", "2>/dev/full", ["--bogus", "--", "true"], 125, "XX"],
+      [overLimit[0], overLimit[1], ["--", "/nonexistent"], 127, "RE"],
+      [overLimit[0], overLimit[1], ["--bogus", "--", "true"], 125, "XX"],
+    ];
+    for (const [setup, redirect, args, code, status] of cases) {
+      Deno.writeTextFileSync(file, "STALE\n");
+      const result = await inShell(sboxArgv(["--report", file, ...args]), redirect, setup);
+      const what = `${setup} ${redirect} ${args.join(" ")}`;
+      assert.equal(result.code, code, what);
+      assert.equal(JSON.parse(Deno.readTextFileSync(file)).status, status, what);
+    }
+    assert.equal(Deno.statSync(log).size, 1100 * 2 ** 20, "a line was written past the limit");
+    // The report to stderr cannot be written there: sbox failed.
+    assert.equal((await inShell(sboxArgv(["--report", "-", "--", "true"]), "2>/dev/full")).code, 125);
+    // So for --version (or --help) to a stdout that cannot be written, which ended with a trace.
+    const version = await inShell([Deno.execPath(), "run", "--allow-ffi", SBOX, "--version"], ">/dev/full");
+    assert.equal(version.code, 125, version.stderr);
+    assert.match(version.stderr, /^sbox: cannot write to stdout: No space left on device/);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("cli: report SG when the command is killed by a signal", async () => {
   const marker = randomName();
   const child = await startUntilReady([
@@ -2169,6 +2220,55 @@ Deno.test("cli: every other signal that would end sbox kills the container and c
   assert.equal(output.code, 0, text(output.stderr));
   assert.equal(text(output.stdout), "done\n");
   assert.equal(report(text(output.stderr)).status, "OK");
+  assertNothingLeft(child.pid);
+});
+
+Deno.test("cli: a signal sbox was started with ignored stays ignored (nohup, a shell's background job)", async () => {
+  // `nohup sbox run ...` (SIGHUP ignored) and a shell's background job
+  // (SIGINT, SIGQUIT) were stopped by the signal all the same: exit 129, XX.
+  const start = Date.now();
+  const child = new Deno.Command("sh", {
+    args: [
+      "-c",
+      `trap '' HUP INT QUIT; exec "$@"`,
+      "sh",
+      ...sboxOnBusyboxArgv([
+        "--report",
+        "-",
+        "--",
+        "sh",
+        "-c",
+        // Before `read`, after which busybox's sh ignores SIGQUIT.
+        "grep SigIgn /proc/self/status >/tmp/ign; echo ready; read line; echo got $line; cat /tmp/ign",
+      ]),
+    ],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+  }).spawn();
+  const reader = child.stdout.getReader();
+  assert.equal(text((await reader.read()).value!), "ready\n");
+  reader.releaseLock();
+  // Deno takes SIGHUP and SIGINT for itself half a second after it starts:
+  // the signals come after that.
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, 700 - (Date.now() - start))));
+  for (const signal of ["SIGHUP", "SIGINT", "SIGQUIT"] as const) child.kill(signal);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const writer = child.stdin.getWriter();
+  try {
+    await writer.write(new TextEncoder().encode("go\n"));
+    await writer.close();
+  } catch {
+    // sbox ended (the assertions below say how)
+  }
+  const output = await child.output();
+  const stderr = text(output.stderr);
+  assert.equal(output.code, 0, stderr);
+  assert.equal(report(stderr).status, "OK");
+  assert.equal(stderr.trimEnd().split("\n").length, 1, stderr);
+  // The command's processes start with every signal at its default, as before.
+  assert.equal(text(output.stdout), "got go\nSigIgn:\t0000000000000000\n");
   assertNothingLeft(child.pid);
 });
 

@@ -1,7 +1,8 @@
 /**
  * Signal actions set through libc, past Deno's signal registry: SIGUSR1
- * ignored, a signal's default action put back for sbox to die of it
- * (`dieOf`) or to stop on it (`stopLikeDefault`).
+ * ignored, the signals ignored at start kept so (`keepIgnored`), a signal's
+ * default action put back for sbox to die of it (`dieOf`) or to stop on it
+ * (`stopLikeDefault`).
  *
  * SIGUSR1, ignored. Since 2.9.2 Deno opens its inspector on
  * 127.0.0.1:9229 when it gets SIGUSR1, as Node does, without any
@@ -33,8 +34,10 @@ const LIBC_SIGNAL = {
   raise: { parameters: ["i32"], result: "i32" },
 } as const;
 
+type LibcSignal = Deno.DynamicLibrary<typeof LIBC_SIGNAL>["symbols"];
+
 /** Runs `use` with libc's signal(), sigaction() and raise(); throws where libc cannot be opened. */
-function withLibcSignal<T>(use: (libc: Deno.DynamicLibrary<typeof LIBC_SIGNAL>["symbols"]) => T): T {
+function withLibcSignal<T>(use: (libc: LibcSignal) => T): T {
   const libc = Deno.dlopen("libc.so.6", LIBC_SIGNAL);
   try {
     return use(libc.symbols);
@@ -44,37 +47,89 @@ function withLibcSignal<T>(use: (libc: Deno.DynamicLibrary<typeof LIBC_SIGNAL>["
 }
 
 /**
- * Sets SIGUSR1 to SIG_IGN for the whole process. Throws an SboxError when it
- * cannot, so that sbox never runs with the inspector one signal away.
+ * Sets `signals` to SIG_IGN for the whole process, past Deno's signal
+ * registry; returns those signal() took.
  *
- * Deno installs its own handler through its signal registry 500 ms after
- * start, and the registry calls sigaction() only for a signal it does not
- * handle yet: SIG_IGN set before that would simply be replaced. Adding a
- * listener first makes the registry take SIGUSR1 now, so the SIG_IGN set
- * after it stays. The container's processes do not inherit it: the helper
- * resets every signal to its default before it runs them.
+ * Deno's registry installs Deno's handler for a signal when a listener is
+ * first added for it, and calls sigaction() only for a signal it does not
+ * handle yet. It takes some signals for itself too (Deno 2.9.6): SIGHUP,
+ * SIGINT and SIGTERM at its first use or half a second after start,
+ * whichever comes first, and SIGUSR1 at that half second. SIG_IGN set
+ * before would simply be replaced. Adding a listener first makes
+ * the registry take the signal now, so the SIG_IGN set after it stays; the
+ * listeners go once the kernel discards the signals (removing one leaves
+ * the action as it is). Until then a signal reaches a listener that does
+ * nothing, not Deno's default action.
+ */
+function ignoreSignals(libc: LibcSignal, signals: readonly Deno.Signal[]): Deno.Signal[] {
+  const noop = () => {};
+  for (const signal of signals) Deno.addSignalListener(signal, noop);
+  try {
+    return signals.filter((signal) => {
+      const previous = libc.signal(signalNumber(signal), Deno.UnsafePointer.create(SIG_IGN));
+      return BigInt(Deno.UnsafePointer.value(previous)) !== SIG_ERR;
+    });
+  } finally {
+    for (const signal of signals) Deno.removeSignalListener(signal, noop);
+  }
+}
+
+/**
+ * Sets SIGUSR1 to SIG_IGN for the whole process. Throws an SboxError when it
+ * cannot, so that sbox never runs with the inspector one signal away. The
+ * container's processes do not inherit it: the helper resets every signal to
+ * its default before it runs them.
  */
 export function ignoreInspectorSignal(): void {
-  const noop = () => {};
-  Deno.addSignalListener("SIGUSR1", noop);
-  Deno.removeSignalListener("SIGUSR1", noop);
-  let previous: bigint;
+  let ignored: boolean;
   try {
-    previous = withLibcSignal((libc) =>
-      BigInt(
-        Deno.UnsafePointer.value(libc.signal(signalNumber("SIGUSR1"), Deno.UnsafePointer.create(SIG_IGN))),
-      )
-    );
+    ignored = withLibcSignal((libc) => ignoreSignals(libc, ["SIGUSR1"]).length === 1);
   } catch (err) {
     throw new SboxError(`cannot ignore SIGUSR1, on which Deno opens its inspector: ${err}`, {
       step: "signal",
       cause: err,
     });
   }
-  if (previous === SIG_ERR) {
+  if (!ignored) {
     throw new SboxError("cannot ignore SIGUSR1, on which Deno opens its inspector: signal() failed", {
       step: "signal",
     });
+  }
+}
+
+/**
+ * Those of `signals` that this process ignores (SIG_IGN), which stay
+ * ignored: a program started with a signal ignored (`nohup`'s SIGHUP, the
+ * SIGINT and SIGQUIT of a shell's background job) should not be ended by
+ * it, so one that listens for signals leaves such a one alone, as shells
+ * and timeout(1) do. Call it first, before any signal listener is added:
+ * Deno's registry replaces the action of a signal that gets one, and of
+ * others (see {@linkcode ignoreSignals}), and would then end the process on
+ * them. So every action is read first, and each signal found ignored is
+ * then handed to the registry and set to SIG_IGN again. None where libc
+ * cannot be opened.
+ *
+ * @example
+ * ```ts
+ * import { keepIgnored } from "./inspector_signal.ts";
+ *
+ * const ignored = keepIgnored(["SIGHUP", "SIGINT"]);
+ * if (!ignored.has("SIGINT")) Deno.addSignalListener("SIGINT", () => console.log("interrupted"));
+ * ```
+ */
+export function keepIgnored(signals: readonly Deno.Signal[]): Set<Deno.Signal> {
+  try {
+    return withLibcSignal((libc) => {
+      const action = new Uint8Array(SIGACTION_BYTES);
+      const ignored = signals.filter((signal) =>
+        // sa_handler comes first in the struct.
+        libc.sigaction(signalNumber(signal), null, action) === 0 &&
+        new BigUint64Array(action.buffer, 0, 1)[0] === SIG_IGN
+      );
+      return new Set(ignoreSignals(libc, ignored));
+    });
+  } catch {
+    return new Set(); // no libc: every signal is listened for, as before
   }
 }
 

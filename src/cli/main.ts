@@ -10,9 +10,10 @@ import { readFile } from "../sys.ts";
 import { parseCommandLine, reportPathOf, type RunOptions } from "./args.ts";
 import { inexactArgument } from "./argv.ts";
 import { mainHelp, runHelp } from "./help.ts";
-import { dieOf, ignoreInspectorSignal } from "./inspector_signal.ts";
+import { dieOf, ignoreInspectorSignal, keepIgnored } from "./inspector_signal.ts";
+import { say } from "./messages.ts";
 import { failedReport, ReportWriter, type Tampering } from "./report.ts";
-import { runContainer, type RunResult } from "./run.ts";
+import { HANDLED_SIGNALS, runContainer, type RunResult } from "./run.ts";
 import { refuseStdinAsOutput } from "./stdio.ts";
 
 /** sbox's exit status when it fails itself (docker and podman use the same). */
@@ -20,12 +21,40 @@ export const SBOX_FAILED = 125;
 
 const NEEDS_FFI = "--allow-ffi is needed (and nothing else): run `deno run --allow-ffi sbox.ts run ...`";
 
-function printError(message: string): void {
-  console.error(`sbox: ${message}`);
-}
-
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * Writes a report with `write` and says `lines`, then why the report could
+ * not be written, if it could not (`prefix` and the error); returns whether
+ * it was written. The report comes first, as a judge reads it: a line may
+ * fail to be written (dropped, see {@linkcode say}) or wait on a full pipe.
+ * On stderr (`--report -`) it comes after the lines, as cli.md says, so that
+ * it is the last line there.
+ */
+function reportAndSay(toStderr: boolean, write: () => void, lines: readonly string[], prefix = ""): boolean {
+  if (toStderr) lines.forEach(say);
+  let failure: string | undefined;
+  try {
+    write();
+  } catch (err) {
+    failure = prefix + messageOf(err);
+  }
+  if (!toStderr) lines.forEach(say);
+  if (failure !== undefined) say(failure);
+  return failure === undefined;
+}
+
+/** Prints `text` on stdout; 0, or 125 when it cannot be written (stdout on a full disk). */
+function print(text: string): number {
+  try {
+    console.log(text);
+    return 0;
+  } catch (err) {
+    say(`cannot write to stdout: ${messageOf(err)}`);
+    return SBOX_FAILED;
+  }
 }
 
 /**
@@ -36,26 +65,53 @@ function messageOf(err: unknown): string {
  * changed.
  */
 export async function main(argv: string[], version: string, fromCommandLine = false): Promise<number> {
+  // First, before any signal listener: which signals sbox was started with
+  // ignored, which it then leaves ignored (see keepIgnored). Without FFI
+  // there is no run, and Deno would ask for the permission on a terminal.
+  const ignored = Deno.permissions.querySync({ name: "ffi" }).state === "granted"
+    ? keepIgnored(HANDLED_SIGNALS)
+    : new Set<Deno.Signal>();
+  // SIGXFSZ (sbox under a file-size rlimit) would kill sbox on its first
+  // write past the limit, to a report or to stderr (a large log it appends
+  // to), before the report is written or the status returned; with a
+  // listener the write fails with EFBIG instead. A listener, not SIG_IGN:
+  // the command's processes start with it at its default.
+  const ignore = () => {};
+  Deno.addSignalListener("SIGXFSZ", ignore);
+  try {
+    return await dispatch(argv, version, fromCommandLine, ignored);
+  } finally {
+    Deno.removeSignalListener("SIGXFSZ", ignore);
+  }
+}
+
+async function dispatch(
+  argv: string[],
+  version: string,
+  fromCommandLine: boolean,
+  ignored: ReadonlySet<Deno.Signal>,
+): Promise<number> {
   const ffi = Deno.permissions.querySync({ name: "ffi" }).state === "granted";
   // Set when the helper library cannot be opened: see below.
   let noHelper: string | undefined;
   // A judge reads the report, not sbox's stderr: where the command line
   // names a report file, a failure to parse it still writes XX there.
   const failed = (message: string): number => {
-    printError(message);
     const path = reportPathOf(argv);
     // U+FFFD: the name is not the one given (see inexactArgument).
-    if (ffi && path !== undefined && !path.includes("\ufffd")) {
-      // sbox writes files through the helper: the line above said why not.
-      if (noHelper !== undefined) {
-        printError(`--report: no report written to ${path}`);
-        return SBOX_FAILED;
-      }
-      try {
-        ReportWriter.open(path).write(failedReport());
-      } catch (err) {
-        printError(`--report: ${messageOf(err)}`);
-      }
+    if (!ffi || path === undefined || path.includes("\ufffd")) {
+      say(message);
+    } else if (noHelper !== undefined) {
+      // sbox writes files through the helper: the first line says why not.
+      say(message);
+      say(`--report: no report written to ${path}`);
+    } else {
+      reportAndSay(
+        path === "-",
+        () => ReportWriter.open(path).write(failedReport()),
+        [message],
+        "--report: ",
+      );
     }
     return SBOX_FAILED;
   };
@@ -85,15 +141,13 @@ export async function main(argv: string[], version: string, fromCommandLine = fa
   }
   switch (invocation.kind) {
     case "help":
-      console.log(invocation.topic === "run" ? runHelp() : mainHelp(version));
-      return 0;
+      return print(invocation.topic === "run" ? runHelp() : mainHelp(version));
     case "version":
-      console.log(`sbox ${version}`);
-      return 0;
+      return print(`sbox ${version}`);
     case "run":
       if (noHelper !== undefined) return failed(noHelper);
       try {
-        return await run(invocation.options);
+        return await run(invocation.options, ignored);
       } catch (err) {
         // run() says what failed and returns 125 itself; this is for what
         // it did not foresee, which would otherwise end Deno with a trace.
@@ -121,18 +175,18 @@ function distrusted(result: RunResult, path: string, tampering: Tampering): RunR
   };
 }
 
-async function run(options: RunOptions): Promise<number> {
+async function run(options: RunOptions, ignored: ReadonlySet<Deno.Signal>): Promise<number> {
   // Without the permission Deno would ask on a terminal, or fail deep inside;
   // say at once what is needed instead.
   if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
-    printError(NEEDS_FFI);
+    say(NEEDS_FFI);
     return SBOX_FAILED;
   }
   // First, before anything exists: SIGUSR1 would open Deno's inspector.
   try {
     ignoreInspectorSignal();
   } catch (err) {
-    printError(messageOf(err));
+    say(messageOf(err));
     return SBOX_FAILED;
   }
   let report: ReportWriter | undefined;
@@ -141,30 +195,15 @@ async function run(options: RunOptions): Promise<number> {
     refuseStdinAsOutput(options.stdin, [["--report", options.report]]);
     if (options.report !== undefined) report = ReportWriter.open(options.report);
   } catch (err) {
-    printError(`--report: ${messageOf(err)}`);
+    say(`--report: ${messageOf(err)}`);
     return SBOX_FAILED;
   }
-  // SIGXFSZ (sbox run under a file-size rlimit) would kill sbox on its
-  // first oversized write, the report's, with the run's clean-up done but no
-  // word said; with a listener the write fails with EFBIG and says so. A
-  // listener, not SIG_IGN: the command's processes start with it at its default.
-  const ignore = () => {};
-  Deno.addSignalListener("SIGXFSZ", ignore);
-  try {
-    let result = await runContainer(options);
-    // The container is gone: no process of the run can touch the file now.
-    const tampering = report?.tampering();
-    if (tampering) result = distrusted(result, options.report!, tampering);
-    for (const message of result.messages) printError(message);
-    try {
-      report?.write(result.report);
-    } catch (err) {
-      printError(messageOf(err));
-      return SBOX_FAILED;
-    }
-    if (result.reraise) dieOf(result.reraise);
-    return result.exitStatus;
-  } finally {
-    Deno.removeSignalListener("SIGXFSZ", ignore);
-  }
+  let result = await runContainer(options, ignored);
+  // The container is gone: no process of the run can touch the file now.
+  const tampering = report?.tampering();
+  if (tampering) result = distrusted(result, options.report!, tampering);
+  const written = reportAndSay(options.report === "-", () => report?.write(result.report), result.messages);
+  if (!written) return SBOX_FAILED;
+  if (result.reraise) dieOf(result.reraise);
+  return result.exitStatus;
 }

@@ -26,6 +26,7 @@ import { useCgroup } from "./cgroup_access.ts";
 import { commandEnvironment } from "./environment.ts";
 import { checkUserMapped, pickUserMapper, requestedUser, resolveUser } from "./identity.ts";
 import { stopLikeDefault } from "./inspector_signal.ts";
+import { say } from "./messages.ts";
 import {
   commandCpu,
   createContainerCgroup,
@@ -53,12 +54,14 @@ import { Watchdog } from "./watchdog.ts";
  * that someone sends to stop it (a terminal's SIGINT and SIGQUIT, `kill`,
  * `timeout -s`, a lost session's SIGHUP, a CPU-time rlimit's SIGXCPU, a
  * power failure's SIGPWR), instead of dying on the spot with the container's
- * cgroup and scratch directory left behind. Not here: SIGUSR1 (ignored, see
- * inspector_signal.ts), SIGXFSZ (a no-op listener in main.ts: an oversized
- * write fails with EFBIG instead), SIGPIPE (Deno ignores it: a write fails
- * with EPIPE), SIGKILL and SIGSTOP (cannot be caught), and the signals of a
- * fault of sbox's own (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP,
- * SIGSYS), which must stay fatal rather than let a broken process go on.
+ * cgroup and scratch directory left behind; unless sbox was started with
+ * one ignored, which then stays so (see {@linkcode HANDLED_SIGNALS}). Not
+ * here: SIGUSR1 (ignored, see inspector_signal.ts), SIGXFSZ (a no-op
+ * listener in main.ts: an oversized write fails with EFBIG instead), SIGPIPE
+ * (Deno ignores it: a write fails with EPIPE), SIGKILL and SIGSTOP (cannot
+ * be caught), and the signals of a fault of sbox's own (SIGSEGV, SIGBUS,
+ * SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS), which must stay fatal rather
+ * than let a broken process go on.
  */
 export const STOP_SIGNALS: readonly Deno.Signal[] = [
   "SIGHUP",
@@ -74,6 +77,13 @@ export const STOP_SIGNALS: readonly Deno.Signal[] = [
   "SIGIO",
   "SIGPWR",
 ];
+
+/**
+ * Every signal sbox listens for during a run: {@linkcode STOP_SIGNALS}, and
+ * on a terminal SIGTSTP (`onCtrlZ`) and SIGWINCH (`onResize`). One that sbox
+ * was started with ignored gets no listener: it stays ignored.
+ */
+export const HANDLED_SIGNALS: readonly Deno.Signal[] = [...STOP_SIGNALS, "SIGTSTP", "SIGWINCH"];
 
 /** How a run ended: sbox's exit status, the report, and the lines to print on stderr. */
 export interface RunResult {
@@ -157,8 +167,15 @@ const NO_USAGE: Usage = {
   forksRefused: 0,
 };
 
-/** Runs `options.command` in a new container; never throws for a failure of the run itself. */
-export async function runContainer(options: RunOptions): Promise<RunResult> {
+/**
+ * Runs `options.command` in a new container; never throws for a failure of
+ * the run itself. `ignored`: those of {@linkcode HANDLED_SIGNALS} that sbox
+ * was started with ignored (`keepIgnored`), which it does not listen for.
+ */
+export async function runContainer(
+  options: RunOptions,
+  ignored: ReadonlySet<Deno.Signal> = new Set(),
+): Promise<RunResult> {
   const onTerminal = options.stdin === undefined && Deno.stdin.isTerminal();
   const state: RunState = {
     usage: NO_USAGE,
@@ -173,8 +190,10 @@ export async function runContainer(options: RunOptions): Promise<RunResult> {
   const restoreTerminal = saveTerminalModes();
   if (restoreTerminal) resources.defer(restoreTerminal);
   // From here on an interrupt kills the container (once there is one) and
-  // lets the cleanup run, rather than ending sbox on the spot.
-  resources.defer(onStopSignals((signal) => {
+  // lets the cleanup run, rather than ending sbox on the spot. A signal sbox
+  // was started with ignored (nohup's SIGHUP, the SIGINT and SIGQUIT of a
+  // shell's background job) stays ignored: no listener for it.
+  resources.defer(onStopSignals(STOP_SIGNALS.filter((signal) => !ignored.has(signal)), (signal) => {
     // Once decided, the report stays the run's (TO, say), not XX.
     if (state.decided) return;
     if (state.forward && TERMINAL_KEYS.includes(signal)) {
@@ -194,8 +213,8 @@ export async function runContainer(options: RunOptions): Promise<RunResult> {
   }));
   // The same condition as state.forward's, less the running command.
   if (onTerminal) {
-    resources.defer(onCtrlZ(state));
-    resources.defer(onResize(state));
+    if (!ignored.has("SIGTSTP")) resources.defer(onCtrlZ(state));
+    if (!ignored.has("SIGWINCH")) resources.defer(onResize(state));
   }
   try {
     await execute(options, state, resources);
@@ -256,11 +275,11 @@ async function execute(
   resources.defer(() => scratch.remove());
 
   const layers = new TemporaryLayers(scratch.mkdir("layers"), options.writeLimit);
-  if (picked.warning) note(`warning: ${picked.warning}`);
+  if (picked.warning) say(`warning: ${picked.warning}`);
   if (options.verbose) {
-    note(`user mapper: ${picked.description}`);
-    note(`cgroup: ${cgroup ? cgroup.path : `none (this user may not create cgroups in ${parent.path})`}`);
-    note(`network: ${describeNetwork(options)}`);
+    say(`user mapper: ${picked.description}`);
+    say(`cgroup: ${cgroup ? cgroup.path : `none (this user may not create cgroups in ${parent.path})`}`);
+    say(`network: ${describeNetwork(options)}`);
   }
   const network = networkManager(options);
   const hostname = options.hostname ?? "sbox";
@@ -273,7 +292,7 @@ async function execute(
       cwd: options.cwd,
       hostname,
       onSkipped: (source) => {
-        if (options.verbose) note(`bind: ${source} does not exist: skipped (:try)`);
+        if (options.verbose) say(`bind: ${source} does not exist: skipped (:try)`);
       },
     }),
     hostname,
@@ -516,11 +535,6 @@ function terminalType(onTerminal: boolean): { TERM?: string } {
   return term ? { TERM: term } : {};
 }
 
-/** One line of sbox's own on stderr: a warning, or what --verbose asks for. */
-function note(line: string): void {
-  console.error(`sbox: ${line}`);
-}
-
 /**
  * With the terminal on sbox's stdin: the terminal's Ctrl-Z (SIGTSTP) reaches
  * sbox alone, the command running in a session of its own. Stopping sbox
@@ -639,9 +653,9 @@ export function processGroupOrphaned(lookup: typeof processIds = processIds): bo
   return false;
 }
 
-/** Calls `onSignal` on each of {@linkcode STOP_SIGNALS}; returns the function that stops listening. */
-function onStopSignals(onSignal: (signal: Deno.Signal) => void): () => void {
-  const handlers = STOP_SIGNALS.map((signal) => [signal, () => onSignal(signal)] as const);
+/** Calls `onSignal` on each of `signals`; returns the function that stops listening. */
+function onStopSignals(signals: readonly Deno.Signal[], onSignal: (signal: Deno.Signal) => void): () => void {
+  const handlers = signals.map((signal) => [signal, () => onSignal(signal)] as const);
   for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
   return () => {
     for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
