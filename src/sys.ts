@@ -423,6 +423,15 @@ export function setNonblocking(fd: number, on = true): void {
   check(helper().sbox_fcntl(fd, F_SETFL, BigInt(next)), "fcntl", "cannot change O_NONBLOCK");
 }
 
+/**
+ * Sets the status flags of `fd` that F_SETFL changes (O.APPEND, O.NONBLOCK,
+ * ...) to `flags`; the open file's, shared by every fd on it.
+ */
+export function setFdFlags(fd: number, flags: number): void {
+  const F_SETFL = 4;
+  check(helper().sbox_fcntl(fd, F_SETFL, BigInt(flags)), "fcntl", "cannot change fd flags");
+}
+
 /** flock(2) operations. */
 export const LOCK = { EX: 2, NB: 4 } as const;
 

@@ -2160,6 +2160,28 @@ Deno.test("cli: on a terminal, the terminal's modes are put back after the run",
   assert.doesNotMatch(shown, /-echo/, shown);
 });
 
+// The container's stdio are the caller's open files and terminal: an
+// untrusted command could leave the shell's stdin non-blocking (its next
+// reader gets EAGAIN), the terminal exclusive (no one else may open it) or
+// its output stopped (the next write hangs).
+Deno.test("cli: what the command changes of the caller's stdio and terminal is put back after the run", async () => {
+  const spoil = shellQuote(
+    "use Fcntl; fcntl(STDIN, F_SETFL, fcntl(STDIN, F_GETFL, 0) | O_NONBLOCK) or die $!; " +
+      'ioctl(STDIN, 0x540C, 0) or die $!; print "spoilt\n"; ioctl(STDIN, 0x540A, 0) or die $!',
+  );
+  const look = shellQuote(
+    'use Fcntl; print((fcntl(STDIN, F_GETFL, 0) & O_NONBLOCK) ? "nonblocking\n" : "blocking\n"); ' +
+      '$x = pack("i", 0); ioctl(STDIN, 0x80045440, $x) or die $!; ' +
+      'print(unpack("i", $x) ? "exclusive\n" : "shared\n")',
+  );
+  // The host's root: its perl makes the calls (TIOCEXCL, TCXONC's TCOOFF).
+  const line = `${SBOX_IN_SHELL} run -- perl -e ${spoil}; echo "sbox $?"; perl -e ${look}`;
+  const { shown, code } = await onTerminal(line, []);
+  assert.equal(code, 0, shown);
+  const lines = shown.replaceAll("\r", "").trimEnd().split("\n");
+  assert.deepEqual(lines.slice(-4), ["spoilt", "sbox 0", "blocking", "shared"], shown);
+});
+
 Deno.test("cli: a signal after a limit killed the container leaves the verdict TO, not XX", async () => {
   // sbox is stopped before its 500 ms wall-clock timer and continued after
   // it with a SIGINT pending: the timer fires first (the verdict is TO), then

@@ -45,7 +45,7 @@ import { ScratchDir } from "./scratch.ts";
 import { removeLeftovers } from "./leftovers.ts";
 import { securityOptions } from "./security.ts";
 import { checkStdio, openStdio } from "./stdio.ts";
-import { saveTerminalModes } from "./terminal.ts";
+import { saveCallerStdio } from "./terminal.ts";
 import { Watchdog } from "./watchdog.ts";
 
 /**
@@ -187,8 +187,7 @@ export async function runContainer(
   };
   const resources = new AsyncDisposableStack();
   // Put back last, once the container and what ran in it are gone.
-  const restoreTerminal = saveTerminalModes();
-  if (restoreTerminal) resources.defer(restoreTerminal);
+  resources.defer(saveCallerStdio());
   // From here on an interrupt kills the container (once there is one) and
   // lets the cleanup run, rather than ending sbox on the spot. A signal sbox
   // was started with ignored (nohup's SIGHUP, the SIGINT and SIGQUIT of a

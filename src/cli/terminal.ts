@@ -1,62 +1,115 @@
 /**
- * The terminal on sbox's stdin, when there is one: its modes, saved before
- * the run and put back after it. A full-screen program in the container
- * (vi, less, top) sets the terminal raw and restores it only when it ends
- * its own way; killed with the container (Ctrl-C passed on, a time limit,
- * SIGTERM to sbox), it left the user's shell without echo or line editing,
- * and sbox, exiting normally, got no repair from that shell either.
+ * What the container may change of the stdio it shares with sbox's caller,
+ * saved before the run and put back after it. The container's stdio are
+ * sbox's own fds: the same open files as the shell's, and, on a terminal,
+ * the same terminal. A full-screen program in the container (vi, less, top)
+ * sets the terminal raw and restores it only when it ends its own way;
+ * killed with the container (Ctrl-C passed on, a time limit, SIGTERM to
+ * sbox), it left the user's shell without echo or line editing, and sbox,
+ * exiting normally, got no repair from that shell either. An untrusted
+ * command may do worse on purpose: set O_NONBLOCK on the shared open file
+ * (the shell's next reader gets EAGAIN), make the terminal exclusive
+ * (TIOCEXCL: no one else may open it), or stop its output (Ctrl-S's
+ * TCOOFF).
  *
  * @module
  */
+
+import { fdFlags, O, setFdFlags } from "../sys.ts";
 
 /** struct termios of glibc is 60 bytes; room to spare. */
 const TERMIOS_BYTES = 64;
 /** tcsetattr's "now". */
 const TCSANOW = 0;
+/** tcflow's "restart output". */
+const TCOON = 1;
+/** ioctl requests: whether the terminal is exclusive, and make it not. */
+const TIOCGEXCL = 0x80045440;
+const TIOCNXCL = 0x540d;
+/** The status flags a command could change on an open file it shares, that a program would notice. */
+const SHARED_FLAGS = O.NONBLOCK | O.APPEND;
+
+const LIBC_TERMINAL = {
+  tcgetattr: { parameters: ["i32", "buffer"], result: "i32" },
+  tcsetattr: { parameters: ["i32", "i32", "buffer"], result: "i32" },
+  tcgetpgrp: { parameters: ["i32"], result: "i32" },
+  getpgrp: { parameters: [], result: "i32" },
+  tcflow: { parameters: ["i32", "i32"], result: "i32" },
+  // Variadic in C; the third argument passes as a fixed one on x86-64 and aarch64 Linux.
+  ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
+} as const;
 
 /**
- * Saves the modes of the terminal on fd 0 and returns what puts them back,
- * or undefined where stdin is no terminal (or libc cannot be opened: then
- * the run goes on as before, without the repair).
+ * Saves the status flags of fds 0-2 (O_NONBLOCK, O_APPEND) and, where one of
+ * them is a terminal, its modes and exclusive mode; returns what puts them
+ * back. The terminal's part is left out where libc cannot be opened; the
+ * run goes on without it.
  *
  * @example
  * ```ts
- * import { saveTerminalModes } from "./terminal.ts";
+ * import { saveCallerStdio } from "./terminal.ts";
  *
- * const restore = saveTerminalModes();
+ * const restore = saveCallerStdio();
  * try {
  *   // ... the run ...
  * } finally {
- *   restore?.();
+ *   restore();
  * }
  * ```
  */
-export function saveTerminalModes(): (() => void) | undefined {
-  if (!Deno.stdin.isTerminal()) return undefined;
+export function saveCallerStdio(): () => void {
+  const flags = [0, 1, 2].map((fd) => {
+    try {
+      return fdFlags(fd) & SHARED_FLAGS;
+    } catch {
+      return undefined; // closed
+    }
+  });
+  const restoreTerminal = saveTerminal();
+  return () => {
+    flags.forEach((saved, fd) => {
+      if (saved === undefined) return;
+      try {
+        const now = fdFlags(fd);
+        if ((now & SHARED_FLAGS) !== saved) {
+          setFdFlags(fd, (now & ~SHARED_FLAGS) | saved);
+        }
+      } catch {
+        // closed meanwhile: nothing to put back
+      }
+    });
+    restoreTerminal?.();
+  };
+}
+
+/** The terminal part of {@linkcode saveCallerStdio}: undefined where none of fds 0-2 is a terminal. */
+function saveTerminal(): (() => void) | undefined {
+  const fd = [Deno.stdin, Deno.stdout, Deno.stderr].findIndex((file) => file.isTerminal());
+  if (fd < 0) return undefined;
   let libc;
   try {
-    libc = Deno.dlopen(
-      "libc.so.6",
-      {
-        tcgetattr: { parameters: ["i32", "buffer"], result: "i32" },
-        tcsetattr: { parameters: ["i32", "i32", "buffer"], result: "i32" },
-        tcgetpgrp: { parameters: ["i32"], result: "i32" },
-        getpgrp: { parameters: [], result: "i32" },
-      } as const,
-    );
+    libc = Deno.dlopen("libc.so.6", LIBC_TERMINAL);
   } catch {
     return undefined;
   }
+  const lib = libc.symbols;
   const saved = new Uint8Array(TERMIOS_BYTES);
-  if (libc.symbols.tcgetattr(0, saved) !== 0) {
+  const exclusive = new Int32Array(1);
+  if (lib.tcgetattr(fd, saved) !== 0) {
     libc.close();
     return undefined;
   }
-  const lib = libc;
+  const wasExclusive = lib.ioctl(fd, BigInt(TIOCGEXCL), new Uint8Array(exclusive.buffer)) === 0 &&
+    exclusive[0] !== 0;
   return () => {
     // Only in the foreground: from the background the kernel would stop
     // sbox (SIGTTOU) rather than let it change the terminal.
-    if (lib.symbols.tcgetpgrp(0) === lib.symbols.getpgrp()) lib.symbols.tcsetattr(0, TCSANOW, saved);
-    lib.close();
+    if (lib.tcgetpgrp(fd) === lib.getpgrp()) {
+      lib.tcsetattr(fd, TCSANOW, saved);
+      lib.tcflow(fd, TCOON);
+    }
+    // Anyone may clear the exclusive mode of a terminal they hold.
+    if (!wasExclusive) lib.ioctl(fd, BigInt(TIOCNXCL), null);
+    libc.close();
   };
 }
