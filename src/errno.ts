@@ -138,20 +138,39 @@ const TABLE: ReadonlyArray<readonly [number, string, string]> = [
   [132, "ERFKILL", "Operation not possible due to RF-kill"],
 ];
 
+/**
+ * Errnos of the kernel's own (include/linux/errno.h) that a syscall can
+ * return although C libraries have no name for them ("Unknown error 524"):
+ * seccomp(2) gives ENOTSUPP when the kernel cannot JIT-compile a filter it
+ * must JIT. Named for messages only: {@linkcode errnoNumber} does not take
+ * them, as a seccomp policy's errno is one that programs know.
+ */
+const KERNEL_INTERNAL: ReadonlyArray<readonly [number, string, string]> = [
+  [524, "ENOTSUPP", "Operation is not supported"],
+];
+
 const BY_NUMBER = new Map(TABLE.map(([n, name, message]) => [n, { name, message }]));
+const INTERNAL_BY_NUMBER = new Map(KERNEL_INTERNAL.map(([n, name, message]) => [n, { name, message }]));
 
-/** The symbolic name of an errno value, e.g. `errnoName(2) === "ENOENT"`. */
+/** The symbolic name of an errno value, e.g. `errnoName(2) === "ENOENT"`, `errnoName(524) === "ENOTSUPP"`. */
 export function errnoName(errno: number): string {
-  return BY_NUMBER.get(errno)?.name ?? `E${errno}`;
+  return (BY_NUMBER.get(errno) ?? INTERNAL_BY_NUMBER.get(errno))?.name ?? `E${errno}`;
 }
 
-/** The C library's message for an errno value. */
+/** The C library's message for an errno value (the kernel's comment for one of its own). */
 export function errnoMessage(errno: number): string {
-  return BY_NUMBER.get(errno)?.message ?? `Unknown error ${errno}`;
+  return (BY_NUMBER.get(errno) ?? INTERNAL_BY_NUMBER.get(errno))?.message ?? `Unknown error ${errno}`;
 }
 
-/** `ENOENT (No such file or directory)`. */
+/**
+ * `ENOENT (No such file or directory)`; a kernel-internal errno with its
+ * number, which is all that other tools show of it: `ENOTSUPP (524, the
+ * kernel's own errno: Operation is not supported)`.
+ */
 export function describeErrno(errno: number): string {
+  if (INTERNAL_BY_NUMBER.has(errno)) {
+    return `${errnoName(errno)} (${errno}, the kernel's own errno: ${errnoMessage(errno)})`;
+  }
   return `${errnoName(errno)} (${errnoMessage(errno)})`;
 }
 

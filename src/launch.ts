@@ -288,13 +288,7 @@ async function launchChild(spec: LaunchSpec): Promise<Launched> {
     // The failure is the one to report; adopt() reaps the process either way.
     if (forked) await adopt(forked.pid).then(reap, () => undefined);
     else await reap(pidfd);
-    const { step, what, explain } = program.describe(failed.opIndex);
-    const why = explain?.(errnoName(failed.errno));
-    const hint = why === undefined ? hintFor(failed.errno, step, what) : `: ${why}`;
-    throw new SboxError(`${what}: ${describeErrno(failed.errno)}${hint}`, {
-      step,
-      errno: failed.errno,
-    });
+    throw opFailure(program, failed.opIndex, failed.errno);
   }
   if (forked) return { pid: forked.pid, pidfd: await adopt(forked.pid) };
   if (program.hasReaper) {
@@ -304,6 +298,18 @@ async function launchChild(spec: LaunchSpec): Promise<Launched> {
     throw new SboxError(`the container's pid 1 ${how} before the command started`, { step: "reaper" });
   }
   return { pid, pidfd };
+}
+
+/**
+ * The error of op `opIndex` of `program`, which the child reports failed
+ * with `errno`: what the op does, the errno, and why where the errno alone
+ * would not say (the op's `explain`, else {@linkcode hintFor}).
+ */
+export function opFailure(program: Program, opIndex: number, errno: number): SboxError {
+  const { step, what, explain } = program.describe(opIndex);
+  const why = explain?.(errnoName(errno));
+  const hint = why === undefined ? hintFor(errno, step, what) : `: ${why}`;
+  return new SboxError(`${what}: ${describeErrno(errno)}${hint}`, { step, errno });
 }
 
 /**

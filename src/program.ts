@@ -579,7 +579,13 @@ export class ProgramBuilder {
       throw new RangeError(`a seccomp filter has 1 to ${MAX_FILTER_INSTRUCTIONS} 8-byte instructions`);
     }
     this.joinNetwork(); // the filter may deny setns
-    return this.#push(OpCode.seccomp, [count, { bytes: filter }], "cannot install the seccomp filter");
+    return this.#push(
+      OpCode.seccomp,
+      [count, { bytes: filter }],
+      "cannot install the seccomp filter",
+      0,
+      explainSeccompFailure,
+    );
   }
 
   /** Drop every capability not in `keep` (a bit mask) from the bounding set. */
@@ -664,6 +670,24 @@ export class ProgramBuilder {
       },
     };
   }
+}
+
+/**
+ * Why seccomp(2) refused a filter that the compiler checked. ENOTSUPP (524,
+ * an errno of the kernel's own) comes from a kernel built to JIT-compile
+ * every BPF program (CONFIG_BPF_JIT_ALWAYS_ON, the common distribution
+ * setting) that could not compile this one: nearly always because the JIT
+ * memory that net.core.bpf_jit_limit allows, machine-wide, to every process
+ * without CAP_BPF in the host's user namespace (a container's setup, here)
+ * is used up by other processes' socket and seccomp filters. No cgroup
+ * charges it, and the start alone cannot tell whose it is.
+ */
+function explainSeccompFailure(errno: string): string | undefined {
+  if (errno !== "ENOTSUPP") return undefined;
+  return "the kernel refused to JIT-compile the filter, which it must here: is net.core.bpf_jit_limit " +
+    "used up? It bounds, for the whole machine, the JIT memory of every process without CAP_BPF in the " +
+    "host's user namespace, and other processes' BPF socket filters and seccomp filters count against " +
+    "it until they close them or exit (docs/security.md, Kernel limits no cgroup bounds)";
 }
 
 /** A path for an error message: one in the container's root ("./etc") as the container sees it ("/etc"). */

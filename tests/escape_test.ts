@@ -238,6 +238,28 @@ Deno.test("modules, keyctl, bpf, perf_event_open, io_uring and vsock sockets are
   if (vsockControl !== "vsock ok") console.log(`vsock control: ${vsockControl} (this kernel has no vsock)`);
 });
 
+Deno.test("BPF socket filters fail with ENOPROTOOPT; a seccomp filter of the command's own is allowed", async () => {
+  // Each socket filter takes JIT memory from net.core.bpf_jit_limit, one pool
+  // for the whole machine: a container that held thousands made every later
+  // container's start fail (its seccomp filter could not be JIT-compiled).
+  const attached = ["so_attach_filter ok", "so_attach_reuseport_cbpf ok"];
+  assert.deepEqual(
+    (await attack(["socket-filter"], UNCONFINED)).split("\n"),
+    attached,
+    "control: unconfined",
+  );
+  await using setup = await container();
+  const out = await run(setup, ["/bin/sh", "-c", "/escape socket-filter; /escape seccomp-stack"]);
+  assert.deepEqual(out.trim().split("\n"), [
+    "so_attach_filter ENOPROTOOPT",
+    "so_attach_reuseport_cbpf ENOPROTOOPT",
+    // Sandboxes stack filters of their own (Chromium, OpenSSH, bubblewrap):
+    // each also takes JIT memory, but at most 32768 instructions' worth per
+    // process, so --pids bounds it.
+    "seccomp-stack ok",
+  ]);
+});
+
 Deno.test("no nested user namespaces: unshare and clone fail, clone3 is ENOSYS", async () => {
   assert.equal(await attack(["userns"], UNCONFINED), "userns ok", "control: unconfined");
   await using setup = await container();

@@ -9,8 +9,12 @@
  * BPF, performance events, modules, kexec, tracing other processes, every
  * way to mount or to enter or create namespaces, the clock, swap, reboot,
  * process accounting, vsock sockets (which no network namespace confines),
- * and a few ioctls that reach outside (TIOCSTI types into a terminal). clone3 fails with ENOSYS instead, because its flags are
- * in memory a filter cannot read: C libraries then fall back to clone, whose
+ * and a few ioctls that reach outside (TIOCSTI types into a terminal). The
+ * setsockopt options that attach a BPF program to a socket fail with
+ * ENOPROTOOPT, as on a kernel without them: each program takes JIT memory
+ * from net.core.bpf_jit_limit, one budget for the whole machine that no
+ * cgroup charges (docs/security.md). clone3 fails with ENOSYS instead,
+ * because its flags are in memory a filter cannot read: C libraries then fall back to clone, whose
  * flags it can. Syscalls numbered above every one sbox knows (added by a
  * later kernel) fail with ENOSYS too, so a new kernel does not widen the
  * policy.
@@ -93,6 +97,18 @@ const CLONE_NAMESPACES = 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x2
   0x00020000;
 const CLONE_NEWTIME = 0x80;
 const ENOSYS = { errno: "ENOSYS" } as const;
+const ENOPROTOOPT = { errno: "ENOPROTOOPT" } as const;
+/** setsockopt(2)'s level is an int: `bits: 32`, as the kernel ignores the upper half of the register. */
+const SOL_SOCKET: SeccompCondition = { arg: 1, op: "eq", value: 1, bits: 32 };
+/** The socket options that attach a BPF program (asm-generic/socket.h: x86_64 and aarch64 alike). */
+const SO = {
+  ATTACH_FILTER: 26,
+  ATTACH_BPF: 50,
+  ATTACH_REUSEPORT_CBPF: 51,
+  ATTACH_REUSEPORT_EBPF: 52,
+} as const;
+const SOL_PACKET = 263;
+const PACKET_FANOUT_DATA = 22;
 
 /**
  * The default profile. Every rule is a deny with EPERM except where it says
@@ -228,6 +244,44 @@ export const DEFAULT_SECCOMP_POLICY: SeccompPolicy = deepFreeze({
       syscalls: ["socket"],
       action: "errno",
       args: [{ arg: 0, op: "eq", value: 40, bits: 32 }],
+    },
+    {
+      comment:
+        "classic BPF socket filters (SO_ATTACH_FILTER): the kernel JIT-compiles each into memory that " +
+        "net.core.bpf_jit_limit bounds for the whole machine and no cgroup charges; a container holding " +
+        "thousands used it up, and every later seccomp filter (each container's start) failed with ENOTSUPP. " +
+        "ENOPROTOOPT is a kernel's answer to an option it lacks: libpcap then filters in user space",
+      syscalls: ["setsockopt"],
+      action: ENOPROTOOPT,
+      args: [SOL_SOCKET, { arg: 2, op: "eq", value: SO.ATTACH_FILTER, bits: 32 }],
+    },
+    {
+      comment:
+        "SO_ATTACH_REUSEPORT_CBPF: a classic BPF program for a SO_REUSEPORT group, the same JIT memory",
+      syscalls: ["setsockopt"],
+      action: ENOPROTOOPT,
+      args: [SOL_SOCKET, { arg: 2, op: "eq", value: SO.ATTACH_REUSEPORT_CBPF, bits: 32 }],
+    },
+    {
+      comment: "SO_ATTACH_BPF, SO_ATTACH_REUSEPORT_EBPF: eBPF programs, which bpf(2) (denied) makes; " +
+        "denied too, so that no socket filter at all is attached, whoever made the program",
+      syscalls: ["setsockopt"],
+      action: ENOPROTOOPT,
+      args: [SOL_SOCKET, { arg: 2, op: "eq", value: SO.ATTACH_BPF, bits: 32 }],
+    },
+    {
+      syscalls: ["setsockopt"],
+      action: ENOPROTOOPT,
+      args: [SOL_SOCKET, { arg: 2, op: "eq", value: SO.ATTACH_REUSEPORT_EBPF, bits: 32 }],
+    },
+    {
+      comment: "PACKET_FANOUT_DATA: the BPF program of a packet socket's fanout group (with CAP_NET_RAW)",
+      syscalls: ["setsockopt"],
+      action: ENOPROTOOPT,
+      args: [
+        { arg: 1, op: "eq", value: SOL_PACKET, bits: 32 },
+        { arg: 2, op: "eq", value: PACKET_FANOUT_DATA, bits: 32 },
+      ],
     },
     {
       comment: "x86 I/O ports, LDT, and obsolete interfaces",

@@ -7,6 +7,7 @@
 //!   escape kill PID | ptrace-child | ptrace PID | mount-root | remount-root
 //!   escape module | keyctl | bpf | perf | userns | clone-userns | clone3
 //!   escape tiocsti | tiocsti-high | io_uring | personality VALUE | vsock
+//!   escape socket-filter | seccomp-stack
 //!   escape connect PORT | fdbomb | chroot-breakout HOST_PATH | euid
 //!   escape read PATH | write PATH | catch-exec ENVIRONMENT
 //!   escape sigpending-pid1 (sets pid 1's RLIMIT_SIGPENDING to 0: a signal
@@ -130,6 +131,31 @@ pub fn main() void {
         const fd = linux.socket(af_vsock, linux.SOCK.STREAM, 0);
         report(attack, fd);
         if (errnoOf(fd) == null) _ = linux.close(@intCast(fd));
+    } else if (eql(attack, "socket-filter")) {
+        // One-instruction classic BPF programs ("ret 0xffff"), attached as a
+        // socket's filter and as a SO_REUSEPORT group's: each would take JIT
+        // memory from the machine-wide net.core.bpf_jit_limit.
+        var insn = [_]u8{ 0x06, 0, 0, 0, 0xff, 0xff, 0, 0 };
+        const Fprog = extern struct { len: u16, filter: usize };
+        const prog = Fprog{ .len = 1, .filter = @intFromPtr(&insn) };
+        const so_attach_filter: u32 = 26;
+        const so_attach_reuseport_cbpf: u32 = 51;
+        const unix_fd = linux.socket(linux.AF.UNIX, linux.SOCK.DGRAM, 0);
+        if (errnoOf(unix_fd) != null) return report(attack, unix_fd);
+        report("so_attach_filter", linux.setsockopt(@intCast(unix_fd), linux.SOL.SOCKET, so_attach_filter, @ptrCast(&prog), @sizeOf(Fprog)));
+        const udp = linux.socket(linux.AF.INET, linux.SOCK.DGRAM, 0);
+        if (errnoOf(udp) != null) return report(attack, udp);
+        const one: u32 = 1;
+        _ = linux.setsockopt(@intCast(udp), linux.SOL.SOCKET, linux.SO.REUSEPORT, @ptrCast(&one), 4);
+        report("so_attach_reuseport_cbpf", linux.setsockopt(@intCast(udp), linux.SOL.SOCKET, so_attach_reuseport_cbpf, @ptrCast(&prog), @sizeOf(Fprog)));
+    } else if (eql(attack, "seccomp-stack")) {
+        // A filter of one's own on top of the container's ("ret ALLOW"), as
+        // sandboxes (Chromium's, OpenSSH's, bubblewrap) install: allowed.
+        var insn = [_]u8{ 0x06, 0, 0, 0, 0, 0, 0xff, 0x7f };
+        const Fprog = extern struct { len: u16, filter: usize };
+        const prog = Fprog{ .len = 1, .filter = @intFromPtr(&insn) };
+        _ = linux.prctl(@intFromEnum(linux.PR.SET_NO_NEW_PRIVS), 1, 0, 0, 0);
+        report(attack, linux.syscall3(.seccomp, 1, 0, @intFromPtr(&prog))); // SECCOMP_SET_MODE_FILTER
     } else if (eql(attack, "io_uring")) {
         var params = [_]u8{0} ** 120;
         report(attack, linux.syscall2(.io_uring_setup, 1, @intFromPtr(&params)));
