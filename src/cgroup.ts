@@ -51,8 +51,128 @@ export interface CpuUsage {
   systemUsec: number;
 }
 
+/** A cgroup2 mount, as /proc/self/mountinfo lists it. */
+export interface Cgroup2Mount {
+  /** Mount point, the kernel's octal escapes (`\040` for a space) undone. */
+  point: string;
+  /**
+   * The group shown at the mount point, as /proc/self/cgroup names groups
+   * (mountinfo's root field, escapes undone): "/" for the whole hierarchy,
+   * "/judge" for a bind mount of judge's subtree, "/.." and below for a
+   * mount made outside this process's cgroup namespace.
+   */
+  root: string;
+}
+
+/** The cgroup2 mounts of `mountinfo` (the text of /proc/PID/mountinfo), in its order. */
+export function cgroup2Mounts(mountinfo: string): Cgroup2Mount[] {
+  const mounts: Cgroup2Mount[] = [];
+  for (const line of mountinfo.split("\n")) {
+    const sep = line.indexOf(" - ");
+    if (sep < 0 || line.slice(sep + 3).split(" ")[0] !== "cgroup2") continue;
+    const fields = line.slice(0, sep).split(" ");
+    mounts.push({ root: unescapeMountPath(fields[3]), point: unescapeMountPath(fields[4]) });
+  }
+  return mounts;
+}
+
 /**
- * Finds the cgroup2 mount point in /proc/self/mountinfo.
+ * The path of the cgroup v2 entry ("0::PATH") of `text`, the text of
+ * /proc/self/cgroup; undefined without one. The kernel writes it as it is,
+ * no escapes (a name may hold a tab or "\040"; not a newline, which mkdir
+ * refuses). It marks a group that was removed with " (deleted)" after the
+ * path, but the group of a live process cannot be removed: for this
+ * process's own entry, such an ending is part of the group's name.
+ */
+export function ownCgroupPath(text: string): string | undefined {
+  return text.split("\n").find((line) => line.startsWith("0::"))?.slice(3);
+}
+
+/** The parts of a cgroup path ("/a/b": ["a", "b"]; "/../a": ["..", "a"]). */
+function cgroupPathParts(path: string): string[] {
+  return path.split("/").filter((part) => part !== "");
+}
+
+/**
+ * How far below this process's cgroup namespace root the group of `parts`
+ * is (the kernel writes the ".." first): "/" 0, "/a/b" 2, "/.." -1.
+ */
+function depthOf(parts: string[]): number {
+  return parts.reduce((depth, part) => depth + (part === ".." ? -1 : 1), 0);
+}
+
+/**
+ * The mount of `mounts` that shows the group `path` (a cgroup path as
+ * /proc/self/cgroup gives it), and the group's name below its mount
+ * point; undefined when none shows it. Of several, the one of the largest
+ * subtree (the whole hierarchy, root "/", before a bind mount of a part of
+ * it), then the first listed: so that one group always gets one
+ * `mountPath`, which {@linkcode Cgroup.contains} compares.
+ */
+export function placeCgroup(
+  mounts: readonly Cgroup2Mount[],
+  path: string,
+): { mount: Cgroup2Mount; name: string } | undefined {
+  const parts = cgroupPathParts(path);
+  let best: { mount: Cgroup2Mount; name: string; depth: number } | undefined;
+  for (const mount of mounts) {
+    const root = cgroupPathParts(mount.root);
+    const rest = parts.slice(root.length);
+    // Its root is the group or above it, by name: a ".." left below the
+    // root would climb out of what the mount shows.
+    if (root.some((part, i) => parts[i] !== part) || rest.includes("..")) continue;
+    const depth = depthOf(root);
+    if (!best || depth < best.depth) best = { mount, name: rest.join("/"), depth };
+  }
+  return best && { mount: best.mount, name: best.name };
+}
+
+/** The cgroup2 mounts of this process's mount namespace; throws (step "cgroup") when there is none. */
+export function readCgroup2Mounts(): Cgroup2Mount[] {
+  const mounts = cgroup2Mounts(readTextFile("/proc/self/mountinfo"));
+  if (mounts.length === 0) {
+    throw new SboxError("no cgroup2 file system is mounted (looked in /proc/self/mountinfo)", {
+      step: "cgroup",
+    });
+  }
+  return mounts;
+}
+
+/**
+ * The group `path` (a cgroup path as /proc/self/cgroup gives it, such as
+ * "/judge"), on the cgroup2 mount that shows it ({@linkcode placeCgroup}).
+ * `what` names it (quoted) in an error, an SboxError of step "cgroup": a
+ * name sbox does not take, or no mount that shows the group.
+ */
+export function locateCgroup(
+  path: string,
+  what: string,
+  mounts: readonly Cgroup2Mount[] = readCgroup2Mounts(),
+): Cgroup {
+  // Here, where the message can say whose name it is: new Cgroup()'s
+  // would be "invalid option cgroup name", an option nobody gave.
+  if (hasControlCharacter(path)) {
+    throw new SboxError(
+      `${what} has a control character in its name, which sbox does not take in cgroup names`,
+      { step: "cgroup" },
+    );
+  }
+  const placed = placeCgroup(mounts, path);
+  if (placed) return new Cgroup(placed.mount.point, placed.name);
+  const shown = mounts.map((m) => `${m.point} shows ${show(m.root)}`).join(", ");
+  const outside = [path, ...mounts.map((m) => m.root)].some((p) => cgroupPathParts(p)[0] === "..")
+    ? ': "/.." is above the root of this process\'s cgroup namespace, whose groups a cgroup2 mount made ' +
+      "inside the namespace shows"
+    : "";
+  throw new SboxError(`${what} is on no cgroup2 mount of this mount namespace (${shown})${outside}`, {
+    step: "cgroup",
+  });
+}
+
+/**
+ * Finds the cgroup2 mount point in /proc/self/mountinfo: where cgroup2 is
+ * mounted more than once, the mount that shows this process's own group,
+ * the whole hierarchy (root "/") before a bind mount of a subtree.
  *
  * @example Where the containers' groups can go
  * ```ts
@@ -63,15 +183,13 @@ export interface CpuUsage {
  * ```
  */
 export function findCgroup2Mount(): string {
-  for (const line of readTextFile("/proc/self/mountinfo").split("\n")) {
-    const sep = line.indexOf(" - ");
-    if (sep < 0) continue;
-    const fstype = line.slice(sep + 3).split(" ")[0];
-    if (fstype === "cgroup2") return unescapeMountPath(line.slice(0, sep).split(" ")[4]);
-  }
-  throw new SboxError("no cgroup2 file system is mounted (looked in /proc/self/mountinfo)", {
-    step: "cgroup",
-  });
+  const mounts = readCgroup2Mounts();
+  const own = ownCgroupPath(readTextFile("/proc/self/cgroup"));
+  const placed = own === undefined ? undefined : placeCgroup(mounts, own);
+  if (placed) return placed.mount.point;
+  // None shows this process's group: the one of the largest subtree.
+  const depths = mounts.map((m) => depthOf(cgroupPathParts(m.root)));
+  return mounts[depths.indexOf(Math.min(...depths))].point;
 }
 
 /**
@@ -177,6 +295,56 @@ function validName(name: string): boolean {
     name.split("/").every((part) => part !== "" && part !== "." && part !== "..");
 }
 
+/** The text of a cgroup file, or undefined where it cannot be read. */
+function readIfPossible(path: string): string | undefined {
+  try {
+    return readTextFile(path);
+  } catch {
+    // Missing (a group not made yet; the root group, which cannot be
+    // frozen; Linux before 5.2, without a freezer) or unreadable: it
+    // tells of no freeze.
+    return undefined;
+  }
+}
+
+/**
+ * Why a process started in `cgroup` would be frozen, or undefined: a
+ * frozen group freezes every group below it, and a process cloned into
+ * one never runs its setup, so its start would wait forever. By
+ * cgroup.freeze of the group and its ancestors up to the mount's root (a
+ * freeze that is still under way is seen too), then by cgroup.events of
+ * the nearest that exists, which tells of a freeze from above the mount's
+ * root (a bind mount of a subtree, a cgroup namespace).
+ */
+export function whyFrozen(cgroup: Cgroup): string | undefined {
+  let nearest: Cgroup | undefined;
+  for (let group = cgroup;; group = group.parent()) {
+    if (readIfPossible(`${group.path}/cgroup.freeze`)?.trim() === "1") {
+      return group === cgroup ? "its cgroup.freeze is 1" : `cgroup.freeze of ${group.path} is 1`;
+    }
+    nearest ??= group.exists() ? group : undefined;
+    if (group.name === "") break;
+  }
+  if (nearest && /^frozen 1$/m.test(readIfPossible(`${nearest.path}/cgroup.events`) ?? "")) {
+    return `cgroup.events of ${nearest.path} says frozen 1: a group above it is frozen`;
+  }
+  return undefined;
+}
+
+/**
+ * Refuses to start processes in a frozen group ({@linkcode whyFrozen}):
+ * an SboxError naming `option`, before any process is created.
+ */
+export function checkNotFrozen(cgroup: Cgroup, option = "cgroup"): void {
+  const why = whyFrozen(cgroup);
+  if (why === undefined) return;
+  throw SboxError.invalidOption(
+    option,
+    `${cgroup.path} is frozen (${why}): a process started in it would not run until it is thawed ` +
+      "(0 written to that cgroup.freeze)",
+  );
+}
+
 /**
  * A cgroup v2 group: `mountPath` is the cgroup2 mount, `name` the path below
  * it ("" for the root).
@@ -217,12 +385,11 @@ export class Cgroup {
 
   /** The cgroup of the calling process. */
   static current(): Cgroup {
-    const mount = findCgroup2Mount();
-    const line = readTextFile("/proc/self/cgroup").split("\n").find((l) => l.startsWith("0::"));
-    if (!line) {
+    const path = ownCgroupPath(readTextFile("/proc/self/cgroup"));
+    if (path === undefined) {
       throw new SboxError("the process has no cgroup v2 entry in /proc/self/cgroup", { step: "cgroup" });
     }
-    return new Cgroup(mount, line.slice(3).replace(/ \(deleted\)$/, ""));
+    return locateCgroup(path, `this process's cgroup ${show(path)} (in /proc/self/cgroup)`);
   }
 
   /**
@@ -519,7 +686,11 @@ export class Cgroup {
     this.#controllerWrite("pids", "pids.max", String(limit));
   }
 
-  /** Opens the directory for CLONE_INTO_CGROUP; the caller closes the fd. */
+  /**
+   * Opens the directory for CLONE_INTO_CGROUP; the caller closes the fd.
+   * Refused (an SboxError naming `cgroup`) for a group killed with
+   * {@linkcode kill} and for a frozen one, where the process would not run.
+   */
   openDirectory(): number {
     // Here, where a process is about to be cloned into the group.
     for (
@@ -534,6 +705,8 @@ export class Cgroup {
           "killed at once, before it runs (Linux 6.18); start it in a new group",
       );
     }
+    // A clone into a frozen group would wait for a thaw, with no end.
+    checkNotFrozen(this);
     return open(this.path, O.RDONLY | O.DIRECTORY);
   }
 

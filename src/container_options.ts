@@ -8,7 +8,7 @@
  * @module
  */
 
-import { Cgroup, checkOnCgroup2, isInterfaceFileName } from "./cgroup.ts";
+import { Cgroup, checkNotFrozen, checkOnCgroup2, isInterfaceFileName } from "./cgroup.ts";
 import { SboxError } from "./error.ts";
 import { checkBoolean, checkKnownKeys, isPlainObject, kindOf, type KnownKeys, show } from "./options.ts";
 import { BindMount, checkTarget, cleanPath, type Mount } from "./mount.ts";
@@ -310,6 +310,7 @@ export function checkContainerOptions(options: ContainerOptions): void {
       throw SboxError.invalidOption("cgroup", `${cgroup.path} does not exist (call create())`);
     }
     checkOnCgroup2(cgroup);
+    checkNotFrozen(cgroup);
     checkNotHoldingCaller(cgroup);
   }
   checkUserMapper(userMapper);

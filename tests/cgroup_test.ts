@@ -1,16 +1,19 @@
 /**
  * sbox's test_cgroup, on this host's controller-less cgroup2: create, child,
- * remove, processes, kill; and the clear error for a missing controller.
+ * remove, processes, kill; the clear error for a missing controller; which
+ * mount shows a group (mountinfo, /proc/self/cgroup); frozen groups.
  * Real limits are proven in the VM tier (tests/vm/).
  */
 
 import assert from "node:assert/strict";
 import { Cgroup, Container, findCgroup2Mount, OverlayMount, SboxError } from "../mod.ts";
+import { cgroup2Mounts, locateCgroup, ownCgroupPath, placeCgroup } from "../src/cgroup.ts";
 import {
   busyboxContainer,
   busyboxImage,
   identityMapper,
   scratchDir,
+  skipUnlessRoot,
   snapshot,
   testCgroup,
 } from "./fixtures.ts";
@@ -405,5 +408,276 @@ Deno.test("a group killed with kill() takes no new container until it is made an
     assert.equal(await start(cgroup), "ran\n");
   } finally {
     await cgroup.remove();
+  }
+});
+
+// ---- where the groups are: mountinfo and /proc/self/cgroup ------------------
+
+/** A mountinfo line of a cgroup2 mount of group `root` at `point`, both as the kernel escapes them. */
+function cgroup2Line(id: number, root: string, point: string): string {
+  return `${id} 23 0:38 ${root} ${point} rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw`;
+}
+
+Deno.test("a bind mount of a subtree listed first is not taken for the hierarchy; escapes are undone", () => {
+  const mountinfo = [
+    "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw",
+    // The subtree "/judge box" (a space, escaped) bound at /srv/cg\040box.
+    cgroup2Line(30, "/judge\\040box", "/srv/cg\\040box"),
+    "31 22 0:5 / /sys rw shared:2 - sysfs sysfs rw",
+    cgroup2Line(32, "/", "/sys/fs/cgroup"),
+    "",
+  ].join("\n");
+  const mounts = cgroup2Mounts(mountinfo);
+  assert.deepEqual(mounts, [
+    { root: "/judge box", point: "/srv/cg box" },
+    { root: "/", point: "/sys/fs/cgroup" },
+  ]);
+  // The whole hierarchy's mount, though listed second: the bind would make
+  // "/srv/cg box/judge box/w1", a directory that is not there.
+  const w1 = locateCgroup("/judge box/w1", "w1", mounts);
+  assert.deepEqual([w1.mountPath, w1.name], ["/sys/fs/cgroup", "judge box/w1"]);
+  // With the bind alone: the name below its root.
+  assert.deepEqual(placeCgroup(mounts.slice(0, 1), "/judge box/w1"), { mount: mounts[0], name: "w1" });
+  assert.deepEqual(placeCgroup(mounts.slice(0, 1), "/judge box"), { mount: mounts[0], name: "" });
+  // A group outside the subtree it shows, or one by a longer name, is not on it.
+  assert.equal(placeCgroup(mounts.slice(0, 1), "/other"), undefined);
+  assert.equal(placeCgroup(mounts.slice(0, 1), "/judge boxes"), undefined);
+  assert.throws(
+    () => locateCgroup("/other", 'cgroup "/other"', mounts.slice(0, 1)),
+    /^SboxError: cgroup "\/other" is on no cgroup2 mount of this mount namespace \(\/srv\/cg box shows "\/judge box"\)$/,
+  );
+});
+
+Deno.test('a cgroup namespace\'s "/.." is followed where a mount shows it, and named where none does', () => {
+  // Made outside the namespace: the mount's root is above the namespace's.
+  const above = cgroup2Mounts(cgroup2Line(30, "/../..", "/sys/fs/cgroup"));
+  assert.deepEqual(above, [{ root: "/../..", point: "/sys/fs/cgroup" }]);
+  // "/" is two groups below the mount's root, whose names no path says.
+  assert.throws(
+    () => locateCgroup("/", "this process's cgroup", above),
+    /^SboxError: this process's cgroup is on no cgroup2 mount .*\(\/sys\/fs\/cgroup shows "\/\.\.\/\.\."\): "\/\.\." is above the root of this process's cgroup namespace/,
+  );
+  // A group moved out of the namespace, next to its root: under "/..".
+  const parent = cgroup2Mounts(cgroup2Line(30, "/..", "/mnt/cg"));
+  assert.deepEqual(placeCgroup(parent, "/../w2"), { mount: parent[0], name: "w2" });
+  assert.equal(placeCgroup(parent, "/../../w2"), undefined);
+  // Beside a mount made inside the namespace (root "/"): "/a" is below
+  // "/.." too, but by the name of the namespace's root, which no path
+  // gives; so only the namespace's mount shows it by name.
+  const both = [...parent, ...cgroup2Mounts(cgroup2Line(31, "/", "/sys/fs/cgroup"))];
+  assert.deepEqual(placeCgroup(both, "/a"), { mount: both[1], name: "a" });
+  assert.deepEqual(placeCgroup(both, "/../w2"), { mount: both[0], name: "w2" });
+});
+
+Deno.test('/proc/self/cgroup: the v2 entry as it is, " (deleted)" and \\040 kept; a control character named', () => {
+  const hybrid = "4:memory:/a\n1:name=systemd:/\n0::/judge/w1\n";
+  assert.equal(ownCgroupPath(hybrid), "/judge/w1");
+  assert.equal(ownCgroupPath("1:name=systemd:/\n"), undefined);
+  // The group of a live process cannot have been removed: the kernel's mark
+  // for that is part of this name. Nor does the kernel escape anything here.
+  assert.equal(ownCgroupPath("0::/w (deleted)\n"), "/w (deleted)");
+  assert.equal(ownCgroupPath("0::/a\\040b\n"), "/a\\040b");
+  const mounts = cgroup2Mounts(cgroup2Line(30, "/", "/sys/fs/cgroup"));
+  assert.equal(locateCgroup("/w (deleted)", "w", mounts).path, "/sys/fs/cgroup/w (deleted)");
+  assert.equal(locateCgroup("/a\\040b", "w", mounts).path, "/sys/fs/cgroup/a\\040b");
+  // Not "invalid option cgroup name", an option nobody gave.
+  assert.throws(
+    () => locateCgroup("/a\tb", `this process's cgroup "/a\\tb"`, mounts),
+    /^SboxError: this process's cgroup "\/a\\tb" has a control character in its name, which sbox does not take in cgroup names$/,
+  );
+});
+
+const REPORT_CGROUP = `
+import { Cgroup, findCgroup2Mount } from ${JSON.stringify(new URL("../mod.ts", import.meta.url).href)};
+import { resolveParentCgroup } from ${JSON.stringify(new URL("../src/cli/limits.ts", import.meta.url).href)};
+try {
+  const spec = Deno.env.get("SBOX_TEST_CGROUP");
+  const parent = spec === undefined ? {} : { parent: resolveParentCgroup(spec).path };
+  console.log(JSON.stringify({ mount: findCgroup2Mount(), current: Cgroup.current().path, ...parent }));
+} catch (err) {
+  console.log(JSON.stringify({ error: String(err) }));
+}`;
+
+/**
+ * What findCgroup2Mount() and Cgroup.current() say in a Deno started by
+ * `sh -c script` as "$0" (its code "$1"; `args` from "$2" on): `script`
+ * moves it to a group, into namespaces, and ends with `exec "$0" eval "$1"`;
+ * with $SBOX_TEST_CGROUP set, also what sbox run's --cgroup makes of it.
+ */
+async function cgroupSeenAfter(
+  script: string,
+  args: string[],
+): Promise<{ mount?: string; current?: string; parent?: string; error?: string }> {
+  const output = await new Deno.Command("/bin/sh", {
+    args: ["-c", script, Deno.execPath(), REPORT_CGROUP, ...args],
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(60_000),
+  }).output();
+  const stderr = new TextDecoder().decode(output.stderr);
+  assert.equal(output.code, 0, stderr);
+  return JSON.parse(new TextDecoder().decode(output.stdout));
+}
+
+const SUBTREE_FIRST_TEST =
+  "with a bind mount of a subtree listed before the hierarchy's mount, this process's group is where it is";
+Deno.test({
+  name: SUBTREE_FIRST_TEST,
+  ignore: skipUnlessRoot(
+    SUBTREE_FIRST_TEST,
+    "it mounts cgroup2 in a mount namespace of its own (unshare -m)",
+  ),
+}, async () => {
+  const group = testCgroup();
+  const dir = scratchDir("cgroup-bind-");
+  try {
+    group.child("inner").create();
+    // The subtree bound first, then the hierarchy mounted anew: after it in mountinfo.
+    const inNamespace =
+      'mount --bind "$2" "$4" && umount -l "$3" && mount -t cgroup2 cgroup2 "$3" || exit 1\n' +
+      "first=$(awk '/ - cgroup2 /{ print $4; exit }' /proc/self/mountinfo)\n" +
+      '[ "$first" != / ] || { echo "the hierarchy is listed first" >&2; exit 1; }\n' +
+      'SBOX_TEST_CGROUP="$4/inner" exec "$0" eval "$1"';
+    const seen = await cgroupSeenAfter(
+      'echo $$ > "$2/inner/cgroup.procs" && exec unshare -m --propagation private sh -c "$5" "$0" "$1" "$2" "$3" "$4"',
+      [group.path, group.mountPath, dir, inNamespace],
+    );
+    // --cgroup as a directory of the bind mount: the same group, by the same mount.
+    const inner = `${group.path}/inner`;
+    assert.deepEqual(seen, { mount: group.mountPath, current: inner, parent: inner });
+  } finally {
+    await group.remove();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+const OWN_NAME_TEST =
+  'this process\'s group named "x (deleted)" is found; one named with a tab is named as the problem';
+Deno.test({
+  name: OWN_NAME_TEST,
+  ignore: skipUnlessRoot(OWN_NAME_TEST, "it moves a process between cgroups"),
+}, async () => {
+  const group = testCgroup();
+  try {
+    const into = 'echo $$ > "$2/cgroup.procs" && exec "$0" eval "$1"';
+    const deleted = group.child("x (deleted)");
+    deleted.create();
+    assert.deepEqual(await cgroupSeenAfter(into, [deleted.path]), {
+      mount: group.mountPath,
+      current: deleted.path,
+    });
+    Deno.mkdirSync(`${group.path}/a\tb`);
+    const tab = await cgroupSeenAfter(into, [`${group.path}/a\tb`]);
+    assert.deepEqual(tab, {
+      error:
+        `SboxError: this process's cgroup ${JSON.stringify(`/${group.name}/a\tb`)} (in /proc/self/cgroup) ` +
+        "has a control character in its name, which sbox does not take in cgroup names",
+    });
+    Deno.removeSync(`${group.path}/a\tb`);
+  } finally {
+    await group.remove();
+  }
+});
+
+const NAMESPACE_TEST =
+  "in a cgroup namespace under the host's mount, this process's group is not taken for the mount's root";
+Deno.test({
+  name: NAMESPACE_TEST,
+  ignore: skipUnlessRoot(NAMESPACE_TEST, "it makes a cgroup namespace (unshare -C)"),
+}, async () => {
+  const group = testCgroup();
+  try {
+    // The namespace's root is the group; the mount shows the hierarchy's
+    // root, "/.." and more from inside: no name says which group is ours.
+    const seen = await cgroupSeenAfter('echo $$ > "$2/cgroup.procs" && exec unshare -C "$0" eval "$1"', [
+      group.path,
+    ]);
+    const up = group.name.split("/").map(() => "..").join("/");
+    assert.deepEqual(seen, {
+      error: `SboxError: this process's cgroup "/" (in /proc/self/cgroup) is on no cgroup2 mount of this ` +
+        `mount namespace (${group.mountPath} shows "/${up}"): "/.." is above the root of this process's ` +
+        "cgroup namespace, whose groups a cgroup2 mount made inside the namespace shows",
+    });
+  } finally {
+    await group.remove();
+  }
+});
+
+// ---- frozen groups -----------------------------------------------------------
+
+/**
+ * `promise`'s error, or a string saying what it did instead: resolved, or
+ * still pending after `ms` (a process cloned into a frozen group waits for
+ * the thaw, and so does its start).
+ */
+async function errorOf(promise: Promise<unknown>, ms = 5_000): Promise<unknown> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise((resolve) =>
+    timer = setTimeout(() => resolve(`still pending after ${ms} ms`), ms)
+  );
+  try {
+    return await Promise.race([promise.then((v) => `resolved: ${v}`, (err) => err), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test("a frozen group, or one below a frozen group, takes no process: refused before one is made, nothing left", async () => {
+  await using setup = await busyboxContainer();
+  const { container, cgroup } = setup;
+  const freeze = (group: Cgroup, on: boolean) =>
+    Deno.writeTextFileSync(`${group.path}/cgroup.freeze`, on ? "1" : "0");
+  const frozen = cgroup.child("frozen");
+  const inner = frozen.child("inner");
+  inner.create();
+  freeze(frozen, true);
+  const pending: Promise<unknown>[] = [];
+  let created: Container | undefined;
+  try {
+    // Container.create: a group below a frozen one (its own cgroup.freeze is 0).
+    Deno.mkdirSync(`${setup.dir}/root2`);
+    const creation = Container.create({
+      rootfs: `${setup.dir}/root2`,
+      cgroup: inner,
+      userMapper: identityMapper(),
+    });
+    pending.push(creation.then((c) => created = c, () => {}));
+    const refused = await errorOf(creation);
+    assert.ok(refused instanceof SboxError && refused.step === "options", String(refused));
+    assert.equal(
+      refused.message,
+      `invalid option cgroup: ${inner.path} is frozen (cgroup.freeze of ${frozen.path} is 1): ` +
+        "a process started in it would not run until it is thawed (0 written to that cgroup.freeze)",
+    );
+    // A running container whose group is frozen: an exec into it, or into a
+    // new child group of it, would never start.
+    const env = { PATH: "/bin" };
+    const init = await container.start({ command: ["/bin/sleep", "100"], env });
+    freeze(cgroup, true);
+    const before = snapshot();
+    const cases: [string | undefined, string][] = [
+      [undefined, "its cgroup.freeze is 1"],
+      ["sub", `cgroup.freeze of ${cgroup.path} is 1`],
+    ];
+    for (const [child, why] of cases) {
+      const exec = container.exec(init, { command: ["/bin/true"], env, cgroup: child });
+      pending.push(exec.then((p) => p.status, () => {}));
+      const err = await errorOf(exec);
+      assert.ok(err instanceof SboxError, String(err));
+      const path = child ? cgroup.child(child).path : cgroup.path;
+      assert.ok(err.message.startsWith(`invalid option cgroup: ${path} is frozen (${why})`), err.message);
+    }
+    assert.equal(cgroup.child("sub").exists(), false, "the refused exec left its new child group");
+    assert.deepEqual(snapshot(), before, "a process or an fd was made");
+    // Thawed, the same exec runs.
+    freeze(cgroup, false);
+    const ran = await container.exec(init, { command: ["/bin/true"], env, cgroup: "sub" });
+    assert.equal((await ran.status).code, 0);
+  } finally {
+    freeze(cgroup, false);
+    freeze(frozen, false);
+    // On a start that hung (the old code), what it made ends now.
+    await Promise.all(pending);
+    await created?.destroy();
   }
 });

@@ -2359,6 +2359,66 @@ for (
   });
 }
 
+Deno.test("cli: a frozen --cgroup, or one below a frozen group, fails with 125 at once, naming the freeze; nothing is made in it", async () => {
+  const frozen = Cgroup.current().child(randomName());
+  const below = frozen.child("below");
+  below.create();
+  Deno.writeTextFileSync(`${frozen.path}/cgroup.freeze`, "1");
+  try {
+    const cases: [Cgroup, string, string[]][] = [
+      [frozen, "its cgroup.freeze is 1", ["below"]],
+      [below, `cgroup.freeze of ${frozen.path} is 1`, []],
+    ];
+    for (const [group, why, groups] of cases) {
+      // A container cloned into it would wait for a thaw, and sbox with it;
+      // so would the pipes it holds: a thaw, not a kill, ends such a wait.
+      const child = new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--allow-ffi",
+          SBOX,
+          "run",
+          "--rootfs",
+          busyboxImage(),
+          "--cgroup",
+          group.path,
+          "--",
+          "true",
+        ],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      let hung = false;
+      const timer = setTimeout(() => {
+        hung = true;
+        Deno.writeTextFileSync(`${frozen.path}/cgroup.freeze`, "0");
+      }, 10_000);
+      const output = await child.output();
+      clearTimeout(timer);
+      const result = {
+        code: output.code,
+        stdout: text(output.stdout),
+        stderr: text(output.stderr),
+        pid: child.pid,
+      };
+      assert.equal(hung, false, `sbox waited for a thaw: ${result.stderr}`);
+      assertSboxFailed(result, /^sbox: invalid option --cgroup: /);
+      assert.equal(
+        result.stderr,
+        `sbox: invalid option --cgroup: ${group.path} is frozen (${why}): a process started in it would not ` +
+          "run until it is thawed (0 written to that cgroup.freeze)\n",
+      );
+      const made = [...Deno.readDirSync(group.path)].filter((e) => e.isDirectory).map((e) => e.name);
+      assert.deepEqual(made, groups, `a cgroup was made in ${group.path}`);
+      assertNothingLeft(result.pid);
+    }
+  } finally {
+    Deno.writeTextFileSync(`${frozen.path}/cgroup.freeze`, "0");
+    await frozen.remove();
+  }
+});
+
 // ---- judge-style stdio ------------------------------------------------------
 
 Deno.test("cli: --stdin, --stdout and --stderr files", async () => {

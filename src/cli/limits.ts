@@ -11,8 +11,9 @@
  * @module
  */
 
-import { Cgroup, type CpuUsage, findCgroup2Mount } from "../cgroup.ts";
+import { Cgroup, checkNotFrozen, type CpuUsage, locateCgroup, readCgroup2Mounts } from "../cgroup.ts";
 import { SboxError } from "../error.ts";
+import { show } from "../options.ts";
 import { readDir, stat } from "../sys.ts";
 import type { RunOptions } from "./args.ts";
 import { claimDir, type DirLock, ownedName } from "./ownership.ts";
@@ -30,16 +31,29 @@ const LIMITS = [
 ] as const;
 
 /**
- * The parent cgroup: `--cgroup PATH` (a directory of the cgroup2 mount, or a
+ * The parent cgroup: `--cgroup PATH` (a directory of a cgroup2 mount, or a
  * cgroup path as in /proc/self/cgroup such as `/judge`; absolute and clean,
- * see args.ts), else sbox's own.
+ * see args.ts), else sbox's own. A frozen one is refused, before anything
+ * is made: the container's processes would wait for a thaw, with no end.
  */
 export function resolveParentCgroup(spec: string | undefined): Cgroup {
+  // sbox's own is not frozen: sbox runs.
   if (spec === undefined) return Cgroup.current();
-  const mount = findCgroup2Mount();
-  const name = spec === mount || spec.startsWith(`${mount}/`) ? spec.slice(mount.length) : spec;
-  const cgroup = new Cgroup(mount, name);
+  const mounts = readCgroup2Mounts();
+  // A directory of a mount: its group's cgroup path, by the mount's root,
+  // which is "/" for a mount of the whole hierarchy.
+  const at = mounts.filter((m) => spec === m.point || spec.startsWith(`${m.point}/`))
+    .sort((a, b) => b.point.length - a.point.length)[0];
+  const path = at ? `${at.root.replace(/\/$/, "")}${spec.slice(at.point.length)}` || "/" : spec;
+  let cgroup: Cgroup;
+  try {
+    cgroup = locateCgroup(path, `cgroup ${show(path)}`, mounts);
+  } catch (err) {
+    if (!(err instanceof SboxError)) throw err;
+    throw SboxError.invalidOption("--cgroup", err.message);
+  }
   if (!cgroup.exists()) throw SboxError.invalidOption("--cgroup", `cgroup ${cgroup.path} does not exist`);
+  checkNotFrozen(cgroup, "--cgroup");
   return cgroup;
 }
 
