@@ -202,6 +202,23 @@ Deno.test("pid 1 takes a kill request only with its token: a SIGRTMAX from insid
   assert.equal(sleeper.resourceUsage, undefined, "pid 1 was killed: no figures");
 });
 
+Deno.test("a lease on a host file bound in, which would hold the host's writers of it, is refused (EINVAL)", async () => {
+  const dir = scratchDir("lease-");
+  try {
+    Deno.writeTextFileSync(`${dir}/shared`, "x");
+    // Read-only: a lease needs only a read and the file's owner (root here).
+    const extra = [new BindMount(`${dir}/shared`, "/shared", { readonly: true })];
+    assert.equal(
+      await attack(["lease", "/shared"], { ...UNCONFINED, extra }),
+      "lease ok",
+      "control: unconfined",
+    );
+    assert.equal(await attack(["lease", "/shared"], { extra }), "lease EINVAL");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("mounting or remounting over / fails (seccomp, then CAP_SYS_ADMIN)", async () => {
   const control = await attack(["mount-root"], { ...UNCONFINED, capAdd: ["SYS_ADMIN"] });
   assert.equal(control, "mount-root ok", "control: with SYS_ADMIN and no filter, a user namespace may mount");

@@ -74,6 +74,7 @@ function runFilter(filter: Uint8Array, data: SeccompData): number {
 const EPERM = SECCOMP_RET.ERRNO | 1;
 const ENOSYS = SECCOMP_RET.ERRNO | 38;
 const ENOPROTOOPT = SECCOMP_RET.ERRNO | 92;
+const EINVAL = SECCOMP_RET.ERRNO | 22;
 const { ALLOW, KILL_PROCESS } = SECCOMP_RET;
 const CLONE_NEWUSER = 0x10000000n;
 const SIGCHLD = 17n;
@@ -141,6 +142,12 @@ for (const arch of ["x86_64", "aarch64"] as const) {
     assert.equal(v("setsockopt", 3n, 6n, 26n), ALLOW, "IPPROTO_TCP's option 26 is not SO_ATTACH_FILTER");
     assert.equal(v("setsockopt", 3n, 263n, 18n), ALLOW, "PACKET_FANOUT itself");
     assert.equal(v("getsockopt", 3n, SOL_SOCKET, 26n), ALLOW, "SO_GET_FILTER reads");
+    // fcntl(fd, cmd, arg): a lease would hold the host's writers of a bound file.
+    assert.equal(v("fcntl", 3n, 1024n), EINVAL, "F_SETLEASE");
+    assert.equal(v("fcntl", 3n, (1n << 32n) | 1024n), EINVAL, "F_SETLEASE with the high half set");
+    assert.equal(v("fcntl", 3n, 1025n), ALLOW, "F_GETLEASE");
+    assert.equal(v("fcntl", 3n, 6n), ALLOW, "F_SETLK");
+    assert.equal(v("fcntl", 3n, 4n), ALLOW, "F_SETFL");
   });
 
   Deno.test(`seccomp (${arch}): every unconditional rule of the default profile holds`, () => {

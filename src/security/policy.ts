@@ -13,7 +13,9 @@
  * setsockopt options that attach a BPF program to a socket fail with
  * ENOPROTOOPT, as on a kernel without them: each program takes JIT memory
  * from net.core.bpf_jit_limit, one budget for the whole machine that no
- * cgroup charges (docs/security.md). clone3 fails with ENOSYS instead,
+ * cgroup charges (docs/security.md). So does fcntl's F_SETLEASE, with
+ * EINVAL: a lease on a host file bound in would hold the host's writers
+ * of it. clone3 fails with ENOSYS instead,
  * because its flags are in memory a filter cannot read: C libraries then fall back to clone, whose
  * flags it can. Syscalls numbered above every one sbox knows (added by a
  * later kernel) fail with ENOSYS too, so a new kernel does not widen the
@@ -98,6 +100,9 @@ const CLONE_NAMESPACES = 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x2
 const CLONE_NEWTIME = 0x80;
 const ENOSYS = { errno: "ENOSYS" } as const;
 const ENOPROTOOPT = { errno: "ENOPROTOOPT" } as const;
+const EINVAL = { errno: "EINVAL" } as const;
+/** fcntl(2)'s command that takes a lease; its `cmd` is an unsigned int. */
+const F_SETLEASE = 1024;
 /** setsockopt(2)'s level is an int: `bits: 32`, as the kernel ignores the upper half of the register. */
 const SOL_SOCKET: SeccompCondition = { arg: 1, op: "eq", value: 1, bits: 32 };
 /** The socket options that attach a BPF program (asm-generic/socket.h: x86_64 and aarch64 alike). */
@@ -282,6 +287,15 @@ export const DEFAULT_SECCOMP_POLICY: SeccompPolicy = deepFreeze({
         { arg: 1, op: "eq", value: SOL_PACKET, bits: 32 },
         { arg: 2, op: "eq", value: PACKET_FANOUT_DATA, bits: 32 },
       ],
+    },
+    {
+      comment:
+        "F_SETLEASE (1024): a lease on a host file bound in, even read-only, holds every host process " +
+        "that opens it for writing for fs.lease-break-time (45 s) per lease, which the holder takes again; " +
+        "EINVAL is a kernel's answer with leases off (fs.leases-enable 0)",
+      syscalls: ["fcntl"],
+      action: EINVAL,
+      args: [{ arg: 1, op: "eq", value: F_SETLEASE, bits: 32 }],
     },
     {
       comment: "x86 I/O ports, LDT, and obsolete interfaces",

@@ -9,7 +9,7 @@
 //!   escape tiocsti | tiocsti-high | io_uring | personality VALUE | vsock
 //!   escape socket-filter | seccomp-stack
 //!   escape connect PORT | fdbomb | chroot-breakout HOST_PATH | euid
-//!   escape read PATH | write PATH | catch-exec ENVIRONMENT
+//!   escape read PATH | write PATH | lease PATH | catch-exec ENVIRONMENT
 //!   escape sigpending-pid1 (sets pid 1's RLIMIT_SIGPENDING to 0: a signal
 //!     sent to it then arrives without its sender's details)
 //!   escape swap DIR (on the host: exchanges DIR/a and DIR/b until killed)
@@ -198,6 +198,14 @@ pub fn main() void {
         const n = linux.read(@intCast(fd), &buf, buf.len);
         if (errnoOf(n) != null) return report(attack, n);
         say("{s} ok {d} bytes", .{ attack, n });
+    } else if (eql(attack, "lease")) {
+        // A read lease (F_SETLEASE, F_RDLCK): the host's next opener of
+        // PATH for writing waits until it is given up, or 45 s.
+        const fd = linux.open(arg, .{ .ACCMODE = .RDONLY }, 0);
+        if (errnoOf(fd) != null) return report(attack, fd);
+        const f_setlease = 1024;
+        const f_rdlck = 0;
+        report(attack, linux.fcntl(@intCast(fd), f_setlease, f_rdlck));
     } else if (eql(attack, "write")) {
         const fd = linux.open(arg, .{ .ACCMODE = .WRONLY }, 0);
         if (errnoOf(fd) != null) return report(attack, fd);
