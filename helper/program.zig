@@ -25,7 +25,7 @@ pub const version: u32 = 12; // 2: security ops; 3: the library's calls through 
 
 /// Explicit limits. The compiler checks them first (PROGRAM_LIMITS in
 /// src/program.ts, which a test keeps equal) and says which was passed.
-pub const max_ops: u32 = 4096;
+pub const max_ops: u32 = 65536;
 pub const max_bytes: usize = 8 * 1024 * 1024;
 pub const max_array_len: usize = 65536;
 

@@ -40,7 +40,7 @@
  * @module
  */
 
-import { checkHostDir, containerPath, isWithin, mkdirLike, type Mount, pathRelation } from "./mount.ts";
+import { checkHostDir, containerPath, mkdirLike, type Mount, pathRelation } from "./mount.ts";
 import { MS, type ProgramBuilder } from "./program.ts";
 import { SboxError } from "./error.ts";
 import { errnoNumber } from "./errno.ts";
@@ -184,17 +184,29 @@ function searchable(path: string): boolean {
  * ```
  */
 export function planHostRoot(): HostEntry[] {
-  const mounts = mountTable();
   const entries: HostEntry[] = [];
+  // Looked up by path, not by a scan of the table for each entry: a host
+  // with 2000 mounts in one directory took 2.7 s to plan (4 million scans).
+  // The last mount listed at a path is the one on top.
+  const topMount = new Map<string, MountEntry>();
+  // Every directory with a mount point strictly below it.
+  const holders = new Set<string>();
+  for (const m of mountTable()) {
+    topMount.set(m.path, m);
+    for (let dir = parentDir(m.path); dir !== undefined; dir = parentDir(dir)) {
+      if (holders.has(dir)) break; // and its parents too
+      holders.add(dir);
+    }
+  }
 
   const fstypeOf = (path: string): string => {
-    let best: MountEntry | undefined;
-    for (const m of mounts) {
-      if (isWithin(path, m.path) && (!best || m.path.length >= best.path.length)) best = m;
+    for (let at: string | undefined = path; at !== undefined; at = parentDir(at)) {
+      const m = topMount.get(at);
+      if (m) return m.fstype;
     }
-    return best?.fstype ?? "";
+    return "";
   };
-  const hasMountBelow = (dir: string) => mounts.some((m) => pathRelation(m.path, dir) === "inside");
+  const hasMountBelow = (dir: string) => holders.has(dir);
 
   const visit = (dir: string): void => {
     let names: { name: string }[];
@@ -239,6 +251,13 @@ export function planHostRoot(): HostEntry[] {
   };
   visit("/");
   return entries;
+}
+
+/** The directory that holds absolute `path` ("/a" for "/a/b", "/" for "/a"), or undefined for "/". */
+function parentDir(path: string): string | undefined {
+  if (path === "/") return undefined;
+  const slash = path.lastIndexOf("/");
+  return slash <= 0 ? "/" : path.slice(0, slash);
 }
 
 /** Options of {@linkcode HostRootMount}. */

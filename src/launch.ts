@@ -20,17 +20,21 @@
 import { helper } from "./ffi.ts";
 import { SboxError } from "./error.ts";
 import { describeErrno, errnoName, errnoNumber } from "./errno.ts";
-import type { OpName, Program } from "./program.ts";
+import { CLONE, type OpName, type Program } from "./program.ts";
+import { ownLimits, RLIMIT_RESOURCES } from "./security/rlimits.ts";
 import { type ChildRecord, RecordReader } from "./protocol.ts";
 import { reactor } from "./reactor.ts";
 import { signalName } from "./signal.ts";
 import { beginLaunch, endLaunch } from "./teardown.ts";
 import {
   close,
+  ids,
   num,
   pidfdSignal,
   pipe,
+  readTextFile,
   setNonblocking,
+  stat,
   tryKill,
   tryPidfdOpen,
   waitPid,
@@ -184,7 +188,8 @@ function spawn(spec: LaunchSpec): Spawned {
   if (rc < 0) {
     close(resultRead);
     close(syncWrite);
-    throw new SboxError(`cannot create the process (clone3): ${describeErrno(-rc)}`, {
+    const hint = cloneHint(-rc, (spec.flags & NAMESPACE_FLAGS) !== 0n);
+    throw new SboxError(`cannot create the process (clone3): ${describeErrno(-rc)}${hint}`, {
       step: "clone",
       errno: -rc,
     });
@@ -326,6 +331,18 @@ export function opFailure(program: Program, opIndex: number, errno: number): Sbo
  * an overlay that came out read-only (program.ts, `checkWritable`).
  */
 function hintFor(errno: number, step: OpName, what: string): string {
+  if (step === "fork" || step === "unshare" || step === "net_spawn" || step === "reaper") {
+    return cloneHint(errno, step !== "reaper");
+  }
+  if (
+    errno === errnoNumber("ENOENT") && step === "write_existing" && what.startsWith("cannot write /proc/sys/")
+  ) {
+    // The IPC limits go through sbox's own /proc (ipc_limits.ts).
+    return stat("/proc/sys") === undefined
+      ? " (sbox's /proc has no /proc/sys: it is a proc mounted with subset=pid, which shows processes " +
+        "only, as some containers have it; run sbox where /proc is a whole one)"
+      : "";
+  }
   if (errno === errnoNumber("ELOOP") && step === "mount" && what.startsWith("cannot mount overlay ")) {
     return " (a symbolic link on the way: an overlay is mounted only on a path of the image, or of a kept " +
       "upper layer, that has none; or layers that overlap: overlayfs refuses a lower, upper or work " +
@@ -346,6 +363,103 @@ function hintFor(errno: number, step: OpName, what: string): string {
   if (errno !== errnoNumber("EOVERFLOW")) return "";
   return " (a directory on the way belongs to a host id outside the container's id map, so the overlay " +
     "cannot copy it up to write in it: see docs/rootless.md)";
+}
+
+/** The clone3 flags that make namespaces, the ones whose limits ENOSPC and EPERM may be about. */
+const NAMESPACE_FLAGS = CLONE.NEWUSER | CLONE.NEWPID | CLONE.NEWNS | CLONE.NEWNET | CLONE.NEWIPC |
+  CLONE.NEWUTS | CLONE.NEWCGROUP | CLONE.NEWTIME;
+
+/** What {@linkcode cloneHint} reads of the host, only once a clone has failed. */
+export interface CloneLimits {
+  /** This process's effective uid. */
+  euid: number;
+  /** The soft RLIMIT_NPROC (`ulimit -u`), or undefined where it cannot be read; `-1n` for unlimited. */
+  nproc: bigint | undefined;
+  /** The `/proc/sys/user/max_*_namespaces` files whose value is 0 here, by name: "max_user_namespaces". */
+  zeroNamespaceLimits: string[];
+}
+
+/** The host's {@linkcode CloneLimits}, read as the failure is reported. */
+function readCloneLimits(): CloneLimits {
+  let nproc: bigint | undefined;
+  try {
+    const soft = ownLimits("soft")[RLIMIT_RESOURCES.NPROC];
+    // ownLimits gives "unlimited" as RLIM_INFINITY, 2^64 - 1.
+    nproc = soft === undefined ? undefined : soft === (1n << 64n) - 1n ? -1n : soft;
+  } catch {
+    nproc = undefined;
+  }
+  const zeroNamespaceLimits = ["user", "pid", "mnt", "net", "ipc", "uts", "cgroup", "time"]
+    .map((kind) => `max_${kind}_namespaces`)
+    .filter((name) => {
+      try {
+        return readTextFile(`/proc/sys/user/${name}`).trim() === "0";
+      } catch {
+        return false; // a kernel without that namespace
+      }
+    });
+  return { euid: ids().euid, nproc, zeroNamespaceLimits };
+}
+
+/**
+ * What an errno of creating a process (clone3, or a fork or unshare of the
+ * setup) means, where the errno's own text says nothing of it:
+ *
+ * - ENOSPC: a limit on namespaces. User and pid namespaces nest at most 32
+ *   deep (the kernel's own bound), and each user namespace, and every one
+ *   above it, caps how many of each kind may exist at once
+ *   (/proc/sys/user/max_user_namespaces, ...), which a container may set
+ *   to 0 to forbid them;
+ * - EAGAIN: a limit on processes: the uid's RLIMIT_NPROC (which does not
+ *   bind root), a pids.max of its cgroup or of one above, or the kernel's
+ *   threads-max or pid_max;
+ * - ENOSYS: clone3 itself refused, which Docker's default seccomp profile
+ *   does (so that glibc falls back to clone); sbox has no fallback, as it
+ *   needs CLONE_INTO_CGROUP;
+ * - EPERM, of a clone that makes namespaces: a seccomp filter, or a chroot
+ *   (the kernel makes no user namespace in one), or a sysctl that forbids
+ *   unprivileged user namespaces.
+ *
+ * `namespaces`: whether the clone made namespaces. Returns "" or " (...)".
+ */
+export function cloneHint(
+  errno: number,
+  namespaces: boolean,
+  read: () => CloneLimits = readCloneLimits,
+): string {
+  if (errno === errnoNumber("ENOSPC") && namespaces) {
+    const zero = read().zeroNamespaceLimits;
+    const here = zero.length === 0
+      ? ""
+      : `; here ${zero.map((name) => `/proc/sys/user/${name}`).join(" and ")} ${
+        zero.length === 1 ? "is" : "are"
+      } 0, which forbids them`;
+    return " (a limit on namespaces: user and pid namespaces nest at most 32 deep, and " +
+      "/proc/sys/user/max_user_namespaces, max_pid_namespaces and the like cap how many may exist at once, " +
+      `in this user namespace and in each one above it${here}: raise the limit that is reached ` +
+      "(sysctl user.max_user_namespaces=N, in the namespace that set it), or run sbox in fewer nested " +
+      "containers)";
+  }
+  if (errno === errnoNumber("EAGAIN")) {
+    const { euid, nproc } = read();
+    const rlimit = euid === 0 || nproc === -1n
+      ? ""
+      : `RLIMIT_NPROC (\`ulimit -u\`${nproc === undefined ? "" : `, here ${nproc}`}), which counts every ` +
+        `process and thread of uid ${euid} on the host, sbox's own included; `;
+    return ` (a limit on processes is reached: ${rlimit}the pids.max of sbox's cgroup or of one above it; ` +
+      "or the kernel's kernel.threads-max or kernel.pid_max: raise the one that is full, or end processes)";
+  }
+  if (errno === errnoNumber("ENOSYS")) {
+    return " (clone3 is refused: a seccomp filter, such as Docker's default profile for a container " +
+      "without CAP_SYS_ADMIN, or a kernel older than 5.3; sbox needs clone3: run the outer container with " +
+      "`--security-opt seccomp=unconfined`, or with a profile that allows clone3)";
+  }
+  if (errno === errnoNumber("EPERM") && namespaces) {
+    return " (creating namespaces is not permitted here: a seccomp filter (an older Docker's default " +
+      "profile), a chroot (the kernel makes no user namespace in one), or a sysctl that forbids user " +
+      "namespaces to unprivileged users, such as Debian's kernel.unprivileged_userns_clone=0)";
+  }
+  return "";
 }
 
 /**

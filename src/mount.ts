@@ -12,6 +12,7 @@ import { checkBoolean, checkOptionsObject, show } from "./options.ts";
 import { type MountOpOptions, MS, type ProgramBuilder, UNCHANGED_ID } from "./program.ts";
 import { mountTable, readDir, resolvedPath, stat } from "./sys.ts";
 import { containerId } from "./user.ts";
+import { overlayStackingProblem, procSysfsRefusal } from "./mount_refusals.ts";
 
 /** Something that can be mounted into a container. */
 export interface Mount {
@@ -376,11 +377,18 @@ export class OverlayMount implements Mount {
     }
   }
 
-  /** Why the overlay failed, where a lower layer has a mount below it (asked after a failure). */
-  #explainFailure = (errno: string): string | undefined =>
-    errno === "EINVAL"
-      ? mountsBelowProblem(this.lowerDirs.map((dir, i): [string, string] => [`lowerDirs[${i}]`, dir]))
-      : undefined;
+  /**
+   * Why the overlay failed (asked after a failure): a lower layer with a
+   * mount below it, or a layer on an overlayfs that cannot be stacked on.
+   */
+  #explainFailure = (errno: string): string | undefined => {
+    if (errno !== "EINVAL") return undefined;
+    const lowers = this.lowerDirs.map((dir, i): [string, string] => [`lowerDirs[${i}]`, dir]);
+    const uppers: [string, string][] = this.upperDir === undefined
+      ? []
+      : [["upperDir", this.upperDir], ["workDir", this.workDir!]];
+    return mountsBelowProblem(lowers) ?? overlayStackingProblem(lowers, uppers, mountTable());
+  };
 
   /** Appends the overlay mount (and the tmpfs of a temporary upper layer). */
   compile(builder: ProgramBuilder, rootfs: string): void {
@@ -701,9 +709,16 @@ export class BaseMounts implements Mount {
     // (/proc -> /m/n/v/self/../../../v, with the image's m/n/v/self, leads
     // to /m/n/v before procfs is mounted there and to /m/v after), and the
     // masks and read-only binds that follow by path would miss it.
+    // A new proc or sysfs is refused (EPERM) where sbox's own is not fully
+    // visible, as in a Docker container: procSysfsRefusal says which way.
+    const explain = (fstype: string) => (errno: string) =>
+      errno === "EPERM" && (fstype === "proc" || fstype === "sysfs")
+        ? procSysfsRefusal(fstype, mountTable())
+        : undefined;
     const newFs = (fstype: string, path: string, flags: number, data: string | null) =>
       b.mount(fstype, at(path), fstype, flags, data, `cannot mount ${fstype} on ${path}`, {
         targetNoLink: true,
+        explain: explain(fstype),
       });
     b.mkdir(at("/dev"));
     newFs("tmpfs", "/dev", MS.NOSUID | MS.NOEXEC, `mode=755,${tmpfsLimits(64 * 1024 * 1024)}`);

@@ -214,8 +214,12 @@ const MAX_FILTER_INSTRUCTIONS = 4096;
  * The helper's limits on a program (`max_ops`, `max_bytes` and
  * `max_array_len` in helper/program.zig), checked here first so that a
  * program past them is an error that says why, before any process exists.
+ * `ops` bounds the steps, which `sbox run`'s host root takes about four of
+ * for each of the host's mounts (an overlay of each directory beside one):
+ * 65536 (3.5 MiB of ops, within `bytes`) leaves room for the 16000 mounts
+ * of a busy Kubernetes node, where 4096 stopped at about 1000.
  */
-export const PROGRAM_LIMITS = { ops: 4096, bytes: 8 * 1024 * 1024, arrayEntries: 65536 } as const;
+export const PROGRAM_LIMITS = { ops: 65536, bytes: 8 * 1024 * 1024, arrayEntries: 65536 } as const;
 
 type Arg =
   | number
@@ -632,7 +636,8 @@ export class ProgramBuilder {
     }
     if (ops.length > PROGRAM_LIMITS.ops) {
       throw new SboxError(
-        `the setup program has ${ops.length} steps, at most ${PROGRAM_LIMITS.ops}: too many mounts`,
+        `the setup program has ${ops.length} steps, at most ${PROGRAM_LIMITS.ops}: too many mounts (sbox ` +
+          "run's host root takes about four for each of the host's mounts: run an image with --rootfs instead)",
         { step: "options" },
       );
     }

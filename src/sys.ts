@@ -179,20 +179,47 @@ export interface MountEntry {
   path: string;
   /** File system type, e.g. "sysfs". */
   fstype: string;
+  /** The mount's id. */
+  id: number;
+  /** The id of the mount it is mounted on (its own id for the namespace's root). */
+  parentId: number;
+  /** The directory of its file system that the mount shows, "/" for the whole of it. */
+  root: string;
+  /** The mount's own options, e.g. ["rw", "nosuid", "relatime"]. */
+  options: string[];
+  /** The file system's options as one string, e.g. "lowerdir=/l,upperdir=/u,workdir=/w". */
+  superOptions: string;
 }
 
 /** This process's mounts, in mountinfo's order (a mount after the one it is mounted on). */
 export function mountTable(): MountEntry[] {
+  return parseMountInfo(readTextFile("/proc/self/mountinfo"));
+}
+
+/** Undoes mountinfo's octal escapes (`\040` for a space). */
+function unescapeMountField(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_, oct) => String.fromCharCode(parseInt(oct, 8)));
+}
+
+/**
+ * The mounts of a mountinfo text: `ID PARENT MAJ:MIN ROOT POINT OPTIONS
+ * [TAGS...] - FSTYPE SOURCE SUPEROPTIONS` a line.
+ */
+export function parseMountInfo(text: string): MountEntry[] {
   const mounts: MountEntry[] = [];
-  for (const line of readTextFile("/proc/self/mountinfo").split("\n")) {
+  for (const line of text.split("\n")) {
     const sep = line.indexOf(" - ");
     if (sep < 0) continue;
+    const fields = line.slice(0, sep).split(" ");
+    const fs = line.slice(sep + 3).split(" ");
     mounts.push({
-      path: line.slice(0, sep).split(" ")[4].replace(
-        /\\([0-7]{3})/g,
-        (_, oct) => String.fromCharCode(parseInt(oct, 8)),
-      ),
-      fstype: line.slice(sep + 3).split(" ")[0],
+      path: unescapeMountField(fields[4]),
+      fstype: fs[0],
+      id: Number(fields[0]),
+      parentId: Number(fields[1]),
+      root: unescapeMountField(fields[3]),
+      options: (fields[5] ?? "").split(","),
+      superOptions: fs[2] ?? "",
     });
   }
   return mounts;

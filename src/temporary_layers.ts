@@ -17,6 +17,8 @@
 
 import { mkdirLike, overlayOptions, tmpfsLimits } from "./mount.ts";
 import { MS, type ProgramBuilder, UNCHANGED_ID } from "./program.ts";
+import { overlayStackingProblem } from "./mount_refusals.ts";
+import { mountTable } from "./sys.ts";
 
 /** Where a container's overlays keep their writable layers. */
 export class TemporaryLayers {
@@ -79,6 +81,19 @@ export class TemporaryLayers {
     b.mount("overlay", target, "overlay", flags, overlayOptions([lower], upper, work, option), what, {
       skipGoneLower,
       checkWritable: true,
+      // The upper layer is ours, on a tmpfs: only the lower can be on an
+      // overlay stacked too deep.
+      explain: (errno) =>
+        errno === "EINVAL"
+          ? overlayStackingProblem(
+            [[option === "--rootfs" ? "the image" : "the host's directory", lower]],
+            [],
+            mountTable(),
+            option === "--rootfs"
+              ? "copy the image to a directory on a disk file system or a tmpfs (`cp -a`)"
+              : "run an image directory on a disk file system or a tmpfs with --rootfs instead",
+          )
+          : undefined,
     });
   }
 }

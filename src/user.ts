@@ -322,11 +322,12 @@ const MAX_SUBORDINATE_RANGES = 339;
 
 /**
  * The ranges of /etc/subuid or /etc/subgid for a user (by name or id), in
- * the file's order. Read as newuidmap reads it: `OWNER:START:COUNT`,
- * decimal numbers, nothing else on the line; a line that is not so is
- * skipped, as newuidmap skips it (taking it would pick a range that
- * newuidmap then refuses). Which of them a map can use is for
- * {@linkcode rootAndSubordinateMaps} to say.
+ * the file's order. Read as newuidmap reads it: `OWNER:START:COUNT`, each
+ * number as C's `strtoul` with base 0 reads it ({@linkcode parseSubordinateId}),
+ * so that `0100000` is octal (32768) and `0x10000` hexadecimal (65536), as
+ * shadow-utils takes them; a line that is not so is skipped, as newuidmap
+ * skips it (taking it would pick a range that newuidmap then refuses). Which
+ * of them a map can use is for {@linkcode rootAndSubordinateMaps} to say.
  */
 export function subordinateRanges(file: string, id: number): SubordinateRange[] {
   const name = userName(id);
@@ -348,17 +349,56 @@ export function subordinateRanges(file: string, id: number): SubordinateRange[] 
   }
   const ranges: SubordinateRange[] = [];
   for (const line of text.split("\n")) {
-    const entry = /^([^:\s]+):(\d{1,10}):(\d{1,10})$/.exec(line);
-    if (!entry) continue;
-    const [, owner, start, count] = entry;
-    if ((owner === name || owner === String(id)) && Number(count) > 0) {
-      ranges.push({ start: Number(start), count: Number(count) });
-    }
+    const fields = line.split(":");
+    if (fields.length !== 3) continue;
+    const [owner, startText, countText] = fields;
+    const start = parseSubordinateId(startText), count = parseSubordinateId(countText);
+    if (start === undefined || count === undefined) continue;
+    if ((owner === name || owner === String(id)) && count > 0) ranges.push({ start, count });
   }
   if (ranges.length === 0) {
     throw new SboxError(`no subordinate ids for ${name ?? id} in ${file}`, { step: "user" });
   }
   return ranges;
+}
+
+/** Past any id (ids are 32 bits); a bigger number is read as this, and its range refused. */
+const BEYOND_IDS = 2 ** 32;
+
+/**
+ * A number of an /etc/subuid or /etc/subgid line as newuidmap and
+ * newgidmap read it (shadow-utils: `getulong`, later `str2ul`, both C's
+ * `strtoul` with base 0, the whole field): optional leading white space
+ * and `+`, then `0x` or `0X` and hexadecimal digits, `0` and octal
+ * digits, or decimal digits. `0100000` is 32768 to them, not 100000, and
+ * `0x10000` is 65536: read otherwise, sbox would ask newuidmap for ids
+ * that it refuses, or miss ids it grants. Undefined for a field it does
+ * not take, which makes it skip the line: an empty one, other characters
+ * (`0100009`, `1e5`, trailing white space), and a `-` sign, which older
+ * shadow-utils wrapped around to a huge number and newer refuses. A number
+ * past 2^32 - 1 comes back as 2^32, beyond any id, and leaves its range
+ * out of a map.
+ *
+ * @example
+ * ```ts
+ * import { parseSubordinateId } from "./user.ts";
+ *
+ * console.log(parseSubordinateId("100000")); // 100000
+ * console.log(parseSubordinateId("0100000")); // 32768
+ * console.log(parseSubordinateId("0x10000")); // 65536
+ * console.log(parseSubordinateId("100000 ")); // undefined
+ * ```
+ */
+export function parseSubordinateId(field: string): number | undefined {
+  const match = /^[ \t\n\v\f\r]*\+?(?:(0[xX])([0-9a-fA-F]+)|(0[0-7]*)|([1-9][0-9]*))$/.exec(field);
+  if (!match) return undefined;
+  const [, hexPrefix, hex, octal, decimal] = match;
+  const value = hexPrefix !== undefined
+    ? parseInt(hex, 16)
+    : octal !== undefined
+    ? parseInt(octal, 8)
+    : parseInt(decimal, 10);
+  return value >= BEYOND_IDS ? BEYOND_IDS : value;
 }
 
 /**

@@ -2910,7 +2910,11 @@ Deno.test("cli: a bad value for any option fails with 125, naming the option and
     [["--env", "=value"], /--env: bad value "=value"/],
     [["--env-file", ""], /--env-file: bad value ""/],
     [["-w", "relative"], /--cwd: bad value "relative"/],
-    [["-u", "root"], /--user: bad value "root"/],
+    // A name is not looked up: the message says where its number is.
+    [
+      ["-u", "root"],
+      /--user: bad value "root": .* \(names are not looked up: the image's \/etc\/passwd gives/,
+    ],
     [["-u", "1:x"], /--user: bad value "1:x"/],
     [["--net", "bridge"], /--net: bad value "bridge": expected none, slirp4netns, pasta or host$/m],
     [["--net", "pasta", "--publish", "80"], /--publish: bad value "80": expected HOST_PORT:CONTAINER_PORT/],
@@ -3028,13 +3032,198 @@ Deno.test("cli: values the library would refuse are refused naming the command-l
   }
   // The ids the container has are named: as root, the identity map's; a
   // user's come from /etc/subuid (docs/rootless.md).
+  // What to do: pick one it has, or (a user with one id only) get more.
   const ids = Deno.uid() === 0 ? "0-65535" : "[-0-9, ]+";
   assert.match(
     (await sbox(["run", "-u", "70000", "--", "true"])).stderr,
     new RegExp(
-      `^sbox: invalid option --user: uid 70000 is not mapped into the container, whose ids are ${ids}\n$`,
+      `^sbox: invalid option --user: uid 70000 is not mapped into the container, whose ids are ${ids}: ` +
+        "(give a uid of the container's|a user without /etc/subuid and /etc/subgid entries has this one id " +
+        "only: add entries for more \\(see docs/rootless.md\\), or run the command as yourself with " +
+        "--keep-id)\n$",
     ),
   );
+});
+
+const GID_SOURCE_TEST = "cli: a gid that -u did not give, and the container lacks, says where it came from";
+Deno.test({ name: GID_SOURCE_TEST, ignore: skipWithoutManyIds(GID_SOURCE_TEST) }, async () => {
+  // An image whose passwd gives uid 1000 a group past any container's ids.
+  const image = scratchDir("cli-passwd-");
+  try {
+    Deno.mkdirSync(`${image}/etc`);
+    Deno.writeTextFileSync(`${image}/etc/passwd`, "u:x:1000:70000::/home/u:/bin/sh\n");
+    const result = await sbox(["run", "--rootfs", image, "-u", "1000", "--", "true"]);
+    assertSboxFailed(
+      result,
+      new RegExp(
+        `^sbox: invalid option --user: gid 70000 \\(the primary group of uid 1000 in ${image}/etc/passwd\\) ` +
+          "is not mapped into the container, whose ids are [-0-9, ]+: (give a group of the container's with " +
+          "-u UID:GID|a user without .*)$",
+      ),
+    );
+  } finally {
+    Deno.removeSync(image, { recursive: true });
+  }
+});
+
+// ---- refusals of the host, explained -------------------------------------------
+
+/**
+ * `sbox ARGS...` started by `sh -c SCRIPT` behind `wrapper` (`unshare -m`):
+ * SCRIPT (mounts that make the host hostile) runs first, then sbox.
+ */
+async function sboxBehind(wrapper: string[], script: string, args: string[]): Promise<Result> {
+  const output = await new Deno.Command(wrapper[0], {
+    args: [
+      ...wrapper.slice(1),
+      "sh",
+      "-c",
+      `${script} && exec "$@"`,
+      "sh",
+      Deno.execPath(),
+      "run",
+      "--allow-ffi",
+      SBOX,
+      ...args,
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+  }).output();
+  return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr), pid: NaN };
+}
+
+/** A mount namespace of the test's own, its mounts private: what is mounted there stays there. */
+const OWN_MOUNT_NAMESPACE = ["unshare", "-m", "--propagation", "private"];
+
+const MASKED_PROC_TEST =
+  "cli: a new proc or sysfs refused (EPERM) names what covers the host's, as in Docker";
+Deno.test({
+  name: MASKED_PROC_TEST,
+  ignore: skipUnlessRoot(MASKED_PROC_TEST, "it mounts over /proc and /sys in a mount namespace of its own"),
+  async fn() {
+    const image = busyboxImage();
+    const cases: [string, RegExp][] = [
+      // Docker's masks: /dev/null over files, a read-only tmpfs over directories.
+      [
+        "mount --bind /dev/null /proc/uptime",
+        /^sbox: cannot mount proc on \/proc: EPERM \(Operation not permitted\): the kernel mounts a new proc in a user namespace only where .* nothing mounted over a part of it; here \/proc has mounts over parts of it \(\/proc\/uptime\), as Docker, Podman and Kubernetes mask them: .*systempaths=unconfined/,
+      ],
+      [
+        "mount -t tmpfs -o ro tmpfs /sys/firmware",
+        /^sbox: cannot mount sysfs on \/sys: EPERM .*; here \/sys has mounts over parts of it \(\/sys\/firmware\)/,
+      ],
+      // The kernel's own empty mount points hide nothing: not named.
+      [
+        "mount -t tmpfs tmpfs /proc/sys/fs/binfmt_misc && mount --bind /dev/null /proc/uptime",
+        /; here \/proc has mounts over parts of it \(\/proc\/uptime\),/,
+      ],
+      // A locked noatime is one the new proc would have to keep.
+      [
+        "mount -o remount,noatime /proc",
+        /^sbox: cannot mount proc on \/proc: EPERM .*; here \/proc is mounted noatime \(the container's proc is relatime\)$/,
+      ],
+      // Without /proc/sys the IPC limits cannot be written.
+      [
+        "mount -t proc -o subset=pid proc /proc",
+        /^sbox: cannot write \/proc\/sys\/kernel\/shmmax: ENOENT .*: it is a proc mounted with subset=pid/,
+      ],
+    ];
+    await Promise.all(cases.map(async ([script, pattern]) => {
+      const result = await sboxBehind(OWN_MOUNT_NAMESPACE, script, ["run", "--rootfs", image, "--", "true"]);
+      assertSboxFailed(result, pattern);
+    }));
+  },
+});
+
+const OVERLAY_DEPTH_TEST =
+  "cli: an image on an overlay of an overlay (EINVAL) says the kernel stacks two deep";
+Deno.test({
+  name: OVERLAY_DEPTH_TEST,
+  ignore: skipUnlessRoot(OVERLAY_DEPTH_TEST, "it mounts overlays in a mount namespace of its own"),
+  async fn() {
+    const dir = scratchDir("cli-overlay-depth-");
+    try {
+      // o1 stacks on the image's file system, o2 on o1: a third level is refused.
+      const script = `cd ${shellQuote(dir)} && mount -t tmpfs tmpfs . && cd . && ` +
+        "mkdir u1 w1 o1 u2 w2 o2 && " +
+        `mount -t overlay overlay -o lowerdir=${shellQuote(busyboxImage())},upperdir=u1,workdir=w1 o1 && ` +
+        `mount -t overlay overlay -o lowerdir=${shellQuote(dir)}/o1,upperdir=u2,workdir=w2 o2`;
+      const result = await sboxBehind(OWN_MOUNT_NAMESPACE, script, [
+        "run",
+        "--rootfs",
+        `${dir}/o2`,
+        "--",
+        "true",
+      ]);
+      assertSboxFailed(
+        result,
+        new RegExp(
+          "^sbox: cannot mount the overlay of the image on /: EINVAL \\(Invalid argument\\): the image " +
+            `${dir}/o2 is on an overlayfs \\(mounted on ${dir}/o2\\), which has an overlay among its own ` +
+            `layers \\(${dir}/o1\\), so it cannot be stacked on again: the kernel stacks file systems at most ` +
+            "two deep .*: copy the image to a directory on a disk file system or a tmpfs",
+        ),
+      );
+      // One level is fine: sbox in a Docker container whose root is an overlay.
+      const oneLevel = await sboxBehind(OWN_MOUNT_NAMESPACE, script, [
+        "run",
+        "--rootfs",
+        `${dir}/o1`,
+        "--",
+        "true",
+      ]);
+      assert.equal(oneLevel.code, 0, oneLevel.stderr);
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+});
+
+const MANY_MOUNTS_TEST = "cli: a host with 1100 mounts in one directory runs with the host's root";
+Deno.test({
+  name: MANY_MOUNTS_TEST,
+  ignore: skipUnlessRoot(MANY_MOUNTS_TEST, "it mounts in a mount namespace of its own"),
+  async fn() {
+    // About four steps each in the host-root plan: past the 4096 steps
+    // that a setup program once had at most.
+    const dir = scratchDir("cli-many-mounts-");
+    try {
+      const script = `cd ${shellQuote(dir)} && mount -t tmpfs tmpfs . && cd . && i=0 && ` +
+        "while [ $i -lt 1100 ]; do mkdir d$i && mount -t tmpfs tmpfs d$i || exit 1; i=$((i + 1)); done";
+      const result = await sboxBehind(OWN_MOUNT_NAMESPACE, script, [
+        "run",
+        "--",
+        "sh",
+        "-c",
+        `ls ${shellQuote(dir)} | wc -l && touch ${shellQuote(dir)}/d7/x && echo wrote`,
+      ]);
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(result.stdout, "1100\nwrote\n");
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+});
+
+const NAMESPACE_LIMIT_TEST =
+  "cli: clone3's ENOSPC says which limit on namespaces, here max_user_namespaces 0";
+Deno.test({
+  name: NAMESPACE_LIMIT_TEST,
+  ignore: skipUnlessRoot(NAMESPACE_LIMIT_TEST, "it runs sbox as root of a user namespace of its own"),
+  async fn() {
+    // The limit is the user namespace's own: the host's stays as it is.
+    const result = await sboxBehind(
+      ["unshare", "--user", "--map-root-user"],
+      "echo 0 > /proc/sys/user/max_user_namespaces",
+      ["run", "--rootfs", busyboxImage(), "--", "true"],
+    );
+    assertSboxFailed(
+      result,
+      /^sbox: cannot create the process \(clone3\): ENOSPC \(No space left on device\) \(a limit on namespaces: user and pid namespaces nest at most 32 deep, .*; here \/proc\/sys\/user\/max_user_namespaces is 0, which forbids them: raise the limit/,
+    );
+  },
 });
 
 // ---- the parsers, directly --------------------------------------------------

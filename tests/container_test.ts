@@ -32,13 +32,15 @@ import { errnoNumber } from "../src/errno.ts";
 import { MS, PROGRAM_LIMITS } from "../src/program.ts";
 import { helper } from "../src/ffi.ts";
 import { reactor } from "../src/reactor.ts";
-import { reap } from "../src/launch.ts";
+import { cloneHint, reap } from "../src/launch.ts";
+import { overlayStackingProblem, procSysfsRefusal } from "../src/mount_refusals.ts";
 import { signalName, signalNumber } from "../src/signal.ts";
 import {
   close,
   dupCloexec,
   O,
   open,
+  parseMountInfo,
   pidfdOpen as openPidfd,
   pipe,
   setNonblocking,
@@ -1469,11 +1471,12 @@ Deno.test("Container.create and start reject bad options before any process exis
   const crowded = await Container.create({
     rootfs: `${dir}/root`,
     userMapper: mapper,
-    mounts: Array.from({ length: 2100 }, (_, i) => new TmpfsMount(`/m${i}`)),
+    // Two steps each (mkdir, mount): past the limit whatever it is.
+    mounts: Array.from({ length: PROGRAM_LIMITS.ops / 2 + 50 }, (_, i) => new TmpfsMount(`/m${i}`)),
   });
   await rejects(
     () => crowded.start({ command: ["/bin/sh"] }),
-    /setup program has \d+ steps, at most 4096: too many mounts/,
+    new RegExp(`setup program has \\d+ steps, at most ${PROGRAM_LIMITS.ops}: too many mounts`),
   );
   await container.destroy();
   Deno.removeSync(dir, { recursive: true });
@@ -2740,4 +2743,134 @@ Deno.test("exec(): an ENOMEM fork while the init is ending says the init has exi
   assert.equal(explained.errno, "ENOMEM");
   const other = new SboxError("cannot join the container's namespaces: ESRCH", { step: "setns" });
   assert.equal(await explainEndedInit(other, running), other, "other errors pass through");
+});
+
+// ---- refusals explained, from a mount table given -----------------------------
+
+/** A mountinfo line: `id parent root path options - fstype superOptions`. */
+function mountLine(
+  id: number,
+  parent: number,
+  path: string,
+  fstype: string,
+  options = "rw,relatime",
+  root = "/",
+) {
+  return `${id} ${parent} 0:${id} ${root} ${path} ${options} - ${fstype} ${fstype} rw`;
+}
+
+Deno.test("procSysfsRefusal: what keeps the kernel from mounting a new proc or sysfs, from the mount table", () => {
+  const table = (...lines: string[]) => parseMountInfo([mountLine(1, 1, "/", "ext4"), ...lines].join("\n"));
+  // Docker's masks are named; the kernel's own empty mount points are not.
+  const docker = procSysfsRefusal(
+    "proc",
+    table(
+      mountLine(2, 1, "/proc", "proc", "rw,nosuid,nodev,noexec,relatime"),
+      mountLine(3, 2, "/proc/kcore", "devtmpfs", "rw,relatime", "/null"),
+      mountLine(4, 2, "/proc/scsi", "tmpfs", "ro,relatime"),
+      mountLine(5, 2, "/proc/sys/fs/binfmt_misc", "binfmt_misc"),
+      mountLine(6, 4, "/proc/scsi/x", "tmpfs"),
+    ),
+  );
+  assert.match(
+    docker,
+    /; here \/proc has mounts over parts of it \(\/proc\/kcore, \/proc\/scsi\), as Docker/,
+  );
+  const sys = procSysfsRefusal(
+    "sysfs",
+    table(
+      mountLine(2, 1, "/sys", "sysfs", "ro,nosuid,relatime"),
+      mountLine(3, 2, "/sys/fs/cgroup", "cgroup2"),
+      mountLine(4, 2, "/sys/kernel/debug", "debugfs"),
+      mountLine(5, 2, "/sys/firmware", "tmpfs", "ro,relatime"),
+    ),
+  );
+  assert.match(sys, /; here \/sys has mounts over parts of it \(\/sys\/firmware\), as Docker/);
+  // A read-only proc, a noatime one: the new mount would have to be so too.
+  const ro = procSysfsRefusal("proc", table(mountLine(2, 1, "/proc", "proc", "ro,noatime")));
+  assert.match(ro, /; here \/proc is read-only \(the container's proc is not\); \/proc is mounted noatime /);
+  assert.doesNotMatch(ro, /Docker/);
+  // A read-only sysfs is no problem: the container's is read-only too.
+  assert.match(
+    procSysfsRefusal("sysfs", table(mountLine(2, 1, "/sys", "sysfs", "ro,relatime"))),
+    /; \/sys looks so, so something else refused it/,
+  );
+  // Only a subdirectory bound (root not "/"), or none at all.
+  assert.match(
+    procSysfsRefusal("proc", table(mountLine(2, 1, "/proc", "proc", "rw,relatime", "/1"))),
+    /; here none is mounted \(no proc mount of its root in \/proc\/self\/mountinfo\): mount one on \/proc first$/,
+  );
+  // More than six covered paths: six named, the rest counted.
+  const many = Array.from({ length: 8 }, (_, i) => mountLine(10 + i, 2, `/proc/f${i}`, "tmpfs"));
+  assert.match(
+    procSysfsRefusal("proc", table(mountLine(2, 1, "/proc", "proc"), ...many)),
+    /\(\/proc\/f0, \/proc\/f1, \/proc\/f2, \/proc\/f3, \/proc\/f4, \/proc\/f5 and 2 more\)/,
+  );
+});
+
+Deno.test("overlayStackingProblem: an upper on an overlay, a lower on an overlay that is stacked already", () => {
+  const mounts = parseMountInfo(
+    [
+      mountLine(1, 1, "/", "ext4"),
+      mountLine(2, 1, "/ov1", "overlay"),
+      `3 1 0:3 / /ov2 rw,relatime - overlay overlay rw,lowerdir=/ov1/img:/plain,upperdir=/u,workdir=/w`,
+      `4 1 0:4 / /ov3 rw,relatime - overlay overlay rw,lowerdir=/elsewhere/l,upperdir=/u3,workdir=/w3`,
+      `5 1 0:5 / /ov4 rw,relatime - overlay overlay rw,lowerdir=/plain:/l\\:2,upperdir=/u4,workdir=/w4`,
+    ].join("\n"),
+  );
+  const resolve = (path: string) => (path.startsWith("/elsewhere") ? undefined : path);
+  const problem = (lowers: [string, string][], uppers: [string, string][] = []) =>
+    overlayStackingProblem(lowers, uppers, mounts, undefined, resolve);
+  assert.match(
+    problem([["lowerDirs[0]", "/img"]], [["upperDir", "/ov1/up"], ["workDir", "/ov1/work"]])!,
+    /^upperDir \/ov1\/up is on an overlayfs \(mounted on \/ov1\), which overlayfs does not take as an upper or work directory: put upperDir and workDir on a disk file system or a tmpfs$/,
+  );
+  assert.match(
+    problem([["lowerDirs[0]", "/img"], ["lowerDirs[1]", "/ov2/x"]])!,
+    /^lowerDirs\[1\] \/ov2\/x is on an overlayfs \(mounted on \/ov2\), which has an overlay among its own layers \(\/ov1\/img\), so it cannot be stacked on again: the kernel stacks file systems at most two deep \(its log says "maximum fs stacking depth exceeded"\): copy it to /,
+  );
+  // Layers this namespace cannot see: the likely cause, said so.
+  assert.match(
+    problem([["lowerDirs[0]", "/ov3/x"]])!,
+    /\(mounted on \/ov3\), probably one with an overlay among/,
+  );
+  assert.match(problem([["lowerDirs[0]", "/ov1/x"]])!, /probably/, "no layers in its options");
+  // On an overlay whose layers are all seen on a disk (one level), or not on one: not this.
+  assert.equal(problem([["lowerDirs[0]", "/ov4/x"]]), undefined);
+  assert.equal(problem([["lowerDirs[0]", "/img"]], [["upperDir", "/u"], ["workDir", "/w"]]), undefined);
+});
+
+Deno.test("cloneHint: ENOSPC, EAGAIN, ENOSYS and EPERM of a clone name the limit or the filter", () => {
+  const limits =
+    (over: Partial<{ euid: number; nproc: bigint | undefined; zeroNamespaceLimits: string[] }>) => () => ({
+      euid: 1000,
+      nproc: 8n,
+      zeroNamespaceLimits: [],
+      ...over,
+    });
+  const ENOSPC = errnoNumber("ENOSPC"), EAGAIN = errnoNumber("EAGAIN");
+  assert.match(
+    cloneHint(ENOSPC, true, limits({})),
+    /^ \(a limit on namespaces: user and pid namespaces nest at most 32 deep, .*: raise the limit that is reached .*\)$/,
+  );
+  assert.match(
+    cloneHint(ENOSPC, true, limits({ zeroNamespaceLimits: ["max_user_namespaces", "max_net_namespaces"] })),
+    /; here \/proc\/sys\/user\/max_user_namespaces and \/proc\/sys\/user\/max_net_namespaces are 0, which forbids them:/,
+  );
+  assert.equal(cloneHint(ENOSPC, false, limits({})), "", "no namespaces made: not their limits");
+  assert.match(
+    cloneHint(EAGAIN, true, limits({})),
+    /^ \(a limit on processes is reached: RLIMIT_NPROC \(`ulimit -u`, here 8\), which counts every process and thread of uid 1000 on the host, sbox's own included; the pids\.max/,
+  );
+  // RLIMIT_NPROC does not bind root, nor an unlimited one.
+  for (const over of [{ euid: 0 }, { nproc: -1n }]) {
+    assert.match(
+      cloneHint(EAGAIN, true, limits(over)),
+      /^ \(a limit on processes is reached: the pids\.max /,
+    );
+  }
+  assert.match(cloneHint(errnoNumber("ENOSYS"), true, limits({})), /Docker's default profile/);
+  assert.match(cloneHint(errnoNumber("EPERM"), true, limits({})), /a chroot/);
+  assert.equal(cloneHint(errnoNumber("EPERM"), false, limits({})), "");
+  assert.equal(cloneHint(errnoNumber("ENOMEM"), true, limits({})), "");
 });

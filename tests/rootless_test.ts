@@ -19,7 +19,13 @@ import {
 } from "../mod.ts";
 import { pickUserMapper } from "../src/cli/identity.ts";
 import { IPC_LIMITS } from "../src/security/ipc_limits.ts";
-import { keepIdMaps, setupIds, setupUidBesideRoot, subordinateRanges } from "../src/user.ts";
+import {
+  keepIdMaps,
+  parseSubordinateId,
+  setupIds,
+  setupUidBesideRoot,
+  subordinateRanges,
+} from "../src/user.ts";
 import {
   busyboxContainer,
   busyboxImage,
@@ -694,6 +700,42 @@ Deno.test("subordinateRanges reads /etc/subuid as newuidmap does: lines that are
     }]);
     Deno.writeTextFileSync(file, `${name}:1e5:65536\n`);
     assert.throws(() => subordinateRanges(file, uid), /no subordinate ids for .* in .*subuid/);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+// newuidmap of shadow-utils 4.13 (Debian 12) was tried with each of these
+// lines in a mount namespace's own /etc/subuid: "0100000:65536" let it map
+// 32768, not 100000, "0x10000:65536" 100000 (65536 + 34464), " 100000" and
+// "+100000" 100000, "100000:0x10" 100000 to 100015 only.
+Deno.test("subordinateRanges reads numbers as newuidmap does: strtoul with base 0, octal and hexadecimal too", () => {
+  const dir = scratchDir("subuid-");
+  try {
+    const uid = Deno.uid()!;
+    const name = uid === 0 ? "root" : String(uid);
+    const file = `${dir}/subuid`;
+    Deno.writeTextFileSync(
+      file,
+      [
+        `${name}:0100000:65536`,
+        `${name}:0x200000:0X100`,
+        `${name}: +300000:010`,
+        // Not numbers to strtoul as a whole: skipped, as newuidmap skips them.
+        `${name}:0100009:65536`,
+        `${name}:-1:65536`,
+        `${name}:400000 :65536`,
+        `${name}:0x:65536`,
+        `${name}:500000:65536:extra`,
+      ].join("\n") + "\n",
+    );
+    assert.deepEqual(subordinateRanges(file, uid), [
+      { start: 32768, count: 65536 },
+      { start: 0x200000, count: 256 },
+      { start: 300000, count: 8 },
+    ]);
+    assert.equal(parseSubordinateId("0"), 0);
+    assert.equal(parseSubordinateId("99999999999"), 2 ** 32);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

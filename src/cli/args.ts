@@ -638,7 +638,12 @@ function parseUser(value: string): { uid: number; gid: number | undefined } {
   const uid = Number(match?.[1]);
   const gid = match?.[2] === undefined ? undefined : Number(match[2]);
   if (!match || uid > MAX_ID || (gid !== undefined && gid > MAX_ID)) {
-    throw badValue("--user", value, "UID or UID:GID, numeric ids such as 65534 or 1000:1000");
+    throw badValue(
+      "--user",
+      value,
+      "UID or UID:GID, numeric ids such as 65534 or 1000:1000 (names are not looked up: the image's " +
+        "/etc/passwd gives a name's uid and group)",
+    );
   }
   return { uid, gid };
 }

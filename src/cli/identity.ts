@@ -155,6 +155,12 @@ export interface ContainerUser {
   gid: number;
   /** Home directory, for $HOME. */
   home: string;
+  /**
+   * Where a gid that `-u` did not give came from, for a message: "the
+   * primary group of uid 1000 in /img/etc/passwd", "uid 1000's own number,
+   * as there is no /img/etc/passwd".
+   */
+  gidSource?: string;
 }
 
 /**
@@ -165,12 +171,22 @@ export interface ContainerUser {
  */
 export function resolveUser(rootDir: string, user: { uid: number; gid?: number } | undefined): ContainerUser {
   const uid = user?.uid ?? 0;
-  const entry = passwdEntry(rootDir, uid);
-  return {
+  const file = `${rootDir === "/" ? "" : rootDir}/etc/passwd`;
+  const text = readPasswd(rootDir);
+  const entry = text === undefined ? undefined : passwdEntry(text, uid);
+  const resolved: ContainerUser = {
     uid,
     gid: user?.gid ?? entry?.gid ?? (user ? uid : 0),
     home: entry?.home || (uid === 0 ? "/root" : "/"),
   };
+  if (user && user.gid === undefined) {
+    resolved.gidSource = entry
+      ? `the primary group of uid ${uid} in ${file}`
+      : `uid ${uid}'s own number, as ${
+        text === undefined ? `there is no ${file}` : `${file} has no entry for it`
+      }`;
+  }
+  return resolved;
 }
 
 /**
@@ -183,12 +199,28 @@ export function checkUserMapped(user: ContainerUser, mapper: UserMapper): void {
     const [kind, id, map] of [["uid", user.uid, mapper.uidMap], ["gid", user.gid, mapper.gidMap]] as const
   ) {
     if (!isMapped(map, id)) {
+      const source = kind === "gid" && user.gidSource !== undefined ? ` (${user.gidSource})` : "";
       throw SboxError.invalidOption(
         "--user",
-        `${kind} ${id} is not mapped into the container, whose ids are ${describeIds(map)}`,
+        `${kind} ${id}${source} is not mapped into the container, whose ids are ${describeIds(map)}: ` +
+          unmappedRemedy(kind, map, source !== ""),
       );
     }
   }
+}
+
+/**
+ * What to do about an id of `-u` that the container lacks: with one id only
+ * (a user without subordinate ids), get some; else pick one it has.
+ */
+function unmappedRemedy(kind: "uid" | "gid", map: readonly IdMapEntry[], derived: boolean): string {
+  const count = map.reduce((sum, e) => sum + e.size, 0);
+  if (count === 1) {
+    const keepId = map[0].containerId === 0 ? ", or run the command as yourself with --keep-id" : "";
+    return "a user without /etc/subuid and /etc/subgid entries has this one id only: add entries for more " +
+      `(see docs/rootless.md)${keepId}`;
+  }
+  return derived ? "give a group of the container's with -u UID:GID" : `give a ${kind} of the container's`;
 }
 
 /** The container ids of an id map, adjacent ranges joined: "0-65535". */
@@ -202,9 +234,8 @@ function describeIds(map: readonly IdMapEntry[]): string {
   return ranges.map(([first, end]) => (first === end ? `${first}` : `${first}-${end}`)).join(", ");
 }
 
-function passwdEntry(rootDir: string, uid: number): { gid: number; home: string } | undefined {
-  const text = readPasswd(rootDir);
-  if (text === undefined) return undefined; // an image without users
+/** The entry of `uid` in the text of a passwd file, or undefined. */
+function passwdEntry(text: string, uid: number): { gid: number; home: string } | undefined {
   for (const line of text.split("\n")) {
     const fields = line.split(":");
     if (fields.length >= 6 && fields[2] === String(uid) && /^\d+$/.test(fields[3])) {

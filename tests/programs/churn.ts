@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { BindMount, Container, SboxError, TmpfsMount, type UserMapper } from "../../mod.ts";
 import { busyboxContainer, identityMapper, scratchDir, snapshot } from "../fixtures.ts";
+import { PROGRAM_LIMITS } from "../../src/program.ts";
 
 const ENV = { PATH: "/bin:/usr/bin" };
 
@@ -60,7 +61,8 @@ async function runOnce(kind: (typeof KINDS)[number] | "ok", reaper = false): Pro
       userMapper: identityMapper(),
       mounts: [
         ...setup.container.mounts,
-        ...Array.from({ length: 2100 }, (_, i) => new TmpfsMount(`/m${i}`)),
+        // Two steps each (mkdir, mount): past the limit whatever it is.
+        ...Array.from({ length: PROGRAM_LIMITS.ops / 2 + 50 }, (_, i) => new TmpfsMount(`/m${i}`)),
       ],
     });
   }
