@@ -268,10 +268,61 @@ export class ProcUserMapper implements UserMapper {
 
   /** Writes the maps of `pid`. */
   map(pid: number): void {
-    writeTextFile(`/proc/${pid}/uid_map`, mapText(this.uidMap));
-    if (!this.setgroupsAllowed) writeTextFile(`/proc/${pid}/setgroups`, "deny");
-    writeTextFile(`/proc/${pid}/gid_map`, mapText(this.gidMap));
+    try {
+      writeTextFile(`/proc/${pid}/uid_map`, mapText(this.uidMap));
+      if (!this.setgroupsAllowed) writeTextFile(`/proc/${pid}/setgroups`, "deny");
+      writeTextFile(`/proc/${pid}/gid_map`, mapText(this.gidMap));
+    } catch (err) {
+      throw explainMapFailure(err, this.uidMap, this.gidMap);
+    }
   }
+}
+
+/**
+ * A failed write of an id map, with its likely cause where this process
+ * can tell it: a read-only /proc (EROFS), or a user namespace of its own
+ * that does not map the host ids the maps name (EPERM: `unshare -U -r`, a
+ * container that maps only a few ids). Anything else as it was.
+ */
+function explainMapFailure(
+  err: unknown,
+  uidMap: readonly IdMapEntry[],
+  gidMap: readonly IdMapEntry[],
+): unknown {
+  if (!(err instanceof SboxError)) return err;
+  let why: string | undefined;
+  if (err.errno === "EROFS") {
+    why = "/proc is mounted read-only here, and a container's id maps are written through it: run sbox " +
+      "where /proc is writable (a container that runs sbox must not mount its /proc read-only)";
+  } else if (err.errno === "EPERM") {
+    for (const [file, map, kind] of [["uid_map", uidMap, "uids"], ["gid_map", gidMap, "gids"]] as const) {
+      let own: string;
+      try {
+        own = readTextFile(`/proc/self/${file}`);
+      } catch {
+        continue;
+      }
+      const ranges = own.trim().split("\n").map((line) => line.trim().split(/\s+/).map(Number));
+      const mapped = (id: number, size: number) =>
+        ranges.some(([inside, , count]) => id >= inside && id + size <= inside + count);
+      const missing = map.find((entry) => !mapped(entry.hostId, entry.size));
+      if (!missing) continue;
+      const shown = ranges.map(([inside, , count]) =>
+        count === 1 ? `${inside}` : `${inside}-${inside + count - 1}`
+      );
+      why = `this process runs in a user namespace that maps only ${kind} ${shown.join(", ")} ` +
+        `(/proc/self/${file}), and a container can be given only ids mapped there, not ` +
+        `${missing.size === 1 ? missing.hostId : `${missing.hostId}-${missing.hostId + missing.size - 1}`}` +
+        (ids().euid === 0
+          ? ": as root, sbox maps container ids 0-65535 to the same ids; run it where those are mapped " +
+            "(a user namespace of 65536 ids or more), or, from the library, give a ProcUserMapper of ids " +
+            "that are"
+          : "");
+      break;
+    }
+  }
+  if (why === undefined) return err;
+  return new SboxError(`${err.message}: ${why}`, { step: err.step, errno: err.errnoNumber, cause: err });
 }
 
 /**

@@ -3097,6 +3097,27 @@ async function sboxBehind(wrapper: string[], script: string, args: string[]): Pr
 /** A mount namespace of the test's own, its mounts private: what is mounted there stays there. */
 const OWN_MOUNT_NAMESPACE = ["unshare", "-m", "--propagation", "private"];
 
+// sbox run inside a user namespace that maps only uid 0 (unshare -U -r), or
+// with a read-only /proc: the id maps cannot be written, and the message
+// says why, not only the errno.
+Deno.test("cli: id maps that cannot be written say why: a user namespace mapping only uid 0, a read-only /proc", async () => {
+  const narrow = await sboxBehind(["unshare", "-U", "-r"], "true", ["run", "--", "true"]);
+  assert.equal(narrow.code, 125, narrow.stderr);
+  assert.match(
+    narrow.stderr,
+    /uid_map: EPERM .*maps only uids 0 \(\/proc\/self\/uid_map\).* not 0-65535/,
+    narrow.stderr,
+  );
+  // remount,bind: read-only for this mount alone, not for the host's proc.
+  const readOnly = await sboxBehind(OWN_MOUNT_NAMESPACE, "mount -o remount,bind,ro /proc", [
+    "run",
+    "--",
+    "true",
+  ]);
+  assert.equal(readOnly.code, 125, readOnly.stderr);
+  assert.match(readOnly.stderr, /uid_map: EROFS .*\/proc is mounted read-only here/, readOnly.stderr);
+});
+
 const MASKED_PROC_TEST =
   "cli: a new proc or sysfs refused (EPERM) names what covers the host's, as in Docker";
 Deno.test({
