@@ -35,7 +35,11 @@
  *   gone since leaves it empty, and a directory the user may not list shows
  *   empty (rootless: what lies below is not theirs to see); one the user
  *   may not even search (rootless: /root) is an empty directory of the
- *   tmpfs root, which can be written, where an overlay could not.
+ *   tmpfs root, which can be written, where an overlay could not;
+ * - names are bytes: readDir, readLink and mountTable give a name that is
+ *   not UTF-8 as a string that encodes back to it (cstring.ts), so such a
+ *   file, mount point or link target is planned as the host has it (read
+ *   as text, its path named no file, and it was left out as gone).
  *
  * @module
  */

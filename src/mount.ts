@@ -7,6 +7,7 @@
  * @module
  */
 
+import { encodedLength } from "./cstring.ts";
 import { SboxError } from "./error.ts";
 import { checkBoolean, checkOptionsObject, show } from "./options.ts";
 import { type MountOpOptions, MS, type ProgramBuilder, UNCHANGED_ID } from "./program.ts";
@@ -101,7 +102,7 @@ export function overlayOptions(
   },userxattr`;
   // mount(2) takes one page of options and cuts the rest off without a word:
   // the kernel would mount fewer layers, or no upper layer, or no userxattr.
-  const bytes = new TextEncoder().encode(options).length;
+  const bytes = encodedLength(options); // as the program writes it: an escaped byte is one (cstring.ts)
   if (bytes > MAX_MOUNT_DATA) {
     throw SboxError.invalidOption(
       option,

@@ -11,7 +11,7 @@
 import { helper } from "./ffi.ts";
 import { SboxError } from "./error.ts";
 import { errnoNumber } from "./errno.ts";
-import { encodeUtf8Into } from "./cstring.ts";
+import { decodeName, encodeUtf8Into } from "./cstring.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -175,7 +175,11 @@ export function readTextFile(path: string): string {
 
 /** A mount of this process's mount namespace, as /proc/self/mountinfo lists it. */
 export interface MountEntry {
-  /** Mount point, with the kernel's octal escapes (`\040` for a space) undone. */
+  /**
+   * Mount point, with the kernel's octal escapes (`\040` for a space)
+   * undone, and bytes that are not UTF-8 escaped as {@linkcode readDir}'s
+   * names have them (cstring.ts), so that the two compare.
+   */
   path: string;
   /** File system type, e.g. "sysfs". */
   fstype: string;
@@ -193,7 +197,9 @@ export interface MountEntry {
 
 /** This process's mounts, in mountinfo's order (a mount after the one it is mounted on). */
 export function mountTable(): MountEntry[] {
-  return parseMountInfo(readTextFile("/proc/self/mountinfo"));
+  // The kernel writes a mount point's bytes as they are (not as text), but
+  // for a space, tab, newline and backslash: octal escapes of ASCII alone.
+  return parseMountInfo(decodeName(readFile("/proc/self/mountinfo")));
 }
 
 /** Undoes mountinfo's octal escapes (`\040` for a space). */
@@ -203,7 +209,9 @@ function unescapeMountField(field: string): string {
 
 /**
  * The mounts of a mountinfo text: `ID PARENT MAJ:MIN ROOT POINT OPTIONS
- * [TAGS...] - FSTYPE SOURCE SUPEROPTIONS` a line.
+ * [TAGS...] - FSTYPE SOURCE SUPEROPTIONS` a line. Read it with
+ * cstring.ts's decodeName, as {@linkcode mountTable} does, for paths that
+ * are not UTF-8 to compare with {@linkcode readDir}'s names.
  */
 export function parseMountInfo(text: string): MountEntry[] {
   const mounts: MountEntry[] = [];
@@ -250,7 +258,10 @@ export function tryUnlink(path: string): number {
   return num(helper().sbox_unlink(cstr(path)));
 }
 
-/** readlink(2): the target of the symbolic link `path`. */
+/**
+ * readlink(2): the target of the symbolic link `path`, its bytes that are
+ * not UTF-8 escaped as {@linkcode readDir}'s names.
+ */
 export function readLink(path: string): string {
   const buf = new Uint8Array(4096);
   const n = check(
@@ -258,7 +269,8 @@ export function readLink(path: string): string {
     "readlink",
     `cannot read link ${path}`,
   );
-  return decoder.decode(buf.subarray(0, n));
+  // As readDir's names: bytes that are not UTF-8 come back the same (cstring.ts).
+  return decodeName(buf.subarray(0, n));
 }
 
 /**
@@ -386,7 +398,11 @@ export function tryMountSetattr(dirfd: number, attrSet: number): number {
   return num(helper().sbox_mount_setattr(dirfd, cstr(""), OPEN_TREE.EMPTY_PATH, attrSet));
 }
 
-/** Names in a directory, without `.` and `..`. */
+/**
+ * Names in a directory, without `.` and `..`. A name's bytes that are not
+ * UTF-8 are escaped (cstring.ts's decodeName), so that the path made of it
+ * names that entry.
+ */
 export function readDir(path: string): { name: string; isDirectory: boolean }[] {
   const fd = open(path, O.RDONLY | O.DIRECTORY);
   try {
@@ -406,7 +422,9 @@ export function readDir(path: string): { name: string; isDirectory: boolean }[] 
         const type = buf[offset + 18];
         const nameStart = offset + 19;
         const nameEnd = buf.indexOf(0, nameStart);
-        const name = decoder.decode(buf.subarray(nameStart, nameEnd));
+        // Bytes, not text: a name that is not UTF-8 must name the same entry
+        // once encoded back (cstring.ts), or it reads as gone.
+        const name = decodeName(buf.subarray(nameStart, nameEnd));
         if (name !== "." && name !== "..") entries.push({ name, isDirectory: type === 4 });
         offset += reclen;
       }

@@ -607,6 +607,119 @@ Deno.test(
   },
 );
 
+const NON_UTF8_TEST =
+  "cli: host names that are not UTF-8 (a mount point, a file, a link's target, a directory on the way to a mount) " +
+  "show in the host-root view as on the host";
+Deno.test({
+  name: NON_UTF8_TEST,
+  ignore: skipUnlessRoot(
+    NON_UTF8_TEST,
+    "it mounts file systems in a mount namespace of its own (unshare -m)",
+  ),
+  async fn() {
+    // A directory with mounts below it is planned entry by entry
+    // (host_root.ts). Its names were read as text, 0xfe as U+FFFD, so each
+    // path named no file and its entry was left out as gone since the plan
+    // read it, the mount point with its mount; a link's target came out
+    // changed, and a leading byte order mark was dropped. The shell makes
+    // the names (a Deno path is text), in a directory of the test's own, not
+    // under /tmp (the container gets a fresh one), and mounts in a mount
+    // namespace of its own; after the run it shows what the host has.
+    const dir = Deno.makeTempDirSync({ dir: "/var/tmp", prefix: "sbox-nonutf8-" });
+    try {
+      const setup = 'cd "$1" && x=$(printf "\\376") && bom=$(printf "\\357\\273\\277") && ' +
+        'mkdir plain "mnt$x" "sub$x" "sub$x/deep" && mount -t tmpfs none "mnt$x" && ' +
+        'mount -t tmpfs none "sub$x/deep" && echo in-mount > "mnt$x/inner" && echo beside > "sub$x/sibling" && ' +
+        'echo odd > "file$x" && echo bom > "${bom}bom" && ln -s "target$x" link && shift && "$@" && ' +
+        'cat "mnt$x/inner" && ls "mnt$x"';
+      const probe = 'x=$(printf "\\376"); ls -b; ls -b "sub$x"; cat "mnt$x/inner" "file$x" *bom; ' +
+        '[ "$(readlink link)" = "target$x" ] && echo link: same target; ' +
+        'echo written > "mnt$x/inner" && touch "mnt$x/new" && cat "mnt$x/inner"';
+      const output = await new Deno.Command("unshare", {
+        args: [
+          "-m",
+          "--propagation",
+          "private",
+          "sh",
+          "-c",
+          setup,
+          "sh",
+          dir,
+          ...sboxArgv(["--cwd", dir, "--", "sh", "-c", probe]),
+        ],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+        signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+      }).output();
+      assert.equal(output.code, 0, text(output.stderr));
+      assert.equal(text(output.stderr), "");
+      assert.equal(
+        text(output.stdout),
+        [
+          // ls -b, bytes in the C locale's order; the mount point and the directory on the way to one too
+          "file\\376",
+          "link",
+          "mnt\\376",
+          "plain",
+          "sub\\376",
+          "\\357\\273\\277bom",
+          "deep",
+          "sibling",
+          // the mount's file, overlaid, and the files bound
+          "in-mount",
+          "odd",
+          "bom",
+          "link: same target",
+          "written",
+          // the host's, after the run: the writes vanished
+          "in-mount",
+          "inner",
+          "",
+        ].join("\n"),
+      );
+    } finally {
+      // Deno.removeSync would take the names as text.
+      await new Deno.Command("rm", { args: ["-rf", dir] }).output();
+    }
+  },
+});
+
+Deno.test("cli: a relative host path works, and is named as `ls -b` names it, from a working directory that is not UTF-8", async () => {
+  // --bind SRC is made absolute against sbox's working directory, which
+  // was read as text: "cwd\ufffd/data" named no file.
+  const dir = scratchDir("cli-nonutf8-cwd-");
+  try {
+    const run = (bind: string) =>
+      new Deno.Command("sh", {
+        args: [
+          "-c",
+          'x=$(printf "\\376") && mkdir -p "$1/cwd$x" && echo bound > "$1/cwd$x/data" && cd "$1/cwd$x" && ' +
+          'shift && exec "$@"',
+          "sh",
+          dir,
+          ...sboxOnBusyboxArgv(["--bind", bind, "--", "cat", "/opt/data"]),
+        ],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+        signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+      }).output();
+    const bound = await run("data:/opt/data:ro");
+    assert.equal(text(bound.stdout), "bound\n", text(bound.stderr));
+    assert.equal(bound.code, 0);
+    // A message shows the byte as ls -b does, not as U+FFFD.
+    const missing = await run("missing:/opt/data:ro");
+    assert.equal(missing.code, 125);
+    assert.equal(
+      text(missing.stderr),
+      `sbox: invalid option --bind: ${dir}/cwd\\376/missing does not exist (add :try to skip it)\n`,
+    );
+  } finally {
+    await new Deno.Command("rm", { args: ["-rf", dir] }).output();
+  }
+});
+
 Deno.test("cli: an argument that is not valid UTF-8 is refused, not passed on changed", async () => {
   // Deno.args has U+FFFD for the byte 0xff; bash passes the byte itself.
   const run = (script: string) =>

@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import { MS, OP_BYTES, OpCode, PROGRAM_LIMITS, ProgramBuilder } from "../src/program.ts";
+import { decodeName, encodeUtf8Into, printable } from "../src/cstring.ts";
 
 const HEADER_BYTES = 16;
 
@@ -96,4 +97,48 @@ Deno.test("ProgramBuilder.setuid sets the keep-capabilities flag only when asked
   };
   assert.equal(setuidFlags(new ProgramBuilder().setuid(0, { keepCapabilities: true })), 1);
   assert.equal(setuidFlags(new ProgramBuilder().setuid(1000)), 0);
+});
+
+// Host names are bytes: decodeName must give back the very bytes once
+// encoded (a name that is not UTF-8 was lost as U+FFFD, and a leading byte
+// order mark dropped), and leave UTF-8 and well-formed strings as
+// TextDecoder and TextEncoder have them.
+Deno.test("decodeName and encodeUtf8Into give back any bytes; UTF-8 and well-formed strings are as TextDecoder's and TextEncoder's", () => {
+  const encoded = (str: string) => {
+    const out = new Uint8Array(str.length * 3);
+    return out.slice(0, encodeUtf8Into(str, out, 0));
+  };
+  const cases = [
+    [0x6d, 0x6e, 0x74, 0xfe],
+    [0xef, 0xbb, 0xbf, 0x62], // a byte order mark first
+    [0xef, 0xbf, 0xbd, 0xfe], // U+FFFD itself, then 0xfe: two names, two strings
+    [0xc3], // cut short
+    [0xc0, 0xaf], // overlong "/"
+    [0xed, 0xb3, 0xbe], // the surrogate U+DCFE, as CESU-8 writes it
+    [0xf4, 0x90, 0x80, 0x80], // past U+10FFFF
+    [0xf0, 0x9f, 0x98, 0x80, 0xfe, 0xe2, 0x82], // an emoji, then bytes that are not
+  ].map((bytes) => new Uint8Array(bytes));
+  let seed = 7;
+  for (let n = 0; n < 2000; n++) {
+    const bytes = new Uint8Array(1 + (n % 24));
+    for (let i = 0; i < bytes.length; i++) bytes[i] = (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24;
+    cases.push(bytes);
+  }
+  const names = new Set<string>();
+  for (const bytes of cases) {
+    const name = decodeName(bytes);
+    assert.deepEqual(encoded(name), bytes, `${bytes}`);
+    names.add(name);
+    try {
+      const text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
+      assert.equal(name, text);
+    } catch {
+      assert.match(name, /(?<![\uD800-\uDBFF])[\uDC80-\uDCFF]/);
+    }
+  }
+  assert.equal(names.size, new Set(cases.map((bytes) => bytes.join())).size, "two byte strings, one name");
+  for (const str of ["plain", "café /ü", "😀 \uD800\uDC80", "lone \uD800 and \uDC00"]) {
+    assert.deepEqual(encoded(str), new TextEncoder().encode(str), str);
+  }
+  assert.equal(printable(decodeName(new Uint8Array([0x2f, 0x6d, 0xfe, 0xc3, 0xa9]))), "/m\\376é");
 });
