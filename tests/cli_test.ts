@@ -3213,7 +3213,15 @@ const OWN_MOUNT_NAMESPACE = ["unshare", "-m", "--propagation", "private"];
 // sbox run inside a user namespace that maps only uid 0 (unshare -U -r), or
 // with a read-only /proc: the id maps cannot be written, and the message
 // says why, not only the errno.
-Deno.test("cli: id maps that cannot be written say why: a user namespace mapping only uid 0, a read-only /proc", async () => {
+const MAP_REFUSALS_TEST =
+  "cli: id maps that cannot be written say why: a user namespace mapping only uid 0, a read-only /proc";
+Deno.test({
+  name: MAP_REFUSALS_TEST,
+  ignore: skipUnlessRoot(
+    MAP_REFUSALS_TEST,
+    "as root sbox maps ids 0-65535, and it remounts /proc (unshare -m)",
+  ),
+}, async () => {
   const narrow = await sboxBehind(["unshare", "-U", "-r"], "true", ["run", "--", "true"]);
   assert.equal(narrow.code, 125, narrow.stderr);
   assert.match(
@@ -3321,8 +3329,9 @@ Deno.test({
   ignore: skipUnlessRoot(MANY_MOUNTS_TEST, "it mounts in a mount namespace of its own"),
   async fn() {
     // About four steps each in the host-root plan: past the 4096 steps
-    // that a setup program once had at most.
-    const dir = scratchDir("cli-many-mounts-");
+    // that a setup program once had at most. Not under /tmp, which the
+    // container has a fresh tmpfs at (a checkout may be there).
+    const dir = Deno.makeTempDirSync({ dir: "/var/tmp", prefix: "sbox-many-mounts-" });
     try {
       const script = `cd ${shellQuote(dir)} && mount -t tmpfs tmpfs . && cd . && i=0 && ` +
         "while [ $i -lt 1100 ]; do mkdir d$i && mount -t tmpfs tmpfs d$i || exit 1; i=$((i + 1)); done";
