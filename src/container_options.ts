@@ -175,8 +175,12 @@ export interface ProcessOptions {
   /** Default "inherit"; "piped" as for stdout. */
   stderr?: Stdio;
   /**
-   * Ends the process when it aborts: `AbortSignal.timeout(ms)` for a
-   * wall-clock limit, a request's signal to stop when its client goes. The
+   * Ends the process when it aborts: a request's signal to stop when its
+   * client goes, `AbortSignal.timeout(ms)` for a deadline of the whole call.
+   * That counts from when the signal was made: the container's setup and a
+   * wait for the launch's turn among hundreds of starts count too. For a
+   * judge's limit on the command's own time use
+   * `InitProcess.limitWallTime(ms)`, which counts from its `execve`. The
    * process is sent SIGKILL, not `Deno.Command`'s SIGTERM: as a container's
    * pid 1 a command would not even get SIGTERM (see kill()), and code you do
    * not trust must not be able to refuse. An init takes the whole container

@@ -308,6 +308,9 @@ const SIGKILL = 9;
  */
 const KILL_REQUEST_SIGNAL = 64;
 
+/** setTimeout's largest delay: a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** How long killCommand waits for pid 1 to end before it kills it too. */
 const KILL_COMMAND_GRACE_MS = 1000;
 
@@ -361,6 +364,12 @@ export class Process {
   readonly #pidfd: number;
   #reaped = false;
   /**
+   * With `reaper: true` (an InitProcess): the value pid 1's kill request
+   * must carry; only pid 1 and this process know it. Set before an abort
+   * already there is acted on, so that it too goes through pid 1.
+   */
+  readonly #killToken: bigint | undefined;
+  /**
    * With a signal, the pidfd stays open after the reap, until the process
    * is done: an abort's group kill needs it then (see #abort).
    */
@@ -398,6 +407,7 @@ export class Process {
     this.#heldNamespace = heldNamespace;
     this.pid = launched.pid;
     this.#pidfd = launched.pidfd;
+    this.#killToken = launched.killToken;
     for (const fd of parentFds) if (fd >= 0) this.#openFds.add(fd);
     this.#stdinFd = parentFds[0];
     this.stdin = parentFds[0] >= 0 ? this.#writable(parentFds[0]) : null;
@@ -608,12 +618,32 @@ export class Process {
    * How a limit ends this process (its `signal`'s abort, output()'s
    * `maxBytes`): SIGKILL to it, and with `group` to the process group it
    * leads. An InitProcess under a reaper goes through pid 1 instead
-   * (killCommand), which keeps the command's figures, and returns what
-   * ends once the kill is done.
+   * (killThroughPid1), which keeps the command's figures, and returns what
+   * ends once the kill is done; an abort already there when the process
+   * was made too.
    */
   protected killAtLimit(group: boolean): Promise<unknown> | void {
+    if (this.killThroughPid1()) return this.status;
     this.#killUnlessReaped();
     if (group) this.#killGroup();
+  }
+
+  /**
+   * Under a reaper: asks pid 1 to kill every other process of the container
+   * (InitProcess.killCommand), and kills pid 1 too should it not have ended
+   * a second later. False, and nothing sent, without a reaper, once reaped,
+   * or when the kernel refused the request: EAGAIN when pid 1's queue of
+   * pending signals is full (the command can fill it), as a queued signal
+   * is refused then, not delivered bare.
+   */
+  protected killThroughPid1(): boolean {
+    const token = this.#killToken;
+    if (token === undefined || this.#reaped) return false;
+    if (pidfdQueueSignal(this.#pidfd, KILL_REQUEST_SIGNAL, token) < 0) return false;
+    const timer = setTimeout(() => this.#killUnlessReaped(), KILL_COMMAND_GRACE_MS);
+    const clear = () => clearTimeout(timer);
+    this.status.then(clear, clear);
+    return true;
   }
 
   /**
@@ -717,11 +747,8 @@ export class InitProcess extends Process {
   readonly setupCpuUsec: number | undefined;
 
   readonly #startedAt: ReaperTime | undefined;
-  /**
-   * Started with `reaper: true`: pid 1 is sbox's, and takes killCommand's
-   * request, which must carry this value (only pid 1 and we know it).
-   */
-  readonly #killToken: bigint | undefined;
+  #wallTimer: ReturnType<typeof setTimeout> | undefined;
+  #timedOut = false;
 
   /** @internal Use Container.start. */
   constructor(
@@ -734,19 +761,6 @@ export class InitProcess extends Process {
     this.pidfd = launched.pidfd;
     this.setupCpuUsec = launched.setupCpuUsec;
     this.#startedAt = launched.startedAt;
-    this.#killToken = launched.killToken;
-  }
-
-  /**
-   * Through pid 1 under a reaper (killCommand): the whole container dies
-   * all the same, pid 1's process group included, and the figures stay.
-   * An abort already there when the base constructor runs comes before
-   * `#killToken` is set: a plain kill then.
-   */
-  protected override killAtLimit(group: boolean): Promise<unknown> | void {
-    if (!(#killToken in this && this.#killToken !== undefined)) return super.killAtLimit(group);
-    this.killCommand();
-    return this.status;
   }
 
   /**
@@ -777,14 +791,56 @@ export class InitProcess extends Process {
    * ```
    */
   killCommand(): void {
-    const token = this.#killToken;
-    if (token === undefined || this.exited) return this.kill("SIGKILL");
-    // EAGAIN: pid 1's queue of pending signals is full (the command can
-    // fill it), and a queued signal is refused then, not delivered bare.
-    if (pidfdQueueSignal(this.pidfd, KILL_REQUEST_SIGNAL, token) < 0) return this.kill("SIGKILL");
-    const timer = setTimeout(() => this.kill("SIGKILL"), KILL_COMMAND_GRACE_MS);
-    const clear = () => clearTimeout(timer);
+    if (!this.killThroughPid1()) this.kill("SIGKILL");
+  }
+
+  /**
+   * A wall-clock limit for the command: once it has run `ms` milliseconds,
+   * {@linkcode killCommand} ends it and {@linkcode timedOut} becomes true.
+   * With `reaper: true` the time counts from the command's `execve` (its own
+   * clock reading), as `wallTimeMs` does: the container's setup, and the
+   * wait for a launch's turn when hundreds start at once, are not the
+   * command's time. A `signal: AbortSignal.timeout(ms)` counts them, from
+   * the moment it was made: under load a program that needs a fraction of
+   * its limit is stopped. Without a reaper it counts from this call. A
+   * later call replaces the limit; nothing happens once the process is
+   * reaped. Throws an {@linkcode SboxError} (step `"options"`) for an `ms`
+   * that is not a number from 0 to 2147483647 (setTimeout's bound).
+   *
+   * @example A judge's time limit, with the figures of what it stopped
+   * ```ts
+   * import type { Container } from "./container.ts";
+   *
+   * async function judge(container: Container, limitMs: number) {
+   *   const init = await container.start({ command: ["/solution"], reaper: true, measureMaxRss: true });
+   *   init.limitWallTime(limitMs);
+   *   const status = await init.status;
+   *   return { timedOut: init.timedOut, status, peak: init.resourceUsage?.maxRssBytes };
+   * }
+   * ```
+   */
+  limitWallTime(ms: number): void {
+    if (typeof ms !== "number" || !(ms >= 0 && ms <= MAX_TIMER_MS)) {
+      throw SboxError.invalidOption(
+        "limitWallTime",
+        `must be a number of ms from 0 to ${MAX_TIMER_MS}, got ${show(ms)}`,
+      );
+    }
+    clearTimeout(this.#wallTimer);
+    if (this.exited) return;
+    const left = Math.max(0, ms - (this.msSinceCommandStart ?? 0));
+    this.#wallTimer = setTimeout(() => {
+      if (this.exited) return;
+      this.#timedOut = true;
+      this.killCommand();
+    }, left);
+    const clear = () => clearTimeout(this.#wallTimer);
     this.status.then(clear, clear);
+  }
+
+  /** Whether {@linkcode limitWallTime}'s limit ended the command (its kill was sent before the command ended). */
+  get timedOut(): boolean {
+    return this.#timedOut;
   }
 
   /**

@@ -725,6 +725,55 @@ Deno.test("under a reaper, a signal's abort and output()'s maxBytes end the run 
   assert.ok(writer.resourceUsage!.maxRssBytes! >= 16 * MiB, JSON.stringify(writer.resourceUsage));
 });
 
+// AbortSignal.timeout(ms) counts from when it was made: the setup and a
+// launch's wait for its turn too. limitWallTime counts the command's time.
+Deno.test("limitWallTime counts from the command's execve, not from the call; timedOut says it ended the command", async () => {
+  await using setup = await busyboxContainer();
+  const init = await setup.container.start({
+    command: ["/bin/sleep", "1000"],
+    env: ENV,
+    reaper: true,
+    measureMaxRss: true,
+  });
+  // A second of the command's time goes by before the limit is set.
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  init.limitWallTime(1200);
+  assert.equal((await init.status).signal, "SIGKILL");
+  assert.equal(init.timedOut, true);
+  // Killed through pid 1: the figures stay. From the call it would be ~2200.
+  assert.ok(init.wallTimeMs! >= 1200 && init.wallTimeMs! < 2000, `killed at ${init.wallTimeMs} ms`);
+  assert.notEqual(init.resourceUsage, undefined);
+  // A command that ends within its limit did not time out; bad limits are refused.
+  await using quick = await busyboxContainer();
+  const ok = await quick.container.start({ command: ["/bin/true"], env: ENV, reaper: true });
+  ok.limitWallTime(60_000);
+  assert.equal((await ok.status).code, 0);
+  assert.equal(ok.timedOut, false);
+  for (const bad of [-1, NaN, 2 ** 31, "5" as unknown as number]) {
+    assert.throws(
+      () => ok.limitWallTime(bad),
+      (err: unknown) => err instanceof SboxError && err.step === "options",
+    );
+  }
+});
+
+Deno.test("an abort that comes while start() is under way ends the command through pid 1: the figures stay", async () => {
+  await using setup = await busyboxContainer();
+  const abort = new AbortController();
+  const starting = setup.container.start({
+    command: ["/bin/sleep", "1000"],
+    env: ENV,
+    reaper: true,
+    measureMaxRss: true,
+    signal: abort.signal,
+  });
+  abort.abort();
+  const init = await starting;
+  assert.equal((await init.status).signal, "SIGKILL");
+  assert.notEqual(init.resourceUsage, undefined, "pid 1 was killed: no figures");
+  assert.notEqual(init.wallTimeMs, undefined);
+});
+
 Deno.test("killCommand kills pid 1 after a second when pid 1 does not answer", async () => {
   await using setup = await busyboxContainer();
   const init = await setup.container.start({ command: ["/bin/sleep", "1000"], env: ENV, reaper: true });
@@ -2240,6 +2289,50 @@ Deno.test("a burst of 100 concurrent starts lets a timer run before the last of 
     assert.ok(childrenAtTimer < n, `the timer ran only after all ${n} starts had made their process`);
     assert.ok(childrenAtTimer > 0, "the timer ran before any start had made its process");
   } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+// Launches waiting for their turn went in no order: one that came while a
+// slice was fresh went at once, and a waiter went to the back each time it
+// found the slice used up. Under a judge's steady stream of starts (a pool
+// that starts the next container as one ends), one start waited 13 s while
+// 119 later ones went. They now go in the order they came.
+Deno.test("under a steady stream of starts, launches make their processes in the order they were asked for", async () => {
+  const total = 150, pool = 30;
+  const image = busyboxImage();
+  const dir = scratchDir("fifo-");
+  const made: Container[] = [];
+  try {
+    // Host pids rise with each clone3: pids in call order mean launches in call order.
+    const pids: number[] = [];
+    let asked = 0, called = 0;
+    const worker = async () => {
+      while (asked < total) {
+        asked++;
+        const container = await Container.create({
+          rootfs: dir,
+          userMapper: identityMapper(),
+          mounts: [new OverlayMount([image]), new BaseMounts()],
+        });
+        made.push(container);
+        const index = called++;
+        const init = await container.start({
+          command: ["/bin/sleep", "0.05"],
+          reaper: true,
+          measureMaxRss: true,
+        });
+        pids[index] = init.pid;
+        await init.status;
+      }
+    };
+    await Promise.all(Array.from({ length: pool }, worker));
+    // How many later calls made their process before each call did.
+    const overtaken = pids.map((pid, i) => pids.slice(i + 1).filter((later) => later < pid).length);
+    // A few from the awaits before a launch reaches its turn; dozens before.
+    assert.ok(Math.max(...overtaken) <= 20, `a start was overtaken by ${Math.max(...overtaken)} later ones`);
+  } finally {
+    await Promise.all(made.map((c) => c.destroy()));
     Deno.removeSync(dir, { recursive: true });
   }
 });
