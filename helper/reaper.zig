@@ -111,6 +111,38 @@ fn reapAll(watch: Watch) void {
     }
 }
 
+/// After the kill request's kill(-1): every other process of the container
+/// is dying. Waits for each, the command's end among them, and then
+/// reports as reapAll does. Only a process that is reaped reaches
+/// getrusage's figures, and a child of the command whose parent died first
+/// becomes ours: reporting at the command's end, as reapAll does, left out a
+/// wrapper's child killed with it (a `sh -c` whose 100 MiB child was never
+/// counted). SIGKILL ends them all at once; should one not end (a process
+/// stuck in the kernel), the caller kills this process a second later.
+fn reapAfterKill(watch: Watch) noreturn {
+    var command_status: ?u32 = null;
+    var command_end: i32 = 0;
+    while (true) {
+        var status: u32 = 0;
+        const wall = 0x40000000;
+        const pid = linux.syscall4(.wait4, @bitCast(@as(isize, -1)), @intFromPtr(&status), wall, 0);
+        if (pid == @as(usize, @bitCast(-@as(isize, @intFromEnum(linux.E.INTR))))) continue;
+        if (isError(pid)) break; // ECHILD: none is left
+        if (pid == @as(usize, @intCast(watch.child))) {
+            command_status = status;
+            command_end = monotonicUsec();
+        }
+    }
+    // The command is always among them: had it ended before, reapAll would
+    // have reported it and exited.
+    if (command_status) |status| {
+        report(watch, .exited_at, command_end);
+        reportChildrenUsage(watch);
+        report(watch, .exited, @bitCast(status));
+    }
+    exit(0);
+}
+
 /// wait4(-1) for any child that has ended, without waiting: its pid, 0 for
 /// none, or an error (ECHILD: no child at all).
 fn reapOne(status: *u32) usize {
@@ -241,6 +273,7 @@ pub fn supervise(watch: Watch) noreturn {
             // included; pid 1 is root in the container, or shares the
             // command's uid under keep-id maps, so none is out of its reach.
             _ = linux.syscall2(.kill, @bitCast(@as(isize, -1)), linux.SIG.KILL);
+            reapAfterKill(watch);
         } else if (signo == linux.SIG.TSTP) {
             // The terminal's Ctrl-Z, which sbox passes on before it stops
             // itself: the whole group stops, a shell's running child with

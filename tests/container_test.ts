@@ -675,6 +675,26 @@ Deno.test("killCommand keeps the peak of the command it kills; SIGRTMAX from ins
   assert.equal((await init.status).signal, "SIGKILL");
   reader.releaseLock();
   assert.ok(init.resourceUsage!.maxRssBytes! >= 24 * MiB, JSON.stringify(init.resourceUsage));
+  // A wrapper's child killed with it counts too: pid 1 reaps every process
+  // before it reports (the child, orphaned first, was left out).
+  await using wrapped = await busyboxContainer();
+  const wrapper = await wrapped.container.start({
+    command: [
+      "/bin/sh",
+      "-c",
+      "/bin/sh -c \"x=\\$(head -c 24m /dev/zero | tr '\\0' a); echo held; sleep 1000\"; true",
+    ],
+    env: ENV,
+    reaper: true,
+    measureMaxRss: true,
+    stdout: "piped",
+  });
+  const wrapperOut = wrapper.stdout!.getReader();
+  assert.equal(text((await wrapperOut.read()).value!), "held\n");
+  wrapperOut.releaseLock();
+  wrapper.killCommand();
+  assert.equal((await wrapper.status).signal, "SIGKILL");
+  assert.ok(wrapper.resourceUsage!.maxRssBytes! >= 24 * MiB, JSON.stringify(wrapper.resourceUsage));
   // From inside, SIGRTMAX to pid 1 is forwarded to the command like any
   // other signal: the shell dies of it, and a background sleep is not
   // killed by pid 1 (it dies with the container after).
