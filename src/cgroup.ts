@@ -354,6 +354,118 @@ export function checkNotFrozen(cgroup: Cgroup, option = "cgroup", quick = false)
 }
 
 /**
+ * What {@linkcode missingControllerMessage} reads about a group whose
+ * cgroup.controllers does not list a controller; apart so that a test can
+ * give each case (one host shows one).
+ */
+export interface ControllerFacts {
+  /** The group. */
+  path: string;
+  /**
+   * The groups above it, nearest first, up to the top of the cgroup2 mount:
+   * each path and whether its cgroup.controllers lists the controller.
+   */
+  ancestors: { path: string; offers: boolean }[];
+  /**
+   * Whether the last of them (the group itself if none) is the hierarchy's
+   * root, not the top of a cgroup namespace or a mount of a subtree.
+   */
+  topIsRoot: boolean;
+  /** The text of /proc/cgroups; undefined where it cannot be read. */
+  procCgroups?: string;
+}
+
+/**
+ * The error text for `controller` missing from a group's cgroup.controllers:
+ * "cgroup controller memory is not available in PATH (why; what to do)".
+ * Following "enable it in the parent's cgroup.subtree_control" only moves
+ * the error up a level where the parent does not offer it either, so this
+ * says who does: the parent, a group further up, or none, and then why
+ * (bound to a cgroup v1 hierarchy, as on a hybrid host; not delegated; not
+ * in the kernel). One wording for the library's Cgroup methods and the CLI's
+ * limits.
+ */
+export function missingControllerMessage(controller: string, facts: ControllerFacts): string {
+  const { path, ancestors } = facts;
+  const message = (why: string) => `cgroup controller ${controller} is not available in ${path} (${why})`;
+  const nearest = ancestors.findIndex((group) => group.offers);
+  if (nearest === 0) {
+    const file = `${ancestors[0].path.replace(/\/$/, "")}/cgroup.subtree_control`;
+    return message(
+      `its cgroup.controllers does not list it; its parent offers it: write +${controller} to ${file}`,
+    );
+  }
+  if (nearest > 0) {
+    return message(
+      `neither its cgroup.controllers nor its parent's lists it; the nearest group above that does is ` +
+        `${
+          ancestors[nearest].path
+        }: write +${controller} to the cgroup.subtree_control of that group and of ` +
+        `each one below it down to ${ancestors[0].path} (where systemd manages them, have it delegate ` +
+        `instead: Delegate=${controller})`,
+    );
+  }
+  // /proc/cgroups: "name hierarchy num_cgroups enabled"; a hierarchy other
+  // than 0 is a v1 one (cgroup2 is 0), and a controller is bound to one only.
+  const row = facts.procCgroups?.split("\n").map((line) => line.split(/\s+/))
+    .find((fields) => fields[0] === controller);
+  const v2Host =
+    "limits need a host with all its controllers on cgroup v2, such as sbox's VM tier (docs/vm.md)";
+  if (row?.[1] !== undefined && row[1] !== "0") {
+    return message(
+      `no group of the cgroup2 hierarchy can have it: the kernel has bound it to a cgroup v1 hierarchy, ` +
+        `number ${
+          row[1]
+        } in /proc/cgroups (/proc/self/mountinfo shows its mount), as on a hybrid host; ${v2Host}`,
+    );
+  }
+  const top = ancestors.at(-1)?.path;
+  if (!facts.topIsRoot) {
+    const none = top === undefined
+      ? "its cgroup.controllers does not list it, and it is the top of the cgroup2 mount"
+      : `no group up to ${top}, the top of the cgroup2 mount, lists it in cgroup.controllers`;
+    return message(
+      `${none}, not the hierarchy's root (a cgroup namespace or a mount of a subtree): ${controller} was not ` +
+        `delegated to it, by the host's administrator or by systemd (Delegate=${controller})`,
+    );
+  }
+  const none = top === undefined
+    ? "its cgroup.controllers does not list it, and it is the hierarchy's root"
+    : `not even the hierarchy's root, ${top}, lists it in cgroup.controllers`;
+  if (row?.[3] === "0") {
+    return message(
+      `${none}: the kernel has it disabled (/proc/cgroups says enabled 0; cgroup_disable= at boot)`,
+    );
+  }
+  if (facts.procCgroups !== undefined && row === undefined) {
+    return message(`${none}: the kernel has no ${controller} controller (/proc/cgroups does not list it)`);
+  }
+  return message(
+    `${none}: where the kernel has it, it is bound to a cgroup v1 hierarchy, as on a hybrid host ` +
+      `(see /proc/cgroups or /proc/self/mountinfo); ${v2Host}`,
+  );
+}
+
+/** {@linkcode missingControllerMessage} for `group`, read from its files and /proc/cgroups. */
+export function missingControllerError(group: Cgroup, controller: string): SboxError {
+  const ancestors: ControllerFacts["ancestors"] = [];
+  let top = group;
+  while (top.name !== "") {
+    top = top.parent();
+    const listed = readIfPossible(`${top.path}/cgroup.controllers`)?.split(/\s+/) ?? [];
+    ancestors.push({ path: top.path, offers: listed.includes(controller) });
+  }
+  const message = missingControllerMessage(controller, {
+    path: group.path,
+    ancestors,
+    // Only the root has no cgroup.type (the top of a cgroup namespace has one).
+    topIsRoot: stat(`${top.path}/cgroup.type`) === undefined,
+    procCgroups: readIfPossible("/proc/cgroups"),
+  });
+  return new SboxError(message, { step: "cgroup" });
+}
+
+/**
  * A cgroup v2 group: `mountPath` is the cgroup2 mount, `name` the path below
  * it ("" for the root).
  *
@@ -572,7 +684,7 @@ export class Cgroup {
     checkControllerNames("Cgroup.addSubtreeControllers", names);
     const available = this.controllers();
     const missing = names.filter((n) => !available.includes(n));
-    if (missing.length > 0) this.#missingController(missing[0]);
+    if (missing.length > 0) throw missingControllerError(this, missing[0]);
     this.#write("cgroup.subtree_control", names.map((n) => `+${n}`).join(" "));
   }
 
@@ -741,19 +853,16 @@ export class Cgroup {
     try {
       return access();
     } catch (err) {
-      if (err instanceof SboxError && err.errnoNumber === ENOENT && this.exists()) {
-        this.#missingController(controller);
+      // With the controller there, the kernel lacks the file (memory.peak
+      // before Linux 5.19): the error as it is names it.
+      if (
+        err instanceof SboxError && err.errnoNumber === ENOENT && this.exists() &&
+        !this.controllers().includes(controller)
+      ) {
+        throw missingControllerError(this, controller);
       }
       throw err;
     }
-  }
-
-  #missingController(controller: string): never {
-    throw new SboxError(
-      `cgroup controller ${controller} is not available in ${this.path} ` +
-        `(enable it in the parent's cgroup.subtree_control)`,
-      { step: "cgroup" },
-    );
   }
 }
 

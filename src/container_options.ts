@@ -126,8 +126,10 @@ export interface ProcessOptions {
    * pid 1 and not the command (as under Docker's `--init`). Pid 1 also
    * reports what the command and the processes waited for used
    * (`InitProcess.resourceUsage`: CPU time, with or without a cgroup, and
-   * with `measureMaxRss` the peak resident set). Default false: the command
-   * is pid 1, as in sbox.
+   * with `measureMaxRss` the peak resident set), not a child still running
+   * when the command exits: a judged program can hide work there, so take
+   * CPU time from the container's cgroup (`Cgroup.cpuUsage()`) where there
+   * is one. Default false: the command is pid 1, as in sbox.
    */
   reaper?: boolean;
   /**
@@ -163,16 +165,28 @@ export interface ProcessOptions {
    * Default "inherit". With "piped", as with `Deno.Command`, our end of the
    * pipe stays open until it is closed (`stdin.close()`, `abort()`) or the
    * container destroyed; and the container keeps the Process until then.
+   *
+   * A number is an open fd of this process, e.g. a test's input file:
+   * `openSync(path, "r")` of `node:fs` (Deno 2's `Deno.FsFile` gives no fd;
+   * it needs `--allow-read` for the file). The command gets a copy of it,
+   * which shares the file's offset (open it anew for each run); close yours
+   * once `start()`/`exec()` returned. A directory or a block device is
+   * refused.
    */
   stdin?: Stdio;
   /**
    * Default "inherit". With "piped", as with `Deno.Command`, our end of the
    * pipe stays open until it is read to end-of-file (`output()` does),
    * cancelled, or the container destroyed; and the container keeps the
-   * Process until then.
+   * Process until then. A number is an open fd, as for stdin (a file opened
+   * with `openSync(path, "w")`, which needs `--allow-write`).
    */
   stdout?: Stdio;
-  /** Default "inherit"; "piped" as for stdout. */
+  /**
+   * Default "inherit"; "piped" or an fd as for stdout. `output()`'s
+   * `maxBytes` is one limit for both piped streams, fatal on either: to
+   * keep stderr from ending a run, give it "null" or a file's fd.
+   */
   stderr?: Stdio;
   /**
    * Ends the process when it aborts: a request's signal to stop when its

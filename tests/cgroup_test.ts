@@ -7,7 +7,14 @@
 
 import assert from "node:assert/strict";
 import { Cgroup, Container, findCgroup2Mount, OverlayMount, SboxError } from "../mod.ts";
-import { cgroup2Mounts, locateCgroup, ownCgroupPath, placeCgroup } from "../src/cgroup.ts";
+import {
+  cgroup2Mounts,
+  type ControllerFacts,
+  locateCgroup,
+  missingControllerMessage,
+  ownCgroupPath,
+  placeCgroup,
+} from "../src/cgroup.ts";
 import {
   busyboxContainer,
   busyboxImage,
@@ -303,20 +310,111 @@ Deno.test({
   try {
     const listed = Deno.readTextFileSync(`${cgroup.path}/cgroup.controllers`).split(/\s+/).filter(Boolean);
     assert.deepEqual(cgroup.controllers(), listed);
+    // Not "enable it in the parent's cgroup.subtree_control": the parent
+    // does not offer it either, and doing so fails the same way a level up.
+    // Here (a hybrid host) the kernel has bound it to a v1 hierarchy.
+    const hierarchy = (controller: string) =>
+      Deno.readTextFileSync("/proc/cgroups").split("\n").map((line) => line.split(/\s+/))
+        .find((fields) => fields[0] === controller)?.[1];
+    const expected = (controller: string, path: string) =>
+      hierarchy(controller) !== undefined && hierarchy(controller) !== "0"
+        ? `cgroup controller ${controller} is not available in ${path} (no group of the cgroup2 hierarchy can ` +
+          `have it: the kernel has bound it to a cgroup v1 hierarchy, number ${hierarchy(controller)} in ` +
+          "/proc/cgroups (/proc/self/mountinfo shows its mount), as on a hybrid host; limits need a host with " +
+          "all its controllers on cgroup v2, such as sbox's VM tier (docs/vm.md))"
+        : new RegExp(
+          `^cgroup controller ${controller} is not available in ${path} \\((not even the hierarchy's root|no group up to )`,
+        );
+    const is = (controller: string, path: string) => (err: unknown) => {
+      assert.ok(err instanceof SboxError && err.step === "cgroup", String(err));
+      const want = expected(controller, path);
+      if (typeof want === "string") assert.equal(err.message, want);
+      else assert.match(err.message, want);
+      return true;
+    };
+    assert.throws(() => cgroup.setMemoryLimit(64 << 20), is("memory", cgroup.path));
+    assert.throws(() => cgroup.setPidsLimit(10), is("pids", cgroup.path));
+    assert.throws(() => cgroup.setCpuLimit(50_000), is("cpu", cgroup.path));
+    assert.throws(() => cgroup.memoryPeak(), is("memory", cgroup.path));
+    assert.throws(() => cgroup.addSubtreeControllers(["memory"]), is("memory", cgroup.path));
+    // The advice followed a level up meets the same answer, not new advice.
     assert.throws(
-      () => cgroup.setMemoryLimit(64 << 20),
-      (err: unknown) =>
-        err instanceof SboxError && err.step === "cgroup" &&
-        err.message === `cgroup controller memory is not available in ${cgroup.path} ` +
-            "(enable it in the parent's cgroup.subtree_control)",
+      () => cgroup.parent().addSubtreeControllers(["memory"]),
+      is("memory", cgroup.parent().path),
     );
-    assert.throws(() => cgroup.setPidsLimit(10), /controller pids is not available/);
-    assert.throws(() => cgroup.setCpuLimit(50_000), /controller cpu is not available/);
-    assert.throws(() => cgroup.memoryPeak(), /controller memory is not available/);
-    assert.throws(() => cgroup.addSubtreeControllers(["memory"]), /controller memory is not available/);
   } finally {
     await cgroup.remove();
   }
+});
+
+Deno.test("a missing controller's error says who offers it, or why none can: each case", () => {
+  const up = (...offers: boolean[]) =>
+    offers.map((offer, i) => ({ path: ["/cg/a/b", "/cg/a", "/cg"][i], offers: offer }));
+  const procCgroups = "#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpu\t0\t1\t1\nmemory\t4\t30\t1\n" +
+    "pids\t0\t1\t0\n";
+  const message = (controller: string, facts: Partial<ControllerFacts>) =>
+    missingControllerMessage(controller, { path: "/cg/a/b/c", ancestors: [], topIsRoot: true, ...facts });
+  const head = (controller: string) => `cgroup controller ${controller} is not available in /cg/a/b/c (`;
+  // The parent offers it: the one write that helps.
+  assert.equal(
+    message("cpu", { ancestors: up(true, true, true), procCgroups }),
+    `${head("cpu")}its cgroup.controllers does not list it; its parent offers it: write +cpu to ` +
+      "/cg/a/b/cgroup.subtree_control)",
+  );
+  // A group further up does: every write on the way down, or systemd's delegation.
+  assert.equal(
+    message("cpu", { ancestors: up(false, false, true), procCgroups }),
+    `${
+      head("cpu")
+    }neither its cgroup.controllers nor its parent's lists it; the nearest group above that does ` +
+      "is /cg: write +cpu to the cgroup.subtree_control of that group and of each one below it down to /cg/a/b " +
+      "(where systemd manages them, have it delegate instead: Delegate=cpu))",
+  );
+  // None does, and the kernel bound it to a v1 hierarchy (a hybrid host), wherever the top is.
+  for (const topIsRoot of [true, false]) {
+    assert.equal(
+      message("memory", { ancestors: up(false, false, false), topIsRoot, procCgroups }),
+      `${
+        head("memory")
+      }no group of the cgroup2 hierarchy can have it: the kernel has bound it to a cgroup v1 ` +
+        "hierarchy, number 4 in /proc/cgroups (/proc/self/mountinfo shows its mount), as on a hybrid host; " +
+        "limits need a host with all its controllers on cgroup v2, such as sbox's VM tier (docs/vm.md))",
+    );
+  }
+  // None up to the top of a cgroup namespace: not delegated.
+  assert.equal(
+    message("cpu", { ancestors: up(false, false), topIsRoot: false, procCgroups }),
+    `${
+      head("cpu")
+    }no group up to /cg/a, the top of the cgroup2 mount, lists it in cgroup.controllers, not the ` +
+      "hierarchy's root (a cgroup namespace or a mount of a subtree): cpu was not delegated to it, by the host's " +
+      "administrator or by systemd (Delegate=cpu))",
+  );
+  assert.match(
+    message("cpu", { topIsRoot: false, procCgroups }),
+    /\(its cgroup.controllers does not list it, and it is the top of the cgroup2 mount, not the hierarchy's root /,
+  );
+  // Not even the root: disabled at boot, not in the kernel, or (no /proc/cgroups) most likely v1.
+  assert.equal(
+    message("pids", { ancestors: up(false, false, false), procCgroups }),
+    `${head("pids")}not even the hierarchy's root, /cg, lists it in cgroup.controllers: the kernel has it ` +
+      "disabled (/proc/cgroups says enabled 0; cgroup_disable= at boot))",
+  );
+  assert.equal(
+    message("rdma", { procCgroups }),
+    `${
+      head("rdma")
+    }its cgroup.controllers does not list it, and it is the hierarchy's root: the kernel has no ` +
+      "rdma controller (/proc/cgroups does not list it))",
+  );
+  assert.equal(
+    message("cpu", { ancestors: up(false) }),
+    `${
+      head("cpu")
+    }not even the hierarchy's root, /cg/a/b, lists it in cgroup.controllers: where the kernel has ` +
+      "it, it is bound to a cgroup v1 hierarchy, as on a hybrid host (see /proc/cgroups or /proc/self/mountinfo); " +
+      "limits need a host with all its controllers on cgroup v2, such as sbox's VM tier (docs/vm.md))",
+  );
 });
 
 Deno.test("a failed exec into a new child cgroup kills and removes nothing another exec uses", async () => {

@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import { BaseMounts, Cgroup, Container } from "../mod.ts";
+import { missingControllerError } from "../src/cgroup.ts";
 import { planHostRoot, PlannedHostRoot } from "../src/host_root.ts";
 import { TemporaryLayers } from "../src/temporary_layers.ts";
 import { parseCommandLine, reportPathOf, RUN_OPTIONS } from "../src/cli/args.ts";
@@ -2467,6 +2468,9 @@ for (
         new RegExp(`^sbox: ${option}: cgroup controller ${controller} is not available in /`),
       );
       assert.ok(result.stderr.includes(Cgroup.current().path), result.stderr);
+      // The library's wording, which says why the parent lacks it (here: bound to a v1 hierarchy).
+      const why = missingControllerError(Cgroup.current(), controller).message;
+      assert.ok(result.stderr.includes(`sbox: ${option}: ${why}\n`), result.stderr);
       assertNothingLeft(result.pid);
     },
   });

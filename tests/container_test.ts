@@ -4,6 +4,7 @@
  */
 
 import assert from "node:assert/strict";
+import { closeSync, openSync } from "node:fs";
 import {
   BaseMounts,
   BindMount,
@@ -804,6 +805,40 @@ Deno.test("killCommand kills pid 1 after a second when pid 1 does not answer", a
   const status = await init.status;
   assert.equal(status.signal, "SIGKILL");
   assert.equal(init.resourceUsage, undefined, "pid 1 was killed: no figures");
+});
+
+Deno.test("a file as stdin by its fd (node:fs openSync, as the README shows): read whole; the caller closes its copy", async () => {
+  const dir = scratchDir("stdin-fd-");
+  const path = `${dir}/test.in`;
+  // More than a pipe holds, so that nothing of it could pass through one at once.
+  const input = "1 2 3\n".repeat(50_000);
+  Deno.writeTextFileSync(path, input);
+  try {
+    // Twice, as a judge runs tests: a fresh open each time, as the fd shares its offset with the command.
+    for (let i = 0; i < 2; i++) {
+      await using setup = await busyboxContainer();
+      const fd = openSync(path, "r"); // Deno.FsFile gives no fd in Deno 2
+      let init: InitProcess;
+      try {
+        init = await setup.container.start({
+          command: ["/bin/sh", "-c", "cat; stat -L -c %F /proc/self/fd/0 >&2"],
+          env: ENV,
+          stdin: fd,
+          stdout: "piped",
+          stderr: "piped",
+        });
+      } finally {
+        closeSync(fd); // the container has its own copy
+      }
+      const { code, stdout, stderr } = await init.output();
+      assert.equal(code, 0, text(stderr));
+      assert.equal(text(stderr), "regular file\n", "the file itself, not a pipe fed from it");
+      assert.equal(stdout.length, input.length);
+      assert.equal(text(stdout), input);
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
 
 Deno.test("a directory or a block device as a stdio fd is refused before any process exists", async () => {

@@ -11,7 +11,14 @@
  * @module
  */
 
-import { Cgroup, checkNotFrozen, type CpuUsage, locateCgroup, readCgroup2Mounts } from "../cgroup.ts";
+import {
+  Cgroup,
+  checkNotFrozen,
+  type CpuUsage,
+  locateCgroup,
+  missingControllerError,
+  readCgroup2Mounts,
+} from "../cgroup.ts";
 import { SboxError } from "../error.ts";
 import { show } from "../options.ts";
 import { readDir, stat } from "../sys.ts";
@@ -84,11 +91,8 @@ export function enableControllers(parent: Cgroup, limits: CgroupLimits): string[
   for (const { key, option, controller } of LIMITS) {
     if (limits[key] === undefined || enabled.includes(controller)) continue;
     if (!available.includes(controller)) {
-      throw new SboxError(
-        `${option}: cgroup controller ${controller} is not available in ${parent.path} ` +
-          `(its cgroup.controllers does not list it)`,
-        { step: "cgroup" },
-      );
+      const err = missingControllerError(parent, controller);
+      throw new SboxError(`${option}: ${err.message}`, { step: "cgroup" });
     }
     if (!needed.has(controller)) needed.set(controller, option);
   }
