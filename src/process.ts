@@ -495,8 +495,9 @@ export class Process {
    * reaped. A container's init is pid 1 of its pid namespace, and the kernel
    * delivers to it only SIGKILL, SIGSTOP and the signals it has a handler
    * for: most programs ignore this SIGTERM as init. Start with
-   * `reaper: true` to have it forwarded to the command (all but SIGRTMAX,
-   * which asks that pid 1 kill the rest: see `InitProcess.killCommand`), or
+   * `reaper: true` to have it forwarded to the command (every signal, and
+   * a terminal's SIGINT, SIGQUIT and SIGCONT to its process group; to end
+   * the command and keep its figures, see `InitProcess.killCommand`), or
    * send SIGKILL.
    */
   kill(signal: SignalLike = "SIGTERM"): void {
@@ -748,7 +749,10 @@ export class InitProcess extends Process {
 
   readonly #startedAt: ReaperTime | undefined;
   #wallTimer: ReturnType<typeof setTimeout> | undefined;
-  #timedOut = false;
+  /** The limit of the last limitWallTime call, in ms. */
+  #wallLimitMs: number | undefined;
+  /** Whether limitWallTime's timer sent its kill. */
+  #limitKillSent = false;
 
   /** @internal Use Container.start. */
   constructor(
@@ -828,19 +832,32 @@ export class InitProcess extends Process {
     }
     clearTimeout(this.#wallTimer);
     if (this.exited) return;
+    this.#wallLimitMs = ms;
     const left = Math.max(0, ms - (this.msSinceCommandStart ?? 0));
     this.#wallTimer = setTimeout(() => {
       if (this.exited) return;
-      this.#timedOut = true;
+      this.#limitKillSent = true;
       this.killCommand();
     }, left);
     const clear = () => clearTimeout(this.#wallTimer);
     this.status.then(clear, clear);
   }
 
-  /** Whether {@linkcode limitWallTime}'s limit ended the command (its kill was sent before the command ended). */
+  /**
+   * Whether the command ran past {@linkcode limitWallTime}'s limit. With
+   * `reaper: true`, once `status` has resolved, by pid 1's clock
+   * (`wallTimeMs` of at least the limit), whoever ended it: a timer of ours
+   * that fires late, when the event loop is busy, may send its kill after
+   * the command ended on its own in time, and that is no time-out; and one
+   * that ended on its own past the limit, before the kill came, timed out.
+   * Otherwise (no reaper, pid 1 killed too, or before the end): whether the
+   * limit's kill was sent.
+   */
   get timedOut(): boolean {
-    return this.#timedOut;
+    const limit = this.#wallLimitMs;
+    if (limit === undefined) return false;
+    const ran = this.wallTimeMs;
+    return ran === undefined ? this.#limitKillSent : ran >= limit;
   }
 
   /**
@@ -853,7 +870,7 @@ export class InitProcess extends Process {
   get msSinceCommandStart(): number | undefined {
     const start = this.#startedAt;
     if (!start) return undefined;
-    return wrappedMs(start.usec, monotonicUsec());
+    return unwrappedMs(start, { usec: monotonicUsec(), seenMs: performance.now() });
   }
 
   /**
@@ -867,12 +884,7 @@ export class InitProcess extends Process {
   get wallTimeMs(): number | undefined {
     const start = this.#startedAt, end = this.exitedAt;
     if (!start || !end) return undefined;
-    // pid 1's clock comes in 31 bits of microseconds: the wraps (every
-    // ~36 minutes) that this process's own clock saw go back in.
-    const wrapMs = 2 ** 31 / 1000;
-    const ownMs = wrappedMs(start.usec, end.usec);
-    const seenMs = end.seenMs - start.seenMs;
-    return ownMs + Math.round((seenMs - ownMs) / wrapMs) * wrapMs;
+    return unwrappedMs(start, end);
   }
 
   /**
@@ -900,6 +912,18 @@ function completeUsage(usage: Partial<ResourceUsage>): ResourceUsage | undefined
 }
 
 /** Milliseconds from `from` to `to`, readings of a reaper's clock (31 bits of microseconds), less than one wrap apart. */
+/**
+ * The ms from `from` to `to` by pid 1's clock, which comes in 31 bits of
+ * microseconds: the wraps (every ~36 minutes) go back in by this process's
+ * own clock, which saw both readings (`seenMs`) later, but by about as much.
+ */
+function unwrappedMs(from: ReaperTime, to: ReaperTime): number {
+  const wrapMs = 2 ** 31 / 1000;
+  const ownMs = wrappedMs(from.usec, to.usec);
+  const seenMs = to.seenMs - from.seenMs;
+  return ownMs + Math.round((seenMs - ownMs) / wrapMs) * wrapMs;
+}
+
 function wrappedMs(from: number, to: number): number {
   return ((to - from + 2 ** 31) % 2 ** 31) / 1000;
 }

@@ -284,8 +284,8 @@ for (const arch of ["x86_64", "aarch64"] as const) {
     assertMatchesOracle(DEFAULT_SECCOMP_POLICY, arch, filter);
     // Its cost at start grows with its length (the kernel translates, JIT-compiles
     // and runs it for every number once): runs and shared blocks keep it short.
-    // 127 (x86_64) and 132 (aarch64) with the socket filter rules, 5 of 5 words each.
-    assert.ok(filter.length / 8 < 140, `${filter.length / 8} instructions`);
+    // 133 (x86_64) and 138 (aarch64) with the socket filter and lease rules.
+    assert.ok(filter.length / 8 < 160, `${filter.length / 8} instructions`);
   });
 
   Deno.test(`seccomp (${arch}): a policy with hundreds of runs needs long jumps and still agrees`, () => {
