@@ -227,3 +227,15 @@ Deno.test("decodeName is the byte-by-byte definition on mixes of UTF-8, cut sequ
     assert.equal(decodeName(bytes), reference(bytes), `${bytes}`);
   }
 });
+
+// KILL_REQUEST_SIGNAL (src/process.ts) and kill_request (helper/reaper.zig)
+// must be one signal: a request the other side does not take as one is
+// forwarded to the command, and the rest of the container lives on.
+Deno.test("the kill request's signal is the same number in process.ts and reaper.zig", () => {
+  const source = (path: string) => Deno.readTextFileSync(new URL(path, import.meta.url));
+  const ts = /^const KILL_REQUEST_SIGNAL = (\d+);$/m.exec(source("../src/process.ts"))?.[1];
+  const zig = /^pub const kill_request: u32 = (\d+);$/m.exec(source("../helper/reaper.zig"))?.[1];
+  assert.ok(ts, "KILL_REQUEST_SIGNAL not found in src/process.ts");
+  assert.ok(zig, "kill_request not found in helper/reaper.zig");
+  assert.equal(Number(ts), Number(zig));
+});
