@@ -14,8 +14,11 @@ import {
   EBUSY,
   EEXIST,
   ENOENT,
+  type MountEntry,
+  mountTable,
   O,
   open,
+  parseMountInfo,
   readDir,
   readTextFile,
   resolvedPath,
@@ -66,14 +69,12 @@ export interface Cgroup2Mount {
 
 /** The cgroup2 mounts of `mountinfo` (the text of /proc/PID/mountinfo), in its order. */
 export function cgroup2Mounts(mountinfo: string): Cgroup2Mount[] {
-  const mounts: Cgroup2Mount[] = [];
-  for (const line of mountinfo.split("\n")) {
-    const sep = line.indexOf(" - ");
-    if (sep < 0 || line.slice(sep + 3).split(" ")[0] !== "cgroup2") continue;
-    const fields = line.slice(0, sep).split(" ");
-    mounts.push({ root: unescapeMountPath(fields[3]), point: unescapeMountPath(fields[4]) });
-  }
-  return mounts;
+  return cgroup2MountsOf(parseMountInfo(mountinfo));
+}
+
+/** The cgroup2 mounts of a mount table, in its order. */
+function cgroup2MountsOf(table: readonly MountEntry[]): Cgroup2Mount[] {
+  return table.filter((m) => m.fstype === "cgroup2").map((m) => ({ point: m.path, root: m.root }));
 }
 
 /**
@@ -129,7 +130,7 @@ export function placeCgroup(
 
 /** The cgroup2 mounts of this process's mount namespace; throws (step "cgroup") when there is none. */
 export function readCgroup2Mounts(): Cgroup2Mount[] {
-  const mounts = cgroup2Mounts(readTextFile("/proc/self/mountinfo"));
+  const mounts = cgroup2MountsOf(mountTable());
   if (mounts.length === 0) {
     throw new SboxError("no cgroup2 file system is mounted (looked in /proc/self/mountinfo)", {
       step: "cgroup",
@@ -197,18 +198,14 @@ export function findCgroup2Mount(): string {
  * by its text: the deepest mount point on its way, the top one of a stack.
  */
 function fileSystemAt(path: string): string | undefined {
-  let best: { point: string; type: string } | undefined;
-  for (const line of readTextFile("/proc/self/mountinfo").split("\n")) {
-    const sep = line.indexOf(" - ");
-    if (sep < 0) continue;
-    const point = unescapeMountPath(line.slice(0, sep).split(" ")[4]);
+  let best: MountEntry | undefined;
+  for (const mount of mountTable()) {
+    const point = mount.path;
     const holds = point === "/" || path === point || path.startsWith(`${point}/`);
     // Later lines are mounted later: on an equal point, over the earlier ones.
-    if (holds && point.length >= (best?.point.length ?? 0)) {
-      best = { point, type: line.slice(sep + 3).split(" ")[0] };
-    }
+    if (holds && point.length >= (best?.path.length ?? 0)) best = mount;
   }
-  return best?.type;
+  return best?.fstype;
 }
 
 /**
@@ -261,10 +258,6 @@ export const PIDS_LIMIT_MAX = 4_194_304;
  * start looking like a success and its status SIGKILL.
  */
 const killedGroups = new Set<string>();
-
-function unescapeMountPath(path: string): string {
-  return path.replace(/\\([0-7]{3})/g, (_, oct) => String.fromCharCode(parseInt(oct, 8)));
-}
 
 /**
  * The kernel's interface files ("cgroup.procs", "memory.max") share a

@@ -32,6 +32,7 @@ import {
   num,
   pidfdSignal,
   pipe,
+  readLink,
   readTextFile,
   setNonblocking,
   stat,
@@ -378,7 +379,10 @@ export function opFailure(program: Program, opIndex: number, errno: number): Sbo
  */
 function hintFor(errno: number, step: OpName, what: string): string {
   if (step === "fork" || step === "unshare" || step === "net_spawn" || step === "reaper") {
-    return cloneHint(errno, step !== "reaper");
+    // Only unshare and net_spawn make namespaces: sbox's one fork op (the
+    // exec's, container.ts) clones with CLONE_VM | CLONE_PARENT alone, and
+    // the namespaces it enters are joined or made by the ops after it.
+    return cloneHint(errno, step === "unshare" || step === "net_spawn");
   }
   if (
     errno === errnoNumber("ENOENT") && step === "write_existing" && what.startsWith("cannot write /proc/sys/")
@@ -419,6 +423,12 @@ const NAMESPACE_FLAGS = CLONE.NEWUSER | CLONE.NEWPID | CLONE.NEWNS | CLONE.NEWNE
 export interface CloneLimits {
   /** This process's effective uid. */
   euid: number;
+  /**
+   * Whether this process runs in a user namespace other than the host's
+   * (a rootless container, `unshare -U -r`), whose uid 0 RLIMIT_NPROC may
+   * bind as any uid. Absent: the host's.
+   */
+  nestedUserNamespace?: boolean;
   /** The soft RLIMIT_NPROC (`ulimit -u`), or undefined where it cannot be read; `-1n` for unlimited. */
   nproc: bigint | undefined;
   /** The `/proc/sys/user/max_*_namespaces` files whose value is 0 here, by name: "max_user_namespaces". */
@@ -444,8 +454,22 @@ function readCloneLimits(): CloneLimits {
         return false; // a kernel without that namespace
       }
     });
-  return { euid: ids().euid, nproc, zeroNamespaceLimits };
+  let nestedUserNamespace: boolean | undefined;
+  try {
+    nestedUserNamespace = readLink("/proc/self/ns/user") !== INITIAL_USER_NAMESPACE;
+  } catch {
+    nestedUserNamespace = undefined; // unknown (no /proc): taken as the host's
+  }
+  return { euid: ids().euid, nproc, zeroNamespaceLimits, nestedUserNamespace };
 }
+
+/**
+ * /proc/self/ns/user of a process in the host's (initial) user namespace:
+ * the kernel gives the initial namespaces fixed inode numbers
+ * (PROC_USER_INIT_INO, include/linux/proc_ns.h). A map of "0 0 4294967295"
+ * would not tell: root can give a namespace of its own that one.
+ */
+const INITIAL_USER_NAMESPACE = "user:[4026531837]";
 
 /**
  * What an errno of creating a process (clone3, or a fork or unshare of the
@@ -457,8 +481,9 @@ function readCloneLimits(): CloneLimits {
  *   (/proc/sys/user/max_user_namespaces, ...), which a container may set
  *   to 0 to forbid them;
  * - EAGAIN: a limit on processes: the uid's RLIMIT_NPROC (which does not
- *   bind root), a pids.max of its cgroup or of one above, or the kernel's
- *   threads-max or pid_max;
+ *   bind the host's root, but binds uid 0 of a rootless container), a
+ *   pids.max of its cgroup or of one above, or the kernel's threads-max or
+ *   pid_max;
  * - ENOSYS: clone3 itself refused, which Docker's default seccomp profile
  *   does (so that glibc falls back to clone); sbox has no fallback, as it
  *   needs CLONE_INTO_CGROUP;
@@ -487,11 +512,18 @@ export function cloneHint(
       "containers)";
   }
   if (errno === errnoNumber("EAGAIN")) {
-    const { euid, nproc } = read();
-    const rlimit = euid === 0 || nproc === -1n
+    const { euid, nproc, nestedUserNamespace } = read();
+    // The kernel waives RLIMIT_NPROC only for the host's root (a real uid
+    // of kuid 0) and for CAP_SYS_RESOURCE or CAP_SYS_ADMIN in the initial
+    // user namespace (copy_process): uid 0 of a rootless container is
+    // another user of the host, and bound. (Uid 0 of root's own `unshare -U
+    // -r` is the host's root: there the hint names one limit too many, which
+    // is better than one too few.)
+    const where = nestedUserNamespace ? "in this user namespace" : "on the host";
+    const rlimit = (euid === 0 && !nestedUserNamespace) || nproc === -1n
       ? ""
       : `RLIMIT_NPROC (\`ulimit -u\`${nproc === undefined ? "" : `, here ${nproc}`}), which counts every ` +
-        `process and thread of uid ${euid} on the host, sbox's own included; `;
+        `process and thread of uid ${euid} ${where}, sbox's own included; `;
     return ` (a limit on processes is reached: ${rlimit}the pids.max of sbox's cgroup or of one above it; ` +
       "or the kernel's kernel.threads-max or kernel.pid_max: raise the one that is full, or end processes)";
   }

@@ -9,7 +9,7 @@
  */
 
 import { isWithin } from "./mount.ts";
-import { type MountEntry, resolvedPath } from "./sys.ts";
+import { type MountEntry, resolvedPath, unescapeMountField } from "./sys.ts";
 
 /**
  * Directories of proc and sysfs that the kernel makes as mount points of
@@ -117,20 +117,45 @@ function mountOf(path: string, mounts: readonly MountEntry[]): MountEntry | unde
 }
 
 /**
- * The directories an overlay's super options name as its layers
- * (`lowerdir=a:b`, `lowerdir+=c`, `upperdir=`, `workdir=`), as given when
- * it was mounted; overlayfs escapes `,` `:` and `\` in them with a
- * backslash.
+ * The directories an overlay's super options (mountinfo's, as they are)
+ * name as its layers: `lowerdir=a:b` (`::` before data layers),
+ * `upperdir=`, `workdir=`, each as given when it was mounted, where
+ * overlayfs takes `\` as an escape (of `:`, `,`, `\`); and `lowerdir+=`
+ * and `datadir+=`, one path each, taken as they are. The kernel then
+ * writes each option's value with `,`, space, tab, newline and `\` as
+ * octal escapes (`\054`, `\040`, ..., `\134`): the layer `/l a:b` of a
+ * `lowerdir=` is `/l\040a\134:b` there.
  */
-function overlayLayerPaths(superOptions: string): string[] {
+export function overlayLayerPaths(superOptions: string): string[] {
   const paths: string[] = [];
-  // Options split at a "," not escaped; values at a ":" not escaped.
-  for (const option of superOptions.split(/(?<!\\),/)) {
-    const match = /^(lowerdir\+?|upperdir|workdir|datadir\+)=(.*)$/.exec(option);
+  // A "," in a value is written "\054": a bare one separates options.
+  for (const option of superOptions.split(",")) {
+    const match = /^(lowerdir|upperdir|workdir|lowerdir\+|datadir\+)=(.*)$/s.exec(unescapeMountField(option));
     if (!match) continue;
-    for (const path of match[2].split(/(?<!\\):/)) paths.push(path.replace(/\\(.)/g, "$1"));
+    const [, name, value] = match;
+    if (name.endsWith("+")) {
+      paths.push(value);
+      continue;
+    }
+    const values = name === "lowerdir" ? splitUnescaped(value, ":") : [value];
+    for (const path of values) if (path !== "") paths.push(path.replace(/\\(.)/g, "$1"));
   }
   return paths;
+}
+
+/** `text` split at each `separator` that no `\` escapes; the escapes are kept. */
+function splitUnescaped(text: string, separator: string): string[] {
+  const parts: string[] = [];
+  let start = 0;
+  for (let i = 0; i < text.length; i++) {
+    if (text[i] === "\\") i++;
+    else if (text[i] === separator) {
+      parts.push(text.slice(start, i));
+      start = i + 1;
+    }
+  }
+  parts.push(text.slice(start));
+  return parts;
 }
 
 /**

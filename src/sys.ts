@@ -191,7 +191,13 @@ export interface MountEntry {
   root: string;
   /** The mount's own options, e.g. ["rw", "nosuid", "relatime"]. */
   options: string[];
-  /** The file system's options as one string, e.g. "lowerdir=/l,upperdir=/u,workdir=/w". */
+  /**
+   * The file system's options as one string, e.g.
+   * "lowerdir=/l,upperdir=/u,workdir=/w", as mountinfo has it: a value's
+   * escapes (`\054` for a "," in it, `\040` for a space) are kept, for a
+   * "," in a value not to be taken for the end of the option
+   * ({@linkcode unescapeMountField} undoes them, option by option).
+   */
   superOptions: string;
 }
 
@@ -202,8 +208,12 @@ export function mountTable(): MountEntry[] {
   return parseMountInfo(decodeName(readFile("/proc/self/mountinfo")));
 }
 
-/** Undoes mountinfo's octal escapes (`\040` for a space). */
-function unescapeMountField(field: string): string {
+/**
+ * Undoes mountinfo's octal escapes: `\040` for a space, `\011` a tab,
+ * `\012` a newline, `\134` a backslash (and, in super options, `\054` a
+ * comma).
+ */
+export function unescapeMountField(field: string): string {
   return field.replace(/\\([0-7]{3})/g, (_, oct) => String.fromCharCode(parseInt(oct, 8)));
 }
 

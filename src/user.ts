@@ -283,11 +283,13 @@ export class ProcUserMapper implements UserMapper {
  * can tell it: a read-only /proc (EROFS), or a user namespace of its own
  * that does not map the host ids the maps name (EPERM: `unshare -U -r`, a
  * container that maps only a few ids). Anything else as it was.
+ * `readOwnMap` reads this process's own map ("uid_map", "gid_map").
  */
-function explainMapFailure(
+export function explainMapFailure(
   err: unknown,
   uidMap: readonly IdMapEntry[],
   gidMap: readonly IdMapEntry[],
+  readOwnMap: (file: "uid_map" | "gid_map") => string = (file) => readTextFile(`/proc/self/${file}`),
 ): unknown {
   if (!(err instanceof SboxError)) return err;
   let why: string | undefined;
@@ -298,14 +300,12 @@ function explainMapFailure(
     for (const [file, map, kind] of [["uid_map", uidMap, "uids"], ["gid_map", gidMap, "gids"]] as const) {
       let own: string;
       try {
-        own = readTextFile(`/proc/self/${file}`);
+        own = readOwnMap(file);
       } catch {
         continue;
       }
       const ranges = own.trim().split("\n").map((line) => line.trim().split(/\s+/).map(Number));
-      const mapped = (id: number, size: number) =>
-        ranges.some(([inside, , count]) => id >= inside && id + size <= inside + count);
-      const missing = map.find((entry) => !mapped(entry.hostId, entry.size));
+      const missing = map.find((entry) => !coveredBy(entry.hostId, entry.size, ranges));
       if (!missing) continue;
       const shown = ranges.map(([inside, , count]) =>
         count === 1 ? `${inside}` : `${inside}-${inside + count - 1}`
@@ -323,6 +323,22 @@ function explainMapFailure(
   }
   if (why === undefined) return err;
   return new SboxError(`${err.message}: ${why}`, { step: err.step, errno: err.errnoNumber, cause: err });
+}
+
+/**
+ * Whether ids `id` to `id + size - 1` are all mapped by `ranges` (the lines
+ * of an id map: `inside outside count`), together: an entry may span two
+ * adjacent lines (`0 0 1000` and `1000 1000 64536` map 0-65535).
+ */
+function coveredBy(id: number, size: number, ranges: readonly number[][]): boolean {
+  const sorted = [...ranges].sort((a, b) => a[0] - b[0]);
+  let next = id; // the first id not yet seen mapped
+  for (const [inside, , count] of sorted) {
+    if (inside > next) break; // a gap (sorted: no later line starts lower)
+    next = Math.max(next, inside + count);
+    if (next >= id + size) return true;
+  }
+  return next >= id + size;
 }
 
 /**

@@ -649,6 +649,60 @@ Deno.test({
   }
 });
 
+// cgroup.ts read mountinfo with a parser and a TextDecoder of its own: a
+// mount point that is not UTF-8 came back with U+FFFD, a path that names
+// nothing. It now reads the one mount table (sys.ts), whose names encode
+// back to their bytes.
+const ODD_POINT_TEST = "a cgroup2 mount point that is not UTF-8 is found, and the groups on it are there";
+Deno.test({
+  name: ODD_POINT_TEST,
+  ignore: skipUnlessRoot(ODD_POINT_TEST, "it mounts cgroup2 in a mount namespace of its own (unshare -m)"),
+}, async () => {
+  const group = testCgroup();
+  const dir = scratchDir("cgroup-odd-");
+  try {
+    const report = `
+import { checkOnCgroup2, Cgroup, readCgroup2Mounts } from ${
+      JSON.stringify(new URL("../src/cgroup.ts", import.meta.url).href)
+    };
+import { printable } from ${JSON.stringify(new URL("../src/cstring.ts", import.meta.url).href)};
+const points = readCgroup2Mounts().map((m) => m.point);
+const odd = points.find((point) => printable(point) === Deno.args[0] + "/cg\\\\376");
+const inside = odd === undefined ? undefined : new Cgroup(odd, Deno.args[1]);
+if (inside) checkOnCgroup2(inside);
+console.log(JSON.stringify({ points: points.map(printable), exists: inside?.exists() }));`;
+    // Only the new mount: the host's is gone from this namespace.
+    const script = 'odd="$2/cg$(printf "\\376")" && mkdir "$odd" && umount -l "$3" && ' +
+      'mount -t cgroup2 cgroup2 "$odd" && exec "$0" eval "$1" "$2" "$4"';
+    const output = await new Deno.Command("unshare", {
+      args: [
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        script,
+        Deno.execPath(),
+        report,
+        dir,
+        group.mountPath,
+        group.name,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(60_000),
+    }).output();
+    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+    assert.deepEqual(JSON.parse(new TextDecoder().decode(output.stdout)), {
+      points: [`${dir}/cg\\376`],
+      exists: true,
+    });
+  } finally {
+    await group.remove();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 const OWN_NAME_TEST =
   'this process\'s group named "x (deleted)" is found; one named with a tab is named as the problem';
 Deno.test({
