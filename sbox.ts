@@ -12,8 +12,23 @@
  */
 
 import meta from "./deno.json" with { type: "json" };
-import { main } from "./src/cli/main.ts";
+// Small on purpose: the rest of sbox loads after it has emptied a stale report.
+import { emptyStaleReport } from "./src/cli/stale_report.ts";
 
-export { main };
+/**
+ * Runs the sbox command line `argv` (the arguments after the program name)
+ * and resolves to the exit status; prints to stdout and stderr. With
+ * `fromCommandLine` (`argv` is `Deno.args`), an argument that is not valid
+ * UTF-8 on the command line is refused instead of passed on changed.
+ */
+export async function main(argv: string[], version: string, fromCommandLine = false): Promise<number> {
+  // Loaded here, not imported above: the graph takes tens of milliseconds
+  // to load, in which a signal would leave an earlier run's report as it was.
+  const cli = await import("./src/cli/main.ts");
+  return await cli.main(argv, version, fromCommandLine);
+}
 
-if (import.meta.main) Deno.exit(await main(Deno.args, meta.version, true));
+if (import.meta.main) {
+  emptyStaleReport(Deno.args);
+  Deno.exit(await main(Deno.args, meta.version, true));
+}

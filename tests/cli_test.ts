@@ -800,10 +800,17 @@ Deno.test("cli: a hostile image's /etc/passwd and FIFOs given as files neither h
     Deno.symlinkSync(`${dir}/host-etc`, `${image}/etc`);
     const linked = await run(idOf);
     assert.deepEqual([linked.code, linked.stdout], [0, "0\n/root\n"], linked.stderr);
-    // A FIFO as --stdin, without a writer: the command starts (and does not read it).
+    // A FIFO as --stdin is opened without blocking sbox (its writer is
+    // then waited for in the event loop: see the --stdin FIFO test).
     assert.ok(new Deno.Command("mkfifo", { args: [`${dir}/in`] }).outputSync().success);
+    const writer = new Deno.Command("sh", {
+      args: ["-c", `echo x > ${dir}/in`],
+      signal: AbortSignal.timeout(20_000),
+    })
+      .output();
     const stdin = await run(["--rootfs", busyboxImage(), "--stdin", `${dir}/in`, "--", "/bin/true"]);
     assert.equal(stdin.code, 0, stdin.stderr);
+    await writer;
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
@@ -868,6 +875,73 @@ Deno.test("cli: --seccomp FILE must hold a policy object; only the word unconfin
       assert.match(result.stderr, pattern, `${content}: ${result.stderr}`);
       assertNothingLeft(result.pid);
     }));
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("cli: a FIFO as --stdin: the command starts once a writer has opened it, as with a shell's <", async () => {
+  // sbox opened the FIFO without waiting and the command started at once: a
+  // read before the writer came returned end-of-file, the run was OK on
+  // empty input, and the writer then waited for a reader that was gone.
+  const dir = scratchDir("cli-stdin-fifo-");
+  // Each step is bounded: on the old code a writer waits forever.
+  const bounded = (script: string) =>
+    new Deno.Command("sh", { args: ["-c", script], signal: AbortSignal.timeout(20_000) }).output();
+  const runWith = (args: string[]) =>
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-ffi", SBOX, "run", "--rootfs", busyboxImage(), ...args],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(20_000),
+    }).spawn();
+  try {
+    const fifo = `${dir}/in`;
+    assert.ok(new Deno.Command("mkfifo", { args: [fifo] }).outputSync().success);
+    // A writer that comes a moment later, after the --wall-time the command
+    // has: the wait is before its start, not its time.
+    const late = runWith(["--stdin", fifo, "--wall-time", "300ms", "--report", "-", "--", "cat"]);
+    const lateWriter = bounded(`sleep 0.6; echo from-the-writer > ${fifo}`);
+    const lateOut = await late.output();
+    assert.equal(text(lateOut.stdout), "from-the-writer\n", text(lateOut.stderr));
+    assert.deepEqual([lateOut.code, report(text(lateOut.stderr)).status], [0, "OK"]);
+    assert.ok((await lateWriter).success);
+    // A writer that holds the FIFO open and writes only once the command
+    // has started (an interactor waiting for the first line): the command
+    // starts without any input yet.
+    const started = `${dir}/started`;
+    const silent = runWith([
+      "--stdin",
+      fifo,
+      "--bind",
+      `${dir}:/w`,
+      "--",
+      "sh",
+      "-c",
+      "touch /w/started; cat",
+    ]);
+    const silentWriter = bounded(
+      `exec 3>${fifo}; while [ ! -e ${started} ]; do sleep 0.05; done; echo after-the-start >&3`,
+    );
+    const silentOut = await silent.output();
+    assert.equal(text(silentOut.stdout), "after-the-start\n", text(silentOut.stderr));
+    assert.ok((await silentWriter).success);
+    // A writer that came and went without a word: end-of-file, as from a shell's <.
+    const empty = runWith(["--stdin", fifo, "--", "sh", "-c", "cat; echo read-to-the-end"]);
+    const emptyWriter = bounded(`sleep 0.3; : > ${fifo}`);
+    assert.equal(text((await empty.output()).stdout), "read-to-the-end\n");
+    assert.ok((await emptyWriter).success);
+    // No writer at all: a signal still ends the wait, and sbox cleans up.
+    const waiting = runWith(["--stdin", fifo, "--report", "-", "--", "cat"]);
+    await new Promise((r) => setTimeout(r, 1000));
+    waiting.kill("SIGTERM");
+    const stopped = await waiting.output();
+    const stderr = text(stopped.stderr);
+    assert.deepEqual([stopped.code, stopped.signal], [143, "SIGTERM"], stderr);
+    assert.match(stderr, /^sbox: interrupted by SIGTERM: the container was killed$/m);
+    assert.equal(report(stderr).status, "XX");
+    assertNothingLeft(waiting.pid);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
@@ -1558,8 +1632,36 @@ Deno.test("cli: 127 when the command is not found, 126 when it cannot be execute
 
   const notExecutable = await busybox(["/etc/passwd"]);
   assert.equal(notExecutable.code, 126);
-  assert.match(notExecutable.stderr, /^sbox: cannot exec \/etc\/passwd: EACCES/);
+  assert.equal(notExecutable.stderr, "sbox: cannot exec /etc/passwd: EACCES (Permission denied)\n");
   assertNothingLeft(notExecutable.pid);
+});
+
+Deno.test("cli: the line of a failed exec says when the program is a directory, and quotes a blank name", async () => {
+  // A directory gave EACCES alone, which reads as a file without x; a blank
+  // name showed as nothing between two spaces.
+  const dir = scratchDir("cli-exec-line-");
+  try {
+    Deno.mkdirSync(`${dir}/sub`);
+    const bind = ["--bind", `${dir}:/w:ro`];
+    const cases: [string[], number, string][] = [
+      [["/etc"], 126, "cannot exec /etc: EACCES (Permission denied): it is a directory"],
+      [[...bind, "--", "/w/sub"], 126, "cannot exec /w/sub: EACCES (Permission denied): it is a directory"],
+      [
+        [...bind, "-w", "/w", "--", "./sub/"],
+        126,
+        "cannot exec ./sub/: EACCES (Permission denied): it is a directory",
+      ],
+      [[" "], 127, 'cannot exec " ": ENOENT (No such file or directory)'],
+      [["\tprog"], 127, 'cannot exec "\\tprog": ENOENT (No such file or directory)'],
+    ];
+    for (const [args, code, line] of cases) {
+      const result = await busybox(args);
+      assert.equal(result.code, code, result.stderr);
+      assert.equal(result.stderr, `sbox: ${line}\n`);
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
 
 Deno.test("cli: 125 and one line when sbox itself fails", async () => {
@@ -1816,6 +1918,57 @@ Deno.test("cli: a command line that does not parse still writes an XX report to 
   }
 });
 
+Deno.test("cli: sbox empties a stale report before it loads the rest of its code", async () => {
+  // A signal while Deno loads sbox's modules (tens of milliseconds, more
+  // under load) ends sbox before any handler of its own is set: the report
+  // left was the earlier run's, an OK say. Here the rest of sbox fails to
+  // load instead (an import map sends src/cli/main.ts to a module that
+  // throws), which ends sbox at the same point every time.
+  const dir = scratchDir("cli-stale-report-");
+  try {
+    const unloadable = `${dir}/unloadable.ts`;
+    Deno.writeTextFileSync(
+      unloadable,
+      'export function main() {}\nthrow new Error("the rest of sbox did not load");\n',
+    );
+    const main = new URL("../src/cli/main.ts", import.meta.url).href;
+    const map = `${dir}/map.json`;
+    Deno.writeTextFileSync(map, JSON.stringify({ imports: { [main]: `file://${unloadable}` } }));
+    const cutShort = async (args: string[]) => {
+      const output = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "--allow-ffi", "--import-map", map, SBOX, "run", ...args],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+        signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+      }).output();
+      assert.notEqual(output.code, 0);
+      assert.match(text(output.stderr), /the rest of sbox did not load/);
+    };
+    const file = `${dir}/r.json`;
+    Deno.writeTextFileSync(file, "STALE\n");
+    await cutShort(["--report", file, "--", "true"]);
+    assert.equal(Deno.readTextFileSync(file), "");
+    // Left alone: a report that is the --stdin file (by another name too),
+    // which sbox refuses rather than empty the input; a --report among the
+    // command's arguments; a file that is not there (nothing is created).
+    Deno.linkSync(file, `${dir}/input`);
+    const untouched = [
+      ["--stdin", `${dir}/input`, "--report", file, "--", "cat"],
+      ["--", "true", "--report", file],
+    ];
+    for (const args of untouched) {
+      Deno.writeTextFileSync(file, "STALE\n");
+      await cutShort(args);
+      assert.equal(Deno.readTextFileSync(file), "STALE\n", args.join(" "));
+    }
+    await cutShort(["--report", `${dir}/new.json`, "--", "true"]);
+    assert.throws(() => Deno.statSync(`${dir}/new.json`), Deno.errors.NotFound);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 /** Runs `argv` (Deno's path first) through sh as `exec argv REDIRECT`, after `setup`. */
 async function inShell(argv: string[], redirect: string, setup = ""): Promise<Result> {
   const child = new Deno.Command("sh", {
@@ -2012,6 +2165,8 @@ async function assertStoppedBy(signal: Deno.Signal, number: number): Promise<voi
   const output = await child.output();
   const stderr = text(output.stderr);
   assert.equal(output.code, 128 + number, `${signal}: ${stderr}`);
+  // Dead of it, once it had cleaned up: not an exit with 128+N.
+  assert.equal(output.signal, signal, stderr);
   assert.match(stderr, new RegExp(`^sbox: interrupted by ${signal}: the container was killed$`, "m"));
   assert.equal(report(stderr).status, "XX");
   assert.deepEqual(processesWith(marker), []);
@@ -2102,6 +2257,19 @@ Deno.test("cli: on a terminal, Ctrl-C interrupts the command's running program, 
   const loop = `for i in 1 2; do ${SBOX_IN_SHELL} run --rootfs ${image} -- sh -c 'echo ready; sleep 5'; ` +
     'echo "loop $i $?"; done';
   const died = await onTerminal(`exec bash -c ${shellQuote(loop)}`, [{ waitFor: "ready", keys: "\x03" }]);
+  assert.doesNotMatch(died.shown, /loop 1/, died.shown);
+  assert.equal(died.code, 128 + 2, died.shown);
+});
+
+Deno.test("cli: Ctrl-C ends a shell's loop of runs that read --stdin files", async () => {
+  // Interrupted, sbox exited 130. bash goes on with a loop after a child
+  // that exits, whatever its status, and stops after one that dies of
+  // SIGINT: Ctrl-C on a grader's loop of tests skipped one test at a time.
+  const image = shellQuote(busyboxImage());
+  const loop = `for i in 1 2; do ${SBOX_IN_SHELL} run --rootfs ${image} --stdin /dev/null -- ` +
+    `sh -c 'echo ready; sleep 5'; echo "loop $i $?"; done`;
+  const died = await onTerminal(`exec bash -c ${shellQuote(loop)}`, [{ waitFor: "ready", keys: "\x03" }]);
+  assert.match(died.shown, /interrupted by SIGINT: the container was killed/, died.shown);
   assert.doesNotMatch(died.shown, /loop 1/, died.shown);
   assert.equal(died.code, 128 + 2, died.shown);
 });
@@ -2328,6 +2496,38 @@ Deno.test("cli: a signal after a limit killed the container leaves the verdict T
   );
   assert.equal(report(stderr).status, "TO");
   assert.deepEqual(processesWith(marker), []);
+  assertNothingLeft(child.pid);
+});
+
+Deno.test("cli: a time limit's kill that came after the command had exited does not say the container was killed", async () => {
+  // sbox is stopped before its 300 ms wall-clock timer and continued after
+  // the command has exited by itself: the overdue timer tried a kill that
+  // found nothing, and the line said "the container was killed" beside a
+  // report of the command's own exit 0.
+  const child = await startUntilReady([
+    "--report",
+    "-",
+    "--wall-time",
+    "300ms",
+    "--",
+    "sh",
+    "-c",
+    "echo ready; sleep 0.6",
+  ]);
+  // Once its timer runs (it starts when the command has started), before it fires.
+  await new Promise((r) => setTimeout(r, 150));
+  child.kill("SIGSTOP");
+  await new Promise((r) => setTimeout(r, 1500));
+  child.kill("SIGCONT");
+  const output = await child.output();
+  const stderr = text(output.stderr);
+  assert.equal(output.code, 0, stderr);
+  assert.match(
+    stderr,
+    /^sbox: wall-clock limit of 300ms exceeded \(--wall-time\): the command ended before it could be killed$/m,
+  );
+  const timedOut = report(stderr);
+  assert.deepEqual([timedOut.status, timedOut.exitCode, timedOut.signal], ["TO", 0, null]);
   assertNothingLeft(child.pid);
 });
 

@@ -20,6 +20,7 @@ import { cleanPath } from "../mount.ts";
 import { PROGRAM_LIMITS } from "../program.ts";
 import { repeatedHostPort } from "../network.ts";
 import { parseCount, parseCpus, parseDuration, parseSize, sizeInBytes } from "./units.ts";
+import { pathLengthProblem, RUN_OPTIONS } from "./run_options.ts";
 import { capabilityName } from "../security/capabilities.ts";
 import { RLIMIT_RESOURCES, type RlimitValue } from "../security/rlimits.ts";
 
@@ -104,6 +105,8 @@ export interface RunOptions {
   rlimits?: Record<string, RlimitValue>;
 }
 
+export { reportPathOf, RUN_OPTIONS } from "./run_options.ts";
+
 /** The values of `--net`. */
 export type NetworkKind = "none" | "slirp4netns" | "pasta" | "host";
 
@@ -116,41 +119,6 @@ export type Invocation =
 const MAIN_OPTIONS = {
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "V" },
-} as const satisfies Record<string, OptionSpec>;
-
-/** The options of `sbox run`, which its help and docs/cli.md describe (a test checks). */
-export const RUN_OPTIONS = {
-  rootfs: { type: "string" },
-  bind: { type: "string", multiple: true },
-  tmpfs: { type: "string", multiple: true },
-  "write-limit": { type: "string" },
-  env: { type: "string", short: "e", multiple: true },
-  "env-file": { type: "string", multiple: true },
-  cwd: { type: "string", short: "w" },
-  user: { type: "string", short: "u" },
-  "keep-id": { type: "boolean" },
-  hostname: { type: "string" },
-  net: { type: "string" },
-  "allow-host-loopback": { type: "boolean" },
-  publish: { type: "string", short: "p", multiple: true },
-  verbose: { type: "boolean", short: "v" },
-  memory: { type: "string" },
-  swap: { type: "string" },
-  pids: { type: "string" },
-  cpus: { type: "string" },
-  time: { type: "string" },
-  "wall-time": { type: "string" },
-  "extra-time": { type: "string" },
-  stdin: { type: "string" },
-  stdout: { type: "string" },
-  stderr: { type: "string" },
-  report: { type: "string" },
-  cgroup: { type: "string" },
-  "cap-add": { type: "string", multiple: true },
-  "cap-drop": { type: "string", multiple: true },
-  seccomp: { type: "string" },
-  rlimit: { type: "string", multiple: true },
-  help: { type: "boolean", short: "h" },
 } as const satisfies Record<string, OptionSpec>;
 
 /**
@@ -180,31 +148,6 @@ export function parseCommandLine(argv: string[]): Invocation {
   if (given.has("help")) return { kind: "help", topic: "main" };
   if (given.has("version")) return { kind: "version" };
   throw usage("missing command", "sbox");
-}
-
-/**
- * The `--report` file of a `sbox run` command line that may not parse, so
- * that a judge gets its XX report even when another option is bad. Only
- * what is surely `--report FILE` counts: an option before the command (and
- * before `--`), given once, with a value that is not empty and, unless
- * attached with `=`, does not look like an option (`--report --memory 1G`
- * names no file), and that the kernel would take as a path. Pure, like the
- * parser.
- */
-export function reportPathOf(argv: readonly string[]): string | undefined {
-  if (argv[0] !== "run") return undefined;
-  const rest = argv.slice(1);
-  const found: (string | undefined)[] = [];
-  for (const token of tokenize(rest, RUN_OPTIONS, false)) {
-    if (token.kind !== "option") break; // the command, or `--`
-    if (token.name !== "report") continue;
-    const value = token.value;
-    const attached = rest[token.index].startsWith("--report=");
-    const plain = value !== undefined && value !== "" &&
-      (attached || value === "-" || !value.startsWith("-")) && pathLengthProblem(value) === undefined;
-    found.push(plain ? value : undefined);
-  }
-  return found.length === 1 ? found[0] : undefined;
 }
 
 function parseRun(argv: string[]): Invocation {
@@ -541,26 +484,6 @@ function absolute(option: string, value: string, expected: string): string {
   return checkPathLength(option, value);
 }
 
-/** PATH_MAX and NAME_MAX of <linux/limits.h>: a path's bytes with its NUL, a component's. */
-const PATH_MAX = 4096;
-const NAME_MAX = 255;
-
-/**
- * Why the kernel would refuse `path` with ENAMETOOLONG, or undefined: too
- * many bytes in all, or in one of its file names.
- */
-function pathLengthProblem(path: string): string | undefined {
-  const bytes = (text: string) => new TextEncoder().encode(text).length;
-  if (bytes(path) >= PATH_MAX) {
-    return `a path of ${bytes(path)} bytes, ${shortened(path)}: at most ${PATH_MAX - 1}`;
-  }
-  const long = path.split("/").find((part) => bytes(part) > NAME_MAX);
-  if (long !== undefined) {
-    return `a file name of ${bytes(long)} bytes, ${shortened(long)}: at most ${NAME_MAX}`;
-  }
-  return undefined;
-}
-
 /**
  * Refuses a path the kernel would refuse with ENAMETOOLONG, naming the
  * option: the failure came later, as "cannot stat" and the whole path, with
@@ -570,12 +493,6 @@ function checkPathLength(option: string, path: string): string {
   const problem = pathLengthProblem(path);
   if (problem !== undefined) throw SboxError.invalidOption(option, problem);
   return path;
-}
-
-/** `text` quoted, cut to its first 40 code points (never half of a UTF-16 pair) for a message. */
-function shortened(text: string): string {
-  const points = [...text];
-  return points.length <= 40 ? JSON.stringify(text) : `${JSON.stringify(points.slice(0, 40).join(""))}...`;
 }
 
 /**

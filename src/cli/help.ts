@@ -142,8 +142,9 @@ Exit status: the command's; 128+N when it was killed by signal N; 127 when it
 was not found; 126 when it could not be executed; 125 when sbox failed.
 sbox ignores SIGUSR1 (Deno would open its debugger on it) and SIGXFSZ; SIGINT,
 SIGTERM, SIGHUP, SIGQUIT and the other signals that would end it kill the
-container, clean up and exit with 128+N, unless sbox was started with them
-ignored (nohup, a script's background job): those stay ignored.
+container, clean up, then end sbox by that signal (a shell sees 128+N),
+unless sbox was started with them ignored (nohup, a script's background job):
+those stay ignored.
 
 Examples:
   sbox run -- sh -c 'echo hi > /etc/motd; cat /etc/motd'   # the host is untouched

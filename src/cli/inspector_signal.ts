@@ -32,7 +32,11 @@ const LIBC_SIGNAL = {
   signal: { parameters: ["i32", "pointer"], result: "pointer" },
   sigaction: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   raise: { parameters: ["i32"], result: "i32" },
+  setrlimit: { parameters: ["i32", "buffer"], result: "i32" },
 } as const;
+
+/** RLIMIT_CORE of <sys/resource.h>. */
+const RLIMIT_CORE = 4;
 
 type LibcSignal = Deno.DynamicLibrary<typeof LIBC_SIGNAL>["symbols"];
 
@@ -134,15 +138,20 @@ export function keepIgnored(signals: readonly Deno.Signal[]): Set<Deno.Signal> {
 }
 
 /**
- * Ends this process by `signal`: a shell then sees sbox die of the
- * terminal's Ctrl-C as its command did, and stops a loop. The signal's
- * action goes back to the default first: Deno's handler stays installed
- * once a listener was bound, listeners gone or not, and would drop it.
+ * Ends this process by `signal`, once sbox has cleaned up: a shell then
+ * sees sbox die of a Ctrl-C (the terminal's, passed on to the command, or
+ * its own) and stops a loop, as for any program. The signal's action goes
+ * back to the default first: Deno's handler stays installed once a listener
+ * was bound, listeners gone or not, and would drop it. No core file, where
+ * the default action would write one (SIGQUIT, SIGXCPU): a dump of Deno, a
+ * few hundred MiB, would tell nothing of a sbox that did what it should.
  * Returns should that fail; the exit status says the same then.
  */
 export function dieOf(signal: Deno.Signal): void {
   try {
     withLibcSignal((libc) => {
+      // struct rlimit: soft and hard limits, zero.
+      libc.setrlimit(RLIMIT_CORE, new BigUint64Array(2));
       libc.signal(signalNumber(signal), null); // SIG_DFL
       libc.raise(signalNumber(signal));
     });

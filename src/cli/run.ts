@@ -24,6 +24,7 @@ import { environment, readFile } from "../sys.ts";
 import type { RunOptions } from "./args.ts";
 import { useCgroup } from "./cgroup_access.ts";
 import { commandEnvironment } from "./environment.ts";
+import { execFailureMessage } from "./exec_failure.ts";
 import { checkUserMapped, pickUserMapper, requestedUser, resolveUser } from "./identity.ts";
 import { stopLikeDefault } from "./inspector_signal.ts";
 import { say } from "./messages.ts";
@@ -50,13 +51,13 @@ import { Watchdog } from "./watchdog.ts";
 
 /**
  * Signals that make sbox kill the container, clean up, write an XX report
- * and exit with 128+N: every signal whose default is to end a process and
- * that someone sends to stop it (a terminal's SIGINT and SIGQUIT, `kill`,
- * `timeout -s`, a lost session's SIGHUP, a CPU-time rlimit's SIGXCPU, a
- * power failure's SIGPWR), instead of dying on the spot with the container's
- * cgroup and scratch directory left behind; unless sbox was started with
- * one ignored, which then stays so (see {@linkcode HANDLED_SIGNALS}). Not
- * here: SIGUSR1 (ignored, see inspector_signal.ts), SIGXFSZ (a no-op
+ * and then die of the signal (a shell sees 128+N): every signal whose
+ * default is to end a process and that someone sends to stop it (a
+ * terminal's SIGINT and SIGQUIT, `kill`, `timeout -s`, a lost session's
+ * SIGHUP, a CPU-time rlimit's SIGXCPU, a power failure's SIGPWR), instead
+ * of dying on the spot with the container's cgroup and scratch directory
+ * left behind; unless sbox was started with one ignored, which then stays
+ * so (see {@linkcode HANDLED_SIGNALS}). Not here: SIGUSR1 (ignored, see inspector_signal.ts), SIGXFSZ (a no-op
  * listener in main.ts: an oversized write fails with EFBIG instead), SIGPIPE
  * (Deno ignores it: a write fails with EPIPE), SIGKILL and SIGSTOP (cannot
  * be caught), and the signals of a fault of sbox's own (SIGSEGV, SIGBUS,
@@ -94,9 +95,13 @@ export interface RunResult {
   /** Why the run failed or was cut short (a failure of sbox, an exec failure, a limit), for stderr. */
   messages: string[];
   /**
-   * The terminal's Ctrl-C or Ctrl-\ that sbox passed on to the command, of
-   * which the command died: sbox dies of it too, once done, so that a shell
-   * running sbox in a loop stops, as it does for any program.
+   * The signal sbox dies of once done (the report written), as a program
+   * that cleans up on a signal does: the signal that interrupted sbox, or
+   * the terminal's Ctrl-C or Ctrl-\ that sbox passed on to the command, of
+   * which the command died. A shell running sbox in a loop then stops, as
+   * it does for any program (bash goes on after a child that exits 130, and
+   * stops after one that dies of SIGINT), and whoever waits for sbox sees a
+   * death by that signal; a shell's `$?` is 128+N either way.
    */
   reraise?: Deno.Signal;
 }
@@ -120,7 +125,10 @@ interface RunState {
    * signal from then on finds only the cleanup under way, which goes on.
    */
   decided?: boolean;
-  /** The watchdog killed the container for a time limit (a command that killed itself was not). */
+  /**
+   * The watchdog tried to kill the container for a time limit (a command
+   * that killed itself was not); the command may have exited just before.
+   */
   killedForTime?: boolean;
   /** A failure of sbox. */
   error?: unknown;
@@ -128,6 +136,8 @@ interface RunState {
   warnings: string[];
   /** Kills every process of the container (a no-op until there is one). */
   kill: () => void;
+  /** Aborted when sbox is interrupted: ends a wait before the command starts (a --stdin FIFO's writer). */
+  interruption: AbortController;
   /**
    * With a terminal on stdin, once the command runs: passes the terminal's
    * SIGINT or SIGQUIT on to the command's process group (see
@@ -182,6 +192,7 @@ export async function runContainer(
     maxRssBytes: null,
     wallTimeMs: 0,
     kill: () => {},
+    interruption: new AbortController(),
     onTerminal,
     warnings: [],
   };
@@ -208,6 +219,7 @@ export async function runContainer(
       return;
     }
     state.interrupted ??= signal;
+    state.interruption.abort();
     state.kill();
   }));
   // The same condition as state.forward's, less the running command.
@@ -316,6 +328,11 @@ async function execute(
   });
   resources.defer(() => watchdog.stop());
 
+  // A FIFO as --stdin: the command starts once its writer has opened it,
+  // as `cmd < fifo` in a shell does, not on an end-of-file that only says
+  // the writer is not there yet. The time limits count from the start: the
+  // wait is not the command's time. A signal ends it, as any part of the setup.
+  await stdio.stdinWriter(state.interruption.signal);
   if (state.interrupted) return; // do not even start
   state.starting = true;
   try {
@@ -438,16 +455,20 @@ function summarize(options: RunOptions, state: RunState): RunResult {
   };
 
   const messages: string[] = [...state.warnings];
-  if (execError) messages.push(execError.message + bindHint(options.command[0], execError));
+  if (execError) messages.push(execFailureMessage(options, execError));
   if (exceeded) {
     const limit = exceeded === "--time"
       ? `CPU-time limit of ${options.cpuTimeMs}ms`
       : `wall-clock limit of ${options.wallTimeMs}ms`;
     // The kill may come too late: the command ended between two checks of
     // --time, or during a start that took longer than the limit, or within
-    // --extra-time. It is TO all the same (it used more than allowed), with
-    // its own exit status.
-    const outcome = state.killedForTime
+    // --extra-time, or just before a timer that fired late (sbox's event
+    // loop busy, sbox stopped). It is TO all the same (it used more than
+    // allowed), with its own exit status. What is said follows how the
+    // command ended, not whether a kill was tried: one that exited was not
+    // killed.
+    const killed = state.killedForTime && (status === undefined || status.signal !== null);
+    const outcome = killed
       ? "the container was killed"
       : options.extraTimeMs
       ? `the command ended within --extra-time ${options.extraTimeMs}ms`
@@ -472,22 +493,9 @@ function summarize(options: RunOptions, state: RunState): RunResult {
   else if (error !== undefined) exitStatus = 125;
   else if (execError) exitStatus = execStatus(execError);
   else exitStatus = status!.code;
-  const reraise = !interrupted && status?.signal && status.signal === state.forwarded
-    ? state.forwarded
-    : undefined;
+  const reraise = interrupted ??
+    (status?.signal && status.signal === state.forwarded ? state.forwarded : undefined);
   return { exitStatus, report, messages, reraise };
-}
-
-/**
- * What to say after `cannot exec PROGRAM: ENOENT` when PROGRAM looks like a
- * bind (`/src:/dst:ro`): Docker's `-v SRC:DST` is sbox's --verbose, which
- * leaves the bind as the command. Only a hint: the run stays a command not
- * found (127, RE), which it is.
- */
-function bindHint(program: string, err: SboxError): string {
-  return err.errno === "ENOENT" && program.includes(":")
-    ? " (a bind is --bind SRC:DST; -v is --verbose)"
-    : "";
 }
 
 /** The report's cpu figures from getrusage's: user and kernel time, and their sum. */

@@ -57,6 +57,7 @@ import {
 } from "../sys.ts";
 import { containerId, type UserMapper } from "../user.ts";
 import type { RunOptions } from "./args.ts";
+import { waitForWriter } from "./fifo.ts";
 
 /** The files of --stdin, --stdout and --stderr, opened by sbox on the host. */
 export interface OpenStdio {
@@ -78,6 +79,12 @@ export interface OpenStdio {
    * put it back. Ask once no process of the container is left.
    */
   replacedOutputs(): string[];
+  /**
+   * Resolves once a `--stdin` FIFO has a writer, at once for any other
+   * stdin; or once `signal` aborts (see fifo.ts). Call it before the
+   * command starts: the FIFO was opened without waiting.
+   */
+  stdinWriter(signal: AbortSignal): Promise<void>;
 }
 
 type StdioOptions = Pick<RunOptions, "stdin" | "stdout" | "stderr">;
@@ -135,6 +142,8 @@ export function openStdio(
       close: () => files.close(),
       restoreOwners: () => files.restoreOwners(),
       replacedOutputs: () => files.replacedOutputs(),
+      stdinWriter: (signal) =>
+        files.stdinFifo === undefined ? Promise.resolve() : waitForWriter(files.stdinFifo, signal),
     };
   } catch (err) {
     files.close();
@@ -178,6 +187,8 @@ class StdioFiles {
   readonly #outputs: { option: string; path: string; identity: string }[] = [];
   /** Ids outside the container's maps, once looked for; null when there are none. */
   #awayIds?: { uid: number; gid: number } | null;
+  /** The fd of a FIFO given as --stdin, opened without waiting for its writer. */
+  stdinFifo?: number;
 
   constructor(readonly containerIds: Pick<UserMapper, "uidMap" | "gidMap">) {}
 
@@ -194,8 +205,9 @@ class StdioFiles {
   #openNamed(option: string, path: string, flags: number): number {
     // O_NONBLOCK: a FIFO without a writer (--stdin) opens at once instead
     // of blocking sbox, where no signal reaches the JS thread stuck in the
-    // call; one without a reader (--stdout) fails with ENXIO. The command
-    // gets a blocking fd, as from a shell's redirection.
+    // call (its writer is waited for later, see stdinWriter); one without a
+    // reader (--stdout) fails with ENXIO. The command gets a blocking fd,
+    // as from a shell's redirection.
     const opened = this.#keep(open(path, flags | O.NONBLOCK, 0o644));
     const found = fstat(opened)!;
     const refused = refusal(found.mode);
@@ -226,6 +238,7 @@ class StdioFiles {
     }
     setNonblocking(fd, false);
     this.#byIdentity.set(key, fd);
+    if (flags === O.RDONLY && found.isFifo) this.stdinFifo = fd;
     return fd;
   }
 

@@ -1,0 +1,49 @@
+/**
+ * The first thing sbox does: empty the `--report` file that an earlier run
+ * left, before Deno loads the rest of sbox (tens of milliseconds, more
+ * under load). A signal in that time ends sbox with its default action,
+ * before any handler of sbox's is set, and a judge that reuses a report
+ * path then read the earlier run's verdict (an `OK`) as this one's. Emptied,
+ * it reads as `XX` (docs/cli.md). What Deno does before any code of sbox
+ * runs is still a window that no code can close: a judge removes the file
+ * before each run, or trusts a report only together with sbox's status.
+ *
+ * @module
+ */
+
+import { close, fstat, identityOf, O, tryOpen } from "../sys.ts";
+import { reportPathOf, stdinPathsOf } from "./run_options.ts";
+
+/**
+ * Empties the regular file that the `sbox run` command line `argv` names
+ * with `--report` (as {@linkcode reportPathOf} finds it), as sbox's own open
+ * of it would a moment later; never throws, and does nothing it would not
+ * do: nothing without `--allow-ffi` or the helper library, nothing to
+ * stderr (`-`), to a name that is not the one given (U+FFFD, see
+ * `inexactArgument`), to a file that does not exist (no stale report) or is
+ * not a regular file (a FIFO's reader would see the end of its input when
+ * this open closed), nor to a file given as `--stdin` (sbox refuses that
+ * report, and must not empty the input).
+ */
+export function emptyStaleReport(argv: readonly string[]): void {
+  if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return;
+  const path = reportPathOf(argv);
+  if (path === undefined || path === "-" || path.includes("\ufffd")) return;
+  try {
+    // O_PATH: neither a FIFO nor a device is opened, and nothing is created.
+    const found = tryOpen(path, O.PATH);
+    if (found < 0) return;
+    try {
+      const stat = fstat(found);
+      if (!stat?.isFile) return;
+      const identity = stat.identity;
+      if (stdinPathsOf(argv).some((stdin) => identityOf(stdin) === identity)) return;
+      // The very file looked at, whatever its path leads to now.
+      close(tryOpen(`/proc/self/fd/${found}`, O.WRONLY | O.TRUNC | O.NONBLOCK | O.NOCTTY));
+    } finally {
+      close(found);
+    }
+  } catch {
+    // The helper library does not load: sbox's main says so, and writes no report.
+  }
+}
