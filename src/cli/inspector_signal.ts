@@ -40,14 +40,15 @@ const RLIMIT_CORE = 4;
 
 type LibcSignal = Deno.DynamicLibrary<typeof LIBC_SIGNAL>["symbols"];
 
+/** libc's signal functions, opened once: each Deno.dlopen builds a call stub per symbol anew. */
+let libcSignal: LibcSignal | undefined;
+
 /** Runs `use` with libc's signal(), sigaction() and raise(); throws where libc cannot be opened. */
 function withLibcSignal<T>(use: (libc: LibcSignal) => T): T {
-  const libc = Deno.dlopen("libc.so.6", LIBC_SIGNAL);
-  try {
-    return use(libc.symbols);
-  } finally {
-    libc.close();
-  }
+  // Kept open for the process's life: sbox's start reads and sets several
+  // signals' actions, and dieOf may need them again at its end.
+  libcSignal ??= Deno.dlopen("libc.so.6", LIBC_SIGNAL).symbols;
+  return use(libcSignal);
 }
 
 /**
