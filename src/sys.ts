@@ -472,19 +472,17 @@ export function fdFlags(fd: number): number {
 
 /** Sets O_NONBLOCK on an fd this process owns (F_SETFL); `on` false clears it. */
 export function setNonblocking(fd: number, on = true): void {
-  const F_SETFL = 4;
   const flags = fdFlags(fd);
-  const next = on ? flags | O.NONBLOCK : flags & ~O.NONBLOCK;
-  check(helper().sbox_fcntl(fd, F_SETFL, BigInt(next)), "fcntl", "cannot change O_NONBLOCK");
+  setFdFlags(fd, on ? flags | O.NONBLOCK : flags & ~O.NONBLOCK, "cannot change O_NONBLOCK");
 }
 
 /**
  * Sets the status flags of `fd` that F_SETFL changes (O.APPEND, O.NONBLOCK,
  * ...) to `flags`; the open file's, shared by every fd on it.
  */
-export function setFdFlags(fd: number, flags: number): void {
+export function setFdFlags(fd: number, flags: number, what = "cannot change fd flags"): void {
   const F_SETFL = 4;
-  check(helper().sbox_fcntl(fd, F_SETFL, BigInt(flags)), "fcntl", "cannot change fd flags");
+  check(helper().sbox_fcntl(fd, F_SETFL, BigInt(flags)), "fcntl", what);
 }
 
 /** flock(2) operations. */
