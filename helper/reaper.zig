@@ -94,7 +94,7 @@ fn reapAll(watch: Watch) void {
         const pid = reapOne(&status);
         if (isError(pid) or pid == 0) return;
         if (pid == @as(usize, @intCast(watch.child))) {
-            report(watch, .exited_at, monotonicUsec());
+            const end = monotonicUsec();
             // The kernel hands back the command first where orphans have
             // ended too (it was pid 1's child first): theirs count in the
             // figures as well, so every process that has ended is reaped
@@ -104,9 +104,7 @@ fn reapAll(watch: Watch) void {
                 const ended = reapOne(&other);
                 if (isError(ended) or ended == 0) break;
             }
-            reportChildrenUsage(watch);
-            report(watch, .exited, @bitCast(status));
-            exit(0);
+            reportEnd(watch, end, status);
         }
     }
 }
@@ -135,11 +133,16 @@ fn reapAfterKill(watch: Watch) noreturn {
     }
     // The command is always among them: had it ended before, reapAll would
     // have reported it and exited.
-    if (command_status) |status| {
-        report(watch, .exited_at, command_end);
-        reportChildrenUsage(watch);
-        report(watch, .exited, @bitCast(status));
-    }
+    if (command_status) |status| reportEnd(watch, command_end, status);
+    exit(0);
+}
+
+/// Reports the command's end (`end`: the clock when it was reaped), what
+/// the reaped processes used, and its wait status, and exits.
+fn reportEnd(watch: Watch, end: i32, status: u32) noreturn {
+    report(watch, .exited_at, end);
+    reportChildrenUsage(watch);
+    report(watch, .exited, @bitCast(status));
     exit(0);
 }
 
