@@ -187,6 +187,8 @@ export interface MountEntry {
   id: number;
   /** The id of the mount it is mounted on (its own id for the namespace's root). */
   parentId: number;
+  /** The device of its file system, "MAJOR:MINOR" (st_dev of the files on it), e.g. "0:23". */
+  device: string;
   /** The directory of its file system that the mount shows, "/" for the whole of it. */
   root: string;
   /** The mount's own options, e.g. ["rw", "nosuid", "relatime"]. */
@@ -235,6 +237,7 @@ export function parseMountInfo(text: string): MountEntry[] {
       fstype: fs[0],
       id: Number(fields[0]),
       parentId: Number(fields[1]),
+      device: fields[2],
       root: unescapeMountField(fields[3]),
       options: (fields[5] ?? "").split(","),
       superOptions: fs[2] ?? "",

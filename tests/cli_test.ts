@@ -686,6 +686,56 @@ Deno.test({
   },
 });
 
+// scratch.ts read /proc/self/mountinfo's fields as they are, not through
+// the shared mount table (sys.ts): a mount below the scratch directory was
+// named with the kernel's escapes ("a\040b") or, not UTF-8, with U+FFFD.
+const SCRATCH_MOUNT_TEST =
+  "cli: a mount below a scratch directory stops its removal, its mount point named as it is (a space, a byte not UTF-8)";
+Deno.test({
+  name: SCRATCH_MOUNT_TEST,
+  ignore: skipUnlessRoot(
+    SCRATCH_MOUNT_TEST,
+    "it mounts a tmpfs in a mount namespace of its own (unshare -m)",
+  ),
+  async fn() {
+    const script = `
+import { ScratchDir } from ${JSON.stringify(new URL("../src/cli/scratch.ts", import.meta.url).href)};
+import { tryLockDir } from ${JSON.stringify(new URL("../src/cli/ownership.ts", import.meta.url).href)};
+const refusals: string[] = [];
+for (const name of ["a b", 'x$(printf "\\\\376")']) {
+  const scratch = ScratchDir.create();
+  const at = \`"$1/\${name}"\`;
+  const sh = (code: string) =>
+    new Deno.Command("sh", { args: ["-c", code, "sh", scratch.path], stderr: "inherit" }).outputSync().code;
+  try {
+    if (sh(\`mkdir \${at} && mount -t tmpfs none \${at}\`) !== 0) throw new Error("no mount");
+    try {
+      scratch.remove();
+      refusals.push("removed");
+    } catch (err) {
+      refusals.push((err as Error).message.replaceAll(scratch.path, "S"));
+    }
+  } finally {
+    sh(\`umount \${at}\`);
+    // remove() dropped the lock, refused or not.
+    ScratchDir.adopt(scratch.path, tryLockDir(scratch.path)!).remove();
+  }
+}
+console.log(JSON.stringify(refusals));`;
+    const output = await new Deno.Command("unshare", {
+      // output() pipes stdout and stderr.
+      args: ["-m", "--propagation", "private", Deno.execPath(), "eval", script],
+      stdin: "null",
+      signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+    }).output();
+    assert.equal(output.code, 0, text(output.stderr));
+    assert.deepEqual(JSON.parse(text(output.stdout)), [
+      "not removing S: S/a b is mounted below it",
+      "not removing S: S/x\\376 is mounted below it",
+    ]);
+  },
+});
+
 Deno.test("cli: a relative host path works, and is named as `ls -b` names it, from a working directory that is not UTF-8", async () => {
   // --bind SRC is made absolute against sbox's working directory, which
   // was read as text: "cwd\ufffd/data" named no file.

@@ -14,7 +14,8 @@
 
 import { SboxError } from "../error.ts";
 import { errnoName, errnoNumber } from "../errno.ts";
-import { check, EEXIST, ENOENT, readDir, readTextFile, tryMkdir, tryRmdir, tryUnlink } from "../sys.ts";
+import { printable } from "../cstring.ts";
+import { check, EEXIST, ENOENT, mountTable, readDir, tryMkdir, tryRmdir, tryUnlink } from "../sys.ts";
 import { claimDir, type DirLock, ownedName } from "./ownership.ts";
 
 const EISDIR = errnoNumber("EISDIR");
@@ -116,10 +117,11 @@ export function removeTree(path: string): void {
  * visible here; if one were, deleting "its" files would delete the host's.
  */
 function refuseMountsBelow(path: string): void {
-  for (const line of readTextFile("/proc/self/mountinfo").split("\n")) {
-    const mountPoint = line.split(" ")[4];
-    if (mountPoint === path || mountPoint?.startsWith(`${path}/`)) {
-      throw new SboxError(`not removing ${path}: ${mountPoint} is mounted below it`, { step: "scratch" });
+  for (const { path: mountPoint } of mountTable()) {
+    if (mountPoint === path || mountPoint.startsWith(`${path}/`)) {
+      throw new SboxError(`not removing ${path}: ${printable(mountPoint)} is mounted below it`, {
+        step: "scratch",
+      });
     }
   }
 }

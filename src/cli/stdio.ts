@@ -42,6 +42,7 @@ import {
   fstat,
   identityOf,
   MOUNT_ATTR,
+  mountTable,
   O,
   open,
   OPEN_TREE,
@@ -558,8 +559,7 @@ function fileIdentity(fd: number): string {
   const info = readTextFile(`/proc/self/fdinfo/${fd}`);
   const mountId = /^mnt_id:\s*(\d+)$/m.exec(info)?.[1];
   const inode = /^ino:\s*(\d+)$/m.exec(info)?.[1];
-  const device = readTextFile("/proc/self/mountinfo").split("\n").map((line) => line.split(" "))
-    .find((fields) => fields[0] === mountId)?.[2];
+  const device = mountTable().find((m) => String(m.id) === mountId)?.device;
   if (inode === undefined || device === undefined) return readLink(`/proc/self/fd/${fd}`);
   return `${device}:${inode}`;
 }
