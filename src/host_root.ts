@@ -141,19 +141,45 @@ const REWRITTEN = new Set(["/etc/resolv.conf", "/etc/hosts", "/etc/hostname"]);
 
 /**
  * At most this much of a {@linkcode REWRITTEN} file is copied; a bigger one
- * is bound. `sbox run` rewrites a hosts or hostname file up to the same
- * size (and leaves a bigger one as it is): a bound file it would rewrite
- * fails the start (`EBUSY`).
+ * is bound (see {@linkcode copyableText}).
  */
 export const COPY_MAX_BYTES = 1 << 20;
 
 const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true });
 
-/** The text of host file `path` to copy, or undefined where it is to be bound (unreadable, big, not UTF-8). */
+/**
+ * The rule for a {@linkcode REWRITTEN} file, in one place: the text of its
+ * `bytes` (read with a limit of {@linkcode COPY_MAX_BYTES}: more says it is
+ * bigger) where the host's root copies it, or undefined where it binds it.
+ * A copy is a string the setup writes back (ProgramBuilder.writeFile), so
+ * only UTF-8 is copied, whose bytes come back the same; and only up to
+ * {@linkcode COPY_MAX_BYTES}, as it is held in memory and in the program.
+ * `sbox run` (cli/etc.ts) rewrites /etc/hosts and /etc/hostname by this
+ * rule too, of any root: a file the host's root bound could not be
+ * replaced (`EBUSY`), and a run failed where the two rules drifted apart
+ * (a hosts file of 100 KiB, rewritten but bound).
+ *
+ * @example
+ * ```ts
+ * import { copyableText } from "./host_root.ts";
+ *
+ * console.log(copyableText(new TextEncoder().encode("nameserver 10.0.2.3\n"))); // its text
+ * console.log(copyableText(new Uint8Array([0xfe]))); // undefined: not UTF-8, bound
+ * ```
+ */
+export function copyableText(bytes: Uint8Array): string | undefined {
+  if (bytes.length > COPY_MAX_BYTES) return undefined;
+  try {
+    return STRICT_UTF8.decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The text of host file `path` to copy, or undefined where it is to be bound (unreadable, or see {@linkcode copyableText}). */
 function copyText(path: string): string | undefined {
   try {
-    const bytes = readRegularFile(path, "host file", COPY_MAX_BYTES + 1);
-    return bytes.length > COPY_MAX_BYTES ? undefined : STRICT_UTF8.decode(bytes);
+    return copyableText(readRegularFile(path, "host file", COPY_MAX_BYTES + 1));
   } catch {
     return undefined;
   }

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { COPY_MAX_BYTES } from "../host_root.ts";
+import { COPY_MAX_BYTES, copyableText } from "../host_root.ts";
 import { containerPath, type Mount } from "../mount.ts";
 import type { ProgramBuilder } from "../program.ts";
 import { close, ENOENT, O, readAll, stat, tryOpen } from "../sys.ts";
@@ -56,15 +56,22 @@ export function readEtcFile(rootDir: string, name: string, limit: number): EtcFi
   }
 }
 
+/**
+ * The text of the root's /etc/`name` that `sbox run` rewrites, `whenMissing`
+ * where /etc has no such name, or undefined where the file is left as it
+ * is: no /etc directory, a link, something other than a regular file, or
+ * one the host's root binds rather than copies (host_root.ts's
+ * copyableText, the one rule: over 1 MiB, not UTF-8), which could not be
+ * replaced. The same rule for an image's root, which binds nothing.
+ */
+function rewrittenEtcText(rootDir: string, name: string, whenMissing: string): string | undefined {
+  const file = readEtcFile(rootDir, name, COPY_MAX_BYTES);
+  if (file === "unusable") return undefined;
+  return file === "missing" ? whenMissing : copyableText(file);
+}
+
 /** Where the container's hosts file is. */
 export const HOSTS_PATH = "/etc/hosts";
-
-/**
- * More than any hosts file sbox adds a line to; a bigger one is left as it
- * is. The host's root copies one up to this size rather than bind it, so
- * that the line can be added.
- */
-const HOSTS_MAX_BYTES = COPY_MAX_BYTES;
 
 /** /etc/hosts for a root without one: what Debian's netbase writes. */
 const DEFAULT_HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
@@ -93,19 +100,9 @@ const HOSTNAME_ADDRESS = "127.0.1.1";
  * ```
  */
 export function hostsWithHostname(rootDir: string, hostname: string): string | undefined {
-  const file = readEtcFile(rootDir, "hosts", HOSTS_MAX_BYTES);
-  if (file === "unusable") return undefined;
-  let text = DEFAULT_HOSTS;
-  if (file !== "missing") {
-    if (file.length > HOSTS_MAX_BYTES) return undefined;
-    try {
-      text = new TextDecoder("utf-8", { fatal: true }).decode(file);
-    } catch {
-      return undefined; // rewritten as UTF-8, its other bytes would change
-    }
-    if (text.includes("\0")) return undefined;
-  }
-  if (namesHost(text, hostname)) return undefined;
+  const text = rewrittenEtcText(rootDir, "hosts", DEFAULT_HOSTS);
+  // A NUL: the setup's write takes no string with one.
+  if (text === undefined || text.includes("\0") || namesHost(text, hostname)) return undefined;
   const separator = text === "" || text.endsWith("\n") ? "" : "\n";
   return `${text}${separator}${HOSTNAME_ADDRESS}\t${hostname}\n`;
 }
@@ -140,17 +137,8 @@ export const HOSTNAME_PATH = "/etc/hostname";
  * ```
  */
 export function hostnameFile(rootDir: string, hostname: string): string | undefined {
-  const file = readEtcFile(rootDir, "hostname", COPY_MAX_BYTES);
-  if (file === "unusable") return undefined;
-  if (file !== "missing") {
-    if (file.length > COPY_MAX_BYTES) return undefined;
-    try {
-      new TextDecoder("utf-8", { fatal: true }).decode(file);
-    } catch {
-      return undefined; // the host's root binds it: the write would fail (EBUSY)
-    }
-  }
-  return `${hostname}\n`;
+  // Its text is replaced, not kept: only whether it may be.
+  return rewrittenEtcText(rootDir, "hostname", "") === undefined ? undefined : `${hostname}\n`;
 }
 
 /**
