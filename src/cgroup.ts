@@ -6,6 +6,7 @@
  * @module
  */
 
+import { decodeName } from "./cstring.ts";
 import { SboxError } from "./error.ts";
 import { cleanPath } from "./mount.ts";
 import { checkBoolean, checkOptionsObject, show } from "./options.ts";
@@ -20,6 +21,7 @@ import {
   open,
   parseMountInfo,
   readDir,
+  readFile,
   readTextFile,
   resolvedPath,
   stat,
@@ -87,6 +89,17 @@ function cgroup2MountsOf(table: readonly MountEntry[]): Cgroup2Mount[] {
  */
 export function ownCgroupPath(text: string): string | undefined {
   return text.split("\n").find((line) => line.startsWith("0::"))?.slice(3);
+}
+
+/**
+ * This process's cgroup path, from /proc/self/cgroup ({@linkcode ownCgroupPath}).
+ * The kernel writes a group's name as its bytes, as it writes a mount
+ * point's: decoded as mountinfo is (cstring.ts's decodeName, by
+ * {@linkcode mountTable}), a name that is not UTF-8 matches a mount's root
+ * and encodes back to the group's directory, where U+FFFD named nothing.
+ */
+function readOwnCgroupPath(): string | undefined {
+  return ownCgroupPath(decodeName(readFile("/proc/self/cgroup")));
 }
 
 /** The parts of a cgroup path ("/a/b": ["a", "b"]; "/../a": ["..", "a"]). */
@@ -185,7 +198,7 @@ export function locateCgroup(
  */
 export function findCgroup2Mount(): string {
   const mounts = readCgroup2Mounts();
-  const own = ownCgroupPath(readTextFile("/proc/self/cgroup"));
+  const own = readOwnCgroupPath();
   const placed = own === undefined ? undefined : placeCgroup(mounts, own);
   if (placed) return placed.mount.point;
   // None shows this process's group: the one of the largest subtree.
@@ -498,7 +511,7 @@ export class Cgroup {
 
   /** The cgroup of the calling process. */
   static current(): Cgroup {
-    const path = ownCgroupPath(readTextFile("/proc/self/cgroup"));
+    const path = readOwnCgroupPath();
     if (path === undefined) {
       throw new SboxError("the process has no cgroup v2 entry in /proc/self/cgroup", { step: "cgroup" });
     }

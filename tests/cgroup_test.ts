@@ -19,7 +19,9 @@ import {
   busyboxContainer,
   busyboxImage,
   identityMapper,
+  sboxArgv,
   scratchDir,
+  shellQuote,
   skipUnlessRoot,
   snapshot,
   testCgroup,
@@ -704,7 +706,8 @@ console.log(JSON.stringify({ points: points.map(printable), exists: inside?.exis
 });
 
 const OWN_NAME_TEST =
-  'this process\'s group named "x (deleted)" is found; one named with a tab is named as the problem';
+  'this process\'s group named "x (deleted)" is found, and one not UTF-8, where sbox run ' +
+  "starts below it; one named with a tab is named as the problem";
 Deno.test({
   name: OWN_NAME_TEST,
   ignore: skipUnlessRoot(OWN_NAME_TEST, "it moves a process between cgroups"),
@@ -726,6 +729,24 @@ Deno.test({
         "has a control character in its name, which sbox does not take in cgroup names",
     });
     Deno.removeSync(`${group.path}/a\tb`);
+    // /proc/self/cgroup was read with a plain TextDecoder: a name that is
+    // not UTF-8 came back with U+FFFD, a path that names no directory, and
+    // sbox run, which makes the container's group below its own, failed.
+    // It is decoded as mountinfo is (cstring.ts's decodeName). A Deno path
+    // is text: the shell makes the name, 0xff, and moves itself there.
+    const odd = `${shellQuote(group.path)}"/x$(printf '\\377')"`;
+    const oddInto = `mkdir -p ${odd} && echo $$ > ${odd}/cgroup.procs`;
+    assert.deepEqual(await cgroupSeenAfter(`${oddInto} && exec "$0" eval "$1"`, []), {
+      mount: group.mountPath,
+      current: `${group.path}/x\udcff`,
+    });
+    const run = await new Deno.Command("/bin/sh", {
+      args: ["-c", `${oddInto} && exec "$@"`, "sh", ...sboxArgv(["--", "echo", "ran"])],
+      stdin: "null",
+      signal: AbortSignal.timeout(60_000),
+    }).output();
+    assert.equal(new TextDecoder().decode(run.stderr), "");
+    assert.equal(new TextDecoder().decode(run.stdout), "ran\n");
   } finally {
     await group.remove();
   }
