@@ -152,8 +152,10 @@ const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true });
  * `bytes` (read with a limit of {@linkcode COPY_MAX_BYTES}: more says it is
  * bigger) where the host's root copies it, or undefined where it binds it.
  * A copy is a string the setup writes back (ProgramBuilder.writeFile), so
- * only UTF-8 is copied, whose bytes come back the same; and only up to
- * {@linkcode COPY_MAX_BYTES}, as it is held in memory and in the program.
+ * only UTF-8 is copied, whose bytes come back the same, and without a NUL,
+ * which the program's strings cannot hold (a host's /etc/hostname with one
+ * failed every run); and only up to {@linkcode COPY_MAX_BYTES}, as it is
+ * held in memory and in the program.
  * `sbox run` (cli/etc.ts) rewrites /etc/hosts and /etc/hostname by this
  * rule too, of any root: a file the host's root bound could not be
  * replaced (`EBUSY`), and a run failed where the two rules drifted apart
@@ -165,15 +167,18 @@ const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true });
  *
  * console.log(copyableText(new TextEncoder().encode("nameserver 10.0.2.3\n"))); // its text
  * console.log(copyableText(new Uint8Array([0xfe]))); // undefined: not UTF-8, bound
+ * console.log(copyableText(new Uint8Array([0x61, 0]))); // undefined: a NUL, bound
  * ```
  */
 export function copyableText(bytes: Uint8Array): string | undefined {
   if (bytes.length > COPY_MAX_BYTES) return undefined;
+  let text;
   try {
-    return STRICT_UTF8.decode(bytes);
+    text = STRICT_UTF8.decode(bytes);
   } catch {
     return undefined;
   }
+  return text.includes("\0") ? undefined : text;
 }
 
 /** The text of host file `path` to copy, or undefined where it is to be bound (unreadable, or see {@linkcode copyableText}). */

@@ -1427,12 +1427,22 @@ Deno.test(HOSTNAME_FILE_TEST, async () => {
       ]
         .map(shellQuote).join(" ")
     }`;
-    const mounted = await new Deno.Command("unshare", {
-      args: ["--mount", "--", "sh", "-c", script],
-      stdin: "null",
-      signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
-    }).output();
-    assert.equal(text(mounted.stdout), "judge-7\n", text(mounted.stderr));
+    const onMountedHostname = async (content: Uint8Array) => {
+      Deno.writeFileSync(`${dir}/hostname`, content);
+      const mounted = await new Deno.Command("unshare", {
+        args: ["--mount", "--", "sh", "-c", script],
+        stdin: "null",
+        signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+      }).output();
+      assert.equal(text(mounted.stderr), "");
+      return mounted.stdout;
+    };
+    assert.equal(text(await onMountedHostname(new TextEncoder().encode("bound\n"))), "judge-7\n");
+    // One the copy could not write back (not UTF-8; a NUL, which failed
+    // the run: "a string contains a NUL byte") is bound, and left as it is.
+    for (const odd of [[0x76, 0xfe, 0x0a], [0x76, 0x00, 0x6d, 0x0a]]) {
+      assert.deepEqual([...await onMountedHostname(new Uint8Array(odd))], odd);
+    }
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

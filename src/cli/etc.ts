@@ -61,7 +61,7 @@ export function readEtcFile(rootDir: string, name: string, limit: number): EtcFi
  * where /etc has no such name, or undefined where the file is left as it
  * is: no /etc directory, a link, something other than a regular file, or
  * one the host's root binds rather than copies (host_root.ts's
- * copyableText, the one rule: over 1 MiB, not UTF-8), which could not be
+ * copyableText, the one rule: over 1 MiB, not UTF-8, a NUL), which could not be
  * replaced. The same rule for an image's root, which binds nothing.
  */
 function rewrittenEtcText(rootDir: string, name: string, whenMissing: string): string | undefined {
@@ -101,8 +101,7 @@ const HOSTNAME_ADDRESS = "127.0.1.1";
  */
 export function hostsWithHostname(rootDir: string, hostname: string): string | undefined {
   const text = rewrittenEtcText(rootDir, "hosts", DEFAULT_HOSTS);
-  // A NUL: the setup's write takes no string with one.
-  if (text === undefined || text.includes("\0") || namesHost(text, hostname)) return undefined;
+  if (text === undefined || namesHost(text, hostname)) return undefined;
   const separator = text === "" || text.endsWith("\n") ? "" : "\n";
   return `${text}${separator}${HOSTNAME_ADDRESS}\t${hostname}\n`;
 }
@@ -126,7 +125,7 @@ export const HOSTNAME_PATH = "/etc/hostname";
  * the container's name, not the host's or the image's. Written where the
  * root has none too. Undefined where the root's file is left as it is, as
  * its /etc/hosts would be: no /etc directory, a link, something other than
- * a regular file, over 1 MiB or not UTF-8 (the host's root binds such a
+ * a regular file, over 1 MiB, not UTF-8 or with a NUL byte (the host's root binds such a
  * file rather than copy it, and a bound file cannot be replaced).
  *
  * @example
