@@ -15,6 +15,8 @@ import { processGroupOrphaned } from "../src/cli/run.ts";
 import { commandEnvironment, parseEnvFile } from "../src/cli/environment.ts";
 import { ArgvError, tokenize } from "../src/cli/argv.ts";
 import { SCRATCH_PARENTS } from "../src/cli/scratch.ts";
+import { tryLockDir } from "../src/cli/ownership.ts";
+import { close, fstat, O, open } from "../src/sys.ts";
 import { parseCpus, parseDuration, parseSize } from "../src/cli/units.ts";
 import { SboxError } from "../src/error.ts";
 import { ownLimits, RLIMIT_RESOURCES } from "../src/security/rlimits.ts";
@@ -734,6 +736,23 @@ console.log(JSON.stringify(refusals));`;
       "not removing S: S/x\\376 is mounted below it",
     ]);
   },
+});
+
+Deno.test("cli: a directory lock released twice closes its fd once, not a file that took its number since", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "sbox-lock-" });
+  try {
+    const lock = tryLockDir(dir)!;
+    lock.release();
+    const other = open("/dev/null", O.RDONLY); // the lowest free number: the lock's
+    try {
+      lock.release();
+      assert.ok(fstat(other) !== undefined, `fd ${other} was closed by the second release()`);
+    } finally {
+      close(other);
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
 
 Deno.test("cli: a relative host path works, and is named as `ls -b` names it, from a working directory that is not UTF-8", async () => {

@@ -31,7 +31,11 @@ export function ownedName(): string {
 /** Names {@linkcode ownedName} makes, the only ones leftovers.ts touches. */
 export const OWNED_NAME: RegExp = /^sbox-\d+-[0-9a-f]{8}$/;
 
-/** An exclusive lock on a directory; `release()` drops it (after the directory is removed). */
+/**
+ * An exclusive lock on a directory; `release()` drops it (after the
+ * directory is removed). A second `release()` does nothing: the lock's fd
+ * number may belong to another file by then.
+ */
 export interface DirLock {
   release(): void;
 }
@@ -50,7 +54,13 @@ export function tryLockDir(path: string): DirLock | undefined {
     if (-rc === EAGAIN) return undefined;
     throw SboxError.fromErrno("lock", `cannot lock ${path}`, -rc);
   }
-  return { release: () => close(fd) };
+  let held = true;
+  return {
+    release: () => {
+      if (held) close(fd);
+      held = false;
+    },
+  };
 }
 
 /**
