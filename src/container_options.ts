@@ -73,9 +73,30 @@ export interface ContainerOptions {
    * NET_BIND_SERVICE, SYS_CHROOT, MKNOD, AUDIT_WRITE, SETFCAP), e.g.
    * `["NET_RAW"]`, or `["ALL"]`. They are capabilities in the container's
    * user namespace; a process with a uid other than 0 has none either way.
+   * `["ALL"]` keeps every capability but those in `capDrop`. A name in both
+   * `capAdd` and `capDrop` (`ALL` included) is refused: a capability asked
+   * to be dropped is never kept.
    */
   capAdd?: string[];
-  /** Capabilities to drop from the default set, e.g. `["SETUID", "SETGID"]`, or `["ALL"]`. */
+  /**
+   * Capabilities to drop from the default set, e.g. `["SETUID", "SETGID"]`,
+   * or `["ALL"]`, which keeps only those in `capAdd`. A name also in `capAdd`
+   * is refused, not silently added or dropped.
+   *
+   * @example Every capability but SYS_ADMIN; the same name in both is refused
+   * ```ts
+   * import { Container } from "./container.ts";
+   * import { ProcUserMapper } from "./user.ts";
+   *
+   * // create() only checks the options (start() mounts): any directory does here.
+   * const rootfs = "/tmp";
+   * const userMapper = ProcUserMapper.newRoot();
+   * const container = await Container.create({ rootfs, userMapper, capAdd: ["ALL"], capDrop: ["SYS_ADMIN"] });
+   * await container.destroy();
+   * await Container.create({ rootfs, userMapper, capAdd: ["SYS_ADMIN"], capDrop: ["SYS_ADMIN"] })
+   *   .catch((err) => console.log(err.message)); // invalid option capDrop: SYS_ADMIN is in capAdd too: ...
+   * ```
+   */
   capDrop?: string[];
   /**
    * The seccomp policy of every process: `DEFAULT_SECCOMP_POLICY` unless

@@ -3772,6 +3772,28 @@ Deno.test("cli args: options, repeatable options and the command", () => {
     ["ALL"],
   ]);
   assert.throws(() => parseCommandLine(["run", "--cap-add", "CAP_ALL", "x"]), /--cap-add.*CAP_ALL/);
+  // A capability both added and dropped is refused by the flags' names (the
+  // library would name capAdd and capDrop); ALL added with a drop is not.
+  for (
+    const [argv, name] of [
+      [["--cap-add", "SYS_ADMIN", "--cap-drop", "cap_sys_admin"], "SYS_ADMIN"],
+      [["--cap-drop", "KILL", "--cap-add", "NET_RAW,kill"], "KILL"],
+      [["--cap-add", "all", "--cap-drop", "ALL"], "ALL"],
+    ] as const
+  ) {
+    assert.throws(
+      () => parseCommandLine(["run", ...argv, "x"]),
+      (e) =>
+        e instanceof SboxError && e.step === "options" &&
+        e.message.startsWith(`invalid option --cap-drop: ${name} is in --cap-add too: `),
+      argv.join(" "),
+    );
+  }
+  const allBut = parseCommandLine(["run", "--cap-add", "ALL", "--cap-drop", "SYS_ADMIN", "x"]);
+  assert.deepEqual(allBut.kind === "run" && [allBut.options.capAdd, allBut.options.capDrop], [
+    ["ALL"],
+    ["SYS_ADMIN"],
+  ]);
 });
 
 Deno.test("cli args: --rlimit takes the units of --memory for the resources that count bytes, and only for them", () => {

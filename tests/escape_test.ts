@@ -858,6 +858,84 @@ Deno.test("capabilities: the default set, as uid 1000 none, capAdd and capDrop",
   assert.equal(caps(pid1, "CapPrm") & ~0xa80405fbn, 0n);
 });
 
+// capAdd once always won: ALL added kept SYS_ADMIN through capDrop, and a
+// capability in both lists (ALL included) was kept without a word.
+Deno.test("capabilities: capAdd ALL keeps all but capDrop, capDrop ALL only capAdd; one in both is refused", async () => {
+  const caps = (out: string, name: string) =>
+    BigInt(`0x${new RegExp(`^${name}:\\s+(\\w+)$`, "m").exec(out)![1]}`);
+  const script = ["/bin/sh", "-c", "grep -E '^Cap(Bnd|Eff)' /proc/self/status"];
+  const lastCap = BigInt(Deno.readTextFileSync("/proc/sys/kernel/cap_last_cap").trim());
+  const every = (1n << (lastCap + 1n)) - 1n;
+  const allBut = every & ~(1n << 21n) & ~(1n << 13n); // SYS_ADMIN, NET_RAW
+  await using dropped = await container({ capAdd: ["ALL"], capDrop: ["CAP_SYS_ADMIN", "net_raw"] });
+  const out = await run(dropped, script);
+  assert.equal(caps(out, "CapBnd"), allBut);
+  assert.equal(caps(out, "CapEff"), allBut);
+  await using only = await container({ capDrop: ["ALL"], capAdd: ["KILL"] });
+  const kill = await run(only, script);
+  assert.equal(caps(kill, "CapBnd"), 1n << 5n);
+  assert.equal(caps(kill, "CapEff"), 1n << 5n);
+  // Refused by create(), which starts no process.
+  const rootfs = busyboxImage();
+  for (
+    const [capAdd, capDrop, name] of [
+      [["SYS_ADMIN"], ["SYS_ADMIN"], "SYS_ADMIN"],
+      [["cap_sys_admin"], ["Sys_Admin"], "SYS_ADMIN"],
+      [["ALL"], ["ALL"], "ALL"],
+    ] as [string[], string[], string][]
+  ) {
+    await assert.rejects(
+      Container.create({ rootfs, userMapper: identityMapper(), capAdd, capDrop }),
+      (e) =>
+        e instanceof SboxError && e.step === "options" &&
+        e.message.startsWith(`invalid option capDrop: ${name} is in capAdd too: `),
+      `${capAdd} / ${capDrop}`,
+    );
+  }
+});
+
+Deno.test("sbox run: --cap-add ALL --cap-drop X keeps all but X; a capability in both is refused, running nothing", async () => {
+  const dir = scratchDir("cli-caps-");
+  try {
+    const sbox = (args: string[]) =>
+      new Deno.Command(Deno.execPath(), {
+        args: ["run", "--allow-ffi", `${ROOT}sbox.ts`, "run", "--rootfs", busyboxImage(), ...args],
+        stdout: "piped",
+        stderr: "piped",
+      }).output().then((r) => ({ code: r.code, out: text(r.stdout), err: text(r.stderr) }));
+    const status = ["--", "grep", "-E", "^Cap(Bnd|Eff)", "/proc/self/status"];
+    const lastCap = BigInt(Deno.readTextFileSync("/proc/sys/kernel/cap_last_cap").trim());
+    const hex = (mask: bigint) => mask.toString(16).padStart(16, "0");
+    const allButAdmin = hex(((1n << (lastCap + 1n)) - 1n) & ~(1n << 21n));
+    // Each refused run would write /out/ran, the bind of `dir`, had it started.
+    const refusedRun = (caps: string[]) =>
+      sbox([...caps, "--bind", `${dir}:/out`, "--", "touch", "/out/ran"]);
+    const [allBut, only, both, bothSpelled, bothAll] = await Promise.all([
+      sbox(["--cap-add", "ALL", "--cap-drop", "SYS_ADMIN", ...status]),
+      sbox(["--cap-drop", "ALL", "--cap-add", "KILL", ...status]),
+      refusedRun(["--cap-add", "SYS_ADMIN", "--cap-drop", "SYS_ADMIN"]),
+      refusedRun(["--cap-add", "NET_RAW,cap_sys_admin", "--cap-drop", "sys_admin"]),
+      refusedRun(["--cap-add", "ALL", "--cap-drop", "all"]),
+    ]);
+    assert.equal(allBut.code, 0, allBut.err);
+    assert.match(allBut.out, new RegExp(`^CapBnd:\\s+${allButAdmin}$`, "m"));
+    assert.match(allBut.out, new RegExp(`^CapEff:\\s+${allButAdmin}$`, "m"));
+    assert.equal(only.code, 0, only.err);
+    assert.match(only.out, /^CapBnd:\s+0000000000000020$/m, "KILL only");
+    assert.match(only.out, /^CapEff:\s+0000000000000020$/m, "KILL only");
+    for (
+      const [result, name] of [[both, "SYS_ADMIN"], [bothSpelled, "SYS_ADMIN"], [bothAll, "ALL"]] as const
+    ) {
+      assert.equal(result.code, 125, result.err);
+      assert.match(result.err, new RegExp(`^sbox: invalid option --cap-drop: ${name} is in --cap-add too: `));
+    }
+    assert.match(both.err, /\(--cap-add ALL --cap-drop SYS_ADMIN keeps every capability but SYS_ADMIN\)\n$/);
+    assert.deepEqual([...Deno.readDirSync(dir)], [], "no refused run started its command");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("a process exec'd into the container shows nothing of the host while it sets up", async () => {
   // The container's root (the init, /escape catch-exec) reads, over and
   // over, /proc/PID/environ of the next pid of its namespace: the exec'd

@@ -463,6 +463,35 @@ Deno.test("capabilities: default set, add, drop, ALL", () => {
   assert.throws(() => capabilityMask(undefined, "ALL"), /invalid option capDrop/);
 });
 
+Deno.test("capabilities: capAdd ALL keeps all but capDrop; a name in both lists is refused, never kept", () => {
+  const all = (1n << 64n) - 1n;
+  // Docker's rule: ALL added, the drops still go (the old code kept SYS_ADMIN).
+  assert.equal(capabilityMask(["ALL"], ["SYS_ADMIN"]), all & ~(1n << 21n));
+  assert.equal(capabilityMask(["all"], ["CAP_SYS_ADMIN", "net_raw"]), all & ~(1n << 21n) & ~(1n << 13n));
+  // ALL dropped: only what capAdd names.
+  assert.deepEqual(capabilityNamesOf(capabilityMask(["KILL", "CAP_CHOWN"], ["ALL"])), ["CHOWN", "KILL"]);
+  assert.deepEqual(capabilityNamesOf(capabilityMask(["KILL"], ["ALL", "CHOWN"])), ["KILL"]);
+  // Named both ways, in any spelling capabilityName accepts, or ALL in both.
+  const refused = (add: string[], drop: string[], name: string) =>
+    assert.throws(
+      () => capabilityMask(add, drop),
+      (e) =>
+        e instanceof SboxError && e.step === "options" &&
+        e.message.startsWith(`invalid option capDrop: ${name} is in capAdd too: `),
+      `${add} / ${drop}`,
+    );
+  refused(["SYS_ADMIN"], ["SYS_ADMIN"], "SYS_ADMIN");
+  refused(["CAP_SYS_ADMIN"], ["sys_admin"], "SYS_ADMIN");
+  refused(["NET_RAW", "sys_admin"], ["ALL", "Cap_Sys_Admin"], "SYS_ADMIN");
+  refused(["ALL"], ["ALL"], "ALL");
+  refused(["ALL", "CHOWN"], ["chown"], "CHOWN");
+  // The message says how to keep everything but one.
+  assert.throws(
+    () => capabilityMask(["SYS_ADMIN"], ["SYS_ADMIN"]),
+    /\(capAdd \["ALL"\] with capDrop \["SYS_ADMIN"\] keeps every capability but SYS_ADMIN\)$/,
+  );
+});
+
 Deno.test("rlimits: CORE=0 and NOFILE 1024 by default, names, pairs, errors", () => {
   const hardFiles = /^Max open files\s+\S+\s+(\S+)/m.exec(Deno.readTextFileSync("/proc/self/limits"))?.[1];
   const hard = hardFiles === "unlimited" ? (1n << 64n) - 1n : BigInt(hardFiles!);

@@ -21,7 +21,7 @@ import { PROGRAM_LIMITS } from "../program.ts";
 import { repeatedHostPort } from "../network.ts";
 import { parseCount, parseCpus, parseDuration, parseSize, sizeInBytes } from "./units.ts";
 import { pathLengthProblem, RUN_OPTIONS } from "./run_options.ts";
-import { capabilityName } from "../security/capabilities.ts";
+import { addedAndDropped, capabilityName } from "../security/capabilities.ts";
 import { RLIMIT_RESOURCES, type RlimitValue } from "../security/rlimits.ts";
 
 /**
@@ -95,9 +95,9 @@ export interface RunOptions {
   report?: string;
   /** Parent cgroup of the container's cgroup. */
   cgroup?: string;
-  /** Capabilities added to the default set (`--cap-add`). */
+  /** Capabilities added to the default set (`--cap-add`); none also in `capDrop`. */
   capAdd?: string[];
-  /** Capabilities dropped from the default set (`--cap-drop`). */
+  /** Capabilities dropped from the default set (`--cap-drop`); none also in `capAdd`. */
   capDrop?: string[];
   /** `--seccomp`: "unconfined", or a host path of a JSON policy. */
   seccomp?: string;
@@ -202,8 +202,23 @@ function parseRun(argv: string[]): Invocation {
       "with --wall-time, at most 2147483647ms (about 24.8 days) together",
     );
   }
+  checkCapabilityOptions(options);
   checkNetworkOptions(options);
   return { kind: "run", options };
+}
+
+/**
+ * A capability in both `--cap-add` and `--cap-drop` (ALL included): the
+ * library refuses it as well, but naming `capAdd` and `capDrop`.
+ */
+function checkCapabilityOptions(options: RunOptions): void {
+  const both = addedAndDropped(options.capAdd ?? [], options.capDrop ?? []);
+  if (both === undefined) return;
+  throw SboxError.invalidOption(
+    "--cap-drop",
+    `${both} is in --cap-add too: a capability is either added or dropped` +
+      (both === "ALL" ? "" : ` (--cap-add ALL --cap-drop ${both} keeps every capability but ${both})`),
+  );
 }
 
 /**

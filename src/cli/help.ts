@@ -113,7 +113,9 @@ Security (docs/security.md; on by default):
                           NET_RAW for ping (repeatable; ALL for every one; NET_RAW and
                           NET_ADMIN with slirp4netns or pasta need
                           --allow-host-loopback)
-  --cap-drop CAP[,CAP]    drop capabilities from the default set (repeatable)
+  --cap-drop CAP[,CAP]    drop capabilities from the default set (repeatable;
+                          ALL for every one; --cap-add ALL --cap-drop CAP
+                          keeps all but CAP; a CAP in both is refused)
   --seccomp FILE          seccomp policy from a JSON file (sbox's format, not
                           Docker's) instead of the default profile;
                           --seccomp unconfined for none

@@ -149,7 +149,11 @@ function maskOf(names: readonly string[]): bigint {
 
 /**
  * The capabilities to keep, as a bit mask: the default set, plus `capAdd`,
- * minus `capDrop` (`["ALL"]` drops every one, and then `capAdd` adds back).
+ * minus `capDrop`. `capDrop: ["ALL"]` starts from none, so `capAdd` names
+ * the whole set; `capAdd: ["ALL"]` keeps every capability but those in
+ * `capDrop` (Docker's rule). A capability named in both, or ALL in both, is
+ * refused: a dropped capability is never kept, and silently keeping or
+ * dropping one the caller named both ways would hide a mistake either way.
  */
 export function capabilityMask(capAdd: unknown, capDrop: unknown): bigint {
   // Every container start asks; BigInt arithmetic is slow enough to matter.
@@ -157,8 +161,29 @@ export function capabilityMask(capAdd: unknown, capDrop: unknown): bigint {
   if (capAdd === undefined && capDrop === undefined) return defaultMask;
   const add = capabilityNames("capAdd", capAdd);
   const drop = capabilityNames("capDrop", capDrop);
-  const base = drop.includes("ALL") ? 0n : defaultMask & ~maskOf(drop);
-  return base | maskOf(add);
+  const both = addedAndDropped(add, drop);
+  if (both !== undefined) {
+    throw SboxError.invalidOption(
+      "capDrop",
+      `${both} is in capAdd too: a capability is either added or dropped` +
+        (both === "ALL"
+          ? ""
+          : ` (capAdd ["ALL"] with capDrop ["${both}"] keeps every capability but ${both})`),
+    );
+  }
+  const base = drop.includes("ALL") ? 0n : defaultMask;
+  // The two lists share no name, so taking the drops out last only matters
+  // for capAdd ALL, whose mask holds them.
+  return (base | maskOf(add)) & ~maskOf(drop.filter((name) => name !== "ALL"));
+}
+
+/**
+ * The first capability name (as `capabilityName` gives it, or `"ALL"`) that
+ * both `add` and `drop` hold, or undefined. The library and `sbox run` each
+ * refuse one, naming their own options.
+ */
+export function addedAndDropped(add: readonly string[], drop: readonly string[]): string | undefined {
+  return add.find((name) => drop.includes(name));
 }
 
 let defaultMask: bigint | undefined;
