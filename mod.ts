@@ -92,6 +92,7 @@ export type { SignalLike } from "./src/signal.ts";
 export {
   type IdMaps,
   type MountOpOptions,
+  MS,
   OpCode,
   type OpName,
   type Program,

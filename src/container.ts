@@ -51,8 +51,13 @@ const JOINED = NAMESPACES & ~CLONE.NEWCGROUP;
  *
  * @example Run a command in a busybox image
  * ```ts ignore
- * import { BaseMounts, Cgroup, Container, OverlayMount, ProcUserMapper } from "../mod.ts";
+ * import { BaseMounts, Cgroup, Container, OverlayMount, ProcUserMapper, runAsRoot } from "../mod.ts";
  *
+ * // An image directory, e.g. one made by `tools/busybox-image /tmp/sbox-image`.
+ * const image = "/tmp/sbox-image";
+ * const userMapper = ProcUserMapper.newRoot();
+ * // The directories must exist; made as container root, the upper layer belongs to it.
+ * await runAsRoot(userMapper, ["mkdir", "-p", "/tmp/c/root", "/tmp/c/upper", "/tmp/c/work"]);
  * const cgroup = Cgroup.current().child("example");
  * cgroup.create();
  * try {
@@ -60,13 +65,15 @@ const JOINED = NAMESPACES & ~CLONE.NEWCGROUP;
  *   await using container = await Container.create({
  *     rootfs: "/tmp/c/root",
  *     cgroup,
- *     userMapper: ProcUserMapper.newRoot(),
- *     mounts: [new OverlayMount(["/images/busybox"], "/tmp/c/upper", "/tmp/c/work"), new BaseMounts()],
+ *     userMapper,
+ *     mounts: [new OverlayMount([image], "/tmp/c/upper", "/tmp/c/work"), new BaseMounts()],
  *   });
  *   const init = await container.start({ command: ["/bin/sh", "-c", "echo hi"], stdout: "piped" });
  *   const { stdout } = await init.output();
+ *   console.log(new TextDecoder().decode(stdout)); // "hi\n"
  * } finally {
  *   await cgroup.remove();
+ *   await runAsRoot(userMapper, ["rm", "-rf", "/tmp/c"]);
  * }
  * ```
  */

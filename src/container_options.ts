@@ -58,8 +58,10 @@ export interface ContainerOptions {
    * ```ts ignore
    * import { BaseMounts, Container, ProcUserMapper } from "../mod.ts";
    *
-   * const container = await Container.create({
-   *   rootfs: "/tmp/c/root",
+   * await using container = await Container.create({
+   *   // An image directory (`tools/busybox-image /tmp/sbox-image`): with no
+   *   // mount on "/", it is the root itself.
+   *   rootfs: "/tmp/sbox-image",
    *   userMapper: ProcUserMapper.newRoot(),
    *   mounts: [new BaseMounts()],
    *   network: "host",
@@ -99,10 +101,12 @@ export interface ContainerOptions {
    */
   capDrop?: string[];
   /**
-   * The seccomp policy of every process: `DEFAULT_SECCOMP_POLICY` unless
-   * given, or "unconfined" for no filter (no_new_privs and the capability
-   * limits stay). A policy object is compiled once and the filter reused:
-   * do not change it after passing it. See docs/security.md.
+   * The seccomp policy of every process but a reaper (pid 1 under
+   * `reaper: true`, which has no filter: docs/security.md, "Known gaps"):
+   * `DEFAULT_SECCOMP_POLICY` unless given, or "unconfined" for no filter
+   * (no_new_privs and the capability limits stay). A policy object is
+   * compiled once and the filter reused: do not change it after passing it.
+   * See docs/security.md.
    */
   seccomp?: SeccompPolicy | "unconfined";
 }

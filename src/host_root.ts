@@ -342,6 +342,8 @@ export const DEFAULT_HOST_ROOT_SIZE: number = 1024 ** 3;
  * ```ts ignore
  * import { BaseMounts, Container, HostRootMount, ProcUserMapper, TmpfsMount } from "../mod.ts";
  *
+ * // Needs python3 on the host, and --allow-write (Deno.makeTempDir, mkdir,
+ * // remove) beside sbox's --allow-ffi.
  * const state = await Deno.makeTempDir();
  * await Deno.mkdir(`${state}/root`);
  * await Deno.mkdir(`${state}/layers`);

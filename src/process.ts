@@ -323,8 +323,11 @@ const KILL_COMMAND_GRACE_MS = 1000;
  * import type { Container } from "./container.ts";
  * import type { InitProcess } from "./process.ts";
  *
+ * // uid and gid 1000 must be mapped: `ProcUserMapper.newRoot()` maps only
+ * // root; as root, an identity map does (see ProcUserMapper's example).
  * async function whoami(container: Container, init: InitProcess): Promise<string> {
- *   const process = await container.exec(init, { command: ["/bin/id", "-u"], uid: 1000, gid: 1000, stdout: "piped" });
+ *   // No "/": looked up in /usr/local/bin, /usr/bin and /bin (busybox has /usr/bin/id).
+ *   const process = await container.exec(init, { command: ["id", "-u"], uid: 1000, gid: 1000, stdout: "piped" });
  *   const { stdout } = await process.output();
  *   return new TextDecoder().decode(stdout).trim(); // "1000"
  * }

@@ -93,7 +93,7 @@ export type OpName = keyof typeof OpCode;
 
 const OP_NAMES = Object.fromEntries(Object.entries(OpCode).map(([k, v]) => [v, k])) as Record<number, OpName>;
 
-/** mount(2) flags. */
+/** mount(2) flags: `ProgramBuilder.mount`'s `flags`, for a custom `Mount`. */
 export const MS = {
   RDONLY: 1,
   NOSUID: 2,

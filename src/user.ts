@@ -221,11 +221,20 @@ function mapText(map: readonly IdMapEntry[]): string {
  * Writes /proc/PID/uid_map, setgroups and gid_map directly. As root any map
  * works; as a user only your own uid and gid, and setgroups is denied.
  *
- * @example Root in the container is the calling user
- * ```ts ignore
+ * @example Container root as host uid 1000, as the caller; an identity map (as root)
+ * ```ts
  * import { ProcUserMapper } from "./user.ts";
  *
- * const mapper = ProcUserMapper.newRoot(1000, 1000);
+ * // Root in the container is host uid and gid 1000 (another user's ids: as root only).
+ * const thousand = ProcUserMapper.newRoot(1000, 1000);
+ * // Root in the container is the calling user, the one id any user may map.
+ * const caller = ProcUserMapper.newRoot();
+ * // As root: container ids 0-65535 are the same host ids, so `uid: 1000` exists in the container.
+ * const identity = new ProcUserMapper({
+ *   uidMap: [{ containerId: 0, hostId: 0, size: 65536 }],
+ *   gidMap: [{ containerId: 0, hostId: 0, size: 65536 }],
+ * });
+ * console.log(thousand.uidMap, caller.uidMap.length, identity.uidMap[0].size); // [ { containerId: 0, hostId: 1000, size: 1 } ] 1 65536
  * ```
  */
 export class ProcUserMapper implements UserMapper {

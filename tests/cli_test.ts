@@ -3751,7 +3751,13 @@ Deno.test("cli args: options, repeatable options and the command", () => {
   assert.deepEqual(parseCommandLine(["run", "--help"]), { kind: "help", topic: "run" });
   assert.deepEqual(parseCommandLine(["run", "-h"]), { kind: "help", topic: "run" });
   // Help only alone: with anything else it is an error, which writes the XX report.
-  for (const argv of [["-h", "judge1"], ["-vh", "x"], ["--memory", "1G", "--help"], ["--help", "--"]]) {
+  // -vh and -hv once showed the help: one argument, though two options.
+  for (
+    const argv of [["-h", "judge1"], ["-vh", "x"], ["-vh"], ["-hv"], ["--memory", "1G", "--help"], [
+      "--help",
+      "--",
+    ]]
+  ) {
     const message = argv.includes("--help")
       ? /^--help takes no other arguments/
       : /^-h is --help, .*--hostname/;

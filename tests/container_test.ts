@@ -15,12 +15,14 @@ import {
   type IdMapEntry,
   type InitProcess,
   type Mount,
+  MS,
   type NetworkManager,
   OverlayMount,
   PastaManager,
   type Process,
   type ProcessOutput,
   ProcUserMapper,
+  type ProgramBuilder,
   runAsUser,
   SboxError,
   type SignalLike,
@@ -30,7 +32,7 @@ import {
 } from "../mod.ts";
 import { explainEndedInit } from "../src/container.ts";
 import { errnoNumber } from "../src/errno.ts";
-import { MS, PROGRAM_LIMITS } from "../src/program.ts";
+import { PROGRAM_LIMITS } from "../src/program.ts";
 import { helper } from "../src/ffi.ts";
 import { reactor } from "../src/reactor.ts";
 import { cloneHint, reap } from "../src/launch.ts";
@@ -1323,6 +1325,39 @@ Deno.test(
     }
   },
 );
+
+// ProgramBuilder's example (src/program.ts) once needed MS, which mod.ts did
+// not export: a package user had to write mount flags as bare numbers.
+Deno.test("a custom Mount made with mod.ts's exports alone: ProgramBuilder's read-only tmpfs at /opt/empty", async () => {
+  const dir = scratchDir("custom-mount-");
+  try {
+    const emptyOpt: Mount = {
+      target: "/opt/empty",
+      validate() {},
+      compile(b: ProgramBuilder) {
+        b.mkdir("./opt").mkdir("./opt/empty");
+        b.mount(
+          "tmpfs",
+          "./opt/empty",
+          "tmpfs",
+          MS.RDONLY | MS.NOSUID | MS.NODEV,
+          "size=4k",
+          "cannot mount /opt/empty",
+        );
+      },
+    };
+    await using container = await containerIn(dir, [
+      new OverlayMount([busyboxImage()]),
+      new BaseMounts(),
+      emptyOpt,
+    ]);
+    const result = await sh(container, "grep ' /opt/empty ' /proc/mounts; touch /opt/empty/x");
+    assert.match(result.out, /^tmpfs \/opt\/empty tmpfs ro,nosuid,nodev,.*size=4k/m, result.err);
+    assert.match(result.err, /Read-only file system/);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
 
 const FULL_UPPER_TEST =
   "an upper layer on a file system out of inodes fails the start with EROFS, not a read-only root";

@@ -155,7 +155,8 @@ function parseRun(argv: string[]): Invocation {
   const tokens = strictParse(optionArgs, RUN_OPTIONS, "sbox run");
   const help = tokens.find((t) => t.kind === "option" && t.name === "help");
   if (help) {
-    if (argv.length === 1) return { kind: "help", topic: "run" };
+    // One argument holding one option: `-vh` is one argument but two options.
+    if (argv.length === 1 && tokens.length === 1) return { kind: "help", topic: "run" };
     throw helpWithOthers(help.kind === "option" && help.rawName === "-h");
   }
   if (command.length === 0) throw usage("missing COMMAND to run", "sbox run");
