@@ -2523,24 +2523,30 @@ Deno.test("cli: on a terminal, the terminal's modes are put back after the run",
 
 // The container's stdio are the caller's open files and terminal: an
 // untrusted command could leave the shell's stdin non-blocking (its next
-// reader gets EAGAIN), the terminal exclusive (no one else may open it) or
-// its output stopped (the next write hangs).
+// reader gets EAGAIN), the terminal exclusive (no one else may open it), its
+// line discipline N_NULL (the terminal dead) or its output stopped (the next
+// write hangs).
 Deno.test("cli: what the command changes of the caller's stdio and terminal is put back after the run", async () => {
   const spoil = shellQuote(
     "use Fcntl; fcntl(STDIN, F_SETFL, fcntl(STDIN, F_GETFL, 0) | O_NONBLOCK) or die $!; " +
-      'ioctl(STDIN, 0x540C, 0) or die $!; print "spoilt\n"; ioctl(STDIN, 0x540A, 0) or die $!',
+      'ioctl(STDIN, 0x540C, 0) or die $!; print "spoilt\n"; ioctl(STDIN, 0x540A, 0) or die $!; ' +
+      // Last: under N_NULL nothing more is shown, and TCXONC is N_TTY's.
+      '$d = pack("i", 27); ioctl(STDIN, 0x5423, $d) or die $!',
   );
   const look = shellQuote(
     'use Fcntl; print((fcntl(STDIN, F_GETFL, 0) & O_NONBLOCK) ? "nonblocking\n" : "blocking\n"); ' +
       '$x = pack("i", 0); ioctl(STDIN, 0x80045440, $x) or die $!; ' +
-      'print(unpack("i", $x) ? "exclusive\n" : "shared\n")',
+      'print(unpack("i", $x) ? "exclusive\n" : "shared\n"); ' +
+      'ioctl(STDIN, 0x5424, $x) or die $!; print "line discipline ", unpack("i", $x), "\n"',
   );
-  // The host's root: its perl makes the calls (TIOCEXCL, TCXONC's TCOOFF).
+  // The host's root: its perl makes the calls (TIOCEXCL, TIOCSETD's N_NULL,
+  // which takes no privilege and leaves a terminal that reads and shows
+  // nothing, TCXONC's TCOOFF).
   const line = `${SBOX_IN_SHELL} run -- perl -e ${spoil}; echo "sbox $?"; perl -e ${look}`;
   const { shown, code } = await onTerminal(line, []);
   assert.equal(code, 0, shown);
   const lines = shown.replaceAll("\r", "").trimEnd().split("\n");
-  assert.deepEqual(lines.slice(-4), ["spoilt", "sbox 0", "blocking", "shared"], shown);
+  assert.deepEqual(lines.slice(-5), ["spoilt", "sbox 0", "blocking", "shared", "line discipline 0"], shown);
 });
 
 Deno.test("cli: a signal after a limit killed the container leaves the verdict TO, not XX", async () => {

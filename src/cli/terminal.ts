@@ -9,8 +9,10 @@
  * exiting normally, got no repair from that shell either. An untrusted
  * command may do worse on purpose: set O_NONBLOCK on the shared open file
  * (the shell's next reader gets EAGAIN), make the terminal exclusive
- * (TIOCEXCL: no one else may open it), or stop its output (Ctrl-S's
- * TCOOFF).
+ * (TIOCEXCL: no one else may open it), stop its output (Ctrl-S's
+ * TCOOFF), or give it another line discipline (TIOCSETD, which asks for no
+ * privilege: N_NULL leaves a terminal that shows nothing and reads nothing,
+ * which `stty sane` typed into it cannot repair).
  *
  * @module
  */
@@ -26,6 +28,9 @@ const TCOON = 1;
 /** ioctl requests: whether the terminal is exclusive, and make it not. */
 const TIOCGEXCL = 0x80045440;
 const TIOCNXCL = 0x540d;
+/** ioctl requests: the terminal's line discipline, and set it. */
+const TIOCGETD = 0x5424;
+const TIOCSETD = 0x5423;
 /** The status flags a command could change on an open file it shares, that a program would notice. */
 const SHARED_FLAGS = O.NONBLOCK | O.APPEND;
 
@@ -41,7 +46,7 @@ const LIBC_TERMINAL = {
 
 /**
  * Saves the status flags of fds 0-2 (O_NONBLOCK, O_APPEND) and, where one of
- * them is a terminal, its modes and exclusive mode; returns what puts them
+ * them is a terminal, its line discipline, modes and exclusive mode; returns what puts them
  * back. The terminal's part is left out where libc cannot be opened; the
  * run goes on without it.
  *
@@ -95,13 +100,22 @@ function saveTerminal(): (() => void) | undefined {
   const lib = libc.symbols;
   const saved = new Uint8Array(TERMIOS_BYTES);
   const exclusive = new Int32Array(1);
-  if (lib.tcgetattr(fd, saved) !== 0) {
+  const discipline = new Int32Array(1);
+  if (
+    lib.tcgetattr(fd, saved) !== 0 || lib.ioctl(fd, BigInt(TIOCGETD), new Uint8Array(discipline.buffer)) !== 0
+  ) {
     libc.close();
     return undefined;
   }
   const wasExclusive = lib.ioctl(fd, BigInt(TIOCGEXCL), new Uint8Array(exclusive.buffer)) === 0 &&
     exclusive[0] !== 0;
   return () => {
+    // First: a new line discipline starts from the terminal's modes as they
+    // are, which the tcsetattr below then sets.
+    const now = new Int32Array(1);
+    if (lib.ioctl(fd, BigInt(TIOCGETD), new Uint8Array(now.buffer)) === 0 && now[0] !== discipline[0]) {
+      lib.ioctl(fd, BigInt(TIOCSETD), new Uint8Array(discipline.buffer));
+    }
     // Only in the foreground: from the background the kernel would stop
     // sbox (SIGTTOU) rather than let it change the terminal.
     if (lib.tcgetpgrp(fd) === lib.getpgrp()) {
