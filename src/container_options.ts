@@ -26,7 +26,12 @@ import { checkProcessSecurity, type ProcessSecurity } from "./security/security.
 export interface ContainerOptions {
   /** Absolute path of the directory that becomes "/" (the overlay is mounted on it). */
   rootfs: string;
-  /** The container's cgroup (it must exist, on the cgroup2 file system); processes go in it or in child groups. */
+  /**
+   * The container's cgroup (it must exist, on the cgroup2 file system); processes go in it or in child groups.
+   * Without it they stay in the caller's cgroup, which is then the root of the container's cgroup namespace:
+   * BaseMounts' /sys/fs/cgroup shows that group and every group below it, with their usage (other
+   * containers' too). Give each container a group of its own where they must not see each other's figures.
+   */
   cgroup?: Cgroup;
   /** Writes the id maps of the container's user namespace. */
   userMapper: UserMapper;

@@ -653,7 +653,10 @@ export const DEFAULT_SHM_SIZE: number = 64 * 1024 * 1024;
  * (a new sysfs; in a container with `network: "host"` the host's, bound,
  * with the mounts below it covered), a /dev tmpfs with null, zero, full, random, urandom and tty bound from the
  * host, /dev/pts (a new devpts instance), /dev/shm, /dev/mqueue and a
- * read-only cgroup2 at /sys/fs/cgroup showing the container's own cgroup.
+ * read-only cgroup2 at /sys/fs/cgroup showing the container's own cgroup
+ * and the groups below it: without the `cgroup` option the container stays
+ * in the caller's cgroup, and shows that one (the usage of every container
+ * started there, and any groups below it).
  * Paths of /proc and /sys that reach the host are masked, and /proc/sys,
  * /proc/bus, /proc/irq and /proc/fs are read-only ({@linkcode MASKED_PATHS}).
  * An image (or kept upper layer) with a symbolic link at /dev, /proc or /sys
