@@ -290,6 +290,100 @@ Deno.test("no nested user namespaces: unshare and clone fail, clone3 is ENOSYS",
   assert.match(lines[3], /unshare.*Operation not permitted/);
 });
 
+/** Pids of this process's children (of any of its threads) whose command name is `comm`, zombies included. */
+function childrenNamed(comm: string): number[] {
+  const found: number[] = [];
+  for (const task of Deno.readDirSync("/proc/self/task")) {
+    const children = Deno.readTextFileSync(`/proc/self/task/${task.name}/children`).trim();
+    for (const pid of children ? children.split(" ").map(Number) : []) {
+      try {
+        if (Deno.readTextFileSync(`/proc/${pid}/comm`).trim() === comm) found.push(pid);
+      } catch {
+        // reaped meanwhile
+      }
+    }
+  }
+  return found;
+}
+
+Deno.test("clone(CLONE_PARENT) is denied to an init's command; threads, vfork, fork and pipelines work", async () => {
+  // With a reaper the command is pid 2, and the sibling it makes is the
+  // reaper's child, which reaps it: harmless here, but not under exec()
+  // (next test).
+  const script = "/escape clone-parent; /escape clone-kinds; echo abc | cat | wc -c";
+  assert.equal(
+    await attack(["clone-parent"], UNCONFINED, { reaper: true }),
+    "clone-parent ok",
+    "control: unconfined",
+  );
+  await using setup = await container();
+  assert.deepEqual((await run(setup, ["/bin/sh", "-c", script], { reaper: true })).trim().split("\n"), [
+    "clone-parent EPERM",
+    "thread ok",
+    "vfork ok",
+    "fork ok",
+    "4",
+  ]);
+  // As pid 1 (no reaper) the kernel refuses CLONE_PARENT itself (EINVAL); the filter comes first.
+  assert.equal(await attack(["clone-parent"]), "clone-parent EPERM");
+});
+
+Deno.test("clone(CLONE_PARENT) is denied to an exec()'d process: no stray child of Deno holds up destroy()", async () => {
+  // An exec()'d process is a child of this Deno process (CLONE_PARENT in
+  // sbox's fork op): its own CLONE_PARENT children would be too, and sbox
+  // never reaps them. Their zombies keep the container's init in its exit
+  // (zap_pid_ns_processes), so destroy() never settles. Not `await using`:
+  // with the hang, disposing would wait for ever too.
+  const setup = await container();
+  let destroyed = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const init = await setup.container.start({ command: ["/bin/sleep", "1000"], env: ENV, stdin: "null" });
+    const p = await setup.container.exec(init, {
+      command: ["/escape", "clone-parent"],
+      env: ENV,
+      stdout: "piped",
+      stdin: "null",
+    });
+    const out = text((await p.output()).stdout).trim();
+    await Promise.race([
+      setup.container.destroy().then(() => destroyed = true),
+      new Promise((resolve) => timer = setTimeout(resolve, 10_000)),
+    ]);
+    const strays = childrenNamed("escape");
+    assert.equal(out, "clone-parent EPERM");
+    assert.ok(destroyed, `destroy() has not settled after 10 s; children of Deno named escape: ${strays}`);
+    assert.deepEqual(strays, [], "children of the Deno process left behind");
+  } finally {
+    clearTimeout(timer);
+    if (destroyed) await setup[Symbol.asyncDispose]();
+  }
+});
+
+Deno.test("fscrypt's key ioctls are denied; the key status stays as the kernel answers it", async () => {
+  // Under the identity map the container's root holds the host root's
+  // fscrypt key claims: through any fd of an encrypted file system it could
+  // remove the host's key or add keys. This host's file systems have no
+  // encryption, so the kernel answers ENOTTY or EOPNOTSUPP here, never
+  // EPERM: an EPERM is the filter's.
+  const requests = ["add_key", "remove_key", "remove_key_all_users", "key_status"];
+  const control = (await attack(["fscrypt", "/bin/busybox"], UNCONFINED)).split("\n");
+  assert.deepEqual(control.map((line) => line.split(" ")[0]), requests);
+  assert.ok(control.every((line) => !line.endsWith(" EPERM")), `control: ${control}`);
+  const kernel = control[0].split(" ")[1];
+  await using setup = await container();
+  const out = await run(setup, ["/bin/sh", "-c", "/escape fscrypt /bin/busybox; /escape fscrypt /escape"]);
+  const atRoot = out.trim().split("\n").slice(0, 4);
+  assert.deepEqual(atRoot, [
+    "add_key EPERM",
+    "remove_key EPERM",
+    "remove_key_all_users EPERM",
+    `key_status ${kernel}`,
+  ]);
+  // The same through a host file bound in read-only.
+  assert.deepEqual(out.trim().split("\n").slice(4, 7), atRoot.slice(0, 3));
+});
+
 Deno.test("a set-uid binary gives no privilege (no_new_privs)", async () => {
   const dir = scratchDir("suid-");
   try {

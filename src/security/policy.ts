@@ -9,7 +9,11 @@
  * BPF, performance events, modules, kexec, tracing other processes, every
  * way to mount or to enter or create namespaces, the clock, swap, reboot,
  * process accounting, vsock sockets (which no network namespace confines),
- * and a few ioctls that reach outside (TIOCSTI types into a terminal). The
+ * and a few ioctls that reach outside (TIOCSTI types into a terminal). Past
+ * those, with EPERM too: clone's CLONE_PARENT (the siblings an exec()'d
+ * process made would be children of the Deno process, never reaped), and
+ * fscrypt's key ioctls (their keys are claimed by host uid: the host
+ * root's, for the container's root under the identity map). The
  * setsockopt options that attach a BPF program to a socket fail with
  * ENOPROTOOPT, as on a kernel without them: each program takes JIT memory
  * from net.core.bpf_jit_limit, one budget for the whole machine that no
@@ -98,6 +102,8 @@ export interface SeccompPolicy {
 const CLONE_NAMESPACES = 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000 |
   0x00020000;
 const CLONE_NEWTIME = 0x80;
+/** clone(2)'s flag that gives the new process its maker's parent. */
+const CLONE_PARENT = 0x8000;
 const ENOSYS = { errno: "ENOSYS" } as const;
 const ENOPROTOOPT = { errno: "ENOPROTOOPT" } as const;
 const EINVAL = { errno: "EINVAL" } as const;
@@ -111,6 +117,20 @@ const SO = {
   ATTACH_BPF: 50,
   ATTACH_REUSEPORT_CBPF: 51,
   ATTACH_REUSEPORT_EBPF: 52,
+} as const;
+/**
+ * fscrypt's key ioctls (linux/fscrypt.h), _IOWR('f', 23..25, ...): the
+ * same numbers on x86_64 and aarch64 (asm-generic/ioctl.h). The request is
+ * an unsigned int: `bits: 32`. FS_IOC_GET_ENCRYPTION_KEY_STATUS (26) stays
+ * allowed, as do the other fscrypt ioctls: it changes nothing, and tells
+ * only whether a key is there (and whether the caller's uid claims it), which
+ * the listing of a directory that uses it shows anyway (names in clear or
+ * encoded).
+ */
+const FS_IOC = {
+  ADD_ENCRYPTION_KEY: "0xc0506617",
+  REMOVE_ENCRYPTION_KEY: "0xc0406618",
+  REMOVE_ENCRYPTION_KEY_ALL_USERS: "0xc0406619",
 } as const;
 const SOL_PACKET = 263;
 const PACKET_FANOUT_DATA = 22;
@@ -189,10 +209,13 @@ export const DEFAULT_SECCOMP_POLICY: SeccompPolicy = deepFreeze({
       args: [{ arg: 0, op: "has_any", value: CLONE_NAMESPACES | CLONE_NEWTIME, bits: 32 }],
     },
     {
-      comment: "clone with a namespace flag, as unshare",
+      comment: "clone with a namespace flag, as unshare; or with CLONE_PARENT, which makes the new process " +
+        "a sibling of its maker: a process exec() starts is a child of the Deno process, so its " +
+        "CLONE_PARENT children would be too, unknown to sbox and never reaped, and their zombies would " +
+        "hold the container's init in its exit (destroy() and the init's status never settling)",
       syscalls: ["clone"],
       action: "errno",
-      args: [{ arg: 0, op: "has_any", value: CLONE_NAMESPACES }],
+      args: [{ arg: 0, op: "has_any", value: CLONE_NAMESPACES | CLONE_PARENT }],
     },
     {
       comment: "clone3 passes its flags in memory that a filter cannot read: ENOSYS makes libcs use clone",
@@ -209,6 +232,28 @@ export const DEFAULT_SECCOMP_POLICY: SeccompPolicy = deepFreeze({
       syscalls: ["ioctl"],
       action: "errno",
       args: [{ arg: 1, op: "eq", value: "0x541c", bits: 32 }],
+    },
+    {
+      comment: "fscrypt's per-filesystem keyring, which the keyring rule above does not reach: keys are " +
+        "claimed by kuid, so under the identity map the container's root holds the host root's claims; " +
+        "through any fd of an encrypted filesystem (a read-only bind, its stdin) it could remove the " +
+        "host's key, locking the host's encrypted directories, or add keys that pin kernel memory and " +
+        "root's key quota until the unmount. FS_IOC_ADD_ENCRYPTION_KEY",
+      syscalls: ["ioctl"],
+      action: "errno",
+      args: [{ arg: 1, op: "eq", value: FS_IOC.ADD_ENCRYPTION_KEY, bits: 32 }],
+    },
+    {
+      comment: "FS_IOC_REMOVE_ENCRYPTION_KEY",
+      syscalls: ["ioctl"],
+      action: "errno",
+      args: [{ arg: 1, op: "eq", value: FS_IOC.REMOVE_ENCRYPTION_KEY, bits: 32 }],
+    },
+    {
+      comment: "FS_IOC_REMOVE_ENCRYPTION_KEY_ALL_USERS",
+      syscalls: ["ioctl"],
+      action: "errno",
+      args: [{ arg: 1, op: "eq", value: FS_IOC.REMOVE_ENCRYPTION_KEY_ALL_USERS, bits: 32 }],
     },
     {
       comment: "the host's clock, swap, power, accounting and kernel log",

@@ -6,6 +6,7 @@
 //!
 //!   escape kill PID | ptrace-child | ptrace PID | mount-root | remount-root
 //!   escape module | keyctl | bpf | perf | userns | clone-userns | clone3
+//!   escape clone-parent | clone-kinds | fscrypt PATH
 //!   escape tiocsti | tiocsti-high | io_uring | personality VALUE | vsock
 //!   escape socket-filter | seccomp-stack
 //!   escape connect PORT | fdbomb | chroot-breakout HOST_PATH | euid
@@ -120,6 +121,28 @@ pub fn main() void {
         if (pid == 0) linux.exit(0);
         report(attack, pid);
         if (errnoOf(pid) == null) reapChild(pid);
+    } else if (eql(attack, "clone-parent")) {
+        // The new process would be a child of our parent: for a process
+        // exec() started, of the Deno process, which knows nothing of it.
+        const pid = linux.syscall5(.clone, linux.CLONE.PARENT, 0, 0, 0, 0);
+        if (pid == 0) linux.exit(0);
+        report(attack, pid);
+    } else if (eql(attack, "clone-kinds")) {
+        cloneKinds();
+    } else if (eql(attack, "fscrypt")) {
+        // fscrypt's key ioctls on any fd of the file system; zeroed
+        // arguments. The kernel refuses them on a file system without
+        // encryption with ENOTTY or EOPNOTSUPP, never EPERM.
+        const fd = linux.open(arg, .{ .ACCMODE = .RDONLY }, 0);
+        if (errnoOf(fd) != null) return report(attack, fd);
+        var buf = [_]u8{0} ** 128;
+        const requests = [_]struct { name: []const u8, request: u32 }{
+            .{ .name = "add_key", .request = 0xc0506617 },
+            .{ .name = "remove_key", .request = 0xc0406618 },
+            .{ .name = "remove_key_all_users", .request = 0xc0406619 },
+            .{ .name = "key_status", .request = 0xc080661a },
+        };
+        for (requests) |r| report(r.name, linux.syscall3(.ioctl, fd, r.request, @intFromPtr(&buf)));
     } else if (eql(attack, "tiocsti") or eql(attack, "tiocsti-high")) {
         // The request is an unsigned int: the kernel ignores the upper half
         // of the register, so a filter must too.
@@ -226,6 +249,41 @@ pub fn main() void {
         say("unknown attack {s}", .{attack});
         linux.exit(2);
     }
+}
+
+var clone_stack: [16384]u8 align(16) = undefined;
+
+fn cloneChild(_: usize) callconv(.c) u8 {
+    return 0;
+}
+
+/// The clones that programs make, which the filter must let through: a
+/// thread (pthread_create's flags but CLONE_SETTLS), posix_spawn's
+/// CLONE_VM | CLONE_VFORK, and fork. Prints "<kind> ok" or "<kind> E<NAME>".
+fn cloneKinds() void {
+    const C = linux.CLONE;
+    const stack_top = @intFromPtr(&clone_stack) + clone_stack.len;
+    var tid: i32 = 0;
+    const thread_flags = C.VM | C.FS | C.FILES | C.SIGHAND | C.THREAD | C.SYSVSEM |
+        C.PARENT_SETTID | C.CHILD_CLEARTID;
+    const thread = linux.clone(cloneChild, stack_top, thread_flags, 0, &tid, 0, &tid);
+    report("thread", thread);
+    if (errnoOf(thread) == null) {
+        // The kernel clears tid and wakes it when the thread has exited.
+        const futex_wait = 0;
+        while (true) {
+            const value = @atomicLoad(i32, &tid, .acquire);
+            if (value == 0) break;
+            _ = linux.syscall4(.futex, @intFromPtr(&tid), futex_wait, @as(u32, @bitCast(value)), 0);
+        }
+    }
+    const vfork = linux.clone(cloneChild, stack_top, C.VM | C.VFORK | linux.SIG.CHLD, 0, null, 0, null);
+    report("vfork", vfork);
+    if (errnoOf(vfork) == null) reapChild(vfork);
+    const pid = fork();
+    if (pid == 0) linux.exit(0);
+    report("fork", pid);
+    if (errnoOf(pid) == null) reapChild(pid);
 }
 
 fn eql(a: []const u8, b: []const u8) bool {
