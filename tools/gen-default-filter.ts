@@ -5,6 +5,9 @@
  * time). tests/seccomp_test.ts fails when the file is stale.
  *
  *   deno run --allow-write=src/security tools/gen-default-filter.ts
+ *
+ * Its output is as `deno fmt` leaves it (each string on a line of its own,
+ * as it is longer than a line), so that the check stays clean.
  */
 
 import { DEFAULT_SECCOMP_POLICY } from "../src/security/policy.ts";
@@ -27,8 +30,10 @@ import type { SeccompArch } from "./syscalls.ts";
 
 /** Base64 of the compiled default filter, by architecture. */
 export const DEFAULT_FILTER_BASE64: Readonly<Record<SeccompArch, string>> = {
-  x86_64: "${base64(compileSeccomp(DEFAULT_SECCOMP_POLICY, "x86_64"))}",
-  aarch64: "${base64(compileSeccomp(DEFAULT_SECCOMP_POLICY, "aarch64"))}",
+  x86_64:
+    "${base64(compileSeccomp(DEFAULT_SECCOMP_POLICY, "x86_64"))}",
+  aarch64:
+    "${base64(compileSeccomp(DEFAULT_SECCOMP_POLICY, "aarch64"))}",
 };
 `,
 );
