@@ -578,10 +578,22 @@ export class Cgroup {
    * unless `exclusive`: then the group itself must be new (EEXIST), so that
    * a group someone else made is never taken for one's own. Refused
    * (an SboxError naming `cgroup`) unless `mountPath` is a cgroup2 mount.
+   * `mode`: the permission bits the group's own directory is made with
+   * (0o755 by default; missing parents get 0o755), less the umask, as
+   * mkdir(2) does. A 0o700 group cannot be opened by other users, not even
+   * for a moment before a chmod: what `sbox run` uses to lock its group
+   * before anyone else can.
    */
-  create(options?: { exclusive?: boolean }): void {
-    options = checkOptionsObject("Cgroup.create", options, { exclusive: true });
+  create(options?: { exclusive?: boolean; mode?: number }): void {
+    options = checkOptionsObject("Cgroup.create", options, { exclusive: true, mode: true });
     checkBoolean("Cgroup.create", options.exclusive, "exclusive");
+    const mode = options.mode ?? 0o755;
+    if (!Number.isInteger(mode) || mode < 0 || mode > 0o777) {
+      throw SboxError.invalidOption(
+        "Cgroup.create",
+        `mode must be permission bits from 0 to 0o777, got ${show(options.mode)}`,
+      );
+    }
     checkOnCgroup2(this);
     const parts = this.name.split("/");
     for (let i = 1; i <= parts.length && this.name !== ""; i++) {
@@ -590,9 +602,9 @@ export class Cgroup {
       if (isInterfaceFileName(parts[i - 1]) && !stat(path)?.isDirectory) {
         throw interfaceFileError(parts[i - 1]);
       }
-      const rc = tryMkdir(path, 0o755);
-      if (rc === 0) killedGroups.delete(path);
       const last = i === parts.length;
+      const rc = tryMkdir(path, last ? mode : 0o755);
+      if (rc === 0) killedGroups.delete(path);
       if (rc < 0 && (-rc !== EEXIST || (last && options.exclusive))) {
         check(rc, "cgroup", `cannot create cgroup ${path}`);
       }

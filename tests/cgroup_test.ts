@@ -73,6 +73,31 @@ Deno.test("create({ exclusive: true }) makes missing parents but refuses a group
   }
 });
 
+Deno.test("create({ mode }) makes the group with that mode (parents 0755); a bad mode is refused before anything is made", async () => {
+  const parent = Cgroup.current().child(`sbox-test-${Deno.pid}-mode`);
+  const cgroup = parent.child("a");
+  const modeOf = (path: string) => Deno.statSync(path).mode! & 0o7777;
+  try {
+    for (const mode of [-1, 0o1700, 1.5, "700"]) {
+      assert.throws(
+        () => cgroup.create({ mode: mode as number }),
+        new RegExp(
+          `^SboxError: invalid option Cgroup\\.create: mode must be permission bits from 0 to 0o777, got ${
+            JSON.stringify(mode)
+          }$`,
+        ),
+      );
+    }
+    assert.equal(parent.exists(), false);
+    // cgroupfs makes it so at once (no other user can open it): what sbox run's lock needs.
+    cgroup.create({ exclusive: true, mode: 0o700 });
+    assert.equal(modeOf(cgroup.path), 0o700);
+    assert.equal(modeOf(parent.path), 0o755 & ~Deno.umask());
+  } finally {
+    await parent.remove();
+  }
+});
+
 Deno.test("a flag that is not a boolean is refused, naming it, before the group is touched", async () => {
   const cgroup = testCgroup();
   const made = cgroup.child("made");

@@ -15,7 +15,7 @@ import { processGroupOrphaned } from "../src/cli/run.ts";
 import { commandEnvironment, parseEnvFile } from "../src/cli/environment.ts";
 import { ArgvError, tokenize } from "../src/cli/argv.ts";
 import { SCRATCH_PARENTS } from "../src/cli/scratch.ts";
-import { tryLockDir } from "../src/cli/ownership.ts";
+import { claimDir, tryLockDir } from "../src/cli/ownership.ts";
 import { close, fstat, O, open } from "../src/sys.ts";
 import { parseCpus, parseDuration, parseSize } from "../src/cli/units.ts";
 import { SboxError } from "../src/error.ts";
@@ -755,6 +755,35 @@ Deno.test("cli: a directory lock released twice closes its fd once, not a file t
   }
 });
 
+Deno.test("cli: a directory claimed while another holds its lock is removed, not left; one claimed gets its mode", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "sbox-claim-" });
+  try {
+    // A sweep's lock (ownership.ts): the run gives the directory up, and
+    // must not leave it behind (before the fix: left for the sweep).
+    const taken = `${dir}/taken`;
+    Deno.mkdirSync(taken, { mode: 0o700 });
+    const sweep = tryLockDir(taken)!;
+    try {
+      assert.equal(claimDir(taken, 0o755), undefined);
+      assert.throws(() => Deno.statSync(taken), Deno.errors.NotFound, "the directory given up was left");
+    } finally {
+      sweep.release();
+    }
+    // Claimed: 0700 until locked, then the mode asked for (umask or not).
+    const claimed = `${dir}/claimed`;
+    Deno.mkdirSync(claimed, { mode: 0o700 });
+    const lock = claimDir(claimed, 0o755)!;
+    try {
+      assert.equal(Deno.statSync(claimed).mode! & 0o7777, 0o755);
+      assert.equal(tryLockDir(claimed), undefined, "the claimed directory is not locked");
+    } finally {
+      lock.release();
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("cli: a relative host path works, and is named as `ls -b` names it, from a working directory that is not UTF-8", async () => {
   // --bind SRC is made absolute against sbox's working directory, which
   // was read as text: "cwd\ufffd/data" named no file.
@@ -1089,7 +1118,8 @@ Deno.test("cli: sbox's own directories and files have their modes whatever the u
   const dir = scratchDir("cli-umask-");
   try {
     // A hardened service's umask: it reached the setup, which made the
-    // directories 0700 and resolv.conf 0600, out of reach of -u 1000.
+    // directories 0700 and resolv.conf 0600, out of reach of -u 1000, and
+    // the container's cgroup 0700 (its limits unreadable there).
     const result = await busyboxFromShell(
       [
         "--net",
@@ -1103,7 +1133,7 @@ Deno.test("cli: sbox's own directories and files have their modes whatever the u
         "--",
         "sh",
         "-c",
-        "stat -c '%a %n' /deep /deep/er /cache /job /job/dir /etc/resolv.conf; umask; " +
+        "stat -c '%a %n' /deep /deep/er /cache /job /job/dir /etc/resolv.conf /sys/fs/cgroup; umask; " +
         "touch /tmp/f && mkdir /tmp/d && stat -c '%a %n' /tmp/f /tmp/d",
       ],
       "",
@@ -1114,7 +1144,8 @@ Deno.test("cli: sbox's own directories and files have their modes whatever the u
     assert.equal(result.code, 0, result.stderr);
     assert.equal(
       result.stdout,
-      "755 /deep\n755 /deep/er\n755 /cache\n755 /job\n755 /job/dir\n644 /etc/resolv.conf\n0077\n" +
+      "755 /deep\n755 /deep/er\n755 /cache\n755 /job\n755 /job/dir\n644 /etc/resolv.conf\n755 /sys/fs/cgroup\n" +
+        "0077\n" +
         "600 /tmp/f\n700 /tmp/d\n",
     );
   } finally {
@@ -4074,6 +4105,220 @@ Deno.test(OTHER_PID_NS_TEST, { ignore: skipUnlessRoot(OTHER_PID_NS_TEST, WHY_ROO
   assertFinishedUndisturbed(await first.finish());
   assertNothingLeft(first.pid);
 });
+
+/**
+ * Another user's attack on the locks of ownership.ts (run as uid 65534 by
+ * the test below): inotify on each directory of its arguments, and for each
+ * new `sbox-*` in them, at once, an open and a flock without waiting, held
+ * for good. Prints `ready` once it watches, then `seen PATH` for each
+ * directory it tried and `stole PATH` for each lock it took on a directory
+ * that was still there afterwards (a lock taken on one its run had removed
+ * already, after the run let go of it, stole nothing). Through libc, as C
+ * would do it: Deno.watchFs reports too late to win the race.
+ */
+const LOCK_RACER = `
+const [directory, ...dirs] = Deno.args;
+const libc = Deno.dlopen("libc.so.6", {
+  inotify_init1: { parameters: ["i32"], result: "i32" },
+  inotify_add_watch: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  open: { parameters: ["buffer", "i32"], result: "i32" },
+  flock: { parameters: ["i32", "i32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+}).symbols;
+const cstr = (s) => new TextEncoder().encode(s + "\\0");
+const IN_CREATE = 0x100, LOCK_EX = 2, LOCK_NB = 4;
+const inotify = libc.inotify_init1(0);
+const watched = new Map();
+for (const dir of dirs) {
+  const wd = libc.inotify_add_watch(inotify, cstr(dir), IN_CREATE);
+  if (wd < 0) throw new Error("cannot watch " + dir);
+  watched.set(wd, dir);
+}
+console.log("ready");
+const buf = new Uint8Array(65536);
+const view = new DataView(buf.buffer);
+for (;;) {
+  const n = Number(libc.read(inotify, buf, buf.length));
+  if (n <= 0) throw new Error("inotify read failed");
+  for (let at = 0; at < n;) {
+    const wd = view.getInt32(at, true), length = view.getUint32(at + 12, true);
+    const name = new TextDecoder().decode(buf.subarray(at + 16, at + 16 + length)).replace(/\\0+$/, "");
+    at += 16 + length;
+    if (!name.startsWith("sbox-")) continue;
+    const path = watched.get(wd) + "/" + name;
+    const fd = libc.open(cstr(path), Number(directory));
+    console.log("seen " + path);
+    if (fd < 0) continue;
+    let there = false;
+    if (libc.flock(fd, LOCK_EX | LOCK_NB) === 0) {
+      try {
+        there = Deno.statSync(path).isDirectory;
+      } catch {
+        // removed: its run is over
+      }
+    }
+    if (there) console.log("stole " + path);
+    else libc.close(fd);
+  }
+}
+`;
+
+const LOCK_RACE_TEST =
+  "cli: another user who locks each new sbox directory the moment it appears makes no run fail and leaves nothing";
+Deno.test(
+  LOCK_RACE_TEST,
+  { ignore: skipUnlessRoot(LOCK_RACE_TEST, "it runs the racer as another user") },
+  async () => {
+    // Before the fix, the racer won about 3 in 4 races: it locked a cgroup
+    // sbox had just made, which sbox then gave up (left behind) for another,
+    // and after 10 such a run failed (125, "cannot keep a cgroup").
+    const RUNS = 30;
+    const parent = Cgroup.current().child(randomName());
+    parent.create();
+    const dir = scratchDir("lock-race-");
+    Deno.chmodSync(dir, 0o755);
+    const racer = new Deno.Command("setpriv", {
+      args: [
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--",
+        Deno.execPath(),
+        "eval",
+        "--no-check",
+        LOCK_RACER,
+        String(O.DIRECTORY),
+        parent.path,
+        ...SCRATCH_PARENTS,
+      ],
+      env: { DENO_DIR: `${dir}/deno`, NO_COLOR: "1" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const collect = (stream: ReadableStream<Uint8Array>) => {
+      const chunks: string[] = [];
+      const done = (async () => {
+        for await (const chunk of stream.pipeThrough(new TextDecoderStream())) chunks.push(chunk);
+      })();
+      return { text: () => chunks.join(""), done };
+    };
+    const out = collect(racer.stdout), err = collect(racer.stderr);
+    try {
+      for (let i = 0; !out.text().startsWith("ready\n"); i++) {
+        assert.ok(i < 3000, `the racer did not start: ${out.text()} ${err.text()}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      const failed: string[] = [];
+      for (let i = 0; i < RUNS; i++) {
+        // As another uid than the cgroup's owner: it must read its cgroup (0755 once locked).
+        const result = await busybox([
+          "--cgroup",
+          parent.path,
+          "-u",
+          "1000",
+          "--report",
+          "-",
+          "--",
+          "sh",
+          "-c",
+          "stat -c %a /sys/fs/cgroup; cat /sys/fs/cgroup/cgroup.type",
+        ]);
+        if (result.code !== 0 || result.stdout !== "755\ndomain\n") {
+          failed.push(`run ${i}: ${result.code} ${JSON.stringify(result.stdout)} ${result.stderr}`);
+        }
+      }
+      const left = [...Deno.readDirSync(parent.path)].filter((e) => e.isDirectory).map((e) => e.name);
+      const lines = out.text().split("\n");
+      const stolen = lines.filter((line) => line.startsWith("stole "));
+      const seen = lines.filter((line) => line.startsWith(`seen ${parent.path}/`));
+      assert.deepEqual(stolen, [], `the racer (uid 65534) locked directories of sbox's first`);
+      assert.deepEqual(failed, [], "runs failed");
+      assert.deepEqual(left, [], `cgroups left in ${parent.path}`);
+      // The racer saw every run's cgroup: it raced them all, and lost.
+      assert.ok(seen.length >= RUNS, `the racer saw ${seen.length} cgroups made, not ${RUNS}: ${err.text()}`);
+    } finally {
+      racer.kill("SIGKILL");
+      await racer.status;
+      await Promise.all([out.done, err.done]);
+      await parent.remove();
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+);
+
+const HELD_LEFTOVER_TEST =
+  "cli: a killed run's cgroup that another user keeps locked stays, and the runs go on; once let go, it goes";
+Deno.test(
+  HELD_LEFTOVER_TEST,
+  { ignore: skipUnlessRoot(HELD_LEFTOVER_TEST, "it locks the cgroup as another user") },
+  async () => {
+    // Once made, a cgroup is 0755 (its container reads it), so anyone may
+    // lock what a SIGKILLed run left: the sweep cannot tell that lock from a
+    // live run's, and must leave it, not fail the run.
+    const parent = Cgroup.current().child(randomName());
+    parent.create();
+    let holder: Deno.ChildProcess | undefined;
+    const cgroups = () => [...Deno.readDirSync(parent.path)].filter((e) => e.isDirectory).map((e) => e.name);
+    try {
+      const marker = randomName();
+      const killed = await startUntilReady([
+        "--cgroup",
+        parent.path,
+        "--",
+        "sh",
+        "-c",
+        `echo ready; sleep 1000; : ${marker}`,
+      ]);
+      killed.kill("SIGKILL");
+      await killed.status;
+      await killed.stdout.cancel();
+      await killed.stderr.cancel();
+      for (let i = 0; i < 200 && processesWith(marker).length > 0; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      const left = cgroups();
+      assert.equal(left.length, 1, "the killed run left no cgroup");
+      holder = new Deno.Command("setpriv", {
+        args: [
+          "--reuid=65534",
+          "--regid=65534",
+          "--clear-groups",
+          "--",
+          "sh",
+          "-c",
+          'exec 3<"$1" && flock -n 3 && echo locked && exec sleep 1000',
+          "sh",
+          `${parent.path}/${left[0]}`,
+        ],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "inherit",
+      }).spawn();
+      const reader = holder.stdout.getReader();
+      assert.equal(text((await reader.read()).value!), "locked\n");
+      reader.releaseLock();
+      const next = await busybox(["--cgroup", parent.path, "--report", "-", "--", "true"]);
+      assert.equal(next.code, 0, next.stderr);
+      assert.deepEqual(cgroups(), left, "the held leftover went, or the run left one");
+      holder.kill("SIGKILL");
+      await holder.status;
+      await holder.stdout.cancel();
+      holder = undefined;
+      const last = await busybox(["--cgroup", parent.path, "--", "true"]);
+      assert.equal(last.code, 0, last.stderr);
+      assert.deepEqual(cgroups(), [], "the leftover let go of stayed");
+    } finally {
+      if (holder) {
+        holder.kill("SIGKILL");
+        await holder.status;
+        await holder.stdout.cancel();
+      }
+      await parent.remove();
+    }
+  },
+);
 
 const FULL_SCRATCH_TEST = "cli: with neither /dev/shm nor /tmp writable, the error names both";
 Deno.test(

@@ -204,11 +204,14 @@ export async function createContainerCgroup(parent: Cgroup, limits: CgroupLimits
 function newLockedCgroup(parent: Cgroup): { cgroup: Cgroup; lock: DirLock } {
   for (let attempt = 0; attempt < 10; attempt++) {
     const cgroup = parent.child(ownedName());
-    cgroup.create({ exclusive: true });
-    const lock = claimDir(cgroup.path);
+    // 0700 until locked (ownership.ts): no other user may lock it first.
+    // Then 0755, whatever the umask: the container's processes of other
+    // uids read their limits in it (its cgroup2 mount on /sys/fs/cgroup).
+    cgroup.create({ exclusive: true, mode: 0o700 });
+    const lock = claimDir(cgroup.path, 0o755);
     if (lock) return { cgroup, lock };
     // Another run's sweep took it for a leftover in the moment before the
-    // lock, and removes it: another name.
+    // lock (and it is removed): another name.
   }
   throw new SboxError(`cannot keep a cgroup in ${parent.path}`, { step: "cgroup" });
 }

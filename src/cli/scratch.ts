@@ -46,11 +46,12 @@ export class ScratchDir {
     for (const [i, parent] of SCRATCH_PARENTS.entries()) {
       for (let attempt = 0;; attempt++) {
         const path = `${parent}/${ownedName()}`;
+        // 0700: no other user may open it, nor lock it first (ownership.ts).
         const rc = tryMkdir(path, 0o700);
         if (rc === 0) {
           const lock = claimDir(path);
           if (lock) return new ScratchDir(path, lock);
-          // A sweep removed it before we locked it (ownership.ts): another name.
+          // A sweep took it before we locked it (and it is removed): another name.
           if (attempt < 10) continue;
           throw new SboxError(`cannot keep a scratch directory in ${parent}`, { step: "scratch" });
         }
