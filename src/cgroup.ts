@@ -360,6 +360,25 @@ export function checkNotFrozen(cgroup: Cgroup, option = "cgroup", quick = false)
 }
 
 /**
+ * Why a start under way in `cgroup` cannot finish, as an SboxError of step
+ * `"cgroup"`, or undefined: by {@linkcode whyFrozen} in full (the group's
+ * ancestors too). The checks before a start miss a freeze written after
+ * them, one of an ancestor still under way (the quick one), and one during
+ * the setup; a process in a frozen group does not run, so such a start
+ * would wait for a thaw with no end. Container's launches ask this once one
+ * has gone on for a while (`LaunchSpec.stall`), and give up on a frozen one.
+ */
+export function frozenStartError(cgroup: Cgroup): SboxError | undefined {
+  const why = whyFrozen(cgroup);
+  if (why === undefined) return undefined;
+  return new SboxError(
+    `${cgroup.path} was frozen during the start (${why}): a process in it does not run until it is thawed ` +
+      "(0 written to that cgroup.freeze), so the start was given up and its processes killed",
+    { step: "cgroup" },
+  );
+}
+
+/**
  * What {@linkcode missingControllerMessage} reads about a group whose
  * cgroup.controllers does not list a controller; apart so that a test can
  * give each case (one host shows one).
@@ -845,7 +864,8 @@ export class Cgroup {
     }
     // A clone into a frozen group would wait for a thaw, with no end.
     // Quick: this is on every start's path; Container.create and sbox run
-    // looked at the whole tree already.
+    // looked at the whole tree already, and a launch still waiting after a
+    // while looks again (frozenStartError) for what this misses.
     checkNotFrozen(this, "cgroup", true);
     return open(this.path, O.RDONLY | O.DIRECTORY);
   }

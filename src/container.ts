@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { Cgroup } from "./cgroup.ts";
+import { type Cgroup, frozenStartError } from "./cgroup.ts";
 import {
   checkContainerOptions,
   type CheckedProcess,
@@ -45,6 +45,13 @@ const NAMESPACES = CLONE.NEWUSER | CLONE.NEWNS | CLONE.NEWPID | CLONE.NEWNET | C
  * anew after landing in its own cgroup (a sibling of the init's cgroup would
  * be outside the init's cgroup namespace). */
 const JOINED = NAMESPACES & ~CLONE.NEWCGROUP;
+/**
+ * How long a start or exec into a cgroup goes on before it checks whether
+ * the group (or one above) is frozen, and again after each such wait: a
+ * start takes a few milliseconds, so only a stuck or very slow one reads the
+ * group's files; a frozen one fails this long after its freeze at most.
+ */
+const FROZEN_CHECK_MS = 500;
 /**
  * A container. Create it, `start()` its init process, `exec()` more
  * processes into it, and `destroy()` it (or `await using`).
@@ -564,6 +571,9 @@ export class Container implements AsyncDisposable {
           onAbandon: () => given.abandoned = true,
         },
         afterRelease: joining || this.#setupChangesIds() ? undefined : (pid) => this.#holdNamespace(pid),
+        // A group frozen after openDirectory()'s quick check, or during the
+        // setup: the process would never run. Read only by a slow launch.
+        stall: cgroup && { afterMs: FROZEN_CHECK_MS, check: () => frozenStartError(cgroup) },
         program: (sync) => {
           // The exec path joins the init's user namespace: the same maps.
           const b = new ProgramBuilder(this.userMapper);

@@ -12,7 +12,9 @@
  * 6. read the result pipe to end-of-file (protocol.ts).
  *
  * On any failure everything is undone here: the child is killed and reaped,
- * every fd closed and the child stack freed, then the error is thrown.
+ * every fd closed and the child stack freed, then the error is thrown. So
+ * too when the launch is stuck ({@linkcode LaunchSpec.stall}: its child can
+ * never run, as in a frozen cgroup).
  *
  * @module
  */
@@ -68,6 +70,15 @@ export interface LaunchSpec {
   cancel?: { signal: AbortSignal; graceMs: number; onAbandon?: () => void };
   /** Runs right after the child is released, while it sets up. */
   afterRelease?: (pid: number) => void;
+  /**
+   * A launch still under way `afterMs` after its clone3 (and every `afterMs`
+   * after that) calls `check`; an error from it says that the child can
+   * never finish (its cgroup is frozen): the child is killed, and once it
+   * is reaped the launch rejects with that error. A slow launch is not one:
+   * `check` returns undefined, and the wait goes on. One timer per launch,
+   * cleared at its end: a launch that ends sooner reads nothing.
+   */
+  stall?: { afterMs: number; check: () => SboxError | undefined };
 }
 
 /** The sync pipe: the child waits on `read`; `write` is the parent's end. */
@@ -124,6 +135,38 @@ function unlessAbandoned<T>(work: Promise<T> | T, cancel: LaunchSpec["cancel"]):
       signal.removeEventListener("abort", abandon);
     });
   });
+}
+
+/** {@linkcode LaunchSpec.stall}'s watch of one launch: `error` once `check` gave one; `stop()` ends it. */
+interface StallWatch {
+  readonly error: SboxError | undefined;
+  stop(): void;
+}
+
+const NO_STALL_WATCH: StallWatch = { error: undefined, stop: () => {} };
+
+/**
+ * Watches a launch for {@linkcode LaunchSpec.stall} from its clone3 on:
+ * `kill` ends its processes on the first error of `check`, which the
+ * watch keeps. Only a launch still under way after `afterMs` runs `check`.
+ */
+function watchStall(stall: LaunchSpec["stall"], kill: () => void): StallWatch {
+  if (!stall) return NO_STALL_WATCH;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const watch = { error: undefined as SboxError | undefined, stop: () => clearTimeout(timer) };
+  const arm = () => {
+    timer = setTimeout(() => {
+      try {
+        watch.error = stall.check();
+      } catch {
+        // A check that fails tells nothing: the wait goes on, as without one.
+      }
+      if (watch.error) kill();
+      else arm();
+    }, stall.afterMs);
+  };
+  arm();
+  return watch;
 }
 
 /** Runs the launch sequence; see the module documentation. */
@@ -292,6 +335,13 @@ async function launchChild(spec: LaunchSpec): Promise<Launched> {
     while (await reader.next().catch(() => undefined));
   };
   const records: ChildRecord[] = [];
+  // A forked process is a child of ours (CLONE_PARENT) until adopt(): its
+  // pid names it alone. It holds the result pipe open as the child does.
+  const kill = () => {
+    pidfdSignal(pidfd, SIGKILL);
+    for (const record of records) if (record.kind === "forked") tryKill(record.pid, SIGKILL);
+  };
+  const stall = watchStall(spec.stall, kill);
   try {
     if (spec.beforeStart) {
       try {
@@ -315,32 +365,43 @@ async function launchChild(spec: LaunchSpec): Promise<Launched> {
     let killToken: bigint | undefined;
     for (let record = await reader.next(); record; record = await reader.next()) {
       records.push(record);
+      // Killed for a stall: what it forked meanwhile goes too, or the pipe stays open.
+      if (stall.error) kill();
       if (record.kind === "setupCpu") setupCpuUsec = record.usec;
       if (record.kind === "startedAt") startedAt = { usec: record.usec, seenMs: performance.now() };
       if (record.kind === "killToken") killToken = record.token;
-      // A reaper keeps the pipe open for the container's life.
-      if (record.kind === "started") {
+      // A reaper keeps the pipe open for the container's life; one killed
+      // for a stall closes it.
+      if (record.kind === "started" && !stall.error) {
+        stall.stop();
         return { pid, pidfd, channel: { reader, release }, setupCpuUsec, startedAt, killToken };
       }
     }
   } catch (err) {
+    // Before any reap: a kill after it could reach whatever reuses the
+    // pidfd's number or the forked pid.
+    stall.stop();
     close(syncWrite);
     pidfdSignal(pidfd, SIGKILL);
     await drain();
     release();
     await reap(pidfd);
-    throw err;
+    // The stall's kill is what made the step fail (a map of a dead process).
+    throw stall.error ?? err;
   }
+  stall.stop();
   release();
 
   const failed = records.find((r) => r.kind === "failed");
   const forked = records.find((r) => r.kind === "forked");
   if (forked) await reap(pidfd); // the go-between of a fork op exits at once
-  if (failed?.kind === "failed") {
+  // A failed op after the stall's kill is of the kill: the stall is the error.
+  const error = stall.error ?? (failed && opFailure(program, failed.opIndex, failed.errno));
+  if (error) {
     // The failure is the one to report; adopt() reaps the process either way.
     if (forked) await adopt(forked.pid).then(reap, () => undefined);
     else await reap(pidfd);
-    throw opFailure(program, failed.opIndex, failed.errno);
+    throw error;
   }
   if (forked) return { pid: forked.pid, pidfd: await adopt(forked.pid) };
   if (program.hasReaper) {

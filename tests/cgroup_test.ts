@@ -6,7 +6,15 @@
  */
 
 import assert from "node:assert/strict";
-import { Cgroup, Container, findCgroup2Mount, OverlayMount, SboxError } from "../mod.ts";
+import {
+  Cgroup,
+  Container,
+  findCgroup2Mount,
+  type InitProcess,
+  OverlayMount,
+  SboxError,
+  type UserMapper,
+} from "../mod.ts";
 import {
   cgroup2Mounts,
   type ControllerFacts,
@@ -15,6 +23,10 @@ import {
   ownCgroupPath,
   placeCgroup,
 } from "../src/cgroup.ts";
+import { parseCommandLine } from "../src/cli/args.ts";
+import { runContainer } from "../src/cli/run.ts";
+import { SCRATCH_PARENTS } from "../src/cli/scratch.ts";
+import { reactor } from "../src/reactor.ts";
 import {
   busyboxContainer,
   busyboxImage,
@@ -879,5 +891,294 @@ Deno.test("a frozen group, or one below a frozen group, takes no process: refuse
     // On a start that hung (the old code), what it made ends now.
     await Promise.all(pending);
     await created?.destroy();
+  }
+});
+
+// ---- groups frozen during a start ---------------------------------------------
+// The checks before a start miss a freeze written after them, one of an
+// ancestor still under way, and one during the setup: the process is cloned
+// into a frozen group and never runs. The start must fail then, not wait.
+
+const ENV = { PATH: "/bin" };
+
+function setFrozen(group: Cgroup, on: boolean): void {
+  Deno.writeTextFileSync(`${group.path}/cgroup.freeze`, on ? "1" : "0");
+}
+
+/** `err` is the failure of a start given up on because `group` was frozen, for `why`. */
+function assertFrozenStart(err: unknown, group: Cgroup, why: string): void {
+  assert.ok(err instanceof SboxError && err.step === "cgroup", String(err));
+  assert.equal(
+    err.message,
+    `${group.path} was frozen during the start (${why}): a process in it does not run until it is thawed ` +
+      "(0 written to that cgroup.freeze), so the start was given up and its processes killed",
+  );
+}
+
+/**
+ * A host process moved into `group` and held in an uninterruptible sleep
+ * until disposed of: the kernel freezes a task only once it wakes, so a
+ * freeze of the group, or of one above it, stays under way (cgroup.events:
+ * frozen 0) meanwhile. It sleeps opening a pipe whose lock a splice of this
+ * process holds: the splice moves the pipe's data into a socket that is
+ * full and that nobody reads, and waits in that send with the lock held.
+ */
+async function taskStuckInKernel(group: Cgroup): Promise<{ pid: number } & AsyncDisposable> {
+  const libc = Deno.dlopen(
+    "libc.so.6",
+    {
+      socketpair: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
+      pipe2: { parameters: ["buffer", "i32"], result: "i32" },
+      send: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
+      write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+      close: { parameters: ["i32"], result: "i32" },
+      splice: {
+        parameters: ["i32", "pointer", "i32", "pointer", "usize", "u32"],
+        result: "isize",
+        nonblocking: true,
+      },
+    } as const,
+  );
+  const { socketpair, pipe2, send, write, close, splice } = libc.symbols;
+  // Close-on-exec: the process below must not hold the socket's other end.
+  const AF_UNIX = 1, SOCK_STREAM = 1, CLOEXEC = 0o2000000, MSG_DONTWAIT = 0x40;
+  const SPLICE = Deno.build.arch === "x86_64" ? 275 : 76; // the syscall's number (aarch64: 76)
+  const socket = new Int32Array(2), pipeFds = new Int32Array(2);
+  assert.equal(socketpair(AF_UNIX, SOCK_STREAM | CLOEXEC, 0, new Uint8Array(socket.buffer)), 0);
+  assert.equal(pipe2(new Uint8Array(pipeFds.buffer), CLOEXEC), 0);
+  const chunk = new Uint8Array(4096);
+  while (send(socket[0], chunk, BigInt(chunk.length), MSG_DONTWAIT) > 0);
+  assert.equal(write(pipeFds[1], chunk, BigInt(chunk.length)), BigInt(chunk.length));
+  // On a thread of Deno's pool; it fails with EPIPE once the socket's other end is closed.
+  const splicing = splice(pipeFds[0], null, socket[0], null, BigInt(chunk.length), 0);
+  let child: Deno.ChildProcess | undefined;
+  // The splice fails, the open goes on and the process exits.
+  const release = async () => {
+    close(socket[1]);
+    await splicing;
+    await child?.status;
+    for (const fd of [socket[0], ...pipeFds]) close(fd);
+    libc.close();
+  };
+  const waitFor = async (what: string, done: () => boolean) => {
+    for (const start = Date.now(); !done(); await new Promise((ok) => setTimeout(ok, 5))) {
+      if (Date.now() - start > 5_000) throw new Error(`not after 5 s: ${what}`);
+    }
+  };
+  /** The state letter of /proc/PID/stat ("S", "D"), or "gone". */
+  const state = (path: string) => {
+    try {
+      return Deno.readTextFileSync(`${path}/stat`).split(") ")[1][0];
+    } catch {
+      return "gone";
+    }
+  };
+  // Asleep in splice: in its send, as the pipe has data.
+  const inSplice = () =>
+    [...Deno.readDirSync("/proc/self/task")].some(({ name }) => {
+      const task = `/proc/self/task/${name}`;
+      try {
+        return Deno.readTextFileSync(`${task}/syscall`).startsWith(`${SPLICE} `) && state(task) === "S";
+      } catch {
+        return false; // a thread that ended since the listing
+      }
+    });
+  try {
+    await waitFor("a thread of this process asleep in splice", inSplice);
+    child = new Deno.Command("/bin/sh", {
+      args: ["-c", `echo $$ > ${group.path}/cgroup.procs && exec 3>/proc/${Deno.pid}/fd/${pipeFds[1]}`],
+      stdout: "null",
+    }).spawn();
+    const proc = `/proc/${child.pid}`;
+    await waitFor(
+      `process ${child.pid}, moved into ${group.path}, in an uninterruptible sleep`,
+      () => state(proc) === "D",
+    );
+  } catch (err) {
+    await release();
+    throw err;
+  }
+  return { pid: child.pid, [Symbol.asyncDispose]: release };
+}
+
+Deno.test("a group frozen between the check and clone3: start() and exec() fail, naming the freeze; nothing is left", async () => {
+  await using setup = await busyboxContainer();
+  const { container, cgroup } = setup;
+  const sub = cgroup.child("sub");
+  // The next launch's quick check sees its group thawed; then the group is
+  // frozen, and clone3 puts the process into it, where it never runs.
+  const openDirectory = Cgroup.prototype.openDirectory;
+  const freezeAfterCheck = () => {
+    Cgroup.prototype.openDirectory = function (this: Cgroup): number {
+      Cgroup.prototype.openDirectory = openDirectory;
+      const fd = openDirectory.call(this);
+      setFrozen(this, true);
+      return fd;
+    };
+  };
+  const pending: Promise<unknown>[] = [];
+  try {
+    let before = snapshot();
+    freezeAfterCheck();
+    const start = container.start({ command: ["/bin/true"], env: ENV });
+    pending.push(start.then((init) => init.status, () => {}));
+    assertFrozenStart(await errorOf(start), cgroup, "its cgroup.freeze is 1");
+    assert.deepEqual(cgroup.procs(), []);
+    assert.deepEqual(snapshot(), before, "a process, an fd, a cgroup or a mount was left");
+
+    // exec() into a new child group: the process its first one forks is the
+    // one in the frozen group. The group it made goes too.
+    setFrozen(cgroup, false);
+    const init = await container.start({ command: ["/bin/sleep", "100"], env: ENV });
+    before = snapshot();
+    freezeAfterCheck();
+    const exec = container.exec(init, { command: ["/bin/true"], env: ENV, cgroup: "sub" });
+    pending.push(exec.then((p) => p.status, () => {}));
+    assertFrozenStart(await errorOf(exec), sub, "its cgroup.freeze is 1");
+    assert.equal(sub.exists(), false, "the exec's new group was left");
+    assert.deepEqual(cgroup.procs(), [init.pid]);
+    assert.deepEqual(snapshot(), before, "a process, an fd, a cgroup or a mount was left");
+  } finally {
+    Cgroup.prototype.openDirectory = openDirectory;
+    setFrozen(cgroup, false);
+    if (sub.exists()) setFrozen(sub, false);
+    // On a start that hung (the old code), what it made ends now.
+    await Promise.all(pending);
+  }
+});
+
+Deno.test("a group frozen after the clone, while the init waits for its id maps: the start fails, naming the freeze; nothing is left", async () => {
+  const identity = identityMapper();
+  const freezeOnMap: { group?: Cgroup } = {};
+  const userMapper: UserMapper = {
+    uidMap: identity.uidMap,
+    gidMap: identity.gidMap,
+    setgroupsAllowed: identity.setgroupsAllowed,
+    map(pid) {
+      if (freezeOnMap.group) setFrozen(freezeOnMap.group, true);
+      return identity.map(pid);
+    },
+  };
+  await using setup = await busyboxContainer({ userMapper });
+  const { container, cgroup } = setup;
+  const before = snapshot();
+  freezeOnMap.group = cgroup;
+  let start: Promise<InitProcess> | undefined;
+  try {
+    start = container.start({ command: ["/bin/true"], env: ENV });
+    assertFrozenStart(await errorOf(start), cgroup, "its cgroup.freeze is 1");
+    assert.deepEqual(cgroup.procs(), []);
+    assert.deepEqual(snapshot(), before, "a process, an fd, a cgroup or a mount was left");
+  } finally {
+    setFrozen(cgroup, false);
+    await start?.then((init) => init.status, () => {});
+  }
+});
+
+Deno.test("an ancestor's freeze still under way (its group's cgroup.events says frozen 0): start() and exec() fail, naming it; nothing is left", async () => {
+  if (skipUnlessRoot("a freeze under way", "a process moved into a group of this test")) return;
+  const parent = testCgroup();
+  const group = parent.child("group");
+  group.create();
+  const pending: Promise<unknown>[] = [];
+  const containers: Container[] = [];
+  try {
+    await using stuck = await taskStuckInKernel(group);
+    // Made before the freeze: Container.create's check of the whole tree passes.
+    const create = () =>
+      Container.create({ rootfs: busyboxImage(), cgroup: group, userMapper: identityMapper() });
+    const running = await create();
+    const idle = await create();
+    containers.push(running, idle);
+    const init = await running.start({ command: ["/bin/sleep", "100"], env: ENV });
+    const before = snapshot();
+    setFrozen(parent, true);
+    try {
+      // The freeze waits for the stuck task: the quick check before each
+      // launch (the group's own cgroup.events) sees no freeze.
+      await new Promise((ok) => setTimeout(ok, 50));
+      assert.match(Deno.readTextFileSync(`${group.path}/cgroup.events`), /^frozen 0$/m);
+      const why = `cgroup.freeze of ${parent.path} is 1`;
+      const start = idle.start({ command: ["/bin/true"], env: ENV });
+      pending.push(start.then((p) => p.status, () => {}));
+      assertFrozenStart(await errorOf(start), group, why);
+      // exec(): its first process joins the container from this process's
+      // group; the process it forks is the one in the frozen group.
+      const exec = running.exec(init, { command: ["/bin/true"], env: ENV });
+      pending.push(exec.then((p) => p.status, () => {}));
+      assertFrozenStart(await errorOf(exec), group, why);
+      assert.deepEqual(group.procs().sort(), [init.pid, stuck.pid].sort());
+      assert.deepEqual(snapshot(), before, "a process, an fd, a cgroup or a mount was left");
+    } finally {
+      setFrozen(parent, false);
+    }
+    // Thawed, the container runs as before.
+    const ran = await running.exec(init, { command: ["/bin/true"], env: ENV });
+    assert.equal((await ran.status).code, 0);
+  } finally {
+    setFrozen(parent, false);
+    // On a start that hung (the old code), what it made ends now.
+    await Promise.all(pending);
+    for (const container of containers) await container.destroy();
+    await parent.remove();
+  }
+});
+
+Deno.test("sbox run: a group frozen between the check and clone3 fails the run with 125, naming the freeze; nothing is left", async () => {
+  // In this process, to reach the window: the CLI's own group is new and
+  // empty, so a freeze before its check is seen, and refused, at once.
+  const parent = testCgroup();
+  const invocation = parseCommandLine([
+    "run",
+    "--rootfs",
+    busyboxImage(),
+    "--cgroup",
+    parent.path,
+    "--",
+    "/bin/true",
+  ]);
+  assert.ok(invocation.kind === "run");
+  reactor(); // the process's own epoll set, made once: not the run's to close
+  const before = snapshot();
+  let frozen: Cgroup | undefined;
+  const openDirectory = Cgroup.prototype.openDirectory;
+  Cgroup.prototype.openDirectory = function (this: Cgroup): number {
+    Cgroup.prototype.openDirectory = openDirectory;
+    const fd = openDirectory.call(this);
+    frozen = this;
+    setFrozen(this, true);
+    return fd;
+  };
+  let run: ReturnType<typeof runContainer> | undefined;
+  try {
+    run = runContainer(invocation.options);
+    const result = await Promise.race([
+      run,
+      new Promise((ok) => setTimeout(ok, 5_000, "still running after 5 s")),
+    ]);
+    assert.ok(typeof result === "object" && result !== null, String(result));
+    const { exitStatus, report, messages } = result as Awaited<typeof run>;
+    assert.equal(exitStatus, 125);
+    assert.equal(report.status, "XX");
+    assert.equal(messages.length, 1, messages.join("\n"));
+    assert.ok(frozen?.path.startsWith(`${parent.path}/sbox-`), frozen?.path);
+    assert.equal(
+      messages[0],
+      `${
+        frozen!.path
+      } was frozen during the start (its cgroup.freeze is 1): a process in it does not run until ` +
+        "it is thawed (0 written to that cgroup.freeze), so the start was given up and its processes killed",
+    );
+    assert.equal(frozen!.exists(), false, "the run's cgroup was left");
+    const scratch = SCRATCH_PARENTS.flatMap((dir) =>
+      [...Deno.readDirSync(dir)].filter((e) => e.name.startsWith(`sbox-${Deno.pid}-`)).map((e) => e.name)
+    );
+    assert.deepEqual(scratch, [], "the run's scratch directory was left");
+    assert.deepEqual(snapshot(), before, "a process, an fd, a cgroup or a mount was left");
+  } finally {
+    Cgroup.prototype.openDirectory = openDirectory;
+    if (frozen?.exists()) setFrozen(frozen, false);
+    await run;
+    await parent.remove();
   }
 });
