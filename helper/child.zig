@@ -96,6 +96,7 @@ fn step(ctx: *Context, index: u32, op: *const program.Op, own: *OwnMounts) usize
         .mkdir, .touch, .symlink => createEntry(op, own),
         .pivot_root => pivotRoot(a[0]),
         .sethostname => linux.syscall2(.sethostname, a[0], cstr(a[0]).len),
+        .setdomainname => linux.syscall2(.setdomainname, a[0], cstr(a[0]).len),
         .loopback_up => loopbackUp(),
         .net_spawn => spawnNetwork(ctx),
         .net_join => joinNetwork(ctx),
@@ -138,8 +139,20 @@ fn step(ctx: *Context, index: u32, op: *const program.Op, own: *OwnMounts) usize
         .rlimit => setRlimit(a[0], a[1], a[2]),
         .setsid => linux.syscall0(.setsid),
         .drop_caller_memory => dropCallerMemory(ctx),
+        .sched_setscheduler => blk: {
+            const param = [1]i32{@bitCast(@as(u32, @truncate(a[1])))}; // struct sched_param
+            break :blk linux.syscall3(.sched_setscheduler, 0, a[0], @intFromPtr(&param));
+        },
+        // The kernel reads the nice value as an int: the low 32 bits.
+        .setpriority => linux.syscall3(.setpriority, prio_process, 0, a[0]),
+        .ioprio_set => linux.syscall3(.ioprio_set, ioprio_who_process, 0, a[0]),
     };
 }
+
+/// setpriority's `which` for one process: with who 0, the calling thread.
+const prio_process: usize = 0;
+/// ioprio_set's `which` for one process: with who 0, the calling thread.
+const ioprio_who_process: usize = 1;
 
 const at_fdcwd = sys.at_fdcwd;
 const errnoOf = sys.errnoOf;

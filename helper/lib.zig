@@ -175,6 +175,7 @@ pub const Call = enum(u32) {
     monotonic_usec = 32,
     pidfd_send_signal = 33,
     pidfd_queue_signal = 34,
+    sched_state = 35,
 };
 
 /// Part of the ABI version, so that TypeScript can check that its list agrees.
@@ -230,7 +231,26 @@ export fn sbox_call(call: u32, a: u64, b: u64, c: u64, d: u64, e: u64, f: u64) i
         .fchmod => sbox_fchmod(int(a), @truncate(b)),
         // The same reading as a reaper's records: the low 31 bits.
         .monotonic_usec => reaper.monotonicUsec(),
+        .sched_state => blk: {
+            sbox_sched_state(@ptrFromInt(a));
+            break :blk 0;
+        },
     };
+}
+
+/// What clone3 from the calling thread passes on to a child, as the kernel
+/// reports it, each a raw result (a negative errno where the call failed):
+/// getpriority(PRIO_PROCESS, 0), which is 20 minus the nice value;
+/// sched_getscheduler(0), the policy with SCHED_RESET_ON_FORK; and
+/// ioprio_get(IOPRIO_WHO_PROCESS, 0). Each is the calling thread's own (who
+/// 0), which is what a clone3 from it copies. src/security/neutral.ts
+/// decides from them what a container's process resets.
+fn sbox_sched_state(out: *[3]i64) void {
+    const prio_process = 0;
+    const ioprio_who_process = 1;
+    out[0] = @bitCast(linux.syscall2(.getpriority, prio_process, 0));
+    out[1] = @bitCast(linux.syscall1(.sched_getscheduler, 0));
+    out[2] = @bitCast(linux.syscall2(.ioprio_get, ioprio_who_process, 0));
 }
 
 /// An i32 passed in the low half of a word (TypeScript sends `n >>> 0`).

@@ -21,7 +21,7 @@
 const std = @import("std");
 
 pub const magic: u32 = 0x31584253; // "SBX1"
-pub const version: u32 = 12; // 2: security ops; 3: the library's calls through sbox_call; 4: network thread; 5: setup_cpu, started_at, exited_at records; 6: close_from, confine_exec, mount_target_no_link; 7: mount_check_writable, Context.fork_pid_slot; 8: write_file resolves relative paths in the root, write_file_optional; 9: drop_caller_memory, max_rss, user_time, system_time records; 10: setuid_keep_capabilities; 11: write_file_no_link; 12: kill_token record
+pub const version: u32 = 13; // 2: security ops; 3: the library's calls through sbox_call; 4: network thread; 5: setup_cpu, started_at, exited_at records; 6: close_from, confine_exec, mount_target_no_link; 7: mount_check_writable, Context.fork_pid_slot; 8: write_file resolves relative paths in the root, write_file_optional; 9: drop_caller_memory, max_rss, user_time, system_time records; 10: setuid_keep_capabilities; 11: write_file_no_link; 12: kill_token record; 13: sched_setscheduler, setpriority, ioprio_set, setdomainname
 
 /// Explicit limits. The compiler checks them first (PROGRAM_LIMITS in
 /// src/program.ts, which a test keeps equal) and says which was passed.
@@ -159,11 +159,27 @@ pub const Code = enum(u32) {
     /// not do only leaves the figure unreported. No `fork` op may follow
     /// (its pid slot is the caller's memory).
     drop_caller_memory = 31,
+    /// sched_setscheduler(0, args[0] policy, {args[1] priority}): this
+    /// process (thread) only. The caller's real-time policy is inherited
+    /// through clone3; a container's processes get SCHED_OTHER back
+    /// (src/security/neutral.ts). Leaving a real-time policy needs no
+    /// privilege.
+    sched_setscheduler = 32,
+    /// setpriority(PRIO_PROCESS, 0, args[0]): this thread's nice value, the
+    /// low 32 bits of args[0] as a signed number. Raising it needs no
+    /// privilege.
+    setpriority = 33,
+    /// ioprio_set(IOPRIO_WHO_PROCESS, 0, args[0]): this thread's I/O
+    /// priority. Leaving the realtime class needs no privilege.
+    ioprio_set = 34,
+    /// setdomainname(args[0]): the NIS domain name of the process's UTS
+    /// namespace, which a new one copies from its creator's.
+    setdomainname = 35,
 
     pub fn stringArgs(code: Code) u6 {
         return switch (code) {
             .mount => 0b10111,
-            .mkdir, .touch, .pivot_root, .sethostname, .chdir => 0b1,
+            .mkdir, .touch, .pivot_root, .sethostname, .setdomainname, .chdir => 0b1,
             .write_file, .write_existing => 0b11,
             .symlink => 0b11,
             .exec => 0b1001,

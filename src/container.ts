@@ -37,7 +37,20 @@ import {
   hideFromContainer,
   takeSetupIds,
 } from "./security/security.ts";
+import {
+  compileNeutralOomScoreAdj,
+  compileNeutralScheduling,
+  neutralOomScoreAdj,
+  resetOomScoreAdj,
+} from "./security/neutral.ts";
 
+/**
+ * The NIS domain name of a container's UTS namespace: "(none)", the
+ * kernel's own value for "not set" (what getdomainname(2) gives on a host
+ * that never set one), instead of the copy of the host's that a new UTS
+ * namespace starts with.
+ */
+const NO_DOMAIN_NAME = "(none)";
 /** The namespaces of a container: all that clone3 can make. */
 const NAMESPACES = CLONE.NEWUSER | CLONE.NEWNS | CLONE.NEWPID | CLONE.NEWNET | CLONE.NEWIPC | CLONE.NEWUTS |
   CLONE.NEWCGROUP | CLONE.NEWTIME;
@@ -172,6 +185,9 @@ export class Container implements AsyncDisposable {
     const launched = await this.#launch(p, namespaces, -1, dropMemory, (b, sync, stdio) => {
       // First, then the wait: a parent that died before it is seen there.
       dieWithParent(b);
+      // The caller's rank is not the container's: a real-time policy, a
+      // negative nice (neutral.ts). Before the network thread, which takes them on.
+      compileNeutralScheduling(b);
       // A copy of our memory (#mayShareMemory), dropped at once: the
       // command, which starts from what is left, then reports its own peak
       // (InitProcess.resourceUsage). While the parent writes the id maps.
@@ -203,6 +219,9 @@ export class Container implements AsyncDisposable {
       // Right after pivot_root, before any op that takes a path: see compileStdio.
       compileStdio(b, stdio);
       b.sethostname(this.hostname);
+      // The new UTS namespace has a copy of the host's NIS domain name:
+      // the kernel's own "no domain" instead (security.md).
+      b.setdomainname(NO_DOMAIN_NAME);
       if (manager) b.loopbackUp();
       manager?.compile(b);
       if (reaper) {
@@ -273,6 +292,12 @@ export class Container implements AsyncDisposable {
   async #execProcess(initPidfd: number, p: CheckedProcess): Promise<Process> {
     const launched = await this.#launch(p, 0n, initPidfd, false, (b, _sync, stdio, cgroupFd) => {
       dieWithParent(b);
+      compileNeutralScheduling(b); // before the fork, which takes them on
+      // While it is still ours in our namespaces, dumpable (its /proc file
+      // is our uid's) and with our privileges (neutral.ts). Its memory is a
+      // copy: the write changes no other process's.
+      const oomScoreAdj = neutralOomScoreAdj();
+      if (oomScoreAdj !== undefined) compileNeutralOomScoreAdj(b, oomScoreAdj);
       // Before anything of the container can see it: a copy of our memory and fds.
       hideFromContainer(b);
       b.setns(initPidfd, this.#joined(), "cannot join the container's namespaces");
@@ -405,10 +430,18 @@ export class Container implements AsyncDisposable {
    *   pasta that open them) until it exits;
    * - it is a reaper that measures its command's peak (`measureMaxRss`):
    *   the command, cloned from it, would count our memory in its ru_maxrss;
-   *   a copy is dropped first (`dropCallerMemory`).
+   *   a copy is dropped first (`dropCallerMemory`);
+   * - its oom_score_adj needs a reset (`oomScoreAdj`): the kernel carries a
+   *   write of it over to every process that shares the memory, this one
+   *   too (security/neutral.ts).
    */
-  #mayShareMemory(p: CheckedProcess, cgroup: Cgroup | undefined, dropMemory: boolean): boolean {
-    if (dropMemory || cgroup?.accountsMemory()) return false;
+  #mayShareMemory(
+    p: CheckedProcess,
+    cgroup: Cgroup | undefined,
+    dropMemory: boolean,
+    oomScoreAdj: number | undefined,
+  ): boolean {
+    if (dropMemory || oomScoreAdj !== undefined || cgroup?.accountsMemory()) return false;
     const { me, ids, uidBesideRoot } = this.#setupIdentity();
     const rootForSysctls = uidBesideRoot === undefined ? undefined : 0;
     const staysAs = (map: readonly IdMapEntry[], hostOwn: number, ...taken: (number | undefined)[]) =>
@@ -541,6 +574,9 @@ export class Container implements AsyncDisposable {
     compile: (b: ProgramBuilder, sync: SyncPipe, stdio: StdioPlan, cgroupFd: number) => void,
   ) {
     const joining = joinPidfd >= 0;
+    // The init's, which this process writes while it waits (the exec
+    // path's first process writes its own: #execProcess).
+    const oomScoreAdj = joining ? undefined : neutralOomScoreAdj();
     // #checkProcess refused a child cgroup without a container cgroup.
     const child = this.cgroup ? p.cgroup : undefined;
     const cgroup = child ? this.#enterChildCgroup(child) : this.cgroup;
@@ -556,11 +592,15 @@ export class Container implements AsyncDisposable {
         // The init path makes every namespace; the exec path's first process
         // joins them and forks (it cannot share our memory: joining a time
         // namespace needs a process that shares its memory with nobody).
-        flags: joining ? 0n : namespaces | (this.#mayShareMemory(p, cgroup, dropMemory) ? CLONE.VM : 0n),
+        flags: joining
+          ? 0n
+          : namespaces | (this.#mayShareMemory(p, cgroup, dropMemory, oomScoreAdj) ? CLONE.VM : 0n),
         cgroupFd: joining ? -1 : cgroupFd,
         sync: !joining,
         childFds: [...plan.childFds, cgroupFd],
         beforeStart: joining ? undefined : (pid) => {
+          // Before its setup changes ids: the file is ours until then.
+          if (oomScoreAdj !== undefined) resetOomScoreAdj(pid, oomScoreAdj);
           if (this.#setupChangesIds()) this.#holdNamespace(pid);
           return this.#prepareInit(pid, given);
         },

@@ -41,7 +41,10 @@ export interface ContainerOptions {
    * `[new BaseMounts()]` on an unpacked image.
    */
   mounts?: Mount[];
-  /** Hostname inside; default "sbox". */
+  /**
+   * Hostname inside; default "sbox". (The NIS domain name is always
+   * "(none)", never the host's, which a new UTS namespace would copy.)
+   */
   hostname?: string;
   /**
    * The container's network. A {@linkcode NetworkManager} connects its own

@@ -57,6 +57,7 @@ const CALL = {
   monotonic_usec: 32,
   pidfd_send_signal: 33,
   pidfd_queue_signal: 34,
+  sched_state: 35,
 } as const;
 
 type Word = number | bigint;
@@ -100,6 +101,11 @@ export interface HelperSymbols {
   sbox_fchmod(fd: number, mode: number): Word;
   /** CLOCK_MONOTONIC in microseconds, its low 31 bits, as a reaper's records have it. */
   sbox_monotonic_usec(): Word;
+  /**
+   * The calling thread's getpriority, sched_getscheduler and ioprio_get, raw
+   * (a negative errno where one failed), as three i64 into `out`.
+   */
+  sbox_sched_state(out: Buffer): void;
   /** Nonblocking: runs on a pool thread. */
   sbox_epoll_wait(epfd: number, out: Buffer, max: number, timeoutMs: number): Promise<Word>;
 }
@@ -165,6 +171,7 @@ function calls(lib: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"]): HelperSymbo
     sbox_fchown: (fd, uid, gid) => call(CALL.fchown, i32(fd), uid, gid, 0, 0, 0),
     sbox_fchmod: (fd, mode) => call(CALL.fchmod, i32(fd), mode, 0, 0, 0, 0),
     sbox_monotonic_usec: () => call(CALL.monotonic_usec, 0, 0, 0, 0, 0, 0),
+    sbox_sched_state: (out) => void call(CALL.sched_state, address(out), 0, 0, 0, 0, 0),
     sbox_epoll_wait: (epfd, out, max, timeoutMs) => lib.sbox_epoll_wait(epfd, out, max, timeoutMs),
   };
 }

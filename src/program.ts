@@ -54,6 +54,10 @@ export const OpCode: {
   readonly write_existing: 29;
   readonly confine_exec: 30;
   readonly drop_caller_memory: 31;
+  readonly sched_setscheduler: 32;
+  readonly setpriority: 33;
+  readonly ioprio_set: 34;
+  readonly setdomainname: 35;
 } = {
   wait_parent: 1,
   mount: 2,
@@ -86,6 +90,10 @@ export const OpCode: {
   write_existing: 29,
   confine_exec: 30,
   drop_caller_memory: 31,
+  sched_setscheduler: 32,
+  setpriority: 33,
+  ioprio_set: 34,
+  setdomainname: 35,
 } as const;
 
 /** The name of a setup step, as reported in {@linkcode SboxError.step}. */
@@ -125,7 +133,7 @@ const HEADER_BYTES = 16;
 export const OP_BYTES = 56;
 const MAGIC = 0x31584253;
 /** The program format version (`version` in helper/program.zig). */
-export const PROGRAM_VERSION = 12;
+export const PROGRAM_VERSION = 13;
 const MOUNT_KEEP_LOCKED_FLAGS = 1;
 const MOUNT_IGNORE_MISSING = 2;
 const MOUNT_TARGET_NO_LINK = 4;
@@ -375,6 +383,35 @@ export class ProgramBuilder {
   /** sethostname(2). */
   sethostname(name: string): this {
     return this.#push(OpCode.sethostname, [{ str: name }], `cannot set hostname ${name}`);
+  }
+
+  /** setdomainname(2): the NIS domain name of the process's UTS namespace. */
+  setdomainname(name: string): this {
+    return this.#push(OpCode.setdomainname, [{ str: name }], `cannot set the domain name ${name}`);
+  }
+
+  /**
+   * sched_setscheduler(2) of this process: `policy` (SCHED_OTHER is 0) at
+   * static `priority` (0 for a policy that is not real-time).
+   */
+  schedSetscheduler(policy: number, priority: number): this {
+    return this.#push(
+      OpCode.sched_setscheduler,
+      [policy, priority],
+      `cannot set the scheduling policy ${policy}`,
+    );
+  }
+
+  /** setpriority(2) of this process: its nice value. */
+  setpriority(nice: number): this {
+    if (!Number.isInteger(nice) || nice < -20 || nice > 19) throw new RangeError(`bad nice value ${nice}`);
+    // A negative one is encoded as a 64-bit two's complement: the kernel reads the low 32 bits as an int.
+    return this.#push(OpCode.setpriority, [nice], `cannot set the nice value ${nice}`);
+  }
+
+  /** ioprio_set(2) of this process: its I/O priority, class and level as the kernel packs them. */
+  ioprioSet(ioprio: number): this {
+    return this.#push(OpCode.ioprio_set, [ioprio], `cannot set the I/O priority ${ioprio}`);
   }
 
   /** Bring `lo` up in the new network namespace. */

@@ -1429,6 +1429,37 @@ Deno.test("cli: the hostname resolves: /etc/hosts keeps the root's lines and get
   }
 });
 
+const NEUTRAL_TEST =
+  "cli: the command does not inherit sbox's real-time policy, negative nice, realtime I/O " +
+  "class or NIS domain name; an oom_score_adj above 0 is kept";
+Deno.test(NEUTRAL_TEST, {
+  ignore: skipUnlessRoot(
+    NEUTRAL_TEST,
+    "it runs sbox under chrt -f and ionice -c 1 in a UTS namespace of its own",
+  ),
+}, async () => {
+  // chrt -f 1: a real-time policy, priority 1, for sbox's short run. Each
+  // line: oom_score_adj, nice, policy (0 SCHED_OTHER), I/O class and level;
+  // of the command and of pid 1. (A negative oom_score_adj, which this
+  // host's kernel may refuse to set, is container_test.ts's.)
+  const script = 'for p in $$ 1; do echo "$(cat /proc/$p/oom_score_adj) $(cut -d" " -f19,41 /proc/$p/stat) ' +
+    '$(ionice -p $p)"; done; cat /proc/sys/kernel/domainname';
+  const sboxRun = sboxOnBusyboxArgv(["--", "sh", "-c", script]).map(shellQuote).join(" ");
+  const output = await new Deno.Command("unshare", {
+    args: [
+      "--uts",
+      "sh",
+      "-c",
+      `domainname corp.example && exec chrt -f 1 nice -n -5 ionice -c 1 -n 2 choom -n 500 -- ${sboxRun}`,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+  }).output();
+  assert.equal(output.code, 0, text(output.stderr));
+  assert.equal(text(output.stdout), "500 0 0 none: prio 0\n500 0 0 none: prio 0\n(none)\n");
+});
+
 const HOSTNAME_FILE_TEST = "cli: /etc/hostname holds the --hostname, as /etc/hosts resolves it";
 Deno.test(HOSTNAME_FILE_TEST, async () => {
   // The host's root: the host's /etc/hostname ("vm", say) was shown.

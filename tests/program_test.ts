@@ -8,6 +8,11 @@
 import assert from "node:assert/strict";
 import { MS, OP_BYTES, OpCode, PROGRAM_LIMITS, ProgramBuilder } from "../src/program.ts";
 import { decodeName, encodeUtf8Into, printable } from "../src/cstring.ts";
+import {
+  compileNeutralScheduling,
+  neutralOomScoreAdj,
+  setOomScoreAdjReader,
+} from "../src/security/neutral.ts";
 
 const HEADER_BYTES = 16;
 
@@ -238,4 +243,67 @@ Deno.test("the kill request's signal is the same number in process.ts and reaper
   assert.ok(ts, "KILL_REQUEST_SIGNAL not found in src/process.ts");
   assert.ok(zig, "kill_request not found in helper/reaper.zig");
   assert.equal(Number(ts), Number(zig));
+});
+
+// The two lists are kept by hand: an op added to one side only, or out of
+// order, runs as another op in the helper.
+Deno.test("OpCode is helper/program.zig's Code, name for name and number for number", () => {
+  const zig = Deno.readTextFileSync(new URL("../helper/program.zig", import.meta.url));
+  const body = /pub const Code = enum\(u32\) \{([\s\S]*?)\n {4}pub fn/.exec(zig)?.[1];
+  assert.ok(body, "Code not found in helper/program.zig");
+  const codes = Object.fromEntries(
+    [...body.matchAll(/^ {4}(\w+) = (\d+),$/gm)].map(([, name, n]) => [name, Number(n)]),
+  );
+  assert.deepEqual(codes, { ...OpCode });
+});
+
+// src/security/neutral.ts: what is above neutral is reset, and only that.
+Deno.test("compileNeutralScheduling resets a real-time or deadline policy, a negative nice and the realtime I/O class alone", () => {
+  const ops = (caller: Parameters<typeof compileNeutralScheduling>[1]) => {
+    const b = new ProgramBuilder();
+    compileNeutralScheduling(b, caller);
+    return opCodes(exec(b)).slice(0, -1);
+  };
+  const { sched_setscheduler: policy, setpriority: nice, ioprio_set: ioprio } = OpCode;
+  const ioprioOf = (ioClass: number, level: number) => ioClass << 13 | level;
+  // SCHED_OTHER at nice 0, I/O class none: the fast path, no op.
+  assert.deepEqual(ops({ nice: 0, policy: 0, ioprio: 0 }), []);
+  // SCHED_FIFO, SCHED_RR, SCHED_DEADLINE; nice -1; the realtime class at any level.
+  for (const rt of [1, 2, 6]) assert.deepEqual(ops({ nice: 0, policy: rt, ioprio: 0 }), [policy]);
+  assert.deepEqual(ops({ nice: -1, policy: 0, ioprio: 0 }), [nice]);
+  assert.deepEqual(ops({ nice: 0, policy: 0, ioprio: ioprioOf(1, 7) }), [ioprio]);
+  assert.deepEqual(ops({ nice: -20, policy: 1, ioprio: ioprioOf(1, 0) }), [policy, nice, ioprio]);
+  // Below neutral, or not known: kept. SCHED_BATCH, SCHED_IDLE, nice 19,
+  // best-effort at the highest level (which any user may set), idle.
+  for (const low of [3, 5]) assert.deepEqual(ops({ nice: 19, policy: low, ioprio: ioprioOf(2, 0) }), []);
+  assert.deepEqual(ops({ nice: 5, policy: 0, ioprio: ioprioOf(3, 0) }), []);
+  assert.deepEqual(ops({ nice: undefined, policy: undefined, ioprio: undefined }), []);
+});
+
+Deno.test("neutralOomScoreAdj: 0 for a negative oom_score_adj, read once unless negative", () => {
+  try {
+    const reads: number[] = [];
+    const reading = (...values: (number | undefined)[]) => () => {
+      reads.push(reads.length);
+      return values[Math.min(reads.length - 1, values.length - 1)];
+    };
+    for (const [value, expected] of [[-1000, 0], [-1, 0], [0, undefined], [500, undefined]] as const) {
+      setOomScoreAdjReader(() => value);
+      assert.equal(neutralOomScoreAdj(), expected, String(value));
+    }
+    // Unknown (no /proc): left as it is.
+    setOomScoreAdjReader(() => undefined);
+    assert.equal(neutralOomScoreAdj(), undefined);
+    // 0 or more: read at the first start alone.
+    reads.length = 0;
+    setOomScoreAdjReader(reading(0, -500));
+    assert.deepEqual([neutralOomScoreAdj(), neutralOomScoreAdj(), reads.length], [undefined, undefined, 1]);
+    // Negative: read again on each start, as the caller may have raised it.
+    reads.length = 0;
+    setOomScoreAdjReader(reading(-500, -500, 200));
+    assert.deepEqual([neutralOomScoreAdj(), neutralOomScoreAdj(), neutralOomScoreAdj()], [0, 0, undefined]);
+    assert.equal(reads.length, 3);
+  } finally {
+    setOomScoreAdjReader();
+  }
 });
