@@ -379,6 +379,25 @@ export function frozenStartError(cgroup: Cgroup): SboxError | undefined {
 }
 
 /**
+ * How root delegates a cgroup to `uid`, as systemd's `Delegate=yes` does:
+ * the one wording of the library's and the CLI's errors. Creating groups
+ * in it needs its directory; moving processes between its groups (and so
+ * starting one in a new group) needs its cgroup.procs; handing controllers
+ * down needs its cgroup.subtree_control; threads, its cgroup.threads.
+ *
+ * @example
+ * ```ts
+ * import { delegationText } from "./cgroup.ts";
+ *
+ * console.log(`delegate one to the user (${delegationText(1000)})`);
+ * ```
+ */
+export function delegationText(uid: number): string {
+  return "chown it and its cgroup.procs, cgroup.subtree_control and cgroup.threads to uid " +
+    `${uid}, as systemd's Delegate=yes does`;
+}
+
+/**
  * What {@linkcode missingControllerMessage} reads about a group whose
  * cgroup.controllers does not list a controller; apart so that a test can
  * give each case (one host shows one).
@@ -396,6 +415,12 @@ export interface ControllerFacts {
    * root, not the top of a cgroup namespace or a mount of a subtree.
    */
   topIsRoot: boolean;
+  /**
+   * Whether the parent (the first of `ancestors`) has processes of its own
+   * and is not the root: the kernel then refuses to hand controllers down
+   * from it (EBUSY), so its processes must move first.
+   */
+  parentHasProcesses?: boolean;
   /** The text of /proc/cgroups; undefined where it cannot be read. */
   procCgroups?: string;
 }
@@ -416,8 +441,12 @@ export function missingControllerMessage(controller: string, facts: ControllerFa
   const nearest = ancestors.findIndex((group) => group.offers);
   if (nearest === 0) {
     const file = `${ancestors[0].path.replace(/\/$/, "")}/cgroup.subtree_control`;
+    const busy = facts.parentHasProcesses
+      ? `, which the kernel refuses while the parent has processes of its own: move them into a cgroup ` +
+        `below it first (its cgroup.procs lists them)`
+      : "";
     return message(
-      `its cgroup.controllers does not list it; its parent offers it: write +${controller} to ${file}`,
+      `its cgroup.controllers does not list it; its parent offers it: write +${controller} to ${file}${busy}`,
     );
   }
   if (nearest > 0) {
@@ -471,6 +500,21 @@ export function missingControllerMessage(controller: string, facts: ControllerFa
   );
 }
 
+/**
+ * Whether `group` holds processes of its own and is not the root cgroup,
+ * which alone the kernel exempts from the rule that a group handing
+ * controllers to its children has none (its name is no sign: in a cgroup
+ * namespace, the root of the mount is some other cgroup; the root alone has
+ * no cgroup.type). From such a group the kernel refuses to hand memory to
+ * the children (EBUSY), and worse, lets it hand pids and cpu (controllers
+ * that may be threaded) but then refuses to start any process in a child
+ * (clone3: ENOTSUP). False where its cgroup.procs cannot be read.
+ */
+export function hasOwnProcesses(group: Cgroup): boolean {
+  if (stat(`${group.path}/cgroup.type`) === undefined) return false;
+  return (readIfPossible(`${group.path}/cgroup.procs`) ?? "").trim() !== "";
+}
+
 /** {@linkcode missingControllerMessage} for `group`, read from its files and /proc/cgroups. */
 export function missingControllerError(group: Cgroup, controller: string): SboxError {
   const ancestors: ControllerFacts["ancestors"] = [];
@@ -485,6 +529,7 @@ export function missingControllerError(group: Cgroup, controller: string): SboxE
     ancestors,
     // Only the root has no cgroup.type (the top of a cgroup namespace has one).
     topIsRoot: stat(`${top.path}/cgroup.type`) === undefined,
+    parentHasProcesses: group.name !== "" && hasOwnProcesses(group.parent()),
     procCgroups: readIfPossible("/proc/cgroups"),
   });
   return new SboxError(message, { step: "cgroup" });

@@ -400,6 +400,15 @@ Deno.test("a missing controller's error says who offers it, or why none can: eac
     `${head("cpu")}its cgroup.controllers does not list it; its parent offers it: write +cpu to ` +
       "/cg/a/b/cgroup.subtree_control)",
   );
+  // ...unless the parent has processes of its own, from which the kernel
+  // hands nothing down: they must move first (a user's shell in a delegated
+  // group, whose own group below it was named with --cgroup).
+  assert.equal(
+    message("cpu", { ancestors: up(true, true, true), procCgroups, parentHasProcesses: true }),
+    `${head("cpu")}its cgroup.controllers does not list it; its parent offers it: write +cpu to ` +
+      "/cg/a/b/cgroup.subtree_control, which the kernel refuses while the parent has processes of its own: " +
+      "move them into a cgroup below it first (its cgroup.procs lists them))",
+  );
   // A group further up does: every write on the way down, or systemd's delegation.
   assert.equal(
     message("cpu", { ancestors: up(false, false, true), procCgroups }),

@@ -8,6 +8,8 @@
 import assert from "node:assert/strict";
 import { BaseMounts, Cgroup, Container } from "../mod.ts";
 import { missingControllerError } from "../src/cgroup.ts";
+import { whyNoCgroup } from "../src/cli/cgroup_access.ts";
+import { ownProcessesCure } from "../src/cli/limits.ts";
 import { planHostRoot, PlannedHostRoot } from "../src/host_root.ts";
 import { TemporaryLayers } from "../src/temporary_layers.ts";
 import { parseCommandLine, reportPathOf, RUN_OPTIONS } from "../src/cli/args.ts";
@@ -16,7 +18,7 @@ import { commandEnvironment, parseEnvFile } from "../src/cli/environment.ts";
 import { ArgvError, tokenize } from "../src/cli/argv.ts";
 import { SCRATCH_PARENTS } from "../src/cli/scratch.ts";
 import { claimDir, tryLockDir } from "../src/cli/ownership.ts";
-import { close, fstat, O, open } from "../src/sys.ts";
+import { close, type FileStat, fstat, O, open } from "../src/sys.ts";
 import { parseCpus, parseDuration, parseSize } from "../src/cli/units.ts";
 import { SboxError } from "../src/error.ts";
 import { ownLimits, RLIMIT_RESOURCES } from "../src/security/rlimits.ts";
@@ -2883,6 +2885,104 @@ Deno.test("cli: a frozen --cgroup, or one below a frozen group, fails with 125 a
     Deno.writeTextFileSync(`${frozen.path}/cgroup.freeze`, "0");
     await frozen.remove();
   }
+});
+
+Deno.test("cli: whether a user may use a parent cgroup follows the kernel's rules: create in it, move from sbox's own", () => {
+  // A user's delegated group /cg/alice: the directory and cgroup.procs are
+  // uid 1000's; the root's and everything else are root's (0755/0644).
+  const mount = "/sys/fs/cgroup";
+  const group = (name: string) => new Cgroup(mount, name);
+  const owners: Record<string, number> = {
+    [`${mount}/alice`]: 1000,
+    [`${mount}/alice/cgroup.procs`]: 1000,
+    [`${mount}/alice/jobs`]: 1000,
+    [`${mount}/alice/jobs/cgroup.procs`]: 1000,
+    [`${mount}/alice/shell`]: 1000,
+    [`${mount}/alice/shell/cgroup.procs`]: 1000,
+  };
+  const statOf = (path: string): FileStat => {
+    const isDirectory = !path.endsWith("cgroup.procs");
+    const mode = isDirectory ? 0o40755 : 0o100644;
+    return {
+      mode,
+      uid: owners[path] ?? 0,
+      gid: 0,
+      size: 0,
+      isDirectory,
+      isFile: !isDirectory,
+      isSymlink: false,
+    };
+  };
+  const alice = { uid: 1000, gid: 1000, groups: [1000] };
+  const why = (parent: string, own: string, who = alice) =>
+    whyNoCgroup(group(parent), group(own), who, statOf);
+  // sbox in the group, in a leaf below it, or in the group's parent... as
+  // long as the common ancestor's cgroup.procs is the user's: the kernel
+  // lets uid 1000 move from alice to alice/jobs/x (the explorer's case, which
+  // was refused as "outside it").
+  assert.equal(why("alice", "alice"), undefined);
+  assert.equal(why("alice", "alice/shell"), undefined);
+  assert.equal(why("alice/jobs", "alice"), undefined);
+  assert.equal(why("alice/jobs", "alice/shell"), undefined);
+  // Root may anything.
+  assert.equal(why("", "user.slice", { uid: 0, gid: 0, groups: [] }), undefined);
+  // A group whose directory is not the user's: not even a group can be made.
+  const closed = why("", "alice/shell");
+  assert.equal(closed?.reason, `uid 1000 may not create cgroups in ${mount}`);
+  assert.match(
+    closed!.cure.own,
+    /^delegate a cgroup to the user \(chown it and its cgroup.procs, .*start sbox from a cgroup below it and name the delegated one with --cgroup/,
+  );
+  assert.match(closed!.cure.named, /^delegate it to the user \(.*\), then start sbox from a cgroup below it/);
+  // Made but not entered: sbox's cgroup is elsewhere, and the common
+  // ancestor (the root) is root's. The cure says where to start sbox.
+  const outside = why("alice", "user.slice/session-1.scope");
+  assert.equal(
+    outside?.reason,
+    `uid 1000 may create cgroups in ${mount}/alice, but not start processes in them from sbox's own cgroup ` +
+      `${mount}/user.slice/session-1.scope, which is not below it: the kernel moves a process only for a user ` +
+      `who may write cgroup.procs of both groups' common ancestor, ${mount}`,
+  );
+  assert.match(
+    outside!.cure.named,
+    new RegExp(
+      `^start sbox from a cgroup below ${mount}/alice, .*echo PID > ${mount}/alice/shell/cgroup.procs`,
+    ),
+  );
+  // A group whose cgroup.procs is root's (delegated in part): say so.
+  owners[`${mount}/alice/cgroup.procs`] = 0;
+  assert.match(
+    why("alice", "alice/shell")!.reason,
+    /needs write access to cgroup.procs of \/sys\/fs\/cgroup\/alice$/,
+  );
+  assert.match(why("alice", "alice/shell")!.cure.named, /^delegate it to the user in full \(chown it/);
+  // By group: a group-writable delegation counts for a member.
+  const byGroup = (path: string): FileStat => ({
+    ...statOf(path),
+    gid: 500,
+    mode: statOf(path).mode | 0o020,
+  });
+  assert.equal(
+    whyNoCgroup(group("alice"), group("alice/shell"), { ...alice, groups: [1000, 500] }, byGroup),
+    undefined,
+  );
+});
+
+Deno.test("cli: a parent with processes of its own: the error says to move them, or sbox, into a group below it", () => {
+  const parent = new Cgroup("/sys/fs/cgroup", "alice");
+  // sbox runs in it: the shell that starts sbox moves into a new group below, and --cgroup names this one.
+  assert.equal(
+    ownProcessesCure(parent, parent),
+    "it has processes of its own, sbox among them (the kernel allows that only in the root cgroup): move them " +
+      "into a new cgroup below it and name this one with --cgroup, e.g. from the shell that starts sbox: " +
+      "mkdir /sys/fs/cgroup/alice/shell; echo $$ > /sys/fs/cgroup/alice/shell/cgroup.procs; " +
+      "sbox run --cgroup /sys/fs/cgroup/alice ... (its cgroup.procs lists any others)",
+  );
+  assert.equal(
+    ownProcessesCure(parent, parent.child("shell")),
+    "it has processes of its own (the kernel allows that only in the root cgroup): move them into a cgroup " +
+      "below it (its cgroup.procs lists them), or give --cgroup a cgroup without processes",
+  );
 });
 
 // ---- judge-style stdio ------------------------------------------------------

@@ -321,6 +321,36 @@ Deno.test("setgroups: newgidmap's choice matches the mapper's, so a container st
 
 {
   const name =
+    "--cgroup a group the user made below the delegated one that sbox runs in: the kernel allows the move, so sbox does";
+  Deno.test({
+    name,
+    ignore: skipAsRoot(name),
+    async fn() {
+      // tools/test-rootless starts the tests in the user's delegated cgroup.
+      const own = Cgroup.current();
+      if (Deno.statSync(own.path).uid !== Deno.uid()) {
+        console.log(`skipping "${name}": ${own.path} is not delegated to this user`);
+        return;
+      }
+      // sbox (in `own`) starts the container in jobs/sbox-...: the common
+      // ancestor of the two is `own`, whose cgroup.procs is the user's, as
+      // the kernel asks. It was refused: sbox's cgroup "is outside" jobs.
+      const jobs = own.child(`jobs-${Deno.pid}`);
+      jobs.create();
+      try {
+        const result = await sbox(["--cgroup", jobs.path, "--time", "10s", "--verbose", "--", "echo", "ran"]);
+        assert.equal(result.code, 0, result.stderr);
+        assert.equal(result.stdout, "ran\n");
+        assert.match(result.stderr, new RegExp(`^sbox: cgroup: ${jobs.path}/sbox-\\d+-`, "m"));
+      } finally {
+        await jobs.remove();
+      }
+    },
+  });
+}
+
+{
+  const name =
     "sbox run without a cgroup of its own: the report's CPU time and peak memory are pid 1's getrusage";
   Deno.test({
     name,
@@ -348,7 +378,10 @@ Deno.test("setgroups: newgidmap's choice matches the mapper's, so a container st
         }).output();
         const stderr = text(output.stderr);
         assert.equal(output.code, 0, stderr);
-        assert.match(stderr, /^sbox: cgroup: none \(this user may not create cgroups in /m);
+        assert.match(
+          stderr,
+          new RegExp(`^sbox: cgroup: none \\(uid \\d+ may not create cgroups in ${closed.path}\\)$`, "m"),
+        );
         const report = JSON.parse(stderr.trimEnd().split("\n").at(-1)!);
         const { usageUsec, userUsec, systemUsec } = report.cpu;
         // Tenths of a second of the shell's loop, which cpu.stat is not there to count.

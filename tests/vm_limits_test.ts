@@ -372,10 +372,18 @@ Deno.test("an unprivileged user with a delegated cgroup subtree runs a limited c
     assert.ok(roomy.report.memoryPeakBytes >= 32 * MiB, JSON.stringify(roomy.report));
     // From outside the subtree the user may make a group there but not move
     // a process into it (the common ancestor's cgroup.procs is root's):
-    // one line that says so, not clone3's bare EACCES.
+    // one line that says so and where to start sbox, not clone3's bare EACCES.
     const outside = await runAsUser("128M", false);
     assert.equal(outside.code, 125, outside.stderr);
-    assert.match(outside.stderr, /^sbox: --memory needs a cgroup, but .* outside it .*: run sbox inside it/m);
+    assert.match(
+      outside.stderr,
+      new RegExp(
+        `^sbox: --memory needs a cgroup, but uid 1000 may create cgroups in ${delegated.path}, but not start ` +
+          `processes in them from sbox's own cgroup ${Cgroup.current().path}, which is not below it: .* common ` +
+          `ancestor, ${Cgroup.current().path}: start sbox from a cgroup below ${delegated.path}, `,
+        "m",
+      ),
+    );
     const tight = await runAsUser("16M");
     assert.equal(tight.report.status, "ML", tight.stderr);
     assert.doesNotMatch(tight.stdout, /wrote/);
@@ -383,6 +391,106 @@ Deno.test("an unprivileged user with a delegated cgroup subtree runs a limited c
     assert.deepEqual([...Deno.readDirSync(delegated.path)].filter((e) => e.isDirectory).map((e) => e.name), [
       "session",
     ]);
+  } finally {
+    await delegated.remove();
+  }
+});
+
+Deno.test("docs/rootless.md's delegation recipe works for every limit, and each misstep says what to do", async () => {
+  // As root, as docs/rootless.md says: a group for user 1000 (sboxtest),
+  // its directory, cgroup.procs, cgroup.subtree_control and cgroup.threads
+  // the user's; no controllers handed down yet (sbox writes that itself).
+  const delegated = Cgroup.current().child(`alice-${crypto.randomUUID().slice(0, 6)}`);
+  delegated.create();
+  for (const file of ["", "/cgroup.procs", "/cgroup.subtree_control", "/cgroup.threads"]) {
+    Deno.chownSync(`${delegated.path}${file}`, 1000, 1000);
+  }
+  const work = "/tmp/sboxtest-work";
+  Deno.mkdirSync(work, { recursive: true });
+  Deno.chownSync(work, 1000, 1000);
+  const sboxRun = `env HOME=${work} DENO_DIR=${work}/deno ${Deno.execPath()} run --allow-ffi ${SBOX} run ` +
+    `--rootfs ${busyboxImage()} --report -`;
+  // Root moves a shell into `cgroup`, which then becomes the user (busybox's
+  // su execs the user's shell in place): the user's login, there.
+  const asUserIn = async (cgroup: Cgroup, script: string) => {
+    const file = `${work}/script-${crypto.randomUUID().slice(0, 6)}.sh`;
+    Deno.writeTextFileSync(file, script);
+    const output = await new Deno.Command("/bin/sh", {
+      args: [
+        "-c",
+        `echo $$ > ${cgroup.path}/cgroup.procs && exec su -s /bin/sh sboxtest -c 'exec sh ${file}'`,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    Deno.removeSync(file);
+    return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr) };
+  };
+  const shell = delegated.child("shell");
+  try {
+    // The recipe rootless.md had: the user's shell in the group itself. The
+    // group holds processes (the shell, sbox), so the kernel hands it no
+    // controller to give: the line says to move them below it and name it.
+    const inGroup = await asUserIn(delegated, `${sboxRun} --memory 64M -- true`);
+    assert.equal(inGroup.code, 125, inGroup.stderr);
+    assert.match(
+      inGroup.stderr,
+      new RegExp(
+        `^sbox: --memory: cannot hand cgroup controller memory to the children of ${delegated.path}: it has ` +
+          `processes of its own, sbox among them .*: move them into a new cgroup below it and name this one ` +
+          `with --cgroup, e\\.g\\. from the shell that starts sbox: mkdir ${shell.path}; echo \\$\\$ > ` +
+          `${shell.path}/cgroup.procs; sbox run --cgroup ${delegated.path} \\.\\.\\.`,
+        "m",
+      ),
+    );
+    // A group of the user's own below it, from there: it cannot have the
+    // controller either, and the line says why (it said: write +memory to
+    // the group's subtree_control, which the kernel refuses with EBUSY).
+    const jobs = delegated.child("jobs");
+    const belowBusy = await asUserIn(
+      delegated,
+      `mkdir ${jobs.path} && ${sboxRun} --cgroup ${jobs.path} --memory 64M -- true`,
+    );
+    assert.equal(belowBusy.code, 125, belowBusy.stderr);
+    assert.match(
+      belowBusy.stderr,
+      new RegExp(
+        `^sbox: --memory: cgroup controller memory is not available in ${jobs.path} \\(.*its parent offers it: ` +
+          `write \\+memory to ${delegated.path}/cgroup.subtree_control, which the kernel refuses while the ` +
+          `parent has processes of its own: move them into a cgroup below it first`,
+        "m",
+      ),
+    );
+    assert.deepEqual(delegated.subtreeControllers(), []);
+    // The advice taken, as is: the user's shell moves itself below the
+    // group (a scope of systemd's is such a shell: docs/rootless.md).
+    const followed = await asUserIn(
+      delegated,
+      `mkdir ${shell.path}; echo $$ > ${shell.path}/cgroup.procs; ${sboxRun} --cgroup ${delegated.path} ` +
+        `--memory 64M -- sh -c 'head -c 16777216 /dev/zero > /dev/shm/x && echo wrote'`,
+    );
+    assert.equal(followed.code, 0, followed.stderr);
+    assert.equal(followed.stdout, "wrote\n");
+    assert.ok(parseReport(followed.stderr).memoryPeakBytes >= 16 * MiB, followed.stderr);
+    // rootless.md's recipe: root puts the user's shell in the leaf. Every
+    // limit works, with --cgroup the delegated group, or a group the user
+    // made in it (sbox's cgroup, shell, and jobs share the delegated group
+    // as their ancestor, whose cgroup.procs is the user's: the kernel allows
+    // the move, which sbox refused, its own cgroup being "outside" jobs).
+    for (const parent of [delegated, jobs]) {
+      const limited = await asUserIn(
+        shell,
+        `${sboxRun} --cgroup ${parent.path} --memory 64M --pids 16 --cpus 0.5 --time 5s -- echo ok`,
+      );
+      assert.equal(limited.code, 0, `--cgroup ${parent.path}: ${limited.stderr}`);
+      assert.equal(limited.stdout, "ok\n");
+      assert.equal(parseReport(limited.stderr).status, "OK");
+    }
+    // sbox removed its groups; the user's own stay.
+    assert.deepEqual(
+      [...Deno.readDirSync(delegated.path)].filter((e) => e.isDirectory).map((e) => e.name).sort(),
+      ["jobs", "shell"],
+    );
   } finally {
     await delegated.remove();
   }

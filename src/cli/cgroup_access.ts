@@ -1,16 +1,17 @@
 /**
  * Whether `sbox run` may make the container's cgroup. Root may; a user may
- * below a cgroup delegated to them (owned by them, as systemd's
- * `Delegate=yes` leaves it). Without one, a run without limits goes ahead
- * with no cgroup of its own, and a run with limits stops with one line that
- * says what to delegate.
+ * where the kernel lets them (see {@linkcode whyNoCgroup}): below a cgroup
+ * delegated to them (owned by them, as systemd's `Delegate=yes` leaves it),
+ * with sbox started from where a process may be moved into it. Without
+ * that, a run without limits goes ahead with no cgroup of its own, and a
+ * run with limits or `--cgroup` stops with one line that says what to do.
  *
  * @module
  */
 
-import { Cgroup } from "../cgroup.ts";
+import { Cgroup, delegationText } from "../cgroup.ts";
 import { SboxError } from "../error.ts";
-import { ids, stat } from "../sys.ts";
+import { type FileStat, ids, readTextFile, stat } from "../sys.ts";
 import type { RunOptions } from "./args.ts";
 
 /** The options that need a cgroup of the container's own. */
@@ -22,58 +23,131 @@ const NEEDS_CGROUP = [
   { key: "cpuTimeMs", option: "--time" },
 ] as const;
 
-/**
- * Why this process may not create a child cgroup of `parent` and start
- * processes in it, or undefined. `notDelegated`: the group is not the
- * user's, and delegating it is the cure; otherwise `reason` names its own.
- */
-function whyNot(parent: Cgroup): { reason: string; notDelegated: boolean } | undefined {
-  const { euid } = ids();
-  if (euid === 0) return undefined;
-  const dir = stat(parent.path);
-  const procs = stat(`${parent.path}/cgroup.procs`);
-  if (!(dir?.uid === euid && (dir.mode & 0o200) !== 0 && procs?.uid === euid)) {
-    return { reason: `uid ${euid} may not create cgroups in ${parent.path}`, notDelegated: true };
-  }
-  // Starting a process in a cgroup moves it there, which needs write access
-  // to cgroup.procs of the common ancestor of where it comes from and where
-  // it goes: the delegated group itself only when sbox runs inside it.
-  const own = Cgroup.current();
-  if (!parent.contains(own)) {
-    const reason = `uid ${euid} may create cgroups in ${parent.path}, but not start processes there from ` +
-      `sbox's own cgroup ${own.path}, which is outside it (moving a process needs write access to ` +
-      `cgroup.procs of both groups' common ancestor): run sbox inside it`;
-    return { reason, notDelegated: false };
-  }
-  return undefined;
+/** Who asks, as the kernel checks a file's permission: effective ids and supplementary groups. */
+export interface Asker {
+  uid: number;
+  gid: number;
+  groups: readonly number[];
+}
+
+/** This process as an {@linkcode Asker}: its supplementary groups from /proc/self/status. */
+function thisProcess(): Asker {
+  const { euid, egid } = ids();
+  const line = /^Groups:(.*)$/m.exec(readTextFile("/proc/self/status"))?.[1] ?? "";
+  return { uid: euid, gid: egid, groups: line.trim().split(/\s+/).filter(Boolean).map(Number) };
 }
 
 /**
- * Decides whether the run gets a cgroup below `parent`: true when the user
- * may create one; false when not and nothing needs one; throws naming the
- * option and what to delegate when a limit or `--cgroup` needs one.
+ * Whether `who` may write `file` (and search it, a directory), by its owner,
+ * group and mode as the kernel's generic_permission reads them: the owner's
+ * bits for the owner, else the group's for a member, else the others'.
+ * cgroupfs has no ACLs. Root passes (CAP_DAC_OVERRIDE).
  */
-export function useCgroup(parent: Cgroup, options: RunOptions): boolean {
-  const why = whyNot(parent);
-  if (why === undefined) return true;
-  const { reason } = why;
-  const { euid } = ids();
-  const delegate = "chown it and its cgroup.procs, cgroup.subtree_control and cgroup.threads to uid " +
-    `${euid}, as systemd's Delegate=yes does`;
+function mayWrite(file: FileStat | undefined, who: Asker): boolean {
+  if (file === undefined) return false;
+  if (who.uid === 0) return true;
+  const shift = file.uid === who.uid ? 6 : file.gid === who.gid || who.groups.includes(file.gid) ? 3 : 0;
+  const wanted = file.isDirectory ? 0o3 : 0o2;
+  return ((file.mode >> shift) & wanted) === wanted;
+}
+
+/** The nearest group that holds both `a` and `b` (the root at the least). */
+function commonAncestor(a: Cgroup, b: Cgroup): Cgroup {
+  const aParts = a.name.split("/").filter(Boolean), bParts = b.name.split("/").filter(Boolean);
+  let n = 0;
+  while (n < aParts.length && n < bParts.length && aParts[n] === bParts[n]) n++;
+  return new Cgroup(b.mountPath, aParts.slice(0, n).join("/"));
+}
+
+/** Why a user may not use a parent cgroup, and what to do about it. */
+export interface CgroupRefusal {
+  /** What the kernel would refuse, e.g. "uid 1000 may not create cgroups in /sys/fs/cgroup/unified". */
+  reason: string;
+  /**
+   * What to do, for `--cgroup` named (`named`) or for a limit with sbox's
+   * own cgroup as the parent (`own`): the two differ where a cgroup has to
+   * be found first.
+   */
+  cure: { named: string; own: string };
+}
+
+/**
+ * Why `who` may not create a child cgroup of `parent` and start a process
+ * in it from `own` (sbox's cgroup), by the kernel's rules, or undefined:
+ * - creating it needs write and search access to `parent`'s directory
+ *   (the new group and its files then belong to the user);
+ * - starting a process in it moves the process from `own` (clone3's
+ *   CLONE_INTO_CGROUP, as writing cgroup.procs does), which needs write
+ *   access to cgroup.procs of the two groups' common ancestor
+ *   (`cgroup_procs_write_permission` in kernel/cgroup/cgroup.c): `parent`
+ *   itself when sbox runs in it or below it, else a group above both.
+ * `statOf` reads a file's owner and mode (a test gives its own).
+ */
+export function whyNoCgroup(
+  parent: Cgroup,
+  own: Cgroup,
+  who: Asker = thisProcess(),
+  statOf: (path: string) => FileStat | undefined = stat,
+): CgroupRefusal | undefined {
+  if (who.uid === 0) return undefined;
+  const delegate = delegationText(who.uid);
+  if (!mayWrite(statOf(parent.path), who)) {
+    return {
+      reason: `uid ${who.uid} may not create cgroups in ${parent.path}`,
+      cure: {
+        named:
+          `delegate it to the user (${delegate}), then start sbox from a cgroup below it (docs/rootless.md)`,
+        own: `delegate a cgroup to the user (${delegate}), start sbox from a cgroup below it and name the ` +
+          "delegated one with --cgroup (docs/rootless.md)",
+      },
+    };
+  }
+  const common = commonAncestor(own, parent);
+  if (mayWrite(statOf(`${common.path}/cgroup.procs`), who)) return undefined;
+  if (common.path === parent.path) {
+    // sbox runs in it or below it: only its cgroup.procs is missing.
+    const cure = `delegate it to the user in full (${delegate})`;
+    return {
+      reason: `uid ${who.uid} may create cgroups in ${parent.path}, but not start processes in them, ` +
+        `which moves them from sbox's own cgroup ${own.path} and needs write access to cgroup.procs of ` +
+        parent.path,
+      cure: { named: cure, own: cure },
+    };
+  }
+  const cure =
+    `start sbox from a cgroup below ${parent.path}, where root (or systemd) puts the user's shell ` +
+    `(as root: mkdir ${parent.path}/shell; echo PID > ${parent.path}/shell/cgroup.procs; docs/rootless.md)`;
+  return {
+    reason: `uid ${who.uid} may create cgroups in ${parent.path}, but not start processes in them from ` +
+      `sbox's own cgroup ${own.path}, which is not below it: the kernel moves a process only for a user ` +
+      `who may write cgroup.procs of both groups' common ancestor, ${common.path}`,
+    cure: { named: cure, own: cure },
+  };
+}
+
+/**
+ * Decides whether the run gets a cgroup below `parent`: undefined when the
+ * user may create one and start the container in it; why not, when not and
+ * nothing needs one (the run goes on without); throws naming the option,
+ * why and what to do when a limit or `--cgroup` needs one.
+ */
+export function whyWithoutCgroup(parent: Cgroup, options: RunOptions): string | undefined {
+  const why = whyNoCgroup(parent, Cgroup.current());
+  if (why === undefined) return undefined;
+  const { reason, cure } = why;
   const limit = NEEDS_CGROUP.find((n) => options[n.key] !== undefined);
   if (limit) {
-    throw new SboxError(
-      `${limit.option} needs a cgroup, but ${reason}: ` +
-        `delegate one to the user (${delegate}), run sbox in it, or name it with --cgroup`,
-      { step: "cgroup" },
-    );
+    const named = options.cgroup !== undefined;
+    throw new SboxError(`${limit.option} needs a cgroup, but ${reason}: ${named ? cure.named : cure.own}`, {
+      step: "cgroup",
+    });
   }
   // A --cgroup named is wanted even without limits: for its accounting, its
   // kill and its own limits, which a run without it would silently lack.
   if (options.cgroup !== undefined) {
-    // The reason that is not about delegation says its own cure.
-    const cure = why.notDelegated ? `: delegate it to the user (${delegate})` : "";
-    throw new SboxError(`--cgroup ${options.cgroup} cannot be used: ${reason}${cure}`, { step: "cgroup" });
+    throw new SboxError(`--cgroup ${options.cgroup} cannot be used: ${reason}: ${cure.named}`, {
+      step: "cgroup",
+    });
   }
-  return false;
+  return reason;
 }

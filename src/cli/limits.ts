@@ -15,13 +15,14 @@ import {
   Cgroup,
   checkNotFrozen,
   type CpuUsage,
+  hasOwnProcesses,
   locateCgroup,
   missingControllerError,
   readCgroup2Mounts,
 } from "../cgroup.ts";
 import { SboxError } from "../error.ts";
 import { show } from "../options.ts";
-import { readDir, stat } from "../sys.ts";
+import { readDir } from "../sys.ts";
 import type { RunOptions } from "./args.ts";
 import { claimDir, type DirLock, ownedName } from "./ownership.ts";
 import { CPU_PERIOD_USEC } from "./units.ts";
@@ -65,16 +66,22 @@ export function resolveParentCgroup(spec: string | undefined): Cgroup {
 }
 
 /**
- * Whether `parent` holds processes of its own. The kernel then refuses to
- * hand memory to its children (EBUSY), and worse, lets it hand pids and cpu
- * (controllers that may be threaded) but then refuses to start any process
- * in a child (clone3: ENOTSUP), for this run and every later one, limits or
- * not. The root cgroup is exempt from that rule: the only one without a
- * cgroup.type file (its name is no sign: in a cgroup namespace, the root of
- * the mount is some other cgroup).
+ * The rest of the error for a `parent` with processes of its own: why, and
+ * what to do. Where sbox runs in it (its own cgroup, a user's shell in a
+ * delegated group), that is to start sbox from a new group below it and
+ * name this one with --cgroup: a user may move their shell there, as the
+ * two share `parent` as their common ancestor, whose cgroup.procs is theirs.
  */
-function hasOwnProcesses(parent: Cgroup): boolean {
-  return stat(`${parent.path}/cgroup.type`) !== undefined && parent.procs().length > 0;
+export function ownProcessesCure(parent: Cgroup, own: Cgroup): string {
+  const why = "(the kernel allows that only in the root cgroup)";
+  if (own.path === parent.path) {
+    return `it has processes of its own, sbox among them ${why}: move them into a new cgroup below it and ` +
+      `name this one with --cgroup, e.g. from the shell that starts sbox: mkdir ${parent.path}/shell; ` +
+      `echo $$ > ${parent.path}/shell/cgroup.procs; sbox run --cgroup ${parent.path} ... ` +
+      "(its cgroup.procs lists any others)";
+  }
+  return `it has processes of its own ${why}: move them into a cgroup below it (its cgroup.procs lists them), ` +
+    "or give --cgroup a cgroup without processes";
 }
 
 /**
@@ -105,8 +112,7 @@ export function enableControllers(parent: Cgroup, limits: CgroupLimits): string[
     if (controller === undefined) return [];
     throw new SboxError(
       `${option}: cannot hand cgroup controller ${controller} to the children of ${parent.path}: ` +
-        `it has processes of its own (the kernel allows that only in the root cgroup); ` +
-        `give --cgroup a cgroup without processes`,
+        ownProcessesCure(parent, Cgroup.current()),
       { step: "cgroup" },
     );
   }

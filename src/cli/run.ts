@@ -22,7 +22,7 @@ import { signalNumber } from "../signal.ts";
 import { ROOT_PATH } from "../user.ts";
 import { environment, readFile } from "../sys.ts";
 import type { RunOptions } from "./args.ts";
-import { useCgroup } from "./cgroup_access.ts";
+import { whyWithoutCgroup } from "./cgroup_access.ts";
 import { commandEnvironment } from "./environment.ts";
 import { execFailureMessage } from "./exec_failure.ts";
 import { checkUserMapped, pickUserMapper, requestedUser, resolveUser } from "./identity.ts";
@@ -261,7 +261,8 @@ async function execute(
   const picked = pickUserMapper(undefined, undefined, options.keepId);
   checkUserMapped(user, picked.mapper);
   const parent = resolveParentCgroup(options.cgroup);
-  const withCgroup = useCgroup(parent, options);
+  const withoutCgroup = whyWithoutCgroup(parent, options);
+  const withCgroup = withoutCgroup === undefined;
   // What earlier runs that were killed left (a scratch dir, an empty cgroup).
   removeLeftovers(withCgroup ? parent : undefined);
   const enabled = withCgroup ? enableControllers(parent, options) : [];
@@ -289,7 +290,7 @@ async function execute(
   if (picked.warning) say(`warning: ${picked.warning}`);
   if (options.verbose) {
     say(`user mapper: ${picked.description}`);
-    say(`cgroup: ${cgroup ? cgroup.path : `none (this user may not create cgroups in ${parent.path})`}`);
+    say(`cgroup: ${cgroup ? cgroup.path : `none (${withoutCgroup})`}`);
     say(`network: ${describeNetwork(options)}`);
   }
   const network = networkManager(options);
@@ -317,7 +318,7 @@ async function execute(
 
   let init: InitProcess | undefined;
   state.kill = () => killContainer(cgroup, init);
-  // Without a cgroup there is no --time (useCgroup refused it): the watchdog never reads it.
+  // Without a cgroup there is no --time (whyWithoutCgroup refused it): the watchdog never reads it.
   const watchdog = new Watchdog(cgroup ?? parent, options, () => {
     state.decided = true;
     state.killedForTime = true;
