@@ -24,7 +24,15 @@ import { cleanPath, type Mount, replacesRoot } from "./mount.ts";
 import { InitProcess, Process, StdioPlan } from "./process.ts";
 import { CLONE, MS, ProgramBuilder } from "./program.ts";
 import { check, close, dupCloexec, EBUSY, ENOENT, ids, O, tryOpen, tryRmdir } from "./sys.ts";
-import { hostId, type IdMapEntry, isMapped, setupIds, setupUidBesideRoot, type UserMapper } from "./user.ts";
+import {
+  hostId,
+  type IdMapEntry,
+  isMapped,
+  setupIds,
+  setupUidBesideRoot,
+  supplementaryGroups,
+  type UserMapper,
+} from "./user.ts";
 import type { NetworkAttachment, NetworkManager } from "./network.ts";
 import { compileIpcLimits } from "./security/ipc_limits.ts";
 import {
@@ -231,7 +239,7 @@ export class Container implements AsyncDisposable {
         if (p.security.newSession) b.setsid();
         b.reaper();
       }
-      compileProcessTail(b, p, this.userMapper.setgroupsAllowed, this.#security, "init");
+      compileProcessTail(b, p, this.userMapper, this.#security, "init");
     });
     this.#init = new InitProcess(launched.process, launched.parentFds, this.#heldNamespace, p.signal);
     this.#heldNamespace = -1;
@@ -309,7 +317,7 @@ export class Container implements AsyncDisposable {
       // /proc/self/exe (Deno's program, until this process execs) on the
       // command's path, or a script whose interpreter is one: the tail
       // confines exec to the container's root.
-      compileProcessTail(b, p, this.userMapper.setgroupsAllowed, this.#security, "exec");
+      compileProcessTail(b, p, this.userMapper, this.#security, "exec");
     });
     const process = new Process(launched.process, launched.parentFds, -1, p.signal);
     this.#processes.add(process);
@@ -405,12 +413,15 @@ export class Container implements AsyncDisposable {
     if (!isMapped(this.userMapper.gidMap, p.gid)) {
       throw SboxError.invalidOption("gid", `${p.gid} is not mapped into the container (gidMap)`);
     }
-    const unmapped = p.groups.find((gid) => !isMapped(this.userMapper.gidMap, gid));
+    const unmapped = p.groups?.find((gid) => !isMapped(this.userMapper.gidMap, gid));
     if (unmapped !== undefined) {
       throw SboxError.invalidOption("groups", `${unmapped} is not mapped into the container (gidMap)`);
     }
-    if (p.groups.length > 0 && !this.userMapper.setgroupsAllowed) {
-      throw SboxError.invalidOption("groups", "this user mapper denies setgroups");
+    if (p.groups !== undefined && !this.userMapper.setgroupsAllowed) {
+      throw SboxError.invalidOption(
+        "groups",
+        "this user mapper denies setgroups, so processes keep the caller's supplementary groups: leave groups out",
+      );
     }
     if (p.cgroup !== undefined && !this.cgroup) {
       throw SboxError.invalidOption("cgroup", "the container has no cgroup to make a child cgroup in");
@@ -772,14 +783,15 @@ function compileStdio(b: ProgramBuilder, stdio: StdioPlan): void {
 function compileProcessTail(
   b: ProgramBuilder,
   p: CheckedProcess,
-  setgroupsAllowed: boolean,
+  mapper: UserMapper,
   security: ContainerSecurity,
   kind: "init" | "exec",
 ): void {
   b.chdir(p.cwd, true);
   if (kind === "exec") b.confineExec();
   compileSecurity(b, security, p.security, () => {
-    if (setgroupsAllowed) b.setgroups(p.groups);
+    const groups = supplementaryGroups(mapper, p.uid, p.groups);
+    if (groups) b.setgroups(groups);
     b.setgid(p.gid).setuid(p.uid);
   }, kind === "init");
   b.exec(p.command[0], p.command, p.env, p.searchPath);

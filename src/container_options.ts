@@ -135,7 +135,15 @@ export interface ProcessOptions {
   uid?: number;
   /** Group id inside the container (must be mapped); default 0. */
   gid?: number;
-  /** Supplementary groups; default none. */
+  /**
+   * Supplementary groups (container gids, each mapped), set with
+   * setgroups(2). Default: none where sbox runs as root; for a user, a
+   * process that is the user on the host (container root of `newRoot`
+   * maps, the user's own uid of keep-id maps) keeps the user's groups, and
+   * any other process has none (`supplementaryGroups` in src/user.ts says
+   * why). Refused where the user mapper denies setgroups (a user without
+   * subordinate gids): processes keep the caller's groups there.
+   */
   groups?: number[];
   /**
    * Name of a child cgroup of the container's cgroup to run in, created if
@@ -306,7 +314,8 @@ export interface CheckedProcess {
   cwd: string;
   uid: number;
   gid: number;
-  groups: number[];
+  /** Undefined: as `supplementaryGroups` decides. */
+  groups: number[] | undefined;
   cgroup: string | undefined;
   stdio: [Stdio, Stdio, Stdio];
   security: ProcessSecurity;
@@ -514,9 +523,11 @@ export function checkProcessOptions(options: ProcessOptions): CheckedProcess {
   if (options.measureMaxRss && !options.reaper) {
     throw SboxError.invalidOption("measureMaxRss", "needs reaper: true (pid 1 measures it)");
   }
-  const groups = options.groups ?? [];
-  if (!Array.isArray(groups)) throw SboxError.invalidOption("groups", "must be an array of ids");
-  if (groups.length > PROGRAM_LIMITS.arrayEntries) {
+  const groups = options.groups;
+  if (groups !== undefined && !Array.isArray(groups)) {
+    throw SboxError.invalidOption("groups", "must be an array of ids");
+  }
+  if (groups !== undefined && groups.length > PROGRAM_LIMITS.arrayEntries) {
     throw SboxError.invalidOption(
       "groups",
       `${groups.length} groups, at most ${PROGRAM_LIMITS.arrayEntries}`,
@@ -529,7 +540,7 @@ export function checkProcessOptions(options: ProcessOptions): CheckedProcess {
     cwd,
     uid: checkId("uid", options.uid, 0),
     gid: checkId("gid", options.gid, 0),
-    groups: groups.map((g) => checkId("groups", g, 0)),
+    groups: groups?.map((g) => checkId("groups", g, 0)),
     cgroup,
     stdio: [
       checkStdio("stdin", options.stdin),

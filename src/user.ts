@@ -684,6 +684,45 @@ export class BinNewIdMapper implements UserMapper {
   }
 }
 
+/**
+ * The supplementary groups a process of container uid `uid` is given with
+ * setgroups(2), or undefined where it keeps the ones it has: the caller's,
+ * which it inherits (host gids the maps lack show as 65534, `nogroup`).
+ * `groups` is what was asked for; without it:
+ * - sbox runs as root: none. Root's groups are root's, and a judged
+ *   program (`-u 1000`) must not hold them; a run has the groups it is given.
+ * - a user, for a process that is the user on the host (container root of
+ *   `newRoot` maps, the user's own uid of keep-id maps): it keeps the user's
+ *   groups, so that it reaches what the user reaches, a directory shared by
+ *   group included. Without subordinate gids the kernel allows nothing else
+ *   (setgroups is denied), so with them it is the same.
+ * - a user, for any other process (a subordinate id, `-u 1000`): none. It is
+ *   another user, not the caller, and holds none of the caller's rights.
+ * Where the mapper denies setgroups nothing can change them: they are kept,
+ * and asking for groups is refused (`Container`, "groups").
+ *
+ * @example
+ * ```ts
+ * import { supplementaryGroups } from "./user.ts";
+ *
+ * const map = [{ containerId: 0, hostId: 1000, size: 1 }, { containerId: 1, hostId: 100000, size: 65536 }];
+ * const mapper = { uidMap: map, gidMap: map, setgroupsAllowed: true, map() {} };
+ * supplementaryGroups(mapper, 0, undefined, { euid: 1000 }); // undefined: container root is the caller
+ * supplementaryGroups(mapper, 1000, undefined, { euid: 1000 }); // []: uid 1000 inside is host 100999
+ * supplementaryGroups(mapper, 0, undefined, { euid: 0 }); // []: sbox runs as root
+ * ```
+ */
+export function supplementaryGroups(
+  mapper: UserMapper,
+  uid: number,
+  groups: readonly number[] | undefined,
+  me: { euid: number } = ids(),
+): readonly number[] | undefined {
+  if (!mapper.setgroupsAllowed) return undefined;
+  if (groups !== undefined) return groups;
+  return me.euid !== 0 && hostId(mapper.uidMap, uid) === me.euid ? undefined : [];
+}
+
 /** Debian's PATH for root: runAsUser's command gets it, and so does `sbox run`'s by default. */
 export const ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -736,7 +775,8 @@ export async function runAsUser(
       const b = new ProgramBuilder();
       dieWithParent(b);
       b.waitParent(sync.read, sync.write).closeFrom(3).reaper();
-      if (mapper.setgroupsAllowed) b.setgroups([]);
+      const groups = supplementaryGroups(mapper, uid, undefined);
+      if (groups) b.setgroups(groups);
       b.setgid(gid).setuid(uid);
       // The change of ids cleared it.
       dieWithParent(b);

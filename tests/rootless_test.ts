@@ -20,11 +20,13 @@ import {
 import { pickUserMapper } from "../src/cli/identity.ts";
 import { IPC_LIMITS } from "../src/security/ipc_limits.ts";
 import {
+  type IdMapEntry,
   keepIdMaps,
   parseSubordinateId,
   setupIds,
   setupUidBesideRoot,
   subordinateRanges,
+  supplementaryGroups,
 } from "../src/user.ts";
 import {
   busyboxContainer,
@@ -56,9 +58,14 @@ function skipAsRoot(name: string): boolean {
  * Directories tools/test-rootless makes as root before it runs this file as
  * the users. `privateDir`: 0700, with a mount below it (as Docker's 0710
  * /var/lib/docker). `aclDir`: root's, 0700, with user:USER:r-x, and a tmpfs
- * on stick/ (udisks2's /media/$USER with a USB stick mounted).
+ * on stick/ (udisks2's /media/$USER with a USB stick mounted). `groupDir`:
+ * root:sboxshared 0750, the users in that group, with `f` (0640, "shared").
  */
-const ROOTLESS_FIXTURES = { privateDir: "/srv/sbox-rootless-private", aclDir: "/srv/sbox-rootless-acl" };
+const ROOTLESS_FIXTURES = {
+  privateDir: "/srv/sbox-rootless-private",
+  aclDir: "/srv/sbox-rootless-acl",
+  groupDir: "/srv/sbox-rootless-group",
+};
 
 /** Skips a test that needs one of {@linkcode ROOTLESS_FIXTURES}. */
 function skipWithoutRootlessFixture(path: string, name: string): boolean {
@@ -285,6 +292,14 @@ Deno.test("setgroups: newgidmap's choice matches the mapper's, so a container st
     const mapper of [BinNewIdMapper.newRoot(), ...(hasSubordinateIds || isRoot ? [identityMapper()] : [])]
   ) {
     await using setup = await busyboxContainer({ userMapper: mapper, cgroup: false });
+    if (!mapper.setgroupsAllowed) {
+      // No process can change its groups: an empty list would be a lie
+      // (the caller's groups stay), so it is refused as any other.
+      await assert.rejects(
+        () => setup.container.start({ command: ["/bin/true"], groups: [] }),
+        /^SboxError: invalid option groups: this user mapper denies setgroups, so processes keep the caller's supplementary groups: leave groups out$/,
+      );
+    }
     const init = await setup.container.start({
       command: ["/bin/cat", "/proc/self/setgroups"],
       stdout: "piped",
@@ -294,6 +309,86 @@ Deno.test("setgroups: newgidmap's choice matches the mapper's, so a container st
     assert.equal(text(output.stdout).trim(), mapper.setgroupsAllowed ? "allow" : "deny");
   }
 });
+
+Deno.test("supplementaryGroups: the user's own processes keep the user's groups, root's and other ids' have none", () => {
+  const subordinate = [{ containerId: 0, hostId: 1000, size: 1 }, {
+    containerId: 1,
+    hostId: 100000,
+    size: 65536,
+  }];
+  const keepId = [{ containerId: 0, hostId: 100000, size: 1000 }, {
+    containerId: 1000,
+    hostId: 1000,
+    size: 1,
+  }];
+  const mapper = (map: IdMapEntry[], setgroupsAllowed = true) => ({
+    uidMap: map,
+    gidMap: map,
+    setgroupsAllowed,
+    map() {},
+  });
+  const user = { euid: 1000 };
+  assert.equal(supplementaryGroups(mapper(subordinate), 0, undefined, user), undefined); // container root: the user
+  assert.equal(supplementaryGroups(mapper(keepId), 1000, undefined, user), undefined); // --keep-id: the user
+  assert.deepEqual(supplementaryGroups(mapper(subordinate), 1000, undefined, user), []); // -u 1000: host 100999
+  assert.deepEqual(supplementaryGroups(mapper(keepId), 0, undefined, user), []); // container root of keep-id maps
+  // Root: none, whatever the process (a judge's -u 1000, and root itself).
+  const identity = [{ containerId: 0, hostId: 0, size: 65536 }];
+  assert.deepEqual(supplementaryGroups(mapper(identity), 0, undefined, { euid: 0 }), []);
+  assert.deepEqual(supplementaryGroups(mapper(identity), 1000, undefined, { euid: 0 }), []);
+  // Asked for: exactly those. setgroups denied: nothing can change them.
+  assert.deepEqual(supplementaryGroups(mapper(subordinate), 0, [5], user), [5]);
+  assert.equal(supplementaryGroups(mapper([subordinate[0]], false), 0, undefined, user), undefined);
+});
+
+{
+  const name =
+    "a command that is the user keeps the user's supplementary groups: a group-shared directory reads as on the host";
+  Deno.test({
+    name,
+    ignore: skipWithoutRootlessFixture(ROOTLESS_FIXTURES.groupDir, name),
+    async fn() {
+      const dir = ROOTLESS_FIXTURES.groupDir;
+      // On the host the user reads it through the group alone (0750, 0640, root's).
+      assert.equal(Deno.readTextFileSync(`${dir}/f`), "shared\n");
+      // With subordinate ids setgroups([]) took the groups: EACCES for
+      // container root on the host's root and through a bind, and for
+      // --keep-id, the layout it is for. Without them the kernel kept them.
+      const runs = [
+        ["--", "cat", `${dir}/f`],
+        ["--bind", `${dir}:/work`, "--", "cat", "/work/f"],
+        ["--keep-id", "--bind", `${dir}:/work`, "-w", "/work", "--", "cat", "f"],
+      ];
+      for (const args of runs) {
+        const result = await sboxOnHost(args);
+        assert.equal(result.code, 0, `${args.join(" ")}: ${result.stderr}`);
+        assert.equal(result.stdout, "shared\n", args.join(" "));
+      }
+      // runAsRoot, as the user too: it unpacks a tar that the group may read.
+      await runAsRoot(pickUserMapper().mapper, ["/bin/sh", "-c", `cat ${dir}/f >/dev/null`]);
+      if (!hasSubordinateIds) return;
+      // Another id is not the user: none of the user's groups.
+      const other = await sboxOnHost(["-u", "1000", "--", "cat", "/proc/self/status"]);
+      assert.equal(other.code, 0, other.stderr);
+      assert.match(other.stdout, /^Groups:\s*$/m);
+    },
+  });
+}
+
+{
+  const name = "sbox run as root gives the command no supplementary groups, -u or not";
+  Deno.test({
+    name,
+    ignore: !isRoot,
+    async fn() {
+      for (const args of [[], ["-u", "1000"]]) {
+        const result = await sbox([...args, "--", "cat", "/proc/self/status"]);
+        assert.equal(result.code, 0, result.stderr);
+        assert.match(result.stdout, /^Groups:\s*$/m, args.join(" "));
+      }
+    },
+  });
+}
 
 {
   const name =
