@@ -3442,6 +3442,9 @@ Deno.test({ name: UNREADABLE_IMAGE_TEST, ignore: unreadableImageSkipped }, async
     result,
     new RegExp(`^sbox: invalid option --rootfs: /root cannot be entered by uid ${Deno.uid()}: EACCES`),
   );
+  // An image below it cannot even be looked at: said as --bind says it (it named no option).
+  const below = await sbox(["run", "--rootfs", "/root/image", "--", "/bin/true"]);
+  assertSboxFailed(below, /^sbox: invalid option --rootfs: cannot stat \/root\/image: EACCES/);
   // Search permission is what the setup needs: a directory it may not list runs.
   const dir = scratchDir("search-only-");
   try {
@@ -3461,6 +3464,11 @@ Deno.test("cli: a bad value for any option fails with 125, naming the option and
     [["--rootfs"], /option --rootfs needs a value/],
     [["--rootfs", "/nonexistent-image"], /--rootfs: \/nonexistent-image does not exist$/m],
     [["--rootfs", "/etc/passwd"], /--rootfs: \/etc\/passwd is not a directory$/m],
+    // It said "sbox: cannot stat /etc/passwd/image: ENOTDIR ...", naming no option.
+    [
+      ["--rootfs", "/etc/passwd/image"],
+      /^sbox: invalid option --rootfs: cannot stat \/etc\/passwd\/image: ENOTDIR/m,
+    ],
     [["--bind", "nocolon"], /--bind: bad value "nocolon"/],
     [["--bind", "/tmp:relative"], /--bind: bad value "\/tmp:relative"/],
     [["--bind", "/tmp:/x:rx"], /--bind: bad value "\/tmp:\/x:rx"/],

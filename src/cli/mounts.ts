@@ -38,7 +38,15 @@ export function hostPath(path: string): string {
 /** Checks `--rootfs` and returns the absolute image directory. */
 export function imageDir(rootfs: string): string {
   const dir = hostPath(rootfs);
-  const found = stat(dir);
+  let found;
+  try {
+    found = stat(dir);
+  } catch (err) {
+    // Below a directory this user may not search (EACCES), through a file
+    // (ENOTDIR), a loop of links: as --bind says it, naming the option.
+    if (!(err instanceof SboxError) || err.errnoNumber === undefined) throw err;
+    throw SboxError.invalidOption("--rootfs", `cannot stat ${dir}: ${describeErrno(err.errnoNumber)}`);
+  }
   if (!found) throw SboxError.invalidOption("--rootfs", `${dir} does not exist`);
   if (!found.isDirectory) throw SboxError.invalidOption("--rootfs", `${dir} is not a directory`);
   // overlayfs refuses the host's root as a lower layer (EINVAL), however it
