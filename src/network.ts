@@ -433,7 +433,7 @@ function addHostForward(apiSocket: string, port: PublishedPort): void {
 
 /**
  * slirp4netns says only "slirp_add_hostfwd failed" when it cannot bind the
- * host port: name the two usual causes.
+ * host port, and pasta "Failed to bind any port": name the two usual causes.
  */
 function whyNoForward(hostPort: number): string {
   let unprivileged = 0;
@@ -525,8 +525,24 @@ export class PastaManager extends UserModeNetworkManager {
       await awaitDaemon(daemon, ready.read, this.readyTimeoutMs);
     } catch (err) {
       await daemon.stop();
-      throw err;
+      throw withForwardHint(err);
     }
     return { stop: () => daemon.stop() };
   }
+}
+
+/**
+ * pasta says only "Failed to bind any port for '-t 127.0.0.1/80:80'" when
+ * it cannot bind a published host port: the same two causes as
+ * slirp4netns's ({@linkcode whyNoForward}), for the port it names.
+ */
+function withForwardHint(err: unknown): unknown {
+  if (!(err instanceof SboxError)) return err;
+  const port = /\bbind\b.*'-t 127\.0\.0\.1\/(\d+):\d+'/i.exec(err.message)?.[1];
+  if (port === undefined) return err;
+  return new SboxError(`${err.message}${whyNoForward(Number(port))}`, {
+    step: err.step,
+    errno: err.errnoNumber,
+    cause: err,
+  });
 }

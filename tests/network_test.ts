@@ -841,6 +841,43 @@ netTest(
   },
 );
 
+// pasta says only "Failed to bind any port for '-t 127.0.0.1/PORT:80'":
+// the same question, which its error lacked (slirp4netns's had it).
+netTest(
+  "pasta: publishing a host port in use fails the run with 125, asking whether it is in use",
+  async () => {
+    using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    const result = await busybox(["--net", "pasta", "-p", `${port}:80`, "--", "true"]);
+    assert.equal(result.code, 125, result.stderr);
+    assert.match(
+      result.stderr,
+      new RegExp(
+        `^sbox: cannot connect the container's network: \\S+ exited with 1: .*'-t 127\\.0\\.0\\.1/${port}:80'.*` +
+          `\\(is the port in use\\?\\)\n$`,
+      ),
+    );
+  },
+);
+
+// As a user, a port below net.ipv4.ip_unprivileged_port_start: that is
+// what both daemons' bare words mean then, and what sbox says.
+for (const net of BACKENDS) {
+  netTest(
+    `${net}: a user publishing a port below ip_unprivileged_port_start is told it needs root`,
+    async () => {
+      const first = Number(Deno.readTextFileSync("/proc/sys/net/ipv4/ip_unprivileged_port_start").trim());
+      const result = await busybox(["--net", net, "-p", `${first - 1}:80`, "--", "true"]);
+      assert.equal(result.code, 125, result.stderr);
+      assert.match(
+        result.stderr,
+        new RegExp(`\\(a port below ${first}, net\\.ipv4\\.ip_unprivileged_port_start, needs root\\)\n$`),
+      );
+    },
+    isRoot || Number(Deno.readTextFileSync("/proc/sys/net/ipv4/ip_unprivileged_port_start").trim()) === 0,
+  );
+}
+
 // slirp4netns's API socket lets whoever connects add forwards (on any host
 // address and port the daemon may bind): it lives in a 0700 directory only
 // until the ports are published, then goes. A run killed before that
