@@ -7,6 +7,7 @@
  */
 
 import { decodeName } from "./cstring.ts";
+import { errnoNumber } from "./errno.ts";
 import { SboxError } from "./error.ts";
 import { cleanPath } from "./mount.ts";
 import { checkBoolean, checkOptionsObject, show } from "./options.ts";
@@ -15,6 +16,7 @@ import {
   EBUSY,
   EEXIST,
   ENOENT,
+  ids,
   type MountEntry,
   mountTable,
   O,
@@ -29,6 +31,8 @@ import {
   tryRmdir,
   writeTextFile,
 } from "./sys.ts";
+
+const EACCES = errnoNumber("EACCES");
 
 /** Counters of `memory.events`. */
 export interface MemoryEvents {
@@ -398,6 +402,19 @@ export function delegationText(uid: number): string {
 }
 
 /**
+ * Why a user's mkdir in cgroupfs failed with EACCES (`rc` is the negated
+ * errno), as a text to put after the error, or "": only below a cgroup
+ * delegated to the user may they create groups ({@linkcode delegationText}).
+ */
+function createRefusedHint(rc: number): string {
+  const { euid } = ids();
+  if (-rc !== EACCES || euid === 0) return "";
+  return `: uid ${euid} may create cgroups only below one delegated to it (as root, ${
+    delegationText(euid)
+  }; docs/rootless.md); a Container needs none: without one its processes stay in the caller's cgroup`;
+}
+
+/**
  * What {@linkcode missingControllerMessage} reads about a group whose
  * cgroup.controllers does not list a controller; apart so that a test can
  * give each case (one host shows one).
@@ -670,7 +687,8 @@ export class Cgroup {
       const rc = tryMkdir(path, last ? mode : 0o755);
       if (rc === 0) killedGroups.delete(path);
       if (rc < 0 && (-rc !== EEXIST || (last && options.exclusive))) {
-        check(rc, "cgroup", `cannot create cgroup ${path}`);
+        const err = SboxError.fromErrno("cgroup", `cannot create cgroup ${path}`, -rc);
+        throw new SboxError(`${err.message}${createRefusedHint(rc)}`, { step: err.step, errno: -rc });
       }
       // EEXIST is an existing group only when it is a directory.
       if (rc < 0 && !stat(path)?.isDirectory) {

@@ -288,17 +288,27 @@ export class ProcUserMapper implements UserMapper {
 }
 
 /**
+ * How a user gets ids besides their own: the one wording of the library's
+ * errors and `sbox run`'s.
+ */
+export const MORE_IDS_HINT =
+  "give the user /etc/subuid and /etc/subgid entries for more ids (docs/rootless.md)";
+
+/**
  * A failed write of an id map, with its likely cause where this process
- * can tell it: a read-only /proc (EROFS), or a user namespace of its own
- * that does not map the host ids the maps name (EPERM: `unshare -U -r`, a
- * container that maps only a few ids). Anything else as it was.
- * `readOwnMap` reads this process's own map ("uid_map", "gid_map").
+ * can tell it: a read-only /proc (EROFS), a user namespace of its own that
+ * does not map the host ids the maps name (EPERM: `unshare -U -r`, a
+ * container that maps only a few ids), or (EPERM) a user, not root, who
+ * named ids other than their own uid and gid, which is all the kernel lets
+ * a user map this way. Anything else as it was. `readOwnMap` reads this
+ * process's own map ("uid_map", "gid_map"); `me`, its effective ids.
  */
 export function explainMapFailure(
   err: unknown,
   uidMap: readonly IdMapEntry[],
   gidMap: readonly IdMapEntry[],
   readOwnMap: (file: "uid_map" | "gid_map") => string = (file) => readTextFile(`/proc/self/${file}`),
+  me: { euid: number; egid: number } = ids(),
 ): unknown {
   if (!(err instanceof SboxError)) return err;
   let why: string | undefined;
@@ -328,6 +338,25 @@ export function explainMapFailure(
             "that are"
           : "");
       break;
+    }
+    // The kernel's rule for a writer without CAP_SETUID/CAP_SETGID over the
+    // host's ids (new_idmap_permitted): one line, of one id, its own.
+    const onlyOwn = (map: readonly IdMapEntry[], own: number) =>
+      map.length === 1 && map[0].size === 1 && map[0].hostId === own;
+    if (why === undefined && me.euid !== 0) {
+      const other = !onlyOwn(uidMap, me.euid)
+        ? { kind: "uids", map: uidMap }
+        : !onlyOwn(gidMap, me.egid)
+        ? { kind: "gids", map: gidMap }
+        : undefined;
+      if (other) {
+        const hostIds = other.map.map((e) =>
+          e.size === 1 ? `${e.hostId}` : `${e.hostId}-${e.hostId + e.size - 1}`
+        );
+        why = `a user may map only their own uid and gid this way, one id each (here uid ${me.euid}, gid ` +
+          `${me.egid}), not host ${other.kind} ${hostIds.join(", ")}: ${MORE_IDS_HINT}, and map them with ` +
+          "BinNewIdMapper, which runs newuidmap and newgidmap";
+      }
     }
   }
   if (why === undefined) return err;

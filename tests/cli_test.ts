@@ -3613,7 +3613,8 @@ Deno.test("cli: values the library would refuse are refused naming the command-l
     new RegExp(
       `^sbox: invalid option --user: uid 70000 is not mapped into the container, whose ids are ${ids}: ` +
         "(give a uid of the container's|a user without /etc/subuid and /etc/subgid entries has this one id " +
-        "only: add entries for more \\(see docs/rootless.md\\), or run the command as yourself with " +
+        "only: give the user /etc/subuid and /etc/subgid entries for more ids \\(docs/rootless.md\\), or run the " +
+        "command as yourself with " +
         "--keep-id)\n$",
     ),
   );

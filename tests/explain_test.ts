@@ -206,18 +206,50 @@ Deno.test("explainMapFailure: ids mapped across adjacent lines of the own map ar
   });
   const all = [{ containerId: 0, hostId: 0, size: 65536 }];
   const own = (uid: string, gid = uid) => (file: "uid_map" | "gid_map") => file === "uid_map" ? uid : gid;
+  // As root (these are about the caller's own user namespace, not the rule for users).
+  const root = { euid: 0, egid: 0 };
   const split = "         0          0       1000\n      1000       1000      64536\n";
-  assert.equal(explainMapFailure(eperm, all, all, own(split)), eperm, "mapped: the error as it was");
+  assert.equal(explainMapFailure(eperm, all, all, own(split), root), eperm, "mapped: the error as it was");
   // Out of order, overlapping: the same.
-  assert.equal(explainMapFailure(eperm, all, all, own("1000 1000 64536\n0 0 1000\n500 500 600\n")), eperm);
+  assert.equal(
+    explainMapFailure(eperm, all, all, own("1000 1000 64536\n0 0 1000\n500 500 600\n"), root),
+    eperm,
+  );
   // A gap (1000 unmapped), or an end short of the entry: named.
-  const gap = explainMapFailure(eperm, all, all, own("0 0 1000\n1001 1001 64535\n"));
+  const gap = explainMapFailure(eperm, all, all, own("0 0 1000\n1001 1001 64535\n"), root);
   assert.match(
     String(gap),
     /: this process runs in a user namespace that maps only uids 0-999, 1001-65535 \(\/proc\/self\/uid_map\), and a container can be given only ids mapped there, not 0-65535/,
   );
-  const short = explainMapFailure(eperm, all, all, own("0 0 1000\n1000 1000 6000\n"));
+  const short = explainMapFailure(eperm, all, all, own("0 0 1000\n1000 1000 6000\n"), root);
   assert.match(String(short), /maps only uids 0-999, 1000-6999 /);
   // The gid map is read as well.
-  assert.match(String(explainMapFailure(eperm, all, all, own(split, "0 0 1000\n"))), /maps only gids 0-999 /);
+  assert.match(
+    String(explainMapFailure(eperm, all, all, own(split, "0 0 1000\n"), root)),
+    /maps only gids 0-999 /,
+  );
+});
+
+// As a user: newuidmap's refusals say which range; the kernel's EPERM for
+// maps a user writes itself said nothing.
+Deno.test("explainMapFailure: a user's ProcUserMapper of ids other than their own says what a user may map", () => {
+  const eperm = new SboxError("cannot write /proc/1/uid_map: EPERM (Operation not permitted)", {
+    step: "open",
+    errno: errnoNumber("EPERM"),
+  });
+  const initial = () => "0 0 4294967295\n"; // the host's own namespace
+  const me = { euid: 1000, egid: 1000 };
+  const all = [{ containerId: 0, hostId: 0, size: 65536 }];
+  const own = (id: number) => [{ containerId: 0, hostId: id, size: 1 }];
+  assert.equal(
+    String(explainMapFailure(eperm, all, own(1000), initial, me)),
+    "SboxError: cannot write /proc/1/uid_map: EPERM (Operation not permitted): a user may map only their own uid " +
+      "and gid this way, one id each (here uid 1000, gid 1000), not host uids 0-65535: give the user /etc/subuid " +
+      "and /etc/subgid entries for more ids (docs/rootless.md), and map them with BinNewIdMapper, which runs " +
+      "newuidmap and newgidmap",
+  );
+  assert.match(String(explainMapFailure(eperm, own(1000), own(0), initial, me)), /, not host gids 0: /);
+  // Its own ids only: the EPERM is something else, left as it was; so for root.
+  assert.equal(explainMapFailure(eperm, own(1000), own(1000), initial, me), eperm);
+  assert.equal(explainMapFailure(eperm, all, all, initial, { euid: 0, egid: 0 }), eperm);
 });

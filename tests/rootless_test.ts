@@ -391,6 +391,48 @@ Deno.test("supplementaryGroups: the user's own processes keep the user's groups,
 }
 
 {
+  const name = "the library's errors for what a user may not do say what the user may: a cgroup, an id map";
+  Deno.test({
+    name,
+    ignore: skipAsRoot(name),
+    async fn() {
+      // A cgroup where the user may not make one (the hierarchy's root is
+      // root's): what the CLI says too, how root delegates one.
+      const denied = new Cgroup(findCgroup2Mount(), `sbox-rootless-denied-${Deno.pid}`);
+      assert.throws(
+        () => denied.create(),
+        (err: unknown) => {
+          assert.ok(err instanceof SboxError && err.errno === "EACCES", String(err));
+          assert.equal(
+            err.message,
+            `cannot create cgroup ${denied.path}: EACCES (Permission denied): uid ${Deno.uid()} may create ` +
+              `cgroups only below one delegated to it (as root, chown it and its cgroup.procs, ` +
+              `cgroup.subtree_control and cgroup.threads to uid ${Deno.uid()}, as systemd's Delegate=yes does; ` +
+              "docs/rootless.md); a Container needs none: without one its processes stay in the caller's cgroup",
+          );
+          return true;
+        },
+      );
+      // Ids that are not the user's own, written by the user: the kernel's
+      // bare EPERM, now with what a user may map and how to get more.
+      const mapper = new ProcUserMapper({
+        uidMap: [{ containerId: 0, hostId: 0, size: 65536 }],
+        gidMap: [{ containerId: 0, hostId: 0, size: 65536 }],
+      });
+      await assert.rejects(
+        () => runAsRoot(mapper, ["/bin/true"]),
+        new RegExp(
+          `^SboxError: cannot write /proc/\\d+/uid_map: EPERM \\(Operation not permitted\\): a user may map only ` +
+            `their own uid and gid this way, one id each \\(here uid ${Deno.uid()}, gid ${Deno.gid()}\\), not host ` +
+            "uids 0-65535: give the user /etc/subuid and /etc/subgid entries for more ids \\(docs/rootless.md\\), " +
+            "and map them with BinNewIdMapper, which runs newuidmap and newgidmap$",
+        ),
+      );
+    },
+  });
+}
+
+{
   const name =
     "a --cgroup the user may not use fails with 125 naming what to delegate, with or without a limit";
   Deno.test({

@@ -15,6 +15,7 @@ import {
   type IdMapEntry,
   isMapped,
   keepIdMaps,
+  MORE_IDS_HINT,
   ProcUserMapper,
   rootAndSubordinateMaps,
   subordinateRanges,
@@ -65,7 +66,7 @@ export function pickUserMapper(
   }
   let reason: string;
   // What would give more ids, for the step that failed.
-  let hint = "add an /etc/subuid and /etc/subgid entry for more ids";
+  let hint = MORE_IDS_HINT;
   // Whether the user has an /etc/subuid entry (or may have: the file is unreadable).
   let hasEntry = false;
   try {
@@ -217,8 +218,7 @@ function unmappedRemedy(kind: "uid" | "gid", map: readonly IdMapEntry[], derived
   const count = map.reduce((sum, e) => sum + e.size, 0);
   if (count === 1) {
     const keepId = map[0].containerId === 0 ? ", or run the command as yourself with --keep-id" : "";
-    return "a user without /etc/subuid and /etc/subgid entries has this one id only: add entries for more " +
-      `(see docs/rootless.md)${keepId}`;
+    return `a user without /etc/subuid and /etc/subgid entries has this one id only: ${MORE_IDS_HINT}${keepId}`;
   }
   return derived ? "give a group of the container's with -u UID:GID" : `give a ${kind} of the container's`;
 }
