@@ -33,6 +33,7 @@ import {
   processesWith,
   removeScratch,
   SBOX,
+  sboxOnBusybox,
   scratchDir,
   shellQuote,
   testCgroup,
@@ -42,6 +43,12 @@ import {
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname);
 const ZIG = `${ROOT}.tools/zig/ziglang/zig`;
 const ENV = { PATH: "/bin:/usr/bin:/sbin:/usr/sbin" };
+
+/** `sbox run --rootfs <busybox image> ARGS...`: its exit code, stdout and stderr. */
+async function sboxRun(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const result = await sboxOnBusybox(args).output();
+  return { code: result.code, out: text(result.stdout), err: text(result.stderr) };
+}
 
 let escapeBinary: string | undefined;
 
@@ -991,22 +998,16 @@ Deno.test("capabilities: capAdd ALL keeps all but capDrop, capDrop ALL only capA
 Deno.test("sbox run: --cap-add ALL --cap-drop X keeps all but X; a capability in both is refused, running nothing", async () => {
   const dir = scratchDir("cli-caps-");
   try {
-    const sbox = (args: string[]) =>
-      new Deno.Command(Deno.execPath(), {
-        args: ["run", "--allow-ffi", `${ROOT}sbox.ts`, "run", "--rootfs", busyboxImage(), ...args],
-        stdout: "piped",
-        stderr: "piped",
-      }).output().then((r) => ({ code: r.code, out: text(r.stdout), err: text(r.stderr) }));
     const status = ["--", "grep", "-E", "^Cap(Bnd|Eff)", "/proc/self/status"];
     const lastCap = BigInt(Deno.readTextFileSync("/proc/sys/kernel/cap_last_cap").trim());
     const hex = (mask: bigint) => mask.toString(16).padStart(16, "0");
     const allButAdmin = hex(((1n << (lastCap + 1n)) - 1n) & ~(1n << 21n));
     // Each refused run would write /out/ran, the bind of `dir`, had it started.
     const refusedRun = (caps: string[]) =>
-      sbox([...caps, "--bind", `${dir}:/out`, "--", "touch", "/out/ran"]);
+      sboxRun([...caps, "--bind", `${dir}:/out`, "--", "touch", "/out/ran"]);
     const [allBut, only, both, bothSpelled, bothAll] = await Promise.all([
-      sbox(["--cap-add", "ALL", "--cap-drop", "SYS_ADMIN", ...status]),
-      sbox(["--cap-drop", "ALL", "--cap-add", "KILL", ...status]),
+      sboxRun(["--cap-add", "ALL", "--cap-drop", "SYS_ADMIN", ...status]),
+      sboxRun(["--cap-drop", "ALL", "--cap-add", "KILL", ...status]),
       refusedRun(["--cap-add", "SYS_ADMIN", "--cap-drop", "SYS_ADMIN"]),
       refusedRun(["--cap-add", "NET_RAW,cap_sys_admin", "--cap-drop", "sys_admin"]),
       refusedRun(["--cap-add", "ALL", "--cap-drop", "all"]),
@@ -1183,16 +1184,10 @@ Deno.test("sbox run: --cap-drop, --rlimit, --seccomp FILE and unconfined, a 64 M
         rules: [{ syscalls: ["mkdir", "mkdirat"], action: { errno: "EROFS" } }],
       }),
     );
-    const sbox = (args: string[]) =>
-      new Deno.Command(Deno.execPath(), {
-        args: ["run", "--allow-ffi", `${ROOT}sbox.ts`, "run", "--rootfs", busyboxImage(), ...args],
-        stdout: "piped",
-        stderr: "piped",
-      }).output().then((r) => ({ code: r.code, out: text(r.stdout), err: text(r.stderr) }));
     const status = "grep -E '^(CapBnd|Seccomp):' /proc/self/status; ulimit -n; df -k /tmp | tail -1";
     const [plain, custom, unconfined, bad] = await Promise.all([
-      sbox(["--", "sh", "-c", status]),
-      sbox([
+      sboxRun(["--", "sh", "-c", status]),
+      sboxRun([
         "--cap-drop",
         "ALL",
         "--cap-add",
@@ -1206,8 +1201,8 @@ Deno.test("sbox run: --cap-drop, --rlimit, --seccomp FILE and unconfined, a 64 M
         "-c",
         `${status}; mkdir /d || echo denied`,
       ]),
-      sbox(["--seccomp", "unconfined", "--", "sh", "-c", status]),
-      sbox(["--rlimit", "FILES=3", "--", "true"]),
+      sboxRun(["--seccomp", "unconfined", "--", "sh", "-c", status]),
+      sboxRun(["--rlimit", "FILES=3", "--", "true"]),
     ]);
     assert.equal(plain.code, 0, plain.err);
     assert.match(plain.out, /^CapBnd:\s+00000000a80405fb$/m);
