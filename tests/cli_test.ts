@@ -26,6 +26,7 @@ import meta from "../deno.json" with { type: "json" };
 import {
   busyboxImage,
   COMMAND_TIMEOUT_MS,
+  commandAsNobody,
   identityMapper,
   isRoot,
   listenOnHostLoopback,
@@ -4320,20 +4321,15 @@ Deno.test(
     parent.create();
     const dir = scratchDir("lock-race-");
     Deno.chmodSync(dir, 0o755);
-    const racer = new Deno.Command("setpriv", {
-      args: [
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        "--",
-        Deno.execPath(),
-        "eval",
-        "--no-check",
-        LOCK_RACER,
-        String(O.DIRECTORY),
-        parent.path,
-        ...SCRATCH_PARENTS,
-      ],
+    const racer = commandAsNobody([
+      Deno.execPath(),
+      "eval",
+      "--no-check",
+      LOCK_RACER,
+      String(O.DIRECTORY),
+      parent.path,
+      ...SCRATCH_PARENTS,
+    ], {
       env: { DENO_DIR: `${dir}/deno`, NO_COLOR: "1" },
       stdin: "null",
       stdout: "piped",
@@ -4422,18 +4418,13 @@ Deno.test(
       }
       const left = cgroups();
       assert.equal(left.length, 1, "the killed run left no cgroup");
-      holder = new Deno.Command("setpriv", {
-        args: [
-          "--reuid=65534",
-          "--regid=65534",
-          "--clear-groups",
-          "--",
-          "sh",
-          "-c",
-          'exec 3<"$1" && flock -n 3 && echo locked && exec sleep 1000',
-          "sh",
-          `${parent.path}/${left[0]}`,
-        ],
+      holder = commandAsNobody([
+        "sh",
+        "-c",
+        'exec 3<"$1" && flock -n 3 && echo locked && exec sleep 1000',
+        "sh",
+        `${parent.path}/${left[0]}`,
+      ], {
         stdin: "null",
         stdout: "piped",
         stderr: "inherit",

@@ -280,6 +280,17 @@ export function sboxArgv(args: string[]): string[] {
   return [Deno.execPath(), "run", "--allow-ffi", SBOX, "run", ...args];
 }
 
+/**
+ * A command run as uid and gid 65534 (nobody, nogroup) with no groups, by
+ * setpriv(1): another user of the host, who owns nothing of the test's.
+ */
+export function commandAsNobody(argv: readonly string[], options: Deno.CommandOptions = {}): Deno.Command {
+  return new Deno.Command("setpriv", {
+    ...options,
+    args: ["--reuid=65534", "--regid=65534", "--clear-groups", "--", ...argv],
+  });
+}
+
 /** `arg` quoted for sh: in single quotes, each of its own as '"'"'. */
 export function shellQuote(arg: string): string {
   return `'${arg.replaceAll("'", `'"'"'`)}'`;

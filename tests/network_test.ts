@@ -18,6 +18,7 @@ import {
   busyboxContainer,
   busyboxImage,
   COMMAND_TIMEOUT_MS,
+  commandAsNobody,
   identityMapper,
   isRoot,
   sboxArgv,
@@ -942,19 +943,14 @@ Deno.test("the /dev/net/tun check lets whoever may open the device use it, and n
         for (const path of Deno.args) {
           try { checkTunDevice("slirp4netns", path); console.log("ok"); } catch (err) { console.log(err.message); }
         }`;
-      const output = await new Deno.Command("setpriv", {
-        args: [
-          "--reuid=65534",
-          "--regid=65534",
-          "--clear-groups",
-          "--",
-          Deno.execPath(),
-          "eval",
-          "--no-check",
-          script,
-          allowed,
-          denied,
-        ],
+      const output = await commandAsNobody([
+        Deno.execPath(),
+        "eval",
+        "--no-check",
+        script,
+        allowed,
+        denied,
+      ], {
         env: { DENO_DIR: `${dir}/deno`, NO_COLOR: "1" },
         stdin: "null",
         signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
