@@ -2616,6 +2616,21 @@ Deno.test("cli: what the command changes of the caller's stdio and terminal is p
   assert.deepEqual(lines.slice(-5), ["spoilt", "sbox 0", "blocking", "shared", "line discipline 0"], shown);
 });
 
+// From the background (a job of a shell with job control), a change of the
+// terminal stops sbox with SIGTTOU; the line discipline must be put back
+// anyway (N_NULL leaves a terminal no one can repair), and sbox not stop.
+Deno.test("cli: a run in the background puts the line discipline back too, and is not stopped for it", async () => {
+  const spoil = shellQuote('$d = pack("i", 27); ioctl(STDIN, 0x5423, $d) or die $!');
+  const look = shellQuote(
+    '$x = pack("i", 0); ioctl(STDIN, 0x5424, $x) or die $!; print "line discipline ", unpack("i", $x), "\n"',
+  );
+  const line = `set -m; ${SBOX_IN_SHELL} run -- perl -e ${spoil} & wait $!; echo "sbox $?"; perl -e ${look}`;
+  const { shown, code } = await onTerminal(line, []);
+  assert.equal(code, 0, shown);
+  const lines = shown.replaceAll("\r", "").trimEnd().split("\n");
+  assert.deepEqual(lines.slice(-2), ["sbox 0", "line discipline 0"], shown);
+});
+
 Deno.test("cli: a signal after a limit killed the container leaves the verdict TO, not XX", async () => {
   // sbox is stopped before its 500 ms wall-clock timer and continued after
   // it with a SIGINT pending: the timer fires first (the verdict is TO), then

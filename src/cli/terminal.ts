@@ -28,6 +28,13 @@ const TCOON = 1;
 /** ioctl requests: whether the terminal is exclusive, and make it not. */
 const TIOCGEXCL = 0x80045440;
 const TIOCNXCL = 0x540d;
+/** pthread_sigmask's "add these" and "set this" ({@linkcode withSigttouBlocked}). */
+const SIG_BLOCK = 0;
+const SIG_SETMASK = 2;
+/** SIGTTOU's number, the same on x86-64 and aarch64. */
+const SIGTTOU = 22;
+/** glibc's sigset_t: 1024 bits. */
+const SIGSET_BYTES = 128;
 /** ioctl requests: the terminal's line discipline, and set it. */
 const TIOCGETD = 0x5424;
 const TIOCSETD = 0x5423;
@@ -40,6 +47,7 @@ const LIBC_TERMINAL = {
   tcgetpgrp: { parameters: ["i32"], result: "i32" },
   getpgrp: { parameters: [], result: "i32" },
   tcflow: { parameters: ["i32", "i32"], result: "i32" },
+  pthread_sigmask: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   // Variadic in C; the third argument passes as a fixed one on x86-64 and aarch64 Linux.
   ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
 } as const;
@@ -112,9 +120,11 @@ function saveTerminal(): (() => void) | undefined {
   return () => {
     // First: a new line discipline starts from the terminal's modes as they
     // are, which the tcsetattr below then sets.
+    // From the background too, unlike the modes: a line discipline the
+    // container changed (N_NULL) leaves a terminal that no one can repair.
     const now = new Int32Array(1);
     if (lib.ioctl(fd, BigInt(TIOCGETD), new Uint8Array(now.buffer)) === 0 && now[0] !== discipline[0]) {
-      lib.ioctl(fd, BigInt(TIOCSETD), new Uint8Array(discipline.buffer));
+      withSigttouBlocked(lib, () => lib.ioctl(fd, BigInt(TIOCSETD), new Uint8Array(discipline.buffer)));
     }
     // Only in the foreground: from the background the kernel would stop
     // sbox (SIGTTOU) rather than let it change the terminal.
@@ -126,4 +136,26 @@ function saveTerminal(): (() => void) | undefined {
     if (!wasExclusive) lib.ioctl(fd, BigInt(TIOCNXCL), null);
     libc.close();
   };
+}
+
+/**
+ * Runs `change` (a change of the terminal) with SIGTTOU blocked on this
+ * thread: from a background process group the kernel then makes the change
+ * rather than stop sbox with SIGTTOU (tty_check_change lets a process that
+ * blocks or ignores it through), which would leave a background run stopped
+ * at its end until the user's `fg`.
+ */
+function withSigttouBlocked(
+  lib: Deno.DynamicLibrary<typeof LIBC_TERMINAL>["symbols"],
+  change: () => void,
+): void {
+  const block = new Uint8Array(SIGSET_BYTES);
+  block[(SIGTTOU - 1) >> 3] |= 1 << ((SIGTTOU - 1) & 7);
+  const old = new Uint8Array(SIGSET_BYTES);
+  if (lib.pthread_sigmask(SIG_BLOCK, block, old) !== 0) return;
+  try {
+    change();
+  } finally {
+    lib.pthread_sigmask(SIG_SETMASK, old, null);
+  }
 }
