@@ -61,7 +61,20 @@ const Owner = struct {
     tid: i32 = 0,
     /// PIDFD_THREAD pidfd of the thread, in the janitor's epoll set.
     pidfd: i32 = -1,
+    /// Which owner of this slot it is (`next_generation`): in its epoll
+    /// event's data beside the slot, so that an event can only ever end the
+    /// owner it was registered for, never a later one given the same slot.
+    generation: u32 = 0,
 };
+
+/// The generation of the next owner (wraps after 2^32 Workers: harmless,
+/// since a slot's stale event would have to outlive them all).
+var next_generation: u32 = 0;
+
+/// An owner's epoll data: its slot in the low half, its generation above.
+fn eventData(slot: usize, generation: u32) u64 {
+    return @as(u64, generation) << 32 | slot;
+}
 
 /// Limits for the whole process. A running container holds about four
 /// entries (its pidfd, two pipes, the held mount namespace): some 4000
@@ -162,13 +175,15 @@ pub fn track() isize {
             return rc;
         }
     }
-    var ev = linux.epoll_event{ .events = linux.EPOLL.IN, .data = .{ .u64 = slot } };
+    const generation = next_generation;
+    next_generation +%= 1;
+    var ev = linux.epoll_event{ .events = linux.EPOLL.IN, .data = .{ .u64 = eventData(slot, generation) } };
     const ctl = linux.syscall4(.epoll_ctl, fdArg(epfd), linux.EPOLL.CTL_ADD, pidfd, @intFromPtr(&ev));
     if (isError(ctl)) {
         _ = linux.syscall1(.close, pidfd);
         return @bitCast(ctl);
     }
-    owners[slot] = .{ .tid = tid, .pidfd = @intCast(pidfd) };
+    owners[slot] = .{ .tid = tid, .pidfd = @intCast(pidfd), .generation = generation };
     _ = owner_count.fetchAdd(1, .release);
     return 0;
 }
@@ -338,17 +353,31 @@ fn janitorEntry(_: usize) callconv(.c) u8 {
         unlock();
         const rc = linux.syscall6(.epoll_pwait, fdArg(ep), @intFromPtr(&events), events.len, fdArg(timeout), 0, 8);
         const n: usize = if (isError(rc)) 0 else rc;
-        for (events[0..n]) |ev| ownerEnded(@intCast(ev.data.u64));
+        for (events[0..n]) |ev| ownerEnded(@truncate(ev.data.u64), @truncate(ev.data.u64 >> 32));
         sweep();
     }
 }
 
-/// An owner's thread has ended: its children are killed and its reactor woken.
-fn ownerEnded(slot: usize) void {
+/// The thread of the owner in `slot` with `generation` has ended: its
+/// children are killed and its reactor woken.
+fn ownerEnded(slot: u32, generation: u32) void {
     lock();
     defer unlock();
     const owner = owners[slot];
-    if (owner.tid == 0) return;
+    // An event for an owner that is gone, its slot empty or another's:
+    // never acted on (see `generation`).
+    if (owner.tid == 0 or owner.generation != generation) return;
+    // Out of the epoll set before the close: a close takes it out only
+    // with the file's last reference, and a launch under way in any isolate
+    // holds one (clone3 without CLONE_FILES copies the whole fd table into
+    // the child, which keeps it until it execs). Left in, the pidfd of a
+    // thread that is gone, level-triggered, would wake the janitor again
+    // and again until then; and, before `generation`, ended the slot's next
+    // owner while it ran: its containers went unrecorded (zombies, fds left
+    // once it was terminated), or were killed and their fds closed under
+    // it, numbers its own later closes then took from whoever had them
+    // since (tokio's epoll fd or eventfd: Deno panicked).
+    _ = linux.syscall4(.epoll_ctl, fdArg(epfd), linux.EPOLL.CTL_DEL, fdArg(owner.pidfd), 0);
     _ = linux.syscall1(.close, fdArg(owner.pidfd));
     owners[slot] = .{};
     _ = owner_count.fetchSub(1, .release);
