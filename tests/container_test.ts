@@ -2388,16 +2388,82 @@ Deno.test("a cgroup serves one container after another; destroy() leaves another
   assert.deepEqual([output.success, new TextDecoder().decode(output.stdout)], [true, "ran\n"]);
 });
 
-Deno.test("a second start() while one is under way is refused; destroy() during start() kills the init", async () => {
+Deno.test("a second start() while one is under way is refused; destroy() during start() makes it reject", async () => {
   // No cgroup: its cgroup.kill would catch the init anyway.
   await using setup = await busyboxContainer({ cgroup: false });
-  const first = setup.container.start({ command: ["/bin/sleep", "10"], env: ENV });
+  const first = setup.container.start({ command: ["/bin/sleep", "10"], env: ENV }).then(
+    () => undefined,
+    (e) => e,
+  );
   const second = await setup.container.start({ command: ["/bin/true"] }).then(() => undefined, (e) => e);
   assert.ok(second instanceof SboxError);
   assert.match(second.message, /already started/);
   await setup.container.destroy();
-  const status = await (await first).status;
-  assert.deepEqual([status.success, status.signal], [false, "SIGKILL"]);
+  const err = await first;
+  assert.ok(err instanceof SboxError, `${err}`);
+  assert.deepEqual([err.step, err.message], [
+    "destroyed",
+    "the container was destroyed while start() was under way",
+  ]);
+});
+
+// start() resolved after destroy() had been called, with an init that was
+// being killed and whose command had usually run; exec() rejected. A
+// service that destroys on a client's disconnect saw the start succeed.
+Deno.test("destroy() while start() is under way: start() rejects with step destroyed, however far it got, and nothing is left", async () => {
+  // The first launch makes the reactor's epoll and eventfd.
+  {
+    await using warm = await busyboxContainer();
+    await (await warm.container.start({ command: ["/bin/true"], env: ENV })).status;
+  }
+  const before = snapshot();
+  // Destroyed in the same task: the init waits for its id maps then, and
+  // is killed there; its command never runs.
+  for (const reaper of [false, true]) {
+    await using setup = await busyboxContainer();
+    const starting = setup.container.start({
+      command: ["/bin/sh", "-c", "echo ran > /ran"],
+      env: ENV,
+      reaper,
+      stdout: "piped",
+    }).then(() => undefined, (e) => e);
+    await setup.container.destroy();
+    const err = await starting;
+    assert.ok(err instanceof SboxError, `reaper ${reaper}: start() resolved after destroy()`);
+    assert.equal(err.step, "destroyed", err.message);
+    assert.match(
+      String((err.cause as Error)?.message),
+      /^the launch was cancelled before its process was released$/,
+    );
+    assert.throws(() => Deno.statSync(`${setup.upper}/ran`), Deno.errors.NotFound, "the command ran");
+  }
+  // Later, at every stage of the start: rejected all the same, or resolved
+  // before destroy() was called.
+  let rejected = 0;
+  for (let delayMs = 0; delayMs < 16; delayMs++) {
+    await using setup = await busyboxContainer();
+    let resolved = false;
+    const starting = setup.container.start({
+      command: ["/bin/sh", "-c", "echo hi; sleep 10"],
+      env: ENV,
+      reaper: delayMs % 2 === 0,
+      stdout: "piped",
+    }).then((init) => (resolved = true, init), (e) => e);
+    await new Promise((resolve) => setTimeout(resolve, delayMs));
+    const resolvedFirst = resolved;
+    await setup.container.destroy();
+    const result = await starting;
+    if (resolvedFirst) continue;
+    rejected++;
+    assert.ok(result instanceof SboxError, `after ${delayMs} ms: start() resolved after destroy()`);
+    assert.equal(result.step, "destroyed", result.message);
+    assert.match(result.message, /^the container was destroyed while start\(\) was under way$/);
+  }
+  assert.ok(rejected > 0, "every start was over before its destroy()");
+  const after = snapshot();
+  assert.deepEqual(after.children, before.children, "a process was left");
+  assert.deepEqual(after.fds, before.fds, "an fd was left");
+  assert.deepEqual(after.cgroups, before.cgroups, "a cgroup was left");
 });
 
 // A caller's mapper or network manager runs while the child waits; destroy()
