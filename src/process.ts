@@ -666,9 +666,12 @@ export class Process {
   }
 
   #readable(fd: number): ReadableStream<Uint8Array<ArrayBuffer>> {
+    // One buffer for every read of the stream (a stream's pulls never
+    // overlap), not a new 64 KiB one per chunk: each chunk is a copy of
+    // what one read returned.
+    const buf = new Uint8Array(65536);
     return new ReadableStream<Uint8Array<ArrayBuffer>>({
       pull: async (controller) => {
-        const buf = new Uint8Array(65536);
         for (;;) {
           if (!this.#openFds.has(fd)) return controller.close();
           const n = tryRead(fd, buf);
