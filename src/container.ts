@@ -162,7 +162,14 @@ export class Container implements AsyncDisposable {
     });
   }
 
-  /** Starts the init process (pid 1 of the container). Only one per container. */
+  /**
+   * Starts the init process (pid 1 of the container). Only one per
+   * container. When destroy() comes while it is under way, it rejects with
+   * an {@linkcode SboxError} of step `"destroyed"`, as exec() does, however
+   * far it got (a failure of its own, a network that never became ready,
+   * stands): nothing it made is left (destroy() ends it), and an init not
+   * yet released from its wait for the id maps never runs the command.
+   */
   async start(options: ProcessOptions): Promise<InitProcess> {
     this.#checkUsable();
     if (this.#init || this.#starting) {
@@ -172,11 +179,24 @@ export class Container implements AsyncDisposable {
     // Before anything exists: the reason, as fetch() rejects with it.
     p.signal?.throwIfAborted();
     this.#starting = true;
+    let init: InitProcess;
     try {
-      return await this.#tracked(() => this.#startInit(p, options));
+      init = await this.#tracked(() => this.#startInit(p, options));
+    } catch (err) {
+      // The launch killed the init that destroy() came to before its
+      // release. A start given up on in the caller's map() or attach()
+      // says so already, and a failure of the start's own stands.
+      const cancelled = err instanceof SboxError && err.step === "destroyed";
+      if (cancelled && err !== this.#destroying.signal.reason) throw destroyedDuring("start()", err);
+      throw err;
     } finally {
       this.#starting = false;
     }
+    // destroy() came once the init was released: it is among the processes
+    // destroy() disposes of, its command perhaps already running. A caller
+    // who destroys on a client's disconnect must not see a start succeed.
+    if (this.#destroying.signal.aborted) throw destroyedDuring("start()");
+    return init;
   }
 
   async #startInit(p: CheckedProcess, options: ProcessOptions): Promise<InitProcess> {
@@ -287,7 +307,7 @@ export class Container implements AsyncDisposable {
       // destroy() came while the exec was under way: the process dies with
       // the container, perhaps before its execve (which, killed then, would
       // still read as a start). Say so instead of handing out a dead process.
-      if (this.#destroying.signal.aborted) throw destroyedDuringExec();
+      if (this.#destroying.signal.aborted) throw destroyedDuring("exec()");
       return process;
     } catch (err) {
       throw await explainEndedInit(err, init, this.#destroying.signal.aborted);
@@ -332,10 +352,11 @@ export class Container implements AsyncDisposable {
    * Kills every process of the container, waits until its file systems are
    * unmounted, and removes the cgroups it created. A call while another is
    * under way (a timeout's and `await using`'s, say) waits for the same end.
-   * A start that waits for the mapper's `map()` or the network's `attach()`
-   * is waited for too, but a caller's that does not settle within a second
-   * (sbox's own network: its `readyTimeoutMs` more) is given up on: that
-   * start rejects with step `"destroyed"`.
+   * Starts and execs under way are waited for, and reject with step
+   * `"destroyed"`; an init still waiting for the mapper's `map()` or the
+   * network's `attach()` is killed before its command runs. A caller's
+   * `map()` or `attach()` that does not settle within a second (sbox's own
+   * network: its `readyTimeoutMs` more) is given up on.
    */
   destroy(): Promise<void> {
     this.#destruction ??= this.#destroy();
@@ -676,9 +697,9 @@ interface SetupIdentity {
   uidBesideRoot: number | undefined;
 }
 
-/** What exec() rejects with when destroy() came while it was under way, however far it got. */
-function destroyedDuringExec(cause?: unknown): SboxError {
-  return new SboxError("the container was destroyed while exec() was under way", {
+/** What start() and exec() reject with when destroy() came while they were under way, however far they got. */
+function destroyedDuring(what: "start()" | "exec()", cause?: unknown): SboxError {
+  return new SboxError(`the container was destroyed while ${what} was under way`, {
     step: "destroyed",
     cause,
   });
@@ -698,7 +719,7 @@ export async function explainEndedInit(err: unknown, init: InitProcess, destroye
   const joinRefused = err.step === "setns" && err.errno === "ESRCH";
   const forkRefused = err.step === "fork" && err.errno === "ENOMEM";
   if (!joinRefused && !forkRefused) return err;
-  if (destroyed) return destroyedDuringExec(err);
+  if (destroyed) return destroyedDuring("exec()", err);
   if (joinRefused) {
     return new SboxError(`exec: the container's init process has exited (${err.message})`, {
       step: "setns",

@@ -7,6 +7,22 @@
 
 import { describeErrno, errnoName, errnoNumber } from "./errno.ts";
 
+/**
+ * What an EMFILE means for sbox, appended to its message wherever it comes
+ * from (a pipe, an open, clone3's pidfd): many containers at once run into
+ * it, and "Too many open files" alone says neither whose limit it is nor
+ * what counts. The counts are of this process's fds, as measured: a
+ * running init holds its pidfd and the fd of its mount namespace, with a
+ * reaper its status pipe, and one pipe end per piped stdio stream; an
+ * exec'd process its pidfd and its pipe ends (until they are read to the
+ * end or closed); a launch under way its stdio pipes' both ends, a cgroup
+ * fd, its result and sync pipes and a pidfd: 12 at most.
+ */
+export const TOO_MANY_OPEN_FILES_HINT: string = " (this process's limit of open files, RLIMIT_NOFILE, " +
+  "`ulimit -n`, is reached: a running container holds 2 to 6 fds, 2 and 1 more with a reaper and 1 per piped " +
+  "stdin, stdout or stderr; each process exec'd into it 1 to 4 more; a start or exec under way up to 12 while " +
+  "it lasts)";
+
 /** Options of {@linkcode SboxError}. */
 export interface SboxErrorOptions {
   /** The setup step or operation that failed, e.g. `"exec"`, `"mount"`, `"options"`. */
@@ -57,9 +73,7 @@ export class SboxError extends Error {
    * process's, nor what counts.
    */
   static fromErrno(step: string, what: string, errno: number): SboxError {
-    const hint = errno === errnoNumber("EMFILE")
-      ? " (this process's limit of open files, RLIMIT_NOFILE, `ulimit -n`: a running container holds about 4)"
-      : "";
+    const hint = errno === errnoNumber("EMFILE") ? TOO_MANY_OPEN_FILES_HINT : "";
     return new SboxError(`${what}: ${describeErrno(errno)}${hint}`, { step, errno });
   }
 

@@ -20,7 +20,7 @@
  */
 
 import { helper } from "./ffi.ts";
-import { SboxError } from "./error.ts";
+import { SboxError, TOO_MANY_OPEN_FILES_HINT } from "./error.ts";
 import { describeErrno, errnoName, errnoNumber } from "./errno.ts";
 import { CLONE, type OpName, type Program } from "./program.ts";
 import { ownLimits, RLIMIT_RESOURCES } from "./security/rlimits.ts";
@@ -61,11 +61,12 @@ export interface LaunchSpec {
   /** Runs while the child waits, e.g. writing its id maps. */
   beforeStart?: (pid: number) => Promise<void> | void;
   /**
-   * Once aborted, `beforeStart` has `graceMs` more to settle (then the
-   * launch goes on as if nothing happened); still pending after that (a
-   * caller's mapper or network that never settles), the launch gives up on
-   * it: the child is killed, and the launch rejects with the abort's reason.
-   * Container.destroy() aborts it.
+   * Once aborted, `beforeStart` has `graceMs` more to settle; still pending
+   * after that (a caller's mapper or network that never settles), the
+   * launch gives up on it: the child is killed, and the launch rejects with
+   * the abort's reason. Settled, the child is killed all the same, never
+   * released (step `"destroyed"`). An abort after the release changes
+   * nothing. Container.destroy() aborts it.
    */
   cancel?: { signal: AbortSignal; graceMs: number; onAbandon?: () => void };
   /** Runs right after the child is released, while it sets up. */
@@ -346,6 +347,13 @@ async function launchChild(spec: LaunchSpec): Promise<Launched> {
     if (spec.beforeStart) {
       try {
         await unlessAbandoned(spec.beforeStart(pid), spec.cancel);
+        // Cancelled meanwhile: no release, so nothing of the command runs.
+        if (spec.cancel?.signal.aborted) {
+          throw new SboxError("the launch was cancelled before its process was released", {
+            step: "destroyed",
+            cause: spec.cancel.signal.reason,
+          });
+        }
       } catch (err) {
         // The child sees end-of-file on the sync pipe and exits; kill it anyway.
         close(syncWrite);
@@ -545,6 +553,8 @@ const INITIAL_USER_NAMESPACE = "user:[4026531837]";
  *   bind the host's root, but binds uid 0 of a rootless container), a
  *   pids.max of its cgroup or of one above, or the kernel's threads-max or
  *   pid_max;
+ * - EMFILE: this process's limit of open files (clone3's pidfd is one),
+ *   as for any other fd sbox opens (TOO_MANY_OPEN_FILES_HINT);
  * - ENOSYS: clone3 itself refused, which Docker's default seccomp profile
  *   does (so that glibc falls back to clone); sbox has no fallback, as it
  *   needs CLONE_INTO_CGROUP;
@@ -588,6 +598,8 @@ export function cloneHint(
     return ` (a limit on processes is reached: ${rlimit}the pids.max of sbox's cgroup or of one above it; ` +
       "or the kernel's kernel.threads-max or kernel.pid_max: raise the one that is full, or end processes)";
   }
+  // clone3's pidfd (CLONE_PIDFD) is a new fd of this process.
+  if (errno === errnoNumber("EMFILE")) return TOO_MANY_OPEN_FILES_HINT;
   if (errno === errnoNumber("ENOSYS")) {
     return " (clone3 is refused: a seccomp filter, such as Docker's default profile for a container " +
       "without CAP_SYS_ADMIN, or a kernel older than 5.3; sbox needs clone3: run the outer container with " +

@@ -35,6 +35,7 @@ import {
   waitPidfd,
 } from "./sys.ts";
 import { PROGRAM_LIMITS, type ProgramBuilder } from "./program.ts";
+import { Deadline } from "./deadline.ts";
 
 /**
  * What a process's stdin, stdout or stderr is connected to. A number is an
@@ -665,9 +666,12 @@ export class Process {
   }
 
   #readable(fd: number): ReadableStream<Uint8Array<ArrayBuffer>> {
+    // One buffer for every read of the stream (a stream's pulls never
+    // overlap), not a new 64 KiB one per chunk: each chunk is a copy of
+    // what one read returned.
+    const buf = new Uint8Array(65536);
     return new ReadableStream<Uint8Array<ArrayBuffer>>({
       pull: async (controller) => {
-        const buf = new Uint8Array(65536);
         for (;;) {
           if (!this.#openFds.has(fd)) return controller.close();
           const n = tryRead(fd, buf);
@@ -751,7 +755,7 @@ export class InitProcess extends Process {
   readonly setupCpuUsec: number | undefined;
 
   readonly #startedAt: ReaperTime | undefined;
-  #wallTimer: ReturnType<typeof setTimeout> | undefined;
+  #wallTimer: Deadline | undefined;
   /** The limit of the last limitWallTime call, in ms. */
   #wallLimitMs: number | undefined;
   /** Whether limitWallTime's timer sent its kill. */
@@ -803,7 +807,8 @@ export class InitProcess extends Process {
 
   /**
    * A wall-clock limit for the command: once it has run `ms` milliseconds,
-   * {@linkcode killCommand} ends it and {@linkcode timedOut} becomes true.
+   * never before (by pid 1's clock, which {@linkcode timedOut} reads, with
+   * a reaper), {@linkcode killCommand} ends it and `timedOut` becomes true.
    * With `reaper: true` the time counts from the command's `execve` (its own
    * clock reading), as `wallTimeMs` does: the container's setup, and the
    * wait for a launch's turn when hundreds start at once, are not the
@@ -833,16 +838,24 @@ export class InitProcess extends Process {
         `must be a number of ms from 0 to ${MAX_TIMER_MS}, got ${show(ms)}`,
       );
     }
-    clearTimeout(this.#wallTimer);
+    this.#wallTimer?.cancel();
     if (this.exited) return;
     this.#wallLimitMs = ms;
-    const left = Math.max(0, ms - (this.msSinceCommandStart ?? 0));
-    this.#wallTimer = setTimeout(() => {
+    // The kill is decided on the clock `timedOut` reads: pid 1's
+    // CLOCK_MONOTONIC, which is ours (the container's time namespace has no
+    // offsets: clone3 makes it with pid 1 in it, and they can only be set
+    // before), read here before the kill and by pid 1 after the command's
+    // end; so a kill of the limit always reads as a time-out. Without a
+    // reaper, from this call.
+    const calledAt = performance.now();
+    const elapsed = () => this.msSinceCommandStart ?? performance.now() - calledAt;
+    const timer = new Deadline(ms, elapsed, () => {
       if (this.exited) return;
       this.#limitKillSent = true;
       this.killCommand();
-    }, left);
-    const clear = () => clearTimeout(this.#wallTimer);
+    });
+    this.#wallTimer = timer;
+    const clear = () => timer.cancel();
     this.status.then(clear, clear);
   }
 

@@ -57,10 +57,18 @@ interface Result {
 /** Runs `deno run --allow-ffi sbox.ts ARGS...` to the end. */
 async function sbox(
   args: string[],
-  options: { stdin?: string; allowFfi?: boolean; cwd?: string; env?: Record<string, string> } = {},
+  options: {
+    stdin?: string;
+    allowFfi?: boolean;
+    cwd?: string;
+    env?: Record<string, string>;
+    /** A module run before sbox.ts (`deno run --preload`). */
+    preload?: string;
+  } = {},
 ): Promise<Result> {
+  const preload = options.preload === undefined ? [] : ["--preload", options.preload];
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...(options.allowFfi === false ? [] : ["--allow-ffi"]), SBOX, ...args],
+    args: ["run", ...(options.allowFfi === false ? [] : ["--allow-ffi"]), ...preload, SBOX, ...args],
     cwd: options.cwd,
     env: options.env,
     stdin: options.stdin === undefined ? "null" : "piped",
@@ -1950,6 +1958,29 @@ Deno.test("cli: --wall-time is judged by pid 1's clock: a command that ended in 
   assert.deepEqual([output.code, ok.status, ok.timedOut], [0, "OK", false], stderr);
   const wall = ok.wallTimeMs as number;
   assert.ok(wall >= 500 && wall < 1000, `wallTimeMs ${wall}: the command's, not sbox's 1.5 s pause`);
+});
+
+// The --wall-time timer fired early (Deno's timers drop a delay's fraction,
+// and the delay had one: the limit less the command's time so far), and
+// killed the command before the limit by pid 1's clock: the report, judged
+// by that clock, then said a command killed within its limit (RE), not TO.
+Deno.test("cli: --wall-time never kills before the limit by pid 1's clock, even when timers fire early: TO", async () => {
+  const earlyTimers = decodeURIComponent(new URL("./programs/early_timers.ts", import.meta.url).pathname);
+  const runs = await Promise.all(Array.from({ length: 6 }, () =>
+    sbox(
+      ["run", "--rootfs", busyboxImage(), "--wall-time", "100.5ms", "--report", "-", "--", "sleep", "10"],
+      { preload: earlyTimers },
+    )));
+  for (const run of runs) {
+    const killed = report(run.stderr);
+    assert.deepEqual(
+      [run.code, killed.status, killed.signal, killed.timedOut],
+      [137, "TO", "SIGKILL", true],
+      run.stderr,
+    );
+    assert.ok((killed.wallTimeMs as number) > 100.5, `wallTimeMs ${killed.wallTimeMs}`);
+    assertNothingLeft(run.pid);
+  }
 });
 
 Deno.test("cli: times count from the command's start: a command that never ran used no time", async () => {

@@ -36,6 +36,7 @@ import { PROGRAM_LIMITS } from "../src/program.ts";
 import { helper } from "../src/ffi.ts";
 import { reactor } from "../src/reactor.ts";
 import { cloneHint, reap } from "../src/launch.ts";
+import { Deadline } from "../src/deadline.ts";
 import { overlayStackingProblem, procSysfsRefusal } from "../src/mount_refusals.ts";
 import { signalName, signalNumber } from "../src/signal.ts";
 import {
@@ -788,6 +789,89 @@ Deno.test("limitWallTime counts from the command's execve, not from the call; ti
       (err: unknown) => err instanceof SboxError && err.step === "options",
     );
   }
+});
+
+/**
+ * Runs `work` with setTimeout firing `earlyMs` before its (whole-ms) delay:
+ * Deno's timers drop a delay's fraction, and fired up to ~1 ms early; more
+ * here, so that an early kill shows whatever lateness the load adds.
+ */
+async function withEarlyTimers<T>(earlyMs: number, work: () => Promise<T>): Promise<T> {
+  const real = globalThis.setTimeout;
+  globalThis.setTimeout =
+    ((callback: () => void, delay = 0) =>
+      real(callback, Math.max(0, Math.trunc(delay) - earlyMs))) as typeof setTimeout;
+  try {
+    return await work();
+  } finally {
+    globalThis.setTimeout = real;
+  }
+}
+
+// Deno's timers fire up to ~1 ms before a fractional delay, and the
+// limit's kill went out then: pid 1's clock, which timedOut reads, said the
+// command was killed before its limit (SIGKILL with timedOut false, 16 of
+// 600 limit kills with 100 containers at once). The kill now waits until
+// the limit has passed by that clock.
+Deno.test("limitWallTime never kills before its limit by pid 1's clock, even when timers fire early: timedOut holds", async () => {
+  const n = 12, limit = 50.3;
+  const image = busyboxImage();
+  const dir = scratchDir("early-");
+  const containers = await Promise.all(Array.from({ length: n }, () =>
+    Container.create({
+      rootfs: dir,
+      userMapper: identityMapper(),
+      mounts: [new OverlayMount([image]), new BaseMounts()],
+    })));
+  try {
+    const ends = await withEarlyTimers(4, () =>
+      Promise.all(containers.map(async (container) => {
+        const init = await container.start({ command: ["/bin/sleep", "10"], env: ENV, reaper: true });
+        init.limitWallTime(limit);
+        const status = await init.status;
+        return { signal: status.signal, timedOut: init.timedOut, wallTimeMs: init.wallTimeMs! };
+      })));
+    const early = ends.filter((end) => !end.timedOut || end.wallTimeMs < limit || end.signal !== "SIGKILL");
+    assert.deepEqual(early, [], `${early.length} of ${n} were killed before ${limit} ms`);
+  } finally {
+    await Promise.all(containers.map((c) => c.destroy()));
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("Deadline: a timer that fires early re-arms for what is left, rounded up; strictly waits past the limit", () => {
+  for (const strictly of [false, true]) {
+    let clock = 0, expired = 0;
+    const armed: { callback: () => void; delay: number }[] = [];
+    const timers = {
+      set: (callback: () => void, delay: number) => armed.push({ callback, delay }),
+      clear() {},
+    };
+    new Deadline(50.3, () => clock, () => expired++, { strictly, timers });
+    // The first delay is rounded up, not down.
+    assert.deepEqual(armed.map((t) => t.delay), [51]);
+    // Fires early: nothing, and a timer for the rest (at least 1 ms).
+    clock = 49.7;
+    armed.shift()!.callback();
+    assert.deepEqual([expired, armed.map((t) => t.delay)], [0, [1]]);
+    clock = 50.3;
+    armed.shift()!.callback();
+    assert.deepEqual([expired, armed.length], strictly ? [0, 1] : [1, 0], `strictly: ${strictly}`);
+    if (strictly) {
+      clock = 50.301;
+      armed.shift()!.callback();
+      assert.deepEqual([expired, armed.length], [1, 0]);
+    }
+  }
+  // Cancelled: a timer that fires anyway does nothing.
+  let expired = 0;
+  const armed: (() => void)[] = [];
+  const deadline = new Deadline(5, () => 10, () => expired++, {
+    timers: { set: (cb) => armed.push(cb), clear() {} },
+  });
+  deadline.cancel();
+  armed[0]();
+  assert.equal(expired, 0);
 });
 
 Deno.test("an abort that comes while start() is under way ends the command through pid 1: the figures stay", async () => {
@@ -2304,16 +2388,82 @@ Deno.test("a cgroup serves one container after another; destroy() leaves another
   assert.deepEqual([output.success, new TextDecoder().decode(output.stdout)], [true, "ran\n"]);
 });
 
-Deno.test("a second start() while one is under way is refused; destroy() during start() kills the init", async () => {
+Deno.test("a second start() while one is under way is refused; destroy() during start() makes it reject", async () => {
   // No cgroup: its cgroup.kill would catch the init anyway.
   await using setup = await busyboxContainer({ cgroup: false });
-  const first = setup.container.start({ command: ["/bin/sleep", "10"], env: ENV });
+  const first = setup.container.start({ command: ["/bin/sleep", "10"], env: ENV }).then(
+    () => undefined,
+    (e) => e,
+  );
   const second = await setup.container.start({ command: ["/bin/true"] }).then(() => undefined, (e) => e);
   assert.ok(second instanceof SboxError);
   assert.match(second.message, /already started/);
   await setup.container.destroy();
-  const status = await (await first).status;
-  assert.deepEqual([status.success, status.signal], [false, "SIGKILL"]);
+  const err = await first;
+  assert.ok(err instanceof SboxError, `${err}`);
+  assert.deepEqual([err.step, err.message], [
+    "destroyed",
+    "the container was destroyed while start() was under way",
+  ]);
+});
+
+// start() resolved after destroy() had been called, with an init that was
+// being killed and whose command had usually run; exec() rejected. A
+// service that destroys on a client's disconnect saw the start succeed.
+Deno.test("destroy() while start() is under way: start() rejects with step destroyed, however far it got, and nothing is left", async () => {
+  // The first launch makes the reactor's epoll and eventfd.
+  {
+    await using warm = await busyboxContainer();
+    await (await warm.container.start({ command: ["/bin/true"], env: ENV })).status;
+  }
+  const before = snapshot();
+  // Destroyed in the same task: the init waits for its id maps then, and
+  // is killed there; its command never runs.
+  for (const reaper of [false, true]) {
+    await using setup = await busyboxContainer();
+    const starting = setup.container.start({
+      command: ["/bin/sh", "-c", "echo ran > /ran"],
+      env: ENV,
+      reaper,
+      stdout: "piped",
+    }).then(() => undefined, (e) => e);
+    await setup.container.destroy();
+    const err = await starting;
+    assert.ok(err instanceof SboxError, `reaper ${reaper}: start() resolved after destroy()`);
+    assert.equal(err.step, "destroyed", err.message);
+    assert.match(
+      String((err.cause as Error)?.message),
+      /^the launch was cancelled before its process was released$/,
+    );
+    assert.throws(() => Deno.statSync(`${setup.upper}/ran`), Deno.errors.NotFound, "the command ran");
+  }
+  // Later, at every stage of the start: rejected all the same, or resolved
+  // before destroy() was called.
+  let rejected = 0;
+  for (let delayMs = 0; delayMs < 16; delayMs++) {
+    await using setup = await busyboxContainer();
+    let resolved = false;
+    const starting = setup.container.start({
+      command: ["/bin/sh", "-c", "echo hi; sleep 10"],
+      env: ENV,
+      reaper: delayMs % 2 === 0,
+      stdout: "piped",
+    }).then((init) => (resolved = true, init), (e) => e);
+    await new Promise((resolve) => setTimeout(resolve, delayMs));
+    const resolvedFirst = resolved;
+    await setup.container.destroy();
+    const result = await starting;
+    if (resolvedFirst) continue;
+    rejected++;
+    assert.ok(result instanceof SboxError, `after ${delayMs} ms: start() resolved after destroy()`);
+    assert.equal(result.step, "destroyed", result.message);
+    assert.match(result.message, /^the container was destroyed while start\(\) was under way$/);
+  }
+  assert.ok(rejected > 0, "every start was over before its destroy()");
+  const after = snapshot();
+  assert.deepEqual(after.children, before.children, "a process was left");
+  assert.deepEqual(after.fds, before.fds, "an fd was left");
+  assert.deepEqual(after.cgroups, before.cgroups, "a cgroup was left");
 });
 
 // A caller's mapper or network manager runs while the child waits; destroy()

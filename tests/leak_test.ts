@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import { busyboxContainer, processesWith, scratchDir, snapshot, text, waitDead } from "./fixtures.ts";
+import { TOO_MANY_OPEN_FILES_HINT } from "../src/error.ts";
 
 const ENV = { PATH: "/bin:/usr/bin" };
 
@@ -141,6 +142,31 @@ Deno.test("the fd limit stops a start with an EMFILE that names RLIMIT_NOFILE, a
   // A user's start opens more (newuidmap's pipes): the first may be the one.
   assert.ok(started >= 1 && started < 200, `${started} containers`);
   assert.match(message, /EMFILE \(Too many open files\) \(this process's limit of open files, RLIMIT_NOFILE/);
+});
+
+// clone3's own EMFILE (its pidfd) said only "Too many open files", and the
+// hint the other EMFILEs carry understated what a container holds.
+Deno.test("clone3's EMFILE carries the fd limit's hint, with what a container holds; nothing is left", async () => {
+  const script = decodeURIComponent(new URL("./programs/clone_emfile.ts", import.meta.url).pathname);
+  const output = await new Deno.Command("/bin/sh", {
+    args: ["-c", 'ulimit -n 128 && exec "$DENO" run --allow-all "$SCRIPT"'],
+    env: { DENO: Deno.execPath(), SCRIPT: script },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(output.code, 0, text(output.stderr));
+  const { messages, before, after } = JSON.parse(text(output.stdout));
+  const clone = messages.filter((m: string) => m.startsWith("cannot create the process (clone3): EMFILE"));
+  assert.equal(clone.length, 1, `one start fails in clone3: ${JSON.stringify(messages, null, 1)}`);
+  for (const message of messages.filter((m: string) => m.includes("EMFILE"))) {
+    assert.ok(message.endsWith(`EMFILE (Too many open files)${TOO_MANY_OPEN_FILES_HINT}`), message);
+  }
+  assert.match(
+    TOO_MANY_OPEN_FILES_HINT,
+    /RLIMIT_NOFILE, `ulimit -n`, is reached: a running container holds 2 to 6 fds/,
+  );
+  assert.equal(messages.at(-1), "ok", "a start with room for its fds works");
+  assert.deepEqual(after, before, "an fd was left");
 });
 
 /**

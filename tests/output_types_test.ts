@@ -56,3 +56,18 @@ Deno.test("output() bytes and stream chunks are Uint8Array<ArrayBuffer>: a BlobP
   assert.ok(chunks.every(ownBuffer));
   assert.equal(await sha256(chunks[0]), await sha256(new TextEncoder().encode("chunk\n")));
 });
+
+// The reads of a stream share one buffer: each chunk must be a copy, whole
+// and unchanged by the reads after it.
+Deno.test("stream chunks keep their bytes while later chunks are read: each is a copy of its own", async () => {
+  await using setup = await busyboxContainer();
+  const init = await setup.container.start({ command: ["/usr/bin/seq", "1", "100000"], stdout: "piped" });
+  const chunks: Uint8Array<ArrayBuffer>[] = [];
+  // Not consumed as they come: every chunk is kept while the next ones are read.
+  for await (const chunk of init.stdout!) chunks.push(chunk);
+  assert.ok(chunks.length > 1, `${chunks.length} chunk`);
+  assert.ok(chunks.every(ownBuffer));
+  const expected = Array.from({ length: 100000 }, (_, i) => `${i + 1}\n`).join("");
+  assert.equal(await new Blob(chunks).text(), expected);
+  assert.equal((await init.status).code, 0);
+});

@@ -380,7 +380,8 @@ async function execute(
   const started = performance.now() - sinceStartMs;
   commandStarted = true; // in its cgroup: the command ran, or its exec failed
   const setupCpuUsec = init?.setupCpuUsec ?? 0;
-  if (init) watchdog.start(setupCpuUsec, sinceStartMs);
+  // pid 1's clock where there is one: the report's wall time is read off it.
+  if (init) watchdog.start(setupCpuUsec, () => init?.msSinceCommandStart ?? performance.now() - started);
   const running = init;
   if (running && state.onTerminal) {
     state.forward = (signal) => running.kill(signal);

@@ -16,6 +16,7 @@
  */
 
 import type { Cgroup } from "../cgroup.ts";
+import { Deadline } from "../deadline.ts";
 
 /** How often cpu.stat is read while a CPU-time limit is set. */
 export const CPU_POLL_MS = 10;
@@ -39,7 +40,8 @@ export class Watchdog {
   readonly #cgroup: Cgroup;
   readonly #limits: TimeLimitOptions;
   readonly #kill: () => void;
-  #timers: ReturnType<typeof setTimeout>[] = [];
+  #cpuPoll: ReturnType<typeof setInterval> | undefined;
+  #wallDeadline: Deadline | undefined;
   /** CPU time of the cgroup that is not the command's: the container's setup. */
   #setupCpuUsec = 0;
 
@@ -53,23 +55,29 @@ export class Watchdog {
   /**
    * Starts the wall-clock timer and the CPU-time polling, once the command
    * has started; `setupCpuUsec` of the cgroup's CPU time was the setup's,
-   * not the command's; `sinceStartMs`: how long ago the command started
-   * (the news of it may come late), which the wall-clock timer has used up.
+   * not the command's; `sinceStartMs()`: how long ago the command started
+   * (the news of it may come late), by a clock that cannot run ahead of
+   * the one `settle()` is given the run's wall time by (pid 1's): the kill
+   * comes only once that one is past the limit too, or settle() would call
+   * the command it killed one that ended in time.
    */
-  start(setupCpuUsec = 0, sinceStartMs = 0): void {
+  start(setupCpuUsec = 0, sinceStartMs: () => number = () => 0): void {
     this.#setupCpuUsec = setupCpuUsec;
     const { cpuTimeMs, wallTimeMs, extraTimeMs = 0 } = this.#limits;
     if (wallTimeMs !== undefined) {
-      const left = Math.max(0, wallTimeMs + extraTimeMs - sinceStartMs);
-      this.#timers.push(setTimeout(() => this.#expire("--wall-time"), left));
+      // Past the limit, not at it: settle() counts a run over it only then.
+      const expire = () => this.#expire("--wall-time");
+      this.#wallDeadline = new Deadline(wallTimeMs + extraTimeMs, sinceStartMs, expire, { strictly: true });
     }
-    if (cpuTimeMs !== undefined) this.#timers.push(setInterval(() => this.#checkCpu(), CPU_POLL_MS));
+    if (cpuTimeMs !== undefined) this.#cpuPoll = setInterval(() => this.#checkCpu(), CPU_POLL_MS);
   }
 
   /** Stops watching. */
   stop(): void {
-    for (const timer of this.#timers) clearTimeout(timer);
-    this.#timers = [];
+    this.#wallDeadline?.cancel();
+    this.#wallDeadline = undefined;
+    clearInterval(this.#cpuPoll);
+    this.#cpuPoll = undefined;
   }
 
   /**
