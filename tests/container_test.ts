@@ -3064,6 +3064,9 @@ Deno.test("reaper: pid 1 holds none of the caller's memory, and nothing inside c
     command: [
       "/bin/sh",
       "-c",
+      // pid 1 execs sbox-init beside the command's own setup and exec: the
+      // command may start first, and then waits for it (2 s at most).
+      "i=0; until grep -q sbox-init /proc/1/cmdline || [ $i -ge 200 ]; do sleep 0.01; i=$((i+1)); done; " +
       "tr '\\0' ' ' < /proc/1/cmdline; echo; grep VmRSS /proc/1/status; " +
       "head -c 16 /proc/1/mem >/dev/null 2>&1 && echo mem-readable || echo mem-denied",
     ],
