@@ -132,7 +132,12 @@ export function whyNoCgroup(
  * why and what to do when a limit or `--cgroup` needs one.
  */
 export function whyWithoutCgroup(parent: Cgroup, options: RunOptions): string | undefined {
-  const why = whyNoCgroup(parent, Cgroup.current());
+  // Root may (whyNoCgroup), and pays nothing to be told so: no read of
+  // sbox's own cgroup (mountinfo) or of its groups (/proc/self/status).
+  if (ids().euid === 0) return undefined;
+  // Without --cgroup the parent is sbox's own (resolveParentCgroup), read once.
+  const own = options.cgroup === undefined ? parent : Cgroup.current();
+  const why = whyNoCgroup(parent, own);
   if (why === undefined) return undefined;
   const { reason, cure } = why;
   const limit = NEEDS_CGROUP.find((n) => options[n.key] !== undefined);
