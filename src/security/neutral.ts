@@ -32,8 +32,9 @@
  *   and the process resets its own before anything else of its setup.
  * - `oom_score_adj` belongs to a process, and only /proc tells it: read
  *   once, at the first start. A negative value is read again on each start
- *   (such starts pay more anyway, below); a process that lowers its own
- *   below 0 only after its first start keeps it for its containers.
+ *   (such starts pay a copy of the memory anyway, below: the read is small
+ *   beside it); a process that lowers its own below 0 only after its first
+ *   start keeps it for its containers.
  *
  * The kernel carries a write of `oom_score_adj` over to every process that
  * shares the target's memory (fs/proc/base.c, `__set_oom_adj`): one written
@@ -42,7 +43,10 @@
  * whose oom_score_adj needs a reset is cloned with a copy of the memory
  * instead (Container's `#mayShareMemory`), and this process writes its
  * /proc/PID/oom_score_adj while it waits for its id maps
- * ({@linkcode resetOomScoreAdj}). The first process of an exec() has a copy
+ * ({@linkcode neutralStart}). That copy costs: 3-6 ms more per start on a
+ * 2-core VM (about 65%), and as much again for a network daemon, which is
+ * reset and so copied too (docs/performance.md). A caller whose containers
+ * have a memory cgroup copies the init anyway, and pays nothing more for it. The first process of an exec() has a copy
  * already and is not in the container's user namespace yet: it writes its
  * own ({@linkcode compileNeutralOomScoreAdj}).
  *
