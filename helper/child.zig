@@ -149,11 +149,8 @@ fn step(ctx: *Context, index: u32, op: *const program.Op, own: *OwnMounts) usize
     };
 }
 
-/// setpriority's `which` for one process: with who 0, the calling thread.
-const prio_process: usize = 0;
-/// ioprio_set's `which` for one process: with who 0, the calling thread.
-const ioprio_who_process: usize = 1;
-
+const prio_process = sys.prio_process;
+const ioprio_who_process = sys.ioprio_who_process;
 const at_fdcwd = sys.at_fdcwd;
 const errnoOf = sys.errnoOf;
 const exit = sys.exit;

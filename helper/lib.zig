@@ -176,6 +176,7 @@ pub const Call = enum(u32) {
     pidfd_send_signal = 33,
     pidfd_queue_signal = 34,
     sched_state = 35,
+    faccessat2 = 36,
 };
 
 /// Part of the ABI version, so that TypeScript can check that its list agrees.
@@ -235,6 +236,7 @@ export fn sbox_call(call: u32, a: u64, b: u64, c: u64, d: u64, e: u64, f: u64) i
             sbox_sched_state(@ptrFromInt(a));
             break :blk 0;
         },
+        .faccessat2 => sbox_faccessat2(@ptrFromInt(a), @truncate(b)),
     };
 }
 
@@ -246,11 +248,9 @@ export fn sbox_call(call: u32, a: u64, b: u64, c: u64, d: u64, e: u64, f: u64) i
 /// 0), which is what a clone3 from it copies. src/security/neutral.ts
 /// decides from them what a container's process resets.
 fn sbox_sched_state(out: *[3]i64) void {
-    const prio_process = 0;
-    const ioprio_who_process = 1;
-    out[0] = @bitCast(linux.syscall2(.getpriority, prio_process, 0));
+    out[0] = @bitCast(linux.syscall2(.getpriority, sys.prio_process, 0));
     out[1] = @bitCast(linux.syscall1(.sched_getscheduler, 0));
-    out[2] = @bitCast(linux.syscall2(.ioprio_get, ioprio_who_process, 0));
+    out[2] = @bitCast(linux.syscall2(.ioprio_get, sys.ioprio_who_process, 0));
 }
 
 /// An i32 passed in the low half of a word (TypeScript sends `n >>> 0`).
@@ -306,6 +306,17 @@ fn sbox_fcntl(fd: i32, cmd: i32, arg: u64) isize {
 fn sbox_mkdir(path: [*:0]const u8, mode: u32) isize {
     return errnoResult(linux.syscall3(.mkdirat, at_fdcwd, @intFromPtr(path), mode));
 }
+
+/// Whether this process may access `path` as `mode` asks (R_OK 4, W_OK 2,
+/// X_OK 1), by the kernel's own check with its effective ids, groups and
+/// capabilities (AT_EACCESS, which only faccessat2 takes: Linux 5.8).
+fn sbox_faccessat2(path: [*:0]const u8, mode: u32) isize {
+    return errnoResult(linux.syscall4(.faccessat2, at_fdcwd, @intFromPtr(path), mode, at_eaccess));
+}
+
+/// AT_EACCESS (include/uapi/linux/fcntl.h), which std lacks: the bit of
+/// AT_REMOVEDIR, in faccessat2's own namespace of flags.
+const at_eaccess: usize = 0x200;
 
 fn sbox_rmdir(path: [*:0]const u8) isize {
     return errnoResult(linux.syscall3(.unlinkat, at_fdcwd, @intFromPtr(path), linux.AT.REMOVEDIR));

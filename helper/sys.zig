@@ -7,6 +7,11 @@ const linux = @import("std").os.linux;
 /// AT_FDCWD as a syscall argument.
 pub const at_fdcwd: usize = @bitCast(@as(isize, linux.AT.FDCWD));
 
+/// getpriority/setpriority's `which` for one process: with who 0, the calling thread.
+pub const prio_process: usize = 0;
+/// ioprio_get/ioprio_set's `which` for one process: with who 0, the calling thread.
+pub const ioprio_who_process: usize = 1;
+
 /// The errno of a raw syscall's return value, or null when it succeeded.
 pub fn errnoOf(rc: usize) ?u16 {
     const signed: isize = @bitCast(rc);

@@ -49,7 +49,8 @@ import {
   compileNeutralOomScoreAdj,
   compileNeutralScheduling,
   neutralOomScoreAdj,
-  resetOomScoreAdj,
+  type NeutralStart,
+  neutralStart,
 } from "./security/neutral.ts";
 
 /**
@@ -463,7 +464,7 @@ export class Container implements AsyncDisposable {
    * - it is a reaper that measures its command's peak (`measureMaxRss`):
    *   the command, cloned from it, would count our memory in its ru_maxrss;
    *   a copy is dropped first (`dropCallerMemory`);
-   * - its oom_score_adj needs a reset (`oomScoreAdj`): the kernel carries a
+   * - its oom_score_adj needs a reset (`neutral`): the kernel carries a
    *   write of it over to every process that shares the memory, this one
    *   too (security/neutral.ts).
    */
@@ -471,9 +472,9 @@ export class Container implements AsyncDisposable {
     p: CheckedProcess,
     cgroup: Cgroup | undefined,
     dropMemory: boolean,
-    oomScoreAdj: number | undefined,
+    neutral: NeutralStart | undefined,
   ): boolean {
-    if (dropMemory || oomScoreAdj !== undefined || cgroup?.accountsMemory()) return false;
+    if (dropMemory || neutral?.mayShareMemory === false || cgroup?.accountsMemory()) return false;
     const { me, ids, uidBesideRoot } = this.#setupIdentity();
     const rootForSysctls = uidBesideRoot === undefined ? undefined : 0;
     const staysAs = (map: readonly IdMapEntry[], hostOwn: number, ...taken: (number | undefined)[]) =>
@@ -606,9 +607,9 @@ export class Container implements AsyncDisposable {
     compile: (b: ProgramBuilder, sync: SyncPipe, stdio: StdioPlan, cgroupFd: number) => void,
   ) {
     const joining = joinPidfd >= 0;
-    // The init's, which this process writes while it waits (the exec
-    // path's first process writes its own: #execProcess).
-    const oomScoreAdj = joining ? undefined : neutralOomScoreAdj();
+    // The init's oom_score_adj, which this process writes while it waits
+    // (the exec path's first process writes its own: #execProcess).
+    const neutral = joining ? undefined : neutralStart();
     // #checkProcess refused a child cgroup without a container cgroup.
     const child = this.cgroup ? p.cgroup : undefined;
     const cgroup = child ? this.#enterChildCgroup(child) : this.cgroup;
@@ -626,13 +627,13 @@ export class Container implements AsyncDisposable {
         // namespace needs a process that shares its memory with nobody).
         flags: joining
           ? 0n
-          : namespaces | (this.#mayShareMemory(p, cgroup, dropMemory, oomScoreAdj) ? CLONE.VM : 0n),
+          : namespaces | (this.#mayShareMemory(p, cgroup, dropMemory, neutral) ? CLONE.VM : 0n),
         cgroupFd: joining ? -1 : cgroupFd,
         sync: !joining,
         childFds: [...plan.childFds, cgroupFd],
         beforeStart: joining ? undefined : (pid) => {
           // Before its setup changes ids: the file is ours until then.
-          if (oomScoreAdj !== undefined) resetOomScoreAdj(pid, oomScoreAdj);
+          neutral?.reset(pid);
           if (this.#setupChangesIds()) this.#holdNamespace(pid);
           return this.#prepareInit(pid, given);
         },

@@ -58,6 +58,7 @@ const CALL = {
   pidfd_send_signal: 33,
   pidfd_queue_signal: 34,
   sched_state: 35,
+  faccessat2: 36,
 } as const;
 
 type Word = number | bigint;
@@ -106,6 +107,8 @@ export interface HelperSymbols {
    * (a negative errno where one failed), as three i64 into `out`.
    */
   sbox_sched_state(out: Buffer): void;
+  /** faccessat2(AT_FDCWD, path, mode, AT_EACCESS): 0 or a negative errno. */
+  sbox_faccessat2(path: Buffer, mode: number): Word;
   /** Nonblocking: runs on a pool thread. */
   sbox_epoll_wait(epfd: number, out: Buffer, max: number, timeoutMs: number): Promise<Word>;
 }
@@ -172,6 +175,7 @@ function calls(lib: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"]): HelperSymbo
     sbox_fchmod: (fd, mode) => call(CALL.fchmod, i32(fd), mode, 0, 0, 0, 0),
     sbox_monotonic_usec: () => call(CALL.monotonic_usec, 0, 0, 0, 0, 0, 0),
     sbox_sched_state: (out) => void call(CALL.sched_state, address(out), 0, 0, 0, 0, 0),
+    sbox_faccessat2: (path, mode) => call(CALL.faccessat2, address(path), mode, 0, 0, 0, 0),
     sbox_epoll_wait: (epfd, out, max, timeoutMs) => lib.sbox_epoll_wait(epfd, out, max, timeoutMs),
   };
 }

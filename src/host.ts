@@ -7,6 +7,11 @@
  * A daemon gets SIGKILL when the thread that started it ends (PR_SET_PDEATHSIG),
  * so even a crashed or killed Deno process leaves none behind.
  *
+ * A daemon does not take the caller's scheduling rank (a real-time policy,
+ * a negative nice value, the realtime I/O class), and one that serves a
+ * container ({@linkcode HostDaemonSpec.servesContainer}) not its OOM
+ * protection either: as the container's own processes (security/neutral.ts).
+ *
  * @module
  */
 
@@ -16,6 +21,7 @@ import { CLONE, ProgramBuilder } from "./program.ts";
 import { reactor } from "./reactor.ts";
 import { ownLimits, RLIMIT_RESOURCES } from "./security/rlimits.ts";
 import { dieWithParent } from "./security/security.ts";
+import { compileNeutralScheduling, neutralStart } from "./security/neutral.ts";
 import {
   close,
   EAGAIN,
@@ -46,6 +52,16 @@ export interface HostDaemonSpec {
    * `"exec"`, which names the container's command not starting.
    */
   step: string;
+  /**
+   * Whether it runs as long as a container and handles what the container
+   * sends (a network daemon): its oom_score_adj is then reset as the
+   * container's processes' is (security/neutral.ts), or a flood of the
+   * untrusted container's traffic would be relayed by a process the OOM
+   * killer passes over. Such a reset costs a copy of this process's memory
+   * (no CLONE_VM), so a short helper that ends before the container runs
+   * (newuidmap) keeps the caller's. Its scheduling is reset either way.
+   */
+  servesContainer?: boolean;
 }
 
 /** A running host program; {@linkcode stop} kills and reaps it. */
@@ -83,20 +99,25 @@ export class HostDaemon {
       throw err;
     }
     const sources = [devNull, devNull, stderrWrite, ...passFds];
+    const neutral = spec.servesContainer ? neutralStart() : undefined;
     let launched;
     try {
       launched = await launch({
-        flags: CLONE.VM,
+        // Its memory is ours until it execs, unless its oom_score_adj needs
+        // a reset (a write would carry over to us).
+        flags: neutral?.mayShareMemory === false ? 0n : CLONE.VM,
         cgroupFd: -1,
         // The parent-death signal first, then the wait: a caller that died
         // before the prctl is seen there (end of file), not missed.
         sync: true,
         childFds: [devNull, stderrWrite, ...passFds],
+        beforeStart: neutral && ((pid) => neutral.reset(pid)),
         // Built after launch opened its pipes: the staging fds must be above
         // every fd open now, the result pipe's write end included.
         program: (sync) => {
           const b = new ProgramBuilder();
           dieWithParent(b);
+          compileNeutralScheduling(b);
           b.waitParent(sync.read, sync.write);
           placeFds(b, sources, highestOpenFd(), spec.step, spec.argv[0]);
           b.closeFrom(sources.length);

@@ -352,7 +352,12 @@ export class Slirp4NetnsManager extends UserModeNetworkManager {
     ];
     let daemon: HostDaemon;
     try {
-      daemon = await HostDaemon.start({ argv, passFds: [ready.write, exit.read], step: "network" });
+      daemon = await HostDaemon.start({
+        argv,
+        passFds: [ready.write, exit.read],
+        step: "network",
+        servesContainer: true,
+      });
     } catch (err) {
       close(ready.read);
       close(exit.write);
@@ -516,7 +521,12 @@ export class PastaManager extends UserModeNetworkManager {
     const ready = readyPipe();
     let daemon: HostDaemon;
     try {
-      daemon = await HostDaemon.start({ argv, passFds: [ready.write], step: "network" });
+      daemon = await HostDaemon.start({
+        argv,
+        passFds: [ready.write],
+        step: "network",
+        servesContainer: true,
+      });
     } catch (err) {
       close(ready.read);
       throw err;

@@ -266,6 +266,20 @@ export function tryRmdir(path: string): number {
   return num(helper().sbox_rmdir(cstr(path)));
 }
 
+/** The modes of {@linkcode tryAccess}, as access(2) spells them. */
+export const ACCESS = { R: 4, W: 2, X: 1 } as const;
+
+/**
+ * Whether this process may access `path` as `mode` asks (the bits of
+ * {@linkcode ACCESS}): the kernel's own check, with the effective ids,
+ * supplementary groups and capabilities (faccessat2 with AT_EACCESS; a
+ * write is refused on a read-only mount too). 0 or a negative errno:
+ * EACCES, EROFS, ENOENT, ...; ENOSYS before Linux 5.8.
+ */
+export function tryAccess(path: string, mode: number): number {
+  return num(helper().sbox_faccessat2(cstr(path), mode));
+}
+
 /** unlink(2): 0 or a negative errno. */
 export function tryUnlink(path: string): number {
   return num(helper().sbox_unlink(cstr(path)));

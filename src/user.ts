@@ -18,6 +18,7 @@ import { launch } from "./launch.ts";
 import { checkCommand, checkId, Process } from "./process.ts";
 import { CLONE, ProgramBuilder } from "./program.ts";
 import { dieWithParent } from "./security/security.ts";
+import { compileNeutralScheduling, neutralStart } from "./security/neutral.ts";
 import { environment, type FileStat, ids, readTextFile, stat, writeTextFile } from "./sys.ts";
 
 /** One line of a uid or gid map: `size` ids from `containerId` are `hostId...` on the host. */
@@ -763,7 +764,9 @@ export const ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbi
  * The command runs in a pid namespace of its own, as pid 2 under a small
  * pid 1 that passes every signal on to it: the command and all it starts
  * end with the caller, even one killed with SIGKILL (pid 1 has a
- * parent-death signal, and its end ends the namespace).
+ * parent-death signal, and its end ends the namespace). It does not take
+ * the caller's rank (a negative oom_score_adj or nice value, a real-time
+ * policy), as a container's processes do not (docs/security.md).
  *
  * @example Remove a root file system owned by subordinate ids
  * ```ts ignore
@@ -788,12 +791,21 @@ export async function runAsUser(
   if (!isMapped(mapper.gidMap, gid)) {
     throw SboxError.invalidOption("gid", `${gid} is not mapped by the user mapper`);
   }
+  // It does not take the caller's rank, as a container's processes do not
+  // (security/neutral.ts): it may run for long (the removal of a large tree).
+  const neutral = neutralStart();
   const launched = await launch({
-    flags: CLONE.NEWUSER | CLONE.NEWPID | CLONE.VM,
+    // Its memory is ours until it execs, unless its oom_score_adj needs a
+    // reset (a write would carry over to us).
+    flags: CLONE.NEWUSER | CLONE.NEWPID | (neutral.mayShareMemory ? CLONE.VM : 0n),
     cgroupFd: -1,
     sync: true,
     childFds: [],
-    beforeStart: (pid) => mapper.map(pid),
+    beforeStart: (pid) => {
+      // While it waits, before it changes ids: its /proc file is ours.
+      neutral.reset(pid);
+      return mapper.map(pid);
+    },
     program: (sync) => {
       // pid 1 dies with the caller, as every process sbox makes (first: a
       // caller that died before it is seen at the wait), and its end ends
@@ -803,6 +815,7 @@ export async function runAsUser(
       // not handle (Ctrl-C, SIGTERM).
       const b = new ProgramBuilder();
       dieWithParent(b);
+      compileNeutralScheduling(b);
       b.waitParent(sync.read, sync.write).closeFrom(3).reaper();
       const groups = supplementaryGroups(mapper, uid, undefined);
       if (groups) b.setgroups(groups);

@@ -18,7 +18,7 @@ import { commandEnvironment, parseEnvFile } from "../src/cli/environment.ts";
 import { ArgvError, tokenize } from "../src/cli/argv.ts";
 import { SCRATCH_PARENTS } from "../src/cli/scratch.ts";
 import { claimDir, tryLockDir } from "../src/cli/ownership.ts";
-import { close, type FileStat, fstat, O, open } from "../src/sys.ts";
+import { close, fstat, O, open } from "../src/sys.ts";
 import { parseCpus, parseDuration, parseSize } from "../src/cli/units.ts";
 import { SboxError } from "../src/error.ts";
 import { ownLimits, RLIMIT_RESOURCES } from "../src/security/rlimits.ts";
@@ -43,6 +43,7 @@ import {
   skipUnlessRoot,
   skipWithout,
   skipWithoutManyIds,
+  testCgroup,
   text,
 } from "./fixtures.ts";
 
@@ -2935,34 +2936,30 @@ Deno.test("cli: a frozen --cgroup, or one below a frozen group, fails with 125 a
 });
 
 Deno.test("cli: whether a user may use a parent cgroup follows the kernel's rules: create in it, move from sbox's own", () => {
-  // A user's delegated group /cg/alice: the directory and cgroup.procs are
-  // uid 1000's; the root's and everything else are root's (0755/0644).
+  // A user's delegated group /cg/alice: the user may write the directories
+  // and cgroup.procs files below it (the kernel says so: faccessat2), and
+  // nothing else.
   const mount = "/sys/fs/cgroup";
   const group = (name: string) => new Cgroup(mount, name);
-  const owners: Record<string, number> = {
-    [`${mount}/alice`]: 1000,
-    [`${mount}/alice/cgroup.procs`]: 1000,
-    [`${mount}/alice/jobs`]: 1000,
-    [`${mount}/alice/jobs/cgroup.procs`]: 1000,
-    [`${mount}/alice/shell`]: 1000,
-    [`${mount}/alice/shell/cgroup.procs`]: 1000,
+  const writable = new Set([
+    `${mount}/alice`,
+    `${mount}/alice/cgroup.procs`,
+    `${mount}/alice/jobs`,
+    `${mount}/alice/jobs/cgroup.procs`,
+    `${mount}/alice/shell`,
+    `${mount}/alice/shell/cgroup.procs`,
+  ]);
+  const asked: string[] = [];
+  const alice = {
+    uid: 1000,
+    mayWrite(path: string, search: boolean) {
+      // A directory is searched too (mkdir in it), a cgroup.procs only written.
+      assert.equal(search, !path.endsWith("/cgroup.procs"), path);
+      asked.push(path);
+      return writable.has(path);
+    },
   };
-  const statOf = (path: string): FileStat => {
-    const isDirectory = !path.endsWith("cgroup.procs");
-    const mode = isDirectory ? 0o40755 : 0o100644;
-    return {
-      mode,
-      uid: owners[path] ?? 0,
-      gid: 0,
-      size: 0,
-      isDirectory,
-      isFile: !isDirectory,
-      isSymlink: false,
-    };
-  };
-  const alice = { uid: 1000, gid: 1000, groups: [1000] };
-  const why = (parent: string, own: string, who = alice) =>
-    whyNoCgroup(group(parent), group(own), who, statOf);
+  const why = (parent: string, own: string, who = alice) => whyNoCgroup(group(parent), group(own), who);
   // sbox in the group, in a leaf below it, or in the group's parent... as
   // long as the common ancestor's cgroup.procs is the user's: the kernel
   // lets uid 1000 move from alice to alice/jobs/x (the explorer's case, which
@@ -2971,8 +2968,12 @@ Deno.test("cli: whether a user may use a parent cgroup follows the kernel's rule
   assert.equal(why("alice", "alice/shell"), undefined);
   assert.equal(why("alice/jobs", "alice"), undefined);
   assert.equal(why("alice/jobs", "alice/shell"), undefined);
-  // Root may anything.
-  assert.equal(why("", "user.slice", { uid: 0, gid: 0, groups: [] }), undefined);
+  // The directory to create in, then cgroup.procs of the common ancestor.
+  assert.deepEqual(asked.slice(-2), [`${mount}/alice/jobs`, `${mount}/alice/cgroup.procs`]);
+  // Root may anything, and is not even asked.
+  asked.length = 0;
+  assert.equal(why("", "user.slice", { ...alice, uid: 0 }), undefined);
+  assert.deepEqual(asked, []);
   // A group whose directory is not the user's: not even a group can be made.
   const closed = why("", "alice/shell");
   assert.equal(closed?.reason, `uid 1000 may not create cgroups in ${mount}`);
@@ -2997,22 +2998,46 @@ Deno.test("cli: whether a user may use a parent cgroup follows the kernel's rule
     ),
   );
   // A group whose cgroup.procs is root's (delegated in part): say so.
-  owners[`${mount}/alice/cgroup.procs`] = 0;
+  writable.delete(`${mount}/alice/cgroup.procs`);
   assert.match(
     why("alice", "alice/shell")!.reason,
     /needs write access to cgroup.procs of \/sys\/fs\/cgroup\/alice$/,
   );
   assert.match(why("alice", "alice/shell")!.cure.named, /^delegate it to the user in full \(chown it/);
-  // By group: a group-writable delegation counts for a member.
-  const byGroup = (path: string): FileStat => ({
-    ...statOf(path),
-    gid: 500,
-    mode: statOf(path).mode | 0o020,
-  });
-  assert.equal(
-    whyNoCgroup(group("alice"), group("alice/shell"), { ...alice, groups: [1000, 500] }, byGroup),
-    undefined,
-  );
+});
+
+const DAC_OVERRIDE_TEST = "cli: the kernel decides whether a user may use a cgroup: uid 65534 holding " +
+  "CAP_DAC_OVERRIDE may use one of root's";
+Deno.test(DAC_OVERRIDE_TEST, {
+  ignore: skipUnlessRoot(DAC_OVERRIDE_TEST, "it gives uid 65534 CAP_DAC_OVERRIDE with setpriv"),
+}, async () => {
+  // The group and its cgroup.procs are root's, 0755 and 0644: the kernel
+  // lets a process with CAP_DAC_OVERRIDE create in it and move into it
+  // whatever the owner and mode say. sbox asks the kernel (faccessat2); a
+  // reading of the owner and mode refused it ("uid 65534 may not create
+  // cgroups in ...").
+  const cgroup = testCgroup();
+  try {
+    const output = await new Deno.Command("setpriv", {
+      args: [
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=+dac_override",
+        "--ambient-caps=+dac_override",
+        "--",
+        ...sboxOnBusyboxArgv(["--cgroup", cgroup.path, "--", "echo", "ran"]),
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+    }).output();
+    // A --cgroup that could not be used ends the run with 125 before the command.
+    assert.deepEqual([output.code, text(output.stdout)], [0, "ran\n"], text(output.stderr));
+  } finally {
+    await cgroup.remove();
+  }
 });
 
 Deno.test("cli: a parent with processes of its own: the error says to move them, or sbox, into a group below it", () => {
@@ -4021,6 +4046,15 @@ Deno.test("cli args: options, repeatable options and the command", () => {
       argv.join(" "),
     );
   }
+  // The message says how to keep everything but one, by the flags.
+  assert.throws(
+    () => parseCommandLine(["run", "--cap-add", "SYS_ADMIN", "--cap-drop", "SYS_ADMIN", "x"]),
+    (e) =>
+      e instanceof SboxError &&
+      e.message ===
+        "invalid option --cap-drop: SYS_ADMIN is in --cap-add too: a capability is either added " +
+          "or dropped (--cap-add ALL --cap-drop SYS_ADMIN keeps every capability but SYS_ADMIN)",
+  );
   const allBut = parseCommandLine(["run", "--cap-add", "ALL", "--cap-drop", "SYS_ADMIN", "x"]);
   assert.deepEqual(allBut.kind === "run" && [allBut.options.capAdd, allBut.options.capDrop], [
     ["ALL"],

@@ -56,6 +56,7 @@ import {
   busyboxImage,
   identityMapper,
   isRoot,
+  neutralProbe,
   processesWith,
   processState,
   removeScratch,
@@ -2797,55 +2798,37 @@ Deno.test(FALLBACK_TEST, {
   assert.equal(Deno.readTextFileSync(NOEXEC_SYSCTL).trim(), "0", "the host's setting is unchanged");
 });
 
-const NEUTRAL_TEST = "the container's processes do not inherit the caller's OOM protection, negative nice, " +
-  "real-time policy, realtime I/O class or NIS domain name; what ranks them lower is kept";
+const NEUTRAL_TEST = "the container's processes (and runAsRoot's command) do not inherit the caller's OOM " +
+  "protection, negative nice, real-time policy, realtime I/O class or NIS domain name; what ranks them lower is kept";
 Deno.test(NEUTRAL_TEST, {
   ignore: skipUnlessRoot(
     NEUTRAL_TEST,
     "it runs sbox under chrt -f and ionice -c 1 in a UTS namespace of its own",
   ),
 }, async () => {
-  const probe = decodeURIComponent(new URL("./programs/neutral_probe.ts", import.meta.url).pathname);
-  // `rank`: the commands that run the probe, before `choom -n 500`. The
-  // paths go through the environment: they may hold spaces.
   const run = async (rank: string, fakeOomScoreAdj?: number) => {
-    const output = await new Deno.Command("unshare", {
-      args: [
-        "--uts",
-        "sh",
-        "-c",
-        `domainname corp.example && exec ${rank} choom -n 500 -- "$PROBE_DENO" run --allow-all "$PROBE"`,
-      ],
-      env: {
-        PROBE_DENO: Deno.execPath(),
-        PROBE: probe,
-        ...fakeOomScoreAdj === undefined ? {} : { PROBE_OOM_SCORE_ADJ: String(fakeOomScoreAdj) },
-      },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.equal(output.code, 0, text(output.stderr));
-    const result = JSON.parse(text(output.stdout));
+    const result = await neutralProbe(rank, { fakeOomScoreAdj });
     assert.deepEqual([result.code, result.stderr], [0, ""]);
     assert.equal(result.domainname, "(none)", "the host's NIS domain name");
     assert.equal(result.caller, "500", "the probe's own oom_score_adj changed");
     return result;
   };
-  // Each line: oom_score_adj, nice, policy (0 SCHED_OTHER, 1 SCHED_FIFO,
+  // Each rank: oom_score_adj, nice, policy (0 SCHED_OTHER, 1 SCHED_FIFO,
   // 3 SCHED_BATCH), I/O class and level; of the exec'd process, pid 1 (the
-  // reaper) and pid 2 (the init's command). A real-time policy (chrt -f 1:
-  // priority 1, for the probe's short run), a negative nice value and the
-  // realtime I/O class are reset; an oom_score_adj above 0 ranks them
-  // lower, and is kept.
+  // reaper), pid 2 (the init's command) and runAsRoot's command. A
+  // real-time policy (chrt -f 1: priority 1, for the probe's short run), a
+  // negative nice value and the realtime I/O class are reset; an
+  // oom_score_adj above 0 ranks them lower, and is kept.
+  const processes = ["exec", "pid1", "pid2", "runAsUser"] as const;
   const raised = await run("chrt -f 1 nice -n -5 ionice -c 1 -n 2");
-  for (const pid of ["exec", "pid1", "pid2"]) assert.equal(raised[pid], "500 0 0 none: prio 0", pid);
+  for (const pid of processes) assert.equal(raised[pid], "500 0 0 none: prio 0", pid);
   // Below neutral, all is kept. A negative oom_score_adj becomes 0 (this
   // host's kernel may refuse to set one at all: the probe has sbox take
   // -1000 for its 500), in the exec'd process as in the init; the probe
   // keeps its own, although a write of the init's carries over to every
   // process that shares the init's memory.
   const lowered = await run("chrt -b 0 nice -n 5 ionice -c 3", -1000);
-  for (const pid of ["exec", "pid1", "pid2"]) assert.equal(lowered[pid], "0 5 3 idle", pid);
+  for (const pid of processes) assert.equal(lowered[pid], "0 5 3 idle", pid);
 });
 
 Deno.test("kill() takes every name a status gives and Deno's aliases; anything else is an SboxError naming it", async () => {

@@ -291,6 +291,61 @@ export function commandAsNobody(argv: readonly string[], options: Deno.CommandOp
   });
 }
 
+/** What tests/programs/neutral_probe.ts prints: each rank "oom_score_adj nice policy ionice-class". */
+export interface NeutralProbeResult {
+  /** The exit code and stderr of the process exec'd into the container. */
+  code: number;
+  stderr: string;
+  /** The ranks of the exec'd process, pid 1 (the reaper) and pid 2 (the init's command). */
+  exec: string;
+  pid1: string;
+  pid2: string;
+  /** The container's NIS domain name. */
+  domainname: string;
+  /** The network daemon's rank, with `net`. */
+  daemon?: string;
+  /** The rank of a command run by runAsRoot. */
+  runAsUser: string;
+  /** The probe's own oom_score_adj at the end. */
+  caller: string;
+}
+
+/**
+ * Runs tests/programs/neutral_probe.ts under `rank` (commands such as
+ * `chrt -f 1 nice -n -5`, then `choom -n 500`) in a UTS namespace of its
+ * own with the NIS domain name corp.example (root only). sbox takes
+ * `fakeOomScoreAdj` for the probe's oom_score_adj (a host may refuse a
+ * negative one even to root); `net`: the container's network backend.
+ */
+export async function neutralProbe(
+  rank: string,
+  options: { fakeOomScoreAdj?: number; net?: "slirp4netns" | "pasta" } = {},
+): Promise<NeutralProbeResult> {
+  const probe = decodeURIComponent(new URL("./programs/neutral_probe.ts", import.meta.url).pathname);
+  const output = await new Deno.Command("unshare", {
+    args: [
+      "--uts",
+      "sh",
+      "-c",
+      // The paths go through the environment: they may hold spaces.
+      `domainname corp.example && exec ${rank} choom -n 500 -- "$PROBE_DENO" run --allow-all "$PROBE"`,
+    ],
+    env: {
+      PROBE_DENO: Deno.execPath(),
+      PROBE: probe,
+      ...options.fakeOomScoreAdj === undefined
+        ? {}
+        : { PROBE_OOM_SCORE_ADJ: String(options.fakeOomScoreAdj) },
+      ...options.net === undefined ? {} : { PROBE_NET: options.net },
+    },
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+  }).output();
+  if (!output.success) throw new Error(`neutral_probe.ts failed: ${text(output.stderr)}`);
+  return JSON.parse(text(output.stdout));
+}
+
 /** `arg` quoted for sh: in single quotes, each of its own as '"'"'. */
 export function shellQuote(arg: string): string {
   return `'${arg.replaceAll("'", `'"'"'`)}'`;

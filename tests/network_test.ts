@@ -21,6 +21,7 @@ import {
   commandAsNobody,
   identityMapper,
   isRoot,
+  neutralProbe,
   sboxArgv,
   sboxOnBusybox,
   sboxOnBusyboxArgv,
@@ -498,6 +499,30 @@ for (const net of BACKENDS) {
     assert.equal(allowed.code, 0, allowed.stderr);
     assert.equal(allowed.stdout, "isolated host\n");
   }, skipUnlessRoot(name));
+}
+
+for (const net of BACKENDS) {
+  const name = `${net}: the daemon does not inherit the caller's OOM protection, negative nice, ` +
+    "real-time policy or realtime I/O class; what ranks it lower is kept";
+  netTest(name, async () => {
+    // Each rank: oom_score_adj, nice, policy (0 SCHED_OTHER, 3 SCHED_BATCH),
+    // I/O class and level, of the daemon as the host sees it. It relays
+    // all the container sends: as the container's own processes
+    // (container_test.ts), it starts at neutral. The probe runs under
+    // `choom -n 500`, and has sbox take -1000 for that (this host's kernel
+    // may refuse a negative value even to root): the daemon's 0 comes from
+    // the reset, and the probe keeps its 500, so the write did not carry
+    // over to the probe's memory.
+    const raised = await neutralProbe("chrt -f 1 nice -n -5 ionice -c 1 -n 2", {
+      fakeOomScoreAdj: -1000,
+      net,
+    });
+    assert.deepEqual([raised.code, raised.stderr, raised.caller], [0, "", "500"]);
+    assert.equal(raised.daemon, "0 0 0 none: prio 0");
+    const lowered = await neutralProbe("chrt -b 0 nice -n 5 ionice -c 3", { net });
+    assert.deepEqual([lowered.code, lowered.stderr, lowered.caller], [0, "", "500"]);
+    assert.equal(lowered.daemon, "500 5 3 idle");
+  }, skipUnlessRoot(name, "it runs sbox under chrt -f and ionice -c 1"));
 }
 
 /**

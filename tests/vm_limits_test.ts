@@ -411,7 +411,9 @@ Deno.test("docs/rootless.md's delegation recipe works for every limit, and each 
   const sboxRun = `env HOME=${work} DENO_DIR=${work}/deno ${Deno.execPath()} run --allow-ffi ${SBOX} run ` +
     `--rootfs ${busyboxImage()} --report -`;
   // Root moves a shell into `cgroup`, which then becomes the user (busybox's
-  // su execs the user's shell in place): the user's login, there.
+  // su execs the user's shell in place): the user's login, there. It has no
+  // PAM, so nothing moves the shell out again, as runuser -u (the doc's) and
+  // setpriv do not; a PAM su with pam_systemd may (docs/rootless.md).
   const asUserIn = async (cgroup: Cgroup, script: string) => {
     const file = `${work}/script-${crypto.randomUUID().slice(0, 6)}.sh`;
     Deno.writeTextFileSync(file, script);

@@ -21,7 +21,7 @@ import { PROGRAM_LIMITS } from "../program.ts";
 import { repeatedHostPort } from "../network.ts";
 import { parseCount, parseCpus, parseDuration, parseSize, sizeInBytes } from "./units.ts";
 import { pathLengthProblem, RUN_OPTIONS } from "./run_options.ts";
-import { addedAndDropped, capabilityName } from "../security/capabilities.ts";
+import { capabilityConflict, capabilityName } from "../security/capabilities.ts";
 import { RLIMIT_RESOURCES, type RlimitValue } from "../security/rlimits.ts";
 
 /**
@@ -213,13 +213,12 @@ function parseRun(argv: string[]): Invocation {
  * library refuses it as well, but naming `capAdd` and `capDrop`.
  */
 function checkCapabilityOptions(options: RunOptions): void {
-  const both = addedAndDropped(options.capAdd ?? [], options.capDrop ?? []);
-  if (both === undefined) return;
-  throw SboxError.invalidOption(
-    "--cap-drop",
-    `${both} is in --cap-add too: a capability is either added or dropped` +
-      (both === "ALL" ? "" : ` (--cap-add ALL --cap-drop ${both} keeps every capability but ${both})`),
-  );
+  const conflict = capabilityConflict(options.capAdd ?? [], options.capDrop ?? [], {
+    add: "--cap-add",
+    drop: "--cap-drop",
+    allBut: (name) => `--cap-add ALL --cap-drop ${name}`,
+  });
+  if (conflict) throw conflict;
 }
 
 /**

@@ -11,7 +11,7 @@
 
 import { Cgroup, delegationText } from "../cgroup.ts";
 import { SboxError } from "../error.ts";
-import { type FileStat, ids, readTextFile, stat } from "../sys.ts";
+import { ACCESS, ENOSYS, EPERM, ids, tryAccess } from "../sys.ts";
 import type { RunOptions } from "./args.ts";
 
 /** The options that need a cgroup of the container's own. */
@@ -23,32 +23,29 @@ const NEEDS_CGROUP = [
   { key: "cpuTimeMs", option: "--time" },
 ] as const;
 
-/** Who asks, as the kernel checks a file's permission: effective ids and supplementary groups. */
+/** Who asks: its uid, and what the kernel lets it write. */
 export interface Asker {
+  /** Its effective uid, which the messages name. 0 may anything (CAP_DAC_OVERRIDE). */
   uid: number;
-  gid: number;
-  groups: readonly number[];
-}
-
-/** This process as an {@linkcode Asker}: its supplementary groups from /proc/self/status. */
-function thisProcess(): Asker {
-  const { euid, egid } = ids();
-  const line = /^Groups:(.*)$/m.exec(readTextFile("/proc/self/status"))?.[1] ?? "";
-  return { uid: euid, gid: egid, groups: line.trim().split(/\s+/).filter(Boolean).map(Number) };
+  /** Whether it may write `path` (and, with `search`, search it: a directory). */
+  mayWrite(path: string, search: boolean): boolean;
 }
 
 /**
- * Whether `who` may write `file` (and search it, a directory), by its owner,
- * group and mode as the kernel's generic_permission reads them: the owner's
- * bits for the owner, else the group's for a member, else the others'.
- * cgroupfs has no ACLs. Root passes (CAP_DAC_OVERRIDE).
+ * This process as an {@linkcode Asker}: the kernel answers, by the check
+ * its mkdir and its move into a cgroup make (faccessat2 with AT_EACCESS:
+ * the effective ids, the supplementary groups, the capabilities). A kernel
+ * or a seccomp filter that has no faccessat2 (ENOSYS, EPERM) tells nothing:
+ * then the operation itself is tried, and its own error says why.
  */
-function mayWrite(file: FileStat | undefined, who: Asker): boolean {
-  if (file === undefined) return false;
-  if (who.uid === 0) return true;
-  const shift = file.uid === who.uid ? 6 : file.gid === who.gid || who.groups.includes(file.gid) ? 3 : 0;
-  const wanted = file.isDirectory ? 0o3 : 0o2;
-  return ((file.mode >> shift) & wanted) === wanted;
+function thisProcess(): Asker {
+  return {
+    uid: ids().euid,
+    mayWrite(path, search) {
+      const rc = tryAccess(path, ACCESS.W | (search ? ACCESS.X : 0));
+      return rc === 0 || rc === -ENOSYS || rc === -EPERM;
+    },
+  };
 }
 
 /** The nearest group that holds both `a` and `b` (the root at the least). */
@@ -81,17 +78,16 @@ export interface CgroupRefusal {
  *   access to cgroup.procs of the two groups' common ancestor
  *   (`cgroup_procs_write_permission` in kernel/cgroup/cgroup.c): `parent`
  *   itself when sbox runs in it or below it, else a group above both.
- * `statOf` reads a file's owner and mode (a test gives its own).
+ * `who` asks (a test gives its own).
  */
 export function whyNoCgroup(
   parent: Cgroup,
   own: Cgroup,
   who: Asker = thisProcess(),
-  statOf: (path: string) => FileStat | undefined = stat,
 ): CgroupRefusal | undefined {
   if (who.uid === 0) return undefined;
   const delegate = delegationText(who.uid);
-  if (!mayWrite(statOf(parent.path), who)) {
+  if (!who.mayWrite(parent.path, true)) {
     return {
       reason: `uid ${who.uid} may not create cgroups in ${parent.path}`,
       cure: {
@@ -103,7 +99,7 @@ export function whyNoCgroup(
     };
   }
   const common = commonAncestor(own, parent);
-  if (mayWrite(statOf(`${common.path}/cgroup.procs`), who)) return undefined;
+  if (who.mayWrite(`${common.path}/cgroup.procs`, false)) return undefined;
   if (common.path === parent.path) {
     // sbox runs in it or below it: only its cgroup.procs is missing.
     const cure = `delegate it to the user in full (${delegate})`;
@@ -132,7 +128,12 @@ export function whyNoCgroup(
  * why and what to do when a limit or `--cgroup` needs one.
  */
 export function whyWithoutCgroup(parent: Cgroup, options: RunOptions): string | undefined {
-  const why = whyNoCgroup(parent, Cgroup.current());
+  // Root may (whyNoCgroup), and pays nothing to be told so: no read of
+  // sbox's own cgroup (mountinfo) or of its groups (/proc/self/status).
+  if (ids().euid === 0) return undefined;
+  // Without --cgroup the parent is sbox's own (resolveParentCgroup), read once.
+  const own = options.cgroup === undefined ? parent : Cgroup.current();
+  const why = whyNoCgroup(parent, own);
   if (why === undefined) return undefined;
   const { reason, cure } = why;
   const limit = NEEDS_CGROUP.find((n) => options[n.key] !== undefined);

@@ -161,29 +161,49 @@ export function capabilityMask(capAdd: unknown, capDrop: unknown): bigint {
   if (capAdd === undefined && capDrop === undefined) return defaultMask;
   const add = capabilityNames("capAdd", capAdd);
   const drop = capabilityNames("capDrop", capDrop);
-  const both = addedAndDropped(add, drop);
-  if (both !== undefined) {
-    throw SboxError.invalidOption(
-      "capDrop",
-      `${both} is in capAdd too: a capability is either added or dropped` +
-        (both === "ALL"
-          ? ""
-          : ` (capAdd ["ALL"] with capDrop ["${both}"] keeps every capability but ${both})`),
-    );
-  }
+  const conflict = capabilityConflict(add, drop, LIBRARY_OPTIONS);
+  if (conflict) throw conflict;
   const base = drop.includes("ALL") ? 0n : defaultMask;
   // The two lists share no name, so taking the drops out last only matters
   // for capAdd ALL, whose mask holds them.
   return (base | maskOf(add)) & ~maskOf(drop.filter((name) => name !== "ALL"));
 }
 
+/** How a caller spells the two options, for {@linkcode capabilityConflict}'s message. */
+export interface CapabilityOptionNames {
+  /** The option that adds, e.g. `"capAdd"`. */
+  add: string;
+  /** The option that drops, e.g. `"capDrop"`. */
+  drop: string;
+  /** The options that add ALL and drop `name`, e.g. `capAdd ["ALL"] with capDrop ["SYS_ADMIN"]`. */
+  allBut(name: string): string;
+}
+
+/** The library's options. */
+const LIBRARY_OPTIONS: CapabilityOptionNames = {
+  add: "capAdd",
+  drop: "capDrop",
+  allBut: (name) => `capAdd ["ALL"] with capDrop ["${name}"]`,
+};
+
 /**
- * The first capability name (as `capabilityName` gives it, or `"ALL"`) that
- * both `add` and `drop` hold, or undefined. The library and `sbox run` each
- * refuse one, naming their own options.
+ * The error for the first capability name (as `capabilityName` gives it,
+ * or `"ALL"`) that both `add` and `drop` hold, or undefined when none is:
+ * the library and `sbox run` refuse one alike, each naming its own options
+ * (`names`).
  */
-export function addedAndDropped(add: readonly string[], drop: readonly string[]): string | undefined {
-  return add.find((name) => drop.includes(name));
+export function capabilityConflict(
+  add: readonly string[],
+  drop: readonly string[],
+  names: CapabilityOptionNames,
+): SboxError | undefined {
+  const both = add.find((name) => drop.includes(name));
+  if (both === undefined) return undefined;
+  return SboxError.invalidOption(
+    names.drop,
+    `${both} is in ${names.add} too: a capability is either added or dropped` +
+      (both === "ALL" ? "" : ` (${names.allBut(both)} keeps every capability but ${both})`),
+  );
 }
 
 let defaultMask: bigint | undefined;

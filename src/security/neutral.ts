@@ -6,7 +6,14 @@
  * (systemd's `OOMScoreAdjust=-900`), or run at a negative nice or a
  * real-time policy, would otherwise pass that rank on to the untrusted code
  * it runs: a submission the OOM killer passes over while it kills host
- * services instead, or a real-time CPU hog. Each is brought back to neutral
+ * services instead, or a real-time CPU hog. The same holds for the host
+ * programs that serve a container, above all its network daemon
+ * (slirp4netns, pasta), which relays everything the container sends (a
+ * flood of packets would keep a real-time daemon spinning), and for
+ * runAsUser's command: they start from neutral too (host.ts, user.ts).
+ * Only newuidmap and newgidmap, which end before the container runs, keep
+ * the caller's oom_score_adj (a reset would cost them a copy of this
+ * process's memory). Each is brought back to neutral
  * (Docker's default: an `oom_score_adj` of 0, the nice value 0,
  * SCHED_OTHER), but only downwards: a value the caller set below neutral (a
  * positive `oom_score_adj`, a positive nice value, SCHED_BATCH or
@@ -25,8 +32,9 @@
  *   and the process resets its own before anything else of its setup.
  * - `oom_score_adj` belongs to a process, and only /proc tells it: read
  *   once, at the first start. A negative value is read again on each start
- *   (such starts pay more anyway, below); a process that lowers its own
- *   below 0 only after its first start keeps it for its containers.
+ *   (such starts pay a copy of the memory anyway, below: the read is small
+ *   beside it); a process that lowers its own below 0 only after its first
+ *   start keeps it for its containers.
  *
  * The kernel carries a write of `oom_score_adj` over to every process that
  * shares the target's memory (fs/proc/base.c, `__set_oom_adj`): one written
@@ -35,7 +43,10 @@
  * whose oom_score_adj needs a reset is cloned with a copy of the memory
  * instead (Container's `#mayShareMemory`), and this process writes its
  * /proc/PID/oom_score_adj while it waits for its id maps
- * ({@linkcode resetOomScoreAdj}). The first process of an exec() has a copy
+ * ({@linkcode neutralStart}). That copy costs: 3-6 ms more per start on a
+ * 2-core VM (about 65%), and as much again for a network daemon, which is
+ * reset and so copied too (docs/performance.md). A caller whose containers
+ * have a memory cgroup copies the init anyway, and pays nothing more for it. The first process of an exec() has a copy
  * already and is not in the container's user namespace yet: it writes its
  * own ({@linkcode compileNeutralOomScoreAdj}).
  *
@@ -146,6 +157,45 @@ export function neutralOomScoreAdj(): number | undefined {
   // Read again when negative: this process may have raised its own since.
   else if (callerOomScoreAdj !== undefined && callerOomScoreAdj < 0) callerOomScoreAdj = readOomScoreAdj();
   return callerOomScoreAdj !== undefined && callerOomScoreAdj < 0 ? 0 : undefined;
+}
+
+/**
+ * How a new process started with launch() (one that waits for its parent:
+ * `sync`) leaves this process's oom_score_adj behind: see
+ * {@linkcode neutralStart}.
+ */
+export interface NeutralStart {
+  /**
+   * Whether the process may share this process's memory (CLONE_VM): not
+   * when its oom_score_adj needs a reset, which the kernel would carry over
+   * to this process (see the module documentation).
+   */
+  readonly mayShareMemory: boolean;
+  /**
+   * Gives process `pid` its neutral oom_score_adj where it needs one (else
+   * does nothing): for launch()'s `beforeStart`, while the process waits,
+   * before it changes ids or execs (its /proc file is this uid's until
+   * then), with this process's privileges (a root caller's write sets the
+   * kernel's floor too).
+   */
+  reset(pid: number): void;
+}
+
+/** Nothing to reset: the fast path. */
+const NOTHING_TO_RESET: NeutralStart = { mayShareMemory: true, reset() {} };
+
+/**
+ * The oom_score_adj part of the neutral rank for a process about to be
+ * started by launch() with a sync pipe: a container's init, a network
+ * daemon, runAsUser's command. Call it for each start (see
+ * {@linkcode neutralOomScoreAdj}). Where a reset is needed the process
+ * gets a copy of this process's memory instead of sharing it: a few
+ * milliseconds more per start (docs/performance.md).
+ */
+export function neutralStart(): NeutralStart {
+  const value = neutralOomScoreAdj();
+  if (value === undefined) return NOTHING_TO_RESET;
+  return { mayShareMemory: false, reset: (pid) => resetOomScoreAdj(pid, value) };
 }
 
 /**

@@ -3,7 +3,8 @@
  * into it, and prints as JSON what that process reads of itself, of pid 1
  * (the reaper) and of pid 2 (the init's command): oom_score_adj, nice
  * value, scheduling policy and I/O priority; and the container's NIS
- * domain name; and this process's own oom_score_adj after both starts.
+ * domain name; the same four of a command run by runAsUser (`runAsUser`);
+ * and this process's own oom_score_adj after all the starts.
  * tests/container_test.ts runs it under `choom`, `nice`, `chrt` and
  * `ionice`, in a UTS namespace with a domain name set, to check what the
  * container does not inherit (src/security/neutral.ts).
@@ -12,21 +13,72 @@
  * oom_score_adj: a kernel lets only a process with CAP_SYS_RESOURCE set a
  * negative one, which a test host may not give.
  *
+ * With PROBE_NET=slirp4netns or pasta, the container has that network, and
+ * `daemon` holds the same four of the daemon, as the host sees it
+ * (tests/network_test.ts).
+ *
  *   deno run --allow-all tests/programs/neutral_probe.ts
  */
 
+import { PastaManager, Slirp4NetnsManager } from "../../src/network.ts";
 import { setOomScoreAdjReader } from "../../src/security/neutral.ts";
-import { busyboxContainer } from "../fixtures.ts";
+import { runAsRoot } from "../../src/user.ts";
+import { busyboxContainer, identityMapper, scratchDir } from "../fixtures.ts";
 
 const fake = Deno.env.get("PROBE_OOM_SCORE_ADJ");
 if (fake !== undefined) setOomScoreAdjReader(() => Number(fake));
 
-/** One line per pid: oom_score_adj, nice, policy, and busybox ionice's "class: prio N". */
-const SCRIPT = "for p in $$ 1 2; do " +
-  'echo "$(cat /proc/$p/oom_score_adj) $(cut -d" " -f19,41 /proc/$p/stat) $(ionice -p $p)"; ' +
-  "done; cat /proc/sys/kernel/domainname";
+/**
+ * A shell word for a process's rank: its oom_score_adj, nice, policy, and
+ * ionice's "class: prio N" (busybox's and util-linux's agree). `ioniceOf`:
+ * the pid for ionice, 0 for its own (where `pid` is "self").
+ */
+const rank = (pid: string, ioniceOf = pid) =>
+  `"$(cat /proc/${pid}/oom_score_adj) $(cut -d" " -f19,41 /proc/${pid}/stat) $(ionice -p ${ioniceOf})"`;
 
-await using setup = await busyboxContainer();
+/** One line per pid, then the domain name. */
+const SCRIPT = `for p in $$ 1 2; do echo ${rank("$p")}; done; cat /proc/sys/kernel/domainname`;
+
+const net = Deno.env.get("PROBE_NET") || undefined;
+const network = net === "slirp4netns"
+  ? new Slirp4NetnsManager()
+  : net === "pasta"
+  ? new PastaManager()
+  : undefined;
+
+/** The rank of this process's child running `program`, as the host sees it (util-linux's ionice). */
+async function childRank(program: string): Promise<string> {
+  const children = new Map<string, string>();
+  for (const { name } of Deno.readDirSync("/proc")) {
+    try {
+      // The fields after the command's name, which may hold spaces and ")".
+      const stat = Deno.readTextFileSync(`/proc/${name}/stat`);
+      if (stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1] !== String(Deno.pid)) continue;
+      children.set(name, Deno.readTextFileSync(`/proc/${name}/cmdline`).split("\0")[0]);
+    } catch {
+      // not a process, or gone meanwhile
+    }
+  }
+  const pid = [...children].find(([, path]) => path.endsWith(`/${program}`))?.[0];
+  if (pid === undefined) {
+    throw new Error(`no ${program} among the children: ${[...children.values()].join(", ")}`);
+  }
+  const output = await new Deno.Command("/bin/sh", { args: ["-c", `echo ${rank(pid)}`] }).output();
+  return new TextDecoder().decode(output.stdout).trimEnd();
+}
+
+/** runAsUser's command's rank (it runs on the host's /proc, in a pid namespace of its own: self). */
+async function runAsUserRank(): Promise<string> {
+  const dir = scratchDir("neutral-");
+  try {
+    await runAsRoot(identityMapper(), ["/bin/sh", "-c", `echo ${rank("self", "0")} > ${dir}/rank`]);
+    return Deno.readTextFileSync(`${dir}/rank`).trimEnd();
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+}
+
+await using setup = await busyboxContainer({ network });
 const { container } = setup;
 const init = await container.start({
   command: ["/bin/sleep", "1000"],
@@ -41,6 +93,8 @@ const process = await container.exec(init, {
 });
 const output = await process.output();
 const [self, pid1, pid2, domainname] = new TextDecoder().decode(output.stdout).trimEnd().split("\n");
+const daemon = net === undefined ? undefined : await childRank(net);
+const asUser = await runAsUserRank();
 console.log(JSON.stringify({
   code: output.code,
   stderr: new TextDecoder().decode(output.stderr),
@@ -48,5 +102,7 @@ console.log(JSON.stringify({
   pid1,
   pid2,
   domainname,
+  daemon,
+  runAsUser: asUser,
   caller: Deno.readTextFileSync("/proc/self/oom_score_adj").trim(),
 }));
