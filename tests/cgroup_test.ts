@@ -30,6 +30,7 @@ import { reactor } from "../src/reactor.ts";
 import {
   busyboxContainer,
   busyboxImage,
+  commandInOwnMountNamespace,
   identityMapper,
   sboxArgv,
   scratchDir,
@@ -722,20 +723,16 @@ console.log(JSON.stringify({ points: points.map(printable), exists: inside?.exis
     // Only the new mount: the host's is gone from this namespace.
     const script = 'odd="$2/cg$(printf "\\376")" && mkdir "$odd" && umount -l "$3" && ' +
       'mount -t cgroup2 cgroup2 "$odd" && exec "$0" eval "$1" "$2" "$4"';
-    const output = await new Deno.Command("unshare", {
-      args: [
-        "-m",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        script,
-        Deno.execPath(),
-        report,
-        dir,
-        group.mountPath,
-        group.name,
-      ],
+    const output = await commandInOwnMountNamespace([
+      "sh",
+      "-c",
+      script,
+      Deno.execPath(),
+      report,
+      dir,
+      group.mountPath,
+      group.name,
+    ], {
       stdout: "piped",
       stderr: "piped",
       signal: AbortSignal.timeout(60_000),

@@ -27,9 +27,11 @@ import {
   busyboxImage,
   COMMAND_TIMEOUT_MS,
   commandAsNobody,
+  commandInOwnMountNamespace,
   identityMapper,
   isRoot,
   listenOnHostLoopback,
+  OWN_MOUNT_NAMESPACE,
   processesWith,
   processState,
   REPLACE_DIR_SCRIPT,
@@ -650,18 +652,14 @@ Deno.test({
       const probe = 'x=$(printf "\\376"); ls -b; ls -b "sub$x"; cat "mnt$x/inner" "file$x" *bom; ' +
         '[ "$(readlink link)" = "target$x" ] && echo link: same target; ' +
         'echo written > "mnt$x/inner" && touch "mnt$x/new" && cat "mnt$x/inner"';
-      const output = await new Deno.Command("unshare", {
-        args: [
-          "-m",
-          "--propagation",
-          "private",
-          "sh",
-          "-c",
-          setup,
-          "sh",
-          dir,
-          ...sboxArgv(["--cwd", dir, "--", "sh", "-c", probe]),
-        ],
+      const output = await commandInOwnMountNamespace([
+        "sh",
+        "-c",
+        setup,
+        "sh",
+        dir,
+        ...sboxArgv(["--cwd", dir, "--", "sh", "-c", probe]),
+      ], {
         stdin: "null",
         stdout: "piped",
         stderr: "piped",
@@ -738,9 +736,8 @@ for (const name of ["a b", 'x$(printf "\\\\376")']) {
   }
 }
 console.log(JSON.stringify(refusals));`;
-    const output = await new Deno.Command("unshare", {
+    const output = await commandInOwnMountNamespace([Deno.execPath(), "eval", script], {
       // output() pipes stdout and stderr.
-      args: ["-m", "--propagation", "private", Deno.execPath(), "eval", script],
       stdin: "null",
       signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
     }).output();
@@ -1733,8 +1730,7 @@ Deno.test({
       "echo host-only > /sys/kernel/security/host-file && " +
       "mount --bind /sys/kernel/security/host-file /sys/devices/system/cpu/online && " +
       `exec ${sboxOnBusyboxArgv(["--net", "host", "--", "sh", "-c", SYS_PROBE]).map(shellQuote).join(" ")}`;
-    const output = await new Deno.Command("unshare", {
-      args: ["-m", "--propagation", "private", "sh", "-c", script],
+    const output = await commandInOwnMountNamespace(["sh", "-c", script], {
       stdout: "piped",
       stderr: "piped",
       signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
@@ -3719,7 +3715,7 @@ Deno.test({ name: GID_SOURCE_TEST, ignore: skipWithoutManyIds(GID_SOURCE_TEST) }
  * `sbox ARGS...` started by `sh -c SCRIPT` behind `wrapper` (`unshare -m`):
  * SCRIPT (mounts that make the host hostile) runs first, then sbox.
  */
-async function sboxBehind(wrapper: string[], script: string, args: string[]): Promise<Result> {
+async function sboxBehind(wrapper: readonly string[], script: string, args: string[]): Promise<Result> {
   const output = await new Deno.Command(wrapper[0], {
     args: [
       ...wrapper.slice(1),
@@ -3742,8 +3738,6 @@ async function sboxBehind(wrapper: string[], script: string, args: string[]): Pr
 }
 
 /** A mount namespace of the test's own, its mounts private: what is mounted there stays there. */
-const OWN_MOUNT_NAMESPACE = ["unshare", "-m", "--propagation", "private"];
-
 // sbox run inside a user namespace that maps only uid 0 (unshare -U -r), or
 // with a read-only /proc: the id maps cannot be written, and the message
 // says why, not only the errno.
@@ -4543,8 +4537,7 @@ Deno.test(
     const script = "mount -t tmpfs -o size=64k,nr_inodes=1 tmpfs /dev/shm && mount --bind /tmp /tmp && " +
       "mount -o remount,bind,ro /tmp && exec " +
       sboxOnBusyboxArgv(["--report", "-", "--", "true"]).map(shellQuote).join(" ");
-    const output = await new Deno.Command("unshare", {
-      args: ["--mount", "--propagation", "private", "sh", "-c", script],
+    const output = await commandInOwnMountNamespace(["sh", "-c", script], {
       stdout: "piped",
       stderr: "piped",
     }).output();

@@ -12,7 +12,7 @@ import { SboxError } from "../src/error.ts";
 import { errnoNumber } from "../src/errno.ts";
 import { explainMapFailure } from "../src/user.ts";
 import { parseMountInfo } from "../src/sys.ts";
-import { scratchDir, skipUnlessRoot } from "./fixtures.ts";
+import { commandInOwnMountNamespace, scratchDir, skipUnlessRoot } from "./fixtures.ts";
 
 // The kernel writes an overlay's options with mountinfo's octal escapes
 // over overlayfs's own: the layer "l a:b,c" of a lowerdir is
@@ -72,18 +72,14 @@ Deno.test({
     const escape = (path: string) => path.replace(/[\\:,]/g, "\\$&");
     const options = `lowerdir=${escape(layers[0])}:${escape(layers[1])},upperdir=${escape(layers[2])},` +
       `workdir=${escape(layers[3])}`;
-    const output = await new Deno.Command("unshare", {
-      args: [
-        "-m",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        'mount -t overlay overlay -o "$1" "$2" && cat /proc/self/mountinfo',
-        "sh",
-        options,
-        `${dir}/m`,
-      ],
+    const output = await commandInOwnMountNamespace([
+      "sh",
+      "-c",
+      'mount -t overlay overlay -o "$1" "$2" && cat /proc/self/mountinfo',
+      "sh",
+      options,
+      `${dir}/m`,
+    ], {
       stdout: "piped",
       stderr: "piped",
     }).output();

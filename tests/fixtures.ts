@@ -281,6 +281,21 @@ export function sboxArgv(args: string[]): string[] {
 }
 
 /**
+ * unshare(1)'s prefix for a command in a mount namespace of its own whose
+ * mounts do not propagate back: its mount games stay off the host.
+ */
+export const OWN_MOUNT_NAMESPACE: readonly string[] = ["unshare", "-m", "--propagation", "private"];
+
+/** A command run in a mount namespace of its own ({@linkcode OWN_MOUNT_NAMESPACE}). */
+export function commandInOwnMountNamespace(
+  argv: readonly string[],
+  options: Deno.CommandOptions = {},
+): Deno.Command {
+  const [program, ...args] = OWN_MOUNT_NAMESPACE;
+  return new Deno.Command(program, { ...options, args: [...args, ...argv] });
+}
+
+/**
  * A command run as uid and gid 65534 (nobody, nogroup) with no groups, by
  * setpriv(1): another user of the host, who owns nothing of the test's.
  */
