@@ -3176,6 +3176,61 @@ Deno.test("cli: --stdout and --stderr naming one file in two ways share it, as >
   }
 });
 
+// Overlay with xino=off (the default where the module's xino_auto is N, as
+// on Debian and Ubuntu): a file of the lower layer and one of the upper
+// layer can have one inode number in one mount, and only the device statx
+// gives (each layer's) tells them apart. Two files there are two files to
+// sbox: neither refused as one nor sharing one fd.
+const OVERLAY_FILES_TEST =
+  "cli: two files of an overlay's two layers with one inode number are two files to --stdin, --stdout, --stderr and --report";
+Deno.test({
+  name: OVERLAY_FILES_TEST,
+  ignore: skipUnlessRoot(
+    OVERLAY_FILES_TEST,
+    "it mounts tmpfs and overlayfs in a mount namespace of its own (unshare -m)",
+  ),
+  async fn() {
+    const dir = scratchDir("cli-overlay-files-");
+    try {
+      const d = shellQuote(dir);
+      const script = [
+        `sbox() { ${sboxOnBusyboxArgv([]).map(shellQuote).join(" ")} "$@"; }`,
+        `cd ${d} && mkdir low up m && mount -t tmpfs tmpfs low && mount -t tmpfs tmpfs up && mkdir up/u up/w`,
+        'for i in $(seq 1 40); do echo "lower file $i" > low/f$i; done',
+        `mount -t overlay overlay -o lowerdir=${d}/low,upperdir=${d}/up/u,workdir=${d}/up/w,xino=off m`,
+        // An upper file, and the lower file of its inode number.
+        ": > m/out",
+        'in=$(for f in m/f*; do [ "$(stat -c %i "$f")" = "$(stat -c %i m/out)" ] && echo "$f"; done | head -n 1)',
+        '[ -n "$in" ] || { echo "no lower file has the inode number of m/out" >&2; exit 1; }',
+        'echo "files: $(stat -c %d:%i "$in") $(stat -c %d:%i m/out)"',
+        '{ sbox --stdin "$in" --stdout m/out -- cat; echo "stdin: $? $(cat m/out)"; }',
+        `{ sbox --stdout m/out --stderr "$in" -- sh -c 'echo out; echo err >&2'; ` +
+        'echo "stderr: $? $(cat m/out) $(cat "$in")"; }',
+        '{ sbox --stdout m/out --report "$in" -- echo out; echo "report: $? $(cat m/out) $(cat "$in")"; }',
+      ].join(" && ");
+      const output = await commandInOwnMountNamespace(["sh", "-c", script], {
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+        signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+      }).output();
+      const stdout = text(output.stdout), stderr = text(output.stderr);
+      assert.equal(output.code, 0, `${stdout}${stderr}`);
+      // The test's premise: one inode number, two devices.
+      const [, lowerDevice, lowerInode, upperDevice, upperInode] = /^files: (\d+):(\d+) (\d+):(\d+)$/m.exec(
+        stdout,
+      )!;
+      assert.equal(lowerInode, upperInode, stdout);
+      assert.notEqual(lowerDevice, upperDevice, stdout);
+      assert.match(stdout, /^stdin: 0 lower file \d+$/m, stderr);
+      assert.match(stdout, /^stderr: 0 out err$/m, stderr);
+      assert.match(stdout, /^report: 0 out \{"status":"OK",/m, stderr);
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+});
+
 /**
  * `sbox run --rootfs <busybox> ARGS...` started by /bin/sh, so that
  * `redirect` (e.g. `<"$f"`, `1<"$f"`) can give sbox a directory or a device

@@ -42,7 +42,6 @@ import {
   fstat,
   identityOf,
   MOUNT_ATTR,
-  mountTable,
   O,
   open,
   OPEN_TREE,
@@ -137,7 +136,7 @@ export function openStdio(
       files.named("--stdout", options.stdout, write) ?? files.inherited(1),
       files.named("--stderr", options.stderr, write) ?? files.inherited(2),
     ];
-    refuseReportFile(options.report, files.outputIdentities);
+    refuseReportFile(options.report, files.outputs);
     return {
       fds,
       close: () => files.close(),
@@ -168,24 +167,24 @@ interface DisownedOutput {
   mode: number;
 }
 
+/** An output option (`--stdout`, `--stderr`) and what it opened. */
+interface Output {
+  option: string;
+  path: string;
+  /** The file `path` led to when opened: {@linkcode FdStat.identity}. */
+  identity: string;
+  /** The fd the command gets for it. */
+  fd: number;
+}
+
 /** What {@linkcode openStdio} opened and changed, for the command and for the clean-up. */
 class StdioFiles {
   /** Fds the command gets (and ones in between), closed once it has its own copies. */
   #given = new Set<number>();
   /** Outputs to give back their owner and mode to, fds kept open until then. */
   #disowned: DisownedOutput[] = [];
-  /**
-   * Open fds by flags and the identity of their file: --stdout and --stderr
-   * naming one file share one open file (one offset), as `>f 2>&1` does,
-   * however the file is named: "f" and "./f", a link, another hard link. Two
-   * opens would each write from offset 0 over the other. Truncating it twice
-   * is harmless: nothing is written yet.
-   */
-  #byIdentity = new Map<string, number>();
-  /** The file of each output option, as {@linkcode fileIdentity} names it. */
-  readonly outputIdentities: [string, string][] = [];
-  /** Each output option's path and the file it led to (`fstat(fd).identity`). */
-  readonly #outputs: { option: string; path: string; identity: string }[] = [];
+  /** Each output option opened, in order. */
+  readonly outputs: Output[] = [];
   /** Ids outside the container's maps, once looked for; null when there are none. */
   #awayIds?: { uid: number; gid: number } | null;
   /** The fd of a FIFO given as --stdin, opened without waiting for its writer. */
@@ -213,21 +212,22 @@ class StdioFiles {
     const found = fstat(opened)!;
     const refused = refusal(found.mode);
     if (refused) throw new SboxError(`${path} is ${refused}`, { step: "open" });
-    // Before a read-only view replaces it: a detached mount is in no
-    // mountinfo, which fileIdentity reads.
-    const identity = fileIdentity(opened);
-    if (flags !== O.RDONLY) {
-      this.outputIdentities.push([option, identity]);
-      this.#outputs.push({ option, path, identity: found.identity });
-    }
-    const key = `${flags}:${identity}`;
-    const known = this.#byIdentity.get(key);
-    if (known !== undefined) {
+    const output = flags !== O.RDONLY;
+    // --stdout and --stderr naming one file share one open file (one
+    // offset), as `>f 2>&1` does, however the file is named: "f" and "./f",
+    // a link, another hard link. Two opens would each write from offset 0
+    // over the other. Truncating it twice is harmless: nothing is written
+    // yet. One file is one device and inode as statx gives them: the inode
+    // number alone is not, nor with the device of its mount (an overlay's
+    // layers, btrfs subvolumes: one mount, files of equal inode numbers).
+    const shared = output ? this.outputs.find((out) => out.identity === found.identity) : undefined;
+    if (shared !== undefined) {
       this.#close(opened);
-      return known;
+      this.outputs.push({ option, path, identity: found.identity, fd: shared.fd });
+      return shared.fd;
     }
     let fd = opened;
-    if (found.isFile && flags !== O.RDONLY) {
+    if (found.isFile && output) {
       this.#disown(option, path, opened, found);
     } else {
       // O_CREAT and O_TRUNC did their work on the first open.
@@ -238,8 +238,8 @@ class StdioFiles {
       }
     }
     setNonblocking(fd, false);
-    this.#byIdentity.set(key, fd);
-    if (flags === O.RDONLY && found.isFifo) this.stdinFifo = fd;
+    if (output) this.outputs.push({ option, path, identity: found.identity, fd });
+    else if (found.isFifo) this.stdinFifo = fd;
     return fd;
   }
 
@@ -351,7 +351,7 @@ class StdioFiles {
 
   /** See {@linkcode OpenStdio.replacedOutputs}. */
   replacedOutputs(): string[] {
-    return this.#outputs.filter((out) => identityOf(out.path) !== out.identity).map((out) =>
+    return this.outputs.filter((out) => identityOf(out.path) !== out.identity).map((out) =>
       `warning: ${out.option} ${out.path} was replaced during the run (unlinked or renamed, and made anew), ` +
       "by the command (it can where the file lies in a read-write --bind) or by another process: what the " +
       "command wrote there went to the file it replaced, and the file there now is not sbox's"
@@ -518,7 +518,7 @@ export function refuseStdinAsOutput(
 }
 
 /**
- * {@linkcode fileIdentity} of the regular file at `path`, or undefined when
+ * {@linkcode FdStat.identity} of the regular file at `path`, or undefined when
  * it is another kind of file (a device is no file to empty or write over)
  * or cannot be opened (it may not exist yet). One O_PATH open: the kind and
  * the identity are of the same file.
@@ -527,7 +527,8 @@ function regularFileIdentity(path: string): string | undefined {
   const fd = tryOpen(path, O.PATH);
   if (fd < 0) return undefined;
   try {
-    return fstat(fd)?.isFile ? fileIdentity(fd) : undefined;
+    const found = fstat(fd);
+    return found?.isFile ? found.identity : undefined;
   } finally {
     close(fd);
   }
@@ -538,28 +539,11 @@ function regularFileIdentity(path: string): string | undefined {
  * writes to: written at the end from offset 0, it would overwrite the
  * output, and the output's tail would follow it.
  */
-function refuseReportFile(report: string | undefined, outputs: readonly [string, string][]): void {
+function refuseReportFile(report: string | undefined, outputs: readonly Output[]): void {
   if (report === undefined || report === "-") return;
   const identity = regularFileIdentity(report);
-  for (const [option, out] of outputs) {
-    if (identity !== undefined && out === identity) {
-      throw new SboxError(`--report and ${option} name the same file: ${report}`, { step: "options" });
-    }
+  const same = identity === undefined ? undefined : outputs.find((out) => out.identity === identity);
+  if (same !== undefined) {
+    throw new SboxError(`--report and ${same.option} name the same file: ${report}`, { step: "options" });
   }
-}
-
-/**
- * The file open as `fd`, as "device:inode": the inode from
- * /proc/self/fdinfo, the device ("major:minor") of the mount it names there
- * from /proc/self/mountinfo (the helper's stat() gives neither). Where
- * fdinfo has no "ino" (older kernels), the path the kernel resolved stands
- * in: it misses hard links only.
- */
-function fileIdentity(fd: number): string {
-  const info = readTextFile(`/proc/self/fdinfo/${fd}`);
-  const mountId = /^mnt_id:\s*(\d+)$/m.exec(info)?.[1];
-  const inode = /^ino:\s*(\d+)$/m.exec(info)?.[1];
-  const device = mountTable().find((m) => String(m.id) === mountId)?.device;
-  if (inode === undefined || device === undefined) return readLink(`/proc/self/fd/${fd}`);
-  return `${device}:${inode}`;
 }
