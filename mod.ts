@@ -58,7 +58,7 @@ export {
   UserModeNetworkManager,
   type UserModeNetworkOptions,
 } from "./src/network.ts";
-export { SboxError, type SboxErrorOptions } from "./src/error.ts";
+export { SboxError, type SboxErrorOptions, type Step } from "./src/error.ts";
 export {
   BaseMounts,
   type BaseMountsOptions,

@@ -6,6 +6,7 @@
  */
 
 import { describeErrno, errnoName, errnoNumber } from "./errno.ts";
+import type { OpName } from "./program.ts";
 
 /**
  * What an EMFILE means for sbox, appended to its message wherever it comes
@@ -23,10 +24,67 @@ export const TOO_MANY_OPEN_FILES_HINT: string = " (this process's limit of open 
   "stdin, stdout or stderr; each process exec'd into it 1 to 4 more; a start or exec under way up to 12 while " +
   "it lasts)";
 
+/**
+ * What failed, as {@linkcode SboxError.step} names it: an op of the setup
+ * program that failed in the child (an {@linkcode OpName}: `"exec"`,
+ * `"mount"`, ...), or one of the other values, each listed with its meaning
+ * in README.md ("The library", below the table of exports). Some are syscall
+ * names (`"open"`, `"read"`, ...): the low-level calls of sbox's own process.
+ *
+ * @example Switching on the step, with the compiler checking each name
+ * ```ts
+ * import type { Step } from "./error.ts";
+ *
+ * function kind(step: Step): string {
+ *   switch (step) {
+ *     case "options":
+ *       return "a bad option, refused before any process existed";
+ *     case "exec":
+ *       return "the command could not be executed";
+ *     default:
+ *       return "the setup failed";
+ *   }
+ * }
+ * ```
+ */
+export type Step =
+  | OpName
+  | "options"
+  | "destroyed"
+  | "clone"
+  | "cgroup"
+  | "network"
+  | "user"
+  | "output"
+  | "ffi"
+  | "result"
+  | "run"
+  | "scratch"
+  | "report"
+  | "cleanup"
+  | "signal"
+  | "lock"
+  | "open"
+  | "read"
+  | "write"
+  | "stat"
+  | "readlink"
+  | "getdents"
+  | "fcntl"
+  | "pipe"
+  | "epoll"
+  | "kill"
+  | "waitid"
+  | "pidfd_open"
+  | "chown"
+  | "chmod"
+  | "open_tree"
+  | "mount_setattr";
+
 /** Options of {@linkcode SboxError}. */
 export interface SboxErrorOptions {
   /** The setup step or operation that failed, e.g. `"exec"`, `"mount"`, `"options"`. */
-  step: string;
+  step: Step;
   /** The errno number, when the kernel reported the failure. */
   errno?: number;
   /** The underlying error, if any. */
@@ -50,8 +108,8 @@ export interface SboxErrorOptions {
  * ```
  */
 export class SboxError extends Error {
-  /** The setup step or operation that failed. */
-  readonly step: string;
+  /** The setup step or operation that failed: see {@linkcode Step}. */
+  readonly step: Step;
   /** The errno name, e.g. `"ENOENT"`, or `undefined` when no syscall failed. */
   readonly errno: string | undefined;
   /** The errno number, or `undefined`. */
@@ -72,7 +130,7 @@ export class SboxError extends Error {
    * it, and "Too many open files" alone does not say that it is this
    * process's, nor what counts.
    */
-  static fromErrno(step: string, what: string, errno: number): SboxError {
+  static fromErrno(step: Step, what: string, errno: number): SboxError {
     const hint = errno === errnoNumber("EMFILE") ? TOO_MANY_OPEN_FILES_HINT : "";
     return new SboxError(`${what}: ${describeErrno(errno)}${hint}`, { step, errno });
   }

@@ -15,7 +15,7 @@
  * @module
  */
 
-import { SboxError } from "./error.ts";
+import { SboxError, type Step } from "./error.ts";
 import { describeEnd, launch } from "./launch.ts";
 import { CLONE, ProgramBuilder } from "./program.ts";
 import { reactor } from "./reactor.ts";
@@ -51,7 +51,7 @@ export interface HostDaemonSpec {
    * The step its failure to start is reported as (`"network"`): never
    * `"exec"`, which names the container's command not starting.
    */
-  step: string;
+  step: Step;
   /**
    * Whether it runs as long as a container and handles what the container
    * sends (a network daemon): its oom_score_adj is then reset as the
@@ -183,7 +183,7 @@ function placeFds(
   b: ProgramBuilder,
   sources: number[],
   highest: number,
-  step: string,
+  step: Step,
   program: string,
 ): void {
   const staging = Math.max(...sources, sources.length, highest) + 1;

@@ -426,11 +426,18 @@ export class PlannedHostRoot implements Mount {
   /** What is mounted, parents first. */
   readonly entries: readonly HostEntry[];
   readonly #layers: TemporaryLayers;
+  readonly #stackingRemedy: string | undefined;
 
-  /** A root of `entries` (see {@linkcode planHostRoot}) with upper layers in `layers`. */
-  constructor(entries: HostEntry[], layers: TemporaryLayers) {
+  /**
+   * A root of `entries` (see {@linkcode planHostRoot}) with upper layers in
+   * `layers`. `stackingRemedy`: what the error of a host directory on an
+   * overlay stacked too deep advises, if not the library's way out
+   * (TemporaryLayers.overlay): the CLI names its own option.
+   */
+  constructor(entries: HostEntry[], layers: TemporaryLayers, stackingRemedy?: string) {
     this.entries = entries;
     this.#layers = layers;
+    this.#stackingRemedy = stackingRemedy;
   }
 
   /** Nothing to check: the entries come from the host itself. */
@@ -475,15 +482,11 @@ export class PlannedHostRoot implements Mount {
           // A directory gone since the plan stays empty: an entry that comes
           // and goes on the host does not fail the run.
           b.mkdir(at);
-          this.#layers.overlay(
-            b,
-            entry.path,
-            at,
-            MS.NOSUID,
-            `cannot mount overlay on ${entry.path}`,
-            "the host's root",
-            true,
-          );
+          this.#layers.overlay(b, entry.path, at, MS.NOSUID, `cannot mount overlay on ${entry.path}`, {
+            option: "the host's root",
+            stackingRemedy: this.#stackingRemedy,
+            skipGoneLower: true,
+          });
           break;
       }
     }

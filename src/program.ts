@@ -404,7 +404,9 @@ export class ProgramBuilder {
 
   /** setpriority(2) of this process: its nice value. */
   setpriority(nice: number): this {
-    if (!Number.isInteger(nice) || nice < -20 || nice > 19) throw new RangeError(`bad nice value ${nice}`);
+    if (!Number.isInteger(nice) || nice < -20 || nice > 19) {
+      throw builderCallError("setpriority", `the nice value must be an integer from -20 to 19, got ${nice}`);
+    }
     // A negative one is encoded as a 64-bit two's complement: the kernel reads the low 32 bits as an int.
     return this.#push(OpCode.setpriority, [nice], `cannot set the nice value ${nice}`);
   }
@@ -512,6 +514,11 @@ export class ProgramBuilder {
 
   /** setgroups(2). */
   setgroups(groups: readonly number[]): this {
+    for (const id of groups) {
+      if (!Number.isInteger(id) || id < 0 || id > 0xffffffff) {
+        throw builderCallError("setgroups", `a group id must be an integer from 0 to 4294967295, got ${id}`);
+      }
+    }
     return this.#push(OpCode.setgroups, [groups.length, { u32s: groups }], "cannot set supplementary groups");
   }
 
@@ -617,7 +624,10 @@ export class ProgramBuilder {
   seccomp(filter: Uint8Array): this {
     const count = filter.length / 8;
     if (!Number.isInteger(count) || count === 0 || count > MAX_FILTER_INSTRUCTIONS) {
-      throw new RangeError(`a seccomp filter has 1 to ${MAX_FILTER_INSTRUCTIONS} 8-byte instructions`);
+      throw builderCallError(
+        "seccomp",
+        `a filter has 1 to ${MAX_FILTER_INSTRUCTIONS} 8-byte instructions, got ${filter.length} bytes`,
+      );
     }
     this.joinNetwork(); // the filter may deny setns
     return this.#push(
@@ -651,7 +661,9 @@ export class ProgramBuilder {
     name: string,
     what = `cannot set rlimit ${name}`,
   ): this {
-    if (soft > hard) throw new RangeError(`rlimit ${name}: the soft limit is above the hard limit`);
+    if (soft > hard) {
+      throw builderCallError("rlimit", `${name}: the soft limit ${soft} is above the hard limit ${hard}`);
+    }
     return this.#push(OpCode.rlimit, [resource, soft, hard], what);
   }
 
@@ -671,13 +683,7 @@ export class ProgramBuilder {
     if (ops.length === 0 || ops[ops.length - 1].code !== OpCode.exec) {
       throw new Error("sbox internal error: a program must end with exec");
     }
-    if (ops.length > PROGRAM_LIMITS.ops) {
-      throw new SboxError(
-        `the setup program has ${ops.length} steps, at most ${PROGRAM_LIMITS.ops}: too many mounts (sbox ` +
-          "run's host root takes about four for each of the host's mounts: run an image with --rootfs instead)",
-        { step: "options" },
-      );
-    }
+    if (ops.length > PROGRAM_LIMITS.ops) throw new TooManyStepsError(ops.length);
     const out = new ProgramWriter(HEADER_BYTES + ops.length * OP_BYTES);
     ops.forEach((op, i) => {
       const at = HEADER_BYTES + i * OP_BYTES;
@@ -730,6 +736,37 @@ function explainSeccompFailure(errno: string): string | undefined {
     "used up? It bounds, for the whole machine, the JIT memory of every process without CAP_BPF in the " +
     "host's user namespace, and other processes' BPF socket filters and seccomp filters count against " +
     "it until they close them or exit (docs/security.md, Kernel limits no cgroup bounds)";
+}
+
+/**
+ * {@linkcode ProgramBuilder.build}'s refusal of a program with more steps
+ * than the helper runs, step `"options"`. `problem` says so without the
+ * library's advice, for a caller that gives its own: the CLI, whose host
+ * root is the usual cause, names its --rootfs.
+ */
+export class TooManyStepsError extends SboxError {
+  /** The refusal alone: "the setup program has N steps, at most M: too many mounts". */
+  readonly problem: string;
+
+  /** The refusal of a program of `steps` steps. */
+  constructor(steps: number) {
+    const problem = `the setup program has ${steps} steps, at most ${PROGRAM_LIMITS.ops}: too many mounts`;
+    super(
+      `${problem} (a HostRootMount takes about four steps for each of the host's mounts; an OverlayMount of ` +
+        "an image directory as / takes a few)",
+      { step: "options" },
+    );
+    this.problem = problem;
+  }
+}
+
+/**
+ * A {@linkcode ProgramBuilder} method given a value it cannot encode: an
+ * `SboxError` (step `"options"`) as for every other bad input, raised before
+ * any process exists, naming the method for the author of a custom Mount.
+ */
+function builderCallError(method: string, problem: string): SboxError {
+  return new SboxError(`ProgramBuilder.${method}(): ${problem}`, { step: "options" });
 }
 
 /** A path for an error message: one in the container's root ("./etc") as the container sees it ("/etc"). */
@@ -787,10 +824,8 @@ class ProgramWriter {
       return array;
     }
     const array = this.#reserve(arg.u32s.length * 4, 8);
-    arg.u32s.forEach((id, i) => {
-      if (!Number.isInteger(id) || id < 0 || id > 0xffffffff) throw new RangeError(`bad id ${id}`);
-      this.u32(array + 4 * i, id);
-    });
+    // Each checked by the method that took it (setgroups).
+    arg.u32s.forEach((id, i) => this.u32(array + 4 * i, id));
     return array;
   }
 

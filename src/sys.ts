@@ -9,7 +9,7 @@
  */
 
 import { helper } from "./ffi.ts";
-import { SboxError } from "./error.ts";
+import { SboxError, type Step } from "./error.ts";
 import { errnoNumber } from "./errno.ts";
 import { decodeName, encodeUtf8Into } from "./cstring.ts";
 
@@ -62,7 +62,7 @@ export function num(ret: number | bigint): number {
 }
 
 /** Returns `ret` or throws `"<what>: ENOENT (...)"` for a negative errno. */
-export function check(ret: number | bigint, step: string, what: string): number {
+export function check(ret: number | bigint, step: Step, what: string): number {
   const n = Number(ret);
   if (n < 0) throw SboxError.fromErrno(step, what, -n);
   return n;

@@ -61,8 +61,7 @@ export class TemporaryLayers {
   /**
    * Appends an overlay of host directory `lower` on `target` (a path under
    * the rootfs, which must exist), with a new upper layer of its own.
-   * `option` is what an error about its options names. `skipGoneLower`:
-   * a `lower` gone by the time the child mounts it leaves `target` empty.
+   * `options` say how its errors name it and what they advise.
    */
   overlay(
     b: ProgramBuilder,
@@ -70,30 +69,48 @@ export class TemporaryLayers {
     target: string,
     flags: number,
     what: string,
-    option: string,
-    skipGoneLower = false,
+    options: TemporaryOverlayOptions,
   ): void {
     const n = this.#count++;
     const upper = `${this.dir}/upper-${n}`, work = `${this.dir}/work-${n}`;
+    const layerName = options.layerName ?? "the host's directory";
+    const remedy = options.stackingRemedy ?? LIBRARY_STACKING_REMEDY;
     // The upper layer's root directory is the overlay's: it takes the lower one's mode and owner.
     mkdirLike(b, upper, lower);
     b.mkdir(work);
-    b.mount("overlay", target, "overlay", flags, overlayOptions([lower], upper, work, option), what, {
-      skipGoneLower,
+    b.mount("overlay", target, "overlay", flags, overlayOptions([lower], upper, work, options.option), what, {
+      skipGoneLower: options.skipGoneLower ?? false,
       checkWritable: true,
       // The upper layer is ours, on a tmpfs: only the lower can be on an
       // overlay stacked too deep.
       explain: (errno) =>
         errno === "EINVAL"
-          ? overlayStackingProblem(
-            [[option === "--rootfs" ? "the image" : "the host's directory", lower]],
-            [],
-            mountTable(),
-            option === "--rootfs"
-              ? "copy the image to a directory on a disk file system or a tmpfs (`cp -a`)"
-              : "run an image directory on a disk file system or a tmpfs with --rootfs instead",
-          )
+          ? overlayStackingProblem([[layerName, lower]], [], mountTable(), remedy)
           : undefined,
     });
   }
+}
+
+/**
+ * What a library user can do about a host directory on an overlay that
+ * cannot be stacked on again: the library's own means, which the CLI
+ * replaces with its options' (src/cli/mounts.ts).
+ */
+const LIBRARY_STACKING_REMEDY = "give the container an image directory on a disk file system or a tmpfs " +
+  "instead (an OverlayMount of it on /)";
+
+/** How {@linkcode TemporaryLayers.overlay}'s errors name the overlay, and what they advise. */
+export interface TemporaryOverlayOptions {
+  /** What an error about the overlay's options (its layer paths too long) names: an option of the caller's. */
+  option: string;
+  /** What an error calls the lower layer: "the host's directory" by default. */
+  layerName?: string;
+  /**
+   * What an EINVAL for a lower layer on an overlay stacked too deep advises,
+   * after saying so: by default the library's way out (an image directory
+   * as an OverlayMount), not a CLI option.
+   */
+  stackingRemedy?: string;
+  /** A `lower` gone by the time the child mounts it leaves `target` empty (else the mount fails). */
+  skipGoneLower?: boolean;
 }

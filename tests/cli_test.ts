@@ -11,6 +11,7 @@ import { missingControllerError } from "../src/cgroup.ts";
 import { whyNoCgroup } from "../src/cli/cgroup_access.ts";
 import { ownProcessesCure } from "../src/cli/limits.ts";
 import { planHostRoot, PlannedHostRoot } from "../src/host_root.ts";
+import { PROGRAM_LIMITS } from "../src/program.ts";
 import { TemporaryLayers } from "../src/temporary_layers.ts";
 import { parseCommandLine, reportPathOf, RUN_OPTIONS } from "../src/cli/args.ts";
 import { processGroupOrphaned } from "../src/cli/run.ts";
@@ -3900,6 +3901,63 @@ Deno.test({
         "true",
       ]);
       assert.equal(oneLevel.code, 0, oneLevel.stderr);
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+});
+
+// The library's words for these two are its own (an OverlayMount of an
+// image, HostRootMount's steps); sbox run's are about its --rootfs.
+const HOST_ROOT_DEPTH_TEST = "cli: a host directory on an overlay of an overlay (EINVAL) advises --rootfs";
+Deno.test({
+  name: HOST_ROOT_DEPTH_TEST,
+  ignore: skipUnlessRoot(HOST_ROOT_DEPTH_TEST, "it mounts overlays in a mount namespace of its own"),
+  async fn() {
+    const dir = scratchDir("cli-host-depth-");
+    try {
+      // o2 stacks on o1, which stacks on a tmpfs: the host root's overlay of o2 would be a third level.
+      const script = `cd ${shellQuote(dir)} && mount -t tmpfs tmpfs . && cd . && ` +
+        "mkdir l1 u1 w1 o1 u2 w2 o2 && mount -t overlay overlay -o lowerdir=l1,upperdir=u1,workdir=w1 o1 && " +
+        `mount -t overlay overlay -o lowerdir=${shellQuote(dir)}/o1,upperdir=u2,workdir=w2 o2`;
+      const result = await sboxBehind(OWN_MOUNT_NAMESPACE, script, ["run", "--", "true"]);
+      assertSboxFailed(
+        result,
+        new RegExp(
+          `^sbox: cannot mount overlay on ${dir}/o2: EINVAL \\(Invalid argument\\): the host's directory ` +
+            `${dir}/o2 is on an overlayfs \\(mounted on ${dir}/o2\\), which has an overlay among its own ` +
+            `layers \\(${dir}/o1\\), so it cannot be stacked on again: .*: run an image directory on a disk ` +
+            "file system or a tmpfs with --rootfs instead$",
+        ),
+      );
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+});
+
+const TOO_MANY_MOUNTS_TEST = "cli: a host with too many mounts for one setup program advises --rootfs";
+Deno.test({
+  name: TOO_MANY_MOUNTS_TEST,
+  ignore: skipUnlessRoot(TOO_MANY_MOUNTS_TEST, "it mounts in a mount namespace of its own"),
+  async fn() {
+    const dir = Deno.makeTempDirSync({ dir: "/var/tmp", prefix: "sbox-too-many-mounts-" });
+    try {
+      // 150 tmpfs mounts in a/, and a/ bound recursively 150 times in b/:
+      // 22800 mounts, about four steps each in the host-root plan, past
+      // the 65536 a setup program has at most.
+      const script = `cd ${shellQuote(dir)} && mount -t tmpfs tmpfs . && cd . && mkdir a b && i=0 && ` +
+        "while [ $i -lt 150 ]; do mkdir a/$i && mount -t tmpfs tmpfs a/$i || exit 1; i=$((i + 1)); done && " +
+        "i=0 && while [ $i -lt 150 ]; do mkdir b/$i && mount --rbind a b/$i || exit 1; i=$((i + 1)); done";
+      const result = await sboxBehind(OWN_MOUNT_NAMESPACE, script, ["run", "--", "true"]);
+      assertSboxFailed(
+        result,
+        new RegExp(
+          `^sbox: the setup program has \\d+ steps, at most ${PROGRAM_LIMITS.ops}: too many mounts \\(sbox ` +
+            "run's host root takes about four for each of the host's mounts: run an image with --rootfs " +
+            "instead\\)$",
+        ),
+      );
     } finally {
       Deno.removeSync(dir, { recursive: true });
     }

@@ -1444,6 +1444,31 @@ Deno.test("a custom Mount made with mod.ts's exports alone: ProgramBuilder's rea
   }
 });
 
+// README: SboxError is "every error but an aborted signal's reason". A
+// custom Mount's compile() that passes ProgramBuilder a value it cannot
+// encode got a RangeError from start(), where a NUL byte got an SboxError.
+Deno.test("a custom Mount's bad ProgramBuilder call rejects start() with an SboxError of step options", async () => {
+  const dir = scratchDir("bad-builder-call-");
+  try {
+    const calls: [string, (b: ProgramBuilder) => void][] = [
+      ["setpriority", (b) => b.setpriority(50)],
+      ["setgroups", (b) => b.setgroups([-1])],
+      ["seccomp", (b) => b.seccomp(new Uint8Array(3))],
+      ["rlimit", (b) => b.rlimit(7, 2n, 1n, "nofile")],
+    ];
+    for (const [method, compile] of calls) {
+      const custom: Mount = { target: "/opt", validate() {}, compile };
+      await using container = await containerIn(dir, [new OverlayMount([busyboxImage()]), custom]);
+      const err = await container.start({ command: ["/bin/true"] }).then(() => undefined, (e) => e);
+      assert.ok(err instanceof SboxError, `${method}: expected an SboxError, got ${err}`);
+      assert.equal(err.step, "options", method);
+      assert.ok(err.message.startsWith(`ProgramBuilder.${method}(): `), err.message);
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 const FULL_UPPER_TEST =
   "an upper layer on a file system out of inodes fails the start with EROFS, not a read-only root";
 Deno.test(

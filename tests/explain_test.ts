@@ -94,6 +94,64 @@ Deno.test({
   }
 });
 
+// A library user of HostRootMount was told to "run ... with --rootfs
+// instead", the CLI's option: TemporaryLayers picked its words by comparing
+// its option with "--rootfs". The library's way out is an OverlayMount of an
+// image directory. PlannedHostRoot is what HostRootMount.compile builds, on a
+// plan of the whole host; here a plan of one directory.
+const LIBRARY_STACKING_TEST =
+  "a HostRootMount's overlay stacked too deep names the library's way out, not --rootfs";
+Deno.test({
+  name: LIBRARY_STACKING_TEST,
+  ignore: skipUnlessRoot(LIBRARY_STACKING_TEST, "it mounts overlays in a mount namespace of its own"),
+}, async () => {
+  const dir = scratchDir("library-stacking-");
+  try {
+    const src = (path: string) => new URL(`../src/${path}`, import.meta.url).href;
+    // o1 on the tmpfs, o2 on o1: o2 has an overlay among its layers.
+    const mounts = `mount -t tmpfs tmpfs "$1" && cd "$1" && mkdir -p l1/usr u1 w1 o1 u2 w2 o2 layers && ` +
+      "mount -t overlay overlay -o lowerdir=l1,upperdir=u1,workdir=w1 o1 && " +
+      `mount -t overlay overlay -o lowerdir="$1"/o1,upperdir=u2,workdir=w2 o2 && exec "$2" eval "$3" "$1"`;
+    const script = `
+import { ProgramBuilder } from "${src("program.ts")}";
+import { PlannedHostRoot } from "${src("host_root.ts")}";
+import { TemporaryLayers } from "${src("temporary_layers.ts")}";
+const dir = Deno.args[0];
+const b = new ProgramBuilder();
+new PlannedHostRoot([{ kind: "overlay", path: \`\${dir}/o2/usr\` }], new TemporaryLayers(\`\${dir}/layers\`, 1 << 20))
+  .compile(b, \`\${dir}/root\`);
+const program = b.exec("/bin/true", ["true"], [], null).build();
+for (let i = 0;; i++) {
+  const { what, explain } = program.describe(i);
+  if (what.startsWith("cannot mount overlay")) {
+    console.log(explain?.("EINVAL"));
+    break;
+  }
+}`;
+    const output = await commandInOwnMountNamespace(
+      ["sh", "-c", mounts, "sh", dir, Deno.execPath(), script],
+      {
+        stdout: "piped",
+        stderr: "piped",
+      },
+    ).output();
+    const text = new TextDecoder().decode(output.stdout);
+    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+    assert.match(
+      text,
+      new RegExp(
+        `^the host's directory ${dir}/o2/usr is on an overlayfs \\(mounted on ${dir}/o2\\), which has an ` +
+          `overlay among its own layers \\(${dir}/o1\\), so it cannot be stacked on again: .*: give the ` +
+          "container an image directory on a disk file system or a tmpfs instead \\(an OverlayMount of it on /\\)$",
+        "m",
+      ),
+    );
+    assert.doesNotMatch(text, /--rootfs|sbox run/);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 // The exec's fork op clones with CLONE_VM | CLONE_PARENT and makes no
 // namespace: its EPERM or ENOSPC was explained as a namespace's.
 Deno.test("a failed fork op gets no namespace hints; a failed unshare does", () => {

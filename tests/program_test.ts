@@ -8,9 +8,12 @@
 import assert from "node:assert/strict";
 import { MS, OP_BYTES, OpCode, PROGRAM_LIMITS, ProgramBuilder } from "../src/program.ts";
 import { decodeName, encodeUtf8Into, printable } from "../src/cstring.ts";
+import { SboxError } from "../src/error.ts";
 import {
+  compileNeutralOomScoreAdj,
   compileNeutralScheduling,
   neutralOomScoreAdj,
+  resetOomScoreAdj,
   setOomScoreAdjReader,
 } from "../src/security/neutral.ts";
 
@@ -82,12 +85,58 @@ Deno.test("PROGRAM_LIMITS are the helper's, and a program past them is an error 
   for (let i = 0; i < PROGRAM_LIMITS.ops; i++) tooMany.mkdir(`d${i}`);
   assert.throws(
     () => exec(tooMany),
-    new RegExp(
-      `the setup program has ${PROGRAM_LIMITS.ops + 1} steps, at most ${PROGRAM_LIMITS.ops}: too many mounts`,
-    ),
+    (err: unknown) => {
+      assert.ok(err instanceof SboxError && err.step === "options", String(err));
+      assert.match(
+        err.message,
+        new RegExp(
+          `^the setup program has ${
+            PROGRAM_LIMITS.ops + 1
+          } steps, at most ${PROGRAM_LIMITS.ops}: too many mounts`,
+        ),
+      );
+      // The library's own advice: sbox run's --rootfs is the CLI's to give (cli/run.ts).
+      assert.doesNotMatch(err.message, /--rootfs|sbox run/);
+      assert.match(err.message, /HostRootMount .* OverlayMount/);
+      return true;
+    },
   );
   const tooLong = new ProgramBuilder().mkdir("x".repeat(PROGRAM_LIMITS.bytes));
   assert.throws(() => exec(tooLong), /the setup program is \d+ bytes, at most 8388608/);
+});
+
+// ProgramBuilder is public (a custom Mount's compile() calls it): a value it
+// cannot encode is an SboxError of step "options" naming the method, as
+// README promises of every error, not a RangeError.
+Deno.test("ProgramBuilder refuses a value it cannot encode with an SboxError of step options naming the method", () => {
+  const refusals: [string, (b: ProgramBuilder) => ProgramBuilder, RegExp][] = [
+    ["nice 50", (b) => b.setpriority(50), /^ProgramBuilder\.setpriority\(\): the nice value .* got 50$/],
+    ["nice 1.5", (b) => b.setpriority(1.5), /^ProgramBuilder\.setpriority\(\): .* got 1\.5$/],
+    ["a 3-byte filter", (b) => b.seccomp(new Uint8Array(3)), /^ProgramBuilder\.seccomp\(\): .* got 3 bytes$/],
+    ["an empty filter", (b) => b.seccomp(new Uint8Array(0)), /^ProgramBuilder\.seccomp\(\): .* got 0 bytes$/],
+    [
+      "soft above hard",
+      (b) => b.rlimit(7, 10n, 5n, "nofile"),
+      /^ProgramBuilder\.rlimit\(\): nofile: the soft limit 10 is above the hard limit 5$/,
+    ],
+    ["group -1", (b) => b.setgroups([5, -1]), /^ProgramBuilder\.setgroups\(\): a group id .* got -1$/],
+    [
+      "group 2^32",
+      (b) => b.setgroups([2 ** 32]),
+      /^ProgramBuilder\.setgroups\(\): a group id .* got 4294967296$/,
+    ],
+  ];
+  for (const [what, call, message] of refusals) {
+    assert.throws(() => exec(call(new ProgramBuilder())), (err: unknown) => {
+      assert.ok(err instanceof SboxError, `${what}: ${err}`);
+      assert.equal(err.step, "options", what);
+      assert.match(err.message, message, what);
+      return true;
+    });
+  }
+  // The bounds themselves are taken.
+  const b = new ProgramBuilder().setpriority(-20).setpriority(19).seccomp(new Uint8Array(8 * 4096));
+  exec(b.rlimit(7, 5n, 5n, "nofile").setgroups([0, 0xffffffff]));
 });
 
 // A setup that becomes container root for the IPC sysctls alone, then its
@@ -278,6 +327,24 @@ Deno.test("compileNeutralScheduling resets a real-time or deadline policy, a neg
   for (const low of [3, 5]) assert.deepEqual(ops({ nice: 19, policy: low, ioprio: ioprioOf(2, 0) }), []);
   assert.deepEqual(ops({ nice: 5, policy: 0, ioprio: ioprioOf(3, 0) }), []);
   assert.deepEqual(ops({ nice: undefined, policy: undefined, ioprio: undefined }), []);
+});
+
+// One failure, one step: the exec path resets oom_score_adj with the
+// write_existing op (compileNeutralOomScoreAdj), the init path from this
+// process (resetOomScoreAdj), which said "oom_score_adj".
+Deno.test("resetOomScoreAdj fails with step write_existing, as the exec path's op does", () => {
+  const b = new ProgramBuilder();
+  compileNeutralOomScoreAdj(b, 0);
+  const program = b.exec("/bin/true", ["true"], [], null).build();
+  assert.equal(program.describe(0).step, "write_existing");
+  // Above pid_max's highest value (2^22): no such process, ENOENT.
+  const gone = 2 ** 31 - 1;
+  assert.throws(() => resetOomScoreAdj(gone, 0), (err: unknown) => {
+    assert.ok(err instanceof SboxError, String(err));
+    assert.deepEqual([err.step, err.errno], ["write_existing", "ENOENT"]);
+    assert.match(err.message, new RegExp(`^cannot open /proc/${gone}/oom_score_adj: ENOENT`));
+    return true;
+  });
 });
 
 Deno.test("neutralOomScoreAdj: 0 for a negative oom_score_adj, read once unless negative", () => {

@@ -57,3 +57,28 @@ Deno.test("mod.ts's module example runs as written with --allow-ffi only", async
   assert.throws(() => Deno.statSync("/tmp/sbox-hello"), "the state dir is removed");
   assert.equal(Cgroup.current().child("sbox-hello").exists(), false, "the cgroup is removed");
 });
+
+// SboxError.step is typed (src/error.ts's Step), so deno check holds every
+// step an SboxError is made with to the union; this holds the README's list
+// to it: each value beside the op names, and nothing else.
+Deno.test("README lists every Step beside the op names, and no other", () => {
+  const source = Deno.readTextFileSync(`${ROOT}src/error.ts`);
+  const union = /^export type Step =\n((?: {2}\| .*\n)+)/m.exec(source);
+  assert.ok(union, "src/error.ts has `export type Step =` with one member a line");
+  const members = union[1].split("\n").map((line) => line.replace(/^ {2}\| /, "").replace(/;$/, "")).filter((
+    m,
+  ) => m !== "");
+  assert.equal(members[0], "OpName");
+  const steps = members.slice(1).map((m) => JSON.parse(m) as string).sort();
+  const readme = Deno.readTextFileSync(`${ROOT}README.md`);
+  const list = /^An `SboxError`'s `step` is a `Step`.*\n\n((?:(?:- | {2}).*\n)+)/m.exec(readme);
+  assert.ok(list, "README has the list of steps");
+  const items = list[1].split(/^- /m).filter((item) => item !== "");
+  assert.match(items[0], /^an op name \(`OpName`/);
+  // The rest: each item's names before its colon (items 1-2 are op names used beyond their op).
+  const listed = items.slice(1).flatMap((item) =>
+    [...item.slice(0, item.indexOf(":")).matchAll(/`([a-z_]+)`/g)].map(([, name]) => name)
+  );
+  const opNames = ["reaper", "setns", "fork"];
+  assert.deepEqual(listed.filter((name) => !opNames.includes(name)).sort(), steps);
+});

@@ -108,6 +108,10 @@ function bindSourceExists(source: string): boolean {
   }
 }
 
+/** What sbox run advises when a host directory is on an overlay it cannot stack on: an image instead. */
+const HOST_ROOT_STACKING_REMEDY =
+  "run an image directory on a disk file system or a tmpfs with --rootfs instead";
+
 /** An image directory as the read-only lower layer of the root, with a temporary upper layer. */
 class ImageRootMount implements Mount {
   readonly target = "/";
@@ -124,7 +128,11 @@ class ImageRootMount implements Mount {
 
   compile(b: ProgramBuilder, rootfs: string): void {
     this.#layers.mountTmpfs(b);
-    this.#layers.overlay(b, this.#image, rootfs, 0, "cannot mount the overlay of the image on /", "--rootfs");
+    this.#layers.overlay(b, this.#image, rootfs, 0, "cannot mount the overlay of the image on /", {
+      option: "--rootfs",
+      layerName: "the image",
+      stackingRemedy: "copy the image to a directory on a disk file system or a tmpfs (`cp -a`)",
+    });
   }
 }
 
@@ -177,7 +185,7 @@ export function containerMounts(
   const hosts = hostsWithHostname(image ?? "/", settings.hostname);
   const hostname = hostnameFile(image ?? "/", settings.hostname);
   const root = image === undefined
-    ? new PlannedHostRoot(planHostRoot(), layers)
+    ? new PlannedHostRoot(planHostRoot(), layers, HOST_ROOT_STACKING_REMEDY)
     : new ImageRootMount(image, layers);
   const cwd = settings.cwd ?? "/";
   // /tmp is bounded like /dev/shm; `--tmpfs /tmp:SIZE` mounts a bigger one over it.

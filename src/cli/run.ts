@@ -18,6 +18,7 @@ import type { Cgroup } from "../cgroup.ts";
 import { Container } from "../container.ts";
 import { SboxError } from "../error.ts";
 import type { InitProcess, ProcessStatus, ResourceUsage } from "../process.ts";
+import { TooManyStepsError } from "../program.ts";
 import { signalNumber } from "../signal.ts";
 import { ROOT_PATH } from "../user.ts";
 import { environment, readFile } from "../sys.ts";
@@ -363,6 +364,14 @@ async function execute(
       throw new SboxError(
         `the container ran out of memory before the command started: ${limit} is less than its setup needs`,
         { step: "run", cause: err },
+      );
+    }
+    if (err instanceof TooManyStepsError && image === undefined) {
+      // The host's mounts are the usual cause: an image has none of them.
+      throw new SboxError(
+        `${err.problem} (sbox run's host root takes about four for each of the host's mounts: run an image ` +
+          "with --rootfs instead)",
+        { step: "options", cause: err },
       );
     }
     if (!(err instanceof SboxError && err.step === "exec")) throw err;

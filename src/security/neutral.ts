@@ -204,9 +204,9 @@ export function neutralStart(): NeutralStart {
  */
 export function resetOomScoreAdj(pid: number, value: number): void {
   const path = `/proc/${pid}/oom_score_adj`;
-  const fd = check(tryOpen(path, O.WRONLY), "oom_score_adj", `cannot open ${path}`);
+  const fd = check(tryOpen(path, O.WRONLY), "write_existing", `cannot open ${path}`);
   try {
-    check(tryWrite(fd, new TextEncoder().encode(String(value))), "oom_score_adj", `cannot write ${path}`);
+    check(tryWrite(fd, new TextEncoder().encode(String(value))), "write_existing", `cannot write ${path}`);
   } finally {
     close(fd);
   }
