@@ -31,7 +31,6 @@ import {
   open,
   pidfdSignal,
   pipe,
-  readDir,
   setNonblocking,
   tryRead,
   waitPidfd,
@@ -112,14 +111,15 @@ export class HostDaemon {
         sync: true,
         childFds: [devNull, stderrWrite, ...passFds],
         beforeStart: neutral && ((pid) => neutral.reset(pid)),
-        // Built after launch opened its pipes: the staging fds must be above
-        // every fd open now, the result pipe's write end included.
-        program: (sync) => {
+        // Built once launch has opened its pipes: the staging fds must miss
+        // the result pipe's write end (placeFds).
+        program: (sync, resultFd) => {
           const b = new ProgramBuilder();
           dieWithParent(b);
           compileNeutralScheduling(b);
+          // Closes both ends of the sync pipe in the child, before placeFds.
           b.waitParent(sync.read, sync.write);
-          placeFds(b, sources, highestOpenFd(), spec.step, spec.argv[0]);
+          placeFds(b, sources, resultFd, spec.step, spec.argv[0]);
           b.closeFrom(sources.length);
           return b.exec(spec.argv[0], spec.argv, [], null).build();
         },
@@ -174,22 +174,29 @@ export class HostDaemon {
 /**
  * dup2s `sources[i]` to fd `i` without clobbering a source before it is
  * used: every source first goes to a staging fd above all of them and above
- * `highest`, the highest fd open in the parent. A staging fd must never be
- * one the child still needs: dup2 onto launch's result pipe would close it,
+ * `resultFd`, the child's end of launch's result pipe. Those are all the
+ * child still needs when the dup2s run: its sync pipe's ends are closed
+ * (wait_parent comes first), and its every other fd is a copy of one of this
+ * process's, which the child may close (close_from closes them all after).
+ * A staging fd must never be the result pipe: dup2 onto it would close it,
  * the parent would take the end-of-file for a successful exec and free the
  * child's stack while the child still runs on it (SIGSEGV).
+ *
+ * Not above every fd open in this process: a high fd it inherited (a CI
+ * harness's fd 251) under a low `ulimit -n` (128) would put the staging fds
+ * past the limit, and every start of newuidmap fail with EMFILE.
  */
 function placeFds(
   b: ProgramBuilder,
   sources: number[],
-  highest: number,
+  resultFd: number,
   step: Step,
   program: string,
 ): void {
-  const staging = Math.max(...sources, sources.length, highest) + 1;
+  const staging = Math.max(...sources, sources.length, resultFd) + 1;
   // dup2 onto an fd at or above the limit fails (EBADF, "cannot set up fd
-  // N" from the child, which named no cause): this process has too many
-  // open for the daemon's fds to find room above them all.
+  // N" from the child, which named no cause): the daemon's fds or the
+  // result pipe are so near the limit that no room is left above them.
   if (staging + sources.length > openFileLimit()) {
     throw SboxError.fromErrno(step, `cannot hand ${program} its fds`, EMFILE);
   }
@@ -201,15 +208,6 @@ function placeFds(
 function openFileLimit(): number {
   const limit = Number(ownLimits("soft")[RLIMIT_RESOURCES.NOFILE] ?? Infinity);
   return Number.isSafeInteger(limit) ? limit : Infinity;
-}
-
-/** The highest fd this process has open (from /proc/self/fd). */
-function highestOpenFd(): number {
-  let highest = 2;
-  for (const { name } of readDir("/proc/self/fd")) {
-    if (/^\d+$/.test(name)) highest = Math.max(highest, Number(name));
-  }
-  return highest;
 }
 
 /** Reads `fd` to end-of-file, keeping the last bytes; closes it. */

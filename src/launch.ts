@@ -52,8 +52,13 @@ export interface LaunchSpec {
   flags: bigint;
   /** cgroup directory fd for CLONE_INTO_CGROUP, or -1. */
   cgroupFd: number;
-  /** Compiles the program; `sync` holds the pipe ends for `waitParent`, or -1s. */
-  program: (sync: SyncPipe) => Program;
+  /**
+   * Compiles the program; `sync` holds the pipe ends for `waitParent`, or
+   * -1s; `resultFd` is the child's end of the result pipe (its
+   * Context.result_fd), which it writes until its exec: a dup2 onto that
+   * number before then would close it.
+   */
+  program: (sync: SyncPipe, resultFd: number) => Program;
   /** Whether the child must wait for `beforeStart`. */
   sync: boolean;
   /** fds that only the child needs (stdio ends): closed here after clone3. */
@@ -211,7 +216,7 @@ function spawn(spec: LaunchSpec): Spawned {
       [syncRead, syncWrite] = pipe();
       opened.push(syncRead, syncWrite);
     }
-    program = spec.program({ read: syncRead, write: syncWrite });
+    program = spec.program({ read: syncRead, write: syncWrite }, resultWrite);
   } catch (err) {
     for (const fd of [...opened, ...spec.childFds]) close(fd);
     throw err;

@@ -1,7 +1,7 @@
 /**
  * Fills this process's fd table but for `free` slots, for each `free` from
- * 0 to 24 (a user's start needs more: newuidmap's fds are staged above
- * every open one), and tries a start (no cgroup, stdio inherited) in it: the start
+ * 0 to 24 (a user's start needs more: newuidmap's and newgidmap's fds),
+ * and tries a start (no cgroup, stdio inherited) in it: the start
  * that finds room for its pipes but none for clone3's pidfd fails in
  * clone3. Prints each start's error message ("ok" for a start that
  * worked), and the fds held before and after, as JSON. Run by
