@@ -189,8 +189,8 @@ export const EXPECTED_ABI: number =
 
 const ARCH_DIRS: Record<string, string> = { x86_64: "x86_64-linux", aarch64: "aarch64-linux" };
 
-/** Where the library may be, in the order tried. */
-function candidates(): string[] {
+/** Where a local build of the library may be, in the order tried. */
+function localCandidates(): string[] {
   const here = new URL(".", import.meta.url);
   // A local build first: it is what a checkout runs, and newer than a
   // packaged copy. Each miss costs a failed dlopen (~1 ms).
@@ -227,27 +227,41 @@ function otherArchitecture(path: string): string {
 
 /** What to do when no library could be opened, for a copy of sbox loaded from `moduleUrl`. */
 function remedy(moduleUrl: string): string {
+  if (embedded.state === "failed") return embedded.reason;
+  if (embedded.state === "cached") {
+    return `its embedded copy, written to ${embedded.path}, does not load (a file system mounted noexec? ` +
+      "set XDG_CACHE_HOME to a directory on another)";
+  }
   if (!moduleUrl.startsWith("file:")) {
     return `this copy of sbox was loaded from ${new URL("..", moduleUrl)}, which does not deliver ` +
-      "libsbox.so: use a checkout of sbox, set up with ./tools/setup (README, Distribution)";
+      `libsbox.so (its src/embedded_library.ts holds none for ${Deno.build.arch}: published without ` +
+      "`deno task publish`?): use a checkout of sbox, set up with ./tools/setup (README, Distribution)";
   }
   return "run ./tools/setup in sbox's checkout, which builds it (zig build --release)";
 }
 
 let library: Deno.DynamicLibrary<typeof SYMBOLS> | undefined;
+/** The path {@linkcode library} was opened from. */
+let opened = "";
 let symbols: HelperSymbols | undefined;
 
 /**
- * The helper's calls; opens the library on first use: the first of
- * {@linkcode candidates} that loads and has the ABI this module expects
- * (a build left from another version of sbox is passed over, and named if
- * nothing else will do).
+ * The embedded copy of the library (src/embedded_helper.ts), once the
+ * start-up step below looked for it: its cache file, or why it cannot be
+ * used; `none` when a local build loaded or the module holds no copy for
+ * this machine.
  */
-export function helper(): HelperSymbols {
-  if (symbols) return symbols;
-  const errors: string[] = [];
-  let opened = "";
-  for (const path of candidates()) {
+let embedded: { state: "none" } | { state: "cached"; path: string } | { state: "failed"; reason: string } = {
+  state: "none",
+};
+
+/**
+ * Opens the first of `paths` that loads and has the ABI this module expects
+ * as {@linkcode library}, and says in `errors` why each one before it did
+ * not; returns whether one did.
+ */
+function openFirst(paths: readonly string[], errors: string[]): boolean {
+  for (const path of paths) {
     let candidate: Deno.DynamicLibrary<typeof SYMBOLS>;
     try {
       candidate = Deno.dlopen(path, SYMBOLS);
@@ -269,7 +283,7 @@ export function helper(): HelperSymbols {
     if (abi === EXPECTED_ABI) {
       library = candidate;
       opened = path;
-      break;
+      return true;
     }
     candidate.close();
     errors.push(
@@ -278,18 +292,60 @@ export function helper(): HelperSymbols {
       })`,
     );
   }
-  if (!library) {
-    const tried = errors.length > 0 ? ` (${errors.join("; ")})` : "";
-    throw new SboxError(`cannot open the sbox helper library: ${remedy(import.meta.url)}${tried}`, {
-      step: "ffi",
-    });
+  return false;
+}
+
+// The start-up step, before any helper() call: helper() is synchronous, and
+// importing the embedded copy is not. A local build is opened here, as
+// helper() would on first use, so a checkout pays nothing more than before;
+// only where none loads is the embedded copy imported, with a literal
+// specifier, so that `deno compile` and JSR keep it in the module graph.
+// Only with --allow-ffi granted (querySync never prompts: `sbox --help`
+// needs no permission), and never throwing: helper() reports what failed.
+if (Deno.permissions.querySync({ name: "ffi" }).state === "granted") {
+  try {
+    if (!openFirst(localCandidates(), [])) {
+      const { embeddedLibraryFile } = await import("./embedded_helper.ts");
+      const path = await embeddedLibraryFile();
+      if (path !== undefined) {
+        embedded = { state: "cached", path };
+        openFirst([path], []);
+      }
+    }
+  } catch (err) {
+    embedded = { state: "failed", reason: err instanceof Error ? err.message : String(err) };
   }
-  const helperCalls = calls(library.symbols);
+}
+
+/**
+ * The helper's calls. The library is opened when this module loads, or
+ * else on first use: the first local build ({@linkcode localCandidates})
+ * that loads and has the ABI this module expects (a build left from another
+ * version of sbox is passed over, and named if nothing else will do), else
+ * the embedded copy's cache file (src/embedded_helper.ts), under the same
+ * check.
+ */
+export function helper(): HelperSymbols {
+  if (symbols) return symbols;
+  // Opened at start-up, or else tried again now (and to say why not).
+  if (!library) {
+    const errors: string[] = [];
+    const paths = localCandidates();
+    if (embedded.state === "cached") paths.push(embedded.path);
+    if (!openFirst(paths, errors)) {
+      const tried = errors.length > 0 ? ` (${errors.join("; ")})` : "";
+      throw new SboxError(`cannot open the sbox helper library: ${remedy(import.meta.url)}${tried}`, {
+        step: "ffi",
+      });
+    }
+  }
+  const lib = library as Deno.DynamicLibrary<typeof SYMBOLS>;
+  const helperCalls = calls(lib.symbols);
   if (inWorker()) {
     try {
       trackWorker(opened, helperCalls);
     } catch (err) {
-      library.close();
+      lib.close();
       library = undefined;
       throw err;
     }

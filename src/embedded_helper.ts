@@ -1,0 +1,283 @@
+/**
+ * The helper library of a copy of sbox whose modules are not local files (an
+ * `https:` or JSR import, a `deno compile` binary): src/embedded_library.ts
+ * carries libsbox.so for each architecture as base64 (tools/embed-helper.ts
+ * writes it before publishing), and this module writes this machine's copy
+ * to a private cache file once, for src/ffi.ts to dlopen. ffi.ts imports it
+ * only when no local build loads, so that a checkout never loads it.
+ *
+ * Every file operation here is the C library's, over FFI: the helper's own
+ * wrappers (src/sys.ts) need the library this module is setting up, and
+ * Deno's file APIs would need more than --allow-ffi. Nor does this module
+ * import sys.ts: sys.ts imports ffi.ts, whose evaluation awaits this module.
+ *
+ * @module
+ */
+
+import { describeErrno, errnoNumber } from "./errno.ts";
+import { SboxError } from "./error.ts";
+
+/** One architecture's copy of libsbox.so, as tools/embed-helper.ts writes it. */
+export interface EmbeddedLibrary {
+  /** The library's bytes, base64. */
+  readonly base64: string;
+  /** The SHA-256 of those bytes, 64 lowercase hex digits. */
+  readonly sha256: string;
+}
+
+/** The embedded copies by `Deno.build.arch`; the committed placeholder has none. */
+export type EmbeddedLibraries = Readonly<Partial<Record<"x86_64" | "aarch64", EmbeddedLibrary>>>;
+
+const LIBC = {
+  getenv: { parameters: ["buffer"], result: "pointer" },
+  geteuid: { parameters: [], result: "u32" },
+  __errno_location: { parameters: [], result: "pointer" },
+  mkdir: { parameters: ["buffer", "u32"], result: "i32" },
+  // openat's mode is variadic in C; the x86_64 and aarch64 Linux ABIs pass it as a plain argument.
+  openat: { parameters: ["i32", "buffer", "i32", "u32"], result: "i32" },
+  // statx rather than fstat: one struct layout on every architecture (glibc 2.28).
+  statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  fsync: { parameters: ["i32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+  linkat: { parameters: ["i32", "buffer", "i32", "buffer", "i32"], result: "i32" },
+  renameat: { parameters: ["i32", "buffer", "i32", "buffer"], result: "i32" },
+  unlinkat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+type Libc = Deno.DynamicLibrary<typeof LIBC>["symbols"];
+
+const AT_FDCWD = -100;
+const AT_EMPTY_PATH = 0x1000;
+const STATX_BASIC_STATS = 0x7ff;
+const O_RDONLY = 0, O_WRONLY = 1, O_CREAT = 0o100, O_EXCL = 0o200, O_CLOEXEC = 0o2000000, O_PATH = 0o10000000;
+const O_NOFOLLOW = Deno.build.arch === "aarch64" ? 0o100000 : 0o400000;
+const S_IFMT = 0o170000, S_IFDIR = 0o040000, S_IFREG = 0o100000, S_IFLNK = 0o120000;
+const EEXIST = errnoNumber("EEXIST"), ENOENT = errnoNumber("ENOENT");
+const EINTR = errnoNumber("EINTR");
+
+const encoder = new TextEncoder();
+const cstr = (s: string) => encoder.encode(`${s}\0`);
+
+/** libc's errno after a failed call, read at once (the next call may change it). */
+function errno(libc: Libc): number {
+  const p = libc.__errno_location();
+  return p === null ? 0 : new Deno.UnsafePointerView(p).getInt32();
+}
+
+function fail(message: string): never {
+  throw new SboxError(message, { step: "ffi" });
+}
+
+/**
+ * The path of this machine's embedded helper library, written to the cache
+ * directory ({@linkcode cacheDirectory}) on first use: `libsbox-<first 16 hex
+ * digits of its SHA-256>.so`, so that versions of sbox share the directory
+ * without overwriting each other. `undefined` when src/embedded_library.ts
+ * holds no copy for this architecture (the committed placeholder). Throws an
+ * {@linkcode SboxError} naming the path and what is wrong when the cache is
+ * not safe to load code from.
+ */
+export async function embeddedLibraryFile(): Promise<string | undefined> {
+  const { EMBEDDED_LIBRARIES } = await import("./embedded_library.ts");
+  const embedded = EMBEDDED_LIBRARIES[Deno.build.arch as "x86_64" | "aarch64"];
+  if (embedded === undefined) return undefined;
+  const name = `libsbox-${embedded.sha256.slice(0, 16)}.so`;
+  const libc = Deno.dlopen("libc.so.6", LIBC).symbols;
+  // The library keeps process-wide state (helper/janitor.zig), so every
+  // isolate must load the one file: another Worker may have found another
+  // cache directory, had the environment changed in between.
+  const loaded = mappedPath(libc, name);
+  if (loaded !== undefined) return loaded;
+  const dir = cacheDirectory(libc);
+  const dirFd = openPrivateDirectory(libc, dir);
+  try {
+    if (!checkCacheFile(libc, dirFd, dir, name)) {
+      await writeCacheFile(libc, dirFd, dir, name, embedded);
+      checkCacheFile(libc, dirFd, dir, name);
+    }
+  } finally {
+    libc.close(dirFd);
+  }
+  return `${dir}/${name}`;
+}
+
+/**
+ * The per-user cache directory: `$XDG_CACHE_HOME/sbox`, else
+ * `$HOME/.cache/sbox`, else `/tmp/sbox-<euid>` (a relative value counts as
+ * unset, as the XDG base directory specification says).
+ */
+function cacheDirectory(libc: Libc): string {
+  const env = (name: string) => {
+    const p = libc.getenv(cstr(name));
+    const value = p === null ? "" : Deno.UnsafePointerView.getCString(p);
+    return value.startsWith("/") ? value.replace(/\/+$/, "") : undefined;
+  };
+  const xdg = env("XDG_CACHE_HOME");
+  if (xdg !== undefined) return `${xdg}/sbox`;
+  const home = env("HOME");
+  if (home !== undefined) {
+    // Made as the specification says, for the user alone; it may exist.
+    libc.mkdir(cstr(`${home}/.cache`), 0o700);
+    return `${home}/.cache/sbox`;
+  }
+  return `/tmp/sbox-${libc.geteuid()}`;
+}
+
+/** Owner and mode of the file open as `fd`. */
+function statFd(libc: Libc, fd: number, what: string): { uid: number; mode: number } {
+  const buf = new Uint8Array(256);
+  if (libc.statx(fd, cstr(""), AT_EMPTY_PATH, STATX_BASIC_STATS, buf) !== 0) {
+    fail(`cannot stat ${what}: ${describeErrno(errno(libc))}`);
+  }
+  const view = new DataView(buf.buffer);
+  // struct statx: stx_uid at 20, stx_mode at 28.
+  return { uid: view.getUint32(20, true), mode: view.getUint16(28, true) };
+}
+
+/**
+ * What makes `stat` unsafe to load code from, for root too: not of `type`
+ * (a symbolic link is not followed), another owner, or write access for
+ * group or others; `undefined` when it is safe.
+ */
+function unsafe(libc: Libc, stat: { uid: number; mode: number }, type: number): string | undefined {
+  if ((stat.mode & S_IFMT) === S_IFLNK) return "is a symbolic link";
+  if ((stat.mode & S_IFMT) !== type) return type === S_IFDIR ? "is not a directory" : "is not a regular file";
+  const euid = libc.geteuid();
+  if (stat.uid !== euid) return `belongs to uid ${stat.uid}, not to this user (uid ${euid})`;
+  if ((stat.mode & 0o022) !== 0) {
+    return `is writable by its group or others (mode ${(stat.mode & 0o7777).toString(8).padStart(4, "0")})`;
+  }
+  return undefined;
+}
+
+/**
+ * Makes `dir` (0700) unless it is there, opens it without following a
+ * symbolic link in its last component, and refuses it unless it is a
+ * directory of this user's that nobody else may write to: root dlopens what
+ * it holds.
+ */
+function openPrivateDirectory(libc: Libc, dir: string): number {
+  if (libc.mkdir(cstr(dir), 0o700) !== 0) {
+    const e = errno(libc);
+    if (e !== EEXIST) fail(`cannot create the cache directory ${dir}: ${describeErrno(e)}`);
+  }
+  // O_PATH: an fd of whatever is there, a symbolic link itself included,
+  // that serves as the directory of openat, linkat and unlinkat once checked.
+  const fd = libc.openat(AT_FDCWD, cstr(dir), O_PATH | O_NOFOLLOW | O_CLOEXEC, 0);
+  if (fd < 0) fail(`cannot open the cache directory ${dir}: ${describeErrno(errno(libc))}`);
+  const problem = unsafe(libc, statFd(libc, fd, dir), S_IFDIR);
+  if (problem !== undefined) {
+    libc.close(fd);
+    fail(
+      `the cache directory ${dir} ${problem}: sbox loads its helper library from there, so it must be ` +
+        "private (remove it, or set XDG_CACHE_HOME to a directory of your own)",
+    );
+  }
+  return fd;
+}
+
+/**
+ * Whether `name` is in the cache already; throws if it is there but is not
+ * a regular file of this user's that only this user may write to. Its
+ * content is not hashed again: nobody else can write to the directory, and
+ * files appear there whole (see {@linkcode writeCacheFile}).
+ */
+function checkCacheFile(libc: Libc, dirFd: number, dir: string, name: string): boolean {
+  const path = `${dir}/${name}`;
+  const fd = libc.openat(dirFd, cstr(name), O_PATH | O_NOFOLLOW | O_CLOEXEC, 0);
+  if (fd < 0) {
+    const e = errno(libc);
+    if (e === ENOENT) return false;
+    fail(`cannot open ${path}: ${describeErrno(e)}`);
+  }
+  try {
+    const problem = unsafe(libc, statFd(libc, fd, path), S_IFREG);
+    if (problem !== undefined) fail(`${path} ${problem}: sbox will not load it (remove it)`);
+  } finally {
+    libc.close(fd);
+  }
+  return true;
+}
+
+/**
+ * Writes the library as `name`, atomically: a new temporary file (O_EXCL)
+ * in the same directory, written, synced, then linked to its name. A link
+ * does not replace a file another process or Worker put there meanwhile
+ * (theirs is as whole and the same), so a file loaded once keeps its inode.
+ */
+async function writeCacheFile(
+  libc: Libc,
+  dirFd: number,
+  dir: string,
+  name: string,
+  embedded: EmbeddedLibrary,
+): Promise<void> {
+  const bytes = Uint8Array.from(atob(embedded.base64), (c) => c.charCodeAt(0));
+  // The name says what the file holds: make it true, whatever happened to the module.
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  const sha256 = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+  if (sha256 !== embedded.sha256) {
+    fail(`the embedded helper library is damaged: its SHA-256 is ${sha256}, not ${embedded.sha256}`);
+  }
+  const temporary = cstr(`.${name}.${crypto.randomUUID()}`);
+  const fd = libc.openat(dirFd, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o500);
+  if (fd < 0) fail(`cannot create a file in ${dir}: ${describeErrno(errno(libc))}`);
+  try {
+    try {
+      for (let offset = 0; offset < bytes.length;) {
+        const n = Number(libc.write(fd, bytes.subarray(offset), BigInt(bytes.length - offset)));
+        if (n >= 0) {
+          offset += n;
+          continue;
+        }
+        const e = errno(libc);
+        if (e !== EINTR) fail(`cannot write to ${dir}: ${describeErrno(e)}`);
+      }
+      if (libc.fsync(fd) !== 0) fail(`cannot write to ${dir}: ${describeErrno(errno(libc))}`);
+    } finally {
+      libc.close(fd);
+    }
+    if (libc.linkat(dirFd, temporary, dirFd, cstr(name), 0) !== 0) {
+      // EEXIST: another process or Worker was first, with the same bytes.
+      // Another failure: a file system without hard links; a rename is atomic too.
+      if (errno(libc) !== EEXIST && libc.renameat(dirFd, temporary, dirFd, cstr(name)) !== 0) {
+        fail(`cannot create ${dir}/${name}: ${describeErrno(errno(libc))}`);
+      }
+    }
+  } finally {
+    libc.unlinkat(dirFd, temporary, 0);
+  }
+}
+
+/**
+ * The path of a file named `name` that this process has mapped already (a
+ * library another isolate loaded), from /proc/self/maps; `undefined` if
+ * none is, or it has been deleted since.
+ */
+function mappedPath(libc: Libc, name: string): string | undefined {
+  const fd = libc.openat(AT_FDCWD, cstr("/proc/self/maps"), O_RDONLY | O_CLOEXEC, 0);
+  if (fd < 0) return undefined;
+  const chunks: Uint8Array[] = [];
+  try {
+    for (;;) {
+      const buf = new Uint8Array(65536);
+      const n = Number(libc.read(fd, buf, BigInt(buf.length)));
+      if (n < 0 && errno(libc) === EINTR) continue;
+      if (n <= 0) break;
+      chunks.push(buf.subarray(0, n));
+    }
+  } finally {
+    libc.close(fd);
+  }
+  const decoder = new TextDecoder();
+  const maps = chunks.map((chunk) => decoder.decode(chunk, { stream: true })).join("");
+  for (const line of maps.split("\n")) {
+    // "address perms offset dev inode path": the path is what follows the
+    // first "/", and may hold spaces.
+    const path = line.slice(line.indexOf("/"));
+    if (line.includes("/") && path.endsWith(`/${name}`)) return path;
+  }
+  return undefined;
+}
