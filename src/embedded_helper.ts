@@ -41,6 +41,7 @@ const LIBC = {
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   fsync: { parameters: ["i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
+  readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
   linkat: { parameters: ["i32", "buffer", "i32", "buffer", "i32"], result: "i32" },
   renameat: { parameters: ["i32", "buffer", "i32", "buffer"], result: "i32" },
   unlinkat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
@@ -49,11 +50,11 @@ const LIBC = {
 type Libc = Deno.DynamicLibrary<typeof LIBC>["symbols"];
 
 const AT_FDCWD = -100;
-const AT_EMPTY_PATH = 0x1000;
+const AT_EMPTY_PATH = 0x1000, AT_SYMLINK_NOFOLLOW = 0x100;
 const STATX_BASIC_STATS = 0x7ff;
 const O_RDONLY = 0, O_WRONLY = 1, O_CREAT = 0o100, O_EXCL = 0o200, O_CLOEXEC = 0o2000000, O_PATH = 0o10000000;
 const O_NOFOLLOW = Deno.build.arch === "aarch64" ? 0o100000 : 0o400000;
-const S_IFMT = 0o170000, S_IFDIR = 0o040000, S_IFREG = 0o100000, S_IFLNK = 0o120000;
+const S_IFMT = 0o170000, S_IFDIR = 0o040000, S_IFREG = 0o100000, S_IFLNK = 0o120000, S_ISVTX = 0o1000;
 const EEXIST = errnoNumber("EEXIST"), ENOENT = errnoNumber("ENOENT");
 const EINTR = errnoNumber("EINTR");
 
@@ -90,8 +91,7 @@ export async function embeddedLibraryFile(): Promise<string | undefined> {
   // cache directory, had the environment changed in between.
   const loaded = mappedPath(libc, name);
   if (loaded !== undefined) return loaded;
-  const dir = cacheDirectory(libc);
-  const dirFd = openPrivateDirectory(libc, dir);
+  const { fd: dirFd, dir } = openPrivateDirectory(libc, cacheDirectory(libc));
   try {
     if (!checkCacheFile(libc, dirFd, dir, name)) {
       await writeCacheFile(libc, dirFd, dir, name, embedded);
@@ -156,9 +156,12 @@ function unsafe(libc: Libc, stat: { uid: number; mode: number }, type: number): 
  * Makes `dir` (0700) unless it is there, opens it without following a
  * symbolic link in its last component, and refuses it unless it is a
  * directory of this user's that nobody else may write to: root dlopens what
- * it holds.
+ * it holds. Returns it open, with its path as the kernel resolved it, whose
+ * every ancestor no other user may change either ({@linkcode checkAncestors}):
+ * dlopen takes a path, not the fd checked here, so the path must lead to the
+ * same file when dlopen walks it.
  */
-function openPrivateDirectory(libc: Libc, dir: string): number {
+function openPrivateDirectory(libc: Libc, dir: string): { fd: number; dir: string } {
   if (libc.mkdir(cstr(dir), 0o700) !== 0) {
     const e = errno(libc);
     if (e !== EEXIST) fail(`cannot create the cache directory ${dir}: ${describeErrno(e)}`);
@@ -167,15 +170,65 @@ function openPrivateDirectory(libc: Libc, dir: string): number {
   // that serves as the directory of openat, linkat and unlinkat once checked.
   const fd = libc.openat(AT_FDCWD, cstr(dir), O_PATH | O_NOFOLLOW | O_CLOEXEC, 0);
   if (fd < 0) fail(`cannot open the cache directory ${dir}: ${describeErrno(errno(libc))}`);
-  const problem = unsafe(libc, statFd(libc, fd, dir), S_IFDIR);
-  if (problem !== undefined) {
+  try {
+    const problem = unsafe(libc, statFd(libc, fd, dir), S_IFDIR);
+    if (problem !== undefined) {
+      fail(
+        `the cache directory ${dir} ${problem}: sbox loads its helper library from there, so it must be ` +
+          "private (remove it, or set XDG_CACHE_HOME to a directory of your own)",
+      );
+    }
+    const resolved = resolvedPath(libc, fd, dir);
+    checkAncestors(libc, resolved);
+    return { fd, dir: resolved };
+  } catch (err) {
     libc.close(fd);
-    fail(
-      `the cache directory ${dir} ${problem}: sbox loads its helper library from there, so it must be ` +
-        "private (remove it, or set XDG_CACHE_HOME to a directory of your own)",
-    );
+    throw err;
   }
-  return fd;
+}
+
+/** The path of the directory open as `fd`, as the kernel resolved it (no symbolic links). */
+function resolvedPath(libc: Libc, fd: number, dir: string): string {
+  const buf = new Uint8Array(4096);
+  const n = Number(libc.readlink(cstr(`/proc/self/fd/${fd}`), buf, BigInt(buf.length)));
+  if (n < 0) fail(`cannot resolve the cache directory ${dir}: ${describeErrno(errno(libc))}`);
+  const path = new TextDecoder().decode(buf.subarray(0, n));
+  // " (deleted)", or a path of another mount namespace: nothing to load from.
+  if (!path.startsWith("/") || n === buf.length) fail(`cannot resolve the cache directory ${dir}: ${path}`);
+  return path;
+}
+
+/**
+ * Refuses `dir` unless each directory above it (of a resolved path: none is
+ * a symbolic link) is root's or this user's and writable by nobody else,
+ * the sticky bit excepted (/tmp: others may add entries there, not rename or
+ * remove this user's). Else another user could swap a directory on the way
+ * between this check and dlopen's walk of the path, as OpenSSH's StrictModes
+ * and sudo reason about the directories above a file they trust.
+ */
+function checkAncestors(libc: Libc, dir: string): void {
+  const euid = libc.geteuid();
+  for (let end = dir.lastIndexOf("/"); end >= 0; end = dir.lastIndexOf("/", end - 1)) {
+    const ancestor = end === 0 ? "/" : dir.slice(0, end);
+    const buf = new Uint8Array(256);
+    if (libc.statx(AT_FDCWD, cstr(ancestor), AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, buf) !== 0) {
+      fail(`cannot stat ${ancestor}: ${describeErrno(errno(libc))}`);
+    }
+    const view = new DataView(buf.buffer);
+    const uid = view.getUint32(20, true), mode = view.getUint16(28, true);
+    const problem = uid !== 0 && uid !== euid
+      ? `belongs to uid ${uid}`
+      : (mode & 0o022) !== 0 && (mode & S_ISVTX) === 0
+      ? `is writable by its group or others (mode ${(mode & 0o7777).toString(8).padStart(4, "0")})`
+      : undefined;
+    if (problem !== undefined) {
+      fail(
+        `the cache directory ${dir} lies in ${ancestor}, which ${problem}: another user could replace the ` +
+          "directories on the way to the library sbox loads (set XDG_CACHE_HOME to a directory of your own)",
+      );
+    }
+    if (end === 0) break;
+  }
 }
 
 /**

@@ -275,7 +275,7 @@ function literally(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
-Deno.test("distribution: a cache directory that group or others may write to, or a link, is refused", async () => {
+Deno.test("distribution: a cache directory that group or others may write to, or a link, or one below such a directory, is refused", async () => {
   const pkg = await embeddedPackage();
   const work = scratchDir("dist-refused-");
   try {
@@ -317,6 +317,24 @@ Deno.test("distribution: a cache directory that group or others may write to, or
       assert.match(
         sboxLines(linked)[0],
         new RegExp(`the cache directory ${literally(`${linkHome}/.cache/sbox`)} is a symbolic link: `),
+      );
+
+      // Private itself, but in a directory others may write to (no sticky
+      // bit): they could rename it away and put theirs in its place between
+      // the check and dlopen's walk of the path.
+      const openParent = `${work}/open-parent`;
+      const inOpen = `${openParent}/cache/sbox`;
+      const parentEnv = { HOME: newHome(work, "parent"), XDG_CACHE_HOME: `${openParent}/cache` };
+      const underOpen = await refusedCache(origin, pkg, parentEnv, inOpen, () => {
+        Deno.chmodSync(`${openParent}/cache`, 0o700);
+        Deno.chmodSync(openParent, 0o777);
+      });
+      assert.match(
+        sboxLines(underOpen)[0],
+        new RegExp(
+          `the cache directory ${literally(inOpen)} lies in ${literally(openParent)}, which is writable by ` +
+            "its group or others \\(mode 0777\\): another user could replace",
+        ),
       );
     });
   } finally {
