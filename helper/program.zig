@@ -37,7 +37,7 @@ pub const Header = extern struct {
 };
 
 /// One step of the setup state machine. The numbers are shared with
-/// src/program.ts (`OpCode`); keep both lists in the same order.
+/// src/program.ts (`OpCode`), which tests/program_test.ts keeps equal.
 pub const Code = enum(u32) {
     /// Block until the parent writes one byte on fd args[0] (id maps
     /// written); args[1] is the parent's end, which the child closes first.
@@ -271,6 +271,8 @@ pub const Record = extern struct {
     value: i32,
 };
 
+/// Decoded by src/protocol.ts (`KINDS`, in this order), which
+/// tests/program_test.ts keeps equal.
 pub const RecordKind = enum(u32) {
     failed = 1,
     forked = 2,
