@@ -246,6 +246,32 @@ Deno.test("the kill request's signal is the same number in process.ts and reaper
   assert.equal(Number(ts), Number(zig));
 });
 
+// What pid 1 sends to the command's process group rather than to the
+// command alone is told in three places, for the library's users and for
+// sbox's readers; each once left out a signal that reaper.zig sends.
+Deno.test("the docs name every signal that reaper.zig sends to the command's process group", () => {
+  const source = (path: string) => Deno.readTextFileSync(new URL(path, import.meta.url));
+  const branch =
+    /\} else if \(((?:\s*signo == linux\.SIG\.\w+\s*(?:or)?)+)\)\s*\{(?:\s*\/\/.*)*\s*toGroup\(watch\.child, signo\);/
+      .exec(source("../helper/reaper.zig"))?.[1];
+  assert.ok(
+    branch,
+    "the branch of forwardSignals that calls toGroup(watch.child, signo) not found in helper/reaper.zig",
+  );
+  const signals = [...branch.matchAll(/SIG\.(\w+)/g)].map(([, name]) => `SIG${name}`);
+  assert.ok(signals.includes("SIGWINCH"), `${signals}`);
+  for (const path of ["../docs/architecture.md", "../docs/security.md", "../src/process.ts"]) {
+    // Each list names SIGCONT next to "process group": the text around it.
+    const text = source(path).replace(/\s+\*?\s*/g, " ");
+    const lists = [...text.matchAll(/SIGCONT/g)].map(({ index }) => text.slice(index - 100, index + 100))
+      .filter((around) => around.includes("process group"));
+    assert.ok(lists.length > 0, `no list of the signals sent to the command's process group in ${path}`);
+    for (const list of lists) {
+      for (const signal of signals) assert.ok(list.includes(signal), `${path} leaves out ${signal}: ${list}`);
+    }
+  }
+});
+
 // The two lists are kept by hand: an op added to one side only, or out of
 // order, runs as another op in the helper.
 Deno.test("OpCode is helper/program.zig's Code, name for name and number for number", () => {
