@@ -170,8 +170,7 @@ fn fail(ctx: *const Context, index: u32, code: program.Code, e: u16) noreturn {
 
 /// One record on the result pipe (best effort: nothing is left to tell a failure to).
 fn send(ctx: *const Context, kind: program.RecordKind, index: u32, code: program.Code, value: i32) void {
-    const record = program.Record{ .kind = kind, .op_index = index, .code = @intFromEnum(code), .value = value };
-    _ = linux.syscall3(.write, @bitCast(@as(isize, ctx.result_fd)), @intFromPtr(&record), @sizeOf(program.Record));
+    program.Record.write(ctx.result_fd, kind, index, code, value);
 }
 
 /// Gives this process the caller's umask back (see `Context.umask`): for
@@ -181,8 +180,7 @@ fn restoreUmask(ctx: *const Context) void {
 }
 
 fn resetSignals() void {
-    const KSigaction = extern struct { handler: usize, flags: c_ulong, restorer: usize, mask: u64 };
-    const default = KSigaction{ .handler = 0, .flags = 0, .restorer = 0, .mask = 0 };
+    const default = sys.KSigaction{ .handler = 0, .flags = 0, .restorer = 0, .mask = 0 };
     var sig: usize = 1;
     while (sig < linux.NSIG) : (sig += 1) {
         if (sig == linux.SIG.KILL or sig == linux.SIG.STOP) continue;
@@ -1046,13 +1044,8 @@ fn execInit(watch: reaper_loop.Watch) void {
         if (errnoOf(n) != null) return;
         written += n;
     }
-    var numbers: [5][16]u8 = undefined;
-    const values = [5]u32{ @intCast(watch.result_fd), @intCast(watch.exec_fd), @intCast(watch.child), watch.op_index, @intFromBool(watch.own_peak) };
-    var argv: [7]?[*:0]const u8 = .{ "sbox-init", null, null, null, null, null, null };
-    for (values, 0..) |value, i| {
-        const text = std.fmt.bufPrintZ(&numbers[i], "{d}", .{value}) catch return;
-        argv[i + 1] = text.ptr;
-    }
+    var numbers: [reaper_loop.Watch.argc][reaper_loop.Watch.arg_len]u8 = undefined;
+    const argv = watch.toArgv(&numbers);
     // The two pipes must outlive the exec; keepOnly closed the rest.
     _ = linux.syscall3(.fcntl, @bitCast(@as(isize, watch.result_fd)), linux.F.SETFD, 0);
     _ = linux.syscall3(.fcntl, @bitCast(@as(isize, watch.exec_fd)), linux.F.SETFD, 0);

@@ -4,6 +4,8 @@
 //! container, holds none of the caller's memory.
 //!
 //!   sbox-init RESULT_FD EXEC_FD COMMAND_PID OP_INDEX OWN_PEAK
+//!
+//! as reaper.zig's `Watch.toArgv` writes it and `Watch.fromArgv` reads it.
 
 const std = @import("std");
 const linux = std.os.linux;
@@ -17,17 +19,6 @@ pub fn main() u8 {
     // reports (docs/security.md).
     const pr_set_dumpable = 4;
     _ = linux.syscall2(.prctl, pr_set_dumpable, 0);
-    const args = std.os.argv;
-    if (args.len != 6) return 2;
-    var values: [5]u32 = undefined;
-    for (args[1..6], 0..) |arg, i| {
-        values[i] = std.fmt.parseInt(u32, std.mem.span(arg), 10) catch return 2;
-    }
-    reaper.supervise(.{
-        .result_fd = @intCast(values[0]),
-        .exec_fd = @intCast(values[1]),
-        .child = @intCast(values[2]),
-        .op_index = values[3],
-        .own_peak = values[4] != 0,
-    });
+    const watch = reaper.Watch.fromArgv(std.os.argv) orelse return 2;
+    reaper.supervise(watch);
 }

@@ -138,7 +138,8 @@ export fn sbox_abi_version() u32 {
 
 /// Every call from TypeScript but the nonblocking epoll_wait, by number:
 /// Deno builds a call stub for each symbol it opens (~0.3 ms each), which
-/// every `sbox run` would pay. Keep in step with `CALL` in src/ffi.ts.
+/// every `sbox run` would pay. Shared with `CALL` in src/ffi.ts, which
+/// tests/program_test.ts keeps equal.
 pub const Call = enum(u32) {
     spawn = 1,
     stack_free = 2,

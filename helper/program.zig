@@ -19,6 +19,8 @@
 //! command (exec, or from the seccomp op on), and pid 1 of a `reaper`.
 
 const std = @import("std");
+const linux = std.os.linux;
+const sys = @import("sys.zig");
 
 pub const magic: u32 = 0x31584253; // "SBX1"
 pub const version: u32 = 13; // 2: security ops; 3: the library's calls through sbox_call; 4: network thread; 5: setup_cpu, started_at, exited_at records; 6: close_from, confine_exec, mount_target_no_link; 7: mount_check_writable, Context.fork_pid_slot; 8: write_file resolves relative paths in the root, write_file_optional; 9: drop_caller_memory, max_rss, user_time, system_time records; 10: setuid_keep_capabilities; 11: write_file_no_link; 12: kill_token record; 13: sched_setscheduler, setpriority, ioprio_set, setdomainname
@@ -37,7 +39,7 @@ pub const Header = extern struct {
 };
 
 /// One step of the setup state machine. The numbers are shared with
-/// src/program.ts (`OpCode`); keep both lists in the same order.
+/// src/program.ts (`OpCode`), which tests/program_test.ts keeps equal.
 pub const Code = enum(u32) {
     /// Block until the parent writes one byte on fd args[0] (id maps
     /// written); args[1] is the parent's end, which the child closes first.
@@ -261,16 +263,52 @@ comptime {
 
 /// What the child writes on the result pipe. A successful execve writes
 /// nothing: the pipe is close-on-exec, so the parent reads end-of-file.
+/// Every record is written here (`write`, `write64`, `writeTo`): by the
+/// child (child.zig) and by pid 1 under a reaper (reaper.zig).
 pub const Record = extern struct {
     kind: RecordKind,
     op_index: u32,
     code: u32,
     /// errno for `failed`, a pid for `forked`/`started`, a wait status for
     /// `exited`; the low 32 bits of a 64-bit figure (`user_time`,
-    /// `system_time`), whose high 32 bits are in `code`.
+    /// `system_time`, `kill_token`), whose high 32 bits are in `code`.
     value: i32,
+
+    /// Writes a record of `kind` from op `op_index` (of `code`) with `value`
+    /// on `fd`.
+    pub fn write(fd: i32, kind: RecordKind, op_index: u32, code: Code, value: i32) void {
+        const record = Record{ .kind = kind, .op_index = op_index, .code = @intFromEnum(code), .value = value };
+        record.writeTo(fd);
+    }
+
+    /// Writes a record of `kind` from op `op_index` with a 64-bit figure:
+    /// the high half in `code`, the low half in `value`.
+    pub fn write64(fd: i32, kind: RecordKind, op_index: u32, value: u64) void {
+        const record = Record{
+            .kind = kind,
+            .op_index = op_index,
+            .code = @truncate(value >> 32),
+            .value = @bitCast(@as(u32, @truncate(value))),
+        };
+        record.writeTo(fd);
+    }
+
+    /// Writes `record` on `fd` in one write(2), which a pipe keeps whole (it
+    /// is less than PIPE_BUF) where two processes write on it: the `forked`
+    /// of a `fork` op and a failure of the process it made. Best effort: a
+    /// writer has nobody left to tell a failed write to.
+    pub fn writeTo(record: *const Record, fd: i32) void {
+        _ = linux.syscall3(.write, sys.fdArg(fd), @intFromPtr(record), @sizeOf(Record));
+    }
 };
 
+comptime {
+    std.debug.assert(@sizeOf(Record) == 16); // src/protocol.ts, RECORD_BYTES
+    std.debug.assert(@sizeOf(Record) <= 4096); // PIPE_BUF: written whole
+}
+
+/// Decoded by src/protocol.ts (`KINDS`, in this order), which
+/// tests/program_test.ts keeps equal.
 pub const RecordKind = enum(u32) {
     failed = 1,
     forked = 2,

@@ -1,8 +1,12 @@
 //! Unit tests of the program format: link() must accept what src/program.ts
 //! writes and reject anything that would make the child read out of bounds.
+//! And of what the child and pid 1 send back: the records of the result
+//! pipe, and the watch that reaches sbox-init on its command line.
 
 const std = @import("std");
+const linux = std.os.linux;
 const program = @import("program.zig");
+const reaper = @import("reaper.zig");
 
 fn buildExec(buf: []align(8) u8, file_off: u64) []u8 {
     @memset(buf, 0);
@@ -148,4 +152,74 @@ test "link refuses a fork op after drop_caller_memory, whose pid slot would be u
     _ = try program.link(storage[0..len]);
     len = programEndingInExec(&storage, &.{ drop, fork });
     try std.testing.expectError(error.BadOp, program.link(storage[0..len]));
+}
+
+/// The records written on a new pipe by `writeAll`, read back.
+fn recordsThroughPipe(comptime n: usize, writeAll: fn (fd: i32) void) ![n]program.Record {
+    var fds: [2]i32 = undefined;
+    try std.testing.expectEqual(@as(usize, 0), linux.pipe2(&fds, .{ .CLOEXEC = true }));
+    defer _ = linux.close(fds[0]);
+    writeAll(fds[1]);
+    _ = linux.close(fds[1]);
+    var records: [n]program.Record = undefined;
+    const bytes = std.mem.asBytes(&records);
+    try std.testing.expectEqual(bytes.len, linux.read(fds[0], bytes.ptr, bytes.len));
+    var more: [1]u8 = undefined;
+    try std.testing.expectEqual(@as(usize, 0), linux.read(fds[0], &more, 1)); // nothing else
+    return records;
+}
+
+test "Record.write, write64 and writeTo: 16 bytes each, a 64-bit figure's high half in code" {
+    const records = try recordsThroughPipe(3, struct {
+        fn writeAll(fd: i32) void {
+            program.Record.write(fd, .failed, 7, .mount, 13);
+            program.Record.write64(fd, .user_time, 3, 0x1234_5678_9abc_def0);
+            const passed_on = program.Record{ .kind = .exited, .op_index = 2, .code = 21, .value = -1 };
+            passed_on.writeTo(fd);
+        }
+    }.writeAll);
+    try std.testing.expectEqual(program.Record{ .kind = .failed, .op_index = 7, .code = @intFromEnum(program.Code.mount), .value = 13 }, records[0]);
+    try std.testing.expectEqual(program.RecordKind.user_time, records[1].kind);
+    try std.testing.expectEqual(@as(u32, 3), records[1].op_index);
+    try std.testing.expectEqual(@as(u32, 0x1234_5678), records[1].code);
+    try std.testing.expectEqual(@as(u32, 0x9abc_def0), @as(u32, @bitCast(records[1].value)));
+    try std.testing.expectEqual(program.Record{ .kind = .exited, .op_index = 2, .code = 21, .value = -1 }, records[2]);
+}
+
+/// `argv` as sbox-init's main sees it (std.os.argv): up to the null.
+fn argvSlice(argv: *const reaper.Watch.Argv) []const [*:0]const u8 {
+    const args: [*]const [*:0]const u8 = @ptrCast(argv);
+    return args[0 .. argv.len - 1];
+}
+
+test "Watch.fromArgv reads back what Watch.toArgv writes, the largest numbers too" {
+    const watches = [_]reaper.Watch{
+        .{ .result_fd = 3, .exec_fd = 4, .child = 2, .op_index = 17, .own_peak = true },
+        .{ .result_fd = 0, .exec_fd = 1, .child = 1, .op_index = 0, .own_peak = false },
+        .{ .result_fd = std.math.maxInt(i32), .exec_fd = std.math.maxInt(i32), .child = std.math.maxInt(i32), .op_index = std.math.maxInt(u32), .own_peak = true },
+    };
+    for (watches) |watch| {
+        var text: [reaper.Watch.argc][reaper.Watch.arg_len]u8 = undefined;
+        const argv = watch.toArgv(&text);
+        try std.testing.expectEqual(@as(?[*:0]const u8, null), argv[argv.len - 1]);
+        try std.testing.expectEqualStrings("sbox-init", std.mem.span(argv[0].?));
+        try std.testing.expectEqual(watch, reaper.Watch.fromArgv(argvSlice(&argv)).?);
+    }
+    var text: [reaper.Watch.argc][reaper.Watch.arg_len]u8 = undefined;
+    const argv = watches[0].toArgv(&text);
+    const expected = [_][]const u8{ "3", "4", "2", "17", "1" }; // sbox-init's usage line, in order
+    for (expected, argv[1 .. argv.len - 1]) |want, arg| try std.testing.expectEqualStrings(want, std.mem.span(arg.?));
+}
+
+test "Watch.fromArgv refuses a command line that toArgv does not write" {
+    const bad = [_][]const [*:0]const u8{
+        &.{ "sbox-init", "3", "4", "2", "17" }, // one short
+        &.{ "sbox-init", "3", "4", "2", "17", "1", "0" }, // one more
+        &.{ "sbox-init", "3", "4", "2", "17", "2" }, // own_peak is 0 or 1
+        &.{ "sbox-init", "2147483648", "4", "2", "17", "1" }, // an fd past i32
+        &.{ "sbox-init", "-1", "4", "2", "17", "1" },
+        &.{ "sbox-init", "3", "4", "", "17", "1" },
+        &.{ "sbox-init", "3", "4", "2", "4294967296", "1" },
+    };
+    for (bad) |args| try std.testing.expectEqual(@as(?reaper.Watch, null), reaper.Watch.fromArgv(args));
 }

@@ -8,7 +8,8 @@ const linux = std.os.linux;
 const sys = @import("sys.zig");
 const program = @import("program.zig");
 
-/// What pid 1 watches; passed on init's command line.
+/// What pid 1 watches; passed on sbox-init's command line (init.zig), one
+/// decimal number for each field, in the order they are declared here.
 pub const Watch = struct {
     /// The result pipe to the caller.
     result_fd: i32,
@@ -23,6 +24,60 @@ pub const Watch = struct {
     /// `drop_caller_memory` op succeeded), not from a copy of the caller's:
     /// its ru_maxrss is its own, and `max_rss` is reported.
     own_peak: bool,
+
+    /// sbox-init's arguments after its name: one for each field.
+    pub const argc = std.meta.fields(Watch).len;
+    /// Room for one argument: the 10 digits of any u32, and the NUL.
+    pub const arg_len = 11;
+    /// sbox-init's argv as execve(2) takes it: its name, the `argc`
+    /// arguments, and the null that ends it.
+    pub const Argv = [argc + 2]?[*:0]const u8;
+
+    /// The command line that hands this watch to sbox-init. The numbers are
+    /// written into `text` (no allocation: the child has none), which the
+    /// returned pointers point into: it must live until the execve.
+    pub fn toArgv(watch: Watch, text: *[argc][arg_len]u8) Argv {
+        var argv: Argv = @splat(null);
+        argv[0] = "sbox-init";
+        inline for (std.meta.fields(Watch), 0..) |field, i| {
+            const value: u32 = switch (field.type) {
+                i32 => value: {
+                    // An fd or a pid: never negative.
+                    std.debug.assert(@field(watch, field.name) >= 0);
+                    break :value @intCast(@field(watch, field.name));
+                },
+                u32 => @field(watch, field.name),
+                bool => @intFromBool(@field(watch, field.name)),
+                else => @compileError("no argv encoding for Watch." ++ field.name),
+            };
+            const len = std.fmt.printInt(text[i][0 .. arg_len - 1], value, 10, .lower, .{});
+            text[i][len] = 0;
+            argv[i + 1] = text[i][0..len :0];
+        }
+        std.debug.assert(argv[argc + 1] == null);
+        return argv;
+    }
+
+    /// The watch on sbox-init's command line (`args`, its name first), or
+    /// null where it is not one that `toArgv` writes.
+    pub fn fromArgv(args: []const [*:0]const u8) ?Watch {
+        if (args.len != argc + 1) return null;
+        var watch: Watch = undefined;
+        inline for (std.meta.fields(Watch), 1..) |field, i| {
+            const value = std.fmt.parseInt(u32, std.mem.span(args[i]), 10) catch return null;
+            @field(watch, field.name) = switch (field.type) {
+                i32 => std.math.cast(i32, value) orelse return null,
+                u32 => value,
+                bool => switch (value) {
+                    0 => false,
+                    1 => true,
+                    else => return null,
+                },
+                else => @compileError("no argv decoding for Watch." ++ field.name),
+            };
+        }
+        return watch;
+    }
 };
 
 const isError = sys.isError;
@@ -30,9 +85,9 @@ const fdArg = sys.fdArg;
 
 fn noopHandler(_: i32) callconv(.c) void {}
 
+/// One record to the caller, from the reaper op.
 fn report(watch: Watch, kind: program.RecordKind, value: i32) void {
-    const record = program.Record{ .kind = kind, .op_index = watch.op_index, .code = @intFromEnum(program.Code.reaper), .value = value };
-    _ = linux.syscall3(.write, fdArg(watch.result_fd), @intFromPtr(&record), @sizeOf(program.Record));
+    program.Record.write(watch.result_fd, kind, watch.op_index, .reaper, value);
 }
 
 /// CPU time of this process (CLOCK_PROCESS_CPUTIME_ID), in microseconds, at
@@ -57,13 +112,7 @@ pub fn monotonicUsec() i32 {
 /// Sends a 64-bit figure as one record: the high half in `code`, the low
 /// half in `value` (see `Record`).
 fn report64(watch: Watch, kind: program.RecordKind, value: u64) void {
-    const record = program.Record{
-        .kind = kind,
-        .op_index = watch.op_index,
-        .code = @truncate(value >> 32),
-        .value = @bitCast(@as(u32, @truncate(value))),
-    };
-    _ = linux.syscall3(.write, fdArg(watch.result_fd), @intFromPtr(&record), @sizeOf(program.Record));
+    program.Record.write64(watch.result_fd, kind, watch.op_index, value);
 }
 
 fn timevalUsec(tv: linux.timeval) u64 {
@@ -191,14 +240,28 @@ fn isKillRequest(info: *const [128]u8, token: ?u64) bool {
     return code == si_queue and value == expected;
 }
 
+/// pid 1's life once the command is started, in four phases, each in turn:
+/// catch every signal, wait for the command's exec, report its start, then
+/// forward signals and reap until the command ends (reportEnd exits).
 pub fn supervise(watch: Watch) noreturn {
+    const sfd = catchAllSignals();
+    const command_start = awaitCommandExec(watch);
+    const kill_token = reportStart(watch, command_start);
+    forwardSignals(watch, sfd, kill_token);
+}
+
+/// Takes every signal through a signalfd, which it returns; exits where
+/// there can be none. First, before anything is reported: where there is
+/// no signalfd, pid 1 ends while the caller still waits for `started`, and
+/// the start fails ("pid 1 exited ... before the command started",
+/// launch.ts) rather than give a container that no signal reaches.
+fn catchAllSignals() usize {
     // A handler that is not SIG_DFL makes the kernel deliver signals to
     // pid 1 at all; every signal is blocked, so they queue for the signalfd.
     const sig_all: u64 = ~@as(u64, 0);
     _ = linux.syscall4(.rt_sigprocmask, linux.SIG.SETMASK, @intFromPtr(&sig_all), 0, 8);
-    const KSigaction = extern struct { handler: usize, flags: c_ulong, restorer: usize, mask: u64 };
     const sa_restorer = 0x04000000;
-    const catching = KSigaction{ .handler = @intFromPtr(&noopHandler), .flags = sa_restorer, .restorer = @intFromPtr(&noopHandler), .mask = sig_all };
+    const catching = sys.KSigaction{ .handler = @intFromPtr(&noopHandler), .flags = sa_restorer, .restorer = @intFromPtr(&noopHandler), .mask = sig_all };
     var sig: usize = 1;
     while (sig < linux.NSIG) : (sig += 1) {
         if (sig == linux.SIG.KILL or sig == linux.SIG.STOP) continue;
@@ -206,11 +269,19 @@ pub fn supervise(watch: Watch) noreturn {
     }
     const sfd = linux.syscall4(.signalfd4, @bitCast(@as(isize, -1)), @intFromPtr(&sig_all), 8, linux.SFD.CLOEXEC);
     if (isError(sfd)) exit(1);
+    return sfd;
+}
 
-    // The command's own clock reading just before its execve, if it sent
-    // one: this process shares the container's CPU limit (cpu.max), and a
-    // command whose threads use up the quota would keep us from reading
-    // the clock ourselves until the next period: its start would look late.
+/// Waits for the command's execve: end-of-file on its exec pipe. Returns
+/// the command's own clock reading just before it, if it sent one; passes a
+/// failed step of the command on as if it were ours, and exits. Before the
+/// start is reported: `started` means the command runs its program, and
+/// until it has exec'd it shares this process's memory.
+fn awaitCommandExec(watch: Watch) ?i32 {
+    // The command's own reading rather than ours: this process shares the
+    // container's CPU limit (cpu.max), and a command whose threads use up
+    // the quota would keep us from reading the clock ourselves until the
+    // next period: its start would look late.
     var command_start: ?i32 = null;
     var failure: program.Record = undefined;
     var got: usize = 0;
@@ -226,9 +297,19 @@ pub fn supervise(watch: Watch) noreturn {
     _ = linux.syscall1(.close, fdArg(watch.exec_fd));
     if (got == @sizeOf(program.Record)) {
         // Pass the command's failure on as if it were ours, and end.
-        _ = linux.syscall3(.write, fdArg(watch.result_fd), @intFromPtr(&failure), @sizeOf(program.Record));
+        failure.writeTo(watch.result_fd);
         exit(1);
     }
+    return command_start;
+}
+
+/// Reports the command's start: the setup's CPU time, the clock at its
+/// execve, the kill token, then `started`, which the caller waits for and
+/// takes the others with. Returns the token. Right after the exec and
+/// before any signal is forwarded or process reaped: the CPU time this
+/// process has used by then is the setup's, not its supervision's; and the
+/// caller can make no kill request before it has the token.
+fn reportStart(watch: Watch, command_start: ?i32) ?u64 {
     // The setup's CPU time first (this process has done it all, its ended
     // network thread included: a process's CPU clock outlives execve), so
     // that the caller can tell it from the command's in the cgroup's figure.
@@ -241,7 +322,15 @@ pub fn supervise(watch: Watch) noreturn {
     const kill_token = newKillToken();
     if (kill_token) |token| report64(watch, .kill_token, token);
     report(watch, .started, watch.child);
+    return kill_token;
+}
 
+/// Forwards each signal that reaches pid 1 to the command, reaps whatever
+/// ends, and takes the caller's kill request, until the command's end is
+/// reported (reapAll and reapAfterKill exit there). Last: the records of
+/// the command's end must follow those of its start, which the caller reads
+/// in order, and a kill request is checked against reportStart's token.
+fn forwardSignals(watch: Watch, sfd: usize, kill_token: ?u64) noreturn {
     // The command may have ended before the handlers were in place (its
     // SIGCHLD then dropped): look before waiting.
     reapAll(watch);

@@ -1,8 +1,10 @@
 //! The raw-syscall helpers every file of the helper uses: reading an errno
-//! out of a return value, passing an fd, ending the process. A leaf module,
-//! so that init.zig (a program of its own) shares it with the library.
+//! out of a return value, passing an fd, ending the process, the kernel's
+//! sigaction. A leaf module, so that init.zig (a program of its own) shares
+//! it with the library.
 
-const linux = @import("std").os.linux;
+const std = @import("std");
+const linux = std.os.linux;
 
 /// AT_FDCWD as a syscall argument.
 pub const at_fdcwd: usize = @bitCast(@as(isize, linux.AT.FDCWD));
@@ -27,6 +29,15 @@ pub fn isError(rc: usize) bool {
 /// An fd as a syscall argument (sign-extended: -1 stays -1).
 pub fn fdArg(fd: i32) usize {
     return @bitCast(@as(isize, fd));
+}
+
+/// The kernel's struct sigaction as rt_sigaction(2) takes it on x86_64 and
+/// aarch64 (not libc's, whose mask is 128 bytes): the mask is 64 bits, the
+/// `sigsetsize` (8) of every call here.
+pub const KSigaction = extern struct { handler: usize, flags: c_ulong, restorer: usize, mask: u64 };
+
+comptime {
+    std.debug.assert(@sizeOf(KSigaction) == 32);
 }
 
 /// exit_group(status): every thread of the process ends.

@@ -338,6 +338,28 @@ export function hostLoopbackCapability(capabilities: bigint): string | undefined
   return ["NET_RAW", "NET_ADMIN"].find((name) => (capabilities & (1n << BigInt(CAPABILITIES[name]))) !== 0n);
 }
 
+/**
+ * Refuses NET_RAW or NET_ADMIN in `capabilities` (the container's, as
+ * `checkContainerSecurity` computed them) with a network whose
+ * `allowHostLoopback` is false: either reaches the host's loopback past the
+ * network daemon ({@linkcode hostLoopbackCapability}). A network without
+ * that setting (none, "host", or a manager of the caller's own) is not
+ * checked. Throws an {@linkcode SboxError} of step "options" naming
+ * `capAdd`, before any process exists (`Container.create`).
+ *
+ * @example NET_RAW with the host's network, and with pasta's
+ * ```ts
+ * import { checkRawNetworkAccess } from "./container_options.ts";
+ * import { PastaManager } from "./network.ts";
+ * import { CAPABILITIES } from "./security/capabilities.ts";
+ *
+ * const netRaw = 1n << BigInt(CAPABILITIES.NET_RAW);
+ * checkRawNetworkAccess("host", netRaw); // nothing to check
+ * // Throws "invalid option capAdd: NET_RAW with a network lets ...": pasta
+ * // keeps the host's loopback out unless told otherwise.
+ * checkRawNetworkAccess(new PastaManager(), netRaw);
+ * ```
+ */
 export function checkRawNetworkAccess(network: ContainerOptions["network"], capabilities: bigint): void {
   if ((network as { allowHostLoopback?: unknown } | undefined)?.allowHostLoopback !== false) return;
   const name = hostLoopbackCapability(capabilities);
@@ -350,6 +372,29 @@ export function checkRawNetworkAccess(network: ContainerOptions["network"], capa
   );
 }
 
+/**
+ * Checks `Container.create`'s options other than the security ones
+ * (`checkContainerSecurity`) and the network's own: that `options` is an
+ * object of known keys, `rootfs` an absolute path of a directory other
+ * than /, `cgroup` an existing cgroup2 group that is not frozen and does
+ * not hold this process, and `userMapper`, `network`, `mounts` and
+ * `hostname` of the right kinds, no mount taking the network's
+ * /etc/resolv.conf. Throws an {@linkcode SboxError} of step "options" that
+ * names the first option that is wrong; reads the host (a stat of
+ * `rootfs`, the cgroup's files) but creates nothing.
+ *
+ * @example A rootfs that is not an absolute path
+ * ```ts
+ * import { checkContainerOptions } from "./container_options.ts";
+ * import { ProcUserMapper } from "./user.ts";
+ *
+ * try {
+ *   checkContainerOptions({ rootfs: "image", userMapper: ProcUserMapper.newRoot() });
+ * } catch (err) {
+ *   console.log((err as Error).message); // "invalid option rootfs: must be an absolute path, got \"image\""
+ * }
+ * ```
+ */
 export function checkContainerOptions(options: ContainerOptions): void {
   if (!options || typeof options !== "object") throw SboxError.invalidOption("options", "must be an object");
   checkKnownKeys(options, CONTAINER_OPTIONS);

@@ -21,7 +21,7 @@ const SYMBOLS = {
   sbox_epoll_wait: { parameters: ["i32", "buffer", "u32", "i32"], result: "isize", nonblocking: true },
 } as const satisfies Deno.ForeignLibraryInterface;
 
-/** Numbers of `sbox_call`; keep in step with `Call` in helper/lib.zig. */
+/** Numbers of `sbox_call`: `Call` in helper/lib.zig's, which tests/program_test.ts keeps equal. */
 const CALL = {
   spawn: 1,
   stack_free: 2,

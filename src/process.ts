@@ -500,9 +500,9 @@ export class Process {
    * delivers to it only SIGKILL, SIGSTOP and the signals it has a handler
    * for: most programs ignore this SIGTERM as init. Start with
    * `reaper: true` to have it forwarded to the command (every signal, and
-   * a terminal's SIGINT, SIGQUIT and SIGCONT to its process group; to end
-   * the command and keep its figures, see `InitProcess.killCommand`), or
-   * send SIGKILL.
+   * a terminal's SIGINT, SIGQUIT, SIGCONT and SIGWINCH to its process group,
+   * SIGTSTP as SIGSTOP to that group; to end the command and keep its
+   * figures, see `InitProcess.killCommand`), or send SIGKILL.
    */
   kill(signal: SignalLike = "SIGTERM"): void {
     const n = signalNumber(signal);

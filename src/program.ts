@@ -13,7 +13,7 @@ import { encodeUtf8Into } from "./cstring.ts";
 import type { IdMapEntry } from "./user.ts";
 
 /**
- * Op codes; keep in the order of `Code` in helper/program.zig.
+ * Op codes: `Code` in helper/program.zig's, which tests/program_test.ts keeps equal.
  *
  * @example
  * ```ts
@@ -134,6 +134,8 @@ export const OP_BYTES = 56;
 const MAGIC = 0x31584253;
 /** The program format version (`version` in helper/program.zig). */
 export const PROGRAM_VERSION = 13;
+// The flag bits of ops, helper/program.zig's constants of the same names
+// (tests/program_test.ts checks that each option sets its bit).
 const MOUNT_KEEP_LOCKED_FLAGS = 1;
 const MOUNT_IGNORE_MISSING = 2;
 const MOUNT_TARGET_NO_LINK = 4;
@@ -191,6 +193,7 @@ export interface MountOpOptions {
    */
   explain?: (errno: string) => string | undefined;
 }
+// More flag bits, as MOUNT_KEEP_LOCKED_FLAGS.
 const MKDIR_OWNED = 1;
 const WRITE_FILE_OPTIONAL = 1;
 const WRITE_FILE_NO_LINK = 2;
@@ -216,7 +219,7 @@ export interface IdMaps {
   /** The gid map. */
   readonly gidMap: readonly IdMapEntry[];
 }
-/** The kernel's limit on a classic BPF program (BPF_MAXINSNS). */
+/** The kernel's limit on a classic BPF program (BPF_MAXINSNS): `max_filter_len` in helper/program.zig. */
 const MAX_FILTER_INSTRUCTIONS = 4096;
 /**
  * The helper's limits on a program (`max_ops`, `max_bytes` and

@@ -35,6 +35,7 @@ export type ChildRecord =
   | { kind: "killToken"; opIndex: number; token: bigint };
 
 const RECORD_BYTES = 16;
+/** `RecordKind` of helper/program.zig, by number - 1; tests/program_test.ts keeps them equal. */
 const KINDS = [
   "failed",
   "forked",

@@ -6,7 +6,8 @@
  */
 
 import assert from "node:assert/strict";
-import { MS, OP_BYTES, OpCode, PROGRAM_LIMITS, ProgramBuilder } from "../src/program.ts";
+import { type MountOpOptions, MS, OP_BYTES, OpCode, PROGRAM_LIMITS, ProgramBuilder } from "../src/program.ts";
+import { decodeRecord } from "../src/protocol.ts";
 import { decodeName, encodeUtf8Into, printable } from "../src/cstring.ts";
 import { SboxError } from "../src/error.ts";
 import {
@@ -294,6 +295,32 @@ Deno.test("the kill request's signal is the same number in process.ts and reaper
   assert.equal(Number(ts), Number(zig));
 });
 
+// What pid 1 sends to the command's process group rather than to the
+// command alone is told in three places, for the library's users and for
+// sbox's readers; each once left out a signal that reaper.zig sends.
+Deno.test("the docs name every signal that reaper.zig sends to the command's process group", () => {
+  const source = (path: string) => Deno.readTextFileSync(new URL(path, import.meta.url));
+  const branch =
+    /\} else if \(((?:\s*signo == linux\.SIG\.\w+\s*(?:or)?)+)\)\s*\{(?:\s*\/\/.*)*\s*toGroup\(watch\.child, signo\);/
+      .exec(source("../helper/reaper.zig"))?.[1];
+  assert.ok(
+    branch,
+    "the branch of forwardSignals that calls toGroup(watch.child, signo) not found in helper/reaper.zig",
+  );
+  const signals = [...branch.matchAll(/SIG\.(\w+)/g)].map(([, name]) => `SIG${name}`);
+  assert.ok(signals.includes("SIGWINCH"), `${signals}`);
+  for (const path of ["../docs/architecture.md", "../docs/security.md", "../src/process.ts"]) {
+    // Each list names SIGCONT next to "process group": the text around it.
+    const text = source(path).replace(/\s+\*?\s*/g, " ");
+    const lists = [...text.matchAll(/SIGCONT/g)].map(({ index }) => text.slice(index - 100, index + 100))
+      .filter((around) => around.includes("process group"));
+    assert.ok(lists.length > 0, `no list of the signals sent to the command's process group in ${path}`);
+    for (const list of lists) {
+      for (const signal of signals) assert.ok(list.includes(signal), `${path} leaves out ${signal}: ${list}`);
+    }
+  }
+});
+
 // The two lists are kept by hand: an op added to one side only, or out of
 // order, runs as another op in the helper.
 Deno.test("OpCode is helper/program.zig's Code, name for name and number for number", () => {
@@ -304,6 +331,109 @@ Deno.test("OpCode is helper/program.zig's Code, name for name and number for num
     [...body.matchAll(/^ {4}(\w+) = (\d+),$/gm)].map(([, name, n]) => [name, Number(n)]),
   );
   assert.deepEqual(codes, { ...OpCode });
+});
+
+/** The members `name = n,` of `pub const <type> = enum(u32) {...};` in a helper source file. */
+function zigEnum(file: string, type: string): Record<string, number> {
+  const zig = Deno.readTextFileSync(new URL(`../helper/${file}`, import.meta.url));
+  const body = new RegExp(`pub const ${type} = enum\\(u32\\) \\{([\\s\\S]*?)\\n\\};`).exec(zig)?.[1];
+  assert.ok(body, `${type} not found in helper/${file}`);
+  const members = [...body.matchAll(/^ {4}(\w+) = (\d+),$/gm)].map(([, name, n]) => [name, Number(n)]);
+  assert.ok(members.length > 0, `no members of ${type} read in helper/${file}`);
+  return Object.fromEntries(members);
+}
+
+/** The value of `pub const <name>: <type> = <n>;` in helper/program.zig. */
+function zigConstant(name: string): number {
+  const zig = Deno.readTextFileSync(new URL("../helper/program.zig", import.meta.url));
+  const value = new RegExp(`^pub const ${name}: \\w+ = (\\d+);$`, "m").exec(zig)?.[1];
+  assert.ok(value, `${name} not found in helper/program.zig`);
+  return Number(value);
+}
+
+// protocol.ts decodes a record's kind by its place in a list: a kind out of
+// order in either file reads a wait status as a pid, or a time as a token.
+Deno.test("decodeRecord names each of helper/program.zig's RecordKind numbers as the helper does, and no other", () => {
+  const kinds = zigEnum("program.zig", "RecordKind");
+  const record = (kind: number) => {
+    const bytes = new Uint8Array(16);
+    new DataView(bytes.buffer).setUint32(0, kind, true);
+    return decodeRecord(bytes);
+  };
+  const camel = (name: string) => name.replace(/_(\w)/g, (_, c: string) => c.toUpperCase());
+  for (const [name, n] of Object.entries(kinds)) {
+    assert.equal(record(n).kind, camel(name), `RecordKind.${name} = ${n}`);
+  }
+  const highest = Math.max(...Object.values(kinds));
+  assert.throws(() => record(highest + 1), /unknown record kind/);
+  assert.throws(() => record(0), /unknown record kind/);
+});
+
+// The flags field of an op is a set of bits that the builder and child.zig
+// read alike: a bit that differs turns one option into another (a mount's
+// "target without links" into "keep the locked flags").
+Deno.test("each op flag the builder sets is helper/program.zig's bit of that name, and each of the helper's flags has one", () => {
+  const flagsOf = (b: ProgramBuilder, code: number) => {
+    const bytes = exec(b);
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    assert.equal(view.getUint32(HEADER_BYTES, true), code);
+    return view.getUint32(HEADER_BYTES + 4, true);
+  };
+  const mount = (options: MountOpOptions) =>
+    flagsOf(new ProgramBuilder().mount("/a", "/b", null, MS.BIND, null, "bind", options), OpCode.mount);
+  const builders: Record<string, () => number> = {
+    mount_keep_locked_flags: () => mount({ keepLockedFlags: true }),
+    mount_ignore_missing: () => mount({ ignoreMissing: true }),
+    mount_target_no_link: () => mount({ targetNoLink: true }),
+    mount_host_source: () => mount({ hostSource: "directory" }),
+    mount_skip_gone_lower: () => mount({ skipGoneLower: true }),
+    mount_check_writable: () => mount({ checkWritable: true }),
+    mkdir_owned: () => flagsOf(new ProgramBuilder().mkdir("d", 0o755, { uid: 0, gid: 0 }), OpCode.mkdir),
+    write_file_optional: () =>
+      flagsOf(new ProgramBuilder().writeFile("f", "", 0o644, { optional: true }), OpCode.write_file),
+    write_file_no_link: () =>
+      flagsOf(new ProgramBuilder().writeFile("f", "", 0o644, { noLink: true }), OpCode.write_file),
+    chdir_no_magic_links: () => flagsOf(new ProgramBuilder().chdir("/", true), OpCode.chdir),
+    setuid_keep_capabilities: () =>
+      flagsOf(new ProgramBuilder().setuid(0, { keepCapabilities: true }), OpCode.setuid),
+  };
+  // Every flag constant of the helper: a u32 named after an op.
+  const zig = Deno.readTextFileSync(new URL("../helper/program.zig", import.meta.url));
+  const prefixes = Object.keys(zigEnum("program.zig", "Code"));
+  const names = [...zig.matchAll(/^pub const (\w+): u32 = \d+;$/gm)].map(([, name]) => name)
+    .filter((name) => prefixes.some((op) => name.startsWith(`${op}_`)));
+  assert.deepEqual(names.toSorted(), Object.keys(builders).toSorted());
+  for (const [name, build] of Object.entries(builders)) assert.equal(build(), zigConstant(name), name);
+  // And without the option, no bit.
+  assert.equal(mount({}), 0);
+  assert.equal(flagsOf(new ProgramBuilder().mkdir("d"), OpCode.mkdir), 0);
+  assert.equal(flagsOf(new ProgramBuilder().writeFile("f", ""), OpCode.write_file), 0);
+  assert.equal(flagsOf(new ProgramBuilder().chdir("/"), OpCode.chdir), 0);
+});
+
+// link() refuses a filter past max_filter_len with EINVAL, which says less
+// than the builder's own error before any process exists.
+Deno.test("ProgramBuilder.seccomp takes a filter up to helper/program.zig's max_filter_len instructions, and no more", () => {
+  const limit = zigConstant("max_filter_len");
+  const filter = (instructions: number) => new Uint8Array(8 * instructions);
+  assert.doesNotThrow(() => exec(new ProgramBuilder().seccomp(filter(limit))));
+  assert.throws(
+    () => new ProgramBuilder().seccomp(filter(limit + 1)),
+    new RegExp(`1 to ${limit} 8-byte instructions`),
+  );
+});
+
+// The ABI version holds only the highest sbox_call number: two calls swapped
+// in one list would pass it, and each would run the other.
+Deno.test("CALL in src/ffi.ts is helper/lib.zig's Call, name for name and number for number", () => {
+  const ts = Deno.readTextFileSync(new URL("../src/ffi.ts", import.meta.url));
+  const body = /^const CALL = \{([\s\S]*?)\n\} as const;$/m.exec(ts)?.[1];
+  assert.ok(body, "CALL not found in src/ffi.ts");
+  const calls = Object.fromEntries(
+    [...body.matchAll(/^ {2}(\w+): (\d+),$/gm)].map(([, name, n]) => [name, Number(n)]),
+  );
+  assert.ok(Object.keys(calls).length > 0, "no entries of CALL read in src/ffi.ts");
+  assert.deepEqual(calls, zigEnum("lib.zig", "Call"));
 });
 
 // src/security/neutral.ts: what is above neutral is reset, and only that.
