@@ -10,11 +10,9 @@
 
 import { BaseMounts, Container, type ContainerOptions, OverlayMount } from "../mod.ts";
 import { launch, reap } from "../src/launch.ts";
-import { CLONE, ProgramBuilder } from "../src/program.ts";
+import { ALL_NAMESPACES, CLONE, ProgramBuilder } from "../src/program.ts";
 import { busyboxImage, identityMapper, scratchDir } from "../tests/fixtures.ts";
 
-const NAMESPACES = CLONE.NEWUSER | CLONE.NEWNS | CLONE.NEWPID | CLONE.NEWNET | CLONE.NEWIPC | CLONE.NEWUTS |
-  CLONE.NEWCGROUP | CLONE.NEWTIME;
 const mapper = identityMapper();
 const image = busyboxImage();
 const dir = scratchDir("bench-");
@@ -28,7 +26,7 @@ globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: tr
  */
 export async function floor(namespaces = true): Promise<void> {
   const launched = await launch({
-    flags: (namespaces ? NAMESPACES : 0n) | CLONE.VM,
+    flags: (namespaces ? ALL_NAMESPACES : 0n) | CLONE.VM,
     cgroupFd: -1,
     sync: namespaces,
     childFds: [],

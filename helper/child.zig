@@ -213,11 +213,12 @@ fn mount(op: *const program.Op, own: *OwnMounts) usize {
     // would drop a mask without a word (program.zig, `mount_ignore_missing`).
     const skip_missing = op.flags & program.mount_ignore_missing != 0 and
         inRoot(cstr(a[1])) and own.contains(cstr(a[1]));
-    // overlayfs resolves the layer paths in its options itself, as the host
-    // would (a temporary upper layer's are relative: ./target/upper): an
-    // overlay goes only on a target reached without a link. So do the ops
-    // that ask for it (`mount_target_no_link`: /dev, /proc and /sys, whose
-    // masks follow by path).
+    // The ops that ask for it (`mount_target_no_link`: /dev, /proc and /sys,
+    // whose masks follow by path, and overlays) go only on a target reached
+    // without a link. overlayfs resolves the layer paths in its options
+    // itself, as the host would (a temporary upper layer's are relative:
+    // ./target/upper): the compiler sets the flag on every overlay, and an
+    // overlay without it is refused a link all the same, as a defence.
     const no_link = op.flags & program.mount_target_no_link != 0 or
         (a[2] != 0 and std.mem.eql(u8, cstr(a[2]), "overlay"));
     var source = InRoot{};

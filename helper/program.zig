@@ -228,7 +228,10 @@ pub const mount_ignore_missing: u32 = 2;
 /// link, else the op fails with ELOOP. For /dev, /proc and /sys of an image:
 /// mounted where a link points, they can change what the link means (a link
 /// through the new mount point), and the masks and read-only binds that
-/// follow by path would then miss them.
+/// follow by path would then miss them. For every overlay too, whose layer
+/// paths overlayfs resolves itself, as the host would: the compiler sets it
+/// on each, and child.zig's `mount` refuses a link at an overlay's target
+/// without it all the same.
 pub const mount_target_no_link: u32 = 4;
 /// Mount flags field bit 3: a bind whose source is a host path the caller
 /// planned (the host-root view of `sbox run`) as a regular file or a

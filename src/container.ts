@@ -22,7 +22,7 @@ import { SboxError } from "./error.ts";
 import { launch, type SyncPipe } from "./launch.ts";
 import { cleanPath, type Mount, replacesRoot } from "./mount.ts";
 import { InitProcess, Process, StdioPlan } from "./process.ts";
-import { CLONE, MS, ProgramBuilder } from "./program.ts";
+import { ALL_NAMESPACES, CLONE, MS, ProgramBuilder } from "./program.ts";
 import { check, close, dupCloexec, EBUSY, ENOENT, ids, O, tryOpen, tryRmdir } from "./sys.ts";
 import {
   hostId,
@@ -60,13 +60,10 @@ import {
  * namespace starts with.
  */
 const NO_DOMAIN_NAME = "(none)";
-/** The namespaces of a container: all that clone3 can make. */
-const NAMESPACES = CLONE.NEWUSER | CLONE.NEWNS | CLONE.NEWPID | CLONE.NEWNET | CLONE.NEWIPC | CLONE.NEWUTS |
-  CLONE.NEWCGROUP | CLONE.NEWTIME;
 /** What an exec'd process joins: all but the cgroup namespace, which it makes
  * anew after landing in its own cgroup (a sibling of the init's cgroup would
  * be outside the init's cgroup namespace). */
-const JOINED = NAMESPACES & ~CLONE.NEWCGROUP;
+const JOINED = ALL_NAMESPACES & ~CLONE.NEWCGROUP;
 /**
  * How long a start or exec into a cgroup goes on before it checks whether
  * the group (or one above) is frozen, and again after each such wait: a
@@ -208,7 +205,7 @@ export class Container implements AsyncDisposable {
     const manager = this.#manager;
     const hostNetwork = this.network === "host";
     const netOnThread = !manager && !hostNetwork;
-    const namespaces = manager ? NAMESPACES : NAMESPACES & ~CLONE.NEWNET;
+    const namespaces = manager ? ALL_NAMESPACES : ALL_NAMESPACES & ~CLONE.NEWNET;
     const reaper = options.reaper === true;
     const dropMemory = reaper && options.measureMaxRss === true;
     const launched = await this.#launch(p, namespaces, -1, dropMemory, (b, sync, stdio) => {

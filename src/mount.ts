@@ -13,7 +13,7 @@ import { checkBoolean, checkOptionsObject, show } from "./options.ts";
 import { type MountOpOptions, MS, type ProgramBuilder, UNCHANGED_ID } from "./program.ts";
 import { mountTable, readDir, resolvedPath, stat } from "./sys.ts";
 import { containerId } from "./user.ts";
-import { overlayStackingProblem, procSysfsRefusal } from "./mount_refusals.ts";
+import { OVERLAY_LOOP_PROBLEM, overlayStackingProblem, procSysfsRefusal } from "./mount_refusals.ts";
 
 /** Something that can be mounted into a container. */
 export interface Mount {
@@ -379,10 +379,12 @@ export class OverlayMount implements Mount {
   }
 
   /**
-   * Why the overlay failed (asked after a failure): a lower layer with a
-   * mount below it, or a layer on an overlayfs that cannot be stacked on.
+   * Why the overlay failed (asked after a failure): ELOOP, a link at its
+   * target or layers that overlap; EINVAL, a lower layer with a mount below
+   * it, or a layer on an overlayfs that cannot be stacked on.
    */
   #explainFailure = (errno: string): string | undefined => {
+    if (errno === "ELOOP") return OVERLAY_LOOP_PROBLEM;
     if (errno !== "EINVAL") return undefined;
     const lowers = this.lowerDirs.map((dir, i): [string, string] => [`lowerDirs[${i}]`, dir]);
     const uppers: [string, string][] = this.upperDir === undefined
@@ -407,7 +409,7 @@ export class OverlayMount implements Mount {
         0,
         overlayOptions(this.lowerDirs, this.upperDir, this.workDir!),
         what,
-        { checkWritable: true, explain: this.#explainFailure },
+        { targetNoLink: true, checkWritable: true, explain: this.#explainFailure },
       );
       return;
     }
@@ -434,7 +436,7 @@ export class OverlayMount implements Mount {
       0,
       overlayOptions(this.lowerDirs, `${target}/upper`, `${target}/work`),
       what,
-      { checkWritable: true, explain: this.#explainFailure },
+      { targetNoLink: true, checkWritable: true, explain: this.#explainFailure },
     );
   }
 }

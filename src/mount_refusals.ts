@@ -159,6 +159,20 @@ function splitUnescaped(text: string, separator: string): string[] {
 }
 
 /**
+ * Why an overlay failed with ELOOP, which has two causes that the errno
+ * does not tell apart and the mount table does not show: a symbolic link
+ * on the way to its target, which the helper refuses (program.ts,
+ * `targetNoLink`: overlayfs resolves the layer paths in its options itself,
+ * as the host would), and layers that overlap, which overlayfs refuses.
+ * `OverlayMount.validate()` refuses overlapping layers by path, but not a
+ * bind mount of one layer inside another. The explain of every overlay op
+ * (OverlayMount, TemporaryLayers) gives it, whatever its message says.
+ */
+export const OVERLAY_LOOP_PROBLEM = "a symbolic link on the way: an overlay is mounted only on a path of " +
+  "the image, or of a kept upper layer, that has none; or layers that overlap: overlayfs refuses a lower, " +
+  "upper or work directory that is, holds or lies inside another";
+
+/**
  * Why overlayfs refused (EINVAL) an overlay of `lowers` (and `uppers`, the
  * upper and work directories when they are the caller's), `[what, path]`
  * each, by the file systems they are on, or undefined when that is not it:

@@ -128,6 +128,14 @@ export const CLONE = {
   NEWNET: 0x40000000n,
 } as const;
 
+/**
+ * Every namespace clone3 can make: a container's own (container.ts), and
+ * the ones whose limits a failed clone's ENOSPC and EPERM may be about
+ * (launch_hints.ts).
+ */
+export const ALL_NAMESPACES: bigint = CLONE.NEWUSER | CLONE.NEWNS | CLONE.NEWPID | CLONE.NEWNET |
+  CLONE.NEWIPC | CLONE.NEWUTS | CLONE.NEWCGROUP | CLONE.NEWTIME;
+
 const HEADER_BYTES = 16;
 /** Size of one op record (`Op` in helper/program.zig). */
 export const OP_BYTES = 56;
@@ -163,9 +171,13 @@ export interface MountOpOptions {
   /**
    * Fail with ELOOP where the target is, or goes through, a symbolic link
    * (of the image, or of a kept upper layer) rather than mount where it
-   * points: for a file system that later ops find by path again (the masks
-   * of /proc), where a link through the new mount point could lead them
-   * elsewhere.
+   * points: for a file system that later ops find by path again (/dev,
+   * /proc and /sys, whose masks follow), where a link through the new mount
+   * point could lead them elsewhere; and for every overlay (OverlayMount,
+   * TemporaryLayers), whose layer paths overlayfs resolves again itself, as
+   * the host would. The helper refuses a link at an overlay's target even
+   * without this flag, as a defence; sbox's overlays set it all the same,
+   * so that the op says the rule.
    */
   targetNoLink?: boolean;
   /**
@@ -603,12 +615,27 @@ export class ProgramBuilder {
       [{ str: path }, { str: text }, mode],
       `cannot write ${shown(path)}`,
       (options.optional ? WRITE_FILE_OPTIONAL : 0) | (options.noLink ? WRITE_FILE_NO_LINK : 0),
+      // Only `noLink` refuses a link: without it, ELOOP is a loop of links.
+      options.noLink ? explainNoLinkWrite : undefined,
     );
   }
 
-  /** Write `text` to the existing file `path` (a sysctl), without creating or truncating it. */
-  writeExisting(path: string, text: string): this {
-    return this.#push(OpCode.write_existing, [{ str: path }, { str: text }], `cannot write ${path}`);
+  /**
+   * Write `text` to the existing file `path` (a sysctl), without creating or
+   * truncating it. `explain`: see {@linkcode MountOpOptions.explain}.
+   */
+  writeExisting(
+    path: string,
+    text: string,
+    options: { explain?: MountOpOptions["explain"] } = {},
+  ): this {
+    return this.#push(
+      OpCode.write_existing,
+      [{ str: path }, { str: text }],
+      `cannot write ${path}`,
+      0,
+      options.explain,
+    );
   }
 
   /**
@@ -721,6 +748,13 @@ export class ProgramBuilder {
       },
     };
   }
+}
+
+/** Why a {@linkcode ProgramBuilder.writeFile} with `noLink` failed with ELOOP. */
+function explainNoLinkWrite(errno: string): string | undefined {
+  if (errno !== "ELOOP") return undefined;
+  return "its directory is a symbolic link, which the setup does not follow for this file: it could lead " +
+    "into a mount of the caller's";
 }
 
 /**

@@ -17,7 +17,7 @@
 
 import { mkdirLike, overlayOptions, tmpfsLimits } from "./mount.ts";
 import { MS, type ProgramBuilder, UNCHANGED_ID } from "./program.ts";
-import { overlayStackingProblem } from "./mount_refusals.ts";
+import { OVERLAY_LOOP_PROBLEM, overlayStackingProblem } from "./mount_refusals.ts";
 import { mountTable } from "./sys.ts";
 
 /** Where a container's overlays keep their writable layers. */
@@ -79,12 +79,15 @@ export class TemporaryLayers {
     mkdirLike(b, upper, lower);
     b.mkdir(work);
     b.mount("overlay", target, "overlay", flags, overlayOptions([lower], upper, work, options.option), what, {
+      targetNoLink: true,
       skipGoneLower: options.skipGoneLower ?? false,
       checkWritable: true,
       // The upper layer is ours, on a tmpfs: only the lower can be on an
       // overlay stacked too deep.
       explain: (errno) =>
-        errno === "EINVAL"
+        errno === "ELOOP"
+          ? OVERLAY_LOOP_PROBLEM
+          : errno === "EINVAL"
           ? overlayStackingProblem([[layerName, lower]], [], mountTable(), remedy)
           : undefined,
     });

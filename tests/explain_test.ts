@@ -5,14 +5,17 @@
  */
 
 import assert from "node:assert/strict";
-import { cloneHint, type CloneLimits, opFailure } from "../src/launch.ts";
+import { cloneHint, type CloneLimits, opFailure } from "../src/launch_hints.ts";
 import { overlayLayerPaths, overlayStackingProblem } from "../src/mount_refusals.ts";
 import { CLONE, ProgramBuilder } from "../src/program.ts";
 import { SboxError } from "../src/error.ts";
 import { errnoNumber } from "../src/errno.ts";
 import { explainMapFailure } from "../src/user.ts";
 import { parseMountInfo } from "../src/sys.ts";
-import { commandInOwnMountNamespace, scratchDir, skipUnlessRoot } from "./fixtures.ts";
+import { OverlayMount } from "../src/mount.ts";
+import { TemporaryLayers } from "../src/temporary_layers.ts";
+import { containerMounts } from "../src/cli/mounts.ts";
+import { busyboxImage, commandInOwnMountNamespace, scratchDir, skipUnlessRoot } from "./fixtures.ts";
 
 // The kernel writes an overlay's options with mountinfo's octal escapes
 // over overlayfs's own: the layer "l a:b,c" of a lowerdir is
@@ -171,6 +174,72 @@ Deno.test("a failed fork op gets no namespace hints; a failed unshare does", () 
   assert.match(opFailure(program, 1, ENOSPC).message, /\(a limit on namespaces: /);
 });
 
+/** The indices of the ops of `program` whose message is `what`. */
+function opsNamed(program: ReturnType<ProgramBuilder["build"]>, what: string): number[] {
+  const found: number[] = [];
+  for (let i = 0;; i++) {
+    let op;
+    try {
+      op = program.describe(i);
+    } catch {
+      return found; // past the last op
+    }
+    if (op.what === what) found.push(i);
+  }
+}
+
+// opFailure picked an overlay's ELOOP hint by the words of its message
+// ("cannot mount overlay "): sbox run's image root, "cannot mount the
+// overlay of the image on /", got the hint of /dev, /proc and /sys, which
+// leaves out layers that overlap. Each overlay op now explains its ELOOP.
+Deno.test("every overlay op explains its ELOOP itself, whatever its message says: sbox run's image root too", () => {
+  const b = new ProgramBuilder();
+  const layers = new TemporaryLayers("/sbox-test/layers", 1 << 20);
+  const [imageRoot] = containerMounts(busyboxImage(), [], layers, { hostname: "h" });
+  imageRoot.compile(b, "/sbox-test/root");
+  layers.overlay(b, "/usr", "./usr", 0, "cannot stack a layer on /usr", { option: "test" });
+  new OverlayMount(["/sbox-test/image"], "/sbox-test/upper", "/sbox-test/work", { target: "/kept" })
+    .compile(b, ".");
+  new OverlayMount(["/sbox-test/image"], undefined, undefined, { target: "/temporary" }).compile(b, ".");
+  const program = b.exec("/bin/true", ["true"], [], null).build();
+  const whats = [
+    "cannot mount the overlay of the image on /",
+    "cannot stack a layer on /usr",
+    "cannot mount overlay on /kept",
+    "cannot mount overlay on /temporary",
+  ];
+  const overlayHint = new RegExp(
+    "ELOOP .*a symbolic link on the way: an overlay is mounted only on a path of the image, or of a kept " +
+      "upper layer, that has none; or layers that overlap: overlayfs refuses a lower, upper or work directory " +
+      "that is, holds or lies inside another",
+  );
+  const withoutHint = whats.filter((what) => {
+    const [op] = opsNamed(program, what);
+    assert.ok(op !== undefined, `no op "${what}"`);
+    const error = opFailure(program, op, errnoNumber("ELOOP"));
+    assert.deepEqual([error.step, error.errno], ["mount", "ELOOP"]);
+    assert.ok(error.message.startsWith(`${what}: ELOOP `), error.message);
+    return !overlayHint.test(error.message);
+  });
+  assert.deepEqual(withoutHint, []);
+});
+
+// Only a writeFile with noLink refuses a link on the way; without it, an
+// ELOOP is a loop of links, which the hint of a refused link misnamed.
+Deno.test("a written file's ELOOP says its directory is a link only where the op refuses links", () => {
+  const program = new ProgramBuilder()
+    .writeFile("./etc/resolv.conf", "", 0o644, { noLink: true })
+    .writeFile("./etc/hosts", "", 0o644, { optional: true })
+    .exec("/bin/true", ["true"], [], null)
+    .build();
+  const ELOOP = errnoNumber("ELOOP");
+  assert.match(
+    opFailure(program, 0, ELOOP).message,
+    /^cannot write \/etc\/resolv\.conf: ELOOP .*its directory is a symbolic link, which the setup does not follow/,
+  );
+  assert.doesNotMatch(opFailure(program, 1, ELOOP).message, /its directory is a symbolic link/);
+});
+
 // RLIMIT_NPROC is waived for the host's root, not for uid 0 of a user
 // namespace of its own (a rootless container): there the EAGAIN hint left
 // out the limit that is most likely reached.
@@ -205,7 +274,7 @@ Deno.test("cloneHint's EAGAIN names RLIMIT_NPROC for uid 0 of a user namespace o
  */
 async function eagainHintOf(command: string[]): Promise<string> {
   const code = `import { cloneHint } from ${
-    JSON.stringify(new URL("../src/launch.ts", import.meta.url).href)
+    JSON.stringify(new URL("../src/launch_hints.ts", import.meta.url).href)
   };
 console.log(cloneHint(${errnoNumber("EAGAIN")}, true));`;
   const denoDir = Deno.makeTempDirSync({ prefix: "sbox-explain-" });

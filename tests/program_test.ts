@@ -10,6 +10,8 @@ import { type MountOpOptions, MS, OP_BYTES, OpCode, PROGRAM_LIMITS, ProgramBuild
 import { decodeRecord } from "../src/protocol.ts";
 import { decodeName, encodeUtf8Into, printable } from "../src/cstring.ts";
 import { SboxError } from "../src/error.ts";
+import { BaseMounts, OverlayMount } from "../src/mount.ts";
+import { TemporaryLayers } from "../src/temporary_layers.ts";
 import {
   compileNeutralOomScoreAdj,
   compileNeutralScheduling,
@@ -152,6 +154,49 @@ Deno.test("ProgramBuilder.setuid sets the keep-capabilities flag only when asked
   };
   assert.equal(setuidFlags(new ProgramBuilder().setuid(0, { keepCapabilities: true })), 1);
   assert.equal(setuidFlags(new ProgramBuilder().setuid(1000)), 0);
+});
+
+// The helper refuses a link at every overlay's target, flag or not; the
+// flag on each overlay op says so in the op list (and is the rule the docs
+// of MountOpOptions.targetNoLink give), as it does for /dev, /proc and /sys.
+Deno.test("sbox's overlays, and /dev, /proc and /sys, are mount ops with targetNoLink; a tmpfs or bind is not", () => {
+  const zig = Deno.readTextFileSync(new URL("../helper/program.zig", import.meta.url));
+  const noLink = Number(/^pub const mount_target_no_link: u32 = (\d+);$/m.exec(zig)?.[1]);
+  assert.ok(noLink > 0, "mount_target_no_link not found in helper/program.zig");
+  const b = new ProgramBuilder();
+  new OverlayMount(["/sbox-test/image"], "/sbox-test/upper", "/sbox-test/work", { target: "/kept" })
+    .compile(b, ".");
+  new OverlayMount(["/sbox-test/image"], undefined, undefined, { target: "/temporary" }).compile(b, ".");
+  const layers = new TemporaryLayers("/sbox-test/layers", 1 << 20);
+  layers.mountTmpfs(b);
+  layers.overlay(b, "/usr", "./usr", 0, "cannot stack a layer on /usr", { option: "test" });
+  new BaseMounts().compile(b, ".");
+  const program = b.exec("/bin/true", ["true"], [], null).build();
+  const view = new DataView(program.bytes.buffer);
+  const flagsOf = new Map<string, number>();
+  for (let i = 0; view.getUint32(HEADER_BYTES + i * OP_BYTES, true) !== OpCode.exec; i++) {
+    if (view.getUint32(HEADER_BYTES + i * OP_BYTES, true) !== OpCode.mount) continue;
+    flagsOf.set(program.describe(i).what, view.getUint32(HEADER_BYTES + i * OP_BYTES + 4, true));
+  }
+  const refusesLinks = (what: string) => {
+    const flags = flagsOf.get(what);
+    assert.ok(flags !== undefined, `no mount op "${what}"`);
+    return (flags & noLink) !== 0;
+  };
+  for (
+    const what of [
+      "cannot mount overlay on /kept",
+      "cannot mount overlay on /temporary",
+      "cannot stack a layer on /usr",
+      "cannot mount tmpfs on /dev",
+      "cannot mount proc on /proc",
+    ]
+  ) {
+    assert.ok(refusesLinks(what), what);
+  }
+  for (const what of ["cannot mount tmpfs on ./temporary", "cannot mount the tmpfs of the upper layers"]) {
+    assert.ok(!refusesLinks(what), what);
+  }
 });
 
 // Host names are bytes: decodeName must give back the very bytes once

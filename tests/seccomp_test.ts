@@ -11,7 +11,7 @@ import { capabilityMask, capabilityNamesOf, DEFAULT_CAPABILITIES } from "../src/
 import { DEFAULT_SECCOMP_POLICY, type SeccompPolicy } from "../src/security/policy.ts";
 import { checkRlimits } from "../src/security/rlimits.ts";
 import { describeErrno, errnoName, errnoNumber } from "../src/errno.ts";
-import { opFailure } from "../src/launch.ts";
+import { opFailure } from "../src/launch_hints.ts";
 import { ProgramBuilder } from "../src/program.ts";
 import { DEFAULT_FILTER_BASE64 } from "../src/security/default_filter.ts";
 import { AUDIT_ARCH, BPF, compileSeccomp, SECCOMP_RET } from "../src/security/seccomp.ts";

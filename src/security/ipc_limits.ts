@@ -15,6 +15,7 @@
  */
 
 import type { ProgramBuilder } from "../program.ts";
+import { stat } from "../sys.ts";
 
 /**
  * The sysctls of the container's IPC namespace and their values: SysV
@@ -37,5 +38,18 @@ export const IPC_LIMITS: Readonly<Record<string, string>> = {
  * `/proc` of the container's.
  */
 export function compileIpcLimits(b: ProgramBuilder): void {
-  for (const [name, value] of Object.entries(IPC_LIMITS)) b.writeExisting(`/proc/sys/${name}`, value);
+  for (const [name, value] of Object.entries(IPC_LIMITS)) {
+    b.writeExisting(`/proc/sys/${name}`, value, { explain: explainIpcLimitFailure });
+  }
+}
+
+/**
+ * Why an IPC sysctl could not be written: ENOENT where sbox's own /proc,
+ * which the writes go through, has no /proc/sys at all. Read only after the
+ * failure.
+ */
+function explainIpcLimitFailure(errno: string): string | undefined {
+  if (errno !== "ENOENT" || stat("/proc/sys") !== undefined) return undefined;
+  return "sbox's /proc has no /proc/sys: it is a proc mounted with subset=pid, which shows processes only, " +
+    "as some containers have it; run sbox where /proc is a whole one";
 }
