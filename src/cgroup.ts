@@ -6,7 +6,6 @@
  * @module
  */
 
-import { decodeName } from "./cstring.ts";
 import { errnoNumber } from "./errno.ts";
 import { SboxError } from "./error.ts";
 import { cleanPath } from "./mount.ts";
@@ -18,12 +17,11 @@ import {
   ENOENT,
   ids,
   type MountEntry,
-  mountTable,
   O,
   open,
   parseMountInfo,
+  ProcReading,
   readDir,
-  readFile,
   readTextFile,
   resolvedPath,
   stat,
@@ -95,17 +93,6 @@ export function ownCgroupPath(text: string): string | undefined {
   return text.split("\n").find((line) => line.startsWith("0::"))?.slice(3);
 }
 
-/**
- * This process's cgroup path, from /proc/self/cgroup ({@linkcode ownCgroupPath}).
- * The kernel writes a group's name as its bytes, as it writes a mount
- * point's: decoded as mountinfo is (cstring.ts's decodeName, by
- * {@linkcode mountTable}), a name that is not UTF-8 matches a mount's root
- * and encodes back to the group's directory, where U+FFFD named nothing.
- */
-function readOwnCgroupPath(): string | undefined {
-  return ownCgroupPath(decodeName(readFile("/proc/self/cgroup")));
-}
-
 /** The parts of a cgroup path ("/a/b": ["a", "b"]; "/../a": ["..", "a"]). */
 function cgroupPathParts(path: string): string[] {
   return path.split("/").filter((part) => part !== "");
@@ -145,9 +132,12 @@ export function placeCgroup(
   return best && { mount: best.mount, name: best.name };
 }
 
-/** The cgroup2 mounts of this process's mount namespace; throws (step "cgroup") when there is none. */
-export function readCgroup2Mounts(): Cgroup2Mount[] {
-  const mounts = cgroup2MountsOf(mountTable());
+/**
+ * The cgroup2 mounts of this process's mount namespace, of `reading`;
+ * throws (step "cgroup") when there is none.
+ */
+export function readCgroup2Mounts(reading: ProcReading = new ProcReading()): Cgroup2Mount[] {
+  const mounts = cgroup2MountsOf(reading.mounts);
   if (mounts.length === 0) {
     throw new SboxError("no cgroup2 file system is mounted (looked in /proc/self/mountinfo)", {
       step: "cgroup",
@@ -201,8 +191,9 @@ export function locateCgroup(
  * ```
  */
 export function findCgroup2Mount(): string {
-  const mounts = readCgroup2Mounts();
-  const own = readOwnCgroupPath();
+  const reading = new ProcReading();
+  const mounts = readCgroup2Mounts(reading);
+  const own = ownCgroupPath(reading.cgroup);
   const placed = own === undefined ? undefined : placeCgroup(mounts, own);
   if (placed) return placed.mount.point;
   // None shows this process's group: the one of the largest subtree.
@@ -211,12 +202,13 @@ export function findCgroup2Mount(): string {
 }
 
 /**
- * The file system type of the mount that holds `path` (absolute and clean),
- * by its text: the deepest mount point on its way, the top one of a stack.
+ * The file system type of the mount of `mounts` that holds `path` (absolute
+ * and clean), by its text: the deepest mount point on its way, the top one
+ * of a stack.
  */
-function fileSystemAt(path: string): string | undefined {
+function fileSystemAt(path: string, mounts: readonly MountEntry[]): string | undefined {
   let best: MountEntry | undefined;
-  for (const mount of mountTable()) {
+  for (const mount of mounts) {
     const point = mount.path;
     const holds = point === "/" || path === point || path.startsWith(`${point}/`);
     // Later lines are mounted later: on an equal point, over the earlier ones.
@@ -228,9 +220,10 @@ function fileSystemAt(path: string): string | undefined {
 /**
  * Refuses a group that is not on a cgroup2 file system: a plain directory,
  * a v1 hierarchy, or the tmpfs that holds those on a hybrid host. There,
- * create() would make a mere directory, and clone3 fail with EBADF.
+ * create() would make a mere directory, and clone3 fail with EBADF. By the
+ * mounts of `reading`.
  */
-export function checkOnCgroup2(cgroup: Cgroup): void {
+export function checkOnCgroup2(cgroup: Cgroup, reading: ProcReading = new ProcReading()): void {
   // The mount path resolved (it exists; the group may not yet), then the
   // group's name: cgroup2 has no links of its own.
   let mount = cleanPath(cgroup.mountPath);
@@ -239,7 +232,10 @@ export function checkOnCgroup2(cgroup: Cgroup): void {
   } catch {
     // Missing: fileSystemAt tells on the path as it is.
   }
-  const type = fileSystemAt(cgroup.name === "" ? mount : cleanPath(`${mount}/${cgroup.name}`));
+  const type = fileSystemAt(
+    cgroup.name === "" ? mount : cleanPath(`${mount}/${cgroup.name}`),
+    reading.mounts,
+  );
   if (type === "cgroup2") return;
   let where: string;
   try {
@@ -591,12 +587,22 @@ export class Cgroup {
   }
 
   /** The cgroup of the calling process. */
-  static current(): Cgroup {
-    const path = readOwnCgroupPath();
+  static current(): Cgroup;
+  /**
+   * @internal By `reading`, /proc/self/cgroup and /proc/self/mountinfo as
+   * read once for all of an operation (`sbox run`'s setup).
+   */
+  static current(reading: ProcReading): Cgroup;
+  static current(reading: ProcReading = new ProcReading()): Cgroup {
+    const path = ownCgroupPath(reading.cgroup);
     if (path === undefined) {
       throw new SboxError("the process has no cgroup v2 entry in /proc/self/cgroup", { step: "cgroup" });
     }
-    return locateCgroup(path, `this process's cgroup ${show(path)} (in /proc/self/cgroup)`);
+    return locateCgroup(
+      path,
+      `this process's cgroup ${show(path)} (in /proc/self/cgroup)`,
+      readCgroup2Mounts(reading),
+    );
   }
 
   /**
@@ -665,7 +671,13 @@ export class Cgroup {
    * for a moment before a chmod: what `sbox run` uses to lock its group
    * before anyone else can.
    */
-  create(options?: { exclusive?: boolean; mode?: number }): void {
+  create(options?: { exclusive?: boolean; mode?: number }): void;
+  /**
+   * @internal The check of the mount by `reading`, this process's mounts as
+   * read once for all of an operation (`sbox run`'s setup).
+   */
+  create(options: { exclusive?: boolean; mode?: number } | undefined, reading: ProcReading): void;
+  create(options?: { exclusive?: boolean; mode?: number }, reading: ProcReading = new ProcReading()): void {
     options = checkOptionsObject("Cgroup.create", options, { exclusive: true, mode: true });
     checkBoolean("Cgroup.create", options.exclusive, "exclusive");
     const mode = options.mode ?? 0o755;
@@ -675,7 +687,7 @@ export class Cgroup {
         `mode must be permission bits from 0 to 0o777, got ${show(options.mode)}`,
       );
     }
-    checkOnCgroup2(this);
+    checkOnCgroup2(this, reading);
     const parts = this.name.split("/");
     for (let i = 1; i <= parts.length && this.name !== ""; i++) {
       const path = `${this.mountPath}/${parts.slice(0, i).join("/")}`;
@@ -701,17 +713,24 @@ export class Cgroup {
    * Removes the group and its child groups. Processes left in them are
    * killed first (cgroup.kill) and waited for.
    */
-  async remove(): Promise<void> {
+  remove(): Promise<void>;
+  /**
+   * @internal Whether it holds this process by `reading`, /proc/self/cgroup
+   * and /proc/self/mountinfo as read once for all of an operation (`sbox
+   * run`'s teardown). Without it, one reading for the whole tree.
+   */
+  remove(reading: ProcReading): Promise<void>;
+  async remove(reading: ProcReading = new ProcReading()): Promise<void> {
     if (!this.exists()) return;
     // It would kill this process (and, for the root, everything).
-    if (this.name === "" || this.contains(Cgroup.current())) {
+    if (this.name === "" || this.contains(Cgroup.current(reading))) {
       throw SboxError.invalidOption(
         "cgroup",
         `${this.path} holds this process: it cannot be removed from here`,
       );
     }
     for (const entry of readDir(this.path)) {
-      if (entry.isDirectory) await this.#below(entry.name).remove();
+      if (entry.isDirectory) await this.#below(entry.name).remove(reading);
     }
     for (let attempt = 0;; attempt++) {
       const rc = tryRmdir(this.path);

@@ -23,7 +23,7 @@ import { launch, type SyncPipe } from "./launch.ts";
 import { cleanPath, type Mount, replacesRoot } from "./mount.ts";
 import { InitProcess, Process, StdioPlan } from "./process.ts";
 import { ALL_NAMESPACES, CLONE, MS, ProgramBuilder } from "./program.ts";
-import { check, close, dupCloexec, EBUSY, ENOENT, ids, O, tryOpen, tryRmdir } from "./sys.ts";
+import { check, close, dupCloexec, EBUSY, ENOENT, ids, O, ProcReading, tryOpen, tryRmdir } from "./sys.ts";
 import {
   hostId,
   type IdMapEntry,
@@ -151,9 +151,16 @@ export class Container implements AsyncDisposable {
   }
 
   /** Validates the options; creates no process. */
-  static create(options: ContainerOptions): Promise<Container> {
+  static create(options: ContainerOptions): Promise<Container>;
+  /**
+   * @internal The checks of `options.cgroup` by `reading`, this process's
+   * mounts and cgroup as read once for all of an operation (`sbox run`'s
+   * setup).
+   */
+  static create(options: ContainerOptions, reading: ProcReading): Promise<Container>;
+  static create(options: ContainerOptions, reading: ProcReading = new ProcReading()): Promise<Container> {
     return Promise.resolve().then(() => {
-      checkContainerOptions(options);
+      checkContainerOptions(options, reading);
       const security = checkContainerSecurity(options);
       checkRawNetworkAccess(options.network, security.capabilities);
       return new Container(options, security);

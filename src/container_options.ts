@@ -14,7 +14,7 @@ import { checkBoolean, checkKnownKeys, isPlainObject, kindOf, type KnownKeys, sh
 import { BindMount, checkTarget, cleanPath, type Mount } from "./mount.ts";
 import { checkCommand, checkId, checkStdio, notPassable, type Stdio } from "./process.ts";
 import { PROGRAM_LIMITS } from "./program.ts";
-import { stat } from "./sys.ts";
+import { ProcReading, stat } from "./sys.ts";
 import { checkUserMapper, type UserMapper } from "./user.ts";
 import { type NetworkManager, RESOLV_CONF_PATH, UserModeNetworkManager } from "./network.ts";
 import { CAPABILITIES } from "./security/capabilities.ts";
@@ -381,7 +381,9 @@ export function checkRawNetworkAccess(network: ContainerOptions["network"], capa
  * `hostname` of the right kinds, no mount taking the network's
  * /etc/resolv.conf. Throws an {@linkcode SboxError} of step "options" that
  * names the first option that is wrong; reads the host (a stat of
- * `rootfs`, the cgroup's files) but creates nothing.
+ * `rootfs`, the cgroup's files) but creates nothing. The checks of the
+ * cgroup go by `reading`, this process's mounts and cgroup (one reading
+ * for all of them; read anew by default).
  *
  * @example A rootfs that is not an absolute path
  * ```ts
@@ -395,7 +397,10 @@ export function checkRawNetworkAccess(network: ContainerOptions["network"], capa
  * }
  * ```
  */
-export function checkContainerOptions(options: ContainerOptions): void {
+export function checkContainerOptions(
+  options: ContainerOptions,
+  reading: ProcReading = new ProcReading(),
+): void {
   if (!options || typeof options !== "object") throw SboxError.invalidOption("options", "must be an object");
   checkKnownKeys(options, CONTAINER_OPTIONS);
   const { rootfs, cgroup, userMapper, mounts, hostname, network } = options;
@@ -414,9 +419,9 @@ export function checkContainerOptions(options: ContainerOptions): void {
     if (!cgroup.exists()) {
       throw SboxError.invalidOption("cgroup", `${cgroup.path} does not exist (call create())`);
     }
-    checkOnCgroup2(cgroup);
+    checkOnCgroup2(cgroup, reading);
     checkNotFrozen(cgroup);
-    checkNotHoldingCaller(cgroup);
+    checkNotHoldingCaller(cgroup, reading);
   }
   checkUserMapper(userMapper);
   checkNetwork(network);
@@ -512,8 +517,8 @@ function checkNetwork(network: unknown): void {
  * Refuses a group that holds this process: its limits would bind the caller
  * too, and killing the container's group (Cgroup.kill) would kill it.
  */
-function checkNotHoldingCaller(cgroup: Cgroup): void {
-  const own = Cgroup.current();
+function checkNotHoldingCaller(cgroup: Cgroup, reading: ProcReading): void {
+  const own = Cgroup.current(reading);
   if (cgroup.contains(own)) {
     throw SboxError.invalidOption(
       "cgroup",

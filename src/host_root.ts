@@ -208,7 +208,7 @@ function searchable(path: string): boolean {
 
 /**
  * Lists how the host's tree maps into the container, parents before
- * children.
+ * children, by this process's mount table `mounts` (read anew by default).
  *
  * @example The plan's first entries
  * ```ts
@@ -218,7 +218,7 @@ function searchable(path: string): boolean {
  * console.log(entries.some((e) => e.path === "/usr")); // true
  * ```
  */
-export function planHostRoot(): HostEntry[] {
+export function planHostRoot(mounts: readonly MountEntry[] = mountTable()): HostEntry[] {
   const entries: HostEntry[] = [];
   // Looked up by path, not by a scan of the table for each entry: a host
   // with 2000 mounts in one directory took 2.7 s to plan (4 million scans).
@@ -226,7 +226,7 @@ export function planHostRoot(): HostEntry[] {
   const topMount = new Map<string, MountEntry>();
   // Every directory with a mount point strictly below it.
   const holders = new Set<string>();
-  for (const m of mountTable()) {
+  for (const m of mounts) {
     topMount.set(m.path, m);
     for (let dir = parentDir(m.path); dir !== undefined; dir = parentDir(dir)) {
       if (holders.has(dir)) break; // and its parents too

@@ -11,7 +11,7 @@ import { encodedLength } from "./cstring.ts";
 import { SboxError } from "./error.ts";
 import { checkBoolean, checkOptionsObject, show } from "./options.ts";
 import { type MountOpOptions, MS, type ProgramBuilder, UNCHANGED_ID } from "./program.ts";
-import { mountTable, readDir, resolvedPath, stat } from "./sys.ts";
+import { type MountEntry, mountTable, readDir, resolvedPath, stat } from "./sys.ts";
 import { containerId } from "./user.ts";
 import { OVERLAY_LOOP_PROBLEM, overlayStackingProblem, procSysfsRefusal } from "./mount_refusals.ts";
 
@@ -245,10 +245,13 @@ function layerName([what, path]: [string, string], resolved: string): string {
  * locks every mount it copies into the container's mount namespace, owned
  * by a user namespace of its own, and overlayfs refuses a lower layer with
  * locked mounts below it, in the child, with a bare EINVAL (its log says
- * "failed to clone lowerpath"): the host's "/" always has some.
+ * "failed to clone lowerpath"): the host's "/" always has some. By the
+ * mount table `mounts`.
  */
-function mountsBelowProblem(lowers: readonly [string, string][]): string | undefined {
-  const mounts = mountTable();
+function mountsBelowProblem(
+  lowers: readonly [string, string][],
+  mounts: readonly MountEntry[] = mountTable(),
+): string | undefined {
   for (const layer of lowers) {
     const dir = resolvedPath(layer[1]);
     const below = mounts.find((m) => pathRelation(m.path, dir) === "inside");
@@ -265,11 +268,15 @@ const HOST_ROOT_REMEDY = ": for the host's root use HostRootMount, which overlay
 /**
  * Refuses lower layers (`[what, path]`) with a host mount below them (see
  * `mountsBelowProblem`), naming `option`: for a check made once, before a
- * command line's run (`--rootfs`), where reading the mount table costs
- * nothing that matters.
+ * command line's run (`--rootfs`), by the mount table `mounts` it read for
+ * its setup.
  */
-export function checkNoMountsBelow(option: string, lowers: readonly [string, string][]): void {
-  const problem = mountsBelowProblem(lowers);
+export function checkNoMountsBelow(
+  option: string,
+  lowers: readonly [string, string][],
+  mounts: readonly MountEntry[],
+): void {
+  const problem = mountsBelowProblem(lowers, mounts);
   if (problem !== undefined) throw SboxError.invalidOption(option, problem);
 }
 

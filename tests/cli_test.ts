@@ -317,6 +317,53 @@ Deno.test("cli: the command's soft limit of open files is 1024, not the one Deno
   assert.equal(raised.stdout, `${hard}\n`, raised.stderr);
 });
 
+/**
+ * How many times `sbox run ARGS -- /bin/true` opens /proc/self/cgroup and
+ * /proc/self/mountinfo, by strace: of each, [before the container's start,
+ * after it]. Without -f: sbox reads on its main thread (synchronous FFI),
+ * and newuidmap, a child, keeps its set-user-ID bit.
+ */
+async function procReads(args: string[], trace: string): Promise<Record<string, number[]>> {
+  const argv = ["-o", trace, "-e", "trace=openat,clone3", ...sboxArgv([...args, "--", "/bin/true"])];
+  const run = await new Deno.Command("strace", {
+    args: argv,
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+  }).output();
+  assert.equal(run.code, 0, text(run.stderr));
+  const lines = Deno.readTextFileSync(trace).split("\n");
+  // Deno reads /proc/self/cgroup at its start (for its thread count); sbox
+  // reads through the helper library, which it opens first.
+  const loaded = lines.findIndex((line) => line.includes('libsbox.so"'));
+  const started = lines.findIndex((line) => line.startsWith("clone3(") && line.includes("CLONE_NEWUSER"));
+  assert.ok(loaded >= 0 && started > loaded, `no helper library, then the container's clone3:\n${lines}`);
+  const reads = (file: string, from: number, to: number) =>
+    lines.slice(from, to).filter((line) => line.startsWith(`openat(AT_FDCWD, "/proc/self/${file}"`)).length;
+  const both = (file: string) => [reads(file, loaded, started), reads(file, started, Infinity)];
+  return { cgroup: both("cgroup"), mountinfo: both("mountinfo") };
+}
+
+const PROC_READS_TEST = "cli: a run reads /proc/self/cgroup and mountinfo once to set up, at most once after";
+const noStrace = skipWithout("/usr/bin/strace", PROC_READS_TEST, "strace");
+Deno.test(PROC_READS_TEST, { ignore: noStrace }, async () => {
+  // Each reading costs ~0.5 ms with its parsing: the setup's checks share
+  // one (ProcReading, sys.ts). The teardown's look for what came during the
+  // run (a mount below the scratch directory, sbox moved into the
+  // container's cgroup), so they share one of their own.
+  const dir = scratchDir("proc-reads-");
+  try {
+    for (const args of [[], ["--rootfs", busyboxImage()]]) {
+      const counts = await procReads(args, `${dir}/trace`);
+      const what = `reads before the container's start and after, in sbox run ${args.join(" ")}`;
+      const once = Object.values(counts).every(([setup, after]) => setup === 1 && after <= 1);
+      assert.ok(once, `${what}: ${JSON.stringify(counts)}`);
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 // ---- an image ---------------------------------------------------------------
 
 Deno.test("cli: --rootfs runs in an image; writes vanish and the image is untouched", async () => {

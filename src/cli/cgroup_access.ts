@@ -11,7 +11,7 @@
 
 import { Cgroup, delegationText } from "../cgroup.ts";
 import { SboxError } from "../error.ts";
-import { ACCESS, ENOSYS, EPERM, ids, tryAccess } from "../sys.ts";
+import { ACCESS, ENOSYS, EPERM, ids, type ProcReading, tryAccess } from "../sys.ts";
 import type { RunOptions } from "./args.ts";
 
 /** The options that need a cgroup of the container's own. */
@@ -125,14 +125,19 @@ export function whyNoCgroup(
  * Decides whether the run gets a cgroup below `parent`: undefined when the
  * user may create one and start the container in it; why not, when not and
  * nothing needs one (the run goes on without); throws naming the option,
- * why and what to do when a limit or `--cgroup` needs one.
+ * why and what to do when a limit or `--cgroup` needs one. `reading`: this
+ * process's mounts and cgroup, which sbox's own cgroup is found by.
  */
-export function whyWithoutCgroup(parent: Cgroup, options: RunOptions): string | undefined {
+export function whyWithoutCgroup(
+  parent: Cgroup,
+  options: RunOptions,
+  reading: ProcReading,
+): string | undefined {
   // Root may (whyNoCgroup), and pays nothing to be told so: no read of
   // sbox's own cgroup (mountinfo) or of its groups (/proc/self/status).
   if (ids().euid === 0) return undefined;
-  // Without --cgroup the parent is sbox's own (resolveParentCgroup), read once.
-  const own = options.cgroup === undefined ? parent : Cgroup.current();
+  // Without --cgroup the parent is sbox's own (resolveParentCgroup).
+  const own = options.cgroup === undefined ? parent : Cgroup.current(reading);
   const why = whyNoCgroup(parent, own);
   if (why === undefined) return undefined;
   const { reason, cure } = why;

@@ -22,7 +22,7 @@
 
 import type { Cgroup } from "../cgroup.ts";
 import { SLIRP4NETNS_SOCKET_DIR, SLIRP4NETNS_SOCKET_NAME } from "../network.ts";
-import { ids, readDir, stat, tryRmdir, tryUnlink } from "../sys.ts";
+import { ids, type ProcReading, readDir, stat, tryRmdir, tryUnlink } from "../sys.ts";
 import { unixListening } from "../unix_socket.ts";
 import { OWNED_NAME, tryLockDir } from "./ownership.ts";
 import { SCRATCH_PARENTS, ScratchDir } from "./scratch.ts";
@@ -31,8 +31,9 @@ import { SCRATCH_PARENTS, ScratchDir } from "./scratch.ts";
  * Removes the scratch directories and slirp4netns sockets (ours only: owned
  * by our uid) and the cgroups below `parent` of `sbox run`s that are gone.
  * Never fails: a leftover that cannot be removed now stays for a later run.
+ * `reading`: this process's mount table, for the scratch directories.
  */
-export function removeLeftovers(parent: Cgroup | undefined): void {
+export function removeLeftovers(parent: Cgroup | undefined, reading: ProcReading): void {
   const me = ids();
   for (const parent of SCRATCH_PARENTS) {
     for (const name of ownedNames(parent)) {
@@ -41,7 +42,7 @@ export function removeLeftovers(parent: Cgroup | undefined): void {
       try {
         const lock = tryLockDir(path);
         // remove() drops the lock.
-        if (lock) ScratchDir.adopt(path, lock).remove();
+        if (lock) ScratchDir.adopt(path, lock).remove(reading.mounts);
       } catch {
         // Something is mounted there after all, or it is not ours to remove.
       }

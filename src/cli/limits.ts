@@ -22,7 +22,7 @@ import {
 } from "../cgroup.ts";
 import { SboxError } from "../error.ts";
 import { show } from "../options.ts";
-import { readDir } from "../sys.ts";
+import { type ProcReading, readDir } from "../sys.ts";
 import type { RunOptions } from "./args.ts";
 import { claimDir, type DirLock, ownedName } from "./ownership.ts";
 import { CPU_PERIOD_USEC } from "./units.ts";
@@ -43,11 +43,12 @@ const LIMITS = [
  * cgroup path as in /proc/self/cgroup such as `/judge`; absolute and clean,
  * see args.ts), else sbox's own. A frozen one is refused, before anything
  * is made: the container's processes would wait for a thaw, with no end.
+ * Found by `reading`, this process's mounts and cgroup.
  */
-export function resolveParentCgroup(spec: string | undefined): Cgroup {
+export function resolveParentCgroup(spec: string | undefined, reading: ProcReading): Cgroup {
   // sbox's own is not frozen: sbox runs.
-  if (spec === undefined) return Cgroup.current();
-  const mounts = readCgroup2Mounts();
+  if (spec === undefined) return Cgroup.current(reading);
+  const mounts = readCgroup2Mounts(reading);
   // A directory of a mount: its group's cgroup path, by the mount's root,
   // which is "/" for a mount of the whole hierarchy.
   const at = mounts.filter((m) => spec === m.point || spec.startsWith(`${m.point}/`))
@@ -162,22 +163,30 @@ export function restoreControllers(parent: Cgroup, added: readonly string[]): vo
 /** The container's cgroup, held as this run's own (ownership.ts). */
 export interface ContainerCgroup {
   cgroup: Cgroup;
-  /** Removes the cgroup (killing what is left in it), then drops the lock. */
-  remove(): Promise<void>;
+  /**
+   * Removes the cgroup (killing what is left in it), then drops the lock;
+   * refused where it holds sbox, by `reading` (Cgroup.remove).
+   */
+  remove(reading: ProcReading): Promise<void>;
 }
 
 /**
  * Creates the container's cgroup `sbox-<pid>-<random>` below `parent`, new
  * (never one that exists: another run's), locks it, and writes the limits
- * into it.
+ * into it. `reading`: this process's mounts, which Cgroup.create checks
+ * the group's place by.
  */
-export async function createContainerCgroup(parent: Cgroup, limits: CgroupLimits): Promise<ContainerCgroup> {
-  const { cgroup, lock } = newLockedCgroup(parent);
+export async function createContainerCgroup(
+  parent: Cgroup,
+  limits: CgroupLimits,
+  reading: ProcReading,
+): Promise<ContainerCgroup> {
+  const { cgroup, lock } = newLockedCgroup(parent, reading);
   const owned: ContainerCgroup = {
     cgroup,
-    remove: async () => {
+    remove: async (reading) => {
       try {
-        await cgroup.remove();
+        await cgroup.remove(reading);
       } finally {
         lock.release();
       }
@@ -200,20 +209,20 @@ export async function createContainerCgroup(parent: Cgroup, limits: CgroupLimits
       }
     }
   } catch (err) {
-    await owned.remove();
+    await owned.remove(reading);
     throw err;
   }
   return owned;
 }
 
 /** A new cgroup below `parent`, of a name no other run has, locked as ours. */
-function newLockedCgroup(parent: Cgroup): { cgroup: Cgroup; lock: DirLock } {
+function newLockedCgroup(parent: Cgroup, reading: ProcReading): { cgroup: Cgroup; lock: DirLock } {
   for (let attempt = 0; attempt < 10; attempt++) {
     const cgroup = parent.child(ownedName());
     // 0700 until locked (ownership.ts): no other user may lock it first.
     // Then 0755, whatever the umask: the container's processes of other
     // uids read their limits in it (its cgroup2 mount on /sys/fs/cgroup).
-    cgroup.create({ exclusive: true, mode: 0o700 });
+    cgroup.create({ exclusive: true, mode: 0o700 }, reading);
     const lock = claimDir(cgroup.path, 0o755);
     if (lock) return { cgroup, lock };
     // Another run's sweep took it for a leftover in the moment before the

@@ -21,7 +21,7 @@ import {
   TmpfsMount,
 } from "../mount.ts";
 import type { ProgramBuilder } from "../program.ts";
-import { close, ids, O, readLink, resolvedPath, stat, tryOpen } from "../sys.ts";
+import { close, ids, O, type ProcReading, readLink, resolvedPath, stat, tryOpen } from "../sys.ts";
 import { describeErrno } from "../errno.ts";
 import type { MountSpec } from "./args.ts";
 import { planHostRoot, PlannedHostRoot } from "../host_root.ts";
@@ -35,8 +35,8 @@ export function hostPath(path: string): string {
   return `${cwd === "/" ? "" : cwd}/${path.replace(/^(\.\/)+/, "")}`;
 }
 
-/** Checks `--rootfs` and returns the absolute image directory. */
-export function imageDir(rootfs: string): string {
+/** Checks `--rootfs` (by `reading`, sbox's mounts) and returns the absolute image directory. */
+export function imageDir(rootfs: string, reading: ProcReading): string {
   const dir = hostPath(rootfs);
   let found;
   try {
@@ -60,7 +60,7 @@ export function imageDir(rootfs: string): string {
   }
   // A mount below the image (a chroot's /proc, a bound cache) would fail
   // its overlay in the child with a bare EINVAL.
-  checkNoMountsBelow("--rootfs", [["image", dir]]);
+  checkNoMountsBelow("--rootfs", [["image", dir]], reading.mounts);
   // The setup walks it as sbox's own user: one who may not (an image of
   // another user, mode 0700) got "cannot create directory /dev: EACCES",
   // which named neither the option nor the directory. Search permission is
@@ -167,6 +167,8 @@ export interface RootSettings {
   hostname: string;
   /** Hears of each `:try` bind left out, by its source. */
   onSkipped?: (source: string) => void;
+  /** This process's mount table, which the host's root is planned by; read anew without it. */
+  reading?: ProcReading;
 }
 
 /**
@@ -185,7 +187,7 @@ export function containerMounts(
   const hosts = hostsWithHostname(image ?? "/", settings.hostname);
   const hostname = hostnameFile(image ?? "/", settings.hostname);
   const root = image === undefined
-    ? new PlannedHostRoot(planHostRoot(), layers, HOST_ROOT_STACKING_REMEDY)
+    ? new PlannedHostRoot(planHostRoot(settings.reading?.mounts), layers, HOST_ROOT_STACKING_REMEDY)
     : new ImageRootMount(image, layers);
   const cwd = settings.cwd ?? "/";
   // /tmp is bounded like /dev/shm; `--tmpfs /tmp:SIZE` mounts a bigger one over it.

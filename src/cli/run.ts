@@ -21,7 +21,7 @@ import type { InitProcess, ProcessStatus, ResourceUsage } from "../process.ts";
 import { TooManyStepsError } from "../program.ts";
 import { signalNumber } from "../signal.ts";
 import { ROOT_PATH } from "../user.ts";
-import { environment, readFile } from "../sys.ts";
+import { environment, ProcReading, readFile } from "../sys.ts";
 import type { RunOptions } from "./args.ts";
 import { whyWithoutCgroup } from "./cgroup_access.ts";
 import { commandEnvironment } from "./environment.ts";
@@ -249,7 +249,11 @@ async function execute(
 ): Promise<void> {
   // --keep-id as root, or with another -u, before anything else.
   const requested = requestedUser(options);
-  const image = options.rootfs === undefined ? undefined : imageDir(options.rootfs);
+  // sbox's mounts and cgroup, read once for the whole setup: sbox mounts
+  // nothing in its own mount namespace (the container's mounts are the
+  // container's), so the table stays true until the container exists.
+  const reading = new ProcReading();
+  const image = options.rootfs === undefined ? undefined : imageDir(options.rootfs, reading);
   const user = resolveUser(image ?? "/", requested);
   // -e NAME reads sbox's own environment: refused, if it must be, before anything exists.
   const env = commandEnvironment(
@@ -261,11 +265,11 @@ async function execute(
   checkStdio(options);
   const picked = pickUserMapper(undefined, undefined, options.keepId);
   checkUserMapped(user, picked.mapper);
-  const parent = resolveParentCgroup(options.cgroup);
-  const withoutCgroup = whyWithoutCgroup(parent, options);
+  const parent = resolveParentCgroup(options.cgroup, reading);
+  const withoutCgroup = whyWithoutCgroup(parent, options, reading);
   const withCgroup = withoutCgroup === undefined;
   // What earlier runs that were killed left (a scratch dir, an empty cgroup).
-  removeLeftovers(withCgroup ? parent : undefined);
+  removeLeftovers(withCgroup ? parent : undefined, reading);
   const enabled = withCgroup ? enableControllers(parent, options) : [];
   // Runs last, once the container's cgroup is gone: if the container could
   // not be started in it, the controllers enabled for it may have to go.
@@ -281,11 +285,16 @@ async function execute(
     stdio.close();
     if (!containerExists) stdio.restoreOwners();
   });
-  const owned = withCgroup ? await createContainerCgroup(parent, options) : undefined;
-  resources.defer(() => owned?.remove());
+  const owned = withCgroup ? await createContainerCgroup(parent, options, reading) : undefined;
+  // The teardown reads anew, once for both removals: what their checks look
+  // for comes during the run (a mount below the scratch directory, sbox
+  // moved into the container's cgroup), after the setup's reading.
+  let ending: ProcReading | undefined;
+  const atEnd = () => ending ??= new ProcReading();
+  resources.defer(() => owned?.remove(atEnd()));
   const cgroup = owned?.cgroup;
   const scratch = ScratchDir.create();
-  resources.defer(() => scratch.remove());
+  resources.defer(() => scratch.remove(atEnd().mounts));
 
   const layers = new TemporaryLayers(scratch.mkdir("layers"), options.writeLimit);
   if (picked.warning) say(`warning: ${picked.warning}`);
@@ -307,10 +316,11 @@ async function execute(
       onSkipped: (source) => {
         if (options.verbose) say(`bind: ${source} does not exist: skipped (:try)`);
       },
+      reading,
     }),
     hostname,
     ...security,
-  });
+  }, reading);
   containerExists = true;
   resources.defer(async () => {
     await container.destroy();

@@ -15,7 +15,17 @@
 import { SboxError } from "../error.ts";
 import { errnoName, errnoNumber } from "../errno.ts";
 import { printable } from "../cstring.ts";
-import { check, EEXIST, ENOENT, mountTable, readDir, tryMkdir, tryRmdir, tryUnlink } from "../sys.ts";
+import {
+  check,
+  EEXIST,
+  ENOENT,
+  type MountEntry,
+  mountTable,
+  readDir,
+  tryMkdir,
+  tryRmdir,
+  tryUnlink,
+} from "../sys.ts";
 import { claimDir, type DirLock, ownedName } from "./ownership.ts";
 
 const EISDIR = errnoNumber("EISDIR");
@@ -80,10 +90,15 @@ export class ScratchDir {
     return path;
   }
 
-  /** Deletes the directory and its contents, then drops the lock. */
-  remove(): void {
+  /**
+   * Deletes the directory and its contents, then drops the lock. Refused
+   * where `mounts`, this process's mount table read for the operation this
+   * call is part of (read anew by default), has a mount below it: it must
+   * be read after the container ran, whose mounts it looks for.
+   */
+  remove(mounts: readonly MountEntry[] = mountTable()): void {
     try {
-      refuseMountsBelow(this.path);
+      refuseMountsBelow(this.path, mounts);
       removeTree(this.path);
     } finally {
       // Only now: with the lock dropped first, a sweep could remove it too.
@@ -117,8 +132,8 @@ export function removeTree(path: string): void {
  * The container's mounts live in its own mount namespace, so none should be
  * visible here; if one were, deleting "its" files would delete the host's.
  */
-function refuseMountsBelow(path: string): void {
-  for (const { path: mountPoint } of mountTable()) {
+function refuseMountsBelow(path: string, mounts: readonly MountEntry[]): void {
+  for (const { path: mountPoint } of mounts) {
     if (mountPoint === path || mountPoint.startsWith(`${path}/`)) {
       throw new SboxError(`not removing ${path}: ${printable(mountPoint)} is mounted below it`, {
         step: "scratch",
