@@ -10,11 +10,21 @@
 
 import { Cgroup, checkNotFrozen, checkOnCgroup2, isInterfaceFileName } from "./cgroup.ts";
 import { SboxError } from "./error.ts";
-import { checkBoolean, checkKnownKeys, isPlainObject, kindOf, type KnownKeys, show } from "./options.ts";
+import {
+  checkBoolean,
+  checkCommand,
+  checkId,
+  checkKnownKeys,
+  isPlainObject,
+  kindOf,
+  type KnownKeys,
+  notPassable,
+  show,
+} from "./options.ts";
 import { BindMount, checkTarget, cleanPath, type Mount } from "./mount.ts";
-import { checkCommand, checkId, checkStdio, notPassable, type Stdio } from "./process.ts";
+import type { Stdio } from "./process.ts";
 import { PROGRAM_LIMITS } from "./program.ts";
-import { ProcReading, stat } from "./sys.ts";
+import { fstat, isOpenFd, ProcReading, stat } from "./sys.ts";
 import { checkUserMapper, type UserMapper } from "./user.ts";
 import { type NetworkManager, RESOLV_CONF_PATH, UserModeNetworkManager } from "./network.ts";
 import { CAPABILITIES } from "./security/capabilities.ts";
@@ -332,20 +342,57 @@ export const HOSTNAME: RegExp = /^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$/;
  * through the gateway (NET_ADMIN), reaches the host's loopback, which
  * `allowHostLoopback: false` is meant to keep out. So those capabilities
  * with such a network need that option set. Returns the first of them in
- * `capabilities`, or undefined; `sbox run` asks too, to name its options.
+ * `capabilities`, or undefined.
  */
-export function hostLoopbackCapability(capabilities: bigint): string | undefined {
+function hostLoopbackCapability(capabilities: bigint): string | undefined {
   return ["NET_RAW", "NET_ADMIN"].find((name) => (capabilities & (1n << BigInt(CAPABILITIES[name]))) !== 0n);
+}
+
+/** How a caller spells what {@linkcode hostLoopbackConflict}'s message names. */
+export interface HostLoopbackNames {
+  /** The option that adds capabilities, e.g. `"capAdd"`. */
+  capAdd: string;
+  /** How capability `name` was asked for: `"NET_RAW"`, or through ALL. */
+  added(name: string): string;
+  /** The network, e.g. `"a network"`. */
+  network: string;
+  /** What lets the container reach the host's loopback, e.g. `"give the network allowHostLoopback: true"`. */
+  accept: string;
+}
+
+/** The library's words. */
+const LIBRARY_LOOPBACK_NAMES: HostLoopbackNames = {
+  capAdd: "capAdd",
+  added: (name) => name,
+  network: "a network",
+  accept: "give the network allowHostLoopback: true",
+};
+
+/**
+ * The error for `capabilities` (the mask a container keeps) that reach the
+ * host's loopback through a network daemon that is to keep it out
+ * (`hostLoopbackCapability` says how), or undefined: the library and `sbox
+ * run` refuse them alike, each naming its own options (`names`).
+ */
+export function hostLoopbackConflict(capabilities: bigint, names: HostLoopbackNames): SboxError | undefined {
+  const name = hostLoopbackCapability(capabilities);
+  if (name === undefined) return undefined;
+  return SboxError.invalidOption(
+    names.capAdd,
+    `${names.added(name)} with ${names.network} lets the container send frames to 127.0.0.1 that the ` +
+      `network daemon delivers to the host's loopback: ${names.accept} to accept that`,
+  );
 }
 
 /**
  * Refuses NET_RAW or NET_ADMIN in `capabilities` (the container's, as
  * `checkContainerSecurity` computed them) with a network whose
  * `allowHostLoopback` is false: either reaches the host's loopback past the
- * network daemon ({@linkcode hostLoopbackCapability}). A network without
- * that setting (none, "host", or a manager of the caller's own) is not
- * checked. Throws an {@linkcode SboxError} of step "options" naming
- * `capAdd`, before any process exists (`Container.create`).
+ * network daemon. A network without that setting (none, "host", or a
+ * manager of the caller's own) is not checked. Throws the
+ * {@linkcode SboxError} of {@linkcode hostLoopbackConflict} in the
+ * library's words (step "options", naming `capAdd`), before any process
+ * exists (`Container.create`).
  *
  * @example NET_RAW with the host's network, and with pasta's
  * ```ts
@@ -362,14 +409,8 @@ export function hostLoopbackCapability(capabilities: bigint): string | undefined
  */
 export function checkRawNetworkAccess(network: ContainerOptions["network"], capabilities: bigint): void {
   if ((network as { allowHostLoopback?: unknown } | undefined)?.allowHostLoopback !== false) return;
-  const name = hostLoopbackCapability(capabilities);
-  if (name === undefined) return;
-  throw SboxError.invalidOption(
-    "capAdd",
-    `${name} with a network lets the container send frames to 127.0.0.1 that the network daemon ` +
-      "delivers to the host's loopback: give the network allowHostLoopback: true to accept that " +
-      "(--allow-host-loopback)",
-  );
+  const conflict = hostLoopbackConflict(capabilities, LIBRARY_LOOPBACK_NAMES);
+  if (conflict) throw conflict;
 }
 
 /**
@@ -524,6 +565,65 @@ function checkNotHoldingCaller(cgroup: Cgroup, reading: ProcReading): void {
       "cgroup",
       `${cgroup.path} holds this process (${own.path}): give the container a group of its own ` +
         '(e.g. Cgroup.current().child("c1"), then create())',
+    );
+  }
+}
+
+/** A stdio option's values besides an fd; and the three options, in the order of their fds. */
+const STDIO_VALUES: readonly Stdio[] = ["inherit", "piped", "null"];
+const STDIO_NAMES = ["stdin", "stdout", "stderr"] as const;
+
+/** Checks a stdio option; throws an SboxError naming it. */
+export function checkStdio(name: string, value: unknown): Stdio {
+  if (value === undefined) value = "inherit";
+  if (typeof value === "number") {
+    if (!Number.isInteger(value) || value < 0 || value > 0x7fffffff) {
+      throw SboxError.invalidOption(name, `an fd must be a non-negative integer, got ${value}`);
+    }
+    // Here, not in the child: its dup2 would fail with EBADF after clone3.
+    if (!isOpenFd(value)) throw SboxError.invalidOption(name, `fd ${value} is not open`);
+    refuseEscapingFd(name, value);
+    return value;
+  }
+  if (value === "inherit") refuseEscapingFd(name, STDIO_NAMES.indexOf(name as typeof STDIO_NAMES[number]));
+  if (!STDIO_VALUES.includes(value as Stdio)) {
+    throw SboxError.invalidOption(
+      name,
+      `must be "inherit", "piped", "null" or an fd, got ${show(value)}`,
+    );
+  }
+  return value as Stdio;
+}
+
+/**
+ * What a file of mode `mode` is when it must not be a container's stdio,
+ * else undefined: a directory (from its fd, `/proc/self/fd/N/..` climbs to
+ * the host's own root, past pivot_root) or a block device (reopened through
+ * `/proc/self/fd/N` by the container's root, a host disk to write to). The
+ * library refuses such fds, and `sbox run` such files and inherited fds.
+ */
+export function escapingStdio(mode: number): "a directory" | "a block device" | undefined {
+  switch (mode & 0o170000) {
+    case 0o040000:
+      return "a directory";
+    case 0o060000:
+      return "a block device";
+  }
+  return undefined;
+}
+
+/** Refuses an fd that {@linkcode escapingStdio} names. `fd` < 0: nothing to check. */
+function refuseEscapingFd(name: string, fd: number): void {
+  if (fd < 0) return;
+  // fstat, every time: ~1 µs, where a stat of /proc/self/fd/N cost ~3% of a
+  // start; and fds 0-2 can change between starts (dup2), so no cache.
+  const info = fstat(fd);
+  if (!info) return; // a closed inherited fd: the child gets none either
+  const what = escapingStdio(info.mode);
+  if (what) {
+    throw SboxError.invalidOption(
+      name,
+      `fd ${fd} is ${what}, which would give the container the host's files (give a file, a pipe or a terminal)`,
     );
   }
 }

@@ -89,6 +89,14 @@ export interface SboxErrorOptions {
   errno?: number;
   /** The underlying error, if any. */
   cause?: unknown;
+  /**
+   * The option refused, for an error of step `"options"`: see
+   * {@linkcode SboxError.option}. {@linkcode SboxError.invalidOption} sets
+   * it, with `problem`, and the message from both.
+   */
+  option?: string;
+  /** What was wrong with `option`: see {@linkcode SboxError.problem}. */
+  problem?: string;
 }
 
 /**
@@ -114,6 +122,22 @@ export class SboxError extends Error {
   readonly errno: string | undefined;
   /** The errno number, or `undefined`. */
   readonly errnoNumber: number | undefined;
+  /**
+   * The option an error of step `"options"` refused, as the caller named it
+   * (`"capAdd"`, `"mounts[2]"`, `"BindMount"`), or `undefined`: an error of
+   * another step, or one of the errors of `"options"` that name no one
+   * option (too many steps of a setup program, a command line's usage).
+   * A caller that has options of its own reads this and
+   * {@linkcode SboxError.problem}, not the message, to name its own: `sbox
+   * run` says `--cap-add` where the library says `capAdd`.
+   */
+  readonly option: string | undefined;
+  /**
+   * What was wrong with {@linkcode SboxError.option}: the message's part
+   * after `invalid option <option>: `. `undefined` where `option` is, but
+   * in a `TooManyStepsError`: its refusal without the library's advice.
+   */
+  readonly problem: string | undefined;
 
   /** Creates an error; `message` should name the thing that failed. */
   constructor(message: string, options: SboxErrorOptions) {
@@ -122,6 +146,8 @@ export class SboxError extends Error {
     this.step = options.step;
     this.errnoNumber = options.errno;
     this.errno = options.errno === undefined ? undefined : errnoName(options.errno);
+    this.option = options.option;
+    this.problem = options.problem;
   }
 
   /**
@@ -135,8 +161,32 @@ export class SboxError extends Error {
     return new SboxError(`${what}: ${describeErrno(errno)}${hint}`, { step, errno });
   }
 
-  /** An error for an invalid option, raised before any process exists. */
-  static invalidOption(option: string, problem: string): SboxError {
-    return new SboxError(`invalid option ${option}: ${problem}`, { step: "options" });
+  /**
+   * An error for an invalid option, raised before any process exists:
+   * `"invalid option <option>: <problem>"`, step `"options"`, with
+   * {@linkcode SboxError.option} and {@linkcode SboxError.problem} set.
+   * `errno` and `cause` where a failure of its own made the option bad (a
+   * file that cannot be read), or a renamed error had them.
+   *
+   * @example Naming an option of one's own for a library's refusal
+   * ```ts
+   * import { SboxError } from "./error.ts";
+   *
+   * const refused = SboxError.invalidOption("capAdd", 'unknown capability "NET_RAWW"');
+   * const renamed = SboxError.invalidOption(`--cap-add`, refused.problem!, { cause: refused });
+   * console.log(renamed.message); // invalid option --cap-add: unknown capability "NET_RAWW"
+   * ```
+   */
+  static invalidOption(
+    option: string,
+    problem: string,
+    options: { errno?: number; cause?: unknown } = {},
+  ): SboxError {
+    return new SboxError(`invalid option ${option}: ${problem}`, {
+      ...options,
+      step: "options",
+      option,
+      problem,
+    });
   }
 }

@@ -5,10 +5,16 @@
  * that silently does not apply. TypeScript catches it in an object literal,
  * not in options built elsewhere (a JSON configuration, a spread).
  *
+ * Here too are the checks of values that more than one function's options
+ * hold: an id, a command, a text passed to a program (`Container.start()`'s
+ * and `runAsUser`'s; `sbox run` reads its `--user` and `--env-file` by them).
+ * Those of `Container`'s own options are in container_options.ts.
+ *
  * @module
  */
 
 import { SboxError } from "./error.ts";
+import { PROGRAM_LIMITS } from "./program.ts";
 
 /**
  * Every key of options type `T`, each mapped to true: a list of the known
@@ -128,6 +134,56 @@ export function checkBoolean(
   if (value === undefined || typeof value === "boolean") return;
   const what = key === undefined ? "must" : `${key} must`;
   throw SboxError.invalidOption(option, `${what} be a boolean, got ${show(value)}`);
+}
+
+/**
+ * The largest uid or gid: 2^32 - 2. The kernel's ids are 32 bits, and
+ * 2^32 - 1 is `(uid_t)-1`, which chown(2) and setresuid(2) take for "leave
+ * it as it is", never an id of its own. The library's `uid`, `gid` and
+ * `groups` and `sbox run --user` take ids up to it.
+ */
+export const MAX_ID = 0xfffffffe;
+
+/** Checks a uid or gid option (`fallback` when undefined); throws an SboxError naming it. */
+export function checkId(option: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > MAX_ID) {
+    throw SboxError.invalidOption(option, `must be an id from 0 to ${MAX_ID}, got ${show(value)}`);
+  }
+  return value;
+}
+
+/**
+ * Why `text` cannot be passed on as it is, or undefined: the program gets
+ * UTF-8 bytes, NUL-terminated, and a lone surrogate (half of a UTF-16 pair)
+ * has no UTF-8 form: it would arrive as U+FFFD, a text other than the one
+ * given (the command line refuses such an argument too).
+ */
+export function notPassable(text: string): string | undefined {
+  if (text.includes("\0")) return "a NUL byte";
+  if (!text.isWellFormed()) return "a lone surrogate, which has no UTF-8 form";
+  return undefined;
+}
+
+/** Checks a command: a program and its arguments, strings without NUL bytes or lone surrogates. */
+export function checkCommand(command: unknown): asserts command is string[] {
+  if (!Array.isArray(command) || command.length === 0) {
+    throw SboxError.invalidOption("command", "must be a non-empty array of strings");
+  }
+  for (const arg of command) {
+    if (typeof arg !== "string") {
+      throw SboxError.invalidOption("command", `arguments must be strings, got ${show(arg)}`);
+    }
+    const problem = notPassable(arg);
+    if (problem) throw SboxError.invalidOption("command", `an argument holds ${problem}: ${show(arg)}`);
+  }
+  if (command[0] === "") throw SboxError.invalidOption("command", "the program name is empty");
+  if (command.length > PROGRAM_LIMITS.arrayEntries) {
+    throw SboxError.invalidOption(
+      "command",
+      `${command.length} arguments, at most ${PROGRAM_LIMITS.arrayEntries}`,
+    );
+  }
 }
 
 /**

@@ -19,8 +19,6 @@ import {
   EINTR,
   EINVAL,
   ESRCH,
-  fstat,
-  isOpenFd,
   monotonicUsec,
   O,
   open,
@@ -34,7 +32,7 @@ import {
   tryWrite,
   waitPidfd,
 } from "./sys.ts";
-import { PROGRAM_LIMITS, type ProgramBuilder } from "./program.ts";
+import type { ProgramBuilder } from "./program.ts";
 import { Deadline } from "./deadline.ts";
 
 /**
@@ -149,107 +147,6 @@ export interface OutputOptions {
    * pipes (see `ProcessOptions.signal`).
    */
   maxBytes?: number;
-}
-
-const STDIO_VALUES: readonly Stdio[] = ["inherit", "piped", "null"];
-
-/** Checks a uid or gid option (`fallback` when undefined); throws an SboxError naming it. */
-export function checkId(option: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > 0xfffffffe) {
-    throw SboxError.invalidOption(option, `must be an id from 0 to 4294967294, got ${show(value)}`);
-  }
-  return value;
-}
-
-/**
- * Why `text` cannot be passed on as it is, or undefined: the program gets
- * UTF-8 bytes, NUL-terminated, and a lone surrogate (half of a UTF-16 pair)
- * has no UTF-8 form: it would arrive as U+FFFD, a text other than the one
- * given (the command line refuses such an argument too).
- */
-export function notPassable(text: string): string | undefined {
-  if (text.includes("\0")) return "a NUL byte";
-  if (!text.isWellFormed()) return "a lone surrogate, which has no UTF-8 form";
-  return undefined;
-}
-
-/** Checks a command: a program and its arguments, strings without NUL bytes or lone surrogates. */
-export function checkCommand(command: unknown): asserts command is string[] {
-  if (!Array.isArray(command) || command.length === 0) {
-    throw SboxError.invalidOption("command", "must be a non-empty array of strings");
-  }
-  for (const arg of command) {
-    if (typeof arg !== "string") {
-      throw SboxError.invalidOption("command", `arguments must be strings, got ${show(arg)}`);
-    }
-    const problem = notPassable(arg);
-    if (problem) throw SboxError.invalidOption("command", `an argument holds ${problem}: ${show(arg)}`);
-  }
-  if (command[0] === "") throw SboxError.invalidOption("command", "the program name is empty");
-  if (command.length > PROGRAM_LIMITS.arrayEntries) {
-    throw SboxError.invalidOption(
-      "command",
-      `${command.length} arguments, at most ${PROGRAM_LIMITS.arrayEntries}`,
-    );
-  }
-}
-
-/** Checks a stdio option; throws an SboxError naming it. */
-export function checkStdio(name: string, value: unknown): Stdio {
-  if (value === undefined) value = "inherit";
-  if (typeof value === "number") {
-    if (!Number.isInteger(value) || value < 0 || value > 0x7fffffff) {
-      throw SboxError.invalidOption(name, `an fd must be a non-negative integer, got ${value}`);
-    }
-    // Here, not in the child: its dup2 would fail with EBADF after clone3.
-    if (!isOpenFd(value)) throw SboxError.invalidOption(name, `fd ${value} is not open`);
-    refuseEscapingFd(name, value);
-    return value;
-  }
-  if (value === "inherit") refuseEscapingFd(name, STDIO_NAMES.indexOf(name as typeof STDIO_NAMES[number]));
-  if (!STDIO_VALUES.includes(value as Stdio)) {
-    throw SboxError.invalidOption(
-      name,
-      `must be "inherit", "piped", "null" or an fd, got ${show(value)}`,
-    );
-  }
-  return value as Stdio;
-}
-
-const STDIO_NAMES = ["stdin", "stdout", "stderr"] as const;
-
-/**
- * What a file of mode `mode` is when it must not be a container's stdio,
- * else undefined: a directory (from its fd, `/proc/self/fd/N/..` climbs to
- * the host's own root, past pivot_root) or a block device (reopened through
- * `/proc/self/fd/N` by the container's root, a host disk to write to). The
- * library refuses such fds, and `sbox run` such files and inherited fds.
- */
-export function escapingStdio(mode: number): "a directory" | "a block device" | undefined {
-  switch (mode & 0o170000) {
-    case 0o040000:
-      return "a directory";
-    case 0o060000:
-      return "a block device";
-  }
-  return undefined;
-}
-
-/** Refuses an fd that {@linkcode escapingStdio} names. `fd` < 0: nothing to check. */
-function refuseEscapingFd(name: string, fd: number): void {
-  if (fd < 0) return;
-  // fstat, every time: ~1 µs, where a stat of /proc/self/fd/N cost ~3% of a
-  // start; and fds 0-2 can change between starts (dup2), so no cache.
-  const info = fstat(fd);
-  if (!info) return; // a closed inherited fd: the child gets none either
-  const what = escapingStdio(info.mode);
-  if (what) {
-    throw SboxError.invalidOption(
-      name,
-      `fd ${fd} is ${what}, which would give the container the host's files (give a file, a pipe or a terminal)`,
-    );
-  }
 }
 
 /** The parent's and the child's ends of the stdio a process asked for. */

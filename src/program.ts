@@ -783,7 +783,7 @@ function explainSeccompFailure(errno: string): string | undefined {
  */
 export class TooManyStepsError extends SboxError {
   /** The refusal alone: "the setup program has N steps, at most M: too many mounts". */
-  readonly problem: string;
+  override readonly problem: string;
 
   /** The refusal of a program of `steps` steps. */
   constructor(steps: number) {

@@ -12,10 +12,10 @@
  */
 
 import { SboxError } from "./error.ts";
-import { checkKnownKeys, isRecord, type KnownKeys, show } from "./options.ts";
+import { checkCommand, checkId, checkKnownKeys, isRecord, type KnownKeys, show } from "./options.ts";
 import { HostDaemon } from "./host.ts";
 import { launch } from "./launch.ts";
-import { checkCommand, checkId, Process } from "./process.ts";
+import { Process } from "./process.ts";
 import { CLONE, ProgramBuilder } from "./program.ts";
 import { dieWithParent } from "./security/security.ts";
 import { compileNeutralScheduling, neutralStart } from "./security/neutral.ts";

@@ -13,7 +13,10 @@ import { ownProcessesCure } from "../src/cli/limits.ts";
 import { planHostRoot, PlannedHostRoot } from "../src/host_root.ts";
 import { PROGRAM_LIMITS } from "../src/program.ts";
 import { TemporaryLayers } from "../src/temporary_layers.ts";
-import { parseCommandLine, reportPathOf, RUN_OPTIONS } from "../src/cli/args.ts";
+import { parseCommandLine, reportPathOf, RUN_OPTIONS, type RunOptions } from "../src/cli/args.ts";
+import { asCliOption } from "../src/cli/option_errors.ts";
+import { securityOptions } from "../src/cli/security.ts";
+import { openStdio } from "../src/cli/stdio.ts";
 import { processGroupOrphaned } from "../src/cli/run.ts";
 import { commandEnvironment, parseEnvFile } from "../src/cli/environment.ts";
 import { ArgvError, tokenize } from "../src/cli/argv.ts";
@@ -1352,6 +1355,62 @@ Deno.test("cli environment: -e settings apply in order over the defaults; a valu
       e.message ===
         "invalid option --env: BAD: sbox's value of BAD is not valid UTF-8, which sbox cannot pass on unchanged",
   );
+});
+
+// A library error said in the command line's words keeps what a program
+// reads besides the message: the errno, the library's error as the cause,
+// and for a bad option the option (now the flag) and the problem.
+Deno.test("cli errors: an error renamed to its flag keeps the errno and the cause", () => {
+  const run = (...args: string[]) => {
+    const invocation = parseCommandLine(["run", ...args, "--", "true"]);
+    assert.equal(invocation.kind, "run");
+    return (invocation as { options: RunOptions }).options;
+  };
+  const missing = `/nonexistent-${crypto.randomUUID()}`;
+  const thrown = (fn: () => unknown): SboxError => {
+    try {
+      fn();
+    } catch (err) {
+      assert.ok(err instanceof SboxError, String(err));
+      return err;
+    }
+    assert.fail("no error");
+  };
+  // A failure of what a flag asked for: `--stdout: cannot open ...`.
+  const output = thrown(() => openStdio(run("--stdout", `${missing}/out`), identityMapper()));
+  assert.match(output.message, /^--stdout: cannot open .*: ENOENT/);
+  assert.deepEqual([output.step, output.errno], ["open", "ENOENT"]);
+  assert.ok(output.cause instanceof SboxError && output.cause.errno === "ENOENT");
+  // What makes a flag's value bad: `invalid option --env-file: ...`.
+  const envFile = thrown(() => commandEnvironment({}, [{ kind: "file", path: `${missing}/env` }]));
+  assert.match(envFile.message, /^invalid option --env-file: cannot open .*: ENOENT/);
+  assert.deepEqual([envFile.step, envFile.option, envFile.errno], ["options", "--env-file", "ENOENT"]);
+  // A library option error renamed: the option becomes the flag, the problem stays.
+  const library = SboxError.invalidOption("seccomp", "cannot read it", { errno: 5 });
+  const renamed = asCliOption(library, { seccomp: "--seccomp" }, "/p.json");
+  assert.ok(renamed instanceof SboxError);
+  assert.equal(renamed.message, "invalid option --seccomp: /p.json: cannot read it");
+  assert.deepEqual([renamed.option, renamed.problem, renamed.errno], [
+    "--seccomp",
+    "/p.json: cannot read it",
+    "EIO",
+  ]);
+  assert.equal(renamed.cause, library);
+  assert.equal(asCliOption(library, { capAdd: "--cap-add" }), library, "an option not in the map stays");
+  // As --seccomp renames the library's check of a policy, with no regex over its message.
+  const dir = scratchDir("renamed-");
+  try {
+    Deno.writeTextFileSync(`${dir}/policy.json`, '{"defaultAction": "allow", "rules": 5}');
+    const policy = thrown(() => securityOptions(run("--seccomp", `${dir}/policy.json`)));
+    assert.equal(policy.message, `invalid option --seccomp: ${dir}/policy.json: rules must be an array`);
+    assert.deepEqual([policy.option, policy.problem], [
+      "--seccomp",
+      `${dir}/policy.json: rules must be an array`,
+    ]);
+    assert.ok(policy.cause instanceof SboxError && policy.cause.option === "seccomp");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
 
 Deno.test("cli: --env-file FILE sets its NAME=VALUE lines as they are, NAME alone from sbox's own environment", async () => {

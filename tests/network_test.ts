@@ -304,6 +304,28 @@ for (const net of BACKENDS) {
     }
   });
 
+  // The library's refusal is in its own words: it named sbox run's
+  // --allow-host-loopback, a flag a library caller does not have.
+  Deno.test(`${net}: the library's refusal of NET_RAW without allowHostLoopback names only its own options`, async () => {
+    const Manager = MANAGERS.find(([name]) => name === net)![1];
+    const dir = scratchDir("net-raw-words-");
+    try {
+      const err = await Container.create({
+        rootfs: dir,
+        userMapper: identityMapper(),
+        network: new Manager(),
+        capAdd: ["NET_RAW"],
+      }).catch((e) => e);
+      assert.ok(err instanceof SboxError, String(err));
+      const problem = "NET_RAW with a network lets the container send frames to 127.0.0.1 that the network " +
+        "daemon delivers to the host's loopback: give the network allowHostLoopback: true to accept that";
+      assert.equal(err.message, `invalid option capAdd: ${problem}`);
+      assert.deepEqual([err.step, err.option, err.problem], ["options", "capAdd", problem]);
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  });
+
   // The same refusal from sbox run names the command line's options, not the library's.
   Deno.test(`${net}: sbox run refuses --cap-add NET_RAW or NET_ADMIN without --allow-host-loopback, naming both`, async () => {
     for (

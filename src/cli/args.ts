@@ -15,6 +15,7 @@
 import { ArgvError, type OptionSpec, type Token, tokenize } from "./argv.ts";
 import { hasControlCharacter, PIDS_LIMIT_MAX } from "../cgroup.ts";
 import { bindTakesResolvConf, HOSTNAME, RESOLV_CONF_TAKEN } from "../container_options.ts";
+import { MAX_ID } from "../options.ts";
 import { SboxError } from "../error.ts";
 import { cleanPath } from "../mount.ts";
 import { PROGRAM_LIMITS } from "../program.ts";
@@ -561,8 +562,6 @@ function checkDestination(option: string, value: string, target: string): void {
     );
   }
 }
-
-const MAX_ID = 0xfffffffe;
 
 /** `-u UID[:GID]`; which ids the container has is checked with its id map (identity.ts). */
 function parseUser(value: string): { uid: number; gid: number | undefined } {

@@ -9,11 +9,12 @@
  */
 
 import { SboxError } from "../error.ts";
-import { notPassable } from "../process.ts";
+import { notPassable } from "../options.ts";
 import { PROGRAM_LIMITS } from "../program.ts";
 import { environmentVariable, readRegularFile } from "../sys.ts";
 import type { EnvSetting } from "./args.ts";
 import { hostPath } from "./mounts.ts";
+import { invalidFlag } from "./option_errors.ts";
 
 /** Where the settings' values come from; tests give their own. */
 export interface EnvironmentSources {
@@ -97,7 +98,7 @@ function readEnvFile(path: string, sources: EnvironmentSources): Uint8Array {
   try {
     return sources.readFile(path);
   } catch (err) {
-    throw SboxError.invalidOption("--env-file", err instanceof Error ? err.message : String(err));
+    throw invalidFlag("--env-file", err);
   }
 }
 

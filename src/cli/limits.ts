@@ -25,6 +25,7 @@ import { show } from "../options.ts";
 import { type ProcReading, readDir } from "../sys.ts";
 import type { RunOptions } from "./args.ts";
 import { claimDir, type DirLock, ownedName } from "./ownership.ts";
+import { failureOf, invalidFlag } from "./option_errors.ts";
 import { CPU_PERIOD_USEC } from "./units.ts";
 
 /** The limits of `RunOptions` that need a cgroup controller. */
@@ -59,7 +60,7 @@ export function resolveParentCgroup(spec: string | undefined, reading: ProcReadi
     cgroup = locateCgroup(path, `cgroup ${show(path)}`, mounts);
   } catch (err) {
     if (!(err instanceof SboxError)) throw err;
-    throw SboxError.invalidOption("--cgroup", err.message);
+    throw invalidFlag("--cgroup", err);
   }
   if (!cgroup.exists()) throw SboxError.invalidOption("--cgroup", `cgroup ${cgroup.path} does not exist`);
   checkNotFrozen(cgroup, "--cgroup");
@@ -99,8 +100,7 @@ export function enableControllers(parent: Cgroup, limits: CgroupLimits): string[
   for (const { key, option, controller } of LIMITS) {
     if (limits[key] === undefined || enabled.includes(controller)) continue;
     if (!available.includes(controller)) {
-      const err = missingControllerError(parent, controller);
-      throw new SboxError(`${option}: ${err.message}`, { step: "cgroup" });
+      throw failureOf(option, missingControllerError(parent, controller), "cgroup");
     }
     if (!needed.has(controller)) needed.set(controller, option);
   }
@@ -123,7 +123,7 @@ export function enableControllers(parent: Cgroup, limits: CgroupLimits): string[
       try {
         parent.addSubtreeControllers([controller]);
       } catch (err) {
-        throw new SboxError(`${option}: ${(err as Error).message}`, { step: "cgroup", cause: err });
+        throw failureOf(option, err, "cgroup");
       }
       added.push(controller);
     }
@@ -205,7 +205,7 @@ export async function createContainerCgroup(
         else if (key === "pids") cgroup.setPidsLimit(value);
         else cgroup.setCpuLimit(value, CPU_PERIOD_USEC);
       } catch (err) {
-        throw new SboxError(`${option}: ${(err as Error).message}`, { step: "cgroup", cause: err });
+        throw failureOf(option, err, "cgroup");
       }
     }
   } catch (err) {

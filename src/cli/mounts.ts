@@ -45,7 +45,10 @@ export function imageDir(rootfs: string, reading: ProcReading): string {
     // Below a directory this user may not search (EACCES), through a file
     // (ENOTDIR), a loop of links: as --bind says it, naming the option.
     if (!(err instanceof SboxError) || err.errnoNumber === undefined) throw err;
-    throw SboxError.invalidOption("--rootfs", `cannot stat ${dir}: ${describeErrno(err.errnoNumber)}`);
+    throw SboxError.invalidOption("--rootfs", `cannot stat ${dir}: ${describeErrno(err.errnoNumber)}`, {
+      errno: err.errnoNumber,
+      cause: err,
+    });
   }
   if (!found) throw SboxError.invalidOption("--rootfs", `${dir} does not exist`);
   if (!found.isDirectory) throw SboxError.invalidOption("--rootfs", `${dir} is not a directory`);
@@ -104,7 +107,10 @@ function bindSourceExists(source: string): boolean {
     return stat(source) !== undefined; // undefined: ENOENT
   } catch (err) {
     if (!(err instanceof SboxError) || err.errnoNumber === undefined) throw err;
-    throw SboxError.invalidOption("--bind", `cannot stat ${source}: ${describeErrno(err.errnoNumber)}`);
+    throw SboxError.invalidOption("--bind", `cannot stat ${source}: ${describeErrno(err.errnoNumber)}`, {
+      errno: err.errnoNumber,
+      cause: err,
+    });
   }
 }
 

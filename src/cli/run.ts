@@ -46,7 +46,7 @@ import { type Report, statusOf } from "./report.ts";
 import { ScratchDir } from "./scratch.ts";
 import { removeLeftovers } from "./leftovers.ts";
 import { securityOptions } from "./security.ts";
-import { checkStdio, openStdio } from "./stdio.ts";
+import { checkStdioFiles, openStdio } from "./stdio.ts";
 import { saveCallerStdio } from "./terminal.ts";
 import { Watchdog } from "./watchdog.ts";
 
@@ -262,7 +262,7 @@ async function execute(
   );
   // The --seccomp file is read and checked before anything exists.
   const security = securityOptions(options);
-  checkStdio(options);
+  checkStdioFiles(options);
   const picked = pickUserMapper(undefined, undefined, options.keepId);
   checkUserMapped(user, picked.mapper);
   const parent = resolveParentCgroup(options.cgroup, reading);

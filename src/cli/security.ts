@@ -6,7 +6,7 @@
  * @module
  */
 
-import { type ContainerOptions, hostLoopbackCapability } from "../container_options.ts";
+import { type ContainerOptions, hostLoopbackConflict } from "../container_options.ts";
 import { SboxError } from "../error.ts";
 import type { SeccompPolicy } from "../security/policy.ts";
 import { capabilityMask } from "../security/capabilities.ts";
@@ -14,6 +14,7 @@ import { checkContainerSecurity } from "../security/security.ts";
 import { readRegularFile } from "../sys.ts";
 import type { RunOptions } from "./args.ts";
 import { hostPath } from "./mounts.ts";
+import { asCliOption, invalidFlag } from "./option_errors.ts";
 
 /** The container options a `sbox run` asks for, checked. */
 export type SecurityOptions = Pick<ContainerOptions, "capAdd" | "capDrop" | "seccomp">;
@@ -32,25 +33,24 @@ export function securityOptions(options: RunOptions): SecurityOptions {
 }
 
 /**
- * The library refuses NET_RAW or NET_ADMIN with a network that keeps the
- * host's loopback out (`hostLoopbackCapability` says why), naming its own
- * options; here the same check names the command line's.
+ * The library's refusal of NET_RAW or NET_ADMIN with a network that keeps
+ * the host's loopback out (`hostLoopbackConflict`), in the command line's
+ * words: here, before anything exists.
  */
 function checkRawNetworkCapabilities(options: RunOptions): void {
   // Only a daemon forwards frames, and none and host have none (with host,
   // NET_RAW and NET_ADMIN count in the container's user namespace, which
   // does not own the host's network: the kernel refuses them there).
   if (options.net === "none" || options.net === "host" || options.allowHostLoopback) return;
-  const name = hostLoopbackCapability(capabilityMask(options.capAdd, options.capDrop));
-  if (name === undefined) return;
   const added = options.capAdd ?? [];
-  // parseCapabilities gave the names as capabilityName() spells them.
-  const given = added.includes(name) ? name : `${added.join(",")} (which includes ${name})`;
-  throw SboxError.invalidOption(
-    "--cap-add",
-    `${given} with --net ${options.net} lets the container send frames to 127.0.0.1 that the network ` +
-      "daemon delivers to the host's loopback: add --allow-host-loopback to accept that",
-  );
+  const conflict = hostLoopbackConflict(capabilityMask(options.capAdd, options.capDrop), {
+    capAdd: "--cap-add",
+    // parseCapabilities gave the names as capabilityName() spells them.
+    added: (name) => added.includes(name) ? name : `${added.join(",")} (which includes ${name})`,
+    network: `--net ${options.net}`,
+    accept: "add --allow-host-loopback",
+  });
+  if (conflict) throw conflict;
 }
 
 function seccompOption(value: string | undefined): SeccompPolicy | "unconfined" | undefined {
@@ -62,7 +62,7 @@ function seccompOption(value: string | undefined): SeccompPolicy | "unconfined" 
   try {
     text = new TextDecoder().decode(readRegularFile(path, "policy", POLICY_MAX_BYTES));
   } catch (err) {
-    throw SboxError.invalidOption("--seccomp", err instanceof Error ? err.message : String(err));
+    throw invalidFlag("--seccomp", err);
   }
   let policy: unknown;
   try {
@@ -85,9 +85,7 @@ function seccompOption(value: string | undefined): SeccompPolicy | "unconfined" 
   try {
     checkContainerSecurity({ seccomp: policy });
   } catch (err) {
-    if (!(err instanceof SboxError && err.step === "options")) throw err;
-    const problem = err.message.replace(/^invalid option seccomp: /, "");
-    throw SboxError.invalidOption("--seccomp", `${path}: ${problem}`);
+    throw asCliOption(err, { seccomp: "--seccomp" }, path);
   }
   return policy as SeccompPolicy;
 }

@@ -30,7 +30,7 @@
  */
 
 import { SboxError } from "../error.ts";
-import { escapingStdio } from "../process.ts";
+import { escapingStdio } from "../container_options.ts";
 import {
   check,
   close,
@@ -58,6 +58,7 @@ import {
 import { containerId, type UserMapper } from "../user.ts";
 import type { RunOptions } from "./args.ts";
 import { waitForWriter } from "./fifo.ts";
+import { failureOf } from "./option_errors.ts";
 
 /** The files of --stdin, --stdout and --stderr, opened by sbox on the host. */
 export interface OpenStdio {
@@ -98,7 +99,7 @@ const NAMES = ["stdin", "stdout", "stderr"] as const;
  * checks what it opens again) or sbox's own fd 0-2 where the command would
  * inherit it. Throws an SboxError naming the option or the fd.
  */
-export function checkStdio(options: StdioOptions): void {
+export function checkStdioFiles(options: StdioOptions): void {
   const paths = [options.stdin, options.stdout, options.stderr];
   paths.forEach((path, fd) => {
     if (path === undefined) {
@@ -198,7 +199,7 @@ class StdioFiles {
     try {
       return this.#openNamed(option, path, flags);
     } catch (err) {
-      throw new SboxError(`${option}: ${(err as Error).message}`, { step: "open", cause: err });
+      throw failureOf(option, err, "open");
     }
   }
 
@@ -269,10 +270,7 @@ class StdioFiles {
       setNonblocking(view, (flags & O.NONBLOCK) !== 0);
       return view;
     } catch (err) {
-      throw new SboxError(`sbox's ${NAMES[fd]} (fd ${fd}): ${(err as Error).message}`, {
-        step: "open",
-        cause: err,
-      });
+      throw failureOf(`sbox's ${NAMES[fd]} (fd ${fd})`, err, "open");
     }
   }
 
@@ -338,10 +336,7 @@ class StdioFiles {
         check(tryFchown(out.fd, out.uid, out.gid), "chown", `cannot give ${out.path} its owner back`);
         check(tryFchmod(out.fd, out.mode), "chmod", `cannot give ${out.path} its mode back`);
       } catch (err) {
-        failure ??= new SboxError(`${out.option}: ${(err as Error).message}`, {
-          step: "cleanup",
-          cause: err,
-        });
+        failure ??= failureOf(out.option, err, "cleanup");
       } finally {
         close(out.fd);
       }
