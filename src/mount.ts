@@ -94,7 +94,7 @@ export function overlayOptions(
   lowerDirs: readonly string[],
   upperDir: string,
   workDir: string,
-  option = "OverlayMount",
+  option: string,
 ): string {
   const lower = lowerDirs.map(escapeOverlayPath).join(":");
   const options = `lowerdir=${lower},upperdir=${escapeOverlayPath(upperDir)},workdir=${
@@ -122,6 +122,83 @@ const MAX_MOUNT_DATA = 4095;
  */
 function escapeOverlayPath(path: string): string {
   return path.replace(/[\\,:]/g, (c) => `\\${c}`);
+}
+
+/** An overlay of sbox's: its layers, where it goes, and how its errors read. */
+export interface OverlayLayers {
+  /** Read-only layers, top first. */
+  lowers: readonly string[];
+  /** The writable layer. */
+  upper: string;
+  /** overlayfs's work directory, on the upper layer's file system. */
+  work: string;
+  /** Where it is mounted: a path under the rootfs. */
+  target: string;
+  /** Its MS flags. */
+  flags: number;
+  /** What its op's error says could not be done. */
+  what: string;
+  /** What an error about its options (its layer paths too long) names: an option of the caller's. */
+  option: string;
+  /** Why it failed, where the errno alone would not say: see {@linkcode MountOpOptions.explain}. */
+  explain: (errno: string) => string | undefined;
+  /** A lower layer gone by the time the child mounts it leaves `target` empty (else the mount fails). */
+  skipGoneLower?: boolean;
+}
+
+/**
+ * Appends the mount op of `overlay`. Every overlay of sbox's refuses a
+ * symbolic link at its target (`targetNoLink`: overlayfs resolves its layer
+ * paths again itself, as the host would) and fails with EROFS where it came
+ * out read-only (`checkWritable`).
+ */
+export function compileOverlay(builder: ProgramBuilder, overlay: OverlayLayers): void {
+  builder.mount(
+    "overlay",
+    overlay.target,
+    "overlay",
+    overlay.flags,
+    overlayOptions(overlay.lowers, overlay.upper, overlay.work, overlay.option),
+    overlay.what,
+    {
+      targetNoLink: true,
+      skipGoneLower: overlay.skipGoneLower ?? false,
+      checkWritable: true,
+      explain: overlay.explain,
+    },
+  );
+}
+
+/**
+ * Appends the mount of a tmpfs for temporary upper layers on `dir` (a host
+ * path, or one under the rootfs): nosuid and nodev, its root of `mode`,
+ * `size` bytes at most (the kernel's default, half of RAM, without). Their
+ * pages are memory, counted toward the container's memory limit.
+ */
+export function compileLayersTmpfs(
+  builder: ProgramBuilder,
+  dir: string,
+  mode: number,
+  size: number | undefined,
+  what: string,
+): void {
+  const limits = size === undefined ? "" : `,${tmpfsLimits(size)}`;
+  builder.mount("tmpfs", dir, "tmpfs", MS.NOSUID | MS.NODEV, `mode=${mode.toString(8)}${limits}`, what);
+}
+
+/**
+ * Appends a temporary upper layer and the overlay with it: `overlay.upper`
+ * and `overlay.work` made on a tmpfs the caller mounted
+ * ({@linkcode compileLayersTmpfs}), then the overlay. The one way sbox makes
+ * an overlay whose writes vanish with the container: {@linkcode OverlayMount}
+ * without `upperDir`, and the layers of `sbox run`'s root and of
+ * HostRootMount (temporary_layers.ts).
+ */
+export function compileTemporaryOverlay(builder: ProgramBuilder, overlay: OverlayLayers): void {
+  // The upper layer's root directory is the overlay's: it takes the top lower one's mode and owner.
+  mkdirLike(builder, overlay.upper, overlay.lowers[0]);
+  builder.mkdir(overlay.work);
+  compileOverlay(builder, overlay);
 }
 
 /**
@@ -408,43 +485,18 @@ export class OverlayMount implements Mount {
       builder.mkdir(target);
     }
     const what = `cannot mount overlay on ${this.target}`;
+    const explain = this.#explainFailure;
+    const overlay = { lowers: this.lowerDirs, target, flags: 0, what, option: "OverlayMount", explain };
     if (this.upperDir !== undefined) {
-      builder.mount(
-        "overlay",
-        target,
-        "overlay",
-        0,
-        overlayOptions(this.lowerDirs, this.upperDir, this.workDir!),
-        what,
-        { targetNoLink: true, checkWritable: true, explain: this.#explainFailure },
-      );
+      compileOverlay(builder, { ...overlay, upper: this.upperDir, work: this.workDir! });
       return;
     }
     // A tmpfs on the target holds upper and work; the overlay is mounted on
     // top of it, on the target itself (overlayfs holds its layers by
     // reference, not by path). The tmpfs stays underneath, reachable by the
     // overlay only.
-    const size = this.size === undefined ? "" : `,${tmpfsLimits(this.size)}`;
-    builder.mount(
-      "tmpfs",
-      target,
-      "tmpfs",
-      MS.NOSUID | MS.NODEV,
-      `mode=755${size}`,
-      `cannot mount tmpfs on ${target}`,
-    );
-    // The upper layer's root directory is the overlay's: it takes the top lower one's mode and owner.
-    mkdirLike(builder, `${target}/upper`, this.lowerDirs[0]);
-    builder.mkdir(`${target}/work`);
-    builder.mount(
-      "overlay",
-      target,
-      "overlay",
-      0,
-      overlayOptions(this.lowerDirs, `${target}/upper`, `${target}/work`),
-      what,
-      { targetNoLink: true, checkWritable: true, explain: this.#explainFailure },
-    );
+    compileLayersTmpfs(builder, target, 0o755, this.size, `cannot mount tmpfs on ${target}`);
+    compileTemporaryOverlay(builder, { ...overlay, upper: `${target}/upper`, work: `${target}/work` });
   }
 }
 

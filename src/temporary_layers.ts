@@ -15,7 +15,7 @@
  * @module
  */
 
-import { mkdirLike, overlayOptions, tmpfsLimits } from "./mount.ts";
+import { compileLayersTmpfs, compileTemporaryOverlay } from "./mount.ts";
 import { MS, type ProgramBuilder, UNCHANGED_ID } from "./program.ts";
 import { OVERLAY_LOOP_PROBLEM, overlayStackingProblem } from "./mount_refusals.ts";
 import { mountTable } from "./sys.ts";
@@ -37,14 +37,9 @@ export class TemporaryLayers {
   /** Appends the tmpfs mount; call once, before the first {@linkcode overlay}. */
   mountTmpfs(b: ProgramBuilder): void {
     this.#count = 0;
-    b.mount(
-      "tmpfs",
-      this.dir,
-      "tmpfs",
-      MS.NOSUID | MS.NODEV,
-      `mode=700,${tmpfsLimits(this.size)}`,
-      "cannot mount the tmpfs of the upper layers",
-    );
+    // 0700: it is mounted on a host directory, and nothing but the setup
+    // needs to enter it (the overlays hold their layers by reference).
+    compileLayersTmpfs(b, this.dir, 0o700, this.size, "cannot mount the tmpfs of the upper layers");
   }
 
   /**
@@ -60,8 +55,9 @@ export class TemporaryLayers {
 
   /**
    * Appends an overlay of host directory `lower` on `target` (a path under
-   * the rootfs, which must exist), with a new upper layer of its own.
-   * `options` say how its errors name it and what they advise.
+   * the rootfs, which must exist), with a new upper layer of its own on the
+   * tmpfs: mount.ts's `compileTemporaryOverlay`, as a temporary
+   * OverlayMount's. `options` say how its errors name it and what they advise.
    */
   overlay(
     b: ProgramBuilder,
@@ -72,16 +68,17 @@ export class TemporaryLayers {
     options: TemporaryOverlayOptions,
   ): void {
     const n = this.#count++;
-    const upper = `${this.dir}/upper-${n}`, work = `${this.dir}/work-${n}`;
     const layerName = options.layerName ?? "the host's directory";
     const remedy = options.stackingRemedy ?? LIBRARY_STACKING_REMEDY;
-    // The upper layer's root directory is the overlay's: it takes the lower one's mode and owner.
-    mkdirLike(b, upper, lower);
-    b.mkdir(work);
-    b.mount("overlay", target, "overlay", flags, overlayOptions([lower], upper, work, options.option), what, {
-      targetNoLink: true,
-      skipGoneLower: options.skipGoneLower ?? false,
-      checkWritable: true,
+    compileTemporaryOverlay(b, {
+      lowers: [lower],
+      upper: `${this.dir}/upper-${n}`,
+      work: `${this.dir}/work-${n}`,
+      target,
+      flags,
+      what,
+      option: options.option,
+      skipGoneLower: options.skipGoneLower,
       // The upper layer is ours, on a tmpfs: only the lower can be on an
       // overlay stacked too deep.
       explain: (errno) =>

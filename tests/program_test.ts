@@ -6,12 +6,23 @@
  */
 
 import assert from "node:assert/strict";
-import { type MountOpOptions, MS, OP_BYTES, OpCode, PROGRAM_LIMITS, ProgramBuilder } from "../src/program.ts";
+import {
+  type IdMaps,
+  type MountOpOptions,
+  MS,
+  OP_BYTES,
+  OpCode,
+  PROGRAM_LIMITS,
+  ProgramBuilder,
+  UNCHANGED_ID,
+} from "../src/program.ts";
 import { decodeRecord } from "../src/protocol.ts";
 import { decodeName, encodeUtf8Into, printable } from "../src/cstring.ts";
 import { SboxError } from "../src/error.ts";
 import { BaseMounts, OverlayMount } from "../src/mount.ts";
 import { TemporaryLayers } from "../src/temporary_layers.ts";
+import { PlannedHostRoot } from "../src/host_root.ts";
+import { containerMounts } from "../src/cli/mounts.ts";
 import {
   compileNeutralOomScoreAdj,
   compileNeutralScheduling,
@@ -196,6 +207,155 @@ Deno.test("sbox's overlays, and /dev, /proc and /sys, are mount ops with targetN
   }
   for (const what of ["cannot mount tmpfs on ./temporary", "cannot mount the tmpfs of the upper layers"]) {
     assert.ok(!refusesLinks(what), what);
+  }
+});
+
+/** A ProgramBuilder that also keeps its mkdir and mount calls: the options of a mount as the names of those set. */
+class CallRecorder extends ProgramBuilder {
+  readonly calls: unknown[][] = [];
+
+  override mkdir(path: string, mode?: number, owner?: { uid: number; gid: number }): this {
+    this.calls.push(["mkdir", path, mode, owner]);
+    return super.mkdir(path, mode, owner);
+  }
+
+  override mount(...args: Parameters<ProgramBuilder["mount"]>): this {
+    const [source, target, fstype, flags, data, what, options = {}] = args;
+    const set = Object.entries(options).filter(([, value]) => value).map(([name]) => name).sort();
+    this.calls.push(["mount", source, target, fstype, flags, data, what, set]);
+    return super.mount(...args);
+  }
+}
+
+// OverlayMount's temporary upper layer and TemporaryLayers (sbox run's
+// image root, the host root's overlays) are one implementation
+// (mount.ts, compileTemporaryOverlay): what each compiles, as it did when
+// they were written apart. The tmpfs: 0755 on the overlay's own target,
+// bounded only when a size is given, or 0700 and bounded on the layers'
+// directory; the upper layer's root of the top lower's mode and owner (in
+// the container's ids), of the first of several lowers too; the overlay
+// refusing a link at its target and a read-only result.
+Deno.test("every temporary overlay compiles to its tmpfs, an upper like the top lower, a work directory and the overlay", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "sbox-temporary-overlay-" });
+  try {
+    const top = `${dir}/top`, image = `${dir}/image`;
+    Deno.mkdirSync(top, { mode: 0o750 });
+    Deno.mkdirSync(image, { mode: 0o711 });
+    Deno.chmodSync(top, 0o750);
+    Deno.chmodSync(image, 0o711);
+    const { uid, gid } = Deno.statSync(top);
+    const maps: IdMaps = {
+      uidMap: [{ containerId: 5000, hostId: uid!, size: 1 }],
+      gidMap: [{ containerId: 5001, hostId: gid!, size: 1 }],
+    };
+    const owner = { uid: 5000, gid: 5001 };
+    const tmpfsFlags = MS.NOSUID | MS.NODEV;
+    const overlayOptions = ["checkWritable", "explain", "targetNoLink"];
+    const callsOf = (compile: (b: CallRecorder) => void) => {
+      const b = new CallRecorder(maps);
+      compile(b);
+      const explain = b.exec("/bin/true", ["true"], [], null).build().describe(b.calls.length - 1).explain;
+      assert.match(explain?.("ELOOP") ?? "", /^a symbolic link on the way: .* or layers that overlap/);
+      return b.calls;
+    };
+
+    const temporary = (size?: number) =>
+      callsOf((b) =>
+        new OverlayMount([top, image], undefined, undefined, { target: "/t", size }).compile(b, ".")
+      );
+    const overlayMountCalls = (tmpfsData: string) => [
+      ["mkdir", "./t", undefined, undefined],
+      ["mount", "tmpfs", "./t", "tmpfs", tmpfsFlags, tmpfsData, "cannot mount tmpfs on ./t", []],
+      ["mkdir", "./t/upper", 0o750, owner],
+      ["mkdir", "./t/work", undefined, undefined],
+      [
+        "mount",
+        "overlay",
+        "./t",
+        "overlay",
+        0,
+        `lowerdir=${top}:${image},upperdir=./t/upper,workdir=./t/work,userxattr`,
+        "cannot mount overlay on /t",
+        overlayOptions,
+      ],
+    ];
+    assert.deepEqual(temporary(), overlayMountCalls("mode=755"));
+    assert.deepEqual(temporary(1 << 20), overlayMountCalls("mode=755,size=1048576,nr_inodes=1024"));
+
+    const layersTmpfs = [
+      "mount",
+      "tmpfs",
+      "/sbox-test/layers",
+      "tmpfs",
+      tmpfsFlags,
+      "mode=700,size=16777216,nr_inodes=4096",
+      "cannot mount the tmpfs of the upper layers",
+      [],
+    ];
+    const layerDirs = (n: number, like: number) => [
+      ["mkdir", `/sbox-test/layers/upper-${n}`, like, owner],
+      ["mkdir", `/sbox-test/layers/work-${n}`, undefined, undefined],
+    ];
+    const layerOptions = (lower: string, n: number) =>
+      `lowerdir=${lower},upperdir=/sbox-test/layers/upper-${n},workdir=/sbox-test/layers/work-${n},userxattr`;
+    const imageRoot = callsOf((b) => {
+      const layers = new TemporaryLayers("/sbox-test/layers", 1 << 24);
+      containerMounts(image, [], layers, { hostname: "h" })[0].compile(b, "/sbox-test/root");
+    });
+    assert.deepEqual(imageRoot, [
+      layersTmpfs,
+      ...layerDirs(0, 0o711),
+      [
+        "mount",
+        "overlay",
+        "/sbox-test/root",
+        "overlay",
+        0,
+        layerOptions(image, 0),
+        "cannot mount the overlay of the image on /",
+        overlayOptions,
+      ],
+    ]);
+
+    const hostRoot = callsOf((b) => {
+      const entries = [{ kind: "overlay" as const, path: image }, { kind: "overlay" as const, path: top }];
+      new PlannedHostRoot(entries, new TemporaryLayers("/sbox-test/layers", 1 << 24)).compile(
+        b,
+        "/sbox-test/root",
+      );
+    });
+    const hostOverlay = (lower: string, n: number, like: number) => [
+      ["mkdir", `/sbox-test/root${lower}`, undefined, undefined],
+      ...layerDirs(n, like),
+      [
+        "mount",
+        "overlay",
+        `/sbox-test/root${lower}`,
+        "overlay",
+        MS.NOSUID,
+        layerOptions(lower, n),
+        `cannot mount overlay on ${lower}`,
+        ["checkWritable", "explain", "skipGoneLower", "targetNoLink"],
+      ],
+    ];
+    assert.deepEqual(hostRoot, [
+      layersTmpfs,
+      ["mkdir", "/sbox-test/layers/root", 0o755, { uid: UNCHANGED_ID, gid: UNCHANGED_ID }],
+      [
+        "mount",
+        "/sbox-test/layers/root",
+        "/sbox-test/root",
+        null,
+        MS.BIND,
+        null,
+        "cannot bind the root's directory on /",
+        [],
+      ],
+      ...hostOverlay(image, 0, 0o711),
+      ...hostOverlay(top, 1, 0o750),
+    ]);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
   }
 });
 
