@@ -13,6 +13,7 @@ import { type Cgroup, frozenStartError } from "./cgroup.ts";
 import {
   checkContainerOptions,
   type CheckedProcess,
+  checkNotPromise,
   checkProcessOptions,
   checkRawNetworkAccess,
   type ContainerOptions,
@@ -256,7 +257,7 @@ export class Container implements AsyncDisposable {
       // the kernel's own "no domain" instead (security.md).
       b.setdomainname(NO_DOMAIN_NAME);
       if (manager) b.loopbackUp();
-      manager?.compile(b);
+      if (manager) checkNotPromise("network", "compile", manager.compile(b));
       if (reaper) {
         // pid 1 too leaves the caller's session and process group: else a
         // Ctrl-C or a group signal on the caller's terminal reaches it, and
@@ -361,7 +362,9 @@ export class Container implements AsyncDisposable {
    * `"destroyed"`; an init still waiting for the mapper's `map()` or the
    * network's `attach()` is killed before its command runs. A caller's
    * `map()` or `attach()` that does not settle within a second (sbox's own
-   * network: its `readyTimeoutMs` more) is given up on.
+   * network: its `readyTimeoutMs` more) is given up on. Should the
+   * network attachment's `stop()` fail, destroy() rejects with its error,
+   * once the cgroups are removed all the same.
    */
   destroy(): Promise<void> {
     this.#destruction ??= this.#destroy();
@@ -388,12 +391,18 @@ export class Container implements AsyncDisposable {
     // Starts and execs under way finish then: what they make dies below too.
     await Promise.allSettled([...this.#launches]);
     await Promise.all([...this.#processes].map((p) => p.dispose()));
-    await this.#network?.stop();
-    // Launches are over: every group made is the container's by now. Its
-    // processes are reaped, so its groups are empty unless another container
-    // given the same parent uses the same child name: rmdir alone, never
-    // Cgroup.remove()'s cgroup.kill, which would kill that one's processes.
-    for (const cgroup of this.#createdCgroups.values()) await removeUnlessUsed(cgroup);
+    try {
+      // A caller's stop() may reject or throw: its error is reported, but
+      // only once the groups are gone. destroy() is memoized, so a retry
+      // would never remove them.
+      await this.#network?.stop();
+    } finally {
+      // Launches are over: every group made is the container's by now. Its
+      // processes are reaped, so its groups are empty unless another container
+      // given the same parent uses the same child name: rmdir alone, never
+      // Cgroup.remove()'s cgroup.kill, which would kill that one's processes.
+      for (const cgroup of this.#createdCgroups.values()) await removeUnlessUsed(cgroup);
+    }
   }
 
   /** `await using container = ...` destroys it at the end of the scope. */
@@ -666,8 +675,10 @@ export class Container implements AsyncDisposable {
       else close(cgroupFd);
       if (child) this.#leaveChildCgroup(child, false);
       if (!joining) {
-        // The start's own error is the one to report.
-        await this.#network?.stop().catch(() => {});
+        // The start's own error is the one to report, whatever a caller's
+        // stop() does: reject, throw, or return no promise at all (a throw
+        // here skipped the close below, and the namespace stayed held).
+        await Promise.resolve().then(() => this.#network?.stop()).catch(() => {});
         this.#network = undefined;
         close(this.#heldNamespace);
         this.#heldNamespace = -1;
@@ -755,15 +766,18 @@ export async function explainEndedInit(err: unknown, init: InitProcess, destroye
  */
 function compileMounts(b: ProgramBuilder, rootfs: string, mounts: readonly Mount[]): void {
   let inRootfs = false;
-  for (const mount of mounts) {
+  for (let i = 0; i < mounts.length; i++) {
+    const mount = mounts[i];
+    // Before any process exists: a caller's compile() that returns a
+    // promise appends its ops too late, the mount silently left out.
     if (mount.target === "/") {
-      mount.compile(b, rootfs);
+      checkNotPromise(`mounts[${i}]`, "compile", mount.compile(b, rootfs));
       inRootfs = false;
       continue;
     }
     if (!inRootfs) b.chdir(rootfs);
     inRootfs = true;
-    mount.compile(b, ".");
+    checkNotPromise(`mounts[${i}]`, "compile", mount.compile(b, "."));
   }
 }
 

@@ -24,7 +24,7 @@ import {
 import { BindMount, checkTarget, cleanPath, type Mount } from "./mount.ts";
 import type { Stdio } from "./process.ts";
 import { PROGRAM_LIMITS } from "./program.ts";
-import { fstat, isOpenFd, ProcReading, stat } from "./sys.ts";
+import { fstat, isOpenFd, ProcReading, resolvedPath, stat } from "./sys.ts";
 import { checkUserMapper, type UserMapper } from "./user.ts";
 import { type NetworkManager, RESOLV_CONF_PATH, UserModeNetworkManager } from "./network.ts";
 import { CAPABILITIES } from "./security/capabilities.ts";
@@ -34,7 +34,10 @@ import { checkProcessSecurity, type ProcessSecurity } from "./security/security.
 
 /** Options of {@linkcode Container.create}. */
 export interface ContainerOptions {
-  /** Absolute path of the directory that becomes "/" (the overlay is mounted on it). */
+  /**
+   * Absolute path of the directory that becomes "/" (the overlay is mounted
+   * on it); not the host's root, however it is spelled (a link to it too).
+   */
   rootfs: string;
   /**
    * The container's cgroup (it must exist, on the cgroup2 file system); processes go in it or in child groups.
@@ -417,10 +420,11 @@ export function checkRawNetworkAccess(network: ContainerOptions["network"], capa
  * Checks `Container.create`'s options other than the security ones
  * (`checkContainerSecurity`) and the network's own: that `options` is an
  * object of known keys, `rootfs` an absolute path of a directory other
- * than /, `cgroup` an existing cgroup2 group that is not frozen and does
- * not hold this process, and `userMapper`, `network`, `mounts` and
- * `hostname` of the right kinds, no mount taking the network's
- * /etc/resolv.conf. Throws an {@linkcode SboxError} of step "options" that
+ * than / (by the path it resolves to), `cgroup` an existing cgroup2 group
+ * that is not frozen and does not hold this process, and `userMapper`,
+ * `network`, `mounts` and `hostname` of the right kinds, no mount taking
+ * the network's /etc/resolv.conf, no `validate()` or `compile()` of theirs
+ * async. Throws an {@linkcode SboxError} of step "options" that
  * names the first option that is wrong; reads the host (a stat of
  * `rootfs`, the cgroup's files) but creates nothing. The checks of the
  * cgroup go by `reading`, this process's mounts and cgroup (one reading
@@ -455,6 +459,16 @@ export function checkContainerOptions(
     throw SboxError.invalidOption("rootfs", `must be a plain directory other than /, got ${rootfs}`);
   }
   if (!stat(rootfs)?.isDirectory) throw SboxError.invalidOption("rootfs", `${rootfs} is not a directory`);
+  // The text misses a link to / (or /proc/self/root). start() then failed
+  // at pivot_root, but only after its setup had made directories and files
+  // (a temporary overlay's upper, mount targets) on the host's own root.
+  if (resolvedPath(rootfs) === "/") {
+    throw SboxError.invalidOption(
+      "rootfs",
+      `${rootfs} is the host's root / (it resolves to /): give a directory of its own ` +
+        "(for the host's root as the container's, a HostRootMount on one)",
+    );
+  }
   if (cgroup !== undefined) {
     if (!(cgroup instanceof Cgroup)) throw SboxError.invalidOption("cgroup", "must be a Cgroup");
     if (!cgroup.exists()) {
@@ -532,8 +546,45 @@ function checkMount(mount: Mount, i: number): void {
   if (!mount || typeof mount.compile !== "function" || typeof mount.validate !== "function") {
     throw SboxError.invalidOption(`mounts[${i}]`, "not a Mount (it needs validate(), compile() and target)");
   }
-  mount.validate();
+  // A method written async is refused now, validate() before it runs; a
+  // compile() that returns a promise otherwise only once start() calls it.
+  for (const method of ["validate", "compile"] as const) {
+    if (isAsyncFunction(mount[method])) throw asyncMethodError(`mounts[${i}]`, method);
+  }
+  checkNotPromise(`mounts[${i}]`, "validate", mount.validate());
   checkTarget(`mounts[${i}]`, mount.target);
+}
+
+/**
+ * Refuses `result`, what a caller's `validate()` or `compile()` of a Mount
+ * or NetworkManager (`option`) returned, when it is a promise (any
+ * thenable). TypeScript accepts an `async` method where the interface's
+ * returns void, but the library does not wait for it: a validate()'s
+ * refusal came too late, as an unhandled rejection that ended the Deno
+ * process, and a compile()'s ops after the program was built, the mount
+ * silently left out. The promise's rejection is handled first, so that it
+ * cannot end the process; the SboxError (step "options") names `option`.
+ */
+export function checkNotPromise(option: string, method: "validate" | "compile", result: unknown): void {
+  if (result === null || (typeof result !== "object" && typeof result !== "function")) return;
+  if (typeof (result as { then?: unknown }).then !== "function") return;
+  Promise.resolve(result).catch(() => {});
+  throw asyncMethodError(option, method);
+}
+
+/** Whether `f` was written `async`: then it returns a promise, whatever it does. */
+function isAsyncFunction(f: unknown): boolean {
+  return Object.prototype.toString.call(f) === "[object AsyncFunction]";
+}
+
+/** The refusal of a `method` of `option` that returns a promise. */
+function asyncMethodError(option: string, method: "validate" | "compile"): SboxError {
+  const need = method === "validate" ? "throw its refusal" : "append its ops";
+  return SboxError.invalidOption(
+    option,
+    `${method}() returns a promise (it is async?), which the container does not wait for: it must ${need} ` +
+      "before it returns",
+  );
 }
 
 /**
@@ -552,6 +603,7 @@ function checkNetwork(network: unknown): void {
       'must be "host", a Slirp4NetnsManager, a PastaManager or another NetworkManager (with compile() and attach())',
     );
   }
+  if (isAsyncFunction(manager.compile)) throw asyncMethodError("network", "compile");
 }
 
 /**

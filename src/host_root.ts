@@ -47,7 +47,7 @@
 import { checkHostDir, containerPath, mkdirLike, type Mount, pathRelation } from "./mount.ts";
 import { MS, type ProgramBuilder } from "./program.ts";
 import { SboxError } from "./error.ts";
-import { errnoNumber } from "./errno.ts";
+import { describeErrno, errnoNumber } from "./errno.ts";
 import { checkOptionsObject, show } from "./options.ts";
 import {
   close,
@@ -301,8 +301,9 @@ export interface HostRootMountOptions {
    * An empty host directory: the container mounts the tmpfs that holds its
    * writes on it, in its own mount namespace, so on the host it stays
    * empty, even if the caller is killed. It and the rootfs directory lie
-   * apart, neither inside the other. Several containers may share it;
-   * remove it once they are destroyed.
+   * apart, neither inside the other. `Container.create()` refuses one that
+   * is not empty: in the container the tmpfs would hide what it holds.
+   * Several containers may share it; remove it once they are destroyed.
    */
   layersDir: string;
   /**
@@ -384,9 +385,10 @@ export class HostRootMount implements Mount {
     this.size = options.size ?? DEFAULT_HOST_ROOT_SIZE;
   }
 
-  /** Checks that `layersDir` is a directory and `size` a positive number of bytes. */
+  /** Checks that `layersDir` is an empty directory and `size` a positive number of bytes. */
   validate(): void {
     checkHostDir("HostRootMount", "layersDir", this.layersDir);
+    checkEmptyLayersDir(this.layersDir);
     if (!Number.isSafeInteger(this.size) || this.size <= 0) {
       throw SboxError.invalidOption(
         "HostRootMount",
@@ -409,6 +411,32 @@ export class HostRootMount implements Mount {
       );
     }
     new PlannedHostRoot(planHostRoot(), new TemporaryLayers(this.layersDir, this.size)).compile(b, rootfs);
+  }
+}
+
+/**
+ * Refuses a `layersDir` that is not empty, as its docs ask. The layers'
+ * tmpfs hides what it holds in the container, where it is a directory of
+ * the host's root too: "/etc" gave the container the layers for its /etc
+ * (no hostname, every other overlay's upper layer shown).
+ */
+function checkEmptyLayersDir(layersDir: string): void {
+  let entries;
+  try {
+    entries = readDir(layersDir);
+  } catch (err) {
+    if (!(err instanceof SboxError) || err.errnoNumber === undefined) throw err;
+    throw SboxError.invalidOption(
+      "HostRootMount",
+      `layersDir ${layersDir} cannot be listed, to check that it is empty: ${describeErrno(err.errnoNumber)}`,
+    );
+  }
+  if (entries.length > 0) {
+    const more = entries.length > 1 ? ` and ${entries.length - 1} more` : "";
+    throw SboxError.invalidOption(
+      "HostRootMount",
+      `layersDir ${layersDir} must be an empty directory, but it holds ${show(entries[0].name)}${more}`,
+    );
   }
 }
 

@@ -15,7 +15,11 @@ import { type MountEntry, mountTable, readDir, resolvedPath, stat } from "./sys.
 import { containerId } from "./user.ts";
 import { OVERLAY_LOOP_PROBLEM, overlayStackingProblem, procSysfsRefusal } from "./mount_refusals.ts";
 
-/** Something that can be mounted into a container. */
+/**
+ * Something that can be mounted into a container. Its methods are
+ * synchronous: one that returns a promise (written `async`) is refused,
+ * since the container does not wait for it.
+ */
 export interface Mount {
   /** Checks host paths; throws an SboxError naming the bad option. */
   validate(): void;

@@ -48,6 +48,7 @@ export interface NetworkManager {
    * Appends ops the container runs after pivot_root, e.g. writing
    * /etc/resolv.conf. Only the process's stdio and the result pipe are open
    * then: a path through /proc/self/fd/N reaches none of the caller's fds.
+   * Synchronous: one that returns a promise (`async`) is refused.
    */
   compile(builder: ProgramBuilder): void;
   /**

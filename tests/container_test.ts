@@ -11,6 +11,7 @@ import {
   BinNewIdMapper,
   Cgroup,
   Container,
+  type ContainerOptions,
   HostRootMount,
   type IdMapEntry,
   type InitProcess,
@@ -1742,6 +1743,42 @@ Deno.test("Container.create and start reject bad options before any process exis
   Deno.removeSync(dir, { recursive: true });
 });
 
+Deno.test("a rootfs that resolves to the host's / (a link to it, /proc/self/root) is refused by create(), naming rootfs", async () => {
+  // Accepted by a check of the text alone, such a rootfs failed at
+  // pivot_root, after the setup had made the overlay's upper layer and the
+  // mount targets on the host's own root. Nothing is started here, old code
+  // or new: a create() that resolves fails the test at once.
+  const dir = scratchDir("root-link-");
+  Deno.symlinkSync("/", `${dir}/to-root`);
+  Deno.symlinkSync("/proc/self/root", `${dir}/to-self-root`);
+  try {
+    const before = snapshot();
+    for (const rootfs of [`${dir}/to-root`, `${dir}/to-root/.`, "/proc/self/root", `${dir}/to-self-root`]) {
+      const err = await Container.create({
+        rootfs,
+        userMapper: identityMapper(),
+        mounts: [
+          new OverlayMount([busyboxImage()]),
+          new BaseMounts(),
+          new TmpfsMount("/sbox-never-made/below"),
+        ],
+      }).then(async (container) => {
+        await container.destroy();
+        return new Error(`create() accepted rootfs ${rootfs}`);
+      }, (e) => e);
+      assert.ok(err instanceof SboxError && err.step === "options", String(err));
+      assert.equal(
+        err.message,
+        `invalid option rootfs: ${rootfs} is the host's root / (it resolves to /): give a directory of its own ` +
+          "(for the host's root as the container's, a HostRootMount on one)",
+      );
+    }
+    assert.deepEqual(snapshot(), before);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("a BigInt, a symbol, a function, NaN or Infinity in an option is shown in the error naming it", async () => {
   const dir = scratchDir("values-");
   Deno.mkdirSync(`${dir}/root`);
@@ -1982,7 +2019,7 @@ Deno.test("HostRootMount: the host's root as the container's, in a tmpfs of its 
   }
 });
 
-Deno.test("HostRootMount refuses a layersDir that is missing or not apart from the rootfs, and a size that is not positive", async () => {
+Deno.test("HostRootMount refuses a layersDir that is missing, not empty or not apart from the rootfs, and a size that is not positive", async () => {
   const dir = scratchDir("host-root-options-");
   for (const sub of ["root", "layers"]) Deno.mkdirSync(`${dir}/${sub}`);
   const refused = async (mount: HostRootMount, stage: "create" | "start") => {
@@ -2013,11 +2050,26 @@ Deno.test("HostRootMount refuses a layersDir that is missing or not apart from t
     );
     // Checked once the rootfs is known: the one would hide the other.
     Deno.mkdirSync(`${dir}/root/layers`);
-    for (const layersDir of [`${dir}/root/layers`, dir, "/"]) {
-      assert.equal(
-        await refused(new HostRootMount({ layersDir }), "start"),
-        `invalid option HostRootMount: layersDir ${layersDir} and the rootfs ${dir}/root must lie apart, ` +
-          "neither inside the other",
+    assert.equal(
+      await refused(new HostRootMount({ layersDir: `${dir}/root/layers` }), "start"),
+      `invalid option HostRootMount: layersDir ${dir}/root/layers and the rootfs ${dir}/root must lie apart, ` +
+        "neither inside the other",
+    );
+    // The layers' tmpfs hid what it holds in the container: "/etc" replaced
+    // the container's /etc. A directory holding the rootfs holds something.
+    Deno.mkdirSync(`${dir}/full`);
+    Deno.writeTextFileSync(`${dir}/full/file`, "");
+    assert.equal(
+      await refused(new HostRootMount({ layersDir: `${dir}/full` }), "create"),
+      `invalid option HostRootMount: layersDir ${dir}/full must be an empty directory, but it holds "file"`,
+    );
+    for (const layersDir of [dir, "/", "/etc"]) {
+      assert.match(
+        await refused(new HostRootMount({ layersDir }), "create"),
+        new RegExp(
+          `^invalid option HostRootMount: layersDir ${layersDir} must be an empty directory, but it holds "[^"]+" ` +
+            "and \\d+ more$",
+        ),
       );
     }
     assert.equal(
@@ -2309,6 +2361,150 @@ Deno.test("a custom network whose stop() rejects fails destroy(), not the Deno p
   await new Promise((resolve) => setTimeout(resolve, 10));
   const err = await container.destroy().then(() => undefined, (e) => e);
   assert.match(String(err), /stop failed/);
+});
+
+/** A custom network whose attachment's stop() `fails` as given: rejects, throws, or returns no promise. */
+function networkStoppingBadly(fails: "rejects" | "throws" | "returns nothing"): NetworkManager {
+  const stop = () => {
+    if (fails === "rejects") return Promise.reject(new Error("stop failed"));
+    if (fails === "throws") throw new Error("stop failed");
+  };
+  return { compile() {}, attach: () => Promise.resolve({ stop }) } as unknown as NetworkManager;
+}
+
+Deno.test("a failed start reports its own error and holds no namespace, whatever the network's stop() does", async () => {
+  // The image is its own root: nothing is written.
+  const options = { rootfs: busyboxImage(), userMapper: identityMapper() };
+  reactor(); // made by the first start of the process, then kept: no leak
+  for (const fails of ["rejects", "throws", "returns nothing"] as const) {
+    const before = snapshot();
+    const container = await Container.create({ ...options, network: networkStoppingBadly(fails) });
+    // The init is released, and its mount namespace held, before its execve fails.
+    const err = await container.start({ command: ["/nope"] }).then(() => undefined, (e) => e);
+    // A stop() that threw (or gave no promise to catch) escaped with its own
+    // error, and the held namespace's fd was never closed.
+    assert.ok(err instanceof SboxError && /cannot exec \/nope/.test(err.message), `${fails}: ${err}`);
+    await container.destroy();
+    assert.deepEqual(snapshot(), before, fails);
+  }
+});
+
+Deno.test("destroy() removes the child cgroups though the network's stop() rejects or throws, then reports that", async () => {
+  const cgroup = testCgroup();
+  try {
+    for (const fails of ["rejects", "throws"] as const) {
+      const container = await Container.create({
+        rootfs: busyboxImage(),
+        cgroup,
+        userMapper: identityMapper(),
+        network: networkStoppingBadly(fails),
+      });
+      const init = await container.start({ command: ["/bin/true"], cgroup: "init" });
+      assert.equal((await init.status).code, 0);
+      const children = () =>
+        [...Deno.readDirSync(cgroup.path)].filter((e) => e.isDirectory).map((e) => e.name);
+      assert.deepEqual(children(), ["init"]);
+      // stop()'s error comes first, and destroy() is memoized: the group
+      // stayed for good.
+      for (let call = 0; call < 2; call++) {
+        const err = await container.destroy().then(() => undefined, (e) => e);
+        assert.match(String(err), /stop failed/, fails);
+        assert.deepEqual(children(), [], `${fails}, destroy() ${call + 1}`);
+      }
+    }
+  } finally {
+    await cgroup.remove();
+  }
+});
+
+Deno.test("a custom Mount or network whose validate() or compile() returns a promise is refused, naming it", async () => {
+  // TypeScript accepts an async method for the Mount interface's void one.
+  // An async validate()'s refusal came as an unhandled rejection (which
+  // fails this test) after create() resolved; an async compile()'s ops came
+  // after the program was built, the mount silently left out.
+  const dir = scratchDir("async-mount-");
+  Deno.mkdirSync(`${dir}/root`);
+  const cgroup = testCgroup();
+  const options = { rootfs: `${dir}/root`, cgroup, userMapper: identityMapper() };
+  const root = new OverlayMount([busyboxImage()]);
+  const refusal = (option: string, method: string, need: string) =>
+    `invalid option ${option}: ${method}() returns a promise (it is async?), which the container does not ` +
+    `wait for: it must ${need} before it returns`;
+  const validateRefusal = (i: number) => refusal(`mounts[${i}]`, "validate", "throw its refusal");
+  const compileRefusal = (option: string) => refusal(option, "compile", "append its ops");
+  class Data implements Mount {
+    readonly target = "/data";
+    validate(): void {}
+    compile(b: ProgramBuilder, rootfs: string): void {
+      b.mkdir(`${rootfs}/data`);
+    }
+  }
+  const asyncValidate = new class extends Data {
+    override async validate(): Promise<void> {
+      await Promise.resolve();
+      throw new Error("the data directory is missing");
+    }
+  }();
+  const promiseValidate = new class extends Data {
+    override validate(): void {
+      return Promise.reject(new Error("the data directory is missing")) as unknown as void;
+    }
+  }();
+  const asyncCompile = new class extends Data {
+    override async compile(b: ProgramBuilder, rootfs: string): Promise<void> {
+      await Promise.resolve();
+      super.compile(b, rootfs);
+    }
+  }();
+  const promiseCompile = new class extends Data {
+    override compile(b: ProgramBuilder, rootfs: string): void {
+      return Promise.resolve().then(() => super.compile(b, rootfs)) as unknown as void;
+    }
+  }();
+  const attach = () => Promise.resolve({ stop: () => Promise.resolve() });
+  const asyncNetwork = { async compile() {}, attach } as unknown as NetworkManager;
+  const promiseNetwork = { compile: () => Promise.resolve(), attach } as unknown as NetworkManager;
+  try {
+    reactor(); // made by the first start of the process, then kept: no leak
+    const before = snapshot();
+    const refused: [Partial<ContainerOptions>, string][] = [
+      [{ mounts: [root, asyncValidate] }, validateRefusal(1)],
+      [{ mounts: [promiseValidate] }, validateRefusal(0)],
+      [{ mounts: [root, new BaseMounts(), asyncCompile] }, compileRefusal("mounts[2]")],
+      [{ mounts: [root], network: asyncNetwork }, compileRefusal("network")],
+    ];
+    for (const [given, message] of refused) {
+      const err = await Container.create({ ...options, ...given }).then(async (container) => {
+        await container.destroy();
+        return new Error("create() accepted it");
+      }, (e) => e);
+      assert.ok(err instanceof SboxError && err.step === "options", String(err));
+      assert.equal(err.message, message);
+    }
+    // A method that is not async but returns a promise: known once start() calls it, before any process exists.
+    const atStart: [Partial<ContainerOptions>, string][] = [
+      [{ mounts: [root, new BaseMounts(), promiseCompile] }, compileRefusal("mounts[2]")],
+      [{ mounts: [root], network: promiseNetwork }, compileRefusal("network")],
+    ];
+    for (const [given, message] of atStart) {
+      const container = await Container.create({ ...options, ...given });
+      const err = await container.start({ command: ["/bin/ls", "-d", "/data"], cgroup: "c" })
+        .then(
+          (init) => init.status.then((status) => new Error(`started: ${JSON.stringify(status)}`)),
+          (e) => e,
+        );
+      await container.destroy();
+      assert.ok(err instanceof SboxError && err.step === "options", String(err));
+      assert.equal(err.message, message);
+    }
+    // Let a rejection no one handled surface (in this test, not the next).
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.deepEqual(snapshot(), before);
+    assert.deepEqual([...Deno.readDirSync(cgroup.path)].filter((e) => e.isDirectory), []);
+  } finally {
+    await cgroup.remove();
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
 
 Deno.test("id maps the kernel would refuse and bad runAsUser arguments are rejected before any process exists", async () => {
