@@ -30,7 +30,6 @@ const lenientDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
  * that {@linkcode decodeName} escaped.
  */
 const ESCAPED_BYTE = /(?<![\uD800-\uDBFF])[\uDC80-\uDCFF]/;
-const ESCAPED_BYTES = new RegExp(ESCAPED_BYTE.source, "g");
 
 /**
  * Writes `str` as UTF-8 at `offset` of `target` (which must have room for
@@ -169,17 +168,53 @@ function utf8SequenceLength(bytes: Uint8Array, i: number): number {
 }
 
 /**
- * `text` for a person to read: each byte that {@linkcode decodeName}
- * escaped as a backslash and three octal digits, as `ls -b` and
- * /proc/self/mountinfo show it (a terminal would show U+FFFD).
+ * What {@linkcode printable} escapes: a byte that {@linkcode decodeName}
+ * escaped, and every character that would end or garble a line of text: a
+ * C0 control (a newline, a carriage return, ESC of a terminal's escape
+ * sequences), DEL, a C1 control, U+2028 and U+2029 (Python's
+ * `str.splitlines()` ends a line at U+0085, U+2028 and U+2029 too).
+ */
+const UNPRINTABLE = new RegExp(`[\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]|${ESCAPED_BYTE.source}`, "g");
+
+/** The escapes of `ls -b` that are not octal. */
+const NAMED_ESCAPES: Readonly<Record<string, string>> = {
+  "\x07": "\\a",
+  "\b": "\\b",
+  "\t": "\\t",
+  "\n": "\\n",
+  "\v": "\\v",
+  "\f": "\\f",
+  "\r": "\\r",
+};
+
+/** `byte` as a backslash and three octal digits (`\376`). */
+function octalEscape(byte: number): string {
+  return `\\${byte.toString(8).padStart(3, "0")}`;
+}
+
+/**
+ * `text` for a person to read, on one line, as `ls -b` shows a file name:
+ * each byte that {@linkcode decodeName} escaped as a backslash and three
+ * octal digits (a terminal would show U+FFFD); a newline, a tab and the
+ * other controls of C's escapes as `\n`, `\t`, ...; any other control
+ * character, U+2028 and U+2029 as the octal escapes of their UTF-8 bytes
+ * (ESC as `\033`). So a host path or a value with a newline in it cannot
+ * split a line, nor make a second line that looks like one of sbox's. A
+ * backslash stays as it is (unlike `ls -b`): the messages hold values
+ * quoted as JSON (`"a\nb"`), whose escapes would be doubled.
  *
  * @example
  * ```ts
  * import { printable } from "./cstring.ts";
  *
  * console.log(printable("/srv/mnt\udcfe")); // /srv/mnt\376
+ * console.log(printable("/srv/a\nb")); // /srv/a\nb
  * ```
  */
 export function printable(text: string): string {
-  return text.replace(ESCAPED_BYTES, (c) => `\\${(c.charCodeAt(0) - 0xdc00).toString(8)}`);
+  return text.replace(UNPRINTABLE, (c) => {
+    const code = c.charCodeAt(0);
+    if (code >= 0xdc80) return octalEscape(code - 0xdc00);
+    return NAMED_ESCAPES[c] ?? [...encoder.encode(c)].map(octalEscape).join("");
+  });
 }

@@ -190,3 +190,79 @@ export class SboxError extends Error {
     });
   }
 }
+
+/**
+ * The most characters of a value that {@linkcode show} puts in a message.
+ * A message names what was wrong, and the start of a value shows which it
+ * was: a message of a megabyte, for a megabyte of rootfs or an array of
+ * 100,000 ids, would reach a log whole, or a terminal.
+ */
+export const SHOWN_LENGTH = 200;
+
+/**
+ * A caller's value for a message: JSON where that shows it (a string
+ * quoted, so that a newline in it stays on the message's one line), else
+ * what JSON would hide or throw on: NaN and Infinity (JSON's null), a
+ * BigInt as `1n` (JSON.stringify throws "Do not know how to serialize a
+ * BigInt", and that TypeError would be the caller's error instead of the
+ * one naming the option), a symbol, a function, undefined. At most
+ * {@linkcode SHOWN_LENGTH} characters of it, then how long it was:
+ * `"aaaa... (a string of 1000000 characters)`,
+ * `["x","x",... (an array of 100000 entries)`.
+ */
+export function show(value: unknown): string {
+  if (typeof value === "number") return String(value);
+  if (typeof value === "function") return "a function";
+  if (typeof value === "string") {
+    // Only the start is turned into JSON: not all of a long string.
+    const json = JSON.stringify(value.length > SHOWN_LENGTH ? value.slice(0, SHOWN_LENGTH) : value);
+    if (value.length <= SHOWN_LENGTH && json.length <= SHOWN_LENGTH + 2) return json;
+    // Without the closing quote: the string goes on.
+    return `${startOf(json.slice(0, -1), SHOWN_LENGTH + 1)}... (a string of ${value.length} characters)`;
+  }
+  let text: string | undefined;
+  let what: string | undefined;
+  if (typeof value === "bigint") {
+    text = `${value}n`;
+    what = `a BigInt of ${String(value < 0n ? -value : value).length} digits`;
+  } else {
+    try {
+      text = JSON.stringify(value);
+      what = `${text?.length} characters as JSON`;
+    } catch {
+      // A BigInt inside an object, or a cycle: String() below.
+    }
+    if (text === undefined) {
+      try {
+        text = String(value);
+        what = `${text.length} characters`;
+      } catch {
+        return "an object"; // no toString: one without a prototype
+      }
+    }
+    if (Array.isArray(value)) what = `an array of ${value.length} entries`;
+  }
+  return text.length <= SHOWN_LENGTH ? text : `${startOf(text, SHOWN_LENGTH)}... (${what})`;
+}
+
+/**
+ * The start of `text` (a value as {@linkcode show} shows it), at most
+ * `length` characters long. The cut splits neither a UTF-16 pair nor a
+ * JSON escape (`\n`, `\u00e9`), which would show as another character.
+ */
+function startOf(text: string, length: number): string {
+  let end = Math.min(text.length, length);
+  // The last backslash before the cut starts an escape where the run of
+  // backslashes it ends is odd (two are one escaped backslash); an escape
+  // is at most 6 characters long (\uXXXX).
+  for (let i = end - 1; i >= Math.max(0, end - 6); i--) {
+    if (text[i] !== "\\") continue;
+    let run = 1;
+    while (i - run >= 0 && text[i - run] === "\\") run++;
+    if (run % 2 === 1 && i + (text[i + 1] === "u" ? 6 : 2) > end) end = i;
+    break;
+  }
+  const last = text.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end--;
+  return text.slice(0, end);
+}

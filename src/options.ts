@@ -13,8 +13,13 @@
  * @module
  */
 
-import { SboxError } from "./error.ts";
+import { SboxError, show, SHOWN_LENGTH } from "./error.ts";
 import { PROGRAM_LIMITS } from "./program.ts";
+
+// show() is in error.ts, which every module that makes a message can import
+// (program.ts, which this module imports, could not import it from here
+// without a cycle); the modules that check options take it from here.
+export { show };
 
 /**
  * Every key of options type `T`, each mapped to true: a list of the known
@@ -34,7 +39,7 @@ export function checkKnownKeys(options: object, known: Record<string, true>, wit
     if (Object.hasOwn(known, key)) continue;
     const guess = closest(key, Object.keys(known));
     const hint = guess === undefined ? "" : ` (did you mean ${guess}?)`;
-    const shown = /^[A-Za-z_$][\w$]*$/.test(key) ? key : show(key);
+    const shown = /^[A-Za-z_$][\w$]*$/.test(key) && key.length <= SHOWN_LENGTH ? key : show(key);
     throw within === undefined
       ? SboxError.invalidOption(shown, `unknown option${hint}`)
       : SboxError.invalidOption(within, `unknown option ${shown}${hint}`);
@@ -56,31 +61,6 @@ export function checkOptionsObject<T extends object>(
   }
   checkKnownKeys(options, known, within);
   return options;
-}
-
-/**
- * A caller's value for a message: JSON where that shows it (a string
- * quoted, so that a newline in it stays on the message's one line), else
- * what JSON would hide or throw on: NaN and Infinity (JSON's null), a
- * BigInt as `1n` (JSON.stringify throws "Do not know how to serialize a
- * BigInt", and that TypeError would be the caller's error instead of the
- * one naming the option), a symbol, a function, undefined.
- */
-export function show(value: unknown): string {
-  if (typeof value === "number") return String(value);
-  if (typeof value === "bigint") return `${value}n`;
-  if (typeof value === "function") return "a function";
-  try {
-    const json = JSON.stringify(value);
-    if (json !== undefined) return json;
-  } catch {
-    // A BigInt inside an object, or a cycle: String() below.
-  }
-  try {
-    return String(value);
-  } catch {
-    return "an object"; // no toString: one without a prototype
-  }
 }
 
 /**
@@ -195,6 +175,10 @@ function closest(key: string, known: readonly string[]): string | undefined {
   let best: string | undefined;
   let bestDistance = Math.min(3, Math.ceil(key.length / 2));
   for (const candidate of known) {
+    // Edits make up at least the difference in length: a long key (a
+    // megabyte, from a fuzzer or a corrupt configuration) costs no
+    // table of its length times the candidate's.
+    if (Math.abs(candidate.length - key.length) >= bestDistance) continue;
     const distance = candidate.toLowerCase() === key.toLowerCase() ? 0 : editDistance(key, candidate);
     if (distance < bestDistance) [best, bestDistance] = [candidate, distance];
   }

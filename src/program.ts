@@ -8,7 +8,7 @@
  * @module
  */
 
-import { SboxError } from "./error.ts";
+import { SboxError, show } from "./error.ts";
 import { encodeUtf8Into } from "./cstring.ts";
 import type { IdMapEntry } from "./user.ts";
 
@@ -873,7 +873,7 @@ class ProgramWriter {
 
   #string(str: string): number {
     if (str.includes("\0")) {
-      throw new SboxError(`a string contains a NUL byte: ${JSON.stringify(str)}`, { step: "options" });
+      throw new SboxError(`a string contains a NUL byte: ${show(str)}`, { step: "options" });
     }
     const offset = this.#reserve(str.length * 3 + 1, 1);
     const written = encodeUtf8Into(str, this.#bytes, offset);

@@ -9,7 +9,7 @@
  */
 
 import { helper } from "./ffi.ts";
-import { SboxError, type Step } from "./error.ts";
+import { SboxError, show, type Step } from "./error.ts";
 import { errnoNumber } from "./errno.ts";
 import { decodeName, encodeUtf8Into } from "./cstring.ts";
 
@@ -50,7 +50,7 @@ export const ENOSYS: number = errnoNumber("ENOSYS");
 /** A NUL-terminated copy of `s` for a syscall; rejects embedded NULs. */
 export function cstr(s: string): Uint8Array<ArrayBuffer> {
   if (s.includes("\0")) {
-    throw new SboxError(`path contains a NUL byte: ${JSON.stringify(s)}`, { step: "options" });
+    throw new SboxError(`path contains a NUL byte: ${show(s)}`, { step: "options" });
   }
   const out = new Uint8Array(s.length * 3 + 1);
   return out.subarray(0, encodeUtf8Into(s, out, 0) + 1);

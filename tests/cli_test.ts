@@ -1930,6 +1930,52 @@ Deno.test("cli: 125 and one line when sbox itself fails", async () => {
   assertSboxFailed(await sbox(["run", "--rootfs", "/nonexistent", "--", "true"]), /--rootfs.*\/nonexistent/);
 });
 
+Deno.test("cli: a control character in a path or an option's name cannot split the line, nor forge another", async () => {
+  // A file name may hold a newline, and what follows it would be a line of
+  // its own, which looks like sbox's to a judge that reads its log.
+  const forged = "/nope/a\nsbox: forged";
+  const shown = "/nope/a\\nsbox: forged";
+  const cases: [string[], string][] = [
+    [[`--stdin=${forged}`], `sbox: --stdin: cannot open ${shown}: ENOENT`],
+    [[`--stdout=${forged}`], `sbox: --stdout: cannot open ${shown}: ENOENT`],
+    [[`--report=${forged}`], `sbox: --report: cannot open ${shown}: ENOENT`],
+    [[`--seccomp=${forged}`], `sbox: invalid option --seccomp: cannot open ${shown}: ENOENT`],
+    [[`--env-file=${forged}`], `sbox: invalid option --env-file: cannot open ${shown}: ENOENT`],
+    // SRC:DST, so no ":" in SRC.
+    [["--bind", "/nope/a\nb\r:/x"], "sbox: invalid option --bind: /nope/a\\nb\\r does not exist"],
+    [["--memory\nsbox: forged"], "sbox: unknown option --memory\\nsbox: forged (see `sbox run --help`)"],
+    // A terminal's escape sequence; line separators that some readers split at.
+    [
+      ["--stdin=/nope/\x1b[2Ka\u2028b\u0085"],
+      "sbox: --stdin: cannot open /nope/\\033[2Ka\\342\\200\\250b\\302\\205: ",
+    ],
+  ];
+  for (const [args, start] of cases) {
+    const result = await busybox([...args, "--", "true"]);
+    assertSboxFailed(result, /./);
+    assert.ok(
+      result.stderr.startsWith(start),
+      `expected ${JSON.stringify(start)}, got ${JSON.stringify(result.stderr)}`,
+    );
+    assertNothingLeft(result.pid);
+  }
+  // The line ends with a newline, and holds no other character that ends a line.
+  const result = await busybox(["--stdin=/nope/\v\f\x1c\x1d\x1e", "--", "true"]);
+  assert.equal(
+    result.stderr,
+    "sbox: --stdin: cannot open /nope/\\v\\f\\034\\035\\036: ENOENT (No such file or directory)\n",
+  );
+});
+
+Deno.test("cli: a long value is shown by its start and its length", async () => {
+  const result = await busybox([`--memory=${"x".repeat(100_000)}`, "--", "true"]);
+  assertSboxFailed(
+    result,
+    /^sbox: invalid option --memory: bad value "x{200}\.\.\. \(a string of 100000 characters\): /,
+  );
+  assert.ok(result.stderr.length < 500, `${result.stderr.length} characters`);
+});
+
 Deno.test("cli: / as --rootfs, or as the destination of --bind or --tmpfs, fails with 125 naming the option", async () => {
   const dir = scratchDir("cli-root-");
   try {

@@ -2286,6 +2286,73 @@ Deno.test("a misspelled option key is refused, naming it and the closest known k
   }
 });
 
+Deno.test("a huge value in a refusal is shown by its start and its length: the message stays short", async () => {
+  const dir = scratchDir("huge-");
+  Deno.mkdirSync(`${dir}/root`);
+  const options = { rootfs: `${dir}/root`, userMapper: identityMapper() };
+  const loose = <T>(value: object) => value as T;
+  // The message names the option, shows the value's start, and is short.
+  const refused = async (fn: () => unknown, option: string, shown: RegExp) => {
+    const err = await Promise.resolve().then(fn).then(() => undefined, (e) => e);
+    assert.ok(err instanceof SboxError && err.step === "options", `${option}: ${String(err).slice(0, 500)}`);
+    assert.ok(err.message.startsWith(`invalid option ${option}: `), err.message.slice(0, 500));
+    assert.match(err.message, shown);
+    assert.ok(err.message.length < 400, `${option}: a message of ${err.message.length} characters`);
+  };
+  try {
+    const before = snapshot();
+    const megabyte = "a".repeat(1_000_000);
+    await refused(
+      () => Container.create({ ...options, rootfs: megabyte }),
+      "rootfs",
+      /"a{200}\.\.\. \(a string of 1000000 characters\)/,
+    );
+    await refused(
+      () => Container.create({ ...options, hostname: `-${megabyte}` }),
+      "hostname",
+      /"-a{199}\.\.\. \(a string of 1000001 characters\)/,
+    );
+    await refused(
+      () => Container.create(loose({ ...options, capAdd: [Array(100_000).fill("X")] })),
+      "capAdd",
+      /\["X","X",.*\.\.\. \(an array of 100000 entries\)/,
+    );
+    // An unknown key too, and without a "did you mean" search through it.
+    await refused(
+      () => Container.create(loose({ ...options, [megabyte]: true })),
+      `"${"a".repeat(200)}... (a string of 1000000 characters)`,
+      /: unknown option$/,
+    );
+    const container = await Container.create(options);
+    const command = ["/bin/true"];
+    await refused(
+      () => container.start(loose({ command, gid: Array(100_000).fill("/x") })),
+      "gid",
+      /\["\/x","\/x",.*\.\.\. \(an array of 100000 entries\)/,
+    );
+    await refused(
+      () => container.start({ command, cwd: megabyte }),
+      "cwd",
+      /"a{200}\.\.\. \(a string of 1000000 characters\)/,
+    );
+    // A cut that would split a JSON escape or a UTF-16 pair ends before it.
+    await refused(
+      () => container.start({ command, cwd: `${"b".repeat(199)}\n${"😀".repeat(300)}` }),
+      "cwd",
+      /"b{199}\.\.\. \(a string of 800 characters\)/,
+    );
+    await refused(
+      () => container.start({ command, cwd: `${"b".repeat(199)}${"😀".repeat(300)}` }),
+      "cwd",
+      /"b{199}\.\.\. \(a string of 799 characters\)/,
+    );
+    assert.deepEqual(snapshot(), before);
+    await container.destroy();
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("a stdio fd that is not open, and reaper given to exec(), are refused before any process exists", async () => {
   await using setup = await busyboxContainer();
   const before = snapshot();

@@ -15,7 +15,7 @@
 import { ArgvError, type OptionSpec, type Token, tokenize } from "./argv.ts";
 import { hasControlCharacter, PIDS_LIMIT_MAX } from "../cgroup.ts";
 import { bindTakesResolvConf, HOSTNAME, RESOLV_CONF_TAKEN } from "../container_options.ts";
-import { MAX_ID } from "../options.ts";
+import { MAX_ID, show } from "../options.ts";
 import { SboxError } from "../error.ts";
 import { cleanPath } from "../mount.ts";
 import { PROGRAM_LIMITS } from "../program.ts";
@@ -487,7 +487,7 @@ function strictParse(
 }
 
 function badValue(option: string, value: string, expected: string): SboxError {
-  return SboxError.invalidOption(option, `bad value ${JSON.stringify(value)}: expected ${expected}`);
+  return SboxError.invalidOption(option, `bad value ${show(value)}: expected ${expected}`);
 }
 
 function nonEmpty(option: string, value: string): string {
@@ -556,9 +556,7 @@ function checkDestination(option: string, value: string, target: string): void {
   if (cleanPath(target) === "/") {
     throw SboxError.invalidOption(
       option,
-      `bad value ${
-        JSON.stringify(value)
-      }: DST cannot be / (the container's root; --rootfs DIR gives another)`,
+      `bad value ${show(value)}: DST cannot be / (the container's root; --rootfs DIR gives another)`,
     );
   }
 }

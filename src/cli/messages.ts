@@ -11,8 +11,11 @@ import { printable } from "../cstring.ts";
  * Prints `sbox: LINE` on stderr. A write that fails (stderr on a full disk
  * or `/dev/full`, over a file-size rlimit) is dropped: the line is for a
  * person, while a judge reads the report and the exit status, which must not
- * change because a line could not be shown. A host path's bytes that are
- * not UTF-8 show as `ls -b` shows them (`\376`), not as U+FFFD.
+ * change because a line could not be shown. Every line is one line: a
+ * control character (a newline in a host path or in an unknown option's
+ * name) shows as `ls -b` shows it (`\n`, `\033`), and so do a host path's
+ * bytes that are not UTF-8 (`\376`, not U+FFFD): see
+ * {@linkcode printable}, which every line passes through here.
  *
  * @example
  * ```ts

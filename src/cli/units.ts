@@ -8,7 +8,7 @@
  */
 
 import { CPU_LIMIT_BOUNDS } from "../cgroup.ts";
-import { SboxError } from "../error.ts";
+import { SboxError, show } from "../error.ts";
 
 /** Binary multiples: `k` is 1024 bytes, as in the kernel's cgroup files. */
 const SIZE_UNITS: Record<string, number> = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
@@ -17,7 +17,7 @@ const SIZE_UNITS: Record<string, number> = { "": 1, k: 1024, m: 1024 ** 2, g: 10
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 function invalid(option: string, value: string, expected: string): SboxError {
-  return SboxError.invalidOption(option, `bad value ${JSON.stringify(value)}: expected ${expected}`);
+  return SboxError.invalidOption(option, `bad value ${show(value)}: expected ${expected}`);
 }
 
 /**

@@ -312,9 +312,9 @@ function refuseDockerProfile(policy: object): void {
   const action = (policy as { defaultAction?: unknown }).defaultAction;
   const key = DOCKER_PROFILE_KEYS.find((name) => Object.hasOwn(policy, name));
   const sign = key !== undefined
-    ? `it has ${JSON.stringify(key)}`
+    ? `it has ${show(key)}`
     : typeof action === "string" && action.startsWith("SCMP_ACT_")
-    ? `its defaultAction is ${JSON.stringify(action)}`
+    ? `its defaultAction is ${show(action)}`
     : undefined;
   if (sign === undefined) return;
   throw SboxError.invalidOption(
