@@ -8,19 +8,17 @@
 
 import { errnoNumber } from "./errno.ts";
 import { SboxError } from "./error.ts";
-import { cleanPath } from "./mount.ts";
+import { mountAt, type MountEntry, parseMountInfo, ProcReading } from "./mountinfo.ts";
 import { checkBoolean, checkOptionsObject, show } from "./options.ts";
+import { cleanPath } from "./path.ts";
 import {
   check,
   EBUSY,
   EEXIST,
   ENOENT,
   ids,
-  type MountEntry,
   O,
   open,
-  parseMountInfo,
-  ProcReading,
   readDir,
   readTextFile,
   resolvedPath,
@@ -202,22 +200,6 @@ export function findCgroup2Mount(): string {
 }
 
 /**
- * The file system type of the mount of `mounts` that holds `path` (absolute
- * and clean), by its text: the deepest mount point on its way, the top one
- * of a stack.
- */
-function fileSystemAt(path: string, mounts: readonly MountEntry[]): string | undefined {
-  let best: MountEntry | undefined;
-  for (const mount of mounts) {
-    const point = mount.path;
-    const holds = point === "/" || path === point || path.startsWith(`${point}/`);
-    // Later lines are mounted later: on an equal point, over the earlier ones.
-    if (holds && point.length >= (best?.path.length ?? 0)) best = mount;
-  }
-  return best?.fstype;
-}
-
-/**
  * Refuses a group that is not on a cgroup2 file system: a plain directory,
  * a v1 hierarchy, or the tmpfs that holds those on a hybrid host. There,
  * create() would make a mere directory, and clone3 fail with EBADF. By the
@@ -230,12 +212,12 @@ export function checkOnCgroup2(cgroup: Cgroup, reading: ProcReading = new ProcRe
   try {
     mount = resolvedPath(mount);
   } catch {
-    // Missing: fileSystemAt tells on the path as it is.
+    // Missing: mountAt tells on the path as it is.
   }
-  const type = fileSystemAt(
+  const type = mountAt(
     cgroup.name === "" ? mount : cleanPath(`${mount}/${cgroup.name}`),
     reading.mounts,
-  );
+  )?.fstype;
   if (type === "cgroup2") return;
   let where: string;
   try {

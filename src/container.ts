@@ -21,10 +21,12 @@ import {
 } from "./container_options.ts";
 import { SboxError } from "./error.ts";
 import { launch, type SyncPipe } from "./launch.ts";
-import { cleanPath, type Mount, replacesRoot } from "./mount.ts";
+import { type Mount, replacesRoot } from "./mount.ts";
+import { ProcReading } from "./mountinfo.ts";
+import { cleanPath } from "./path.ts";
 import { InitProcess, Process, StdioPlan } from "./process.ts";
 import { ALL_NAMESPACES, CLONE, MS, ProgramBuilder } from "./program.ts";
-import { check, close, dupCloexec, EBUSY, ENOENT, ids, O, ProcReading, tryOpen, tryRmdir } from "./sys.ts";
+import { check, close, dupCloexec, EBUSY, ENOENT, ids, O, tryOpen, tryRmdir } from "./sys.ts";
 import {
   hostId,
   type IdMapEntry,

@@ -21,10 +21,12 @@ import {
   notPassable,
   show,
 } from "./options.ts";
-import { BindMount, checkTarget, cleanPath, type Mount } from "./mount.ts";
+import { BindMount, checkTarget, type Mount } from "./mount.ts";
+import { cleanPath } from "./path.ts";
 import type { Stdio } from "./process.ts";
 import { PROGRAM_LIMITS } from "./program.ts";
-import { fstat, isOpenFd, ProcReading, resolvedPath, stat } from "./sys.ts";
+import { ProcReading } from "./mountinfo.ts";
+import { fstat, isOpenFd, resolvedPath, stat } from "./sys.ts";
 import { checkUserMapper, type UserMapper } from "./user.ts";
 import { type NetworkManager, RESOLV_CONF_PATH, UserModeNetworkManager } from "./network.ts";
 import { CAPABILITIES } from "./security/capabilities.ts";

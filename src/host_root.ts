@@ -44,23 +44,14 @@
  * @module
  */
 
-import { checkHostDir, containerPath, mkdirLike, type Mount, pathRelation } from "./mount.ts";
+import { checkHostDir, mkdirLike, type Mount } from "./mount.ts";
+import { type MountEntry, mountTable } from "./mountinfo.ts";
+import { containerPath, pathRelation } from "./path.ts";
 import { MS, type ProgramBuilder } from "./program.ts";
 import { SboxError } from "./error.ts";
 import { describeErrno, errnoNumber } from "./errno.ts";
 import { checkOptionsObject, show } from "./options.ts";
-import {
-  close,
-  type MountEntry,
-  mountTable,
-  O,
-  readDir,
-  readLink,
-  readRegularFile,
-  resolvedPath,
-  stat,
-  tryOpen,
-} from "./sys.ts";
+import { close, O, readDir, readLink, readRegularFile, resolvedPath, stat, tryOpen } from "./sys.ts";
 import { TemporaryLayers } from "./temporary_layers.ts";
 
 const EACCES = errnoNumber("EACCES");

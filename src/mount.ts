@@ -11,7 +11,9 @@ import { encodedLength } from "./cstring.ts";
 import { SboxError } from "./error.ts";
 import { checkBoolean, checkOptionsObject, show } from "./options.ts";
 import { type MountOpOptions, MS, type ProgramBuilder, UNCHANGED_ID } from "./program.ts";
-import { type MountEntry, mountTable, readDir, resolvedPath, stat } from "./sys.ts";
+import { type MountEntry, mountTable } from "./mountinfo.ts";
+import { cleanPath, containerPath, isWithin, pathRelation } from "./path.ts";
+import { readDir, resolvedPath, stat } from "./sys.ts";
 import { containerId } from "./user.ts";
 import { OVERLAY_LOOP_PROBLEM, overlayStackingProblem, procSysfsRefusal } from "./mount_refusals.ts";
 
@@ -44,11 +46,6 @@ export interface Mount {
 /** Whether `mount` replaces the root: see {@linkcode Mount.mountsOnRoot}. */
 export function replacesRoot(mount: Mount): boolean {
   return mount.mountsOnRoot ?? mount.target === "/";
-}
-
-/** `rootfs` + container path `target`, which must be absolute and plain. */
-export function containerPath(rootfs: string, target: string): string {
-  return target === "/" ? rootfs : `${rootfs}${target}`;
 }
 
 /**
@@ -218,21 +215,6 @@ export function tmpfsLimits(bytes: number): string {
 }
 
 /**
- * An absolute path without "." and ".." components or repeated slashes, by
- * its text alone, as Docker cleans `-w`: "/a/../b/./c/" is "/b/c", "//" or
- * "/." is "/", and ".." at the root stays there. Callers for whom ".." is an
- * error (a mount target, a rootfs) refuse it first.
- */
-export function cleanPath(path: string): string {
-  const parts: string[] = [];
-  for (const part of path.split("/")) {
-    if (part === "..") parts.pop();
-    else if (part !== "" && part !== ".") parts.push(part);
-  }
-  return `/${parts.join("/")}`;
-}
-
-/**
  * Checks container path `target` of a mount that `option` names: absolute,
  * without NUL bytes or ".."; returns it cleaned.
  */
@@ -296,23 +278,6 @@ function checkLayersApart(layers: readonly [string, string][]): void {
       );
     }
   }
-}
-
-/**
- * How resolved path `a` stands to `b`: the same, inside it, holding it, or
- * apart (undefined). "/" holds every other path.
- */
-export function pathRelation(a: string, b: string): "same" | "inside" | "holds" | undefined {
-  if (a === b) return "same";
-  if (b === "/" || a.startsWith(`${b}/`)) return "inside";
-  if (a === "/" || b.startsWith(`${a}/`)) return "holds";
-  return undefined;
-}
-
-/** Whether resolved path `path` is `dir` or lies inside it ("/" holds every path). */
-export function isWithin(path: string, dir: string): boolean {
-  const relation = pathRelation(path, dir);
-  return relation === "same" || relation === "inside";
 }
 
 /** "upperDir /x/up" for a message, with the resolved path where a link made it another. */

@@ -8,8 +8,8 @@
  * @module
  */
 
-import { isWithin } from "./mount.ts";
-import { type MountEntry, resolvedPath, unescapeMountField } from "./sys.ts";
+import { mountAt, type MountEntry, unescapeMountField } from "./mountinfo.ts";
+import { resolvedPath } from "./sys.ts";
 
 /**
  * Directories of proc and sysfs that the kernel makes as mount points of
@@ -59,7 +59,7 @@ const NAMED_COVERS = 6;
  * @example Docker's masks
  * ```ts
  * import { procSysfsRefusal } from "./mount_refusals.ts";
- * import { parseMountInfo } from "./sys.ts";
+ * import { parseMountInfo } from "./mountinfo.ts";
  *
  * const mounts = parseMountInfo(
  *   "20 1 0:5 / /proc rw,relatime - proc proc rw\n" +
@@ -105,15 +105,6 @@ export function procSysfsRefusal(fstype: "proc" | "sysfs", mounts: readonly Moun
     "/proc and /sys are not masked (`docker run --security-opt systempaths=unconfined` or `--privileged`, " +
     "`podman run --security-opt unmask=ALL`, Kubernetes' `procMount: Unmasked`), or unmount them first";
   return `${rule}; here ${problems.join("; ")}${masked}`;
-}
-
-/** The mount that `path` (absolute, without links) is on: the last one listed at the longest prefix. */
-function mountOf(path: string, mounts: readonly MountEntry[]): MountEntry | undefined {
-  let best: MountEntry | undefined;
-  for (const m of mounts) {
-    if (isWithin(path, m.path) && (!best || m.path.length >= best.path.length)) best = m;
-  }
-  return best;
 }
 
 /**
@@ -201,18 +192,18 @@ export function overlayStackingProblem(
 ): string | undefined {
   for (const [what, path] of uppers) {
     const dir = resolve(path);
-    const on = dir === undefined ? undefined : mountOf(dir, mounts);
+    const on = dir === undefined ? undefined : mountAt(dir, mounts);
     if (on?.fstype !== "overlay") continue;
     return `${what} ${path} is on an overlayfs (mounted on ${on.path}), which overlayfs does not take as an ` +
       "upper or work directory: put upperDir and workDir on a disk file system or a tmpfs";
   }
   for (const [what, path] of lowers) {
     const dir = resolve(path);
-    const on = dir === undefined ? undefined : mountOf(dir, mounts);
+    const on = dir === undefined ? undefined : mountAt(dir, mounts);
     if (on?.fstype !== "overlay") continue;
     const layers = overlayLayerPaths(on.superOptions).map((layer) => {
       const real = layer.startsWith("/") ? resolve(layer) : undefined;
-      return { layer, on: real === undefined ? undefined : mountOf(real, mounts) };
+      return { layer, on: real === undefined ? undefined : mountAt(real, mounts) };
     });
     const stacked = layers.find((l) => l.on?.fstype === "overlay")?.layer;
     // Every layer seen, none on an overlay: one level, which can be stacked on.

@@ -18,7 +18,7 @@
 import { compileLayersTmpfs, compileTemporaryOverlay } from "./mount.ts";
 import { MS, type ProgramBuilder, UNCHANGED_ID } from "./program.ts";
 import { OVERLAY_LOOP_PROBLEM, overlayStackingProblem } from "./mount_refusals.ts";
-import { mountTable } from "./sys.ts";
+import { mountTable } from "./mountinfo.ts";
 
 /** Where a container's overlays keep their writable layers. */
 export class TemporaryLayers {

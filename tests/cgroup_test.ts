@@ -637,7 +637,7 @@ Deno.test('/proc/self/cgroup: the v2 entry as it is, " (deleted)" and \\040 kept
 const REPORT_CGROUP = `
 import { Cgroup, findCgroup2Mount } from ${JSON.stringify(new URL("../mod.ts", import.meta.url).href)};
 import { resolveParentCgroup } from ${JSON.stringify(new URL("../src/cli/limits.ts", import.meta.url).href)};
-import { ProcReading } from ${JSON.stringify(new URL("../src/sys.ts", import.meta.url).href)};
+import { ProcReading } from ${JSON.stringify(new URL("../src/mountinfo.ts", import.meta.url).href)};
 try {
   const spec = Deno.env.get("SBOX_TEST_CGROUP");
   const parent = spec === undefined ? {} : { parent: resolveParentCgroup(spec, new ProcReading()).path };

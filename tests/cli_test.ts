@@ -351,7 +351,7 @@ const PROC_READS_TEST = "cli: a run reads /proc/self/cgroup and mountinfo once t
 const noStrace = skipWithout("/usr/bin/strace", PROC_READS_TEST, "strace");
 Deno.test(PROC_READS_TEST, { ignore: noStrace }, async () => {
   // Each reading costs ~0.5 ms with its parsing: the setup's checks share
-  // one (ProcReading, sys.ts). The teardown's look for what came during the
+  // one (ProcReading, mountinfo.ts). The teardown's look for what came during the
   // run (a mount below the scratch directory, sbox moved into the
   // container's cgroup), so they share one of their own.
   const dir = scratchDir("proc-reads-");

@@ -40,13 +40,13 @@ import { reap } from "../src/launch.ts";
 import { cloneHint } from "../src/launch_hints.ts";
 import { Deadline } from "../src/deadline.ts";
 import { overlayStackingProblem, procSysfsRefusal } from "../src/mount_refusals.ts";
+import { parseMountInfo } from "../src/mountinfo.ts";
 import { signalName, signalNumber } from "../src/signal.ts";
 import {
   close,
   dupCloexec,
   O,
   open,
-  parseMountInfo,
   pidfdOpen as openPidfd,
   pipe,
   setNonblocking,

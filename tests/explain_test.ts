@@ -11,7 +11,7 @@ import { CLONE, ProgramBuilder } from "../src/program.ts";
 import { SboxError } from "../src/error.ts";
 import { errnoNumber } from "../src/errno.ts";
 import { explainMapFailure } from "../src/user.ts";
-import { parseMountInfo } from "../src/sys.ts";
+import { mountAt, parseMountInfo } from "../src/mountinfo.ts";
 import { OverlayMount } from "../src/mount.ts";
 import { TemporaryLayers } from "../src/temporary_layers.ts";
 import { containerMounts } from "../src/cli/mounts.ts";
@@ -41,6 +41,32 @@ Deno.test("overlayStackingProblem names a stacked layer whose path has a space, 
     problem!,
     /\(mounted on \/d\/o2\), which has an overlay among its own layers \(\/d\/o 1\/x:y,z\)/,
   );
+});
+
+// "The mount that holds a path" was written twice (cgroup.ts for
+// checkOnCgroup2, mount_refusals.ts for the overlay-stacking hints): one
+// rule now, by the text of the path.
+Deno.test("mountAt: the deepest mount point on the path's way, the last listed of a stack", () => {
+  const table = parseMountInfo([
+    "1 1 0:1 / / rw - ext4 /dev/sda rw",
+    "2 1 0:2 / /sys rw - sysfs sysfs rw",
+    "3 2 0:3 / /sys/fs/cgroup rw - tmpfs tmpfs rw",
+    // Mounted over the tmpfs at the same point: the top of the stack.
+    "4 3 0:4 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw",
+    "5 1 0:5 / /d\\040e rw - tmpfs t rw",
+  ].join("\n"));
+  const at = (path: string) => mountAt(path, table)?.id;
+  assert.equal(at("/sys/fs/cgroup"), 4);
+  assert.equal(at("/sys/fs/cgroup/judge/w1"), 4);
+  // A prefix of the text is not a parent directory.
+  assert.equal(at("/sys/fs/cgroupx"), 2);
+  assert.equal(at("/sys"), 2);
+  assert.equal(at("/system"), 1);
+  assert.equal(at("/"), 1);
+  assert.equal(at("/d e/f"), 5);
+  // Nothing holds a path where the table has no "/".
+  assert.equal(mountAt("/sys/kernel", table.slice(1)), table[1]);
+  assert.equal(mountAt("/usr", table.slice(1)), undefined);
 });
 
 Deno.test("overlay layer paths: data layers, lowerdir+ and datadir+ as they are, escaped escapes", () => {

@@ -17,7 +17,7 @@ import { hasControlCharacter, PIDS_LIMIT_MAX } from "../cgroup.ts";
 import { bindTakesResolvConf, HOSTNAME, RESOLV_CONF_TAKEN } from "../container_options.ts";
 import { MAX_ID, show } from "../options.ts";
 import { SboxError } from "../error.ts";
-import { cleanPath } from "../mount.ts";
+import { cleanPath } from "../path.ts";
 import { PROGRAM_LIMITS } from "../program.ts";
 import { repeatedHostPort } from "../network.ts";
 import { parseCount, parseCpus, parseDuration, parseSize, sizeInBytes } from "./units.ts";

@@ -11,7 +11,8 @@
 
 import { Cgroup, delegationText } from "../cgroup.ts";
 import { SboxError } from "../error.ts";
-import { ACCESS, ENOSYS, EPERM, ids, type ProcReading, tryAccess } from "../sys.ts";
+import type { ProcReading } from "../mountinfo.ts";
+import { ACCESS, ENOSYS, EPERM, ids, tryAccess } from "../sys.ts";
 import type { RunOptions } from "./args.ts";
 
 /** The options that need a cgroup of the container's own. */

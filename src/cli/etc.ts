@@ -10,7 +10,8 @@
  */
 
 import { COPY_MAX_BYTES, copyableText } from "../host_root.ts";
-import { containerPath, type Mount } from "../mount.ts";
+import type { Mount } from "../mount.ts";
+import { containerPath } from "../path.ts";
 import type { ProgramBuilder } from "../program.ts";
 import { close, ENOENT, O, readAll, stat, tryOpen } from "../sys.ts";
 

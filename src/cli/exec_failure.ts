@@ -11,6 +11,7 @@
  */
 
 import type { SboxError } from "../error.ts";
+import { isWithin } from "../path.ts";
 import { resolvedPath, stat } from "../sys.ts";
 import type { RunOptions } from "./args.ts";
 import { hostPath } from "./mounts.ts";
@@ -87,7 +88,7 @@ function hostFileOf(options: RunOptions): string | undefined {
   const parts = path.split("/").filter((part) => part !== "" && part !== ".");
   if (parts.includes("..")) return undefined;
   const inContainer = `/${parts.join("/")}`;
-  const under = (dir: string) => inContainer === dir || inContainer.startsWith(`${dir === "/" ? "" : dir}/`);
+  const under = (dir: string) => isWithin(inContainer, dir);
   let root: string | undefined = CONTAINER_OWN.some(under)
     ? undefined
     : options.rootfs === undefined

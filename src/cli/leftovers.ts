@@ -22,7 +22,8 @@
 
 import type { Cgroup } from "../cgroup.ts";
 import { SLIRP4NETNS_SOCKET_DIR, SLIRP4NETNS_SOCKET_NAME } from "../network.ts";
-import { ids, type ProcReading, readDir, stat, tryRmdir, tryUnlink } from "../sys.ts";
+import type { ProcReading } from "../mountinfo.ts";
+import { ids, readDir, stat, tryRmdir, tryUnlink } from "../sys.ts";
 import { unixListening } from "../unix_socket.ts";
 import { OWNED_NAME, tryLockDir } from "./ownership.ts";
 import { SCRATCH_PARENTS, ScratchDir } from "./scratch.ts";

@@ -13,6 +13,7 @@
 
 import {
   Cgroup,
+  type Cgroup2Mount,
   checkNotFrozen,
   type CpuUsage,
   hasOwnProcesses,
@@ -22,7 +23,9 @@ import {
 } from "../cgroup.ts";
 import { SboxError } from "../error.ts";
 import { show } from "../options.ts";
-import { type ProcReading, readDir } from "../sys.ts";
+import type { ProcReading } from "../mountinfo.ts";
+import { isWithin } from "../path.ts";
+import { readDir } from "../sys.ts";
 import type { RunOptions } from "./args.ts";
 import { claimDir, type DirLock, ownedName } from "./ownership.ts";
 import { failureOf, invalidFlag } from "./option_errors.ts";
@@ -52,9 +55,9 @@ export function resolveParentCgroup(spec: string | undefined, reading: ProcReadi
   const mounts = readCgroup2Mounts(reading);
   // A directory of a mount: its group's cgroup path, by the mount's root,
   // which is "/" for a mount of the whole hierarchy.
-  const at = mounts.filter((m) => spec === m.point || spec.startsWith(`${m.point}/`))
+  const at = mounts.filter((m) => isWithin(spec, m.point))
     .sort((a, b) => b.point.length - a.point.length)[0];
-  const path = at ? `${at.root.replace(/\/$/, "")}${spec.slice(at.point.length)}` || "/" : spec;
+  const path = at ? cgroupPathBelow(at, spec) : spec;
   let cgroup: Cgroup;
   try {
     cgroup = locateCgroup(path, `cgroup ${show(path)}`, mounts);
@@ -65,6 +68,18 @@ export function resolveParentCgroup(spec: string | undefined, reading: ProcReadi
   if (!cgroup.exists()) throw SboxError.invalidOption("--cgroup", `cgroup ${cgroup.path} does not exist`);
   checkNotFrozen(cgroup, "--cgroup");
   return cgroup;
+}
+
+/**
+ * The cgroup path of `dir`, a directory of cgroup2 mount `mount` (inside
+ * its mount point), by the mount's root: the group the mount point shows,
+ * then the rest of `dir` below the point.
+ */
+function cgroupPathBelow(mount: Cgroup2Mount, dir: string): string {
+  // "" for the mount point itself; a mount point "/" holds every path.
+  const rest = mount.point === "/" ? dir.slice(1) : dir.slice(mount.point.length + 1);
+  const root = mount.root.replace(/\/$/, "");
+  return rest === "" ? root || "/" : `${root}/${rest}`;
 }
 
 /**

@@ -15,13 +15,14 @@ import {
   BindMount,
   checkNoMountsBelow,
   compileParents,
-  containerPath,
   DEFAULT_SHM_SIZE,
   type Mount,
   TmpfsMount,
 } from "../mount.ts";
+import type { ProcReading } from "../mountinfo.ts";
+import { containerPath } from "../path.ts";
 import type { ProgramBuilder } from "../program.ts";
-import { close, ids, O, type ProcReading, readLink, resolvedPath, stat, tryOpen } from "../sys.ts";
+import { close, ids, O, readLink, resolvedPath, stat, tryOpen } from "../sys.ts";
 import { describeErrno } from "../errno.ts";
 import type { MountSpec } from "./args.ts";
 import { planHostRoot, PlannedHostRoot } from "../host_root.ts";

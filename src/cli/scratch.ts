@@ -15,17 +15,9 @@
 import { SboxError } from "../error.ts";
 import { errnoName, errnoNumber } from "../errno.ts";
 import { printable } from "../cstring.ts";
-import {
-  check,
-  EEXIST,
-  ENOENT,
-  type MountEntry,
-  mountTable,
-  readDir,
-  tryMkdir,
-  tryRmdir,
-  tryUnlink,
-} from "../sys.ts";
+import { check, EEXIST, ENOENT, readDir, tryMkdir, tryRmdir, tryUnlink } from "../sys.ts";
+import { type MountEntry, mountTable } from "../mountinfo.ts";
+import { isWithin } from "../path.ts";
 import { claimDir, type DirLock, ownedName } from "./ownership.ts";
 
 const EISDIR = errnoNumber("EISDIR");
@@ -134,7 +126,7 @@ export function removeTree(path: string): void {
  */
 function refuseMountsBelow(path: string, mounts: readonly MountEntry[]): void {
   for (const { path: mountPoint } of mounts) {
-    if (mountPoint === path || mountPoint.startsWith(`${path}/`)) {
+    if (isWithin(mountPoint, path)) {
       throw new SboxError(`not removing ${path}: ${printable(mountPoint)} is mounted below it`, {
         step: "scratch",
       });
