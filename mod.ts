@@ -44,7 +44,8 @@
  * @module
  */
 
-export { Cgroup, type CpuUsage, findCgroup2Mount, type MemoryEvents } from "./src/cgroup.ts";
+export { Cgroup, type CpuUsage, type MemoryEvents } from "./src/cgroup.ts";
+export { findCgroup2Mount } from "./src/cgroup_mount.ts";
 export { Container } from "./src/container.ts";
 export type { ContainerOptions, ProcessOptions } from "./src/container_options.ts";
 export {

@@ -9,7 +9,8 @@
  * @module
  */
 
-import { type Cgroup, frozenStartError } from "./cgroup.ts";
+import type { Cgroup } from "./cgroup.ts";
+import { frozenStartError } from "./cgroup_diagnostics.ts";
 import {
   checkContainerOptions,
   type CheckedProcess,

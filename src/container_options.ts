@@ -8,7 +8,9 @@
  * @module
  */
 
-import { Cgroup, checkNotFrozen, checkOnCgroup2, isInterfaceFileName } from "./cgroup.ts";
+import { Cgroup, isInterfaceFileName } from "./cgroup.ts";
+import { checkNotFrozen } from "./cgroup_diagnostics.ts";
+import { checkOnCgroup2 } from "./cgroup_mount.ts";
 import { SboxError } from "./error.ts";
 import {
   checkBoolean,

@@ -15,14 +15,9 @@ import {
   SboxError,
   type UserMapper,
 } from "../mod.ts";
-import {
-  cgroup2Mounts,
-  type ControllerFacts,
-  locateCgroup,
-  missingControllerMessage,
-  ownCgroupPath,
-  placeCgroup,
-} from "../src/cgroup.ts";
+import { locateCgroup } from "../src/cgroup.ts";
+import { type ControllerFacts, missingControllerMessage } from "../src/cgroup_diagnostics.ts";
+import { cgroup2Mounts, cgroupPathOfDirectory, ownCgroupPath, placeCgroup } from "../src/cgroup_mount.ts";
 import { parseCommandLine } from "../src/cli/args.ts";
 import { runContainer } from "../src/cli/run.ts";
 import { SCRATCH_PARENTS } from "../src/cli/scratch.ts";
@@ -616,6 +611,26 @@ Deno.test('a cgroup namespace\'s "/.." is followed where a mount shows it, and n
   assert.deepEqual(placeCgroup(both, "/../w2"), { mount: both[0], name: "w2" });
 });
 
+// sbox run's --cgroup as a directory of a cgroup2 mount was translated in
+// cli/limits.ts, with a path-prefix test of its own; it is now beside the
+// rest of "which mount shows which group" (cgroup_mount.ts).
+Deno.test("--cgroup as a directory: its group's path by the deepest cgroup2 mount that holds it, by its root", () => {
+  const mounts = cgroup2Mounts([
+    cgroup2Line(30, "/", "/sys/fs/cgroup"),
+    // A bind of the subtree "/judge" inside the mount of the whole hierarchy.
+    cgroup2Line(31, "/judge", "/sys/fs/cgroup/bound"),
+    cgroup2Line(32, "/..", "/mnt/cg"),
+  ].join("\n"));
+  assert.equal(cgroupPathOfDirectory("/sys/fs/cgroup", mounts), "/");
+  assert.equal(cgroupPathOfDirectory("/sys/fs/cgroup/a/b", mounts), "/a/b");
+  assert.equal(cgroupPathOfDirectory("/sys/fs/cgroup/bound", mounts), "/judge");
+  assert.equal(cgroupPathOfDirectory("/sys/fs/cgroup/bound/w1", mounts), "/judge/w1");
+  assert.equal(cgroupPathOfDirectory("/mnt/cg/w2", mounts), "/../w2");
+  // Not a directory of any: a cgroup path already, or a prefix of a point's text only.
+  assert.equal(cgroupPathOfDirectory("/judge", mounts), undefined);
+  assert.equal(cgroupPathOfDirectory("/sys/fs/cgroupx", mounts), undefined);
+});
+
 Deno.test('/proc/self/cgroup: the v2 entry as it is, " (deleted)" and \\040 kept; a control character named', () => {
   const hybrid = "4:memory:/a\n1:name=systemd:/\n0::/judge/w1\n";
   assert.equal(ownCgroupPath(hybrid), "/judge/w1");
@@ -701,7 +716,7 @@ Deno.test({
 
 // cgroup.ts read mountinfo with a parser and a TextDecoder of its own: a
 // mount point that is not UTF-8 came back with U+FFFD, a path that names
-// nothing. It now reads the one mount table (sys.ts), whose names encode
+// nothing. It now reads the one mount table (mountinfo.ts), whose names encode
 // back to their bytes.
 const ODD_POINT_TEST = "a cgroup2 mount point that is not UTF-8 is found, and the groups on it are there";
 Deno.test({
@@ -712,8 +727,9 @@ Deno.test({
   const dir = scratchDir("cgroup-odd-");
   try {
     const report = `
-import { checkOnCgroup2, Cgroup, readCgroup2Mounts } from ${
-      JSON.stringify(new URL("../src/cgroup.ts", import.meta.url).href)
+import { Cgroup } from ${JSON.stringify(new URL("../src/cgroup.ts", import.meta.url).href)};
+import { checkOnCgroup2, readCgroup2Mounts } from ${
+      JSON.stringify(new URL("../src/cgroup_mount.ts", import.meta.url).href)
     };
 import { printable } from ${JSON.stringify(new URL("../src/cstring.ts", import.meta.url).href)};
 const points = readCgroup2Mounts().map((m) => m.point);

@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { BaseMounts, Cgroup, Container } from "../mod.ts";
-import { missingControllerError } from "../src/cgroup.ts";
+import { missingControllerError } from "../src/cgroup_diagnostics.ts";
 import { whyNoCgroup } from "../src/cli/cgroup_access.ts";
 import { ownProcessesCure } from "../src/cli/limits.ts";
 import { planHostRoot, PlannedHostRoot } from "../src/host_root.ts";

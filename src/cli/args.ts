@@ -13,7 +13,8 @@
  */
 
 import { ArgvError, type OptionSpec, type Token, tokenize } from "./argv.ts";
-import { hasControlCharacter, PIDS_LIMIT_MAX } from "../cgroup.ts";
+import { PIDS_LIMIT_MAX } from "../cgroup.ts";
+import { hasControlCharacter } from "../cgroup_mount.ts";
 import { bindTakesResolvConf, HOSTNAME, RESOLV_CONF_TAKEN } from "../container_options.ts";
 import { MAX_ID, show } from "../options.ts";
 import { SboxError } from "../error.ts";

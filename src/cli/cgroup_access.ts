@@ -9,7 +9,8 @@
  * @module
  */
 
-import { Cgroup, delegationText } from "../cgroup.ts";
+import { Cgroup } from "../cgroup.ts";
+import { delegationText } from "../cgroup_diagnostics.ts";
 import { SboxError } from "../error.ts";
 import type { ProcReading } from "../mountinfo.ts";
 import { ACCESS, ENOSYS, EPERM, ids, tryAccess } from "../sys.ts";

@@ -11,20 +11,12 @@
  * @module
  */
 
-import {
-  Cgroup,
-  type Cgroup2Mount,
-  checkNotFrozen,
-  type CpuUsage,
-  hasOwnProcesses,
-  locateCgroup,
-  missingControllerError,
-  readCgroup2Mounts,
-} from "../cgroup.ts";
+import { Cgroup, type CpuUsage, locateCgroup } from "../cgroup.ts";
+import { checkNotFrozen, hasOwnProcesses, missingControllerError } from "../cgroup_diagnostics.ts";
+import { cgroupPathOfDirectory, readCgroup2Mounts } from "../cgroup_mount.ts";
 import { SboxError } from "../error.ts";
 import { show } from "../options.ts";
 import type { ProcReading } from "../mountinfo.ts";
-import { isWithin } from "../path.ts";
 import { readDir } from "../sys.ts";
 import type { RunOptions } from "./args.ts";
 import { claimDir, type DirLock, ownedName } from "./ownership.ts";
@@ -53,11 +45,8 @@ export function resolveParentCgroup(spec: string | undefined, reading: ProcReadi
   // sbox's own is not frozen: sbox runs.
   if (spec === undefined) return Cgroup.current(reading);
   const mounts = readCgroup2Mounts(reading);
-  // A directory of a mount: its group's cgroup path, by the mount's root,
-  // which is "/" for a mount of the whole hierarchy.
-  const at = mounts.filter((m) => isWithin(spec, m.point))
-    .sort((a, b) => b.point.length - a.point.length)[0];
-  const path = at ? cgroupPathBelow(at, spec) : spec;
+  // A directory of a mount: its group's cgroup path, by the mount's root.
+  const path = cgroupPathOfDirectory(spec, mounts) ?? spec;
   let cgroup: Cgroup;
   try {
     cgroup = locateCgroup(path, `cgroup ${show(path)}`, mounts);
@@ -68,18 +57,6 @@ export function resolveParentCgroup(spec: string | undefined, reading: ProcReadi
   if (!cgroup.exists()) throw SboxError.invalidOption("--cgroup", `cgroup ${cgroup.path} does not exist`);
   checkNotFrozen(cgroup, "--cgroup");
   return cgroup;
-}
-
-/**
- * The cgroup path of `dir`, a directory of cgroup2 mount `mount` (inside
- * its mount point), by the mount's root: the group the mount point shows,
- * then the rest of `dir` below the point.
- */
-function cgroupPathBelow(mount: Cgroup2Mount, dir: string): string {
-  // "" for the mount point itself; a mount point "/" holds every path.
-  const rest = mount.point === "/" ? dir.slice(1) : dir.slice(mount.point.length + 1);
-  const root = mount.root.replace(/\/$/, "");
-  return rest === "" ? root || "/" : `${root}/${rest}`;
 }
 
 /**
