@@ -17,10 +17,12 @@ import { describeErrno } from "./errno.ts";
 import { SboxError } from "./error.ts";
 import { checkBoolean, checkKnownKeys, checkOptionsObject, show } from "./options.ts";
 import { HostDaemon, waitReady } from "./host.ts";
+import { claimDir, type DirLock } from "./dir_lock.ts";
 import type { ProgramBuilder } from "./program.ts";
 import {
   check,
   close,
+  EEXIST,
   ENOENT,
   ids,
   O,
@@ -310,22 +312,23 @@ export class Slirp4NetnsManager extends UserModeNetworkManager {
   /** Starts slirp4netns for `pid`'s namespaces and waits until eth0 is configured. */
   async attach(pid: number): Promise<NetworkAttachment> {
     checkTunDevice("slirp4netns");
-    const apiSocket = this.publish.length > 0 ? socketPath() : undefined;
     // Gone once the ports are published: anyone who can connect to it can
     // add forwards to this container, on any host address and port the
-    // daemon may bind (0.0.0.0:81 for a root sbox's).
-    const removeSocket = () => {
-      if (!apiSocket) return;
-      tryUnlink(apiSocket);
-      tryRmdir(apiSocket.slice(0, apiSocket.lastIndexOf("/")));
-    };
-    const ready = readyPipe();
+    // daemon may bind (0.0.0.0:81 for a root sbox's). Gone too when the
+    // start fails, however early: nothing may stay of a failed start.
+    const apiSocket = this.publish.length > 0 ? ApiSocket.make() : undefined;
+    let ready: { read: number; write: number } | undefined;
     let exit: { read: number; write: number };
+    let daemon: HostDaemon;
     try {
+      ready = readyPipe();
       exit = readyPipe();
     } catch (err) {
-      close(ready.read);
-      close(ready.write);
+      if (ready) {
+        close(ready.read);
+        close(ready.write);
+      }
+      apiSocket?.remove();
       throw err;
     }
     // fd 3: --ready-fd; fd 4: --exit-fd, whose write end we hold until stop().
@@ -347,12 +350,12 @@ export class Slirp4NetnsManager extends UserModeNetworkManager {
       ...(ids().euid === 0 ? ["--enable-sandbox"] : []),
       "--enable-seccomp",
       ...(this.allowHostLoopback ? [] : ["--disable-host-loopback"]),
-      ...(apiSocket ? [`--api-socket=${apiSocket}`] : []),
+      ...(apiSocket ? [`--api-socket=${apiSocket.path}`] : []),
       `/proc/${pid}/ns/net`,
       CONTAINER_NETWORK.interface,
     ];
-    let daemon: HostDaemon;
     try {
+      // It closes the fds it passes, started or not.
       daemon = await HostDaemon.start({
         argv,
         passFds: [ready.write, exit.read],
@@ -362,6 +365,7 @@ export class Slirp4NetnsManager extends UserModeNetworkManager {
     } catch (err) {
       close(ready.read);
       close(exit.write);
+      apiSocket?.remove();
       throw err;
     }
     // Called when the init ends and again by destroy(): the first call's
@@ -372,12 +376,12 @@ export class Slirp4NetnsManager extends UserModeNetworkManager {
         close(exit.write);
         exit.write = -1;
         await daemon.stop();
-        removeSocket();
+        apiSocket?.remove();
       })();
     try {
       await awaitDaemon(daemon, ready.read, this.readyTimeoutMs);
-      for (const port of this.publish) addHostForward(apiSocket!, port);
-      removeSocket();
+      for (const port of this.publish) addHostForward(apiSocket!.path, port);
+      apiSocket?.remove();
     } catch (err) {
       await stop();
       throw err;
@@ -390,22 +394,69 @@ export class Slirp4NetnsManager extends UserModeNetworkManager {
 export const SLIRP4NETNS_SOCKET_DIR = "/tmp";
 /**
  * The name of such a directory: this process's pid, 12 random hex digits.
- * It holds the socket, `api.sock`, until the ports are published. A run
- * killed before that leaves it behind: `sbox run` removes those in which
- * nothing listens (cli/leftovers.ts).
+ * It holds the socket, `api.sock`, until the ports are published, and its
+ * owner holds a lock on it while it exists (dir_lock.ts). A run killed
+ * before that leaves it behind: `sbox run` removes those whose lock it can
+ * take (cli/leftovers.ts).
  */
 export const SLIRP4NETNS_SOCKET_NAME: RegExp = /^sbox-slirp4netns-(\d+)-[0-9a-f]{12}$/;
 
 /**
- * A fresh path for slirp4netns's API socket, in a directory of mode 0700
- * made for it: the socket itself gets the caller's umask (0777 under
- * `umask 000`), which would let any local user connect.
+ * slirp4netns's API socket: a fresh path in a directory of mode 0700 made
+ * for it (the socket itself gets the caller's umask, 0777 under
+ * `umask 000`, which would let any local user connect). The directory is
+ * locked from just after it is made until {@linkcode ApiSocket.remove}: an
+ * `sbox run` that starts meanwhile sweeps leftovers (cli/leftovers.ts),
+ * and must tell this live directory, whose socket slirp4netns binds only
+ * some milliseconds after it starts, from one a killed run left. It used
+ * to tell them by whether the socket listened, and took a starting run's
+ * directory away from its slirp4netns, which failed ("parent failed").
  */
-function socketPath(): string {
-  const random = [...crypto.getRandomValues(new Uint8Array(6))].map((b) => b.toString(16).padStart(2, "0"));
-  const dir = `${SLIRP4NETNS_SOCKET_DIR}/sbox-slirp4netns-${ids().pid}-${random.join("")}`;
-  check(tryMkdir(dir, 0o700), "network", `cannot make ${dir}`);
-  return `${dir}/api.sock`;
+class ApiSocket {
+  /** The socket's path, `<dir>/api.sock`. */
+  readonly path: string;
+  readonly #dir: string;
+  #lock: DirLock | undefined;
+
+  private constructor(dir: string, lock: DirLock) {
+    this.#dir = dir;
+    this.path = `${dir}/api.sock`;
+    this.#lock = lock;
+  }
+
+  /** Makes and locks a new directory for the socket. */
+  static make(): ApiSocket {
+    for (let attempt = 0;; attempt++) {
+      const bytes = crypto.getRandomValues(new Uint8Array(6));
+      const random = [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+      const dir = `${SLIRP4NETNS_SOCKET_DIR}/sbox-slirp4netns-${ids().pid}-${random}`;
+      const rc = tryMkdir(dir, 0o700);
+      if (rc === 0) {
+        // Undefined: a sweep took it before we locked it (and it is removed).
+        const lock = claimDir(dir);
+        if (lock) return new ApiSocket(dir, lock);
+        if (attempt < 10) continue;
+        throw new SboxError(`cannot keep a directory for slirp4netns's API socket: ${dir}`, {
+          step: "network",
+        });
+      }
+      if (-rc === EEXIST && attempt < 10) continue;
+      check(rc, "network", `cannot make ${dir}`);
+    }
+  }
+
+  /** Removes the socket and its directory, then drops the lock; later calls do nothing. */
+  remove(): void {
+    if (!this.#lock) return;
+    try {
+      tryUnlink(this.path);
+      tryRmdir(this.#dir);
+    } finally {
+      // Only now: with the lock dropped first, a sweep could remove it too.
+      this.#lock.release();
+      this.#lock = undefined;
+    }
+  }
 }
 
 /** Asks slirp4netns to forward 127.0.0.1:hostPort to the container's port. */

@@ -7,7 +7,6 @@
  * @module
  */
 
-import { errnoNumber } from "./errno.ts";
 import { SboxError } from "./error.ts";
 import { check, close, cstr, EINTR, tryRead, writeAll } from "./sys.ts";
 
@@ -34,21 +33,6 @@ function c(): Deno.DynamicLibrary<typeof LIBC_SYMBOLS>["symbols"] {
 function lastErrno(): number {
   const p = c().__errno_location();
   return p === null ? -1 : -new Deno.UnsafePointerView(p).getInt32();
-}
-
-/**
- * Whether a process may still listen on the socket at `path`: false only
- * when a connection is refused (ECONNREFUSED: its owner is gone) or the
- * socket is gone; a connection taken is closed at once, and any other
- * failure (a full backlog, say) counts as alive.
- */
-export function unixListening(path: string): boolean {
-  const fd = connectTo(path);
-  if (fd >= 0) {
-    close(fd);
-    return true;
-  }
-  return fd !== -errnoNumber("ECONNREFUSED") && fd !== -errnoNumber("ENOENT");
 }
 
 /** A connected socket fd, or the negative errno of connect(2); throws for other failures. */

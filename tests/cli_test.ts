@@ -21,7 +21,7 @@ import { processGroupOrphaned } from "../src/cli/run.ts";
 import { commandEnvironment, parseEnvFile } from "../src/cli/environment.ts";
 import { ArgvError, tokenize } from "../src/cli/argv.ts";
 import { SCRATCH_PARENTS } from "../src/cli/scratch.ts";
-import { claimDir, tryLockDir } from "../src/cli/ownership.ts";
+import { claimDir, tryLockDir } from "../src/dir_lock.ts";
 import { close, fstat, O, open } from "../src/sys.ts";
 import { parseCpus, parseDuration, parseSize } from "../src/cli/units.ts";
 import { SboxError } from "../src/error.ts";
@@ -763,7 +763,7 @@ Deno.test({
   async fn() {
     const script = `
 import { ScratchDir } from ${JSON.stringify(new URL("../src/cli/scratch.ts", import.meta.url).href)};
-import { tryLockDir } from ${JSON.stringify(new URL("../src/cli/ownership.ts", import.meta.url).href)};
+import { tryLockDir } from ${JSON.stringify(new URL("../src/dir_lock.ts", import.meta.url).href)};
 const refusals: string[] = [];
 for (const name of ["a b", 'x$(printf "\\\\376")']) {
   const scratch = ScratchDir.create();

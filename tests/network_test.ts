@@ -14,6 +14,7 @@ import { SboxError } from "../src/error.ts";
 import { Container } from "../src/container.ts";
 import { BindMount } from "../src/mount.ts";
 import { close, dupCloexec, pidfdOpen } from "../src/sys.ts";
+import { findHostProgram } from "../src/user.ts";
 import {
   busyboxContainer,
   busyboxImage,
@@ -965,6 +966,90 @@ netTest(
     assert.equal(leftovers(2 ** 22 + 1), 0, "the next run removes it");
   },
 );
+
+/** Whether `path` exists. */
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The directories of slirp4netns API sockets of process `pid` in /tmp. */
+function socketDirs(pid: number): string[] {
+  return [...Deno.readDirSync("/tmp")].map((e) => e.name).filter((name) =>
+    name.startsWith(`sbox-slirp4netns-${pid}-`)
+  );
+}
+
+// Every sbox run sweeps leftovers as it starts, and took for abandoned any
+// socket directory in which nothing listened yet: that of a run whose
+// slirp4netns had not yet bound its socket there, which then failed
+// ("parent failed"), at random beside concurrent plain runs. Here the run's
+// slirp4netns is a wrapper that waits before it execs the real one, while
+// a plain run sweeps: the window is held open, not hit by chance.
+netTest(
+  "slirp4netns: a plain run's sweep leaves the API socket directory of a --publish run still starting",
+  async () => {
+    const real = findHostProgram("slirp4netns", "slirp4netns");
+    const dir = scratchDir("slirp-window-");
+    let child: Deno.ChildProcess | undefined;
+    try {
+      Deno.mkdirSync(`${dir}/bin`);
+      // The daemon starts with an empty environment: the paths are written in.
+      const wrapper = `#!/bin/sh\n: > '${dir}/started'\n` +
+        `while [ ! -e '${dir}/go' ]; do sleep 0.01; done\nexec '${real}' "$@"\n`;
+      Deno.writeTextFileSync(`${dir}/bin/slirp4netns`, wrapper, { mode: 0o755 });
+      child = sboxOnBusybox(
+        ["--net", "slirp4netns", "-p", `${freePort()}:8080`, "--", "true"],
+        { PATH: `${dir}/bin:${Deno.env.get("PATH") ?? "/usr/bin:/bin"}` },
+      ).spawn();
+      for (let i = 0; !exists(`${dir}/started`); i++) {
+        assert.ok(i < 6000, "the wrapper never started");
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      const mine = socketDirs(child.pid);
+      assert.equal(mine.length, 1, "the run's socket directory, before slirp4netns runs");
+      const sweep = await busybox(["true"]);
+      assert.equal(sweep.code, 0, sweep.stderr);
+      assert.deepEqual(socketDirs(child.pid), mine, "the sweep removed the starting run's socket directory");
+      Deno.writeTextFileSync(`${dir}/go`, "");
+      const output = await child.output();
+      assert.equal(output.code, 0, text(output.stderr));
+      assert.deepEqual(socketDirs(child.pid), [], "the run removed its socket directory");
+    } finally {
+      if (!exists(`${dir}/go`)) {
+        Deno.writeTextFileSync(`${dir}/go`, "");
+        await child?.output();
+      }
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+);
+
+// A start that failed after the API socket's directory was made (EMFILE
+// for slirp4netns's pipes, or for the fds it is handed) left the directory
+// in /tmp: nothing but a later sbox run of the same user removed it.
+netTest("slirp4netns: a start that fails for want of fds leaves no API socket directory", async () => {
+  const script = decodeURIComponent(new URL("./programs/slirp_emfile.ts", import.meta.url).pathname);
+  const output = await new Deno.Command("/bin/sh", {
+    args: ["-c", 'ulimit -n 128 && exec "$DENO" run --allow-all "$SCRIPT" "$PORT"'],
+    env: { DENO: Deno.execPath(), SCRIPT: script, PORT: String(freePort()) },
+    stdin: "null",
+    signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+  }).output();
+  assert.equal(output.code, 0, text(output.stderr));
+  const { messages, left, before, after } = JSON.parse(text(output.stdout));
+  const shown = JSON.stringify(messages, null, 1);
+  // Starts that failed in attach(), once the directory was there.
+  assert.ok(messages.some((m: string) => /^cannot hand \S*slirp4netns its fds: EMFILE/.test(m)), shown);
+  assert.ok(messages.filter((m: string) => m.startsWith("cannot create a pipe: EMFILE")).length > 1, shown);
+  assert.equal(messages.at(-1), "ok", shown);
+  assert.deepEqual(left, messages.map(() => []), `socket directories left after the starts: ${shown}`);
+  assert.deepEqual(after, before, "an fd was left");
+});
 
 // The check looked only at the "other" bits: a user who may open the device
 // through its owning group, as its owner or through an ACL was refused.

@@ -5,14 +5,14 @@
  * (empty mount points: the mounts themselves died with the container's mount
  * namespace) and its cgroup `sbox-<pid>-<random>` (empty: the container's
  * processes die with it, PR_SET_PDEATHSIG), and with `--net slirp4netns
- * --publish` the API socket `/tmp/sbox-slirp4netns-<pid>-<random>.sock`
- * (slirp4netns dies with it too, before it can remove the socket). The next
+ * --publish` the API socket's directory `/tmp/sbox-slirp4netns-<pid>-<random>`
+ * (slirp4netns dies with it too, before the socket is removed). The next
  * `sbox run` removes them.
  *
- * Only what is provably abandoned: a run holds a lock on its directory and
- * cgroup for its whole life (ownership.ts), which dies with it, so one whose
- * lock can be taken has no owner left; a socket is abandoned when nothing
- * listens on it. The pid in the name proves nothing: a run in another pid
+ * Only what is provably abandoned: a run holds a lock on its directory, its
+ * cgroup and its slirp4netns API socket's directory for as long as each
+ * lasts (dir_lock.ts), which dies with it, so one whose lock can be taken
+ * has no owner left. The pid in the name proves nothing: a run in another pid
  * namespace (a judge worker in a container) has a pid that may be free or
  * another process's here. And a cgroup is only ever rmdir'd, which the
  * kernel refuses while a process is in it: nothing is killed.
@@ -24,8 +24,8 @@ import type { Cgroup } from "../cgroup.ts";
 import { SLIRP4NETNS_SOCKET_DIR, SLIRP4NETNS_SOCKET_NAME } from "../network.ts";
 import type { ProcReading } from "../mountinfo.ts";
 import { ids, readDir, stat, tryRmdir, tryUnlink } from "../sys.ts";
-import { unixListening } from "../unix_socket.ts";
-import { OWNED_NAME, tryLockDir } from "./ownership.ts";
+import { tryLockDir } from "../dir_lock.ts";
+import { OWNED_NAME } from "./ownership.ts";
 import { SCRATCH_PARENTS, ScratchDir } from "./scratch.ts";
 
 /**
@@ -87,20 +87,36 @@ function removeEmptyCgroup(path: string): void {
   tryRmdir(path);
 }
 
-/** The directories of slirp4netns API sockets owned by `uid` in which nothing listens any more. */
+/**
+ * The directories of slirp4netns API sockets owned by `uid` whose owner is
+ * gone: those whose lock (network.ts's `ApiSocket`) can be taken. Whether
+ * the socket listens tells nothing: a starting run's slirp4netns binds it
+ * some milliseconds after the directory is made, and its run failed when
+ * a sweep took the directory in between.
+ */
 function removeSockets(uid: number): void {
+  let entries;
   try {
-    for (const entry of readDir(SLIRP4NETNS_SOCKET_DIR)) {
-      if (!SLIRP4NETNS_SOCKET_NAME.test(entry.name)) continue;
-      const dir = `${SLIRP4NETNS_SOCKET_DIR}/${entry.name}`;
+    entries = readDir(SLIRP4NETNS_SOCKET_DIR);
+  } catch {
+    return; // Unreadable: nothing to do.
+  }
+  for (const entry of entries) {
+    if (!SLIRP4NETNS_SOCKET_NAME.test(entry.name)) continue;
+    const dir = `${SLIRP4NETNS_SOCKET_DIR}/${entry.name}`;
+    try {
       const found = stat(dir, false);
       if (found?.uid !== uid || !found.isDirectory) continue;
-      const socket = `${dir}/api.sock`;
-      if (stat(socket, false) !== undefined && unixListening(socket)) continue;
-      tryUnlink(socket);
-      tryRmdir(dir);
+      const lock = tryLockDir(dir);
+      if (!lock) continue;
+      try {
+        tryUnlink(`${dir}/api.sock`);
+        tryRmdir(dir);
+      } finally {
+        lock.release();
+      }
+    } catch {
+      // Gone meanwhile, or not ours to remove after all.
     }
-  } catch {
-    // Unreadable: nothing to do.
   }
 }

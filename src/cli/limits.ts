@@ -19,7 +19,8 @@ import { show } from "../options.ts";
 import type { ProcReading } from "../mountinfo.ts";
 import { readDir } from "../sys.ts";
 import type { RunOptions } from "./args.ts";
-import { claimDir, type DirLock, ownedName } from "./ownership.ts";
+import { claimDir, type DirLock } from "../dir_lock.ts";
+import { ownedName } from "./ownership.ts";
 import { failureOf, invalidFlag } from "./option_errors.ts";
 import { CPU_PERIOD_USEC } from "./units.ts";
 

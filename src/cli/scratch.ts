@@ -18,7 +18,8 @@ import { printable } from "../cstring.ts";
 import { check, EEXIST, ENOENT, readDir, tryMkdir, tryRmdir, tryUnlink } from "../sys.ts";
 import { type MountEntry, mountTable } from "../mountinfo.ts";
 import { isWithin } from "../path.ts";
-import { claimDir, type DirLock, ownedName } from "./ownership.ts";
+import { claimDir, type DirLock } from "../dir_lock.ts";
+import { ownedName } from "./ownership.ts";
 
 const EISDIR = errnoNumber("EISDIR");
 
