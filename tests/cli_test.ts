@@ -4725,6 +4725,45 @@ Deno.test(
   },
 );
 
+Deno.test("cli: a run's sweep passes over a directory whose run lives and may not have locked it yet", async () => {
+  // A run makes its scratch directory, its cgroup and its API socket's
+  // directory, and locks each a moment later: many runs of one user at once
+  // (a judge), each sweeping as it starts, took such a directory in that
+  // moment often enough to fail a run ("cannot keep a scratch directory").
+  const sleeper = new Deno.Command("sleep", { args: ["1000"], stdin: "null" }).spawn();
+  const ended = new Deno.Command("true").spawn();
+  await ended.status;
+  const names = (pid: number) => [
+    `${SCRATCH_PARENTS[0]}/sbox-${pid}-0123abcd`,
+    `/tmp/sbox-slirp4netns-${pid}-0123456789ab`,
+  ];
+  const live = names(sleeper.pid), dead = names(ended.pid);
+  try {
+    for (const dir of [...live, ...dead]) Deno.mkdirSync(dir, { mode: 0o700 });
+    const run = await busybox(["--", "true"]);
+    assert.equal(run.code, 0, run.stderr);
+    const exists = (dir: string) => {
+      try {
+        return Deno.statSync(dir).isDirectory;
+      } catch {
+        return false;
+      }
+    };
+    assert.deepEqual(live.map(exists), [true, true], "a live run's unlocked directory was swept");
+    assert.deepEqual(dead.map(exists), [false, false], "an abandoned directory stayed");
+  } finally {
+    sleeper.kill("SIGKILL");
+    await sleeper.status;
+    for (const dir of [...live, ...dead]) {
+      try {
+        Deno.removeSync(dir, { recursive: true });
+      } catch {
+        // Swept: the dead run's.
+      }
+    }
+  }
+});
+
 const HELD_LEFTOVER_TEST =
   "cli: a killed run's cgroup that another user keeps locked stays, and the runs go on; once let go, it goes";
 Deno.test(

@@ -12,10 +12,16 @@
  * Only what is provably abandoned: a run holds a lock on its directory, its
  * cgroup and its slirp4netns API socket's directory for as long as each
  * lasts (dir_lock.ts), which dies with it, so one whose lock can be taken
- * has no owner left. The pid in the name proves nothing: a run in another pid
- * namespace (a judge worker in a container) has a pid that may be free or
- * another process's here. And a cgroup is only ever rmdir'd, which the
- * kernel refuses while a process is in it: nothing is killed.
+ * has no owner left, once it was ever locked: a run makes each directory
+ * and locks it a moment later. So a directory whose pid names a live
+ * process here is passed over too: its run may be in that moment (many runs
+ * of one user at once, a judge's load, each sweeping as it starts, took a
+ * new directory before its lock often enough to fail a run). A dead pid
+ * proves nothing alone: a run in another pid namespace (a judge worker in a
+ * container) has a pid that may be free here; the lock still decides. A
+ * leftover whose pid was reused stays until that process ends. And a cgroup
+ * is only ever rmdir'd, which the kernel refuses while a process is in it:
+ * nothing is killed.
  *
  * @module
  */
@@ -23,7 +29,7 @@
 import type { Cgroup } from "../cgroup.ts";
 import { SLIRP4NETNS_SOCKET_DIR, SLIRP4NETNS_SOCKET_NAME } from "../network.ts";
 import type { ProcReading } from "../mountinfo.ts";
-import { ids, readDir, stat, tryRmdir, tryUnlink } from "../sys.ts";
+import { EPERM, ids, readDir, stat, tryKill, tryRmdir, tryUnlink } from "../sys.ts";
 import { tryLockDir } from "../dir_lock.ts";
 import { OWNED_NAME } from "./ownership.ts";
 import { SCRATCH_PARENTS, ScratchDir } from "./scratch.ts";
@@ -39,7 +45,7 @@ export function removeLeftovers(parent: Cgroup | undefined, reading: ProcReading
   for (const parent of SCRATCH_PARENTS) {
     for (const name of ownedNames(parent)) {
       const path = `${parent}/${name}`;
-      if (stat(path, false)?.uid !== me.euid) continue;
+      if (stat(path, false)?.uid !== me.euid || ownerLives(name)) continue;
       try {
         const lock = tryLockDir(path);
         // remove() drops the lock.
@@ -52,6 +58,7 @@ export function removeLeftovers(parent: Cgroup | undefined, reading: ProcReading
   removeSockets(me.euid);
   if (!parent) return;
   for (const name of ownedNames(parent.path)) {
+    if (ownerLives(name)) continue;
     try {
       const lock = tryLockDir(`${parent.path}/${name}`);
       if (!lock) continue;
@@ -102,7 +109,7 @@ function removeSockets(uid: number): void {
     return; // Unreadable: nothing to do.
   }
   for (const entry of entries) {
-    if (!SLIRP4NETNS_SOCKET_NAME.test(entry.name)) continue;
+    if (!SLIRP4NETNS_SOCKET_NAME.test(entry.name) || ownerLives(entry.name)) continue;
     const dir = `${SLIRP4NETNS_SOCKET_DIR}/${entry.name}`;
     try {
       const found = stat(dir, false);
@@ -119,4 +126,18 @@ function removeSockets(uid: number): void {
       // Gone meanwhile, or not ours to remove after all.
     }
   }
+}
+
+/**
+ * Whether the pid in `name` (`sbox-<pid>-<random>`,
+ * `sbox-slirp4netns-<pid>-<random>`) is a live process in this pid
+ * namespace: its run may not have locked the directory yet (see the module's
+ * doc). kill(pid, 0) sends nothing; EPERM is a live process of another user.
+ */
+function ownerLives(name: string): boolean {
+  const pid = Number(/^sbox-(?:slirp4netns-)?(\d+)-/.exec(name)?.[1]);
+  // PID_MAX_LIMIT: a larger number names no process (nor fits kill's pid_t).
+  if (!Number.isSafeInteger(pid) || pid <= 0 || pid > 4_194_304) return false;
+  const rc = tryKill(pid, 0);
+  return rc === 0 || rc === -EPERM;
 }
