@@ -29,6 +29,7 @@ import { InitProcess, Process, StdioPlan } from "./process.ts";
 import { ALL_NAMESPACES, CLONE, MS, ProgramBuilder } from "./program.ts";
 import { check, close, dupCloexec, EBUSY, ENOENT, ids, O, tryOpen, tryRmdir } from "./sys.ts";
 import {
+  checkUserMapper,
   hostId,
   type IdMapEntry,
   isMapped,
@@ -445,6 +446,9 @@ export class Container implements AsyncDisposable {
 
   #checkProcess(options: ProcessOptions): CheckedProcess {
     const p = checkProcessOptions(options);
+    // Again, as create() did: the maps map() writes, and that the ids below
+    // are checked by, may have been changed since (read-only to TypeScript alone).
+    checkUserMapper(this.userMapper);
     if (!isMapped(this.userMapper.uidMap, p.uid)) {
       throw SboxError.invalidOption("uid", `${p.uid} is not mapped into the container (uidMap)`);
     }

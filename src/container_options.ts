@@ -17,18 +17,20 @@ import {
   checkCommand,
   checkId,
   checkKnownKeys,
+  checkNoHoles,
+  checkPathText,
   isPlainObject,
   kindOf,
   type KnownKeys,
   notPassable,
   show,
 } from "./options.ts";
-import { BindMount, checkTarget, type Mount } from "./mount.ts";
+import { BaseMounts, BindMount, checkTarget, type Mount, replacesRoot, statHostPath } from "./mount.ts";
 import { cleanPath } from "./path.ts";
 import type { Stdio } from "./process.ts";
 import { PROGRAM_LIMITS } from "./program.ts";
 import { ProcReading } from "./mountinfo.ts";
-import { fstat, isOpenFd, resolvedPath, stat } from "./sys.ts";
+import { fstat, isOpenFd, resolvedPath } from "./sys.ts";
 import { checkUserMapper, type UserMapper } from "./user.ts";
 import { type NetworkManager, RESOLV_CONF_PATH, UserModeNetworkManager } from "./network.ts";
 import { CAPABILITIES } from "./security/capabilities.ts";
@@ -55,7 +57,10 @@ export interface ContainerOptions {
   /**
    * Mounts in order, the root first: e.g. `[new OverlayMount(...), new BaseMounts()]`.
    * Without a mount on "/" the rootfs directory itself is the root, e.g.
-   * `[new BaseMounts()]` on an unpacked image.
+   * `[new BaseMounts()]` on an unpacked image. Refused: a mount on "/"
+   * itself anywhere but first (it would hide what the mounts before it
+   * mounted), and a second `BaseMounts`. A mount on or inside an earlier
+   * one's target is taken: a bigger tmpfs over /tmp, a bind inside it.
    */
   mounts?: Mount[];
   /**
@@ -450,19 +455,19 @@ export function checkContainerOptions(
   options: ContainerOptions,
   reading: ProcReading = new ProcReading(),
 ): void {
-  if (!options || typeof options !== "object") throw SboxError.invalidOption("options", "must be an object");
+  checkOptionsIsObject(options);
   checkKnownKeys(options, CONTAINER_OPTIONS);
   const { rootfs, cgroup, userMapper, mounts, hostname, network } = options;
   if (typeof rootfs !== "string" || !rootfs.startsWith("/")) {
     throw SboxError.invalidOption("rootfs", `must be an absolute path, got ${show(rootfs)}`);
   }
-  if (rootfs.includes("\0")) {
-    throw SboxError.invalidOption("rootfs", `contains a NUL byte: ${show(rootfs)}`);
-  }
+  checkPathText("rootfs", undefined, rootfs);
   if (cleanPath(rootfs) === "/" || rootfs.split("/").includes("..")) {
     throw SboxError.invalidOption("rootfs", `must be a plain directory other than /, got ${rootfs}`);
   }
-  if (!stat(rootfs)?.isDirectory) throw SboxError.invalidOption("rootfs", `${rootfs} is not a directory`);
+  if (!statHostPath("rootfs", undefined, rootfs)?.isDirectory) {
+    throw SboxError.invalidOption("rootfs", `${rootfs} is not a directory`);
+  }
   // The text misses a link to / (or /proc/self/root). start() then failed
   // at pivot_root, but only after its setup had made directories and files
   // (a temporary overlay's upper, mount targets) on the host's own root.
@@ -487,7 +492,9 @@ export function checkContainerOptions(
   if (mounts !== undefined && !Array.isArray(mounts)) {
     throw SboxError.invalidOption("mounts", "must be an array");
   }
+  if (mounts !== undefined) checkNoHoles("mounts", mounts);
   (mounts ?? []).forEach(checkMount);
+  checkMountOrder(mounts ?? []);
   checkResolvConfNotBound(network, mounts ?? []);
   if (
     hostname !== undefined &&
@@ -592,8 +599,44 @@ function asyncMethodError(option: string, method: "validate" | "compile"): SboxE
 }
 
 /**
+ * The order of `mounts` that the docs promise works, "the root first":
+ * - a mount that replaces the root (`replacesRoot`: an OverlayMount or
+ *   HostRootMount on "/") comes first, and alone: mounted later, it would
+ *   hide all that the mounts before it mounted (/proc, /dev, a bind), the
+ *   container would run without them, and what they made (mount points)
+ *   would be left in the rootfs directory on the host;
+ * - one BaseMounts: a second mounts its file systems again on the first
+ *   one's, and fails in the child (sysfs: EBUSY).
+ * A mount on or inside an earlier one's target is the caller's to choose,
+ * not refused: a bigger tmpfs over /tmp, a tmpfs over /sys/fs/cgroup.
+ */
+function checkMountOrder(mounts: readonly Mount[]): void {
+  let base: number | undefined;
+  mounts.forEach((mount, i) => {
+    if (i > 0 && replacesRoot(mount)) {
+      const earlier = replacesRoot(mounts[0]) ? 'mounts[0] is a mount on "/" already, ' : "";
+      throw SboxError.invalidOption(
+        `mounts[${i}]`,
+        `mounts on "/" itself, in place of the root: it must come first (mounts are in order, the root ` +
+          `first), as it would hide what ${earlier}mounts[0..${i - 1}] mounted`,
+      );
+    }
+    if (!(mount instanceof BaseMounts)) return;
+    if (base !== undefined) {
+      throw SboxError.invalidOption(
+        `mounts[${i}]`,
+        `a second BaseMounts (mounts[${base}] is one): /proc, /sys and /dev are mounted once`,
+      );
+    }
+    base = i;
+  });
+}
+
+/**
  * A network manager has the methods start() calls: else it would fail with
- * a TypeError, and attach() only once the init exists.
+ * a TypeError, and attach() only once the init exists. sbox's own managers
+ * check their fields again (`UserModeNetworkManager.validate`): read-only
+ * to TypeScript alone, they may have changed since the constructor.
  */
 function checkNetwork(network: unknown): void {
   if (network === undefined || network === "host") return;
@@ -608,6 +651,18 @@ function checkNetwork(network: unknown): void {
     );
   }
   if (isAsyncFunction(manager.compile)) throw asyncMethodError("network", "compile");
+  if (network instanceof UserModeNetworkManager) network.validate();
+}
+
+/**
+ * Refuses options that are not an object, an array included: its keys
+ * ("0", "1") would be refused one by one as unknown options, which says
+ * nothing of what was wrong.
+ */
+function checkOptionsIsObject(options: unknown): asserts options is object {
+  if (!options || typeof options !== "object" || Array.isArray(options)) {
+    throw SboxError.invalidOption("options", `must be an object, got ${kindOf(options)}`);
+  }
 }
 
 /**
@@ -686,7 +741,7 @@ function refuseEscapingFd(name: string, fd: number): void {
 
 /** Validates process options before anything is created. */
 export function checkProcessOptions(options: ProcessOptions): CheckedProcess {
-  if (!options || typeof options !== "object") throw SboxError.invalidOption("options", "must be an object");
+  checkOptionsIsObject(options);
   checkKnownKeys(options, PROCESS_OPTIONS);
   const { command, env = {}, cwd = "/", cgroup } = options;
   checkCommand(command);
@@ -712,6 +767,7 @@ export function checkProcessOptions(options: ProcessOptions): CheckedProcess {
       `must be an absolute path without NUL bytes, got ${show(cwd)}`,
     );
   }
+  checkPathText("cwd", undefined, cwd);
   if (
     cgroup !== undefined &&
     (typeof cgroup !== "string" || !/^[A-Za-z0-9_.-]+$/.test(cgroup) || /^\.+$/.test(cgroup))
@@ -733,6 +789,7 @@ export function checkProcessOptions(options: ProcessOptions): CheckedProcess {
   if (groups !== undefined && !Array.isArray(groups)) {
     throw SboxError.invalidOption("groups", "must be an array of ids");
   }
+  if (groups !== undefined) checkNoHoles("groups", groups);
   if (groups !== undefined && groups.length > PROGRAM_LIMITS.arrayEntries) {
     throw SboxError.invalidOption(
       "groups",

@@ -8,12 +8,13 @@
  */
 
 import { encodedLength } from "./cstring.ts";
+import { describeErrno } from "./errno.ts";
 import { SboxError } from "./error.ts";
-import { checkBoolean, checkOptionsObject, show } from "./options.ts";
+import { checkBoolean, checkNoHoles, checkOptionsObject, checkPathText, show } from "./options.ts";
 import { type MountOpOptions, MS, type ProgramBuilder, UNCHANGED_ID } from "./program.ts";
 import { type MountEntry, mountTable } from "./mountinfo.ts";
 import { cleanPath, containerPath, isWithin, pathRelation } from "./path.ts";
-import { readDir, resolvedPath, stat } from "./sys.ts";
+import { type FileStat, readDir, resolvedPath, stat } from "./sys.ts";
 import { containerId } from "./user.ts";
 import { OVERLAY_LOOP_PROBLEM, overlayStackingProblem, procSysfsRefusal } from "./mount_refusals.ts";
 
@@ -38,7 +39,8 @@ export interface Mount {
    * directory; default: whether `target` is "/". Without such a mount the
    * container binds the rootfs on itself, since pivot_root needs a mount
    * point. {@linkcode BaseMounts} says false: its target is "/", yet it
-   * mounts only below it.
+   * mounts only below it. A mount on "/" itself must come first among a
+   * container's mounts (`Container.create()` refuses it later).
    */
   readonly mountsOnRoot?: boolean;
 }
@@ -216,31 +218,55 @@ export function tmpfsLimits(bytes: number): string {
 
 /**
  * Checks container path `target` of a mount that `option` names: absolute,
- * without NUL bytes or ".."; returns it cleaned.
+ * without "..", and text the kernel gets as given (`checkPathText`: no NUL
+ * byte, no lone surrogate, no file name past NAME_MAX); returns it cleaned.
  */
 export function checkTarget(option: string, target: string): string {
   if (typeof target !== "string" || !target.startsWith("/")) {
     throw SboxError.invalidOption(option, `target must be an absolute path, got ${show(target)}`);
   }
-  if (target.includes("\0")) {
-    throw SboxError.invalidOption(option, `target contains a NUL byte: ${show(target)}`);
-  }
+  checkPathText(option, "target", target);
   if (target.split("/").some((part) => part === "..")) {
     throw SboxError.invalidOption(option, `target must not contain "..": ${target}`);
   }
   return cleanPath(target);
 }
 
+/**
+ * Checks host path `path`, which `what` names in `option` ("source" of
+ * "BindMount"; undefined: the option itself, "rootfs"): absolute, text the
+ * kernel gets as given (`checkPathText`), and one that can be looked at.
+ * Returns its stat, undefined where it does not exist. A stat that fails
+ * otherwise (EACCES on the way, ENOTDIR, ELOOP, ENAMETOOLONG once links
+ * are followed) is an error naming `option`: its own would name neither
+ * the option nor the path's role.
+ */
+export function statHostPath(option: string, what: string | undefined, path: string): FileStat | undefined {
+  const subject = what === undefined ? "" : `${what} `;
+  if (typeof path !== "string" || !path.startsWith("/")) {
+    throw SboxError.invalidOption(option, `${subject}must be an absolute path, got ${show(path)}`);
+  }
+  checkPathText(option, what, path);
+  try {
+    return stat(path);
+  } catch (err) {
+    if (!(err instanceof SboxError) || err.errnoNumber === undefined) throw err;
+    throw SboxError.invalidOption(
+      option,
+      `cannot stat ${subject}${path}: ${describeErrno(err.errnoNumber)}`,
+      {
+        errno: err.errnoNumber,
+        cause: err,
+      },
+    );
+  }
+}
+
 /** Checks host directory `path`, which `what` names in `option` ("upperDir" of "OverlayMount"). */
 export function checkHostDir(option: string, what: string, path: string): void {
-  if (typeof path !== "string" || !path.startsWith("/")) {
-    throw SboxError.invalidOption(option, `${what} must be an absolute path, got ${show(path)}`);
+  if (!statHostPath(option, what, path)?.isDirectory) {
+    throw SboxError.invalidOption(option, `${what} ${path} is not a directory`);
   }
-  // Before stat, whose own message would name neither the mount nor the path's role.
-  if (path.includes("\0")) {
-    throw SboxError.invalidOption(option, `${what} contains a NUL byte: ${show(path)}`);
-  }
-  if (!stat(path)?.isDirectory) throw SboxError.invalidOption(option, `${what} ${path} is not a directory`);
 }
 
 /**
@@ -326,6 +352,41 @@ export function checkNoMountsBelow(
   if (problem !== undefined) throw SboxError.invalidOption(option, problem);
 }
 
+/**
+ * Refuses `lowerDirs` of an {@linkcode OverlayMount} that is no array, or
+ * one with holes, which `map` would skip (a TypeError at the start).
+ */
+function checkLowerDirs(lowerDirs: unknown): asserts lowerDirs is readonly string[] {
+  if (!Array.isArray(lowerDirs)) {
+    throw SboxError.invalidOption(
+      "OverlayMount",
+      `lowerDirs must be an array of directories, got ${show(lowerDirs)}`,
+    );
+  }
+  checkNoHoles("OverlayMount", lowerDirs, "lowerDirs");
+}
+
+/**
+ * The first of an overlay's layers (`[what, path]`) that is no directory
+ * any more, said so, or undefined: one removed or replaced since
+ * `Container.create()` checked it, which overlayfs refuses with an errno
+ * that names no layer. Asked after the mount failed only.
+ */
+function goneLayerProblem(layers: readonly [string, string][]): string | undefined {
+  for (const [what, path] of layers) {
+    let found: FileStat | undefined;
+    try {
+      found = stat(path);
+    } catch {
+      continue; // not for this message to say
+    }
+    if (found?.isDirectory) continue;
+    return `${what} ${path} ${found ? "is no longer a directory" : "no longer exists"} (changed since ` +
+      "Container.create() checked it)";
+  }
+  return undefined;
+}
+
 /** Options of {@linkcode OverlayMount}. */
 export interface OverlayMountOptions {
   /** Container path of the overlay; "/" by default. */
@@ -382,12 +443,7 @@ export class OverlayMount implements Mount {
   /** An overlay of `lowerDirs`; writes go to `upperDir`, or to a temporary layer without one. */
   constructor(lowerDirs: string[], upperDir?: string, workDir?: string, options?: OverlayMountOptions) {
     options = checkOptionsObject("OverlayMount", options, { target: true, size: true });
-    if (!Array.isArray(lowerDirs)) {
-      throw SboxError.invalidOption(
-        "OverlayMount",
-        `lowerDirs must be an array of directories, got ${show(lowerDirs)}`,
-      );
-    }
+    checkLowerDirs(lowerDirs);
     this.lowerDirs = [...lowerDirs];
     this.upperDir = upperDir;
     this.workDir = workDir;
@@ -395,8 +451,14 @@ export class OverlayMount implements Mount {
     this.size = options.size;
   }
 
-  /** Checks that the layers are existing directories, none the same as or inside another. */
+  /**
+   * Checks that the layers are existing directories, none the same as or
+   * inside another; and, as every field may have been changed since the
+   * constructor (they are read-only to TypeScript alone), that `lowerDirs`
+   * is still an array without holes.
+   */
   validate(): void {
+    checkLowerDirs(this.lowerDirs);
     if (this.lowerDirs.length === 0) {
       throw SboxError.invalidOption("OverlayMount", "needs at least one lower directory");
     }
@@ -438,11 +500,17 @@ export class OverlayMount implements Mount {
    */
   #explainFailure = (errno: string): string | undefined => {
     if (errno === "ELOOP") return OVERLAY_LOOP_PROBLEM;
-    if (errno !== "EINVAL") return undefined;
     const lowers = this.lowerDirs.map((dir, i): [string, string] => [`lowerDirs[${i}]`, dir]);
     const uppers: [string, string][] = this.upperDir === undefined
       ? []
       : [["upperDir", this.upperDir], ["workDir", this.workDir!]];
+    // A layer removed, or replaced by a file, since create() checked it:
+    // overlayfs says ENOENT, ENOTDIR or EINVAL, and names none.
+    if (errno === "ENOENT" || errno === "ENOTDIR" || errno === "EINVAL") {
+      const gone = goneLayerProblem([...lowers, ...uppers]);
+      if (gone !== undefined) return gone;
+    }
+    if (errno !== "EINVAL") return undefined;
     return mountsBelowProblem(lowers) ?? overlayStackingProblem(lowers, uppers, mountTable());
   };
 
@@ -503,19 +571,7 @@ export class BindMount implements Mount {
   /** Checks that the source exists and that `readonly` is a boolean. */
   validate(): void {
     checkBoolean("BindMount", this.readonly, "readonly");
-    if (typeof this.source !== "string" || !this.source.startsWith("/")) {
-      throw SboxError.invalidOption(
-        "BindMount",
-        `source must be an absolute path, got ${show(this.source)}`,
-      );
-    }
-    if (this.source.includes("\0")) {
-      throw SboxError.invalidOption(
-        "BindMount",
-        `source contains a NUL byte: ${show(this.source)}`,
-      );
-    }
-    if (!stat(this.source)) {
+    if (!statHostPath("BindMount", "source", this.source)) {
       throw SboxError.invalidOption("BindMount", `source ${this.source} does not exist`);
     }
   }

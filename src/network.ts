@@ -15,7 +15,7 @@
 
 import { describeErrno } from "./errno.ts";
 import { SboxError } from "./error.ts";
-import { checkBoolean, checkKnownKeys, checkOptionsObject, show } from "./options.ts";
+import { checkBoolean, checkKnownKeys, checkNoHoles, checkOptionsObject, show } from "./options.ts";
 import { HostDaemon, waitReady } from "./host.ts";
 import { claimDir, type DirLock } from "./dir_lock.ts";
 import type { ProgramBuilder } from "./program.ts";
@@ -158,6 +158,7 @@ function checkOptions(options: UserModeNetworkOptions | undefined): Required<Use
   });
   const publish = options.publish ?? [];
   if (!Array.isArray(publish)) throw SboxError.invalidOption("publish", "must be an array");
+  checkNoHoles("publish", publish);
   const checked = publish.map((p) => {
     if (p && typeof p === "object") checkKnownKeys(p, { hostPort: true, containerPort: true }, "publish");
     for (const key of ["hostPort", "containerPort"] as const) {
@@ -278,6 +279,24 @@ export abstract class UserModeNetworkManager implements NetworkManager {
     this.publish = checked.publish;
     this.readyTimeoutMs = checked.readyTimeoutMs;
     this.program = findHostProgram(name, debianPackage);
+  }
+
+  /**
+   * Checks the fields as the constructor checked its options: they are
+   * read-only to TypeScript alone, and one changed since (a port that is
+   * no number, a timeout of NaN) would fail only once the container exists.
+   * `Container.create()` calls it; throws an SboxError naming the field.
+   */
+  validate(): void {
+    const fields: UserModeNetworkOptions = {
+      allowHostLoopback: this.allowHostLoopback,
+      publish: this.publish as PublishedPort[],
+      readyTimeoutMs: this.readyTimeoutMs,
+    };
+    // Undefined would pass as the default, but attach() reads the field as it is.
+    const unset = Object.entries(fields).find(([, value]) => value === undefined);
+    if (unset) throw SboxError.invalidOption(unset[0], "is undefined (changed since the constructor)");
+    checkOptions(fields);
   }
 
   /** Writes /etc/resolv.conf in the container. */

@@ -14,6 +14,7 @@
  */
 
 import { SboxError, show, SHOWN_LENGTH } from "./error.ts";
+import { hasUnwritableSurrogate, pathLengthProblem } from "./path.ts";
 import { PROGRAM_LIMITS } from "./program.ts";
 
 // show() is in error.ts, which every module that makes a message can import
@@ -141,8 +142,68 @@ export function checkId(option: string, value: unknown, fallback: number): numbe
  */
 export function notPassable(text: string): string | undefined {
   if (text.includes("\0")) return "a NUL byte";
-  if (!text.isWellFormed()) return "a lone surrogate, which has no UTF-8 form";
+  if (!text.isWellFormed()) return LONE_SURROGATE;
   return undefined;
+}
+
+const LONE_SURROGATE = "a lone surrogate, which has no UTF-8 form";
+
+/**
+ * Refuses a path (`what` of `option`: "target" of "TmpfsMount", or the
+ * option itself when undefined) that would not reach the kernel as given:
+ * a NUL byte would end it early; a lone surrogate would arrive as U+FFFD,
+ * naming another file, as {@linkcode notPassable} says of a command's text
+ * (an escaped byte, which cstring.ts's `decodeName` makes of a host name
+ * that is not UTF-8, is the byte it stands for, and passes); and a path
+ * of more bytes than the kernel takes, in all or in one file name, would
+ * fail with ENAMETOOLONG, after the process exists or as a stat that names
+ * no option.
+ *
+ * @example
+ * ```ts
+ * import { checkPathText } from "./options.ts";
+ *
+ * checkPathText("TmpfsMount", "target", "/tmp"); // fine
+ * try {
+ *   checkPathText("TmpfsMount", "target", "/t\ud800");
+ * } catch (err) {
+ *   console.log((err as Error).message); // invalid option TmpfsMount: target holds a lone surrogate, ...
+ * }
+ * ```
+ */
+export function checkPathText(option: string, what: string | undefined, path: string): void {
+  const subject = what === undefined ? "" : `${what} `;
+  if (path.includes("\0")) {
+    throw SboxError.invalidOption(option, `${subject}contains a NUL byte: ${show(path)}`);
+  }
+  if (hasUnwritableSurrogate(path)) {
+    throw SboxError.invalidOption(
+      option,
+      `${subject}holds ${LONE_SURROGATE} (it would arrive as U+FFFD, naming another file): ${show(path)}`,
+    );
+  }
+  const length = pathLengthProblem(path);
+  if (length !== undefined) {
+    throw SboxError.invalidOption(option, `${subject}is too long for the kernel (ENAMETOOLONG): ${length}`);
+  }
+}
+
+/**
+ * Refuses an array with holes (`[a, , b]`, `new Array(2)`): `map`,
+ * `forEach` and `some` skip a hole, so the checks of its elements would
+ * miss it, and what uses the array later reads `undefined` there, with a
+ * TypeError that names no option. `what` names the array within `option`
+ * ("lowerDirs" of "OverlayMount"); undefined: the option itself.
+ */
+export function checkNoHoles(option: string, array: readonly unknown[], what?: string): void {
+  for (let i = 0; i < array.length; i++) {
+    if (i in array) continue;
+    const subject = what === undefined ? "" : `${what} `;
+    throw SboxError.invalidOption(
+      option,
+      `${subject}has a hole at index ${i} (an array such as [a, , b]): give every element`,
+    );
+  }
 }
 
 /** Checks a command: a program and its arguments, strings without NUL bytes or lone surrogates. */
@@ -150,6 +211,7 @@ export function checkCommand(command: unknown): asserts command is string[] {
   if (!Array.isArray(command) || command.length === 0) {
     throw SboxError.invalidOption("command", "must be a non-empty array of strings");
   }
+  checkNoHoles("command", command);
   for (const arg of command) {
     if (typeof arg !== "string") {
       throw SboxError.invalidOption("command", `arguments must be strings, got ${show(arg)}`);

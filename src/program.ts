@@ -320,6 +320,7 @@ export class ProgramBuilder {
   #networkThread: "none" | "running" | "joined" | "host" = "none";
 
   #push(code: number, args: Arg[], what: string, flags = 0, explain?: PendingOp["explain"]): this {
+    checkArgs(code, args, what, explain);
     this.#ops.push({ code, flags, args, what, explain });
     return this;
   }
@@ -806,9 +807,62 @@ function builderCallError(method: string, problem: string): SboxError {
   return new SboxError(`ProgramBuilder.${method}(): ${problem}`, { step: "options" });
 }
 
+/** The builder method of each op code that takes arguments: its name in camel case ("write_file": writeFile). */
+const METHOD_NAMES: Record<number, string> = Object.fromEntries(
+  Object.entries(OpCode).map(([name, code]) => [code, camelCase(name)]),
+);
+
+function camelCase(name: string): string {
+  return name.replace(/_(.)/g, (_, letter: string) => letter.toUpperCase());
+}
+
+/**
+ * Refuses the arguments of an op that the program cannot encode, naming
+ * the method (`builderCallError`): a caller's custom Mount calls these
+ * methods too, and TypeScript does not stop a value built elsewhere. A
+ * number must be an integer (a NaN flag failed with a RangeError of
+ * BigInt's), a path or text a string (a number failed with "includes is
+ * not a function"), an error's text a string and its explain a function.
+ * Those of a method that checks its own (setgroups' ids, a filter's bytes)
+ * are the method's.
+ */
+function checkArgs(code: number, args: readonly Arg[], what: unknown, explain: unknown): void {
+  for (const arg of args) {
+    if (typeof arg === "number") {
+      if (!Number.isInteger(arg)) throw badArg(code, `a number must be an integer, got ${show(arg)}`);
+    } else if (typeof arg === "object" && arg !== null && "str" in arg) {
+      if (typeof arg.str !== "string") {
+        throw badArg(code, `a path or text must be a string, got ${show(arg.str)}`);
+      }
+      if (arg.str.includes("\0")) throw badArg(code, `a path or text contains a NUL byte: ${show(arg.str)}`);
+    } else if (typeof arg === "object" && arg !== null && "strs" in arg) {
+      // By index: a hole is undefined here, where find() would skip it.
+      for (let i = 0; i < arg.strs.length; i++) {
+        const str = arg.strs[i];
+        if (typeof str !== "string") {
+          throw badArg(code, `every text of an array must be a string, got ${show(str)}`);
+        }
+      }
+    } else if (typeof arg !== "bigint" && arg !== null && typeof arg !== "object") {
+      throw badArg(code, `an argument must be a number, a string or null, got ${show(arg)}`);
+    }
+  }
+  if (typeof what !== "string") {
+    throw badArg(code, `the message of its failure must be a string, got ${show(what)}`);
+  }
+  if (explain !== undefined && typeof explain !== "function") {
+    throw badArg(code, `explain must be a function, got ${show(explain)}`);
+  }
+}
+
+function badArg(code: number, problem: string): SboxError {
+  return builderCallError(METHOD_NAMES[code], problem);
+}
+
 /** A path for an error message: one in the container's root ("./etc") as the container sees it ("/etc"). */
 function shown(path: string): string {
-  return path.startsWith("./") ? path.slice(1) : path;
+  // Not a string: checkArgs refuses it, naming the method.
+  return typeof path === "string" && path.startsWith("./") ? path.slice(1) : path;
 }
 
 function s(value: string | null): Arg {

@@ -46,6 +46,12 @@ export interface UserMapper {
 /**
  * Refuses a `userMapper` without the maps and the map() that a launch
  * uses: else a TypeError, or a map() call that fails with the child waiting.
+ * Its maps are checked as the constructors of sbox's mappers check them
+ * (entries of integer ids in range, no overlap, within the kernel's
+ * limits), as they are now: a mapper of the caller's own is checked
+ * nowhere else, and the entries of sbox's may have been changed since
+ * (they are read-only to TypeScript alone). A bad entry failed with a
+ * TypeError, a uid "not mapped", or the kernel's EINVAL in the child.
  */
 export function checkUserMapper(mapper: unknown): asserts mapper is UserMapper {
   const m = mapper as Partial<Record<keyof UserMapper, unknown>> | null | undefined;
@@ -55,6 +61,8 @@ export function checkUserMapper(mapper: unknown): asserts mapper is UserMapper {
       "must be a ProcUserMapper, a BinNewIdMapper or another UserMapper",
     );
   }
+  validateMap("userMapper", "uidMap", m.uidMap);
+  validateMap("userMapper", "gidMap", m.gidMap);
 }
 
 /** Whether `id` inside the container is mapped by `map`. */
@@ -160,46 +168,51 @@ function validateMaps(
     throw SboxError.invalidOption(within, `options must be { uidMap, gidMap }, got ${show(options)}`);
   }
   checkKnownKeys(options, { uidMap: true, gidMap: true }, within);
-  return { uidMap: validateMap("uidMap", options.uidMap), gidMap: validateMap("gidMap", options.gidMap) };
+  return {
+    uidMap: validateMap(undefined, "uidMap", options.uidMap),
+    gidMap: validateMap(undefined, "gidMap", options.gidMap),
+  };
 }
 
-function validateMap(kind: string, map: readonly IdMapEntry[]): IdMapEntry[] {
-  if (!Array.isArray(map) || map.length === 0) throw SboxError.invalidOption(kind, "the map is empty");
-  if (map.length > 340) throw SboxError.invalidOption(kind, "more than 340 entries");
-  const entries = map.map((e) => {
-    if (!isRecord(e)) {
-      throw SboxError.invalidOption(
-        kind,
-        `an entry must be { containerId, hostId, size }, got ${show(e)}`,
-      );
-    }
-    checkKnownKeys(e, ENTRY_KEYS, kind);
-    return { containerId: e.containerId, hostId: e.hostId, size: e.size };
-  });
+/**
+ * Checks id map `map` (`kind`: "uidMap" or "gidMap") and returns a copy
+ * of its entries. Errors name `option` with the map's kind in the problem
+ * (`userMapper`: "uidMap: ..."), or the map itself without an option.
+ */
+function validateMap(option: string | undefined, kind: string, map: readonly IdMapEntry[]): IdMapEntry[] {
+  const refuse = (problem: string) =>
+    option === undefined
+      ? SboxError.invalidOption(kind, problem)
+      : SboxError.invalidOption(option, `${kind}: ${problem}`);
+  if (!Array.isArray(map) || map.length === 0) throw refuse("the map is empty");
+  if (map.length > 340) throw refuse("more than 340 entries");
+  const entries: IdMapEntry[] = [];
+  // By index: `map` skips a hole, which would come out as an entry of undefined.
+  for (let i = 0; i < map.length; i++) {
+    const e: unknown = map[i];
+    if (!isRecord(e)) throw refuse(`an entry must be { containerId, hostId, size }, got ${show(e)}`);
+    if (option === undefined) checkKnownKeys(e, ENTRY_KEYS, kind);
+    const { containerId, hostId, size } = e as IdMapEntry;
+    entries.push({ containerId, hostId, size });
+  }
   for (const e of entries) {
     for (const [field, value] of Object.entries(e)) {
       if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > 0xfffffffe) {
-        throw SboxError.invalidOption(kind, `${field} must be an integer id, got ${show(value)}`);
+        throw refuse(`${field} must be an integer id, got ${show(value)}`);
       }
     }
-    if (e.size < 1) throw SboxError.invalidOption(kind, "size must be at least 1");
+    if (e.size < 1) throw refuse("size must be at least 1");
     // The kernel's ids are 32-bit, and 4294967295 is the invalid id.
     for (const side of ["containerId", "hostId"] as const) {
       if (e[side] + e.size > 0xffffffff) {
-        throw SboxError.invalidOption(
-          kind,
-          `${side} ${e[side]} + size ${e.size} goes past the last id, 4294967294`,
-        );
+        throw refuse(`${side} ${e[side]} + size ${e.size} goes past the last id, 4294967294`);
       }
     }
   }
   // The kernel takes a map in one write of less than a page.
   const bytes = mapText(entries).length;
   if (bytes >= MAP_TEXT_MAX) {
-    throw SboxError.invalidOption(
-      kind,
-      `${bytes} bytes as text, and the kernel takes at most ${MAP_TEXT_MAX - 1}`,
-    );
+    throw refuse(`${bytes} bytes as text, and the kernel takes at most ${MAP_TEXT_MAX - 1}`);
   }
   // The kernel refuses overlaps on either side.
   for (const side of ["containerId", "hostId"] as const) {
@@ -207,7 +220,7 @@ function validateMap(kind: string, map: readonly IdMapEntry[]): IdMapEntry[] {
     for (let i = 1; i < sorted.length; i++) {
       if (sorted[i][side] < sorted[i - 1][side] + sorted[i - 1].size) {
         const where = side === "containerId" ? "container" : "host";
-        throw SboxError.invalidOption(kind, `entries overlap at ${where} id ${sorted[i][side]}`);
+        throw refuse(`entries overlap at ${where} id ${sorted[i][side]}`);
       }
     }
   }

@@ -1457,6 +1457,9 @@ Deno.test("a custom Mount's bad ProgramBuilder call rejects start() with an Sbox
       ["setgroups", (b) => b.setgroups([-1])],
       ["seccomp", (b) => b.seccomp(new Uint8Array(3))],
       ["rlimit", (b) => b.rlimit(7, 2n, 1n, "nofile")],
+      // A RangeError of BigInt's, and "str.includes is not a function".
+      ["mount", (b) => b.mount("tmpfs", "./opt", "tmpfs", NaN, null, "x")],
+      ["mkdir", (b) => b.mkdir(5 as unknown as string)],
     ];
     for (const [method, compile] of calls) {
       const custom: Mount = { target: "/opt", validate() {}, compile };

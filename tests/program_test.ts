@@ -42,6 +42,9 @@ function opCodes(bytes: Uint8Array): number[] {
 
 const exec = (b: ProgramBuilder) => b.exec("/bin/true", ["true"], [], null).build().bytes;
 
+/** A value TypeScript would refuse, as from JSON or `any`. */
+const loose = <T>(value: unknown) => value as T;
+
 Deno.test("ProgramBuilder joins the network thread before sysfs, fork, reaper, exec and privilege drops, once", () => {
   const { net_spawn: spawn, net_join: join, mount, mkdir, fork, reaper, exec: execOp } = OpCode;
   let b = new ProgramBuilder().spawnNetwork().mkdir("proc");
@@ -134,6 +137,53 @@ Deno.test("ProgramBuilder refuses a value it cannot encode with an SboxError of 
       /^ProgramBuilder\.rlimit\(\): nofile: the soft limit 10 is above the hard limit 5$/,
     ],
     ["group -1", (b) => b.setgroups([5, -1]), /^ProgramBuilder\.setgroups\(\): a group id .* got -1$/],
+    // A custom Mount's calls, from values TypeScript did not see: a RangeError
+    // of BigInt's, a TypeError "str.includes is not a function".
+    [
+      "NaN flags",
+      (b) => b.mount("tmpfs", "./c", "tmpfs", NaN, null, "x"),
+      /^ProgramBuilder\.mount\(\): a number must be an integer, got NaN$/,
+    ],
+    [
+      "1.5 as a mode",
+      (b) => b.mkdir("./c", 1.5),
+      /^ProgramBuilder\.mkdir\(\): a number must be .* got 1\.5$/,
+    ],
+    [
+      "numbers as paths",
+      (b) => b.mount(loose(1), loose(2), loose(3), 4, loose(5), "x"),
+      /^ProgramBuilder\.mount\(\): a path or text must be a string, got 1$/,
+    ],
+    [
+      "an undefined path",
+      (b) => b.writeFile(loose(undefined), "x"),
+      /^ProgramBuilder\.writeFile\(\): a path or text must be a string, got undefined$/,
+    ],
+    [
+      "a NUL byte",
+      (b) => b.symlink("/a", "./b\0c"),
+      /^ProgramBuilder\.symlink\(\): a path or text contains a NUL byte: "\.\/b\\u0000c"$/,
+    ],
+    [
+      "a hole in argv",
+      (b) => b.exec("/bin/sh", loose(["sh", , "x"]), [], null),
+      /^ProgramBuilder\.exec\(\): every text of an array must be a string, got undefined$/,
+    ],
+    [
+      "a bad mount option",
+      (b) => b.mount("/a", "./b", null, MS.BIND, null, "x", { hostSource: loose("socket") }),
+      /^ProgramBuilder\.mount\(\): an argument must be a number, a string or null, got undefined$/,
+    ],
+    [
+      "a number as the message",
+      (b) => b.mkdir("./c", 0o755, undefined).touch("./d", 0o644).chdir(loose(7)),
+      /^ProgramBuilder\.chdir\(\): a path or text must be a string, got 7$/,
+    ],
+    [
+      "explain not a function",
+      (b) => b.writeExisting("/proc/sys/x", "1", { explain: loose("why") }),
+      /^ProgramBuilder\.writeExisting\(\): explain must be a function, got "why"$/,
+    ],
     [
       "group 2^32",
       (b) => b.setgroups([2 ** 32]),

@@ -18,11 +18,11 @@ import { hasControlCharacter } from "../cgroup_mount.ts";
 import { bindTakesResolvConf, HOSTNAME, RESOLV_CONF_TAKEN } from "../container_options.ts";
 import { MAX_ID, show } from "../options.ts";
 import { SboxError } from "../error.ts";
-import { cleanPath } from "../path.ts";
+import { cleanPath, pathLengthProblem } from "../path.ts";
 import { PROGRAM_LIMITS } from "../program.ts";
 import { repeatedHostPort } from "../network.ts";
 import { parseCount, parseCpus, parseDuration, parseSize, sizeInBytes } from "./units.ts";
-import { pathLengthProblem, RUN_OPTIONS } from "./run_options.ts";
+import { RUN_OPTIONS } from "./run_options.ts";
 import { capabilityConflict, capabilityName } from "../security/capabilities.ts";
 import { RLIMIT_RESOURCES, type RlimitValue } from "../security/rlimits.ts";
 

@@ -9,6 +9,7 @@
  */
 
 import { type OptionSpec, tokenize } from "./argv.ts";
+import { pathLengthProblem } from "../path.ts";
 
 /** The options of `sbox run`, which its help and docs/cli.md describe (a test checks). */
 export const RUN_OPTIONS = {
@@ -68,32 +69,6 @@ export function reportPathOf(argv: readonly string[]): string | undefined {
     found.push(plain ? value : undefined);
   }
   return found.length === 1 ? found[0] : undefined;
-}
-
-/** PATH_MAX and NAME_MAX of <linux/limits.h>: a path's bytes with its NUL, a component's. */
-const PATH_MAX = 4096;
-const NAME_MAX = 255;
-
-/**
- * Why the kernel would refuse `path` with ENAMETOOLONG, or undefined: too
- * many bytes in all, or in one of its file names.
- */
-export function pathLengthProblem(path: string): string | undefined {
-  const bytes = (text: string) => new TextEncoder().encode(text).length;
-  if (bytes(path) >= PATH_MAX) {
-    return `a path of ${bytes(path)} bytes, ${shortened(path)}: at most ${PATH_MAX - 1}`;
-  }
-  const long = path.split("/").find((part) => bytes(part) > NAME_MAX);
-  if (long !== undefined) {
-    return `a file name of ${bytes(long)} bytes, ${shortened(long)}: at most ${NAME_MAX}`;
-  }
-  return undefined;
-}
-
-/** `text` quoted, cut to its first 40 code points (never half of a UTF-16 pair) for a message. */
-function shortened(text: string): string {
-  const points = [...text];
-  return points.length <= 40 ? JSON.stringify(text) : `${JSON.stringify(points.slice(0, 40).join(""))}...`;
 }
 
 /**

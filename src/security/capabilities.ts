@@ -18,7 +18,7 @@
  */
 
 import { SboxError } from "../error.ts";
-import { show } from "../options.ts";
+import { checkNoHoles, show } from "../options.ts";
 
 /**
  * Capability numbers (linux/capability.h), without the `CAP_` prefix: the
@@ -128,6 +128,7 @@ export function capabilityName(name: string): string | undefined {
 function capabilityNames(option: string, names: unknown): string[] {
   if (names === undefined) return [];
   if (!Array.isArray(names)) throw SboxError.invalidOption(option, "must be an array of capability names");
+  checkNoHoles(option, names);
   return names.map((name) => {
     if (typeof name !== "string") {
       throw SboxError.invalidOption(option, `not a capability name: ${show(name)}`);

@@ -24,7 +24,7 @@
 
 import { SboxError } from "../error.ts";
 import { errnoNumber } from "../errno.ts";
-import { checkKnownKeys, isRecord, type KnownKeys, show } from "../options.ts";
+import { checkKnownKeys, checkNoHoles, isRecord, type KnownKeys, show } from "../options.ts";
 import type { SeccompAction, SeccompCondition, SeccompPolicy, SeccompRule } from "./policy.ts";
 import { type SeccompArch, syscallTable } from "./syscalls.ts";
 
@@ -335,6 +335,7 @@ function checkPolicy(policy: SeccompPolicy, arch: SeccompArch) {
   // "argz" would allow its syscall whatever the arguments.
   checkKnownKeys(policy, POLICY_KEYS, "seccomp");
   if (!Array.isArray(policy.rules)) throw SboxError.invalidOption("seccomp", "rules must be an array");
+  checkNoHoles("seccomp", policy.rules, "rules");
   const defaultAction = actionValue(policy.defaultAction);
   const unknownAction = policy.unknownAction === undefined
     ? defaultAction
@@ -350,6 +351,8 @@ function checkPolicy(policy: SeccompPolicy, arch: SeccompArch) {
     if (rule.args !== undefined && !Array.isArray(rule.args)) {
       throw SboxError.invalidOption("seccomp", "a rule's args must be an array of conditions");
     }
+    checkNoHoles("seccomp", rule.syscalls, "a rule's syscalls");
+    if (rule.args !== undefined) checkNoHoles("seccomp", rule.args, "a rule's args");
     const checked: CheckedRule = {
       action: actionValue(rule.action),
       conditions: (rule.args ?? []).map(checkCondition),
