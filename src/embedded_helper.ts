@@ -105,36 +105,54 @@ export async function embeddedLibraryFile(): Promise<string | undefined> {
 
 /**
  * The per-user cache directory: `$XDG_CACHE_HOME/sbox`, else
- * `$HOME/.cache/sbox`, else `/tmp/sbox-<euid>` (a relative value counts as
- * unset, as the XDG base directory specification says).
+ * `$HOME/.cache/sbox` (with `~/.cache` to make where it is missing), else
+ * `/tmp/sbox-<euid>` (a relative value counts as unset, as the XDG base
+ * directory specification says).
  */
-function cacheDirectory(libc: Libc): string {
+function cacheDirectory(libc: Libc): { dir: string; parentToMake?: string } {
   const env = (name: string) => {
     const p = libc.getenv(cstr(name));
     const value = p === null ? "" : Deno.UnsafePointerView.getCString(p);
     return value.startsWith("/") ? value.replace(/\/+$/, "") : undefined;
   };
   const xdg = env("XDG_CACHE_HOME");
-  if (xdg !== undefined) return `${xdg}/sbox`;
+  if (xdg !== undefined) return { dir: `${xdg}/sbox` };
   const home = env("HOME");
-  if (home !== undefined) {
-    // Made as the specification says, for the user alone; it may exist.
-    libc.mkdir(cstr(`${home}/.cache`), 0o700);
-    return `${home}/.cache/sbox`;
-  }
-  return `/tmp/sbox-${libc.geteuid()}`;
+  if (home !== undefined) return { dir: `${home}/.cache/sbox`, parentToMake: `${home}/.cache` };
+  return { dir: `/tmp/sbox-${libc.geteuid()}` };
 }
 
-/** Owner and mode of the file open as `fd`. */
-function statFd(libc: Libc, fd: number, what: string): { uid: number; mode: number } {
+/**
+ * Owner and mode of `path` relative to `dirFd` (statx `flags`): of the file
+ * open as `dirFd` itself with an empty path and AT_EMPTY_PATH; `undefined`
+ * if it does not exist and `missing` says so.
+ */
+function statAt(
+  libc: Libc,
+  dirFd: number,
+  path: string,
+  flags: number,
+  what: string,
+  missing: "fail" | "allow" = "fail",
+): { uid: number; mode: number } | undefined {
   const buf = new Uint8Array(256);
-  if (libc.statx(fd, cstr(""), AT_EMPTY_PATH, STATX_BASIC_STATS, buf) !== 0) {
-    fail(`cannot stat ${what}: ${describeErrno(errno(libc))}`);
+  if (libc.statx(dirFd, cstr(path), flags, STATX_BASIC_STATS, buf) !== 0) {
+    const e = errno(libc);
+    if (e === ENOENT && missing === "allow") return undefined;
+    fail(`cannot stat ${what}: ${describeErrno(e)}`);
   }
   const view = new DataView(buf.buffer);
   // struct statx: stx_uid at 20, stx_mode at 28.
   return { uid: view.getUint32(20, true), mode: view.getUint16(28, true) };
 }
+
+/** Owner and mode of the file open as `fd`. */
+function statFd(libc: Libc, fd: number, what: string): { uid: number; mode: number } {
+  return statAt(libc, fd, "", AT_EMPTY_PATH, what)!;
+}
+
+/** Mode bits as `ls -l`'s octal: "0777". */
+const octal = (mode: number) => (mode & 0o7777).toString(8).padStart(4, "0");
 
 /**
  * What makes `stat` unsafe to load code from, for root too: not of `type`
@@ -147,7 +165,7 @@ function unsafe(libc: Libc, stat: { uid: number; mode: number }, type: number): 
   const euid = libc.geteuid();
   if (stat.uid !== euid) return `belongs to uid ${stat.uid}, not to this user (uid ${euid})`;
   if ((stat.mode & 0o022) !== 0) {
-    return `is writable by its group or others (mode ${(stat.mode & 0o7777).toString(8).padStart(4, "0")})`;
+    return `is writable by its group or others (mode ${octal(stat.mode)})`;
   }
   return undefined;
 }
@@ -161,7 +179,16 @@ function unsafe(libc: Libc, stat: { uid: number; mode: number }, type: number): 
  * dlopen takes a path, not the fd checked here, so the path must lead to the
  * same file when dlopen walks it.
  */
-function openPrivateDirectory(libc: Libc, dir: string): { fd: number; dir: string } {
+function openPrivateDirectory(
+  libc: Libc,
+  { dir, parentToMake }: { dir: string; parentToMake?: string },
+): { fd: number; dir: string } {
+  // Before anything is made: root whose HOME is another user's must leave
+  // that home as it was, not make a ~/.cache there that its user cannot
+  // write, and refuse it only then.
+  checkAncestors(libc, dir, "as given");
+  // Made as the XDG specification says, for the user alone; it may exist.
+  if (parentToMake !== undefined) libc.mkdir(cstr(parentToMake), 0o700);
   if (libc.mkdir(cstr(dir), 0o700) !== 0) {
     const e = errno(libc);
     if (e !== EEXIST) fail(`cannot create the cache directory ${dir}: ${describeErrno(e)}`);
@@ -179,7 +206,7 @@ function openPrivateDirectory(libc: Libc, dir: string): { fd: number; dir: strin
       );
     }
     const resolved = resolvedPath(libc, fd, dir);
-    checkAncestors(libc, resolved);
+    checkAncestors(libc, resolved, "resolved");
     return { fd, dir: resolved };
   } catch (err) {
     libc.close(fd);
@@ -199,27 +226,28 @@ function resolvedPath(libc: Libc, fd: number, dir: string): string {
 }
 
 /**
- * Refuses `dir` unless each directory above it (of a resolved path: none is
- * a symbolic link) is root's or this user's and writable by nobody else,
- * the sticky bit excepted (/tmp: others may add entries there, not rename or
- * remove this user's). Else another user could swap a directory on the way
- * between this check and dlopen's walk of the path, as OpenSSH's StrictModes
- * and sudo reason about the directories above a file they trust.
+ * Refuses `dir` unless each directory above it is root's or this user's and
+ * writable by nobody else, the sticky bit excepted (/tmp: others may add
+ * entries there, not rename or remove this user's). Else another user could
+ * swap a directory on the way between this check and dlopen's walk of the
+ * path, as OpenSSH's StrictModes and sudo reason about the directories above
+ * a file they trust. Of a `resolved` path (none is a symbolic link), every
+ * ancestor must exist; of a path `as given`, before sbox makes what is
+ * missing, links are followed and missing ones passed over: the check of
+ * the resolved path decides.
  */
-function checkAncestors(libc: Libc, dir: string): void {
+function checkAncestors(libc: Libc, dir: string, path: "resolved" | "as given"): void {
   const euid = libc.geteuid();
+  const flags = path === "resolved" ? AT_SYMLINK_NOFOLLOW : 0;
   for (let end = dir.lastIndexOf("/"); end >= 0; end = dir.lastIndexOf("/", end - 1)) {
     const ancestor = end === 0 ? "/" : dir.slice(0, end);
-    const buf = new Uint8Array(256);
-    if (libc.statx(AT_FDCWD, cstr(ancestor), AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, buf) !== 0) {
-      fail(`cannot stat ${ancestor}: ${describeErrno(errno(libc))}`);
-    }
-    const view = new DataView(buf.buffer);
-    const uid = view.getUint32(20, true), mode = view.getUint16(28, true);
-    const problem = uid !== 0 && uid !== euid
-      ? `belongs to uid ${uid}`
-      : (mode & 0o022) !== 0 && (mode & S_ISVTX) === 0
-      ? `is writable by its group or others (mode ${(mode & 0o7777).toString(8).padStart(4, "0")})`
+    const stat = statAt(libc, AT_FDCWD, ancestor, flags, ancestor, path === "resolved" ? "fail" : "allow");
+    const problem = stat === undefined
+      ? undefined
+      : stat.uid !== 0 && stat.uid !== euid
+      ? `belongs to uid ${stat.uid}`
+      : (stat.mode & 0o022) !== 0 && (stat.mode & S_ISVTX) === 0
+      ? `is writable by its group or others (mode ${octal(stat.mode)})`
       : undefined;
     if (problem !== undefined) {
       fail(

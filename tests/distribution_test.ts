@@ -362,6 +362,26 @@ Deno.test(OTHER_OWNER_TEST, {
           `the cache directory ${literally(other)} belongs to uid 65534, not to this user \\(uid 0\\)`,
         ),
       );
+
+      // A HOME of another user's (root run with `sudo -E`): refused before
+      // sbox makes anything there, so that user's home stays as it was.
+      const theirs = newHome(work, "theirs");
+      Deno.chmodSync(theirs, 0o755);
+      Deno.chownSync(theirs, 65534, 65534);
+      const refused = await sboxRun(origin, ["/bin/echo", "loaded"], { HOME: theirs });
+      assert.equal(refused.code, 125, refused.stderr);
+      assert.match(
+        sboxLines(refused)[0],
+        new RegExp(
+          `the cache directory ${literally(`${theirs}/.cache/sbox`)} lies in ${literally(theirs)}, ` +
+            "which belongs to uid 65534",
+        ),
+      );
+      assert.deepEqual(
+        [...Deno.readDirSync(theirs)].map((e) => e.name),
+        [".deno"],
+        "sbox made something there",
+      );
     });
   } finally {
     Deno.removeSync(work, { recursive: true });
