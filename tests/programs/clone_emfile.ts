@@ -11,7 +11,7 @@
  */
 
 import { busyboxContainer, snapshot } from "../fixtures.ts";
-import { close, O, tryOpen } from "../../src/sys.ts";
+import { startWithFreeFds } from "./fd_filler.ts";
 
 const ENV = { PATH: "/bin:/usr/bin" };
 
@@ -24,18 +24,8 @@ const before = snapshot().fds;
 const messages: string[] = [];
 for (let free = 0; free <= 24; free++) {
   await using setup = await busyboxContainer({ cgroup: false });
-  const filler: number[] = [];
-  for (let fd = tryOpen("/dev/null", O.RDONLY); fd >= 0; fd = tryOpen("/dev/null", O.RDONLY)) filler.push(fd);
-  for (const fd of filler.splice(filler.length - free)) close(fd);
-  try {
-    const init = await setup.container.start({ command: ["/bin/true"], env: ENV });
-    for (const fd of filler.splice(0)) close(fd);
-    await init.status;
-    messages.push("ok");
-  } catch (err) {
-    messages.push((err as Error).message);
-  } finally {
-    for (const fd of filler) close(fd);
-  }
+  messages.push(
+    await startWithFreeFds(free, () => setup.container.start({ command: ["/bin/true"], env: ENV })),
+  );
 }
 console.log(JSON.stringify({ messages, before, after: snapshot().fds }));

@@ -14,7 +14,7 @@
 
 import { Slirp4NetnsManager } from "../../mod.ts";
 import { busyboxContainer, snapshot } from "../fixtures.ts";
-import { close, O, tryOpen } from "../../src/sys.ts";
+import { startWithFreeFds } from "./fd_filler.ts";
 
 const ENV = { PATH: "/bin:/usr/bin" };
 const network = new Slirp4NetnsManager({ publish: [{ hostPort: Number(Deno.args[0]), containerPort: 80 }] });
@@ -33,21 +33,12 @@ const messages: string[] = [];
 const left: string[][] = [];
 for (let free = 0, worked = 0; free <= 60 && worked < 3; free++) {
   await using setup = await busyboxContainer({ cgroup: false, network });
-  const filler: number[] = [];
-  for (let fd = tryOpen("/dev/null", O.RDONLY); fd >= 0; fd = tryOpen("/dev/null", O.RDONLY)) filler.push(fd);
-  for (const fd of filler.splice(filler.length - free)) close(fd);
-  try {
-    const init = await setup.container.start({ command: ["/bin/true"], env: ENV });
-    for (const fd of filler.splice(0)) close(fd);
-    await init.status;
-    messages.push("ok");
-    worked++;
-  } catch (err) {
-    messages.push((err as Error).message);
-    worked = 0;
-  } finally {
-    for (const fd of filler) close(fd);
-  }
+  const message = await startWithFreeFds(
+    free,
+    () => setup.container.start({ command: ["/bin/true"], env: ENV }),
+  );
+  messages.push(message);
+  worked = message === "ok" ? worked + 1 : 0;
   left.push(socketDirs());
 }
 console.log(JSON.stringify({ messages, left, before, after: snapshot().fds, leftAtEnd: socketDirs() }));
