@@ -17,7 +17,7 @@ import { parseCommandLine, reportPathOf, RUN_OPTIONS, type RunOptions } from "..
 import { asCliOption } from "../src/cli/option_errors.ts";
 import { securityOptions } from "../src/cli/security.ts";
 import { openStdio } from "../src/cli/stdio.ts";
-import { processGroupOrphaned } from "../src/cli/run.ts";
+import { processGroupOrphaned, SignalRelay, type SignalTarget } from "../src/cli/job_control.ts";
 import { commandEnvironment, parseEnvFile } from "../src/cli/environment.ts";
 import { ArgvError, tokenize } from "../src/cli/argv.ts";
 import { SCRATCH_PARENTS } from "../src/cli/scratch.ts";
@@ -2699,6 +2699,139 @@ Deno.test("cli: the orphaned-group check follows sbox's ancestors in its group a
   assert.equal(processGroupOrphaned(table({ self: { ppid: 30, pgrp: 20, session: 10 } })), false);
   // This test's own process: whatever runs it, the walk ends.
   assert.equal(typeof processGroupOrphaned(), "boolean");
+});
+
+/**
+ * A {@linkcode SignalRelay} that records what it does instead of doing it:
+ * `kills` counts the container's kills, `stops` lists sbox's stops (with the
+ * command or alone), `passed` what the command was sent.
+ */
+function recordingRelay(onTerminal: boolean) {
+  const seen = { kills: 0, stops: [] as string[], passed: [] as Deno.Signal[] };
+  const relay = new SignalRelay({
+    onTerminal,
+    kill: () => seen.kills++,
+    stop: (command) => {
+      seen.stops.push(command ? "with the command" : "alone");
+      command?.("SIGTSTP");
+      command?.("SIGCONT");
+    },
+  });
+  const command: SignalTarget = { kill: (signal) => seen.passed.push(signal) };
+  return { relay, seen, command };
+}
+
+// The signal state of a run was nine fields of RunState, written in four
+// places (review: explore-structure, "where a reader gets lost" 3); one
+// Ctrl-C through the start is followed here in one object.
+Deno.test("cli: on a terminal, a key during the start is held for the command, a second one interrupts", async () => {
+  const held = recordingRelay(true);
+  const command = await held.relay.whileStarting(() => {
+    held.relay.receive("SIGINT"); // the command may have shown its prompt already
+    return Promise.resolve(held.command);
+  });
+  // Not yet passed on, and nothing killed: the start has not returned yet.
+  assert.deepEqual([held.relay.interrupted, held.seen.kills, held.seen.passed], [undefined, 0, []]);
+  held.relay.attach(command);
+  assert.deepEqual(held.seen.passed, ["SIGINT"]);
+  assert.equal(held.relay.interruption.aborted, false);
+  // The command died of the key passed on: sbox dies of it too; of another signal, not.
+  assert.equal(held.relay.reraise("SIGINT"), "SIGINT");
+  assert.equal(held.relay.reraise("SIGKILL"), undefined);
+  assert.equal(held.relay.reraise(null), undefined);
+
+  // A key between the start's end and attach() is the command's too.
+  const late = recordingRelay(true);
+  const started = await late.relay.whileStarting(() => Promise.resolve(late.command));
+  late.relay.receive("SIGINT");
+  assert.deepEqual([late.relay.interrupted, late.seen.kills, late.seen.passed], [undefined, 0, []]);
+  late.relay.attach(started);
+  assert.deepEqual(late.seen.passed, ["SIGINT"]);
+
+  const twice = recordingRelay(true);
+  await twice.relay.whileStarting(() => {
+    twice.relay.receive("SIGINT");
+    twice.relay.receive("SIGQUIT"); // a start that takes long (a slow network): the run stops
+    return Promise.resolve(twice.command);
+  });
+  assert.equal(twice.relay.interrupted, "SIGQUIT");
+  assert.equal(twice.relay.interruption.aborted, true);
+  assert.equal(twice.seen.kills, 1);
+  // Interrupted: the held key is not passed on, and the kill comes again (the first may have found no process).
+  twice.relay.attach(twice.command);
+  assert.deepEqual(twice.seen.passed, []);
+  assert.equal(twice.seen.kills, 2);
+  assert.equal(twice.relay.reraise(null), "SIGQUIT");
+});
+
+Deno.test("cli: a Ctrl-Z and a resize before the command runs reach it once it does; after the end sbox stops alone", () => {
+  const { relay, seen, command } = recordingRelay(true);
+  relay.receive("SIGTSTP");
+  relay.receive("SIGWINCH");
+  assert.deepEqual([seen.stops, seen.passed, seen.kills], [[], [], 0]);
+  relay.attach(command);
+  assert.deepEqual(seen.passed, ["SIGWINCH", "SIGTSTP", "SIGCONT"]);
+  assert.deepEqual(seen.stops, ["with the command"]);
+  // While it runs: keys and resizes go to it at once; another stop signal stops the run.
+  relay.receive("SIGQUIT");
+  relay.receive("SIGWINCH");
+  assert.deepEqual(seen.passed.slice(3), ["SIGQUIT", "SIGWINCH"]);
+  assert.equal(relay.interrupted, undefined);
+  relay.receive("SIGTERM");
+  assert.deepEqual([relay.interrupted, seen.kills], ["SIGTERM", 1]);
+  // Decided: a signal finds only the cleanup, which goes on; Ctrl-Z stops sbox alone.
+  relay.decide();
+  relay.receive("SIGINT");
+  relay.receive("SIGHUP");
+  relay.receive("SIGWINCH");
+  relay.receive("SIGTSTP");
+  assert.equal(seen.passed.length, 5);
+  assert.deepEqual([relay.interrupted, seen.kills], ["SIGTERM", 1]);
+  assert.deepEqual(seen.stops, ["with the command", "alone"]);
+});
+
+Deno.test("cli: without a terminal, or after a start that ran nothing, a key stops the run", async () => {
+  const piped = recordingRelay(false);
+  await piped.relay.whileStarting(() => {
+    piped.relay.receive("SIGINT");
+    return Promise.resolve(piped.command);
+  });
+  piped.relay.attach(piped.command);
+  assert.deepEqual([piped.relay.interrupted, piped.seen.kills, piped.seen.passed], ["SIGINT", 2, []]);
+
+  // The exec failed: the start rejects, and what comes then is sbox's; a held Ctrl-Z is dropped.
+  const failed = recordingRelay(true);
+  failed.relay.receive("SIGTSTP");
+  await assert.rejects(failed.relay.whileStarting(() => Promise.reject(new Error("exec failed"))));
+  failed.relay.receive("SIGINT");
+  failed.relay.attach(undefined);
+  assert.deepEqual([failed.relay.interrupted, failed.seen.kills, failed.seen.stops], ["SIGINT", 2, []]);
+});
+
+Deno.test("cli: the relay listens for the stop signals, and stops listening", () => {
+  const { relay, seen } = recordingRelay(false);
+  const stopListening = relay.listen(new Set());
+  try {
+    Deno.kill(Deno.pid, "SIGUSR2");
+  } catch (err) {
+    stopListening();
+    throw err;
+  }
+  // The listener runs from the event loop: wait for it, then stop listening.
+  return new Promise<void>((resolve, reject) => {
+    const started = Date.now();
+    const poll = () => {
+      if (relay.interrupted === undefined && Date.now() - started < 10_000) return void setTimeout(poll, 5);
+      stopListening();
+      try {
+        assert.deepEqual([relay.interrupted, seen.kills], ["SIGUSR2", 1]);
+        resolve();
+      } catch (err) {
+        reject(err);
+      }
+    };
+    poll();
+  });
 });
 
 // sbox exec'd by the terminal's session leader: its process group is

@@ -10,10 +10,11 @@ import { readFile } from "../sys.ts";
 import { parseCommandLine, reportPathOf, type RunOptions } from "./args.ts";
 import { inexactArgument } from "./argv.ts";
 import { mainHelp, runHelp } from "./help.ts";
-import { dieOf, ignoreInspectorSignal, keepIgnored } from "./inspector_signal.ts";
+import { HANDLED_SIGNALS } from "./job_control.ts";
 import { say } from "./messages.ts";
 import { failedReport, ReportWriter, type Tampering } from "./report.ts";
-import { HANDLED_SIGNALS, runContainer, type RunResult } from "./run.ts";
+import { runContainer, type RunResult } from "./run.ts";
+import { dieOf, ignoreInspectorSignal, keepIgnored } from "./signal_actions.ts";
 import { refuseStdinAsOutput } from "./stdio.ts";
 
 /** sbox's exit status when it fails itself (docker and podman use the same). */

@@ -1,15 +1,21 @@
 /**
- * `sbox run`: one command in a new container, start to finish.
+ * `sbox run`: one command in a new container, start to finish. `execute`
+ * reads top-down, one step a function:
  *
- * 1. check what can be checked before anything exists: the image, the
- *    --seccomp policy, the user's ids against the id map, the parent cgroup and its controllers
- *    (enabling them for its children), the --stdin/--stdout/--stderr files;
- * 2. create the container's cgroup with its limits, the scratch directory,
- *    the mounts and the container;
- * 3. start the command, then watch its time limits (from its start), wait for it;
- * 4. kill what is left, read what the cgroup used, remove everything.
+ * 1. `prepare`: check what can be checked before anything exists: the
+ *    image, the --seccomp policy, the user's ids against the id map, the
+ *    parent cgroup, the --stdin/--stdout/--stderr files;
+ * 2. `createContainer`: enable the parent cgroup's controllers for its
+ *    children, create the container's cgroup with its limits, the scratch
+ *    directory, the mounts and the container;
+ * 3. `startCommand`, then `awaitCommand`: start the command, watch its time
+ *    limits (from its start), pass the terminal's signals on, wait for it;
+ * 4. `collectUsage`: kill what is left, read what the cgroup used; then the
+ *    time limits are settled on the final figures.
  *
- * Every resource is released on every path, failures included.
+ * Every resource is released on every path, failures included: each step
+ * hands what it makes to the run's `resources` as soon as it exists. What a
+ * signal does meanwhile is job_control.ts's `SignalRelay`.
  *
  * @module
  */
@@ -19,17 +25,25 @@ import { Container } from "../container.ts";
 import { SboxError } from "../error.ts";
 import type { InitProcess, ProcessStatus, ResourceUsage } from "../process.ts";
 import { TooManyStepsError } from "../program.ts";
-import { signalNumber } from "../signal.ts";
-import { ROOT_PATH } from "../user.ts";
 import { ProcReading } from "../mountinfo.ts";
-import { environment, readFile } from "../sys.ts";
+import { signalNumber } from "../signal.ts";
+import { environment } from "../sys.ts";
+import { TemporaryLayers } from "../temporary_layers.ts";
+import { ROOT_PATH } from "../user.ts";
 import type { RunOptions } from "./args.ts";
 import { whyWithoutCgroup } from "./cgroup_access.ts";
 import { commandEnvironment } from "./environment.ts";
 import { execFailureMessage } from "./exec_failure.ts";
-import { checkUserMapped, pickUserMapper, requestedUser, resolveUser } from "./identity.ts";
-import { stopLikeDefault } from "./inspector_signal.ts";
-import { say } from "./messages.ts";
+import {
+  checkUserMapped,
+  type ContainerUser,
+  type PickedMapper,
+  pickUserMapper,
+  requestedUser,
+  resolveUser,
+} from "./identity.ts";
+import { SignalRelay } from "./job_control.ts";
+import { removeLeftovers } from "./leftovers.ts";
 import {
   commandCpu,
   createContainerCgroup,
@@ -40,53 +54,15 @@ import {
   type Usage,
   waitUntilEmpty,
 } from "./limits.ts";
-import { TemporaryLayers } from "../temporary_layers.ts";
+import { say } from "./messages.ts";
 import { containerMounts, imageDir } from "./mounts.ts";
 import { describeNetwork, networkManager } from "./network.ts";
 import { type Report, statusOf } from "./report.ts";
 import { ScratchDir } from "./scratch.ts";
-import { removeLeftovers } from "./leftovers.ts";
-import { securityOptions } from "./security.ts";
-import { checkStdioFiles, openStdio } from "./stdio.ts";
+import { type SecurityOptions, securityOptions } from "./security.ts";
+import { checkStdioFiles, type OpenStdio, openStdio } from "./stdio.ts";
 import { saveCallerStdio } from "./terminal.ts";
 import { Watchdog } from "./watchdog.ts";
-
-/**
- * Signals that make sbox kill the container, clean up, write an XX report
- * and then die of the signal (a shell sees 128+N): every signal whose
- * default is to end a process and that someone sends to stop it (a
- * terminal's SIGINT and SIGQUIT, `kill`, `timeout -s`, a lost session's
- * SIGHUP, a CPU-time rlimit's SIGXCPU, a power failure's SIGPWR), instead
- * of dying on the spot with the container's cgroup and scratch directory
- * left behind; unless sbox was started with one ignored, which then stays
- * so (see {@linkcode HANDLED_SIGNALS}). Not here: SIGUSR1 (ignored, see inspector_signal.ts), SIGXFSZ (a no-op
- * listener in main.ts: an oversized write fails with EFBIG instead), SIGPIPE
- * (Deno ignores it: a write fails with EPIPE), SIGKILL and SIGSTOP (cannot
- * be caught), and the signals of a fault of sbox's own (SIGSEGV, SIGBUS,
- * SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS), which must stay fatal rather
- * than let a broken process go on.
- */
-export const STOP_SIGNALS: readonly Deno.Signal[] = [
-  "SIGHUP",
-  "SIGINT",
-  "SIGQUIT",
-  "SIGUSR2",
-  "SIGALRM",
-  "SIGTERM",
-  "SIGSTKFLT",
-  "SIGXCPU",
-  "SIGVTALRM",
-  "SIGPROF",
-  "SIGIO",
-  "SIGPWR",
-];
-
-/**
- * Every signal sbox listens for during a run: {@linkcode STOP_SIGNALS}, and
- * on a terminal SIGTSTP (`onCtrlZ`) and SIGWINCH (`onResize`). One that sbox
- * was started with ignored gets no listener: it stays ignored.
- */
-export const HANDLED_SIGNALS: readonly Deno.Signal[] = [...STOP_SIGNALS, "SIGTSTP", "SIGWINCH"];
 
 /** How a run ended: sbox's exit status, the report, and the lines to print on stderr. */
 export interface RunResult {
@@ -108,25 +84,25 @@ export interface RunResult {
   reraise?: Deno.Signal;
 }
 
-/** What a run found out, filled in as it goes. */
+/** What a run found out, filled in as it goes; what signals did is its {@linkcode SignalRelay}'s. */
 interface RunState {
   /** How the command's first process ended. */
   status?: ProcessStatus;
   /** Why the command could not be executed (step "exec"). */
   execError?: SboxError;
+  /**
+   * The command was started in its cgroup: it ran, or its exec failed. The
+   * controllers enabled for it then stay (see createContainer).
+   */
+  commandStarted?: boolean;
   usage: Usage;
   /** The command's peak resident set (InitProcess.resourceUsage), if pid 1 reported one. */
   maxRssBytes: number | null;
   wallTimeMs: number;
+  /** `wallTimeMs` is pid 1's own figure (InitProcess.wallTimeMs), not this process's later view. */
+  exactWallTime: boolean;
   /** The time limit that was exceeded, if any. */
   exceeded?: "--time" | "--wall-time";
-  /** A signal that sbox itself received, while the run was not yet decided. */
-  interrupted?: Deno.Signal;
-  /**
-   * The run's outcome is known: the command ended, or a limit killed it. A
-   * signal from then on finds only the cleanup under way, which goes on.
-   */
-  decided?: boolean;
   /**
    * The watchdog tried to kill the container for a time limit (a command
    * that killed itself was not); the command may have exited just before.
@@ -138,39 +114,45 @@ interface RunState {
   warnings: string[];
   /** Kills every process of the container (a no-op until there is one). */
   kill: () => void;
-  /** Aborted when sbox is interrupted: ends a wait before the command starts (a --stdin FIFO's writer). */
-  interruption: AbortController;
-  /**
-   * With a terminal on stdin, once the command runs: passes the terminal's
-   * SIGINT or SIGQUIT on to the command's process group (see
-   * {@linkcode TERMINAL_KEYS}), SIGTSTP and SIGCONT (see `onCtrlZ`), and
-   * SIGWINCH (see `onResize`).
-   */
-  forward?: (signal: Deno.Signal) => void;
-  /** The last signal `forward` passed on. */
-  forwarded?: Deno.Signal;
-  /** A window's resize that came before the command ran: passed on once it runs. */
-  resizePending?: boolean;
-  /** A Ctrl-Z that came before the command ran: sbox stops with it once it runs. */
-  stopPending?: boolean;
-  /** sbox's stdin is a terminal (and no --stdin was given): its keys are the command's. */
-  onTerminal: boolean;
-  /** container.start() is under way: the command may run already. */
-  starting?: boolean;
-  /** A Ctrl-C or Ctrl-\ that came while the command was starting: passed on once it runs. */
-  heldKey?: Deno.Signal;
 }
 
-/**
- * The signals a terminal's keys send (Ctrl-C, Ctrl-\). With the terminal on
- * sbox's stdin (an interactive `sbox run -- sh`), they go to the command's
- * process group, as they would in the terminal: the running program is
- * interrupted, an interactive shell prints a new prompt, and the container
- * and its writes stay. The terminal delivers them to sbox alone: the
- * command runs in a session of its own (security.md). Without a terminal on
- * stdin they stop the run, as the other signals of STOP_SIGNALS do.
- */
-const TERMINAL_KEYS: readonly Deno.Signal[] = ["SIGINT", "SIGQUIT"];
+/** What every step of a run works with. */
+interface Run {
+  options: RunOptions;
+  state: RunState;
+  /** What a signal sbox receives does, at each point of the run. */
+  relay: SignalRelay;
+  /** Releases what the steps made, the last made first, on every path (runContainer disposes it). */
+  resources: AsyncDisposableStack;
+}
+
+/** What {@linkcode prepare} found: the run's inputs, checked, before anything exists. */
+interface Plan {
+  /**
+   * sbox's mounts and cgroup, read once for the whole setup: sbox mounts
+   * nothing in its own mount namespace (the container's mounts are the
+   * container's), so the table stays true until the container exists.
+   */
+  reading: ProcReading;
+  /** The --rootfs image's directory; undefined for the host's root. */
+  image: string | undefined;
+  user: ContainerUser;
+  env: Record<string, string>;
+  security: SecurityOptions;
+  picked: PickedMapper;
+  /** The cgroup the container's goes below: --cgroup's, else sbox's own. */
+  parent: Cgroup;
+  /** Why the run has no cgroup of its own (it goes on without); undefined when it has one. */
+  withoutCgroup: string | undefined;
+}
+
+/** What {@linkcode createContainer} made; the run's `resources` release it. */
+interface Made {
+  container: Container;
+  /** The container's own cgroup; undefined without one (Plan.withoutCgroup). */
+  cgroup: Cgroup | undefined;
+  stdio: OpenStdio;
+}
 
 const NO_USAGE: Usage = {
   cpu: { usageUsec: 0, userUsec: 0, systemUsec: 0 },
@@ -181,23 +163,27 @@ const NO_USAGE: Usage = {
 
 /**
  * Runs `options.command` in a new container; never throws for a failure of
- * the run itself. `ignored`: those of {@linkcode HANDLED_SIGNALS} that sbox
- * was started with ignored (`keepIgnored`), which it does not listen for.
+ * the run itself. `ignored`: those of `HANDLED_SIGNALS` (job_control.ts)
+ * that sbox was started with ignored (`keepIgnored`), which it does not
+ * listen for.
  */
 export async function runContainer(
   options: RunOptions,
   ignored: ReadonlySet<Deno.Signal> = new Set(),
 ): Promise<RunResult> {
-  const onTerminal = options.stdin === undefined && Deno.stdin.isTerminal();
   const state: RunState = {
     usage: NO_USAGE,
     maxRssBytes: null,
     wallTimeMs: 0,
+    exactWallTime: false,
     kill: () => {},
-    interruption: new AbortController(),
-    onTerminal,
     warnings: [],
   };
+  const relay = new SignalRelay({
+    onTerminal: options.stdin === undefined && Deno.stdin.isTerminal(),
+    // The container, once there is one (execute sets state.kill).
+    kill: () => state.kill(),
+  });
   const resources = new AsyncDisposableStack();
   // Put back last, once the container and what ran in it are gone.
   resources.defer(saveCallerStdio());
@@ -205,32 +191,9 @@ export async function runContainer(
   // lets the cleanup run, rather than ending sbox on the spot. A signal sbox
   // was started with ignored (nohup's SIGHUP, the SIGINT and SIGQUIT of a
   // shell's background job) stays ignored: no listener for it.
-  resources.defer(onStopSignals(STOP_SIGNALS.filter((signal) => !ignored.has(signal)), (signal) => {
-    // Once decided, the report stays the run's (TO, say), not XX.
-    if (state.decided) return;
-    if (state.forward && TERMINAL_KEYS.includes(signal)) {
-      state.forwarded = signal;
-      return state.forward(signal);
-    }
-    // The command may have run, and shown its prompt, before start()
-    // returns: a key typed then is the command's too. A second one while
-    // the start still waits (a network that is slow to come up) stops the
-    // run, as before the start.
-    if (state.onTerminal && state.starting && !state.heldKey && TERMINAL_KEYS.includes(signal)) {
-      state.heldKey = signal;
-      return;
-    }
-    state.interrupted ??= signal;
-    state.interruption.abort();
-    state.kill();
-  }));
-  // The same condition as state.forward's, less the running command.
-  if (onTerminal) {
-    if (!ignored.has("SIGTSTP")) resources.defer(onCtrlZ(state));
-    if (!ignored.has("SIGWINCH")) resources.defer(onResize(state));
-  }
+  resources.defer(relay.listen(ignored));
   try {
-    await execute(options, state, resources);
+    await execute({ options, state, relay, resources });
   } catch (err) {
     state.error = err;
   }
@@ -239,26 +202,57 @@ export async function runContainer(
   } catch (err) {
     state.error ??= err instanceof SuppressedError ? err.error : err;
   }
-  return summarize(options, state);
+  return summarize(options, state, relay);
 }
 
-/** Sets up, runs and tears down the container; `resources` release what it created. */
-async function execute(
-  options: RunOptions,
-  state: RunState,
-  resources: AsyncDisposableStack,
-): Promise<void> {
+/** Sets up, runs and tears down the container, one step after another; `run.resources` release what they made. */
+async function execute(run: Run): Promise<void> {
+  const { state, relay } = run;
+  // Every check that can refuse the run comes first, while nothing exists
+  // that would have to be undone.
+  const plan = prepare(run.options, relay.onTerminal);
+  // Then what the command runs in, each piece handed to `resources` as
+  // soon as it exists.
+  const made = await createContainer(run, plan);
+  // A FIFO as --stdin: the command starts once its writer has opened it,
+  // as `cmd < fifo` in a shell does, not on an end-of-file that only says
+  // the writer is not there yet. Before the start: the time limits count
+  // from the start, and the wait is not the command's time. A signal ends
+  // it, as any part of the setup.
+  await made.stdio.stdinWriter(relay.interruption);
+  if (relay.interrupted) return; // do not even start
+  const init = await startCommand(run, plan, made);
+  // Through pid 1 too from now on, where there is no cgroup to kill (a
+  // signal that came during the start kills again once it is attached).
+  state.kill = () => killContainer(made.cgroup, init);
+  // In its cgroup: the command ran, or its exec failed.
+  state.commandStarted = true;
+  const watchdog = await awaitCommand(run, plan, made, init);
+  // Once the command ended: the cgroup's figures are final only once the
+  // container is gone.
+  await collectUsage(state, made, init);
+  // Last, on the final figures: a run that used more than a limit is over
+  // it, even if it ended between two of the watchdog's polls.
+  watchdog.settle(state.usage.cpu.usageUsec, state.wallTimeMs, state.exactWallTime);
+  state.exceeded = watchdog.exceeded;
+  if (watchdog.failure) throw watchdog.failure;
+}
+
+/**
+ * Checks what can be checked before anything exists, and reads what the
+ * setup needs: the user, the image, the environment, --seccomp, the stdio
+ * files, the id map, the parent cgroup. Throws for a refused run, which
+ * then leaves nothing behind.
+ */
+function prepare(options: RunOptions, onTerminal: boolean): Plan {
   // --keep-id as root, or with another -u, before anything else.
   const requested = requestedUser(options);
-  // sbox's mounts and cgroup, read once for the whole setup: sbox mounts
-  // nothing in its own mount namespace (the container's mounts are the
-  // container's), so the table stays true until the container exists.
   const reading = new ProcReading();
   const image = options.rootfs === undefined ? undefined : imageDir(options.rootfs, reading);
   const user = resolveUser(image ?? "/", requested);
   // -e NAME reads sbox's own environment: refused, if it must be, before anything exists.
   const env = commandEnvironment(
-    { PATH: ROOT_PATH, HOME: user.home, ...terminalType(state.onTerminal) },
+    { PATH: ROOT_PATH, HOME: user.home, ...terminalType(onTerminal) },
     options.env,
   );
   // The --seccomp file is read and checked before anything exists.
@@ -268,15 +262,27 @@ async function execute(
   checkUserMapped(user, picked.mapper);
   const parent = resolveParentCgroup(options.cgroup, reading);
   const withoutCgroup = whyWithoutCgroup(parent, options, reading);
+  return { reading, image, user, env, security, picked, parent, withoutCgroup };
+}
+
+/**
+ * Makes what the command runs in: the parent cgroup's controllers enabled,
+ * the stdio files opened, the container's cgroup, the scratch directory,
+ * the container. Each release is registered as soon as its piece exists,
+ * so that a failure of the next one releases it; they run the other way
+ * round.
+ */
+async function createContainer(run: Run, plan: Plan): Promise<Made> {
+  const { options, state, resources } = run;
+  const { reading, parent, withoutCgroup, picked } = plan;
   const withCgroup = withoutCgroup === undefined;
   // What earlier runs that were killed left (a scratch dir, an empty cgroup).
   removeLeftovers(withCgroup ? parent : undefined, reading);
   const enabled = withCgroup ? enableControllers(parent, options) : [];
   // Runs last, once the container's cgroup is gone: if the container could
   // not be started in it, the controllers enabled for it may have to go.
-  let commandStarted = false;
   resources.defer(() => {
-    if (!commandStarted) restoreControllers(parent, enabled);
+    if (!state.commandStarted) restoreControllers(parent, enabled);
   });
   const stdio = openStdio(options, picked.mapper);
   // The outputs get their owners back only once no process of the container
@@ -311,7 +317,7 @@ async function execute(
     cgroup,
     userMapper: picked.mapper,
     network,
-    mounts: containerMounts(image, options.mounts, layers, {
+    mounts: containerMounts(plan.image, options.mounts, layers, {
       cwd: options.cwd,
       hostname,
       onSkipped: (source) => {
@@ -320,53 +326,51 @@ async function execute(
       reading,
     }),
     hostname,
-    ...security,
+    ...plan.security,
   }, reading);
   containerExists = true;
   resources.defer(async () => {
     await container.destroy();
     containerExists = false;
   });
+  // From now on an interrupt kills the container: through its cgroup, as
+  // there is no pid 1 yet (execute adds it once the command started).
+  state.kill = () => killContainer(cgroup, undefined);
+  return { container, cgroup, stdio };
+}
 
-  let init: InitProcess | undefined;
-  state.kill = () => killContainer(cgroup, init);
-  // Without a cgroup there is no --time (whyWithoutCgroup refused it): the watchdog never reads it.
-  const watchdog = new Watchdog(cgroup ?? parent, options, () => {
-    state.decided = true;
-    state.killedForTime = true;
-    // Through pid 1, which then reports the command's figures (maxRssBytes,
-    // its wall time): a judge shows the memory of a run stopped at its limit.
-    if (init) init.killCommand();
-    else state.kill();
-  });
-  resources.defer(() => watchdog.stop());
-
-  // A FIFO as --stdin: the command starts once its writer has opened it,
-  // as `cmd < fifo` in a shell does, not on an end-of-file that only says
-  // the writer is not there yet. The time limits count from the start: the
-  // wait is not the command's time. A signal ends it, as any part of the setup.
-  await stdio.stdinWriter(state.interruption.signal);
-  if (state.interrupted) return; // do not even start
-  state.starting = true;
+/**
+ * Starts the command in the container. Returns its pid 1; undefined when
+ * the command could not be executed (`state.execError` says why: the
+ * command's failure, not sbox's). Throws for any other failure, explained.
+ * The start runs under `relay.whileStarting`: the command may run, and read
+ * a key, before it returns.
+ */
+async function startCommand(run: Run, plan: Plan, made: Made): Promise<InitProcess | undefined> {
+  const { options, state, relay } = run;
   try {
-    init = await container.start({
-      command: options.command,
-      env,
-      cwd: options.cwd ?? "/",
-      uid: user.uid,
-      gid: user.gid,
-      stdin: stdio.fds[0],
-      stdout: stdio.fds[1],
-      stderr: stdio.fds[2],
-      // pid 1 is the helper's reaper, so the command dies of its own signals
-      // (abort(), kill -9 $$) and the report says so.
-      reaper: true,
-      // The report's maxRssBytes; the copy it takes is of a small heap.
-      measureMaxRss: true,
-      rlimits: options.rlimits,
-    });
+    return await relay.whileStarting(() =>
+      made.container.start({
+        command: options.command,
+        env: plan.env,
+        cwd: options.cwd ?? "/",
+        uid: plan.user.uid,
+        gid: plan.user.gid,
+        stdin: made.stdio.fds[0],
+        stdout: made.stdio.fds[1],
+        stderr: made.stdio.fds[2],
+        // pid 1 is the helper's reaper, so the command dies of its own signals
+        // (abort(), kill -9 $$) and the report says so.
+        reaper: true,
+        // The report's maxRssBytes; the copy it takes is of a small heap.
+        measureMaxRss: true,
+        rlimits: options.rlimits,
+      })
+    );
   } catch (err) {
-    if (err instanceof SboxError && err.step === "reaper" && cgroup && readUsage(cgroup).oomKilled) {
+    if (
+      err instanceof SboxError && err.step === "reaper" && made.cgroup && readUsage(made.cgroup).oomKilled
+    ) {
       // The setup (mounts, namespaces) needs memory too: a limit below it
       // kills pid 1 before the command runs, which is no ML of the command's.
       const limit = options.memory === undefined
@@ -377,7 +381,7 @@ async function execute(
         { step: "run", cause: err },
       );
     }
-    if (err instanceof TooManyStepsError && image === undefined) {
+    if (err instanceof TooManyStepsError && plan.image === undefined) {
       // The host's mounts are the usual cause: an image has none of them.
       throw new SboxError(
         `${err.problem} (sbox run's host root takes about four for each of the host's mounts: run an image ` +
@@ -387,10 +391,35 @@ async function execute(
     }
     if (!(err instanceof SboxError && err.step === "exec")) throw err;
     state.execError = err;
+    return undefined;
   } finally {
-    state.starting = false;
-    stdio.close(); // the command has its own copies now
+    made.stdio.close(); // the command has its own copies now
   }
+}
+
+/**
+ * From the command's start to its end: watches its time limits, hands it
+ * the terminal's signals, waits for it, and decides the run. `init`:
+ * undefined when the command could not be executed, which the run waits
+ * for no longer. Returns the watchdog, to settle once the figures are in.
+ */
+async function awaitCommand(
+  run: Run,
+  plan: Plan,
+  made: Made,
+  init: InitProcess | undefined,
+): Promise<Watchdog> {
+  const { options, state, relay, resources } = run;
+  // Without a cgroup there is no --time (whyWithoutCgroup refused it): the watchdog never reads it.
+  const watchdog = new Watchdog(made.cgroup ?? plan.parent, options, () => {
+    relay.decide();
+    state.killedForTime = true;
+    // Through pid 1, which then reports the command's figures (maxRssBytes,
+    // its wall time): a judge shows the memory of a run stopped at its limit.
+    if (init) init.killCommand();
+    else state.kill();
+  });
+  resources.defer(() => watchdog.stop());
   // The command's times count from its execve: the setup is sbox's time
   // (7-40 ms of wall time with a network, 3-6 ms of CPU), and a judge's
   // limits are the command's. The news of the execve may come late (pid 1
@@ -398,42 +427,39 @@ async function execute(
   // how late.
   const sinceStartMs = init?.msSinceCommandStart ?? 0;
   const started = performance.now() - sinceStartMs;
-  commandStarted = true; // in its cgroup: the command ran, or its exec failed
-  const setupCpuUsec = init?.setupCpuUsec ?? 0;
   // pid 1's clock where there is one: the report's wall time is read off it.
-  if (init) watchdog.start(setupCpuUsec, () => init?.msSinceCommandStart ?? performance.now() - started);
-  const running = init;
-  if (running && state.onTerminal) {
-    state.forward = (signal) => running.kill(signal);
-    if (state.heldKey && !state.interrupted) {
-      state.forwarded = state.heldKey;
-      state.forward(state.heldKey);
-    }
-    if (state.resizePending) state.forward("SIGWINCH");
-    if (state.stopPending) stopWithCommand(state.forward);
+  if (init) {
+    watchdog.start(init.setupCpuUsec ?? 0, () => init?.msSinceCommandStart ?? performance.now() - started);
   }
-  // A signal that came while the command was starting: the kill may have
-  // found no process yet.
-  if (state.interrupted) state.kill();
+  // Once the limits run: a Ctrl-Z held since the setup stops sbox here, and
+  // the command's time goes on meanwhile.
+  relay.attach(init);
   if (init) state.status = await init.status;
-  state.decided = true;
+  relay.decide();
   // pid 1's figure where it has one: this process sees the start and the
   // end later, by as long as its event loop takes to read them.
   const exactWallTimeMs = init?.wallTimeMs;
+  state.exactWallTime = exactWallTimeMs !== undefined;
   state.wallTimeMs = init ? exactWallTimeMs ?? performance.now() - started : 0;
   watchdog.stop();
+  return watchdog;
+}
 
-  // Whatever the first process left behind goes now; then the cgroup's
-  // figures are final.
-  await container.destroy();
-  state.warnings.push(...stdio.replacedOutputs());
+/**
+ * Once the command ended: removes the container (whatever the first
+ * process left behind goes with it), then reads what the run used. The
+ * cgroup's figures are final only once it is empty.
+ */
+async function collectUsage(state: RunState, made: Made, init: InitProcess | undefined): Promise<void> {
+  await made.container.destroy();
+  state.warnings.push(...made.stdio.replacedOutputs());
   const waited = init?.resourceUsage;
   state.maxRssBytes = waited?.maxRssBytes ?? null;
-  if (cgroup) {
-    await waitUntilEmpty(cgroup);
-    const usage = readUsage(cgroup);
+  if (made.cgroup) {
+    await waitUntilEmpty(made.cgroup);
+    const usage = readUsage(made.cgroup);
     // A command that never ran (its exec failed) used nothing.
-    const cpu = init ? commandCpu(usage.cpu, setupCpuUsec) : NO_USAGE.cpu;
+    const cpu = init ? commandCpu(usage.cpu, init.setupCpuUsec ?? 0) : NO_USAGE.cpu;
     state.usage = { ...usage, cpu };
   } else if (waited) {
     // No cpu.stat to read (a rootless user without a cgroup of its own):
@@ -441,14 +467,12 @@ async function execute(
     // the command's end.
     state.usage = { ...NO_USAGE, cpu: waitedCpu(waited) };
   }
-  watchdog.settle(state.usage.cpu.usageUsec, state.wallTimeMs, exactWallTimeMs !== undefined);
-  state.exceeded = watchdog.exceeded;
-  if (watchdog.failure) throw watchdog.failure;
 }
 
 /** The report, the exit status and the messages of a finished run. */
-function summarize(options: RunOptions, state: RunState): RunResult {
-  const { status, execError, usage, exceeded, interrupted } = state;
+function summarize(options: RunOptions, state: RunState, relay: SignalRelay): RunResult {
+  const { status, execError, usage, exceeded } = state;
+  const interrupted = relay.interrupted;
   const error = interrupted
     ? new SboxError(`interrupted by ${interrupted}: the container was killed`, { step: "run" })
     : state.error;
@@ -515,9 +539,7 @@ function summarize(options: RunOptions, state: RunState): RunResult {
   else if (error !== undefined) exitStatus = 125;
   else if (execError) exitStatus = execStatus(execError);
   else exitStatus = status!.code;
-  const reraise = interrupted ??
-    (status?.signal && status.signal === state.forwarded ? state.forwarded : undefined);
-  return { exitStatus, report, messages, reraise };
+  return { exitStatus, report, messages, reraise: relay.reraise(status?.signal ?? null) };
 }
 
 /** The report's cpu figures from getrusage's: user and kernel time, and their sum. */
@@ -562,131 +584,4 @@ function killContainer(cgroup: Cgroup | undefined, init: InitProcess | undefined
 function terminalType(onTerminal: boolean): { TERM?: string } {
   const term = onTerminal ? environment().TERM : undefined;
   return term ? { TERM: term } : {};
-}
-
-/**
- * With the terminal on sbox's stdin: the terminal's Ctrl-Z (SIGTSTP) reaches
- * sbox alone, the command running in a session of its own. Stopping sbox
- * alone left the container running, unwatched by the time limits, and
- * reading the terminal the user's shell had taken back: the keys typed were
- * split between two shells. So the command's process group stops first,
- * then sbox; when sbox is continued (`fg`, `bg`), so is the group (see
- * {@linkcode stopWithCommand}).
- *
- * A Ctrl-Z during the setup waits for the command to run, a few tens of
- * milliseconds: stopped then, sbox could not stop a command that starts
- * while it is stopped. One that comes with no command run (its exec failed,
- * the setup failed) is dropped: sbox is about to end. Once the run is
- * decided, sbox stops alone: the container is dead or being killed.
- * Returns what stops listening; from then on Deno's handler, which stays,
- * applies the default action itself (Deno 2.9.6), so a later Ctrl-Z stops
- * sbox as before the run.
- */
-function onCtrlZ(state: RunState): () => void {
-  const listener = () => {
-    if (state.decided) stopLikeDefault("SIGTSTP");
-    else if (state.forward) stopWithCommand(state.forward);
-    else state.stopPending = true;
-  };
-  Deno.addSignalListener("SIGTSTP", listener);
-  return () => Deno.removeSignalListener("SIGTSTP", listener);
-}
-
-/**
- * With the terminal on sbox's stdin: a resized window's SIGWINCH goes to the
- * terminal's foreground process group, sbox's, and not to the command, which
- * runs in a session of its own. Passed on to the command's process group, so
- * that a full-screen program (vi, less, top) redraws for the new size, which
- * it reads from the terminal as before. One that comes before the command
- * runs is passed on once it runs, as a Ctrl-C is: the command may have read
- * the old size already. Returns what stops listening.
- */
-function onResize(state: RunState): () => void {
-  const listener = () => {
-    if (state.decided) return;
-    if (state.forward) state.forward("SIGWINCH");
-    else state.resizePending = true;
-  };
-  Deno.addSignalListener("SIGWINCH", listener);
-  return () => Deno.removeSignalListener("SIGWINCH", listener);
-}
-
-/**
- * Passes SIGTSTP on to the command (pid 1 stops its process group), stops
- * sbox as the kernel would, and once sbox is continued passes SIGCONT on.
- * Where the kernel would discard the stop (sbox's process group is orphaned
- * when sbox was exec'd by the terminal's session leader: no shell is there
- * to continue it), neither the command nor sbox stops.
- */
-function stopWithCommand(forward: (signal: Deno.Signal) => void): void {
-  // The kernel would discard this stop, so sbox does nothing at all: were
-  // it to pass SIGTSTP and then SIGCONT on at once, pid 1 could take both
-  // from its signalfd together, which gives them by number, SIGCONT (18)
-  // before SIGTSTP (20), and the command would stay stopped.
-  if (processGroupOrphaned()) return;
-  const pass = (signal: Deno.Signal) => {
-    try {
-      forward(signal);
-    } catch {
-      // a failed signal keeps sbox neither from stopping nor from going on
-    }
-  };
-  pass("SIGTSTP");
-  stopLikeDefault("SIGTSTP");
-  pass("SIGCONT");
-}
-
-/** Parent pid, process group and session of a process, from /proc/PID/stat; undefined if gone. */
-export function processIds(
-  pid: number | "self",
-): { ppid: number; pgrp: number; session: number } | undefined {
-  let stat: string;
-  try {
-    // Through the helper: sbox has no read permission of Deno's.
-    stat = new TextDecoder().decode(readFile(`/proc/${pid}/stat`));
-  } catch {
-    return undefined;
-  }
-  // After the command's name, which may hold spaces and parentheses: state ppid pgrp session.
-  const [, ppid, pgrp, session] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return { ppid: Number(ppid), pgrp: Number(pgrp), session: Number(session) };
-}
-
-/**
- * Whether sbox's process group is orphaned, where the kernel discards a
- * terminal's stop: no shell of the session outside the group is there to
- * continue it (sbox exec'd by the session's leader, say). Follows sbox's
- * ancestors while they are in its group; the group's other members (the
- * rest of a pipeline) are not looked at. `lookup` reads a process's ids.
- *
- * @example
- * ```ts
- * import { processGroupOrphaned } from "./run.ts";
- *
- * if (processGroupOrphaned()) console.log("a terminal's Ctrl-Z would not stop this process");
- * ```
- */
-export function processGroupOrphaned(lookup: typeof processIds = processIds): boolean {
-  const self = lookup("self");
-  if (!self) return false;
-  let ids = self;
-  for (let depth = 0; depth < 64; depth++) {
-    // A parent that cannot be seen (in a pid namespace above: ppid 0; or
-    // behind hidepid) says nothing: stop, as before this check.
-    const parent = ids.ppid > 0 ? lookup(ids.ppid) : undefined;
-    if (!parent) return false;
-    if (parent.session !== self.session) return true;
-    if (parent.pgrp !== self.pgrp) return false;
-    ids = parent;
-  }
-  return false;
-}
-
-/** Calls `onSignal` on each of `signals`; returns the function that stops listening. */
-function onStopSignals(signals: readonly Deno.Signal[], onSignal: (signal: Deno.Signal) => void): () => void {
-  const handlers = signals.map((signal) => [signal, () => onSignal(signal)] as const);
-  for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
-  return () => {
-    for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
-  };
 }

@@ -2,7 +2,8 @@
  * Signal actions set through libc, past Deno's signal registry: SIGUSR1
  * ignored, the signals ignored at start kept so (`keepIgnored`), a signal's
  * default action put back for sbox to die of it (`dieOf`) or to stop on it
- * (`stopLikeDefault`).
+ * (`stopLikeDefault`). When each is used is decided by their callers:
+ * main.ts at sbox's start and end, job_control.ts on a Ctrl-Z.
  *
  * SIGUSR1, ignored. Since 2.9.2 Deno opens its inspector on
  * 127.0.0.1:9229 when it gets SIGUSR1, as Node does, without any
@@ -116,7 +117,7 @@ export function ignoreInspectorSignal(): void {
  *
  * @example
  * ```ts
- * import { keepIgnored } from "./inspector_signal.ts";
+ * import { keepIgnored } from "./signal_actions.ts";
  *
  * const ignored = keepIgnored(["SIGHUP", "SIGINT"]);
  * if (!ignored.has("SIGINT")) Deno.addSignalListener("SIGINT", () => console.log("interrupted"));
@@ -175,7 +176,7 @@ export function dieOf(signal: Deno.Signal): void {
  *
  * @example
  * ```ts
- * import { stopLikeDefault } from "./inspector_signal.ts";
+ * import { stopLikeDefault } from "./signal_actions.ts";
  *
  * Deno.addSignalListener("SIGTSTP", () => {
  *   // ... stop what this process runs ...
