@@ -10,7 +10,7 @@
 
 import { BaseMounts, Container, type ContainerOptions, OverlayMount } from "../mod.ts";
 import { launch, reap } from "../src/launch.ts";
-import { ALL_NAMESPACES, CLONE, ProgramBuilder } from "../src/program.ts";
+import { ALL_NAMESPACES, CLONE } from "../src/program.ts";
 import { busyboxImage, identityMapper, scratchDir } from "../tests/fixtures.ts";
 
 const mapper = identityMapper();
@@ -22,7 +22,9 @@ globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: tr
 /**
  * clone3 into the same eight namespaces as a container (CLONE_VM), id maps
  * written, execve, wait: no mounts, no pivot_root. Without `namespaces`, a
- * bare clone3 + execve, for scale.
+ * bare clone3 + execve, for scale. launch()'s own first ops come with
+ * either (the parent-death signal; the neutral rank, nothing at a neutral
+ * caller's: src/security/neutral.ts).
  */
 export async function floor(namespaces = true): Promise<void> {
   const launched = await launch({
@@ -31,10 +33,9 @@ export async function floor(namespaces = true): Promise<void> {
     sync: namespaces,
     childFds: [],
     beforeStart: namespaces ? (pid) => mapper.map(pid) : undefined,
-    program: (sync) => {
-      const b = new ProgramBuilder();
+    compile: (b, sync) => {
       if (namespaces) b.waitParent(sync.read, sync.write);
-      return b.exec("/bin/true", ["true"], [], null).build();
+      b.exec("/bin/true", ["true"], [], null);
     },
   });
   const status = await reap(launched.pidfd);

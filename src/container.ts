@@ -21,12 +21,12 @@ import {
   type ProcessOptions,
 } from "./container_options.ts";
 import { SboxError } from "./error.ts";
-import { launch, type SyncPipe } from "./launch.ts";
+import { launch, type LaunchSpec, type SyncPipe } from "./launch.ts";
 import { type Mount, replacesRoot } from "./mount.ts";
 import { ProcReading } from "./mountinfo.ts";
 import { cleanPath } from "./path.ts";
 import { InitProcess, Process, StdioPlan } from "./process.ts";
-import { ALL_NAMESPACES, CLONE, MS, ProgramBuilder } from "./program.ts";
+import { ALL_NAMESPACES, CLONE, MS, type ProgramBuilder } from "./program.ts";
 import { check, close, dupCloexec, EBUSY, ENOENT, ids, O, tryOpen, tryRmdir } from "./sys.ts";
 import {
   checkUserMapper,
@@ -45,18 +45,10 @@ import {
   checkContainerSecurity,
   compileSecurity,
   type ContainerSecurity,
-  dieWithParent,
   dropBoundingSet,
   hideFromContainer,
   takeSetupIds,
 } from "./security/security.ts";
-import {
-  compileNeutralOomScoreAdj,
-  compileNeutralScheduling,
-  neutralOomScoreAdj,
-  type NeutralStart,
-  neutralStart,
-} from "./security/neutral.ts";
 
 /**
  * The NIS domain name of a container's UTS namespace: "(none)", the
@@ -209,6 +201,31 @@ export class Container implements AsyncDisposable {
     return init;
   }
 
+  /**
+   * The init path: clone3 into new namespaces and the process's cgroup, a
+   * wait while this process writes the id maps and attaches the network
+   * (`#prepareInit`), then the setup. Whether the init shares this
+   * process's memory until its execve (CLONE_VM: the fast path) or gets a
+   * copy, and when its mount namespace is held for InitProcess (past the
+   * init's exit), go by these reasons; any row that copies makes a copy,
+   * and the last row alone holds the namespace before the release:
+   *
+   * | reason                                        | memory | namespace held     | why: see             |
+   * | --------------------------------------------- | ------ | ------------------ | -------------------- |
+   * | none of those below (the fast path)           | shared | after the release  | `#holdNamespace`     |
+   * | the caller's oom_score_adj is negative (1)    | copied | after the release  | launch(), neutral.ts |
+   * | its cgroup accounts memory                    | copied | after the release  | `#mayShareMemory`    |
+   * | a reaper that measures its command's peak (2) | copied | after the release  | `#mayShareMemory`    |
+   * | its command runs as another host uid or gid   | copied | after the release  | `#mayShareMemory`    |
+   * | its setup changes ids (3)                     | copied | before the release | `#setupChangesIds`   |
+   *
+   * (1) Decided by launch() for every process it makes
+   * (`compileNoInheritance`): this process writes the init's 0 while it
+   * waits, before `beforeStart`. (2) `measureMaxRss`: the init drops its
+   * copy first thing (`dropCallerMemory`). (3) `setupIds`,
+   * `setupUidBesideRoot`: the setup takes another host id too; the
+   * namespace is held first thing in `beforeStart`, before the id maps.
+   */
   async #startInit(p: CheckedProcess, options: ProcessOptions): Promise<InitProcess> {
     // A network manager attaches to the network namespace before the init
     // is released, so it must come with clone3. Otherwise a thread of the
@@ -220,12 +237,31 @@ export class Container implements AsyncDisposable {
     const namespaces = manager ? ALL_NAMESPACES : ALL_NAMESPACES & ~CLONE.NEWNET;
     const reaper = options.reaper === true;
     const dropMemory = reaper && options.measureMaxRss === true;
-    const launched = await this.#launch(p, namespaces, -1, dropMemory, (b, sync, stdio) => {
-      // First, then the wait: a parent that died before it is seen there.
-      dieWithParent(b);
-      // The caller's rank is not the container's: a real-time policy, a
-      // negative nice (neutral.ts). Before the network thread, which takes them on.
-      compileNeutralScheduling(b);
+    // Whether destroy() gave up on this start's map() or attach().
+    const given = { abandoned: false };
+    const how = (cgroup: Cgroup | undefined, cgroupFd: number): PathSpec => {
+      const holdBeforeRelease = this.#setupChangesIds();
+      return {
+        flags: namespaces | (this.#mayShareMemory(p, cgroup, dropMemory) ? CLONE.VM : 0n),
+        cgroupFd,
+        sync: true,
+        beforeStart: (pid) => {
+          if (holdBeforeRelease) this.#holdNamespace(pid);
+          return this.#prepareInit(pid, given);
+        },
+        afterRelease: holdBeforeRelease ? undefined : (pid) => this.#holdNamespace(pid),
+        cancel: {
+          signal: this.#destroying.signal,
+          graceMs: this.#cancelGraceMs(),
+          // At once: a map() that settles a moment later attaches nothing.
+          onAbandon: () => given.abandoned = true,
+        },
+      };
+    };
+    // After launch()'s first ops: the parent-death signal, then the neutral
+    // rank (security/neutral.ts), before the network thread, which takes
+    // the scheduling on.
+    const launched = await this.#launch(p, how, (b, sync, stdio) => {
       // A copy of our memory (#mayShareMemory), dropped at once: the
       // command, which starts from what is left, then reports its own peak
       // (InitProcess.resourceUsage). While the parent writes the id maps.
@@ -270,6 +306,15 @@ export class Container implements AsyncDisposable {
         b.reaper();
       }
       compileProcessTail(b, p, this.userMapper, this.#security, "init");
+    }).catch(async (err) => {
+      // The start's own error is the one to report, whatever a caller's
+      // stop() does: reject, throw, or return no promise at all (a throw
+      // here skipped the close below, and the namespace stayed held).
+      await Promise.resolve().then(() => this.#network?.stop()).catch(() => {});
+      this.#network = undefined;
+      close(this.#heldNamespace);
+      this.#heldNamespace = -1;
+      throw err;
     });
     this.#init = new InitProcess(launched.process, launched.parentFds, this.#heldNamespace, p.signal);
     this.#heldNamespace = -1;
@@ -326,17 +371,20 @@ export class Container implements AsyncDisposable {
     }
   }
 
-  /** `initPidfd`: exec()'s own copy of the init's pidfd. */
+  /**
+   * The exec path: the first process, a copy of this one, joins the
+   * namespaces of the init behind `initPidfd` (exec()'s own copy of its
+   * pidfd), then forks into them and the process's cgroup.
+   */
   async #execProcess(initPidfd: number, p: CheckedProcess): Promise<Process> {
-    const launched = await this.#launch(p, 0n, initPidfd, false, (b, _sync, stdio, cgroupFd) => {
-      dieWithParent(b);
-      compileNeutralScheduling(b); // before the fork, which takes them on
-      // While it is still ours in our namespaces, dumpable (its /proc file
-      // is our uid's) and with our privileges (neutral.ts). Its memory is a
-      // copy: the write changes no other process's.
-      const oomScoreAdj = neutralOomScoreAdj();
-      if (oomScoreAdj !== undefined) compileNeutralOomScoreAdj(b, oomScoreAdj);
-      // Before anything of the container can see it: a copy of our memory and fds.
+    // No namespace, no cgroup, no wait. No CLONE_VM either: joining a time
+    // namespace needs a process that shares its memory with nobody.
+    const how = (): PathSpec => ({ flags: 0n, cgroupFd: -1, sync: false });
+    const launched = await this.#launch(p, how, (b, _sync, stdio, cgroupFd) => {
+      // After launch()'s first ops (security/neutral.ts), which need it
+      // still ours in our namespaces and dumpable, and come before the
+      // fork, which takes them on. Then, before anything of the container
+      // can see it: a copy of our memory and fds.
       hideFromContainer(b);
       b.setns(initPidfd, this.#joined(), "cannot join the container's namespaces");
       // setns moves only future children into the pid namespace: clone again.
@@ -473,7 +521,8 @@ export class Container implements AsyncDisposable {
 
   /**
    * Whether the init may share this process's memory until it execs
-   * (CLONE_VM: no copy of V8's page tables, the fast path). Not when:
+   * (CLONE_VM: no copy of V8's page tables, the fast path), as far as the
+   * container decides it (the table at `#startInit`). Not when:
    * - its cgroup accounts memory: the OOM killer kills every process that
    *   shares the victim's memory, so an OOM during setup would kill us too;
    * - it changes its host uid or gid, for its setup (`setupIds`, and
@@ -483,18 +532,14 @@ export class Container implements AsyncDisposable {
    *   pasta that open them) until it exits;
    * - it is a reaper that measures its command's peak (`measureMaxRss`):
    *   the command, cloned from it, would count our memory in its ru_maxrss;
-   *   a copy is dropped first (`dropCallerMemory`);
-   * - its oom_score_adj needs a reset (`neutral`): the kernel carries a
-   *   write of it over to every process that shares the memory, this one
-   *   too (security/neutral.ts).
+   *   a copy is dropped first (`dropCallerMemory`).
+   *
+   * Nor when its oom_score_adj needs a reset, which launch() decides for
+   * every process it makes: the kernel carries a write of it over to every
+   * process that shares the memory, this one too (security/neutral.ts).
    */
-  #mayShareMemory(
-    p: CheckedProcess,
-    cgroup: Cgroup | undefined,
-    dropMemory: boolean,
-    neutral: NeutralStart | undefined,
-  ): boolean {
-    if (dropMemory || neutral?.mayShareMemory === false || cgroup?.accountsMemory()) return false;
+  #mayShareMemory(p: CheckedProcess, cgroup: Cgroup | undefined, dropMemory: boolean): boolean {
+    if (dropMemory || cgroup?.accountsMemory()) return false;
     const { me, ids, uidBesideRoot } = this.#setupIdentity();
     const rootForSysctls = uidBesideRoot === undefined ? undefined : 0;
     const staysAs = (map: readonly IdMapEntry[], hostOwn: number, ...taken: (number | undefined)[]) =>
@@ -534,7 +579,8 @@ export class Container implements AsyncDisposable {
 
   /**
    * Once the init is released (before, where its setup changes ids:
-   * `#setupChangesIds`): keep its mount namespace alive past its exit.
+   * `#setupChangesIds`; the table at `#startInit`): keep its mount
+   * namespace alive past its exit.
    * Otherwise the init unmounts every file system of the container on its
    * exit path, before its parent even learns that it ended (see
    * InitProcess). The init has all of its setup still ahead, so this does not
@@ -615,64 +661,36 @@ export class Container implements AsyncDisposable {
   }
 
   /**
-   * Creates the process's cgroup and stdio, then runs the launch sequence:
-   * into new `namespaces`, or joining those of the init behind `joinPidfd`.
-   * `dropMemory`: an init that drops a copy of our memory, and so never shares it.
+   * What start() and exec() share of a launch: the process's cgroup (a
+   * child cgroup made if missing, and its bookkeeping) and its directory
+   * fd, its stdio, the program's builder with the container's id maps, and
+   * the stall check of a frozen cgroup. `how` gives the rest of the launch,
+   * where the two paths differ (`#startInit`, `#execProcess`), from the
+   * cgroup and its fd; `compile` adds the program's ops.
    */
   async #launch(
     p: CheckedProcess,
-    namespaces: bigint,
-    joinPidfd: number,
-    dropMemory: boolean,
+    how: (cgroup: Cgroup | undefined, cgroupFd: number) => PathSpec,
     compile: (b: ProgramBuilder, sync: SyncPipe, stdio: StdioPlan, cgroupFd: number) => void,
   ) {
-    const joining = joinPidfd >= 0;
-    // The init's oom_score_adj, which this process writes while it waits
-    // (the exec path's first process writes its own: #execProcess).
-    const neutral = joining ? undefined : neutralStart();
     // #checkProcess refused a child cgroup without a container cgroup.
     const child = this.cgroup ? p.cgroup : undefined;
     const cgroup = child ? this.#enterChildCgroup(child) : this.cgroup;
     let cgroupFd = -1;
     let stdio: StdioPlan | undefined;
-    // Whether destroy() gave up on this launch's map() or attach().
-    const given = { abandoned: false };
     try {
       cgroupFd = cgroup ? cgroup.openDirectory() : -1;
       stdio = new StdioPlan(p.stdio);
       const plan = stdio;
       const process = await launch({
-        // The init path makes every namespace; the exec path's first process
-        // joins them and forks (it cannot share our memory: joining a time
-        // namespace needs a process that shares its memory with nobody).
-        flags: joining
-          ? 0n
-          : namespaces | (this.#mayShareMemory(p, cgroup, dropMemory, neutral) ? CLONE.VM : 0n),
-        cgroupFd: joining ? -1 : cgroupFd,
-        sync: !joining,
+        ...how(cgroup, cgroupFd),
         childFds: [...plan.childFds, cgroupFd],
-        beforeStart: joining ? undefined : (pid) => {
-          // Before its setup changes ids: the file is ours until then.
-          neutral?.reset(pid);
-          if (this.#setupChangesIds()) this.#holdNamespace(pid);
-          return this.#prepareInit(pid, given);
-        },
-        cancel: {
-          signal: this.#destroying.signal,
-          graceMs: this.#cancelGraceMs(),
-          // At once: a map() that settles a moment later attaches nothing.
-          onAbandon: () => given.abandoned = true,
-        },
-        afterRelease: joining || this.#setupChangesIds() ? undefined : (pid) => this.#holdNamespace(pid),
         // A group frozen after openDirectory()'s quick check, or during the
         // setup: the process would never run. Read only by a slow launch.
         stall: cgroup && { afterMs: FROZEN_CHECK_MS, check: () => frozenStartError(cgroup) },
-        program: (sync) => {
-          // The exec path joins the init's user namespace: the same maps.
-          const b = new ProgramBuilder(this.userMapper);
-          compile(b, sync, plan, cgroupFd);
-          return b.build();
-        },
+        // The exec path joins the init's user namespace: the same maps.
+        idMaps: this.userMapper,
+        compile: (b, sync) => compile(b, sync, plan, cgroupFd),
       });
       if (child) this.#leaveChildCgroup(child, true);
       return { process, parentFds: plan.parentFds };
@@ -681,19 +699,13 @@ export class Container implements AsyncDisposable {
       if (stdio) { for (const fd of stdio.parentFds) close(fd); }
       else close(cgroupFd);
       if (child) this.#leaveChildCgroup(child, false);
-      if (!joining) {
-        // The start's own error is the one to report, whatever a caller's
-        // stop() does: reject, throw, or return no promise at all (a throw
-        // here skipped the close below, and the namespace stayed held).
-        await Promise.resolve().then(() => this.#network?.stop()).catch(() => {});
-        this.#network = undefined;
-        close(this.#heldNamespace);
-        this.#heldNamespace = -1;
-      }
       throw err;
     }
   }
 }
+
+/** The part of a launch where `#startInit` and `#execProcess` differ (Container's `#launch`). */
+type PathSpec = Pick<LaunchSpec, "flags" | "cgroupFd" | "sync" | "beforeStart" | "afterRelease" | "cancel">;
 
 /**
  * rmdir of a child cgroup a container made, once its processes are reaped.

@@ -17,11 +17,9 @@
 
 import { SboxError, type Step } from "./error.ts";
 import { describeEnd, launch } from "./launch.ts";
-import { CLONE, ProgramBuilder } from "./program.ts";
+import { CLONE, type ProgramBuilder } from "./program.ts";
 import { reactor } from "./reactor.ts";
 import { ownLimits, RLIMIT_RESOURCES } from "./security/rlimits.ts";
-import { dieWithParent } from "./security/security.ts";
-import { compileNeutralScheduling, neutralStart } from "./security/neutral.ts";
 import {
   close,
   EAGAIN,
@@ -98,30 +96,26 @@ export class HostDaemon {
       throw err;
     }
     const sources = [devNull, devNull, stderrWrite, ...passFds];
-    const neutral = spec.servesContainer ? neutralStart() : undefined;
     let launched;
     try {
       launched = await launch({
-        // Its memory is ours until it execs, unless its oom_score_adj needs
-        // a reset (a write would carry over to us).
-        flags: neutral?.mayShareMemory === false ? 0n : CLONE.VM,
+        // Its memory is ours until it execs (unless its oom_score_adj needs
+        // a reset: launch() copies it then).
+        flags: CLONE.VM,
         cgroupFd: -1,
-        // The parent-death signal first, then the wait: a caller that died
-        // before the prctl is seen there (end of file), not missed.
+        // After launch()'s parent-death signal: a caller that died before
+        // the prctl is seen at the wait (end of file), not missed.
         sync: true,
+        keepOomScoreAdj: !spec.servesContainer,
         childFds: [devNull, stderrWrite, ...passFds],
-        beforeStart: neutral && ((pid) => neutral.reset(pid)),
-        // Built once launch has opened its pipes: the staging fds must miss
-        // the result pipe's write end (placeFds).
-        program: (sync, resultFd) => {
-          const b = new ProgramBuilder();
-          dieWithParent(b);
-          compileNeutralScheduling(b);
+        // Compiled once launch has opened its pipes: the staging fds must
+        // miss the result pipe's write end (placeFds).
+        compile: (b, sync, resultFd) => {
           // Closes both ends of the sync pipe in the child, before placeFds.
           b.waitParent(sync.read, sync.write);
           placeFds(b, sources, resultFd, spec.step, spec.argv[0]);
           b.closeFrom(sources.length);
-          return b.exec(spec.argv[0], spec.argv, [], null).build();
+          b.exec(spec.argv[0], spec.argv, [], null);
         },
       });
     } catch (err) {

@@ -4,9 +4,15 @@
  *
  * 1. pipes: the result pipe (child → parent) and, when the parent has work to
  *    do before the child may go on, the sync pipe (parent → child);
- * 2. compile the program with those fd numbers and clone3 it (helper);
+ * 2. compile the program with those fd numbers and clone3 it (helper). Every
+ *    program begins with what no process sbox makes inherits from the
+ *    caller, whoever launches it (security/neutral.ts,
+ *    `compileNoInheritance`): it dies with the thread that made it, starts
+ *    at the neutral scheduling rank, and at a neutral oom_score_adj, for
+ *    which it may have to be cloned without CLONE_VM;
  * 3. close the child's ends here, so that end-of-file means what it should;
- * 4. `beforeStart(pid)`: write the id maps while the child waits;
+ * 4. `beforeStart(pid)`: write the id maps while the child waits (after the
+ *    child's neutral oom_score_adj, where this process writes it);
  * 5. release the child with one byte on the sync pipe, then
  *    `afterRelease(pid)`, which overlaps the child's setup;
  * 6. read the result pipe to end-of-file (protocol.ts).
@@ -23,9 +29,10 @@ import { helper } from "./ffi.ts";
 import { SboxError } from "./error.ts";
 import { describeErrno } from "./errno.ts";
 import { cloneHint, opFailure } from "./launch_hints.ts";
-import { ALL_NAMESPACES, type Program } from "./program.ts";
+import { ALL_NAMESPACES, CLONE, type IdMaps, type Program, ProgramBuilder } from "./program.ts";
 import { type ChildRecord, RecordReader } from "./protocol.ts";
 import { reactor } from "./reactor.ts";
+import { compileNoInheritance, type NeutralStart } from "./security/neutral.ts";
 import { signalName } from "./signal.ts";
 import { beginLaunch, endLaunch } from "./teardown.ts";
 import {
@@ -44,22 +51,39 @@ import {
 
 /** What to launch. */
 export interface LaunchSpec {
-  /** clone3 flags (namespaces, CLONE_VM). */
+  /**
+   * clone3 flags (namespaces, CLONE_VM). CLONE_VM is left out where the
+   * child's oom_score_adj needs a reset (see the module documentation).
+   */
   flags: bigint;
   /** cgroup directory fd for CLONE_INTO_CGROUP, or -1. */
   cgroupFd: number;
   /**
-   * Compiles the program; `sync` holds the pipe ends for `waitParent`, or
-   * -1s; `resultFd` is the child's end of the result pipe (its
+   * Compiles the program into `b`, which holds its first ops already (see
+   * the module documentation); `sync` holds the pipe ends for `waitParent`,
+   * or -1s; `resultFd` is the child's end of the result pipe (its
    * Context.result_fd), which it writes until its exec: a dup2 onto that
    * number before then would close it.
    */
-  program: (sync: SyncPipe, resultFd: number) => Program;
+  compile: (b: ProgramBuilder, sync: SyncPipe, resultFd: number) => void;
+  /** The builder's {@linkcode ProgramBuilder.idMaps}: those of the user namespace the program runs in. */
+  idMaps?: IdMaps;
+  /**
+   * Keep the caller's oom_score_adj, even a negative one: for a short
+   * helper that ends before the container runs (newuidmap), which a reset
+   * would cost a copy of this process's memory. Its scheduling is reset
+   * all the same.
+   */
+  keepOomScoreAdj?: boolean;
   /** Whether the child must wait for `beforeStart`. */
   sync: boolean;
   /** fds that only the child needs (stdio ends): closed here after clone3. */
   childFds: number[];
-  /** Runs while the child waits, e.g. writing its id maps. */
+  /**
+   * Runs while the child waits, e.g. writing its id maps; after the write
+   * of its neutral oom_score_adj, which must come before its setup changes
+   * ids (its /proc file is ours until then).
+   */
   beforeStart?: (pid: number) => Promise<void> | void;
   /**
    * Once aborted, `beforeStart` has `graceMs` more to settle; still pending
@@ -193,6 +217,8 @@ interface Spawned {
   resultRead: number;
   /** Our end of the sync pipe, or -1 without one. */
   syncWrite: number;
+  /** What is left to do for its neutral oom_score_adj. */
+  neutral: NeutralStart;
 }
 
 /**
@@ -204,6 +230,7 @@ function spawn(spec: LaunchSpec): Spawned {
   const opened: number[] = [];
   let resultRead = -1, resultWrite = -1, syncRead = -1, syncWrite = -1;
   let program: Program;
+  let neutral: NeutralStart;
   try {
     [resultRead, resultWrite] = pipe();
     opened.push(resultRead, resultWrite);
@@ -212,19 +239,25 @@ function spawn(spec: LaunchSpec): Spawned {
       [syncRead, syncWrite] = pipe();
       opened.push(syncRead, syncWrite);
     }
-    program = spec.program({ read: syncRead, write: syncWrite }, resultWrite);
+    const b = new ProgramBuilder(spec.idMaps);
+    // First, whoever launches: what no process of ours inherits.
+    neutral = compileNoInheritance(b, { waits: spec.sync, keepOomScoreAdj: spec.keepOomScoreAdj });
+    spec.compile(b, { read: syncRead, write: syncWrite }, resultWrite);
+    program = b.build();
   } catch (err) {
     for (const fd of [...opened, ...spec.childFds]) close(fd);
     throw err;
   }
 
+  // A write of the child's oom_score_adj would be ours too.
+  const flags = neutral.mayShareMemory ? spec.flags : spec.flags & ~CLONE.VM;
   const out = new BigInt64Array(2);
   const outBytes = new Uint8Array(out.buffer);
   const rc = num(
     lib.sbox_spawn(
       program.bytes,
       BigInt(program.bytes.length),
-      spec.flags,
+      flags,
       spec.cgroupFd,
       resultWrite,
       outBytes,
@@ -234,7 +267,7 @@ function spawn(spec: LaunchSpec): Spawned {
   if (rc < 0) {
     close(resultRead);
     close(syncWrite);
-    const hint = cloneHint(-rc, (spec.flags & ALL_NAMESPACES) !== 0n);
+    const hint = cloneHint(-rc, (flags & ALL_NAMESPACES) !== 0n);
     throw new SboxError(`cannot create the process (clone3): ${describeErrno(-rc)}${hint}`, {
       step: "clone",
       errno: -rc,
@@ -242,7 +275,7 @@ function spawn(spec: LaunchSpec): Spawned {
   }
   const pid = Number(out[0] & 0xffffffffn);
   const pidfd = Number(out[0] >> 32n);
-  return { pid, pidfd, stack: BigInt.asUintN(64, out[1]), program, resultRead, syncWrite };
+  return { pid, pidfd, stack: BigInt.asUintN(64, out[1]), program, resultRead, syncWrite, neutral };
 }
 
 /**
@@ -323,7 +356,7 @@ async function launchChild(spec: LaunchSpec): Promise<Launched> {
   } finally {
     passTurn(turn !== undefined);
   }
-  const { pid, pidfd, stack, program, resultRead } = spawned;
+  const { pid, pidfd, stack, program, resultRead, neutral } = spawned;
   let { syncWrite } = spawned;
 
   const reader = new RecordReader(resultRead);
@@ -345,8 +378,11 @@ async function launchChild(spec: LaunchSpec): Promise<Launched> {
   };
   const stall = watchStall(spec.stall, kill);
   try {
-    if (spec.beforeStart) {
-      try {
+    try {
+      // While the child waits, before anything of the launcher's own: the
+      // child's /proc file is ours until its setup changes ids.
+      neutral.reset(pid);
+      if (spec.beforeStart) {
         await unlessAbandoned(spec.beforeStart(pid), spec.cancel);
         // Cancelled meanwhile: no release, so nothing of the command runs.
         if (spec.cancel?.signal.aborted) {
@@ -355,13 +391,13 @@ async function launchChild(spec: LaunchSpec): Promise<Launched> {
             cause: spec.cancel.signal.reason,
           });
         }
-      } catch (err) {
-        // The child sees end-of-file on the sync pipe and exits; kill it anyway.
-        close(syncWrite);
-        syncWrite = -1;
-        pidfdSignal(pidfd, SIGKILL);
-        throw err;
       }
+    } catch (err) {
+      // The child sees end-of-file on the sync pipe and exits; kill it anyway.
+      close(syncWrite);
+      syncWrite = -1;
+      pidfdSignal(pidfd, SIGKILL);
+      throw err;
     }
     if (syncWrite >= 0) {
       writeAll(syncWrite, new Uint8Array(1), "cannot release the child");

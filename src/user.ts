@@ -16,9 +16,8 @@ import { checkCommand, checkId, checkKnownKeys, isRecord, type KnownKeys, show }
 import { HostDaemon } from "./host.ts";
 import { launch } from "./launch.ts";
 import { Process } from "./process.ts";
-import { CLONE, ProgramBuilder } from "./program.ts";
+import { CLONE } from "./program.ts";
 import { dieWithParent } from "./security/security.ts";
-import { compileNeutralScheduling, neutralStart } from "./security/neutral.ts";
 import { environment, type FileStat, ids, readTextFile, stat, writeTextFile } from "./sys.ts";
 
 /** One line of a uid or gid map: `size` ids from `containerId` are `hostId...` on the host. */
@@ -804,38 +803,29 @@ export async function runAsUser(
   if (!isMapped(mapper.gidMap, gid)) {
     throw SboxError.invalidOption("gid", `${gid} is not mapped by the user mapper`);
   }
-  // It does not take the caller's rank, as a container's processes do not
-  // (security/neutral.ts): it may run for long (the removal of a large tree).
-  const neutral = neutralStart();
   const launched = await launch({
-    // Its memory is ours until it execs, unless its oom_score_adj needs a
-    // reset (a write would carry over to us).
-    flags: CLONE.NEWUSER | CLONE.NEWPID | (neutral.mayShareMemory ? CLONE.VM : 0n),
+    // Its memory is ours until it execs (unless its oom_score_adj needs a
+    // reset: launch() copies it then). It does not take the caller's rank,
+    // as a container's processes do not: it may run for long (the removal
+    // of a large tree).
+    flags: CLONE.NEWUSER | CLONE.NEWPID | CLONE.VM,
     cgroupFd: -1,
     sync: true,
     childFds: [],
-    beforeStart: (pid) => {
-      // While it waits, before it changes ids: its /proc file is ours.
-      neutral.reset(pid);
-      return mapper.map(pid);
-    },
-    program: (sync) => {
-      // pid 1 dies with the caller, as every process sbox makes (first: a
-      // caller that died before it is seen at the wait), and its end ends
-      // the namespace, and so the command and all it started. pid 1 is the
-      // helper's reaper, which passes every signal on to the command: a
-      // command that were pid 1 itself would not die of the signals it does
-      // not handle (Ctrl-C, SIGTERM).
-      const b = new ProgramBuilder();
-      dieWithParent(b);
-      compileNeutralScheduling(b);
+    beforeStart: (pid) => mapper.map(pid),
+    compile: (b, sync) => {
+      // pid 1 dies with the caller, as every process sbox makes (launch()'s
+      // first op), and its end ends the namespace, and so the command and
+      // all it started. pid 1 is the helper's reaper, which passes every
+      // signal on to the command: a command that were pid 1 itself would
+      // not die of the signals it does not handle (Ctrl-C, SIGTERM).
       b.waitParent(sync.read, sync.write).closeFrom(3).reaper();
       const groups = supplementaryGroups(mapper, uid, undefined);
       if (groups) b.setgroups(groups);
       b.setgid(gid).setuid(uid);
       // The change of ids cleared it.
       dieWithParent(b);
-      return b.exec(command[0], command, [`PATH=${ROOT_PATH}`], ROOT_PATH).build();
+      b.exec(command[0], command, [`PATH=${ROOT_PATH}`], ROOT_PATH);
     },
   });
   const status = await new Process(launched, [-1, -1, -1]).status;

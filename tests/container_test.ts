@@ -72,6 +72,7 @@ import {
   snapshot,
   testCgroup,
   text,
+  waitDead,
 } from "./fixtures.ts";
 
 const ENV = { PATH: "/bin:/usr/bin:/sbin:/usr/sbin" };
@@ -3090,8 +3091,10 @@ Deno.test(FALLBACK_TEST, {
   assert.equal(Deno.readTextFileSync(NOEXEC_SYSCTL).trim(), "0", "the host's setting is unchanged");
 });
 
-const NEUTRAL_TEST = "the container's processes (and runAsRoot's command) do not inherit the caller's OOM " +
-  "protection, negative nice, real-time policy, realtime I/O class or NIS domain name; what ranks them lower is kept";
+const NEUTRAL_TEST =
+  "the container's processes (and runAsRoot's command, and any program launch() runs) do not " +
+  "inherit the caller's OOM protection, negative nice, real-time policy, realtime I/O class or NIS domain name; " +
+  "what ranks them lower is kept";
 Deno.test(NEUTRAL_TEST, {
   ignore: skipUnlessRoot(
     NEUTRAL_TEST,
@@ -3107,13 +3110,23 @@ Deno.test(NEUTRAL_TEST, {
   };
   // Each rank: oom_score_adj, nice, policy (0 SCHED_OTHER, 1 SCHED_FIFO,
   // 3 SCHED_BATCH), I/O class and level; of the exec'd process, pid 1 (the
-  // reaper), pid 2 (the init's command) and runAsRoot's command. A
-  // real-time policy (chrt -f 1: priority 1, for the probe's short run), a
-  // negative nice value and the realtime I/O class are reset; an
-  // oom_score_adj above 0 ranks them lower, and is kept.
-  const processes = ["exec", "pid1", "pid2", "runAsUser"] as const;
+  // reaper), pid 2 (the init's command), runAsRoot's command, and two
+  // commands that launch() ran from a program of their exec alone (one
+  // waits for its parent, the other not): launch() makes every program
+  // start so, not each of its callers. A real-time policy (chrt -f 1:
+  // priority 1, for the probe's short run), a negative nice value and the
+  // realtime I/O class are reset; an oom_score_adj above 0 ranks them
+  // lower, and is kept.
+  const processes = ["exec", "pid1", "pid2", "runAsUser", "launchWaits", "launchAlone"] as const;
   const raised = await run("chrt -f 1 nice -n -5 ionice -c 1 -n 2");
   for (const pid of processes) assert.equal(raised[pid], "500 0 0 none: prio 0", pid);
+  // Such a program dies with its parent too (launch()'s first op): the
+  // probe left a sleep running, which its end killed (gone, or a zombie
+  // until it is reaped).
+  await waitDead(raised.orphan, "the sleep the probe launched, after the probe's end,").catch((err) => {
+    Deno.kill(raised.orphan, "SIGKILL");
+    throw err;
+  });
   // Below neutral, all is kept. A negative oom_score_adj becomes 0 (this
   // host's kernel may refuse to set one at all: the probe has sbox take
   // -1000 for its 500), in the exec'd process as in the init; the probe

@@ -321,6 +321,11 @@ export interface NeutralProbeResult {
   daemon?: string;
   /** The rank of a command run by runAsRoot. */
   runAsUser: string;
+  /** The ranks of commands that launch() ran from a program of their exec alone: with a wait for the parent, without. */
+  launchWaits: string;
+  launchAlone: string;
+  /** The pid of a `sleep` so launched, running when the probe ended. */
+  orphan: number;
   /** The probe's own oom_score_adj at the end. */
   caller: string;
 }

@@ -10,10 +10,12 @@
  * programs that serve a container, above all its network daemon
  * (slirp4netns, pasta), which relays everything the container sends (a
  * flood of packets would keep a real-time daemon spinning), and for
- * runAsUser's command: they start from neutral too (host.ts, user.ts).
- * Only newuidmap and newgidmap, which end before the container runs, keep
- * the caller's oom_score_adj (a reset would cost them a copy of this
- * process's memory). Each is brought back to neutral
+ * runAsUser's command: they start from neutral too. Every program that
+ * launch() (src/launch.ts) runs begins so, whoever launches it
+ * ({@linkcode compileNoInheritance}). Only newuidmap and newgidmap, which
+ * end before the container runs, keep the caller's oom_score_adj (a reset
+ * would cost them a copy of this process's memory: `keepOomScoreAdj`).
+ * Each is brought back to neutral
  * (Docker's default: an `oom_score_adj` of 0, the nice value 0,
  * SCHED_OTHER), but only downwards: a value the caller set below neutral (a
  * positive `oom_score_adj`, a positive nice value, SCHED_BATCH or
@@ -39,16 +41,17 @@
  * The kernel carries a write of `oom_score_adj` over to every process that
  * shares the target's memory (fs/proc/base.c, `__set_oom_adj`): one written
  * for an init that shares this process's memory (CLONE_VM, the fast path
- * of Container.start) would be this process's own as well. So an init
+ * of Container.start) would be this process's own as well. So a process
  * whose oom_score_adj needs a reset is cloned with a copy of the memory
- * instead (Container's `#mayShareMemory`), and this process writes its
- * /proc/PID/oom_score_adj while it waits for its id maps
- * ({@linkcode neutralStart}). That copy costs: 3-6 ms more per start on a
- * 2-core VM (about 65%), and as much again for a network daemon, which is
- * reset and so copied too (docs/performance.md). A caller whose containers
- * have a memory cgroup copies the init anyway, and pays nothing more for it. The first process of an exec() has a copy
- * already and is not in the container's user namespace yet: it writes its
- * own ({@linkcode compileNeutralOomScoreAdj}).
+ * instead (launch() leaves CLONE_VM out), and this process writes its
+ * /proc/PID/oom_score_adj while it waits for its parent (an init: for its
+ * id maps). That copy costs: 3-6 ms more per start on a 2-core VM (about
+ * 65%), and as much again for a network daemon, which is reset and so
+ * copied too (docs/performance.md). A caller whose containers have a
+ * memory cgroup copies the init anyway, and pays nothing more for it. The
+ * first process of an exec() has a copy already, waits for no one, and is
+ * not in the container's user namespace yet: it writes its own
+ * ({@linkcode compileNeutralOomScoreAdj}).
  *
  * The kernel's floor: raising `oom_score_adj` needs no privilege; lowering
  * it below the floor (`oom_score_adj_min`, which a privileged writer sets
@@ -64,6 +67,7 @@
 import { helper } from "../ffi.ts";
 import type { ProgramBuilder } from "../program.ts";
 import { check, close, O, readTextFile, tryOpen, tryWrite } from "../sys.ts";
+import { dieWithParent } from "./security.ts";
 
 /** sched_setscheduler(2)'s policies. */
 const SCHED = { OTHER: 0, FIFO: 1, RR: 2, DEADLINE: 6 } as const;
@@ -160,9 +164,8 @@ export function neutralOomScoreAdj(): number | undefined {
 }
 
 /**
- * How a new process started with launch() (one that waits for its parent:
- * `sync`) leaves this process's oom_score_adj behind: see
- * {@linkcode neutralStart}.
+ * What {@linkcode compileNoInheritance} leaves to launch(): how the new
+ * process leaves this process's oom_score_adj behind.
  */
 export interface NeutralStart {
   /**
@@ -172,8 +175,8 @@ export interface NeutralStart {
    */
   readonly mayShareMemory: boolean;
   /**
-   * Gives process `pid` its neutral oom_score_adj where it needs one (else
-   * does nothing): for launch()'s `beforeStart`, while the process waits,
+   * Gives process `pid` its neutral oom_score_adj where this process must
+   * write it (else does nothing): for launch(), while the process waits,
    * before it changes ids or execs (its /proc file is this uid's until
    * then), with this process's privileges (a root caller's write sets the
    * kernel's floor too).
@@ -183,18 +186,44 @@ export interface NeutralStart {
 
 /** Nothing to reset: the fast path. */
 const NOTHING_TO_RESET: NeutralStart = { mayShareMemory: true, reset() {} };
+/** Reset by the process itself (an op), in its own copy of this process's memory. */
+const RESET_BY_ITSELF: NeutralStart = { mayShareMemory: false, reset() {} };
 
 /**
- * The oom_score_adj part of the neutral rank for a process about to be
- * started by launch() with a sync pipe: a container's init, a network
- * daemon, runAsUser's command. Call it for each start (see
- * {@linkcode neutralOomScoreAdj}). Where a reset is needed the process
- * gets a copy of this process's memory instead of sharing it: a few
- * milliseconds more per start (docs/performance.md).
+ * The start of every program that launch() (src/launch.ts) runs, before
+ * any op of its launcher's own, and the rest of the rule "a process sbox
+ * makes inherits neither the caller's rank nor a life of its own", which
+ * launch() carries out (see the module documentation):
+ *
+ * 1. the parent-death signal (dieWithParent), first: a parent that died
+ *    before it is seen at the wait for the parent;
+ * 2. the neutral scheduling ({@linkcode compileNeutralScheduling});
+ * 3. the neutral oom_score_adj, where the caller's is negative
+ *    ({@linkcode neutralOomScoreAdj}), unless `keepOomScoreAdj` (a short
+ *    helper that ends before the container runs: newuidmap). The process
+ *    then gets a copy of this process's memory (`mayShareMemory` false:
+ *    launch() leaves CLONE_VM out), a few milliseconds more per start
+ *    (docs/performance.md). One that `waits` for its parent has it written
+ *    by this process, while it waits (`reset`, before the launcher's
+ *    `beforeStart`); one that does not writes its own, here
+ *    ({@linkcode compileNeutralOomScoreAdj}): the exec path's first
+ *    process, which has this process's privileges still (it joins the
+ *    container's user namespace later).
+ *
+ * Read on each start: the caller's scheduling and oom_score_adj may change.
  */
-export function neutralStart(): NeutralStart {
-  const value = neutralOomScoreAdj();
+export function compileNoInheritance(
+  b: ProgramBuilder,
+  options: { waits: boolean; keepOomScoreAdj?: boolean },
+): NeutralStart {
+  dieWithParent(b);
+  compileNeutralScheduling(b);
+  const value = options.keepOomScoreAdj ? undefined : neutralOomScoreAdj();
   if (value === undefined) return NOTHING_TO_RESET;
+  if (!options.waits) {
+    compileNeutralOomScoreAdj(b, value);
+    return RESET_BY_ITSELF;
+  }
   return { mayShareMemory: false, reset: (pid) => resetOomScoreAdj(pid, value) };
 }
 

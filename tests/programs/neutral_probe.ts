@@ -3,8 +3,13 @@
  * into it, and prints as JSON what that process reads of itself, of pid 1
  * (the reaper) and of pid 2 (the init's command): oom_score_adj, nice
  * value, scheduling policy and I/O priority; and the container's NIS
- * domain name; the same four of a command run by runAsUser (`runAsUser`);
- * and this process's own oom_score_adj after all the starts.
+ * domain name; the same four of a command run by runAsUser (`runAsUser`),
+ * and of two commands that launch() runs from a program of nothing but its
+ * exec (`launchWaits`, which waits for its parent first, and
+ * `launchAlone`): what launch() gives every process, whoever launches it;
+ * the pid of a `sleep` so launched, still running when this process ends
+ * (`orphan`: it must die with it); and this process's own oom_score_adj
+ * after all the starts.
  * tests/container_test.ts runs it under `choom`, `nice`, `chrt` and
  * `ionice`, in a UTS namespace with a domain name set, to check what the
  * container does not inherit (src/security/neutral.ts).
@@ -20,7 +25,9 @@
  *   deno run --allow-all tests/programs/neutral_probe.ts
  */
 
+import { launch, reap } from "../../src/launch.ts";
 import { PastaManager, Slirp4NetnsManager } from "../../src/network.ts";
+import { CLONE } from "../../src/program.ts";
 import { setOomScoreAdjReader } from "../../src/security/neutral.ts";
 import { runAsRoot } from "../../src/user.ts";
 import { busyboxContainer, identityMapper, scratchDir } from "../fixtures.ts";
@@ -78,6 +85,48 @@ async function runAsUserRank(): Promise<string> {
   }
 }
 
+/**
+ * The rank of a command that launch() runs on the host from a program of
+ * its exec alone (and the wait for the parent, with `waits`), with
+ * CLONE_VM asked for: as a new launcher would, who knows nothing of ranks.
+ */
+async function bareLaunchRank(waits: boolean): Promise<string> {
+  const dir = scratchDir("neutral-");
+  try {
+    const script = `echo ${rank("self", "0")} > ${dir}/rank`;
+    const launched = await launch({
+      flags: CLONE.VM,
+      cgroupFd: -1,
+      sync: waits,
+      childFds: [],
+      compile: (b, sync) => {
+        if (waits) b.waitParent(sync.read, sync.write);
+        b.exec("/bin/sh", ["sh", "-c", script], ["PATH=/usr/bin:/bin"], null);
+      },
+    });
+    await reap(launched.pidfd);
+    return Deno.readTextFileSync(`${dir}/rank`).trimEnd();
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+}
+
+/**
+ * A `sleep` launched as bareLaunchRank's commands are, left running: its
+ * pid. Its stdio is /dev/null: one that outlived this process would keep
+ * the test's pipe open.
+ */
+async function orphanPid(): Promise<number> {
+  const launched = await launch({
+    flags: CLONE.VM,
+    cgroupFd: -1,
+    sync: false,
+    childFds: [],
+    compile: (b) => b.exec("/bin/sh", ["sh", "-c", "exec sleep 60 </dev/null >/dev/null 2>&1"], [], null),
+  });
+  return launched.pid;
+}
+
 await using setup = await busyboxContainer({ network });
 const { container } = setup;
 const init = await container.start({
@@ -95,6 +144,9 @@ const output = await process.output();
 const [self, pid1, pid2, domainname] = new TextDecoder().decode(output.stdout).trimEnd().split("\n");
 const daemon = net === undefined ? undefined : await childRank(net);
 const asUser = await runAsUserRank();
+const launchWaits = await bareLaunchRank(true);
+const launchAlone = await bareLaunchRank(false);
+const orphan = await orphanPid();
 console.log(JSON.stringify({
   code: output.code,
   stderr: new TextDecoder().decode(output.stderr),
@@ -104,5 +156,8 @@ console.log(JSON.stringify({
   domainname,
   daemon,
   runAsUser: asUser,
+  launchWaits,
+  launchAlone,
+  orphan,
   caller: Deno.readTextFileSync("/proc/self/oom_score_adj").trim(),
 }));
