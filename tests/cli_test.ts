@@ -4199,7 +4199,9 @@ Deno.test({
   name: HOST_ROOT_DEPTH_TEST,
   ignore: skipUnlessRoot(HOST_ROOT_DEPTH_TEST, "it mounts overlays in a mount namespace of its own"),
   async fn() {
-    const dir = scratchDir("cli-host-depth-");
+    // Not under /tmp, which the host root's container has a fresh tmpfs at
+    // (a checkout may be there, and so its tests' scratch directories).
+    const dir = Deno.makeTempDirSync({ dir: "/var/tmp", prefix: "sbox-host-depth-" });
     try {
       // o2 stacks on o1, which stacks on a tmpfs: the host root's overlay of o2 would be a third level.
       const script = `cd ${shellQuote(dir)} && mount -t tmpfs tmpfs . && cd . && ` +
