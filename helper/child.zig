@@ -339,7 +339,26 @@ fn mountOrRemount(op: *const program.Op, source: u64, target: u64) usize {
         flags |= st_flags & keep;
         if (st_flags & 4096 != 0) flags |= MS.RELATIME; // ST_RELATIME
     }
+    if (op.flags & program.mount_host_atime != 0) flags = withAtimeOf(a[5], flags);
     return linux.syscall5(.mount, source, target, a[2], flags, a[4]);
+}
+
+/// `flags` with the atime flags of the mount at `path` instead of its own
+/// (`mount_host_atime`), as a new mount takes them: MS_NOATIME and
+/// MS_NODIRATIME as they are, relatime by default, MS_STRICTATIME where the
+/// mount has neither noatime nor relatime. Unchanged if `path` cannot be read.
+fn withAtimeOf(path: u64, flags: u64) u64 {
+    const MS = linux.MS;
+    var st_flags: u64 = 0;
+    if (errnoOf(statfsFlags(path, &st_flags)) != null) return flags;
+    const st_noatime = 1024;
+    const st_nodiratime = 2048;
+    const st_relatime = 4096;
+    var atime: u64 = 0;
+    if (st_flags & st_noatime != 0) atime |= MS.NOATIME;
+    if (st_flags & st_nodiratime != 0) atime |= MS.NODIRATIME;
+    if (st_flags & (st_noatime | st_relatime) == 0) atime |= MS.STRICTATIME;
+    return flags & ~@as(u64, MS.NOATIME | MS.NODIRATIME | MS.RELATIME | MS.STRICTATIME) | atime;
 }
 
 /// A bind remount with MS_REC: mount(2) would change the target's mount

@@ -23,7 +23,7 @@ const linux = std.os.linux;
 const sys = @import("sys.zig");
 
 pub const magic: u32 = 0x31584253; // "SBX1"
-pub const version: u32 = 13; // 2: security ops; 3: the library's calls through sbox_call; 4: network thread; 5: setup_cpu, started_at, exited_at records; 6: close_from, confine_exec, mount_target_no_link; 7: mount_check_writable, Context.fork_pid_slot; 8: write_file resolves relative paths in the root, write_file_optional; 9: drop_caller_memory, max_rss, user_time, system_time records; 10: setuid_keep_capabilities; 11: write_file_no_link; 12: kill_token record; 13: sched_setscheduler, setpriority, ioprio_set, setdomainname
+pub const version: u32 = 14; // 2: security ops; 3: the library's calls through sbox_call; 4: network thread; 5: setup_cpu, started_at, exited_at records; 6: close_from, confine_exec, mount_target_no_link; 7: mount_check_writable, Context.fork_pid_slot; 8: write_file resolves relative paths in the root, write_file_optional; 9: drop_caller_memory, max_rss, user_time, system_time records; 10: setuid_keep_capabilities; 11: write_file_no_link; 12: kill_token record; 13: sched_setscheduler, setpriority, ioprio_set, setdomainname; 14: mount_host_atime
 
 /// Explicit limits. The compiler checks them first (PROGRAM_LIMITS in
 /// src/program.ts, which a test keeps equal) and says which was passed.
@@ -48,9 +48,9 @@ pub const Code = enum(u32) {
     /// A bind remount with MS_REC sets its flags on every mount of the tree
     /// (mount_setattr), which mount(2) cannot. A bind (not a remount) with
     /// MS_RDONLY is attached read-only (open_tree, mount_setattr, move_mount).
-    /// Flags field bits 0-5: `mount_keep_locked_flags`, `mount_ignore_missing`,
+    /// Flags field bits 0-6: `mount_keep_locked_flags`, `mount_ignore_missing`,
     /// `mount_target_no_link`, `mount_host_source`, `mount_skip_gone_lower`,
-    /// `mount_check_writable`.
+    /// `mount_check_writable`, `mount_host_atime`.
     mount = 2,
     /// mkdir(args[0] path, args[1] mode); an existing directory is fine.
     /// flags field bit 0 (`mkdir_owned`): a new directory gets that mode
@@ -249,6 +249,15 @@ pub const mount_skip_gone_lower: u32 = 16;
 /// read-only fails with EROFS (overlayfs falls back to read-only, with only
 /// a kernel log line, when it cannot make its work directory).
 pub const mount_check_writable: u32 = 32;
+/// Mount flags field bit 6: a new proc or sysfs takes the atime flags
+/// (noatime, nodiratime, relatime, or none of them: strictatime) of the
+/// mount at path args[5] (a string with this flag alone), the host's of
+/// its kind as the setup sees it before pivot_root. The kernel mounts a proc or sysfs in a user namespace
+/// only where one already visible has the same atime flags (they are locked
+/// there), so a host that mounts /proc noatime would refuse the default
+/// relatime. A path that cannot be read leaves the flags as they are, for
+/// the mount's own error to say.
+pub const mount_host_atime: u32 = 64;
 
 /// The kernel's limit on a classic BPF program (BPF_MAXINSNS).
 pub const max_filter_len: u64 = 4096;
@@ -399,6 +408,12 @@ pub fn link(buf: []u8) LinkError![]Op {
             } else if (arrays & bit != 0) {
                 arg.* = base + try linkArray(buf, ops_end, arg.*);
             }
+        }
+        if (op.code == .mount and op.flags & mount_host_atime != 0) {
+            // args[5]: the path whose atime flags the mount takes, a string
+            // only with this flag (else mount_host_source's file kind).
+            if (op.flags & mount_host_source != 0) return error.BadOp;
+            op.args[5] = base + try checkString(buf, ops_end, op.args[5]);
         }
         if (op.code == .setgroups) {
             // args[1]: offset of args[0] u32 group ids.

@@ -82,6 +82,32 @@ test "link checks a seccomp filter's bounds" {
     try std.testing.expectError(error.BadArray, program.link(copy[0..len]));
 }
 
+test "link: a mount's args[5] is a path with mount_host_atime alone, checked as one" {
+    var storage: [512]u8 align(8) = undefined;
+    // A mount op (its string args all 0: none given) and then exec; "/bin" is
+    // the one string, at str_off.
+    const buf = buildOps(&storage, &.{.mount});
+    const ops_end = @sizeOf(program.Header) + 2 * @sizeOf(program.Op);
+    const str_off = ops_end + 16;
+    const mount: *program.Op = @ptrCast(@alignCast(buf.ptr + @sizeOf(program.Header)));
+    mount.args[5] = str_off;
+    var copy: [512]u8 align(8) = storage;
+    // Without the flag, a number (mount_host_source's kind), left as it is.
+    try std.testing.expectEqual(@as(u64, str_off), (try program.link(copy[0..buf.len]))[0].args[5]);
+    mount.flags = program.mount_host_atime;
+    copy = storage;
+    const linked = try program.link(copy[0..buf.len]);
+    try std.testing.expectEqualStrings("/bin", std.mem.span(@as([*:0]const u8, @ptrFromInt(linked[0].args[5]))));
+    mount.args[5] = 4000;
+    copy = storage;
+    try std.testing.expectError(error.BadOffset, program.link(copy[0..buf.len]));
+    // With mount_host_source, args[5] is a file kind: not both.
+    mount.args[5] = str_off;
+    mount.flags = program.mount_host_atime | program.mount_host_source;
+    copy = storage;
+    try std.testing.expectError(error.BadOp, program.link(copy[0..buf.len]));
+}
+
 /// A program of `codes` (ops without arguments) and then exec.
 fn buildOps(storage: []align(8) u8, codes: []const program.Code) []u8 {
     @memset(storage, 0);

@@ -805,9 +805,13 @@ export class BaseMounts implements Mount {
       errno === "EPERM" && (fstype === "proc" || fstype === "sysfs")
         ? procSysfsRefusal(fstype, mountTable())
         : undefined;
+    // A new proc or sysfs takes the host's atime flags (noatime, ...), as
+    // the kernel requires of one in a user namespace: the host's own at the
+    // same path, as the setup sees it before pivot_root.
     const newFs = (fstype: string, path: string, flags: number, data: string | null) =>
       b.mount(fstype, at(path), fstype, flags, data, `cannot mount ${fstype} on ${path}`, {
         targetNoLink: true,
+        atimeOf: fstype === "proc" || fstype === "sysfs" ? path : undefined,
         explain: explain(fstype),
       });
     b.mkdir(at("/dev"));

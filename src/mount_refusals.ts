@@ -50,9 +50,9 @@ const NAMED_COVERS = 6;
  * kernel's own empty mount points (a mount copied into the container's
  * namespace is locked there: it cannot be taken off to see what it hid),
  * and not more restricted than the new mount: a read-only one only
- * allows a read-only new one, and its atime flags must be the same
- * (the container's proc is read-write and relatime, its sysfs read-only
- * and relatime). A Docker, Podman or Kubernetes container masks parts of
+ * allows a read-only new one, and its atime flags must be the same (the
+ * container's proc is read-write, its sysfs read-only, and each takes the
+ * atime flags of the host's at /proc or /sys). A Docker, Podman or Kubernetes container masks parts of
  * both (a /dev/null over /proc/kcore, a read-only tmpfs over /proc/scsi and
  * /sys/firmware), which is enough.
  *
@@ -92,10 +92,14 @@ export function procSysfsRefusal(fstype: "proc" | "sysfs", mounts: readonly Moun
   if (fstype === "proc" && shown.options.includes("ro")) {
     problems.push(`${shown.path} is read-only (the container's proc is not)`);
   }
+  // The container's takes the atime flags of what is mounted at /proc or
+  // /sys: they can differ only from one mounted elsewhere.
   const atime = shown.options.filter((o) => o === "noatime" || o === "nodiratime");
-  if (atime.length > 0 || !shown.options.includes("relatime")) {
+  if (shown.path !== home && (atime.length > 0 || !shown.options.includes("relatime"))) {
     const flags = atime.length > 0 ? atime.join(",") : "strictatime";
-    problems.push(`${shown.path} is mounted ${flags} (the container's ${fstype} is relatime)`);
+    problems.push(
+      `${shown.path} is mounted ${flags} (the container's ${fstype} takes the atime flags of ${home})`,
+    );
   }
   if (problems.length === 0) {
     return `${rule}; ${shown.path} looks so, so something else refused it (a security module's policy, ` +

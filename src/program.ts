@@ -141,7 +141,7 @@ const HEADER_BYTES = 16;
 export const OP_BYTES = 56;
 const MAGIC = 0x31584253;
 /** The program format version (`version` in helper/program.zig). */
-export const PROGRAM_VERSION = 13;
+export const PROGRAM_VERSION = 14;
 // The flag bits of ops, helper/program.zig's constants of the same names
 // (tests/program_test.ts checks that each option sets its bit).
 const MOUNT_KEEP_LOCKED_FLAGS = 1;
@@ -150,6 +150,7 @@ const MOUNT_TARGET_NO_LINK = 4;
 const MOUNT_HOST_SOURCE = 8;
 const MOUNT_SKIP_GONE_LOWER = 16;
 const MOUNT_CHECK_WRITABLE = 32;
+const MOUNT_HOST_ATIME = 64;
 /** S_IFREG and S_IFDIR, the kinds of a planned host source (`mount_host_source` in helper/program.zig). */
 const HOST_SOURCE_KIND = { file: 0o100000, directory: 0o040000 } as const;
 
@@ -196,6 +197,16 @@ export interface MountOpOptions {
    * file system out of inodes or space).
    */
   checkWritable?: boolean;
+  /**
+   * For a new proc or sysfs: mount it with the atime flags (noatime,
+   * nodiratime, relatime, strictatime) of the mount at this path as the
+   * setup sees it before pivot_root, the host's /proc or /sys. The kernel
+   * mounts a proc or sysfs in a user namespace only where one already
+   * visible has the same atime flags, which are locked there: a host that
+   * mounts its /proc noatime would refuse a relatime one. Not with
+   * `hostSource`, which takes the same argument.
+   */
+  atimeOf?: string;
   /**
    * Says why the op failed with errno `errno` (a name, "EINVAL"), where
    * the kernel's errno alone would not, or undefined: asked only after a
@@ -349,17 +360,25 @@ export class ProgramBuilder {
   ): this {
     // sysfs shows the network devices of the mounting process's namespace.
     if (fstype === "sysfs") this.joinNetwork();
-    const kind = options.hostSource === undefined ? 0 : HOST_SOURCE_KIND[options.hostSource];
+    if (options.hostSource !== undefined && options.atimeOf !== undefined) {
+      throw new Error("sbox internal error: a mount with both hostSource and atimeOf");
+    }
+    const last = options.atimeOf !== undefined
+      ? s(options.atimeOf)
+      : options.hostSource === undefined
+      ? 0
+      : HOST_SOURCE_KIND[options.hostSource];
     return this.#push(
       OpCode.mount,
-      [s(source), { str: target }, s(fstype), flags, s(data), kind],
+      [s(source), { str: target }, s(fstype), flags, s(data), last],
       what,
       (options.keepLockedFlags ? MOUNT_KEEP_LOCKED_FLAGS : 0) |
         (options.ignoreMissing ? MOUNT_IGNORE_MISSING : 0) |
         (options.targetNoLink ? MOUNT_TARGET_NO_LINK : 0) |
         (options.hostSource ? MOUNT_HOST_SOURCE : 0) |
         (options.skipGoneLower ? MOUNT_SKIP_GONE_LOWER : 0) |
-        (options.checkWritable ? MOUNT_CHECK_WRITABLE : 0),
+        (options.checkWritable ? MOUNT_CHECK_WRITABLE : 0) |
+        (options.atimeOf !== undefined ? MOUNT_HOST_ATIME : 0),
       options.explain,
     );
   }

@@ -4130,11 +4130,6 @@ Deno.test({
         "mount -t tmpfs tmpfs /proc/sys/fs/binfmt_misc && mount --bind /dev/null /proc/uptime",
         /; here \/proc has mounts over parts of it \(\/proc\/uptime\),/,
       ],
-      // A locked noatime is one the new proc would have to keep.
-      [
-        "mount -o remount,noatime /proc",
-        /^sbox: cannot mount proc on \/proc: EPERM .*; here \/proc is mounted noatime \(the container's proc is relatime\)$/,
-      ],
       // Without /proc/sys the IPC limits cannot be written.
       [
         "mount -t proc -o subset=pid proc /proc",
@@ -4145,6 +4140,41 @@ Deno.test({
       const result = await sboxBehind(OWN_MOUNT_NAMESPACE, script, ["run", "--rootfs", image, "--", "true"]);
       assertSboxFailed(result, pattern);
     }));
+  },
+});
+
+const HOST_ATIME_TEST =
+  "cli: a host whose /proc or /sys is mounted noatime, nodiratime or strictatime runs containers, their proc and sysfs with its flags";
+Deno.test({
+  name: HOST_ATIME_TEST,
+  ignore: skipUnlessRoot(HOST_ATIME_TEST, "it remounts /proc and /sys in a mount namespace of its own"),
+  async fn() {
+    const image = busyboxImage();
+    // The kernel mounts a proc or sysfs in a user namespace only with the
+    // atime flags of the host's, which are locked there: the default
+    // relatime was refused (EPERM) wherever the host's differed.
+    const cases: [string, RegExp, RegExp][] = [
+      ["mount -o remount,bind,noatime /proc", /^\/proc \S*\bnoatime\b/m, /^\/sys \S*\brelatime\b/m],
+      [
+        "mount -o remount,bind,strictatime /proc && mount -o remount,bind,nodiratime /sys",
+        /^\/proc (?!\S*(relatime|noatime))\S+$/m,
+        /^\/sys (?=\S*\bnodiratime\b)(?=\S*\brelatime\b)\S+$/m,
+      ],
+    ];
+    for (const [script, proc, sys] of cases) {
+      const result = await sboxBehind(OWN_MOUNT_NAMESPACE, script, [
+        "run",
+        "--rootfs",
+        image,
+        "--",
+        "sh",
+        "-c",
+        "cut -d' ' -f5,6 /proc/self/mountinfo | grep -E '^/(proc|sys) '",
+      ]);
+      assert.equal(result.code, 0, `${script}: ${result.stderr}`);
+      assert.match(result.stdout, proc, `${script}: ${result.stdout}`);
+      assert.match(result.stdout, sys, `${script}: ${result.stdout}`);
+    }
   },
 });
 

@@ -3476,10 +3476,16 @@ Deno.test("procSysfsRefusal: what keeps the kernel from mounting a new proc or s
     ),
   );
   assert.match(sys, /; here \/sys has mounts over parts of it \(\/sys\/firmware\), as Docker/);
-  // A read-only proc, a noatime one: the new mount would have to be so too.
+  // A read-only proc: the new mount would have to be so too. Its noatime
+  // is no problem: the container's proc takes the flags of /proc.
   const ro = procSysfsRefusal("proc", table(mountLine(2, 1, "/proc", "proc", "ro,noatime")));
-  assert.match(ro, /; here \/proc is read-only \(the container's proc is not\); \/proc is mounted noatime /);
+  assert.match(ro, /; here \/proc is read-only \(the container's proc is not\)$/);
   assert.doesNotMatch(ro, /Docker/);
+  // Only a proc mounted elsewhere can differ from what /proc has.
+  assert.match(
+    procSysfsRefusal("proc", table(mountLine(2, 1, "/host/proc", "proc", "rw,noatime"))),
+    /; here \/host\/proc is mounted noatime \(the container's proc takes the atime flags of \/proc\)$/,
+  );
   // A read-only sysfs is no problem: the container's is read-only too.
   assert.match(
     procSysfsRefusal("sysfs", table(mountLine(2, 1, "/sys", "sysfs", "ro,relatime"))),

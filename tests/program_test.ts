@@ -643,6 +643,7 @@ Deno.test("each op flag the builder sets is helper/program.zig's bit of that nam
     mount_host_source: () => mount({ hostSource: "directory" }),
     mount_skip_gone_lower: () => mount({ skipGoneLower: true }),
     mount_check_writable: () => mount({ checkWritable: true }),
+    mount_host_atime: () => mount({ atimeOf: "/proc" }),
     mkdir_owned: () => flagsOf(new ProgramBuilder().mkdir("d", 0o755, { uid: 0, gid: 0 }), OpCode.mkdir),
     write_file_optional: () =>
       flagsOf(new ProgramBuilder().writeFile("f", "", 0o644, { optional: true }), OpCode.write_file),
