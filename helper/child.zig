@@ -244,8 +244,9 @@ fn mount(op: *const program.Op, own: *OwnMounts) usize {
     }
     var rc = target.resolve(own, a[1], if (no_link) .refuse else .follow);
     if (errnoOf(rc) == null) {
-        rc = if (bind and a[3] & (MS.RDONLY | MS.REMOUNT) == MS.RDONLY)
-            bindReadOnly(source.pathOr(a[0]), &target, a[1], a[3])
+        const attributes = MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC;
+        rc = if (bind and a[3] & MS.REMOUNT == 0 and a[3] & attributes != 0)
+            bindWithAttributes(source.pathOr(a[0]), &target, a[1], a[3])
         else
             mountOrRemount(op, source.pathOr(a[0]), target.pathOr(a[1]));
     }
@@ -276,13 +277,14 @@ fn statfsFlags(path: u64, flags: *u64) usize {
     return rc;
 }
 
-/// A bind that is read-only from the start: mount(2) ignores MS_RDONLY on a
-/// bind, and a remount after it would resolve the target's path again,
-/// which a host user who can write to a bind's source could have pointed
-/// elsewhere in between (the remount would then miss). So the tree is
-/// cloned detached (open_tree), made read-only there, every mount of it
-/// with MS_REC, and attached at the target's fd (move_mount).
-fn bindReadOnly(source: u64, target: *const InRoot, target_path: u64, flags: u64) usize {
+/// A bind that is read-only, nosuid, nodev or noexec from the start:
+/// mount(2) ignores those flags on a bind (only a remount sets them), and a
+/// remount after it would resolve the target's path again, which a host
+/// user who can write to a bind's source could have pointed elsewhere in
+/// between (the remount would then miss). So the tree is cloned detached
+/// (open_tree), given the flags there, every mount of it with MS_REC, and
+/// attached at the target's fd (move_mount).
+fn bindWithAttributes(source: u64, target: *const InRoot, target_path: u64, flags: u64) usize {
     const MS = linux.MS;
     const open_tree_clone: usize = 1;
     const cloexec: usize = @as(u32, @bitCast(linux.O{ .CLOEXEC = true }));

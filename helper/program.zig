@@ -47,7 +47,9 @@ pub const Code = enum(u32) {
     /// mount(args[0] source, args[1] target, args[2] fstype, args[3] flags, args[4] data).
     /// A bind remount with MS_REC sets its flags on every mount of the tree
     /// (mount_setattr), which mount(2) cannot. A bind (not a remount) with
-    /// MS_RDONLY is attached read-only (open_tree, mount_setattr, move_mount).
+    /// any of MS_RDONLY, MS_NOSUID, MS_NODEV and MS_NOEXEC is attached with
+    /// them (open_tree, mount_setattr, move_mount): mount(2) ignores them on
+    /// a bind.
     /// Flags field bits 0-6: `mount_keep_locked_flags`, `mount_ignore_missing`,
     /// `mount_target_no_link`, `mount_host_source`, `mount_skip_gone_lower`,
     /// `mount_check_writable`, `mount_host_atime`.

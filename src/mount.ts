@@ -583,7 +583,7 @@ export class BindMount implements Mount {
     if (stat(this.source)?.isDirectory) builder.mkdir(target);
     else builder.touch(target);
     // Read-only: one op, MS_RDONLY on the bind itself, which the helper makes
-    // read-only before it is attached (child.zig, bindReadOnly); MS_REC: the
+    // read-only before it is attached (child.zig, bindWithAttributes); MS_REC: the
     // mounts the source has inside are read-only too.
     builder.mount(
       this.source,

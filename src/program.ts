@@ -346,8 +346,11 @@ export class ProgramBuilder {
    * A bind remount with `MS.REC` sets its flags (read-only, nosuid, nodev,
    * noexec) on every mount of the tree, through mount_setattr: what mount(2)
    * does not, and what a read-only bind of a tree with mounts in it needs. A
-   * bind (not a remount) with `MS.RDONLY` is read-only from the start: the
-   * helper clones the tree, sets the flags and attaches it, all by fd.
+   * bind (not a remount) with any of `MS.RDONLY`, `MS.NOSUID`, `MS.NODEV`
+   * and `MS.NOEXEC` has them from the start, which mount(2) alone would
+   * ignore on a bind: the helper clones the tree, sets the flags and
+   * attaches it, all by fd. Other flags of a bind (atime ones) are ignored,
+   * as mount(2) does.
    */
   mount(
     source: string | null,

@@ -1447,6 +1447,50 @@ Deno.test("a custom Mount made with mod.ts's exports alone: ProgramBuilder's rea
   }
 });
 
+// mount(2) ignores nosuid, nodev and noexec on a bind, as it does
+// read-only: the helper applied them only to a read-only bind, so a custom
+// Mount's writable noexec bind came out executable.
+Deno.test("a custom Mount's bind gets MS.NOEXEC, MS.NOSUID and MS.NODEV without MS.RDONLY too", async () => {
+  const dir = scratchDir("bind-attributes-");
+  try {
+    const shared = `${dir}/shared`;
+    Deno.mkdirSync(shared);
+    Deno.copyFileSync(`${busyboxImage()}/bin/busybox`, `${shared}/busybox`);
+    Deno.chmodSync(`${shared}/busybox`, 0o755);
+    const bindWith = (target: string, flags: number): Mount => ({
+      target,
+      validate() {},
+      compile(b: ProgramBuilder) {
+        b.mkdir(`.${target}`).mount(
+          shared,
+          `.${target}`,
+          null,
+          MS.BIND | flags,
+          null,
+          `cannot bind ${target}`,
+        );
+      },
+    });
+    await using container = await containerIn(dir, [
+      new OverlayMount([busyboxImage()]),
+      new BaseMounts(),
+      bindWith("/plain", 0),
+      bindWith("/noexec", MS.NOEXEC | MS.NOSUID | MS.NODEV),
+    ]);
+    const result = await sh(
+      container,
+      "grep -E ' /(plain|noexec) ' /proc/mounts; /plain/busybox true && echo plain ran; " +
+        "touch /noexec/written && echo noexec written; /noexec/busybox true || echo noexec refused",
+    );
+    assert.match(result.out, /^\S+ \/noexec \S+ rw,nosuid,nodev,noexec,/m, result.err);
+    assert.match(result.out, /^\S+ \/plain \S+ rw,(?!.*noexec)/m, result.err);
+    assert.match(result.out, /^plain ran\nnoexec written\nnoexec refused$/m, result.err);
+    assert.match(result.err, /Permission denied/);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 // README: SboxError is "every error but an aborted signal's reason". A
 // custom Mount's compile() that passes ProgramBuilder a value it cannot
 // encode got a RangeError from start(), where a NUL byte got an SboxError.
