@@ -45,6 +45,10 @@ const LIBC = {
   linkat: { parameters: ["i32", "buffer", "i32", "buffer", "i32"], result: "i32" },
   renameat: { parameters: ["i32", "buffer", "i32", "buffer"], result: "i32" },
   unlinkat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  utimensat: { parameters: ["i32", "buffer", "pointer", "i32"], result: "i32" },
+  opendir: { parameters: ["buffer"], result: "pointer" },
+  readdir: { parameters: ["pointer"], result: "pointer" },
+  closedir: { parameters: ["pointer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 type Libc = Deno.DynamicLibrary<typeof LIBC>["symbols"];
@@ -71,16 +75,32 @@ function fail(message: string): never {
   throw new SboxError(message, { step: "ffi" });
 }
 
+/** The embedded library's cache file, as {@linkcode embeddedLibraryFile} leaves it for src/ffi.ts. */
+export interface EmbeddedFile {
+  /** Its path, for messages; " (deleted)" at the end once it was removed. */
+  readonly path: string;
+  /**
+   * What to dlopen: `/proc/self/fd/N`, the file as sbox checked it, through
+   * an fd (O_PATH) that this process keeps open for the rest of its life.
+   */
+  readonly load: string;
+}
+
+/** A cache file of another version unused for this long is removed ({@linkcode removeStale}). */
+const STALE_SECONDS = 30 * 86400;
+/** A cache file's mtime is set to now when it is used and older than this: its last use, to a day. */
+const TOUCH_SECONDS = 86400;
+
 /**
- * The path of this machine's embedded helper library, written to the cache
- * directory ({@linkcode cacheDirectory}) on first use: `libsbox-<first 16 hex
- * digits of its SHA-256>.so`, so that versions of sbox share the directory
- * without overwriting each other. `undefined` when src/embedded_library.ts
- * holds no copy for this architecture (the committed placeholder). Throws an
+ * This machine's embedded helper library, written to the cache directory
+ * ({@linkcode cacheDirectory}) on first use: `libsbox-<first 16 hex digits
+ * of its SHA-256>.so`, so that versions of sbox share the directory without
+ * overwriting each other. `undefined` when src/embedded_library.ts holds no
+ * copy for this architecture (the committed placeholder). Throws an
  * {@linkcode SboxError} naming the path and what is wrong when the cache is
  * not safe to load code from.
  */
-export async function embeddedLibraryFile(): Promise<string | undefined> {
+export async function embeddedLibraryFile(): Promise<EmbeddedFile | undefined> {
   const { EMBEDDED_LIBRARIES } = await import("./embedded_library.ts");
   const embedded = EMBEDDED_LIBRARIES[Deno.build.arch as "x86_64" | "aarch64"];
   if (embedded === undefined) return undefined;
@@ -88,19 +108,28 @@ export async function embeddedLibraryFile(): Promise<string | undefined> {
   const libc = Deno.dlopen("libc.so.6", LIBC).symbols;
   // The library keeps process-wide state (helper/janitor.zig), so every
   // isolate must load the one file: another Worker may have found another
-  // cache directory, had the environment changed in between.
-  const loaded = mappedPath(libc, name);
+  // cache directory, had the environment changed in between, or the file
+  // may be gone.
+  const loaded = loadedFile(libc, name);
   if (loaded !== undefined) return loaded;
   const { fd: dirFd, dir } = openPrivateDirectory(libc, cacheDirectory(libc));
   try {
-    if (!checkCacheFile(libc, dirFd, dir, name)) {
+    let file = openCacheFile(libc, dirFd, dir, name);
+    if (file === undefined) {
       await writeCacheFile(libc, dirFd, dir, name, embedded);
-      checkCacheFile(libc, dirFd, dir, name);
+      // A new version's first use, or a file removed: a time to look for stale ones.
+      removeStale(libc, dirFd, name);
+      file = openCacheFile(libc, dirFd, dir, name);
+      if (file === undefined) fail(`${dir}/${name} was removed as soon as sbox had written it`);
+    } else if (file.mtime < Date.now() / 1000 - TOUCH_SECONDS) {
+      // Its last use, for removeStale of other versions (to a day: not a write each start).
+      libc.utimensat(dirFd, cstr(name), null, AT_SYMLINK_NOFOLLOW);
+      removeStale(libc, dirFd, name);
     }
+    return { path: `${dir}/${name}`, load: `/proc/self/fd/${file.fd}` };
   } finally {
     libc.close(dirFd);
   }
-  return `${dir}/${name}`;
 }
 
 /**
@@ -134,7 +163,7 @@ function statAt(
   flags: number,
   what: string,
   missing: "fail" | "allow" = "fail",
-): { uid: number; mode: number } | undefined {
+): Stat | undefined {
   const buf = new Uint8Array(256);
   if (libc.statx(dirFd, cstr(path), flags, STATX_BASIC_STATS, buf) !== 0) {
     const e = errno(libc);
@@ -142,12 +171,23 @@ function statAt(
     fail(`cannot stat ${what}: ${describeErrno(e)}`);
   }
   const view = new DataView(buf.buffer);
-  // struct statx: stx_uid at 20, stx_mode at 28.
-  return { uid: view.getUint32(20, true), mode: view.getUint16(28, true) };
+  // struct statx: stx_uid at 20, stx_mode at 28, stx_mtime.tv_sec at 112.
+  return {
+    uid: view.getUint32(20, true),
+    mode: view.getUint16(28, true),
+    mtime: Number(view.getBigInt64(112, true)),
+  };
 }
 
-/** Owner and mode of the file open as `fd`. */
-function statFd(libc: Libc, fd: number, what: string): { uid: number; mode: number } {
+/** What sbox reads of a statx: owner, mode and mtime (seconds). */
+interface Stat {
+  uid: number;
+  mode: number;
+  mtime: number;
+}
+
+/** Owner, mode and mtime of the file open as `fd`. */
+function statFd(libc: Libc, fd: number, what: string): Stat {
   return statAt(libc, fd, "", AT_EMPTY_PATH, what)!;
 }
 
@@ -159,7 +199,7 @@ const octal = (mode: number) => (mode & 0o7777).toString(8).padStart(4, "0");
  * (a symbolic link is not followed), another owner, or write access for
  * group or others; `undefined` when it is safe.
  */
-function unsafe(libc: Libc, stat: { uid: number; mode: number }, type: number): string | undefined {
+function unsafe(libc: Libc, stat: Stat, type: number): string | undefined {
   if ((stat.mode & S_IFMT) === S_IFLNK) return "is a symbolic link";
   if ((stat.mode & S_IFMT) !== type) return type === S_IFDIR ? "is not a directory" : "is not a regular file";
   const euid = libc.geteuid();
@@ -175,9 +215,9 @@ function unsafe(libc: Libc, stat: { uid: number; mode: number }, type: number): 
  * symbolic link in its last component, and refuses it unless it is a
  * directory of this user's that nobody else may write to: root dlopens what
  * it holds. Returns it open, with its path as the kernel resolved it, whose
- * every ancestor no other user may change either ({@linkcode checkAncestors}):
- * dlopen takes a path, not the fd checked here, so the path must lead to the
- * same file when dlopen walks it.
+ * every ancestor no other user may change either ({@linkcode checkAncestors}).
+ * From here on sbox goes by fds, this one and the file's
+ * ({@linkcode openCacheFile}), not by the path.
  */
 function openPrivateDirectory(
   libc: Libc,
@@ -216,12 +256,10 @@ function openPrivateDirectory(
 
 /** The path of the directory open as `fd`, as the kernel resolved it (no symbolic links). */
 function resolvedPath(libc: Libc, fd: number, dir: string): string {
-  const buf = new Uint8Array(4096);
-  const n = Number(libc.readlink(cstr(`/proc/self/fd/${fd}`), buf, BigInt(buf.length)));
-  if (n < 0) fail(`cannot resolve the cache directory ${dir}: ${describeErrno(errno(libc))}`);
-  const path = new TextDecoder().decode(buf.subarray(0, n));
+  const path = readLink(libc, `/proc/self/fd/${fd}`);
+  if (path === undefined) fail(`cannot resolve the cache directory ${dir}: ${describeErrno(errno(libc))}`);
   // " (deleted)", or a path of another mount namespace: nothing to load from.
-  if (!path.startsWith("/") || n === buf.length) fail(`cannot resolve the cache directory ${dir}: ${path}`);
+  if (!path.startsWith("/")) fail(`cannot resolve the cache directory ${dir}: ${path}`);
   return path;
 }
 
@@ -229,9 +267,10 @@ function resolvedPath(libc: Libc, fd: number, dir: string): string {
  * Refuses `dir` unless each directory above it is root's or this user's and
  * writable by nobody else, the sticky bit excepted (/tmp: others may add
  * entries there, not rename or remove this user's). Else another user could
- * swap a directory on the way between this check and dlopen's walk of the
- * path, as OpenSSH's StrictModes and sudo reason about the directories above
- * a file they trust. Of a `resolved` path (none is a symbolic link), every
+ * rearrange the directories on the way, and put another directory of this
+ * user's in the cache's place before sbox opens it, as OpenSSH's StrictModes
+ * and sudo reason about the directories above a file they trust (once open,
+ * the cache is used through fds only). Of a `resolved` path (none is a symbolic link), every
  * ancestor must exist; of a path `as given`, before sbox makes what is
  * missing, links are followed and missing ones passed over: the check of
  * the resolved path decides.
@@ -260,26 +299,81 @@ function checkAncestors(libc: Libc, dir: string, path: "resolved" | "as given"):
 }
 
 /**
- * Whether `name` is in the cache already; throws if it is there but is not
- * a regular file of this user's that only this user may write to. Its
- * content is not hashed again: nobody else can write to the directory, and
- * files appear there whole (see {@linkcode writeCacheFile}).
+ * `name` in the cache, open (O_PATH) with its mtime; `undefined` when it is
+ * not there. Throws if it is there but is not a regular file of this
+ * user's that only this user may write to. Its content is not hashed again:
+ * nobody else can write to the directory, and files appear there whole (see
+ * {@linkcode writeCacheFile}). The fd stays open for good: dlopen is given
+ * it as `/proc/self/fd/N`, so it loads the file checked here, and another
+ * isolate finds it there ({@linkcode loadedFile}) even once the file is gone.
  */
-function checkCacheFile(libc: Libc, dirFd: number, dir: string, name: string): boolean {
+function openCacheFile(
+  libc: Libc,
+  dirFd: number,
+  dir: string,
+  name: string,
+): { fd: number; mtime: number } | undefined {
   const path = `${dir}/${name}`;
   const fd = libc.openat(dirFd, cstr(name), O_PATH | O_NOFOLLOW | O_CLOEXEC, 0);
   if (fd < 0) {
     const e = errno(libc);
-    if (e === ENOENT) return false;
+    if (e === ENOENT) return undefined;
     fail(`cannot open ${path}: ${describeErrno(e)}`);
   }
   try {
-    const problem = unsafe(libc, statFd(libc, fd, path), S_IFREG);
+    const stat = statFd(libc, fd, path);
+    const problem = unsafe(libc, stat, S_IFREG);
     if (problem !== undefined) fail(`${path} ${problem}: sbox will not load it (remove it)`);
-  } finally {
+    return { fd, mtime: stat.mtime };
+  } catch (err) {
     libc.close(fd);
+    throw err;
   }
-  return true;
+}
+
+/** What sbox writes to the cache: libraries, and temporaries of a write ({@linkcode writeCacheFile}). */
+const CACHE_NAME =
+  /^(libsbox-[0-9a-f]{16}\.so|\.libsbox-[0-9a-f]{16}\.so\.[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12})$/;
+
+/**
+ * Removes from the cache what other versions of sbox wrote and have not
+ * used for {@linkcode STALE_SECONDS} (the mtime: each use sets it, to a
+ * day), and temporaries a write that died left: only names sbox gives, of
+ * regular files of this user's that no one else may write to, as the cache
+ * requires. A process that uses a file this removes keeps it whole: sbox
+ * loads it through an fd it holds, and finds it there for every Worker
+ * ({@linkcode loadedFile}); the next process of that version writes it
+ * again. Best effort: it never fails a start.
+ */
+function removeStale(libc: Libc, dirFd: number, keep: string): void {
+  const before = Date.now() / 1000 - STALE_SECONDS;
+  for (const entry of entries(libc, `/proc/self/fd/${dirFd}`)) {
+    if (entry === keep || !CACHE_NAME.test(entry)) continue;
+    try {
+      const stat = statAt(libc, dirFd, entry, AT_SYMLINK_NOFOLLOW, entry, "allow");
+      if (stat === undefined || unsafe(libc, stat, S_IFREG) !== undefined || stat.mtime >= before) continue;
+    } catch {
+      continue;
+    }
+    libc.unlinkat(dirFd, cstr(entry), 0);
+  }
+}
+
+/** The names in directory `path` (`.` and `..` left out); none if it cannot be read. */
+function entries(libc: Libc, path: string): string[] {
+  const dir = libc.opendir(cstr(path));
+  if (dir === null) return [];
+  const names: string[] = [];
+  try {
+    // struct dirent of glibc on 64-bit Linux: d_name at 19.
+    for (let entry = libc.readdir(dir); entry !== null; entry = libc.readdir(dir)) {
+      const name = Deno.UnsafePointerView.getCString(entry, 19);
+      if (name !== "." && name !== "..") names.push(name);
+    }
+  } finally {
+    libc.closedir(dir);
+  }
+  return names;
 }
 
 /**
@@ -333,9 +427,39 @@ async function writeCacheFile(
 }
 
 /**
+ * The library named `name` that another isolate of this process loaded
+ * already, to be loaded again through the fd that isolate keeps of it
+ * ({@linkcode openCacheFile}): dlopen then finds the library it has, even
+ * when its file was renamed or removed since, where a path would load a
+ * second copy. `undefined` when the process has none mapped.
+ */
+function loadedFile(libc: Libc, name: string): EmbeddedFile | undefined {
+  const path = mappedPath(libc, name);
+  if (path === undefined) return undefined;
+  // Its fd shows the path that /proc/self/maps shows, " (deleted)" and all.
+  for (const entry of entries(libc, "/proc/self/fd")) {
+    if (/^[0-9]+$/.test(entry) && readLink(libc, `/proc/self/fd/${entry}`) === path) {
+      return { path, load: `/proc/self/fd/${entry}` };
+    }
+  }
+  fail(
+    `this process has loaded ${path} already, but the fd sbox keeps of it is closed: a second copy of the ` +
+      "library would not share the first one's state (restart the process)",
+  );
+}
+
+/** The target of the symbolic link `path`; `undefined` if it cannot be read (errno says why). */
+function readLink(libc: Libc, path: string): string | undefined {
+  const buf = new Uint8Array(4096);
+  const n = Number(libc.readlink(cstr(path), buf, BigInt(buf.length)));
+  // A target of PATH_MAX bytes does not fit with room to spare: cut short.
+  return n < 0 || n === buf.length ? undefined : new TextDecoder().decode(buf.subarray(0, n));
+}
+
+/**
  * The path of a file named `name` that this process has mapped already (a
- * library another isolate loaded), from /proc/self/maps; `undefined` if
- * none is, or it has been deleted since.
+ * library another isolate loaded), from /proc/self/maps, with " (deleted)"
+ * at its end if it has been removed since; `undefined` if none is mapped.
  */
 function mappedPath(libc: Libc, name: string): string | undefined {
   const fd = libc.openat(AT_FDCWD, cstr("/proc/self/maps"), O_RDONLY | O_CLOEXEC, 0);
@@ -358,7 +482,7 @@ function mappedPath(libc: Libc, name: string): string | undefined {
     // "address perms offset dev inode path": the path is what follows the
     // first "/", and may hold spaces.
     const path = line.slice(line.indexOf("/"));
-    if (line.includes("/") && path.endsWith(`/${name}`)) return path;
+    if (line.includes("/") && (path.endsWith(`/${name}`) || path.endsWith(`/${name} (deleted)`))) return path;
   }
   return undefined;
 }

@@ -187,20 +187,14 @@ function calls(lib: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"]): HelperSymbo
 export const EXPECTED_ABI: number =
   ((Math.max(...Object.values(CALL)) << 24) | (PROGRAM_VERSION << 16) | (OP_BYTES << 8) | 16) >>> 0;
 
-const ARCH_DIRS: Record<string, string> = { x86_64: "x86_64-linux", aarch64: "aarch64-linux" };
-
-/** Where a local build of the library may be, in the order tried. */
+/** Where a local build of the library may be: none for modules that are not local files. */
 function localCandidates(): string[] {
-  const here = new URL(".", import.meta.url);
   // A local build first: it is what a checkout runs, and newer than a
-  // packaged copy. Each miss costs a failed dlopen (~1 ms).
-  const urls = [
-    new URL("../zig-out/lib/libsbox.so", here),
-    new URL(`../helper/dist/${ARCH_DIRS[Deno.build.arch] ?? Deno.build.arch}/libsbox.so`, here),
-  ];
+  // packaged copy. A miss costs a failed dlopen (~1 ms).
+  const url = new URL("../zig-out/lib/libsbox.so", import.meta.url);
   // Not node:url's fileURLToPath: the first node: import costs ~10 ms of
   // start-up, which every `sbox run` would pay.
-  return urls.filter((url) => url.protocol === "file:").map((url) => decodeURIComponent(url.pathname));
+  return url.protocol === "file:" ? [decodeURIComponent(url.pathname)] : [];
 }
 
 /**
@@ -225,6 +219,14 @@ function otherArchitecture(path: string): string {
   }
 }
 
+/**
+ * What sbox needs of Deno. Not `--allow-ffi=PATH`: under a list of paths
+ * Deno refuses the C library, which sbox opens by its name (libc.so.6), and
+ * every pointer to a buffer, which each helper call passes.
+ */
+const NEEDS_FFI =
+  "sbox needs --allow-ffi without a list of paths, and nothing else: run with `deno run --allow-ffi`";
+
 /** What to do when no library could be opened, for a copy of sbox loaded from `moduleUrl`. */
 function remedy(moduleUrl: string): string {
   if (embedded.state === "failed") return embedded.reason;
@@ -232,68 +234,86 @@ function remedy(moduleUrl: string): string {
     return `its embedded copy, written to ${embedded.path}, does not load (a file system mounted noexec? ` +
       "set XDG_CACHE_HOME to a directory on another)";
   }
+  const build = "which builds it (zig build --release)";
+  if (embedded.state === "skipped") {
+    // Whether this copy carries the library is in a module not imported.
+    return "--allow-ffi was granted only after sbox was imported, too late to set up the copy of the library " +
+      "that a package of sbox carries: give --allow-ffi when Deno starts" +
+      (moduleUrl.startsWith("file:") ? `; or, in sbox's checkout, run ./tools/setup, ${build}` : "");
+  }
   if (!moduleUrl.startsWith("file:")) {
     return `this copy of sbox was loaded from ${new URL("..", moduleUrl)}, which does not deliver ` +
       `libsbox.so (its src/embedded_library.ts holds none for ${Deno.build.arch}: published without ` +
       "`deno task publish`?): use a checkout of sbox, set up with ./tools/setup (README, Distribution)";
   }
-  return "run ./tools/setup in sbox's checkout, which builds it (zig build --release)";
+  return `run ./tools/setup in sbox's checkout, ${build}`;
 }
 
 let library: Deno.DynamicLibrary<typeof SYMBOLS> | undefined;
-/** The path {@linkcode library} was opened from. */
+/** The path {@linkcode library} was opened from (`/proc/self/fd/N` for the embedded copy). */
 let opened = "";
 let symbols: HelperSymbols | undefined;
 
 /**
  * The embedded copy of the library (src/embedded_helper.ts), once the
- * start-up step below looked for it: its cache file, or why it cannot be
- * used; `none` when a local build loaded or the module holds no copy for
- * this machine.
+ * start-up step below looked for it: its cache file (`path`, for messages)
+ * and what to dlopen (`load`), or why it cannot be used; `none` when a
+ * local build loaded or the module holds no copy for this machine;
+ * `skipped` when the step did not run, --allow-ffi not being granted then.
  */
-let embedded: { state: "none" } | { state: "cached"; path: string } | { state: "failed"; reason: string } = {
-  state: "none",
-};
+let embedded:
+  | { state: "none" | "skipped" }
+  | { state: "cached"; path: string; load: string }
+  | { state: "failed"; reason: string } = { state: "none" };
+
+/** A library to try: what to dlopen, and the file's name in messages. */
+interface Candidate {
+  load: string;
+  name: string;
+}
 
 /**
- * Opens the first of `paths` that loads and has the ABI this module expects
- * as {@linkcode library}, and says in `errors` why each one before it did
- * not; returns whether one did.
+ * Opens the first of `candidates` that loads and has the ABI this module
+ * expects as {@linkcode library}, and says in `errors` why each one before
+ * it did not; returns whether one did.
  */
-function openFirst(paths: readonly string[], errors: string[]): boolean {
-  for (const path of paths) {
+function openFirst(candidates: readonly Candidate[], errors: string[]): boolean {
+  for (const { load, name } of candidates) {
     let candidate: Deno.DynamicLibrary<typeof SYMBOLS>;
     try {
-      candidate = Deno.dlopen(path, SYMBOLS);
+      candidate = Deno.dlopen(load, SYMBOLS);
     } catch (err) {
       if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied) {
-        throw new SboxError("sbox needs --allow-ffi (and nothing else): run with `deno run --allow-ffi`", {
-          step: "ffi",
-          cause: err,
-        });
+        throw new SboxError(NEEDS_FFI, { step: "ffi", cause: err });
       }
       // Deno says "Could not open library: " twice.
-      const message = (err as Error).message.replaceAll("Could not open library: ", "");
+      const message = (err as Error).message.replaceAll("Could not open library: ", "").replaceAll(
+        load,
+        name,
+      );
       // It names the path itself, as dlerror() does.
-      const named = message.startsWith(path) ? message : `${path}: ${message}`;
-      errors.push(`${named}${message.includes("No such file") ? otherArchitecture(path) : ""}`);
+      const named = message.startsWith(name) ? message : `${name}: ${message}`;
+      errors.push(`${named}${message.includes("No such file") ? otherArchitecture(load) : ""}`);
       continue;
     }
     const abi = candidate.symbols.sbox_abi_version();
     if (abi === EXPECTED_ABI) {
       library = candidate;
-      opened = path;
+      opened = load;
       return true;
     }
     candidate.close();
     errors.push(
-      `${path} is from another version of sbox (ABI ${abi.toString(16)}, expected ${
+      `${name} is from another version of sbox (ABI ${abi.toString(16)}, expected ${
         EXPECTED_ABI.toString(16)
       })`,
     );
   }
   return false;
 }
+
+/** The local builds as candidates: each loaded by its path. */
+const local = (): Candidate[] => localCandidates().map((path) => ({ load: path, name: path }));
 
 // The start-up step, before any helper() call: helper() is synchronous, and
 // importing the embedded copy is not. A local build is opened here, as
@@ -304,35 +324,44 @@ function openFirst(paths: readonly string[], errors: string[]): boolean {
 // needs no permission), and never throwing: helper() reports what failed.
 if (Deno.permissions.querySync({ name: "ffi" }).state === "granted") {
   try {
-    if (!openFirst(localCandidates(), [])) {
+    if (!openFirst(local(), [])) {
       const { embeddedLibraryFile } = await import("./embedded_helper.ts");
-      const path = await embeddedLibraryFile();
-      if (path !== undefined) {
-        embedded = { state: "cached", path };
-        openFirst([path], []);
+      const file = await embeddedLibraryFile();
+      if (file !== undefined) {
+        embedded = { state: "cached", ...file };
+        openFirst([{ load: file.load, name: file.path }], []);
       }
     }
   } catch (err) {
     embedded = { state: "failed", reason: err instanceof Error ? err.message : String(err) };
   }
+} else {
+  embedded = { state: "skipped" };
 }
 
 /**
  * The helper's calls. The library is opened when this module loads, or
- * else on first use: the first local build ({@linkcode localCandidates})
- * that loads and has the ABI this module expects (a build left from another
+ * else on first use: the local build ({@linkcode localCandidates}) if it
+ * loads and has the ABI this module expects (a build left from another
  * version of sbox is passed over, and named if nothing else will do), else
  * the embedded copy's cache file (src/embedded_helper.ts), under the same
- * check.
+ * check. Throws an {@linkcode SboxError} saying why when neither opens, or
+ * when --allow-ffi is not granted for every path.
  */
 export function helper(): HelperSymbols {
   if (symbols) return symbols;
   // Opened at start-up, or else tried again now (and to say why not).
   if (!library) {
+    // Not granted, or only for a list of paths (which the query without a
+    // path does not count): say what is needed, not what a dlopen allowed
+    // by that list happened to miss.
+    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
+      throw new SboxError(NEEDS_FFI, { step: "ffi" });
+    }
     const errors: string[] = [];
-    const paths = localCandidates();
-    if (embedded.state === "cached") paths.push(embedded.path);
-    if (!openFirst(paths, errors)) {
+    const candidates = local();
+    if (embedded.state === "cached") candidates.push({ load: embedded.load, name: embedded.path });
+    if (!openFirst(candidates, errors)) {
       const tried = errors.length > 0 ? ` (${errors.join("; ")})` : "";
       throw new SboxError(`cannot open the sbox helper library: ${remedy(import.meta.url)}${tried}`, {
         step: "ffi",

@@ -66,7 +66,8 @@ async function sbox(
   args: string[],
   options: {
     stdin?: string;
-    allowFfi?: boolean;
+    /** `false`: no --allow-ffi; a string: `--allow-ffi=` that list. */
+    allowFfi?: boolean | string;
     cwd?: string;
     env?: Record<string, string>;
     /** A module run before sbox.ts (`deno run --preload`). */
@@ -75,7 +76,15 @@ async function sbox(
 ): Promise<Result> {
   const preload = options.preload === undefined ? [] : ["--preload", options.preload];
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...(options.allowFfi === false ? [] : ["--allow-ffi"]), ...preload, SBOX, ...args],
+    args: [
+      "run",
+      ...(options.allowFfi === false
+        ? []
+        : [typeof options.allowFfi === "string" ? `--allow-ffi=${options.allowFfi}` : "--allow-ffi"]),
+      ...preload,
+      SBOX,
+      ...args,
+    ],
     cwd: options.cwd,
     env: options.env,
     stdin: options.stdin === undefined ? "null" : "piped",
@@ -175,10 +184,15 @@ Deno.test("cli: --help, run --help and --version need no permission at all", asy
   assert.equal(version.stdout, `sbox ${meta.version}\n`);
 });
 
-Deno.test("cli: without --allow-ffi, run says how to run it and exits 125", async () => {
+Deno.test("cli: without --allow-ffi, or with it for a list of paths, run says how to run it and exits 125", async () => {
   const result = await sbox(["run", "--", "/bin/true"], { allowFfi: false });
   assertSboxFailed(result, /--allow-ffi/);
   assert.match(result.stderr, /deno run --allow-ffi sbox\.ts/);
+  // The list holds the checkout's library, but Deno refuses sbox's pointers under it.
+  const root = decodeURIComponent(new URL("../", import.meta.url).pathname);
+  const listed = await sbox(["run", "--", "/bin/true"], { allowFfi: root });
+  assertSboxFailed(listed, /--allow-ffi/);
+  assert.match(listed.stderr, /deno run --allow-ffi sbox\.ts/);
 });
 
 Deno.test("cli: without a helper library, help and version work and run says what to do, exiting 125", async () => {
@@ -202,8 +216,12 @@ Deno.test("cli: without a helper library, help and version work and run says wha
       result,
       /^sbox: cannot open the sbox helper library: run \.\/tools\/setup in sbox's checkout/,
     );
-    // Named once, not twice as dlerror() already names it.
+    // Named once, not twice as dlerror() already names it; the one candidate tried.
     assert.equal(result.stderr.split(`${dir}/zig-out/lib/libsbox.so`).length, 2, result.stderr);
+    assert.equal(
+      result.stderr.match(/\(([^()]*)\)\n$/)?.[1],
+      `${dir}/zig-out/lib/libsbox.so: cannot open shared object file: No such file or directory`,
+    );
     assert.doesNotMatch(result.stderr, /another architecture/);
     // No report can be written without the helper: said in one more line, not the cause again.
     const reported = await inCopy(["run", "--report", `${dir}/report.json`, "--", "/bin/true"]);

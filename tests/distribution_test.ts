@@ -15,7 +15,9 @@ import {
   COMMAND_TIMEOUT_MS,
   OWN_MOUNT_NAMESPACE,
   scratchDir,
+  shellQuote,
   skipUnlessRoot,
+  skipWithout,
   text,
 } from "./fixtures.ts";
 
@@ -117,14 +119,15 @@ interface Result {
 /**
  * `deno run --quiet --no-config --allow-ffi --allow-import=HOST [EXTRA] SCRIPT ARGS...`
  * with only `env` (HOME, XDG_CACHE_HOME) and a DENO_DIR in HOME; after
- * `prefix` (a command that runs the rest) if given.
+ * `prefix` (a command that runs the rest) if given; `ffi` in place of
+ * `--allow-ffi` if given.
  */
 async function denoRun(
   origin: string,
   script: string,
   args: string[],
   env: { HOME: string; XDG_CACHE_HOME?: string },
-  options: { extra?: string[]; prefix?: readonly string[] } = {},
+  options: { extra?: string[]; prefix?: readonly string[]; ffi?: string } = {},
 ): Promise<Result> {
   const [program, ...argv] = [
     ...options.prefix ?? [],
@@ -134,7 +137,7 @@ async function denoRun(
     // Neither the checkout's deno.json nor a lock file next to it: scratch
     // directories lie inside the checkout.
     "--no-config",
-    "--allow-ffi",
+    options.ffi ?? "--allow-ffi",
     `--allow-import=${new URL(origin).host}`,
     ...options.extra ?? [],
     script,
@@ -208,6 +211,9 @@ Deno.test("distribution: sbox run from an http: copy writes the embedded helper 
   }
 });
 
+/** tests/programs/package_user.ts, the library script. */
+const PACKAGE_USER = decodeURIComponent(new URL("./programs/package_user.ts", import.meta.url).pathname);
+
 Deno.test("distribution: a library script importing mod.ts over http: runs containers, a Worker's too, from one file", async () => {
   const pkg = await embeddedPackage();
   const work = scratchDir("dist-lib-");
@@ -216,13 +222,12 @@ Deno.test("distribution: a library script importing mod.ts over http: runs conta
       const home = newHome(work, "home");
       const otherCache = newHome(work, "other-cache");
       const rootfs = newHome(work, "root");
-      const script = decodeURIComponent(new URL("./programs/package_user.ts", import.meta.url).pathname);
       const args = [origin, rootfs, busyboxImage(), otherCache];
-      const result = await denoRun(origin, script, args, { HOME: home }, {
+      const result = await denoRun(origin, PACKAGE_USER, args, { HOME: home }, {
         extra: [
           "--allow-env=XDG_CACHE_HOME",
           // For the Worker's module, a local file; sbox itself reads nothing through Deno.
-          `--allow-read=${script}`,
+          `--allow-read=${PACKAGE_USER}`,
         ],
       });
       assert.equal(result.code, 0, result.stderr);
@@ -233,6 +238,202 @@ Deno.test("distribution: a library script importing mod.ts over http: runs conta
       // main isolate did, though its environment now names another cache.
       assert.equal(mapped, `${home}/.cache/sbox/${pkg.fileName}`);
       assert.deepEqual([...Deno.readDirSync(otherCache)], []);
+    });
+  } finally {
+    Deno.removeSync(work, { recursive: true });
+  }
+});
+
+Deno.test("distribution: a Worker started after the cache file was removed loads the library the process has, not a second copy", async () => {
+  const pkg = await embeddedPackage();
+  const work = scratchDir("dist-removed-");
+  try {
+    await serving(pkg.dir, async (origin) => {
+      const home = newHome(work, "home");
+      const otherCache = newHome(work, "other-cache");
+      const rootfs = newHome(work, "root");
+      const file = `${home}/.cache/sbox/${pkg.fileName}`;
+      // The script removes the file once its main isolate has loaded it.
+      const args = [origin, rootfs, busyboxImage(), otherCache, file];
+      const result = await denoRun(origin, PACKAGE_USER, args, { HOME: home }, {
+        extra: ["--allow-env=XDG_CACHE_HOME", `--allow-read=${PACKAGE_USER}`, `--allow-write=${file}`],
+      });
+      assert.equal(result.code, 0, result.stderr);
+      const [main, worker, mapped] = result.stdout.trimEnd().split("\n");
+      assert.equal(main, "0 main");
+      assert.equal(worker, "0 worker");
+      // One library in the process, the removed file; nothing written again, here or there.
+      assert.equal(mapped, `${file} (deleted)`);
+      assert.deepEqual([...Deno.readDirSync(`${home}/.cache/sbox`)], []);
+      assert.deepEqual([...Deno.readDirSync(otherCache)], []);
+    });
+  } finally {
+    Deno.removeSync(work, { recursive: true });
+  }
+});
+
+Deno.test("distribution: a library script run with --allow-ffi=PATH is told that sbox needs --allow-ffi without paths", async () => {
+  const pkg = await embeddedPackage();
+  const work = scratchDir("dist-scoped-");
+  try {
+    await serving(pkg.dir, async (origin) => {
+      const home = newHome(work, "home");
+      const rootfs = newHome(work, "root");
+      // The list holds everything of the test's: the cache, the rootfs, the module cache.
+      const result = await denoRun(origin, PACKAGE_USER, [origin, rootfs, busyboxImage(), home], {
+        HOME: home,
+      }, {
+        ffi: `--allow-ffi=${work}`,
+        extra: [`--allow-read=${PACKAGE_USER}`],
+      });
+      assert.notEqual(result.code, 0, result.stdout);
+      assert.match(
+        result.stderr,
+        /sbox needs --allow-ffi without a list of paths, and nothing else: run with `deno run --allow-ffi`/,
+      );
+      // Not what a copy without the library would be told: this one has it.
+      assert.doesNotMatch(result.stderr, /does not deliver|tools\/setup/);
+      assert.throws(() => Deno.statSync(`${home}/.cache`), Deno.errors.NotFound);
+    });
+  } finally {
+    Deno.removeSync(work, { recursive: true });
+  }
+});
+
+/**
+ * Runs `argv` on a terminal (util-linux's script) with only `env`,
+ * answering "y" to Deno's permission prompt until it says granted: Deno
+ * drops what was typed before it reads an answer, so one "y" may be lost.
+ * Returns what the terminal showed, without carriage returns.
+ */
+async function answeringYes(argv: string[], env: Record<string, string>): Promise<string> {
+  const child = new Deno.Command("script", {
+    args: ["-qec", argv.map(shellQuote).join(" "), "/dev/null"],
+    clearEnv: true,
+    env,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "null",
+    signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  let shown = "";
+  let answering: ReturnType<typeof setInterval> | undefined;
+  try {
+    const decoder = new TextDecoder();
+    for await (const chunk of child.stdout) {
+      shown += decoder.decode(chunk, { stream: true });
+      if (answering === undefined && shown.includes("Allow?")) {
+        answering = setInterval(() => writer.write(new TextEncoder().encode("y\r")).catch(() => {}), 200);
+      }
+      if (shown.includes("Granted")) clearInterval(answering);
+    }
+  } finally {
+    clearInterval(answering);
+    await writer.close().catch(() => {});
+    await child.status;
+  }
+  return shown.replaceAll("\r", "");
+}
+
+const LATE_TEST = "distribution: --allow-ffi granted at a prompt after the import is told it came too late";
+Deno.test(LATE_TEST, async () => {
+  if (skipWithout("/usr/bin/script", LATE_TEST, "util-linux's script")) return;
+  const pkg = await embeddedPackage();
+  const work = scratchDir("dist-late-");
+  try {
+    await serving(pkg.dir, async (origin) => {
+      const home = newHome(work, "home");
+      const rootfs = newHome(work, "root");
+      const script = decodeURIComponent(new URL("./programs/late_ffi.ts", import.meta.url).pathname);
+      const shown = await answeringYes(
+        [
+          Deno.execPath(),
+          "run",
+          "--quiet",
+          "--no-config",
+          `--allow-import=${new URL(origin).host}`,
+          script,
+          origin,
+          rootfs,
+          busyboxImage(),
+        ],
+        { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", NO_COLOR: "1", HOME: home, DENO_DIR: `${home}/.deno` },
+      );
+      assert.match(shown, /^ffi granted$/m, shown);
+      // Not "does not deliver libsbox.so": this copy does.
+      assert.match(
+        shown,
+        new RegExp(
+          "^error: cannot open the sbox helper library: --allow-ffi was granted only after sbox was imported, " +
+            "too late to set up the copy of the library that a package of sbox carries: give --allow-ffi when " +
+            "Deno starts$",
+          "m",
+        ),
+        shown,
+      );
+    });
+  } finally {
+    Deno.removeSync(work, { recursive: true });
+  }
+});
+
+/** `names` with the mtime of `days` ago. */
+function age(dir: string, days: number, ...names: string[]): void {
+  const then = new Date(Date.now() - days * 86400_000);
+  for (const name of names) Deno.utimeSync(`${dir}/${name}`, then, then);
+}
+
+Deno.test("distribution: cache files of other versions unused for 30 days are removed, when sbox writes or first uses its own in a day", async () => {
+  const pkg = await embeddedPackage();
+  const work = scratchDir("dist-stale-");
+  try {
+    await serving(pkg.dir, async (origin) => {
+      const home = newHome(work, "home");
+      const cache = `${home}/.cache/sbox`;
+      Deno.mkdirSync(cache, { recursive: true, mode: 0o700 });
+      const old = "libsbox-0123456789abcdef.so";
+      const temporary = ".libsbox-0123456789abcdef.so.0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9";
+      const recent = "libsbox-fedcba9876543210.so";
+      const groupWritable = "libsbox-1111111111111111.so";
+      const directory = "libsbox-2222222222222222.so";
+      const notOurs = "libsbox.so";
+      const stale = () => {
+        for (const name of [old, temporary, recent, notOurs]) {
+          Deno.writeFileSync(`${cache}/${name}`, pkg.library);
+        }
+        Deno.chmodSync(`${cache}/${old}`, 0o500);
+        Deno.writeFileSync(`${cache}/${groupWritable}`, pkg.library, { mode: 0o520 });
+        Deno.chmodSync(`${cache}/${groupWritable}`, 0o520);
+        Deno.mkdirSync(`${cache}/${directory}`, { recursive: true });
+        age(cache, 40, old, temporary, groupWritable, directory, notOurs);
+        age(cache, 10, recent);
+      };
+      // The files kept: used within 30 days, or not as sbox writes them.
+      const kept = [directory, groupWritable, notOurs, recent].sort();
+      const listing = () => [...Deno.readDirSync(cache)].map((e) => e.name).sort();
+
+      // Written: a new version's first run.
+      stale();
+      const first = await sboxRun(origin, ["/bin/echo", "first"], { HOME: home });
+      assert.equal(first.stdout, "first\n", first.stderr);
+      assert.deepEqual(listing(), [...kept, pkg.fileName].sort());
+
+      // Its own file used within the day: nothing looked at.
+      stale();
+      const second = await sboxRun(origin, ["/bin/echo", "second"], { HOME: home });
+      assert.equal(second.stdout, "second\n", second.stderr);
+      assert.deepEqual(listing(), [...kept, old, pkg.fileName, temporary].sort());
+
+      // Its own file last used two days ago: its mtime is set to now, and the others looked at.
+      const ino = Deno.statSync(`${cache}/${pkg.fileName}`).ino;
+      age(cache, 2, pkg.fileName);
+      const third = await sboxRun(origin, ["/bin/echo", "third"], { HOME: home });
+      assert.equal(third.stdout, "third\n", third.stderr);
+      assert.deepEqual(listing(), [...kept, pkg.fileName].sort());
+      const own = Deno.statSync(`${cache}/${pkg.fileName}`);
+      assert.equal(own.ino, ino);
+      assert.ok(Date.now() - own.mtime!.getTime() < 3600_000, `mtime ${own.mtime}`);
     });
   } finally {
     Deno.removeSync(work, { recursive: true });

@@ -3,10 +3,12 @@
  * imports ORIGIN/mod.ts, runs `/bin/echo main` in a container, then sets
  * XDG_CACHE_HOME to OTHER_CACHE and runs `/bin/echo worker` in a Worker's
  * container. Prints each container's exit code and output, then the paths
- * of every libsbox*.so this process has mapped, on one line.
+ * of every libsbox*.so this process has mapped, on one line. With REMOVE,
+ * removes that file (the cache file the main isolate loaded) before the
+ * Worker starts.
  *
- *   deno run --allow-ffi --allow-import=HOST --allow-env=XDG_CACHE_HOME \
- *     tests/programs/package_user.ts ORIGIN ROOTFS IMAGE OTHER_CACHE
+ *   deno run --allow-ffi --allow-import=HOST --allow-env=XDG_CACHE_HOME [--allow-write=REMOVE] \
+ *     tests/programs/package_user.ts ORIGIN ROOTFS IMAGE OTHER_CACHE [REMOVE]
  *
  * The Worker must load the file the main isolate loaded: the helper library
  * has process-wide state (helper/janitor.zig).
@@ -58,9 +60,10 @@ if (inWorker) {
     scope.postMessage(await echo(origin, "worker", rootfs, image));
   };
 } else {
-  const [origin, rootfs, image, otherCache] = Deno.args;
+  const [origin, rootfs, image, otherCache, remove] = Deno.args;
   console.log(await echo(origin, "main", rootfs, image));
   Deno.env.set("XDG_CACHE_HOME", otherCache);
+  if (remove !== undefined) Deno.removeSync(remove);
   const worker = new Worker(import.meta.url, { type: "module" });
   const reply = new Promise((resolve) => worker.onmessage = (event) => resolve(event.data));
   worker.postMessage([origin, rootfs, image]);
