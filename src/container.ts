@@ -17,6 +17,7 @@ import {
   checkNotPromise,
   checkProcessOptions,
   checkRawNetworkAccess,
+  checkRootfsNotHostRoot,
   type ContainerOptions,
   type ProcessOptions,
 } from "./container_options.ts";
@@ -178,6 +179,11 @@ export class Container implements AsyncDisposable {
       throw new SboxError("the container was already started", { step: "options" });
     }
     const p = this.#checkProcess(options);
+    // Again, as create() did: the setup takes the rootfs by its path, and a
+    // link there may have been turned to / since. One open and readlink; the
+    // setup resolves the path a moment later, so whoever may change the link
+    // (the owner of its directory) could still race that moment.
+    checkRootfsNotHostRoot(this.rootfs, "create()");
     // Before anything exists: the reason, as fetch() rejects with it.
     p.signal?.throwIfAborted();
     this.#starting = true;

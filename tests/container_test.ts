@@ -1783,6 +1783,46 @@ Deno.test("a rootfs that resolves to the host's / (a link to it, /proc/self/root
   }
 });
 
+Deno.test("a rootfs link turned to the host's / after create() is refused by start(), naming rootfs; nothing is made on /", async () => {
+  // create() checked where the link led then; start() set up on whatever it
+  // led to by then: a bind of / on itself, the mount targets made on the
+  // host's own root, and (without a mount on "/") the command run there.
+  const dir = scratchDir("root-swap-");
+  const link = `${dir}/rootfs`;
+  try {
+    for (const to of ["/", "/proc/self/root"]) {
+      const target = `/sbox-never-made-${crypto.randomUUID().slice(0, 8)}`;
+      Deno.symlinkSync(busyboxImage(), link);
+      const container = await Container.create({
+        rootfs: link,
+        userMapper: identityMapper(),
+        mounts: [new TmpfsMount(target)],
+      });
+      Deno.removeSync(link);
+      Deno.symlinkSync(to, link);
+      const before = snapshot();
+      try {
+        const err = await container.start({ command: ["/bin/true"] }).then(() => undefined, (e) => e);
+        assert.ok(err instanceof SboxError && err.step === "options", `${to}: ${err}`);
+        assert.equal(
+          err.message,
+          `invalid option rootfs: ${link} is the host's root / (it resolves to /), since create() checked it: ` +
+            "give a directory of its own (for the host's root as the container's, a HostRootMount on one)",
+        );
+        assert.deepEqual(snapshot(), before, `${to}: nothing was started`);
+        assert.equal(stat(target), undefined, `${to}: ${target} was made on the host's root`);
+      } finally {
+        await container.destroy();
+        Deno.removeSync(link);
+        // Made on the host's root by the old code: not left there.
+        if (stat(target, false)) Deno.removeSync(target, { recursive: true });
+      }
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("a BigInt, a symbol, a function, NaN or Infinity in an option is shown in the error naming it", async () => {
   const dir = scratchDir("values-");
   Deno.mkdirSync(`${dir}/root`);
