@@ -2528,6 +2528,53 @@ Deno.test("destroy() removes the child cgroups though the network's stop() rejec
   }
 });
 
+Deno.test("destroy() stops the network and removes the child cgroups though a process's dispose() fails, then reports that", async () => {
+  const cgroup = testCgroup();
+  try {
+    for (const fails of ["init, after disposing", "exec, at once"] as const) {
+      let stops = 0;
+      const network = {
+        compile() {},
+        attach: () => Promise.resolve({ stop: () => void stops++ }),
+      } as unknown as NetworkManager;
+      const container = await Container.create({
+        rootfs: busyboxImage(),
+        cgroup,
+        userMapper: identityMapper(),
+        network,
+      });
+      const init = await container.start({ command: ["/bin/sleep", "1000"], cgroup: "init" });
+      const exec = await container.exec(init, { command: ["/bin/sleep", "1000"], cgroup: "exec" });
+      const children = () =>
+        [...Deno.readDirSync(cgroup.path)].filter((e) => e.isDirectory).map((e) => e.name);
+      assert.deepEqual(children().sort(), ["exec", "init"]);
+      // The injected failure: dispose() is internal, so only a bug (or a
+      // process that never ends) can make it fail. The exec'd process dies
+      // with the init all the same: its pid namespace ends.
+      const failing = (fails === "init, after disposing" ? init : exec) as unknown as {
+        dispose(): Promise<void>;
+      };
+      const dispose = failing.dispose.bind(failing);
+      failing.dispose = async () => {
+        if (fails === "init, after disposing") await dispose();
+        throw new Error("dispose failed");
+      };
+      // The failure came before the try/finally: nothing of the container's
+      // own teardown ran, and destroy() is memoized, so it never would.
+      for (let call = 0; call < 2; call++) {
+        const err = await container.destroy().then(() => undefined, (e) => e);
+        assert.match(String(err), /dispose failed/, fails);
+        assert.deepEqual(children(), [], `${fails}, destroy() ${call + 1}`);
+        // The init's end stops it (Container's #startInit), and destroy() again.
+        assert.equal(stops, 2, `${fails}, destroy() ${call + 1}: the network's stop() calls`);
+      }
+      assert.ok((await exec.status).signal === "SIGKILL", fails);
+    }
+  } finally {
+    await cgroup.remove();
+  }
+});
+
 Deno.test("a custom Mount or network whose validate() or compile() returns a promise is refused, naming it", async () => {
   // TypeScript accepts an async method for the Mount interface's void one.
   // An async validate()'s refusal came as an unhandled rejection (which
