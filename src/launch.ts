@@ -424,13 +424,20 @@ async function launchChild(spec: LaunchSpec): Promise<Launched> {
     }
   } catch (err) {
     // Before any reap: a kill after it could reach whatever reuses the
-    // pidfd's number or the forked pid.
+    // pidfd's number or the forked pid. What it forked goes too: else it
+    // runs the command unknown to anyone (a failed read of the records
+    // after its "forked" one), and stays a zombie of ours.
     stall.stop();
     close(syncWrite);
-    pidfdSignal(pidfd, SIGKILL);
+    kill();
     await drain();
     release();
     await reap(pidfd);
+    for (const record of records) {
+      if (record.kind === "forked") {
+        await adopt(record.pid).then(reap, () => undefined);
+      }
+    }
     // The stall's kill is what made the step fail (a map of a dead process).
     throw stall.error ?? err;
   }
