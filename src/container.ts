@@ -17,6 +17,7 @@ import {
   checkNotPromise,
   checkProcessOptions,
   checkRawNetworkAccess,
+  checkRootfsNotHostRoot,
   type ContainerOptions,
   type ProcessOptions,
 } from "./container_options.ts";
@@ -178,6 +179,11 @@ export class Container implements AsyncDisposable {
       throw new SboxError("the container was already started", { step: "options" });
     }
     const p = this.#checkProcess(options);
+    // Again, as create() did: the setup takes the rootfs by its path, and a
+    // link there may have been turned to / since. One open and readlink; the
+    // setup resolves the path a moment later, so whoever may change the link
+    // (the owner of its directory) could still race that moment.
+    checkRootfsNotHostRoot(this.rootfs, "create()");
     // Before anything exists: the reason, as fetch() rejects with it.
     p.signal?.throwIfAborted();
     this.#starting = true;
@@ -415,8 +421,10 @@ export class Container implements AsyncDisposable {
    * network's `attach()` is killed before its command runs. A caller's
    * `map()` or `attach()` that does not settle within a second (sbox's own
    * network: its `readyTimeoutMs` more) is given up on. Should the
-   * network attachment's `stop()` fail, destroy() rejects with its error,
-   * once the cgroups are removed all the same.
+   * network attachment's `stop()` fail (or, through a bug, the disposal of
+   * a process), destroy() rejects with that error, once the rest is done all
+   * the same: every other process disposed of, the network stopped, the
+   * cgroups removed.
    */
   destroy(): Promise<void> {
     this.#destruction ??= this.#destroy();
@@ -440,14 +448,20 @@ export class Container implements AsyncDisposable {
         step: "destroyed",
       }),
     );
-    // Starts and execs under way finish then: what they make dies below too.
-    await Promise.allSettled([...this.#launches]);
-    await Promise.all([...this.#processes].map((p) => p.dispose()));
+    // All of the teardown comes in this try, and every part of it runs
+    // whatever another does: a failure is reported, but only once the
+    // network is stopped and the groups are gone. destroy() is memoized, so
+    // a retry would never do what a failure skipped.
     try {
-      // A caller's stop() may reject or throw: its error is reported, but
-      // only once the groups are gone. destroy() is memoized, so a retry
-      // would never remove them.
-      await this.#network?.stop();
+      // Starts and execs under way finish then: what they make dies below too.
+      await Promise.allSettled([...this.#launches]);
+      // Each to its end, though another fails: groups removed while a
+      // process is still there could not be (EBUSY).
+      const disposals = await Promise.allSettled([...this.#processes].map((p) => p.dispose()));
+      // A caller's stop() may reject, or throw at once.
+      const [stopped] = await Promise.allSettled([Promise.resolve().then(() => this.#network?.stop())]);
+      const failed = [...disposals, stopped].find((result) => result.status === "rejected");
+      if (failed) throw failed.reason;
     } finally {
       // Launches are over: every group made is the container's by now. Its
       // processes are reaped, so its groups are empty unless another container

@@ -30,7 +30,7 @@ import { cleanPath } from "./path.ts";
 import type { Stdio } from "./process.ts";
 import { PROGRAM_LIMITS } from "./program.ts";
 import { ProcReading } from "./mountinfo.ts";
-import { fstat, isOpenFd, resolvedPath } from "./sys.ts";
+import { close, fstat, isOpenFd, O, readLink, tryOpen } from "./sys.ts";
 import { checkUserMapper, type UserMapper } from "./user.ts";
 import { type NetworkManager, RESOLV_CONF_PATH, UserModeNetworkManager } from "./network.ts";
 import { CAPABILITIES } from "./security/capabilities.ts";
@@ -42,7 +42,8 @@ import { checkProcessSecurity, type ProcessSecurity } from "./security/security.
 export interface ContainerOptions {
   /**
    * Absolute path of the directory that becomes "/" (the overlay is mounted
-   * on it); not the host's root, however it is spelled (a link to it too).
+   * on it); not the host's root, however it is spelled (a link to it too),
+   * as checked by `create()` and again by `start()`.
    */
   rootfs: string;
   /**
@@ -426,6 +427,33 @@ export function checkRawNetworkAccess(network: ContainerOptions["network"], capa
 }
 
 /**
+ * Refuses a `rootfs` that resolves to the host's root `/`, which its text
+ * misses: a link to / (or /proc/self/root). start() then failed at
+ * pivot_root, but only after its setup had made directories and files (a
+ * temporary overlay's upper, mount targets) on the host's own root; or,
+ * without a mount on "/", ran the command there. `create()` checks it, and
+ * `start()` again (`since` "create()"): a link may be turned to / in
+ * between. A rootfs that cannot be opened passes: create() refused one
+ * already, and a start's setup fails on it before it makes anything.
+ */
+export function checkRootfsNotHostRoot(rootfs: string, since?: "create()"): void {
+  const fd = tryOpen(rootfs, O.PATH);
+  if (fd < 0) return;
+  let resolved: string;
+  try {
+    resolved = readLink(`/proc/self/fd/${fd}`);
+  } finally {
+    close(fd);
+  }
+  if (resolved !== "/") return;
+  throw SboxError.invalidOption(
+    "rootfs",
+    `${rootfs} is the host's root / (it resolves to /)${since ? `, since ${since} checked it` : ""}: ` +
+      "give a directory of its own (for the host's root as the container's, a HostRootMount on one)",
+  );
+}
+
+/**
  * Checks `Container.create`'s options other than the security ones
  * (`checkContainerSecurity`) and the network's own: that `options` is an
  * object of known keys, `rootfs` an absolute path of a directory other
@@ -468,16 +496,7 @@ export function checkContainerOptions(
   if (!statHostPath("rootfs", undefined, rootfs)?.isDirectory) {
     throw SboxError.invalidOption("rootfs", `${rootfs} is not a directory`);
   }
-  // The text misses a link to / (or /proc/self/root). start() then failed
-  // at pivot_root, but only after its setup had made directories and files
-  // (a temporary overlay's upper, mount targets) on the host's own root.
-  if (resolvedPath(rootfs) === "/") {
-    throw SboxError.invalidOption(
-      "rootfs",
-      `${rootfs} is the host's root / (it resolves to /): give a directory of its own ` +
-        "(for the host's root as the container's, a HostRootMount on one)",
-    );
-  }
+  checkRootfsNotHostRoot(rootfs);
   if (cgroup !== undefined) {
     if (!(cgroup instanceof Cgroup)) throw SboxError.invalidOption("cgroup", "must be a Cgroup");
     if (!cgroup.exists()) {

@@ -345,8 +345,14 @@ function turnWait(): Promise<void> | undefined {
   return new Promise((resolve) => waiting.push(resolve));
 }
 
+/**
+ * A launch in its turn: the child made ({@linkcode spawn}) and released
+ * ({@linkcode releaseChild}), its records read until they tell the outcome
+ * ({@linkcode readUntilOutcome}), which {@linkcode finish} turns into the
+ * launched process or the error. A failure before the outcome is known
+ * gives the child up ({@linkcode abandon}).
+ */
 async function launchChild(spec: LaunchSpec): Promise<Launched> {
-  const lib = helper();
   // Not awaited when there is no wait: a launch alone goes on in the same task.
   const turn = turnWait();
   if (turn) await turn;
@@ -356,106 +362,193 @@ async function launchChild(spec: LaunchSpec): Promise<Launched> {
   } finally {
     passTurn(turn !== undefined);
   }
-  const { pid, pidfd, stack, program, resultRead, neutral } = spawned;
-  let { syncWrite } = spawned;
-
-  const reader = new RecordReader(resultRead);
-  // Only once every process that runs on the child stack has exec'd or
-  // exited may it be freed: that is when the result pipe reaches end-of-file.
-  const release = () => {
-    reactor().close(resultRead);
-    lib.sbox_stack_free(stack);
-  };
-  const drain = async () => {
-    while (await reader.next().catch(() => undefined));
-  };
-  const records: ChildRecord[] = [];
-  // A forked process is a child of ours (CLONE_PARENT) until adopt(): its
-  // pid names it alone. It holds the result pipe open as the child does.
-  const kill = () => {
-    pidfdSignal(pidfd, SIGKILL);
-    for (const record of records) if (record.kind === "forked") tryKill(record.pid, SIGKILL);
-  };
-  const stall = watchStall(spec.stall, kill);
+  const child = watchChild(spawned);
+  const stall = watchStall(spec.stall, child.kill);
+  let outcome: Outcome;
   try {
-    try {
-      // While the child waits, before anything of the launcher's own: the
-      // child's /proc file is ours until its setup changes ids.
-      neutral.reset(pid);
-      if (spec.beforeStart) {
-        await unlessAbandoned(spec.beforeStart(pid), spec.cancel);
-        // Cancelled meanwhile: no release, so nothing of the command runs.
-        if (spec.cancel?.signal.aborted) {
-          throw new SboxError("the launch was cancelled before its process was released", {
-            step: "destroyed",
-            cause: spec.cancel.signal.reason,
-          });
-        }
-      }
-    } catch (err) {
-      // The child sees end-of-file on the sync pipe and exits; kill it anyway.
-      close(syncWrite);
-      syncWrite = -1;
-      pidfdSignal(pidfd, SIGKILL);
-      throw err;
-    }
-    if (syncWrite >= 0) {
-      writeAll(syncWrite, new Uint8Array(1), "cannot release the child");
-      close(syncWrite);
-      syncWrite = -1;
-      spec.afterRelease?.(pid);
-    }
-    let setupCpuUsec: number | undefined;
-    let startedAt: ReaperTime | undefined;
-    let killToken: bigint | undefined;
-    for (let record = await reader.next(); record; record = await reader.next()) {
-      records.push(record);
-      // Killed for a stall: what it forked meanwhile goes too, or the pipe stays open.
-      if (stall.error) kill();
-      if (record.kind === "setupCpu") setupCpuUsec = record.usec;
-      if (record.kind === "startedAt") startedAt = { usec: record.usec, seenMs: performance.now() };
-      if (record.kind === "killToken") killToken = record.token;
-      // A reaper keeps the pipe open for the container's life; one killed
-      // for a stall closes it.
-      if (record.kind === "started" && !stall.error) {
-        stall.stop();
-        return { pid, pidfd, channel: { reader, release }, setupCpuUsec, startedAt, killToken };
-      }
-    }
+    await releaseChild(spec, spawned);
+    outcome = await readUntilOutcome(child, stall, spawned.program);
   } catch (err) {
     // Before any reap: a kill after it could reach whatever reuses the
     // pidfd's number or the forked pid.
     stall.stop();
-    close(syncWrite);
-    pidfdSignal(pidfd, SIGKILL);
-    await drain();
-    release();
-    await reap(pidfd);
+    await abandon(child);
     // The stall's kill is what made the step fail (a map of a dead process).
     throw stall.error ?? err;
   }
   stall.stop();
-  release();
+  return await finish(child, outcome);
+}
 
+/**
+ * A child of {@linkcode spawn} as the rest of its launch handles it: its
+ * records as read so far, and the means to end it.
+ */
+interface WatchedChild {
+  pid: number;
+  pidfd: number;
+  reader: RecordReader;
+  /** Every record read, in order: `kill` finds the forked pids there. */
+  records: ChildRecord[];
+  /** SIGKILL to the child and to every process it forked: before any reap (see `launchChild`). */
+  kill(): void;
+  /** Closes the result pipe and frees the child stack: only after end-of-file. */
+  release(): void;
+}
+
+function watchChild({ pid, pidfd, stack, resultRead }: Spawned): WatchedChild {
+  const records: ChildRecord[] = [];
+  return {
+    pid,
+    pidfd,
+    reader: new RecordReader(resultRead),
+    records,
+    // A forked process is a child of ours (CLONE_PARENT) until adopt(): its
+    // pid names it alone. It holds the result pipe open as the child does.
+    kill: () => {
+      pidfdSignal(pidfd, SIGKILL);
+      for (const record of records) if (record.kind === "forked") tryKill(record.pid, SIGKILL);
+    },
+    // Only once every process that runs on the child stack has exec'd or
+    // exited may it be freed: that is when the result pipe reaches end-of-file.
+    release: () => {
+      reactor().close(resultRead);
+      helper().sbox_stack_free(stack);
+    },
+  };
+}
+
+/**
+ * Steps 4 and 5: while the child waits, its neutral oom_score_adj, then
+ * `beforeStart`; then its release and `afterRelease`. A child that must not
+ * be released (a failure, a cancel) is killed, the sync pipe closed either way.
+ */
+async function releaseChild(spec: LaunchSpec, { pid, pidfd, neutral, syncWrite }: Spawned): Promise<void> {
+  try {
+    // Before anything of the launcher's own: the child's /proc file is
+    // ours until its setup changes ids.
+    neutral.reset(pid);
+    if (spec.beforeStart) {
+      await unlessAbandoned(spec.beforeStart(pid), spec.cancel);
+      // Cancelled meanwhile: no release, so nothing of the command runs.
+      if (spec.cancel?.signal.aborted) {
+        throw new SboxError("the launch was cancelled before its process was released", {
+          step: "destroyed",
+          cause: spec.cancel.signal.reason,
+        });
+      }
+    }
+    if (syncWrite >= 0) writeAll(syncWrite, new Uint8Array(1), "cannot release the child");
+  } catch (err) {
+    // The child sees end-of-file on the sync pipe and exits; kill it anyway.
+    close(syncWrite);
+    pidfdSignal(pidfd, SIGKILL);
+    throw err;
+  }
+  if (syncWrite < 0) return;
+  close(syncWrite);
+  spec.afterRelease?.(pid);
+}
+
+/**
+ * How a launch ended, as its records tell ({@linkcode readUntilOutcome});
+ * {@linkcode finish} does what each leaves to do.
+ */
+type Outcome =
+  /** End-of-file, nothing failed: the child exec'd. */
+  | { kind: "execd" }
+  /** End-of-file, nothing failed: the process a fork op made (`pid`) exec'd; the child, its go-between, exits. */
+  | { kind: "forked"; pid: number }
+  /** pid 1 (a `reaper` op) reported the command's start; the result pipe stays open for its later records. */
+  | { kind: "started"; setupCpuUsec?: number; startedAt?: ReaperTime; killToken?: bigint }
+  /** End-of-file of a reaper's program before `started`, with no failure to tell: pid 1 was killed. */
+  | { kind: "reaperEnded" }
+  /** An op failed, or the stall check gave its error; `forked`: the pid of what a fork op made first, if it did. */
+  | { kind: "failed"; error: SboxError; forked?: number };
+
+/**
+ * Step 6: reads the child's records (each into `child.records`) until the
+ * outcome is known: end-of-file, or a reaper's `started`. Once the stall
+ * check has killed the child, its error is the outcome, and what the child
+ * forked meanwhile is killed too, or the pipe would stay open.
+ */
+async function readUntilOutcome(child: WatchedChild, stall: StallWatch, program: Program): Promise<Outcome> {
+  const { reader, records } = child;
+  const started: Extract<Outcome, { kind: "started" }> = { kind: "started" };
+  for (let record = await reader.next(); record; record = await reader.next()) {
+    records.push(record);
+    if (stall.error) child.kill();
+    if (record.kind === "setupCpu") started.setupCpuUsec = record.usec;
+    if (record.kind === "startedAt") started.startedAt = { usec: record.usec, seenMs: performance.now() };
+    if (record.kind === "killToken") started.killToken = record.token;
+    // A reaper keeps the pipe open for the container's life; one killed
+    // for a stall closes it.
+    if (record.kind === "started" && !stall.error) return started;
+  }
+  const forked = records.find((r) => r.kind === "forked")?.pid;
   const failed = records.find((r) => r.kind === "failed");
-  const forked = records.find((r) => r.kind === "forked");
-  if (forked) await reap(pidfd); // the go-between of a fork op exits at once
   // A failed op after the stall's kill is of the kill: the stall is the error.
   const error = stall.error ?? (failed && opFailure(program, failed.opIndex, failed.errno));
-  if (error) {
-    // The failure is the one to report; adopt() reaps the process either way.
-    if (forked) await adopt(forked.pid).then(reap, () => undefined);
-    else await reap(pidfd);
-    throw error;
+  if (error) return { kind: "failed", error, forked };
+  if (forked !== undefined) return { kind: "forked", pid: forked };
+  return program.hasReaper ? { kind: "reaperEnded" } : { kind: "execd" };
+}
+
+/**
+ * What `outcome` leaves to do: the result pipe closed and the child stack
+ * freed (but a reaper's, whose pipe goes on), every process that ended
+ * reaped; then the launched process, or the launch's error.
+ */
+async function finish(child: WatchedChild, outcome: Outcome): Promise<Launched> {
+  const { pid, pidfd } = child;
+  if (outcome.kind === "started") {
+    const { setupCpuUsec, startedAt, killToken } = outcome;
+    return {
+      pid,
+      pidfd,
+      channel: { reader: child.reader, release: child.release },
+      setupCpuUsec,
+      startedAt,
+      killToken,
+    };
   }
-  if (forked) return { pid: forked.pid, pidfd: await adopt(forked.pid) };
-  if (program.hasReaper) {
-    // pid 1 reports the command's start; it ended before, with no failure
-    // to tell: killed (a memory limit the setup hit, a kill from outside).
-    const how = describeEnd(await reap(pidfd));
-    throw new SboxError(`the container's pid 1 ${how} before the command started`, { step: "reaper" });
+  child.release();
+  switch (outcome.kind) {
+    case "execd":
+      return { pid, pidfd };
+    case "forked":
+      // The go-between of a fork op exits at once.
+      await reap(pidfd);
+      return { pid: outcome.pid, pidfd: await adopt(outcome.pid) };
+    case "reaperEnded": {
+      // pid 1 reports the command's start; it ended before, with no failure
+      // to tell: killed (a memory limit the setup hit, a kill from outside).
+      const how = describeEnd(await reap(pidfd));
+      throw new SboxError(`the container's pid 1 ${how} before the command started`, { step: "reaper" });
+    }
+    case "failed":
+      await reap(pidfd);
+      // The failure is the one to report; adopt() reaps the process either way.
+      if (outcome.forked !== undefined) await adopt(outcome.forked).then(reap, () => undefined);
+      throw outcome.error;
   }
-  return { pid, pidfd };
+}
+
+/**
+ * A launch that failed before its outcome was known (`beforeStart`, its
+ * release, a read of its records): the child and what it forked are killed,
+ * the pipe read to end-of-file and released, and each process reaped. A
+ * forked process is a child of ours: unreaped, it stays a zombie, and the
+ * container's end (that of its pid namespace) waits for it.
+ */
+async function abandon(child: WatchedChild): Promise<void> {
+  child.kill();
+  while (await child.reader.next().catch(() => undefined));
+  child.release();
+  await reap(child.pidfd);
+  for (const record of child.records) {
+    if (record.kind === "forked") await adopt(record.pid).then(reap, () => undefined);
+  }
 }
 
 /**

@@ -1827,6 +1827,46 @@ Deno.test("a rootfs that resolves to the host's / (a link to it, /proc/self/root
   }
 });
 
+Deno.test("a rootfs link turned to the host's / after create() is refused by start(), naming rootfs; nothing is made on /", async () => {
+  // create() checked where the link led then; start() set up on whatever it
+  // led to by then: a bind of / on itself, the mount targets made on the
+  // host's own root, and (without a mount on "/") the command run there.
+  const dir = scratchDir("root-swap-");
+  const link = `${dir}/rootfs`;
+  try {
+    for (const to of ["/", "/proc/self/root"]) {
+      const target = `/sbox-never-made-${crypto.randomUUID().slice(0, 8)}`;
+      Deno.symlinkSync(busyboxImage(), link);
+      const container = await Container.create({
+        rootfs: link,
+        userMapper: identityMapper(),
+        mounts: [new TmpfsMount(target)],
+      });
+      Deno.removeSync(link);
+      Deno.symlinkSync(to, link);
+      const before = snapshot();
+      try {
+        const err = await container.start({ command: ["/bin/true"] }).then(() => undefined, (e) => e);
+        assert.ok(err instanceof SboxError && err.step === "options", `${to}: ${err}`);
+        assert.equal(
+          err.message,
+          `invalid option rootfs: ${link} is the host's root / (it resolves to /), since create() checked it: ` +
+            "give a directory of its own (for the host's root as the container's, a HostRootMount on one)",
+        );
+        assert.deepEqual(snapshot(), before, `${to}: nothing was started`);
+        assert.equal(stat(target), undefined, `${to}: ${target} was made on the host's root`);
+      } finally {
+        await container.destroy();
+        Deno.removeSync(link);
+        // Made on the host's root by the old code: not left there.
+        if (stat(target, false)) Deno.removeSync(target, { recursive: true });
+      }
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("a BigInt, a symbol, a function, NaN or Infinity in an option is shown in the error naming it", async () => {
   const dir = scratchDir("values-");
   Deno.mkdirSync(`${dir}/root`);
@@ -2526,6 +2566,53 @@ Deno.test("destroy() removes the child cgroups though the network's stop() rejec
         assert.match(String(err), /stop failed/, fails);
         assert.deepEqual(children(), [], `${fails}, destroy() ${call + 1}`);
       }
+    }
+  } finally {
+    await cgroup.remove();
+  }
+});
+
+Deno.test("destroy() stops the network and removes the child cgroups though a process's dispose() fails, then reports that", async () => {
+  const cgroup = testCgroup();
+  try {
+    for (const fails of ["init, after disposing", "exec, at once"] as const) {
+      let stops = 0;
+      const network = {
+        compile() {},
+        attach: () => Promise.resolve({ stop: () => void stops++ }),
+      } as unknown as NetworkManager;
+      const container = await Container.create({
+        rootfs: busyboxImage(),
+        cgroup,
+        userMapper: identityMapper(),
+        network,
+      });
+      const init = await container.start({ command: ["/bin/sleep", "1000"], cgroup: "init" });
+      const exec = await container.exec(init, { command: ["/bin/sleep", "1000"], cgroup: "exec" });
+      const children = () =>
+        [...Deno.readDirSync(cgroup.path)].filter((e) => e.isDirectory).map((e) => e.name);
+      assert.deepEqual(children().sort(), ["exec", "init"]);
+      // The injected failure: dispose() is internal, so only a bug (or a
+      // process that never ends) can make it fail. The exec'd process dies
+      // with the init all the same: its pid namespace ends.
+      const failing = (fails === "init, after disposing" ? init : exec) as unknown as {
+        dispose(): Promise<void>;
+      };
+      const dispose = failing.dispose.bind(failing);
+      failing.dispose = async () => {
+        if (fails === "init, after disposing") await dispose();
+        throw new Error("dispose failed");
+      };
+      // The failure came before the try/finally: nothing of the container's
+      // own teardown ran, and destroy() is memoized, so it never would.
+      for (let call = 0; call < 2; call++) {
+        const err = await container.destroy().then(() => undefined, (e) => e);
+        assert.match(String(err), /dispose failed/, fails);
+        assert.deepEqual(children(), [], `${fails}, destroy() ${call + 1}`);
+        // The init's end stops it (Container's #startInit), and destroy() again.
+        assert.equal(stops, 2, `${fails}, destroy() ${call + 1}: the network's stop() calls`);
+      }
+      assert.ok((await exec.status).signal === "SIGKILL", fails);
     }
   } finally {
     await cgroup.remove();

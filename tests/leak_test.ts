@@ -8,6 +8,8 @@
 import assert from "node:assert/strict";
 import { busyboxContainer, processesWith, scratchDir, snapshot, text, waitDead } from "./fixtures.ts";
 import { TOO_MANY_OPEN_FILES_HINT } from "../src/error.ts";
+import { RecordReader } from "../src/protocol.ts";
+import { tryKill, waitPid } from "../src/sys.ts";
 
 const ENV = { PATH: "/bin:/usr/bin" };
 
@@ -100,6 +102,41 @@ Deno.test("a child waiting for its id maps exits when the Deno process that star
   // zombie of whoever adopts it).
   await waitDead(pid, `child ${pid}, which outlived its parent,`);
   Deno.removeSync(dir, { recursive: true });
+});
+
+Deno.test("an exec() whose record stream fails after its fork kills and reaps the forked process too", async () => {
+  const setup = await busyboxContainer();
+  const init = await setup.container.start({ command: ["/bin/sleep", "1000"], env: ENV });
+  const before = snapshot();
+  // The failure injected: the first read after a "forked" record throws, as
+  // a protocol error would (none is known to happen: records are atomic
+  // writes). Until then the launch runs as it does.
+  const { next } = RecordReader.prototype;
+  const afterFork = new WeakSet<RecordReader>();
+  RecordReader.prototype.next = async function (this: RecordReader) {
+    if (afterFork.delete(this)) throw new Error("injected: a record that cannot be decoded");
+    const record = await next.call(this);
+    if (record?.kind === "forked") afterFork.add(this);
+    return record;
+  };
+  try {
+    const err = await setup.container.exec(init, { command: ["/bin/sleep", "1000"], env: ENV })
+      .then(() => undefined, (e) => e);
+    RecordReader.prototype.next = next;
+    assert.match(String(err), /injected: a record that cannot be decoded/);
+    // The go-between was reaped; the process it forked (a child of ours)
+    // went on to run the command, and stayed a child, then a zombie.
+    assert.deepEqual(snapshot(), before, "no process, zombie or fd of the exec is left");
+  } finally {
+    RecordReader.prototype.next = next;
+    // Whatever the launch left: its end would wait for them, and the
+    // container's with it (a pid namespace ends once all of it is reaped).
+    for (const pid of snapshot().children.filter((pid) => !before.children.includes(pid))) {
+      tryKill(Number(pid), 9);
+      while (!waitPid(Number(pid))) await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    await setup[Symbol.asyncDispose]();
+  }
 });
 
 Deno.test("a Worker ending while it waits for its container neither crashes Deno nor leaves the container", async () => {
