@@ -15,7 +15,6 @@ import { decodeName, encodeUtf8Into } from "./cstring.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** open(2) flags; O_DIRECTORY and O_NOFOLLOW differ between architectures. */
 export const O = {
@@ -552,23 +551,24 @@ export function environment(): Record<string, string> {
 
 /**
  * One variable of the process environment, read exactly from
- * /proc/self/environ (no --allow-env needed): its value; `undefined` where
- * it is not set; `null` where its value is not valid UTF-8, which no string
- * could pass on unchanged ({@linkcode environment} shows U+FFFD there).
+ * /proc/self/environ (no --allow-env needed): its value, each byte that is
+ * not UTF-8 escaped as host names are (cstring.ts's `decodeName`), so that
+ * the value passed on is the same bytes ({@linkcode environment} shows
+ * U+FFFD there); `undefined` where it is not set.
  */
-export function environmentVariable(name: string): string | null | undefined {
-  const prefix = encoder.encode(`${name}=`);
+export function environmentVariable(name: string): string | undefined {
+  // "NAME=", NAME's escaped bytes as the bytes they stand for.
+  const buf = new Uint8Array(name.length * 3 + 1);
+  const written = encodeUtf8Into(name, buf, 0);
+  buf[written] = 0x3d;
+  const prefix = buf.subarray(0, written + 1);
   const environ = readFile("/proc/self/environ");
   for (let start = 0; start < environ.length;) {
     const nul = environ.indexOf(0, start);
     const end = nul < 0 ? environ.length : nul;
     const entry = environ.subarray(start, end);
     if (entry.length >= prefix.length && prefix.every((byte, i) => entry[i] === byte)) {
-      try {
-        return strictDecoder.decode(entry.subarray(prefix.length));
-      } catch {
-        return null;
-      }
+      return decodeName(entry.subarray(prefix.length));
     }
     start = end + 1;
   }

@@ -32,6 +32,7 @@ import {
   type UserMapper,
 } from "../mod.ts";
 import { explainEndedInit } from "../src/container.ts";
+import { decodeName } from "../src/cstring.ts";
 import { errnoNumber } from "../src/errno.ts";
 import { PROGRAM_LIMITS } from "../src/program.ts";
 import { helper } from "../src/ffi.ts";
@@ -2150,6 +2151,8 @@ Deno.test("every mount's target is checked by Container.create, a custom Mount's
   }
 });
 
+const LONE = "a lone surrogate other than U+DC80-U+DCFF (which stand for bytes),";
+
 // The library once passed a lone surrogate on as U+FFFD, and took CAP_ALL
 // for ALL, where `sbox run` refuses both.
 Deno.test("a lone surrogate in command or env, and capAdd CAP_ALL, are refused as the command line refuses them", async () => {
@@ -2164,11 +2167,16 @@ Deno.test("a lone surrogate in command or env, and capAdd CAP_ALL, are refused a
   const lone = "a\uD800b";
   await refused(
     () => container.start({ command: ["/bin/echo", lone] }),
-    `command: an argument holds a lone surrogate, which has no UTF-8 form: "a\\ud800b"`,
+    `command: an argument holds ${LONE} with no UTF-8 form: "a\\ud800b"`,
   );
   await refused(
     () => container.start({ command: ["/bin/true"], env: { X: lone } }),
-    "env: value of X holds a lone surrogate, which has no UTF-8 form",
+    `env: value of X holds ${LONE} with no UTF-8 form`,
+  );
+  // U+DC00-U+DC7F would be bytes below 0x80, which no name decodes to.
+  await refused(
+    () => container.start({ command: ["/bin/echo", "\udc41"] }),
+    `command: an argument holds ${LONE} with no UTF-8 form: "\\udc41"`,
   );
   await refused(
     () => container.start({ command: ["/bin/true"], env: { [lone]: "1" } }),
@@ -2182,6 +2190,61 @@ Deno.test("a lone surrogate in command or env, and capAdd CAP_ALL, are refused a
   const init = await container.start({ command: ["/bin/echo", "\u{1F600}"], stdout: "piped" });
   assert.equal(text((await init.output()).stdout), "\u{1F600}\n");
   await (await Container.create({ rootfs, userMapper, capAdd: ["ALL"] })).destroy();
+});
+
+// command and env once refused every lone surrogate, where paths took
+// U+DC80-U+DCFF as the bytes they stand for: a file name that is not UTF-8,
+// read from a directory, could not be given to a command.
+Deno.test("command and env take U+DC80-U+DCFF as the bytes they stand for: a file named with 0xff, listed, is cat by that name; env shows the raw bytes", async () => {
+  const dir = scratchDir("nonutf8-args-");
+  try {
+    const made = new Deno.Command("sh", {
+      args: ["-c", `printf 'in a Latin-1 name\\n' > "$1/r$(printf '\\377')sum"`, "sh", dir],
+    }).outputSync();
+    assert.ok(made.success, text(made.stderr));
+    await using setup = await busyboxContainer({ mounts: [new BindMount(dir, "/d")] });
+    const { container } = setup;
+    // start() takes them as exec() does: the init's $0 and W are bytes, in /proc/1 below.
+    const init = await container.start({
+      command: [
+        "/bin/sh",
+        "-c",
+        'printf %s "$W" > /tmp/w.new && mv /tmp/w.new /tmp/w; sleep 1000; :',
+        "s\udcfe",
+      ],
+      env: { ...ENV, W: "\udcfe" },
+    });
+    const run = async (command: string[], env: Record<string, string> = ENV) => {
+      const process = await container.exec(init, { command, env, stdout: "piped", stderr: "piped" });
+      const out = await process.output();
+      assert.ok(out.success, text(out.stderr));
+      return out.stdout;
+    };
+    const encode = (s: string) => [...new TextEncoder().encode(s)];
+    // busybox's ls shows the byte as "?"; find writes it as it is.
+    const listed = await run(["find", "/d", "-name", "r*"]);
+    assert.deepEqual([...listed], [...encode("/d/r"), 0xff, ...encode("sum\n")]);
+    const name = decodeName(listed).trimEnd();
+    assert.equal(name, "/d/r\udcffsum");
+    assert.equal(text(await run(["cat", name])), "in a Latin-1 name\n");
+    // A value and a name with escaped bytes: the bytes they stand for.
+    const env = await run(["env"], { ...ENV, V: "a\udcffb", "K\udcfd": "x\u00e9" });
+    const lines = [];
+    for (let start = 0, end; (end = env.indexOf(0x0a, start)) >= 0; start = end + 1) {
+      lines.push([...env.subarray(start, end)]);
+    }
+    assert.deepEqual(lines.filter((l) => l[0] !== 0x50).sort(), [
+      [0x4b, 0xfd, ...encode("=x\u00e9")],
+      [...encode("V=a"), 0xff, 0x62],
+    ]);
+    // (pid 1's environ is not for an exec'd process to read: the init wrote its W.)
+    assert.deepEqual([...await run(["sh", "-c", "until [ -e /tmp/w ]; do sleep 0.01; done; cat /tmp/w"])], [
+      0xfe,
+    ]);
+    assert.deepEqual([...await run(["cat", "/proc/1/cmdline"])].slice(-3), [0x73, 0xfe, 0]);
+  } finally {
+    await removeScratch(dir);
+  }
 });
 
 // The checks that refuse a Map or a class's getters as env (Object.entries
