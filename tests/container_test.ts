@@ -50,6 +50,10 @@ import {
   open,
   pidfdOpen as openPidfd,
   pipe,
+  READ_BUFFER_BYTES,
+  readAll,
+  readFile,
+  readRegularFile,
   setNonblocking,
   stat,
   tryRead,
@@ -1004,6 +1008,55 @@ Deno.test("stdin null reads nothing; a large stdout arrives whole", async () => 
   assert.equal(output.code, 0);
   assert.equal(output.stdout.length, 3_000_000);
   assert.ok(output.stdout.every((b) => b === 0x78));
+});
+
+// readAll allocated a 64 KiB buffer per read(2), which cost more than the
+// read of a small /proc file; it reads into one kept buffer now, growing a
+// buffer of its own past it.
+Deno.test("readFile reads a file larger than its buffer whole, and each result is its own; mountinfo as Deno reads it", () => {
+  // node:assert's diff of two large arrays takes minutes: the length and the first difference say enough.
+  const sameBytes = (actual: Uint8Array, expected: Uint8Array, what: string) => {
+    const at = actual.findIndex((b, i) => b !== expected[i]);
+    assert.deepEqual([actual.length, at], [expected.length, -1], `${what}: length, first byte that differs`);
+  };
+  const dir = scratchDir("read-file-");
+  try {
+    const big = Uint8Array.from({ length: 200 * 1024 + 7 }, (_, i) => (i * 7 + (i >> 10)) % 251);
+    assert.ok(big.length > READ_BUFFER_BYTES * 3);
+    Deno.writeFileSync(`${dir}/big`, big);
+    Deno.writeFileSync(`${dir}/small`, new Uint8Array([1, 2, 3]));
+    const small = readFile(`${dir}/small`);
+    sameBytes(readFile(`${dir}/big`), big, "readFile");
+    // A result shares no bytes with the buffer the next read fills.
+    assert.deepEqual(readFile(`${dir}/small`), new Uint8Array([1, 2, 3]));
+    assert.deepEqual(small, new Uint8Array([1, 2, 3]));
+    assert.equal(readFile(`${dir}/small`).buffer.byteLength, 3);
+    // A limit: one byte past it says the file is bigger, the rest unread
+    // (it read up to 64 KiB more); on either side of each buffer's end.
+    const B = READ_BUFFER_BYTES;
+    for (const limit of [0, 1, B - 1, B, B + 1, 100_000, 3 * B - 1, 3 * B, big.length - 1, big.length, 1e6]) {
+      const fd = open(`${dir}/big`, O.RDONLY);
+      try {
+        sameBytes(readAll(fd, "big", limit), big.subarray(0, limit + 1), `limit ${limit}`);
+      } finally {
+        close(fd);
+      }
+    }
+    assert.throws(() => readRegularFile(`${dir}/big`, "file", 100_000), /is larger than 100000 bytes/);
+    sameBytes(readRegularFile(`${dir}/big`, "file", big.length), big, "readRegularFile");
+    // The mount table may change meanwhile (other tests on this host): the
+    // same bytes in two of Deno's reads around ours are the bytes ours must have.
+    for (let i = 0;; i++) {
+      const before = Deno.readFileSync("/proc/self/mountinfo");
+      const ours = readFile("/proc/self/mountinfo");
+      const after = Deno.readFileSync("/proc/self/mountinfo");
+      if (i < 20 && (before.length !== after.length || before.some((b, j) => b !== after[j]))) continue;
+      sameBytes(ours, before, "/proc/self/mountinfo");
+      break;
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
 
 Deno.test("isolation: pid 1, hostname, only lo and up, no host processes", async () => {
