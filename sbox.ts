@@ -19,7 +19,8 @@ import { emptyStaleReport } from "./src/cli/stale_report.ts";
  * Runs the sbox command line `argv` (the arguments after the program name)
  * and resolves to the exit status; prints to stdout and stderr. With
  * `fromCommandLine` (`argv` is `Deno.args`), an argument that is not valid
- * UTF-8 on the command line is refused instead of passed on changed.
+ * UTF-8 on the command line is passed on with its bytes as they are, read
+ * from /proc/self/cmdline, instead of with Deno's U+FFFD.
  */
 export async function main(argv: string[], version: string, fromCommandLine = false): Promise<number> {
   // Loaded here, not imported above: the graph takes tens of milliseconds

@@ -135,18 +135,25 @@ export function checkId(option: string, value: unknown, fallback: number): numbe
 }
 
 /**
- * Why `text` cannot be passed on as it is, or undefined: the program gets
- * UTF-8 bytes, NUL-terminated, and a lone surrogate (half of a UTF-16 pair)
- * has no UTF-8 form: it would arrive as U+FFFD, a text other than the one
- * given (the command line refuses such an argument too).
+ * Why `text` (an argument, a variable's name or value) cannot be passed on
+ * as it is, or undefined: the program gets its bytes, NUL-terminated, as a
+ * path's are written (cstring.ts's `encodeUtf8Into`): UTF-8, and an escaped
+ * byte (U+DC80-U+DCFF alone, as `decodeName` makes of a name that is not
+ * UTF-8, and `sbox run` of an argument that is not) as the byte it stands
+ * for. So a file name read from a directory can be given to a command
+ * (`cat` it) and reach execve as the host's bytes. A NUL byte would end
+ * the text early, and any other lone surrogate has no byte to stand for:
+ * it would arrive as U+FFFD, a text other than the one given.
  */
 export function notPassable(text: string): string | undefined {
   if (text.includes("\0")) return "a NUL byte";
-  if (!text.isWellFormed()) return LONE_SURROGATE;
+  if (hasUnwritableSurrogate(text)) return LONE_SURROGATE;
   return undefined;
 }
 
-const LONE_SURROGATE = "a lone surrogate, which has no UTF-8 form";
+/** What is refused; says which lone surrogates pass: those that stand for a byte. */
+const LONE_SURROGATE =
+  "a lone surrogate other than U+DC80-U+DCFF (which stand for bytes), with no UTF-8 form";
 
 /**
  * Refuses a path (`what` of `option`: "target" of "TmpfsMount", or the
@@ -179,7 +186,7 @@ export function checkPathText(option: string, what: string | undefined, path: st
   if (hasUnwritableSurrogate(path)) {
     throw SboxError.invalidOption(
       option,
-      `${subject}holds ${LONE_SURROGATE} (it would arrive as U+FFFD, naming another file): ${show(path)}`,
+      `${subject}holds ${LONE_SURROGATE}, which would arrive as U+FFFD and name another file: ${show(path)}`,
     );
   }
   const length = pathLengthProblem(path);
@@ -206,7 +213,10 @@ export function checkNoHoles(option: string, array: readonly unknown[], what?: s
   }
 }
 
-/** Checks a command: a program and its arguments, strings without NUL bytes or lone surrogates. */
+/**
+ * Checks a command: a program and its arguments, strings without NUL bytes
+ * or lone surrogates but escaped bytes ({@linkcode notPassable}).
+ */
 export function checkCommand(command: unknown): asserts command is string[] {
   if (!Array.isArray(command) || command.length === 0) {
     throw SboxError.invalidOption("command", "must be a non-empty array of strings");

@@ -15,7 +15,6 @@ import { decodeName, encodeUtf8Into } from "./cstring.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** open(2) flags; O_DIRECTORY and O_NOFOLLOW differ between architectures. */
 export const O = {
@@ -124,23 +123,47 @@ export function readFile(path: string): Uint8Array<ArrayBuffer> {
   }
 }
 
+/** The size of {@linkcode readAll}'s buffer, and of a result it returns without a second one. */
+export const READ_BUFFER_BYTES = 65536;
+
+/**
+ * The buffer {@linkcode readAll} reads into, kept from call to call. A new
+ * 64 KiB buffer for each read(2) (two for a small file: the second read
+ * finds its end) cost more than the read of a small /proc file itself: a
+ * readFile of /proc/self/stat took 40-60 µs in a loop, and about 20 with
+ * one kept buffer (bench/read_bench.ts). Only the bytes read are copied out.
+ */
+let readBuffer: Uint8Array<ArrayBuffer> | undefined;
+
 /**
  * Reads `fd` (`what` names it in errors) to end-of-file, or until it has
- * read more than `limit` bytes: a result longer than `limit` says the file
- * is bigger, without reading it all.
+ * read more than `limit` bytes: a result longer than `limit` (by one byte)
+ * says the file is bigger, without reading it all. A file of any size is
+ * read whole: past {@linkcode READ_BUFFER_BYTES}, into buffers of this
+ * call's own, each twice the one before, joined once at the end.
  */
 export function readAll(fd: number, what: string, limit = Infinity): Uint8Array<ArrayBuffer> {
-  const chunks: Uint8Array[] = [];
-  for (let total = 0; total <= limit;) {
-    const buf = new Uint8Array(65536);
-    const n = tryRead(fd, buf);
+  // Synchronous, and nothing it calls reads a file: no second call can
+  // fill the kept buffer while this one uses it.
+  let buf = readBuffer ??= new Uint8Array(READ_BUFFER_BYTES);
+  const full: Uint8Array[] = [];
+  let filled = 0; // of buf
+  let total = 0;
+  while (total <= limit) {
+    if (filled === buf.length) {
+      full.push(buf);
+      buf = new Uint8Array(Math.min(buf.length * 2, limit + 1 - total));
+      filled = 0;
+    }
+    const n = tryRead(fd, buf.subarray(filled, Math.min(buf.length, filled + limit + 1 - total)));
     if (n === -EINTR) continue;
     check(n, "read", `cannot read ${what}`);
     if (n === 0) break;
-    chunks.push(buf.subarray(0, n));
+    filled += n;
     total += n;
   }
-  return concatBytes(chunks);
+  // Copied out before the kept buffer can be filled again.
+  return full.length === 0 ? buf.slice(0, filled) : concatBytes([...full, buf.subarray(0, filled)]);
 }
 
 /**
@@ -552,23 +575,24 @@ export function environment(): Record<string, string> {
 
 /**
  * One variable of the process environment, read exactly from
- * /proc/self/environ (no --allow-env needed): its value; `undefined` where
- * it is not set; `null` where its value is not valid UTF-8, which no string
- * could pass on unchanged ({@linkcode environment} shows U+FFFD there).
+ * /proc/self/environ (no --allow-env needed): its value, each byte that is
+ * not UTF-8 escaped as host names are (cstring.ts's `decodeName`), so that
+ * the value passed on is the same bytes ({@linkcode environment} shows
+ * U+FFFD there); `undefined` where it is not set.
  */
-export function environmentVariable(name: string): string | null | undefined {
-  const prefix = encoder.encode(`${name}=`);
+export function environmentVariable(name: string): string | undefined {
+  // "NAME=", NAME's escaped bytes as the bytes they stand for.
+  const buf = new Uint8Array(name.length * 3 + 1);
+  const written = encodeUtf8Into(name, buf, 0);
+  buf[written] = 0x3d;
+  const prefix = buf.subarray(0, written + 1);
   const environ = readFile("/proc/self/environ");
   for (let start = 0; start < environ.length;) {
     const nul = environ.indexOf(0, start);
     const end = nul < 0 ? environ.length : nul;
     const entry = environ.subarray(start, end);
     if (entry.length >= prefix.length && prefix.every((byte, i) => entry[i] === byte)) {
-      try {
-        return strictDecoder.decode(entry.subarray(prefix.length));
-      } catch {
-        return null;
-      }
+      return decodeName(entry.subarray(prefix.length));
     }
     start = end + 1;
   }

@@ -32,6 +32,7 @@ import {
   type UserMapper,
 } from "../mod.ts";
 import { explainEndedInit } from "../src/container.ts";
+import { decodeName } from "../src/cstring.ts";
 import { errnoNumber } from "../src/errno.ts";
 import { PROGRAM_LIMITS } from "../src/program.ts";
 import { helper } from "../src/ffi.ts";
@@ -49,6 +50,10 @@ import {
   open,
   pidfdOpen as openPidfd,
   pipe,
+  READ_BUFFER_BYTES,
+  readAll,
+  readFile,
+  readRegularFile,
   setNonblocking,
   stat,
   tryRead,
@@ -1003,6 +1008,55 @@ Deno.test("stdin null reads nothing; a large stdout arrives whole", async () => 
   assert.equal(output.code, 0);
   assert.equal(output.stdout.length, 3_000_000);
   assert.ok(output.stdout.every((b) => b === 0x78));
+});
+
+// readAll allocated a 64 KiB buffer per read(2), which cost more than the
+// read of a small /proc file; it reads into one kept buffer now, growing a
+// buffer of its own past it.
+Deno.test("readFile reads a file larger than its buffer whole, and each result is its own; mountinfo as Deno reads it", () => {
+  // node:assert's diff of two large arrays takes minutes: the length and the first difference say enough.
+  const sameBytes = (actual: Uint8Array, expected: Uint8Array, what: string) => {
+    const at = actual.findIndex((b, i) => b !== expected[i]);
+    assert.deepEqual([actual.length, at], [expected.length, -1], `${what}: length, first byte that differs`);
+  };
+  const dir = scratchDir("read-file-");
+  try {
+    const big = Uint8Array.from({ length: 200 * 1024 + 7 }, (_, i) => (i * 7 + (i >> 10)) % 251);
+    assert.ok(big.length > READ_BUFFER_BYTES * 3);
+    Deno.writeFileSync(`${dir}/big`, big);
+    Deno.writeFileSync(`${dir}/small`, new Uint8Array([1, 2, 3]));
+    const small = readFile(`${dir}/small`);
+    sameBytes(readFile(`${dir}/big`), big, "readFile");
+    // A result shares no bytes with the buffer the next read fills.
+    assert.deepEqual(readFile(`${dir}/small`), new Uint8Array([1, 2, 3]));
+    assert.deepEqual(small, new Uint8Array([1, 2, 3]));
+    assert.equal(readFile(`${dir}/small`).buffer.byteLength, 3);
+    // A limit: one byte past it says the file is bigger, the rest unread
+    // (it read up to 64 KiB more); on either side of each buffer's end.
+    const B = READ_BUFFER_BYTES;
+    for (const limit of [0, 1, B - 1, B, B + 1, 100_000, 3 * B - 1, 3 * B, big.length - 1, big.length, 1e6]) {
+      const fd = open(`${dir}/big`, O.RDONLY);
+      try {
+        sameBytes(readAll(fd, "big", limit), big.subarray(0, limit + 1), `limit ${limit}`);
+      } finally {
+        close(fd);
+      }
+    }
+    assert.throws(() => readRegularFile(`${dir}/big`, "file", 100_000), /is larger than 100000 bytes/);
+    sameBytes(readRegularFile(`${dir}/big`, "file", big.length), big, "readRegularFile");
+    // The mount table may change meanwhile (other tests on this host): the
+    // same bytes in two of Deno's reads around ours are the bytes ours must have.
+    for (let i = 0;; i++) {
+      const before = Deno.readFileSync("/proc/self/mountinfo");
+      const ours = readFile("/proc/self/mountinfo");
+      const after = Deno.readFileSync("/proc/self/mountinfo");
+      if (i < 20 && (before.length !== after.length || before.some((b, j) => b !== after[j]))) continue;
+      sameBytes(ours, before, "/proc/self/mountinfo");
+      break;
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
 
 Deno.test("isolation: pid 1, hostname, only lo and up, no host processes", async () => {
@@ -2234,6 +2288,8 @@ Deno.test("every mount's target is checked by Container.create, a custom Mount's
   }
 });
 
+const LONE = "a lone surrogate other than U+DC80-U+DCFF (which stand for bytes),";
+
 // The library once passed a lone surrogate on as U+FFFD, and took CAP_ALL
 // for ALL, where `sbox run` refuses both.
 Deno.test("a lone surrogate in command or env, and capAdd CAP_ALL, are refused as the command line refuses them", async () => {
@@ -2248,11 +2304,16 @@ Deno.test("a lone surrogate in command or env, and capAdd CAP_ALL, are refused a
   const lone = "a\uD800b";
   await refused(
     () => container.start({ command: ["/bin/echo", lone] }),
-    `command: an argument holds a lone surrogate, which has no UTF-8 form: "a\\ud800b"`,
+    `command: an argument holds ${LONE} with no UTF-8 form: "a\\ud800b"`,
   );
   await refused(
     () => container.start({ command: ["/bin/true"], env: { X: lone } }),
-    "env: value of X holds a lone surrogate, which has no UTF-8 form",
+    `env: value of X holds ${LONE} with no UTF-8 form`,
+  );
+  // U+DC00-U+DC7F would be bytes below 0x80, which no name decodes to.
+  await refused(
+    () => container.start({ command: ["/bin/echo", "\udc41"] }),
+    `command: an argument holds ${LONE} with no UTF-8 form: "\\udc41"`,
   );
   await refused(
     () => container.start({ command: ["/bin/true"], env: { [lone]: "1" } }),
@@ -2266,6 +2327,61 @@ Deno.test("a lone surrogate in command or env, and capAdd CAP_ALL, are refused a
   const init = await container.start({ command: ["/bin/echo", "\u{1F600}"], stdout: "piped" });
   assert.equal(text((await init.output()).stdout), "\u{1F600}\n");
   await (await Container.create({ rootfs, userMapper, capAdd: ["ALL"] })).destroy();
+});
+
+// command and env once refused every lone surrogate, where paths took
+// U+DC80-U+DCFF as the bytes they stand for: a file name that is not UTF-8,
+// read from a directory, could not be given to a command.
+Deno.test("command and env take U+DC80-U+DCFF as the bytes they stand for: a file named with 0xff, listed, is cat by that name; env shows the raw bytes", async () => {
+  const dir = scratchDir("nonutf8-args-");
+  try {
+    const made = new Deno.Command("sh", {
+      args: ["-c", `printf 'in a Latin-1 name\\n' > "$1/r$(printf '\\377')sum"`, "sh", dir],
+    }).outputSync();
+    assert.ok(made.success, text(made.stderr));
+    await using setup = await busyboxContainer({ mounts: [new BindMount(dir, "/d")] });
+    const { container } = setup;
+    // start() takes them as exec() does: the init's $0 and W are bytes, in /proc/1 below.
+    const init = await container.start({
+      command: [
+        "/bin/sh",
+        "-c",
+        'printf %s "$W" > /tmp/w.new && mv /tmp/w.new /tmp/w; sleep 1000; :',
+        "s\udcfe",
+      ],
+      env: { ...ENV, W: "\udcfe" },
+    });
+    const run = async (command: string[], env: Record<string, string> = ENV) => {
+      const process = await container.exec(init, { command, env, stdout: "piped", stderr: "piped" });
+      const out = await process.output();
+      assert.ok(out.success, text(out.stderr));
+      return out.stdout;
+    };
+    const encode = (s: string) => [...new TextEncoder().encode(s)];
+    // busybox's ls shows the byte as "?"; find writes it as it is.
+    const listed = await run(["find", "/d", "-name", "r*"]);
+    assert.deepEqual([...listed], [...encode("/d/r"), 0xff, ...encode("sum\n")]);
+    const name = decodeName(listed).trimEnd();
+    assert.equal(name, "/d/r\udcffsum");
+    assert.equal(text(await run(["cat", name])), "in a Latin-1 name\n");
+    // A value and a name with escaped bytes: the bytes they stand for.
+    const env = await run(["env"], { ...ENV, V: "a\udcffb", "K\udcfd": "x\u00e9" });
+    const lines = [];
+    for (let start = 0, end; (end = env.indexOf(0x0a, start)) >= 0; start = end + 1) {
+      lines.push([...env.subarray(start, end)]);
+    }
+    assert.deepEqual(lines.filter((l) => l[0] !== 0x50).sort(), [
+      [0x4b, 0xfd, ...encode("=x\u00e9")],
+      [...encode("V=a"), 0xff, 0x62],
+    ]);
+    // (pid 1's environ is not for an exec'd process to read: the init wrote its W.)
+    assert.deepEqual([...await run(["sh", "-c", "until [ -e /tmp/w ]; do sleep 0.01; done; cat /tmp/w"])], [
+      0xfe,
+    ]);
+    assert.deepEqual([...await run(["cat", "/proc/1/cmdline"])].slice(-3), [0x73, 0xfe, 0]);
+  } finally {
+    await removeScratch(dir);
+  }
 });
 
 // The checks that refuse a Map or a class's getters as env (Object.entries

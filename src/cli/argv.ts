@@ -8,6 +8,8 @@
  * @module
  */
 
+import { decodeName } from "../cstring.ts";
+
 /** How an option is spelled and whether it takes a value. */
 export interface OptionSpec {
   type: "string" | "boolean";
@@ -112,21 +114,36 @@ export function tokenize(
 }
 
 /**
- * The index of the first of `args` (the end of this process's command line,
- * as `Deno.args` gives it) that is not the bytes the command line holds, or
- * -1. Deno decodes the command line as UTF-8 and puts U+FFFD where bytes are
- * not: an argument or a file name in another encoding would reach the
- * container changed. `commandLine`: the bytes of /proc/self/cmdline.
+ * `args` (the end of this process's command line, as `Deno.args` gives it)
+ * with the bytes the command line holds: Deno decodes it as UTF-8 and puts
+ * U+FFFD where bytes are not, so an argument or a file name in another
+ * encoding would reach the container changed. Each argument with a U+FFFD
+ * is taken from `commandLine` (the bytes of /proc/self/cmdline, whose last
+ * entries are `args`) instead, decoded as host names are (cstring.ts's
+ * `decodeName`: a byte that is not UTF-8 is U+DC00 + byte), which the
+ * container's setup writes back as the byte itself. `inexact` is the index
+ * of the first argument whose bytes are not found there (an entry that
+ * does not decode to it), whose text would not be the one given; -1 when
+ * all are.
  *
  * @example
  * ```ts
- * import { inexactArgument } from "./argv.ts";
+ * import { exactArguments } from "./argv.ts";
  *
- * const raw = new Uint8Array([...new TextEncoder().encode("deno\0run\0"), 0xff, 0]);
- * console.assert(inexactArgument(["run", "\ufffd"], raw) === 1);
+ * const raw = new Uint8Array([...new TextEncoder().encode("deno\0run\0a"), 0xff, 0]);
+ * const { args, inexact } = exactArguments(["run", "a\ufffd"], raw);
+ * console.assert(args[1] === "a\udcff" && inexact === -1);
  * ```
  */
-export function inexactArgument(args: readonly string[], commandLine: Uint8Array): number {
+export function exactArguments(
+  args: readonly string[],
+  commandLine: Uint8Array,
+): { args: string[]; inexact: number } {
+  const exact = [...args];
+  // Deno's arguments are valid UTF-8 but where it put a U+FFFD: only those
+  // need the command line's entries, found from its end.
+  const first = args.findIndex((arg) => arg.includes("\ufffd"));
+  if (first < 0) return { args: exact, inexact: -1 };
   const entries: Uint8Array[] = [];
   let start = 0;
   for (let i = 0; i < commandLine.length; i++) {
@@ -135,10 +152,16 @@ export function inexactArgument(args: readonly string[], commandLine: Uint8Array
       start = i + 1;
     }
   }
-  const tail = entries.slice(entries.length - args.length);
-  const encoder = new TextEncoder();
-  return args.findIndex((arg, i) => {
-    const bytes = encoder.encode(arg);
-    return tail[i] === undefined || bytes.length !== tail[i].length || bytes.some((b, j) => b !== tail[i][j]);
-  });
+  const tail = entries.slice(Math.max(0, entries.length - args.length));
+  const offset = args.length - tail.length;
+  const lossy = new TextDecoder();
+  for (let i = first; i < args.length; i++) {
+    if (!args[i].includes("\ufffd")) continue;
+    const bytes = tail[i - offset];
+    // Deno's decoding of these bytes (Rust's to_string_lossy puts U+FFFD
+    // where TextDecoder does): else the entry is not this argument's.
+    if (bytes === undefined || lossy.decode(bytes) !== args[i]) return { args: exact, inexact: i };
+    exact[i] = decodeName(bytes);
+  }
+  return { args: exact, inexact: -1 };
 }

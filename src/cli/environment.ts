@@ -8,6 +8,7 @@
  * @module
  */
 
+import { decodeName } from "../cstring.ts";
 import { SboxError } from "../error.ts";
 import { notPassable } from "../options.ts";
 import { PROGRAM_LIMITS } from "../program.ts";
@@ -18,8 +19,11 @@ import { invalidFlag } from "./option_errors.ts";
 
 /** Where the settings' values come from; tests give their own. */
 export interface EnvironmentSources {
-  /** sbox's own variable NAME: its value, `undefined` if unset, `null` if not valid UTF-8. */
-  variable: (name: string) => string | null | undefined;
+  /**
+   * sbox's own variable NAME: its value (bytes that are not UTF-8 escaped,
+   * as cstring.ts's `decodeName` escapes them), `undefined` if unset.
+   */
+  variable: (name: string) => string | undefined;
   /** The bytes of an `--env-file` (an absolute host path); throws an Error that says why not. */
   readFile: (path: string) => Uint8Array;
 }
@@ -74,12 +78,12 @@ export function commandEnvironment(
   for (const setting of settings) {
     if (setting.kind === "set") env.set(setting.name, setting.value);
     else if (setting.kind === "inherit") {
-      inherit(env, setting.name, sources.variable(setting.name), "--env", setting.name);
+      inherit(env, setting.name, sources.variable(setting.name));
     } else {
       const path = hostPath(setting.path);
-      for (const { line, name, value } of parseEnvFile(readEnvFile(path, sources), path)) {
+      for (const { name, value } of parseEnvFile(readEnvFile(path, sources), path)) {
         if (value !== undefined) env.set(name, value);
-        else inherit(env, name, sources.variable(name), "--env-file", `${path}:${line}`);
+        else inherit(env, name, sources.variable(name));
       }
     }
   }
@@ -102,29 +106,11 @@ function readEnvFile(path: string, sources: EnvironmentSources): Uint8Array {
   }
 }
 
-/**
- * Gives `name` sbox's `value` of it, or removes it where sbox has none; a
- * value that is not UTF-8 is refused, naming `option` and `where`, as sbox
- * refuses such an argument rather than pass on another text.
- */
-function inherit(
-  env: Map<string, string>,
-  name: string,
-  value: string | null | undefined,
-  option: string,
-  where: string,
-): void {
-  if (value === null) {
-    throw SboxError.invalidOption(
-      option,
-      `${where}: sbox's value of ${name} is not valid UTF-8, which sbox cannot pass on unchanged`,
-    );
-  }
+/** Gives `name` sbox's `value` of it, or removes it where sbox has none. */
+function inherit(env: Map<string, string>, name: string, value: string | undefined): void {
   if (value === undefined) env.delete(name);
   else env.set(name, value);
 }
-
-const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /**
  * The variables of env file `bytes` (`path` names it in errors), in
@@ -133,8 +119,10 @@ const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
  * that start with `#` skipped; a `\r` before the `\n` dropped. VALUE is the
  * rest of the line as it is: no quotes are removed, no escapes or `$`
  * expanded, trailing spaces kept. NAME may hold no white space (`A = 1` is
- * an error, not a variable "A "). Text that is not UTF-8 and NUL bytes are
- * errors. Errors name the file and the line.
+ * an error, not a variable "A "). Bytes that are not UTF-8 are taken as
+ * they are (escaped as cstring.ts's `decodeName` escapes a host name's, and
+ * so passed on as the same bytes); a NUL byte is an error. Errors name the
+ * file and the line.
  *
  * @example
  * ```ts
@@ -160,13 +148,7 @@ export function parseEnvFile(bytes: Uint8Array, path: string): EnvFileLine[] {
 /** One line of an env file, without its `\n`; `where` names it in errors. Undefined for none. */
 function parseEnvLine(bytes: Uint8Array, where: string): { name: string; value?: string } | undefined {
   const refuse = (problem: string) => SboxError.invalidOption("--env-file", `${where}: ${problem}`);
-  let text: string;
-  try {
-    text = UTF8.decode(bytes);
-  } catch {
-    throw refuse("not valid UTF-8");
-  }
-  const line = text.replace(/\r$/, "").replace(/^\s+/, "");
+  const line = decodeName(bytes).replace(/\r$/, "").replace(/^\s+/, "");
   if (line === "" || line.startsWith("#")) return undefined;
   const eq = line.indexOf("=");
   const name = eq < 0 ? line : line.slice(0, eq);

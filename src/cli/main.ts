@@ -8,7 +8,7 @@
 
 import { readFile } from "../sys.ts";
 import { parseCommandLine, reportPathOf, type RunOptions } from "./args.ts";
-import { inexactArgument } from "./argv.ts";
+import { exactArguments } from "./argv.ts";
 import { mainHelp, runHelp } from "./help.ts";
 import { HANDLED_SIGNALS } from "./job_control.ts";
 import { say } from "./messages.ts";
@@ -62,8 +62,8 @@ function print(text: string): number {
  * Runs the sbox command line `argv` (the arguments after the program name)
  * and resolves to the exit status; prints to stdout and stderr. With
  * `fromCommandLine` (sbox.ts: `argv` is `Deno.args`), an argument that is
- * not valid UTF-8 on the command line is refused instead of passed on
- * changed.
+ * not valid UTF-8 on the command line is taken from /proc/self/cmdline, its
+ * bytes as they are (see `exactArguments`), instead of with Deno's U+FFFD.
  */
 export async function main(argv: string[], version: string, fromCommandLine = false): Promise<number> {
   // First, before any signal listener: which signals sbox was started with
@@ -87,19 +87,20 @@ export async function main(argv: string[], version: string, fromCommandLine = fa
 }
 
 async function dispatch(
-  argv: string[],
+  givenArgv: string[],
   version: string,
   fromCommandLine: boolean,
   ignored: ReadonlySet<Deno.Signal>,
 ): Promise<number> {
   const ffi = Deno.permissions.querySync({ name: "ffi" }).state === "granted";
+  let argv = givenArgv;
   // Set when the helper library cannot be opened: see below.
   let noHelper: string | undefined;
   // A judge reads the report, not sbox's stderr: where the command line
   // names a report file, a failure to parse it still writes XX there.
   const failed = (message: string): number => {
     const path = reportPathOf(argv);
-    // U+FFFD: the name is not the one given (see inexactArgument).
+    // U+FFFD: the name may not be the one given (see exactArguments).
     if (!ffi || path === undefined || path.includes("\ufffd")) {
       say(message);
     } else if (noHelper !== undefined) {
@@ -116,9 +117,9 @@ async function dispatch(
     }
     return SBOX_FAILED;
   };
-  // The check reads through the helper library: where that cannot be
-  // opened (not built, from another version), help and version still work,
-  // and a run fails with what to do.
+  // The command line is read through the helper library: where that cannot
+  // be opened (not built, from another version), help and version still
+  // work, and a run fails with what to do.
   if (fromCommandLine && ffi) {
     let cmdline: Uint8Array | undefined;
     try {
@@ -126,12 +127,15 @@ async function dispatch(
     } catch (err) {
       noHelper = messageOf(err);
     }
-    const index = cmdline ? inexactArgument(argv, cmdline) : -1;
-    if (index >= 0) {
-      return failed(
-        `argument ${index + 1} (${JSON.stringify(argv[index])}) is not valid UTF-8: ` +
-          "sbox passes arguments and variables on as UTF-8 text",
-      );
+    if (cmdline) {
+      const exact = exactArguments(argv, cmdline);
+      if (exact.inexact >= 0) {
+        return failed(
+          `argument ${exact.inexact + 1} (${JSON.stringify(argv[exact.inexact])}) is not valid UTF-8, ` +
+            "and sbox cannot find its bytes in /proc/self/cmdline to pass them on unchanged",
+        );
+      }
+      argv = exact.args;
     }
   }
   let invocation;

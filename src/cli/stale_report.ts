@@ -11,25 +11,34 @@
  * @module
  */
 
-import { close, fstat, identityOf, O, tryOpen } from "../sys.ts";
+import { close, fstat, identityOf, O, readFile, tryOpen } from "../sys.ts";
+import { exactArguments } from "./argv.ts";
 import { reportPathOf, stdinPathsOf } from "./run_options.ts";
 
 /**
- * Empties the regular file that the `sbox run` command line `argv` names
- * with `--report` (as {@linkcode reportPathOf} finds it), as sbox's own open
- * of it would a moment later; never throws, and does nothing it would not
- * do: nothing without `--allow-ffi` or the helper library, nothing to
- * stderr (`-`), to a name that is not the one given (U+FFFD, see
- * `inexactArgument`), to a file that does not exist (no stale report) or is
- * not a regular file (a FIFO's reader would see the end of its input when
- * this open closed), nor to a file given as `--stdin` (sbox refuses that
- * report, and must not empty the input).
+ * Empties the regular file that the `sbox run` command line `argv`
+ * (`Deno.args`) names with `--report` (as {@linkcode reportPathOf} finds
+ * it), as sbox's own open of it would a moment later; never throws, and
+ * does nothing it would not do: nothing without `--allow-ffi` or the helper
+ * library, nothing to stderr (`-`), to a name whose bytes are not found
+ * (Deno's U+FFFD for bytes that are not UTF-8, which sbox reads from
+ * /proc/self/cmdline: see `exactArguments`), to a file that does not exist
+ * (no stale report) or is not a regular file (a FIFO's reader would see the
+ * end of its input when this open closed), nor to a file given as
+ * `--stdin` (sbox refuses that report, and must not empty the input).
  */
 export function emptyStaleReport(argv: readonly string[]): void {
   if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return;
-  const path = reportPathOf(argv);
-  if (path === undefined || path === "-" || path.includes("\ufffd")) return;
+  if (reportPathOf(argv) === undefined) return;
   try {
+    // Read only where Deno put a U+FFFD: the other arguments are exact.
+    const exact = argv.some((arg) => arg.includes("\ufffd"))
+      ? exactArguments(argv, readFile("/proc/self/cmdline"))
+      : { args: argv, inexact: -1 };
+    if (exact.inexact >= 0) return;
+    const args = exact.args;
+    const path = reportPathOf(args);
+    if (path === undefined || path === "-") return;
     // O_PATH: neither a FIFO nor a device is opened, and nothing is created.
     const found = tryOpen(path, O.PATH);
     if (found < 0) return;
@@ -37,7 +46,7 @@ export function emptyStaleReport(argv: readonly string[]): void {
       const stat = fstat(found);
       if (!stat?.isFile) return;
       const identity = stat.identity;
-      if (stdinPathsOf(argv).some((stdin) => identityOf(stdin) === identity)) return;
+      if (stdinPathsOf(args).some((stdin) => identityOf(stdin) === identity)) return;
       // The very file looked at, whatever its path leads to now.
       close(tryOpen(`/proc/self/fd/${found}`, O.WRONLY | O.TRUNC | O.NONBLOCK | O.NOCTTY));
     } finally {
