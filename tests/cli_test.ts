@@ -4767,15 +4767,20 @@ Deno.test(OTHER_PID_NS_TEST, { ignore: skipUnlessRoot(OTHER_PID_NS_TEST, WHY_ROO
 /**
  * Another user's attack on the locks of ownership.ts (run as uid 65534 by
  * the test below): inotify on each directory of its arguments, and for each
- * new `sbox-*` in them, at once, an open and a flock without waiting, held
- * for good. Prints `ready` once it watches, then `seen PATH` for each
- * directory it tried and `stole PATH` for each lock it took on a directory
- * that was still there afterwards (a lock taken on one its run had removed
- * already, after the run let go of it, stole nothing). Through libc, as C
- * would do it: Deno.watchFs reports too late to win the race.
+ * new `sbox-PID-*` in them whose PID is a child of the test's process (one
+ * of the test's runs), at once, an open and a flock without waiting, held
+ * for good. Others' are none of its business: /dev/shm and /tmp are shared
+ * with whatever else runs on the machine (another test session's runs as
+ * uid 65534, whose 0700 directories it could lock, and then fail them and
+ * take them for stolen). Prints `ready` once it watches, then `seen PATH`
+ * for each directory it tried and `stole PATH` for each lock it took on a
+ * directory that was still there afterwards (a lock taken on one its run
+ * had removed already, after the run let go of it, stole nothing). Through
+ * libc, as C would do it: Deno.watchFs reports too late to win the race;
+ * so is the parent's pid read, from /proc/PID/stat, before the open.
  */
 const LOCK_RACER = `
-const [directory, ...dirs] = Deno.args;
+const [directory, testPid, ...dirs] = Deno.args;
 const libc = Deno.dlopen("libc.so.6", {
   inotify_init1: { parameters: ["i32"], result: "i32" },
   inotify_add_watch: { parameters: ["i32", "buffer", "u32"], result: "i32" },
@@ -4786,6 +4791,17 @@ const libc = Deno.dlopen("libc.so.6", {
 }).symbols;
 const cstr = (s) => new TextEncoder().encode(s + "\\0");
 const IN_CREATE = 0x100, LOCK_EX = 2, LOCK_NB = 4;
+const stat = new Uint8Array(512);
+// Whether process PID's parent is the test's process: field 4 of its stat,
+// after the command name in parentheses (which may hold anything).
+const isTestRun = (pid) => {
+  const fd = libc.open(cstr("/proc/" + pid + "/stat"), 0);
+  if (fd < 0) return false;
+  const n = Number(libc.read(fd, stat, stat.length));
+  libc.close(fd);
+  const line = new TextDecoder().decode(stat.subarray(0, Math.max(n, 0)));
+  return line.slice(line.lastIndexOf(")") + 2).split(" ")[1] === testPid;
+};
 const inotify = libc.inotify_init1(0);
 const watched = new Map();
 for (const dir of dirs) {
@@ -4803,7 +4819,8 @@ for (;;) {
     const wd = view.getInt32(at, true), length = view.getUint32(at + 12, true);
     const name = new TextDecoder().decode(buf.subarray(at + 16, at + 16 + length)).replace(/\\0+$/, "");
     at += 16 + length;
-    if (!name.startsWith("sbox-")) continue;
+    const pid = /^sbox-(\\d+)-/.exec(name)?.[1];
+    if (pid === undefined || !isTestRun(pid)) continue;
     const path = watched.get(wd) + "/" + name;
     const fd = libc.open(cstr(path), Number(directory));
     console.log("seen " + path);
@@ -4842,6 +4859,7 @@ Deno.test(
       "--no-check",
       LOCK_RACER,
       String(O.DIRECTORY),
+      String(Deno.pid),
       parent.path,
       ...SCRATCH_PARENTS,
     ], {
