@@ -52,11 +52,9 @@ import {
   testCgroup,
   text,
 } from "./fixtures.ts";
+import { type CommandResult, outputOf, runCommand } from "./command.ts";
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
+interface Result extends CommandResult {
   /** The pid of the sbox process, for leak checks. */
   pid: number;
 }
@@ -88,8 +86,7 @@ async function sbox(
     await writer.write(new TextEncoder().encode(options.stdin));
     await writer.close();
   }
-  const output = await child.output();
-  return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr), pid: child.pid };
+  return { ...await outputOf(child), pid: child.pid };
 }
 
 /** `sbox run --rootfs <busybox> ARGS...`. */
@@ -191,13 +188,14 @@ Deno.test("cli: without a helper library, help and version work and run says wha
     const copy = new Deno.Command("/bin/cp", { args: ["-r", `${root}src`, `${dir}/src`] }).outputSync();
     assert.ok(copy.success, text(copy.stderr));
     const inCopy = (args: string[]) =>
-      new Deno.Command(Deno.execPath(), { args: ["run", "--allow-ffi", `${dir}/sbox.ts`, ...args] }).output();
+      outputOf(
+        new Deno.Command(Deno.execPath(), { args: ["run", "--allow-ffi", `${dir}/sbox.ts`, ...args] }),
+      );
     const help = await inCopy(["--help"]);
-    assert.equal(help.code, 0, text(help.stderr));
-    assert.match(text(help.stdout), /sbox run \[OPTIONS\]/);
-    assert.equal(text((await inCopy(["--version"])).stdout), `sbox ${meta.version}\n`);
-    const run = await inCopy(["run", "--", "/bin/true"]);
-    const result = { code: run.code, stdout: text(run.stdout), stderr: text(run.stderr), pid: 0 };
+    assert.equal(help.code, 0, help.stderr);
+    assert.match(help.stdout, /sbox run \[OPTIONS\]/);
+    assert.equal((await inCopy(["--version"])).stdout, `sbox ${meta.version}\n`);
+    const result = { ...await inCopy(["run", "--", "/bin/true"]), pid: 0 };
     assertSboxFailed(
       result,
       /^sbox: cannot open the sbox helper library: run \.\/tools\/setup in sbox's checkout/,
@@ -207,9 +205,9 @@ Deno.test("cli: without a helper library, help and version work and run says wha
     assert.doesNotMatch(result.stderr, /another architecture/);
     // No report can be written without the helper: said in one more line, not the cause again.
     const reported = await inCopy(["run", "--report", `${dir}/report.json`, "--", "/bin/true"]);
-    const lines = text(reported.stderr).trimEnd().split("\n");
+    const lines = reported.stderr.trimEnd().split("\n");
     assert.equal(reported.code, 125);
-    assert.equal(lines.length, 2, text(reported.stderr));
+    assert.equal(lines.length, 2, reported.stderr);
     assert.match(lines[0], /^sbox: cannot open the sbox helper library: /);
     assert.equal(lines[1], `sbox: --report: no report written to ${dir}/report.json`);
 
@@ -221,9 +219,9 @@ Deno.test("cli: without a helper library, help and version work and run says wha
     Deno.mkdirSync(`${dir}/zig-out/lib`, { recursive: true });
     Deno.writeFileSync(`${dir}/zig-out/lib/libsbox.so`, library);
     const foreign = await inCopy(["run", "--", "/bin/true"]);
-    assert.equal(foreign.code, 125, text(foreign.stderr));
+    assert.equal(foreign.code, 125, foreign.stderr);
     assert.match(
-      text(foreign.stderr),
+      foreign.stderr,
       new RegExp(
         `libsbox\\.so: .*\\(the file is there: built for another architecture\\? this machine is ${Deno.build.arch}\\)`,
       ),
@@ -932,9 +930,9 @@ Deno.test("cli: a hostile image's /etc/passwd and FIFOs given as files neither h
       stderr: "piped",
     }).spawn();
     const hang = setTimeout(() => child.kill("SIGKILL"), 20_000);
-    const r = await child.output();
+    const result = await outputOf(child);
     clearTimeout(hang);
-    return { code: r.code, stdout: text(r.stdout), stderr: text(r.stderr) };
+    return result;
   };
   try {
     const image = `${dir}/image`;
@@ -992,15 +990,9 @@ async function sboxWithin(ms: number, args: string[]): Promise<Result & { hung: 
     hung = true;
     child.kill("SIGKILL");
   }, ms);
-  const output = await child.output();
+  const output = await outputOf(child);
   clearTimeout(timer);
-  return {
-    code: output.code,
-    stdout: text(output.stdout),
-    stderr: text(output.stderr),
-    pid: child.pid,
-    hung,
-  };
+  return { ...output, pid: child.pid, hung };
 }
 
 Deno.test("cli: --seccomp FILE must hold a policy object; only the word unconfined turns the filter off", async () => {
@@ -2305,8 +2297,7 @@ async function inShell(argv: string[], redirect: string, setup = ""): Promise<Re
     stderr: "piped",
     signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
   }).spawn();
-  const output = await child.output();
-  return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr), pid: child.pid };
+  return { ...await outputOf(child), pid: child.pid };
 }
 
 Deno.test("cli: a stderr that cannot be written loses neither the report nor the exit status", async () => {
@@ -3233,14 +3224,9 @@ Deno.test("cli: a frozen --cgroup, or one below a frozen group, fails with 125 a
         hung = true;
         Deno.writeTextFileSync(`${frozen.path}/cgroup.freeze`, "0");
       }, 10_000);
-      const output = await child.output();
+      const output = await outputOf(child);
       clearTimeout(timer);
-      const result = {
-        code: output.code,
-        stdout: text(output.stdout),
-        stderr: text(output.stderr),
-        pid: child.pid,
-      };
+      const result = { ...output, pid: child.pid };
       assert.equal(hung, false, `sbox waited for a thaw: ${result.stderr}`);
       assertSboxFailed(result, /^sbox: invalid option --cgroup: /);
       assert.equal(
@@ -3572,22 +3558,17 @@ async function busyboxFromShell(
   prefix = "",
   setup = "",
 ): Promise<Result> {
-  const output = await new Deno.Command("/bin/sh", {
-    args: [
-      "-c",
-      `s=$1 image=$2 f=$3; shift 3; ${setup} exec ${prefix} "$0" run --allow-ffi "$s" run --rootfs "$image" "$@" ${redirect}`,
-      Deno.execPath(),
-      SBOX,
-      busyboxImage(),
-      file,
-      ...args,
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
-  }).output();
-  return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr), pid: NaN };
+  const output = await runCommand([
+    "/bin/sh",
+    "-c",
+    `s=$1 image=$2 f=$3; shift 3; ${setup} exec ${prefix} "$0" run --allow-ffi "$s" run --rootfs "$image" "$@" ${redirect}`,
+    Deno.execPath(),
+    SBOX,
+    busyboxImage(),
+    file,
+    ...args,
+  ]);
+  return { ...output, pid: NaN };
 }
 
 Deno.test("cli: a directory or a block device as stdio is refused, named or inherited, before anything is created", async () => {
@@ -4098,25 +4079,19 @@ Deno.test({ name: GID_SOURCE_TEST, ignore: skipWithoutManyIds(GID_SOURCE_TEST) }
  * SCRIPT (mounts that make the host hostile) runs first, then sbox.
  */
 async function sboxBehind(wrapper: readonly string[], script: string, args: string[]): Promise<Result> {
-  const output = await new Deno.Command(wrapper[0], {
-    args: [
-      ...wrapper.slice(1),
-      "sh",
-      "-c",
-      `${script} && exec "$@"`,
-      "sh",
-      Deno.execPath(),
-      "run",
-      "--allow-ffi",
-      SBOX,
-      ...args,
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
-  }).output();
-  return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr), pid: NaN };
+  const output = await runCommand([
+    ...wrapper,
+    "sh",
+    "-c",
+    `${script} && exec "$@"`,
+    "sh",
+    Deno.execPath(),
+    "run",
+    "--allow-ffi",
+    SBOX,
+    ...args,
+  ]);
+  return { ...output, pid: NaN };
 }
 
 /** A mount namespace of the test's own, its mounts private: what is mounted there stays there. */
@@ -4718,8 +4693,7 @@ async function startWaitingRun(prefix: string[]): Promise<{ pid: number; finish:
     const writer = child.stdin.getWriter();
     // A run that already ended (it failed) has closed the pipe: its output tells.
     await writer.write(new TextEncoder().encode("go\n")).then(() => writer.close()).catch(() => {});
-    const output = await child.output();
-    return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr), pid: child.pid };
+    return { ...await outputOf(child), pid: child.pid };
   };
   if (first.done || text(first.value) !== "ready\n") {
     const result = await finish();
