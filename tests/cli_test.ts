@@ -52,11 +52,9 @@ import {
   testCgroup,
   text,
 } from "./fixtures.ts";
+import { type CommandResult, outputOf, runCommand } from "./command.ts";
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
+interface Result extends CommandResult {
   /** The pid of the sbox process, for leak checks. */
   pid: number;
 }
@@ -97,8 +95,7 @@ async function sbox(
     await writer.write(new TextEncoder().encode(options.stdin));
     await writer.close();
   }
-  const output = await child.output();
-  return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr), pid: child.pid };
+  return { ...await outputOf(child), pid: child.pid };
 }
 
 /** `sbox run --rootfs <busybox> ARGS...`. */
@@ -205,13 +202,14 @@ Deno.test("cli: without a helper library, help and version work and run says wha
     const copy = new Deno.Command("/bin/cp", { args: ["-r", `${root}src`, `${dir}/src`] }).outputSync();
     assert.ok(copy.success, text(copy.stderr));
     const inCopy = (args: string[]) =>
-      new Deno.Command(Deno.execPath(), { args: ["run", "--allow-ffi", `${dir}/sbox.ts`, ...args] }).output();
+      outputOf(
+        new Deno.Command(Deno.execPath(), { args: ["run", "--allow-ffi", `${dir}/sbox.ts`, ...args] }),
+      );
     const help = await inCopy(["--help"]);
-    assert.equal(help.code, 0, text(help.stderr));
-    assert.match(text(help.stdout), /sbox run \[OPTIONS\]/);
-    assert.equal(text((await inCopy(["--version"])).stdout), `sbox ${meta.version}\n`);
-    const run = await inCopy(["run", "--", "/bin/true"]);
-    const result = { code: run.code, stdout: text(run.stdout), stderr: text(run.stderr), pid: 0 };
+    assert.equal(help.code, 0, help.stderr);
+    assert.match(help.stdout, /sbox run \[OPTIONS\]/);
+    assert.equal((await inCopy(["--version"])).stdout, `sbox ${meta.version}\n`);
+    const result = { ...await inCopy(["run", "--", "/bin/true"]), pid: 0 };
     assertSboxFailed(
       result,
       /^sbox: cannot open the sbox helper library: run \.\/tools\/setup in sbox's checkout/,
@@ -225,9 +223,9 @@ Deno.test("cli: without a helper library, help and version work and run says wha
     assert.doesNotMatch(result.stderr, /another architecture/);
     // No report can be written without the helper: said in one more line, not the cause again.
     const reported = await inCopy(["run", "--report", `${dir}/report.json`, "--", "/bin/true"]);
-    const lines = text(reported.stderr).trimEnd().split("\n");
+    const lines = reported.stderr.trimEnd().split("\n");
     assert.equal(reported.code, 125);
-    assert.equal(lines.length, 2, text(reported.stderr));
+    assert.equal(lines.length, 2, reported.stderr);
     assert.match(lines[0], /^sbox: cannot open the sbox helper library: /);
     assert.equal(lines[1], `sbox: --report: no report written to ${dir}/report.json`);
 
@@ -239,9 +237,9 @@ Deno.test("cli: without a helper library, help and version work and run says wha
     Deno.mkdirSync(`${dir}/zig-out/lib`, { recursive: true });
     Deno.writeFileSync(`${dir}/zig-out/lib/libsbox.so`, library);
     const foreign = await inCopy(["run", "--", "/bin/true"]);
-    assert.equal(foreign.code, 125, text(foreign.stderr));
+    assert.equal(foreign.code, 125, foreign.stderr);
     assert.match(
-      text(foreign.stderr),
+      foreign.stderr,
       new RegExp(
         `libsbox\\.so: .*\\(the file is there: built for another architecture\\? this machine is ${Deno.build.arch}\\)`,
       ),
@@ -994,9 +992,9 @@ Deno.test("cli: a hostile image's /etc/passwd and FIFOs given as files neither h
       stderr: "piped",
     }).spawn();
     const hang = setTimeout(() => child.kill("SIGKILL"), 20_000);
-    const r = await child.output();
+    const result = await outputOf(child);
     clearTimeout(hang);
-    return { code: r.code, stdout: text(r.stdout), stderr: text(r.stderr) };
+    return result;
   };
   try {
     const image = `${dir}/image`;
@@ -1054,15 +1052,9 @@ async function sboxWithin(ms: number, args: string[]): Promise<Result & { hung: 
     hung = true;
     child.kill("SIGKILL");
   }, ms);
-  const output = await child.output();
+  const output = await outputOf(child);
   clearTimeout(timer);
-  return {
-    code: output.code,
-    stdout: text(output.stdout),
-    stderr: text(output.stderr),
-    pid: child.pid,
-    hung,
-  };
+  return { ...output, pid: child.pid, hung };
 }
 
 Deno.test("cli: --seccomp FILE must hold a policy object; only the word unconfined turns the filter off", async () => {
@@ -2370,8 +2362,7 @@ async function inShell(argv: string[], redirect: string, setup = ""): Promise<Re
     stderr: "piped",
     signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
   }).spawn();
-  const output = await child.output();
-  return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr), pid: child.pid };
+  return { ...await outputOf(child), pid: child.pid };
 }
 
 Deno.test("cli: a stderr that cannot be written loses neither the report nor the exit status", async () => {
@@ -2386,10 +2377,13 @@ Deno.test("cli: a stderr that cannot be written loses neither the report nor the
     Deno.writeFileSync(log, new Uint8Array());
     Deno.truncateSync(log, 1100 * 2 ** 20);
     const overLimit = ["ulimit -f 1048576", `2>>${log}`] as const;
+    // Not a fixed name such as /nonexistent, which a process of the host can
+    // make (an executable there that writes to stderr dies of SIGXFSZ: 153).
+    const missing = `/nonexistent-${randomName()}`;
     const cases: [string, string, string[], number, string][] = [
-      ["", "2>/dev/full", ["--verbose", "--", "/nonexistent"], 127, "RE"],
+      ["", "2>/dev/full", ["--verbose", "--", missing], 127, "RE"],
       ["", "2>/dev/full", ["--bogus", "--", "true"], 125, "XX"],
-      [overLimit[0], overLimit[1], ["--", "/nonexistent"], 127, "RE"],
+      [overLimit[0], overLimit[1], ["--", missing], 127, "RE"],
       [overLimit[0], overLimit[1], ["--bogus", "--", "true"], 125, "XX"],
     ];
     for (const [setup, redirect, args, code, status] of cases) {
@@ -2406,6 +2400,44 @@ Deno.test("cli: a stderr that cannot be written loses neither the report nor the
     const version = await inShell([Deno.execPath(), "run", "--allow-ffi", SBOX, "--version"], ">/dev/full");
     assert.equal(version.code, 125, version.stderr);
     assert.match(version.stderr, /^sbox: cannot write to stdout: No space left on device/);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("cli: a line past a file-size limit at sbox's end does not end the process that runs sbox's main", async () => {
+  // SIGXFSZ was a no-op listener's, removed as main returned. Deno passes a
+  // signal on to the listeners later, from another thread, and ends the
+  // process by its default action where none is left by then: the line of
+  // a failed run (past the limit) ended the process with 153 once main had
+  // returned (the CLI itself now and then, under load: it exits at once).
+  // That thread gets its turn as soon as main has returned in a program
+  // that embeds main and goes on; as root, pinned to one CPU at a real-time
+  // priority, not before: the main thread keeps the CPU until it waits.
+  const dir = scratchDir("cli-fsize-end-");
+  try {
+    const log = `${dir}/log`;
+    Deno.writeFileSync(log, new Uint8Array());
+    Deno.truncateSync(log, 1100 * 2 ** 20);
+    const program = decodeURIComponent(new URL("./programs/embedded_main.ts", import.meta.url).pathname);
+    const cpu = /^Cpus_allowed_list:\s*(\d+)/m.exec(Deno.readTextFileSync("/proc/self/status"))![1];
+    const pinned = isRoot ? ["taskset", "-c", cpu, "chrt", "-f", "1"] : [];
+    const report = `${dir}/r.json`;
+    // Without --allow-ffi, sbox only says what it needs: a listener then.
+    const cases: [string[], string[], number][] = [
+      [["--allow-ffi"], ["--bogus", "--", "true"], 125],
+      [["--allow-ffi"], ["--report", report, "--", `/nonexistent-${randomName()}`], 127],
+      [[], ["--", "true"], 125],
+    ];
+    for (const [permissions, args, code] of cases) {
+      const argv = [...pinned, Deno.execPath(), "run", ...permissions, program, "run", ...args];
+      const result = await inShell(argv, `2>>${log}`, "ulimit -f 1048576");
+      const what = [...permissions, ...args].join(" ");
+      assert.equal(result.code, code, what);
+      assert.equal(result.stdout, `alive ${code}\n`, what);
+    }
+    assert.equal(JSON.parse(Deno.readTextFileSync(report)).status, "RE");
+    assert.equal(Deno.statSync(log).size, 1100 * 2 ** 20, "a line was written past the limit");
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
@@ -3257,14 +3289,9 @@ Deno.test("cli: a frozen --cgroup, or one below a frozen group, fails with 125 a
         hung = true;
         Deno.writeTextFileSync(`${frozen.path}/cgroup.freeze`, "0");
       }, 10_000);
-      const output = await child.output();
+      const output = await outputOf(child);
       clearTimeout(timer);
-      const result = {
-        code: output.code,
-        stdout: text(output.stdout),
-        stderr: text(output.stderr),
-        pid: child.pid,
-      };
+      const result = { ...output, pid: child.pid };
       assert.equal(hung, false, `sbox waited for a thaw: ${result.stderr}`);
       assertSboxFailed(result, /^sbox: invalid option --cgroup: /);
       assert.equal(
@@ -3596,22 +3623,17 @@ async function busyboxFromShell(
   prefix = "",
   setup = "",
 ): Promise<Result> {
-  const output = await new Deno.Command("/bin/sh", {
-    args: [
-      "-c",
-      `s=$1 image=$2 f=$3; shift 3; ${setup} exec ${prefix} "$0" run --allow-ffi "$s" run --rootfs "$image" "$@" ${redirect}`,
-      Deno.execPath(),
-      SBOX,
-      busyboxImage(),
-      file,
-      ...args,
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
-  }).output();
-  return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr), pid: NaN };
+  const output = await runCommand([
+    "/bin/sh",
+    "-c",
+    `s=$1 image=$2 f=$3; shift 3; ${setup} exec ${prefix} "$0" run --allow-ffi "$s" run --rootfs "$image" "$@" ${redirect}`,
+    Deno.execPath(),
+    SBOX,
+    busyboxImage(),
+    file,
+    ...args,
+  ]);
+  return { ...output, pid: NaN };
 }
 
 Deno.test("cli: a directory or a block device as stdio is refused, named or inherited, before anything is created", async () => {
@@ -4122,25 +4144,19 @@ Deno.test({ name: GID_SOURCE_TEST, ignore: skipWithoutManyIds(GID_SOURCE_TEST) }
  * SCRIPT (mounts that make the host hostile) runs first, then sbox.
  */
 async function sboxBehind(wrapper: readonly string[], script: string, args: string[]): Promise<Result> {
-  const output = await new Deno.Command(wrapper[0], {
-    args: [
-      ...wrapper.slice(1),
-      "sh",
-      "-c",
-      `${script} && exec "$@"`,
-      "sh",
-      Deno.execPath(),
-      "run",
-      "--allow-ffi",
-      SBOX,
-      ...args,
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
-  }).output();
-  return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr), pid: NaN };
+  const output = await runCommand([
+    ...wrapper,
+    "sh",
+    "-c",
+    `${script} && exec "$@"`,
+    "sh",
+    Deno.execPath(),
+    "run",
+    "--allow-ffi",
+    SBOX,
+    ...args,
+  ]);
+  return { ...output, pid: NaN };
 }
 
 /** A mount namespace of the test's own, its mounts private: what is mounted there stays there. */
@@ -4801,8 +4817,7 @@ async function startWaitingRun(prefix: string[]): Promise<{ pid: number; finish:
     const writer = child.stdin.getWriter();
     // A run that already ended (it failed) has closed the pipe: its output tells.
     await writer.write(new TextEncoder().encode("go\n")).then(() => writer.close()).catch(() => {});
-    const output = await child.output();
-    return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr), pid: child.pid };
+    return { ...await outputOf(child), pid: child.pid };
   };
   if (first.done || text(first.value) !== "ready\n") {
     const result = await finish();
@@ -4850,15 +4865,20 @@ Deno.test(OTHER_PID_NS_TEST, { ignore: skipUnlessRoot(OTHER_PID_NS_TEST, WHY_ROO
 /**
  * Another user's attack on the locks of ownership.ts (run as uid 65534 by
  * the test below): inotify on each directory of its arguments, and for each
- * new `sbox-*` in them, at once, an open and a flock without waiting, held
- * for good. Prints `ready` once it watches, then `seen PATH` for each
- * directory it tried and `stole PATH` for each lock it took on a directory
- * that was still there afterwards (a lock taken on one its run had removed
- * already, after the run let go of it, stole nothing). Through libc, as C
- * would do it: Deno.watchFs reports too late to win the race.
+ * new `sbox-PID-*` in them whose PID is a child of the test's process (one
+ * of the test's runs), at once, an open and a flock without waiting, held
+ * for good. Others' are none of its business: /dev/shm and /tmp are shared
+ * with whatever else runs on the machine (another test session's runs as
+ * uid 65534, whose 0700 directories it could lock, and then fail them and
+ * take them for stolen). Prints `ready` once it watches, then `seen PATH`
+ * for each directory it tried and `stole PATH` for each lock it took on a
+ * directory that was still there afterwards (a lock taken on one its run
+ * had removed already, after the run let go of it, stole nothing). Through
+ * libc, as C would do it: Deno.watchFs reports too late to win the race;
+ * so is the parent's pid read, from /proc/PID/stat, before the open.
  */
 const LOCK_RACER = `
-const [directory, ...dirs] = Deno.args;
+const [directory, testPid, ...dirs] = Deno.args;
 const libc = Deno.dlopen("libc.so.6", {
   inotify_init1: { parameters: ["i32"], result: "i32" },
   inotify_add_watch: { parameters: ["i32", "buffer", "u32"], result: "i32" },
@@ -4869,6 +4889,17 @@ const libc = Deno.dlopen("libc.so.6", {
 }).symbols;
 const cstr = (s) => new TextEncoder().encode(s + "\\0");
 const IN_CREATE = 0x100, LOCK_EX = 2, LOCK_NB = 4;
+const stat = new Uint8Array(512);
+// Whether process PID's parent is the test's process: field 4 of its stat,
+// after the command name in parentheses (which may hold anything).
+const isTestRun = (pid) => {
+  const fd = libc.open(cstr("/proc/" + pid + "/stat"), 0);
+  if (fd < 0) return false;
+  const n = Number(libc.read(fd, stat, stat.length));
+  libc.close(fd);
+  const line = new TextDecoder().decode(stat.subarray(0, Math.max(n, 0)));
+  return line.slice(line.lastIndexOf(")") + 2).split(" ")[1] === testPid;
+};
 const inotify = libc.inotify_init1(0);
 const watched = new Map();
 for (const dir of dirs) {
@@ -4886,7 +4917,8 @@ for (;;) {
     const wd = view.getInt32(at, true), length = view.getUint32(at + 12, true);
     const name = new TextDecoder().decode(buf.subarray(at + 16, at + 16 + length)).replace(/\\0+$/, "");
     at += 16 + length;
-    if (!name.startsWith("sbox-")) continue;
+    const pid = /^sbox-(\\d+)-/.exec(name)?.[1];
+    if (pid === undefined || !isTestRun(pid)) continue;
     const path = watched.get(wd) + "/" + name;
     const fd = libc.open(cstr(path), Number(directory));
     console.log("seen " + path);
@@ -4925,6 +4957,7 @@ Deno.test(
       "--no-check",
       LOCK_RACER,
       String(O.DIRECTORY),
+      String(Deno.pid),
       parent.path,
       ...SCRATCH_PARENTS,
     ], {

@@ -20,6 +20,7 @@ import {
   skipWithout,
   text,
 } from "./fixtures.ts";
+import { type CommandResult as Result, runCommand } from "./command.ts";
 
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname);
 const ARCH = Deno.build.arch;
@@ -110,26 +111,20 @@ async function serving<T>(dir: string, body: (origin: string) => Promise<T>): Pr
   }
 }
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 /**
  * `deno run --quiet --no-config --allow-ffi --allow-import=HOST [EXTRA] SCRIPT ARGS...`
  * with only `env` (HOME, XDG_CACHE_HOME) and a DENO_DIR in HOME; after
  * `prefix` (a command that runs the rest) if given; `ffi` in place of
  * `--allow-ffi` if given.
  */
-async function denoRun(
+function denoRun(
   origin: string,
   script: string,
   args: string[],
   env: { HOME: string; XDG_CACHE_HOME?: string },
   options: { extra?: string[]; prefix?: readonly string[]; ffi?: string } = {},
 ): Promise<Result> {
-  const [program, ...argv] = [
+  const argv = [
     ...options.prefix ?? [],
     Deno.execPath(),
     "run",
@@ -143,16 +138,10 @@ async function denoRun(
     script,
     ...args,
   ];
-  const output = await new Deno.Command(program, {
-    args: argv,
+  return runCommand(argv, {
     clearEnv: true,
     env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", NO_COLOR: "1", DENO_DIR: `${env.HOME}/.deno`, ...env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
-  }).output();
-  return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr) };
+  });
 }
 
 /** `sbox run --rootfs <busybox> -- ARGS` of the copy served at `origin`. */

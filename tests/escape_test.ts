@@ -39,15 +39,15 @@ import {
   testCgroup,
   text,
 } from "./fixtures.ts";
+import { type CommandResult, outputOf } from "./command.ts";
 
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname);
 const ZIG = `${ROOT}.tools/zig/ziglang/zig`;
 const ENV = { PATH: "/bin:/usr/bin:/sbin:/usr/sbin" };
 
 /** `sbox run --rootfs <busybox image> ARGS...`: its exit code, stdout and stderr. */
-async function sboxRun(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const result = await sboxOnBusybox(args).output();
-  return { code: result.code, out: text(result.stdout), err: text(result.stderr) };
+function sboxRun(args: string[]): Promise<CommandResult> {
+  return outputOf(sboxOnBusybox(args));
 }
 
 let escapeBinary: string | undefined;
@@ -1012,19 +1012,25 @@ Deno.test("sbox run: --cap-add ALL --cap-drop X keeps all but X; a capability in
       refusedRun(["--cap-add", "NET_RAW,cap_sys_admin", "--cap-drop", "sys_admin"]),
       refusedRun(["--cap-add", "ALL", "--cap-drop", "all"]),
     ]);
-    assert.equal(allBut.code, 0, allBut.err);
-    assert.match(allBut.out, new RegExp(`^CapBnd:\\s+${allButAdmin}$`, "m"));
-    assert.match(allBut.out, new RegExp(`^CapEff:\\s+${allButAdmin}$`, "m"));
-    assert.equal(only.code, 0, only.err);
-    assert.match(only.out, /^CapBnd:\s+0000000000000020$/m, "KILL only");
-    assert.match(only.out, /^CapEff:\s+0000000000000020$/m, "KILL only");
+    assert.equal(allBut.code, 0, allBut.stderr);
+    assert.match(allBut.stdout, new RegExp(`^CapBnd:\\s+${allButAdmin}$`, "m"));
+    assert.match(allBut.stdout, new RegExp(`^CapEff:\\s+${allButAdmin}$`, "m"));
+    assert.equal(only.code, 0, only.stderr);
+    assert.match(only.stdout, /^CapBnd:\s+0000000000000020$/m, "KILL only");
+    assert.match(only.stdout, /^CapEff:\s+0000000000000020$/m, "KILL only");
     for (
       const [result, name] of [[both, "SYS_ADMIN"], [bothSpelled, "SYS_ADMIN"], [bothAll, "ALL"]] as const
     ) {
-      assert.equal(result.code, 125, result.err);
-      assert.match(result.err, new RegExp(`^sbox: invalid option --cap-drop: ${name} is in --cap-add too: `));
+      assert.equal(result.code, 125, result.stderr);
+      assert.match(
+        result.stderr,
+        new RegExp(`^sbox: invalid option --cap-drop: ${name} is in --cap-add too: `),
+      );
     }
-    assert.match(both.err, /\(--cap-add ALL --cap-drop SYS_ADMIN keeps every capability but SYS_ADMIN\)\n$/);
+    assert.match(
+      both.stderr,
+      /\(--cap-add ALL --cap-drop SYS_ADMIN keeps every capability but SYS_ADMIN\)\n$/,
+    );
     assert.deepEqual([...Deno.readDirSync(dir)], [], "no refused run started its command");
   } finally {
     Deno.removeSync(dir, { recursive: true });
@@ -1204,22 +1210,22 @@ Deno.test("sbox run: --cap-drop, --rlimit, --seccomp FILE and unconfined, a 64 M
       sboxRun(["--seccomp", "unconfined", "--", "sh", "-c", status]),
       sboxRun(["--rlimit", "FILES=3", "--", "true"]),
     ]);
-    assert.equal(plain.code, 0, plain.err);
-    assert.match(plain.out, /^CapBnd:\s+00000000a80405fb$/m);
-    assert.match(plain.out, /^Seccomp:\s+2$/m);
-    assert.match(plain.out, /^\S+\s+65536\s.*\/tmp$/m, "a 64 MiB /tmp");
-    assert.equal(custom.code, 0, custom.err);
-    assert.match(custom.out, /^CapBnd:\s+0000000000000021$/m, "CHOWN and KILL only");
-    assert.match(custom.out, /^32$/m);
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.match(plain.stdout, /^CapBnd:\s+00000000a80405fb$/m);
+    assert.match(plain.stdout, /^Seccomp:\s+2$/m);
+    assert.match(plain.stdout, /^\S+\s+65536\s.*\/tmp$/m, "a 64 MiB /tmp");
+    assert.equal(custom.code, 0, custom.stderr);
+    assert.match(custom.stdout, /^CapBnd:\s+0000000000000021$/m, "CHOWN and KILL only");
+    assert.match(custom.stdout, /^32$/m);
     assert.match(
-      custom.err,
+      custom.stderr,
       /mkdir: can't create directory '\/d': Read-only file system/,
       "the policy applies",
     );
-    assert.match(custom.out, /^denied$/m);
-    assert.match(unconfined.out, /^Seccomp:\s+0$/m);
+    assert.match(custom.stdout, /^denied$/m);
+    assert.match(unconfined.stdout, /^Seccomp:\s+0$/m);
     assert.equal(bad.code, 125);
-    assert.match(bad.err, /--rlimit: bad value "FILES=3"/);
+    assert.match(bad.stderr, /--rlimit: bad value "FILES=3"/);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

@@ -31,20 +31,14 @@ import {
   skipUnlessRoot,
   text,
 } from "./fixtures.ts";
+import { type CommandResult as Result, outputOf, runCommand } from "./command.ts";
 
 const BACKENDS = ["slirp4netns", "pasta"] as const;
 const MANAGERS = [["slirp4netns", Slirp4NetnsManager], ["pasta", PastaManager]] as const;
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 /** `deno run --allow-ffi sbox.ts run --rootfs <busybox> ARGS...` to the end. */
-async function busybox(args: string[]): Promise<Result> {
-  const output = await sboxOnBusybox(args).output();
-  return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr) };
+function busybox(args: string[]): Promise<Result> {
+  return outputOf(sboxOnBusybox(args));
 }
 
 /** The parent of process `pid`, or undefined once it is gone. */
@@ -469,13 +463,8 @@ netTest("--net none: loopback works inside, the host cannot be reached", async (
 });
 
 /** Runs shell `script` in a new namespace of `kind` (unshare's `--net`, `--mount`: private); root only. */
-async function inNewNamespace(kind: "--net" | "--mount", script: string): Promise<Result> {
-  const output = await new Deno.Command("unshare", {
-    args: [kind, "--", "sh", "-c", script],
-    stdin: "null",
-    signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
-  }).output();
-  return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr) };
+function inNewNamespace(kind: "--net" | "--mount", script: string): Promise<Result> {
+  return runCommand(["unshare", kind, "--", "sh", "-c", script]);
 }
 
 /**

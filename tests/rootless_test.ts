@@ -48,6 +48,7 @@ import {
   skipWithoutManyIds,
   text,
 } from "./fixtures.ts";
+import { type CommandResult, outputOf, runCommand } from "./command.ts";
 
 function skipAsRoot(name: string): boolean {
   if (!isRoot) return false;
@@ -73,22 +74,13 @@ function skipWithoutRootlessFixture(path: string, name: string): boolean {
   return skipAsRoot(name) || skipWithout(path, name, "the directory tools/test-rootless makes");
 }
 
-async function sbox(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const output = await sboxOnBusybox(args).output();
-  return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr) };
+function sbox(args: string[]): Promise<CommandResult> {
+  return outputOf(sboxOnBusybox(args));
 }
 
 /** `sbox run ARGS` without --rootfs: on the host's root, as this user sees it. */
-async function sboxOnHost(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const [program, ...rest] = sboxArgv(args);
-  const output = await new Deno.Command(program, {
-    args: rest,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
-  }).output();
-  return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr) };
+function sboxOnHost(args: string[]): Promise<CommandResult> {
+  return runCommand(sboxArgv(args));
 }
 
 Deno.test("findHostProgram skips PATH entries it cannot search, as execvp does", async () => {
@@ -578,23 +570,7 @@ Deno.test("supplementaryGroups: the user's own processes keep the user's groups,
     async fn() {
       // On the host's root: /var/tmp is root's, and its overlay cannot copy
       // it up under the user's id map (EOVERFLOW).
-      const output = await new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "--allow-ffi",
-          SBOX,
-          "run",
-          "-w",
-          `/var/tmp/sbox-rootless-${Deno.pid}/new`,
-          "--",
-          "pwd",
-        ],
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-        signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
-      }).output();
-      const result = { code: output.code, stderr: text(output.stderr) };
+      const result = await sboxOnHost(["-w", `/var/tmp/sbox-rootless-${Deno.pid}/new`, "--", "pwd"]);
       assert.equal(result.code, 125, result.stderr);
       assert.match(
         result.stderr,
@@ -628,12 +604,8 @@ Deno.test("supplementaryGroups: the user's own processes keep the user's groups,
         // HOME: /root, which a user cannot search on the host, can be written.
         'mkdir "$HOME/.cache" && echo "$HOME" writable',
       ].join("; ");
-      const result = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "--allow-ffi", SBOX, "run", "--", "/bin/sh", "-c", script],
-        stdin: "null",
-        signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
-      }).output();
-      const stdout = text(result.stdout), stderr = text(result.stderr);
+      const result = await sboxOnHost(["--", "/bin/sh", "-c", script]);
+      const { stdout, stderr } = result;
       assert.equal(result.code, 0, stderr);
       const lines = stdout.trimEnd().split("\n");
       assert.deepEqual(lines.slice(0, 6), ["top", "usr", "sbox", "2", "0", "0"], stdout);

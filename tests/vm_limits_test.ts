@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { BaseMounts, Cgroup, Container, OverlayMount } from "../mod.ts";
 import { restoreControllers } from "../src/cli/limits.ts";
 import { busyboxImage, identityMapper, SBOX, sboxArgv, sboxOnBusybox, scratchDir, text } from "./fixtures.ts";
+import { outputOf } from "./command.ts";
 
 const ENV = { PATH: "/bin:/usr/bin" };
 const MiB = 1024 * 1024;
@@ -60,10 +61,9 @@ async function sbox(args: string[]) {
 async function sboxIn(parent: Cgroup, args: string[]) {
   const reportFile = Deno.makeTempFileSync({ prefix: "sbox-report-" });
   try {
-    const output = await sboxOnBusybox(["--cgroup", parent.path, "--report", reportFile, ...args]).output();
-    const stderr = text(output.stderr);
-    const report = parseReport(Deno.readTextFileSync(reportFile) || stderr);
-    return { code: output.code, stdout: text(output.stdout), stderr, report };
+    const output = await outputOf(sboxOnBusybox(["--cgroup", parent.path, "--report", reportFile, ...args]));
+    const report = parseReport(Deno.readTextFileSync(reportFile) || output.stderr);
+    return { ...output, report };
   } finally {
     Deno.removeSync(reportFile);
   }
@@ -350,19 +350,14 @@ Deno.test("an unprivileged user with a delegated cgroup subtree runs a limited c
       `sh -c 'id -u; head -c 33554432 /dev/zero > /dev/shm/x && echo wrote'`;
     const join = inside ? `echo $$ > ${leaf.path}/cgroup.procs && ` : "";
     const script = `${join}exec su -s /bin/sh sboxtest -c "${sbox}"`;
-    const output = await new Deno.Command("/bin/sh", {
-      args: ["-c", script],
-      stdout: "piped",
-      stderr: "piped",
-    })
-      .output();
-    const stderr = text(output.stderr);
-    return {
-      code: output.code,
-      stdout: text(output.stdout),
-      stderr,
-      report: parseReport(stderr),
-    };
+    const output = await outputOf(
+      new Deno.Command("/bin/sh", {
+        args: ["-c", script],
+        stdout: "piped",
+        stderr: "piped",
+      }),
+    );
+    return { ...output, report: parseReport(output.stderr) };
   };
   try {
     const roomy = await runAsUser("128M");
@@ -417,16 +412,18 @@ Deno.test("docs/rootless.md's delegation recipe works for every limit, and each 
   const asUserIn = async (cgroup: Cgroup, script: string) => {
     const file = `${work}/script-${crypto.randomUUID().slice(0, 6)}.sh`;
     Deno.writeTextFileSync(file, script);
-    const output = await new Deno.Command("/bin/sh", {
-      args: [
-        "-c",
-        `echo $$ > ${cgroup.path}/cgroup.procs && exec su -s /bin/sh sboxtest -c 'exec sh ${file}'`,
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+    const output = await outputOf(
+      new Deno.Command("/bin/sh", {
+        args: [
+          "-c",
+          `echo $$ > ${cgroup.path}/cgroup.procs && exec su -s /bin/sh sboxtest -c 'exec sh ${file}'`,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }),
+    );
     Deno.removeSync(file);
-    return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr) };
+    return output;
   };
   const shell = delegated.child("shell");
   try {

@@ -25,8 +25,8 @@ import { stopLikeDefault } from "./signal_actions.ts";
  * of dying on the spot with the container's cgroup and scratch directory
  * left behind; unless sbox was started with one ignored, which then stays
  * so (see {@linkcode HANDLED_SIGNALS}). Not here: SIGUSR1 (ignored, see
- * signal_actions.ts), SIGXFSZ (a no-op listener in main.ts: an oversized
- * write fails with EFBIG instead), SIGPIPE (Deno ignores it: a write fails
+ * signal_actions.ts), SIGXFSZ (ignored while main.ts runs, see
+ * signal_actions.ts: an oversized write fails with EFBIG instead), SIGPIPE (Deno ignores it: a write fails
  * with EPIPE), SIGKILL and SIGSTOP (cannot be caught), and the signals of a
  * fault of sbox's own (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP,
  * SIGSYS), which must stay fatal rather than let a broken process go on.

@@ -14,7 +14,7 @@ import { HANDLED_SIGNALS } from "./job_control.ts";
 import { say } from "./messages.ts";
 import { failedReport, ReportWriter, type Tampering } from "./report.ts";
 import { runContainer, type RunResult } from "./run.ts";
-import { dieOf, ignoreInspectorSignal, keepIgnored } from "./signal_actions.ts";
+import { dieOf, ignoreFileSizeSignal, ignoreInspectorSignal, keepIgnored } from "./signal_actions.ts";
 import { refuseStdinAsOutput } from "./stdio.ts";
 
 /** sbox's exit status when it fails itself (docker and podman use the same). */
@@ -74,15 +74,14 @@ export async function main(argv: string[], version: string, fromCommandLine = fa
     : new Set<Deno.Signal>();
   // SIGXFSZ (sbox under a file-size rlimit) would kill sbox on its first
   // write past the limit, to a report or to stderr (a large log it appends
-  // to), before the report is written or the status returned; with a
-  // listener the write fails with EFBIG instead. A listener, not SIG_IGN:
-  // the command's processes start with it at its default.
-  const ignore = () => {};
-  Deno.addSignalListener("SIGXFSZ", ignore);
+  // to), before the report is written or the status returned; ignored, the
+  // write fails with EFBIG instead. Before anything is written; put back
+  // only after the last line (see ignoreFileSizeSignal).
+  const restoreFileSizeSignal = ignoreFileSizeSignal();
   try {
     return await dispatch(argv, version, fromCommandLine, ignored);
   } finally {
-    Deno.removeSignalListener("SIGXFSZ", ignore);
+    restoreFileSizeSignal();
   }
 }
 

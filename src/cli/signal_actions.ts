@@ -1,6 +1,7 @@
 /**
  * Signal actions set through libc, past Deno's signal registry: SIGUSR1
- * ignored, the signals ignored at start kept so (`keepIgnored`), a signal's
+ * ignored, SIGXFSZ ignored while sbox runs (`ignoreFileSizeSignal`), the
+ * signals ignored at start kept so (`keepIgnored`), a signal's
  * default action put back for sbox to die of it (`dieOf`) or to stop on it
  * (`stopLikeDefault`). When each is used is decided by their callers:
  * main.ts at sbox's start and end, job_control.ts on a Ctrl-Z.
@@ -100,6 +101,59 @@ export function ignoreInspectorSignal(): void {
     throw new SboxError("cannot ignore SIGUSR1, on which Deno opens its inspector: signal() failed", {
       step: "signal",
     });
+  }
+}
+
+/**
+ * Sets SIGXFSZ to SIG_IGN for the whole process, so that a write of sbox's
+ * past a file-size rlimit (its stderr appending to a large log, a report)
+ * fails with EFBIG instead of ending sbox; returns a function that puts
+ * back the action it replaced (Deno's handler). The container's processes
+ * do not inherit it: the helper resets every signal to its default before
+ * it runs them.
+ *
+ * SIG_IGN, not only a listener: the kernel then discards the signal as the
+ * write fails. Deno passes a signal that reaches its handler on to the
+ * listeners later, from another thread, and where none is left by then it
+ * ends the process by the signal's default action: a no-op listener
+ * removed as sbox's main returned let a SIGXFSZ of sbox's last line end the
+ * process (now and then; always where that thread got its turn only after
+ * the removal). So the listener here only makes Deno's registry take the
+ * signal (see {@linkcode ignoreSignals}) and goes once SIG_IGN is set,
+ * before anything is written. Without --allow-ffi (sbox writes a line or
+ * two and no run starts) or where libc cannot be opened, the no-op
+ * listener stays instead, for the rest of the process: removed, it would
+ * leave that window open.
+ */
+export function ignoreFileSizeSignal(): () => void {
+  const noop = () => {};
+  Deno.addSignalListener("SIGXFSZ", noop);
+  // Without the permission Deno.dlopen would ask for it on a terminal.
+  const restore = Deno.permissions.querySync({ name: "ffi" }).state === "granted"
+    ? setIgnored(signalNumber("SIGXFSZ"))
+    : undefined;
+  if (restore === undefined) return () => {}; // the listener stays
+  Deno.removeSignalListener("SIGXFSZ", noop);
+  return restore;
+}
+
+/**
+ * Sets signal `number` to SIG_IGN with sigaction(); returns a function that
+ * puts the whole previous action back (Deno's handler has flags that
+ * signal() would lose), or undefined where libc or sigaction() fails.
+ */
+function setIgnored(number: number): (() => void) | undefined {
+  try {
+    return withLibcSignal((libc) => {
+      const ignore = new Uint8Array(SIGACTION_BYTES);
+      // sa_handler comes first in the struct; an empty mask, no flags.
+      new BigUint64Array(ignore.buffer, 0, 1)[0] = SIG_IGN;
+      const previous = new Uint8Array(SIGACTION_BYTES);
+      if (libc.sigaction(number, ignore, previous) !== 0) return undefined;
+      return () => void libc.sigaction(number, previous, null);
+    });
+  } catch {
+    return undefined; // no libc
   }
 }
 
