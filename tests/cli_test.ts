@@ -4431,6 +4431,69 @@ Deno.test("cli units: sizes and durations parse strictly", () => {
   assert.throws(() => parseCpus("--cpus", "175921861"), /expected a number of CPUs .*\(0\.01 to 175921860\)/);
 });
 
+/**
+ * For each option of `RUN_OPTIONS`, a value (none for a boolean) and what
+ * it needs given before it (`context`): its parse must differ from the
+ * context's alone, so an option that the parser accepts and ignores fails.
+ * The type wants an entry for each option but `--help`, which asks for no
+ * run (`NO_OP_OPTIONS`).
+ */
+const OPTION_SAMPLES: Record<
+  Exclude<keyof typeof RUN_OPTIONS, "help">,
+  { value?: string; context?: string[] }
+> = {
+  rootfs: { value: "/img" },
+  bind: { value: "/a:/b" },
+  tmpfs: { value: "/t" },
+  "write-limit": { value: "2G" },
+  env: { value: "A=1" },
+  "env-file": { value: "f.env" },
+  cwd: { value: "/w" },
+  user: { value: "5" },
+  "keep-id": {},
+  hostname: { value: "judge" },
+  net: { value: "slirp4netns" },
+  "allow-host-loopback": { context: ["--net", "pasta"] },
+  publish: { value: "8080:80", context: ["--net", "pasta"] },
+  verbose: {},
+  memory: { value: "64M" },
+  swap: { value: "0" },
+  pids: { value: "64" },
+  cpus: { value: "1" },
+  time: { value: "1s" },
+  "wall-time": { value: "1s" },
+  "extra-time": { value: "1s", context: ["--time", "1s"] },
+  stdin: { value: "in" },
+  stdout: { value: "out" },
+  stderr: { value: "err" },
+  report: { value: "report.json" },
+  cgroup: { value: "/judge" },
+  "cap-add": { value: "NET_RAW" },
+  "cap-drop": { value: "KILL" },
+  seccomp: { value: "unconfined" },
+  rlimit: { value: "NOFILE=64" },
+};
+const NO_OP_OPTIONS: readonly string[] = ["help"];
+
+Deno.test("cli args: every option of RUN_OPTIONS changes what is parsed", () => {
+  const parse = (args: string[]) => {
+    const invocation = parseCommandLine(["run", ...args, "--", "true"]);
+    assert.equal(invocation.kind, "run", args.join(" "));
+    return (invocation as { options: RunOptions }).options;
+  };
+  for (const name of Object.keys(RUN_OPTIONS)) {
+    if (NO_OP_OPTIONS.includes(name)) continue;
+    assert.ok(name in OPTION_SAMPLES, `--${name} has no sample in OPTION_SAMPLES`);
+    const { value, context = [] } = OPTION_SAMPLES[name as keyof typeof OPTION_SAMPLES];
+    const option = [`--${name}`, ...(value === undefined ? [] : [value])];
+    assert.notDeepEqual(
+      parse([...context, ...option]),
+      parse(context),
+      `${option.join(" ")} changed nothing`,
+    );
+  }
+});
+
 Deno.test("cli args: options, repeatable options and the command", () => {
   const invocation = parseCommandLine([
     "run",

@@ -260,6 +260,7 @@ function helpWithOthers(short: boolean): SboxError {
     : usage("--help takes no other arguments", "sbox run");
 }
 
+/** Sets in `options` what option `name` of {@linkcode RUN_OPTIONS} asks for, its value checked. */
 function applyOption(
   options: RunOptions,
   name: keyof typeof RUN_OPTIONS,
@@ -369,6 +370,12 @@ function applyOption(
     }
     case "help":
       break;
+    default: {
+      // Every option of RUN_OPTIONS needs a case: one without would be
+      // accepted and ignored. `never` makes `deno check` name it.
+      const unhandled: never = name;
+      throw new Error(`sbox internal error: --${unhandled} has no case in applyOption`);
+    }
   }
 }
 
