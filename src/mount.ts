@@ -584,7 +584,9 @@ export class BindMount implements Mount {
     else builder.touch(target);
     // Read-only: one op, MS_RDONLY on the bind itself, which the helper makes
     // read-only before it is attached (child.zig, bindWithAttributes); MS_REC: the
-    // mounts the source has inside are read-only too.
+    // mounts the source has inside are read-only too. MS_NOSUID, MS_NODEV and
+    // MS_NOEXEC would take effect the same way, with or without MS_RDONLY
+    // (mount(2) alone ignores all four on a bind): see MS in program.ts.
     builder.mount(
       this.source,
       target,
