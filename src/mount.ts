@@ -43,6 +43,17 @@ export interface Mount {
    * container's mounts (`Container.create()` refuses it later).
    */
   readonly mountsOnRoot?: boolean;
+  /**
+   * The host path it binds on `target`, if it binds one, as a
+   * {@linkcode BindMount} does (its `source`): what is written at `target`
+   * in the container then reaches the host's files. With a network manager
+   * (`Slirp4NetnsManager`, `PastaManager`), `Container.create()` refuses
+   * such a mount on /etc or /etc/resolv.conf: the network writes
+   * /etc/resolv.conf after the mounts, which would go into the source (or
+   * fail on a read-only one). A custom mount that binds a host path says
+   * so here, or escapes that refusal.
+   */
+  readonly bindSource?: string;
 }
 
 /** Whether `mount` replaces the root: see {@linkcode Mount.mountsOnRoot}. */
@@ -559,6 +570,11 @@ export class BindMount implements Mount {
   readonly target: string;
   /** Whether the mount is read-only. */
   readonly readonly: boolean;
+
+  /** Its `source`: see {@linkcode Mount.bindSource}. */
+  get bindSource(): string {
+    return this.source;
+  }
 
   /** Binds `source` (host) on `target` (container). */
   constructor(source: string, target: string, options?: { readonly?: boolean }) {

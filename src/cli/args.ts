@@ -239,12 +239,33 @@ function checkNetworkOptions(options: RunOptions): void {
   if (repeated !== undefined) {
     throw SboxError.invalidOption("--publish", `host port ${repeated} is published more than once`);
   }
-  const taker = options.mounts.find((m) => m.kind === "bind" && bindTakesResolvConf(m.target));
-  if (taker?.kind === "bind") {
-    throw SboxError.invalidOption(
-      "--bind",
-      `${taker.source}:${taker.target} with --net ${options.net} ${RESOLV_CONF_TAKEN}`,
-    );
+  for (const spec of options.mounts) {
+    const bind = hostBindOf(spec);
+    if (bind && bindTakesResolvConf(spec.target)) {
+      throw SboxError.invalidOption(
+        bind.flag,
+        `${bind.source}:${spec.target} with --net ${options.net} ${RESOLV_CONF_TAKEN}`,
+      );
+    }
+  }
+}
+
+/**
+ * The host path `spec` binds on its target, and its flag; undefined for a
+ * mount of the container's own. The CLI's `Mount.bindSource`: the compiler
+ * wants an answer for each kind of MountSpec, so a new one cannot miss the
+ * resolv.conf rule.
+ */
+function hostBindOf(spec: MountSpec): { flag: string; source: string } | undefined {
+  switch (spec.kind) {
+    case "bind":
+      return { flag: "--bind", source: spec.source };
+    case "tmpfs":
+      return undefined;
+    default: {
+      const unhandled: never = spec;
+      return unhandled;
+    }
   }
 }
 
