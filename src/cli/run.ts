@@ -522,7 +522,7 @@ function summarize(options: RunOptions, state: RunState, relay: SignalRelay): Ru
     messages.push(`${limit} exceeded (${exceeded}): ${outcome}`);
   }
   if (usage.oomKilled) messages.push("out of memory: the kernel killed a process of the container");
-  // The report has no field for it (its format is fixed); a program that
+  // The report has no field for it (one may be added: docs/cli.md, "The report"); a program that
   // cannot fork fails its own way ("can't fork", Go's "failed to create new
   // OS thread"), which a judge should not read as the program's fault alone.
   if (usage.forksRefused > 0) {
