@@ -65,7 +65,7 @@ export interface ContainerOptions {
    */
   mounts?: Mount[];
   /**
-   * Hostname inside; default "sbox". (The NIS domain name is always
+   * Hostname inside; default {@linkcode DEFAULT_HOSTNAME}, "sbox". (The NIS domain name is always
    * "(none)", never the host's, which a new UTS namespace would copy.)
    */
   hostname?: string;
@@ -345,6 +345,9 @@ export interface CheckedProcess {
   security: ProcessSecurity;
   signal: AbortSignal | undefined;
 }
+
+/** The hostname of a container that names none: `ContainerOptions.hostname`'s default, and `sbox run`'s. */
+export const DEFAULT_HOSTNAME = "sbox";
 
 /** A hostname the container accepts: 1-64 letters, digits, "." or "-", not starting with "." or "-". */
 export const HOSTNAME: RegExp = /^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$/;

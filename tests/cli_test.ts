@@ -4494,6 +4494,28 @@ Deno.test("cli args: every option of RUN_OPTIONS changes what is parsed", () => 
   }
 });
 
+// The parser sets every default of the command line, as the docs give
+// them; what is left undefined is not asked for. (The hostname's default
+// was run.ts's, the working directory's run.ts's and exec_failure.ts's.)
+Deno.test("cli args: a run without options has every default of the command line", () => {
+  assert.deepEqual(parseCommandLine(["run", "true"]), {
+    kind: "run",
+    options: {
+      command: ["true"],
+      mounts: [],
+      env: [],
+      cwd: "/",
+      keepId: false,
+      hostname: "sbox",
+      net: "none",
+      allowHostLoopback: false,
+      publish: [],
+      verbose: false,
+      writeLimit: 1024 ** 3,
+    },
+  });
+});
+
 Deno.test("cli args: options, repeatable options and the command", () => {
   const invocation = parseCommandLine([
     "run",

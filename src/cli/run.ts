@@ -311,7 +311,6 @@ async function createContainer(run: Run, plan: Plan): Promise<Made> {
     say(`network: ${describeNetwork(options)}`);
   }
   const network = networkManager(options);
-  const hostname = options.hostname ?? "sbox";
   const container = await Container.create({
     rootfs: scratch.mkdir("root"),
     cgroup,
@@ -319,13 +318,13 @@ async function createContainer(run: Run, plan: Plan): Promise<Made> {
     network,
     mounts: containerMounts(plan.image, options.mounts, layers, {
       cwd: options.cwd,
-      hostname,
+      hostname: options.hostname,
       onSkipped: (source) => {
         if (options.verbose) say(`bind: ${source} does not exist: skipped (:try)`);
       },
       reading,
     }),
-    hostname,
+    hostname: options.hostname,
     ...plan.security,
   }, reading);
   containerExists = true;
@@ -353,7 +352,7 @@ async function startCommand(run: Run, plan: Plan, made: Made): Promise<InitProce
       made.container.start({
         command: options.command,
         env: plan.env,
-        cwd: options.cwd ?? "/",
+        cwd: options.cwd,
         uid: plan.user.uid,
         gid: plan.user.gid,
         stdin: made.stdio.fds[0],
