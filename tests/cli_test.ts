@@ -7,6 +7,8 @@
 
 import assert from "node:assert/strict";
 import { BaseMounts, Cgroup, Container } from "../mod.ts";
+import { DEFAULT_SHM_SIZE } from "../src/mount.ts";
+import { DEFAULT_TMP_SIZE } from "../src/cli/mounts.ts";
 import { missingControllerError } from "../src/cgroup_diagnostics.ts";
 import { whyNoCgroup } from "../src/cli/cgroup_access.ts";
 import { ownProcessesCure } from "../src/cli/limits.ts";
@@ -448,6 +450,16 @@ Deno.test("cli: --bind read-write and read-only, with missing parents created", 
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
+});
+
+Deno.test("cli: /tmp and /dev/shm are 64 MiB tmpfs; --tmpfs /tmp:SIZE mounts another /tmp", async () => {
+  const script = "df -k /tmp /dev/shm | tail -n +2 | while read fs size rest; do echo $size; done";
+  const sizes = await busybox(["--", "sh", "-c", script]);
+  assert.equal(sizes.code, 0, sizes.stderr);
+  assert.equal(sizes.stdout, `${DEFAULT_TMP_SIZE / 1024}\n${DEFAULT_SHM_SIZE / 1024}\n`);
+  assert.equal(DEFAULT_TMP_SIZE, 64 * 1024 ** 2, "as run --help and docs/cli.md say");
+  const bigger = await busybox(["--tmpfs", "/tmp:128M", "--", "sh", "-c", script]);
+  assert.equal(bigger.stdout, `${128 * 1024}\n${DEFAULT_SHM_SIZE / 1024}\n`, bigger.stderr);
 });
 
 Deno.test("cli: --bind SRC:DST:try binds a SRC that exists and skips one that does not; only ENOENT is skipped", async () => {
