@@ -17,6 +17,8 @@ import { PROGRAM_LIMITS } from "../src/program.ts";
 import { TemporaryLayers } from "../src/temporary_layers.ts";
 import { parseCommandLine, reportPathOf, RUN_OPTIONS, type RunOptions } from "../src/cli/args.ts";
 import { asCliOption } from "../src/cli/option_errors.ts";
+import { runHelp as runHelpText } from "../src/cli/help.ts";
+import { failedReport, formatReport } from "../src/cli/report.ts";
 import { securityOptions } from "../src/cli/security.ts";
 import { openStdio } from "../src/cli/stdio.ts";
 import { processGroupOrphaned, SignalRelay, type SignalTarget } from "../src/cli/job_control.ts";
@@ -173,17 +175,52 @@ Deno.test("cli: --help, run --help and --version need no permission at all", asy
 
   const runHelp = await sbox(["run", "--help"], { allowFfi: false });
   assert.equal(runHelp.code, 0, runHelp.stderr);
-  // Every option the parser knows, in the help and in docs/cli.md.
-  const docs = Deno.readTextFileSync(new URL("../docs/cli.md", import.meta.url));
+  // Every option the parser knows, in the help (the docs: the next test).
   for (const name of Object.keys(RUN_OPTIONS)) {
-    assert.ok(runHelp.stdout.includes(`--${name}`), `run --help does not mention --${name}`);
-    assert.ok(docs.includes(`--${name}`), `docs/cli.md does not mention --${name}`);
+    assert.match(runHelp.stdout, flagPattern(name), `run --help does not mention --${name}`);
   }
   assert.equal((await sbox(["help", "run"], { allowFfi: false })).stdout, runHelp.stdout);
 
   const version = await sbox(["--version"], { allowFfi: false });
   assert.equal(version.code, 0);
   assert.equal(version.stdout, `sbox ${meta.version}\n`);
+});
+
+/** `--name` as a whole flag: not a part of `--hostname` or `--wall-time`. */
+function flagPattern(name: string): RegExp {
+  return new RegExp(`(?<![\\w-])--${name}(?![\\w-])`);
+}
+
+/** The flags of the options table in markdown `text`: its rows' first cells, `-e, --env NAME=VALUE` too. */
+function optionsTable(text: string): Set<string> {
+  return new Set([...text.matchAll(/^\| `(?:-\w, )?--([a-z-]+)[ `]/gm)].map((m) => m[1]));
+}
+
+// The lists kept by hand beside the code: each option in the options tables
+// of docs/cli.md and README.md (every one, and none that is gone), and
+// the help's "Report:" line with the report's keys.
+Deno.test("cli docs: the options tables are RUN_OPTIONS; run --help's report keys are the report's", () => {
+  const options = Object.keys(RUN_OPTIONS).filter((name) => !NO_OP_OPTIONS.includes(name));
+  for (const file of ["docs/cli.md", "README.md"]) {
+    const table = optionsTable(Deno.readTextFileSync(new URL(`../${file}`, import.meta.url)));
+    for (const name of options) assert.ok(table.has(name), `${file}'s options table has no --${name}`);
+    for (const name of table) {
+      assert.ok(options.includes(name), `${file}'s options table has --${name}, no option`);
+    }
+  }
+  const help = runHelpText();
+  assert.doesNotMatch(help, flagPattern("host"), "a word match: --hostname is no --host");
+  const line = /^Report: (\{.*?\}), status/ms.exec(help)?.[1].replaceAll("\n", "");
+  assert.ok(line !== undefined, "run --help has no Report: line");
+  const keys = (text: string) => [...text.matchAll(/"(\w+)"/g)].map((m) => m[1]);
+  const format = JSON.parse(formatReport(failedReport()));
+  assert.deepEqual(keys(line.replace(/:\{[^}]*\}/g, "")), REPORT_KEYS, "the help's report keys");
+  assert.deepEqual(
+    keys(/"cpu":(\{[^}]*\})/.exec(line)?.[1] ?? ""),
+    Object.keys(format.cpu),
+    "the help's cpu keys",
+  );
+  assert.deepEqual(Object.keys(format), REPORT_KEYS);
 });
 
 Deno.test("cli: without --allow-ffi, or with it for a list of paths, run says how to run it and exits 125", async () => {
