@@ -106,7 +106,7 @@ function section(file: string, from: string): string {
 // The maps of the code a newcomer reads first, kept by hand: a file left
 // out of them (src/deadline.ts, src/cli/option_errors.ts were) is one the
 // reader does not know to look for.
-Deno.test("docs map every source file: architecture.md section 6 all of src/ and helper/, cli.md's Code all of src/cli/", () => {
+Deno.test("docs map every source file: architecture.md section 6 all of src/ and helper/, cli.md's Code all of src/cli/ and the sections of cli_test", () => {
   const map = section("docs/architecture.md", "## 6. Every source file");
   for (const file of sourceFiles("src", [".ts"]).concat(sourceFiles("helper", [".zig"]))) {
     assert.ok(map.includes(`\`${file}\``), `docs/architecture.md section 6 leaves out ${file}`);
@@ -115,5 +115,16 @@ Deno.test("docs map every source file: architecture.md section 6 all of src/ and
   for (const file of sourceFiles("src/cli", [".ts"])) {
     const name = file.slice("src/cli/".length);
     assert.ok(code.includes(`\`${name}\``), `docs/cli.md's Code table leaves out ${name}`);
+  }
+  // The sections of tests/cli_test.ts, by their `// ---- NAME ----` lines, each _NAME_ in that list.
+  const tests = Deno.readTextFileSync(`${ROOT}tests/cli_test.ts`);
+  const sections = [...tests.matchAll(/^\/\/ ---- (.+?) -+$/gm)].map(([, name]) => name);
+  assert.ok(sections.length > 0, "tests/cli_test.ts has no `// ---- NAME ----` sections");
+  const list = code.replace(/\s+/g, " ");
+  for (const name of sections) {
+    assert.ok(
+      list.includes(`_${name}_`),
+      `docs/cli.md's Code leaves out the section ${name} of tests/cli_test.ts`,
+    );
   }
 });
