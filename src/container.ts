@@ -19,6 +19,7 @@ import {
   checkRawNetworkAccess,
   checkRootfsNotHostRoot,
   type ContainerOptions,
+  DEFAULT_HOSTNAME,
   type ProcessOptions,
 } from "./container_options.ts";
 import { SboxError } from "./error.ts";
@@ -144,7 +145,7 @@ export class Container implements AsyncDisposable {
     this.cgroup = options.cgroup;
     this.userMapper = options.userMapper;
     this.mounts = [...(options.mounts ?? [])];
-    this.hostname = options.hostname ?? "sbox";
+    this.hostname = options.hostname ?? DEFAULT_HOSTNAME;
     this.network = options.network;
   }
 

@@ -25,7 +25,7 @@ import {
   notPassable,
   show,
 } from "./options.ts";
-import { BaseMounts, BindMount, checkTarget, type Mount, replacesRoot, statHostPath } from "./mount.ts";
+import { BaseMounts, checkTarget, type Mount, replacesRoot, statHostPath } from "./mount.ts";
 import { cleanPath } from "./path.ts";
 import type { Stdio } from "./process.ts";
 import { PROGRAM_LIMITS } from "./program.ts";
@@ -65,15 +65,16 @@ export interface ContainerOptions {
    */
   mounts?: Mount[];
   /**
-   * Hostname inside; default "sbox". (The NIS domain name is always
+   * Hostname inside; default {@linkcode DEFAULT_HOSTNAME}, "sbox". (The NIS domain name is always
    * "(none)", never the host's, which a new UTS namespace would copy.)
    */
   hostname?: string;
   /**
    * The container's network. A {@linkcode NetworkManager} connects its own
    * network namespace (e.g. `new Slirp4NetnsManager()`) and writes the
-   * container's /etc/resolv.conf after the mounts, so a `BindMount` on /etc
-   * or /etc/resolv.conf is refused with one; without one, that namespace
+   * container's /etc/resolv.conf after the mounts, so a bind of a host path
+   * on /etc or /etc/resolv.conf (a `BindMount`, or a custom mount that says
+   * so, see `Mount.bindSource`) is refused with one; without one, that namespace
    * has only `lo`, up. `"host"` makes no network namespace: the
    * container has the caller's, its interfaces, routes and ports, the
    * services on its 127.0.0.1 and its abstract Unix sockets included, and
@@ -345,6 +346,9 @@ export interface CheckedProcess {
   signal: AbortSignal | undefined;
 }
 
+/** The hostname of a container that names none: `ContainerOptions.hostname`'s default, and `sbox run`'s. */
+export const DEFAULT_HOSTNAME = "sbox";
+
 /** A hostname the container accepts: 1-64 letters, digits, "." or "-", not starting with "." or "-". */
 export const HOSTNAME: RegExp = /^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$/;
 
@@ -553,15 +557,17 @@ export const RESOLV_CONF_TAKEN: string =
  * sbox's networks write /etc/resolv.conf after every mount: a bind on /etc
  * or on the file itself would take that write, into a host directory (a
  * read-write bind of the host's), or fail it in the child (`EROFS`,
- * `EBUSY` on a bound file). Refused here, naming the bind.
+ * `EBUSY` on a bound file). Refused here, naming the bind: any mount that
+ * says it binds a host path ({@linkcode Mount.bindSource}), not only a
+ * BindMount.
  */
 function checkResolvConfNotBound(network: ContainerOptions["network"], mounts: readonly Mount[]): void {
   if (!(network instanceof UserModeNetworkManager)) return;
-  const taker = mounts.find((m) => m instanceof BindMount && bindTakesResolvConf(m.target));
-  if (taker instanceof BindMount) {
+  const taker = mounts.find((m) => m.bindSource !== undefined && bindTakesResolvConf(m.target));
+  if (taker !== undefined) {
     throw SboxError.invalidOption(
       "mounts",
-      `the bind of ${taker.source} on ${taker.target} ${RESOLV_CONF_TAKEN}`,
+      `the bind of ${taker.bindSource} on ${taker.target} ${RESOLV_CONF_TAKEN}`,
     );
   }
 }
@@ -583,6 +589,12 @@ function checkMount(mount: Mount, i: number): void {
   }
   checkNotPromise(`mounts[${i}]`, "validate", mount.validate());
   checkTarget(`mounts[${i}]`, mount.target);
+  if (mount.bindSource !== undefined && typeof mount.bindSource !== "string") {
+    throw SboxError.invalidOption(
+      `mounts[${i}]`,
+      `bindSource must be a string, got ${show(mount.bindSource)}`,
+    );
+  }
 }
 
 /**

@@ -43,6 +43,17 @@ export interface Mount {
    * container's mounts (`Container.create()` refuses it later).
    */
   readonly mountsOnRoot?: boolean;
+  /**
+   * The host path it binds on `target`, if it binds one, as a
+   * {@linkcode BindMount} does (its `source`): what is written at `target`
+   * in the container then reaches the host's files. With a network manager
+   * (`Slirp4NetnsManager`, `PastaManager`), `Container.create()` refuses
+   * such a mount on /etc or /etc/resolv.conf: the network writes
+   * /etc/resolv.conf after the mounts, which would go into the source (or
+   * fail on a read-only one). A custom mount that binds a host path says
+   * so here, or escapes that refusal.
+   */
+  readonly bindSource?: string;
 }
 
 /** Whether `mount` replaces the root: see {@linkcode Mount.mountsOnRoot}. */
@@ -560,6 +571,11 @@ export class BindMount implements Mount {
   /** Whether the mount is read-only. */
   readonly readonly: boolean;
 
+  /** Its `source`: see {@linkcode Mount.bindSource}. */
+  get bindSource(): string {
+    return this.source;
+  }
+
   /** Binds `source` (host) on `target` (container). */
   constructor(source: string, target: string, options?: { readonly?: boolean }) {
     options = checkOptionsObject("BindMount", options, { readonly: true });
@@ -584,7 +600,9 @@ export class BindMount implements Mount {
     else builder.touch(target);
     // Read-only: one op, MS_RDONLY on the bind itself, which the helper makes
     // read-only before it is attached (child.zig, bindWithAttributes); MS_REC: the
-    // mounts the source has inside are read-only too.
+    // mounts the source has inside are read-only too. MS_NOSUID, MS_NODEV and
+    // MS_NOEXEC would take effect the same way, with or without MS_RDONLY
+    // (mount(2) alone ignores all four on a bind): see MS in program.ts.
     builder.mount(
       this.source,
       target,

@@ -101,7 +101,13 @@ export type OpName = keyof typeof OpCode;
 
 const OP_NAMES = Object.fromEntries(Object.entries(OpCode).map(([k, v]) => [v, k])) as Record<number, OpName>;
 
-/** mount(2) flags: `ProgramBuilder.mount`'s `flags`, for a custom `Mount`. */
+/**
+ * mount(2) flags: `ProgramBuilder.mount`'s `flags`, for a custom `Mount`.
+ * On a bind (`BIND` without `REMOUNT`), `RDONLY`, `NOSUID`, `NODEV` and
+ * `NOEXEC` take effect from the start, on every mount of the bound tree
+ * with `REC`: the helper sets them itself, as mount(2) ignores them on a
+ * bind. See {@linkcode ProgramBuilder.mount}.
+ */
 export const MS = {
   RDONLY: 1,
   NOSUID: 2,

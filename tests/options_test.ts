@@ -124,6 +124,45 @@ Deno.test("mounts: the root first and alone, one BaseMounts; a mount over an ear
   assert.equal(text(out.stdout), "bound\nproc\n2\n");
 });
 
+const RESOLV_CONF_TEST =
+  "with a network, a mount that says it binds a host path (bindSource) on /etc or its resolv.conf is refused, as a BindMount is";
+Deno.test(RESOLV_CONF_TEST, {
+  ignore: skipWithout("/usr/bin/slirp4netns", RESOLV_CONF_TEST, "slirp4netns"),
+}, async () => {
+  using scratch = rootDir("resolv-");
+  const { dir, rootfs } = scratch;
+  Deno.mkdirSync(`${dir}/etc`);
+  Deno.writeTextFileSync(`${dir}/etc/resolv.conf`, "the host's own\n");
+  const userMapper = identityMapper();
+  // A mount kind of its own (not a BindMount) that binds a host path and says so.
+  const custom = (bindSource: unknown, target: string) =>
+    loose<Mount>({ target, bindSource, validate() {}, compile() {} });
+  const create = (mount: Mount, network = new Slirp4NetnsManager()) => () =>
+    Container.create({ rootfs, userMapper, network, mounts: [mount] });
+  for (
+    const [mount, source, target] of [
+      [new BindMount(`${dir}/etc`, "/etc"), `${dir}/etc`, "/etc"],
+      [custom(`${dir}/etc`, "/etc/"), `${dir}/etc`, "/etc/"],
+      [
+        custom(`${dir}/etc/resolv.conf`, "/etc/./resolv.conf"),
+        `${dir}/etc/resolv.conf`,
+        "/etc/./resolv.conf",
+      ],
+    ] as const
+  ) {
+    const err = await refused(create(mount), "mounts", /would take the network's \/etc\/resolv\.conf/);
+    assert.ok(
+      err.message.startsWith(`invalid option mounts: the bind of ${source} on ${target} would`),
+      err.message,
+    );
+  }
+  // What binds nothing of the host's (a file system of its own), and any
+  // bind without a network, are the caller's to make.
+  await (await create(custom(undefined, "/etc"))()).destroy();
+  await (await Container.create({ rootfs, userMapper, mounts: [custom(`${dir}/etc`, "/etc")] })).destroy();
+  await refused(create(custom(5, "/x")), "mounts[0]", /bindSource must be a string, got 5/);
+});
+
 Deno.test("paths the kernel would refuse (NAME_MAX, PATH_MAX) name their option, not step stat or a child's ENAMETOOLONG", async () => {
   using scratch = rootDir("lengths-");
   const { rootfs } = scratch;

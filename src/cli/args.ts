@@ -15,7 +15,7 @@
 import { ArgvError, type OptionSpec, type Token, tokenize } from "./argv.ts";
 import { PIDS_LIMIT_MAX } from "../cgroup.ts";
 import { hasControlCharacter } from "../cgroup_mount.ts";
-import { bindTakesResolvConf, HOSTNAME, RESOLV_CONF_TAKEN } from "../container_options.ts";
+import { bindTakesResolvConf, DEFAULT_HOSTNAME, HOSTNAME, RESOLV_CONF_TAKEN } from "../container_options.ts";
 import { MAX_ID, show } from "../options.ts";
 import { SboxError } from "../error.ts";
 import { cleanPath, pathLengthProblem } from "../path.ts";
@@ -45,7 +45,12 @@ export type EnvSetting =
   | { kind: "inherit"; name: string }
   | { kind: "file"; path: string };
 
-/** Everything `sbox run` was asked to do; unset options are `undefined`. */
+/**
+ * Everything `sbox run` was asked to do. `parseRun` sets every default the
+ * command line has, and no later code adds one of its own; an option left
+ * `undefined` is one not asked for (no limit, the host's root, the image's
+ * user).
+ */
 export interface RunOptions {
   /** Program and arguments. */
   command: string[];
@@ -55,14 +60,14 @@ export interface RunOptions {
   mounts: MountSpec[];
   /** The `-e` and `--env-file` options in command-line order, later ones winning. */
   env: EnvSetting[];
-  /** Working directory in the container, cleaned (see {@linkcode cleanPath}); made if missing. */
-  cwd?: string;
+  /** Working directory in the container, cleaned (see {@linkcode cleanPath}); made if missing; default "/". */
+  cwd: string;
   /** User and group ids in the container. */
   user?: { uid: number; gid: number | undefined };
   /** Run as the caller's own uid and gid, the same ids in the container (rootless only). */
   keepId: boolean;
-  /** Hostname of the container. */
-  hostname?: string;
+  /** Hostname of the container; default {@linkcode DEFAULT_HOSTNAME}. */
+  hostname: string;
   /** Network: "none" (loopback only), a user-mode network daemon, or "host" (the caller's namespace). */
   net: NetworkKind;
   /** With slirp4netns or pasta: the host's loopback is reachable at 10.0.2.2. */
@@ -175,7 +180,9 @@ function parseRun(argv: string[]): Invocation {
     command,
     mounts: [],
     env: [],
+    cwd: "/",
     keepId: false,
+    hostname: DEFAULT_HOSTNAME,
     net: "none",
     allowHostLoopback: false,
     publish: [],
@@ -239,12 +246,33 @@ function checkNetworkOptions(options: RunOptions): void {
   if (repeated !== undefined) {
     throw SboxError.invalidOption("--publish", `host port ${repeated} is published more than once`);
   }
-  const taker = options.mounts.find((m) => m.kind === "bind" && bindTakesResolvConf(m.target));
-  if (taker?.kind === "bind") {
-    throw SboxError.invalidOption(
-      "--bind",
-      `${taker.source}:${taker.target} with --net ${options.net} ${RESOLV_CONF_TAKEN}`,
-    );
+  for (const spec of options.mounts) {
+    const bind = hostBindOf(spec);
+    if (bind && bindTakesResolvConf(spec.target)) {
+      throw SboxError.invalidOption(
+        bind.flag,
+        `${bind.source}:${spec.target} with --net ${options.net} ${RESOLV_CONF_TAKEN}`,
+      );
+    }
+  }
+}
+
+/**
+ * The host path `spec` binds on its target, and its flag; undefined for a
+ * mount of the container's own. The CLI's `Mount.bindSource`: the compiler
+ * wants an answer for each kind of MountSpec, so a new one cannot miss the
+ * resolv.conf rule.
+ */
+function hostBindOf(spec: MountSpec): { flag: string; source: string } | undefined {
+  switch (spec.kind) {
+    case "bind":
+      return { flag: "--bind", source: spec.source };
+    case "tmpfs":
+      return undefined;
+    default: {
+      const unhandled: never = spec;
+      return unhandled;
+    }
   }
 }
 
@@ -260,6 +288,7 @@ function helpWithOthers(short: boolean): SboxError {
     : usage("--help takes no other arguments", "sbox run");
 }
 
+/** Sets in `options` what option `name` of {@linkcode RUN_OPTIONS} asks for, its value checked. */
 function applyOption(
   options: RunOptions,
   name: keyof typeof RUN_OPTIONS,
@@ -369,6 +398,12 @@ function applyOption(
     }
     case "help":
       break;
+    default: {
+      // Every option of RUN_OPTIONS needs a case: one without would be
+      // accepted and ignored. `never` makes `deno check` name it.
+      const unhandled: never = name;
+      throw new Error(`sbox internal error: --${unhandled} has no case in applyOption`);
+    }
   }
 }
 

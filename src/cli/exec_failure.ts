@@ -84,7 +84,7 @@ const CONTAINER_OWN = ["/proc", "/sys", "/dev", "/tmp"];
 function hostFileOf(options: RunOptions): string | undefined {
   const program = options.command[0];
   if (!program.includes("/")) return undefined;
-  const path = program.startsWith("/") ? program : `${options.cwd ?? "/"}/${program}`;
+  const path = program.startsWith("/") ? program : `${options.cwd}/${program}`;
   const parts = path.split("/").filter((part) => part !== "" && part !== ".");
   if (parts.includes("..")) return undefined;
   const inContainer = `/${parts.join("/")}`;

@@ -15,7 +15,6 @@ import {
   BindMount,
   checkNoMountsBelow,
   compileParents,
-  DEFAULT_SHM_SIZE,
   type Mount,
   TmpfsMount,
 } from "../mount.ts";
@@ -28,6 +27,14 @@ import type { MountSpec } from "./args.ts";
 import { planHostRoot, PlannedHostRoot } from "../host_root.ts";
 import { HOSTNAME_PATH, hostnameFile, HOSTS_PATH, hostsWithHostname, WrittenEtcFile } from "./etc.ts";
 import type { TemporaryLayers } from "../temporary_layers.ts";
+
+/**
+ * The size of `sbox run`'s /tmp: bounded, as a tmpfs is memory; the same
+ * as /dev/shm's (`DEFAULT_SHM_SIZE`, mount.ts), but its own, so that a
+ * size of /dev/shm does not change it. `--tmpfs /tmp:SIZE` mounts another
+ * over it.
+ */
+export const DEFAULT_TMP_SIZE: number = 64 * 1024 * 1024;
 
 /** A host path as given on the command line, made absolute against sbox's working directory. */
 export function hostPath(path: string): string {
@@ -197,11 +204,10 @@ export function containerMounts(
     ? new PlannedHostRoot(planHostRoot(settings.reading?.mounts), layers, HOST_ROOT_STACKING_REMEDY)
     : new ImageRootMount(image, layers);
   const cwd = settings.cwd ?? "/";
-  // /tmp is bounded like /dev/shm; `--tmpfs /tmp:SIZE` mounts a bigger one over it.
   return [
     root,
     new BaseMounts(),
-    new TmpfsMount("/tmp", { size: DEFAULT_SHM_SIZE }),
+    new TmpfsMount("/tmp", { size: DEFAULT_TMP_SIZE }),
     ...(hosts === undefined ? [] : [new WrittenEtcFile(HOSTS_PATH, hosts)]),
     ...(hostname === undefined ? [] : [new WrittenEtcFile(HOSTNAME_PATH, hostname)]),
     ...userMounts.flatMap((spec) => userMount(spec, settings.onSkipped ?? (() => {}))),

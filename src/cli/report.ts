@@ -30,7 +30,10 @@ import {
  */
 export type Status = "OK" | "RE" | "SG" | "TO" | "ML" | "XX";
 
-/** The report, field for field as it is written. */
+/**
+ * The report, field for field as it is written. Fields are only added,
+ * never renamed or removed (docs/cli.md, "The report").
+ */
 export interface Report {
   status: Status;
   /** The command's exit code; null when it was killed by a signal or never ran. */

@@ -311,7 +311,6 @@ async function createContainer(run: Run, plan: Plan): Promise<Made> {
     say(`network: ${describeNetwork(options)}`);
   }
   const network = networkManager(options);
-  const hostname = options.hostname ?? "sbox";
   const container = await Container.create({
     rootfs: scratch.mkdir("root"),
     cgroup,
@@ -319,13 +318,13 @@ async function createContainer(run: Run, plan: Plan): Promise<Made> {
     network,
     mounts: containerMounts(plan.image, options.mounts, layers, {
       cwd: options.cwd,
-      hostname,
+      hostname: options.hostname,
       onSkipped: (source) => {
         if (options.verbose) say(`bind: ${source} does not exist: skipped (:try)`);
       },
       reading,
     }),
-    hostname,
+    hostname: options.hostname,
     ...plan.security,
   }, reading);
   containerExists = true;
@@ -353,7 +352,7 @@ async function startCommand(run: Run, plan: Plan, made: Made): Promise<InitProce
       made.container.start({
         command: options.command,
         env: plan.env,
-        cwd: options.cwd ?? "/",
+        cwd: options.cwd,
         uid: plan.user.uid,
         gid: plan.user.gid,
         stdin: made.stdio.fds[0],
@@ -522,7 +521,7 @@ function summarize(options: RunOptions, state: RunState, relay: SignalRelay): Ru
     messages.push(`${limit} exceeded (${exceeded}): ${outcome}`);
   }
   if (usage.oomKilled) messages.push("out of memory: the kernel killed a process of the container");
-  // The report has no field for it (its format is fixed); a program that
+  // The report has no field for it (one may be added: docs/cli.md, "The report"); a program that
   // cannot fork fails its own way ("can't fork", Go's "failed to create new
   // OS thread"), which a judge should not read as the program's fault alone.
   if (usage.forksRefused > 0) {
