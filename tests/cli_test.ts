@@ -1195,6 +1195,14 @@ Deno.test("cli: a FIFO as --stdin: the command starts once a writer has opened i
     const emptyWriter = bounded(`sleep 0.3; : > ${fifo}`);
     assert.equal(text((await empty.output()).stdout), "read-to-the-end\n");
     assert.ok((await emptyWriter).success);
+    // The same writer, already waiting in its open when sbox opens the FIFO:
+    // it is gone before sbox's read-only view of the FIFO is open, and that
+    // view, a reader opened after the writer's visit, never sees it.
+    const earlyWriter = bounded(`: > ${fifo}`);
+    await new Promise((r) => setTimeout(r, 300));
+    const early = runWith(["--stdin", fifo, "--", "sh", "-c", "cat; echo read-to-the-end"]);
+    assert.equal(text((await early.output()).stdout), "read-to-the-end\n");
+    assert.ok((await earlyWriter).success);
     // No writer at all: a signal still ends the wait, and sbox cleans up.
     const waiting = runWith(["--stdin", fifo, "--report", "-", "--", "cat"]);
     await new Promise((r) => setTimeout(r, 1000));

@@ -188,7 +188,11 @@ class StdioFiles {
   readonly outputs: Output[] = [];
   /** Ids outside the container's maps, once looked for; null when there are none. */
   #awayIds?: { uid: number; gid: number } | null;
-  /** The fd of a FIFO given as --stdin, opened without waiting for its writer. */
+  /**
+   * An fd of a FIFO given as --stdin, opened without waiting for its
+   * writer, and before any other of sbox's: the one whose wait sees a
+   * writer that came and went (fifo.ts).
+   */
   stdinFifo?: number;
 
   constructor(readonly containerIds: Pick<UserMapper, "uidMap" | "gidMap">) {}
@@ -234,13 +238,18 @@ class StdioFiles {
       // O_CREAT and O_TRUNC did their work on the first open.
       const view = this.#openReadOnly(opened, flags & ~(O.CREAT | O.TRUNC));
       if (view !== undefined) {
-        this.#close(opened);
+        // A --stdin FIFO's first open is the one to wait on: a writer that
+        // opened and closed it before the view's open is seen (EPOLLHUP)
+        // only by a reader opened before the writer came. Closed with the
+        // fds the command was given.
+        if (found.isFifo && !output) this.stdinFifo = opened;
+        else this.#close(opened);
         fd = view;
       }
     }
     setNonblocking(fd, false);
     if (output) this.outputs.push({ option, path, identity: found.identity, fd });
-    else if (found.isFifo) this.stdinFifo = fd;
+    else if (found.isFifo) this.stdinFifo ??= fd;
     return fd;
   }
 
