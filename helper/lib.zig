@@ -178,6 +178,8 @@ pub const Call = enum(u32) {
     pidfd_queue_signal = 34,
     sched_state = 35,
     faccessat2 = 36,
+    unlinkat = 37,
+    mount_id = 38,
 };
 
 /// Part of the ABI version, so that TypeScript can check that its list agrees.
@@ -238,6 +240,8 @@ export fn sbox_call(call: u32, a: u64, b: u64, c: u64, d: u64, e: u64, f: u64) i
             break :blk 0;
         },
         .faccessat2 => sbox_faccessat2(@ptrFromInt(a), @truncate(b)),
+        .unlinkat => sbox_unlinkat(int(a), @ptrFromInt(b), @truncate(c)),
+        .mount_id => sbox_mount_id(int(a)),
     };
 }
 
@@ -326,6 +330,29 @@ fn sbox_rmdir(path: [*:0]const u8) isize {
 fn sbox_unlink(path: [*:0]const u8) isize {
     return errnoResult(linux.syscall3(.unlinkat, at_fdcwd, @intFromPtr(path), 0));
 }
+
+/// unlinkat(2) of `name` in the directory open as `dirfd` (`flags`:
+/// AT_REMOVEDIR for a directory): a name found in that very directory,
+/// whatever has been mounted on the way to it since it was opened.
+fn sbox_unlinkat(dirfd: i32, name: [*:0]const u8, flags: u32) isize {
+    return errnoResult(linux.syscall3(.unlinkat, fdArg(dirfd), @intFromPtr(name), flags));
+}
+
+/// The id of the mount that the open fd `fd` lies on, as
+/// /proc/self/mountinfo numbers mounts (statx's stx_mnt_id: Linux 5.8), or
+/// a negative errno: -ENOSYS where the kernel does not report it.
+fn sbox_mount_id(fd: i32) isize {
+    var stx: linux.Statx = undefined;
+    const rc = linux.syscall5(.statx, fdArg(fd), @intFromPtr(""), linux.AT.EMPTY_PATH, statx_mnt_id, @intFromPtr(&stx));
+    if (errnoOf(rc) != null) return errnoResult(rc);
+    if (stx.mask & statx_mnt_id == 0) return -@as(isize, @intFromEnum(linux.E.NOSYS));
+    // stx_mnt_id, the first word after dev_minor, which std's Statx leaves
+    // in its padding; an int in the kernel.
+    return @intCast(@as(u32, @truncate(stx.__pad2[0])));
+}
+
+/// STATX_MNT_ID (include/uapi/linux/stat.h), which std lacks.
+const statx_mnt_id: u32 = 0x1000;
 
 fn sbox_readlink(path: [*:0]const u8, buf: [*]u8, len: usize) isize {
     return errnoResult(linux.syscall4(.readlinkat, at_fdcwd, @intFromPtr(path), @intFromPtr(buf), len));

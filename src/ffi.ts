@@ -59,6 +59,8 @@ const CALL = {
   pidfd_queue_signal: 34,
   sched_state: 35,
   faccessat2: 36,
+  unlinkat: 37,
+  mount_id: 38,
 } as const;
 
 type Word = number | bigint;
@@ -109,6 +111,10 @@ export interface HelperSymbols {
   sbox_sched_state(out: Buffer): void;
   /** faccessat2(AT_FDCWD, path, mode, AT_EACCESS): 0 or a negative errno. */
   sbox_faccessat2(path: Buffer, mode: number): Word;
+  /** unlinkat(dirfd, name, flags): 0 or a negative errno. */
+  sbox_unlinkat(dirfd: number, name: Buffer, flags: number): Word;
+  /** The id of the mount that fd `fd` lies on (statx's stx_mnt_id), or a negative errno. */
+  sbox_mount_id(fd: number): Word;
   /** Nonblocking: runs on a pool thread. */
   sbox_epoll_wait(epfd: number, out: Buffer, max: number, timeoutMs: number): Promise<Word>;
 }
@@ -176,6 +182,8 @@ function calls(lib: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"]): HelperSymbo
     sbox_monotonic_usec: () => call(CALL.monotonic_usec, 0, 0, 0, 0, 0, 0),
     sbox_sched_state: (out) => void call(CALL.sched_state, address(out), 0, 0, 0, 0, 0),
     sbox_faccessat2: (path, mode) => call(CALL.faccessat2, address(path), mode, 0, 0, 0, 0),
+    sbox_unlinkat: (dirfd, name, flags) => call(CALL.unlinkat, i32(dirfd), address(name), flags, 0, 0, 0),
+    sbox_mount_id: (fd) => call(CALL.mount_id, i32(fd), 0, 0, 0, 0, 0),
     sbox_epoll_wait: (epfd, out, max, timeoutMs) => lib.sbox_epoll_wait(epfd, out, max, timeoutMs),
   };
 }

@@ -29,6 +29,14 @@
  *   proc (a chroot's /proc, say) lists every host process, a devpts holds
  *   the host's terminals;
  * - /proc, /sys, /dev and /tmp are left out: the container gets fresh ones;
+ * - the plan is made from the host's mount table as each start reads it
+ *   ({@linkcode FreshHostRoot}), yet the child copies the host's mounts a
+ *   moment later, and the host mounts at any moment: a mount made in
+ *   between below a directory planned as one overlay makes overlayfs
+ *   refuse it (EINVAL, "failed to clone lowerpath": the copy is locked in
+ *   the container's user namespace). Its error names the mount and says
+ *   the plan went stale ({@linkcode PlannedHostRoot.planWentStale});
+ *   `sbox run` plans again and retries (cli/run.ts);
  * - the plan is made here, the mounts a moment later in the child: a bind
  *   is of what the plan found or nothing (`hostSource`: a host user may
  *   have swapped the entry for a link since), an overlay of a directory
@@ -46,7 +54,7 @@
 
 import { checkHostDir, mkdirLike, type Mount } from "./mount.ts";
 import { type MountEntry, mountTable } from "./mountinfo.ts";
-import { containerPath, pathRelation } from "./path.ts";
+import { containerPath, isWithin, pathRelation } from "./path.ts";
 import { MS, type ProgramBuilder } from "./program.ts";
 import { SboxError } from "./error.ts";
 import { describeErrno, errnoNumber } from "./errno.ts";
@@ -323,12 +331,15 @@ export const DEFAULT_HOST_ROOT_SIZE: number = 1024 ** 3;
  * and devices are left out (no host daemon's socket). /proc, /sys, /dev and
  * /tmp are left out as well: add {@linkcode BaseMounts} and a
  * {@linkcode TmpfsMount} on /tmp. Everything is nosuid, and binds nodev.
- * The host's tree is read when the container starts. Without root, what the
- * caller may not list shows empty, and the rest keeps its host owners
- * (unmapped ones show as 65534). /etc/resolv.conf, /etc/hosts and
- * /etc/hostname are copied where they would be bound (a host whose /etc has
- * mounts below it), so that a network manager can write its own
- * resolv.conf.
+ * The host's tree is read when the container starts; a mount the host
+ * makes below one of its directories in the moment between that reading
+ * and the container's copy of the host's mounts fails the start with an
+ * EINVAL whose message names it, and another start reads the tree anew
+ * (`sbox run` starts again itself). Without root, what the caller may not
+ * list shows empty, and the rest keeps its host owners (unmapped ones show
+ * as 65534). /etc/resolv.conf, /etc/hosts and /etc/hostname are copied
+ * where they would be bound (a host whose /etc has mounts below it), so
+ * that a network manager can write its own resolv.conf.
  *
  * @example A container on the host's root, as `sbox run` makes one
  * ```ts ignore
@@ -401,7 +412,7 @@ export class HostRootMount implements Mount {
         `layersDir ${this.layersDir} and the rootfs ${rootfs} must lie apart, neither inside the other`,
       );
     }
-    new PlannedHostRoot(planHostRoot(), new TemporaryLayers(this.layersDir, this.size)).compile(b, rootfs);
+    new FreshHostRoot(new TemporaryLayers(this.layersDir, this.size)).compile(b, rootfs);
   }
 }
 
@@ -445,18 +456,28 @@ export class PlannedHostRoot implements Mount {
   /** What is mounted, parents first. */
   readonly entries: readonly HostEntry[];
   readonly #layers: TemporaryLayers;
-  readonly #stackingRemedy: string | undefined;
+  readonly #options: PlannedHostRootOptions;
+  #stale = false;
 
   /**
    * A root of `entries` (see {@linkcode planHostRoot}) with upper layers in
-   * `layers`. `stackingRemedy`: what the error of a host directory on an
-   * overlay stacked too deep advises, if not the library's way out
-   * (TemporaryLayers.overlay): the CLI names its own option.
+   * `layers`; `options` say what its errors know of the plan.
    */
-  constructor(entries: HostEntry[], layers: TemporaryLayers, stackingRemedy?: string) {
+  constructor(entries: HostEntry[], layers: TemporaryLayers, options: PlannedHostRootOptions = {}) {
     this.entries = entries;
     this.#layers = layers;
-    this.#stackingRemedy = stackingRemedy;
+    this.#options = options;
+  }
+
+  /**
+   * Whether a start of this root failed because the host's mounts changed
+   * after the plan was made (a mount made below a directory planned as one
+   * overlay): a plan made anew may well succeed. Set as the failed start's
+   * error is made (an overlay's `explain`), so read it once start() has
+   * rejected.
+   */
+  get planWentStale(): boolean {
+    return this.#stale;
   }
 
   /** Nothing to check: the entries come from the host itself. */
@@ -503,11 +524,174 @@ export class PlannedHostRoot implements Mount {
           b.mkdir(at);
           this.#layers.overlay(b, entry.path, at, MS.NOSUID, `cannot mount overlay on ${entry.path}`, {
             option: "the host's root",
-            stackingRemedy: this.#stackingRemedy,
+            stackingRemedy: this.#options.stackingRemedy,
             skipGoneLower: true,
+            explainEinval: (table, stacking) => this.#explainEinval(entry.path, table, stacking),
           });
           break;
       }
     }
+  }
+
+  /**
+   * Why overlayfs refused (EINVAL) host directory `dir`, which the plan
+   * found with no mount below it, by `table`, the mount table read after
+   * the failure, and `stacking`, what TemporaryLayers found of an overlay
+   * stacked too deep. The child copied the host's mounts a moment after
+   * the plan: one made below `dir` in between is locked in the container's
+   * user namespace, and overlayfs refuses a lower layer with a locked mount
+   * below it ("failed to clone lowerpath" in the kernel's log). Such a
+   * mount is named where it is still there; else a host directory on an
+   * overlay stacked too deep is the one other cause sbox knows of, and
+   * without it a mount that came and went is the likely one. Either of
+   * those means a plan gone stale ({@linkcode planWentStale}).
+   */
+  #explainEinval(dir: string, table: readonly MountEntry[], stacking: string | undefined): string {
+    const made = mountsMadeSince(dir, this.#options.plannedFrom, table);
+    if (made.length > 0) {
+      this.#stale = true;
+      const shown = made.slice(0, 3).map((m) => m.path === dir ? `${dir} itself (${m.fstype})` : m.path);
+      const more = made.length > 3 ? ` and ${made.length - 3} more` : "";
+      const mounted = `${shown.join(", ")}${more} ${made.length === 1 ? "was" : "were"} mounted since`;
+      return `the host's mounts changed while the container was set up: ${dir} had no mount below it when ` +
+        `sbox read the host's mount table, so it was planned as one overlay, but ${mounted}, and overlayfs ` +
+        "refuses a directory with a mount below it that the container may not unmount";
+    }
+    if (stacking !== undefined) return stacking;
+    this.#stale = true;
+    return `overlayfs refuses a directory with a mount below it that the container may not unmount, and ${dir} ` +
+      "had none when sbox read the host's mount table: most likely the host mounted one there while the " +
+      "container was set up (and has unmounted it again)";
+  }
+}
+
+/** Options of a {@linkcode PlannedHostRoot}: what its errors know of its plan. */
+export interface PlannedHostRootOptions {
+  /**
+   * What the error of a host directory on an overlay stacked too deep
+   * advises, if not the library's way out (TemporaryLayers.overlay): the
+   * CLI names its own option.
+   */
+  stackingRemedy?: string;
+  /**
+   * The mount table the entries were planned by ({@linkcode planHostRoot}'s
+   * `mounts`): a failed overlay's error tells the mounts made since from
+   * those the plan saw. Without it, only mounts strictly below the
+   * overlay's directory count as made since (the plan saw none there).
+   */
+  plannedFrom?: readonly MountEntry[];
+}
+
+/**
+ * The mounts of `table` (read now) at or below host directory `dir` that
+ * the plan of an overlay of `dir` did not see: every mount strictly below
+ * it (the plan saw none there, or it would have planned `dir` as a
+ * directory of its own), and the one on top at `dir` where it is another
+ * than the one `plannedFrom` had on top there.
+ */
+function mountsMadeSince(
+  dir: string,
+  plannedFrom: readonly MountEntry[] | undefined,
+  table: readonly MountEntry[],
+): MountEntry[] {
+  const below = table.filter((m) => m.path !== dir && isWithin(m.path, dir));
+  const topAt = (mounts: readonly MountEntry[]) => mounts.findLast((m) => m.path === dir);
+  const now = topAt(table), then = plannedFrom && topAt(plannedFrom);
+  const changedAt = plannedFrom !== undefined && now !== undefined &&
+    (then === undefined || then.id !== now.id || then.device !== now.device);
+  return changedAt ? [now, ...below] : below;
+}
+
+/**
+ * How many plans a {@linkcode FreshHostRoot} makes in one start, at most,
+ * while the host's mounts change under them; it goes on with the last.
+ */
+const PLANS_PER_START = 3;
+
+/**
+ * Whether a mount of `now` that `planned` (the table `entries` were
+ * planned by) did not have lies at or below a directory `entries` overlay:
+ * overlayfs refuses one with a mount below it that the container may not
+ * unmount, and one mounted on it may be of a kernel file system, which the
+ * plan shows empty.
+ */
+function overlaysMountedOn(
+  entries: readonly HostEntry[],
+  planned: readonly MountEntry[],
+  now: readonly MountEntry[],
+): boolean {
+  const key = (m: MountEntry) => `${m.id} ${m.device} ${m.path}`;
+  const seen = new Set(planned.map(key));
+  const overlays = new Set(entries.filter((e) => e.kind === "overlay").map((e) => e.path));
+  for (const mount of now) {
+    if (seen.has(key(mount))) continue;
+    for (let at: string | undefined = mount.path; at !== undefined; at = parentDir(at)) {
+      if (overlays.has(at)) return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * The host's root planned anew by each start (each compile): a
+ * {@linkcode PlannedHostRoot} of {@linkcode planHostRoot} from the mount
+ * table as it is just before the container is made, which
+ * {@linkcode HostRootMount} and `sbox run` mount. The host mounts and
+ * unmounts at any moment (other containers, a test suite under /var/tmp),
+ * so a plan is only as good as the moment it was read in: `sbox run` read
+ * it with the rest of its setup, tens of milliseconds before the start,
+ * and a mount made below /var in between failed the run. After a failed
+ * start, {@linkcode planWentStale} says whether the host's mounts changing
+ * in the moment between the plan and the container's copy of them was
+ * why: the next start plans anew.
+ */
+export class FreshHostRoot implements Mount {
+  /** Mounted on the root. */
+  readonly target = "/";
+  readonly #layers: TemporaryLayers;
+  readonly #stackingRemedy: string | undefined;
+  #last: PlannedHostRoot | undefined;
+
+  /**
+   * The host's root with upper layers in `layers`; `stackingRemedy` as
+   * {@linkcode PlannedHostRootOptions.stackingRemedy}.
+   */
+  constructor(layers: TemporaryLayers, stackingRemedy?: string) {
+    this.#layers = layers;
+    this.#stackingRemedy = stackingRemedy;
+  }
+
+  /** Nothing to check: the entries come from the host itself. */
+  validate(): void {}
+
+  /**
+   * Reads the host's mount table and tree now, and appends the root they
+   * plan. The table is read again once the tree is: a plan that a mount
+   * made meanwhile already makes fail is made again, up to
+   * {@linkcode PLANS_PER_START} times, so that the moment in which the
+   * host's mounts can make it stale is the start's alone, not the walk of
+   * the tree too (seconds, with thousands of mounts in one directory).
+   */
+  compile(b: ProgramBuilder, rootfs: string): void {
+    let table = mountTable();
+    for (let plans = 1;; plans++) {
+      const entries = planHostRoot(table);
+      const now = mountTable();
+      if (plans < PLANS_PER_START && overlaysMountedOn(entries, table, now)) {
+        table = now;
+        continue;
+      }
+      this.#last = new PlannedHostRoot(entries, this.#layers, {
+        stackingRemedy: this.#stackingRemedy,
+        plannedFrom: now,
+      });
+      this.#last.compile(b, rootfs);
+      return;
+    }
+  }
+
+  /** {@linkcode PlannedHostRoot.planWentStale} of the last plan: false before any. */
+  get planWentStale(): boolean {
+    return this.#last?.planWentStale ?? false;
   }
 }

@@ -235,6 +235,29 @@ export function tryUnlink(path: string): number {
   return num(helper().sbox_unlink(cstr(path)));
 }
 
+/** unlinkat(2)'s flag for a directory: rmdir rather than unlink. */
+export const AT_REMOVEDIR = 0x200;
+
+/**
+ * unlinkat(2) of `name` (one name, no "/") in the directory open as
+ * `dirfd`, AT_REMOVEDIR in `flags` for a directory: that directory's
+ * entry, whatever was mounted on its path since it was opened. 0 or a
+ * negative errno.
+ */
+export function tryUnlinkAt(dirfd: number, name: string, flags = 0): number {
+  return num(helper().sbox_unlinkat(dirfd, cstr(name), flags));
+}
+
+/**
+ * The id of the mount that open fd `fd` lies on, as /proc/self/mountinfo
+ * numbers mounts (statx's STATX_MNT_ID, Linux 5.8): two files on the same
+ * file system, one of them through a bind mount, have the same device but
+ * not the same mount. No /proc read.
+ */
+export function mountId(fd: number): number {
+  return check(helper().sbox_mount_id(fd), "stat", `cannot read the mount of fd ${fd}`);
+}
+
 /**
  * readlink(2): the target of the symbolic link `path`, its bytes that are
  * not UTF-8 escaped as {@linkcode readDir}'s names.
@@ -383,33 +406,41 @@ export function tryMountSetattr(dirfd: number, attrSet: number): number {
 export function readDir(path: string): { name: string; isDirectory: boolean }[] {
   const fd = open(path, O.RDONLY | O.DIRECTORY);
   try {
-    const entries: { name: string; isDirectory: boolean }[] = [];
-    const buf = new Uint8Array(32768);
-    const view = new DataView(buf.buffer);
-    for (;;) {
-      const n = check(
-        helper().sbox_getdents64(fd, buf, BigInt(buf.length)),
-        "getdents",
-        `cannot list ${path}`,
-      );
-      if (n === 0) break;
-      // struct linux_dirent64: u64 ino, i64 off, u16 reclen, u8 type, name
-      for (let offset = 0; offset < n;) {
-        const reclen = view.getUint16(offset + 16, true);
-        const type = buf[offset + 18];
-        const nameStart = offset + 19;
-        const nameEnd = buf.indexOf(0, nameStart);
-        // Bytes, not text: a name that is not UTF-8 must name the same entry
-        // once encoded back (cstring.ts), or it reads as gone.
-        const name = decodeName(buf.subarray(nameStart, nameEnd));
-        if (name !== "." && name !== "..") entries.push({ name, isDirectory: type === 4 });
-        offset += reclen;
-      }
-    }
-    return entries;
+    return readDirFd(fd, path);
   } finally {
     close(fd);
   }
+}
+
+/**
+ * {@linkcode readDir} of the directory open as `fd` (from its current
+ * offset: a fresh fd lists it all); `path` names it in an error.
+ */
+export function readDirFd(fd: number, path: string): { name: string; isDirectory: boolean }[] {
+  const entries: { name: string; isDirectory: boolean }[] = [];
+  const buf = new Uint8Array(32768);
+  const view = new DataView(buf.buffer);
+  for (;;) {
+    const n = check(
+      helper().sbox_getdents64(fd, buf, BigInt(buf.length)),
+      "getdents",
+      `cannot list ${path}`,
+    );
+    if (n === 0) break;
+    // struct linux_dirent64: u64 ino, i64 off, u16 reclen, u8 type, name
+    for (let offset = 0; offset < n;) {
+      const reclen = view.getUint16(offset + 16, true);
+      const type = buf[offset + 18];
+      const nameStart = offset + 19;
+      const nameEnd = buf.indexOf(0, nameStart);
+      // Bytes, not text: a name that is not UTF-8 must name the same entry
+      // once encoded back (cstring.ts), or it reads as gone.
+      const name = decodeName(buf.subarray(nameStart, nameEnd));
+      if (name !== "." && name !== "..") entries.push({ name, isDirectory: type === 4 });
+      offset += reclen;
+    }
+  }
+  return entries;
 }
 
 /** pipe2(O_CLOEXEC): `[readEnd, writeEnd]`. */

@@ -18,7 +18,7 @@
 import { compileLayersTmpfs, compileTemporaryOverlay } from "./mount.ts";
 import { MS, type ProgramBuilder, UNCHANGED_ID } from "./program.ts";
 import { OVERLAY_LOOP_PROBLEM, overlayStackingProblem } from "./mount_refusals.ts";
-import { mountTable } from "./mountinfo.ts";
+import { type MountEntry, mountTable } from "./mountinfo.ts";
 
 /** Where a container's overlays keep their writable layers. */
 export class TemporaryLayers {
@@ -79,14 +79,15 @@ export class TemporaryLayers {
       what,
       option: options.option,
       skipGoneLower: options.skipGoneLower,
-      // The upper layer is ours, on a tmpfs: only the lower can be on an
-      // overlay stacked too deep.
-      explain: (errno) =>
-        errno === "ELOOP"
-          ? OVERLAY_LOOP_PROBLEM
-          : errno === "EINVAL"
-          ? overlayStackingProblem([[layerName, lower]], [], mountTable(), remedy)
-          : undefined,
+      explain: (errno) => {
+        if (errno === "ELOOP") return OVERLAY_LOOP_PROBLEM;
+        if (errno !== "EINVAL") return undefined;
+        const table = mountTable();
+        // The upper layer is ours, on a tmpfs: only the lower can be on an
+        // overlay stacked too deep.
+        const stacking = overlayStackingProblem([[layerName, lower]], [], table, remedy);
+        return options.explainEinval ? options.explainEinval(table, stacking) : stacking;
+      },
     });
   }
 }
@@ -113,4 +114,13 @@ export interface TemporaryOverlayOptions {
   stackingRemedy?: string;
   /** A `lower` gone by the time the child mounts it leaves `target` empty (else the mount fails). */
   skipGoneLower?: boolean;
+  /**
+   * Says why overlayfs refused the overlay (EINVAL), by `table`, this
+   * process's mount table read after the failure, and `stacking`, what
+   * the check for a lower layer on an overlay stacked too deep found
+   * (undefined: not that), which is the error's explanation without it:
+   * the host's root (host_root.ts) knows a cause of its own, a mount made
+   * below `lower` since its plan.
+   */
+  explainEinval?: (table: readonly MountEntry[], stacking: string | undefined) => string | undefined;
 }

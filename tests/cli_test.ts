@@ -20,6 +20,7 @@ import { asCliOption } from "../src/cli/option_errors.ts";
 import { runHelp as runHelpText } from "../src/cli/help.ts";
 import { failedReport, formatReport } from "../src/cli/report.ts";
 import { securityOptions } from "../src/cli/security.ts";
+import { HOST_ROOT_TRIES } from "../src/cli/run.ts";
 import { openStdio } from "../src/cli/stdio.ts";
 import { processGroupOrphaned, SignalRelay, type SignalTarget } from "../src/cli/job_control.ts";
 import { commandEnvironment, parseEnvFile } from "../src/cli/environment.ts";
@@ -402,19 +403,26 @@ async function procReads(args: string[], trace: string): Promise<Record<string, 
   return { cgroup: both("cgroup"), mountinfo: both("mountinfo") };
 }
 
-const PROC_READS_TEST = "cli: a run reads /proc/self/cgroup and mountinfo once to set up, at most once after";
+const PROC_READS_TEST =
+  "cli: a run reads /proc/self/cgroup and mountinfo once to set up (and the host's root's plan its own), " +
+  "at most once after";
 const noStrace = skipWithout("/usr/bin/strace", PROC_READS_TEST, "strace");
 Deno.test(PROC_READS_TEST, { ignore: noStrace }, async () => {
   // Each reading costs ~0.5 ms with its parsing: the setup's checks share
-  // one (ProcReading, mountinfo.ts). The teardown's look for what came during the
-  // run (a mount below the scratch directory, sbox moved into the
+  // one (ProcReading, mountinfo.ts). The host's root is planned from two
+  // of its own, at the start (host_root.ts's FreshHostRoot: before and
+  // after its walk of the host's tree), for the host mounts at any moment.
+  // The teardown's look for what came during the run (sbox moved into the
   // container's cgroup), so they share one of their own.
   const dir = scratchDir("proc-reads-");
   try {
-    for (const args of [[], ["--rootfs", busyboxImage()]]) {
-      const counts = await procReads(args, `${dir}/trace`);
+    for (const [args, plan] of [[[], 2], [["--rootfs", busyboxImage()], 0]] as const) {
+      const counts = await procReads([...args], `${dir}/trace`);
       const what = `reads before the container's start and after, in sbox run ${args.join(" ")}`;
-      const once = Object.values(counts).every(([setup, after]) => setup === 1 && after <= 1);
+      const expected = { cgroup: 1, mountinfo: 1 + plan };
+      const once = Object.entries(counts).every(([file, [setup, after]]) =>
+        setup === expected[file as keyof typeof expected] && after <= 1
+      );
       assert.ok(once, `${what}: ${JSON.stringify(counts)}`);
     }
   } finally {
@@ -659,6 +667,147 @@ Deno.test(
   },
 );
 
+/**
+ * `sbox run ARGS...` as the given argv, in a mount namespace of its own
+ * (OWN_MOUNT_NAMESPACE): what the test mounts there, and what a preload
+ * module (`deno run --preload`) mounts in sbox's process, no one else on
+ * the host sees, and it goes with the namespace's last process.
+ */
+function sboxInOwnMountNamespace(args: string[], preload?: string): Deno.Command {
+  const deno = [Deno.execPath(), "run", "--allow-ffi", ...(preload ? ["--preload", preload] : []), SBOX];
+  return commandInOwnMountNamespace([...deno, ...args], {
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+  });
+}
+
+const MOUNT_RACE_TEST =
+  "cli: sbox run on the host's root works while the host mounts and unmounts below /var";
+Deno.test(
+  MOUNT_RACE_TEST,
+  { ignore: skipUnlessRoot(MOUNT_RACE_TEST, "it mounts a file system, in a mount namespace of its own") },
+  async () => {
+    // The host's root is planned from the host's mount table, and the
+    // container copies the host's mounts a moment later: a mount made
+    // below a directory planned as one overlay in between made overlayfs
+    // refuse it ("cannot mount overlay on /var: EINVAL": runs failed so
+    // while other test sessions mounted under /var/tmp, and one in four
+    // under this racer). A racer
+    // mounts and unmounts a tmpfs below a directory of the test's own
+    // while runs go on, all in a mount namespace of their own: no other
+    // process of the host sees its mounts, and they go with it.
+    const dir = Deno.makeTempDirSync({ dir: "/var/tmp", prefix: "sbox-mount-race-" });
+    try {
+      Deno.mkdirSync(`${dir}/racer`);
+      const script = 'd="$1"; n="$2"; shift 2; ' +
+        '(c=0; while [ ! -e "$d/stop" ]; do mount -t tmpfs none "$d/racer" && umount "$d/racer"; ' +
+        'c=$((c + 1)); done; echo "$c" > "$d/cycles") & racer=$!; ' +
+        'failed=0; i=0; while [ "$i" -lt "$n" ]; do "$@" 2>> "$d/stderr" || failed=$((failed + 1)); ' +
+        'i=$((i + 1)); done; touch "$d/stop"; wait "$racer"; echo "$failed"';
+      const runs = 20;
+      const deno = [Deno.execPath(), "run", "--allow-ffi", SBOX, "run", "--", "/bin/true"];
+      const output = await commandInOwnMountNamespace(
+        ["sh", "-c", script, "sh", dir, String(runs), ...deno],
+        {
+          stdin: "null",
+          stdout: "piped",
+          stderr: "piped",
+          signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+        },
+      ).output();
+      assert.ok(output.success, text(output.stderr));
+      const stderr = Deno.readTextFileSync(`${dir}/stderr`);
+      assert.equal(text(output.stdout), "0\n", `runs failed of ${runs}:\n${stderr}`);
+      assert.equal(stderr, "");
+      // The racer raced: it mounted and unmounted all the while.
+      assert.ok(Number(Deno.readTextFileSync(`${dir}/cycles`)) >= runs, "too few mounts to race with");
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+);
+
+const STALE_PLAN_TEST =
+  "cli: a mount made below the host's root's plan before the container copies it: planned again, or named";
+Deno.test(
+  STALE_PLAN_TEST,
+  { ignore: skipUnlessRoot(STALE_PLAN_TEST, "it mounts file systems, in a mount namespace of its own") },
+  async () => {
+    // The same race, made certain: a preload module mounts a tmpfs below
+    // a directory of the test's own once sbox has compiled the container's
+    // mounts, before the clone (ProgramBuilder's pivotRoot comes right
+    // after them), at each start given one. The start after a mount plans
+    // with it. A start that fails so each time says what was mounted, and
+    // how often sbox tried.
+    const dir = Deno.makeTempDirSync({ dir: "/var/tmp", prefix: "sbox-stale-plan-" });
+    try {
+      const names = Array.from({ length: HOST_ROOT_TRIES }, (_, i) => `a${i + 1}`);
+      for (const name of names) Deno.mkdirSync(`${dir}/${name}/x`, { recursive: true });
+      /** A preload module that mounts a tmpfs on `targets[i]` at the i-th start. */
+      const preload = (targets: string[]) => {
+        const path = `${dir}/preload-${targets.length}.ts`;
+        Deno.writeTextFileSync(
+          path,
+          `import { ProgramBuilder } from ${
+            JSON.stringify(new URL("../src/program.ts", import.meta.url).href)
+          };
+const libc = Deno.dlopen("libc.so.6", {
+  mount: { parameters: ["buffer", "buffer", "buffer", "u64", "pointer"], result: "i32" },
+}).symbols;
+const c = (s: string) => new TextEncoder().encode(s + "\\0");
+const targets: string[] = ${JSON.stringify(targets)};
+let starts = 0;
+const pivotRoot = ProgramBuilder.prototype.pivotRoot;
+ProgramBuilder.prototype.pivotRoot = function (...args: Parameters<typeof pivotRoot>) {
+  const target = targets[starts++];
+  if (target !== undefined && libc.mount(c("none"), c(target), c("tmpfs"), 0n, null) !== 0) {
+    throw new Error("cannot mount a tmpfs on " + target);
+  }
+  return pivotRoot.apply(this, args);
+};
+`,
+        );
+        return path;
+      };
+
+      // Once: the next start plans with the mount, and runs.
+      const once = sboxInOwnMountNamespace(["run", "-v", "--", "/bin/true"], preload([`${dir}/a1/x`]))
+        .spawn();
+      const onceOutput = await once.output();
+      const onceErr = text(onceOutput.stderr);
+      assert.equal(onceOutput.code, 0, onceErr);
+      const retried = onceErr.split("\n").filter((line) => line.includes("trying again"));
+      assert.equal(retried.length, 1, onceErr);
+      // The overlay refused is one of the test directory's own or of a directory above it.
+      const refused = /cannot mount overlay on (\S+): EINVAL/.exec(retried[0])?.[1];
+      assert.ok(refused !== undefined && `${dir}/a1`.startsWith(`${refused}/`), retried[0]);
+      assert.ok(retried[0].includes(`${dir}/a1/x was mounted since`), retried[0]);
+      assertNothingLeft(once.pid);
+
+      // At every start: the last one's error names its mount and the tries.
+      const always = sboxInOwnMountNamespace(
+        ["run", "--", "/bin/true"],
+        preload(names.map((name) => `${dir}/${name}/x`)),
+      ).spawn();
+      const alwaysOutput = await always.output();
+      const last = names.at(-1);
+      assertSboxFailed(
+        { code: alwaysOutput.code, stdout: "", stderr: text(alwaysOutput.stderr), pid: always.pid },
+        new RegExp(
+          `^sbox: cannot mount overlay on ${dir}/${last}: EINVAL \\(Invalid argument\\): the host's mounts ` +
+            `changed while the container was set up: .* ${dir}/${last}/x was mounted since, .* ` +
+            `\\(sbox run tried ${HOST_ROOT_TRIES} times, reading the host's mounts anew each time\\)$`,
+        ),
+      );
+      assertNothingLeft(always.pid);
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+);
+
 const HOST_RACE_TEST =
   "cli: a host-root entry swapped for a link or gone since the plan is left out, not followed";
 Deno.test(
@@ -862,6 +1011,74 @@ console.log(JSON.stringify(refusals));`;
       "not removing S: S/a b is mounted below it",
       "not removing S: S/x\\376 is mounted below it",
     ]);
+  },
+});
+
+const LEFTOVER_BIND_TEST =
+  "cli: the sweep of a killed run's scratch directory stops at a mount made below it after sbox read the mount table";
+Deno.test({
+  name: LEFTOVER_BIND_TEST,
+  ignore: skipUnlessRoot(
+    LEFTOVER_BIND_TEST,
+    "it mounts file systems in a mount namespace of its own (unshare -m)",
+  ),
+  async fn() {
+    // The sweep checked a leftover for mounts below it by the setup's
+    // reading of the mount table, then deleted it all, across mount
+    // points: a mount made there after that reading lost its files. Here
+    // a preload module binds a directory of the test's own on a leftover
+    // right after sbox's first reading. All in a mount namespace of its
+    // own, with a /dev/shm of its own: no other run's sweep sees the
+    // leftover, and nothing of it is left once the namespace is gone.
+    const dir = Deno.makeTempDirSync({ dir: "/var/tmp", prefix: "sbox-leftover-bind-" });
+    try {
+      Deno.mkdirSync(`${dir}/data/sub`, { recursive: true });
+      Deno.writeTextFileSync(`${dir}/data/keep`, "kept");
+      Deno.writeTextFileSync(`${dir}/data/sub/deep`, "kept");
+      // A pid past PID_MAX_LIMIT: no process's, so the leftover's owner is gone (leftovers.ts).
+      const leftover = "/dev/shm/sbox-4194305-0123abcd";
+      Deno.writeTextFileSync(
+        `${dir}/preload.ts`,
+        `import { ProcReading } from ${JSON.stringify(new URL("../src/mountinfo.ts", import.meta.url).href)};
+const libc = Deno.dlopen("libc.so.6", {
+  mount: { parameters: ["buffer", "buffer", "pointer", "u64", "pointer"], result: "i32" },
+}).symbols;
+const c = (s: string) => new TextEncoder().encode(s + "\\0");
+const MS_BIND = 4096n;
+const mounts = Object.getOwnPropertyDescriptor(ProcReading.prototype, "mounts")!;
+let bound = false;
+Object.defineProperty(ProcReading.prototype, "mounts", {
+  get(this: ProcReading) {
+    const table = mounts.get!.call(this);
+    if (!bound) {
+      bound = true;
+      if (libc.mount(c(${JSON.stringify(`${dir}/data`)}), c(${
+          JSON.stringify(`${leftover}/root`)
+        }), null, MS_BIND, null) !== 0) {
+        throw new Error("cannot bind the data on the leftover");
+      }
+    }
+    return table;
+  },
+});
+`,
+      );
+      const script =
+        'left="$1"; shift; mount -t tmpfs none /dev/shm && mkdir -p "$left/root" "$left/layers" && ' +
+        '"$@" && if mountpoint -q "$left/root"; then echo kept; else echo gone; fi';
+      const deno = [Deno.execPath(), "run", "--allow-ffi", "--preload", `${dir}/preload.ts`, SBOX];
+      const output = await commandInOwnMountNamespace(
+        ["sh", "-c", script, "sh", leftover, ...deno, "run", "--", "/bin/true"],
+        { stdin: "null", signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS) },
+      ).output();
+      assert.equal(output.code, 0, text(output.stderr));
+      // The sweep left it, the bind on it, for a later run.
+      assert.equal(text(output.stdout), "kept\n", text(output.stderr));
+      assert.equal(Deno.readTextFileSync(`${dir}/data/keep`), "kept");
+      assert.equal(Deno.readTextFileSync(`${dir}/data/sub/deep`), "kept");
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
   },
 });
 

@@ -28,7 +28,6 @@
 
 import type { Cgroup } from "../cgroup.ts";
 import { SLIRP4NETNS_SOCKET_DIR, SLIRP4NETNS_SOCKET_NAME } from "../network.ts";
-import type { ProcReading } from "../mountinfo.ts";
 import { EPERM, ids, readDir, stat, tryKill, tryRmdir, tryUnlink } from "../sys.ts";
 import { tryLockDir } from "../dir_lock.ts";
 import { OWNED_NAME } from "./ownership.ts";
@@ -37,10 +36,12 @@ import { SCRATCH_PARENTS, ScratchDir } from "./scratch.ts";
 /**
  * Removes the scratch directories and slirp4netns sockets (ours only: owned
  * by our uid) and the cgroups below `parent` of `sbox run`s that are gone.
- * Never fails: a leftover that cannot be removed now stays for a later run.
- * `reading`: this process's mount table, for the scratch directories.
+ * Never fails: a leftover that cannot be removed now stays for a later run
+ * (one with something mounted below it too: ScratchDir.remove checks each
+ * directory as it gets to it, not by a reading of the mount table, which
+ * a mount made a moment later would not be in).
  */
-export function removeLeftovers(parent: Cgroup | undefined, reading: ProcReading): void {
+export function removeLeftovers(parent: Cgroup | undefined): void {
   const me = ids();
   for (const parent of SCRATCH_PARENTS) {
     for (const name of ownedNames(parent)) {
@@ -49,7 +50,7 @@ export function removeLeftovers(parent: Cgroup | undefined, reading: ProcReading
       try {
         const lock = tryLockDir(path);
         // remove() drops the lock.
-        if (lock) ScratchDir.adopt(path, lock).remove(reading.mounts);
+        if (lock) ScratchDir.adopt(path, lock).remove();
       } catch {
         // Something is mounted there after all, or it is not ours to remove.
       }

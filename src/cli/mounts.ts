@@ -24,7 +24,7 @@ import type { ProgramBuilder } from "../program.ts";
 import { close, ids, O, readLink, resolvedPath, stat, tryOpen } from "../sys.ts";
 import { describeErrno } from "../errno.ts";
 import type { MountSpec } from "./args.ts";
-import { planHostRoot, PlannedHostRoot } from "../host_root.ts";
+import { FreshHostRoot } from "../host_root.ts";
 import { HOSTNAME_PATH, hostnameFile, HOSTS_PATH, hostsWithHostname, WrittenEtcFile } from "./etc.ts";
 import type { TemporaryLayers } from "../temporary_layers.ts";
 
@@ -181,13 +181,12 @@ export interface RootSettings {
   hostname: string;
   /** Hears of each `:try` bind left out, by its source. */
   onSkipped?: (source: string) => void;
-  /** This process's mount table, which the host's root is planned by; read anew without it. */
-  reading?: ProcReading;
 }
 
 /**
  * All mounts of the container: `image` (an absolute directory) or the host's
- * root as "/", with upper layers in `layers`, then the base file systems,
+ * root as "/" (a {@linkcode FreshHostRoot}: planned by each start, from the
+ * host's mounts as they are then), with upper layers in `layers`, then the base file systems,
  * /tmp, the container's /etc/hosts and /etc/hostname, the user's mounts and the working
  * directory `settings.cwd`.
  * `settings.onSkipped` hears of each `:try` bind left out, by its source.
@@ -201,7 +200,7 @@ export function containerMounts(
   const hosts = hostsWithHostname(image ?? "/", settings.hostname);
   const hostname = hostnameFile(image ?? "/", settings.hostname);
   const root = image === undefined
-    ? new PlannedHostRoot(planHostRoot(settings.reading?.mounts), layers, HOST_ROOT_STACKING_REMEDY)
+    ? new FreshHostRoot(layers, HOST_ROOT_STACKING_REMEDY)
     : new ImageRootMount(image, layers);
   const cwd = settings.cwd ?? "/";
   return [

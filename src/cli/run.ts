@@ -23,6 +23,7 @@
 import type { Cgroup } from "../cgroup.ts";
 import { Container } from "../container.ts";
 import { SboxError } from "../error.ts";
+import { FreshHostRoot } from "../host_root.ts";
 import type { InitProcess, ProcessStatus, ResourceUsage } from "../process.ts";
 import { TooManyStepsError } from "../program.ts";
 import { ProcReading } from "../mountinfo.ts";
@@ -129,9 +130,11 @@ interface Run {
 /** What {@linkcode prepare} found: the run's inputs, checked, before anything exists. */
 interface Plan {
   /**
-   * sbox's mounts and cgroup, read once for the whole setup: sbox mounts
-   * nothing in its own mount namespace (the container's mounts are the
-   * container's), so the table stays true until the container exists.
+   * sbox's mounts and cgroup, read once for the setup's checks: sbox
+   * mounts nothing in its own mount namespace (the container's mounts are
+   * the container's). Not the host's root's plan: others mount on the host
+   * at any moment, and each start plans it from a reading of its own
+   * (FreshHostRoot, host_root.ts).
    */
   reading: ProcReading;
   /** The --rootfs image's directory; undefined for the host's root. */
@@ -149,6 +152,8 @@ interface Plan {
 /** What {@linkcode createContainer} made; the run's `resources` release it. */
 interface Made {
   container: Container;
+  /** The host's root, planned by each start; undefined with --rootfs. */
+  hostRoot: FreshHostRoot | undefined;
   /** The container's own cgroup; undefined without one (Plan.withoutCgroup). */
   cgroup: Cgroup | undefined;
   stdio: OpenStdio;
@@ -277,7 +282,7 @@ async function createContainer(run: Run, plan: Plan): Promise<Made> {
   const { reading, parent, withoutCgroup, picked } = plan;
   const withCgroup = withoutCgroup === undefined;
   // What earlier runs that were killed left (a scratch dir, an empty cgroup).
-  removeLeftovers(withCgroup ? parent : undefined, reading);
+  removeLeftovers(withCgroup ? parent : undefined);
   const enabled = withCgroup ? enableControllers(parent, options) : [];
   // Runs last, once the container's cgroup is gone: if the container could
   // not be started in it, the controllers enabled for it may have to go.
@@ -293,15 +298,14 @@ async function createContainer(run: Run, plan: Plan): Promise<Made> {
     if (!containerExists) stdio.restoreOwners();
   });
   const owned = withCgroup ? await createContainerCgroup(parent, options, reading) : undefined;
-  // The teardown reads anew, once for both removals: what their checks look
-  // for comes during the run (a mount below the scratch directory, sbox
-  // moved into the container's cgroup), after the setup's reading.
-  let ending: ProcReading | undefined;
-  const atEnd = () => ending ??= new ProcReading();
-  resources.defer(() => owned?.remove(atEnd()));
+  // The teardown reads anew: what the cgroup's removal checks for comes
+  // during the run (sbox moved into the container's cgroup), after the
+  // setup's reading. The scratch directory's removal reads no table: it
+  // checks each directory's mount as it gets to it (scratch.ts).
+  resources.defer(() => owned?.remove(new ProcReading()));
   const cgroup = owned?.cgroup;
   const scratch = ScratchDir.create();
-  resources.defer(() => scratch.remove(atEnd().mounts));
+  resources.defer(() => scratch.remove());
 
   const layers = new TemporaryLayers(scratch.mkdir("layers"), options.writeLimit);
   if (picked.warning) say(`warning: ${picked.warning}`);
@@ -311,19 +315,19 @@ async function createContainer(run: Run, plan: Plan): Promise<Made> {
     say(`network: ${describeNetwork(options)}`);
   }
   const network = networkManager(options);
+  const mounts = containerMounts(plan.image, options.mounts, layers, {
+    cwd: options.cwd,
+    hostname: options.hostname,
+    onSkipped: (source) => {
+      if (options.verbose) say(`bind: ${source} does not exist: skipped (:try)`);
+    },
+  });
   const container = await Container.create({
     rootfs: scratch.mkdir("root"),
     cgroup,
     userMapper: picked.mapper,
     network,
-    mounts: containerMounts(plan.image, options.mounts, layers, {
-      cwd: options.cwd,
-      hostname: options.hostname,
-      onSkipped: (source) => {
-        if (options.verbose) say(`bind: ${source} does not exist: skipped (:try)`);
-      },
-      reading,
-    }),
+    mounts,
     hostname: options.hostname,
     ...plan.security,
   }, reading);
@@ -335,7 +339,8 @@ async function createContainer(run: Run, plan: Plan): Promise<Made> {
   // From now on an interrupt kills the container: through its cgroup, as
   // there is no pid 1 yet (execute adds it once the command started).
   state.kill = () => killContainer(cgroup, undefined);
-  return { container, cgroup, stdio };
+  const hostRoot = mounts.find((m) => m instanceof FreshHostRoot);
+  return { container, hostRoot, cgroup, stdio };
 }
 
 /**
@@ -349,22 +354,23 @@ async function startCommand(run: Run, plan: Plan, made: Made): Promise<InitProce
   const { options, state, relay } = run;
   try {
     return await relay.whileStarting(() =>
-      made.container.start({
-        command: options.command,
-        env: plan.env,
-        cwd: options.cwd,
-        uid: plan.user.uid,
-        gid: plan.user.gid,
-        stdin: made.stdio.fds[0],
-        stdout: made.stdio.fds[1],
-        stderr: made.stdio.fds[2],
-        // pid 1 is the helper's reaper, so the command dies of its own signals
-        // (abort(), kill -9 $$) and the report says so.
-        reaper: true,
-        // The report's maxRssBytes; the copy it takes is of a small heap.
-        measureMaxRss: true,
-        rlimits: options.rlimits,
-      })
+      startOnFreshPlans(made.hostRoot, relay, options.verbose, () =>
+        made.container.start({
+          command: options.command,
+          env: plan.env,
+          cwd: options.cwd,
+          uid: plan.user.uid,
+          gid: plan.user.gid,
+          stdin: made.stdio.fds[0],
+          stdout: made.stdio.fds[1],
+          stderr: made.stdio.fds[2],
+          // pid 1 is the helper's reaper, so the command dies of its own signals
+          // (abort(), kill -9 $$) and the report says so.
+          reaper: true,
+          // The report's maxRssBytes; the copy it takes is of a small heap.
+          measureMaxRss: true,
+          rlimits: options.rlimits,
+        }))
     );
   } catch (err) {
     if (
@@ -393,6 +399,52 @@ async function startCommand(run: Run, plan: Plan, made: Made): Promise<InitProce
     return undefined;
   } finally {
     made.stdio.close(); // the command has its own copies now
+  }
+}
+
+/**
+ * How many times a run on the host's root starts its container, at most,
+ * while each start fails for the host's mounts changing between its plan
+ * and the container's copy of them (`FreshHostRoot.planWentStale`,
+ * host_root.ts). A mount made in that moment, a few milliseconds, fails a
+ * start: about one in six, on a host that mounts and unmounts below /var
+ * without pause (cli_test's racer). Each start plans anew, and one that
+ * fails costs its setup alone (~30 ms), so a run fails only where eight
+ * in a row do: a host whose mounts change all the time.
+ */
+export const HOST_ROOT_TRIES = 8;
+
+/**
+ * Runs `start` (the container's start, on the host's root `hostRoot` or
+ * an image) until it succeeds, fails for anything but a plan of
+ * `hostRoot` gone stale, or has failed {@linkcode HOST_ROOT_TRIES} times;
+ * then its error says how many. A failed start leaves nothing behind
+ * (Container.start), and each start of a {@linkcode FreshHostRoot} plans
+ * anew. Not once the run was interrupted (a Ctrl-C).
+ */
+async function startOnFreshPlans<T>(
+  hostRoot: FreshHostRoot | undefined,
+  relay: SignalRelay,
+  verbose: boolean,
+  start: () => Promise<T>,
+): Promise<T> {
+  for (let tries = 1;; tries++) {
+    try {
+      return await start();
+    } catch (err) {
+      // planWentStale is the last plan's: a start that failed before it
+      // compiled its mounts (with no mount's error) made none, and the
+      // one before's would stand.
+      const stale = err instanceof SboxError && err.step === "mount" && hostRoot?.planWentStale === true;
+      if (!stale || relay.interrupted) throw err;
+      if (tries === HOST_ROOT_TRIES) {
+        throw new SboxError(
+          `${err.message} (sbox run tried ${tries} times, reading the host's mounts anew each time)`,
+          { step: err.step, errno: err.errnoNumber, cause: err },
+        );
+      }
+      if (verbose) say(`host root: ${err.message}: trying again`);
+    }
   }
 }
 

@@ -15,9 +15,21 @@
 import { SboxError } from "../error.ts";
 import { errnoName, errnoNumber } from "../errno.ts";
 import { printable } from "../cstring.ts";
-import { check, EEXIST, ENOENT, readDir, tryMkdir, tryRmdir, tryUnlink } from "../sys.ts";
-import { type MountEntry, mountTable } from "../mountinfo.ts";
-import { isWithin } from "../path.ts";
+import {
+  AT_REMOVEDIR,
+  check,
+  close,
+  EEXIST,
+  ENOENT,
+  mountId,
+  O,
+  open,
+  readDirFd,
+  tryMkdir,
+  tryOpen,
+  tryRmdir,
+  tryUnlinkAt,
+} from "../sys.ts";
 import { claimDir, type DirLock } from "../dir_lock.ts";
 import { ownedName } from "./ownership.ts";
 
@@ -85,13 +97,12 @@ export class ScratchDir {
 
   /**
    * Deletes the directory and its contents, then drops the lock. Refused
-   * where `mounts`, this process's mount table read for the operation this
-   * call is part of (read anew by default), has a mount below it: it must
-   * be read after the container ran, whose mounts it looks for.
+   * where something is mounted below it ({@linkcode removeTree}): the
+   * container's mounts live in its own mount namespace, so none should be
+   * there; if one were, deleting "its" files would delete the host's.
    */
-  remove(mounts: readonly MountEntry[] = mountTable()): void {
+  remove(): void {
     try {
-      refuseMountsBelow(this.path, mounts);
       removeTree(this.path);
     } finally {
       // Only now: with the lock dropped first, a sweep could remove it too.
@@ -101,36 +112,62 @@ export class ScratchDir {
 }
 
 /**
- * Deletes `path` and everything below it, without following symbolic links.
+ * Deletes `path` and everything below it, without following symbolic links
+ * and without crossing into another mount: a directory on another mount
+ * than `path`'s parent (a mount point, or one reached through a mount made
+ * on the way) stops the removal with an error naming it, before anything
+ * in it is deleted. Each directory is checked as it is opened (its fd's
+ * mount id, statx: no reading of the mount table, which a mount made a
+ * moment later would not be in), and its entries are deleted through that
+ * fd (unlinkat): a mount made on its path since does not redirect them.
  * Files may belong to any id the container mapped: this needs a caller who
  * may delete them (root, for now).
  */
 export function removeTree(path: string): void {
-  for (const entry of readDir(path)) {
-    const child = `${path}/${entry.name}`;
-    if (entry.isDirectory) {
-      removeTree(child);
-      continue;
-    }
-    const rc = tryUnlink(child);
-    // Some file systems do not report entry types: a directory then fails here.
-    if (-rc === EISDIR) removeTree(child);
-    else if (rc < 0 && -rc !== ENOENT) check(rc, "scratch", `cannot remove ${child}`);
+  const parent = path.slice(0, path.lastIndexOf("/")) || "/";
+  const parentFd = open(parent, O.PATH | O.DIRECTORY);
+  let mount;
+  try {
+    mount = mountId(parentFd);
+  } finally {
+    close(parentFd);
+  }
+  const fd = tryOpen(path, O.RDONLY | O.DIRECTORY | O.NOFOLLOW);
+  if (fd === -ENOENT) return;
+  check(fd, "scratch", `cannot open ${path}`);
+  try {
+    removeBelow(fd, path, { top: path, mount });
+  } finally {
+    close(fd);
   }
   const rc = tryRmdir(path);
   if (rc < 0 && -rc !== ENOENT) check(rc, "scratch", `cannot remove ${path}`);
 }
 
 /**
- * The container's mounts live in its own mount namespace, so none should be
- * visible here; if one were, deleting "its" files would delete the host's.
+ * Deletes what the directory open as `fd` (at `path`) holds, once it is
+ * on `tree.mount`, the mount of the tree `tree.top` being removed.
  */
-function refuseMountsBelow(path: string, mounts: readonly MountEntry[]): void {
-  for (const { path: mountPoint } of mounts) {
-    if (isWithin(mountPoint, path)) {
-      throw new SboxError(`not removing ${path}: ${printable(mountPoint)} is mounted below it`, {
-        step: "scratch",
-      });
+function removeBelow(fd: number, path: string, tree: { top: string; mount: number }): void {
+  if (mountId(fd) !== tree.mount) {
+    const where = path === tree.top ? "it is a mount point" : `${printable(path)} is mounted below it`;
+    throw new SboxError(`not removing ${printable(tree.top)}: ${where}`, { step: "scratch" });
+  }
+  for (const entry of readDirFd(fd, path)) {
+    const child = `${path}/${entry.name}`;
+    // Some file systems do not report entry types: a directory then fails unlink with EISDIR.
+    let rc = entry.isDirectory ? -EISDIR : tryUnlinkAt(fd, entry.name);
+    if (-rc === EISDIR) {
+      const childFd = tryOpen(child, O.RDONLY | O.DIRECTORY | O.NOFOLLOW);
+      if (childFd === -ENOENT) continue;
+      check(childFd, "scratch", `cannot open ${child}`);
+      try {
+        removeBelow(childFd, child, tree);
+      } finally {
+        close(childFd);
+      }
+      rc = tryUnlinkAt(fd, entry.name, AT_REMOVEDIR);
     }
+    if (rc < 0 && -rc !== ENOENT) check(rc, "scratch", `cannot remove ${child}`);
   }
 }
