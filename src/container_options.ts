@@ -714,12 +714,14 @@ function checkNotHoldingCaller(cgroup: Cgroup, reading: ProcReading): void {
 /** A stdio option's values besides an fd; and the three options, in the order of their fds. */
 const STDIO_VALUES: readonly Stdio[] = ["inherit", "piped", "null"];
 const STDIO_NAMES = ["stdin", "stdout", "stderr"] as const;
+/** The largest fd number: an fd is a C `int` (the op's field, dup2's argument). */
+const MAX_FD = 2 ** 31 - 1;
 
 /** Checks a stdio option; throws an SboxError naming it. */
 export function checkStdio(name: string, value: unknown): Stdio {
   if (value === undefined) value = "inherit";
   if (typeof value === "number") {
-    if (!Number.isInteger(value) || value < 0 || value > 0x7fffffff) {
+    if (!Number.isInteger(value) || value < 0 || value > MAX_FD) {
       throw SboxError.invalidOption(name, `an fd must be a non-negative integer, got ${value}`);
     }
     // Here, not in the child: its dup2 would fail with EBADF after clone3.

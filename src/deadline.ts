@@ -29,8 +29,11 @@ export interface DeadlineOptions {
   timers?: DeadlineTimers;
 }
 
-/** setTimeout's largest delay: a longer one fires at once. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
+/**
+ * setTimeout's largest delay (a WebIDL `long`): a longer one fires at once.
+ * The bound of every time limit sbox arms a timer for.
+ */
+export const MAX_TIMER_MS: number = 2 ** 31 - 1;
 
 const GLOBAL_TIMERS: DeadlineTimers = {
   set: (callback, delayMs) => setTimeout(callback, delayMs),

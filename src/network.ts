@@ -13,6 +13,7 @@
  * @module
  */
 
+import { MAX_TIMER_MS } from "./deadline.ts";
 import { describeErrno } from "./errno.ts";
 import { SboxError } from "./error.ts";
 import { checkBoolean, checkKnownKeys, checkNoHoles, checkOptionsObject, show } from "./options.ts";
@@ -174,7 +175,7 @@ function checkOptions(options: UserModeNetworkOptions | undefined): Required<Use
     throw SboxError.invalidOption("publish", `host port ${repeated} is published more than once`);
   }
   const readyTimeoutMs = options.readyTimeoutMs ?? NETWORK_READY_TIMEOUT_MS;
-  if (typeof readyTimeoutMs !== "number" || !(readyTimeoutMs > 0) || readyTimeoutMs > 2 ** 31 - 1) {
+  if (typeof readyTimeoutMs !== "number" || !(readyTimeoutMs > 0) || readyTimeoutMs > MAX_TIMER_MS) {
     throw SboxError.invalidOption(
       "readyTimeoutMs",
       `must be a number of milliseconds > 0, got ${show(readyTimeoutMs)}`,

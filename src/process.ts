@@ -33,7 +33,7 @@ import {
   waitPidfd,
 } from "./sys.ts";
 import type { ProgramBuilder } from "./program.ts";
-import { Deadline } from "./deadline.ts";
+import { Deadline, MAX_TIMER_MS } from "./deadline.ts";
 
 /**
  * What a process's stdin, stdout or stderr is connected to. A number is an
@@ -205,9 +205,6 @@ const SIGKILL = 9;
  * SIGRTMAX is forwarded to the command as any other signal.
  */
 const KILL_REQUEST_SIGNAL = 64;
-
-/** setTimeout's largest delay: a longer one fires at once. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** How long killCommand waits for pid 1 to end before it kills it too. */
 const KILL_COMMAND_GRACE_MS = 1000;

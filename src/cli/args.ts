@@ -15,6 +15,7 @@
 import { ArgvError, type OptionSpec, type Token, tokenize } from "./argv.ts";
 import { PIDS_LIMIT_MAX } from "../cgroup.ts";
 import { hasControlCharacter } from "../cgroup_mount.ts";
+import { MAX_TIMER_MS } from "../deadline.ts";
 import { bindTakesResolvConf, DEFAULT_HOSTNAME, HOSTNAME, RESOLV_CONF_TAKEN } from "../container_options.ts";
 import { MAX_ID, show } from "../options.ts";
 import { SboxError } from "../error.ts";
@@ -206,10 +207,10 @@ function parseRun(argv: string[]): Invocation {
     throw SboxError.invalidOption("--extra-time", "extends a time limit: add --time or --wall-time");
   }
   // The wall-clock timer's delay: a longer one fires at once (setTimeout).
-  if ((options.wallTimeMs ?? 0) + (options.extraTimeMs ?? 0) > 2 ** 31 - 1) {
+  if ((options.wallTimeMs ?? 0) + (options.extraTimeMs ?? 0) > MAX_TIMER_MS) {
     throw SboxError.invalidOption(
       "--extra-time",
-      "with --wall-time, at most 2147483647ms (about 24.8 days) together",
+      `with --wall-time, at most ${MAX_TIMER_MS}ms (about 24.8 days) together`,
     );
   }
   checkCapabilityOptions(options);

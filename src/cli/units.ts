@@ -8,6 +8,7 @@
  */
 
 import { CPU_LIMIT_BOUNDS } from "../cgroup.ts";
+import { MAX_TIMER_MS } from "../deadline.ts";
 import { SboxError, show } from "../error.ts";
 
 /** Binary multiples: `k` is 1024 bytes, as in the kernel's cgroup files. */
@@ -53,9 +54,9 @@ export function parseDuration(option: string, value: string, options: { allowZer
   const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(value);
   if (!match) throw invalid(option, value, expected);
   const ms = Number(match[1]) * DURATION_UNITS[match[2]];
-  if (!(ms > 0 || (options.allowZero && ms === 0)) || !Number.isFinite(ms) || ms > 2 ** 31 - 1) {
+  if (!(ms > 0 || (options.allowZero && ms === 0)) || !Number.isFinite(ms) || ms > MAX_TIMER_MS) {
     const least = options.allowZero ? "0 or more" : "greater than 0";
-    throw invalid(option, value, `${expected}, ${least} and at most 2147483647ms (about 24.8 days)`);
+    throw invalid(option, value, `${expected}, ${least} and at most ${MAX_TIMER_MS}ms (about 24.8 days)`);
   }
   return ms;
 }

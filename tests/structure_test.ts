@@ -1,0 +1,47 @@
+/**
+ * Rules of src/'s structure that a look at the source can check: what is
+ * written once, in one place, stays so. A second copy of a bound or of a
+ * helper drifts from the first (one is changed, the other not), and a
+ * reader must find and compare both before changing either.
+ */
+
+import assert from "node:assert/strict";
+
+const ROOT = new URL("../", import.meta.url);
+
+/** Every .ts file under `dir` (a path relative to the checkout), relative paths. */
+function tsFiles(dir: string): string[] {
+  const files: string[] = [];
+  const walk = (relative: string) => {
+    for (const entry of Deno.readDirSync(new URL(relative, ROOT))) {
+      const path = `${relative}/${entry.name}`;
+      if (entry.isDirectory) walk(path);
+      else if (entry.name.endsWith(".ts")) files.push(path);
+    }
+  };
+  walk(dir);
+  return files.sort();
+}
+
+/** The source of `path`, relative to the checkout. */
+function source(path: string): string {
+  return Deno.readTextFileSync(new URL(path, ROOT));
+}
+
+/** `file: text` of each line of code (not of a comment) of src/ that `pattern` matches. */
+function codeMatching(pattern: RegExp): string[] {
+  return tsFiles("src").flatMap((file) =>
+    source(file).split("\n").flatMap((line) => {
+      const text = line.trim();
+      const comment = text.startsWith("*") || text.startsWith("/*") || text.startsWith("//");
+      return !comment && pattern.test(text) ? [`${file}: ${text}`] : [];
+    })
+  );
+}
+
+Deno.test("structure: 2 ** 31 - 1 is written once as the timer bound and once as the fd bound", () => {
+  assert.deepEqual(codeMatching(/2 \*\* 31 - 1|2147483647|0x7fffffff/), [
+    "src/container_options.ts: const MAX_FD = 2 ** 31 - 1;",
+    "src/deadline.ts: export const MAX_TIMER_MS: number = 2 ** 31 - 1;",
+  ]);
+});
