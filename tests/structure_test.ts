@@ -45,3 +45,10 @@ Deno.test("structure: 2 ** 31 - 1 is written once as the timer bound and once as
     "src/deadline.ts: export const MAX_TIMER_MS: number = 2 ** 31 - 1;",
   ]);
 });
+
+Deno.test("structure: the 1 GiB default of --write-limit and of HostRootMount's size is one constant", () => {
+  assert.deepEqual(codeMatching(/= 1024 \*\* 3;|= 2 \*\* 30;/), [
+    "src/host_root.ts: export const DEFAULT_HOST_ROOT_SIZE: number = 1024 ** 3;",
+  ]);
+  assert.match(source("src/cli/args.ts"), /writeLimit: DEFAULT_HOST_ROOT_SIZE,/);
+});

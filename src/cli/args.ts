@@ -17,6 +17,7 @@ import { PIDS_LIMIT_MAX } from "../cgroup.ts";
 import { hasControlCharacter } from "../cgroup_mount.ts";
 import { MAX_TIMER_MS } from "../deadline.ts";
 import { bindTakesResolvConf, DEFAULT_HOSTNAME, HOSTNAME, RESOLV_CONF_TAKEN } from "../container_options.ts";
+import { DEFAULT_HOST_ROOT_SIZE } from "../host_root.ts";
 import { MAX_ID, show } from "../options.ts";
 import { SboxError } from "../error.ts";
 import { cleanPath, pathLengthProblem } from "../path.ts";
@@ -129,13 +130,6 @@ const MAIN_OPTIONS = {
   version: { type: "boolean", short: "V" },
 } as const satisfies Record<string, OptionSpec>;
 
-/**
- * The default of `--write-limit`: what a container may write to its root.
- * The layers are a tmpfs, in memory; without a memory controller nothing
- * else would bound them but half of the host's RAM, the kernel's default.
- */
-export const DEFAULT_WRITE_LIMIT = 1024 ** 3;
-
 /** A usage error: names what is wrong and where to read more. */
 function usage(message: string, topic: "sbox" | "sbox run"): SboxError {
   return new SboxError(`${message} (see \`${topic} --help\`)`, { step: "options" });
@@ -188,7 +182,11 @@ function parseRun(argv: string[]): Invocation {
     allowHostLoopback: false,
     publish: [],
     verbose: false,
-    writeLimit: DEFAULT_WRITE_LIMIT,
+    // What a container may write to its root, the library's host root's
+    // default too. The layers are a tmpfs, in memory; without a memory
+    // controller nothing else would bound them but half of the host's RAM,
+    // the kernel's default.
+    writeLimit: DEFAULT_HOST_ROOT_SIZE,
   };
   const seen = new Set<string>();
   for (const token of tokens) {
