@@ -52,3 +52,10 @@ Deno.test("structure: the 1 GiB default of --write-limit and of HostRootMount's 
   ]);
   assert.match(source("src/cli/args.ts"), /writeLimit: DEFAULT_HOST_ROOT_SIZE,/);
 });
+
+Deno.test("structure: the CLI takes a caught value's message with messageOf alone", () => {
+  // `err instanceof Error ? err.message : String(err)`, however spelled.
+  const found = codeMatching(/instanceof Error\)? (\?|return) \w+\.message/)
+    .filter((line) => line.startsWith("src/cli/"));
+  assert.deepEqual(found, ["src/cli/messages.ts: return err instanceof Error ? err.message : String(err);"]);
+});

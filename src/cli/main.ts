@@ -11,7 +11,7 @@ import { parseCommandLine, reportPathOf, type RunOptions } from "./args.ts";
 import { exactArguments } from "./argv.ts";
 import { mainHelp, runHelp } from "./help.ts";
 import { HANDLED_SIGNALS } from "./job_control.ts";
-import { say } from "./messages.ts";
+import { messageOf, say } from "./messages.ts";
 import { failedReport, ReportWriter, type Tampering } from "./report.ts";
 import { runContainer, type RunResult } from "./run.ts";
 import { dieOf, ignoreFileSizeSignal, ignoreInspectorSignal, keepIgnored } from "./signal_actions.ts";
@@ -21,10 +21,6 @@ import { refuseStdinAsOutput } from "./stdio.ts";
 export const SBOX_FAILED = 125;
 
 const NEEDS_FFI = "--allow-ffi is needed (and nothing else): run `deno run --allow-ffi sbox.ts run ...`";
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
 
 /**
  * Writes a report with `write` and says `lines`, then why the report could

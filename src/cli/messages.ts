@@ -31,3 +31,19 @@ export function say(line: string): void {
     // Nowhere left to say it.
   }
 }
+
+/**
+ * What a caught value says: an Error's message, else the value as a
+ * string (a `throw "text"`), for a line of {@linkcode say}'s.
+ *
+ * @example
+ * ```ts
+ * import { messageOf } from "./messages.ts";
+ *
+ * messageOf(new Error("cannot open /x")); // "cannot open /x"
+ * messageOf("text"); // "text"
+ * ```
+ */
+export function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

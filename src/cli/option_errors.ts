@@ -9,6 +9,7 @@
  */
 
 import { SboxError, type Step } from "../error.ts";
+import { messageOf } from "./messages.ts";
 
 /**
  * `err` with the library's option renamed to the command line's flag that
@@ -46,7 +47,7 @@ export function asCliOption(
  * errno and `err` as the cause.
  */
 export function failureOf(what: string, err: unknown, step: Step): SboxError {
-  const message = err instanceof Error ? err.message : String(err);
+  const message = messageOf(err);
   const errno = err instanceof SboxError ? err.errnoNumber : undefined;
   return new SboxError(`${what}: ${message}`, { step, errno, cause: err });
 }
@@ -57,7 +58,7 @@ export function failureOf(what: string, err: unknown, step: Step): SboxError {
  * errno and `err` as the cause.
  */
 export function invalidFlag(flag: string, err: unknown): SboxError {
-  const message = err instanceof Error ? err.message : String(err);
+  const message = messageOf(err);
   const errno = err instanceof SboxError ? err.errnoNumber : undefined;
   return SboxError.invalidOption(flag, message, { errno, cause: err });
 }

@@ -55,7 +55,7 @@ import {
   type Usage,
   waitUntilEmpty,
 } from "./limits.ts";
-import { say } from "./messages.ts";
+import { messageOf, say } from "./messages.ts";
 import { containerMounts, imageDir } from "./mounts.ts";
 import { describeNetwork, networkManager } from "./network.ts";
 import { type Report, statusOf } from "./report.ts";
@@ -583,7 +583,7 @@ function summarize(options: RunOptions, state: RunState, relay: SignalRelay): Ru
     const times = usage.forksRefused === 1 ? "once" : `${usage.forksRefused} times`;
     messages.push(`process limit reached (${limit}): a fork or a new thread was refused ${times}`);
   }
-  if (error !== undefined) messages.push(describe(error));
+  if (error !== undefined) messages.push(messageOf(error));
 
   let exitStatus: number;
   if (interrupted) exitStatus = 128 + signalNumber(interrupted);
@@ -605,11 +605,6 @@ function waitedCpu(usage: ResourceUsage): Usage["cpu"] {
 /** 127 when the command was not found, 126 when it could not be executed, as in shells. */
 function execStatus(err: SboxError): number {
   return err.errno === "ENOENT" ? 127 : 126;
-}
-
-function describe(err: unknown): string {
-  if (err instanceof Error) return err.message;
-  return String(err);
 }
 
 /** Kills every process of the container: through its cgroup, else by killing its pid 1. */
