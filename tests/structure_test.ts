@@ -59,3 +59,8 @@ Deno.test("structure: the CLI takes a caught value's message with messageOf alon
     .filter((line) => line.startsWith("src/cli/"));
   assert.deepEqual(found, ["src/cli/messages.ts: return err instanceof Error ? err.message : String(err);"]);
 });
+
+Deno.test("structure: sbox's main asks for the ffi permission's state once", () => {
+  const asks = source("src/cli/main.ts").match(/permissions\.query/g) ?? [];
+  assert.equal(asks.length, 1);
+});

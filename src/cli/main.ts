@@ -62,12 +62,12 @@ function print(text: string): number {
  * bytes as they are (see `exactArguments`), instead of with Deno's U+FFFD.
  */
 export async function main(argv: string[], version: string, fromCommandLine = false): Promise<number> {
+  // Asked once (querySync never prompts): without FFI there is no run, and
+  // Deno would ask for the permission on a terminal at its first use.
+  const ffi = Deno.permissions.querySync({ name: "ffi" }).state === "granted";
   // First, before any signal listener: which signals sbox was started with
-  // ignored, which it then leaves ignored (see keepIgnored). Without FFI
-  // there is no run, and Deno would ask for the permission on a terminal.
-  const ignored = Deno.permissions.querySync({ name: "ffi" }).state === "granted"
-    ? keepIgnored(HANDLED_SIGNALS)
-    : new Set<Deno.Signal>();
+  // ignored, which it then leaves ignored (see keepIgnored).
+  const ignored = ffi ? keepIgnored(HANDLED_SIGNALS) : new Set<Deno.Signal>();
   // SIGXFSZ (sbox under a file-size rlimit) would kill sbox on its first
   // write past the limit, to a report or to stderr (a large log it appends
   // to), before the report is written or the status returned; ignored, the
@@ -75,7 +75,7 @@ export async function main(argv: string[], version: string, fromCommandLine = fa
   // only after the last line (see ignoreFileSizeSignal).
   const restoreFileSizeSignal = ignoreFileSizeSignal();
   try {
-    return await dispatch(argv, version, fromCommandLine, ignored);
+    return await dispatch(argv, version, fromCommandLine, ffi, ignored);
   } finally {
     restoreFileSizeSignal();
   }
@@ -85,9 +85,9 @@ async function dispatch(
   givenArgv: string[],
   version: string,
   fromCommandLine: boolean,
+  ffi: boolean,
   ignored: ReadonlySet<Deno.Signal>,
 ): Promise<number> {
-  const ffi = Deno.permissions.querySync({ name: "ffi" }).state === "granted";
   let argv = givenArgv;
   // Set when the helper library cannot be opened: see below.
   let noHelper: string | undefined;
@@ -147,7 +147,7 @@ async function dispatch(
     case "run":
       if (noHelper !== undefined) return failed(noHelper);
       try {
-        return await run(invocation.options, ignored);
+        return await run(invocation.options, ffi, ignored);
       } catch (err) {
         // run() says what failed and returns 125 itself; this is for what
         // it did not foresee, which would otherwise end Deno with a trace.
@@ -175,10 +175,10 @@ function distrusted(result: RunResult, path: string, tampering: Tampering): RunR
   };
 }
 
-async function run(options: RunOptions, ignored: ReadonlySet<Deno.Signal>): Promise<number> {
+async function run(options: RunOptions, ffi: boolean, ignored: ReadonlySet<Deno.Signal>): Promise<number> {
   // Without the permission Deno would ask on a terminal, or fail deep inside;
   // say at once what is needed instead.
-  if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
+  if (!ffi) {
     say(NEEDS_FFI);
     return SBOX_FAILED;
   }
