@@ -18,7 +18,7 @@
 import { SboxError, type Step } from "./error.ts";
 import { describeEnd, launch } from "./launch.ts";
 import { CLONE, type ProgramBuilder } from "./program.ts";
-import { reactor } from "./reactor.ts";
+import { reactor, waitExit } from "./reactor.ts";
 import { ownLimits, RLIMIT_RESOURCES } from "./security/rlimits.ts";
 import {
   close,
@@ -31,7 +31,6 @@ import {
   pipe,
   setNonblocking,
   tryRead,
-  waitPidfd,
   type WaitResult,
 } from "./sys.ts";
 
@@ -152,11 +151,7 @@ export class HostDaemon {
   /** Waits for the exit, then forgets the pidfd before closing it (see #pidfd). */
   async #reap(): Promise<WaitResult> {
     try {
-      for (;;) {
-        const result = waitPidfd(this.#pidfd);
-        if (result) return result;
-        await reactor().readable(this.#pidfd);
-      }
+      return await waitExit(this.#pidfd);
     } finally {
       const pidfd = this.#pidfd;
       this.#pidfd = -1;

@@ -31,7 +31,7 @@ import { describeErrno } from "./errno.ts";
 import { cloneHint, opFailure } from "./launch_hints.ts";
 import { ALL_NAMESPACES, CLONE, type IdMaps, type Program, ProgramBuilder } from "./program.ts";
 import { type ChildRecord, RecordReader } from "./protocol.ts";
-import { reactor } from "./reactor.ts";
+import { reactor, waitExit } from "./reactor.ts";
 import { compileNoInheritance, type NeutralStart } from "./security/neutral.ts";
 import { signalName } from "./signal.ts";
 import { beginLaunch, endLaunch } from "./teardown.ts";
@@ -44,7 +44,6 @@ import {
   tryKill,
   tryPidfdOpen,
   waitPid,
-  waitPidfd,
   type WaitResult,
   writeAll,
 } from "./sys.ts";
@@ -579,11 +578,7 @@ export function describeEnd(result: WaitResult): string {
 /** Waits for a process to exit, reaps it and closes its pidfd. */
 export async function reap(pidfd: number): Promise<WaitResult> {
   try {
-    for (;;) {
-      const result = waitPidfd(pidfd);
-      if (result) return result;
-      await reactor().readable(pidfd);
-    }
+    return await waitExit(pidfd);
   } finally {
     reactor().close(pidfd);
   }

@@ -9,7 +9,7 @@
 import { SboxError } from "./error.ts";
 import { checkOptionsObject, show } from "./options.ts";
 import type { Launched, ReaperTime, StatusChannel } from "./launch.ts";
-import { reactor } from "./reactor.ts";
+import { reactor, waitExit } from "./reactor.ts";
 import { type SignalLike, signalName, signalNumber } from "./signal.ts";
 import { type BackgroundClose, closeInBackground } from "./teardown.ts";
 import {
@@ -30,7 +30,6 @@ import {
   tryKill,
   tryRead,
   tryWrite,
-  waitPidfd,
 } from "./sys.ts";
 import type { ProgramBuilder } from "./program.ts";
 import { Deadline, MAX_TIMER_MS } from "./deadline.ts";
@@ -333,21 +332,17 @@ export class Process {
       channel.release();
       this.childrenUsage = completeUsage(usage);
     }
-    for (;;) {
-      const result = waitPidfd(this.#pidfd);
-      if (result) {
-        // Mark first: from now on the pidfd names no process (and once it
-        // is closed, its number may name another fd).
-        this.#reaped = true;
-        if (!this.#pidfdOutlivesReap) this.#closePidfd();
-        this.#releaseNamespace();
-        this.#checkDone();
-        if (commandStatus !== undefined) return fromWaitStatus(commandStatus);
-        if (result.exited) return { success: result.status === 0, code: result.status, signal: null };
-        return { success: false, code: 128 + result.status, signal: signalName(result.status) };
-      }
-      await reactor().readable(this.#pidfd);
-    }
+    const result = await waitExit(this.#pidfd, () => {
+      // Marked at the reap: from then on the pidfd names no process, and
+      // the pid may be another's (#killGroup kills by pid before Linux 6.9).
+      this.#reaped = true;
+    });
+    if (!this.#pidfdOutlivesReap) this.#closePidfd();
+    this.#releaseNamespace();
+    this.#checkDone();
+    if (commandStatus !== undefined) return fromWaitStatus(commandStatus);
+    if (result.exited) return { success: result.status === 0, code: result.status, signal: null };
+    return { success: false, code: 128 + result.status, signal: signalName(result.status) };
   }
 
   /**

@@ -12,7 +12,7 @@
 
 import { helper } from "./ffi.ts";
 import { blockingLibc, EPOLL_EVENT } from "./libc.ts";
-import { check, close, tryRead } from "./sys.ts";
+import { check, close, tryRead, waitPidfd, type WaitResult } from "./sys.ts";
 
 const EPOLLIN = 0x001;
 const EPOLLOUT = 0x004;
@@ -152,3 +152,35 @@ export function reactor(): Reactor {
 }
 
 export type { Reactor };
+
+/**
+ * Waits until the process of `pidfd`, a child of ours, has exited, reaps
+ * it (waitid) and resolves to how it ended. The pidfd stays open: the
+ * caller closes it, through {@linkcode Reactor.close} (the reactor watched
+ * it), when it no longer names the process for anyone. `reaped` runs in the
+ * very turn of the reap, before any other code: from then on the pid may
+ * be another process's, which a caller that also signals by pid must know
+ * at once, not once this promise's continuation runs.
+ *
+ * @example How a launched program ended
+ * ```ts
+ * import type { Launched } from "./launch.ts";
+ * import { reactor, waitExit } from "./reactor.ts";
+ *
+ * async function ended(launched: Launched): Promise<string> {
+ *   const { exited, status } = await waitExit(launched.pidfd);
+ *   reactor().close(launched.pidfd);
+ *   return exited ? `exit ${status}` : `signal ${status}`;
+ * }
+ * ```
+ */
+export async function waitExit(pidfd: number, reaped?: (result: WaitResult) => void): Promise<WaitResult> {
+  for (;;) {
+    const result = waitPidfd(pidfd);
+    if (result) {
+      reaped?.(result);
+      return result;
+    }
+    await reactor().readable(pidfd);
+  }
+}

@@ -34,10 +34,10 @@ import {
 import { explainEndedInit } from "../src/container.ts";
 import { decodeName } from "../src/cstring.ts";
 import { errnoNumber } from "../src/errno.ts";
-import { PROGRAM_LIMITS } from "../src/program.ts";
+import { CLONE, PROGRAM_LIMITS } from "../src/program.ts";
 import { helper } from "../src/ffi.ts";
-import { reactor } from "../src/reactor.ts";
-import { reap } from "../src/launch.ts";
+import { reactor, waitExit } from "../src/reactor.ts";
+import { launch, reap } from "../src/launch.ts";
 import { cloneHint } from "../src/launch_hints.ts";
 import { Deadline } from "../src/deadline.ts";
 import { overlayStackingProblem, procSysfsRefusal } from "../src/mount_refusals.ts";
@@ -46,9 +46,11 @@ import { signalName, signalNumber } from "../src/signal.ts";
 import {
   close,
   dupCloexec,
+  isOpenFd,
   O,
   open,
   pidfdOpen as openPidfd,
+  pidfdSignal,
   pipe,
   READ_BUFFER_BYTES,
   readAll,
@@ -1355,6 +1357,34 @@ Deno.test("an exec whose process gets no pidfd (EMFILE) kills and reaps it; dest
       await reap(openPidfd(Number(pid)));
     }
   }
+});
+
+Deno.test("waitExit waits for a launched program's end, reaps it, says how it ended and leaves its pidfd open", async () => {
+  const start = (script: string) =>
+    launch({
+      flags: CLONE.VM,
+      cgroupFd: -1,
+      sync: false,
+      childFds: [],
+      compile: (b) => b.closeFrom(3).exec("/bin/sh", ["sh", "-c", script], [], null),
+    });
+  const exits = await start("sleep 0.2; exit 3");
+  let reaped: unknown;
+  const ending = waitExit(exits.pidfd, (result) => reaped = result);
+  assert.equal(reaped, undefined, "reaped while it sleeps");
+  const result = await ending;
+  assert.deepEqual(result, { exited: true, status: 3 });
+  // Told at the reap, with the same result.
+  assert.equal(reaped, result);
+  // Reaped: nothing is left to wait for (waitid fails with ECHILD).
+  await assert.rejects(waitExit(exits.pidfd), /ECHILD/);
+  // The pidfd is the caller's to close.
+  assert.ok(isOpenFd(exits.pidfd));
+  reactor().close(exits.pidfd);
+  const killed = await start("exec sleep 1000");
+  pidfdSignal(killed.pidfd, 9);
+  assert.deepEqual(await waitExit(killed.pidfd), { exited: false, status: 9 });
+  reactor().close(killed.pidfd);
 });
 
 Deno.test("bind and tmpfs mounts; cwd and env reach the program", async () => {

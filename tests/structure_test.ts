@@ -64,3 +64,9 @@ Deno.test("structure: sbox's main asks for the ffi permission's state once", () 
   const asks = source("src/cli/main.ts").match(/permissions\.query/g) ?? [];
   assert.equal(asks.length, 1);
 });
+
+Deno.test("structure: one loop waits for a pidfd's exit (reactor.ts's waitExit)", () => {
+  assert.deepEqual(codeMatching(/waitPidfd\(/).filter((line) => !line.startsWith("src/sys.ts")), [
+    "src/reactor.ts: const result = waitPidfd(pidfd);",
+  ]);
+});
