@@ -33,6 +33,7 @@ import { ALL_NAMESPACES, CLONE, type IdMaps, type Program, ProgramBuilder } from
 import { type ChildRecord, RecordReader } from "./protocol.ts";
 import { reactor, waitExit } from "./reactor.ts";
 import { compileNoInheritance, type NeutralStart } from "./security/neutral.ts";
+import type { ProcessStatus } from "./process.ts";
 import { signalName } from "./signal.ts";
 import { beginLaunch, endLaunch } from "./teardown.ts";
 import {
@@ -570,9 +571,15 @@ async function adopt(pid: number): Promise<number> {
   throw SboxError.fromErrno("pidfd_open", `cannot open a pidfd of process ${pid}, which was killed`, -pidfd);
 }
 
-/** How a process ended, for a message: "exited with 3", "was killed by SIGKILL". */
-export function describeEnd(result: WaitResult): string {
-  return result.exited ? `exited with ${result.status}` : `was killed by ${signalName(result.status)}`;
+/**
+ * How a process ended, for a message: "exited with 3", "was killed by
+ * SIGKILL"; from its waitid result or from its {@linkcode ProcessStatus}.
+ */
+export function describeEnd(end: WaitResult | ProcessStatus): string {
+  const [code, signal] = "exited" in end
+    ? [end.status, end.exited ? null : signalName(end.status)]
+    : [end.code, end.signal];
+  return signal === null ? `exited with ${code}` : `was killed by ${signal}`;
 }
 
 /** Waits for a process to exit, reaps it and closes its pidfd. */

@@ -14,7 +14,7 @@
 import { SboxError } from "./error.ts";
 import { checkCommand, checkId, checkKnownKeys, isRecord, type KnownKeys, show } from "./options.ts";
 import { HostDaemon } from "./host.ts";
-import { launch } from "./launch.ts";
+import { describeEnd, launch } from "./launch.ts";
 import { Process } from "./process.ts";
 import { CLONE } from "./program.ts";
 import { dieWithParent } from "./security/security.ts";
@@ -830,8 +830,7 @@ export async function runAsUser(
   });
   const status = await new Process(launched, [-1, -1, -1]).status;
   if (!status.success) {
-    const how = status.signal === null ? `exited with ${status.code}` : `was killed by ${status.signal}`;
-    throw new SboxError(`${command.join(" ")} ${how}`, { step: "run" });
+    throw new SboxError(`${command.join(" ")} ${describeEnd(status)}`, { step: "run" });
   }
 }
 

@@ -37,7 +37,7 @@ import { errnoNumber } from "../src/errno.ts";
 import { CLONE, PROGRAM_LIMITS } from "../src/program.ts";
 import { helper } from "../src/ffi.ts";
 import { reactor, waitExit } from "../src/reactor.ts";
-import { launch, reap } from "../src/launch.ts";
+import { describeEnd, launch, reap } from "../src/launch.ts";
 import { cloneHint } from "../src/launch_hints.ts";
 import { Deadline } from "../src/deadline.ts";
 import { overlayStackingProblem, procSysfsRefusal } from "../src/mount_refusals.ts";
@@ -1385,6 +1385,13 @@ Deno.test("waitExit waits for a launched program's end, reaps it, says how it en
   pidfdSignal(killed.pidfd, 9);
   assert.deepEqual(await waitExit(killed.pidfd), { exited: false, status: 9 });
   reactor().close(killed.pidfd);
+});
+
+Deno.test("describeEnd says how a process ended in the same words from its waitid result and its ProcessStatus", () => {
+  assert.equal(describeEnd({ exited: true, status: 3 }), "exited with 3");
+  assert.equal(describeEnd({ success: false, code: 3, signal: null }), "exited with 3");
+  assert.equal(describeEnd({ exited: false, status: 9 }), "was killed by SIGKILL");
+  assert.equal(describeEnd({ success: false, code: 137, signal: "SIGKILL" }), "was killed by SIGKILL");
 });
 
 Deno.test("bind and tmpfs mounts; cwd and env reach the program", async () => {

@@ -70,3 +70,9 @@ Deno.test("structure: one loop waits for a pidfd's exit (reactor.ts's waitExit)"
     "src/reactor.ts: const result = waitPidfd(pidfd);",
   ]);
 });
+
+Deno.test('structure: "exited with" / "was killed by" is worded once (launch.ts\'s describeEnd)', () => {
+  assert.deepEqual(codeMatching(/exited with \$|was killed by \$/), [
+    "src/launch.ts: return signal === null ? `exited with ${code}` : `was killed by ${signal}`;",
+  ]);
+});
