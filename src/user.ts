@@ -230,6 +230,15 @@ function mapText(map: readonly IdMapEntry[]): string {
   return map.map((e) => `${e.containerId} ${e.hostId} ${e.size}\n`).join("");
 }
 
+/** The maps of both mappers' `newRoot`: container root (0) is host `uid`/`gid` (default: the caller's), alone. */
+function rootOnlyMaps(uid?: number, gid?: number): { uidMap: IdMapEntry[]; gidMap: IdMapEntry[] } {
+  const me = ids();
+  return {
+    uidMap: [{ containerId: 0, hostId: uid ?? me.euid, size: 1 }],
+    gidMap: [{ containerId: 0, hostId: gid ?? me.gid, size: 1 }],
+  };
+}
+
 /**
  * Writes /proc/PID/uid_map, setgroups and gid_map directly. As root any map
  * works; as a user only your own uid and gid, and setgroups is denied.
@@ -265,11 +274,7 @@ export class ProcUserMapper implements UserMapper {
 
   /** Maps container root (0) to host `uid`/`gid` (default: the caller's). */
   static newRoot(uid?: number, gid?: number): ProcUserMapper {
-    const me = ids();
-    return new ProcUserMapper({
-      uidMap: [{ containerId: 0, hostId: uid ?? me.euid, size: 1 }],
-      gidMap: [{ containerId: 0, hostId: gid ?? me.gid, size: 1 }],
-    });
+    return new ProcUserMapper(rootOnlyMaps(uid, gid));
   }
 
   /**
@@ -657,11 +662,7 @@ export class BinNewIdMapper implements UserMapper {
 
   /** Container root (0) is host `uid`/`gid` (default: the caller's). */
   static newRoot(uid?: number, gid?: number): BinNewIdMapper {
-    const me = ids();
-    return new BinNewIdMapper({
-      uidMap: [{ containerId: 0, hostId: uid ?? me.euid, size: 1 }],
-      gidMap: [{ containerId: 0, hostId: gid ?? me.gid, size: 1 }],
-    });
+    return new BinNewIdMapper(rootOnlyMaps(uid, gid));
   }
 
   /**

@@ -1394,6 +1394,21 @@ Deno.test("describeEnd says how a process ended in the same words from its waiti
   assert.equal(describeEnd({ success: false, code: 137, signal: "SIGKILL" }), "was killed by SIGKILL");
 });
 
+Deno.test("ProcUserMapper.newRoot and BinNewIdMapper.newRoot map container root alone, to the given or the caller's ids", () => {
+  for (const newRoot of [ProcUserMapper.newRoot, BinNewIdMapper.newRoot]) {
+    const given = newRoot(1000, 1001);
+    assert.deepEqual([given.uidMap, given.gidMap], [
+      [{ containerId: 0, hostId: 1000, size: 1 }],
+      [{ containerId: 0, hostId: 1001, size: 1 }],
+    ]);
+    const caller = newRoot();
+    assert.deepEqual([caller.uidMap, caller.gidMap], [
+      [{ containerId: 0, hostId: Deno.uid(), size: 1 }],
+      [{ containerId: 0, hostId: Deno.gid(), size: 1 }],
+    ]);
+  }
+});
+
 Deno.test("bind and tmpfs mounts; cwd and env reach the program", async () => {
   const image = busyboxImage();
   const dir = scratchDir("mounts-");

@@ -76,3 +76,13 @@ Deno.test('structure: "exited with" / "was killed by" is worded once (launch.ts\
     "src/launch.ts: return signal === null ? `exited with ${code}` : `was killed by ${signal}`;",
   ]);
 });
+
+Deno.test("structure: both mappers' newRoot build their maps in one function", () => {
+  assert.deepEqual(codeMatching(/containerId: 0, hostId: (uid|gid) \?\?/), [
+    "src/user.ts: uidMap: [{ containerId: 0, hostId: uid ?? me.euid, size: 1 }],",
+    "src/user.ts: gidMap: [{ containerId: 0, hostId: gid ?? me.gid, size: 1 }],",
+  ]);
+  const user = source("src/user.ts");
+  assert.match(user, /new ProcUserMapper\(rootOnlyMaps\(uid, gid\)\)/);
+  assert.match(user, /new BinNewIdMapper\(rootOnlyMaps\(uid, gid\)\)/);
+});
