@@ -7,7 +7,7 @@
 
 import { errnoNumber } from "./errno.ts";
 import { SboxError } from "./error.ts";
-import { pinLibrary } from "./libc.ts";
+import { openLibc, pinLibrary } from "./libc.ts";
 import { OP_BYTES, PROGRAM_VERSION } from "./program.ts";
 
 /**
@@ -212,13 +212,7 @@ function localCandidates(): string[] {
  */
 function otherArchitecture(path: string): string {
   try {
-    const { symbols } = Deno.dlopen(
-      "libc.so.6",
-      {
-        access: { parameters: ["buffer", "i32"], result: "i32" },
-      } as const,
-    );
-    const exists = symbols.access(new TextEncoder().encode(`${path}\0`), 0) === 0;
+    const exists = openLibc("access").access(new TextEncoder().encode(`${path}\0`), 0) === 0;
     return exists
       ? ` (the file is there: built for another architecture? this machine is ${Deno.build.arch})`
       : "";

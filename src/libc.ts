@@ -1,36 +1,109 @@
 /**
- * The C library's blocking calls, for Deno's blocking-pool threads.
+ * The C library, for what the helper library has no call for: every use of
+ * libc.so.6 through FFI is named here, in groups of symbols, but for
+ * embedded_helper.ts's (the embedded helper library's cache file), which
+ * has a table of its own. A group is opened on its first use
+ * ({@linkcode openLibc}) and then kept: each Deno.dlopen builds a call stub
+ * per symbol, so a command pays only for the groups it uses, once. libc
+ * stays loaded for the life of the process (Deno itself links it): no
+ * handle of it needs closing. Without libc.so.6 (a musl system) a group
+ * cannot be opened, and each caller says what it does then.
  *
- * A nonblocking FFI call runs on a pool thread while the event loop goes
- * on. Deno unloads a library with the Worker that opened it, even while such
- * a call is still running in it: the call would then return into unmapped
- * code. libc stays loaded for the life of the process (Deno itself links
- * it), so the calls that may outlive a Worker go through libc. Without
- * libc.so.6 (a musl system) this is `null` and callers fall back.
+ * The blocking calls are for Deno's blocking-pool threads. A nonblocking
+ * FFI call runs on a pool thread while the event loop goes on. Deno
+ * unloads a library with the Worker that opened it, even while such a call
+ * is still running in it: the call would then return into unmapped code.
+ * libc is never unloaded, so the calls that may outlive a Worker go
+ * through libc ({@linkcode blockingLibc}).
  *
  * @module
  */
 
-const SYMBOLS = {
-  close: { parameters: ["i32"], result: "i32", nonblocking: true },
-  epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32", nonblocking: true },
-} as const satisfies Deno.ForeignLibraryInterface;
+/** The groups of libc's symbols, by their user. */
+const GROUPS = {
+  /** Calls that may outlive a Worker (reactor.ts's epoll_wait, teardown.ts's closes): see the module. */
+  blocking: {
+    close: { parameters: ["i32"], result: "i32", nonblocking: true },
+    epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32", nonblocking: true },
+  },
+  /** {@linkcode pinLibrary}'s dlopen (glibc 2.34 or later has it in libc.so.6). */
+  dlopen: {
+    dlopen: { parameters: ["buffer", "i32"], result: "pointer" },
+  },
+  /** ffi.ts: whether a helper library that failed to load is there after all. */
+  access: {
+    access: { parameters: ["buffer", "i32"], result: "i32" },
+  },
+  /** unix_socket.ts: one request on a UNIX stream socket (slirp4netns's API socket). */
+  socket: {
+    socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+    connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+    __errno_location: { parameters: [], result: "pointer" },
+  },
+  /** cli/fifo.ts: whether a writer holds a `--stdin` FIFO open. */
+  fifo: {
+    tee: { parameters: ["i32", "i32", "usize", "u32"], result: "isize" },
+  },
+  /** cli/signal_actions.ts: signal actions past Deno's signal registry, and dying of a signal. */
+  signal: {
+    signal: { parameters: ["i32", "pointer"], result: "pointer" },
+    sigaction: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+    raise: { parameters: ["i32"], result: "i32" },
+    setrlimit: { parameters: ["i32", "buffer"], result: "i32" },
+  },
+  /** cli/terminal.ts: the caller's terminal, saved and put back. */
+  terminal: {
+    tcgetattr: { parameters: ["i32", "buffer"], result: "i32" },
+    tcsetattr: { parameters: ["i32", "i32", "buffer"], result: "i32" },
+    tcgetpgrp: { parameters: ["i32"], result: "i32" },
+    getpgrp: { parameters: [], result: "i32" },
+    tcflow: { parameters: ["i32", "i32"], result: "i32" },
+    pthread_sigmask: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+    // Variadic in C; the third argument passes as a fixed one on x86-64 and aarch64 Linux.
+    ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
+  },
+} as const satisfies Record<string, Deno.ForeignLibraryInterface>;
 
-/** libc's functions used here; they return -1 on failure (errno is not read). */
-export type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+/** A group of libc's symbols: see {@linkcode openLibc}. */
+export type LibcGroup = keyof typeof GROUPS;
 
-let libc: Libc | null | undefined;
+/** The functions of libc group `G`, as Deno.dlopen gives them. */
+export type LibcSymbols<G extends LibcGroup> = Deno.DynamicLibrary<(typeof GROUPS)[G]>["symbols"];
 
-/** libc, opened on first use, or `null` when it cannot be opened. */
+/** The groups opened so far, in this isolate (a Worker opens its own). */
+const opened: { [G in LibcGroup]?: LibcSymbols<G> } = {};
+
+/**
+ * The functions of libc group `group`, libc.so.6 opened for them on the
+ * group's first use; throws where it cannot be opened (a musl system).
+ *
+ * @example Whether a path exists, by libc's access(2)
+ * ```ts
+ * import { openLibc } from "./libc.ts";
+ *
+ * const exists = openLibc("access").access(new TextEncoder().encode("/etc\0"), 0) === 0; // F_OK
+ * ```
+ */
+export function openLibc<G extends LibcGroup>(group: G): LibcSymbols<G> {
+  // The cast: TypeScript does not follow G through the index of a mapped type.
+  return (opened[group] ??= Deno.dlopen("libc.so.6", GROUPS[group]).symbols as never) as LibcSymbols<G>;
+}
+
+/** libc's functions for pool threads; they return -1 on failure (errno is not read). */
+export type Libc = LibcSymbols<"blocking">;
+
+/** Whether the blocking group failed to open: it is not tried again. */
+let noBlockingLibc = false;
+
+/** libc's blocking calls, opened on first use, or `null` when libc cannot be opened (callers fall back). */
 export function blockingLibc(): Libc | null {
-  if (libc === undefined) {
-    try {
-      libc = Deno.dlopen("libc.so.6", SYMBOLS).symbols;
-    } catch {
-      libc = null;
-    }
+  if (noBlockingLibc) return null;
+  try {
+    return openLibc("blocking");
+  } catch {
+    noBlockingLibc = true;
+    return null;
   }
-  return libc;
 }
 
 /**
@@ -42,16 +115,9 @@ export function blockingLibc(): Libc | null {
 export function pinLibrary(path: string): boolean {
   const RTLD_NOW = 2, RTLD_NOLOAD = 4, RTLD_NODELETE = 0x1000;
   try {
-    // Its own handle: only Workers pay for the call stub, and a handle
-    // that is never closed costs nothing.
-    const { symbols } = Deno.dlopen(
-      "libc.so.6",
-      {
-        dlopen: { parameters: ["buffer", "i32"], result: "pointer" },
-      } as const,
-    );
+    // A group of its own: only Workers pay for its call stub.
     const cpath = new TextEncoder().encode(path + "\0");
-    return symbols.dlopen(cpath, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE) !== null;
+    return openLibc("dlopen").dlopen(cpath, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE) !== null;
   } catch {
     return false;
   }

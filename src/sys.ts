@@ -1,9 +1,13 @@
 /**
- * Typed wrappers over the helper's syscalls. With only --allow-ffi every OS
- * access of the library goes through here: files, directories, pipes,
- * signals, waits. Each wrapper throws an {@linkcode SboxError} naming the
- * operation and the path, or returns the raw result where a caller wants to
- * handle an errno itself (`try*` functions).
+ * Typed wrappers over the helper's syscalls. With only --allow-ffi the
+ * library reaches the OS through here (files, directories, pipes, signals,
+ * waits); through the C library for the little the helper has no call for
+ * (a UNIX socket, the terminal, signal actions: see libc.ts); and, for the
+ * embedded helper's cache file, written before the helper can load,
+ * through the C library too (embedded_helper.ts). Each wrapper throws an
+ * {@linkcode SboxError} naming the operation and the path, or returns the
+ * raw result where a caller wants to handle an errno itself (`try*`
+ * functions).
  *
  * @module
  */

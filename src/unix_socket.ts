@@ -8,6 +8,7 @@
  */
 
 import { SboxError } from "./error.ts";
+import { openLibc } from "./libc.ts";
 import { check, close, cstr, EINTR, tryRead, writeAll } from "./sys.ts";
 
 const AF_UNIX = 1;
@@ -16,18 +17,7 @@ const SOCK_CLOEXEC = 0o2000000;
 /** sizeof(struct sockaddr_un): a 2-byte family, then 108 bytes of path. */
 const SOCKADDR_UN_BYTES = 110;
 
-const LIBC_SYMBOLS = {
-  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
-  __errno_location: { parameters: [], result: "pointer" },
-} as const satisfies Deno.ForeignLibraryInterface;
-
-let libc: Deno.DynamicLibrary<typeof LIBC_SYMBOLS> | undefined;
-
-function c(): Deno.DynamicLibrary<typeof LIBC_SYMBOLS>["symbols"] {
-  libc ??= Deno.dlopen("libc.so.6", LIBC_SYMBOLS);
-  return libc.symbols;
-}
+const c = () => openLibc("socket");
 
 /** The errno of the last failed libc call (as a negative number, like the helper's). */
 function lastErrno(): number {

@@ -6,6 +6,7 @@
  */
 
 import assert from "node:assert/strict";
+import { type LibcGroup, openLibc } from "../src/libc.ts";
 
 const ROOT = new URL("../", import.meta.url);
 
@@ -85,4 +86,26 @@ Deno.test("structure: both mappers' newRoot build their maps in one function", (
   const user = source("src/user.ts");
   assert.match(user, /new ProcUserMapper\(rootOnlyMaps\(uid, gid\)\)/);
   assert.match(user, /new BinNewIdMapper\(rootOnlyMaps\(uid, gid\)\)/);
+});
+
+Deno.test("structure: libc is opened in libc.ts, each group once, and every group's symbols resolve", () => {
+  // embedded_helper.ts writes the helper's cache file before the helper loads: a table of its own.
+  assert.deepEqual(codeMatching(/libc\.so\.6/), [
+    'src/embedded_helper.ts: const libc = Deno.dlopen("libc.so.6", LIBC).symbols;',
+    'src/libc.ts: return (opened[group] ??= Deno.dlopen("libc.so.6", GROUPS[group]).symbols as never) as LibcSymbols<G>;',
+  ]);
+  // Every other dlopen is ffi.ts's, of the helper library.
+  assert.deepEqual(
+    codeMatching(/Deno\.dlopen\(/).filter((line) =>
+      !/libc\.so\.6/.test(line) && !line.startsWith("src/ffi.ts")
+    ),
+    [],
+  );
+  const groups: LibcGroup[] = ["blocking", "dlopen", "access", "socket", "fifo", "signal", "terminal"];
+  for (const group of groups) {
+    // A symbol that libc lacks would throw here, not at its first use.
+    const symbols = openLibc(group);
+    assert.equal(openLibc(group), symbols, `${group} is opened anew`);
+  }
+  assert.equal(openLibc("access").access(new TextEncoder().encode("/\0"), 0), 0);
 });

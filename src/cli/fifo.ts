@@ -22,12 +22,9 @@
  * @module
  */
 
+import { type LibcSymbols, openLibc } from "../libc.ts";
 import { reactor } from "../reactor.ts";
 import { close, dupCloexec, pipe } from "../sys.ts";
-
-const LIBC = {
-  tee: { parameters: ["i32", "i32", "usize", "u32"], result: "isize" },
-} as const;
 
 const SPLICE_F_NONBLOCK = 2;
 
@@ -43,9 +40,9 @@ const LONGEST_PAUSE_MS = 250;
  * wait. Takes nothing from the FIFO.
  */
 export async function waitForWriter(fd: number, signal: AbortSignal): Promise<void> {
-  let libc: Deno.DynamicLibrary<typeof LIBC>;
+  let libc: LibcSymbols<"fifo">;
   try {
-    libc = Deno.dlopen("libc.so.6", LIBC);
+    libc = openLibc("fifo");
   } catch {
     return;
   }
@@ -63,14 +60,13 @@ export async function waitForWriter(fd: number, signal: AbortSignal): Promise<vo
     reactor().readable(watched).then(() => woken.abort());
     ends = pipe();
     let pause = FIRST_PAUSE_MS;
-    while (!wake.aborted && !writerHolds(libc.symbols, fd, ends[1])) {
+    while (!wake.aborted && !writerHolds(libc, fd, ends[1])) {
       await sleep(pause, wake);
       pause = Math.min(pause * 2, LONGEST_PAUSE_MS);
     }
   } finally {
     if (ends) ends.forEach(close);
     if (watched >= 0) reactor().close(watched);
-    libc.close();
   }
 }
 
@@ -79,7 +75,7 @@ export async function waitForWriter(fd: number, signal: AbortSignal): Promise<vo
  * module's comment); true too where tee fails otherwise, which no wait
  * would mend.
  */
-function writerHolds(libc: Deno.DynamicLibrary<typeof LIBC>["symbols"], fd: number, teeTo: number): boolean {
+function writerHolds(libc: LibcSymbols<"fifo">, fd: number, teeTo: number): boolean {
   // 0: empty, and no writer holds it. Else a byte copied (something was
   // written) or a failure: EAGAIN, a writer holds it and has written
   // nothing yet.

@@ -17,6 +17,7 @@
  */
 
 import { SboxError } from "../error.ts";
+import { type LibcSymbols, openLibc } from "../libc.ts";
 import { signalNumber } from "../signal.ts";
 
 /** SIG_IGN of <signal.h>. */
@@ -30,27 +31,16 @@ const SIG_ERR = 0xffff_ffff_ffff_ffffn;
  */
 const SIGACTION_BYTES = 256;
 
-const LIBC_SIGNAL = {
-  signal: { parameters: ["i32", "pointer"], result: "pointer" },
-  sigaction: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
-  raise: { parameters: ["i32"], result: "i32" },
-  setrlimit: { parameters: ["i32", "buffer"], result: "i32" },
-} as const;
-
 /** RLIMIT_CORE of <sys/resource.h>. */
 const RLIMIT_CORE = 4;
 
-type LibcSignal = Deno.DynamicLibrary<typeof LIBC_SIGNAL>["symbols"];
-
-/** libc's signal functions, opened once: each Deno.dlopen builds a call stub per symbol anew. */
-let libcSignal: LibcSignal | undefined;
+type LibcSignal = LibcSymbols<"signal">;
 
 /** Runs `use` with libc's signal(), sigaction() and raise(); throws where libc cannot be opened. */
 function withLibcSignal<T>(use: (libc: LibcSignal) => T): T {
-  // Kept open for the process's life: sbox's start reads and sets several
-  // signals' actions, and dieOf may need them again at its end.
-  libcSignal ??= Deno.dlopen("libc.so.6", LIBC_SIGNAL).symbols;
-  return use(libcSignal);
+  // Opened once (libc.ts): sbox's start reads and sets several signals'
+  // actions, and dieOf may need them again at its end.
+  return use(openLibc("signal"));
 }
 
 /**

@@ -17,6 +17,7 @@
  * @module
  */
 
+import { type LibcSymbols, openLibc } from "../libc.ts";
 import { fdFlags, O, setFdFlags } from "../sys.ts";
 
 /** struct termios of glibc is 60 bytes; room to spare. */
@@ -40,17 +41,6 @@ const TIOCGETD = 0x5424;
 const TIOCSETD = 0x5423;
 /** The status flags a command could change on an open file it shares, that a program would notice. */
 const SHARED_FLAGS = O.NONBLOCK | O.APPEND;
-
-const LIBC_TERMINAL = {
-  tcgetattr: { parameters: ["i32", "buffer"], result: "i32" },
-  tcsetattr: { parameters: ["i32", "i32", "buffer"], result: "i32" },
-  tcgetpgrp: { parameters: ["i32"], result: "i32" },
-  getpgrp: { parameters: [], result: "i32" },
-  tcflow: { parameters: ["i32", "i32"], result: "i32" },
-  pthread_sigmask: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
-  // Variadic in C; the third argument passes as a fixed one on x86-64 and aarch64 Linux.
-  ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
-} as const;
 
 /**
  * Saves the status flags of fds 0-2 (O_NONBLOCK, O_APPEND) and, where one of
@@ -99,20 +89,18 @@ export function saveCallerStdio(): () => void {
 function saveTerminal(): (() => void) | undefined {
   const fd = [Deno.stdin, Deno.stdout, Deno.stderr].findIndex((file) => file.isTerminal());
   if (fd < 0) return undefined;
-  let libc;
+  let lib: LibcSymbols<"terminal">;
   try {
-    libc = Deno.dlopen("libc.so.6", LIBC_TERMINAL);
+    lib = openLibc("terminal");
   } catch {
     return undefined;
   }
-  const lib = libc.symbols;
   const saved = new Uint8Array(TERMIOS_BYTES);
   const exclusive = new Int32Array(1);
   const discipline = new Int32Array(1);
   if (
     lib.tcgetattr(fd, saved) !== 0 || lib.ioctl(fd, BigInt(TIOCGETD), new Uint8Array(discipline.buffer)) !== 0
   ) {
-    libc.close();
     return undefined;
   }
   const wasExclusive = lib.ioctl(fd, BigInt(TIOCGEXCL), new Uint8Array(exclusive.buffer)) === 0 &&
@@ -134,7 +122,6 @@ function saveTerminal(): (() => void) | undefined {
     }
     // Anyone may clear the exclusive mode of a terminal they hold.
     if (!wasExclusive) lib.ioctl(fd, BigInt(TIOCNXCL), null);
-    libc.close();
   };
 }
 
@@ -146,7 +133,7 @@ function saveTerminal(): (() => void) | undefined {
  * at its end until the user's `fg`.
  */
 function withSigttouBlocked(
-  lib: Deno.DynamicLibrary<typeof LIBC_TERMINAL>["symbols"],
+  lib: LibcSymbols<"terminal">,
   change: () => void,
 ): void {
   const block = new Uint8Array(SIGSET_BYTES);
