@@ -16,6 +16,7 @@
 
 import { describeErrno, errnoNumber } from "./errno.ts";
 import { SboxError } from "./error.ts";
+import { type LibcSymbols, openLibc } from "./libc.ts";
 
 /** One architecture's copy of libsbox.so, as tools/embed-helper.ts writes it. */
 export interface EmbeddedLibrary {
@@ -28,30 +29,7 @@ export interface EmbeddedLibrary {
 /** The embedded copies by `Deno.build.arch`; the committed placeholder has none. */
 export type EmbeddedLibraries = Readonly<Partial<Record<"x86_64" | "aarch64", EmbeddedLibrary>>>;
 
-const LIBC = {
-  getenv: { parameters: ["buffer"], result: "pointer" },
-  geteuid: { parameters: [], result: "u32" },
-  __errno_location: { parameters: [], result: "pointer" },
-  mkdir: { parameters: ["buffer", "u32"], result: "i32" },
-  // openat's mode is variadic in C; the x86_64 and aarch64 Linux ABIs pass it as a plain argument.
-  openat: { parameters: ["i32", "buffer", "i32", "u32"], result: "i32" },
-  // statx rather than fstat: one struct layout on every architecture (glibc 2.28).
-  statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
-  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  fsync: { parameters: ["i32"], result: "i32" },
-  close: { parameters: ["i32"], result: "i32" },
-  readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
-  linkat: { parameters: ["i32", "buffer", "i32", "buffer", "i32"], result: "i32" },
-  renameat: { parameters: ["i32", "buffer", "i32", "buffer"], result: "i32" },
-  unlinkat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
-  utimensat: { parameters: ["i32", "buffer", "pointer", "i32"], result: "i32" },
-  opendir: { parameters: ["buffer"], result: "pointer" },
-  readdir: { parameters: ["pointer"], result: "pointer" },
-  closedir: { parameters: ["pointer"], result: "i32" },
-} as const satisfies Deno.ForeignLibraryInterface;
-
-type Libc = Deno.DynamicLibrary<typeof LIBC>["symbols"];
+type Libc = LibcSymbols<"cacheFiles">;
 
 const AT_FDCWD = -100;
 const AT_EMPTY_PATH = 0x1000, AT_SYMLINK_NOFOLLOW = 0x100;
@@ -105,7 +83,7 @@ export async function embeddedLibraryFile(): Promise<EmbeddedFile | undefined> {
   const embedded = EMBEDDED_LIBRARIES[Deno.build.arch as "x86_64" | "aarch64"];
   if (embedded === undefined) return undefined;
   const name = `libsbox-${embedded.sha256.slice(0, 16)}.so`;
-  const libc = Deno.dlopen("libc.so.6", LIBC).symbols;
+  const libc = openLibc("cacheFiles");
   // The library keeps process-wide state (helper/janitor.zig), so every
   // isolate must load the one file: another Worker may have found another
   // cache directory, had the environment changed in between, or the file

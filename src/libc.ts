@@ -1,13 +1,12 @@
 /**
  * The C library, for what the helper library has no call for: every use of
- * libc.so.6 through FFI is named here, in groups of symbols, but for
- * embedded_helper.ts's (the embedded helper library's cache file), which
- * has a table of its own. A group is opened on its first use
- * ({@linkcode openLibc}) and then kept: each Deno.dlopen builds a call stub
- * per symbol, so a command pays only for the groups it uses, once. libc
- * stays loaded for the life of the process (Deno itself links it): no
- * handle of it needs closing. Without libc.so.6 (a musl system) a group
- * cannot be opened, and each caller says what it does then.
+ * libc.so.6 through FFI is named here, in groups of symbols. A group is
+ * opened on its first use ({@linkcode openLibc}) and then kept: each
+ * Deno.dlopen builds a call stub per symbol, so a command pays only for
+ * the groups it uses, once. libc stays loaded for the life of the process
+ * (Deno itself links it): no handle of it needs closing. Without libc.so.6
+ * (a musl system) a group cannot be opened, and each caller says what it
+ * does then.
  *
  * The blocking calls are for Deno's blocking-pool threads. A nonblocking
  * FFI call runs on a pool thread while the event loop goes on. Deno
@@ -33,6 +32,32 @@ const GROUPS = {
   /** ffi.ts: whether a helper library that failed to load is there after all. */
   access: {
     access: { parameters: ["buffer", "i32"], result: "i32" },
+  },
+  /**
+   * embedded_helper.ts: the private cache file of the embedded helper
+   * library, written before the helper (and its file calls) can load.
+   */
+  cacheFiles: {
+    getenv: { parameters: ["buffer"], result: "pointer" },
+    geteuid: { parameters: [], result: "u32" },
+    __errno_location: { parameters: [], result: "pointer" },
+    mkdir: { parameters: ["buffer", "u32"], result: "i32" },
+    // openat's mode is variadic in C; the x86_64 and aarch64 Linux ABIs pass it as a plain argument.
+    openat: { parameters: ["i32", "buffer", "i32", "u32"], result: "i32" },
+    // statx rather than fstat: one struct layout on every architecture (glibc 2.28).
+    statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
+    read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+    write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+    fsync: { parameters: ["i32"], result: "i32" },
+    close: { parameters: ["i32"], result: "i32" },
+    readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
+    linkat: { parameters: ["i32", "buffer", "i32", "buffer", "i32"], result: "i32" },
+    renameat: { parameters: ["i32", "buffer", "i32", "buffer"], result: "i32" },
+    unlinkat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+    utimensat: { parameters: ["i32", "buffer", "pointer", "i32"], result: "i32" },
+    opendir: { parameters: ["buffer"], result: "pointer" },
+    readdir: { parameters: ["pointer"], result: "pointer" },
+    closedir: { parameters: ["pointer"], result: "i32" },
   },
   /** unix_socket.ts: one request on a UNIX stream socket (slirp4netns's API socket). */
   socket: {
