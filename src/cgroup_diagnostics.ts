@@ -54,7 +54,7 @@ function readIfPossible(path: string): string | undefined {
  * frozen 1 once a freeze of the group or of any above it is done, and
  * at once for an empty group; only a freeze still under way is missed.
  */
-export function whyFrozen(cgroup: GroupFiles, quick = false): string | undefined {
+function whyFrozen(cgroup: GroupFiles, quick = false): string | undefined {
   if (quick) {
     const events = readIfPossible(`${cgroup.path}/cgroup.events`);
     return events !== undefined && /^frozen 1$/m.test(events) ? "its cgroup.events says frozen 1" : undefined;
@@ -176,6 +176,7 @@ export interface ControllerFacts {
  * (bound to a cgroup v1 hierarchy, as on a hybrid host; not delegated; not
  * in the kernel). One wording for the library's Cgroup methods and the CLI's
  * limits.
+ * @internal Exported for tests only.
  */
 export function missingControllerMessage(controller: string, facts: ControllerFacts): string {
   const { path, ancestors } = facts;

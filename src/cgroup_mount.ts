@@ -43,7 +43,11 @@ export interface Cgroup2Mount {
   root: string;
 }
 
-/** The cgroup2 mounts of `mountinfo` (the text of /proc/PID/mountinfo), in its order. */
+/**
+ * The cgroup2 mounts of `mountinfo` (the text of /proc/PID/mountinfo), in its order.
+ *
+ * @internal Exported for tests only.
+ */
 export function cgroup2Mounts(mountinfo: string): Cgroup2Mount[] {
   return cgroup2MountsOf(parseMountInfo(mountinfo));
 }
@@ -90,6 +94,7 @@ function depthOf(parts: string[]): number {
  * subtree (the whole hierarchy, root "/", before a bind mount of a part of
  * it), then the first listed: so that one group always gets one
  * `mountPath`, which `Cgroup.contains` (cgroup.ts) compares.
+ * @internal Exported for tests only.
  */
 export function placeCgroup(
   mounts: readonly Cgroup2Mount[],

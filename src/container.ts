@@ -763,6 +763,7 @@ function destroyedDuring(what: "start()" | "exec()", cause?: unknown): SboxError
  * ENOMEM, which reads as a shortage of memory: when the fork fails so and
  * the init has ended (within a moment: its end waits until the rest of its
  * namespace has), say that instead. Any other error is returned as it is.
+ * @internal Exported for tests only.
  */
 export async function explainEndedInit(err: unknown, init: InitProcess, destroyed = false): Promise<unknown> {
   if (!(err instanceof SboxError)) return err;

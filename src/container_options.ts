@@ -718,7 +718,7 @@ const STDIO_NAMES = ["stdin", "stdout", "stderr"] as const;
 const MAX_FD = 2 ** 31 - 1;
 
 /** Checks a stdio option; throws an SboxError naming it. */
-export function checkStdio(name: string, value: unknown): Stdio {
+function checkStdio(name: string, value: unknown): Stdio {
   if (value === undefined) value = "inherit";
   if (typeof value === "number") {
     if (!Number.isInteger(value) || value < 0 || value > MAX_FD) {

@@ -158,7 +158,7 @@ export function errnoName(errno: number): string {
 }
 
 /** The C library's message for an errno value (the kernel's comment for one of its own). */
-export function errnoMessage(errno: number): string {
+function errnoMessage(errno: number): string {
   return (BY_NUMBER.get(errno) ?? INTERNAL_BY_NUMBER.get(errno))?.message ?? `Unknown error ${errno}`;
 }
 

@@ -192,7 +192,7 @@ function calls(lib: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"]): HelperSymbo
  * ABI this module expects of the library: the highest `sbox_call` number,
  * the program format version, Op size and Record size.
  */
-export const EXPECTED_ABI: number =
+const EXPECTED_ABI: number =
   ((Math.max(...Object.values(CALL)) << 24) | (PROGRAM_VERSION << 16) | (OP_BYTES << 8) | 16) >>> 0;
 
 /** Where a local build of the library may be: none for modules that are not local files. */

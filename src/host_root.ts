@@ -216,6 +216,7 @@ function searchable(path: string): boolean {
  * const entries = planHostRoot();
  * console.log(entries.some((e) => e.path === "/usr")); // true
  * ```
+ * @internal Exported for tests only.
  */
 export function planHostRoot(mounts: readonly MountEntry[] = mountTable()): HostEntry[] {
   const entries: HostEntry[] = [];
@@ -449,6 +450,7 @@ function checkEmptyLayersDir(layersDir: string): void {
  * set-uid program of the host would otherwise give its host owner's rights.
  * Binds are nodev too: they come from the host's own mounts, which the
  * kernel does not mark nodev as it does every mount made in a user namespace.
+ * @internal Exported for tests only.
  */
 export class PlannedHostRoot implements Mount {
   /** Mounted on the root. */

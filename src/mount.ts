@@ -104,7 +104,7 @@ export function mkdirLike(builder: ProgramBuilder, path: string, like: string): 
  * `user.overlay.*` ones need Linux 5.11 and an upper file system with user
  * xattrs (tmpfs, ext4, xfs, btrfs).
  */
-export function overlayOptions(
+function overlayOptions(
   lowerDirs: readonly string[],
   upperDir: string,
   workDir: string,
@@ -166,7 +166,7 @@ export interface OverlayLayers {
  * paths again itself, as the host would) and fails with EROFS where it came
  * out read-only (`checkWritable`).
  */
-export function compileOverlay(builder: ProgramBuilder, overlay: OverlayLayers): void {
+function compileOverlay(builder: ProgramBuilder, overlay: OverlayLayers): void {
   builder.mount(
     "overlay",
     overlay.target,
@@ -223,7 +223,7 @@ export function compileTemporaryOverlay(builder: ProgramBuilder, overlay: Overla
  * RAM in pages), which nothing else bounds where there is no memory
  * controller. One per page keeps that memory under a third of the size.
  */
-export function tmpfsLimits(bytes: number): string {
+function tmpfsLimits(bytes: number): string {
   return `size=${bytes},nr_inodes=${Math.max(1024, Math.ceil(bytes / 4096))}`;
 }
 
@@ -749,7 +749,11 @@ export interface BaseMountsOptions {
   maskPaths?: boolean;
 }
 
-/** The default size of /dev/shm, as Docker's. */
+/**
+ * The default size of /dev/shm, as Docker's.
+ *
+ * @internal Exported for tests only.
+ */
 export const DEFAULT_SHM_SIZE: number = 64 * 1024 * 1024;
 
 /**

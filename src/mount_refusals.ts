@@ -120,6 +120,7 @@ export function procSysfsRefusal(fstype: "proc" | "sysfs", mounts: readonly Moun
  * writes each option's value with `,`, space, tab, newline and `\` as
  * octal escapes (`\054`, `\040`, ..., `\134`): the layer `/l a:b` of a
  * `lowerdir=` is `/l\040a\134:b` there.
+ * @internal Exported for tests only.
  */
 export function overlayLayerPaths(superOptions: string): string[] {
   const paths: string[] = [];

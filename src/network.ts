@@ -217,6 +217,7 @@ function readyPipe(): { read: number; write: number } {
  * group, ownership, an ACL) is honoured, and the daemon's own error, which
  * comes only after the container exists, is avoided. Exported for the tests,
  * which give it a file of their own.
+ * @internal Exported for tests only.
  */
 export function checkTunDevice(program: string, device = "/dev/net/tun"): void {
   const fd = tryOpen(device, O.RDWR);

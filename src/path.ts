@@ -50,9 +50,17 @@ export function containerPath(rootfs: string, target: string): string {
   return target === "/" ? rootfs : `${rootfs}${target}`;
 }
 
-/** PATH_MAX of <linux/limits.h>: a path's bytes, with its final NUL. */
+/**
+ * PATH_MAX of <linux/limits.h>: a path's bytes, with its final NUL.
+ *
+ * @internal Exported for tests only.
+ */
 export const PATH_MAX = 4096;
-/** NAME_MAX of <linux/limits.h>: the bytes of one file name, a path's component. */
+/**
+ * NAME_MAX of <linux/limits.h>: the bytes of one file name, a path's component.
+ *
+ * @internal Exported for tests only.
+ */
 export const NAME_MAX = 255;
 
 /**

@@ -50,7 +50,11 @@ const KINDS = [
   "killToken",
 ] as const;
 
-/** Decodes one record; throws on an unknown kind (a helper/TS mismatch). */
+/**
+ * Decodes one record; throws on an unknown kind (a helper/TS mismatch).
+ *
+ * @internal Exported for tests only.
+ */
 export function decodeRecord(bytes: Uint8Array): ChildRecord {
   const view = new DataView(bytes.buffer, bytes.byteOffset, RECORD_BYTES);
   const kind = KINDS[view.getUint32(0, true) - 1];

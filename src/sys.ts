@@ -44,10 +44,9 @@ export const ENOENT: number = errnoNumber("ENOENT");
 export const EEXIST: number = errnoNumber("EEXIST");
 export const EBUSY: number = errnoNumber("EBUSY");
 export const ESRCH: number = errnoNumber("ESRCH");
-export const ENOTEMPTY: number = errnoNumber("ENOTEMPTY");
 export const EPERM: number = errnoNumber("EPERM");
 export const EINVAL: number = errnoNumber("EINVAL");
-export const EBADF: number = errnoNumber("EBADF");
+const EBADF: number = errnoNumber("EBADF");
 export const ENOSYS: number = errnoNumber("ENOSYS");
 
 /** A NUL-terminated copy of `s` for a syscall; rejects embedded NULs. */
@@ -127,7 +126,11 @@ export function readFile(path: string): Uint8Array<ArrayBuffer> {
   }
 }
 
-/** The size of {@linkcode readAll}'s buffer, and of a result it returns without a second one. */
+/**
+ * The size of {@linkcode readAll}'s buffer, and of a result it returns without a second one.
+ *
+ * @internal Exported for tests only.
+ */
 export const READ_BUFFER_BYTES = 65536;
 
 /**
@@ -537,7 +540,11 @@ export function tryPidfdOpen(pid: number): number {
   return num(helper().sbox_pidfd_open(pid));
 }
 
-/** pidfd_open(2), throwing on failure. */
+/**
+ * pidfd_open(2), throwing on failure.
+ *
+ * @internal Exported for tests only.
+ */
 export function pidfdOpen(pid: number): number {
   return check(tryPidfdOpen(pid), "pidfd_open", `cannot open pidfd of ${pid}`);
 }

@@ -35,6 +35,7 @@ const MAX_RUNNING = 2;
  * always under way (many at once, back to back), waiting for a moment
  * without one could hold every finished container's file systems. A child
  * may then do a teardown; that costs it time, nothing else.
+ * @internal Exported for tests only.
  */
 export const MAX_DEFERRED = 8;
 /** fds waiting for a pool thread, and what to call once each is closed. */
@@ -122,7 +123,11 @@ export function endLaunch(): void {
   if (queue.length > 0) pump();
 }
 
-/** Closes waiting or running (for tests). */
+/**
+ * Closes waiting or running (for tests).
+ *
+ * @internal Exported for tests only.
+ */
 export function pendingCloses(): number {
   return queue.length + running.size;
 }

@@ -320,6 +320,7 @@ export const MORE_IDS_HINT =
  * named ids other than their own uid and gid, which is all the kernel lets
  * a user map this way. Anything else as it was. `readOwnMap` reads this
  * process's own map ("uid_map", "gid_map"); `me`, its effective ids.
+ * @internal Exported for tests only.
  */
 export function explainMapFailure(
   err: unknown,
@@ -511,6 +512,7 @@ const BEYOND_IDS = 2 ** 32;
  * console.log(parseSubordinateId("0x10000")); // 65536
  * console.log(parseSubordinateId("100000 ")); // undefined
  * ```
+ * @internal Exported for tests only.
  */
 export function parseSubordinateId(field: string): number | undefined {
   const match = /^[ \t\n\v\f\r]*\+?(?:(0[xX])([0-9a-fA-F]+)|(0[0-7]*)|([1-9][0-9]*))$/.exec(field);

@@ -10,14 +10,19 @@ import { type LibcGroup, openLibc } from "../src/libc.ts";
 
 const ROOT = new URL("../", import.meta.url);
 
-/** Every .ts file under `dir` (a path relative to the checkout), relative paths. */
+/**
+ * Every .ts file under `dir` (a path relative to the checkout), relative
+ * paths; not under a dot directory (tests/.work, where running tests come
+ * and go) nor node_modules (tools/deno).
+ */
 function tsFiles(dir: string): string[] {
   const files: string[] = [];
   const walk = (relative: string) => {
     for (const entry of Deno.readDirSync(new URL(relative, ROOT))) {
       const path = `${relative}/${entry.name}`;
-      if (entry.isDirectory) walk(path);
-      else if (entry.name.endsWith(".ts")) files.push(path);
+      if (entry.isDirectory) {
+        if (!entry.name.startsWith(".") && entry.name !== "node_modules") walk(path);
+      } else if (entry.name.endsWith(".ts")) files.push(path);
     }
   };
   walk(dir);
@@ -115,4 +120,38 @@ Deno.test("structure: libc is opened in libc.ts, each group once, and every grou
     assert.equal(openLibc(group), symbols, `${group} is opened anew`);
   }
   assert.equal(openLibc("access").access(new TextEncoder().encode("/\0"), 0), 0);
+});
+
+/**
+ * Whether `text` imports `name` (`import { name } from`, `export { name } from`,
+ * `const { name } = await import(...)`) or reads it off a module (`cli.name`).
+ */
+function imports(text: string, name: string): boolean {
+  const named = `\\{[^}]*\\b${name}\\b[^}]*\\}`;
+  return new RegExp(`(import|export)( type)? ${named} from|${named} = await import|\\.${name}\\b`).test(text);
+}
+
+Deno.test("structure: every export of src/ is used by another module, or by tests and marked @internal", () => {
+  const users = [...tsFiles("src"), ...tsFiles("tools"), ...tsFiles("bench"), "mod.ts", "sbox.ts"];
+  const tests = tsFiles("tests");
+  const texts = new Map([...users, ...tests].map((file) => [file, source(file)]));
+  const problems: string[] = [];
+  for (const file of tsFiles("src")) {
+    const text = texts.get(file)!;
+    for (const match of text.matchAll(/^export (?:async )?(?:function\*?|class|const|let|enum) ([\w$]+)/gm)) {
+      const name = match[1];
+      const usedBy = (files: string[]) =>
+        files.some((other) => other !== file && imports(texts.get(other)!, name));
+      // The doc comment right above the export (lint-ignore lines between are allowed).
+      const before = text.slice(0, match.index).replace(/(\n\/\/[^\n]*)+\n?$/, "\n");
+      const doc = /\/\*\*((?:(?!\*\/)[\s\S])*)\*\/\s*$/.exec(before)?.[1] ?? "";
+      const internal = /@internal/.test(doc);
+      if (usedBy(users)) continue;
+      if (!usedBy(tests)) problems.push(`${file}: ${name} is exported, but no other module uses it`);
+      else if (!internal) {
+        problems.push(`${file}: ${name} is exported for tests only, but not marked @internal`);
+      }
+    }
+  }
+  assert.deepEqual(problems, []);
 });

@@ -81,6 +81,7 @@ export interface CgroupRefusal {
  *   (`cgroup_procs_write_permission` in kernel/cgroup/cgroup.c): `parent`
  *   itself when sbox runs in it or below it, else a group above both.
  * `who` asks (a test gives its own).
+ * @internal Exported for tests only.
  */
 export function whyNoCgroup(
   parent: Cgroup,

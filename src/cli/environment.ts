@@ -131,6 +131,7 @@ function inherit(env: Map<string, string>, name: string, value: string | undefin
  * const lines = parseEnvFile(new TextEncoder().encode("# db\nUSER=judge\nTOKEN\n"), "vars.env");
  * console.log(lines); // [{ line: 2, name: "USER", value: "judge" }, { line: 3, name: "TOKEN" }]
  * ```
+ * @internal Exported for tests only.
  */
 export function parseEnvFile(bytes: Uint8Array, path: string): EnvFileLine[] {
   const lines: EnvFileLine[] = [];

@@ -35,7 +35,7 @@ export function execFailureMessage(options: RunOptions, err: SboxError): string 
  * it is in a message: empty-looking (blank), with white space at an end, or
  * with a control, format or line-separator character.
  */
-export function shownName(name: string): string {
+function shownName(name: string): string {
   const plain = /^\S(.*\S)?$/su.test(name) && !/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(name);
   return plain ? name : JSON.stringify(name);
 }

@@ -31,7 +31,7 @@ import { stopLikeDefault } from "./signal_actions.ts";
  * fault of sbox's own (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP,
  * SIGSYS), which must stay fatal rather than let a broken process go on.
  */
-export const STOP_SIGNALS: readonly Deno.Signal[] = [
+const STOP_SIGNALS: readonly Deno.Signal[] = [
   "SIGHUP",
   "SIGINT",
   "SIGQUIT",
@@ -353,7 +353,7 @@ function stopWithCommand(forward: (signal: Deno.Signal) => void): void {
 }
 
 /** Parent pid, process group and session of a process, from /proc/PID/stat; undefined if gone. */
-export function processIds(
+function processIds(
   pid: number | "self",
 ): { ppid: number; pgrp: number; session: number } | undefined {
   let stat: string;
@@ -381,6 +381,7 @@ export function processIds(
  *
  * if (processGroupOrphaned()) console.log("a terminal's Ctrl-Z would not stop this process");
  * ```
+ * @internal Exported for tests only.
  */
 export function processGroupOrphaned(lookup: typeof processIds = processIds): boolean {
   const self = lookup("self");

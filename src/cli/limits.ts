@@ -66,6 +66,7 @@ export function resolveParentCgroup(spec: string | undefined, reading: ProcReadi
  * delegated group), that is to start sbox from a new group below it and
  * name this one with --cgroup: a user may move their shell there, as the
  * two share `parent` as their common ancestor, whose cgroup.procs is theirs.
+ * @internal Exported for tests only.
  */
 export function ownProcessesCure(parent: Cgroup, own: Cgroup): string {
   const why = "(the kernel allows that only in the root cgroup)";

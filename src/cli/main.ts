@@ -18,7 +18,7 @@ import { dieOf, ignoreFileSizeSignal, ignoreInspectorSignal, keepIgnored } from 
 import { refuseStdinAsOutput } from "./stdio.ts";
 
 /** sbox's exit status when it fails itself (docker and podman use the same). */
-export const SBOX_FAILED = 125;
+const SBOX_FAILED = 125;
 
 const NEEDS_FFI = "--allow-ffi is needed (and nothing else): run `deno run --allow-ffi sbox.ts run ...`";
 

@@ -33,6 +33,7 @@ import type { TemporaryLayers } from "../temporary_layers.ts";
  * as /dev/shm's (`DEFAULT_SHM_SIZE`, mount.ts), but its own, so that a
  * size of /dev/shm does not change it. `--tmpfs /tmp:SIZE` mounts another
  * over it.
+ * @internal Exported for tests only.
  */
 export const DEFAULT_TMP_SIZE: number = 64 * 1024 * 1024;
 

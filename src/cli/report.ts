@@ -97,7 +97,11 @@ export function failedReport(): Report {
   };
 }
 
-/** The report as one line of JSON, fields in the documented order. */
+/**
+ * The report as one line of JSON, fields in the documented order.
+ *
+ * @internal Exported for tests only.
+ */
 export function formatReport(report: Report): string {
   const ordered: Report = {
     status: report.status,

@@ -411,6 +411,7 @@ async function startCommand(run: Run, plan: Plan, made: Made): Promise<InitProce
  * without pause (cli_test's racer). Each start plans anew, and one that
  * fails costs its setup alone (~30 ms), so a run fails only where eight
  * in a row do: a host whose mounts change all the time.
+ * @internal Exported for tests only.
  */
 export const HOST_ROOT_TRIES = 8;
 

@@ -123,7 +123,7 @@ export class ScratchDir {
  * Files may belong to any id the container mapped: this needs a caller who
  * may delete them (root, for now).
  */
-export function removeTree(path: string): void {
+function removeTree(path: string): void {
   const parent = path.slice(0, path.lastIndexOf("/")) || "/";
   const parentFd = open(parent, O.PATH | O.DIRECTORY);
   let mount;

@@ -77,7 +77,7 @@ export function parseCount(option: string, value: string, min: number, max: numb
 export const CPU_PERIOD_USEC = 100_000;
 
 /** The most CPUs `--cpus` takes: the kernel's largest quota per {@linkcode CPU_PERIOD_USEC}. */
-export const MAX_CPUS: number = Math.floor(CPU_LIMIT_BOUNDS.maxQuotaUsec / CPU_PERIOD_USEC);
+const MAX_CPUS: number = Math.floor(CPU_LIMIT_BOUNDS.maxQuotaUsec / CPU_PERIOD_USEC);
 
 /**
  * A number of CPUs, possibly fractional (`0.5`, `2`), as the microseconds of

@@ -19,7 +19,7 @@ import type { Cgroup } from "../cgroup.ts";
 import { Deadline } from "../deadline.ts";
 
 /** How often cpu.stat is read while a CPU-time limit is set. */
-export const CPU_POLL_MS = 10;
+const CPU_POLL_MS = 10;
 
 /** Limits in milliseconds; unset ones are not enforced. */
 export interface TimeLimitOptions {

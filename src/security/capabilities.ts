@@ -209,7 +209,11 @@ export function capabilityConflict(
 
 let defaultMask: bigint | undefined;
 
-/** The names of the capabilities in `mask`, for reports and error messages. */
+/**
+ * The names of the capabilities in `mask`, for reports and error messages.
+ *
+ * @internal Exported for tests only.
+ */
 export function capabilityNamesOf(mask: bigint): string[] {
   return Object.entries(CAPABILITIES).filter(([, bit]) => (mask >> BigInt(bit)) & 1n).map(([name]) => name);
 }

@@ -22,6 +22,7 @@ import { stat } from "../sys.ts";
  * shared memory as large in all as the default `/dev/shm` (64 MiB), the
  * semaphore limits Linux had before 3.19 (at most 32000 semaphores in 128
  * sets), and 256 message queues of the default 16 KiB (4 MiB).
+ * @internal Exported for tests only.
  */
 export const IPC_LIMITS: Readonly<Record<string, string>> = {
   "kernel/shmmax": String(64 * 1024 * 1024),

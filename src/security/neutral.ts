@@ -93,7 +93,7 @@ const state = new BigInt64Array(3);
 const stateBytes = new Uint8Array(state.buffer);
 
 /** The calling thread's {@linkcode CallerScheduling}, from the helper (three syscalls). */
-export function callerScheduling(): CallerScheduling {
+function callerScheduling(): CallerScheduling {
   helper().sbox_sched_state(stateBytes);
   const [priority, policy, ioprio] = Array.from(state, Number);
   return {
@@ -111,6 +111,7 @@ export function callerScheduling(): CallerScheduling {
  * nice value 0, a realtime I/O class the default. None of these needs a
  * privilege. (Under SCHED_RESET_ON_FORK the kernel has reset the first two
  * in the child already; again does nothing.)
+ * @internal Exported for tests only.
  */
 export function compileNeutralScheduling(
   b: ProgramBuilder,
@@ -145,6 +146,7 @@ let callerOomScoreAdj: number | undefined | null = null;
  * the reading of /proc/self/oom_score_adj (no argument), and forgets the
  * value read. For tests: a kernel lets only a process with
  * CAP_SYS_RESOURCE set a negative value, which a test host may not give.
+ * @internal Exported for tests only.
  */
 export function setOomScoreAdjReader(read?: () => number | undefined): void {
   readOomScoreAdj = read ?? readOwnOomScoreAdj;
@@ -155,6 +157,7 @@ export function setOomScoreAdjReader(read?: () => number | undefined): void {
  * The `oom_score_adj` a container's new process must get, or undefined
  * where it may keep what it inherits: 0 where this process's is negative
  * (see the module documentation).
+ * @internal Exported for tests only.
  */
 export function neutralOomScoreAdj(): number | undefined {
   if (callerOomScoreAdj === null) callerOomScoreAdj = readOomScoreAdj();
@@ -230,6 +233,7 @@ export function compileNoInheritance(
 /**
  * Sets the oom_score_adj of process `pid`, a child of this process that
  * does not share its memory (see the module documentation), to `value`.
+ * @internal Exported for tests only.
  */
 export function resetOomScoreAdj(pid: number, value: number): void {
   const path = `/proc/${pid}/oom_score_adj`;
@@ -246,6 +250,7 @@ export function resetOomScoreAdj(pid: number, value: number): void {
  * first process of an exec(), which has a copy of this process's memory,
  * its /proc and its privileges still (a root caller's write sets the
  * kernel's floor too).
+ * @internal Exported for tests only.
  */
 export function compileNeutralOomScoreAdj(b: ProgramBuilder, value: number): void {
   b.writeExisting(OWN_OOM_SCORE_ADJ, String(value));

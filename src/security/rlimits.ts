@@ -101,7 +101,7 @@ function limitValue(name: string, value: unknown): bigint {
 }
 
 /** The soft limit of open files a process starts with on Linux (`INR_OPEN_CUR`), which `select(2)` needs. */
-export const DEFAULT_OPEN_FILES = 1024n;
+const DEFAULT_OPEN_FILES = 1024n;
 
 let processHardLimits: bigint[] | undefined;
 

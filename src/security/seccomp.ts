@@ -30,7 +30,11 @@ import { type SeccompArch, syscallTable } from "./syscalls.ts";
 
 export type { SeccompArch } from "./syscalls.ts";
 
-/** BPF opcodes used here (linux/bpf_common.h). */
+/**
+ * BPF opcodes used here (linux/bpf_common.h).
+ *
+ * @internal Exported for tests only.
+ */
 export const BPF = {
   LD_W_ABS: 0x20,
   ALU_AND_K: 0x54,
@@ -42,7 +46,11 @@ export const BPF = {
   RET_K: 0x06,
 } as const;
 
-/** seccomp return values (linux/seccomp.h). */
+/**
+ * seccomp return values (linux/seccomp.h).
+ *
+ * @internal Exported for tests only.
+ */
 export const SECCOMP_RET = {
   KILL_PROCESS: 0x80000000,
   KILL_THREAD: 0x00000000,
@@ -52,7 +60,11 @@ export const SECCOMP_RET = {
   ALLOW: 0x7fff0000,
 } as const;
 
-/** AUDIT_ARCH_* of each architecture (linux/audit.h). */
+/**
+ * AUDIT_ARCH_* of each architecture (linux/audit.h).
+ *
+ * @internal Exported for tests only.
+ */
 export const AUDIT_ARCH: Readonly<Record<SeccompArch, number>> = {
   x86_64: 0xc000003e,
   aarch64: 0xc00000b7,
@@ -141,7 +153,7 @@ class Assembler {
 }
 
 /** The seccomp return value of an action; throws naming the option for a bad one. */
-export function actionValue(action: SeccompAction): number {
+function actionValue(action: SeccompAction): number {
   switch (action) {
     case "allow":
       return SECCOMP_RET.ALLOW;
