@@ -12,7 +12,8 @@ import { DEFAULT_TMP_SIZE } from "../src/cli/mounts.ts";
 import { missingControllerError } from "../src/cgroup_diagnostics.ts";
 import { whyNoCgroup } from "../src/cli/cgroup_access.ts";
 import { ownProcessesCure } from "../src/cli/limits.ts";
-import { planHostRoot, PlannedHostRoot } from "../src/host_root.ts";
+import { planFreshly, planHostRoot, PlannedHostRoot } from "../src/host_root.ts";
+import { type MountEntry, mountTable } from "../src/mountinfo.ts";
 import { PROGRAM_LIMITS } from "../src/program.ts";
 import { TemporaryLayers } from "../src/temporary_layers.ts";
 import { parseCommandLine, reportPathOf, RUN_OPTIONS, type RunOptions } from "../src/cli/args.ts";
@@ -807,6 +808,38 @@ ProgramBuilder.prototype.pivotRoot = function (...args: Parameters<typeof pivotR
     }
   },
 );
+
+Deno.test("cli: the host's root's last plan keeps the mount table it was made from, not the one read after", () => {
+  // FreshHostRoot plans again while each reading of the table after a plan
+  // has a new mount on an overlay's directory, and keeps its third plan.
+  // That plan's errors compare the table it came from with the one after a
+  // failure: given the one read after the plan, a mount made on the
+  // overlay's own directory in between counted as seen by the plan, and the
+  // error did not name it.
+  const real = mountTable();
+  const overlay = planHostRoot(real).find((e) => e.kind === "overlay");
+  assert.ok(overlay, "the host's root has a directory to overlay");
+  const reads: MountEntry[][] = [];
+  const readTable = () => {
+    // Each reading has one tmpfs more on the overlay's directory.
+    const made = reads.map((_, i): MountEntry => ({
+      path: overlay.path,
+      fstype: "tmpfs",
+      id: 1_000_000 + i,
+      parentId: 1,
+      device: `0:${10_000 + i}`,
+      root: "/",
+      options: ["rw"],
+      superOptions: "rw",
+    }));
+    reads.push([...real, ...made]);
+    return reads.at(-1)!;
+  };
+  const { entries, plannedFrom } = planFreshly(readTable);
+  assert.equal(reads.length, 4, "three plans: the table read before the first, and after each");
+  assert.equal(plannedFrom, reads[2], "the table the third plan was made from");
+  assert.deepEqual(entries, planHostRoot(reads[2]));
+});
 
 const HOST_RACE_TEST =
   "cli: a host-root entry swapped for a link or gone since the plan is left out, not followed";
