@@ -26,7 +26,8 @@ import { openStdio } from "../src/cli/stdio.ts";
 import { processGroupOrphaned, SignalRelay, type SignalTarget } from "../src/cli/job_control.ts";
 import { commandEnvironment, parseEnvFile } from "../src/cli/environment.ts";
 import { ArgvError, exactArguments, tokenize } from "../src/cli/argv.ts";
-import { SCRATCH_PARENTS } from "../src/cli/scratch.ts";
+import { SCRATCH_PARENTS, ScratchDir } from "../src/cli/scratch.ts";
+import { helper } from "../src/ffi.ts";
 import { claimDir, tryLockDir } from "../src/dir_lock.ts";
 import { close, fstat, O, open } from "../src/sys.ts";
 import { parseCpus, parseDuration, parseSize } from "../src/cli/units.ts";
@@ -1045,6 +1046,57 @@ console.log(JSON.stringify(refusals));`;
       "not removing S: S/x\\376 is mounted below it",
     ]);
   },
+});
+
+Deno.test("cli: a scratch directory's removal opens each subdirectory through its open parent, not by its path", () => {
+  // A directory on the way renamed and swapped for a link to another
+  // directory of the same mount, once the removal has opened it: opened by
+  // its whole path, its subdirectory was looked up through the link, and
+  // the other directory's files were deleted (the mount check passes).
+  const scratch = ScratchDir.create();
+  const parent = scratch.path.slice(0, scratch.path.lastIndexOf("/"));
+  const other = Deno.makeTempDirSync({ dir: parent, prefix: "sbox-test-other-" });
+  const symbols = helper();
+  const mountId = symbols.sbox_mount_id;
+  try {
+    for (const dir of [`${scratch.path}/a/b`, `${other}/b`]) {
+      Deno.mkdirSync(dir, { recursive: true });
+      Deno.writeTextFileSync(`${dir}/file`, "");
+    }
+    // The removal asks for each directory's mount right after it opens it
+    // to read it (not O_PATH, as a look at an entry's mount may).
+    const O_PATH = 0o10000000;
+    const flags = (fd: number) =>
+      parseInt(/^flags:\s+(\d+)/m.exec(Deno.readTextFileSync(`/proc/self/fdinfo/${fd}`))![1], 8);
+    symbols.sbox_mount_id = (fd) => {
+      if (Deno.readLinkSync(`/proc/self/fd/${fd}`) === `${scratch.path}/a` && !(flags(fd) & O_PATH)) {
+        Deno.renameSync(`${scratch.path}/a`, `${scratch.path}/moved`);
+        Deno.symlinkSync(other, `${scratch.path}/a`);
+      }
+      return mountId(fd);
+    };
+    const err = (() => {
+      try {
+        scratch.remove();
+      } catch (err) {
+        return err;
+      }
+    })();
+    symbols.sbox_mount_id = mountId;
+    assert.ok(Deno.statSync(`${other}/b/file`).isFile, "the other directory's file is there");
+    assert.deepEqual([...Deno.readDirSync(`${scratch.path}/moved`)], [], "the directory opened was emptied");
+    // The link now where the directory was cannot be removed as one.
+    assert.match(String(err), /cannot remove .*\/a: ENOTDIR/);
+  } finally {
+    symbols.sbox_mount_id = mountId;
+    // remove() dropped the lock: another run's sweep may have taken it.
+    Deno.removeSync(other, { recursive: true });
+    try {
+      Deno.removeSync(scratch.path, { recursive: true });
+    } catch {
+      // Another run's sweep took it first.
+    }
+  }
 });
 
 const LEFTOVER_BIND_TEST =

@@ -118,8 +118,10 @@ export class ScratchDir {
  * on the way) stops the removal with an error naming it, before anything
  * in it is deleted. Each directory is checked as it is opened (its fd's
  * mount id, statx: no reading of the mount table, which a mount made a
- * moment later would not be in), and its entries are deleted through that
- * fd (unlinkat): a mount made on its path since does not redirect them.
+ * moment later would not be in), and its entries are deleted and its
+ * subdirectories opened through that fd (unlinkat, and its
+ * /proc/self/fd/N/name): a mount made on its path since, or a directory on
+ * the way renamed or swapped for a link, does not redirect them.
  * Files may belong to any id the container mapped: this needs a caller who
  * may delete them (root, for now).
  */
@@ -158,7 +160,10 @@ function removeBelow(fd: number, path: string, tree: { top: string; mount: numbe
     // Some file systems do not report entry types: a directory then fails unlink with EISDIR.
     let rc = entry.isDirectory ? -EISDIR : tryUnlinkAt(fd, entry.name);
     if (-rc === EISDIR) {
-      const childFd = tryOpen(child, O.RDONLY | O.DIRECTORY | O.NOFOLLOW);
+      // openat(fd, name) by another name: through the open directory, not
+      // by the whole path, which a directory renamed or swapped for a link
+      // on the way (on the same mount) would lead elsewhere.
+      const childFd = tryOpen(`/proc/self/fd/${fd}/${entry.name}`, O.RDONLY | O.DIRECTORY | O.NOFOLLOW);
       if (childFd === -ENOENT) continue;
       check(childFd, "scratch", `cannot open ${child}`);
       try {
