@@ -1048,6 +1048,54 @@ console.log(JSON.stringify(refusals));`;
   },
 });
 
+// A file bound into a scratch directory failed its removal with a bare
+// "cannot remove S/a/f1: EBUSY", after its siblings were deleted.
+const SCRATCH_FILE_MOUNT_TEST =
+  "cli: a file mounted in a scratch directory stops its removal, named, before its siblings are deleted";
+Deno.test({
+  name: SCRATCH_FILE_MOUNT_TEST,
+  ignore: skipUnlessRoot(
+    SCRATCH_FILE_MOUNT_TEST,
+    "it binds a file in a mount namespace of its own (unshare -m)",
+  ),
+  async fn() {
+    const keep = Deno.makeTempFileSync({ dir: "/var/tmp", prefix: "sbox-scratch-keep-" });
+    try {
+      Deno.writeTextFileSync(keep, "kept");
+      const program = decodeURIComponent(
+        new URL("./programs/scratch_file_mount.ts", import.meta.url).pathname,
+      );
+      // With a /dev/shm of its own: no other run's sweep takes the
+      // directories once their removal failed (and dropped their locks).
+      const output = await commandInOwnMountNamespace(
+        [
+          "sh",
+          "-c",
+          'mount -t tmpfs none /dev/shm && exec "$@"',
+          "sh",
+          Deno.execPath(),
+          "run",
+          "-A",
+          program,
+          keep,
+        ],
+        { stdin: "null", signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS) },
+      ).output();
+      assert.equal(output.code, 0, text(output.stderr));
+      const refusal = "not removing S: S/a/f1 is mounted below it";
+      assert.deepEqual(JSON.parse(text(output.stdout)), {
+        // Checked before anything of its directory is deleted.
+        before: { message: refusal, left: ["f0", "f1", "f2"] },
+        // Mounted after that check: unlinkat's EBUSY, named as well.
+        during: { message: refusal },
+      });
+      assert.equal(Deno.readTextFileSync(keep), "kept");
+    } finally {
+      Deno.removeSync(keep);
+    }
+  },
+});
+
 Deno.test("cli: a scratch directory's removal opens each subdirectory through its open parent, not by its path", () => {
   // A directory on the way renamed and swapped for a link to another
   // directory of the same mount, once the removal has opened it: opened by
