@@ -635,6 +635,30 @@ function overlaysMountedOn(
 }
 
 /**
+ * {@linkcode FreshHostRoot.compile}'s plan: the entries, and the mount
+ * table they were planned by (which their errors compare with the table
+ * after a failure, so not the one read after the plan: a mount it has,
+ * made on an overlay's own directory meanwhile, would count as seen by
+ * the plan). `readTable` reads the table ({@linkcode mountTable}).
+ *
+ * @internal Exported for tests only.
+ */
+export function planFreshly(
+  readTable: () => MountEntry[] = mountTable,
+): { entries: HostEntry[]; plannedFrom: MountEntry[] } {
+  let table = readTable();
+  for (let plans = 1;; plans++) {
+    const entries = planHostRoot(table);
+    const now = readTable();
+    if (plans < PLANS_PER_START && overlaysMountedOn(entries, table, now)) {
+      table = now;
+      continue;
+    }
+    return { entries, plannedFrom: table };
+  }
+}
+
+/**
  * The host's root planned anew by each start (each compile): a
  * {@linkcode PlannedHostRoot} of {@linkcode planHostRoot} from the mount
  * table as it is just before the container is made, which
@@ -675,21 +699,12 @@ export class FreshHostRoot implements Mount {
    * the tree too (seconds, with thousands of mounts in one directory).
    */
   compile(b: ProgramBuilder, rootfs: string): void {
-    let table = mountTable();
-    for (let plans = 1;; plans++) {
-      const entries = planHostRoot(table);
-      const now = mountTable();
-      if (plans < PLANS_PER_START && overlaysMountedOn(entries, table, now)) {
-        table = now;
-        continue;
-      }
-      this.#last = new PlannedHostRoot(entries, this.#layers, {
-        stackingRemedy: this.#stackingRemedy,
-        plannedFrom: now,
-      });
-      this.#last.compile(b, rootfs);
-      return;
-    }
+    const { entries, plannedFrom } = planFreshly();
+    this.#last = new PlannedHostRoot(entries, this.#layers, {
+      stackingRemedy: this.#stackingRemedy,
+      plannedFrom,
+    });
+    this.#last.compile(b, rootfs);
   }
 
   /** {@linkcode PlannedHostRoot.planWentStale} of the last plan: false before any. */

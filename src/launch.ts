@@ -38,12 +38,15 @@ import { signalName } from "./signal.ts";
 import { beginLaunch, endLaunch } from "./teardown.ts";
 import {
   close,
+  EAGAIN,
+  EINTR,
   num,
   pidfdSignal,
   pipe,
   setNonblocking,
   tryKill,
   tryPidfdOpen,
+  tryRead,
   waitPid,
   type WaitResult,
   writeAll,
@@ -392,8 +395,12 @@ interface WatchedChild {
   records: ChildRecord[];
   /** SIGKILL to the child and to every process it forked: before any reap (see `launchChild`). */
   kill(): void;
-  /** Closes the result pipe and frees the child stack: only after end-of-file. */
-  release(): void;
+  /**
+   * Closes the result pipe and frees the child stack: only after
+   * end-of-file. `keepStack`: the stack stays mapped (a leak), where
+   * end-of-file cannot be told and a process may still run on it.
+   */
+  release(options?: { keepStack?: boolean }): void;
 }
 
 function watchChild({ pid, pidfd, stack, resultRead }: Spawned): WatchedChild {
@@ -411,9 +418,9 @@ function watchChild({ pid, pidfd, stack, resultRead }: Spawned): WatchedChild {
     },
     // Only once every process that runs on the child stack has exec'd or
     // exited may it be freed: that is when the result pipe reaches end-of-file.
-    release: () => {
+    release: (options) => {
       reactor().close(resultRead);
-      helper().sbox_stack_free(stack);
+      if (!options?.keepStack) helper().sbox_stack_free(stack);
     },
   };
 }
@@ -537,17 +544,50 @@ async function finish(child: WatchedChild, outcome: Outcome): Promise<Launched> 
 /**
  * A launch that failed before its outcome was known (`beforeStart`, its
  * release, a read of its records): the child and what it forked are killed,
- * the pipe read to end-of-file and released, and each process reaped. A
+ * the pipe read to end-of-file ({@linkcode drainToEnd}: a fork seen only
+ * then is killed too) and released, and each process reaped. A
  * forked process is a child of ours: unreaped, it stays a zombie, and the
  * container's end (that of its pid namespace) waits for it.
  */
 async function abandon(child: WatchedChild): Promise<void> {
   child.kill();
-  while (await child.reader.next().catch(() => undefined));
-  child.release();
+  if (await drainToEnd(child)) child.release();
+  else child.release({ keepStack: true });
   await reap(child.pidfd);
   for (const record of child.records) {
     if (record.kind === "forked") await adopt(record.pid).then(reap, () => undefined);
+  }
+}
+
+/**
+ * {@linkcode abandon}'s read of the result pipe to end-of-file, which comes
+ * once every process that runs on the child stack has exited (or exec'd).
+ * Each record goes into `child.records`; a `forked` one (a fork that raced
+ * the kill) has its process killed at once, and reaped by `abandon`. A
+ * record that cannot be read leaves the reader throwing again and again:
+ * the rest of the pipe is read as bytes. False if even that failed, so that
+ * end-of-file cannot be told (no known cause: a pipe read fails only on a
+ * bad fd or buffer).
+ */
+async function drainToEnd(child: WatchedChild): Promise<boolean> {
+  for (;;) {
+    let record;
+    try {
+      record = await child.reader.next();
+    } catch {
+      break;
+    }
+    if (!record) return true;
+    child.records.push(record);
+    if (record.kind === "forked") tryKill(record.pid, SIGKILL);
+  }
+  const { fd } = child.reader;
+  const buf = new Uint8Array(256);
+  for (;;) {
+    const n = tryRead(fd, buf);
+    if (n === 0) return true;
+    if (n === -EAGAIN) await reactor().readable(fd);
+    else if (n !== -EINTR && n < 0) return false;
   }
 }
 

@@ -12,7 +12,8 @@ import { DEFAULT_TMP_SIZE } from "../src/cli/mounts.ts";
 import { missingControllerError } from "../src/cgroup_diagnostics.ts";
 import { whyNoCgroup } from "../src/cli/cgroup_access.ts";
 import { ownProcessesCure } from "../src/cli/limits.ts";
-import { planHostRoot, PlannedHostRoot } from "../src/host_root.ts";
+import { planFreshly, planHostRoot, PlannedHostRoot } from "../src/host_root.ts";
+import { type MountEntry, mountTable } from "../src/mountinfo.ts";
 import { PROGRAM_LIMITS } from "../src/program.ts";
 import { TemporaryLayers } from "../src/temporary_layers.ts";
 import { parseCommandLine, reportPathOf, RUN_OPTIONS, type RunOptions } from "../src/cli/args.ts";
@@ -25,7 +26,8 @@ import { openStdio } from "../src/cli/stdio.ts";
 import { processGroupOrphaned, SignalRelay, type SignalTarget } from "../src/cli/job_control.ts";
 import { commandEnvironment, parseEnvFile } from "../src/cli/environment.ts";
 import { ArgvError, exactArguments, tokenize } from "../src/cli/argv.ts";
-import { SCRATCH_PARENTS } from "../src/cli/scratch.ts";
+import { SCRATCH_PARENTS, ScratchDir } from "../src/cli/scratch.ts";
+import { helper } from "../src/ffi.ts";
 import { claimDir, tryLockDir } from "../src/dir_lock.ts";
 import { close, fstat, O, open } from "../src/sys.ts";
 import { parseCpus, parseDuration, parseSize } from "../src/cli/units.ts";
@@ -808,6 +810,38 @@ ProgramBuilder.prototype.pivotRoot = function (...args: Parameters<typeof pivotR
   },
 );
 
+Deno.test("cli: the host's root's last plan keeps the mount table it was made from, not the one read after", () => {
+  // FreshHostRoot plans again while each reading of the table after a plan
+  // has a new mount on an overlay's directory, and keeps its third plan.
+  // That plan's errors compare the table it came from with the one after a
+  // failure: given the one read after the plan, a mount made on the
+  // overlay's own directory in between counted as seen by the plan, and the
+  // error did not name it.
+  const real = mountTable();
+  const overlay = planHostRoot(real).find((e) => e.kind === "overlay");
+  assert.ok(overlay, "the host's root has a directory to overlay");
+  const reads: MountEntry[][] = [];
+  const readTable = () => {
+    // Each reading has one tmpfs more on the overlay's directory.
+    const made = reads.map((_, i): MountEntry => ({
+      path: overlay.path,
+      fstype: "tmpfs",
+      id: 1_000_000 + i,
+      parentId: 1,
+      device: `0:${10_000 + i}`,
+      root: "/",
+      options: ["rw"],
+      superOptions: "rw",
+    }));
+    reads.push([...real, ...made]);
+    return reads.at(-1)!;
+  };
+  const { entries, plannedFrom } = planFreshly(readTable);
+  assert.equal(reads.length, 4, "three plans: the table read before the first, and after each");
+  assert.equal(plannedFrom, reads[2], "the table the third plan was made from");
+  assert.deepEqual(entries, planHostRoot(reads[2]));
+});
+
 const HOST_RACE_TEST =
   "cli: a host-root entry swapped for a link or gone since the plan is left out, not followed";
 Deno.test(
@@ -1012,6 +1046,105 @@ console.log(JSON.stringify(refusals));`;
       "not removing S: S/x\\376 is mounted below it",
     ]);
   },
+});
+
+// A file bound into a scratch directory failed its removal with a bare
+// "cannot remove S/a/f1: EBUSY", after its siblings were deleted.
+const SCRATCH_FILE_MOUNT_TEST =
+  "cli: a file mounted in a scratch directory stops its removal, named, before its siblings are deleted";
+Deno.test({
+  name: SCRATCH_FILE_MOUNT_TEST,
+  ignore: skipUnlessRoot(
+    SCRATCH_FILE_MOUNT_TEST,
+    "it binds a file in a mount namespace of its own (unshare -m)",
+  ),
+  async fn() {
+    const keep = Deno.makeTempFileSync({ dir: "/var/tmp", prefix: "sbox-scratch-keep-" });
+    try {
+      Deno.writeTextFileSync(keep, "kept");
+      const program = decodeURIComponent(
+        new URL("./programs/scratch_file_mount.ts", import.meta.url).pathname,
+      );
+      // With a /dev/shm of its own: no other run's sweep takes the
+      // directories once their removal failed (and dropped their locks).
+      const output = await commandInOwnMountNamespace(
+        [
+          "sh",
+          "-c",
+          'mount -t tmpfs none /dev/shm && exec "$@"',
+          "sh",
+          Deno.execPath(),
+          "run",
+          "-A",
+          program,
+          keep,
+        ],
+        { stdin: "null", signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS) },
+      ).output();
+      assert.equal(output.code, 0, text(output.stderr));
+      const refusal = "not removing S: S/a/f1 is mounted below it";
+      assert.deepEqual(JSON.parse(text(output.stdout)), {
+        // Checked before anything of its directory is deleted.
+        before: { message: refusal, left: ["f0", "f1", "f2"] },
+        // Mounted after that check: unlinkat's EBUSY, named as well.
+        during: { message: refusal },
+      });
+      assert.equal(Deno.readTextFileSync(keep), "kept");
+    } finally {
+      Deno.removeSync(keep);
+    }
+  },
+});
+
+Deno.test("cli: a scratch directory's removal opens each subdirectory through its open parent, not by its path", () => {
+  // A directory on the way renamed and swapped for a link to another
+  // directory of the same mount, once the removal has opened it: opened by
+  // its whole path, its subdirectory was looked up through the link, and
+  // the other directory's files were deleted (the mount check passes).
+  const scratch = ScratchDir.create();
+  const parent = scratch.path.slice(0, scratch.path.lastIndexOf("/"));
+  const other = Deno.makeTempDirSync({ dir: parent, prefix: "sbox-test-other-" });
+  const symbols = helper();
+  const mountId = symbols.sbox_mount_id;
+  try {
+    for (const dir of [`${scratch.path}/a/b`, `${other}/b`]) {
+      Deno.mkdirSync(dir, { recursive: true });
+      Deno.writeTextFileSync(`${dir}/file`, "");
+    }
+    // The removal asks for each directory's mount right after it opens it
+    // to read it (not O_PATH, as a look at an entry's mount may).
+    const O_PATH = 0o10000000;
+    const flags = (fd: number) =>
+      parseInt(/^flags:\s+(\d+)/m.exec(Deno.readTextFileSync(`/proc/self/fdinfo/${fd}`))![1], 8);
+    symbols.sbox_mount_id = (fd) => {
+      if (Deno.readLinkSync(`/proc/self/fd/${fd}`) === `${scratch.path}/a` && !(flags(fd) & O_PATH)) {
+        Deno.renameSync(`${scratch.path}/a`, `${scratch.path}/moved`);
+        Deno.symlinkSync(other, `${scratch.path}/a`);
+      }
+      return mountId(fd);
+    };
+    const err = (() => {
+      try {
+        scratch.remove();
+      } catch (err) {
+        return err;
+      }
+    })();
+    symbols.sbox_mount_id = mountId;
+    assert.ok(Deno.statSync(`${other}/b/file`).isFile, "the other directory's file is there");
+    assert.deepEqual([...Deno.readDirSync(`${scratch.path}/moved`)], [], "the directory opened was emptied");
+    // The link now where the directory was cannot be removed as one.
+    assert.match(String(err), /cannot remove .*\/a: ENOTDIR/);
+  } finally {
+    symbols.sbox_mount_id = mountId;
+    // remove() dropped the lock: another run's sweep may have taken it.
+    Deno.removeSync(other, { recursive: true });
+    try {
+      Deno.removeSync(scratch.path, { recursive: true });
+    } catch {
+      // Another run's sweep took it first.
+    }
+  }
 });
 
 const LEFTOVER_BIND_TEST =

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { busyboxContainer, processesWith, scratchDir, snapshot, text, waitDead } from "./fixtures.ts";
 import { TOO_MANY_OPEN_FILES_HINT } from "../src/error.ts";
 import { RecordReader } from "../src/protocol.ts";
+import { reactor } from "../src/reactor.ts";
 import { tryKill, waitPid } from "../src/sys.ts";
 
 const ENV = { PATH: "/bin:/usr/bin" };
@@ -129,15 +130,100 @@ Deno.test("an exec() whose record stream fails after its fork kills and reaps th
     assert.deepEqual(snapshot(), before, "no process, zombie or fd of the exec is left");
   } finally {
     RecordReader.prototype.next = next;
-    // Whatever the launch left: its end would wait for them, and the
-    // container's with it (a pid namespace ends once all of it is reaped).
-    for (const pid of snapshot().children.filter((pid) => !before.children.includes(pid))) {
-      tryKill(Number(pid), 9);
-      while (!waitPid(Number(pid))) await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    await reapChildrenSince(before);
     await setup[Symbol.asyncDispose]();
   }
 });
+
+Deno.test("an exec() whose record stream fails before its fork's record is read kills and reaps what the drain finds", async () => {
+  const setup = await busyboxContainer();
+  const init = await setup.container.start({ command: ["/bin/sleep", "1000"], env: ENV });
+  const before = snapshot();
+  // The failure injected: the exec's first read, once the "forked" record
+  // is in the pipe, throws without reading it. The reads after it read as
+  // they do: the record is first seen while the launch is given up.
+  // (pid 1's reader sees no record while its command sleeps.)
+  const { next } = RecordReader.prototype;
+  const failed = new WeakSet<RecordReader>();
+  RecordReader.prototype.next = async function (this: RecordReader) {
+    if (failed.has(this)) return await next.call(this);
+    failed.add(this);
+    await reactor().readable(this.fd);
+    throw new Error("injected: a read of the result pipe that failed");
+  };
+  try {
+    const err = await setup.container.exec(init, { command: ["/bin/sleep", "1000"], env: ENV })
+      .then(() => undefined, (e) => e);
+    RecordReader.prototype.next = next;
+    assert.match(String(err), /injected: a read of the result pipe that failed/);
+    assert.deepEqual(snapshot(), before, "no process, zombie or fd of the exec is left");
+  } finally {
+    RecordReader.prototype.next = next;
+    await reapChildrenSince(before);
+    await setup[Symbol.asyncDispose]();
+  }
+});
+
+Deno.test("an exec() whose record stream turns corrupt after its fork frees the child stack only at end-of-file", async () => {
+  const setup = await busyboxContainer();
+  const init = await setup.container.start({ command: ["/bin/sleep", "1000"], env: ENV });
+  const before = snapshot();
+  // The corruption injected: after a "forked" record every read throws, as
+  // RecordReader's does on a record it cannot decode (the record stays
+  // pending). And the test holds a write end of the pipe of its own (opened
+  // anew through /proc), so that end-of-file comes only once it lets go:
+  // the processes the launch kills could be quicker than its release.
+  const { next } = RecordReader.prototype;
+  const corrupt = new WeakSet<RecordReader>();
+  let writeEnd: Deno.FsFile | undefined;
+  RecordReader.prototype.next = async function (this: RecordReader) {
+    if (corrupt.has(this)) throw new Error("injected: a record that cannot be decoded");
+    const record = await next.call(this);
+    if (record?.kind === "forked") {
+      corrupt.add(this);
+      writeEnd = Deno.openSync(`/proc/self/fd/${this.fd}`, { write: true });
+    }
+    return record;
+  };
+  try {
+    let settled = false;
+    const exec = setup.container.exec(init, { command: ["/bin/sleep", "1000"], env: ENV })
+      .then(() => undefined, (e) => e).finally(() => settled = true);
+    while (!writeEnd && !settled) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.ok(writeEnd, "the exec's forked record was read");
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Still read: a write goes through (EPIPE once the launch closed it).
+    const write = (() => {
+      try {
+        return writeEnd.writeSync(new Uint8Array(1));
+      } catch (err) {
+        return String(err);
+      }
+    })();
+    writeEnd.close();
+    const err = await exec;
+    RecordReader.prototype.next = next;
+    assert.equal(write, 1, "the result pipe was still read before its end-of-file");
+    assert.match(String(err), /injected: a record that cannot be decoded/);
+    assert.deepEqual(snapshot(), before, "no process, zombie or fd of the exec is left");
+  } finally {
+    RecordReader.prototype.next = next;
+    await reapChildrenSince(before);
+    await setup[Symbol.asyncDispose]();
+  }
+});
+
+/**
+ * Kills and reaps the children made since `before`, which a failed launch
+ * left: their end would wait for them, and the container's with it (a pid
+ * namespace ends once all of it is reaped).
+ */
+async function reapChildrenSince(before: { children: string[] }): Promise<void> {
+  for (const pid of snapshot().children.filter((pid) => !before.children.includes(pid))) {
+    tryKill(Number(pid), 9);
+    while (!waitPid(Number(pid))) await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
 
 Deno.test("a Worker ending while it waits for its container neither crashes Deno nor leaves the container", async () => {
   const marker = `worker-end-${crypto.randomUUID()}`;

@@ -66,9 +66,13 @@ Deno.test("structure: the CLI takes a caught value's message with messageOf alon
   assert.deepEqual(found, ["src/cli/messages.ts: return err instanceof Error ? err.message : String(err);"]);
 });
 
-Deno.test("structure: sbox's main asks for the ffi permission's state once", () => {
-  const asks = source("src/cli/main.ts").match(/permissions\.query/g) ?? [];
-  assert.equal(asks.length, 1);
+Deno.test("structure: sbox's main asks for the ffi permission's state once, and the rest of the CLI takes it from there", () => {
+  const asks = codeMatching(/permissions\.(query|request)/).filter((line) => line.startsWith("src/cli/"));
+  assert.deepEqual(asks, [
+    'src/cli/main.ts: const ffi = Deno.permissions.querySync({ name: "ffi" }).state === "granted";',
+    // sbox.ts's first call, before main is loaded (its module says why).
+    'src/cli/stale_report.ts: if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return;',
+  ]);
 });
 
 Deno.test("structure: one loop waits for a pidfd's exit (reactor.ts's waitExit)", () => {
@@ -123,13 +127,96 @@ Deno.test("structure: libc is opened in libc.ts, each group once, and every grou
 });
 
 /**
- * Whether `text` imports `name` (`import { name } from`, `export { name } from`,
- * `const { name } = await import(...)`) or reads it off a module (`cli.name`).
+ * The specifier of a module reference: a string (`"./x.ts"`), or one that a
+ * script written by a test builds (`${JSON.stringify(new URL("../src/x.ts",
+ * import.meta.url).href)}`, `"${src("x.ts")}"`): the first ".ts" string in it.
  */
-function imports(text: string, name: string): boolean {
-  const named = `\\{[^}]*\\b${name}\\b[^}]*\\}`;
-  return new RegExp(`(import|export)( type)? ${named} from|${named} = await import|\\.${name}\\b`).test(text);
+const SPECIFIER = String.raw`(?:["'\`]?\$\{[^;]{0,160}?["'\`]([^"'\`\s]+\.ts)["'\`]|["'\`]([^"'\`]+)["'\`])`;
+/** `import { a, b as c } from`, `export type { a } from`, `import d, { a } from`: the braces, then the specifier. */
+const NAMED_IMPORT = new RegExp(
+  String.raw`\b(?:import|export)(?:\s+type)?(?:\s+[\w$]+\s*,)?\s*\{([^}]*)\}\s*from\s*${SPECIFIER}`,
+  "g",
+);
+/** `const { a, b: c } = await import(...)`, `const ns: typeof X = await import(...)`: the braces or the name, then the specifier. */
+const DYNAMIC_IMPORT = new RegExp(
+  String.raw`\bconst\s+(\{[^}]*\}|[\w$]+)(?:\s*:[^=]+)?\s*=\s*await\s+import\(\s*${SPECIFIER}`,
+  "g",
+);
+/** `import * as ns from`: the namespace's name, then the specifier. */
+const NAMESPACE_IMPORT = new RegExp(String.raw`\bimport\s+\*\s+as\s+([\w$]+)\s+from\s*${SPECIFIER}`, "g");
+/** `export * from`: the specifier. */
+const STAR_EXPORT = new RegExp(String.raw`\bexport\s+\*\s+from\s*${SPECIFIER}`, "g");
+
+/**
+ * Whether module specifier `specifier`, written in file `from`, names file
+ * `module` (paths relative to the checkout). A relative one is resolved
+ * against `from` (as `new URL(specifier, import.meta.url)` is); any other
+ * (`${origin}/mod.ts`, a test's `src("x.ts")`) names the module whose path
+ * ends with its part after the last "}".
+ */
+function names(specifier: string, from: string, module: string): boolean {
+  if (specifier.startsWith("./") || specifier.startsWith("../")) {
+    return new URL(specifier, new URL(from, ROOT)).href === new URL(module, ROOT).href;
+  }
+  const tail = specifier.slice(specifier.lastIndexOf("}") + 1).replace(/^\/+/, "");
+  return tail !== "" && `/${module}`.endsWith(`/${tail}`);
 }
+
+/**
+ * Whether file `from` (its text `text`) uses export `name` of file
+ * `module`: imports it by name (`import { name } from`, `export { name }
+ * from`, `const { name } = await import(...)`), re-exports all of the
+ * module (`export * from`), or reads it off the module's namespace
+ * (`ns.name`, where `import * as ns from` or `const ns = await import(...)`
+ * of that module). A `.name` of anything else is no use of it.
+ */
+function imports(text: string, from: string, module: string, name: string): boolean {
+  const listed = (braces: string) =>
+    braces.replace(/[{}]/g, "").split(",").some((item) =>
+      item.trim().replace(/^type\s+/, "").split(/\s+as\s+|\s*:\s*/)[0].trim() === name
+    );
+  const specifierOf = (match: RegExpMatchArray, at: number) => match[at] ?? match[at + 1];
+  const namespaceUses = (namespace: string) =>
+    new RegExp(String.raw`(?<![\w$.])${namespace.replace(/\$/g, "\\$")}\.${name}(?![\w$])`).test(text);
+  for (const match of text.matchAll(NAMED_IMPORT)) {
+    if (names(specifierOf(match, 2), from, module) && listed(match[1])) return true;
+  }
+  for (const match of text.matchAll(DYNAMIC_IMPORT)) {
+    if (!names(specifierOf(match, 2), from, module)) continue;
+    if (match[1].startsWith("{") ? listed(match[1]) : namespaceUses(match[1])) return true;
+  }
+  for (const match of text.matchAll(NAMESPACE_IMPORT)) {
+    if (names(specifierOf(match, 2), from, module) && namespaceUses(match[1])) return true;
+  }
+  for (const match of text.matchAll(STAR_EXPORT)) {
+    if (names(specifierOf(match, 1), from, module)) return true;
+  }
+  return false;
+}
+
+Deno.test("structure: a use of an export is an import of it from its module, or a read off that module's namespace", () => {
+  const uses = (text: string, from = "src/b.ts") => imports(text, from, "src/a.ts", "close");
+  assert.ok(uses('import { open, close } from "./a.ts";'));
+  assert.ok(uses('import { type Kind, close as shut } from "../a.ts";', "src/cli/b.ts"));
+  assert.ok(uses('export { close } from "./src/a.ts";', "mod.ts"));
+  assert.ok(uses('export * from "./src/a.ts";', "mod.ts"));
+  assert.ok(uses('import * as a from "./a.ts";\na.close();'));
+  assert.ok(uses('const a = await import("./a.ts");\nawait a.close();'));
+  assert.ok(uses('const { close } = await import("../src/a.ts");', "tests/t.ts"));
+  assert.ok(
+    uses(
+      'import { close } from ${\n  JSON.stringify(new URL("../src/a.ts", import.meta.url).href)\n};',
+      "tests/t.ts",
+    ),
+  );
+  assert.ok(uses('import { close } from "${src("a.ts")}";', "tests/t.ts"));
+  // Not a use of it: a property of anything else, another module's export.
+  assert.ok(!uses("file.close();"));
+  assert.ok(!uses('import * as c from "./c.ts";\nc.close();'));
+  assert.ok(!uses('import { close } from "./c.ts";'));
+  assert.ok(!uses('import { closeAll } from "./a.ts";'));
+  assert.ok(!uses('import * as a from "./a.ts";\nb.close();\na.closeAll();'));
+});
 
 Deno.test("structure: every export of src/ is used by another module, or by tests and marked @internal", () => {
   const users = [...tsFiles("src"), ...tsFiles("tools"), ...tsFiles("bench"), "mod.ts", "sbox.ts"];
@@ -141,7 +228,7 @@ Deno.test("structure: every export of src/ is used by another module, or by test
     for (const match of text.matchAll(/^export (?:async )?(?:function\*?|class|const|let|enum) ([\w$]+)/gm)) {
       const name = match[1];
       const usedBy = (files: string[]) =>
-        files.some((other) => other !== file && imports(texts.get(other)!, name));
+        files.some((other) => other !== file && imports(texts.get(other)!, other, file, name));
       // The doc comment right above the export (lint-ignore lines between are allowed).
       const before = text.slice(0, match.index).replace(/(\n\/\/[^\n]*)+\n?$/, "\n");
       const doc = /\/\*\*((?:(?!\*\/)[\s\S])*)\*\/\s*$/.exec(before)?.[1] ?? "";

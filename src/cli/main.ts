@@ -73,7 +73,7 @@ export async function main(argv: string[], version: string, fromCommandLine = fa
   // to), before the report is written or the status returned; ignored, the
   // write fails with EFBIG instead. Before anything is written; put back
   // only after the last line (see ignoreFileSizeSignal).
-  const restoreFileSizeSignal = ignoreFileSizeSignal();
+  const restoreFileSizeSignal = ignoreFileSizeSignal(ffi);
   try {
     return await dispatch(argv, version, fromCommandLine, ffi, ignored);
   } finally {

@@ -34,6 +34,7 @@ import { claimDir, type DirLock } from "../dir_lock.ts";
 import { ownedName } from "./ownership.ts";
 
 const EISDIR = errnoNumber("EISDIR");
+const EBUSY = errnoNumber("EBUSY");
 
 /**
  * Where scratch directories go, first choice first. A tmpfs: on a disk, each
@@ -113,13 +114,16 @@ export class ScratchDir {
 
 /**
  * Deletes `path` and everything below it, without following symbolic links
- * and without crossing into another mount: a directory on another mount
- * than `path`'s parent (a mount point, or one reached through a mount made
- * on the way) stops the removal with an error naming it, before anything
- * in it is deleted. Each directory is checked as it is opened (its fd's
- * mount id, statx: no reading of the mount table, which a mount made a
- * moment later would not be in), and its entries are deleted through that
- * fd (unlinkat): a mount made on its path since does not redirect them.
+ * and without crossing into another mount: a directory or file on another
+ * mount than `path`'s parent (a mount point, or one reached through a
+ * mount made on the way) stops the removal with an error naming it, before
+ * anything in it or beside it is deleted. Each directory is checked as it
+ * is opened, and its entries before any of them is deleted (their fds'
+ * mount ids, statx: no reading of the mount table, which a mount made a
+ * moment later would not be in), and its entries are deleted and its
+ * subdirectories opened through that fd (unlinkat, and its
+ * /proc/self/fd/N/name): a mount made on its path since, or a directory on
+ * the way renamed or swapped for a link, does not redirect them.
  * Files may belong to any id the container mapped: this needs a caller who
  * may delete them (root, for now).
  */
@@ -146,19 +150,37 @@ function removeTree(path: string): void {
 
 /**
  * Deletes what the directory open as `fd` (at `path`) holds, once it is
- * on `tree.mount`, the mount of the tree `tree.top` being removed.
+ * on `tree.mount`, the mount of the tree `tree.top` being removed. Every
+ * entry's mount is checked before any of them is deleted: a file mounted
+ * there (a bind of a host file) stops the removal with its siblings still
+ * there, as a directory does, and is named, not reported as unlink's
+ * EBUSY. A mount made on an entry after that check is named so too.
  */
 function removeBelow(fd: number, path: string, tree: { top: string; mount: number }): void {
-  if (mountId(fd) !== tree.mount) {
-    const where = path === tree.top ? "it is a mount point" : `${printable(path)} is mounted below it`;
-    throw new SboxError(`not removing ${printable(tree.top)}: ${where}`, { step: "scratch" });
+  if (mountId(fd) !== tree.mount) throw mountedBelow(path, tree);
+  const entries = readDirFd(fd, path);
+  for (const entry of entries) {
+    // O_PATH: neither a FIFO nor a device is opened; O_NOFOLLOW: a link's own mount.
+    const entryFd = tryOpen(`/proc/self/fd/${fd}/${entry.name}`, O.PATH | O.NOFOLLOW);
+    if (entryFd === -ENOENT) continue;
+    check(entryFd, "scratch", `cannot open ${path}/${entry.name}`);
+    let onTree;
+    try {
+      onTree = mountId(entryFd) === tree.mount;
+    } finally {
+      close(entryFd);
+    }
+    if (!onTree) throw mountedBelow(`${path}/${entry.name}`, tree);
   }
-  for (const entry of readDirFd(fd, path)) {
+  for (const entry of entries) {
     const child = `${path}/${entry.name}`;
     // Some file systems do not report entry types: a directory then fails unlink with EISDIR.
     let rc = entry.isDirectory ? -EISDIR : tryUnlinkAt(fd, entry.name);
     if (-rc === EISDIR) {
-      const childFd = tryOpen(child, O.RDONLY | O.DIRECTORY | O.NOFOLLOW);
+      // openat(fd, name) by another name: through the open directory, not
+      // by the whole path, which a directory renamed or swapped for a link
+      // on the way (on the same mount) would lead elsewhere.
+      const childFd = tryOpen(`/proc/self/fd/${fd}/${entry.name}`, O.RDONLY | O.DIRECTORY | O.NOFOLLOW);
       if (childFd === -ENOENT) continue;
       check(childFd, "scratch", `cannot open ${child}`);
       try {
@@ -168,6 +190,14 @@ function removeBelow(fd: number, path: string, tree: { top: string; mount: numbe
       }
       rc = tryUnlinkAt(fd, entry.name, AT_REMOVEDIR);
     }
+    // unlink and rmdir refuse a mount point: one mounted since the check.
+    if (-rc === EBUSY) throw mountedBelow(child, tree);
     if (rc < 0 && -rc !== ENOENT) check(rc, "scratch", `cannot remove ${child}`);
   }
+}
+
+/** The refusal of removing `tree.top` for a mount on `path` (at or below it). */
+function mountedBelow(path: string, tree: { top: string }): SboxError {
+  const where = path === tree.top ? "it is a mount point" : `${printable(path)} is mounted below it`;
+  return new SboxError(`not removing ${printable(tree.top)}: ${where}`, { step: "scratch" });
 }

@@ -110,18 +110,16 @@ export function ignoreInspectorSignal(): void {
  * process (now and then; always where that thread got its turn only after
  * the removal). So the listener here only makes Deno's registry take the
  * signal (see {@linkcode ignoreSignals}) and goes once SIG_IGN is set,
- * before anything is written. Without --allow-ffi (sbox writes a line or
- * two and no run starts) or where libc cannot be opened, the no-op
- * listener stays instead, for the rest of the process: removed, it would
- * leave that window open.
+ * before anything is written. Without --allow-ffi (`ffi` false, as sbox's
+ * main found it: sbox writes a line or two and no run starts) or where
+ * libc cannot be opened, the no-op listener stays instead, for the rest of
+ * the process: removed, it would leave that window open.
  */
-export function ignoreFileSizeSignal(): () => void {
+export function ignoreFileSizeSignal(ffi: boolean): () => void {
   const noop = () => {};
   Deno.addSignalListener("SIGXFSZ", noop);
   // Without the permission Deno.dlopen would ask for it on a terminal.
-  const restore = Deno.permissions.querySync({ name: "ffi" }).state === "granted"
-    ? setIgnored(signalNumber("SIGXFSZ"))
-    : undefined;
+  const restore = ffi ? setIgnored(signalNumber("SIGXFSZ")) : undefined;
   if (restore === undefined) return () => {}; // the listener stays
   Deno.removeSignalListener("SIGXFSZ", noop);
   return restore;
