@@ -2873,6 +2873,92 @@ async function assertStoppedBy(signal: Deno.Signal, number: number): Promise<voi
 
 Deno.test("cli: SIGINT to sbox kills the container and cleans up", () => assertStoppedBy("SIGINT", 2));
 
+/**
+ * Runs `sbox run ARGS` with stderr a pipe that is full from the start, so
+ * that sbox's first write there waits; `whileRunning` runs once the run has
+ * begun, and `signal` is sent to sbox once it waits to write. Returns what
+ * sbox wrote on stderr and how it ended.
+ */
+async function signalledWhileWritingStderr(
+  args: string[],
+  signal: Deno.Signal,
+  whileRunning: (pid: number) => Promise<void> = () => Promise.resolve(),
+): Promise<{ stderr: string; status: Deno.CommandStatus; pid: number }> {
+  const dir = scratchDir("cli-full-stderr-");
+  try {
+    const fifo = `${dir}/stderr`;
+    assert.ok(new Deno.Command("mkfifo", { args: [fifo] }).outputSync().success);
+    // Read and write: the open waits for no one, and the pipe stays open.
+    const pipe = Deno.openSync(fifo, { read: true, write: true });
+    try {
+      const filler = new Uint8Array(65536); // a pipe's default capacity
+      assert.equal(pipe.writeSync(filler), filler.length);
+      const child = new Deno.Command("sh", {
+        args: ["-c", 'f="$1"; shift; exec "$@" 2>"$f"', "sh", fifo, ...sboxArgv(args)],
+        stdin: "null",
+        stdout: "null",
+        stderr: "inherit",
+        signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+      }).spawn();
+      await whileRunning(child.pid);
+      // pipe_write, anon_pipe_write since Linux 6.16 or so.
+      while (!/pipe_write$/.test(Deno.readTextFileSync(`/proc/${child.pid}/wchan`))) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      child.kill(signal);
+      // Time for Deno to take the signal, and for its default action if it would.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const buffer = new Uint8Array(65536);
+      for (let drained = 0; drained < filler.length;) {
+        drained += pipe.readSync(buffer.subarray(0, filler.length - drained))!;
+      }
+      const status = await child.status;
+      const end = "\nEND\n";
+      pipe.writeSync(new TextEncoder().encode(end));
+      let stderr = "";
+      while (!stderr.endsWith(end)) stderr += text(buffer.subarray(0, pipe.readSync(buffer)!));
+      return { stderr: stderr.slice(0, -end.length), status, pid: child.pid };
+    } finally {
+      pipe.close();
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+}
+
+// sbox stopped listening for signals as the run returned, before it wrote
+// the report and its lines: a signal then (a second Ctrl-C during the
+// cleanup, a timeout's that expires as the command ends) ended sbox by its
+// default action, with no report or no line, and 128+N for a run that had
+// ended OK. Here the report waits on a full stderr while the signal comes.
+Deno.test("cli: a signal while sbox writes the report of a decided run changes neither the report nor the status", async () => {
+  const ok = await signalledWhileWritingStderr(["--report", "-", "--", "sh", "-c", "exit 3"], "SIGTERM");
+  assert.equal(ok.status.signal, null, ok.stderr);
+  assert.equal(ok.status.code, 3, ok.stderr);
+  const re = report(ok.stderr);
+  assert.deepEqual([re.status, re.exitCode], ["RE", 3]);
+  assertNothingLeft(ok.pid);
+  // Interrupted by SIGINT, then a SIGTERM during the line and the report:
+  // sbox still says so, reports XX, and dies of the first.
+  const marker = randomName();
+  const interrupted = await signalledWhileWritingStderr(
+    ["--report", "-", "--", "sh", "-c", `sleep 1000; : ${marker}`],
+    "SIGTERM",
+    async (pid) => {
+      // The container's shell (sbox's own command line holds the marker too).
+      while (processesWith(marker).every((found) => found === pid)) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      Deno.kill(pid, "SIGINT");
+    },
+  );
+  assert.equal(interrupted.status.signal, "SIGINT", interrupted.stderr);
+  assert.match(interrupted.stderr, /^sbox: interrupted by SIGINT: the container was killed$/m);
+  assert.equal(report(interrupted.stderr).status, "XX");
+  assert.deepEqual(processesWith(marker), []);
+  assertNothingLeft(interrupted.pid);
+});
+
 /** `sbox` in a shell command line of {@linkcode onTerminal}, whatever the paths hold. */
 const SBOX_IN_SHELL = '"$DENO" run --allow-ffi "$SBOX_TS"';
 
