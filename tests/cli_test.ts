@@ -2639,6 +2639,54 @@ async function inShell(argv: string[], redirect: string, setup = ""): Promise<Re
   return { ...await outputOf(child), pid: child.pid };
 }
 
+// `--report /dev/stdout > out.txt` emptied out.txt and wrote the report over
+// the command's output; the run then turned XX (the report "written to
+// during the run") with a line blaming the command. With /dev/stderr, sbox's
+// own line went over the report. Refused now, before the file is emptied;
+// into a pipe /dev/stdout works as before, the report after the output.
+Deno.test("cli: --report naming the file of sbox's own stdout or stderr is refused; into a pipe it works", async () => {
+  const dir = scratchDir("cli-report-own-output-");
+  try {
+    const log = `${dir}/log`;
+    const cases: [string[], string, string][] = [
+      [["--report", "/dev/stdout"], `>>${log}`, "stdout, which the command writes to"],
+      [["--report", log], `>>${log}`, "stdout, which the command writes to"],
+      [["--report", "/dev/stderr"], `2>>${log}`, "stderr, where sbox writes its own lines"],
+      [["--stderr", `${dir}/err`, "--report", "/dev/stderr"], `2>>${log}`, "stderr, where sbox writes"],
+    ];
+    for (const [args, redirect, what] of cases) {
+      Deno.writeTextFileSync(log, "kept\n");
+      const result = await inShell(
+        sboxArgv([...args, "--", "sh", "-c", "echo out; echo err >&2; exit 3"]),
+        redirect,
+      );
+      const shown = redirect.startsWith("2") ? Deno.readTextFileSync(log) : result.stderr;
+      const message = `${args.join(" ")} ${redirect}: ${shown}`;
+      assert.equal(result.code, 125, message);
+      assert.ok(shown.includes(`is the file of sbox's ${what}`), message);
+      assert.ok(Deno.readTextFileSync(log).startsWith("kept\n"), message);
+      assert.ok(!Deno.readTextFileSync(log).includes("out\n"), `the command ran: ${message}`);
+    }
+    // With --stdout, the command does not write to sbox's stdout.
+    Deno.writeTextFileSync(log, "");
+    const given = await inShell(
+      sboxArgv(["--stdout", `${dir}/out`, "--report", "/dev/stdout", "--", "echo", "out"]),
+      `>>${log}`,
+    );
+    assert.equal(given.code, 0, given.stderr);
+    assert.equal(report(Deno.readTextFileSync(log)).status, "OK");
+    // Into a pipe: the output, then the report.
+    const piped = await inShell(
+      sboxArgv(["--report", "/dev/stdout", "--", "sh", "-c", "echo out; exit 3"]),
+      "",
+    );
+    assert.equal(piped.code, 3, piped.stderr);
+    assert.match(piped.stdout, /^out\n\{"status":"RE","exitCode":3,/);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("cli: a stderr that cannot be written loses neither the report nor the exit status", async () => {
   // A line of sbox's on such a stderr threw: the run ended with status 1
   // and an empty report (or, over a file-size limit, died of SIGXFSZ).

@@ -15,7 +15,7 @@ import { messageOf, say } from "./messages.ts";
 import { failedReport, ReportWriter, type Tampering } from "./report.ts";
 import { runContainer, type RunResult } from "./run.ts";
 import { dieOf, ignoreFileSizeSignal, ignoreInspectorSignal, keepIgnored } from "./signal_actions.ts";
-import { refuseStdinAsOutput } from "./stdio.ts";
+import { refuseReportAsOwnOutput, refuseStdinAsOutput } from "./stdio.ts";
 
 /** sbox's exit status when it fails itself (docker and podman use the same). */
 const SBOX_FAILED = 125;
@@ -222,6 +222,7 @@ async function run(
   try {
     // Before the report's open truncates it: it may be the input.
     refuseStdinAsOutput(options.stdin, [["--report", options.report]]);
+    refuseReportAsOwnOutput(options.report, options.stdout);
     if (options.report !== undefined) report = ReportWriter.open(options.report);
   } catch (err) {
     say(`--report: ${messageOf(err)}`);

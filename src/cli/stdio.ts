@@ -522,6 +522,36 @@ export function refuseStdinAsOutput(
 }
 
 /**
+ * Refuses a `--report` that names the regular file of sbox's own stdout or
+ * stderr (`--report /dev/stdout` with stdout `> out.txt`, or that file's
+ * name): the report's open would empty it, and the report, written from
+ * the file's start at the end, would go over what the command wrote there
+ * (stdout, inherited where no --stdout is given) and be overwritten in turn
+ * by sbox's own lines (stderr, which sbox writes to whatever --stderr is).
+ * Call it before the report is opened. A pipe or a terminal is no file to
+ * write over: `--report /dev/stdout` into a pipe writes the report after
+ * the output.
+ */
+export function refuseReportAsOwnOutput(report: string | undefined, stdout: string | undefined): void {
+  if (report === undefined || report === "-") return;
+  const identity = regularFileIdentity(report);
+  if (identity === undefined) return;
+  const own: [number, string][] = [
+    ...(stdout === undefined ? [[1, "stdout, which the command writes to"] as [number, string]] : []),
+    [2, "stderr, where sbox writes its own lines (and the command, without --stderr)"],
+  ];
+  for (const [fd, what] of own) {
+    const found = fstat(fd);
+    if (!found?.isFile || found.identity !== identity) continue;
+    throw new SboxError(
+      `${report} is the file of sbox's ${what}: the report, written from its start at the end, would ` +
+        `overwrite that output; give another file${fd === 2 ? ", or --report - to append it to stderr" : ""}`,
+      { step: "options" },
+    );
+  }
+}
+
+/**
  * {@linkcode FdStat.identity} of the regular file at `path`, or undefined when
  * it is another kind of file (a device is no file to empty or write over)
  * or cannot be opened (it may not exist yet). One O_PATH open: the kind and
