@@ -3165,6 +3165,39 @@ Deno.test("cli: on a terminal, Ctrl-Z stops the command's processes with sbox, a
   assert.deepEqual(processesWith(marker, ["environ"]), []);
 });
 
+// With --stdin FILE at a prompt, Ctrl-Z stopped sbox alone: the container ran
+// on, writing to the terminal at the user's shell prompt, its --wall-time
+// unwatched until `fg`. The terminal is still the one the user typed at.
+Deno.test("cli: at a terminal, Ctrl-Z stops the command with sbox whatever --stdin is", async () => {
+  const image = shellQuote(busyboxImage());
+  const marker = randomName();
+  const inner = 'echo ready; sleep 2; echo "slept $?"';
+  const line = `set -m; ${SBOX_IN_SHELL} run --rootfs ${image} --stdin /dev/null -e MARK=${marker} -- ` +
+    `sh -c ${shellQuote(inner)}; echo "stopped $?"; read x; fg; echo "after $?"`;
+  let stopped = markedStates(marker);
+  const all = (states: string[]) => states.length > 0 && states.every((state) => state === "T");
+  const { shown, code } = await onTerminal(line, [
+    { waitFor: "ready", keys: "\x1a" },
+    {
+      waitFor: "stopped 148",
+      look: async () => {
+        const deadline = Date.now() + 10_000;
+        while (!(all(stopped.sbox) && all(stopped.container)) && Date.now() < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          stopped = markedStates(marker);
+        }
+      },
+      keys: "\n",
+    },
+  ]);
+  assert.equal(stopped.sbox.length, 1, `sbox's process: ${JSON.stringify(stopped)}\n${shown}`);
+  assert.ok(all(stopped.sbox) && all(stopped.container), `${JSON.stringify(stopped)}\n${shown}`);
+  assert.match(shown, /slept 0\r?\n/, shown);
+  assert.match(shown, /after 0\r?\n/, shown);
+  assert.equal(code, 0, shown);
+  assert.deepEqual(processesWith(marker, ["environ"]), []);
+});
+
 // A parent that could not be read (ppid 0: a parent in a pid namespace above,
 // or one hidden by hidepid) counted as "orphaned", so Ctrl-Z did nothing while
 // the rest of the job stopped (review19).

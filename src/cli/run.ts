@@ -193,6 +193,10 @@ export async function runContainer(
   };
   const relay = new SignalRelay({
     onTerminal: options.stdin === undefined && Deno.stdin.isTerminal(),
+    // The terminal the user types Ctrl-Z at, whatever --stdin is: stopped
+    // alone, sbox left the container running on, writing to that terminal,
+    // its time limits unwatched until `fg`.
+    jobControl: Deno.stdin.isTerminal() || Deno.stdout.isTerminal() || Deno.stderr.isTerminal(),
     // The container, once there is one (execute sets state.kill).
     kill: () => state.kill(),
   });
