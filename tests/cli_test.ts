@@ -1435,11 +1435,11 @@ Deno.test("cli: a FIFO as --stdin: the command starts once a writer has opened i
   }
 });
 
-Deno.test("cli: a FIFO or a device as --seccomp or --report fails at once, before anything is created", async () => {
+Deno.test("cli: a FIFO or a device as --seccomp, --report or --stdout fails at once, before anything is created", async () => {
   const dir = scratchDir("cli-fifo-");
   try {
     // One FIFO each: two runs opening one FIFO would meet there.
-    for (const name of ["policy", "report"]) {
+    for (const name of ["policy", "report", "stdout"]) {
       assert.ok(new Deno.Command("mkfifo", { args: [`${dir}/${name}`] }).outputSync().success);
     }
     const cases: [string[], RegExp][] = [
@@ -1453,8 +1453,16 @@ Deno.test("cli: a FIFO or a device as --seccomp or --report fails at once, befor
         ["--seccomp", "/dev/null"],
         /^sbox: invalid option --seccomp: policy \/dev\/null is not a regular file$/,
       ],
-      // Writing it would wait for a reader, as for --stdout.
-      [["--report", `${dir}/report`], /^sbox: --report: cannot open .*\/report: ENXIO/],
+      // Writing it would wait for a reader: refused, saying so (a bare
+      // ENXIO, "No such device or address", left the user puzzled).
+      [
+        ["--report", `${dir}/report`],
+        /^sbox: --report: cannot open .*\/report: ENXIO \(No such device or address\): the FIFO has no reader, and sbox does not wait for one: start the reader first, then sbox$/,
+      ],
+      [
+        ["--stdout", `${dir}/stdout`],
+        /^sbox: --stdout: cannot open .*\/stdout: ENXIO \(No such device or address\): the FIFO has no reader, and sbox does not wait for one: start the reader first, then sbox$/,
+      ],
     ];
     await Promise.all(cases.map(async ([args, pattern]) => {
       const result = await sboxWithin(15_000, ["run", ...args, "--", "true"]);

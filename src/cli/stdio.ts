@@ -58,7 +58,7 @@ import {
 import { containerId, type UserMapper } from "../user.ts";
 import type { RunOptions } from "./args.ts";
 import { waitForWriter } from "./fifo.ts";
-import { failureOf } from "./option_errors.ts";
+import { failureOf, noReaderExplained } from "./option_errors.ts";
 
 /** The files of --stdin, --stdout and --stderr, opened by sbox on the host. */
 export interface OpenStdio {
@@ -213,7 +213,12 @@ class StdioFiles {
     // call (its writer is waited for later, see stdinWriter); one without a
     // reader (--stdout) fails with ENXIO. The command gets a blocking fd,
     // as from a shell's redirection.
-    const opened = this.#keep(open(path, flags | O.NONBLOCK, 0o644));
+    let opened;
+    try {
+      opened = this.#keep(open(path, flags | O.NONBLOCK, 0o644));
+    } catch (err) {
+      throw noReaderExplained(err, path);
+    }
     const found = fstat(opened)!;
     const refused = refusal(found.mode);
     if (refused) throw new SboxError(`${path} is ${refused}`, { step: "open" });
