@@ -31,5 +31,7 @@ export async function main(argv: string[], version: string, fromCommandLine = fa
 
 if (import.meta.main) {
   emptyStaleReport(Deno.args);
-  Deno.exit(await main(Deno.args, meta.version, true));
+  const cli = await import("./src/cli/main.ts");
+  // The process exits as main returns: the run's signal listeners stay until then.
+  Deno.exit(await cli.mainThen(Deno.args, meta.version, true, true));
 }

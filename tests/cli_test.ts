@@ -1568,11 +1568,11 @@ Deno.test("cli: a FIFO as --stdin: the command starts once a writer has opened i
   }
 });
 
-Deno.test("cli: a FIFO or a device as --seccomp or --report fails at once, before anything is created", async () => {
+Deno.test("cli: a FIFO or a device as --seccomp, --report or --stdout fails at once, before anything is created", async () => {
   const dir = scratchDir("cli-fifo-");
   try {
     // One FIFO each: two runs opening one FIFO would meet there.
-    for (const name of ["policy", "report"]) {
+    for (const name of ["policy", "report", "stdout"]) {
       assert.ok(new Deno.Command("mkfifo", { args: [`${dir}/${name}`] }).outputSync().success);
     }
     const cases: [string[], RegExp][] = [
@@ -1586,8 +1586,16 @@ Deno.test("cli: a FIFO or a device as --seccomp or --report fails at once, befor
         ["--seccomp", "/dev/null"],
         /^sbox: invalid option --seccomp: policy \/dev\/null is not a regular file$/,
       ],
-      // Writing it would wait for a reader, as for --stdout.
-      [["--report", `${dir}/report`], /^sbox: --report: cannot open .*\/report: ENXIO/],
+      // Writing it would wait for a reader: refused, saying so (a bare
+      // ENXIO, "No such device or address", left the user puzzled).
+      [
+        ["--report", `${dir}/report`],
+        /^sbox: --report: cannot open .*\/report: ENXIO \(No such device or address\): the FIFO has no reader, and sbox does not wait for one: start the reader first, then sbox$/,
+      ],
+      [
+        ["--stdout", `${dir}/stdout`],
+        /^sbox: --stdout: cannot open .*\/stdout: ENXIO \(No such device or address\): the FIFO has no reader, and sbox does not wait for one: start the reader first, then sbox$/,
+      ],
     ];
     await Promise.all(cases.map(async ([args, pattern]) => {
       const result = await sboxWithin(15_000, ["run", ...args, "--", "true"]);
@@ -2772,6 +2780,54 @@ async function inShell(argv: string[], redirect: string, setup = ""): Promise<Re
   return { ...await outputOf(child), pid: child.pid };
 }
 
+// `--report /dev/stdout > out.txt` emptied out.txt and wrote the report over
+// the command's output; the run then turned XX (the report "written to
+// during the run") with a line blaming the command. With /dev/stderr, sbox's
+// own line went over the report. Refused now, before the file is emptied;
+// into a pipe /dev/stdout works as before, the report after the output.
+Deno.test("cli: --report naming the file of sbox's own stdout or stderr is refused; into a pipe it works", async () => {
+  const dir = scratchDir("cli-report-own-output-");
+  try {
+    const log = `${dir}/log`;
+    const cases: [string[], string, string][] = [
+      [["--report", "/dev/stdout"], `>>${log}`, "stdout, which the command writes to"],
+      [["--report", log], `>>${log}`, "stdout, which the command writes to"],
+      [["--report", "/dev/stderr"], `2>>${log}`, "stderr, where sbox writes its own lines"],
+      [["--stderr", `${dir}/err`, "--report", "/dev/stderr"], `2>>${log}`, "stderr, where sbox writes"],
+    ];
+    for (const [args, redirect, what] of cases) {
+      Deno.writeTextFileSync(log, "kept\n");
+      const result = await inShell(
+        sboxArgv([...args, "--", "sh", "-c", "echo out; echo err >&2; exit 3"]),
+        redirect,
+      );
+      const shown = redirect.startsWith("2") ? Deno.readTextFileSync(log) : result.stderr;
+      const message = `${args.join(" ")} ${redirect}: ${shown}`;
+      assert.equal(result.code, 125, message);
+      assert.ok(shown.includes(`is the file of sbox's ${what}`), message);
+      assert.ok(Deno.readTextFileSync(log).startsWith("kept\n"), message);
+      assert.ok(!Deno.readTextFileSync(log).includes("out\n"), `the command ran: ${message}`);
+    }
+    // With --stdout, the command does not write to sbox's stdout.
+    Deno.writeTextFileSync(log, "");
+    const given = await inShell(
+      sboxArgv(["--stdout", `${dir}/out`, "--report", "/dev/stdout", "--", "echo", "out"]),
+      `>>${log}`,
+    );
+    assert.equal(given.code, 0, given.stderr);
+    assert.equal(report(Deno.readTextFileSync(log)).status, "OK");
+    // Into a pipe: the output, then the report.
+    const piped = await inShell(
+      sboxArgv(["--report", "/dev/stdout", "--", "sh", "-c", "echo out; exit 3"]),
+      "",
+    );
+    assert.equal(piped.code, 3, piped.stderr);
+    assert.match(piped.stdout, /^out\n\{"status":"RE","exitCode":3,/);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("cli: a stderr that cannot be written loses neither the report nor the exit status", async () => {
   // A line of sbox's on such a stderr threw: the run ended with status 1
   // and an empty report (or, over a file-size limit, died of SIGXFSZ).
@@ -3006,6 +3062,92 @@ async function assertStoppedBy(signal: Deno.Signal, number: number): Promise<voi
 
 Deno.test("cli: SIGINT to sbox kills the container and cleans up", () => assertStoppedBy("SIGINT", 2));
 
+/**
+ * Runs `sbox run ARGS` with stderr a pipe that is full from the start, so
+ * that sbox's first write there waits; `whileRunning` runs once the run has
+ * begun, and `signal` is sent to sbox once it waits to write. Returns what
+ * sbox wrote on stderr and how it ended.
+ */
+async function signalledWhileWritingStderr(
+  args: string[],
+  signal: Deno.Signal,
+  whileRunning: (pid: number) => Promise<void> = () => Promise.resolve(),
+): Promise<{ stderr: string; status: Deno.CommandStatus; pid: number }> {
+  const dir = scratchDir("cli-full-stderr-");
+  try {
+    const fifo = `${dir}/stderr`;
+    assert.ok(new Deno.Command("mkfifo", { args: [fifo] }).outputSync().success);
+    // Read and write: the open waits for no one, and the pipe stays open.
+    const pipe = Deno.openSync(fifo, { read: true, write: true });
+    try {
+      const filler = new Uint8Array(65536); // a pipe's default capacity
+      assert.equal(pipe.writeSync(filler), filler.length);
+      const child = new Deno.Command("sh", {
+        args: ["-c", 'f="$1"; shift; exec "$@" 2>"$f"', "sh", fifo, ...sboxArgv(args)],
+        stdin: "null",
+        stdout: "null",
+        stderr: "inherit",
+        signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+      }).spawn();
+      await whileRunning(child.pid);
+      // pipe_write, anon_pipe_write since Linux 6.16 or so.
+      while (!/pipe_write$/.test(Deno.readTextFileSync(`/proc/${child.pid}/wchan`))) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      child.kill(signal);
+      // Time for Deno to take the signal, and for its default action if it would.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const buffer = new Uint8Array(65536);
+      for (let drained = 0; drained < filler.length;) {
+        drained += pipe.readSync(buffer.subarray(0, filler.length - drained))!;
+      }
+      const status = await child.status;
+      const end = "\nEND\n";
+      pipe.writeSync(new TextEncoder().encode(end));
+      let stderr = "";
+      while (!stderr.endsWith(end)) stderr += text(buffer.subarray(0, pipe.readSync(buffer)!));
+      return { stderr: stderr.slice(0, -end.length), status, pid: child.pid };
+    } finally {
+      pipe.close();
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+}
+
+// sbox stopped listening for signals as the run returned, before it wrote
+// the report and its lines: a signal then (a second Ctrl-C during the
+// cleanup, a timeout's that expires as the command ends) ended sbox by its
+// default action, with no report or no line, and 128+N for a run that had
+// ended OK. Here the report waits on a full stderr while the signal comes.
+Deno.test("cli: a signal while sbox writes the report of a decided run changes neither the report nor the status", async () => {
+  const ok = await signalledWhileWritingStderr(["--report", "-", "--", "sh", "-c", "exit 3"], "SIGTERM");
+  assert.equal(ok.status.signal, null, ok.stderr);
+  assert.equal(ok.status.code, 3, ok.stderr);
+  const re = report(ok.stderr);
+  assert.deepEqual([re.status, re.exitCode], ["RE", 3]);
+  assertNothingLeft(ok.pid);
+  // Interrupted by SIGINT, then a SIGTERM during the line and the report:
+  // sbox still says so, reports XX, and dies of the first.
+  const marker = randomName();
+  const interrupted = await signalledWhileWritingStderr(
+    ["--report", "-", "--", "sh", "-c", `sleep 1000; : ${marker}`],
+    "SIGTERM",
+    async (pid) => {
+      // The container's shell (sbox's own command line holds the marker too).
+      while (processesWith(marker).every((found) => found === pid)) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      Deno.kill(pid, "SIGINT");
+    },
+  );
+  assert.equal(interrupted.status.signal, "SIGINT", interrupted.stderr);
+  assert.match(interrupted.stderr, /^sbox: interrupted by SIGINT: the container was killed$/m);
+  assert.equal(report(interrupted.stderr).status, "XX");
+  assert.deepEqual(processesWith(marker), []);
+  assertNothingLeft(interrupted.pid);
+});
+
 /** `sbox` in a shell command line of {@linkcode onTerminal}, whatever the paths hold. */
 const SBOX_IN_SHELL = '"$DENO" run --allow-ffi "$SBOX_TS"';
 
@@ -3159,6 +3301,39 @@ Deno.test("cli: on a terminal, Ctrl-Z stops the command's processes with sbox, a
     JSON.stringify(stopped),
   );
   assert.match(shown, /trapped\r?\ninner 130\r?\n/, shown);
+  assert.match(shown, /after 0\r?\n/, shown);
+  assert.equal(code, 0, shown);
+  assert.deepEqual(processesWith(marker, ["environ"]), []);
+});
+
+// With --stdin FILE at a prompt, Ctrl-Z stopped sbox alone: the container ran
+// on, writing to the terminal at the user's shell prompt, its --wall-time
+// unwatched until `fg`. The terminal is still the one the user typed at.
+Deno.test("cli: at a terminal, Ctrl-Z stops the command with sbox whatever --stdin is", async () => {
+  const image = shellQuote(busyboxImage());
+  const marker = randomName();
+  const inner = 'echo ready; sleep 2; echo "slept $?"';
+  const line = `set -m; ${SBOX_IN_SHELL} run --rootfs ${image} --stdin /dev/null -e MARK=${marker} -- ` +
+    `sh -c ${shellQuote(inner)}; echo "stopped $?"; read x; fg; echo "after $?"`;
+  let stopped = markedStates(marker);
+  const all = (states: string[]) => states.length > 0 && states.every((state) => state === "T");
+  const { shown, code } = await onTerminal(line, [
+    { waitFor: "ready", keys: "\x1a" },
+    {
+      waitFor: "stopped 148",
+      look: async () => {
+        const deadline = Date.now() + 10_000;
+        while (!(all(stopped.sbox) && all(stopped.container)) && Date.now() < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          stopped = markedStates(marker);
+        }
+      },
+      keys: "\n",
+    },
+  ]);
+  assert.equal(stopped.sbox.length, 1, `sbox's process: ${JSON.stringify(stopped)}\n${shown}`);
+  assert.ok(all(stopped.sbox) && all(stopped.container), `${JSON.stringify(stopped)}\n${shown}`);
+  assert.match(shown, /slept 0\r?\n/, shown);
   assert.match(shown, /after 0\r?\n/, shown);
   assert.equal(code, 0, shown);
   assert.deepEqual(processesWith(marker, ["environ"]), []);

@@ -3,8 +3,9 @@
  * death by a Ctrl-C that sbox passed on: {@linkcode SignalRelay} holds all
  * of that state. With a terminal on sbox's stdin the terminal's keys and
  * job control (Ctrl-C, Ctrl-\, Ctrl-Z, a resized window) are the command's,
- * as in a terminal; every other stop signal, and those keys without a
- * terminal, kill the container and let the cleanup run.
+ * as in a terminal; with a terminal on sbox's stdout or stderr only (or
+ * --stdin given), Ctrl-Z alone; every other stop signal, and those keys
+ * without a terminal, kill the container and let the cleanup run.
  *
  * The command runs in a session of its own (security.md), so the terminal
  * delivers its signals to sbox alone; sbox passes them on to the command's
@@ -48,7 +49,8 @@ const STOP_SIGNALS: readonly Deno.Signal[] = [
 
 /**
  * Every signal sbox listens for during a run: {@linkcode STOP_SIGNALS}, and
- * on a terminal SIGTSTP (a Ctrl-Z) and SIGWINCH (a resize), see
+ * on a terminal SIGTSTP (a Ctrl-Z) and SIGWINCH (a resize, with the
+ * terminal on stdin), see
  * {@linkcode SignalRelay}. One that sbox was started with ignored gets no
  * listener: it stays ignored.
  */
@@ -78,6 +80,14 @@ export interface SignalRelayOptions {
    * Ctrl-Z and its resizes are the command's.
    */
   onTerminal: boolean;
+  /**
+   * A Ctrl-Z stops the command's process group with sbox, as a terminal
+   * stops a foreground job: where any of sbox's fds 0-2 is a terminal, the
+   * one the user types Ctrl-Z at (`--stdin FILE` at a prompt, say), though
+   * the keys and resizes stay sbox's without `onTerminal`. Implied by
+   * `onTerminal`; false by default.
+   */
+  jobControl?: boolean;
   /** Kills every process of the container (a no-op until there is one). */
   kill: () => void;
   /**
@@ -112,7 +122,8 @@ type Phase = "setup" | "starting" | "relaying" | "decided";
  * 5. {@linkcode reraise}: the signal sbox dies of once done.
  *
  * What a signal does in each phase (`key`: SIGINT or SIGQUIT with a
- * terminal on stdin, see {@linkcode TERMINAL_KEYS}):
+ * terminal on stdin, see {@linkcode TERMINAL_KEYS}; Ctrl-Z with job
+ * control, resize with a terminal on stdin):
  *
  * | phase      | a key                           | another stop signal | Ctrl-Z                 | resize    |
  * | ---------- | ------------------------------- | ------------------- | ---------------------- | --------- |
@@ -122,8 +133,9 @@ type Phase = "setup" | "starting" | "relaying" | "decided";
  * | `decided`  | ignored                         | ignored             | stops sbox alone       | ignored   |
  *
  * `setup` is also where a run is after a start that ran no command (its
- * exec failed) and, without a terminal, while the command runs: there is
- * nothing to pass a key on to then. What is held is passed on when the run
+ * exec failed) and, without job control, while the command runs: there is
+ * nothing to pass a signal on to then. Without a terminal on stdin, a key
+ * in `relaying` interrupts, as another stop signal does. What is held is passed on when the run
  * enters `relaying`, and dropped if it never does.
  *
  * @example
@@ -145,14 +157,18 @@ type Phase = "setup" | "starting" | "relaying" | "decided";
 export class SignalRelay {
   /** sbox's stdin is a terminal (and no --stdin was given): its keys are the command's. */
   readonly onTerminal: boolean;
+  /** A Ctrl-Z stops the command's process group with sbox (see {@linkcode SignalRelayOptions.jobControl}). */
+  readonly jobControl: boolean;
   readonly #kill: () => void;
   readonly #stop: (command?: (signal: Deno.Signal) => void) => void;
   readonly #interruption = new AbortController();
   #phase: Phase = "setup";
   /** The first stop signal sbox received while the run was not yet decided. */
   #interrupted: Deno.Signal | undefined;
-  /** In `relaying`: passes a signal on to the command's process group. */
+  /** In `relaying` with a terminal on stdin: passes a key or a resize on to the command's process group. */
   #command: ((signal: Deno.Signal) => void) | undefined;
+  /** In `relaying` with job control: what a Ctrl-Z stops sbox with (the command's process group). */
+  #stopTarget: ((signal: Deno.Signal) => void) | undefined;
   /** The last key passed on to the command. */
   #forwarded: Deno.Signal | undefined;
   /** A Ctrl-C or Ctrl-\ that came while the command was starting: passed on once it runs. */
@@ -165,6 +181,7 @@ export class SignalRelay {
   /** A relay in phase `setup`, listening for nothing yet (see {@linkcode listen}). */
   constructor(options: SignalRelayOptions) {
     this.onTerminal = options.onTerminal;
+    this.jobControl = options.onTerminal || (options.jobControl ?? false);
     this.#kill = options.kill;
     this.#stop = options.stop ??
       ((command) => command ? stopWithCommand(command) : void stopLikeDefault("SIGTSTP"));
@@ -184,8 +201,8 @@ export class SignalRelay {
   }
 
   /**
-   * Listens for {@linkcode STOP_SIGNALS}, and with a terminal for SIGTSTP
-   * and SIGWINCH, except `ignored`: those sbox was started with ignored
+   * Listens for {@linkcode STOP_SIGNALS}, with job control for SIGTSTP, and
+   * with a terminal on stdin for SIGWINCH, except `ignored`: those sbox was started with ignored
    * (`keepIgnored`: nohup's SIGHUP, the SIGINT and SIGQUIT of a shell's
    * background job), which stay so. Returns what stops listening; from then
    * on Deno's handler, which stays, applies the default action itself (Deno
@@ -193,9 +210,8 @@ export class SignalRelay {
    */
   listen(ignored: ReadonlySet<Deno.Signal>): () => void {
     const signals = STOP_SIGNALS.filter((signal) => !ignored.has(signal));
-    if (this.onTerminal) {
-      for (const signal of ["SIGTSTP", "SIGWINCH"] as const) if (!ignored.has(signal)) signals.push(signal);
-    }
+    if (this.jobControl && !ignored.has("SIGTSTP")) signals.push("SIGTSTP");
+    if (this.onTerminal && !ignored.has("SIGWINCH")) signals.push("SIGWINCH");
     const handlers = signals.map((signal) => [signal, () => this.receive(signal)] as const);
     for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
     return () => {
@@ -255,15 +271,18 @@ export class SignalRelay {
    */
   attach(command: SignalTarget | undefined): void {
     this.#phase = "setup";
-    if (command && this.onTerminal) {
+    if (command && this.jobControl) {
       const pass = (signal: Deno.Signal) => command.kill(signal);
-      this.#command = pass;
+      this.#stopTarget = pass;
       this.#phase = "relaying";
-      if (this.#heldKey && !this.#interrupted) {
-        this.#forwarded = this.#heldKey;
-        pass(this.#heldKey);
+      if (this.onTerminal) {
+        this.#command = pass;
+        if (this.#heldKey && !this.#interrupted) {
+          this.#forwarded = this.#heldKey;
+          pass(this.#heldKey);
+        }
+        if (this.#resizeHeld) pass("SIGWINCH");
       }
-      if (this.#resizeHeld) pass("SIGWINCH");
       if (this.#stopHeld) this.#stop(pass);
     }
     if (this.#interrupted) this.#kill();
@@ -307,7 +326,7 @@ export class SignalRelay {
    */
   #ctrlZ(): void {
     if (this.#phase === "decided") this.#stop();
-    else if (this.#command) this.#stop(this.#command);
+    else if (this.#stopTarget) this.#stop(this.#stopTarget);
     else this.#stopHeld = true;
   }
 

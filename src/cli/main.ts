@@ -15,7 +15,7 @@ import { messageOf, say } from "./messages.ts";
 import { failedReport, ReportWriter, type Tampering } from "./report.ts";
 import { runContainer, type RunResult } from "./run.ts";
 import { dieOf, ignoreFileSizeSignal, ignoreInspectorSignal, keepIgnored } from "./signal_actions.ts";
-import { refuseStdinAsOutput } from "./stdio.ts";
+import { refuseReportAsOwnOutput, refuseStdinAsOutput } from "./stdio.ts";
 
 /** sbox's exit status when it fails itself (docker and podman use the same). */
 const SBOX_FAILED = 125;
@@ -62,6 +62,25 @@ function print(text: string): number {
  * bytes as they are (see `exactArguments`), instead of with Deno's U+FFFD.
  */
 export async function main(argv: string[], version: string, fromCommandLine = false): Promise<number> {
+  return await mainThen(argv, version, fromCommandLine, false);
+}
+
+/**
+ * {@linkcode main}, for a process that exits as soon as it returns when
+ * `exits` (sbox.ts's command line): the run's signal listeners then stay
+ * until that exit, where a signal would otherwise end the process by its
+ * default action, with the run's exit status lost. A program that embeds
+ * main (`exits` false) gets them removed as main returns, and the signals'
+ * actions as they were before.
+ *
+ * @internal For sbox.ts.
+ */
+export async function mainThen(
+  argv: string[],
+  version: string,
+  fromCommandLine: boolean,
+  exits: boolean,
+): Promise<number> {
   // Asked once (querySync never prompts): without FFI there is no run, and
   // Deno would ask for the permission on a terminal at its first use.
   const ffi = Deno.permissions.querySync({ name: "ffi" }).state === "granted";
@@ -74,9 +93,13 @@ export async function main(argv: string[], version: string, fromCommandLine = fa
   // write fails with EFBIG instead. Before anything is written; put back
   // only after the last line (see ignoreFileSizeSignal).
   const restoreFileSizeSignal = ignoreFileSizeSignal(ffi);
+  // A run's signal listeners, kept until its report and last line are
+  // written and its exit status decided (see runContainer).
+  const listening = new DisposableStack();
   try {
-    return await dispatch(argv, version, fromCommandLine, ffi, ignored);
+    return await dispatch(argv, version, fromCommandLine, ffi, ignored, listening);
   } finally {
+    if (!exits) listening.dispose();
     restoreFileSizeSignal();
   }
 }
@@ -87,6 +110,7 @@ async function dispatch(
   fromCommandLine: boolean,
   ffi: boolean,
   ignored: ReadonlySet<Deno.Signal>,
+  listening: DisposableStack,
 ): Promise<number> {
   let argv = givenArgv;
   // Set when the helper library cannot be opened: see below.
@@ -147,7 +171,7 @@ async function dispatch(
     case "run":
       if (noHelper !== undefined) return failed(noHelper);
       try {
-        return await run(invocation.options, ffi, ignored);
+        return await run(invocation.options, ffi, ignored, listening);
       } catch (err) {
         // run() says what failed and returns 125 itself; this is for what
         // it did not foresee, which would otherwise end Deno with a trace.
@@ -175,7 +199,12 @@ function distrusted(result: RunResult, path: string, tampering: Tampering): RunR
   };
 }
 
-async function run(options: RunOptions, ffi: boolean, ignored: ReadonlySet<Deno.Signal>): Promise<number> {
+async function run(
+  options: RunOptions,
+  ffi: boolean,
+  ignored: ReadonlySet<Deno.Signal>,
+  listening: DisposableStack,
+): Promise<number> {
   // Without the permission Deno would ask on a terminal, or fail deep inside;
   // say at once what is needed instead.
   if (!ffi) {
@@ -193,12 +222,17 @@ async function run(options: RunOptions, ffi: boolean, ignored: ReadonlySet<Deno.
   try {
     // Before the report's open truncates it: it may be the input.
     refuseStdinAsOutput(options.stdin, [["--report", options.report]]);
+    refuseReportAsOwnOutput(options.report, options.stdout);
     if (options.report !== undefined) report = ReportWriter.open(options.report);
   } catch (err) {
     say(`--report: ${messageOf(err)}`);
     return SBOX_FAILED;
   }
-  let result = await runContainer(options, ignored);
+  // The listeners stay while the report is written and the lines said: a
+  // signal then (a second Ctrl-C, a timeout's just after the command's end)
+  // must not end sbox by its default action, the report empty and the
+  // status 128+N for a run that was decided (cli.md, Exit status).
+  let result = await runContainer(options, ignored, listening);
   // The container is gone: no process of the run can touch the file now.
   const tampering = report?.tampering();
   if (tampering) result = distrusted(result, options.report!, tampering);

@@ -8,7 +8,9 @@
  * @module
  */
 
+import { errnoNumber } from "../errno.ts";
 import { SboxError, type Step } from "../error.ts";
+import { stat } from "../sys.ts";
 import { messageOf } from "./messages.ts";
 
 /**
@@ -61,4 +63,39 @@ export function invalidFlag(flag: string, err: unknown): SboxError {
   const message = messageOf(err);
   const errno = err instanceof SboxError ? err.errnoNumber : undefined;
   return SboxError.invalidOption(flag, message, { errno, cause: err });
+}
+
+/**
+ * `err`, the failure of an open of `path` for writing without waiting
+ * (O_NONBLOCK: `--stdout`, `--stderr`, `--report`), with what ENXIO means
+ * there when `path` is a FIFO: no process has it open for reading. A
+ * shell's `> fifo` would wait for one; sbox does not (a wait in open()
+ * holds the thread that no signal reaches), and a bare "No such device or
+ * address" left the user puzzled. Any other error is `err` itself.
+ *
+ * @example
+ * ```ts
+ * import { noReaderExplained } from "./option_errors.ts";
+ * import { open, O } from "../sys.ts";
+ *
+ * try {
+ *   open("out.fifo", O.WRONLY | O.NONBLOCK);
+ * } catch (err) {
+ *   throw noReaderExplained(err, "out.fifo");
+ * }
+ * ```
+ */
+export function noReaderExplained(err: unknown, path: string): unknown {
+  if (!(err instanceof SboxError) || err.errnoNumber !== errnoNumber("ENXIO")) return err;
+  let fifo = false;
+  try {
+    fifo = ((stat(path)?.mode ?? 0) & 0o170000) === 0o010000; // S_IFIFO
+  } catch {
+    // the open's error says what there is to say
+  }
+  if (!fifo) return err;
+  return new SboxError(
+    `${err.message}: the FIFO has no reader, and sbox does not wait for one: start the reader first, then sbox`,
+    { step: err.step, errno: err.errnoNumber, cause: err },
+  );
 }

@@ -9,6 +9,7 @@
 import type { CpuUsage } from "../cgroup.ts";
 import { describeErrno } from "../errno.ts";
 import { SboxError } from "../error.ts";
+import { noReaderExplained } from "./option_errors.ts";
 import {
   close,
   ENOENT,
@@ -169,7 +170,12 @@ export class ReportWriter {
    */
   static open(path: string): ReportWriter {
     if (path === "-") return new ReportWriter(STDERR, path);
-    const fd = open(path, O.WRONLY | O.CREAT | O.TRUNC | O.NONBLOCK, 0o644);
+    let fd;
+    try {
+      fd = open(path, O.WRONLY | O.CREAT | O.TRUNC | O.NONBLOCK, 0o644);
+    } catch (err) {
+      throw noReaderExplained(err, path);
+    }
     try {
       setNonblocking(fd, false);
       const found = fstat(fd)!;

@@ -170,11 +170,18 @@ const NO_USAGE: Usage = {
  * Runs `options.command` in a new container; never throws for a failure of
  * the run itself. `ignored`: those of `HANDLED_SIGNALS` (job_control.ts)
  * that sbox was started with ignored (`keepIgnored`), which it does not
- * listen for.
+ * listen for. `listening`: where given, the run's signal listeners are
+ * removed only when the caller disposes it, not as the run returns; a stop
+ * signal that comes after the run's end is ignored meanwhile. main.ts keeps
+ * them until the report and the last line are written: without a listener
+ * Deno's handler ends the process by the signal's default action (see
+ * `SignalRelay.listen`), and a signal just after the run would leave an
+ * empty report, no line, and 128+N for a run that ended OK.
  */
 export async function runContainer(
   options: RunOptions,
   ignored: ReadonlySet<Deno.Signal> = new Set(),
+  listening?: DisposableStack,
 ): Promise<RunResult> {
   const state: RunState = {
     usage: NO_USAGE,
@@ -186,6 +193,10 @@ export async function runContainer(
   };
   const relay = new SignalRelay({
     onTerminal: options.stdin === undefined && Deno.stdin.isTerminal(),
+    // The terminal the user types Ctrl-Z at, whatever --stdin is: stopped
+    // alone, sbox left the container running on, writing to that terminal,
+    // its time limits unwatched until `fg`.
+    jobControl: Deno.stdin.isTerminal() || Deno.stdout.isTerminal() || Deno.stderr.isTerminal(),
     // The container, once there is one (execute sets state.kill).
     kill: () => state.kill(),
   });
@@ -196,7 +207,9 @@ export async function runContainer(
   // lets the cleanup run, rather than ending sbox on the spot. A signal sbox
   // was started with ignored (nohup's SIGHUP, the SIGINT and SIGQUIT of a
   // shell's background job) stays ignored: no listener for it.
-  resources.defer(relay.listen(ignored));
+  const stopListening = relay.listen(ignored);
+  if (listening) listening.defer(stopListening);
+  else resources.defer(stopListening);
   try {
     await execute({ options, state, relay, resources });
   } catch (err) {
@@ -207,6 +220,9 @@ export async function runContainer(
   } catch (err) {
     state.error ??= err instanceof SuppressedError ? err.error : err;
   }
+  // The container is gone: a signal that comes from now on (while the
+  // caller writes the report) finds nothing left to interrupt.
+  relay.decide();
   return summarize(options, state, relay);
 }
 

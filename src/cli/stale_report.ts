@@ -25,7 +25,8 @@ import { reportPathOf, stdinPathsOf } from "./run_options.ts";
  * /proc/self/cmdline: see `exactArguments`), to a file that does not exist
  * (no stale report) or is not a regular file (a FIFO's reader would see the
  * end of its input when this open closed), nor to a file given as
- * `--stdin` (sbox refuses that report, and must not empty the input).
+ * `--stdin` (sbox refuses that report, and must not empty the input) or
+ * the file of sbox's own stdout or stderr (the same).
  */
 export function emptyStaleReport(argv: readonly string[]): void {
   if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return;
@@ -47,6 +48,9 @@ export function emptyStaleReport(argv: readonly string[]): void {
       if (!stat?.isFile) return;
       const identity = stat.identity;
       if (stdinPathsOf(args).some((stdin) => identityOf(stdin) === identity)) return;
+      // Nor sbox's own stdout or stderr, which main refuses as the report
+      // (`--report /dev/stdout > out`): emptied, it would lose what it held.
+      if ([1, 2].some((fd) => fstat(fd)?.identity === identity)) return;
       // The very file looked at, whatever its path leads to now.
       close(tryOpen(`/proc/self/fd/${found}`, O.WRONLY | O.TRUNC | O.NONBLOCK | O.NOCTTY));
     } finally {

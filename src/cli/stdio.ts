@@ -58,7 +58,7 @@ import {
 import { containerId, type UserMapper } from "../user.ts";
 import type { RunOptions } from "./args.ts";
 import { waitForWriter } from "./fifo.ts";
-import { failureOf } from "./option_errors.ts";
+import { failureOf, noReaderExplained } from "./option_errors.ts";
 
 /** The files of --stdin, --stdout and --stderr, opened by sbox on the host. */
 export interface OpenStdio {
@@ -213,7 +213,12 @@ class StdioFiles {
     // call (its writer is waited for later, see stdinWriter); one without a
     // reader (--stdout) fails with ENXIO. The command gets a blocking fd,
     // as from a shell's redirection.
-    const opened = this.#keep(open(path, flags | O.NONBLOCK, 0o644));
+    let opened;
+    try {
+      opened = this.#keep(open(path, flags | O.NONBLOCK, 0o644));
+    } catch (err) {
+      throw noReaderExplained(err, path);
+    }
     const found = fstat(opened)!;
     const refused = refusal(found.mode);
     if (refused) throw new SboxError(`${path} is ${refused}`, { step: "open" });
@@ -516,6 +521,36 @@ export function refuseStdinAsOutput(
     if (path === undefined || path === "-" || regularFileIdentity(path) !== input) continue;
     throw new SboxError(
       `--stdin and ${option} name the same file: ${path} (written, it would be emptied before the command reads it)`,
+      { step: "options" },
+    );
+  }
+}
+
+/**
+ * Refuses a `--report` that names the regular file of sbox's own stdout or
+ * stderr (`--report /dev/stdout` with stdout `> out.txt`, or that file's
+ * name): the report's open would empty it, and the report, written from
+ * the file's start at the end, would go over what the command wrote there
+ * (stdout, inherited where no --stdout is given) and be overwritten in turn
+ * by sbox's own lines (stderr, which sbox writes to whatever --stderr is).
+ * Call it before the report is opened. A pipe or a terminal is no file to
+ * write over: `--report /dev/stdout` into a pipe writes the report after
+ * the output.
+ */
+export function refuseReportAsOwnOutput(report: string | undefined, stdout: string | undefined): void {
+  if (report === undefined || report === "-") return;
+  const identity = regularFileIdentity(report);
+  if (identity === undefined) return;
+  const own: [number, string][] = [
+    ...(stdout === undefined ? [[1, "stdout, which the command writes to"] as [number, string]] : []),
+    [2, "stderr, where sbox writes its own lines (and the command, without --stderr)"],
+  ];
+  for (const [fd, what] of own) {
+    const found = fstat(fd);
+    if (!found?.isFile || found.identity !== identity) continue;
+    throw new SboxError(
+      `${report} is the file of sbox's ${what}: the report, written from its start at the end, would ` +
+        `overwrite that output; give another file${fd === 2 ? ", or --report - to append it to stderr" : ""}`,
       { step: "options" },
     );
   }
