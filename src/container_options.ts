@@ -71,11 +71,13 @@ export interface ContainerOptions {
   hostname?: string;
   /**
    * The container's network. A {@linkcode NetworkManager} connects its own
-   * network namespace (e.g. `new Slirp4NetnsManager()`) and writes the
+   * network namespace (e.g. `new Slirp4NetnsManager()`). The user-mode
+   * ones (slirp4netns, pasta: a `UserModeNetworkManager`) write the
    * container's /etc/resolv.conf after the mounts, so a bind of a host path
    * on /etc or /etc/resolv.conf (a `BindMount`, or a custom mount that says
-   * so, see `Mount.bindSource`) is refused with one; without one, that namespace
-   * has only `lo`, up. `"host"` makes no network namespace: the
+   * so, see `Mount.bindSource`) is refused with one of them; other managers
+   * write nothing there.
+   * Without a manager, that namespace has only `lo`, up. `"host"` makes no network namespace: the
    * container has the caller's, its interfaces, routes and ports, the
    * services on its 127.0.0.1 and its abstract Unix sockets included, and
    * /sys (which `BaseMounts` then binds read-only from the host: a new sysfs
