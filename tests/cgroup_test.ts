@@ -749,11 +749,7 @@ console.log(JSON.stringify({ points: points.map(printable), exists: inside?.exis
       dir,
       group.mountPath,
       group.name,
-    ], {
-      stdout: "piped",
-      stderr: "piped",
-      signal: AbortSignal.timeout(60_000),
-    }).output();
+    ], { signal: AbortSignal.timeout(60_000) }).output();
     assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
     assert.deepEqual(JSON.parse(new TextDecoder().decode(output.stdout)), {
       points: [`${dir}/cg\\376`],

@@ -677,12 +677,7 @@ Deno.test(
  */
 function sboxInOwnMountNamespace(args: string[], preload?: string): Deno.Command {
   const deno = [Deno.execPath(), "run", "--allow-ffi", ...(preload ? ["--preload", preload] : []), SBOX];
-  return commandInOwnMountNamespace([...deno, ...args], {
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
-  });
+  return commandInOwnMountNamespace([...deno, ...args]);
 }
 
 const MOUNT_RACE_TEST =
@@ -712,12 +707,6 @@ Deno.test(
       const deno = [Deno.execPath(), "run", "--allow-ffi", SBOX, "run", "--", "/bin/true"];
       const output = await commandInOwnMountNamespace(
         ["sh", "-c", script, "sh", dir, String(runs), ...deno],
-        {
-          stdin: "null",
-          stdout: "piped",
-          stderr: "piped",
-          signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
-        },
       ).output();
       assert.ok(output.success, text(output.stderr));
       const stderr = Deno.readTextFileSync(`${dir}/stderr`);
@@ -958,12 +947,7 @@ Deno.test({
         "sh",
         dir,
         ...sboxArgv(["--cwd", dir, "--", "sh", "-c", probe]),
-      ], {
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-        signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
-      }).output();
+      ]).output();
       assert.equal(output.code, 0, text(output.stderr));
       assert.equal(text(output.stderr), "");
       assert.equal(
@@ -1035,11 +1019,7 @@ for (const name of ["a b", 'x$(printf "\\\\376")']) {
   }
 }
 console.log(JSON.stringify(refusals));`;
-    const output = await commandInOwnMountNamespace([Deno.execPath(), "eval", script], {
-      // output() pipes stdout and stderr.
-      stdin: "null",
-      signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
-    }).output();
+    const output = await commandInOwnMountNamespace([Deno.execPath(), "eval", script]).output();
     assert.equal(output.code, 0, text(output.stderr));
     assert.deepEqual(JSON.parse(text(output.stdout)), [
       "not removing S: S/a b is mounted below it",
@@ -1079,7 +1059,6 @@ Deno.test({
           program,
           keep,
         ],
-        { stdin: "null", signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS) },
       ).output();
       assert.equal(output.code, 0, text(output.stderr));
       const refusal = "not removing S: S/a/f1 is mounted below it";
@@ -1202,7 +1181,6 @@ Object.defineProperty(ProcReading.prototype, "mounts", {
       const deno = [Deno.execPath(), "run", "--allow-ffi", "--preload", `${dir}/preload.ts`, SBOX];
       const output = await commandInOwnMountNamespace(
         ["sh", "-c", script, "sh", leftover, ...deno, "run", "--", "/bin/true"],
-        { stdin: "null", signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS) },
       ).output();
       assert.equal(output.code, 0, text(output.stderr));
       // The sweep left it, the bind on it, for a later run.
@@ -2292,11 +2270,7 @@ Deno.test({
       "echo host-only > /sys/kernel/security/host-file && " +
       "mount --bind /sys/kernel/security/host-file /sys/devices/system/cpu/online && " +
       `exec ${sboxOnBusyboxArgv(["--net", "host", "--", "sh", "-c", SYS_PROBE]).map(shellQuote).join(" ")}`;
-    const output = await commandInOwnMountNamespace(["sh", "-c", script], {
-      stdout: "piped",
-      stderr: "piped",
-      signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
-    }).output();
+    const output = await commandInOwnMountNamespace(["sh", "-c", script]).output();
     assert.equal(output.code, 0, text(output.stderr));
     assert.equal(text(output.stdout), "security: \ncpus: \nsys: refused\ncgroup: 63677270\n");
   },
@@ -4168,12 +4142,7 @@ Deno.test({
         'echo "stderr: $? $(cat m/out) $(cat "$in")"; }',
         '{ sbox --stdout m/out --report "$in" -- echo out; echo "report: $? $(cat m/out) $(cat "$in")"; }',
       ].join(" && ");
-      const output = await commandInOwnMountNamespace(["sh", "-c", script], {
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-        signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
-      }).output();
+      const output = await commandInOwnMountNamespace(["sh", "-c", script]).output();
       const stdout = text(output.stdout), stderr = text(output.stderr);
       assert.equal(output.code, 0, `${stdout}${stderr}`);
       // The test's premise: one inode number, two devices.
@@ -5800,10 +5769,7 @@ Deno.test(
     const script = "mount -t tmpfs -o size=64k,nr_inodes=1 tmpfs /dev/shm && mount --bind /tmp /tmp && " +
       "mount -o remount,bind,ro /tmp && exec " +
       sboxOnBusyboxArgv(["--report", "-", "--", "true"]).map(shellQuote).join(" ");
-    const output = await commandInOwnMountNamespace(["sh", "-c", script], {
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+    const output = await commandInOwnMountNamespace(["sh", "-c", script]).output();
     const stderr = text(output.stderr);
     assert.equal(output.code, 125, stderr);
     assert.match(

@@ -286,13 +286,25 @@ export function sboxArgv(args: string[]): string[] {
  */
 export const OWN_MOUNT_NAMESPACE: readonly string[] = ["unshare", "-m", "--propagation", "private"];
 
-/** A command run in a mount namespace of its own ({@linkcode OWN_MOUNT_NAMESPACE}). */
+/**
+ * A command run in a mount namespace of its own ({@linkcode OWN_MOUNT_NAMESPACE}),
+ * as a script would run it: stdin /dev/null, stdout and stderr piped, and
+ * killed after {@linkcode COMMAND_TIMEOUT_MS}. `options` add to those or
+ * replace them.
+ */
 export function commandInOwnMountNamespace(
   argv: readonly string[],
   options: Deno.CommandOptions = {},
 ): Deno.Command {
   const [program, ...args] = OWN_MOUNT_NAMESPACE;
-  return new Deno.Command(program, { ...options, args: [...args, ...argv] });
+  return new Deno.Command(program, {
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
+    ...options,
+    args: [...args, ...argv],
+  });
 }
 
 /**
