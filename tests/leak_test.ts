@@ -105,112 +105,115 @@ Deno.test("a child waiting for its id maps exits when the Deno process that star
   Deno.removeSync(dir, { recursive: true });
 });
 
-Deno.test("an exec() whose record stream fails after its fork kills and reaps the forked process too", async () => {
+/** RecordReader's `next`, as the tests below replace it. */
+type ReadNext = (this: RecordReader) => ReturnType<RecordReader["next"]>;
+
+/**
+ * An exec() of a sleep beside a busybox container's init while
+ * RecordReader's `next` is `replace(next)` (given the real one): the
+ * failure a test injects into the launch's reads. `whileExec` gets the
+ * exec, mapped to what it rejects with, before it is awaited. Resolves to
+ * that rejection once `next` is back and no process, zombie or fd of the
+ * exec is left (asserted); whatever happens, the leftovers are reaped and
+ * the container disposed of.
+ */
+async function execWithInjectedReads(
+  replace: (next: ReadNext) => ReadNext,
+  whileExec: (exec: Promise<unknown>) => Promise<void> = async () => {},
+): Promise<unknown> {
   const setup = await busyboxContainer();
-  const init = await setup.container.start({ command: ["/bin/sleep", "1000"], env: ENV });
-  const before = snapshot();
-  // The failure injected: the first read after a "forked" record throws, as
-  // a protocol error would (none is known to happen: records are atomic
-  // writes). Until then the launch runs as it does.
   const { next } = RecordReader.prototype;
-  const afterFork = new WeakSet<RecordReader>();
-  RecordReader.prototype.next = async function (this: RecordReader) {
-    if (afterFork.delete(this)) throw new Error("injected: a record that cannot be decoded");
-    const record = await next.call(this);
-    if (record?.kind === "forked") afterFork.add(this);
-    return record;
-  };
+  let before: ReturnType<typeof snapshot> | undefined;
   try {
-    const err = await setup.container.exec(init, { command: ["/bin/sleep", "1000"], env: ENV })
+    const init = await setup.container.start({ command: ["/bin/sleep", "1000"], env: ENV });
+    before = snapshot();
+    RecordReader.prototype.next = replace(next);
+    const exec = setup.container.exec(init, { command: ["/bin/sleep", "1000"], env: ENV })
       .then(() => undefined, (e) => e);
+    await whileExec(exec);
+    const err = await exec;
     RecordReader.prototype.next = next;
-    assert.match(String(err), /injected: a record that cannot be decoded/);
-    // The go-between was reaped; the process it forked (a child of ours)
-    // went on to run the command, and stayed a child, then a zombie.
     assert.deepEqual(snapshot(), before, "no process, zombie or fd of the exec is left");
+    return err;
   } finally {
     RecordReader.prototype.next = next;
-    await reapChildrenSince(before);
+    if (before) await reapChildrenSince(before);
     await setup[Symbol.asyncDispose]();
   }
+}
+
+Deno.test("an exec() whose record stream fails after its fork kills and reaps the forked process too", async () => {
+  // The failure injected: the first read after a "forked" record throws, as
+  // a protocol error would (none is known to happen: records are atomic
+  // writes). Until then the launch runs as it does. On the old code the
+  // go-between was reaped; the process it forked (a child of ours) went on
+  // to run the command, and stayed a child, then a zombie.
+  const afterFork = new WeakSet<RecordReader>();
+  const err = await execWithInjectedReads((next) =>
+    async function (this: RecordReader) {
+      if (afterFork.delete(this)) throw new Error("injected: a record that cannot be decoded");
+      const record = await next.call(this);
+      if (record?.kind === "forked") afterFork.add(this);
+      return record;
+    }
+  );
+  assert.match(String(err), /injected: a record that cannot be decoded/);
 });
 
 Deno.test("an exec() whose record stream fails before its fork's record is read kills and reaps what the drain finds", async () => {
-  const setup = await busyboxContainer();
-  const init = await setup.container.start({ command: ["/bin/sleep", "1000"], env: ENV });
-  const before = snapshot();
   // The failure injected: the exec's first read, once the "forked" record
   // is in the pipe, throws without reading it. The reads after it read as
   // they do: the record is first seen while the launch is given up.
   // (pid 1's reader sees no record while its command sleeps.)
-  const { next } = RecordReader.prototype;
   const failed = new WeakSet<RecordReader>();
-  RecordReader.prototype.next = async function (this: RecordReader) {
-    if (failed.has(this)) return await next.call(this);
-    failed.add(this);
-    await reactor().readable(this.fd);
-    throw new Error("injected: a read of the result pipe that failed");
-  };
-  try {
-    const err = await setup.container.exec(init, { command: ["/bin/sleep", "1000"], env: ENV })
-      .then(() => undefined, (e) => e);
-    RecordReader.prototype.next = next;
-    assert.match(String(err), /injected: a read of the result pipe that failed/);
-    assert.deepEqual(snapshot(), before, "no process, zombie or fd of the exec is left");
-  } finally {
-    RecordReader.prototype.next = next;
-    await reapChildrenSince(before);
-    await setup[Symbol.asyncDispose]();
-  }
+  const err = await execWithInjectedReads((next) =>
+    async function (this: RecordReader) {
+      if (failed.has(this)) return await next.call(this);
+      failed.add(this);
+      await reactor().readable(this.fd);
+      throw new Error("injected: a read of the result pipe that failed");
+    }
+  );
+  assert.match(String(err), /injected: a read of the result pipe that failed/);
 });
 
 Deno.test("an exec() whose record stream turns corrupt after its fork frees the child stack only at end-of-file", async () => {
-  const setup = await busyboxContainer();
-  const init = await setup.container.start({ command: ["/bin/sleep", "1000"], env: ENV });
-  const before = snapshot();
   // The corruption injected: after a "forked" record every read throws, as
   // RecordReader's does on a record it cannot decode (the record stays
   // pending). And the test holds a write end of the pipe of its own (opened
   // anew through /proc), so that end-of-file comes only once it lets go:
   // the processes the launch kills could be quicker than its release.
-  const { next } = RecordReader.prototype;
   const corrupt = new WeakSet<RecordReader>();
   let writeEnd: Deno.FsFile | undefined;
-  RecordReader.prototype.next = async function (this: RecordReader) {
-    if (corrupt.has(this)) throw new Error("injected: a record that cannot be decoded");
-    const record = await next.call(this);
-    if (record?.kind === "forked") {
-      corrupt.add(this);
-      writeEnd = Deno.openSync(`/proc/self/fd/${this.fd}`, { write: true });
-    }
-    return record;
-  };
-  try {
-    let settled = false;
-    const exec = setup.container.exec(init, { command: ["/bin/sleep", "1000"], env: ENV })
-      .then(() => undefined, (e) => e).finally(() => settled = true);
-    while (!writeEnd && !settled) await new Promise((resolve) => setTimeout(resolve, 10));
-    assert.ok(writeEnd, "the exec's forked record was read");
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    // Still read: a write goes through (EPIPE once the launch closed it).
-    const write = (() => {
+  let write: number | string | undefined;
+  const err = await execWithInjectedReads(
+    (next) =>
+      async function (this: RecordReader) {
+        if (corrupt.has(this)) throw new Error("injected: a record that cannot be decoded");
+        const record = await next.call(this);
+        if (record?.kind === "forked") {
+          corrupt.add(this);
+          writeEnd = Deno.openSync(`/proc/self/fd/${this.fd}`, { write: true });
+        }
+        return record;
+      },
+    async (exec) => {
+      let settled = false;
+      exec.finally(() => settled = true);
+      while (!writeEnd && !settled) await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.ok(writeEnd, "the exec's forked record was read");
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      // Still read: a write goes through (EPIPE once the launch closed it).
       try {
-        return writeEnd.writeSync(new Uint8Array(1));
+        write = writeEnd.writeSync(new Uint8Array(1));
       } catch (err) {
-        return String(err);
+        write = String(err);
       }
-    })();
-    writeEnd.close();
-    const err = await exec;
-    RecordReader.prototype.next = next;
-    assert.equal(write, 1, "the result pipe was still read before its end-of-file");
-    assert.match(String(err), /injected: a record that cannot be decoded/);
-    assert.deepEqual(snapshot(), before, "no process, zombie or fd of the exec is left");
-  } finally {
-    RecordReader.prototype.next = next;
-    await reapChildrenSince(before);
-    await setup[Symbol.asyncDispose]();
-  }
+      writeEnd.close();
+    },
+  );
+  assert.equal(write, 1, "the result pipe was still read before its end-of-file");
+  assert.match(String(err), /injected: a record that cannot be decoded/);
 });
 
 /**
